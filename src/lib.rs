@@ -1,0 +1,24 @@
+//! pgrehearse: rehearse a PostgreSQL schema migration under production-like
+//! load and measure every lock, wait and latency change it causes.
+//!
+//! Data flows one way, one module per box:
+//! scenario → target → seed → rehearsal (workload + migration + observe) →
+//! record → analyze → report.
+
+pub mod analyze;
+pub mod cli;
+pub mod clock;
+pub mod error;
+pub mod locks;
+pub mod migration;
+pub mod observe;
+pub mod record;
+pub mod rehearsal;
+pub mod report;
+pub mod scenario;
+pub mod seed;
+pub mod sql;
+pub mod target;
+pub mod workload;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Deterministic value generators for seeding and for query parameters.

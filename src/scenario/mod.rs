@@ -1,0 +1,227 @@
+//! Scenario files: the raw TOML model (`model`), loading with source spans and
+//! validation into a [`Scenario`] plan (`load`), and the value generators
+//! (`gen`). Everything downstream consumes only the validated plan below.
+
+pub mod gen;
+pub mod load;
+pub mod model;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{load, load_str, Overrides};
+
+/// A validated scenario: everything a rehearsal needs, no raw input left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    /// naive/safe files that share a pair are compared.
+    pub pair: Option<String>,
+    pub variant: Option<Variant>,
+    /// sha256 of the file's bytes, hex.
+    pub hash: String,
+    pub postgres: PostgresPlan,
+    /// Tables in creation order (a foreign key generator may only point at an
+    /// earlier table).
+    pub tables: Vec<TablePlan>,
+    /// Plain-SQL seeding, run after the generated tables are loaded and before
+    /// VACUUM (FREEZE, ANALYZE).
+    pub seed_sql: Vec<String>,
+    pub workload: WorkloadPlan,
+    pub phases: Vec<PhasePlan>,
+    pub budget: Budget,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    Naive,
+    Safe,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PostgresPlan {
+    /// Major version wanted ("15", "17"): image tag / local binaries.
+    pub version: Option<String>,
+    /// Container image, overridden by --image / PGREHEARSE_IMAGE.
+    pub image: Option<String>,
+    /// Server settings applied as `-c name=value` where we own the server.
+    pub settings: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TablePlan {
+    pub name: String,
+    /// Exact number of rows to generate (after --rows / --scale).
+    pub rows: u64,
+    pub create: String,
+    pub after_seed: Vec<String>,
+    /// Generated columns; a table column without a generator gets its default.
+    pub columns: Vec<ColumnPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnPlan {
+    pub name: String,
+    pub gen: ColumnGen,
+}
+
+/// A value generator plus the fraction of NULLs it yields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnGen {
+    pub kind: Gen,
+    /// 0.0..=1.0
+    pub null_fraction: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntDist {
+    Uniform,
+    /// Zipf over [min, max] with exponent `s` (1.0 by default): min is the
+    /// hottest value.
+    Zipf,
+}
+
+/// Value generators. Every one is deterministic given the RNG it is handed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gen {
+    /// start, start+1, ... (the row number, 0-based, plus `start`).
+    Sequence { start: i64 },
+    Int {
+        min: i64,
+        max: i64,
+        dist: IntDist,
+        /// Zipf exponent; ignored for uniform.
+        s: f64,
+    },
+    Float { min: f64, max: f64 },
+    /// Random alphanumeric text, length in [min_len, max_len].
+    Text { min_len: u32, max_len: u32 },
+    /// Space-separated words from a fixed built-in list, count in [min, max].
+    Words { min: u32, max: u32 },
+    /// One of `values`, chosen by `weights` (same length, all > 0 sum).
+    Choice { values: Vec<String>, weights: Vec<u32> },
+    Bool { p_true: f64 },
+    /// Microseconds since the Unix epoch, uniform in [from, to].
+    Timestamp { from_us: i64, to_us: i64 },
+    Uuid,
+    /// A small JSON object with `keys` integer-valued keys.
+    Json { keys: u32 },
+    /// A key of another table: uniform in [1, rows of that table]. The row
+    /// count is resolved after --rows/--scale, so the range follows scaling.
+    ForeignKey { table: String, rows: u64 },
+    /// The same text every time (cast by Postgres to the column type).
+    Constant { value: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadPlan {
+    /// Connections per app version.
+    pub clients: u32,
+    /// Total intended queries/s across apps (open loop); None = closed loop.
+    pub rate: Option<f64>,
+    pub before: Duration,
+    pub after: Duration,
+    /// Width of a latency window (100 ms by default).
+    pub window: Duration,
+    /// statement_timeout for app queries, if any.
+    pub query_timeout: Option<Duration>,
+    pub queries: Vec<QueryPlan>,
+    pub scripts: Vec<ScriptPlan>,
+}
+
+impl WorkloadPlan {
+    /// Every app version any query names, in first-seen order.
+    pub fn apps(&self) -> Vec<String> {
+        let mut apps: Vec<String> = Vec::new();
+        for q in &self.queries {
+            for a in &q.apps {
+                if !apps.contains(a) {
+                    apps.push(a.clone());
+                }
+            }
+        }
+        apps
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    pub name: String,
+    pub weight: u32,
+    /// App versions that send it (resolved: never empty).
+    pub apps: Vec<String>,
+    pub sql: String,
+    /// One generator per `$n` placeholder, in order.
+    pub params: Vec<ColumnGen>,
+}
+
+/// A one-off session at a set time since traffic started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptPlan {
+    pub name: String,
+    pub at: Duration,
+    pub sql: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhasePlan {
+    pub name: String,
+    /// App versions live during this phase (never empty).
+    pub apps: Vec<String>,
+    pub steps: Vec<StepPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPlan {
+    pub name: String,
+    pub action: StepAction,
+    /// Run the statements in one transaction (default) or each on its own
+    /// (required for CONCURRENTLY).
+    pub transaction: bool,
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    /// Retries after a lock timeout (55P03), with exponential backoff + jitter.
+    pub retries: u32,
+    /// First backoff; doubled each retry.
+    pub retry_backoff: Duration,
+    /// Pause after the step, traffic still running.
+    pub pause_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepAction {
+    /// Statements, already split by [`crate::sql::split`].
+    Sql(Vec<String>),
+    Backfill(BackfillPlan),
+}
+
+/// `UPDATE table SET <set> WHERE key > lo AND key <= hi [AND (<where>)]`, one
+/// transaction per batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillPlan {
+    pub table: String,
+    pub key: String,
+    pub batch: u64,
+    pub pause: Duration,
+    pub set: String,
+    pub where_clause: Option<String>,
+}
+
+/// Limits that fail the run (exit 1) when breached. None = not checked.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Budget {
+    /// Longest hold of a migration lock that blocks app reads or writes.
+    pub max_blocking_lock_ms: Option<f64>,
+    /// Longest lock wait of any app query.
+    pub max_app_wait_ms: Option<f64>,
+    /// App p99 latency while the migration runs.
+    pub p99_ms: Option<f64>,
+    pub max_errors: Option<u64>,
+    /// Errors / requests while the migration runs, 0.0..=1.0.
+    pub max_error_rate: Option<f64>,
+    /// Total migration duration.
+    pub max_duration_ms: Option<f64>,
+}

@@ -1,0 +1,186 @@
+//! Where Postgres comes from (DESIGN.md "Targets"): an ephemeral local
+//! cluster, a container, or an existing server by URL — one interface.
+//!
+//! Every target hands out a *work database* that it created and that nothing
+//! else uses; `teardown` removes everything the target started or created.
+
+#[cfg(feature = "docker")]
+pub mod docker;
+pub mod local;
+pub mod url;
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+
+/// How to reach a server. The password never appears in Debug or Display.
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// A host name, an IP address, or an absolute Unix-socket directory.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    /// The database this target works in (created by the target).
+    pub dbname: String,
+}
+
+impl ConnInfo {
+    /// A tokio-postgres config for `dbname` on this server.
+    pub fn config_for(&self, dbname: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(dbname)
+            .application_name("pgrehearse")
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(p) = &self.password {
+            c.password(p);
+        }
+        c
+    }
+
+    /// The config for the work database.
+    pub fn config(&self) -> tokio_postgres::Config {
+        self.config_for(&self.dbname)
+    }
+
+    /// `postgres://user:***@host:port/db`, safe to print and to write.
+    pub fn redacted(&self) -> String {
+        let pw = if self.password.is_some() { ":***" } else { "" };
+        format!(
+            "postgres://{}{}@{}:{}/{}",
+            self.user, pw, self.host, self.port, self.dbname
+        )
+    }
+}
+
+impl std::fmt::Debug for ConnInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// docker if an engine answers, else local, else exit 3.
+    Auto,
+    Docker,
+    Local,
+    Url,
+}
+
+/// What the caller wants from a target.
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    pub backend: BackendKind,
+    /// --image / PGREHEARSE_IMAGE / scenario image.
+    pub image: Option<String>,
+    /// --database-url (url backend).
+    pub database_url: Option<String>,
+    /// Wanted major version, if any ("15", "17").
+    pub version: Option<String>,
+    /// Scenario settings plus the harness's own, as `-c name=value`.
+    pub settings: Vec<(String, String)>,
+}
+
+/// A server log we can tail for `log_lock_waits` lines, where we own the server.
+#[derive(Debug, Clone)]
+pub enum ServerLog {
+    /// A file written by the server (local backend).
+    File(PathBuf),
+}
+
+/// A running Postgres with a work database.
+pub enum Target {
+    Local(local::LocalCluster),
+    #[cfg(feature = "docker")]
+    Docker(docker::DockerPostgres),
+    Url(url::UrlTarget),
+}
+
+impl Target {
+    /// Provision according to `opts`; `auto` picks docker, then local.
+    /// Errors map to exit 3 (`Error::NoPostgres`) when nothing is usable.
+    pub async fn start(opts: &TargetOptions) -> Result<Target> {
+        match opts.backend {
+            BackendKind::Local => Ok(Target::Local(local::LocalCluster::start(opts).await?)),
+            BackendKind::Url => Ok(Target::Url(url::UrlTarget::start(opts).await?)),
+            #[cfg(feature = "docker")]
+            BackendKind::Docker => Ok(Target::Docker(docker::DockerPostgres::start(opts).await?)),
+            #[cfg(not(feature = "docker"))]
+            BackendKind::Docker => Err(crate::Error::NoPostgres(
+                "this build has no docker backend (built without the `docker` feature)".into(),
+            )),
+            BackendKind::Auto => auto(opts).await,
+        }
+    }
+
+    pub fn conn(&self) -> &ConnInfo {
+        match self {
+            Target::Local(t) => t.conn(),
+            #[cfg(feature = "docker")]
+            Target::Docker(t) => t.conn(),
+            Target::Url(t) => t.conn(),
+        }
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Target::Local(_) => BackendKind::Local,
+            #[cfg(feature = "docker")]
+            Target::Docker(_) => BackendKind::Docker,
+            Target::Url(_) => BackendKind::Url,
+        }
+    }
+
+    /// The server log, where we own the server and can read it.
+    pub fn server_log(&self) -> Option<ServerLog> {
+        match self {
+            Target::Local(t) => t.server_log(),
+            #[cfg(feature = "docker")]
+            Target::Docker(_) => None,
+            Target::Url(_) => None,
+        }
+    }
+
+    /// Human description for run.json and progress output (no secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Local(t) => t.describe(),
+            #[cfg(feature = "docker")]
+            Target::Docker(t) => t.describe(),
+            Target::Url(t) => t.describe(),
+        }
+    }
+
+    /// Stop and remove everything this target started or created. Safe to
+    /// call once; errors are reported, not fatal.
+    pub async fn teardown(self) -> Result<()> {
+        match self {
+            Target::Local(t) => t.teardown().await,
+            #[cfg(feature = "docker")]
+            Target::Docker(t) => t.teardown().await,
+            Target::Url(t) => t.teardown().await,
+        }
+    }
+}
+
+async fn auto(opts: &TargetOptions) -> Result<Target> {
+    #[cfg(feature = "docker")]
+    if docker::engine_answers().await {
+        return Ok(Target::Docker(docker::DockerPostgres::start(opts).await?));
+    }
+    match local::LocalCluster::start(opts).await {
+        Ok(t) => Ok(Target::Local(t)),
+        Err(crate::Error::NoPostgres(why)) => Err(crate::Error::NoPostgres(format!(
+            "no Docker engine answered and no local cluster could be started ({why}).\n\
+             Either start a Docker engine (e.g. `dockerd &`) and use --backend docker,\n\
+             install the Postgres server binaries (Debian: apt-get install postgresql),\n\
+             or point at a server with --backend url --database-url postgres://..."
+        ))),
+        Err(e) => Err(e),
+    }
+}
