@@ -146,6 +146,16 @@ impl Target {
         }
     }
 
+    /// The server's `server_version_num` (e.g. 150018), read at start.
+    pub fn server_version_num(&self) -> u32 {
+        match self {
+            Target::Local(t) => t.server_version_num(),
+            #[cfg(feature = "docker")]
+            Target::Docker(t) => t.server_version_num(),
+            Target::Url(t) => t.server_version_num(),
+        }
+    }
+
     /// Human description for run.json and progress output (no secrets).
     pub fn describe(&self) -> String {
         match self {

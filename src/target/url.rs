@@ -17,6 +17,9 @@ impl UrlTarget {
     pub fn server_log(&self) -> Option<ServerLog> {
         None
     }
+    pub fn server_version_num(&self) -> u32 {
+        0
+    }
     pub fn describe(&self) -> String {
         "url".into()
     }
