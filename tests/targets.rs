@@ -133,3 +133,122 @@ async fn test_server_helper_provides_a_work_database() {
     drop(client);
     server.teardown().await;
 }
+
+fn url_opts(url: &str) -> TargetOptions {
+    TargetOptions {
+        backend: BackendKind::Url,
+        image: None,
+        database_url: Some(url.to_string()),
+        version: None,
+        settings: vec![],
+    }
+}
+
+/// The url backend against a cluster this test starts: it creates one
+/// scratch database, works there, drops it, and touches nothing else.
+#[tokio::test]
+async fn url_backend_works_in_a_scratch_database_and_touches_nothing_else() {
+    let server = LocalCluster::start(&local_opts(&[])).await.expect("server");
+    let sc = server.conn().clone();
+    let pw = sc.password.clone().unwrap();
+
+    // Pre-existing state the url backend must not touch.
+    let admin = common::connect(&sc, "postgres").await;
+    admin
+        .batch_execute("CREATE DATABASE existing_app")
+        .await
+        .unwrap();
+    let app = common::connect(&sc, "existing_app").await;
+    app.batch_execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, total int); \
+         INSERT INTO orders VALUES (1, 100), (2, 200);",
+    )
+    .await
+    .unwrap();
+    let databases = |c: tokio_postgres::Client| async move {
+        c.query("SELECT datname FROM pg_database ORDER BY 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+    let before = databases(common::connect(&sc, "postgres").await).await;
+
+    let url = format!("postgres://postgres:{pw}@127.0.0.1:{}/postgres", sc.port);
+    let target = Target::start(&url_opts(&url)).await.expect("url target");
+    let conn = target.conn().clone();
+    assert!(conn.dbname.starts_with("pgrehearse_"), "{}", conn.dbname);
+    assert_ne!(conn.dbname, "postgres");
+    assert!(!target.describe().contains(&pw), "{}", target.describe());
+    assert_eq!(target.server_version_num(), server.server_version_num());
+    assert!(target.server_log().is_none());
+    assert_eq!(
+        common::scratch_databases(&sc).await,
+        vec![conn.dbname.clone()]
+    );
+
+    // Work in the scratch database, leave a session open: teardown must still drop it.
+    let work = common::connect(&conn, &conn.dbname).await;
+    work.batch_execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (42);")
+        .await
+        .unwrap();
+    target.teardown().await.expect("teardown");
+
+    assert!(common::scratch_databases(&sc).await.is_empty());
+    let after = databases(common::connect(&sc, "postgres").await).await;
+    assert_eq!(before, after, "exactly the pre-existing databases remain");
+    let rows: i64 = app
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2, "pre-existing objects untouched");
+    drop((admin, app, work));
+    server.teardown().await.unwrap();
+}
+
+#[tokio::test]
+async fn url_scratch_database_is_dropped_when_the_target_is_dropped() {
+    let server = LocalCluster::start(&local_opts(&[])).await.expect("server");
+    let sc = server.conn().clone();
+    let url = format!(
+        "host=127.0.0.1 port={} user=postgres password={} dbname=postgres",
+        sc.port,
+        sc.password.clone().unwrap()
+    );
+    let target = Target::start(&url_opts(&url)).await.expect("url target");
+    assert_eq!(common::scratch_databases(&sc).await.len(), 1);
+    drop(target);
+    assert!(common::scratch_databases(&sc).await.is_empty());
+    server.teardown().await.unwrap();
+}
+
+#[tokio::test]
+async fn url_backend_fails_with_exit_3_and_no_password_in_the_message() {
+    let server = LocalCluster::start(&local_opts(&[])).await.expect("server");
+    let port = server.conn().port;
+    let secret = "Sup3rSecretPassw0rd";
+    let cases = [
+        // wrong password
+        format!("postgres://postgres:{secret}@127.0.0.1:{port}/postgres"),
+        // unknown user
+        format!("postgres://nobody:{secret}@127.0.0.1:{port}/postgres"),
+        // nothing listening
+        format!("postgres://postgres:{secret}@127.0.0.1:1/postgres"),
+        // not a URL at all
+        format!("postgres://postgres:{secret}@127.0.0.1:notaport/postgres"),
+        format!("host=127.0.0.1 port={port} password={secret} bogus_option=1"),
+    ];
+    for url in cases {
+        let err = match Target::start(&url_opts(&url)).await {
+            Ok(_) => panic!("{url} must fail"),
+            Err(e) => e,
+        };
+        assert_eq!(err.exit_code(), 3, "{url}: {err}");
+        let msg = err.to_string();
+        assert!(!msg.contains(secret), "password leaked: {msg}");
+    }
+    assert!(common::scratch_databases(server.conn()).await.is_empty());
+    server.teardown().await.unwrap();
+}

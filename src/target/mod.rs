@@ -46,6 +46,16 @@ impl ConnInfo {
         self.config_for(&self.dbname)
     }
 
+    /// Like [`ConnInfo::redacted`] but naming another database.
+    pub fn redacted_at(&self, dbname: &str) -> String {
+        ConnInfo {
+            password: self.password.as_ref().map(|_| String::new()),
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
+        .redacted()
+    }
+
     /// `postgres://user:***@host:port/db`, safe to print and to write.
     pub fn redacted(&self) -> String {
         let pw = if self.password.is_some() { ":***" } else { "" };
