@@ -85,6 +85,12 @@ pub struct SeedReport {
     pub tables: Vec<TableReport>,
     /// Everything: create, load, seed_sql, after_seed, VACUUM.
     pub duration: Duration,
+    /// Of which: creating and loading the tables.
+    pub load: Duration,
+    /// Of which: seed_sql and every after_seed statement.
+    pub sql: Duration,
+    /// Of which: VACUUM (FREEZE, ANALYZE).
+    pub vacuum: Duration,
     pub bytes: u64,
 }
 
@@ -134,15 +140,22 @@ pub async fn seed_with(
         names.push(qualified);
     }
     bar.finish_and_clear();
+    let load = started.elapsed();
 
     for (i, sql) in scenario.seed_sql.iter().enumerate() {
         run_sql(&client, sql, &format!("seed_sql[{i}]")).await?;
     }
     for table in &scenario.tables {
         for (i, sql) in table.after_seed.iter().enumerate() {
-            run_sql(&client, sql, &format!("table {}: after_seed[{i}]", table.name)).await?;
+            run_sql(
+                &client,
+                sql,
+                &format!("table {}: after_seed[{i}]", table.name),
+            )
+            .await?;
         }
     }
+    let sql = started.elapsed() - load;
     for name in &names {
         run_sql(
             &client,
@@ -152,9 +165,13 @@ pub async fn seed_with(
         .await?;
     }
     let bytes = tables.iter().map(|t| t.bytes).sum();
+    let duration = started.elapsed();
     Ok(SeedReport {
         tables,
-        duration: started.elapsed(),
+        duration,
+        load,
+        sql,
+        vacuum: duration - load - sql,
         bytes,
     })
 }
@@ -193,7 +210,12 @@ async fn load_table(
     let table = &scenario.tables[index];
     let started = Instant::now();
     run_sql(client, "BEGIN", "BEGIN").await?;
-    run_sql(client, &table.create, &format!("table {}: create", table.name)).await?;
+    run_sql(
+        client,
+        &table.create,
+        &format!("table {}: create", table.name),
+    )
+    .await?;
     let info = describe(client, scenario, index).await?;
     let encoders = Arc::new(bind_columns(scenario, index, &info)?);
     let mode = match opts.load {
@@ -245,7 +267,10 @@ async fn load_table(
         (n, b, 1)
     } else {
         run_sql(client, "COMMIT", "COMMIT").await?;
-        let sql = format!("COPY {} ({list}) FROM STDIN (FORMAT binary)", info.qualified);
+        let sql = format!(
+            "COPY {} ({list}) FROM STDIN (FORMAT binary)",
+            info.qualified
+        );
         let n_conn = workers.min(chunks as usize).max(1);
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..n_conn as u64 {
@@ -437,25 +462,17 @@ async fn describe(client: &Client, scenario: &Scenario, index: usize) -> Result<
 }
 
 /// Pair each scenario column with its table column, in scenario order.
-fn bind_columns(
-    scenario: &Scenario,
-    index: usize,
-    info: &TableInfo,
-) -> Result<Vec<ColumnEncoder>> {
+fn bind_columns(scenario: &Scenario, index: usize, info: &TableInfo) -> Result<Vec<ColumnEncoder>> {
     let table = &scenario.tables[index];
     let mut out = Vec::with_capacity(table.columns.len());
     let mut problems = Vec::new();
     for (stream, col) in table.columns.iter().enumerate() {
         let field = format!("table[{index}].columns.{}", col.name);
-        let found = info
-            .columns
-            .iter()
-            .find(|c| c.0 == col.name)
-            .or_else(|| {
-                let lower = col.name.to_lowercase();
-                let mut m = info.columns.iter().filter(|c| c.0 == lower);
-                m.next().filter(|_| m.next().is_none())
-            });
+        let found = info.columns.iter().find(|c| c.0 == col.name).or_else(|| {
+            let lower = col.name.to_lowercase();
+            let mut m = info.columns.iter().filter(|c| c.0 == lower);
+            m.next().filter(|_| m.next().is_none())
+        });
         let Some((name, ty, type_name, generated)) = found else {
             let have: Vec<&str> = info.columns.iter().map(|c| c.0.as_str()).collect();
             problems.push(problem(
@@ -616,21 +633,17 @@ async fn admin_client(conn: &ConnInfo, avoid: &[&str]) -> Result<Client> {
 }
 
 async fn connect(conn: &ConnInfo, dbname: &str) -> Result<Client> {
-    let (client, connection) = conn
-        .config_for(dbname)
-        .connect(NoTls)
-        .await
-        .map_err(|e| {
-            Error::NoPostgres(format!(
-                "cannot connect to {}: {}",
-                ConnInfo {
-                    dbname: dbname.to_string(),
-                    ..conn.clone()
-                }
-                .redacted(),
-                describe_pg_error(&e)
-            ))
-        })?;
+    let (client, connection) = conn.config_for(dbname).connect(NoTls).await.map_err(|e| {
+        Error::NoPostgres(format!(
+            "cannot connect to {}: {}",
+            ConnInfo {
+                dbname: dbname.to_string(),
+                ..conn.clone()
+            }
+            .redacted(),
+            describe_pg_error(&e)
+        ))
+    })?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
