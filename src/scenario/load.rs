@@ -24,3 +24,8 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
 pub fn load_str(_path: &Path, _bytes: &[u8], _overrides: &Overrides) -> Result<Scenario> {
     unimplemented!("scenario loader")
 }
+
+/// The plan, human-readable (interim).
+pub fn describe(s: &Scenario) -> String {
+    format!("{s:#?}")
+}

@@ -9,7 +9,9 @@ pub struct DockerPostgres {
 
 impl DockerPostgres {
     pub async fn start(_opts: &TargetOptions) -> Result<DockerPostgres> {
-        Err(crate::Error::NoPostgres("docker backend not built yet".into()))
+        Err(crate::Error::NoPostgres(
+            "docker backend not built yet".into(),
+        ))
     }
     pub fn conn(&self) -> &ConnInfo {
         &self.conn

@@ -9,7 +9,9 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     pub async fn start(_opts: &TargetOptions) -> Result<LocalCluster> {
-        Err(crate::Error::NoPostgres("local backend not built yet".into()))
+        Err(crate::Error::NoPostgres(
+            "local backend not built yet".into(),
+        ))
     }
     pub fn conn(&self) -> &ConnInfo {
         &self.conn
