@@ -19,6 +19,9 @@ impl DockerPostgres {
     pub fn server_log(&self) -> Option<ServerLog> {
         None
     }
+    pub fn server_version_num(&self) -> u32 {
+        0
+    }
     pub fn describe(&self) -> String {
         "docker".into()
     }
