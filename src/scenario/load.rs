@@ -166,3 +166,8 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
         message,
     }])
 }
+
+/// The plan, human-readable (interim).
+pub fn describe(s: &Scenario) -> String {
+    format!("{s:#?}")
+}

@@ -9,13 +9,18 @@ pub struct DockerPostgres {
 
 impl DockerPostgres {
     pub async fn start(_opts: &TargetOptions) -> Result<DockerPostgres> {
-        Err(crate::Error::NoPostgres("docker backend not built yet".into()))
+        Err(crate::Error::NoPostgres(
+            "docker backend not built yet".into(),
+        ))
     }
     pub fn conn(&self) -> &ConnInfo {
         &self.conn
     }
     pub fn server_log(&self) -> Option<ServerLog> {
         None
+    }
+    pub fn server_version_num(&self) -> u32 {
+        0
     }
     pub fn describe(&self) -> String {
         "docker".into()

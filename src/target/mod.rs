@@ -46,6 +46,16 @@ impl ConnInfo {
         self.config_for(&self.dbname)
     }
 
+    /// Like [`ConnInfo::redacted`] but naming another database.
+    pub fn redacted_at(&self, dbname: &str) -> String {
+        ConnInfo {
+            password: self.password.as_ref().map(|_| String::new()),
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
+        .redacted()
+    }
+
     /// `postgres://user:***@host:port/db`, safe to print and to write.
     pub fn redacted(&self) -> String {
         let pw = if self.password.is_some() { ":***" } else { "" };
@@ -143,6 +153,16 @@ impl Target {
             #[cfg(feature = "docker")]
             Target::Docker(_) => None,
             Target::Url(_) => None,
+        }
+    }
+
+    /// The server's `server_version_num` (e.g. 150018), read at start.
+    pub fn server_version_num(&self) -> u32 {
+        match self {
+            Target::Local(t) => t.server_version_num(),
+            #[cfg(feature = "docker")]
+            Target::Docker(t) => t.server_version_num(),
+            Target::Url(t) => t.server_version_num(),
         }
     }
 
