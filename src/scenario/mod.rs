@@ -2,9 +2,14 @@
 //! validation into a [`Scenario`] plan (`load`), and the value generators
 //! (`gen`). Everything downstream consumes only the validated plan below.
 
+mod describe;
+mod diag;
 pub mod gen;
+mod gen_spec;
 pub mod load;
 pub mod model;
+mod span;
+mod validate;
 
 use std::path::PathBuf;
 use std::time::Duration;
