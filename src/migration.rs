@@ -140,7 +140,7 @@ pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
              (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') FROM t), \
              ARRAY(SELECT locktype || '|' || coalesce(relation::regclass::text, locktype) || '|' || mode \
                 FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
-                AND locktype IN ('relation', 'transactionid', 'object'))",
+                AND locktype IN ('relation', 'transactionid'))",
         )
         .await?;
     use rand::SeedableRng;
@@ -333,7 +333,7 @@ impl Executor {
             let after = self.probe().await.unwrap_or_default();
             self.fill_probe_facts(idx, &before, &after);
             for k in &after.locks {
-                if !txn.acquired.iter().any(|(a, _)| a == k) && !is_catalog(&k.1) {
+                if !txn.acquired.iter().any(|(a, _)| a == k) && !is_catalog(&k.1) && !is_transient(&k.1) {
                     txn.acquired.push((k.clone(), idx));
                 }
             }
@@ -583,6 +583,13 @@ impl Executor {
 /// Catalog relations the probe itself touches are not the migration's.
 pub fn is_catalog(relation: &str) -> bool {
     relation.starts_with("pg_") || relation.starts_with("information_schema.")
+}
+
+/// A relation that no longer exists when the probe looks (the transient heap
+/// of a rewrite) shows as a bare oid: it is part of the statement's work, not
+/// a lock anyone else could wait for.
+fn is_transient(relation: &str) -> bool {
+    !relation.is_empty() && relation.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `16/B374D848` → a byte position.
