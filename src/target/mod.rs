@@ -99,7 +99,8 @@ pub struct TargetOptions {
 /// A server log we can tail for `log_lock_waits` lines, where we own the server.
 #[derive(Debug, Clone)]
 pub enum ServerLog {
-    /// A file written by the server (local backend).
+    /// A file written by the server (local backend), or the container's
+    /// stderr followed into a file (docker backend).
     File(PathBuf),
 }
 
@@ -151,7 +152,7 @@ impl Target {
         match self {
             Target::Local(t) => t.server_log(),
             #[cfg(feature = "docker")]
-            Target::Docker(_) => None,
+            Target::Docker(t) => t.server_log(),
             Target::Url(_) => None,
         }
     }
