@@ -167,7 +167,6 @@ tar --numeric-owner -C "$rootfs" -c . | docker import \
   --change 'USER postgres' \
   --change 'WORKDIR /var/lib/postgresql' \
   --change 'EXPOSE 5432' \
-  --change 'STOPSIGNAL SIGINT' \
   --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
   --change 'CMD ["postgres"]' \
   --message "PostgreSQL $major from Debian $suite packages (pgrehearse .ci/build-postgres-image.sh)" \

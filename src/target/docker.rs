@@ -39,8 +39,8 @@ pub struct DockerPostgres {
     image: String,
     version: String,
     version_num: u32,
-    /// `None` once removed.
-    container: Option<ContainerAsync<GenericImage>>,
+    /// `None` once removed. Boxed: it is large and `Target` is an enum.
+    container: Option<Box<ContainerAsync<GenericImage>>>,
     /// The server's stderr, copied to a file for the log observer.
     log_dir: tempfile::TempDir,
     log_task: tokio::task::AbortHandle,
@@ -115,7 +115,7 @@ impl DockerPostgres {
             image: image.clone(),
             version: String::new(),
             version_num: 0,
-            container: Some(container),
+            container: Some(Box::new(container)),
             log_dir,
             log_task,
         };
