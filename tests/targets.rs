@@ -134,6 +134,20 @@ async fn test_server_helper_provides_a_work_database() {
     server.teardown().await;
 }
 
+#[tokio::test]
+async fn auto_falls_back_to_local_when_docker_cannot_serve() {
+    // With an engine, the image cannot be found nor pulled; without one,
+    // docker is not tried. Either way a local cluster serves.
+    let opts = TargetOptions {
+        backend: BackendKind::Auto,
+        image: Some("pgrehearse/does-not-exist:0".into()),
+        ..local_opts(&[])
+    };
+    let target = Target::start(&opts).await.expect("auto target");
+    assert_eq!(target.kind(), BackendKind::Local);
+    target.teardown().await.unwrap();
+}
+
 fn url_opts(url: &str) -> TargetOptions {
     TargetOptions {
         backend: BackendKind::Url,
