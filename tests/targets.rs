@@ -28,6 +28,12 @@ async fn local_cluster_starts_serves_and_leaves_nothing_behind() {
     let dir = cluster.dir().to_path_buf();
     assert!(common::process_alive(pid));
     assert!(dir.join("data/PG_VERSION").is_file());
+    assert!(
+        common::postgres_processes_under(&dir)
+            .iter()
+            .any(|p| p.starts_with(&format!("{pid} "))),
+        "the leftover finder sees the postmaster"
+    );
 
     let conn = cluster.conn().clone();
     assert_eq!(conn.host, "127.0.0.1");
@@ -83,6 +89,7 @@ async fn local_cluster_starts_serves_and_leaves_nothing_behind() {
         "postmaster {pid} still running"
     );
     assert!(!dir.exists(), "{} still exists", dir.display());
+    assert_eq!(common::postgres_processes_under(&dir), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -110,6 +117,16 @@ async fn local_cluster_rejects_a_bad_setting_as_bad_input() {
     };
     assert_eq!(err.exit_code(), 2, "{err}");
     assert!(err.to_string().contains("shared_buffers"), "{err}");
+}
+
+#[test]
+fn local_finds_binaries_and_honours_a_wanted_major() {
+    use pgrehearse::target::local::find_binaries;
+    let any = find_binaries(None).expect("server binaries on this machine");
+    assert!(any.dir.join("initdb").is_file());
+    let same = find_binaries(Some(&format!("{}.3", any.major))).unwrap();
+    assert_eq!(same.major, any.major);
+    assert_eq!(find_binaries(Some("x")).unwrap_err().exit_code(), 2);
 }
 
 #[tokio::test]
