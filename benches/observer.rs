@@ -173,10 +173,26 @@ fn main() {
     // `cargo bench` passes --bench; under `cargo test --all-targets` this
     // runs once, briefly, as a smoke test of the bench itself.
     let full = std::env::args().any(|a| a == "--bench");
-    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d);
-    let runs = if full { env("OBSERVER_BENCH_RUNS", 5.0) as usize } else { 1 };
-    let secs = if full { env("OBSERVER_BENCH_SECS", 5.0) } else { 1.0 };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let runs = if full {
+        env("OBSERVER_BENCH_RUNS", 5.0) as usize
+    } else {
+        1
+    };
+    let secs = if full {
+        env("OBSERVER_BENCH_SECS", 5.0)
+    } else {
+        1.0
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let target = Target::start(&TargetOptions {
             backend: BackendKind::Local,
@@ -197,17 +213,29 @@ fn main() {
         measure(&conn, &s, false, 1.0).await;
         for i in 0..runs {
             // Alternate which side goes first.
-            for observe in if i % 2 == 0 { [false, true] } else { [true, false] } {
+            for observe in if i % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            } {
                 let qps = measure(&conn, &s, observe, secs).await;
                 csv.push_str(&format!("{i},{observe},{qps:.1}\n"));
                 eprintln!("run {i} observers={observe}: {qps:.0} qps");
-                if observe { with.push(qps) } else { without.push(qps) }
+                if observe {
+                    with.push(qps)
+                } else {
+                    without.push(qps)
+                }
             }
         }
         let (mw, mo) = (median(&mut with), median(&mut without));
         println!("median qps without observers: {mo:.0}");
         println!("median qps with observers:    {mw:.0}");
-        println!("overhead: {:.2}% (ratio with/without = {:.4})", (1.0 - mw / mo) * 100.0, mw / mo);
+        println!(
+            "overhead: {:.2}% (ratio with/without = {:.4})",
+            (1.0 - mw / mo) * 100.0,
+            mw / mo
+        );
         assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
         if full {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");

@@ -333,7 +333,10 @@ impl Executor {
             let after = self.probe().await.unwrap_or_default();
             self.fill_probe_facts(idx, &before, &after);
             for k in &after.locks {
-                if !txn.acquired.iter().any(|(a, _)| a == k) && !is_catalog(&k.1) && !is_transient(&k.1) {
+                if !txn.acquired.iter().any(|(a, _)| a == k)
+                    && !is_catalog(&k.1)
+                    && !is_transient(&k.1)
+                {
                     txn.acquired.push((k.clone(), idx));
                 }
             }

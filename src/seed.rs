@@ -140,7 +140,12 @@ pub async fn seed_with(
     }
     for table in &scenario.tables {
         for (i, sql) in table.after_seed.iter().enumerate() {
-            run_sql(&client, sql, &format!("table {}: after_seed[{i}]", table.name)).await?;
+            run_sql(
+                &client,
+                sql,
+                &format!("table {}: after_seed[{i}]", table.name),
+            )
+            .await?;
         }
     }
     for name in &names {
@@ -193,7 +198,12 @@ async fn load_table(
     let table = &scenario.tables[index];
     let started = Instant::now();
     run_sql(client, "BEGIN", "BEGIN").await?;
-    run_sql(client, &table.create, &format!("table {}: create", table.name)).await?;
+    run_sql(
+        client,
+        &table.create,
+        &format!("table {}: create", table.name),
+    )
+    .await?;
     let info = describe(client, scenario, index).await?;
     let encoders = Arc::new(bind_columns(scenario, index, &info)?);
     let mode = match opts.load {
@@ -245,7 +255,10 @@ async fn load_table(
         (n, b, 1)
     } else {
         run_sql(client, "COMMIT", "COMMIT").await?;
-        let sql = format!("COPY {} ({list}) FROM STDIN (FORMAT binary)", info.qualified);
+        let sql = format!(
+            "COPY {} ({list}) FROM STDIN (FORMAT binary)",
+            info.qualified
+        );
         let n_conn = workers.min(chunks as usize).max(1);
         let mut tasks = tokio::task::JoinSet::new();
         for w in 0..n_conn as u64 {
@@ -437,25 +450,17 @@ async fn describe(client: &Client, scenario: &Scenario, index: usize) -> Result<
 }
 
 /// Pair each scenario column with its table column, in scenario order.
-fn bind_columns(
-    scenario: &Scenario,
-    index: usize,
-    info: &TableInfo,
-) -> Result<Vec<ColumnEncoder>> {
+fn bind_columns(scenario: &Scenario, index: usize, info: &TableInfo) -> Result<Vec<ColumnEncoder>> {
     let table = &scenario.tables[index];
     let mut out = Vec::with_capacity(table.columns.len());
     let mut problems = Vec::new();
     for (stream, col) in table.columns.iter().enumerate() {
         let field = format!("table[{index}].columns.{}", col.name);
-        let found = info
-            .columns
-            .iter()
-            .find(|c| c.0 == col.name)
-            .or_else(|| {
-                let lower = col.name.to_lowercase();
-                let mut m = info.columns.iter().filter(|c| c.0 == lower);
-                m.next().filter(|_| m.next().is_none())
-            });
+        let found = info.columns.iter().find(|c| c.0 == col.name).or_else(|| {
+            let lower = col.name.to_lowercase();
+            let mut m = info.columns.iter().filter(|c| c.0 == lower);
+            m.next().filter(|_| m.next().is_none())
+        });
         let Some((name, ty, type_name, generated)) = found else {
             let have: Vec<&str> = info.columns.iter().map(|c| c.0.as_str()).collect();
             problems.push(problem(
@@ -616,21 +621,17 @@ async fn admin_client(conn: &ConnInfo, avoid: &[&str]) -> Result<Client> {
 }
 
 async fn connect(conn: &ConnInfo, dbname: &str) -> Result<Client> {
-    let (client, connection) = conn
-        .config_for(dbname)
-        .connect(NoTls)
-        .await
-        .map_err(|e| {
-            Error::NoPostgres(format!(
-                "cannot connect to {}: {}",
-                ConnInfo {
-                    dbname: dbname.to_string(),
-                    ..conn.clone()
-                }
-                .redacted(),
-                describe_pg_error(&e)
-            ))
-        })?;
+    let (client, connection) = conn.config_for(dbname).connect(NoTls).await.map_err(|e| {
+        Error::NoPostgres(format!(
+            "cannot connect to {}: {}",
+            ConnInfo {
+                dbname: dbname.to_string(),
+                ..conn.clone()
+            }
+            .redacted(),
+            describe_pg_error(&e)
+        ))
+    })?;
     tokio::spawn(async move {
         let _ = connection.await;
     });

@@ -143,7 +143,10 @@ impl Workload {
         };
         let queries = Arc::new(ctx.plan.queries.clone());
         let samplers: Arc<Vec<Vec<Sampler>>> = Arc::new(
-            queries.iter().map(|q| q.params.iter().map(|g| g.sampler()).collect()).collect(),
+            queries
+                .iter()
+                .map(|q| q.params.iter().map(|g| g.sampler()).collect())
+                .collect(),
         );
         let mut tasks = JoinSet::new();
         let mut senders = Vec::new();

@@ -97,14 +97,7 @@ fn shop() -> Scenario {
             ),
             col("ext_id", Gen::Uuid, 0.0),
             col("props", Gen::Json { keys: 2 }, 0.1),
-            col(
-                "score",
-                Gen::Float {
-                    min: 0.0,
-                    max: 5.0,
-                },
-                0.0,
-            ),
+            col("score", Gen::Float { min: 0.0, max: 5.0 }, 0.0),
             col(
                 "small",
                 Gen::Int {
@@ -216,15 +209,27 @@ async fn every_generator_loads_exact_rows_then_after_seed_and_vacuum() {
     assert_eq!(report.rows("orders"), Some(ORDERS));
     assert!(report.bytes > 0);
 
-    assert_eq!(scalar_i64(&c, "SELECT count(*) FROM customers").await, CUSTOMERS as i64);
-    assert_eq!(scalar_i64(&c, "SELECT count(*) FROM orders").await, ORDERS as i64);
+    assert_eq!(
+        scalar_i64(&c, "SELECT count(*) FROM customers").await,
+        CUSTOMERS as i64
+    );
+    assert_eq!(
+        scalar_i64(&c, "SELECT count(*) FROM orders").await,
+        ORDERS as i64
+    );
 
     // Sequence: exactly 1..=rows.
     let r = c
-        .query_one("SELECT min(id), max(id), count(DISTINCT id) FROM customers", &[])
+        .query_one(
+            "SELECT min(id), max(id), count(DISTINCT id) FROM customers",
+            &[],
+        )
         .await
         .unwrap();
-    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (1, CUSTOMERS as i64));
+    assert_eq!(
+        (r.get::<_, i64>(0), r.get::<_, i64>(1)),
+        (1, CUSTOMERS as i64)
+    );
     assert_eq!(r.get::<_, i64>(2), CUSTOMERS as i64);
     // Ranges, on the server's side of the wire.
     let in_range = c
@@ -259,12 +264,22 @@ async fn every_generator_loads_exact_rows_then_after_seed_and_vacuum() {
         assert!(r.get::<_, bool>(i), "orders check #{i}");
     }
     // Weighted choice into an enum, null fractions, zipf skew.
-    let free = scalar_f64(&c, "SELECT avg((tier = 'free')::int)::float8 FROM customers").await;
+    let free = scalar_f64(
+        &c,
+        "SELECT avg((tier = 'free')::int)::float8 FROM customers",
+    )
+    .await;
     assert!((free - 0.7).abs() < 0.02, "free share {free}");
     let null_code = scalar_f64(&c, "SELECT avg((code IS NULL)::int)::float8 FROM customers").await;
-    assert!((null_code - 0.25).abs() < 0.02, "null code share {null_code}");
+    assert!(
+        (null_code - 0.25).abs() < 0.02,
+        "null code share {null_code}"
+    );
     let null_note = scalar_f64(&c, "SELECT avg((note IS NULL)::int)::float8 FROM orders").await;
-    assert!((null_note - 0.5).abs() < 0.02, "null note share {null_note}");
+    assert!(
+        (null_note - 0.5).abs() < 0.02,
+        "null note share {null_note}"
+    );
     let hottest = scalar_i64(
         &c,
         "SELECT total_cents::int8 FROM orders GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
@@ -305,8 +320,15 @@ async fn every_generator_loads_exact_rows_then_after_seed_and_vacuum() {
             .await
             .unwrap();
         let (pages, visible): (i32, i32) = (r.get(0), r.get(1));
-        assert!(pages > 0 && visible == pages, "{t}: {visible} of {pages} pages all-visible");
-        assert!(r.get::<_, i32>(2) < 50, "{t}: relfrozenxid age {}", r.get::<_, i32>(2));
+        assert!(
+            pages > 0 && visible == pages,
+            "{t}: {visible} of {pages} pages all-visible"
+        );
+        assert!(
+            r.get::<_, i32>(2) < 50,
+            "{t}: relfrozenxid age {}",
+            r.get::<_, i32>(2)
+        );
         assert!(r.get::<_, i64>(3) > 0, "{t}: analyzed");
     }
     drop(c);
@@ -370,7 +392,9 @@ async fn a_seeded_database_clones_as_a_template() {
     let source = server.client().await; // a session the clone must end
     let before = checksum(&source, "t").await;
     let copy = format!("seedclone_{}", std::process::id());
-    seed::clone_database(&conn, &conn.dbname, &copy).await.unwrap();
+    seed::clone_database(&conn, &conn.dbname, &copy)
+        .await
+        .unwrap();
     let cloned = common::connect(&conn, &copy).await;
     assert_eq!(checksum(&cloned, "t").await, before);
     drop(cloned);
@@ -416,7 +440,13 @@ async fn bad_columns_are_scenario_errors_naming_table_and_column() {
             table(
                 "c",
                 "CREATE TABLE c (n int)",
-                vec![col("n", Gen::Constant { value: "abc".into() }, 0.0)],
+                vec![col(
+                    "n",
+                    Gen::Constant {
+                        value: "abc".into(),
+                    },
+                    0.0,
+                )],
             ),
             "not an integer",
         ),
@@ -461,19 +491,39 @@ async fn values_convert_to_the_parameter_type_the_server_asks_for() {
         ("$1::numeric::text", text("12345.678"), "12345.678"),
         ("$1::numeric::text", text("-0.0001"), "-0.0001"),
         ("$1::numeric::text", text("100000000.00"), "100000000.00"),
-        ("$1::numeric::text", Value::Int(-9_000_000_000), "-9000000000"),
+        (
+            "$1::numeric::text",
+            Value::Int(-9_000_000_000),
+            "-9000000000",
+        ),
         ("$1::numeric::text", Value::Float(0.25), "0.25"),
         ("$1::numeric::text", text("0"), "0"),
         ("$1::numeric::text", text("NaN"), "NaN"),
-        ("$1::text", Value::Uuid([0x11; 16]), "11111111-1111-1111-1111-111111111111"),
+        (
+            "$1::text",
+            Value::Uuid([0x11; 16]),
+            "11111111-1111-1111-1111-111111111111",
+        ),
         ("$1::varchar(5)", text("hello"), "hello"),
         ("$1::bool::text", text("yes"), "true"),
         ("$1::bool::text", Value::Bool(false), "false"),
-        ("($1::timestamptz AT TIME ZONE 'UTC')::text", ts.clone(), "2024-04-05 19:34:38.123456"),
-        ("$1::timestamp::text", ts.clone(), "2024-04-05 19:34:38.123456"),
+        (
+            "($1::timestamptz AT TIME ZONE 'UTC')::text",
+            ts.clone(),
+            "2024-04-05 19:34:38.123456",
+        ),
+        (
+            "$1::timestamp::text",
+            ts.clone(),
+            "2024-04-05 19:34:38.123456",
+        ),
         ("$1::date::text", ts.clone(), "2024-04-05"),
         ("$1::date::text", text("1999-12-31"), "1999-12-31"),
-        ("$1::uuid::text", text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        (
+            "$1::uuid::text",
+            text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        ),
         ("$1::jsonb->>'a'", Value::Json("{\"a\": 5}".into()), "5"),
         ("$1::json->>'a'", Value::Json("{\"a\": 6}".into()), "6"),
         ("coalesce($1::int4::text, 'null')", Value::Null, "null"),

@@ -74,13 +74,70 @@ pub fn chunk_rng(seed: u64, table: usize, chunk: u64, column: usize) -> ChaCha8R
 
 /// Words for the `words` generator: short, common, ASCII.
 const WORDS: &[&str] = &[
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
-    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "red", "green", "blue", "amber",
-    "north", "south", "east", "west", "order", "invoice", "customer", "account", "payment",
-    "shipment", "product", "review", "ticket", "report", "status", "update", "pending", "active",
-    "closed", "open", "fast", "slow", "large", "small", "new", "old", "first", "last", "daily",
-    "weekly", "monthly", "yearly", "primary", "secondary",
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "red",
+    "green",
+    "blue",
+    "amber",
+    "north",
+    "south",
+    "east",
+    "west",
+    "order",
+    "invoice",
+    "customer",
+    "account",
+    "payment",
+    "shipment",
+    "product",
+    "review",
+    "ticket",
+    "report",
+    "status",
+    "update",
+    "pending",
+    "active",
+    "closed",
+    "open",
+    "fast",
+    "slow",
+    "large",
+    "small",
+    "new",
+    "old",
+    "first",
+    "last",
+    "daily",
+    "weekly",
+    "monthly",
+    "yearly",
+    "primary",
+    "secondary",
 ];
 
 const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -95,19 +152,34 @@ pub struct Sampler {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Sequence { start: i64 },
+    Sequence {
+        start: i64,
+    },
     Uniform(Uniform<i64>),
     /// `min + rank - 1`, rank in [1, n] from Zipf.
-    Zipf { min: i64, n: u64, zipf: Zipf<f64> },
+    Zipf {
+        min: i64,
+        n: u64,
+        zipf: Zipf<f64>,
+    },
     Float(Uniform<f64>),
     FloatConst(f64),
-    Text { len: Uniform<u32> },
-    Words { count: Uniform<u32> },
-    Choice { values: Vec<String>, index: WeightedIndex<u32> },
+    Text {
+        len: Uniform<u32>,
+    },
+    Words {
+        count: Uniform<u32>,
+    },
+    Choice {
+        values: Vec<String>,
+        index: WeightedIndex<u32>,
+    },
     Bool(Bernoulli),
     Timestamp(Uniform<i64>),
     Uuid,
-    Json { keys: u32 },
+    Json {
+        keys: u32,
+    },
     /// Parent table has no rows: every reference is NULL.
     NoParent,
     Constant(String),
@@ -193,7 +265,10 @@ impl Sampler {
                 if *rows == 0 {
                     Kind::NoParent
                 } else {
-                    Kind::Uniform(Uniform::new_inclusive(1, (*rows).min(i64::MAX as u64) as i64))
+                    Kind::Uniform(Uniform::new_inclusive(
+                        1,
+                        (*rows).min(i64::MAX as u64) as i64,
+                    ))
                 }
             }
             Gen::Constant { value } => Kind::Constant(value.clone()),
@@ -414,7 +489,9 @@ mod tests {
             assert!(t.split(' ').all(|w| WORDS.contains(&w)));
         }
         for v in draw(&cg(all_kinds()[8].clone()), 1, 5000) {
-            let Value::Timestamp(us) = v else { panic!("{v:?}") };
+            let Value::Timestamp(us) = v else {
+                panic!("{v:?}")
+            };
             assert!((1_700_000_000_000_000..=1_800_000_000_000_000).contains(&us));
         }
         for v in draw(&cg(all_kinds()[11].clone()), 1, 5000) {

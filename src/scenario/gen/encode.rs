@@ -228,7 +228,12 @@ fn encode_text_like(text: &str, ty: PgType, out: &mut BytesMut) {
 /// Text into a typed column: the way `constant` and `choice` values (and any
 /// generated text) reach non-text columns. Parsed here, not by the server,
 /// because binary COPY has no text input path.
-fn encode_from_text(v: &Value, s: &str, ty: PgType, out: &mut BytesMut) -> Result<(), ConvertError> {
+fn encode_from_text(
+    v: &Value,
+    s: &str,
+    ty: PgType,
+    out: &mut BytesMut,
+) -> Result<(), ConvertError> {
     let t = s.trim();
     match ty {
         PgType::Text => out.put_slice(s.as_bytes()),
@@ -294,7 +299,11 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
             return Some(dt.timestamp_micros());
         }
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(n.and_utc().timestamp_micros());
         }
@@ -460,13 +469,23 @@ mod tests {
             enc(Value::Text(" 42 ".into()), PgType::Int4).unwrap(),
             vec![0, 0, 0, 42]
         );
-        assert_eq!(enc(Value::Text("yes".into()), PgType::Bool).unwrap(), vec![1]);
+        assert_eq!(
+            enc(Value::Text("yes".into()), PgType::Bool).unwrap(),
+            vec![1]
+        );
         let d = enc(Value::Text("2000-01-02".into()), PgType::Date).unwrap();
         assert_eq!(d, vec![0, 0, 0, 1]);
-        let ts = enc(Value::Text("2000-01-01T00:00:01Z".into()), PgType::Timestamptz).unwrap();
+        let ts = enc(
+            Value::Text("2000-01-01T00:00:01Z".into()),
+            PgType::Timestamptz,
+        )
+        .unwrap();
         assert_eq!(ts, 1_000_000i64.to_be_bytes().to_vec());
         assert!(enc(Value::Text("{".into()), PgType::Jsonb).is_err());
-        assert_eq!(enc(Value::Text("{}".into()), PgType::Jsonb).unwrap(), b"\x01{}");
+        assert_eq!(
+            enc(Value::Text("{}".into()), PgType::Jsonb).unwrap(),
+            b"\x01{}"
+        );
         assert!(enc(Value::Text("nope".into()), PgType::Uuid).is_err());
     }
 
