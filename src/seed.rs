@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{pin_mut, SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, Result, ScenarioError};
@@ -126,6 +127,7 @@ pub async fn seed_with(
 ) -> Result<SeedReport> {
     let started = Instant::now();
     let client = connect(conn, &conn.dbname).await?;
+    raise_maintenance_work_mem(&client).await?;
     let workers = opts.workers.unwrap_or_else(default_workers).clamp(1, 64);
     let total: u64 = scenario.tables.iter().map(|t| t.rows).sum();
     let bar = progress_bar(total, opts.progress);
@@ -143,11 +145,11 @@ pub async fn seed_with(
     let load = started.elapsed();
 
     for (i, sql) in scenario.seed_sql.iter().enumerate() {
-        run_sql(&client, sql, &format!("seed_sql[{i}]")).await?;
+        run_statements(&client, sql, &format!("seed_sql[{i}]")).await?;
     }
     for table in &scenario.tables {
         for (i, sql) in table.after_seed.iter().enumerate() {
-            run_sql(
+            run_statements(
                 &client,
                 sql,
                 &format!("table {}: after_seed[{i}]", table.name),
@@ -174,6 +176,26 @@ pub async fn seed_with(
         vacuum: duration - load - sql,
         bytes,
     })
+}
+
+/// after_seed usually builds indexes and keys: give the seeding session a
+/// sort big enough for millions of keys (never lowering a larger setting).
+const SEED_MAINTENANCE_WORK_MEM_KB: i64 = 256 * 1024;
+
+async fn raise_maintenance_work_mem(client: &Client) -> Result<()> {
+    let kb: i64 = client
+        .query_one(
+            "SELECT setting::int8 FROM pg_settings WHERE name = 'maintenance_work_mem'",
+            &[],
+        )
+        .await
+        .map_err(|e| db_error(e, "reading maintenance_work_mem"))?
+        .get(0);
+    if kb < SEED_MAINTENANCE_WORK_MEM_KB {
+        let sql = format!("SET maintenance_work_mem = '{SEED_MAINTENANCE_WORK_MEM_KB}kB'");
+        run_sql(client, &sql, "raising maintenance_work_mem").await?;
+    }
+    Ok(())
 }
 
 /// Available parallelism, at least 2 (one generates while one loads), at most 8.
@@ -210,12 +232,17 @@ async fn load_table(
     let table = &scenario.tables[index];
     let started = Instant::now();
     run_sql(client, "BEGIN", "BEGIN").await?;
-    run_sql(
-        client,
-        &table.create,
-        &format!("table {}: create", table.name),
-    )
-    .await?;
+    let what = format!("table {}: create", table.name);
+    if let Err(e) = client.batch_execute(&table.create).await {
+        if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
+            return Err(db_error(e, &what));
+        }
+        // Something in it refuses a transaction block (CONCURRENTLY, ...):
+        // run it statement by statement; the table cannot be loaded frozen.
+        run_sql(client, "ROLLBACK", "ROLLBACK").await?;
+        run_statements(client, &table.create, &what).await?;
+        run_sql(client, "BEGIN", "BEGIN").await?;
+    }
     let info = describe(client, scenario, index).await?;
     let encoders = Arc::new(bind_columns(scenario, index, &info)?);
     let mode = match opts.load {
@@ -592,10 +619,7 @@ pub async fn clone_database(conn: &ConnInfo, from: &str, to: &str) -> Result<()>
             .map_err(|e| db_error(e, "ending sessions on the template"))?;
         match admin.batch_execute(&create).await {
             Ok(()) => return Ok(()),
-            Err(e)
-                if attempt < 100
-                    && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
-            {
+            Err(e) if attempt < 100 && e.code() == Some(&SqlState::OBJECT_IN_USE) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => return Err(db_error(e, &format!("cloning {from} into {to}"))),
@@ -648,6 +672,15 @@ async fn connect(conn: &ConnInfo, dbname: &str) -> Result<Client> {
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// Statement by statement, each in its own implicit transaction, so that
+/// CONCURRENTLY and other transaction-refusing commands work in a list.
+async fn run_statements(client: &Client, sql: &str, what: &str) -> Result<()> {
+    for stmt in crate::sql::split(sql) {
+        run_sql(client, &stmt, what).await?;
+    }
+    Ok(())
 }
 
 async fn run_sql(client: &Client, sql: &str, what: &str) -> Result<()> {
