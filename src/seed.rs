@@ -16,7 +16,11 @@
 //!   once. Used when FREEZE is impossible (the table already existed, or is
 //!   partitioned) or when asked for with [`LoadMode::Parallel`].
 
+mod catalog;
 mod copy;
+mod template;
+
+pub use template::{clone_database, drop_database};
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -29,9 +33,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, Result, ScenarioError};
-use crate::scenario::gen::{PgType, CHUNK_ROWS};
-use crate::scenario::{Scenario, TablePlan};
+use crate::scenario::gen::CHUNK_ROWS;
+use crate::scenario::Scenario;
 use crate::target::ConnInfo;
+use catalog::{bind_columns, describe, sync_sequences};
 use copy::ColumnEncoder;
 
 /// How rows reach a table (see the module docs).
@@ -406,254 +411,6 @@ impl CopyJob {
         let rows = sink.as_mut().finish().await.map_err(ctx)?;
         Ok((rows, bytes))
     }
-}
-
-/// What the catalog says about a freshly created table.
-struct TableInfo {
-    qualified: String,
-    /// A plain table created in the current transaction: COPY FREEZE works.
-    freezable: bool,
-    /// name, resolved type (None = not writable by us), format_type, generated.
-    columns: Vec<(String, Option<PgType>, String, bool)>,
-}
-
-async fn describe(client: &Client, scenario: &Scenario, index: usize) -> Result<TableInfo> {
-    let table: &TablePlan = &scenario.tables[index];
-    let ctx = |e| db_error(e, &format!("table {}: catalog lookup", table.name));
-    let row = client
-        .query_opt(
-            "SELECT c.oid, c.oid::regclass::text, c.relkind::text, \
-                    c.xmin::text = (txid_current() % 4294967296)::text \
-             FROM pg_class c \
-             WHERE c.oid = coalesce(to_regclass($1), to_regclass(quote_ident($1)))",
-            &[&table.name],
-        )
-        .await
-        .map_err(ctx)?;
-    let Some(row) = row else {
-        return Err(bad_table(
-            scenario,
-            index,
-            "name",
-            format!(
-                "table {:?} does not exist after running its create SQL",
-                table.name
-            ),
-        ));
-    };
-    let oid: u32 = row.get(0);
-    let relkind: String = row.get(2);
-    let created_here: bool = row.get(3);
-    let rows = client
-        .query(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), \
-                    t.typtype::text, t.typname::text, t.typbasetype, a.attgenerated::text <> '' \
-             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-             ORDER BY a.attnum",
-            &[&oid],
-        )
-        .await
-        .map_err(ctx)?;
-    let mut columns = Vec::with_capacity(rows.len());
-    for r in rows {
-        let (mut typtype, mut typname, mut typid, mut base): (String, String, u32, u32) =
-            (r.get(3), r.get(4), r.get(1), r.get(5));
-        // A domain is written as its base type; follow nested domains.
-        for _ in 0..16 {
-            if typtype != "d" {
-                break;
-            }
-            typid = base;
-            let b = client
-                .query_one(
-                    "SELECT typtype::text, typname::text, typbasetype FROM pg_type WHERE oid = $1",
-                    &[&typid],
-                )
-                .await
-                .map_err(ctx)?;
-            (typtype, typname, base) = (b.get(0), b.get(1), b.get(2));
-        }
-        let ty = if typtype == "e" || typname == "citext" {
-            Some(PgType::Text)
-        } else {
-            PgType::from_oid(typid)
-        };
-        columns.push((r.get(0), ty, r.get(2), r.get(6)));
-    }
-    Ok(TableInfo {
-        qualified: row.get(1),
-        freezable: relkind == "r" && created_here,
-        columns,
-    })
-}
-
-/// Pair each scenario column with its table column, in scenario order.
-fn bind_columns(scenario: &Scenario, index: usize, info: &TableInfo) -> Result<Vec<ColumnEncoder>> {
-    let table = &scenario.tables[index];
-    let mut out = Vec::with_capacity(table.columns.len());
-    let mut problems = Vec::new();
-    for (stream, col) in table.columns.iter().enumerate() {
-        let field = format!("table[{index}].columns.{}", col.name);
-        let found = info.columns.iter().find(|c| c.0 == col.name).or_else(|| {
-            let lower = col.name.to_lowercase();
-            let mut m = info.columns.iter().filter(|c| c.0 == lower);
-            m.next().filter(|_| m.next().is_none())
-        });
-        let Some((name, ty, type_name, generated)) = found else {
-            let have: Vec<&str> = info.columns.iter().map(|c| c.0.as_str()).collect();
-            problems.push(problem(
-                scenario,
-                &field,
-                format!(
-                    "table {} has no column {:?} (it has: {})",
-                    table.name,
-                    col.name,
-                    have.join(", ")
-                ),
-            ));
-            continue;
-        };
-        if *generated {
-            problems.push(problem(
-                scenario,
-                &field,
-                format!(
-                    "{}.{name} is a generated column: Postgres computes it, drop its generator",
-                    table.name
-                ),
-            ));
-            continue;
-        }
-        let Some(ty) = ty else {
-            problems.push(problem(
-                scenario,
-                &field,
-                format!(
-                    "{}.{name} has type {type_name}, which generators cannot fill; \
-                     use int/bigint, real/double precision, numeric, text/varchar/char, \
-                     an enum, boolean, timestamp[tz], date, uuid, json or jsonb — or fill it \
-                     with seed_sql / after_seed",
-                    table.name
-                ),
-            ));
-            continue;
-        };
-        match ColumnEncoder::new(name.clone(), stream, col.gen.sampler(), *ty) {
-            Ok(enc) => out.push(enc),
-            Err(e) => problems.push(problem(
-                scenario,
-                &field,
-                format!("{}.{name} ({type_name}): {e}", table.name),
-            )),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::Scenario(problems))
-    }
-}
-
-/// A scenario problem found only against the live schema: no source position.
-fn problem(scenario: &Scenario, field: &str, message: String) -> ScenarioError {
-    ScenarioError {
-        file: scenario.path.clone(),
-        line: 0,
-        column: 0,
-        field: field.to_string(),
-        message,
-    }
-}
-
-fn bad_table(scenario: &Scenario, index: usize, field: &str, message: String) -> Error {
-    Error::Scenario(vec![problem(
-        scenario,
-        &format!("table[{index}].{field}"),
-        message,
-    )])
-}
-
-/// serial / identity columns we filled: move their sequences past the data so
-/// the workload's INSERTs do not collide with seeded keys.
-async fn sync_sequences(client: &Client, table: &str, encoders: &[ColumnEncoder]) -> Result<()> {
-    for e in encoders {
-        let seq: Option<String> = client
-            .query_one("SELECT pg_get_serial_sequence($1, $2)", &[&table, &e.name])
-            .await
-            .map_err(|err| db_error(err, &format!("{table}: sequence lookup")))?
-            .get(0);
-        if let Some(seq) = seq {
-            let sql = format!(
-                "SELECT setval($1::text::regclass, m) FROM (SELECT max({})::bigint AS m FROM {table}) s \
-                 WHERE m IS NOT NULL",
-                quote_ident(&e.name)
-            );
-            client
-                .execute(&sql, &[&seq])
-                .await
-                .map_err(|err| db_error(err, &format!("{table}: setval of {seq}")))?;
-        }
-    }
-    Ok(())
-}
-
-/// Make `to` a copy of `from` (CREATE DATABASE ... TEMPLATE), after ending
-/// every session connected to `from` (a template must have none).
-pub async fn clone_database(conn: &ConnInfo, from: &str, to: &str) -> Result<()> {
-    let admin = admin_client(conn, &[from, to]).await?;
-    let create = format!(
-        "CREATE DATABASE {} TEMPLATE {}",
-        quote_ident(to),
-        quote_ident(from)
-    );
-    // Terminated backends take a moment to exit: retry "being accessed".
-    for attempt in 0.. {
-        admin
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&from],
-            )
-            .await
-            .map_err(|e| db_error(e, "ending sessions on the template"))?;
-        match admin.batch_execute(&create).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 100 && e.code() == Some(&SqlState::OBJECT_IN_USE) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(db_error(e, &format!("cloning {from} into {to}"))),
-        }
-    }
-    unreachable!("the loop returns")
-}
-
-/// Drop `name` (ending its sessions first); no error when it does not exist.
-pub async fn drop_database(conn: &ConnInfo, name: &str) -> Result<()> {
-    let admin = admin_client(conn, &[name]).await?;
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(name)
-        ))
-        .await
-        .map_err(|e| db_error(e, &format!("dropping database {name}")))
-}
-
-/// A session in a database other than `avoid`: the work database, else
-/// `postgres`, else `template1`.
-async fn admin_client(conn: &ConnInfo, avoid: &[&str]) -> Result<Client> {
-    let mut last = None;
-    for db in [conn.dbname.as_str(), "postgres", "template1"] {
-        if avoid.contains(&db) {
-            continue;
-        }
-        match connect(conn, db).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::NoPostgres("no database to connect to".into())))
 }
 
 async fn connect(conn: &ConnInfo, dbname: &str) -> Result<Client> {
