@@ -9,12 +9,13 @@
 //!   `COPY ... (FREEZE)` run in one transaction on one connection while the
 //!   chunks are generated in parallel threads. Rows land already frozen, so
 //!   the final VACUUM (FREEZE) has nothing to rewrite. On a 2-core machine
-//!   this beats parallel loading by ~2× end to end (benches/README.md): the
+//!   this beats parallel loading by 1.7–2× end to end (benches/README.md): the
 //!   freeze pass after a non-frozen load rewrites and WAL-logs every page and
 //!   costs more than the whole COPY.
 //! - **parallel**: N connections COPY disjoint, contiguous chunk ranges at
-//!   once. Used when FREEZE is impossible (the table already existed, or is
-//!   partitioned) or when asked for with [`LoadMode::Parallel`].
+//!   once. Used when FREEZE is impossible (the table already existed, is
+//!   partitioned, or its create SQL refuses a transaction block, such as
+//!   CREATE INDEX CONCURRENTLY) or when asked for with [`LoadMode::Parallel`].
 
 mod catalog;
 mod copy;
