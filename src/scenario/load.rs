@@ -167,7 +167,3 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     }])
 }
 
-/// The plan, human-readable (interim).
-pub fn describe(s: &Scenario) -> String {
-    format!("{s:#?}")
-}

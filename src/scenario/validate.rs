@@ -52,9 +52,9 @@ pub fn validate(d: &mut Diags, f: &model::ScenarioFile, path: &Path, hash: Strin
     }
     let targets: Vec<FkTarget> = tables
         .iter()
-        .map(|(t, line)| FkTarget {
+        .map(|(t, line, rows_valid)| FkTarget {
             name: t.name.clone(),
-            rows: t.rows,
+            rows: if *rows_valid { t.rows } else { 1 },
             line: *line,
             usable: true,
         })
@@ -70,7 +70,7 @@ pub fn validate(d: &mut Diags, f: &model::ScenarioFile, path: &Path, hash: Strin
         variant,
         hash,
         postgres,
-        tables: tables.into_iter().map(|(t, _)| t).collect(),
+        tables: tables.into_iter().map(|(t, _, _)| t).collect(),
         seed_sql,
         workload,
         phases,
@@ -180,11 +180,13 @@ pub fn scale_rows(raw: &[u64], ov: &RowOverrides) -> Vec<u64> {
     rows
 }
 
-fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Vec<(TablePlan, usize)> {
+/// The table plans, each with its line and whether its row count was valid.
+fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Vec<(TablePlan, usize, bool)> {
     let mut names = Names::new("table");
     let overridden = ov.rows.is_some() || ov.scale.is_some();
     // Pass 1: names and row counts, so foreign keys can see scaled rows.
     let mut raw_rows = Vec::new();
+    let mut rows_valid = Vec::new();
     let mut table_names = Vec::new();
     for (i, t) in ts.iter().enumerate() {
         let tt = t.get_ref();
@@ -209,6 +211,7 @@ fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Ve
                 }
             }
         };
+        rows_valid.push(rows > 0 || tt.rows.is_none());
         raw_rows.push(rows);
     }
     let rows = scale_rows(&raw_rows, ov);
@@ -235,7 +238,9 @@ fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Ve
             .enumerate()
             .map(|(j, n)| FkTarget {
                 name: n.clone(),
-                rows: rows[j],
+                // An invalid row count is reported once, not again by every
+                // foreign key into the table.
+                rows: if rows_valid[j] { rows[j] } else { 1 },
                 line: d.line_of(ts[j].span()),
                 usable: j < i,
             })
@@ -277,6 +282,7 @@ fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Ve
                 columns,
             },
             line,
+            rows_valid[i],
         ));
     }
     out
@@ -421,12 +427,16 @@ fn query(
     let used = sql::placeholders(&sql_text);
     let expected: Vec<u32> = (1..=specs.len() as u32).collect();
     if used != expected {
-        let list = |v: &[u32]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.iter().map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-            }
+        let uses = if used.is_empty() {
+            "no placeholders".to_string()
+        } else {
+            let l: Vec<String> = used.iter().map(|n| format!("${n}")).collect();
+            format!("placeholders {}", l.join(", "))
+        };
+        let wanted = match specs.len() {
+            0 => "no placeholders".to_string(),
+            1 => "exactly $1".to_string(),
+            n => format!("exactly $1..${n}, one per generator, no gaps"),
         };
         let span = qq.params.as_ref().map_or(sql_v.span(), |p| p.span());
         let field = if qq.params.is_some() { f("params") } else { f("sql") };
@@ -434,9 +444,7 @@ fn query(
             span,
             field,
             format!(
-                "the sql uses placeholders {} but params has {} generator(s); expected $1..${} each used once per generator, no gaps",
-                list(&used),
-                specs.len(),
+                "the sql uses {uses} but params has {} generator(s); expected {wanted}",
                 specs.len()
             ),
         );
