@@ -330,7 +330,10 @@ mod tests {
     #[test]
     fn backslash_is_literal_in_standard_strings() {
         // standard_conforming_strings: 'a\' is a complete string.
-        assert_eq!(split(r"SELECT 'a\'; SELECT 2"), vec![r"SELECT 'a\'", "SELECT 2"]);
+        assert_eq!(
+            split(r"SELECT 'a\'; SELECT 2"),
+            vec![r"SELECT 'a\'", "SELECT 2"]
+        );
     }
 
     #[test]
@@ -340,7 +343,10 @@ mod tests {
             vec![r"SELECT E'it\'s; fine'", r"SELECT e'\\'", "SELECT 3"]
         );
         // `name'` is not an E prefix: the word is "name".
-        assert_eq!(placeholders(r"SELECT 1 FROM t WHERE name='\' AND x = $1"), vec![1]);
+        assert_eq!(
+            placeholders(r"SELECT 1 FROM t WHERE name='\' AND x = $1"),
+            vec![1]
+        );
     }
 
     #[test]
@@ -356,7 +362,10 @@ mod tests {
         let body = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$";
         assert_eq!(split(&format!("{body}; SELECT 2")), vec![body, "SELECT 2"]);
         let tagged = "DO $fn$ BEGIN PERFORM 'x$$;'; END $fn$";
-        assert_eq!(split(&format!("{tagged};SELECT 2")), vec![tagged, "SELECT 2"]);
+        assert_eq!(
+            split(&format!("{tagged};SELECT 2")),
+            vec![tagged, "SELECT 2"]
+        );
         // An identifier may contain `$`: not a dollar quote.
         assert_eq!(split("SELECT a$b$ FROM t; SELECT 2").len(), 2);
     }
@@ -365,7 +374,10 @@ mod tests {
     fn comments_line_and_nested_block() {
         assert_eq!(
             split("SELECT 1 -- ; not here\n; /* a /* nested ; */ still ; */ SELECT 2"),
-            vec!["SELECT 1 -- ; not here", "/* a /* nested ; */ still ; */ SELECT 2"]
+            vec![
+                "SELECT 1 -- ; not here",
+                "/* a /* nested ; */ still ; */ SELECT 2"
+            ]
         );
         // Comment-only statements are dropped.
         assert_eq!(split("SELECT 1; -- trailing\n"), vec!["SELECT 1"]);
@@ -383,12 +395,18 @@ mod tests {
         let p = "CREATE PROCEDURE p() BEGIN ATOMIC INSERT INTO t VALUES (1); END";
         assert_eq!(split(&format!("{p};\nSELECT 9;")), vec![p, "SELECT 9"]);
         // A transaction BEGIN is not a routine body.
-        assert_eq!(split("BEGIN; SELECT 1; COMMIT"), vec!["BEGIN", "SELECT 1", "COMMIT"]);
+        assert_eq!(
+            split("BEGIN; SELECT 1; COMMIT"),
+            vec!["BEGIN", "SELECT 1", "COMMIT"]
+        );
     }
 
     #[test]
     fn unterminated_constructs_run_to_end_without_panicking() {
-        assert_eq!(split("SELECT 'abc; SELECT 2"), vec!["SELECT 'abc; SELECT 2"]);
+        assert_eq!(
+            split("SELECT 'abc; SELECT 2"),
+            vec!["SELECT 'abc; SELECT 2"]
+        );
         assert_eq!(split("SELECT $$abc; x"), vec!["SELECT $$abc; x"]);
         assert_eq!(split("SELECT 1 /* ; "), vec!["SELECT 1 /* ;"]);
         assert_eq!(split(r"SELECT E'\"), vec![r"SELECT E'\"]);

@@ -22,60 +22,304 @@ type Expect = (usize, usize, &'static str, &'static str);
 
 /// Each bad fixture and the errors it must produce, in order.
 const CASES: &[(&str, &[Expect])] = &[
-    ("syntax.toml", &[(6, 11, "table[0].rows", "TOML syntax error")]),
-    ("unknown_key.toml", &[(6, 1, "table[0].rowz", "unknown field `rowz`, expected one of `name`, `rows`")]),
-    ("wrong_type.toml", &[(13, 11, "workload.clients", "invalid type: string \"two\", expected an integer")]),
-    ("unknown_generator.toml", &[(10, 13, "table[0].columns.v.gen", "unknown generator `integer`; expected one of: sequence, int, float")]),
-    ("gen_field_not_allowed.toml", &[(10, 49, "table[0].columns.v.min_len", "`min_len` does not apply to gen = \"int\"")]),
-    ("gen_missing.toml", &[(10, 5, "table[0].columns.v.gen", "missing; expected a generator")]),
-    ("min_gt_max.toml", &[(10, 36, "table[0].columns.v.max", "max 1 is less than min 10")]),
-    ("from_gt_to.toml", &[(10, 52, "table[0].columns.v.to", "`to` is earlier than `from`")]),
-    ("bad_timestamp.toml", &[(10, 33, "table[0].columns.v.from", "`2025-02-30` is not a date or timestamp")]),
-    ("negative_rows.toml", &[(6, 8, "table[0].rows", "-10 is negative")]),
-    ("zero_rows.toml", &[(6, 8, "table[0].rows", "is 0; expected at least 1")]),
-    ("absurd_rows.toml", &[(6, 8, "table[0].rows", "20000000000 rows is absurd; expected at most 10000000000")]),
-    ("rows_beyond_disk.toml", &[(6, 8, "table[0].rows", "beyond any disk a rehearsal can use")]),
-    ("weights_length.toml", &[(10, 59, "table[0].columns.v.weights", "has 2 weights for 3 values")]),
-    ("weights_zero.toml", &[(10, 54, "table[0].columns.v.weights", "are all zero")]),
-    ("null_fraction.toml", &[(10, 55, "table[0].columns.v.null_fraction", "1.5 is out of range; expected a number in 0..=1")]),
-    ("placeholder_count.toml", &[(17, 10, "workload.query[0].params", "uses placeholders $1, $2 but params has 1 generator(s)")]),
-    ("placeholder_gap.toml", &[(17, 10, "workload.query[0].params", "uses placeholders $1, $3 but params has 2 generator(s); expected exactly $1..$2")]),
-    ("placeholder_quoted.toml", &[(17, 10, "workload.query[0].params", "uses no placeholders but params has 1 generator(s)")]),
-    ("query_two_statements.toml", &[(16, 7, "workload.query[0].sql", "has 2 statements; expected exactly one")]),
-    ("step_sql_and_backfill.toml", &[(24, 12, "phase[0].step[0].backfill", "either sql or backfill, not both")]),
-    ("step_neither.toml", &[(21, 1, "phase[0].step[0]", "has neither sql nor backfill")]),
-    ("unknown_app.toml", &[(22, 15, "phase[0].apps[1]", "app `v3` is not sent any query; expected one of: v1, v2")]),
+    (
+        "syntax.toml",
+        &[(6, 11, "table[0].rows", "TOML syntax error")],
+    ),
+    (
+        "unknown_key.toml",
+        &[(
+            6,
+            1,
+            "table[0].rowz",
+            "unknown field `rowz`, expected one of `name`, `rows`",
+        )],
+    ),
+    (
+        "wrong_type.toml",
+        &[(
+            13,
+            11,
+            "workload.clients",
+            "invalid type: string \"two\", expected an integer",
+        )],
+    ),
+    (
+        "unknown_generator.toml",
+        &[(
+            10,
+            13,
+            "table[0].columns.v.gen",
+            "unknown generator `integer`; expected one of: sequence, int, float",
+        )],
+    ),
+    (
+        "gen_field_not_allowed.toml",
+        &[(
+            10,
+            49,
+            "table[0].columns.v.min_len",
+            "`min_len` does not apply to gen = \"int\"",
+        )],
+    ),
+    (
+        "gen_missing.toml",
+        &[(
+            10,
+            5,
+            "table[0].columns.v.gen",
+            "missing; expected a generator",
+        )],
+    ),
+    (
+        "min_gt_max.toml",
+        &[(
+            10,
+            36,
+            "table[0].columns.v.max",
+            "max 1 is less than min 10",
+        )],
+    ),
+    (
+        "from_gt_to.toml",
+        &[(
+            10,
+            52,
+            "table[0].columns.v.to",
+            "`to` is earlier than `from`",
+        )],
+    ),
+    (
+        "bad_timestamp.toml",
+        &[(
+            10,
+            33,
+            "table[0].columns.v.from",
+            "`2025-02-30` is not a date or timestamp",
+        )],
+    ),
+    (
+        "negative_rows.toml",
+        &[(6, 8, "table[0].rows", "-10 is negative")],
+    ),
+    (
+        "zero_rows.toml",
+        &[(6, 8, "table[0].rows", "is 0; expected at least 1")],
+    ),
+    (
+        "absurd_rows.toml",
+        &[(
+            6,
+            8,
+            "table[0].rows",
+            "20000000000 rows is absurd; expected at most 10000000000",
+        )],
+    ),
+    (
+        "rows_beyond_disk.toml",
+        &[(6, 8, "table[0].rows", "beyond any disk a rehearsal can use")],
+    ),
+    (
+        "weights_length.toml",
+        &[(
+            10,
+            59,
+            "table[0].columns.v.weights",
+            "has 2 weights for 3 values",
+        )],
+    ),
+    (
+        "weights_zero.toml",
+        &[(10, 54, "table[0].columns.v.weights", "are all zero")],
+    ),
+    (
+        "null_fraction.toml",
+        &[(
+            10,
+            55,
+            "table[0].columns.v.null_fraction",
+            "1.5 is out of range; expected a number in 0..=1",
+        )],
+    ),
+    (
+        "placeholder_count.toml",
+        &[(
+            17,
+            10,
+            "workload.query[0].params",
+            "uses placeholders $1, $2 but params has 1 generator(s)",
+        )],
+    ),
+    (
+        "placeholder_gap.toml",
+        &[(
+            17,
+            10,
+            "workload.query[0].params",
+            "uses placeholders $1, $3 but params has 2 generator(s); expected exactly $1..$2",
+        )],
+    ),
+    (
+        "placeholder_quoted.toml",
+        &[(
+            17,
+            10,
+            "workload.query[0].params",
+            "uses no placeholders but params has 1 generator(s)",
+        )],
+    ),
+    (
+        "query_two_statements.toml",
+        &[(
+            16,
+            7,
+            "workload.query[0].sql",
+            "has 2 statements; expected exactly one",
+        )],
+    ),
+    (
+        "step_sql_and_backfill.toml",
+        &[(
+            24,
+            12,
+            "phase[0].step[0].backfill",
+            "either sql or backfill, not both",
+        )],
+    ),
+    (
+        "step_neither.toml",
+        &[(21, 1, "phase[0].step[0]", "has neither sql nor backfill")],
+    ),
+    (
+        "unknown_app.toml",
+        &[(
+            22,
+            15,
+            "phase[0].apps[1]",
+            "app `v3` is not sent any query; expected one of: v1, v2",
+        )],
+    ),
     (
         "duplicate_names.toml",
         &[
-            (14, 8, "table[1].name", "duplicate table name `t` (first defined on line 5)"),
-            (29, 8, "workload.query[1].name", "duplicate query name `q` (first defined on line 24)"),
-            (37, 8, "workload.script[1].name", "duplicate script name `r` (first defined on line 33)"),
-            (47, 8, "phase[0].step[1].name", "duplicate step name `s` (first defined on line 44)"),
-            (51, 8, "phase[1].name", "duplicate phase name `p` (first defined on line 42)"),
+            (
+                14,
+                8,
+                "table[1].name",
+                "duplicate table name `t` (first defined on line 5)",
+            ),
+            (
+                29,
+                8,
+                "workload.query[1].name",
+                "duplicate query name `q` (first defined on line 24)",
+            ),
+            (
+                37,
+                8,
+                "workload.script[1].name",
+                "duplicate script name `r` (first defined on line 33)",
+            ),
+            (
+                47,
+                8,
+                "phase[0].step[1].name",
+                "duplicate step name `s` (first defined on line 44)",
+            ),
+            (
+                51,
+                8,
+                "phase[1].name",
+                "duplicate phase name `p` (first defined on line 42)",
+            ),
         ],
     ),
-    ("fk_unknown_table.toml", &[(17, 33, "workload.query[0].params[0].table", "no table named `customers`; expected one of: t")]),
-    ("fk_later_table.toml", &[(10, 27, "table[0].columns.v.table", "table `u` (line 13) is not defined before this table")]),
+    (
+        "fk_unknown_table.toml",
+        &[(
+            17,
+            33,
+            "workload.query[0].params[0].table",
+            "no table named `customers`; expected one of: t",
+        )],
+    ),
+    (
+        "fk_later_table.toml",
+        &[(
+            10,
+            27,
+            "table[0].columns.v.table",
+            "table `u` (line 13) is not defined before this table",
+        )],
+    ),
     ("no_phases.toml", &[(1, 1, "phase", "no phases")]),
     ("no_steps.toml", &[(19, 1, "phase[0].step", "no steps")]),
-    ("zero_clients.toml", &[(13, 11, "workload.clients", "0 is out of range; expected an integer in 1..=10000")]),
-    ("bad_rate.toml", &[(14, 8, "workload.rate", "-5 is out of range")]),
-    ("bad_duration.toml", &[(14, 10, "workload.before", "`5 seconds` has no unit; expected a duration like")]),
-    ("bad_variant.toml", &[(3, 11, "variant", "unknown variant `careful`; expected \"naive\" or \"safe\"")]),
-    ("concurrently_in_transaction.toml", &[(23, 7, "phase[0].step[0].sql", "cannot run inside a transaction block; set transaction = false")]),
-    ("missing_name.toml", &[(1, 1, "name", "missing; expected a scenario name")]),
+    (
+        "zero_clients.toml",
+        &[(
+            13,
+            11,
+            "workload.clients",
+            "0 is out of range; expected an integer in 1..=10000",
+        )],
+    ),
+    (
+        "bad_rate.toml",
+        &[(14, 8, "workload.rate", "-5 is out of range")],
+    ),
+    (
+        "bad_duration.toml",
+        &[(
+            14,
+            10,
+            "workload.before",
+            "`5 seconds` has no unit; expected a duration like",
+        )],
+    ),
+    (
+        "bad_variant.toml",
+        &[(
+            3,
+            11,
+            "variant",
+            "unknown variant `careful`; expected \"naive\" or \"safe\"",
+        )],
+    ),
+    (
+        "concurrently_in_transaction.toml",
+        &[(
+            23,
+            7,
+            "phase[0].step[0].sql",
+            "cannot run inside a transaction block; set transaction = false",
+        )],
+    ),
+    (
+        "missing_name.toml",
+        &[(1, 1, "name", "missing; expected a scenario name")],
+    ),
     ("empty.toml", &[(1, 1, "", "the file is empty")]),
     ("comments_only.toml", &[(1, 1, "", "the file is empty")]),
-    ("truncated.toml", &[(17, 31, "workload.query[0].params", "TOML syntax error")]),
-    ("not_utf8.toml", &[(16, 11, "", "invalid UTF-8 (byte 0xff at offset 326)")]),
+    (
+        "truncated.toml",
+        &[(17, 31, "workload.query[0].params", "TOML syntax error")],
+    ),
+    (
+        "not_utf8.toml",
+        &[(16, 11, "", "invalid UTF-8 (byte 0xff at offset 326)")],
+    ),
     ("binary_garbage.toml", &[(1, 1, "", "invalid UTF-8")]),
     ("nul_byte.toml", &[(2, 1, "", "binary data (a NUL byte)")]),
     (
         "many_errors.toml",
         &[
             (6, 8, "table[0].rows", "-1 is negative"),
-            (10, 36, "table[0].columns.v.max", "max 1 is less than min 10"),
+            (
+                10,
+                36,
+                "table[0].columns.v.max",
+                "max 1 is less than min 10",
+            ),
             (13, 11, "workload.clients", "0 is out of range"),
         ],
     ),
@@ -95,8 +339,12 @@ fn library_reports_exactly_the_expected_located_errors() {
     for (name, expected) in CASES {
         let path = fixture("bad", name);
         let got = errors_of(&path);
-        let got_short: Vec<(usize, usize, &str)> = got.iter().map(|e| (e.line, e.column, e.field.as_str())).collect();
-        let want_short: Vec<(usize, usize, &str)> = expected.iter().map(|(l, c, f, _)| (*l, *c, *f)).collect();
+        let got_short: Vec<(usize, usize, &str)> = got
+            .iter()
+            .map(|e| (e.line, e.column, e.field.as_str()))
+            .collect();
+        let want_short: Vec<(usize, usize, &str)> =
+            expected.iter().map(|(l, c, f, _)| (*l, *c, *f)).collect();
         if got_short != want_short {
             failures.push(format!("{name}: want {want_short:?}\n  got {got:#?}"));
             continue;
@@ -157,7 +405,9 @@ fn binary_exits_2_with_file_line_column_field_message() {
                 format!("{}:{line}:{col}: {field}: ", path.display())
             };
             if !stderr.contains(&located) || !stderr.contains(msg) {
-                failures.push(format!("{name}: stderr lacks {located:?} / {msg:?}:\n{stderr}"));
+                failures.push(format!(
+                    "{name}: stderr lacks {located:?} / {msg:?}:\n{stderr}"
+                ));
             }
         }
     }
@@ -170,7 +420,11 @@ fn missing_file_exits_2_naming_the_path() {
     let (code, _, stderr) = check(&[&path]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains(&format!("{}:0:0: cannot read scenario file {}", path.display(), path.display())),
+        stderr.contains(&format!(
+            "{}:0:0: cannot read scenario file {}",
+            path.display(),
+            path.display()
+        )),
         "{stderr}"
     );
 }
@@ -180,7 +434,10 @@ fn a_directory_is_not_a_scenario_file() {
     let path = fixture("bad", "");
     let (code, _, stderr) = check(&[&path]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains(":0:0: cannot read scenario file"), "{stderr}");
+    assert!(
+        stderr.contains(":0:0: cannot read scenario file"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -189,7 +446,10 @@ fn good_and_bad_together_reports_the_bad_one_and_exits_2() {
     let bad = fixture("bad", "zero_clients.toml");
     let (code, _, stderr) = check(&[&good, &bad]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("zero_clients.toml:13:11: workload.clients: "), "{stderr}");
+    assert!(
+        stderr.contains("zero_clients.toml:13:11: workload.clients: "),
+        "{stderr}"
+    );
     assert!(!stderr.contains("tiny.toml"), "{stderr}");
 }
 
@@ -221,7 +481,10 @@ fn the_scenario_library_checks_clean() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 14, "expected naive/safe pairs, found {files:?}");
+    assert!(
+        files.len() >= 14,
+        "expected naive/safe pairs, found {files:?}"
+    );
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let (code, _, stderr) = check(&refs);
     assert_eq!(code, 0, "{stderr}");
@@ -229,8 +492,14 @@ fn the_scenario_library_checks_clean() {
     let mut pairs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for f in &files {
         let s = scenario::load(f, &Overrides::default()).unwrap();
-        let variant = s.variant.map(|v| format!("{v:?}").to_lowercase()).unwrap_or_default();
-        pairs.entry(s.pair.clone().expect("every library scenario has a pair")).or_default().push(variant);
+        let variant = s
+            .variant
+            .map(|v| format!("{v:?}").to_lowercase())
+            .unwrap_or_default();
+        pairs
+            .entry(s.pair.clone().expect("every library scenario has a pair"))
+            .or_default()
+            .push(variant);
     }
     for (pair, mut variants) in pairs {
         variants.sort();
@@ -248,7 +517,13 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     let s = scenario::load(&good, &rows).unwrap();
     let counts: Vec<(&str, u64)> = s.tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
     assert_eq!(counts, [("customers", 10), ("orders", 40)]);
-    let fk = &s.tables[1].columns.iter().find(|c| c.name == "customer_id").unwrap().gen.kind;
+    let fk = &s.tables[1]
+        .columns
+        .iter()
+        .find(|c| c.name == "customer_id")
+        .unwrap()
+        .gen
+        .kind;
     assert_eq!(
         fk,
         &scenario::Gen::ForeignKey {
@@ -283,12 +558,23 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     };
     match scenario::load(&good, &absurd) {
         Err(Error::Scenario(v)) => {
-            assert!(v.iter().any(|e| e.field == "table[1].rows" && e.message.contains("after --rows/--scale")), "{v:?}");
+            assert!(
+                v.iter()
+                    .any(|e| e.field == "table[1].rows"
+                        && e.message.contains("after --rows/--scale")),
+                "{v:?}"
+            );
         }
         other => panic!("expected a scenario error, got {other:?}"),
     }
     assert!(matches!(
-        scenario::load(&good, &Overrides { rows: Some(0), scale: None }),
+        scenario::load(
+            &good,
+            &Overrides {
+                rows: Some(0),
+                scale: None
+            }
+        ),
         Err(Error::Usage(_))
     ));
 }
@@ -313,9 +599,15 @@ fn the_plan_of_the_good_fixture_is_what_the_file_says() {
             "COMMENT ON COLUMN orders.total_v2 IS 'cents; was total_cents'".into()
         ])
     );
-    assert_eq!(contract.statement_timeout, Some(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        contract.statement_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
     let add = &s.phases[0].steps[0];
-    assert_eq!((add.retries, add.retry_backoff), (2, std::time::Duration::from_millis(50)));
+    assert_eq!(
+        (add.retries, add.retry_backoff),
+        (2, std::time::Duration::from_millis(50))
+    );
     assert!(!s.phases[0].steps[1].transaction);
     assert_eq!(
         s.postgres.settings,
@@ -325,7 +617,11 @@ fn the_plan_of_the_good_fixture_is_what_the_file_says() {
             ("jit".to_string(), "off".to_string())
         ]
     );
-    let created = s.tables[0].columns.iter().find(|c| c.name == "created_at").unwrap();
+    let created = s.tables[0]
+        .columns
+        .iter()
+        .find(|c| c.name == "created_at")
+        .unwrap();
     assert_eq!(
         created.gen.kind,
         scenario::Gen::Timestamp {

@@ -13,7 +13,9 @@ fn seeds() -> Vec<(PathBuf, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
     for dir in ["tests/fixtures/good", "scenarios"] {
-        let Ok(rd) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "toml") {
@@ -38,19 +40,51 @@ enum Mutation {
 
 /// Fragments that are likely to matter to the parser and the validator.
 const SNIPPETS: &[&str] = &[
-    "\"", "'", "[", "]", "[[", "]]", "{", "}", "=", ",", "\n", "#", "\"\"\"", "$", "$1", "$2", ";",
-    "-1", "0", "1e999", "nan", "inf", "\u{e9}", "\u{1F600}", "rows = ", "gen = \"fk\"", "[[phase]]",
-    "[[table]]", "[workload]", "\\", "\0", "\u{feff}",
+    "\"",
+    "'",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "{",
+    "}",
+    "=",
+    ",",
+    "\n",
+    "#",
+    "\"\"\"",
+    "$",
+    "$1",
+    "$2",
+    ";",
+    "-1",
+    "0",
+    "1e999",
+    "nan",
+    "inf",
+    "\u{e9}",
+    "\u{1F600}",
+    "rows = ",
+    "gen = \"fk\"",
+    "[[phase]]",
+    "[[table]]",
+    "[workload]",
+    "\\",
+    "\0",
+    "\u{feff}",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::FlipByte(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), prop_oneof![
-            proptest::sample::select(SNIPPETS).prop_map(|s| s.as_bytes().to_vec()),
-            proptest::collection::vec(any::<u8>(), 1..8),
-        ])
+        (
+            any::<usize>(),
+            prop_oneof![
+                proptest::sample::select(SNIPPETS).prop_map(|s| s.as_bytes().to_vec()),
+                proptest::collection::vec(any::<u8>(), 1..8),
+            ]
+        )
             .prop_map(|(i, v)| Mutation::Insert(i, v)),
         any::<usize>().prop_map(Mutation::DeleteLine),
         any::<usize>().prop_map(Mutation::DuplicateLine),
@@ -72,7 +106,10 @@ fn apply(mut b: Vec<u8>, m: &Mutation) -> Vec<u8> {
             b.splice(i..i, v.iter().copied());
         }
         Mutation::DeleteLine(i) | Mutation::DuplicateLine(i) => {
-            let mut lines: Vec<Vec<u8>> = b.split_inclusive(|c| *c == b'\n').map(<[u8]>::to_vec).collect();
+            let mut lines: Vec<Vec<u8>> = b
+                .split_inclusive(|c| *c == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect();
             if !lines.is_empty() {
                 let k = i % lines.len();
                 if matches!(m, Mutation::DeleteLine(_)) {

@@ -19,7 +19,9 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
         writeln!(o, "  {d}")?;
     }
     if let Some(p) = &s.pair {
-        let v = s.variant.map_or("-".to_string(), |v| format!("{v:?}").to_lowercase());
+        let v = s
+            .variant
+            .map_or("-".to_string(), |v| format!("{v:?}").to_lowercase());
         writeln!(o, "  pair {p}, variant {v}")?;
     }
     writeln!(o, "  sha256 {}", s.hash)?;
@@ -52,9 +54,9 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
         writeln!(o, "  seed sql: {}", one_line(q))?;
     }
     let w = &s.workload;
-    let rate = w
-        .rate
-        .map_or("closed loop".to_string(), |r| format!("{} queries/s open loop", trim_float(r)));
+    let rate = w.rate.map_or("closed loop".to_string(), |r| {
+        format!("{} queries/s open loop", trim_float(r))
+    });
     writeln!(
         o,
         "workload: {} clients per app, {rate}, {} before, {} after, {} windows",
@@ -93,7 +95,14 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
         for st in &p.steps {
             let mut opts = Vec::new();
             if let StepAction::Sql(_) = st.action {
-                opts.push(if st.transaction { "in a transaction" } else { "autocommit" }.to_string());
+                opts.push(
+                    if st.transaction {
+                        "in a transaction"
+                    } else {
+                        "autocommit"
+                    }
+                    .to_string(),
+                );
             }
             if let Some(t) = st.lock_timeout {
                 opts.push(format!("lock_timeout {}", fmt_duration(t)));
@@ -102,7 +111,11 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
                 opts.push(format!("statement_timeout {}", fmt_duration(t)));
             }
             if st.retries > 0 {
-                opts.push(format!("{} retries from {} backoff", st.retries, fmt_duration(st.retry_backoff)));
+                opts.push(format!(
+                    "{} retries from {} backoff",
+                    st.retries,
+                    fmt_duration(st.retry_backoff)
+                ));
             }
             if !st.pause_after.is_zero() {
                 opts.push(format!("pause {} after", fmt_duration(st.pause_after)));
@@ -115,7 +128,10 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
                     }
                 }
                 StepAction::Backfill(b) => {
-                    let cond = b.where_clause.as_ref().map_or(String::new(), |w| format!(" AND ({w})"));
+                    let cond = b
+                        .where_clause
+                        .as_ref()
+                        .map_or(String::new(), |w| format!(" AND ({w})"));
                     writeln!(
                         o,
                         "       backfill: UPDATE {} SET {} WHERE {} > lo AND {} <= lo + {}{cond}; pause {} between batches",
@@ -180,11 +196,17 @@ pub fn gen_text(g: &ColumnGen) -> String {
         Gen::Text { min_len, max_len } => format!("text length {min_len}..={max_len}"),
         Gen::Words { min, max } => format!("words {min}..={max}"),
         Gen::Choice { values, weights } => {
-            let items: Vec<String> = values.iter().zip(weights).map(|(v, w)| format!("{v}:{w}")).collect();
+            let items: Vec<String> = values
+                .iter()
+                .zip(weights)
+                .map(|(v, w)| format!("{v}:{w}"))
+                .collect();
             format!("choice [{}]", items.join(", "))
         }
         Gen::Bool { p_true } => format!("bool p_true={}", trim_float(*p_true)),
-        Gen::Timestamp { from_us, to_us } => format!("timestamp {} ..= {}", ts(*from_us), ts(*to_us)),
+        Gen::Timestamp { from_us, to_us } => {
+            format!("timestamp {} ..= {}", ts(*from_us), ts(*to_us))
+        }
         Gen::Uuid => "uuid".to_string(),
         Gen::Json { keys } => format!("json with {keys} keys"),
         Gen::ForeignKey { table, rows } => format!("fk {table} 1..={rows}"),
@@ -198,5 +220,7 @@ pub fn gen_text(g: &ColumnGen) -> String {
 }
 
 fn ts(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map_or(us.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    chrono::DateTime::from_timestamp_micros(us).map_or(us.to_string(), |t| {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    })
 }

@@ -25,7 +25,12 @@ impl<'a> Diags<'a> {
         }
     }
 
-    pub fn err(&mut self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) {
+    pub fn err(
+        &mut self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let (line, column) = line_col(self.text, span.start);
         self.errors.push(ScenarioError {
             file: self.file.to_path_buf(),
@@ -118,7 +123,11 @@ impl<'a> Diags<'a> {
         let d = self.opt_duration(v, field)?;
         if d.is_zero() {
             let span = v.as_ref().map(|v| v.span()).unwrap_or(0..0);
-            self.err(span, field, "must be greater than zero; omit it for no limit");
+            self.err(
+                span,
+                field,
+                "must be greater than zero; omit it for no limit",
+            );
             return None;
         }
         Some(d)
@@ -132,7 +141,8 @@ const MAX_DURATION_SECS: f64 = 365.0 * 24.0 * 3600.0;
 /// "250ms", "5s", "1.5s", "2m", "1h", "1m30s", "500us", "0". Units: us, ms,
 /// s, m (or min), h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    const EXPECTED: &str = "expected a duration like \"250ms\", \"5s\", \"1.5s\" or \"2m\" (units: us, ms, s, m, h)";
+    const EXPECTED: &str =
+        "expected a duration like \"250ms\", \"5s\", \"1.5s\" or \"2m\" (units: us, ms, s, m, h)";
     let t = s.trim();
     if t == "0" {
         return Ok(Duration::ZERO);
@@ -206,7 +216,17 @@ mod tests {
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        for bad in ["", "5", "s", "5 parsecs", "-1s", "1..2s", "1e400s", "99999999h", "5s5"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 parsecs",
+            "-1s",
+            "1..2s",
+            "1e400s",
+            "99999999h",
+            "5s5",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");

@@ -56,13 +56,21 @@ pub struct FkTarget {
 
 /// Validate one spec; `path` is its dotted field path. None when invalid
 /// (every problem recorded in `d`).
-pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTarget]) -> Option<ColumnGen> {
+pub fn column_gen(
+    d: &mut Diags,
+    spec: &S<GenSpec>,
+    path: &str,
+    targets: &[FkTarget],
+) -> Option<ColumnGen> {
     let g = spec.get_ref();
     let Some(kind_v) = &g.gen else {
         d.err(
             spec.span(),
             format!("{path}.gen"),
-            format!("missing; expected a generator, one of: {}", KINDS.join(", ")),
+            format!(
+                "missing; expected a generator, one of: {}",
+                KINDS.join(", ")
+            ),
         );
         return None;
     };
@@ -71,7 +79,10 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
         d.err(
             kind_v.span(),
             format!("{path}.gen"),
-            format!("unknown generator `{kind}`; expected one of: {}", KINDS.join(", ")),
+            format!(
+                "unknown generator `{kind}`; expected one of: {}",
+                KINDS.join(", ")
+            ),
         );
         return None;
     }
@@ -83,7 +94,10 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
             d.err(
                 span,
                 format!("{path}.{name}"),
-                format!("`{name}` does not apply to gen = \"{kind}\"; it takes: {}", takes.join(", ")),
+                format!(
+                    "`{name}` does not apply to gen = \"{kind}\"; it takes: {}",
+                    takes.join(", ")
+                ),
             );
         }
     }
@@ -101,22 +115,28 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
             let max = int_value(d, &g.max, &f("max"), spec.span());
             let dist = match &g.dist {
                 None => IntDist::Uniform,
-                Some(v) => match v.get_ref().as_str() {
-                    "uniform" => IntDist::Uniform,
-                    "zipf" => IntDist::Zipf,
-                    other => {
-                        d.err(
+                Some(v) => {
+                    match v.get_ref().as_str() {
+                        "uniform" => IntDist::Uniform,
+                        "zipf" => IntDist::Zipf,
+                        other => {
+                            d.err(
                             v.span(),
                             f("dist"),
                             format!("unknown distribution `{other}`; expected \"uniform\" or \"zipf\""),
                         );
-                        IntDist::Uniform
+                            IntDist::Uniform
+                        }
                     }
-                },
+                }
             };
             let s = match &g.s {
                 Some(v) if dist != IntDist::Zipf => {
-                    d.err(v.span(), f("s"), "the exponent `s` only applies to dist = \"zipf\"");
+                    d.err(
+                        v.span(),
+                        f("s"),
+                        "the exponent `s` only applies to dist = \"zipf\"",
+                    );
                     1.0
                 }
                 Some(v) => d.float_in(v, &f("s"), 0.01, 100.0).unwrap_or(1.0),
@@ -146,7 +166,15 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
             Gen::Float { min, max }
         }
         "text" => {
-            let (min_len, max_len) = len_range(d, &g.min_len, &g.max_len, &f("min_len"), &f("max_len"), (8, 32), 1_000_000)?;
+            let (min_len, max_len) = len_range(
+                d,
+                &g.min_len,
+                &g.max_len,
+                &f("min_len"),
+                &f("max_len"),
+                (8, 32),
+                1_000_000,
+            )?;
             Gen::Text { min_len, max_len }
         }
         "words" => {
@@ -165,7 +193,11 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
         "choice" => choice(d, g, spec.span(), path)?,
         "bool" => {
             if let (Some(_), Some(p)) = (&g.p_true, &g.p) {
-                d.err(p.span(), f("p"), "give either p_true or p (the same thing), not both");
+                d.err(
+                    p.span(),
+                    f("p"),
+                    "give either p_true or p (the same thing), not both",
+                );
             }
             let p_true = match (&g.p_true, &g.p) {
                 (Some(v), _) => d.float_in(v, &f("p_true"), 0.0, 1.0),
@@ -195,7 +227,12 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
             },
         },
         "fk" => {
-            let t = d.required(&g.table, spec.span(), &f("table"), "the name of the table whose rows this references, e.g. table = \"customers\"")?;
+            let t = d.required(
+                &g.table,
+                spec.span(),
+                &f("table"),
+                "the name of the table whose rows this references, e.g. table = \"customers\"",
+            )?;
             let name = t.get_ref();
             match targets.iter().find(|x| &x.name == name) {
                 None => {
@@ -203,7 +240,10 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
                     d.err(
                         t.span(),
                         f("table"),
-                        format!("no table named `{name}`; expected one of: {}", names.join(", ")),
+                        format!(
+                            "no table named `{name}`; expected one of: {}",
+                            names.join(", ")
+                        ),
                     );
                     return None;
                 }
@@ -222,7 +262,9 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
                     d.err(
                         t.span(),
                         f("table"),
-                        format!("table `{name}` has no generated rows, so there is no key to reference"),
+                        format!(
+                            "table `{name}` has no generated rows, so there is no key to reference"
+                        ),
                     );
                     return None;
                 }
@@ -233,7 +275,12 @@ pub fn column_gen(d: &mut Diags, spec: &S<GenSpec>, path: &str, targets: &[FkTar
             }
         }
         "constant" => {
-            let v = d.required(&g.value, spec.span(), &f("value"), "the value, e.g. value = \"new\"")?;
+            let v = d.required(
+                &g.value,
+                spec.span(),
+                &f("value"),
+                "the value, e.g. value = \"new\"",
+            )?;
             Gen::Constant {
                 value: scalar_text(d, v, &f("value"))?,
             }
@@ -250,24 +297,42 @@ fn span_of<T>(v: &Option<S<T>>, fallback: Range<usize>) -> Range<usize> {
     v.as_ref().map_or(fallback, |v| v.span())
 }
 
-fn int_value(d: &mut Diags, v: &Option<S<Value>>, field: &str, section: Range<usize>) -> Option<i64> {
+fn int_value(
+    d: &mut Diags,
+    v: &Option<S<Value>>,
+    field: &str,
+    section: Range<usize>,
+) -> Option<i64> {
     let v = d.required(v, section, field, "an integer")?;
     match v.get_ref() {
         Value::Integer(i) => Some(*i),
         other => {
-            d.err(v.span(), field, format!("expected an integer, found {}", other.type_str()));
+            d.err(
+                v.span(),
+                field,
+                format!("expected an integer, found {}", other.type_str()),
+            );
             None
         }
     }
 }
 
-fn float_value(d: &mut Diags, v: &Option<S<Value>>, field: &str, section: Range<usize>) -> Option<f64> {
+fn float_value(
+    d: &mut Diags,
+    v: &Option<S<Value>>,
+    field: &str,
+    section: Range<usize>,
+) -> Option<f64> {
     let v = d.required(v, section, field, "a number")?;
     match v.get_ref() {
         Value::Integer(i) => Some(*i as f64),
         Value::Float(x) if x.is_finite() => Some(*x),
         other => {
-            d.err(v.span(), field, format!("expected a finite number, found {other}"));
+            d.err(
+                v.span(),
+                field,
+                format!("expected a finite number, found {other}"),
+            );
             None
         }
     }
@@ -279,11 +344,19 @@ fn opt_small_int(d: &mut Diags, v: &Option<S<Value>>, field: &str, hi: i64) -> O
     match v.get_ref() {
         Value::Integer(i) if (0..=hi).contains(i) => Some(Some(*i as u32)),
         Value::Integer(i) => {
-            d.err(v.span(), field, format!("{i} is out of range; expected an integer in 0..={hi}"));
+            d.err(
+                v.span(),
+                field,
+                format!("{i} is out of range; expected an integer in 0..={hi}"),
+            );
             None
         }
         other => {
-            d.err(v.span(), field, format!("expected an integer, found {}", other.type_str()));
+            d.err(
+                v.span(),
+                field,
+                format!("expected an integer, found {}", other.type_str()),
+            );
             None
         }
     }
@@ -310,17 +383,30 @@ fn len_range(
     let (a, b) = (a?, b?);
     if a > b {
         let span = hi.as_ref().map_or(0..0, |v| v.span());
-        d.err(span, hi_field, format!("{hi_field} {b} is less than {lo_field} {a}"));
+        d.err(
+            span,
+            hi_field,
+            format!("{hi_field} {b} is less than {lo_field} {a}"),
+        );
         return None;
     }
     Some((a, b))
 }
 
 fn choice(d: &mut Diags, g: &GenSpec, section: Range<usize>, path: &str) -> Option<Gen> {
-    let values_v = d.required(&g.values, section, &format!("{path}.values"), "a list of values, e.g. values = [\"new\", \"paid\"]")?;
+    let values_v = d.required(
+        &g.values,
+        section,
+        &format!("{path}.values"),
+        "a list of values, e.g. values = [\"new\", \"paid\"]",
+    )?;
     let values_field = format!("{path}.values");
     if values_v.get_ref().is_empty() {
-        d.err(values_v.span(), &values_field, "is empty; expected at least one value");
+        d.err(
+            values_v.span(),
+            &values_field,
+            "is empty; expected at least one value",
+        );
         return None;
     }
     let mut values = Vec::new();
@@ -348,11 +434,19 @@ fn choice(d: &mut Diags, g: &GenSpec, section: Range<usize>, path: &str) -> Opti
                 ws.push(d.int_in(x, &format!("{wf}[{i}]"), 0, i64::from(u32::MAX))? as u32);
             }
             if ws.iter().all(|&x| x == 0) {
-                d.err(w.span(), &wf, "are all zero; expected at least one weight above zero");
+                d.err(
+                    w.span(),
+                    &wf,
+                    "are all zero; expected at least one weight above zero",
+                );
                 return None;
             }
             if ws.iter().map(|&x| u64::from(x)).sum::<u64>() > u64::from(u32::MAX) {
-                d.err(w.span(), &wf, format!("sum to more than {}; use smaller weights", u32::MAX));
+                d.err(
+                    w.span(),
+                    &wf,
+                    format!("sum to more than {}; use smaller weights", u32::MAX),
+                );
                 return None;
             }
             ws
@@ -373,15 +467,28 @@ pub fn scalar_text(d: &mut Diags, v: &S<Value>, field: &str) -> Option<String> {
             d.err(
                 v.span(),
                 field,
-                format!("expected a string, number or boolean, found {}", other.type_str()),
+                format!(
+                    "expected a string, number or boolean, found {}",
+                    other.type_str()
+                ),
             );
             None
         }
     }
 }
 
-fn timestamp(d: &mut Diags, v: &Option<S<Value>>, field: &str, section: Range<usize>) -> Option<i64> {
-    let v = d.required(v, section, field, "a date or timestamp, e.g. \"2024-01-01\" or \"2024-01-01T00:00:00Z\"")?;
+fn timestamp(
+    d: &mut Diags,
+    v: &Option<S<Value>>,
+    field: &str,
+    section: Range<usize>,
+) -> Option<i64> {
+    let v = d.required(
+        v,
+        section,
+        field,
+        "a date or timestamp, e.g. \"2024-01-01\" or \"2024-01-01T00:00:00Z\"",
+    )?;
     let text = match v.get_ref() {
         Value::String(s) => s.clone(),
         Value::Datetime(t) => t.to_string(),
@@ -414,7 +521,12 @@ pub fn parse_timestamp_us(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_micros());
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc().timestamp_micros());
         }
@@ -431,7 +543,9 @@ pub fn estimated_row_bytes(cols: &[super::ColumnPlan]) -> u64 {
     let body: u64 = cols
         .iter()
         .map(|c| match &c.gen.kind {
-            Gen::Sequence { .. } | Gen::Int { .. } | Gen::Float { .. } | Gen::ForeignKey { .. } => 8,
+            Gen::Sequence { .. } | Gen::Int { .. } | Gen::Float { .. } | Gen::ForeignKey { .. } => {
+                8
+            }
             Gen::Timestamp { .. } => 8,
             Gen::Bool { .. } => 1,
             Gen::Uuid => 16,

@@ -91,7 +91,8 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
             1,
             1,
             String::new(),
-            "the file is empty; expected a scenario with name, [[table]], [workload] and [[phase]]".to_string(),
+            "the file is empty; expected a scenario with name, [[table]], [workload] and [[phase]]"
+                .to_string(),
         ));
     }
     let mut d = Diags::new(path, text);
@@ -111,7 +112,9 @@ fn check_overrides(o: &Overrides) -> Result<RowOverrides> {
     }
     if let Some(f) = o.scale {
         if !f.is_finite() || f <= 0.0 {
-            return Err(Error::Usage(format!("--scale must be a number above 0, got {f}")));
+            return Err(Error::Usage(format!(
+                "--scale must be a number above 0, got {f}"
+            )));
         }
     }
     Ok(RowOverrides {
@@ -142,7 +145,8 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     let raw = e.message().trim();
     let message = if raw.is_empty() {
         if text[span.start.min(text.len())..].trim().is_empty() {
-            "the file ends in the middle of a value (truncated?); expected a complete TOML value".to_string()
+            "the file ends in the middle of a value (truncated?); expected a complete TOML value"
+                .to_string()
         } else {
             "TOML syntax error".to_string()
         }
@@ -166,4 +170,3 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
         message,
     }])
 }
-

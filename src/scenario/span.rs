@@ -31,7 +31,12 @@ pub fn path_at(text: &str, offset: usize) -> String {
     best.map(|(_, p)| p).unwrap_or_default()
 }
 
-fn consider(span: Option<Range<usize>>, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+fn consider(
+    span: Option<Range<usize>>,
+    path: &str,
+    offset: usize,
+    best: &mut Option<(usize, String)>,
+) {
     let Some(span) = span else { return };
     // A zero-width span (end of an empty value) still locates its offset.
     let hit = span.contains(&offset) || (span.start == offset && span.is_empty());
@@ -48,7 +53,12 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn visit_table(t: &toml_edit::Table, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+fn visit_table(
+    t: &toml_edit::Table,
+    path: &str,
+    offset: usize,
+    best: &mut Option<(usize, String)>,
+) {
     consider(t.span(), path, offset, best);
     for (k, _) in t.iter() {
         let Some((key, item)) = t.get_key_value(k) else {
@@ -60,7 +70,12 @@ fn visit_table(t: &toml_edit::Table, path: &str, offset: usize, best: &mut Optio
     }
 }
 
-fn visit_item(item: &toml_edit::Item, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+fn visit_item(
+    item: &toml_edit::Item,
+    path: &str,
+    offset: usize,
+    best: &mut Option<(usize, String)>,
+) {
     match item {
         toml_edit::Item::None => {}
         toml_edit::Item::Value(v) => visit_value(v, path, offset, best),
@@ -73,7 +88,12 @@ fn visit_item(item: &toml_edit::Item, path: &str, offset: usize, best: &mut Opti
     }
 }
 
-fn visit_value(v: &toml_edit::Value, path: &str, offset: usize, best: &mut Option<(usize, String)>) {
+fn visit_value(
+    v: &toml_edit::Value,
+    path: &str,
+    offset: usize,
+    best: &mut Option<(usize, String)>,
+) {
     consider(v.span(), path, offset, best);
     match v {
         toml_edit::Value::Array(a) => {
@@ -210,7 +230,10 @@ mod tests {
     fn path_near_follows_headers() {
         let t = "[[phase]]\nname = \"a\"\n[[phase]]\n[[phase.step]]\n[[phase.step]]\nsql = \"\"\"\nx = 1\n";
         assert_eq!(path_near(t, t.len() - 2), "phase[1].step[1].sql");
-        assert_eq!(path_near("[workload]\nclients = \n", 20), "workload.clients");
+        assert_eq!(
+            path_near("[workload]\nclients = \n", 20),
+            "workload.clients"
+        );
         assert_eq!(path_near("", 0), "");
     }
 }

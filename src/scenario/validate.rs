@@ -11,8 +11,8 @@ use super::diag::Diags;
 use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
 use super::model::{self, GenSpec, SqlText, S};
 use super::{
-    BackfillPlan, Budget, ColumnPlan, PhasePlan, PostgresPlan, QueryPlan, Scenario, ScriptPlan, StepAction, StepPlan,
-    TablePlan, Variant, WorkloadPlan,
+    BackfillPlan, Budget, ColumnPlan, PhasePlan, PostgresPlan, QueryPlan, Scenario, ScriptPlan,
+    StepAction, StepPlan, TablePlan, Variant, WorkloadPlan,
 };
 use crate::sql;
 
@@ -28,27 +28,56 @@ pub struct RowOverrides {
     pub scale: Option<f64>,
 }
 
-pub fn validate(d: &mut Diags, f: &model::ScenarioFile, path: &Path, hash: String, ov: &RowOverrides) -> Scenario {
+pub fn validate(
+    d: &mut Diags,
+    f: &model::ScenarioFile,
+    path: &Path,
+    hash: String,
+    ov: &RowOverrides,
+) -> Scenario {
     let whole = 0..0;
-    let name = match d.required(&f.name, whole.clone(), "name", "a scenario name, e.g. name = \"create-index-naive\"") {
+    let name = match d.required(
+        &f.name,
+        whole.clone(),
+        "name",
+        "a scenario name, e.g. name = \"create-index-naive\"",
+    ) {
         Some(v) => d.nonempty(v, "name", "a scenario name").unwrap_or_default(),
         None => String::new(),
     };
-    let description = f.description.as_ref().map(|v| v.get_ref().trim().to_string());
-    let pair = f.pair.as_ref().and_then(|v| d.nonempty(v, "pair", "the name naive/safe files share"));
+    let description = f
+        .description
+        .as_ref()
+        .map(|v| v.get_ref().trim().to_string());
+    let pair = f
+        .pair
+        .as_ref()
+        .and_then(|v| d.nonempty(v, "pair", "the name naive/safe files share"));
     let variant = f.variant.as_ref().and_then(|v| match v.get_ref().as_str() {
         "naive" => Some(Variant::Naive),
         "safe" => Some(Variant::Safe),
         other => {
-            d.err(v.span(), "variant", format!("unknown variant `{other}`; expected \"naive\" or \"safe\""));
+            d.err(
+                v.span(),
+                "variant",
+                format!("unknown variant `{other}`; expected \"naive\" or \"safe\""),
+            );
             None
         }
     });
     let postgres = postgres(d, f.postgres.as_ref());
     let tables = tables(d, &f.table, ov);
-    let seed_sql = f.seed_sql.as_ref().map(|v| sql_list(d, v, "seed_sql")).unwrap_or_default();
+    let seed_sql = f
+        .seed_sql
+        .as_ref()
+        .map(|v| sql_list(d, v, "seed_sql"))
+        .unwrap_or_default();
     if f.table.is_empty() && seed_sql.is_empty() {
-        d.err(whole.clone(), "table", "no tables; expected at least one [[table]] (or seed_sql)");
+        d.err(
+            whole.clone(),
+            "table",
+            "no tables; expected at least one [[table]] (or seed_sql)",
+        );
     }
     let targets: Vec<FkTarget> = tables
         .iter()
@@ -61,7 +90,11 @@ pub fn validate(d: &mut Diags, f: &model::ScenarioFile, path: &Path, hash: Strin
         .collect();
     let workload = workload(d, f.workload.as_ref(), &targets);
     let phases = phases(d, &f.phase, &workload.apps());
-    let budget = f.budget.as_ref().map(|b| budget(d, b.get_ref())).unwrap_or_default();
+    let budget = f
+        .budget
+        .as_ref()
+        .map(|b| budget(d, b.get_ref()))
+        .unwrap_or_default();
     Scenario {
         path: path.to_path_buf(),
         name,
@@ -79,27 +112,52 @@ pub fn validate(d: &mut Diags, f: &model::ScenarioFile, path: &Path, hash: Strin
 }
 
 fn postgres(d: &mut Diags, p: Option<&S<model::PostgresSection>>) -> PostgresPlan {
-    let Some(p) = p else { return PostgresPlan::default() };
+    let Some(p) = p else {
+        return PostgresPlan::default();
+    };
     let p = p.get_ref();
     let version = p.version.as_ref().and_then(|v| match v.get_ref() {
         toml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         toml::Value::Integer(i) if (9..=99).contains(i) => Some(i.to_string()),
         other => {
-            d.err(v.span(), "postgres.version", format!("`{other}` is not a Postgres major version; expected e.g. \"17\""));
+            d.err(
+                v.span(),
+                "postgres.version",
+                format!("`{other}` is not a Postgres major version; expected e.g. \"17\""),
+            );
             None
         }
     });
-    let image = p.image.as_ref().and_then(|v| d.nonempty(v, "postgres.image", "a container image, e.g. \"postgres:17\""));
+    let image = p.image.as_ref().and_then(|v| {
+        d.nonempty(
+            v,
+            "postgres.image",
+            "a container image, e.g. \"postgres:17\"",
+        )
+    });
     let mut settings = Vec::new();
     if let Some(s) = &p.settings {
         for (k, v) in &s.get_ref().0 {
             let field = format!("postgres.settings.{}", k.get_ref());
-            if !k.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') || k.get_ref().is_empty() {
-                d.err(k.span(), &field, "is not a Postgres setting name; expected letters, digits, `_` and `.`");
+            if !k
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                || k.get_ref().is_empty()
+            {
+                d.err(
+                    k.span(),
+                    &field,
+                    "is not a Postgres setting name; expected letters, digits, `_` and `.`",
+                );
                 continue;
             }
             let value = match v.get_ref() {
-                toml::Value::Boolean(b) => Some(if *b { "on".to_string() } else { "off".to_string() }),
+                toml::Value::Boolean(b) => Some(if *b {
+                    "on".to_string()
+                } else {
+                    "off".to_string()
+                }),
                 _ => scalar_text(d, v, &field),
             };
             if let Some(value) = value {
@@ -135,7 +193,10 @@ impl Names {
             d.err(
                 name.span(),
                 field,
-                format!("duplicate {} name `{n}` (first defined on line {line}); names must be unique", self.kind),
+                format!(
+                    "duplicate {} name `{n}` (first defined on line {line}); names must be unique",
+                    self.kind
+                ),
             );
         } else {
             self.seen.insert(n, name.span());
@@ -144,7 +205,13 @@ impl Names {
 }
 
 /// Required, non-empty, unique name of an item.
-fn item_name(d: &mut Diags, v: &Option<S<String>>, section: Range<usize>, field: &str, names: &mut Names) -> String {
+fn item_name(
+    d: &mut Diags,
+    v: &Option<S<String>>,
+    section: Range<usize>,
+    field: &str,
+    names: &mut Names,
+) -> String {
     match d.required(v, section, field, &format!("a {} name", names.kind)) {
         Some(v) => {
             let n = d.nonempty(v, field, &format!("a {} name", names.kind));
@@ -174,14 +241,22 @@ pub fn scale_rows(raw: &[u64], ov: &RowOverrides) -> Vec<u64> {
     if let Some(f) = ov.scale {
         for r in rows.iter_mut().filter(|r| **r > 0) {
             let v = (*r as f64 * f).round();
-            *r = if v >= u64::MAX as f64 { u64::MAX } else { (v as u64).max(1) };
+            *r = if v >= u64::MAX as f64 {
+                u64::MAX
+            } else {
+                (v as u64).max(1)
+            };
         }
     }
     rows
 }
 
 /// The table plans, each with its line and whether its row count was valid.
-fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Vec<(TablePlan, usize, bool)> {
+fn tables(
+    d: &mut Diags,
+    ts: &[S<model::TableSection>],
+    ov: &RowOverrides,
+) -> Vec<(TablePlan, usize, bool)> {
     let mut names = Names::new("table");
     let overridden = ov.rows.is_some() || ov.scale.is_some();
     // Pass 1: names and row counts, so foreign keys can see scaled rows.
@@ -198,13 +273,25 @@ fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Ve
                 let x = *r.get_ref();
                 let f = format!("table[{i}].rows");
                 if x < 0 {
-                    d.err(r.span(), f, format!("{x} is negative; expected a row count of at least 1"));
+                    d.err(
+                        r.span(),
+                        f,
+                        format!("{x} is negative; expected a row count of at least 1"),
+                    );
                     0
                 } else if x == 0 {
-                    d.err(r.span(), f, "is 0; expected at least 1 (omit rows for a table created empty)");
+                    d.err(
+                        r.span(),
+                        f,
+                        "is 0; expected at least 1 (omit rows for a table created empty)",
+                    );
                     0
                 } else if x as u64 > MAX_ROWS {
-                    d.err(r.span(), f, format!("{x} rows is absurd; expected at most {MAX_ROWS}"));
+                    d.err(
+                        r.span(),
+                        f,
+                        format!("{x} rows is absurd; expected at most {MAX_ROWS}"),
+                    );
                     0
                 } else {
                     x as u64
@@ -222,10 +309,28 @@ fn tables(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> Ve
         let rows_field = format!("table[{i}].rows");
         if overridden && rows[i] > MAX_ROWS {
             let span = tt.rows.as_ref().map_or(t.span(), |r| r.span());
-            d.err(span, &rows_field, format!("{} rows after --rows/--scale is absurd; expected at most {MAX_ROWS}", rows[i]));
+            d.err(
+                span,
+                &rows_field,
+                format!(
+                    "{} rows after --rows/--scale is absurd; expected at most {MAX_ROWS}",
+                    rows[i]
+                ),
+            );
         }
-        let create = match d.required(&tt.create, t.span(), &format!("table[{i}].create"), "the CREATE TABLE statement") {
-            Some(v) => d.nonempty(v, &format!("table[{i}].create"), "the CREATE TABLE statement").unwrap_or_default(),
+        let create = match d.required(
+            &tt.create,
+            t.span(),
+            &format!("table[{i}].create"),
+            "the CREATE TABLE statement",
+        ) {
+            Some(v) => d
+                .nonempty(
+                    v,
+                    &format!("table[{i}].create"),
+                    "the CREATE TABLE statement",
+                )
+                .unwrap_or_default(),
             None => String::new(),
         };
         let after_seed = tt
@@ -295,14 +400,26 @@ fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
         SqlText::Many(list) => list.iter().flat_map(|s| sql::split(s.get_ref())).collect(),
     };
     if out.is_empty() {
-        d.err(v.span(), field, "has no SQL statements; expected at least one");
+        d.err(
+            v.span(),
+            field,
+            "has no SQL statements; expected at least one",
+        );
     }
     out
 }
 
-fn workload(d: &mut Diags, w: Option<&S<model::WorkloadSection>>, tables: &[FkTarget]) -> WorkloadPlan {
+fn workload(
+    d: &mut Diags,
+    w: Option<&S<model::WorkloadSection>>,
+    tables: &[FkTarget],
+) -> WorkloadPlan {
     let Some(ws) = w else {
-        d.err(0..0, "workload", "missing; expected a [workload] section with at least one [[workload.query]]");
+        d.err(
+            0..0,
+            "workload",
+            "missing; expected a [workload] section with at least one [[workload.query]]",
+        );
         return WorkloadPlan {
             clients: 1,
             rate: None,
@@ -334,10 +451,16 @@ fn workload(d: &mut Diags, w: Option<&S<model::WorkloadSection>>, tables: &[FkTa
     });
     let before = d.duration(&w.before, "workload.before", Duration::from_secs(2));
     let after = d.duration(&w.after, "workload.after", Duration::from_secs(2));
-    let window = d.positive_duration(&w.window, "workload.window").unwrap_or(Duration::from_millis(100));
+    let window = d
+        .positive_duration(&w.window, "workload.window")
+        .unwrap_or(Duration::from_millis(100));
     let query_timeout = d.positive_duration(&w.query_timeout, "workload.query_timeout");
     if w.query.is_empty() {
-        d.err(ws.span(), "workload.query", "no queries; expected at least one [[workload.query]] with name and sql");
+        d.err(
+            ws.span(),
+            "workload.query",
+            "no queries; expected at least one [[workload.query]] with name and sql",
+        );
     }
     // App versions: every app any query names, or the single "app".
     let mut named_apps: Vec<String> = Vec::new();
@@ -365,11 +488,21 @@ fn workload(d: &mut Diags, w: Option<&S<model::WorkloadSection>>, tables: &[FkTa
         let ss = s.get_ref();
         let f = |n: &str| format!("workload.script[{i}].{n}");
         let name = item_name(d, &ss.name, s.span(), &f("name"), &mut names);
-        let at = match d.required(&ss.at, s.span(), &f("at"), "when it starts since traffic began, e.g. at = \"3s\"") {
+        let at = match d.required(
+            &ss.at,
+            s.span(),
+            &f("at"),
+            "when it starts since traffic began, e.g. at = \"3s\"",
+        ) {
             Some(_) => d.duration(&ss.at, &f("at"), Duration::ZERO),
             None => Duration::ZERO,
         };
-        let sql = match d.required(&ss.sql, s.span(), &f("sql"), "the statements the session runs") {
+        let sql = match d.required(
+            &ss.sql,
+            s.span(),
+            &f("sql"),
+            "the statements the session runs",
+        ) {
             Some(v) => sql_list(d, v, &f("sql")),
             None => Vec::new(),
         };
@@ -406,14 +539,22 @@ fn query(
         None => all_apps.to_vec(),
         Some(v) => app_list(d, v, &f("apps")),
     };
-    let sql_v = d.required(&qq.sql, q.span(), &f("sql"), "the query's SQL, e.g. sql = \"SELECT * FROM orders WHERE id = $1\"")?;
+    let sql_v = d.required(
+        &qq.sql,
+        q.span(),
+        &f("sql"),
+        "the query's SQL, e.g. sql = \"SELECT * FROM orders WHERE id = $1\"",
+    )?;
     let sql_text = d.nonempty(sql_v, &f("sql"), "one SQL statement")?;
     let stmts = sql::split(&sql_text);
     if stmts.len() != 1 {
         d.err(
             sql_v.span(),
             f("sql"),
-            format!("has {} statements; expected exactly one (app queries are prepared statements)", stmts.len()),
+            format!(
+                "has {} statements; expected exactly one (app queries are prepared statements)",
+                stmts.len()
+            ),
         );
     }
     let empty = Vec::new();
@@ -439,7 +580,11 @@ fn query(
             n => format!("exactly $1..${n}, one per generator, no gaps"),
         };
         let span = qq.params.as_ref().map_or(sql_v.span(), |p| p.span());
-        let field = if qq.params.is_some() { f("params") } else { f("sql") };
+        let field = if qq.params.is_some() {
+            f("params")
+        } else {
+            f("sql")
+        };
         d.err(
             span,
             field,
@@ -460,7 +605,11 @@ fn query(
 
 fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String> {
     if v.get_ref().is_empty() {
-        d.err(v.span(), field, "is empty; expected at least one app version, or omit it for all");
+        d.err(
+            v.span(),
+            field,
+            "is empty; expected at least one app version, or omit it for all",
+        );
     }
     let mut out: Vec<String> = Vec::new();
     for (k, a) in v.get_ref().iter().enumerate() {
@@ -475,13 +624,23 @@ fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String> {
 
 fn phases(d: &mut Diags, ps: &[S<model::PhaseSection>], all_apps: &[String]) -> Vec<PhasePlan> {
     if ps.is_empty() {
-        d.err(0..0, "phase", "no phases; expected at least one [[phase]] with [[phase.step]] entries");
+        d.err(
+            0..0,
+            "phase",
+            "no phases; expected at least one [[phase]] with [[phase.step]] entries",
+        );
     }
     let mut names = Names::new("phase");
     let mut out = Vec::new();
     for (i, p) in ps.iter().enumerate() {
         let pp = p.get_ref();
-        let name = item_name(d, &pp.name, p.span(), &format!("phase[{i}].name"), &mut names);
+        let name = item_name(
+            d,
+            &pp.name,
+            p.span(),
+            &format!("phase[{i}].name"),
+            &mut names,
+        );
         let apps = match &pp.apps {
             None => all_apps.to_vec(),
             Some(v) => {
@@ -492,7 +651,10 @@ fn phases(d: &mut Diags, ps: &[S<model::PhaseSection>], all_apps: &[String]) -> 
                         d.err(
                             a.span(),
                             format!("phase[{i}].apps[{k}]"),
-                            format!("app `{a_name}` is not sent any query; expected one of: {}", all_apps.join(", ")),
+                            format!(
+                                "app `{a_name}` is not sent any query; expected one of: {}",
+                                all_apps.join(", ")
+                            ),
                         );
                     }
                 }
@@ -500,7 +662,11 @@ fn phases(d: &mut Diags, ps: &[S<model::PhaseSection>], all_apps: &[String]) -> 
             }
         };
         if pp.step.is_empty() {
-            d.err(p.span(), format!("phase[{i}].step"), "no steps; expected at least one [[phase.step]]");
+            d.err(
+                p.span(),
+                format!("phase[{i}].step"),
+                "no steps; expected at least one [[phase.step]]",
+            );
         }
         let mut step_names = Names::new("step");
         let steps = pp
@@ -521,11 +687,19 @@ fn step(d: &mut Diags, s: &S<model::StepSection>, path: &str, names: &mut Names)
     let transaction = ss.transaction.as_ref().is_none_or(|v| *v.get_ref());
     let action = match (&ss.sql, &ss.backfill) {
         (Some(_), Some(b)) => {
-            d.err(b.span(), f("backfill"), "a step has either sql or backfill, not both; split it into two steps");
+            d.err(
+                b.span(),
+                f("backfill"),
+                "a step has either sql or backfill, not both; split it into two steps",
+            );
             StepAction::Sql(Vec::new())
         }
         (None, None) => {
-            d.err(s.span(), path, "has neither sql nor backfill; expected one of them");
+            d.err(
+                s.span(),
+                path,
+                "has neither sql nor backfill; expected one of them",
+            );
             StepAction::Sql(Vec::new())
         }
         (Some(v), None) => {
@@ -555,7 +729,11 @@ fn step(d: &mut Diags, s: &S<model::StepSection>, path: &str, names: &mut Names)
         lock_timeout: d.positive_duration(&ss.lock_timeout, &f("lock_timeout")),
         statement_timeout: d.positive_duration(&ss.statement_timeout, &f("statement_timeout")),
         retries,
-        retry_backoff: d.duration(&ss.retry_backoff, &f("retry_backoff"), Duration::from_millis(100)),
+        retry_backoff: d.duration(
+            &ss.retry_backoff,
+            &f("retry_backoff"),
+            Duration::from_millis(100),
+        ),
         pause_after: d.duration(&ss.pause_after, &f("pause_after"), Duration::ZERO),
     }
 }
@@ -580,13 +758,33 @@ fn cannot_run_in_transaction(stmt: &str) -> bool {
 fn backfill(d: &mut Diags, b: &S<model::BackfillSection>, path: &str) -> BackfillPlan {
     let bb = b.get_ref();
     let f = |n: &str| format!("{path}.{n}");
-    let text = |d: &mut Diags, v: &Option<S<String>>, n: &str, what: &str| match d.required(v, b.span(), &f(n), what) {
+    let text = |d: &mut Diags, v: &Option<S<String>>, n: &str, what: &str| match d.required(
+        v,
+        b.span(),
+        &f(n),
+        what,
+    ) {
         Some(v) => d.nonempty(v, &f(n), what).unwrap_or_default(),
         None => String::new(),
     };
-    let table = text(d, &bb.table, "table", "the table to update, e.g. table = \"orders\"");
-    let key = text(d, &bb.key, "key", "an integer key column to batch by, e.g. key = \"id\"");
-    let set = text(d, &bb.set, "set", "the SET clause, e.g. set = \"total_v2 = total\"");
+    let table = text(
+        d,
+        &bb.table,
+        "table",
+        "the table to update, e.g. table = \"orders\"",
+    );
+    let key = text(
+        d,
+        &bb.key,
+        "key",
+        "an integer key column to batch by, e.g. key = \"id\"",
+    );
+    let set = text(
+        d,
+        &bb.set,
+        "set",
+        "the SET clause, e.g. set = \"total_v2 = total\"",
+    );
     let where_clause = bb
         .where_clause
         .as_ref()
@@ -606,7 +804,10 @@ fn backfill(d: &mut Diags, b: &S<model::BackfillSection>, path: &str) -> Backfil
 }
 
 fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
-    let mut ms = |v: &Option<S<f64>>, n: &str| v.as_ref().and_then(|v| d.float_in(v, &format!("budget.{n}"), 0.0, 1e12));
+    let mut ms = |v: &Option<S<f64>>, n: &str| {
+        v.as_ref()
+            .and_then(|v| d.float_in(v, &format!("budget.{n}"), 0.0, 1e12))
+    };
     let max_blocking_lock_ms = ms(&b.max_blocking_lock_ms, "max_blocking_lock_ms");
     let max_app_wait_ms = ms(&b.max_app_wait_ms, "max_app_wait_ms");
     let p99_ms = ms(&b.p99_ms, "p99_ms");
@@ -638,7 +839,10 @@ mod tests {
             rows: Some(1000),
             scale: None,
         };
-        assert_eq!(scale_rows(&[200_000, 50_000, 3, 0], &ov), vec![1000, 250, 1, 0]);
+        assert_eq!(
+            scale_rows(&[200_000, 50_000, 3, 0], &ov),
+            vec![1000, 250, 1, 0]
+        );
         let ov = RowOverrides {
             rows: None,
             scale: Some(0.5),
@@ -653,8 +857,12 @@ mod tests {
 
     #[test]
     fn statements_that_need_autocommit() {
-        assert!(cannot_run_in_transaction("CREATE INDEX CONCURRENTLY i ON t (a)"));
-        assert!(cannot_run_in_transaction("create unique index concurrently i on t (a)"));
+        assert!(cannot_run_in_transaction(
+            "CREATE INDEX CONCURRENTLY i ON t (a)"
+        ));
+        assert!(cannot_run_in_transaction(
+            "create unique index concurrently i on t (a)"
+        ));
         assert!(cannot_run_in_transaction("VACUUM t"));
         assert!(!cannot_run_in_transaction("CREATE INDEX i ON t (a)"));
         assert!(!cannot_run_in_transaction("SELECT 'concurrently'"));
