@@ -32,8 +32,40 @@ const CASES: &[(&str, &[Expect])] = &[
             6,
             1,
             "table[0].rowz",
-            "unknown field `rowz`, expected one of `name`, `rows`",
+            "unknown field `rowz`, did you mean `rows`? expected one of: name, rows, create",
         )],
+    ),
+    (
+        "unknown_keys_many.toml",
+        &[
+            (
+                6,
+                1,
+                "table[0].rowz",
+                "unknown field `rowz`, did you mean `rows`?",
+            ),
+            (
+                10,
+                29,
+                "table[0].columns.v.maximum",
+                "unknown field `maximum`; expected one of: gen, min, max",
+            ),
+            (13, 1, "workload.clinets", "did you mean `clients`?"),
+            (21, 1, "phase[0].app", "did you mean `apps`?"),
+        ],
+    ),
+    (
+        "column_not_in_create.toml",
+        &[(
+            10,
+            1,
+            "table[0].columns.value",
+            "column `value` is not in the CREATE TABLE statement of `t`",
+        )],
+    ),
+    (
+        "table_not_in_create.toml",
+        &[(7, 10, "table[0].create", "does not mention table `t`")],
     ),
     (
         "wrong_type.toml",

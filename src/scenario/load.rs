@@ -9,6 +9,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::diag::Diags;
+use super::keys::unknown_keys;
 use super::model::ScenarioFile;
 use super::span::{line_col, path_at, path_near};
 use super::validate::{validate, RowOverrides};
@@ -81,6 +82,17 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
             String::new(),
             "binary data (a NUL byte); a scenario file must be TOML text".to_string(),
         ));
+    }
+    // Unknown keys first, all of them: serde would stop at the first.
+    if let Ok(doc) = toml_edit::ImDocument::parse(text) {
+        let unknown = unknown_keys(&doc);
+        if !unknown.is_empty() {
+            let mut d = Diags::new(path, text);
+            for u in unknown {
+                d.err(u.span, u.field, u.message);
+            }
+            return Err(Error::Scenario(d.errors));
+        }
     }
     let model: ScenarioFile = match toml::from_str(text) {
         Ok(m) => m,

@@ -6,6 +6,7 @@ mod describe;
 mod diag;
 pub mod gen;
 mod gen_spec;
+mod keys;
 pub mod load;
 pub mod model;
 mod span;

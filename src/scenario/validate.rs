@@ -350,10 +350,43 @@ fn tables(
                 usable: j < i,
             })
             .collect();
+        let names_in_create = identifiers(&create);
+        if let (Some(c), false) = (&tt.create, create.is_empty() || table_names[i].is_empty()) {
+            if !mentions(&names_in_create, &table_names[i]) {
+                d.err(
+                    c.span(),
+                    format!("table[{i}].create"),
+                    format!(
+                        "does not mention table `{}`; expected CREATE TABLE {} (...)",
+                        table_names[i], table_names[i]
+                    ),
+                );
+            }
+        }
+        // Generated columns are loaded right after CREATE, so they must be in
+        // it, unless the table takes its columns from elsewhere.
+        let columns_elsewhere = ["like", "inherits", "of", "as"]
+            .iter()
+            .any(|w| names_in_create.iter().any(|n| n == w));
         let mut columns = Vec::new();
         if let Some(cols) = &tt.columns {
             for (k, spec) in &cols.get_ref().0 {
                 let path = format!("table[{i}].columns.{}", k.get_ref());
+                if !create.is_empty()
+                    && !columns_elsewhere
+                    && !mentions(&names_in_create, k.get_ref())
+                {
+                    d.err(
+                        k.span(),
+                        &path,
+                        format!(
+                            "column `{}` is not in the CREATE TABLE statement of `{}`",
+                            k.get_ref(),
+                            table_names[i]
+                        ),
+                    );
+                    continue;
+                }
                 if let Some(gen) = column_gen(d, spec, &path, &targets) {
                     columns.push(ColumnPlan {
                         name: k.get_ref().clone(),
@@ -391,6 +424,33 @@ fn tables(
         ));
     }
     out
+}
+
+/// The identifiers (lowercased words and quoted names) of a statement.
+fn identifiers(stmt: &str) -> Vec<String> {
+    sql::tokens(stmt)
+        .into_iter()
+        .filter_map(|t| {
+            let text = &stmt[t.start..t.end];
+            match t.kind {
+                sql::TokenKind::Word => Some(text.to_lowercase()),
+                sql::TokenKind::QuotedIdent => Some(
+                    text.trim_start_matches('"')
+                        .trim_end_matches('"')
+                        .replace("\"\"", "\""),
+                ),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Whether `name` (possibly schema-qualified) is among the identifiers.
+fn mentions(idents: &[String], name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+    idents
+        .iter()
+        .any(|i| i == last || *i == last.to_lowercase())
 }
 
 /// SQL text (a string or a list of strings) split into statements.
