@@ -127,10 +127,43 @@ fn check_key(key: &toml_edit::Key, path: &str, shape: Shape, out: &mut Vec<Unkno
         return true;
     }
     let hint = closest(k, allowed).map_or(";".to_string(), |s| format!(", did you mean `{s}`?"));
-    let message = format!(
+    let mut message = format!(
         "unknown field `{k}`{hint} expected one of: {}",
         allowed.join(", ")
     );
+    if fields_of::<ScenarioFile>().contains(&k) {
+        message.push_str(MISPLACED);
+    }
+    out.push(UnknownKey {
+        span: key.span().unwrap_or(0..0),
+        field: join(path, k),
+        message,
+    });
+    false
+}
+
+const MISPLACED: &str =
+    " (keys after a [header] belong to that table: move top-level keys above the first [header])";
+
+/// A column's generator must be a table; anything else is usually a
+/// top-level key written after a `[table.columns]` header.
+fn check_column_value(
+    key: &toml_edit::Key,
+    item: &toml_edit::Item,
+    path: &str,
+    shape: Shape,
+    out: &mut Vec<UnknownKey>,
+) -> bool {
+    if !matches!(shape, Shape::Columns) || item.is_table_like() {
+        return true;
+    }
+    let k = key.get();
+    let mut message = format!(
+        "column `{k}` is not a generator; expected a table like {{ gen = \"int\", min = 1, max = 100 }}"
+    );
+    if fields_of::<ScenarioFile>().contains(&k) {
+        message.push_str(MISPLACED);
+    }
     out.push(UnknownKey {
         span: key.span().unwrap_or(0..0),
         field: join(path, k),
@@ -144,7 +177,7 @@ fn walk_table(t: &toml_edit::Table, path: &str, shape: Shape, out: &mut Vec<Unkn
         let Some((key, item)) = t.get_key_value(k) else {
             continue;
         };
-        if check_key(key, path, shape, out) {
+        if check_key(key, path, shape, out) && check_column_value(key, item, path, shape, out) {
             if let Some(child) = shape.child(k) {
                 walk_item(item, &join(path, k), child, out);
             }
@@ -172,7 +205,9 @@ fn walk_value(v: &toml_edit::Value, path: &str, shape: Shape, out: &mut Vec<Unkn
                 let Some((key, item)) = t.get_key_value(k) else {
                     continue;
                 };
-                if check_key(key, path, shape, out) {
+                if check_key(key, path, shape, out)
+                    && check_column_value(key, item, path, shape, out)
+                {
                     if let Some(child) = shape.child(k) {
                         walk_item(item, &join(path, k), child, out);
                     }
@@ -255,6 +290,31 @@ mod tests {
                 .1
                 .starts_with("unknown field `tabel`, did you mean `table`?"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn top_level_key_after_a_header_is_explained() {
+        let text = "[[table]]\nname = \"t\"\n[table.columns]\nid = { gen = \"sequence\" }\nseed_sql = [\"SELECT 1\"]\n[[phase]]\nbudget = 1\n";
+        let doc = toml_edit::ImDocument::parse(text).unwrap();
+        let found = unknown_keys(&doc);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].field, "table[0].columns.seed_sql");
+        assert!(
+            found[0].message.contains("is not a generator"),
+            "{}",
+            found[0].message
+        );
+        assert!(
+            found[0].message.contains("move top-level keys above"),
+            "{}",
+            found[0].message
+        );
+        assert_eq!(found[1].field, "phase[0].budget");
+        assert!(
+            found[1].message.contains("move top-level keys above"),
+            "{}",
+            found[1].message
         );
     }
 
