@@ -110,7 +110,6 @@ struct Executor {
     ctx: MigrationCtx,
     run: MigrationRun,
     probe: tokio_postgres::Statement,
-    wal_diff: tokio_postgres::Statement,
     rng: rand_chacha::ChaCha8Rng,
 }
 
@@ -128,20 +127,21 @@ pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
         .await?
         .get(0);
     ctx.status.pid.store(pid, Ordering::Relaxed);
+    // One round trip, cheap functions only: the probe runs while the
+    // migration's locks are held, so every millisecond here is a millisecond
+    // of real blocking.
     let probe = client
         .prepare(
-            "SELECT pg_current_wal_insert_lsn()::text, \
-             (SELECT coalesce(sum(seq_scan), 0)::int8 FROM pg_stat_xact_user_tables WHERE relname = ANY($1)), \
-             (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') \
-                FROM pg_class WHERE relname = ANY($1) AND relkind IN ('r', 'm', 'p') \
-                AND relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)), \
+            "WITH t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
+                WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'm', 'p') \
+                AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) \
+             SELECT pg_current_wal_insert_lsn()::text, \
+             (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
+             (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') FROM t), \
              ARRAY(SELECT locktype || '|' || coalesce(relation::regclass::text, locktype) || '|' || mode \
                 FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
-                AND locktype IN ('relation', 'transactionid', 'object'))",
+                AND locktype IN ('relation', 'transactionid'))",
         )
-        .await?;
-    let wal_diff = client
-        .prepare("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::text::pg_lsn)::int8")
         .await?;
     use rand::SeedableRng;
     let rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x6d69_6772);
@@ -153,7 +153,6 @@ pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
             ..Default::default()
         },
         probe,
-        wal_diff,
         rng,
     };
     ex.run_phases().await;
@@ -332,9 +331,12 @@ impl Executor {
                 break;
             }
             let after = self.probe().await.unwrap_or_default();
-            self.fill_probe_facts(idx, &before, &after).await;
+            self.fill_probe_facts(idx, &before, &after);
             for k in &after.locks {
-                if !txn.acquired.iter().any(|(a, _)| a == k) && !is_catalog(&k.1) {
+                if !txn.acquired.iter().any(|(a, _)| a == k)
+                    && !is_catalog(&k.1)
+                    && !is_transient(&k.1)
+                {
                     txn.acquired.push((k.clone(), idx));
                 }
             }
@@ -370,7 +372,7 @@ impl Executor {
                 break;
             }
             let after = self.probe().await.unwrap_or_default();
-            self.fill_probe_facts(idx, &before, &after).await;
+            self.fill_probe_facts(idx, &before, &after);
         }
         let reset = self
             .simple("RESET lock_timeout; RESET statement_timeout")
@@ -492,28 +494,14 @@ impl Executor {
         })
     }
 
-    async fn fill_probe_facts(&mut self, idx: usize, before: &Probe, after: &Probe) {
-        let wal = if before.wal_lsn.is_empty() {
-            0
-        } else {
-            match self
-                .client
-                .query_one(&self.wal_diff, &[&before.wal_lsn])
-                .await
-            {
-                Ok(r) => {
-                    // The diff is taken now; subtract nothing: the probe
-                    // itself writes no WAL.
-                    let _ = &after.wal_lsn;
-                    r.get::<_, i64>(0).max(0) as u64
-                }
-                Err(_) => 0,
-            }
-        };
+    fn fill_probe_facts(&mut self, idx: usize, before: &Probe, after: &Probe) {
         let row = &mut self.run.statements[idx];
         row.rewrote = rewrote(&before.relfilenodes, &after.relfilenodes);
         row.seq_scans = (after.seq_scans - before.seq_scans).max(0) as u64;
-        row.wal_bytes = wal;
+        row.wal_bytes = match (parse_lsn(&before.wal_lsn), parse_lsn(&after.wal_lsn)) {
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => 0,
+        };
     }
 
     async fn run_backfill(
@@ -600,6 +588,19 @@ pub fn is_catalog(relation: &str) -> bool {
     relation.starts_with("pg_") || relation.starts_with("information_schema.")
 }
 
+/// A relation that no longer exists when the probe looks (the transient heap
+/// of a rewrite) shows as a bare oid: it is part of the statement's work, not
+/// a lock anyone else could wait for.
+fn is_transient(relation: &str) -> bool {
+    !relation.is_empty() && relation.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `16/B374D848` → a byte position.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
 /// Did any table get a new relfilenode? (`name:node,...` lists, sorted)
 fn rewrote(before: &str, after: &str) -> bool {
     let parse = |s: &str| -> HashMap<String, String> {
@@ -625,6 +626,14 @@ mod tests {
         // A dropped or new table is not a rewrite.
         assert!(!rewrote("orders:100", "orders:100,new:5"));
         assert!(!rewrote("orders:100,old:4", "orders:100"));
+    }
+
+    #[test]
+    fn lsns_parse_to_byte_positions() {
+        assert_eq!(parse_lsn("0/10"), Some(16));
+        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
+        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374D848));
+        assert_eq!(parse_lsn("bogus"), None);
     }
 
     #[test]

@@ -228,7 +228,7 @@ impl WaitPoller {
             .prepare(
                 "SELECT pid, coalesce(query, ''), pg_blocking_pids(pid) FROM pg_stat_activity \
                  WHERE wait_event_type = 'Lock' AND datname = current_database() \
-                 AND pid <> pg_backend_pid()",
+                 AND application_name NOT IN ('pgrehearse/observer', 'pgrehearse/health', 'pgrehearse/harness')",
             )
             .await?;
         let ungranted = client
@@ -246,7 +246,6 @@ impl WaitPoller {
             .await?;
         let mut tick = tokio::time::interval(self.ctx.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut held_every = 0u32;
         loop {
             tokio::select! {
                 _ = self.ctx.stop.cancelled() => break,
@@ -289,12 +288,10 @@ impl WaitPoller {
             let mig = &self.ctx.migration;
             let mig_pid = mig.pid.load(Ordering::Relaxed);
             // Outside a transaction the executor cannot list its own locks,
-            // so we do, at a fifth of the wait-poll rate.
-            held_every += 1;
+            // so we do, only while such a statement runs.
             let held_rows = if mig_pid != 0
                 && mig.in_statement.load(Ordering::Relaxed)
                 && mig.autocommit.load(Ordering::Relaxed)
-                && held_every % 5 == 0
             {
                 client.query(&held, &[&mig_pid]).await?
             } else {

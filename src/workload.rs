@@ -22,7 +22,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::scenario::gen::Value;
+use crate::scenario::gen::{Sampler, Value};
 use crate::scenario::{QueryPlan, ScriptPlan, WorkloadPlan};
 use crate::target::ConnInfo;
 
@@ -142,6 +142,12 @@ impl Workload {
             apps: apps.clone(),
         };
         let queries = Arc::new(ctx.plan.queries.clone());
+        let samplers: Arc<Vec<Vec<Sampler>>> = Arc::new(
+            queries
+                .iter()
+                .map(|q| q.params.iter().map(|g| g.sampler()).collect())
+                .collect(),
+        );
         let mut tasks = JoinSet::new();
         let mut senders = Vec::new();
 
@@ -174,6 +180,7 @@ impl Workload {
                     session,
                     app: ai as u16,
                     queries: queries.clone(),
+                    samplers: samplers.clone(),
                     samples: ctx.samples.clone(),
                     abort: ctx.abort.clone(),
                     rng,
@@ -383,6 +390,8 @@ struct ClientTask {
     session: AppSession,
     app: u16,
     queries: Arc<Vec<QueryPlan>>,
+    /// Parameter samplers per query, built once (a zipf table is not free).
+    samplers: Arc<Vec<Vec<Sampler>>>,
     samples: mpsc::Sender<Sample>,
     abort: CancellationToken,
     rng: ChaCha8Rng,
@@ -435,11 +444,12 @@ impl ClientTask {
 
     /// Send one query and report it. False when the client must stop.
     async fn execute(&mut self, qi: u16, intended: Instant) -> bool {
-        let q = &self.queries[qi as usize];
-        let params: Vec<Value> = q
-            .params
+        let params: Vec<Value> = self.samplers[qi as usize]
             .iter()
-            .map(|g| g.generate(self.rng.gen(), &mut self.rng))
+            .map(|g| {
+                let row = self.rng.gen();
+                g.sample(row, &mut self.rng)
+            })
             .collect();
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
             .iter()

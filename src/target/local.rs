@@ -340,10 +340,6 @@ pub fn find_binaries(want: Option<&str>) -> Result<PgBin> {
         })
         .collect();
     debian.sort_by_key(|d| std::cmp::Reverse(d.0));
-    // Without a wanted version the newest installed major wins over PATH.
-    if want_major.is_none() {
-        candidates.splice(0..0, debian.iter().take(1).map(|(_, p)| p.clone()));
-    }
     candidates.extend(debian.into_iter().map(|(_, p)| p));
 
     let mut seen = Vec::new();
