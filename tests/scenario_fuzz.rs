@@ -151,3 +151,64 @@ proptest! {
         }
     }
 }
+
+/// SQL-ish text: the characters the splitter cares about, plus anything.
+fn sqlish() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            proptest::sample::select(
+                &[
+                    "'",
+                    "''",
+                    "E'",
+                    "\\",
+                    "\"",
+                    "$$",
+                    "$a$",
+                    "$1",
+                    "$2",
+                    "--",
+                    "\n",
+                    "/*",
+                    "*/",
+                    ";",
+                    "(",
+                    ")",
+                    "BEGIN",
+                    " ATOMIC ",
+                    "CASE",
+                    "END",
+                    "CREATE FUNCTION f() ",
+                    "é",
+                    " ",
+                    "x",
+                ][..]
+            )
+            .prop_map(str::to_string),
+            any::<char>().prop_map(|c| c.to_string()),
+        ],
+        0..40,
+    )
+    .prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn splitter_never_panics_and_keeps_text(sql in sqlish()) {
+        let stmts = pgrehearse::sql::split(&sql);
+        let mut rest = sql.as_str();
+        for s in &stmts {
+            prop_assert!(!s.is_empty());
+            // Statements come out in order, each a piece of the input.
+            let at = rest.find(s.as_str());
+            prop_assert!(at.is_some(), "{s:?} not found in order in {sql:?}");
+            rest = &rest[at.unwrap_or(0) + s.len()..];
+        }
+        if !sql.contains(';') {
+            prop_assert!(stmts.len() <= 1);
+        }
+        let _ = pgrehearse::sql::placeholders(&sql);
+    }
+}

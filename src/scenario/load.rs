@@ -156,7 +156,7 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     };
     let raw = e.message().trim();
     let message = if raw.is_empty() {
-        if text[span.start.min(text.len())..].trim().is_empty() {
+        if text.get(span.start..).unwrap_or("").trim().is_empty() {
             "the file ends in the middle of a value (truncated?); expected a complete TOML value"
                 .to_string()
         } else {
