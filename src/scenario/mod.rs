@@ -11,6 +11,8 @@ pub mod load;
 pub mod model;
 mod span;
 mod validate;
+mod validate_phases;
+mod validate_workload;
 
 use std::path::PathBuf;
 use std::time::Duration;
