@@ -53,6 +53,27 @@ pub struct RunInfo {
     /// Set when the rehearsal did not finish: what went wrong.
     pub failure: Option<String>,
     pub end_ms: f64,
+    /// The planned steps with their safety settings, in order. statements.csv
+    /// does not carry them; the analysis needs them to tell a step that ran
+    /// without lock_timeout. Empty in run directories that predate it.
+    #[serde(default)]
+    pub steps: Vec<StepInfo>,
+    /// Indexes left INVALID (pg_index.indisvalid = false) after the migration,
+    /// e.g. by a failed CREATE INDEX CONCURRENTLY. Names as in pg_class.
+    #[serde(default)]
+    pub invalid_indexes: Vec<String>,
+}
+
+/// One planned step and the settings it ran with (from the scenario plan).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepInfo {
+    pub phase: String,
+    pub step: String,
+    /// Statements ran in one transaction (false for CONCURRENTLY steps).
+    pub transaction: bool,
+    pub lock_timeout_ms: Option<f64>,
+    pub statement_timeout_ms: Option<f64>,
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
