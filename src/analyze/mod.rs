@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use budget::{parse_budget_override, BudgetResult, BUDGET_KEYS};
-pub use findings::{Finding, FindingKind, SafePattern, Severity, Thresholds};
+pub use findings::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thresholds};
 pub use latency::LatencyFacts;
 
 use crate::locks::LockMode;
@@ -250,8 +250,16 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         .iter()
         .flat_map(|i| i.phases.iter())
         .map(|p| {
-            let rows: Vec<&LatencyRow> =
-                rec.latency.iter().filter(|r| latency::overlaps(r, p.start_ms, p.end_ms)).collect();
+            // Phases are adjacent: a window belongs to the phase its middle
+            // falls in, so no request is counted twice.
+            let rows: Vec<&LatencyRow> = rec
+                .latency
+                .iter()
+                .filter(|r| {
+                    let mid = r.window_start_ms + r.window_ms / 2.0;
+                    mid >= p.start_ms && mid < p.end_ms
+                })
+                .collect();
             PhaseFacts {
                 name: p.name.clone(),
                 apps: p.apps.clone(),
