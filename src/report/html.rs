@@ -55,6 +55,8 @@ tr.bad td { background: #fff1f1; }
 .sev { text-transform: uppercase; font-size: 12px; font-weight: bold; letter-spacing: .04em; }
 pre { background: #f1f3f6; padding: 8px 10px; overflow-x: auto; font-size: 13px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 12.5px; }
+.ok { color: #1b7f31; font-weight: bold; }
+.bad { color: #c62828; font-weight: bold; }
 .note { color: #566074; font-size: 13px; }
 ul.files { columns: 3; font-size: 14px; }
 "#;
@@ -103,7 +105,7 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
     } else {
         "fail"
     };
-    o.push_str(&format!("<div class=\"verdict {class}\" id=verdict>{}</div>\n", bold(&verdict_line(s))));
+    o.push_str(&format!("<div class=\"verdict {class}\" id=verdict>{}</div>\n", bold(&verdict_line(s).replace("✅ ", "").replace("❌ ", ""))));
     if let Some(f) = &r.failure {
         o.push_str(&format!("<div class=\"verdict fail\">The rehearsal did not finish: {}</div>\n", esc(f)));
     }
@@ -130,7 +132,7 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
                 esc(&b.name),
                 budget_value(b, b.limit),
                 budget_value(b, b.measured),
-                if b.passed { "✅ pass" } else { "❌ <strong>fail</strong>" },
+                if b.passed { "<span class=ok>pass</span>" } else { "<span class=bad>FAIL</span>" },
                 esc(b.step.as_deref().unwrap_or("–")),
                 esc(&b.detail)
             ));
