@@ -26,7 +26,10 @@ fn copy_fixture() -> tempfile::TempDir {
 fn opts(budget: &[&str]) -> RenderOptions {
     RenderOptions {
         analyze: AnalyzeOptions {
-            budget_overrides: budget.iter().map(|b| parse_budget_override(b).unwrap()).collect(),
+            budget_overrides: budget
+                .iter()
+                .map(|b| parse_budget_override(b).unwrap())
+                .collect(),
             ..Default::default()
         },
         charts: true,
@@ -57,7 +60,10 @@ fn summary_md_and_json_snapshots() {
     let json = std::fs::read_to_string(t.path().join("summary.json")).unwrap();
     // Nothing machine- or time-dependent may leak in.
     let tmp = t.path().to_string_lossy().to_string();
-    assert!(!md.contains(&tmp) && !json.contains(&tmp), "absolute path in a summary");
+    assert!(
+        !md.contains(&tmp) && !json.contains(&tmp),
+        "absolute path in a summary"
+    );
     insta::assert_snapshot!("summary_md", md);
     insta::assert_snapshot!("summary_json", json);
     // summary.json is the Summary.
@@ -110,9 +116,40 @@ fn png_pixels(path: &Path) -> (u32, u32, Vec<u8>) {
 fn charts_exist_are_readable_and_decode() {
     let (t, s) = render_fixture(&[]);
     let expect = [
-        ("latency", charts::LATENCY_SIZE, vec!["App latency per query", "time since run start (s)", "latency (ms, log scale)", "update_order p99", "ShareLock on orders"]),
-        ("locks", charts::LOCKS_SIZE, vec!["Locks held by the migration", "time since run start (s)", "relation", "orders", "held: ShareLock", "app wait: migration"]),
-        ("throughput", charts::THROUGHPUT_SIZE, vec!["Throughput and errors by app version", "completed requests/s", "errors / 100 ms", "app v1", "app v2"]),
+        (
+            "latency",
+            charts::LATENCY_SIZE,
+            vec![
+                "App latency per query",
+                "time since run start (s)",
+                "latency (ms, log scale)",
+                "update_order p99",
+                "ShareLock on orders",
+            ],
+        ),
+        (
+            "locks",
+            charts::LOCKS_SIZE,
+            vec![
+                "Locks held by the migration",
+                "time since run start (s)",
+                "relation",
+                "orders",
+                "held: ShareLock",
+                "app wait: migration",
+            ],
+        ),
+        (
+            "throughput",
+            charts::THROUGHPUT_SIZE,
+            vec![
+                "Throughput and errors by app version",
+                "completed requests/s",
+                "errors / 100 ms",
+                "app v1",
+                "app v2",
+            ],
+        ),
     ];
     for (name, (w, h), texts) in expect {
         let svg_path = t.path().join(format!("{name}.svg"));
@@ -123,15 +160,24 @@ fn charts_exist_are_readable_and_decode() {
             assert!(svg.contains(text), "{name}.svg lacks {text:?}");
         }
         let png_path = t.path().join(format!("{name}.png"));
-        assert!(std::fs::metadata(&png_path).unwrap().len() > 20_000, "{name}.png too small");
+        assert!(
+            std::fs::metadata(&png_path).unwrap().len() > 20_000,
+            "{name}.png too small"
+        );
         let (pw, ph, px) = png_pixels(&png_path);
         assert_eq!((pw, ph), (w, h), "{name}.png dimensions");
         // Not one colour: count distinct pixels (RGB triples).
         let mut colours: Vec<&[u8]> = px.chunks(3).collect();
         colours.sort_unstable();
         colours.dedup();
-        assert!(colours.len() > 20, "{name}.png has {} colours", colours.len());
-        assert!(s.files.contains(&format!("{name}.svg")) && s.files.contains(&format!("{name}.png")));
+        assert!(
+            colours.len() > 20,
+            "{name}.png has {} colours",
+            colours.len()
+        );
+        assert!(
+            s.files.contains(&format!("{name}.svg")) && s.files.contains(&format!("{name}.png"))
+        );
     }
 }
 
@@ -145,13 +191,30 @@ fn index_html_references_only_existing_files() {
     let refs: Vec<String> = re.captures_iter(&html).map(|c| c[1].to_string()).collect();
     assert!(refs.len() >= 15, "only {} references", refs.len());
     for r in &refs {
-        assert!(!r.starts_with("http:") && !r.starts_with("https:") && !r.starts_with("//"), "external reference {r}: the page must work offline");
+        assert!(
+            !r.starts_with("http:") && !r.starts_with("https:") && !r.starts_with("//"),
+            "external reference {r}: the page must work offline"
+        );
         if r.starts_with('#') {
             continue;
         }
-        assert!(t.path().join(r).is_file(), "index.html references {r}, which does not exist");
+        assert!(
+            t.path().join(r).is_file(),
+            "index.html references {r}, which does not exist"
+        );
     }
-    for f in ["latency.svg", "locks.svg", "throughput.svg", "statements.csv", "locks.csv", "waits.csv", "latency.csv", "errors.csv", "server.csv", "summary.json"] {
+    for f in [
+        "latency.svg",
+        "locks.svg",
+        "throughput.svg",
+        "statements.csv",
+        "locks.csv",
+        "waits.csv",
+        "latency.csv",
+        "errors.csv",
+        "server.csv",
+        "summary.json",
+    ] {
         assert!(refs.iter().any(|r| r == f), "index.html does not link {f}");
     }
     assert!(!html.contains("<script"), "no scripts needed");
@@ -159,12 +222,20 @@ fn index_html_references_only_existing_files() {
 
 #[test]
 fn tight_budget_fails_naming_limit_measured_and_step() {
-    let (t, s) = render_fixture(&["max_blocking_lock_ms=100", "p99_ms=1s", "max_app_wait_ms=5000", "max_errors=10"]);
+    let (t, s) = render_fixture(&[
+        "max_blocking_lock_ms=100",
+        "p99_ms=1s",
+        "max_app_wait_ms=5000",
+        "max_errors=10",
+    ]);
     assert!(!s.verdict_passed());
     assert_eq!(s.exit_code(), 1);
     assert_eq!(s.breached, ["max_blocking_lock_ms", "p99_ms"]);
     let b = &s.analysis.budgets[0];
-    assert_eq!((b.name.as_str(), b.limit, b.measured), ("max_blocking_lock_ms", 100.0, 1199.2));
+    assert_eq!(
+        (b.name.as_str(), b.limit, b.measured),
+        ("max_blocking_lock_ms", 100.0, 1199.2)
+    );
     assert_eq!(b.step.as_deref(), Some("expand / create index"));
     let md = std::fs::read_to_string(t.path().join("summary.md")).unwrap();
     let verdict = md.lines().nth(2).unwrap();
@@ -172,7 +243,9 @@ fn tight_budget_fails_naming_limit_measured_and_step() {
         verdict.starts_with("**Verdict: ❌ FAIL** — 2 of 4 budgets breached: max_blocking_lock_ms (limit 100.0 ms, measured 1199.2 ms, step expand / create index); p99_ms (limit 1000.0 ms, measured 1017.7 ms, step expand / create index)"),
         "{verdict}"
     );
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("summary.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("summary.json")).unwrap())
+            .unwrap();
     assert_eq!(json["verdict"], "fail");
     assert_eq!(json["budgets"][0]["limit"], 100.0);
     assert_eq!(json["budgets"][0]["measured"], 1199.2);
@@ -213,11 +286,25 @@ fn summary_md_is_appended_to_the_github_step_summary() {
 fn text_summary_names_each_step() {
     let a = analyze(&RunRecord::read(&fixture()).unwrap());
     let s = text_summary(&a);
-    assert!(s.starts_with("create-index-naive: FAIL (4 of 4 budgets breached)\n"), "{s}");
-    assert!(s.contains("app p99 before 4.0 ms · during 1017.7 ms · after 4.0 ms · errors 2 (2 during)"), "{s}");
+    assert!(
+        s.starts_with("create-index-naive: FAIL (4 of 4 budgets breached)\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("app p99 before 4.0 ms · during 1017.7 ms · after 4.0 ms · errors 2 (2 during)"),
+        "{s}"
+    );
     assert!(s.contains("  expand / create index — 1200.4 ms · ok\n      strongest lock: ShareLock on orders held 1199.2 ms\n"), "{s}");
-    assert!(s.contains("worst app wait: 1150.0 ms (update_order v1, migration) of 13 waits"), "{s}");
-    assert!(s.contains("budget max_blocking_lock_ms: FAIL 1199.2 ms > limit 500.0 ms (expand / create index)"), "{s}");
+    assert!(
+        s.contains("worst app wait: 1150.0 ms (update_order v1, migration) of 13 waits"),
+        "{s}"
+    );
+    assert!(
+        s.contains(
+            "budget max_blocking_lock_ms: FAIL 1199.2 ms > limit 500.0 ms (expand / create index)"
+        ),
+        "{s}"
+    );
 }
 
 #[test]
@@ -233,7 +320,10 @@ fn not_a_run_directory_is_bad_usage() {
 #[test]
 fn unknown_budget_key_is_a_clear_error() {
     let e = parse_budget_override("max_lock=5").unwrap_err();
-    assert!(e.contains("unknown budget key `max_lock`") && e.contains("max_blocking_lock_ms"), "{e}");
+    assert!(
+        e.contains("unknown budget key `max_lock`") && e.contains("max_blocking_lock_ms"),
+        "{e}"
+    );
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -279,7 +369,11 @@ fn index_html_renders_in_headless_chromium() {
         .arg(&url)
         .output()
         .unwrap();
-    assert!(shot.is_file(), "no screenshot; chromium said: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        shot.is_file(),
+        "no screenshot; chromium said: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     if let Ok(keep) = std::env::var("PGREHEARSE_KEEP_REPORT") {
         std::fs::copy(&shot, Path::new(&keep).join("screenshot.png")).unwrap();
     }
@@ -291,6 +385,13 @@ fn index_html_renders_in_headless_chromium() {
     let mut colours: Vec<&[u8]> = px.chunks(chunk).map(|c| &c[..3]).collect();
     colours.sort_unstable();
     colours.dedup();
-    assert!(colours.len() > 200, "screenshot has {} colours", colours.len());
-    assert!(px.chunks(chunk).any(|c| c[..3] == [0xfd, 0xe7, 0xe7]), "no fail banner in the screenshot");
+    assert!(
+        colours.len() > 200,
+        "screenshot has {} colours",
+        colours.len()
+    );
+    assert!(
+        px.chunks(chunk).any(|c| c[..3] == [0xfd, 0xe7, 0xe7]),
+        "no fail banner in the screenshot"
+    );
 }

@@ -77,10 +77,14 @@ pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
         n as f64
     };
     if !n.is_finite() || n < 0.0 {
-        return Err(format!("--budget {key}: `{v}` must be a non-negative number"));
+        return Err(format!(
+            "--budget {key}: `{v}` must be a non-negative number"
+        ));
     }
     if key == "max_error_rate" && n > 1.0 {
-        return Err(format!("--budget max_error_rate: `{v}` must be a ratio in 0..=1 (or a percentage like 1%)"));
+        return Err(format!(
+            "--budget max_error_rate: `{v}` must be a ratio in 0..=1 (or a percentage like 1%)"
+        ));
     }
     Ok((key.to_string(), n))
 }
@@ -108,16 +112,29 @@ impl Budget {
 }
 
 /// The step whose figure is the largest, by `key`.
-fn worst_step<'a>(steps: &'a [StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&'a StepFacts> {
+fn worst_step(
+    steps: &[StepFacts],
+    key: impl Fn(&StepFacts) -> f64,
+) -> Option<&StepFacts> {
     steps
         .iter()
         .filter(|s| key(s) > 0.0)
         .max_by(|a, b| key(a).total_cmp(&key(b)))
 }
 
-pub(crate) fn evaluate(budget: &Budget, a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<BudgetResult> {
+pub(crate) fn evaluate(
+    budget: &Budget,
+    a: &Analysis,
+    rec: &RunRecord,
+    wait_steps: &[Option<usize>],
+) -> Vec<BudgetResult> {
     let mut out = Vec::new();
-    let mut push = |name: &str, limit: Option<f64>, measured: f64, unit: &str, step: Option<String>, detail: String| {
+    let mut push = |name: &str,
+                    limit: Option<f64>,
+                    measured: f64,
+                    unit: &str,
+                    step: Option<String>,
+                    detail: String| {
         if let Some(limit) = limit {
             out.push(BudgetResult {
                 name: name.to_string(),
@@ -144,7 +161,10 @@ pub(crate) fn evaluate(budget: &Budget, a: &Analysis, rec: &RunRecord, wait_step
         "ms",
         lock.map(|l| format!("{} / {}", l.phase, l.step)),
         match lock {
-            Some(l) => format!("{} on {} held {:.1} ms (blocks {})", l.mode, l.relation, l.held_ms, l.blocks),
+            Some(l) => format!(
+                "{} on {} held {:.1} ms (blocks {})",
+                l.mode, l.relation, l.held_ms, l.blocks
+            ),
             None => "no lock that blocks the app was held".into(),
         },
     );
@@ -228,12 +248,30 @@ mod tests {
 
     #[test]
     fn parses_overrides_with_units() {
-        assert_eq!(parse_budget_override("p99_ms=50"), Ok(("p99_ms".into(), 50.0)));
-        assert_eq!(parse_budget_override("max_blocking_lock_ms=2s"), Ok(("max_blocking_lock_ms".into(), 2000.0)));
-        assert_eq!(parse_budget_override("max_app_wait_ms = 150ms"), Ok(("max_app_wait_ms".into(), 150.0)));
-        assert_eq!(parse_budget_override("max_error_rate=1%"), Ok(("max_error_rate".into(), 0.01)));
-        assert_eq!(parse_budget_override("max_duration=10s"), Ok(("max_duration_ms".into(), 10000.0)));
-        assert_eq!(parse_budget_override("max_errors=0"), Ok(("max_errors".into(), 0.0)));
+        assert_eq!(
+            parse_budget_override("p99_ms=50"),
+            Ok(("p99_ms".into(), 50.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_blocking_lock_ms=2s"),
+            Ok(("max_blocking_lock_ms".into(), 2000.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_app_wait_ms = 150ms"),
+            Ok(("max_app_wait_ms".into(), 150.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_error_rate=1%"),
+            Ok(("max_error_rate".into(), 0.01))
+        );
+        assert_eq!(
+            parse_budget_override("max_duration=10s"),
+            Ok(("max_duration_ms".into(), 10000.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_errors=0"),
+            Ok(("max_errors".into(), 0.0))
+        );
     }
 
     #[test]
@@ -243,8 +281,12 @@ mod tests {
         for k in BUDGET_KEYS {
             assert!(e.contains(k), "{e} should list {k}");
         }
-        assert!(parse_budget_override("p99_ms").unwrap_err().contains("key=value"));
-        assert!(parse_budget_override("p99_ms=fast").unwrap_err().contains("p99_ms"));
+        assert!(parse_budget_override("p99_ms")
+            .unwrap_err()
+            .contains("key=value"));
+        assert!(parse_budget_override("p99_ms=fast")
+            .unwrap_err()
+            .contains("p99_ms"));
         assert!(parse_budget_override("max_errors=1.5").is_err());
         assert!(parse_budget_override("p99_ms=-1").is_err());
         assert!(parse_budget_override("max_error_rate=3").is_err());
@@ -257,6 +299,9 @@ mod tests {
         b.apply("max_errors", 3.0).unwrap();
         assert_eq!(b.p99_ms, Some(50.0));
         assert_eq!(b.max_errors, Some(3));
-        assert!(b.apply("nope", 1.0).unwrap_err().contains("max_app_wait_ms"));
+        assert!(b
+            .apply("nope", 1.0)
+            .unwrap_err()
+            .contains("max_app_wait_ms"));
     }
 }

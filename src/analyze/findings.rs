@@ -145,18 +145,30 @@ fn distinct(items: impl Iterator<Item = String>) -> Vec<String> {
     v
 }
 
-pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], th: &Thresholds) -> Vec<Finding> {
+pub(crate) fn find(
+    a: &Analysis,
+    rec: &RunRecord,
+    wait_steps: &[Option<usize>],
+    th: &Thresholds,
+) -> Vec<Finding> {
     let keys = step_keys(rec);
     let mut out: Vec<Finding> = Vec::new();
     for (idx, st) in a.steps.iter().enumerate() {
         debug_assert_eq!(keys[idx], (st.phase.clone(), st.step.clone()));
         let waits = waits_of(rec, wait_steps, idx);
-        let locks: Vec<_> = rec.locks.iter().filter(|l| l.phase == st.phase && l.step == st.step).collect();
+        let locks: Vec<_> = rec
+            .locks
+            .iter()
+            .filter(|l| l.phase == st.phase && l.step == st.step)
+            .collect();
         let at = |phase: &str| (Some(phase.to_string()), Some(st.step.clone()));
 
         // 1. Blocking lock held too long: the longest hold per relation × mode.
         let mut seen_keys: Vec<(String, String)> = Vec::new();
-        let mut blocking: Vec<_> = locks.iter().filter(|l| l.blocks != Blocks::None && l.held_ms > th.blocking_lock_ms).collect();
+        let mut blocking: Vec<_> = locks
+            .iter()
+            .filter(|l| l.blocks != Blocks::None && l.held_ms > th.blocking_lock_ms)
+            .collect();
         blocking.sort_by(|x, y| y.held_ms.total_cmp(&x.held_ms));
         for l in blocking {
             let k = (l.relation.clone(), l.mode.clone());
@@ -182,29 +194,43 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
                 None => seen.push_str("; no app query happened to wait on it in this rehearsal"),
             }
             if st.latency.errors > 0 {
-                seen.push_str(&format!("; {} app errors while the step ran", st.latency.errors));
+                seen.push_str(&format!(
+                    "; {} app errors while the step ran",
+                    st.latency.errors
+                ));
             }
-            let severity = if l.blocks == Blocks::ReadsWrites || l.held_ms >= 10.0 * th.blocking_lock_ms {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            };
+            let severity =
+                if l.blocks == Blocks::ReadsWrites || l.held_ms >= 10.0 * th.blocking_lock_ms {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                };
             let (phase, step) = at(&st.phase);
             out.push(Finding {
                 kind: FindingKind::BlockingLock,
                 severity,
-                title: format!("{} blocked {} on {} for {:.0} ms", l.mode, l.blocks, l.relation, l.held_ms),
+                title: format!(
+                    "{} blocked {} on {} for {:.0} ms",
+                    l.mode, l.blocks, l.relation, l.held_ms
+                ),
                 seen,
                 phase,
                 step,
                 relation: Some(l.relation.clone()),
-                safe_pattern: patterns::for_statement(&statement_for(st, rec, l.granted_ms.unwrap_or(l.requested_ms)), &l.relation),
+                safe_pattern: patterns::for_statement(
+                    &statement_for(st, rec, l.granted_ms.unwrap_or(l.requested_ms)),
+                    &l.relation,
+                ),
             });
         }
 
         // 2. Rewrite / full scan while holding ACCESS EXCLUSIVE.
         let mut reported: Vec<FindingKind> = Vec::new();
-        for s in rec.statements.iter().filter(|s| s.phase == st.phase && s.step == st.step) {
+        for s in rec
+            .statements
+            .iter()
+            .filter(|s| s.phase == st.phase && s.step == st.step)
+        {
             let ae = locks.iter().find(|l| {
                 LockMode::parse(&l.mode) == Some(LockMode::AccessExclusive)
                     && l.locktype == "relation"
@@ -235,25 +261,37 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
             if s.rewrote {
                 push(
                     FindingKind::RewriteUnderAccessExclusive,
-                    format!("rewrote the table (new relfilenode) in {:.1} ms", s.duration_ms),
+                    format!(
+                        "rewrote the table (new relfilenode) in {:.1} ms",
+                        s.duration_ms
+                    ),
                     format!("Table rewrite under ACCESS EXCLUSIVE on {}", ae.relation),
                 );
             }
             if s.seq_scans > 0 && !s.rewrote {
                 push(
                     FindingKind::ScanUnderAccessExclusive,
-                    format!("made {} sequential scan(s) in {:.1} ms", s.seq_scans, s.duration_ms),
+                    format!(
+                        "made {} sequential scan(s) in {:.1} ms",
+                        s.seq_scans, s.duration_ms
+                    ),
                     format!("Full scan under ACCESS EXCLUSIVE on {}", ae.relation),
                 );
             }
         }
 
         // 3. A lock queue behind the step's pending request.
-        let queued: Vec<_> = waits.iter().filter(|w| w.cause == WaitCause::QueuedBehindMigration).collect();
+        let queued: Vec<_> = waits
+            .iter()
+            .filter(|w| w.cause == WaitCause::QueuedBehindMigration)
+            .collect();
         for rel in distinct(queued.iter().map(|w| w.relation.clone())) {
             let q: Vec<_> = queued.iter().filter(|w| w.relation == rel).collect();
             let worst = q.iter().map(|w| w.wait_ms).fold(0.0, f64::max);
-            let pending = locks.iter().filter(|l| l.relation == rel).max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
+            let pending = locks
+                .iter()
+                .filter(|l| l.relation == rel)
+                .max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
             let mut seen = format!(
                 "{} app queries ({}) queued for up to {:.1} ms behind the step's pending lock request on {rel}",
                 q.len(),
@@ -269,30 +307,49 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
             let (phase, step) = at(&st.phase);
             out.push(Finding {
                 kind: FindingKind::LockQueue,
-                severity: if worst > th.blocking_lock_ms { Severity::Critical } else { Severity::Warning },
+                severity: if worst > th.blocking_lock_ms {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
                 title: format!("Lock queue on {rel} behind a pending migration lock"),
                 seen,
                 phase,
                 step,
                 relation: Some(rel.clone()),
-                safe_pattern: patterns::lock_timeout(st.sql.first().map(String::as_str).unwrap_or("")),
+                safe_pattern: patterns::lock_timeout(
+                    st.sql.first().map(String::as_str).unwrap_or(""),
+                ),
             });
         }
 
         // 4. A blocking step with no lock_timeout.
         if let Some(bl) = &st.longest_blocking_lock {
-            let info = rec.info.as_ref().and_then(|i| i.steps.iter().find(|s| s.phase == st.phase && s.step == st.step));
+            let info = rec.info.as_ref().and_then(|i| {
+                i.steps
+                    .iter()
+                    .find(|s| s.phase == st.phase && s.step == st.step)
+            });
             let had_timeout = match info {
                 Some(i) => i.lock_timeout_ms.is_some(),
                 // Not recorded: a lock_timeout outcome proves one was set.
-                None => rec
-                    .statements
-                    .iter()
-                    .any(|s| s.phase == st.phase && s.step == st.step && (s.outcome == "lock_timeout" || s.sqlstate == "55P03")),
+                None => rec.statements.iter().any(|s| {
+                    s.phase == st.phase
+                        && s.step == st.step
+                        && (s.outcome == "lock_timeout" || s.sqlstate == "55P03")
+                }),
             };
             if !had_timeout {
-                let how = if info.is_some() { "with no lock_timeout" } else { "with no lock_timeout recorded" };
-                let severity = if bl.wait_ms > th.blocking_lock_ms || !queued.is_empty() { Severity::Critical } else { Severity::Warning };
+                let how = if info.is_some() {
+                    "with no lock_timeout"
+                } else {
+                    "with no lock_timeout recorded"
+                };
+                let severity = if bl.wait_ms > th.blocking_lock_ms || !queued.is_empty() {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                };
                 let (phase, step) = at(&st.phase);
                 out.push(Finding {
                     kind: FindingKind::NoLockTimeout,
@@ -315,7 +372,8 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
             let secs = (st.duration_ms / 1000.0).max(0.001);
             let rel = st.strongest_lock.as_ref().map(|l| l.relation.clone());
             let sql = st.sql.first().cloned().unwrap_or_default();
-            let safe = if sql.trim_start().to_ascii_uppercase().starts_with("UPDATE") || st.rewrote {
+            let safe = if sql.trim_start().to_ascii_uppercase().starts_with("UPDATE") || st.rewrote
+            {
                 patterns::for_statement(&sql, rel.as_deref().unwrap_or("t"))
             } else {
                 SafePattern {
@@ -332,14 +390,19 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
             let (phase, step) = at(&st.phase);
             out.push(Finding {
                 kind: FindingKind::WalVolume,
-                severity: if st.wal_bytes >= 1024 * 1024 * 1024 { Severity::Warning } else { Severity::Info },
+                severity: if st.wal_bytes >= 1024 * 1024 * 1024 {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
                 title: format!("{} of WAL written by {}", fmt_bytes(st.wal_bytes), st.step),
                 seen: format!(
                     "{} of WAL in {:.1} s ({}/s, cluster-wide while the step ran){}",
                     fmt_bytes(st.wal_bytes),
                     secs,
                     fmt_bytes((st.wal_bytes as f64 / secs) as u64),
-                    lag.map(|l| format!("; replica lag reached {}", fmt_bytes(l))).unwrap_or_default()
+                    lag.map(|l| format!("; replica lag reached {}", fmt_bytes(l)))
+                        .unwrap_or_default()
                 ),
                 phase,
                 step,
@@ -358,7 +421,11 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
             }
         }
         for class in classes {
-            let codes: Vec<_> = app.errors_by_sqlstate.iter().filter(|c| c.class == class).collect();
+            let codes: Vec<_> = app
+                .errors_by_sqlstate
+                .iter()
+                .filter(|c| c.class == class)
+                .collect();
             let n: u64 = codes.iter().map(|c| c.count).sum();
             let errs: Vec<_> = rec
                 .errors
@@ -366,22 +433,43 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
                 .filter(|e| e.app == app.app && codes.iter().any(|c| c.sqlstate == e.sqlstate))
                 .collect();
             let first = errs.iter().map(|e| e.t_ms).fold(f64::INFINITY, f64::min);
-            let last = errs.iter().map(|e| e.t_ms).fold(f64::NEG_INFINITY, f64::max);
+            let last = errs
+                .iter()
+                .map(|e| e.t_ms)
+                .fold(f64::NEG_INFINITY, f64::max);
             // The step the errors fell in (most of them), else the phase.
             let step = a
                 .steps
                 .iter()
-                .max_by_key(|s| errs.iter().filter(|e| e.t_ms >= s.start_ms && e.t_ms <= s.end_ms).count())
-                .filter(|s| errs.iter().any(|e| e.t_ms >= s.start_ms && e.t_ms <= s.end_ms));
+                .max_by_key(|s| {
+                    errs.iter()
+                        .filter(|e| e.t_ms >= s.start_ms && e.t_ms <= s.end_ms)
+                        .count()
+                })
+                .filter(|s| {
+                    errs.iter()
+                        .any(|e| e.t_ms >= s.start_ms && e.t_ms <= s.end_ms)
+                });
             let phase = rec
                 .info
                 .iter()
                 .flat_map(|i| i.phases.iter())
-                .find(|p| errs.iter().any(|e| e.t_ms >= p.start_ms && e.t_ms < p.end_ms))
+                .find(|p| {
+                    errs.iter()
+                        .any(|e| e.t_ms >= p.start_ms && e.t_ms < p.end_ms)
+                })
                 .map(|p| p.name.clone());
             let code_list = codes
                 .iter()
-                .map(|c| format!("{}× {} in {} (\"{}\")", c.count, c.sqlstate, c.queries.join(", "), c.example))
+                .map(|c| {
+                    format!(
+                        "{}× {} in {} (\"{}\")",
+                        c.count,
+                        c.sqlstate,
+                        c.queries.join(", "),
+                        c.example
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
             let safe = if class == "schema incompatibility" {
@@ -390,25 +478,35 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
                     sql: "-- expand (old and new app both work):\nALTER TABLE t ADD COLUMN new_name type;\n-- backfill, keep in sync with a trigger, deploy the new app\n-- contract (after the old app is gone):\nALTER TABLE t DROP COLUMN old_name;".into(),
                 }
             } else if let Some(s) = step {
-                let rel = s.longest_blocking_lock.as_ref().map(|l| l.relation.clone()).unwrap_or_else(|| "t".into());
+                let rel = s
+                    .longest_blocking_lock
+                    .as_ref()
+                    .map(|l| l.relation.clone())
+                    .unwrap_or_else(|| "t".into());
                 patterns::for_statement(s.sql.first().map(String::as_str).unwrap_or(""), &rel)
             } else {
                 patterns::lock_timeout("-- the migration statement")
             };
             out.push(Finding {
                 kind: FindingKind::AppErrors,
-                severity: if class == "schema incompatibility" { Severity::Critical } else { Severity::Warning },
+                severity: if class == "schema incompatibility" {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
                 title: format!("App {}: {n} error(s), {class}", app.app),
                 seen: format!(
                     "app {} got {n} {class} error(s) between {:.1} and {:.1} ms: {code_list}{}",
                     app.app,
                     first,
                     last,
-                    step.map(|s| format!("; while {} ran", s.label())).unwrap_or_default()
+                    step.map(|s| format!("; while {} ran", s.label()))
+                        .unwrap_or_default()
                 ),
                 phase: step.map(|s| s.phase.clone()).or(phase),
                 step: step.map(|s| s.step.clone()),
-                relation: step.and_then(|s| s.longest_blocking_lock.as_ref().map(|l| l.relation.clone())),
+                relation: step
+                    .and_then(|s| s.longest_blocking_lock.as_ref().map(|l| l.relation.clone())),
                 safe_pattern: safe,
             });
         }
@@ -417,8 +515,15 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
     // 6. Invalid indexes left behind.
     for name in rec.info.iter().flat_map(|i| i.invalid_indexes.iter()) {
         let lname = name.to_ascii_lowercase();
-        let st = a.steps.iter().find(|s| s.sql.iter().any(|q| q.to_ascii_lowercase().contains(&lname)));
-        let stmt = rec.statements.iter().find(|s| s.sql.to_ascii_lowercase().contains(&lname));
+        let st = a.steps.iter().find(|s| {
+            s.sql
+                .iter()
+                .any(|q| q.to_ascii_lowercase().contains(&lname))
+        });
+        let stmt = rec
+            .statements
+            .iter()
+            .find(|s| s.sql.to_ascii_lowercase().contains(&lname));
         let create = stmt.map(|s| s.sql.trim().trim_end_matches(';').to_string());
         out.push(Finding {
             kind: FindingKind::InvalidIndex,
@@ -443,7 +548,7 @@ pub(crate) fn find(a: &Analysis, rec: &RunRecord, wait_steps: &[Option<usize>], 
     }
 
     // Most severe first; within a severity, in the order they happened.
-    out.sort_by(|x, y| y.severity.cmp(&x.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 

@@ -41,7 +41,11 @@ pub fn overlaps(r: &LatencyRow, a: f64, b: f64) -> bool {
 }
 
 /// Figures over `rows` (already selected for the span `[start, end]`).
-pub fn facts<'a>(rows: impl IntoIterator<Item = &'a LatencyRow>, start: f64, end: f64) -> LatencyFacts {
+pub fn facts<'a>(
+    rows: impl IntoIterator<Item = &'a LatencyRow>,
+    start: f64,
+    end: f64,
+) -> LatencyFacts {
     let rows: Vec<&LatencyRow> = rows.into_iter().collect();
     let requests: u64 = rows.iter().map(|r| r.count).sum();
     let errors: u64 = rows.iter().map(|r| r.errors).sum();
@@ -73,20 +77,36 @@ pub fn facts<'a>(rows: impl IntoIterator<Item = &'a LatencyRow>, start: f64, end
         qps,
         p50_ms: merged_quantile(&with_samples, 0.50).map(ms),
         p99_ms: merged_quantile(&with_samples, 0.99).map(ms),
-        max_ms: with_samples.iter().map(|r| r.max_us).max().map(|m| ms(m as f64)),
+        max_ms: with_samples
+            .iter()
+            .map(|r| r.max_us)
+            .max()
+            .map(|m| ms(m as f64)),
     }
 }
 
 /// The window's CDF knots, made monotone (a window's columns may be rounded
 /// independently).
 fn knots(r: &LatencyRow) -> [(f64, f64); 5] {
-    let mut v = [0.0, r.p50_us as f64, r.p95_us as f64, r.p99_us as f64, r.max_us as f64];
+    let mut v = [
+        0.0,
+        r.p50_us as f64,
+        r.p95_us as f64,
+        r.p99_us as f64,
+        r.max_us as f64,
+    ];
     for i in 1..v.len() {
         if v[i] < v[i - 1] {
             v[i] = v[i - 1];
         }
     }
-    [(v[0], 0.0), (v[1], 0.50), (v[2], 0.95), (v[3], 0.99), (v[4], 1.0)]
+    [
+        (v[0], 0.0),
+        (v[1], 0.50),
+        (v[2], 0.95),
+        (v[3], 0.99),
+        (v[4], 1.0),
+    ]
 }
 
 fn cdf(x: f64, k: &[(f64, f64); 5]) -> f64 {

@@ -216,14 +216,17 @@ pub struct AnalyzeOptions {
 
 /// Analyze with the budget recorded in run.json and default thresholds.
 pub fn analyze(rec: &RunRecord) -> Analysis {
-    analyze_with(rec, &AnalyzeOptions::default())
-        .expect("no budget overrides, nothing to reject")
+    analyze_with(rec, &AnalyzeOptions::default()).expect("no budget overrides, nothing to reject")
 }
 
 /// Analyze with budget overrides and thresholds. Fails only on a bad
 /// override key or value.
 pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, String> {
-    let mut budget = rec.info.as_ref().map(|i| i.budget.clone()).unwrap_or_default();
+    let mut budget = rec
+        .info
+        .as_ref()
+        .map(|i| i.budget.clone())
+        .unwrap_or_default();
     for (k, v) in &opts.budget_overrides {
         budget.apply(k, *v)?;
     }
@@ -234,9 +237,25 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
 
     let (before, during, after) = match migration {
         Some(m) => (
-            latency::facts(rec.latency.iter().filter(|r| r.window_start_ms + r.window_ms <= m.start_ms), 0.0, m.start_ms),
-            latency::facts(rec.latency.iter().filter(|r| latency::overlaps(r, m.start_ms, m.end_ms)), m.start_ms, m.end_ms),
-            latency::facts(rec.latency.iter().filter(|r| r.window_start_ms >= m.end_ms), m.end_ms, run.end_ms.max(m.end_ms)),
+            latency::facts(
+                rec.latency
+                    .iter()
+                    .filter(|r| r.window_start_ms + r.window_ms <= m.start_ms),
+                0.0,
+                m.start_ms,
+            ),
+            latency::facts(
+                rec.latency
+                    .iter()
+                    .filter(|r| latency::overlaps(r, m.start_ms, m.end_ms)),
+                m.start_ms,
+                m.end_ms,
+            ),
+            latency::facts(
+                rec.latency.iter().filter(|r| r.window_start_ms >= m.end_ms),
+                m.end_ms,
+                run.end_ms.max(m.end_ms),
+            ),
         ),
         None => (
             latency::facts(&rec.latency, 0.0, run.end_ms),
@@ -339,7 +358,11 @@ pub(crate) fn step_keys(rec: &RunRecord) -> Vec<(String, String)> {
         .statements
         .iter()
         .map(|s| (s.start_ms, (s.phase.clone(), s.step.clone())))
-        .chain(rec.locks.iter().map(|l| (l.requested_ms, (l.phase.clone(), l.step.clone()))))
+        .chain(
+            rec.locks
+                .iter()
+                .map(|l| (l.requested_ms, (l.phase.clone(), l.step.clone()))),
+        )
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (_, k) in order {
@@ -359,7 +382,11 @@ fn step_intervals(rec: &RunRecord, phase: &str, step: &str) -> Vec<(f64, f64)> {
         .filter(|s| s.phase == phase && s.step == step)
         .map(|s| (s.start_ms, s.end_ms))
         .collect();
-    for l in rec.locks.iter().filter(|l| l.phase == phase && l.step == step) {
+    for l in rec
+        .locks
+        .iter()
+        .filter(|l| l.phase == phase && l.step == step)
+    {
         let end = l
             .released_ms
             .or(l.granted_ms.map(|g| g + l.held_ms))
@@ -374,8 +401,10 @@ fn step_intervals(rec: &RunRecord, phase: &str, step: &str) -> Vec<(f64, f64)> {
 /// holds or statements the most. App-vs-app waits are charged to no step.
 pub(crate) fn attribute_waits(rec: &RunRecord) -> Vec<Option<usize>> {
     let keys = step_keys(rec);
-    let intervals: Vec<Vec<(f64, f64)>> =
-        keys.iter().map(|(p, s)| step_intervals(rec, p, s)).collect();
+    let intervals: Vec<Vec<(f64, f64)>> = keys
+        .iter()
+        .map(|(p, s)| step_intervals(rec, p, s))
+        .collect();
     rec.waits
         .iter()
         .map(|w| {
@@ -403,12 +432,19 @@ fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<StepFacts> {
         .into_iter()
         .enumerate()
         .map(|(idx, (phase, step))| {
-            let stmts: Vec<&StatementRow> =
-                rec.statements.iter().filter(|s| s.phase == phase && s.step == step).collect();
-            let locks: Vec<&LockRow> =
-                rec.locks.iter().filter(|l| l.phase == phase && l.step == step).collect();
+            let stmts: Vec<&StatementRow> = rec
+                .statements
+                .iter()
+                .filter(|s| s.phase == phase && s.step == step)
+                .collect();
+            let locks: Vec<&LockRow> = rec
+                .locks
+                .iter()
+                .filter(|l| l.phase == phase && l.step == step)
+                .collect();
             let attempts = stmts.iter().map(|s| s.attempt).max().unwrap_or(0);
-            let last: Vec<&&StatementRow> = stmts.iter().filter(|s| s.attempt == attempts).collect();
+            let last: Vec<&&StatementRow> =
+                stmts.iter().filter(|s| s.attempt == attempts).collect();
             let bad = last.iter().find(|s| s.outcome != "ok");
             let start = stmts
                 .iter()
@@ -455,7 +491,9 @@ fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<StepFacts> {
                 start_ms: start,
                 end_ms: end,
                 duration_ms: latency::round3(end - start),
-                outcome: bad.map(|s| s.outcome.clone()).unwrap_or_else(|| "ok".into()),
+                outcome: bad
+                    .map(|s| s.outcome.clone())
+                    .unwrap_or_else(|| "ok".into()),
                 sqlstate: bad.map(|s| s.sqlstate.clone()).unwrap_or_default(),
                 strongest_lock,
                 longest_blocking_lock,
@@ -466,7 +504,9 @@ fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<StepFacts> {
                 app_waits: mine.len(),
                 worst_app_wait,
                 latency: latency::facts(
-                    rec.latency.iter().filter(|r| latency::overlaps(r, start, end)),
+                    rec.latency
+                        .iter()
+                        .filter(|r| latency::overlaps(r, start, end)),
                     start,
                     end,
                 ),
@@ -482,7 +522,12 @@ fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<StepFacts> {
 /// within `[start, end)` grouped by SQLSTATE.
 fn app_facts(rows: &[&LatencyRow], rec: &RunRecord, start: f64, end: f64) -> Vec<AppFacts> {
     let mut apps: Vec<String> = Vec::new();
-    for a in rows.iter().map(|r| &r.app).chain(rec.errors.iter().filter(|e| e.t_ms >= start && e.t_ms < end).map(|e| &e.app)) {
+    for a in rows.iter().map(|r| &r.app).chain(
+        rec.errors
+            .iter()
+            .filter(|e| e.t_ms >= start && e.t_ms < end)
+            .map(|e| &e.app),
+    ) {
         if !apps.contains(a) {
             apps.push(a.clone());
         }
@@ -490,22 +535,36 @@ fn app_facts(rows: &[&LatencyRow], rec: &RunRecord, start: f64, end: f64) -> Vec
     apps.iter()
         .map(|app| {
             let mut by: BTreeMap<String, SqlstateCount> = BTreeMap::new();
-            for e in rec.errors.iter().filter(|e| &e.app == app && e.t_ms >= start && e.t_ms < end) {
-                let c = by.entry(e.sqlstate.clone()).or_insert_with(|| SqlstateCount {
-                    sqlstate: e.sqlstate.clone(),
-                    class: sqlstate_class(&e.sqlstate).to_string(),
-                    count: 0,
-                    queries: Vec::new(),
-                    example: e.message.clone(),
-                });
+            for e in rec
+                .errors
+                .iter()
+                .filter(|e| &e.app == app && e.t_ms >= start && e.t_ms < end)
+            {
+                let c = by
+                    .entry(e.sqlstate.clone())
+                    .or_insert_with(|| SqlstateCount {
+                        sqlstate: e.sqlstate.clone(),
+                        class: sqlstate_class(&e.sqlstate).to_string(),
+                        count: 0,
+                        queries: Vec::new(),
+                        example: e.message.clone(),
+                    });
                 c.count += 1;
                 if !c.queries.contains(&e.query) {
                     c.queries.push(e.query.clone());
                 }
             }
             let mut errors_by_sqlstate: Vec<SqlstateCount> = by.into_values().collect();
-            errors_by_sqlstate.sort_by(|a, b| b.count.cmp(&a.count).then(a.sqlstate.cmp(&b.sqlstate)));
-            let (s, e) = (start.max(0.0), if end.is_finite() { end } else { rec.info.as_ref().map(|i| i.end_ms).unwrap_or(0.0) });
+            errors_by_sqlstate
+                .sort_by(|a, b| b.count.cmp(&a.count).then(a.sqlstate.cmp(&b.sqlstate)));
+            let (s, e) = (
+                start.max(0.0),
+                if end.is_finite() {
+                    end
+                } else {
+                    rec.info.as_ref().map(|i| i.end_ms).unwrap_or(0.0)
+                },
+            );
             AppFacts {
                 app: app.clone(),
                 latency: latency::facts(rows.iter().copied().filter(|r| &r.app == app), s, e),

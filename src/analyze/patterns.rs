@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn create_index_becomes_concurrently() {
         let p = for_statement("CREATE UNIQUE INDEX idx ON orders (customer_id)", "orders");
-        assert_eq!(p.sql, "CREATE UNIQUE INDEX CONCURRENTLY idx ON orders (customer_id);");
+        assert_eq!(
+            p.sql,
+            "CREATE UNIQUE INDEX CONCURRENTLY idx ON orders (customer_id);"
+        );
     }
 
     #[test]
@@ -141,8 +144,15 @@ mod tests {
 
     #[test]
     fn set_not_null_goes_through_a_check() {
-        let p = for_statement("ALTER TABLE orders ALTER COLUMN status SET NOT NULL", "orders");
-        assert!(p.sql.contains("CHECK (status IS NOT NULL) NOT VALID"), "{}", p.sql);
+        let p = for_statement(
+            "ALTER TABLE orders ALTER COLUMN status SET NOT NULL",
+            "orders",
+        );
+        assert!(
+            p.sql.contains("CHECK (status IS NOT NULL) NOT VALID"),
+            "{}",
+            p.sql
+        );
     }
 
     #[test]

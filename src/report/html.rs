@@ -81,20 +81,29 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
     let r = &a.run;
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    o.push_str(&format!("<title>pgrehearse: {}</title>\n", esc(&r.scenario)));
+    o.push_str(&format!(
+        "<title>pgrehearse: {}</title>\n",
+        esc(&r.scenario)
+    ));
     o.push_str(&format!("<style>{CSS}</style>\n</head>\n<body>\n<main>\n"));
     o.push_str(&format!("<h1>pgrehearse: {}</h1>\n", esc(&r.scenario)));
     if let Some(d) = &r.description {
         o.push_str(&format!("<p class=meta>{}</p>\n", esc(d)));
     }
-    let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n} rows")).collect();
+    let rows: Vec<String> = r
+        .rows
+        .iter()
+        .map(|(t, n)| format!("{t} {n} rows"))
+        .collect();
     o.push_str(&format!(
         "<p class=meta>PostgreSQL {} ({}) · {} · {} clients{} · seed {} · started {}</p>\n",
         esc(&r.postgres_version),
         esc(&r.backend),
         esc(&rows.join(", ")),
         r.clients,
-        r.rate.map(|q| format!(" at {q:.0} req/s")).unwrap_or_else(|| " (closed loop)".into()),
+        r.rate
+            .map(|q| format!(" at {q:.0} req/s"))
+            .unwrap_or_else(|| " (closed loop)".into()),
         r.seed,
         esc(&r.started_at)
     ));
@@ -105,9 +114,15 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
     } else {
         "fail"
     };
-    o.push_str(&format!("<div class=\"verdict {class}\" id=verdict>{}</div>\n", bold(&verdict_line(s).replace("✅ ", "").replace("❌ ", ""))));
+    o.push_str(&format!(
+        "<div class=\"verdict {class}\" id=verdict>{}</div>\n",
+        bold(&verdict_line(s).replace("✅ ", "").replace("❌ ", ""))
+    ));
     if let Some(f) = &r.failure {
-        o.push_str(&format!("<div class=\"verdict fail\">The rehearsal did not finish: {}</div>\n", esc(f)));
+        o.push_str(&format!(
+            "<div class=\"verdict fail\">The rehearsal did not finish: {}</div>\n",
+            esc(f)
+        ));
     }
     if let Some(m) = a.migration {
         o.push_str(&format!(
@@ -185,8 +200,16 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
     o.push_str("</table>\n");
 
     o.push_str(&format!("<h2 id=latency>App latency</h2>\n<table><tr><th>period</th><th>span</th>{LATENCY_HEAD}</tr>\n"));
-    for (name, l) in [("before", &a.before), ("during the migration", &a.during), ("after", &a.after)] {
-        o.push_str(&format!("<tr><td>{name}</td><td>{}</td>{}</tr>\n", span(l.start_ms, l.end_ms), latency_cells(l)));
+    for (name, l) in [
+        ("before", &a.before),
+        ("during the migration", &a.during),
+        ("after", &a.after),
+    ] {
+        o.push_str(&format!(
+            "<tr><td>{name}</td><td>{}</td>{}</tr>\n",
+            span(l.start_ms, l.end_ms),
+            latency_cells(l)
+        ));
     }
     o.push_str("</table>\n");
     if !a.phases.is_empty() {
@@ -203,14 +226,25 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
         o.push_str("</table>\n");
     }
     o.push_str("<h3>Errors by app version</h3>\n<table><tr><th>scope</th><th>app</th><th>requests</th><th>errors</th><th>error rate</th><th>by SQLSTATE</th></tr>\n");
-    let scopes = std::iter::once(("whole run".to_string(), &a.apps))
-        .chain(a.phases.iter().map(|p| (format!("phase {}", p.name), &p.by_app)));
+    let scopes = std::iter::once(("whole run".to_string(), &a.apps)).chain(
+        a.phases
+            .iter()
+            .map(|p| (format!("phase {}", p.name), &p.by_app)),
+    );
     for (scope, apps) in scopes {
         for app in apps.iter() {
             let codes: Vec<String> = app
                 .errors_by_sqlstate
                 .iter()
-                .map(|c| format!("{}× {} {} ({})", c.count, c.sqlstate, c.class, c.queries.join(", ")))
+                .map(|c| {
+                    format!(
+                        "{}× {} {} ({})",
+                        c.count,
+                        c.sqlstate,
+                        c.class,
+                        c.queries.join(", ")
+                    )
+                })
                 .collect();
             o.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>\n",

@@ -16,7 +16,10 @@ pub(crate) fn verdict_line(s: &Summary) -> String {
         return "**Verdict: no budget checked** — set [budget] in the scenario or pass --budget key=value".into();
     }
     if s.verdict_passed() {
-        return format!("**Verdict: ✅ PASS** — all {} budgets held", a.budgets.len());
+        return format!(
+            "**Verdict: ✅ PASS** — all {} budgets held",
+            a.budgets.len()
+        );
     }
     let parts: Vec<String> = a
         .breached()
@@ -26,7 +29,10 @@ pub(crate) fn verdict_line(s: &Summary) -> String {
                 b.name,
                 budget_value(b, b.limit),
                 budget_value(b, b.measured),
-                b.step.as_ref().map(|st| format!(", step {st}")).unwrap_or_default()
+                b.step
+                    .as_ref()
+                    .map(|st| format!(", step {st}"))
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -64,14 +70,20 @@ pub(crate) fn render(s: &Summary) -> String {
     if let Some(d) = &r.description {
         o.push_str(&format!("> {d}\n\n"));
     }
-    let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("{t} {n} rows")).collect();
+    let rows: Vec<String> = r
+        .rows
+        .iter()
+        .map(|(t, n)| format!("{t} {n} rows"))
+        .collect();
     o.push_str(&format!(
         "PostgreSQL {} ({}) · {} · {} clients{} · seed {} · started {}{}\n\n",
         r.postgres_version,
         r.backend,
         rows.join(", "),
         r.clients,
-        r.rate.map(|q| format!(" at {q:.0} req/s")).unwrap_or_else(|| " (closed loop)".into()),
+        r.rate
+            .map(|q| format!(" at {q:.0} req/s"))
+            .unwrap_or_else(|| " (closed loop)".into()),
         r.seed,
         r.started_at,
         match (&r.pair, &r.variant) {
@@ -118,13 +130,24 @@ pub(crate) fn render(s: &Summary) -> String {
             cell(&st.label()),
             ms(st.duration_ms),
             st.attempts,
-            if st.sqlstate.is_empty() { st.outcome.clone() } else { format!("{} ({})", st.outcome, st.sqlstate) },
+            if st.sqlstate.is_empty() {
+                st.outcome.clone()
+            } else {
+                format!("{} ({})", st.outcome, st.sqlstate)
+            },
             cell(&lock(&st.strongest_lock)),
-            cell(&st
-                .longest_blocking_lock
-                .as_ref()
-                .map(|l| format!("{} on {} {} (blocks {})", l.mode, l.relation, ms(l.held_ms), l.blocks))
-                .unwrap_or_else(|| "none".into())),
+            cell(
+                &st.longest_blocking_lock
+                    .as_ref()
+                    .map(|l| format!(
+                        "{} on {} {} (blocks {})",
+                        l.mode,
+                        l.relation,
+                        ms(l.held_ms),
+                        l.blocks
+                    ))
+                    .unwrap_or_else(|| "none".into())
+            ),
             ms(st.lock_wait_ms),
             cell(&wait(&st.worst_app_wait)),
             st.app_waits,
@@ -137,13 +160,25 @@ pub(crate) fn render(s: &Summary) -> String {
     }
     o.push('\n');
     for st in &a.steps {
-        o.push_str(&format!("- **{}**: `{}`\n", cell(&st.label()), st.sql.join("; ").replace('`', "'")));
+        o.push_str(&format!(
+            "- **{}**: `{}`\n",
+            cell(&st.label()),
+            st.sql.join("; ").replace('`', "'")
+        ));
     }
     o.push('\n');
 
     o.push_str("## App latency\n\n| period | span | requests | req/s | p50 | p99 | max | errors | error rate |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (name, l) in [("before", &a.before), ("during the migration", &a.during), ("after", &a.after)] {
-        o.push_str(&format!("| {name} | {} | {} |\n", span(l.start_ms, l.end_ms), latency_cells(l)));
+    for (name, l) in [
+        ("before", &a.before),
+        ("during the migration", &a.during),
+        ("after", &a.after),
+    ] {
+        o.push_str(&format!(
+            "| {name} | {} | {} |\n",
+            span(l.start_ms, l.end_ms),
+            latency_cells(l)
+        ));
     }
     o.push('\n');
 
@@ -162,14 +197,25 @@ pub(crate) fn render(s: &Summary) -> String {
     }
 
     o.push_str("### Errors by app version\n\n| scope | app | requests | errors | error rate | by SQLSTATE |\n|---|---|---:|---:|---:|---|\n");
-    let scopes = std::iter::once(("whole run".to_string(), &a.apps))
-        .chain(a.phases.iter().map(|p| (format!("phase {}", p.name), &p.by_app)));
+    let scopes = std::iter::once(("whole run".to_string(), &a.apps)).chain(
+        a.phases
+            .iter()
+            .map(|p| (format!("phase {}", p.name), &p.by_app)),
+    );
     for (scope, apps) in scopes {
         for app in apps.iter() {
             let codes: Vec<String> = app
                 .errors_by_sqlstate
                 .iter()
-                .map(|c| format!("{}× {} {} ({})", c.count, c.sqlstate, c.class, c.queries.join(", ")))
+                .map(|c| {
+                    format!(
+                        "{}× {} {} ({})",
+                        c.count,
+                        c.sqlstate,
+                        c.class,
+                        c.queries.join(", ")
+                    )
+                })
                 .collect();
             o.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} |\n",
@@ -178,7 +224,11 @@ pub(crate) fn render(s: &Summary) -> String {
                 app.latency.requests,
                 app.latency.errors,
                 pct(app.latency.error_rate),
-                cell(&if codes.is_empty() { "–".to_string() } else { codes.join("; ") })
+                cell(&if codes.is_empty() {
+                    "–".to_string()
+                } else {
+                    codes.join("; ")
+                })
             ));
         }
     }
@@ -194,7 +244,12 @@ pub(crate) fn render(s: &Summary) -> String {
             crate::analyze::Severity::Warning => "🟠",
             crate::analyze::Severity::Info => "🔵",
         };
-        o.push_str(&format!("### {}. {icon} {} — {}\n\n", i + 1, f.severity, f.title));
+        o.push_str(&format!(
+            "### {}. {icon} {} — {}\n\n",
+            i + 1,
+            f.severity,
+            f.title
+        ));
         o.push_str(&format!("- **Where:** {}\n", f.location()));
         o.push_str(&format!("- **Seen:** {}\n", f.seen));
         o.push_str(&format!("- **Instead:** {}\n\n", f.safe_pattern.advice));

@@ -99,7 +99,10 @@ impl Summary {
 /// summary when one is configured.
 pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
     if !dir.is_dir() {
-        return Err(Error::Usage(format!("{}: not a run directory", dir.display())));
+        return Err(Error::Usage(format!(
+            "{}: not a run directory",
+            dir.display()
+        )));
     }
     let rec = RunRecord::read(dir)?;
     if rec.info.is_none() && rec.statements.is_empty() && rec.latency.is_empty() {
@@ -131,7 +134,10 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
     std::fs::write(dir.join(SUMMARY_MD), &md)?;
     std::fs::write(dir.join(INDEX_HTML), html::render(&summary, dir))?;
     if let Some(path) = &opts.github_step_summary {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         f.write_all(md.as_bytes())?;
         f.write_all(b"\n")?;
     }

@@ -3,7 +3,10 @@
 
 use plotters::prelude::*;
 
-use super::{err, LATENCY_SIZE, fmt_seconds, legend_box, series_color, shade_spans, Area, ChartData, FONT, STATEMENT_ALPHA, STATEMENT_FILL};
+use super::{
+    err, fmt_seconds, legend_box, series_color, shade_spans, Area, ChartData, FONT, LATENCY_SIZE,
+    STATEMENT_ALPHA, STATEMENT_FILL,
+};
 use crate::analyze::latency::merged_quantile;
 use crate::record::{Blocks, LatencyRow};
 
@@ -48,7 +51,9 @@ fn series(d: &ChartData<'_>) -> Vec<QuerySeries> {
                 if !contiguous {
                     runs.push(Vec::new());
                 }
-                runs.last_mut().expect("pushed").push(((ws + wms / 2.0) / 1000.0, p50, p99, max));
+                runs.last_mut()
+                    .expect("pushed")
+                    .push(((ws + wms / 2.0) / 1000.0, p50, p99, max));
                 last_end = Some(ws + wms);
             }
             QuerySeries { name, runs }
@@ -56,14 +61,23 @@ fn series(d: &ChartData<'_>) -> Vec<QuerySeries> {
         .collect()
 }
 
-pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -> anyhow::Result<()> {
+pub(super) fn draw<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    d: &ChartData<'_>,
+) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let qs = series(d);
     let pts = || qs.iter().flat_map(|q| q.runs.iter().flatten());
-    let lo = pts().map(|p| p.1).filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+    let lo = pts()
+        .map(|p| p.1)
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
     let hi = pts().map(|p| p.3).fold(0.0, f64::max);
     let (y0, y1) = if lo.is_finite() && hi > 0.0 {
-        (10f64.powf((lo * 0.8).log10().floor()).max(0.001), 10f64.powf((hi * 1.5).log10().ceil()))
+        (
+            10f64.powf((lo * 0.8).log10().floor()).max(0.001),
+            10f64.powf((hi * 1.5).log10().ceil()),
+        )
     } else {
         (0.1, 1000.0)
     };
@@ -109,15 +123,30 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
     let mut taken: Vec<(f64, f64, usize)> = Vec::new();
     let mut any_hold = false;
     for l in d.rec.locks.iter().filter(|l| l.blocks != Blocks::None) {
-        let (Some(g), rel) = (l.granted_ms, &l.relation) else { continue };
+        let (Some(g), rel) = (l.granted_ms, &l.relation) else {
+            continue;
+        };
         let r = l.released_ms.unwrap_or(g + l.held_ms);
-        let color = if l.blocks == Blocks::ReadsWrites { RGBColor(150, 0, 20) } else { RGBColor(220, 60, 30) };
+        let color = if l.blocks == Blocks::ReadsWrites {
+            RGBColor(150, 0, 20)
+        } else {
+            RGBColor(220, 60, 30)
+        };
         let (a, b) = (g / 1000.0, (r / 1000.0).max(g / 1000.0 + d.end_s / 600.0));
         chart
-            .draw_series(std::iter::once(Rectangle::new([(a, y0), (b, strip_top)], color.filled())))
+            .draw_series(std::iter::once(Rectangle::new(
+                [(a, y0), (b, strip_top)],
+                color.filled(),
+            )))
             .map_err(err)?;
-        let text = format!("{} on {rel}: {:.0} ms, blocks {}", l.mode, l.held_ms, l.blocks);
-        let (x0, x1) = (a * px_per_s, a * px_per_s + text.chars().count() as f64 * 7.0 + 8.0);
+        let text = format!(
+            "{} on {rel}: {:.0} ms, blocks {}",
+            l.mode, l.held_ms, l.blocks
+        );
+        let (x0, x1) = (
+            a * px_per_s,
+            a * px_per_s + text.chars().count() as f64 * 7.0 + 8.0,
+        );
         let level = (0..)
             .find(|lv| !taken.iter().any(|(s, e, l)| l == lv && *s < x1 && x0 < *e))
             .unwrap_or(0);
@@ -136,23 +165,36 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
         let c = series_color(i);
         for (k, run) in q.runs.iter().enumerate() {
             let p99 = chart
-                .draw_series(LineSeries::new(run.iter().map(|p| (p.0, p.2.max(y0))), c.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    run.iter().map(|p| (p.0, p.2.max(y0))),
+                    c.stroke_width(2),
+                ))
                 .map_err(err)?;
             if k == 0 {
-                p99.label(format!("{} p99", q.name))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                p99.label(format!("{} p99", q.name)).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
             }
         }
         for (k, run) in q.runs.iter().enumerate() {
             let p50 = chart
-                .draw_series(LineSeries::new(run.iter().map(|p| (p.0, p.1.max(y0))), c.mix(0.55).stroke_width(1)))
+                .draw_series(LineSeries::new(
+                    run.iter().map(|p| (p.0, p.1.max(y0))),
+                    c.mix(0.55).stroke_width(1),
+                ))
                 .map_err(err)?;
             if k == 0 {
-                p50.label(format!("{} p50", q.name))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.mix(0.55).stroke_width(1)));
+                p50.label(format!("{} p50", q.name)).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.mix(0.55).stroke_width(1))
+                });
             }
         }
-        let all: Vec<(f64, f64)> = q.runs.iter().flatten().map(|p| (p.0, p.3.max(y0))).collect();
+        let all: Vec<(f64, f64)> = q
+            .runs
+            .iter()
+            .flatten()
+            .map(|p| (p.0, p.3.max(y0)))
+            .collect();
         chart
             .draw_series(all.iter().map(|p| Circle::new(*p, 2, c.filled())))
             .map_err(err)?
@@ -160,9 +202,17 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
             .legend(move |(x, y)| Circle::new((x + 9, y), 3, c.filled()));
     }
 
-    legend_box(&mut chart, "statement running", STATEMENT_FILL.mix(STATEMENT_ALPHA).filled())?;
+    legend_box(
+        &mut chart,
+        "statement running",
+        STATEMENT_FILL.mix(STATEMENT_ALPHA).filled(),
+    )?;
     if any_hold {
-        legend_box(&mut chart, "blocking lock held", RGBColor(220, 60, 30).filled())?;
+        legend_box(
+            &mut chart,
+            "blocking lock held",
+            RGBColor(220, 60, 30).filled(),
+        )?;
     }
     chart
         .configure_series_labels()

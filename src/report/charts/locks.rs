@@ -4,7 +4,9 @@
 
 use plotters::prelude::*;
 
-use super::{err, LOCKS_SIZE, fmt_seconds, legend_box, mode_color, shade_spans, Area, ChartData, FONT};
+use super::{
+    err, fmt_seconds, legend_box, mode_color, shade_spans, Area, ChartData, FONT, LOCKS_SIZE,
+};
 use crate::record::WaitCause;
 
 fn cause_color(c: WaitCause) -> RGBColor {
@@ -38,7 +40,10 @@ fn lanes(spans: &[(f64, f64)]) -> (Vec<usize>, usize) {
     (lane, n)
 }
 
-pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -> anyhow::Result<()> {
+pub(super) fn draw<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    d: &ChartData<'_>,
+) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let label = |rel: &str, locktype: &str| {
         if locktype == "relation" {
@@ -64,7 +69,10 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
     let y_of = |name: &str| (n - 1 - rows.iter().position(|r| r == name).unwrap_or(0)) as f64;
     let (y0, y1) = (-0.6, n as f64 - 0.02);
 
-    let title = format!("Locks held by the migration and app lock waits, {}", d.a.run.scenario);
+    let title = format!(
+        "Locks held by the migration and app lock waits, {}",
+        d.a.run.scenario
+    );
     let rows_for_fmt = rows.clone();
     let mut chart = ChartBuilder::on(root)
         .caption(title, (FONT, 22).into_font())
@@ -104,7 +112,11 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
     let mut level_for = |x: f64, w: f64, row: i64| {
         let (x0, x1) = (x * px_per_s, x * px_per_s + w);
         let lv = (0..)
-            .find(|lv| !taken.iter().any(|(s, e, l, r)| *r == row && l == lv && *s < x1 && x0 < *e))
+            .find(|lv| {
+                !taken
+                    .iter()
+                    .any(|(s, e, l, r)| *r == row && l == lv && *s < x1 && x0 < *e)
+            })
             .unwrap_or(0);
         taken.push((x0, x1, lv, row));
         lv
@@ -140,13 +152,20 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
         let wait_end = granted.unwrap_or(released);
         if wait_end > req {
             let rect = [(req, y + 0.06), (wait_end.max(req + min_w), y + 0.36)];
-            chart.draw_series(std::iter::once(Rectangle::new(rect, c.mix(0.3).filled()))).map_err(err)?;
-            chart.draw_series(std::iter::once(Rectangle::new(rect, c.stroke_width(1)))).map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(rect, c.mix(0.3).filled())))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(rect, c.stroke_width(1))))
+                .map_err(err)?;
         }
         if let Some(g) = granted {
             let e = released.max(g + min_w);
             chart
-                .draw_series(std::iter::once(Rectangle::new([(g, y + 0.02), (e, y + 0.40)], c.filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(g, y + 0.02), (e, y + 0.40)],
+                    c.filled(),
+                )))
                 .map_err(err)?;
             let text = format!("{} {:.0} ms", l.mode.trim_end_matches("Lock"), l.held_ms);
             labels.push((text, req, g, e, y));
@@ -159,7 +178,11 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
         if (e - g) * px_per_s > text_px(&text) {
             // Inside the bar.
             chart
-                .draw_series(std::iter::once(Text::new(text, (g + 6.0 / px_per_s, y + 0.26), (FONT, 12).into_font().color(&WHITE))))
+                .draw_series(std::iter::once(Text::new(
+                    text,
+                    (g + 6.0 / px_per_s, y + 0.26),
+                    (FONT, 12).into_font().color(&WHITE),
+                )))
                 .map_err(err)?;
         } else {
             // Above the bar, staggered.
@@ -178,16 +201,25 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
     let mut causes: Vec<WaitCause> = Vec::new();
     for rel in &rows {
         let ws: Vec<_> = d.rec.waits.iter().filter(|w| &w.relation == rel).collect();
-        let spans: Vec<(f64, f64)> = ws.iter().map(|w| (w.start_ms, w.end_ms.max(w.start_ms + 1.0))).collect();
+        let spans: Vec<(f64, f64)> = ws
+            .iter()
+            .map(|w| (w.start_ms, w.end_ms.max(w.start_ms + 1.0)))
+            .collect();
         let (lane, nl) = lanes(&spans);
         let h = 0.46 / nl as f64;
         let y = y_of(rel);
         for (w, l) in ws.iter().zip(lane) {
             let top = y - 0.04 - l as f64 * h;
             let bot = top - h * 0.7;
-            let (a, b) = (w.start_ms / 1000.0, (w.end_ms / 1000.0).max(w.start_ms / 1000.0 + min_w));
+            let (a, b) = (
+                w.start_ms / 1000.0,
+                (w.end_ms / 1000.0).max(w.start_ms / 1000.0 + min_w),
+            );
             chart
-                .draw_series(std::iter::once(Rectangle::new([(a, top), (b, bot)], cause_color(w.cause).filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(a, top), (b, bot)],
+                    cause_color(w.cause).filled(),
+                )))
                 .map_err(err)?;
             if !causes.contains(&w.cause) {
                 causes.push(w.cause);
@@ -200,10 +232,18 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
         legend_box(&mut chart, &format!("held: {m}"), mode_color(m).filled())?;
     }
     if d.rec.locks.iter().any(|l| l.wait_ms > 0.0) {
-        legend_box(&mut chart, "migration waiting for its lock", RGBColor(150, 150, 150).mix(0.3).filled())?;
+        legend_box(
+            &mut chart,
+            "migration waiting for its lock",
+            RGBColor(150, 150, 150).mix(0.3).filled(),
+        )?;
     }
     for c in causes {
-        legend_box(&mut chart, &format!("app wait: {c}"), cause_color(c).filled())?;
+        legend_box(
+            &mut chart,
+            &format!("app wait: {c}"),
+            cause_color(c).filled(),
+        )?;
     }
     chart
         .configure_series_labels()

@@ -76,7 +76,11 @@ pub fn write_all(dir: &Path, rec: &RunRecord, a: &Analysis) -> anyhow::Result<Ve
         .chain(rec.statements.iter().map(|s| s.end_ms))
         .chain(rec.info.iter().map(|i| i.end_ms))
         .fold(1.0, f64::max);
-    let d = ChartData { rec, a, end_s: end_ms / 1000.0 };
+    let d = ChartData {
+        rec,
+        a,
+        end_s: end_ms / 1000.0,
+    };
     let mut files = Vec::new();
     macro_rules! both {
         ($name:literal, $size:expr, $draw:path) => {{

@@ -3,11 +3,17 @@
 
 use plotters::prelude::*;
 
-use super::{err, fmt_seconds, legend_box, series_color, shade_spans, Area, ChartData, FONT, STATEMENT_ALPHA, STATEMENT_FILL};
+use super::{
+    err, fmt_seconds, legend_box, series_color, shade_spans, Area, ChartData, FONT,
+    STATEMENT_ALPHA, STATEMENT_FILL,
+};
 
-/// Per app: (window start s, window s, requests/s, errors) sorted by time.
-fn per_app(d: &ChartData<'_>) -> Vec<(String, Vec<(f64, f64, f64, u64)>)> {
-    let mut apps: Vec<(String, Vec<(f64, f64, f64, u64)>)> = Vec::new();
+/// One window of one app: (start s, width s, requests/s, errors).
+type Window = (f64, f64, f64, u64);
+
+/// Per app, its windows sorted by time.
+fn per_app(d: &ChartData<'_>) -> Vec<(String, Vec<Window>)> {
+    let mut apps: Vec<(String, Vec<Window>)> = Vec::new();
     for r in &d.rec.latency {
         let i = match apps.iter().position(|(a, _)| *a == r.app) {
             Some(i) => i,
@@ -33,7 +39,10 @@ fn per_app(d: &ChartData<'_>) -> Vec<(String, Vec<(f64, f64, f64, u64)>)> {
     apps
 }
 
-pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -> anyhow::Result<()> {
+pub(super) fn draw<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    d: &ChartData<'_>,
+) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
     let apps = per_app(d);
     let window_ms = d.rec.info.as_ref().map(|i| i.window_ms).unwrap_or(100.0);
@@ -43,7 +52,10 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
     let (upper, lower) = root.split_vertically((h as f64 * 0.62) as u32);
 
     // Requests per second.
-    let qmax = apps.iter().flat_map(|(_, v)| v.iter().map(|p| p.2)).fold(0.0, f64::max);
+    let qmax = apps
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.2))
+        .fold(0.0, f64::max);
     let ytop = (qmax * 1.25).max(1.0);
     let mut chart = ChartBuilder::on(&upper)
         .margin(16)
@@ -69,14 +81,21 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
     for (i, (app, v)) in apps.iter().enumerate() {
         let c = series_color(i);
         // Steps: the rate is constant over a window.
-        let pts: Vec<(f64, f64)> = v.iter().flat_map(|p| [(p.0, p.2), (p.0 + p.1, p.2)]).collect();
+        let pts: Vec<(f64, f64)> = v
+            .iter()
+            .flat_map(|p| [(p.0, p.2), (p.0 + p.1, p.2)])
+            .collect();
         chart
             .draw_series(LineSeries::new(pts, c.stroke_width(2)))
             .map_err(err)?
             .label(format!("app {app}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
-    legend_box(&mut chart, "statement running", STATEMENT_FILL.mix(STATEMENT_ALPHA).filled())?;
+    legend_box(
+        &mut chart,
+        "statement running",
+        STATEMENT_FILL.mix(STATEMENT_ALPHA).filled(),
+    )?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -87,7 +106,11 @@ pub(super) fn draw<DB: DrawingBackend>(root: &Area<'_, DB>, d: &ChartData<'_>) -
         .map_err(err)?;
 
     // Errors per window, one bar per app side by side.
-    let emax = apps.iter().flat_map(|(_, v)| v.iter().map(|p| p.3)).max().unwrap_or(0);
+    let emax = apps
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.3))
+        .max()
+        .unwrap_or(0);
     let etop = (emax as f64 * 1.3).max(2.0).ceil();
     let mut chart = ChartBuilder::on(&lower)
         .margin(16)
