@@ -395,3 +395,44 @@ fn index_html_renders_in_headless_chromium() {
         "no fail banner in the screenshot"
     );
 }
+
+/// A run that recorded nothing but run.json (it failed before any traffic)
+/// still renders every file without panicking, and a run directory without
+/// run.json (a crash) renders from its CSVs.
+#[test]
+fn empty_and_partial_runs_render() {
+    let full = RunRecord::read(&fixture()).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let mut info = full.info.clone().unwrap();
+    info.failure = Some("server died".into());
+    let empty = RunRecord {
+        info: Some(info),
+        ..Default::default()
+    };
+    empty.write(t.path()).unwrap();
+    let s = render(t.path(), &opts(&[])).unwrap();
+    for f in [
+        "summary.json",
+        "summary.md",
+        "index.html",
+        "latency.png",
+        "locks.svg",
+        "throughput.png",
+    ] {
+        assert!(t.path().join(f).is_file(), "{f} missing");
+    }
+    assert!(s.analysis.steps.is_empty());
+    let md = std::fs::read_to_string(t.path().join("summary.md")).unwrap();
+    assert!(
+        md.contains("**The rehearsal did not finish:** server died"),
+        "{md}"
+    );
+
+    let t = tempfile::tempdir().unwrap();
+    let partial = RunRecord { info: None, ..full };
+    partial.write(t.path()).unwrap();
+    let s = render(t.path(), &opts(&[])).unwrap();
+    assert_eq!(s.analysis.steps.len(), 3);
+    assert!(s.analysis.budgets.is_empty());
+    assert!(s.verdict_passed());
+}

@@ -70,7 +70,16 @@ impl Summary {
         Summary {
             verdict: if analysis.passed() { "pass" } else { "fail" }.to_string(),
             breached: analysis.breached().map(|b| b.name.clone()).collect(),
-            notes: vec![PERCENTILE_NOTE.to_string()],
+            notes: {
+                let mut n = vec![PERCENTILE_NOTE.to_string()];
+                if analysis.run.lock_precision_ms > 0.0 {
+                    n.push(format!(
+                        "Lock grant and release times are known to ±{} ms (as measured: poll interval and clock offset).",
+                        analysis.run.lock_precision_ms
+                    ));
+                }
+                n
+            },
             analysis,
             files,
         }
