@@ -112,10 +112,7 @@ impl Budget {
 }
 
 /// The step whose figure is the largest, by `key`.
-fn worst_step(
-    steps: &[StepFacts],
-    key: impl Fn(&StepFacts) -> f64,
-) -> Option<&StepFacts> {
+fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&StepFacts> {
     steps
         .iter()
         .filter(|s| key(s) > 0.0)

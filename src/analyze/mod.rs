@@ -86,10 +86,10 @@ pub struct Span {
 pub struct StepFacts {
     pub phase: String,
     pub step: String,
-    /// Statements in the last attempt.
+    /// Statements executed, counting each statement's final try only.
     pub statements: usize,
     pub attempts: u32,
-    /// The statements of the last attempt, in order.
+    /// The distinct statement texts, in order.
     pub sql: Vec<String>,
     pub start_ms: f64,
     pub end_ms: f64,
@@ -222,6 +222,8 @@ pub fn analyze(rec: &RunRecord) -> Analysis {
 /// Analyze with budget overrides and thresholds. Fails only on a bad
 /// override key or value.
 pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, String> {
+    let normalized = normalize(rec);
+    let rec = &normalized;
     let mut budget = rec
         .info
         .as_ref()
@@ -306,6 +308,43 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
     a.budgets = budget::evaluate(&budget, &a, rec, &wait_steps);
     a.findings = findings::find(&a, rec, &wait_steps, &opts.thresholds);
     Ok(a)
+}
+
+/// The record as the analysis reads it: a lock on a relation that the step
+/// itself creates (the new index of CREATE INDEX, a new table) blocks
+/// nobody — no other session can see the relation before commit — so its
+/// `blocks` is set to none. Idempotent.
+pub fn normalize(rec: &RunRecord) -> RunRecord {
+    let mut out = rec.clone();
+    for l in &mut out.locks {
+        if l.blocks != Blocks::None && created_by_step(rec, &l.phase, &l.step, &l.relation) {
+            l.blocks = Blocks::None;
+        }
+    }
+    out
+}
+
+/// Does a statement of the step create `relation` (CREATE [UNIQUE] INDEX
+/// [CONCURRENTLY] [IF NOT EXISTS] name, CREATE TABLE / SEQUENCE /
+/// MATERIALIZED VIEW name)? Names compare without schema and quotes.
+fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation: &str) -> bool {
+    fn bare(n: &str) -> String {
+        n.rsplit('.')
+            .next()
+            .unwrap_or(n)
+            .trim_matches('"')
+            .to_ascii_lowercase()
+    }
+    let re = regex::Regex::new(
+        r#"(?i)^\s*CREATE\s+(?:UNIQUE\s+)?(?:INDEX|TABLE|SEQUENCE|MATERIALIZED\s+VIEW)\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?("[^"]+"|[\w.]+)"#,
+    )
+    .expect("static regex");
+    let rel = bare(relation);
+    rec.statements
+        .iter()
+        .filter(|s| s.phase == phase && s.step == step)
+        .filter_map(|s| re.captures(&s.sql).map(|c| bare(&c[1])))
+        .any(|created| created == rel)
 }
 
 fn header(rec: &RunRecord) -> RunHeader {
@@ -443,9 +482,28 @@ fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<StepFacts> {
                 .filter(|l| l.phase == phase && l.step == step)
                 .collect();
             let attempts = stmts.iter().map(|s| s.attempt).max().unwrap_or(0);
-            let last: Vec<&&StatementRow> =
-                stmts.iter().filter(|s| s.attempt == attempts).collect();
+            // The final try of each statement: per SQL text, its rows at that
+            // text's highest attempt (a whole-transaction retry bumps every
+            // statement; a single-statement retry only its own).
+            let last: Vec<&StatementRow> = stmts
+                .iter()
+                .copied()
+                .filter(|s| {
+                    let top = stmts
+                        .iter()
+                        .filter(|o| o.sql == s.sql)
+                        .map(|o| o.attempt)
+                        .max();
+                    Some(s.attempt) == top
+                })
+                .collect();
             let bad = last.iter().find(|s| s.outcome != "ok");
+            let mut sql: Vec<String> = Vec::new();
+            for s in &last {
+                if !sql.contains(&s.sql) {
+                    sql.push(s.sql.clone());
+                }
+            }
             let start = stmts
                 .iter()
                 .map(|s| s.start_ms)
@@ -454,7 +512,15 @@ fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<StepFacts> {
                 .unwrap_or(0.0);
             let end = stmts.iter().map(|s| s.end_ms).fold(start, f64::max);
 
-            let strongest_lock = locks
+            // The strongest lock on a relation others can see; a lock on a
+            // relation the step creates only when there is nothing else.
+            let visible: Vec<&LockRow> = locks
+                .iter()
+                .copied()
+                .filter(|l| !created_by_step(rec, &phase, &step, &l.relation))
+                .collect();
+            let pool = if visible.is_empty() { &locks } else { &visible };
+            let strongest_lock = pool
                 .iter()
                 .filter(|l| l.locktype == "relation")
                 .filter_map(|l| LockMode::parse(&l.mode).map(|m| (m, *l)))
@@ -487,7 +553,7 @@ fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<StepFacts> {
             StepFacts {
                 statements: last.len(),
                 attempts,
-                sql: last.iter().map(|s| s.sql.clone()).collect(),
+                sql,
                 start_ms: start,
                 end_ms: end,
                 duration_ms: latency::round3(end - start),

@@ -643,3 +643,57 @@ fn budgets_name_limit_measured_and_step() {
     };
     assert!(analyze_with(&r, &bad).unwrap_err().contains("known keys"));
 }
+
+#[test]
+fn locks_on_relations_the_step_creates_block_nobody() {
+    let mut r = record();
+    r.statements.push(stmt(
+        "idx",
+        "CREATE INDEX idx_new ON orders (c)",
+        1000.0,
+        1800.0,
+    ));
+    r.locks
+        .push(lock("idx", "ShareLock", 1000.0, 1001.0, 1800.0));
+    let mut on_new = lock("idx", "AccessExclusiveLock", 1000.0, 1001.0, 1800.0);
+    on_new.relation = "public.idx_new".into();
+    r.locks.push(on_new);
+    let a = analyze(&r);
+    let blocking: Vec<_> = a
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::BlockingLock)
+        .collect();
+    assert_eq!(blocking.len(), 1, "{blocking:?}");
+    assert_eq!(blocking[0].relation.as_deref(), Some("orders"));
+    assert_eq!(
+        a.steps[0].longest_blocking_lock.as_ref().unwrap().relation,
+        "orders"
+    );
+    // The strongest lock reported is the one others feel.
+    assert_eq!(
+        a.steps[0].strongest_lock.as_ref().unwrap().relation,
+        "orders"
+    );
+}
+
+#[test]
+fn a_single_statement_retry_counts_once() {
+    // transaction = false: statement 2 timed out once and succeeded on retry.
+    let mut r = record();
+    r.statements.push(stmt("s", "SET x", 1000.0, 1001.0));
+    let mut t = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1001.0, 1101.0);
+    t.outcome = "lock_timeout".into();
+    t.sqlstate = "55P03".into();
+    r.statements.push(t);
+    let mut ok = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1200.0, 1201.0);
+    ok.attempt = 2;
+    r.statements.push(ok);
+    let a = analyze(&r);
+    let st = &a.steps[0];
+    assert_eq!(
+        (st.statements, st.attempts, st.outcome.as_str()),
+        (2, 2, "ok")
+    );
+    assert_eq!(st.sql, ["SET x", "ALTER TABLE orders ADD COLUMN y int"]);
+}

@@ -19,6 +19,19 @@ pub(crate) fn span(a: f64, b: f64) -> String {
     format!("{:.2}–{:.2} s", a / 1000.0, b / 1000.0)
 }
 
+/// A step's statements for a table cell: the first three, then a count.
+pub(crate) fn sql_list(sql: &[String]) -> String {
+    let mut v: Vec<String> = sql
+        .iter()
+        .take(3)
+        .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    if sql.len() > 3 {
+        v.push(format!("… (+{} more)", sql.len() - 3));
+    }
+    v.join("; ")
+}
+
 pub(crate) fn pct(r: f64) -> String {
     format!("{:.2}%", r * 100.0)
 }

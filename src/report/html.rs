@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::format::{budget_value, lock, ms, opt_ms, pct, span, wait};
+use super::format::{budget_value, lock, ms, opt_ms, pct, span, sql_list, wait};
 use super::markdown::verdict_line;
 use super::Summary;
 use crate::analyze::{fmt_bytes, LatencyFacts, Severity};
@@ -177,7 +177,7 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
         o.push_str(&format!(
             "<tr><td>{}<br><code>{}</code></td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
             esc(&st.label()),
-            esc(&st.sql.join("; ")),
+            esc(&sql_list(&st.sql)),
             ms(st.duration_ms),
             st.attempts,
             esc(&if st.sqlstate.is_empty() { st.outcome.clone() } else { format!("{} ({})", st.outcome, st.sqlstate) }),

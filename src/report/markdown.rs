@@ -1,7 +1,7 @@
 //! summary.md: the verdict line first, then budgets, steps, app latency,
 //! phases with errors by app version, and findings with the safe pattern.
 
-use super::format::{budget_value, lock, ms, opt_ms, pct, span, wait};
+use super::format::{budget_value, lock, ms, opt_ms, pct, span, sql_list, wait};
 use super::Summary;
 use crate::analyze::{fmt_bytes, LatencyFacts};
 
@@ -163,7 +163,7 @@ pub(crate) fn render(s: &Summary) -> String {
         o.push_str(&format!(
             "- **{}**: `{}`\n",
             cell(&st.label()),
-            st.sql.join("; ").replace('`', "'")
+            sql_list(&st.sql).replace('`', "'")
         ));
     }
     o.push('\n');

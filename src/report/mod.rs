@@ -113,7 +113,7 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
             dir.display()
         )));
     }
-    let rec = RunRecord::read(dir)?;
+    let rec = crate::analyze::normalize(&RunRecord::read(dir)?);
     if rec.info.is_none() && rec.statements.is_empty() && rec.latency.is_empty() {
         return Err(Error::Usage(format!(
             "{}: no run.json and no CSVs: not a run directory",
