@@ -58,6 +58,54 @@ pub(crate) fn wait(w: &Option<WaitFact>) -> String {
     }
 }
 
+/// "ok", "ok after 2 attempts", "lock_timeout (55P03) after 3 attempts".
+pub(crate) fn outcome(st: &StepFacts) -> String {
+    let mut o = if st.sqlstate.is_empty() {
+        st.outcome.clone()
+    } else {
+        format!("{} ({})", st.outcome, st.sqlstate)
+    };
+    if st.attempts > 1 {
+        o.push_str(&format!(" after {} attempts", st.attempts));
+    }
+    o
+}
+
+pub(crate) fn blocking(st: &StepFacts) -> String {
+    st.longest_blocking_lock
+        .as_ref()
+        .map(|l| {
+            format!(
+                "{} on {} {} (blocks {})",
+                l.mode,
+                l.relation,
+                ms(l.held_ms),
+                l.blocks
+            )
+        })
+        .unwrap_or_else(|| "none".into())
+}
+
+/// The worst app wait and how many waits the step caused.
+pub(crate) fn waits(st: &StepFacts) -> String {
+    match st.app_waits {
+        0 => "none".into(),
+        1 => wait(&st.worst_app_wait),
+        n => format!("{}; {n} waits", wait(&st.worst_app_wait)),
+    }
+}
+
+/// Rewrite, scans and WAL in one cell.
+pub(crate) fn table_work(st: &StepFacts) -> String {
+    format!(
+        "{} · {} seq scan{} · {} WAL",
+        if st.rewrote { "rewrite" } else { "no rewrite" },
+        st.seq_scans,
+        if st.seq_scans == 1 { "" } else { "s" },
+        crate::analyze::fmt_bytes(st.wal_bytes)
+    )
+}
+
 fn step_line(s: &StepFacts) -> String {
     let mut out = format!(
         "  {} — {} · {}{}\n",

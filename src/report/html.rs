@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
-use super::format::{budget_value, lock, ms, opt_ms, pct, span, sql_list, wait};
+use super::format::{
+    blocking, budget_value, lock, ms, opt_ms, outcome, pct, span, sql_list, table_work, waits,
+};
 use super::markdown::verdict_line;
 use super::Summary;
-use crate::analyze::{fmt_bytes, LatencyFacts, Severity};
+use crate::analyze::{LatencyFacts, Severity};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -58,6 +60,7 @@ code { font-family: "DejaVu Sans Mono", monospace; font-size: 12.5px; }
 .ok { color: #1b7f31; font-weight: bold; }
 .bad { color: #c62828; font-weight: bold; }
 .note { color: #566074; font-size: 13px; }
+.wide { overflow-x: auto; }
 ul.files { columns: 3; font-size: 14px; }
 "#;
 
@@ -172,32 +175,24 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
         }
     }
 
-    o.push_str("<h2 id=steps>Steps</h2>\n<table><tr><th>phase / step</th><th>duration</th><th>attempts</th><th>outcome</th><th>strongest lock</th><th>longest blocking hold</th><th>waited for lock</th><th>worst app wait</th><th>app waits</th><th>app p99 while running</th><th>errors</th><th>rewrite</th><th>seq scans</th><th>WAL</th></tr>\n");
+    o.push_str("<h2 id=steps>Steps</h2>\n<div class=wide><table><tr><th>phase / step</th><th>duration</th><th>outcome</th><th>strongest lock</th><th>longest blocking hold</th><th>waited for lock</th><th>worst app wait</th><th>app p99 while running</th><th>errors</th><th>table work</th></tr>\n");
     for st in &a.steps {
         o.push_str(&format!(
-            "<tr><td>{}<br><code>{}</code></td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+            "<tr><td>{}<br><code>{}</code></td><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>\n",
             esc(&st.label()),
             esc(&sql_list(&st.sql)),
             ms(st.duration_ms),
-            st.attempts,
-            esc(&if st.sqlstate.is_empty() { st.outcome.clone() } else { format!("{} ({})", st.outcome, st.sqlstate) }),
+            esc(&outcome(st)),
             esc(&lock(&st.strongest_lock)),
-            esc(&st
-                .longest_blocking_lock
-                .as_ref()
-                .map(|l| format!("{} on {} {} (blocks {})", l.mode, l.relation, ms(l.held_ms), l.blocks))
-                .unwrap_or_else(|| "none".into())),
+            esc(&blocking(st)),
             ms(st.lock_wait_ms),
-            esc(&wait(&st.worst_app_wait)),
-            st.app_waits,
+            esc(&waits(st)),
             opt_ms(st.latency.p99_ms),
             st.latency.errors,
-            if st.rewrote { "yes" } else { "no" },
-            st.seq_scans,
-            fmt_bytes(st.wal_bytes)
+            esc(&table_work(st))
         ));
     }
-    o.push_str("</table>\n");
+    o.push_str("</table></div>\n");
 
     o.push_str(&format!("<h2 id=latency>App latency</h2>\n<table><tr><th>period</th><th>span</th>{LATENCY_HEAD}</tr>\n"));
     for (name, l) in [

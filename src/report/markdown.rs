@@ -1,9 +1,11 @@
 //! summary.md: the verdict line first, then budgets, steps, app latency,
 //! phases with errors by app version, and findings with the safe pattern.
 
-use super::format::{budget_value, lock, ms, opt_ms, pct, span, sql_list, wait};
+use super::format::{
+    blocking, budget_value, lock, ms, opt_ms, outcome, pct, span, sql_list, table_work, waits,
+};
 use super::Summary;
-use crate::analyze::{fmt_bytes, LatencyFacts};
+use crate::analyze::LatencyFacts;
 
 /// Table cells must not break the table.
 fn cell(s: &str) -> String {
@@ -122,40 +124,21 @@ pub(crate) fn render(s: &Summary) -> String {
     }
 
     o.push_str("## Steps\n\n");
-    o.push_str("| phase / step | duration | attempts | outcome | strongest lock | longest blocking hold | waited for lock | worst app wait | app waits | app p99 while running | errors | rewrite | seq scans | WAL |\n");
-    o.push_str("|---|---:|---:|---|---|---|---:|---|---:|---:|---:|---|---:|---:|\n");
+    o.push_str("| phase / step | duration | outcome | strongest lock | longest blocking hold | waited for lock | worst app wait | app p99 while running | errors | table work |\n");
+    o.push_str("|---|---:|---|---|---|---:|---|---:|---:|---|\n");
     for st in &a.steps {
         o.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&st.label()),
             ms(st.duration_ms),
-            st.attempts,
-            if st.sqlstate.is_empty() {
-                st.outcome.clone()
-            } else {
-                format!("{} ({})", st.outcome, st.sqlstate)
-            },
+            cell(&outcome(st)),
             cell(&lock(&st.strongest_lock)),
-            cell(
-                &st.longest_blocking_lock
-                    .as_ref()
-                    .map(|l| format!(
-                        "{} on {} {} (blocks {})",
-                        l.mode,
-                        l.relation,
-                        ms(l.held_ms),
-                        l.blocks
-                    ))
-                    .unwrap_or_else(|| "none".into())
-            ),
+            cell(&blocking(st)),
             ms(st.lock_wait_ms),
-            cell(&wait(&st.worst_app_wait)),
-            st.app_waits,
+            cell(&waits(st)),
             opt_ms(st.latency.p99_ms),
             st.latency.errors,
-            if st.rewrote { "yes" } else { "no" },
-            st.seq_scans,
-            fmt_bytes(st.wal_bytes)
+            table_work(st)
         ));
     }
     o.push('\n');
