@@ -219,4 +219,26 @@ mod tests {
         assert_eq!(f.qps, 500.0);
         assert_eq!(f.max_ms, Some(8.0));
     }
+
+    proptest::proptest! {
+        /// The documented guarantee: a merged quantile lies between the
+        /// smallest and the largest window's own value of that quantile.
+        #[test]
+        fn merged_quantile_is_bounded_by_the_windows(
+            windows in proptest::collection::vec((1u64..500, 1u64..5_000, 0u64..5_000, 0u64..50_000, 0u64..100_000), 1..8)
+        ) {
+            let rows: Vec<LatencyRow> = windows
+                .iter()
+                .enumerate()
+                .map(|(i, (n, p50, d95, d99, dmax))| {
+                    row(i as f64 * 100.0, *n, *p50, p50 + d95, p50 + d95 + d99, p50 + d95 + d99 + dmax)
+                })
+                .collect();
+            let refs: Vec<&LatencyRow> = rows.iter().collect();
+            let got = merged_quantile(&refs, 0.99).unwrap();
+            let lo = rows.iter().map(|r| r.p99_us).min().unwrap() as f64;
+            let hi = rows.iter().map(|r| r.p99_us).max().unwrap() as f64;
+            proptest::prop_assert!(got >= lo - 1.0 && got <= hi + 1.0, "{} not in [{}, {}]", got, lo, hi);
+        }
+    }
 }
