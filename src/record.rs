@@ -53,27 +53,30 @@ pub struct RunInfo {
     /// Set when the rehearsal did not finish: what went wrong.
     pub failure: Option<String>,
     pub end_ms: f64,
-    /// The planned steps with their safety settings, in order. statements.csv
-    /// does not carry them; the analysis needs them to tell a step that ran
-    /// without lock_timeout. Empty in run directories that predate it.
+    /// Every step as executed, with its settings and outcome.
     #[serde(default)]
     pub steps: Vec<StepInfo>,
-    /// Indexes left INVALID (pg_index.indisvalid = false) after the migration,
-    /// e.g. by a failed CREATE INDEX CONCURRENTLY. Names as in pg_class.
+    /// Indexes left invalid at the end (a failed CONCURRENTLY build).
     #[serde(default)]
     pub invalid_indexes: Vec<String>,
 }
 
-/// One planned step and the settings it ran with (from the scenario plan).
+/// One executed step: its span, its settings and how it ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StepInfo {
     pub phase: String,
     pub step: String,
-    /// Statements ran in one transaction (false for CONCURRENTLY steps).
+    pub start_ms: f64,
+    pub end_ms: f64,
     pub transaction: bool,
     pub lock_timeout_ms: Option<f64>,
     pub statement_timeout_ms: Option<f64>,
     pub retries: u32,
+    /// Attempts made (for a backfill: batches plus retries).
+    pub attempts: u32,
+    pub backfill: bool,
+    /// ok | error | lock_timeout | statement_timeout | cancelled
+    pub outcome: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -357,9 +360,80 @@ macro_rules! header {
     };
 }
 
-header!(StatementRow, ["phase", "step", "attempt", "sql", "start_ms", "end_ms", "duration_ms", "outcome", "sqlstate", "rewrote", "seq_scans", "wal_bytes"]);
-header!(LockRow, ["phase", "step", "relation", "locktype", "mode", "requested_ms", "granted_ms", "released_ms", "wait_ms", "held_ms", "blocks"]);
-header!(WaitRow, ["query", "app", "pid", "relation", "mode", "start_ms", "end_ms", "wait_ms", "blocked_by", "cause"]);
-header!(LatencyRow, ["window_start_ms", "window_ms", "query", "app", "count", "errors", "p50_us", "p95_us", "p99_us", "max_us", "service_p50_us", "service_p99_us"]);
+header!(
+    StatementRow,
+    [
+        "phase",
+        "step",
+        "attempt",
+        "sql",
+        "start_ms",
+        "end_ms",
+        "duration_ms",
+        "outcome",
+        "sqlstate",
+        "rewrote",
+        "seq_scans",
+        "wal_bytes"
+    ]
+);
+header!(
+    LockRow,
+    [
+        "phase",
+        "step",
+        "relation",
+        "locktype",
+        "mode",
+        "requested_ms",
+        "granted_ms",
+        "released_ms",
+        "wait_ms",
+        "held_ms",
+        "blocks"
+    ]
+);
+header!(
+    WaitRow,
+    [
+        "query",
+        "app",
+        "pid",
+        "relation",
+        "mode",
+        "start_ms",
+        "end_ms",
+        "wait_ms",
+        "blocked_by",
+        "cause"
+    ]
+);
+header!(
+    LatencyRow,
+    [
+        "window_start_ms",
+        "window_ms",
+        "query",
+        "app",
+        "count",
+        "errors",
+        "p50_us",
+        "p95_us",
+        "p99_us",
+        "max_us",
+        "service_p50_us",
+        "service_p99_us"
+    ]
+);
 header!(ErrorRow, ["t_ms", "query", "app", "sqlstate", "message"]);
-header!(ServerRow, ["t_ms", "wal_bytes", "dead_tuples", "table_bytes", "replica_lag_bytes", "waiting_backends"]);
+header!(
+    ServerRow,
+    [
+        "t_ms",
+        "wal_bytes",
+        "dead_tuples",
+        "table_bytes",
+        "replica_lag_bytes",
+        "waiting_backends"
+    ]
+);

@@ -436,3 +436,37 @@ fn empty_and_partial_runs_render() {
     assert!(s.analysis.budgets.is_empty());
     assert!(s.verdict_passed());
 }
+
+#[test]
+fn verdict_line_and_text_for_the_cli() {
+    let (_t, s) = render_fixture(&[
+        "max_blocking_lock_ms=500",
+        "max_app_wait_ms=5s",
+        "p99_ms=5s",
+        "max_errors=5",
+    ]);
+    assert_eq!(
+        s.verdict_line(),
+        "create-index-naive: FAIL — max_blocking_lock_ms 1199.2 ms > 500.0 ms (expand / create index)"
+    );
+    assert!(s
+        .text()
+        .starts_with("create-index-naive: FAIL (1 of 4 budgets breached)\n"));
+    let (_t, s) = render_fixture(&[
+        "max_blocking_lock_ms=5s",
+        "max_app_wait_ms=5s",
+        "p99_ms=5s",
+        "max_errors=5",
+    ]);
+    assert_eq!(
+        s.verdict_line(),
+        "create-index-naive: PASS (4 budgets held)"
+    );
+    assert_eq!(
+        RenderOptions::with_budgets(vec![("p99_ms".into(), 5.0)])
+            .analyze
+            .budget_overrides
+            .len(),
+        1
+    );
+}

@@ -55,10 +55,10 @@ fn unknown_key(key: &str) -> String {
 pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
     let (key, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("--budget `{s}`: expected key=value, e.g. p99_ms=50"))?;
+        .ok_or_else(|| format!("`{s}`: expected key=value, e.g. p99_ms=50"))?;
     let key = canonical_key(key).ok_or_else(|| unknown_key(key.trim()))?;
     let v = value.trim();
-    let bad = || format!("--budget {key}: `{v}` is not a valid value");
+    let bad = || format!("{key}: `{v}` is not a valid value");
     let n = if key.ends_with("_ms") {
         if let Some(x) = v.strip_suffix("ms") {
             x.trim().parse::<f64>().map_err(|_| bad())?
@@ -78,12 +78,12 @@ pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
     };
     if !n.is_finite() || n < 0.0 {
         return Err(format!(
-            "--budget {key}: `{v}` must be a non-negative number"
+            "{key}: `{v}` must be a non-negative number"
         ));
     }
     if key == "max_error_rate" && n > 1.0 {
         return Err(format!(
-            "--budget max_error_rate: `{v}` must be a ratio in 0..=1 (or a percentage like 1%)"
+            "max_error_rate: `{v}` must be a ratio in 0..=1 (or a percentage like 1%)"
         ));
     }
     Ok((key.to_string(), n))

@@ -118,10 +118,15 @@ fn step_info(step: &str, lock_timeout_ms: Option<f64>) -> StepInfo {
     StepInfo {
         phase: "p".into(),
         step: step.into(),
+        start_ms: 0.0,
+        end_ms: 0.0,
         transaction: true,
         lock_timeout_ms,
         statement_timeout_ms: None,
         retries: 0,
+        attempts: 1,
+        backfill: false,
+        outcome: "ok".into(),
     }
 }
 

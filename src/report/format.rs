@@ -145,6 +145,36 @@ fn step_line(s: &StepFacts) -> String {
     out
 }
 
+/// The verdict on one line, naming each breached budget.
+pub fn verdict_line(a: &Analysis) -> String {
+    let breached: Vec<String> = a
+        .breached()
+        .map(|b| {
+            format!(
+                "{} {} > {}{}",
+                b.name,
+                budget_value(b, b.measured),
+                budget_value(b, b.limit),
+                b.step
+                    .as_ref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if a.budgets.is_empty() {
+        format!("{}: no budget checked", a.run.scenario)
+    } else if breached.is_empty() {
+        format!(
+            "{}: PASS ({} budgets held)",
+            a.run.scenario,
+            a.budgets.len()
+        )
+    } else {
+        format!("{}: FAIL — {}", a.run.scenario, breached.join("; "))
+    }
+}
+
 /// What a run prints on stdout when it ends.
 pub fn text_summary(a: &Analysis) -> String {
     let mut out = String::new();

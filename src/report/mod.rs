@@ -49,6 +49,16 @@ impl Default for RenderOptions {
     }
 }
 
+impl RenderOptions {
+    /// Defaults (charts on, $GITHUB_STEP_SUMMARY honoured) with `--budget`
+    /// overrides from [`crate::analyze::parse_budget_override`].
+    pub fn with_budgets(budgets: Vec<(String, f64)>) -> RenderOptions {
+        let mut o = RenderOptions::default();
+        o.analyze.budget_overrides = budgets;
+        o
+    }
+}
+
 /// summary.json: the verdict, every budget with limit / measured / step,
 /// per-step facts, per-phase latency and errors, findings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,6 +106,17 @@ impl Summary {
         } else {
             exit::BUDGET_BREACHED
         }
+    }
+
+    /// One line for `-q`: "create-index-naive: FAIL — max_blocking_lock_ms
+    /// 1199.2 ms > 500.0 ms (expand / create index); ...".
+    pub fn verdict_line(&self) -> String {
+        format::verdict_line(&self.analysis)
+    }
+
+    /// The plain-text summary printed at the end of a run.
+    pub fn text(&self) -> String {
+        text_summary(&self.analysis)
     }
 
     pub fn to_json(&self) -> String {
