@@ -133,7 +133,6 @@ fn charts_exist_are_readable_and_decode() {
             vec![
                 "Locks held by the migration",
                 "time since run start (s)",
-                "relation",
                 "orders",
                 "held: ShareLock",
                 "app wait: migration",

@@ -77,9 +77,7 @@ pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
         n as f64
     };
     if !n.is_finite() || n < 0.0 {
-        return Err(format!(
-            "{key}: `{v}` must be a non-negative number"
-        ));
+        return Err(format!("{key}: `{v}` must be a non-negative number"));
     }
     if key == "max_error_rate" && n > 1.0 {
         return Err(format!(
@@ -117,6 +115,23 @@ fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&S
         .iter()
         .filter(|s| key(s) > 0.0)
         .max_by(|a, b| key(a).total_cmp(&key(b)))
+}
+
+/// The step blamed for the largest class of app errors, by its first error.
+fn error_blame(a: &Analysis, rec: &RunRecord) -> Option<String> {
+    let mut classes: Vec<(&'static str, usize, f64)> = Vec::new();
+    for e in &rec.errors {
+        let c = super::error_class(&e.sqlstate, &e.message);
+        match classes.iter_mut().find(|x| x.0 == c) {
+            Some(x) => {
+                x.1 += 1;
+                x.2 = x.2.min(e.t_ms);
+            }
+            None => classes.push((c, 1, e.t_ms)),
+        }
+    }
+    let (class, _, first) = classes.into_iter().max_by_key(|x| x.1)?;
+    super::blame_step(a, first, class == "schema incompatibility").map(StepFacts::label)
 }
 
 pub(crate) fn evaluate(
@@ -206,12 +221,16 @@ pub(crate) fn evaluate(
     // was capped.
     let window_errors: u64 = rec.latency.iter().map(|r| r.errors).sum();
     let errors = (rec.errors.len() as u64).max(window_errors);
+    // Blame the step behind the largest class of errors (see blame_step).
+    let blamed = error_blame(a, rec);
     push(
         "max_errors",
         budget.max_errors.map(|e| e as f64),
         errors as f64,
         "errors",
-        worst_step(&a.steps, |s| s.latency.errors as f64).map(StepFacts::label),
+        blamed
+            .clone()
+            .or_else(|| worst_step(&a.steps, |s| s.latency.errors as f64).map(StepFacts::label)),
         format!("{errors} app errors over the whole run"),
     );
 
@@ -220,7 +239,7 @@ pub(crate) fn evaluate(
         budget.max_error_rate,
         a.during.error_rate,
         "ratio",
-        worst_step(&a.steps, |s| s.latency.error_rate).map(StepFacts::label),
+        blamed.or_else(|| worst_step(&a.steps, |s| s.latency.error_rate).map(StepFacts::label)),
         format!(
             "{} errors / {} requests while the migration ran",
             a.during.errors, a.during.requests

@@ -234,6 +234,9 @@ pub(crate) fn find(
             let ae = locks.iter().find(|l| {
                 LockMode::parse(&l.mode) == Some(LockMode::AccessExclusive)
                     && l.locktype == "relation"
+                    // Not a relation the step itself creates (normalized to
+                    // block nothing): nobody else can see it.
+                    && l.blocks != Blocks::None
                     && l.granted_ms.is_some_and(|g| g <= s.end_ms)
                     && l.released_ms.is_none_or(|r| r >= s.start_ms)
             });
@@ -287,7 +290,25 @@ pub(crate) fn find(
             .collect();
         for rel in distinct(queued.iter().map(|w| w.relation.clone())) {
             let q: Vec<_> = queued.iter().filter(|w| w.relation == rel).collect();
-            let worst = q.iter().map(|w| w.wait_ms).fold(0.0, f64::max);
+            // The part of each wait spent behind the *pending* request:
+            // from the wait's start until the step's lock was granted. The
+            // rest is waiting on the held lock (the blocking-lock finding).
+            let pending_part = |w: &WaitRow| {
+                let granted = locks
+                    .iter()
+                    .filter(|l| l.relation == rel && l.requested_ms <= w.start_ms)
+                    .filter_map(|l| l.granted_ms)
+                    .filter(|g| *g >= w.start_ms)
+                    .fold(f64::INFINITY, f64::min);
+                let end = if granted.is_finite() {
+                    granted.min(w.end_ms)
+                } else {
+                    w.end_ms
+                };
+                (end - w.start_ms).clamp(0.0, w.wait_ms)
+            };
+            let worst = q.iter().map(|w| pending_part(w)).fold(0.0, f64::max);
+            let worst_total = q.iter().map(|w| w.wait_ms).fold(0.0, f64::max);
             let pending = locks
                 .iter()
                 .filter(|l| l.relation == rel)
@@ -298,6 +319,12 @@ pub(crate) fn find(
                 distinct(q.iter().map(|w| format!("{} {}", w.query, w.app))).join(", "),
                 worst
             );
+            if worst_total > worst + 0.05 {
+                seen.push_str(&format!(
+                    " ({:.1} ms in all, the rest behind the granted lock)",
+                    worst_total
+                ));
+            }
             if let Some(p) = pending {
                 seen.push_str(&format!(
                     "; the step asked for {} and waited {:.1} ms for it while the queue grew",
@@ -437,27 +464,15 @@ pub(crate) fn find(
                 .iter()
                 .map(|e| e.t_ms)
                 .fold(f64::NEG_INFINITY, f64::max);
-            // The step the errors fell in (most of them), else the phase.
-            let step = a
-                .steps
-                .iter()
-                .max_by_key(|s| {
-                    errs.iter()
-                        .filter(|e| e.t_ms >= s.start_ms && e.t_ms <= s.end_ms)
-                        .count()
-                })
-                .filter(|s| {
-                    errs.iter()
-                        .any(|e| e.t_ms >= s.start_ms && e.t_ms <= s.end_ms)
-                });
+            // The step that was running, or had last started, when the first
+            // error came: a lock timeout falls inside the step, a schema
+            // error right after the step that changed the schema.
+            let step = super::blame_step(a, first, class == "schema incompatibility");
             let phase = rec
                 .info
                 .iter()
                 .flat_map(|i| i.phases.iter())
-                .find(|p| {
-                    errs.iter()
-                        .any(|e| e.t_ms >= p.start_ms && e.t_ms < p.end_ms)
-                })
+                .find(|p| first >= p.start_ms && first < p.end_ms)
                 .map(|p| p.name.clone());
             let code_list = codes
                 .iter()
@@ -472,7 +487,13 @@ pub(crate) fn find(
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            let safe = if class == "schema incompatibility" {
+            let cached_plan = codes.iter().any(|c| c.sqlstate == "0A000");
+            let safe = if cached_plan {
+                SafePattern {
+                    advice: "A schema change invalidated the app's prepared statements (\"cached plan must not change result type\"): a prepared SELECT * or RETURNING * changes its result type when a column is added or dropped. Name the columns the app reads instead of *, and make the app (or its pool) re-prepare and retry on 0A000; ship that app version before the migration.".into(),
+                    sql: "-- instead of\nSELECT * FROM t WHERE id = $1;\n-- prepare\nSELECT id, customer_id, status, total_cents FROM t WHERE id = $1;".into(),
+                }
+            } else if class == "schema incompatibility" {
                 SafePattern {
                     advice: "Expand/contract: every schema change must stay readable by every app version that is still live. Add new columns and tables first (expand), ship the app version that uses them, and drop or rename only once no live version reads the old names (contract). A rename is add + keep in sync + drop.".into(),
                     sql: "-- expand (old and new app both work):\nALTER TABLE t ADD COLUMN new_name type;\n-- backfill, keep in sync with a trigger, deploy the new app\n-- contract (after the old app is gone):\nALTER TABLE t DROP COLUMN old_name;".into(),
@@ -500,8 +521,16 @@ pub(crate) fn find(
                     app.app,
                     first,
                     last,
-                    step.map(|s| format!("; while {} ran", s.label()))
-                        .unwrap_or_default()
+                    step.map(|s| if first <= s.end_ms {
+                        format!("; the first while {} ran", s.label())
+                    } else {
+                        format!(
+                            "; the first {:.1} ms after {} finished",
+                            first - s.end_ms,
+                            s.label()
+                        )
+                    })
+                    .unwrap_or_default()
                 ),
                 phase: step.map(|s| s.phase.clone()).or(phase),
                 step: step.map(|s| s.step.clone()),

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 pub use budget::{parse_budget_override, BudgetResult, BUDGET_KEYS};
 pub use findings::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thresholds};
 pub use latency::LatencyFacts;
-pub use steps::normalize;
 pub(crate) use steps::{attribute_waits, step_facts, step_keys};
+pub use steps::{created_by_any_step, normalize};
 
 use crate::record::{Blocks, LatencyRow, LockRow, RunRecord, StatementRow, WaitCause, WaitRow};
 use crate::scenario::Budget;
@@ -381,7 +381,7 @@ fn app_facts(rows: &[&LatencyRow], rec: &RunRecord, start: f64, end: f64) -> Vec
                     .entry(e.sqlstate.clone())
                     .or_insert_with(|| SqlstateCount {
                         sqlstate: e.sqlstate.clone(),
-                        class: sqlstate_class(&e.sqlstate).to_string(),
+                        class: error_class(&e.sqlstate, &e.message).to_string(),
                         count: 0,
                         queries: Vec::new(),
                         example: e.message.clone(),
@@ -409,6 +409,69 @@ fn app_facts(rows: &[&LatencyRow], rec: &RunRecord, start: f64, end: f64) -> Vec
             }
         })
         .collect()
+}
+
+/// The step to blame for app errors whose first one came at `first_ms`: the
+/// step running, or last started, then. For a schema incompatibility the
+/// last step before it that changed the shape of a table or view (an
+/// ANALYZE or an index build cannot break a query's columns).
+pub(crate) fn blame_step(a: &Analysis, first_ms: f64, schema: bool) -> Option<&StepFacts> {
+    let latest = |pred: &dyn Fn(&StepFacts) -> bool| {
+        a.steps
+            .iter()
+            .filter(|s| s.start_ms <= first_ms && pred(s))
+            .max_by(|x, y| x.start_ms.total_cmp(&y.start_ms))
+    };
+    if schema {
+        if let Some(s) = latest(&|s| s.sql.iter().any(|q| changes_shape(q))) {
+            return Some(s);
+        }
+    }
+    latest(&|_| true)
+}
+
+/// Does the statement change what queries see (columns, tables, views, types)?
+fn changes_shape(sql: &str) -> bool {
+    let up: String = sql
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
+    let alter_table = up.starts_with("ALTER TABLE")
+        && [
+            "ADD COLUMN",
+            "DROP COLUMN",
+            "RENAME",
+            "TYPE",
+            "ADD ",
+            "DROP ",
+        ]
+        .iter()
+        .any(|k| up.contains(k))
+        && !up.contains("VALIDATE CONSTRAINT");
+    alter_table
+        || [
+            "DROP TABLE",
+            "DROP VIEW",
+            "ALTER VIEW",
+            "CREATE OR REPLACE VIEW",
+            "DROP TYPE",
+            "ALTER TYPE",
+            "DROP FUNCTION",
+            "CREATE OR REPLACE FUNCTION",
+        ]
+        .iter()
+        .any(|k| up.starts_with(k))
+}
+
+/// What an app error means for a migration, from its SQLSTATE and message:
+/// "cached plan must not change result type" (0A000) is a prepared
+/// statement broken by a schema change, so a schema incompatibility.
+pub fn error_class(code: &str, message: &str) -> &'static str {
+    if code == "0A000" && message.contains("cached plan") {
+        return "schema incompatibility";
+    }
+    sqlstate_class(code)
 }
 
 /// What an app error's SQLSTATE means for a migration.

@@ -21,10 +21,18 @@ pub fn normalize(rec: &RunRecord) -> RunRecord {
     out
 }
 
+/// Does any step create `relation`? (See [`created_by_step`].)
+pub fn created_by_any_step(rec: &RunRecord, relation: &str) -> bool {
+    rec.locks
+        .iter()
+        .filter(|l| l.relation == relation)
+        .any(|l| created_by_step(rec, &l.phase, &l.step, relation))
+}
+
 /// Does a statement of the step create `relation` (CREATE [UNIQUE] INDEX
 /// [CONCURRENTLY] [IF NOT EXISTS] name, CREATE TABLE / SEQUENCE /
 /// MATERIALIZED VIEW name)? Names compare without schema and quotes.
-fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation: &str) -> bool {
+pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation: &str) -> bool {
     fn bare(n: &str) -> String {
         n.rsplit('.')
             .next()

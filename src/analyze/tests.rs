@@ -702,3 +702,106 @@ fn a_single_statement_retry_counts_once() {
     );
     assert_eq!(st.sql, ["SET x", "ALTER TABLE orders ADD COLUMN y int"]);
 }
+
+#[test]
+fn a_prepared_select_star_broken_by_add_column_is_a_schema_incompatibility() {
+    let mut r = record();
+    r.statements.push(stmt(
+        "col",
+        "ALTER TABLE orders ADD COLUMN note text",
+        1000.0,
+        1020.0,
+    ));
+    r.statements
+        .push(stmt("later", "ANALYZE orders", 2000.0, 2300.0));
+    r.info.as_mut().unwrap().budget.max_errors = Some(0);
+    // v2 goes live later: its first error falls in the ANALYZE step.
+    let mut e = error(2050.0, "v2", "0A000");
+    e.message = "cached plan must not change result type".into();
+    r.errors.push(e);
+    for t in [1030.0, 1500.0, 2100.0, 2200.0] {
+        let mut e = error(t, "v1", "0A000");
+        e.message = "cached plan must not change result type".into();
+        r.errors.push(e);
+    }
+    let a = analyze(&r);
+    let v2 = a
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::AppErrors && f.title.contains("v2"))
+        .expect("v2");
+    assert_eq!(v2.step.as_deref(), Some("col"), "{v2:?}");
+    let b = a.budgets.iter().find(|b| b.name == "max_errors").unwrap();
+    assert_eq!((b.measured, b.step.as_deref()), (5.0, Some("p / col")));
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::AppErrors && f.title.contains("v1"))
+        .expect("finding");
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(f.title.contains("schema incompatibility"), "{}", f.title);
+    // Charged to the step that changed the schema, not where most errors fell.
+    assert_eq!(f.step.as_deref(), Some("col"));
+    assert!(
+        f.seen.contains("the first 10.0 ms after p / col finished"),
+        "{}",
+        f.seen
+    );
+    assert!(
+        f.safe_pattern.advice.contains("re-prepare"),
+        "{}",
+        f.safe_pattern.advice
+    );
+}
+
+#[test]
+fn queue_time_behind_a_pending_request_excludes_the_hold() {
+    // The request pends 5 ms; the queued writes then wait 600 ms on the hold.
+    let mut r = record();
+    r.statements
+        .push(stmt("idx", "CREATE INDEX i ON orders (c)", 1000.0, 1605.0));
+    r.locks
+        .push(lock("idx", "ShareLock", 1000.0, 1005.0, 1605.0));
+    r.waits
+        .push(wait(1001.0, 1605.0, WaitCause::QueuedBehindMigration));
+    let a = analyze(&r);
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::LockQueue)
+        .expect("queue");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.seen
+            .contains("up to 4.0 ms behind the step's pending lock request"),
+        "{}",
+        f.seen
+    );
+    assert!(
+        f.seen
+            .contains("(604.0 ms in all, the rest behind the granted lock)"),
+        "{}",
+        f.seen
+    );
+}
+
+#[test]
+fn scan_while_holding_access_exclusive_on_the_new_index_is_not_a_finding() {
+    // CREATE INDEX holds ACCESS EXCLUSIVE on the index it builds; nobody can
+    // see that index, and the table scan happens under SHARE.
+    let mut r = record();
+    let mut s = stmt("idx", "CREATE INDEX idx_new ON orders (c)", 1000.0, 1600.0);
+    s.seq_scans = 1;
+    r.statements.push(s);
+    r.locks
+        .push(lock("idx", "ShareLock", 1000.0, 1000.5, 1600.0));
+    let mut on_new = lock("idx", "AccessExclusiveLock", 1000.0, 1000.0, 1600.0);
+    on_new.relation = "idx_new".into();
+    r.locks.push(on_new);
+    let a = analyze(&r);
+    assert!(
+        !has(&a, FindingKind::ScanUnderAccessExclusive),
+        "{:?}",
+        kinds(&a)
+    );
+}

@@ -80,11 +80,21 @@ pub(super) fn draw<DB: DrawingBackend>(
     shade_spans(&mut chart, d, (0.0, ytop), Some(ytop * 0.97))?;
     for (i, (app, v)) in apps.iter().enumerate() {
         let c = series_color(i);
-        // Steps: the rate is constant over a window.
-        let pts: Vec<(f64, f64)> = v
-            .iter()
-            .flat_map(|p| [(p.0, p.2), (p.0 + p.1, p.2)])
-            .collect();
+        // Steps: the rate is constant over a window. A window missing from
+        // latency.csv had no completions: the line drops to zero there.
+        let mut pts: Vec<(f64, f64)> = Vec::new();
+        let mut prev_end: Option<f64> = None;
+        for p in v {
+            if let Some(e) = prev_end {
+                if p.0 > e + p.1 * 0.5 {
+                    pts.push((e, 0.0));
+                    pts.push((p.0, 0.0));
+                }
+            }
+            pts.push((p.0, p.2));
+            pts.push((p.0 + p.1, p.2));
+            prev_end = Some(p.0 + p.1);
+        }
         chart
             .draw_series(LineSeries::new(pts, c.stroke_width(2)))
             .map_err(err)?
