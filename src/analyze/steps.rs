@@ -31,7 +31,8 @@ pub fn created_by_any_step(rec: &RunRecord, relation: &str) -> bool {
 
 /// Does a statement of the step create `relation` (CREATE [UNIQUE] INDEX
 /// [CONCURRENTLY] [IF NOT EXISTS] name, CREATE TABLE / SEQUENCE /
-/// MATERIALIZED VIEW name)? Names compare without schema and quotes.
+/// MATERIALIZED VIEW name)? Names compare without schema and quotes. A
+/// relation named only by an OID counts as created (see below).
 pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation: &str) -> bool {
     fn bare(n: &str) -> String {
         n.rsplit('.')
@@ -44,6 +45,12 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
         r#"(?i)^\s*CREATE\s+(?:UNIQUE\s+)?(?:INDEX|TABLE|SEQUENCE|MATERIALIZED\s+VIEW)\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?("[^"]+"|[\w.]+)"#,
     )
     .expect("static regex");
+    // A relation known only by its OID had no name in the observer's
+    // snapshot: its catalog row is not committed (an index being built), so
+    // no app session can see it either.
+    if !relation.is_empty() && relation.chars().all(|c| c.is_ascii_digit()) {
+        return true;
+    }
     let rel = bare(relation);
     rec.statements
         .iter()

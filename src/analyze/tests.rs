@@ -805,3 +805,33 @@ fn scan_while_holding_access_exclusive_on_the_new_index_is_not_a_finding() {
         kinds(&a)
     );
 }
+
+#[test]
+fn a_relation_known_only_by_oid_blocks_nobody() {
+    // CREATE INDEX CONCURRENTLY: the index being built shows up in pg_locks
+    // under an OID the observer cannot name.
+    let mut r = record();
+    r.statements.push(stmt(
+        "cic",
+        "CREATE INDEX CONCURRENTLY i ON orders (c)",
+        1000.0,
+        2000.0,
+    ));
+    r.locks.push(lock(
+        "cic",
+        "ShareUpdateExclusiveLock",
+        1000.0,
+        1000.5,
+        2000.0,
+    ));
+    let mut by_oid = lock("cic", "AccessExclusiveLock", 1000.0, 1000.0, 2000.0);
+    by_oid.relation = "18171".into();
+    r.locks.push(by_oid);
+    let a = analyze(&r);
+    assert!(!has(&a, FindingKind::BlockingLock), "{:?}", kinds(&a));
+    assert!(a.steps[0].longest_blocking_lock.is_none());
+    assert_eq!(
+        a.steps[0].strongest_lock.as_ref().unwrap().mode,
+        "ShareUpdateExclusiveLock"
+    );
+}

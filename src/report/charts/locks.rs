@@ -100,6 +100,9 @@ pub(super) fn draw<DB: DrawingBackend>(
 
     let px_per_s = (LOCKS_SIZE.0 as f64 - 180.0) / d.end_s.max(0.001);
     let text_px = |t: &str| t.chars().count() as f64 * 7.0 + 10.0;
+    // A label starting at `x` (s) that would run off the right edge is moved
+    // left so it ends at the edge.
+    let fit = |x: f64, w_px: f64| x.min(d.end_s - w_px / px_per_s).max(0.0);
     // Labels that would overlap go one line further; `row` keeps the
     // header (-1) and each relation row apart.
     let mut taken: Vec<(f64, f64, usize, i64)> = Vec::new();
@@ -120,7 +123,7 @@ pub(super) fn draw<DB: DrawingBackend>(
             .iter()
             .map(|st| {
                 let text = format!("step {}", st.step);
-                let x = st.start_ms / 1000.0;
+                let x = fit(st.start_ms / 1000.0, text_px(&text));
                 let lv = level_for(x, text_px(&text), -1);
                 (text, x, lv)
             })
@@ -270,14 +273,12 @@ pub(super) fn draw<DB: DrawingBackend>(
                 .map_err(err)?;
         } else {
             // Above the bar (text hangs from its anchor), staggered upwards.
-            let lv = level_for(req, text_px(&text), y as i64);
+            let x = fit(req, text_px(&text));
+            let lv = level_for(x, text_px(&text), y as i64);
             chart
                 .draw_series(std::iter::once(Text::new(
                     text,
-                    (
-                        req,
-                        y + 0.40 + per_px * (LINE_PX + 1.0 + LINE_PX * lv as f64),
-                    ),
+                    (x, y + 0.40 + per_px * (LINE_PX + 1.0 + LINE_PX * lv as f64)),
                     (FONT, 12).into_font().color(&BLACK),
                 )))
                 .map_err(err)?;
