@@ -57,8 +57,8 @@ tr.bad td { background: #fff1f1; }
 .sev { text-transform: uppercase; font-size: 12px; font-weight: bold; letter-spacing: .04em; }
 pre { background: #f1f3f6; padding: 8px 10px; overflow-x: auto; font-size: 13px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 12.5px; }
-.ok { color: #1b7f31; font-weight: bold; }
-.bad { color: #c62828; font-weight: bold; }
+.tag-pass { color: #1b7f31; font-weight: bold; }
+.tag-fail { color: #c62828; font-weight: bold; }
 .note { color: #566074; font-size: 13px; }
 .wide { overflow-x: auto; }
 ul.files { columns: 3; font-size: 14px; }
@@ -150,7 +150,7 @@ pub(crate) fn render(s: &Summary, dir: &Path) -> String {
                 esc(&b.name),
                 budget_value(b, b.limit),
                 budget_value(b, b.measured),
-                if b.passed { "<span class=ok>pass</span>" } else { "<span class=bad>FAIL</span>" },
+                if b.passed { "<span class=tag-pass>pass</span>" } else { "<span class=tag-fail>FAIL</span>" },
                 esc(b.step.as_deref().unwrap_or("–")),
                 esc(&b.detail)
             ));
