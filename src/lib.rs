@@ -9,6 +9,8 @@ pub mod analyze;
 pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod holds;
+pub mod latency;
 pub mod locks;
 pub mod migration;
 pub mod observe;

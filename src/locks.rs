@@ -107,7 +107,9 @@ pub fn blocks_of(locktype: &str, mode: &str) -> Blocks {
     if locktype != "relation" {
         return Blocks::None;
     }
-    LockMode::parse(mode).map(LockMode::blocks).unwrap_or(Blocks::None)
+    LockMode::parse(mode)
+        .map(LockMode::blocks)
+        .unwrap_or(Blocks::None)
 }
 
 #[cfg(test)]
@@ -140,7 +142,10 @@ mod tests {
             assert_eq!(LockMode::parse(m.pg_name()), Some(m));
         }
         assert_eq!(LockMode::parse("ACCESS EXCLUSIVE"), Some(AccessExclusive));
-        assert_eq!(LockMode::parse("share row exclusive"), Some(ShareRowExclusive));
+        assert_eq!(
+            LockMode::parse("share row exclusive"),
+            Some(ShareRowExclusive)
+        );
         assert_eq!(LockMode::parse("bogus"), None);
     }
 }

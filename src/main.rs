@@ -1,1 +1,5 @@
-fn main() {}
+//! The pgrehearse binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    pgrehearse::cli::main()
+}

@@ -1,1 +1,645 @@
-//! migration
+//! The migration executor: phases in order, steps in order, each step in its
+//! own transaction (or statement by statement for CONCURRENTLY), with
+//! lock_timeout / statement_timeout, retries with backoff and jitter on lock
+//! timeouts, and batched backfills.
+//!
+//! Timing: every statement's send and completion are taken on the run clock.
+//! Inside a transaction the executor also *probes* its own session after each
+//! statement — the locks it now holds (pg_locks for its own pid), its
+//! sequential scans (pg_stat_xact_user_tables), the tables' relfilenodes (a
+//! new one means a rewrite) and the WAL position. A probe is one round trip
+//! (well under a millisecond on loopback); it runs while the locks are held,
+//! so it lengthens the hold by exactly what it measures.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::watch;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::observe::MigrationStatus;
+use crate::record::{PhaseSpan, StatementRow};
+use crate::scenario::{BackfillPlan, PhasePlan, StepAction, StepPlan};
+use crate::target::ConnInfo;
+
+pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
+
+/// A lock key: (locktype, relation or locktype, mode).
+pub type LockKey = (String, String, String);
+
+/// Locks one transaction acquired, statement by statement.
+#[derive(Debug, Clone)]
+pub struct TxnLocks {
+    pub phase: String,
+    pub step: String,
+    /// Index into `MigrationRun::statements` of each statement of the txn.
+    pub acquired: Vec<(LockKey, usize)>,
+    /// When COMMIT / ROLLBACK returned: every lock is released by then.
+    pub released_ms: f64,
+}
+
+pub use crate::record::StepInfo as StepSpan;
+
+#[derive(Debug, Default)]
+pub struct MigrationRun {
+    pub statements: Vec<StatementRow>,
+    pub txns: Vec<TxnLocks>,
+    pub phases: Vec<PhaseSpan>,
+    pub steps: Vec<StepSpan>,
+    /// What went wrong, when the migration did not finish.
+    pub failure: Option<String>,
+    pub pid: i32,
+    pub start_ms: Option<f64>,
+    pub end_ms: Option<f64>,
+}
+
+/// What the progress display shows.
+#[derive(Debug, Default)]
+pub struct CurrentStep(pub std::sync::Mutex<String>);
+
+impl CurrentStep {
+    pub fn set(&self, s: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+pub struct MigrationCtx {
+    pub conn: ConnInfo,
+    pub phases: Vec<PhasePlan>,
+    pub tables: Vec<String>,
+    pub clock: Clock,
+    pub status: Arc<MigrationStatus>,
+    /// App name → index, for switching live apps per phase.
+    pub app_index: HashMap<String, u16>,
+    pub live: watch::Sender<Arc<Vec<u16>>>,
+    pub abort: CancellationToken,
+    pub current: Arc<CurrentStep>,
+    pub seed: u64,
+}
+
+/// A session-side probe result.
+#[derive(Debug, Clone, Default)]
+struct Probe {
+    wal_lsn: String,
+    seq_scans: i64,
+    relfilenodes: String,
+    locks: Vec<LockKey>,
+}
+
+enum Failure {
+    /// 55P03: lock_timeout expired.
+    LockTimeout(String),
+    /// Any other SQL error, or a lost connection.
+    Sql {
+        sqlstate: String,
+        message: String,
+    },
+    Aborted,
+}
+
+struct Executor {
+    client: Client,
+    ctx: MigrationCtx,
+    run: MigrationRun,
+    probe: tokio_postgres::Statement,
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+/// Run every phase. Never returns an error for a failed step: the failure is
+/// recorded in `MigrationRun::failure` so the report can be written.
+pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
+    let mut cfg = ctx.conn.config();
+    cfg.application_name(MIGRATION_APP_NAME);
+    let (client, connection) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    ctx.status.pid.store(pid, Ordering::Relaxed);
+    // One round trip, cheap functions only: the probe runs while the
+    // migration's locks are held, so every millisecond here is a millisecond
+    // of real blocking.
+    let probe = client
+        .prepare(
+            "WITH t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
+                WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'm', 'p') \
+                AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) \
+             SELECT pg_current_wal_insert_lsn()::text, \
+             (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
+             (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') FROM t), \
+             ARRAY(SELECT locktype || '|' || coalesce(relation::regclass::text, locktype) || '|' || mode \
+                FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
+                AND locktype IN ('relation', 'transactionid'))",
+        )
+        .await?;
+    use rand::SeedableRng;
+    let rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x6d69_6772);
+    let mut ex = Executor {
+        client,
+        ctx,
+        run: MigrationRun {
+            pid,
+            ..Default::default()
+        },
+        probe,
+        rng,
+    };
+    ex.run_phases().await;
+    ex.ctx.status.in_statement.store(false, Ordering::Relaxed);
+    Ok(ex.run)
+}
+
+impl Executor {
+    async fn run_phases(&mut self) {
+        let phases = self.ctx.phases.clone();
+        self.run.start_ms = Some(self.ctx.clock.now_ms());
+        for phase in &phases {
+            let live: Vec<u16> = phase
+                .apps
+                .iter()
+                .filter_map(|a| self.ctx.app_index.get(a).copied())
+                .collect();
+            let _ = self.ctx.live.send(Arc::new(live));
+            let start_ms = self.ctx.clock.now_ms();
+            let mut failed = false;
+            for step in &phase.steps {
+                if let Err(msg) = self.run_step(phase, step).await {
+                    self.run.failure = Some(msg);
+                    failed = true;
+                    break;
+                }
+            }
+            self.run.phases.push(PhaseSpan {
+                name: phase.name.clone(),
+                apps: phase.apps.clone(),
+                start_ms,
+                end_ms: self.ctx.clock.now_ms(),
+            });
+            if failed {
+                break;
+            }
+        }
+        self.run.end_ms = Some(self.ctx.clock.now_ms());
+    }
+
+    async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
+        let start_ms = self.ctx.clock.now_ms();
+        let mut span = StepSpan {
+            phase: phase.name.clone(),
+            step: step.name.clone(),
+            start_ms,
+            end_ms: start_ms,
+            transaction: step.transaction,
+            lock_timeout_ms: step.lock_timeout.map(|d| d.as_secs_f64() * 1e3),
+            statement_timeout_ms: step.statement_timeout.map(|d| d.as_secs_f64() * 1e3),
+            retries: step.retries,
+            attempts: 0,
+            backfill: matches!(step.action, StepAction::Backfill(_)),
+            outcome: "ok".into(),
+        };
+        let result = match &step.action {
+            StepAction::Sql(stmts) => self.run_with_retries(phase, step, stmts, &mut span).await,
+            StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
+        };
+        span.end_ms = self.ctx.clock.now_ms();
+        if let Err(f) = &result {
+            span.outcome = match f {
+                Failure::LockTimeout(_) => "lock_timeout".into(),
+                Failure::Sql { .. } => "error".into(),
+                Failure::Aborted => "cancelled".into(),
+            };
+        }
+        self.run.steps.push(span);
+        match result {
+            Ok(()) => {
+                if !step.pause_after.is_zero() && !self.sleep(step.pause_after).await {
+                    return Err("interrupted".into());
+                }
+                Ok(())
+            }
+            Err(Failure::Aborted) => Err("interrupted".into()),
+            Err(Failure::LockTimeout(m)) => Err(format!(
+                "phase `{}` step `{}`: lock timeout after {} attempt(s): {m} (55P03)",
+                phase.name,
+                step.name,
+                step.retries + 1
+            )),
+            Err(Failure::Sql { sqlstate, message }) => Err(format!(
+                "phase `{}` step `{}`: {message} ({sqlstate})",
+                phase.name, step.name
+            )),
+        }
+    }
+
+    /// Sleep unless aborted; false when aborted.
+    async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.ctx.abort.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+
+    async fn run_with_retries(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        stmts: &[String],
+        span: &mut StepSpan,
+    ) -> Result<(), Failure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            span.attempts = attempt;
+            self.ctx.current.set(format!(
+                "{} / {}{}",
+                phase.name,
+                step.name,
+                if attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                }
+            ));
+            let r = if step.transaction {
+                self.attempt_in_transaction(phase, step, stmts, attempt)
+                    .await
+            } else {
+                self.attempt_autocommit(phase, step, stmts, attempt).await
+            };
+            match r {
+                Err(Failure::LockTimeout(m)) if attempt <= step.retries => {
+                    // Exponential backoff with ±50% jitter so retries of
+                    // several migrators (or app retries) don't synchronise.
+                    let base = step.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+                    let jitter = self.rng.gen_range(0.5..1.5);
+                    let wait = Duration::from_secs_f64((base * jitter).min(10.0));
+                    let _ = m;
+                    if !self.sleep(wait).await {
+                        return Err(Failure::Aborted);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn session_settings(step: &StepPlan, local: bool) -> String {
+        let scope = if local { "SET LOCAL" } else { "SET" };
+        let mut s = String::new();
+        let lt = step.lock_timeout.map(|d| d.as_millis()).unwrap_or(0);
+        let st = step.statement_timeout.map(|d| d.as_millis()).unwrap_or(0);
+        s.push_str(&format!(
+            "{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};"
+        ));
+        s
+    }
+
+    async fn attempt_in_transaction(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        stmts: &[String],
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let setup = format!("BEGIN; {}", Self::session_settings(step, true));
+        self.simple(&setup).await?;
+        let mut txn = TxnLocks {
+            phase: phase.name.clone(),
+            step: step.name.clone(),
+            acquired: Vec::new(),
+            released_ms: 0.0,
+        };
+        let mut before = self.probe().await.unwrap_or_default();
+        let mut result = Ok(());
+        for sql in stmts {
+            let (row, outcome) = self.execute(phase, step, sql, attempt, false).await;
+            let idx = self.run.statements.len();
+            self.run.statements.push(row);
+            if let Err(f) = outcome {
+                result = Err(f);
+                break;
+            }
+            let after = self.probe().await.unwrap_or_default();
+            self.fill_probe_facts(idx, &before, &after);
+            for k in &after.locks {
+                if !txn.acquired.iter().any(|(a, _)| a == k)
+                    && !is_catalog(&k.1)
+                    && !is_transient(&k.1)
+                {
+                    txn.acquired.push((k.clone(), idx));
+                }
+            }
+            before = after;
+        }
+        let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let end = self.simple(end_sql).await;
+        txn.released_ms = self.ctx.clock.now_ms();
+        self.run.txns.push(txn);
+        match (result, end) {
+            (Err(f), _) => Err(f),
+            (Ok(()), Err(f)) => Err(f),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    async fn attempt_autocommit(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        stmts: &[String],
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        self.simple(&Self::session_settings(step, false)).await?;
+        let mut result = Ok(());
+        for sql in stmts {
+            let before = self.probe().await.unwrap_or_default();
+            let (row, outcome) = self.execute(phase, step, sql, attempt, true).await;
+            let idx = self.run.statements.len();
+            self.run.statements.push(row);
+            if let Err(f) = outcome {
+                result = Err(f);
+                break;
+            }
+            let after = self.probe().await.unwrap_or_default();
+            self.fill_probe_facts(idx, &before, &after);
+        }
+        let reset = self
+            .simple("RESET lock_timeout; RESET statement_timeout")
+            .await;
+        result.and(reset)
+    }
+
+    /// Send one statement and time it. Never panics on SQL errors: they come
+    /// back as the outcome.
+    async fn execute(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        sql: &str,
+        attempt: u32,
+        autocommit: bool,
+    ) -> (StatementRow, Result<(), Failure>) {
+        let status = &self.ctx.status;
+        status.autocommit.store(autocommit, Ordering::Relaxed);
+        status.in_statement.store(true, Ordering::Relaxed);
+        let cancel = self.client.cancel_token();
+        let start = self.ctx.clock.now_ms();
+        let r = tokio::select! {
+            r = self.client.simple_query(sql) => Some(r),
+            _ = self.ctx.abort.cancelled() => None,
+        };
+        let end = self.ctx.clock.now_ms();
+        status.in_statement.store(false, Ordering::Relaxed);
+        let (outcome, sqlstate, result) = match r {
+            None => {
+                let _ = cancel.cancel_query(NoTls).await;
+                ("cancelled", String::new(), Err(Failure::Aborted))
+            }
+            Some(Ok(_)) => ("ok", String::new(), Ok(())),
+            Some(Err(e)) => {
+                let (code, msg) = match e.as_db_error() {
+                    Some(db) => (db.code().code().to_string(), db.message().to_string()),
+                    None => ("08006".to_string(), format!("connection lost: {e}")),
+                };
+                match code.as_str() {
+                    "55P03" => ("lock_timeout", code.clone(), Err(Failure::LockTimeout(msg))),
+                    "57014" => (
+                        "statement_timeout",
+                        code.clone(),
+                        Err(Failure::Sql {
+                            sqlstate: code.clone(),
+                            message: msg,
+                        }),
+                    ),
+                    _ => (
+                        "error",
+                        code.clone(),
+                        Err(Failure::Sql {
+                            sqlstate: code.clone(),
+                            message: msg,
+                        }),
+                    ),
+                }
+            }
+        };
+        let row = StatementRow {
+            phase: phase.name.clone(),
+            step: step.name.clone(),
+            attempt,
+            sql: sql.to_string(),
+            start_ms: crate::latency::round3(start),
+            end_ms: crate::latency::round3(end),
+            duration_ms: crate::latency::round3(end - start),
+            outcome: outcome.to_string(),
+            sqlstate,
+            rewrote: false,
+            seq_scans: 0,
+            wal_bytes: 0,
+        };
+        (row, result)
+    }
+
+    async fn simple(&mut self, sql: &str) -> Result<(), Failure> {
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) if db.code().code() == "55P03" => {
+                    Failure::LockTimeout(db.message().to_string())
+                }
+                Some(db) => Failure::Sql {
+                    sqlstate: db.code().code().to_string(),
+                    message: db.message().to_string(),
+                },
+                None => Failure::Sql {
+                    sqlstate: "08006".into(),
+                    message: format!("connection lost: {e}"),
+                },
+            })
+    }
+
+    async fn probe(&mut self) -> Option<Probe> {
+        let r = self
+            .client
+            .query_one(&self.probe, &[&self.ctx.tables])
+            .await
+            .ok()?;
+        let locks: Vec<String> = r.get(3);
+        Some(Probe {
+            wal_lsn: r.get(0),
+            seq_scans: r.get(1),
+            relfilenodes: r.get(2),
+            locks: locks
+                .iter()
+                .filter_map(|l| {
+                    let mut it = l.splitn(3, '|');
+                    Some((
+                        it.next()?.to_string(),
+                        it.next()?.to_string(),
+                        it.next()?.to_string(),
+                    ))
+                })
+                .collect(),
+        })
+    }
+
+    fn fill_probe_facts(&mut self, idx: usize, before: &Probe, after: &Probe) {
+        let row = &mut self.run.statements[idx];
+        row.rewrote = rewrote(&before.relfilenodes, &after.relfilenodes);
+        row.seq_scans = (after.seq_scans - before.seq_scans).max(0) as u64;
+        row.wal_bytes = match (parse_lsn(&before.wal_lsn), parse_lsn(&after.wal_lsn)) {
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => 0,
+        };
+    }
+
+    async fn run_backfill(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        b: &BackfillPlan,
+        span: &mut StepSpan,
+    ) -> Result<(), Failure> {
+        let range_sql = format!(
+            "SELECT min({k})::int8, max({k})::int8 FROM {t}",
+            k = b.key,
+            t = b.table
+        );
+        let (lo, hi): (Option<i64>, Option<i64>) =
+            match self.client.query_one(range_sql.as_str(), &[]).await {
+                Ok(r) => (r.get(0), r.get(1)),
+                Err(e) => {
+                    return Err(Failure::Sql {
+                        sqlstate: e
+                            .as_db_error()
+                            .map(|d| d.code().code().to_string())
+                            .unwrap_or_default(),
+                        message: crate::observe::pg_error_text(&e),
+                    })
+                }
+            };
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(());
+        };
+        let total = ((hi - lo) as u64 / b.batch.max(1)) + 1;
+        let mut from = lo - 1;
+        let mut batch_no = 0u64;
+        while from < hi {
+            let to = from.saturating_add(b.batch as i64).min(hi);
+            batch_no += 1;
+            let mut sql = format!(
+                "UPDATE {t} SET {set} WHERE {k} > {from} AND {k} <= {to}",
+                t = b.table,
+                set = b.set,
+                k = b.key
+            );
+            if let Some(w) = &b.where_clause {
+                sql.push_str(&format!(" AND ({w})"));
+            }
+            self.ctx.current.set(format!(
+                "{} / {} (batch {batch_no}/{total})",
+                phase.name, step.name
+            ));
+            let stmts = [sql];
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                span.attempts += 1;
+                match self
+                    .attempt_in_transaction(phase, step, &stmts, attempt)
+                    .await
+                {
+                    Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
+                        let wait = step
+                            .retry_backoff
+                            .mul_f64(2f64.powi(attempt as i32 - 1) * self.rng.gen_range(0.5..1.5));
+                        if !self.sleep(wait.min(Duration::from_secs(10))).await {
+                            return Err(Failure::Aborted);
+                        }
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
+            from = to;
+            if from < hi && !b.pause.is_zero() && !self.sleep(b.pause).await {
+                return Err(Failure::Aborted);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Catalog relations the probe itself touches are not the migration's.
+pub fn is_catalog(relation: &str) -> bool {
+    relation.starts_with("pg_") || relation.starts_with("information_schema.")
+}
+
+/// A relation that no longer exists when the probe looks (the transient heap
+/// of a rewrite) shows as a bare oid: it is part of the statement's work, not
+/// a lock anyone else could wait for.
+fn is_transient(relation: &str) -> bool {
+    !relation.is_empty() && relation.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `16/B374D848` → a byte position.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// Did any table get a new relfilenode? (`name:node,...` lists, sorted)
+fn rewrote(before: &str, after: &str) -> bool {
+    let parse = |s: &str| -> HashMap<String, String> {
+        s.split(',')
+            .filter_map(|p| p.rsplit_once(':'))
+            .map(|(n, f)| (n.to_string(), f.to_string()))
+            .collect()
+    };
+    let b = parse(before);
+    let a = parse(after);
+    b.iter()
+        .any(|(name, node)| a.get(name).is_some_and(|n| n != node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_is_a_changed_relfilenode() {
+        assert!(!rewrote("orders:100,users:200", "orders:100,users:200"));
+        assert!(rewrote("orders:100,users:200", "orders:101,users:200"));
+        // A dropped or new table is not a rewrite.
+        assert!(!rewrote("orders:100", "orders:100,new:5"));
+        assert!(!rewrote("orders:100,old:4", "orders:100"));
+    }
+
+    #[test]
+    fn lsns_parse_to_byte_positions() {
+        assert_eq!(parse_lsn("0/10"), Some(16));
+        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
+        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374D848));
+        assert_eq!(parse_lsn("bogus"), None);
+    }
+
+    #[test]
+    fn catalog_relations_are_filtered() {
+        assert!(is_catalog("pg_locks"));
+        assert!(is_catalog("pg_class"));
+        assert!(!is_catalog("orders"));
+    }
+}

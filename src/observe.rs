@@ -1,1 +1,635 @@
-//! observe
+//! Observers: who waits for which lock behind whom (a cheap poll of
+//! pg_stat_activity, pg_locks only when someone waits), which locks the
+//! migration session holds while it runs outside a transaction, the
+//! `log_lock_waits` lines of a server we own, and server-wide samples.
+//!
+//! Cost: every poll reads pg_stat_activity (a shared-memory scan, a few µs);
+//! pg_locks and pg_blocking_pids are only read while some backend waits for
+//! a lock, so a quiet server pays almost nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, ServerClock};
+use crate::record::{ServerRow, WaitCause, WaitRow};
+use crate::target::{ConnInfo, ServerLog};
+use crate::workload::{PidOwner, PidRegistry, SCRIPT_APP};
+
+pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
+
+/// The text of a Postgres error with its SQLSTATE, for messages.
+pub fn pg_error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// What the migration session is doing, shared with the observer.
+#[derive(Debug, Default)]
+pub struct MigrationStatus {
+    pub pid: AtomicI32,
+    /// A statement is executing.
+    pub in_statement: AtomicBool,
+    /// The current statement runs outside an explicit transaction, so the
+    /// executor cannot snapshot its locks itself: the observer polls them.
+    pub autocommit: AtomicBool,
+    /// Backends seen waiting for a lock at the last poll (progress display).
+    pub waiting_backends: AtomicU32,
+}
+
+/// A lock the migration waited for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationWait {
+    pub locktype: String,
+    pub relation: String,
+    pub mode: String,
+    pub start_ms: f64,
+    /// When it stopped waiting (granted or gave up), to poll precision.
+    pub end_ms: f64,
+}
+
+/// A lock seen held by the migration while it ran outside a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldSighting {
+    pub locktype: String,
+    pub relation: String,
+    pub mode: String,
+    pub first_ms: f64,
+    pub last_ms: f64,
+}
+
+/// "process N acquired MODE on TAG after X ms" from the server log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogAcquired {
+    pub pid: i32,
+    pub mode: String,
+    /// Relation oid when the tag is a relation.
+    pub relation_oid: Option<u32>,
+    pub locktag: String,
+    pub at_ms: f64,
+    pub after_ms: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Observations {
+    pub waits: Vec<WaitRow>,
+    pub migration_waits: Vec<MigrationWait>,
+    pub migration_held: Vec<HeldSighting>,
+    pub log_acquired: Vec<LogAcquired>,
+    pub server: Vec<ServerRow>,
+    pub polls: u64,
+    /// Mean time between polls, ms (the precision of wait ends).
+    pub mean_poll_ms: f64,
+}
+
+pub struct ObserverCtx {
+    pub conn: ConnInfo,
+    pub clock: Clock,
+    pub server_clock: ServerClock,
+    pub pids: PidRegistry,
+    pub migration: Arc<MigrationStatus>,
+    /// Exact SQL text → workload query name.
+    pub query_names: HashMap<String, String>,
+    pub tables: Vec<String>,
+    pub poll: Duration,
+    pub sample: Duration,
+    pub server_log: Option<ServerLog>,
+    pub stop: CancellationToken,
+}
+
+pub struct Observer {
+    waits: tokio::task::JoinHandle<crate::Result<WaitPoller>>,
+    server: tokio::task::JoinHandle<crate::Result<Vec<ServerRow>>>,
+    log: Option<tokio::task::JoinHandle<Vec<LogAcquired>>>,
+}
+
+async fn connect(conn: &ConnInfo, name: &str) -> crate::Result<tokio_postgres::Client> {
+    let mut cfg = conn.config();
+    cfg.application_name(name);
+    let (client, connection) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+impl Observer {
+    pub async fn start(ctx: ObserverCtx) -> crate::Result<Observer> {
+        let ctx = Arc::new(ctx);
+        let wait_client = connect(&ctx.conn, OBSERVER_APP_NAME).await?;
+        let server_client = connect(&ctx.conn, OBSERVER_APP_NAME).await?;
+        // The size sampler must never queue behind a migration lock.
+        server_client
+            .batch_execute("SET lock_timeout = '1ms'")
+            .await?;
+        let log = match &ctx.server_log {
+            Some(ServerLog::File(path)) => {
+                let path = path.clone();
+                let c = ctx.clone();
+                let mut file = tokio::fs::File::open(&path).await?;
+                file.seek(std::io::SeekFrom::End(0)).await?;
+                Some(tokio::spawn(tail_log(file, c)))
+            }
+            None => None,
+        };
+        let poller = WaitPoller::new(ctx.clone());
+        let waits = tokio::spawn(poller.run(wait_client));
+        let server = tokio::spawn(sample_server(server_client, ctx.clone()));
+        Ok(Observer { waits, server, log })
+    }
+
+    /// Stop (the ctx's `stop` token must have been cancelled) and collect.
+    pub async fn finish(self) -> crate::Result<Observations> {
+        let poller = self.waits.await.map_err(anyhow::Error::new)??;
+        let server = self.server.await.map_err(anyhow::Error::new)??;
+        let log_acquired = match self.log {
+            Some(h) => h.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let mut obs = poller.into_observations();
+        obs.server = server;
+        obs.log_acquired = log_acquired;
+        Ok(obs)
+    }
+}
+
+/// An app wait being watched.
+struct OpenWait {
+    pid: i32,
+    query: String,
+    app: String,
+    relation: String,
+    mode: String,
+    start_ms: f64,
+    last_seen_ms: f64,
+    blockers: BTreeSet<i32>,
+    queued_behind_migration: bool,
+    blocked_by_migration: bool,
+    seen_in_poll: u64,
+}
+
+struct OpenMigWait {
+    wait: MigrationWait,
+    seen_in_poll: u64,
+}
+
+struct WaitPoller {
+    ctx: Arc<ObserverCtx>,
+    open: HashMap<(i32, String, String, i64), OpenWait>,
+    mig_open: HashMap<(String, String, String, i64), OpenMigWait>,
+    held_open: HashMap<(String, String, String), HeldSighting>,
+    done: Vec<WaitRow>,
+    mig_done: Vec<MigrationWait>,
+    held_done: Vec<HeldSighting>,
+    polls: u64,
+    first_poll_ms: f64,
+    last_poll_ms: f64,
+}
+
+struct Waiter {
+    pid: i32,
+    query: String,
+    blockers: Vec<i32>,
+}
+
+struct Ungranted {
+    pid: i32,
+    locktype: String,
+    relation: String,
+    mode: String,
+    waitstart_ms: Option<f64>,
+}
+
+impl WaitPoller {
+    fn new(ctx: Arc<ObserverCtx>) -> WaitPoller {
+        WaitPoller {
+            ctx,
+            open: HashMap::new(),
+            mig_open: HashMap::new(),
+            held_open: HashMap::new(),
+            done: Vec::new(),
+            mig_done: Vec::new(),
+            held_done: Vec::new(),
+            polls: 0,
+            first_poll_ms: 0.0,
+            last_poll_ms: 0.0,
+        }
+    }
+
+    async fn run(mut self, client: tokio_postgres::Client) -> crate::Result<WaitPoller> {
+        let waiters = client
+            .prepare(
+                "SELECT pid, coalesce(query, ''), pg_blocking_pids(pid) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND datname = current_database() \
+                 AND application_name NOT IN ('pgrehearse/observer', 'pgrehearse/health', 'pgrehearse/harness')",
+            )
+            .await?;
+        let ungranted = client
+            .prepare(
+                "SELECT pid, locktype, coalesce(relation::regclass::text, locktype), mode, \
+                 (extract(epoch from waitstart) * 1000)::float8 \
+                 FROM pg_locks WHERE NOT granted",
+            )
+            .await?;
+        let held = client
+            .prepare(
+                "SELECT locktype, coalesce(relation::regclass::text, locktype), mode \
+                 FROM pg_locks WHERE pid = $1 AND granted AND locktype = 'relation'",
+            )
+            .await?;
+        let mut tick = tokio::time::interval(self.ctx.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.ctx.stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let t0 = self.ctx.clock.now_ms();
+            let rows = match client.query(&waiters, &[]).await {
+                Ok(r) => r,
+                Err(e) if e.is_closed() => {
+                    return Err(crate::Error::rehearsal(format!(
+                        "the observer lost its connection: {e}"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let waiters: Vec<Waiter> = rows
+                .iter()
+                .map(|r| Waiter {
+                    pid: r.get(0),
+                    query: r.get(1),
+                    blockers: r.get(2),
+                })
+                .collect();
+            let ungranted: Vec<Ungranted> = if waiters.is_empty() {
+                Vec::new()
+            } else {
+                client
+                    .query(&ungranted, &[])
+                    .await?
+                    .iter()
+                    .map(|r| Ungranted {
+                        pid: r.get(0),
+                        locktype: r.get(1),
+                        relation: r.get(2),
+                        mode: r.get(3),
+                        waitstart_ms: r.get(4),
+                    })
+                    .collect()
+            };
+            let mig = &self.ctx.migration;
+            let mig_pid = mig.pid.load(Ordering::Relaxed);
+            // Outside a transaction the executor cannot list its own locks,
+            // so we do, only while such a statement runs.
+            let held_rows = if mig_pid != 0
+                && mig.in_statement.load(Ordering::Relaxed)
+                && mig.autocommit.load(Ordering::Relaxed)
+            {
+                client.query(&held, &[&mig_pid]).await?
+            } else {
+                Vec::new()
+            };
+            let t1 = self.ctx.clock.now_ms();
+            let t = (t0 + t1) / 2.0;
+            if self.polls == 0 {
+                self.first_poll_ms = t;
+            }
+            self.polls += 1;
+            self.last_poll_ms = t;
+            mig.waiting_backends
+                .store(waiters.len() as u32, Ordering::Relaxed);
+            self.observe(t, mig_pid, &waiters, &ungranted);
+            self.observe_held(t, &held_rows);
+        }
+        let end = self.ctx.clock.now_ms();
+        self.observe(end, 0, &[], &[]);
+        Ok(self)
+    }
+
+    fn observe(&mut self, t: f64, mig_pid: i32, waiters: &[Waiter], ungranted: &[Ungranted]) {
+        let poll = self.polls;
+        let migration_waiting = mig_pid != 0 && waiters.iter().any(|w| w.pid == mig_pid);
+        for w in waiters {
+            let Some(lock) = ungranted.iter().find(|u| u.pid == w.pid) else {
+                continue; // granted between the two queries
+            };
+            let start = lock
+                .waitstart_ms
+                .map(|ms| self.ctx.server_clock.to_run_ms(ms))
+                .unwrap_or(t);
+            let key_start = (start * 1000.0) as i64;
+            if w.pid == mig_pid {
+                let key = (
+                    lock.locktype.clone(),
+                    lock.relation.clone(),
+                    lock.mode.clone(),
+                    key_start,
+                );
+                let e = self.mig_open.entry(key).or_insert_with(|| OpenMigWait {
+                    wait: MigrationWait {
+                        locktype: lock.locktype.clone(),
+                        relation: lock.relation.clone(),
+                        mode: lock.mode.clone(),
+                        start_ms: start,
+                        end_ms: t,
+                    },
+                    seen_in_poll: poll,
+                });
+                e.wait.end_ms = t;
+                e.seen_in_poll = poll;
+                continue;
+            }
+            let (query, app) = self.who(w.pid, &w.query);
+            let key = (w.pid, lock.relation.clone(), lock.mode.clone(), key_start);
+            let e = self.open.entry(key).or_insert_with(|| OpenWait {
+                pid: w.pid,
+                query,
+                app,
+                relation: lock.relation.clone(),
+                mode: lock.mode.clone(),
+                start_ms: start,
+                last_seen_ms: t,
+                blockers: BTreeSet::new(),
+                queued_behind_migration: false,
+                blocked_by_migration: false,
+                seen_in_poll: poll,
+            });
+            e.last_seen_ms = t;
+            e.seen_in_poll = poll;
+            e.blockers.extend(w.blockers.iter().copied());
+            if mig_pid != 0 && w.blockers.contains(&mig_pid) {
+                // pg_blocking_pids lists the migration both when it holds a
+                // conflicting lock and when it merely queues ahead of us.
+                if migration_waiting {
+                    e.queued_behind_migration = true;
+                } else {
+                    e.blocked_by_migration = true;
+                }
+            }
+        }
+        // Whatever was not seen this time has ended: halfway between the
+        // last sighting and now is the best estimate.
+        let gone: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, w)| w.seen_in_poll != poll)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            let w = self.open.remove(&k).expect("present");
+            let end = (w.last_seen_ms + t) / 2.0;
+            let cause = if w.queued_behind_migration {
+                WaitCause::QueuedBehindMigration
+            } else if w.blocked_by_migration {
+                WaitCause::Migration
+            } else {
+                WaitCause::App
+            };
+            let blocked_by = w
+                .blockers
+                .iter()
+                .map(|p| {
+                    if *p == mig_pid || self.is_migration_pid(*p) {
+                        format!("m:{p}")
+                    } else {
+                        p.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.done.push(WaitRow {
+                query: w.query,
+                app: w.app,
+                pid: w.pid,
+                relation: w.relation,
+                mode: w.mode,
+                start_ms: crate::latency::round3(w.start_ms),
+                end_ms: crate::latency::round3(end),
+                wait_ms: crate::latency::round3((end - w.start_ms).max(0.0)),
+                blocked_by,
+                cause,
+            });
+        }
+        let gone: Vec<_> = self
+            .mig_open
+            .iter()
+            .filter(|(_, w)| w.seen_in_poll != poll)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            let mut w = self.mig_open.remove(&k).expect("present").wait;
+            w.end_ms = (w.end_ms + t) / 2.0;
+            self.mig_done.push(w);
+        }
+    }
+
+    fn is_migration_pid(&self, pid: i32) -> bool {
+        pid != 0 && pid == self.ctx.migration.pid.load(Ordering::Relaxed)
+    }
+
+    fn observe_held(&mut self, t: f64, rows: &[tokio_postgres::Row]) {
+        for r in rows {
+            let key: (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let e = self
+                .held_open
+                .entry(key.clone())
+                .or_insert_with(|| HeldSighting {
+                    locktype: key.0.clone(),
+                    relation: key.1.clone(),
+                    mode: key.2.clone(),
+                    first_ms: t,
+                    last_ms: t,
+                });
+            e.last_ms = t;
+        }
+        if !self.ctx.migration.in_statement.load(Ordering::Relaxed)
+            || !self.ctx.migration.autocommit.load(Ordering::Relaxed)
+        {
+            self.held_done
+                .extend(self.held_open.drain().map(|(_, v)| v));
+        }
+    }
+
+    /// Which query and app a waiting pid belongs to.
+    fn who(&self, pid: i32, sql: &str) -> (String, String) {
+        match self.ctx.pids.get(pid) {
+            Some(PidOwner::Script(name)) => (name, SCRIPT_APP.to_string()),
+            Some(PidOwner::App(app)) => {
+                let q = self
+                    .ctx
+                    .query_names
+                    .get(sql.trim())
+                    .cloned()
+                    .unwrap_or_else(|| "(unknown)".into());
+                (q, app)
+            }
+            None => ("(other session)".into(), "other".into()),
+        }
+    }
+
+    fn into_observations(mut self) -> Observations {
+        self.held_done
+            .extend(self.held_open.drain().map(|(_, v)| v));
+        let mut waits = self.done;
+        waits.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms).then(a.pid.cmp(&b.pid)));
+        let mean_poll_ms = if self.polls > 1 {
+            (self.last_poll_ms - self.first_poll_ms) / (self.polls - 1) as f64
+        } else {
+            0.0
+        };
+        Observations {
+            waits,
+            migration_waits: self.mig_done,
+            migration_held: self.held_done,
+            log_acquired: Vec::new(),
+            server: Vec::new(),
+            polls: self.polls,
+            mean_poll_ms,
+        }
+    }
+}
+
+/// Server-wide samples for server.csv.
+async fn sample_server(
+    client: tokio_postgres::Client,
+    ctx: Arc<ObserverCtx>,
+) -> crate::Result<Vec<ServerRow>> {
+    let start_lsn: String = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .get(0);
+    let stats = client
+        .prepare(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::int8, \
+             (SELECT coalesce(sum(n_dead_tup), 0)::int8 FROM pg_stat_user_tables WHERE relname = ANY($2)), \
+             (SELECT count(*)::int4 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()), \
+             (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 FROM pg_stat_replication)",
+        )
+        .await?;
+    // Sizing takes AccessShareLock on each table; with lock_timeout = 1ms it
+    // gives up instead of queueing behind the migration (the last size is kept).
+    let sizes = client
+        .prepare("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c WHERE c.relname = ANY($1) AND c.relkind = 'r'")
+        .await?;
+    let mut rows = Vec::new();
+    let mut last_size = 0u64;
+    let mut tick = tokio::time::interval(ctx.sample);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let t = ctx.clock.now_ms();
+        let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {
+            Ok(r) => r,
+            Err(e) if e.is_closed() => {
+                return Err(crate::Error::rehearsal(format!(
+                    "the server sampler lost its connection: {e}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(s) = client.query_one(&sizes, &[&ctx.tables]).await {
+            last_size = s.get::<_, i64>(0).max(0) as u64;
+        }
+        let lag: Option<i64> = r.get(3);
+        rows.push(ServerRow {
+            t_ms: crate::latency::round3(t),
+            wal_bytes: r.get::<_, i64>(0).max(0) as u64,
+            dead_tuples: r.get::<_, i64>(1).max(0) as u64,
+            table_bytes: last_size,
+            replica_lag_bytes: lag.map(|l| l.max(0) as u64),
+            waiting_backends: r.get::<_, i32>(2).max(0) as u32,
+        });
+    }
+    Ok(rows)
+}
+
+/// Follow the server log for `log_lock_waits` "acquired" lines.
+async fn tail_log(file: tokio::fs::File, ctx: Arc<ObserverCtx>) -> Vec<LogAcquired> {
+    let mut reader = BufReader::new(file);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line).await {
+            Ok(0) => {
+                if ctx.stop.is_cancelled() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(_) => {
+                if let Some(a) = parse_acquired(&line, &ctx.server_clock) {
+                    out.push(a);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Parse `2026-01-01 10:00:00.123 UTC [123] LOG:  process 123 acquired
+/// ShareLock on relation 16385 of database 5 after 1500.250 ms`.
+pub fn parse_acquired(line: &str, sc: &ServerClock) -> Option<LogAcquired> {
+    let idx = line.find("acquired ")?;
+    let head = &line[..idx];
+    let rest = &line[idx + "acquired ".len()..];
+    let pid: i32 = head.rsplit("process ").next()?.trim().parse().ok()?;
+    let (mode, rest) = rest.split_once(" on ")?;
+    let (tag, after) = rest.rsplit_once(" after ")?;
+    let after_ms: f64 = after.trim().trim_end_matches("ms").trim().parse().ok()?;
+    let relation_oid = tag
+        .strip_prefix("relation ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|o| o.parse().ok());
+    // The line prefix starts with %m: "YYYY-MM-DD HH:MM:SS.mmm UTC".
+    let ts = line.get(..23)?;
+    let naive = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.3f").ok()?;
+    let epoch_ms = naive.and_utc().timestamp_micros() as f64 / 1000.0;
+    Some(LogAcquired {
+        pid,
+        mode: mode.trim().to_string(),
+        relation_oid,
+        locktag: tag.trim().to_string(),
+        at_ms: sc.to_run_ms(epoch_ms),
+        after_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_acquired_lines() {
+        let clock = Clock::start();
+        let sc = ServerClock::identity(&clock);
+        let l = "2026-01-01 10:00:00.123 UTC [4242] LOG:  process 4242 acquired AccessExclusiveLock on relation 16385 of database 5 after 1500.250 ms\n";
+        let a = parse_acquired(l, &sc).unwrap();
+        assert_eq!(a.pid, 4242);
+        assert_eq!(a.mode, "AccessExclusiveLock");
+        assert_eq!(a.relation_oid, Some(16385));
+        assert!((a.after_ms - 1500.25).abs() < 1e-9);
+        let t = "2026-01-01 10:00:00.123 UTC [77] LOG:  process 77 acquired ShareLock on transaction 1234 after 12.000 ms";
+        let b = parse_acquired(t, &sc).unwrap();
+        assert_eq!(b.relation_oid, None);
+        assert_eq!(b.locktag, "transaction 1234");
+        assert!(parse_acquired(
+            "2026-01-01 10:00:00.123 UTC [77] LOG:  checkpoint starting",
+            &sc
+        )
+        .is_none());
+        assert!(parse_acquired("garbage acquired", &sc).is_none());
+    }
+}

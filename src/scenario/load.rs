@@ -1,9 +1,21 @@
 //! Loading a scenario file with source spans and validating it into a plan.
+//!
+//! Bytes → UTF-8 text → TOML (syntax) → the raw model (unknown keys, types) →
+//! the validated [`Scenario`]. Each stage reports located errors; validation
+//! reports every problem it finds, sorted by position.
 
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
+use super::diag::Diags;
+use super::model::ScenarioFile;
+use super::span::{line_col, path_at, path_near};
+use super::validate::{validate, RowOverrides};
 use super::Scenario;
-use crate::error::Result;
+use crate::error::{Error, Result, ScenarioError};
+
+pub use super::describe::describe;
 
 /// Command-line overrides applied while validating.
 #[derive(Debug, Clone, Default)]
@@ -15,12 +27,146 @@ pub struct Overrides {
 }
 
 /// Read and validate `path`. Every problem is an `Error::Scenario` located at
-/// file:line:column with the field named.
+/// file:line:column with the field named; a file that cannot be read is one
+/// at line 0, column 0.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
-    let bytes = std::fs::read(path).map_err(anyhow::Error::new)?;
-    load_str(path, &bytes, overrides)
+    match std::fs::read(path) {
+        Ok(bytes) => load_str(path, &bytes, overrides),
+        Err(e) => Err(Error::Scenario(vec![ScenarioError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read scenario file {}: {e}", path.display()),
+        }])),
+    }
 }
 
-pub fn load_str(_path: &Path, _bytes: &[u8], _overrides: &Overrides) -> Result<Scenario> {
-    unimplemented!("scenario loader")
+/// Validate a scenario file's bytes; `path` is used for messages and kept in
+/// the plan.
+pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scenario> {
+    let ov = check_overrides(overrides)?;
+    let one = |line: usize, column: usize, field: String, message: String| {
+        Error::Scenario(vec![ScenarioError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field,
+            message,
+        }])
+    };
+    let hash = hex::encode(Sha256::digest(bytes));
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = e.valid_up_to();
+            // The prefix is valid UTF-8 by construction.
+            let prefix = std::str::from_utf8(&bytes[..good]).unwrap_or("");
+            let (line, column) = line_col(prefix, good);
+            let byte = bytes.get(good).copied().unwrap_or(0);
+            return Err(one(
+                line,
+                column,
+                String::new(),
+                format!("invalid UTF-8 (byte 0x{byte:02x} at offset {good}); a scenario file must be UTF-8 text"),
+            ));
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(off) = text.find('\0') {
+        let (line, column) = line_col(text, off);
+        return Err(one(
+            line,
+            column,
+            String::new(),
+            "binary data (a NUL byte); a scenario file must be TOML text".to_string(),
+        ));
+    }
+    let model: ScenarioFile = match toml::from_str(text) {
+        Ok(m) => m,
+        Err(e) => return Err(toml_error(path, text, &e)),
+    };
+    if is_blank(text) {
+        return Err(one(
+            1,
+            1,
+            String::new(),
+            "the file is empty; expected a scenario with name, [[table]], [workload] and [[phase]]"
+                .to_string(),
+        ));
+    }
+    let mut d = Diags::new(path, text);
+    let scenario = validate(&mut d, &model, path, hash, &ov);
+    if d.errors.is_empty() {
+        Ok(scenario)
+    } else {
+        let mut errors = d.errors;
+        errors.sort_by_key(|e| (e.line, e.column));
+        Err(Error::Scenario(errors))
+    }
+}
+
+fn check_overrides(o: &Overrides) -> Result<RowOverrides> {
+    if o.rows == Some(0) {
+        return Err(Error::Usage("--rows must be at least 1".into()));
+    }
+    if let Some(f) = o.scale {
+        if !f.is_finite() || f <= 0.0 {
+            return Err(Error::Usage(format!(
+                "--scale must be a number above 0, got {f}"
+            )));
+        }
+    }
+    Ok(RowOverrides {
+        rows: o.rows,
+        scale: o.scale,
+    })
+}
+
+/// Only whitespace and comments.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#')
+    })
+}
+
+/// A TOML syntax error or a serde error (unknown key, wrong type), located,
+/// with the dotted path of the key it is about.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let span = e.span().unwrap_or(0..0);
+    let (line, column) = line_col(text, span.start);
+    let syntax = toml_edit::ImDocument::parse(text).is_err();
+    let field = if syntax {
+        path_near(text, span.start)
+    } else {
+        path_at(text, span.start)
+    };
+    let raw = e.message().trim();
+    let message = if raw.is_empty() {
+        if text[span.start.min(text.len())..].trim().is_empty() {
+            "the file ends in the middle of a value (truncated?); expected a complete TOML value"
+                .to_string()
+        } else {
+            "TOML syntax error".to_string()
+        }
+    } else {
+        let m = raw.replace('\n', "; ");
+        let m = m
+            .replace("expected i64", "expected an integer")
+            .replace("expected f64", "expected a number")
+            .replace("expected a boolean", "expected true or false");
+        if syntax {
+            format!("TOML syntax error: {m}")
+        } else {
+            m
+        }
+    };
+    Error::Scenario(vec![ScenarioError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        field,
+        message,
+    }])
 }

@@ -2,9 +2,14 @@
 //! validation into a [`Scenario`] plan (`load`), and the value generators
 //! (`gen`). Everything downstream consumes only the validated plan below.
 
+mod describe;
+mod diag;
 pub mod gen;
+mod gen_spec;
 pub mod load;
 pub mod model;
+mod span;
+mod validate;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,7 +93,9 @@ pub enum IntDist {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Gen {
     /// start, start+1, ... (the row number, 0-based, plus `start`).
-    Sequence { start: i64 },
+    Sequence {
+        start: i64,
+    },
     Int {
         min: i64,
         max: i64,
@@ -96,24 +103,48 @@ pub enum Gen {
         /// Zipf exponent; ignored for uniform.
         s: f64,
     },
-    Float { min: f64, max: f64 },
+    Float {
+        min: f64,
+        max: f64,
+    },
     /// Random alphanumeric text, length in [min_len, max_len].
-    Text { min_len: u32, max_len: u32 },
+    Text {
+        min_len: u32,
+        max_len: u32,
+    },
     /// Space-separated words from a fixed built-in list, count in [min, max].
-    Words { min: u32, max: u32 },
+    Words {
+        min: u32,
+        max: u32,
+    },
     /// One of `values`, chosen by `weights` (same length, all > 0 sum).
-    Choice { values: Vec<String>, weights: Vec<u32> },
-    Bool { p_true: f64 },
+    Choice {
+        values: Vec<String>,
+        weights: Vec<u32>,
+    },
+    Bool {
+        p_true: f64,
+    },
     /// Microseconds since the Unix epoch, uniform in [from, to].
-    Timestamp { from_us: i64, to_us: i64 },
+    Timestamp {
+        from_us: i64,
+        to_us: i64,
+    },
     Uuid,
     /// A small JSON object with `keys` integer-valued keys.
-    Json { keys: u32 },
+    Json {
+        keys: u32,
+    },
     /// A key of another table: uniform in [1, rows of that table]. The row
     /// count is resolved after --rows/--scale, so the range follows scaling.
-    ForeignKey { table: String, rows: u64 },
+    ForeignKey {
+        table: String,
+        rows: u64,
+    },
     /// The same text every time (cast by Postgres to the column type).
-    Constant { value: String },
+    Constant {
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

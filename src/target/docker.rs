@@ -1,31 +1,308 @@
-//! A container started with testcontainers.
+//! A container started with testcontainers (`GenericImage`).
+//!
+//! The image is the caller's choice (--image / PGREHEARSE_IMAGE / scenario),
+//! default the official `postgres:17` (or `postgres:<version>`). It must have
+//! the official image's interface; .ci/build-postgres-image.sh builds one
+//! offline. The port is published on 127.0.0.1 only, the password is random,
+//! and the container (with its volumes) is removed on teardown or drop.
+//!
+//! testcontainers for Rust has no Ryuk reaper: removal on drop is done by
+//! `ContainerAsync`'s own `Drop`, so nothing needs pulling besides the image.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use testcontainers::bollard::models::{HostConfig, PortBinding};
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::{ConnInfo, ServerLog, TargetOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+pub const DEFAULT_IMAGE: &str = "postgres:17";
+/// Every container we start carries `pgrehearse.pid=<our pid>`, so leftovers
+/// can be traced to the process that made them.
+pub const PID_LABEL: &str = "pgrehearse.pid";
+const WORK_DB: &str = "pgrehearse";
+const SUPERUSER: &str = "postgres";
+const READY: &str = "database system is ready to accept connections";
+/// Container creation on a vfs storage driver copies the whole image.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Docker's 64 MB /dev/shm is too small for parallel queries on real data.
+const SHM_BYTES: u64 = 512 * 1024 * 1024;
 
 pub struct DockerPostgres {
     conn: ConnInfo,
+    image: String,
+    version: String,
+    version_num: u32,
+    /// `None` once removed. Boxed: it is large and `Target` is an enum.
+    container: Option<Box<ContainerAsync<GenericImage>>>,
+    /// The server's stderr, copied to a file for the log observer.
+    log_dir: tempfile::TempDir,
+    log_task: tokio::task::AbortHandle,
 }
 
 impl DockerPostgres {
-    pub async fn start(_opts: &TargetOptions) -> Result<DockerPostgres> {
-        Err(crate::Error::NoPostgres("docker backend not built yet".into()))
+    pub async fn start(opts: &TargetOptions) -> Result<DockerPostgres> {
+        let image = match (&opts.image, &opts.version) {
+            (Some(i), _) => i.clone(),
+            (None, Some(v)) => format!("postgres:{v}"),
+            (None, None) => DEFAULT_IMAGE.to_string(),
+        };
+        let (name, tag) = split_image(&image);
+        let password = random_password();
+
+        let mut cmd = vec!["postgres".to_string()];
+        let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
+        // The published port only works with the server listening on 5432, everywhere.
+        let forced = [("listen_addresses", "*"), ("port", "5432")];
+        let settings = defaults
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(opts.settings.iter().cloned())
+            .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        for (k, v) in settings {
+            cmd.push("-c".into());
+            cmd.push(format!("{k}={v}"));
+        }
+
+        let pid = std::process::id();
+        let request = GenericImage::new(name, tag)
+            .with_exposed_port(5432.tcp())
+            // The official entrypoint's init-time server logs to stdout, the
+            // real one to stderr: only the second means "ready".
+            .with_wait_for(WaitFor::message_on_stdout(READY))
+            .with_wait_for(WaitFor::message_on_stderr(READY))
+            .with_env_var("POSTGRES_USER", SUPERUSER)
+            .with_env_var("POSTGRES_PASSWORD", &password)
+            .with_env_var("POSTGRES_DB", WORK_DB)
+            .with_cmd(cmd)
+            .with_label(PID_LABEL, pid.to_string())
+            .with_container_name(format!("pgrehearse-{pid}-{}", short_random()))
+            .with_shm_size(SHM_BYTES)
+            .with_startup_timeout(STARTUP_TIMEOUT)
+            .with_host_config_modifier(publish_on_loopback);
+
+        let container = request.start().await.map_err(|e| {
+            Error::NoPostgres(format!(
+                "could not start a container from {image}: {e}\n\
+                 (this machine may not reach a registry: build a local image with \
+                 `.ci/build-postgres-image.sh 17` and pass --image pgrehearse/postgres:17 \
+                 or set PGREHEARSE_IMAGE)"
+            ))
+        })?;
+        let id = container.id().to_string();
+
+        let log_dir = tempfile::Builder::new()
+            .prefix("pgrehearse-docker-log-")
+            .tempdir()?;
+        let log_path = log_dir.path().join("server.log");
+        let log_task = follow_stderr(&container, log_path.clone()).await?;
+
+        // From here on, `this` removes the container if anything fails.
+        let mut this = DockerPostgres {
+            conn: ConnInfo {
+                host: "127.0.0.1".into(),
+                port: 0,
+                user: SUPERUSER.into(),
+                password: Some(password),
+                dbname: WORK_DB.into(),
+            },
+            image: image.clone(),
+            version: String::new(),
+            version_num: 0,
+            container: Some(Box::new(container)),
+            log_dir,
+            log_task,
+        };
+        let container = this.container.as_ref().expect("just set");
+        this.conn.port = container
+            .get_host_port_ipv4(5432.tcp())
+            .await
+            .map_err(|e| Error::NoPostgres(format!("container {id}: no published port: {e}")))?;
+
+        let (version, num) = wait_for_connection(&this.conn).await.map_err(|e| {
+            Error::NoPostgres(format!(
+                "the container from {image} logged ready but refused connections: {e}"
+            ))
+        })?;
+        this.version = version;
+        this.version_num = num;
+        Ok(this)
     }
+
     pub fn conn(&self) -> &ConnInfo {
         &self.conn
     }
+
+    /// The server's stderr, followed into a file.
     pub fn server_log(&self) -> Option<ServerLog> {
-        None
+        Some(ServerLog::File(self.log_dir.path().join("server.log")))
     }
+
+    pub fn server_version_num(&self) -> u32 {
+        self.version_num
+    }
+
+    /// The container's id (tests check it is gone after teardown).
+    pub fn container_id(&self) -> Option<String> {
+        self.container.as_ref().map(|c| c.id().to_string())
+    }
+
     pub fn describe(&self) -> String {
-        "docker".into()
+        let id = self.container_id().unwrap_or_default();
+        format!(
+            "docker PostgreSQL {} (image {}, container {})",
+            self.version,
+            self.image,
+            &id[..id.len().min(12)]
+        )
     }
-    pub async fn teardown(self) -> Result<()> {
+
+    pub async fn teardown(mut self) -> Result<()> {
+        self.log_task.abort();
+        if let Some(c) = self.container.take() {
+            let id = c.id().to_string();
+            c.rm().await.map_err(|e| {
+                Error::Other(anyhow::anyhow!("could not remove container {id}: {e}"))
+            })?;
+        }
         Ok(())
     }
 }
 
-/// Does a Docker engine answer?
+impl Drop for DockerPostgres {
+    fn drop(&mut self) {
+        self.log_task.abort();
+        let Some(container) = self.container.take() else {
+            return;
+        };
+        // ContainerAsync removes itself on drop but needs a tokio runtime.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(container);
+        } else {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(async move { drop(container) });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Publish 5432 on 127.0.0.1 (a random port) instead of every interface.
+fn publish_on_loopback(hc: &mut HostConfig) {
+    hc.publish_all_ports = Some(false);
+    hc.port_bindings = Some(HashMap::from([(
+        "5432/tcp".to_string(),
+        Some(vec![PortBinding {
+            host_ip: Some("127.0.0.1".into()),
+            host_port: Some(String::new()),
+        }]),
+    )]));
+}
+
+/// `registry:5000/team/pg:15` → (`registry:5000/team/pg`, `15`); no tag → `latest`.
+fn split_image(image: &str) -> (String, String) {
+    let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (
+            image[..last_slash + i].to_string(),
+            image[last_slash + i + 1..].to_string(),
+        ),
+        None => (image.to_string(), "latest".to_string()),
+    }
+}
+
+fn random_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+fn short_random() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric
+        .sample_string(&mut rand::thread_rng(), 6)
+        .to_lowercase()
+}
+
+async fn follow_stderr(
+    container: &ContainerAsync<GenericImage>,
+    path: PathBuf,
+) -> Result<tokio::task::AbortHandle> {
+    let mut stderr = container.stderr(true);
+    let mut file = tokio::fs::File::create(&path).await?;
+    let task = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        // Ends with an error when the container goes away: nothing to report.
+        let _ = tokio::io::copy_buf(&mut stderr, &mut file).await;
+        let _ = file.flush().await;
+    });
+    Ok(task.abort_handle())
+}
+
+async fn wait_for_connection(conn: &ConnInfo) -> Result<(String, u32), tokio_postgres::Error> {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        match conn.config().connect(tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                let task = tokio::spawn(connection);
+                let row = client
+                    .query_one(
+                        "SELECT current_setting('server_version'), \
+                         current_setting('server_version_num')::int",
+                        &[],
+                    )
+                    .await?;
+                let version: String = row.get(0);
+                let num = row.get::<_, i32>(1) as u32;
+                drop(client);
+                let _ = task.await;
+                let version = version.split_whitespace().next().unwrap_or_default();
+                return Ok((version.to_string(), num));
+            }
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Does a Docker engine answer (DOCKER_HOST, else the default socket) within 2 s?
 pub async fn engine_answers() -> bool {
-    false
+    let Ok(docker) = testcontainers::bollard::Docker::connect_with_defaults() else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), docker.ping()).await,
+        Ok(Ok(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn splits_image_references() {
+        let s = |i: &str| {
+            let (n, t) = split_image(i);
+            format!("{n} {t}")
+        };
+        assert_eq!(s("postgres:17"), "postgres 17");
+        assert_eq!(s("pgrehearse/postgres:15"), "pgrehearse/postgres 15");
+        assert_eq!(
+            s("registry:5000/team/pg:15.4"),
+            "registry:5000/team/pg 15.4"
+        );
+        assert_eq!(s("registry:5000/team/pg"), "registry:5000/team/pg latest");
+        assert_eq!(s("postgres"), "postgres latest");
+    }
 }

@@ -1,26 +1,582 @@
 //! An ephemeral cluster from the Postgres binaries on this machine.
+//!
+//! `initdb` into a fresh temp dir, start `postgres` on a free port of
+//! 127.0.0.1 with its Unix socket in that (private) dir, create the work
+//! database, and on teardown — or on drop, after a panic or an early error —
+//! stop the postmaster and delete the dir. initdb and postgres refuse to run
+//! as root, so as root both run as the `postgres` user (through `setpriv`).
+//!
+//! The postmaster is spawned directly (not through `pg_ctl`) so that its pid
+//! is our child's pid, the `-c` settings are passed as real argv entries (no
+//! shell quoting), and it sits in its own process group: a Ctrl-C aimed at
+//! pgrehearse must not shut the server down under the rehearsal's feet.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use super::{ConnInfo, ServerLog, TargetOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// The database the harness works in; it is created by `start`.
+pub const WORK_DB: &str = "pgrehearse";
+/// Prefix of the temp dirs this backend creates (tests look for leftovers by it).
+pub const TEMP_DIR_PREFIX: &str = "pgrehearse-";
+const SUPERUSER: &str = "postgres";
+/// How long the server gets to accept connections after it was spawned.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping server gets before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const PORT_ATTEMPTS: usize = 5;
 
 pub struct LocalCluster {
     conn: ConnInfo,
+    bin: PgBin,
+    version: String,
+    version_num: u32,
+    /// Owns the postmaster and the temp dir; stopping/deleting happens there.
+    guard: ClusterGuard,
+}
+
+/// A directory holding initdb, pg_ctl and postgres, and the version it reports.
+#[derive(Debug, Clone)]
+pub struct PgBin {
+    pub dir: PathBuf,
+    /// Major version, e.g. 15.
+    pub major: u32,
 }
 
 impl LocalCluster {
-    pub async fn start(_opts: &TargetOptions) -> Result<LocalCluster> {
-        Err(crate::Error::NoPostgres("local backend not built yet".into()))
+    pub async fn start(opts: &TargetOptions) -> Result<LocalCluster> {
+        let bin = find_binaries(opts.version.as_deref())?;
+        let runner = Runner::for_current_user()?;
+        let password = random_password();
+
+        let dir = tempfile::Builder::new()
+            .prefix(TEMP_DIR_PREFIX)
+            .tempdir()
+            .map_err(|e| Error::NoPostgres(format!("cannot create a temp dir: {e}")))?;
+        let mut guard = ClusterGuard {
+            postmaster: None,
+            dir: Some(dir),
+            runner: runner.clone(),
+        };
+        let root = guard.root().to_path_buf();
+        // Private: the socket and the password file live here.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+        runner.give(&root)?;
+
+        initdb(&bin, &runner, &root, &password).await?;
+
+        let log_path = root.join("server.log");
+        let mut last_err = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            let conn = ConnInfo {
+                host: "127.0.0.1".into(),
+                port,
+                user: SUPERUSER.into(),
+                password: Some(password.clone()),
+                dbname: WORK_DB.into(),
+            };
+            let child = spawn_postmaster(&bin, &runner, &root, &log_path, port, &opts.settings)?;
+            guard.postmaster = Some(child);
+            match wait_ready(&mut guard, &conn, &log_path).await {
+                Ok(()) => {
+                    let (version, version_num) = create_work_db(&conn).await?;
+                    return Ok(LocalCluster {
+                        conn,
+                        bin,
+                        version,
+                        version_num,
+                        guard,
+                    });
+                }
+                Err(StartFailure::PortTaken) => {
+                    guard.stop_postmaster();
+                    last_err = Some(format!("port {port} was taken"));
+                }
+                Err(StartFailure::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(Error::NoPostgres(format!(
+            "could not find a free port for the local cluster ({})",
+            last_err.unwrap_or_default()
+        )))
     }
+
     pub fn conn(&self) -> &ConnInfo {
         &self.conn
     }
+
     pub fn server_log(&self) -> Option<ServerLog> {
-        None
+        Some(ServerLog::File(self.guard.root().join("server.log")))
     }
+
     pub fn describe(&self) -> String {
-        "local".into()
+        format!(
+            "local PostgreSQL {} ({})",
+            self.version,
+            self.bin.dir.display()
+        )
     }
+
+    /// `server_version_num`, e.g. 150018.
+    pub fn server_version_num(&self) -> u32 {
+        self.version_num
+    }
+
+    /// The postmaster's pid (tests check it is gone after teardown).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        self.guard.postmaster.as_ref().map(|c| c.id())
+    }
+
+    /// The temp dir holding the data directory, socket and log.
+    pub fn dir(&self) -> &Path {
+        self.guard.root()
+    }
+
     pub async fn teardown(self) -> Result<()> {
+        let LocalCluster { mut guard, .. } = self;
+        tokio::task::spawn_blocking(move || guard.cleanup())
+            .await
+            .map_err(|e| Error::Other(anyhow::anyhow!("teardown task failed: {e}")))?
+    }
+}
+
+/// Stops the postmaster and removes the temp dir when dropped.
+struct ClusterGuard {
+    postmaster: Option<Child>,
+    dir: Option<tempfile::TempDir>,
+    runner: Runner,
+}
+
+impl ClusterGuard {
+    fn root(&self) -> &Path {
+        self.dir.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
+    }
+
+    /// Immediate shutdown (SIGQUIT): the data is thrown away anyway, so a
+    /// shutdown checkpoint would only cost time. SIGKILL if it lingers.
+    fn stop_postmaster(&mut self) {
+        let Some(mut child) = self.postmaster.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = self.runner.signal(child.id(), "QUIT");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn cleanup(&mut self) -> Result<()> {
+        self.stop_postmaster();
+        if let Some(dir) = self.dir.take() {
+            let path = dir.path().to_path_buf();
+            dir.close().map_err(|e| {
+                Error::Other(anyhow::anyhow!(
+                    "could not remove the cluster dir {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
         Ok(())
     }
+}
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        let _ = self.cleanup();
+    }
+}
+
+/// How to run the server binaries: directly, or as `postgres` when we are root.
+#[derive(Debug, Clone)]
+enum Runner {
+    Direct,
+    AsPostgres { uid: u32, gid: u32 },
+}
+
+impl Runner {
+    fn for_current_user() -> Result<Runner> {
+        // /proc/self is owned by our effective uid; no unsafe geteuid needed.
+        let euid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(u32::MAX);
+        if euid != 0 {
+            return Ok(Runner::Direct);
+        }
+        let (uid, gid) = lookup_user(SUPERUSER).ok_or_else(|| {
+            Error::NoPostgres(
+                "running as root, and initdb refuses root, but there is no `postgres` user \
+                 to run the local cluster as (create one, or run pgrehearse as a normal user)"
+                    .into(),
+            )
+        })?;
+        if which::which("setpriv").is_err() {
+            return Err(Error::NoPostgres(
+                "running as root needs `setpriv` (util-linux) to run the cluster as `postgres`"
+                    .into(),
+            ));
+        }
+        Ok(Runner::AsPostgres { uid, gid })
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        match self {
+            Runner::Direct => Command::new(program),
+            Runner::AsPostgres { .. } => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    "--reuid",
+                    SUPERUSER,
+                    "--regid",
+                    SUPERUSER,
+                    "--init-groups",
+                    "--",
+                ])
+                .arg(program);
+                c
+            }
+        }
+    }
+
+    /// Make `path` owned by the user the server runs as.
+    fn give(&self, path: &Path) -> Result<()> {
+        if let Runner::AsPostgres { uid, gid } = self {
+            std::os::unix::fs::chown(path, Some(*uid), Some(*gid))?;
+        }
+        Ok(())
+    }
+
+    fn signal(&self, pid: u32, sig: &str) -> std::io::Result<()> {
+        Command::new("kill")
+            .args(["-s", sig, &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|_| ())
+    }
+}
+
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let out = Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .or_else(|| std::fs::read_to_string("/etc/passwd").ok())?;
+    out.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+/// Where the server binaries are: PGREHEARSE_PG_BIN, then `pg_config --bindir`
+/// and `initdb` on PATH, then Debian's /usr/lib/postgresql/<major>/bin
+/// (newest first). With `want` ("15", "17.2") only that major qualifies.
+pub fn find_binaries(want: Option<&str>) -> Result<PgBin> {
+    let want_major: Option<u32> = match want {
+        Some(v) => Some(
+            v.split('.')
+                .next()
+                .and_then(|m| m.trim().parse().ok())
+                .ok_or_else(|| Error::Usage(format!("bad Postgres version {v:?}")))?,
+        ),
+        None => None,
+    };
+    if let Ok(dir) = std::env::var("PGREHEARSE_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        let bin = probe(&dir).ok_or_else(|| {
+            Error::NoPostgres(format!(
+                "PGREHEARSE_PG_BIN={} holds no working initdb and postgres",
+                dir.display()
+            ))
+        })?;
+        if let Some(m) = want_major.filter(|m| *m != bin.major) {
+            return Err(Error::NoPostgres(format!(
+                "PostgreSQL {m} was asked for, but PGREHEARSE_PG_BIN={} is version {}",
+                dir.display(),
+                bin.major
+            )));
+        }
+        return Ok(bin);
+    }
+
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(pg_config) = which::which("pg_config") {
+        if let Ok(out) = Command::new(pg_config).arg("--bindir").output() {
+            if out.status.success() {
+                candidates.push(PathBuf::from(
+                    String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                ));
+            }
+        }
+    }
+    if let Ok(initdb) = which::which("initdb") {
+        let initdb = std::fs::canonicalize(&initdb).unwrap_or(initdb);
+        if let Some(d) = initdb.parent() {
+            candidates.push(d.to_path_buf());
+        }
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .collect();
+    debian.sort_by_key(|d| std::cmp::Reverse(d.0));
+    candidates.extend(debian.into_iter().map(|(_, p)| p));
+
+    let mut seen = Vec::new();
+    for dir in candidates {
+        if seen.contains(&dir) {
+            continue;
+        }
+        seen.push(dir.clone());
+        if let Some(bin) = probe(&dir) {
+            if want_major.is_none_or(|m| m == bin.major) {
+                return Ok(bin);
+            }
+        }
+    }
+    let looked: Vec<String> = seen.iter().map(|p| p.display().to_string()).collect();
+    Err(Error::NoPostgres(match want_major {
+        Some(m) => format!(
+            "no PostgreSQL {m} server binaries found (looked in: {}); install them \
+             (Debian: apt-get install postgresql-{m}) or set PGREHEARSE_PG_BIN",
+            if looked.is_empty() {
+                "nothing found".into()
+            } else {
+                looked.join(", ")
+            }
+        ),
+        None => "no PostgreSQL server binaries found (PGREHEARSE_PG_BIN, pg_config, PATH, \
+                 /usr/lib/postgresql/*/bin); install them (Debian: apt-get install postgresql) \
+                 or set PGREHEARSE_PG_BIN"
+            .into(),
+    }))
+}
+
+/// `dir` holds initdb and postgres; `postgres --version` tells the major.
+fn probe(dir: &Path) -> Option<PgBin> {
+    if !dir.join("initdb").is_file() {
+        return None;
+    }
+    let out = Command::new(dir.join("postgres"))
+        .arg("--version")
+        .output()
+        .ok()?;
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(2)?;
+    let major = version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some(PgBin {
+        dir: dir.to_path_buf(),
+        major,
+    })
+}
+
+fn random_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+async fn initdb(bin: &PgBin, runner: &Runner, root: &Path, password: &str) -> Result<()> {
+    let pwfile = root.join("pwfile");
+    std::fs::write(&pwfile, format!("{password}\n"))?;
+    std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))?;
+    runner.give(&pwfile)?;
+    let mut cmd = runner.command(&bin.dir.join("initdb"));
+    cmd.arg("-D")
+        .arg(root.join("data"))
+        .args([
+            "--username",
+            SUPERUSER,
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            // The cluster is thrown away: no need to fsync its files.
+            "--no-sync",
+        ])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .current_dir(root)
+        .env_remove("PGDATA")
+        .stdin(Stdio::null());
+    let out = tokio::process::Command::from(cmd)
+        .output()
+        .await
+        .map_err(|e| Error::NoPostgres(format!("cannot run initdb: {e}")))?;
+    let _ = std::fs::remove_file(&pwfile);
+    if !out.status.success() {
+        let mut msg = format!(
+            "initdb ({}) failed: {}",
+            bin.dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        if matches!(runner, Runner::AsPostgres { .. }) {
+            msg.push_str(
+                "\n(it runs as the `postgres` user: the temp dir's parents must be \
+                 searchable by it; set TMPDIR to change where the cluster goes)",
+            );
+        }
+        return Err(Error::NoPostgres(msg));
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| Error::NoPostgres(format!("cannot bind a port on 127.0.0.1: {e}")))?;
+    Ok(l.local_addr()?.port())
+}
+
+fn spawn_postmaster(
+    bin: &PgBin,
+    runner: &Runner,
+    root: &Path,
+    log_path: &Path,
+    port: u16,
+    settings: &[(String, String)],
+) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
+    let socket_dir = root.display().to_string();
+    // Defaults the harness's own settings may override ...
+    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
+    // ... and what makes the cluster private and its log ours, which nothing overrides.
+    let port_s = port.to_string();
+    let forced = [
+        ("listen_addresses", "127.0.0.1"),
+        ("port", port_s.as_str()),
+        ("unix_socket_directories", socket_dir.as_str()),
+        ("unix_socket_permissions", "0700"),
+        ("logging_collector", "off"),
+        ("log_destination", "stderr"),
+    ];
+    let mut cmd = runner.command(&bin.dir.join("postgres"));
+    cmd.arg("-D").arg(root.join("data"));
+    let all = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(settings.iter().cloned())
+        .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    for (k, v) in all {
+        cmd.arg("-c").arg(format!("{k}={v}"));
+    }
+    cmd.current_dir(root)
+        .env_remove("PGDATA")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    cmd.spawn()
+        .map_err(|e| Error::NoPostgres(format!("cannot start postgres: {e}")))
+}
+
+enum StartFailure {
+    PortTaken,
+    Fatal(Error),
+}
+
+async fn wait_ready(
+    guard: &mut ClusterGuard,
+    conn: &ConnInfo,
+    log_path: &Path,
+) -> std::result::Result<(), StartFailure> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let cfg = conn.config_for("postgres");
+    loop {
+        if let Some(child) = guard.postmaster.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                guard.postmaster = None;
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
+                if log.contains("could not bind") || log.contains("Address already in use") {
+                    return Err(StartFailure::PortTaken);
+                }
+                return Err(StartFailure::Fatal(startup_error(status, &log)));
+            }
+        }
+        match cfg.connect(tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                drop(client);
+                let _ = connection.await;
+                return Ok(());
+            }
+            Err(e) if Instant::now() > deadline => {
+                return Err(StartFailure::Fatal(Error::NoPostgres(format!(
+                    "the local cluster did not accept connections within {}s ({e})",
+                    START_TIMEOUT.as_secs()
+                ))))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// The postmaster exited during startup: a rejected setting is bad input
+/// (exit 2), anything else means no usable Postgres (exit 3).
+fn startup_error(status: std::process::ExitStatus, log: &str) -> Error {
+    let tail: Vec<&str> = log.lines().rev().take(8).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    let tail = tail.join("\n");
+    let bad_setting = [
+        "invalid value for parameter",
+        "unrecognized configuration parameter",
+    ];
+    if bad_setting.iter().any(|s| log.contains(s)) {
+        return Error::Usage(format!("the server rejected a setting:\n{tail}"));
+    }
+    Error::NoPostgres(format!(
+        "the local postgres exited during startup ({status}):\n{tail}"
+    ))
+}
+
+async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
+    let (client, connection) = conn
+        .config_for("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| Error::NoPostgres(format!("cannot connect to the local cluster: {e}")))?;
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
+        .await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
+            &[],
+        )
+        .await?;
+    let version: String = row.get(0);
+    let num: i32 = row.get(1);
+    drop(client);
+    let _ = task.await;
+    // "15.18 (Debian 15.18-0+deb12u1)" → "15.18"
+    let version = version
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Ok((version, num as u32))
 }

@@ -46,6 +46,16 @@ impl ConnInfo {
         self.config_for(&self.dbname)
     }
 
+    /// Like [`ConnInfo::redacted`] but naming another database.
+    pub fn redacted_at(&self, dbname: &str) -> String {
+        ConnInfo {
+            password: self.password.as_ref().map(|_| String::new()),
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
+        .redacted()
+    }
+
     /// `postgres://user:***@host:port/db`, safe to print and to write.
     pub fn redacted(&self) -> String {
         let pw = if self.password.is_some() { ":***" } else { "" };
@@ -89,7 +99,8 @@ pub struct TargetOptions {
 /// A server log we can tail for `log_lock_waits` lines, where we own the server.
 #[derive(Debug, Clone)]
 pub enum ServerLog {
-    /// A file written by the server (local backend).
+    /// A file written by the server (local backend), or the container's
+    /// stderr followed into a file (docker backend).
     File(PathBuf),
 }
 
@@ -141,8 +152,18 @@ impl Target {
         match self {
             Target::Local(t) => t.server_log(),
             #[cfg(feature = "docker")]
-            Target::Docker(_) => None,
+            Target::Docker(t) => t.server_log(),
             Target::Url(_) => None,
+        }
+    }
+
+    /// The server's `server_version_num` (e.g. 150018), read at start.
+    pub fn server_version_num(&self) -> u32 {
+        match self {
+            Target::Local(t) => t.server_version_num(),
+            #[cfg(feature = "docker")]
+            Target::Docker(t) => t.server_version_num(),
+            Target::Url(t) => t.server_version_num(),
         }
     }
 
@@ -169,14 +190,24 @@ impl Target {
 }
 
 async fn auto(opts: &TargetOptions) -> Result<Target> {
+    // An engine that answers but cannot give us a container (typically: the
+    // image is not there and no registry is reachable) falls back to local.
+    #[allow(unused_mut)]
+    let mut docker_why = "no Docker engine answered".to_string();
     #[cfg(feature = "docker")]
     if docker::engine_answers().await {
-        return Ok(Target::Docker(docker::DockerPostgres::start(opts).await?));
+        match docker::DockerPostgres::start(opts).await {
+            Ok(t) => return Ok(Target::Docker(t)),
+            Err(crate::Error::NoPostgres(why)) => {
+                docker_why = format!("the Docker engine gave no container: {why}")
+            }
+            Err(e) => return Err(e),
+        }
     }
     match local::LocalCluster::start(opts).await {
         Ok(t) => Ok(Target::Local(t)),
         Err(crate::Error::NoPostgres(why)) => Err(crate::Error::NoPostgres(format!(
-            "no Docker engine answered and no local cluster could be started ({why}).\n\
+            "{docker_why}, and no local cluster could be started ({why}).\n\
              Either start a Docker engine (e.g. `dockerd &`) and use --backend docker,\n\
              install the Postgres server binaries (Debian: apt-get install postgresql),\n\
              or point at a server with --backend url --database-url postgres://..."

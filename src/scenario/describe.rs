@@ -1,0 +1,221 @@
+//! The human-readable plan `pgrehearse check` prints.
+
+use std::fmt::Write;
+
+use super::diag::{fmt_duration, trim_float};
+use super::{ColumnGen, Gen, IntDist, Scenario, StepAction};
+
+/// Render the validated plan: tables with rows and generators, workload,
+/// phases and steps with their statements and timeouts, budget.
+pub fn describe(s: &Scenario) -> String {
+    let mut o = String::new();
+    let _ = write_plan(&mut o, s);
+    o
+}
+
+fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
+    writeln!(o, "scenario {} ({})", s.name, s.path.display())?;
+    if let Some(d) = &s.description {
+        writeln!(o, "  {d}")?;
+    }
+    if let Some(p) = &s.pair {
+        let v = s
+            .variant
+            .map_or("-".to_string(), |v| format!("{v:?}").to_lowercase());
+        writeln!(o, "  pair {p}, variant {v}")?;
+    }
+    writeln!(o, "  sha256 {}", s.hash)?;
+    let pg = &s.postgres;
+    if pg.version.is_some() || pg.image.is_some() || !pg.settings.is_empty() {
+        write!(o, "postgres")?;
+        if let Some(v) = &pg.version {
+            write!(o, " version {v}")?;
+        }
+        if let Some(i) = &pg.image {
+            write!(o, " image {i}")?;
+        }
+        writeln!(o)?;
+        for (k, v) in &pg.settings {
+            writeln!(o, "  {k} = {v}")?;
+        }
+    }
+    writeln!(o, "tables")?;
+    for t in &s.tables {
+        writeln!(o, "  {} — {} rows", t.name, t.rows)?;
+        writeln!(o, "    {}", one_line(&t.create))?;
+        for c in &t.columns {
+            writeln!(o, "    {:<16} {}", c.name, gen_text(&c.gen))?;
+        }
+        for a in &t.after_seed {
+            writeln!(o, "    after seed: {}", one_line(a))?;
+        }
+    }
+    for q in &s.seed_sql {
+        writeln!(o, "  seed sql: {}", one_line(q))?;
+    }
+    let w = &s.workload;
+    let rate = w.rate.map_or("closed loop".to_string(), |r| {
+        format!("{} queries/s open loop", trim_float(r))
+    });
+    writeln!(
+        o,
+        "workload: {} clients per app, {rate}, {} before, {} after, {} windows",
+        w.clients,
+        fmt_duration(w.before),
+        fmt_duration(w.after),
+        fmt_duration(w.window)
+    )?;
+    if let Some(t) = w.query_timeout {
+        writeln!(o, "  query timeout {}", fmt_duration(t))?;
+    }
+    let total: u32 = w.queries.iter().map(|q| q.weight).sum::<u32>().max(1);
+    for q in &w.queries {
+        writeln!(
+            o,
+            "  query {} weight {} ({:.0}%) apps [{}]",
+            q.name,
+            q.weight,
+            100.0 * f64::from(q.weight) / f64::from(total),
+            q.apps.join(", ")
+        )?;
+        writeln!(o, "    {}", one_line(&q.sql))?;
+        for (i, p) in q.params.iter().enumerate() {
+            writeln!(o, "    ${} {}", i + 1, gen_text(p))?;
+        }
+    }
+    for sc in &w.scripts {
+        writeln!(o, "  script {} at {}", sc.name, fmt_duration(sc.at))?;
+        for q in &sc.sql {
+            writeln!(o, "    {}", one_line(q))?;
+        }
+    }
+    writeln!(o, "phases")?;
+    for (i, p) in s.phases.iter().enumerate() {
+        writeln!(o, "  {}. {} — apps [{}]", i + 1, p.name, p.apps.join(", "))?;
+        for st in &p.steps {
+            let mut opts = vec![if st.transaction {
+                "in a transaction"
+            } else {
+                "autocommit"
+            }
+            .to_string()];
+            if let Some(t) = st.lock_timeout {
+                opts.push(format!("lock_timeout {}", fmt_duration(t)));
+            }
+            if let Some(t) = st.statement_timeout {
+                opts.push(format!("statement_timeout {}", fmt_duration(t)));
+            }
+            if st.retries > 0 {
+                opts.push(format!(
+                    "{} retries from {} backoff",
+                    st.retries,
+                    fmt_duration(st.retry_backoff)
+                ));
+            }
+            if !st.pause_after.is_zero() {
+                opts.push(format!("pause {} after", fmt_duration(st.pause_after)));
+            }
+            writeln!(o, "     step {} ({})", st.name, opts.join(", "))?;
+            match &st.action {
+                StepAction::Sql(stmts) => {
+                    for q in stmts {
+                        writeln!(o, "       {}", one_line(q))?;
+                    }
+                }
+                StepAction::Backfill(b) => {
+                    let cond = b
+                        .where_clause
+                        .as_ref()
+                        .map_or(String::new(), |w| format!(" AND ({w})"));
+                    writeln!(
+                        o,
+                        "       backfill: UPDATE {} SET {} WHERE {} > lo AND {} <= lo + {}{cond}; pause {} between batches",
+                        b.table,
+                        b.set,
+                        b.key,
+                        b.key,
+                        b.batch,
+                        fmt_duration(b.pause)
+                    )?;
+                }
+            }
+        }
+    }
+    let b = &s.budget;
+    let mut lines = Vec::new();
+    let mut ms = |name: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            lines.push(format!("{name} <= {} ms", trim_float(v)));
+        }
+    };
+    ms("longest blocking lock", b.max_blocking_lock_ms);
+    ms("longest app lock wait", b.max_app_wait_ms);
+    ms("app p99 during migration", b.p99_ms);
+    ms("migration duration", b.max_duration_ms);
+    if let Some(e) = b.max_errors {
+        lines.push(format!("app errors <= {e}"));
+    }
+    if let Some(r) = b.max_error_rate {
+        lines.push(format!("app error rate <= {}", trim_float(r)));
+    }
+    if lines.is_empty() {
+        writeln!(o, "budget: none")?;
+    } else {
+        writeln!(o, "budget")?;
+        for l in lines {
+            writeln!(o, "  {l}")?;
+        }
+    }
+    Ok(())
+}
+
+/// SQL on one line, shortened for a plan listing.
+fn one_line(sql: &str) -> String {
+    let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > 160 {
+        let cut: String = s.chars().take(157).collect();
+        format!("{cut}...")
+    } else {
+        s
+    }
+}
+
+pub fn gen_text(g: &ColumnGen) -> String {
+    let base = match &g.kind {
+        Gen::Sequence { start } => format!("sequence from {start}"),
+        Gen::Int { min, max, dist, s } => match dist {
+            IntDist::Uniform => format!("int uniform {min}..={max}"),
+            IntDist::Zipf => format!("int zipf(s={}) {min}..={max}", trim_float(*s)),
+        },
+        Gen::Float { min, max } => format!("float {min}..={max}"),
+        Gen::Text { min_len, max_len } => format!("text length {min_len}..={max_len}"),
+        Gen::Words { min, max } => format!("words {min}..={max}"),
+        Gen::Choice { values, weights } => {
+            let items: Vec<String> = values
+                .iter()
+                .zip(weights)
+                .map(|(v, w)| format!("{v}:{w}"))
+                .collect();
+            format!("choice [{}]", items.join(", "))
+        }
+        Gen::Bool { p_true } => format!("bool p_true={}", trim_float(*p_true)),
+        Gen::Timestamp { from_us, to_us } => {
+            format!("timestamp {} ..= {}", ts(*from_us), ts(*to_us))
+        }
+        Gen::Uuid => "uuid".to_string(),
+        Gen::Json { keys } => format!("json with {keys} keys"),
+        Gen::ForeignKey { table, rows } => format!("fk {table} 1..={rows}"),
+        Gen::Constant { value } => format!("constant {value:?}"),
+    };
+    if g.null_fraction > 0.0 {
+        format!("{base}, {}% null", trim_float(g.null_fraction * 100.0))
+    } else {
+        base
+    }
+}
+
+fn ts(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).map_or(us.to_string(), |t| {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    })
+}

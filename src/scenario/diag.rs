@@ -1,0 +1,235 @@
+//! Collecting located validation errors, and the small value parsers the
+//! validator shares (durations, integers in range, names).
+
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use super::model::S;
+use super::span::line_col;
+use crate::error::ScenarioError;
+
+/// Every problem found in one file, located by byte span.
+pub struct Diags<'a> {
+    pub text: &'a str,
+    pub file: &'a Path,
+    pub errors: Vec<ScenarioError>,
+}
+
+impl<'a> Diags<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Diags {
+            text,
+            file,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn err(
+        &mut self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let (line, column) = line_col(self.text, span.start);
+        self.errors.push(ScenarioError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The 1-based line of a span, to point at an earlier definition.
+    pub fn line_of(&self, span: Range<usize>) -> usize {
+        line_col(self.text, span.start).0
+    }
+
+    /// A required field: its value, or an error at the enclosing section.
+    pub fn required<'v, T>(
+        &mut self,
+        v: &'v Option<S<T>>,
+        section: Range<usize>,
+        field: &str,
+        what: &str,
+    ) -> Option<&'v S<T>> {
+        if v.is_none() {
+            self.err(section, field, format!("missing; expected {what}"));
+        }
+        v.as_ref()
+    }
+
+    /// A non-empty string (after trimming).
+    pub fn nonempty(&mut self, v: &S<String>, field: &str, what: &str) -> Option<String> {
+        let s = v.get_ref().trim();
+        if s.is_empty() {
+            self.err(v.span(), field, format!("is empty; expected {what}"));
+            None
+        } else {
+            Some(s.to_string())
+        }
+    }
+
+    /// An integer in `lo..=hi`.
+    pub fn int_in(&mut self, v: &S<i64>, field: &str, lo: i64, hi: i64) -> Option<i64> {
+        let x = *v.get_ref();
+        if x < lo || x > hi {
+            self.err(
+                v.span(),
+                field,
+                format!("{x} is out of range; expected an integer in {lo}..={hi}"),
+            );
+            None
+        } else {
+            Some(x)
+        }
+    }
+
+    /// A finite float in `lo..=hi`.
+    pub fn float_in(&mut self, v: &S<f64>, field: &str, lo: f64, hi: f64) -> Option<f64> {
+        let x = *v.get_ref();
+        if !x.is_finite() || x < lo || x > hi {
+            self.err(
+                v.span(),
+                field,
+                format!("{x} is out of range; expected a number in {lo}..={hi}"),
+            );
+            None
+        } else {
+            Some(x)
+        }
+    }
+
+    /// An optional duration string; `default` when absent or invalid.
+    pub fn duration(&mut self, v: &Option<S<String>>, field: &str, default: Duration) -> Duration {
+        self.opt_duration(v, field).unwrap_or(default)
+    }
+
+    pub fn opt_duration(&mut self, v: &Option<S<String>>, field: &str) -> Option<Duration> {
+        let v = v.as_ref()?;
+        match parse_duration(v.get_ref()) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.err(v.span(), field, m);
+                None
+            }
+        }
+    }
+
+    /// Like `opt_duration`, but zero is rejected (a timeout of 0 disables it
+    /// in Postgres, which is never what a rehearsal means).
+    pub fn positive_duration(&mut self, v: &Option<S<String>>, field: &str) -> Option<Duration> {
+        let d = self.opt_duration(v, field)?;
+        if d.is_zero() {
+            let span = v.as_ref().map(|v| v.span()).unwrap_or(0..0);
+            self.err(
+                span,
+                field,
+                "must be greater than zero; omit it for no limit",
+            );
+            return None;
+        }
+        Some(d)
+    }
+}
+
+/// Longest duration we accept anywhere: a year is beyond any rehearsal, and
+/// the cap keeps arithmetic on durations far from overflow.
+const MAX_DURATION_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// "250ms", "5s", "1.5s", "2m", "1h", "1m30s", "500us", "0". Units: us, ms,
+/// s, m (or min), h.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const EXPECTED: &str =
+        "expected a duration like \"250ms\", \"5s\", \"1.5s\" or \"2m\" (units: us, ms, s, m, h)";
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if t.is_empty() {
+        return Err(format!("empty duration; {EXPECTED}"));
+    }
+    let mut total = 0.0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_len);
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let value: f64 = match num.parse() {
+            Ok(v) if !num.is_empty() => v,
+            _ => return Err(format!("`{s}` is not a duration; {EXPECTED}")),
+        };
+        let secs_per_unit = match unit {
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(format!("`{s}` has no unit; {EXPECTED}")),
+            _ => return Err(format!("`{s}` has an unknown unit `{unit}`; {EXPECTED}")),
+        };
+        total += value * secs_per_unit;
+        rest = after.trim_start();
+    }
+    if !total.is_finite() || total > MAX_DURATION_SECS {
+        return Err(format!("`{s}` is longer than a year; {EXPECTED}"));
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| format!("`{s}` is not a duration; {EXPECTED}"))
+}
+
+/// Human form of a duration for messages and `describe`.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if d.is_zero() {
+        "0".into()
+    } else if ms < 1.0 {
+        format!("{}us", d.as_micros())
+    } else if ms < 1000.0 {
+        format!("{}ms", trim_float(ms))
+    } else {
+        format!("{}s", trim_float(ms / 1000.0))
+    }
+}
+
+pub fn trim_float(x: f64) -> String {
+    let s = format!("{x:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("20ms"), Ok(Duration::from_millis(20)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 parsecs",
+            "-1s",
+            "1..2s",
+            "1e400s",
+            "99999999h",
+            "5s5",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_duration(Duration::from_millis(100)), "100ms");
+    }
+}

@@ -1,0 +1,578 @@
+//! Validating a generator spec (`{ gen = "int", min = 1, max = 100 }`) into a
+//! [`ColumnGen`]: which fields each kind allows and needs, ranges, dates,
+//! foreign keys.
+
+use std::ops::Range;
+
+use toml::Value;
+
+use super::diag::Diags;
+use super::model::{GenSpec, S};
+use super::{ColumnGen, Gen, IntDist};
+
+pub const KINDS: &[&str] = &[
+    "sequence",
+    "int",
+    "float",
+    "text",
+    "words",
+    "choice",
+    "bool",
+    "timestamp",
+    "uuid",
+    "json",
+    "fk",
+    "constant",
+];
+
+/// Fields each kind accepts besides `gen` and `null_fraction`.
+fn allowed(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "sequence" => &["start"],
+        "int" => &["min", "max", "dist", "s"],
+        "float" => &["min", "max"],
+        "text" => &["min_len", "max_len"],
+        "words" => &["min", "max"],
+        "choice" => &["values", "weights"],
+        "bool" => &["p_true", "p"],
+        "timestamp" => &["from", "to"],
+        "json" => &["keys"],
+        "fk" => &["table"],
+        "constant" => &["value"],
+        _ => &[],
+    }
+}
+
+/// A table a foreign-key generator may point at.
+pub struct FkTarget {
+    pub name: String,
+    pub rows: u64,
+    /// Where the table is defined, for "defined later" messages.
+    pub line: usize,
+    /// Whether this generator may use it (tables defined earlier, for
+    /// columns; every table, for query parameters).
+    pub usable: bool,
+}
+
+/// Validate one spec; `path` is its dotted field path. None when invalid
+/// (every problem recorded in `d`).
+pub fn column_gen(
+    d: &mut Diags,
+    spec: &S<GenSpec>,
+    path: &str,
+    targets: &[FkTarget],
+) -> Option<ColumnGen> {
+    let g = spec.get_ref();
+    let Some(kind_v) = &g.gen else {
+        d.err(
+            spec.span(),
+            format!("{path}.gen"),
+            format!(
+                "missing; expected a generator, one of: {}",
+                KINDS.join(", ")
+            ),
+        );
+        return None;
+    };
+    let kind = kind_v.get_ref().as_str();
+    if !KINDS.contains(&kind) {
+        d.err(
+            kind_v.span(),
+            format!("{path}.gen"),
+            format!(
+                "unknown generator `{kind}`; expected one of: {}",
+                KINDS.join(", ")
+            ),
+        );
+        return None;
+    }
+    let errors_before = d.errors.len();
+    let ok_fields = allowed(kind);
+    for (name, span) in g.set_fields() {
+        if name != "null_fraction" && !ok_fields.contains(&name) {
+            let takes: Vec<&str> = ok_fields.iter().copied().chain(["null_fraction"]).collect();
+            d.err(
+                span,
+                format!("{path}.{name}"),
+                format!(
+                    "`{name}` does not apply to gen = \"{kind}\"; it takes: {}",
+                    takes.join(", ")
+                ),
+            );
+        }
+    }
+    let f = |name: &str| format!("{path}.{name}");
+    let null_fraction = match &g.null_fraction {
+        Some(v) => d.float_in(v, &f("null_fraction"), 0.0, 1.0).unwrap_or(0.0),
+        None => 0.0,
+    };
+    let gen = match kind {
+        "sequence" => Gen::Sequence {
+            start: g.start.as_ref().map_or(1, |v| *v.get_ref()),
+        },
+        "int" => {
+            let min = int_value(d, &g.min, &f("min"), spec.span());
+            let max = int_value(d, &g.max, &f("max"), spec.span());
+            let dist = match &g.dist {
+                None => IntDist::Uniform,
+                Some(v) => {
+                    match v.get_ref().as_str() {
+                        "uniform" => IntDist::Uniform,
+                        "zipf" => IntDist::Zipf,
+                        other => {
+                            d.err(
+                            v.span(),
+                            f("dist"),
+                            format!("unknown distribution `{other}`; expected \"uniform\" or \"zipf\""),
+                        );
+                            IntDist::Uniform
+                        }
+                    }
+                }
+            };
+            let s = match &g.s {
+                Some(v) if dist != IntDist::Zipf => {
+                    d.err(
+                        v.span(),
+                        f("s"),
+                        "the exponent `s` only applies to dist = \"zipf\"",
+                    );
+                    1.0
+                }
+                Some(v) => d.float_in(v, &f("s"), 0.01, 100.0).unwrap_or(1.0),
+                None => 1.0,
+            };
+            let (min, max) = (min?, max?);
+            if min > max {
+                d.err(
+                    span_of(&g.max, spec.span()),
+                    f("max"),
+                    format!("max {max} is less than min {min}; expected min <= max"),
+                );
+            }
+            Gen::Int { min, max, dist, s }
+        }
+        "float" => {
+            let min = float_value(d, &g.min, &f("min"), spec.span());
+            let max = float_value(d, &g.max, &f("max"), spec.span());
+            let (min, max) = (min?, max?);
+            if min > max {
+                d.err(
+                    span_of(&g.max, spec.span()),
+                    f("max"),
+                    format!("max {max} is less than min {min}; expected min <= max"),
+                );
+            }
+            Gen::Float { min, max }
+        }
+        "text" => {
+            let (min_len, max_len) = len_range(
+                d,
+                &g.min_len,
+                &g.max_len,
+                &f("min_len"),
+                &f("max_len"),
+                (8, 32),
+                1_000_000,
+            )?;
+            Gen::Text { min_len, max_len }
+        }
+        "words" => {
+            let min = opt_small_int(d, &g.min, &f("min"), 10_000);
+            let max = opt_small_int(d, &g.max, &f("max"), 10_000);
+            let (min, max) = (min?.unwrap_or(1), max?.unwrap_or(8));
+            if min > max {
+                d.err(
+                    span_of(&g.max, spec.span()),
+                    f("max"),
+                    format!("max {max} is less than min {min}; expected min <= max"),
+                );
+            }
+            Gen::Words { min, max }
+        }
+        "choice" => choice(d, g, spec.span(), path)?,
+        "bool" => {
+            if let (Some(_), Some(p)) = (&g.p_true, &g.p) {
+                d.err(
+                    p.span(),
+                    f("p"),
+                    "give either p_true or p (the same thing), not both",
+                );
+            }
+            let p_true = match (&g.p_true, &g.p) {
+                (Some(v), _) => d.float_in(v, &f("p_true"), 0.0, 1.0),
+                (None, Some(v)) => d.float_in(v, &f("p"), 0.0, 1.0),
+                (None, None) => Some(0.5),
+            }?;
+            Gen::Bool { p_true }
+        }
+        "timestamp" => {
+            let from = timestamp(d, &g.from, &f("from"), spec.span());
+            let to = timestamp(d, &g.to, &f("to"), spec.span());
+            let (from_us, to_us) = (from?, to?);
+            if from_us > to_us {
+                d.err(
+                    span_of(&g.to, spec.span()),
+                    f("to"),
+                    "`to` is earlier than `from`; expected from <= to",
+                );
+            }
+            Gen::Timestamp { from_us, to_us }
+        }
+        "uuid" => Gen::Uuid,
+        "json" => Gen::Json {
+            keys: match &g.keys {
+                Some(v) => d.int_in(v, &f("keys"), 1, 1000)? as u32,
+                None => 3,
+            },
+        },
+        "fk" => {
+            let t = d.required(
+                &g.table,
+                spec.span(),
+                &f("table"),
+                "the name of the table whose rows this references, e.g. table = \"customers\"",
+            )?;
+            let name = t.get_ref();
+            match targets.iter().find(|x| &x.name == name) {
+                None => {
+                    let names: Vec<&str> = targets.iter().map(|x| x.name.as_str()).collect();
+                    d.err(
+                        t.span(),
+                        f("table"),
+                        format!(
+                            "no table named `{name}`; expected one of: {}",
+                            names.join(", ")
+                        ),
+                    );
+                    return None;
+                }
+                Some(x) if !x.usable => {
+                    d.err(
+                        t.span(),
+                        f("table"),
+                        format!(
+                            "table `{name}` (line {}) is not defined before this table; a foreign key may only point at an earlier [[table]]",
+                            x.line
+                        ),
+                    );
+                    return None;
+                }
+                Some(x) if x.rows == 0 => {
+                    d.err(
+                        t.span(),
+                        f("table"),
+                        format!(
+                            "table `{name}` has no generated rows, so there is no key to reference"
+                        ),
+                    );
+                    return None;
+                }
+                Some(x) => Gen::ForeignKey {
+                    table: x.name.clone(),
+                    rows: x.rows,
+                },
+            }
+        }
+        "constant" => {
+            let v = d.required(
+                &g.value,
+                spec.span(),
+                &f("value"),
+                "the value, e.g. value = \"new\"",
+            )?;
+            Gen::Constant {
+                value: scalar_text(d, v, &f("value"))?,
+            }
+        }
+        _ => return None,
+    };
+    (d.errors.len() == errors_before).then_some(ColumnGen {
+        kind: gen,
+        null_fraction,
+    })
+}
+
+fn span_of<T>(v: &Option<S<T>>, fallback: Range<usize>) -> Range<usize> {
+    v.as_ref().map_or(fallback, |v| v.span())
+}
+
+fn int_value(
+    d: &mut Diags,
+    v: &Option<S<Value>>,
+    field: &str,
+    section: Range<usize>,
+) -> Option<i64> {
+    let v = d.required(v, section, field, "an integer")?;
+    match v.get_ref() {
+        Value::Integer(i) => Some(*i),
+        other => {
+            d.err(
+                v.span(),
+                field,
+                format!("expected an integer, found {}", other.type_str()),
+            );
+            None
+        }
+    }
+}
+
+fn float_value(
+    d: &mut Diags,
+    v: &Option<S<Value>>,
+    field: &str,
+    section: Range<usize>,
+) -> Option<f64> {
+    let v = d.required(v, section, field, "a number")?;
+    match v.get_ref() {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Float(x) if x.is_finite() => Some(*x),
+        other => {
+            d.err(
+                v.span(),
+                field,
+                format!("expected a finite number, found {other}"),
+            );
+            None
+        }
+    }
+}
+
+/// An optional integer in 0..=hi given as a TOML Value. Outer None = invalid.
+fn opt_small_int(d: &mut Diags, v: &Option<S<Value>>, field: &str, hi: i64) -> Option<Option<u32>> {
+    let Some(v) = v else { return Some(None) };
+    match v.get_ref() {
+        Value::Integer(i) if (0..=hi).contains(i) => Some(Some(*i as u32)),
+        Value::Integer(i) => {
+            d.err(
+                v.span(),
+                field,
+                format!("{i} is out of range; expected an integer in 0..={hi}"),
+            );
+            None
+        }
+        other => {
+            d.err(
+                v.span(),
+                field,
+                format!("expected an integer, found {}", other.type_str()),
+            );
+            None
+        }
+    }
+}
+
+fn len_range(
+    d: &mut Diags,
+    lo: &Option<S<i64>>,
+    hi: &Option<S<i64>>,
+    lo_field: &str,
+    hi_field: &str,
+    default: (u32, u32),
+    limit: i64,
+) -> Option<(u32, u32)> {
+    let a = match lo {
+        Some(v) => d.int_in(v, lo_field, 0, limit).map(|x| x as u32),
+        None => Some(default.0),
+    };
+    let b = match hi {
+        Some(v) => d.int_in(v, hi_field, 0, limit).map(|x| x as u32),
+        // Only min_len given: the range is at least that long.
+        None => a.map(|a| a.max(default.1)),
+    };
+    let (a, b) = (a?, b?);
+    if a > b {
+        let span = hi.as_ref().map_or(0..0, |v| v.span());
+        d.err(
+            span,
+            hi_field,
+            format!("{hi_field} {b} is less than {lo_field} {a}"),
+        );
+        return None;
+    }
+    Some((a, b))
+}
+
+fn choice(d: &mut Diags, g: &GenSpec, section: Range<usize>, path: &str) -> Option<Gen> {
+    let values_v = d.required(
+        &g.values,
+        section,
+        &format!("{path}.values"),
+        "a list of values, e.g. values = [\"new\", \"paid\"]",
+    )?;
+    let values_field = format!("{path}.values");
+    if values_v.get_ref().is_empty() {
+        d.err(
+            values_v.span(),
+            &values_field,
+            "is empty; expected at least one value",
+        );
+        return None;
+    }
+    let mut values = Vec::new();
+    for (i, v) in values_v.get_ref().iter().enumerate() {
+        values.push(scalar_text(d, v, &format!("{values_field}[{i}]"))?);
+    }
+    let weights = match &g.weights {
+        None => vec![1; values.len()],
+        Some(w) => {
+            let wf = format!("{path}.weights");
+            if w.get_ref().len() != values.len() {
+                d.err(
+                    w.span(),
+                    &wf,
+                    format!(
+                        "has {} weights for {} values; expected one weight per value",
+                        w.get_ref().len(),
+                        values.len()
+                    ),
+                );
+                return None;
+            }
+            let mut ws = Vec::new();
+            for (i, x) in w.get_ref().iter().enumerate() {
+                ws.push(d.int_in(x, &format!("{wf}[{i}]"), 0, i64::from(u32::MAX))? as u32);
+            }
+            if ws.iter().all(|&x| x == 0) {
+                d.err(
+                    w.span(),
+                    &wf,
+                    "are all zero; expected at least one weight above zero",
+                );
+                return None;
+            }
+            if ws.iter().map(|&x| u64::from(x)).sum::<u64>() > u64::from(u32::MAX) {
+                d.err(
+                    w.span(),
+                    &wf,
+                    format!("sum to more than {}; use smaller weights", u32::MAX),
+                );
+                return None;
+            }
+            ws
+        }
+    };
+    Some(Gen::Choice { values, weights })
+}
+
+/// A string, number or boolean as the text Postgres will be sent.
+pub fn scalar_text(d: &mut Diags, v: &S<Value>, field: &str) -> Option<String> {
+    match v.get_ref() {
+        Value::String(s) => Some(s.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Float(x) if x.is_finite() => Some(x.to_string()),
+        Value::Boolean(b) => Some(b.to_string()),
+        Value::Datetime(t) => Some(t.to_string()),
+        other => {
+            d.err(
+                v.span(),
+                field,
+                format!(
+                    "expected a string, number or boolean, found {}",
+                    other.type_str()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn timestamp(
+    d: &mut Diags,
+    v: &Option<S<Value>>,
+    field: &str,
+    section: Range<usize>,
+) -> Option<i64> {
+    let v = d.required(
+        v,
+        section,
+        field,
+        "a date or timestamp, e.g. \"2024-01-01\" or \"2024-01-01T00:00:00Z\"",
+    )?;
+    let text = match v.get_ref() {
+        Value::String(s) => s.clone(),
+        Value::Datetime(t) => t.to_string(),
+        other => {
+            d.err(
+                v.span(),
+                field,
+                format!("expected a date or timestamp, found {}", other.type_str()),
+            );
+            return None;
+        }
+    };
+    match parse_timestamp_us(&text) {
+        Some(us) => Some(us),
+        None => {
+            d.err(
+                v.span(),
+                field,
+                format!("`{text}` is not a date or timestamp; expected \"YYYY-MM-DD\" or RFC 3339 like \"2024-01-01T00:00:00Z\""),
+            );
+            None
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch; dates and offset-less times are UTC.
+pub fn parse_timestamp_us(s: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// A rough on-disk size of one generated row (heap tuple, no indexes), for
+/// rejecting row counts no disk can hold.
+pub fn estimated_row_bytes(cols: &[super::ColumnPlan]) -> u64 {
+    let body: u64 = cols
+        .iter()
+        .map(|c| match &c.gen.kind {
+            Gen::Sequence { .. } | Gen::Int { .. } | Gen::Float { .. } | Gen::ForeignKey { .. } => {
+                8
+            }
+            Gen::Timestamp { .. } => 8,
+            Gen::Bool { .. } => 1,
+            Gen::Uuid => 16,
+            Gen::Text { min_len, max_len } => 1 + (u64::from(*min_len) + u64::from(*max_len)) / 2,
+            Gen::Words { min, max } => 1 + 7 * (u64::from(*min) + u64::from(*max)) / 2,
+            Gen::Choice { values, .. } => {
+                1 + values.iter().map(|v| v.len() as u64).max().unwrap_or(0)
+            }
+            Gen::Json { keys } => 2 + 16 * u64::from(*keys),
+            Gen::Constant { value } => 1 + value.len() as u64,
+        })
+        .sum();
+    // Tuple header + line pointer.
+    28 + body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp_us("1970-01-02"), Some(86_400_000_000));
+        assert_eq!(parse_timestamp_us("1970-01-01T00:00:01Z"), Some(1_000_000));
+        assert_eq!(parse_timestamp_us("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_timestamp_us("1970-01-01 00:00:00.5"), Some(500_000));
+        assert_eq!(parse_timestamp_us("2024-13-01"), None);
+        assert_eq!(parse_timestamp_us("yesterday"), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! Shared helpers for the integration tests: a real Postgres to talk to, the
+//! binary under test, and checks that nothing was left behind.
+//!
+//! Every test file that says `mod common;` compiles this file on its own, so
+//! not every helper is used everywhere.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pgrehearse::target::{BackendKind, ConnInfo, Target, TargetOptions};
+
+/// The `pgrehearse` binary built for this test run.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pgrehearse"))
+}
+
+/// Options for a target: the url backend on PGREHEARSE_TEST_URL when set,
+/// else an ephemeral local cluster.
+pub fn test_options(settings: &[(&str, &str)]) -> TargetOptions {
+    let url = std::env::var("PGREHEARSE_TEST_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    TargetOptions {
+        backend: if url.is_some() {
+            BackendKind::Url
+        } else {
+            BackendKind::Local
+        },
+        image: None,
+        database_url: url,
+        version: None,
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// A running server with a fresh work database, torn down on drop (the
+/// backends' own drop safety nets) or explicitly with [`TestServer::teardown`].
+pub struct TestServer {
+    target: Option<Target>,
+}
+
+/// A server for one test: PGREHEARSE_TEST_URL (url backend, a scratch
+/// database) when set, else a local cluster started through `Target::start`.
+pub async fn test_server() -> TestServer {
+    test_server_with(&[]).await
+}
+
+/// Like [`test_server`] with server settings (ignored by the url backend,
+/// which does not own the server).
+pub async fn test_server_with(settings: &[(&str, &str)]) -> TestServer {
+    let opts = test_options(settings);
+    match Target::start(&opts).await {
+        Ok(t) => TestServer { target: Some(t) },
+        Err(e) => panic!("cannot provision a test server ({:?}): {e}", opts.backend),
+    }
+}
+
+impl TestServer {
+    pub fn target(&self) -> &Target {
+        self.target.as_ref().expect("torn down")
+    }
+
+    pub fn conn(&self) -> &ConnInfo {
+        self.target().conn()
+    }
+
+    /// A client on the work database; its connection runs on a spawned task.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(self.conn(), &self.conn().dbname).await
+    }
+
+    /// Stop and remove the server (or drop the scratch database).
+    pub async fn teardown(mut self) {
+        if let Some(t) = self.target.take() {
+            t.teardown().await.expect("teardown");
+        }
+    }
+}
+
+/// A client on `dbname` of the server behind `conn`.
+pub async fn connect(conn: &ConnInfo, dbname: &str) -> tokio_postgres::Client {
+    let (client, connection) = conn
+        .config_for(dbname)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", conn.redacted()));
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh temp dir to use as TMPDIR for a child `pgrehearse`, so that the
+/// clusters *it* creates can be told apart from those of parallel tests.
+/// Searchable by others (0755): the cluster runs as `postgres` under root.
+pub fn isolated_tmpdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::Builder::new()
+        .prefix("pgrehearse-test-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// Is a process with this pid still there (and not a zombie)?
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ..." — the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Postgres processes whose command line mentions `dir` (a postmaster runs
+/// as `postgres -D <dir>/pgrehearse-xxx/data ...`): "pid cmdline" each.
+pub fn postgres_processes_under(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains("postgres") && cmd.contains(&needle) && process_alive(pid) {
+            found.push(format!("{pid} {}", cmd.trim()));
+        }
+    }
+    found
+}
+
+/// Entries left in `dir` (e.g. an isolated TMPDIR after a run).
+pub fn entries_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Containers (running or not) that a pgrehearse process with this pid
+/// started: the docker backend labels them `pgrehearse.pid=<pid>`.
+/// Empty when no Docker engine answers.
+pub fn containers_of_pid(pid: u32) -> Vec<String> {
+    docker_ps(&format!("label=pgrehearse.pid={pid}"))
+}
+
+/// All containers started by pgrehearse, any process.
+pub fn pgrehearse_containers() -> Vec<String> {
+    docker_ps("label=pgrehearse.pid")
+}
+
+fn docker_ps(filter: &str) -> Vec<String> {
+    let Ok(out) = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Names}} {{.Status}}",
+        ])
+        .args(["--filter", filter])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Scratch databases of the url backend (`pgrehearse_<timestamp>_<random>`)
+/// on the server behind `conn`.
+pub async fn scratch_databases(conn: &ConnInfo) -> Vec<String> {
+    let client = connect(conn, "postgres").await;
+    client
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'pgrehearse\\_%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("list databases")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// After a child `pgrehearse` (pid `pid`, TMPDIR `tmp`) exited: no cluster
+/// process, no temp dir, no container of its own. Returns what was left.
+pub fn left_behind(tmp: &Path, pid: u32) -> Vec<String> {
+    let mut left = postgres_processes_under(tmp);
+    left.extend(
+        entries_in(tmp)
+            .into_iter()
+            .map(|p| format!("dir {}", p.display())),
+    );
+    left.extend(
+        containers_of_pid(pid)
+            .into_iter()
+            .map(|c| format!("container {c}")),
+    );
+    left
+}
