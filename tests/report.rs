@@ -469,3 +469,76 @@ fn verdict_line_and_text_for_the_cli() {
         1
     );
 }
+
+/// `pgrehearse report RUN_DIR` re-renders from the CSVs alone and exits 1 on
+/// a breached budget, 0 when every budget holds, 2 on a bad --budget.
+#[test]
+fn report_command_exit_codes_and_json() {
+    let bin = env!("CARGO_BIN_EXE_pgrehearse");
+    let t = copy_fixture();
+    let run = |args: &[&str]| {
+        Command::new(bin)
+            .arg("report")
+            .arg(t.path())
+            .args(args)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    };
+    let tight = run(&["--budget", "max_blocking_lock_ms=100"]);
+    assert_eq!(
+        tight.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&tight.stderr)
+    );
+    let out = String::from_utf8_lossy(&tight.stdout);
+    assert!(
+        out.contains(
+            "budget max_blocking_lock_ms: FAIL 1199.2 ms > limit 100.0 ms (expand / create index)"
+        ),
+        "{out}"
+    );
+    for f in [
+        "summary.json",
+        "summary.md",
+        "index.html",
+        "latency.svg",
+        "locks.png",
+        "throughput.svg",
+    ] {
+        assert!(t.path().join(f).is_file(), "{f} not rendered");
+    }
+
+    let loose = run(&[
+        "--json",
+        "--budget",
+        "max_blocking_lock_ms=5s",
+        "--budget",
+        "max_app_wait_ms=5s",
+        "--budget",
+        "p99_ms=5s",
+        "--budget",
+        "max_errors=10",
+    ]);
+    assert_eq!(
+        loose.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&loose.stderr)
+    );
+    let printed: Summary = serde_json::from_slice(&loose.stdout).unwrap();
+    assert_eq!(printed.verdict, "pass");
+    let written: Summary =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(printed, written);
+
+    let bad = run(&["--budget", "p98_ms=5"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("unknown budget key `p98_ms`") && err.contains("max_blocking_lock_ms"),
+        "{err}"
+    );
+}
