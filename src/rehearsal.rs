@@ -334,7 +334,10 @@ async fn rehearse(
             abort.cancel();
         });
     }
-    let progress = (!common.quiet && std::io::stderr().is_terminal()).then(|| {
+    let progress = (!common.quiet
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal())
+    .then(|| {
         spawn_progress(
             current.clone(),
             live_stats.clone(),

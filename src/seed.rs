@@ -213,7 +213,7 @@ pub fn default_workers() -> usize {
 }
 
 fn progress_bar(total: u64, enabled: bool) -> ProgressBar {
-    if !enabled || !std::io::stderr().is_terminal() {
+    if !enabled || !std::io::stderr().is_terminal() || !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }
     let style = ProgressStyle::with_template(
