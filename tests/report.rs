@@ -542,3 +542,65 @@ fn report_command_exit_codes_and_json() {
         "{err}"
     );
 }
+
+/// A long backfill (hundreds of batches, each a statement with its own locks,
+/// and app waits) renders quickly and keeps the summary small.
+#[test]
+fn a_long_backfill_renders_quickly() {
+    use pgrehearse::record::{Blocks, LockRow, StatementRow};
+    let mut rec = RunRecord::read(&fixture()).unwrap();
+    let base = rec.statements.iter().map(|s| s.end_ms).fold(0.0, f64::max) + 10.0;
+    for b in 0..600u32 {
+        let start = base + b as f64 * 3.0;
+        rec.statements.push(StatementRow {
+            phase: "switch".into(),
+            step: "backfill".into(),
+            attempt: 1,
+            sql: format!(
+                "UPDATE orders SET note = status WHERE id > {} AND id <= {}",
+                b * 1000,
+                (b + 1) * 1000
+            ),
+            start_ms: start,
+            end_ms: start + 2.0,
+            duration_ms: 2.0,
+            outcome: "ok".into(),
+            sqlstate: String::new(),
+            rewrote: false,
+            seq_scans: 0,
+            wal_bytes: 200_000,
+        });
+        rec.locks.push(LockRow {
+            phase: "switch".into(),
+            step: "backfill".into(),
+            relation: "orders".into(),
+            locktype: "relation".into(),
+            mode: "RowExclusiveLock".into(),
+            requested_ms: start,
+            granted_ms: Some(start),
+            released_ms: Some(start + 2.0),
+            wait_ms: 0.0,
+            held_ms: 2.0,
+            blocks: Blocks::None,
+        });
+    }
+    let t = tempfile::tempdir().unwrap();
+    rec.write(t.path()).unwrap();
+    let started = std::time::Instant::now();
+    let s = render(t.path(), &opts(&[])).unwrap();
+    let took = started.elapsed();
+    assert!(took.as_secs() < 60, "rendering took {took:?}");
+    let backfill = s
+        .analysis
+        .steps
+        .iter()
+        .find(|st| st.step == "backfill")
+        .unwrap();
+    assert_eq!(backfill.statements, 600);
+    assert_eq!(backfill.sql.len(), 10);
+    assert_eq!(backfill.wal_bytes, 600 * 200_000);
+    let json = std::fs::metadata(t.path().join("summary.json"))
+        .unwrap()
+        .len();
+    assert!(json < 100_000, "summary.json is {json} bytes");
+}

@@ -91,7 +91,7 @@ pub struct StepFacts {
     /// Statements executed, counting each statement's final try only.
     pub statements: usize,
     pub attempts: u32,
-    /// The distinct statement texts, in order.
+    /// The distinct statement texts, in order (at most the first 10).
     pub sql: Vec<String>,
     pub start_ms: f64,
     pub end_ms: f64,

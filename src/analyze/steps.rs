@@ -23,10 +23,15 @@ pub fn normalize(rec: &RunRecord) -> RunRecord {
 
 /// Does any step create `relation`? (See [`created_by_step`].)
 pub fn created_by_any_step(rec: &RunRecord, relation: &str) -> bool {
-    rec.locks
-        .iter()
-        .filter(|l| l.relation == relation)
-        .any(|l| created_by_step(rec, &l.phase, &l.step, relation))
+    let mut steps: Vec<(&str, &str)> = Vec::new();
+    for l in rec.locks.iter().filter(|l| l.relation == relation) {
+        if !steps.contains(&(l.phase.as_str(), l.step.as_str())) {
+            steps.push((&l.phase, &l.step));
+        }
+    }
+    steps
+        .into_iter()
+        .any(|(p, st)| created_by_step(rec, p, st, relation))
 }
 
 /// Does a statement of the step create `relation` (CREATE [UNIQUE] INDEX
@@ -41,10 +46,13 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
             .trim_matches('"')
             .to_ascii_lowercase()
     }
-    let re = regex::Regex::new(
-        r#"(?i)^\s*CREATE\s+(?:UNIQUE\s+)?(?:INDEX|TABLE|SEQUENCE|MATERIALIZED\s+VIEW)\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?("[^"]+"|[\w.]+)"#,
-    )
-    .expect("static regex");
+    static CREATE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = CREATE.get_or_init(|| {
+        regex::Regex::new(
+            r#"(?i)^\s*CREATE\s+(?:UNIQUE\s+)?(?:INDEX|TABLE|SEQUENCE|MATERIALIZED\s+VIEW)\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?("[^"]+"|[\w.]+)"#,
+        )
+        .expect("static regex")
+    });
     // A relation known only by its OID had no name in the observer's
     // snapshot: its catalog row is not committed (an index being built), so
     // no app session can see it either.
@@ -55,9 +63,19 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
     rec.statements
         .iter()
         .filter(|s| s.phase == phase && s.step == step)
+        // Cheap test first: a backfill has hundreds of UPDATEs.
+        .filter(|s| {
+            s.sql
+                .trim_start()
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("create"))
+        })
         .filter_map(|s| re.captures(&s.sql).map(|c| bare(&c[1])))
         .any(|created| created == rel)
 }
+
+/// How many distinct statement texts a step lists.
+pub const MAX_SQL: usize = 10;
 
 /// Steps in the order they first ran: (phase, step).
 pub(crate) fn step_keys(rec: &RunRecord) -> Vec<(String, String)> {
@@ -167,9 +185,11 @@ pub(crate) fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<S
                 })
                 .collect();
             let bad = last.iter().find(|s| s.outcome != "ok");
+            // The first MAX_SQL distinct texts: a backfill writes one
+            // statement per batch, and `statements` keeps the count.
             let mut sql: Vec<String> = Vec::new();
             for s in &last {
-                if !sql.contains(&s.sql) {
+                if sql.len() < MAX_SQL && !sql.contains(&s.sql) {
                     sql.push(s.sql.clone());
                 }
             }
@@ -183,10 +203,20 @@ pub(crate) fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<S
 
             // The strongest lock on a relation others can see; a lock on a
             // relation the step creates only when there is nothing else.
+            let mut created: Vec<(&str, bool)> = Vec::new();
+            for l in &locks {
+                if !created.iter().any(|(r, _)| *r == l.relation) {
+                    created.push((
+                        &l.relation,
+                        created_by_step(rec, &phase, &step, &l.relation),
+                    ));
+                }
+            }
+            let is_created = |rel: &str| created.iter().any(|(r, c)| *r == rel && *c);
             let visible: Vec<&LockRow> = locks
                 .iter()
                 .copied()
-                .filter(|l| !created_by_step(rec, &phase, &step, &l.relation))
+                .filter(|l| !is_created(&l.relation))
                 .collect();
             let pool = if visible.is_empty() { &locks } else { &visible };
             let strongest_lock = pool

@@ -122,7 +122,15 @@ pub(super) fn draw<DB: DrawingBackend>(
     let px_per_s = (LATENCY_SIZE.0 as f64 - 110.0) / d.end_s.max(0.001);
     let mut taken: Vec<(f64, f64, usize)> = Vec::new();
     let mut any_hold = false;
-    for l in d.rec.locks.iter().filter(|l| l.blocks != Blocks::None) {
+    // Every blocking hold is drawn; the longest few are labelled.
+    let mut blocking: Vec<_> = d
+        .rec
+        .locks
+        .iter()
+        .filter(|l| l.blocks != Blocks::None)
+        .collect();
+    blocking.sort_by(|a, b| b.held_ms.total_cmp(&a.held_ms));
+    for (rank, l) in blocking.into_iter().enumerate() {
         let (Some(g), rel) = (l.granted_ms, &l.relation) else {
             continue;
         };
@@ -139,10 +147,17 @@ pub(super) fn draw<DB: DrawingBackend>(
                 color.filled(),
             )))
             .map_err(err)?;
+        any_hold = true;
+        if rank >= 4 {
+            continue;
+        }
         let text = format!(
             "{} on {rel}: {:.0} ms, blocks {}",
             l.mode, l.held_ms, l.blocks
         );
+        let a = a
+            .min(d.end_s - (text.chars().count() as f64 * 7.0 + 8.0) / px_per_s)
+            .max(0.0);
         let (x0, x1) = (
             a * px_per_s,
             a * px_per_s + text.chars().count() as f64 * 7.0 + 8.0,
@@ -158,7 +173,6 @@ pub(super) fn draw<DB: DrawingBackend>(
                 (FONT, 12).into_font().color(&color),
             )))
             .map_err(err)?;
-        any_hold = true;
     }
 
     for (i, q) in qs.iter().enumerate() {

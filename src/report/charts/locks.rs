@@ -84,10 +84,15 @@ pub(super) fn draw<DB: DrawingBackend>(
             rows.push(r);
         }
     }
+    let fresh_rows: Vec<bool> = rows
+        .iter()
+        .map(|r| crate::analyze::created_by_any_step(d.rec, r))
+        .collect();
     let names: Vec<String> = rows
         .iter()
-        .map(|r| {
-            if crate::analyze::created_by_any_step(d.rec, r) {
+        .zip(&fresh_rows)
+        .map(|(r, fresh)| {
+            if *fresh {
                 format!("{r} (new)")
             } else {
                 r.clone()
@@ -214,7 +219,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         if let Some(g) = granted {
             let e = released.max(g + min_w);
             // A lock on a relation the step creates blocks nobody: drawn pale.
-            let fresh = crate::analyze::created_by_any_step(d.rec, &l.relation);
+            let fresh = fresh_rows[rows.iter().position(|r| *r == l.relation).unwrap_or(0)];
             let style = if fresh {
                 c.mix(0.35).filled()
             } else {
@@ -235,7 +240,24 @@ pub(super) fn draw<DB: DrawingBackend>(
             modes.push(l.mode.clone());
         }
     }
-    for (text, req, g, e, y) in labels {
+    // Label every bar of a row with few; of a busy row (a backfill's
+    // batches) only its longest holds.
+    const LABELS_PER_ROW: usize = 8;
+    let mut keep: Vec<bool> = vec![true; labels.len()];
+    for row in 0..n {
+        let mut idx: Vec<usize> = (0..labels.len())
+            .filter(|i| labels[*i].4 as usize == row)
+            .collect();
+        if idx.len() > LABELS_PER_ROW {
+            idx.sort_by(|a, b| {
+                (labels[*b].3 - labels[*b].2).total_cmp(&(labels[*a].3 - labels[*a].2))
+            });
+            for i in &idx[LABELS_PER_ROW..] {
+                keep[*i] = false;
+            }
+        }
+    }
+    for ((text, req, g, e, y), _) in labels.into_iter().zip(keep).filter(|(_, k)| *k) {
         if (e - g) * px_per_s > text_px(&text) {
             // Inside the bar, vertically centred.
             chart

@@ -55,13 +55,27 @@ impl ChartData<'_> {
             .collect()
     }
 
-    /// Statement spans (step, start s, end s).
-    pub fn statements(&self) -> Vec<(String, f64, f64)> {
-        self.rec
+    /// Time spans (s) when a migration statement was running: statements
+    /// closer than about a pixel are merged, so a backfill of hundreds of
+    /// batches shades one band instead of drawing hundreds of full-height
+    /// rectangles.
+    pub fn statement_spans(&self) -> Vec<(f64, f64)> {
+        let mut v: Vec<(f64, f64)> = self
+            .rec
             .statements
             .iter()
-            .map(|s| (s.step.clone(), s.start_ms / 1000.0, s.end_ms / 1000.0))
-            .collect()
+            .map(|s| (s.start_ms / 1000.0, s.end_ms.max(s.start_ms) / 1000.0))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let gap = self.end_s / 1200.0;
+        let mut out: Vec<(f64, f64)> = Vec::new();
+        for (a, b) in v {
+            match out.last_mut() {
+                Some(last) if a <= last.1 + gap => last.1 = last.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        out
     }
 }
 
@@ -165,7 +179,7 @@ where
             )))
             .map_err(err)?;
     }
-    for (_, a, b) in d.statements() {
+    for (a, b) in d.statement_spans() {
         // A statement shorter than a pixel still shows as a sliver.
         let b = b.max(a + d.end_s / 1500.0);
         chart
