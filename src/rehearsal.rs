@@ -41,20 +41,24 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Must run (inside the runtime) before anything is provisioned: from
+    /// here on SIGINT / SIGTERM no longer kill the process outright, so
+    /// every teardown runs. The handlers are registered right here, not in
+    /// the spawned task, so there is no window where a signal still kills.
     pub fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
         let s = Signals {
             token: CancellationToken::new(),
             which: Arc::default(),
         };
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return s;
+        };
         let c = s.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
             let n = tokio::select! {
                 _ = int.recv() => libc::SIGINT,
                 _ = term.recv() => libc::SIGTERM,
@@ -406,6 +410,22 @@ async fn rehearse(
         } else {
             fail
         };
+    }
+
+    // Caps that keep a long run's memory bounded: say when one was hit.
+    if recorder.errors_dropped > 0 {
+        eprintln!(
+            "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv only",
+            crate::latency::MAX_ERROR_ROWS,
+            recorder.errors_dropped
+        );
+    }
+    if observations.waits_dropped > 0 {
+        eprintln!(
+            "pgrehearse: warning: waits.csv keeps the first {} lock waits; {} more were not recorded",
+            crate::observe::MAX_WAIT_ROWS,
+            observations.waits_dropped
+        );
     }
 
     // Record.
