@@ -23,6 +23,11 @@ use crate::workload::{PidOwner, PidRegistry, SCRIPT_APP};
 
 pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
 
+/// waits.csv keeps at most this many rows (about 25 MB in memory): a long
+/// run with constant app-on-app row-lock contention must not grow without
+/// bound. Waits past the cap are counted in `Observations::waits_dropped`.
+pub const MAX_WAIT_ROWS: usize = 100_000;
+
 /// The text of a Postgres error with its SQLSTATE, for messages.
 pub fn pg_error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -85,6 +90,8 @@ pub struct Observations {
     pub log_acquired: Vec<LogAcquired>,
     pub server: Vec<ServerRow>,
     pub polls: u64,
+    /// Waits not kept because waits.csv reached [`MAX_WAIT_ROWS`].
+    pub waits_dropped: u64,
     /// Mean time between polls, ms (the precision of wait ends).
     pub mean_poll_ms: f64,
 }
@@ -186,6 +193,7 @@ struct WaitPoller {
     mig_open: HashMap<(String, String, String, i64), OpenMigWait>,
     held_open: HashMap<(String, String, String), HeldSighting>,
     done: Vec<WaitRow>,
+    waits_dropped: u64,
     mig_done: Vec<MigrationWait>,
     held_done: Vec<HeldSighting>,
     polls: u64,
@@ -215,6 +223,7 @@ impl WaitPoller {
             mig_open: HashMap::new(),
             held_open: HashMap::new(),
             done: Vec::new(),
+            waits_dropped: 0,
             mig_done: Vec::new(),
             held_done: Vec::new(),
             polls: 0,
@@ -385,6 +394,10 @@ impl WaitPoller {
             .collect();
         for k in gone {
             let w = self.open.remove(&k).expect("present");
+            if self.done.len() >= MAX_WAIT_ROWS {
+                self.waits_dropped += 1;
+                continue;
+            }
             let end = (w.last_seen_ms + t) / 2.0;
             let cause = if w.queued_behind_migration {
                 WaitCause::QueuedBehindMigration
@@ -492,6 +505,7 @@ impl WaitPoller {
             log_acquired: Vec::new(),
             server: Vec::new(),
             polls: self.polls,
+            waits_dropped: self.waits_dropped,
             mean_poll_ms,
         }
     }
@@ -569,7 +583,13 @@ async fn tail_log(file: tokio::fs::File, ctx: Arc<ObserverCtx>) -> Vec<LogAcquir
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Ok(_) => {
-                if let Some(a) = parse_acquired(&line, &ctx.server_clock) {
+                // Only the migration's own lines are used (lock_rows); app
+                // waits log one line each, so keeping those too would grow
+                // with the run. The migration pid is known before it waits.
+                let mig_pid = ctx.migration.pid.load(Ordering::Relaxed);
+                if let Some(a) = parse_acquired(&line, &ctx.server_clock)
+                    .filter(|a| mig_pid != 0 && a.pid == mig_pid)
+                {
                     out.push(a);
                 }
             }
