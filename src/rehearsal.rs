@@ -32,6 +32,8 @@ const SAMPLE_QUEUE: usize = 65_536;
 pub const WAIT_POLL: Duration = Duration::from_millis(5);
 /// How often server.csv gets a sample.
 pub const SERVER_SAMPLE: Duration = Duration::from_millis(250);
+/// How long the queries after the run (names of oids, invalid indexes) may take.
+const LAST_QUERIES_WAIT: Duration = Duration::from_secs(5);
 
 /// SIGINT / SIGTERM → a cancelled token and the signal number.
 #[derive(Clone)]
@@ -64,6 +66,10 @@ impl Signals {
                 _ = term.recv() => libc::SIGTERM,
             };
             c.which.store(n, Ordering::SeqCst);
+            // A container removal can take seconds on some storage drivers;
+            // the engine completes it without us once requested.
+            #[cfg(feature = "docker")]
+            crate::target::docker::stop_waiting_for_removals();
             c.token.cancel();
         });
         s
@@ -394,22 +400,33 @@ async fn rehearse(
     }
     let end_ms = clock.now_ms();
 
-    // Why did we stop early, if we did?
+    // Why did we stop early, if we did? A step's own error says most; a
+    // signal or a dead server says more than the "interrupted" of the
+    // migration it aborted.
     let interrupted = signals.token.is_cancelled();
-    let fail = failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if run.failure.is_none() {
-        run.failure = if interrupted {
-            Some(format!(
-                "interrupted by {}",
-                if signals.which.load(Ordering::SeqCst) == libc::SIGTERM {
-                    "SIGTERM"
-                } else {
-                    "SIGINT"
-                }
-            ))
-        } else {
-            fail
-        };
+    let fail = failure
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .or_else(|| observations.connection_lost.clone());
+    if run.failure.is_none() || run.aborted {
+        let cancelled = run
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.outcome == "cancelled")
+            .map(|s| format!(" (step `{} / {}` was cancelled)", s.phase, s.step))
+            .unwrap_or_default();
+        if interrupted {
+            let sig = if signals.which.load(Ordering::SeqCst) == libc::SIGTERM {
+                "SIGTERM"
+            } else {
+                "SIGINT"
+            };
+            run.failure = Some(format!("interrupted by {sig}{cancelled}"));
+        } else if let Some(f) = fail {
+            run.failure = Some(format!("{f}{cancelled}"));
+        }
     }
 
     // Caps that keep a long run's memory bounded: say when one was hit.
@@ -429,11 +446,16 @@ async fn rehearse(
     }
 
     // Record.
-    let oid_names = resolve_oids(&admin, &observations).await;
+    // A server that hangs (rather than dies) must not hold the report back.
+    let oid_names = tokio::time::timeout(LAST_QUERIES_WAIT, resolve_oids(&admin, &observations))
+        .await
+        .unwrap_or_default();
     let locks = crate::holds::lock_rows(&run, &observations, &oid_names);
     info.phases = run.phases.clone();
     info.steps = run.steps.clone();
-    info.invalid_indexes = invalid_indexes(&admin).await;
+    info.invalid_indexes = tokio::time::timeout(LAST_QUERIES_WAIT, invalid_indexes(&admin))
+        .await
+        .unwrap_or_default();
     info.end_ms = crate::latency::round3(end_ms);
     info.failure = run.failure.clone();
     info.lock_precision_ms = lock_precision(&server_clock, &observations);
