@@ -140,9 +140,25 @@ pub async fn run_one(
             s.name, common.backend
         );
     }
-    let target = tokio::select! {
-        t = Target::start(&opts) => t?,
-        _ = signals.token.cancelled() => return Err(signals.error()),
+    let target = if common.backend == BackendKind::Url {
+        // Not raced against a signal: a CREATE DATABASE abandoned mid-way
+        // still completes on the server, with nobody left to drop it. The
+        // start is short (bounded by the connect timeout); finish it, then
+        // tear down.
+        let target = Target::start(&opts).await?;
+        if signals.token.is_cancelled() {
+            if let Err(e) = target.teardown().await {
+                eprintln!("pgrehearse: teardown: {e}");
+            }
+            return Err(signals.error());
+        }
+        target
+    } else {
+        // Dropping a local or docker start tears down what it started.
+        tokio::select! {
+            t = Target::start(&opts) => t?,
+            _ = signals.token.cancelled() => return Err(signals.error()),
+        }
     };
     let result = rehearse(&target, s, common, budgets, signals).await;
     if let Err(e) = target.teardown().await {

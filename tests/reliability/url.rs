@@ -312,3 +312,39 @@ async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_databas
     assert_eq!(sessions, 0, "sessions of the run are still connected");
     server.teardown().await.unwrap();
 }
+
+/// A signal at any early moment (connecting, creating the scratch database,
+/// seeding) leaves no scratch database: a CREATE DATABASE abandoned by the
+/// client would still complete on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_early_in_a_url_run_leaves_no_scratch_database() {
+    let server = LocalCluster::start(&local_opts(&[]))
+        .await
+        .expect("a local cluster");
+    let sc = server.conn().clone();
+    let url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/postgres",
+        sc.password.clone().unwrap(),
+        sc.port
+    );
+    for delay_ms in [20, 60, 100, 150, 250] {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = Rehearsal::start(
+                "url-safety.toml",
+                &["--backend", "url", "--database-url", &url, "-q"],
+                &[],
+            );
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            interrupt(r, "INT", 130)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            common::scratch_databases(&sc).await,
+            Vec::<String>::new(),
+            "after a SIGINT {delay_ms} ms into the run"
+        );
+    }
+    server.teardown().await.unwrap();
+}
