@@ -288,13 +288,8 @@ impl Executor {
                 self.attempt_autocommit(phase, step, stmts, attempt).await
             };
             match r {
-                Err(Failure::LockTimeout(m)) if attempt <= step.retries => {
-                    // Exponential backoff with ±50% jitter so retries of
-                    // several migrators (or app retries) don't synchronise.
-                    let base = step.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
-                    let jitter = self.rng.gen_range(0.5..1.5);
-                    let wait = Duration::from_secs_f64((base * jitter).min(10.0));
-                    let _ = m;
+                Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
+                    let wait = self.backoff(step, attempt);
                     if !self.sleep(wait).await {
                         return Err(Failure::Aborted);
                     }
@@ -302,6 +297,14 @@ impl Executor {
                 other => return other,
             }
         }
+    }
+
+    /// Exponential backoff with ±50% jitter so retries of several migrators
+    /// (or of app retries) don't synchronise; capped at 10 s.
+    fn backoff(&mut self, step: &StepPlan, attempt: u32) -> Duration {
+        let base = step.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+        let jitter = self.rng.gen_range(0.5..1.5);
+        Duration::from_secs_f64((base * jitter).min(10.0))
     }
 
     fn session_settings(step: &StepPlan, local: bool) -> String {
@@ -539,38 +542,40 @@ impl Executor {
         b: &BackfillPlan,
         span: &mut StepSpan,
     ) -> Result<(), Failure> {
-        let range_sql = format!(
-            "SELECT min({k})::int8, max({k})::int8 FROM {t}",
+        // Keyset paging: each batch ends at the key `batch` rows further on,
+        // so sparse or skewed keys cost no empty batches.
+        let sql_err = |e: tokio_postgres::Error| Failure::Sql {
+            sqlstate: e
+                .as_db_error()
+                .map(|d| d.code().code().to_string())
+                .unwrap_or_default(),
+            message: crate::observe::pg_error_text(&e),
+        };
+        let bound_sql = format!(
+            "SELECT max({k})::int8 FROM (SELECT {k} FROM {t} WHERE {k} > $1::int8 ORDER BY {k} LIMIT {n}) s",
             k = b.key,
-            t = b.table
+            t = b.table,
+            n = b.batch.max(1)
         );
-        let range = tokio::select! {
-            r = self.client.query_one(range_sql.as_str(), &[]) => r,
-            _ = self.ctx.abort.cancelled() => {
-                let _ = self.client.cancel_token().cancel_query(NoTls).await;
-                return Err(Failure::Aborted);
-            }
-        };
-        let (lo, hi): (Option<i64>, Option<i64>) = match range {
-            Ok(r) => (r.get(0), r.get(1)),
-            Err(e) => {
-                return Err(Failure::Sql {
-                    sqlstate: e
-                        .as_db_error()
-                        .map(|d| d.code().code().to_string())
-                        .unwrap_or_default(),
-                    message: crate::observe::pg_error_text(&e),
-                })
-            }
-        };
-        let (Some(lo), Some(hi)) = (lo, hi) else {
-            return Ok(());
-        };
-        let total = ((hi - lo) as u64 / b.batch.max(1)) + 1;
-        let mut from = lo - 1;
+        let bound = self.client.prepare(&bound_sql).await.map_err(sql_err)?;
+        let max_sql = format!("SELECT max({k})::int8 FROM {t}", k = b.key, t = b.table);
+        let max: Option<i64> = self
+            .client
+            .query_one(max_sql.as_str(), &[])
+            .await
+            .map_err(sql_err)?
+            .get(0);
+        let Some(max) = max else { return Ok(()) };
+        let mut from = i64::MIN;
         let mut batch_no = 0u64;
-        while from < hi {
-            let to = from.saturating_add(b.batch as i64).min(hi);
+        loop {
+            let hi: Option<i64> = self
+                .client
+                .query_one(&bound, &[&from])
+                .await
+                .map_err(sql_err)?
+                .get(0);
+            let Some(to) = hi else { break };
             batch_no += 1;
             let mut sql = format!(
                 "UPDATE {t} SET {set} WHERE {k} > {from} AND {k} <= {to}",
@@ -582,7 +587,7 @@ impl Executor {
                 sql.push_str(&format!(" AND ({w})"));
             }
             self.ctx.current.set(format!(
-                "{} / {} (batch {batch_no}/{total})",
+                "{} / {} (batch {batch_no}, key {to} of {max})",
                 phase.name, step.name
             ));
             let stmts = [sql];
@@ -595,10 +600,8 @@ impl Executor {
                     .await
                 {
                     Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
-                        let wait = step
-                            .retry_backoff
-                            .mul_f64(2f64.powi(attempt as i32 - 1) * self.rng.gen_range(0.5..1.5));
-                        if !self.sleep(wait.min(Duration::from_secs(10))).await {
+                        let wait = self.backoff(step, attempt);
+                        if !self.sleep(wait).await {
                             return Err(Failure::Aborted);
                         }
                     }
@@ -609,7 +612,7 @@ impl Executor {
                 }
             }
             from = to;
-            if from < hi && !b.pause.is_zero() && !self.sleep(b.pause).await {
+            if from < max && !b.pause.is_zero() && !self.sleep(b.pause).await {
                 return Err(Failure::Aborted);
             }
         }

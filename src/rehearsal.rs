@@ -234,13 +234,22 @@ async fn rehearse(
             return Err(signals.error());
         }
     };
-    if let Err(e) = seeded {
-        let msg = format!("seeding failed: {e}");
-        write_partial(&info, &msg);
-        return Err(Error::Rehearsal {
-            message: msg,
-            report_dir: Some(run_dir),
-        });
+    match seeded {
+        Ok(_) => {}
+        // A generator that does not fit its column is the scenario's fault
+        // (exit 2); a server that cannot be used is exit 3.
+        Err(e @ (Error::Scenario(_) | Error::NoPostgres(_))) => {
+            write_partial(&info, &format!("seeding failed: {e}"));
+            return Err(e);
+        }
+        Err(e) => {
+            let msg = format!("seeding failed: {e}");
+            write_partial(&info, &msg);
+            return Err(Error::Rehearsal {
+                message: msg,
+                report_dir: Some(run_dir),
+            });
+        }
     }
     info.seed_ms = seed_start.elapsed().as_secs_f64() * 1e3;
 
@@ -351,7 +360,10 @@ async fn rehearse(
             abort.cancel();
         });
     }
-    let progress = (!common.quiet && std::io::stderr().is_terminal()).then(|| {
+    let progress = (!common.quiet
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal())
+    .then(|| {
         spawn_progress(
             current.clone(),
             live_stats.clone(),

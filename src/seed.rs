@@ -9,14 +9,19 @@
 //!   `COPY ... (FREEZE)` run in one transaction on one connection while the
 //!   chunks are generated in parallel threads. Rows land already frozen, so
 //!   the final VACUUM (FREEZE) has nothing to rewrite. On a 2-core machine
-//!   this beats parallel loading by ~2× end to end (benches/README.md): the
+//!   this beats parallel loading by 1.7–2× end to end (benches/README.md): the
 //!   freeze pass after a non-frozen load rewrites and WAL-logs every page and
 //!   costs more than the whole COPY.
 //! - **parallel**: N connections COPY disjoint, contiguous chunk ranges at
-//!   once. Used when FREEZE is impossible (the table already existed, or is
-//!   partitioned) or when asked for with [`LoadMode::Parallel`].
+//!   once. Used when FREEZE is impossible (the table already existed, is
+//!   partitioned, or its create SQL refuses a transaction block, such as
+//!   CREATE INDEX CONCURRENTLY) or when asked for with [`LoadMode::Parallel`].
 
+mod catalog;
 mod copy;
+mod template;
+
+pub use template::{clone_database, drop_database};
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -25,12 +30,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{pin_mut, SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, Result, ScenarioError};
-use crate::scenario::gen::{PgType, CHUNK_ROWS};
-use crate::scenario::{Scenario, TablePlan};
+use crate::scenario::gen::CHUNK_ROWS;
+use crate::scenario::Scenario;
 use crate::target::ConnInfo;
+use catalog::{bind_columns, describe, sync_sequences};
 use copy::ColumnEncoder;
 
 /// How rows reach a table (see the module docs).
@@ -85,6 +92,12 @@ pub struct SeedReport {
     pub tables: Vec<TableReport>,
     /// Everything: create, load, seed_sql, after_seed, VACUUM.
     pub duration: Duration,
+    /// Of which: creating and loading the tables.
+    pub load: Duration,
+    /// Of which: seed_sql and every after_seed statement.
+    pub sql: Duration,
+    /// Of which: VACUUM (FREEZE, ANALYZE).
+    pub vacuum: Duration,
     pub bytes: u64,
 }
 
@@ -120,6 +133,7 @@ pub async fn seed_with(
 ) -> Result<SeedReport> {
     let started = Instant::now();
     let client = connect(conn, &conn.dbname).await?;
+    raise_maintenance_work_mem(&client).await?;
     let workers = opts.workers.unwrap_or_else(default_workers).clamp(1, 64);
     let total: u64 = scenario.tables.iter().map(|t| t.rows).sum();
     let bar = progress_bar(total, opts.progress);
@@ -134,13 +148,14 @@ pub async fn seed_with(
         names.push(qualified);
     }
     bar.finish_and_clear();
+    let load = started.elapsed();
 
     for (i, sql) in scenario.seed_sql.iter().enumerate() {
-        run_sql(&client, sql, &format!("seed_sql[{i}]")).await?;
+        run_statements(&client, sql, &format!("seed_sql[{i}]")).await?;
     }
     for table in &scenario.tables {
         for (i, sql) in table.after_seed.iter().enumerate() {
-            run_sql(
+            run_statements(
                 &client,
                 sql,
                 &format!("table {}: after_seed[{i}]", table.name),
@@ -148,6 +163,7 @@ pub async fn seed_with(
             .await?;
         }
     }
+    let sql = started.elapsed() - load;
     for name in &names {
         run_sql(
             &client,
@@ -157,11 +173,35 @@ pub async fn seed_with(
         .await?;
     }
     let bytes = tables.iter().map(|t| t.bytes).sum();
+    let duration = started.elapsed();
     Ok(SeedReport {
         tables,
-        duration: started.elapsed(),
+        duration,
+        load,
+        sql,
+        vacuum: duration - load - sql,
         bytes,
     })
+}
+
+/// after_seed usually builds indexes and keys: give the seeding session a
+/// sort big enough for millions of keys (never lowering a larger setting).
+const SEED_MAINTENANCE_WORK_MEM_KB: i64 = 256 * 1024;
+
+async fn raise_maintenance_work_mem(client: &Client) -> Result<()> {
+    let kb: i64 = client
+        .query_one(
+            "SELECT setting::int8 FROM pg_settings WHERE name = 'maintenance_work_mem'",
+            &[],
+        )
+        .await
+        .map_err(|e| db_error(e, "reading maintenance_work_mem"))?
+        .get(0);
+    if kb < SEED_MAINTENANCE_WORK_MEM_KB {
+        let sql = format!("SET maintenance_work_mem = '{SEED_MAINTENANCE_WORK_MEM_KB}kB'");
+        run_sql(client, &sql, "raising maintenance_work_mem").await?;
+    }
+    Ok(())
 }
 
 /// Available parallelism, at least 2 (one generates while one loads), at most 8.
@@ -173,7 +213,7 @@ pub fn default_workers() -> usize {
 }
 
 fn progress_bar(total: u64, enabled: bool) -> ProgressBar {
-    if !enabled || !std::io::stderr().is_terminal() {
+    if !enabled || !std::io::stderr().is_terminal() || !std::io::stdout().is_terminal() {
         return ProgressBar::hidden();
     }
     let style = ProgressStyle::with_template(
@@ -198,12 +238,17 @@ async fn load_table(
     let table = &scenario.tables[index];
     let started = Instant::now();
     run_sql(client, "BEGIN", "BEGIN").await?;
-    run_sql(
-        client,
-        &table.create,
-        &format!("table {}: create", table.name),
-    )
-    .await?;
+    let what = format!("table {}: create", table.name);
+    if let Err(e) = client.batch_execute(&table.create).await {
+        if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
+            return Err(db_error(e, &what));
+        }
+        // Something in it refuses a transaction block (CONCURRENTLY, ...):
+        // run it statement by statement; the table cannot be loaded frozen.
+        run_sql(client, "ROLLBACK", "ROLLBACK").await?;
+        run_statements(client, &table.create, &what).await?;
+        run_sql(client, "BEGIN", "BEGIN").await?;
+    }
     let info = describe(client, scenario, index).await?;
     let encoders = Arc::new(bind_columns(scenario, index, &info)?);
     let mode = match opts.load {
@@ -369,257 +414,6 @@ impl CopyJob {
     }
 }
 
-/// What the catalog says about a freshly created table.
-struct TableInfo {
-    qualified: String,
-    /// A plain table created in the current transaction: COPY FREEZE works.
-    freezable: bool,
-    /// name, resolved type (None = not writable by us), format_type, generated.
-    columns: Vec<(String, Option<PgType>, String, bool)>,
-}
-
-async fn describe(client: &Client, scenario: &Scenario, index: usize) -> Result<TableInfo> {
-    let table: &TablePlan = &scenario.tables[index];
-    let ctx = |e| db_error(e, &format!("table {}: catalog lookup", table.name));
-    let row = client
-        .query_opt(
-            "SELECT c.oid, c.oid::regclass::text, c.relkind::text, \
-                    c.xmin::text = (txid_current() % 4294967296)::text \
-             FROM pg_class c \
-             WHERE c.oid = coalesce(to_regclass($1), to_regclass(quote_ident($1)))",
-            &[&table.name],
-        )
-        .await
-        .map_err(ctx)?;
-    let Some(row) = row else {
-        return Err(bad_table(
-            scenario,
-            index,
-            "name",
-            format!(
-                "table {:?} does not exist after running its create SQL",
-                table.name
-            ),
-        ));
-    };
-    let oid: u32 = row.get(0);
-    let relkind: String = row.get(2);
-    let created_here: bool = row.get(3);
-    let rows = client
-        .query(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), \
-                    t.typtype::text, t.typname::text, t.typbasetype, a.attgenerated::text <> '' \
-             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-             ORDER BY a.attnum",
-            &[&oid],
-        )
-        .await
-        .map_err(ctx)?;
-    let mut columns = Vec::with_capacity(rows.len());
-    for r in rows {
-        let (mut typtype, mut typname, mut typid, mut base): (String, String, u32, u32) =
-            (r.get(3), r.get(4), r.get(1), r.get(5));
-        // A domain is written as its base type; follow nested domains.
-        for _ in 0..16 {
-            if typtype != "d" {
-                break;
-            }
-            typid = base;
-            let b = client
-                .query_one(
-                    "SELECT typtype::text, typname::text, typbasetype FROM pg_type WHERE oid = $1",
-                    &[&typid],
-                )
-                .await
-                .map_err(ctx)?;
-            (typtype, typname, base) = (b.get(0), b.get(1), b.get(2));
-        }
-        let ty = if typtype == "e" || typname == "citext" {
-            Some(PgType::Text)
-        } else {
-            PgType::from_oid(typid)
-        };
-        columns.push((r.get(0), ty, r.get(2), r.get(6)));
-    }
-    Ok(TableInfo {
-        qualified: row.get(1),
-        freezable: relkind == "r" && created_here,
-        columns,
-    })
-}
-
-/// Pair each scenario column with its table column, in scenario order.
-fn bind_columns(scenario: &Scenario, index: usize, info: &TableInfo) -> Result<Vec<ColumnEncoder>> {
-    let table = &scenario.tables[index];
-    let mut out = Vec::with_capacity(table.columns.len());
-    let mut problems = Vec::new();
-    for (stream, col) in table.columns.iter().enumerate() {
-        let field = format!("table[{index}].columns.{}", col.name);
-        let found = info.columns.iter().find(|c| c.0 == col.name).or_else(|| {
-            let lower = col.name.to_lowercase();
-            let mut m = info.columns.iter().filter(|c| c.0 == lower);
-            m.next().filter(|_| m.next().is_none())
-        });
-        let Some((name, ty, type_name, generated)) = found else {
-            let have: Vec<&str> = info.columns.iter().map(|c| c.0.as_str()).collect();
-            problems.push(problem(
-                scenario,
-                &field,
-                format!(
-                    "table {} has no column {:?} (it has: {})",
-                    table.name,
-                    col.name,
-                    have.join(", ")
-                ),
-            ));
-            continue;
-        };
-        if *generated {
-            problems.push(problem(
-                scenario,
-                &field,
-                format!(
-                    "{}.{name} is a generated column: Postgres computes it, drop its generator",
-                    table.name
-                ),
-            ));
-            continue;
-        }
-        let Some(ty) = ty else {
-            problems.push(problem(
-                scenario,
-                &field,
-                format!(
-                    "{}.{name} has type {type_name}, which generators cannot fill; \
-                     use int/bigint, real/double precision, numeric, text/varchar/char, \
-                     an enum, boolean, timestamp[tz], date, uuid, json or jsonb — or fill it \
-                     with seed_sql / after_seed",
-                    table.name
-                ),
-            ));
-            continue;
-        };
-        match ColumnEncoder::new(name.clone(), stream, col.gen.sampler(), *ty) {
-            Ok(enc) => out.push(enc),
-            Err(e) => problems.push(problem(
-                scenario,
-                &field,
-                format!("{}.{name} ({type_name}): {e}", table.name),
-            )),
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::Scenario(problems))
-    }
-}
-
-/// A scenario problem found only against the live schema: no source position.
-fn problem(scenario: &Scenario, field: &str, message: String) -> ScenarioError {
-    ScenarioError {
-        file: scenario.path.clone(),
-        line: 0,
-        column: 0,
-        field: field.to_string(),
-        message,
-    }
-}
-
-fn bad_table(scenario: &Scenario, index: usize, field: &str, message: String) -> Error {
-    Error::Scenario(vec![problem(
-        scenario,
-        &format!("table[{index}].{field}"),
-        message,
-    )])
-}
-
-/// serial / identity columns we filled: move their sequences past the data so
-/// the workload's INSERTs do not collide with seeded keys.
-async fn sync_sequences(client: &Client, table: &str, encoders: &[ColumnEncoder]) -> Result<()> {
-    for e in encoders {
-        let seq: Option<String> = client
-            .query_one("SELECT pg_get_serial_sequence($1, $2)", &[&table, &e.name])
-            .await
-            .map_err(|err| db_error(err, &format!("{table}: sequence lookup")))?
-            .get(0);
-        if let Some(seq) = seq {
-            let sql = format!(
-                "SELECT setval($1::text::regclass, m) FROM (SELECT max({})::bigint AS m FROM {table}) s \
-                 WHERE m IS NOT NULL",
-                quote_ident(&e.name)
-            );
-            client
-                .execute(&sql, &[&seq])
-                .await
-                .map_err(|err| db_error(err, &format!("{table}: setval of {seq}")))?;
-        }
-    }
-    Ok(())
-}
-
-/// Make `to` a copy of `from` (CREATE DATABASE ... TEMPLATE), after ending
-/// every session connected to `from` (a template must have none).
-pub async fn clone_database(conn: &ConnInfo, from: &str, to: &str) -> Result<()> {
-    let admin = admin_client(conn, &[from, to]).await?;
-    let create = format!(
-        "CREATE DATABASE {} TEMPLATE {}",
-        quote_ident(to),
-        quote_ident(from)
-    );
-    // Terminated backends take a moment to exit: retry "being accessed".
-    for attempt in 0.. {
-        admin
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&from],
-            )
-            .await
-            .map_err(|e| db_error(e, "ending sessions on the template"))?;
-        match admin.batch_execute(&create).await {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if attempt < 100
-                    && e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(db_error(e, &format!("cloning {from} into {to}"))),
-        }
-    }
-    unreachable!("the loop returns")
-}
-
-/// Drop `name` (ending its sessions first); no error when it does not exist.
-pub async fn drop_database(conn: &ConnInfo, name: &str) -> Result<()> {
-    let admin = admin_client(conn, &[name]).await?;
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(name)
-        ))
-        .await
-        .map_err(|e| db_error(e, &format!("dropping database {name}")))
-}
-
-/// A session in a database other than `avoid`: the work database, else
-/// `postgres`, else `template1`.
-async fn admin_client(conn: &ConnInfo, avoid: &[&str]) -> Result<Client> {
-    let mut last = None;
-    for db in [conn.dbname.as_str(), "postgres", "template1"] {
-        if avoid.contains(&db) {
-            continue;
-        }
-        match connect(conn, db).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::NoPostgres("no database to connect to".into())))
-}
-
 async fn connect(conn: &ConnInfo, dbname: &str) -> Result<Client> {
     let (client, connection) = conn.config_for(dbname).connect(NoTls).await.map_err(|e| {
         Error::NoPostgres(format!(
@@ -636,6 +430,15 @@ async fn connect(conn: &ConnInfo, dbname: &str) -> Result<Client> {
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// Statement by statement, each in its own implicit transaction, so that
+/// CONCURRENTLY and other transaction-refusing commands work in a list.
+async fn run_statements(client: &Client, sql: &str, what: &str) -> Result<()> {
+    for stmt in crate::sql::split(sql) {
+        run_sql(client, &stmt, what).await?;
+    }
+    Ok(())
 }
 
 async fn run_sql(client: &Client, sql: &str, what: &str) -> Result<()> {

@@ -163,7 +163,8 @@ impl Workload {
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
             senders.push((tx, mine.clone()));
             for ci in 0..ctx.plan.clients {
-                let session = AppSession::connect(&ctx, app, &queries, &mine).await?;
+                let session =
+                    AppSession::connect(&ctx.conn, app, &ctx.pids, ctx.plan.query_timeout).await?;
                 let mode = match ctx.plan.rate {
                     Some(_) => Mode::Open(rx.clone()),
                     None => Mode::Closed {
@@ -332,27 +333,8 @@ struct AppSession {
 
 impl AppSession {
     async fn connect(
-        ctx: &WorkloadCtx,
-        app: &str,
-        queries: &[QueryPlan],
-        mine: &[(u16, u32)],
-    ) -> crate::Result<AppSession> {
-        Self::connect_with(
-            &ctx.conn,
-            app,
-            queries,
-            mine,
-            &ctx.pids,
-            ctx.plan.query_timeout,
-        )
-        .await
-    }
-
-    async fn connect_with(
         conn: &ConnInfo,
         app: &str,
-        queries: &[QueryPlan],
-        mine: &[(u16, u32)],
         pids: &PidRegistry,
         query_timeout: Option<Duration>,
     ) -> crate::Result<AppSession> {
@@ -370,19 +352,42 @@ impl AppSession {
             .await?
             .get(0);
         pids.insert(pid, PidOwner::App(app.to_string()));
-        let mut statements = HashMap::new();
-        for (qi, _) in mine {
-            let q = &queries[*qi as usize];
-            let stmt = client.prepare(&q.sql).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "workload query `{}` does not prepare: {}",
-                    q.name,
-                    crate::observe::pg_error_text(&e)
-                )
-            })?;
-            statements.insert(*qi, stmt);
-        }
+        // Statements are prepared on first use, not here: an app version
+        // may name columns that only exist once an earlier phase ran (the
+        // expand/contract pattern), exactly as a real deploy would.
+        let statements = HashMap::new();
         Ok(AppSession { client, statements })
+    }
+}
+
+impl AppSession {
+    /// Prepare on first use; forget the statement after an error that means
+    /// the schema moved under it, so the next use prepares again.
+    async fn run(
+        &mut self,
+        qi: u16,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        let stmt = match self.statements.get(&qi) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.client.prepare(sql).await?;
+                self.statements.insert(qi, s.clone());
+                s
+            }
+        };
+        let r = self.client.query(&stmt, params).await;
+        if let Err(e) = &r {
+            if e.as_db_error().is_some() {
+                // 0A000 cached plan must not change result type, 42703
+                // undefined column, 42P01 undefined table, 42804 datatype
+                // mismatch...: the statement may be stale. Preparing again
+                // is cheap and mirrors what drivers do.
+                self.statements.remove(&qi);
+            }
+        }
+        r
     }
 }
 
@@ -456,10 +461,9 @@ impl ClientTask {
             .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
         let sent = Instant::now();
-        let stmt = self.session.statements[&qi].clone();
         let cancel = self.session.client.cancel_token();
         let result = tokio::select! {
-            r = self.session.client.query(&stmt, &refs) => Some(r),
+            r = self.session.run(qi, &self.queries[qi as usize].sql, &refs) => Some(r),
             _ = self.abort.cancelled() => None,
         };
         let Some(result) = result else {
@@ -491,21 +495,13 @@ impl ClientTask {
     /// The server went away or dropped us: retry with backoff until it
     /// answers again or we are told to stop.
     async fn reconnect(&mut self) -> bool {
-        let mine: Vec<(u16, u32)> = self.session.statements.keys().map(|k| (*k, 1)).collect();
         let mut backoff = Duration::from_millis(50);
         loop {
             if self.abort.is_cancelled() {
                 return false;
             }
-            match AppSession::connect_with(
-                &self.conn,
-                &self.app_name,
-                &self.queries,
-                &mine,
-                &self.pids,
-                self.query_timeout,
-            )
-            .await
+            match AppSession::connect(&self.conn, &self.app_name, &self.pids, self.query_timeout)
+                .await
             {
                 Ok(s) => {
                     self.session = s;

@@ -284,30 +284,6 @@ async fn url_backend_fails_with_exit_3_and_no_password_in_the_message() {
     server.teardown().await.unwrap();
 }
 
-/// The docker tests need PGREHEARSE_IMAGE (a local image: this machine cannot
-/// pull) and an engine. In CI (CI=true) their absence fails the test;
-/// elsewhere it prints a notice and the test returns.
-#[cfg(feature = "docker")]
-async fn docker_image_or_notice() -> Option<String> {
-    let image = std::env::var("PGREHEARSE_IMAGE")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let engine = pgrehearse::target::docker::engine_answers().await;
-    if let (Some(image), true) = (&image, engine) {
-        return Some(image.clone());
-    }
-    let why = format!(
-        "the docker backend tests need PGREHEARSE_IMAGE (set: {}) and a Docker engine (answers: {engine}); \
-         .ci/run provides both",
-        image.is_some()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{why}");
-    }
-    eprintln!("NOTICE: not testing the docker backend: {why}");
-    None
-}
-
 #[cfg(feature = "docker")]
 fn docker_opts(image: &str, settings: &[(&str, &str)]) -> TargetOptions {
     TargetOptions {
@@ -331,7 +307,7 @@ fn docker_inspect(id: &str, format: &str) -> Option<String> {
 #[cfg(feature = "docker")]
 #[tokio::test]
 async fn docker_container_serves_on_loopback_and_is_removed() {
-    let Some(image) = docker_image_or_notice().await else {
+    let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
     let target = Target::start(&docker_opts(&image, &[("work_mem", "9MB")]))
@@ -415,7 +391,7 @@ async fn docker_container_serves_on_loopback_and_is_removed() {
 #[cfg(feature = "docker")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_container_is_removed_when_dropped() {
-    let Some(image) = docker_image_or_notice().await else {
+    let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
     let target = Target::start(&docker_opts(&image, &[]))

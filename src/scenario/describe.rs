@@ -93,12 +93,17 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
     for (i, p) in s.phases.iter().enumerate() {
         writeln!(o, "  {}. {} — apps [{}]", i + 1, p.name, p.apps.join(", "))?;
         for st in &p.steps {
-            let mut opts = vec![if st.transaction {
-                "in a transaction"
-            } else {
-                "autocommit"
+            let mut opts = Vec::new();
+            if let StepAction::Sql(_) = st.action {
+                opts.push(
+                    if st.transaction {
+                        "in a transaction"
+                    } else {
+                        "autocommit"
+                    }
+                    .to_string(),
+                );
             }
-            .to_string()];
             if let Some(t) = st.lock_timeout {
                 opts.push(format!("lock_timeout {}", fmt_duration(t)));
             }

@@ -80,7 +80,9 @@ pub fn column_gen(
             kind_v.span(),
             format!("{path}.gen"),
             format!(
-                "unknown generator `{kind}`; expected one of: {}",
+                "unknown generator `{kind}`;{} expected one of: {}",
+                super::keys::closest(kind, KINDS)
+                    .map_or(String::new(), |k| format!(" did you mean `{k}`?")),
                 KINDS.join(", ")
             ),
         );

@@ -9,6 +9,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::diag::Diags;
+use super::keys::unknown_keys;
 use super::model::ScenarioFile;
 use super::span::{line_col, path_at, path_near};
 use super::validate::{validate, RowOverrides};
@@ -82,6 +83,17 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
             "binary data (a NUL byte); a scenario file must be TOML text".to_string(),
         ));
     }
+    // Unknown keys first, all of them: serde would stop at the first.
+    if let Ok(doc) = toml_edit::ImDocument::parse(text) {
+        let unknown = unknown_keys(&doc);
+        if !unknown.is_empty() {
+            let mut d = Diags::new(path, text);
+            for u in unknown {
+                d.err(u.span, u.field, u.message);
+            }
+            return Err(Error::Scenario(d.errors));
+        }
+    }
     let model: ScenarioFile = match toml::from_str(text) {
         Ok(m) => m,
         Err(e) => return Err(toml_error(path, text, &e)),
@@ -144,7 +156,7 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     };
     let raw = e.message().trim();
     let message = if raw.is_empty() {
-        if text[span.start.min(text.len())..].trim().is_empty() {
+        if text.get(span.start..).unwrap_or("").trim().is_empty() {
             "the file ends in the middle of a value (truncated?); expected a complete TOML value"
                 .to_string()
         } else {

@@ -6,10 +6,13 @@ mod describe;
 mod diag;
 pub mod gen;
 mod gen_spec;
+mod keys;
 pub mod load;
 pub mod model;
 mod span;
 mod validate;
+mod validate_phases;
+mod validate_workload;
 
 use std::path::PathBuf;
 use std::time::Duration;

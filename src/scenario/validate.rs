@@ -5,15 +5,13 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
-use std::time::Duration;
 
 use super::diag::Diags;
 use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
-use super::model::{self, GenSpec, SqlText, S};
-use super::{
-    BackfillPlan, Budget, ColumnPlan, PhasePlan, PostgresPlan, QueryPlan, Scenario, ScriptPlan,
-    StepAction, StepPlan, TablePlan, Variant, WorkloadPlan,
-};
+use super::model::{self, SqlText, S};
+use super::validate_phases::phases;
+use super::validate_workload::workload;
+use super::{Budget, ColumnPlan, PostgresPlan, Scenario, TablePlan, Variant};
 use crate::sql;
 
 /// More rows than this in one table is a typo, not a rehearsal.
@@ -81,9 +79,9 @@ pub fn validate(
     }
     let targets: Vec<FkTarget> = tables
         .iter()
-        .map(|(t, line)| FkTarget {
+        .map(|(t, line, rows_valid)| FkTarget {
             name: t.name.clone(),
-            rows: t.rows,
+            rows: if *rows_valid { t.rows } else { 1 },
             line: *line,
             usable: true,
         })
@@ -103,7 +101,7 @@ pub fn validate(
         variant,
         hash,
         postgres,
-        tables: tables.into_iter().map(|(t, _)| t).collect(),
+        tables: tables.into_iter().map(|(t, _, _)| t).collect(),
         seed_sql,
         workload,
         phases,
@@ -173,13 +171,13 @@ fn postgres(d: &mut Diags, p: Option<&S<model::PostgresSection>>) -> PostgresPla
 }
 
 /// Remember the first span of each name; report later duplicates.
-struct Names {
+pub(super) struct Names {
     kind: &'static str,
     seen: HashMap<String, Range<usize>>,
 }
 
 impl Names {
-    fn new(kind: &'static str) -> Self {
+    pub(super) fn new(kind: &'static str) -> Self {
         Names {
             kind,
             seen: HashMap::new(),
@@ -205,7 +203,7 @@ impl Names {
 }
 
 /// Required, non-empty, unique name of an item.
-fn item_name(
+pub(super) fn item_name(
     d: &mut Diags,
     v: &Option<S<String>>,
     section: Range<usize>,
@@ -251,15 +249,17 @@ pub fn scale_rows(raw: &[u64], ov: &RowOverrides) -> Vec<u64> {
     rows
 }
 
+/// The table plans, each with its line and whether its row count was valid.
 fn tables(
     d: &mut Diags,
     ts: &[S<model::TableSection>],
     ov: &RowOverrides,
-) -> Vec<(TablePlan, usize)> {
+) -> Vec<(TablePlan, usize, bool)> {
     let mut names = Names::new("table");
     let overridden = ov.rows.is_some() || ov.scale.is_some();
     // Pass 1: names and row counts, so foreign keys can see scaled rows.
     let mut raw_rows = Vec::new();
+    let mut rows_valid = Vec::new();
     let mut table_names = Vec::new();
     for (i, t) in ts.iter().enumerate() {
         let tt = t.get_ref();
@@ -296,6 +296,7 @@ fn tables(
                 }
             }
         };
+        rows_valid.push(rows > 0 || tt.rows.is_none());
         raw_rows.push(rows);
     }
     let rows = scale_rows(&raw_rows, ov);
@@ -340,15 +341,48 @@ fn tables(
             .enumerate()
             .map(|(j, n)| FkTarget {
                 name: n.clone(),
-                rows: rows[j],
+                // An invalid row count is reported once, not again by every
+                // foreign key into the table.
+                rows: if rows_valid[j] { rows[j] } else { 1 },
                 line: d.line_of(ts[j].span()),
                 usable: j < i,
             })
             .collect();
+        let names_in_create = identifiers(&create);
+        if let (Some(c), false) = (&tt.create, create.is_empty() || table_names[i].is_empty()) {
+            if !mentions(&names_in_create, &table_names[i]) {
+                d.err(
+                    c.span(),
+                    format!("table[{i}].create"),
+                    format!(
+                        "does not mention table `{}`; expected CREATE TABLE {} (...)",
+                        table_names[i], table_names[i]
+                    ),
+                );
+            }
+        }
+        // Generated columns are loaded right after CREATE, so they must be in
+        // it, unless the table takes its columns from elsewhere.
+        let columns_elsewhere = columns_from_elsewhere(&create);
         let mut columns = Vec::new();
         if let Some(cols) = &tt.columns {
             for (k, spec) in &cols.get_ref().0 {
                 let path = format!("table[{i}].columns.{}", k.get_ref());
+                if !create.is_empty()
+                    && !columns_elsewhere
+                    && !mentions(&names_in_create, k.get_ref())
+                {
+                    d.err(
+                        k.span(),
+                        &path,
+                        format!(
+                            "column `{}` is not in the CREATE TABLE statement of `{}`",
+                            k.get_ref(),
+                            table_names[i]
+                        ),
+                    );
+                    continue;
+                }
                 if let Some(gen) = column_gen(d, spec, &path, &targets) {
                     columns.push(ColumnPlan {
                         name: k.get_ref().clone(),
@@ -382,13 +416,61 @@ fn tables(
                 columns,
             },
             line,
+            rows_valid[i],
         ));
     }
     out
 }
 
+/// The identifiers (lowercased words and quoted names) of a statement.
+fn identifiers(stmt: &str) -> Vec<String> {
+    sql::tokens(stmt)
+        .into_iter()
+        .filter_map(|t| {
+            let text = &stmt[t.start..t.end];
+            match t.kind {
+                sql::TokenKind::Word => Some(text.to_lowercase()),
+                sql::TokenKind::QuotedIdent => Some(
+                    text.trim_start_matches('"')
+                        .trim_end_matches('"')
+                        .replace("\"\"", "\""),
+                ),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// CREATE TABLE ... AS / PARTITION OF / OF type / INHERITS / (LIKE ...):
+/// the column list is not (all) spelled out in the statement.
+fn columns_from_elsewhere(create: &str) -> bool {
+    let mut depth = 0usize;
+    for t in sql::tokens(create) {
+        match t.kind {
+            sql::TokenKind::OpenParen => depth += 1,
+            sql::TokenKind::CloseParen => depth = depth.saturating_sub(1),
+            sql::TokenKind::Word => {
+                let w = create[t.start..t.end].to_ascii_lowercase();
+                if w == "like" || (depth == 0 && matches!(w.as_str(), "as" | "of" | "inherits")) {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether `name` (possibly schema-qualified) is among the identifiers.
+fn mentions(idents: &[String], name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+    idents
+        .iter()
+        .any(|i| i == last || *i == last.to_lowercase())
+}
+
 /// SQL text (a string or a list of strings) split into statements.
-fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
+pub(super) fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
     let out: Vec<String> = match v.get_ref() {
         SqlText::One(s) => sql::split(s),
         SqlText::Many(list) => list.iter().flat_map(|s| sql::split(s.get_ref())).collect(),
@@ -401,401 +483,6 @@ fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
         );
     }
     out
-}
-
-fn workload(
-    d: &mut Diags,
-    w: Option<&S<model::WorkloadSection>>,
-    tables: &[FkTarget],
-) -> WorkloadPlan {
-    let Some(ws) = w else {
-        d.err(
-            0..0,
-            "workload",
-            "missing; expected a [workload] section with at least one [[workload.query]]",
-        );
-        return WorkloadPlan {
-            clients: 1,
-            rate: None,
-            before: Duration::ZERO,
-            after: Duration::ZERO,
-            window: Duration::from_millis(100),
-            query_timeout: None,
-            queries: Vec::new(),
-            scripts: Vec::new(),
-        };
-    };
-    let w = ws.get_ref();
-    let clients = match &w.clients {
-        Some(v) => d.int_in(v, "workload.clients", 1, 10_000).unwrap_or(1) as u32,
-        None => 4,
-    };
-    let rate = w.rate.as_ref().and_then(|v| {
-        let x = *v.get_ref();
-        if !x.is_finite() || x <= 0.0 || x > 10_000_000.0 {
-            d.err(
-                v.span(),
-                "workload.rate",
-                format!("{x} is out of range; expected queries per second above 0 (at most 10000000), or omit rate for a closed loop"),
-            );
-            None
-        } else {
-            Some(x)
-        }
-    });
-    let before = d.duration(&w.before, "workload.before", Duration::from_secs(2));
-    let after = d.duration(&w.after, "workload.after", Duration::from_secs(2));
-    let window = d
-        .positive_duration(&w.window, "workload.window")
-        .unwrap_or(Duration::from_millis(100));
-    let query_timeout = d.positive_duration(&w.query_timeout, "workload.query_timeout");
-    if w.query.is_empty() {
-        d.err(
-            ws.span(),
-            "workload.query",
-            "no queries; expected at least one [[workload.query]] with name and sql",
-        );
-    }
-    // App versions: every app any query names, or the single "app".
-    let mut named_apps: Vec<String> = Vec::new();
-    for q in &w.query {
-        for a in q.get_ref().apps.iter().flat_map(|a| a.get_ref()) {
-            let a = a.get_ref().trim().to_string();
-            if !a.is_empty() && !named_apps.contains(&a) {
-                named_apps.push(a);
-            }
-        }
-    }
-    if named_apps.is_empty() {
-        named_apps.push("app".to_string());
-    }
-    let mut names = Names::new("query");
-    let mut queries = Vec::new();
-    for (i, q) in w.query.iter().enumerate() {
-        if let Some(q) = query(d, q, i, &mut names, &named_apps, tables) {
-            queries.push(q);
-        }
-    }
-    let mut names = Names::new("script");
-    let mut scripts = Vec::new();
-    for (i, s) in w.script.iter().enumerate() {
-        let ss = s.get_ref();
-        let f = |n: &str| format!("workload.script[{i}].{n}");
-        let name = item_name(d, &ss.name, s.span(), &f("name"), &mut names);
-        let at = match d.required(
-            &ss.at,
-            s.span(),
-            &f("at"),
-            "when it starts since traffic began, e.g. at = \"3s\"",
-        ) {
-            Some(_) => d.duration(&ss.at, &f("at"), Duration::ZERO),
-            None => Duration::ZERO,
-        };
-        let sql = match d.required(
-            &ss.sql,
-            s.span(),
-            &f("sql"),
-            "the statements the session runs",
-        ) {
-            Some(v) => sql_list(d, v, &f("sql")),
-            None => Vec::new(),
-        };
-        scripts.push(ScriptPlan { name, at, sql });
-    }
-    WorkloadPlan {
-        clients,
-        rate,
-        before,
-        after,
-        window,
-        query_timeout,
-        queries,
-        scripts,
-    }
-}
-
-fn query(
-    d: &mut Diags,
-    q: &S<model::QuerySection>,
-    i: usize,
-    names: &mut Names,
-    all_apps: &[String],
-    tables: &[FkTarget],
-) -> Option<QueryPlan> {
-    let qq = q.get_ref();
-    let f = |n: &str| format!("workload.query[{i}].{n}");
-    let name = item_name(d, &qq.name, q.span(), &f("name"), names);
-    let weight = match &qq.weight {
-        Some(v) => d.int_in(v, &f("weight"), 1, 1_000_000).unwrap_or(1) as u32,
-        None => 1,
-    };
-    let apps = match &qq.apps {
-        None => all_apps.to_vec(),
-        Some(v) => app_list(d, v, &f("apps")),
-    };
-    let sql_v = d.required(
-        &qq.sql,
-        q.span(),
-        &f("sql"),
-        "the query's SQL, e.g. sql = \"SELECT * FROM orders WHERE id = $1\"",
-    )?;
-    let sql_text = d.nonempty(sql_v, &f("sql"), "one SQL statement")?;
-    let stmts = sql::split(&sql_text);
-    if stmts.len() != 1 {
-        d.err(
-            sql_v.span(),
-            f("sql"),
-            format!(
-                "has {} statements; expected exactly one (app queries are prepared statements)",
-                stmts.len()
-            ),
-        );
-    }
-    let empty = Vec::new();
-    let specs: &Vec<S<GenSpec>> = qq.params.as_ref().map_or(&empty, |p| p.get_ref());
-    let mut params = Vec::new();
-    for (j, spec) in specs.iter().enumerate() {
-        if let Some(g) = column_gen(d, spec, &format!("{}[{j}]", f("params")), tables) {
-            params.push(g);
-        }
-    }
-    let used = sql::placeholders(&sql_text);
-    let expected: Vec<u32> = (1..=specs.len() as u32).collect();
-    if used != expected {
-        let list = |v: &[u32]| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.iter()
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
-        let span = qq.params.as_ref().map_or(sql_v.span(), |p| p.span());
-        let field = if qq.params.is_some() {
-            f("params")
-        } else {
-            f("sql")
-        };
-        d.err(
-            span,
-            field,
-            format!(
-                "the sql uses placeholders {} but params has {} generator(s); expected $1..${} each used once per generator, no gaps",
-                list(&used),
-                specs.len(),
-                specs.len()
-            ),
-        );
-    }
-    Some(QueryPlan {
-        name,
-        weight,
-        apps,
-        sql: stmts.into_iter().next().unwrap_or(sql_text),
-        params,
-    })
-}
-
-fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String> {
-    if v.get_ref().is_empty() {
-        d.err(
-            v.span(),
-            field,
-            "is empty; expected at least one app version, or omit it for all",
-        );
-    }
-    let mut out: Vec<String> = Vec::new();
-    for (k, a) in v.get_ref().iter().enumerate() {
-        if let Some(a) = d.nonempty(a, &format!("{field}[{k}]"), "an app version name") {
-            if !out.contains(&a) {
-                out.push(a);
-            }
-        }
-    }
-    out
-}
-
-fn phases(d: &mut Diags, ps: &[S<model::PhaseSection>], all_apps: &[String]) -> Vec<PhasePlan> {
-    if ps.is_empty() {
-        d.err(
-            0..0,
-            "phase",
-            "no phases; expected at least one [[phase]] with [[phase.step]] entries",
-        );
-    }
-    let mut names = Names::new("phase");
-    let mut out = Vec::new();
-    for (i, p) in ps.iter().enumerate() {
-        let pp = p.get_ref();
-        let name = item_name(
-            d,
-            &pp.name,
-            p.span(),
-            &format!("phase[{i}].name"),
-            &mut names,
-        );
-        let apps = match &pp.apps {
-            None => all_apps.to_vec(),
-            Some(v) => {
-                let list = app_list(d, v, &format!("phase[{i}].apps"));
-                for (k, a) in v.get_ref().iter().enumerate() {
-                    let a_name = a.get_ref().trim();
-                    if !a_name.is_empty() && !all_apps.iter().any(|x| x == a_name) {
-                        d.err(
-                            a.span(),
-                            format!("phase[{i}].apps[{k}]"),
-                            format!(
-                                "app `{a_name}` is not sent any query; expected one of: {}",
-                                all_apps.join(", ")
-                            ),
-                        );
-                    }
-                }
-                list
-            }
-        };
-        if pp.step.is_empty() {
-            d.err(
-                p.span(),
-                format!("phase[{i}].step"),
-                "no steps; expected at least one [[phase.step]]",
-            );
-        }
-        let mut step_names = Names::new("step");
-        let steps = pp
-            .step
-            .iter()
-            .enumerate()
-            .map(|(j, s)| step(d, s, &format!("phase[{i}].step[{j}]"), &mut step_names))
-            .collect();
-        out.push(PhasePlan { name, apps, steps });
-    }
-    out
-}
-
-fn step(d: &mut Diags, s: &S<model::StepSection>, path: &str, names: &mut Names) -> StepPlan {
-    let ss = s.get_ref();
-    let f = |n: &str| format!("{path}.{n}");
-    let name = item_name(d, &ss.name, s.span(), &f("name"), names);
-    let transaction = ss.transaction.as_ref().is_none_or(|v| *v.get_ref());
-    let action = match (&ss.sql, &ss.backfill) {
-        (Some(_), Some(b)) => {
-            d.err(
-                b.span(),
-                f("backfill"),
-                "a step has either sql or backfill, not both; split it into two steps",
-            );
-            StepAction::Sql(Vec::new())
-        }
-        (None, None) => {
-            d.err(
-                s.span(),
-                path,
-                "has neither sql nor backfill; expected one of them",
-            );
-            StepAction::Sql(Vec::new())
-        }
-        (Some(v), None) => {
-            let stmts = sql_list(d, v, &f("sql"));
-            if transaction {
-                if let Some(bad) = stmts.iter().find(|s| cannot_run_in_transaction(s)) {
-                    let first: String = bad.chars().take(60).collect();
-                    d.err(
-                        v.span(),
-                        f("sql"),
-                        format!("`{first}` cannot run inside a transaction block; set transaction = false on this step"),
-                    );
-                }
-            }
-            StepAction::Sql(stmts)
-        }
-        (None, Some(b)) => StepAction::Backfill(backfill(d, b, &f("backfill"))),
-    };
-    let retries = match &ss.retries {
-        Some(v) => d.int_in(v, &f("retries"), 0, 1000).unwrap_or(0) as u32,
-        None => 0,
-    };
-    StepPlan {
-        name,
-        action,
-        transaction,
-        lock_timeout: d.positive_duration(&ss.lock_timeout, &f("lock_timeout")),
-        statement_timeout: d.positive_duration(&ss.statement_timeout, &f("statement_timeout")),
-        retries,
-        retry_backoff: d.duration(
-            &ss.retry_backoff,
-            &f("retry_backoff"),
-            Duration::from_millis(100),
-        ),
-        pause_after: d.duration(&ss.pause_after, &f("pause_after"), Duration::ZERO),
-    }
-}
-
-/// Statements Postgres refuses inside BEGIN ... COMMIT.
-fn cannot_run_in_transaction(stmt: &str) -> bool {
-    let words: Vec<String> = sql::tokens(stmt)
-        .into_iter()
-        .filter(|t| t.kind == sql::TokenKind::Word)
-        .map(|t| stmt[t.start..t.end].to_ascii_lowercase())
-        .collect();
-    match words.first().map(String::as_str) {
-        Some("vacuum") => true,
-        Some("create" | "drop" | "reindex" | "alter") => {
-            words.iter().any(|w| w == "concurrently")
-                || (words.len() >= 2 && matches!(words[1].as_str(), "database" | "tablespace"))
-        }
-        _ => false,
-    }
-}
-
-fn backfill(d: &mut Diags, b: &S<model::BackfillSection>, path: &str) -> BackfillPlan {
-    let bb = b.get_ref();
-    let f = |n: &str| format!("{path}.{n}");
-    let text = |d: &mut Diags, v: &Option<S<String>>, n: &str, what: &str| match d.required(
-        v,
-        b.span(),
-        &f(n),
-        what,
-    ) {
-        Some(v) => d.nonempty(v, &f(n), what).unwrap_or_default(),
-        None => String::new(),
-    };
-    let table = text(
-        d,
-        &bb.table,
-        "table",
-        "the table to update, e.g. table = \"orders\"",
-    );
-    let key = text(
-        d,
-        &bb.key,
-        "key",
-        "an integer key column to batch by, e.g. key = \"id\"",
-    );
-    let set = text(
-        d,
-        &bb.set,
-        "set",
-        "the SET clause, e.g. set = \"total_v2 = total\"",
-    );
-    let where_clause = bb
-        .where_clause
-        .as_ref()
-        .and_then(|v| d.nonempty(v, &f("where"), "a condition, or omit it"));
-    let batch = match &bb.batch {
-        Some(v) => d.int_in(v, &f("batch"), 1, 10_000_000).unwrap_or(1000) as u64,
-        None => 1000,
-    };
-    BackfillPlan {
-        table,
-        key,
-        batch,
-        pause: d.duration(&bb.pause, &f("pause"), Duration::ZERO),
-        set,
-        where_clause,
-    }
 }
 
 fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
@@ -851,15 +538,19 @@ mod tests {
     }
 
     #[test]
-    fn statements_that_need_autocommit() {
-        assert!(cannot_run_in_transaction(
-            "CREATE INDEX CONCURRENTLY i ON t (a)"
+    fn tables_whose_columns_come_from_elsewhere() {
+        assert!(!columns_from_elsewhere(
+            "CREATE TABLE t (id bigint GENERATED BY DEFAULT AS IDENTITY, v int)"
         ));
-        assert!(cannot_run_in_transaction(
-            "create unique index concurrently i on t (a)"
+        assert!(columns_from_elsewhere("CREATE TABLE t AS SELECT 1 AS id"));
+        assert!(columns_from_elsewhere(
+            "CREATE TABLE t PARTITION OF p FOR VALUES IN (1)"
         ));
-        assert!(cannot_run_in_transaction("VACUUM t"));
-        assert!(!cannot_run_in_transaction("CREATE INDEX i ON t (a)"));
-        assert!(!cannot_run_in_transaction("SELECT 'concurrently'"));
+        assert!(columns_from_elsewhere(
+            "CREATE TABLE t (LIKE u INCLUDING ALL)"
+        ));
+        assert!(columns_from_elsewhere(
+            "CREATE TABLE t (x int) INHERITS (u)"
+        ));
     }
 }

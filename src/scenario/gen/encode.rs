@@ -125,8 +125,14 @@ pub fn encode(v: &Value, ty: PgType, out: &mut BytesMut) -> Result<(), ConvertEr
         (Value::Null, _) => Err(fail(v, ty, "NULL has no binary payload")),
 
         (Value::Int(i), _) => encode_int(v, *i, ty, out),
-        (Value::Float(x), T::Float4) => Ok(out.put_f32(*x as f32)),
-        (Value::Float(x), T::Float8) => Ok(out.put_f64(*x)),
+        (Value::Float(x), T::Float4) => {
+            out.put_f32(*x as f32);
+            Ok(())
+        }
+        (Value::Float(x), T::Float8) => {
+            out.put_f64(*x);
+            Ok(())
+        }
         (Value::Float(x), T::Numeric) => encode_numeric(v, &format!("{x}"), out),
         (Value::Float(x), T::Int2 | T::Int4 | T::Int8) => {
             if x.fract() == 0.0 && *x >= i64::MIN as f64 && *x < i64::MAX as f64 {
@@ -135,13 +141,19 @@ pub fn encode(v: &Value, ty: PgType, out: &mut BytesMut) -> Result<(), ConvertEr
                 Err(fail(v, ty, "not a whole number in range"))
             }
         }
-        (Value::Float(x), T::Text) => Ok(out.put_slice(x.to_string().as_bytes())),
+        (Value::Float(x), T::Text) => {
+            out.put_slice(x.to_string().as_bytes());
+            Ok(())
+        }
         (Value::Float(x), T::Json | T::Jsonb) if x.is_finite() => {
             encode_json(&x.to_string(), ty, out);
             Ok(())
         }
 
-        (Value::Bool(b), T::Bool) => Ok(out.put_u8(*b as u8)),
+        (Value::Bool(b), T::Bool) => {
+            out.put_u8(*b as u8);
+            Ok(())
+        }
         (Value::Bool(b), T::Text | T::Json | T::Jsonb) => {
             encode_text_like(if *b { "true" } else { "false" }, ty, out);
             Ok(())
@@ -149,22 +161,31 @@ pub fn encode(v: &Value, ty: PgType, out: &mut BytesMut) -> Result<(), ConvertEr
         (Value::Bool(b), T::Int2 | T::Int4 | T::Int8) => encode_int(v, *b as i64, ty, out),
 
         (Value::Timestamp(us), T::Timestamptz | T::Timestamp) => {
-            Ok(out.put_i64(us.saturating_sub(PG_EPOCH_US)))
+            out.put_i64(us.saturating_sub(PG_EPOCH_US));
+            Ok(())
         }
         (Value::Timestamp(us), T::Date) => {
             let days = us.saturating_sub(PG_EPOCH_US).div_euclid(DAY_US);
-            Ok(out.put_i32(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32))
+            out.put_i32(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            Ok(())
         }
-        (Value::Timestamp(us), T::Text) => Ok(out.put_slice(format_timestamp(*us).as_bytes())),
+        (Value::Timestamp(us), T::Text) => {
+            out.put_slice(format_timestamp(*us).as_bytes());
+            Ok(())
+        }
         (Value::Timestamp(us), T::Json | T::Jsonb) => {
             encode_json(&format!("\"{}\"", format_timestamp(*us)), ty, out);
             Ok(())
         }
 
-        (Value::Uuid(b), T::Uuid) => Ok(out.put_slice(b)),
+        (Value::Uuid(b), T::Uuid) => {
+            out.put_slice(b);
+            Ok(())
+        }
         (Value::Uuid(b), T::Text) => {
             let s = uuid::Uuid::from_bytes(*b).hyphenated().to_string();
-            Ok(out.put_slice(s.as_bytes()))
+            out.put_slice(s.as_bytes());
+            Ok(())
         }
 
         (Value::Json(s), T::Json | T::Jsonb | T::Text) => {

@@ -1,0 +1,323 @@
+//! Budgets: the scenario's [budget] merged with `--budget key=value`, checked
+//! against measured values. A breach names the limit, the measured value and
+//! the step responsible.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Analysis, StepFacts};
+use crate::record::{Blocks, RunRecord};
+use crate::scenario::Budget;
+
+/// Every budget key, in the order they are checked and reported.
+pub const BUDGET_KEYS: [&str; 6] = [
+    "max_blocking_lock_ms",
+    "max_app_wait_ms",
+    "p99_ms",
+    "max_errors",
+    "max_error_rate",
+    "max_duration_ms",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetResult {
+    pub name: String,
+    pub limit: f64,
+    pub measured: f64,
+    /// ms | errors | ratio
+    pub unit: String,
+    pub passed: bool,
+    /// "phase / step" responsible for the measured value, when one is.
+    pub step: Option<String>,
+    /// What was measured, in words.
+    pub detail: String,
+}
+
+fn canonical_key(key: &str) -> Option<&'static str> {
+    let k = key.trim().replace('-', "_");
+    let k = match k.as_str() {
+        "max_duration" => "max_duration_ms",
+        "p99" => "p99_ms",
+        other => other,
+    };
+    BUDGET_KEYS.iter().copied().find(|b| *b == k)
+}
+
+fn unknown_key(key: &str) -> String {
+    format!(
+        "unknown budget key `{key}`; known keys: {}",
+        BUDGET_KEYS.join(", ")
+    )
+}
+
+/// Parse a `--budget key=value` flag. Millisecond keys take a plain number
+/// or a `ms`/`s` suffix (`2s` = 2000); `max_error_rate` takes a ratio or a
+/// percentage (`0.01`, `1%`); `max_errors` a whole number.
+pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected key=value, e.g. p99_ms=50"))?;
+    let key = canonical_key(key).ok_or_else(|| unknown_key(key.trim()))?;
+    let v = value.trim();
+    let bad = || format!("{key}: `{v}` is not a valid value");
+    let n = if key.ends_with("_ms") {
+        if let Some(x) = v.strip_suffix("ms") {
+            x.trim().parse::<f64>().map_err(|_| bad())?
+        } else if let Some(x) = v.strip_suffix('s') {
+            x.trim().parse::<f64>().map_err(|_| bad())? * 1000.0
+        } else {
+            v.parse::<f64>().map_err(|_| bad())?
+        }
+    } else if key == "max_error_rate" {
+        match v.strip_suffix('%') {
+            Some(x) => x.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
+            None => v.parse::<f64>().map_err(|_| bad())?,
+        }
+    } else {
+        let n = v.parse::<u64>().map_err(|_| bad())?;
+        n as f64
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("{key}: `{v}` must be a non-negative number"));
+    }
+    if key == "max_error_rate" && n > 1.0 {
+        return Err(format!(
+            "max_error_rate: `{v}` must be a ratio in 0..=1 (or a percentage like 1%)"
+        ));
+    }
+    Ok((key.to_string(), n))
+}
+
+impl Budget {
+    /// Set one limit by key (see [`BUDGET_KEYS`]).
+    pub fn apply(&mut self, key: &str, value: f64) -> Result<(), String> {
+        let key = canonical_key(key).ok_or_else(|| unknown_key(key))?;
+        match key {
+            "max_blocking_lock_ms" => self.max_blocking_lock_ms = Some(value),
+            "max_app_wait_ms" => self.max_app_wait_ms = Some(value),
+            "p99_ms" => self.p99_ms = Some(value),
+            "max_errors" => {
+                if value < 0.0 || value.fract() != 0.0 {
+                    return Err(format!("max_errors must be a whole number, got {value}"));
+                }
+                self.max_errors = Some(value as u64)
+            }
+            "max_error_rate" => self.max_error_rate = Some(value),
+            "max_duration_ms" => self.max_duration_ms = Some(value),
+            _ => unreachable!("canonical_key returns only BUDGET_KEYS"),
+        }
+        Ok(())
+    }
+}
+
+/// The step whose figure is the largest, by `key`.
+fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&StepFacts> {
+    steps
+        .iter()
+        .filter(|s| key(s) > 0.0)
+        .max_by(|a, b| key(a).total_cmp(&key(b)))
+}
+
+/// The step blamed for the largest class of app errors, by its first error.
+fn error_blame(a: &Analysis, rec: &RunRecord) -> Option<String> {
+    let mut classes: Vec<(&'static str, usize, f64)> = Vec::new();
+    for e in &rec.errors {
+        let c = super::error_class(&e.sqlstate, &e.message);
+        match classes.iter_mut().find(|x| x.0 == c) {
+            Some(x) => {
+                x.1 += 1;
+                x.2 = x.2.min(e.t_ms);
+            }
+            None => classes.push((c, 1, e.t_ms)),
+        }
+    }
+    let (class, _, first) = classes.into_iter().max_by_key(|x| x.1)?;
+    super::blame_step(a, first, class == "schema incompatibility").map(StepFacts::label)
+}
+
+pub(crate) fn evaluate(
+    budget: &Budget,
+    a: &Analysis,
+    rec: &RunRecord,
+    wait_steps: &[Option<usize>],
+) -> Vec<BudgetResult> {
+    let mut out = Vec::new();
+    let mut push = |name: &str,
+                    limit: Option<f64>,
+                    measured: f64,
+                    unit: &str,
+                    step: Option<String>,
+                    detail: String| {
+        if let Some(limit) = limit {
+            out.push(BudgetResult {
+                name: name.to_string(),
+                limit,
+                measured,
+                unit: unit.to_string(),
+                passed: measured <= limit,
+                step,
+                detail,
+            });
+        }
+    };
+
+    // Longest hold of a lock that blocks app reads or writes.
+    let lock = rec
+        .locks
+        .iter()
+        .filter(|l| l.blocks != Blocks::None)
+        .max_by(|x, y| x.held_ms.total_cmp(&y.held_ms));
+    push(
+        "max_blocking_lock_ms",
+        budget.max_blocking_lock_ms,
+        lock.map(|l| l.held_ms).unwrap_or(0.0),
+        "ms",
+        lock.map(|l| format!("{} / {}", l.phase, l.step)),
+        match lock {
+            Some(l) => format!(
+                "{} on {} held {:.1} ms (blocks {})",
+                l.mode, l.relation, l.held_ms, l.blocks
+            ),
+            None => "no lock that blocks the app was held".into(),
+        },
+    );
+
+    // Longest lock wait of any app query, whatever the cause.
+    let wait = rec
+        .waits
+        .iter()
+        .zip(wait_steps)
+        .max_by(|x, y| x.0.wait_ms.total_cmp(&y.0.wait_ms));
+    push(
+        "max_app_wait_ms",
+        budget.max_app_wait_ms,
+        wait.map(|(w, _)| w.wait_ms).unwrap_or(0.0),
+        "ms",
+        wait.and_then(|(_, s)| s.map(|i| a.steps[i].label())),
+        match wait {
+            Some((w, _)) => format!(
+                "{} ({}) waited {:.1} ms for {} on {} (cause: {})",
+                w.query, w.app, w.wait_ms, w.mode, w.relation, w.cause
+            ),
+            None => "no app query waited for a lock".into(),
+        },
+    );
+
+    // p99 while the migration ran; the step with the worst p99 is blamed.
+    let p99 = a.during.p99_ms.unwrap_or(0.0);
+    push(
+        "p99_ms",
+        budget.p99_ms,
+        p99,
+        "ms",
+        worst_step(&a.steps, |s| s.latency.p99_ms.unwrap_or(0.0)).map(StepFacts::label),
+        format!(
+            "app p99 {p99:.1} ms over {} requests while the migration ran (reconstructed from per-window percentiles)",
+            a.during.requests
+        ),
+    );
+
+    // All app errors of the run. errors.csv holds one row per error; the
+    // latency windows count them too — take the larger in case one source
+    // was capped.
+    let window_errors: u64 = rec.latency.iter().map(|r| r.errors).sum();
+    let errors = (rec.errors.len() as u64).max(window_errors);
+    // Blame the step behind the largest class of errors (see blame_step).
+    let blamed = error_blame(a, rec);
+    push(
+        "max_errors",
+        budget.max_errors.map(|e| e as f64),
+        errors as f64,
+        "errors",
+        blamed
+            .clone()
+            .or_else(|| worst_step(&a.steps, |s| s.latency.errors as f64).map(StepFacts::label)),
+        format!("{errors} app errors over the whole run"),
+    );
+
+    push(
+        "max_error_rate",
+        budget.max_error_rate,
+        a.during.error_rate,
+        "ratio",
+        blamed.or_else(|| worst_step(&a.steps, |s| s.latency.error_rate).map(StepFacts::label)),
+        format!(
+            "{} errors / {} requests while the migration ran",
+            a.during.errors, a.during.requests
+        ),
+    );
+
+    let dur = a.migration.map(|m| m.duration_ms).unwrap_or(0.0);
+    push(
+        "max_duration_ms",
+        budget.max_duration_ms,
+        dur,
+        "ms",
+        worst_step(&a.steps, |s| s.duration_ms).map(StepFacts::label),
+        format!("first statement start to last statement end: {dur:.1} ms"),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_overrides_with_units() {
+        assert_eq!(
+            parse_budget_override("p99_ms=50"),
+            Ok(("p99_ms".into(), 50.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_blocking_lock_ms=2s"),
+            Ok(("max_blocking_lock_ms".into(), 2000.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_app_wait_ms = 150ms"),
+            Ok(("max_app_wait_ms".into(), 150.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_error_rate=1%"),
+            Ok(("max_error_rate".into(), 0.01))
+        );
+        assert_eq!(
+            parse_budget_override("max_duration=10s"),
+            Ok(("max_duration_ms".into(), 10000.0))
+        );
+        assert_eq!(
+            parse_budget_override("max_errors=0"),
+            Ok(("max_errors".into(), 0.0))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_overrides_clearly() {
+        let e = parse_budget_override("p98_ms=5").unwrap_err();
+        assert!(e.contains("unknown budget key `p98_ms`"), "{e}");
+        for k in BUDGET_KEYS {
+            assert!(e.contains(k), "{e} should list {k}");
+        }
+        assert!(parse_budget_override("p99_ms")
+            .unwrap_err()
+            .contains("key=value"));
+        assert!(parse_budget_override("p99_ms=fast")
+            .unwrap_err()
+            .contains("p99_ms"));
+        assert!(parse_budget_override("max_errors=1.5").is_err());
+        assert!(parse_budget_override("p99_ms=-1").is_err());
+        assert!(parse_budget_override("max_error_rate=3").is_err());
+    }
+
+    #[test]
+    fn apply_sets_the_named_limit() {
+        let mut b = Budget::default();
+        b.apply("p99_ms", 50.0).unwrap();
+        b.apply("max_errors", 3.0).unwrap();
+        assert_eq!(b.p99_ms, Some(50.0));
+        assert_eq!(b.max_errors, Some(3));
+        assert!(b
+            .apply("nope", 1.0)
+            .unwrap_err()
+            .contains("max_app_wait_ms"));
+    }
+}

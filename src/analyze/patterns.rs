@@ -1,0 +1,163 @@
+//! The safe pattern to use instead of a statement that hurt the app, chosen
+//! from what the statement is. Each comes with a short SQL example built
+//! from the statement itself where that is possible.
+
+use regex::Regex;
+
+use super::findings::SafePattern;
+
+fn re(p: &str) -> Regex {
+    Regex::new(p).expect("static regex")
+}
+
+fn pattern(advice: &str, sql: String) -> SafePattern {
+    SafePattern {
+        advice: advice.to_string(),
+        sql,
+    }
+}
+
+/// Short statements keep their text; long ones are cut for the example.
+fn shorten(sql: &str) -> String {
+    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 160 {
+        one_line.chars().take(157).collect::<String>() + "..."
+    } else {
+        one_line
+    }
+}
+
+/// The safe way to run `sql` without holding a lock that blocks the app.
+pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
+    let s = sql.trim().trim_end_matches(';');
+    let up = s.to_ascii_uppercase();
+    let create_index = re(r"(?i)^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(IF\s+NOT\s+EXISTS\s+)?");
+    if create_index.is_match(s) && !up.contains("CONCURRENTLY") {
+        let conc = create_index.replace(s, "CREATE ${1}INDEX CONCURRENTLY ${2}");
+        return pattern(
+            "Build the index with CREATE INDEX CONCURRENTLY in a step with transaction = false: it takes SHARE UPDATE EXCLUSIVE, which lets reads and writes continue. If it fails it leaves an INVALID index: drop it with DROP INDEX CONCURRENTLY and retry.",
+            format!("{conc};"),
+        );
+    }
+    if up.contains("FOREIGN KEY") || (up.contains("ADD CONSTRAINT") && up.contains("REFERENCES")) {
+        let name = re(r"(?i)ADD\s+CONSTRAINT\s+(\S+)")
+            .captures(s)
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| "fk_name".into());
+        return pattern(
+            "Add the foreign key NOT VALID (a brief lock, no scan), then VALIDATE CONSTRAINT in a separate step: validation takes SHARE UPDATE EXCLUSIVE on the table and ROW SHARE on the referenced one, so writes continue.",
+            format!("{s} NOT VALID;\n-- next step:\nALTER TABLE {relation} VALIDATE CONSTRAINT {name};"),
+        );
+    }
+    if up.contains("SET NOT NULL") {
+        let col = re(r"(?i)ALTER\s+COLUMN\s+(\S+)\s+SET\s+NOT\s+NULL")
+            .captures(s)
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| "col".into());
+        return pattern(
+            "Prove the column has no NULLs with a CHECK constraint added NOT VALID and validated separately; SET NOT NULL then skips its full-table scan under ACCESS EXCLUSIVE (PostgreSQL 12+).",
+            format!(
+                "ALTER TABLE {relation} ADD CONSTRAINT {col}_not_null CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {relation} VALIDATE CONSTRAINT {col}_not_null;\nALTER TABLE {relation} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {relation} DROP CONSTRAINT {col}_not_null;"
+            ),
+        );
+    }
+    if up.contains("CHECK") && up.contains("ADD") && !up.contains("NOT VALID") {
+        let name = re(r"(?i)ADD\s+CONSTRAINT\s+(\S+)")
+            .captures(s)
+            .map(|c| c[1].to_string())
+            .unwrap_or_else(|| "check_name".into());
+        return pattern(
+            "Add the CHECK constraint NOT VALID, then VALIDATE CONSTRAINT in a separate step (SHARE UPDATE EXCLUSIVE: reads and writes continue).",
+            format!("{s} NOT VALID;\n-- next step:\nALTER TABLE {relation} VALIDATE CONSTRAINT {name};"),
+        );
+    }
+    if re(r"(?i)ALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE").is_match(s) {
+        return pattern(
+            "Change the type by expand/contract: add a new column, keep it in sync with a trigger, backfill it in batches, switch the app, then drop the old column. Only binary-compatible changes (e.g. varchar(n) to text) avoid the rewrite.",
+            format!(
+                "ALTER TABLE {relation} ADD COLUMN new_col new_type;\n-- trigger to copy writes, then in batches:\nUPDATE {relation} SET new_col = old_col::new_type WHERE id > $1 AND id <= $2;\n-- after the app reads new_col:\nALTER TABLE {relation} DROP COLUMN old_col;"
+            ),
+        );
+    }
+    if up.contains("ADD COLUMN") && up.contains("DEFAULT") {
+        return pattern(
+            "A volatile default rewrites the table. Add the column without a default, set the default for new rows, then backfill existing rows in batches.",
+            format!(
+                "ALTER TABLE {relation} ADD COLUMN col type;\nALTER TABLE {relation} ALTER COLUMN col SET DEFAULT expr;\nUPDATE {relation} SET col = expr WHERE id > $1 AND id <= $2; -- in batches"
+            ),
+        );
+    }
+    if up.contains("PRIMARY KEY") || (up.contains("ADD CONSTRAINT") && up.contains("UNIQUE")) {
+        return pattern(
+            "Build the unique index CONCURRENTLY first, then attach it as the constraint (a brief lock, no scan).",
+            format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {relation}_key_idx ON {relation} (col);\nALTER TABLE {relation} ADD CONSTRAINT {relation}_key UNIQUE USING INDEX {relation}_key_idx;"
+            ),
+        );
+    }
+    if up.starts_with("UPDATE") || up.starts_with("DELETE") {
+        return pattern(
+            "Change rows in short batches, one transaction each, with a pause between batches (a backfill step), so row locks and WAL are spread out.",
+            format!("UPDATE {relation} SET ... WHERE id > $1 AND id <= $2; -- 10k rows per batch, pause 20ms"),
+        );
+    }
+    if up.starts_with("VACUUM FULL") || up.starts_with("CLUSTER") {
+        return pattern(
+            "VACUUM FULL and CLUSTER rewrite the table under ACCESS EXCLUSIVE. Use pg_repack (or pg_squeeze), which rebuilds online.",
+            format!("pg_repack --table={relation} --no-superuser-check"),
+        );
+    }
+    lock_timeout(s)
+}
+
+/// Bound the wait for the lock and retry: a pending request that cannot be
+/// granted quickly gives up instead of queueing the app behind it.
+pub fn lock_timeout(sql: &str) -> SafePattern {
+    pattern(
+        "Set a short lock_timeout on the step (and retries with backoff), so a lock request that cannot be granted quickly gives up instead of making every app query on the table queue behind it; keep the transaction short.",
+        format!("SET lock_timeout = '2s';\n{};\n-- scenario: lock_timeout = \"2s\", retries = 5", shorten(sql.trim().trim_end_matches(';'))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_index_becomes_concurrently() {
+        let p = for_statement("CREATE UNIQUE INDEX idx ON orders (customer_id)", "orders");
+        assert_eq!(
+            p.sql,
+            "CREATE UNIQUE INDEX CONCURRENTLY idx ON orders (customer_id);"
+        );
+    }
+
+    #[test]
+    fn foreign_key_becomes_not_valid_then_validate() {
+        let p = for_statement(
+            "ALTER TABLE orders ADD CONSTRAINT fk_c FOREIGN KEY (customer_id) REFERENCES customers (id)",
+            "orders",
+        );
+        assert!(p.sql.contains("NOT VALID"), "{}", p.sql);
+        assert!(p.sql.contains("VALIDATE CONSTRAINT fk_c"), "{}", p.sql);
+    }
+
+    #[test]
+    fn set_not_null_goes_through_a_check() {
+        let p = for_statement(
+            "ALTER TABLE orders ALTER COLUMN status SET NOT NULL",
+            "orders",
+        );
+        assert!(
+            p.sql.contains("CHECK (status IS NOT NULL) NOT VALID"),
+            "{}",
+            p.sql
+        );
+    }
+
+    #[test]
+    fn unknown_statements_get_lock_timeout() {
+        let p = for_statement("ALTER TABLE orders RENAME COLUMN a TO b", "orders");
+        assert!(p.sql.starts_with("SET lock_timeout"), "{}", p.sql);
+    }
+}

@@ -1,0 +1,664 @@
+//! Every class of bad scenario input: the real binary exits 2 and prints
+//! `file:line:col: field: message`; the library returns exactly the located
+//! errors expected. Fixtures: tests/fixtures/bad/, each a copy of one small
+//! scenario with one defect (many_errors and duplicate_names have several).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pgrehearse::error::ScenarioError;
+use pgrehearse::scenario::{self, Overrides};
+use pgrehearse::Error;
+
+fn fixture(dir: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir)
+        .join(name)
+}
+
+/// (line, column, field, a fragment of the message)
+type Expect = (usize, usize, &'static str, &'static str);
+
+/// Each bad fixture and the errors it must produce, in order.
+const CASES: &[(&str, &[Expect])] = &[
+    (
+        "syntax.toml",
+        &[(6, 11, "table[0].rows", "TOML syntax error")],
+    ),
+    (
+        "unknown_key.toml",
+        &[(
+            6,
+            1,
+            "table[0].rowz",
+            "unknown field `rowz`, did you mean `rows`? expected one of: name, rows, create",
+        )],
+    ),
+    (
+        "unknown_keys_many.toml",
+        &[
+            (
+                6,
+                1,
+                "table[0].rowz",
+                "unknown field `rowz`, did you mean `rows`?",
+            ),
+            (
+                10,
+                29,
+                "table[0].columns.v.maximum",
+                "unknown field `maximum`; expected one of: gen, min, max",
+            ),
+            (13, 1, "workload.clinets", "did you mean `clients`?"),
+            (21, 1, "phase[0].app", "did you mean `apps`?"),
+        ],
+    ),
+    (
+        "column_not_in_create.toml",
+        &[(
+            10,
+            1,
+            "table[0].columns.value",
+            "column `value` is not in the CREATE TABLE statement of `t`",
+        )],
+    ),
+    (
+        "table_not_in_create.toml",
+        &[(7, 10, "table[0].create", "does not mention table `t`")],
+    ),
+    (
+        "wrong_type.toml",
+        &[(
+            13,
+            11,
+            "workload.clients",
+            "invalid type: string \"two\", expected an integer",
+        )],
+    ),
+    (
+        "unknown_generator.toml",
+        &[(
+            10,
+            13,
+            "table[0].columns.v.gen",
+            "unknown generator `integer`; expected one of: sequence, int, float",
+        )],
+    ),
+    (
+        "gen_field_not_allowed.toml",
+        &[(
+            10,
+            49,
+            "table[0].columns.v.min_len",
+            "`min_len` does not apply to gen = \"int\"",
+        )],
+    ),
+    (
+        "gen_missing.toml",
+        &[(
+            10,
+            5,
+            "table[0].columns.v.gen",
+            "missing; expected a generator",
+        )],
+    ),
+    (
+        "min_gt_max.toml",
+        &[(
+            10,
+            36,
+            "table[0].columns.v.max",
+            "max 1 is less than min 10",
+        )],
+    ),
+    (
+        "from_gt_to.toml",
+        &[(
+            10,
+            52,
+            "table[0].columns.v.to",
+            "`to` is earlier than `from`",
+        )],
+    ),
+    (
+        "bad_timestamp.toml",
+        &[(
+            10,
+            33,
+            "table[0].columns.v.from",
+            "`2025-02-30` is not a date or timestamp",
+        )],
+    ),
+    (
+        "negative_rows.toml",
+        &[(6, 8, "table[0].rows", "-10 is negative")],
+    ),
+    (
+        "zero_rows.toml",
+        &[(6, 8, "table[0].rows", "is 0; expected at least 1")],
+    ),
+    (
+        "absurd_rows.toml",
+        &[(
+            6,
+            8,
+            "table[0].rows",
+            "20000000000 rows is absurd; expected at most 10000000000",
+        )],
+    ),
+    (
+        "rows_beyond_disk.toml",
+        &[(6, 8, "table[0].rows", "beyond any disk a rehearsal can use")],
+    ),
+    (
+        "weights_length.toml",
+        &[(
+            10,
+            59,
+            "table[0].columns.v.weights",
+            "has 2 weights for 3 values",
+        )],
+    ),
+    (
+        "weights_zero.toml",
+        &[(10, 54, "table[0].columns.v.weights", "are all zero")],
+    ),
+    (
+        "null_fraction.toml",
+        &[(
+            10,
+            55,
+            "table[0].columns.v.null_fraction",
+            "1.5 is out of range; expected a number in 0..=1",
+        )],
+    ),
+    (
+        "placeholder_count.toml",
+        &[(
+            17,
+            10,
+            "workload.query[0].params",
+            "uses placeholders $1, $2 but params has 1 generator(s)",
+        )],
+    ),
+    (
+        "placeholder_gap.toml",
+        &[(
+            17,
+            10,
+            "workload.query[0].params",
+            "uses placeholders $1, $3 but params has 2 generator(s); expected exactly $1..$2",
+        )],
+    ),
+    (
+        "placeholder_quoted.toml",
+        &[(
+            17,
+            10,
+            "workload.query[0].params",
+            "uses no placeholders but params has 1 generator(s)",
+        )],
+    ),
+    (
+        "query_two_statements.toml",
+        &[(
+            16,
+            7,
+            "workload.query[0].sql",
+            "has 2 statements; expected exactly one",
+        )],
+    ),
+    (
+        "step_sql_and_backfill.toml",
+        &[(
+            24,
+            12,
+            "phase[0].step[0].backfill",
+            "either sql or backfill, not both",
+        )],
+    ),
+    (
+        "step_neither.toml",
+        &[(21, 1, "phase[0].step[0]", "has neither sql nor backfill")],
+    ),
+    (
+        "unknown_app.toml",
+        &[(
+            22,
+            15,
+            "phase[0].apps[1]",
+            "app `v3` is not sent any query; expected one of: v1, v2",
+        )],
+    ),
+    (
+        "duplicate_names.toml",
+        &[
+            (
+                14,
+                8,
+                "table[1].name",
+                "duplicate table name `t` (first defined on line 5)",
+            ),
+            (
+                29,
+                8,
+                "workload.query[1].name",
+                "duplicate query name `q` (first defined on line 24)",
+            ),
+            (
+                37,
+                8,
+                "workload.script[1].name",
+                "duplicate script name `r` (first defined on line 33)",
+            ),
+            (
+                47,
+                8,
+                "phase[0].step[1].name",
+                "duplicate step name `s` (first defined on line 44)",
+            ),
+            (
+                51,
+                8,
+                "phase[1].name",
+                "duplicate phase name `p` (first defined on line 42)",
+            ),
+        ],
+    ),
+    (
+        "fk_unknown_table.toml",
+        &[(
+            17,
+            33,
+            "workload.query[0].params[0].table",
+            "no table named `customers`; expected one of: t",
+        )],
+    ),
+    (
+        "fk_later_table.toml",
+        &[(
+            10,
+            27,
+            "table[0].columns.v.table",
+            "table `u` (line 13) is not defined before this table",
+        )],
+    ),
+    ("no_phases.toml", &[(1, 1, "phase", "no phases")]),
+    ("no_steps.toml", &[(19, 1, "phase[0].step", "no steps")]),
+    (
+        "zero_clients.toml",
+        &[(
+            13,
+            11,
+            "workload.clients",
+            "0 is out of range; expected an integer in 1..=10000",
+        )],
+    ),
+    (
+        "bad_rate.toml",
+        &[(14, 8, "workload.rate", "-5 is out of range")],
+    ),
+    (
+        "bad_duration.toml",
+        &[(
+            14,
+            10,
+            "workload.before",
+            "`5 seconds` has no unit; expected a duration like",
+        )],
+    ),
+    (
+        "bad_variant.toml",
+        &[(
+            3,
+            11,
+            "variant",
+            "unknown variant `careful`; expected \"naive\" or \"safe\"",
+        )],
+    ),
+    (
+        "concurrently_in_transaction.toml",
+        &[(
+            23,
+            7,
+            "phase[0].step[0].sql",
+            "cannot run inside a transaction block; set transaction = false",
+        )],
+    ),
+    (
+        "missing_name.toml",
+        &[(1, 1, "name", "missing; expected a scenario name")],
+    ),
+    ("empty.toml", &[(1, 1, "", "the file is empty")]),
+    ("comments_only.toml", &[(1, 1, "", "the file is empty")]),
+    (
+        "truncated.toml",
+        &[(17, 31, "workload.query[0].params", "TOML syntax error")],
+    ),
+    (
+        "not_utf8.toml",
+        &[(16, 11, "", "invalid UTF-8 (byte 0xff at offset 326)")],
+    ),
+    ("binary_garbage.toml", &[(1, 1, "", "invalid UTF-8")]),
+    ("nul_byte.toml", &[(2, 1, "", "binary data (a NUL byte)")]),
+    (
+        "many_errors.toml",
+        &[
+            (6, 8, "table[0].rows", "-1 is negative"),
+            (
+                10,
+                36,
+                "table[0].columns.v.max",
+                "max 1 is less than min 10",
+            ),
+            (13, 11, "workload.clients", "0 is out of range"),
+        ],
+    ),
+];
+
+fn errors_of(path: &Path) -> Vec<ScenarioError> {
+    match scenario::load(path, &Overrides::default()) {
+        Ok(_) => panic!("{} loaded without errors", path.display()),
+        Err(Error::Scenario(v)) => v,
+        Err(e) => panic!("{}: not a scenario error: {e}", path.display()),
+    }
+}
+
+#[test]
+fn library_reports_exactly_the_expected_located_errors() {
+    let mut failures = Vec::new();
+    for (name, expected) in CASES {
+        let path = fixture("bad", name);
+        let got = errors_of(&path);
+        let got_short: Vec<(usize, usize, &str)> = got
+            .iter()
+            .map(|e| (e.line, e.column, e.field.as_str()))
+            .collect();
+        let want_short: Vec<(usize, usize, &str)> =
+            expected.iter().map(|(l, c, f, _)| (*l, *c, *f)).collect();
+        if got_short != want_short {
+            failures.push(format!("{name}: want {want_short:?}\n  got {got:#?}"));
+            continue;
+        }
+        for (e, (_, _, _, msg)) in got.iter().zip(expected.iter()) {
+            assert_eq!(e.file, path);
+            if !e.message.contains(msg) {
+                failures.push(format!("{name}: message {:?} lacks {msg:?}", e.message));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_bad_fixture_is_covered() {
+    let dir = fixture("bad", "");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|(n, _)| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+fn check(args: &[&Path]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .arg("check")
+        .args(args)
+        .output()
+        .expect("run pgrehearse");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn binary_exits_2_with_file_line_column_field_message() {
+    let mut failures = Vec::new();
+    for (name, expected) in CASES {
+        let path = fixture("bad", name);
+        let (code, _, stderr) = check(&[&path]);
+        if code != 2 {
+            failures.push(format!("{name}: exit {code}, stderr {stderr}"));
+        }
+        if stderr.contains("panicked") {
+            failures.push(format!("{name}: panic: {stderr}"));
+        }
+        for (line, col, field, msg) in expected.iter() {
+            let located = if field.is_empty() {
+                format!("{}:{line}:{col}: {msg}", path.display())
+            } else {
+                format!("{}:{line}:{col}: {field}: ", path.display())
+            };
+            if !stderr.contains(&located) || !stderr.contains(msg) {
+                failures.push(format!(
+                    "{name}: stderr lacks {located:?} / {msg:?}:\n{stderr}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn missing_file_exits_2_naming_the_path() {
+    let path = fixture("bad", "does-not-exist.toml");
+    let (code, _, stderr) = check(&[&path]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:0:0: cannot read scenario file {}",
+            path.display(),
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_directory_is_not_a_scenario_file() {
+    let path = fixture("bad", "");
+    let (code, _, stderr) = check(&[&path]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(":0:0: cannot read scenario file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn good_and_bad_together_reports_the_bad_one_and_exits_2() {
+    let good = fixture("good", "tiny.toml");
+    let bad = fixture("bad", "zero_clients.toml");
+    let (code, _, stderr) = check(&[&good, &bad]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("zero_clients.toml:13:11: workload.clients: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tiny.toml"), "{stderr}");
+}
+
+#[test]
+fn good_fixture_checks_and_prints_the_plan() {
+    let good = fixture("good", "tiny.toml");
+    let (code, stdout, stderr) = check(&[&good]);
+    assert_eq!(code, 0, "{stderr}");
+    for want in [
+        "scenario tiny",
+        "customers — 100 rows",
+        "orders — 400 rows",
+        "customer_id      fk customers 1..=100",
+        "query read_order weight 6 (60%) apps [v1, v2]",
+        "step index concurrently (autocommit)",
+        "backfill: UPDATE orders SET total_v2 = total_cents WHERE id > lo",
+        "longest blocking lock <= 1000 ms",
+    ] {
+        assert!(stdout.contains(want), "plan lacks {want:?}:\n{stdout}");
+    }
+}
+
+#[test]
+fn the_scenario_library_checks_clean() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 14,
+        "expected naive/safe pairs, found {files:?}"
+    );
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let (code, _, stderr) = check(&refs);
+    assert_eq!(code, 0, "{stderr}");
+    // Every pair has exactly one naive and one safe file.
+    let mut pairs: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in &files {
+        let s = scenario::load(f, &Overrides::default()).unwrap();
+        let variant = s
+            .variant
+            .map(|v| format!("{v:?}").to_lowercase())
+            .unwrap_or_default();
+        pairs
+            .entry(s.pair.clone().expect("every library scenario has a pair"))
+            .or_default()
+            .push(variant);
+    }
+    for (pair, mut variants) in pairs {
+        variants.sort();
+        assert_eq!(variants, ["naive", "safe"], "pair {pair}");
+    }
+}
+
+#[test]
+fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
+    let good = fixture("good", "tiny.toml");
+    let rows = Overrides {
+        rows: Some(40),
+        scale: None,
+    };
+    let s = scenario::load(&good, &rows).unwrap();
+    let counts: Vec<(&str, u64)> = s.tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
+    assert_eq!(counts, [("customers", 10), ("orders", 40)]);
+    let fk = &s.tables[1]
+        .columns
+        .iter()
+        .find(|c| c.name == "customer_id")
+        .unwrap()
+        .gen
+        .kind;
+    assert_eq!(
+        fk,
+        &scenario::Gen::ForeignKey {
+            table: "customers".into(),
+            rows: 10
+        }
+    );
+    // Query parameters follow the scaled table too.
+    assert_eq!(
+        s.workload.queries[0].params[0].kind,
+        scenario::Gen::ForeignKey {
+            table: "orders".into(),
+            rows: 40
+        }
+    );
+    let scale = Overrides {
+        rows: None,
+        scale: Some(2.5),
+    };
+    let s = scenario::load(&good, &scale).unwrap();
+    let counts: Vec<u64> = s.tables.iter().map(|t| t.rows).collect();
+    assert_eq!(counts, [250, 1000]);
+    let tiny = Overrides {
+        rows: None,
+        scale: Some(0.000_001),
+    };
+    let s = scenario::load(&good, &tiny).unwrap();
+    assert!(s.tables.iter().all(|t| t.rows == 1));
+    let absurd = Overrides {
+        rows: Some(50_000_000_000),
+        scale: None,
+    };
+    match scenario::load(&good, &absurd) {
+        Err(Error::Scenario(v)) => {
+            assert!(
+                v.iter()
+                    .any(|e| e.field == "table[1].rows"
+                        && e.message.contains("after --rows/--scale")),
+                "{v:?}"
+            );
+        }
+        other => panic!("expected a scenario error, got {other:?}"),
+    }
+    assert!(matches!(
+        scenario::load(
+            &good,
+            &Overrides {
+                rows: Some(0),
+                scale: None
+            }
+        ),
+        Err(Error::Usage(_))
+    ));
+}
+
+#[test]
+fn the_plan_of_the_good_fixture_is_what_the_file_says() {
+    let good = fixture("good", "tiny.toml");
+    let s = scenario::load(&good, &Overrides::default()).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    use sha2::Digest;
+    assert_eq!(s.hash, hex::encode(sha2::Sha256::digest(&bytes)));
+    assert_eq!(s.workload.apps(), ["v1", "v2"]);
+    assert_eq!(s.workload.queries[0].apps, ["v1", "v2"]);
+    assert_eq!(s.phases[1].apps, ["v1", "v2"]);
+    assert_eq!(s.workload.rate, Some(100.0));
+    assert_eq!(s.workload.window, std::time::Duration::from_millis(100));
+    let contract = &s.phases[2].steps[0];
+    assert_eq!(
+        contract.action,
+        scenario::StepAction::Sql(vec![
+            "ALTER TABLE orders DROP COLUMN note".into(),
+            "COMMENT ON COLUMN orders.total_v2 IS 'cents; was total_cents'".into()
+        ])
+    );
+    assert_eq!(
+        contract.statement_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+    let add = &s.phases[0].steps[0];
+    assert_eq!(
+        (add.retries, add.retry_backoff),
+        (2, std::time::Duration::from_millis(50))
+    );
+    assert!(!s.phases[0].steps[1].transaction);
+    assert_eq!(
+        s.postgres.settings,
+        [
+            ("work_mem".to_string(), "8MB".to_string()),
+            ("log_min_duration_statement".to_string(), "-1".to_string()),
+            ("jit".to_string(), "off".to_string())
+        ]
+    );
+    let created = s.tables[0]
+        .columns
+        .iter()
+        .find(|c| c.name == "created_at")
+        .unwrap();
+    assert_eq!(
+        created.gen.kind,
+        scenario::Gen::Timestamp {
+            from_us: 1_704_067_200_000_000,
+            to_us: 1_751_284_800_000_000
+        }
+    );
+}
