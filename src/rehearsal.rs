@@ -215,14 +215,22 @@ async fn rehearse(
         steps: Vec::new(),
         invalid_indexes: Vec::new(),
     };
+    // A run that ends before the rehearsal proper still gets its report:
+    // run.json says why, the CSVs are empty, the summary says what failed.
     let write_partial = |info: &RunInfo, why: &str| {
         let mut info = info.clone();
         info.failure = Some(why.to_string());
-        let _ = RunRecord {
+        let written = RunRecord {
             info: Some(info),
             ..Default::default()
         }
         .write(&run_dir);
+        if written.is_ok() {
+            let _ = crate::report::render(
+                &run_dir,
+                &crate::report::RenderOptions::with_budgets(budgets.to_vec()),
+            );
+        }
     };
 
     // Seed.

@@ -9,7 +9,7 @@ fn migration_sql_error_is_recorded_reported_and_exits_4() {
     let run = Rehearsal::local("sql-error.toml").finish(Duration::from_secs(120));
     run.assert_code(4);
     let (dir, rec) = run.record();
-    run.assert_record_files(&dir);
+    run.assert_report_written(&dir, "relation \"nope\" does not exist (42P01)");
 
     // The failing statement, with its SQLSTATE.
     let failed: Vec<_> = rec
@@ -79,9 +79,9 @@ fn kill_the_server_during(fixture_name: &str, marker: &str, step_sql: &str) {
     );
 
     let (dir, rec) = run.record();
-    run.assert_record_files(&dir);
     let info = rec.info.as_ref().expect("run.json");
     let failure = info.failure.as_deref().expect("a failure in run.json");
+    run.assert_report_written(&dir, failure);
     assert!(
         failure.contains("connection lost") || failure.contains("stopped answering"),
         "{failure}"

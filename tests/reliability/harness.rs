@@ -9,7 +9,7 @@ use pgrehearse::record::RunRecord;
 
 use crate::common;
 
-/// What every run directory holds, even a partial one.
+/// What every run directory holds, even a partial one: the record ...
 pub const RECORD_FILES: &[&str] = &[
     "run.json",
     "statements.csv",
@@ -19,6 +19,9 @@ pub const RECORD_FILES: &[&str] = &[
     "errors.csv",
     "server.csv",
 ];
+
+/// ... and the report rendered from it.
+pub const REPORT_FILES: &[&str] = &["summary.json", "summary.md", "index.html"];
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -202,10 +205,17 @@ impl Finished {
         assert!(found.is_empty(), "left behind: {found:#?}");
     }
 
-    pub fn assert_record_files(&self, dir: &Path) {
-        for f in RECORD_FILES {
+    /// The record and the report are there, and the summary says `says`
+    /// (what stopped the run, when something did).
+    pub fn assert_report_written(&self, dir: &Path, says: &str) {
+        for f in RECORD_FILES.iter().chain(REPORT_FILES) {
             assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
         }
+        let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        assert!(
+            summary.contains(says),
+            "summary.md does not say `{says}`:\n{summary}"
+        );
     }
 }
 

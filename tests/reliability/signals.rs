@@ -16,7 +16,7 @@ fn sigint_during_the_migration_cancels_writes_the_report_and_exits_130() {
     let run = interrupt(r, "INT", 130);
 
     let (dir, rec) = run.record();
-    run.assert_record_files(&dir);
+    run.assert_report_written(&dir, "interrupted by SIGINT");
     let info = rec.info.as_ref().unwrap();
     let failure = info.failure.as_deref().unwrap_or_default();
     assert!(
@@ -42,9 +42,10 @@ fn sigterm_during_seeding_exits_143_and_tears_down() {
     });
     std::thread::sleep(Duration::from_millis(300));
     let run = interrupt(r, "TERM", 143);
-    let (_, rec) = run.record();
+    let (dir, rec) = run.record();
     let failure = rec.info.and_then(|i| i.failure).unwrap_or_default();
     assert!(failure.contains("seeding"), "{failure}");
+    run.assert_report_written(&dir, "interrupted while seeding");
 }
 
 #[test]

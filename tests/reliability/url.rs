@@ -152,7 +152,7 @@ async fn url_backend_touches_only_its_scratch_database_and_leaks_no_password() {
     .unwrap();
     run.assert_code(0);
     let (dir, rec) = run.record();
-    run.assert_record_files(&dir);
+    run.assert_report_written(&dir, "url-safety");
     let info = rec.info.as_ref().unwrap();
     assert_eq!(info.backend, "url");
     assert!(rec.statements.iter().all(|s| s.outcome == "ok"));
