@@ -29,6 +29,9 @@ use crate::target::ConnInfo;
 
 pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
 
+/// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
+const AFTER_ABORT_WAIT: Duration = Duration::from_secs(2);
+
 /// A lock key: (locktype, relation or locktype, mode).
 pub type LockKey = (String, String, String);
 
@@ -53,6 +56,9 @@ pub struct MigrationRun {
     pub steps: Vec<StepSpan>,
     /// What went wrong, when the migration did not finish.
     pub failure: Option<String>,
+    /// The migration stopped because `abort` was cancelled (a signal, a dead
+    /// server), not because a step failed: the caller knows the real cause.
+    pub aborted: bool,
     pub pid: i32,
     pub start_ms: Option<f64>,
     pub end_ms: Option<f64>,
@@ -224,11 +230,15 @@ impl Executor {
         match result {
             Ok(()) => {
                 if !step.pause_after.is_zero() && !self.sleep(step.pause_after).await {
+                    self.run.aborted = true;
                     return Err("interrupted".into());
                 }
                 Ok(())
             }
-            Err(Failure::Aborted) => Err("interrupted".into()),
+            Err(Failure::Aborted) => {
+                self.run.aborted = true;
+                Err("interrupted".into())
+            }
             Err(Failure::LockTimeout(m)) => Err(format!(
                 "phase `{}` step `{}`: lock timeout after {} attempt(s): {m} (55P03)",
                 phase.name,
@@ -346,7 +356,11 @@ impl Executor {
             before = after;
         }
         let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let end = self.simple(end_sql).await;
+        let end = if matches!(result, Err(Failure::Aborted)) {
+            self.simple_after_abort(end_sql).await
+        } else {
+            self.simple(end_sql).await
+        };
         txn.released_ms = self.ctx.clock.now_ms();
         self.run.txns.push(txn);
         match (result, end) {
@@ -377,9 +391,12 @@ impl Executor {
             let after = self.probe().await.unwrap_or_default();
             self.fill_probe_facts(idx, &before, &after);
         }
-        let reset = self
-            .simple("RESET lock_timeout; RESET statement_timeout")
-            .await;
+        let reset_sql = "RESET lock_timeout; RESET statement_timeout";
+        let reset = if matches!(result, Err(Failure::Aborted)) {
+            self.simple_after_abort(reset_sql).await
+        } else {
+            self.simple(reset_sql).await
+        };
         result.and(reset)
     }
 
@@ -470,6 +487,17 @@ impl Executor {
                     message: format!("connection lost: {e}"),
                 },
             })
+    }
+
+    /// After an abort the cancelled statement may still be running: a
+    /// killed postmaster cannot forward the cancel request, and its orphaned
+    /// backend runs on. Whatever is sent now queues behind it, so give up
+    /// quickly instead of waiting forever.
+    async fn simple_after_abort(&mut self, sql: &str) -> Result<(), Failure> {
+        match tokio::time::timeout(AFTER_ABORT_WAIT, self.simple(sql)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Aborted),
+        }
     }
 
     async fn probe(&mut self) -> Option<Probe> {

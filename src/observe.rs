@@ -23,11 +23,30 @@ use crate::workload::{PidOwner, PidRegistry, SCRIPT_APP};
 
 pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
 
-/// The text of a Postgres error with its SQLSTATE, for messages.
+/// waits.csv keeps at most this many rows (about 25 MB in memory): a long
+/// run with constant app-on-app row-lock contention must not grow without
+/// bound. Waits past the cap are counted in `Observations::waits_dropped`.
+pub const MAX_WAIT_ROWS: usize = 100_000;
+
+/// The text of a Postgres error with its SQLSTATE, for messages. Other
+/// errors carry their cause chain ("error connecting to server: Connection
+/// refused (os error 111)"): tokio-postgres' own Display stops at the first.
 pub fn pg_error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !s.contains(&text) {
+                    s.push_str(": ");
+                    s.push_str(&text);
+                }
+                cause = c.source();
+            }
+            s
+        }
     }
 }
 
@@ -85,6 +104,11 @@ pub struct Observations {
     pub log_acquired: Vec<LogAcquired>,
     pub server: Vec<ServerRow>,
     pub polls: u64,
+    /// Waits not kept because waits.csv reached [`MAX_WAIT_ROWS`].
+    pub waits_dropped: u64,
+    /// Set when an observer lost its connection before the end (the server
+    /// died): what it saw until then is kept.
+    pub connection_lost: Option<String>,
     /// Mean time between polls, ms (the precision of wait ends).
     pub mean_poll_ms: f64,
 }
@@ -106,7 +130,7 @@ pub struct ObserverCtx {
 
 pub struct Observer {
     waits: tokio::task::JoinHandle<crate::Result<WaitPoller>>,
-    server: tokio::task::JoinHandle<crate::Result<Vec<ServerRow>>>,
+    server: tokio::task::JoinHandle<crate::Result<(Vec<ServerRow>, Option<String>)>>,
     log: Option<tokio::task::JoinHandle<Vec<LogAcquired>>>,
 }
 
@@ -148,13 +172,14 @@ impl Observer {
     /// Stop (the ctx's `stop` token must have been cancelled) and collect.
     pub async fn finish(self) -> crate::Result<Observations> {
         let poller = self.waits.await.map_err(anyhow::Error::new)??;
-        let server = self.server.await.map_err(anyhow::Error::new)??;
+        let (server, server_lost) = self.server.await.map_err(anyhow::Error::new)??;
         let log_acquired = match self.log {
             Some(h) => h.await.unwrap_or_default(),
             None => Vec::new(),
         };
         let mut obs = poller.into_observations();
         obs.server = server;
+        obs.connection_lost = obs.connection_lost.or(server_lost);
         obs.log_acquired = log_acquired;
         Ok(obs)
     }
@@ -186,9 +211,12 @@ struct WaitPoller {
     mig_open: HashMap<(String, String, String, i64), OpenMigWait>,
     held_open: HashMap<(String, String, String), HeldSighting>,
     done: Vec<WaitRow>,
+    waits_dropped: u64,
     mig_done: Vec<MigrationWait>,
     held_done: Vec<HeldSighting>,
     polls: u64,
+    /// Why polling stopped early, if it did.
+    lost: Option<String>,
     first_poll_ms: f64,
     last_poll_ms: f64,
 }
@@ -215,9 +243,11 @@ impl WaitPoller {
             mig_open: HashMap::new(),
             held_open: HashMap::new(),
             done: Vec::new(),
+            waits_dropped: 0,
             mig_done: Vec::new(),
             held_done: Vec::new(),
             polls: 0,
+            lost: None,
             first_poll_ms: 0.0,
             last_poll_ms: 0.0,
         }
@@ -252,50 +282,59 @@ impl WaitPoller {
                 _ = tick.tick() => {}
             }
             let t0 = self.ctx.clock.now_ms();
-            let rows = match client.query(&waiters, &[]).await {
-                Ok(r) => r,
-                Err(e) if e.is_closed() => {
-                    return Err(crate::Error::rehearsal(format!(
-                        "the observer lost its connection: {e}"
-                    )))
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let waiters: Vec<Waiter> = rows
-                .iter()
-                .map(|r| Waiter {
-                    pid: r.get(0),
-                    query: r.get(1),
-                    blockers: r.get(2),
-                })
-                .collect();
-            let ungranted: Vec<Ungranted> = if waiters.is_empty() {
-                Vec::new()
-            } else {
-                client
-                    .query(&ungranted, &[])
-                    .await?
-                    .iter()
-                    .map(|r| Ungranted {
-                        pid: r.get(0),
-                        locktype: r.get(1),
-                        relation: r.get(2),
-                        mode: r.get(3),
-                        waitstart_ms: r.get(4),
-                    })
-                    .collect()
-            };
             let mig = &self.ctx.migration;
             let mig_pid = mig.pid.load(Ordering::Relaxed);
             // Outside a transaction the executor cannot list its own locks,
             // so we do, only while such a statement runs.
-            let held_rows = if mig_pid != 0
+            let want_held = mig_pid != 0
                 && mig.in_statement.load(Ordering::Relaxed)
-                && mig.autocommit.load(Ordering::Relaxed)
-            {
-                client.query(&held, &[&mig_pid]).await?
-            } else {
-                Vec::new()
+                && mig.autocommit.load(Ordering::Relaxed);
+            let polled = async {
+                let waiters: Vec<Waiter> = client
+                    .query(&waiters, &[])
+                    .await?
+                    .iter()
+                    .map(|r| Waiter {
+                        pid: r.get(0),
+                        query: r.get(1),
+                        blockers: r.get(2),
+                    })
+                    .collect();
+                let ungranted: Vec<Ungranted> = if waiters.is_empty() {
+                    Vec::new()
+                } else {
+                    client
+                        .query(&ungranted, &[])
+                        .await?
+                        .iter()
+                        .map(|r| Ungranted {
+                            pid: r.get(0),
+                            locktype: r.get(1),
+                            relation: r.get(2),
+                            mode: r.get(3),
+                            waitstart_ms: r.get(4),
+                        })
+                        .collect()
+                };
+                let held_rows = if want_held {
+                    client.query(&held, &[&mig_pid]).await?
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, tokio_postgres::Error>((waiters, ungranted, held_rows))
+            }
+            .await;
+            // A dead server (or a lost connection) ends the polling, not the
+            // observations: what was seen until then is still reported.
+            let (waiters, ungranted, held_rows) = match polled {
+                Ok(p) => p,
+                Err(e) => {
+                    self.lost = Some(format!(
+                        "the wait observer lost the server: {}",
+                        pg_error_text(&e)
+                    ));
+                    break;
+                }
             };
             let t1 = self.ctx.clock.now_ms();
             let t = (t0 + t1) / 2.0;
@@ -385,6 +424,10 @@ impl WaitPoller {
             .collect();
         for k in gone {
             let w = self.open.remove(&k).expect("present");
+            if self.done.len() >= MAX_WAIT_ROWS {
+                self.waits_dropped += 1;
+                continue;
+            }
             let end = (w.last_seen_ms + t) / 2.0;
             let cause = if w.queued_behind_migration {
                 WaitCause::QueuedBehindMigration
@@ -492,6 +535,8 @@ impl WaitPoller {
             log_acquired: Vec::new(),
             server: Vec::new(),
             polls: self.polls,
+            waits_dropped: self.waits_dropped,
+            connection_lost: self.lost,
             mean_poll_ms,
         }
     }
@@ -501,7 +546,7 @@ impl WaitPoller {
 async fn sample_server(
     client: tokio_postgres::Client,
     ctx: Arc<ObserverCtx>,
-) -> crate::Result<Vec<ServerRow>> {
+) -> crate::Result<(Vec<ServerRow>, Option<String>)> {
     let start_lsn: String = client
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
         .await?
@@ -531,12 +576,11 @@ async fn sample_server(
         let t = ctx.clock.now_ms();
         let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {
             Ok(r) => r,
-            Err(e) if e.is_closed() => {
-                return Err(crate::Error::rehearsal(format!(
-                    "the server sampler lost its connection: {e}"
-                )))
+            // Keep the samples taken so far.
+            Err(e) => {
+                let lost = format!("the server sampler lost the server: {}", pg_error_text(&e));
+                return Ok((rows, Some(lost)));
             }
-            Err(e) => return Err(e.into()),
         };
         if let Ok(s) = client.query_one(&sizes, &[&ctx.tables]).await {
             last_size = s.get::<_, i64>(0).max(0) as u64;
@@ -551,7 +595,7 @@ async fn sample_server(
             waiting_backends: r.get::<_, i32>(2).max(0) as u32,
         });
     }
-    Ok(rows)
+    Ok((rows, None))
 }
 
 /// Follow the server log for `log_lock_waits` "acquired" lines.
@@ -569,7 +613,13 @@ async fn tail_log(file: tokio::fs::File, ctx: Arc<ObserverCtx>) -> Vec<LogAcquir
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Ok(_) => {
-                if let Some(a) = parse_acquired(&line, &ctx.server_clock) {
+                // Only the migration's own lines are used (lock_rows); app
+                // waits log one line each, so keeping those too would grow
+                // with the run. The migration pid is known before it waits.
+                let mig_pid = ctx.migration.pid.load(Ordering::Relaxed);
+                if let Some(a) = parse_acquired(&line, &ctx.server_clock)
+                    .filter(|a| mig_pid != 0 && a.pid == mig_pid)
+                {
                     out.push(a);
                 }
             }

@@ -32,6 +32,8 @@ const SAMPLE_QUEUE: usize = 65_536;
 pub const WAIT_POLL: Duration = Duration::from_millis(5);
 /// How often server.csv gets a sample.
 pub const SERVER_SAMPLE: Duration = Duration::from_millis(250);
+/// How long the queries after the run (names of oids, invalid indexes) may take.
+const LAST_QUERIES_WAIT: Duration = Duration::from_secs(5);
 
 /// SIGINT / SIGTERM → a cancelled token and the signal number.
 #[derive(Clone)]
@@ -41,25 +43,33 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Must run (inside the runtime) before anything is provisioned: from
+    /// here on SIGINT / SIGTERM no longer kill the process outright, so
+    /// every teardown runs. The handlers are registered right here, not in
+    /// the spawned task, so there is no window where a signal still kills.
     pub fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
         let s = Signals {
             token: CancellationToken::new(),
             which: Arc::default(),
         };
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return s;
+        };
         let c = s.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
             let n = tokio::select! {
                 _ = int.recv() => libc::SIGINT,
                 _ = term.recv() => libc::SIGTERM,
             };
             c.which.store(n, Ordering::SeqCst);
+            // A container removal can take seconds on some storage drivers;
+            // the engine completes it without us once requested.
+            #[cfg(feature = "docker")]
+            crate::target::docker::stop_waiting_for_removals();
             c.token.cancel();
         });
         s
@@ -130,9 +140,25 @@ pub async fn run_one(
             s.name, common.backend
         );
     }
-    let target = tokio::select! {
-        t = Target::start(&opts) => t?,
-        _ = signals.token.cancelled() => return Err(signals.error()),
+    let target = if common.backend == BackendKind::Url {
+        // Not raced against a signal: a CREATE DATABASE abandoned mid-way
+        // still completes on the server, with nobody left to drop it. The
+        // start is short (bounded by the connect timeout); finish it, then
+        // tear down.
+        let target = Target::start(&opts).await?;
+        if signals.token.is_cancelled() {
+            if let Err(e) = target.teardown().await {
+                eprintln!("pgrehearse: teardown: {e}");
+            }
+            return Err(signals.error());
+        }
+        target
+    } else {
+        // Dropping a local or docker start tears down what it started.
+        tokio::select! {
+            t = Target::start(&opts) => t?,
+            _ = signals.token.cancelled() => return Err(signals.error()),
+        }
     };
     let result = rehearse(&target, s, common, budgets, signals).await;
     if let Err(e) = target.teardown().await {
@@ -189,14 +215,22 @@ async fn rehearse(
         steps: Vec::new(),
         invalid_indexes: Vec::new(),
     };
+    // A run that ends before the rehearsal proper still gets its report:
+    // run.json says why, the CSVs are empty, the summary says what failed.
     let write_partial = |info: &RunInfo, why: &str| {
         let mut info = info.clone();
         info.failure = Some(why.to_string());
-        let _ = RunRecord {
+        let written = RunRecord {
             info: Some(info),
             ..Default::default()
         }
         .write(&run_dir);
+        if written.is_ok() {
+            let _ = crate::report::render(
+                &run_dir,
+                &crate::report::RenderOptions::with_budgets(budgets.to_vec()),
+            );
+        }
     };
 
     // Seed.
@@ -402,30 +436,62 @@ async fn rehearse(
     }
     let end_ms = clock.now_ms();
 
-    // Why did we stop early, if we did?
+    // Why did we stop early, if we did? A step's own error says most; a
+    // signal or a dead server says more than the "interrupted" of the
+    // migration it aborted.
     let interrupted = signals.token.is_cancelled();
-    let fail = failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if run.failure.is_none() {
-        run.failure = if interrupted {
-            Some(format!(
-                "interrupted by {}",
-                if signals.which.load(Ordering::SeqCst) == libc::SIGTERM {
-                    "SIGTERM"
-                } else {
-                    "SIGINT"
-                }
-            ))
-        } else {
-            fail
-        };
+    let fail = failure
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .or_else(|| observations.connection_lost.clone());
+    if run.failure.is_none() || run.aborted {
+        let cancelled = run
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.outcome == "cancelled")
+            .map(|s| format!(" (step `{} / {}` was cancelled)", s.phase, s.step))
+            .unwrap_or_default();
+        if interrupted {
+            let sig = if signals.which.load(Ordering::SeqCst) == libc::SIGTERM {
+                "SIGTERM"
+            } else {
+                "SIGINT"
+            };
+            run.failure = Some(format!("interrupted by {sig}{cancelled}"));
+        } else if let Some(f) = fail {
+            run.failure = Some(format!("{f}{cancelled}"));
+        }
+    }
+
+    // Caps that keep a long run's memory bounded: say when one was hit.
+    if recorder.errors_dropped > 0 {
+        eprintln!(
+            "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv only",
+            crate::latency::MAX_ERROR_ROWS,
+            recorder.errors_dropped
+        );
+    }
+    if observations.waits_dropped > 0 {
+        eprintln!(
+            "pgrehearse: warning: waits.csv keeps the first {} lock waits; {} more were not recorded",
+            crate::observe::MAX_WAIT_ROWS,
+            observations.waits_dropped
+        );
     }
 
     // Record.
-    let oid_names = resolve_oids(&admin, &observations).await;
+    // A server that hangs (rather than dies) must not hold the report back.
+    let oid_names = tokio::time::timeout(LAST_QUERIES_WAIT, resolve_oids(&admin, &observations))
+        .await
+        .unwrap_or_default();
     let locks = crate::holds::lock_rows(&run, &observations, &oid_names);
     info.phases = run.phases.clone();
     info.steps = run.steps.clone();
-    info.invalid_indexes = invalid_indexes(&admin).await;
+    info.invalid_indexes = tokio::time::timeout(LAST_QUERIES_WAIT, invalid_indexes(&admin))
+        .await
+        .unwrap_or_default();
     info.end_ms = crate::latency::round3(end_ms);
     info.failure = run.failure.clone();
     info.lock_precision_ms = lock_precision(&server_clock, &observations);

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use testcontainers::bollard::models::{HostConfig, PortBinding};
@@ -33,6 +34,36 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Docker's 64 MB /dev/shm is too small for parallel queries on real data.
 const SHM_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Set when the process was interrupted (Ctrl-C, SIGTERM): it has seconds to
+/// exit, and removing a container can take that long (the vfs storage
+/// driver deletes a full copy of the image). A removal the engine has
+/// received is completed by the engine, so from then on we request removals
+/// and wait for them at most [`INTERRUPTED_REMOVAL_WAIT`].
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+const INTERRUPTED_REMOVAL_WAIT: Duration = Duration::from_secs(2);
+
+/// See [`INTERRUPTED`]: called by the signal handler.
+pub fn stop_waiting_for_removals() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Remove a container; once interrupted, without waiting for the engine to
+/// finish. (If we stop waiting, `ContainerAsync`'s own drop asks again and
+/// gets a quick "removal already in progress".)
+async fn remove(container: Box<ContainerAsync<GenericImage>>) -> Result<()> {
+    let id = container.id().to_string();
+    let rm = container.rm();
+    let done = if INTERRUPTED.load(Ordering::SeqCst) {
+        match tokio::time::timeout(INTERRUPTED_REMOVAL_WAIT, rm).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        }
+    } else {
+        rm.await
+    };
+    done.map_err(|e| Error::Other(anyhow::anyhow!("could not remove container {id}: {e}")))
+}
 
 pub struct DockerPostgres {
     conn: ConnInfo,
@@ -71,6 +102,7 @@ impl DockerPostgres {
         }
 
         let pid = std::process::id();
+        let container_name = format!("pgrehearse-{pid}-{}", short_random());
         let request = GenericImage::new(name, tag)
             .with_exposed_port(5432.tcp())
             // The official entrypoint's init-time server logs to stdout, the
@@ -82,12 +114,23 @@ impl DockerPostgres {
             .with_env_var("POSTGRES_DB", WORK_DB)
             .with_cmd(cmd)
             .with_label(PID_LABEL, pid.to_string())
-            .with_container_name(format!("pgrehearse-{pid}-{}", short_random()))
+            .with_container_name(&container_name)
             .with_shm_size(SHM_BYTES)
             .with_startup_timeout(STARTUP_TIMEOUT)
             .with_host_config_modifier(publish_on_loopback);
 
-        let container = request.start().await.map_err(|e| {
+        // Until testcontainers hands the container back, nothing removes it:
+        // the guard does, if the start fails, times out or is abandoned.
+        let mut created = CreatedGuard {
+            name: container_name,
+            armed: true,
+            pending: true,
+            since: chrono::Utc::now().timestamp() - 1,
+        };
+        let started = request.start().await;
+        // It returned: no creation is in flight any more.
+        created.pending = false;
+        let container = started.map_err(|e| {
             Error::NoPostgres(format!(
                 "could not start a container from {image}: {e}\n\
                  (this machine may not reach a registry: build a local image with \
@@ -95,6 +138,7 @@ impl DockerPostgres {
                  or set PGREHEARSE_IMAGE)"
             ))
         })?;
+        created.armed = false;
         let id = container.id().to_string();
 
         let log_dir = tempfile::Builder::new()
@@ -165,13 +209,10 @@ impl DockerPostgres {
 
     pub async fn teardown(mut self) -> Result<()> {
         self.log_task.abort();
-        if let Some(c) = self.container.take() {
-            let id = c.id().to_string();
-            c.rm().await.map_err(|e| {
-                Error::Other(anyhow::anyhow!("could not remove container {id}: {e}"))
-            })?;
+        match self.container.take() {
+            Some(c) => remove(c).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -181,8 +222,19 @@ impl Drop for DockerPostgres {
         let Some(container) = self.container.take() else {
             return;
         };
-        // ContainerAsync removes itself on drop but needs a tokio runtime.
-        if tokio::runtime::Handle::try_current().is_ok() {
+        // ContainerAsync removes itself on drop but needs a tokio runtime,
+        // and waits for the removal to finish: not when we were interrupted.
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    let _ = rt.block_on(remove(container));
+                }
+            })
+            .join();
+        } else if tokio::runtime::Handle::try_current().is_ok() {
             drop(container);
         } else {
             let _ = std::thread::spawn(move || {
@@ -196,6 +248,118 @@ impl Drop for DockerPostgres {
             .join();
         }
     }
+}
+
+/// Removes the container called `name` when dropped armed.
+///
+/// testcontainers removes a container only once it has handed it back, so a
+/// start that fails or times out after the creation, or that is abandoned
+/// (Ctrl-C), would leave it. Worse, an abandoned creation keeps running in
+/// the engine: the container may appear a moment later (seconds on the vfs
+/// storage driver). So while a creation may be pending, wait for it — unless
+/// the engine's events show the container was already destroyed (the start
+/// got as far as testcontainers' own drop guard).
+struct CreatedGuard {
+    name: String,
+    armed: bool,
+    /// `start` has not returned yet: a creation may be in flight.
+    pending: bool,
+    /// When the start began (unix seconds), for the events query.
+    since: i64,
+}
+
+/// How long an abandoned creation may take to produce its container: a
+/// vfs copy of the image on a busy disk takes seconds. Bounded so that a
+/// Ctrl-C still ends the process within 10 s.
+const ABANDONED_CREATE_WAIT: Duration = Duration::from_secs(8);
+
+impl Drop for CreatedGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (name, pending, since) = (self.name.clone(), self.pending, self.since);
+        // Own thread and runtime: we may be inside or outside a runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(remove_created(name, pending, since));
+        })
+        .join();
+    }
+}
+
+async fn remove_created(name: String, pending: bool, since: i64) {
+    use testcontainers::bollard::errors::Error as DockerError;
+    use testcontainers::bollard::query_parameters::RemoveContainerOptions;
+    let Ok(docker) = testcontainers::bollard::Docker::connect_with_defaults() else {
+        return;
+    };
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        link: false,
+    };
+    let deadline = Instant::now() + ABANDONED_CREATE_WAIT;
+    loop {
+        // Once the engine has the request it completes the removal even if
+        // we stop waiting (which on vfs can take seconds): don't wait long.
+        let removed = tokio::time::timeout(
+            Duration::from_secs(2),
+            docker.remove_container(&name, Some(options.clone())),
+        )
+        .await;
+        if removed.is_err() {
+            return;
+        }
+        let missing = matches!(
+            removed,
+            Ok(Err(DockerError::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }))
+        );
+        if !missing || !pending || was_destroyed(&docker, &name, since).await {
+            return;
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "pgrehearse: warning: the Docker engine was still creating container {name} \
+                 when we gave up waiting; if it appears, remove it with `docker rm -f {name}`"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Did the engine destroy a container called `name` since `since`?
+async fn was_destroyed(docker: &testcontainers::bollard::Docker, name: &str, since: i64) -> bool {
+    use futures_util::StreamExt;
+    let options = testcontainers::bollard::query_parameters::EventsOptions {
+        since: Some(since.to_string()),
+        // Fractional "now": a whole second would make the engine hold the
+        // stream open until that second has passed.
+        until: Some(format!(
+            "{:.6}",
+            chrono::Utc::now().timestamp_micros() as f64 / 1e6
+        )),
+        filters: Some(HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("container".to_string(), vec![name.to_string()]),
+            ("event".to_string(), vec!["destroy".to_string()]),
+        ])),
+    };
+    let first = tokio::time::timeout(
+        Duration::from_secs(3),
+        docker.events(Some(options)).boxed().next(),
+    )
+    .await;
+    matches!(first, Ok(Some(Ok(_))))
 }
 
 /// Publish 5432 on 127.0.0.1 (a random port) instead of every interface.

@@ -183,14 +183,64 @@ impl ClusterGuard {
         self.stop_postmaster();
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
-            dir.close().map_err(|e| {
-                Error::Other(anyhow::anyhow!(
+            // A postmaster that was killed (not stopped) leaves its backends
+            // running until they notice; an interrupted initdb leaves its
+            // single-user postgres. Either would keep writing into the dir.
+            kill_processes_in(&path);
+            // Removal can race with the last of them exiting: retry briefly.
+            let mut result = std::fs::remove_dir_all(&path);
+            for _ in 0..20 {
+                if result.is_ok() || !path.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                kill_processes_in(&path);
+                result = std::fs::remove_dir_all(&path);
+            }
+            // Deleted (or given up on) here: the TempDir must not try again.
+            let _ = dir.keep();
+            if let (Err(e), true) = (result, path.exists()) {
+                return Err(Error::Other(anyhow::anyhow!(
                     "could not remove the cluster dir {}: {e}",
                     path.display()
-                ))
-            })?;
+                )));
+            }
         }
         Ok(())
+    }
+}
+
+/// SIGKILL every process whose working directory is inside `dir` (postgres
+/// processes run in their data directory, initdb in the cluster dir) and
+/// wait up to a second for them to go. Only processes we may signal are
+/// seen: ours, or any when we are root.
+fn kill_processes_in(dir: &Path) {
+    let strays = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+                (pid != std::process::id() && cwd.starts_with(dir)).then_some(pid)
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let pids = strays();
+        if pids.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in pids {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -421,7 +471,10 @@ async fn initdb(bin: &PgBin, runner: &Runner, root: &Path, password: &str) -> Re
         .current_dir(root)
         .env_remove("PGDATA")
         .stdin(Stdio::null());
+    // A start abandoned mid-initdb (Ctrl-C) must not leave initdb running;
+    // the postgres it spawned is reaped by the guard's cleanup.
     let out = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| Error::NoPostgres(format!("cannot run initdb: {e}")))?;

@@ -34,7 +34,10 @@ impl UrlTarget {
 
         let admin = connect(&server, &admin_db).await.map_err(|e| {
             Error::NoPostgres(scrub(
-                &format!("cannot connect to {redacted}: {e}"),
+                &format!(
+                    "cannot connect to {redacted}: {}",
+                    crate::observe::pg_error_text(&e)
+                ),
                 server.password.as_deref(),
             ))
         })?;
@@ -56,7 +59,8 @@ impl UrlTarget {
                 Error::NoPostgres(scrub(
                     &format!(
                         "cannot create the scratch database {name} on {redacted} \
-                         (the role needs CREATEDB): {e}"
+                         (the role needs CREATEDB): {}",
+                        crate::observe::pg_error_text(&e)
                     ),
                     server.password.as_deref(),
                 ))
@@ -145,9 +149,10 @@ async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Resu
     let admin = connect(conn, admin_db).await.map_err(|e| {
         Error::NoPostgres(scrub(
             &format!(
-                "cannot connect to {} to drop the scratch database {}: {e}",
+                "cannot connect to {} to drop the scratch database {}: {}",
                 conn.redacted_at(admin_db),
-                conn.dbname
+                conn.dbname,
+                crate::observe::pg_error_text(&e)
             ),
             conn.password.as_deref(),
         ))

@@ -1,0 +1,131 @@
+//! The docker backend: its generated password, and no container left behind.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common;
+use crate::harness::*;
+
+/// One docker test at a time: on the vfs storage driver every container
+/// creation copies the whole image, and parallel copies make each one slow.
+static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// PGREHEARSE_IMAGE and a Docker engine, or (outside CI) a notice and None;
+/// under CI=true their absence fails the test, as in tests/targets.rs.
+async fn docker_image_or_notice() -> Option<String> {
+    let image = std::env::var("PGREHEARSE_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let engine = pgrehearse::target::docker::engine_answers().await;
+    if let (Some(image), true) = (&image, engine) {
+        return Some(image.clone());
+    }
+    let why = format!(
+        "the docker reliability tests need PGREHEARSE_IMAGE (set: {}) and a Docker engine \
+         (answers: {engine}); .ci/run provides both",
+        image.is_some()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{why}");
+    }
+    eprintln!("NOTICE: not testing the docker backend: {why}");
+    None
+}
+
+/// The POSTGRES_PASSWORD of the container a pgrehearse process started.
+fn container_password(pid: u32) -> Option<String> {
+    let id = common::containers_of_pid(pid)
+        .first()?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            &id,
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("POSTGRES_PASSWORD="))
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_password_appears_nowhere_and_no_container_is_left() {
+    let _one_at_a_time = DOCKER.lock().await;
+    let Some(image) = docker_image_or_notice().await else {
+        return;
+    };
+    let (run, password) = tokio::task::spawn_blocking(move || {
+        let mut r = Rehearsal::start(
+            "sql-error.toml",
+            &["--backend", "docker", "--image", &image, "-v"],
+            &[],
+        );
+        let pid = r.pid();
+        let mut password = None;
+        r.wait_until("the container", Duration::from_secs(300), |_| {
+            password = container_password(pid);
+            password.is_some()
+        });
+        (r.finish(Duration::from_secs(300)), password.unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(password.len() >= 16, "a generated password");
+    run.assert_code(4);
+    let (dir, rec) = run.record();
+    run.assert_report_written(&dir, "42P01");
+    assert_eq!(rec.info.as_ref().unwrap().backend, "docker");
+    let leaks = where_is(&password, &dir, &run);
+    assert!(leaks.is_empty(), "the password appears in {leaks:?}");
+    run.assert_nothing_left();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_docker_run_removes_the_container() {
+    let _one_at_a_time = DOCKER.lock().await;
+    let Some(image) = docker_image_or_notice().await else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut r = Rehearsal::start(
+            "long-step.toml",
+            &["--backend", "docker", "--image", &image, "-q"],
+            &[],
+        );
+        let pid = r.pid();
+        // The container exists (it may still be starting): interrupt.
+        r.wait_until("the container", Duration::from_secs(300), |_| {
+            !common::containers_of_pid(pid).is_empty()
+        });
+        interrupt(r, "TERM", 143);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_early_in_a_docker_start_leaves_no_container() {
+    let _one_at_a_time = DOCKER.lock().await;
+    let Some(image) = docker_image_or_notice().await else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let r = Rehearsal::start(
+            "long-step.toml",
+            &["--backend", "docker", "--image", &image, "-q"],
+            &[],
+        );
+        // Most likely while the engine creates the container (seconds on
+        // vfs), which goes on in the engine after the client gave up.
+        std::thread::sleep(Duration::from_millis(400));
+        interrupt(r, "INT", 130);
+    })
+    .await
+    .unwrap();
+}

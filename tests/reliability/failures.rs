@@ -1,0 +1,120 @@
+//! A failing migration step, a server that dies mid-run.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+#[test]
+fn migration_sql_error_is_recorded_reported_and_exits_4() {
+    let run = Rehearsal::local("sql-error.toml").finish(Duration::from_secs(120));
+    run.assert_code(4);
+    let (dir, rec) = run.record();
+    run.assert_report_written(&dir, "relation \"nope\" does not exist (42P01)");
+
+    // The failing statement, with its SQLSTATE.
+    let failed: Vec<_> = rec
+        .statements
+        .iter()
+        .filter(|s| s.outcome == "error")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:#?}", rec.statements);
+    assert_eq!(failed[0].sql, "ALTER TABLE nope ADD COLUMN x int");
+    assert_eq!(failed[0].sqlstate, "42P01");
+    assert_eq!(failed[0].step, "alter missing table");
+    // The step before it ran; the one after it did not.
+    assert!(rec
+        .statements
+        .iter()
+        .any(|s| s.step == "add column" && s.outcome == "ok"));
+    assert!(rec.statements.iter().all(|s| s.step != "never runs"));
+
+    // run.json says what failed.
+    let info = rec.info.as_ref().expect("run.json");
+    let failure = info.failure.as_deref().expect("run.json failure");
+    assert!(
+        failure.contains("alter missing table") && failure.contains("42P01"),
+        "{failure}"
+    );
+    let step = info
+        .steps
+        .iter()
+        .find(|s| s.step == "alter missing table")
+        .expect("the failed step in run.json");
+    assert_eq!(step.outcome, "error");
+    // The traffic until then was recorded.
+    assert!(rec.latency.iter().map(|l| l.count).sum::<u64>() > 0);
+
+    // The error names the failure and where the report is.
+    assert!(run.stderr.contains("42P01"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&dir.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    run.assert_nothing_left();
+}
+
+/// SIGKILL the postmaster once `marker` shows in the server log (the long
+/// step has begun): the run must notice within seconds, write what it
+/// recorded, exit 4 and leave nothing behind.
+fn kill_the_server_during(fixture_name: &str, marker: &str, step_sql: &str) {
+    let mut r = Rehearsal::local(fixture_name);
+    r.wait_until("the long step", Duration::from_secs(90), |tmp| {
+        server_log_has(tmp, marker)
+    });
+    let postmaster = postmaster_pid(r.tmp.path()).expect("the postmaster");
+    send_signal(postmaster, "KILL");
+    let killed = Instant::now();
+    let run = r.finish(Duration::from_secs(60));
+    let after_kill = killed.elapsed();
+    run.assert_code(4);
+    assert!(
+        after_kill < Duration::from_secs(10),
+        "took {after_kill:?} after the kill"
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(25),
+        "the run took {:?}: it waited for the step",
+        run.elapsed
+    );
+
+    let (dir, rec) = run.record();
+    let info = rec.info.as_ref().expect("run.json");
+    let failure = info.failure.as_deref().expect("a failure in run.json");
+    run.assert_report_written(&dir, failure);
+    assert!(
+        failure.contains("connection lost") || failure.contains("stopped answering"),
+        "{failure}"
+    );
+    // What was recorded before the death was written.
+    let step = rec
+        .statements
+        .iter()
+        .find(|s| s.sql == step_sql)
+        .expect("the long statement");
+    assert_ne!(step.outcome, "ok");
+    assert!(step.duration_ms < 20_000.0, "{step:?}");
+    assert!(rec.latency.iter().map(|l| l.count).sum::<u64>() > 0);
+    assert!(!rec.server.is_empty(), "server samples were written");
+    run.assert_nothing_left();
+}
+
+#[test]
+fn a_server_killed_mid_run_is_noticed_within_seconds_and_exits_4() {
+    kill_the_server_during(
+        "long-step.toml",
+        "CREATE TABLE sleep_marker",
+        "SELECT pg_sleep(30)",
+    );
+}
+
+/// A backend busy in a CPU-bound query does not notice its postmaster's
+/// death: it must not outlive the run.
+#[test]
+fn a_killed_server_leaves_no_orphaned_backend() {
+    kill_the_server_during(
+        "busy-step.toml",
+        "CREATE TABLE busy_marker",
+        "SELECT count(*) FROM t a, t b, t c",
+    );
+}
