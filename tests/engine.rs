@@ -30,6 +30,10 @@ fn rehearse(fixture: &str, extra: &[&str]) -> (i32, RunRecord, PathBuf) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let dir = find_run_dir(&out).unwrap_or_else(|| panic!("no run directory; stderr:\n{stderr}"));
     let rec = RunRecord::read(&dir).unwrap();
+    // Keep the run for inspection only when asked.
+    if std::env::var_os("PGREHEARSE_KEEP_RUNS").is_none() {
+        let _ = std::fs::remove_dir_all(&out);
+    }
     (output.status.code().unwrap_or(-1), rec, dir)
 }
 
