@@ -286,6 +286,9 @@ async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_databas
                 .unwrap_or_default()
                 .contains("CREATE TABLE sleep_marker")
         });
+        // The marker is logged before the sleep is sent: give the sleep time
+        // to be in flight, so there is a query to cancel.
+        std::thread::sleep(Duration::from_millis(1500));
         interrupt(r, "INT", 130)
     })
     .await
