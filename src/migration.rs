@@ -336,15 +336,16 @@ impl Executor {
         let mut before = self.probe().await.unwrap_or_default();
         let mut result = Ok(());
         for sql in stmts {
-            let (row, outcome) = self.execute(phase, step, sql, attempt, false).await;
-            let idx = self.run.statements.len();
-            self.run.statements.push(row);
-            if let Err(f) = outcome {
-                result = Err(f);
-                break;
-            }
-            let after = self.probe().await.unwrap_or_default();
-            self.fill_probe_facts(idx, &before, &after);
+            let (idx, after) = match self
+                .recorded(phase, step, sql, attempt, false, &before)
+                .await
+            {
+                Ok(r) => r,
+                Err(f) => {
+                    result = Err(f);
+                    break;
+                }
+            };
             for k in &after.locks {
                 if !txn.acquired.iter().any(|(a, _)| a == k)
                     && !is_catalog(&k.1)
@@ -370,6 +371,27 @@ impl Executor {
         }
     }
 
+    /// Send one statement, record its row, and probe the session after it
+    /// (rewrite, scans, WAL against `before`). Returns the row's index and
+    /// the new probe.
+    async fn recorded(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        sql: &str,
+        attempt: u32,
+        autocommit: bool,
+        before: &Probe,
+    ) -> Result<(usize, Probe), Failure> {
+        let (row, outcome) = self.execute(phase, step, sql, attempt, autocommit).await;
+        let idx = self.run.statements.len();
+        self.run.statements.push(row);
+        outcome?;
+        let after = self.probe().await.unwrap_or_default();
+        self.fill_probe_facts(idx, before, &after);
+        Ok((idx, after))
+    }
+
     async fn attempt_autocommit(
         &mut self,
         phase: &PhasePlan,
@@ -381,15 +403,13 @@ impl Executor {
         let mut result = Ok(());
         for sql in stmts {
             let before = self.probe().await.unwrap_or_default();
-            let (row, outcome) = self.execute(phase, step, sql, attempt, true).await;
-            let idx = self.run.statements.len();
-            self.run.statements.push(row);
-            if let Err(f) = outcome {
+            if let Err(f) = self
+                .recorded(phase, step, sql, attempt, true, &before)
+                .await
+            {
                 result = Err(f);
                 break;
             }
-            let after = self.probe().await.unwrap_or_default();
-            self.fill_probe_facts(idx, &before, &after);
         }
         let reset_sql = "RESET lock_timeout; RESET statement_timeout";
         let reset = if matches!(result, Err(Failure::Aborted)) {
