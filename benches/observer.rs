@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pgrehearse::backend::{Backend, BackendKind, BackendOptions, ConnInfo};
 use pgrehearse::clock::{Clock, ServerClock};
 use pgrehearse::observe::{MigrationStatus, Observer, ObserverCtx};
 use pgrehearse::rehearsal::{SERVER_SAMPLE, WAIT_POLL};
 use pgrehearse::scenario::*;
-use pgrehearse::target::{BackendKind, ConnInfo, Target, TargetOptions};
 use pgrehearse::workload::{PidRegistry, Workload, WorkloadCtx};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -159,9 +159,7 @@ async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, secs: f64) -> f64
 }
 
 async fn connect(conn: &ConnInfo) -> tokio_postgres::Client {
-    let (c, conn) = conn.config().connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    c
+    conn.connect("pgrehearse-bench").await.unwrap()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -194,7 +192,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let target = Target::start(&TargetOptions {
+        let target = Backend::start(&BackendOptions {
             backend: BackendKind::Local,
             image: None,
             database_url: None,

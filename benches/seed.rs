@@ -23,11 +23,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pgrehearse::backend::{Backend, BackendKind, BackendOptions, ConnInfo};
 use pgrehearse::scenario::{
     Budget, ColumnGen, ColumnPlan, Gen, PostgresPlan, Scenario, TablePlan, WorkloadPlan,
 };
 use pgrehearse::seed::{self, LoadMode, SeedOptions};
-use pgrehearse::target::{BackendKind, ConnInfo, Target, TargetOptions};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -142,13 +142,9 @@ fn pgbench_shape(scale: u64) -> Scenario {
 }
 
 async fn client(conn: &ConnInfo, db: &str) -> tokio_postgres::Client {
-    let (c, connection) = conn
-        .config_for(db)
-        .connect(tokio_postgres::NoTls)
+    conn.connect_to(db, "pgrehearse-bench")
         .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", conn.redacted()));
-    tokio::spawn(connection);
-    c
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", conn.redacted()))
 }
 
 /// `pgbench -i -s SCALE -I dtgvp` into `db`, timed as a whole process.
@@ -244,7 +240,7 @@ async fn main() {
     let url = std::env::var("PGREHEARSE_BENCH_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    let opts = TargetOptions {
+    let opts = BackendOptions {
         backend: if url.is_some() {
             BackendKind::Url
         } else {
@@ -255,7 +251,7 @@ async fn main() {
         version: None,
         settings: vec![],
     };
-    let target = Target::start(&opts).await.expect("a server for the bench");
+    let target = Backend::start(&opts).await.expect("a server for the bench");
     let conn = target.conn().clone();
     let pgbench_db = format!("{}_pgbench", conn.dbname);
     let admin = client(&conn, &conn.dbname).await;

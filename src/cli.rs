@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::backend::BackendKind;
 use crate::error::{exit, Error, Result};
 use crate::scenario::{self, Overrides, Scenario};
-use crate::target::BackendKind;
 
 #[derive(Debug, Parser)]
 #[command(

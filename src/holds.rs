@@ -17,7 +17,7 @@ use crate::migration::{is_catalog, MigrationRun};
 use crate::observe::{LogAcquired, MigrationWait, Observations};
 use crate::record::{LockRow, StatementRow};
 
-use crate::latency::round3;
+use crate::pg::round3;
 
 /// A log line matched to a lock: its relation name resolved from the oid.
 pub struct NamedAcquired<'a> {

@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
+use crate::pg::round3;
 use crate::record::{ErrorRow, LatencyRow};
 use crate::workload::{Labels, Sample, SCRIPT_APP};
 
@@ -194,10 +195,6 @@ impl LatencyRecorder {
             self.live.last_p99_us.store(window_p99, Ordering::Relaxed);
         }
     }
-}
-
-pub fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

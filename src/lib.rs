@@ -2,10 +2,11 @@
 //! load and measure every lock, wait and latency change it causes.
 //!
 //! Data flows one way, one module per box:
-//! scenario → target → seed → rehearsal (workload + migration + observe) →
+//! scenario → backend → seed → rehearsal (workload + migration + observe) →
 //! record → analyze → report.
 
 pub mod analyze;
+pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod error;
@@ -14,13 +15,13 @@ pub mod latency;
 pub mod locks;
 pub mod migration;
 pub mod observe;
+pub mod pg;
 pub mod record;
 pub mod rehearsal;
 pub mod report;
 pub mod scenario;
 pub mod seed;
 pub mod sql;
-pub mod target;
 pub mod workload;
 
 pub use error::{Error, Result};

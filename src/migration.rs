@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::ConnInfo;
 use crate::clock::Clock;
 use crate::observe::MigrationStatus;
 use crate::record::{PhaseSpan, StatementRow};
 use crate::scenario::{BackfillPlan, PhasePlan, StepAction, StepPlan};
-use crate::target::ConnInfo;
 
 pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
 
@@ -122,12 +122,7 @@ struct Executor {
 /// Run every phase. Never returns an error for a failed step: the failure is
 /// recorded in `MigrationRun::failure` so the report can be written.
 pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
-    let mut cfg = ctx.conn.config();
-    cfg.application_name(MIGRATION_APP_NAME);
-    let (client, connection) = cfg.connect(NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let client = ctx.conn.connect(MIGRATION_APP_NAME).await?;
     let pid: i32 = client
         .query_one("SELECT pg_backend_pid()", &[])
         .await?
@@ -443,7 +438,7 @@ impl Executor {
         status.in_statement.store(false, Ordering::Relaxed);
         let (outcome, sqlstate, result) = match r {
             None => {
-                let _ = cancel.cancel_query(NoTls).await;
+                self.ctx.conn.cancel(&cancel).await;
                 ("cancelled", String::new(), Err(Failure::Aborted))
             }
             Some(Ok(_)) => ("ok", String::new(), Ok(())),
@@ -478,9 +473,9 @@ impl Executor {
             step: step.name.clone(),
             attempt,
             sql: sql.to_string(),
-            start_ms: crate::latency::round3(start),
-            end_ms: crate::latency::round3(end),
-            duration_ms: crate::latency::round3(end - start),
+            start_ms: crate::pg::round3(start),
+            end_ms: crate::pg::round3(end),
+            duration_ms: crate::pg::round3(end - start),
             outcome: outcome.to_string(),
             sqlstate,
             rewrote: false,
@@ -569,7 +564,7 @@ impl Executor {
                 .as_db_error()
                 .map(|d| d.code().code().to_string())
                 .unwrap_or_default(),
-            message: crate::observe::pg_error_text(&e),
+            message: crate::pg::error_text(&e),
         };
         let bound_sql = format!(
             "SELECT max({k})::int8 FROM (SELECT {k} FROM {t} WHERE {k} > $1::int8 ORDER BY {k} LIMIT {n}) s",

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::{ConnInfo, ServerLog};
 use crate::clock::{Clock, ServerClock};
 use crate::record::{ServerRow, WaitCause, WaitRow};
-use crate::target::{ConnInfo, ServerLog};
 use crate::workload::{PidOwner, PidRegistry, SCRIPT_APP};
 
 pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
@@ -27,28 +26,6 @@ pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
 /// run with constant app-on-app row-lock contention must not grow without
 /// bound. Waits past the cap are counted in `Observations::waits_dropped`.
 pub const MAX_WAIT_ROWS: usize = 100_000;
-
-/// The text of a Postgres error with its SQLSTATE, for messages. Other
-/// errors carry their cause chain ("error connecting to server: Connection
-/// refused (os error 111)"): tokio-postgres' own Display stops at the first.
-pub fn pg_error_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => {
-            let mut s = e.to_string();
-            let mut cause = std::error::Error::source(e);
-            while let Some(c) = cause {
-                let text = c.to_string();
-                if !s.contains(&text) {
-                    s.push_str(": ");
-                    s.push_str(&text);
-                }
-                cause = c.source();
-            }
-            s
-        }
-    }
-}
 
 /// What the migration session is doing, shared with the observer.
 #[derive(Debug, Default)]
@@ -134,21 +111,11 @@ pub struct Observer {
     log: Option<tokio::task::JoinHandle<Vec<LogAcquired>>>,
 }
 
-async fn connect(conn: &ConnInfo, name: &str) -> crate::Result<tokio_postgres::Client> {
-    let mut cfg = conn.config();
-    cfg.application_name(name);
-    let (client, connection) = cfg.connect(NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 impl Observer {
     pub async fn start(ctx: ObserverCtx) -> crate::Result<Observer> {
         let ctx = Arc::new(ctx);
-        let wait_client = connect(&ctx.conn, OBSERVER_APP_NAME).await?;
-        let server_client = connect(&ctx.conn, OBSERVER_APP_NAME).await?;
+        let wait_client = ctx.conn.connect(OBSERVER_APP_NAME).await?;
+        let server_client = ctx.conn.connect(OBSERVER_APP_NAME).await?;
         // The size sampler must never queue behind a migration lock.
         server_client
             .batch_execute("SET lock_timeout = '1ms'")
@@ -331,7 +298,7 @@ impl WaitPoller {
                 Err(e) => {
                     self.lost = Some(format!(
                         "the wait observer lost the server: {}",
-                        pg_error_text(&e)
+                        crate::pg::error_text(&e)
                     ));
                     break;
                 }
@@ -454,9 +421,9 @@ impl WaitPoller {
                 pid: w.pid,
                 relation: w.relation,
                 mode: w.mode,
-                start_ms: crate::latency::round3(w.start_ms),
-                end_ms: crate::latency::round3(end),
-                wait_ms: crate::latency::round3((end - w.start_ms).max(0.0)),
+                start_ms: crate::pg::round3(w.start_ms),
+                end_ms: crate::pg::round3(end),
+                wait_ms: crate::pg::round3((end - w.start_ms).max(0.0)),
                 blocked_by,
                 cause,
             });
@@ -578,7 +545,10 @@ async fn sample_server(
             Ok(r) => r,
             // Keep the samples taken so far.
             Err(e) => {
-                let lost = format!("the server sampler lost the server: {}", pg_error_text(&e));
+                let lost = format!(
+                    "the server sampler lost the server: {}",
+                    crate::pg::error_text(&e)
+                );
                 return Ok((rows, Some(lost)));
             }
         };
@@ -587,7 +557,7 @@ async fn sample_server(
         }
         let lag: Option<i64> = r.get(3);
         rows.push(ServerRow {
-            t_ms: crate::latency::round3(t),
+            t_ms: crate::pg::round3(t),
             wal_bytes: r.get::<_, i64>(0).max(0) as u64,
             dead_tuples: r.get::<_, i64>(1).max(0) as u64,
             table_bytes: last_size,

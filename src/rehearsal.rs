@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::{Backend, BackendKind, BackendOptions};
 use crate::cli::Common;
 use crate::clock::{Clock, ServerClock};
 use crate::error::{exit, Error, Result};
@@ -21,7 +22,6 @@ use crate::migration::{self, CurrentStep, MigrationCtx, MigrationRun};
 use crate::observe::{MigrationStatus, Observations, Observer, ObserverCtx};
 use crate::record::{self, RunInfo, RunRecord};
 use crate::scenario::Scenario;
-use crate::target::{BackendKind, Target, TargetOptions};
 use crate::workload::{PidRegistry, Workload, WorkloadCtx};
 
 /// Bounded: a recorder that falls behind slows the clients down (which the
@@ -69,7 +69,7 @@ impl Signals {
             // A container removal can take seconds on some storage drivers;
             // the engine completes it without us once requested.
             #[cfg(feature = "docker")]
-            crate::target::docker::stop_waiting_for_removals();
+            crate::backend::docker::stop_waiting_for_removals();
             c.token.cancel();
         });
         s
@@ -123,7 +123,7 @@ pub async fn run_one(
     budgets: &[(String, f64)],
     signals: &Signals,
 ) -> Result<u8> {
-    let opts = TargetOptions {
+    let opts = BackendOptions {
         backend: common.backend,
         image: common.image.clone().or_else(|| s.postgres.image.clone()),
         database_url: common.database_url.clone(),
@@ -140,43 +140,43 @@ pub async fn run_one(
             s.name, common.backend
         );
     }
-    let target = if common.backend == BackendKind::Url {
+    let backend = if common.backend == BackendKind::Url {
         // Not raced against a signal: a CREATE DATABASE abandoned mid-way
         // still completes on the server, with nobody left to drop it. The
         // start is short (bounded by the connect timeout); finish it, then
         // tear down.
-        let target = Target::start(&opts).await?;
+        let backend = Backend::start(&opts).await?;
         if signals.token.is_cancelled() {
-            if let Err(e) = target.teardown().await {
+            if let Err(e) = backend.teardown().await {
                 eprintln!("pgrehearse: teardown: {e}");
             }
             return Err(signals.error());
         }
-        target
+        backend
     } else {
         // Dropping a local or docker start tears down what it started.
         tokio::select! {
-            t = Target::start(&opts) => t?,
+            t = Backend::start(&opts) => t?,
             _ = signals.token.cancelled() => return Err(signals.error()),
         }
     };
-    let result = rehearse(&target, s, common, budgets, signals).await;
-    if let Err(e) = target.teardown().await {
+    let result = rehearse(&backend, s, common, budgets, signals).await;
+    if let Err(e) = backend.teardown().await {
         eprintln!("pgrehearse: teardown: {e}");
     }
     result
 }
 
 async fn rehearse(
-    target: &Target,
+    backend: &Backend,
     s: &Scenario,
     common: &Common,
     budgets: &[(String, f64)],
     signals: &Signals,
 ) -> Result<u8> {
-    let conn = target.conn().clone();
+    let conn = backend.conn().clone();
     let run_dir = record::create_run_dir(&common.out, &s.name)?;
-    let admin = connect(&conn, "pgrehearse/harness").await?;
+    let admin = conn.session("pgrehearse/harness").await?;
     let (version, version_num): (String, String) = {
         let r = admin
             .query_one(
@@ -196,8 +196,8 @@ async fn rehearse(
         variant: s.variant.map(|v| format!("{v:?}").to_lowercase()),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        backend: format!("{:?}", target.kind()).to_lowercase(),
-        target: target.describe(),
+        backend: format!("{:?}", backend.kind()).to_lowercase(),
+        target: backend.describe(),
         postgres_version: version,
         server_version_num: version_num,
         settings: s.postgres.settings.clone(),
@@ -312,7 +312,7 @@ async fn rehearse(
         tables: tables.clone(),
         poll: WAIT_POLL,
         sample: SERVER_SAMPLE,
-        server_log: target.server_log(),
+        server_log: backend.server_log(),
         stop: stop.clone(),
     })
     .await?;
@@ -492,7 +492,7 @@ async fn rehearse(
     info.invalid_indexes = tokio::time::timeout(LAST_QUERIES_WAIT, invalid_indexes(&admin))
         .await
         .unwrap_or_default();
-    info.end_ms = crate::latency::round3(end_ms);
+    info.end_ms = crate::pg::round3(end_ms);
     info.failure = run.failure.clone();
     info.lock_precision_ms = lock_precision(&server_clock, &observations);
     let mut server = observations.server.clone();
@@ -570,22 +570,6 @@ pub fn rerender(run_dir: &Path, json: bool, budgets: &[(String, f64)]) -> Result
     Ok(summary.exit_code())
 }
 
-async fn connect(conn: &crate::target::ConnInfo, name: &str) -> Result<tokio_postgres::Client> {
-    let mut cfg = conn.config();
-    cfg.application_name(name);
-    let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| {
-        Error::NoPostgres(format!(
-            "cannot connect to {}: {}",
-            conn.redacted(),
-            crate::observe::pg_error_text(&e)
-        ))
-    })?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 async fn sleep_or(abort: &CancellationToken, d: Duration) {
     tokio::select! {
         _ = abort.cancelled() => {}
@@ -596,12 +580,12 @@ async fn sleep_or(abort: &CancellationToken, d: Duration) {
 /// Notice a dead server within seconds: a trivial query every second on its
 /// own connection; two failures in a row end the rehearsal.
 async fn watch_health(
-    conn: crate::target::ConnInfo,
+    conn: crate::backend::ConnInfo,
     abort: CancellationToken,
     failure: Arc<std::sync::Mutex<Option<String>>>,
     stop: CancellationToken,
 ) {
-    let Ok(client) = connect(&conn, "pgrehearse/health").await else {
+    let Ok(client) = conn.connect("pgrehearse/health").await else {
         return;
     };
     let mut misses = 0;
@@ -672,7 +656,7 @@ fn lock_precision(sc: &ServerClock, obs: &Observations) -> f64 {
     if !obs.migration_waits.is_empty() && obs.log_acquired.is_empty() {
         p += obs.mean_poll_ms / 2.0;
     }
-    crate::latency::round3(p.max(0.001))
+    crate::pg::round3(p.max(0.001))
 }
 
 fn spawn_progress(

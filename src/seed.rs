@@ -17,6 +17,9 @@
 //!   partitioned, or its create SQL refuses a transaction block, such as
 //!   CREATE INDEX CONCURRENTLY) or when asked for with [`LoadMode::Parallel`].
 
+/// application_name of seeding sessions.
+pub const SEED_APP_NAME: &str = "pgrehearse/seed";
+
 mod catalog;
 mod copy;
 mod template;
@@ -31,12 +34,13 @@ use bytes::Bytes;
 use futures_util::{pin_mut, SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
+use crate::backend::ConnInfo;
 use crate::error::{Error, Result, ScenarioError};
+use crate::pg::quote_ident;
 use crate::scenario::gen::CHUNK_ROWS;
 use crate::scenario::Scenario;
-use crate::target::ConnInfo;
 use catalog::{bind_columns, describe, sync_sequences};
 use copy::ColumnEncoder;
 
@@ -132,7 +136,7 @@ pub async fn seed_with(
     opts: &SeedOptions,
 ) -> Result<SeedReport> {
     let started = Instant::now();
-    let client = connect(conn, &conn.dbname).await?;
+    let client = conn.session(SEED_APP_NAME).await?;
     raise_maintenance_work_mem(&client).await?;
     let workers = opts.workers.unwrap_or_else(default_workers).clamp(1, 64);
     let total: u64 = scenario.tables.iter().map(|t| t.rows).sum();
@@ -310,7 +314,7 @@ async fn load_table(
             let range = (w * chunks / n_conn as u64)..((w + 1) * chunks / n_conn as u64);
             let (job, sql, conn) = (job.clone(), sql.clone(), conn.clone());
             tasks.spawn(async move {
-                let c = connect(&conn, &conn.dbname).await?;
+                let c = conn.session(SEED_APP_NAME).await?;
                 job.copy(&c, &sql, range, 2).await
             });
         }
@@ -414,24 +418,6 @@ impl CopyJob {
     }
 }
 
-async fn connect(conn: &ConnInfo, dbname: &str) -> Result<Client> {
-    let (client, connection) = conn.config_for(dbname).connect(NoTls).await.map_err(|e| {
-        Error::NoPostgres(format!(
-            "cannot connect to {}: {}",
-            ConnInfo {
-                dbname: dbname.to_string(),
-                ..conn.clone()
-            }
-            .redacted(),
-            describe_pg_error(&e)
-        ))
-    })?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// Statement by statement, each in its own implicit transaction, so that
 /// CONCURRENTLY and other transaction-refusing commands work in a list.
 async fn run_statements(client: &Client, sql: &str, what: &str) -> Result<()> {
@@ -449,35 +435,5 @@ async fn run_sql(client: &Client, sql: &str, what: &str) -> Result<()> {
 }
 
 fn db_error(e: tokio_postgres::Error, what: &str) -> Error {
-    Error::rehearsal(format!("seeding: {what}: {}", describe_pg_error(&e)))
-}
-
-/// The server's message (with detail and hint) rather than just "db error".
-fn describe_pg_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{} ({})", db.message(), db.code().code());
-            if let Some(d) = db.detail() {
-                s.push_str(&format!("; {d}"));
-            }
-            if let Some(h) = db.hint() {
-                s.push_str(&format!("; hint: {h}"));
-            }
-            s
-        }
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s.push_str(&format!(": {inner}"));
-                src = inner.source();
-            }
-            s
-        }
-    }
-}
-
-/// `"name"` with embedded quotes doubled.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    Error::rehearsal(format!("seeding: {what}: {}", crate::pg::error_text(&e)))
 }

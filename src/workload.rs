@@ -18,13 +18,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::ConnInfo;
 use crate::clock::Clock;
 use crate::scenario::gen::{Sampler, Value};
 use crate::scenario::{QueryPlan, ScriptPlan, WorkloadPlan};
-use crate::target::ConnInfo;
 
 /// How many requests may wait for a free client of one app before the
 /// scheduler itself blocks.
@@ -343,10 +343,7 @@ impl AppSession {
         if let Some(t) = query_timeout {
             cfg.options(format!("-c statement_timeout={}", t.as_millis()));
         }
-        let (client, connection) = cfg.connect(NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let client = conn.open(&cfg).await?;
         let pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await?
@@ -468,7 +465,7 @@ impl ClientTask {
         };
         let Some(result) = result else {
             // Hard stop: cancel the in-flight query on the server too.
-            let _ = cancel.cancel_query(NoTls).await;
+            self.conn.cancel(&cancel).await;
             return false;
         };
         let done = Instant::now();
@@ -541,7 +538,7 @@ impl ScriptTask {
         }
         let mut cfg = self.conn.config();
         cfg.application_name(format!("{SCRIPT_NAME_PREFIX}{}", self.script.name));
-        let (client, connection) = match cfg.connect(NoTls).await {
+        let client = match self.conn.open(&cfg).await {
             Ok(c) => c,
             Err(e) => {
                 self.report(Instant::now(), Instant::now(), Some(AppError::from_pg(&e)))
@@ -549,9 +546,6 @@ impl ScriptTask {
                 return;
             }
         };
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
         if let Ok(row) = client.query_one("SELECT pg_backend_pid()", &[]).await {
             self.pids
                 .insert(row.get(0), PidOwner::Script(self.script.name.clone()));
@@ -564,7 +558,7 @@ impl ScriptTask {
                 _ = self.abort.cancelled() => None,
             };
             let Some(r) = r else {
-                let _ = cancel.cancel_query(NoTls).await;
+                self.conn.cancel(&cancel).await;
                 return;
             };
             let err = r.err().map(|e| AppError::from_pg(&e));

@@ -100,7 +100,7 @@ async fn run_on_docker_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn run_on_url_drops_its_scratch_database() {
     // A server of our own to point the url backend at.
-    let server = pgrehearse::target::Target::start(&common::test_options(&[]))
+    let server = pgrehearse::backend::Backend::start(&common::test_options(&[]))
         .await
         .unwrap();
     let c = server.conn().clone();

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use pgrehearse::backend::BackendKind;
 use pgrehearse::cli::Common;
 use pgrehearse::record::RunRecord;
 use pgrehearse::rehearsal::{run_one, Signals};
 use pgrehearse::scenario::*;
-use pgrehearse::target::BackendKind;
 
 fn scenario() -> Scenario {
     Scenario {

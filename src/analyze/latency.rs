@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pg::{round3, round6};
 use crate::record::LatencyRow;
 
 /// Latency, throughput and errors of the app over one span.
@@ -147,14 +148,6 @@ pub fn merged_quantile(rows: &[&LatencyRow], q: f64) -> Option<f64> {
         }
     }
     Some(hi.round())
-}
-
-pub fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-pub fn round6(x: f64) -> f64 {
-    (x * 1_000_000.0).round() / 1_000_000.0
 }
 
 #[cfg(test)]

@@ -351,7 +351,7 @@ fn migration_span(st: &[StatementRow]) -> Option<Span> {
     Some(Span {
         start_ms: start,
         end_ms: end,
-        duration_ms: latency::round3(end - start),
+        duration_ms: crate::pg::round3(end - start),
     })
 }
 

@@ -255,7 +255,7 @@ pub(crate) fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<S
                 sql,
                 start_ms: start,
                 end_ms: end,
-                duration_ms: latency::round3(end - start),
+                duration_ms: crate::pg::round3(end - start),
                 outcome: bad
                     .map(|s| s.outcome.clone())
                     .unwrap_or_else(|| "ok".into()),

@@ -5,8 +5,9 @@
 use tokio_postgres::Client;
 
 use super::copy::ColumnEncoder;
-use super::{db_error, quote_ident};
+use super::db_error;
 use crate::error::{Error, Result, ScenarioError};
+use crate::pg::quote_ident;
 use crate::scenario::gen::PgType;
 use crate::scenario::{Scenario, TablePlan};
 

@@ -6,9 +6,10 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use super::{connect, db_error, quote_ident};
+use super::{db_error, SEED_APP_NAME};
+use crate::backend::ConnInfo;
 use crate::error::{Error, Result};
-use crate::target::ConnInfo;
+use crate::pg::quote_ident;
 
 /// Make `to` a copy of `from` (CREATE DATABASE ... TEMPLATE), after ending
 /// every session connected to `from` (a template must have none).
@@ -60,7 +61,7 @@ async fn admin_client(conn: &ConnInfo, avoid: &[&str]) -> Result<Client> {
         if avoid.contains(&db) {
             continue;
         }
-        match connect(conn, db).await {
+        match conn.session_on(db, SEED_APP_NAME).await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }

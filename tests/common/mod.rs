@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pgrehearse::target::{BackendKind, ConnInfo, Target, TargetOptions};
+use pgrehearse::backend::{Backend, BackendKind, BackendOptions, ConnInfo};
 
 /// The `pgrehearse` binary built for this test run.
 pub fn bin() -> PathBuf {
@@ -17,11 +17,11 @@ pub fn bin() -> PathBuf {
 
 /// Options for a target: the url backend on PGREHEARSE_TEST_URL when set,
 /// else an ephemeral local cluster.
-pub fn test_options(settings: &[(&str, &str)]) -> TargetOptions {
+pub fn test_options(settings: &[(&str, &str)]) -> BackendOptions {
     let url = std::env::var("PGREHEARSE_TEST_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    TargetOptions {
+    BackendOptions {
         backend: if url.is_some() {
             BackendKind::Url
         } else {
@@ -40,11 +40,11 @@ pub fn test_options(settings: &[(&str, &str)]) -> TargetOptions {
 /// A running server with a fresh work database, torn down on drop (the
 /// backends' own drop safety nets) or explicitly with [`TestServer::teardown`].
 pub struct TestServer {
-    target: Option<Target>,
+    target: Option<Backend>,
 }
 
 /// A server for one test: PGREHEARSE_TEST_URL (url backend, a scratch
-/// database) when set, else a local cluster started through `Target::start`.
+/// database) when set, else a local cluster started through `Backend::start`.
 pub async fn test_server() -> TestServer {
     test_server_with(&[]).await
 }
@@ -53,14 +53,14 @@ pub async fn test_server() -> TestServer {
 /// which does not own the server).
 pub async fn test_server_with(settings: &[(&str, &str)]) -> TestServer {
     let opts = test_options(settings);
-    match Target::start(&opts).await {
+    match Backend::start(&opts).await {
         Ok(t) => TestServer { target: Some(t) },
         Err(e) => panic!("cannot provision a test server ({:?}): {e}", opts.backend),
     }
 }
 
 impl TestServer {
-    pub fn target(&self) -> &Target {
+    pub fn target(&self) -> &Backend {
         self.target.as_ref().expect("torn down")
     }
 
@@ -83,13 +83,9 @@ impl TestServer {
 
 /// A client on `dbname` of the server behind `conn`.
 pub async fn connect(conn: &ConnInfo, dbname: &str) -> tokio_postgres::Client {
-    let (client, connection) = conn
-        .config_for(dbname)
-        .connect(tokio_postgres::NoTls)
+    conn.connect_to(dbname, "pgrehearse-test")
         .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", conn.redacted()));
-    tokio::spawn(connection);
-    client
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", conn.redacted()))
 }
 
 /// A fresh temp dir to use as TMPDIR for a child `pgrehearse`, so that the
@@ -224,7 +220,7 @@ pub async fn docker_image_or_notice() -> Option<String> {
     let image = std::env::var("PGREHEARSE_IMAGE")
         .ok()
         .filter(|s| !s.is_empty());
-    let engine = pgrehearse::target::docker::engine_answers().await;
+    let engine = pgrehearse::backend::docker::engine_answers().await;
     if let (Some(image), true) = (&image, engine) {
         return Some(image.clone());
     }

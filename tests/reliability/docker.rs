@@ -11,12 +11,12 @@ use crate::harness::*;
 static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// PGREHEARSE_IMAGE and a Docker engine, or (outside CI) a notice and None;
-/// under CI=true their absence fails the test, as in tests/targets.rs.
+/// under CI=true their absence fails the test, as in tests/backends.rs.
 async fn docker_image_or_notice() -> Option<String> {
     let image = std::env::var("PGREHEARSE_IMAGE")
         .ok()
         .filter(|s| !s.is_empty());
-    let engine = pgrehearse::target::docker::engine_answers().await;
+    let engine = pgrehearse::backend::docker::engine_answers().await;
     if let (Some(image), true) = (&image, engine) {
         return Some(image.clone());
     }

@@ -251,7 +251,7 @@ pub fn cluster_dir(tmp: &Path) -> Option<PathBuf> {
     common::entries_in(tmp).into_iter().find(|p| {
         p.file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(pgrehearse::target::local::TEMP_DIR_PREFIX))
+            .is_some_and(|n| n.starts_with(pgrehearse::backend::local::TEMP_DIR_PREFIX))
     })
 }
 

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pgrehearse::target::local::LocalCluster;
-use pgrehearse::target::{BackendKind, ConnInfo, ServerLog, TargetOptions};
+use pgrehearse::backend::local::LocalCluster;
+use pgrehearse::backend::{BackendKind, BackendOptions, ConnInfo, ServerLog};
 
 use crate::common;
 use crate::harness::*;
 
-fn local_opts(settings: &[(&str, &str)]) -> TargetOptions {
-    TargetOptions {
+fn local_opts(settings: &[(&str, &str)]) -> BackendOptions {
+    BackendOptions {
         backend: BackendKind::Local,
         image: None,
         database_url: None,

@@ -19,7 +19,7 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::{ConnInfo, ServerLog, TargetOptions};
+use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
 
 pub const DEFAULT_IMAGE: &str = "postgres:17";
@@ -70,7 +70,7 @@ pub struct DockerPostgres {
     image: String,
     version: String,
     version_num: u32,
-    /// `None` once removed. Boxed: it is large and `Target` is an enum.
+    /// `None` once removed. Boxed: it is large and `Backend` is an enum.
     container: Option<Box<ContainerAsync<GenericImage>>>,
     /// The server's stderr, copied to a file for the log observer.
     log_dir: tempfile::TempDir,
@@ -78,7 +78,7 @@ pub struct DockerPostgres {
 }
 
 impl DockerPostgres {
-    pub async fn start(opts: &TargetOptions) -> Result<DockerPostgres> {
+    pub async fn start(opts: &BackendOptions) -> Result<DockerPostgres> {
         let image = match (&opts.image, &opts.version) {
             (Some(i), _) => i.clone(),
             (None, Some(v)) => format!("postgres:{v}"),
@@ -416,9 +416,8 @@ async fn follow_stderr(
 async fn wait_for_connection(conn: &ConnInfo) -> Result<(String, u32), tokio_postgres::Error> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
-        match conn.config().connect(tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
-                let task = tokio::spawn(connection);
+        match conn.open(&conn.config()).await {
+            Ok(client) => {
                 let row = client
                     .query_one(
                         "SELECT current_setting('server_version'), \
@@ -429,7 +428,6 @@ async fn wait_for_connection(conn: &ConnInfo) -> Result<(String, u32), tokio_pos
                 let version: String = row.get(0);
                 let num = row.get::<_, i32>(1) as u32;
                 drop(client);
-                let _ = task.await;
                 let version = version.split_whitespace().next().unwrap_or_default();
                 return Ok((version.to_string(), num));
             }

@@ -8,14 +8,15 @@
 
 use std::time::Duration;
 
-use super::{ConnInfo, ServerLog, TargetOptions};
+use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
+use crate::pg::quote_ident;
 
 /// Prefix of the scratch databases (tests look for leftovers by it).
 pub const SCRATCH_PREFIX: &str = "pgrehearse_";
 const DROP_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub struct UrlTarget {
+pub struct UrlServer {
     conn: ConnInfo,
     /// The database named in the URL (or `postgres`): where CREATE/DROP DATABASE run.
     admin_db: String,
@@ -24,23 +25,26 @@ pub struct UrlTarget {
     dropped: bool,
 }
 
-impl UrlTarget {
-    pub async fn start(opts: &TargetOptions) -> Result<UrlTarget> {
+impl UrlServer {
+    pub async fn start(opts: &BackendOptions) -> Result<UrlServer> {
         let raw = opts.database_url.as_deref().ok_or_else(|| {
             Error::Usage("--backend url needs --database-url postgres://...".into())
         })?;
         let (server, admin_db) = parse_database_url(raw)?;
         let redacted = server.redacted_at(&admin_db);
 
-        let admin = connect(&server, &admin_db).await.map_err(|e| {
-            Error::NoPostgres(scrub(
-                &format!(
-                    "cannot connect to {redacted}: {}",
-                    crate::observe::pg_error_text(&e)
-                ),
-                server.password.as_deref(),
-            ))
-        })?;
+        let admin = server
+            .connect_to(&admin_db, "pgrehearse/harness")
+            .await
+            .map_err(|e| {
+                Error::NoPostgres(scrub(
+                    &format!(
+                        "cannot connect to {redacted}: {}",
+                        crate::pg::error_text(&e)
+                    ),
+                    server.password.as_deref(),
+                ))
+            })?;
         let row = admin
             .query_one(
                 "SELECT current_setting('server_version'), \
@@ -60,12 +64,12 @@ impl UrlTarget {
                     &format!(
                         "cannot create the scratch database {name} on {redacted} \
                          (the role needs CREATEDB): {}",
-                        crate::observe::pg_error_text(&e)
+                        crate::pg::error_text(&e)
                     ),
                     server.password.as_deref(),
                 ))
             })?;
-        Ok(UrlTarget {
+        Ok(UrlServer {
             conn: ConnInfo {
                 dbname: name,
                 ..server
@@ -108,7 +112,7 @@ impl UrlTarget {
     }
 }
 
-impl Drop for UrlTarget {
+impl Drop for UrlServer {
     /// Safety net after a panic or an early return: drop the scratch database
     /// from a separate thread with its own runtime, because we may be inside
     /// (or outside) a tokio runtime here and cannot await.
@@ -146,17 +150,20 @@ impl Drop for UrlTarget {
 }
 
 async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Result<()> {
-    let admin = connect(conn, admin_db).await.map_err(|e| {
-        Error::NoPostgres(scrub(
-            &format!(
-                "cannot connect to {} to drop the scratch database {}: {}",
-                conn.redacted_at(admin_db),
-                conn.dbname,
-                crate::observe::pg_error_text(&e)
-            ),
-            conn.password.as_deref(),
-        ))
-    })?;
+    let admin = conn
+        .connect_to(admin_db, "pgrehearse/harness")
+        .await
+        .map_err(|e| {
+            Error::NoPostgres(scrub(
+                &format!(
+                    "cannot connect to {} to drop the scratch database {}: {}",
+                    conn.redacted_at(admin_db),
+                    conn.dbname,
+                    crate::pg::error_text(&e)
+                ),
+                conn.password.as_deref(),
+            ))
+        })?;
     let name = quote_ident(&conn.dbname);
     if version_num >= 130000 {
         admin
@@ -177,18 +184,6 @@ async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Resu
     Ok(())
 }
 
-async fn connect(
-    conn: &ConnInfo,
-    dbname: &str,
-) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = conn
-        .config_for(dbname)
-        .connect(tokio_postgres::NoTls)
-        .await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
 /// `pgrehearse_20261122T020455_k3x9qa`: sortable, unique, a valid identifier.
 fn scratch_name() -> String {
     use rand::distributions::{Distribution, Uniform};
@@ -202,10 +197,6 @@ fn scratch_name() -> String {
         "{SCRATCH_PREFIX}{}_{suffix}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S")
     )
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Parse a `postgres://` URL or a `key=value` conninfo into the server to

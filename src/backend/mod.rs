@@ -1,8 +1,8 @@
 //! Where Postgres comes from (DESIGN.md "Targets"): an ephemeral local
 //! cluster, a container, or an existing server by URL — one interface.
 //!
-//! Every target hands out a *work database* that it created and that nothing
-//! else uses; `teardown` removes everything the target started or created.
+//! Every backend hands out a *work database* that it created and that nothing
+//! else uses; `teardown` removes everything the backend started or created.
 
 #[cfg(feature = "docker")]
 pub mod docker;
@@ -21,7 +21,7 @@ pub struct ConnInfo {
     pub port: u16,
     pub user: String,
     pub password: Option<String>,
-    /// The database this target works in (created by the target).
+    /// The database this backend works in (created by the backend).
     pub dbname: String,
 }
 
@@ -44,6 +44,61 @@ impl ConnInfo {
     /// The config for the work database.
     pub fn config(&self) -> tokio_postgres::Config {
         self.config_for(&self.dbname)
+    }
+
+    /// A client for `cfg` (a config of this server, see [`ConnInfo::config_for`]);
+    /// the connection is driven by a spawned task. Every session pgrehearse
+    /// opens goes through here, so how it connects is decided in one place.
+    pub async fn open(
+        &self,
+        cfg: &tokio_postgres::Config,
+    ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// A client on `dbname`, named `app` in pg_stat_activity.
+    pub async fn connect_to(
+        &self,
+        dbname: &str,
+        app: &str,
+    ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut cfg = self.config_for(dbname);
+        cfg.application_name(app);
+        self.open(&cfg).await
+    }
+
+    /// A client on the work database, named `app`.
+    pub async fn connect(
+        &self,
+        app: &str,
+    ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+        self.connect_to(&self.dbname, app).await
+    }
+
+    /// Like [`ConnInfo::connect_to`], but failing to connect is "no usable
+    /// Postgres" (exit 3), with the server named and the password not.
+    pub async fn session_on(&self, dbname: &str, app: &str) -> Result<tokio_postgres::Client> {
+        self.connect_to(dbname, app).await.map_err(|e| {
+            crate::Error::NoPostgres(format!(
+                "cannot connect to {}: {}",
+                self.redacted_at(dbname),
+                crate::pg::error_text(&e)
+            ))
+        })
+    }
+
+    /// [`ConnInfo::session_on`] the work database.
+    pub async fn session(&self, app: &str) -> Result<tokio_postgres::Client> {
+        self.session_on(&self.dbname, app).await
+    }
+
+    /// Ask the server to cancel what `token`'s session is running; best effort.
+    pub async fn cancel(&self, token: &tokio_postgres::CancelToken) {
+        let _ = token.cancel_query(tokio_postgres::NoTls).await;
     }
 
     /// Like [`ConnInfo::redacted`] but naming another database.
@@ -82,9 +137,9 @@ pub enum BackendKind {
     Url,
 }
 
-/// What the caller wants from a target.
+/// What the caller wants from a backend.
 #[derive(Debug, Clone)]
-pub struct TargetOptions {
+pub struct BackendOptions {
     pub backend: BackendKind,
     /// --image / PGREHEARSE_IMAGE / scenario image.
     pub image: Option<String>,
@@ -105,22 +160,22 @@ pub enum ServerLog {
 }
 
 /// A running Postgres with a work database.
-pub enum Target {
+pub enum Backend {
     Local(local::LocalCluster),
     #[cfg(feature = "docker")]
     Docker(docker::DockerPostgres),
-    Url(url::UrlTarget),
+    Url(url::UrlServer),
 }
 
-impl Target {
+impl Backend {
     /// Provision according to `opts`; `auto` picks docker, then local.
     /// Errors map to exit 3 (`Error::NoPostgres`) when nothing is usable.
-    pub async fn start(opts: &TargetOptions) -> Result<Target> {
+    pub async fn start(opts: &BackendOptions) -> Result<Backend> {
         match opts.backend {
-            BackendKind::Local => Ok(Target::Local(local::LocalCluster::start(opts).await?)),
-            BackendKind::Url => Ok(Target::Url(url::UrlTarget::start(opts).await?)),
+            BackendKind::Local => Ok(Backend::Local(local::LocalCluster::start(opts).await?)),
+            BackendKind::Url => Ok(Backend::Url(url::UrlServer::start(opts).await?)),
             #[cfg(feature = "docker")]
-            BackendKind::Docker => Ok(Target::Docker(docker::DockerPostgres::start(opts).await?)),
+            BackendKind::Docker => Ok(Backend::Docker(docker::DockerPostgres::start(opts).await?)),
             #[cfg(not(feature = "docker"))]
             BackendKind::Docker => Err(crate::Error::NoPostgres(
                 "this build has no docker backend (built without the `docker` feature)".into(),
@@ -131,65 +186,65 @@ impl Target {
 
     pub fn conn(&self) -> &ConnInfo {
         match self {
-            Target::Local(t) => t.conn(),
+            Backend::Local(t) => t.conn(),
             #[cfg(feature = "docker")]
-            Target::Docker(t) => t.conn(),
-            Target::Url(t) => t.conn(),
+            Backend::Docker(t) => t.conn(),
+            Backend::Url(t) => t.conn(),
         }
     }
 
     pub fn kind(&self) -> BackendKind {
         match self {
-            Target::Local(_) => BackendKind::Local,
+            Backend::Local(_) => BackendKind::Local,
             #[cfg(feature = "docker")]
-            Target::Docker(_) => BackendKind::Docker,
-            Target::Url(_) => BackendKind::Url,
+            Backend::Docker(_) => BackendKind::Docker,
+            Backend::Url(_) => BackendKind::Url,
         }
     }
 
     /// The server log, where we own the server and can read it.
     pub fn server_log(&self) -> Option<ServerLog> {
         match self {
-            Target::Local(t) => t.server_log(),
+            Backend::Local(t) => t.server_log(),
             #[cfg(feature = "docker")]
-            Target::Docker(t) => t.server_log(),
-            Target::Url(_) => None,
+            Backend::Docker(t) => t.server_log(),
+            Backend::Url(_) => None,
         }
     }
 
     /// The server's `server_version_num` (e.g. 150018), read at start.
     pub fn server_version_num(&self) -> u32 {
         match self {
-            Target::Local(t) => t.server_version_num(),
+            Backend::Local(t) => t.server_version_num(),
             #[cfg(feature = "docker")]
-            Target::Docker(t) => t.server_version_num(),
-            Target::Url(t) => t.server_version_num(),
+            Backend::Docker(t) => t.server_version_num(),
+            Backend::Url(t) => t.server_version_num(),
         }
     }
 
     /// Human description for run.json and progress output (no secrets).
     pub fn describe(&self) -> String {
         match self {
-            Target::Local(t) => t.describe(),
+            Backend::Local(t) => t.describe(),
             #[cfg(feature = "docker")]
-            Target::Docker(t) => t.describe(),
-            Target::Url(t) => t.describe(),
+            Backend::Docker(t) => t.describe(),
+            Backend::Url(t) => t.describe(),
         }
     }
 
-    /// Stop and remove everything this target started or created. Safe to
+    /// Stop and remove everything this backend started or created. Safe to
     /// call once; errors are reported, not fatal.
     pub async fn teardown(self) -> Result<()> {
         match self {
-            Target::Local(t) => t.teardown().await,
+            Backend::Local(t) => t.teardown().await,
             #[cfg(feature = "docker")]
-            Target::Docker(t) => t.teardown().await,
-            Target::Url(t) => t.teardown().await,
+            Backend::Docker(t) => t.teardown().await,
+            Backend::Url(t) => t.teardown().await,
         }
     }
 }
 
-async fn auto(opts: &TargetOptions) -> Result<Target> {
+async fn auto(opts: &BackendOptions) -> Result<Backend> {
     // An engine that answers but cannot give us a container (typically: the
     // image is not there and no registry is reachable) falls back to local.
     #[allow(unused_mut)]
@@ -197,7 +252,7 @@ async fn auto(opts: &TargetOptions) -> Result<Target> {
     #[cfg(feature = "docker")]
     if docker::engine_answers().await {
         match docker::DockerPostgres::start(opts).await {
-            Ok(t) => return Ok(Target::Docker(t)),
+            Ok(t) => return Ok(Backend::Docker(t)),
             Err(crate::Error::NoPostgres(why)) => {
                 docker_why = format!("the Docker engine gave no container: {why}")
             }
@@ -205,7 +260,7 @@ async fn auto(opts: &TargetOptions) -> Result<Target> {
         }
     }
     match local::LocalCluster::start(opts).await {
-        Ok(t) => Ok(Target::Local(t)),
+        Ok(t) => Ok(Backend::Local(t)),
         Err(crate::Error::NoPostgres(why)) => Err(crate::Error::NoPostgres(format!(
             "{docker_why}, and no local cluster could be started ({why}).\n\
              Either start a Docker engine (e.g. `dockerd &`) and use --backend docker,\n\

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ConnInfo, ServerLog, TargetOptions};
+use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
 
 /// The database the harness works in; it is created by `start`.
@@ -49,7 +49,7 @@ pub struct PgBin {
 }
 
 impl LocalCluster {
-    pub async fn start(opts: &TargetOptions) -> Result<LocalCluster> {
+    pub async fn start(opts: &BackendOptions) -> Result<LocalCluster> {
         let bin = find_binaries(opts.version.as_deref())?;
         let runner = Runner::for_current_user()?;
         let password = random_password();
@@ -570,10 +570,9 @@ async fn wait_ready(
                 return Err(StartFailure::Fatal(startup_error(status, &log)));
             }
         }
-        match cfg.connect(tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
+        match conn.open(&cfg).await {
+            Ok(client) => {
                 drop(client);
-                let _ = connection.await;
                 return Ok(());
             }
             Err(e) if Instant::now() > deadline => {
@@ -606,12 +605,10 @@ fn startup_error(status: std::process::ExitStatus, log: &str) -> Error {
 }
 
 async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
-    let (client, connection) = conn
-        .config_for("postgres")
-        .connect(tokio_postgres::NoTls)
+    let client = conn
+        .connect_to("postgres", "pgrehearse/harness")
         .await
         .map_err(|e| Error::NoPostgres(format!("cannot connect to the local cluster: {e}")))?;
-    let task = tokio::spawn(connection);
     client
         .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
         .await?;
@@ -624,7 +621,6 @@ async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
     let version: String = row.get(0);
     let num: i32 = row.get(1);
     drop(client);
-    let _ = task.await;
     // "15.18 (Debian 15.18-0+deb12u1)" → "15.18"
     let version = version
         .split_whitespace()

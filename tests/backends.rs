@@ -3,11 +3,11 @@
 
 mod common;
 
-use pgrehearse::target::local::LocalCluster;
-use pgrehearse::target::{BackendKind, ServerLog, Target, TargetOptions};
+use pgrehearse::backend::local::LocalCluster;
+use pgrehearse::backend::{Backend, BackendKind, BackendOptions, ServerLog};
 
-fn local_opts(settings: &[(&str, &str)]) -> TargetOptions {
-    TargetOptions {
+fn local_opts(settings: &[(&str, &str)]) -> BackendOptions {
+    BackendOptions {
         backend: BackendKind::Local,
         image: None,
         database_url: None,
@@ -63,7 +63,7 @@ async fn local_cluster_starts_serves_and_leaves_nothing_behind() {
     // Password auth over TCP: a wrong password is refused.
     let mut bad = conn.clone();
     bad.password = Some("wrong".into());
-    assert!(bad.config().connect(tokio_postgres::NoTls).await.is_err());
+    assert!(bad.connect("pgrehearse-test").await.is_err());
 
     // The log is a file with the parseable prefix.
     let Some(ServerLog::File(log)) = cluster.server_log() else {
@@ -94,8 +94,8 @@ async fn local_cluster_starts_serves_and_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn local_cluster_is_removed_when_dropped_without_teardown() {
-    let target = Target::start(&local_opts(&[])).await.expect("start");
-    let Target::Local(cluster) = &target else {
+    let target = Backend::start(&local_opts(&[])).await.expect("start");
+    let Backend::Local(cluster) = &target else {
         panic!("asked for local")
     };
     let pid = cluster.postmaster_pid().unwrap();
@@ -121,7 +121,7 @@ async fn local_cluster_rejects_a_bad_setting_as_bad_input() {
 
 #[test]
 fn local_finds_binaries_and_honours_a_wanted_major() {
-    use pgrehearse::target::local::find_binaries;
+    use pgrehearse::backend::local::find_binaries;
     let any = find_binaries(None).expect("server binaries on this machine");
     assert!(any.dir.join("initdb").is_file());
     let same = find_binaries(Some(&format!("{}.3", any.major))).unwrap();
@@ -155,18 +155,18 @@ async fn test_server_helper_provides_a_work_database() {
 async fn auto_falls_back_to_local_when_docker_cannot_serve() {
     // With an engine, the image cannot be found nor pulled; without one,
     // docker is not tried. Either way a local cluster serves.
-    let opts = TargetOptions {
+    let opts = BackendOptions {
         backend: BackendKind::Auto,
         image: Some("pgrehearse/does-not-exist:0".into()),
         ..local_opts(&[])
     };
-    let target = Target::start(&opts).await.expect("auto target");
+    let target = Backend::start(&opts).await.expect("auto target");
     assert_eq!(target.kind(), BackendKind::Local);
     target.teardown().await.unwrap();
 }
 
-fn url_opts(url: &str) -> TargetOptions {
-    TargetOptions {
+fn url_opts(url: &str) -> BackendOptions {
+    BackendOptions {
         backend: BackendKind::Url,
         image: None,
         database_url: Some(url.to_string()),
@@ -207,7 +207,7 @@ async fn url_backend_works_in_a_scratch_database_and_touches_nothing_else() {
     let before = databases(common::connect(&sc, "postgres").await).await;
 
     let url = format!("postgres://postgres:{pw}@127.0.0.1:{}/postgres", sc.port);
-    let target = Target::start(&url_opts(&url)).await.expect("url target");
+    let target = Backend::start(&url_opts(&url)).await.expect("url target");
     let conn = target.conn().clone();
     assert!(conn.dbname.starts_with("pgrehearse_"), "{}", conn.dbname);
     assert_ne!(conn.dbname, "postgres");
@@ -248,7 +248,7 @@ async fn url_scratch_database_is_dropped_when_the_target_is_dropped() {
         sc.port,
         sc.password.clone().unwrap()
     );
-    let target = Target::start(&url_opts(&url)).await.expect("url target");
+    let target = Backend::start(&url_opts(&url)).await.expect("url target");
     assert_eq!(common::scratch_databases(&sc).await.len(), 1);
     drop(target);
     assert!(common::scratch_databases(&sc).await.is_empty());
@@ -272,7 +272,7 @@ async fn url_backend_fails_with_exit_3_and_no_password_in_the_message() {
         format!("host=127.0.0.1 port={port} password={secret} bogus_option=1"),
     ];
     for url in cases {
-        let err = match Target::start(&url_opts(&url)).await {
+        let err = match Backend::start(&url_opts(&url)).await {
             Ok(_) => panic!("{url} must fail"),
             Err(e) => e,
         };
@@ -285,8 +285,8 @@ async fn url_backend_fails_with_exit_3_and_no_password_in_the_message() {
 }
 
 #[cfg(feature = "docker")]
-fn docker_opts(image: &str, settings: &[(&str, &str)]) -> TargetOptions {
-    TargetOptions {
+fn docker_opts(image: &str, settings: &[(&str, &str)]) -> BackendOptions {
+    BackendOptions {
         backend: BackendKind::Docker,
         image: Some(image.to_string()),
         ..local_opts(settings)
@@ -310,10 +310,10 @@ async fn docker_container_serves_on_loopback_and_is_removed() {
     let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
-    let target = Target::start(&docker_opts(&image, &[("work_mem", "9MB")]))
+    let target = Backend::start(&docker_opts(&image, &[("work_mem", "9MB")]))
         .await
         .expect("docker target");
-    let Target::Docker(pg) = &target else {
+    let Backend::Docker(pg) = &target else {
         panic!("asked for docker")
     };
     let id = pg.container_id().expect("container id");
@@ -351,7 +351,7 @@ async fn docker_container_serves_on_loopback_and_is_removed() {
     assert_eq!(row.get::<_, i32>(2) as u32, target.server_version_num());
     let mut bad = conn.clone();
     bad.password = Some("wrong".into());
-    assert!(bad.config().connect(tokio_postgres::NoTls).await.is_err());
+    assert!(bad.connect("pgrehearse-test").await.is_err());
 
     // The server log is followed into a file, with the parseable prefix.
     let Some(ServerLog::File(log)) = target.server_log() else {
@@ -394,10 +394,10 @@ async fn docker_container_is_removed_when_dropped() {
     let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
-    let target = Target::start(&docker_opts(&image, &[]))
+    let target = Backend::start(&docker_opts(&image, &[]))
         .await
         .expect("docker target");
-    let Target::Docker(pg) = &target else {
+    let Backend::Docker(pg) = &target else {
         panic!("asked for docker")
     };
     let id = pg.container_id().unwrap();
@@ -412,13 +412,13 @@ async fn docker_container_is_removed_when_dropped() {
 #[cfg(feature = "docker")]
 #[tokio::test]
 async fn docker_missing_image_is_exit_3_with_a_hint() {
-    if !pgrehearse::target::docker::engine_answers().await {
+    if !pgrehearse::backend::docker::engine_answers().await {
         eprintln!("NOTICE: no Docker engine: the missing-image case cannot be checked");
         assert!(std::env::var("CI").is_err(), "CI must have a Docker engine");
         return;
     }
     let opts = docker_opts("pgrehearse/does-not-exist:0", &[]);
-    let err = match Target::start(&opts).await {
+    let err = match Backend::start(&opts).await {
         Ok(_) => panic!("a missing image must fail"),
         Err(e) => e,
     };

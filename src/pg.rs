@@ -1,0 +1,80 @@
+//! Small things every module that talks to Postgres needs: quoting an
+//! identifier, the text of an error, rounding figures for the record.
+
+/// `"name"` with embedded quotes doubled: safe to splice into SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The text of a Postgres error for messages: the server's message with its
+/// SQLSTATE, detail and hint; for other errors the whole cause chain
+/// ("error connecting to server: Connection refused (os error 111)"), since
+/// tokio-postgres' own Display stops at the first.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str("; ");
+                s.push_str(d);
+            }
+            if let Some(h) = db.hint() {
+                s.push_str("; hint: ");
+                s.push_str(h);
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !s.contains(&text) {
+                    s.push_str(": ");
+                    s.push_str(&text);
+                }
+                cause = c.source();
+            }
+            s
+        }
+    }
+}
+
+/// The SQLSTATE and message of an error: the server's, or `08006` and the
+/// cause chain when the connection itself failed.
+pub fn sqlstate_and_message(e: &tokio_postgres::Error) -> (String, String) {
+    match e.as_db_error() {
+        Some(db) => (db.code().code().to_string(), db.message().to_string()),
+        None => (
+            "08006".to_string(),
+            format!("connection lost: {}", error_text(e)),
+        ),
+    }
+}
+
+/// Milliseconds (or any figure) to 3 decimals: what the CSVs and JSON keep.
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Ratios to 6 decimals.
+pub fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("orders"), "\"orders\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round3(1.23456), 1.235);
+        assert_eq!(round6(0.1234567), 0.123457);
+    }
+}
