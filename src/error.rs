@@ -1,4 +1,4 @@
-//! Errors and the exit codes they map to (DESIGN.md "CLI").
+//! Errors and the exit codes they map to (README.md "Commands": exit codes).
 
 use std::path::PathBuf;
 

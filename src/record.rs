@@ -1,6 +1,7 @@
-//! The run directory contract (DESIGN.md "Run directory"): one struct per CSV
-//! row, the run.json header, and reading/writing them. The report module reads
-//! these back, so `pgrehearse report RUN_DIR` needs nothing else.
+//! The run directory contract (reports/README.md, and README.md "Reading a
+//! run directory"): one struct per CSV row, the run.json header, and
+//! reading/writing them. The report module reads these back, so
+//! `pgrehearse report RUN_DIR` needs nothing else.
 //!
 //! All times are milliseconds since run start on one monotonic clock.
 

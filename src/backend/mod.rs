@@ -1,4 +1,4 @@
-//! Where Postgres comes from (DESIGN.md "Targets"): an ephemeral local
+//! Where Postgres comes from (README.md "Backends"): an ephemeral local
 //! cluster, a container, or an existing server by URL — one interface.
 //!
 //! Every backend hands out a *work database* that it created and that nothing
