@@ -1,12 +1,16 @@
-//! Command-line interface: raw arguments (clap) validated into a plan, then
-//! dispatched. `main.rs` only maps the result to an exit code.
+//! Command-line interface: raw arguments (clap) validated into a [`Plan`] of
+//! plain library options (`crate::options`), then dispatched. The library
+//! never sees clap: the dependency goes cli → rehearsal, report, scenario.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backend::BackendKind;
 use crate::error::{exit, Error, Result};
+use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
+use crate::rehearsal;
 use crate::scenario::{self, Overrides, Scenario};
 
 #[derive(Debug, Parser)]
@@ -28,7 +32,7 @@ pub enum Command {
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
-        common: Common,
+        args: RunArgs,
     },
     /// Validate scenario files and print the plan; touches no database.
     Check {
@@ -53,12 +57,12 @@ pub enum Command {
     },
 }
 
-/// Flags shared by the commands that talk to Postgres.
+/// Flags of the commands that rehearse.
 #[derive(Debug, Args, Clone)]
-pub struct Common {
+pub struct RunArgs {
     /// Where Postgres comes from.
     #[arg(long, value_enum, default_value = "auto", env = "PGREHEARSE_BACKEND")]
-    pub backend: BackendKind,
+    pub backend: BackendArg,
     /// Container image for the docker backend.
     #[arg(long, env = "PGREHEARSE_IMAGE")]
     pub image: Option<String>,
@@ -86,9 +90,35 @@ pub struct Common {
     /// Less output: no progress, only the verdict and errors.
     #[arg(short, long)]
     pub quiet: bool,
-    /// More output (repeat for more).
+    /// Log what pgrehearse does on stderr: -v each stage with its duration,
+    /// each statement of the migration, each retry; -vv also the observers'
+    /// polls (summarised per second).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `--backend`: the command line's names for [`BackendKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// docker if an engine answers, else local, else exit 3.
+    Auto,
+    /// A container from --image / PGREHEARSE_IMAGE / the scenario.
+    Docker,
+    /// An ephemeral cluster from this machine's Postgres binaries.
+    Local,
+    /// A scratch database on the server of --database-url.
+    Url,
+}
+
+impl From<BackendArg> for BackendKind {
+    fn from(b: BackendArg) -> BackendKind {
+        match b {
+            BackendArg::Auto => BackendKind::Auto,
+            BackendArg::Docker => BackendKind::Docker,
+            BackendArg::Local => BackendKind::Local,
+            BackendArg::Url => BackendKind::Url,
+        }
+    }
 }
 
 /// Parse `250000`, `250_000`, `250k`, `2M`, `1.5M`, `1G` into a row count.
@@ -149,8 +179,22 @@ pub fn load_all(paths: &[PathBuf], ov: &Overrides) -> Result<Vec<Scenario>> {
     }
 }
 
+/// A command line, validated: what to do, with plain library options.
+pub enum Plan {
+    Check(Vec<Scenario>),
+    Run {
+        scenarios: Vec<Scenario>,
+        options: RunOptions,
+    },
+    Report {
+        run_dir: PathBuf,
+        format: SummaryFormat,
+        budgets: Vec<(String, f64)>,
+    },
+}
+
 /// Parse the process arguments and run. Returns the exit code.
-pub fn main() -> std::process::ExitCode {
+pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -161,63 +205,120 @@ pub fn main() -> std::process::ExitCode {
                 exit::OK
             };
             let _ = e.print();
-            return std::process::ExitCode::from(code);
+            return ExitCode::from(code);
         }
     };
-    match run(cli) {
-        Ok(code) => std::process::ExitCode::from(code),
+    match plan(cli).and_then(run) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("pgrehearse: {e}");
-            if let Error::Rehearsal {
-                report_dir: Some(d),
-                ..
-            } = &e
-            {
-                eprintln!("pgrehearse: partial report in {}", d.display());
-            }
-            std::process::ExitCode::from(e.exit_code())
+            crate::printer::error(&e, None);
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-/// Run a parsed command; Ok carries the exit code (0 or 1 for a budget breach).
-pub fn run(cli: Cli) -> Result<u8> {
+/// Validate raw arguments: every scenario file loaded (all their problems
+/// reported at once), every flag checked, before anything runs.
+pub fn plan(cli: Cli) -> Result<Plan> {
     match cli.command {
         Command::Check {
             scenarios,
             rows,
             scale,
-        } => {
-            let ov = overrides(&rows, scale)?;
-            for s in load_all(&scenarios, &ov)? {
-                println!("{}", scenario::load::describe(&s));
-            }
-            Ok(exit::OK)
-        }
-        Command::Run { scenarios, common } => {
-            let ov = overrides(&common.rows, common.scale)?;
-            let plans = load_all(&scenarios, &ov)?;
-            let budgets = parse_budgets(&common.budgets)?;
-            if common.backend == BackendKind::Url && common.database_url.is_none() {
+        } => Ok(Plan::Check(load_all(
+            &scenarios,
+            &overrides(&rows, scale)?,
+        )?)),
+        Command::Run { scenarios, args } => {
+            let scenarios = load_all(&scenarios, &overrides(&args.rows, args.scale)?)?;
+            let backend = BackendKind::from(args.backend);
+            if backend == BackendKind::Url && args.database_url.is_none() {
                 return Err(Error::Usage(
                     "--backend url needs --database-url postgres://user@host:port/db".into(),
                 ));
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::new)?;
-            runtime.block_on(crate::rehearsal::run_all(plans, common, budgets))
+            let options = RunOptions {
+                server: ServerOptions {
+                    backend,
+                    image: args.image,
+                    database_url: args.database_url,
+                },
+                out: args.out,
+                seed: args.seed,
+                budgets: parse_budgets(&args.budgets)?,
+                output: OutputMode {
+                    summary: match (args.json, args.quiet) {
+                        (true, _) => SummaryFormat::Json,
+                        (false, true) => SummaryFormat::Verdict,
+                        (false, false) => SummaryFormat::Text,
+                    },
+                    chatter: !args.quiet,
+                    verbose: args.verbose,
+                },
+            };
+            Ok(Plan::Run { scenarios, options })
         }
         Command::Report {
             run_dir,
             json,
             budgets,
-        } => {
-            let budgets = parse_budgets(&budgets)?;
-            crate::rehearsal::rerender(&run_dir, json, &budgets)
-        }
+        } => Ok(Plan::Report {
+            run_dir,
+            format: if json {
+                SummaryFormat::Json
+            } else {
+                SummaryFormat::Text
+            },
+            budgets: parse_budgets(&budgets)?,
+        }),
     }
+}
+
+/// Carry out a plan; Ok carries the exit code.
+pub fn run(plan: Plan) -> Result<u8> {
+    match plan {
+        Plan::Check(scenarios) => {
+            for s in scenarios {
+                println!("{}", scenario::load::describe(&s));
+            }
+            Ok(exit::OK)
+        }
+        Plan::Run { scenarios, options } => {
+            init_logging(options.output.verbose);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::new)?;
+            Ok(runtime.block_on(rehearsal::rehearse_batch(&scenarios, &options)))
+        }
+        Plan::Report {
+            run_dir,
+            format,
+            budgets,
+        } => crate::report::rerender(&run_dir, format, &budgets),
+    }
+}
+
+/// `-v` / `-vv`: pgrehearse's own events on stderr, with the time since
+/// start. Other crates' events stay off: they would bury ours.
+fn init_logging(verbose: u8) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let level = match verbose {
+        0 => return,
+        1 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(Targets::new().with_target("pgrehearse", level))
+        .try_init();
 }
 
 fn parse_budgets(raw: &[String]) -> Result<Vec<(String, f64)>> {

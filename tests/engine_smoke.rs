@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use pgrehearse::backend::BackendKind;
-use pgrehearse::cli::Common;
+use pgrehearse::options::{OutputMode, RunOptions, ServerOptions};
 use pgrehearse::record::RunRecord;
-use pgrehearse::rehearsal::{run_one, Signals};
+use pgrehearse::rehearsal::rehearse_one;
 use pgrehearse::scenario::*;
+use pgrehearse::signals::Signals;
 
 fn scenario() -> Scenario {
     Scenario {
@@ -94,21 +95,20 @@ async fn ground_truth_lock_smoke() {
     let out = tempfile::tempdir().unwrap();
     let out = Box::leak(Box::new(out));
     eprintln!("out {}", out.path().display());
-    let common = Common {
-        backend: BackendKind::Local,
-        image: None,
-        database_url: None,
-        rows: None,
-        scale: None,
+    let opts = RunOptions {
+        server: ServerOptions {
+            backend: BackendKind::Local,
+            image: None,
+            database_url: None,
+        },
         out: out.path().to_path_buf(),
         seed: 1,
         budgets: vec![],
-        json: false,
-        quiet: true,
-        verbose: 0,
+        output: OutputMode::quiet(),
     };
-    let code = run_one(&scenario(), &common, &[], &Signals::install())
+    let code = rehearse_one(&scenario(), &opts, &Signals::install())
         .await
+        .result
         .unwrap();
     assert_eq!(code, 0);
     let dir = std::fs::read_dir(out.path().join("smoke"))

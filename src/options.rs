@@ -1,0 +1,78 @@
+//! What a command asks for, already validated: plain structs that `cli.rs`
+//! fills from the command line and the library takes. Nothing here knows
+//! clap, so a test, a bench or a new command builds them directly.
+//!
+//! Row overrides (`--rows`, `--scale`) are not here: they are applied when a
+//! scenario is loaded ([`crate::scenario::Overrides`]), so the scenario a
+//! rehearsal gets already has its final row counts.
+
+use std::path::PathBuf;
+
+use crate::backend::BackendKind;
+
+/// Where Postgres comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerOptions {
+    pub backend: BackendKind,
+    /// Container image for the docker backend; the scenario's when `None`.
+    pub image: Option<String>,
+    /// An existing server (the url backend needs one).
+    pub database_url: Option<String>,
+}
+
+/// Everything a rehearsal needs besides its scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    pub server: ServerOptions,
+    /// Run directories go to `<out>/<scenario>/<UTC stamp>/`.
+    pub out: PathBuf,
+    /// Seed of all generated data and query parameters.
+    pub seed: u64,
+    /// Budget overrides (`KEY=VALUE`), checked by
+    /// [`crate::analyze::parse_budget_override`].
+    pub budgets: Vec<(String, f64)>,
+    pub output: OutputMode,
+}
+
+/// What goes on stdout after a rehearsal or a re-render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryFormat {
+    /// The plain-text summary and where the report is.
+    Text,
+    /// One verdict line (`-q`).
+    Verdict,
+    /// summary.json (`--json`).
+    Json,
+}
+
+/// How much pgrehearse says, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputMode {
+    pub summary: SummaryFormat,
+    /// Status lines and the live progress display on stderr (off with `-q`).
+    pub chatter: bool,
+    /// `-v` count: 1 logs each stage, statement and retry on stderr, 2 adds
+    /// the observers' polls (see `cli.rs` for the subscriber).
+    pub verbose: u8,
+}
+
+impl Default for OutputMode {
+    fn default() -> Self {
+        OutputMode {
+            summary: SummaryFormat::Text,
+            chatter: true,
+            verbose: 0,
+        }
+    }
+}
+
+impl OutputMode {
+    /// `-q`: only the verdict and errors.
+    pub fn quiet() -> OutputMode {
+        OutputMode {
+            summary: SummaryFormat::Verdict,
+            chatter: false,
+            verbose: 0,
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! What pgrehearse prints for people and scripts: a rehearsal's summary on
+//! stdout (text, a verdict line or summary.json), errors on stderr, and the
+//! recap of a batch (`run a.toml b.toml`). Logs for `-v` go through
+//! `tracing` instead.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::options::SummaryFormat;
+use crate::report::Summary;
+
+/// The summary of one run directory on stdout.
+pub fn summary(format: SummaryFormat, run_dir: &Path, summary: &Summary) -> Result<()> {
+    match format {
+        SummaryFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(summary).map_err(anyhow::Error::new)?
+        ),
+        SummaryFormat::Verdict => println!("{}", summary.verdict_line()),
+        SummaryFormat::Text => {
+            println!("{}", summary.text());
+            println!(
+                "report: {}",
+                run_dir.join(crate::report::INDEX_HTML).display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An error on stderr, and where its partial report is when one was written.
+pub fn error(e: &Error, run_dir: Option<&Path>) {
+    eprintln!("pgrehearse: {e}");
+    let dir = match e {
+        Error::Rehearsal {
+            report_dir: Some(d),
+            ..
+        } => Some(d.as_path()),
+        _ => run_dir,
+    };
+    if let Some(d) = dir {
+        eprintln!("pgrehearse: partial report in {}", d.display());
+    }
+}
+
+/// How one scenario of a batch ended.
+#[derive(Debug)]
+pub struct BatchLine {
+    pub scenario: String,
+    /// `None` when the scenario was not rehearsed (a signal stopped the batch).
+    pub code: Option<u8>,
+    /// "pass", "budget breached", the error, or "not run".
+    pub outcome: String,
+    pub run_dir: Option<PathBuf>,
+}
+
+/// The recap of a batch on stderr: one line per scenario, and the exit code.
+pub fn batch(lines: &[BatchLine], code: u8) {
+    let width = lines.iter().map(|l| l.scenario.len()).max().unwrap_or(0);
+    eprintln!(
+        "pgrehearse: {} scenarios, exit code {code} (the worst of them)",
+        lines.len()
+    );
+    for l in lines {
+        let code = l
+            .code
+            .map(|c| format!("exit {c:<3}"))
+            .unwrap_or_else(|| "-       ".into());
+        let dir = l
+            .run_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "(no run directory)".into());
+        // The error may span lines (scenario problems): its first says enough.
+        let outcome = l.outcome.lines().next().unwrap_or_default();
+        eprintln!("  {:<width$}  {code}  {dir}  {outcome}", l.scenario);
+    }
+}

@@ -1,0 +1,243 @@
+//! Stage 4, record: what the run measured becomes the run directory's CSVs
+//! and run.json (the contract of `crate::record`). Also the run directory
+//! itself, opened before seeding as a [`Draft`], so that a rehearsal that
+//! stops at any stage still leaves a report saying why.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use super::provision::Database;
+use super::run::Measured;
+use crate::backend::ConnInfo;
+use crate::clock::ServerClock;
+use crate::error::{Error, Result};
+use crate::observe::Observations;
+use crate::options::RunOptions;
+use crate::record::{self, RunInfo, RunRecord};
+use crate::scenario::Scenario;
+
+/// application_name of the harness's own sessions (the wait observer
+/// ignores them).
+pub const HARNESS_APP_NAME: &str = "pgrehearse/harness";
+
+/// How long the queries after the run (names of oids, invalid indexes) may
+/// take: a server that hangs (rather than dies) must not hold the report back.
+const LAST_QUERIES_WAIT: Duration = Duration::from_secs(5);
+
+/// A stage that could not finish: what run.json's failure says, and the
+/// error the rehearsal ends with.
+#[derive(Debug)]
+pub struct Stopped {
+    pub why: String,
+    pub error: Error,
+}
+
+impl Stopped {
+    /// A failed rehearsal (exit 4) whose failure and error say `why`.
+    pub fn failed(why: String) -> Stopped {
+        Stopped {
+            error: Error::rehearsal(why.clone()),
+            why,
+        }
+    }
+}
+
+/// The run directory being filled, and run.json as known so far.
+pub struct Draft {
+    pub dir: PathBuf,
+    pub info: RunInfo,
+    budgets: Vec<(String, f64)>,
+}
+
+impl Draft {
+    /// Ask the server its version, then create the run directory.
+    pub async fn open(db: &Database, s: &Scenario, opts: &RunOptions) -> Result<Draft> {
+        let admin = db.conn.session(HARNESS_APP_NAME).await?;
+        let row = admin
+            .query_one(
+                "SELECT current_setting('server_version'), current_setting('server_version_num')",
+                &[],
+            )
+            .await?;
+        let version_num: String = row.get(1);
+        let info = RunInfo {
+            scenario: s.name.clone(),
+            scenario_file: s.path.display().to_string(),
+            scenario_hash: s.hash.clone(),
+            description: s.description.clone(),
+            pair: s.pair.clone(),
+            variant: s.variant.map(|v| format!("{v:?}").to_lowercase()),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            backend: format!("{:?}", db.backend).to_lowercase(),
+            target: db.target.clone(),
+            postgres_version: row.get(0),
+            server_version_num: version_num.parse().unwrap_or(0),
+            settings: s.postgres.settings.clone(),
+            seed: opts.seed,
+            rows: s.tables.iter().map(|t| (t.name.clone(), t.rows)).collect(),
+            seed_ms: 0.0,
+            clients: s.workload.clients,
+            rate: s.workload.rate,
+            window_ms: s.workload.window.as_secs_f64() * 1e3,
+            phases: Vec::new(),
+            budget: s.budget.clone(),
+            lock_precision_ms: 0.0,
+            failure: None,
+            end_ms: 0.0,
+            steps: Vec::new(),
+            invalid_indexes: Vec::new(),
+        };
+        Ok(Draft {
+            dir: record::create_run_dir(&opts.out, &s.name)?,
+            info,
+            budgets: opts.budgets.clone(),
+        })
+    }
+
+    /// Write a partial report for a stage that stopped: run.json says why,
+    /// the CSVs are empty, the summary says what failed. Returns the
+    /// stage's error, pointing at this run directory.
+    pub fn abandon(&self, stopped: Stopped) -> Error {
+        tracing::info!("partial report: {}", stopped.why);
+        let mut info = self.info.clone();
+        info.failure = Some(stopped.why);
+        let written = RunRecord {
+            info: Some(info),
+            ..Default::default()
+        }
+        .write(&self.dir);
+        if written.is_ok() {
+            let _ = crate::report::render(
+                &self.dir,
+                &crate::report::RenderOptions::with_budgets(self.budgets.clone()),
+            );
+        }
+        match stopped.error {
+            Error::Rehearsal {
+                message,
+                report_dir: None,
+            } => Error::Rehearsal {
+                message,
+                report_dir: Some(self.dir.clone()),
+            },
+            e => e,
+        }
+    }
+}
+
+/// A run directory with its record written, ready for the report stage.
+#[derive(Debug)]
+pub struct Recorded {
+    pub dir: PathBuf,
+    /// Why the rehearsal stopped early, if it did.
+    pub failure: Option<String>,
+    /// A signal stopped it.
+    pub interrupted: bool,
+}
+
+/// Write everything `m` holds into the draft's run directory. `conn` names
+/// the relations of lock-wait log lines and lists invalid indexes.
+pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Recorded> {
+    warn_about_caps(&m);
+    let (oid_names, invalid_indexes) =
+        tokio::time::timeout(LAST_QUERIES_WAIT, last_queries(conn, &m.observations))
+            .await
+            .unwrap_or_default();
+    let locks = crate::holds::lock_rows(&m.migration, &m.observations, &oid_names);
+    let mut info = draft.info;
+    info.started_at = m.started_at;
+    info.phases = m.migration.phases;
+    info.steps = m.migration.steps;
+    info.invalid_indexes = invalid_indexes;
+    info.end_ms = crate::pg::round3(m.end_ms);
+    info.failure = m.migration.failure.clone();
+    info.lock_precision_ms = lock_precision(&m.server_clock, &m.observations);
+    let mut server = m.observations.server;
+    server.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
+    RunRecord {
+        info: Some(info),
+        statements: m.migration.statements,
+        locks,
+        waits: m.observations.waits,
+        latency: m.latency.rows,
+        errors: m.latency.errors,
+        server,
+    }
+    .write(&draft.dir)?;
+    Ok(Recorded {
+        dir: draft.dir,
+        failure: m.migration.failure,
+        interrupted: m.interrupted,
+    })
+}
+
+/// Caps that keep a long run's memory bounded: say when one was hit.
+fn warn_about_caps(m: &Measured) {
+    if m.latency.errors_dropped > 0 {
+        eprintln!(
+            "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv only",
+            crate::latency::MAX_ERROR_ROWS,
+            m.latency.errors_dropped
+        );
+    }
+    if m.observations.waits_dropped > 0 {
+        eprintln!(
+            "pgrehearse: warning: waits.csv keeps the first {} lock waits; {} more were not recorded",
+            crate::observe::MAX_WAIT_ROWS,
+            m.observations.waits_dropped
+        );
+    }
+}
+
+/// Names of the relations in log lines, and indexes a failed CONCURRENTLY
+/// build left behind; empty where the server does not answer.
+async fn last_queries(conn: &ConnInfo, obs: &Observations) -> (HashMap<u32, String>, Vec<String>) {
+    let Ok(admin) = conn.session(HARNESS_APP_NAME).await else {
+        return Default::default();
+    };
+    (
+        resolve_oids(&admin, obs).await,
+        invalid_indexes(&admin).await,
+    )
+}
+
+async fn invalid_indexes(admin: &Client) -> Vec<String> {
+    match admin
+        .query(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1",
+            &[],
+        )
+        .await
+    {
+        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn resolve_oids(admin: &Client, obs: &Observations) -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    for oid in obs.log_acquired.iter().filter_map(|a| a.relation_oid) {
+        if let Ok(r) = admin
+            .query_one("SELECT $1::oid::regclass::text", &[&oid])
+            .await
+        {
+            out.insert(oid, r.get(0));
+        }
+    }
+    out
+}
+
+/// How precisely lock grant/release times are known: the clock mapping's
+/// uncertainty, plus half a poll interval when a wait's end was only seen by
+/// polling.
+fn lock_precision(sc: &ServerClock, obs: &Observations) -> f64 {
+    let mut p = sc.uncertainty_ms;
+    if !obs.migration_waits.is_empty() && obs.log_acquired.is_empty() {
+        p += obs.mean_poll_ms / 2.0;
+    }
+    crate::pg::round3(p.max(0.001))
+}
