@@ -172,6 +172,7 @@ impl Executor {
                 .filter_map(|a| self.ctx.app_index.get(a).copied())
                 .collect();
             let _ = self.ctx.live.send(Arc::new(live));
+            tracing::info!("phase {}: live apps {:?}", phase.name, phase.apps);
             let start_ms = self.ctx.clock.now_ms();
             let mut failed = false;
             for step in &phase.steps {
@@ -196,6 +197,7 @@ impl Executor {
 
     async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
         let start_ms = self.ctx.clock.now_ms();
+        tracing::info!("step {} / {}: started", phase.name, step.name);
         let mut span = StepSpan {
             phase: phase.name.clone(),
             step: step.name.clone(),
@@ -221,6 +223,14 @@ impl Executor {
                 Failure::Aborted => "cancelled".into(),
             };
         }
+        tracing::info!(
+            "step {} / {}: {} after {:.1} ms, {} attempt(s)",
+            phase.name,
+            step.name,
+            span.outcome,
+            span.end_ms - span.start_ms,
+            span.attempts
+        );
         self.run.steps.push(span);
         match result {
             Ok(()) => {
@@ -285,6 +295,7 @@ impl Executor {
             match r {
                 Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
                     let wait = self.backoff(step, attempt);
+                    log_retry(phase, step, attempt, wait);
                     if !self.sleep(wait).await {
                         return Err(Failure::Aborted);
                     }
@@ -429,6 +440,11 @@ impl Executor {
         status.autocommit.store(autocommit, Ordering::Relaxed);
         status.in_statement.store(true, Ordering::Relaxed);
         let cancel = self.client.cancel_token();
+        tracing::debug!(
+            "{} / {} (attempt {attempt}): sending {sql}",
+            phase.name,
+            step.name
+        );
         let start = self.ctx.clock.now_ms();
         let r = tokio::select! {
             r = self.client.simple_query(sql) => Some(r),
@@ -468,6 +484,17 @@ impl Executor {
                 }
             }
         };
+        tracing::debug!(
+            "{} / {}: {outcome}{} after {:.1} ms",
+            phase.name,
+            step.name,
+            if sqlstate.is_empty() {
+                String::new()
+            } else {
+                format!(" ({sqlstate})")
+            },
+            end - start
+        );
         let row = StatementRow {
             phase: phase.name.clone(),
             step: step.name.clone(),
@@ -486,6 +513,7 @@ impl Executor {
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), Failure> {
+        tracing::debug!("migration session: sending {sql}");
         self.client
             .batch_execute(sql)
             .await
@@ -616,6 +644,7 @@ impl Executor {
                 {
                     Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
                         let wait = self.backoff(step, attempt);
+                        log_retry(phase, step, attempt, wait);
                         if !self.sleep(wait).await {
                             return Err(Failure::Aborted);
                         }
@@ -633,6 +662,17 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+/// `-v`: a lock timeout is retried after `wait` (backoff with jitter).
+fn log_retry(phase: &PhasePlan, step: &StepPlan, attempt: u32, wait: Duration) {
+    tracing::info!(
+        "{} / {}: lock timeout on attempt {attempt}; retry {attempt} of {} after a {:.0} ms backoff",
+        phase.name,
+        step.name,
+        step.retries,
+        wait.as_secs_f64() * 1e3
+    );
 }
 
 /// Catalog relations the probe itself touches are not the migration's.

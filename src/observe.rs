@@ -243,6 +243,7 @@ impl WaitPoller {
             .await?;
         let mut tick = tokio::time::interval(self.ctx.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut poll_log = tracing::enabled!(tracing::Level::TRACE).then(PollLog::default);
         loop {
             tokio::select! {
                 _ = self.ctx.stop.cancelled() => break,
@@ -314,6 +315,9 @@ impl WaitPoller {
                 .store(waiters.len() as u32, Ordering::Relaxed);
             self.observe(t, mig_pid, &waiters, &ungranted);
             self.observe_held(t, &held_rows);
+            if let Some(log) = &mut poll_log {
+                log.add(t0, t1, waiters.len(), self.open.len());
+            }
         }
         let end = self.ctx.clock.now_ms();
         self.observe(end, 0, &[], &[]);
@@ -506,6 +510,41 @@ impl WaitPoller {
             connection_lost: self.lost,
             mean_poll_ms,
         }
+    }
+}
+
+/// `-vv`: the wait polls of each second summed up in one line (200 lines a
+/// second would bury everything else).
+#[derive(Default)]
+struct PollLog {
+    since_ms: f64,
+    polls: u32,
+    busy_ms: f64,
+    max_ms: f64,
+    max_waiters: usize,
+}
+
+impl PollLog {
+    fn add(&mut self, t0: f64, t1: f64, waiters: usize, open_waits: usize) {
+        self.polls += 1;
+        self.busy_ms += t1 - t0;
+        self.max_ms = self.max_ms.max(t1 - t0);
+        self.max_waiters = self.max_waiters.max(waiters);
+        if t1 - self.since_ms < 1000.0 {
+            return;
+        }
+        tracing::trace!(
+            "observer: {} polls in {:.0} ms (mean {:.2} ms, max {:.2} ms each), up to {} backends waiting, {open_waits} waits open",
+            self.polls,
+            t1 - self.since_ms,
+            self.busy_ms / f64::from(self.polls),
+            self.max_ms,
+            self.max_waiters
+        );
+        *self = PollLog {
+            since_ms: t1,
+            ..PollLog::default()
+        };
     }
 }
 

@@ -50,4 +50,6 @@ fn progress_only_on_a_terminal() {
         !all.contains("waiting backends"),
         "progress drawn without a terminal:\n{all}"
     );
+    // Without -v nothing is logged (tests/verbose.rs covers -v).
+    assert!(!all.contains("stage seed"), "a log without -v:\n{all}");
 }
