@@ -118,3 +118,43 @@ fn a_killed_server_leaves_no_orphaned_backend() {
         "SELECT count(*) FROM t a, t b, t c",
     );
 }
+
+/// `run a.toml b.toml`: a scenario that fails does not stop the next one;
+/// each gets its run directory and a recap line, the worst exit code wins.
+#[test]
+fn a_failed_scenario_does_not_stop_the_batch_and_the_worst_code_wins() {
+    let run = Rehearsal::start(
+        "sql-error.toml",
+        &["--backend", "local", "-q", &tiny_fixture()],
+        &[],
+    )
+    .finish(Duration::from_secs(180));
+    run.assert_code(4);
+    let dirs = run.run_dirs();
+    let names: Vec<&str> = dirs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["sql-error", "tiny"], "{}", run.stderr);
+
+    let (_, failed) = &dirs[0];
+    run.assert_report_written(failed, "relation \"nope\" does not exist (42P01)");
+    let (_, clean) = &dirs[1];
+    let rec = pgrehearse::record::RunRecord::read(clean).unwrap();
+    let info = rec.info.expect("tiny's run.json");
+    assert_eq!(info.failure, None);
+    assert!(rec.latency.iter().map(|l| l.count).sum::<u64>() > 0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(clean.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["verdict"], "pass", "{summary:#}");
+
+    // One recap line per scenario: its exit code and run directory.
+    let recap = |name: &str, code: &str, dir: &std::path::Path| {
+        run.stderr.lines().any(|l| {
+            l.trim_start().starts_with(name)
+                && l.contains(code)
+                && l.contains(&dir.display().to_string())
+        })
+    };
+    assert!(recap("sql-error", "exit 4", failed), "{}", run.stderr);
+    assert!(recap("tiny", "exit 0", clean), "{}", run.stderr);
+    run.assert_nothing_left();
+}

@@ -29,6 +29,11 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// tests/fixtures/good/tiny.toml: a scenario that runs clean in seconds.
+pub fn tiny_fixture() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/good/tiny.toml").to_string()
+}
+
 /// A `pgrehearse run` child with its own TMPDIR (so its cluster can be told
 /// apart from those of parallel tests) and its own output dir.
 pub struct Rehearsal {
@@ -167,6 +172,20 @@ impl Finished {
             .ok()?
             .path();
         Some(std::fs::read_dir(scen).ok()?.next()?.ok()?.path())
+    }
+
+    /// Every run directory, as (scenario, `<out>/<scenario>/<stamp>/`),
+    /// sorted.
+    pub fn run_dirs(&self) -> Vec<(String, PathBuf)> {
+        let mut dirs = Vec::new();
+        for scenario in std::fs::read_dir(self.out.path()).unwrap().flatten() {
+            let name = scenario.file_name().to_string_lossy().into_owned();
+            for stamp in std::fs::read_dir(scenario.path()).unwrap().flatten() {
+                dirs.push((name.clone(), stamp.path()));
+            }
+        }
+        dirs.sort();
+        dirs
     }
 
     pub fn record(&self) -> (PathBuf, RunRecord) {

@@ -66,3 +66,27 @@ fn sigint_while_the_server_starts_exits_130_and_leaves_nothing() {
     });
     interrupt(r, "INT", 130);
 }
+
+/// `run a.toml b.toml`: a signal during the first scenario stops the batch;
+/// the second is not started and the recap says so.
+#[test]
+fn a_signal_stops_the_whole_batch() {
+    let mut r = Rehearsal::start(
+        "long-step.toml",
+        &["--backend", "local", "-q", &tiny_fixture()],
+        &[],
+    );
+    r.wait_until("the 30 s step", Duration::from_secs(90), |tmp| {
+        server_log_has(tmp, "CREATE TABLE sleep_marker")
+    });
+    let run = interrupt(r, "INT", 130);
+    let names: Vec<String> = run.run_dirs().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["long-step"], "{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.trim_start().starts_with("tiny") && l.contains("not run")),
+        "{}",
+        run.stderr
+    );
+}
