@@ -25,7 +25,13 @@ use crate::backend::ConnInfo;
 use crate::clock::Clock;
 use crate::observe::MigrationStatus;
 use crate::record::{PhaseSpan, StatementRow};
-use crate::scenario::{BackfillPlan, PhasePlan, StepAction, StepPlan};
+use crate::scenario::{PhasePlan, StepAction, StepPlan};
+
+mod backfill;
+mod probe;
+
+pub use probe::{is_catalog, parse_lsn};
+use probe::{is_transient, Probe};
 
 pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
 
@@ -91,15 +97,6 @@ pub struct MigrationCtx {
     pub seed: u64,
 }
 
-/// A session-side probe result.
-#[derive(Debug, Clone, Default)]
-struct Probe {
-    wal_lsn: String,
-    seq_scans: i64,
-    relfilenodes: String,
-    locks: Vec<LockKey>,
-}
-
 enum Failure {
     /// 55P03: lock_timeout expired.
     LockTimeout(String),
@@ -128,22 +125,7 @@ pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
         .await?
         .get(0);
     ctx.status.pid.store(pid, Ordering::Relaxed);
-    // One round trip, cheap functions only: the probe runs while the
-    // migration's locks are held, so every millisecond here is a millisecond
-    // of real blocking.
-    let probe = client
-        .prepare(
-            "WITH t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
-                WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'm', 'p') \
-                AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) \
-             SELECT pg_current_wal_insert_lsn()::text, \
-             (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
-             (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') FROM t), \
-             ARRAY(SELECT locktype || '|' || coalesce(relation::regclass::text, locktype) || '|' || mode \
-                FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
-                AND locktype IN ('relation', 'transactionid'))",
-        )
-        .await?;
+    let probe = probe::prepare(&client).await?;
     use rand::SeedableRng;
     let rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x6d69_6772);
     let mut ex = Executor {
@@ -542,126 +524,6 @@ impl Executor {
             Err(_) => Err(Failure::Aborted),
         }
     }
-
-    async fn probe(&mut self) -> Option<Probe> {
-        let r = self
-            .client
-            .query_one(&self.probe, &[&self.ctx.tables])
-            .await
-            .ok()?;
-        let locks: Vec<String> = r.get(3);
-        Some(Probe {
-            wal_lsn: r.get(0),
-            seq_scans: r.get(1),
-            relfilenodes: r.get(2),
-            locks: locks
-                .iter()
-                .filter_map(|l| {
-                    let mut it = l.splitn(3, '|');
-                    Some((
-                        it.next()?.to_string(),
-                        it.next()?.to_string(),
-                        it.next()?.to_string(),
-                    ))
-                })
-                .collect(),
-        })
-    }
-
-    fn fill_probe_facts(&mut self, idx: usize, before: &Probe, after: &Probe) {
-        let row = &mut self.run.statements[idx];
-        row.rewrote = rewrote(&before.relfilenodes, &after.relfilenodes);
-        row.seq_scans = (after.seq_scans - before.seq_scans).max(0) as u64;
-        row.wal_bytes = match (parse_lsn(&before.wal_lsn), parse_lsn(&after.wal_lsn)) {
-            (Some(b), Some(a)) => a.saturating_sub(b),
-            _ => 0,
-        };
-    }
-
-    async fn run_backfill(
-        &mut self,
-        phase: &PhasePlan,
-        step: &StepPlan,
-        b: &BackfillPlan,
-        span: &mut StepSpan,
-    ) -> Result<(), Failure> {
-        // Keyset paging: each batch ends at the key `batch` rows further on,
-        // so sparse or skewed keys cost no empty batches.
-        let sql_err = |e: tokio_postgres::Error| Failure::Sql {
-            sqlstate: e
-                .as_db_error()
-                .map(|d| d.code().code().to_string())
-                .unwrap_or_default(),
-            message: crate::pg::error_text(&e),
-        };
-        let bound_sql = format!(
-            "SELECT max({k})::int8 FROM (SELECT {k} FROM {t} WHERE {k} > $1::int8 ORDER BY {k} LIMIT {n}) s",
-            k = b.key,
-            t = b.table,
-            n = b.batch.max(1)
-        );
-        let bound = self.client.prepare(&bound_sql).await.map_err(sql_err)?;
-        let max_sql = format!("SELECT max({k})::int8 FROM {t}", k = b.key, t = b.table);
-        let max: Option<i64> = self
-            .client
-            .query_one(max_sql.as_str(), &[])
-            .await
-            .map_err(sql_err)?
-            .get(0);
-        let Some(max) = max else { return Ok(()) };
-        let mut from = i64::MIN;
-        let mut batch_no = 0u64;
-        loop {
-            let hi: Option<i64> = self
-                .client
-                .query_one(&bound, &[&from])
-                .await
-                .map_err(sql_err)?
-                .get(0);
-            let Some(to) = hi else { break };
-            batch_no += 1;
-            let mut sql = format!(
-                "UPDATE {t} SET {set} WHERE {k} > {from} AND {k} <= {to}",
-                t = b.table,
-                set = b.set,
-                k = b.key
-            );
-            if let Some(w) = &b.where_clause {
-                sql.push_str(&format!(" AND ({w})"));
-            }
-            self.ctx.current.set(format!(
-                "{} / {} (batch {batch_no}, key {to} of {max})",
-                phase.name, step.name
-            ));
-            let stmts = [sql];
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                span.attempts += 1;
-                match self
-                    .attempt_in_transaction(phase, step, &stmts, attempt)
-                    .await
-                {
-                    Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
-                        let wait = self.backoff(step, attempt);
-                        log_retry(phase, step, attempt, wait);
-                        if !self.sleep(wait).await {
-                            return Err(Failure::Aborted);
-                        }
-                    }
-                    other => {
-                        other?;
-                        break;
-                    }
-                }
-            }
-            from = to;
-            if from < max && !b.pause.is_zero() && !self.sleep(b.pause).await {
-                return Err(Failure::Aborted);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// `-v`: a lock timeout is retried after `wait` (backoff with jitter).
@@ -673,65 +535,4 @@ fn log_retry(phase: &PhasePlan, step: &StepPlan, attempt: u32, wait: Duration) {
         step.retries,
         wait.as_secs_f64() * 1e3
     );
-}
-
-/// Catalog relations the probe itself touches are not the migration's.
-pub fn is_catalog(relation: &str) -> bool {
-    relation.starts_with("pg_") || relation.starts_with("information_schema.")
-}
-
-/// A relation that no longer exists when the probe looks (the transient heap
-/// of a rewrite) shows as a bare oid: it is part of the statement's work, not
-/// a lock anyone else could wait for.
-fn is_transient(relation: &str) -> bool {
-    !relation.is_empty() && relation.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `16/B374D848` → a byte position.
-pub fn parse_lsn(s: &str) -> Option<u64> {
-    let (hi, lo) = s.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
-
-/// Did any table get a new relfilenode? (`name:node,...` lists, sorted)
-fn rewrote(before: &str, after: &str) -> bool {
-    let parse = |s: &str| -> HashMap<String, String> {
-        s.split(',')
-            .filter_map(|p| p.rsplit_once(':'))
-            .map(|(n, f)| (n.to_string(), f.to_string()))
-            .collect()
-    };
-    let b = parse(before);
-    let a = parse(after);
-    b.iter()
-        .any(|(name, node)| a.get(name).is_some_and(|n| n != node))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rewrite_is_a_changed_relfilenode() {
-        assert!(!rewrote("orders:100,users:200", "orders:100,users:200"));
-        assert!(rewrote("orders:100,users:200", "orders:101,users:200"));
-        // A dropped or new table is not a rewrite.
-        assert!(!rewrote("orders:100", "orders:100,new:5"));
-        assert!(!rewrote("orders:100,old:4", "orders:100"));
-    }
-
-    #[test]
-    fn lsns_parse_to_byte_positions() {
-        assert_eq!(parse_lsn("0/10"), Some(16));
-        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
-        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374D848));
-        assert_eq!(parse_lsn("bogus"), None);
-    }
-
-    #[test]
-    fn catalog_relations_are_filtered() {
-        assert!(is_catalog("pg_locks"));
-        assert!(is_catalog("pg_class"));
-        assert!(!is_catalog("orders"));
-    }
 }
