@@ -12,13 +12,18 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::io::AsyncSeekExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{ConnInfo, ServerLog};
 use crate::clock::{Clock, ServerClock};
 use crate::record::{ServerRow, WaitCause, WaitRow};
 use crate::workload::{PidOwner, PidRegistry, SCRIPT_APP};
+
+mod log;
+mod server;
+
+pub use log::parse_acquired;
 
 pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
 
@@ -126,13 +131,13 @@ impl Observer {
                 let c = ctx.clone();
                 let mut file = tokio::fs::File::open(&path).await?;
                 file.seek(std::io::SeekFrom::End(0)).await?;
-                Some(tokio::spawn(tail_log(file, c)))
+                Some(tokio::spawn(log::tail_log(file, c)))
             }
             None => None,
         };
         let poller = WaitPoller::new(ctx.clone());
         let waits = tokio::spawn(poller.run(wait_client));
-        let server = tokio::spawn(sample_server(server_client, ctx.clone()));
+        let server = tokio::spawn(server::sample_server(server_client, ctx.clone()));
         Ok(Observer { waits, server, log })
     }
 
@@ -545,150 +550,5 @@ impl PollLog {
             since_ms: t1,
             ..PollLog::default()
         };
-    }
-}
-
-/// Server-wide samples for server.csv.
-async fn sample_server(
-    client: tokio_postgres::Client,
-    ctx: Arc<ObserverCtx>,
-) -> crate::Result<(Vec<ServerRow>, Option<String>)> {
-    let start_lsn: String = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .get(0);
-    let stats = client
-        .prepare(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::int8, \
-             (SELECT coalesce(sum(n_dead_tup), 0)::int8 FROM pg_stat_user_tables WHERE relname = ANY($2)), \
-             (SELECT count(*)::int4 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()), \
-             (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 FROM pg_stat_replication)",
-        )
-        .await?;
-    // Sizing takes AccessShareLock on each table; with lock_timeout = 1ms it
-    // gives up instead of queueing behind the migration (the last size is kept).
-    let sizes = client
-        .prepare("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c WHERE c.relname = ANY($1) AND c.relkind = 'r'")
-        .await?;
-    let mut rows = Vec::new();
-    let mut last_size = 0u64;
-    let mut tick = tokio::time::interval(ctx.sample);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ctx.stop.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let t = ctx.clock.now_ms();
-        let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {
-            Ok(r) => r,
-            // Keep the samples taken so far.
-            Err(e) => {
-                let lost = format!(
-                    "the server sampler lost the server: {}",
-                    crate::pg::error_text(&e)
-                );
-                return Ok((rows, Some(lost)));
-            }
-        };
-        if let Ok(s) = client.query_one(&sizes, &[&ctx.tables]).await {
-            last_size = s.get::<_, i64>(0).max(0) as u64;
-        }
-        let lag: Option<i64> = r.get(3);
-        rows.push(ServerRow {
-            t_ms: crate::pg::round3(t),
-            wal_bytes: r.get::<_, i64>(0).max(0) as u64,
-            dead_tuples: r.get::<_, i64>(1).max(0) as u64,
-            table_bytes: last_size,
-            replica_lag_bytes: lag.map(|l| l.max(0) as u64),
-            waiting_backends: r.get::<_, i32>(2).max(0) as u32,
-        });
-    }
-    Ok((rows, None))
-}
-
-/// Follow the server log for `log_lock_waits` "acquired" lines.
-async fn tail_log(file: tokio::fs::File, ctx: Arc<ObserverCtx>) -> Vec<LogAcquired> {
-    let mut reader = BufReader::new(file);
-    let mut out = Vec::new();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line).await {
-            Ok(0) => {
-                if ctx.stop.is_cancelled() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Ok(_) => {
-                // Only the migration's own lines are used (lock_rows); app
-                // waits log one line each, so keeping those too would grow
-                // with the run. The migration pid is known before it waits.
-                let mig_pid = ctx.migration.pid.load(Ordering::Relaxed);
-                if let Some(a) = parse_acquired(&line, &ctx.server_clock)
-                    .filter(|a| mig_pid != 0 && a.pid == mig_pid)
-                {
-                    out.push(a);
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    out
-}
-
-/// Parse `2026-01-01 10:00:00.123 UTC [123] LOG:  process 123 acquired
-/// ShareLock on relation 16385 of database 5 after 1500.250 ms`.
-pub fn parse_acquired(line: &str, sc: &ServerClock) -> Option<LogAcquired> {
-    let idx = line.find("acquired ")?;
-    let head = &line[..idx];
-    let rest = &line[idx + "acquired ".len()..];
-    let pid: i32 = head.rsplit("process ").next()?.trim().parse().ok()?;
-    let (mode, rest) = rest.split_once(" on ")?;
-    let (tag, after) = rest.rsplit_once(" after ")?;
-    let after_ms: f64 = after.trim().trim_end_matches("ms").trim().parse().ok()?;
-    let relation_oid = tag
-        .strip_prefix("relation ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|o| o.parse().ok());
-    // The line prefix starts with %m: "YYYY-MM-DD HH:MM:SS.mmm UTC".
-    let ts = line.get(..23)?;
-    let naive = chrono::NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S%.3f").ok()?;
-    let epoch_ms = naive.and_utc().timestamp_micros() as f64 / 1000.0;
-    Some(LogAcquired {
-        pid,
-        mode: mode.trim().to_string(),
-        relation_oid,
-        locktag: tag.trim().to_string(),
-        at_ms: sc.to_run_ms(epoch_ms),
-        after_ms,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_acquired_lines() {
-        let clock = Clock::start();
-        let sc = ServerClock::identity(&clock);
-        let l = "2026-01-01 10:00:00.123 UTC [4242] LOG:  process 4242 acquired AccessExclusiveLock on relation 16385 of database 5 after 1500.250 ms\n";
-        let a = parse_acquired(l, &sc).unwrap();
-        assert_eq!(a.pid, 4242);
-        assert_eq!(a.mode, "AccessExclusiveLock");
-        assert_eq!(a.relation_oid, Some(16385));
-        assert!((a.after_ms - 1500.25).abs() < 1e-9);
-        let t = "2026-01-01 10:00:00.123 UTC [77] LOG:  process 77 acquired ShareLock on transaction 1234 after 12.000 ms";
-        let b = parse_acquired(t, &sc).unwrap();
-        assert_eq!(b.relation_oid, None);
-        assert_eq!(b.locktag, "transaction 1234");
-        assert!(parse_acquired(
-            "2026-01-01 10:00:00.123 UTC [77] LOG:  checkpoint starting",
-            &sc
-        )
-        .is_none());
-        assert!(parse_acquired("garbage acquired", &sc).is_none());
     }
 }

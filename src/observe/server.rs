@@ -1,0 +1,67 @@
+//! Server-wide samples every [`super::ObserverCtx::sample`] for server.csv:
+//! WAL written, dead tuples and size of the scenario's tables, backends
+//! waiting for a lock, replica lag.
+
+use std::sync::Arc;
+
+use super::ObserverCtx;
+use crate::record::ServerRow;
+
+/// Server-wide samples for server.csv.
+pub(super) async fn sample_server(
+    client: tokio_postgres::Client,
+    ctx: Arc<ObserverCtx>,
+) -> crate::Result<(Vec<ServerRow>, Option<String>)> {
+    let start_lsn: String = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .get(0);
+    let stats = client
+        .prepare(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::int8, \
+             (SELECT coalesce(sum(n_dead_tup), 0)::int8 FROM pg_stat_user_tables WHERE relname = ANY($2)), \
+             (SELECT count(*)::int4 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()), \
+             (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 FROM pg_stat_replication)",
+        )
+        .await?;
+    // Sizing takes AccessShareLock on each table; with lock_timeout = 1ms it
+    // gives up instead of queueing behind the migration (the last size is kept).
+    let sizes = client
+        .prepare("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c WHERE c.relname = ANY($1) AND c.relkind = 'r'")
+        .await?;
+    let mut rows = Vec::new();
+    let mut last_size = 0u64;
+    let mut tick = tokio::time::interval(ctx.sample);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let t = ctx.clock.now_ms();
+        let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {
+            Ok(r) => r,
+            // Keep the samples taken so far.
+            Err(e) => {
+                let lost = format!(
+                    "the server sampler lost the server: {}",
+                    crate::pg::error_text(&e)
+                );
+                return Ok((rows, Some(lost)));
+            }
+        };
+        if let Ok(s) = client.query_one(&sizes, &[&ctx.tables]).await {
+            last_size = s.get::<_, i64>(0).max(0) as u64;
+        }
+        let lag: Option<i64> = r.get(3);
+        rows.push(ServerRow {
+            t_ms: crate::pg::round3(t),
+            wal_bytes: r.get::<_, i64>(0).max(0) as u64,
+            dead_tuples: r.get::<_, i64>(1).max(0) as u64,
+            table_bytes: last_size,
+            replica_lag_bytes: lag.map(|l| l.max(0) as u64),
+            waiting_backends: r.get::<_, i32>(2).max(0) as u32,
+        });
+    }
+    Ok((rows, None))
+}
