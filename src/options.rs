@@ -67,6 +67,13 @@ impl Default for OutputMode {
 }
 
 impl OutputMode {
+    /// Progress displays (seeding's bar, the live line) are wanted, where a
+    /// terminal shows them: not with `-q`, and not with `-v`, whose log
+    /// lines they would overwrite.
+    pub fn progress(&self) -> bool {
+        self.chatter && self.verbose == 0
+    }
+
     /// `-q`: only the verdict and errors.
     pub fn quiet() -> OutputMode {
         OutputMode {

@@ -36,10 +36,8 @@ pub struct Progress {
 impl Progress {
     /// Start drawing when `output` and the terminals allow it.
     pub fn start(output: &OutputMode, live: &Live) -> Option<Progress> {
-        let wanted = output.chatter
-            && output.verbose == 0
-            && std::io::stdout().is_terminal()
-            && std::io::stderr().is_terminal();
+        let wanted =
+            output.progress() && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         if !wanted {
             return None;
         }

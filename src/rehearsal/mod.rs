@@ -156,7 +156,7 @@ async fn stages(
     opts: &RunOptions,
     signals: &Signals,
 ) -> Result<u8> {
-    let seeded = seeding::seed(&db.conn, s, opts.seed, opts.output.chatter, signals);
+    let seeded = seeding::seed(&db.conn, s, opts.seed, opts.output.progress(), signals);
     draft.info.seed_ms = timed("seed", seeded)
         .await
         .map_err(|stopped| draft.abandon(stopped))?;
