@@ -295,7 +295,7 @@ pub fn run(plan: Plan) -> Result<u8> {
             run_dir,
             format,
             budgets,
-        } => crate::report::rerender(&run_dir, format, &budgets),
+        } => crate::report::rerender::rerender(&run_dir, format, &budgets),
     }
 }
 

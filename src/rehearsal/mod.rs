@@ -18,14 +18,16 @@ mod recording;
 mod reporting;
 mod run;
 mod seeding;
+mod stage;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Instant;
 
 pub use provision::{Database, Server, ServerNeeds};
-pub use recording::{Draft, Recorded, Stopped};
+pub use recording::{Draft, Recorded};
 pub use run::{Measured, RunInputs, SERVER_SAMPLE, WAIT_POLL};
+pub use stage::{Stopped, HARNESS_APP_NAME};
 
 use crate::error::{exit, Result};
 use crate::options::RunOptions;

@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 
 use super::provision::Database;
 use super::run::Measured;
+use super::stage::{Stopped, HARNESS_APP_NAME};
 use crate::backend::ConnInfo;
 use crate::clock::ServerClock;
 use crate::error::{Error, Result};
@@ -19,31 +20,9 @@ use crate::options::RunOptions;
 use crate::record::{self, RunInfo, RunRecord};
 use crate::scenario::Scenario;
 
-/// application_name of the harness's own sessions (the wait observer
-/// ignores them).
-pub const HARNESS_APP_NAME: &str = "pgrehearse/harness";
-
 /// How long the queries after the run (names of oids, invalid indexes) may
 /// take: a server that hangs (rather than dies) must not hold the report back.
 const LAST_QUERIES_WAIT: Duration = Duration::from_secs(5);
-
-/// A stage that could not finish: what run.json's failure says, and the
-/// error the rehearsal ends with.
-#[derive(Debug)]
-pub struct Stopped {
-    pub why: String,
-    pub error: Error,
-}
-
-impl Stopped {
-    /// A failed rehearsal (exit 4) whose failure and error say `why`.
-    pub fn failed(why: String) -> Stopped {
-        Stopped {
-            error: Error::rehearsal(why.clone()),
-            why,
-        }
-    }
-}
 
 /// The run directory being filled, and run.json as known so far.
 pub struct Draft {

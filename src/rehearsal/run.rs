@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::recording::{Stopped, HARNESS_APP_NAME};
+use super::stage::{Stopped, HARNESS_APP_NAME};
 use crate::backend::{ConnInfo, ServerLog};
 use crate::clock::{Clock, ServerClock};
 use crate::error::Result;

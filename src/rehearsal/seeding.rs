@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::recording::Stopped;
+use super::stage::Stopped;
 use crate::backend::ConnInfo;
 use crate::error::Error;
 use crate::scenario::Scenario;

@@ -7,7 +7,7 @@ pub mod charts;
 mod format;
 mod html;
 mod markdown;
-mod rerender;
+pub mod rerender;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,6 @@ use crate::error::{exit, Error, Result};
 use crate::record::RunRecord;
 
 pub use format::text_summary;
-pub use rerender::rerender;
 
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_MD: &str = "summary.md";

@@ -1,0 +1,26 @@
+//! What the stages of a rehearsal share: how a stage says it stopped, and
+//! the name of the harness's own sessions.
+
+use crate::error::Error;
+
+/// application_name of the harness's own sessions (the wait observer
+/// ignores them).
+pub const HARNESS_APP_NAME: &str = "pgrehearse/harness";
+
+/// A stage that could not finish: what run.json's failure says, and the
+/// error the rehearsal ends with.
+#[derive(Debug)]
+pub struct Stopped {
+    pub why: String,
+    pub error: Error,
+}
+
+impl Stopped {
+    /// A failed rehearsal (exit 4) whose failure and error say `why`.
+    pub fn failed(why: String) -> Stopped {
+        Stopped {
+            error: Error::rehearsal(why.clone()),
+            why,
+        }
+    }
+}
