@@ -1,17 +1,19 @@
 //! One rehearsal, in five stages, one file each:
 //!
-//! 1. [`provision`] — a [`Server`] from a backend, and the [`Database`] the
+//! 1. `provision.rs` — a [`Server`] from a backend, and the [`Database`] the
 //!    rehearsal runs in;
-//! 2. [`seeding`] — the scenario's tables and rows in that database;
-//! 3. [`run`] — traffic, the migration and the observers on one clock;
-//! 4. [`recording`] — what was measured, written to the run directory;
-//! 5. [`reporting`] — the reports rendered, the summary printed, the exit code.
+//! 2. `seeding.rs` — the scenario's tables and rows in that database;
+//! 3. `run.rs` — traffic, the migration and the observers on one clock;
+//! 4. `recording.rs` — what was measured, written to the run directory;
+//! 5. `reporting.rs` — the reports rendered, the summary printed, the exit
+//!    code.
 //!
-//! Whatever happens (a failed step, a dead server, Ctrl-C), what was
-//! recorded is written (a partial report when a stage stopped early) and the
-//! server is torn down. Only provisioning and teardown see the server; the
-//! other stages take a [`Database`], so one server can host several
-//! rehearsals (a template database seeded once and cloned per rehearsal).
+//! (`stage.rs` holds what they share.) Whatever happens (a failed step, a
+//! dead server, Ctrl-C), what was recorded is written (a partial report when
+//! a stage stopped early) and the server is torn down. Only provisioning and
+//! teardown see the server; the other stages take a [`Database`], so one
+//! server can host several rehearsals (a template database seeded once and
+//! cloned per rehearsal).
 
 mod provision;
 mod recording;
