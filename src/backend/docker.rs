@@ -19,6 +19,7 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
+use super::tls::Tls;
 use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
 
@@ -155,6 +156,7 @@ impl DockerPostgres {
                 user: SUPERUSER.into(),
                 password: Some(password),
                 dbname: WORK_DB.into(),
+                tls: Tls::plaintext(),
             },
             image: image.clone(),
             version: String::new(),

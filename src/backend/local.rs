@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::tls::Tls;
 use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
 
@@ -80,6 +81,7 @@ impl LocalCluster {
                 user: SUPERUSER.into(),
                 password: Some(password.clone()),
                 dbname: WORK_DB.into(),
+                tls: Tls::plaintext(),
             };
             let child = spawn_postmaster(&bin, &runner, &root, &log_path, port, &opts.settings)?;
             guard.postmaster = Some(child);

@@ -7,11 +7,13 @@
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod local;
+pub mod tls;
+mod tls_handshake;
 pub mod url;
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How to reach a server. The password never appears in Debug or Display.
 #[derive(Clone)]
@@ -23,6 +25,9 @@ pub struct ConnInfo {
     pub password: Option<String>,
     /// The database this backend works in (created by the backend).
     pub dbname: String,
+    /// How sessions are secured: the URL's sslmode and certificates for the
+    /// url backend, plain text over loopback for the servers we start.
+    pub tls: tls::Tls,
 }
 
 impl ConnInfo {
@@ -38,6 +43,7 @@ impl ConnInfo {
         if let Some(p) = &self.password {
             c.password(p);
         }
+        self.tls.apply(&mut c);
         c
     }
 
@@ -48,16 +54,12 @@ impl ConnInfo {
 
     /// A client for `cfg` (a config of this server, see [`ConnInfo::config_for`]);
     /// the connection is driven by a spawned task. Every session pgrehearse
-    /// opens goes through here, so how it connects is decided in one place.
+    /// opens goes through here, so how it connects (TLS) is decided in one place.
     pub async fn open(
         &self,
         cfg: &tokio_postgres::Config,
     ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        self.tls.open(cfg).await
     }
 
     /// A client on `dbname`, named `app` in pg_stat_activity.
@@ -82,13 +84,28 @@ impl ConnInfo {
     /// Like [`ConnInfo::connect_to`], but failing to connect is "no usable
     /// Postgres" (exit 3), with the server named and the password not.
     pub async fn session_on(&self, dbname: &str, app: &str) -> Result<tokio_postgres::Client> {
-        self.connect_to(dbname, app).await.map_err(|e| {
-            crate::Error::NoPostgres(format!(
-                "cannot connect to {}: {}",
-                self.redacted_at(dbname),
-                crate::pg::error_text(&e)
-            ))
-        })
+        self.connect_to(dbname, app)
+            .await
+            .map_err(|e| self.cannot_connect(dbname, "", &e))
+    }
+
+    /// "No usable Postgres" (exit 3) for a failed connection to `dbname`,
+    /// `doing` what (e.g. " to drop the scratch database x"): the server
+    /// named, the cause, what to do when TLS is the reason, never the password.
+    pub fn cannot_connect(&self, dbname: &str, doing: &str, e: &tokio_postgres::Error) -> Error {
+        let mut msg = format!(
+            "cannot connect to {}{doing}: {}",
+            self.redacted_at(dbname),
+            crate::pg::error_text(e)
+        );
+        if let Some(advice) = self.tls.advice(e) {
+            msg.push_str(": ");
+            msg.push_str(&advice);
+        }
+        if let Some(pw) = self.password.as_deref().filter(|p| p.len() >= 2) {
+            msg = msg.replace(pw, "***");
+        }
+        Error::NoPostgres(msg)
     }
 
     /// [`ConnInfo::session_on`] the work database.
@@ -98,7 +115,7 @@ impl ConnInfo {
 
     /// Ask the server to cancel what `token`'s session is running; best effort.
     pub async fn cancel(&self, token: &tokio_postgres::CancelToken) {
-        let _ = token.cancel_query(tokio_postgres::NoTls).await;
+        self.tls.cancel(token).await;
     }
 
     /// Like [`ConnInfo::redacted`] but naming another database.
@@ -111,12 +128,18 @@ impl ConnInfo {
         .redacted()
     }
 
-    /// `postgres://user:***@host:port/db`, safe to print and to write.
+    /// `postgres://user:***@host:port/db`, with `?sslmode=...` for a server
+    /// reached by URL; safe to print and to write.
     pub fn redacted(&self) -> String {
         let pw = if self.password.is_some() { ":***" } else { "" };
         format!(
-            "postgres://{}{}@{}:{}/{}",
-            self.user, pw, self.host, self.port, self.dbname
+            "postgres://{}{}@{}:{}/{}{}",
+            self.user,
+            pw,
+            self.host,
+            self.port,
+            self.dbname,
+            self.tls.url_suffix()
         )
     }
 }

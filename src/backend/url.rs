@@ -8,6 +8,11 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+use percent_encoding::percent_decode_str;
+
+use super::tls::{Tls, TlsParams};
 use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
 use crate::pg::quote_ident;
@@ -22,6 +27,8 @@ pub struct UrlServer {
     admin_db: String,
     version: String,
     version_num: u32,
+    /// How the sessions are secured (see `Tls::describe`).
+    tls_note: String,
     dropped: bool,
 }
 
@@ -31,20 +38,12 @@ impl UrlServer {
             Error::Usage("--backend url needs --database-url postgres://...".into())
         })?;
         let (server, admin_db) = parse_database_url(raw)?;
-        let redacted = server.redacted_at(&admin_db);
-
         let admin = server
             .connect_to(&admin_db, "pgrehearse/harness")
             .await
-            .map_err(|e| {
-                Error::NoPostgres(scrub(
-                    &format!(
-                        "cannot connect to {redacted}: {}",
-                        crate::pg::error_text(&e)
-                    ),
-                    server.password.as_deref(),
-                ))
-            })?;
+            .map_err(|e| server.cannot_connect(&admin_db, "", &e))?;
+        // What secured the session, as the server saw it: run.json says so.
+        let tls_note = server.tls.describe(&super::tls::observe(&admin).await);
         let row = admin
             .query_one(
                 "SELECT current_setting('server_version'), \
@@ -56,6 +55,7 @@ impl UrlServer {
         let version_num = row.get::<_, i32>(1) as u32;
 
         let name = scratch_name();
+        let redacted = server.redacted_at(&admin_db);
         admin
             .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .await
@@ -81,6 +81,7 @@ impl UrlServer {
                 .unwrap_or_default()
                 .to_string(),
             version_num,
+            tls_note,
             dropped: false,
         })
     }
@@ -99,10 +100,11 @@ impl UrlServer {
 
     pub fn describe(&self) -> String {
         format!(
-            "url PostgreSQL {} at {} (scratch database {})",
+            "url PostgreSQL {} at {} (scratch database {}; {})",
             self.version,
             self.conn.redacted_at(&self.admin_db),
-            self.conn.dbname
+            self.conn.dbname,
+            self.tls_note
         )
     }
 
@@ -154,15 +156,8 @@ async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Resu
         .connect_to(admin_db, "pgrehearse/harness")
         .await
         .map_err(|e| {
-            Error::NoPostgres(scrub(
-                &format!(
-                    "cannot connect to {} to drop the scratch database {}: {}",
-                    conn.redacted_at(admin_db),
-                    conn.dbname,
-                    crate::pg::error_text(&e)
-                ),
-                conn.password.as_deref(),
-            ))
+            let doing = format!(" to drop the scratch database {}", conn.dbname);
+            conn.cannot_connect(admin_db, &doing, &e)
         })?;
     let name = quote_ident(&conn.dbname);
     if version_num >= 130000 {
@@ -201,9 +196,21 @@ fn scratch_name() -> String {
 
 /// Parse a `postgres://` URL or a `key=value` conninfo into the server to
 /// reach and the database named in it (`postgres` if none). The password
-/// comes from the URL, else PGPASSWORD. Errors never echo the input.
+/// comes from the URL, else PGPASSWORD; the TLS parameters from the URL, else
+/// PGSSLMODE & co., else `~/.postgresql` (see tls.rs). Errors never echo the
+/// input.
 pub fn parse_database_url(raw: &str) -> Result<(ConnInfo, String)> {
-    let cfg: tokio_postgres::Config = raw.parse().map_err(|e: tokio_postgres::Error| {
+    parse_database_url_with(raw, &|name| std::env::var(name).ok())
+}
+
+/// [`parse_database_url`] with the environment (`PG*` variables, `HOME`)
+/// read through `env`.
+pub fn parse_database_url_with(
+    raw: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(ConnInfo, String)> {
+    let (rest, tls_params) = take_tls_params(raw)?;
+    let cfg: tokio_postgres::Config = rest.parse().map_err(|e: tokio_postgres::Error| {
         Error::NoPostgres(format!(
             "cannot parse --database-url {}: {}",
             redact_url(raw),
@@ -213,25 +220,26 @@ pub fn parse_database_url(raw: &str) -> Result<(ConnInfo, String)> {
     let host = match cfg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into()),
+        None => env("PGHOST").unwrap_or_else(|| "localhost".into()),
     };
-    let port = cfg.get_ports().first().copied().unwrap_or_else(|| {
-        std::env::var("PGPORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5432)
-    });
+    let port = cfg
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or_else(|| env("PGPORT").and_then(|p| p.parse().ok()).unwrap_or(5432));
     let user = cfg
         .get_user()
         .map(str::to_string)
-        .or_else(|| std::env::var("PGUSER").ok())
+        .or_else(|| env("PGUSER"))
         .unwrap_or_else(|| "postgres".into());
     let password = match cfg.get_password() {
         Some(p) => Some(String::from_utf8(p.to_vec()).map_err(|_| {
             Error::NoPostgres("the password in --database-url is not valid UTF-8".into())
         })?),
-        None => std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()),
+        None => env("PGPASSWORD").filter(|p| !p.is_empty()),
     };
+    let home = env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    let tls = Tls::resolve(&tls_params.or_env(env), &host, home.as_deref())?;
     let admin_db = cfg.get_dbname().unwrap_or("postgres").to_string();
     Ok((
         ConnInfo {
@@ -240,9 +248,121 @@ pub fn parse_database_url(raw: &str) -> Result<(ConnInfo, String)> {
             user,
             password,
             dbname: admin_db.clone(),
+            tls,
         },
         admin_db,
     ))
+}
+
+/// Take the TLS parameters out of a URL's query string or a conninfo's
+/// pairs: tls.rs applies them (tokio-postgres knows only some of them, and
+/// only some sslmode values); the rest goes on to tokio-postgres unchanged.
+fn take_tls_params(raw: &str) -> Result<(String, TlsParams)> {
+    let mut params = TlsParams::default();
+    let Some(after_scheme) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|p| raw.strip_prefix(p))
+    else {
+        // A conninfo that does not tokenize is left to tokio-postgres' error.
+        let mut rest = String::new();
+        let mut copied = 0;
+        for (key, value, span) in conninfo_pairs(raw).unwrap_or_default() {
+            if let Some(key) = TlsParams::known_key(key) {
+                params.set(key, value);
+                rest.push_str(&raw[copied..span.start]);
+                copied = span.end;
+            }
+        }
+        rest.push_str(&raw[copied..]);
+        return Ok((rest, params));
+    };
+    // As tokio-postgres reads a URL: the credentials end at the first '@',
+    // the query starts at the first '?' after them.
+    let scheme = raw.len() - after_scheme.len();
+    let from = scheme + after_scheme.find('@').map_or(0, |at| at + 1);
+    let Some(query) = raw[from..].find('?').map(|q| from + q) else {
+        return Ok((raw.to_string(), params));
+    };
+    let mut kept = Vec::new();
+    for item in raw[query + 1..].split('&') {
+        let tls_key = item.split_once('=').and_then(|(k, v)| {
+            let key = percent_decode_str(k).decode_utf8().ok()?;
+            Some((TlsParams::known_key(&key)?, v))
+        });
+        match tls_key {
+            Some((key, value)) => {
+                let value = percent_decode_str(value).decode_utf8().map_err(|_| {
+                    Error::NoPostgres(format!(
+                        "the value of {key} in --database-url is not valid UTF-8"
+                    ))
+                })?;
+                params.set(key, value.into_owned());
+            }
+            None => kept.push(item),
+        }
+    }
+    let mut rest = raw[..query].to_string();
+    if !kept.is_empty() {
+        rest.push('?');
+        rest.push_str(&kept.join("&"));
+    }
+    Ok((rest, params))
+}
+
+/// The `key = value` pairs of a conninfo with the byte span of each, read
+/// the way tokio-postgres (and libpq) read them: values unquoted up to
+/// whitespace or single-quoted, `\` escaping the next character. None if
+/// it does not tokenize.
+fn conninfo_pairs(s: &str) -> Option<Vec<(&str, String, std::ops::Range<usize>)>> {
+    let mut pairs = Vec::new();
+    let mut it = s.char_indices().peekable();
+    let skip_ws = |it: &mut std::iter::Peekable<std::str::CharIndices>| {
+        while it.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_ws(&mut it);
+        let Some(&(start, _)) = it.peek() else {
+            return Some(pairs);
+        };
+        while it
+            .next_if(|(_, c)| !c.is_whitespace() && *c != '=')
+            .is_some()
+        {}
+        let key_end = it.peek().map_or(s.len(), |(i, _)| *i);
+        skip_ws(&mut it);
+        if key_end == start || it.next().map(|(_, c)| c) != Some('=') {
+            return None;
+        }
+        skip_ws(&mut it);
+        let quoted = it.next_if(|(_, c)| *c == '\'').is_some();
+        let mut value = String::new();
+        loop {
+            match it.peek().copied() {
+                None if quoted => return None,
+                None => break,
+                Some((_, '\'')) if quoted => {
+                    it.next();
+                    break;
+                }
+                Some((_, c)) if !quoted && c.is_whitespace() => break,
+                Some((_, '\\')) => {
+                    it.next();
+                    if let Some((_, escaped)) = it.next() {
+                        value.push(escaped);
+                    }
+                }
+                Some((_, c)) => {
+                    it.next();
+                    value.push(c);
+                }
+            }
+        }
+        if value.is_empty() && !quoted {
+            return None;
+        }
+        let end = it.peek().map_or(s.len(), |(i, _)| *i);
+        pairs.push((&s[start..key_end], value, start..end));
+    }
 }
 
 /// The URL or conninfo with any password replaced by `***`, safe to print.
@@ -329,6 +449,131 @@ mod tests {
         let err = parse_database_url("postgres://bob:topsecret@host:notaport/db").unwrap_err();
         assert!(!err.to_string().contains("topsecret"), "{err}");
         assert_eq!(err.exit_code(), 3);
+    }
+
+    /// An environment with only `vars` (and HOME pointing nowhere useful).
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_a_url() {
+        let (rest, p) = take_tls_params(
+            "postgres://bob:a?b@db:5/app?sslmode=verify-full&application_name=x\
+             &sslrootcert=%2Ftmp%2Fca%20x.pem",
+        )
+        .unwrap();
+        assert_eq!(rest, "postgres://bob:a?b@db:5/app?application_name=x");
+        assert_eq!(
+            format!("{p:?}"),
+            r#"TlsParams { values: {"sslmode": "verify-full", "sslrootcert": "/tmp/ca x.pem"} }"#
+        );
+        let (rest, _) = take_tls_params("postgresql://db/app?sslmode=require").unwrap();
+        assert_eq!(rest, "postgresql://db/app");
+        let (rest, p) = take_tls_params("postgres://db/app").unwrap();
+        assert_eq!(
+            (rest.as_str(), p.get_for_test("sslmode")),
+            ("postgres://db/app", None)
+        );
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_of_a_conninfo() {
+        let raw = r"host=db sslmode = 'verify-ca' user=bob sslrootcert=/tmp/a\ b.pem port=1";
+        let (rest, p) = take_tls_params(raw).unwrap();
+        assert_eq!(rest, "host=db  user=bob  port=1");
+        assert_eq!(p.get_for_test("sslmode"), Some("verify-ca"));
+        assert_eq!(p.get_for_test("sslrootcert"), Some("/tmp/a b.pem"));
+        // What does not tokenize is left whole, for tokio-postgres to refuse.
+        let (rest, _) = take_tls_params("host=db sslmode='require").unwrap();
+        assert_eq!(rest, "host=db sslmode='require");
+    }
+
+    #[test]
+    fn sslmode_comes_from_the_url_then_pgsslmode_then_prefer() {
+        let mode = |raw: &str, env: &[(&str, &str)]| {
+            parse_database_url_with(raw, &env_of(env))
+                .map(|(c, _)| c.tls.mode().as_str())
+                .unwrap()
+        };
+        assert_eq!(mode("postgres://db/app", &[]), "prefer");
+        assert_eq!(
+            mode("postgres://db/app", &[("PGSSLMODE", "require")]),
+            "require"
+        );
+        assert_eq!(
+            mode(
+                "postgres://db/app?sslmode=disable",
+                &[("PGSSLMODE", "require")]
+            ),
+            "disable"
+        );
+        assert_eq!(mode("host=db sslmode=allow", &[("PGSSLMODE", "")]), "allow");
+        // Over a Unix socket libpq never uses TLS, whatever sslmode says.
+        let (c, _) = parse_database_url_with("host=/tmp sslmode=require", &env_of(&[])).unwrap();
+        assert_eq!(
+            c.tls.describe(&crate::backend::tls::Observed::Plain),
+            "not encrypted (Unix socket)"
+        );
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_exit_3_and_do_not_echo_the_password() {
+        let err = |raw: &str, env: &[(&str, &str)]| {
+            let e = parse_database_url_with(raw, &env_of(env)).unwrap_err();
+            assert_eq!(e.exit_code(), 3, "{e}");
+            let text = e.to_string();
+            assert!(!text.contains("topsecret"), "{text}");
+            text
+        };
+        let t = err("postgres://bob:topsecret@db/app?sslmode=verify_full", &[]);
+        assert!(t.contains("invalid sslmode value \"verify_full\""), "{t}");
+        let t = err(
+            "postgres://bob:topsecret@db/app?sslmode=verify-full",
+            &[("HOME", "/nonexistent")],
+        );
+        assert!(
+            t.contains("/nonexistent/.postgresql/root.crt does not exist")
+                && t.contains("sslrootcert=PATH")
+                && t.contains("sslmode=require"),
+            "{t}"
+        );
+        let t = err(
+            "postgres://bob:topsecret@db/app?sslrootcert=/no/such.pem",
+            &[],
+        );
+        assert!(t.contains("cannot read sslrootcert=/no/such.pem"), "{t}");
+        let t = err("postgres://db/app?sslrootcert=system&sslmode=require", &[]);
+        assert!(t.contains("may not be used with sslrootcert=system"), "{t}");
+        let t = err(
+            "postgres://db/app?sslmode=prefer&sslnegotiation=direct",
+            &[],
+        );
+        assert!(t.contains("sslnegotiation=direct"), "{t}");
+        let t = err("postgres://db/app", &[("PGSSLCRL", "/etc/crl.pem")]);
+        assert!(t.contains("sslcrl"), "{t}");
+        let t = err(
+            "postgres://db/app?sslmode=require&sslcert=/no/client.crt",
+            &[],
+        );
+        assert!(t.contains("cannot read sslcert=/no/client.crt"), "{t}");
+        let t = err(
+            "host=db..internal sslmode=verify-full sslrootcert=system",
+            &[],
+        );
+        assert!(t.contains("\"db..internal\" is neither"), "{t}");
+    }
+
+    #[test]
+    fn sslpassword_is_redacted() {
+        assert_eq!(
+            redact_url("postgres://db/app?sslpassword=k3y&sslmode=require"),
+            "postgres://db/app?sslpassword=***&sslmode=require"
+        );
     }
 
     #[test]
