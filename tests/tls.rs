@@ -30,6 +30,8 @@ local     all all                   scram-sha-256
 /// home directories — in a directory the server (run as `postgres`) can read.
 struct Pki {
     dir: tempfile::TempDir,
+    /// The CA of ca.crt, to sign more server certificates.
+    ca: Option<Issuer<'static, KeyPair>>,
 }
 
 impl Pki {
@@ -39,7 +41,7 @@ impl Pki {
             .tempdir()
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let pki = Pki { dir };
+        let mut pki = Pki { dir, ca: None };
         let ca = pki.ca("ca.crt", "pgrehearse test CA");
         let other_ca = pki.ca("other-ca.crt", "some other CA");
 
@@ -49,9 +51,7 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, "localhost");
         let cert = server.signed_by(&server_key, &ca).unwrap();
-        pki.write("server.crt", &cert.pem(), 0o644);
-        pki.write("server.key", &server_key.serialize_pem(), 0o600);
-        pki.give_to_postgres("server.key");
+        pki.serve(&cert.pem(), &server_key);
 
         // Client certificates for certuser: a key rcgen makes (PKCS#8), the
         // fixtures' RSA (PKCS#1) and EC (SEC1) keys, and one from another CA.
@@ -90,7 +90,15 @@ impl Pki {
 
         pki.write("pg_hba.conf", HBA, 0o644);
         std::fs::create_dir(pki.path("home")).unwrap();
+        pki.ca = Some(ca);
         pki
+    }
+
+    /// Make `cert` and `key` the server's (a running server takes them on reload).
+    fn serve(&self, cert: &str, key: &KeyPair) {
+        self.write("server.crt", cert, 0o644);
+        self.write("server.key", &key.serialize_pem(), 0o600);
+        self.give_to_postgres("server.key");
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -721,5 +729,106 @@ async fn tls_failures_are_exit_3_through_the_binary() {
     .await;
     assert!(common::scratch_databases(server.conn()).await.is_empty());
     plain.teardown().await.unwrap();
+    server.teardown().await.unwrap();
+}
+
+/// Have `server` reload its configuration (and so its certificate) and
+/// wait until the postmaster has done so.
+async fn reload(server: &LocalCluster) {
+    let Some(ServerLog::File(log)) = server.server_log() else {
+        panic!("the local cluster has a log file");
+    };
+    let reloads = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("received SIGHUP")
+            .count()
+    };
+    let before = reloads();
+    common::connect(server.conn(), "postgres")
+        .await
+        .execute("SELECT pg_reload_conf()", &[])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while reloads() == before {
+        assert!(std::time::Instant::now() < deadline, "no reload logged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Certificates that OpenSSL (hence libpq) accepts and webpki alone would
+/// not: a self-signed CA certificate as the server's own (what `openssl req
+/// -x509` makes, the PostgreSQL docs' recipe) and a name only in the CN.
+/// And an expired one, refused with a message saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_libpq_accepts_are_accepted() {
+    let pki = Pki::new();
+    let server = tls_server(&pki).await;
+    let home = pki.path("home");
+    let ca = pki.ca.as_ref().unwrap();
+    let with = |params: &str, ca_file: &str| format!("{params}&sslrootcert={}", pki.p(ca_file));
+
+    let key = KeyPair::generate().unwrap();
+    let mut own = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    own.distinguished_name.push(DnType::CommonName, "localhost");
+    own.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let own = own.self_signed(&key).unwrap().pem();
+    pki.write("self.crt", &own, 0o644);
+    pki.serve(&own, &key);
+    reload(&server).await;
+    let full = with("sslmode=verify-full", "self.crt");
+    assert!(
+        encrypted(&url(&server, "localhost", &full), &home, &[])
+            .await
+            .0
+    );
+    let verify_ca = with("sslmode=verify-ca", "self.crt");
+    assert!(
+        encrypted(&url(&server, "127.0.0.1", &verify_ca), &home, &[])
+            .await
+            .0
+    );
+    let e = refused(&url(&server, "127.0.0.1", &full), &home, &[]).await;
+    assert!(e.contains("not valid for the host name 127.0.0.1"), "{e}");
+    let e = refused(
+        &url(&server, "127.0.0.1", &with("sslmode=verify-ca", "ca.crt")),
+        &home,
+        &[],
+    )
+    .await;
+    assert!(e.contains("not signed by a CA"), "{e}");
+
+    let mut cn_only = CertificateParams::new(Vec::<String>::new()).unwrap();
+    cn_only
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    pki.serve(&cn_only.signed_by(&key, ca).unwrap().pem(), &key);
+    reload(&server).await;
+    let full = with("sslmode=verify-full", "ca.crt");
+    assert!(
+        encrypted(&url(&server, "localhost", &full), &home, &[])
+            .await
+            .0
+    );
+    let e = refused(&url(&server, "127.0.0.1", &full), &home, &[]).await;
+    assert!(e.contains("not valid for the host name 127.0.0.1"), "{e}");
+
+    let mut expired = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    pki.serve(&expired.signed_by(&key, ca).unwrap().pem(), &key);
+    reload(&server).await;
+    let e = refused(&url(&server, "localhost", &full), &home, &[]).await;
+    assert!(
+        e.contains("outside its validity period") && e.contains("renew"),
+        "{e}"
+    );
+    assert!(
+        encrypted(&url(&server, "localhost", "sslmode=require"), &home, &[])
+            .await
+            .0
+    );
+
     server.teardown().await.unwrap();
 }

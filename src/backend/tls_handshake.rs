@@ -318,7 +318,8 @@ impl ServerCheck {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        if self.in_ca_file.iter().any(|c| c == end_entity) && der::is_self_signed(end_entity) {
+        let self_signed = der::is_self_signed(end_entity);
+        if self_signed && self.in_ca_file.iter().any(|c| c == end_entity) {
             let (not_before, not_after) = der::validity(end_entity).ok_or(
                 rustls::Error::InvalidCertificate(CertificateError::BadEncoding),
             )?;
@@ -340,6 +341,14 @@ impl ServerCheck {
             now,
             self.provider.signature_verification_algorithms.all,
         )
+        .map_err(|e| match e {
+            // webpki's complaint about a self-signed CA certificate not in the
+            // CA file: for the user, it is signed by no CA they trust.
+            rustls::Error::InvalidCertificate(CertificateError::Other(_)) if self_signed => {
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+            }
+            e => e,
+        })
     }
 }
 
@@ -636,13 +645,22 @@ mod tests {
         assert_eq!(der::common_name(&with_san).as_deref(), Some("db.example"));
         assert!(der::has_dns_alt_name(&with_san));
         assert!(der::is_self_signed(&with_san));
-        assert_eq!(der::validity(&with_san), Some((1_704_153_600, 1_893_542_400)));
+        assert_eq!(
+            der::validity(&with_san),
+            Some((1_704_153_600, 1_893_542_400))
+        );
 
         let cn_only = cert(&[], "legacy.example", &key);
         assert!(!der::has_dns_alt_name(&cn_only));
-        assert_eq!(der::common_name(&cn_only).as_deref(), Some("legacy.example"));
+        assert_eq!(
+            der::common_name(&cn_only).as_deref(),
+            Some("legacy.example")
+        );
         let ip_only = cert(&["10.1.2.3"], "x", &key);
-        assert!(!der::has_dns_alt_name(&ip_only), "an iPAddress is not a dNSName");
+        assert!(
+            !der::has_dns_alt_name(&ip_only),
+            "an iPAddress is not a dNSName"
+        );
 
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
