@@ -530,7 +530,10 @@ async fn client_certificates_in_every_key_format() {
 
     // Without a certificate, with one from another CA, with a bad key file.
     let e = refused(&bare, &home, &[("PGSSLROOTCERT", &pki.p("ca.crt"))]).await;
-    assert!(e.contains("certificate"), "{e}");
+    assert!(
+        e.contains("requires a valid client certificate") && e.contains("sslcert=PATH"),
+        "{e}"
+    );
     let e = refused(&as_certuser("stranger.crt", "client.key"), &home, &[]).await;
     assert!(e.contains("rejected our client certificate"), "{e}");
     let e = refused(&as_certuser("client.crt", "client-loose.key"), &home, &[]).await;

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_postgres::config::{ChannelBinding, SslMode as WireMode, SslNegotiation};
 
+use super::certs::{read_certs, read_key};
 use super::tls_handshake::{Check, HandshakeContext, RustlsConnect, ServerCheck};
 use crate::error::{Error, Result};
 
@@ -330,7 +330,7 @@ impl Tls {
         } else {
             format!("the root certificate file {}", path.display())
         };
-        let certs = read_certs(&path, &what)?;
+        let certs = read_certs(&path, &what).map_err(bad)?;
         for c in &certs {
             roots.add(c.clone()).map_err(|e| {
                 bad(format!(
@@ -359,7 +359,8 @@ impl Tls {
                 _ => return Ok(None),
             },
         };
-        let chain = read_certs(&cert_path, &format!("sslcert={}", cert_path.display()))?;
+        let chain =
+            read_certs(&cert_path, &format!("sslcert={}", cert_path.display())).map_err(bad)?;
         let key_path = match params.get("sslkey") {
             Some(p) => PathBuf::from(p),
             None => match home.map(|h| h.join(".postgresql/postgresql.key")) {
@@ -373,7 +374,7 @@ impl Tls {
                 }
             },
         };
-        let key = read_key(&key_path, params.get("sslpassword").is_some())?;
+        let key = read_key(&key_path, params.get("sslpassword").is_some()).map_err(bad)?;
         self.client_cert = Some(cert_path);
         Ok(Some((chain, key)))
     }
@@ -491,6 +492,22 @@ impl Tls {
                  when offered) or sslmode=disable",
                 self.mode.as_str()
             ));
+        }
+        let server_says = e.as_db_error().map(|db| db.message()).unwrap_or_default();
+        if server_says.contains("requires a valid client certificate") {
+            return Some(match &self.client_cert {
+                None => "pass a client certificate with sslcert=PATH sslkey=PATH (or put them \
+                         in ~/.postgresql/postgresql.crt and .key)"
+                    .to_string(),
+                Some(c) => format!("the server did not accept sslcert={}", c.display()),
+            });
+        }
+        if server_says.contains("certificate authentication failed") {
+            return Some(
+                "the client certificate's CN must be the user name, or be mapped to it in the \
+                 server's pg_ident.conf"
+                    .into(),
+            );
         }
         self.connect.advice(e)
     }
@@ -622,65 +639,6 @@ fn protocol_versions(params: &TlsParams) -> Result<Vec<&'static rustls::Supporte
         versions.push(&rustls::version::TLS12);
     }
     Ok(versions)
-}
-
-/// Every certificate in a PEM file (a CA bundle, or a client certificate
-/// with its intermediates); none is an error.
-fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read {what}: {e}")))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("{what} is not a PEM certificate file: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad(format!(
-            "{what} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)"
-        )));
-    }
-    Ok(certs)
-}
-
-/// A PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC), refused — as libpq
-/// does — when others may read it.
-fn read_key(path: &Path, password_given: bool) -> Result<PrivateKeyDer<'static>> {
-    use std::os::unix::fs::MetadataExt;
-    let shown = format!("sslkey={}", path.display());
-    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
-    if !meta.is_file() {
-        return Err(bad(format!("{shown} is not a regular file")));
-    }
-    // libpq: root-owned keys may be 0640 (a group shares them); others 0600 or less.
-    let loose = if meta.uid() == 0 {
-        meta.mode() & 0o037
-    } else {
-        meta.mode() & 0o077
-    };
-    if loose != 0 {
-        return Err(bad(format!(
-            "private key file {} has group or world access; it must have permissions u=rw \
-             (0600) or less if owned by the current user, or u=rw,g=r (0640) or less if owned \
-             by root: chmod 600 {}",
-            path.display(),
-            path.display()
-        )));
-    }
-    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
-    if String::from_utf8_lossy(&pem).contains("ENCRYPTED") {
-        let why = if password_given {
-            "sslpassword is not supported by pgrehearse"
-        } else {
-            "pgrehearse cannot decrypt keys (no sslpassword support)"
-        };
-        return Err(bad(format!(
-            "{shown} is encrypted and {why}: decrypt it with \
-             `openssl pkey -in KEY -out KEY.plain` (then chmod 600) and pass that"
-        )));
-    }
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-        bad(format!(
-            "{shown} holds no usable private key (PEM: PRIVATE KEY, RSA PRIVATE KEY or \
-             EC PRIVATE KEY): {e}"
-        ))
-    })
 }
 
 fn invalid(key: &str, value: &str, expected: &str) -> String {

@@ -8,7 +8,7 @@
 //! check follows libpq: a self-signed server certificate that is itself in
 //! the CA file is trusted as is, and verify-full falls back to the subject's
 //! common name when the certificate has no DNS subjectAltName. Both need a
-//! few fields of the certificate, read by the small DER reader at the end.
+//! few fields of the certificate (certs.rs).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +24,8 @@ use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, Signatur
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::Socket;
+
+use super::certs;
 
 /// What the server's certificate is checked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,7 +277,7 @@ impl TlsStream for RustlsStream {
         match session
             .peer_certificates()
             .and_then(|chain| chain.first())
-            .and_then(|cert| der::end_point_hash(cert))
+            .and_then(|cert| certs::end_point_hash(cert))
         {
             Some(hash) => ChannelBinding::tls_server_end_point(hash),
             None => ChannelBinding::none(),
@@ -318,9 +320,9 @@ impl ServerCheck {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        let self_signed = der::is_self_signed(end_entity);
+        let self_signed = certs::is_self_signed(end_entity);
         if self_signed && self.in_ca_file.iter().any(|c| c == end_entity) {
-            let (not_before, not_after) = der::validity(end_entity).ok_or(
+            let (not_before, not_after) = certs::validity(end_entity).ok_or(
                 rustls::Error::InvalidCertificate(CertificateError::BadEncoding),
             )?;
             let now = now.as_secs() as i64;
@@ -370,8 +372,8 @@ impl ServerCertVerifier for ServerCheck {
             if let Err(e) = verify_server_name(&cert, server_name) {
                 // libpq: without a DNS subjectAltName, the common name is the name.
                 let host = server_name.to_str();
-                let by_cn = !der::has_dns_alt_name(end_entity)
-                    && der::common_name(end_entity).is_some_and(|cn| name_matches(&cn, &host));
+                let by_cn = !certs::has_dns_alt_name(end_entity)
+                    && certs::common_name(end_entity).is_some_and(|cn| name_matches(&cn, &host));
                 if !by_cn {
                     return Err(e);
                 }
@@ -426,270 +428,9 @@ fn name_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// Just enough DER to read the certificate fields the checks above need.
-mod der {
-    use sha2::Digest;
-
-    /// One element of `input`: (tag, contents, what follows).
-    fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let len = rest[..n]
-                .iter()
-                .fold(0usize, |acc, b| acc << 8 | *b as usize);
-            (len, &rest[n..])
-        };
-        if rest.len() < len {
-            return None;
-        }
-        Some((tag, &rest[..len], &rest[len..]))
-    }
-
-    /// The elements inside `contents`, as (tag, contents).
-    fn children(mut contents: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-        std::iter::from_fn(move || {
-            let (tag, inner, rest) = element(contents)?;
-            contents = rest;
-            Some((tag, inner))
-        })
-    }
-
-    const SEQUENCE: u8 = 0x30;
-
-    /// The fields of a certificate's TBSCertificate we read.
-    struct Tbs<'a> {
-        issuer: &'a [u8],
-        validity: &'a [u8],
-        subject: &'a [u8],
-        extensions: Option<&'a [u8]>,
-    }
-
-    /// (tbsCertificate contents, signatureAlgorithm contents).
-    fn certificate(der: &[u8]) -> Option<(&[u8], &[u8])> {
-        let (SEQUENCE, cert, _) = element(der)? else {
-            return None;
-        };
-        let mut parts = children(cert);
-        let (SEQUENCE, tbs) = parts.next()? else {
-            return None;
-        };
-        let (SEQUENCE, alg) = parts.next()? else {
-            return None;
-        };
-        Some((tbs, alg))
-    }
-
-    fn tbs(der: &[u8]) -> Option<Tbs<'_>> {
-        let (tbs, _) = certificate(der)?;
-        let mut fields = children(tbs).peekable();
-        if fields.peek()?.0 == 0xa0 {
-            fields.next(); // version
-        }
-        fields.next()?; // serialNumber
-        fields.next()?; // signature
-        let issuer = fields.next()?.1;
-        let validity = fields.next()?.1;
-        let subject = fields.next()?.1;
-        let extensions = fields
-            .find(|(tag, _)| *tag == 0xa3)
-            .and_then(|(_, explicit)| element(explicit))
-            .map(|(_, seq, _)| seq);
-        Some(Tbs {
-            issuer,
-            validity,
-            subject,
-            extensions,
-        })
-    }
-
-    pub fn is_self_signed(der: &[u8]) -> bool {
-        tbs(der).is_some_and(|t| t.issuer == t.subject)
-    }
-
-    /// (notBefore, notAfter) in Unix seconds.
-    pub fn validity(der: &[u8]) -> Option<(i64, i64)> {
-        let t = tbs(der)?;
-        let mut times = children(t.validity).map(|(tag, value)| {
-            let s = std::str::from_utf8(value).ok()?;
-            // UTCTime's two-digit years: 50-99 are 19xx (RFC 5280).
-            let full = match tag {
-                0x17 if s.get(..2)? >= "50" => format!("19{s}"),
-                0x17 => format!("20{s}"),
-                0x18 => s.to_string(),
-                _ => return None,
-            };
-            chrono::NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%SZ")
-                .ok()
-                .map(|t| t.and_utc().timestamp())
-        });
-        Some((times.next()??, times.next()??))
-    }
-
-    /// The subject's (last) commonName.
-    pub fn common_name(der: &[u8]) -> Option<String> {
-        const CN: &[u8] = &[0x55, 0x04, 0x03];
-        let t = tbs(der)?;
-        children(t.subject)
-            .flat_map(|(_, rdn)| children(rdn))
-            .filter_map(|(_, attr)| {
-                let mut parts = children(attr);
-                let (0x06, oid) = parts.next()? else {
-                    return None;
-                };
-                let (_, value) = parts.next()?;
-                (oid == CN).then(|| String::from_utf8_lossy(value).into_owned())
-            })
-            .last()
-    }
-
-    /// Does the certificate have a subjectAltName with a dNSName?
-    pub fn has_dns_alt_name(der: &[u8]) -> bool {
-        const SAN: &[u8] = &[0x55, 0x1d, 0x11];
-        let Some(exts) = tbs(der).and_then(|t| t.extensions) else {
-            return false;
-        };
-        children(exts).any(|(_, ext)| {
-            let mut parts = children(ext);
-            let is_san = matches!(parts.next(), Some((0x06, oid)) if oid == SAN);
-            // critical (optional BOOLEAN), then the OCTET STRING around GeneralNames.
-            is_san
-                && parts
-                    .find(|(tag, _)| *tag == 0x04)
-                    .and_then(|(_, octets)| element(octets))
-                    .is_some_and(|(_, names, _)| children(names).any(|(tag, _)| tag == 0x82))
-        })
-    }
-
-    /// RFC 5929 tls-server-end-point: the certificate hashed with its
-    /// signature's hash (SHA-256 for MD5 and SHA-1); None when there is no
-    /// single hash (Ed25519), as libpq.
-    pub fn end_point_hash(der: &[u8]) -> Option<Vec<u8>> {
-        let (_, alg) = certificate(der)?;
-        let mut parts = children(alg);
-        let (0x06, oid) = parts.next()? else {
-            return None;
-        };
-        let bits = match oid {
-            // {md5,sha1,sha256,sha384,sha512}WithRSAEncryption, RSASSA-PSS
-            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, n] => match n {
-                4 | 5 | 11 => 256,
-                12 => 384,
-                13 => 512,
-                10 => pss_hash_bits(parts.next().map(|(_, params)| params))?,
-                _ => return None,
-            },
-            // ecdsa-with-SHA1, ecdsa-with-SHA{256,384,512}
-            [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01] => 256,
-            [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, n] => match n {
-                2 => 256,
-                3 => 384,
-                4 => 512,
-                _ => return None,
-            },
-            _ => return None,
-        };
-        Some(match bits {
-            256 => sha2::Sha256::digest(der).to_vec(),
-            384 => sha2::Sha384::digest(der).to_vec(),
-            _ => sha2::Sha512::digest(der).to_vec(),
-        })
-    }
-
-    /// RSASSA-PSS parameters: the hash is in `[0]` (default SHA-1, hence SHA-256).
-    fn pss_hash_bits(params: Option<&[u8]>) -> Option<u32> {
-        let hash_oid = params
-            .and_then(|p| children(p).find(|(tag, _)| *tag == 0xa0))
-            .and_then(|(_, explicit)| element(explicit))
-            .and_then(|(_, hash_alg, _)| element(hash_alg))
-            .map(|(_, oid, _)| oid);
-        match hash_oid {
-            // id-sha{256,384,512} (2.16.840.1.101.3.4.2.x)
-            Some([0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, n]) => match n {
-                1 => Some(256),
-                2 => Some(384),
-                3 => Some(512),
-                _ => None,
-            },
-            Some([0x2b, 0x0e, 0x03, 0x02, 0x1a]) | None => Some(256), // SHA-1
-            Some(_) => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{CertificateParams, DnType, KeyPair};
-    use sha2::Digest;
-
-    fn cert(names: &[&str], cn: &str, key: &KeyPair) -> CertificateDer<'static> {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut p = CertificateParams::new(names).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.not_before = rcgen::date_time_ymd(2024, 1, 2);
-        p.not_after = rcgen::date_time_ymd(2030, 1, 2);
-        p.self_signed(key).unwrap().der().clone()
-    }
-
-    #[test]
-    fn reads_the_certificate_fields_the_checks_need() {
-        let key = KeyPair::generate().unwrap();
-        let with_san = cert(&["db.example"], "db.example", &key);
-        assert_eq!(der::common_name(&with_san).as_deref(), Some("db.example"));
-        assert!(der::has_dns_alt_name(&with_san));
-        assert!(der::is_self_signed(&with_san));
-        assert_eq!(
-            der::validity(&with_san),
-            Some((1_704_153_600, 1_893_542_400))
-        );
-
-        let cn_only = cert(&[], "legacy.example", &key);
-        assert!(!der::has_dns_alt_name(&cn_only));
-        assert_eq!(
-            der::common_name(&cn_only).as_deref(),
-            Some("legacy.example")
-        );
-        let ip_only = cert(&["10.1.2.3"], "x", &key);
-        assert!(
-            !der::has_dns_alt_name(&ip_only),
-            "an iPAddress is not a dNSName"
-        );
-
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.distinguished_name.push(DnType::CommonName, "ca");
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let mut leaf = CertificateParams::new(vec!["db".to_string()]).unwrap();
-        leaf.distinguished_name.push(DnType::CommonName, "db");
-        let issued = leaf.signed_by(&key, &issuer).unwrap();
-        assert!(!der::is_self_signed(issued.der()));
-    }
-
-    #[test]
-    fn channel_binding_hashes_with_the_signature_hash() {
-        let p256 = cert(&["db"], "db", &KeyPair::generate().unwrap());
-        assert_eq!(
-            der::end_point_hash(&p256),
-            Some(sha2::Sha256::digest(&p256).to_vec())
-        );
-        let p384_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        let p384 = cert(&["db"], "db", &p384_key);
-        assert_eq!(
-            der::end_point_hash(&p384),
-            Some(sha2::Sha384::digest(&p384).to_vec())
-        );
-        // Ed25519 has no separate hash: no tls-server-end-point (libpq neither).
-        let ed_key = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        assert_eq!(der::end_point_hash(&cert(&["db"], "db", &ed_key)), None);
-        assert_eq!(der::end_point_hash(b"not a certificate"), None);
-    }
 
     #[test]
     fn names_match_like_libpq() {
