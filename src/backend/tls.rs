@@ -232,7 +232,7 @@ impl Tls {
         };
         let mut tls = Tls {
             mode,
-            unix_socket: host.starts_with('/') || host.starts_with('@'),
+            unix_socket: host.starts_with('/'),
             from_user: true,
             negotiation,
             channel_binding,
