@@ -456,6 +456,11 @@ async fn server_certificate_checks_follow_libpq() {
     .await;
     assert!(e.contains("channel binding"), "{e}");
 
+    // Direct TLS (no SSLRequest) is PostgreSQL 17's; this server is older.
+    let direct = format!("sslmode=verify-full&{ca}&sslnegotiation=direct");
+    let e = refused(&url(&server, "localhost", &direct), &home, &[]).await;
+    assert!(e.contains("PostgreSQL 17"), "{e}");
+
     // A cancel request travels over TLS too.
     let (conn, client) = session(&url(&server, "127.0.0.1", "sslmode=require"), &home, &[])
         .await

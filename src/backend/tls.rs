@@ -262,6 +262,7 @@ impl Tls {
             Arc::new(config),
             HandshakeContext {
                 mode: mode.as_str(),
+                direct: negotiation == SslNegotiation::Direct,
                 trust: tls.trust.label(),
                 client_cert: tls.client_cert.as_ref().map(|p| p.display().to_string()),
             },

@@ -42,6 +42,8 @@ pub enum Check {
 #[derive(Debug, Clone)]
 pub struct HandshakeContext {
     pub mode: &'static str,
+    /// sslnegotiation=direct.
+    pub direct: bool,
     /// Where the trusted CAs come from, e.g. `sslrootcert=/etc/ca.pem`.
     pub trust: String,
     pub client_cert: Option<String>,
@@ -61,6 +63,7 @@ impl RustlsConnect {
             config: None,
             context: Arc::new(HandshakeContext {
                 mode: "disable",
+                direct: false,
                 trust: String::new(),
                 client_cert: None,
             }),
@@ -148,6 +151,12 @@ impl HandshakeError {
                  speaks TLS 1.2 and 1.3 (see ssl_min_protocol_version on the server)"
             ),
             Some(other) => format!("TLS handshake failed: {other}"),
+            // Before PostgreSQL 17 a server takes direct TLS for a garbled
+            // startup packet and hangs up.
+            None if cx.direct => format!(
+                "TLS handshake failed ({e}): sslnegotiation=direct needs PostgreSQL 17 or later; \
+                 remove it for older servers"
+            ),
             None => format!("TLS handshake failed: {e}"),
         };
         HandshakeError { message }
