@@ -166,32 +166,30 @@ impl Pki {
     }
 }
 
-fn local_opts(settings: &[(&str, String)]) -> BackendOptions {
+/// A local cluster with `settings`, even under PGREHEARSE_TEST_URL: these
+/// tests configure the server themselves.
+fn local_opts(settings: &[(&str, &str)]) -> BackendOptions {
     BackendOptions {
         backend: BackendKind::Local,
-        image: None,
         database_url: None,
-        version: None,
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
+        ..common::test_options(settings)
     }
 }
 
 /// A cluster with TLS on, the test's CA for client certificates and its
 /// pg_hba.conf; roles `certuser` (certificate only) and `tlsonly` (TLS only).
 async fn tls_server(pki: &Pki) -> LocalCluster {
-    let server = LocalCluster::start(&local_opts(&[
-        ("ssl", "on".into()),
+    let files = [
         ("ssl_cert_file", pki.p("server.crt")),
         ("ssl_key_file", pki.p("server.key")),
         ("ssl_ca_file", pki.p("ca.crt")),
         ("hba_file", pki.p("pg_hba.conf")),
-        ("log_connections", "on".into()),
-    ]))
-    .await
-    .expect("a local cluster with TLS");
+    ];
+    let mut settings = vec![("ssl", "on"), ("log_connections", "on")];
+    settings.extend(files.iter().map(|(k, v)| (*k, v.as_str())));
+    let server = LocalCluster::start(&local_opts(&settings))
+        .await
+        .expect("a local cluster with TLS");
     common::connect(server.conn(), "postgres")
         .await
         .batch_execute(
@@ -248,13 +246,19 @@ async fn ssl_of(client: &tokio_postgres::Client) -> (bool, String, String, Strin
     (r.get(0), r.get(1), r.get(2), r.get(3))
 }
 
-/// Connect, and return the server's view of the session (panics with the error).
-async fn encrypted(raw: &str, home: &Path, vars: &[(&str, &str)]) -> (bool, String) {
+/// Connect; the TLS version the server sees the session use, None if plain
+/// text (panics with the error if connecting fails).
+async fn tls_version(raw: &str, home: &Path, vars: &[(&str, &str)]) -> Option<String> {
     let (_, client) = session(raw, home, vars)
         .await
         .unwrap_or_else(|e| panic!("{raw}: {e}"));
     let (ssl, version, _, _) = ssl_of(&client).await;
-    (ssl, version)
+    ssl.then_some(version)
+}
+
+/// Connect; is the session encrypted, as the server sees it?
+async fn encrypted(raw: &str, home: &Path, vars: &[(&str, &str)]) -> bool {
+    tls_version(raw, home, vars).await.is_some()
 }
 
 /// Connecting fails; the message.
@@ -278,13 +282,11 @@ async fn server_certificate_checks_follow_libpq() {
     let other = format!("sslrootcert={}", pki.p("other-ca.crt"));
 
     // verify-full: the CA and the host name the certificate names.
-    let (ssl, version) = encrypted(
-        &url(&server, "localhost", &format!("sslmode=verify-full&{ca}")),
-        &home,
-        &[],
-    )
-    .await;
-    assert!(ssl && version == "TLSv1.3", "{version}");
+    let full = url(&server, "localhost", &format!("sslmode=verify-full&{ca}"));
+    assert_eq!(
+        tls_version(&full, &home, &[]).await.as_deref(),
+        Some("TLSv1.3")
+    );
     let e = refused(
         &url(&server, "127.0.0.1", &format!("sslmode=verify-full&{ca}")),
         &home,
@@ -327,7 +329,6 @@ async fn server_certificate_checks_follow_libpq() {
             &[]
         )
         .await
-        .0
     );
     let e = refused(
         &url(&server, "127.0.0.1", &format!("sslmode=verify-ca&{other}")),
@@ -346,15 +347,10 @@ async fn server_certificate_checks_follow_libpq() {
             &[]
         )
         .await
-        .0
     );
     // ... and, as in libpq, makes require check the chain.
     let home_other = pki.home_with("home-other", &[("other-ca.crt", "root.crt")]);
-    assert!(
-        encrypted(&url(&server, "127.0.0.1", "sslmode=require"), &home, &[])
-            .await
-            .0
-    );
+    assert!(encrypted(&url(&server, "127.0.0.1", "sslmode=require"), &home, &[]).await);
     let e = refused(
         &url(&server, "127.0.0.1", "sslmode=require"),
         &home_other,
@@ -373,62 +369,35 @@ async fn server_certificate_checks_follow_libpq() {
             &[]
         )
         .await
-        .0
     );
 
     // prefer (the default) encrypts when offered; disable never does; allow
     // starts in plain text and takes TLS when the server refuses plain text.
-    assert!(
-        encrypted(&url(&server, "127.0.0.1", ""), &home, &[])
-            .await
-            .0
-    );
-    assert!(
-        !encrypted(&url(&server, "127.0.0.1", "sslmode=disable"), &home, &[])
-            .await
-            .0
-    );
-    assert!(
-        !encrypted(&url(&server, "127.0.0.1", "sslmode=allow"), &home, &[])
-            .await
-            .0
-    );
+    assert!(encrypted(&url(&server, "127.0.0.1", ""), &home, &[]).await);
+    assert!(!encrypted(&url(&server, "127.0.0.1", "sslmode=disable"), &home, &[]).await);
+    assert!(!encrypted(&url(&server, "127.0.0.1", "sslmode=allow"), &home, &[]).await);
     let tlsonly = format!(
         "postgres://tlsonly:tlsonly-pw@127.0.0.1:{}/postgres?sslmode=allow",
         server.conn().port
     );
-    assert!(encrypted(&tlsonly, &home, &[]).await.0);
+    assert!(encrypted(&tlsonly, &home, &[]).await);
     let e = refused(&tlsonly.replace("allow", "disable"), &home, &[]).await;
     assert!(e.contains("no encryption"), "{e}");
 
     // Protocol versions, and the environment (the URL wins over it).
-    let (_, version) = encrypted(
-        &url(
-            &server,
-            "127.0.0.1",
-            "sslmode=require&ssl_max_protocol_version=TLSv1.2",
-        ),
-        &home,
-        &[],
-    )
-    .await;
-    assert_eq!(version, "TLSv1.2");
+    let tls12 = url(&server, "127.0.0.1", "ssl_max_protocol_version=TLSv1.2");
+    assert_eq!(
+        tls_version(&tls12, &home, &[]).await.as_deref(),
+        Some("TLSv1.2")
+    );
     let env = [
         ("PGSSLMODE", "verify-full"),
-        ("PGSSLROOTCERT", pki.p("ca.crt").leak() as &str),
+        ("PGSSLROOTCERT", &*pki.p("ca.crt")),
     ];
-    assert!(
-        encrypted(&url(&server, "localhost", ""), &home, &env)
-            .await
-            .0
-    );
+    assert!(encrypted(&url(&server, "localhost", ""), &home, &env).await);
     let e = refused(&url(&server, "127.0.0.1", ""), &home, &env).await;
     assert!(e.contains("not valid for the host name"), "{e}");
-    assert!(
-        !encrypted(&url(&server, "127.0.0.1", "sslmode=disable"), &home, &env)
-            .await
-            .0
-    );
+    assert!(!encrypted(&url(&server, "127.0.0.1", "sslmode=disable"), &home, &env).await);
 
     // SCRAM-SHA-256-PLUS: channel binding over TLS needs our tls-server-end-point.
     assert!(
@@ -442,7 +411,6 @@ async fn server_certificate_checks_follow_libpq() {
             &[]
         )
         .await
-        .0
     );
     let e = refused(
         &url(
@@ -688,16 +656,8 @@ async fn tls_failures_are_exit_3_through_the_binary() {
     .await;
     assert!(common::scratch_databases(plain.conn()).await.is_empty());
     // prefer and disable work in plain text against it.
-    assert!(
-        !encrypted(&url(&plain, "127.0.0.1", "sslmode=prefer"), &home, &[])
-            .await
-            .0
-    );
-    assert!(
-        !encrypted(&url(&plain, "127.0.0.1", "sslmode=disable"), &home, &[])
-            .await
-            .0
-    );
+    assert!(!encrypted(&url(&plain, "127.0.0.1", "sslmode=prefer"), &home, &[]).await);
+    assert!(!encrypted(&url(&plain, "127.0.0.1", "sslmode=disable"), &home, &[]).await);
 
     let server = tls_server(&pki).await;
     check(
@@ -786,17 +746,9 @@ async fn certificates_libpq_accepts_are_accepted() {
     pki.serve(&own, &key);
     reload(&server).await;
     let full = with("sslmode=verify-full", "self.crt");
-    assert!(
-        encrypted(&url(&server, "localhost", &full), &home, &[])
-            .await
-            .0
-    );
+    assert!(encrypted(&url(&server, "localhost", &full), &home, &[]).await);
     let verify_ca = with("sslmode=verify-ca", "self.crt");
-    assert!(
-        encrypted(&url(&server, "127.0.0.1", &verify_ca), &home, &[])
-            .await
-            .0
-    );
+    assert!(encrypted(&url(&server, "127.0.0.1", &verify_ca), &home, &[]).await);
     let e = refused(&url(&server, "127.0.0.1", &full), &home, &[]).await;
     assert!(e.contains("not valid for the host name 127.0.0.1"), "{e}");
     let e = refused(
@@ -814,11 +766,7 @@ async fn certificates_libpq_accepts_are_accepted() {
     pki.serve(&cn_only.signed_by(&key, ca).unwrap().pem(), &key);
     reload(&server).await;
     let full = with("sslmode=verify-full", "ca.crt");
-    assert!(
-        encrypted(&url(&server, "localhost", &full), &home, &[])
-            .await
-            .0
-    );
+    assert!(encrypted(&url(&server, "localhost", &full), &home, &[]).await);
     let e = refused(&url(&server, "127.0.0.1", &full), &home, &[]).await;
     assert!(e.contains("not valid for the host name 127.0.0.1"), "{e}");
 
@@ -832,11 +780,7 @@ async fn certificates_libpq_accepts_are_accepted() {
         e.contains("outside its validity period") && e.contains("renew"),
         "{e}"
     );
-    assert!(
-        encrypted(&url(&server, "localhost", "sslmode=require"), &home, &[])
-            .await
-            .0
-    );
+    assert!(encrypted(&url(&server, "localhost", "sslmode=require"), &home, &[]).await);
 
     server.teardown().await.unwrap();
 }
