@@ -6,9 +6,8 @@
 //! never ran, from `Drop` on a separate thread with its own runtime.
 //! The URL's password (or PGPASSWORD) never appears in a message.
 
-use std::time::Duration;
-
 use std::path::PathBuf;
+use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 
