@@ -413,6 +413,18 @@ impl Tls {
         };
         match retry {
             Some(wire) => {
+                if let Err(e) = &first {
+                    tracing::debug!(
+                        "sslmode={}: retrying {} after: {}",
+                        self.mode.as_str(),
+                        if wire == WireMode::Disable {
+                            "in plain text"
+                        } else {
+                            "with TLS"
+                        },
+                        crate::pg::error_text(e)
+                    );
+                }
                 let mut cfg = cfg.clone();
                 cfg.ssl_mode(wire);
                 self.open_once(&cfg).await
