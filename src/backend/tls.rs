@@ -12,6 +12,10 @@
 //! key file that is *named* (URL or environment) must exist, and
 //! `ssl_min_protocol_version` below TLSv1.2 means TLSv1.2 (rustls speaks 1.2
 //! and 1.3 only).
+//!
+//! This file is one concern read top to bottom — libpq's parameters, how
+//! they resolve, how a session opens and is described — hence its length;
+//! the rustls side is tls_handshake.rs, files and certificate fields certs.rs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
