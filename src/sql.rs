@@ -49,8 +49,52 @@ fn is_tag_cont(b: u8) -> bool {
     is_ident_start(b) || b.is_ascii_digit()
 }
 
+/// A quote, dollar quote, comment, parenthesis or routine body that opens at
+/// byte `start` and is never closed: the rest of the input belongs to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unclosed {
+    pub kind: UnclosedKind,
+    pub start: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnclosedKind {
+    /// '...' (also E'', B'', X'', U&'').
+    String,
+    /// "...".
+    QuotedIdent,
+    /// $$...$$ or $tag$...$tag$.
+    DollarString,
+    /// /* ... */ (nesting counted).
+    BlockComment,
+    /// ( without its ).
+    Paren,
+    /// A `BEGIN ATOMIC` routine body without its END.
+    RoutineBody,
+}
+
+impl UnclosedKind {
+    /// What it is, for an error message ("dollar-quoted string").
+    pub fn describe(self) -> &'static str {
+        match self {
+            UnclosedKind::String => "quoted string",
+            UnclosedKind::QuotedIdent => "double-quoted identifier",
+            UnclosedKind::DollarString => "dollar-quoted string",
+            UnclosedKind::BlockComment => "block comment",
+            UnclosedKind::Paren => "parenthesis",
+            UnclosedKind::RoutineBody => "BEGIN ATOMIC routine body",
+        }
+    }
+}
+
 /// Tokenize `sql`. Unterminated quotes and comments run to the end of input.
 pub fn tokens(sql: &str) -> Vec<Token> {
+    lex(sql).0
+}
+
+/// Tokenize, and say which construct (only ever the last token) never closed.
+fn lex(sql: &str) -> (Vec<Token>, Option<Unclosed>) {
+    let mut unclosed = None;
     let b = sql.as_bytes();
     let n = b.len();
     let mut out = Vec::new();
@@ -88,6 +132,9 @@ pub fn tokens(sql: &str) -> Vec<Token> {
                         i += 1;
                     }
                 }
+                if depth > 0 {
+                    unclosed = Some((UnclosedKind::BlockComment, start));
+                }
                 TokenKind::Comment
             }
             b'\'' => {
@@ -95,11 +142,19 @@ pub fn tokens(sql: &str) -> Vec<Token> {
                 // backslash escapes.
                 let escapes = matches!(out.last(), Some(Token { kind: TokenKind::Word, start: ws, end: we })
                     if *we == start && we - ws == 1 && matches!(b[*ws], b'e' | b'E'));
-                i = skip_quoted(b, i, b'\'', escapes);
+                let closed;
+                (i, closed) = skip_quoted(b, i, b'\'', escapes);
+                if !closed {
+                    unclosed = Some((UnclosedKind::String, start));
+                }
                 TokenKind::String
             }
             b'"' => {
-                i = skip_quoted(b, i, b'"', false);
+                let closed;
+                (i, closed) = skip_quoted(b, i, b'"', false);
+                if !closed {
+                    unclosed = Some((UnclosedKind::QuotedIdent, start));
+                }
                 TokenKind::QuotedIdent
             }
             b'$' => {
@@ -116,7 +171,10 @@ pub fn tokens(sql: &str) -> Vec<Token> {
                     i = tag_end;
                     match find(&b[i..], tag) {
                         Some(p) => i += p + tag.len(),
-                        None => i = n,
+                        None => {
+                            i = n;
+                            unclosed = Some((UnclosedKind::DollarString, start));
+                        }
                     }
                     TokenKind::DollarString
                 } else {
@@ -161,12 +219,14 @@ pub fn tokens(sql: &str) -> Vec<Token> {
             end: i,
         });
     }
-    out
+    let unclosed = unclosed.map(|(kind, start)| Unclosed { kind, start });
+    (out, unclosed)
 }
 
 /// Skip a quoted string or identifier starting at the opening quote `b[i]`;
-/// a doubled quote is an escaped quote. Returns the index after the close.
-fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash_escapes: bool) -> usize {
+/// a doubled quote is an escaped quote. Returns the index after the close,
+/// and whether there was a close (else the index is the end of input).
+fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash_escapes: bool) -> (usize, bool) {
     i += 1;
     while i < b.len() {
         if backslash_escapes && b[i] == b'\\' {
@@ -177,13 +237,13 @@ fn skip_quoted(b: &[u8], mut i: usize, q: u8, backslash_escapes: bool) -> usize 
             if b.get(i + 1) == Some(&q) {
                 i += 2;
             } else {
-                return i + 1;
+                return (i + 1, true);
             }
         } else {
             i += 1;
         }
     }
-    b.len()
+    (b.len(), false)
 }
 
 /// If `b[i..]` starts a dollar-quote opening (`$$` or `$tag$`), the index
@@ -206,6 +266,28 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// One statement of a text: byte ranges into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementSpan {
+    /// The statement trimmed of whitespace, without its terminating `;`.
+    /// Leading comments belong to it: this is the text PostgreSQL itself
+    /// reports for the statement of a multi-statement query (the server's
+    /// `stmt_location`/`stmt_len`, trimmed as pg_stat_statements does).
+    pub start: usize,
+    pub end: usize,
+    /// Where its first token that is not a comment starts: the line an
+    /// editor should jump to.
+    pub code_start: usize,
+}
+
+/// The statements of a text, and what never closed (then the last
+/// statement runs to the end of the text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Statements {
+    pub spans: Vec<StatementSpan>,
+    pub unclosed: Option<Unclosed>,
+}
+
 /// Split `sql` into statements, trimmed, without the terminating `;`, empty
 /// statements (and comment-only ones) dropped.
 ///
@@ -213,47 +295,101 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// `BEGIN ... END` body of `CREATE [OR REPLACE] FUNCTION|PROCEDURE` (SQL-standard
 /// bodies, `BEGIN ATOMIC`), where `CASE ... END` nests.
 pub fn split(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    statement_spans(sql)
+        .spans
+        .iter()
+        .map(|s| sql[s.start..s.end].to_string())
+        .collect()
+}
+
+/// [`split`] with positions: each statement's byte range and where its code
+/// starts, plus the construct that never closed, if any.
+pub fn statement_spans(sql: &str) -> Statements {
+    let (toks, unclosed_token) = lex(sql);
+    let mut out = Statements::default();
     let mut st = StatementState::default();
     let mut stmt_start = 0;
-    for t in tokens(sql) {
+    let mut code_start = None;
+    // Where each open parenthesis opened, outermost first.
+    let mut parens: Vec<usize> = Vec::new();
+    let mut body_start = None;
+    for t in toks {
         match t.kind {
             TokenKind::Semicolon if st.paren_depth == 0 && st.begin_depth == 0 => {
-                push_statement(&mut out, &sql[stmt_start..t.start], st.has_code);
+                push_span(&mut out.spans, sql, stmt_start, t.start, code_start);
                 st = StatementState::default();
                 stmt_start = t.end;
+                code_start = None;
+                parens.clear();
+                body_start = None;
+                continue;
             }
-            TokenKind::Whitespace | TokenKind::Comment => {}
+            TokenKind::Whitespace | TokenKind::Comment => continue,
             TokenKind::OpenParen => {
-                st.has_code = true;
                 st.paren_depth += 1;
+                parens.push(t.start);
             }
             TokenKind::CloseParen => {
-                st.has_code = true;
                 st.paren_depth = st.paren_depth.saturating_sub(1);
+                parens.pop();
             }
             TokenKind::Word => {
-                st.has_code = true;
                 st.word(&sql[t.start..t.end]);
+                if st.begin_depth > 0 && body_start.is_none() {
+                    body_start = Some(t.start);
+                } else if st.begin_depth == 0 {
+                    body_start = None;
+                }
             }
-            _ => st.has_code = true,
+            _ => {}
         }
+        code_start.get_or_insert(t.start);
     }
-    push_statement(&mut out, &sql[stmt_start..], st.has_code);
+    push_span(&mut out.spans, sql, stmt_start, sql.len(), code_start);
+    out.unclosed = unclosed_token
+        .or_else(|| {
+            parens.first().map(|&start| Unclosed {
+                kind: UnclosedKind::Paren,
+                start,
+            })
+        })
+        .or_else(|| {
+            body_start.map(|start| Unclosed {
+                kind: UnclosedKind::RoutineBody,
+                start,
+            })
+        });
     out
 }
 
-fn push_statement(out: &mut Vec<String>, text: &str, has_code: bool) {
-    let text = text.trim();
-    if has_code && !text.is_empty() {
-        out.push(text.to_string());
-    }
+/// The lexer's whitespace (and the server's `scanner_isspace`).
+fn is_sql_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')
+}
+
+fn push_span(
+    out: &mut Vec<StatementSpan>,
+    sql: &str,
+    from: usize,
+    to: usize,
+    code_start: Option<usize>,
+) {
+    let Some(code_start) = code_start else {
+        return; // only whitespace and comments
+    };
+    let text = &sql[from..to];
+    let start = from + (text.len() - text.trim_start_matches(is_sql_space).len());
+    let end = from + text.trim_end_matches(is_sql_space).len();
+    out.push(StatementSpan {
+        start,
+        end,
+        code_start,
+    });
 }
 
 /// psql's heuristic for SQL-standard function bodies (psqlscan.l).
 #[derive(Default)]
 struct StatementState {
-    has_code: bool,
     paren_depth: usize,
     begin_depth: usize,
     /// First letters of the first four words when they are CREATE, OR,
@@ -303,6 +439,33 @@ pub fn placeholders(sql: &str) -> Vec<u32> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// Byte offsets to 1-based line:column (column in characters) for many
+/// offsets into one text: the line starts are found once.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    line_starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { line_starts }
+    }
+
+    /// Line and column of byte `offset` of `text` (the text this index was
+    /// built from); an offset past the end or inside a character clamps back.
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        (line, text[start..offset].chars().count() + 1)
+    }
 }
 
 #[cfg(test)]
@@ -422,5 +585,74 @@ mod tests {
         assert_eq!(placeholders("SELECT a$1 FROM t"), Vec::<u32>::new());
         assert_eq!(placeholders("SELECT $99999999999"), vec![u32::MAX]);
         assert_eq!(placeholders("SELECT 1"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn spans_keep_leading_comments_and_locate_the_code() {
+        let sql = "-- header; with a semicolon\nCREATE TABLE a (x int);\n\n  /* c */ SELECT 1 ;\n-- trailing\n";
+        let st = statement_spans(sql);
+        assert_eq!(st.unclosed, None);
+        let texts: Vec<&str> = st.spans.iter().map(|s| &sql[s.start..s.end]).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "-- header; with a semicolon\nCREATE TABLE a (x int)",
+                "/* c */ SELECT 1"
+            ]
+        );
+        assert!(sql[st.spans[0].code_start..].starts_with("CREATE TABLE"));
+        assert!(sql[st.spans[1].code_start..].starts_with("SELECT 1"));
+        // split() is the same statements as text.
+        assert_eq!(split(sql), texts);
+    }
+
+    #[test]
+    fn spans_report_what_never_closed_and_where_it_opened() {
+        let cases = [
+            ("SELECT 1; SELECT 'abc", UnclosedKind::String, 17),
+            ("SELECT \"abc", UnclosedKind::QuotedIdent, 7),
+            (
+                "SELECT 1;\nDO $fn$ BEGIN END $$;",
+                UnclosedKind::DollarString,
+                13,
+            ),
+            ("SELECT 1 /* a /* b */ still", UnclosedKind::BlockComment, 9),
+            ("CREATE TABLE t (a int; SELECT 2", UnclosedKind::Paren, 15),
+            (
+                "CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1; SELECT 2",
+                UnclosedKind::RoutineBody,
+                32,
+            ),
+        ];
+        for (sql, kind, at) in cases {
+            let st = statement_spans(sql);
+            assert_eq!(st.unclosed, Some(Unclosed { kind, start: at }), "{sql}");
+        }
+        // Closed constructs are not reported, including a quote that is the
+        // very last byte.
+        for sql in [
+            "SELECT 'a'",
+            "SELECT \"a\"",
+            "SELECT $$a$$",
+            "SELECT 1 /* a */",
+            "SELECT (1)",
+        ] {
+            assert_eq!(statement_spans(sql).unclosed, None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn line_index_counts_lines_and_characters() {
+        let text = "ab\nçd€x\n\nz";
+        let idx = LineIndex::new(text);
+        assert_eq!(idx.line_col(text, 0), (1, 1));
+        assert_eq!(idx.line_col(text, 2), (1, 3));
+        assert_eq!(idx.line_col(text, 3), (2, 1));
+        // 'ç' is 2 bytes, '€' 3: 'x' is the 4th character of line 2.
+        assert_eq!(idx.line_col(text, text.find('x').unwrap()), (2, 4));
+        assert_eq!(idx.line_col(text, text.find('z').unwrap()), (4, 1));
+        // Inside a character or past the end clamps back.
+        assert_eq!(idx.line_col(text, 4), (2, 1));
+        assert_eq!(idx.line_col(text, 999), (4, 2));
     }
 }
