@@ -15,6 +15,7 @@ pub mod holds;
 pub mod latency;
 pub mod locks;
 pub mod migration;
+pub mod migrations;
 pub mod observe;
 pub mod options;
 pub mod pg;

@@ -1,0 +1,89 @@
+//! Listing a migrations directory: its entries sorted by name, a recursive
+//! walk for Flyway, and the errors every layout shares (the directory is
+//! missing, two files claim one version).
+
+use std::path::{Path, PathBuf};
+
+use super::error::{MigrationError, Setting};
+use super::model::Location;
+
+/// One directory entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The file name; for [`walk`], the path relative to the walked
+    /// directory with `/` separators.
+    pub name: String,
+    pub path: PathBuf,
+    pub is_dir: bool,
+}
+
+/// The directory must exist and be a directory.
+pub fn require(dir: &Path) -> Result<(), MigrationError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(MigrationError::setting(
+            Setting::Dir,
+            format!("{} is a file, not a directory of migrations", dir.display()),
+        )),
+        Err(e) => Err(MigrationError::setting(
+            Setting::Dir,
+            format!(
+                "the migrations directory {} cannot be read: {e} (dir is relative to the scenario \
+                 file)",
+                dir.display()
+            ),
+        )),
+    }
+}
+
+/// The entries of `dir`, sorted by name (byte order). Names that are not
+/// UTF-8 are skipped: no tool's naming scheme can match them.
+pub fn entries(dir: &Path) -> Result<Vec<Entry>, MigrationError> {
+    let read = std::fs::read_dir(dir).map_err(|e| {
+        MigrationError::setting(Setting::Dir, format!("cannot list {}: {e}", dir.display()))
+    })?;
+    let mut out = Vec::new();
+    for entry in read.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let path = entry.path();
+        // Follow symlinks, like the tools do.
+        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        out.push(Entry { name, path, is_dir });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Every file under `dir`, recursively (hidden directories skipped), sorted
+/// by relative path.
+pub fn walk(dir: &Path) -> Result<Vec<Entry>, MigrationError> {
+    let mut out = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), String::new())];
+    while let Some((d, prefix)) = pending.pop() {
+        for e in entries(&d)? {
+            let name = format!("{prefix}{}", e.name);
+            if e.is_dir {
+                if !e.name.starts_with('.') {
+                    pending.push((e.path, format!("{name}/")));
+                }
+            } else {
+                out.push(Entry { name, ..e });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Two files the tool cannot tell apart.
+pub fn duplicate(first: &Path, second: &Path, what: &str, tool: &str) -> MigrationError {
+    MigrationError::at(
+        Location::file(second),
+        format!(
+            "{what} as {}: {tool} refuses two migrations with one version; renumber one of them",
+            first.display()
+        ),
+    )
+}

@@ -1,0 +1,218 @@
+//! Users' own migration files — Flyway, golang-migrate, dbmate, Sqitch,
+//! Prisma, or plain ordered `.sql` files — loaded the way their tool would
+//! apply them: in the tool's order, each file split into located statements,
+//! each run inside a transaction or outside one exactly as the tool would.
+//!
+//! # Using it (for the scenario / rehearsal integration)
+//!
+//! ```no_run
+//! use pgrehearse::migrations::{self, Execution, Selection, Spec};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // [migrations] dir = "../db/migrations" (relative to the scenario file),
+//! // layout = "flyway" (None: detected), rehearse = { from = "5" }
+//! let spec = Spec::new("scenarios/../db/migrations");
+//! let set = migrations::load(&spec)?; // every check-time problem, at once
+//! let plan = set.select(&Selection::From("5".into()))?;
+//! for file in &plan.setup { /* apply untimed: its segments, in order */ }
+//! for file in &plan.rehearse {
+//!     // one step per file, named file.name; usually one segment:
+//!     for segment in &file.segments {
+//!         let transaction = segment.execution == Execution::Transaction;
+//!         for st in &segment.statements {
+//!             // st.sql, st.location (file:line:column) for statements.csv
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! - [`load`] reads and checks a directory: [`MigrationSet`] (files in the
+//!   tool's order, plus the files the tool would not run, in `ignored`) or
+//!   [`MigrationErrors`] (all problems, each at a migration file's
+//!   line:column or at a `[migrations]` setting, with the fix). Map them with
+//!   [`MigrationErrors::to_scenario_errors`] into `Error::Scenario` (exit 2).
+//! - [`MigrationSet::select`] splits it into `setup` and `rehearse` by a
+//!   [`Selection`] (`from`, `last`, `--since-git`); [`detect`] names the
+//!   layout of a directory.
+//! - A [`MigrationFile`] is a list of [`Segment`]s, each an [`Execution`]
+//!   (`Transaction`: the executor sends BEGIN, the statements, COMMIT;
+//!   `Autocommit`: each statement alone) with the `reason` the tool runs it
+//!   so. A file with one segment maps onto one `[[phase.step]]` with
+//!   `transaction = true|false`; a Sqitch script `BEGIN; ...; COMMIT; CREATE
+//!   INDEX CONCURRENTLY ...;` has two segments (a step with sub-transactions,
+//!   or two steps).
+//! - A [`Statement`]'s `sql` is the text PostgreSQL itself would see for it
+//!   (leading comments included, trailing `;` excluded: what
+//!   pg_stat_statements records); its `location` is where its code starts.
+//!   Transaction-control statements that delimit a segment are not in it.
+//!
+//! # What each tool does (researched in the tools' sources)
+//!
+//! - **Flyway**: `V<version>__<desc>.sql`, found recursively; versions
+//!   compare part by part as integers, `_` and `.` both separate parts, and
+//!   trailing zero parts do not count (`V1` and `V1.0` are the same version:
+//!   a duplicate). `R__<desc>.sql` run after every versioned one, ordered by
+//!   description. `B<version>__` baseline migrations (community edition
+//!   since Flyway 9) replace the versioned ones up to their version on an
+//!   empty database. `U` undo files, callbacks (`afterMigrate.sql`, ...) and
+//!   other names are ignored. A file runs in one transaction unless one of
+//!   its statements matches Flyway's own non-transactional list (CREATE/DROP
+//!   [UNIQUE] INDEX CONCURRENTLY, CREATE/DROP DATABASE/TABLESPACE/
+//!   SUBSCRIPTION, ALTER SYSTEM, REINDEX SCHEMA/DATABASE/SYSTEM, VACUUM,
+//!   DISCARD ALL; ALTER TYPE ... ADD VALUE only before PostgreSQL 12, so not
+//!   here): then it runs statement by statement in autocommit. A file with
+//!   both kinds is refused ("Detected both transactional and
+//!   non-transactional statements") unless `mixed` is set, which runs the
+//!   whole file in autocommit (not just the non-transactional statements).
+//!   `V3__x.sql.conf` with `executeInTransaction=false|true` overrides the
+//!   detection. Flyway's list misses REINDEX ... CONCURRENTLY and DETACH
+//!   PARTITION ... CONCURRENTLY: it runs them in a transaction, where they
+//!   fail — reported with the `.conf` fix. `flyway.postgresql.transactional.
+//!   lock` is not about that choice: it is how Flyway holds its own advisory
+//!   lock (in a transaction by default since 9.1), which a CONCURRENTLY
+//!   build may wait for forever; a note says to set it to false.
+//!   `${placeholders}` are replaced everywhere in the text before parsing, as
+//!   Flyway does (built-ins `flyway:defaultSchema` = public, `flyway:table`,
+//!   `flyway:filename`; others from [`FlywayOptions::placeholders`]); an
+//!   unknown one is an error, as in Flyway.
+//! - **golang-migrate**: `<version>_<title>.up.<ext>` in the directory only,
+//!   numeric order (`9_` before `10_`; `1_` and `001_` are one version).
+//!   Its postgres and pgx drivers do not wrap a file in a transaction: they
+//!   send the whole file as one query, and PostgreSQL runs a multi-statement
+//!   query as one implicit transaction — so CONCURRENTLY only works alone in
+//!   its file (golang-migrate's own advice). With `x-multi-statement=true`
+//!   ([`GolangMigrateOptions::multi_statement`]) the file is cut at every
+//!   `;` byte — inside dollar quotes and comments too — and each piece sent
+//!   alone (autocommit); where that cut breaks a statement, it is an error.
+//! - **dbmate**: `<digits>...sql`, ordered by file name in byte order (not
+//!   numerically: `10_x` sorts before `9_y`; versions are strings, so `1` and
+//!   `001` differ). Each file needs `-- migrate:up` and `-- migrate:down`
+//!   (required since dbmate 2.0); since 2.29 a file may hold several
+//!   up/down sections. An up section runs inside BEGIN/COMMIT; with
+//!   `-- migrate:up transaction:false` it is sent without them — but still
+//!   as one query, so several statements there still share an implicit
+//!   transaction and CONCURRENTLY must be alone in its section (dbmate issues
+//!   #126, #182, #285).
+//! - **Sqitch**: sqitch.plan order (dependencies are checked, never used to
+//!   reorder; a change listed again after a tag is reworked, its earlier
+//!   script being `deploy/<change>@<tag>.sql`), `deploy/<change>.sql`, run
+//!   with `psql --file` and ON_ERROR_STOP: autocommit, except inside the
+//!   script's own BEGIN ... COMMIT. `from` takes Sqitch change specs
+//!   (`users`, `users@v1.0`, `@v1.0`, `@HEAD^`, `@v1.0~` = the change after
+//!   the tag). sqitch.conf `top_dir` / `plan_file` are honoured.
+//! - **Prisma**: `<timestamp>_<name>/migration.sql`, directory-name order;
+//!   migration_lock.toml must say postgresql. The schema engine sends the
+//!   script as one simple query, no BEGIN: like golang-migrate.
+//! - **plain**: the directory's `.sql` files in natural order (`2_x` before
+//!   `10_y`). No tool decides, so pgrehearse's rule: a file runs in one
+//!   transaction (psql `--single-transaction`) unless it has its own
+//!   transaction control or a statement PostgreSQL refuses in a transaction
+//!   block; then it runs as `psql --file` would.
+//!
+//! psql meta-commands (Sqitch, plain): `\i`, `\ir` (and their long names)
+//! are inlined, their statements located in the included file; `\set
+//! ON_ERROR_STOP`, `\restrict`/`\unrestrict` (pg_dump) and output-only
+//! commands are ignored; any other is an error naming it. Where the server
+//! reads the file (Flyway, golang-migrate, dbmate, Prisma) any meta-command
+//! is an error. psql `:variables` are not interpolated. COPY ... FROM STDIN
+//! with inline data is refused.
+//!
+//! Whether a statement can run in a transaction block is decided on its
+//! words, as PostgreSQL 12+ decides it (`PreventInTransactionBlock`):
+//! CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY / SCHEMA / DATABASE
+//! / SYSTEM, VACUUM, CLUSTER without a table, CREATE/DROP DATABASE,
+//! TABLESPACE, SUBSCRIPTION, ALTER SYSTEM, ALTER DATABASE SET TABLESPACE,
+//! ALTER SUBSCRIPTION REFRESH, DETACH PARTITION CONCURRENTLY, DISCARD ALL,
+//! COMMIT/ROLLBACK PREPARED. Where the tool would run one inside a
+//! transaction, loading fails at that statement with the layout's fix.
+
+mod classify;
+mod dbmate;
+mod detect;
+mod dir;
+mod error;
+mod flyway;
+mod git;
+mod golang_migrate;
+mod model;
+mod plain;
+mod prisma;
+mod script;
+mod segment;
+mod select;
+mod sqitch;
+mod sqitch_plan;
+
+use std::path::{Path, PathBuf};
+
+pub use detect::detect;
+pub use error::{At, MigrationError, MigrationErrors, Setting};
+pub use flyway::FlywayOptions;
+pub use git::GitChanges;
+pub use golang_migrate::GolangMigrateOptions;
+pub use model::{
+    Execution, Ignored, Kind, Layout, Location, MigrationFile, MigrationSet, Segment, Statement,
+};
+pub use select::{Plan, Selection};
+
+/// The tool settings that change how files run (the scenario's
+/// `[migrations]` options).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    pub flyway: FlywayOptions,
+    pub golang_migrate: GolangMigrateOptions,
+}
+
+/// What to load: the `[migrations]` table of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Already resolved against the scenario file's directory.
+    pub dir: PathBuf,
+    /// `None`: [`detect`] it.
+    pub layout: Option<Layout>,
+    pub options: Options,
+}
+
+impl Spec {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Spec {
+            dir: dir.into(),
+            layout: None,
+            options: Options::default(),
+        }
+    }
+
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = Some(layout);
+        self
+    }
+}
+
+/// A `layout = "..."` value, or an error listing the known ones.
+pub fn parse_layout(name: &str) -> Result<Layout, MigrationError> {
+    Layout::from_name(name).ok_or_else(|| {
+        MigrationError::setting(
+            Setting::Layout,
+            format!("unknown layout \"{name}\"; known: {}", Layout::names()),
+        )
+    })
+}
+
+/// Load and check the migrations of `spec`: every problem is reported at
+/// once, each at its file:line:column or setting.
+pub fn load(spec: &Spec) -> Result<MigrationSet, MigrationErrors> {
+    let dir: &Path = &spec.dir;
+    dir::require(dir)?;
+    let layout = match spec.layout {
+        Some(l) => l,
+        None => detect(dir)?,
+    };
+    match layout {
+        Layout::Flyway => flyway::load(dir, &spec.options.flyway),
+        Layout::GolangMigrate => golang_migrate::load(dir, &spec.options.golang_migrate),
+        Layout::Dbmate => dbmate::load(dir),
+        Layout::Sqitch => sqitch::load(dir),
+        Layout::Prisma => prisma::load(dir),
+        Layout::Plain => plain::load(dir),
+    }
+}

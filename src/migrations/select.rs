@@ -1,0 +1,232 @@
+//! Which migrations a rehearsal times and which only build the schema
+//! before it: `from = "<version>"`, `last = N`, or the files added since a
+//! git revision. The rehearsed ones must come after every setup one in the
+//! tool's order — a new migration older than applied ones is a real bug.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use super::error::{MigrationError, Setting};
+use super::flyway::Version;
+use super::git::{self, GitChanges};
+use super::model::{Kind, Layout, Location, MigrationFile, MigrationSet};
+use super::plain::natural_cmp;
+use super::{sqitch, sqitch_plan};
+
+/// Which files to rehearse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every file (no setup).
+    All,
+    /// That version and every later one in the tool's order (compared the
+    /// tool's way; a Sqitch change spec such as `users`, `@v1.0~`).
+    From(String),
+    /// The last N (versioned) migrations.
+    Last(usize),
+    /// The files added since this git revision (`--since-git REV`).
+    SinceGit(String),
+}
+
+/// The split: `setup` builds the schema (untimed), then `rehearse` runs as
+/// steps, one per file. Both in the order they run.
+#[derive(Debug, Clone)]
+pub struct Plan<'a> {
+    pub setup: Vec<&'a MigrationFile>,
+    pub rehearse: Vec<&'a MigrationFile>,
+}
+
+impl MigrationSet {
+    /// Split this set for a rehearsal. Flyway repeatables: with `From` and
+    /// `Last` every repeatable is rehearsed after the versioned migrations
+    /// (Flyway reapplies those that changed, and without history all are
+    /// taken as changed); with `SinceGit` those added or modified are
+    /// rehearsed and the others end the setup. `SinceGit` with nothing new
+    /// gives an empty `rehearse`.
+    pub fn select(&self, selection: &Selection) -> Result<Plan<'_>, MigrationError> {
+        match selection {
+            Selection::All => Ok(self.split_at(0)),
+            Selection::Last(0) => Err(MigrationError::setting(
+                Setting::Last,
+                "last must be at least 1",
+            )),
+            Selection::Last(n) => {
+                let count = self.ordered().count();
+                if *n > count {
+                    return Err(MigrationError::setting(
+                        Setting::Last,
+                        format!(
+                            "last = {n}, but {} has only {count} migrations",
+                            self.dir.display()
+                        ),
+                    ));
+                }
+                Ok(self.split_at(count - n))
+            }
+            Selection::From(v) => Ok(self.split_at(self.index_reaching(v)?)),
+            Selection::SinceGit(rev) => {
+                let changes = git::changes_since(&self.dir, rev)?;
+                let old_plan = match self.layout {
+                    Layout::Sqitch => Some(git::file_at(&self.dir, rev, sqitch::PLAN_FILE)?),
+                    _ => None,
+                };
+                self.select_changes(&changes, old_plan.as_ref().map(Option::as_deref))
+            }
+        }
+    }
+
+    /// [`Selection::SinceGit`] once git has answered: `old_plan` is
+    /// sqitch.plan at the revision (Sqitch only; `Some(None)` when it did not
+    /// exist).
+    pub fn select_changes(
+        &self,
+        changes: &GitChanges,
+        old_plan: Option<Option<&str>>,
+    ) -> Result<Plan<'_>, MigrationError> {
+        let rehearsed: Vec<bool> = match (self.layout, old_plan) {
+            (Layout::Sqitch, Some(old)) => self.new_sqitch_changes(old)?,
+            _ => self
+                .files
+                .iter()
+                .map(|f| {
+                    changes.added.contains(&f.name)
+                        || (f.kind == Kind::Repeatable && changes.modified.contains(&f.name))
+                })
+                .collect(),
+        };
+        let ordered: Vec<(usize, &MigrationFile)> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind != Kind::Repeatable)
+            .collect();
+        if let Some(first) = ordered.iter().position(|(i, _)| rehearsed[*i]) {
+            if let Some((_, older)) = ordered[first..].iter().find(|(i, _)| !rehearsed[*i]) {
+                let new = ordered[first].1;
+                return Err(out_of_order(self.layout, new, older, &changes.rev));
+            }
+        }
+        let pick = |want: bool| -> Vec<&MigrationFile> {
+            self.files
+                .iter()
+                .zip(&rehearsed)
+                .filter(|(_, r)| **r == want)
+                .map(|(f, _)| f)
+                .collect()
+        };
+        Ok(Plan {
+            setup: pick(false),
+            rehearse: pick(true),
+        })
+    }
+
+    /// The migrations that have a place in the version order (all but
+    /// Flyway repeatables).
+    fn ordered(&self) -> impl Iterator<Item = &MigrationFile> {
+        self.files.iter().filter(|f| f.kind != Kind::Repeatable)
+    }
+
+    /// Setup: the first `n` ordered migrations; rehearse: the rest, then the
+    /// repeatables.
+    fn split_at(&self, n: usize) -> Plan<'_> {
+        let ordered: Vec<&MigrationFile> = self.ordered().collect();
+        let mut rehearse = ordered[n..].to_vec();
+        rehearse.extend(self.files.iter().filter(|f| f.kind == Kind::Repeatable));
+        Plan {
+            setup: ordered[..n].to_vec(),
+            rehearse,
+        }
+    }
+
+    /// The index (among the ordered migrations) of the first one at or after
+    /// `from`, compared the tool's way.
+    fn index_reaching(&self, from: &str) -> Result<usize, MigrationError> {
+        let bad = |why: String| MigrationError::setting(Setting::From, why);
+        let ordered: Vec<&MigrationFile> = self.ordered().collect();
+        let reaches: Box<dyn Fn(&MigrationFile) -> bool + '_> = match self.layout {
+            Layout::Sqitch => {
+                let (_, plan) = sqitch::read_plan(&self.dir)?;
+                return sqitch_plan::resolve(&plan, from).map_err(bad);
+            }
+            Layout::Flyway => {
+                let v = Version::parse(from).ok_or_else(|| {
+                    bad(format!(
+                        "\"{from}\" is not a Flyway version (like 5 or 1.10)"
+                    ))
+                })?;
+                Box::new(move |f| Version::parse(&f.version).is_some_and(|fv| fv >= v))
+            }
+            Layout::GolangMigrate => {
+                let v: u64 = from.parse().map_err(|_| {
+                    bad(format!(
+                        "\"{from}\" is not a golang-migrate version (a number)"
+                    ))
+                })?;
+                Box::new(move |f| f.version.parse::<u64>().is_ok_and(|fv| fv >= v))
+            }
+            // dbmate compares versions as strings.
+            Layout::Dbmate => Box::new(|f| f.version.as_str() >= from),
+            // Prisma orders by directory name.
+            Layout::Prisma => {
+                Box::new(|f| f.name.trim_end_matches("/migration.sql").cmp(from) != Ordering::Less)
+            }
+            Layout::Plain => Box::new(|f| natural_cmp(&f.version, from) != Ordering::Less),
+        };
+        ordered.iter().position(|f| reaches(f)).ok_or_else(|| {
+            let last = ordered
+                .last()
+                .map_or("none".to_string(), |f| f.version.clone());
+            bad(format!(
+                "no migration at or after version \"{from}\" (the last one is {last})"
+            ))
+        })
+    }
+
+    /// Sqitch: the changes of the plan now that the plan at the revision
+    /// did not have (an instance of a name beyond its count then).
+    fn new_sqitch_changes(&self, old: Option<&str>) -> Result<Vec<bool>, MigrationError> {
+        let (_, plan) = sqitch::read_plan(&self.dir)?;
+        let mut before: HashMap<String, usize> = HashMap::new();
+        if let Some(text) = old {
+            let path = self.dir.join(format!("{}@rev", sqitch::PLAN_FILE));
+            for c in sqitch_plan::parse(&path, text)?.changes {
+                *before.entry(c.name).or_default() += 1;
+            }
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        Ok(plan
+            .changes
+            .iter()
+            .map(|c| {
+                let k = seen.entry(c.name.as_str()).or_default();
+                *k += 1;
+                *k > before.get(&c.name).copied().unwrap_or(0)
+            })
+            .collect())
+    }
+}
+
+/// A migration added since `rev` that sorts before one that is not new.
+fn out_of_order(
+    layout: Layout,
+    new: &MigrationFile,
+    older: &MigrationFile,
+    rev: &str,
+) -> MigrationError {
+    let consequence = match layout {
+        Layout::Flyway => "Flyway refuses to migrate (\"Detected resolved migration not applied to database\") unless outOfOrder is set",
+        Layout::GolangMigrate => "golang-migrate never applies it: it only moves up from the database's current version",
+        Layout::Dbmate => "dbmate applies it after the newer ones (and refuses in --strict mode)",
+        Layout::Sqitch => "Sqitch finds the plan no longer matches the deployed changes",
+        Layout::Prisma => "Prisma applies it after the newer ones already deployed",
+        Layout::Plain => "it would run after the newer ones already applied",
+    };
+    MigrationError::at(
+        Location::file(&new.path),
+        format!(
+            "{} is new since {rev}, yet it comes before {}, which is not: in production {} is \
+             already applied, so {consequence} — a different order than on a fresh database and \
+             in this rehearsal. Fix: give it a version after the latest applied one",
+            new.name, older.name, older.name
+        ),
+    )
+}
