@@ -145,8 +145,7 @@ fn load_file(path: &Path) -> Result<Vec<Segment>, MigrationError> {
                 tool: "dbmate",
                 fix: FIX_IMPLICIT,
             };
-            let reason =
-                "-- migrate:up transaction:false, yet dbmate sends the section as one query";
+            let reason = "-- migrate:up transaction:false: dbmate sends the section as one query";
             segment::one_query(statements, reason, &cx)?
         };
         segments.extend(more);
@@ -278,7 +277,7 @@ mod tests {
         assert_eq!(segs[0].execution, Execution::Transaction);
         assert!(segs[0]
             .reason
-            .contains("transaction:false, yet dbmate sends the section as one query"));
+            .contains("transaction:false: dbmate sends the section as one query"));
         std::fs::write(&p, "-- migrate:up transaction:false\nALTER TABLE t ADD a int;\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- migrate:down\n").unwrap();
         let e = load_file(&p).unwrap_err();
         assert!(

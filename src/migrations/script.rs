@@ -187,8 +187,18 @@ fn statements_at_depth(
     }
     let mut out: Vec<(usize, Vec<Statement>)> = Vec::new();
     for span in &spans.spans {
-        let (start, end) = (range.start + span.start, range.start + span.end);
+        let (mut start, end) = (range.start + span.start, range.start + span.end);
         let code_start = range.start + span.code_start;
+        // A meta-command line among the comments before the code is not
+        // part of the statement.
+        if let Some(m) = metas
+            .iter()
+            .rev()
+            .find(|m| start <= m.start && m.end <= code_start)
+        {
+            let rest = &src.text[m.end..code_start];
+            start = code_start - rest.trim_start().len();
+        }
         let stmt = Statement {
             sql: src.text[start..end].to_string(),
             location: src.location(code_start),
@@ -219,7 +229,7 @@ fn statements_at_depth(
             if let Some(inside) = spans
                 .spans
                 .iter()
-                .find(|s| range.start + s.start < m.start && m.start < range.start + s.end)
+                .find(|s| range.start + s.code_start < m.start && m.start < range.start + s.end)
             {
                 return Err(MigrationError::at(
                     src.location(m.start),
@@ -323,7 +333,7 @@ fn psql_meta(
             } else {
                 include_base
             };
-            let path = base.join(arg);
+            let path = lexically_clean(&base.join(arg));
             let included = Source::read(&path).map_err(|e| {
                 MigrationError::at(
                     src.location(m.start),
@@ -350,6 +360,26 @@ fn psql_meta(
             ),
         )),
     }
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system (the path is
+/// for messages and locations; the file system resolves it the same way
+/// unless a symlink is involved).
+fn lexically_clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -162,11 +162,11 @@ pub fn one_query(
             let (execution, reason) = match refused_in_transaction(only.code()) {
                 Some(what) => (
                     Execution::Autocommit,
-                    format!("a lone {what}: sent alone, it runs outside any transaction block"),
+                    format!("{implicit_reason}; a lone {what} runs outside any transaction block"),
                 ),
                 None => (
                     Execution::Transaction,
-                    "a lone statement: it runs in its own transaction".to_string(),
+                    format!("{implicit_reason}; a lone statement runs in its own transaction"),
                 ),
             };
             return Ok(vec![Segment {

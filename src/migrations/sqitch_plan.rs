@@ -244,11 +244,15 @@ pub fn resolve(plan: &Plan, spec: &str) -> Result<usize, String> {
             .iter()
             .position(|c| c.tags.iter().any(|t| t == tag)),
         Some((name, tag)) => {
-            let tag_idx = plan
-                .changes
-                .iter()
-                .position(|c| c.tags.iter().any(|t| t == tag))
-                .ok_or_else(|| format!("unknown tag \"@{tag}\""))?;
+            let tag_idx = match tag {
+                "HEAD" => plan.changes.len().checked_sub(1),
+                "ROOT" => Some(0),
+                _ => plan
+                    .changes
+                    .iter()
+                    .position(|c| c.tags.iter().any(|t| t == tag)),
+            }
+            .ok_or_else(|| format!("unknown tag \"@{tag}\""))?;
             plan.changes[..=tag_idx]
                 .iter()
                 .rposition(|c| c.name == name)
@@ -260,11 +264,9 @@ pub fn resolve(plan: &Plan, spec: &str) -> Result<usize, String> {
             if all.len() > 1 {
                 let qualified: Vec<String> = all
                     .iter()
-                    .filter_map(|&i| {
-                        plan.changes[i..]
-                            .iter()
-                            .find_map(|c| c.tags.first())
-                            .map(|t| format!("{base}@{t}"))
+                    .map(|&i| {
+                        let tag = plan.changes[i..].iter().find_map(|c| c.tags.first());
+                        format!("{base}@{}", tag.map_or("HEAD", String::as_str))
                     })
                     .collect();
                 return Err(format!(
@@ -327,7 +329,10 @@ mod tests {
         assert_eq!(resolve(&p, "@HEAD^^"), Ok(1));
         assert_eq!(resolve(&p, "@ROOT~2"), Ok(2));
         assert_eq!(resolve(&p, "touch@v1.1"), Ok(2));
-        assert!(resolve(&p, "touch").unwrap_err().contains("ambiguous"));
+        assert_eq!(resolve(&p, "touch@HEAD"), Ok(3));
+        assert!(resolve(&p, "touch")
+            .unwrap_err()
+            .contains("ambiguous: name one instance with a tag (touch@v1.1, touch@HEAD)"));
         assert!(resolve(&p, "nothing")
             .unwrap_err()
             .contains("not in sqitch.plan"));

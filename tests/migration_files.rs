@@ -1,0 +1,767 @@
+//! Users' migration directories, without a database: each layout's fixture
+//! loads in its tool's order with its tool's transaction rules, selections
+//! split it, and every check-time problem is reported where it is, with
+//! its fix. (tests/migrations.rs runs the same fixtures on PostgreSQL.)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pgrehearse::migrations::{
+    self, At, Execution, Kind, Layout, MigrationFile, MigrationSet, Selection, Setting, Spec,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/migrations")
+        .join(name)
+}
+
+fn load(dir: &Path) -> MigrationSet {
+    migrations::load(&Spec::new(dir)).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+/// Every error of loading `dir`, as displayed, paths relative to the
+/// fixtures directory.
+fn errors(spec: &Spec) -> Vec<String> {
+    let root = format!(
+        "{}/",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/migrations")
+            .display()
+    );
+    match migrations::load(spec) {
+        Ok(set) => panic!("{} loaded ({} files)", spec.dir.display(), set.files.len()),
+        Err(e) => {
+            e.0.iter()
+                .map(|e| e.to_string().replace(&root, ""))
+                .collect()
+        }
+    }
+}
+
+fn names<'a>(files: impl IntoIterator<Item = &'a MigrationFile>) -> Vec<&'a str> {
+    files.into_iter().map(|f| f.name.as_str()).collect()
+}
+
+/// Each file's segments: execution and number of statements.
+fn shape(set: &MigrationSet) -> Vec<Vec<(Execution, usize)>> {
+    set.files
+        .iter()
+        .map(|f| {
+            f.segments
+                .iter()
+                .map(|s| (s.execution, s.statements.len()))
+                .collect()
+        })
+        .collect()
+}
+
+use Execution::{Autocommit as A, Transaction as T};
+
+#[test]
+fn each_layout_loads_in_its_tools_order_with_its_tools_transactions() {
+    let cases: [(&str, Layout, &[&str], Vec<Vec<(Execution, usize)>>); 6] = [
+        (
+            "flyway",
+            Layout::Flyway,
+            // 1.9 before 1.10; a subdirectory's file in version order;
+            // the repeatable last.
+            &[
+                "V1__accounts_and_orders.sql",
+                "V1.9__order_status.sql",
+                "V1.10__order_status_index.sql",
+                "release2/V2__orders_account_index.sql",
+                "R__order_totals_view.sql",
+            ],
+            vec![
+                vec![(T, 6)],
+                vec![(T, 2)],
+                vec![(T, 1)],
+                vec![(A, 1)],
+                vec![(T, 1)],
+            ],
+        ),
+        (
+            "golang-migrate",
+            Layout::GolangMigrate,
+            &[
+                "1_accounts_and_orders.up.sql",
+                "9_order_status.up.sql",
+                "10_order_status_index.up.sql",
+                "11_orders_account_index.up.sql",
+            ],
+            vec![vec![(T, 6)], vec![(T, 2)], vec![(T, 1)], vec![(A, 1)]],
+        ),
+        (
+            "dbmate",
+            Layout::Dbmate,
+            // Byte order of the names: 2024020112 before 20240201.
+            &[
+                "20240101000000_accounts_and_orders.sql",
+                "2024020112_order_status.sql",
+                "20240201_order_status_index.sql",
+                "20240301000000_orders_account_index.sql",
+            ],
+            vec![vec![(T, 6)], vec![(T, 2)], vec![(T, 1)], vec![(A, 1)]],
+        ),
+        (
+            "sqitch",
+            Layout::Sqitch,
+            // Plan order, the reworked change's first instance from its @tag script.
+            &[
+                "deploy/accounts_and_orders.sql",
+                "deploy/touch_updated_at@v1.1.sql",
+                "deploy/order_status.sql",
+                "deploy/order_status_index.sql",
+                "deploy/touch_updated_at.sql",
+                "deploy/orders_account_index.sql",
+            ],
+            vec![
+                vec![(T, 4)],
+                vec![(T, 2)],
+                vec![(T, 2)],
+                vec![(T, 1)],
+                vec![(T, 1)],
+                vec![(T, 1), (A, 1)],
+            ],
+        ),
+        (
+            "prisma",
+            Layout::Prisma,
+            // Byte order of the directory names: "_C" before "_a".
+            &[
+                "20240101000000_init/migration.sql",
+                "20240201000000_Create_order_status/migration.sql",
+                "20240201000000_add_order_status_index/migration.sql",
+                "20240301000000_orders_account_index/migration.sql",
+            ],
+            vec![vec![(T, 6)], vec![(T, 2)], vec![(T, 1)], vec![(A, 1)]],
+        ),
+        (
+            "plain",
+            Layout::Plain,
+            &[
+                "1_accounts_and_orders.sql",
+                "2_order_status.sql",
+                "10_order_status_index.sql",
+                "11_orders_account_index.sql",
+            ],
+            vec![vec![(T, 6)], vec![(T, 2)], vec![(T, 1)], vec![(A, 2)]],
+        ),
+    ];
+    for (dir, layout, order, segments) in cases {
+        let set = load(&fixture(dir));
+        assert_eq!(set.layout, layout, "{dir}");
+        assert_eq!(migrations::detect(&fixture(dir)).unwrap(), layout, "{dir}");
+        assert_eq!(names(&set.files), order, "{dir}");
+        assert_eq!(shape(&set), segments, "{dir}");
+    }
+}
+
+#[test]
+fn versions_descriptions_kinds_and_what_is_ignored() {
+    let set = load(&fixture("flyway"));
+    let v: Vec<(&str, &str, Kind)> = set
+        .files
+        .iter()
+        .map(|f| (f.version.as_str(), f.description.as_str(), f.kind))
+        .collect();
+    assert_eq!(
+        v,
+        vec![
+            ("1", "accounts and orders", Kind::Versioned),
+            ("1.9", "order status", Kind::Versioned),
+            ("1.10", "order status index", Kind::Versioned),
+            ("2", "orders account index", Kind::Versioned),
+            ("", "order totals view", Kind::Repeatable),
+        ]
+    );
+    assert_eq!(set.ignored.len(), 1);
+    assert!(set.ignored[0]
+        .path
+        .ends_with("U2__drop_orders_account_index.sql"));
+    assert!(set.ignored[0].reason.contains("undo"));
+    // Flyway's own advice for CONCURRENTLY in a non-transactional file.
+    assert!(set.files[3].notes[0].contains("flyway.postgresql.transactional.lock=false"));
+    assert!(set.files[3].segments[0]
+        .reason
+        .contains("CREATE INDEX CONCURRENTLY (line 2)"));
+
+    let gm = load(&fixture("golang-migrate"));
+    assert_eq!(
+        gm.files
+            .iter()
+            .map(|f| f.version.as_str())
+            .collect::<Vec<_>>(),
+        vec!["1", "9", "10", "11"]
+    );
+    assert_eq!(gm.ignored.len(), 4, "the down migrations");
+
+    let sq = load(&fixture("sqitch"));
+    assert_eq!(sq.files[1].version, "touch_updated_at@v1.1");
+    assert_eq!(sq.files[4].version, "touch_updated_at");
+    assert_eq!(sq.files[4].description, "touch only changed rows");
+
+    let dbm = load(&fixture("dbmate"));
+    let last = dbm.files.last().unwrap();
+    assert!(
+        last.segments[0]
+            .reason
+            .starts_with("-- migrate:up transaction:false"),
+        "{}",
+        last.segments[0].reason
+    );
+}
+
+#[test]
+fn statements_keep_their_text_and_location() {
+    let set = load(&fixture("flyway"));
+    let v1 = &set.files[0];
+    let st: Vec<_> = v1.statements().collect();
+    // The leading comment (with its semicolon) belongs to the first statement.
+    assert!(st[0]
+        .sql
+        .starts_with("-- Release 1: accounts and orders; this comment has a semicolon"));
+    assert!(st[0].code().starts_with("CREATE TABLE accounts ("));
+    assert_eq!((st[0].location.line, st[0].location.column), (2, 1));
+    assert_eq!(
+        st[1].code(),
+        "COMMENT ON COLUMN accounts.email IS E'the account\\'s login; unique'"
+    );
+    assert!(st[2].code().starts_with("CREATE TABLE \"audit;log\" ("));
+    assert_eq!(st[2].location.line, 10);
+    assert!(st[4].code().ends_with("END;\n$fn$"), "{}", st[4].code());
+    assert_eq!(
+        st[4].location.to_string(),
+        format!("{}:22:1", v1.path.display())
+    );
+
+    // A DO block after a nested comment stays one statement.
+    let status = &set.files[1];
+    let do_block = status.statements().nth(1).unwrap();
+    assert!(do_block.sql.starts_with("/* A DO block"));
+    assert!(do_block.code().starts_with("DO $do$") && do_block.code().ends_with("$do$"));
+    assert_eq!(do_block.location.line, 5);
+
+    // Sqitch: statements of an included file are located in it; the BEGIN
+    // and COMMIT delimiting a segment are not statements of it.
+    let sq = load(&fixture("sqitch"));
+    let reworked = &sq.files[4];
+    let only = reworked.statements().next().unwrap();
+    assert_eq!(
+        only.location.file,
+        fixture("sqitch/lib/touch_updated_at.sql")
+    );
+    assert_eq!(only.location.line, 2);
+    assert!(reworked
+        .statements()
+        .all(|s| !s.code().starts_with("BEGIN") && !s.code().starts_with("COMMIT")));
+}
+
+#[test]
+fn from_and_last_split_setup_and_rehearsal_in_the_tools_order() {
+    let from = |dir: &str, v: &str| -> (Vec<String>, Vec<String>) {
+        let set = load(&fixture(dir));
+        let plan = set
+            .select(&Selection::From(v.into()))
+            .unwrap_or_else(|e| panic!("{dir} {v}: {e}"));
+        let n = |fs: &[&MigrationFile]| fs.iter().map(|f| f.name.clone()).collect();
+        (n(&plan.setup), n(&plan.rehearse))
+    };
+    // Flyway compares numerically: from 1.10 is not from 1.1; 1.10.0 is 1.10.
+    let (setup, rehearse) = from("flyway", "1.10");
+    assert_eq!(
+        setup,
+        vec!["V1__accounts_and_orders.sql", "V1.9__order_status.sql"]
+    );
+    assert_eq!(
+        rehearse,
+        vec![
+            "V1.10__order_status_index.sql",
+            "release2/V2__orders_account_index.sql",
+            "R__order_totals_view.sql"
+        ]
+    );
+    assert_eq!(from("flyway", "1.10.0"), from("flyway", "1_10"));
+    // A version between two files starts at the next one.
+    assert_eq!(from("flyway", "1.5").0, vec!["V1__accounts_and_orders.sql"]);
+    assert_eq!(
+        from("golang-migrate", "10").0,
+        vec!["1_accounts_and_orders.up.sql", "9_order_status.up.sql"]
+    );
+    // dbmate compares versions as strings, like its --strict check.
+    assert_eq!(
+        from("dbmate", "20240201").0,
+        vec!["20240101000000_accounts_and_orders.sql"]
+    );
+    assert_eq!(from("prisma", "20240201000000_add").1.len(), 2);
+    assert_eq!(
+        from("plain", "10").0,
+        vec!["1_accounts_and_orders.sql", "2_order_status.sql"]
+    );
+    // Sqitch change specs: the change after the v1.1 tag.
+    assert_eq!(
+        from("sqitch", "@v1.1~").1,
+        vec![
+            "deploy/touch_updated_at.sql",
+            "deploy/orders_account_index.sql"
+        ]
+    );
+    assert_eq!(from("sqitch", "order_status").0.len(), 2);
+
+    let set = load(&fixture("flyway"));
+    let plan = set.select(&Selection::Last(2)).unwrap();
+    assert_eq!(
+        names(plan.setup),
+        vec!["V1__accounts_and_orders.sql", "V1.9__order_status.sql"]
+    );
+    assert_eq!(
+        names(plan.rehearse),
+        vec![
+            "V1.10__order_status_index.sql",
+            "release2/V2__orders_account_index.sql",
+            "R__order_totals_view.sql"
+        ]
+    );
+    let plan = set.select(&Selection::All).unwrap();
+    assert!(plan.setup.is_empty());
+    assert_eq!(plan.rehearse.len(), 5);
+}
+
+#[test]
+fn bad_selections_name_the_setting() {
+    let set = load(&fixture("flyway"));
+    let err = |s: Selection| set.select(&s).unwrap_err();
+    let e = err(Selection::From("v5".into()));
+    assert_eq!(e.at, At::Setting(Setting::From));
+    assert!(e.message.contains("\"v5\" is not a Flyway version"), "{e}");
+    let e = err(Selection::From("3".into()));
+    assert_eq!(
+        e.to_string(),
+        "migrations.rehearse.from: no migration at or after version \"3\" (the last one is 2)"
+    );
+    assert_eq!(err(Selection::Last(0)).at, At::Setting(Setting::Last));
+    assert!(err(Selection::Last(9))
+        .message
+        .contains("has only 4 migrations"));
+    let sq = load(&fixture("sqitch"));
+    let e = sq
+        .select(&Selection::From("touch_updated_at".into()))
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains("(touch_updated_at@v1.0, touch_updated_at@HEAD)"),
+        "{e}"
+    );
+}
+
+/// A git repository in a temp dir holding a copy of a fixture.
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let r = Repo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        r.git(&["init", "-q", "-b", "main"]);
+        r
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(self.dir.path())
+            .args([
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.org",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Copy fixture files into `db/` (relative paths kept).
+    fn copy(&self, fixture_dir: &str, files: &[&str]) {
+        for f in files {
+            let to = self.path("db").join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(fixture(fixture_dir).join(f), to).unwrap();
+        }
+    }
+
+    fn commit(&self) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", "c"]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+#[test]
+fn since_git_rehearses_the_added_files_committed_or_not() {
+    let repo = Repo::new();
+    repo.copy(
+        "golang-migrate",
+        &["1_accounts_and_orders.up.sql", "9_order_status.up.sql"],
+    );
+    let base = repo.commit();
+    // One new migration committed on the branch, one not even added yet.
+    repo.copy("golang-migrate", &["10_order_status_index.up.sql"]);
+    repo.commit();
+    repo.copy("golang-migrate", &["11_orders_account_index.up.sql"]);
+    let set = load(&repo.path("db"));
+    let plan = set.select(&Selection::SinceGit(base.clone())).unwrap();
+    assert_eq!(
+        names(plan.setup),
+        vec!["1_accounts_and_orders.up.sql", "9_order_status.up.sql"]
+    );
+    assert_eq!(
+        names(plan.rehearse),
+        vec![
+            "10_order_status_index.up.sql",
+            "11_orders_account_index.up.sql"
+        ]
+    );
+
+    // A new migration older than one production has: refused, with what
+    // golang-migrate would do.
+    std::fs::write(repo.path("db/5_late.up.sql"), "SELECT 1;\n").unwrap();
+    let set = load(&repo.path("db"));
+    let e = set.select(&Selection::SinceGit(base.clone())).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("5_late.up.sql: 5_late.up.sql is new since"),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .contains("comes before 9_order_status.up.sql, which is not"),
+        "{e}"
+    );
+    assert!(e.message.contains("golang-migrate never applies it"), "{e}");
+
+    // Nothing new: everything is setup.
+    std::fs::remove_file(repo.path("db/5_late.up.sql")).unwrap();
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    repo.commit();
+    let set = load(&repo.path("db"));
+    let plan = set.select(&Selection::SinceGit(head)).unwrap();
+    assert_eq!(names(plan.rehearse), vec!["11_orders_account_index.up.sql"]);
+
+    let e = set
+        .select(&Selection::SinceGit("no-such-branch".into()))
+        .unwrap_err();
+    assert_eq!(e.at, At::Setting(Setting::SinceGit));
+    assert!(
+        e.message.contains("not a commit") && e.message.contains("fetch-depth"),
+        "{e}"
+    );
+}
+
+#[test]
+fn since_git_for_flyway_repeatables_and_sqitch_plans() {
+    // Flyway: a modified repeatable is rehearsed again; an unchanged one
+    // ends the setup.
+    let repo = Repo::new();
+    repo.copy(
+        "flyway",
+        &[
+            "V1__accounts_and_orders.sql",
+            "V1.9__order_status.sql",
+            "R__order_totals_view.sql",
+        ],
+    );
+    let base = repo.commit();
+    repo.copy("flyway", &["V1.10__order_status_index.sql"]);
+    let set = load(&repo.path("db"));
+    let plan = set.select(&Selection::SinceGit(base.clone())).unwrap();
+    assert_eq!(
+        names(plan.setup),
+        vec![
+            "V1__accounts_and_orders.sql",
+            "V1.9__order_status.sql",
+            "R__order_totals_view.sql"
+        ]
+    );
+    assert_eq!(names(plan.rehearse), vec!["V1.10__order_status_index.sql"]);
+    std::fs::write(
+        repo.path("db/R__order_totals_view.sql"),
+        "CREATE OR REPLACE VIEW order_totals AS SELECT 1 AS one;\n",
+    )
+    .unwrap();
+    let set = load(&repo.path("db"));
+    let plan = set.select(&Selection::SinceGit(base)).unwrap();
+    assert_eq!(
+        names(plan.rehearse),
+        vec!["V1.10__order_status_index.sql", "R__order_totals_view.sql"]
+    );
+
+    // Sqitch: the changes the plan gained, a reworked change included (its
+    // new script is modified, not added: the plan says it is new).
+    let repo = Repo::new();
+    let all = [
+        "sqitch.plan",
+        "deploy/accounts_and_orders.sql",
+        "deploy/touch_updated_at.sql",
+        "deploy/order_status.sql",
+        "deploy/order_status_index.sql",
+        "lib/touch_updated_at.sql",
+        "deploy/touch_updated_at@v1.1.sql",
+        "deploy/orders_account_index.sql",
+    ];
+    repo.copy("sqitch", &all);
+    let full_plan = std::fs::read_to_string(repo.path("db/sqitch.plan")).unwrap();
+    let v1_1: String = full_plan
+        .split("\ntouch_updated_at [touch_updated_at@v1.1]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "\n";
+    std::fs::write(repo.path("db/sqitch.plan"), &v1_1).unwrap();
+    std::fs::copy(
+        fixture("sqitch/deploy/touch_updated_at@v1.1.sql"),
+        repo.path("db/deploy/touch_updated_at.sql"),
+    )
+    .unwrap();
+    std::fs::remove_file(repo.path("db/deploy/touch_updated_at@v1.1.sql")).unwrap();
+    let base = repo.commit();
+    repo.copy("sqitch", &all);
+    let set = load(&repo.path("db"));
+    let plan = set.select(&Selection::SinceGit(base)).unwrap();
+    assert_eq!(
+        names(plan.rehearse),
+        vec![
+            "deploy/touch_updated_at.sql",
+            "deploy/orders_account_index.sql"
+        ]
+    );
+    assert_eq!(plan.setup.len(), 4);
+}
+
+#[test]
+fn every_check_time_error_names_its_file_and_line_and_the_fix() {
+    let bad = |case: &str| errors(&Spec::new(fixture(&format!("bad/{case}"))));
+    let one = |case: &str| -> String {
+        let e = bad(case);
+        assert_eq!(e.len(), 1, "{case}: {e:?}");
+        e[0].clone()
+    };
+    let e = one("flyway-duplicate");
+    assert_eq!(e, "bad/flyway-duplicate/V2__first.sql: version 2 is the same as bad/flyway-duplicate/V2.0__second.sql: Flyway refuses two migrations with one version; renumber one of them");
+
+    let e = one("flyway-mixed");
+    assert!(
+        e.starts_with("bad/flyway-mixed/V1__mixed.sql:3:1: Flyway refuses a migration that mixes"),
+        "{e}"
+    );
+    assert!(
+        e.contains("CREATE INDEX CONCURRENTLY at line 3 and the transactional statement at line 2"),
+        "{e}"
+    );
+    assert!(e.contains("set mixed = true"), "{e}");
+
+    let e = one("flyway-reindex");
+    assert!(e.starts_with("bad/flyway-reindex/V1__reindex.sql:3:1: REINDEX CONCURRENTLY cannot run inside a transaction block, and Flyway runs this file in a transaction"), "{e}");
+    assert!(
+        e.contains("add V1__reindex.sql.conf with the line executeInTransaction=false"),
+        "{e}"
+    );
+
+    let e = one("golang-migrate-duplicate");
+    assert!(
+        e.starts_with("bad/golang-migrate-duplicate/2_first.up.sql: version 2 is the same as "),
+        "{e}"
+    );
+    assert!(e.contains("002_second.up.sql"), "{e}");
+
+    let e = one("golang-migrate-concurrently");
+    assert!(e.starts_with("bad/golang-migrate-concurrently/1_note.up.sql:3:1: CREATE INDEX CONCURRENTLY cannot run inside a transaction block, and golang-migrate sends the whole file as one query"), "{e}");
+    assert!(
+        e.contains("put it alone in a migration file of its own"),
+        "{e}"
+    );
+
+    let e = one("dbmate-concurrently");
+    assert!(e.starts_with("bad/dbmate-concurrently/20240101000000_note_index.sql:2:1: CREATE INDEX CONCURRENTLY cannot run inside a transaction block, and dbmate runs this file in a transaction"), "{e}");
+    assert!(e.contains("`-- migrate:up transaction:false`"), "{e}");
+
+    let e = one("unterminated");
+    assert!(
+        e.starts_with(
+            "bad/unterminated/1_function.sql:3:53: this dollar-quoted string is never closed"
+        ),
+        "{e}"
+    );
+
+    let e = one("sqitch-meta");
+    assert!(e.starts_with("bad/sqitch-meta/deploy/switch_db.sql:5:1: psql meta-command `\\connect` is not supported"), "{e}");
+
+    // All problems at once, in order; the good file does not hide them.
+    let e = bad("many");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("bad/many/1_quote.sql:2:23: this quoted string is never closed"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("bad/many/2_comment.sql:2:1: this block comment is never closed"),
+        "{e:?}"
+    );
+
+    let e = errors(&Spec::new(fixture("bad/ambiguous")));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("migrations.layout: "), "{e:?}");
+    assert!(
+        e[0].contains("flyway (V1__flyway_style.sql)")
+            && e[0].contains("golang-migrate (2_golang_migrate_style.up.sql)"),
+        "{e:?}"
+    );
+    // Naming the layout settles it.
+    let set =
+        migrations::load(&Spec::new(fixture("bad/ambiguous")).layout(Layout::Flyway)).unwrap();
+    assert_eq!(names(&set.files), vec!["V1__flyway_style.sql"]);
+
+    let e = errors(&Spec::new(fixture("no-such-dir")));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("migrations.dir: the migrations directory ")
+            && e[0].contains("no-such-dir"),
+        "{e:?}"
+    );
+
+    let e = migrations::parse_layout("liquibase").unwrap_err();
+    assert_eq!(e.to_string(), "migrations.layout: unknown layout \"liquibase\"; known: flyway, golang-migrate, dbmate, sqitch, prisma, plain");
+}
+
+#[test]
+fn not_utf8_and_script_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V1__latin1.sql"),
+        b"-- caf\xe9\nSELECT 1;\n",
+    )
+    .unwrap();
+    let e = migrations::load(&Spec::new(dir.path())).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    assert!(e.0[0].to_string().ends_with("V1__latin1.sql:1:7: not UTF-8 (byte 0xe9 at offset 6): migration tools read SQL as UTF-8; convert the file (e.g. iconv -f LATIN1 -t UTF-8)"), "{e}");
+
+    // The .conf fix the REINDEX error suggests does work.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture("bad/flyway-reindex/V1__reindex.sql"),
+        dir.path().join("V1__reindex.sql"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("V1__reindex.sql.conf"),
+        "# script configuration\nexecuteInTransaction=false\n",
+    )
+    .unwrap();
+    let set = load(dir.path());
+    assert_eq!(set.files[0].single_execution(), Some(Execution::Autocommit));
+    assert_eq!(
+        set.files[0].segments[0].reason,
+        "executeInTransaction=false in V1__reindex.sql.conf"
+    );
+    std::fs::write(
+        dir.path().join("V1__reindex.sql.conf"),
+        "shouldExecute=true\n",
+    )
+    .unwrap();
+    let e = migrations::load(&Spec::new(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("V1__reindex.sql.conf:1:1: script configuration shouldExecute is not supported"),
+        "{e}"
+    );
+
+    // mixed = true runs the whole mixed file in autocommit.
+    let mut spec = Spec::new(fixture("bad/flyway-mixed"));
+    spec.options.flyway.mixed = true;
+    let set = migrations::load(&spec).unwrap();
+    assert_eq!(set.files[0].single_execution(), Some(Execution::Autocommit));
+    assert_eq!(set.files[0].segments[0].statements.len(), 2);
+    assert!(set.files[0].segments[0].reason.starts_with("mixed = true"));
+}
+
+#[test]
+fn flyway_placeholders_are_substituted_and_positions_stay_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V1__p.sql"),
+        "CREATE TABLE ${flyway:defaultSchema}.${Table} (x int);\nCOMMENT ON TABLE ${table} IS '${flyway:filename}';\n-- ${owner}\nSELECT 1;\n",
+    )
+    .unwrap();
+    let mut spec = Spec::new(dir.path());
+    spec.options
+        .flyway
+        .placeholders
+        .insert("table".into(), "accounts_with_a_long_name".into());
+    let e = migrations::load(&spec).unwrap_err().to_string();
+    assert!(
+        e.contains("V1__p.sql:3:4: Flyway would fail: no value for the placeholder ${owner}"),
+        "{e}"
+    );
+    spec.options
+        .flyway
+        .placeholders
+        .insert("OWNER".into(), "app".into());
+    let set = migrations::load(&spec).unwrap();
+    let st: Vec<_> = set.files[0].statements().collect();
+    assert_eq!(
+        st[0].sql,
+        "CREATE TABLE public.accounts_with_a_long_name (x int)"
+    );
+    assert_eq!(
+        st[1].sql,
+        "COMMENT ON TABLE accounts_with_a_long_name IS 'V1__p.sql'"
+    );
+    assert_eq!((st[2].location.line, st[2].location.column), (4, 1));
+    assert_eq!(st[2].sql, "-- app\nSELECT 1");
+    // Replacement off: the text stays as written.
+    spec.options.flyway.placeholder_replacement = false;
+    let set = migrations::load(&spec).unwrap();
+    assert!(set.files[0]
+        .statements()
+        .next()
+        .unwrap()
+        .sql
+        .contains("${Table}"));
+}
+
+#[test]
+fn errors_map_onto_scenario_errors() {
+    let e = migrations::load(&Spec::new(fixture("bad/ambiguous"))).unwrap_err();
+    let scenario = Path::new("scenarios/release.toml");
+    let mapped = e.to_scenario_errors(scenario, |s| match s {
+        Setting::Layout => (7, 1),
+        _ => (0, 0),
+    });
+    assert_eq!(mapped[0].file, scenario);
+    assert_eq!((mapped[0].line, mapped[0].column), (7, 1));
+    assert_eq!(mapped[0].field, "migrations.layout");
+    let e = migrations::load(&Spec::new(fixture("bad/flyway-mixed"))).unwrap_err();
+    let mapped = e.to_scenario_errors(scenario, |_| (0, 0));
+    assert_eq!(mapped[0].file, fixture("bad/flyway-mixed/V1__mixed.sql"));
+    assert_eq!((mapped[0].line, mapped[0].column), (3, 1));
+    assert!(mapped[0].field.is_empty());
+    assert!(mapped[0]
+        .to_string()
+        .starts_with(&format!("{}:3:1: Flyway refuses", mapped[0].file.display())));
+}
