@@ -59,7 +59,12 @@ fn shape(set: &MigrationSet) -> Vec<Vec<(Execution, usize)>> {
 use Execution::{Autocommit as A, Transaction as T};
 
 /// A fixture: its layout, its files in order, each file's segments.
-type Expected = (&'static str, Layout, &'static [&'static str], Vec<Vec<(Execution, usize)>>);
+type Expected = (
+    &'static str,
+    Layout,
+    &'static [&'static str],
+    Vec<Vec<(Execution, usize)>>,
+);
 
 #[test]
 fn each_layout_loads_in_its_tools_order_with_its_tools_transactions() {
