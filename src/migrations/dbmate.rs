@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::dir;
 use super::error::{MigrationError, MigrationErrors};
-use super::model::{Ignored, Kind, Layout, Location, MigrationFile, MigrationSet, Segment};
+use super::model::{Ignored, Layout, Location, MigrationFile, MigrationSet, Segment};
 use super::script::{self, Reader, Source};
 use super::segment::{self, Context};
 
@@ -180,27 +180,17 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
             .trim_start_matches('_')
             .to_string();
         match load_file(&e.path) {
-            Ok(segments) => files.push(MigrationFile {
-                path: e.path,
-                name: e.name,
+            Ok(segments) => files.push(MigrationFile::versioned(
+                e.path,
+                e.name,
                 version,
                 description,
-                kind: Kind::Versioned,
                 segments,
-                notes: Vec::new(),
-            }),
+            )),
             Err(err) => errors.push(err),
         }
     }
-    if !errors.is_empty() {
-        return Err(MigrationErrors(errors));
-    }
-    Ok(MigrationSet {
-        layout: Layout::Dbmate,
-        dir: dir_path.to_path_buf(),
-        files,
-        ignored,
-    })
+    MigrationSet::checked(Layout::Dbmate, dir_path, files, ignored, errors)
 }
 
 #[cfg(test)]

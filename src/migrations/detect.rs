@@ -96,3 +96,25 @@ pub fn detect(dir_path: &Path) -> Result<Layout, MigrationError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_directory_has_no_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("README.md"), "notes").unwrap();
+        let e = detect(dir.path()).unwrap_err();
+        assert_eq!(e.at, super::super::error::At::Setting(Setting::Dir));
+        assert!(e.message.starts_with("no migrations in "), "{e}");
+        std::fs::write(dir.path().join("schema.sql"), "SELECT 1;").unwrap();
+        assert_eq!(detect(dir.path()).unwrap(), Layout::Plain);
+        std::fs::write(
+            dir.path().join("1_x.sql"),
+            "-- migrate:up\n-- migrate:down\n",
+        )
+        .unwrap();
+        assert_eq!(detect(dir.path()).unwrap(), Layout::Dbmate);
+    }
+}

@@ -200,15 +200,7 @@ pub fn load(dir_path: &Path, options: &FlywayOptions) -> Result<MigrationSet, Mi
             Err(e) => errors.push(e),
         }
     }
-    if !errors.is_empty() {
-        return Err(MigrationErrors(errors));
-    }
-    Ok(MigrationSet {
-        layout: Layout::Flyway,
-        dir: dir_path.to_path_buf(),
-        files,
-        ignored,
-    })
+    MigrationSet::checked(Layout::Flyway, dir_path, files, ignored, errors)
 }
 
 /// Flyway's order on an empty database: the latest baseline (replacing the
@@ -487,4 +479,88 @@ fn substitute_placeholders(
     }
     out.push_str(&text[i..]);
     Ok(src.substituted(out, runs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap_or_else(|| panic!("{s}"))
+    }
+
+    #[test]
+    fn versions_compare_like_flyway() {
+        assert!(v("1.10") > v("1.9"));
+        assert!(v("1_10") > v("1.9"));
+        assert!(v("2") > v("1.999"));
+        assert_eq!(v("1"), v("1.0.0"));
+        assert_eq!(v("001.02"), v("1.2"));
+        assert!(v("20240101120000") > v("20240101115959"));
+        // Beyond u64: compared as digit strings.
+        assert!(v("123456789012345678901234567890") > v("99999999999999999999999999999"));
+        for bad in ["", "1.a", "a", "1..2", "1.", "-1", "1 2"] {
+            assert!(Version::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_as_flyway_reads_them() {
+        let ok = |n: &str| classify_name(n).unwrap();
+        assert_eq!(
+            ok("V1_2__add_users.sql"),
+            (Kind::Versioned, "1.2".into(), "add users".into())
+        );
+        assert_eq!(ok("V3.sql"), (Kind::Versioned, "3".into(), String::new()));
+        assert_eq!(
+            ok("B5__baseline.SQL"),
+            (Kind::Baseline, "5".into(), "baseline".into())
+        );
+        assert_eq!(
+            ok("R__views.sql"),
+            (Kind::Repeatable, String::new(), "views".into())
+        );
+        let ignored = |n: &str| classify_name(n).unwrap_err();
+        assert!(ignored("U2__undo.sql").contains("undo"));
+        assert!(ignored("afterMigrate.sql").contains("callback"));
+        assert!(ignored("beforeEachMigrate__log.sql").contains("callback"));
+        assert!(ignored("R1__view.sql").contains("cannot have a version"));
+        assert!(ignored("Vx__bad.sql").contains("not a Flyway version"));
+        assert!(ignored("init.sql").contains("not a Flyway migration name"));
+        assert!(ignored("V1__x.txt").contains("not a .sql file"));
+    }
+
+    #[test]
+    fn the_latest_baseline_replaces_older_versions_on_an_empty_database() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, sql) in [
+            ("V1__a.sql", "SELECT 1;"),
+            ("V2__b.sql", "SELECT 2;"),
+            ("B2__base.sql", "SELECT 'b2';"),
+            ("B1__old_base.sql", "SELECT 'b1';"),
+            ("V3__c.sql", "SELECT 3;"),
+        ] {
+            std::fs::write(dir.path().join(name), sql).unwrap();
+        }
+        let set = load(dir.path(), &FlywayOptions::default()).unwrap();
+        let names: Vec<&str> = set.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["B2__base.sql", "V3__c.sql"]);
+        assert_eq!(set.ignored.len(), 3);
+        assert!(set.ignored.iter().all(|i| i.reason.contains("baseline")));
+    }
+
+    #[test]
+    fn execute_in_transaction_off_runs_every_file_in_autocommit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("V1__a.sql"), "CREATE TABLE a (x int);").unwrap();
+        let options = FlywayOptions {
+            execute_in_transaction: false,
+            ..FlywayOptions::default()
+        };
+        let set = load(dir.path(), &options).unwrap();
+        assert_eq!(
+            set.files[0].single_execution(),
+            Some(super::super::model::Execution::Autocommit)
+        );
+    }
 }

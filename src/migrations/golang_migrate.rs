@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::dir;
 use super::error::{MigrationError, MigrationErrors};
-use super::model::{Ignored, Kind, Layout, MigrationFile, MigrationSet, Segment, Statement};
+use super::model::{Ignored, Layout, MigrationFile, MigrationSet, Segment, Statement};
 use super::script::{self, Reader, Source};
 use super::segment::{self, Context};
 use crate::sql;
@@ -83,27 +83,17 @@ pub fn load(
     let mut files = Vec::new();
     for (version, title, e) in ups {
         match load_file(&e.path, options) {
-            Ok(segments) => files.push(MigrationFile {
-                path: e.path,
-                name: e.name,
-                version: version.to_string(),
-                description: title,
-                kind: Kind::Versioned,
+            Ok(segments) => files.push(MigrationFile::versioned(
+                e.path,
+                e.name,
+                version.to_string(),
+                title,
                 segments,
-                notes: Vec::new(),
-            }),
+            )),
             Err(e) => errors.push(e),
         }
     }
-    if !errors.is_empty() {
-        return Err(MigrationErrors(errors));
-    }
-    Ok(MigrationSet {
-        layout: Layout::GolangMigrate,
-        dir: dir_path.to_path_buf(),
-        files,
-        ignored,
-    })
+    MigrationSet::checked(Layout::GolangMigrate, dir_path, files, ignored, errors)
 }
 
 fn load_file(path: &Path, options: &GolangMigrateOptions) -> Result<Vec<Segment>, MigrationError> {

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::error::{MigrationError, MigrationErrors};
+
 /// The migration tool whose directory layout, ordering and transaction rules
 /// a set follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,6 +85,27 @@ pub struct MigrationSet {
     pub ignored: Vec<Ignored>,
 }
 
+impl MigrationSet {
+    /// The set a loader found, or every error it met.
+    pub(super) fn checked(
+        layout: Layout,
+        dir: &Path,
+        files: Vec<MigrationFile>,
+        ignored: Vec<Ignored>,
+        errors: Vec<MigrationError>,
+    ) -> Result<MigrationSet, MigrationErrors> {
+        if !errors.is_empty() {
+            return Err(MigrationErrors(errors));
+        }
+        Ok(MigrationSet {
+            layout,
+            dir: dir.to_path_buf(),
+            files,
+            ignored,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
     pub path: PathBuf,
@@ -125,6 +148,25 @@ pub struct MigrationFile {
 }
 
 impl MigrationFile {
+    /// A versioned migration without notes (most layouts' files).
+    pub(super) fn versioned(
+        path: PathBuf,
+        name: String,
+        version: String,
+        description: String,
+        segments: Vec<Segment>,
+    ) -> Self {
+        MigrationFile {
+            path,
+            name,
+            version,
+            description,
+            kind: Kind::Versioned,
+            segments,
+            notes: Vec::new(),
+        }
+    }
+
     /// Every statement, in order, across segments.
     pub fn statements(&self) -> impl Iterator<Item = &Statement> {
         self.segments.iter().flat_map(|s| s.statements.iter())

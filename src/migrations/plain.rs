@@ -16,7 +16,7 @@ use std::path::Path;
 use super::classify::{refused_in_transaction, tx_control};
 use super::dir;
 use super::error::{MigrationError, MigrationErrors};
-use super::model::{Execution, Kind, Layout, MigrationFile, MigrationSet, Segment};
+use super::model::{Execution, Layout, MigrationFile, MigrationSet, Segment};
 use super::script::{self, Reader, Source};
 use super::segment::{self, Context};
 
@@ -102,27 +102,16 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
     let mut files = Vec::new();
     for e in entries {
         match load_file(&e.path, dir_path) {
-            Ok((segments, notes)) => files.push(MigrationFile {
-                version: e.name[..e.name.len() - 4].to_string(),
-                description: String::new(),
-                path: e.path,
-                name: e.name,
-                kind: Kind::Versioned,
-                segments,
-                notes,
-            }),
+            Ok((segments, notes)) => {
+                let version = e.name[..e.name.len() - 4].to_string();
+                let file =
+                    MigrationFile::versioned(e.path, e.name, version, String::new(), segments);
+                files.push(MigrationFile { notes, ..file });
+            }
             Err(err) => errors.push(err),
         }
     }
-    if !errors.is_empty() {
-        return Err(MigrationErrors(errors));
-    }
-    Ok(MigrationSet {
-        layout: Layout::Plain,
-        dir: dir_path.to_path_buf(),
-        files,
-        ignored: Vec::new(),
-    })
+    MigrationSet::checked(Layout::Plain, dir_path, files, Vec::new(), errors)
 }
 
 #[cfg(test)]

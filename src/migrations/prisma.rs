@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::dir;
 use super::error::{MigrationError, MigrationErrors, Setting};
-use super::model::{Ignored, Kind, Layout, Location, MigrationFile, MigrationSet};
+use super::model::{Ignored, Layout, Location, MigrationFile, MigrationSet};
 use super::script::{self, Reader, Source};
 use super::segment::{self, Context};
 
@@ -60,31 +60,21 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
             )
         });
         match loaded {
-            Ok(segments) => files.push(MigrationFile {
-                name: format!("{}/{SCRIPT}", e.name),
+            Ok(segments) => files.push(MigrationFile::versioned(
                 path,
-                version: if digits > 0 {
+                format!("{}/{SCRIPT}", e.name),
+                if digits > 0 {
                     e.name[..digits].to_string()
                 } else {
                     e.name.clone()
                 },
-                description: e.name[digits..].trim_start_matches('_').to_string(),
-                kind: Kind::Versioned,
+                e.name[digits..].trim_start_matches('_').to_string(),
                 segments,
-                notes: Vec::new(),
-            }),
+            )),
             Err(err) => errors.push(err),
         }
     }
-    if !errors.is_empty() {
-        return Err(MigrationErrors(errors));
-    }
-    Ok(MigrationSet {
-        layout: Layout::Prisma,
-        dir: dir_path.to_path_buf(),
-        files,
-        ignored,
-    })
+    MigrationSet::checked(Layout::Prisma, dir_path, files, ignored, errors)
 }
 
 /// migration_lock.toml, when present, must say postgresql.
@@ -113,4 +103,27 @@ fn check_provider(dir_path: &Path) -> Result<(), MigrationError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_provider_and_a_directory_without_its_script_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LOCK_FILE), "provider = \"mysql\"\n").unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("migration_lock.toml:1:1: these migrations are for provider \"mysql\""),
+            "{e}"
+        );
+        std::fs::write(dir.path().join(LOCK_FILE), "provider = \"postgresql\"\n").unwrap();
+        std::fs::create_dir(dir.path().join("20240101000000_empty")).unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("20240101000000_empty: the migration directory has no migration.sql"),
+            "{e}"
+        );
+    }
 }

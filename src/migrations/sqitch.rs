@@ -123,16 +123,8 @@ pub fn load(dir: &Path) -> Result<MigrationSet, MigrationErrors> {
             notes,
         });
     }
-    if !errors.is_empty() {
-        return Err(MigrationErrors(errors));
-    }
     let ignored = unplanned_scripts(&top, &files);
-    Ok(MigrationSet {
-        layout: Layout::Sqitch,
-        dir: dir.to_path_buf(),
-        files,
-        ignored,
-    })
+    MigrationSet::checked(Layout::Sqitch, dir, files, ignored, errors)
 }
 
 /// `dir`-relative, `/`-separated.
