@@ -471,6 +471,19 @@ fn since_git_rehearses_the_added_files_committed_or_not() {
     let plan = set.select(&Selection::SinceGit(head)).unwrap();
     assert_eq!(names(plan.rehearse), vec!["11_orders_account_index.up.sql"]);
 
+    // The directory as a scenario next to it names it.
+    std::fs::create_dir(repo.path("scenarios")).unwrap();
+    let spec = Spec::relative_to(&repo.path("scenarios/release.toml"), "../db");
+    assert_eq!(spec.dir, repo.path("scenarios/../db"));
+    assert_eq!(migrations::load(&spec).unwrap().files.len(), 4);
+
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("1_a.up.sql"), "SELECT 1;").unwrap();
+    let e = load(outside.path())
+        .select(&Selection::SinceGit("main".into()))
+        .unwrap_err();
+    assert!(e.message.ends_with("is not inside a git repository"), "{e}");
+
     let e = set
         .select(&Selection::SinceGit("no-such-branch".into()))
         .unwrap_err();

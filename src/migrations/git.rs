@@ -44,6 +44,12 @@ fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, MigrationError> {
 /// The revision must name a commit here. A shallow CI checkout often lacks
 /// the base branch: say how to get it.
 fn verify(dir: &Path, rev: &str) -> Result<(), MigrationError> {
+    if git(dir, &["rev-parse", "--show-toplevel"]).is_err() {
+        return Err(MigrationError::setting(
+            Setting::SinceGit,
+            format!("{} is not inside a git repository", dir.display()),
+        ));
+    }
     let spec = format!("{rev}^{{commit}}");
     git(dir, &["rev-parse", "--verify", "--quiet", &spec]).map_err(|_| {
         MigrationError::setting(

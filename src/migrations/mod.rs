@@ -182,6 +182,13 @@ impl Spec {
         }
     }
 
+    /// `dir` as a scenario file writes it: relative to the scenario file's
+    /// directory (absolute stays absolute).
+    pub fn relative_to(scenario_file: &Path, dir: impl AsRef<Path>) -> Self {
+        let base = scenario_file.parent().unwrap_or(Path::new(""));
+        Spec::new(base.join(dir))
+    }
+
     pub fn layout(mut self, layout: Layout) -> Self {
         self.layout = Some(layout);
         self

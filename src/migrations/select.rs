@@ -66,7 +66,12 @@ impl MigrationSet {
             Selection::SinceGit(rev) => {
                 let changes = git::changes_since(&self.dir, rev)?;
                 let old_plan = match self.layout {
-                    Layout::Sqitch => Some(git::file_at(&self.dir, rev, sqitch::PLAN_FILE)?),
+                    Layout::Sqitch => {
+                        let (_, plan) = sqitch::project_paths(&self.dir);
+                        let relative = plan.strip_prefix(&self.dir).unwrap_or(&plan);
+                        let relative = relative.to_string_lossy().replace('\\', "/");
+                        Some(git::file_at(&self.dir, rev, &relative)?)
+                    }
                     _ => None,
                 };
                 self.select_changes(&changes, old_plan.as_ref().map(Option::as_deref))

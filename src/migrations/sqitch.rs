@@ -19,7 +19,7 @@ const AUTOCOMMIT: &str = "Sqitch runs the script with psql: a statement outside 
 
 /// The plan file and the directory holding deploy/: sqitch.conf's
 /// `top_dir` / `plan_file` (`[engine "pg"]` over `[core]`), else `dir`.
-fn project_paths(dir: &Path) -> (PathBuf, PathBuf) {
+pub fn project_paths(dir: &Path) -> (PathBuf, PathBuf) {
     let mut top = None;
     let mut plan = None;
     if let Ok(conf) = std::fs::read_to_string(dir.join("sqitch.conf")) {
