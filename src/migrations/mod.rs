@@ -52,12 +52,12 @@
 //!   compare part by part as integers, `_` and `.` both separate parts, and
 //!   trailing zero parts do not count (`V1` and `V1.0` are the same version:
 //!   a duplicate). `R__<desc>.sql` run after every versioned one, ordered by
-//!   description. `B<version>__` baseline migrations (community edition
-//!   since Flyway 9) replace the versioned ones up to their version on an
-//!   empty database. `U` undo files, callbacks (`afterMigrate.sql`, ...) and
+//!   description. `B<version>__` baseline migrations (in Flyway's
+//!   open-source core since 9.21) replace the versioned ones up to their
+//!   version on an empty database. `U` undo files, callbacks (`afterMigrate.sql`, ...) and
 //!   other names are ignored. A file runs in one transaction unless one of
 //!   its statements matches Flyway's own non-transactional list (CREATE/DROP
-//!   [UNIQUE] INDEX CONCURRENTLY, CREATE/DROP DATABASE/TABLESPACE/
+//!   \[UNIQUE\] INDEX CONCURRENTLY, CREATE/DROP DATABASE/TABLESPACE/
 //!   SUBSCRIPTION, ALTER SYSTEM, REINDEX SCHEMA/DATABASE/SYSTEM, VACUUM,
 //!   DISCARD ALL; ALTER TYPE ... ADD VALUE only before PostgreSQL 12, so not
 //!   here): then it runs statement by statement in autocommit. A file with
