@@ -117,6 +117,31 @@
 //! is an error. psql `:variables` are not interpolated. COPY ... FROM STDIN
 //! with inline data is refused.
 //!
+//! A lone statement sent as one query (golang-migrate, Prisma, dbmate) is
+//! its own transaction: it is a one-statement `Transaction` segment, which
+//! takes and holds the same locks, unless PostgreSQL refuses it in a
+//! transaction block (then `Autocommit`).
+//!
+//! # Selection
+//!
+//! - `From(v)`: the first migration in the tool's order whose version is at
+//!   or after `v`, compared the tool's way (Flyway numerically, golang-
+//!   migrate as a number, dbmate as a string, Prisma by directory name,
+//!   plain naturally, Sqitch as a change spec), and every one after it. `v`
+//!   need not name an existing file; none at or after it is an error.
+//! - `Last(n)`: the last `n` migrations (Flyway repeatables not counted).
+//! - `SinceGit(rev)`: the files `git diff --no-renames REV` reports added
+//!   between `rev` and the working tree, plus untracked files git does not
+//!   ignore (a migration not yet committed is part of the change); for
+//!   Sqitch, the changes sqitch.plan gained since `rev` (a reworked change
+//!   counts, though its script was modified, not added). Nothing new gives
+//!   an empty `rehearse`. A new migration that sorts before one that is not
+//!   new is an error naming both: in production the older one is applied,
+//!   and the tool would refuse, skip or reorder the new one.
+//! - Flyway repeatables: rehearsed after the versioned ones with `From` and
+//!   `Last` (without history every one counts as changed); with `SinceGit`
+//!   only the added or modified ones, the others ending the setup.
+//!
 //! Whether a statement can run in a transaction block is decided on its
 //! words, as PostgreSQL 12+ decides it (`PreventInTransactionBlock`):
 //! CREATE/DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY / SCHEMA / DATABASE
