@@ -78,16 +78,16 @@ fn fixture_findings_are_the_measured_ones() {
     let kinds: Vec<String> = a
         .findings
         .iter()
-        .map(|f| format!("{:?} {}", f.kind, f.location()))
+        .map(|f| format!("{} {}", f.kind, f.location()))
         .collect();
     assert_eq!(
         kinds,
         [
-            "LockQueue expand / add column on orders",
-            "BlockingLock expand / create index on orders",
-            "NoLockTimeout expand / create index on orders",
-            "AppErrors expand / create index on orders",
-            "WalVolume expand / create index on orders",
+            "lock_queue expand / add column on orders",
+            "blocking_lock expand / create index on orders",
+            "no_lock_timeout expand / create index on orders",
+            "app_errors expand / create index on orders",
+            "wal_volume expand / create index on orders",
         ]
     );
     let idx = &a.steps[1];

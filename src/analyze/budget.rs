@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analysis, StepFacts};
+use super::apps::{blame_step, error_class, SCHEMA_INCOMPATIBILITY};
+use super::facts::{Span, StepFacts};
+use super::latency::LatencyFacts;
 use crate::record::{Blocks, RunRecord};
 use crate::scenario::Budget;
 
@@ -118,10 +120,10 @@ fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&S
 }
 
 /// The step blamed for the largest class of app errors, by its first error.
-fn error_blame(a: &Analysis, rec: &RunRecord) -> Option<String> {
+fn error_blame(steps: &[StepFacts], rec: &RunRecord) -> Option<String> {
     let mut classes: Vec<(&'static str, usize, f64)> = Vec::new();
     for e in &rec.errors {
-        let c = super::error_class(&e.sqlstate, &e.message);
+        let c = error_class(&e.sqlstate, &e.message);
         match classes.iter_mut().find(|x| x.0 == c) {
             Some(x) => {
                 x.1 += 1;
@@ -131,15 +133,67 @@ fn error_blame(a: &Analysis, rec: &RunRecord) -> Option<String> {
         }
     }
     let (class, _, first) = classes.into_iter().max_by_key(|x| x.1)?;
-    super::blame_step(a, first, class == "schema incompatibility").map(StepFacts::label)
+    blame_step(steps, first, class == SCHEMA_INCOMPATIBILITY).map(StepFacts::label)
 }
 
-pub(crate) fn evaluate(
-    budget: &Budget,
-    a: &Analysis,
-    rec: &RunRecord,
-    wait_steps: &[Option<usize>],
-) -> Vec<BudgetResult> {
+/// What the budgets are checked against.
+pub(crate) struct Measured<'a> {
+    pub steps: &'a [StepFacts],
+    /// App traffic while the migration ran.
+    pub during: &'a LatencyFacts,
+    pub migration: Option<Span>,
+    pub rec: &'a RunRecord,
+    /// For each wait of waits.csv, the step it is charged to.
+    pub wait_steps: &'a [Option<usize>],
+}
+
+/// A measured value, the step responsible and what was measured, in words.
+type Measurement = (f64, Option<String>, String);
+
+/// The longest hold of a lock that blocks app reads or writes.
+fn longest_blocking_hold(rec: &RunRecord) -> Measurement {
+    let lock = rec
+        .locks
+        .iter()
+        .filter(|l| l.blocks != Blocks::None)
+        .max_by(|x, y| x.held_ms.total_cmp(&y.held_ms));
+    match lock {
+        Some(l) => (
+            l.held_ms,
+            Some(format!("{} / {}", l.phase, l.step)),
+            format!(
+                "{} on {} held {:.1} ms (blocks {})",
+                l.mode, l.relation, l.held_ms, l.blocks
+            ),
+        ),
+        None => (0.0, None, "no lock that blocks the app was held".into()),
+    }
+}
+
+/// The longest lock wait of any app query, whatever the cause.
+fn longest_app_wait(m: &Measured<'_>) -> Measurement {
+    let wait = m
+        .rec
+        .waits
+        .iter()
+        .zip(m.wait_steps)
+        .max_by(|x, y| x.0.wait_ms.total_cmp(&y.0.wait_ms));
+    match wait {
+        Some((w, s)) => (
+            w.wait_ms,
+            s.map(|i| m.steps[i].label()),
+            format!(
+                "{} ({}) waited {:.1} ms for {} on {} (cause: {})",
+                w.query, w.app, w.wait_ms, w.mode, w.relation, w.cause
+            ),
+        ),
+        None => (0.0, None, "no app query waited for a lock".into()),
+    }
+}
+
+/// Check every limit the budget sets; a limit not set is not reported.
+pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
+    let (steps, rec) = (m.steps, m.rec);
     let mut out = Vec::new();
     let mut push = |name: &str,
                     limit: Option<f64>,
@@ -160,59 +214,36 @@ pub(crate) fn evaluate(
         }
     };
 
-    // Longest hold of a lock that blocks app reads or writes.
-    let lock = rec
-        .locks
-        .iter()
-        .filter(|l| l.blocks != Blocks::None)
-        .max_by(|x, y| x.held_ms.total_cmp(&y.held_ms));
+    let (held, step, detail) = longest_blocking_hold(rec);
     push(
         "max_blocking_lock_ms",
         budget.max_blocking_lock_ms,
-        lock.map(|l| l.held_ms).unwrap_or(0.0),
+        held,
         "ms",
-        lock.map(|l| format!("{} / {}", l.phase, l.step)),
-        match lock {
-            Some(l) => format!(
-                "{} on {} held {:.1} ms (blocks {})",
-                l.mode, l.relation, l.held_ms, l.blocks
-            ),
-            None => "no lock that blocks the app was held".into(),
-        },
+        step,
+        detail,
     );
-
-    // Longest lock wait of any app query, whatever the cause.
-    let wait = rec
-        .waits
-        .iter()
-        .zip(wait_steps)
-        .max_by(|x, y| x.0.wait_ms.total_cmp(&y.0.wait_ms));
+    let (waited, step, detail) = longest_app_wait(m);
     push(
         "max_app_wait_ms",
         budget.max_app_wait_ms,
-        wait.map(|(w, _)| w.wait_ms).unwrap_or(0.0),
+        waited,
         "ms",
-        wait.and_then(|(_, s)| s.map(|i| a.steps[i].label())),
-        match wait {
-            Some((w, _)) => format!(
-                "{} ({}) waited {:.1} ms for {} on {} (cause: {})",
-                w.query, w.app, w.wait_ms, w.mode, w.relation, w.cause
-            ),
-            None => "no app query waited for a lock".into(),
-        },
+        step,
+        detail,
     );
 
     // p99 while the migration ran; the step with the worst p99 is blamed.
-    let p99 = a.during.p99_ms.unwrap_or(0.0);
+    let p99 = m.during.p99_ms.unwrap_or(0.0);
     push(
         "p99_ms",
         budget.p99_ms,
         p99,
         "ms",
-        worst_step(&a.steps, |s| s.latency.p99_ms.unwrap_or(0.0)).map(StepFacts::label),
+        worst_step(steps, |s| s.latency.p99_ms.unwrap_or(0.0)).map(StepFacts::label),
         format!(
             "app p99 {p99:.1} ms over {} requests while the migration ran (reconstructed from per-window percentiles)",
-            a.during.requests
+            m.during.requests
         ),
     );
 
@@ -222,7 +253,7 @@ pub(crate) fn evaluate(
     let window_errors: u64 = rec.latency.iter().map(|r| r.errors).sum();
     let errors = (rec.errors.len() as u64).max(window_errors);
     // Blame the step behind the largest class of errors (see blame_step).
-    let blamed = error_blame(a, rec);
+    let blamed = error_blame(steps, rec);
     push(
         "max_errors",
         budget.max_errors.map(|e| e as f64),
@@ -230,29 +261,29 @@ pub(crate) fn evaluate(
         "errors",
         blamed
             .clone()
-            .or_else(|| worst_step(&a.steps, |s| s.latency.errors as f64).map(StepFacts::label)),
+            .or_else(|| worst_step(steps, |s| s.latency.errors as f64).map(StepFacts::label)),
         format!("{errors} app errors over the whole run"),
     );
 
     push(
         "max_error_rate",
         budget.max_error_rate,
-        a.during.error_rate,
+        m.during.error_rate,
         "ratio",
-        blamed.or_else(|| worst_step(&a.steps, |s| s.latency.error_rate).map(StepFacts::label)),
+        blamed.or_else(|| worst_step(steps, |s| s.latency.error_rate).map(StepFacts::label)),
         format!(
             "{} errors / {} requests while the migration ran",
-            a.during.errors, a.during.requests
+            m.during.errors, m.during.requests
         ),
     );
 
-    let dur = a.migration.map(|m| m.duration_ms).unwrap_or(0.0);
+    let dur = m.migration.map(|m| m.duration_ms).unwrap_or(0.0);
     push(
         "max_duration_ms",
         budget.max_duration_ms,
         dur,
         "ms",
-        worst_step(&a.steps, |s| s.duration_ms).map(StepFacts::label),
+        worst_step(steps, |s| s.duration_ms).map(StepFacts::label),
         format!("first statement start to last statement end: {dur:.1} ms"),
     );
     out

@@ -2,8 +2,8 @@
 //! time overlap with its lock holds and statements), its locks, and what the
 //! app saw while it ran.
 
+use super::facts::{LockFact, StepFacts, WaitFact};
 use super::latency;
-use super::{LockFact, StepFacts, WaitFact};
 use crate::locks::LockMode;
 use crate::record::{Blocks, LockRow, RunRecord, StatementRow, WaitCause, WaitRow};
 
@@ -157,128 +157,265 @@ pub(crate) fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<S
     step_keys(rec)
         .into_iter()
         .enumerate()
-        .map(|(idx, (phase, step))| {
-            let stmts: Vec<&StatementRow> = rec
-                .statements
-                .iter()
-                .filter(|s| s.phase == phase && s.step == step)
-                .collect();
-            let locks: Vec<&LockRow> = rec
-                .locks
-                .iter()
-                .filter(|l| l.phase == phase && l.step == step)
-                .collect();
-            let attempts = stmts.iter().map(|s| s.attempt).max().unwrap_or(0);
-            // The final try of each statement: per SQL text, its rows at that
-            // text's highest attempt (a whole-transaction retry bumps every
-            // statement; a single-statement retry only its own).
-            let last: Vec<&StatementRow> = stmts
-                .iter()
-                .copied()
-                .filter(|s| {
-                    let top = stmts
-                        .iter()
-                        .filter(|o| o.sql == s.sql)
-                        .map(|o| o.attempt)
-                        .max();
-                    Some(s.attempt) == top
-                })
-                .collect();
-            let bad = last.iter().find(|s| s.outcome != "ok");
-            // The first MAX_SQL distinct texts: a backfill writes one
-            // statement per batch, and `statements` keeps the count.
-            let mut sql: Vec<String> = Vec::new();
-            for s in &last {
-                if sql.len() < MAX_SQL && !sql.contains(&s.sql) {
-                    sql.push(s.sql.clone());
-                }
-            }
-            let start = stmts
-                .iter()
-                .map(|s| s.start_ms)
-                .chain(locks.iter().map(|l| l.requested_ms))
-                .reduce(f64::min)
-                .unwrap_or(0.0);
-            let end = stmts.iter().map(|s| s.end_ms).fold(start, f64::max);
+        .map(|(idx, (phase, step))| one_step(rec, wait_steps, idx, phase, step))
+        .collect()
+}
 
-            // The strongest lock on a relation others can see; a lock on a
-            // relation the step creates only when there is nothing else.
-            let mut created: Vec<(&str, bool)> = Vec::new();
-            for l in &locks {
-                if !created.iter().any(|(r, _)| *r == l.relation) {
-                    created.push((
-                        &l.relation,
-                        created_by_step(rec, &phase, &step, &l.relation),
-                    ));
-                }
-            }
-            let is_created = |rel: &str| created.iter().any(|(r, c)| *r == rel && *c);
-            let visible: Vec<&LockRow> = locks
-                .iter()
-                .copied()
-                .filter(|l| !is_created(&l.relation))
-                .collect();
-            let pool = if visible.is_empty() { &locks } else { &visible };
-            let strongest_lock = pool
-                .iter()
-                .filter(|l| l.locktype == "relation")
-                .filter_map(|l| LockMode::parse(&l.mode).map(|m| (m, *l)))
-                .max_by(|(ma, la), (mb, lb)| ma.cmp(mb).then(la.held_ms.total_cmp(&lb.held_ms)))
-                .map(|(_, l)| LockFact::of(l));
-            let longest_blocking_lock = locks
-                .iter()
-                .filter(|l| l.blocks != Blocks::None)
-                .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
-                .map(|l| LockFact::of(l));
+fn one_step(
+    rec: &RunRecord,
+    wait_steps: &[Option<usize>],
+    idx: usize,
+    phase: String,
+    step: String,
+) -> StepFacts {
+    let stmts: Vec<&StatementRow> = rec
+        .statements
+        .iter()
+        .filter(|s| s.phase == phase && s.step == step)
+        .collect();
+    let locks: Vec<&LockRow> = rec
+        .locks
+        .iter()
+        .filter(|l| l.phase == phase && l.step == step)
+        .collect();
+    let attempts = stmts.iter().map(|s| s.attempt).max().unwrap_or(0);
+    let last = final_tries(&stmts);
+    let bad = last.iter().find(|s| s.outcome != "ok");
+    // The first MAX_SQL distinct texts: a backfill writes one statement per
+    // batch, and `statements` keeps the count.
+    let mut sql: Vec<String> = Vec::new();
+    for s in &last {
+        if sql.len() < MAX_SQL && !sql.contains(&s.sql) {
+            sql.push(s.sql.clone());
+        }
+    }
+    let start = stmts
+        .iter()
+        .map(|s| s.start_ms)
+        .chain(locks.iter().map(|l| l.requested_ms))
+        .reduce(f64::min)
+        .unwrap_or(0.0);
+    let end = stmts.iter().map(|s| s.end_ms).fold(start, f64::max);
 
-            let mine: Vec<&WaitRow> = rec
-                .waits
-                .iter()
-                .zip(wait_steps)
-                .filter(|(_, s)| **s == Some(idx))
-                .map(|(w, _)| w)
-                .collect();
-            let worst_app_wait = mine
-                .iter()
-                .max_by(|a, b| a.wait_ms.total_cmp(&b.wait_ms))
-                .map(|w| WaitFact::of(w));
-            let lock_timeout_ms = rec
-                .info
-                .iter()
-                .flat_map(|i| i.steps.iter())
-                .find(|s| s.phase == phase && s.step == step)
-                .and_then(|s| s.lock_timeout_ms);
+    let mine: Vec<&WaitRow> = rec
+        .waits
+        .iter()
+        .zip(wait_steps)
+        .filter(|(_, s)| **s == Some(idx))
+        .map(|(w, _)| w)
+        .collect();
+    let lock_timeout_ms = rec
+        .info
+        .iter()
+        .flat_map(|i| i.steps.iter())
+        .find(|s| s.phase == phase && s.step == step)
+        .and_then(|s| s.lock_timeout_ms);
 
-            StepFacts {
-                statements: last.len(),
-                attempts,
-                sql,
-                start_ms: start,
-                end_ms: end,
-                duration_ms: crate::pg::round3(end - start),
-                outcome: bad
-                    .map(|s| s.outcome.clone())
-                    .unwrap_or_else(|| "ok".into()),
-                sqlstate: bad.map(|s| s.sqlstate.clone()).unwrap_or_default(),
-                strongest_lock,
-                longest_blocking_lock,
-                lock_wait_ms: locks.iter().map(|l| l.wait_ms).fold(0.0, f64::max),
-                rewrote: stmts.iter().any(|s| s.rewrote),
-                seq_scans: stmts.iter().map(|s| s.seq_scans).sum(),
-                wal_bytes: stmts.iter().map(|s| s.wal_bytes).sum(),
-                app_waits: mine.len(),
-                worst_app_wait,
-                latency: latency::facts(
-                    rec.latency
-                        .iter()
-                        .filter(|r| latency::overlaps(r, start, end)),
-                    start,
-                    end,
-                ),
-                lock_timeout_ms,
-                phase,
-                step,
-            }
+    StepFacts {
+        statements: last.len(),
+        attempts,
+        sql,
+        start_ms: start,
+        end_ms: end,
+        duration_ms: crate::pg::round3(end - start),
+        outcome: bad
+            .map(|s| s.outcome.clone())
+            .unwrap_or_else(|| "ok".into()),
+        sqlstate: bad.map(|s| s.sqlstate.clone()).unwrap_or_default(),
+        strongest_lock: strongest_lock(rec, &phase, &step, &locks),
+        longest_blocking_lock: locks
+            .iter()
+            .filter(|l| l.blocks != Blocks::None)
+            .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
+            .map(|l| LockFact::of(l)),
+        lock_wait_ms: locks.iter().map(|l| l.wait_ms).fold(0.0, f64::max),
+        rewrote: stmts.iter().any(|s| s.rewrote),
+        seq_scans: stmts.iter().map(|s| s.seq_scans).sum(),
+        wal_bytes: stmts.iter().map(|s| s.wal_bytes).sum(),
+        app_waits: mine.len(),
+        worst_app_wait: mine
+            .iter()
+            .max_by(|a, b| a.wait_ms.total_cmp(&b.wait_ms))
+            .map(|w| WaitFact::of(w)),
+        latency: latency::facts(
+            rec.latency
+                .iter()
+                .filter(|r| latency::overlaps(r, start, end)),
+            start,
+            end,
+        ),
+        lock_timeout_ms,
+        phase,
+        step,
+    }
+}
+
+/// The final try of each statement: per SQL text, its rows at that text's
+/// highest attempt (a whole-transaction retry bumps every statement; a
+/// single-statement retry only its own).
+fn final_tries<'a>(stmts: &[&'a StatementRow]) -> Vec<&'a StatementRow> {
+    stmts
+        .iter()
+        .copied()
+        .filter(|s| {
+            let top = stmts
+                .iter()
+                .filter(|o| o.sql == s.sql)
+                .map(|o| o.attempt)
+                .max();
+            Some(s.attempt) == top
         })
         .collect()
+}
+
+/// The strongest relation lock on a relation others can see; a lock on a
+/// relation the step creates only when there is nothing else.
+fn strongest_lock(
+    rec: &RunRecord,
+    phase: &str,
+    step: &str,
+    locks: &[&LockRow],
+) -> Option<LockFact> {
+    let mut created: Vec<(&str, bool)> = Vec::new();
+    for l in locks {
+        if !created.iter().any(|(r, _)| *r == l.relation) {
+            created.push((&l.relation, created_by_step(rec, phase, step, &l.relation)));
+        }
+    }
+    let is_created = |rel: &str| created.iter().any(|(r, c)| *r == rel && *c);
+    let visible: Vec<&LockRow> = locks
+        .iter()
+        .copied()
+        .filter(|l| !is_created(&l.relation))
+        .collect();
+    let pool = if visible.is_empty() { locks } else { &visible };
+    pool.iter()
+        .filter(|l| l.locktype == "relation")
+        .filter_map(|l| LockMode::parse(&l.mode).map(|m| (m, *l)))
+        .max_by(|(ma, la), (mb, lb)| ma.cmp(mb).then(la.held_ms.total_cmp(&lb.held_ms)))
+        .map(|(_, l)| LockFact::of(l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::testkit::{lock, lock_on, record, step_holding, stmt, wait};
+
+    /// The step facts as the analysis computes them (after normalizing).
+    fn facts(r: &RunRecord) -> Vec<StepFacts> {
+        let r = normalize(r);
+        step_facts(&r, &attribute_waits(&r))
+    }
+
+    #[test]
+    fn waits_go_to_the_step_they_overlap_most() {
+        let mut r = record();
+        r.statements.push(stmt("a", "LOCK orders", 1000.0, 1200.0));
+        r.locks
+            .push(lock("a", "AccessExclusiveLock", 1000.0, 1000.0, 1200.0));
+        r.statements
+            .push(stmt("b", "CREATE INDEX i ON orders (c)", 1200.0, 2000.0));
+        r.locks.push(lock("b", "ShareLock", 1200.0, 1200.0, 2000.0));
+        r.waits.push(wait(1150.0, 1900.0, WaitCause::Migration));
+        r.waits.push(wait(1100.0, 1180.0, WaitCause::Migration));
+        let s = facts(&r);
+        assert_eq!(s[0].app_waits, 1);
+        assert_eq!(s[1].app_waits, 1);
+        assert_eq!(s[1].worst_app_wait.as_ref().unwrap().wait_ms, 750.0);
+        assert_eq!(
+            s[0].strongest_lock.as_ref().unwrap().mode,
+            "AccessExclusiveLock"
+        );
+        assert_eq!(s[1].longest_blocking_lock.as_ref().unwrap().held_ms, 800.0);
+    }
+
+    #[test]
+    fn app_vs_app_waits_are_charged_to_no_step() {
+        let mut r = record();
+        let sql = "ALTER TABLE orders ADD COLUMN x int";
+        step_holding(
+            &mut r,
+            "col",
+            sql,
+            (1000.0, 1004.0),
+            "AccessExclusiveLock",
+            1000.5,
+        );
+        r.waits.push(wait(1001.0, 1004.0, WaitCause::Migration));
+        r.waits
+            .push(wait(1002.0, 1004.0, WaitCause::QueuedBehindMigration));
+        r.waits.push(wait(3000.0, 3050.0, WaitCause::App));
+        assert_eq!(attribute_waits(&r), [Some(0), Some(0), None]);
+        assert_eq!(facts(&r)[0].app_waits, 2);
+    }
+
+    #[test]
+    fn a_single_statement_retry_counts_once() {
+        // transaction = false: statement 2 timed out once and succeeded on retry.
+        let mut r = record();
+        r.statements.push(stmt("s", "SET x", 1000.0, 1001.0));
+        let mut t = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1001.0, 1101.0);
+        t.outcome = "lock_timeout".into();
+        t.sqlstate = "55P03".into();
+        r.statements.push(t);
+        let mut ok = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1200.0, 1201.0);
+        ok.attempt = 2;
+        r.statements.push(ok);
+        let st = &facts(&r)[0];
+        assert_eq!(
+            (st.statements, st.attempts, st.outcome.as_str()),
+            (2, 2, "ok")
+        );
+        assert_eq!(st.sql, ["SET x", "ALTER TABLE orders ADD COLUMN y int"]);
+    }
+
+    #[test]
+    fn locks_on_relations_the_step_creates_block_nobody() {
+        let mut r = record();
+        let sql = "CREATE INDEX idx_new ON orders (c)";
+        step_holding(&mut r, "idx", sql, (1000.0, 1800.0), "ShareLock", 1001.0);
+        r.locks.push(lock_on(
+            "public.idx_new",
+            "idx",
+            "AccessExclusiveLock",
+            1001.0,
+            1800.0,
+        ));
+        assert!(created_by_any_step(&r, "public.idx_new"));
+        assert!(!created_by_any_step(&r, "orders"));
+        let st = &facts(&r)[0];
+        let blocking = st.longest_blocking_lock.as_ref().unwrap();
+        assert_eq!(blocking.relation, "orders");
+        // The strongest lock reported is the one others feel.
+        assert_eq!(st.strongest_lock.as_ref().unwrap().relation, "orders");
+    }
+
+    #[test]
+    fn a_relation_known_only_by_oid_blocks_nobody() {
+        // CREATE INDEX CONCURRENTLY: the index being built shows up in
+        // pg_locks under an OID the observer cannot name.
+        let mut r = record();
+        let sql = "CREATE INDEX CONCURRENTLY i ON orders (c)";
+        step_holding(
+            &mut r,
+            "cic",
+            sql,
+            (1000.0, 2000.0),
+            "ShareUpdateExclusiveLock",
+            1000.5,
+        );
+        r.locks.push(lock_on(
+            "18171",
+            "cic",
+            "AccessExclusiveLock",
+            1000.0,
+            2000.0,
+        ));
+        let st = &facts(&r)[0];
+        assert!(st.longest_blocking_lock.is_none());
+        assert_eq!(
+            st.strongest_lock.as_ref().unwrap().mode,
+            "ShareUpdateExclusiveLock"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 
 use regex::Regex;
 
-use super::findings::SafePattern;
+use super::finding::SafePattern;
 
 fn re(p: &str) -> Regex {
     Regex::new(p).expect("static regex")
@@ -17,13 +17,13 @@ fn pattern(advice: &str, sql: String) -> SafePattern {
     }
 }
 
-/// Short statements keep their text; long ones are cut for the example.
-fn shorten(sql: &str) -> String {
-    let one_line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 160 {
-        one_line.chars().take(157).collect::<String>() + "..."
+/// The statement on one line; past `max` characters cut, ending in "...".
+pub(crate) fn one_line(sql: &str, max: usize) -> String {
+    let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.chars().count() > max {
+        s.chars().take(max.saturating_sub(3)).collect::<String>() + "..."
     } else {
-        one_line
+        s
     }
 }
 
@@ -115,7 +115,7 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
 pub fn lock_timeout(sql: &str) -> SafePattern {
     pattern(
         "Set a short lock_timeout on the step (and retries with backoff), so a lock request that cannot be granted quickly gives up instead of making every app query on the table queue behind it; keep the transaction short.",
-        format!("SET lock_timeout = '2s';\n{};\n-- scenario: lock_timeout = \"2s\", retries = 5", shorten(sql.trim().trim_end_matches(';'))),
+        format!("SET lock_timeout = '2s';\n{};\n-- scenario: lock_timeout = \"2s\", retries = 5", one_line(sql.trim().trim_end_matches(';'), 160)),
     )
 }
 

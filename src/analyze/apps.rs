@@ -1,0 +1,186 @@
+//! The app's side of a run: per app version its traffic and its errors by
+//! SQLSTATE, what an error code means for a migration, and which step to
+//! blame for errors that began at a given moment.
+
+use std::collections::BTreeMap;
+
+use super::facts::{AppFacts, SqlstateCount, StepFacts};
+use super::latency;
+use crate::record::{LatencyRow, RunRecord};
+
+/// Per app version: latency over the selected windows, and errors.csv rows
+/// within `[start, end)` grouped by SQLSTATE.
+pub(crate) fn app_facts(
+    rows: &[&LatencyRow],
+    rec: &RunRecord,
+    start: f64,
+    end: f64,
+) -> Vec<AppFacts> {
+    let in_span = |t: f64| t >= start && t < end;
+    let mut apps: Vec<String> = Vec::new();
+    for a in rows.iter().map(|r| &r.app).chain(
+        rec.errors
+            .iter()
+            .filter(|e| in_span(e.t_ms))
+            .map(|e| &e.app),
+    ) {
+        if !apps.contains(a) {
+            apps.push(a.clone());
+        }
+    }
+    // The span the latency figures cover: an open end is the end of the run.
+    let (s, e) = (
+        start.max(0.0),
+        if end.is_finite() {
+            end
+        } else {
+            rec.info.as_ref().map(|i| i.end_ms).unwrap_or(0.0)
+        },
+    );
+    apps.iter()
+        .map(|app| AppFacts {
+            app: app.clone(),
+            latency: latency::facts(rows.iter().copied().filter(|r| &r.app == app), s, e),
+            errors_by_sqlstate: errors_by_sqlstate(rec, app, &in_span),
+        })
+        .collect()
+}
+
+/// errors.csv rows of `app` in the span, grouped by SQLSTATE, most frequent
+/// first.
+fn errors_by_sqlstate(
+    rec: &RunRecord,
+    app: &str,
+    in_span: &dyn Fn(f64) -> bool,
+) -> Vec<SqlstateCount> {
+    let mut by: BTreeMap<String, SqlstateCount> = BTreeMap::new();
+    for e in rec
+        .errors
+        .iter()
+        .filter(|e| e.app == app && in_span(e.t_ms))
+    {
+        let c = by
+            .entry(e.sqlstate.clone())
+            .or_insert_with(|| SqlstateCount {
+                sqlstate: e.sqlstate.clone(),
+                class: error_class(&e.sqlstate, &e.message).to_string(),
+                count: 0,
+                queries: Vec::new(),
+                example: e.message.clone(),
+            });
+        c.count += 1;
+        if !c.queries.contains(&e.query) {
+            c.queries.push(e.query.clone());
+        }
+    }
+    let mut v: Vec<SqlstateCount> = by.into_values().collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then(a.sqlstate.cmp(&b.sqlstate)));
+    v
+}
+
+/// The step to blame for app errors whose first one came at `first_ms`: the
+/// step running, or last started, then. For a schema incompatibility the
+/// last step before it that changed the shape of a table or view (an
+/// ANALYZE or an index build cannot break a query's columns).
+pub(crate) fn blame_step(steps: &[StepFacts], first_ms: f64, schema: bool) -> Option<&StepFacts> {
+    let latest = |pred: &dyn Fn(&StepFacts) -> bool| {
+        steps
+            .iter()
+            .filter(|s| s.start_ms <= first_ms && pred(s))
+            .max_by(|x, y| x.start_ms.total_cmp(&y.start_ms))
+    };
+    if schema {
+        if let Some(s) = latest(&|s| s.sql.iter().any(|q| changes_shape(q))) {
+            return Some(s);
+        }
+    }
+    latest(&|_| true)
+}
+
+/// Does the statement change what queries see (columns, tables, views, types)?
+fn changes_shape(sql: &str) -> bool {
+    let up: String = sql
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
+    let alter_table = up.starts_with("ALTER TABLE")
+        && [
+            "ADD COLUMN",
+            "DROP COLUMN",
+            "RENAME",
+            "TYPE",
+            "ADD ",
+            "DROP ",
+        ]
+        .iter()
+        .any(|k| up.contains(k))
+        && !up.contains("VALIDATE CONSTRAINT");
+    alter_table
+        || [
+            "DROP TABLE",
+            "DROP VIEW",
+            "ALTER VIEW",
+            "CREATE OR REPLACE VIEW",
+            "DROP TYPE",
+            "ALTER TYPE",
+            "DROP FUNCTION",
+            "CREATE OR REPLACE FUNCTION",
+        ]
+        .iter()
+        .any(|k| up.starts_with(k))
+}
+
+/// The class of app errors that break an app version rather than slow it.
+pub const SCHEMA_INCOMPATIBILITY: &str = "schema incompatibility";
+
+/// What an app error means for a migration, from its SQLSTATE and message:
+/// "cached plan must not change result type" (0A000) is a prepared
+/// statement broken by a schema change, so a schema incompatibility.
+pub fn error_class(code: &str, message: &str) -> &'static str {
+    if code == "0A000" && message.contains("cached plan") {
+        return SCHEMA_INCOMPATIBILITY;
+    }
+    sqlstate_class(code)
+}
+
+/// What an app error's SQLSTATE means for a migration.
+pub fn sqlstate_class(code: &str) -> &'static str {
+    match code {
+        "42703" | "42P01" | "42883" | "42704" | "42P10" | "42804" => SCHEMA_INCOMPATIBILITY,
+        "55P03" => "lock timeout",
+        "57014" => "statement timeout",
+        "40P01" => "deadlock",
+        "40001" => "serialization failure",
+        "23505" | "23503" | "23502" | "23514" => "constraint violation",
+        "08006" | "08003" | "57P01" => "connection lost",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_prepared_statement_is_a_schema_incompatibility() {
+        assert_eq!(
+            error_class("0A000", "cached plan must not change result type"),
+            SCHEMA_INCOMPATIBILITY
+        );
+        assert_eq!(error_class("0A000", "feature not supported"), "other");
+        assert_eq!(
+            error_class("42703", "column does not exist"),
+            SCHEMA_INCOMPATIBILITY
+        );
+    }
+
+    #[test]
+    fn only_shape_changes_break_queries() {
+        assert!(changes_shape("ALTER TABLE orders RENAME COLUMN a TO b"));
+        assert!(changes_shape("alter  table orders\n add column x int"));
+        assert!(!changes_shape("ALTER TABLE orders VALIDATE CONSTRAINT c"));
+        assert!(!changes_shape("CREATE INDEX i ON orders (c)"));
+        assert!(!changes_shape("ANALYZE orders"));
+    }
+}

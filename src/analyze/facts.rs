@@ -1,0 +1,160 @@
+//! What the analysis measured, as the reports show it: the run header, the
+//! migration's span, per-step facts (locks, holds, the app waits each step
+//! caused, latency while it ran), per-phase and per-app figures. Plain data:
+//! this file imports nothing else of the analysis but [`LatencyFacts`].
+
+use serde::{Deserialize, Serialize};
+
+use super::latency::LatencyFacts;
+use crate::record::{Blocks, LockRow, WaitCause, WaitRow};
+
+/// run.json, reduced to what a reader of the report needs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunHeader {
+    pub scenario: String,
+    pub description: Option<String>,
+    pub pair: Option<String>,
+    pub variant: Option<String>,
+    pub started_at: String,
+    pub tool_version: String,
+    pub backend: String,
+    pub postgres_version: String,
+    pub rows: Vec<(String, u64)>,
+    pub seed: u64,
+    pub clients: u32,
+    pub rate: Option<f64>,
+    pub window_ms: f64,
+    pub lock_precision_ms: f64,
+    pub failure: Option<String>,
+    pub end_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Span {
+    pub start_ms: f64,
+    pub end_ms: f64,
+    pub duration_ms: f64,
+}
+
+/// What one migration step did and what it cost the app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepFacts {
+    pub phase: String,
+    pub step: String,
+    /// Statements executed, counting each statement's final try only.
+    pub statements: usize,
+    pub attempts: u32,
+    /// The distinct statement texts, in order (at most the first 10).
+    pub sql: Vec<String>,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    pub duration_ms: f64,
+    /// `ok`, or the first non-ok outcome of the last attempt.
+    pub outcome: String,
+    pub sqlstate: String,
+    /// The strongest relation lock the step held, with its longest hold.
+    pub strongest_lock: Option<LockFact>,
+    /// The longest hold of a lock that blocks app reads or writes.
+    pub longest_blocking_lock: Option<LockFact>,
+    /// Longest time the step waited to be granted a lock.
+    pub lock_wait_ms: f64,
+    pub rewrote: bool,
+    pub seq_scans: u64,
+    /// Cluster WAL written while its statements ran (app traffic included).
+    pub wal_bytes: u64,
+    /// App lock waits attributed to this step (cause migration or
+    /// queued-behind-migration, overlapping its lock holds or statements).
+    pub app_waits: usize,
+    pub worst_app_wait: Option<WaitFact>,
+    /// App traffic while the step ran (first statement start to last end).
+    pub latency: LatencyFacts,
+    /// From run.json `steps`; None when not set or not recorded.
+    pub lock_timeout_ms: Option<f64>,
+}
+
+impl StepFacts {
+    /// "phase / step", how budgets and findings name it.
+    pub fn label(&self) -> String {
+        format!("{} / {}", self.phase, self.step)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockFact {
+    pub relation: String,
+    pub mode: String,
+    pub blocks: Blocks,
+    pub requested_ms: f64,
+    pub granted_ms: Option<f64>,
+    pub released_ms: Option<f64>,
+    pub wait_ms: f64,
+    pub held_ms: f64,
+}
+
+impl LockFact {
+    pub(crate) fn of(l: &LockRow) -> LockFact {
+        LockFact {
+            relation: l.relation.clone(),
+            mode: l.mode.clone(),
+            blocks: l.blocks,
+            requested_ms: l.requested_ms,
+            granted_ms: l.granted_ms,
+            released_ms: l.released_ms,
+            wait_ms: l.wait_ms,
+            held_ms: l.held_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WaitFact {
+    pub query: String,
+    pub app: String,
+    pub relation: String,
+    pub mode: String,
+    pub start_ms: f64,
+    pub wait_ms: f64,
+    pub cause: WaitCause,
+}
+
+impl WaitFact {
+    pub(crate) fn of(w: &WaitRow) -> WaitFact {
+        WaitFact {
+            query: w.query.clone(),
+            app: w.app.clone(),
+            relation: w.relation.clone(),
+            mode: w.mode.clone(),
+            start_ms: w.start_ms,
+            wait_ms: w.wait_ms,
+            cause: w.cause,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseFacts {
+    pub name: String,
+    pub apps: Vec<String>,
+    pub latency: LatencyFacts,
+    pub by_app: Vec<AppFacts>,
+}
+
+/// One app version's traffic and errors over a span.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppFacts {
+    pub app: String,
+    pub latency: LatencyFacts,
+    /// errors.csv rows by SQLSTATE, most frequent first.
+    pub errors_by_sqlstate: Vec<SqlstateCount>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SqlstateCount {
+    pub sqlstate: String,
+    /// What the code means for a migration (schema incompatibility, lock
+    /// timeout, ...).
+    pub class: String,
+    pub count: u64,
+    pub queries: Vec<String>,
+    pub example: String,
+}

@@ -1,0 +1,62 @@
+//! What the rewrite and the full-scan findings share: a statement doing
+//! work proportional to the table while its step holds ACCESS EXCLUSIVE on
+//! a relation others can see, so reads and writes wait for all of it.
+
+use super::finding::{Finding, FindingKind, Severity};
+use super::patterns::{self, one_line};
+use super::rule::{Evidence, StepEvidence};
+use crate::locks::LockMode;
+use crate::record::{Blocks, LockRow, StatementRow};
+
+/// What a statement did that grows with the table: (what, in words, for
+/// `seen`; the title's lead, e.g. "Table rewrite").
+pub(super) type Work = (String, &'static str);
+
+/// One finding per step for the first statement whose `work` is Some while
+/// an ACCESS EXCLUSIVE lock of the step was held.
+pub(super) fn check(
+    st: &StepEvidence<'_>,
+    ev: &Evidence<'_>,
+    kind: FindingKind,
+    work: fn(&StatementRow) -> Option<Work>,
+) -> Vec<Finding> {
+    for s in &st.statements {
+        let Some((what, lead)) = work(s) else {
+            continue;
+        };
+        let Some(ae) = held_during(&st.locks, s) else {
+            continue;
+        };
+        let severity = if ae.held_ms > ev.th.blocking_lock_ms {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let seen = format!(
+            "`{}` {what} while holding AccessExclusiveLock on {} for {:.1} ms (reads and writes blocked); the time grows with the table",
+            one_line(&s.sql, 80),
+            ae.relation,
+            ae.held_ms
+        );
+        let title = format!("{lead} under ACCESS EXCLUSIVE on {}", ae.relation);
+        return vec![st
+            .finding(kind, severity, title, seen)
+            .on(Some(ae.relation.clone()))
+            .instead(patterns::for_statement(&s.sql, &ae.relation))];
+    }
+    Vec::new()
+}
+
+/// The step's ACCESS EXCLUSIVE lock on a relation others can see, held
+/// while the statement ran.
+fn held_during<'a>(locks: &[&'a LockRow], s: &StatementRow) -> Option<&'a LockRow> {
+    locks.iter().copied().find(|l| {
+        LockMode::parse(&l.mode) == Some(LockMode::AccessExclusive)
+            && l.locktype == "relation"
+            // Not a relation the step itself creates (normalized to block
+            // nothing): nobody else can see it.
+            && l.blocks != Blocks::None
+            && l.granted_ms.is_some_and(|g| g <= s.end_ms)
+            && l.released_ms.is_none_or(|r| r >= s.start_ms)
+    })
+}

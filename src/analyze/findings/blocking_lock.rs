@@ -1,0 +1,147 @@
+//! A lock that blocks app reads or writes, held past the threshold.
+//!
+//! - **Reads** the step's lock holds (locks.csv, with `blocks` from the
+//!   conflict matrix; a lock on a relation the step creates blocks nobody)
+//!   and the app waits charged to the step.
+//! - **Fires when** a lock that blocks app reads or writes was held longer
+//!   than the threshold (100 ms): once per relation and mode, for the longest
+//!   hold; critical when it blocks reads too or is held 10× the threshold.
+//! - **Advises** the safe form of the statement that took the lock (CREATE
+//!   INDEX CONCURRENTLY, NOT VALID then VALIDATE, a CHECK before SET NOT
+//!   NULL, expand/contract for a type change, ...).
+
+use super::finding::{Finding, FindingKind, Severity};
+use super::patterns;
+use super::rule::{Evidence, Rule, StepEvidence};
+use crate::record::Blocks;
+
+pub const KIND: FindingKind = FindingKind::new("blocking_lock");
+
+pub const RULE: Rule = Rule::step(KIND, check);
+
+fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
+    let th = ev.th.blocking_lock_ms;
+    let mut blocking: Vec<_> = st
+        .locks
+        .iter()
+        .filter(|l| l.blocks != Blocks::None && l.held_ms > th)
+        .collect();
+    blocking.sort_by(|x, y| y.held_ms.total_cmp(&x.held_ms));
+    let mut seen_keys: Vec<(&str, &str)> = Vec::new();
+    let mut out = Vec::new();
+    for l in blocking {
+        let k = (l.relation.as_str(), l.mode.as_str());
+        if seen_keys.contains(&k) {
+            continue;
+        }
+        seen_keys.push(k);
+        let on_rel: Vec<_> = st.waits.iter().filter(|w| w.relation == l.relation).collect();
+        let worst = on_rel.iter().max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
+        let mut seen = format!(
+            "{} on {} held {:.1} ms, blocking app {} (threshold {:.0} ms)",
+            l.mode, l.relation, l.held_ms, l.blocks, th
+        );
+        match worst {
+            Some(w) => seen.push_str(&format!(
+                "; {} app queries waited on {}, worst {} ({}) {:.1} ms",
+                on_rel.len(),
+                l.relation,
+                w.query,
+                w.app,
+                w.wait_ms
+            )),
+            None => seen.push_str("; no app query happened to wait on it in this rehearsal"),
+        }
+        if st.facts.latency.errors > 0 {
+            seen.push_str(&format!(
+                "; {} app errors while the step ran",
+                st.facts.latency.errors
+            ));
+        }
+        let severity = if l.blocks == Blocks::ReadsWrites || l.held_ms >= 10.0 * th {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let title = format!(
+            "{} blocked {} on {} for {:.0} ms",
+            l.mode, l.blocks, l.relation, l.held_ms
+        );
+        let statement = st.statement_at(l.granted_ms.unwrap_or(l.requested_ms));
+        out.push(
+            st.finding(KIND, severity, title, seen)
+                .on(Some(l.relation.clone()))
+                .instead(patterns::for_statement(&statement, &l.relation)),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+pub(super) mod examples {
+    use super::KIND;
+    use crate::analyze::testkit::{lock_on, record, step_holding, wait};
+    use crate::analyze::{analyze, Finding};
+    use crate::record::{RunRecord, WaitCause};
+
+    /// CREATE INDEX holds SHARE on orders for 799 ms while a write waits.
+    pub(in crate::analyze::findings) fn fires() -> RunRecord {
+        let mut r = record();
+        let sql = "CREATE INDEX i ON orders (c)";
+        step_holding(&mut r, "idx", sql, (1000.0, 1800.0), "ShareLock", 1001.0);
+        r.waits.push(wait(1100.0, 1800.0, WaitCause::Migration));
+        r
+    }
+
+    /// CONCURRENTLY holds a lock that blocks nobody for as long; ADD COLUMN
+    /// holds ACCESS EXCLUSIVE for 4 ms, under the threshold.
+    pub(in crate::analyze::findings) fn quiet() -> RunRecord {
+        let mut r = record();
+        let (cic, add) = (
+            "CREATE INDEX CONCURRENTLY i ON orders (c)",
+            "ALTER TABLE orders ADD COLUMN x int",
+        );
+        step_holding(&mut r, "idx", cic, (1000.0, 1800.0), "ShareUpdateExclusiveLock", 1001.0);
+        step_holding(&mut r, "col", add, (2000.0, 2005.0), "AccessExclusiveLock", 2001.0);
+        r
+    }
+
+    fn found(r: &RunRecord) -> Vec<Finding> {
+        let a = analyze(r);
+        a.findings.into_iter().filter(|f| f.kind == KIND).collect()
+    }
+
+    #[test]
+    fn says_how_long_who_waited_and_what_to_do_instead() {
+        let f = found(&fires());
+        assert_eq!(f.len(), 1, "{f:?}");
+        let f = &f[0];
+        assert_eq!(f.step.as_deref(), Some("idx"));
+        assert_eq!(f.relation.as_deref(), Some("orders"));
+        assert!(f.seen.contains("799.0 ms"), "{}", f.seen);
+        let worst = "worst update_order (v1) 700.0 ms";
+        assert!(f.seen.contains(worst), "{}", f.seen);
+        let sql = &f.safe_pattern.sql;
+        assert!(sql.contains("CONCURRENTLY"), "{sql}");
+    }
+
+    #[test]
+    fn a_lock_on_the_relation_the_step_creates_is_not_one() {
+        // CREATE INDEX holds ACCESS EXCLUSIVE on the index it builds;
+        // nobody else can see that index before commit.
+        let mut r = fires();
+        r.locks.push(lock_on("public.i", "idx", "AccessExclusiveLock", 1001.0, 1800.0));
+        let f = found(&r);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].relation.as_deref(), Some("orders"));
+    }
+
+    #[test]
+    fn a_relation_known_only_by_oid_blocks_nobody() {
+        // CREATE INDEX CONCURRENTLY: the index being built shows up in
+        // pg_locks under an OID the observer cannot name.
+        let mut r = quiet();
+        r.locks.push(lock_on("18171", "idx", "AccessExclusiveLock", 1000.0, 1800.0));
+        assert!(found(&r).is_empty());
+    }
+}

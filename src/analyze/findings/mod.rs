@@ -1,0 +1,85 @@
+//! Findings from measured evidence, not static rules: each says what was
+//! seen (with the numbers), where (phase / step / relation), and the safe
+//! pattern to use instead.
+//!
+//! One kind of finding, one file: the file says in its first lines what it
+//! reads, when it fires and what it advises, declares its `KIND` and `RULE`,
+//! holds the check, and in `mod examples` pairs a record it fires on
+//! (`fires()`) with one it must not fire on (`quiet()`), as eugene pairs
+//! bad.sql with good.sql. Adding a finding is a new file here and one line
+//! in the registry below; a test runs every registered rule on both of its
+//! examples.
+
+mod access_exclusive;
+mod finding;
+mod patterns;
+mod rule;
+
+pub use finding::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thresholds};
+pub use rule::Rule;
+
+use rule::{Check, Evidence, StepEvidence};
+
+use super::facts::{AppFacts, StepFacts};
+use crate::record::RunRecord;
+
+/// Declares each rule's module and lists its `RULE` in [`RULES`].
+macro_rules! registry {
+    ($($rule:ident),* $(,)?) => {
+        $(pub mod $rule;)*
+        /// Every finding rule. Within a severity, findings are listed step
+        /// by step in the order the steps ran, and within a step in this
+        /// order; the run-wide rules come last.
+        pub const RULES: &[&Rule] = &[$(&$rule::RULE),*];
+        /// Each rule's examples: (kind, a record it fires on, one it must
+        /// not fire on). A rule without `mod examples` does not compile.
+        #[cfg(test)]
+        pub(crate) const EXAMPLES: &[(FindingKind, fn() -> RunRecord, fn() -> RunRecord)] =
+            &[$(($rule::KIND, $rule::examples::fires, $rule::examples::quiet)),*];
+    };
+}
+
+registry! {
+    blocking_lock,
+    rewrite_under_access_exclusive,
+    scan_under_access_exclusive,
+    lock_queue,
+    no_lock_timeout,
+    wal_volume,
+    app_errors,
+    invalid_index,
+}
+
+/// Run every rule over the analysed run; most severe first.
+pub(crate) fn find(
+    rec: &RunRecord,
+    steps: &[StepFacts],
+    apps: &[AppFacts],
+    wait_steps: &[Option<usize>],
+    th: &Thresholds,
+) -> Vec<Finding> {
+    let ev = Evidence {
+        rec,
+        steps,
+        apps,
+        wait_steps,
+        th,
+    };
+    let mut out: Vec<Finding> = Vec::new();
+    for idx in 0..steps.len() {
+        let st = StepEvidence::of(&ev, idx);
+        for rule in RULES {
+            if let Check::Step(check) = rule.check {
+                out.extend(check(&st, &ev));
+            }
+        }
+    }
+    for rule in RULES {
+        if let Check::Run(check) = rule.check {
+            out.extend(check(&ev));
+        }
+    }
+    // Most severe first; within a severity, in the order found (stable).
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    out
+}

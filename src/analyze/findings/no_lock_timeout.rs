@@ -1,0 +1,118 @@
+//! A step that takes a lock blocking the app, with no lock_timeout: behind
+//! a long transaction it would wait without bound, and every app query on
+//! the table would queue behind it.
+//!
+//! - **Reads** the step's longest blocking lock, its lock_timeout in run.json
+//!   `steps` (or, when not recorded, a 55P03 / lock_timeout attempt proving
+//!   one was set).
+//! - **Fires when** the step held a lock that blocks app reads or writes and
+//!   had no lock_timeout; critical when it waited past the blocking-lock
+//!   threshold for the lock or app queries queued behind it.
+//! - **Advises** a short lock_timeout on the step with retries and backoff.
+
+use super::finding::{Finding, FindingKind, Severity};
+use super::patterns;
+use super::rule::{Evidence, Rule, StepEvidence};
+
+pub const KIND: FindingKind = FindingKind::new("no_lock_timeout");
+
+pub const RULE: Rule = Rule::step(KIND, check);
+
+fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
+    let Some(bl) = &st.facts.longest_blocking_lock else {
+        return Vec::new();
+    };
+    let had_timeout = match st.info {
+        Some(i) => i.lock_timeout_ms.is_some(),
+        // Not recorded: a lock_timeout outcome proves one was set.
+        None => st
+            .statements
+            .iter()
+            .any(|s| s.outcome == "lock_timeout" || s.sqlstate == "55P03"),
+    };
+    if had_timeout {
+        return Vec::new();
+    }
+    let how = if st.info.is_some() {
+        "with no lock_timeout"
+    } else {
+        "with no lock_timeout recorded"
+    };
+    let severity = if bl.wait_ms > ev.th.blocking_lock_ms || !st.queued().is_empty() {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let title = format!("Blocking step without lock_timeout: {}", st.facts.step);
+    let seen = format!(
+        "the step took {} on {} (blocks {}) {how}; it waited {:.1} ms for the lock here, but behind a long transaction it would wait without bound while every app query on {} queues behind it",
+        bl.mode, bl.relation, bl.blocks, st.facts.lock_wait_ms, bl.relation
+    );
+    vec![st
+        .finding(KIND, severity, title, seen)
+        .on(Some(bl.relation.clone()))
+        .instead(patterns::lock_timeout(st.first_sql()))]
+}
+
+#[cfg(test)]
+pub(super) mod examples {
+    use super::KIND;
+    use crate::analyze::testkit::{record, step_holding, step_info};
+    use crate::analyze::{analyze, Severity};
+    use crate::record::RunRecord;
+
+    /// ADD COLUMN (ACCESS EXCLUSIVE for 4 ms) with this lock_timeout in
+    /// run.json.
+    fn add_column(lock_timeout_ms: Option<f64>) -> RunRecord {
+        let mut r = record();
+        let sql = "ALTER TABLE orders ADD COLUMN x int";
+        step_holding(&mut r, "col", sql, (1000.0, 1004.0), "AccessExclusiveLock", 1000.5);
+        r.info.as_mut().unwrap().steps = vec![step_info("col", lock_timeout_ms)];
+        r
+    }
+
+    /// ADD COLUMN takes ACCESS EXCLUSIVE with no lock_timeout.
+    pub(in crate::analyze::findings) fn fires() -> RunRecord {
+        add_column(None)
+    }
+
+    /// The same with lock_timeout = 2s.
+    pub(in crate::analyze::findings) fn quiet() -> RunRecord {
+        add_column(Some(2000.0))
+    }
+
+    fn fired(r: &RunRecord) -> bool {
+        analyze(r).findings.iter().any(|f| f.kind == KIND)
+    }
+
+    #[test]
+    fn names_the_lock_and_what_it_blocks() {
+        let a = analyze(&fires());
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
+        assert_eq!(f.severity, Severity::Warning);
+        let lock = "AccessExclusiveLock on orders";
+        assert!(f.seen.contains(lock), "{}", f.seen);
+    }
+
+    #[test]
+    fn a_lock_timeout_attempt_proves_one_was_set() {
+        // Not recorded in run.json, but a 55P03 first attempt proves it.
+        let mut r = add_column(None);
+        r.info.as_mut().unwrap().steps.clear();
+        let mut first = r.statements[0].clone();
+        (first.start_ms, first.end_ms) = (900.0, 950.0);
+        (first.outcome, first.sqlstate) = ("lock_timeout".into(), "55P03".into());
+        r.statements[0].attempt = 2;
+        r.statements.insert(0, first);
+        assert!(!fired(&r));
+    }
+
+    #[test]
+    fn a_lock_that_blocks_nobody_needs_none() {
+        let mut r = record();
+        let sql = "ALTER TABLE orders VALIDATE CONSTRAINT c";
+        step_holding(&mut r, "v", sql, (1000.0, 1100.0), "ShareUpdateExclusiveLock", 1000.5);
+        r.info.as_mut().unwrap().steps = vec![step_info("v", None)];
+        assert!(!fired(&r));
+    }
+}

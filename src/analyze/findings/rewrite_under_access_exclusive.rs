@@ -1,0 +1,75 @@
+//! A table rewrite (a new relfilenode) while holding ACCESS EXCLUSIVE.
+//!
+//! - **Reads** statements.csv `rewrote` (a table of the scenario got a new
+//!   relfilenode) and the step's ACCESS EXCLUSIVE holds.
+//! - **Fires when** a statement rewrote a table while the step held ACCESS
+//!   EXCLUSIVE on a relation others can see; critical when that hold passed
+//!   the blocking-lock threshold.
+//! - **Advises** the form that does not rewrite: a column added without a
+//!   volatile default and backfilled in batches, a type change by
+//!   expand/contract, pg_repack instead of VACUUM FULL.
+
+use super::access_exclusive::{self, Work};
+use super::finding::{Finding, FindingKind};
+use super::rule::{Evidence, Rule, StepEvidence};
+use crate::record::StatementRow;
+
+pub const KIND: FindingKind = FindingKind::new("rewrite_under_access_exclusive");
+
+pub const RULE: Rule = Rule::step(KIND, check);
+
+fn rewrote(s: &StatementRow) -> Option<Work> {
+    s.rewrote.then(|| {
+        (
+            format!(
+                "rewrote the table (new relfilenode) in {:.1} ms",
+                s.duration_ms
+            ),
+            "Table rewrite",
+        )
+    })
+}
+
+fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
+    access_exclusive::check(st, ev, KIND, rewrote)
+}
+
+#[cfg(test)]
+pub(super) mod examples {
+    use super::KIND;
+    use crate::analyze::analyze;
+    use crate::analyze::testkit::{record, step_holding};
+    use crate::record::RunRecord;
+
+    /// ALTER COLUMN ... TYPE rewrites orders under ACCESS EXCLUSIVE.
+    pub(in crate::analyze::findings) fn fires() -> RunRecord {
+        let mut r = record();
+        let sql = "ALTER TABLE orders ALTER COLUMN total TYPE bigint";
+        step_holding(&mut r, "type", sql, (1000.0, 1500.0), "AccessExclusiveLock", 1000.5)
+            .rewrote = true;
+        r
+    }
+
+    /// A rewrite in a step whose ACCESS EXCLUSIVE hold does not overlap it.
+    pub(in crate::analyze::findings) fn quiet() -> RunRecord {
+        let mut r = record();
+        let sql = "UPDATE orders SET x = 1";
+        let s = step_holding(&mut r, "other", sql, (2000.0, 2100.0), "AccessExclusiveLock", 0.0);
+        s.rewrote = true;
+        let l = r.locks.last_mut().expect("pushed");
+        (l.requested_ms, l.granted_ms, l.released_ms) = (2500.0, Some(2500.5), Some(2502.0));
+        r
+    }
+
+    #[test]
+    fn names_the_step_and_the_rewrite() {
+        let a = analyze(&fires());
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("rewrite");
+        assert_eq!(f.step.as_deref(), Some("type"));
+        assert!(f.seen.contains("rewrote the table"), "{}", f.seen);
+        let title = "Table rewrite under ACCESS EXCLUSIVE on orders";
+        assert!(f.title.starts_with(title), "{}", f.title);
+        let advice = &f.safe_pattern.advice;
+        assert!(advice.contains("expand/contract"), "{advice}");
+    }
+}

@@ -1,0 +1,82 @@
+//! A full-table scan (no rewrite) while holding ACCESS EXCLUSIVE.
+//!
+//! - **Reads** statements.csv `seq_scans` (sequential scans of the scenario's
+//!   tables by the statement) and the step's ACCESS EXCLUSIVE holds.
+//! - **Fires when** a statement that did not rewrite made a sequential scan
+//!   while the step held ACCESS EXCLUSIVE on a relation others can see (SET
+//!   NOT NULL, a validated CHECK or foreign key added in one go); critical
+//!   past the blocking-lock threshold.
+//! - **Advises** prove the condition under a weaker lock first: a CHECK or
+//!   foreign key added NOT VALID and validated in its own step (SHARE UPDATE
+//!   EXCLUSIVE), then SET NOT NULL skips its scan.
+
+use super::access_exclusive::{self, Work};
+use super::finding::{Finding, FindingKind};
+use super::rule::{Evidence, Rule, StepEvidence};
+use crate::record::StatementRow;
+
+pub const KIND: FindingKind = FindingKind::new("scan_under_access_exclusive");
+
+pub const RULE: Rule = Rule::step(KIND, check);
+
+fn scanned(s: &StatementRow) -> Option<Work> {
+    (s.seq_scans > 0 && !s.rewrote).then(|| {
+        (
+            format!(
+                "made {} sequential scan(s) in {:.1} ms",
+                s.seq_scans, s.duration_ms
+            ),
+            "Full scan",
+        )
+    })
+}
+
+fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
+    access_exclusive::check(st, ev, KIND, scanned)
+}
+
+#[cfg(test)]
+pub(super) mod examples {
+    use super::KIND;
+    use crate::analyze::analyze;
+    use crate::analyze::testkit::{lock_on, record, step_holding};
+    use crate::record::RunRecord;
+
+    /// SET NOT NULL scans orders under ACCESS EXCLUSIVE.
+    pub(in crate::analyze::findings) fn fires() -> RunRecord {
+        let mut r = record();
+        let sql = "ALTER TABLE orders ALTER COLUMN status SET NOT NULL";
+        step_holding(&mut r, "nn", sql, (2000.0, 2300.0), "AccessExclusiveLock", 2000.5)
+            .seq_scans = 1;
+        r
+    }
+
+    /// VALIDATE CONSTRAINT scans under SHARE UPDATE EXCLUSIVE: the safe way.
+    pub(in crate::analyze::findings) fn quiet() -> RunRecord {
+        let mut r = record();
+        let sql = "ALTER TABLE orders VALIDATE CONSTRAINT c";
+        step_holding(&mut r, "validate", sql, (1000.0, 1500.0), "ShareUpdateExclusiveLock", 1000.5)
+            .seq_scans = 1;
+        r
+    }
+
+    #[test]
+    fn advises_a_check_constraint_before_set_not_null() {
+        let a = analyze(&fires());
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("scan");
+        assert_eq!(f.step.as_deref(), Some("nn"));
+        let sql = &f.safe_pattern.sql;
+        assert!(sql.contains("CHECK (status IS NOT NULL) NOT VALID"), "{sql}");
+    }
+
+    #[test]
+    fn access_exclusive_on_the_index_being_built_is_not_one() {
+        // CREATE INDEX holds ACCESS EXCLUSIVE on the index it builds; nobody
+        // can see that index, and the table scan happens under SHARE.
+        let mut r = record();
+        let sql = "CREATE INDEX idx_new ON orders (c)";
+        step_holding(&mut r, "idx", sql, (1000.0, 1600.0), "ShareLock", 1000.5).seq_scans = 1;
+        r.locks.push(lock_on("idx_new", "idx", "AccessExclusiveLock", 1000.0, 1600.0));
+        assert!(!analyze(&r).findings.iter().any(|f| f.kind == KIND));
+    }
+}

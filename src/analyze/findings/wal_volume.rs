@@ -1,0 +1,113 @@
+//! A step that wrote a lot of WAL: replicas and archiving have to carry it,
+//! and in production it grows with the table.
+//!
+//! - **Reads** statements.csv `wal_bytes` summed over the step (cluster-wide,
+//!   app writes included) and server.csv replica lag while it ran.
+//! - **Fires when** the step wrote at least the WAL threshold (16 MiB); info,
+//!   a warning from 1 GiB.
+//! - **Advises** for an UPDATE or a rewrite, its batched or non-rewriting
+//!   form; otherwise to expect the WAL times the size ratio in production and
+//!   check replica lag and archiving.
+
+use super::finding::{fmt_bytes, Finding, FindingKind, SafePattern, Severity};
+use super::patterns;
+use super::rule::{Evidence, Rule, StepEvidence};
+
+pub const KIND: FindingKind = FindingKind::new("wal_volume");
+
+pub const RULE: Rule = Rule::step(KIND, check);
+
+fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
+    let facts = st.facts;
+    if facts.wal_bytes < ev.th.wal_bytes {
+        return Vec::new();
+    }
+    let secs = (facts.duration_ms / 1000.0).max(0.001);
+    let rel = facts.strongest_lock.as_ref().map(|l| l.relation.clone());
+    let sql = st.first_sql();
+    let safe = if sql.trim_start().to_ascii_uppercase().starts_with("UPDATE") || facts.rewrote {
+        patterns::for_statement(sql, rel.as_deref().unwrap_or("t"))
+    } else {
+        SafePattern {
+            advice: "Expect this WAL in production multiplied by the size ratio: check replica lag and archive throughput, run it off-peak, and split batch work into short transactions with pauses (a backfill step).".into(),
+            sql: "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), '<lsn before>')); -- measure on a staging copy".into(),
+        }
+    };
+    let lag = ev
+        .rec
+        .server
+        .iter()
+        .filter(|s| s.t_ms >= facts.start_ms && s.t_ms <= facts.end_ms + 1000.0)
+        .filter_map(|s| s.replica_lag_bytes)
+        .max();
+    let severity = if facts.wal_bytes >= 1024 * 1024 * 1024 {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    let title = format!(
+        "{} of WAL written by {}",
+        fmt_bytes(facts.wal_bytes),
+        facts.step
+    );
+    let seen = format!(
+        "{} of WAL in {:.1} s ({}/s, cluster-wide while the step ran){}",
+        fmt_bytes(facts.wal_bytes),
+        secs,
+        fmt_bytes((facts.wal_bytes as f64 / secs) as u64),
+        lag.map(|l| format!("; replica lag reached {}", fmt_bytes(l)))
+            .unwrap_or_default()
+    );
+    vec![st.finding(KIND, severity, title, seen).on(rel).instead(safe)]
+}
+
+#[cfg(test)]
+pub(super) mod examples {
+    use super::KIND;
+    use crate::analyze::analyze;
+    use crate::analyze::testkit::{record, stmt};
+    use crate::record::RunRecord;
+
+    /// A batch UPDATE writes 64 MiB of WAL in 2 s.
+    pub(in crate::analyze::findings) fn fires() -> RunRecord {
+        let mut r = record();
+        let mut s = stmt(
+            "backfill",
+            "UPDATE orders SET s2 = s WHERE id > 0 AND id <= 10000",
+            1000.0,
+            3000.0,
+        );
+        s.wal_bytes = 64 * 1024 * 1024;
+        r.statements.push(s);
+        r
+    }
+
+    /// ADD COLUMN writes 4 KiB.
+    pub(in crate::analyze::findings) fn quiet() -> RunRecord {
+        let mut r = record();
+        let mut s = stmt(
+            "small",
+            "ALTER TABLE orders ADD COLUMN y int",
+            3100.0,
+            3101.0,
+        );
+        s.wal_bytes = 4096;
+        r.statements.push(s);
+        r
+    }
+
+    #[test]
+    fn says_how_much_how_fast_and_only_for_the_heavy_step() {
+        let mut r = fires();
+        r.statements.extend(quiet().statements);
+        let a = analyze(&r);
+        let f: Vec<_> = a.findings.iter().filter(|f| f.kind == KIND).collect();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].step.as_deref(), Some("backfill"));
+        assert!(
+            f[0].seen.contains("64.0 MiB of WAL in 2.0 s (32.0 MiB/s"),
+            "{}",
+            f[0].seen
+        );
+    }
+}
