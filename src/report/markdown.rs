@@ -1,249 +1,157 @@
-//! summary.md: the verdict line first, then budgets, steps, app latency,
-//! phases with errors by app version, and findings with the safe pattern.
+//! Markdown (GitHub flavoured) for a [`Document`]: summary.md, also appended
+//! to $GITHUB_STEP_SUMMARY. Only formatting: what to say is decided when
+//! the document is built.
 
-use super::format::{
-    blocking, budget_value, lock, ms, opt_ms, outcome, pct, span, sql_list, table_work, waits,
-};
-use super::Summary;
-use crate::analyze::LatencyFacts;
+use super::view::{Block, Callout, ChartRef, Document, Inline, Table, Text, Tone};
+
+pub(crate) fn render(doc: &Document) -> String {
+    let mut o = format!("# {}\n\n", doc.title);
+    for b in &doc.lead {
+        block(&mut o, b);
+    }
+    for s in &doc.sections {
+        o.push_str(&format!("## {}\n\n", s.title));
+        for b in &s.blocks {
+            block(&mut o, b);
+        }
+    }
+    if !doc.notes.is_empty() {
+        o.push_str("---\n\n");
+        for n in &doc.notes {
+            o.push_str(&format!("_{}_\n\n", text(n)));
+        }
+    }
+    o.truncate(o.trim_end().len());
+    o.push('\n');
+    o
+}
+
+fn icon(tone: Tone) -> &'static str {
+    match tone {
+        Tone::Neutral => "",
+        Tone::Pass => "✅ ",
+        Tone::Fail => "❌ ",
+        Tone::Critical => "🔴 ",
+        Tone::Warning => "🟠 ",
+        Tone::Info => "🔵 ",
+    }
+}
+
+fn text(t: &Text) -> String {
+    t.iter().map(inline).collect()
+}
+
+fn inline(i: &Inline) -> String {
+    match i {
+        Inline::Plain(s) => s.clone(),
+        Inline::Strong(t) => format!("**{}**", text(t)),
+        // A backtick would end the code span early.
+        Inline::Code(s) => format!("`{}`", s.replace('`', "'")),
+        Inline::Link { text, href } => format!("[{text}]({href})"),
+        Inline::Badge(tone, s) => format!("{}{s}", icon(*tone)),
+    }
+}
+
+fn block(o: &mut String, b: &Block) {
+    match b {
+        Block::Paragraph(t) | Block::Meta(t) | Block::Banner(_, t) => {
+            o.push_str(&format!("{}\n\n", text(t)))
+        }
+        Block::Quote(t) => o.push_str(&format!("> {}\n\n", text(t))),
+        Block::Table(t) => table(o, t),
+        Block::Chart(c) => chart(o, c),
+        Block::Callout(c) => callout(o, c),
+        Block::Links(links) => {
+            let v: Vec<String> = links
+                .iter()
+                .map(|(text, href)| format!("[{text}]({href})"))
+                .collect();
+            o.push_str(&format!("{}\n\n", v.join(" · ")));
+        }
+    }
+}
 
 /// Table cells must not break the table.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+fn cell(t: &Text) -> String {
+    text(t).replace('|', "\\|").replace('\n', " ")
 }
 
-pub(crate) fn verdict_line(s: &Summary) -> String {
-    let a = &s.analysis;
-    if a.budgets.is_empty() {
-        return "**Verdict: no budget checked** — set [budget] in the scenario or pass --budget key=value".into();
-    }
-    if s.verdict_passed() {
-        return format!(
-            "**Verdict: ✅ PASS** — all {} budgets held",
-            a.budgets.len()
-        );
-    }
-    let parts: Vec<String> = a
-        .breached()
-        .map(|b| {
-            format!(
-                "{} (limit {}, measured {}{})",
-                b.name,
-                budget_value(b, b.limit),
-                budget_value(b, b.measured),
-                b.step
-                    .as_ref()
-                    .map(|st| format!(", step {st}"))
-                    .unwrap_or_default()
-            )
+fn table(o: &mut String, t: &Table) {
+    let titles: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| match &c.group {
+            Some(g) => format!("{g} {}", c.title),
+            None => c.title.clone(),
         })
         .collect();
-    format!(
-        "**Verdict: ❌ FAIL** — {} of {} budgets breached: {}",
-        parts.len(),
-        a.budgets.len(),
-        parts.join("; ")
-    )
-}
-
-fn latency_cells(l: &LatencyFacts) -> String {
-    format!(
-        "{} | {:.0} | {} | {} | {} | {} | {}",
-        l.requests,
-        l.qps,
-        opt_ms(l.p50_ms),
-        opt_ms(l.p99_ms),
-        opt_ms(l.max_ms),
-        l.errors,
-        pct(l.error_rate)
-    )
-}
-
-pub(crate) fn render(s: &Summary) -> String {
-    let a = &s.analysis;
-    let r = &a.run;
-    let mut o = String::new();
-    o.push_str(&format!("# pgrehearse: {}\n\n", r.scenario));
-    o.push_str(&verdict_line(s));
-    o.push_str("\n\n");
-    if let Some(f) = &r.failure {
-        o.push_str(&format!("**The rehearsal did not finish:** {f}\n\n"));
-    }
-    if let Some(d) = &r.description {
-        o.push_str(&format!("> {d}\n\n"));
-    }
-    let rows: Vec<String> = r
-        .rows
+    let aligns: Vec<&str> = t
+        .columns
         .iter()
-        .map(|(t, n)| format!("{t} {n} rows"))
+        .map(|c| if c.numeric { "---:" } else { "---" })
         .collect();
     o.push_str(&format!(
-        "PostgreSQL {} ({}) · {} · {} clients{} · seed {} · started {}{}\n\n",
-        r.postgres_version,
-        r.backend,
-        rows.join(", "),
-        r.clients,
-        r.rate
-            .map(|q| format!(" at {q:.0} req/s"))
-            .unwrap_or_else(|| " (closed loop)".into()),
-        r.seed,
-        r.started_at,
-        match (&r.pair, &r.variant) {
-            (Some(p), Some(v)) => format!(" · pair {p} ({v})"),
-            _ => String::new(),
-        }
+        "| {} |\n|{}|\n",
+        titles.join(" | "),
+        aligns.join("|")
     ));
-    if let Some(m) = a.migration {
-        o.push_str(&format!(
-            "Migration ran {} ({}); app p99 **{}** before, **{}** during, **{}** after.\n\n",
-            ms(m.duration_ms),
-            span(m.start_ms, m.end_ms),
-            opt_ms(a.before.p99_ms),
-            opt_ms(a.during.p99_ms),
-            opt_ms(a.after.p99_ms)
-        ));
+    for r in &t.rows {
+        let cells: Vec<String> = r.cells.iter().map(|c| cell(&c.text)).collect();
+        o.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
-
-    o.push_str("## Budgets\n\n");
-    if a.budgets.is_empty() {
-        o.push_str("No budget was set.\n\n");
-    } else {
-        o.push_str("| budget | limit | measured | result | step | measured as |\n|---|---:|---:|---|---|---|\n");
-        for b in &a.budgets {
-            o.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
-                b.name,
-                budget_value(b, b.limit),
-                budget_value(b, b.measured),
-                if b.passed { "✅ pass" } else { "❌ **fail**" },
-                b.step.as_deref().unwrap_or("–"),
-                cell(&b.detail)
-            ));
+    o.push('\n');
+    // Second lines of cells, as a list under the table, named by the row's
+    // first cell.
+    let mut details = String::new();
+    for r in &t.rows {
+        for d in r.cells.iter().filter_map(|c| c.detail.as_ref()) {
+            let name = r.cells.first().map(|c| cell(&c.text)).unwrap_or_default();
+            details.push_str(&format!("- **{name}**: {}\n", text(d)));
         }
+    }
+    if !details.is_empty() {
+        o.push_str(&details);
         o.push('\n');
     }
+}
 
-    o.push_str("## Steps\n\n");
-    o.push_str("| phase / step | duration | outcome | strongest lock | longest blocking hold | waited for lock | worst app wait | app p99 while running | errors | table work |\n");
-    o.push_str("|---|---:|---|---|---|---:|---|---:|---:|---|\n");
-    for st in &a.steps {
-        o.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            cell(&st.label()),
-            ms(st.duration_ms),
-            cell(&outcome(st)),
-            cell(&lock(&st.strongest_lock)),
-            cell(&blocking(st)),
-            ms(st.lock_wait_ms),
-            cell(&waits(st)),
-            opt_ms(st.latency.p99_ms),
-            st.latency.errors,
-            table_work(st)
-        ));
+fn chart(o: &mut String, c: &ChartRef) {
+    o.push_str(&format!(
+        "**{0}** ([PNG]({0}.png) · [SVG]({0}.svg)): {1}\n\n",
+        c.name, c.caption
+    ));
+}
+
+fn callout(o: &mut String, c: &Callout) {
+    o.push_str(&format!(
+        "### {}. {}{} — {}\n\n",
+        c.number,
+        icon(c.tone),
+        c.label,
+        c.title
+    ));
+    for (k, v) in &c.fields {
+        o.push_str(&format!("- **{k}:** {}\n", text(v)));
     }
     o.push('\n');
-    for st in &a.steps {
-        o.push_str(&format!(
-            "- **{}**: `{}`\n",
-            cell(&st.label()),
-            sql_list(&st.sql).replace('`', "'")
-        ));
+    if let Some(sql) = &c.sql {
+        o.push_str(&format!("```sql\n{sql}\n```\n\n"));
     }
-    o.push('\n');
+}
 
-    o.push_str("## App latency\n\n| period | span | requests | req/s | p50 | p99 | max | errors | error rate |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (name, l) in [
-        ("before", &a.before),
-        ("during the migration", &a.during),
-        ("after", &a.after),
-    ] {
-        o.push_str(&format!(
-            "| {name} | {} | {} |\n",
-            span(l.start_ms, l.end_ms),
-            latency_cells(l)
-        ));
-    }
-    o.push('\n');
+#[cfg(test)]
+mod tests {
+    use crate::report::view::sample::compare_like;
 
-    if !a.phases.is_empty() {
-        o.push_str("## Phases\n\n| phase | apps | span | requests | req/s | p50 | p99 | max | errors | error rate |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-        for p in &a.phases {
-            o.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                cell(&p.name),
-                p.apps.join(", "),
-                span(p.latency.start_ms, p.latency.end_ms),
-                latency_cells(&p.latency)
-            ));
-        }
-        o.push('\n');
+    #[test]
+    fn grouped_columns_details_charts_and_badges() {
+        let md = super::render(&compare_like());
+        assert!(md.starts_with("# pgrehearse compare: naive vs safe\n\n**✅ B is safer**: longest blocking hold 1199 ms → 0 ms\n\n## Steps\n\n"), "{md}");
+        assert!(md.contains("| step | A p99 | B p99 |\n|---|---:|---:|\n| create index | 1017.7 ms | 4.1 ms |\n\n- **create index**: `CREATE INDEX 'i'`\n"), "{md}");
+        assert!(
+            md.contains("**locks** ([PNG](locks.png) · [SVG](locks.svg)): A | B <overlaid>"),
+            "{md}"
+        );
+        assert!(md.ends_with("---\n\n_a note_\n"), "{md}");
     }
-
-    o.push_str("### Errors by app version\n\n| scope | app | requests | errors | error rate | by SQLSTATE |\n|---|---|---:|---:|---:|---|\n");
-    let scopes = std::iter::once(("whole run".to_string(), &a.apps)).chain(
-        a.phases
-            .iter()
-            .map(|p| (format!("phase {}", p.name), &p.by_app)),
-    );
-    for (scope, apps) in scopes {
-        for app in apps.iter() {
-            let codes: Vec<String> = app
-                .errors_by_sqlstate
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{}× {} {} ({})",
-                        c.count,
-                        c.sqlstate,
-                        c.class,
-                        c.queries.join(", ")
-                    )
-                })
-                .collect();
-            o.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
-                cell(&scope),
-                cell(&app.app),
-                app.latency.requests,
-                app.latency.errors,
-                pct(app.latency.error_rate),
-                cell(&if codes.is_empty() {
-                    "–".to_string()
-                } else {
-                    codes.join("; ")
-                })
-            ));
-        }
-    }
-    o.push('\n');
-
-    o.push_str("## Findings\n\n");
-    if a.findings.is_empty() {
-        o.push_str("No findings: no blocking lock held past the threshold, no lock queue, no app errors.\n\n");
-    }
-    for (i, f) in a.findings.iter().enumerate() {
-        let icon = match f.severity {
-            crate::analyze::Severity::Critical => "🔴",
-            crate::analyze::Severity::Warning => "🟠",
-            crate::analyze::Severity::Info => "🔵",
-        };
-        o.push_str(&format!(
-            "### {}. {icon} {} — {}\n\n",
-            i + 1,
-            f.severity,
-            f.title
-        ));
-        o.push_str(&format!("- **Where:** {}\n", f.location()));
-        o.push_str(&format!("- **Seen:** {}\n", f.seen));
-        o.push_str(&format!("- **Instead:** {}\n\n", f.safe_pattern.advice));
-        o.push_str(&format!("```sql\n{}\n```\n\n", f.safe_pattern.sql));
-    }
-
-    o.push_str("---\n\n");
-    for n in &s.notes {
-        o.push_str(&format!("_{n}_\n\n"));
-    }
-    let files: Vec<String> = s.files.iter().map(|f| format!("[{f}]({f})")).collect();
-    o.push_str(&format!("Files: {}\n", files.join(" · ")));
-    o
 }

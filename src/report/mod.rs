@@ -3,29 +3,34 @@
 //! charts as SVG and PNG. Everything is rebuilt from run.json and the CSVs,
 //! so `pgrehearse report RUN_DIR` needs nothing else.
 
+//!
+//! Each report is built once as a [`view::Document`] (`run_view` for a
+//! run's summary) and formatted by `markdown` and `html`, which know
+//! nothing of runs.
+
 pub mod charts;
 mod format;
 mod html;
 mod markdown;
 pub mod rerender;
+mod run_view;
+mod summary;
+mod text;
+pub mod view;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::analyze::{analyze_with, Analysis, AnalyzeOptions};
-use crate::error::{exit, Error, Result};
+use crate::analyze::{analyze_with, AnalyzeOptions};
+use crate::error::{Error, Result};
 use crate::record::RunRecord;
 
-pub use format::text_summary;
+pub use summary::{Summary, PERCENTILE_NOTE};
+pub use text::text_summary;
 
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_MD: &str = "summary.md";
 pub const INDEX_HTML: &str = "index.html";
-
-/// How the percentiles over a span are obtained; shown in every report.
-pub const PERCENTILE_NOTE: &str = "Percentiles over a span (a step, a phase, before/during/after) are reconstructed from the per-window p50/p95/p99/max in latency.csv: each window's distribution is taken as piecewise linear through those points, windows are merged weighted by their request counts, and the quantile is read off the merged distribution. Exact for one window; a merged p99 always lies between the smallest and largest window p99. Max is exact.";
 
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -57,71 +62,6 @@ impl RenderOptions {
         let mut o = RenderOptions::default();
         o.analyze.budget_overrides = budgets;
         o
-    }
-}
-
-/// summary.json: the verdict, every budget with limit / measured / step,
-/// per-step facts, per-phase latency and errors, findings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Summary {
-    /// "pass" when every checked budget held, else "fail".
-    pub verdict: String,
-    /// Names of the breached budgets.
-    pub breached: Vec<String>,
-    #[serde(flatten)]
-    pub analysis: Analysis,
-    /// How the figures were computed, in words.
-    pub notes: Vec<String>,
-    /// Files of the run directory, relative to it.
-    pub files: Vec<String>,
-}
-
-impl Summary {
-    pub fn from_analysis(analysis: Analysis, files: Vec<String>) -> Summary {
-        Summary {
-            verdict: if analysis.passed() { "pass" } else { "fail" }.to_string(),
-            breached: analysis.breached().map(|b| b.name.clone()).collect(),
-            notes: {
-                let mut n = vec![PERCENTILE_NOTE.to_string()];
-                if analysis.run.lock_precision_ms > 0.0 {
-                    n.push(format!(
-                        "Lock grant and release times are known to ±{} ms (as measured: poll interval and clock offset).",
-                        analysis.run.lock_precision_ms
-                    ));
-                }
-                n
-            },
-            analysis,
-            files,
-        }
-    }
-
-    pub fn verdict_passed(&self) -> bool {
-        self.breached.is_empty()
-    }
-
-    /// 0 when every budget held, 1 when one was breached.
-    pub fn exit_code(&self) -> u8 {
-        if self.verdict_passed() {
-            exit::OK
-        } else {
-            exit::BUDGET_BREACHED
-        }
-    }
-
-    /// One line for `-q`: "create-index-naive: FAIL — max_blocking_lock_ms
-    /// 1199.2 ms > 500.0 ms (expand / create index); ...".
-    pub fn verdict_line(&self) -> String {
-        format::verdict_line(&self.analysis)
-    }
-
-    /// The plain-text summary printed at the end of a run.
-    pub fn text(&self) -> String {
-        text_summary(&self.analysis)
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("summary serializes") + "\n"
     }
 }
 
@@ -161,9 +101,10 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
     let summary = Summary::from_analysis(analysis, files);
 
     std::fs::write(dir.join(SUMMARY_JSON), summary.to_json())?;
-    let md = markdown::render(&summary);
+    let doc = run_view::document(&summary);
+    let md = markdown::render(&doc);
     std::fs::write(dir.join(SUMMARY_MD), &md)?;
-    std::fs::write(dir.join(INDEX_HTML), html::render(&summary, dir))?;
+    std::fs::write(dir.join(INDEX_HTML), html::render(&doc))?;
     if let Some(path) = &opts.github_step_summary {
         let mut f = std::fs::OpenOptions::new()
             .create(true)

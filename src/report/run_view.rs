@@ -1,0 +1,385 @@
+//! The report of one run as a [`Document`]: the verdict and context first,
+//! then budgets, charts, steps, app latency, phases, errors by app version,
+//! findings and the run directory's files. summary.md and index.html are
+//! this document, formatted.
+
+use super::format::{
+    blocking, breach, budget_value, lock, ms, opt_ms, outcome, pct, span, sql_list, table_work,
+    waits,
+};
+use super::summary::Summary;
+use super::view::{
+    plain, strong, Block, Callout, Cell, ChartRef, Document, Inline, Section, Table, Text, Tone,
+};
+use crate::analyze::{Analysis, AppFacts, LatencyFacts, Severity};
+
+/// The charts a run report shows, with what to read in each.
+const CHARTS: [(&str, &str); 3] = [
+    ("latency", "App latency per query: p50 (thin), p99 (thick), max (dots) per window, log scale. Orange: a migration statement running; red strip: a lock that blocks the app held."),
+    ("locks", "Locks the migration held, one row per relation, coloured by mode (light: waiting to be granted). Thin bars below: app queries waiting for a lock, coloured by cause."),
+    ("throughput", "Completed requests per second and errors per window, by app version."),
+];
+
+pub(crate) fn document(s: &Summary) -> Document {
+    let a = &s.analysis;
+    Document {
+        title: format!("pgrehearse: {}", a.run.scenario),
+        lead: lead(s),
+        sections: vec![
+            budgets(a),
+            charts(s),
+            steps(a),
+            latency(a),
+            phases(a),
+            errors_by_app(a),
+            findings(a),
+            files(s),
+        ]
+        .into_iter()
+        .filter(|sec| !sec.blocks.is_empty())
+        .collect(),
+        notes: s.notes.iter().map(|n| plain(n.clone())).collect(),
+    }
+}
+
+/// "Verdict: FAIL — 2 of 4 budgets breached: ...", naming each breach.
+fn verdict(s: &Summary) -> (Tone, Text) {
+    let a = &s.analysis;
+    if a.budgets.is_empty() {
+        return (
+            Tone::Neutral,
+            vec![
+                strong("Verdict: no budget checked"),
+                Inline::Plain(" — set [budget] in the scenario or pass --budget key=value".into()),
+            ],
+        );
+    }
+    if s.verdict_passed() {
+        return (
+            Tone::Pass,
+            vec![
+                Inline::Strong(vec![
+                    Inline::Plain("Verdict: ".into()),
+                    Inline::Badge(Tone::Pass, "PASS".into()),
+                ]),
+                Inline::Plain(format!(" — all {} budgets held", a.budgets.len())),
+            ],
+        );
+    }
+    let parts: Vec<String> = a.breached().map(|b| breach(b, true)).collect();
+    (
+        Tone::Fail,
+        vec![
+            Inline::Strong(vec![
+                Inline::Plain("Verdict: ".into()),
+                Inline::Badge(Tone::Fail, "FAIL".into()),
+            ]),
+            Inline::Plain(format!(
+                " — {} of {} budgets breached: {}",
+                parts.len(),
+                a.budgets.len(),
+                parts.join("; ")
+            )),
+        ],
+    )
+}
+
+/// Verdict, failure, description, context and the migration in a line.
+fn lead(s: &Summary) -> Vec<Block> {
+    let a = &s.analysis;
+    let r = &a.run;
+    let (tone, v) = verdict(s);
+    let mut out = vec![Block::Banner(tone, v)];
+    if let Some(f) = &r.failure {
+        out.push(Block::Banner(
+            Tone::Fail,
+            vec![
+                strong("The rehearsal did not finish:"),
+                Inline::Plain(format!(" {f}")),
+            ],
+        ));
+    }
+    if let Some(d) = &r.description {
+        out.push(Block::Quote(plain(d.clone())));
+    }
+    let rows: Vec<String> = r
+        .rows
+        .iter()
+        .map(|(t, n)| format!("{t} {n} rows"))
+        .collect();
+    out.push(Block::Meta(plain(format!(
+        "PostgreSQL {} ({}) · {} · {} clients{} · seed {} · started {}{}",
+        r.postgres_version,
+        r.backend,
+        rows.join(", "),
+        r.clients,
+        r.rate
+            .map(|q| format!(" at {q:.0} req/s"))
+            .unwrap_or_else(|| " (closed loop)".into()),
+        r.seed,
+        r.started_at,
+        match (&r.pair, &r.variant) {
+            (Some(p), Some(v)) => format!(" · pair {p} ({v})"),
+            _ => String::new(),
+        }
+    ))));
+    if let Some(m) = a.migration {
+        out.push(Block::Paragraph(vec![
+            Inline::Plain("Migration ran ".into()),
+            Inline::Plain(format!(
+                "{} ({})",
+                ms(m.duration_ms),
+                span(m.start_ms, m.end_ms)
+            )),
+            Inline::Plain("; app p99 ".into()),
+            strong(opt_ms(a.before.p99_ms)),
+            Inline::Plain(" before, ".into()),
+            strong(opt_ms(a.during.p99_ms)),
+            Inline::Plain(" during, ".into()),
+            strong(opt_ms(a.after.p99_ms)),
+            Inline::Plain(" after.".into()),
+        ]));
+    }
+    out
+}
+
+fn budgets(a: &Analysis) -> Section {
+    let mut sec = Section::new("budgets", "Budgets");
+    if a.budgets.is_empty() {
+        sec.blocks
+            .push(Block::Paragraph(plain("No budget was set.")));
+        return sec;
+    }
+    let mut t = Table::new(&[
+        "budget",
+        "limit>",
+        "measured>",
+        "result",
+        "step",
+        "measured as",
+    ]);
+    for b in &a.budgets {
+        let result = if b.passed {
+            vec![Inline::Badge(Tone::Pass, "pass".into())]
+        } else {
+            vec![Inline::Strong(vec![Inline::Badge(
+                Tone::Fail,
+                "fail".into(),
+            )])]
+        };
+        t.row(vec![
+            vec![Inline::Code(b.name.clone())].into(),
+            budget_value(b, b.limit).into(),
+            budget_value(b, b.measured).into(),
+            result.into(),
+            b.step.as_deref().unwrap_or("–").into(),
+            b.detail.clone().into(),
+        ])
+        .tone = if b.passed { Tone::Neutral } else { Tone::Fail };
+    }
+    sec.blocks.push(Block::Table(t));
+    sec
+}
+
+/// The charts that were drawn (listed in the run directory).
+fn charts(s: &Summary) -> Section {
+    let mut sec = Section::new("charts", "Charts");
+    for (name, caption) in CHARTS {
+        if s.files.iter().any(|f| *f == format!("{name}.svg")) {
+            sec.blocks.push(Block::Chart(ChartRef {
+                name: name.to_string(),
+                caption: caption.to_string(),
+            }));
+        }
+    }
+    sec
+}
+
+fn steps(a: &Analysis) -> Section {
+    let mut sec = Section::new("steps", "Steps");
+    let mut t = Table::new(&[
+        "phase / step",
+        "duration>",
+        "outcome",
+        "strongest lock",
+        "longest blocking hold",
+        "waited for lock>",
+        "worst app wait",
+        "app p99 while running>",
+        "errors>",
+        "table work",
+    ]);
+    for st in &a.steps {
+        t.row(vec![
+            Cell::from(st.label()).with_detail(vec![Inline::Code(sql_list(&st.sql))]),
+            ms(st.duration_ms).into(),
+            outcome(st).into(),
+            lock(&st.strongest_lock).into(),
+            blocking(st).into(),
+            ms(st.lock_wait_ms).into(),
+            waits(st).into(),
+            opt_ms(st.latency.p99_ms).into(),
+            st.latency.errors.to_string().into(),
+            table_work(st).into(),
+        ]);
+    }
+    if !t.rows.is_empty() {
+        sec.blocks.push(Block::Table(t));
+    }
+    sec
+}
+
+/// The latency columns every period, phase and app table shares.
+const LATENCY_COLUMNS: [&str; 7] = [
+    "requests>",
+    "req/s>",
+    "p50>",
+    "p99>",
+    "max>",
+    "errors>",
+    "error rate>",
+];
+
+fn latency_table(lead: &[&str]) -> Table {
+    let titles: Vec<&str> = lead.iter().chain(LATENCY_COLUMNS.iter()).copied().collect();
+    Table::new(&titles)
+}
+
+fn latency_cells(l: &LatencyFacts) -> Vec<Cell> {
+    vec![
+        l.requests.to_string().into(),
+        format!("{:.0}", l.qps).into(),
+        opt_ms(l.p50_ms).into(),
+        opt_ms(l.p99_ms).into(),
+        opt_ms(l.max_ms).into(),
+        l.errors.to_string().into(),
+        pct(l.error_rate).into(),
+    ]
+}
+
+fn latency(a: &Analysis) -> Section {
+    let mut sec = Section::new("latency", "App latency");
+    let mut t = latency_table(&["period", "span"]);
+    for (name, l) in [
+        ("before", &a.before),
+        ("during the migration", &a.during),
+        ("after", &a.after),
+    ] {
+        let mut cells: Vec<Cell> = vec![name.into(), span(l.start_ms, l.end_ms).into()];
+        cells.extend(latency_cells(l));
+        t.row(cells);
+    }
+    sec.blocks.push(Block::Table(t));
+    sec
+}
+
+fn phases(a: &Analysis) -> Section {
+    let mut sec = Section::new("phases", "Phases");
+    if a.phases.is_empty() {
+        return sec;
+    }
+    let mut t = latency_table(&["phase", "apps", "span"]);
+    for p in &a.phases {
+        let mut cells: Vec<Cell> = vec![
+            p.name.clone().into(),
+            p.apps.join(", ").into(),
+            span(p.latency.start_ms, p.latency.end_ms).into(),
+        ];
+        cells.extend(latency_cells(&p.latency));
+        t.row(cells);
+    }
+    sec.blocks.push(Block::Table(t));
+    sec
+}
+
+fn errors_by_app(a: &Analysis) -> Section {
+    let mut sec = Section::new("errors", "Errors by app version");
+    let mut t = Table::new(&[
+        "scope",
+        "app",
+        "requests>",
+        "errors>",
+        "error rate>",
+        "by SQLSTATE",
+    ]);
+    let scopes = std::iter::once(("whole run".to_string(), &a.apps)).chain(
+        a.phases
+            .iter()
+            .map(|p| (format!("phase {}", p.name), &p.by_app)),
+    );
+    for (scope, apps) in scopes {
+        for app in apps.iter() {
+            t.row(vec![
+                scope.clone().into(),
+                app.app.clone().into(),
+                app.latency.requests.to_string().into(),
+                app.latency.errors.to_string().into(),
+                pct(app.latency.error_rate).into(),
+                sqlstates(app).into(),
+            ]);
+        }
+    }
+    if !t.rows.is_empty() {
+        sec.blocks.push(Block::Table(t));
+    }
+    sec
+}
+
+/// "2× 55P03 lock timeout (update_order)", per SQLSTATE.
+fn sqlstates(app: &AppFacts) -> String {
+    let codes: Vec<String> = app
+        .errors_by_sqlstate
+        .iter()
+        .map(|c| {
+            format!(
+                "{}× {} {} ({})",
+                c.count,
+                c.sqlstate,
+                c.class,
+                c.queries.join(", ")
+            )
+        })
+        .collect();
+    if codes.is_empty() {
+        "–".to_string()
+    } else {
+        codes.join("; ")
+    }
+}
+
+fn findings(a: &Analysis) -> Section {
+    let mut sec = Section::new("findings", "Findings");
+    if a.findings.is_empty() {
+        sec.blocks.push(Block::Paragraph(plain(
+            "No findings: no blocking lock held past the threshold, no lock queue, no app errors.",
+        )));
+    }
+    for (i, f) in a.findings.iter().enumerate() {
+        let tone = match f.severity {
+            Severity::Critical => Tone::Critical,
+            Severity::Warning => Tone::Warning,
+            Severity::Info => Tone::Info,
+        };
+        sec.blocks.push(Block::Callout(Callout {
+            tone,
+            label: f.severity.to_string(),
+            number: i + 1,
+            title: f.title.clone(),
+            fields: vec![
+                ("Where".into(), plain(f.location())),
+                ("Seen".into(), plain(f.seen.clone())),
+                ("Instead".into(), plain(f.safe_pattern.advice.clone())),
+            ],
+            sql: Some(f.safe_pattern.sql.clone()),
+        }));
+    }
+    sec
+}
+
+fn files(s: &Summary) -> Section {
+    let mut sec = Section::new("files", "Files");
+    sec.blocks.push(Block::Links(
+        s.files.iter().map(|f| (f.clone(), f.clone())).collect(),
+    ));
+    sec
+}

@@ -1,0 +1,131 @@
+//! The plain text printed at the end of a run, and its one-line verdict
+//! for `-q`.
+
+use super::format::{breach, budget_value, lock, ms, opt_ms, span, wait};
+use crate::analyze::{Analysis, BudgetResult, StepFacts};
+
+fn step_line(s: &StepFacts) -> String {
+    let mut out = format!(
+        "  {} — {} · {}{}\n",
+        s.label(),
+        ms(s.duration_ms),
+        s.outcome,
+        if s.attempts > 1 {
+            format!(" after {} attempts", s.attempts)
+        } else {
+            String::new()
+        }
+    );
+    out.push_str(&format!(
+        "      strongest lock: {}\n",
+        lock(&s.strongest_lock)
+    ));
+    if s.longest_blocking_lock.is_some() && s.longest_blocking_lock != s.strongest_lock {
+        out.push_str(&format!(
+            "      longest blocking: {}\n",
+            lock(&s.longest_blocking_lock)
+        ));
+    }
+    out.push_str(&format!(
+        "      worst app wait: {}{}\n",
+        wait(&s.worst_app_wait),
+        if s.app_waits > 1 {
+            format!(" of {} waits", s.app_waits)
+        } else {
+            String::new()
+        }
+    ));
+    out.push_str(&format!(
+        "      app p99 {} while it ran · {} errors\n",
+        opt_ms(s.latency.p99_ms),
+        s.latency.errors
+    ));
+    out
+}
+
+/// The verdict on one line, naming each breached budget.
+pub fn verdict_line(a: &Analysis) -> String {
+    let breached: Vec<String> = a.breached().map(|b| breach(b, false)).collect();
+    if a.budgets.is_empty() {
+        format!("{}: no budget checked", a.run.scenario)
+    } else if breached.is_empty() {
+        format!(
+            "{}: PASS ({} budgets held)",
+            a.run.scenario,
+            a.budgets.len()
+        )
+    } else {
+        format!("{}: FAIL — {}", a.run.scenario, breached.join("; "))
+    }
+}
+
+/// What a run prints on stdout when it ends.
+pub fn text_summary(a: &Analysis) -> String {
+    let mut out = String::new();
+    let breached: Vec<&BudgetResult> = a.breached().collect();
+    out.push_str(&format!(
+        "{}: {}\n",
+        a.run.scenario,
+        if a.budgets.is_empty() {
+            "no budget checked".to_string()
+        } else if breached.is_empty() {
+            format!("PASS ({} budgets held)", a.budgets.len())
+        } else {
+            format!(
+                "FAIL ({} of {} budgets breached)",
+                breached.len(),
+                a.budgets.len()
+            )
+        }
+    ));
+    if let Some(f) = &a.run.failure {
+        out.push_str(&format!("rehearsal failed: {f}\n"));
+    }
+    if let Some(m) = a.migration {
+        out.push_str(&format!(
+            "migration: {} ({})\n",
+            ms(m.duration_ms),
+            span(m.start_ms, m.end_ms)
+        ));
+    }
+    out.push_str(&format!(
+        "app p99 before {} · during {} · after {} · errors {} ({} during)\n",
+        opt_ms(a.before.p99_ms),
+        opt_ms(a.during.p99_ms),
+        opt_ms(a.after.p99_ms),
+        a.apps
+            .iter()
+            .map(|x| x.errors_by_sqlstate.iter().map(|c| c.count).sum::<u64>())
+            .sum::<u64>(),
+        a.during.errors
+    ));
+    for s in &a.steps {
+        out.push_str(&step_line(s));
+    }
+    for b in &a.budgets {
+        out.push_str(&format!(
+            "budget {}: {} {} {} limit {}{}\n",
+            b.name,
+            if b.passed { "ok  " } else { "FAIL" },
+            budget_value(b, b.measured),
+            if b.passed { "<=" } else { ">" },
+            budget_value(b, b.limit),
+            b.step
+                .as_ref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ));
+    }
+    if !a.findings.is_empty() {
+        out.push_str("findings:\n");
+        for f in &a.findings {
+            out.push_str(&format!(
+                "  [{}] {} — {}\n",
+                f.severity,
+                f.title,
+                f.location()
+            ));
+        }
+    }
+    out
+}
