@@ -26,8 +26,16 @@ pub struct LatencyFacts {
     pub errors: u64,
     /// errors / requests, 0 when there were no requests.
     pub error_rate: f64,
-    /// Requests per second over the windows covered.
+    /// Completed requests per second over the windows covered, errors
+    /// included (see `ok_qps`, `error_qps`).
     pub qps: f64,
+    /// Successful requests (requests − errors) per second: the throughput
+    /// the app got.
+    #[serde(default)]
+    pub ok_qps: f64,
+    /// Failed requests per second.
+    #[serde(default)]
+    pub error_qps: f64,
     /// Reconstructed from the windows' percentiles (see the module docs).
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -58,10 +66,12 @@ pub fn facts<'a>(
     windows.sort_unstable();
     windows.dedup();
     let covered_ms: f64 = windows.iter().map(|(_, w)| f64::from_bits(*w)).sum();
-    let qps = if covered_ms > 0.0 {
-        round3(requests as f64 / (covered_ms / 1000.0))
-    } else {
-        0.0
+    let per_s = |n: u64| {
+        if covered_ms > 0.0 {
+            round3(n as f64 / (covered_ms / 1000.0))
+        } else {
+            0.0
+        }
     };
     let with_samples: Vec<&LatencyRow> = rows.iter().copied().filter(|r| r.count > 0).collect();
     let ms = |us: f64| round3(us / 1000.0);
@@ -75,7 +85,9 @@ pub fn facts<'a>(
         } else {
             0.0
         },
-        qps,
+        qps: per_s(requests),
+        ok_qps: per_s(requests - errors.min(requests)),
+        error_qps: per_s(errors),
         p50_ms: merged_quantile(&with_samples, 0.50).map(ms),
         p99_ms: merged_quantile(&with_samples, 0.99).map(ms),
         max_ms: with_samples
@@ -209,7 +221,7 @@ mod tests {
         assert_eq!(f.requests, 100);
         assert_eq!(f.errors, 2);
         assert_eq!(f.error_rate, 0.02);
-        assert_eq!(f.qps, 500.0);
+        assert_eq!((f.qps, f.ok_qps, f.error_qps), (500.0, 490.0, 10.0));
         assert_eq!(f.max_ms, Some(8.0));
     }
 

@@ -25,7 +25,7 @@ use crate::analyze::{analyze_with, AnalyzeOptions};
 use crate::error::{Error, Result};
 use crate::record::RunRecord;
 
-pub use summary::{Summary, PERCENTILE_NOTE};
+pub use summary::{Summary, PERCENTILE_NOTE, THROUGHPUT_NOTE};
 pub use text::text_summary;
 
 pub const SUMMARY_JSON: &str = "summary.json";

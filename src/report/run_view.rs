@@ -15,9 +15,9 @@ use crate::analyze::{Analysis, AppFacts, LatencyFacts, Severity};
 
 /// The charts a run report shows, with what to read in each.
 const CHARTS: [(&str, &str); 3] = [
-    ("latency", "App latency per query: p50 (thin), p99 (thick), max (dots) per window, log scale. Orange: a migration statement running; red strip: a lock that blocks the app held."),
-    ("locks", "Locks the migration held, one row per relation, coloured by mode (light: waiting to be granted). Thin bars below: app queries waiting for a lock, coloured by cause."),
-    ("throughput", "Completed requests per second and errors per window, by app version."),
+    ("latency", "App latency per query: p99 (thick), p50 (thin), max (dots) per window, log scale. Orange: a migration statement running. Red strip along the bottom: a lock that blocks the app held (outlined: the migration waiting for one, with app queries queued behind it)."),
+    ("locks", "Locks the migration held, zoomed to the migration: a row per relation, a bar per span in the strongest mode held (weaker modes held with it are named in its label; outlined: waiting to be granted). Thin bars under a row: app queries waiting for a lock, coloured by cause."),
+    ("throughput", "Successful requests per second (ok/s) by app version; below, failed requests per second, a lane per app version that had errors."),
 ];
 
 pub(crate) fn document(s: &Summary) -> Document {
@@ -230,13 +230,14 @@ fn steps(a: &Analysis) -> Section {
 }
 
 /// The latency columns every period, phase and app table shares.
-const LATENCY_COLUMNS: [&str; 7] = [
+const LATENCY_COLUMNS: [&str; 8] = [
     "requests>",
-    "req/s>",
+    "ok/s>",
     "p50>",
     "p99>",
     "max>",
     "errors>",
+    "errors/s>",
     "error rate>",
 ];
 
@@ -248,13 +249,23 @@ fn latency_table(lead: &[&str]) -> Table {
 fn latency_cells(l: &LatencyFacts) -> Vec<Cell> {
     vec![
         l.requests.to_string().into(),
-        format!("{:.0}", l.qps).into(),
+        format!("{:.0}", l.ok_qps).into(),
         opt_ms(l.p50_ms).into(),
         opt_ms(l.p99_ms).into(),
         opt_ms(l.max_ms).into(),
         l.errors.to_string().into(),
+        per_s(l.error_qps).into(),
         pct(l.error_rate).into(),
     ]
+}
+
+/// Errors per second: a few per second still show.
+fn per_s(v: f64) -> String {
+    if v > 0.0 && v < 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
 }
 
 fn latency(a: &Analysis) -> Section {
@@ -298,6 +309,7 @@ fn errors_by_app(a: &Analysis) -> Section {
         "scope",
         "app",
         "requests>",
+        "ok/s>",
         "errors>",
         "error rate>",
         "by SQLSTATE",
@@ -313,6 +325,7 @@ fn errors_by_app(a: &Analysis) -> Section {
                 scope.clone().into(),
                 app.app.clone().into(),
                 app.latency.requests.to_string().into(),
+                format!("{:.0}", app.latency.ok_qps).into(),
                 app.latency.errors.to_string().into(),
                 pct(app.latency.error_rate).into(),
                 sqlstates(app).into(),

@@ -10,6 +10,9 @@ use crate::error::exit;
 /// How the percentiles over a span are obtained; shown in every report.
 pub const PERCENTILE_NOTE: &str = "Percentiles over a span (a step, a phase, before/during/after) are reconstructed from the per-window p50/p95/p99/max in latency.csv: each window's distribution is taken as piecewise linear through those points, windows are merged weighted by their request counts, and the quantile is read off the merged distribution. Exact for one window; a merged p99 always lies between the smallest and largest window p99. Max is exact.";
 
+/// What the throughput and latency columns count; shown in every report.
+pub const THROUGHPUT_NOTE: &str = "Throughput counts successful requests only (ok/s); failed requests are counted apart (errors, errors/s). The requests column counts both. Latency percentiles are over every completed request, failed ones included, as latency.csv records them.";
+
 /// summary.json: the verdict, every budget with limit / measured / step,
 /// per-step facts, per-phase latency and errors, findings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -32,7 +35,7 @@ impl Summary {
             verdict: if analysis.passed() { "pass" } else { "fail" }.to_string(),
             breached: analysis.breached().map(|b| b.name.clone()).collect(),
             notes: {
-                let mut n = vec![PERCENTILE_NOTE.to_string()];
+                let mut n = vec![PERCENTILE_NOTE.to_string(), THROUGHPUT_NOTE.to_string()];
                 if analysis.run.lock_precision_ms > 0.0 {
                     n.push(format!(
                         "Lock grant and release times are known to ±{} ms (as measured: poll interval and clock offset).",
