@@ -1,14 +1,23 @@
 //! Latency per query over time: p50, p99 and max per window on a log scale,
-//! with phases and statement spans shaded and blocking lock holds marked.
+//! with phases and statement spans shaded and blocking lock holds marked in
+//! a strip along the bottom.
 
 use plotters::prelude::*;
 
-use super::{
-    err, fmt_seconds, legend_box, series_color, shade_spans, Area, ChartData, FONT, LATENCY_SIZE,
-    STATEMENT_ALPHA, STATEMENT_FILL,
+use super::frame::{
+    err, header_labels, layout, over_white, series_color, shade_spans, style_mesh, text_px, Area,
+    ChartData, Lines, TimeChart, FONT, STATEMENT_ALPHA, STATEMENT_FILL,
 };
+use super::legend::{Legend, Mark};
 use crate::analyze::latency::merged_quantile;
 use crate::record::{Blocks, LatencyRow};
+use plotters::coord::combinators::LogCoord;
+
+pub const SIZE: (u32, u32) = (1280, 640);
+
+/// A hold that blocks reads and writes, and one that blocks writes.
+const READS_WRITES: RGBColor = RGBColor(150, 0, 20);
+const WRITES: RGBColor = RGBColor(220, 60, 30);
 
 /// One query's points: (window middle s, p50 ms, p99 ms, max ms); runs of
 /// consecutive windows with completions, split where a window had none.
@@ -36,70 +45,83 @@ fn series(d: &ChartData<'_>) -> Vec<QuerySeries> {
                 }
             }
             windows.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let mut runs: Vec<Vec<(f64, f64, f64, f64)>> = Vec::new();
-            let mut last_end: Option<f64> = None;
-            for (ws, wms, rows) in windows {
-                let rows: Vec<&LatencyRow> = rows.into_iter().filter(|r| r.count > 0).collect();
-                if rows.is_empty() {
-                    last_end = None;
-                    continue;
-                }
-                let p50 = merged_quantile(&rows, 0.5).unwrap_or(0.0) / 1000.0;
-                let p99 = merged_quantile(&rows, 0.99).unwrap_or(0.0) / 1000.0;
-                let max = rows.iter().map(|r| r.max_us).max().unwrap_or(0) as f64 / 1000.0;
-                let contiguous = last_end.is_some_and(|e| ws - e < wms * 0.5);
-                if !contiguous {
-                    runs.push(Vec::new());
-                }
-                runs.last_mut()
-                    .expect("pushed")
-                    .push(((ws + wms / 2.0) / 1000.0, p50, p99, max));
-                last_end = Some(ws + wms);
+            QuerySeries {
+                name,
+                runs: runs(windows),
             }
-            QuerySeries { name, runs }
         })
         .collect()
 }
 
-pub(super) fn draw<DB: DrawingBackend>(
-    root: &Area<'_, DB>,
-    d: &ChartData<'_>,
-) -> anyhow::Result<()> {
-    root.fill(&WHITE).map_err(err)?;
-    let qs = series(d);
+/// Points of consecutive windows with completions.
+fn runs(windows: Vec<(f64, f64, Vec<&LatencyRow>)>) -> Vec<Vec<(f64, f64, f64, f64)>> {
+    let mut runs: Vec<Vec<(f64, f64, f64, f64)>> = Vec::new();
+    let mut last_end: Option<f64> = None;
+    for (ws, wms, rows) in windows {
+        let rows: Vec<&LatencyRow> = rows.into_iter().filter(|r| r.count > 0).collect();
+        if rows.is_empty() {
+            last_end = None;
+            continue;
+        }
+        let p50 = merged_quantile(&rows, 0.5).unwrap_or(0.0) / 1000.0;
+        let p99 = merged_quantile(&rows, 0.99).unwrap_or(0.0) / 1000.0;
+        let max = rows.iter().map(|r| r.max_us).max().unwrap_or(0) as f64 / 1000.0;
+        if !last_end.is_some_and(|e| ws - e < wms * 0.5) {
+            runs.push(Vec::new());
+        }
+        runs.last_mut()
+            .expect("pushed")
+            .push(((ws + wms / 2.0) / 1000.0, p50, p99, max));
+        last_end = Some(ws + wms);
+    }
+    runs
+}
+
+/// The y range (ms) in decades around the smallest p50 and the largest max.
+fn y_range(qs: &[QuerySeries]) -> (f64, f64) {
     let pts = || qs.iter().flat_map(|q| q.runs.iter().flatten());
     let lo = pts()
         .map(|p| p.1)
         .filter(|v| *v > 0.0)
         .fold(f64::INFINITY, f64::min);
     let hi = pts().map(|p| p.3).fold(0.0, f64::max);
-    let (y0, y1) = if lo.is_finite() && hi > 0.0 {
+    if lo.is_finite() && hi > 0.0 {
         (
             10f64.powf((lo * 0.8).log10().floor()).max(0.001),
-            10f64.powf((hi * 1.5).log10().ceil()),
+            // A decade of headroom above the largest max for the phase
+            // names.
+            10f64.powf((hi * 1.5).log10().ceil() + 1.0),
         )
     } else {
         (0.1, 1000.0)
-    };
+    }
+}
+
+type LatencyChart<'a, 'b, DB> = TimeChart<'a, 'b, DB, LogCoord<f64>>;
+
+pub(super) fn draw<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    d: &ChartData<'_>,
+) -> anyhow::Result<()> {
     let window = d.rec.info.as_ref().map(|i| i.window_ms).unwrap_or(100.0);
     let title = format!(
         "App latency per query, {} — p50 / p99 / max per {window:.0} ms window",
         d.a.run.scenario
     );
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22).into_font())
+    let (plot, side) = layout(root, &title)?;
+    let qs = series(d);
+    let (y0, y1) = y_range(&qs);
+    let mut chart = ChartBuilder::on(&plot)
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
         .build_cartesian_2d(0f64..d.end_s, (y0..y1).log_scale())
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since run start (s)")
+    let mut mesh = chart.configure_mesh();
+    style_mesh(&mut mesh);
+    mesh.x_desc("time since run start (s)")
         .y_desc("latency (ms, log scale)")
-        .x_labels(16)
         .y_labels(12)
-        .x_label_formatter(&fmt_seconds)
         .y_label_formatter(&|v| {
             if *v >= 1.0 {
                 format!("{v:.0}")
@@ -107,22 +129,93 @@ pub(super) fn draw<DB: DrawingBackend>(
                 format!("{v}")
             }
         })
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 13))
-        .light_line_style(RGBColor(238, 238, 238))
-        .bold_line_style(RGBColor(205, 205, 205))
         .draw()
         .map_err(err)?;
+    shade_spans(&mut chart, d, (y0, y1))?;
+    header_labels(&chart, d, &[])?;
+    let holds = draw_holds(&mut chart, d, y0)?;
+    draw_queries(&mut chart, &qs, y0)?;
 
-    shade_spans(&mut chart, d, (y0, y1), Some(y1 / 1.6))?;
+    let mut legend = Legend::default();
+    legend.heading("query");
+    for (i, q) in qs.iter().enumerate() {
+        legend.add(Mark::Line(series_color(i), 3), q.name.clone());
+    }
+    let grey = RGBColor(90, 90, 90);
+    legend
+        .heading("per window")
+        .add(Mark::Line(grey, 2), "p99 (thick)")
+        .add(Mark::Line(over_white(grey, 0.55), 1), "p50 (thin)")
+        .add(Mark::Dot(grey), "max (dots)")
+        .heading("migration")
+        .add(
+            Mark::Fill(over_white(STATEMENT_FILL, STATEMENT_ALPHA + 0.2)),
+            "statement running",
+        );
+    if holds.reads_writes {
+        legend.add(
+            Mark::Fill(READS_WRITES),
+            "lock held that blocks reads and writes",
+        );
+    }
+    if holds.writes {
+        legend.add(Mark::Fill(WRITES), "lock held that blocks writes");
+    }
+    if holds.pending {
+        legend.add(
+            Mark::Outline(READS_WRITES),
+            "waiting for such a lock: app queries queue behind it",
+        );
+    }
+    legend.draw(&side)
+}
 
-    // Blocking lock holds: a red strip along the bottom, labelled; labels
-    // that would overlap go one level up.
+/// What the strip along the bottom showed.
+#[derive(Default)]
+struct Strip {
+    writes: bool,
+    reads_writes: bool,
+    pending: bool,
+}
+
+/// Blocking lock holds as a strip along the bottom, the migration's waits
+/// for such a lock outlined (the app queues behind them); the longest few
+/// holds labelled, labels that would overlap one level up.
+fn draw_holds<DB: DrawingBackend>(
+    chart: &mut LatencyChart<'_, '_, DB>,
+    d: &ChartData<'_>,
+    y0: f64,
+) -> anyhow::Result<Strip> {
     let strip_top = y0 * 1.5;
-    let px_per_s = (LATENCY_SIZE.0 as f64 - 110.0) / d.end_s.max(0.001);
-    let mut taken: Vec<(f64, f64, usize)> = Vec::new();
-    let mut any_hold = false;
-    // Every blocking hold is drawn; the longest few are labelled.
+    let px_per_s = chart.plotting_area().dim_in_pixel().0 as f64 / d.end_s.max(0.001);
+    let mut lines = Lines::default();
+    let mut drawn = Strip::default();
+    for l in d
+        .rec
+        .locks
+        .iter()
+        .filter(|l| l.blocks != Blocks::None && l.wait_ms > 0.0)
+    {
+        let end = l
+            .granted_ms
+            .or(l.released_ms)
+            .unwrap_or(l.requested_ms + l.wait_ms);
+        let color = if l.blocks == Blocks::ReadsWrites {
+            READS_WRITES
+        } else {
+            WRITES
+        };
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [
+                    (l.requested_ms / 1000.0, y0 * 1.02),
+                    (end / 1000.0, strip_top),
+                ],
+                color.stroke_width(2),
+            )))
+            .map_err(err)?;
+        drawn.pending = true;
+    }
     let mut blocking: Vec<_> = d
         .rec
         .locks
@@ -131,41 +224,31 @@ pub(super) fn draw<DB: DrawingBackend>(
         .collect();
     blocking.sort_by(|a, b| b.held_ms.total_cmp(&a.held_ms));
     for (rank, l) in blocking.into_iter().enumerate() {
-        let (Some(g), rel) = (l.granted_ms, &l.relation) else {
-            continue;
-        };
+        let Some(g) = l.granted_ms else { continue };
         let r = l.released_ms.unwrap_or(g + l.held_ms);
         let color = if l.blocks == Blocks::ReadsWrites {
-            RGBColor(150, 0, 20)
+            drawn.reads_writes = true;
+            READS_WRITES
         } else {
-            RGBColor(220, 60, 30)
+            drawn.writes = true;
+            WRITES
         };
-        let (a, b) = (g / 1000.0, (r / 1000.0).max(g / 1000.0 + d.end_s / 600.0));
+        let (a, b) = (g / 1000.0, (r / 1000.0).max(g / 1000.0 + 2.0 / px_per_s));
         chart
             .draw_series(std::iter::once(Rectangle::new(
                 [(a, y0), (b, strip_top)],
                 color.filled(),
             )))
             .map_err(err)?;
-        any_hold = true;
         if rank >= 4 {
             continue;
         }
         let text = format!(
-            "{} on {rel}: {:.0} ms, blocks {}",
-            l.mode, l.held_ms, l.blocks
+            "{} on {}: {:.0} ms, blocks {}",
+            l.mode, l.relation, l.held_ms, l.blocks
         );
-        let a = a
-            .min(d.end_s - (text.chars().count() as f64 * 7.0 + 8.0) / px_per_s)
-            .max(0.0);
-        let (x0, x1) = (
-            a * px_per_s,
-            a * px_per_s + text.chars().count() as f64 * 7.0 + 8.0,
-        );
-        let level = (0..)
-            .find(|lv| !taken.iter().any(|(s, e, l)| l == lv && *s < x1 && x0 < *e))
-            .unwrap_or(0);
-        taken.push((x0, x1, level));
+        let a = a.min(d.end_s - text_px(&text) / px_per_s).max(0.0);
+        let level = lines.place(a * px_per_s, a * px_per_s + text_px(&text));
         chart
             .draw_series(std::iter::once(Text::new(
                 text,
@@ -174,67 +257,39 @@ pub(super) fn draw<DB: DrawingBackend>(
             )))
             .map_err(err)?;
     }
+    Ok(drawn)
+}
 
+/// Per query: p99 thick, p50 thin and pale, max as dots, in its colour.
+fn draw_queries<DB: DrawingBackend>(
+    chart: &mut LatencyChart<'_, '_, DB>,
+    qs: &[QuerySeries],
+    y0: f64,
+) -> anyhow::Result<()> {
     for (i, q) in qs.iter().enumerate() {
         let c = series_color(i);
-        for (k, run) in q.runs.iter().enumerate() {
-            let p99 = chart
-                .draw_series(LineSeries::new(
-                    run.iter().map(|p| (p.0, p.2.max(y0))),
-                    c.stroke_width(2),
-                ))
-                .map_err(err)?;
-            if k == 0 {
-                p99.label(format!("{} p99", q.name)).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-            }
-        }
-        for (k, run) in q.runs.iter().enumerate() {
-            let p50 = chart
+        for run in &q.runs {
+            chart
                 .draw_series(LineSeries::new(
                     run.iter().map(|p| (p.0, p.1.max(y0))),
                     c.mix(0.55).stroke_width(1),
                 ))
                 .map_err(err)?;
-            if k == 0 {
-                p50.label(format!("{} p50", q.name)).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.mix(0.55).stroke_width(1))
-                });
-            }
+            chart
+                .draw_series(LineSeries::new(
+                    run.iter().map(|p| (p.0, p.2.max(y0))),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?;
         }
-        let all: Vec<(f64, f64)> = q
-            .runs
-            .iter()
-            .flatten()
-            .map(|p| (p.0, p.3.max(y0)))
-            .collect();
         chart
-            .draw_series(all.iter().map(|p| Circle::new(*p, 2, c.filled())))
-            .map_err(err)?
-            .label(format!("{} max", q.name))
-            .legend(move |(x, y)| Circle::new((x + 9, y), 3, c.filled()));
+            .draw_series(
+                q.runs
+                    .iter()
+                    .flatten()
+                    .map(|p| Circle::new((p.0, p.3.max(y0)), 2, c.filled())),
+            )
+            .map_err(err)?;
     }
-
-    legend_box(
-        &mut chart,
-        "statement running",
-        STATEMENT_FILL.mix(STATEMENT_ALPHA).filled(),
-    )?;
-    if any_hold {
-        legend_box(
-            &mut chart,
-            "blocking lock held",
-            RGBColor(220, 60, 30).filled(),
-        )?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.88))
-        .border_style(RGBColor(160, 160, 160))
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(err)?;
     Ok(())
 }

@@ -1,13 +1,39 @@
-//! Locks as a Gantt chart: one row per relation, the migration's lock holds
-//! as bars coloured by mode (the wait to acquire in a lighter shade), and the
-//! app's lock waits as thin bars stacked under them, coloured by cause.
+//! Locks as a Gantt chart, zoomed to the migration: one row per relation,
+//! what the migration held as bars coloured by the strongest mode (see
+//! `lock_bars`), its waits to be granted as outlined bars, and the app's
+//! lock waits as thin bars under them, coloured by cause.
 
 use plotters::prelude::*;
 
-use super::{
-    err, fmt_seconds, legend_box, mode_color, shade_spans, Area, ChartData, FONT, LOCKS_SIZE,
+use super::frame::{
+    err, header_labels, ink_on, layout, mode_color, over_white, shade_spans, style_mesh, text_px,
+    Area, ChartData, Lines, TimeChart, FONT, LEGEND_W,
 };
-use crate::record::WaitCause;
+use super::legend::{Legend, Mark};
+use super::lock_bars::{bars, short_mode, Bar};
+use crate::record::{LockRow, WaitCause};
+use plotters::coord::types::RangedCoordf64;
+
+pub const SIZE: (u32, u32) = (1280, 560);
+
+/// Room for relation names left of the plot: as wide as the longest
+/// name needs, within bounds.
+fn label_area(names: &[String]) -> u32 {
+    let longest = names.iter().map(|n| text_px(n) + 6.0).fold(0.0, f64::max);
+    (longest.clamp(90.0, 300.0)) as u32
+}
+// A row is one unit high, split into bands around its tick y: the app's
+// waits under it, the migration's bar on it, labels above the bar.
+const WAITS: (f64, f64) = (-0.36, -0.04);
+const BAR: (f64, f64) = (0.0, 0.28);
+/// Up to the next row's waits.
+const LABELS_TOP: f64 = 1.0 + WAITS.0;
+/// Pixels per header or label line.
+const LINE_PX: f64 = 15.0;
+/// A busy row (a backfill's batches) labels only bars its labels fit in
+/// or beside, and above the row only holds that block the app; stacking
+/// every label above is for rows with few bars.
+const STACK_LIMIT: usize = 6;
 
 fn cause_color(c: WaitCause) -> RGBColor {
     match c {
@@ -17,19 +43,466 @@ fn cause_color(c: WaitCause) -> RGBColor {
     }
 }
 
-/// Is there room right of a bar (px from `x0`, `w` wide, before `limit`)
-/// that no bar or label of the same row uses?
-fn beside_is_free(bars: &[(i64, f64, f64)], row: i64, x0: f64, w: f64, limit: f64) -> bool {
-    let x1 = x0 + w;
-    x1 < limit && !bars.iter().any(|(r, a, b)| *r == row && *a < x1 && x0 < *b)
+fn cause_words(c: WaitCause) -> &'static str {
+    match c {
+        WaitCause::Migration => "blocked by the migration's lock",
+        WaitCause::QueuedBehindMigration => "queued behind the migration's pending request",
+        WaitCause::App => "blocked by another app session",
+    }
 }
 
-/// "Share 626 ms" → "626 ms".
-fn short(label: &str) -> String {
-    label
-        .split_once(' ')
-        .map(|(_, rest)| rest.to_string())
-        .unwrap_or_default()
+/// The relations drawn, top to bottom; a relation a step creates is marked
+/// "(new)": nobody else can see it before commit.
+struct Rows {
+    names: Vec<String>,
+    fresh: Vec<bool>,
+}
+
+impl Rows {
+    fn of(d: &ChartData<'_>, locks: &[&LockRow]) -> Rows {
+        let mut names: Vec<String> = Vec::new();
+        for r in locks
+            .iter()
+            .map(|l| &l.relation)
+            .chain(d.rec.waits.iter().map(|w| &w.relation))
+        {
+            if !names.contains(r) {
+                names.push(r.clone());
+            }
+        }
+        let fresh = names
+            .iter()
+            .map(|r| crate::analyze::created_by_any_step(d.rec, r))
+            .collect();
+        Rows { names, fresh }
+    }
+
+    fn len(&self) -> usize {
+        self.names.len().max(1)
+    }
+
+    /// Row i sits at y = n-1-i so the first relation is at the top.
+    fn y(&self, relation: &str) -> f64 {
+        let i = self.names.iter().position(|r| r == relation).unwrap_or(0);
+        (self.len() - 1 - i) as f64
+    }
+
+    fn is_fresh(&self, relation: &str) -> bool {
+        self.names
+            .iter()
+            .position(|r| r == relation)
+            .is_some_and(|i| self.fresh[i])
+    }
+
+    fn label(&self, i: usize) -> String {
+        if self.fresh[i] {
+            format!("{} (new)", self.names[i])
+        } else {
+            self.names[i].clone()
+        }
+    }
+}
+
+/// The time range drawn: from the first lock, wait or statement to the
+/// last, with a margin; the latency chart shows the whole run.
+fn x_range(d: &ChartData<'_>) -> (f64, f64) {
+    let times = d
+        .rec
+        .locks
+        .iter()
+        .flat_map(|l| [Some(l.requested_ms), l.granted_ms, l.released_ms])
+        .flatten()
+        .chain(d.rec.waits.iter().flat_map(|w| [w.start_ms, w.end_ms]))
+        .chain(d.rec.statements.iter().flat_map(|s| [s.start_ms, s.end_ms]));
+    let (lo, hi) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| {
+        (lo.min(t), hi.max(t))
+    });
+    if !lo.is_finite() {
+        return (0.0, d.end_s);
+    }
+    let (lo, hi) = (lo / 1000.0, hi / 1000.0);
+    // At least 5 ms wide, so a 1 ms migration is not a full-width smear.
+    let pad = ((hi - lo) * 0.06)
+        .max((0.005 - (hi - lo)) / 2.0)
+        .max(0.0005);
+    ((lo - pad).max(0.0), (hi + pad * 1.5).min(d.end_s.max(hi)))
+}
+
+type LocksChart<'a, 'b, DB> = TimeChart<'a, 'b, DB, RangedCoordf64>;
+
+pub(super) fn draw<DB: DrawingBackend>(
+    root: &Area<'_, DB>,
+    d: &ChartData<'_>,
+) -> anyhow::Result<()> {
+    let title = format!(
+        "Locks held by the migration and app lock waits, {}",
+        d.a.run.scenario
+    );
+    let (plot, side) = layout(root, &title)?;
+    // Other lock types (transactionid, virtualxid) block nothing the app
+    // does by themselves.
+    let locks: Vec<&LockRow> = d
+        .rec
+        .locks
+        .iter()
+        .filter(|l| l.locktype == "relation")
+        .collect();
+    let rows = Rows::of(d, &locks);
+    let (x0, x1) = x_range(d);
+    let steps: Vec<(String, f64)> =
+        d.a.steps
+            .iter()
+            .map(|st| (format!("step {}", st.step), st.start_ms / 1000.0))
+            .collect();
+    let labels: Vec<String> = (0..rows.names.len()).map(|i| rows.label(i)).collect();
+    let label_w = label_area(&labels);
+    let header = header_lines(d, &steps, (x0, x1), label_w);
+    // Rows from the lowest waits to the top row's labels, then the header
+    // lines (phase and step names) above them.
+    let plot_h = (SIZE.1 - 40 - 32 - 48) as f64;
+    let rows_top = rows.len() as f64 - 1.0 + LABELS_TOP;
+    let header_px = LINE_PX * header as f64 + 10.0;
+    let y0 = WAITS.0 - 0.1;
+    let y1 = y0 + (rows_top - y0) / (1.0 - (header_px / plot_h).min(0.6));
+
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(label_w)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    let mut mesh = chart.configure_mesh();
+    style_mesh(&mut mesh);
+    mesh.x_desc("time since run start (s), zoomed to the migration")
+        .y_labels((y1 - y0).ceil() as usize + 1)
+        .y_label_formatter(&|v| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                labels[labels.len() - 1 - i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .label_style((FONT, 14))
+        .disable_y_mesh()
+        .draw()
+        .map_err(err)?;
+    shade_spans(&mut chart, d, (y0, y1))?;
+    header_labels(&chart, d, &steps)?;
+
+    let bars = bars(&locks);
+    let waited = draw_lock_waits(&mut chart, &locks, &rows)?;
+    draw_bars(&mut chart, &bars, &rows)?;
+    let causes = draw_app_waits(&mut chart, d, &rows)?;
+    legend(&bars, &rows, waited, &causes).draw(&side)
+}
+
+/// How many header lines the phase and step names need at this zoom.
+fn header_lines(
+    d: &ChartData<'_>,
+    steps: &[(String, f64)],
+    (x0, x1): (f64, f64),
+    label_w: u32,
+) -> usize {
+    let w = (SIZE.0 - LEGEND_W - label_w - 32) as f64;
+    let px = w / (x1 - x0).max(1e-9);
+    let mut phases = Lines::default();
+    for (name, a, _) in d.phases() {
+        let x = (a.max(x0) - x0) * px;
+        phases.place(x, x + text_px(&format!("phase {name}")));
+    }
+    let mut st = Lines::default();
+    for (t, a) in steps {
+        let x = ((a.max(x0) - x0) * px).min(w - text_px(t)).max(0.0);
+        st.place(x, x + text_px(t));
+    }
+    phases.count().max(1) + st.count()
+}
+
+/// The migration's waits to be granted: outlined, lightly filled, in the
+/// upper half of the row. Returns whether there were any.
+fn draw_lock_waits<DB: DrawingBackend>(
+    chart: &mut LocksChart<'_, '_, DB>,
+    locks: &[&LockRow],
+    rows: &Rows,
+) -> anyhow::Result<bool> {
+    let min_w = min_width(chart);
+    let mut any = false;
+    for l in locks.iter().filter(|l| l.wait_ms > 0.0) {
+        let y = rows.y(&l.relation);
+        let req = l.requested_ms / 1000.0;
+        let end = l
+            .granted_ms
+            .or(l.released_ms)
+            .unwrap_or(l.requested_ms + l.wait_ms)
+            / 1000.0;
+        let c = mode_color(&l.mode);
+        let rect = [
+            (req, y + BAR.0 + 0.06),
+            (end.max(req + min_w), y + BAR.1 - 0.06),
+        ];
+        chart
+            .draw_series([
+                Rectangle::new(rect, c.mix(0.3).filled()),
+                Rectangle::new(rect, c.stroke_width(2)),
+            ])
+            .map_err(err)?;
+        any = true;
+    }
+    Ok(any)
+}
+
+/// Seconds that make two pixels.
+fn min_width<DB: DrawingBackend>(chart: &LocksChart<'_, '_, DB>) -> f64 {
+    let r = chart.x_range();
+    2.0 * (r.end - r.start) / chart.plotting_area().dim_in_pixel().0.max(1) as f64
+}
+
+/// The holds: one bar per span in its strongest mode (pale on a relation
+/// the step creates), then their labels.
+fn draw_bars<DB: DrawingBackend>(
+    chart: &mut LocksChart<'_, '_, DB>,
+    bars: &[Bar],
+    rows: &Rows,
+) -> anyhow::Result<()> {
+    let min_w = min_width(chart);
+    for b in bars {
+        let y = rows.y(&b.relation);
+        let c = mode_color(&b.mode);
+        let style = if rows.is_fresh(&b.relation) {
+            c.mix(0.35).filled()
+        } else {
+            c.filled()
+        };
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [
+                    (b.start_s, y + BAR.0),
+                    (b.end_s.max(b.start_s + min_w), y + BAR.1),
+                ],
+                style,
+            )))
+            .map_err(err)?;
+    }
+    label_bars(chart, bars, rows)
+}
+
+/// Each bar's label where it reads: inside the bar, else beside it where
+/// nothing else is, else its hold alone inside, else on a line above the
+/// row while there is room. Holds that block the app are labelled first,
+/// longest first; a busy row's small bars get one summary label instead.
+fn label_bars<DB: DrawingBackend>(
+    chart: &mut LocksChart<'_, '_, DB>,
+    bars: &[Bar],
+    rows: &Rows,
+) -> anyhow::Result<()> {
+    let (x0, x1) = (chart.x_range().start, chart.x_range().end);
+    let (w, h) = chart.plotting_area().dim_in_pixel();
+    let (w, px_per_s) = (w as f64, w as f64 / (x1 - x0));
+    let per_px = (chart.y_range().end - chart.y_range().start) / h.max(1) as f64;
+    let px = |t: f64| (t - x0) * px_per_s;
+    let lines_above = (((LABELS_TOP - BAR.1) / per_px / LINE_PX).floor() as usize).max(1);
+    // What each row already shows, in pixels: bars, then labels beside.
+    let mut used: Vec<(f64, (f64, f64))> = bars
+        .iter()
+        .map(|b| (rows.y(&b.relation), (px(b.start_s), px(b.end_s) + 2.0)))
+        .collect();
+    let mut above: Vec<(f64, Lines)> = Vec::new();
+    let mut texts: Vec<(String, (f64, f64), RGBColor)> = Vec::new();
+    let mut place_above = |y: f64, x: f64, text: &str| {
+        let lines = match above.iter_mut().find(|(r, _)| *r == y) {
+            Some((_, l)) => l,
+            None => {
+                above.push((y, Lines::default()));
+                &mut above.last_mut().expect("pushed").1
+            }
+        };
+        let xs = x.min(w - text_px(text)).max(0.0);
+        let line = lines.place(xs, xs + text_px(text));
+        (line < lines_above).then(|| {
+            let ty = y + BAR.1 + per_px * (LINE_PX + 2.0 + LINE_PX * line as f64);
+            (x0 + xs / px_per_s, ty)
+        })
+    };
+    for b in by_importance(bars, rows) {
+        let y = rows.y(&b.relation);
+        let (a, e) = (px(b.start_s), px(b.end_s));
+        let (full, short) = (b.label(), b.short_label());
+        let inside = (
+            b.start_s + 5.0 / px_per_s,
+            y + (BAR.0 + BAR.1) / 2.0 + 6.0 * per_px,
+        );
+        let ink = if rows.is_fresh(&b.relation) {
+            BLACK
+        } else {
+            ink_on(mode_color(&b.mode))
+        };
+        let beside_free = e + 4.0 + text_px(&full) < w
+            && !used
+                .iter()
+                .any(|(r, (s, f))| *r == y && *s < e + 4.0 + text_px(&full) && e + 4.0 < *f);
+        let busy = bars.iter().filter(|o| o.relation == b.relation).count() > STACK_LIMIT;
+        if e - a > text_px(&full) {
+            texts.push((full, inside, ink));
+        } else if beside_free {
+            used.push((y, (e + 4.0, e + 4.0 + text_px(&full))));
+            texts.push((full, (b.end_s + 4.0 / px_per_s, inside.1), BLACK));
+        } else if e - a > text_px(&short) {
+            texts.push((short, inside, ink));
+        } else if !busy || blocks_app(b, rows) {
+            if let Some(at) = place_above(y, a, &full) {
+                texts.push((full, at, BLACK));
+            }
+        }
+    }
+    // A busy row says what its many small bars are, above its first one.
+    for ((rel, start), summary) in busy_summaries(bars, rows) {
+        if let Some(at) = place_above(rows.y(&rel), px(start), &summary) {
+            texts.push((summary, at, BLACK));
+        }
+    }
+    for (text, at, color) in texts {
+        chart
+            .draw_series(std::iter::once(Text::new(
+                text,
+                at,
+                (FONT, 12).into_font().color(&color),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Does the bar's mode block app reads or writes (on a relation others see)?
+fn blocks_app(b: &Bar, rows: &Rows) -> bool {
+    !rows.is_fresh(&b.relation)
+        && crate::locks::LockMode::parse(&b.mode)
+            .is_some_and(|m| m.blocks() != crate::record::Blocks::None)
+}
+
+/// Bars in the order their labels are placed: holds that block the app
+/// first, then the rest, each longest first.
+fn by_importance<'a>(bars: &'a [Bar], rows: &Rows) -> Vec<&'a Bar> {
+    let mut v: Vec<&Bar> = bars.iter().collect();
+    v.sort_by(|a, b| {
+        blocks_app(b, rows)
+            .cmp(&blocks_app(a, rows))
+            .then((b.end_s - b.start_s).total_cmp(&(a.end_s - a.start_s)))
+    });
+    v
+}
+
+/// For each busy row ((relation, start of its first bar)): "24× RowExclusive,
+/// 2–54 ms each" for its most frequent mode.
+fn busy_summaries(bars: &[Bar], rows: &Rows) -> Vec<((String, f64), String)> {
+    let mut out = Vec::new();
+    for rel in &rows.names {
+        let mine: Vec<&Bar> = bars.iter().filter(|b| &b.relation == rel).collect();
+        if mine.len() <= STACK_LIMIT {
+            continue;
+        }
+        let mut modes: Vec<(&str, usize)> = Vec::new();
+        for b in &mine {
+            match modes.iter_mut().find(|(m, _)| *m == b.mode) {
+                Some(e) => e.1 += 1,
+                None => modes.push((&b.mode, 1)),
+            }
+        }
+        let (mode, n) = modes.into_iter().max_by_key(|e| e.1).expect("busy");
+        let ms: Vec<f64> = mine
+            .iter()
+            .filter(|b| b.mode == mode)
+            .map(|b| (b.end_s - b.start_s) * 1000.0)
+            .collect();
+        let (lo, hi) = (
+            ms.iter().copied().fold(f64::INFINITY, f64::min),
+            ms.iter().copied().fold(0.0, f64::max),
+        );
+        let start = mine
+            .iter()
+            .find(|b| b.mode == mode)
+            .map_or(0.0, |b| b.start_s);
+        out.push((
+            (rel.clone(), start),
+            format!("{n}× {}, {lo:.0}–{hi:.0} ms each", short_mode(mode)),
+        ));
+    }
+    out
+}
+
+/// App lock waits: thin bars in the lower half of the row, one lane per
+/// overlap. Returns the causes drawn.
+fn draw_app_waits<DB: DrawingBackend>(
+    chart: &mut LocksChart<'_, '_, DB>,
+    d: &ChartData<'_>,
+    rows: &Rows,
+) -> anyhow::Result<Vec<WaitCause>> {
+    let min_w = min_width(chart);
+    let mut causes: Vec<WaitCause> = Vec::new();
+    for rel in &rows.names {
+        let ws: Vec<_> = d.rec.waits.iter().filter(|w| &w.relation == rel).collect();
+        let spans: Vec<(f64, f64)> = ws
+            .iter()
+            .map(|w| (w.start_ms, w.end_ms.max(w.start_ms + 1.0)))
+            .collect();
+        let (lane, nl) = lanes(&spans);
+        // Thin bars, however few: a single wait is not a block.
+        let h = ((WAITS.1 - WAITS.0) / nl as f64).min(0.1);
+        let y = rows.y(rel);
+        for (w, l) in ws.iter().zip(lane) {
+            let top = y + WAITS.1 - l as f64 * h;
+            let (a, b) = (w.start_ms / 1000.0, w.end_ms / 1000.0);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(a, top), (b.max(a + min_w), top - h * 0.7)],
+                    cause_color(w.cause).filled(),
+                )))
+                .map_err(err)?;
+            if !causes.contains(&w.cause) {
+                causes.push(w.cause);
+            }
+        }
+    }
+    Ok(causes)
+}
+
+fn legend(bars: &[Bar], rows: &Rows, waited: bool, causes: &[WaitCause]) -> Legend {
+    // Modes as drawn at full strength; on a relation the step creates,
+    // every mode is pale.
+    let mut modes: Vec<&str> = Vec::new();
+    for b in bars.iter().filter(|b| !rows.is_fresh(&b.relation)) {
+        if !modes.contains(&b.mode.as_str()) {
+            modes.push(&b.mode);
+        }
+    }
+    modes.sort_by_key(|m| crate::locks::LockMode::parse(m));
+    let mut legend = Legend::default();
+    legend.heading("held by the migration");
+    for m in &modes {
+        legend.add(Mark::Fill(mode_color(m)), *m);
+    }
+    if bars.iter().any(|b| !b.others.is_empty()) {
+        legend.note("(+Mode): weaker modes held at the same time; the bar shows the strongest");
+    }
+    if let Some(b) = bars.iter().find(|b| rows.is_fresh(&b.relation)) {
+        legend.add(
+            Mark::Fill(over_white(mode_color(&b.mode), 0.35)),
+            "pale: held on a relation the step creates (blocks nobody)",
+        );
+    }
+    if waited {
+        legend.add(
+            Mark::Outline(RGBColor(90, 90, 90)),
+            "outlined: the migration waiting for its lock",
+        );
+    }
+    if !causes.is_empty() {
+        legend.heading("app lock waits (thin bars)");
+        for c in causes {
+            legend.add(Mark::Fill(cause_color(*c)), cause_words(*c));
+        }
+    }
+    legend
 }
 
 /// Greedy interval lanes so overlapping waits do not hide each other.
@@ -53,325 +526,6 @@ fn lanes(spans: &[(f64, f64)]) -> (Vec<usize>, usize) {
     }
     let n = lane_end.len().max(1);
     (lane, n)
-}
-
-/// Approximate height of the plotting area (chart minus caption, margins
-/// and x labels); used to size the header for phase and step names.
-const PLOT_H_EST: f64 = LOCKS_SIZE.1 as f64 - 32.0 - 40.0 - 48.0;
-const LINE_PX: f64 = 16.0;
-
-pub(super) fn draw<DB: DrawingBackend>(
-    root: &Area<'_, DB>,
-    d: &ChartData<'_>,
-) -> anyhow::Result<()> {
-    root.fill(&WHITE).map_err(err)?;
-    // One row per relation (other lock types — transactionid, virtualxid —
-    // block nothing the app does by themselves). A relation a step creates
-    // is marked "(new)": nobody else can see it before commit.
-    let locks: Vec<_> = d
-        .rec
-        .locks
-        .iter()
-        .filter(|l| l.locktype == "relation")
-        .collect();
-    let mut rows: Vec<String> = Vec::new();
-    for r in locks
-        .iter()
-        .map(|l| l.relation.clone())
-        .chain(d.rec.waits.iter().map(|w| w.relation.clone()))
-    {
-        if !rows.contains(&r) {
-            rows.push(r);
-        }
-    }
-    let fresh_rows: Vec<bool> = rows
-        .iter()
-        .map(|r| crate::analyze::created_by_any_step(d.rec, r))
-        .collect();
-    let names: Vec<String> = rows
-        .iter()
-        .zip(&fresh_rows)
-        .map(|(r, fresh)| {
-            if *fresh {
-                format!("{r} (new)")
-            } else {
-                r.clone()
-            }
-        })
-        .collect();
-    let n = rows.len().max(1);
-    // Row i sits at y = n-1-i so the first relation is at the top.
-    let y_of = |name: &str| (n - 1 - rows.iter().position(|r| r == name).unwrap_or(0)) as f64;
-
-    let px_per_s = (LOCKS_SIZE.0 as f64 - 180.0) / d.end_s.max(0.001);
-    let text_px = |t: &str| t.chars().count() as f64 * 7.0 + 10.0;
-    // A label starting at `x` (s) that would run off the right edge is moved
-    // left so it ends at the edge.
-    let fit = |x: f64, w_px: f64| x.min(d.end_s - w_px / px_per_s).max(0.0);
-    // Labels that would overlap go one line further; `row` keeps the
-    // header (-1) and each relation row apart.
-    let mut taken: Vec<(f64, f64, usize, i64)> = Vec::new();
-    let mut level_for = |x: f64, w: f64, row: i64| {
-        let (x0, x1) = (x * px_per_s, x * px_per_s + w);
-        let lv = (0..)
-            .find(|lv| {
-                !taken
-                    .iter()
-                    .any(|(s, e, l, r)| *r == row && l == lv && *s < x1 && x0 < *e)
-            })
-            .unwrap_or(0);
-        taken.push((x0, x1, lv, row));
-        lv
-    };
-    let step_levels: Vec<(String, f64, usize)> =
-        d.a.steps
-            .iter()
-            .map(|st| {
-                let text = format!("step {}", st.step);
-                let x = fit(st.start_ms / 1000.0, text_px(&text));
-                let lv = level_for(x, text_px(&text), -1);
-                (text, x, lv)
-            })
-            .collect();
-    let levels = step_levels.iter().map(|s| s.2 + 1).max().unwrap_or(0);
-    // Header: the phase line, the step lines, and room for labels above the
-    // top row's bars.
-    let header_px = LINE_PX * (1 + levels) as f64 + 2.0 * LINE_PX;
-    let y0 = -0.55;
-    let rows_units = n as f64;
-    let total = rows_units / (1.0 - (header_px / PLOT_H_EST).min(0.6));
-    let y1 = y0 + total;
-
-    let title = format!(
-        "Locks held by the migration and app lock waits, {}",
-        d.a.run.scenario
-    );
-    let names_for_fmt = names.clone();
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT, 22).into_font())
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(170)
-        .build_cartesian_2d(0f64..d.end_s, y0..y1)
-        .map_err(err)?;
-    let per_px = (y1 - y0) / chart.plotting_area().dim_in_pixel().1.max(1) as f64;
-    chart
-        .configure_mesh()
-        .x_desc("time since run start (s)")
-        .x_labels(16)
-        .y_labels(((y1 - y0) * 2.0) as usize + 2)
-        .x_label_formatter(&fmt_seconds)
-        .y_label_formatter(&move |v| {
-            let i = v.round();
-            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names_for_fmt.len() {
-                names_for_fmt[names_for_fmt.len() - 1 - i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
-        .disable_y_mesh()
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 14))
-        .light_line_style(RGBColor(238, 238, 238))
-        .bold_line_style(RGBColor(215, 215, 215))
-        .draw()
-        .map_err(err)?;
-
-    shade_spans(&mut chart, d, (y0, y1), Some(y1 - 2.0 * per_px))?;
-    // Step names over their statement spans, under the phase names.
-    for (text, x, lv) in step_levels {
-        chart
-            .draw_series(std::iter::once(Text::new(
-                text,
-                (x, y1 - per_px * (2.0 + LINE_PX * (1 + lv) as f64)),
-                (FONT, 12).into_font().color(&RGBColor(150, 80, 0)),
-            )))
-            .map_err(err)?;
-    }
-
-    // Lock holds: the upper half of each row; bars first, then labels.
-    let min_w = d.end_s / 700.0;
-    let mut modes: Vec<String> = Vec::new();
-    let mut labels: Vec<(String, f64, f64, f64, f64)> = Vec::new();
-    // Bars per row in px, so a label beside a bar does not cover another.
-    let mut bars: Vec<(i64, f64, f64)> = Vec::new();
-    let mut any_fresh = false;
-    for l in &locks {
-        let y = y_of(&l.relation);
-        let c = mode_color(&l.mode);
-        let req = l.requested_ms / 1000.0;
-        let granted = l.granted_ms.map(|g| g / 1000.0);
-        let released = l
-            .released_ms
-            .or(l.granted_ms.map(|g| g + l.held_ms))
-            .map(|r| r / 1000.0)
-            .unwrap_or(req + (l.wait_ms + l.held_ms) / 1000.0);
-        let wait_end = granted.unwrap_or(released);
-        if wait_end > req {
-            let rect = [(req, y + 0.10), (wait_end.max(req + min_w), y + 0.32)];
-            chart
-                .draw_series(std::iter::once(Rectangle::new(rect, c.mix(0.3).filled())))
-                .map_err(err)?;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(rect, c.stroke_width(2))))
-                .map_err(err)?;
-        }
-        if let Some(g) = granted {
-            let e = released.max(g + min_w);
-            // A lock on a relation the step creates blocks nobody: drawn pale.
-            let fresh = fresh_rows[rows.iter().position(|r| *r == l.relation).unwrap_or(0)];
-            let style = if fresh {
-                c.mix(0.35).filled()
-            } else {
-                c.filled()
-            };
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(g, y + 0.02), (e, y + 0.40)],
-                    style,
-                )))
-                .map_err(err)?;
-            any_fresh |= fresh;
-            bars.push((y as i64, g * px_per_s, e * px_per_s));
-            let text = format!("{} {:.0} ms", l.mode.trim_end_matches("Lock"), l.held_ms);
-            labels.push((text, req, g, e, y));
-        }
-        if !modes.contains(&l.mode) {
-            modes.push(l.mode.clone());
-        }
-    }
-    // Label every bar of a row with few; of a busy row (a backfill's
-    // batches) only its longest holds.
-    const LABELS_PER_ROW: usize = 8;
-    let mut keep: Vec<bool> = vec![true; labels.len()];
-    for row in 0..n {
-        let mut idx: Vec<usize> = (0..labels.len())
-            .filter(|i| labels[*i].4 as usize == row)
-            .collect();
-        if idx.len() > LABELS_PER_ROW {
-            idx.sort_by(|a, b| {
-                (labels[*b].3 - labels[*b].2).total_cmp(&(labels[*a].3 - labels[*a].2))
-            });
-            for i in &idx[LABELS_PER_ROW..] {
-                keep[*i] = false;
-            }
-        }
-    }
-    for ((text, req, g, e, y), _) in labels.into_iter().zip(keep).filter(|(_, k)| *k) {
-        if (e - g) * px_per_s > text_px(&text) {
-            // Inside the bar, vertically centred.
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    text,
-                    (g + 6.0 / px_per_s, y + 0.21 + 7.0 * per_px),
-                    (FONT, 12).into_font().color(&WHITE),
-                )))
-                .map_err(err)?;
-        } else if beside_is_free(
-            &bars,
-            y as i64,
-            e * px_per_s + 4.0,
-            text_px(&text),
-            px_per_s * d.end_s,
-        ) {
-            // Beside the bar, where nothing else is drawn.
-            let x0 = e * px_per_s + 4.0;
-            bars.push((y as i64, x0, x0 + text_px(&text)));
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    text,
-                    (e + 4.0 / px_per_s, y + 0.21 + 7.0 * per_px),
-                    (FONT, 12).into_font().color(&BLACK),
-                )))
-                .map_err(err)?;
-        } else if (e - g) * px_per_s > text_px(&short(&text)) {
-            // Inside, the hold only: the colour says the mode.
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    short(&text),
-                    (g + 6.0 / px_per_s, y + 0.21 + 7.0 * per_px),
-                    (FONT, 12).into_font().color(&WHITE),
-                )))
-                .map_err(err)?;
-        } else {
-            // Above the bar (text hangs from its anchor), staggered upwards.
-            let x = fit(req, text_px(&text));
-            let lv = level_for(x, text_px(&text), y as i64);
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    text,
-                    (x, y + 0.40 + per_px * (LINE_PX + 1.0 + LINE_PX * lv as f64)),
-                    (FONT, 12).into_font().color(&BLACK),
-                )))
-                .map_err(err)?;
-        }
-    }
-
-    // App waits: thin bars in the lower half, one lane per overlap.
-    let mut causes: Vec<WaitCause> = Vec::new();
-    for rel in &rows {
-        let ws: Vec<_> = d.rec.waits.iter().filter(|w| &w.relation == rel).collect();
-        let spans: Vec<(f64, f64)> = ws
-            .iter()
-            .map(|w| (w.start_ms, w.end_ms.max(w.start_ms + 1.0)))
-            .collect();
-        let (lane, nl) = lanes(&spans);
-        let h = 0.46 / nl as f64;
-        let y = y_of(rel);
-        for (w, l) in ws.iter().zip(lane) {
-            let top = y - 0.04 - l as f64 * h;
-            let bot = top - h * 0.7;
-            let (a, b) = (
-                w.start_ms / 1000.0,
-                (w.end_ms / 1000.0).max(w.start_ms / 1000.0 + min_w),
-            );
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(a, top), (b, bot)],
-                    cause_color(w.cause).filled(),
-                )))
-                .map_err(err)?;
-            if !causes.contains(&w.cause) {
-                causes.push(w.cause);
-            }
-        }
-    }
-
-    modes.sort_by_key(|m| crate::locks::LockMode::parse(m));
-    for m in &modes {
-        legend_box(&mut chart, &format!("held: {m}"), mode_color(m).filled())?;
-    }
-    if any_fresh {
-        legend_box(
-            &mut chart,
-            "held on a relation the step creates (blocks nobody)",
-            RGBColor(103, 0, 13).mix(0.35).filled(),
-        )?;
-    }
-    if d.rec.locks.iter().any(|l| l.wait_ms > 0.0) {
-        legend_box(
-            &mut chart,
-            "migration waiting for its lock (outlined)",
-            RGBColor(90, 90, 90).stroke_width(2),
-        )?;
-    }
-    for c in causes {
-        legend_box(
-            &mut chart,
-            &format!("app wait: {c}"),
-            cause_color(c).filled(),
-        )?;
-    }
-    chart
-        .configure_series_labels()
-        // Before the migration starts (the left) there is nothing to hide.
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(160, 160, 160))
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(err)?;
-    Ok(())
 }
 
 #[cfg(test)]

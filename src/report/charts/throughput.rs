@@ -1,15 +1,28 @@
-//! Throughput and errors per window, by app version: requests/s on top,
-//! errors per window below, phases and statement spans shaded in both.
+//! Throughput and errors per window, by app version: successful requests
+//! per second on top (a failed request is not throughput), and below, one
+//! lane per app version that had errors, its failed requests per second in
+//! red. Phases and statement spans are shaded in both.
 
 use plotters::prelude::*;
 
-use super::{
-    err, fmt_seconds, legend_box, series_color, shade_spans, Area, ChartData, FONT,
-    STATEMENT_ALPHA, STATEMENT_FILL,
+use super::frame::{
+    err, header_labels, layout, over_white, series_color, shade_spans, style_mesh, Area, ChartData,
+    FONT, STATEMENT_ALPHA, STATEMENT_FILL,
 };
+use super::legend::{Legend, Mark};
 
-/// One window of one app: (start s, width s, requests/s, errors).
-type Window = (f64, f64, f64, u64);
+pub const SIZE: (u32, u32) = (1280, 640);
+
+const ERROR_RED: RGBColor = RGBColor(214, 39, 40);
+
+/// One window of one app: start s, width s, successful/s, failed/s.
+#[derive(Clone, Copy)]
+struct Window {
+    start: f64,
+    width: f64,
+    ok: f64,
+    errors: f64,
+}
 
 /// Per app, its windows sorted by time.
 fn per_app(d: &ChartData<'_>) -> Vec<(String, Vec<Window>)> {
@@ -22,162 +35,213 @@ fn per_app(d: &ChartData<'_>) -> Vec<(String, Vec<Window>)> {
                 apps.len() - 1
             }
         };
-        let ws = r.window_start_ms / 1000.0;
-        let w = r.window_ms / 1000.0;
+        let (start, width) = (r.window_start_ms / 1000.0, r.window_ms / 1000.0);
+        let (ok, errors) = (
+            r.count.saturating_sub(r.errors) as f64 / width,
+            r.errors as f64 / width,
+        );
         let v = &mut apps[i].1;
-        match v.iter_mut().find(|p| p.0 == ws) {
+        match v.iter_mut().find(|p| p.start == start) {
             Some(p) => {
-                p.2 += r.count as f64 / w;
-                p.3 += r.errors;
+                p.ok += ok;
+                p.errors += errors;
             }
-            None => v.push((ws, w, r.count as f64 / w, r.errors)),
+            None => v.push(Window {
+                start,
+                width,
+                ok,
+                errors,
+            }),
         }
     }
     for (_, v) in &mut apps {
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v.sort_by(|a, b| a.start.total_cmp(&b.start));
     }
     apps
+}
+
+/// How an app version is named in the chart: latency.csv calls the one app
+/// of a scenario without versions "app", and one-off sessions "script".
+fn app_label(app: &str) -> String {
+    match app {
+        "app" => "app".into(),
+        "script" => "scripts (one-off sessions)".into(),
+        v => format!("app {v}"),
+    }
+}
+
+/// A step line through the windows' rates; a window missing from
+/// latency.csv had no completions, so the line drops to zero there.
+fn steps(v: &[Window], rate: impl Fn(&Window) -> f64) -> Vec<(f64, f64)> {
+    let mut pts: Vec<(f64, f64)> = Vec::new();
+    let mut prev_end: Option<f64> = None;
+    for p in v {
+        if let Some(e) = prev_end {
+            if p.start > e + p.width * 0.5 {
+                pts.push((e, 0.0));
+                pts.push((p.start, 0.0));
+            }
+        }
+        pts.push((p.start, rate(p)));
+        pts.push((p.start + p.width, rate(p)));
+        prev_end = Some(p.start + p.width);
+    }
+    pts
 }
 
 pub(super) fn draw<DB: DrawingBackend>(
     root: &Area<'_, DB>,
     d: &ChartData<'_>,
 ) -> anyhow::Result<()> {
-    root.fill(&WHITE).map_err(err)?;
+    let title = format!(
+        "Throughput (successful requests) and errors by app version, {}",
+        d.a.run.scenario
+    );
+    let (plot, side) = layout(root, &title)?;
     let apps = per_app(d);
-    let window_ms = d.rec.info.as_ref().map(|i| i.window_ms).unwrap_or(100.0);
-    let title = format!("Throughput and errors by app version, {}", d.a.run.scenario);
-    let root = root.titled(&title, (FONT, 22).into_font()).map_err(err)?;
-    let (h, _) = (root.dim_in_pixel().1, ());
-    let (upper, lower) = root.split_vertically((h as f64 * 0.62) as u32);
-
-    // Requests per second.
-    let qmax = apps
+    let failing: Vec<(usize, &(String, Vec<Window>))> = apps
         .iter()
-        .flat_map(|(_, v)| v.iter().map(|p| p.2))
+        .enumerate()
+        .filter(|(_, (_, v))| v.iter().any(|p| p.errors > 0.0))
+        .collect();
+    // Without errors the lower panel only has to say so.
+    let share = if failing.is_empty() { 0.8 } else { 0.58 };
+    let h = plot.dim_in_pixel().1;
+    let (upper, lower) = plot.split_vertically((h as f64 * share) as u32);
+    draw_ok(&upper, d, &apps)?;
+    draw_errors(&lower, d, &failing)?;
+
+    let mut legend = Legend::default();
+    legend.heading("successful requests/s (ok/s)");
+    for (i, (app, _)) in apps.iter().enumerate() {
+        legend.add(Mark::Line(series_color(i), 2), app_label(app));
+    }
+    legend.heading("failed requests/s (errors/s)");
+    if failing.is_empty() {
+        legend.note("no app errors");
+    } else {
+        legend.add(
+            Mark::Fill(ERROR_RED),
+            "one lane per app version with errors",
+        );
+    }
+    legend.heading("migration").add(
+        Mark::Fill(over_white(STATEMENT_FILL, STATEMENT_ALPHA + 0.2)),
+        "statement running",
+    );
+    legend.draw(&side)
+}
+
+/// Successful requests per second, a line per app version.
+fn draw_ok<DB: DrawingBackend>(
+    area: &Area<'_, DB>,
+    d: &ChartData<'_>,
+    apps: &[(String, Vec<Window>)],
+) -> anyhow::Result<()> {
+    let top = apps
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.ok))
         .fold(0.0, f64::max);
-    let ytop = (qmax * 1.25).max(1.0);
-    let mut chart = ChartBuilder::on(&upper)
+    // Room above the highest rate for the phase names.
+    let ytop = (top * 1.3).max(1.0);
+    let mut chart = ChartBuilder::on(area)
         .margin(16)
         .margin_bottom(4)
         .x_label_area_size(28)
         .y_label_area_size(72)
         .build_cartesian_2d(0f64..d.end_s, 0f64..ytop)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .y_desc("completed requests/s")
-        .x_labels(16)
+    let mut mesh = chart.configure_mesh();
+    style_mesh(&mut mesh);
+    mesh.y_desc("ok/s")
         .y_labels(8)
-        .x_label_formatter(&fmt_seconds)
         .y_label_formatter(&|v| format!("{v:.0}"))
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 13))
-        .light_line_style(RGBColor(238, 238, 238))
-        .bold_line_style(RGBColor(205, 205, 205))
         .draw()
         .map_err(err)?;
-    shade_spans(&mut chart, d, (0.0, ytop), Some(ytop * 0.97))?;
-    for (i, (app, v)) in apps.iter().enumerate() {
-        let c = series_color(i);
-        // Steps: the rate is constant over a window. A window missing from
-        // latency.csv had no completions: the line drops to zero there.
-        let mut pts: Vec<(f64, f64)> = Vec::new();
-        let mut prev_end: Option<f64> = None;
-        for p in v {
-            if let Some(e) = prev_end {
-                if p.0 > e + p.1 * 0.5 {
-                    pts.push((e, 0.0));
-                    pts.push((p.0, 0.0));
-                }
-            }
-            pts.push((p.0, p.2));
-            pts.push((p.0 + p.1, p.2));
-            prev_end = Some(p.0 + p.1);
-        }
+    shade_spans(&mut chart, d, (0.0, ytop))?;
+    header_labels(&chart, d, &[])?;
+    for (i, (_, v)) in apps.iter().enumerate() {
         chart
-            .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("app {app}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-    }
-    legend_box(
-        &mut chart,
-        "statement running",
-        STATEMENT_FILL.mix(STATEMENT_ALPHA).filled(),
-    )?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.88))
-        .border_style(RGBColor(160, 160, 160))
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(err)?;
-
-    // Errors per window, one bar per app side by side.
-    let emax = apps
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|p| p.3))
-        .max()
-        .unwrap_or(0);
-    let etop = (emax as f64 * 1.3).max(2.0).ceil();
-    let mut chart = ChartBuilder::on(&lower)
-        .margin(16)
-        .margin_top(4)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(0f64..d.end_s, 0f64..etop)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("time since run start (s)")
-        .y_desc(format!("errors / {window_ms:.0} ms"))
-        .x_labels(16)
-        .y_labels((etop as usize + 1).min(6))
-        .x_label_formatter(&fmt_seconds)
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .axis_desc_style((FONT, 16))
-        .label_style((FONT, 13))
-        .light_line_style(RGBColor(238, 238, 238))
-        .bold_line_style(RGBColor(205, 205, 205))
-        .draw()
-        .map_err(err)?;
-    shade_spans(&mut chart, d, (0.0, etop), None)?;
-    let napps = apps.len().max(1) as f64;
-    for (i, (app, v)) in apps.iter().enumerate() {
-        let c = series_color(i);
-        // A bar at least a few pixels wide so a single error is visible.
-        let min_w = d.end_s / 250.0;
-        if v.iter().all(|p| p.3 == 0) {
-            continue;
-        }
-        chart
-            .draw_series(v.iter().filter(|p| p.3 > 0).map(|p| {
-                let w = (p.1 / napps).max(min_w);
-                let x = p.0 + i as f64 * w;
-                Rectangle::new([(x, 0.0), (x + w, p.3 as f64)], c.filled())
-            }))
-            .map_err(err)?
-            .label(format!("app {app} errors"))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()));
-    }
-    if emax == 0 {
-        chart
-            .draw_series(std::iter::once(Text::new(
-                "no app errors",
-                (d.end_s * 0.45, etop * 0.5),
-                (FONT, 16).into_font().color(&RGBColor(90, 90, 90)),
-            )))
+            .draw_series(LineSeries::new(
+                steps(v, |p| p.ok),
+                series_color(i).stroke_width(2),
+            ))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.88))
-        .border_style(RGBColor(160, 160, 160))
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(err)?;
+    Ok(())
+}
+
+/// Failed requests per second, one lane per failing app version (named in
+/// its colour), on one scale; "no app errors" when there were none.
+fn draw_errors<DB: DrawingBackend>(
+    area: &Area<'_, DB>,
+    d: &ChartData<'_>,
+    failing: &[(usize, &(String, Vec<Window>))],
+) -> anyhow::Result<()> {
+    let top = failing
+        .iter()
+        .flat_map(|(_, (_, v))| v.iter().map(|p| p.errors))
+        .fold(0.0, f64::max);
+    // Room above the highest bar for the lane's name.
+    let etop = (top * 1.3).max(1.0).ceil();
+    let n = failing.len().max(1);
+    let lanes = area.split_evenly((n, 1));
+    for (k, lane) in lanes.iter().enumerate() {
+        let last = k + 1 == n;
+        let mut chart = ChartBuilder::on(lane)
+            .margin_left(16)
+            .margin_right(16)
+            .margin_top(if k == 0 { 4 } else { 10 })
+            .margin_bottom(if last { 8 } else { 0 })
+            .x_label_area_size(if last { 44 } else { 0 })
+            .y_label_area_size(72)
+            .build_cartesian_2d(0f64..d.end_s, 0f64..etop)
+            .map_err(err)?;
+        let mut mesh = chart.configure_mesh();
+        style_mesh(&mut mesh);
+        mesh.y_desc("errors/s")
+            .y_labels(if failing.is_empty() { 0 } else { 3 })
+            .y_label_formatter(&|v| format!("{v:.0}"));
+        if last {
+            mesh.x_desc("time since run start (s)");
+        } else {
+            mesh.disable_x_axis();
+        }
+        mesh.draw().map_err(err)?;
+        shade_spans(&mut chart, d, (0.0, etop))?;
+        match failing.get(k) {
+            Some((i, (app, v))) => {
+                // The lane's app version, in its colour, top left.
+                chart
+                    .plotting_area()
+                    .strip_coord_spec()
+                    .draw(&Text::new(
+                        app_label(app),
+                        (6, 4),
+                        (FONT, 13, FontStyle::Bold)
+                            .into_font()
+                            .color(&series_color(*i)),
+                    ))
+                    .map_err(err)?;
+                chart
+                    .draw_series(v.iter().filter(|p| p.errors > 0.0).map(|p| {
+                        Rectangle::new(
+                            [(p.start, 0.0), (p.start + p.width * 0.85, p.errors)],
+                            ERROR_RED.filled(),
+                        )
+                    }))
+                    .map_err(err)?;
+            }
+            None => {
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        "no app errors",
+                        (d.end_s * 0.45, etop * 0.6),
+                        (FONT, 16).into_font().color(&RGBColor(90, 90, 90)),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+    }
     Ok(())
 }
