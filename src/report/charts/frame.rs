@@ -10,7 +10,7 @@ use crate::analyze::Analysis;
 use crate::record::RunRecord;
 
 pub(crate) type Area<'a, DB> = DrawingArea<DB, Shift>;
-pub(crate) type TimeChart<'a, 'b, DB, Y> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>;
+pub(crate) type TimeChart<'a, DB, Y> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>;
 
 pub(crate) const FONT: &str = "sans-serif";
 /// Width of the legend panel right of the plot.
@@ -194,7 +194,7 @@ impl Lines {
 /// Shade phases (alternating light bands) and statement spans (orange) over
 /// the full height of a chart whose y range is `y`.
 pub(crate) fn shade_spans<DB: DrawingBackend, Y>(
-    chart: &mut TimeChart<'_, '_, DB, Y>,
+    chart: &mut TimeChart<'_, DB, Y>,
     d: &ChartData<'_>,
     y: (Y::ValueType, Y::ValueType),
 ) -> anyhow::Result<()>
@@ -229,7 +229,7 @@ where
 /// lines, then `more` (step names at their start, s), each on the lowest
 /// line where it overlaps no other. Returns how many lines were used.
 pub(crate) fn header_labels<DB: DrawingBackend, Y: Ranged>(
-    chart: &TimeChart<'_, '_, DB, Y>,
+    chart: &TimeChart<'_, DB, Y>,
     d: &ChartData<'_>,
     more: &[(String, f64)],
 ) -> anyhow::Result<usize> {

@@ -97,7 +97,7 @@ fn y_range(qs: &[QuerySeries]) -> (f64, f64) {
     }
 }
 
-type LatencyChart<'a, 'b, DB> = TimeChart<'a, 'b, DB, LogCoord<f64>>;
+type LatencyChart<'a, DB> = TimeChart<'a, DB, LogCoord<f64>>;
 
 pub(super) fn draw<DB: DrawingBackend>(
     root: &Area<'_, DB>,
@@ -182,7 +182,7 @@ struct Strip {
 /// for such a lock outlined (the app queues behind them); the longest few
 /// holds labelled, labels that would overlap one level up.
 fn draw_holds<DB: DrawingBackend>(
-    chart: &mut LatencyChart<'_, '_, DB>,
+    chart: &mut LatencyChart<'_, DB>,
     d: &ChartData<'_>,
     y0: f64,
 ) -> anyhow::Result<Strip> {
@@ -262,7 +262,7 @@ fn draw_holds<DB: DrawingBackend>(
 
 /// Per query: p99 thick, p50 thin and pale, max as dots, in its colour.
 fn draw_queries<DB: DrawingBackend>(
-    chart: &mut LatencyChart<'_, '_, DB>,
+    chart: &mut LatencyChart<'_, DB>,
     qs: &[QuerySeries],
     y0: f64,
 ) -> anyhow::Result<()> {

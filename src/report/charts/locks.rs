@@ -16,12 +16,6 @@ use plotters::coord::types::RangedCoordf64;
 
 pub const SIZE: (u32, u32) = (1280, 560);
 
-/// Room for relation names left of the plot: as wide as the longest
-/// name needs, within bounds.
-fn label_area(names: &[String]) -> u32 {
-    let longest = names.iter().map(|n| text_px(n) + 6.0).fold(0.0, f64::max);
-    (longest.clamp(90.0, 300.0)) as u32
-}
 // A row is one unit high, split into bands around its tick y: the app's
 // waits under it, the migration's bar on it, labels above the bar.
 const WAITS: (f64, f64) = (-0.36, -0.04);
@@ -34,6 +28,13 @@ const LINE_PX: f64 = 15.0;
 /// or beside, and above the row only holds that block the app; stacking
 /// every label above is for rows with few bars.
 const STACK_LIMIT: usize = 6;
+
+/// Room for relation names left of the plot: as wide as the longest
+/// name needs, within bounds.
+fn label_area(names: &[String]) -> u32 {
+    let longest = names.iter().map(|n| text_px(n) + 6.0).fold(0.0, f64::max);
+    (longest.clamp(90.0, 300.0)) as u32
+}
 
 fn cause_color(c: WaitCause) -> RGBColor {
     match c {
@@ -128,7 +129,7 @@ fn x_range(d: &ChartData<'_>) -> (f64, f64) {
     ((lo - pad).max(0.0), (hi + pad * 1.5).min(d.end_s.max(hi)))
 }
 
-type LocksChart<'a, 'b, DB> = TimeChart<'a, 'b, DB, RangedCoordf64>;
+type LocksChart<'a, DB> = TimeChart<'a, DB, RangedCoordf64>;
 
 pub(super) fn draw<DB: DrawingBackend>(
     root: &Area<'_, DB>,
@@ -222,7 +223,7 @@ fn header_lines(
 /// The migration's waits to be granted: outlined, lightly filled, in the
 /// upper half of the row. Returns whether there were any.
 fn draw_lock_waits<DB: DrawingBackend>(
-    chart: &mut LocksChart<'_, '_, DB>,
+    chart: &mut LocksChart<'_, DB>,
     locks: &[&LockRow],
     rows: &Rows,
 ) -> anyhow::Result<bool> {
@@ -253,7 +254,7 @@ fn draw_lock_waits<DB: DrawingBackend>(
 }
 
 /// Seconds that make two pixels.
-fn min_width<DB: DrawingBackend>(chart: &LocksChart<'_, '_, DB>) -> f64 {
+fn min_width<DB: DrawingBackend>(chart: &LocksChart<'_, DB>) -> f64 {
     let r = chart.x_range();
     2.0 * (r.end - r.start) / chart.plotting_area().dim_in_pixel().0.max(1) as f64
 }
@@ -261,7 +262,7 @@ fn min_width<DB: DrawingBackend>(chart: &LocksChart<'_, '_, DB>) -> f64 {
 /// The holds: one bar per span in its strongest mode (pale on a relation
 /// the step creates), then their labels.
 fn draw_bars<DB: DrawingBackend>(
-    chart: &mut LocksChart<'_, '_, DB>,
+    chart: &mut LocksChart<'_, DB>,
     bars: &[Bar],
     rows: &Rows,
 ) -> anyhow::Result<()> {
@@ -292,7 +293,7 @@ fn draw_bars<DB: DrawingBackend>(
 /// row while there is room. Holds that block the app are labelled first,
 /// longest first; a busy row's small bars get one summary label instead.
 fn label_bars<DB: DrawingBackend>(
-    chart: &mut LocksChart<'_, '_, DB>,
+    chart: &mut LocksChart<'_, DB>,
     bars: &[Bar],
     rows: &Rows,
 ) -> anyhow::Result<()> {
@@ -433,7 +434,7 @@ fn busy_summaries(bars: &[Bar], rows: &Rows) -> Vec<((String, f64), String)> {
 /// App lock waits: thin bars in the lower half of the row, one lane per
 /// overlap. Returns the causes drawn.
 fn draw_app_waits<DB: DrawingBackend>(
-    chart: &mut LocksChart<'_, '_, DB>,
+    chart: &mut LocksChart<'_, DB>,
     d: &ChartData<'_>,
     rows: &Rows,
 ) -> anyhow::Result<Vec<WaitCause>> {
