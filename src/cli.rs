@@ -279,7 +279,7 @@ pub fn run(plan: Plan) -> Result<u8> {
     match plan {
         Plan::Check(scenarios) => {
             for s in scenarios {
-                println!("{}", scenario::load::describe(&s));
+                crate::printer::stdout(&(scenario::load::describe(&s) + "\n"))?;
             }
             Ok(exit::OK)
         }

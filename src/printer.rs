@@ -11,21 +11,29 @@ use crate::report::Summary;
 
 /// The summary of one run directory on stdout.
 pub fn summary(format: SummaryFormat, run_dir: &Path, summary: &Summary) -> Result<()> {
-    match format {
-        SummaryFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(summary).map_err(anyhow::Error::new)?
-        ),
-        SummaryFormat::Verdict => println!("{}", summary.verdict_line()),
-        SummaryFormat::Text => {
-            println!("{}", summary.text());
-            println!(
-                "report: {}",
-                run_dir.join(crate::report::INDEX_HTML).display()
-            );
+    let text = match format {
+        SummaryFormat::Json => {
+            serde_json::to_string_pretty(summary).map_err(anyhow::Error::new)? + "\n"
         }
+        SummaryFormat::Verdict => summary.verdict_line() + "\n",
+        SummaryFormat::Text => format!(
+            "{}\nreport: {}\n",
+            summary.text(),
+            run_dir.join(crate::report::INDEX_HTML).display()
+        ),
+    };
+    stdout(&text)
+}
+
+/// Write to stdout. A reader that went away (`pgrehearse report DIR | head`)
+/// is not an error: the run itself is done and its files are written.
+pub fn stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// An error on stderr, and where its partial report is when one was written.

@@ -606,3 +606,25 @@ fn a_long_backfill_renders_quickly() {
         .len();
     assert!(json < 100_000, "summary.json is {json} bytes");
 }
+
+/// `pgrehearse report DIR | head -1`: a reader that stops early is not an
+/// error and never a panic; the exit code is still the verdict's.
+#[test]
+fn report_to_a_closed_pipe_keeps_its_exit_code() {
+    use std::process::Stdio;
+    let t = copy_fixture();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .args(["report", "--json"])
+        .arg(t.path())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before anything is read, like `head` after its line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
