@@ -1,13 +1,16 @@
-//! Collecting located validation errors, and the small value parsers the
-//! validator shares (durations, integers in range, names).
+//! Collecting located validation errors, and the small value parsers every
+//! part of the validator shares (durations, integers in range, unique item
+//! names, SQL lists, app lists).
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
-use super::model::S;
+use super::model::{SqlText, S};
 use super::span::line_col;
 use crate::error::ScenarioError;
+use crate::sql;
 
 /// Every problem found in one file, located by byte span.
 pub struct Diags<'a> {
@@ -132,6 +135,93 @@ impl<'a> Diags<'a> {
         }
         Some(d)
     }
+}
+
+/// Remember the first span of each name; report later duplicates.
+pub struct Names {
+    kind: &'static str,
+    seen: HashMap<String, Range<usize>>,
+}
+
+impl Names {
+    pub fn new(kind: &'static str) -> Self {
+        Names {
+            kind,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, d: &mut Diags, name: &S<String>, field: &str) {
+        let n = name.get_ref().trim().to_string();
+        if let Some(first) = self.seen.get(&n) {
+            let line = d.line_of(first.clone());
+            d.err(
+                name.span(),
+                field,
+                format!(
+                    "duplicate {} name `{n}` (first defined on line {line}); names must be unique",
+                    self.kind
+                ),
+            );
+        } else {
+            self.seen.insert(n, name.span());
+        }
+    }
+}
+
+/// Required, non-empty, unique name of an item.
+pub fn item_name(
+    d: &mut Diags,
+    v: &Option<S<String>>,
+    section: Range<usize>,
+    field: &str,
+    names: &mut Names,
+) -> String {
+    match d.required(v, section, field, &format!("a {} name", names.kind)) {
+        Some(v) => {
+            let n = d.nonempty(v, field, &format!("a {} name", names.kind));
+            if n.is_some() {
+                names.add(d, v, field);
+            }
+            n.unwrap_or_default()
+        }
+        None => String::new(),
+    }
+}
+
+/// SQL text (a string or a list of strings) split into statements.
+pub fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
+    let out: Vec<String> = match v.get_ref() {
+        SqlText::One(s) => sql::split(s),
+        SqlText::Many(list) => list.iter().flat_map(|s| sql::split(s.get_ref())).collect(),
+    };
+    if out.is_empty() {
+        d.err(
+            v.span(),
+            field,
+            "has no SQL statements; expected at least one",
+        );
+    }
+    out
+}
+
+pub fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String> {
+    if v.get_ref().is_empty() {
+        d.err(
+            v.span(),
+            field,
+            "is empty; expected at least one app version, or omit it for all",
+        );
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (k, a) in v.get_ref().iter().enumerate() {
+        if let Some(a) = d.nonempty(a, &format!("{field}[{k}]"), "an app version name") {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
 }
 
 /// Longest duration we accept anywhere: a year is beyond any rehearsal, and

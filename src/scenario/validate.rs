@@ -2,13 +2,11 @@
 //! recorded with its span; validation carries on with defaults so one run
 //! reports them all.
 
-use std::collections::HashMap;
-use std::ops::Range;
 use std::path::Path;
 
-use super::diag::Diags;
+use super::diag::{item_name, sql_list, Diags, Names};
 use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
-use super::model::{self, SqlText, S};
+use super::model::{self, S};
 use super::validate_phases::phases;
 use super::validate_workload::workload;
 use super::{Budget, ColumnPlan, PostgresPlan, Scenario, TablePlan, Variant};
@@ -170,58 +168,6 @@ fn postgres(d: &mut Diags, p: Option<&S<model::PostgresSection>>) -> PostgresPla
     }
 }
 
-/// Remember the first span of each name; report later duplicates.
-pub(super) struct Names {
-    kind: &'static str,
-    seen: HashMap<String, Range<usize>>,
-}
-
-impl Names {
-    pub(super) fn new(kind: &'static str) -> Self {
-        Names {
-            kind,
-            seen: HashMap::new(),
-        }
-    }
-
-    fn add(&mut self, d: &mut Diags, name: &S<String>, field: &str) {
-        let n = name.get_ref().trim().to_string();
-        if let Some(first) = self.seen.get(&n) {
-            let line = d.line_of(first.clone());
-            d.err(
-                name.span(),
-                field,
-                format!(
-                    "duplicate {} name `{n}` (first defined on line {line}); names must be unique",
-                    self.kind
-                ),
-            );
-        } else {
-            self.seen.insert(n, name.span());
-        }
-    }
-}
-
-/// Required, non-empty, unique name of an item.
-pub(super) fn item_name(
-    d: &mut Diags,
-    v: &Option<S<String>>,
-    section: Range<usize>,
-    field: &str,
-    names: &mut Names,
-) -> String {
-    match d.required(v, section, field, &format!("a {} name", names.kind)) {
-        Some(v) => {
-            let n = d.nonempty(v, field, &format!("a {} name", names.kind));
-            if n.is_some() {
-                names.add(d, v, field);
-            }
-            n.unwrap_or_default()
-        }
-        None => String::new(),
-    }
-}
-
 /// Rows after --rows / --scale: exact integers, at least 1 where the file
 /// asked for rows. `--rows N` gives the largest table N rows and scales the
 /// others by the same ratio.
@@ -249,177 +195,206 @@ pub fn scale_rows(raw: &[u64], ov: &RowOverrides) -> Vec<u64> {
     rows
 }
 
+/// Names and row counts of every table, read before any table is validated:
+/// a foreign key may point at any earlier table and must see its scaled rows.
+struct TableHeads {
+    names: Vec<String>,
+    /// After --rows / --scale.
+    rows: Vec<u64>,
+    /// False where the file's row count was rejected: that error is reported
+    /// once, not again by every foreign key into the table.
+    rows_valid: Vec<bool>,
+}
+
 /// The table plans, each with its line and whether its row count was valid.
 fn tables(
     d: &mut Diags,
     ts: &[S<model::TableSection>],
     ov: &RowOverrides,
 ) -> Vec<(TablePlan, usize, bool)> {
-    let mut names = Names::new("table");
+    let heads = table_heads(d, ts, ov);
     let overridden = ov.rows.is_some() || ov.scale.is_some();
-    // Pass 1: names and row counts, so foreign keys can see scaled rows.
+    (0..ts.len())
+        .map(|i| {
+            let plan = table(d, ts, i, &heads, overridden);
+            (plan, d.line_of(ts[i].span()), heads.rows_valid[i])
+        })
+        .collect()
+}
+
+fn table_heads(d: &mut Diags, ts: &[S<model::TableSection>], ov: &RowOverrides) -> TableHeads {
+    let mut names = Names::new("table");
+    let mut heads = TableHeads {
+        names: Vec::new(),
+        rows: Vec::new(),
+        rows_valid: Vec::new(),
+    };
     let mut raw_rows = Vec::new();
-    let mut rows_valid = Vec::new();
-    let mut table_names = Vec::new();
     for (i, t) in ts.iter().enumerate() {
         let tt = t.get_ref();
         let field = format!("table[{i}].name");
-        table_names.push(item_name(d, &tt.name, t.span(), &field, &mut names));
-        let rows = match &tt.rows {
-            None => 0,
-            Some(r) => {
-                let x = *r.get_ref();
-                let f = format!("table[{i}].rows");
-                if x < 0 {
-                    d.err(
-                        r.span(),
-                        f,
-                        format!("{x} is negative; expected a row count of at least 1"),
-                    );
-                    0
-                } else if x == 0 {
-                    d.err(
-                        r.span(),
-                        f,
-                        "is 0; expected at least 1 (omit rows for a table created empty)",
-                    );
-                    0
-                } else if x as u64 > MAX_ROWS {
-                    d.err(
-                        r.span(),
-                        f,
-                        format!("{x} rows is absurd; expected at most {MAX_ROWS}"),
-                    );
-                    0
-                } else {
-                    x as u64
-                }
-            }
-        };
-        rows_valid.push(rows > 0 || tt.rows.is_none());
+        heads
+            .names
+            .push(item_name(d, &tt.name, t.span(), &field, &mut names));
+        let rows = tt
+            .rows
+            .as_ref()
+            .map_or(0, |r| row_count(d, r, &format!("table[{i}].rows")));
+        heads.rows_valid.push(rows > 0 || tt.rows.is_none());
         raw_rows.push(rows);
     }
-    let rows = scale_rows(&raw_rows, ov);
-    let mut out = Vec::new();
-    for (i, t) in ts.iter().enumerate() {
-        let tt = t.get_ref();
-        let line = d.line_of(t.span());
-        let rows_field = format!("table[{i}].rows");
-        if overridden && rows[i] > MAX_ROWS {
-            let span = tt.rows.as_ref().map_or(t.span(), |r| r.span());
+    heads.rows = scale_rows(&raw_rows, ov);
+    heads
+}
+
+/// A table's `rows` as written: 0 (after an error) unless in 1..=MAX_ROWS.
+fn row_count(d: &mut Diags, r: &S<i64>, field: &str) -> u64 {
+    let x = *r.get_ref();
+    if x < 0 {
+        d.err(
+            r.span(),
+            field,
+            format!("{x} is negative; expected a row count of at least 1"),
+        );
+        0
+    } else if x == 0 {
+        d.err(
+            r.span(),
+            field,
+            "is 0; expected at least 1 (omit rows for a table created empty)",
+        );
+        0
+    } else if x as u64 > MAX_ROWS {
+        d.err(
+            r.span(),
+            field,
+            format!("{x} rows is absurd; expected at most {MAX_ROWS}"),
+        );
+        0
+    } else {
+        x as u64
+    }
+}
+
+/// Table `i`: its CREATE statement, after_seed and column generators.
+fn table(
+    d: &mut Diags,
+    ts: &[S<model::TableSection>],
+    i: usize,
+    heads: &TableHeads,
+    overridden: bool,
+) -> TablePlan {
+    let t = &ts[i];
+    let tt = t.get_ref();
+    let name = &heads.names[i];
+    let rows = heads.rows[i];
+    let rows_field = format!("table[{i}].rows");
+    let rows_span = tt.rows.as_ref().map_or(t.span(), |r| r.span());
+    if overridden && rows > MAX_ROWS {
+        d.err(
+            rows_span.clone(),
+            &rows_field,
+            format!("{rows} rows after --rows/--scale is absurd; expected at most {MAX_ROWS}"),
+        );
+    }
+    let create_field = format!("table[{i}].create");
+    const CREATE: &str = "the CREATE TABLE statement";
+    let create = match d.required(&tt.create, t.span(), &create_field, CREATE) {
+        Some(v) => d.nonempty(v, &create_field, CREATE).unwrap_or_default(),
+        None => String::new(),
+    };
+    let after_seed = tt
+        .after_seed
+        .as_ref()
+        .map(|v| sql_list(d, v, &format!("table[{i}].after_seed")))
+        .unwrap_or_default();
+    let targets: Vec<FkTarget> = heads
+        .names
+        .iter()
+        .enumerate()
+        .map(|(j, n)| FkTarget {
+            name: n.clone(),
+            rows: if heads.rows_valid[j] {
+                heads.rows[j]
+            } else {
+                1
+            },
+            line: d.line_of(ts[j].span()),
+            usable: j < i,
+        })
+        .collect();
+    let idents = identifiers(&create);
+    if let (Some(c), false) = (&tt.create, create.is_empty() || name.is_empty()) {
+        if !mentions(&idents, name) {
             d.err(
-                span,
+                c.span(),
+                &create_field,
+                format!("does not mention table `{name}`; expected CREATE TABLE {name} (...)"),
+            );
+        }
+    }
+    let columns = columns(d, tt, i, &create, &idents, name, &targets);
+    if rows > 0 && rows <= MAX_ROWS {
+        let bytes = u128::from(estimated_row_bytes(&columns)) * u128::from(rows);
+        if bytes > u128::from(MAX_TABLE_BYTES) {
+            d.err(
+                rows_span,
                 &rows_field,
                 format!(
-                    "{} rows after --rows/--scale is absurd; expected at most {MAX_ROWS}",
-                    rows[i]
+                    "{rows} rows of this table come to about {} GiB, beyond any disk a rehearsal can use (limit {} GiB); use fewer rows",
+                    bytes >> 30,
+                    MAX_TABLE_BYTES >> 30
                 ),
             );
         }
-        let create = match d.required(
-            &tt.create,
-            t.span(),
-            &format!("table[{i}].create"),
-            "the CREATE TABLE statement",
-        ) {
-            Some(v) => d
-                .nonempty(
-                    v,
-                    &format!("table[{i}].create"),
-                    "the CREATE TABLE statement",
-                )
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        let after_seed = tt
-            .after_seed
-            .as_ref()
-            .map(|v| sql_list(d, v, &format!("table[{i}].after_seed")))
-            .unwrap_or_default();
-        let targets: Vec<FkTarget> = table_names
-            .iter()
-            .enumerate()
-            .map(|(j, n)| FkTarget {
-                name: n.clone(),
-                // An invalid row count is reported once, not again by every
-                // foreign key into the table.
-                rows: if rows_valid[j] { rows[j] } else { 1 },
-                line: d.line_of(ts[j].span()),
-                usable: j < i,
-            })
-            .collect();
-        let names_in_create = identifiers(&create);
-        if let (Some(c), false) = (&tt.create, create.is_empty() || table_names[i].is_empty()) {
-            if !mentions(&names_in_create, &table_names[i]) {
-                d.err(
-                    c.span(),
-                    format!("table[{i}].create"),
-                    format!(
-                        "does not mention table `{}`; expected CREATE TABLE {} (...)",
-                        table_names[i], table_names[i]
-                    ),
-                );
-            }
-        }
-        // Generated columns are loaded right after CREATE, so they must be in
-        // it, unless the table takes its columns from elsewhere.
-        let columns_elsewhere = columns_from_elsewhere(&create);
-        let mut columns = Vec::new();
-        if let Some(cols) = &tt.columns {
-            for (k, spec) in &cols.get_ref().0 {
-                let path = format!("table[{i}].columns.{}", k.get_ref());
-                if !create.is_empty()
-                    && !columns_elsewhere
-                    && !mentions(&names_in_create, k.get_ref())
-                {
-                    d.err(
-                        k.span(),
-                        &path,
-                        format!(
-                            "column `{}` is not in the CREATE TABLE statement of `{}`",
-                            k.get_ref(),
-                            table_names[i]
-                        ),
-                    );
-                    continue;
-                }
-                if let Some(gen) = column_gen(d, spec, &path, &targets) {
-                    columns.push(ColumnPlan {
-                        name: k.get_ref().clone(),
-                        gen,
-                    });
-                }
-            }
-        }
-        if rows[i] > 0 && rows[i] <= MAX_ROWS {
-            let bytes = u128::from(estimated_row_bytes(&columns)) * u128::from(rows[i]);
-            if bytes > u128::from(MAX_TABLE_BYTES) {
-                let span = tt.rows.as_ref().map_or(t.span(), |r| r.span());
-                d.err(
-                    span,
-                    &rows_field,
-                    format!(
-                        "{} rows of this table come to about {} GiB, beyond any disk a rehearsal can use (limit {} GiB); use fewer rows",
-                        rows[i],
-                        bytes >> 30,
-                        MAX_TABLE_BYTES >> 30
-                    ),
-                );
-            }
-        }
-        out.push((
-            TablePlan {
-                name: table_names[i].clone(),
-                rows: rows[i],
-                create,
-                after_seed,
-                columns,
-            },
-            line,
-            rows_valid[i],
-        ));
     }
-    out
+    TablePlan {
+        name: name.clone(),
+        rows,
+        create,
+        after_seed,
+        columns,
+    }
+}
+
+/// The column generators of table `i`. Generated columns are loaded right
+/// after CREATE, so they must be in it, unless the table takes its columns
+/// from elsewhere.
+fn columns(
+    d: &mut Diags,
+    tt: &model::TableSection,
+    i: usize,
+    create: &str,
+    idents: &[String],
+    table: &str,
+    targets: &[FkTarget],
+) -> Vec<ColumnPlan> {
+    let Some(cols) = &tt.columns else {
+        return Vec::new();
+    };
+    let check_names = !create.is_empty() && !columns_from_elsewhere(create);
+    let mut columns = Vec::new();
+    for (k, spec) in &cols.get_ref().0 {
+        let path = format!("table[{i}].columns.{}", k.get_ref());
+        if check_names && !mentions(idents, k.get_ref()) {
+            d.err(
+                k.span(),
+                &path,
+                format!(
+                    "column `{}` is not in the CREATE TABLE statement of `{table}`",
+                    k.get_ref()
+                ),
+            );
+            continue;
+        }
+        if let Some(gen) = column_gen(d, spec, &path, targets) {
+            columns.push(ColumnPlan {
+                name: k.get_ref().clone(),
+                gen,
+            });
+        }
+    }
+    columns
 }
 
 /// The identifiers (lowercased words and quoted names) of a statement.
@@ -467,22 +442,6 @@ fn mentions(idents: &[String], name: &str) -> bool {
     idents
         .iter()
         .any(|i| i == last || *i == last.to_lowercase())
-}
-
-/// SQL text (a string or a list of strings) split into statements.
-pub(super) fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
-    let out: Vec<String> = match v.get_ref() {
-        SqlText::One(s) => sql::split(s),
-        SqlText::Many(list) => list.iter().flat_map(|s| sql::split(s.get_ref())).collect(),
-    };
-    if out.is_empty() {
-        d.err(
-            v.span(),
-            field,
-            "has no SQL statements; expected at least one",
-        );
-    }
-    out
 }
 
 fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {

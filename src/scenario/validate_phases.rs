@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use super::diag::Diags;
+use super::diag::{app_list, item_name, sql_list, Diags, Names};
 use super::model::{self, S};
-use super::validate::{item_name, sql_list, Names};
-use super::validate_workload::app_list;
 use super::{BackfillPlan, PhasePlan, StepAction, StepPlan};
 use crate::sql;
 

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use super::diag::Diags;
+use super::diag::{app_list, item_name, sql_list, Diags, Names};
 use super::gen_spec::{column_gen, FkTarget};
 use super::model::{self, GenSpec, S};
-use super::validate::{item_name, sql_list, Names};
 use super::{QueryPlan, ScriptPlan, WorkloadPlan};
 use crate::sql;
 
@@ -202,23 +201,4 @@ fn query(
         sql: stmts.into_iter().next().unwrap_or(sql_text),
         params,
     })
-}
-
-pub(super) fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String> {
-    if v.get_ref().is_empty() {
-        d.err(
-            v.span(),
-            field,
-            "is empty; expected at least one app version, or omit it for all",
-        );
-    }
-    let mut out: Vec<String> = Vec::new();
-    for (k, a) in v.get_ref().iter().enumerate() {
-        if let Some(a) = d.nonempty(a, &format!("{field}[{k}]"), "an app version name") {
-            if !out.contains(&a) {
-                out.push(a);
-            }
-        }
-    }
-    out
 }
