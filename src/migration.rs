@@ -108,6 +108,29 @@ enum Failure {
     Aborted,
 }
 
+impl Failure {
+    /// The one mapping of a Postgres error: 55P03 (lock_timeout expired) is
+    /// retried, anything else fails the step; a lost connection is 08006.
+    fn from_pg(e: &tokio_postgres::Error) -> Failure {
+        let (sqlstate, message) = crate::pg::sqlstate_and_message(e);
+        if sqlstate == "55P03" {
+            Failure::LockTimeout(message)
+        } else {
+            Failure::Sql { sqlstate, message }
+        }
+    }
+
+    /// The statement's outcome and SQLSTATE in statements.csv.
+    fn statement_outcome(&self) -> (&'static str, &str) {
+        match self {
+            Failure::LockTimeout(_) => ("lock_timeout", "55P03"),
+            Failure::Sql { sqlstate, .. } if sqlstate == "57014" => ("statement_timeout", sqlstate),
+            Failure::Sql { sqlstate, .. } => ("error", sqlstate),
+            Failure::Aborted => ("cancelled", ""),
+        }
+    }
+}
+
 struct Executor {
     client: Client,
     ctx: MigrationCtx,
@@ -194,7 +217,11 @@ impl Executor {
             outcome: "ok".into(),
         };
         let result = match &step.action {
-            StepAction::Sql(stmts) => self.run_with_retries(phase, step, stmts, &mut span).await,
+            StepAction::Sql(stmts) => {
+                let progress = format!("{} / {}", phase.name, step.name);
+                self.run_with_retries(phase, step, stmts, step.transaction, &mut span, &progress)
+                    .await
+            }
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
         span.end_ms = self.ctx.clock.now_ms();
@@ -247,28 +274,30 @@ impl Executor {
         }
     }
 
-    async fn run_with_retries(
+    /// Run `stmts` (in one transaction or each on its own) until they
+    /// succeed, fail for another reason, or lock timeouts have used up the
+    /// step's retries, with a jittered backoff between attempts. `progress`
+    /// is what the progress display shows. SQL steps and backfill batches
+    /// both retry through here.
+    pub(super) async fn run_with_retries(
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
         stmts: &[String],
+        in_transaction: bool,
         span: &mut StepSpan,
+        progress: &str,
     ) -> Result<(), Failure> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            span.attempts = attempt;
-            self.ctx.current.set(format!(
-                "{} / {}{}",
-                phase.name,
-                step.name,
-                if attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                }
-            ));
-            let r = if step.transaction {
+            span.attempts += 1;
+            self.ctx.current.set(if attempt > 1 {
+                format!("{progress} (attempt {attempt})")
+            } else {
+                progress.to_string()
+            });
+            let r = if in_transaction {
                 self.attempt_in_transaction(phase, step, stmts, attempt)
                     .await
             } else {
@@ -345,11 +374,7 @@ impl Executor {
             before = after;
         }
         let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let end = if matches!(result, Err(Failure::Aborted)) {
-            self.simple_after_abort(end_sql).await
-        } else {
-            self.simple(end_sql).await
-        };
+        let end = self.clean_up(end_sql, &result).await;
         txn.released_ms = self.ctx.clock.now_ms();
         self.run.txns.push(txn);
         match (result, end) {
@@ -399,12 +424,9 @@ impl Executor {
                 break;
             }
         }
-        let reset_sql = "RESET lock_timeout; RESET statement_timeout";
-        let reset = if matches!(result, Err(Failure::Aborted)) {
-            self.simple_after_abort(reset_sql).await
-        } else {
-            self.simple(reset_sql).await
-        };
+        let reset = self
+            .clean_up("RESET lock_timeout; RESET statement_timeout", &result)
+            .await;
         result.and(reset)
     }
 
@@ -434,37 +456,17 @@ impl Executor {
         };
         let end = self.ctx.clock.now_ms();
         status.in_statement.store(false, Ordering::Relaxed);
-        let (outcome, sqlstate, result) = match r {
+        let result = match r {
             None => {
                 self.ctx.conn.cancel(&cancel).await;
-                ("cancelled", String::new(), Err(Failure::Aborted))
+                Err(Failure::Aborted)
             }
-            Some(Ok(_)) => ("ok", String::new(), Ok(())),
-            Some(Err(e)) => {
-                let (code, msg) = match e.as_db_error() {
-                    Some(db) => (db.code().code().to_string(), db.message().to_string()),
-                    None => ("08006".to_string(), format!("connection lost: {e}")),
-                };
-                match code.as_str() {
-                    "55P03" => ("lock_timeout", code.clone(), Err(Failure::LockTimeout(msg))),
-                    "57014" => (
-                        "statement_timeout",
-                        code.clone(),
-                        Err(Failure::Sql {
-                            sqlstate: code.clone(),
-                            message: msg,
-                        }),
-                    ),
-                    _ => (
-                        "error",
-                        code.clone(),
-                        Err(Failure::Sql {
-                            sqlstate: code.clone(),
-                            message: msg,
-                        }),
-                    ),
-                }
-            }
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(Failure::from_pg(&e)),
+        };
+        let (outcome, sqlstate) = match &result {
+            Ok(()) => ("ok", ""),
+            Err(f) => f.statement_outcome(),
         };
         tracing::debug!(
             "{} / {}: {outcome}{} after {:.1} ms",
@@ -486,7 +488,7 @@ impl Executor {
             end_ms: crate::pg::round3(end),
             duration_ms: crate::pg::round3(end - start),
             outcome: outcome.to_string(),
-            sqlstate,
+            sqlstate: sqlstate.to_string(),
             rewrote: false,
             seq_scans: 0,
             wal_bytes: 0,
@@ -499,19 +501,17 @@ impl Executor {
         self.client
             .batch_execute(sql)
             .await
-            .map_err(|e| match e.as_db_error() {
-                Some(db) if db.code().code() == "55P03" => {
-                    Failure::LockTimeout(db.message().to_string())
-                }
-                Some(db) => Failure::Sql {
-                    sqlstate: db.code().code().to_string(),
-                    message: db.message().to_string(),
-                },
-                None => Failure::Sql {
-                    sqlstate: "08006".into(),
-                    message: format!("connection lost: {e}"),
-                },
-            })
+            .map_err(|e| Failure::from_pg(&e))
+    }
+
+    /// Close a transaction or reset the session after `result`: quickly
+    /// when the attempt was aborted (see `simple_after_abort`).
+    async fn clean_up(&mut self, sql: &str, result: &Result<(), Failure>) -> Result<(), Failure> {
+        if matches!(result, Err(Failure::Aborted)) {
+            self.simple_after_abort(sql).await
+        } else {
+            self.simple(sql).await
+        }
     }
 
     /// After an abort the cancelled statement may still be running: a

@@ -2,7 +2,7 @@
 //! (<where>)`, one transaction per batch, keyset-paged, each batch retried on
 //! a lock timeout like any step.
 
-use super::{log_retry, Executor, Failure, StepSpan};
+use super::{Executor, Failure, StepSpan};
 use crate::scenario::{BackfillPlan, PhasePlan, StepPlan};
 
 impl Executor {
@@ -15,13 +15,7 @@ impl Executor {
     ) -> Result<(), Failure> {
         // Keyset paging: each batch ends at the key `batch` rows further on,
         // so sparse or skewed keys cost no empty batches.
-        let sql_err = |e: tokio_postgres::Error| Failure::Sql {
-            sqlstate: e
-                .as_db_error()
-                .map(|d| d.code().code().to_string())
-                .unwrap_or_default(),
-            message: crate::pg::error_text(&e),
-        };
+        let sql_err = |e: tokio_postgres::Error| Failure::from_pg(&e);
         let bound_sql = format!(
             "SELECT max({k})::int8 FROM (SELECT {k} FROM {t} WHERE {k} > $1::int8 ORDER BY {k} LIMIT {n}) s",
             k = b.key,
@@ -57,32 +51,12 @@ impl Executor {
             if let Some(w) = &b.where_clause {
                 sql.push_str(&format!(" AND ({w})"));
             }
-            self.ctx.current.set(format!(
+            let progress = format!(
                 "{} / {} (batch {batch_no}, key {to} of {max})",
                 phase.name, step.name
-            ));
-            let stmts = [sql];
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                span.attempts += 1;
-                match self
-                    .attempt_in_transaction(phase, step, &stmts, attempt)
-                    .await
-                {
-                    Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
-                        let wait = self.backoff(step, attempt);
-                        log_retry(phase, step, attempt, wait);
-                        if !self.sleep(wait).await {
-                            return Err(Failure::Aborted);
-                        }
-                    }
-                    other => {
-                        other?;
-                        break;
-                    }
-                }
-            }
+            );
+            self.run_with_retries(phase, step, &[sql], true, span, &progress)
+                .await?;
             from = to;
             if from < max && !b.pause.is_zero() && !self.sleep(b.pause).await {
                 return Err(Failure::Aborted);
