@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgrehearse::backend::{Backend, BackendKind, BackendOptions, ConnInfo};
+use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
 use pgrehearse::clock::{Clock, ServerClock};
 use pgrehearse::observe::{MigrationStatus, Observer, ObserverCtx};
 use pgrehearse::rehearsal::{SERVER_SAMPLE, WAIT_POLL};
@@ -192,15 +192,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let target = Backend::start(&BackendOptions {
-            backend: BackendKind::Local,
-            image: None,
-            database_url: None,
-            version: None,
-            settings: vec![],
-        })
-        .await
-        .expect("a local cluster");
+        let target = Backend::start(&BackendOptions::local(&[]))
+            .await
+            .expect("a local cluster");
         let conn = target.conn().clone();
         let s = scenario();
         pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pgrehearse::backend::{Backend, BackendKind, BackendOptions, ConnInfo};
+use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
 use pgrehearse::scenario::{
     Budget, ColumnGen, ColumnPlan, Gen, PostgresPlan, Scenario, TablePlan, WorkloadPlan,
 };
@@ -240,16 +240,9 @@ async fn main() {
     let url = std::env::var("PGREHEARSE_BENCH_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    let opts = BackendOptions {
-        backend: if url.is_some() {
-            BackendKind::Url
-        } else {
-            BackendKind::Local
-        },
-        image: None,
-        database_url: url,
-        version: None,
-        settings: vec![],
+    let opts = match url {
+        Some(url) => BackendOptions::url(&url),
+        None => BackendOptions::local(&[]),
     };
     let target = Backend::start(&opts).await.expect("a server for the bench");
     let conn = target.conn().clone();

@@ -19,6 +19,17 @@ pub const LATENCY_CSV: &str = "latency.csv";
 pub const ERRORS_CSV: &str = "errors.csv";
 pub const SERVER_CSV: &str = "server.csv";
 
+/// Every file of the record: what even a partial run directory holds.
+pub const FILES: &[&str] = &[
+    RUN_JSON,
+    STATEMENTS_CSV,
+    LOCKS_CSV,
+    WAITS_CSV,
+    LATENCY_CSV,
+    ERRORS_CSV,
+    SERVER_CSV,
+];
+
 /// run.json: what was rehearsed, where and how.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunInfo {

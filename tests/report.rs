@@ -2,11 +2,13 @@
 //! hand-shaped "create-index-naive" rehearsal): summaries as insta
 //! snapshots, charts, index.html links, budgets, and a real browser.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pgrehearse::analyze::{analyze, parse_budget_override, AnalyzeOptions};
-use pgrehearse::record::RunRecord;
+use pgrehearse::record::{self, RunRecord};
 use pgrehearse::report::{charts, render, text_summary, RenderOptions, Summary};
 
 fn fixture() -> PathBuf {
@@ -204,18 +206,8 @@ fn index_html_references_only_existing_files() {
             "index.html references {r}, which does not exist"
         );
     }
-    for f in [
-        "latency.svg",
-        "locks.svg",
-        "throughput.svg",
-        "statements.csv",
-        "locks.csv",
-        "waits.csv",
-        "latency.csv",
-        "errors.csv",
-        "server.csv",
-        "summary.json",
-    ] {
+    let charts = ["latency.svg", "locks.svg", "throughput.svg"];
+    for f in charts.iter().chain(&["summary.json"]).chain(record::FILES) {
         assert!(refs.iter().any(|r| r == f), "index.html does not link {f}");
     }
     assert!(!html.contains("<script"), "no scripts needed");
@@ -335,15 +327,11 @@ fn chromium() -> Option<PathBuf> {
 
 /// Open index.html in a real headless browser (Debian's chromium) and check
 /// the screenshot shows a rendered page. Without chromium the test passes
-/// locally with a note, but fails in CI (CI=true), where it must be installed.
+/// locally with a note, but fails in CI, where it must be installed.
 #[test]
 fn index_html_renders_in_headless_chromium() {
     let Some(bin) = chromium() else {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "CI=true but no chromium to open index.html with"
-        );
-        eprintln!("chromium not found: index.html browser check not run");
+        common::unavailable("chromium, to open index.html in a real browser");
         return;
     };
     let (t, _) = render_fixture(&[]);

@@ -175,6 +175,41 @@ pub struct BackendOptions {
     pub settings: Vec<(String, String)>,
 }
 
+impl BackendOptions {
+    /// An ephemeral local cluster with these server settings.
+    pub fn local(settings: &[(&str, &str)]) -> BackendOptions {
+        BackendOptions {
+            backend: BackendKind::Local,
+            image: None,
+            database_url: None,
+            version: None,
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A container from `image` with these server settings.
+    pub fn docker(image: &str, settings: &[(&str, &str)]) -> BackendOptions {
+        BackendOptions {
+            backend: BackendKind::Docker,
+            image: Some(image.to_string()),
+            ..BackendOptions::local(settings)
+        }
+    }
+
+    /// A scratch database on the server at `url` (a URL or `key=value`
+    /// connection string).
+    pub fn url(url: &str) -> BackendOptions {
+        BackendOptions {
+            backend: BackendKind::Url,
+            database_url: Some(url.to_string()),
+            ..BackendOptions::local(&[])
+        }
+    }
+}
+
 /// A server log we can tail for `log_lock_waits` lines, where we own the server.
 #[derive(Debug, Clone)]
 pub enum ServerLog {

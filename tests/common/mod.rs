@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pgrehearse::backend::{Backend, BackendKind, BackendOptions, ConnInfo};
+use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
 
 /// The `pgrehearse` binary built for this test run.
 pub fn bin() -> PathBuf {
@@ -21,19 +21,9 @@ pub fn test_options(settings: &[(&str, &str)]) -> BackendOptions {
     let url = std::env::var("PGREHEARSE_TEST_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    BackendOptions {
-        backend: if url.is_some() {
-            BackendKind::Url
-        } else {
-            BackendKind::Local
-        },
-        image: None,
-        database_url: url,
-        version: None,
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+    match url {
+        Some(url) => BackendOptions::url(&url),
+        None => BackendOptions::local(settings),
     }
 }
 
@@ -212,9 +202,27 @@ pub fn left_behind(tmp: &Path, pid: u32) -> Vec<String> {
     left
 }
 
+/// Is this a CI run? `CI` set to anything but empty, `0` or `false`
+/// (GitHub Actions and most services say `true`, some `1`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| {
+        let v = v.trim();
+        !(v.is_empty() || v == "0" || v.eq_ignore_ascii_case("false"))
+    })
+}
+
+/// Something a test needs is not on this machine (`what` says what, and for
+/// what). In CI that fails the test: CI must provide it. Elsewhere it prints
+/// a notice and the caller returns without checking.
+pub fn unavailable(what: &str) {
+    if in_ci() {
+        panic!("CI must provide {what}, and it is missing");
+    }
+    eprintln!("NOTICE: not checked here: missing {what}");
+}
+
 /// The docker tests need PGREHEARSE_IMAGE (a local image: this machine cannot
-/// pull) and an engine. In CI (CI=true) their absence fails the test;
-/// elsewhere it prints a notice and the test returns.
+/// pull) and an engine: the image, or [`unavailable`] and None.
 #[cfg(feature = "docker")]
 pub async fn docker_image_or_notice() -> Option<String> {
     let image = std::env::var("PGREHEARSE_IMAGE")
@@ -224,14 +232,10 @@ pub async fn docker_image_or_notice() -> Option<String> {
     if let (Some(image), true) = (&image, engine) {
         return Some(image.clone());
     }
-    let why = format!(
-        "the docker backend tests need PGREHEARSE_IMAGE (set: {}) and a Docker engine (answers: {engine}); \
-         .ci/run provides both",
+    unavailable(&format!(
+        "PGREHEARSE_IMAGE (set: {}) and a Docker engine (answers: {engine}) for the docker \
+         backend tests; .ci/run provides both",
         image.is_some()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{why}");
-    }
-    eprintln!("NOTICE: not testing the docker backend: {why}");
+    ));
     None
 }

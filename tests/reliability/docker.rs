@@ -10,28 +10,6 @@ use crate::harness::*;
 /// creation copies the whole image, and parallel copies make each one slow.
 static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// PGREHEARSE_IMAGE and a Docker engine, or (outside CI) a notice and None;
-/// under CI=true their absence fails the test, as in tests/backends.rs.
-async fn docker_image_or_notice() -> Option<String> {
-    let image = std::env::var("PGREHEARSE_IMAGE")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let engine = pgrehearse::backend::docker::engine_answers().await;
-    if let (Some(image), true) = (&image, engine) {
-        return Some(image.clone());
-    }
-    let why = format!(
-        "the docker reliability tests need PGREHEARSE_IMAGE (set: {}) and a Docker engine \
-         (answers: {engine}); .ci/run provides both",
-        image.is_some()
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{why}");
-    }
-    eprintln!("NOTICE: not testing the docker backend: {why}");
-    None
-}
-
 /// The POSTGRES_PASSWORD of the container a pgrehearse process started.
 fn container_password(pid: u32) -> Option<String> {
     let id = common::containers_of_pid(pid)
@@ -57,7 +35,7 @@ fn container_password(pid: u32) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_password_appears_nowhere_and_no_container_is_left() {
     let _one_at_a_time = DOCKER.lock().await;
-    let Some(image) = docker_image_or_notice().await else {
+    let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
     let (run, password) = tokio::task::spawn_blocking(move || {
@@ -89,7 +67,7 @@ async fn docker_password_appears_nowhere_and_no_container_is_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_docker_run_removes_the_container() {
     let _one_at_a_time = DOCKER.lock().await;
-    let Some(image) = docker_image_or_notice().await else {
+    let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
     tokio::task::spawn_blocking(move || {
@@ -112,7 +90,7 @@ async fn sigterm_during_a_docker_run_removes_the_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_early_in_a_docker_start_leaves_no_container() {
     let _one_at_a_time = DOCKER.lock().await;
-    let Some(image) = docker_image_or_notice().await else {
+    let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
     tokio::task::spawn_blocking(move || {

@@ -10,15 +10,7 @@ use pgrehearse::record::RunRecord;
 use crate::common;
 
 /// What every run directory holds, even a partial one: the record ...
-pub const RECORD_FILES: &[&str] = &[
-    "run.json",
-    "statements.csv",
-    "locks.csv",
-    "waits.csv",
-    "latency.csv",
-    "errors.csv",
-    "server.csv",
-];
+pub const RECORD_FILES: &[&str] = pgrehearse::record::FILES;
 
 /// ... and the report rendered from it.
 pub const REPORT_FILES: &[&str] = &["summary.json", "summary.md", "index.html"];

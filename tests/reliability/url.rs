@@ -5,29 +5,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pgrehearse::backend::local::LocalCluster;
-use pgrehearse::backend::{BackendKind, BackendOptions, ConnInfo, ServerLog};
+use pgrehearse::backend::{BackendOptions, ConnInfo, ServerLog};
 
 use crate::common;
 use crate::harness::*;
-
-fn local_opts(settings: &[(&str, &str)]) -> BackendOptions {
-    BackendOptions {
-        backend: BackendKind::Local,
-        image: None,
-        database_url: None,
-        version: None,
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
-}
 
 /// A server with data of its own: a database `existing_app` with a table,
 /// and a table in `postgres`. Logs every DDL and data change with the
 /// database it happened in.
 async fn server_with_data() -> LocalCluster {
-    let server = LocalCluster::start(&local_opts(&[
+    let server = LocalCluster::start(&BackendOptions::local(&[
         ("log_statement", "mod"),
         ("log_line_prefix", "%m [%p] db=%d "),
     ]))
@@ -212,7 +199,7 @@ async fn pgpassword_appears_nowhere_even_when_the_migration_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn url_backend_exits_3_clearly_on_refused_connection_and_bad_password() {
-    let server = LocalCluster::start(&local_opts(&[]))
+    let server = LocalCluster::start(&BackendOptions::local(&[]))
         .await
         .expect("a local cluster");
     let sc = server.conn().clone();
@@ -265,7 +252,7 @@ async fn url_backend_exits_3_clearly_on_refused_connection_and_bad_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_database() {
-    let server = LocalCluster::start(&local_opts(&[("log_statement", "ddl")]))
+    let server = LocalCluster::start(&BackendOptions::local(&[("log_statement", "ddl")]))
         .await
         .expect("a local cluster");
     let sc = server.conn().clone();
@@ -321,7 +308,7 @@ async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_databas
 /// client would still complete on the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_early_in_a_url_run_leaves_no_scratch_database() {
-    let server = LocalCluster::start(&local_opts(&[]))
+    let server = LocalCluster::start(&BackendOptions::local(&[]))
         .await
         .expect("a local cluster");
     let sc = server.conn().clone();
