@@ -62,11 +62,101 @@ pub fn column_gen(
     path: &str,
     targets: &[FkTarget],
 ) -> Option<ColumnGen> {
-    let g = spec.get_ref();
-    let Some(kind_v) = &g.gen else {
+    let s = Spec {
+        g: spec.get_ref(),
+        span: spec.span(),
+        path,
+    };
+    let kind = gen_kind(d, &s)?;
+    let errors_before = d.errors.len();
+    check_fields(d, &s, kind);
+    let null_fraction = match &s.g.null_fraction {
+        Some(v) => d
+            .float_in(v, &s.field("null_fraction"), 0.0, 1.0)
+            .unwrap_or(0.0),
+        None => 0.0,
+    };
+    let gen = match kind {
+        "sequence" => Gen::Sequence {
+            start: s.g.start.as_ref().map_or(1, |v| *v.get_ref()),
+        },
+        "int" => int_gen(d, &s)?,
+        "float" => {
+            let min = float_value(d, &s.g.min, &s.field("min"), s.span.clone());
+            let max = float_value(d, &s.g.max, &s.field("max"), s.span.clone());
+            let (min, max) = (min?, max?);
+            check_min_max(d, &s, min, max);
+            Gen::Float { min, max }
+        }
+        "text" => {
+            let (min_len, max_len) = len_range(
+                d,
+                &s.g.min_len,
+                &s.g.max_len,
+                &s.field("min_len"),
+                &s.field("max_len"),
+                (8, 32),
+                1_000_000,
+            )?;
+            Gen::Text { min_len, max_len }
+        }
+        "words" => {
+            let min = opt_small_int(d, &s.g.min, &s.field("min"), 10_000);
+            let max = opt_small_int(d, &s.g.max, &s.field("max"), 10_000);
+            let (min, max) = (min?.unwrap_or(1), max?.unwrap_or(8));
+            check_min_max(d, &s, min, max);
+            Gen::Words { min, max }
+        }
+        "choice" => choice(d, s.g, s.span.clone(), path)?,
+        "bool" => bool_gen(d, &s)?,
+        "timestamp" => timestamp_gen(d, &s)?,
+        "uuid" => Gen::Uuid,
+        "json" => Gen::Json {
+            keys: match &s.g.keys {
+                Some(v) => d.int_in(v, &s.field("keys"), 1, 1000)? as u32,
+                None => 3,
+            },
+        },
+        "fk" => fk_gen(d, &s, targets)?,
+        "constant" => {
+            let v = d.required(
+                &s.g.value,
+                s.span.clone(),
+                &s.field("value"),
+                "the value, e.g. value = \"new\"",
+            )?;
+            Gen::Constant {
+                value: scalar_text(d, v, &s.field("value"))?,
+            }
+        }
+        _ => return None,
+    };
+    (d.errors.len() == errors_before).then_some(ColumnGen {
+        kind: gen,
+        null_fraction,
+    })
+}
+
+/// One generator spec under validation: its fields, where it is, and its
+/// dotted path.
+struct Spec<'a> {
+    g: &'a GenSpec,
+    span: Range<usize>,
+    path: &'a str,
+}
+
+impl Spec<'_> {
+    fn field(&self, name: &str) -> String {
+        format!("{}.{name}", self.path)
+    }
+}
+
+/// The `gen` kind, if it is given and known.
+fn gen_kind<'a>(d: &mut Diags, s: &Spec<'a>) -> Option<&'a str> {
+    let Some(kind_v) = &s.g.gen else {
         d.err(
-            spec.span(),
-            format!("{path}.gen"),
+            s.span.clone(),
+            s.field("gen"),
             format!(
                 "missing; expected a generator, one of: {}",
                 KINDS.join(", ")
@@ -78,7 +168,7 @@ pub fn column_gen(
     if !KINDS.contains(&kind) {
         d.err(
             kind_v.span(),
-            format!("{path}.gen"),
+            s.field("gen"),
             format!(
                 "unknown generator `{kind}`;{} expected one of: {}",
                 super::keys::closest(kind, KINDS)
@@ -88,14 +178,18 @@ pub fn column_gen(
         );
         return None;
     }
-    let errors_before = d.errors.len();
+    Some(kind)
+}
+
+/// Every field set must apply to `kind`.
+fn check_fields(d: &mut Diags, s: &Spec, kind: &str) {
     let ok_fields = allowed(kind);
-    for (name, span) in g.set_fields() {
+    for (name, span) in s.g.set_fields() {
         if name != "null_fraction" && !ok_fields.contains(&name) {
             let takes: Vec<&str> = ok_fields.iter().copied().chain(["null_fraction"]).collect();
             d.err(
                 span,
-                format!("{path}.{name}"),
+                s.field(name),
                 format!(
                     "`{name}` does not apply to gen = \"{kind}\"; it takes: {}",
                     takes.join(", ")
@@ -103,196 +197,123 @@ pub fn column_gen(
             );
         }
     }
-    let f = |name: &str| format!("{path}.{name}");
-    let null_fraction = match &g.null_fraction {
-        Some(v) => d.float_in(v, &f("null_fraction"), 0.0, 1.0).unwrap_or(0.0),
-        None => 0.0,
-    };
-    let gen = match kind {
-        "sequence" => Gen::Sequence {
-            start: g.start.as_ref().map_or(1, |v| *v.get_ref()),
+}
+
+/// `min` must not exceed `max` (the error points at `max`).
+fn check_min_max<T: PartialOrd + std::fmt::Display>(d: &mut Diags, s: &Spec, min: T, max: T) {
+    if min > max {
+        d.err(
+            span_of(&s.g.max, s.span.clone()),
+            s.field("max"),
+            format!("max {max} is less than min {min}; expected min <= max"),
+        );
+    }
+}
+
+fn int_gen(d: &mut Diags, s: &Spec) -> Option<Gen> {
+    let min = int_value(d, &s.g.min, &s.field("min"), s.span.clone());
+    let max = int_value(d, &s.g.max, &s.field("max"), s.span.clone());
+    let dist = match &s.g.dist {
+        None => IntDist::Uniform,
+        Some(v) => match v.get_ref().as_str() {
+            "uniform" => IntDist::Uniform,
+            "zipf" => IntDist::Zipf,
+            other => {
+                d.err(
+                    v.span(),
+                    s.field("dist"),
+                    format!("unknown distribution `{other}`; expected \"uniform\" or \"zipf\""),
+                );
+                IntDist::Uniform
+            }
         },
-        "int" => {
-            let min = int_value(d, &g.min, &f("min"), spec.span());
-            let max = int_value(d, &g.max, &f("max"), spec.span());
-            let dist = match &g.dist {
-                None => IntDist::Uniform,
-                Some(v) => {
-                    match v.get_ref().as_str() {
-                        "uniform" => IntDist::Uniform,
-                        "zipf" => IntDist::Zipf,
-                        other => {
-                            d.err(
-                            v.span(),
-                            f("dist"),
-                            format!("unknown distribution `{other}`; expected \"uniform\" or \"zipf\""),
-                        );
-                            IntDist::Uniform
-                        }
-                    }
-                }
-            };
-            let s = match &g.s {
-                Some(v) if dist != IntDist::Zipf => {
-                    d.err(
-                        v.span(),
-                        f("s"),
-                        "the exponent `s` only applies to dist = \"zipf\"",
-                    );
-                    1.0
-                }
-                Some(v) => d.float_in(v, &f("s"), 0.01, 100.0).unwrap_or(1.0),
-                None => 1.0,
-            };
-            let (min, max) = (min?, max?);
-            if min > max {
-                d.err(
-                    span_of(&g.max, spec.span()),
-                    f("max"),
-                    format!("max {max} is less than min {min}; expected min <= max"),
-                );
-            }
-            Gen::Int { min, max, dist, s }
-        }
-        "float" => {
-            let min = float_value(d, &g.min, &f("min"), spec.span());
-            let max = float_value(d, &g.max, &f("max"), spec.span());
-            let (min, max) = (min?, max?);
-            if min > max {
-                d.err(
-                    span_of(&g.max, spec.span()),
-                    f("max"),
-                    format!("max {max} is less than min {min}; expected min <= max"),
-                );
-            }
-            Gen::Float { min, max }
-        }
-        "text" => {
-            let (min_len, max_len) = len_range(
-                d,
-                &g.min_len,
-                &g.max_len,
-                &f("min_len"),
-                &f("max_len"),
-                (8, 32),
-                1_000_000,
-            )?;
-            Gen::Text { min_len, max_len }
-        }
-        "words" => {
-            let min = opt_small_int(d, &g.min, &f("min"), 10_000);
-            let max = opt_small_int(d, &g.max, &f("max"), 10_000);
-            let (min, max) = (min?.unwrap_or(1), max?.unwrap_or(8));
-            if min > max {
-                d.err(
-                    span_of(&g.max, spec.span()),
-                    f("max"),
-                    format!("max {max} is less than min {min}; expected min <= max"),
-                );
-            }
-            Gen::Words { min, max }
-        }
-        "choice" => choice(d, g, spec.span(), path)?,
-        "bool" => {
-            if let (Some(_), Some(p)) = (&g.p_true, &g.p) {
-                d.err(
-                    p.span(),
-                    f("p"),
-                    "give either p_true or p (the same thing), not both",
-                );
-            }
-            let p_true = match (&g.p_true, &g.p) {
-                (Some(v), _) => d.float_in(v, &f("p_true"), 0.0, 1.0),
-                (None, Some(v)) => d.float_in(v, &f("p"), 0.0, 1.0),
-                (None, None) => Some(0.5),
-            }?;
-            Gen::Bool { p_true }
-        }
-        "timestamp" => {
-            let from = timestamp(d, &g.from, &f("from"), spec.span());
-            let to = timestamp(d, &g.to, &f("to"), spec.span());
-            let (from_us, to_us) = (from?, to?);
-            if from_us > to_us {
-                d.err(
-                    span_of(&g.to, spec.span()),
-                    f("to"),
-                    "`to` is earlier than `from`; expected from <= to",
-                );
-            }
-            Gen::Timestamp { from_us, to_us }
-        }
-        "uuid" => Gen::Uuid,
-        "json" => Gen::Json {
-            keys: match &g.keys {
-                Some(v) => d.int_in(v, &f("keys"), 1, 1000)? as u32,
-                None => 3,
-            },
-        },
-        "fk" => {
-            let t = d.required(
-                &g.table,
-                spec.span(),
-                &f("table"),
-                "the name of the table whose rows this references, e.g. table = \"customers\"",
-            )?;
-            let name = t.get_ref();
-            match targets.iter().find(|x| &x.name == name) {
-                None => {
-                    let names: Vec<&str> = targets.iter().map(|x| x.name.as_str()).collect();
-                    d.err(
-                        t.span(),
-                        f("table"),
-                        format!(
-                            "no table named `{name}`; expected one of: {}",
-                            names.join(", ")
-                        ),
-                    );
-                    return None;
-                }
-                Some(x) if !x.usable => {
-                    d.err(
-                        t.span(),
-                        f("table"),
-                        format!(
-                            "table `{name}` (line {}) is not defined before this table; a foreign key may only point at an earlier [[table]]",
-                            x.line
-                        ),
-                    );
-                    return None;
-                }
-                Some(x) if x.rows == 0 => {
-                    d.err(
-                        t.span(),
-                        f("table"),
-                        format!(
-                            "table `{name}` has no generated rows, so there is no key to reference"
-                        ),
-                    );
-                    return None;
-                }
-                Some(x) => Gen::ForeignKey {
-                    table: x.name.clone(),
-                    rows: x.rows,
-                },
-            }
-        }
-        "constant" => {
-            let v = d.required(
-                &g.value,
-                spec.span(),
-                &f("value"),
-                "the value, e.g. value = \"new\"",
-            )?;
-            Gen::Constant {
-                value: scalar_text(d, v, &f("value"))?,
-            }
-        }
-        _ => return None,
     };
-    (d.errors.len() == errors_before).then_some(ColumnGen {
-        kind: gen,
-        null_fraction,
+    let exponent = match &s.g.s {
+        Some(v) if dist != IntDist::Zipf => {
+            d.err(
+                v.span(),
+                s.field("s"),
+                "the exponent `s` only applies to dist = \"zipf\"",
+            );
+            1.0
+        }
+        Some(v) => d.float_in(v, &s.field("s"), 0.01, 100.0).unwrap_or(1.0),
+        None => 1.0,
+    };
+    let (min, max) = (min?, max?);
+    check_min_max(d, s, min, max);
+    Some(Gen::Int {
+        min,
+        max,
+        dist,
+        s: exponent,
     })
+}
+
+fn bool_gen(d: &mut Diags, s: &Spec) -> Option<Gen> {
+    if let (Some(_), Some(p)) = (&s.g.p_true, &s.g.p) {
+        d.err(
+            p.span(),
+            s.field("p"),
+            "give either p_true or p (the same thing), not both",
+        );
+    }
+    let p_true = match (&s.g.p_true, &s.g.p) {
+        (Some(v), _) => d.float_in(v, &s.field("p_true"), 0.0, 1.0),
+        (None, Some(v)) => d.float_in(v, &s.field("p"), 0.0, 1.0),
+        (None, None) => Some(0.5),
+    }?;
+    Some(Gen::Bool { p_true })
+}
+
+fn timestamp_gen(d: &mut Diags, s: &Spec) -> Option<Gen> {
+    let from = timestamp(d, &s.g.from, &s.field("from"), s.span.clone());
+    let to = timestamp(d, &s.g.to, &s.field("to"), s.span.clone());
+    let (from_us, to_us) = (from?, to?);
+    if from_us > to_us {
+        d.err(
+            span_of(&s.g.to, s.span.clone()),
+            s.field("to"),
+            "`to` is earlier than `from`; expected from <= to",
+        );
+    }
+    Some(Gen::Timestamp { from_us, to_us })
+}
+
+/// A key of an earlier table that has generated rows.
+fn fk_gen(d: &mut Diags, s: &Spec, targets: &[FkTarget]) -> Option<Gen> {
+    let field = s.field("table");
+    let t = d.required(
+        &s.g.table,
+        s.span.clone(),
+        &field,
+        "the name of the table whose rows this references, e.g. table = \"customers\"",
+    )?;
+    let name = t.get_ref();
+    let problem = match targets.iter().find(|x| &x.name == name) {
+        None => {
+            let names: Vec<&str> = targets.iter().map(|x| x.name.as_str()).collect();
+            format!(
+                "no table named `{name}`; expected one of: {}",
+                names.join(", ")
+            )
+        }
+        Some(x) if !x.usable => format!(
+            "table `{name}` (line {}) is not defined before this table; a foreign key may only point at an earlier [[table]]",
+            x.line
+        ),
+        Some(x) if x.rows == 0 => {
+            format!("table `{name}` has no generated rows, so there is no key to reference")
+        }
+        Some(x) => {
+            return Some(Gen::ForeignKey {
+                table: x.name.clone(),
+                rows: x.rows,
+            })
+        }
+    };
+    d.err(t.span(), field, problem);
+    None
 }
 
 fn span_of<T>(v: &Option<S<T>>, fallback: Range<usize>) -> Range<usize> {
