@@ -28,69 +28,45 @@ fn scenario() -> Scenario {
         },
         null_fraction: 0.0,
     };
+    let query = |name: &str, weight, sql: &str| QueryPlan {
+        name: name.into(),
+        weight,
+        apps: vec!["app".into()],
+        sql: sql.into(),
+        params: vec![key()],
+    };
+    let accounts = TablePlan {
+        name: "accounts".into(),
+        rows: ROWS,
+        create: "CREATE TABLE accounts (aid bigint PRIMARY KEY, abalance int NOT NULL)".into(),
+        after_seed: vec![],
+        columns: vec![
+            ColumnPlan::new("aid", Gen::Sequence { start: 1 }),
+            ColumnPlan::new(
+                "abalance",
+                Gen::Int {
+                    min: 0,
+                    max: 1000,
+                    dist: IntDist::Uniform,
+                    s: 1.0,
+                },
+            ),
+        ],
+    };
     Scenario {
-        path: "observer-bench".into(),
-        name: "observer-bench".into(),
-        description: None,
-        pair: None,
-        variant: None,
-        hash: String::new(),
-        postgres: PostgresPlan::default(),
-        tables: vec![TablePlan {
-            name: "accounts".into(),
-            rows: ROWS,
-            create: "CREATE TABLE accounts (aid bigint PRIMARY KEY, abalance int NOT NULL)".into(),
-            after_seed: vec![],
-            columns: vec![
-                ColumnPlan {
-                    name: "aid".into(),
-                    gen: ColumnGen {
-                        kind: Gen::Sequence { start: 1 },
-                        null_fraction: 0.0,
-                    },
-                },
-                ColumnPlan {
-                    name: "abalance".into(),
-                    gen: ColumnGen {
-                        kind: Gen::Int {
-                            min: 0,
-                            max: 1000,
-                            dist: IntDist::Uniform,
-                            s: 1.0,
-                        },
-                        null_fraction: 0.0,
-                    },
-                },
-            ],
-        }],
-        seed_sql: vec![],
         workload: WorkloadPlan {
             clients: 8,
-            rate: None,
-            before: Duration::ZERO,
-            after: Duration::ZERO,
-            window: Duration::from_millis(100),
-            query_timeout: None,
             queries: vec![
-                QueryPlan {
-                    name: "read".into(),
-                    weight: 8,
-                    apps: vec!["app".into()],
-                    sql: "SELECT abalance FROM accounts WHERE aid = $1".into(),
-                    params: vec![key()],
-                },
-                QueryPlan {
-                    name: "write".into(),
-                    weight: 2,
-                    apps: vec!["app".into()],
-                    sql: "UPDATE accounts SET abalance = abalance + 1 WHERE aid = $1".into(),
-                    params: vec![key()],
-                },
+                query("read", 8, "SELECT abalance FROM accounts WHERE aid = $1"),
+                query(
+                    "write",
+                    2,
+                    "UPDATE accounts SET abalance = abalance + 1 WHERE aid = $1",
+                ),
             ],
-            scripts: vec![],
+            ..WorkloadPlan::idle()
         },
-        phases: vec![],
-        budget: Budget::default(),
+        ..Scenario::seed_only("observer-bench", vec![accounts])
     }
 }
 

@@ -19,14 +19,11 @@
 //! the point is the ratio against an external program, measured in
 //! alternation so both sides see the same machine noise.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
-use pgrehearse::scenario::{
-    Budget, ColumnGen, ColumnPlan, Gen, PostgresPlan, Scenario, TablePlan, WorkloadPlan,
-};
+use pgrehearse::scenario::{ColumnPlan, Gen, Scenario, TablePlan};
 use pgrehearse::seed::{self, LoadMode, SeedOptions};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -34,16 +31,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn col(name: &str, kind: Gen) -> ColumnPlan {
-    ColumnPlan {
-        name: name.into(),
-        gen: ColumnGen {
-            kind,
-            null_fraction: 0.0,
-        },
-    }
 }
 
 /// pgbench's four tables, filled the way `pgbench -i` fills them: accounts
@@ -65,8 +52,8 @@ fn pgbench_shape(scale: u64) -> Scenario {
              WITH (fillfactor = 100)",
             "bid",
             vec![
-                col("bid", Gen::Sequence { start: 1 }),
-                col("bbalance", Gen::Constant { value: "0".into() }),
+                ColumnPlan::new("bid", Gen::Sequence { start: 1 }),
+                ColumnPlan::new("bbalance", Gen::Constant { value: "0".into() }),
             ],
         ),
         table(
@@ -76,15 +63,15 @@ fn pgbench_shape(scale: u64) -> Scenario {
              filler char(84)) WITH (fillfactor = 100)",
             "tid",
             vec![
-                col("tid", Gen::Sequence { start: 1 }),
-                col(
+                ColumnPlan::new("tid", Gen::Sequence { start: 1 }),
+                ColumnPlan::new(
                     "bid",
                     Gen::ForeignKey {
                         table: "pgbench_branches".into(),
                         rows: scale,
                     },
                 ),
-                col("tbalance", Gen::Constant { value: "0".into() }),
+                ColumnPlan::new("tbalance", Gen::Constant { value: "0".into() }),
             ],
         ),
         table(
@@ -94,16 +81,16 @@ fn pgbench_shape(scale: u64) -> Scenario {
              filler char(84)) WITH (fillfactor = 100)",
             "aid",
             vec![
-                col("aid", Gen::Sequence { start: 1 }),
-                col(
+                ColumnPlan::new("aid", Gen::Sequence { start: 1 }),
+                ColumnPlan::new(
                     "bid",
                     Gen::ForeignKey {
                         table: "pgbench_branches".into(),
                         rows: scale,
                     },
                 ),
-                col("abalance", Gen::Constant { value: "0".into() }),
-                col("filler", Gen::Constant { value: "".into() }),
+                ColumnPlan::new("abalance", Gen::Constant { value: "0".into() }),
+                ColumnPlan::new("filler", Gen::Constant { value: "".into() }),
             ],
         ),
         TablePlan {
@@ -116,29 +103,7 @@ fn pgbench_shape(scale: u64) -> Scenario {
             columns: vec![],
         },
     ];
-    Scenario {
-        path: PathBuf::from("benches/seed.rs"),
-        name: "pgbench-shape".into(),
-        description: None,
-        pair: None,
-        variant: None,
-        hash: String::new(),
-        postgres: PostgresPlan::default(),
-        tables,
-        seed_sql: vec![],
-        workload: WorkloadPlan {
-            clients: 1,
-            rate: None,
-            before: Duration::ZERO,
-            after: Duration::ZERO,
-            window: Duration::from_millis(100),
-            query_timeout: None,
-            queries: vec![],
-            scripts: vec![],
-        },
-        phases: vec![],
-        budget: Budget::default(),
-    }
+    Scenario::seed_only("pgbench-shape", tables)
 }
 
 async fn client(conn: &ConnInfo, db: &str) -> tokio_postgres::Client {

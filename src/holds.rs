@@ -202,6 +202,17 @@ mod tests {
         ("relation".into(), "t".into(), mode.into())
     }
 
+    /// The migration waited for `mode` on t from `start_ms` to `end_ms`.
+    fn wait(mode: &str, start_ms: f64, end_ms: f64) -> MigrationWait {
+        MigrationWait {
+            locktype: "relation".into(),
+            relation: "t".into(),
+            mode: mode.into(),
+            start_ms,
+            end_ms,
+        }
+    }
+
     #[test]
     fn uncontended_lock_is_held_from_send_to_commit() {
         let run = MigrationRun {
@@ -236,13 +247,7 @@ mod tests {
             ..Default::default()
         };
         let mut obs = Observations::default();
-        obs.migration_waits.push(MigrationWait {
-            locktype: "relation".into(),
-            relation: "t".into(),
-            mode: "ShareLock".into(),
-            start_ms: 100.5,
-            end_ms: 503.0,
-        });
+        obs.migration_waits.push(wait("ShareLock", 100.5, 503.0));
         let rows = lock_rows(&run, &obs, &HashMap::new());
         assert_eq!(rows[0].requested_ms, 100.5);
         assert_eq!(rows[0].granted_ms, Some(503.0));
@@ -269,13 +274,8 @@ mod tests {
             ..Default::default()
         };
         let mut obs = Observations::default();
-        obs.migration_waits.push(MigrationWait {
-            locktype: "relation".into(),
-            relation: "t".into(),
-            mode: "AccessExclusiveLock".into(),
-            start_ms: 100.2,
-            end_ms: 200.1,
-        });
+        obs.migration_waits
+            .push(wait("AccessExclusiveLock", 100.2, 200.1));
         let rows = lock_rows(&run, &obs, &HashMap::new());
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].granted_ms, None);

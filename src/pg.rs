@@ -1,5 +1,6 @@
 //! Small things every module that talks to Postgres needs: quoting an
-//! identifier, the text of an error, rounding figures for the record.
+//! identifier, the text of an error, the server's version, rounding figures
+//! for the record.
 
 /// `"name"` with embedded quotes doubled: safe to splice into SQL.
 pub fn quote_ident(name: &str) -> String {
@@ -50,6 +51,23 @@ pub fn sqlstate_and_message(e: &tokio_postgres::Error) -> (String, String) {
             format!("connection lost: {}", error_text(e)),
         ),
     }
+}
+
+/// The server's version ("15.18", without a distribution's suffix such as
+/// " (Debian 15.18-0+deb12u1)") and its `server_version_num` (150018).
+pub async fn server_version(
+    client: &tokio_postgres::Client,
+) -> Result<(String, u32), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
+            &[],
+        )
+        .await?;
+    let version: String = row.get(0);
+    let num: i32 = row.get(1);
+    let version = version.split_whitespace().next().unwrap_or_default();
+    Ok((version.to_string(), num as u32))
 }
 
 /// Milliseconds (or any figure) to 3 decimals: what the CSVs and JSON keep.

@@ -3,13 +3,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use pgrehearse::scenario::gen::Value;
-use pgrehearse::scenario::{
-    Budget, ColumnGen, ColumnPlan, Gen, IntDist, PostgresPlan, Scenario, TablePlan, WorkloadPlan,
-};
+use pgrehearse::scenario::{ColumnGen, ColumnPlan, Gen, IntDist, Scenario, TablePlan};
 use pgrehearse::seed::{self, LoadMode, SeedOptions};
 use pgrehearse::Error;
 
@@ -25,27 +20,8 @@ fn col(name: &str, kind: Gen, null_fraction: f64) -> ColumnPlan {
 
 fn scenario(tables: Vec<TablePlan>, seed_sql: Vec<String>) -> Scenario {
     Scenario {
-        path: PathBuf::from("tests/seed.toml"),
-        name: "seed-test".into(),
-        description: None,
-        pair: None,
-        variant: None,
-        hash: String::new(),
-        postgres: PostgresPlan::default(),
-        tables,
         seed_sql,
-        workload: WorkloadPlan {
-            clients: 1,
-            rate: None,
-            before: Duration::ZERO,
-            after: Duration::ZERO,
-            window: Duration::from_millis(100),
-            query_timeout: None,
-            queries: vec![],
-            scripts: vec![],
-        },
-        phases: vec![],
-        budget: Budget::default(),
+        ..Scenario::seed_only("seed-test", tables)
     }
 }
 

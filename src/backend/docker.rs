@@ -419,20 +419,7 @@ async fn wait_for_connection(conn: &ConnInfo) -> Result<(String, u32), tokio_pos
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         match conn.open(&conn.config()).await {
-            Ok(client) => {
-                let row = client
-                    .query_one(
-                        "SELECT current_setting('server_version'), \
-                         current_setting('server_version_num')::int",
-                        &[],
-                    )
-                    .await?;
-                let version: String = row.get(0);
-                let num = row.get::<_, i32>(1) as u32;
-                drop(client);
-                let version = version.split_whitespace().next().unwrap_or_default();
-                return Ok((version.to_string(), num));
-            }
+            Ok(client) => return crate::pg::server_version(&client).await,
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }

@@ -614,20 +614,5 @@ async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
     client
         .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
         .await?;
-    let row = client
-        .query_one(
-            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
-            &[],
-        )
-        .await?;
-    let version: String = row.get(0);
-    let num: i32 = row.get(1);
-    drop(client);
-    // "15.18 (Debian 15.18-0+deb12u1)" → "15.18"
-    let version = version
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    Ok((version, num as u32))
+    Ok(crate::pg::server_version(&client).await?)
 }

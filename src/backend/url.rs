@@ -43,15 +43,7 @@ impl UrlServer {
             .map_err(|e| server.cannot_connect(&admin_db, "", &e))?;
         // What secured the session, as the server saw it: run.json says so.
         let tls_note = server.tls.describe(&super::tls::observe(&admin).await);
-        let row = admin
-            .query_one(
-                "SELECT current_setting('server_version'), \
-                 current_setting('server_version_num')::int",
-                &[],
-            )
-            .await?;
-        let version: String = row.get(0);
-        let version_num = row.get::<_, i32>(1) as u32;
+        let (version, version_num) = crate::pg::server_version(&admin).await?;
 
         let name = scratch_name();
         let redacted = server.redacted_at(&admin_db);
@@ -74,11 +66,7 @@ impl UrlServer {
                 ..server
             },
             admin_db,
-            version: version
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            version,
             version_num,
             tls_note,
             dropped: false,

@@ -127,10 +127,19 @@ fn check_key(key: &toml_edit::Key, path: &str, shape: Shape, out: &mut Vec<Unkno
         return true;
     }
     let hint = closest(k, allowed).map_or(";".to_string(), |s| format!(", did you mean `{s}`?"));
-    let mut message = format!(
+    let message = format!(
         "unknown field `{k}`{hint} expected one of: {}",
         allowed.join(", ")
     );
+    push_unknown(key, path, message, out);
+    false
+}
+
+/// Record `message` at `key`, adding where the key probably belongs when it
+/// is a top-level field written after a `[header]`.
+fn push_unknown(key: &toml_edit::Key, path: &str, mut message: String, out: &mut Vec<UnknownKey>) {
+    const MISPLACED: &str = " (keys after a [header] belong to that table: move top-level keys above the first [header])";
+    let k = key.get();
     if fields_of::<ScenarioFile>().contains(&k) {
         message.push_str(MISPLACED);
     }
@@ -139,11 +148,7 @@ fn check_key(key: &toml_edit::Key, path: &str, shape: Shape, out: &mut Vec<Unkno
         field: join(path, k),
         message,
     });
-    false
 }
-
-const MISPLACED: &str =
-    " (keys after a [header] belong to that table: move top-level keys above the first [header])";
 
 /// A column's generator must be a table; anything else is usually a
 /// top-level key written after a `[table.columns]` header.
@@ -157,18 +162,11 @@ fn check_column_value(
     if !matches!(shape, Shape::Columns) || item.is_table_like() {
         return true;
     }
-    let k = key.get();
-    let mut message = format!(
-        "column `{k}` is not a generator; expected a table like {{ gen = \"int\", min = 1, max = 100 }}"
+    let message = format!(
+        "column `{}` is not a generator; expected a table like {{ gen = \"int\", min = 1, max = 100 }}",
+        key.get()
     );
-    if fields_of::<ScenarioFile>().contains(&k) {
-        message.push_str(MISPLACED);
-    }
-    out.push(UnknownKey {
-        span: key.span().unwrap_or(0..0),
-        field: join(path, k),
-        message,
-    });
+    push_unknown(key, path, message, out);
     false
 }
 

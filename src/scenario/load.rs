@@ -33,13 +33,13 @@ pub struct Overrides {
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
     match std::fs::read(path) {
         Ok(bytes) => load_str(path, &bytes, overrides),
-        Err(e) => Err(Error::Scenario(vec![ScenarioError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            field: String::new(),
-            message: format!("cannot read scenario file {}: {e}", path.display()),
-        }])),
+        Err(e) => Err(one_error(
+            path,
+            0,
+            0,
+            String::new(),
+            format!("cannot read scenario file {}: {e}", path.display()),
+        )),
     }
 }
 
@@ -47,15 +47,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
 /// the plan.
 pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scenario> {
     let ov = check_overrides(overrides)?;
-    let one = |line: usize, column: usize, field: String, message: String| {
-        Error::Scenario(vec![ScenarioError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            field,
-            message,
-        }])
-    };
+    let one = |line, column, field, message| one_error(path, line, column, field, message);
     let hash = hex::encode(Sha256::digest(bytes));
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
@@ -174,6 +166,12 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
             m
         }
     };
+    one_error(path, line, column, field, message)
+}
+
+/// A file with one problem that stops loading (unreadable, not UTF-8, not
+/// TOML): there is nothing further to validate.
+fn one_error(path: &Path, line: usize, column: usize, field: String, message: String) -> Error {
     Error::Scenario(vec![ScenarioError {
         file: path.to_path_buf(),
         line,

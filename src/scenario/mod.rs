@@ -42,6 +42,27 @@ pub struct Scenario {
     pub budget: Budget,
 }
 
+impl Scenario {
+    /// A plan that only seeds `tables`: no traffic, no phases, no budget.
+    /// For seeding from code (benchmarks, tests) without a file.
+    pub fn seed_only(name: &str, tables: Vec<TablePlan>) -> Scenario {
+        Scenario {
+            path: PathBuf::from(name),
+            name: name.to_string(),
+            description: None,
+            pair: None,
+            variant: None,
+            hash: String::new(),
+            postgres: PostgresPlan::default(),
+            tables,
+            seed_sql: Vec::new(),
+            workload: WorkloadPlan::idle(),
+            phases: Vec::new(),
+            budget: Budget::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
@@ -74,6 +95,19 @@ pub struct TablePlan {
 pub struct ColumnPlan {
     pub name: String,
     pub gen: ColumnGen,
+}
+
+impl ColumnPlan {
+    /// Column `name` filled by `kind`, never NULL.
+    pub fn new(name: &str, kind: Gen) -> ColumnPlan {
+        ColumnPlan {
+            name: name.to_string(),
+            gen: ColumnGen {
+                kind,
+                null_fraction: 0.0,
+            },
+        }
+    }
 }
 
 /// A value generator plus the fraction of NULLs it yields.
@@ -167,6 +201,20 @@ pub struct WorkloadPlan {
 }
 
 impl WorkloadPlan {
+    /// No traffic: one client, no queries, no time before or after.
+    pub fn idle() -> WorkloadPlan {
+        WorkloadPlan {
+            clients: 1,
+            rate: None,
+            before: Duration::ZERO,
+            after: Duration::ZERO,
+            window: Duration::from_millis(100),
+            query_timeout: None,
+            queries: Vec::new(),
+            scripts: Vec::new(),
+        }
+    }
+
     /// Every app version any query names, in first-seen order.
     pub fn apps(&self) -> Vec<String> {
         let mut apps: Vec<String> = Vec::new();

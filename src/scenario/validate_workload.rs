@@ -20,16 +20,7 @@ pub(super) fn workload(
             "workload",
             "missing; expected a [workload] section with at least one [[workload.query]]",
         );
-        return WorkloadPlan {
-            clients: 1,
-            rate: None,
-            before: Duration::ZERO,
-            after: Duration::ZERO,
-            window: Duration::from_millis(100),
-            query_timeout: None,
-            queries: Vec::new(),
-            scripts: Vec::new(),
-        };
+        return WorkloadPlan::idle();
     };
     let w = ws.get_ref();
     let clients = match &w.clients {
