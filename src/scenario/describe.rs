@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::diag::{fmt_duration, trim_float};
-use super::{ColumnGen, Gen, IntDist, Scenario, StepAction};
+use super::{Budget, ColumnGen, Gen, IntDist, Scenario, StepAction, StepPlan, WorkloadPlan};
 
 /// Render the validated plan: tables with rows and generators, workload,
 /// phases and steps with their statements and timeouts, budget.
@@ -14,6 +14,21 @@ pub fn describe(s: &Scenario) -> String {
 }
 
 fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
+    write_header(o, s)?;
+    write_tables(o, s)?;
+    write_workload(o, &s.workload)?;
+    writeln!(o, "phases")?;
+    for (i, p) in s.phases.iter().enumerate() {
+        writeln!(o, "  {}. {} — apps [{}]", i + 1, p.name, p.apps.join(", "))?;
+        for st in &p.steps {
+            write_step(o, st)?;
+        }
+    }
+    write_budget(o, &s.budget)
+}
+
+/// Name, description, pair, hash and the Postgres wanted.
+fn write_header(o: &mut String, s: &Scenario) -> std::fmt::Result {
     writeln!(o, "scenario {} ({})", s.name, s.path.display())?;
     if let Some(d) = &s.description {
         writeln!(o, "  {d}")?;
@@ -39,6 +54,10 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
             writeln!(o, "  {k} = {v}")?;
         }
     }
+    Ok(())
+}
+
+fn write_tables(o: &mut String, s: &Scenario) -> std::fmt::Result {
     writeln!(o, "tables")?;
     for t in &s.tables {
         writeln!(o, "  {} — {} rows", t.name, t.rows)?;
@@ -53,7 +72,10 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
     for q in &s.seed_sql {
         writeln!(o, "  seed sql: {}", one_line(q))?;
     }
-    let w = &s.workload;
+    Ok(())
+}
+
+fn write_workload(o: &mut String, w: &WorkloadPlan) -> std::fmt::Result {
     let rate = w.rate.map_or("closed loop".to_string(), |r| {
         format!("{} queries/s open loop", trim_float(r))
     });
@@ -89,64 +111,66 @@ fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
             writeln!(o, "    {}", one_line(q))?;
         }
     }
-    writeln!(o, "phases")?;
-    for (i, p) in s.phases.iter().enumerate() {
-        writeln!(o, "  {}. {} — apps [{}]", i + 1, p.name, p.apps.join(", "))?;
-        for st in &p.steps {
-            let mut opts = Vec::new();
-            if let StepAction::Sql(_) = st.action {
-                opts.push(
-                    if st.transaction {
-                        "in a transaction"
-                    } else {
-                        "autocommit"
-                    }
-                    .to_string(),
-                );
+    Ok(())
+}
+
+/// A step: how it runs (transaction, timeouts, retries, pause), then what.
+fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
+    let mut opts = Vec::new();
+    if let StepAction::Sql(_) = st.action {
+        opts.push(
+            if st.transaction {
+                "in a transaction"
+            } else {
+                "autocommit"
             }
-            if let Some(t) = st.lock_timeout {
-                opts.push(format!("lock_timeout {}", fmt_duration(t)));
-            }
-            if let Some(t) = st.statement_timeout {
-                opts.push(format!("statement_timeout {}", fmt_duration(t)));
-            }
-            if st.retries > 0 {
-                opts.push(format!(
-                    "{} retries from {} backoff",
-                    st.retries,
-                    fmt_duration(st.retry_backoff)
-                ));
-            }
-            if !st.pause_after.is_zero() {
-                opts.push(format!("pause {} after", fmt_duration(st.pause_after)));
-            }
-            writeln!(o, "     step {} ({})", st.name, opts.join(", "))?;
-            match &st.action {
-                StepAction::Sql(stmts) => {
-                    for q in stmts {
-                        writeln!(o, "       {}", one_line(q))?;
-                    }
-                }
-                StepAction::Backfill(b) => {
-                    let cond = b
-                        .where_clause
-                        .as_ref()
-                        .map_or(String::new(), |w| format!(" AND ({w})"));
-                    writeln!(
-                        o,
-                        "       backfill: UPDATE {} SET {} WHERE {} > lo AND {} <= lo + {}{cond}; pause {} between batches",
-                        b.table,
-                        b.set,
-                        b.key,
-                        b.key,
-                        b.batch,
-                        fmt_duration(b.pause)
-                    )?;
-                }
+            .to_string(),
+        );
+    }
+    if let Some(t) = st.lock_timeout {
+        opts.push(format!("lock_timeout {}", fmt_duration(t)));
+    }
+    if let Some(t) = st.statement_timeout {
+        opts.push(format!("statement_timeout {}", fmt_duration(t)));
+    }
+    if st.retries > 0 {
+        opts.push(format!(
+            "{} retries from {} backoff",
+            st.retries,
+            fmt_duration(st.retry_backoff)
+        ));
+    }
+    if !st.pause_after.is_zero() {
+        opts.push(format!("pause {} after", fmt_duration(st.pause_after)));
+    }
+    writeln!(o, "     step {} ({})", st.name, opts.join(", "))?;
+    match &st.action {
+        StepAction::Sql(stmts) => {
+            for q in stmts {
+                writeln!(o, "       {}", one_line(q))?;
             }
         }
+        StepAction::Backfill(b) => {
+            let cond = b
+                .where_clause
+                .as_ref()
+                .map_or(String::new(), |w| format!(" AND ({w})"));
+            writeln!(
+                o,
+                "       backfill: UPDATE {} SET {} WHERE {} > lo AND {} <= lo + {}{cond}; pause {} between batches",
+                b.table,
+                b.set,
+                b.key,
+                b.key,
+                b.batch,
+                fmt_duration(b.pause)
+            )?;
+        }
     }
-    let b = &s.budget;
+    Ok(())
+}
+
+fn write_budget(o: &mut String, b: &Budget) -> std::fmt::Result {
     let mut lines = Vec::new();
     let mut ms = |name: &str, v: Option<f64>| {
         if let Some(v) = v {
