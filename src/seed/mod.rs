@@ -40,7 +40,7 @@ use crate::backend::ConnInfo;
 use crate::error::{Error, Result, ScenarioError};
 use crate::pg::quote_ident;
 use crate::scenario::gen::CHUNK_ROWS;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, TablePlan};
 use catalog::{bind_columns, describe, sync_sequences};
 use copy::ColumnEncoder;
 
@@ -241,18 +241,7 @@ async fn load_table(
 ) -> Result<(TableReport, String)> {
     let table = &scenario.tables[index];
     let started = Instant::now();
-    run_sql(client, "BEGIN", "BEGIN").await?;
-    let what = format!("table {}: create", table.name);
-    if let Err(e) = client.batch_execute(&table.create).await {
-        if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
-            return Err(db_error(e, &what));
-        }
-        // Something in it refuses a transaction block (CONCURRENTLY, ...):
-        // run it statement by statement; the table cannot be loaded frozen.
-        run_sql(client, "ROLLBACK", "ROLLBACK").await?;
-        run_statements(client, &table.create, &what).await?;
-        run_sql(client, "BEGIN", "BEGIN").await?;
-    }
+    create_table(client, table).await?;
     let info = describe(client, scenario, index).await?;
     let encoders = Arc::new(bind_columns(scenario, index, &info)?);
     let mode = match opts.load {
@@ -308,23 +297,7 @@ async fn load_table(
             "COPY {} ({list}) FROM STDIN (FORMAT binary)",
             info.qualified
         );
-        let n_conn = workers.min(chunks as usize).max(1);
-        let mut tasks = tokio::task::JoinSet::new();
-        for w in 0..n_conn as u64 {
-            let range = (w * chunks / n_conn as u64)..((w + 1) * chunks / n_conn as u64);
-            let (job, sql, conn) = (job.clone(), sql.clone(), conn.clone());
-            tasks.spawn(async move {
-                let c = conn.session(SEED_APP_NAME).await?;
-                job.copy(&c, &sql, range, 2).await
-            });
-        }
-        let (mut n, mut b) = (0, 0);
-        while let Some(res) = tasks.join_next().await {
-            let (rn, rb) = res.map_err(|e| Error::Other(anyhow::anyhow!("COPY worker: {e}")))??;
-            n += rn;
-            b += rb;
-        }
-        (n, b, n_conn)
+        job.copy_parallel(conn, &sql, chunks, workers).await?
     };
     if rows != table.rows {
         return Err(Error::rehearsal(format!(
@@ -350,6 +323,24 @@ async fn load_table(
     Ok((report, info.qualified))
 }
 
+/// BEGIN and the table's create SQL, left in the open transaction (so the
+/// load can be COPY FREEZE) unless the SQL refuses a transaction block.
+async fn create_table(client: &Client, table: &TablePlan) -> Result<()> {
+    run_sql(client, "BEGIN", "BEGIN").await?;
+    let what = format!("table {}: create", table.name);
+    if let Err(e) = client.batch_execute(&table.create).await {
+        if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
+            return Err(db_error(e, &what));
+        }
+        // Something in it refuses a transaction block (CONCURRENTLY, ...):
+        // run it statement by statement; the table cannot be loaded frozen.
+        run_sql(client, "ROLLBACK", "ROLLBACK").await?;
+        run_statements(client, &table.create, &what).await?;
+        run_sql(client, "BEGIN", "BEGIN").await?;
+    }
+    Ok(())
+}
+
 /// Everything a COPY stream needs; cheap to clone into worker tasks.
 #[derive(Clone)]
 struct CopyJob {
@@ -366,6 +357,35 @@ struct CopyJob {
 const SEND_BYTES: usize = 1 << 20;
 
 impl CopyJob {
+    /// The chunks split over up to `workers` connections, one COPY stream
+    /// each, into an already committed table. Returns (rows, bytes,
+    /// connections used).
+    async fn copy_parallel(
+        &self,
+        conn: &ConnInfo,
+        sql: &str,
+        chunks: u64,
+        workers: usize,
+    ) -> Result<(u64, u64, usize)> {
+        let n_conn = workers.min(chunks as usize).max(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..n_conn as u64 {
+            let range = (w * chunks / n_conn as u64)..((w + 1) * chunks / n_conn as u64);
+            let (job, sql, conn) = (self.clone(), sql.to_string(), conn.clone());
+            tasks.spawn(async move {
+                let c = conn.session(SEED_APP_NAME).await?;
+                job.copy(&c, &sql, range, 2).await
+            });
+        }
+        let (mut n, mut b) = (0, 0);
+        while let Some(res) = tasks.join_next().await {
+            let (rn, rb) = res.map_err(|e| Error::Other(anyhow::anyhow!("COPY worker: {e}")))??;
+            n += rn;
+            b += rb;
+        }
+        Ok((n, b, n_conn))
+    }
+
     /// One COPY stream over `chunks`, generated `ahead` chunks in advance on
     /// blocking threads, in order. Returns (rows the server stored, bytes).
     async fn copy(
