@@ -116,23 +116,9 @@ fn lex(sql: &str) -> (Vec<Token>, Option<Unclosed>) {
                 TokenKind::Comment
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                // Block comments nest in PostgreSQL.
-                let mut depth = 0usize;
-                while i < n {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                if depth > 0 {
+                let (end, closed) = skip_block_comment(b, i);
+                i = end;
+                if !closed {
                     unclosed = Some((UnclosedKind::BlockComment, start));
                 }
                 TokenKind::Comment
@@ -158,29 +144,12 @@ fn lex(sql: &str) -> (Vec<Token>, Option<Unclosed>) {
                 TokenKind::QuotedIdent
             }
             b'$' => {
-                if b.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
-                    i += 1;
-                    let mut v: u64 = 0;
-                    while i < n && b[i].is_ascii_digit() {
-                        v = (v * 10 + u64::from(b[i] - b'0')).min(u64::from(u32::MAX));
-                        i += 1;
-                    }
-                    TokenKind::Param(v as u32)
-                } else if let Some(tag_end) = dollar_tag(b, i) {
-                    let tag = &b[i..tag_end];
-                    i = tag_end;
-                    match find(&b[i..], tag) {
-                        Some(p) => i += p + tag.len(),
-                        None => {
-                            i = n;
-                            unclosed = Some((UnclosedKind::DollarString, start));
-                        }
-                    }
-                    TokenKind::DollarString
-                } else {
-                    i += 1;
-                    TokenKind::Other
+                let (kind, end, closed) = dollar(b, i);
+                i = end;
+                if !closed {
+                    unclosed = Some((UnclosedKind::DollarString, start));
                 }
+                kind
             }
             b';' => {
                 i += 1;
@@ -221,6 +190,52 @@ fn lex(sql: &str) -> (Vec<Token>, Option<Unclosed>) {
     }
     let unclosed = unclosed.map(|(kind, start)| Unclosed { kind, start });
     (out, unclosed)
+}
+
+/// Skip a block comment starting at `/*`; they nest in PostgreSQL. Returns
+/// the index after the close, and whether there was a close (else the index
+/// is the end of input).
+fn skip_block_comment(b: &[u8], mut i: usize) -> (usize, bool) {
+    let mut depth = 0usize;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    (i, depth == 0)
+}
+
+/// What starts with the `$` at `b[i]`: a `$n` placeholder, a dollar-quoted
+/// string, or a lone `$`. Returns the kind, the index after it, and whether
+/// it was closed (only a dollar-quoted string can run to the end of input).
+fn dollar(b: &[u8], mut i: usize) -> (TokenKind, usize, bool) {
+    let n = b.len();
+    if b.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+        i += 1;
+        let mut v: u64 = 0;
+        while i < n && b[i].is_ascii_digit() {
+            v = (v * 10 + u64::from(b[i] - b'0')).min(u64::from(u32::MAX));
+            i += 1;
+        }
+        (TokenKind::Param(v as u32), i, true)
+    } else if let Some(tag_end) = dollar_tag(b, i) {
+        let tag = &b[i..tag_end];
+        match find(&b[tag_end..], tag) {
+            Some(p) => (TokenKind::DollarString, tag_end + p + tag.len(), true),
+            None => (TokenKind::DollarString, n, false),
+        }
+    } else {
+        (TokenKind::Other, i + 1, true)
+    }
 }
 
 /// Skip a quoted string or identifier starting at the opening quote `b[i]`;
