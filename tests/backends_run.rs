@@ -4,52 +4,34 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use pgrehearse::record::RunRecord;
 
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good/tiny.toml")
-}
-
-/// Run tiny.toml with `args`; returns (exit code, the child's pid, run record).
+/// Run tiny.toml with `args` and TMPDIR `tmp`; returns (exit code, the
+/// child's pid, run record), once the report is known to be written.
 fn run(tmp: &Path, args: &[&str]) -> (i32, u32, RunRecord) {
-    let out = tempfile::tempdir().unwrap();
-    let mut child = Command::new(common::bin())
-        .arg("run")
-        .arg(tiny())
-        .args(["-q", "--out"])
-        .arg(out.path())
-        .args(args)
-        .env("TMPDIR", tmp)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let scen = out.path().join("tiny");
-    let dir = std::fs::read_dir(&scen)
-        .unwrap_or_else(|e| panic!("no run directory ({e}); stderr:\n{stderr}"))
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let rec = RunRecord::read(&dir).unwrap();
+    let mut all = vec!["-q"];
+    all.extend_from_slice(args);
+    let tmp = tmp.to_str().expect("a UTF-8 temp dir");
+    let ran = common::run(&common::fixture("good/tiny.toml"), &all, &[("TMPDIR", tmp)]);
+    let (dir, rec) = ran.record();
     assert!(
         dir.join("summary.json").exists() && dir.join("index.html").exists(),
-        "{stderr}"
+        "{}",
+        ran.stderr
     );
-    (status.code().unwrap_or(-1), pid, rec)
+    (ran.code, ran.pid, rec)
+}
+
+/// Nothing of the run under `tmp` (pid `pid`) is left, it exited 0, and it
+/// rehearsed everything on `backend`.
+fn assert_clean_rehearsal(tmp: &Path, pid: u32, code: i32, rec: &RunRecord, backend: &str) {
+    let left = common::left_behind(tmp, pid);
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(code, 0);
+    assert_rehearsed(rec);
+    assert_eq!(rec.info.as_ref().unwrap().backend, backend);
 }
 
 fn assert_rehearsed(rec: &RunRecord) {
@@ -67,14 +49,7 @@ fn assert_rehearsed(rec: &RunRecord) {
 fn run_on_local_leaves_nothing() {
     let tmp = common::isolated_tmpdir();
     let (code, pid, rec) = run(tmp.path(), &["--backend", "local"]);
-    assert_eq!(code, 0);
-    assert_rehearsed(&rec);
-    assert_eq!(rec.info.as_ref().unwrap().backend, "local");
-    assert!(
-        common::left_behind(tmp.path(), pid).is_empty(),
-        "{:?}",
-        common::left_behind(tmp.path(), pid)
-    );
+    assert_clean_rehearsal(tmp.path(), pid, code, &rec, "local");
 }
 
 #[cfg(feature = "docker")]
@@ -89,11 +64,7 @@ async fn run_on_docker_leaves_nothing() {
         tokio::task::spawn_blocking(move || run(&dir, &["--backend", "docker", "--image", &image]))
             .await
             .unwrap();
-    let left = common::left_behind(tmp.path(), pid);
-    assert!(left.is_empty(), "{left:?}");
-    assert_eq!(code, 0);
-    assert_rehearsed(&rec);
-    assert_eq!(rec.info.as_ref().unwrap().backend, "docker");
+    assert_clean_rehearsal(tmp.path(), pid, code, &rec, "docker");
     assert!(common::containers_of_pid(pid).is_empty());
 }
 
@@ -124,11 +95,7 @@ async fn run_on_url_drops_its_scratch_database() {
     })
     .await
     .unwrap();
-    let left = common::left_behind(tmp.path(), pid);
-    assert!(left.is_empty(), "{left:?}");
-    assert_eq!(code, 0);
-    assert_rehearsed(&rec);
-    assert_eq!(rec.info.as_ref().unwrap().backend, "url");
+    assert_clean_rehearsal(tmp.path(), pid, code, &rec, "url");
     assert_eq!(
         common::scratch_databases(&c).await,
         before,

@@ -3,43 +3,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use pgrehearse::record::{LockRow, RunRecord, WaitCause};
 
 /// Run one engine fixture on the local backend; returns the exit code and
 /// the run record.
 fn rehearse(fixture: &str, extra: &[&str]) -> (i32, RunRecord, PathBuf) {
-    let out = tempfile::Builder::new()
-        .prefix("pgrehearse-engine")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/engine")
-        .join(fixture);
-    let output = Command::new(common::bin())
-        .arg("run")
-        .arg(&file)
-        .args(["--backend", "local", "-q", "--out"])
-        .arg(&out)
-        .args(extra)
-        .output()
-        .expect("run the binary");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let dir = find_run_dir(&out).unwrap_or_else(|| panic!("no run directory; stderr:\n{stderr}"));
-    let rec = RunRecord::read(&dir).unwrap();
-    // Keep the run for inspection only when asked.
-    if std::env::var_os("PGREHEARSE_KEEP_RUNS").is_none() {
-        let _ = std::fs::remove_dir_all(&out);
-    }
-    (output.status.code().unwrap_or(-1), rec, dir)
-}
-
-fn find_run_dir(out: &Path) -> Option<PathBuf> {
-    let scen = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
-    Some(std::fs::read_dir(scen).ok()?.next()?.ok()?.path())
+    let file = common::fixture(&format!("engine/{fixture}"));
+    let mut args = vec!["--backend", "local", "-q"];
+    args.extend_from_slice(extra);
+    let ran = common::run(&file, &args, &[]);
+    let (dir, rec) = ran.record();
+    (ran.code, rec, dir)
 }
 
 fn lock<'a>(rec: &'a RunRecord, step: &str, relation: &str, mode: &str) -> Option<&'a LockRow> {

@@ -9,10 +9,99 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
+use pgrehearse::record::RunRecord;
 
 /// The `pgrehearse` binary built for this test run.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pgrehearse"))
+}
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// The run directory `<out>/<scenario>/<stamp>/` that `pgrehearse run --out
+/// OUT` created, if any (the first, when there are several).
+pub fn run_dir_in(out: &Path) -> Option<PathBuf> {
+    let scenario = std::fs::read_dir(out).ok()?.next()?.ok()?.path();
+    Some(std::fs::read_dir(scenario).ok()?.next()?.ok()?.path())
+}
+
+/// A `pgrehearse run` that has exited.
+pub struct Ran {
+    pub code: i32,
+    pub pid: u32,
+    pub stdout: String,
+    pub stderr: String,
+    /// The --out directory: removed when this is dropped, unless
+    /// PGREHEARSE_KEEP_RUNS is set (then its path is printed).
+    out: Option<tempfile::TempDir>,
+}
+
+/// `pgrehearse run SCENARIO --out <a fresh temp dir> ARGS...`, with `env`
+/// added to the child's environment, waited for.
+pub fn run(scenario: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let out = tempfile::Builder::new()
+        .prefix("pgrehearse-run-")
+        .tempdir()
+        .expect("temp dir");
+    let mut cmd = Command::new(bin());
+    cmd.arg("run")
+        .arg(scenario)
+        .arg("--out")
+        .arg(out.path())
+        .args(args)
+        .env_remove("PGREHEARSE_BACKEND")
+        .env_remove("PGREHEARSE_DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn pgrehearse");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("wait for pgrehearse");
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        pid,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        out: Some(out),
+    }
+}
+
+impl Ran {
+    pub fn out(&self) -> &Path {
+        self.out.as_ref().expect("kept").path()
+    }
+
+    /// The run directory and its record; panics (showing stderr) when the
+    /// run wrote none.
+    pub fn record(&self) -> (PathBuf, RunRecord) {
+        let dir = run_dir_in(self.out())
+            .unwrap_or_else(|| panic!("no run directory; stderr:\n{}", self.stderr));
+        let rec = RunRecord::read(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        (dir, rec)
+    }
+
+    /// Panics, showing stderr, unless the exit code is `want`.
+    pub fn assert_code(&self, want: i32) {
+        assert_eq!(self.code, want, "exit code; stderr:\n{}", self.stderr);
+    }
+}
+
+impl Drop for Ran {
+    fn drop(&mut self) {
+        if std::env::var_os("PGREHEARSE_KEEP_RUNS").is_some() {
+            if let Some(out) = self.out.take() {
+                eprintln!("kept run output in {}", out.keep().display());
+            }
+        }
+    }
 }
 
 /// Options for a target: the url backend on PGREHEARSE_TEST_URL when set,

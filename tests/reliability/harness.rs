@@ -16,9 +16,7 @@ pub const RECORD_FILES: &[&str] = pgrehearse::record::FILES;
 pub const REPORT_FILES: &[&str] = &["summary.json", "summary.md", "index.html"];
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/reliability")
-        .join(name)
+    common::fixture(&format!("reliability/{name}"))
 }
 
 /// tests/fixtures/good/tiny.toml: a scenario that runs clean in seconds.
@@ -158,12 +156,7 @@ impl Rehearsal {
 impl Finished {
     /// `<out>/<scenario>/<stamp>/`, if one was created.
     pub fn run_dir(&self) -> Option<PathBuf> {
-        let scen = std::fs::read_dir(self.out.path())
-            .ok()?
-            .next()?
-            .ok()?
-            .path();
-        Some(std::fs::read_dir(scen).ok()?.next()?.ok()?.path())
+        common::run_dir_in(self.out.path())
     }
 
     /// Every run directory, as (scenario, `<out>/<scenario>/<stamp>/`),
