@@ -230,7 +230,17 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             &overrides(&rows, scale)?,
         )?)),
         Command::Run { scenarios, args } => {
-            let scenarios = load_all(&scenarios, &overrides(&args.rows, args.scale)?)?;
+            let mut scenarios = load_all(&scenarios, &overrides(&args.rows, args.scale)?)?;
+            let budgets = parse_budgets(&args.budgets)?;
+            // The budget in force, which run.json records: the scenario's
+            // with every --budget on top.
+            for s in &mut scenarios {
+                for (key, value) in &budgets {
+                    s.budget
+                        .apply(key, *value)
+                        .map_err(|e| Error::Usage(format!("--budget: {e}")))?;
+                }
+            }
             let backend = BackendKind::from(args.backend);
             if backend == BackendKind::Url && args.database_url.is_none() {
                 return Err(Error::Usage(
@@ -245,7 +255,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                 },
                 out: args.out,
                 seed: args.seed,
-                budgets: parse_budgets(&args.budgets)?,
+                budgets,
                 output: OutputMode {
                     summary: match (args.json, args.quiet) {
                         (true, _) => SummaryFormat::Json,
