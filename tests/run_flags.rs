@@ -1,0 +1,124 @@
+//! The flags of `pgrehearse run` that users script against, through the
+//! real binary on a local cluster, with small data: `--json`, `--budget`,
+//! `--rows`, `--scale`, `--seed`, and exit code 1 on a breached budget.
+
+mod common;
+
+use std::path::PathBuf;
+
+use pgrehearse::record::RunRecord;
+
+fn small() -> PathBuf {
+    common::fixture("cli/small.toml")
+}
+
+fn rows(rec: &RunRecord) -> Vec<(String, u64)> {
+    rec.info.as_ref().expect("run.json").rows.clone()
+}
+
+/// `--json` prints summary.json, and only it, on stdout; `--rows N` gives
+/// the largest table N rows and the other its proportion.
+#[test]
+fn json_prints_the_summary_and_rows_scales_the_tables() {
+    let ran = common::run(
+        &small(),
+        &["--backend", "local", "--json", "--rows", "2k"],
+        &[],
+    );
+    ran.assert_code(0);
+    let printed: serde_json::Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", ran.stdout));
+    let (dir, rec) = ran.record();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(printed, written, "stdout is summary.json");
+    assert_eq!(printed["verdict"], "pass", "{}", ran.stdout);
+    assert_eq!(printed["run"]["scenario"], "cli-small");
+    assert!(printed["budgets"].as_array().is_some_and(|b| !b.is_empty()));
+    assert_eq!(
+        rows(&rec),
+        vec![
+            ("accounts".to_string(), 2000),
+            ("branches".to_string(), 500)
+        ]
+    );
+    assert_eq!(
+        printed["run"]["rows"],
+        serde_json::json!([["accounts", 2000], ["branches", 500]])
+    );
+}
+
+/// `--budget KEY=VALUE` tightens the scenario's budget (the loose one passes,
+/// see above); the breach exits 1, the summary names it, run.json records the
+/// budget in force, the scenario's other limits still apply; and `--scale F`
+/// multiplies every table's rows.
+#[test]
+fn budget_overrides_the_scenario_and_a_breach_exits_1_and_scale_multiplies_rows() {
+    let ran = common::run(
+        &small(),
+        &[
+            "--backend",
+            "local",
+            "-q",
+            "--scale",
+            "0.5",
+            "--budget",
+            "max_duration_ms=0.001",
+        ],
+        &[],
+    );
+    ran.assert_code(1);
+    assert!(ran.stdout.to_lowercase().contains("fail"), "{}", ran.stdout);
+    let (dir, rec) = ran.record();
+    let info = rec.info.as_ref().unwrap();
+    assert_eq!(info.failure, None, "the rehearsal itself went through");
+    assert_eq!(
+        info.budget.max_duration_ms,
+        Some(0.001),
+        "--budget in force"
+    );
+    assert_eq!(
+        info.budget.p99_ms,
+        Some(10_000.0),
+        "the scenario's own limit"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["verdict"], "fail");
+    assert_eq!(summary["breached"], serde_json::json!(["max_duration_ms"]));
+    assert_eq!(
+        rows(&rec),
+        vec![
+            ("accounts".to_string(), 2000),
+            ("branches".to_string(), 500)
+        ]
+    );
+}
+
+/// The fixture's only step fails with an md5 of all seeded values (the data
+/// itself is gone with the server): the same `--seed` gives the same data,
+/// another seed other data.
+#[test]
+fn the_same_seed_gives_the_same_data_another_seed_other_data() {
+    let checksum = |seed: &str| {
+        let ran = common::run(
+            &common::fixture("cli/seed-checksum.toml"),
+            &["--backend", "local", "-q", "--seed", seed],
+            &[],
+        );
+        ran.assert_code(4);
+        let (_, rec) = ran.record();
+        let info = rec.info.unwrap();
+        assert_eq!(info.seed.to_string(), seed, "run.json records the seed");
+        let failure = info.failure.unwrap_or_default();
+        let sum = regex::Regex::new(r"data checksum ([0-9a-f]{32})")
+            .unwrap()
+            .captures(&failure)
+            .unwrap_or_else(|| panic!("no checksum in the failure: {failure}"))[1]
+            .to_string();
+        sum
+    };
+    let first = checksum("7");
+    assert_eq!(first, checksum("7"), "same seed, same data");
+    assert_ne!(first, checksum("8"), "another seed, other data");
+}
