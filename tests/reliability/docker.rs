@@ -77,11 +77,16 @@ async fn sigterm_during_a_docker_run_removes_the_container() {
             &[],
         );
         let pid = r.pid();
-        // The container exists (it may still be starting): interrupt.
+        // The container exists (it may still be starting), the rehearsal
+        // has not begun: interrupt.
         r.wait_until("the container", Duration::from_secs(300), |_| {
             !common::containers_of_pid(pid).is_empty()
         });
-        interrupt(r, "TERM", 143);
+        r.signal_in_stage("TERM", "the container", Duration::from_secs(300), |r| {
+            !common::containers_of_pid(pid).is_empty() && !r.has_run_dir()
+        });
+        let run = interrupted(r, 143);
+        assert!(run.run_dir().is_none(), "interrupted before the rehearsal");
     })
     .await
     .unwrap();
@@ -94,15 +99,23 @@ async fn sigint_early_in_a_docker_start_leaves_no_container() {
         return;
     };
     tokio::task::spawn_blocking(move || {
-        let r = Rehearsal::start(
+        let mut r = Rehearsal::start(
             "long-step.toml",
             &["--backend", "docker", "--image", &image, "-q"],
             &[],
         );
-        // Most likely while the engine creates the container (seconds on
-        // vfs), which goes on in the engine after the client gave up.
-        std::thread::sleep(Duration::from_millis(400));
-        interrupt(r, "INT", 130);
+        let pid = r.pid();
+        // As soon as the run handles signals, before its container exists:
+        // it is asking the engine for one, which the engine goes on creating
+        // (seconds on vfs) after the client gave up.
+        r.wait_until("the signal handlers", Duration::from_secs(60), |_| {
+            catches_signals(pid)
+        });
+        r.signal_in_stage("INT", "no container yet", Duration::from_secs(5), |_| {
+            common::containers_of_pid(pid).is_empty()
+        });
+        let run = interrupted(r, 130);
+        assert!(run.run_dir().is_none(), "interrupted before the rehearsal");
     })
     .await
     .unwrap();

@@ -54,13 +54,15 @@ fn migration_sql_error_is_recorded_reported_and_exits_4() {
     run.assert_nothing_left();
 }
 
-/// SIGKILL the postmaster once `marker` shows in the server log (the long
-/// step has begun): the run must notice within seconds, write what it
-/// recorded, exit 4 and leave nothing behind.
-fn kill_the_server_during(fixture_name: &str, marker: &str, step_sql: &str) {
+/// SIGKILL the postmaster once the server has the long statement
+/// `step_sql` (its log shows it arrive; it runs for far longer than the
+/// test): the run must notice within seconds, write what it recorded, exit 4
+/// and leave nothing behind.
+fn kill_the_server_during(fixture_name: &str, step_sql: &str) {
     let mut r = Rehearsal::local(fixture_name);
-    r.wait_until("the long step", Duration::from_secs(90), |tmp| {
-        server_log_has(tmp, marker)
+    let arrived = format!("statement: {step_sql}");
+    r.wait_until("the long statement", Duration::from_secs(90), |tmp| {
+        server_log_has(tmp, &arrived)
     });
     let postmaster = postmaster_pid(r.tmp.path()).expect("the postmaster");
     send_signal(postmaster, "KILL");
@@ -86,13 +88,17 @@ fn kill_the_server_during(fixture_name: &str, marker: &str, step_sql: &str) {
         failure.contains("connection lost") || failure.contains("stopped answering"),
         "{failure}"
     );
-    // What was recorded before the death was written.
+    // What was recorded before the death was written, and the statement cut
+    // short is the one the server was killed under.
     let step = rec
         .statements
         .iter()
         .find(|s| s.sql == step_sql)
         .expect("the long statement");
     assert_ne!(step.outcome, "ok");
+    let last = info.steps.last().expect("the step in run.json");
+    assert_eq!(last.step, step.step, "the run stopped in that step");
+    assert_ne!(last.outcome, "ok", "{last:?}");
     assert!(step.duration_ms < 20_000.0, "{step:?}");
     assert!(rec.latency.iter().map(|l| l.count).sum::<u64>() > 0);
     assert!(!rec.server.is_empty(), "server samples were written");
@@ -101,22 +107,14 @@ fn kill_the_server_during(fixture_name: &str, marker: &str, step_sql: &str) {
 
 #[test]
 fn a_server_killed_mid_run_is_noticed_within_seconds_and_exits_4() {
-    kill_the_server_during(
-        "long-step.toml",
-        "CREATE TABLE sleep_marker",
-        "SELECT pg_sleep(30)",
-    );
+    kill_the_server_during("long-step.toml", "SELECT pg_sleep(30)");
 }
 
 /// A backend busy in a CPU-bound query does not notice its postmaster's
 /// death: it must not outlive the run.
 #[test]
 fn a_killed_server_leaves_no_orphaned_backend() {
-    kill_the_server_during(
-        "busy-step.toml",
-        "CREATE TABLE busy_marker",
-        "SELECT count(*) FROM t a, t b, t c",
-    );
+    kill_the_server_during("busy-step.toml", "SELECT count(*) FROM t a, t b, t c");
 }
 
 /// `run a.toml b.toml`: a scenario that fails does not stop the next one;

@@ -31,6 +31,8 @@ pub struct Rehearsal {
     pub tmp: tempfile::TempDir,
     out: tempfile::TempDir,
     started: Instant,
+    /// When [`Rehearsal::signal_in_stage`] sent its signal.
+    signalled: Option<Instant>,
 }
 
 /// How a run ended.
@@ -74,6 +76,7 @@ impl Rehearsal {
             tmp,
             out,
             started: Instant::now(),
+            signalled: None,
         }
     }
 
@@ -85,8 +88,10 @@ impl Rehearsal {
         self.child.id()
     }
 
-    pub fn signal(&self, sig: &str) {
-        send_signal(self.pid(), sig);
+    /// Whether the run has created its run directory: provisioning is over
+    /// and the rehearsal proper has begun.
+    pub fn has_run_dir(&self) -> bool {
+        common::run_dir_in(self.out.path()).is_some()
     }
 
     /// Wait for `cond` while the child runs; panics (after killing the
@@ -102,18 +107,59 @@ impl Rehearsal {
             if cond(self.tmp.path()) {
                 return;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let mut err = String::new();
-                if let Some(e) = self.child.stderr.as_mut() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("pgrehearse exited ({status}) before {what}; stderr:\n{err}");
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("timed out waiting for {what}");
-            }
+            self.still_running(what, deadline);
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Send `sig` in the stage `stage` says the run is in. The run is
+    /// stopped (SIGSTOP) while `stage` looks, so it cannot move on between
+    /// the look and the signal: the signal arrives in exactly the stage seen
+    /// and is handled when the run goes on (SIGCONT). Looks every 5 ms;
+    /// panics (after killing the child) if it exits first or `timeout`
+    /// passes. `stage` must not panic: the run would stay stopped.
+    pub fn signal_in_stage(
+        &mut self,
+        sig: &str,
+        what: &str,
+        timeout: Duration,
+        mut stage: impl FnMut(&Rehearsal) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        let pid = self.pid();
+        loop {
+            self.still_running(what, deadline);
+            // A first look while it runs; only a likely moment is confirmed
+            // with the run stopped.
+            if stage(self) {
+                send_signal(pid, "STOP");
+                let now = stage(self);
+                if now {
+                    send_signal(pid, sig);
+                    self.signalled = Some(Instant::now());
+                }
+                send_signal(pid, "CONT");
+                if now {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Panics (after killing the child) if it has exited or `deadline` has
+    /// passed.
+    fn still_running(&mut self, what: &str, deadline: Instant) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let mut err = String::new();
+            if let Some(e) = self.child.stderr.as_mut() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("pgrehearse exited ({status}) before {what}; stderr:\n{err}");
+        }
+        if Instant::now() > deadline {
+            let _ = self.child.kill();
+            panic!("timed out waiting for {what}");
         }
     }
 
@@ -226,8 +272,17 @@ impl Finished {
 /// Processes whose working directory is under `dir`: postgres backends
 /// run in their data directory but rename themselves ("postgres: ..."), so
 /// an orphan of a killed postmaster does not show its data dir in its
-/// command line.
+/// command line. (The local backend's teardown finds strays the same way;
+/// this is the test's own look, so a blind spot there cannot hide here.)
 pub fn working_in(dir: &Path) -> Vec<String> {
+    processes_in(dir)
+        .into_iter()
+        .map(|(pid, comm)| format!("process {pid} ({comm}) working in {}", dir.display()))
+        .collect()
+}
+
+/// (pid, command name) of the live processes working under `dir`.
+fn processes_in(dir: &Path) -> Vec<(u32, String)> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -235,10 +290,31 @@ pub fn working_in(dir: &Path) -> Vec<String> {
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
             (cwd.starts_with(dir) && common::process_alive(pid))
-                .then(|| format!("process {pid} working in {}", cwd.display()))
+                .then(|| (pid, comm.trim().to_string()))
         })
         .collect()
+}
+
+/// Is initdb creating the cluster under `tmp`? Processes work there (initdb
+/// itself, and mostly the bootstrap and single-user servers it runs, which
+/// have no `-D`), and no postmaster has been started yet.
+pub fn initdb_running(tmp: &Path) -> bool {
+    !processes_in(tmp).is_empty() && postmaster_pid(tmp).is_none()
+}
+
+/// Has `pid` installed its SIGINT and SIGTERM handlers (its signal mask of
+/// caught signals, SigCgt in /proc)? Before that a signal kills it outright.
+pub fn catches_signals(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or(0);
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    caught & bit(libc::SIGINT) != 0 && caught & bit(libc::SIGTERM) != 0
 }
 
 pub fn send_signal(pid: u32, sig: &str) {
@@ -265,18 +341,23 @@ pub fn server_log_has(tmp: &Path, needle: &str) -> bool {
         .is_some_and(|log| log.contains(needle))
 }
 
-/// The postmaster of the cluster under `tmp`: the process started with `-D`.
+/// The postmaster of the cluster under `tmp`: the `postgres` process started
+/// with `-D` (initdb has a `-D` too, and "postgres" in its path).
 pub fn postmaster_pid(tmp: &Path) -> Option<u32> {
     common::postgres_processes_under(tmp)
         .iter()
-        .find(|p| p.contains(" -D "))
-        .and_then(|p| p.split_whitespace().next()?.parse().ok())
+        .filter(|p| p.contains(" -D "))
+        .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+        .find(|pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
 }
 
-/// Signal a run at a moment, then: the exit code, within 10 s, nothing left.
-pub fn interrupt(r: Rehearsal, sig: &str, code: i32) -> Finished {
-    r.signal(sig);
-    let sent = Instant::now();
+/// After [`Rehearsal::signal_in_stage`]: the exit code, within 10 s of the
+/// signal, and nothing left.
+pub fn interrupted(r: Rehearsal, code: i32) -> Finished {
+    let sent = r.signalled.expect("a signal was sent");
     let run = r.finish(Duration::from_secs(30));
     let took = sent.elapsed();
     run.assert_code(code);

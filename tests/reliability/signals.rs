@@ -1,4 +1,7 @@
-//! Ctrl-C and SIGTERM at different moments of a local run.
+//! Ctrl-C and SIGTERM at different stages of a local run. Each signal is
+//! sent in a stage the test sees (the server log, the processes of the
+//! cluster, the run directory), looked at while the run is stopped, and the
+//! outcome says that stage was the one interrupted.
 
 use std::time::Duration;
 
@@ -8,25 +11,31 @@ use crate::harness::*;
 #[test]
 fn sigint_during_the_migration_cancels_writes_the_report_and_exits_130() {
     let mut r = Rehearsal::local("long-step.toml");
-    r.wait_until("the 30 s step", Duration::from_secs(90), |tmp| {
-        server_log_has(tmp, "CREATE TABLE sleep_marker")
-    });
+    let sleep_sent = |tmp: &std::path::Path| server_log_has(tmp, "statement: SELECT pg_sleep(30)");
+    r.wait_until(
+        "the 30 s sleep on the server",
+        Duration::from_secs(90),
+        sleep_sent,
+    );
     // While it runs: how exposed is the cluster?
     assert_private_cluster(r.tmp.path());
-    let run = interrupt(r, "INT", 130);
+    r.signal_in_stage("INT", "the sleep", Duration::from_secs(5), |r| {
+        sleep_sent(r.tmp.path())
+    });
+    let run = interrupted(r, 130);
 
     let (dir, rec) = run.record();
     run.assert_report_written(&dir, "interrupted by SIGINT");
     let info = rec.info.as_ref().unwrap();
     let failure = info.failure.as_deref().unwrap_or_default();
-    assert!(
-        failure.starts_with("interrupted by SIGINT") && failure.contains("migrate / sleep"),
-        "{failure}"
+    assert_eq!(
+        failure, "interrupted by SIGINT (step `migrate / sleep` was cancelled)",
+        "the migration step was the stage interrupted"
     );
     let sleep = rec
         .statements
         .iter()
-        .find(|s| s.sql.contains("pg_sleep"))
+        .find(|s| s.sql == "SELECT pg_sleep(30)")
         .expect("the sleep statement");
     assert_eq!(sleep.outcome, "cancelled", "{sleep:?}");
     assert!(sleep.duration_ms < 20_000.0, "{sleep:?}");
@@ -37,34 +46,44 @@ fn sigint_during_the_migration_cancels_writes_the_report_and_exits_130() {
 #[test]
 fn sigterm_during_seeding_exits_143_and_tears_down() {
     let mut r = Rehearsal::local("big-seed.toml");
-    r.wait_until("seeding", Duration::from_secs(90), |tmp| {
-        server_log_has(tmp, "CREATE TABLE big")
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let run = interrupt(r, "TERM", 143);
+    // The load has begun (a COPY arrived) and is not over (no VACUUM yet).
+    r.signal_in_stage(
+        "TERM",
+        "the COPY of seeding",
+        Duration::from_secs(90),
+        |r| {
+            let tmp = r.tmp.path();
+            server_log_has(tmp, "FROM STDIN (FORMAT binary") && !server_log_has(tmp, "VACUUM")
+        },
+    );
+    let run = interrupted(r, 143);
     let (dir, rec) = run.record();
-    let failure = rec.info.and_then(|i| i.failure).unwrap_or_default();
-    assert!(failure.contains("seeding"), "{failure}");
+    let info = rec.info.as_ref().unwrap();
+    assert_eq!(info.failure.as_deref(), Some("interrupted while seeding"));
+    assert!(rec.statements.is_empty(), "no migration statement ran");
     run.assert_report_written(&dir, "interrupted while seeding");
 }
 
 #[test]
 fn sigterm_while_the_cluster_is_created_exits_143_and_leaves_nothing() {
-    // The temp dir appears first (initdb is about to run or running).
     let mut r = Rehearsal::local("long-step.toml");
-    r.wait_until("the cluster dir", Duration::from_secs(30), |tmp| {
-        cluster_dir(tmp).is_some()
+    r.signal_in_stage("TERM", "initdb", Duration::from_secs(60), |r| {
+        initdb_running(r.tmp.path())
     });
-    interrupt(r, "TERM", 143);
+    let run = interrupted(r, 143);
+    assert!(run.run_dir().is_none(), "interrupted before the rehearsal");
 }
 
 #[test]
 fn sigint_while_the_server_starts_exits_130_and_leaves_nothing() {
     let mut r = Rehearsal::local("long-step.toml");
-    r.wait_until("the postmaster", Duration::from_secs(60), |tmp| {
-        postmaster_pid(tmp).is_some()
+    // Started, not yet ready: the run waits for it to accept connections.
+    r.signal_in_stage("INT", "the starting server", Duration::from_secs(60), |r| {
+        let tmp = r.tmp.path();
+        postmaster_pid(tmp).is_some() && !server_log_has(tmp, "ready to accept connections")
     });
-    interrupt(r, "INT", 130);
+    let run = interrupted(r, 130);
+    assert!(run.run_dir().is_none(), "interrupted before the rehearsal");
 }
 
 /// `run a.toml b.toml`: a signal during the first scenario stops the batch;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use pgrehearse::backend::local::LocalCluster;
 use pgrehearse::backend::{BackendOptions, ConnInfo, ServerLog};
+use pgrehearse::migration::MIGRATION_APP_NAME;
+use pgrehearse::seed::SEED_APP_NAME;
+use tokio_postgres::Client;
 
 use crate::common;
 use crate::harness::*;
@@ -250,39 +253,67 @@ async fn url_backend_exits_3_clearly_on_refused_connection_and_bad_password() {
     server.teardown().await.unwrap();
 }
 
+/// Whether the run's session `app` is running a statement that starts with
+/// `query` (and, with `waiting`, waits for a lock), on the server behind
+/// `admin`. False when the server does not answer.
+async fn run_session_is(admin: &Client, app: &str, query: &str, waiting: bool) -> bool {
+    admin
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $1 \
+             AND state = 'active' AND starts_with(query, $2) \
+             AND (NOT $3 OR wait_event_type = 'Lock'))",
+            &[&app, &query, &waiting],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(false)
+}
+
+fn url_of(sc: &ConnInfo) -> String {
+    format!(
+        "postgres://postgres:{}@127.0.0.1:{}/postgres",
+        sc.password.clone().unwrap(),
+        sc.port
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_database() {
     let server = LocalCluster::start(&BackendOptions::local(&[("log_statement", "ddl")]))
         .await
         .expect("a local cluster");
     let sc = server.conn().clone();
-    let log = server_log_path(&server);
-    let url = format!(
-        "postgres://postgres:{}@127.0.0.1:{}/postgres",
-        sc.password.clone().unwrap(),
-        sc.port
-    );
+    let url = url_of(&sc);
+    let admin = common::connect(&sc, "postgres").await;
+    let handle = tokio::runtime::Handle::current();
     let run = tokio::task::spawn_blocking(move || {
         let mut r = Rehearsal::start(
             "long-step.toml",
             &["--backend", "url", "--database-url", &url, "-q"],
             &[],
         );
-        r.wait_until("the 30 s step", Duration::from_secs(90), |_| {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("CREATE TABLE sleep_marker")
+        let sleeping = || {
+            handle.block_on(run_session_is(
+                &admin,
+                MIGRATION_APP_NAME,
+                "SELECT pg_sleep(30)",
+                false,
+            ))
+        };
+        r.wait_until("the sleep on the server", Duration::from_secs(90), |_| {
+            sleeping()
         });
-        // The marker is logged before the sleep is sent: give the sleep time
-        // to be in flight, so there is a query to cancel.
-        std::thread::sleep(Duration::from_millis(1500));
-        interrupt(r, "INT", 130)
+        r.signal_in_stage("INT", "the sleep", Duration::from_secs(5), |_| sleeping());
+        interrupted(r, 130)
     })
     .await
     .unwrap();
     let (_, rec) = run.record();
     let failure = rec.info.and_then(|i| i.failure).unwrap_or_default();
-    assert!(failure.starts_with("interrupted by SIGINT"), "{failure}");
+    assert_eq!(
+        failure, "interrupted by SIGINT (step `migrate / sleep` was cancelled)",
+        "the migration step was the stage interrupted"
+    );
     // The sleep was cancelled on the server, not merely abandoned.
     let text = std::fs::read_to_string(server_log_path(&server)).unwrap();
     assert!(
@@ -303,38 +334,80 @@ async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_databas
     server.teardown().await.unwrap();
 }
 
-/// A signal at any early moment (connecting, creating the scratch database,
-/// seeding) leaves no scratch database: a CREATE DATABASE abandoned by the
-/// client would still complete on the server.
+/// A signal while the scratch database is being created leaves none: a
+/// CREATE DATABASE abandoned by the client would still complete on the
+/// server. The test holds the CREATE DATABASE in that stage: it needs a
+/// ShareLock on its template, and a COMMENT on template1 in an open
+/// transaction holds a lock that conflicts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_early_in_a_url_run_leaves_no_scratch_database() {
+async fn sigint_while_the_scratch_database_is_created_leaves_none() {
     let server = LocalCluster::start(&BackendOptions::local(&[]))
         .await
         .expect("a local cluster");
     let sc = server.conn().clone();
-    let url = format!(
-        "postgres://postgres:{}@127.0.0.1:{}/postgres",
-        sc.password.clone().unwrap(),
-        sc.port
-    );
-    for delay_ms in [20, 60, 100, 150, 250] {
-        let url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            let r = Rehearsal::start(
-                "url-safety.toml",
-                &["--backend", "url", "--database-url", &url, "-q"],
-                &[],
-            );
-            std::thread::sleep(Duration::from_millis(delay_ms));
-            interrupt(r, "INT", 130)
-        })
+    let url = url_of(&sc);
+    let holder = common::connect(&sc, "postgres").await;
+    holder
+        .batch_execute("BEGIN; COMMENT ON DATABASE template1 IS 'held by a test'")
         .await
         .unwrap();
-        assert_eq!(
-            common::scratch_databases(&sc).await,
-            Vec::<String>::new(),
-            "after a SIGINT {delay_ms} ms into the run"
+    let admin = common::connect(&sc, "postgres").await;
+    let handle = tokio::runtime::Handle::current();
+    let r = tokio::task::spawn_blocking(move || {
+        let mut r = Rehearsal::start(
+            "url-safety.toml",
+            &["--backend", "url", "--database-url", &url, "-q"],
+            &[],
         );
-    }
+        r.signal_in_stage("INT", "CREATE DATABASE", Duration::from_secs(60), |_| {
+            handle.block_on(run_session_is(
+                &admin,
+                "pgrehearse/harness",
+                "CREATE DATABASE",
+                true,
+            ))
+        });
+        r
+    })
+    .await
+    .unwrap();
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let run = tokio::task::spawn_blocking(move || interrupted(r, 130))
+        .await
+        .unwrap();
+    assert!(run.run_dir().is_none(), "interrupted before the rehearsal");
+    assert_eq!(common::scratch_databases(&sc).await, Vec::<String>::new());
+    server.teardown().await.unwrap();
+}
+
+/// A signal while the scratch database is seeded drops it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_while_seeding_over_url_leaves_no_scratch_database() {
+    let server = LocalCluster::start(&BackendOptions::local(&[]))
+        .await
+        .expect("a local cluster");
+    let sc = server.conn().clone();
+    let url = url_of(&sc);
+    let admin = common::connect(&sc, "postgres").await;
+    let handle = tokio::runtime::Handle::current();
+    let run = tokio::task::spawn_blocking(move || {
+        let mut r = Rehearsal::start(
+            "big-seed.toml",
+            &["--backend", "url", "--database-url", &url, "-q"],
+            &[],
+        );
+        let copying = || handle.block_on(run_session_is(&admin, SEED_APP_NAME, "COPY", false));
+        r.wait_until("the COPY of seeding", Duration::from_secs(90), |_| {
+            copying()
+        });
+        r.signal_in_stage("INT", "the COPY", Duration::from_secs(5), |_| copying());
+        interrupted(r, 130)
+    })
+    .await
+    .unwrap();
+    let (_, rec) = run.record();
+    let failure = rec.info.and_then(|i| i.failure);
+    assert_eq!(failure.as_deref(), Some("interrupted while seeding"));
+    assert_eq!(common::scratch_databases(&sc).await, Vec::<String>::new());
     server.teardown().await.unwrap();
 }
