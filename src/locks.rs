@@ -18,6 +18,8 @@ pub enum LockMode {
 use LockMode::*;
 
 impl LockMode {
+    /// Every mode, weakest first: the variants once more, since Rust lists
+    /// an enum's variants only through a derive crate we do not need.
     pub const ALL: [LockMode; 8] = [
         AccessShare,
         RowShare,

@@ -327,6 +327,12 @@ fn int_value(
     section: Range<usize>,
 ) -> Option<i64> {
     let v = d.required(v, section, field, "an integer")?;
+    integer(d, v, field)
+}
+
+/// An integer given as a TOML value (fields that take other types for other
+/// generators, such as `min`).
+fn integer(d: &mut Diags, v: &S<Value>, field: &str) -> Option<i64> {
     match v.get_ref() {
         Value::Integer(i) => Some(*i),
         other => {
@@ -364,25 +370,16 @@ fn float_value(
 /// An optional integer in 0..=hi given as a TOML Value. Outer None = invalid.
 fn opt_small_int(d: &mut Diags, v: &Option<S<Value>>, field: &str, hi: i64) -> Option<Option<u32>> {
     let Some(v) = v else { return Some(None) };
-    match v.get_ref() {
-        Value::Integer(i) if (0..=hi).contains(i) => Some(Some(*i as u32)),
-        Value::Integer(i) => {
-            d.err(
-                v.span(),
-                field,
-                format!("{i} is out of range; expected an integer in 0..={hi}"),
-            );
-            None
-        }
-        other => {
-            d.err(
-                v.span(),
-                field,
-                format!("expected an integer, found {}", other.type_str()),
-            );
-            None
-        }
+    let i = integer(d, v, field)?;
+    if !(0..=hi).contains(&i) {
+        d.err(
+            v.span(),
+            field,
+            format!("{i} is out of range; expected an integer in 0..={hi}"),
+        );
+        return None;
     }
+    Some(Some(i as u32))
 }
 
 fn len_range(

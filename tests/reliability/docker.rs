@@ -10,6 +10,21 @@ use crate::harness::*;
 /// creation copies the whole image, and parallel copies make each one slow.
 static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Run `test` with the image on a blocking thread, one docker test at a
+/// time; None when there is no image or engine (see
+/// `common::docker_image_or_notice`).
+async fn on_docker<T: Send + 'static>(
+    test: impl FnOnce(String) -> T + Send + 'static,
+) -> Option<T> {
+    let _one_at_a_time = DOCKER.lock().await;
+    let image = common::docker_image_or_notice().await?;
+    Some(
+        tokio::task::spawn_blocking(move || test(image))
+            .await
+            .unwrap(),
+    )
+}
+
 /// The POSTGRES_PASSWORD of the container a pgrehearse process started.
 fn container_password(pid: u32) -> Option<String> {
     let id = common::containers_of_pid(pid)
@@ -34,11 +49,7 @@ fn container_password(pid: u32) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_password_appears_nowhere_and_no_container_is_left() {
-    let _one_at_a_time = DOCKER.lock().await;
-    let Some(image) = common::docker_image_or_notice().await else {
-        return;
-    };
-    let (run, password) = tokio::task::spawn_blocking(move || {
+    let Some((run, password)) = on_docker(|image| {
         let mut r = Rehearsal::start(
             "sql-error.toml",
             &["--backend", "docker", "--image", &image, "-v"],
@@ -53,7 +64,9 @@ async fn docker_password_appears_nowhere_and_no_container_is_left() {
         (r.finish(Duration::from_secs(300)), password.unwrap())
     })
     .await
-    .unwrap();
+    else {
+        return;
+    };
     assert!(password.len() >= 16, "a generated password");
     run.assert_code(4);
     let (dir, rec) = run.record();
@@ -64,18 +77,19 @@ async fn docker_password_appears_nowhere_and_no_container_is_left() {
     run.assert_nothing_left();
 }
 
+/// The 30 s step on the docker backend, quiet.
+fn long_step_on_docker(image: &str) -> Rehearsal {
+    Rehearsal::start(
+        "long-step.toml",
+        &["--backend", "docker", "--image", image, "-q"],
+        &[],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_docker_run_removes_the_container() {
-    let _one_at_a_time = DOCKER.lock().await;
-    let Some(image) = common::docker_image_or_notice().await else {
-        return;
-    };
-    tokio::task::spawn_blocking(move || {
-        let mut r = Rehearsal::start(
-            "long-step.toml",
-            &["--backend", "docker", "--image", &image, "-q"],
-            &[],
-        );
+    on_docker(|image| {
+        let mut r = long_step_on_docker(&image);
         let pid = r.pid();
         // The container exists (it may still be starting), the rehearsal
         // has not begun: interrupt.
@@ -88,22 +102,13 @@ async fn sigterm_during_a_docker_run_removes_the_container() {
         let run = interrupted(r, 143);
         assert!(run.run_dir().is_none(), "interrupted before the rehearsal");
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_early_in_a_docker_start_leaves_no_container() {
-    let _one_at_a_time = DOCKER.lock().await;
-    let Some(image) = common::docker_image_or_notice().await else {
-        return;
-    };
-    tokio::task::spawn_blocking(move || {
-        let mut r = Rehearsal::start(
-            "long-step.toml",
-            &["--backend", "docker", "--image", &image, "-q"],
-            &[],
-        );
+    on_docker(|image| {
+        let mut r = long_step_on_docker(&image);
         let pid = r.pid();
         // As soon as the run handles signals, before its container exists:
         // it is asking the engine for one, which the engine goes on creating
@@ -117,6 +122,5 @@ async fn sigint_early_in_a_docker_start_leaves_no_container() {
         let run = interrupted(r, 130);
         assert!(run.run_dir().is_none(), "interrupted before the rehearsal");
     })
-    .await
-    .unwrap();
+    .await;
 }

@@ -269,29 +269,37 @@ async fn run_session_is(admin: &Client, app: &str, query: &str, waiting: bool) -
         .unwrap_or(false)
 }
 
-fn url_of(sc: &ConnInfo) -> String {
-    format!(
+/// A cluster of the test's own to point the url backend at: the server, how
+/// to reach it, and a URL with its password.
+async fn own_server(settings: &[(&str, &str)]) -> (LocalCluster, ConnInfo, String) {
+    let server = LocalCluster::start(&BackendOptions::local(settings))
+        .await
+        .expect("a local cluster");
+    let sc = server.conn().clone();
+    let url = format!(
         "postgres://postgres:{}@127.0.0.1:{}/postgres",
         sc.password.clone().unwrap(),
         sc.port
+    );
+    (server, sc, url)
+}
+
+/// `pgrehearse run FIXTURE --backend url --database-url URL -q`.
+fn url_run(fixture: &str, url: &str) -> Rehearsal {
+    Rehearsal::start(
+        fixture,
+        &["--backend", "url", "--database-url", url, "-q"],
+        &[],
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_database() {
-    let server = LocalCluster::start(&BackendOptions::local(&[("log_statement", "ddl")]))
-        .await
-        .expect("a local cluster");
-    let sc = server.conn().clone();
-    let url = url_of(&sc);
+    let (server, sc, url) = own_server(&[("log_statement", "ddl")]).await;
     let admin = common::connect(&sc, "postgres").await;
     let handle = tokio::runtime::Handle::current();
     let run = tokio::task::spawn_blocking(move || {
-        let mut r = Rehearsal::start(
-            "long-step.toml",
-            &["--backend", "url", "--database-url", &url, "-q"],
-            &[],
-        );
+        let mut r = url_run("long-step.toml", &url);
         let sleeping = || {
             handle.block_on(run_session_is(
                 &admin,
@@ -341,11 +349,7 @@ async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_databas
 /// transaction holds a lock that conflicts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_while_the_scratch_database_is_created_leaves_none() {
-    let server = LocalCluster::start(&BackendOptions::local(&[]))
-        .await
-        .expect("a local cluster");
-    let sc = server.conn().clone();
-    let url = url_of(&sc);
+    let (server, sc, url) = own_server(&[]).await;
     let holder = common::connect(&sc, "postgres").await;
     holder
         .batch_execute("BEGIN; COMMENT ON DATABASE template1 IS 'held by a test'")
@@ -354,11 +358,7 @@ async fn sigint_while_the_scratch_database_is_created_leaves_none() {
     let admin = common::connect(&sc, "postgres").await;
     let handle = tokio::runtime::Handle::current();
     let r = tokio::task::spawn_blocking(move || {
-        let mut r = Rehearsal::start(
-            "url-safety.toml",
-            &["--backend", "url", "--database-url", &url, "-q"],
-            &[],
-        );
+        let mut r = url_run("url-safety.toml", &url);
         r.signal_in_stage("INT", "CREATE DATABASE", Duration::from_secs(60), |_| {
             handle.block_on(run_session_is(
                 &admin,
@@ -383,19 +383,11 @@ async fn sigint_while_the_scratch_database_is_created_leaves_none() {
 /// A signal while the scratch database is seeded drops it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_while_seeding_over_url_leaves_no_scratch_database() {
-    let server = LocalCluster::start(&BackendOptions::local(&[]))
-        .await
-        .expect("a local cluster");
-    let sc = server.conn().clone();
-    let url = url_of(&sc);
+    let (server, sc, url) = own_server(&[]).await;
     let admin = common::connect(&sc, "postgres").await;
     let handle = tokio::runtime::Handle::current();
     let run = tokio::task::spawn_blocking(move || {
-        let mut r = Rehearsal::start(
-            "big-seed.toml",
-            &["--backend", "url", "--database-url", &url, "-q"],
-            &[],
-        );
+        let mut r = url_run("big-seed.toml", &url);
         let copying = || handle.block_on(run_session_is(&admin, SEED_APP_NAME, "COPY", false));
         r.wait_until("the COPY of seeding", Duration::from_secs(90), |_| {
             copying()
