@@ -21,7 +21,7 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// tests/fixtures/good/tiny.toml: a scenario that runs clean in seconds.
 pub fn tiny_fixture() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/good/tiny.toml").to_string()
+    common::fixture("good/tiny.toml").display().to_string()
 }
 
 /// A `pgrehearse run` child with its own TMPDIR (so its cluster can be told

@@ -95,10 +95,16 @@ fn a_signal_stops_the_whole_batch() {
         &["--backend", "local", "-q", &tiny_fixture()],
         &[],
     );
-    r.wait_until("the 30 s step", Duration::from_secs(90), |tmp| {
-        server_log_has(tmp, "CREATE TABLE sleep_marker")
+    let sleep_sent = |tmp: &std::path::Path| server_log_has(tmp, "statement: SELECT pg_sleep(30)");
+    r.wait_until(
+        "the 30 s sleep on the server",
+        Duration::from_secs(90),
+        sleep_sent,
+    );
+    r.signal_in_stage("INT", "the sleep", Duration::from_secs(5), |r| {
+        sleep_sent(r.tmp.path())
     });
-    let run = interrupt(r, "INT", 130);
+    let run = interrupted(r, 130);
     let names: Vec<String> = run.run_dirs().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["long-step"], "{}", run.stderr);
     assert!(
