@@ -3,9 +3,8 @@
 //! fix it. They map onto [`ScenarioError`] (exit code 2).
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::model::Location;
 use crate::error::ScenarioError;
 
 /// The `[migrations]` setting (or command-line flag) a problem is about, so
@@ -144,3 +143,37 @@ impl fmt::Display for MigrationErrors {
 }
 
 impl std::error::Error for MigrationErrors {}
+
+/// A position in a file: 1-based line and column (in characters); 0 and 0
+/// when the problem is the whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    pub fn new(file: &Path, line: usize, column: usize) -> Self {
+        Location {
+            file: file.to_path_buf(),
+            line,
+            column,
+        }
+    }
+
+    /// The whole file.
+    pub fn file(file: &Path) -> Self {
+        Location::new(file, 0, 0)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+        }
+    }
+}

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use super::error::Location;
 use super::error::{MigrationError, MigrationErrors};
 
 /// The migration tool whose directory layout, ordering and transaction rules
@@ -220,39 +221,5 @@ impl Statement {
     /// The statement without its leading comments.
     pub fn code(&self) -> &str {
         &self.sql[self.code_offset..]
-    }
-}
-
-/// A position in a file: 1-based line and column (in characters); 0 and 0
-/// when the problem is the whole file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Location {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-}
-
-impl Location {
-    pub fn new(file: &Path, line: usize, column: usize) -> Self {
-        Location {
-            file: file.to_path_buf(),
-            line,
-            column,
-        }
-    }
-
-    /// The whole file.
-    pub fn file(file: &Path) -> Self {
-        Location::new(file, 0, 0)
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}", self.file.display())
-        } else {
-            write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
-        }
     }
 }
