@@ -35,13 +35,7 @@ impl Draft {
     /// Ask the server its version, then create the run directory.
     pub async fn open(db: &Database, s: &Scenario, opts: &RunOptions) -> Result<Draft> {
         let admin = db.conn.session(HARNESS_APP_NAME).await?;
-        let row = admin
-            .query_one(
-                "SELECT current_setting('server_version'), current_setting('server_version_num')",
-                &[],
-            )
-            .await?;
-        let version_num: String = row.get(1);
+        let (postgres_version, server_version_num) = crate::pg::server_version(&admin).await?;
         let info = RunInfo {
             scenario: s.name.clone(),
             scenario_file: s.path.display().to_string(),
@@ -53,8 +47,8 @@ impl Draft {
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             backend: format!("{:?}", db.backend).to_lowercase(),
             target: db.target.clone(),
-            postgres_version: row.get(0),
-            server_version_num: version_num.parse().unwrap_or(0),
+            postgres_version,
+            server_version_num,
             settings: s.postgres.settings.clone(),
             seed: opts.seed,
             rows: s.tables.iter().map(|t| (t.name.clone(), t.rows)).collect(),
