@@ -13,7 +13,7 @@ use std::process::Command;
 
 use pgrehearse::backend::local::LocalCluster;
 use pgrehearse::backend::url::{parse_database_url_with, redact_url};
-use pgrehearse::backend::{BackendKind, BackendOptions, ConnInfo, ServerLog};
+use pgrehearse::backend::{BackendOptions, ConnInfo, ServerLog};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 /// The roles the test server's pg_hba.conf treats specially.
@@ -166,16 +166,6 @@ impl Pki {
     }
 }
 
-/// A local cluster with `settings`, even under PGREHEARSE_TEST_URL: these
-/// tests configure the server themselves.
-fn local_opts(settings: &[(&str, &str)]) -> BackendOptions {
-    BackendOptions {
-        backend: BackendKind::Local,
-        database_url: None,
-        ..common::test_options(settings)
-    }
-}
-
 /// A cluster with TLS on, the test's CA for client certificates and its
 /// pg_hba.conf; roles `certuser` (certificate only) and `tlsonly` (TLS only).
 async fn tls_server(pki: &Pki) -> LocalCluster {
@@ -187,7 +177,9 @@ async fn tls_server(pki: &Pki) -> LocalCluster {
     ];
     let mut settings = vec![("ssl", "on"), ("log_connections", "on")];
     settings.extend(files.iter().map(|(k, v)| (*k, v.as_str())));
-    let server = LocalCluster::start(&local_opts(&settings))
+    // A local cluster even under PGREHEARSE_TEST_URL: these tests configure
+    // the server themselves.
+    let server = LocalCluster::start(&BackendOptions::local(&settings))
         .await
         .expect("a local cluster with TLS");
     common::connect(server.conn(), "postgres")
@@ -588,7 +580,9 @@ async fn a_run_over_verify_full_is_encrypted_end_to_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_failures_are_exit_3_through_the_binary() {
     let pki = Pki::new();
-    let plain = LocalCluster::start(&local_opts(&[])).await.unwrap();
+    let plain = LocalCluster::start(&BackendOptions::local(&[]))
+        .await
+        .unwrap();
     let home = pki.path("home");
 
     let check = |url: String, vars: Vec<(&'static str, String)>, expect: &'static [&str]| {
