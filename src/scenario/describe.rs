@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use super::diag::{fmt_duration, trim_float};
-use super::{Budget, ColumnGen, Gen, IntDist, Scenario, StepAction, StepPlan, WorkloadPlan};
+use super::{
+    Budget, ColumnGen, Distinct, Gen, IntDist, Scale, Scenario, StepAction, StepPlan, WorkloadPlan,
+};
 
 /// Render the validated plan: tables with rows and generators, workload,
 /// phases and steps with their statements and timeouts, budget.
@@ -235,11 +237,66 @@ pub fn gen_text(g: &ColumnGen) -> String {
         Gen::Json { keys } => format!("json with {keys} keys"),
         Gen::ForeignKey { table, rows } => format!("fk {table} 1..={rows}"),
         Gen::Constant { value } => format!("constant {value:?}"),
+        Gen::Histogram {
+            scale,
+            bounds,
+            distinct,
+        } => {
+            let at = |x: f64| match scale {
+                Scale::Timestamp => ts(x as i64),
+                _ => trim_float(x),
+            };
+            let kind = format!("{scale:?}").to_lowercase();
+            let (lo, hi) = (bounds[0], bounds[bounds.len() - 1]);
+            let shape = match bounds.len() {
+                2 => String::new(),
+                n => format!(" in {} equally likely buckets", n - 1),
+            };
+            format!(
+                "{kind} {} ..= {}{shape}{}",
+                at(lo),
+                at(hi),
+                distinct_text(distinct.as_ref())
+            )
+        }
+        Gen::TextSet {
+            min_len,
+            max_len,
+            distinct,
+        } => format!(
+            "text length {min_len}..={max_len}{}",
+            distinct_text(Some(distinct))
+        ),
+        Gen::ChoiceRest {
+            values,
+            weights,
+            rest,
+            rest_weight,
+        } => {
+            let items: Vec<String> = values
+                .iter()
+                .zip(weights)
+                .map(|(v, w)| format!("{v}:{w}"))
+                .collect();
+            let rest = gen_text(&ColumnGen {
+                kind: (**rest).clone(),
+                null_fraction: 0.0,
+            });
+            format!("choice [{}], else ({rest}):{rest_weight}", items.join(", "))
+        }
     };
     if g.null_fraction > 0.0 {
         format!("{base}, {}% null", trim_float(g.null_fraction * 100.0))
     } else {
         base
+    }
+}
+
+fn distinct_text(d: Option<&Distinct>) -> String {
+    match d {
+        None => String::new(),
+        Some(Distinct::Count(n)) => format!(", {n} distinct"),
+        Some(Distinct::Share(p)) => format!(", distinct {}% of rows", trim_float(p * 100.0)),
     }
 }
 

@@ -7,8 +7,9 @@ use std::ops::Range;
 use toml::Value;
 
 use super::diag::Diags;
+use super::gen_shape;
 use super::model::{GenSpec, S};
-use super::{ColumnGen, Gen, IntDist};
+use super::{ColumnGen, Gen, IntDist, Scale};
 
 pub const KINDS: &[&str] = &[
     "sequence",
@@ -29,15 +30,15 @@ pub const KINDS: &[&str] = &[
 fn allowed(kind: &str) -> &'static [&'static str] {
     match kind {
         "sequence" => &["start"],
-        "int" => &["min", "max", "dist", "s"],
-        "float" => &["min", "max"],
-        "text" => &["min_len", "max_len"],
+        "int" => &["min", "max", "dist", "s", "bounds", "distinct"],
+        "float" => &["min", "max", "bounds", "distinct"],
+        "text" => &["min_len", "max_len", "distinct"],
         "words" => &["min", "max"],
-        "choice" => &["values", "weights"],
+        "choice" => &["values", "weights", "rest", "rest_weight"],
         "bool" => &["p_true", "p"],
-        "timestamp" => &["from", "to"],
+        "timestamp" => &["from", "to", "bounds", "distinct"],
         "json" => &["keys"],
-        "fk" => &["table"],
+        "fk" => &["table", "deferred"],
         "constant" => &["value"],
         _ => &[],
     }
@@ -80,6 +81,14 @@ pub fn column_gen(
         "sequence" => Gen::Sequence {
             start: s.g.start.as_ref().map_or(1, |v| *v.get_ref()),
         },
+        "int" | "float" | "timestamp" if s.g.bounds.is_some() || s.g.distinct.is_some() => {
+            let scale = match kind {
+                "int" => Scale::Int,
+                "float" => Scale::Float,
+                _ => Scale::Timestamp,
+            };
+            gen_shape::histogram(d, s.g, s.span.clone(), path, scale)?
+        }
         "int" => int_gen(d, &s)?,
         "float" => {
             let min = float_value(d, &s.g.min, &s.field("min"), s.span.clone());
@@ -98,7 +107,10 @@ pub fn column_gen(
                 (8, 32),
                 1_000_000,
             )?;
-            Gen::Text { min_len, max_len }
+            match &s.g.distinct {
+                Some(v) => gen_shape::text_set(d, v, path, min_len, max_len)?,
+                None => Gen::Text { min_len, max_len },
+            }
         }
         "words" => {
             let min = opt_small_int(d, &s.g.min, &s.field("min"), 10_000);
@@ -107,7 +119,14 @@ pub fn column_gen(
             check_min_max(d, &s, min, max);
             Gen::Words { min, max }
         }
-        "choice" => choice(d, s.g, s.span.clone(), path)?,
+        "choice" => {
+            let rest =
+                s.g.rest
+                    .as_ref()
+                    .map(|r| column_gen(d, r, &s.field("rest"), targets));
+            let listed = choice(d, s.g, s.span.clone(), path)?;
+            gen_shape::choice_rest(d, s.g, s.span.clone(), path, listed, rest.flatten())?
+        }
         "bool" => bool_gen(d, &s)?,
         "timestamp" => timestamp_gen(d, &s)?,
         "uuid" => Gen::Uuid,
@@ -298,8 +317,8 @@ fn fk_gen(d: &mut Diags, s: &Spec, targets: &[FkTarget]) -> Option<Gen> {
                 names.join(", ")
             )
         }
-        Some(x) if !x.usable => format!(
-            "table `{name}` (line {}) is not defined before this table; a foreign key may only point at an earlier [[table]]",
+        Some(x) if !x.usable && !s.g.deferred.as_ref().is_some_and(|v| *v.get_ref()) => format!(
+            "table `{name}` (line {}) is not defined before this table; a foreign key may only point at an earlier [[table]] (or set deferred = true and add the constraint in after_seed)",
             x.line
         ),
         Some(x) if x.rows == 0 => {
@@ -566,12 +585,16 @@ pub fn estimated_row_bytes(cols: &[super::ColumnPlan]) -> u64 {
             Gen::Sequence { .. } | Gen::Int { .. } | Gen::Float { .. } | Gen::ForeignKey { .. } => {
                 8
             }
-            Gen::Timestamp { .. } => 8,
+            Gen::Timestamp { .. } | Gen::Histogram { .. } => 8,
             Gen::Bool { .. } => 1,
             Gen::Uuid => 16,
-            Gen::Text { min_len, max_len } => 1 + (u64::from(*min_len) + u64::from(*max_len)) / 2,
+            Gen::Text { min_len, max_len }
+            | Gen::TextSet {
+                min_len, max_len, ..
+            } => 1 + (u64::from(*min_len) + u64::from(*max_len)) / 2,
             Gen::Words { min, max } => 1 + 7 * (u64::from(*min) + u64::from(*max)) / 2,
-            Gen::Choice { values, .. } => {
+            // The rest of a choice is usually no wider than its values.
+            Gen::Choice { values, .. } | Gen::ChoiceRest { values, .. } => {
                 1 + values.iter().map(|v| v.len() as u64).max().unwrap_or(0)
             }
             Gen::Json { keys } => 2 + 16 * u64::from(*keys),

@@ -93,6 +93,7 @@ impl Shape {
             (Shape::Root, "budget") => Shape::Budget,
             (Shape::Table, "columns") => Shape::Columns,
             (Shape::Columns, _) => Shape::Gen,
+            (Shape::Gen, "rest") => Shape::Gen,
             (Shape::Workload, "query") => Shape::Query,
             (Shape::Workload, "script") => Shape::Script,
             (Shape::Query, "params") => Shape::Gen,

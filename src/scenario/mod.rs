@@ -5,6 +5,7 @@
 mod describe;
 mod diag;
 pub mod gen;
+mod gen_shape;
 mod gen_spec;
 mod keys;
 pub mod load;
@@ -182,6 +183,54 @@ pub enum Gen {
     Constant {
         value: String,
     },
+    /// Numbers or timestamps along a shape: `bounds` are the edges of
+    /// equally likely buckets, uniform inside each (an equi-depth histogram,
+    /// as in pg_stats.histogram_bounds); two bounds are a plain [min, max].
+    /// `int`/`float`/`timestamp` with `bounds` or `distinct`.
+    Histogram {
+        scale: Scale,
+        /// At least two, ascending.
+        bounds: Vec<f64>,
+        distinct: Option<Distinct>,
+    },
+    /// Random text from a fixed set of `distinct` values (`text` with
+    /// `distinct`).
+    TextSet {
+        min_len: u32,
+        max_len: u32,
+        distinct: Distinct,
+    },
+    /// `choice` with a `rest`: one of `values` by `weights`, or, with weight
+    /// `rest_weight`, a value of the `rest` generator (the most common values
+    /// of a column plus the rest of its distribution).
+    ChoiceRest {
+        values: Vec<String>,
+        weights: Vec<u32>,
+        rest: Box<Gen>,
+        rest_weight: u32,
+    },
+}
+
+/// What a [`Gen::Histogram`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Rounded to the nearest integer.
+    Int,
+    Float,
+    /// Microseconds since the Unix epoch.
+    Timestamp,
+}
+
+/// How many different values a generator draws from. Row `r` takes value
+/// number `r mod n` (shuffled), so a table with at least `n` rows holds
+/// exactly `n` distinct values, each as often as the others.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distinct {
+    Count(u64),
+    /// A share of the table's rows (`distinct = "50%"`), resolved to a
+    /// count once the table's rows are known (after --rows / --scale); a
+    /// query parameter cannot have one.
+    Share(f64),
 }
 
 #[derive(Debug, Clone, PartialEq)]

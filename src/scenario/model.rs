@@ -74,6 +74,16 @@ pub struct GenSpec {
     pub value: Option<S<Value>>,
     pub start: Option<S<i64>>,
     pub null_fraction: Option<S<f64>>,
+    /// Edges of equally likely buckets (int, float, timestamp).
+    pub bounds: Option<S<Vec<S<Value>>>>,
+    /// A count, or a share of the table's rows such as "50%".
+    pub distinct: Option<S<Value>>,
+    /// `choice`: the generator for everything not in `values`.
+    pub rest: Option<Box<S<GenSpec>>>,
+    pub rest_weight: Option<S<i64>>,
+    /// `fk`: the constraint is added after seeding, so the table may be a
+    /// later one or this one.
+    pub deferred: Option<S<bool>>,
 }
 
 impl GenSpec {
@@ -104,7 +114,12 @@ impl GenSpec {
             table,
             value,
             start,
-            null_fraction
+            null_fraction,
+            bounds,
+            distinct,
+            rest,
+            rest_weight,
+            deferred
         );
         v
     }

@@ -152,7 +152,15 @@ fn query(
     let specs: &Vec<S<GenSpec>> = qq.params.as_ref().map_or(&empty, |p| p.get_ref());
     let mut params = Vec::new();
     for (j, spec) in specs.iter().enumerate() {
-        if let Some(g) = column_gen(d, spec, &format!("{}[{j}]", f("params")), tables) {
+        let path = format!("{}[{j}]", f("params"));
+        if let Some(g) = column_gen(d, spec, &path, tables) {
+            if super::gen_shape::has_share(&g.kind) {
+                d.err(
+                    spec.span(),
+                    format!("{path}.distinct"),
+                    "a share of rows needs a table; a query parameter takes a count, e.g. distinct = 500",
+                );
+            }
             params.push(g);
         }
     }

@@ -2,6 +2,9 @@
 //! which generator fills which column (and as which type), and moving serial
 //! sequences past the seeded keys.
 
+use std::collections::HashMap;
+
+use bytes::Bytes;
 use tokio_postgres::Client;
 
 use super::copy::ColumnEncoder;
@@ -9,7 +12,7 @@ use super::db_error;
 use crate::error::{Error, Result, ScenarioError};
 use crate::pg::quote_ident;
 use crate::scenario::gen::PgType;
-use crate::scenario::{Scenario, TablePlan};
+use crate::scenario::{Gen, Scenario, TablePlan};
 
 /// What the catalog says about a freshly created table.
 pub(super) struct TableInfo {
@@ -95,23 +98,99 @@ pub(super) async fn describe(
     })
 }
 
-/// Pair each scenario column with its table column, in scenario order.
+/// The binary payload of each `constant` column whose type the generators
+/// cannot write themselves (arrays, inet, interval, ...): the server converts
+/// the text with the type's own input function, once per column.
+pub(super) async fn server_constants(
+    client: &Client,
+    scenario: &Scenario,
+    index: usize,
+    info: &TableInfo,
+) -> Result<HashMap<String, Bytes>> {
+    let table = &scenario.tables[index];
+    let mut out = HashMap::new();
+    for col in &table.columns {
+        let Gen::Constant { value } = &col.gen.kind else {
+            continue;
+        };
+        if col.gen.null_fraction > 0.0 {
+            continue;
+        }
+        let Some((name, None, type_name, false)) = find_column(info, &col.name) else {
+            continue;
+        };
+        let sql = format!("SELECT $1::text::{type_name}");
+        match client.query_one(&sql, &[value]).await {
+            Ok(row) => {
+                let RawValue(payload) = row.get(0);
+                out.insert(name.clone(), Bytes::from(payload));
+            }
+            Err(e) if e.as_db_error().is_some() => {
+                return Err(bad_table(
+                    scenario,
+                    index,
+                    &format!("columns.{}", col.name),
+                    format!(
+                        "{}.{name}: the constant {value:?} is not a {type_name}: {}",
+                        table.name,
+                        crate::pg::error_text(&e)
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(db_error(
+                    e,
+                    &format!("table {}: constant of {name}", table.name),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A value of any type, as the server's binary bytes.
+struct RawValue(Vec<u8>);
+
+impl<'a> postgres_types::FromSql<'a> for RawValue {
+    fn from_sql(
+        _: &postgres_types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(raw.to_vec()))
+    }
+
+    fn accepts(_: &postgres_types::Type) -> bool {
+        true
+    }
+}
+
+/// The table column a scenario column names: exactly, or its one
+/// case-folded match.
+fn find_column<'i>(
+    info: &'i TableInfo,
+    name: &str,
+) -> Option<&'i (String, Option<PgType>, String, bool)> {
+    info.columns.iter().find(|c| c.0 == name).or_else(|| {
+        let lower = name.to_lowercase();
+        let mut m = info.columns.iter().filter(|c| c.0 == lower);
+        m.next().filter(|_| m.next().is_none())
+    })
+}
+
+/// Pair each scenario column with its table column, in scenario order;
+/// `constants` are the payloads [`server_constants`] converted.
 pub(super) fn bind_columns(
     scenario: &Scenario,
     index: usize,
     info: &TableInfo,
+    constants: &HashMap<String, Bytes>,
 ) -> Result<Vec<ColumnEncoder>> {
     let table = &scenario.tables[index];
     let mut out = Vec::with_capacity(table.columns.len());
     let mut problems = Vec::new();
     for (stream, col) in table.columns.iter().enumerate() {
         let field = format!("table[{index}].columns.{}", col.name);
-        let found = info.columns.iter().find(|c| c.0 == col.name).or_else(|| {
-            let lower = col.name.to_lowercase();
-            let mut m = info.columns.iter().filter(|c| c.0 == lower);
-            m.next().filter(|_| m.next().is_none())
-        });
-        let Some((name, ty, type_name, generated)) = found else {
+        let Some((name, ty, type_name, generated)) = find_column(info, &col.name) else {
             let have: Vec<&str> = info.columns.iter().map(|c| c.0.as_str()).collect();
             problems.push(problem(
                 scenario,
@@ -137,14 +216,23 @@ pub(super) fn bind_columns(
             continue;
         }
         let Some(ty) = ty else {
+            if let Some(payload) = constants.get(name) {
+                out.push(ColumnEncoder::fixed(
+                    name.clone(),
+                    stream,
+                    col.gen.sampler(),
+                    payload,
+                ));
+                continue;
+            }
             problems.push(problem(
                 scenario,
                 &field,
                 format!(
                     "{}.{name} has type {type_name}, which generators cannot fill; \
                      use int/bigint, real/double precision, numeric, text/varchar/char, \
-                     an enum, boolean, timestamp[tz], date, uuid, json or jsonb — or fill it \
-                     with seed_sql / after_seed",
+                     an enum, boolean, timestamp[tz], date, uuid, json or jsonb — or give it \
+                     a constant, or fill it with seed_sql / after_seed",
                     table.name
                 ),
             ));

@@ -62,6 +62,23 @@ impl ColumnEncoder {
         })
     }
 
+    /// A column that takes the same value on every row, already in the
+    /// server's binary format (a constant of a type only the server can
+    /// parse, see `catalog::server_constants`).
+    pub fn fixed(name: String, stream: usize, sampler: Sampler, payload: &[u8]) -> Self {
+        let mut b = BytesMut::with_capacity(4 + payload.len());
+        b.put_i32(payload.len() as i32);
+        b.put_slice(payload);
+        ColumnEncoder {
+            name,
+            stream,
+            sampler,
+            // Never used to encode: every row takes `fixed`.
+            ty: PgType::Text,
+            fixed: Some(b.freeze()),
+        }
+    }
+
     /// Rough bytes per value, to size chunk buffers once.
     fn estimate(&self) -> usize {
         if let Some(f) = &self.fixed {

@@ -41,7 +41,7 @@ use crate::error::{Error, Result, ScenarioError};
 use crate::pg::quote_ident;
 use crate::scenario::gen::CHUNK_ROWS;
 use crate::scenario::{Scenario, TablePlan};
-use catalog::{bind_columns, describe, sync_sequences};
+use catalog::{bind_columns, describe, server_constants, sync_sequences};
 use copy::ColumnEncoder;
 
 /// How rows reach a table (see the module docs).
@@ -243,7 +243,8 @@ async fn load_table(
     let started = Instant::now();
     create_table(client, table).await?;
     let info = describe(client, scenario, index).await?;
-    let encoders = Arc::new(bind_columns(scenario, index, &info)?);
+    let constants = server_constants(client, scenario, index, &info).await?;
+    let encoders = Arc::new(bind_columns(scenario, index, &info, &constants)?);
     let mode = match opts.load {
         LoadMode::Auto if info.freezable => LoadMode::Freeze,
         LoadMode::Auto => LoadMode::Parallel,

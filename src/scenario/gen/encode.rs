@@ -220,7 +220,9 @@ fn encode_int(v: &Value, i: i64, ty: PgType, out: &mut BytesMut) -> Result<(), C
             1 => out.put_u8(1),
             _ => return Err(fail(v, ty, "only 0 and 1 convert to bool")),
         },
-        PgType::Timestamptz | PgType::Timestamp | PgType::Date | PgType::Uuid => {
+        // A key: `sequence` and `fk` give the same uuid for the same number.
+        PgType::Uuid => out.put_slice(&super::shape::uuid_of_int(i)),
+        PgType::Timestamptz | PgType::Timestamp | PgType::Date => {
             return Err(fail(v, ty, "an integer generator cannot fill this type"))
         }
     }
@@ -465,6 +467,10 @@ mod tests {
         let e = enc(Value::Float(1.5), PgType::Int4).unwrap_err();
         assert!(e.to_string().contains("int4"), "{e}");
         assert!(enc(Value::Uuid([0; 16]), PgType::Int8).is_err());
+        assert_eq!(
+            enc(Value::Int(7), PgType::Uuid).unwrap(),
+            super::super::shape::uuid_of_int(7).to_vec()
+        );
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //! parameters) lives in [`encode`].
 
 pub mod encode;
+pub mod shape;
 
 use rand::distributions::{Bernoulli, Distribution, Uniform, WeightedIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Zipf;
 
-use super::{ColumnGen, Gen, IntDist};
+use super::{ColumnGen, Distinct, Gen, IntDist, Scale};
+use shape::{inverse_cdf, text_value, ValueIndex};
 
 pub use encode::{ConvertError, PgType};
 
@@ -183,6 +185,31 @@ enum Kind {
     /// Parent table has no rows: every reference is NULL.
     NoParent,
     Constant(String),
+    Histogram {
+        scale: Scale,
+        bounds: Vec<f64>,
+        /// None: a fresh draw per row.
+        set: Option<ValueIndex>,
+    },
+    TextSet {
+        min_len: u32,
+        max_len: u32,
+        /// None (a share no table resolved): a fresh index per row.
+        set: Option<ValueIndex>,
+    },
+    /// `values[i]` for i < values.len(), else a value of `rest`.
+    ChoiceRest {
+        values: Vec<String>,
+        index: WeightedIndex<u32>,
+        rest: Box<Sampler>,
+    },
+}
+
+fn value_set(d: Option<Distinct>) -> Option<ValueIndex> {
+    match d {
+        Some(Distinct::Count(n)) => Some(ValueIndex::new(n)),
+        _ => None,
+    }
 }
 
 impl Sampler {
@@ -272,6 +299,54 @@ impl Sampler {
                 }
             }
             Gen::Constant { value } => Kind::Constant(value.clone()),
+            Gen::Histogram {
+                scale,
+                bounds,
+                distinct,
+            } => Kind::Histogram {
+                scale: *scale,
+                bounds: if bounds.is_empty() {
+                    vec![0.0]
+                } else {
+                    bounds.clone()
+                },
+                set: value_set(*distinct),
+            },
+            Gen::TextSet {
+                min_len,
+                max_len,
+                distinct,
+            } => {
+                let (lo, hi) = ordered(*min_len, *max_len);
+                Kind::TextSet {
+                    min_len: lo,
+                    max_len: hi,
+                    set: value_set(Some(*distinct)),
+                }
+            }
+            Gen::ChoiceRest {
+                values,
+                weights,
+                rest,
+                rest_weight,
+            } => {
+                let w: Vec<u32> = (0..values.len())
+                    .map(|i| weights.get(i).copied().unwrap_or(1))
+                    .chain([*rest_weight])
+                    .collect();
+                let rest = Box::new(Sampler::new(&ColumnGen {
+                    kind: (**rest).clone(),
+                    null_fraction: 0.0,
+                }));
+                match WeightedIndex::new(&w) {
+                    Ok(index) => Kind::ChoiceRest {
+                        values: values.clone(),
+                        index,
+                        rest,
+                    },
+                    Err(_) => Kind::NoParent,
+                }
+            }
         };
         Sampler { null, kind }
     }
@@ -336,6 +411,37 @@ impl Sampler {
             }
             Kind::NoParent => Value::Null,
             Kind::Constant(v) => Value::Text(v.clone()),
+            Kind::Histogram { scale, bounds, set } => {
+                let u = match set {
+                    Some(set) => set.quantile(set.of(row)),
+                    None => rng.gen::<f64>(),
+                };
+                let x = inverse_cdf(bounds, u);
+                match scale {
+                    Scale::Int => Value::Int(x.round() as i64),
+                    Scale::Float => Value::Float(x),
+                    Scale::Timestamp => Value::Timestamp(x.round() as i64),
+                }
+            }
+            Kind::TextSet {
+                min_len,
+                max_len,
+                set,
+            } => {
+                let i = match set {
+                    Some(set) => set.of(row),
+                    None => rng.gen(),
+                };
+                Value::Text(text_value(i, *min_len, *max_len))
+            }
+            Kind::ChoiceRest {
+                values,
+                index,
+                rest,
+            } => match values.get(index.sample(rng)) {
+                Some(v) => Value::Text(v.clone()),
+                None => rest.sample(row, rng),
+            },
         }
     }
 
@@ -584,6 +690,88 @@ mod tests {
             let j: serde_json::Value = serde_json::from_str(&s).unwrap();
             assert_eq!(j.as_object().unwrap().len(), 3);
         }
+    }
+
+    #[test]
+    fn histograms_follow_their_buckets() {
+        // Half the values in [0, 10], half in [10, 1000].
+        let g = cg(Gen::Histogram {
+            scale: Scale::Int,
+            bounds: vec![0.0, 10.0, 1000.0],
+            distinct: None,
+        });
+        let vals = draw(&g, 4, 100_000);
+        let low = vals
+            .iter()
+            .filter(|v| matches!(v, Value::Int(i) if (0..=10).contains(i)))
+            .count() as f64;
+        assert!((low / 1e5 - 0.5).abs() < 0.01, "{low}");
+        assert!(vals
+            .iter()
+            .all(|v| matches!(v, Value::Int(i) if (0..=1000).contains(i))));
+        let t = cg(Gen::Histogram {
+            scale: Scale::Timestamp,
+            bounds: vec![1e15, 2e15],
+            distinct: None,
+        });
+        assert!(draw(&t, 4, 1000)
+            .iter()
+            .all(|v| matches!(v, Value::Timestamp(us) if (1_000_000_000_000_000..=2_000_000_000_000_000).contains(us))));
+    }
+
+    #[test]
+    fn distinct_sets_hold_exactly_n_values() {
+        use std::collections::HashSet;
+        let kinds = [
+            Gen::Histogram {
+                scale: Scale::Int,
+                bounds: vec![0.0, 1e9],
+                distinct: Some(Distinct::Count(777)),
+            },
+            Gen::Histogram {
+                scale: Scale::Float,
+                bounds: vec![0.0, 1.0, 5.0],
+                distinct: Some(Distinct::Count(777)),
+            },
+            Gen::Histogram {
+                scale: Scale::Timestamp,
+                bounds: vec![1.7e15, 1.8e15],
+                distinct: Some(Distinct::Count(777)),
+            },
+            Gen::TextSet {
+                min_len: 2,
+                max_len: 9,
+                distinct: Distinct::Count(777),
+            },
+        ];
+        for kind in kinds {
+            let g = cg(kind.clone());
+            let vals: HashSet<String> = draw(&g, 1, 10_000).iter().map(|v| v.to_string()).collect();
+            assert_eq!(vals.len(), 777, "{kind:?}");
+            // As many rows as values: every row its own value.
+            let once: HashSet<String> = draw(&g, 1, 777).iter().map(|v| v.to_string()).collect();
+            assert_eq!(once.len(), 777, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn choice_rest_mixes_listed_values_and_the_rest() {
+        let g = cg(Gen::ChoiceRest {
+            values: vec!["7".into(), "8".into()],
+            weights: vec![50, 30],
+            rest: Box::new(Gen::Histogram {
+                scale: Scale::Int,
+                bounds: vec![100.0, 200.0],
+                distinct: Some(Distinct::Count(10)),
+            }),
+            rest_weight: 20,
+        });
+        let vals = draw(&g, 2, 100_000);
+        let share = |f: &dyn Fn(&Value) -> bool| vals.iter().filter(|v| f(v)).count() as f64 / 1e5;
+        assert!((share(&|v| *v == Value::Text("7".into())) - 0.5).abs() < 0.01);
+        assert!((share(&|v| *v == Value::Text("8".into())) - 0.3).abs() < 0.01);
+        let rest = share(&|v| matches!(v, Value::Int(i) if (100..=200).contains(i)));
+        assert!((rest - 0.2).abs() < 0.01, "{rest}");
     }
 
     #[test]

@@ -1,0 +1,524 @@
+//! Validating the generator options that shape a column like a real one:
+//! `bounds` (an equi-depth histogram, as pg_stats keeps), `distinct` (a fixed
+//! set of values), and `choice`'s `rest` (everything beyond the listed
+//! values). `pgrehearse init` writes them from a live database's statistics;
+//! gen_spec.rs hands the specs that use them over to here.
+
+use std::ops::Range;
+
+use toml::Value;
+
+use super::diag::Diags;
+use super::gen::encode::parse_timestamp;
+use super::model::{GenSpec, S};
+use super::{ColumnGen, Distinct, Gen, Scale};
+
+/// More buckets than this is not a histogram anyone wrote by hand or that
+/// pg_stats holds (its statistics target tops out at 10000).
+const MAX_BOUNDS: usize = 10_001;
+/// A fixed value set is indexed by `row mod n` times a 61-bit prime.
+pub const MAX_DISTINCT: u64 = 1 << 60;
+
+/// `int`, `float` or `timestamp` with `bounds` and/or `distinct`.
+pub(super) fn histogram(
+    d: &mut Diags,
+    g: &GenSpec,
+    section: Range<usize>,
+    path: &str,
+    scale: Scale,
+) -> Option<Gen> {
+    let f = |name: &str| format!("{path}.{name}");
+    let (lo_name, hi_name, lo, hi) = match scale {
+        Scale::Timestamp => ("from", "to", &g.from, &g.to),
+        Scale::Int | Scale::Float => ("min", "max", &g.min, &g.max),
+    };
+    if scale == Scale::Int {
+        for (name, span) in [
+            ("dist", g.dist.as_ref().map(|v| v.span())),
+            ("s", g.s.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(span) = span {
+                d.err(
+                    span,
+                    f(name),
+                    format!("`{name}` does not combine with `bounds` or `distinct`; the bounds give the shape"),
+                );
+            }
+        }
+    }
+    let bounds = match &g.bounds {
+        Some(b) => {
+            for (name, v) in [(lo_name, lo), (hi_name, hi)] {
+                if let Some(v) = v {
+                    d.err(
+                        v.span(),
+                        f(name),
+                        format!("give either `bounds` or {lo_name}/{hi_name}, not both: the first and last bound are the range"),
+                    );
+                }
+            }
+            bound_list(d, b, &f("bounds"), scale)?
+        }
+        None => {
+            let what = match scale {
+                Scale::Timestamp => "a date or timestamp, e.g. \"2024-01-01\"",
+                Scale::Int => "an integer",
+                Scale::Float => "a number",
+            };
+            let a = d
+                .required(lo, section.clone(), &f(lo_name), what)
+                .and_then(|v| point(d, v, &f(lo_name), scale));
+            let b = d
+                .required(hi, section.clone(), &f(hi_name), what)
+                .and_then(|v| point(d, v, &f(hi_name), scale));
+            let (a, b) = (a?, b?);
+            if a > b {
+                let span = hi.as_ref().map_or(section, |v| v.span());
+                d.err(
+                    span,
+                    f(hi_name),
+                    format!(
+                        "`{hi_name}` is less than `{lo_name}`; expected {lo_name} <= {hi_name}"
+                    ),
+                );
+                return None;
+            }
+            vec![a, b]
+        }
+    };
+    let distinct = match &g.distinct {
+        Some(v) => Some(distinct(d, v, &f("distinct"))?),
+        None => None,
+    };
+    Some(Gen::Histogram {
+        scale,
+        bounds,
+        distinct,
+    })
+}
+
+/// `text` with `distinct`.
+pub(super) fn text_set(
+    d: &mut Diags,
+    v: &S<Value>,
+    path: &str,
+    min_len: u32,
+    max_len: u32,
+) -> Option<Gen> {
+    let field = format!("{path}.distinct");
+    let n = distinct(d, v, &field)?;
+    if let Distinct::Count(n) = n {
+        // 62 characters per position: short texts hold few distinct values.
+        let capacity = 62u64.checked_pow(max_len.min(11)).unwrap_or(u64::MAX);
+        if capacity < n {
+            d.err(
+                v.span(),
+                field,
+                format!("{n} distinct texts do not fit in {max_len} characters (at most {capacity}); raise max_len"),
+            );
+            return None;
+        }
+    }
+    Some(Gen::TextSet {
+        min_len,
+        max_len,
+        distinct: n,
+    })
+}
+
+/// `choice` with `rest` (validated by the caller) and `rest_weight`.
+pub(super) fn choice_rest(
+    d: &mut Diags,
+    g: &GenSpec,
+    section: Range<usize>,
+    path: &str,
+    listed: Gen,
+    rest: Option<ColumnGen>,
+) -> Option<Gen> {
+    let f = |name: &str| format!("{path}.{name}");
+    let Some(rest_spec) = &g.rest else {
+        if let Some(w) = &g.rest_weight {
+            d.err(
+                w.span(),
+                f("rest_weight"),
+                "there is no `rest` generator to weigh; add rest = { gen = ... } or drop rest_weight",
+            );
+            return None;
+        }
+        return Some(listed);
+    };
+    let rest = rest?;
+    if let Some(nf) = &rest_spec.get_ref().null_fraction {
+        d.err(
+            nf.span(),
+            format!("{path}.rest.null_fraction"),
+            "NULLs are the outer generator's: set null_fraction on the choice, not on its rest",
+        );
+        return None;
+    }
+    let w = d.required(
+        &g.rest_weight,
+        section,
+        &f("rest_weight"),
+        "the weight of the rest against `weights`, e.g. rest_weight = 40",
+    )?;
+    let rest_weight = d.int_in(w, &f("rest_weight"), 0, i64::from(u32::MAX))? as u32;
+    let Gen::Choice { values, weights } = listed else {
+        return None;
+    };
+    let total: u64 = weights.iter().map(|&x| u64::from(x)).sum::<u64>() + u64::from(rest_weight);
+    if total > u64::from(u32::MAX) {
+        d.err(
+            w.span(),
+            f("rest_weight"),
+            format!(
+                "weights and rest_weight sum to more than {}; use smaller weights",
+                u32::MAX
+            ),
+        );
+        return None;
+    }
+    Some(Gen::ChoiceRest {
+        values,
+        weights,
+        rest: Box::new(rest.kind),
+        rest_weight,
+    })
+}
+
+/// `distinct`: a count of at least 1, or a share of rows like "12.5%".
+fn distinct(d: &mut Diags, v: &S<Value>, field: &str) -> Option<Distinct> {
+    match v.get_ref() {
+        Value::Integer(n) if (1..=MAX_DISTINCT as i64).contains(n) => {
+            Some(Distinct::Count(*n as u64))
+        }
+        Value::String(s) => {
+            let share = s
+                .trim()
+                .strip_suffix('%')
+                .and_then(|x| x.trim().parse::<f64>().ok())
+                .filter(|x| x.is_finite() && *x > 0.0 && *x <= 100.0);
+            match share {
+                Some(p) => Some(Distinct::Share(p / 100.0)),
+                None => {
+                    d.err(
+                        v.span(),
+                        field,
+                        format!("`{s}` is not a share of rows; expected a count such as 500 or a percentage above 0 and at most 100, such as \"12.5%\""),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            d.err(
+                v.span(),
+                field,
+                format!("`{other}` is out of range; expected a count in 1..={MAX_DISTINCT} or a percentage of rows such as \"12.5%\""),
+            );
+            None
+        }
+    }
+}
+
+fn bound_list(d: &mut Diags, b: &S<Vec<S<Value>>>, field: &str, scale: Scale) -> Option<Vec<f64>> {
+    let list = b.get_ref();
+    if list.len() < 2 || list.len() > MAX_BOUNDS {
+        d.err(
+            b.span(),
+            field,
+            format!("has {} bounds; expected 2 to {MAX_BOUNDS} (n + 1 edges of n equally likely buckets)", list.len()),
+        );
+        return None;
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let x = point(d, v, &format!("{field}[{i}]"), scale)?;
+        if let Some(&prev) = out.last() {
+            if x < prev {
+                d.err(
+                    v.span(),
+                    format!("{field}[{i}]"),
+                    "is less than the bound before it; expected ascending bounds",
+                );
+                return None;
+            }
+        }
+        out.push(x);
+    }
+    Some(out)
+}
+
+/// One number, or one date/timestamp as microseconds since the epoch.
+fn point(d: &mut Diags, v: &S<Value>, field: &str, scale: Scale) -> Option<f64> {
+    let got = match (scale, v.get_ref()) {
+        (Scale::Int, Value::Integer(i)) => Some(*i as f64),
+        (Scale::Float, Value::Integer(i)) => Some(*i as f64),
+        (Scale::Float, Value::Float(x)) if x.is_finite() => Some(*x),
+        (Scale::Timestamp, Value::String(s)) => parse_timestamp(s.trim()).map(|us| us as f64),
+        (Scale::Timestamp, Value::Datetime(t)) => {
+            parse_timestamp(&t.to_string()).map(|us| us as f64)
+        }
+        _ => None,
+    };
+    if got.is_none() {
+        let want = match scale {
+            Scale::Int => "an integer",
+            Scale::Float => "a finite number",
+            Scale::Timestamp => {
+                "a date or timestamp such as \"2024-01-01\" or \"2024-01-01 10:00:00+00\""
+            }
+        };
+        d.err(v.span(), field, format!("`{}` is not {want}", v.get_ref()));
+    }
+    got
+}
+
+/// A `distinct` share becomes a count of the table's rows (at least 1).
+pub(super) fn resolve_share(gen: &mut Gen, rows: u64) {
+    let resolve = |n: &mut Distinct| {
+        if let Distinct::Share(p) = *n {
+            *n = Distinct::Count(((p * rows as f64).round() as u64).clamp(1, MAX_DISTINCT));
+        }
+    };
+    match gen {
+        Gen::Histogram {
+            distinct: Some(n), ..
+        } => resolve(n),
+        Gen::TextSet { distinct, .. } => resolve(distinct),
+        Gen::ChoiceRest { rest, .. } => resolve_share(rest, rows),
+        _ => {}
+    }
+}
+
+/// Whether a generator has a share of rows that no table resolves.
+pub(super) fn has_share(gen: &Gen) -> bool {
+    match gen {
+        Gen::Histogram {
+            distinct: Some(Distinct::Share(_)),
+            ..
+        }
+        | Gen::TextSet {
+            distinct: Distinct::Share(_),
+            ..
+        } => true,
+        Gen::ChoiceRest { rest, .. } => has_share(rest),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::Error;
+    use crate::scenario::{load_str, Distinct, Gen, Overrides, Scale, Scenario};
+
+    /// A scenario whose table `t` (1000 rows) has column `c` with `spec`,
+    /// and whose one query has `param` as its parameter.
+    fn load(spec: &str, param: &str, ov: &Overrides) -> Result<Scenario, Vec<String>> {
+        let text = format!(
+            r#"name = "x"
+[[table]]
+name = "t"
+rows = 1000
+create = "CREATE TABLE t (id bigint, c int, d int)"
+[table.columns]
+c = {spec}
+d = {{ gen = "fk", table = "t", deferred = true }}
+[workload]
+[[workload.query]]
+name = "q"
+sql = "SELECT $1"
+params = [{param}]
+[[phase]]
+name = "p"
+[[phase.step]]
+name = "s"
+sql = "SELECT 1"
+"#
+        );
+        load_str("x.toml".as_ref(), text.as_bytes(), ov).map_err(|e| match e {
+            Error::Scenario(es) => es
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect(),
+            other => vec![other.to_string()],
+        })
+    }
+
+    fn gen_of(spec: &str) -> Gen {
+        let s = load(spec, r#"{ gen = "uuid" }"#, &Overrides::default()).unwrap();
+        s.tables[0].columns[0].gen.kind.clone()
+    }
+
+    fn errors_of(spec: &str, param: &str) -> String {
+        load(spec, param, &Overrides::default())
+            .unwrap_err()
+            .join("\n")
+    }
+
+    #[test]
+    fn shaped_specs_validate_into_generators() {
+        assert_eq!(
+            gen_of(r#"{ gen = "int", bounds = [1, 5, 100], distinct = 40 }"#),
+            Gen::Histogram {
+                scale: Scale::Int,
+                bounds: vec![1.0, 5.0, 100.0],
+                distinct: Some(Distinct::Count(40)),
+            }
+        );
+        assert_eq!(
+            gen_of(r#"{ gen = "float", min = 0, max = 2.5, distinct = "10%" }"#),
+            Gen::Histogram {
+                scale: Scale::Float,
+                bounds: vec![0.0, 2.5],
+                distinct: Some(Distinct::Count(100)),
+            }
+        );
+        let Gen::Histogram { scale, bounds, .. } =
+            gen_of(r#"{ gen = "timestamp", bounds = ["2024-01-01", "2024-01-01 00:00:01+00"] }"#)
+        else {
+            panic!()
+        };
+        assert_eq!(scale, Scale::Timestamp);
+        assert_eq!(bounds[1] - bounds[0], 1e6);
+        assert_eq!(
+            gen_of(r#"{ gen = "text", min_len = 3, max_len = 5, distinct = "100%" }"#),
+            Gen::TextSet {
+                min_len: 3,
+                max_len: 5,
+                distinct: Distinct::Count(1000),
+            }
+        );
+        assert_eq!(
+            gen_of(
+                r#"{ gen = "choice", values = [1, 2], weights = [5, 3], rest = { gen = "int", min = 3, max = 9 }, rest_weight = 2 }"#
+            ),
+            Gen::ChoiceRest {
+                values: vec!["1".into(), "2".into()],
+                weights: vec![5, 3],
+                rest: Box::new(Gen::Int {
+                    min: 3,
+                    max: 9,
+                    dist: crate::scenario::IntDist::Uniform,
+                    s: 1.0,
+                }),
+                rest_weight: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn shares_follow_the_rows_override() {
+        let ov = Overrides {
+            rows: Some(5000),
+            scale: None,
+        };
+        let s = load(
+            r#"{ gen = "int", min = 1, max = 1000000, distinct = "10%" }"#,
+            r#"{ gen = "uuid" }"#,
+            &ov,
+        )
+        .unwrap();
+        assert!(matches!(
+            s.tables[0].columns[0].gen.kind,
+            Gen::Histogram {
+                distinct: Some(Distinct::Count(500)),
+                ..
+            }
+        ));
+        // A deferred fk may point at its own table.
+        assert!(matches!(
+            &s.tables[0].columns[1].gen.kind,
+            Gen::ForeignKey { table, rows: 5000 } if table == "t"
+        ));
+    }
+
+    #[test]
+    fn bad_shapes_are_located_errors() {
+        let e = errors_of(
+            r#"{ gen = "int", bounds = [1, 5], min = 1 }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(
+            e.contains("table[0].columns.c.min: give either `bounds` or min/max"),
+            "{e}"
+        );
+        let e = errors_of(r#"{ gen = "int", bounds = [5, 1] }"#, r#"{ gen = "uuid" }"#);
+        assert!(
+            e.contains("columns.c.bounds[1]: is less than the bound before it"),
+            "{e}"
+        );
+        let e = errors_of(r#"{ gen = "int", bounds = [5] }"#, r#"{ gen = "uuid" }"#);
+        assert!(
+            e.contains("columns.c.bounds: has 1 bounds; expected 2"),
+            "{e}"
+        );
+        let e = errors_of(
+            r#"{ gen = "timestamp", bounds = ["soon", "later"] }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(
+            e.contains("bounds[0]: `\"soon\"` is not a date or timestamp"),
+            "{e}"
+        );
+        let e = errors_of(
+            r#"{ gen = "int", bounds = [1, 5], dist = "zipf" }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(e.contains("columns.c.dist: `dist` does not combine"), "{e}");
+        for bad in ["0", "\"0%\"", "\"150%\"", "\"many\"", "1.5"] {
+            let e = errors_of(
+                &format!(r#"{{ gen = "int", min = 1, max = 9, distinct = {bad} }}"#),
+                r#"{ gen = "uuid" }"#,
+            );
+            assert!(e.contains("columns.c.distinct:"), "{bad}: {e}");
+        }
+        let e = errors_of(
+            r#"{ gen = "text", min_len = 1, max_len = 2, distinct = 5000 }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(
+            e.contains("5000 distinct texts do not fit in 2 characters"),
+            "{e}"
+        );
+        let e = errors_of(
+            r#"{ gen = "choice", values = [1], rest_weight = 3 }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(
+            e.contains("columns.c.rest_weight: there is no `rest`"),
+            "{e}"
+        );
+        let e = errors_of(
+            r#"{ gen = "choice", values = [1], rest = { gen = "int", min = 1, max = 2 } }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(e.contains("columns.c.rest_weight: missing"), "{e}");
+        let e = errors_of(
+            r#"{ gen = "choice", values = [1], rest = { gen = "int", min = 1, max = 2, null_fraction = 0.5 }, rest_weight = 1 }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(
+            e.contains("columns.c.rest.null_fraction: NULLs are the outer generator's"),
+            "{e}"
+        );
+        let e = errors_of(
+            r#"{ gen = "choice", values = [1], rest = { gen = "nope" }, rest_weight = 1 }"#,
+            r#"{ gen = "uuid" }"#,
+        );
+        assert!(e.contains("columns.c.rest.gen: unknown generator"), "{e}");
+        let e = errors_of(
+            r#"{ gen = "uuid" }"#,
+            r#"{ gen = "int", min = 1, max = 9, distinct = "5%" }"#,
+        );
+        assert!(
+            e.contains("workload.query[0].params[0].distinct: a share of rows needs a table"),
+            "{e}"
+        );
+        let e = errors_of(r#"{ gen = "uuid", distinct = 5 }"#, r#"{ gen = "uuid" }"#);
+        assert!(
+            e.contains("`distinct` does not apply to gen = \"uuid\""),
+            "{e}"
+        );
+    }
+}
