@@ -126,6 +126,80 @@ pub(super) fn text_set(
     })
 }
 
+/// `fk` with `distinct` (keys from a fixed set spread evenly over the
+/// parent's 1..=rows, so the column references that many parents) and/or
+/// `weights` (the first keys, the hottest parents, drawn with these weights,
+/// every key with `rest_weight`). `rows` is the parent's after --rows /
+/// --scale: a parent scaled below the weighted keys keeps the ones it has.
+pub(super) fn foreign_key(
+    d: &mut Diags,
+    g: &GenSpec,
+    section: Range<usize>,
+    path: &str,
+    table: &str,
+    rows: u64,
+) -> Option<Gen> {
+    let f = |name: &str| format!("{path}.{name}");
+    let keys = match &g.distinct {
+        Some(v) => Gen::Histogram {
+            scale: Scale::Int,
+            bounds: vec![1.0, rows as f64],
+            distinct: Some(distinct(d, v, &f("distinct"))?),
+        },
+        None => Gen::ForeignKey {
+            table: table.to_string(),
+            rows,
+        },
+    };
+    let Some(w) = &g.weights else {
+        if let Some(r) = &g.rest_weight {
+            d.err(
+                r.span(),
+                f("rest_weight"),
+                "rest_weight weighs all keys against `weights` (the first keys'); give weights too",
+            );
+            return None;
+        }
+        return Some(keys);
+    };
+    if w.get_ref().is_empty() {
+        d.err(
+            w.span(),
+            f("weights"),
+            "is empty; expected the weights of keys 1, 2, ...",
+        );
+        return None;
+    }
+    let mut weights = Vec::new();
+    for (i, x) in w.get_ref().iter().enumerate() {
+        weights
+            .push(d.int_in(x, &format!("{}[{i}]", f("weights")), 0, i64::from(u32::MAX))? as u32);
+    }
+    let r = d.required(
+        &g.rest_weight,
+        section,
+        &f("rest_weight"),
+        "the weight of drawing any key, against `weights`, e.g. rest_weight = 50",
+    )?;
+    let rest_weight = d.int_in(r, &f("rest_weight"), 0, i64::from(u32::MAX))? as u32;
+    let total = weights.iter().map(|&x| u64::from(x)).sum::<u64>() + u64::from(rest_weight);
+    if total == 0 || total > u64::from(u32::MAX) {
+        d.err(
+            w.span(),
+            f("weights"),
+            format!("weights and rest_weight must sum to 1..={}", u32::MAX),
+        );
+        return None;
+    }
+    weights.truncate(rows.min(weights.len() as u64) as usize);
+    Some(Gen::ChoiceRest {
+        values: (1..=weights.len()).map(|k| k.to_string()).collect(),
+        weights,
+        rest: Box::new(keys),
+        rest_weight,
+    })
+}
+
 /// `choice` with `rest` (validated by the caller) and `rest_weight`.
 pub(super) fn choice_rest(
     d: &mut Diags,
@@ -382,6 +456,28 @@ sql = "SELECT 1"
         assert_eq!(scale, Scale::Timestamp);
         assert_eq!(bounds[1] - bounds[0], 1e6);
         assert_eq!(
+            gen_of(r#"{ gen = "fk", table = "t", deferred = true, distinct = 30 }"#),
+            Gen::Histogram {
+                scale: Scale::Int,
+                bounds: vec![1.0, 1000.0],
+                distinct: Some(Distinct::Count(30)),
+            }
+        );
+        assert_eq!(
+            gen_of(
+                r#"{ gen = "fk", table = "t", deferred = true, weights = [5, 3], rest_weight = 2 }"#
+            ),
+            Gen::ChoiceRest {
+                values: vec!["1".into(), "2".into()],
+                weights: vec![5, 3],
+                rest: Box::new(Gen::ForeignKey {
+                    table: "t".into(),
+                    rows: 1000,
+                }),
+                rest_weight: 2,
+            }
+        );
+        assert_eq!(
             gen_of(r#"{ gen = "text", min_len = 3, max_len = 5, distinct = "100%" }"#),
             Gen::TextSet {
                 min_len: 3,
@@ -425,6 +521,20 @@ sql = "SELECT 1"
                 distinct: Some(Distinct::Count(500)),
                 ..
             }
+        ));
+        // Weighted keys beyond the scaled parent's rows are dropped.
+        let s2 = load(
+            r#"{ gen = "fk", table = "t", deferred = true, weights = [5, 4, 3, 2, 1], rest_weight = 1 }"#,
+            r#"{ gen = "uuid" }"#,
+            &Overrides {
+                rows: Some(3),
+                scale: None,
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            &s2.tables[0].columns[0].gen.kind,
+            Gen::ChoiceRest { values, .. } if values.len() == 3
         ));
         // A deferred fk may point at its own table.
         assert!(matches!(

@@ -38,7 +38,7 @@ fn allowed(kind: &str) -> &'static [&'static str] {
         "bool" => &["p_true", "p"],
         "timestamp" => &["from", "to", "bounds", "distinct"],
         "json" => &["keys"],
-        "fk" => &["table", "deferred"],
+        "fk" => &["table", "deferred", "distinct", "weights", "rest_weight"],
         "constant" => &["value"],
         _ => &[],
     }
@@ -324,12 +324,7 @@ fn fk_gen(d: &mut Diags, s: &Spec, targets: &[FkTarget]) -> Option<Gen> {
         Some(x) if x.rows == 0 => {
             format!("table `{name}` has no generated rows, so there is no key to reference")
         }
-        Some(x) => {
-            return Some(Gen::ForeignKey {
-                table: x.name.clone(),
-                rows: x.rows,
-            })
-        }
+        Some(x) => return gen_shape::foreign_key(d, s.g, s.span.clone(), s.path, &x.name, x.rows),
     };
     d.err(t.span(), field, problem);
     None
