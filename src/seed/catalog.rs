@@ -30,12 +30,15 @@ pub(super) async fn describe(
 ) -> Result<TableInfo> {
     let table: &TablePlan = &scenario.tables[index];
     let ctx = |e| db_error(e, &format!("table {}: catalog lookup", table.name));
+    // The name as one identifier first: `Order Items` is not valid SQL
+    // unquoted (to_regclass raises rather than returning NULL); then as
+    // SQL (`public.orders`, or `Orders` folding to orders).
     let row = client
         .query_opt(
             "SELECT c.oid, c.oid::regclass::text, c.relkind::text, \
                     c.xmin::text = (txid_current() % 4294967296)::text \
              FROM pg_class c \
-             WHERE c.oid = coalesce(to_regclass($1), to_regclass(quote_ident($1)))",
+             WHERE c.oid = coalesce(to_regclass(quote_ident($1)), to_regclass($1))",
             &[&table.name],
         )
         .await
