@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backend::BackendKind;
 use crate::error::{exit, Error, Result};
+use crate::init::InitOptions;
 use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
 use crate::rehearsal;
 use crate::scenario::{self, Overrides, Scenario};
@@ -43,6 +44,30 @@ pub enum Command {
         rows: Option<String>,
         #[arg(long)]
         scale: Option<f64>,
+    },
+    /// Write a scenario for a live database: its tables, the shape of their
+    /// data (from pg_stats) and its busiest statements (from
+    /// pg_stat_statements), on stdout. Reads catalogs and statistics only, in
+    /// one read-only transaction.
+    Init {
+        /// The source database: postgres://user@host:port/db or a conninfo
+        /// string; the password may also come from PGPASSWORD.
+        #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Only these tables (comma-separated), plus the tables their
+        /// foreign keys reference.
+        #[arg(long, value_delimiter = ',', value_name = "TABLE,...")]
+        tables: Option<Vec<String>>,
+        /// The schema to read.
+        #[arg(long, default_value = "public")]
+        schema: String,
+        /// Copy the most common values of text columns (they may be
+        /// sensitive); by default text is synthetic.
+        #[arg(long)]
+        include_values: bool,
+        /// No progress on stderr, only errors.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Re-render the reports of a run directory from its CSVs and run.json.
     Report {
@@ -191,6 +216,10 @@ pub enum Plan {
         format: SummaryFormat,
         budgets: Vec<(String, f64)>,
     },
+    Init {
+        options: InitOptions,
+        quiet: bool,
+    },
 }
 
 /// Parse the process arguments and run. Returns the exit code.
@@ -268,6 +297,39 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             };
             Ok(Plan::Run { scenarios, options })
         }
+        Command::Init {
+            database_url,
+            tables,
+            schema,
+            include_values,
+            quiet,
+        } => {
+            let tables = match tables {
+                None => None,
+                Some(list) => {
+                    let names: Vec<String> = list.iter().map(|t| t.trim().to_string()).collect();
+                    if names.iter().any(String::is_empty) {
+                        return Err(Error::Usage(
+                            "--tables: expected table names separated by commas, e.g. --tables orders,customers"
+                                .into(),
+                        ));
+                    }
+                    Some(names)
+                }
+            };
+            if schema.trim().is_empty() {
+                return Err(Error::Usage("--schema: expected a schema name".into()));
+            }
+            Ok(Plan::Init {
+                options: InitOptions {
+                    database_url,
+                    schema: schema.trim().to_string(),
+                    tables,
+                    include_values,
+                },
+                quiet,
+            })
+        }
         Command::Report {
             run_dir,
             json,
@@ -306,7 +368,33 @@ pub fn run(plan: Plan) -> Result<u8> {
             format,
             budgets,
         } => crate::report::rerender::rerender(&run_dir, format, &budgets),
+        Plan::Init { options, quiet } => init(&options, quiet),
     }
+}
+
+/// `init`: the scenario on stdout, what was read on stderr.
+fn init(options: &InitOptions, quiet: bool) -> Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::new)?;
+    if !quiet {
+        eprintln!(
+            "init: reading {} (schema {}, read-only)",
+            crate::backend::url::redact_url(&options.database_url),
+            options.schema
+        );
+    }
+    let (text, summary) = runtime.block_on(crate::init::init(options))?;
+    print!("{text}");
+    if !quiet {
+        let statements = match summary.statements {
+            Some(n) => format!("{n} statements from pg_stat_statements"),
+            None => "no pg_stat_statements: an example workload".to_string(),
+        };
+        eprintln!("init: {} tables, {statements}", summary.tables);
+    }
+    Ok(exit::OK)
 }
 
 /// `-v` / `-vv`: pgrehearse's own events on stderr, with the time since

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod health;
 pub mod holds;
+pub mod init;
 pub mod latency;
 pub mod locks;
 pub mod migration;

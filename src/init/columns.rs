@@ -1,0 +1,294 @@
+//! Each column's generator: keys first (a foreign key draws its parent's
+//! keys, a referenced or primary key is a `sequence`, a unique column never
+//! repeats), then the column's statistics (distribution.rs); a type no
+//! generator writes gets its default, NULL, or a constant. Last, every
+//! unique key of the table gets at least one column that never repeats, or
+//! is deduplicated before it is built.
+
+use super::distribution::{figures, foreign_key, generator, kind_of, Input, Kind};
+use super::keys::{primary_key, sequence_fits, unique_alone, unique_keys, Keys};
+use super::model::{Column, Table};
+use super::order::Order;
+use super::spec::{Spec, Val};
+use crate::sql::{tokens, TokenKind};
+
+/// One column as written: its generator (None: its default or NULL fills
+/// it) and the comment lines above it.
+pub struct ColumnOut {
+    pub name: String,
+    pub spec: Option<Spec>,
+    pub notes: Vec<String>,
+}
+
+pub struct TableGens {
+    pub columns: Vec<ColumnOut>,
+    /// Unique keys no column can make unique (every column a foreign key):
+    /// duplicates are deleted before the key is built, in after_seed.
+    pub dedupe: Vec<String>,
+}
+
+/// What every table's generators are decided against.
+pub struct Context<'a> {
+    pub tables: &'a [super::model::Table],
+    /// Rows each table gets, by table index.
+    pub rows: &'a [u64],
+    pub keys: &'a Keys,
+    pub order: &'a Order,
+    pub include_values: bool,
+}
+
+pub fn generators(cx: &Context, ti: usize) -> TableGens {
+    let t = &cx.tables[ti];
+    let mut columns: Vec<ColumnOut> = t.columns.iter().map(|c| column(cx, ti, c)).collect();
+    let mut dedupe = Vec::new();
+    for key in unique_keys(t) {
+        let unique = key.columns.iter().any(|n| {
+            columns
+                .iter()
+                .zip(&t.columns)
+                .any(|(out, c)| c.num == *n && out.spec.as_ref().is_some_and(Spec::unique))
+        });
+        if unique {
+            continue;
+        }
+        let upgraded = key.columns.iter().any(|n| {
+            let Some(i) = t.columns.iter().position(|c| c.num == *n) else {
+                return false;
+            };
+            if cx.keys.fk_of(t, *n).is_some() || columns[i].spec.is_none() {
+                return false;
+            }
+            match make_unique(columns[i].spec.take().unwrap_or_else(|| Spec::new("")), &t.columns[i]) {
+                Ok(spec) => {
+                    columns[i].spec = Some(spec);
+                    columns[i].notes.push(format!(
+                        "never repeats, for the unique key {}: its own distribution would repeat values",
+                        key.name
+                    ));
+                    true
+                }
+                Err(spec) => {
+                    columns[i].spec = Some(spec);
+                    false
+                }
+            }
+        });
+        if !upgraded {
+            dedupe.push(key.name);
+        }
+    }
+    TableGens { columns, dedupe }
+}
+
+fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
+    let t = &cx.tables[ti];
+    let mut notes = Vec::new();
+    let out = |spec: Option<Spec>, notes: Vec<String>| ColumnOut {
+        name: c.name.clone(),
+        spec,
+        notes,
+    };
+    if c.generated.is_some() {
+        return out(
+            None,
+            vec!["a generated column: Postgres computes it".into()],
+        );
+    }
+    let kind = kind_of(&c.base);
+    let nulls = match &c.stats {
+        Some(s) if !c.not_null => s.null_frac,
+        _ => 0.0,
+    };
+    if let Some((fk, p)) = cx.keys.fk_of(t, c.num) {
+        let parent = &cx.tables[p].name;
+        notes.push(figures(c));
+        if unique_alone(t, c.num) {
+            notes.push(format!(
+                "a unique foreign key to {parent}: keys 1, 2, 3, ... one per row (no more rows than {parent})"
+            ));
+            return out(Some(Spec::new("sequence").nulls(nulls)), notes);
+        }
+        notes.push(format!(
+            "foreign key to {parent}: its keys; the most common ones go to the first keys of {parent}"
+        ));
+        let input = Input {
+            column: c,
+            kind,
+            rows: cx.rows[ti],
+            include_values: false,
+            allowed: None,
+        };
+        let deferred = cx.order.is_deferred(t, &fk.name);
+        let spec = foreign_key(&input, parent, cx.rows[p], deferred);
+        return out(Some(spec), notes);
+    }
+    let referenced = cx.keys.referenced.contains(&(t.oid, c.num));
+    let keyed = referenced || primary_key(t, c.num) || c.identity.is_some() || c.serial;
+    if keyed && sequence_fits(kind) {
+        let why = if referenced {
+            "referenced by a foreign key: keys 1, 2, 3, ... which fk columns draw from"
+        } else if primary_key(t, c.num) {
+            "primary key: 1, 2, 3, ..."
+        } else {
+            "identity/serial: 1, 2, 3, ..."
+        };
+        notes.push(why.into());
+        return out(Some(Spec::new("sequence").nulls(nulls)), notes);
+    }
+    notes.push(figures(c));
+    let allowed = match kind {
+        Kind::Text { .. } => check_literals(t, c),
+        _ => None,
+    };
+    let input = Input {
+        column: c,
+        kind,
+        rows: cx.rows[ti],
+        include_values: cx.include_values,
+        allowed,
+    };
+    let (spec, more) = generator(&input);
+    notes.extend(more);
+    let Some(spec) = spec else {
+        let (spec, note) = unsupported(c);
+        notes.push(note);
+        return out(spec, notes);
+    };
+    if unique_alone(t, c.num) && !spec.unique() {
+        return match make_unique(spec, c) {
+            Ok(spec) => {
+                notes.push("unique: every row its own value".into());
+                out(Some(spec), notes)
+            }
+            Err(spec) => out(Some(spec), notes),
+        };
+    }
+    out(Some(spec), notes)
+}
+
+/// The same generator made to never repeat a value; Err gives it back when
+/// its kind cannot.
+fn make_unique(spec: Spec, c: &Column) -> Result<Spec, Spec> {
+    let nulls = match spec.get("null_fraction") {
+        Some(Val::Float(x)) => *x,
+        _ => 0.0,
+    };
+    // Of a choice, the rest carries the shape.
+    let shape = match (spec.kind(), &spec.rest) {
+        ("choice", Some(rest)) => (**rest).clone(),
+        _ => spec.clone(),
+    };
+    let all = Val::Str("100%".into());
+    let made = match kind_of(&c.base) {
+        Kind::Int | Kind::Numeric { .. } => {
+            let start = c
+                .stats
+                .as_ref()
+                .and_then(|s| s.histogram.first().or(s.mcv.first()))
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(1);
+            Spec::new("sequence").with("start", Val::Int(start))
+        }
+        Kind::Uuid => Spec::new("uuid"),
+        Kind::Text { limit } if shape.kind() == "text" => {
+            let mut s = shape.with("distinct", all);
+            // Enough characters for any --rows.
+            let lo = match s.get("min_len") {
+                Some(Val::Int(n)) => *n,
+                _ => 0,
+            };
+            let lo = lo.max(6).min(i64::from(limit.unwrap_or(u32::MAX)));
+            s.set("min_len", Val::Int(lo));
+            if matches!(s.get("max_len"), Some(Val::Int(n)) if *n < lo) {
+                s.set("max_len", Val::Int(lo));
+            }
+            s
+        }
+        Kind::Float | Kind::Timestamp | Kind::Date
+            if matches!(shape.kind(), "float" | "timestamp" | "int") =>
+        {
+            shape.with("distinct", all)
+        }
+        _ => return Err(spec),
+    };
+    let mut made = made;
+    made.remove("null_fraction");
+    Ok(made.nulls(nulls))
+}
+
+/// A column of a type no generator writes: its default, NULL where it may
+/// be NULL, else a constant the type accepts.
+fn unsupported(c: &Column) -> (Option<Spec>, String) {
+    let ty = &c.type_sql;
+    if c.default.is_some() {
+        return (
+            None,
+            format!("type {ty}: no generator writes it; its default fills every row"),
+        );
+    }
+    if !c.not_null {
+        return (
+            None,
+            format!("type {ty}: no generator writes it; left NULL"),
+        );
+    }
+    let value = placeholder(c);
+    (
+        Some(Spec::new("constant").with("value", Val::Str(value.clone()))),
+        format!("type {ty}: no generator writes it; every row gets the constant {value:?} (edit it, or fill the column in seed_sql)"),
+    )
+}
+
+/// A value of the column's type that its input function accepts.
+fn placeholder(c: &Column) -> String {
+    let b = &c.base;
+    let v = match (b.category, b.typtype, b.name.as_str()) {
+        ('A', _, _) => "{}",
+        (_, 'r', _) => "empty",
+        (_, 'm', _) => "{}",
+        (_, 'c', _) => "()",
+        (_, _, "inet") => "0.0.0.0",
+        (_, _, "cidr") => "0.0.0.0/0",
+        (_, _, "macaddr") => "00:00:00:00:00:00",
+        (_, _, "macaddr8") => "00:00:00:00:00:00:00:00",
+        (_, _, "time" | "timetz") => "00:00:00",
+        (_, _, "interval" | "money" | "oid") => "0",
+        (_, _, "point") => "(0,0)",
+        (_, _, "line") => "{1,-1,0}",
+        (_, _, "lseg" | "path") => "[(0,0),(1,1)]",
+        (_, _, "box") => "(1,1),(0,0)",
+        (_, _, "polygon") => "((0,0),(1,1),(1,0))",
+        (_, _, "circle") => "<(0,0),1>",
+        (_, _, "pg_lsn") => "0/0",
+        (_, _, "bit") => return "0".repeat(b.typmod.max(1) as usize),
+        ('B', _, _) => "false",
+        ('N', _, _) => "0",
+        _ => "",
+    };
+    v.to_string()
+}
+
+/// The string literals of a CHECK that lists a text column's values
+/// (`status IN ('new', 'paid')`, which Postgres keeps as `= ANY (ARRAY[...])`).
+pub fn check_literals(t: &Table, c: &Column) -> Option<Vec<String>> {
+    let check = t.constraints.iter().find(|k| {
+        k.kind == 'c'
+            && k.columns == [c.num]
+            && k.def.contains("= ANY (ARRAY[")
+            && !k.def.contains(['~', '<', '>'])
+            && !k.def.to_uppercase().contains("LIKE")
+    })?;
+    let def = &check.def;
+    let literals: Vec<String> = tokens(def)
+        .into_iter()
+        .filter(|tok| tok.kind == TokenKind::String)
+        .map(|tok| {
+            let s = &def[tok.start..tok.end];
+            s.strip_prefix('\'')
+                .and_then(|s| s.strip_suffix('\''))
+                .unwrap_or(s)
+                .replace("''", "'")
+        })
+        .collect();
+    (!literals.is_empty()).then_some(literals)
+}
