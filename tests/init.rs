@@ -680,3 +680,57 @@ async fn the_scenario_of_a_small_schema() {
     assert!(counts.1 > 500, "{counts:?}");
     server.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_schema_with_types_extensions_functions_and_triggers() {
+    let server = common::test_server().await;
+    server
+        .client()
+        .await
+        .batch_execute(
+            r#"CREATE EXTENSION citext;
+             CREATE EXTENSION "uuid-ossp";
+             CREATE SCHEMA types;
+             CREATE TYPE types.mood AS ENUM ('up', 'down');
+             CREATE TYPE pair AS (a int, b text);
+             CREATE TYPE floatrange AS RANGE (subtype = float8);
+             CREATE SCHEMA shared;
+             CREATE TABLE shared.regions (id int PRIMARY KEY, name text);
+             CREATE SCHEMA app;
+             CREATE FUNCTION app.positive(x int) RETURNS bool IMMUTABLE LANGUAGE sql AS $$ SELECT x > 0 $$;
+             CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+             CREATE TABLE app.users (
+                 id uuid PRIMARY KEY DEFAULT uuid_generate_v4(),
+                 login citext NOT NULL,
+                 mood types.mood,
+                 p pair,
+                 r floatrange,
+                 region_id int REFERENCES shared.regions (id),
+                 n int CHECK (app.positive(n))
+             );
+             CREATE TRIGGER users_touch BEFORE UPDATE ON app.users FOR EACH ROW EXECUTE FUNCTION app.touch();
+             INSERT INTO shared.regions SELECT i, 'r' || i FROM generate_series(1, 5) i;
+             INSERT INTO app.users (login, mood, region_id, n)
+             SELECT 'u' || i, (ARRAY['up', 'down'])[1 + i % 2]::types.mood, 1 + i % 5, i FROM generate_series(1, 100) i;
+             ANALYZE;"#,
+        )
+        .await
+        .unwrap();
+    let text = init(&source_url(&server), &["--schema", "app"]);
+    for expected in [
+        "Besides the tables of schema app: shared.regions, which their foreign keys reference.",
+        "CREATE SCHEMA IF NOT EXISTS types;",
+        "CREATE EXTENSION IF NOT EXISTS citext;",
+        "CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\";",
+        "CREATE TYPE types.mood AS ENUM ('up', 'down');",
+        "CREATE TYPE public.pair AS (a integer, b text);",
+        "CREATE TYPE public.floatrange AS RANGE (subtype = double precision);",
+        "FOREIGN KEY (region_id) REFERENCES regions(id)",
+        "functions that are not written: positive(integer)",
+        "its triggers are not written (nor their functions): users_touch",
+        "mood = { gen = \"choice\", values = [\"up\", \"down\"]",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    server.teardown().await;
+}

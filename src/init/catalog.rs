@@ -20,7 +20,7 @@ const TABLE_COLUMNS: &str = "SELECT c.oid, n.nspname::text, c.relname::text, c.r
         CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, \
         ARRAY(SELECT quote_ident(p.relname) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent \
               WHERE i.inhrelid = c.oid ORDER BY i.inhseqno), \
-        quote_ident(c.relname) \
+        quote_ident(c.relname), quote_ident(n.nspname) \
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition";
 
@@ -38,6 +38,7 @@ fn table_of(r: &Row) -> Table {
         partition_key: r.get(8),
         inherits: r.get(9),
         sql_name: r.get(10),
+        sql_schema: r.get(11),
         ..Table::default()
     }
 }
@@ -274,10 +275,17 @@ async fn partitions(client: &Client, t: &mut Table) -> Result<()> {
     Ok(())
 }
 
+/// The user-defined types to create, the extensions that own the others,
+/// and the schemas qualified type names need.
+pub struct TypesRead {
+    pub defs: Vec<TypeDef>,
+    pub extensions: Vec<String>,
+    pub schemas: Vec<String>,
+}
+
 /// The types the columns use, with domains followed to their base; fills
-/// each column's [`BaseType`] and returns the user-defined types to create
-/// and the extensions that own the others.
-pub async fn types(client: &Client, tables: &mut [Table]) -> Result<(Vec<TypeDef>, Vec<String>)> {
+/// each column's [`BaseType`].
+pub async fn types(client: &Client, tables: &mut [Table]) -> Result<TypesRead> {
     let mut info: HashMap<u32, TypeRow> = HashMap::new();
     let mut wanted: BTreeSet<u32> = tables
         .iter()
@@ -312,6 +320,7 @@ pub async fn types(client: &Client, tables: &mut [Table]) -> Result<(Vec<TypeDef
         }
     }
     let mut defs = Vec::new();
+    let mut schemas = Vec::new();
     let mut extensions = BTreeSet::new();
     for row in info.values() {
         if let Some(ext) = &row.extension {
@@ -331,8 +340,21 @@ pub async fn types(client: &Client, tables: &mut [Table]) -> Result<(Vec<TypeDef
                 default: row.default.clone(),
                 checks: row.checks.clone(),
             },
+            'c' if row.composite.is_some() => {
+                TypeKind::Composite(row.composite.clone().unwrap_or_default())
+            }
+            'r' if row.range_of.is_some() => {
+                TypeKind::Range(row.range_of.clone().unwrap_or_default())
+            }
             other => TypeKind::Other(other),
         };
+        // Qualified by format_type: its schema must exist.
+        if row.name.starts_with(&format!("{}.", row.schema))
+            && row.schema != "public"
+            && !schemas.contains(&row.schema)
+        {
+            schemas.push(row.schema.clone());
+        }
         defs.push(TypeDef {
             oid: row.oid,
             name: row.name.clone(),
@@ -340,7 +362,12 @@ pub async fn types(client: &Client, tables: &mut [Table]) -> Result<(Vec<TypeDef
         });
     }
     defs.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((defs, extensions.into_iter().collect()))
+    schemas.sort();
+    Ok(TypesRead {
+        defs,
+        extensions: extensions.into_iter().collect(),
+        schemas,
+    })
 }
 
 struct TypeRow {
@@ -359,6 +386,12 @@ struct TypeRow {
     labels: Vec<String>,
     attribute_types: Vec<u32>,
     extension: Option<String>,
+    /// A stand-alone composite type's attributes, as SQL.
+    composite: Option<String>,
+    /// A range type's subtype.
+    range_of: Option<String>,
+    /// The type's schema, quoted.
+    schema: String,
 }
 
 async fn type_rows(client: &Client, oids: &[u32]) -> Result<Vec<TypeRow>> {
@@ -379,7 +412,14 @@ async fn type_rows(client: &Client, oids: &[u32]) -> Result<Vec<TypeRow>> {
                     (SELECT quote_ident(x.extname) FROM pg_depend dep \
                      JOIN pg_extension x ON x.oid = dep.refobjid \
                      WHERE dep.classid = 'pg_type'::regclass AND dep.objid = t.oid \
-                       AND dep.refclassid = 'pg_extension'::regclass AND dep.deptype = 'e' LIMIT 1) \
+                       AND dep.refclassid = 'pg_extension'::regclass AND dep.deptype = 'e' LIMIT 1), \
+                    CASE WHEN t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c' \
+                         THEN (SELECT string_agg(quote_ident(a.attname) || ' ' || \
+                                                 format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) \
+                               FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 \
+                                 AND NOT a.attisdropped) END, \
+                    (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid), \
+                    (SELECT quote_ident(nspname) FROM pg_namespace WHERE oid = t.typnamespace) \
              FROM pg_type t WHERE t.oid = ANY($1)",
             &[&oids],
         )
@@ -405,6 +445,9 @@ async fn type_rows(client: &Client, oids: &[u32]) -> Result<Vec<TypeRow>> {
                 labels: r.get(12),
                 attribute_types: r.get(13),
                 extension: r.get(14),
+                composite: r.get(15),
+                range_of: r.get(16),
+                schema: r.get(17),
             }
         })
         .collect())

@@ -29,12 +29,29 @@ enum Place {
     Skip(&'static str),
 }
 
-pub fn table_sql(t: &Table, gens: &TableGens, keys: &Keys, order: &Order) -> TableSql {
+/// `tables`: all the tables written (a foreign key names its parent
+/// unqualified, as the rehearsal database has it).
+pub fn table_sql(
+    t: &Table,
+    tables: &[Table],
+    gens: &TableGens,
+    keys: &Keys,
+    order: &Order,
+) -> TableSql {
     let name = &t.sql_name;
     let mut lines: Vec<String> = t.columns.iter().map(column_sql).collect();
     let mut after = Vec::new();
     let mut notes = Vec::new();
     for c in &t.constraints {
+        let parent = tables.iter().find(|p| Some(p.oid) == c.ref_table);
+        let def = match parent {
+            Some(p) => c.def.replace(
+                &format!("REFERENCES {}.{}(", p.sql_schema, p.sql_name),
+                &format!("REFERENCES {}(", p.sql_name),
+            ),
+            None => c.def.clone(),
+        };
+        let c = &Constraint { def, ..c.clone() };
         let add = format!("ALTER TABLE {name} ADD CONSTRAINT {} {}", c.name, c.def);
         match place(t, c, gens, keys, order) {
             Place::Inline => lines.push(format!("CONSTRAINT {} {}", c.name, c.def)),
@@ -73,6 +90,12 @@ pub fn table_sql(t: &Table, gens: &TableGens, keys: &Keys, order: &Order) -> Tab
             after.push(dedupe_sql(t, &i.columns));
         }
         after.push(i.def.clone());
+    }
+    if !t.triggers.is_empty() {
+        notes.push(format!(
+            "its triggers are not written (nor their functions): {}",
+            t.triggers.join(", ")
+        ));
     }
     if !t.inherits.is_empty() {
         notes.push(format!(
@@ -215,6 +238,9 @@ pub fn prelude(source: &Source) -> Prelude {
     let mut sql = Vec::new();
     let mut notes = Vec::new();
     let mut after_seed = Vec::new();
+    for s in &source.type_schemas {
+        sql.push(format!("CREATE SCHEMA IF NOT EXISTS {s}"));
+    }
     for e in &source.extensions {
         sql.push(format!("CREATE EXTENSION IF NOT EXISTS {e}"));
     }
@@ -226,6 +252,15 @@ pub fn prelude(source: &Source) -> Prelude {
                 t.name,
                 labels.join(", ")
             ));
+        }
+    }
+    for t in &source.types {
+        match &t.kind {
+            TypeKind::Range(sub) => {
+                sql.push(format!("CREATE TYPE {} AS RANGE (subtype = {sub})", t.name))
+            }
+            TypeKind::Composite(attrs) => sql.push(format!("CREATE TYPE {} AS ({attrs})", t.name)),
+            _ => {}
         }
     }
     // Domains over domains: the inner one first.
@@ -273,11 +308,10 @@ pub fn prelude(source: &Source) -> Prelude {
     for t in &source.types {
         if let TypeKind::Other(kind) = t.kind {
             notes.push(format!(
-                "type {} ({}) is not written: create it before the first table",
+                "Type {} ({}) is not written: create it before the first table.",
                 t.name,
                 match kind {
-                    'c' => "a composite type",
-                    'r' => "a range type",
+                    'c' => "a table's row type",
                     _ => "a base type outside an extension",
                 }
             ));
@@ -285,6 +319,13 @@ pub fn prelude(source: &Source) -> Prelude {
     }
     for s in &source.sequences {
         sql.push(format!("CREATE SEQUENCE IF NOT EXISTS {s}"));
+    }
+    if !source.functions.is_empty() {
+        notes.push(format!(
+            "Defaults, checks or indexes call functions that are not written: {}. Create them \
+             before the first table.",
+            source.functions.join(", ")
+        ));
     }
     Prelude {
         sql,

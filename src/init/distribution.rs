@@ -153,7 +153,8 @@ fn facts<'a>(input: &Input<'a>) -> Facts<'a> {
 /// The comment line that says where a generator's figures came from.
 pub fn figures(column: &Column) -> String {
     let Some(s) = &column.stats else {
-        return "pg_stats: none (never analyzed?): generic values of its type".into();
+        return "pg_stats: none (never analyzed, or no SELECT on it): generic values of its type"
+            .into();
     };
     let mut parts = vec![format!("null_frac {}", trim(round_to(s.null_frac, 4)))];
     parts.push(format!("n_distinct {}", trim(round_to(s.n_distinct, 4))));
@@ -361,7 +362,9 @@ fn text(input: &Input, f: &Facts, notes: &mut Vec<String>) -> Spec {
     } else {
         f.rest_share
     };
-    let setting = target.and_then(|t| distinct::setting(&f.target(t, share), &[], None));
+    // Short text holds few values (62 a character): a set keeps them apart.
+    let room = [0.0, 62f64.powi(lo.min(12) as i32)];
+    let setting = target.and_then(|t| distinct::setting(&f.target(t, share), &room, Some(1.0)));
     // Enough characters to tell the values apart (62 per position).
     let count = match &setting {
         Some(Val::Int(n)) => *n as f64,

@@ -13,6 +13,7 @@
 mod catalog;
 mod columns;
 mod ddl;
+mod depends;
 mod distinct;
 mod distribution;
 mod histogram;
@@ -97,7 +98,7 @@ pub fn render(source: &Source, include_values: bool) -> Result<String> {
     );
     for (pos, &ti) in order.tables.iter().enumerate() {
         let t = &source.tables[ti];
-        let sql = ddl::table_sql(t, &gens[ti], &keys, &order);
+        let sql = ddl::table_sql(t, &source.tables, &gens[ti], &keys, &order);
         let mut notes = vec![format!("{}.{}: {}", t.schema, t.name, row_notes[ti])];
         let mut create = sql.create;
         let mut after_seed = sql.after_seed;
@@ -185,8 +186,13 @@ fn header(source: &Source, include_values: bool) -> Vec<String> {
         source.schema
     )];
     if !source.added_by_fk.is_empty() {
+        let picked = if source.named_tables {
+            "the tables --tables named".to_string()
+        } else {
+            format!("the tables of schema {}", source.schema)
+        };
         h.push(format!(
-            "Besides the tables --tables named: {}, which their foreign keys reference.",
+            "Besides {picked}: {}, which their foreign keys reference.",
             source.added_by_fk.join(", ")
         ));
     }

@@ -11,15 +11,23 @@ pub struct Source {
     pub schema: String,
     /// The tables to write, in no particular order (order.rs orders them).
     pub tables: Vec<Table>,
-    /// Tables `--tables` did not name but that their foreign keys reach.
+    /// Tables `--tables` did not name (or from other schemas) that their
+    /// foreign keys reach.
     pub added_by_fk: Vec<String>,
+    /// `--tables` named the tables.
+    pub named_tables: bool,
     /// User-defined types the columns use (enums, domains), by oid.
     pub types: Vec<TypeDef>,
     /// Sequences named by column defaults that are not a column's own
     /// serial sequence (created before the first table).
     pub sequences: Vec<String>,
-    /// Extensions that own a type a column uses (citext, hstore, ...).
+    /// Extensions that own a type a column uses (citext, hstore, ...) or a
+    /// function a default, check or index calls.
     pub extensions: Vec<String>,
+    /// User functions the tables call (not written): `f(integer)`.
+    pub functions: Vec<String>,
+    /// Schemas other than the source's that types live in (created).
+    pub type_schemas: Vec<String>,
     /// The source's relation names of this schema (tables, views, ...): a
     /// statement that mentions one that is not written is skipped.
     pub relations: Vec<String>,
@@ -61,6 +69,10 @@ pub struct Table {
     pub columns: Vec<Column>,
     pub constraints: Vec<Constraint>,
     pub indexes: Vec<Index>,
+    /// Its triggers' names (not written).
+    pub triggers: Vec<String>,
+    /// Its schema as SQL (quoted where Postgres would quote it).
+    pub sql_schema: String,
 }
 
 #[derive(Debug, Clone)]
@@ -174,7 +186,11 @@ pub enum TypeKind {
         /// `CONSTRAINT name CHECK (...)`.
         checks: Vec<String>,
     },
-    /// A composite, range or base type from outside an extension: not
+    /// `CREATE TYPE name AS (attributes)`.
+    Composite(String),
+    /// `CREATE TYPE name AS RANGE (subtype = ...)`.
+    Range(String),
+    /// A base type from outside an extension, or a table's row type: not
     /// written (a comment says so).
     Other(char),
 }

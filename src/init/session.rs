@@ -11,7 +11,7 @@
 use tokio_postgres::Client;
 
 use super::model::{Source, Table};
-use super::{catalog, statements, stats, InitOptions};
+use super::{catalog, depends, statements, stats, InitOptions};
 use crate::backend::url::parse_database_url;
 use crate::error::{Error, Result};
 
@@ -89,13 +89,21 @@ async fn read_in_transaction(client: &Client, opts: &InitOptions) -> Result<Sour
     let picked = pick(&in_schema, opts)?;
     let (mut tables, added) = fk_closure(client, in_schema, picked).await?;
     catalog::fill(client, &mut tables).await?;
-    let (types, extensions) = catalog::types(client, &mut tables).await?;
+    let types = catalog::types(client, &mut tables).await?;
+    let depends = depends::read(client, &mut tables).await?;
     stats::fill(client, &mut tables).await?;
     source.relations = catalog::relation_names(client, &opts.schema).await?;
     source.sequences = shared_sequences(&tables);
     source.added_by_fk = added;
-    source.types = types;
+    source.named_tables = opts.tables.is_some();
+    source.types = types.defs;
+    source.type_schemas = types.schemas;
+    let mut extensions = types.extensions;
+    extensions.extend(depends.extensions);
+    extensions.sort();
+    extensions.dedup();
     source.extensions = extensions;
+    source.functions = depends.functions;
     source.tables = tables;
     source.statements = statements::read(client, &source, pgss_loaded).await?;
     Ok(source)
@@ -178,7 +186,7 @@ async fn fk_closure(
     }
     for t in &chosen {
         if !picked.contains(&t.oid) {
-            added.push(t.name.clone());
+            added.push(format!("{}.{}", t.schema, t.name));
         }
     }
     added.sort();
