@@ -196,6 +196,14 @@ async fn round_trip_reproduces_the_source() {
     let text = init(&source_url(&server), &[]);
     let dir = tempfile::tempdir().unwrap();
     let path = check(dir.path(), &text);
+    // Text values are not copied unless asked for.
+    assert!(
+        !text.contains("\"US\"") && text.contains("\"country_1\""),
+        "{text}"
+    );
+    let with_values = init(&source_url(&server), &["--include-values"]);
+    assert!(with_values.contains("\"US\"") && !with_values.contains("country_1"));
+    assert!(with_values.contains("Also copied (--include-values)"));
 
     // It runs as written: a local cluster, a couple of seconds of traffic.
     let out = pgrehearse(&[
@@ -709,6 +717,11 @@ async fn another_schema_with_types_extensions_functions_and_triggers() {
                  n int CHECK (app.positive(n))
              );
              CREATE TRIGGER users_touch BEFORE UPDATE ON app.users FOR EACH ROW EXECUTE FUNCTION app.touch();
+             CREATE TABLE app.visits (region text NOT NULL, at date NOT NULL) PARTITION BY LIST (region);
+             CREATE TABLE app.visits_eu PARTITION OF app.visits FOR VALUES IN ('eu-west', 'eu-north');
+             CREATE TABLE app.visits_us PARTITION OF app.visits FOR VALUES IN ('us-east');
+             INSERT INTO app.visits SELECT (ARRAY['eu-west', 'eu-north', 'us-east', 'us-east'])[1 + i % 4], DATE '2024-01-01' + i % 30
+             FROM generate_series(1, 400) i;
              INSERT INTO shared.regions SELECT i, 'r' || i FROM generate_series(1, 5) i;
              INSERT INTO app.users (login, mood, region_id, n)
              SELECT 'u' || i, (ARRAY['up', 'down'])[1 + i % 2]::types.mood, 1 + i % 5, i FROM generate_series(1, 100) i;
@@ -729,6 +742,8 @@ async fn another_schema_with_types_extensions_functions_and_triggers() {
         "functions that are not written: positive(integer)",
         "its triggers are not written (nor their functions): users_touch",
         "mood = { gen = \"choice\", values = [\"up\", \"down\"]",
+        // A LIST partition key keeps its values: they are in the bounds.
+        "[table.columns.region]\ngen = \"choice\"\nvalues = [\"us-east\", \"eu-north\", \"eu-west\"]",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

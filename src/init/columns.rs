@@ -144,7 +144,7 @@ fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
         column: c,
         kind,
         rows: cx.rows[ti],
-        include_values: cx.include_values,
+        include_values: cx.include_values || list_partition_key(t, c),
         allowed,
     };
     let (spec, more) = generator(&input);
@@ -266,6 +266,15 @@ fn placeholder(c: &Column) -> String {
         _ => "",
     };
     v.to_string()
+}
+
+/// The column a table is partitioned by LIST on: its values are in the
+/// partitions' bounds (schema, not data), and synthetic ones would fit no
+/// partition.
+fn list_partition_key(t: &Table, c: &Column) -> bool {
+    t.partition_key
+        .as_deref()
+        .is_some_and(|k| k == format!("LIST ({})", c.sql_name))
 }
 
 /// The string literals of a CHECK that lists a text column's values

@@ -72,9 +72,9 @@ pub fn table(o: &mut String, t: &TableOut) {
             c.spec.as_ref().and_then(|s| inline(s, width)).is_some()
         });
     let untouched: Vec<&ColumnOut> = t.columns.iter().filter(|c| c.spec.is_none()).collect();
-    if !short.is_empty() || !untouched.is_empty() {
-        o.push_str("\n[table.columns]\n");
-    }
+    // Always the header, even when every generator is a section of its own:
+    // the scenario loader rejects `[table.columns.x]` without it.
+    o.push_str("\n[table.columns]\n");
     for c in &untouched {
         for n in &c.notes {
             comment(o, &format!("{}: {n}", c.name), "");
