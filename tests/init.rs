@@ -58,6 +58,34 @@ fn init(url: &str, extra: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// A test server whose work database holds what `sql` makes.
+async fn source_with(sql: &str) -> TestServer {
+    let server = common::test_server().await;
+    server
+        .client()
+        .await
+        .batch_execute(sql)
+        .await
+        .expect("the source's SQL");
+    server
+}
+
+/// `text` checked, then seeded into a fresh database `copy` of the server
+/// behind `conn`: a client on it.
+async fn seeded(conn: &ConnInfo, text: &str) -> tokio_postgres::Client {
+    let dir = tempfile::tempdir().unwrap();
+    let path = check(dir.path(), text);
+    let copy = seed_copy(conn, &path, "copy").await;
+    common::connect(&copy, "copy").await
+}
+
+/// Every one of `expected` is somewhere in `text`.
+fn assert_contains_all(text: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "missing {e:?} in\n{text}");
+    }
+}
+
 /// Write `text` to a file and `pgrehearse check` it.
 fn check(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("scenario.toml");
@@ -255,13 +283,8 @@ async fn round_trip_reproduces_the_source() {
 async fn local_server(settings: &[(&str, &str)]) -> Backend {
     let opts = BackendOptions {
         backend: BackendKind::Local,
-        image: None,
         database_url: None,
-        version: None,
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        ..common::test_options(settings)
     };
     Backend::start(&opts).await.expect("a local cluster")
 }
@@ -432,45 +455,38 @@ async fn unreachable_or_unreadable_sources_exit_3_and_bad_names_exit_2() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn columns_of_types_no_generator_writes_get_a_comment_and_still_seed() {
-    let server = common::test_server().await;
-    server
-        .client()
-        .await
-        .batch_execute(
-            "CREATE TABLE odd (
-                id int PRIMARY KEY,
-                addr inet NOT NULL,
-                tags text[],
-                wait interval NOT NULL DEFAULT '1 day',
-                spot point NOT NULL,
-                doc tsvector,
-                span int4range NOT NULL,
-                blob bytea NOT NULL
-             );
-             INSERT INTO odd SELECT i, '10.0.0.1', CASE WHEN i % 2 = 0 THEN ARRAY['a'] END,
-                 interval '1 hour', point(i, i), to_tsvector('some words'), int4range(i, i + 5), 'x'
-             FROM generate_series(1, 300) i;
-             ANALYZE odd;",
-        )
-        .await
-        .unwrap();
+    let server = source_with(
+        "CREATE TABLE odd (
+            id int PRIMARY KEY,
+            addr inet NOT NULL,
+            tags text[],
+            wait interval NOT NULL DEFAULT '1 day',
+            spot point NOT NULL,
+            doc tsvector,
+            span int4range NOT NULL,
+            blob bytea NOT NULL
+         );
+         INSERT INTO odd SELECT i, '10.0.0.1', CASE WHEN i % 2 = 0 THEN ARRAY['a'] END,
+             interval '1 hour', point(i, i), to_tsvector('some words'), int4range(i, i + 5), 'x'
+         FROM generate_series(1, 300) i;
+         ANALYZE odd;",
+    )
+    .await;
     let text = init(&source_url(&server), &[]);
-    for expected in [
-        "# type inet: no generator writes it; every row gets the constant \"0.0.0.0\"",
-        "# tags: type text[]: no generator writes it; left NULL",
-        "# wait: type interval: no generator writes it; its default fills every row",
-        "# type point: no generator writes it; every row gets the constant \"(0,0)\"",
-        "# doc: type tsvector: no generator writes it; left NULL",
-        "# type int4range: no generator writes it; every row gets the constant \"empty\"",
-        "addr = { gen = \"constant\", value = \"0.0.0.0\" }",
-        "blob = { gen = \"constant\", value = \"\" }",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = check(dir.path(), &text);
-    let copy = seed_copy(server.conn(), &path, "copy").await;
-    let c = common::connect(&copy, "copy").await;
+    assert_contains_all(
+        &text,
+        &[
+            "# type inet: no generator writes it; every row gets the constant \"0.0.0.0\"",
+            "# tags: type text[]: no generator writes it; left NULL",
+            "# wait: type interval: no generator writes it; its default fills every row",
+            "# type point: no generator writes it; every row gets the constant \"(0,0)\"",
+            "# doc: type tsvector: no generator writes it; left NULL",
+            "# type int4range: no generator writes it; every row gets the constant \"empty\"",
+            "addr = { gen = \"constant\", value = \"0.0.0.0\" }",
+            "blob = { gen = \"constant\", value = \"\" }",
+        ],
+    );
+    let c = seeded(server.conn(), &text).await;
     let row = c
         .query_one(
             "SELECT count(*) FILTER (WHERE addr = '0.0.0.0' AND spot ~= point(0, 0) AND span = 'empty' \
@@ -485,39 +501,32 @@ async fn columns_of_types_no_generator_writes_get_a_comment_and_still_seed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cycle_of_foreign_keys_is_closed_after_seeding() {
-    let server = common::test_server().await;
-    server
-        .client()
-        .await
-        .batch_execute(
-            "CREATE TABLE a (id int PRIMARY KEY, b_id int);
-             CREATE TABLE b (id int PRIMARY KEY, a_id int NOT NULL REFERENCES a (id));
-             ALTER TABLE a ADD CONSTRAINT a_b_fk FOREIGN KEY (b_id) REFERENCES b (id);
-             CREATE TABLE node (id int PRIMARY KEY, parent_id int REFERENCES node (id));
-             INSERT INTO a SELECT i, NULL FROM generate_series(1, 100) i;
-             INSERT INTO b SELECT i, 1 + i % 100 FROM generate_series(1, 50) i;
-             UPDATE a SET b_id = 1 + id % 50;
-             INSERT INTO node SELECT i, CASE WHEN i > 1 THEN i / 2 END FROM generate_series(1, 200) i;
-             ANALYZE;",
-        )
-        .await
-        .unwrap();
+    let server = source_with(
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int);
+         CREATE TABLE b (id int PRIMARY KEY, a_id int NOT NULL REFERENCES a (id));
+         ALTER TABLE a ADD CONSTRAINT a_b_fk FOREIGN KEY (b_id) REFERENCES b (id);
+         CREATE TABLE node (id int PRIMARY KEY, parent_id int REFERENCES node (id));
+         INSERT INTO a SELECT i, NULL FROM generate_series(1, 100) i;
+         INSERT INTO b SELECT i, 1 + i % 100 FROM generate_series(1, 50) i;
+         UPDATE a SET b_id = 1 + id % 50;
+         INSERT INTO node SELECT i, CASE WHEN i > 1 THEN i / 2 END FROM generate_series(1, 200) i;
+         ANALYZE;",
+    )
+    .await;
     let text = init(&source_url(&server), &[]);
-    for expected in [
+    assert_contains_all(
+        &text,
+        &[
         "a_b_fk is added in after_seed: the foreign keys form a cycle",
         "\"ALTER TABLE a ADD CONSTRAINT a_b_fk FOREIGN KEY (b_id) REFERENCES b(id)\"",
         "node_parent_id_fkey is added in after_seed: it references its own table",
         "\"ALTER TABLE node ADD CONSTRAINT node_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES node(id)\"",
         "b_id = { gen = \"fk\", table = \"b\", deferred = true }",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
-    }
+        ],
+    );
     // b references a, so a comes first.
     assert!(text.find("name = \"a\"").unwrap() < text.find("name = \"b\"").unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let path = check(dir.path(), &text);
-    let copy = seed_copy(server.conn(), &path, "copy").await;
-    let c = common::connect(&copy, "copy").await;
+    let c = seeded(server.conn(), &text).await;
     let rows = c
         .query(
             "SELECT conname::text, convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1",
@@ -670,10 +679,7 @@ async fn the_scenario_of_a_small_schema() {
     // The same database, the same file.
     assert_eq!(init(&backend_url(&server), &[]), text);
     // It seeds: partitions, the generated column, the domain's check.
-    let dir = tempfile::tempdir().unwrap();
-    let path = check(dir.path(), &text);
-    let copy = seed_copy(server.conn(), &path, "copy").await;
-    let c = common::connect(&copy, "copy").await;
+    let c = seeded(server.conn(), &text).await;
     let row = c
         .query_one(
             "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events_later), \
@@ -691,46 +697,43 @@ async fn the_scenario_of_a_small_schema() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_schema_with_types_extensions_functions_and_triggers() {
-    let server = common::test_server().await;
-    server
-        .client()
-        .await
-        .batch_execute(
-            r#"CREATE EXTENSION citext;
-             CREATE EXTENSION "uuid-ossp";
-             CREATE SCHEMA types;
-             CREATE TYPE types.mood AS ENUM ('up', 'down');
-             CREATE TYPE pair AS (a int, b text);
-             CREATE TYPE floatrange AS RANGE (subtype = float8);
-             CREATE SCHEMA shared;
-             CREATE TABLE shared.regions (id int PRIMARY KEY, name text);
-             CREATE SCHEMA app;
-             CREATE FUNCTION app.positive(x int) RETURNS bool IMMUTABLE LANGUAGE sql AS $$ SELECT x > 0 $$;
-             CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
-             CREATE TABLE app.users (
-                 id uuid PRIMARY KEY DEFAULT uuid_generate_v4(),
-                 login citext NOT NULL,
-                 mood types.mood,
-                 p pair,
-                 r floatrange,
-                 region_id int REFERENCES shared.regions (id),
-                 n int CHECK (app.positive(n))
-             );
-             CREATE TRIGGER users_touch BEFORE UPDATE ON app.users FOR EACH ROW EXECUTE FUNCTION app.touch();
-             CREATE TABLE app.visits (region text NOT NULL, at date NOT NULL) PARTITION BY LIST (region);
-             CREATE TABLE app.visits_eu PARTITION OF app.visits FOR VALUES IN ('eu-west', 'eu-north');
-             CREATE TABLE app.visits_us PARTITION OF app.visits FOR VALUES IN ('us-east');
-             INSERT INTO app.visits SELECT (ARRAY['eu-west', 'eu-north', 'us-east', 'us-east'])[1 + i % 4], DATE '2024-01-01' + i % 30
-             FROM generate_series(1, 400) i;
-             INSERT INTO shared.regions SELECT i, 'r' || i FROM generate_series(1, 5) i;
-             INSERT INTO app.users (login, mood, region_id, n)
-             SELECT 'u' || i, (ARRAY['up', 'down'])[1 + i % 2]::types.mood, 1 + i % 5, i FROM generate_series(1, 100) i;
-             ANALYZE;"#,
-        )
-        .await
-        .unwrap();
+    let server = source_with(
+        r#"CREATE EXTENSION citext;
+         CREATE EXTENSION "uuid-ossp";
+         CREATE SCHEMA types;
+         CREATE TYPE types.mood AS ENUM ('up', 'down');
+         CREATE TYPE pair AS (a int, b text);
+         CREATE TYPE floatrange AS RANGE (subtype = float8);
+         CREATE SCHEMA shared;
+         CREATE TABLE shared.regions (id int PRIMARY KEY, name text);
+         CREATE SCHEMA app;
+         CREATE FUNCTION app.positive(x int) RETURNS bool IMMUTABLE LANGUAGE sql AS $$ SELECT x > 0 $$;
+         CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TABLE app.users (
+             id uuid PRIMARY KEY DEFAULT uuid_generate_v4(),
+             login citext NOT NULL,
+             mood types.mood,
+             p pair,
+             r floatrange,
+             region_id int REFERENCES shared.regions (id),
+             n int CHECK (app.positive(n))
+         );
+         CREATE TRIGGER users_touch BEFORE UPDATE ON app.users FOR EACH ROW EXECUTE FUNCTION app.touch();
+         CREATE TABLE app.visits (region text NOT NULL, at date NOT NULL) PARTITION BY LIST (region);
+         CREATE TABLE app.visits_eu PARTITION OF app.visits FOR VALUES IN ('eu-west', 'eu-north');
+         CREATE TABLE app.visits_us PARTITION OF app.visits FOR VALUES IN ('us-east');
+         INSERT INTO app.visits SELECT (ARRAY['eu-west', 'eu-north', 'us-east', 'us-east'])[1 + i % 4], DATE '2024-01-01' + i % 30
+         FROM generate_series(1, 400) i;
+         INSERT INTO shared.regions SELECT i, 'r' || i FROM generate_series(1, 5) i;
+         INSERT INTO app.users (login, mood, region_id, n)
+         SELECT 'u' || i, (ARRAY['up', 'down'])[1 + i % 2]::types.mood, 1 + i % 5, i FROM generate_series(1, 100) i;
+         ANALYZE;"#,
+    )
+    .await;
     let text = init(&source_url(&server), &["--schema", "app"]);
-    for expected in [
+    assert_contains_all(
+        &text,
+        &[
         "Besides the tables of schema app: shared.regions, which their foreign keys reference.",
         "CREATE SCHEMA IF NOT EXISTS types;",
         "CREATE EXTENSION IF NOT EXISTS citext;",
@@ -744,8 +747,7 @@ async fn another_schema_with_types_extensions_functions_and_triggers() {
         "mood = { gen = \"choice\", values = [\"up\", \"down\"]",
         // A LIST partition key keeps its values: they are in the bounds.
         "[table.columns.region]\ngen = \"choice\"\nvalues = [\"us-east\", \"eu-north\", \"eu-west\"]",
-    ] {
-        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
-    }
+        ],
+    );
     server.teardown().await;
 }

@@ -273,16 +273,17 @@ pub fn gen_text(g: &ColumnGen) -> String {
             rest,
             rest_weight,
         } => {
-            let items: Vec<String> = values
-                .iter()
-                .zip(weights)
-                .map(|(v, w)| format!("{v}:{w}"))
-                .collect();
-            let rest = gen_text(&ColumnGen {
-                kind: (**rest).clone(),
-                null_fraction: 0.0,
+            let part = |kind: Gen| {
+                gen_text(&ColumnGen {
+                    kind,
+                    null_fraction: 0.0,
+                })
+            };
+            let listed = part(Gen::Choice {
+                values: values.clone(),
+                weights: weights.clone(),
             });
-            format!("choice [{}], else ({rest}):{rest_weight}", items.join(", "))
+            format!("{listed}, else ({}):{rest_weight}", part((**rest).clone()))
         }
     };
     if g.null_fraction > 0.0 {

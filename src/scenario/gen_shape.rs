@@ -545,90 +545,102 @@ sql = "SELECT 1"
 
     #[test]
     fn bad_shapes_are_located_errors() {
-        let e = errors_of(
-            r#"{ gen = "int", bounds = [1, 5], min = 1 }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(
-            e.contains("table[0].columns.c.min: give either `bounds` or min/max"),
-            "{e}"
-        );
-        let e = errors_of(r#"{ gen = "int", bounds = [5, 1] }"#, r#"{ gen = "uuid" }"#);
-        assert!(
-            e.contains("columns.c.bounds[1]: is less than the bound before it"),
-            "{e}"
-        );
-        let e = errors_of(r#"{ gen = "int", bounds = [5] }"#, r#"{ gen = "uuid" }"#);
-        assert!(
-            e.contains("columns.c.bounds: has 1 bounds; expected 2"),
-            "{e}"
-        );
-        let e = errors_of(
-            r#"{ gen = "timestamp", bounds = ["soon", "later"] }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(
-            e.contains("bounds[0]: `\"soon\"` is not a date or timestamp"),
-            "{e}"
-        );
-        let e = errors_of(
-            r#"{ gen = "int", bounds = [1, 5], dist = "zipf" }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(e.contains("columns.c.dist: `dist` does not combine"), "{e}");
-        for bad in ["0", "\"0%\"", "\"150%\"", "\"many\"", "1.5"] {
-            let e = errors_of(
-                &format!(r#"{{ gen = "int", min = 1, max = 9, distinct = {bad} }}"#),
+        let uuid = r#"{ gen = "uuid" }"#;
+        let cases = [
+            (
+                r#"{ gen = "int", bounds = [1, 5], min = 1 }"#,
+                uuid,
+                "table[0].columns.c.min: give either `bounds` or min/max",
+            ),
+            (
+                r#"{ gen = "int", bounds = [5, 1] }"#,
+                uuid,
+                "columns.c.bounds[1]: is less than the bound before it",
+            ),
+            (
+                r#"{ gen = "int", bounds = [5] }"#,
+                uuid,
+                "columns.c.bounds: has 1 bounds; expected 2",
+            ),
+            (
+                r#"{ gen = "timestamp", bounds = ["soon", "later"] }"#,
+                uuid,
+                "bounds[0]: `\"soon\"` is not a date or timestamp",
+            ),
+            (
+                r#"{ gen = "int", bounds = [1, 5], dist = "zipf" }"#,
+                uuid,
+                "columns.c.dist: `dist` does not combine",
+            ),
+            (
+                r#"{ gen = "int", min = 1, max = 9, distinct = 0 }"#,
+                uuid,
+                "columns.c.distinct: `0` is out of range",
+            ),
+            (
+                r#"{ gen = "int", min = 1, max = 9, distinct = "0%" }"#,
+                uuid,
+                "columns.c.distinct: `0%` is not a share",
+            ),
+            (
+                r#"{ gen = "int", min = 1, max = 9, distinct = "150%" }"#,
+                uuid,
+                "columns.c.distinct: `150%` is not a share",
+            ),
+            (
+                r#"{ gen = "int", min = 1, max = 9, distinct = 1.5 }"#,
+                uuid,
+                "columns.c.distinct: `1.5` is out of range",
+            ),
+            (
+                r#"{ gen = "text", min_len = 1, max_len = 2, distinct = 5000 }"#,
+                uuid,
+                "5000 distinct texts do not fit in 2 characters",
+            ),
+            (
+                r#"{ gen = "choice", values = [1], rest_weight = 3 }"#,
+                uuid,
+                "columns.c.rest_weight: there is no `rest`",
+            ),
+            (
+                r#"{ gen = "choice", values = [1], rest = { gen = "int", min = 1, max = 2 } }"#,
+                uuid,
+                "columns.c.rest_weight: missing",
+            ),
+            (
+                r#"{ gen = "choice", values = [1], rest = { gen = "int", min = 1, max = 2, null_fraction = 0.5 }, rest_weight = 1 }"#,
+                uuid,
+                "columns.c.rest.null_fraction: NULLs are the outer generator's",
+            ),
+            (
+                r#"{ gen = "choice", values = [1], rest = { gen = "nope" }, rest_weight = 1 }"#,
+                uuid,
+                "columns.c.rest.gen: unknown generator",
+            ),
+            (
+                r#"{ gen = "fk", table = "t", deferred = true, rest_weight = 3 }"#,
+                uuid,
+                "columns.c.rest_weight: rest_weight weighs all keys",
+            ),
+            (
+                r#"{ gen = "fk", table = "t", deferred = true, weights = [1] }"#,
+                uuid,
+                "columns.c.rest_weight: missing",
+            ),
+            (
                 r#"{ gen = "uuid" }"#,
-            );
-            assert!(e.contains("columns.c.distinct:"), "{bad}: {e}");
+                r#"{ gen = "int", min = 1, max = 9, distinct = "5%" }"#,
+                "workload.query[0].params[0].distinct: a share of rows needs a table",
+            ),
+            (
+                r#"{ gen = "uuid", distinct = 5 }"#,
+                uuid,
+                "`distinct` does not apply to gen = \"uuid\"",
+            ),
+        ];
+        for (spec, param, want) in cases {
+            let e = errors_of(spec, param);
+            assert!(e.contains(want), "{spec}: wanted {want:?} in {e}");
         }
-        let e = errors_of(
-            r#"{ gen = "text", min_len = 1, max_len = 2, distinct = 5000 }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(
-            e.contains("5000 distinct texts do not fit in 2 characters"),
-            "{e}"
-        );
-        let e = errors_of(
-            r#"{ gen = "choice", values = [1], rest_weight = 3 }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(
-            e.contains("columns.c.rest_weight: there is no `rest`"),
-            "{e}"
-        );
-        let e = errors_of(
-            r#"{ gen = "choice", values = [1], rest = { gen = "int", min = 1, max = 2 } }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(e.contains("columns.c.rest_weight: missing"), "{e}");
-        let e = errors_of(
-            r#"{ gen = "choice", values = [1], rest = { gen = "int", min = 1, max = 2, null_fraction = 0.5 }, rest_weight = 1 }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(
-            e.contains("columns.c.rest.null_fraction: NULLs are the outer generator's"),
-            "{e}"
-        );
-        let e = errors_of(
-            r#"{ gen = "choice", values = [1], rest = { gen = "nope" }, rest_weight = 1 }"#,
-            r#"{ gen = "uuid" }"#,
-        );
-        assert!(e.contains("columns.c.rest.gen: unknown generator"), "{e}");
-        let e = errors_of(
-            r#"{ gen = "uuid" }"#,
-            r#"{ gen = "int", min = 1, max = 9, distinct = "5%" }"#,
-        );
-        assert!(
-            e.contains("workload.query[0].params[0].distinct: a share of rows needs a table"),
-            "{e}"
-        );
-        let e = errors_of(r#"{ gen = "uuid", distinct = 5 }"#, r#"{ gen = "uuid" }"#);
-        assert!(
-            e.contains("`distinct` does not apply to gen = \"uuid\""),
-            "{e}"
-        );
     }
 }
