@@ -386,7 +386,7 @@ fn init(options: &InitOptions, quiet: bool) -> Result<u8> {
         );
     }
     let (text, summary) = runtime.block_on(crate::init::init(options))?;
-    print!("{text}");
+    crate::printer::stdout(&text)?;
     if !quiet {
         let statements = match summary.statements {
             Some(n) => format!("{n} statements from pg_stat_statements"),
