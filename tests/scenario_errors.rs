@@ -64,6 +64,17 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        // `[table.columns.value]` without a `[table.columns]` line once
+        // failed to load at all ("expected a borrowed string").
+        "column_in_dotted_header.toml",
+        &[(
+            14,
+            16,
+            "table[0].columns.value",
+            "column `value` is not in the CREATE TABLE statement of `t`",
+        )],
+    ),
+    (
         "table_not_in_create.toml",
         &[(7, 10, "table[0].create", "does not mention table `t`")],
     ),

@@ -22,14 +22,14 @@ pub struct ScenarioFile {
     pub description: Option<S<String>>,
     pub pair: Option<S<String>>,
     pub variant: Option<S<String>>,
-    pub postgres: Option<S<PostgresSection>>,
+    pub postgres: Option<PostgresSection>,
     #[serde(default)]
     pub table: Vec<S<TableSection>>,
     pub seed_sql: Option<S<SqlText>>,
-    pub workload: Option<S<WorkloadSection>>,
+    pub workload: Option<WorkloadSection>,
     #[serde(default)]
     pub phase: Vec<S<PhaseSection>>,
-    pub budget: Option<S<BudgetSection>>,
+    pub budget: Option<BudgetSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,7 +38,7 @@ pub struct PostgresSection {
     /// "17" or 17.
     pub version: Option<S<Value>>,
     pub image: Option<S<String>>,
-    pub settings: Option<S<OrderedMap<S<Value>>>>,
+    pub settings: Option<OrderedMap<S<Value>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +48,7 @@ pub struct TableSection {
     pub rows: Option<S<i64>>,
     pub create: Option<S<String>>,
     pub after_seed: Option<S<SqlText>>,
-    pub columns: Option<S<OrderedMap<S<GenSpec>>>>,
+    pub columns: Option<OrderedMap<S<GenSpec>>>,
 }
 
 /// A generator spec: one flat struct so every field keeps its own span; the

@@ -20,6 +20,20 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where the top-level table `key` is written (its header, or its first key
+/// when only dotted headers such as `[postgres.settings]` create it); 0..0
+/// when absent. Sections are not kept with spans: toml gives none for a table
+/// that only dotted headers create.
+pub fn table_span(text: &str, key: &str) -> Range<usize> {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return 0..0;
+    };
+    let Some((k, item)) = doc.as_table().get_key_value(key) else {
+        return 0..0;
+    };
+    item.span().or_else(|| k.span()).unwrap_or(0..0)
+}
+
 /// The most specific dotted path whose key or value span contains `offset`,
 /// in a document that parses as TOML. Empty when nothing matches.
 pub fn path_at(text: &str, offset: usize) -> String {

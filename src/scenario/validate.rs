@@ -86,11 +86,7 @@ pub fn validate(
         .collect();
     let workload = workload(d, f.workload.as_ref(), &targets);
     let phases = phases(d, &f.phase, &workload.apps());
-    let budget = f
-        .budget
-        .as_ref()
-        .map(|b| budget(d, b.get_ref()))
-        .unwrap_or_default();
+    let budget = f.budget.as_ref().map(|b| budget(d, b)).unwrap_or_default();
     Scenario {
         path: path.to_path_buf(),
         name,
@@ -107,11 +103,10 @@ pub fn validate(
     }
 }
 
-fn postgres(d: &mut Diags, p: Option<&S<model::PostgresSection>>) -> PostgresPlan {
+fn postgres(d: &mut Diags, p: Option<&model::PostgresSection>) -> PostgresPlan {
     let Some(p) = p else {
         return PostgresPlan::default();
     };
-    let p = p.get_ref();
     let version = p.version.as_ref().and_then(|v| match v.get_ref() {
         toml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         toml::Value::Integer(i) if (9..=99).contains(i) => Some(i.to_string()),
@@ -133,7 +128,7 @@ fn postgres(d: &mut Diags, p: Option<&S<model::PostgresSection>>) -> PostgresPla
     });
     let mut settings = Vec::new();
     if let Some(s) = &p.settings {
-        for (k, v) in &s.get_ref().0 {
+        for (k, v) in &s.0 {
             let field = format!("postgres.settings.{}", k.get_ref());
             if !k
                 .get_ref()
@@ -377,7 +372,7 @@ fn columns(
     };
     let check_names = !create.is_empty() && !columns_from_elsewhere(create);
     let mut columns = Vec::new();
-    for (k, spec) in &cols.get_ref().0 {
+    for (k, spec) in &cols.0 {
         let path = format!("table[{i}].columns.{}", k.get_ref());
         if check_names && !mentions(idents, k.get_ref()) {
             d.err(

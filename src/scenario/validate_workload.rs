@@ -11,10 +11,10 @@ use crate::sql;
 
 pub(super) fn workload(
     d: &mut Diags,
-    w: Option<&S<model::WorkloadSection>>,
+    w: Option<&model::WorkloadSection>,
     tables: &[FkTarget],
 ) -> WorkloadPlan {
-    let Some(ws) = w else {
+    let Some(w) = w else {
         d.err(
             0..0,
             "workload",
@@ -22,7 +22,6 @@ pub(super) fn workload(
         );
         return WorkloadPlan::idle();
     };
-    let w = ws.get_ref();
     let clients = match &w.clients {
         Some(v) => d.int_in(v, "workload.clients", 1, 10_000).unwrap_or(1) as u32,
         None => 4,
@@ -48,7 +47,7 @@ pub(super) fn workload(
     let query_timeout = d.positive_duration(&w.query_timeout, "workload.query_timeout");
     if w.query.is_empty() {
         d.err(
-            ws.span(),
+            super::span::table_span(d.text, "workload"),
             "workload.query",
             "no queries; expected at least one [[workload.query]] with name and sql",
         );
