@@ -56,12 +56,20 @@ fn is_timestamp(s: &str) -> bool {
         })
 }
 
-pub fn parse(path: &Path, text: &str) -> Result<Plan, MigrationError> {
-    let err = |line: usize, msg: String| MigrationError::at(Location::new(path, line, 1), msg);
-    let mut plan = Plan::default();
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-    // Pragmas up to the first blank line.
-    for (n, line) in lines.by_ref() {
+/// One line of the plan after the pragmas: `[+|@]name [deps] timestamp planner <email> # note`.
+struct Entry<'a> {
+    head: &'a str,
+    requires: Vec<String>,
+    note: &'a str,
+}
+
+/// The pragmas up to the first blank line; returns the project's name.
+fn read_pragmas<'a>(
+    path: &Path,
+    lines: &mut impl Iterator<Item = (usize, &'a str)>,
+) -> Result<String, MigrationError> {
+    let mut project = String::new();
+    for (n, line) in lines {
         let t = line.trim();
         if t.is_empty() {
             break;
@@ -70,55 +78,80 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, MigrationError> {
             continue;
         }
         let Some(pragma) = t.strip_prefix('%') else {
-            return Err(err(
-                n,
-                "invalid pragma; a blank line must come between pragmas and changes".into(),
+            return Err(MigrationError::at(
+                Location::new(path, n, 1),
+                "invalid pragma; a blank line must come between pragmas and changes",
             ));
         };
         let (key, value) = pragma.split_once('=').unwrap_or((pragma, ""));
         if key.trim() == "project" {
-            plan.project = value.split('#').next().unwrap_or("").trim().to_string();
+            project = value.split('#').next().unwrap_or("").trim().to_string();
         }
     }
-    if plan.project.is_empty() {
+    if project.is_empty() {
         return Err(MigrationError::at(
             Location::file(path),
             "missing %project pragma in sqitch.plan",
         ));
     }
+    Ok(project)
+}
+
+/// Splits a change or tag line into its parts, checking the timestamp and
+/// planner; `None` for a blank or comment-only line.
+fn read_entry(line: &str) -> Result<Option<Entry<'_>>, String> {
+    let (body, note) = match line.find('#') {
+        Some(i) => (&line[..i], line[i + 1..].trim()),
+        None => (line, ""),
+    };
+    let body = body.trim();
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let (head, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+    let mut rest = rest.trim_start();
+    let mut requires = Vec::new();
+    if let Some(r) = rest.strip_prefix('[') {
+        let Some((deps, after)) = r.split_once(']') else {
+            return Err("unclosed [ of dependencies".into());
+        };
+        requires = deps.split_whitespace().map(str::to_string).collect();
+        rest = after.trim_start();
+    }
+    let (ts, planner) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !is_timestamp(ts) {
+        return Err("missing timestamp (YYYY-MM-DDTHH:MM:SSZ) after the name".into());
+    }
+    if !(planner.contains('<') && planner.trim_end().ends_with('>')) {
+        return Err("missing planner name and <email>".into());
+    }
+    Ok(Some(Entry {
+        head,
+        requires,
+        note,
+    }))
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Plan, MigrationError> {
+    let err = |line: usize, msg: String| MigrationError::at(Location::new(path, line, 1), msg);
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let mut plan = Plan {
+        project: read_pragmas(path, &mut lines)?,
+        ..Plan::default()
+    };
     // Since the last tag: change name → line (a duplicate there is an error).
     let mut since_tag: HashMap<String, usize> = HashMap::new();
     let mut tag_lines: HashMap<String, usize> = HashMap::new();
     let mut last_by_name: HashMap<String, usize> = HashMap::new();
     for (n, line) in lines {
-        let (body, note) = match line.find('#') {
-            Some(i) => (&line[..i], line[i + 1..].trim()),
-            None => (line, ""),
-        };
-        let body = body.trim();
-        if body.is_empty() {
+        let Some(Entry {
+            head,
+            requires,
+            note,
+        }) = read_entry(line).map_err(|msg| err(n, msg))?
+        else {
             continue;
-        }
-        let (head, rest) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
-        let mut rest = rest.trim_start();
-        let mut requires = Vec::new();
-        if let Some(r) = rest.strip_prefix('[') {
-            let Some((deps, after)) = r.split_once(']') else {
-                return Err(err(n, "unclosed [ of dependencies".into()));
-            };
-            requires = deps.split_whitespace().map(str::to_string).collect();
-            rest = after.trim_start();
-        }
-        let (ts, planner) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        if !is_timestamp(ts) {
-            return Err(err(
-                n,
-                "missing timestamp (YYYY-MM-DDTHH:MM:SSZ) after the name".into(),
-            ));
-        }
-        if !(planner.contains('<') && planner.trim_end().ends_with('>')) {
-            return Err(err(n, "missing planner name and <email>".into()));
-        }
+        };
         if let Some(tag) = head.strip_prefix('@') {
             if !valid_name(tag) || tag.contains('/') {
                 return Err(err(n, format!("invalid tag name \"{tag}\"")));
