@@ -13,6 +13,7 @@ use crate::init::InitOptions;
 use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
 use crate::rehearsal;
 use crate::scenario::{self, Overrides, Scenario};
+use crate::sweep::SweepOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +33,22 @@ pub enum Command {
     Run {
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Rehearse one scenario at several sizes (and rates), fit each figure
+    /// against size and extrapolate: sweep.csv/.json/.md/.svg/.png in a
+    /// sweep-<stamp>/ directory beside the runs.
+    Sweep {
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+        /// Open-loop rates in queries/s, comma-separated (default: the scenario's).
+        #[arg(long, value_name = "RATE,...")]
+        rate: Option<String>,
+        /// The size (rows of the largest table) to extrapolate to: 400M.
+        #[arg(long, value_name = "ROWS")]
+        extrapolate: Option<String>,
+        /// --rows is a comma-separated list of sizes: 100k,400k,1.6M.
         #[command(flatten)]
         args: RunArgs,
     },
@@ -148,6 +165,11 @@ impl From<BackendArg> for BackendKind {
 
 /// Parse `250000`, `250_000`, `250k`, `2M`, `1.5M`, `1G` into a row count.
 pub fn parse_rows(s: &str) -> std::result::Result<u64, String> {
+    parse_count("--rows", s)
+}
+
+/// A row count (as [`parse_rows`]); errors name `flag`.
+pub fn parse_count(flag: &str, s: &str) -> std::result::Result<u64, String> {
     let t = s.trim().replace('_', "");
     let (num, mult) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
@@ -157,11 +179,11 @@ pub fn parse_rows(s: &str) -> std::result::Result<u64, String> {
     };
     let v: f64 = num
         .parse()
-        .map_err(|_| format!("--rows: `{s}` is not a row count (examples: 250000, 250k, 2M)"))?;
+        .map_err(|_| format!("{flag}: `{s}` is not a row count (examples: 250000, 250k, 2M)"))?;
     let rows = v * mult;
     if !(1.0..=1e13).contains(&rows) || rows.fract() != 0.0 {
         return Err(format!(
-            "--rows: `{s}` must be a whole number of rows between 1 and 10^13"
+            "{flag}: `{s}` must be a whole number of rows between 1 and 10^13"
         ));
     }
     Ok(rows as u64)
@@ -210,6 +232,10 @@ pub enum Plan {
     Run {
         scenarios: Vec<Scenario>,
         options: RunOptions,
+    },
+    Sweep {
+        scenarios: Vec<Scenario>,
+        options: SweepOptions,
     },
     Report {
         run_dir: PathBuf,
@@ -260,43 +286,15 @@ pub fn plan(cli: Cli) -> Result<Plan> {
         )?)),
         Command::Run { scenarios, args } => {
             let mut scenarios = load_all(&scenarios, &overrides(&args.rows, args.scale)?)?;
-            let budgets = parse_budgets(&args.budgets)?;
-            // The budget in force, which run.json records: the scenario's
-            // with every --budget on top.
-            for s in &mut scenarios {
-                for (key, value) in &budgets {
-                    s.budget
-                        .apply(key, *value)
-                        .map_err(|e| Error::Usage(format!("--budget: {e}")))?;
-                }
-            }
-            let backend = BackendKind::from(args.backend);
-            if backend == BackendKind::Url && args.database_url.is_none() {
-                return Err(Error::Usage(
-                    "--backend url needs --database-url postgres://user@host:port/db".into(),
-                ));
-            }
-            let options = RunOptions {
-                server: ServerOptions {
-                    backend,
-                    image: args.image,
-                    database_url: args.database_url,
-                },
-                out: args.out,
-                seed: args.seed,
-                budgets,
-                output: OutputMode {
-                    summary: match (args.json, args.quiet) {
-                        (true, _) => SummaryFormat::Json,
-                        (false, true) => SummaryFormat::Verdict,
-                        (false, false) => SummaryFormat::Text,
-                    },
-                    chatter: !args.quiet,
-                    verbose: args.verbose,
-                },
-            };
+            let options = run_options(args, &mut scenarios)?;
             Ok(Plan::Run { scenarios, options })
         }
+        Command::Sweep {
+            scenario,
+            rate,
+            extrapolate,
+            args,
+        } => sweep_plan(scenario, rate, extrapolate, args),
         Command::Init {
             database_url,
             tables,
@@ -363,6 +361,14 @@ pub fn run(plan: Plan) -> Result<u8> {
                 .map_err(anyhow::Error::new)?;
             Ok(runtime.block_on(rehearsal::rehearse_batch(&scenarios, &options)))
         }
+        Plan::Sweep { scenarios, options } => {
+            init_logging(options.run.output.verbose);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::new)?;
+            Ok(runtime.block_on(crate::sweep::sweep(&scenarios, &options)))
+        }
         Plan::Report {
             run_dir,
             format,
@@ -417,6 +423,133 @@ fn init_logging(verbose: u8) {
         .with(fmt)
         .with(Targets::new().with_target("pgrehearse", level))
         .try_init();
+}
+
+/// The options of a rehearsing command; every `--budget` applied to each
+/// scenario (the budget in force, which run.json records).
+fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<RunOptions> {
+    let budgets = parse_budgets(&args.budgets)?;
+    for s in scenarios.iter_mut() {
+        for (key, value) in &budgets {
+            s.budget
+                .apply(key, *value)
+                .map_err(|e| Error::Usage(format!("--budget: {e}")))?;
+        }
+    }
+    let backend = BackendKind::from(args.backend);
+    if backend == BackendKind::Url && args.database_url.is_none() {
+        return Err(Error::Usage(
+            "--backend url needs --database-url postgres://user@host:port/db".into(),
+        ));
+    }
+    Ok(RunOptions {
+        server: ServerOptions {
+            backend,
+            image: args.image,
+            database_url: args.database_url,
+        },
+        out: args.out,
+        seed: args.seed,
+        budgets,
+        output: OutputMode {
+            summary: match (args.json, args.quiet) {
+                (true, _) => SummaryFormat::Json,
+                (false, true) => SummaryFormat::Verdict,
+                (false, false) => SummaryFormat::Text,
+            },
+            chatter: !args.quiet,
+            verbose: args.verbose,
+        },
+    })
+}
+
+/// `sweep`: the size and rate lists checked (exit 2 naming the flag), the
+/// scenario loaded once per size.
+fn sweep_plan(
+    scenario: PathBuf,
+    rate: Option<String>,
+    extrapolate: Option<String>,
+    mut args: RunArgs,
+) -> Result<Plan> {
+    let Some(rows) = args.rows.take() else {
+        return Err(Error::Usage(
+            "--rows: sweep needs the sizes to rehearse, e.g. --rows 100k,400k,1.6M".into(),
+        ));
+    };
+    if args.scale.is_some() {
+        return Err(Error::Usage(
+            "--scale: sweep sizes come from --rows; --scale cannot be combined with it".into(),
+        ));
+    }
+    let mut sizes = parse_list("--rows", &rows, |s| parse_count("--rows", s))?;
+    sizes.sort_unstable();
+    let rates = match rate {
+        None => vec![None],
+        Some(r) => parse_list("--rate", &r, parse_rate)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+    };
+    let extrapolate = extrapolate
+        .map(|e| parse_count("--extrapolate", &e))
+        .transpose()
+        .map_err(Error::Usage)?;
+    let mut scenarios = Vec::new();
+    for &n in &sizes {
+        let ov = Overrides {
+            rows: Some(n),
+            scale: None,
+        };
+        scenarios.extend(load_all(std::slice::from_ref(&scenario), &ov)?);
+    }
+    let run = run_options(args, &mut scenarios)?;
+    Ok(Plan::Sweep {
+        scenarios,
+        options: SweepOptions {
+            sizes,
+            rates,
+            extrapolate,
+            run,
+        },
+    })
+}
+
+/// A comma-separated list, each item parsed by `one`; empty items and
+/// repeats are errors naming `flag`.
+fn parse_list<T: PartialEq + std::fmt::Display>(
+    flag: &str,
+    raw: &str,
+    one: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
+    let mut out: Vec<T> = Vec::new();
+    for item in raw.split(',') {
+        if item.trim().is_empty() {
+            return Err(Error::Usage(format!(
+                "{flag}: `{raw}` has an empty item; expected values separated by commas, e.g. {flag} {}",
+                if flag == "--rate" { "200,800" } else { "100k,400k,1.6M" }
+            )));
+        }
+        let v = one(item.trim()).map_err(Error::Usage)?;
+        if out.contains(&v) {
+            return Err(Error::Usage(format!("{flag}: {v} is listed twice")));
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// A rate in queries/s: a positive number, `k` for thousands.
+fn parse_rate(s: &str) -> std::result::Result<f64, String> {
+    let (num, mult) = match s.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1e3),
+        None => (s, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v * mult),
+        _ => Err(format!(
+            "--rate: `{s}` is not a rate in queries/s (examples: 200, 1.5k)"
+        )),
+    }
 }
 
 fn parse_budgets(raw: &[String]) -> Result<Vec<(String, f64)>> {

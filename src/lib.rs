@@ -29,6 +29,7 @@ pub mod scenario;
 pub mod seed;
 pub mod signals;
 pub mod sql;
+pub mod sweep;
 pub mod workload;
 
 pub use error::{Error, Result};

@@ -43,6 +43,8 @@ pub enum SummaryFormat {
     Verdict,
     /// summary.json (`--json`).
     Json,
+    /// Nothing: a matrix of rehearsals prints its own side-by-side JSON.
+    Nothing,
 }
 
 /// How much pgrehearse says, and where.

@@ -16,6 +16,7 @@ pub fn summary(format: SummaryFormat, run_dir: &Path, summary: &Summary) -> Resu
             serde_json::to_string_pretty(summary).map_err(anyhow::Error::new)? + "\n"
         }
         SummaryFormat::Verdict => summary.verdict_line() + "\n",
+        SummaryFormat::Nothing => String::new(),
         SummaryFormat::Text => format!(
             "{}\nreport: {}\n",
             summary.text(),

@@ -271,7 +271,8 @@ pub fn create_run_dir(out: &Path, scenario: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn sanitize(name: &str) -> String {
+/// `name` as a folder name: anything but `[A-Za-z0-9._-]` becomes `_`.
+pub fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {

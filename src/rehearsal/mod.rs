@@ -55,7 +55,8 @@ impl Outcome {
         }
     }
 
-    fn describe(&self) -> String {
+    /// "pass", "budget breached", or the error.
+    pub fn describe(&self) -> String {
         match &self.result {
             Ok(exit::OK) => "pass".into(),
             Ok(_) => "budget breached".into(),
@@ -137,6 +138,42 @@ pub async fn rehearse(
     opts: &RunOptions,
     signals: &Signals,
 ) -> Outcome {
+    rehearse_in(db, s, opts, signals, None).await
+}
+
+/// Seed the empty database `db` for `s` and nothing else, so that several
+/// rehearsals can start from copies of it (`crate::sweep`). Returns how long
+/// seeding took (ms), which their run.json records as `seed_ms`.
+pub async fn seed_only(
+    db: &Database,
+    s: &Scenario,
+    opts: &RunOptions,
+    signals: &Signals,
+) -> std::result::Result<f64, Stopped> {
+    let seeded = seeding::seed(&db.conn, s, opts.seed, opts.output.progress(), signals);
+    timed("seed", seeded).await
+}
+
+/// Rehearse `s` in `db`, which already holds the data [`seed_only`] wrote
+/// for `s` (in `seed_ms`).
+pub async fn rehearse_seeded(
+    db: &Database,
+    s: &Scenario,
+    opts: &RunOptions,
+    signals: &Signals,
+    seed_ms: f64,
+) -> Outcome {
+    rehearse_in(db, s, opts, signals, Some(seed_ms)).await
+}
+
+/// Rehearse in `db`: seeded here when `seeded_ms` is None.
+async fn rehearse_in(
+    db: &Database,
+    s: &Scenario,
+    opts: &RunOptions,
+    signals: &Signals,
+    seeded_ms: Option<f64>,
+) -> Outcome {
     let draft = match Draft::open(db, s, opts).await {
         Ok(d) => d,
         Err(e) => {
@@ -148,22 +185,25 @@ pub async fn rehearse(
     };
     let run_dir = Some(draft.dir.clone());
     tracing::info!("run directory {}", draft.dir.display());
-    let result = stages(draft, db, s, opts, signals).await;
+    let result = stages(draft, db, s, opts, signals, seeded_ms).await;
     Outcome { run_dir, result }
 }
 
-/// Seed → run → record → report, into `draft`.
+/// Seed (unless done) → run → record → report, into `draft`.
 async fn stages(
     mut draft: Draft,
     db: &Database,
     s: &Scenario,
     opts: &RunOptions,
     signals: &Signals,
+    seeded_ms: Option<f64>,
 ) -> Result<u8> {
-    let seeded = seeding::seed(&db.conn, s, opts.seed, opts.output.progress(), signals);
-    draft.info.seed_ms = timed("seed", seeded)
-        .await
-        .map_err(|stopped| draft.abandon(stopped))?;
+    draft.info.seed_ms = match seeded_ms {
+        Some(ms) => ms,
+        None => seed_only(db, s, opts, signals)
+            .await
+            .map_err(|stopped| draft.abandon(stopped))?,
+    };
     let input = RunInputs {
         conn: &db.conn,
         server_log: db.server_log.clone(),

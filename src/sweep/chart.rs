@@ -1,0 +1,180 @@
+//! sweep.svg / sweep.png: one panel per key figure (longest blocking hold,
+//! duration, WAL), size on a log axis, value on a log axis (the target is
+//! often 1000× the sizes measured: on linear axes the measured points would
+//! sit in one corner). Per step and rate: the measured points (dots), the
+//! fitted curve (a line, dashed beyond the largest measured size), and the
+//! extrapolated point (a cross) with its interval (a vertical bar).
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::answer::{count, human, Answer, FigureFit};
+use super::collect::{self, Measured, FIGURES};
+use super::rate_label;
+use crate::error::Result;
+
+/// The figures drawn, one panel each.
+pub const PANELS: [&str; 3] = ["blocking_hold_ms", "duration_ms", "wal_bytes"];
+const SIZE: (u32, u32) = (1000, 1050);
+const FONT: &str = "sans-serif";
+
+/// Write sweep.svg and sweep.png into `dir`.
+pub fn write(dir: &Path, answer: &Answer, _measured: &[Measured]) -> Result<()> {
+    crate::report::charts::register_fonts();
+    let (svg, png) = (dir.join("sweep.svg"), dir.join("sweep.png"));
+    {
+        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        draw(&root, answer)?;
+        root.present().map_err(err)?;
+    }
+    let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+    draw(&root, answer)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> crate::Error {
+    anyhow::anyhow!("drawing the sweep chart: {e:?}").into()
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, answer: &Answer) -> Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let body = root
+        .titled(
+            &format!("{}: figures against size", answer.scenario),
+            (FONT, 22),
+        )
+        .map_err(err)?;
+    let panels = body.split_evenly((PANELS.len(), 1));
+    for (area, key) in panels.iter().zip(PANELS) {
+        let i = collect::figure(key);
+        let fits: Vec<&FigureFit> = answer.fits.iter().filter(|f| f.figure == i).collect();
+        panel(area, key, &fits, answer.target)?;
+    }
+    Ok(())
+}
+
+/// The x and y ranges that hold every point, curve and interval (y > 0).
+fn ranges(fits: &[&FigureFit], target: Option<u64>) -> ((f64, f64), (f64, f64)) {
+    let mut xs: Vec<f64> = fits
+        .iter()
+        .flat_map(|f| f.points.iter().map(|p| p.0))
+        .collect();
+    xs.extend(target.map(|t| t as f64));
+    let mut ys: Vec<f64> = fits
+        .iter()
+        .flat_map(|f| f.points.iter().map(|p| p.1))
+        .collect();
+    for f in fits {
+        if let Some(p) = &f.prediction {
+            ys.extend([Some(p.value), p.low, p.high].into_iter().flatten());
+        }
+    }
+    let pos = |v: &f64| *v > 0.0 && v.is_finite();
+    let lo = |v: &[f64]| v.iter().copied().filter(pos).fold(f64::INFINITY, f64::min);
+    let hi = |v: &[f64]| v.iter().copied().filter(pos).fold(0.0, f64::max);
+    let (x0, x1, y0, y1) = (lo(&xs), hi(&xs), lo(&ys), hi(&ys));
+    if !x0.is_finite() || !y0.is_finite() {
+        return ((1.0, 10.0), (1.0, 10.0));
+    }
+    ((x0 / 1.5, x1 * 1.5), (y0 / 2.0, y1 * 2.0))
+}
+
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    key: &str,
+    fits: &[&FigureFit],
+    target: Option<u64>,
+) -> Result<()> {
+    let figure = FIGURES[collect::figure(key)];
+    let ((x0, x1), (y0, y1)) = ranges(fits, target);
+    let mut chart = ChartBuilder::on(&area.margin(8, 8, 8, 8))
+        .caption(figure.title, (FONT, 17))
+        .x_label_area_size(36)
+        .y_label_area_size(80)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(err)?;
+    let ylabel = |v: &f64| human(*v, figure.unit);
+    chart
+        .configure_mesh()
+        .x_desc("rows (log)")
+        .x_label_formatter(&|v: &f64| count(*v))
+        .y_label_formatter(&ylabel)
+        .label_style((FONT, 12))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()
+        .map_err(err)?;
+    if fits.is_empty() {
+        return Ok(());
+    }
+    for (c, f) in fits.iter().enumerate() {
+        let color = Palette99::pick(c).to_rgba();
+        let label = format!("{} @ {}", f.step, rate_label(f.rate));
+        let dots = f.points.iter().filter(|p| p.1 > 0.0);
+        chart
+            .draw_series(dots.map(|&(x, y)| Circle::new((x, y), 5, color.filled())))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x, y), 5, color.filled()));
+        let Ok(fit) = &f.fit else { continue };
+        let largest = f.points.last().map(|p| p.0).unwrap_or(x0);
+        let end = f
+            .prediction
+            .as_ref()
+            .map(|p| p.n)
+            .unwrap_or(largest)
+            .max(largest);
+        let first = f.points.first().map(|p| p.0).unwrap_or(x0);
+        let curve = |a: f64, b: f64| {
+            (0..=60)
+                .map(move |k| a * (b / a).powf(k as f64 / 60.0))
+                .map(|x| (x, fit.value_at(x)))
+                .filter(|p| p.1 > 0.0)
+                .collect::<Vec<_>>()
+        };
+        chart
+            .draw_series(LineSeries::new(
+                curve(first, largest),
+                color.stroke_width(2),
+            ))
+            .map_err(err)?;
+        if end > largest {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    curve(largest, end),
+                    6,
+                    4,
+                    color.into(),
+                ))
+                .map_err(err)?;
+        }
+        if let Some(p) = &f.prediction {
+            if p.value > 0.0 {
+                chart
+                    .draw_series([Cross::new((p.n, p.value), 7, color.stroke_width(3))])
+                    .map_err(err)?;
+            }
+            if let (Some(lo), Some(hi)) = (p.low, p.high) {
+                let lo = lo.max(y0);
+                chart
+                    .draw_series(LineSeries::new(
+                        [(p.n, lo), (p.n, hi)],
+                        color.stroke_width(2),
+                    ))
+                    .map_err(err)?;
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font((FONT, 12))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The sweep's figures, read back from its run directories (summary.json
+//! per step, server.csv for table sizes), and `sweep.csv`: one row per
+//! combination, per step a column per figure. A figure a run does not have
+//! (no blocking lock, no replica, a step that did not run, a run that
+//! failed before it) is empty, never 0.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::Cell;
+use crate::error::Result;
+
+/// What a figure counts, for formatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Ms,
+    Bytes,
+    Count,
+}
+
+/// One figure of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figure {
+    /// Column and JSON name.
+    pub key: &'static str,
+    /// How the reports name it.
+    pub title: &'static str,
+    pub unit: Unit,
+}
+
+/// Every figure of a step, in sweep.csv's column order.
+pub const FIGURES: [Figure; 10] = [
+    Figure {
+        key: "duration_ms",
+        title: "duration",
+        unit: Unit::Ms,
+    },
+    Figure {
+        key: "blocking_hold_ms",
+        title: "longest blocking hold",
+        unit: Unit::Ms,
+    },
+    Figure {
+        key: "worst_app_wait_ms",
+        title: "worst app lock wait",
+        unit: Unit::Ms,
+    },
+    Figure {
+        key: "p99_during_ms",
+        title: "app p99 during the step",
+        unit: Unit::Ms,
+    },
+    Figure {
+        key: "errors",
+        title: "app errors during the step",
+        unit: Unit::Count,
+    },
+    Figure {
+        key: "wal_bytes",
+        title: "WAL",
+        unit: Unit::Bytes,
+    },
+    Figure {
+        key: "table_bytes",
+        title: "table bytes after the step",
+        unit: Unit::Bytes,
+    },
+    Figure {
+        key: "index_bytes",
+        title: "index bytes after the step",
+        unit: Unit::Bytes,
+    },
+    Figure {
+        key: "replica_lag_peak_ms",
+        title: "replica lag peak",
+        unit: Unit::Ms,
+    },
+    Figure {
+        key: "replica_lag_peak_bytes",
+        title: "replica lag peak (bytes)",
+        unit: Unit::Bytes,
+    },
+];
+
+/// The index of `key` in [`FIGURES`].
+pub fn figure(key: &str) -> usize {
+    FIGURES
+        .iter()
+        .position(|f| f.key == key)
+        .expect("a known figure")
+}
+
+/// One step of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    pub phase: String,
+    pub step: String,
+    /// Aligned with [`FIGURES`].
+    pub values: Vec<Option<f64>>,
+    /// The longest blocking lock's relation and what it blocks (`writes`,
+    /// `reads+writes`), when the step held one.
+    pub blocking: Option<(String, String)>,
+    /// The step's first statement.
+    pub sql: Option<String>,
+}
+
+impl StepRow {
+    /// "phase / step", as budgets and findings name it.
+    pub fn label(&self) -> String {
+        format!("{} / {}", self.phase, self.step)
+    }
+}
+
+/// One combination and what its run directory holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub cell: Cell,
+    /// Its run directory relative to the sweep directory.
+    pub run_dir: Option<String>,
+    pub steps: Vec<StepRow>,
+}
+
+/// Read every cell's run directory (none: no steps).
+pub fn read_all(sweep_dir: &Path, cells: &[Cell]) -> Vec<Measured> {
+    cells
+        .iter()
+        .map(|c| Measured {
+            cell: c.clone(),
+            run_dir: c
+                .run_dir
+                .as_ref()
+                .map(|d| d.strip_prefix(sweep_dir).unwrap_or(d).display().to_string()),
+            steps: c.run_dir.as_deref().map(read_run).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The steps of one run directory; empty when summary.json is missing or
+/// unreadable (the run stopped before it was written).
+pub fn read_run(dir: &Path) -> Vec<StepRow> {
+    let Some(summary) = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let table_bytes = server_samples(&dir.join("server.csv"));
+    summary["steps"]
+        .as_array()
+        .map(|steps| steps.iter().map(|s| step_row(s, &table_bytes)).collect())
+        .unwrap_or_default()
+}
+
+fn step_row(s: &Value, table_bytes: &[(f64, f64)]) -> StepRow {
+    let num = |v: &Value| v.as_f64();
+    let blocking = &s["longest_blocking_lock"];
+    let lag = &s["replica_lag"];
+    let end_ms = num(&s["end_ms"]);
+    let mut values = vec![None; FIGURES.len()];
+    let mut set = |key: &str, v: Option<f64>| values[figure(key)] = v;
+    set("duration_ms", num(&s["duration_ms"]));
+    set("blocking_hold_ms", num(&blocking["held_ms"]));
+    set("worst_app_wait_ms", num(&s["worst_app_wait"]["wait_ms"]));
+    set("p99_during_ms", num(&s["latency"]["p99_ms"]));
+    set("errors", num(&s["latency"]["errors"]));
+    set("wal_bytes", num(&s["wal_bytes"]));
+    set(
+        "table_bytes",
+        end_ms.and_then(|t| sample_after(table_bytes, t)),
+    );
+    // Run directories do not record index sizes (yet): left empty.
+    set("index_bytes", None);
+    set("replica_lag_peak_ms", num(&lag["peak_ms"]));
+    set("replica_lag_peak_bytes", num(&lag["peak_bytes"]));
+    StepRow {
+        phase: s["phase"].as_str().unwrap_or_default().to_string(),
+        step: s["step"].as_str().unwrap_or_default().to_string(),
+        values,
+        blocking: blocking["relation"].as_str().map(|r| {
+            (
+                r.to_string(),
+                blocking["blocks"].as_str().unwrap_or("writes").to_string(),
+            )
+        }),
+        sql: s["sql"][0].as_str().map(str::to_string),
+    }
+}
+
+/// server.csv's (t_ms, table_bytes) samples that have a size.
+fn server_samples(path: &Path) -> Vec<(f64, f64)> {
+    let Ok(mut r) = csv::Reader::from_path(path) else {
+        return Vec::new();
+    };
+    let Some(col) = r
+        .headers()
+        .ok()
+        .and_then(|h| h.iter().position(|c| c == "table_bytes"))
+    else {
+        return Vec::new();
+    };
+    r.records()
+        .filter_map(|rec| {
+            let rec = rec.ok()?;
+            Some((rec.get(0)?.parse().ok()?, rec.get(col)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The first sample at or after `t_ms` (the table once the step is done),
+/// else the last one.
+fn sample_after(samples: &[(f64, f64)], t_ms: f64) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(t, _)| *t >= t_ms)
+        .or(samples.last())
+        .map(|s| s.1)
+}
+
+/// Every step of the sweep, in the order the runs first show them.
+pub fn step_keys(measured: &[Measured]) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for s in measured.iter().flat_map(|m| &m.steps) {
+        let k = (s.phase.clone(), s.step.clone());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+/// sweep.csv: `rows, rate, exit_code, outcome, run_dir`, then per step
+/// `<phase>/<step>:<figure>` for every figure.
+pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
+    let keys = step_keys(measured);
+    let mut w = csv::Writer::from_path(path).map_err(anyhow::Error::new)?;
+    let mut header: Vec<String> = ["rows", "rate", "exit_code", "outcome", "run_dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (phase, step) in &keys {
+        header.extend(FIGURES.iter().map(|f| format!("{phase}/{step}:{}", f.key)));
+    }
+    w.write_record(&header).map_err(anyhow::Error::new)?;
+    for m in measured {
+        let mut row = vec![
+            m.cell.rows.to_string(),
+            m.cell.rate.map(|r| r.to_string()).unwrap_or_default(),
+            m.cell.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            m.cell.outcome.clone(),
+            m.run_dir.clone().unwrap_or_default(),
+        ];
+        for (phase, step) in &keys {
+            let s = m
+                .steps
+                .iter()
+                .find(|s| &s.phase == phase && &s.step == step);
+            row.extend((0..FIGURES.len()).map(|i| {
+                s.and_then(|s| s.values[i])
+                    .map(|v| crate::pg::round3(v).to_string())
+                    .unwrap_or_default()
+            }));
+        }
+        w.write_record(&row).map_err(anyhow::Error::new)?;
+    }
+    w.flush()?;
+    Ok(())
+}

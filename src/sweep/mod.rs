@@ -1,0 +1,129 @@
+//! `pgrehearse sweep`: one scenario rehearsed at every size × rate, then
+//! each figure fitted against size and extrapolated to a target size.
+//!
+//! One file per concern: `run.rs` rehearses the combinations (one server,
+//! one seed per size, a copy of it per rate), `collect.rs` reads the run
+//! directories back into `sweep.csv`, `fit.rs` is the least-squares maths,
+//! `answer.rs` fits every figure and words the answer (`sweep.json`,
+//! `sweep.md`), `chart.rs` draws `sweep.svg`/`.png`. Like
+//! `pgrehearse report`, everything after the rehearsals reads only run
+//! directories.
+
+pub mod answer;
+pub mod chart;
+pub mod collect;
+pub mod fit;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::options::{RunOptions, SummaryFormat};
+use crate::scenario::Scenario;
+
+/// A sweep, validated: the sizes, the rates, the target, and how each
+/// rehearsal runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepOptions {
+    /// Rows of the largest table, ascending, no repeats (`--rows`).
+    pub sizes: Vec<u64>,
+    /// Open-loop rates in queries/s (`--rate`); `[None]`: the scenario's own.
+    pub rates: Vec<Option<f64>>,
+    /// The size to extrapolate to (`--extrapolate`).
+    pub extrapolate: Option<u64>,
+    pub run: RunOptions,
+}
+
+/// One combination of the sweep and how its rehearsal ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub rows: u64,
+    pub rate: Option<f64>,
+    /// None: not rehearsed (a signal stopped the sweep, or its size could
+    /// not be seeded and an earlier rate already reported why).
+    pub exit_code: Option<u8>,
+    /// "pass", "budget breached", the error, or "not run (...)".
+    pub outcome: String,
+    pub run_dir: Option<PathBuf>,
+}
+
+impl Cell {
+    /// `rows-2000-rate-400` (`rate-scenario` when the scenario's own): the
+    /// folder of its run directory inside the sweep directory.
+    pub fn label(&self) -> String {
+        format!("rows-{}-rate-{}", self.rows, rate_label(self.rate))
+    }
+}
+
+/// A rate as the reports print it: `400`, `12.5`, or `scenario`.
+pub fn rate_label(rate: Option<f64>) -> String {
+    match rate {
+        Some(r) => crate::pg::round3(r).to_string(),
+        None => "scenario".into(),
+    }
+}
+
+/// `pgrehearse sweep`: rehearse every combination, then write the sweep
+/// directory and print the answer. `scenarios` holds the scenario loaded at
+/// each size of `opts.sizes`, in the same order. Returns the worst exit
+/// code of the rehearsals (or of writing the sweep's files).
+pub async fn sweep(scenarios: &[Scenario], opts: &SweepOptions) -> u8 {
+    let dir = match sweep_dir(&opts.run.out, &scenarios[0].name) {
+        Ok(d) => d,
+        Err(e) => {
+            crate::printer::error(&e, None);
+            return e.exit_code();
+        }
+    };
+    let (cells, mut code) = run::rehearse_all(scenarios, opts, &dir).await;
+    match publish(&dir, &scenarios[0].name, &cells, opts) {
+        Ok(text) => {
+            let out = match opts.run.output.summary {
+                SummaryFormat::Json => {
+                    std::fs::read_to_string(dir.join("sweep.json")).map_err(crate::Error::from)
+                }
+                _ => Ok(text),
+            };
+            if let Err(e) = out.and_then(|t| crate::printer::stdout(&t)) {
+                crate::printer::error(&e, None);
+                code = code.max(e.exit_code());
+            }
+        }
+        Err(e) => {
+            crate::printer::error(&e, Some(&dir));
+            code = code.max(e.exit_code());
+        }
+    }
+    code
+}
+
+/// Read the run directories, fit, and write sweep.csv / .json / .md / .svg
+/// / .png into `dir`. Returns the text to print: the answer and where the
+/// sweep directory is.
+pub fn publish(dir: &Path, scenario: &str, cells: &[Cell], opts: &SweepOptions) -> Result<String> {
+    let measured = collect::read_all(dir, cells);
+    collect::write_csv(&dir.join("sweep.csv"), &measured)?;
+    let answer = answer::Answer::new(scenario, &measured, opts.extrapolate);
+    answer.write_json(&dir.join("sweep.json"), &measured)?;
+    std::fs::write(dir.join("sweep.md"), answer.markdown(&measured))?;
+    chart::write(dir, &answer, &measured)?;
+    Ok(format!(
+        "{}\nsweep: {}\n",
+        answer.sentences(&measured).join("\n"),
+        dir.display()
+    ))
+}
+
+/// `<out>/<scenario>/sweep-<UTC stamp>/` (`-2`, `-3` when taken).
+fn sweep_dir(out: &Path, scenario: &str) -> Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let parent = out.join(crate::record::sanitize(scenario));
+    let mut dir = parent.join(format!("sweep-{stamp}"));
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = parent.join(format!("sweep-{stamp}-{n}"));
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
