@@ -150,7 +150,7 @@ impl Answer {
         for &rate in &self.rates {
             let at_rate = match self.rates.len() {
                 1 => String::new(),
-                _ => format!(" at {} queries/s", rate_label(rate)),
+                _ => format!(" and {} queries/s", rate_label(rate)),
             };
             let worst = self.worst(rate, "blocking_hold_ms").map(|f| (f, true));
             let Some((lead, blocks)) =

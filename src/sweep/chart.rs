@@ -43,8 +43,11 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, answer: &Answer) -> R
     root.fill(&WHITE).map_err(err)?;
     let body = root
         .titled(
-            &format!("{}: figures against size", answer.scenario),
-            (FONT, 22),
+            &format!(
+                "{}: measured (dots), fit (line), extrapolated (dashed, × with its 95% interval)",
+                answer.scenario
+            ),
+            (FONT, 18),
         )
         .map_err(err)?;
     let panels = body.split_evenly((PANELS.len(), 1));

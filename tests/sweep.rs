@@ -1,0 +1,165 @@
+//! `pgrehearse sweep` through the real binary against real Postgres (a
+//! local cluster): three small sizes give three rows, fits with R² and an
+//! extrapolation, and a CREATE INDEX hold that grows with size; bad lists
+//! exit 2 naming the flag; one size runs and says it cannot fit.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// `pgrehearse sweep <fixture> --backend local --out <tmp> ARGS...`.
+fn sweep(args: &[&str]) -> (i32, String, String, tempfile::TempDir) {
+    let out = tempfile::Builder::new()
+        .prefix("pgrehearse-sweep-")
+        .tempdir()
+        .expect("temp dir");
+    let output = Command::new(common::bin())
+        .arg("sweep")
+        .arg(common::fixture("sweep/create-index.toml"))
+        .args(["--backend", "local", "--out"])
+        .arg(out.path())
+        .args(args)
+        .env_remove("PGREHEARSE_BACKEND")
+        .env_remove("PGREHEARSE_DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pgrehearse sweep");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        out,
+    )
+}
+
+/// The one `sweep-<stamp>` directory under `<out>/<scenario>/`.
+fn sweep_dir(out: &Path) -> PathBuf {
+    let scenario = out.join("sweep-create-index");
+    std::fs::read_dir(&scenario)
+        .expect("scenario dir")
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("sweep-")
+        })
+        .expect("a sweep-<stamp> directory")
+}
+
+fn fit<'a>(json: &'a Value, figure: &str) -> &'a Value {
+    json["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["figure"] == figure && f["step"] == "create index")
+        .unwrap_or_else(|| panic!("no fit of {figure}: {json:#}"))
+}
+
+#[test]
+fn three_sizes_fit_and_extrapolate_and_the_hold_grows() {
+    let (code, stdout, stderr, out) = sweep(&["--rows", "2k,8k,32k", "--extrapolate", "400M"]);
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    let dir = sweep_dir(out.path());
+
+    // One row per size, each pointing at a run directory with a summary.
+    let mut csv = csv::Reader::from_path(dir.join("sweep.csv")).unwrap();
+    let headers = csv.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let hold = col("index/create index:blocking_hold_ms");
+    let sizes: Vec<&str> = rows.iter().map(|r| &r[col("rows")]).collect();
+    assert_eq!(sizes, ["2000", "8000", "32000"]);
+    for r in &rows {
+        assert!(dir.join(&r[col("run_dir")]).join("summary.json").is_file());
+        assert_eq!(&r[col("outcome")], "pass");
+        // No replica ran: its columns are empty, not 0.
+        assert_eq!(&r[col("index/create index:replica_lag_peak_ms")], "");
+    }
+    // The hold grows with size: the largest table's against the smallest's
+    // (16× the rows; the middle one may sit within noise of either).
+    let held: Vec<f64> = rows.iter().map(|r| r[hold].parse().unwrap()).collect();
+    assert!(held[2] > held[0], "holds {held:?}");
+
+    // A fit with R², an extrapolation to 400M with its interval.
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    let f = fit(&json, "blocking_hold_ms");
+    assert_eq!(f["points"].as_array().unwrap().len(), 3);
+    let r2 = f["fit"]["r2"].as_f64().expect("R²");
+    assert!((0.0..=1.0).contains(&r2));
+    assert!(["linear", "n_log_n"].contains(&f["fit"]["model"].as_str().unwrap()));
+    let p = &f["prediction"];
+    assert_eq!(p["n"].as_f64(), Some(400e6));
+    let (v, lo, hi) = (
+        p["value"].as_f64().unwrap(),
+        p["low"].as_f64().unwrap(),
+        p["high"].as_f64().unwrap(),
+    );
+    assert!(lo <= v && v <= hi, "{p}");
+    // 400M is 12500× 32k: said plainly.
+    let caveats = f["caveats"].to_string();
+    assert!(caveats.contains("more than 100× beyond"), "{caveats}");
+
+    // The answer in a sentence, in sweep.md and on stdout; the charts.
+    let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
+    assert!(md.contains("at 400M rows `CREATE INDEX"), "{md}");
+    assert!(
+        md.contains("would block writes on orders for about"),
+        "{md}"
+    );
+    assert!(md.contains("3 sizes"), "{md}");
+    assert!(stdout.contains("at 400M rows"), "{stdout}");
+    for chart in ["sweep.svg", "sweep.png"] {
+        assert!(std::fs::metadata(dir.join(chart)).unwrap().len() > 1000);
+    }
+}
+
+#[test]
+fn one_size_runs_and_does_not_fit() {
+    let (code, stdout, stderr, out) = sweep(&["--rows", "3k", "--extrapolate", "1M"]);
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    assert!(stdout.contains("no fit with one point"), "{stdout}");
+    assert!(stdout.contains("no extrapolation"), "{stdout}");
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(sweep_dir(out.path()).join("sweep.json")).unwrap(),
+    )
+    .unwrap();
+    let f = fit(&json, "duration_ms");
+    assert!(f["fit"].is_null() && f["prediction"].is_null(), "{f}");
+}
+
+#[test]
+fn malformed_lists_exit_2_naming_the_flag() {
+    for (args, flag) in [
+        (&["--rows", "2k,,8k"][..], "--rows"),
+        (&["--rows", "2k,lots"][..], "--rows"),
+        (&["--rows", "2k,2000"][..], "--rows"),
+        (&["--rows", "1.5"][..], "--rows"),
+        (&["--rows", "2k", "--rate", "200,-1"][..], "--rate"),
+        (&["--rows", "2k", "--rate", "fast"][..], "--rate"),
+        (
+            &["--rows", "2k", "--extrapolate", "huge"][..],
+            "--extrapolate",
+        ),
+        (&[][..], "--rows"),
+        (&["--rows", "2k", "--scale", "2"][..], "--scale"),
+    ] {
+        let (code, _, stderr, out) = sweep(args);
+        assert_eq!(code, 2, "{args:?}: stderr:\n{stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?} should name {flag}:\n{stderr}"
+        );
+        // Refused before anything ran: no directory written.
+        assert_eq!(
+            std::fs::read_dir(out.path()).unwrap().count(),
+            0,
+            "{args:?}"
+        );
+    }
+}
