@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn n_log_n_is_recovered_and_preferred() {
-        let pts: Vec<(f64, f64)> = [1e3, 1e4, 1e5, 1e6]
+        let pts: Vec<(f64, f64)> = [1e3_f64, 1e4, 1e5, 1e6]
             .iter()
             .map(|&n| (n, 2.0 + 0.01 * n * n.ln()))
             .collect();

@@ -224,7 +224,7 @@ fn cell_options(run: &RunOptions, dir: &Path, rows: u64, rate: Option<f64>) -> R
 /// Why a size could not be seeded: a stage that stopped (with the database
 /// it stopped in, for a partial report), or no database at all.
 enum Prepared {
-    Stopped(Database, rehearsal::Stopped),
+    Stopped(Box<Database>, rehearsal::Stopped),
     Failed(Error),
 }
 
@@ -254,7 +254,7 @@ impl SeededSize {
             Ok(seed_ms) => Ok(SeededSize { db, seed_ms }),
             Err(stopped) => {
                 let _ = drop_database(&work.conn, &name).await;
-                Err(Prepared::Stopped(work.clone(), stopped))
+                Err(Prepared::Stopped(Box::new(work.clone()), stopped))
             }
         }
     }
