@@ -176,6 +176,7 @@ impl DockerPostgres {
                 "the container from {image} logged ready but refused connections: {e}"
             ))
         })?;
+        crate::pg::require_supported(&version, num, &format!("the container from {image}"))?;
         this.version = version;
         this.version_num = num;
         Ok(this)

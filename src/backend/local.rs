@@ -504,6 +504,53 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// A `shared_preload_libraries` value without the libraries these binaries
+/// do not have (a server without its contrib package would not start);
+/// any other setting as it is.
+fn installed_libraries(bin: &PgBin, key: &str, value: &str) -> String {
+    if key != "shared_preload_libraries" {
+        return value.to_string();
+    }
+    let Some(libdir) = pkglibdir(bin) else {
+        return value.to_string();
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|l| {
+            let l = l.trim_matches('\'');
+            // Only the harness's own library is dropped when missing: the
+            // scenario's are the user's business (the server says what is wrong).
+            l != "pg_stat_statements" || libdir.join(format!("{l}.so")).exists()
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Where these binaries load libraries from: the directory holding
+/// plpgsql.so (every server has it) among pg_config's answer and the usual
+/// places next to the binaries.
+fn pkglibdir(bin: &PgBin) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(out) = Command::new(bin.dir.join("pg_config"))
+        .arg("--pkglibdir")
+        .output()
+    {
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !dir.is_empty() {
+            candidates.push(PathBuf::from(dir));
+        }
+    }
+    if let Some(prefix) = bin.dir.parent() {
+        for sub in ["lib", "lib/postgresql", "lib64/pgsql", "lib/pgsql"] {
+            candidates.push(prefix.join(sub));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("plpgsql.so").exists())
+}
+
 fn spawn_postmaster(
     bin: &PgBin,
     runner: &Runner,
@@ -534,7 +581,11 @@ fn spawn_postmaster(
     let all = defaults
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(settings.iter().cloned())
+        .chain(
+            settings
+                .iter()
+                .map(|(k, v)| (k.clone(), installed_libraries(bin, k, v))),
+        )
         .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     for (k, v) in all {
         cmd.arg("-c").arg(format!("{k}={v}"));
@@ -611,8 +662,10 @@ async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
         .connect_to("postgres", "pgrehearse/harness")
         .await
         .map_err(|e| Error::NoPostgres(format!("cannot connect to the local cluster: {e}")))?;
+    let (version, num) = crate::pg::server_version(&client).await?;
+    crate::pg::require_supported(&version, num, "the local cluster")?;
     client
         .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
         .await?;
-    Ok(crate::pg::server_version(&client).await?)
+    Ok((version, num))
 }

@@ -34,9 +34,12 @@ impl ServerNeeds {
     }
 
     /// Settings the measurements need, where we own the server. The
-    /// scenario's own settings win where both name one.
+    /// scenario's own settings win where both name one, but for
+    /// `shared_preload_libraries`, which keeps pg_stat_statements (each
+    /// statement's own WAL) next to the scenario's libraries.
     fn harness_settings(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = vec![
+            ("shared_preload_libraries".into(), PRELOAD.into()),
             ("log_lock_waits".into(), "on".into()),
             ("deadlock_timeout".into(), "10ms".into()),
             ("log_timezone".into(), "UTC".into()),
@@ -47,10 +50,29 @@ impl ServerNeeds {
             ),
         ];
         for (k, v) in &self.settings {
+            let v = if k == "shared_preload_libraries" {
+                with_library(v, PRELOAD)
+            } else {
+                v.clone()
+            };
             out.retain(|(hk, _)| hk != k);
-            out.push((k.clone(), v.clone()));
+            out.push((k.clone(), v));
         }
         out
+    }
+}
+
+/// The library the harness preloads where it owns the server.
+const PRELOAD: &str = "pg_stat_statements";
+
+/// A comma-separated library list with `lib` in it.
+fn with_library(list: &str, lib: &str) -> String {
+    if list.split(',').any(|l| l.trim().trim_matches('\'') == lib) {
+        list.to_string()
+    } else if list.trim().is_empty() {
+        lib.to_string()
+    } else {
+        format!("{list},{lib}")
     }
 }
 
@@ -132,5 +154,42 @@ impl Server {
         if let Err(e) = self.backend.teardown().await {
             eprintln!("pgrehearse: teardown: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_stat_statements_is_preloaded_next_to_the_scenarios_libraries() {
+        let needs = |settings: &[(&str, &str)]| ServerNeeds {
+            version: None,
+            image: None,
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            sessions: 4,
+        };
+        let preload = |n: &ServerNeeds| {
+            n.harness_settings()
+                .into_iter()
+                .filter(|(k, _)| k == "shared_preload_libraries")
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(preload(&needs(&[])), ["pg_stat_statements"]);
+        assert_eq!(
+            preload(&needs(&[("shared_preload_libraries", "auto_explain")])),
+            ["auto_explain,pg_stat_statements"]
+        );
+        assert_eq!(
+            preload(&needs(&[(
+                "shared_preload_libraries",
+                "pg_stat_statements,auto_explain"
+            )])),
+            ["pg_stat_statements,auto_explain"]
+        );
     }
 }
