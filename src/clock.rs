@@ -39,10 +39,12 @@ impl Clock {
         self.start
     }
 
-    /// UTC wall time of the run start, RFC 3339.
+    /// UTC wall time of the run start, RFC 3339 to the microsecond (other
+    /// processes on this machine can put their own readings on the run
+    /// clock with it, as the lock tests' witness does).
     pub fn started_at(&self) -> String {
         chrono::DateTime::<chrono::Utc>::from(self.start_wall)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     }
 }
 

@@ -18,6 +18,7 @@ pub const WAITS_CSV: &str = "waits.csv";
 pub const LATENCY_CSV: &str = "latency.csv";
 pub const ERRORS_CSV: &str = "errors.csv";
 pub const SERVER_CSV: &str = "server.csv";
+pub const STEPS_CSV: &str = "steps.csv";
 
 /// Every file of the record: what even a partial run directory holds.
 pub const FILES: &[&str] = &[
@@ -28,6 +29,7 @@ pub const FILES: &[&str] = &[
     LATENCY_CSV,
     ERRORS_CSV,
     SERVER_CSV,
+    STEPS_CSV,
 ];
 
 /// run.json: what was rehearsed, where and how.
@@ -71,6 +73,19 @@ pub struct RunInfo {
     /// Indexes left invalid at the end (a failed CONCURRENTLY build).
     #[serde(default)]
     pub invalid_indexes: Vec<String>,
+    /// Where statements.csv / steps.csv `wal_bytes` (the migration's own
+    /// WAL) come from, e.g. `pg_stat_statements 1.10 in schema pgrehearse`;
+    /// null when they could not be attributed (then `wal_unavailable` says why).
+    #[serde(default)]
+    pub wal_attribution: Option<String>,
+    /// Why the migration's own WAL is unknown in this run (the columns are
+    /// empty), e.g. a url target without pg_stat_statements.
+    #[serde(default)]
+    pub wal_unavailable: Option<String>,
+    /// How steps.csv's table and index bytes were read (and how precise they
+    /// are), or why they are unknown.
+    #[serde(default)]
+    pub sizes_method: Option<String>,
 }
 
 /// One executed step: its span, its settings and how it ended.
@@ -113,11 +128,111 @@ pub struct StatementRow {
     pub outcome: String,
     pub sqlstate: String,
     /// Did the statement give a relation a new relfilenode (a rewrite)?
-    pub rewrote: bool,
-    /// Sequential scans the statement's transaction made (pg_stat_xact_*).
-    pub seq_scans: u64,
-    /// Cluster WAL written while the statement ran (includes app traffic).
-    pub wal_bytes: u64,
+    /// None (an empty cell): unknown, and `unknown` says why.
+    pub rewrote: Option<bool>,
+    /// Sequential scans of the scenario's tables the statement made
+    /// (pg_stat_get_xact_numscans, inside a transaction only).
+    pub seq_scans: Option<u64>,
+    /// WAL the statement itself wrote (pg_stat_statements), never app WAL.
+    pub wal_bytes: Option<u64>,
+    /// WAL the whole cluster wrote while the statement ran (app included).
+    #[serde(default)]
+    pub cluster_wal_bytes: Option<u64>,
+    /// Why a figure is empty: `field: reason`, `; `-separated.
+    #[serde(default)]
+    pub unknown: String,
+}
+
+/// A figure summed over statements (every attempt): Err(why) when any
+/// statement's is unknown — a partial sum would understate it.
+pub fn sum_known<'a>(
+    rows: impl IntoIterator<Item = &'a StatementRow>,
+    field: &str,
+    get: impl Fn(&StatementRow) -> Option<u64>,
+) -> std::result::Result<u64, String> {
+    let mut total = 0u64;
+    for s in rows {
+        match get(s) {
+            Some(v) => total += v,
+            None => return Err(unknown_in(s, field)),
+        }
+    }
+    Ok(total)
+}
+
+/// Did any statement rewrite? Unknown when none did and one is unknown.
+pub fn any_rewrote<'a>(
+    rows: impl IntoIterator<Item = &'a StatementRow>,
+) -> std::result::Result<bool, String> {
+    let mut unknown = None;
+    for s in rows {
+        match s.rewrote {
+            Some(true) => return Ok(true),
+            Some(false) => {}
+            None => {
+                unknown.get_or_insert_with(|| unknown_in(s, "rewrote"));
+            }
+        }
+    }
+    unknown.map_or(Ok(false), Err)
+}
+
+/// "unknown for `ALTER TABLE ...`: why".
+fn unknown_in(s: &StatementRow, field: &str) -> String {
+    let flat = s.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let clipped = match flat.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    };
+    let why = Unknown::parse(&s.unknown);
+    format!(
+        "unknown for `{clipped}`: {}",
+        why.why(field).unwrap_or("not measured")
+    )
+}
+
+/// Why each unknown figure of a row is unknown: `field: reason; field: reason`
+/// in the record, one pair each here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unknown(pub Vec<(String, String)>);
+
+impl Unknown {
+    /// Say `field` is unknown because of `why` (the first reason wins).
+    pub fn add(&mut self, field: &str, why: impl Into<String>) {
+        if !self.0.iter().any(|(f, _)| f == field) {
+            self.0.push((field.to_string(), why.into()));
+        }
+    }
+
+    /// Why `field` is unknown, if it is.
+    pub fn why(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, w)| w.as_str())
+    }
+
+    /// Read the record's `field: reason; ...` text back.
+    pub fn parse(s: &str) -> Unknown {
+        Unknown(
+            s.split("; ")
+                .filter_map(|p| p.split_once(": "))
+                .map(|(f, w)| (f.trim().to_string(), w.trim().to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            // A reason must not break the list apart when read back.
+            .map(|(k, w)| format!("{k}: {}", w.replace("; ", ", ")))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
 }
 
 /// What an app can no longer do while a lock is held, from the conflict matrix.
@@ -157,6 +272,40 @@ pub struct LockRow {
     pub wait_ms: f64,
     pub held_ms: f64,
     pub blocks: Blocks,
+    /// Where the row comes from: `probe` (the migration session listed its
+    /// own locks after the statement, inside a transaction), `poll` (the
+    /// migration's backend polled every millisecond while a statement ran
+    /// outside a transaction), `wait` (only seen waiting, never granted).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// steps.csv: one executed step, with the footprint it left on the
+/// scenario's tables (summed over them), read at its boundaries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRow {
+    pub phase: String,
+    pub step: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// ok | error | lock_timeout | statement_timeout | cancelled
+    pub outcome: String,
+    /// A statement of the step rewrote a table.
+    pub rewrote: Option<bool>,
+    /// Heap + TOAST + free space and visibility maps, before / after.
+    pub table_bytes_before: Option<u64>,
+    pub table_bytes_after: Option<u64>,
+    /// Every index of the scenario's tables, before / after.
+    pub index_bytes_before: Option<u64>,
+    pub index_bytes_after: Option<u64>,
+    /// n_dead_tup summed over the scenario's tables after the step.
+    pub dead_tuples_after: Option<u64>,
+    /// The step's statements' own WAL (every attempt), as in statements.csv.
+    pub wal_bytes: Option<u64>,
+    /// WAL the cluster wrote while its statements ran (app included).
+    pub cluster_wal_bytes: Option<u64>,
+    /// Why a figure is empty: `field: reason`, `; `-separated.
+    pub unknown: String,
 }
 
 /// waits.csv: one lock wait of an app query.
@@ -253,6 +402,7 @@ pub struct RunRecord {
     pub latency: Vec<LatencyRow>,
     pub errors: Vec<ErrorRow>,
     pub server: Vec<ServerRow>,
+    pub steps: Vec<StepRow>,
 }
 
 /// `<out>/<scenario>/<UTC timestamp>/`, created; a numeric suffix avoids
@@ -317,6 +467,7 @@ impl RunRecord {
         write_csv_with_header::<LatencyRow>(&dir.join(LATENCY_CSV), &self.latency)?;
         write_csv_with_header::<ErrorRow>(&dir.join(ERRORS_CSV), &self.errors)?;
         write_csv_with_header::<ServerRow>(&dir.join(SERVER_CSV), &self.server)?;
+        write_csv_with_header::<StepRow>(&dir.join(STEPS_CSV), &self.steps)?;
         Ok(())
     }
 
@@ -346,6 +497,7 @@ impl RunRecord {
             latency: opt(dir.join(LATENCY_CSV))?,
             errors: opt(dir.join(ERRORS_CSV))?,
             server: opt(dir.join(SERVER_CSV))?,
+            steps: opt(dir.join(STEPS_CSV))?,
         })
     }
 }
@@ -387,7 +539,9 @@ header!(
         "sqlstate",
         "rewrote",
         "seq_scans",
-        "wal_bytes"
+        "wal_bytes",
+        "cluster_wal_bytes",
+        "unknown"
     ]
 );
 header!(
@@ -403,7 +557,27 @@ header!(
         "released_ms",
         "wait_ms",
         "held_ms",
-        "blocks"
+        "blocks",
+        "source"
+    ]
+);
+header!(
+    StepRow,
+    [
+        "phase",
+        "step",
+        "start_ms",
+        "end_ms",
+        "outcome",
+        "rewrote",
+        "table_bytes_before",
+        "table_bytes_after",
+        "index_bytes_before",
+        "index_bytes_after",
+        "dead_tuples_after",
+        "wal_bytes",
+        "cluster_wal_bytes",
+        "unknown"
     ]
 );
 header!(
@@ -450,3 +624,61 @@ header!(
         "waiting_backends"
     ]
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_reasons_read_back_as_written() {
+        let mut u = Unknown::default();
+        u.add("seq_scans", "counted only inside a transaction");
+        u.add("wal_bytes", "the probe failed: permission denied; hint: x");
+        u.add("seq_scans", "a second reason is not kept");
+        let text = u.to_string();
+        assert_eq!(
+            text,
+            "seq_scans: counted only inside a transaction; wal_bytes: the probe failed: permission denied, hint: x"
+        );
+        let back = Unknown::parse(&text);
+        assert_eq!(
+            back.why("seq_scans"),
+            Some("counted only inside a transaction")
+        );
+        assert_eq!(
+            back.why("wal_bytes"),
+            Some("the probe failed: permission denied, hint: x")
+        );
+        assert_eq!(back.why("rewrote"), None);
+        assert_eq!(Unknown::parse(""), Unknown::default());
+    }
+
+    #[test]
+    fn unknown_figures_are_empty_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = StatementRow {
+            phase: "p".into(),
+            step: "s".into(),
+            attempt: 1,
+            sql: "CREATE INDEX CONCURRENTLY i ON t (c)".into(),
+            start_ms: 1.0,
+            end_ms: 2.0,
+            duration_ms: 1.0,
+            outcome: "ok".into(),
+            sqlstate: String::new(),
+            rewrote: Some(false),
+            seq_scans: None,
+            wal_bytes: None,
+            cluster_wal_bytes: Some(4096),
+            unknown:
+                "seq_scans: counted only inside a transaction; wal_bytes: no pg_stat_statements"
+                    .into(),
+        };
+        let path = dir.path().join(STATEMENTS_CSV);
+        write_csv(&path, std::slice::from_ref(&row)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(",ok,,false,,,4096,"), "{text}");
+        let back: Vec<StatementRow> = read_csv(&path).unwrap();
+        assert_eq!(back, [row]);
+    }
+}

@@ -30,11 +30,25 @@ fn ground_truth_hold_waits_and_stall() {
     assert_eq!(code, 0, "{}", dir.display());
     let ae = lock(&rec, "hold", "t", "AccessExclusiveLock")
         .expect("AccessExclusiveLock on t in locks.csv");
-    // ±25 ms is the bar; the measured error is reported in README.
+    // The hold spans the sleep (the server's own 1.5 s, longer on a loaded
+    // machine) and adds at most 25 ms of its own: LOCK's round trip, the
+    // probes, COMMIT. Its precision against an independent observer is
+    // tests/holds.rs's business.
+    let sleep = rec
+        .statements
+        .iter()
+        .find(|s| s.sql.contains("pg_sleep"))
+        .unwrap();
+    assert!(sleep.duration_ms >= 1500.0, "{sleep:?}");
     assert!(
-        (ae.held_ms - 1500.0).abs() <= 25.0,
-        "held {} ms",
-        ae.held_ms
+        ae.granted_ms.unwrap() <= sleep.start_ms && ae.released_ms.unwrap() >= sleep.end_ms,
+        "{ae:?} does not span {sleep:?}"
+    );
+    assert!(
+        ae.held_ms - sleep.duration_ms <= 25.0,
+        "held {} ms for a {} ms sleep",
+        ae.held_ms,
+        sleep.duration_ms
     );
     assert_eq!(ae.blocks.to_string(), "reads+writes");
     // App queries waited behind the migration, up to about the hold.
@@ -50,7 +64,15 @@ fn ground_truth_hold_waits_and_stall() {
         "longest wait {longest} ms"
     );
     assert!(mig.iter().all(|w| w.relation == "t"));
-    assert!(mig.iter().any(|w| w.query == "read") && mig.iter().any(|w| w.query == "write"));
+    // Readers and writers are apps of their own: both certainly queued.
+    assert!(
+        mig.iter().any(|w| w.query == "read" && w.app == "reader"),
+        "{mig:?}"
+    );
+    assert!(
+        mig.iter().any(|w| w.query == "write" && w.app == "writer"),
+        "{mig:?}"
+    );
     // The stall shows in latency.csv: some window's max ≥ 1 s.
     let worst = rec.latency.iter().map(|l| l.max_us).max().unwrap();
     assert!(worst >= 1_000_000, "max latency {worst} µs");
@@ -136,26 +158,64 @@ fn lock_facts_are_measured() {
     assert!(lock(&rec, "add foreign key", "parent", "ShareRowExclusiveLock").is_some());
     assert!(lock(&rec, "validate check", "parent", "ShareUpdateExclusiveLock").is_some());
     let stmt = |step: &str| rec.statements.iter().find(|s| s.step == step).unwrap();
-    assert!(
+    assert_eq!(
         stmt("volatile default").rewrote,
+        Some(true),
         "a volatile default rewrites"
     );
-    assert!(
-        !stmt("constant default").rewrote,
+    assert_eq!(
+        stmt("constant default").rewrote,
+        Some(false),
         "a constant default does not"
     );
-    assert!(stmt("int to bigint").rewrote, "int → bigint rewrites");
-    assert!(!stmt("create index").rewrote);
-    assert!(stmt("set not null").seq_scans >= 1, "SET NOT NULL scans");
+    assert_eq!(
+        stmt("int to bigint").rewrote,
+        Some(true),
+        "int → bigint rewrites"
+    );
+    assert_eq!(stmt("create index").rewrote, Some(false));
+    assert!(
+        stmt("set not null").seq_scans.unwrap() >= 1,
+        "SET NOT NULL scans"
+    );
     assert_eq!(
         stmt("set not null proven").seq_scans,
-        0,
+        Some(0),
         "a valid CHECK proves NOT NULL"
     );
-    assert!(stmt("validate check").seq_scans >= 1);
+    assert!(stmt("validate check").seq_scans.unwrap() >= 1);
     assert!(
-        stmt("volatile default").wal_bytes > 100_000,
+        stmt("volatile default").wal_bytes.unwrap() > 100_000,
         "a rewrite writes WAL"
+    );
+    // Outside a transaction scans cannot be counted: unknown, and why.
+    let cic = stmt("create index concurrently");
+    assert_eq!(cic.seq_scans, None);
+    assert!(
+        cic.unknown
+            .contains("seq_scans: counted only inside a transaction"),
+        "{}",
+        cic.unknown
+    );
+    // The new indexes are named, marked new.
+    assert!(
+        lock(
+            &rec,
+            "create index concurrently",
+            "parent_v2 (new)",
+            "ShareUpdateExclusiveLock"
+        )
+        .is_some()
+            || rec.locks.iter().any(|l| l.relation == "parent_v2 (new)"),
+        "{:#?}",
+        rec.locks
+    );
+    assert!(
+        rec.locks
+            .iter()
+            .all(|l| !l.relation.bytes().all(|b| b.is_ascii_digit())),
+        "{:#?}",
+        rec.locks
     );
 }
 

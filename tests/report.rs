@@ -556,9 +556,11 @@ fn a_long_backfill_renders_quickly() {
             duration_ms: 2.0,
             outcome: "ok".into(),
             sqlstate: String::new(),
-            rewrote: false,
-            seq_scans: 0,
-            wal_bytes: 200_000,
+            rewrote: Some(false),
+            seq_scans: Some(0),
+            wal_bytes: Some(200_000),
+            cluster_wal_bytes: Some(300_000),
+            unknown: String::new(),
         });
         rec.locks.push(LockRow {
             phase: "switch".into(),
@@ -572,6 +574,7 @@ fn a_long_backfill_renders_quickly() {
             wait_ms: 0.0,
             held_ms: 2.0,
             blocks: Blocks::None,
+            source: "probe".into(),
         });
     }
     let t = tempfile::tempdir().unwrap();
@@ -588,7 +591,7 @@ fn a_long_backfill_renders_quickly() {
         .unwrap();
     assert_eq!(backfill.statements, 600);
     assert_eq!(backfill.sql.len(), 10);
-    assert_eq!(backfill.wal_bytes, 600 * 200_000);
+    assert_eq!(backfill.wal_bytes, Some(600 * 200_000));
     let json = std::fs::metadata(t.path().join("summary.json"))
         .unwrap()
         .len();

@@ -58,10 +58,18 @@ pub struct StepFacts {
     pub longest_blocking_lock: Option<LockFact>,
     /// Longest time the step waited to be granted a lock.
     pub lock_wait_ms: f64,
-    pub rewrote: bool,
-    pub seq_scans: u64,
-    /// Cluster WAL written while its statements ran (app traffic included).
-    pub wal_bytes: u64,
+    /// null when unknown (`unknown` says why), as every figure below.
+    pub rewrote: Option<bool>,
+    pub seq_scans: Option<u64>,
+    /// WAL its statements wrote themselves (pg_stat_statements).
+    pub wal_bytes: Option<u64>,
+    /// WAL the whole cluster wrote while its statements ran (app included).
+    pub cluster_wal_bytes: Option<u64>,
+    /// steps.csv: the scenario tables' bytes, index bytes before / after,
+    /// dead tuples after.
+    pub footprint: StepFootprint,
+    /// Why each null figure is unknown: figure → reason.
+    pub unknown: std::collections::BTreeMap<String, String>,
     /// App lock waits attributed to this step (cause migration or
     /// queued-behind-migration, overlapping its lock holds or statements).
     pub app_waits: usize,
@@ -77,6 +85,16 @@ impl StepFacts {
     pub fn label(&self) -> String {
         format!("{} / {}", self.phase, self.step)
     }
+}
+
+/// What steps.csv says of a step's tables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepFootprint {
+    pub table_bytes_before: Option<u64>,
+    pub table_bytes_after: Option<u64>,
+    pub index_bytes_before: Option<u64>,
+    pub index_bytes_after: Option<u64>,
+    pub dead_tuples_after: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

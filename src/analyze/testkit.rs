@@ -42,6 +42,9 @@ pub(crate) fn info() -> RunInfo {
         end_ms: 4000.0,
         steps: vec![],
         invalid_indexes: vec![],
+        wal_attribution: None,
+        wal_unavailable: None,
+        sizes_method: None,
     }
 }
 
@@ -85,9 +88,11 @@ pub(crate) fn stmt(step: &str, sql: &str, start: f64, end: f64) -> StatementRow 
         duration_ms: end - start,
         outcome: "ok".into(),
         sqlstate: String::new(),
-        rewrote: false,
-        seq_scans: 0,
-        wal_bytes: 0,
+        rewrote: Some(false),
+        seq_scans: Some(0),
+        wal_bytes: Some(0),
+        cluster_wal_bytes: Some(0),
+        unknown: String::new(),
     }
 }
 
@@ -105,6 +110,7 @@ pub(crate) fn lock(step: &str, mode: &str, req: f64, granted: f64, released: f64
         wait_ms: granted - req,
         held_ms: released - granted,
         blocks: crate::locks::blocks_of("relation", mode),
+        source: "probe".into(),
     }
 }
 

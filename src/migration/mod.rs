@@ -4,12 +4,14 @@
 //! timeouts, and batched backfills.
 //!
 //! Timing: every statement's send and completion are taken on the run clock.
-//! Inside a transaction the executor also *probes* its own session after each
-//! statement — the locks it now holds (pg_locks for its own pid), its
-//! sequential scans (pg_stat_xact_user_tables), the tables' relfilenodes (a
-//! new one means a rewrite) and the WAL position. A probe is one round trip
-//! (well under a millisecond on loopback); it runs while the locks are held,
-//! so it lengthens the hold by exactly what it measures.
+//! The executor also *probes* its own session after each statement (probe.rs)
+//! — the locks it now holds, its sequential scans, the tables' relfilenodes,
+//! the WAL position and pg_stat_statements' counters — pipelined behind the
+//! statement, and behind the last statement of a transaction goes its COMMIT:
+//! the probe adds its execution (a fraction of a millisecond) to the locks'
+//! hold, and no round trip. At each step's boundaries (catalog.rs) it reads
+//! the relations and the tables' sizes and dead tuples; at the end it
+//! attributes each statement's own WAL (wal.rs).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -22,34 +24,50 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ConnInfo;
-use crate::clock::Clock;
+use crate::clock::{Clock, ServerClock};
 use crate::observe::MigrationStatus;
-use crate::record::{PhaseSpan, StatementRow};
+use crate::record::{PhaseSpan, StatementRow, StepRow};
 use crate::scenario::{PhasePlan, StepAction, StepPlan};
 
 mod backfill;
+mod catalog;
 mod probe;
+mod send;
+mod steps;
+mod wal;
 
-pub use probe::{is_catalog, parse_lsn};
-use probe::{is_transient, Probe};
+use catalog::Catalog;
+pub use catalog::{Footprint, RelationNames};
+pub use probe::{is_catalog, parse_lsn, LockSeen};
+use wal::PgssChange;
+pub use wal::{same_statement, WalSource};
 
 pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
 
 /// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
 const AFTER_ABORT_WAIT: Duration = Duration::from_secs(2);
 
-/// A lock key: (locktype, relation or locktype, mode).
-pub type LockKey = (String, String, String);
-
 /// Locks one transaction acquired, statement by statement.
 #[derive(Debug, Clone)]
 pub struct TxnLocks {
     pub phase: String,
     pub step: String,
-    /// Index into `MigrationRun::statements` of each statement of the txn.
-    pub acquired: Vec<(LockKey, usize)>,
-    /// When COMMIT / ROLLBACK returned: every lock is released by then.
+    /// Each lock, with the index into `MigrationRun::statements` of the
+    /// statement after which the probe first saw it.
+    pub acquired: Vec<(LockSeen, usize)>,
+    /// When the transaction ended and released its locks: the server's
+    /// clock right after COMMIT / ROLLBACK (on the run clock), else when
+    /// it returned.
     pub released_ms: f64,
+}
+
+/// When the server ran a statement, on the run clock: its clock right
+/// before the statement (pipelined ahead of it) and during the probe right
+/// after it. Free of the client's own delays (a loaded machine).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerSpan {
+    pub start_ms: f64,
+    pub end_ms: f64,
 }
 
 pub use crate::record::StepInfo as StepSpan;
@@ -57,9 +75,19 @@ pub use crate::record::StepInfo as StepSpan;
 #[derive(Debug, Default)]
 pub struct MigrationRun {
     pub statements: Vec<StatementRow>,
+    /// The server's span of each statement (same index), where known.
+    pub server_spans: Vec<Option<ServerSpan>>,
     pub txns: Vec<TxnLocks>,
     pub phases: Vec<PhaseSpan>,
     pub steps: Vec<StepSpan>,
+    /// steps.csv: each step's footprint, WAL and rewrite.
+    pub step_rows: Vec<StepRow>,
+    /// The names of the relations the steps locked (new, dropped).
+    pub relations: RelationNames,
+    /// How the migration's own WAL was attributed (run.json).
+    pub wal: WalSource,
+    /// How steps.csv's sizes were read, or why they are unknown (run.json).
+    pub sizes_method: Option<String>,
     /// What went wrong, when the migration did not finish.
     pub failure: Option<String>,
     /// The migration stopped because `abort` was cancelled (a signal, a dead
@@ -95,6 +123,10 @@ pub struct MigrationCtx {
     pub abort: CancellationToken,
     pub current: Arc<CurrentStep>,
     pub seed: u64,
+    /// Whether the migration's own WAL can be attributed (see wal.rs).
+    pub wal: WalSource,
+    /// Maps the server's clock onto the run clock.
+    pub server_clock: ServerClock,
 }
 
 enum Failure {
@@ -135,7 +167,17 @@ struct Executor {
     client: Client,
     ctx: MigrationCtx,
     run: MigrationRun,
-    probe: tokio_postgres::Statement,
+    /// The probe, or why there is none (it could not be prepared).
+    probe: Result<tokio_postgres::Statement, String>,
+    /// The server's clock (probe.rs), sent around statements.
+    server_now: Option<tokio_postgres::Statement>,
+    /// Step boundaries, or why they cannot be read.
+    catalog: Result<Catalog, String>,
+    /// Per step: the footprint at its start and end (steps.rs).
+    boundaries: Vec<steps::StepBoundaries>,
+    /// Per statement (index): the pg_stat_statements entries that moved
+    /// while it ran, attributed at the end (wal.rs).
+    pgss_changes: Vec<(usize, Vec<PgssChange>)>,
     rng: rand_chacha::ChaCha8Rng,
 }
 
@@ -143,26 +185,57 @@ struct Executor {
 /// recorded in `MigrationRun::failure` so the report can be written.
 pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
     let client = ctx.conn.connect(MIGRATION_APP_NAME).await?;
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await?
-        .get(0);
+    let row = client
+        .query_one(
+            "SELECT pg_backend_pid(), current_setting('server_version_num')::int",
+            &[],
+        )
+        .await?;
+    let (pid, version_num): (i32, i32) = (row.get(0), row.get(1));
     ctx.status.pid.store(pid, Ordering::Relaxed);
-    let probe = probe::prepare(&client).await?;
+    let probe = probe::prepare(&client, &ctx.tables, &ctx.wal)
+        .await
+        .map_err(|e| {
+            format!(
+                "the probe could not be prepared: {}",
+                crate::pg::error_text(&e)
+            )
+        });
+    let catalog = Catalog::prepare(&client, version_num as u32)
+        .await
+        .map_err(|e| {
+            format!(
+                "the sizes could not be prepared: {}",
+                crate::pg::error_text(&e)
+            )
+        });
+    let server_now = probe::prepare_clock(&client).await.ok();
     use rand::SeedableRng;
     let rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x6d69_6772);
     let mut ex = Executor {
         client,
-        ctx,
         run: MigrationRun {
             pid,
+            wal: ctx.wal.clone(),
+            sizes_method: Some(match &catalog {
+                Ok(c) => c.method.clone(),
+                Err(e) => e.clone(),
+            }),
             ..Default::default()
         },
+        ctx,
         probe,
+        server_now,
+        catalog,
+        boundaries: Vec::new(),
+        pgss_changes: Vec::new(),
         rng,
     };
     ex.run_phases().await;
     ex.ctx.status.in_statement.store(false, Ordering::Relaxed);
+    ex.ctx.status.in_step.store(false, Ordering::Relaxed);
+    ex.attribute_wal().await;
+    ex.run.step_rows = ex.step_rows();
     Ok(ex.run)
 }
 
@@ -201,6 +274,7 @@ impl Executor {
     }
 
     async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
+        let before = self.boundary().await;
         let start_ms = self.ctx.clock.now_ms();
         tracing::info!("step {} / {}: started", phase.name, step.name);
         let mut span = StepSpan {
@@ -216,6 +290,8 @@ impl Executor {
             backfill: matches!(step.action, StepAction::Backfill(_)),
             outcome: "ok".into(),
         };
+        self.ctx.status.in_step.store(true, Ordering::Relaxed);
+        self.ctx.status.step_started.notify_one();
         let result = match &step.action {
             StepAction::Sql(stmts) => {
                 let progress = format!("{} / {}", phase.name, step.name);
@@ -224,6 +300,7 @@ impl Executor {
             }
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
+        self.ctx.status.in_step.store(false, Ordering::Relaxed);
         span.end_ms = self.ctx.clock.now_ms();
         if let Err(f) = &result {
             span.outcome = match f {
@@ -240,6 +317,16 @@ impl Executor {
             span.end_ms - span.start_ms,
             span.attempts
         );
+        let after = if matches!(result, Err(Failure::Aborted)) {
+            steps::interrupted()
+        } else {
+            self.boundary().await
+        };
+        self.run
+            .relations
+            .step(&phase.name, &step.name, &before.relations, &after.relations);
+        self.boundaries
+            .push(steps::StepBoundaries::of(&before, &after));
         self.run.steps.push(span);
         match result {
             Ok(()) => {
@@ -326,13 +413,9 @@ impl Executor {
 
     fn session_settings(step: &StepPlan, local: bool) -> String {
         let scope = if local { "SET LOCAL" } else { "SET" };
-        let mut s = String::new();
         let lt = step.lock_timeout.map(|d| d.as_millis()).unwrap_or(0);
         let st = step.statement_timeout.map(|d| d.as_millis()).unwrap_or(0);
-        s.push_str(&format!(
-            "{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};"
-        ));
-        s
+        format!("{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};")
     }
 
     async fn attempt_in_transaction(
@@ -343,66 +426,49 @@ impl Executor {
         attempt: u32,
     ) -> Result<(), Failure> {
         let setup = format!("BEGIN; {}", Self::session_settings(step, true));
-        self.simple(&setup).await?;
+        let mut before = self.setup(&setup, true).await?;
         let mut txn = TxnLocks {
             phase: phase.name.clone(),
             step: step.name.clone(),
             acquired: Vec::new(),
             released_ms: 0.0,
         };
-        let mut before = self.probe().await.unwrap_or_default();
         let mut result = Ok(());
-        for sql in stmts {
-            let (idx, after) = match self
-                .recorded(phase, step, sql, attempt, false, &before)
-                .await
-            {
-                Ok(r) => r,
-                Err(f) => {
-                    result = Err(f);
-                    break;
-                }
-            };
-            for k in &after.locks {
-                if !txn.acquired.iter().any(|(a, _)| a == k)
-                    && !is_catalog(&k.1)
-                    && !is_transient(&k.1)
-                {
-                    txn.acquired.push((k.clone(), idx));
+        // When COMMIT (sent behind the last statement) returned.
+        let mut ended: Option<f64> = None;
+        for (i, sql) in stmts.iter().enumerate() {
+            let last = i + 1 == stmts.len();
+            let sent = self.send(phase, step, sql, attempt, true, last).await;
+            let idx = self.record(&sent, &before, true);
+            if let Ok(p) = &sent.probe {
+                for k in &p.locks {
+                    if !txn.acquired.iter().any(|(a, _)| a.same(k)) && !is_catalog_lock(k) {
+                        txn.acquired.push((k.clone(), idx));
+                    }
                 }
             }
-            before = after;
+            if let Some((commit, at)) = sent.commit {
+                ended = Some(at);
+                if sent.outcome.is_ok() {
+                    result = commit;
+                }
+            }
+            if let Err(f) = sent.outcome {
+                result = Err(f);
+                break;
+            }
+            before = sent.probe;
         }
-        let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let end = self.clean_up(end_sql, &result).await;
-        txn.released_ms = self.ctx.clock.now_ms();
+        if ended.is_none() {
+            let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let end = self.clean_up(end_sql, &result).await;
+            if result.is_ok() {
+                result = end;
+            }
+        }
+        txn.released_ms = ended.unwrap_or_else(|| self.ctx.clock.now_ms());
         self.run.txns.push(txn);
-        match (result, end) {
-            (Err(f), _) => Err(f),
-            (Ok(()), Err(f)) => Err(f),
-            (Ok(()), Ok(())) => Ok(()),
-        }
-    }
-
-    /// Send one statement, record its row, and probe the session after it
-    /// (rewrite, scans, WAL against `before`). Returns the row's index and
-    /// the new probe.
-    async fn recorded(
-        &mut self,
-        phase: &PhasePlan,
-        step: &StepPlan,
-        sql: &str,
-        attempt: u32,
-        autocommit: bool,
-        before: &Probe,
-    ) -> Result<(usize, Probe), Failure> {
-        let (row, outcome) = self.execute(phase, step, sql, attempt, autocommit).await;
-        let idx = self.run.statements.len();
-        self.run.statements.push(row);
-        outcome?;
-        let after = self.probe().await.unwrap_or_default();
-        self.fill_probe_facts(idx, before, &after);
-        Ok((idx, after))
+        result
     }
 
     async fn attempt_autocommit(
@@ -412,88 +478,23 @@ impl Executor {
         stmts: &[String],
         attempt: u32,
     ) -> Result<(), Failure> {
-        self.simple(&Self::session_settings(step, false)).await?;
+        let mut before = self
+            .setup(&Self::session_settings(step, false), false)
+            .await?;
         let mut result = Ok(());
         for sql in stmts {
-            let before = self.probe().await.unwrap_or_default();
-            if let Err(f) = self
-                .recorded(phase, step, sql, attempt, true, &before)
-                .await
-            {
+            let sent = self.send(phase, step, sql, attempt, false, false).await;
+            self.record(&sent, &before, false);
+            if let Err(f) = sent.outcome {
                 result = Err(f);
                 break;
             }
+            before = sent.probe;
         }
         let reset = self
             .clean_up("RESET lock_timeout; RESET statement_timeout", &result)
             .await;
         result.and(reset)
-    }
-
-    /// Send one statement and time it. Never panics on SQL errors: they come
-    /// back as the outcome.
-    async fn execute(
-        &mut self,
-        phase: &PhasePlan,
-        step: &StepPlan,
-        sql: &str,
-        attempt: u32,
-        autocommit: bool,
-    ) -> (StatementRow, Result<(), Failure>) {
-        let status = &self.ctx.status;
-        status.autocommit.store(autocommit, Ordering::Relaxed);
-        status.in_statement.store(true, Ordering::Relaxed);
-        let cancel = self.client.cancel_token();
-        tracing::debug!(
-            "{} / {} (attempt {attempt}): sending {sql}",
-            phase.name,
-            step.name
-        );
-        let start = self.ctx.clock.now_ms();
-        let r = tokio::select! {
-            r = self.client.simple_query(sql) => Some(r),
-            _ = self.ctx.abort.cancelled() => None,
-        };
-        let end = self.ctx.clock.now_ms();
-        status.in_statement.store(false, Ordering::Relaxed);
-        let result = match r {
-            None => {
-                self.ctx.conn.cancel(&cancel).await;
-                Err(Failure::Aborted)
-            }
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(Failure::from_pg(&e)),
-        };
-        let (outcome, sqlstate) = match &result {
-            Ok(()) => ("ok", ""),
-            Err(f) => f.statement_outcome(),
-        };
-        tracing::debug!(
-            "{} / {}: {outcome}{} after {:.1} ms",
-            phase.name,
-            step.name,
-            if sqlstate.is_empty() {
-                String::new()
-            } else {
-                format!(" ({sqlstate})")
-            },
-            end - start
-        );
-        let row = StatementRow {
-            phase: phase.name.clone(),
-            step: step.name.clone(),
-            attempt,
-            sql: sql.to_string(),
-            start_ms: crate::pg::round3(start),
-            end_ms: crate::pg::round3(end),
-            duration_ms: crate::pg::round3(end - start),
-            outcome: outcome.to_string(),
-            sqlstate: sqlstate.to_string(),
-            rewrote: false,
-            seq_scans: 0,
-            wal_bytes: 0,
-        };
-        (row, result)
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), Failure> {
@@ -524,6 +525,12 @@ impl Executor {
             Err(_) => Err(Failure::Aborted),
         }
     }
+}
+
+/// A lock on a catalog relation (oids below 16384, or `pg_*` names): the
+/// probe's own, not the migration's.
+fn is_catalog_lock(l: &LockSeen) -> bool {
+    l.oid.is_some_and(|o| o < 16384) || is_catalog(&l.name)
 }
 
 /// `-v`: a lock timeout is retried after `wait` (backoff with jitter).

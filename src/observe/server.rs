@@ -1,7 +1,9 @@
-//! Server-wide samples every [`super::ObserverCtx::sample`] for server.csv:
+//! Server-wide samples every [`super::ObserverCtx::sample`] during steps
+//! (4× less often outside them) for server.csv:
 //! WAL written, dead tuples and size of the scenario's tables, backends
 //! waiting for a lock, replica lag.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::ObserverCtx;
@@ -31,12 +33,15 @@ pub(super) async fn sample_server(
         .await?;
     let mut rows = Vec::new();
     let mut last_size = 0u64;
-    let mut tick = tokio::time::interval(ctx.sample);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = tokio::time::Instant::now();
     loop {
+        // Every `sample` while a step runs, 4× less often otherwise.
+        let in_step = ctx.migration.in_step.load(Ordering::Relaxed);
+        next += if in_step { ctx.sample } else { ctx.sample * 4 };
+        next = next.max(tokio::time::Instant::now());
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(next) => {}
         }
         let t = ctx.clock.now_ms();
         let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {

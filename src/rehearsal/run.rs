@@ -21,7 +21,7 @@ use crate::clock::{Clock, ServerClock};
 use crate::error::Result;
 use crate::health::HealthWatch;
 use crate::latency::LatencyRecorder;
-use crate::migration::{self, MigrationCtx, MigrationRun};
+use crate::migration::{self, MigrationCtx, MigrationRun, WalSource};
 use crate::observe::{Observations, Observer, ObserverCtx};
 use crate::options::OutputMode;
 use crate::progress::{Live, Progress};
@@ -29,9 +29,11 @@ use crate::scenario::Scenario;
 use crate::signals::Signals;
 use crate::workload::{PidRegistry, Workload, WorkloadCtx};
 
-/// How often the wait observer polls pg_stat_activity.
+/// How often the wait observer polls this database's backends while a step
+/// runs (it backs off to 5× that while nothing happens).
 pub const WAIT_POLL: Duration = Duration::from_millis(5);
-/// How often server.csv gets a sample.
+/// How often server.csv gets a sample while a step runs (4× less often
+/// otherwise).
 pub const SERVER_SAMPLE: Duration = Duration::from_millis(250);
 
 /// Bounded: a recorder that falls behind slows the clients down (which the
@@ -80,7 +82,7 @@ struct Shared {
 pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, Stopped> {
     let s = input.scenario;
     let clock = Clock::start();
-    let server_clock = measure_server_clock(input.conn, &clock)
+    let (server_clock, wal) = measure_server_clock(input.conn, &clock)
         .await
         .map_err(|e| Stopped::failed(format!("the server clock could not be measured: {e}")))?;
     let sh = Shared {
@@ -110,7 +112,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
     let health = HealthWatch::start(input.conn.clone(), sh.abort.clone());
     let progress = Progress::start(&input.output, &sh.live);
 
-    let mut migration = drive(input, &sh, apps.index, live_tx).await;
+    let mut migration = drive(input, &sh, apps.index, live_tx, wal, server_clock).await;
 
     sh.live.current.set("stopping".into());
     sh.stop.cancel();
@@ -146,15 +148,23 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
     })
 }
 
-/// The offset between the server's clock and the run clock.
-async fn measure_server_clock(conn: &ConnInfo, clock: &Clock) -> Result<ServerClock> {
+/// The offset between the server's clock and the run clock, and whether
+/// the migration's own WAL can be attributed (pg_stat_statements, created in
+/// the work database where it is loaded).
+async fn measure_server_clock(conn: &ConnInfo, clock: &Clock) -> Result<(ServerClock, WalSource)> {
     let admin = conn.session(HARNESS_APP_NAME).await?;
     let sc = ServerClock::measure(&admin, clock).await?;
     tracing::debug!(
         "server clock mapped onto the run clock to ±{:.3} ms",
         sc.uncertainty_ms
     );
-    Ok(sc)
+    let wal = WalSource::prepare(&admin).await;
+    match (&wal.attribution, &wal.unavailable) {
+        (Some(a), _) => tracing::info!("the migration's own WAL: {a}"),
+        (_, Some(why)) => tracing::info!("the migration's own WAL is not measured: {why}"),
+        _ => {}
+    }
+    Ok((sc, wal))
 }
 
 /// Traffic before the first step, the migration, traffic after the last
@@ -165,6 +175,8 @@ async fn drive(
     sh: &Shared,
     app_index: HashMap<String, u16>,
     live: watch::Sender<Arc<Vec<u16>>>,
+    wal: WalSource,
+    server_clock: ServerClock,
 ) -> MigrationRun {
     let s = input.scenario;
     sh.live.current.set("before".into());
@@ -185,9 +197,12 @@ async fn drive(
             abort: sh.abort.clone(),
             current: sh.live.current.clone(),
             seed: input.seed,
+            wal: wal.clone(),
+            server_clock,
         };
         let run = migration::run(ctx).await.unwrap_or_else(|e| MigrationRun {
             failure: Some(format!("the migration session failed: {e}")),
+            wal,
             ..Default::default()
         });
         tracing::info!(

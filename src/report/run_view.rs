@@ -4,8 +4,8 @@
 //! this document, formatted.
 
 use super::format::{
-    blocking, breach, budget_value, lock, ms, opt_ms, outcome, pct, span, sql_list, table_work,
-    waits,
+    blocking, breach, budget_value, bytes_or_unknown, growth, lock, ms, opt_ms, outcome, pct, span,
+    sql_list, table_work, unknown, waits,
 };
 use super::summary::Summary;
 use super::view::{
@@ -225,8 +225,44 @@ fn steps(a: &Analysis) -> Section {
     }
     if !t.rows.is_empty() {
         sec.blocks.push(Block::Table(t));
+        sec.blocks.push(Block::Table(footprints(a)));
     }
     sec
+}
+
+/// What each step left on the scenario's tables (steps.csv): sizes before
+/// and after, dead tuples, its own WAL next to the cluster's.
+fn footprints(a: &Analysis) -> Table {
+    let mut t = Table::new(&[
+        "phase / step",
+        "table bytes",
+        "index bytes",
+        "dead tuples after>",
+        "own WAL>",
+        "cluster WAL>",
+        "rewrote",
+    ]);
+    for st in &a.steps {
+        let f = &st.footprint;
+        t.row(vec![
+            st.label().into(),
+            growth(st, "table_bytes", f.table_bytes_before, f.table_bytes_after).into(),
+            growth(st, "index_bytes", f.index_bytes_before, f.index_bytes_after).into(),
+            f.dead_tuples_after
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| unknown(st, "dead_tuples_after"))
+                .into(),
+            bytes_or_unknown(st, "wal_bytes", st.wal_bytes).into(),
+            bytes_or_unknown(st, "cluster_wal_bytes", st.cluster_wal_bytes).into(),
+            match st.rewrote {
+                Some(true) => "yes".to_string(),
+                Some(false) => "no".to_string(),
+                None => unknown(st, "rewrote"),
+            }
+            .into(),
+        ]);
+    }
+    t
 }
 
 /// The latency columns every period, phase and app table shares.

@@ -1,0 +1,165 @@
+//! The migration's own locks while a statement runs outside a transaction
+//! (CREATE INDEX CONCURRENTLY, autocommit steps), where the executor cannot
+//! list them itself: one prepared `pg_locks WHERE pid = $1`, polled from the
+//! moment the statement is sent (the executor wakes us) every
+//! [`HELD_POLL`] until it returns. Idle otherwise.
+//!
+//! Each lock is kept with the polls around its sightings: the last poll
+//! before its first sighting that did not see it, and the first after its
+//! last sighting that did not — a lock taken or released mid-statement is
+//! then placed to half a poll interval (holds.rs). Every time is the
+//! server's clock around its read of pg_locks, mapped onto the run clock:
+//! this process being slow to send a poll or read its answer does not
+//! shift it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::{Client, Statement};
+
+use super::ObserverCtx;
+
+/// How often the migration's locks are listed while a statement runs
+/// outside a transaction.
+pub const HELD_POLL: Duration = Duration::from_millis(1);
+
+/// A lock seen held by the migration while a statement ran outside a
+/// transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldSighting {
+    pub locktype: String,
+    pub oid: Option<u32>,
+    /// The name the poller saw (digits when it could not see one).
+    pub relation: String,
+    pub mode: String,
+    pub first_ms: f64,
+    pub last_ms: f64,
+    /// The poll just before the first sighting, which did not see it.
+    pub missed_before_ms: Option<f64>,
+    /// The poll just after the last sighting, which did not see it (None:
+    /// held until the statement returned).
+    pub missed_after_ms: Option<f64>,
+}
+
+pub(super) struct Held {
+    ctx: Arc<ObserverCtx>,
+    client: Client,
+    query: Statement,
+    pub(super) sightings: Vec<HeldSighting>,
+    pub(super) polls: u64,
+    pub(super) lost: Option<String>,
+}
+
+type Key = (String, Option<u32>, String);
+
+impl Held {
+    pub(super) async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
+        // The server's clock around the read of pg_locks: a sighting's time
+        // is the server's, free of this process's delays.
+        let query = client
+            .prepare(
+                "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
+                 ARRAY(SELECT locktype || '|' || relation::oid || '|' \
+                    || coalesce(relation::regclass::text, locktype) || '|' || mode \
+                    FROM pg_locks WHERE pid = $1 AND granted AND locktype = 'relation'), \
+                 (extract(epoch from clock_timestamp()) * 1000)::float8",
+            )
+            .await?;
+        Ok(Held {
+            ctx,
+            client,
+            query,
+            sightings: Vec::new(),
+            polls: 0,
+            lost: None,
+        })
+    }
+
+    pub(super) async fn run(mut self) -> Held {
+        loop {
+            tokio::select! {
+                _ = self.ctx.stop.cancelled() => break,
+                _ = self.ctx.migration.statement_sent.notified() => {}
+            }
+            if let Err(e) = self.follow_statement().await {
+                self.lost = Some(format!(
+                    "the migration's lock poller lost the server: {}",
+                    crate::pg::error_text(&e)
+                ));
+                break;
+            }
+        }
+        self
+    }
+
+    /// Poll while the statement that was just sent runs.
+    async fn follow_statement(&mut self) -> Result<(), tokio_postgres::Error> {
+        let mig = self.ctx.migration.clone();
+        let pid = mig.pid.load(Ordering::Relaxed);
+        // The statement followed: the next one may be sent before a poll
+        // notices this one ended.
+        let seq = mig.statement_seq.load(Ordering::Relaxed);
+        let mut open: HashMap<Key, HeldSighting> = HashMap::new();
+        let mut previous: Option<f64> = None;
+        let mut tick = tokio::time::interval(HELD_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            let running = mig.in_statement.load(Ordering::Relaxed)
+                && mig.autocommit.load(Ordering::Relaxed)
+                && mig.statement_seq.load(Ordering::Relaxed) == seq;
+            let row = self.client.query_one(&self.query, &[&pid]).await?;
+            let server_ms = (row.get::<_, f64>(0) + row.get::<_, f64>(2)) / 2.0;
+            let t = self.ctx.server_clock.to_run_ms(server_ms);
+            self.polls += 1;
+            let locks: Vec<String> = row.get(1);
+            let mut seen: Vec<Key> = Vec::with_capacity(locks.len());
+            for l in &locks {
+                let Some((locktype, oid, name, mode)) = split_lock(l) else {
+                    continue;
+                };
+                let key: Key = (locktype.to_string(), oid, mode.to_string());
+                let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
+                    locktype: key.0.clone(),
+                    oid: key.1,
+                    relation: name.to_string(),
+                    mode: key.2.clone(),
+                    first_ms: t,
+                    last_ms: t,
+                    missed_before_ms: previous,
+                    missed_after_ms: None,
+                });
+                e.last_ms = t;
+                // A name seen once the relation became visible is better
+                // than its oid.
+                if !name.bytes().all(|b| b.is_ascii_digit()) {
+                    e.relation = name.to_string();
+                }
+                seen.push(key);
+            }
+            let gone: Vec<Key> = open.keys().filter(|k| !seen.contains(k)).cloned().collect();
+            for k in gone {
+                let mut s = open.remove(&k).expect("present");
+                s.missed_after_ms = Some(t);
+                self.sightings.push(s);
+            }
+            previous = Some(t);
+            if !running || self.ctx.stop.is_cancelled() {
+                break;
+            }
+            tick.tick().await;
+        }
+        // Still held when the statement returned.
+        self.sightings.extend(open.into_values());
+        Ok(())
+    }
+}
+
+/// `relation|16385|orders|ShareLock` → its parts (the name may hold `|`).
+fn split_lock(l: &str) -> Option<(&str, Option<u32>, &str, &str)> {
+    let (head, mode) = l.rsplit_once('|')?;
+    let mut it = head.splitn(3, '|');
+    Some((it.next()?, it.next()?.parse().ok(), it.next()?, mode))
+}
