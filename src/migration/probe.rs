@@ -109,10 +109,11 @@ pub(super) fn parse(r: &Row) -> Probe {
 /// a statement and right after COMMIT, it says when the server began the
 /// statement and ended the transaction, without the client's delays.
 pub(super) async fn prepare_clock(client: &Client) -> Result<Statement, tokio_postgres::Error> {
-    client
-        .prepare("SELECT (extract(epoch from clock_timestamp()) * 1000)::float8")
-        .await
+    client.prepare(CLOCK_SQL).await
 }
+
+/// The server's clock, ms since the Unix epoch.
+pub(super) const CLOCK_SQL: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8";
 
 /// `relation|16385|orders|AccessExclusiveLock`.
 fn parse_lock(l: &str) -> Option<LockSeen> {

@@ -43,11 +43,19 @@ impl Executor {
         Ok(probe)
     }
 
-    /// The server's clock on the run clock (sent now, awaited later).
+    /// The server's clock, ms since the Unix epoch (sent now, awaited later).
     async fn server_now(&self) -> Option<f64> {
         let stmt = self.server_now.as_ref()?;
-        let r = self.client.query_one(stmt, &[]).await.ok()?;
-        Some(self.ctx.server_clock.to_run_ms(r.get(0)))
+        match self.client.query_one(stmt, &[]).await {
+            Ok(r) => Some(r.get(0)),
+            Err(e) => {
+                tracing::debug!(
+                    "migration session: the server's clock could not be read: {}",
+                    crate::pg::error_text(&e)
+                );
+                None
+            }
+        }
     }
 
     /// The probe on the migration session (sent now, awaited later).
@@ -90,23 +98,42 @@ impl Executor {
         let clock = self.ctx.clock;
         let client = &self.client;
         let start = clock.now_ms();
+        // Inside a transaction the server's clock is read in the statement's
+        // own message, right before it: nothing is flushed to this process in
+        // between, so the server cannot be preempted by our wake-up there
+        // (a separate message was: up to tens of ms on a loaded machine).
+        // Outside one (CONCURRENTLY refuses a multi-statement message) it is
+        // a message of its own, pipelined ahead.
+        let text = if in_txn {
+            format!("{}; {sql}", probe::CLOCK_SQL)
+        } else {
+            sql.to_string()
+        };
         let statement = async {
-            let r = client.simple_query(sql).await;
+            let r = client.simple_query(&text).await;
             let end = clock.now_ms();
             status.in_statement.store(false, Ordering::Relaxed);
             (r, end)
         };
-        let end_txn = async {
-            if commit {
-                let r = client.batch_execute("COMMIT").await;
-                Some((r.map_err(|e| Failure::from_pg(&e)), clock.now_ms()))
-            } else {
+        let server_start = async {
+            if in_txn {
                 None
+            } else {
+                self.server_now().await
             }
         };
-        let ended = async {
+        // COMMIT and the server's clock right after it, in one message (see
+        // above): the release, free of the delays of either side.
+        let end_txn = async {
             if commit {
-                self.server_now().await
+                let r = client
+                    .simple_query(&format!("COMMIT; {}", probe::CLOCK_SQL))
+                    .await;
+                let returned = clock.now_ms();
+                Some(match r {
+                    Ok(msgs) => (Ok(()), first_clock(&msgs), returned),
+                    Err(e) => (Err(Failure::from_pg(&e)), None, returned),
+                })
             } else {
                 None
             }
@@ -115,13 +142,12 @@ impl Executor {
         // runs them back to back.
         let pipelined = async {
             tokio::join!(
-                self.server_now(),
+                server_start,
                 statement,
                 savepoint(client, in_txn, SAVEPOINT),
                 self.run_probe(),
                 savepoint(client, in_txn, UNDO_SAVEPOINT),
                 end_txn,
-                ended,
             )
         };
         let r = tokio::select! {
@@ -136,10 +162,18 @@ impl Executor {
                 let why = "the rehearsal was interrupted during the statement".to_string();
                 (Err(Failure::Aborted), end, Err(why), None, None)
             }
-            Some((server_start, (r, end), _, probe, _, commit, ended)) => {
+            Some((server_start, (r, end), _, probe, _, commit)) => {
+                let server_start = match &r {
+                    Ok(msgs) if in_txn => first_clock(msgs),
+                    _ => server_start,
+                };
+                let server_start = server_start.map(|ms| self.ctx.server_clock.to_run_ms(ms));
                 let outcome = r.map(|_| ()).map_err(|e| Failure::from_pg(&e));
-                // The server's clock after COMMIT, when it answered.
-                let commit = commit.map(|(c, returned)| (c, ended.unwrap_or(returned)));
+                // The server's clock after COMMIT, else when it answered.
+                let commit = commit.map(|(c, ended, returned): (_, Option<f64>, f64)| {
+                    let ended = ended.map(|ms| self.ctx.server_clock.to_run_ms(ms));
+                    (c, ended.unwrap_or(returned))
+                });
                 (outcome, end, probe, commit, server_start)
             }
         };
@@ -259,4 +293,13 @@ async fn savepoint(client: &tokio_postgres::Client, in_txn: bool, sql: &str) {
     if in_txn {
         let _ = client.batch_execute(sql).await;
     }
+}
+
+/// The server's clock (ms since the Unix epoch) of the first row of a
+/// simple-query answer: the clock read sent in the same message.
+fn first_clock(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Option<f64> {
+    msgs.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
+        _ => None,
+    })
 }

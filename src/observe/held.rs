@@ -55,7 +55,52 @@ pub(super) struct Held {
 type Key = (String, Option<u32>, String);
 
 impl Held {
-    pub(super) async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
+    /// Connect and start polling on a thread and runtime of its own: a
+    /// busy runtime (the app's clients, the recorder) must not delay its
+    /// 1 ms polls, whose gaps are its precision.
+    pub(super) async fn start(
+        ctx: Arc<ObserverCtx>,
+    ) -> crate::Result<std::thread::JoinHandle<Option<Held>>> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("pgrehearse-held-locks".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(crate::Error::from(anyhow::Error::new(e))));
+                        return None;
+                    }
+                };
+                rt.block_on(async move {
+                    let held = async {
+                        let client = ctx.conn.connect(super::OBSERVER_APP_NAME).await?;
+                        Held::prepare(ctx, client).await
+                    };
+                    match held.await {
+                        Ok(h) => {
+                            let _ = ready_tx.send(Ok(()));
+                            Some(h.run().await)
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            None
+                        }
+                    }
+                })
+            })
+            .map_err(anyhow::Error::new)?;
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(anyhow::anyhow!("the migration's lock poller did not start").into()),
+        }
+    }
+
+    async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
         // The server's clock around the read of pg_locks: a sighting's time
         // is the server's, free of this process's delays.
         let query = client

@@ -128,7 +128,7 @@ type Sampled = (Vec<ServerRow>, Option<String>);
 
 pub struct Observer {
     waits: tokio::task::JoinHandle<crate::Result<waits::WaitPoller>>,
-    held: tokio::task::JoinHandle<held::Held>,
+    held: std::thread::JoinHandle<Option<held::Held>>,
     server: tokio::task::JoinHandle<crate::Result<Sampled>>,
     log: Option<tokio::task::JoinHandle<Vec<LogAcquired>>>,
 }
@@ -137,7 +137,6 @@ impl Observer {
     pub async fn start(ctx: ObserverCtx) -> crate::Result<Observer> {
         let ctx = Arc::new(ctx);
         let wait_client = ctx.conn.connect(OBSERVER_APP_NAME).await?;
-        let held_client = ctx.conn.connect(OBSERVER_APP_NAME).await?;
         let server_client = ctx.conn.connect(OBSERVER_APP_NAME).await?;
         // The size sampler must never queue behind a migration lock.
         server_client
@@ -155,8 +154,7 @@ impl Observer {
         };
         let poller = waits::WaitPoller::prepare(ctx.clone(), &wait_client).await?;
         let waits = tokio::spawn(poller.run(wait_client));
-        let held = held::Held::prepare(ctx.clone(), held_client).await?;
-        let held = tokio::spawn(held.run());
+        let held = held::Held::start(ctx.clone()).await?;
         let server = tokio::spawn(server::sample_server(server_client, ctx.clone()));
         Ok(Observer {
             waits,
@@ -169,7 +167,12 @@ impl Observer {
     /// Stop (the ctx's `stop` token must have been cancelled) and collect.
     pub async fn finish(self) -> crate::Result<Observations> {
         let poller = self.waits.await.map_err(anyhow::Error::new)??;
-        let held = self.held.await.map_err(anyhow::Error::new)?;
+        let held = tokio::task::spawn_blocking(move || self.held.join())
+            .await
+            .map_err(anyhow::Error::new)?
+            .ok()
+            .flatten()
+            .ok_or_else(|| anyhow::anyhow!("the migration's lock poller panicked"))?;
         let (server, server_lost) = self.server.await.map_err(anyhow::Error::new)??;
         let log_acquired = match self.log {
             Some(h) => h.await.unwrap_or_default(),
