@@ -270,9 +270,16 @@ fn holds_lie_within_2ms_of_an_independent_witness() {
             .max_by(|a, b| overlap(l, a).total_cmp(&overlap(l, b)))
             .filter(|s| overlap(l, s) > 0.0);
         let Some(s) = best else {
+            // Missed for sure only if a witness poll lay wholly inside the
+            // hold (2 ms in from either end): a loaded machine can stall the
+            // witness itself for longer than a short hold.
+            let (g, r) = (l.granted_ms.unwrap(), l.released_ms.unwrap());
+            let polled_inside = seen.polls.iter().any(|p| {
+                p.t0 - started_ms >= g + TOLERANCE_MS && p.t1 - started_ms <= r - TOLERANCE_MS
+            });
             assert!(
-                l.held_ms < MUST_SEE_MS,
-                "{l:?} was never seen by the witness ({})",
+                l.held_ms < MUST_SEE_MS || !polled_inside,
+                "{l:?} was never seen by the witness, which polled during it ({})",
                 dir.display()
             );
             continue;

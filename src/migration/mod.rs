@@ -448,8 +448,10 @@ impl Executor {
                 }
             }
             if let Some((commit, at)) = sent.commit {
-                ended = Some(at);
+                // A failed statement aborted the message before its COMMIT
+                // (the probe's undo fails first): ROLLBACK below ends it.
                 if sent.outcome.is_ok() {
+                    ended = Some(at);
                     result = commit;
                 }
             }

@@ -83,12 +83,11 @@ impl Executor {
         let status = self.ctx.status.clone();
         status.autocommit.store(!in_txn, Ordering::Relaxed);
         status.in_statement.store(true, Ordering::Relaxed);
-        if !in_txn {
-            status.statement_seq.fetch_add(1, Ordering::Relaxed);
-            // Outside a transaction the observer lists the session's locks
-            // while the statement runs: start at once.
-            status.statement_sent.notify_one();
-        }
+        status.statement_seq.fetch_add(1, Ordering::Relaxed);
+        // The observer polls the session's locks while the statement runs
+        // (outside a transaction all of them, inside one its waits): start
+        // at once.
+        status.statement_sent.notify_one();
         let cancel = self.client.cancel_token();
         tracing::debug!(
             "{} / {} (attempt {attempt}): sending {sql}",
@@ -104,8 +103,12 @@ impl Executor {
         // (a separate message was: up to tens of ms on a loaded machine).
         // Outside one (CONCURRENTLY refuses a multi-statement message) it is
         // a message of its own, pipelined ahead.
+        // The probe's savepoint goes in the same message, and the undo of
+        // the last probe in COMMIT's: every message boundary is a flush that
+        // wakes this process, and a chance for the backend — holding the
+        // locks — to be preempted by it (see README, Precision).
         let text = if in_txn {
-            format!("{}; {sql}", probe::CLOCK_SQL)
+            format!("{}; {sql}; {SAVEPOINT}", probe::CLOCK_SQL)
         } else {
             sql.to_string()
         };
@@ -127,7 +130,7 @@ impl Executor {
         let end_txn = async {
             if commit {
                 let r = client
-                    .simple_query(&format!("COMMIT; {}", probe::CLOCK_SQL))
+                    .simple_query(&format!("{UNDO_SAVEPOINT}; COMMIT; {}", probe::CLOCK_SQL))
                     .await;
                 let returned = clock.now_ms();
                 Some(match r {
@@ -144,9 +147,8 @@ impl Executor {
             tokio::join!(
                 server_start,
                 statement,
-                savepoint(client, in_txn, SAVEPOINT),
                 self.run_probe(),
-                savepoint(client, in_txn, UNDO_SAVEPOINT),
+                savepoint(client, in_txn && !commit, UNDO_SAVEPOINT),
                 end_txn,
             )
         };
@@ -162,7 +164,7 @@ impl Executor {
                 let why = "the rehearsal was interrupted during the statement".to_string();
                 (Err(Failure::Aborted), end, Err(why), None, None)
             }
-            Some((server_start, (r, end), _, probe, _, commit)) => {
+            Some((server_start, (r, end), probe, _, commit)) => {
                 let server_start = match &r {
                     Ok(msgs) if in_txn => first_clock(msgs),
                     _ => server_start,

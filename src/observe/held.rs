@@ -4,6 +4,10 @@
 //! moment the statement is sent (the executor wakes us) every
 //! [`HELD_POLL`] until it returns. Idle otherwise.
 //!
+//! Inside a transaction (where the probe lists the locks) the same poll
+//! times the migration's lock waits instead, with `waitstart`: a wait too
+//! short for the 5 ms wait poller still moves the lock's grant.
+//!
 //! Each lock is kept with the polls around its sightings: the last poll
 //! before its first sighting that did not see it, and the first after its
 //! last sighting that did not — a lock taken or released mid-statement is
@@ -19,7 +23,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, Statement};
 
-use super::ObserverCtx;
+use super::{MigrationWait, ObserverCtx};
 
 /// How often the migration's locks are listed while a statement runs
 /// outside a transaction.
@@ -48,6 +52,8 @@ pub(super) struct Held {
     client: Client,
     query: Statement,
     pub(super) sightings: Vec<HeldSighting>,
+    /// The migration's lock waits, seen every poll (see `follow_statement`).
+    pub(super) waits: Vec<MigrationWait>,
     pub(super) polls: u64,
     pub(super) lost: Option<String>,
 }
@@ -109,7 +115,11 @@ impl Held {
                  ARRAY(SELECT locktype || '|' || relation::oid || '|' \
                     || coalesce(relation::regclass::text, locktype) || '|' || mode \
                     FROM pg_locks WHERE pid = $1 AND granted AND locktype = 'relation'), \
-                 (extract(epoch from clock_timestamp()) * 1000)::float8",
+                 (extract(epoch from clock_timestamp()) * 1000)::float8, \
+                 ARRAY(SELECT locktype || '|' || coalesce(relation::oid::text, '') || '|' \
+                    || coalesce(relation::regclass::text, locktype) || '|' || mode || '|' \
+                    || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') \
+                    FROM pg_locks WHERE pid = $1 AND NOT granted)",
             )
             .await?;
         Ok(Held {
@@ -117,6 +127,7 @@ impl Held {
             client,
             query,
             sightings: Vec::new(),
+            waits: Vec::new(),
             polls: 0,
             lost: None,
         })
@@ -146,20 +157,27 @@ impl Held {
         // The statement followed: the next one may be sent before a poll
         // notices this one ended.
         let seq = mig.statement_seq.load(Ordering::Relaxed);
+        // Inside a transaction the probe lists what the statement took; the
+        // poll only times its waits (a wait too short for the wait poller
+        // still moves the grant), at full rate for the statement's first
+        // [`WAIT_WATCH`] (where a statement takes its locks), slower after.
+        let in_txn = !mig.autocommit.load(Ordering::Relaxed);
         let mut open: HashMap<Key, HeldSighting> = HashMap::new();
+        let mut waiting: HashMap<Key, MigrationWait> = HashMap::new();
         let mut previous: Option<f64> = None;
+        let started = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(HELD_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate
         loop {
             let running = mig.in_statement.load(Ordering::Relaxed)
-                && mig.autocommit.load(Ordering::Relaxed)
                 && mig.statement_seq.load(Ordering::Relaxed) == seq;
             let row = self.client.query_one(&self.query, &[&pid]).await?;
             let server_ms = (row.get::<_, f64>(0) + row.get::<_, f64>(2)) / 2.0;
             let t = self.ctx.server_clock.to_run_ms(server_ms);
             self.polls += 1;
-            let locks: Vec<String> = row.get(1);
+            self.follow_waits(&mut waiting, &row.get::<_, Vec<String>>(3), t, previous);
+            let locks: Vec<String> = if in_txn { Vec::new() } else { row.get(1) };
             let mut seen: Vec<Key> = Vec::with_capacity(locks.len());
             for l in &locks {
                 let Some((locktype, oid, name, mode)) = split_lock(l) else {
@@ -194,13 +212,72 @@ impl Held {
             if !running || self.ctx.stop.is_cancelled() {
                 break;
             }
-            tick.tick().await;
+            if in_txn && started.elapsed() > WAIT_WATCH {
+                tokio::time::sleep(WAIT_WATCH_AFTER).await;
+            } else {
+                tick.tick().await;
+            }
         }
         // Still held when the statement returned.
         self.sightings.extend(open.into_values());
+        self.waits.extend(waiting.into_values());
         Ok(())
     }
 }
+
+impl Held {
+    /// Open, extend and close the migration's waits from one poll's
+    /// ungranted locks (`locktype|oid|name|mode|waitstart_ms`) at `t`; a
+    /// wait ends halfway between its last sighting and the poll without it.
+    fn follow_waits(
+        &mut self,
+        waiting: &mut HashMap<Key, MigrationWait>,
+        rows: &[String],
+        t: f64,
+        previous: Option<f64>,
+    ) {
+        let mut seen: Vec<Key> = Vec::new();
+        for l in rows {
+            let Some((head, start)) = l.rsplit_once('|') else {
+                continue;
+            };
+            let Some((locktype, oid, name, mode)) = split_lock(head) else {
+                continue;
+            };
+            let key: Key = (locktype.to_string(), oid, mode.to_string());
+            let start_ms = start
+                .parse::<f64>()
+                .ok()
+                .map(|ms| self.ctx.server_clock.to_run_ms(ms))
+                .unwrap_or_else(|| previous.map_or(t, |p| (p + t) / 2.0));
+            let w = waiting.entry(key.clone()).or_insert_with(|| MigrationWait {
+                locktype: locktype.to_string(),
+                oid,
+                relation: name.to_string(),
+                mode: mode.to_string(),
+                start_ms,
+                end_ms: t,
+            });
+            w.end_ms = t;
+            seen.push(key);
+        }
+        let gone: Vec<Key> = waiting
+            .keys()
+            .filter(|k| !seen.contains(k))
+            .cloned()
+            .collect();
+        for k in gone {
+            let mut w = waiting.remove(&k).expect("present");
+            w.end_ms = (w.end_ms + t) / 2.0;
+            self.waits.push(w);
+        }
+    }
+}
+
+/// How long into a statement inside a transaction its waits are polled
+/// every [`HELD_POLL`]; every [`WAIT_WATCH_AFTER`] after that.
+const WAIT_WATCH: Duration = Duration::from_millis(100);
+const WAIT_WATCH_AFTER: Duration = Duration::from_millis(10);
 
 /// `relation|16385|orders|ShareLock` → its parts (the name may hold `|`).
 fn split_lock(l: &str) -> Option<(&str, Option<u32>, &str, &str)> {

@@ -180,10 +180,28 @@ impl Observer {
         };
         let mut obs = poller.into_observations();
         obs.migration_held = held.sightings;
+        merge_waits(&mut obs.migration_waits, held.waits);
         obs.held_polls = held.polls;
         obs.server = server;
         obs.connection_lost = obs.connection_lost.or(held.lost).or(server_lost);
         obs.log_acquired = log_acquired;
         Ok(obs)
     }
+}
+
+/// The migration's waits of the lock poller (every 1 ms while a statement
+/// runs) replace those of the wait poller (every 5 ms) for the same lock and
+/// time: one wait, one row, the finer timing.
+fn merge_waits(waits: &mut Vec<MigrationWait>, fine: Vec<MigrationWait>) {
+    waits.retain(|w| {
+        !fine.iter().any(|f| {
+            f.locktype == w.locktype
+                && f.oid == w.oid
+                && f.mode == w.mode
+                && f.start_ms <= w.end_ms + 1.0
+                && w.start_ms <= f.end_ms + 1.0
+        })
+    });
+    waits.extend(fine);
+    waits.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
 }
