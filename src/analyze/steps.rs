@@ -61,6 +61,11 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
     if !relation.is_empty() && relation.chars().all(|c| c.is_ascii_digit()) {
         return true;
     }
+    // The recorder marks what the step created (`name (new)`, `name (new,
+    // dropped)`) from the catalog at the step's boundaries.
+    if relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)") {
+        return true;
+    }
     let rel = bare(relation);
     rec.statements
         .iter()
