@@ -106,6 +106,7 @@ async fn library_scenarios_run_and_safe_variants_keep_live_apps_working() {
         let ov = Overrides {
             rows: Some(2_000),
             scale: None,
+            ..Overrides::default()
         };
         let s = scenario::load(file, &ov).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let db = format!("pgr_lib_{}", s.name.replace('-', "_"));
