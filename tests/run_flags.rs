@@ -167,3 +167,49 @@ fn before_and_after_replace_the_scenarios_traffic_around_the_migration() {
     );
     assert!(common::run_dir_in(bad.out()).is_none(), "nothing ran");
 }
+
+/// A step with `expect_error` that fails with that SQLSTATE is rolled back
+/// and the migration goes on (step outcome `expected_error`, exit 0); one
+/// that succeeds fails the rehearsal (exit 4), since what it was there to
+/// show did not happen.
+#[test]
+fn expect_error_lets_the_expected_failure_pass_and_fails_a_success() {
+    let base = std::fs::read_to_string(small()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, step: &str| {
+        let text = base.replace(
+            "[[phase.step]]\nname = \"add column\"",
+            &format!("[[phase.step]]\nname = \"{name}\"\n{step}\n\n[[phase.step]]\nname = \"add column\""),
+        );
+        assert_ne!(text, base);
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let fails = write(
+        "times out",
+        "sql = \"SELECT pg_sleep(5)\"\nstatement_timeout = \"50ms\"\nexpect_error = \"57014\"",
+    );
+    let ran = common::run(&fails, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (_, rec) = ran.record();
+    let steps = &rec.info.as_ref().unwrap().steps;
+    let outcomes: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("times out", "expected_error"), ("add column", "ok")]
+    );
+    assert_eq!(rec.statements[0].sqlstate, "57014");
+
+    let succeeds = write("succeeds", "sql = \"SELECT 1\"\nexpect_error = \"57014\"");
+    let ran = common::run(&succeeds, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    assert!(
+        ran.stderr.contains("expected to fail with 57014"),
+        "{}",
+        ran.stderr
+    );
+}
