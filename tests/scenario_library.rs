@@ -10,7 +10,8 @@
 //!   (exit 0) while its naive twin breaches it (exit 1) on the pattern's key
 //!   figure (`KEY_FIGURE`). In CI at small rows and 1 s of traffic before and
 //!   after; `PGREHEARSE_LIBRARY_SIZE=shipped` runs the same assertions at the
-//!   sizes and traffic the files ship with, and prints each run's figures.
+//!   sizes and traffic the files ship with, and prints each run's figures;
+//!   `PGREHEARSE_LIBRARY_PAIRS=a,b` limits it to those pairs.
 //! - README's library table lists exactly the pairs of scenarios/.
 //!
 //! Real Postgres: PGREHEARSE_TEST_URL when set, else a local cluster.
