@@ -237,6 +237,9 @@ fn pairs() -> BTreeMap<String, Vec<Scenario>> {
     by_pair
 }
 
+/// One part of a scenario both files of a pair must share, as text.
+type Part = fn(&Scenario) -> String;
+
 #[test]
 fn every_pair_has_both_variants_sharing_tables_data_workload_and_budget() {
     let by_pair = pairs();
@@ -263,7 +266,7 @@ fn every_pair_has_both_variants_sharing_tables_data_workload_and_budget() {
         }
         // Multi-version pairs also start on the old app and end on the new
         // one in both files: the same rollout, a different migration.
-        let parts: [(&str, fn(&Scenario) -> String); 7] = [
+        let parts: [(&str, Part); 7] = [
             ("postgres", |s| format!("{:?}", s.postgres)),
             ("tables", |s| format!("{:?}", s.tables)),
             ("seed_sql", |s| format!("{:?}", s.seed_sql)),
