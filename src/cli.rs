@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -117,6 +118,13 @@ pub struct RunArgs {
     /// Multiply every table's row count.
     #[arg(long)]
     pub scale: Option<f64>,
+    /// Traffic before the first step (e.g. 1s), instead of the scenario's
+    /// [workload] before; scripts keep their `at`.
+    #[arg(long, value_name = "DURATION")]
+    pub before: Option<String>,
+    /// Traffic after the last step, instead of the scenario's [workload] after.
+    #[arg(long, value_name = "DURATION")]
+    pub after: Option<String>,
     /// Where run directories go.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
@@ -205,7 +213,18 @@ fn overrides(rows: &Option<String>, scale: Option<f64>) -> Result<Overrides> {
     if rows.is_some() && scale.is_some() {
         return Err(Error::Usage("--rows and --scale cannot be combined".into()));
     }
-    Ok(Overrides { rows, scale })
+    Ok(Overrides {
+        rows,
+        scale,
+        ..Overrides::default()
+    })
+}
+
+/// `--before` / `--after`: a duration such as `1s` or `500ms`.
+fn traffic_override(flag: &str, v: &Option<String>) -> Result<Option<Duration>> {
+    v.as_deref()
+        .map(|s| scenario::parse_duration(s).map_err(|e| Error::Usage(format!("{flag}: {e}"))))
+        .transpose()
 }
 
 /// Load every file; report the problems of all of them, not just the first.
@@ -285,7 +304,12 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             &overrides(&rows, scale)?,
         )?)),
         Command::Run { scenarios, args } => {
-            let mut scenarios = load_all(&scenarios, &overrides(&args.rows, args.scale)?)?;
+            let ov = Overrides {
+                before: traffic_override("--before", &args.before)?,
+                after: traffic_override("--after", &args.after)?,
+                ..overrides(&args.rows, args.scale)?
+            };
+            let mut scenarios = load_all(&scenarios, &ov)?;
             let options = run_options(args, &mut scenarios)?;
             Ok(Plan::Run { scenarios, options })
         }
@@ -494,11 +518,15 @@ fn sweep_plan(
         .map(|e| parse_count("--extrapolate", &e))
         .transpose()
         .map_err(Error::Usage)?;
+    let before = traffic_override("--before", &args.before)?;
+    let after = traffic_override("--after", &args.after)?;
     let mut scenarios = Vec::new();
     for &n in &sizes {
         let ov = Overrides {
             rows: Some(n),
             scale: None,
+            before,
+            after,
         };
         scenarios.extend(load_all(std::slice::from_ref(&scenario), &ov)?);
     }

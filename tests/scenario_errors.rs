@@ -338,6 +338,30 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "expect_error.toml",
+        &[
+            (
+                24,
+                16,
+                "phase[0].step[0].expect_error",
+                "\"timeout\" is not a SQLSTATE (five digits or letters)",
+            ),
+            (
+                28,
+                16,
+                "phase[0].step[1].expect_error",
+                "a backfill step cannot expect an error",
+            ),
+            (32, 16, "phase[0].step[2].expect_error", "is an empty list"),
+            (
+                35,
+                23,
+                "budget.max_invalid_indexes",
+                "-1 is out of range; expected an integer in 0..=1000",
+            ),
+        ],
+    ),
+    (
         "missing_name.toml",
         &[(1, 1, "name", "missing; expected a scenario name")],
     ),
@@ -556,6 +580,7 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     let rows = Overrides {
         rows: Some(40),
         scale: None,
+        ..Overrides::default()
     };
     let s = scenario::load(&good, &rows).unwrap();
     let counts: Vec<(&str, u64)> = s.tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
@@ -585,6 +610,7 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     let scale = Overrides {
         rows: None,
         scale: Some(2.5),
+        ..Overrides::default()
     };
     let s = scenario::load(&good, &scale).unwrap();
     let counts: Vec<u64> = s.tables.iter().map(|t| t.rows).collect();
@@ -592,12 +618,14 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     let tiny = Overrides {
         rows: None,
         scale: Some(0.000_001),
+        ..Overrides::default()
     };
     let s = scenario::load(&good, &tiny).unwrap();
     assert!(s.tables.iter().all(|t| t.rows == 1));
     let absurd = Overrides {
         rows: Some(50_000_000_000),
         scale: None,
+        ..Overrides::default()
     };
     match scenario::load(&good, &absurd) {
         Err(Error::Scenario(v)) => {
@@ -615,7 +643,8 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
             &good,
             &Overrides {
                 rows: Some(0),
-                scale: None
+                scale: None,
+                ..Overrides::default()
             }
         ),
         Err(Error::Usage(_))

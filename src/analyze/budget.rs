@@ -11,13 +11,14 @@ use crate::record::{Blocks, RunRecord};
 use crate::scenario::Budget;
 
 /// Every budget key, in the order they are checked and reported.
-pub const BUDGET_KEYS: [&str; 6] = [
+pub const BUDGET_KEYS: [&str; 7] = [
     "max_blocking_lock_ms",
     "max_app_wait_ms",
     "p99_ms",
     "max_errors",
     "max_error_rate",
     "max_duration_ms",
+    "max_invalid_indexes",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,7 +26,7 @@ pub struct BudgetResult {
     pub name: String,
     pub limit: f64,
     pub measured: f64,
-    /// ms | errors | ratio
+    /// ms | errors | ratio | indexes
     pub unit: String,
     pub passed: bool,
     /// "phase / step" responsible for the measured value, when one is.
@@ -53,7 +54,8 @@ fn unknown_key(key: &str) -> String {
 
 /// Parse a `--budget key=value` flag. Millisecond keys take a plain number
 /// or a `ms`/`s` suffix (`2s` = 2000); `max_error_rate` takes a ratio or a
-/// percentage (`0.01`, `1%`); `max_errors` a whole number.
+/// percentage (`0.01`, `1%`); `max_errors` and `max_invalid_indexes` a
+/// whole number.
 pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
     let (key, value) = s
         .split_once('=')
@@ -105,6 +107,14 @@ impl Budget {
             }
             "max_error_rate" => self.max_error_rate = Some(value),
             "max_duration_ms" => self.max_duration_ms = Some(value),
+            "max_invalid_indexes" => {
+                if value < 0.0 || value.fract() != 0.0 {
+                    return Err(format!(
+                        "max_invalid_indexes must be a whole number, got {value}"
+                    ));
+                }
+                self.max_invalid_indexes = Some(value as u64)
+            }
             _ => unreachable!("canonical_key returns only BUDGET_KEYS"),
         }
         Ok(())
@@ -286,6 +296,22 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
         worst_step(steps, |s| s.duration_ms).map(StepFacts::label),
         format!("first statement start to last statement end: {dur:.1} ms"),
     );
+
+    // Indexes left INVALID when the run ended (pg_index.indisvalid false):
+    // a failed CREATE INDEX CONCURRENTLY nobody cleaned up.
+    let invalid: &[String] = rec.info.as_ref().map_or(&[], |i| &i.invalid_indexes);
+    push(
+        "max_invalid_indexes",
+        budget.max_invalid_indexes.map(|n| n as f64),
+        invalid.len() as f64,
+        "indexes",
+        None,
+        if invalid.is_empty() {
+            "no index left invalid at the end".into()
+        } else {
+            format!("left invalid at the end: {}", invalid.join(", "))
+        },
+    );
     out
 }
 
@@ -346,6 +372,9 @@ mod tests {
         b.apply("max_errors", 3.0).unwrap();
         assert_eq!(b.p99_ms, Some(50.0));
         assert_eq!(b.max_errors, Some(3));
+        b.apply("max-invalid-indexes", 0.0).unwrap();
+        assert_eq!(b.max_invalid_indexes, Some(0));
+        assert!(b.apply("max_invalid_indexes", 0.5).is_err());
         assert!(b
             .apply("nope", 1.0)
             .unwrap_err()

@@ -302,13 +302,14 @@ impl Executor {
         };
         self.ctx.status.in_step.store(false, Ordering::Relaxed);
         span.end_ms = self.ctx.clock.now_ms();
-        if let Err(f) = &result {
-            span.outcome = match f {
-                Failure::LockTimeout(_) => "lock_timeout".into(),
-                Failure::Sql { .. } => "error".into(),
-                Failure::Aborted => "cancelled".into(),
-            };
-        }
+        let result = expected(step, result);
+        span.outcome = match &result {
+            Ok(Outcome::Succeeded) => "ok".into(),
+            Ok(Outcome::FailedAsExpected(_)) => "expected_error".into(),
+            Err(Failure::LockTimeout(_)) => "lock_timeout".into(),
+            Err(Failure::Sql { .. }) => "error".into(),
+            Err(Failure::Aborted) => "cancelled".into(),
+        };
         tracing::info!(
             "step {} / {}: {} after {:.1} ms, {} attempt(s)",
             phase.name,
@@ -329,7 +330,20 @@ impl Executor {
             .push(steps::StepBoundaries::of(&before, &after));
         self.run.steps.push(span);
         match result {
-            Ok(()) => {
+            Ok(Outcome::Succeeded) if !step.expect_error.is_empty() => Err(format!(
+                "phase `{}` step `{}`: succeeded, but it was expected to fail with {}",
+                phase.name,
+                step.name,
+                step.expect_error.join(" or ")
+            )),
+            Ok(outcome) => {
+                if let Outcome::FailedAsExpected(sqlstate) = outcome {
+                    tracing::info!(
+                        "step {} / {}: failed with {sqlstate} as expected (rolled back); the migration goes on",
+                        phase.name,
+                        step.name
+                    );
+                }
                 if !step.pause_after.is_zero() && !self.sleep(step.pause_after).await {
                     self.run.aborted = true;
                     return Err("interrupted".into());
@@ -533,6 +547,30 @@ impl Executor {
 /// probe's own, not the migration's.
 fn is_catalog_lock(l: &LockSeen) -> bool {
     l.oid.is_some_and(|o| o < 16384) || is_catalog(&l.name)
+}
+
+/// How a step ended when the migration goes on after it.
+enum Outcome {
+    Succeeded,
+    /// It failed with a SQLSTATE its `expect_error` lists (the SQLSTATE).
+    FailedAsExpected(String),
+}
+
+/// A failure the step expects (`expect_error`) is no failure of the
+/// migration: its transaction was rolled back (or its autocommit statement
+/// undone), and the next step runs. A lock timeout counts once the step's
+/// retries are used up.
+fn expected(step: &StepPlan, result: Result<(), Failure>) -> Result<Outcome, Failure> {
+    match result {
+        Ok(()) => Ok(Outcome::Succeeded),
+        Err(Failure::LockTimeout(_)) if step.expects("55P03") => {
+            Ok(Outcome::FailedAsExpected("55P03".into()))
+        }
+        Err(Failure::Sql { sqlstate, .. }) if step.expects(&sqlstate) => {
+            Ok(Outcome::FailedAsExpected(sqlstate))
+        }
+        Err(f) => Err(f),
+    }
 }
 
 /// `-v`: a lock timeout is retried after `wait` (backoff with jitter).

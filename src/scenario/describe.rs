@@ -145,6 +145,12 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
     if !st.pause_after.is_zero() {
         opts.push(format!("pause {} after", fmt_duration(st.pause_after)));
     }
+    if !st.expect_error.is_empty() {
+        opts.push(format!(
+            "expected to fail with {}",
+            st.expect_error.join(" or ")
+        ));
+    }
     writeln!(o, "     step {} ({})", st.name, opts.join(", "))?;
     match &st.action {
         StepAction::Sql(stmts) => {
@@ -188,6 +194,9 @@ fn write_budget(o: &mut String, b: &Budget) -> std::fmt::Result {
     }
     if let Some(r) = b.max_error_rate {
         lines.push(format!("app error rate <= {}", trim_float(r)));
+    }
+    if let Some(n) = b.max_invalid_indexes {
+        lines.push(format!("invalid indexes at the end <= {n}"));
     }
     if lines.is_empty() {
         writeln!(o, "budget: none")?;

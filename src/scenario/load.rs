@@ -5,6 +5,7 @@
 //! reports every problem it finds, sorted by position.
 
 use std::path::Path;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -25,6 +26,11 @@ pub struct Overrides {
     pub rows: Option<u64>,
     /// --scale F: every table's rows × F.
     pub scale: Option<f64>,
+    /// --before D: traffic before the first step, instead of the file's
+    /// `[workload] before` (scripts keep their `at`).
+    pub before: Option<Duration>,
+    /// --after D: traffic after the last step.
+    pub after: Option<Duration>,
 }
 
 /// Read and validate `path`. Every problem is an `Error::Scenario` located at
@@ -100,8 +106,14 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
         ));
     }
     let mut d = Diags::new(path, text);
-    let scenario = validate(&mut d, &model, path, hash, &ov);
+    let mut scenario = validate(&mut d, &model, path, hash, &ov);
     if d.errors.is_empty() {
+        if let Some(before) = overrides.before {
+            scenario.workload.before = before;
+        }
+        if let Some(after) = overrides.after {
+            scenario.workload.after = after;
+        }
         Ok(scenario)
     } else {
         let mut errors = d.errors;

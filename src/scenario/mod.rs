@@ -18,6 +18,7 @@ mod validate_workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use diag::parse_duration;
 pub use load::{load, load_str, Overrides};
 
 /// A validated scenario: everything a rehearsal needs, no raw input left.
@@ -320,6 +321,17 @@ pub struct StepPlan {
     pub retry_backoff: Duration,
     /// Pause after the step, traffic still running.
     pub pause_after: Duration,
+    /// SQLSTATEs the step is expected to fail with (`expect_error`); empty:
+    /// it must succeed. A step that fails with one of them is rolled back
+    /// and the migration goes on; one that succeeds fails the rehearsal.
+    pub expect_error: Vec<String>,
+}
+
+impl StepPlan {
+    /// Is a failure with `sqlstate` what this step expects?
+    pub fn expects(&self, sqlstate: &str) -> bool {
+        self.expect_error.iter().any(|c| c == sqlstate)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -355,4 +367,7 @@ pub struct Budget {
     pub max_error_rate: Option<f64>,
     /// Total migration duration.
     pub max_duration_ms: Option<f64>,
+    /// Indexes left INVALID at the end (a failed CREATE INDEX CONCURRENTLY).
+    #[serde(default)]
+    pub max_invalid_indexes: Option<u64>,
 }

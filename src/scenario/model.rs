@@ -178,6 +178,9 @@ pub struct StepSection {
     pub retries: Option<S<i64>>,
     pub retry_backoff: Option<S<String>>,
     pub pause_after: Option<S<String>>,
+    /// A SQLSTATE ("57014") or a list of them: the step is expected to fail
+    /// with one, and the migration goes on.
+    pub expect_error: Option<S<Value>>,
     pub backfill: Option<S<BackfillSection>>,
 }
 
@@ -202,6 +205,7 @@ pub struct BudgetSection {
     pub max_errors: Option<S<i64>>,
     pub max_error_rate: Option<S<f64>>,
     pub max_duration_ms: Option<S<f64>>,
+    pub max_invalid_indexes: Option<S<i64>>,
 }
 
 /// SQL given as one string (split into statements later) or a list of strings.

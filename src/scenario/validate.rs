@@ -465,6 +465,11 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
             .as_ref()
             .and_then(|v| d.float_in(v, "budget.max_error_rate", 0.0, 1.0)),
         max_duration_ms,
+        max_invalid_indexes: b
+            .max_invalid_indexes
+            .as_ref()
+            .and_then(|v| d.int_in(v, "budget.max_invalid_indexes", 0, 1000))
+            .map(|x| x as u64),
     }
 }
 
