@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
 use pgrehearse::clock::{Clock, ServerClock};
+use pgrehearse::latency::SegmentMarks;
 use pgrehearse::observe::{MigrationStatus, Observer, ObserverCtx};
-use pgrehearse::rehearsal::{SERVER_SAMPLE, WAIT_POLL};
+use pgrehearse::rehearsal::{Traffic, TrafficCtx, SERVER_SAMPLE, WAIT_POLL};
 use pgrehearse::scenario::*;
-use pgrehearse::workload::{PidRegistry, Workload, WorkloadCtx};
-use tokio::sync::{mpsc, watch};
+use pgrehearse::workload::PidRegistry;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 const ROWS: u64 = 100_000;
@@ -75,7 +76,7 @@ async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, secs: f64) -> f64
     let clock = Clock::start();
     let stop = CancellationToken::new();
     let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
-    let (tx, mut rx) = mpsc::channel(65_536);
+    let dir = tempfile::tempdir().unwrap();
     let observer = if observe {
         let admin = connect(conn).await;
         let sc = ServerClock::measure(&admin, &clock).await.unwrap();
@@ -99,39 +100,30 @@ async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, secs: f64) -> f64
     } else {
         None
     };
-    let w = Workload::start(WorkloadCtx {
-        conn: conn.clone(),
-        plan: s.workload.clone(),
+    let traffic = Traffic::start(TrafficCtx {
+        conn,
+        plan: &s.workload,
         clock,
         seed: 1,
         live: live_rx,
         stop: stop.clone(),
         abort: CancellationToken::new(),
-        samples: tx,
         pids: PidRegistry::default(),
+        marks: Arc::new(SegmentMarks::new(clock)),
+        stats: Arc::default(),
+        run_dir: dir.path(),
     })
     .await
     .unwrap();
-    let counter = tokio::spawn(async move {
-        let mut n = 0u64;
-        let mut first = None;
-        let mut last = None;
-        while let Some(s) = rx.recv().await {
-            first.get_or_insert(s.done);
-            last = Some(s.done);
-            n += 1;
-        }
-        (n, first, last)
-    });
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.cancel();
-    w.join().await;
+    let recorded = traffic.stop(&CancellationToken::new()).await.unwrap();
     if let Some(o) = observer {
         o.finish().await.unwrap();
     }
-    let (n, first, last) = counter.await.unwrap();
-    let span = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
-    n as f64 / span
+    let first = recorded.first_done_ns.expect("requests completed");
+    let span = (recorded.last_done_ns - first) as f64 / 1e9;
+    recorded.requests as f64 / span
 }
 
 async fn connect(conn: &ConnInfo) -> tokio_postgres::Client {

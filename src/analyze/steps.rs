@@ -2,7 +2,7 @@
 //! time overlap with its lock holds and statements), its locks, and what the
 //! app saw while it ran.
 
-use super::facts::{LockFact, StepFacts, WaitFact};
+use super::facts::{LockFact, Recovery, StepFacts, WaitFact};
 use super::latency;
 use crate::locks::LockMode;
 use crate::record::{Blocks, LockRow, RunRecord, StatementRow, WaitCause, WaitRow};
@@ -237,17 +237,27 @@ fn one_step(
             .iter()
             .max_by(|a, b| a.wait_ms.total_cmp(&b.wait_ms))
             .map(|w| WaitFact::of(w)),
-        latency: latency::facts(
-            rec.latency
-                .iter()
-                .filter(|r| latency::overlaps(r, start, end)),
-            start,
-            end,
-        ),
+        latency: {
+            let (a, b) = latency_span(rec, &phase, &step).unwrap_or((start, end));
+            latency::facts(rec, a, b, None)
+        },
+        recovery: Recovery::default(),
         lock_timeout_ms,
         phase,
         step,
     }
+}
+
+/// The span the step's app latency covers: run.json's span of the step
+/// (from before its BEGIN until its COMMIT returned, as the executor marked
+/// it: a segment boundary at each end); None when run.json does not have
+/// it (the statements' span is used then).
+pub(crate) fn latency_span(rec: &RunRecord, phase: &str, step: &str) -> Option<(f64, f64)> {
+    rec.info
+        .iter()
+        .flat_map(|i| i.steps.iter())
+        .find(|s| s.phase == phase && s.step == step)
+        .map(|s| (s.start_ms, s.end_ms))
 }
 
 /// The final try of each statement: per SQL text, its rows at that text's

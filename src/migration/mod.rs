@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::ConnInfo;
 use crate::clock::Clock;
+use crate::latency::SegmentMarks;
 use crate::observe::MigrationStatus;
 use crate::record::{PhaseSpan, StatementRow};
 use crate::scenario::{PhasePlan, StepAction, StepPlan};
@@ -94,6 +95,8 @@ pub struct MigrationCtx {
     pub live: watch::Sender<Arc<Vec<u16>>>,
     pub abort: CancellationToken,
     pub current: Arc<CurrentStep>,
+    /// Phases and steps start and end here: the latency segments' bounds.
+    pub marks: Arc<SegmentMarks>,
     pub seed: u64,
 }
 
@@ -178,7 +181,7 @@ impl Executor {
                 .collect();
             let _ = self.ctx.live.send(Arc::new(live));
             tracing::info!("phase {}: live apps {:?}", phase.name, phase.apps);
-            let start_ms = self.ctx.clock.now_ms();
+            let start_ms = self.boundary();
             let mut failed = false;
             for step in &phase.steps {
                 if let Err(msg) = self.run_step(phase, step).await {
@@ -191,7 +194,7 @@ impl Executor {
                 name: phase.name.clone(),
                 apps: phase.apps.clone(),
                 start_ms,
-                end_ms: self.ctx.clock.now_ms(),
+                end_ms: self.boundary(),
             });
             if failed {
                 break;
@@ -201,7 +204,7 @@ impl Executor {
     }
 
     async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
-        let start_ms = self.ctx.clock.now_ms();
+        let start_ms = self.boundary();
         tracing::info!("step {} / {}: started", phase.name, step.name);
         let mut span = StepSpan {
             phase: phase.name.clone(),
@@ -224,7 +227,7 @@ impl Executor {
             }
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
-        span.end_ms = self.ctx.clock.now_ms();
+        span.end_ms = self.boundary();
         if let Err(f) = &result {
             span.outcome = match f {
                 Failure::LockTimeout(_) => "lock_timeout".into(),
@@ -264,6 +267,13 @@ impl Executor {
                 phase.name, step.name
             )),
         }
+    }
+
+    /// Now, as the start or end of a phase or step: marked as a latency
+    /// segment boundary, so the app latency reported for the span is
+    /// exactly the requests that completed in it.
+    fn boundary(&self) -> f64 {
+        self.ctx.marks.mark()
     }
 
     /// Sleep unless aborted; false when aborted.

@@ -355,4 +355,9 @@ pub struct Budget {
     pub max_error_rate: Option<f64>,
     /// Total migration duration.
     pub max_duration_ms: Option<f64>,
+    /// Longest time after a step ended until the app's p99 came back within
+    /// 1.5× its p99 before the migration (a step not recovered by the end
+    /// of the run breaches it).
+    #[serde(default)]
+    pub max_recovery_ms: Option<f64>,
 }
