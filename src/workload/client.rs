@@ -19,7 +19,8 @@ use tokio::sync::watch;
 use tokio_postgres::{CancelToken, Client, Statement};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::open_loop::RequestQueue;
+use super::open_loop::{Claim, Schedule};
+use super::timer::Timer;
 use super::{
     pick_weighted, query_mix, PidOwner, PidRegistry, QueryMix, WorkloadCtx, APP_NAME_PREFIX,
     RECONNECT_BACKOFF_MAX,
@@ -40,11 +41,14 @@ pub(super) struct Shared {
     abort: CancellationToken,
     recording: Registry,
     pids: PidRegistry,
+    /// Open loop: waits for requests not yet due.
+    timer: Option<Timer>,
 }
 
 impl Shared {
-    pub fn new(ctx: &WorkloadCtx) -> Shared {
-        Shared {
+    pub fn new(ctx: &WorkloadCtx) -> std::io::Result<Shared> {
+        Ok(Shared {
+            timer: ctx.plan.rate.map(|_| Timer::start()).transpose()?,
             conn: ctx.conn.clone(),
             plan: ctx.plan.clone(),
             samplers: ctx
@@ -58,7 +62,7 @@ impl Shared {
             abort: ctx.abort.clone(),
             recording: ctx.recording.clone(),
             pids: ctx.pids.clone(),
-        }
+        })
     }
 
     fn query(&self, qi: u16) -> &QueryPlan {
@@ -67,12 +71,12 @@ impl Shared {
 }
 
 /// One connection to open: its app, its random stream, and in open loop
-/// the app's queue it takes requests from.
+/// the app's schedule it takes requests from.
 pub(super) struct ClientSpec {
     pub app: u16,
     pub app_name: String,
     pub seed: u64,
-    pub queue: Option<Arc<RequestQueue>>,
+    pub schedule: Option<Arc<Schedule>>,
 }
 
 /// One app connection with its prepared statements.
@@ -146,7 +150,7 @@ pub(super) struct ClientTask {
     /// Reused for every request's parameters.
     params: Vec<Value>,
     mix: QueryMix,
-    queue: Option<Arc<RequestQueue>>,
+    schedule: Option<Arc<Schedule>>,
 }
 
 impl ClientTask {
@@ -161,7 +165,7 @@ impl ClientTask {
             session,
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
             params: Vec::new(),
-            queue: spec.queue,
+            schedule: spec.schedule,
             shared,
         })
     }
@@ -169,23 +173,55 @@ impl ClientTask {
     pub async fn run(mut self) {
         let shared = self.shared.clone();
         let aborted = std::pin::pin!(shared.abort.cancelled());
-        let mut aborted: Aborted<'_, '_> = aborted;
-        match self.queue.clone() {
-            Some(queue) => loop {
-                let req = tokio::select! {
+        let aborted: Aborted<'_, '_> = aborted;
+        match self.schedule.clone() {
+            Some(schedule) => self.open_loop(&schedule, aborted).await,
+            None => self.closed_loop(aborted).await,
+        }
+    }
+
+    /// Take the app's next request as soon as this connection is free, and
+    /// send it when it is due (at once when it already is).
+    async fn open_loop(&mut self, schedule: &Schedule, mut aborted: Aborted<'_, '_>) {
+        let shared = self.shared.clone();
+        let mut live = shared.live.clone();
+        schedule.apply(&live.borrow_and_update(), Instant::now());
+        loop {
+            if live.has_changed().unwrap_or(false) {
+                schedule.apply(&live.borrow_and_update(), Instant::now());
+            }
+            if shared.stop.is_cancelled() {
+                schedule.stop(Instant::now());
+            }
+            let due = match schedule.claim() {
+                Claim::Due(due) => due,
+                Claim::Stop => break,
+                Claim::Idle => {
+                    tokio::select! {
+                        _ = aborted.as_mut() => break,
+                        _ = shared.stop.cancelled() => {}
+                        r = live.changed() => if r.is_err() { break },
+                    }
+                    continue;
+                }
+            };
+            if let Some(timer) = shared.timer.as_ref().filter(|_| due > Instant::now()) {
+                tokio::select! {
                     biased;
-                    _ = aborted.as_mut() => None,
-                    r = queue.pop() => r,
-                };
-                let Some(req) = req else { break };
-                if !self
-                    .execute(req.query, req.intended, aborted.as_mut())
-                    .await
-                {
+                    _ = aborted.as_mut() => break,
+                    _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
+                    _ = timer.sleep_until(due) => {}
+                }
+                if schedule.stopped_before(due) {
                     break;
                 }
-            },
-            None => self.closed_loop(aborted).await,
+            }
+            let Some(q) = pick_weighted(&self.mix, &mut self.rng) else {
+                break;
+            };
+            if !self.execute(q, due, aborted.as_mut()).await {
+                break;
+            }
         }
     }
 

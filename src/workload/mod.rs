@@ -5,21 +5,22 @@
 //! Open loop means every request has an *intended* start on a fixed
 //! schedule; latency is measured from that intended start, so a stall shows
 //! up in every request that queued behind it (no coordinated omission, as in
-//! wrk2 and pgbench --rate). The schedule never waits for the server: when all
-//! of an app's connections are busy, its requests queue (one queue per app,
-//! taken by whichever connection frees up first, as a connection pool
-//! would) and, once the queue is full, the scheduler itself falls behind —
-//! but the intended times stay fixed, so backpressure shows up as latency,
-//! never as memory.
+//! wrk2 and pgbench --rate). The schedule never waits for the server: when
+//! all of an app's connections are busy its requests fall due unclaimed and
+//! whichever connection frees up first takes the oldest, as a connection
+//! pool would; the intended times stay fixed, so backpressure shows up as
+//! latency, never as memory.
 //!
 //! The files: `driver` (the threads the connections run on), `client` (one
-//! connection: send, time, hand over to the recorder), `open_loop` (the
-//! schedule and the per-app queues), `script` (the one-off sessions).
+//! connection: send, time, hand over to the recorder), `open_loop` (each
+//! app's schedule), `timer` (waiting for a request's due time to tens of
+//! µs), `script` (the one-off sessions).
 
 mod client;
 mod driver;
 mod open_loop;
 mod script;
+mod timer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,10 +37,7 @@ pub use crate::latency::{AppError, Labels, SCRIPT_APP};
 use crate::scenario::WorkloadPlan;
 use client::{ClientSpec, Shared};
 use driver::Drivers;
-
-/// How many requests may wait for a free connection of one app before the
-/// scheduler itself blocks.
-pub const QUEUE_PER_APP: usize = 4096;
+use open_loop::Schedule;
 
 /// application_name prefixes: the observer tells app, script and harness
 /// sessions apart by these.
@@ -110,7 +108,7 @@ pub fn labels(plan: &WorkloadPlan) -> Labels {
 
 pub struct Workload {
     drivers: Drivers,
-    /// The open-loop scheduler and the scripts, on the caller's runtime.
+    /// The scripts, on the caller's runtime.
     tasks: JoinSet<()>,
     pub labels: Labels,
 }
@@ -121,29 +119,22 @@ impl Workload {
     pub async fn start(ctx: WorkloadCtx) -> crate::Result<Workload> {
         let labels = labels(&ctx.plan);
         let app_count = labels.apps.len() - 1;
-        let shared = Arc::new(Shared::new(&ctx));
-        let queues = ctx
-            .plan
-            .rate
-            .map(|_| open_loop::queues(app_count, ctx.plan.clients as usize));
+        let shared = Arc::new(Shared::new(&ctx)?);
         let mut specs = Vec::new();
         for (ai, app) in labels.apps[..app_count].iter().enumerate() {
+            let schedule = ctx.plan.rate.map(|r| Schedule::new(ai as u16, r));
             for ci in 0..ctx.plan.clients {
                 specs.push(ClientSpec {
                     app: ai as u16,
                     app_name: app.clone(),
                     seed: mix(ctx.seed, 0x5eed_0000 + (ai as u64) * 10_000 + ci as u64),
-                    queue: queues.as_ref().map(|q| q[ai].clone()),
+                    schedule: schedule.clone(),
                 });
             }
         }
         let drivers = Drivers::start(specs, shared.clone()).await?;
 
         let mut tasks = JoinSet::new();
-        if let (Some(rate), Some(queues)) = (ctx.plan.rate, queues) {
-            let sched = open_loop::Scheduler::new(rate, &ctx, queues, mix(ctx.seed, 0x5c4e_d01e));
-            tasks.spawn(sched.run());
-        }
         for (si, plan) in ctx.plan.scripts.iter().enumerate() {
             let s = script::ScriptTask {
                 script: plan.clone(),

@@ -1,169 +1,128 @@
-//! Open loop: a scheduler emits requests at `rate`/s on a fixed schedule,
-//! each to a live app chosen uniformly, its query chosen by weight, into
-//! that app's queue; any free connection of the app takes the next one.
+//! Open loop: `rate` requests per second in total, split evenly among the
+//! live app versions, each app's on a fixed schedule (request k due at
+//! `start + k / app_rate`).
 //!
-//! The schedule is `t0 + i / rate`, whatever happens: the scheduler wakes
-//! (at the timer's 1 ms granularity) and emits every request due by then,
-//! each with its own intended time, so the rate holds at tens of thousands
-//! per second and a late wake-up shifts no intended time.
+//! The schedule is *pulled*: a free connection claims the app's next
+//! request — the oldest not yet claimed — and, if it is not due yet, waits
+//! for it on its own thread's timer. That is a connection pool taking the
+//! next request from one FIFO queue, without the queue: when every
+//! connection is busy the unclaimed requests simply fall due, their intended
+//! times fixed, and the first connection to free up takes the oldest, so
+//! the wait is charged as latency (no coordinated omission). The backlog is
+//! a position in the schedule, so it costs no memory however long a stall,
+//! and no thread ever wakes another to hand it a request.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use tokio::sync::{watch, Semaphore};
-use tokio_util::sync::CancellationToken;
-
-use super::{pick_weighted, query_mix, QueryMix, WorkloadCtx, QUEUE_PER_APP};
-
-/// One scheduled request.
-pub(super) struct Request {
-    pub query: u16,
-    pub intended: Instant,
+/// One run of the schedule at one rate.
+#[derive(Debug)]
+struct Piece {
+    /// When the next unclaimed request of this piece is due.
+    next: Instant,
+    interval: Duration,
+    /// Requests are due before this; None while the piece is current.
+    end: Option<Instant>,
 }
 
-/// An app's queue of due requests, shared by its connections (whichever
-/// frees up first takes the next, in order) across the driver threads.
-/// Bounded: a full queue blocks the scheduler.
-pub(super) struct RequestQueue {
-    items: Mutex<VecDeque<Request>>,
-    /// Permits = requests queued (plus, once closed, one per consumer).
-    ready: Semaphore,
-    /// Permits = free places.
-    space: Semaphore,
-    closed: AtomicBool,
-    consumers: usize,
+#[derive(Debug, Default)]
+struct State {
+    /// Oldest first: a piece ends when the live apps change, its unclaimed
+    /// requests stay due.
+    pieces: VecDeque<Piece>,
+    /// The live apps the last piece was made for.
+    applied: Option<Vec<u16>>,
+    /// Graceful stop: nothing due from then on is sent.
+    stopped_at: Option<Instant>,
 }
 
-impl RequestQueue {
-    fn new(consumers: usize) -> RequestQueue {
-        RequestQueue {
-            items: Mutex::new(VecDeque::with_capacity(QUEUE_PER_APP)),
-            ready: Semaphore::new(0),
-            space: Semaphore::new(QUEUE_PER_APP),
-            closed: AtomicBool::new(false),
-            consumers,
-        }
-    }
-
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Request>> {
-        self.items.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queue `r`, waiting for a free place.
-    async fn push(&self, r: Request) {
-        if let Ok(p) = self.space.acquire().await {
-            p.forget();
-        }
-        self.items().push_back(r);
-        self.ready.add_permits(1);
-    }
-
-    /// The next request; None once the queue is closed and empty.
-    pub async fn pop(&self) -> Option<Request> {
-        self.ready.acquire().await.ok()?.forget();
-        let r = self.items().pop_front();
-        if r.is_some() {
-            self.space.add_permits(1);
-        }
-        r
-    }
-
-    /// No more requests: the queued ones are still taken, then every
-    /// consumer gets None.
-    fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            self.ready.add_permits(self.consumers);
-        }
-    }
+/// What a connection gets when it asks for the next request.
+#[derive(Debug, PartialEq)]
+pub(super) enum Claim {
+    /// This request, due then (maybe in the future).
+    Due(Instant),
+    /// The app is not live and nothing of it is due: wait for a change.
+    Idle,
+    /// Stopped, and nothing due before the stop is left.
+    Stop,
 }
 
-/// One queue per app, each taken by `clients` connections.
-pub(super) fn queues(apps: usize, clients: usize) -> Vec<Arc<RequestQueue>> {
-    (0..apps)
-        .map(|_| Arc::new(RequestQueue::new(clients)))
-        .collect()
-}
-
-pub(super) struct Scheduler {
+/// One app's schedule, shared by its connections across the driver threads.
+#[derive(Debug)]
+pub(super) struct Schedule {
+    app: u16,
+    /// Requests per second of the whole workload.
     rate: f64,
-    queues: Vec<(Arc<RequestQueue>, QueryMix)>,
-    live: watch::Receiver<Arc<Vec<u16>>>,
-    stop: CancellationToken,
-    abort: CancellationToken,
-    rng: ChaCha8Rng,
+    state: Mutex<State>,
 }
 
-impl Scheduler {
-    pub fn new(
-        rate: f64,
-        ctx: &WorkloadCtx,
-        queues: Vec<Arc<RequestQueue>>,
-        seed: u64,
-    ) -> Scheduler {
-        let labels = super::labels(&ctx.plan);
-        Scheduler {
+impl Schedule {
+    pub fn new(app: u16, rate: f64) -> Arc<Schedule> {
+        Arc::new(Schedule {
+            app,
             rate,
-            queues: queues
-                .into_iter()
-                .zip(&labels.apps)
-                .map(|(q, app)| (q, query_mix(&ctx.plan, app)))
-                .collect(),
-            live: ctx.live.clone(),
-            stop: ctx.stop.clone(),
-            abort: ctx.abort.clone(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            state: Mutex::default(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live apps are `live` from `now` (idempotent: every connection
+    /// that sees the change applies it, the first one counts).
+    pub fn apply(&self, live: &[u16], now: Instant) {
+        let mut s = self.state();
+        if s.applied.as_deref() == Some(live) || s.stopped_at.is_some() {
+            return;
+        }
+        if let Some(last) = s.pieces.back_mut() {
+            last.end.get_or_insert(now);
+        }
+        if live.contains(&self.app) {
+            s.pieces.push_back(Piece {
+                next: now,
+                interval: Duration::from_secs_f64(live.len() as f64 / self.rate),
+                end: None,
+            });
+        }
+        s.applied = Some(live.to_vec());
+    }
+
+    /// Graceful stop at `now`: requests already due are still sent.
+    pub fn stop(&self, now: Instant) {
+        let mut s = self.state();
+        if s.stopped_at.is_none() {
+            s.stopped_at = Some(now);
+            if let Some(last) = s.pieces.back_mut() {
+                last.end.get_or_insert(now);
+            }
         }
     }
 
-    pub async fn run(mut self) {
-        let (t0, rate) = (Instant::now(), self.rate);
-        let at = |i: u64| t0 + Duration::from_secs_f64(i as f64 / rate);
-        let mut i: u64 = 0;
-        'schedule: loop {
-            let now = Instant::now();
-            while at(i) <= now {
-                let intended = at(i);
-                i += 1;
-                if !self.emit(intended).await {
-                    break 'schedule;
-                }
-            }
-            tokio::select! {
-                _ = self.stop.cancelled() => break,
-                _ = tokio::time::sleep_until(at(i).into()) => {}
-            }
-        }
-        // The queued requests are still served; then the connections stop.
-        for (q, _) in &self.queues {
-            q.close();
-        }
+    /// Was the stop before `due`? (A request claimed before the stop but
+    /// due after it is not sent.)
+    pub fn stopped_before(&self, due: Instant) -> bool {
+        self.state().stopped_at.is_some_and(|s| s <= due)
     }
 
-    /// Queue one request due at `intended`; false when told to stop.
-    async fn emit(&mut self, intended: Instant) -> bool {
-        if self.stop.is_cancelled() {
-            return false;
+    /// Claim the next request.
+    pub fn claim(&self) -> Claim {
+        let mut s = self.state();
+        while let Some(p) = s.pieces.front_mut() {
+            if p.end.is_some_and(|e| p.next >= e) {
+                s.pieces.pop_front();
+                continue;
+            }
+            let due = p.next;
+            p.next += p.interval;
+            return Claim::Due(due);
         }
-        let live = self.live.borrow().clone();
-        if live.is_empty() {
-            return true;
-        }
-        let app = live[self.rng.gen_range(0..live.len())] as usize;
-        let Some((queue, mix)) = self.queues.get(app) else {
-            return true;
-        };
-        let Some(query) = pick_weighted(mix, &mut self.rng) else {
-            return true;
-        };
-        // Waiting for a place here is the backpressure: the schedule's
-        // intended times are kept, so the delay is charged as latency.
-        tokio::select! {
-            _ = self.abort.cancelled() => false,
-            _ = queue.push(Request { query, intended }) => true,
+        if s.stopped_at.is_some() {
+            Claim::Stop
+        } else {
+            Claim::Idle
         }
     }
 }
@@ -172,35 +131,39 @@ impl Scheduler {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn queued_requests_are_served_in_order_then_every_consumer_stops() {
-        let q = Arc::new(RequestQueue::new(2));
-        let t = Instant::now();
-        for query in 0..3 {
-            q.push(Request { query, intended: t }).await;
-        }
-        q.close();
-        let mut got = Vec::new();
-        while let Some(r) = q.pop().await {
-            got.push(r.query);
-        }
-        assert_eq!(got, [0, 1, 2]);
-        assert!(q.pop().await.is_none(), "the second consumer stops too");
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn requests_are_due_on_a_fixed_schedule_split_among_live_apps() {
+        let t0 = Instant::now();
+        // 1000/s in total, two apps live: 500/s each.
+        let s = Schedule::new(1, 1000.0);
+        s.apply(&[0, 1], t0);
+        assert_eq!(s.claim(), Claim::Due(t0));
+        assert_eq!(s.claim(), Claim::Due(t0 + 2 * MS));
+        // Nothing claimed for a while: the backlog is still due, in order,
+        // at its own times.
+        assert_eq!(s.claim(), Claim::Due(t0 + 4 * MS));
+        // Only app 1 live from 10 ms: 1000/s from then; the older
+        // requests (due at 6 and 8 ms) stay due first.
+        s.apply(&[1], t0 + 10 * MS);
+        s.apply(&[1], t0 + 11 * MS);
+        let due: Vec<Claim> = (0..4).map(|_| s.claim()).collect();
+        assert_eq!(due, [6, 8, 10, 11].map(|ms| Claim::Due(t0 + ms * MS)));
     }
 
-    #[tokio::test]
-    async fn a_waiting_consumer_gets_the_next_request() {
-        let q = Arc::new(RequestQueue::new(1));
-        let waiter = tokio::spawn({
-            let q = q.clone();
-            async move { q.pop().await.map(|r| r.query) }
-        });
-        tokio::task::yield_now().await;
-        q.push(Request {
-            query: 7,
-            intended: Instant::now(),
-        })
-        .await;
-        assert_eq!(waiter.await.unwrap(), Some(7));
+    #[test]
+    fn not_live_is_idle_and_a_stop_leaves_only_what_was_due() {
+        let t0 = Instant::now();
+        let s = Schedule::new(0, 1000.0);
+        s.apply(&[1], t0);
+        assert_eq!(s.claim(), Claim::Idle);
+        s.apply(&[0, 1], t0 + 5 * MS);
+        s.stop(t0 + 8 * MS);
+        assert_eq!(s.claim(), Claim::Due(t0 + 5 * MS));
+        assert_eq!(s.claim(), Claim::Due(t0 + 7 * MS));
+        assert_eq!(s.claim(), Claim::Stop);
+        assert!(s.stopped_before(t0 + 9 * MS));
+        assert!(!s.stopped_before(t0 + 7 * MS));
     }
 }
