@@ -6,18 +6,12 @@
 //! ratio, and writes the raw runs to benches/results/observer.csv.
 //! Env: OBSERVER_BENCH_RUNS (default 5 per side), OBSERVER_BENCH_SECS (5).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
-use pgrehearse::clock::{Clock, ServerClock};
-use pgrehearse::latency::SegmentMarks;
-use pgrehearse::observe::{MigrationStatus, Observer, ObserverCtx};
-use pgrehearse::rehearsal::{Traffic, TrafficCtx, SERVER_SAMPLE, WAIT_POLL};
 use pgrehearse::scenario::*;
-use pgrehearse::workload::PidRegistry;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 const ROWS: u64 = 100_000;
 
@@ -73,66 +67,9 @@ fn scenario() -> Scenario {
 
 /// Completed requests per second over `secs` of closed-loop traffic.
 async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, secs: f64) -> f64 {
-    let clock = Clock::start();
-    let stop = CancellationToken::new();
-    let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
-    let dir = tempfile::tempdir().unwrap();
-    let observer = if observe {
-        let admin = connect(conn).await;
-        let sc = ServerClock::measure(&admin, &clock).await.unwrap();
-        Some(
-            Observer::start(ObserverCtx {
-                conn: conn.clone(),
-                clock,
-                server_clock: sc,
-                pids: PidRegistry::default(),
-                migration: Arc::new(MigrationStatus::default()),
-                query_names: Default::default(),
-                tables: vec!["accounts".into()],
-                poll: WAIT_POLL,
-                sample: SERVER_SAMPLE,
-                server_log: None,
-                stop: stop.clone(),
-            })
-            .await
-            .unwrap(),
-        )
-    } else {
-        None
-    };
-    let traffic = Traffic::start(TrafficCtx {
-        conn,
-        plan: &s.workload,
-        clock,
-        seed: 1,
-        live: live_rx,
-        stop: stop.clone(),
-        abort: CancellationToken::new(),
-        pids: PidRegistry::default(),
-        marks: Arc::new(SegmentMarks::new(clock)),
-        stats: Arc::default(),
-        run_dir: dir.path(),
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.cancel();
-    let recorded = traffic.stop(&CancellationToken::new()).await.unwrap();
-    if let Some(o) = observer {
-        o.finish().await.unwrap();
-    }
-    let first = recorded.first_done_ns.expect("requests completed");
-    let span = (recorded.last_done_ns - first) as f64 / 1e9;
-    recorded.requests as f64 / span
-}
-
-async fn connect(conn: &ConnInfo) -> tokio_postgres::Client {
-    conn.connect("pgrehearse-bench").await.unwrap()
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    common::drive(conn, &s.workload, &["accounts"], observe, secs)
+        .await
+        .qps
 }
 
 fn main() {
@@ -188,7 +125,7 @@ fn main() {
                 }
             }
         }
-        let (mw, mo) = (median(&mut with), median(&mut without));
+        let (mw, mo) = (common::median(&with), common::median(&without));
         println!("median qps without observers: {mo:.0}");
         println!("median qps with observers:    {mw:.0}");
         println!(
