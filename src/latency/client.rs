@@ -72,6 +72,11 @@ impl ClientLog {
         self.sent.store(self.ns(sent) + 1, Ordering::Release);
     }
 
+    /// Is a request in flight (begun, not ended)?
+    pub fn executing(&self) -> bool {
+        self.intended.load(Ordering::Relaxed) != 0
+    }
+
     /// The request ended at `done`, with `error` when it failed.
     pub fn end(
         &self,

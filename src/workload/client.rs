@@ -3,21 +3,22 @@
 //! parameters, and hands the timing to the recorder.
 //!
 //! This is the hot path of the load driver, so per request it allocates
-//! nothing of its own: parameters go into a reused buffer, the prepared
-//! statement is looked up by index, the result is read by `execute` (row
-//! count only, no row objects), the hard-stop future is pinned once per
-//! connection, and the recorder takes finished requests from the
+//! nothing of its own and touches nothing another thread writes: parameters
+//! go into a reused buffer, the prepared statement is looked up by index,
+//! the result is read by `execute` (row count only, no row objects), the
+//! stop is an atomic flag, the hard stop is the thread's business (see
+//! `driver`), and the recorder takes finished requests from the
 //! connection's own buffer (see `latency::client`).
 
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 use tokio_postgres::{CancelToken, Client, Statement};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 
 use super::open_loop::{Claim, Schedule};
 use super::timer::Timer;
@@ -37,8 +38,11 @@ pub(super) struct Shared {
     /// Parameter samplers per query, built once (a zipf table is not free).
     samplers: Vec<Vec<Sampler>>,
     live: watch::Receiver<Arc<Vec<u16>>>,
-    stop: CancellationToken,
-    abort: CancellationToken,
+    pub stop: CancellationToken,
+    /// `stop` was cancelled: an atomic load per request, where the token
+    /// would take a lock every connection shares.
+    stopping: AtomicBool,
+    pub abort: CancellationToken,
     recording: Registry,
     pids: PidRegistry,
     /// Open loop: waits for requests not yet due.
@@ -59,10 +63,31 @@ impl Shared {
                 .collect(),
             live: ctx.live.clone(),
             stop: ctx.stop.clone(),
+            stopping: AtomicBool::new(false),
             abort: ctx.abort.clone(),
             recording: ctx.recording.clone(),
             pids: ctx.pids.clone(),
         })
+    }
+
+    /// Wait for `stop` (or `abort`) and say so to every connection (see
+    /// `stopping`).
+    pub async fn watch_stop(self: Arc<Self>) {
+        tokio::select! {
+            _ = self.stop.cancelled() => {}
+            _ = self.abort.cancelled() => {}
+        }
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Cancel on the server what a connection is running; best effort.
+    pub async fn cancel(&self, slot: &CancelSlot) {
+        let token = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.conn.cancel(&token).await;
     }
 
     fn query(&self, qi: u16) -> &QueryPlan {
@@ -137,14 +162,16 @@ impl AppSession {
     }
 }
 
-/// The hard stop, pinned once per connection.
-type Aborted<'a, 'b> = Pin<&'a mut WaitForCancellationFuture<'b>>;
+/// A connection's cancel key, for the hard stop (it changes when the
+/// connection is opened again).
+pub(super) type CancelSlot = Arc<Mutex<CancelToken>>;
 
 pub(super) struct ClientTask {
     shared: Arc<Shared>,
     app: u16,
     app_name: String,
     session: AppSession,
+    cancel: CancelSlot,
     log: Arc<ClientLog>,
     rng: ChaCha8Rng,
     /// Reused for every request's parameters.
@@ -162,6 +189,7 @@ impl ClientTask {
             mix: query_mix(&shared.plan, &spec.app_name),
             app: spec.app,
             app_name: spec.app_name,
+            cancel: Arc::new(Mutex::new(session.cancel.clone())),
             session,
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
             params: Vec::new(),
@@ -170,19 +198,25 @@ impl ClientTask {
         })
     }
 
+    /// What the hard stop needs: is a request in flight, and its cancel key.
+    pub fn stopper(&self) -> (Arc<ClientLog>, CancelSlot) {
+        (self.log.clone(), self.cancel.clone())
+    }
+
+    /// Send requests until stopped. The hard stop (`abort`) is not watched
+    /// here but by the connection's thread (`driver`), which cancels the
+    /// in-flight queries on the server and drops the connections: a request
+    /// awaits only its result, no other future.
     pub async fn run(mut self) {
-        let shared = self.shared.clone();
-        let aborted = std::pin::pin!(shared.abort.cancelled());
-        let aborted: Aborted<'_, '_> = aborted;
         match self.schedule.clone() {
-            Some(schedule) => self.open_loop(&schedule, aborted).await,
-            None => self.closed_loop(aborted).await,
+            Some(schedule) => self.open_loop(&schedule).await,
+            None => self.closed_loop().await,
         }
     }
 
     /// Take the app's next request as soon as this connection is free, and
     /// send it when it is due (at once when it already is).
-    async fn open_loop(&mut self, schedule: &Schedule, mut aborted: Aborted<'_, '_>) {
+    async fn open_loop(&mut self, schedule: &Schedule) {
         let shared = self.shared.clone();
         let mut live = shared.live.clone();
         schedule.apply(&live.borrow_and_update(), Instant::now());
@@ -190,7 +224,7 @@ impl ClientTask {
             if live.has_changed().unwrap_or(false) {
                 schedule.apply(&live.borrow_and_update(), Instant::now());
             }
-            if shared.stop.is_cancelled() {
+            if shared.stopping() {
                 schedule.stop(Instant::now());
             }
             let due = match schedule.claim() {
@@ -198,8 +232,7 @@ impl ClientTask {
                 Claim::Stop => break,
                 Claim::Idle => {
                     tokio::select! {
-                        _ = aborted.as_mut() => break,
-                        _ = shared.stop.cancelled() => {}
+                        _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
                         r = live.changed() => if r.is_err() { break },
                     }
                     continue;
@@ -208,7 +241,6 @@ impl ClientTask {
             if let Some(timer) = shared.timer.as_ref().filter(|_| due > Instant::now()) {
                 tokio::select! {
                     biased;
-                    _ = aborted.as_mut() => break,
                     _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
                     _ = timer.sleep_until(due) => {}
                 }
@@ -219,7 +251,7 @@ impl ClientTask {
             let Some(q) = pick_weighted(&self.mix, &mut self.rng) else {
                 break;
             };
-            if !self.execute(q, due, aborted.as_mut()).await {
+            if !self.execute(q, due).await {
                 break;
             }
         }
@@ -227,16 +259,16 @@ impl ClientTask {
 
     /// Send the next request as soon as the last one finished, while the
     /// app is live.
-    async fn closed_loop(&mut self, mut aborted: Aborted<'_, '_>) {
+    async fn closed_loop(&mut self) {
         let shared = self.shared.clone();
         let mut live = shared.live.clone();
         let mut is_live = live.borrow_and_update().contains(&self.app);
         loop {
-            if shared.stop.is_cancelled() {
+            // Atomic loads per request; the live list is read only when it
+            // changed.
+            if shared.stopping() {
                 break;
             }
-            // An atomic load per request; the list is read only when it
-            // changed.
             if live.has_changed().unwrap_or(false) {
                 is_live = live.borrow_and_update().contains(&self.app);
             }
@@ -251,14 +283,14 @@ impl ClientTask {
             let Some(q) = pick_weighted(&self.mix, &mut self.rng) else {
                 break;
             };
-            if !self.execute(q, Instant::now(), aborted.as_mut()).await {
+            if !self.execute(q, Instant::now()).await {
                 break;
             }
         }
     }
 
     /// Send one query and report it. False when the client must stop.
-    async fn execute(&mut self, qi: u16, intended: Instant, aborted: Aborted<'_, '_>) -> bool {
+    async fn execute(&mut self, qi: u16, intended: Instant) -> bool {
         self.params.clear();
         for g in &self.shared.samplers[qi as usize] {
             let row = self.rng.gen();
@@ -267,16 +299,7 @@ impl ClientTask {
         let sent = Instant::now();
         self.log.begin(intended, sent);
         let sql = &self.shared.query(qi).sql;
-        let result = tokio::select! {
-            biased;
-            r = self.session.run(qi, sql, &self.params) => Some(r),
-            _ = aborted => None,
-        };
-        let Some(result) = result else {
-            // Hard stop: cancel the in-flight query on the server too.
-            self.shared.conn.cancel(&self.session.cancel).await;
-            return false;
-        };
+        let result = self.session.run(qi, sql, &self.params).await;
         let done = Instant::now();
         let lost =
             result.as_ref().err().is_some_and(|e| e.is_closed()) || self.session.client.is_closed();
@@ -299,6 +322,7 @@ impl ClientTask {
             }
             match AppSession::connect(&self.shared, &self.app_name).await {
                 Ok(s) => {
+                    *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = s.cancel.clone();
                     self.session = s;
                     return true;
                 }

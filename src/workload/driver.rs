@@ -5,7 +5,8 @@
 //! back, and no thread is woken to steal work; the rest of the rehearsal
 //! (recorder, observers, migration, the open-loop scheduler) keeps the main
 //! runtime. An app's connections are dealt across the threads, and its
-//! open-loop queue is shared by all of them.
+//! open-loop schedule is shared by all of them. Each thread also carries
+//! out the hard stop for its connections.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -120,9 +121,26 @@ async fn drive(
     if go.wait_for(|go| *go).await.is_err() {
         return;
     }
+    let stoppers: Vec<_> = tasks.iter().map(ClientTask::stopper).collect();
     let mut set = JoinSet::new();
     for c in tasks {
         set.spawn(c.run());
     }
+    let all_done = async { while set.join_next().await.is_some() {} };
+    tokio::select! {
+        _ = all_done => return,
+        _ = shared.abort.cancelled() => {}
+    }
+    // The hard stop: drop the connections (and with them the requests they
+    // await), then cancel on the server what they were running. Nothing
+    // else runs on this thread between the look at which connections are
+    // busy and the abort, so no request starts unseen in between.
+    let busy: Vec<_> = stoppers
+        .iter()
+        .filter(|(log, _)| log.executing())
+        .map(|(_, slot)| slot)
+        .collect();
+    set.abort_all();
+    futures_util::future::join_all(busy.into_iter().map(|slot| shared.cancel(slot))).await;
     while set.join_next().await.is_some() {}
 }

@@ -135,6 +135,7 @@ impl Workload {
         let drivers = Drivers::start(specs, shared.clone()).await?;
 
         let mut tasks = JoinSet::new();
+        tasks.spawn(shared.clone().watch_stop());
         for (si, plan) in ctx.plan.scripts.iter().enumerate() {
             let s = script::ScriptTask {
                 script: plan.clone(),
