@@ -218,8 +218,8 @@ async fn main() {
         },
     };
     let target = Backend::start(&options)
-    .await
-    .expect("a server for the bench");
+        .await
+        .expect("a server for the bench");
     let conn = target.conn().clone();
     let admin = conn.connect("pgrehearse-bench").await.expect("connect");
     let version: String = admin

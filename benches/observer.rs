@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
 use pgrehearse::scenario::*;
 
