@@ -71,25 +71,9 @@ fn select_only(accounts: i64, rate: Option<f64>) -> WorkloadPlan {
     }
 }
 
-fn pgbench(conn: &ConnInfo) -> Command {
-    let mut cmd = Command::new("pgbench");
-    cmd.args([
-        "-h",
-        &conn.host,
-        "-p",
-        &conn.port.to_string(),
-        "-U",
-        &conn.user,
-    ]);
-    if let Some(p) = &conn.password {
-        cmd.env("PGPASSWORD", p);
-    }
-    cmd
-}
-
 /// `pgbench -i -s SCALE` into the work database.
 fn pgbench_init(conn: &ConnInfo, scale: u64) {
-    let out = pgbench(conn)
+    let out = common::pgbench(conn)
         .args(["-i", "-q", "-s", &scale.to_string(), &conn.dbname])
         .output()
         .expect("run pgbench (is it on PATH?)");
@@ -115,7 +99,7 @@ fn number_after(text: &str, key: &str) -> Option<f64> {
 
 fn pgbench_select_only(conn: &ConnInfo, secs: u64) -> PgbenchRun {
     let cpu = common::cpu_time(true);
-    let out = pgbench(conn)
+    let out = common::pgbench(conn)
         .args(["-S", "-M", "prepared", "-n"])
         .args([
             "-c",

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each bench uses part of it
 
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,4 +183,22 @@ pub fn ratio_interval(a: &[f64], b: &[f64]) -> (f64, f64) {
         .collect();
     ratios.sort_by(f64::total_cmp);
     (ratios[249], ratios[9_749])
+}
+
+/// `pgbench` pointed at `conn`'s server and user (the database is the
+/// caller's last argument).
+pub fn pgbench(conn: &ConnInfo) -> Command {
+    let mut cmd = Command::new("pgbench");
+    cmd.args([
+        "-h",
+        &conn.host,
+        "-p",
+        &conn.port.to_string(),
+        "-U",
+        &conn.user,
+    ]);
+    if let Some(p) = &conn.password {
+        cmd.env("PGPASSWORD", p);
+    }
+    cmd
 }
