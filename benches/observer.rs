@@ -14,17 +14,10 @@
 //! benches/results/observer/<UTC time>.csv (see its README.md).
 //! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5).
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
-use pgrehearse::clock::{Clock, ServerClock};
-use pgrehearse::observe::{MigrationStatus, Observer, ObserverCtx};
-use pgrehearse::rehearsal::{SERVER_SAMPLE, WAIT_POLL};
 use pgrehearse::scenario::*;
-use pgrehearse::workload::{PidRegistry, Workload, WorkloadCtx};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
 const ROWS: u64 = 100_000;
 
@@ -80,78 +73,14 @@ fn scenario() -> Scenario {
 
 /// Completed requests per second over `secs` of closed-loop traffic.
 async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, in_step: bool, secs: f64) -> f64 {
-    let clock = Clock::start();
-    let stop = CancellationToken::new();
-    let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
-    let (tx, mut rx) = mpsc::channel(65_536);
-    let observer = if observe {
-        let admin = connect(conn).await;
-        let sc = ServerClock::measure(&admin, &clock).await.unwrap();
-        Some(
-            Observer::start(ObserverCtx {
-                conn: conn.clone(),
-                clock,
-                server_clock: sc,
-                pids: PidRegistry::default(),
-                migration: Arc::new(status(in_step)),
-                query_names: Default::default(),
-                tables: vec!["accounts".into()],
-                poll: WAIT_POLL,
-                sample: SERVER_SAMPLE,
-                server_log: None,
-                stop: stop.clone(),
-            })
-            .await
-            .unwrap(),
-        )
-    } else {
-        None
+    let observe = match (observe, in_step) {
+        (false, _) => common::Observe::Off,
+        (true, false) => common::Observe::Idle,
+        (true, true) => common::Observe::InStep,
     };
-    let w = Workload::start(WorkloadCtx {
-        conn: conn.clone(),
-        plan: s.workload.clone(),
-        clock,
-        seed: 1,
-        live: live_rx,
-        stop: stop.clone(),
-        abort: CancellationToken::new(),
-        samples: tx,
-        pids: PidRegistry::default(),
-    })
-    .await
-    .unwrap();
-    let counter = tokio::spawn(async move {
-        let mut n = 0u64;
-        let mut first = None;
-        let mut last = None;
-        while let Some(s) = rx.recv().await {
-            first.get_or_insert(s.done);
-            last = Some(s.done);
-            n += 1;
-        }
-        (n, first, last)
-    });
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.cancel();
-    w.join().await;
-    if let Some(o) = observer {
-        o.finish().await.unwrap();
-    }
-    let (n, first, last) = counter.await.unwrap();
-    let span = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
-    n as f64 / span
-}
-
-async fn connect(conn: &ConnInfo) -> tokio_postgres::Client {
-    conn.connect("pgrehearse-bench").await.unwrap()
-}
-
-/// The migration's status as the observers see it: in a step or not.
-fn status(in_step: bool) -> MigrationStatus {
-    let st = MigrationStatus::default();
-    st.in_step
-        .store(in_step, std::sync::atomic::Ordering::Relaxed);
-    st
+    common::drive(conn, &s.workload, &["accounts"], observe, secs)
+        .await
+        .qps
 }
 
 fn median(v: &[f64]) -> f64 {

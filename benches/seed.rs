@@ -19,7 +19,8 @@
 //! the point is the ratio against an external program, measured in
 //! alternation so both sides see the same machine noise.
 
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
@@ -114,20 +115,8 @@ async fn client(conn: &ConnInfo, db: &str) -> tokio_postgres::Client {
 
 /// `pgbench -i -s SCALE -I dtgvp` into `db`, timed as a whole process.
 fn pgbench_init(conn: &ConnInfo, db: &str, scale: u64) -> Duration {
-    let mut cmd = Command::new("pgbench");
-    cmd.args(["-i", "-q", "-s", &scale.to_string(), "-I", "dtgvp"])
-        .args([
-            "-h",
-            &conn.host,
-            "-p",
-            &conn.port.to_string(),
-            "-U",
-            &conn.user,
-            db,
-        ]);
-    if let Some(p) = &conn.password {
-        cmd.env("PGPASSWORD", p);
-    }
+    let mut cmd = common::pgbench(conn);
+    cmd.args(["-i", "-q", "-s", &scale.to_string(), "-I", "dtgvp", db]);
     let start = Instant::now();
     let out = cmd.output().expect("run pgbench (is it on PATH?)");
     let took = start.elapsed();

@@ -18,6 +18,15 @@ impl Clock {
         }
     }
 
+    /// A clock whose run started `ago`: tests replay a run's past.
+    #[cfg(test)]
+    pub(crate) fn started_ago(ago: Duration) -> Clock {
+        Clock {
+            start: Instant::now() - ago,
+            start_wall: SystemTime::now() - ago,
+        }
+    }
+
     pub fn now_ms(&self) -> f64 {
         self.ms_of(Instant::now())
     }
@@ -37,6 +46,11 @@ impl Clock {
 
     pub fn start_instant(&self) -> Instant {
         self.start
+    }
+
+    /// Wall time of the run start.
+    pub fn start_wall(&self) -> SystemTime {
+        self.start_wall
     }
 
     /// UTC wall time of the run start, RFC 3339 to the microsecond (other

@@ -14,6 +14,7 @@ pub mod health;
 pub mod holds;
 pub mod init;
 pub mod latency;
+pub mod latency_hdr;
 pub mod locks;
 pub mod migration;
 pub mod migrations;

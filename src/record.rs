@@ -5,11 +5,15 @@
 //!
 //! All times are milliseconds since run start on one monotonic clock.
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::latency_hdr::{Entry, HdrWriter, Histograms};
 
 pub const RUN_JSON: &str = "run.json";
 pub const STATEMENTS_CSV: &str = "statements.csv";
@@ -19,6 +23,8 @@ pub const LATENCY_CSV: &str = "latency.csv";
 pub const ERRORS_CSV: &str = "errors.csv";
 pub const SERVER_CSV: &str = "server.csv";
 pub const STEPS_CSV: &str = "steps.csv";
+pub const LATENCY_HDR: &str = "latency.hdr";
+pub const INFLIGHT_CSV: &str = "inflight.csv";
 
 /// Every file of the record: what even a partial run directory holds.
 pub const FILES: &[&str] = &[
@@ -367,6 +373,21 @@ pub struct LatencyRow {
     pub service_p99_us: u64,
 }
 
+/// inflight.csv: one app's connections at the end of one latency window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InflightRow {
+    pub window_start_ms: f64,
+    pub window_ms: f64,
+    pub app: String,
+    /// The app's connections.
+    pub connections: u32,
+    /// Connections executing a request at the window's end.
+    pub busy: u32,
+    /// Age at the window's end of the app's oldest request in flight
+    /// (queued or executing; from its intended start); empty when none was.
+    pub oldest_ms: Option<f64>,
+}
+
 /// errors.csv: one app error.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorRow {
@@ -400,9 +421,66 @@ pub struct RunRecord {
     pub locks: Vec<LockRow>,
     pub waits: Vec<WaitRow>,
     pub latency: Vec<LatencyRow>,
+    /// latency.hdr: segment histograms and per-window figures.
+    pub histograms: Histograms,
+    pub inflight: Vec<InflightRow>,
     pub errors: Vec<ErrorRow>,
     pub server: Vec<ServerRow>,
     pub steps: Vec<StepRow>,
+}
+
+/// The latency files, streamed into the run directory by the recorder as
+/// windows close (so a long run's rows are never all in memory):
+/// latency.csv, inflight.csv and latency.hdr.
+pub struct LatencyFiles {
+    latency: csv::Writer<File>,
+    inflight: csv::Writer<File>,
+    hdr: HdrWriter<BufWriter<File>>,
+}
+
+impl LatencyFiles {
+    /// Create the three files in `dir`, headers written; the run started at
+    /// `started` (latency.hdr's base time).
+    pub fn create(dir: &Path, started: SystemTime) -> Result<LatencyFiles> {
+        fn csv_with_header<T: HeaderOf>(path: &Path) -> Result<csv::Writer<File>> {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_path(path)
+                .map_err(anyhow::Error::new)?;
+            w.write_record(T::header()).map_err(anyhow::Error::new)?;
+            Ok(w)
+        }
+        Ok(LatencyFiles {
+            latency: csv_with_header::<LatencyRow>(&dir.join(LATENCY_CSV))?,
+            inflight: csv_with_header::<InflightRow>(&dir.join(INFLIGHT_CSV))?,
+            hdr: HdrWriter::new(
+                BufWriter::new(File::create(dir.join(LATENCY_HDR))?),
+                started,
+            )?,
+        })
+    }
+
+    pub fn latency_row(&mut self, r: &LatencyRow) -> Result<()> {
+        self.latency.serialize(r).map_err(anyhow::Error::new)?;
+        Ok(())
+    }
+
+    pub fn inflight_row(&mut self, r: &InflightRow) -> Result<()> {
+        self.inflight.serialize(r).map_err(anyhow::Error::new)?;
+        Ok(())
+    }
+
+    pub fn histogram(&mut self, e: &Entry) -> Result<()> {
+        Ok(self.hdr.write(e)?)
+    }
+
+    /// Flush everything to disk.
+    pub fn finish(mut self) -> Result<()> {
+        self.latency.flush()?;
+        self.inflight.flush()?;
+        self.hdr.flush()?;
+        Ok(())
+    }
 }
 
 /// `<out>/<scenario>/<UTC timestamp>/`, created; a numeric suffix avoids
@@ -455,7 +533,9 @@ pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
 
 impl RunRecord {
     /// Write run.json and every CSV into `dir`. Header rows are written even
-    /// for empty tables so readers can rely on the columns.
+    /// for empty tables so readers can rely on the columns. The latency
+    /// files the recorder streamed ([`LatencyFiles`]) are left as they are
+    /// when this record has no rows of its own for them.
     pub fn write(&self, dir: &Path) -> Result<()> {
         if let Some(info) = &self.info {
             let json = serde_json::to_string_pretty(info).map_err(anyhow::Error::new)?;
@@ -464,7 +544,18 @@ impl RunRecord {
         write_csv_with_header::<StatementRow>(&dir.join(STATEMENTS_CSV), &self.statements)?;
         write_csv_with_header::<LockRow>(&dir.join(LOCKS_CSV), &self.locks)?;
         write_csv_with_header::<WaitRow>(&dir.join(WAITS_CSV), &self.waits)?;
-        write_csv_with_header::<LatencyRow>(&dir.join(LATENCY_CSV), &self.latency)?;
+        for (file, empty) in [
+            (LATENCY_CSV, self.latency.is_empty()),
+            (INFLIGHT_CSV, self.inflight.is_empty()),
+        ] {
+            if empty && dir.join(file).exists() {
+                continue;
+            }
+            match file {
+                LATENCY_CSV => write_csv_with_header(&dir.join(file), &self.latency)?,
+                _ => write_csv_with_header(&dir.join(file), &self.inflight)?,
+            }
+        }
         write_csv_with_header::<ErrorRow>(&dir.join(ERRORS_CSV), &self.errors)?;
         write_csv_with_header::<ServerRow>(&dir.join(SERVER_CSV), &self.server)?;
         write_csv_with_header::<StepRow>(&dir.join(STEPS_CSV), &self.steps)?;
@@ -489,12 +580,30 @@ impl RunRecord {
                 Ok(Vec::new())
             }
         }
+        let latency: Vec<LatencyRow> = opt(dir.join(LATENCY_CSV))?;
+        let hdr = dir.join(LATENCY_HDR);
+        let histograms = match File::open(&hdr) {
+            Ok(f) => crate::latency_hdr::load(std::io::BufReader::new(f))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", hdr.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && latency.is_empty() => {
+                Histograms::default()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(crate::error::Error::Usage(format!(
+                    "{}: missing, but {LATENCY_CSV} has rows: percentiles over a span are merged from its histograms (this run directory was written by an older pgrehearse; rehearse again)",
+                    hdr.display()
+                )))
+            }
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", hdr.display()).into()),
+        };
         Ok(RunRecord {
             info,
             statements: opt(dir.join(STATEMENTS_CSV))?,
             locks: opt(dir.join(LOCKS_CSV))?,
             waits: opt(dir.join(WAITS_CSV))?,
-            latency: opt(dir.join(LATENCY_CSV))?,
+            latency,
+            histograms,
+            inflight: opt(dir.join(INFLIGHT_CSV))?,
             errors: opt(dir.join(ERRORS_CSV))?,
             server: opt(dir.join(SERVER_CSV))?,
             steps: opt(dir.join(STEPS_CSV))?,
@@ -613,6 +722,17 @@ header!(
     ]
 );
 header!(ErrorRow, ["t_ms", "query", "app", "sqlstate", "message"]);
+header!(
+    InflightRow,
+    [
+        "window_start_ms",
+        "window_ms",
+        "app",
+        "connections",
+        "busy",
+        "oldest_ms"
+    ]
+);
 header!(
     ServerRow,
     [

@@ -251,3 +251,88 @@ fn open_loop_charges_the_stall_to_every_queued_request() {
         .count();
     assert!(svc_small >= 1);
 }
+
+/// SHARE blocks the writes and lets the reads through, but with two
+/// connections both soon wait on a write: the reads, scheduled open loop,
+/// wait for a connection as long as the hold. While nothing completes the
+/// oldest request's age climbs in inflight.csv; the finding names the pool
+/// with the reads as its victim; the backlog delays the recovery, which
+/// summary.json reports and `max_recovery_ms` budgets.
+#[test]
+fn pool_exhaustion_stall_and_recovery() {
+    let file = common::fixture("engine/pool-exhaustion.toml");
+    let ran = common::run(
+        &file,
+        &["--backend", "local", "-q", "--budget", "max_recovery_ms=1"],
+        &[],
+    );
+    let (dir, rec) = ran.record();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let step = &summary["steps"][0];
+    assert_eq!(step["step"], "share hold");
+    let (start, end) = (
+        step["latency"]["start_ms"].as_f64().unwrap(),
+        step["latency"]["end_ms"].as_f64().unwrap(),
+    );
+
+    // Every connection busy, and the oldest request's age rising through
+    // the hold, window after window, to about the hold's length.
+    let during: Vec<_> = rec
+        .inflight
+        .iter()
+        .filter(|r| r.window_start_ms >= start && r.window_start_ms + r.window_ms <= end)
+        .collect();
+    assert!(during.len() >= 10, "{} windows in the step", during.len());
+    assert!(during.iter().any(|r| r.busy == 2 && r.connections == 2));
+    let ages: Vec<f64> = during.iter().filter_map(|r| r.oldest_ms).collect();
+    let rising = ages.windows(2).filter(|p| p[1] > p[0]).count();
+    assert!(rising >= 8, "oldest ages {ages:?}");
+    let oldest = ages.iter().copied().fold(0.0, f64::max);
+    assert!(oldest >= 1000.0, "oldest in flight {oldest} ms");
+
+    // The reads had no lock wait of their own; the writes did.
+    assert!(rec.waits.iter().any(|w| w.query == "write"));
+    assert!(
+        rec.waits.iter().all(|w| w.query != "read"),
+        "{:?}",
+        rec.waits
+    );
+    let finding = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "pool_exhausted")
+        .unwrap_or_else(|| panic!("no pool_exhausted finding: {}", summary["findings"]));
+    assert_eq!(finding["step"], "share hold");
+    assert!(
+        finding["seen"].as_str().unwrap().contains("read"),
+        "{finding}"
+    );
+
+    // Recovery: the backlog's windows right after the hold are far above
+    // 1.5× the p99 before, so recovery takes time (or never comes).
+    let before_p99 = summary["before"]["p99_ms"].as_f64().unwrap();
+    let recovery = &step["recovery"];
+    let threshold = recovery["threshold_ms"].as_f64().unwrap();
+    assert!((threshold - 1.5 * before_p99).abs() < 0.01, "{recovery}");
+    match recovery["state"].as_str().unwrap() {
+        "recovered" => {
+            let ms = recovery["recovery_ms"].as_f64().unwrap();
+            assert!(ms > 0.0 && ms < 2000.0, "{recovery}");
+        }
+        "not_recovered" => assert!(recovery["recovery_ms"].is_null(), "{recovery}"),
+        other => panic!("recovery state {other}"),
+    }
+    let budget = summary["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "max_recovery_ms")
+        .expect("the max_recovery_ms budget");
+    assert_eq!(budget["passed"], false, "{budget}");
+    assert_eq!(budget["step"], "migrate / share hold", "{budget}");
+    ran.assert_code(1);
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("recovered after"), "{md}");
+}

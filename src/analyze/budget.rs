@@ -5,13 +5,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::apps::{blame_step, error_class, SCHEMA_INCOMPATIBILITY};
-use super::facts::{Span, StepFacts};
+use super::facts::{RecoveryState, Span, StepFacts};
 use super::latency::LatencyFacts;
 use crate::record::{Blocks, RunRecord};
 use crate::scenario::Budget;
 
 /// Every budget key, in the order they are checked and reported.
-pub const BUDGET_KEYS: [&str; 7] = [
+pub const BUDGET_KEYS: [&str; 8] = [
     "max_blocking_lock_ms",
     "max_app_wait_ms",
     "p99_ms",
@@ -19,6 +19,7 @@ pub const BUDGET_KEYS: [&str; 7] = [
     "max_error_rate",
     "max_duration_ms",
     "max_invalid_indexes",
+    "max_recovery_ms",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,6 +40,7 @@ fn canonical_key(key: &str) -> Option<&'static str> {
     let k = key.trim().replace('-', "_");
     let k = match k.as_str() {
         "max_duration" => "max_duration_ms",
+        "max_recovery" => "max_recovery_ms",
         "p99" => "p99_ms",
         other => other,
     };
@@ -115,6 +117,7 @@ impl Budget {
                 }
                 self.max_invalid_indexes = Some(value as u64)
             }
+            "max_recovery_ms" => self.max_recovery_ms = Some(value),
             _ => unreachable!("canonical_key returns only BUDGET_KEYS"),
         }
         Ok(())
@@ -152,6 +155,8 @@ pub(crate) struct Measured<'a> {
     /// App traffic while the migration ran.
     pub during: &'a LatencyFacts,
     pub migration: Option<Span>,
+    /// When the run ended (recovery is looked for until then).
+    pub run_end_ms: f64,
     pub rec: &'a RunRecord,
     /// For each wait of waits.csv, the step it is charged to.
     pub wait_steps: &'a [Option<usize>],
@@ -252,7 +257,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
         "ms",
         worst_step(steps, |s| s.latency.p99_ms.unwrap_or(0.0)).map(StepFacts::label),
         format!(
-            "app p99 {p99:.1} ms over {} requests while the migration ran (reconstructed from per-window percentiles)",
+            "app p99 {p99:.1} ms over {} requests while the migration ran",
             m.during.requests
         ),
     );
@@ -312,7 +317,69 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
             format!("left invalid at the end: {}", invalid.join(", "))
         },
     );
+    if let Some(limit) = budget.max_recovery_ms {
+        out.push(slowest_recovery(limit, steps, m.run_end_ms));
+    }
     out
+}
+
+/// The recovery bar in words.
+fn bar(threshold_ms: Option<f64>) -> String {
+    threshold_ms.map_or("?".into(), |t| format!("{t:.1}"))
+}
+
+/// `max_recovery_ms`: the step whose latency took longest to come back; a
+/// step not recovered by the end of the run breaches it, and without
+/// traffic before the migration it cannot be checked (a breach too: a gate
+/// that cannot look must not pass).
+fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetResult {
+    let result =
+        |measured: f64, passed: bool, step: Option<&StepFacts>, detail: String| BudgetResult {
+            name: "max_recovery_ms".into(),
+            limit,
+            measured,
+            unit: "ms".into(),
+            passed,
+            step: step.map(StepFacts::label),
+            detail,
+        };
+    if let Some(st) = steps
+        .iter()
+        .find(|s| s.recovery.state == RecoveryState::NotRecovered)
+    {
+        let since = crate::pg::round3((run_end_ms - st.latency.end_ms).max(0.0));
+        return result(
+            since,
+            false,
+            Some(st),
+            format!(
+                "app p99 not back within {} ms (1.5× the p99 before) by the end of the run, {since:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms)
+            ),
+        );
+    }
+    let slowest = steps
+        .iter()
+        .filter_map(|s| s.recovery.recovery_ms.map(|r| (s, r)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    match slowest {
+        Some((st, ms)) => result(
+            ms,
+            ms <= limit,
+            Some(st),
+            format!(
+                "app p99 back within {} ms (1.5× the p99 before) {ms:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms)
+            ),
+        ),
+        None if steps.is_empty() => result(0.0, true, None, "no step ran".into()),
+        None => result(
+            0.0,
+            false,
+            None,
+            "cannot be checked: no app traffic before the migration to compare with".into(),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -74,8 +74,12 @@ pub struct StepFacts {
     /// queued-behind-migration, overlapping its lock holds or statements).
     pub app_waits: usize,
     pub worst_app_wait: Option<WaitFact>,
-    /// App traffic while the step ran (first statement start to last end).
+    /// App traffic while the step ran: the requests that completed between
+    /// its start and its end as run.json records them (from before BEGIN
+    /// until COMMIT returned).
     pub latency: LatencyFacts,
+    /// How long after the step ended the app's latency came back.
+    pub recovery: Recovery,
     /// From run.json `steps`; None when not set or not recorded.
     pub lock_timeout_ms: Option<f64>,
 }
@@ -95,6 +99,30 @@ pub struct StepFootprint {
     pub index_bytes_before: Option<u64>,
     pub index_bytes_after: Option<u64>,
     pub dead_tuples_after: Option<u64>,
+}
+
+/// How long after a step ended the windowed p99 of every query and app
+/// came back within [`super::recovery::FACTOR`] × the p99 before the
+/// migration (see `recovery.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Recovery {
+    pub state: RecoveryState,
+    /// The bar: FACTOR × the app p99 before the migration, ms.
+    pub threshold_ms: Option<f64>,
+    /// From the step's end until the first window of the recovery began
+    /// (0 when latency never left the bar); None unless recovered.
+    pub recovery_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryState {
+    Recovered,
+    /// Still above the bar when the run ended.
+    NotRecovered,
+    /// No app traffic before the migration: nothing to come back to.
+    #[default]
+    NoBaseline,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -2,7 +2,7 @@
 //! time overlap with its lock holds and statements), its locks, and what the
 //! app saw while it ran.
 
-use super::facts::{LockFact, StepFacts, StepFootprint, WaitFact};
+use super::facts::{LockFact, Recovery, StepFacts, StepFootprint, WaitFact};
 use super::latency;
 use crate::locks::LockMode;
 use crate::record::{
@@ -277,13 +277,11 @@ fn one_step(
             .iter()
             .max_by(|a, b| a.wait_ms.total_cmp(&b.wait_ms))
             .map(|w| WaitFact::of(w)),
-        latency: latency::facts(
-            rec.latency
-                .iter()
-                .filter(|r| latency::overlaps(r, start, end)),
-            start,
-            end,
-        ),
+        latency: {
+            let (a, b) = latency_span(rec, &phase, &step).unwrap_or((start, end));
+            latency::facts(rec, a, b, None)
+        },
+        recovery: Recovery::default(),
         lock_timeout_ms,
         phase,
         step,
@@ -325,6 +323,18 @@ fn footprint(
         index_bytes_after: row.index_bytes_after,
         dead_tuples_after: row.dead_tuples_after,
     }
+}
+
+/// The span the step's app latency covers: run.json's span of the step
+/// (from before its BEGIN until its COMMIT returned, as the executor marked
+/// it: a segment boundary at each end); None when run.json does not have
+/// it (the statements' span is used then).
+pub(crate) fn latency_span(rec: &RunRecord, phase: &str, step: &str) -> Option<(f64, f64)> {
+    rec.info
+        .iter()
+        .flat_map(|i| i.steps.iter())
+        .find(|s| s.phase == phase && s.step == step)
+        .map(|s| (s.start_ms, s.end_ms))
 }
 
 /// The final try of each statement: per SQL text, its rows at that text's

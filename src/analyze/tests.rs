@@ -2,25 +2,33 @@
 //! (every rule fires on its own example and stays quiet on the other).
 
 use super::findings::{EXAMPLES, RULES};
-use super::testkit::{broken_prepared_statements, lock, record, stmt, wait};
+use super::testkit::{broken_prepared_statements, lock, record, step_span, stmt, wait};
 use super::*;
 use crate::record::WaitCause;
 
 #[test]
-fn periods_split_at_the_migration_span() {
+fn periods_split_at_the_steps_spans() {
     let mut r = record();
-    r.statements.push(stmt("s", "SELECT 1", 1000.0, 2000.0));
+    r.statements.push(stmt("s", "SELECT 1", 1000.5, 1999.0));
+    // run.json's span of the step (BEGIN to COMMIT) is what latency uses.
+    step_span(&mut r, "s", 1000.0, 2000.0);
     let a = analyze(&r);
     let m = a.migration.unwrap();
     assert_eq!(
         (m.start_ms, m.end_ms, m.duration_ms),
-        (1000.0, 2000.0, 1000.0)
+        (1000.5, 1999.0, 998.5)
     );
     assert_eq!(a.before.requests, 10 * 2 * 10);
     assert_eq!(a.during.requests, 10 * 2 * 10);
     assert_eq!(a.after.requests, 20 * 2 * 10);
-    assert_eq!(a.during.p99_ms, Some(3.0));
+    assert_eq!((a.during.start_ms, a.during.end_ms), (1000.0, 2000.0));
+    assert_eq!(a.during.p99_ms, Some(2.0));
+    assert_eq!(a.during.p50_ms, Some(1.0));
     assert_eq!(a.during.qps, 200.0);
+    assert_eq!(a.steps[0].latency, a.during);
+    // The phase (1 s to 3 s) is the step's segment and the one after it.
+    assert_eq!(a.phases[0].latency.requests, 20 * 2 * 10);
+    assert_eq!(a.apps.iter().map(|x| x.latency.requests).sum::<u64>(), 800);
 }
 
 #[test]

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::ConnInfo;
 use crate::clock::{Clock, ServerClock};
+use crate::latency::SegmentMarks;
 use crate::observe::MigrationStatus;
 use crate::record::{PhaseSpan, StatementRow, StepRow};
 use crate::scenario::{PhasePlan, StepAction, StepPlan};
@@ -122,6 +123,8 @@ pub struct MigrationCtx {
     pub live: watch::Sender<Arc<Vec<u16>>>,
     pub abort: CancellationToken,
     pub current: Arc<CurrentStep>,
+    /// Phases and steps start and end here: the latency segments' bounds.
+    pub marks: Arc<SegmentMarks>,
     pub seed: u64,
     /// Whether the migration's own WAL can be attributed (see wal.rs).
     pub wal: WalSource,
@@ -251,7 +254,7 @@ impl Executor {
                 .collect();
             let _ = self.ctx.live.send(Arc::new(live));
             tracing::info!("phase {}: live apps {:?}", phase.name, phase.apps);
-            let start_ms = self.ctx.clock.now_ms();
+            let start_ms = self.mark();
             let mut failed = false;
             for step in &phase.steps {
                 if let Err(msg) = self.run_step(phase, step).await {
@@ -264,7 +267,7 @@ impl Executor {
                 name: phase.name.clone(),
                 apps: phase.apps.clone(),
                 start_ms,
-                end_ms: self.ctx.clock.now_ms(),
+                end_ms: self.mark(),
             });
             if failed {
                 break;
@@ -275,7 +278,7 @@ impl Executor {
 
     async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
         let before = self.boundary().await;
-        let start_ms = self.ctx.clock.now_ms();
+        let start_ms = self.mark();
         tracing::info!("step {} / {}: started", phase.name, step.name);
         let mut span = StepSpan {
             phase: phase.name.clone(),
@@ -301,7 +304,7 @@ impl Executor {
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
         self.ctx.status.in_step.store(false, Ordering::Relaxed);
-        span.end_ms = self.ctx.clock.now_ms();
+        span.end_ms = self.mark();
         let result = expected(step, result);
         span.outcome = match &result {
             Ok(Outcome::Succeeded) => "ok".into(),
@@ -365,6 +368,13 @@ impl Executor {
                 phase.name, step.name
             )),
         }
+    }
+
+    /// Now, as the start or end of a phase or step: marked as a latency
+    /// segment boundary, so the app latency reported for the span is
+    /// exactly the requests that completed in it.
+    fn mark(&self) -> f64 {
+        self.ctx.marks.mark()
     }
 
     /// Sleep unless aborted; false when aborted.

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 pub use provision::{Database, Server, ServerNeeds};
 pub use recording::{Draft, Recorded};
-pub use run::{Measured, RunInputs, SERVER_SAMPLE, WAIT_POLL};
+pub use run::{Measured, RunInputs, Traffic, TrafficCtx, SERVER_SAMPLE, WAIT_POLL};
 pub use stage::{Stopped, HARNESS_APP_NAME};
 
 use crate::error::{exit, Result};
@@ -208,6 +208,7 @@ async fn stages(
         conn: &db.conn,
         server_log: db.server_log.clone(),
         scenario: s,
+        run_dir: &draft.dir,
         seed: opts.seed,
         output: opts.output,
     };

@@ -138,10 +138,11 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
         statements: m.migration.statements,
         locks,
         waits: m.observations.waits,
-        latency: m.latency.rows,
+        // latency.csv, inflight.csv and latency.hdr were streamed there.
         errors: m.latency.errors,
         server,
         steps: m.migration.step_rows,
+        ..Default::default()
     }
     .write(&draft.dir)?;
     Ok(Recorded {
@@ -155,7 +156,7 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
 fn warn_about_caps(m: &Measured) {
     if m.latency.errors_dropped > 0 {
         eprintln!(
-            "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv only",
+            "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv and latency.hdr only",
             crate::latency::MAX_ERROR_ROWS,
             m.latency.errors_dropped
         );

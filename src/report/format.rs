@@ -1,7 +1,7 @@
 //! How figures and facts read in the reports: durations, spans, rates,
 //! budget values, locks, waits, step outcomes.
 
-use crate::analyze::{BudgetResult, LockFact, StepFacts, WaitFact};
+use crate::analyze::{BudgetResult, LockFact, Recovery, RecoveryState, StepFacts, WaitFact};
 
 pub(crate) fn ms(v: f64) -> String {
     if v >= 10_000.0 {
@@ -30,6 +30,15 @@ pub(crate) fn sql_list(sql: &[String]) -> String {
         v.push(format!("… (+{} more)", sql.len() - 3));
     }
     v.join("; ")
+}
+
+/// How long the app's latency took to come back after a step.
+pub(crate) fn recovery(r: &Recovery) -> String {
+    match r.state {
+        RecoveryState::Recovered => opt_ms(r.recovery_ms),
+        RecoveryState::NotRecovered => "not recovered by the end of the run".into(),
+        RecoveryState::NoBaseline => "– (no traffic before)".into(),
+    }
 }
 
 pub(crate) fn pct(r: f64) -> String {

@@ -4,8 +4,8 @@
 //! this document, formatted.
 
 use super::format::{
-    blocking, breach, budget_value, bytes_or_unknown, growth, lock, ms, opt_ms, outcome, pct, span,
-    sql_list, table_work, unknown, waits,
+    blocking, breach, budget_value, bytes_or_unknown, growth, lock, ms, opt_ms, outcome, pct,
+    recovery, span, sql_list, table_work, unknown, waits,
 };
 use super::summary::Summary;
 use super::view::{
@@ -15,7 +15,7 @@ use crate::analyze::{Analysis, AppFacts, LatencyFacts, Severity};
 
 /// The charts a run report shows, with what to read in each.
 const CHARTS: [(&str, &str); 3] = [
-    ("latency", "App latency per query: p99 (thick), p50 (thin), max (dots) per window, log scale. Orange: a migration statement running. Red strip along the bottom: a lock that blocks the app held (outlined: the migration waiting for one, with app queries queued behind it)."),
+    ("latency", "App latency per query: p99 (thick), p50 (thin), max (dots) per window, log scale. Dashed, per app version: the age of its oldest request still in flight (queued or executing) at each window's end — it rises through a stall in which nothing completes; thick where every connection of the app was busy. Orange: a migration statement running. Red strip along the bottom: a lock that blocks the app held (outlined: the migration waiting for one, with app queries queued behind it)."),
     ("locks", "Locks the migration held, zoomed to the migration: a row per relation, a bar per span in the strongest mode held (weaker modes held with it are named in its label; outlined: waiting to be granted). Thin bars under a row: app queries waiting for a lock, coloured by cause."),
     ("throughput", "Successful requests per second (ok/s) by app version; below, failed requests per second, a lane per app version that had errors."),
 ];
@@ -206,6 +206,7 @@ fn steps(a: &Analysis) -> Section {
         "waited for lock>",
         "worst app wait",
         "app p99 while running>",
+        "recovered after>",
         "errors>",
         "table work",
     ]);
@@ -219,6 +220,7 @@ fn steps(a: &Analysis) -> Section {
             ms(st.lock_wait_ms).into(),
             waits(st).into(),
             opt_ms(st.latency.p99_ms).into(),
+            recovery(&st.recovery).into(),
             st.latency.errors.to_string().into(),
             table_work(st).into(),
         ]);

@@ -370,4 +370,9 @@ pub struct Budget {
     /// Indexes left INVALID at the end (a failed CREATE INDEX CONCURRENTLY).
     #[serde(default)]
     pub max_invalid_indexes: Option<u64>,
+    /// Longest time after a step ended until the app's p99 came back within
+    /// 1.5× its p99 before the migration (a step not recovered by the end
+    /// of the run breaches it).
+    #[serde(default)]
+    pub max_recovery_ms: Option<f64>,
 }

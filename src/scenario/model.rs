@@ -206,6 +206,7 @@ pub struct BudgetSection {
     pub max_error_rate: Option<S<f64>>,
     pub max_duration_ms: Option<S<f64>>,
     pub max_invalid_indexes: Option<S<i64>>,
+    pub max_recovery_ms: Option<S<f64>>,
 }
 
 /// SQL given as one string (split into statements later) or a list of strings.

@@ -451,6 +451,7 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
     let max_app_wait_ms = ms(&b.max_app_wait_ms, "max_app_wait_ms");
     let p99_ms = ms(&b.p99_ms, "p99_ms");
     let max_duration_ms = ms(&b.max_duration_ms, "max_duration_ms");
+    let max_recovery_ms = ms(&b.max_recovery_ms, "max_recovery_ms");
     Budget {
         max_blocking_lock_ms,
         max_app_wait_ms,
@@ -470,6 +471,7 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
             .as_ref()
             .and_then(|v| d.int_in(v, "budget.max_invalid_indexes", 0, 1000))
             .map(|x| x as u64),
+        max_recovery_ms,
     }
 }
 
