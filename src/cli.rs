@@ -13,6 +13,7 @@ use crate::init::InitOptions;
 use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
 use crate::rehearsal;
 use crate::scenario::{self, Overrides, Scenario};
+use crate::sizing::{parse_memory, ServerSize, MAX_CPUS};
 use crate::sweep::SweepOptions;
 
 #[derive(Debug, Parser)]
@@ -126,6 +127,18 @@ pub struct RunArgs {
     /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
     #[arg(long = "budget", value_name = "KEY=VALUE")]
     pub budgets: Vec<String>,
+    /// CPUs of the server (a container's CPU limit; parallel workers are
+    /// derived from it); wins over the scenario's [postgres] size.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Memory of the server, e.g. 16GB (a container's memory limit;
+    /// shared_buffers and others are derived from it).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Start a streaming physical replica next to the primary and sample
+    /// its replay lag (local and docker backends).
+    #[arg(long)]
+    pub replica: bool,
     /// Print the machine-readable summary (summary.json) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -442,6 +455,10 @@ fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<RunOptions> 
             "--backend url needs --database-url postgres://user@host:port/db".into(),
         ));
     }
+    apply_server_flags(&args, scenarios)?;
+    if backend == BackendKind::Url {
+        refuse_url_replica(&args, scenarios)?;
+    }
     Ok(RunOptions {
         server: ServerOptions {
             backend,
@@ -550,6 +567,53 @@ fn parse_rate(s: &str) -> std::result::Result<f64, String> {
             "--rate: `{s}` is not a rate in queries/s (examples: 200, 1.5k)"
         )),
     }
+}
+
+/// `--cpus`, `--memory` and `--replica` over each scenario's `[postgres]`:
+/// the flags win, field by field.
+fn apply_server_flags(args: &RunArgs, scenarios: &mut [Scenario]) -> Result<()> {
+    if let Some(c) = args.cpus.filter(|c| !(1..=MAX_CPUS).contains(c)) {
+        return Err(Error::Usage(format!(
+            "--cpus: {c} is out of range; expected 1..={MAX_CPUS}"
+        )));
+    }
+    let flags = ServerSize {
+        cpus: args.cpus,
+        memory: args
+            .memory
+            .as_deref()
+            .map(parse_memory)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--memory: {e}")))?,
+        cpus_from: "--cpus".into(),
+        memory_from: "--memory".into(),
+    };
+    for s in scenarios {
+        if !flags.is_empty() {
+            let size = s.postgres.size.clone().unwrap_or_default();
+            s.postgres.size = Some(size.overlay(&flags));
+        }
+        s.postgres.replica |= args.replica;
+    }
+    Ok(())
+}
+
+/// The url backend's server is not ours: no replica can be started there.
+fn refuse_url_replica(args: &RunArgs, scenarios: &[Scenario]) -> Result<()> {
+    if args.replica {
+        return Err(Error::Usage(
+            "--replica: the url backend cannot start a replica (the server is not pgrehearse's);              use --backend local or docker, or drop --replica"
+                .into(),
+        ));
+    }
+    if let Some(s) = scenarios.iter().find(|s| s.postgres.replica) {
+        return Err(Error::Usage(format!(
+            "{}: [postgres] replica = true, but the url backend cannot start a replica (the \
+             server is not pgrehearse's); use --backend local or docker",
+            s.path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn parse_budgets(raw: &[String]) -> Result<Vec<(String, f64)>> {

@@ -28,6 +28,7 @@ pub mod report;
 pub mod scenario;
 pub mod seed;
 pub mod signals;
+pub mod sizing;
 pub mod sql;
 pub mod sweep;
 pub mod workload;

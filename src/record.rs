@@ -71,6 +71,36 @@ pub struct RunInfo {
     /// Indexes left invalid at the end (a failed CONCURRENTLY build).
     #[serde(default)]
     pub invalid_indexes: Vec<String>,
+    /// The server size asked for, how it was applied, what was derived.
+    #[serde(default)]
+    pub size: Option<SizeInfo>,
+    /// The streaming replica, described (None: there was none).
+    #[serde(default)]
+    pub replica: Option<String>,
+}
+
+/// run.json `size`: the server size a rehearsal asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SizeInfo {
+    pub cpus: Option<u32>,
+    /// "16GB".
+    pub memory: Option<String>,
+    pub memory_bytes: Option<u64>,
+    /// How the size was applied on this backend, in words.
+    pub applied: String,
+    /// The settings derived from the size (empty where none were applied).
+    pub derived: Vec<DerivedInfo>,
+}
+
+/// One derived setting: its value, the rule, and the scenario's own value
+/// when that won.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DerivedInfo {
+    pub name: String,
+    pub value: String,
+    pub rule: String,
+    /// The scenario's `[postgres] settings` value that was applied instead.
+    pub overridden_by: Option<String>,
 }
 
 /// One executed step: its span, its settings and how it ended.
@@ -240,6 +270,11 @@ pub struct ServerRow {
     pub table_bytes: u64,
     /// Empty when there is no replica.
     pub replica_lag_bytes: Option<u64>,
+    /// pg_stat_replication.replay_lag in ms (0 once the replica has
+    /// replayed all the primary wrote); empty without a replica, or while
+    /// Postgres has no figure yet.
+    #[serde(default)]
+    pub replica_lag_ms: Option<f64>,
     pub waiting_backends: u32,
 }
 
@@ -447,6 +482,7 @@ header!(
         "dead_tuples",
         "table_bytes",
         "replica_lag_bytes",
+        "replica_lag_ms",
         "waiting_backends"
     ]
 );

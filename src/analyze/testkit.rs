@@ -42,6 +42,8 @@ pub(crate) fn info() -> RunInfo {
         end_ms: 4000.0,
         steps: vec![],
         invalid_indexes: vec![],
+        size: None,
+        replica: None,
     }
 }
 

@@ -7,7 +7,12 @@
 mod certs;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "docker")]
+mod docker_standby;
 pub mod local;
+mod local_standby;
+pub mod pg_bin;
+pub mod replica;
 pub mod tls;
 mod tls_handshake;
 pub mod url;
@@ -173,6 +178,12 @@ pub struct BackendOptions {
     pub version: Option<String>,
     /// Scenario settings plus the harness's own, as `-c name=value`.
     pub settings: Vec<(String, String)>,
+    /// The server's size: container limits (docker), and a check that the
+    /// machine can give it (local, docker). The settings derived from it are
+    /// already in `settings`.
+    pub size: Option<crate::sizing::ServerSize>,
+    /// Start a streaming physical replica next to the primary.
+    pub replica: bool,
 }
 
 impl BackendOptions {
@@ -187,6 +198,8 @@ impl BackendOptions {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            size: None,
+            replica: false,
         }
     }
 
@@ -278,6 +291,16 @@ impl Backend {
             #[cfg(feature = "docker")]
             Backend::Docker(t) => t.server_version_num(),
             Backend::Url(t) => t.server_version_num(),
+        }
+    }
+
+    /// The streaming replica, described for run.json, when one was started.
+    pub fn replica(&self) -> Option<String> {
+        match self {
+            Backend::Local(t) => t.replica(),
+            #[cfg(feature = "docker")]
+            Backend::Docker(t) => t.replica(),
+            Backend::Url(_) => None,
         }
     }
 

@@ -204,6 +204,16 @@ async fn stages(
             .await
             .map_err(|stopped| draft.abandon(stopped))?,
     };
+    // The lag measured is the rehearsal's own: the replica has replayed the
+    // seed (or the copy of a seeded template) first.
+    if db.replica.is_some() {
+        timed(
+            "replica catch-up",
+            seeding::replica_caught_up(&db.conn, signals),
+        )
+        .await
+        .map_err(|stopped| draft.abandon(stopped))?;
+    }
     let input = RunInputs {
         conn: &db.conn,
         server_log: db.server_log.clone(),

@@ -63,6 +63,8 @@ impl Draft {
             end_ms: 0.0,
             steps: Vec::new(),
             invalid_indexes: Vec::new(),
+            size: db.size.clone(),
+            replica: db.replica.clone(),
         };
         Ok(Draft {
             dir: record::create_run_dir(&opts.out, &s.name)?,

@@ -39,6 +39,17 @@ pub struct PostgresSection {
     pub version: Option<S<Value>>,
     pub image: Option<S<String>>,
     pub settings: Option<OrderedMap<S<Value>>>,
+    /// `{ cpus = 4, memory = "16GB" }`.
+    pub size: Option<S<SizeSection>>,
+    /// Start a streaming physical replica next to the primary.
+    pub replica: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeSection {
+    pub cpus: Option<S<i64>>,
+    pub memory: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

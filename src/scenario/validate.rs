@@ -8,6 +8,7 @@ use super::diag::{item_name, sql_list, Diags, Names};
 use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
 use super::model::{self, S};
 use super::validate_phases::phases;
+use super::validate_size::size;
 use super::validate_workload::workload;
 use super::{Budget, ColumnPlan, PostgresPlan, Scenario, TablePlan, Variant};
 use crate::sql;
@@ -160,6 +161,8 @@ fn postgres(d: &mut Diags, p: Option<&model::PostgresSection>) -> PostgresPlan {
         version,
         image,
         settings,
+        size: p.size.as_ref().and_then(|s| size(d, s)),
+        replica: p.replica.as_ref().is_some_and(|r| *r.get_ref()),
     }
 }
 
