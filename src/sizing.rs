@@ -88,8 +88,9 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     let value: f64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not an amount of memory; {EXPECTED}"))?;
-    let unit = unit.trim().to_ascii_uppercase();
-    let per = match unit.trim_end_matches('B').trim_end_matches('I') {
+    let unit = unit.trim();
+    let upper = unit.to_ascii_uppercase();
+    let per = match upper.trim_end_matches('B').trim_end_matches('I') {
         "M" => MB,
         "G" => GB,
         "T" => TB,

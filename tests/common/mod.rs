@@ -233,6 +233,28 @@ pub fn containers_of_pid(pid: u32) -> Vec<String> {
     docker_ps(&format!("label=pgrehearse.pid={pid}"))
 }
 
+/// Docker networks that a pgrehearse process with this pid created (for a
+/// replica); labelled like its containers. Empty when no engine answers.
+pub fn networks_of_pid(pid: u32) -> Vec<String> {
+    let Ok(out) = Command::new("docker")
+        .args([
+            "network",
+            "ls",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Name}}",
+        ])
+        .args(["--filter", &format!("label=pgrehearse.pid={pid}")])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// All containers started by pgrehearse, any process.
 pub fn pgrehearse_containers() -> Vec<String> {
     docker_ps("label=pgrehearse.pid")
@@ -275,7 +297,8 @@ pub async fn scratch_databases(conn: &ConnInfo) -> Vec<String> {
 }
 
 /// After a child `pgrehearse` (pid `pid`, TMPDIR `tmp`) exited: no cluster
-/// process, no temp dir, no container of its own. Returns what was left.
+/// process, no temp dir, no container or network of its own. Returns what
+/// was left.
 pub fn left_behind(tmp: &Path, pid: u32) -> Vec<String> {
     let mut left = postgres_processes_under(tmp);
     left.extend(
@@ -287,6 +310,11 @@ pub fn left_behind(tmp: &Path, pid: u32) -> Vec<String> {
         containers_of_pid(pid)
             .into_iter()
             .map(|c| format!("container {c}")),
+    );
+    left.extend(
+        networks_of_pid(pid)
+            .into_iter()
+            .map(|n| format!("network {n}")),
     );
     left
 }

@@ -1,0 +1,341 @@
+//! Production-sized servers: `[postgres] size` and `--cpus` / `--memory`
+//! become settings on every server pgrehearse owns (checked with SHOW on a
+//! real cluster and a real container), container limits (checked with
+//! `docker inspect`), a refusal when the machine is smaller, a warning and
+//! nothing applied on the url backend, and run.json's record of all of it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use pgrehearse::backend::BackendKind;
+use pgrehearse::options::ServerOptions;
+use pgrehearse::record::RunRecord;
+use pgrehearse::rehearsal::{Database, Server, ServerNeeds};
+use pgrehearse::signals::Signals;
+use pgrehearse::sizing::{parse_memory, ServerSize};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+/// `pgrehearse ARGS` with its own TMPDIR and output dir; (output, the run
+/// directory if one was written, what it left behind).
+fn pgrehearse(args: &[&str]) -> (Output, Option<PathBuf>, Vec<String>, tempfile::TempDir) {
+    let tmp = common::isolated_tmpdir();
+    let out = tempfile::tempdir().unwrap();
+    let child = Command::new(common::bin())
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .env("TMPDIR", tmp.path())
+        .env_remove("PGREHEARSE_BACKEND")
+        .spawn_output();
+    let left = common::left_behind(tmp.path(), child.1);
+    let dir = std::fs::read_dir(out.path())
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| std::fs::read_dir(e.ok()?.path()).ok()?.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path());
+    (child.0, dir, left, out)
+}
+
+trait SpawnOutput {
+    fn spawn_output(&mut self) -> (Output, u32);
+}
+
+impl SpawnOutput for Command {
+    /// Like `output()`, with the child's pid (to look for its leftovers).
+    fn spawn_output(&mut self) -> (Output, u32) {
+        let child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn pgrehearse");
+        let pid = child.id();
+        (child.wait_with_output().unwrap(), pid)
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn one_gb_one_cpu() -> ServerSize {
+    ServerSize {
+        cpus: Some(1),
+        memory: Some(parse_memory("1GB").unwrap()),
+        cpus_from: "--cpus".into(),
+        memory_from: "--memory".into(),
+    }
+}
+
+/// A server provisioned the way `run` does it, for 1 CPU and 1GB, with the
+/// scenario setting maintenance_work_mem = 32MB.
+async fn provision(backend: BackendKind, image: Option<String>) -> Server {
+    let needs = ServerNeeds {
+        version: None,
+        image: None,
+        settings: vec![("maintenance_work_mem".into(), "32MB".into())],
+        sessions: 4,
+        size: Some(one_gb_one_cpu()),
+        replica: false,
+    };
+    let opts = ServerOptions {
+        backend,
+        image,
+        database_url: None,
+    };
+    Server::provision(&opts, &needs, &Signals::default())
+        .await
+        .unwrap_or_else(|e| panic!("provision {backend:?}: {e}"))
+}
+
+/// SHOW of each setting on the work database.
+async fn show(db: &Database, names: &[&str]) -> Vec<String> {
+    let client = common::connect(&db.conn, &db.conn.dbname).await;
+    let mut out = Vec::new();
+    for n in names {
+        let row = client.query_one(&format!("SHOW {n}"), &[]).await.unwrap();
+        out.push(row.get(0));
+    }
+    out
+}
+
+const DERIVED_FOR_1GB: [(&str, &str); 5] = [
+    ("shared_buffers", "256MB"),
+    ("effective_cache_size", "768MB"),
+    ("max_wal_size", "8GB"),
+    ("min_wal_size", "2GB"),
+    ("checkpoint_timeout", "15min"),
+];
+
+/// The derived settings are in force, the scenario's own value won, the
+/// harness's settings stay, and the record says so.
+async fn assert_sized(db: &Database, applied: &str) {
+    let names: Vec<&str> = DERIVED_FOR_1GB.iter().map(|(n, _)| *n).collect();
+    let want: Vec<&str> = DERIVED_FOR_1GB.iter().map(|(_, v)| *v).collect();
+    assert_eq!(show(db, &names).await, want);
+    assert_eq!(
+        show(db, &["maintenance_work_mem", "log_lock_waits"]).await,
+        ["32MB", "on"],
+        "the scenario's maintenance_work_mem wins over the derived 64MB; the harness's settings stay"
+    );
+    let size = db.size.as_ref().expect("the size is recorded");
+    assert_eq!((size.cpus, size.memory.as_deref()), (Some(1), Some("1GB")));
+    assert!(size.applied.starts_with(applied), "{}", size.applied);
+    let mwm = size
+        .derived
+        .iter()
+        .find(|d| d.name == "maintenance_work_mem")
+        .expect("maintenance_work_mem derived");
+    assert_eq!(
+        (mwm.value.as_str(), mwm.overridden_by.as_deref()),
+        ("64MB", Some("32MB"))
+    );
+    // Below 4 CPUs PGTune keeps Postgres' parallel defaults.
+    assert!(size.derived.iter().all(|d| !d.name.contains("parallel")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_cluster_gets_the_settings_derived_from_its_size() {
+    let server = provision(BackendKind::Local, None).await;
+    assert_sized(&server.work_database(), "derived settings only").await;
+    server.teardown().await;
+}
+
+#[cfg(feature = "docker")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_gets_cpu_and_memory_limits_and_the_derived_settings() {
+    let Some(image) = common::docker_image_or_notice().await else {
+        return;
+    };
+    let server = provision(BackendKind::Docker, Some(image)).await;
+    let db = server.work_database();
+    assert_sized(&db, "container limits").await;
+    // "docker PostgreSQL 15.18 (image ..., container 0123456789ab)"
+    let id = db
+        .target
+        .rsplit("container ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}",
+            id,
+        ])
+        .output()
+        .unwrap();
+    let gib = 1024 * 1024 * 1024;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("1000000000 {gib} {gib}"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.teardown().await;
+}
+
+#[test]
+fn check_shows_the_size_and_the_settings_derived_from_it() {
+    let (out, _) = Command::new(common::bin())
+        .arg("check")
+        .arg(fixture("tests/fixtures/capacity/sized.toml"))
+        .spawn_output();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "  size 8 CPUs, 32GB",
+        "    derived shared_buffers = 8GB",
+        "    derived effective_cache_size = 24GB",
+        "    derived maintenance_work_mem = 2GB (the scenario's setting wins)",
+        "    derived autovacuum_work_mem = 2GB",
+        "    derived max_parallel_maintenance_workers = 4",
+        "    derived max_worker_processes = 8",
+    ] {
+        assert!(plan.lines().any(|l| l == line), "no `{line}` in:\n{plan}");
+    }
+}
+
+#[test]
+fn a_size_larger_than_the_machine_is_refused_before_anything_starts() {
+    let scenario = fixture("tests/fixtures/capacity/sized.toml");
+    let (out, dir, left, _keep) = pgrehearse(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--backend",
+        "local",
+        "--cpus",
+        "1",
+        "--memory",
+        "64TB",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("larger than this machine")
+            && err.contains("--memory asks for 64TB of memory"),
+        "{err}"
+    );
+    assert!(dir.is_none(), "no run directory for a refused size");
+    assert!(left.is_empty(), "{left:?}");
+    // The scenario's 8 CPUs, without --cpus, are refused too.
+    let (out, _, _, _keep) = pgrehearse(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--backend",
+        "local",
+        "--memory",
+        "1GB",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("postgres.size.cpus (") && stderr(&out).contains("asks for 8 CPUs"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_size_flags_exit_2_naming_the_flag() {
+    let scenario = fixture("tests/fixtures/capacity/sized.toml");
+    let s = scenario.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--cpus", "0"], "--cpus: 0 is out of range"),
+        (vec!["--cpus", "many"], "--cpus"),
+        (
+            vec!["--memory", "lots"],
+            "--memory: `lots` is not an amount of memory",
+        ),
+        (vec!["--memory", "16"], "--memory: `16` has no unit"),
+    ] {
+        let mut all = vec!["run", s, "--backend", "local"];
+        all.extend(args);
+        let (out, dir, _, _keep) = pgrehearse(&all);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{all:?}: {}", stderr(&out));
+        assert!(dir.is_none());
+    }
+}
+
+#[test]
+fn run_json_records_the_size_the_flags_asked_for() {
+    let scenario = fixture("tests/fixtures/capacity/sized.toml");
+    let (out, dir, left, _keep) = pgrehearse(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--backend",
+        "local",
+        "-q",
+        "--cpus",
+        "1",
+        "--memory",
+        "1GB",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(left.is_empty(), "{left:?}");
+    let rec = RunRecord::read(&dir.expect("a run directory")).unwrap();
+    let size = rec.info.unwrap().size.expect("run.json size");
+    assert_eq!((size.cpus, size.memory.as_deref()), (Some(1), Some("1GB")));
+    assert_eq!(size.memory_bytes, Some(1024 * 1024 * 1024));
+    let get = |n: &str| size.derived.iter().find(|d| d.name == n).cloned();
+    let sb = get("shared_buffers").expect("shared_buffers derived");
+    assert_eq!(sb.value, "256MB");
+    assert!(sb.rule.contains("PGTune"), "{}", sb.rule);
+    assert_eq!(
+        get("maintenance_work_mem")
+            .unwrap()
+            .overridden_by
+            .as_deref(),
+        Some("512MB")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_url_backend_warns_that_it_applies_no_size() {
+    // A server of our own to point the url backend at.
+    let server = pgrehearse::backend::Backend::start(&common::test_options(&[]))
+        .await
+        .unwrap();
+    let c = server.conn().clone();
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/{}",
+        c.user,
+        c.password.clone().unwrap_or_default(),
+        c.port,
+        c.dbname
+    );
+    let scenario = fixture("tests/fixtures/capacity/sized.toml");
+    let (out, dir, left) = tokio::task::spawn_blocking(move || {
+        let (out, dir, left, keep) = pgrehearse(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--backend",
+            "url",
+            "--database-url",
+            &url,
+            "-q",
+        ]);
+        let rec = dir.map(|d| RunRecord::read(&d).unwrap());
+        drop(keep);
+        (out, rec, left)
+    })
+    .await
+    .unwrap();
+    server.teardown().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        stderr(&out).contains("warning: the server size (8 CPUs, 32GB) is not applied"),
+        "{}",
+        stderr(&out)
+    );
+    let size = dir.unwrap().info.unwrap().size.expect("run.json size");
+    assert!(size.applied.starts_with("not applied"), "{}", size.applied);
+    assert!(size.derived.is_empty());
+}
