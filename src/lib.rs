@@ -15,6 +15,7 @@ pub mod holds;
 pub mod init;
 pub mod latency;
 pub mod locks;
+pub mod matrix;
 pub mod migration;
 pub mod migrations;
 pub mod observe;

@@ -87,6 +87,8 @@ async fn provision(backend: BackendKind, image: Option<String>) -> Server {
         backend,
         image,
         database_url: None,
+        version: None,
+        image_from_env: false,
     };
     Server::provision(&opts, &needs, &Signals::default())
         .await

@@ -4,6 +4,7 @@
 //! Every backend hands out a *work database* that it created and that nothing
 //! else uses; `teardown` removes everything the backend started or created.
 
+pub mod available;
 mod certs;
 #[cfg(feature = "docker")]
 pub mod docker;

@@ -138,7 +138,7 @@ impl Server {
             backend: opts.backend,
             image: opts.image.clone().or_else(|| needs.image.clone()),
             database_url: opts.database_url.clone(),
-            version: needs.version.clone(),
+            version: opts.version.clone().or_else(|| needs.version.clone()),
             settings: if url {
                 needs.settings.clone()
             } else {
