@@ -14,9 +14,20 @@ fn backfill() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/capacity/backfill-replica.toml")
 }
 
-/// Run the backfill scenario with `args`; (exit code, stderr, run record,
-/// what was left behind).
-fn run(args: &[&str]) -> (Option<i32>, String, Option<RunRecord>, Vec<String>) {
+/// How a run of the backfill scenario ended.
+struct Ran {
+    code: Option<i32>,
+    stderr: String,
+    rec: Option<RunRecord>,
+    /// summary.json of the run, when one was written.
+    summary: Option<serde_json::Value>,
+    /// Chart files of the run directory.
+    charts: Vec<String>,
+    left: Vec<String>,
+}
+
+/// Run the backfill scenario with `args`.
+fn run(args: &[&str]) -> Ran {
     let tmp = common::isolated_tmpdir();
     let out = tempfile::tempdir().unwrap();
     let child = Command::new(common::bin())
@@ -32,17 +43,65 @@ fn run(args: &[&str]) -> (Option<i32>, String, Option<RunRecord>, Vec<String>) {
         .unwrap();
     let pid = child.id();
     let o = child.wait_with_output().unwrap();
-    let dir = out.path().join("backfill-replica");
-    let rec = std::fs::read_dir(&dir)
+    let dir = std::fs::read_dir(out.path().join("backfill-replica"))
         .ok()
         .and_then(|mut d| d.next())
-        .map(|e| RunRecord::read(&e.unwrap().path()).unwrap());
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        rec,
-        common::left_behind(tmp.path(), pid),
-    )
+        .map(|e| e.unwrap().path());
+    let summary = dir
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.join("summary.json")).ok())
+        .map(|s| serde_json::from_str(&s).unwrap());
+    let charts = dir
+        .as_ref()
+        .map(|d| {
+            common::entries_in(d)
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+                .filter(|n| n.ends_with(".svg"))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ran {
+        code: o.status.code(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        rec: dir.map(|d| RunRecord::read(&d).unwrap()),
+        summary,
+        charts,
+        left: common::left_behind(tmp.path(), pid),
+    }
+}
+
+/// summary.json shows the backfill's peak lag, the run's, and the budget
+/// on it; the replica chart is drawn.
+fn assert_reported(ran: &Ran) {
+    let summary = ran.summary.as_ref().expect("summary.json");
+    let backfill = summary["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "backfill")
+        .expect("the backfill step in summary.json");
+    let peak = &backfill["replica_lag"];
+    assert!(
+        peak["peak_ms"].as_f64().unwrap_or(0.0) > 0.0
+            && peak["peak_bytes"].as_u64().unwrap_or(0) > 0,
+        "{backfill:#}"
+    );
+    assert!(
+        summary["replica_lag"]["peak_ms"].as_f64().unwrap() >= peak["peak_ms"].as_f64().unwrap()
+    );
+    let budget = summary["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "max_replica_lag_ms")
+        .expect("the replica lag budget");
+    assert_eq!(budget["passed"], true, "{budget:#}");
+    assert!(
+        ran.charts.iter().any(|c| c == "replica.svg"),
+        "{:?}",
+        ran.charts
+    );
 }
 
 /// The replica fell behind during the backfill, and caught up by the end.
@@ -98,12 +157,20 @@ fn assert_lag_was_measured(rec: &RunRecord, replica_says: &str) {
     );
 }
 
+/// A limit no backfill this small reaches on any machine: the budget is
+/// checked and holds.
+const LAG_BUDGET: &str = "max_replica_lag_ms=60s";
+
 #[test]
 fn a_local_replica_falls_behind_during_a_backfill() {
-    let (code, stderr, rec, left) = run(&["--backend", "local"]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(left.is_empty(), "{left:?}");
-    assert_lag_was_measured(&rec.expect("a run directory"), "local PostgreSQL");
+    let ran = run(&["--backend", "local", "--budget", LAG_BUDGET]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(ran.left.is_empty(), "{:?}", ran.left);
+    assert_lag_was_measured(
+        ran.rec.as_ref().expect("a run directory"),
+        "local PostgreSQL",
+    );
+    assert_reported(&ran);
 }
 
 #[cfg(feature = "docker")]
@@ -112,13 +179,52 @@ async fn a_replica_container_falls_behind_during_a_backfill() {
     let Some(image) = common::docker_image_or_notice().await else {
         return;
     };
-    let (code, stderr, rec, left) =
-        tokio::task::spawn_blocking(move || run(&["--backend", "docker", "--image", &image]))
-            .await
-            .unwrap();
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(left.is_empty(), "{left:?}");
-    assert_lag_was_measured(&rec.expect("a run directory"), "private network");
+    let ran = tokio::task::spawn_blocking(move || {
+        run(&[
+            "--backend",
+            "docker",
+            "--image",
+            &image,
+            "--budget",
+            LAG_BUDGET,
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert!(ran.left.is_empty(), "{:?}", ran.left);
+    assert_lag_was_measured(
+        ran.rec.as_ref().expect("a run directory"),
+        "private network",
+    );
+    assert_reported(&ran);
+}
+
+#[test]
+fn a_replica_lag_budget_without_a_replica_is_refused() {
+    // The scenario without its replica.
+    let tmp = common::isolated_tmpdir();
+    let scenario = tmp.path().join("no-replica.toml");
+    std::fs::write(
+        &scenario,
+        std::fs::read_to_string(backfill())
+            .unwrap()
+            .replace("replica = true", "replica = false"),
+    )
+    .unwrap();
+    let o = Command::new(common::bin())
+        .arg("run")
+        .arg(&scenario)
+        .args(["--backend", "local", "--budget", LAG_BUDGET])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("the budget max_replica_lag_ms needs a replica to measure"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -139,12 +245,14 @@ fn the_url_backend_refuses_a_replica() {
             "postgres://u@127.0.0.1:1/db",
         ],
     ] {
-        let (code, stderr, rec, _) = run(&args);
-        assert_eq!(code, Some(2), "{stderr}");
+        let ran = run(&args);
+        assert_eq!(ran.code, Some(2), "{}", ran.stderr);
         assert!(
-            stderr.contains("the url backend cannot start a replica"),
-            "{stderr}"
+            ran.stderr
+                .contains("the url backend cannot start a replica"),
+            "{}",
+            ran.stderr
         );
-        assert!(rec.is_none());
+        assert!(ran.rec.is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod budget;
 mod facts;
 pub mod findings;
 pub mod latency;
+mod replica;
 mod steps;
 
 #[cfg(test)]
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use apps::{error_class, sqlstate_class};
 pub use budget::{parse_budget_override, BudgetResult, BUDGET_KEYS};
 pub use facts::{
-    AppFacts, LockFact, PhaseFacts, RunHeader, Span, SqlstateCount, StepFacts, WaitFact,
+    AppFacts, LockFact, PhaseFacts, ReplicaLag, RunHeader, Span, SqlstateCount, StepFacts, WaitFact,
 };
 pub use findings::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thresholds};
 pub use latency::LatencyFacts;
@@ -51,6 +52,9 @@ pub struct Analysis {
     pub phases: Vec<PhaseFacts>,
     /// Requests and errors per app version over the whole run.
     pub apps: Vec<AppFacts>,
+    /// The replica's peak lag over the whole run; None without a replica.
+    #[serde(default)]
+    pub replica_lag: Option<ReplicaLag>,
     /// The budget that was checked (scenario merged with overrides).
     pub budget: Budget,
     pub budgets: Vec<BudgetResult>,
@@ -99,7 +103,9 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
     let run = header(rec);
     let migration = migration_span(&rec.statements);
     let wait_steps = steps::attribute_waits(rec);
-    let steps = steps::step_facts(rec, &wait_steps);
+    let mut steps = steps::step_facts(rec, &wait_steps);
+    replica::per_step(&rec.server, &mut steps, run.end_ms);
+    let replica_lag = replica::peak(rec.server.iter());
     let [before, during, after] = periods(rec, migration, run.end_ms);
     let all: Vec<&LatencyRow> = rec.latency.iter().collect();
     let apps = apps::app_facts(&all, rec, f64::NEG_INFINITY, f64::INFINITY);
@@ -112,6 +118,7 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
             migration,
             rec,
             wait_steps: &wait_steps,
+            replica_lag,
         },
     );
     let findings = findings::find(rec, &steps, &apps, &wait_steps, &opts.thresholds);
@@ -124,6 +131,7 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         after,
         phases: phase_facts(rec),
         apps,
+        replica_lag,
         budget,
         budgets,
         findings,
@@ -219,6 +227,12 @@ fn header(rec: &RunRecord) -> RunHeader {
         lock_precision_ms: i.lock_precision_ms,
         failure: i.failure.clone(),
         end_ms: i.end_ms,
+        size: i.size.as_ref().map(|z| {
+            let asked = [z.cpus.map(|c| format!("{c} CPUs")), z.memory.clone()];
+            let asked: Vec<String> = asked.into_iter().flatten().collect();
+            format!("{}: {}", asked.join(", "), z.applied)
+        }),
+        replica: i.replica.clone(),
     }
 }
 

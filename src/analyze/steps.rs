@@ -245,6 +245,8 @@ fn one_step(
             end,
         ),
         lock_timeout_ms,
+        // Set over the step's window by `replica::per_step`.
+        replica_lag: None,
         phase,
         step,
     }

@@ -79,6 +79,9 @@ pub struct StepFigures {
     pub p99_ms: Option<f64>,
     /// App errors while the step ran.
     pub errors: u64,
+    /// The replica's peak replay lag from the step's start until the next
+    /// step; None without a replica.
+    pub replica_lag_peak_ms: Option<f64>,
 }
 
 impl StepFigures {
@@ -90,6 +93,7 @@ impl StepFigures {
             worst_app_wait_ms: s.worst_app_wait.as_ref().map(|w| w.wait_ms),
             p99_ms: s.latency.p99_ms,
             errors: s.latency.errors,
+            replica_lag_peak_ms: s.replica_lag.and_then(|l| l.peak_ms),
         }
     }
 }
@@ -225,6 +229,17 @@ pub fn markdown(t: &SideBySide) -> String {
             "app errors while it ran",
             cell(&|f| f.errors.to_string()),
         );
+        if s.cells
+            .iter()
+            .flatten()
+            .any(|f| f.replica_lag_peak_ms.is_some())
+        {
+            row(
+                &mut o,
+                "replica lag peak",
+                cell(&|f| ms(f.replica_lag_peak_ms)),
+            );
+        }
     }
     o
 }
@@ -244,12 +259,12 @@ pub fn publish(
     std::fs::write(dir.join(format!("{axis}.json")), format!("{json}\n"))?;
     std::fs::write(dir.join(format!("{axis}.md")), markdown(&t))?;
     match output.summary {
-        SummaryFormat::Json => println!("{json}"),
-        _ if output.chatter => println!(
-            "{}: {axis} side by side: {}",
+        SummaryFormat::Json => crate::printer::stdout(&format!("{json}\n"))?,
+        _ if output.chatter => crate::printer::stdout(&format!(
+            "{}: {axis} side by side: {}\n",
             scenario.name,
             dir.join(format!("{axis}.md")).display()
-        ),
+        ))?,
         _ => {}
     }
     Ok(dir)

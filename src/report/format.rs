@@ -1,7 +1,7 @@
 //! How figures and facts read in the reports: durations, spans, rates,
 //! budget values, locks, waits, step outcomes.
 
-use crate::analyze::{BudgetResult, LockFact, StepFacts, WaitFact};
+use crate::analyze::{fmt_bytes, BudgetResult, LockFact, ReplicaLag, StepFacts, WaitFact};
 
 pub(crate) fn ms(v: f64) -> String {
     if v >= 10_000.0 {
@@ -117,4 +117,18 @@ pub(crate) fn table_work(st: &StepFacts) -> String {
         if st.seq_scans == 1 { "" } else { "s" },
         crate::analyze::fmt_bytes(st.wal_bytes)
     )
+}
+
+/// "95.5 ms (7.6 MiB behind)", or "–" without a replica.
+pub(crate) fn replica_lag(l: &Option<ReplicaLag>) -> String {
+    let Some(l) = l else {
+        return "–".into();
+    };
+    let behind = l.peak_bytes.map(|b| format!("{} behind", fmt_bytes(b)));
+    match (l.peak_ms, behind) {
+        (Some(t), Some(b)) => format!("{} ({b})", ms(t)),
+        (Some(t), None) => ms(t),
+        (None, Some(b)) => b,
+        (None, None) => "–".into(),
+    }
 }

@@ -1,7 +1,7 @@
 //! The plain text printed at the end of a run, and its one-line verdict
 //! for `-q`.
 
-use super::format::{breach, budget_value, lock, ms, opt_ms, span, wait};
+use super::format::{breach, budget_value, lock, ms, opt_ms, replica_lag, span, wait};
 use crate::analyze::{Analysis, BudgetResult, StepFacts};
 
 fn step_line(s: &StepFacts) -> String {
@@ -40,6 +40,12 @@ fn step_line(s: &StepFacts) -> String {
         opt_ms(s.latency.p99_ms),
         s.latency.errors
     ));
+    if s.replica_lag.is_some() {
+        out.push_str(&format!(
+            "      replica lag peak: {}\n",
+            replica_lag(&s.replica_lag)
+        ));
+    }
     out
 }
 

@@ -202,6 +202,7 @@ fn write_budget(o: &mut String, b: &Budget) -> std::fmt::Result {
     ms("longest app lock wait", b.max_app_wait_ms);
     ms("app p99 during migration", b.p99_ms);
     ms("migration duration", b.max_duration_ms);
+    ms("replica lag", b.max_replica_lag_ms);
     if let Some(e) = b.max_errors {
         lines.push(format!("app errors <= {e}"));
     }

@@ -361,4 +361,7 @@ pub struct Budget {
     pub max_error_rate: Option<f64>,
     /// Total migration duration.
     pub max_duration_ms: Option<f64>,
+    /// Peak replay lag of the streaming replica (needs a replica).
+    #[serde(default)]
+    pub max_replica_lag_ms: Option<f64>,
 }

@@ -213,6 +213,7 @@ pub struct BudgetSection {
     pub max_errors: Option<S<i64>>,
     pub max_error_rate: Option<S<f64>>,
     pub max_duration_ms: Option<S<f64>>,
+    pub max_replica_lag_ms: Option<S<f64>>,
 }
 
 /// SQL given as one string (split into statements later) or a list of strings.

@@ -454,6 +454,7 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
     let max_app_wait_ms = ms(&b.max_app_wait_ms, "max_app_wait_ms");
     let p99_ms = ms(&b.p99_ms, "p99_ms");
     let max_duration_ms = ms(&b.max_duration_ms, "max_duration_ms");
+    let max_replica_lag_ms = ms(&b.max_replica_lag_ms, "max_replica_lag_ms");
     Budget {
         max_blocking_lock_ms,
         max_app_wait_ms,
@@ -468,6 +469,7 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
             .as_ref()
             .and_then(|v| d.float_in(v, "budget.max_error_rate", 0.0, 1.0)),
         max_duration_ms,
+        max_replica_lag_ms,
     }
 }
 
