@@ -184,6 +184,16 @@ async fn a_container_gets_cpu_and_memory_limits_and_the_derived_settings() {
 }
 
 #[test]
+fn the_readme_shows_the_derivation_the_code_uses() {
+    let readme = std::fs::read_to_string(fixture("README.md")).unwrap();
+    assert!(
+        readme.contains(&pgrehearse::sizing::rules_markdown()),
+        "README.md \"Server size\" must hold the table of sizing::rules_markdown():\n{}",
+        pgrehearse::sizing::rules_markdown()
+    );
+}
+
+#[test]
 fn check_shows_the_size_and_the_settings_derived_from_it() {
     let (out, _) = Command::new(common::bin())
         .arg("check")
