@@ -214,19 +214,17 @@ fn check_shows_the_size_and_the_settings_derived_from_it() {
     }
 }
 
+/// `run sized.toml --backend local ARGS`.
+fn run_sized(args: &[&str]) -> (Output, Option<PathBuf>, Vec<String>, tempfile::TempDir) {
+    let scenario = fixture("tests/fixtures/capacity/sized.toml");
+    let mut all = vec!["run", scenario.to_str().unwrap(), "--backend", "local"];
+    all.extend(args);
+    pgrehearse(&all)
+}
+
 #[test]
 fn a_size_larger_than_the_machine_is_refused_before_anything_starts() {
-    let scenario = fixture("tests/fixtures/capacity/sized.toml");
-    let (out, dir, left, _keep) = pgrehearse(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--backend",
-        "local",
-        "--cpus",
-        "1",
-        "--memory",
-        "64TB",
-    ]);
+    let (out, dir, left, _keep) = run_sized(&["--cpus", "1", "--memory", "64TB"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -237,14 +235,7 @@ fn a_size_larger_than_the_machine_is_refused_before_anything_starts() {
     assert!(dir.is_none(), "no run directory for a refused size");
     assert!(left.is_empty(), "{left:?}");
     // The scenario's 8 CPUs, without --cpus, are refused too.
-    let (out, _, _, _keep) = pgrehearse(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--backend",
-        "local",
-        "--memory",
-        "1GB",
-    ]);
+    let (out, _, _, _keep) = run_sized(&["--memory", "1GB"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("postgres.size.cpus (") && stderr(&out).contains("asks for 8 CPUs"),
@@ -255,8 +246,6 @@ fn a_size_larger_than_the_machine_is_refused_before_anything_starts() {
 
 #[test]
 fn bad_size_flags_exit_2_naming_the_flag() {
-    let scenario = fixture("tests/fixtures/capacity/sized.toml");
-    let s = scenario.to_str().unwrap();
     for (args, says) in [
         (vec!["--cpus", "0"], "--cpus: 0 is out of range"),
         (vec!["--cpus", "many"], "--cpus"),
@@ -266,29 +255,16 @@ fn bad_size_flags_exit_2_naming_the_flag() {
         ),
         (vec!["--memory", "16"], "--memory: `16` has no unit"),
     ] {
-        let mut all = vec!["run", s, "--backend", "local"];
-        all.extend(args);
-        let (out, dir, _, _keep) = pgrehearse(&all);
-        assert_eq!(out.status.code(), Some(2), "{all:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(says), "{all:?}: {}", stderr(&out));
+        let (out, dir, _, _keep) = run_sized(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
         assert!(dir.is_none());
     }
 }
 
 #[test]
 fn run_json_records_the_size_the_flags_asked_for() {
-    let scenario = fixture("tests/fixtures/capacity/sized.toml");
-    let (out, dir, left, _keep) = pgrehearse(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--backend",
-        "local",
-        "-q",
-        "--cpus",
-        "1",
-        "--memory",
-        "1GB",
-    ]);
+    let (out, dir, left, _keep) = run_sized(&["-q", "--cpus", "1", "--memory", "1GB"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(left.is_empty(), "{left:?}");
     let rec = RunRecord::read(&dir.expect("a run directory")).unwrap();

@@ -131,9 +131,23 @@ async fn engine_images() -> (bool, Vec<String>) {
 }
 
 #[cfg(test)]
+impl Available {
+    /// A machine with local 15 and the offline images of 15 and 17.
+    pub(crate) fn example() -> Available {
+        Available {
+            local: vec![PgBin {
+                dir: std::path::PathBuf::from("/usr/lib/postgresql/15/bin"),
+                major: 15,
+            }],
+            engine: true,
+            images: vec![offline_image(15), offline_image(17)],
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn tags_name_their_major() {
@@ -147,18 +161,12 @@ mod tests {
 
     #[test]
     fn describes_what_can_be_had_and_how() {
-        let a = Available {
-            local: vec![PgBin {
-                dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
-                major: 15,
-            }],
-            engine: true,
-            images: vec![
-                "pgrehearse/postgres:15".into(),
-                "postgres:17".into(),
-                "other:1".into(),
-            ],
-        };
+        let mut a = Available::example();
+        a.images = vec![
+            "pgrehearse/postgres:15".into(),
+            "postgres:17".into(),
+            "other:1".into(),
+        ];
         assert_eq!(
             a.describe(),
             "15 (local /usr/lib/postgresql/15/bin; docker pgrehearse/postgres:15), \

@@ -22,7 +22,8 @@ use testcontainers::bollard::Docker;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::docker::{split_image, CreatedGuard, Limits, PID_LABEL};
+use super::docker::{split_image, CreatedGuard, PID_LABEL};
+use super::docker_limits::Limits;
 use super::replica::{self, standby_settings};
 use super::ConnInfo;
 use crate::error::{Error, Result};
@@ -275,7 +276,5 @@ pub async fn start(plan: StandbyPlan<'_>) -> Result<Box<ContainerAsync<GenericIm
 
 async fn log_tail(c: &ContainerAsync<GenericImage>) -> String {
     let log = c.stderr_to_vec().await.unwrap_or_default();
-    let log = String::from_utf8_lossy(&log);
-    let tail: Vec<&str> = log.lines().rev().take(6).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    super::last_lines(&String::from_utf8_lossy(&log), 6)
 }

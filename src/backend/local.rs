@@ -523,9 +523,7 @@ pub(super) async fn wait_ready(
 /// The postmaster exited during startup: a rejected setting is bad input
 /// (exit 2), anything else means no usable Postgres (exit 3).
 fn startup_error(status: std::process::ExitStatus, log: &str) -> Error {
-    let tail: Vec<&str> = log.lines().rev().take(8).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    let tail = tail.join("\n");
+    let tail = super::last_lines(log, 8);
     let bad_setting = [
         "invalid value for parameter",
         "unrecognized configuration parameter",

@@ -136,7 +136,5 @@ fn replica_failed(e: Error) -> Error {
 }
 
 fn log_tail(path: &Path) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(6).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    super::last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 6)
 }

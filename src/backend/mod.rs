@@ -9,6 +9,8 @@ mod certs;
 #[cfg(feature = "docker")]
 pub mod docker;
 #[cfg(feature = "docker")]
+mod docker_limits;
+#[cfg(feature = "docker")]
 mod docker_standby;
 pub mod local;
 mod local_standby;
@@ -222,6 +224,12 @@ impl BackendOptions {
             ..BackendOptions::local(&[])
         }
     }
+}
+
+/// The last `n` lines of a server's log, for an error that quotes it.
+pub(crate) fn last_lines(log: &str, n: usize) -> String {
+    let tail: Vec<&str> = log.lines().rev().take(n).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 /// A server log we can tail for `log_lock_waits` lines, where we own the server.

@@ -132,21 +132,9 @@ fn source(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::pg_bin::PgBin;
-    use std::path::PathBuf;
 
     fn machine() -> Available {
-        Available {
-            local: vec![PgBin {
-                dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
-                major: 15,
-            }],
-            engine: true,
-            images: vec![
-                "pgrehearse/postgres:15".into(),
-                "pgrehearse/postgres:17".into(),
-            ],
-        }
+        Available::example()
     }
 
     fn server(backend: BackendKind, image: Option<&str>, from_env: bool) -> ServerOptions {

@@ -236,23 +236,11 @@ pub fn containers_of_pid(pid: u32) -> Vec<String> {
 /// Docker networks that a pgrehearse process with this pid created (for a
 /// replica); labelled like its containers. Empty when no engine answers.
 pub fn networks_of_pid(pid: u32) -> Vec<String> {
-    let Ok(out) = Command::new("docker")
-        .args([
-            "network",
-            "ls",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Name}}",
-        ])
-        .args(["--filter", &format!("label=pgrehearse.pid={pid}")])
-        .output()
-    else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    docker_list(
+        &["network", "ls"],
+        "{{.ID}} {{.Name}}",
+        &format!("label=pgrehearse.pid={pid}"),
+    )
 }
 
 /// All containers started by pgrehearse, any process.
@@ -261,15 +249,15 @@ pub fn pgrehearse_containers() -> Vec<String> {
 }
 
 fn docker_ps(filter: &str) -> Vec<String> {
+    docker_list(&["ps", "-a"], "{{.ID}} {{.Names}} {{.Status}}", filter)
+}
+
+/// `docker <what> --no-trunc --format <format> --filter <filter>`, a line
+/// per object.
+fn docker_list(what: &[&str], format: &str, filter: &str) -> Vec<String> {
     let Ok(out) = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Names}} {{.Status}}",
-        ])
-        .args(["--filter", filter])
+        .args(what)
+        .args(["--no-trunc", "--format", format, "--filter", filter])
         .output()
     else {
         return Vec::new();
