@@ -45,6 +45,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 const INTERRUPTED_REMOVAL_WAIT: Duration = Duration::from_secs(2);
 
+/// Was the process interrupted? (Removals are then requested, not awaited.)
+pub(super) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// See [`INTERRUPTED`]: called by the signal handler.
 pub fn stop_waiting_for_removals() {
     INTERRUPTED.store(true, Ordering::SeqCst);

@@ -30,8 +30,16 @@ use crate::error::{Error, Result};
 
 /// Where the primary's entrypoint sources it at initdb time.
 pub const HBA_SCRIPT: &str = "/docker-entrypoint-initdb.d/pgrehearse-replication.sh";
-/// How long a removal may take at teardown (vfs deletes a full image copy).
-const REMOVE_WAIT: Duration = Duration::from_secs(30);
+/// How long the engine may take to detach a container and remove the
+/// network; once interrupted, the process has seconds to exit: the engine
+/// completes a request it has received without us.
+fn remove_wait() -> Duration {
+    if super::docker::interrupted() {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(30)
+    }
+}
 
 const STANDBY_SCRIPT: &str = r#"set -e
 d=/var/lib/postgresql/pgrehearse-replica
@@ -170,7 +178,7 @@ async fn remove_network(name: &str) -> Result<()> {
     };
     for container in attached {
         let _ = tokio::time::timeout(
-            REMOVE_WAIT,
+            remove_wait(),
             docker.disconnect_network(
                 name,
                 NetworkDisconnectRequest {
@@ -181,7 +189,7 @@ async fn remove_network(name: &str) -> Result<()> {
         )
         .await;
     }
-    match tokio::time::timeout(REMOVE_WAIT, docker.remove_network(name)).await {
+    match tokio::time::timeout(remove_wait(), docker.remove_network(name)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if e.to_string().contains("404") => Ok(()),
         Ok(Err(e)) => Err(Error::Other(anyhow::anyhow!(

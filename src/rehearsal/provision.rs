@@ -134,6 +134,11 @@ impl Server {
         signals: &Signals,
     ) -> Result<Server> {
         let url = opts.backend == BackendKind::Url;
+        if url && needs.replica {
+            return Err(crate::Error::Usage(
+                "the url backend cannot start a replica: the server is not pgrehearse's".into(),
+            ));
+        }
         let backend_opts = BackendOptions {
             backend: opts.backend,
             image: opts.image.clone().or_else(|| needs.image.clone()),
