@@ -111,20 +111,6 @@ impl DockerPostgres {
             false => None,
         };
 
-        let mut cmd = vec!["postgres".to_string()];
-        let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
-        // The published port only works with the server listening on 5432, everywhere.
-        let forced = [("listen_addresses", "*"), ("port", "5432")];
-        let settings = defaults
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .chain(opts.settings.iter().cloned())
-            .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        for (k, v) in settings {
-            cmd.push("-c".into());
-            cmd.push(format!("{k}={v}"));
-        }
-
         let container_name = format!("pgrehearse-{pid}-{}", short_random());
         let request = GenericImage::new(name, tag)
             .with_exposed_port(5432.tcp())
@@ -135,7 +121,7 @@ impl DockerPostgres {
             .with_env_var("POSTGRES_USER", SUPERUSER)
             .with_env_var("POSTGRES_PASSWORD", &password)
             .with_env_var("POSTGRES_DB", WORK_DB)
-            .with_cmd(cmd)
+            .with_cmd(postgres_command(&opts.settings))
             .with_label(PID_LABEL, pid.to_string())
             .with_container_name(&container_name)
             .with_shm_size(limits.shm_bytes())
@@ -204,22 +190,33 @@ impl DockerPostgres {
         })?;
         this.version = version;
         this.version_num = num;
-        if let Some(net) = &this.network {
-            let primary_host = net.attach(&id).await?;
-            this.standby = Some(
-                docker_standby::start(StandbyPlan {
-                    image: &image,
-                    network: net,
-                    primary_host,
-                    primary: &this.conn,
-                    settings: &opts.settings,
-                    limits,
-                    container_name: format!("pgrehearse-{pid}-{}-replica", short_random()),
-                })
-                .await?,
-            );
-        }
+        this.start_standby(&opts.settings, limits).await?;
         Ok(this)
+    }
+
+    /// With a private network (a replica was asked for): attach the primary
+    /// to it and start the replica there.
+    async fn start_standby(&mut self, settings: &[(String, String)], limits: Limits) -> Result<()> {
+        let (Some(net), Some(primary)) = (&self.network, &self.container) else {
+            return Ok(());
+        };
+        let primary_host = net.attach(primary.id()).await?;
+        let standby = docker_standby::start(StandbyPlan {
+            image: &self.image,
+            network: net,
+            primary_host,
+            primary: &self.conn,
+            settings,
+            limits,
+            container_name: format!(
+                "pgrehearse-{}-{}-replica",
+                std::process::id(),
+                short_random()
+            ),
+        })
+        .await?;
+        self.standby = Some(standby);
+        Ok(())
     }
 
     /// The streaming replica, described for run.json.
@@ -456,6 +453,25 @@ async fn was_destroyed(docker: &testcontainers::bollard::Docker, name: &str, sin
     )
     .await;
     matches!(first, Ok(Some(Ok(_))))
+}
+
+/// `postgres -c k=v ...`: defaults the settings may override, the settings,
+/// then what the published port needs (5432, listening everywhere in the
+/// container), which nothing overrides.
+fn postgres_command(settings: &[(String, String)]) -> Vec<String> {
+    let mut cmd = vec!["postgres".to_string()];
+    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
+    let forced = [("listen_addresses", "*"), ("port", "5432")];
+    let all = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(settings.iter().cloned())
+        .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    for (k, v) in all {
+        cmd.push("-c".into());
+        cmd.push(format!("{k}={v}"));
+    }
+    cmd
 }
 
 /// Publish 5432 on 127.0.0.1 (a random port) instead of every interface.

@@ -3,10 +3,13 @@
 //! by side when it has several.
 //!
 //! Today the variations are PostgreSQL versions (`--pg-version`,
-//! `versions.rs`). The parts are kept apart so that other axes plug in:
-//! `sweep` (rows × rates × versions) makes more [`Variation`]s, `compare`
-//! (A vs B × versions) pairs scenarios; the loop here, the recap and the
-//! side-by-side table (`side_by_side.rs`) stay as they are.
+//! `versions.rs`): a [`Variation`] is a label and the server to rehearse
+//! on. The parts are kept apart so that other axes plug in: `sweep` (rows ×
+//! rates × versions) would give [`Variation`] what it varies in the scenario
+//! (rows, rate), applied before [`rehearsal::rehearse_one`], and make one per
+//! combination; `compare` (A vs B × versions) puts two scenarios in a row.
+//! The loop here, the recap and the side-by-side table (`side_by_side.rs`,
+//! which reads only run directories) stay as they are.
 
 pub mod side_by_side;
 pub mod versions;
