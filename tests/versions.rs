@@ -87,7 +87,11 @@ fn fifteen_and_seventeen_give_a_run_each_and_a_side_by_side() {
         eprintln!("NOTICE: {why}; not testing versions");
         return;
     }
-    let (o, out, left) = run(&["--pg-version", "15,17", "--json"], &[]);
+    let step_summary = tempfile::NamedTempFile::new().unwrap();
+    let (o, out, left) = run(
+        &["--pg-version", "15,17", "--json"],
+        &[("GITHUB_STEP_SUMMARY", step_summary.path().to_str().unwrap())],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(left.is_empty(), "{left:?}");
 
@@ -166,6 +170,10 @@ fn fifteen_and_seventeen_give_a_run_each_and_a_side_by_side() {
     assert!(md.contains("| figure | 15 | 17 |"), "{md}");
     assert!(md.contains("## migrate / backfill"), "{md}");
     assert!(md.contains("longest blocking lock hold"), "{md}");
+    // The step summary gets each run's summary, then the side by side.
+    let gh = std::fs::read_to_string(step_summary.path()).unwrap();
+    assert_eq!(gh.matches("# pgrehearse: tiny").count(), 2, "{gh}");
+    assert!(gh.trim_end().ends_with(md.trim_end()), "{gh}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! `<out>/<scenario>/<axis>-<UTC stamp>/`, beside the run directories.
 //!
 //! The figures come from each run directory alone (run.json and the CSVs,
-//! through `crate::analyze`), like every other report.
+//! through `crate::analyze`), like every other report. `<axis>.md` is also
+//! appended to `$GITHUB_STEP_SUMMARY` when that is set.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -257,7 +258,18 @@ pub fn publish(
     let dir = record::create_stamped_dir(out, &scenario.name, &format!("{axis}-"))?;
     let json = serde_json::to_string_pretty(&t).map_err(anyhow::Error::new)?;
     std::fs::write(dir.join(format!("{axis}.json")), format!("{json}\n"))?;
-    std::fs::write(dir.join(format!("{axis}.md")), markdown(&t))?;
+    let md = markdown(&t);
+    std::fs::write(dir.join(format!("{axis}.md")), &md)?;
+    // After each run's summary.md, like them: GitHub Actions' step summary.
+    if let Some(path) = crate::report::RenderOptions::default().github_step_summary {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        f.write_all(md.as_bytes())?;
+        f.write_all(b"\n")?;
+    }
     match output.summary {
         SummaryFormat::Json => crate::printer::stdout(&format!("{json}\n"))?,
         _ if output.chatter => crate::printer::stdout(&format!(
