@@ -53,28 +53,31 @@ pub fn variations(
     if unknown.is_empty() && missing.is_empty() {
         return Ok(out);
     }
-    let mut msg = String::from("--pg-version: ");
+    // One line to say it, one per version, then what there is instead.
+    let mut msg = format!(
+        "--pg-version {}: {} of {} cannot be rehearsed on here",
+        versions.join(","),
+        unknown.len() + missing.len(),
+        versions.len()
+    );
     if !unknown.is_empty() {
         let what = match unknown.len() {
             1 => "is not a PostgreSQL major version",
             _ => "are not PostgreSQL major versions",
         };
         msg.push_str(&format!(
-            "{} {what} pgrehearse rehearses on ({} to {}: the lock timings need \
+            "\n  {} {what} pgrehearse rehearses on ({} to {}: the lock timings need \
              pg_locks.waitstart, new in 14)",
             unknown.join(", "),
             SUPPORTED.start(),
             SUPPORTED.end()
         ));
     }
-    if !missing.is_empty() {
-        if !unknown.is_empty() {
-            msg.push_str("; ");
-        }
-        msg.push_str(&missing.join("; "));
+    for m in &missing {
+        msg.push_str(&format!("\n  {m}"));
     }
     msg.push_str(&format!(
-        ". Available on this machine: {}",
+        "\nAvailable on this machine: {}",
         available.describe()
     ));
     Err(Error::NoPostgres(msg))
