@@ -464,7 +464,7 @@ fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<RunOptions> 
     if backend == BackendKind::Url {
         refuse_url_replica(&args, scenarios)?;
     } else {
-        refuse_lag_budget_without_replica(scenarios, &budgets)?;
+        refuse_lag_budget_without_replica(scenarios)?;
     }
     let versions = match &args.pg_version {
         Some(raw) => parse_versions(raw).map_err(Error::Usage)?,
@@ -688,19 +688,15 @@ fn refuse_url_replica(args: &RunArgs, scenarios: &[Scenario]) -> Result<()> {
 /// A replica-lag budget on a server of ours without a replica could only
 /// fail: say so before anything runs. (A url server may have replicas of
 /// its own, which server.csv samples: allowed there.)
-fn refuse_lag_budget_without_replica(
-    scenarios: &[Scenario],
-    budgets: &[(String, f64)],
-) -> Result<()> {
-    const KEY: &str = "max_replica_lag_ms";
-    let flag = budgets.iter().any(|(k, _)| k == KEY);
+/// (`--budget` is applied to each scenario's budget by now.)
+fn refuse_lag_budget_without_replica(scenarios: &[Scenario]) -> Result<()> {
     match scenarios
         .iter()
-        .find(|s| !s.postgres.replica && (flag || s.budget.max_replica_lag_ms.is_some()))
+        .find(|s| !s.postgres.replica && s.budget.max_replica_lag_ms.is_some())
     {
         Some(s) => Err(Error::Usage(format!(
-            "{}: the budget {KEY} needs a replica to measure; set [postgres] replica = true \
-             or pass --replica",
+            "{}: the budget max_replica_lag_ms needs a replica to measure; set \
+             [postgres] replica = true or pass --replica",
             s.path.display()
         ))),
         None => Ok(()),
