@@ -5,48 +5,28 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
 use pgrehearse::record::RunRecord;
 
 fn backfill() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/capacity/backfill-replica.toml")
+    common::fixture("capacity/backfill-replica.toml")
 }
 
-/// How a run of the backfill scenario ended.
+/// A run of the backfill scenario, and what its run directory holds.
 struct Ran {
-    code: Option<i32>,
-    stderr: String,
+    ran: common::Ran,
     rec: Option<RunRecord>,
     /// summary.json of the run, when one was written.
     summary: Option<serde_json::Value>,
     /// Chart files of the run directory.
     charts: Vec<String>,
-    left: Vec<String>,
 }
 
 /// Run the backfill scenario with `args`.
 fn run(args: &[&str]) -> Ran {
-    let tmp = common::isolated_tmpdir();
-    let out = tempfile::tempdir().unwrap();
-    let child = Command::new(common::bin())
-        .arg("run")
-        .arg(backfill())
-        .args(["-q", "--out"])
-        .arg(out.path())
-        .args(args)
-        .env("TMPDIR", tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let o = child.wait_with_output().unwrap();
-    let dir = std::fs::read_dir(out.path().join("backfill-replica"))
-        .ok()
-        .and_then(|mut d| d.next())
-        .map(|e| e.unwrap().path());
+    let ran = common::run(&backfill(), &[&["-q"], args].concat(), &[]);
+    let dir = common::run_dir_in(ran.out());
     let summary = dir
         .as_ref()
         .and_then(|d| std::fs::read_to_string(d.join("summary.json")).ok())
@@ -62,12 +42,10 @@ fn run(args: &[&str]) -> Ran {
         })
         .unwrap_or_default();
     Ran {
-        code: o.status.code(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         rec: dir.map(|d| RunRecord::read(&d).unwrap()),
         summary,
         charts,
-        left: common::left_behind(tmp.path(), pid),
+        ran,
     }
 }
 
@@ -164,8 +142,12 @@ const LAG_BUDGET: &str = "max_replica_lag_ms=60s";
 #[test]
 fn a_local_replica_falls_behind_during_a_backfill() {
     let ran = run(&["--backend", "local", "--budget", LAG_BUDGET]);
-    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
-    assert!(ran.left.is_empty(), "{:?}", ran.left);
+    ran.ran.assert_code(0);
+    assert!(
+        ran.ran.left_behind().is_empty(),
+        "{:?}",
+        ran.ran.left_behind()
+    );
     assert_lag_was_measured(
         ran.rec.as_ref().expect("a run directory"),
         "local PostgreSQL",
@@ -191,8 +173,12 @@ async fn a_replica_container_falls_behind_during_a_backfill() {
     })
     .await
     .unwrap();
-    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
-    assert!(ran.left.is_empty(), "{:?}", ran.left);
+    ran.ran.assert_code(0);
+    assert!(
+        ran.ran.left_behind().is_empty(),
+        "{:?}",
+        ran.ran.left_behind()
+    );
     assert_lag_was_measured(
         ran.rec.as_ref().expect("a run directory"),
         "private network",
@@ -212,18 +198,17 @@ fn a_replica_lag_budget_without_a_replica_is_refused() {
             .replace("replica = true", "replica = false"),
     )
     .unwrap();
-    let o = Command::new(common::bin())
-        .arg("run")
-        .arg(&scenario)
-        .args(["--backend", "local", "--budget", LAG_BUDGET])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    let ran = common::run(
+        &scenario,
+        &["--backend", "local", "--budget", LAG_BUDGET],
+        &[],
+    );
+    ran.assert_code(2);
     assert!(
-        String::from_utf8_lossy(&o.stderr)
+        ran.stderr
             .contains("the budget max_replica_lag_ms needs a replica to measure"),
         "{}",
-        String::from_utf8_lossy(&o.stderr)
+        ran.stderr
     );
 }
 
@@ -246,12 +231,13 @@ fn the_url_backend_refuses_a_replica() {
         ],
     ] {
         let ran = run(&args);
-        assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+        ran.ran.assert_code(2);
         assert!(
-            ran.stderr
+            ran.ran
+                .stderr
                 .contains("the url backend cannot start a replica"),
             "{}",
-            ran.stderr
+            ran.ran.stderr
         );
         assert!(ran.rec.is_none());
     }

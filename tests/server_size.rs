@@ -7,60 +7,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use pgrehearse::backend::BackendKind;
 use pgrehearse::options::ServerOptions;
-use pgrehearse::record::RunRecord;
 use pgrehearse::rehearsal::{Database, Server, ServerNeeds};
 use pgrehearse::signals::Signals;
 use pgrehearse::sizing::{parse_memory, ServerSize};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
-}
-
-/// `pgrehearse ARGS` with its own TMPDIR and output dir; (output, the run
-/// directory if one was written, what it left behind).
-fn pgrehearse(args: &[&str]) -> (Output, Option<PathBuf>, Vec<String>, tempfile::TempDir) {
-    let tmp = common::isolated_tmpdir();
-    let out = tempfile::tempdir().unwrap();
-    let child = Command::new(common::bin())
-        .args(args)
-        .arg("--out")
-        .arg(out.path())
-        .env("TMPDIR", tmp.path())
-        .env_remove("PGREHEARSE_BACKEND")
-        .spawn_output();
-    let left = common::left_behind(tmp.path(), child.1);
-    let dir = std::fs::read_dir(out.path())
-        .ok()
-        .and_then(|mut d| d.next())
-        .and_then(|e| std::fs::read_dir(e.ok()?.path()).ok()?.next())
-        .and_then(|e| e.ok())
-        .map(|e| e.path());
-    (child.0, dir, left, out)
-}
-
-trait SpawnOutput {
-    fn spawn_output(&mut self) -> (Output, u32);
-}
-
-impl SpawnOutput for Command {
-    /// Like `output()`, with the child's pid (to look for its leftovers).
-    fn spawn_output(&mut self) -> (Output, u32) {
-        let child = self
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn pgrehearse");
-        let pid = child.id();
-        (child.wait_with_output().unwrap(), pid)
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+fn sized() -> PathBuf {
+    common::fixture("capacity/sized.toml")
 }
 
 fn one_gb_one_cpu() -> ServerSize {
@@ -185,7 +141,8 @@ async fn a_container_gets_cpu_and_memory_limits_and_the_derived_settings() {
 
 #[test]
 fn the_readme_shows_the_derivation_the_code_uses() {
-    let readme = std::fs::read_to_string(fixture("README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     assert!(
         readme.contains(&pgrehearse::sizing::rules_markdown()),
         "README.md \"Server size\" must hold the table of sizing::rules_markdown():\n{}",
@@ -195,11 +152,16 @@ fn the_readme_shows_the_derivation_the_code_uses() {
 
 #[test]
 fn check_shows_the_size_and_the_settings_derived_from_it() {
-    let (out, _) = Command::new(common::bin())
+    let out = Command::new(common::bin())
         .arg("check")
-        .arg(fixture("tests/fixtures/capacity/sized.toml"))
-        .spawn_output();
-    assert!(out.status.success(), "{}", stderr(&out));
+        .arg(sized())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plan = String::from_utf8_lossy(&out.stdout);
     for line in [
         "  size 8 CPUs, 32GB",
@@ -215,32 +177,34 @@ fn check_shows_the_size_and_the_settings_derived_from_it() {
 }
 
 /// `run sized.toml --backend local ARGS`.
-fn run_sized(args: &[&str]) -> (Output, Option<PathBuf>, Vec<String>, tempfile::TempDir) {
-    let scenario = fixture("tests/fixtures/capacity/sized.toml");
-    let mut all = vec!["run", scenario.to_str().unwrap(), "--backend", "local"];
+fn run_sized(args: &[&str]) -> common::Ran {
+    let mut all = vec!["--backend", "local"];
     all.extend(args);
-    pgrehearse(&all)
+    common::run(&sized(), &all, &[])
 }
 
 #[test]
 fn a_size_larger_than_the_machine_is_refused_before_anything_starts() {
-    let (out, dir, left, _keep) = run_sized(&["--cpus", "1", "--memory", "64TB"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let err = stderr(&out);
+    let ran = run_sized(&["--cpus", "1", "--memory", "64TB"]);
+    ran.assert_code(2);
     assert!(
-        err.contains("larger than this machine")
-            && err.contains("--memory asks for 64TB of memory"),
-        "{err}"
-    );
-    assert!(dir.is_none(), "no run directory for a refused size");
-    assert!(left.is_empty(), "{left:?}");
-    // The scenario's 8 CPUs, without --cpus, are refused too.
-    let (out, _, _, _keep) = run_sized(&["--memory", "1GB"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("postgres.size.cpus (") && stderr(&out).contains("asks for 8 CPUs"),
+        ran.stderr.contains("larger than this machine")
+            && ran.stderr.contains("--memory asks for 64TB of memory"),
         "{}",
-        stderr(&out)
+        ran.stderr
+    );
+    assert!(
+        common::run_dir_in(ran.out()).is_none(),
+        "no run directory for a refused size"
+    );
+    assert!(ran.left_behind().is_empty(), "{:?}", ran.left_behind());
+    // The scenario's 8 CPUs, without --cpus, are refused too.
+    let ran = run_sized(&["--memory", "1GB"]);
+    ran.assert_code(2);
+    assert!(
+        ran.stderr.contains("postgres.size.cpus (") && ran.stderr.contains("asks for 8 CPUs"),
+        "{}",
+        ran.stderr
     );
 }
 
@@ -255,19 +219,19 @@ fn bad_size_flags_exit_2_naming_the_flag() {
         ),
         (vec!["--memory", "16"], "--memory: `16` has no unit"),
     ] {
-        let (out, dir, _, _keep) = run_sized(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
-        assert!(dir.is_none());
+        let ran = run_sized(&args);
+        assert_eq!(ran.code, 2, "{args:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
+        assert!(common::run_dir_in(ran.out()).is_none());
     }
 }
 
 #[test]
 fn run_json_records_the_size_the_flags_asked_for() {
-    let (out, dir, left, _keep) = run_sized(&["-q", "--cpus", "1", "--memory", "1GB"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(left.is_empty(), "{left:?}");
-    let rec = RunRecord::read(&dir.expect("a run directory")).unwrap();
+    let ran = run_sized(&["-q", "--cpus", "1", "--memory", "1GB"]);
+    ran.assert_code(0);
+    assert!(ran.left_behind().is_empty(), "{:?}", ran.left_behind());
+    let (_, rec) = ran.record();
     let size = rec.info.unwrap().size.expect("run.json size");
     assert_eq!((size.cpus, size.memory.as_deref()), (Some(1), Some("1GB")));
     assert_eq!(size.memory_bytes, Some(1024 * 1024 * 1024));
@@ -298,32 +262,25 @@ async fn the_url_backend_warns_that_it_applies_no_size() {
         c.port,
         c.dbname
     );
-    let scenario = fixture("tests/fixtures/capacity/sized.toml");
-    let (out, dir, left) = tokio::task::spawn_blocking(move || {
-        let (out, dir, left, keep) = pgrehearse(&[
-            "run",
-            scenario.to_str().unwrap(),
-            "--backend",
-            "url",
-            "--database-url",
-            &url,
-            "-q",
-        ]);
-        let rec = dir.map(|d| RunRecord::read(&d).unwrap());
-        drop(keep);
-        (out, rec, left)
+    let ran = tokio::task::spawn_blocking(move || {
+        common::run(
+            &sized(),
+            &["--backend", "url", "--database-url", &url, "-q"],
+            &[],
+        )
     })
     .await
     .unwrap();
     server.teardown().await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(left.is_empty(), "{left:?}");
+    ran.assert_code(0);
+    assert!(ran.left_behind().is_empty(), "{:?}", ran.left_behind());
     assert!(
-        stderr(&out).contains("warning: the server size (8 CPUs, 32GB) is not applied"),
+        ran.stderr
+            .contains("warning: the server size (8 CPUs, 32GB) is not applied"),
         "{}",
-        stderr(&out)
+        ran.stderr
     );
-    let size = dir.unwrap().info.unwrap().size.expect("run.json size");
+    let size = ran.record().1.info.unwrap().size.expect("run.json size");
     assert!(size.applied.starts_with("not applied"), "{}", size.applied);
     assert!(size.derived.is_empty());
 }

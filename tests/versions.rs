@@ -7,50 +7,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use pgrehearse::backend::available::{offline_image, SUPPORTED};
 use pgrehearse::record::RunRecord;
 
 fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good/tiny.toml")
+    common::fixture("good/tiny.toml")
 }
 
-/// `pgrehearse run tiny.toml ARGS` with an isolated TMPDIR and output dir;
-/// (output, the output dir, what was left behind).
-fn run(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir, Vec<String>) {
-    let tmp = common::isolated_tmpdir();
-    let out = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(common::bin());
-    cmd.arg("run")
-        .arg(tiny())
-        .arg("--out")
-        .arg(out.path())
-        .args(args)
-        .env("TMPDIR", tmp.path())
-        .env_remove("PGREHEARSE_BACKEND")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().unwrap();
-    let pid = child.id();
-    let o = child.wait_with_output().unwrap();
-    let left = common::left_behind(tmp.path(), pid);
-    (o, out, left)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Entries of `<out>/tiny/`, sorted.
-fn entries(out: &Path) -> Vec<PathBuf> {
-    let mut v = common::entries_in(&out.join("tiny"));
-    v.sort();
-    v
+/// `pgrehearse run tiny.toml ARGS` (fresh TMPDIR and output dir).
+fn run(args: &[&str], env: &[(&str, &str)]) -> common::Ran {
+    common::run(&tiny(), args, env)
 }
 
 /// Is `image` in the Docker engine?
@@ -80,22 +49,20 @@ fn a_missing_major() -> u32 {
 fn fifteen_and_seventeen_give_a_run_each_and_a_side_by_side() {
     // 15 from the local binaries (or the image), 17 from the image .ci/run builds.
     if !image_present(&offline_image(17)) {
-        let why = "this test needs the image pgrehearse/postgres:17 (.ci/run builds it)";
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("{why}");
-        }
-        eprintln!("NOTICE: {why}; not testing versions");
+        common::unavailable(
+            "the image pgrehearse/postgres:17 for the versions test (.ci/run builds it)",
+        );
         return;
     }
     let step_summary = tempfile::NamedTempFile::new().unwrap();
-    let (o, out, left) = run(
+    let ran = run(
         &["--pg-version", "15,17", "--json"],
         &[("GITHUB_STEP_SUMMARY", step_summary.path().to_str().unwrap())],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.left_behind().is_empty(), "{:?}", ran.left_behind());
 
-    let dirs = entries(out.path());
+    let dirs = ran.dirs_of("tiny");
     let runs: Vec<&PathBuf> = dirs
         .iter()
         .filter(|d| d.join("run.json").is_file())
@@ -112,12 +79,8 @@ fn fifteen_and_seventeen_give_a_run_each_and_a_side_by_side() {
     assert_eq!(versions, [15, 17], "run.json server_version_num");
 
     // --json prints versions.json (and no per-run summary).
-    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is versions.json ({e}):\n{}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    });
+    let json: serde_json::Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("stdout is versions.json ({e}):\n{}", ran.stdout));
     let side = dirs
         .iter()
         .find(|d| {
@@ -179,41 +142,43 @@ fn fifteen_and_seventeen_give_a_run_each_and_a_side_by_side() {
 #[test]
 fn unknown_versions_exit_3_listing_what_is_available() {
     for v in ["9", "99", "abc", "15,99"] {
-        let (o, out, left) = run(&["--pg-version", v], &[]);
-        assert_eq!(o.status.code(), Some(3), "{v}: {}", stderr(&o));
-        let err = stderr(&o);
+        let ran = run(&["--pg-version", v], &[]);
+        assert_eq!(ran.code, 3, "{v}: {}", ran.stderr);
+        let err = &ran.stderr;
         assert!(
             err.contains("not a PostgreSQL major version")
                 && err.contains("Available on this machine: ")
                 && err.contains("15 (local"),
             "{v}: {err}"
         );
-        assert!(entries(out.path()).is_empty(), "nothing ran for {v}");
-        assert!(left.is_empty(), "{left:?}");
+        assert!(ran.dirs_of("tiny").is_empty(), "nothing ran for {v}");
+        assert!(ran.left_behind().is_empty(), "{:?}", ran.left_behind());
     }
 }
 
 #[test]
 fn an_unavailable_version_says_which_and_why() {
     let m = a_missing_major();
-    let (o, out, _) = run(&["--pg-version", &format!("15,{m}")], &[]);
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let ran = run(&["--pg-version", &format!("15,{m}")], &[]);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
     assert!(
-        stderr(&o).contains(&format!(
+        ran.stderr.contains(&format!(
             "{m}: no local binaries under /usr/lib/postgresql/{m}/bin and "
-        )) && stderr(&o).contains(&format!(".ci/build-postgres-image.sh {m}")),
+        )) && ran
+            .stderr
+            .contains(&format!(".ci/build-postgres-image.sh {m}")),
         "{}",
-        stderr(&o)
+        ran.stderr
     );
-    assert!(entries(out.path()).is_empty(), "15 did not run either");
+    assert!(ran.dirs_of("tiny").is_empty(), "15 did not run either");
 
     // The local backend alone: binaries or nothing.
-    let (o, _, _) = run(&["--backend", "local", "--pg-version", &m.to_string()], &[]);
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let ran = run(&["--backend", "local", "--pg-version", &m.to_string()], &[]);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
     assert!(
-        stderr(&o).contains(&format!("(install postgresql-{m})")),
+        ran.stderr.contains(&format!("(install postgresql-{m})")),
         "{}",
-        stderr(&o)
+        ran.stderr
     );
 }
 
@@ -225,27 +190,27 @@ fn a_malformed_list_exits_2_naming_the_flag() {
         ("17.2", "give its major, 17"),
         ("15,15", "15 is listed twice"),
     ] {
-        let (o, out, _) = run(&["--pg-version", v], &[]);
-        assert_eq!(o.status.code(), Some(2), "{v}: {}", stderr(&o));
+        let ran = run(&["--pg-version", v], &[]);
+        assert_eq!(ran.code, 2, "{v}: {}", ran.stderr);
         assert!(
-            stderr(&o).contains("--pg-version: ") && stderr(&o).contains(says),
+            ran.stderr.contains("--pg-version: ") && ran.stderr.contains(says),
             "{v}: {}",
-            stderr(&o)
+            ran.stderr
         );
-        assert!(entries(out.path()).is_empty());
+        assert!(ran.dirs_of("tiny").is_empty());
     }
     // One image cannot be several versions; the url backend picks none.
-    let (o, _, _) = run(
+    let ran = run(
         &["--pg-version", "15,17", "--image", "pgrehearse/postgres:15"],
         &[],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
-        stderr(&o).contains("--image names one image"),
+        ran.stderr.contains("--image names one image"),
         "{}",
-        stderr(&o)
+        ran.stderr
     );
-    let (o, _, _) = run(
+    let ran = run(
         &[
             "--pg-version",
             "15",
@@ -256,10 +221,10 @@ fn a_malformed_list_exits_2_naming_the_flag() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
-        stderr(&o).contains("--pg-version picks the servers"),
+        ran.stderr.contains("--pg-version picks the servers"),
         "{}",
-        stderr(&o)
+        ran.stderr
     );
 }

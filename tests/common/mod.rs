@@ -39,21 +39,31 @@ pub struct Ran {
     /// The --out directory: removed when this is dropped, unless
     /// PGREHEARSE_KEEP_RUNS is set (then its path is printed).
     out: Option<tempfile::TempDir>,
+    /// The child's TMPDIR: a fresh one of its own unless `env` named one,
+    /// so that what it left there is its own.
+    tmp: PathBuf,
+    _own_tmp: tempfile::TempDir,
 }
 
-/// `pgrehearse run SCENARIO --out <a fresh temp dir> ARGS...`, with `env`
-/// added to the child's environment, waited for.
+/// `pgrehearse run SCENARIO --out <a fresh temp dir> ARGS...`, with a fresh
+/// TMPDIR and `env` added to the child's environment, waited for.
 pub fn run(scenario: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let out = tempfile::Builder::new()
         .prefix("pgrehearse-run-")
         .tempdir()
         .expect("temp dir");
+    let own_tmp = isolated_tmpdir();
+    let tmp = env
+        .iter()
+        .find(|(k, _)| *k == "TMPDIR")
+        .map_or(own_tmp.path().to_path_buf(), |(_, v)| PathBuf::from(v));
     let mut cmd = Command::new(bin());
     cmd.arg("run")
         .arg(scenario)
         .arg("--out")
         .arg(out.path())
         .args(args)
+        .env("TMPDIR", &tmp)
         .env_remove("PGREHEARSE_BACKEND")
         .env_remove("PGREHEARSE_DATABASE_URL")
         .stdin(std::process::Stdio::null())
@@ -71,6 +81,8 @@ pub fn run(scenario: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         out: Some(out),
+        tmp,
+        _own_tmp: own_tmp,
     }
 }
 
@@ -91,6 +103,20 @@ impl Ran {
     /// Panics, showing stderr, unless the exit code is `want`.
     pub fn assert_code(&self, want: i32) {
         assert_eq!(self.code, want, "exit code; stderr:\n{}", self.stderr);
+    }
+
+    /// What the run left in its TMPDIR and the Docker engine (see
+    /// [`left_behind`]).
+    pub fn left_behind(&self) -> Vec<String> {
+        left_behind(&self.tmp, self.pid)
+    }
+
+    /// Every entry of `<out>/<scenario>/`: run directories and side-by-side
+    /// directories, sorted.
+    pub fn dirs_of(&self, scenario: &str) -> Vec<PathBuf> {
+        let mut v = entries_in(&self.out().join(scenario));
+        v.sort();
+        v
     }
 }
 
