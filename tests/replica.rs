@@ -49,6 +49,16 @@ fn run(args: &[&str]) -> Ran {
     }
 }
 
+/// The run passed, left nothing, measured lag (`replica_says` names the
+/// replica) and reported it.
+fn assert_rehearsed_with_lag(ran: &Ran, replica_says: &str) {
+    ran.ran.assert_code(0);
+    let left = ran.ran.left_behind();
+    assert!(left.is_empty(), "{left:?}");
+    assert_lag_was_measured(ran.rec.as_ref().expect("a run directory"), replica_says);
+    assert_reported(ran);
+}
+
 /// summary.json shows the backfill's peak lag, the run's, and the budget
 /// on it; the replica chart is drawn.
 fn assert_reported(ran: &Ran) {
@@ -142,17 +152,7 @@ const LAG_BUDGET: &str = "max_replica_lag_ms=60s";
 #[test]
 fn a_local_replica_falls_behind_during_a_backfill() {
     let ran = run(&["--backend", "local", "--budget", LAG_BUDGET]);
-    ran.ran.assert_code(0);
-    assert!(
-        ran.ran.left_behind().is_empty(),
-        "{:?}",
-        ran.ran.left_behind()
-    );
-    assert_lag_was_measured(
-        ran.rec.as_ref().expect("a run directory"),
-        "local PostgreSQL",
-    );
-    assert_reported(&ran);
+    assert_rehearsed_with_lag(&ran, "local PostgreSQL");
 }
 
 #[cfg(feature = "docker")]
@@ -173,17 +173,7 @@ async fn a_replica_container_falls_behind_during_a_backfill() {
     })
     .await
     .unwrap();
-    ran.ran.assert_code(0);
-    assert!(
-        ran.ran.left_behind().is_empty(),
-        "{:?}",
-        ran.ran.left_behind()
-    );
-    assert_lag_was_measured(
-        ran.rec.as_ref().expect("a run directory"),
-        "private network",
-    );
-    assert_reported(&ran);
+    assert_rehearsed_with_lag(&ran, "private network");
 }
 
 #[test]

@@ -254,14 +254,7 @@ async fn the_url_backend_warns_that_it_applies_no_size() {
     let server = pgrehearse::backend::Backend::start(&common::test_options(&[]))
         .await
         .unwrap();
-    let c = server.conn().clone();
-    let url = format!(
-        "postgres://{}:{}@127.0.0.1:{}/{}",
-        c.user,
-        c.password.clone().unwrap_or_default(),
-        c.port,
-        c.dbname
-    );
+    let url = common::url_of(server.conn());
     let ran = tokio::task::spawn_blocking(move || {
         common::run(
             &sized(),

@@ -455,23 +455,13 @@ async fn was_destroyed(docker: &testcontainers::bollard::Docker, name: &str, sin
     matches!(first, Ok(Some(Ok(_))))
 }
 
-/// `postgres -c k=v ...`: defaults the settings may override, the settings,
-/// then what the published port needs (5432, listening everywhere in the
-/// container), which nothing overrides.
+/// `postgres -c k=v ...`; the published port needs the server on 5432,
+/// listening everywhere in the container.
 fn postgres_command(settings: &[(String, String)]) -> Vec<String> {
-    let mut cmd = vec!["postgres".to_string()];
-    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
     let forced = [("listen_addresses", "*"), ("port", "5432")];
-    let all = defaults
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(settings.iter().cloned())
-        .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    for (k, v) in all {
-        cmd.push("-c".into());
-        cmd.push(format!("{k}={v}"));
-    }
-    cmd
+    std::iter::once("postgres".to_string())
+        .chain(super::server_args(settings, &forced))
+        .collect()
 }
 
 /// Publish 5432 on 127.0.0.1 (a random port) instead of every interface.

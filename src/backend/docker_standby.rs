@@ -218,22 +218,16 @@ pub struct StandbyPlan<'a> {
 /// On failure it is removed (with what its log said).
 pub async fn start(plan: StandbyPlan<'_>) -> Result<Box<ContainerAsync<GenericImage>>> {
     let (name, tag) = split_image(plan.image);
-    let mut cmd = vec![
+    let mut cmd: Vec<String> = vec![
         "bash".to_string(),
         "-c".to_string(),
         STANDBY_SCRIPT.to_string(),
         "pgrehearse-replica".to_string(),
     ];
-    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
-    let all = defaults
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(standby_settings(plan.settings))
-        .chain([("port".to_string(), "5432".to_string())]);
-    for (k, v) in all {
-        cmd.push("-c".into());
-        cmd.push(format!("{k}={v}"));
-    }
+    cmd.extend(super::server_args(
+        &standby_settings(plan.settings),
+        &[("port", "5432")],
+    ));
     let limits = plan.limits;
     let request = GenericImage::new(name, tag)
         .with_network(plan.network.name())

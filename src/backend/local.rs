@@ -447,9 +447,7 @@ impl Postmaster<'_> {
             .append(true)
             .open(self.log_path)?;
         let socket_dir = self.root.display().to_string();
-        // Defaults the harness's own settings may override ...
-        let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
-        // ... and what makes the cluster private and its log ours, which nothing overrides.
+        // What makes the cluster private and its log ours.
         let port_s = self.port.to_string();
         let forced = [
             ("listen_addresses", "127.0.0.1"),
@@ -461,14 +459,7 @@ impl Postmaster<'_> {
         ];
         let mut cmd = self.runner.command(&self.bin.dir.join("postgres"));
         cmd.arg("-D").arg(self.data);
-        let all = defaults
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .chain(settings.iter().cloned())
-            .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        for (k, v) in all {
-            cmd.arg("-c").arg(format!("{k}={v}"));
-        }
+        cmd.args(super::server_args(settings, &forced));
         cmd.current_dir(self.root)
             .env_remove("PGDATA")
             .stdin(Stdio::null())

@@ -226,6 +226,25 @@ impl BackendOptions {
     }
 }
 
+/// `-c name=value` arguments for a server we start, in the order that
+/// decides (the last of a name wins): defaults the settings may override
+/// (a parseable log line prefix, English messages), the settings, then what
+/// the backend `forced` (its port, its addresses), which nothing overrides.
+pub(crate) fn server_args(settings: &[(String, String)], forced: &[(&str, &str)]) -> Vec<String> {
+    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
+    let owned = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    owned(&defaults)
+        .into_iter()
+        .chain(settings.iter().cloned())
+        .chain(owned(forced))
+        .flat_map(|(k, v)| ["-c".to_string(), format!("{k}={v}")])
+        .collect()
+}
+
 /// The last `n` lines of a server's log, for an error that quotes it.
 pub(crate) fn last_lines(log: &str, n: usize) -> String {
     let tail: Vec<&str> = log.lines().rev().take(n).collect();

@@ -262,13 +262,7 @@ pub fn publish(
     std::fs::write(dir.join(format!("{axis}.md")), &md)?;
     // After each run's summary.md, like them: GitHub Actions' step summary.
     if let Some(path) = crate::report::RenderOptions::default().github_step_summary {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        f.write_all(md.as_bytes())?;
-        f.write_all(b"\n")?;
+        crate::report::append_step_summary(&path, &md)?;
     }
     match output.summary {
         SummaryFormat::Json => crate::printer::stdout(&format!("{json}\n"))?,

@@ -186,6 +186,23 @@ impl TestServer {
     }
 }
 
+/// A `postgres://` URL with the password of the server behind `conn` (a
+/// test's own), over TCP: what `--database-url` takes.
+pub fn url_of(c: &ConnInfo) -> String {
+    let host = if c.host.starts_with('/') {
+        "127.0.0.1"
+    } else {
+        c.host.as_str()
+    };
+    format!(
+        "postgres://{}:{}@{host}:{}/{}",
+        c.user,
+        c.password.clone().unwrap_or_default(),
+        c.port,
+        c.dbname
+    )
+}
+
 /// A client on `dbname` of the server behind `conn`.
 pub async fn connect(conn: &ConnInfo, dbname: &str) -> tokio_postgres::Client {
     conn.connect_to(dbname, "pgrehearse-test")
