@@ -152,27 +152,54 @@ fn the_readme_shows_the_derivation_the_code_uses() {
 
 #[test]
 fn check_shows_the_size_and_the_settings_derived_from_it() {
-    let out = Command::new(common::bin())
-        .arg("check")
-        .arg(sized())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan = String::from_utf8_lossy(&out.stdout);
-    for line in [
-        "  size 8 CPUs, 32GB",
-        "    derived shared_buffers = 8GB",
-        "    derived effective_cache_size = 24GB",
-        "    derived maintenance_work_mem = 2GB (the scenario's setting wins)",
-        "    derived autovacuum_work_mem = 2GB",
-        "    derived max_parallel_maintenance_workers = 4",
-        "    derived max_worker_processes = 8",
+    // The size as an inline table (the fixture), under a header of its own,
+    // and as dotted keys: the same plan.
+    let text = std::fs::read_to_string(sized()).unwrap();
+    let inline = "size = { cpus = 8, memory = \"32GB\" }\n";
+    assert!(text.contains(inline), "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = vec![sized()];
+    for (name, size) in [
+        (
+            "header",
+            "[postgres.size]\ncpus = 8\nmemory = \"32GB\"\n[postgres]\n",
+        ),
+        ("dotted", "size.cpus = 8\nsize.memory = \"32GB\"\n"),
     ] {
-        assert!(plan.lines().any(|l| l == line), "no `{line}` in:\n{plan}");
+        let written = if name == "header" {
+            text.replace(&format!("[postgres]\n{inline}"), size)
+        } else {
+            text.replace(inline, size)
+        };
+        assert_ne!(written, text, "{name}");
+        let path = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&path, written).unwrap();
+        files.push(path);
+    }
+    for file in files {
+        let out = Command::new(common::bin())
+            .arg("check")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan = String::from_utf8_lossy(&out.stdout);
+        for line in [
+            "  size 8 CPUs, 32GB",
+            "    derived shared_buffers = 8GB",
+            "    derived effective_cache_size = 24GB",
+            "    derived maintenance_work_mem = 2GB (the scenario's setting wins)",
+            "    derived autovacuum_work_mem = 2GB",
+            "    derived max_parallel_maintenance_workers = 4",
+            "    derived max_worker_processes = 8",
+        ] {
+            assert!(plan.lines().any(|l| l == line), "no `{line}` in:\n{plan}");
+        }
     }
 }
 

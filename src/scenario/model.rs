@@ -40,7 +40,7 @@ pub struct PostgresSection {
     pub image: Option<S<String>>,
     pub settings: Option<OrderedMap<S<Value>>>,
     /// `{ cpus = 4, memory = "16GB" }`.
-    pub size: Option<S<SizeSection>>,
+    pub size: Option<SizeSection>,
     /// Start a streaming physical replica next to the primary.
     pub replica: Option<S<bool>>,
 }

@@ -3,14 +3,15 @@
 //! messages of the machine check, which runs later, at provisioning).
 
 use super::diag::Diags;
-use super::model::{SizeSection, S};
+use super::model::SizeSection;
 use crate::sizing::{parse_memory, ServerSize, MAX_CPUS};
 
-pub(super) fn size(d: &mut Diags, s: &S<SizeSection>) -> Option<ServerSize> {
-    let sec = s.get_ref();
+/// `sec` keeps no span of its own (toml gives none to a table that dotted
+/// keys create, `size.cpus = 4`): an empty one is located in the text.
+pub(super) fn size(d: &mut Diags, sec: &SizeSection) -> Option<ServerSize> {
     if sec.cpus.is_none() && sec.memory.is_none() {
         d.err(
-            s.span(),
+            super::span::table_span(d.text, "postgres.size"),
             "postgres.size",
             "is empty; expected cpus and/or memory, e.g. { cpus = 4, memory = \"16GB\" }",
         );
