@@ -18,6 +18,12 @@ pub struct ServerOptions {
     pub image: Option<String>,
     /// An existing server (the url backend needs one).
     pub database_url: Option<String>,
+    /// The major version to rehearse on, over the scenario's: one version
+    /// of `--pg-version`, set by [`crate::matrix`].
+    pub version: Option<String>,
+    /// `image` came from PGREHEARSE_IMAGE, not `--image`: with
+    /// `--pg-version` such an image serves only the version its tag names.
+    pub image_from_env: bool,
 }
 
 /// Everything a rehearsal needs besides its scenario.
@@ -32,6 +38,10 @@ pub struct RunOptions {
     /// [`crate::analyze::parse_budget_override`].
     pub budgets: Vec<(String, f64)>,
     pub output: OutputMode,
+    /// `--pg-version`: rehearse each scenario on each of these majors, as
+    /// given (well-formed, no repeats); whether the machine has them is
+    /// checked before anything runs. Empty: the scenario's version.
+    pub versions: Vec<String>,
 }
 
 /// What goes on stdout after a rehearsal or a re-render.

@@ -92,6 +92,36 @@ pub struct RunInfo {
     /// are), or why they are unknown.
     #[serde(default)]
     pub sizes_method: Option<String>,
+    /// The server size asked for, how it was applied, what was derived.
+    #[serde(default)]
+    pub size: Option<SizeInfo>,
+    /// The streaming replica, described (None: there was none).
+    #[serde(default)]
+    pub replica: Option<String>,
+}
+
+/// run.json `size`: the server size a rehearsal asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SizeInfo {
+    pub cpus: Option<u32>,
+    /// "16GB".
+    pub memory: Option<String>,
+    pub memory_bytes: Option<u64>,
+    /// How the size was applied on this backend, in words.
+    pub applied: String,
+    /// The settings derived from the size (empty where none were applied).
+    pub derived: Vec<DerivedInfo>,
+}
+
+/// One derived setting: its value, the rule, and the scenario's own value
+/// when that won.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DerivedInfo {
+    pub name: String,
+    pub value: String,
+    pub rule: String,
+    /// The scenario's `[postgres] settings` value that was applied instead.
+    pub overridden_by: Option<String>,
 }
 
 /// One executed step: its span, its settings and how it ended.
@@ -410,6 +440,11 @@ pub struct ServerRow {
     pub table_bytes: u64,
     /// Empty when there is no replica.
     pub replica_lag_bytes: Option<u64>,
+    /// pg_stat_replication.replay_lag in ms (0 once the replica has
+    /// replayed all the primary wrote); empty without a replica, or while
+    /// Postgres has no figure yet.
+    #[serde(default)]
+    pub replica_lag_ms: Option<f64>,
     pub waiting_backends: u32,
 }
 
@@ -486,7 +521,13 @@ impl LatencyFiles {
 /// `<out>/<scenario>/<UTC timestamp>/`, created; a numeric suffix avoids
 /// clobbering a run that started in the same second.
 pub fn create_run_dir(out: &Path, scenario: &str) -> Result<PathBuf> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    create_stamped_dir(out, scenario, "")
+}
+
+/// `<out>/<scenario>/<prefix><UTC timestamp>/`, created, beside the
+/// scenario's run directories (e.g. `versions-20260101T120000Z`).
+pub fn create_stamped_dir(out: &Path, scenario: &str, prefix: &str) -> Result<PathBuf> {
+    let stamp = format!("{prefix}{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     let base = out.join(sanitize(scenario));
     std::fs::create_dir_all(&base)?;
     let mut dir = base.join(&stamp);
@@ -741,6 +782,7 @@ header!(
         "dead_tuples",
         "table_bytes",
         "replica_lag_bytes",
+        "replica_lag_ms",
         "waiting_backends"
     ]
 );

@@ -307,6 +307,32 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "bad_size.toml",
+        &[
+            (
+                5,
+                17,
+                "postgres.size.cpus",
+                "0 is out of range; expected an integer in 1..=1024",
+            ),
+            (
+                5,
+                29,
+                "postgres.size.memory",
+                "`16 parsecs` has an unknown unit `parsecs`; expected an amount of memory like \"16GB\"",
+            ),
+        ],
+    ),
+    (
+        "size_unknown_key.toml",
+        &[(
+            5,
+            10,
+            "postgres.size.cpu",
+            "unknown field `cpu`, did you mean `cpus`? expected one of: cpus, memory",
+        )],
+    ),
+    (
         "bad_rate.toml",
         &[(14, 8, "workload.rate", "-5 is out of range")],
     ),

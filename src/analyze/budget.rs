@@ -5,13 +5,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::apps::{blame_step, error_class, SCHEMA_INCOMPATIBILITY};
-use super::facts::{RecoveryState, Span, StepFacts};
+use super::facts::{RecoveryState, ReplicaLag, Span, StepFacts};
+use super::findings::fmt_bytes;
 use super::latency::LatencyFacts;
+use super::replica;
 use crate::record::{Blocks, RunRecord};
 use crate::scenario::Budget;
 
 /// Every budget key, in the order they are checked and reported.
-pub const BUDGET_KEYS: [&str; 8] = [
+pub const BUDGET_KEYS: [&str; 9] = [
     "max_blocking_lock_ms",
     "max_app_wait_ms",
     "p99_ms",
@@ -20,6 +22,7 @@ pub const BUDGET_KEYS: [&str; 8] = [
     "max_duration_ms",
     "max_invalid_indexes",
     "max_recovery_ms",
+    "max_replica_lag_ms",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,6 +121,7 @@ impl Budget {
                 self.max_invalid_indexes = Some(value as u64)
             }
             "max_recovery_ms" => self.max_recovery_ms = Some(value),
+            "max_replica_lag_ms" => self.max_replica_lag_ms = Some(value),
             _ => unreachable!("canonical_key returns only BUDGET_KEYS"),
         }
         Ok(())
@@ -160,6 +164,8 @@ pub(crate) struct Measured<'a> {
     pub rec: &'a RunRecord,
     /// For each wait of waits.csv, the step it is charged to.
     pub wait_steps: &'a [Option<usize>],
+    /// The replica's peak lag over the run, if a replica was sampled.
+    pub replica_lag: Option<ReplicaLag>,
 }
 
 /// A measured value, the step responsible and what was measured, in words.
@@ -320,6 +326,9 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     if let Some(limit) = budget.max_recovery_ms {
         out.push(slowest_recovery(limit, steps, m.run_end_ms));
     }
+    if let Some(limit) = budget.max_replica_lag_ms {
+        out.push(replica_lag(limit, m));
+    }
     out
 }
 
@@ -379,6 +388,43 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             None,
             "cannot be checked: no app traffic before the migration to compare with".into(),
         ),
+    }
+}
+
+/// The replica's peak replay lag against `limit`. A run without replica
+/// samples cannot show the limit held: that is a breach that says why.
+fn replica_lag(limit: f64, m: &Measured<'_>) -> BudgetResult {
+    let peak = m.replica_lag.and_then(|p| Some((p.peak_ms?, p)));
+    let (measured, passed, step, detail) = match peak {
+        Some((ms, p)) => (
+            ms,
+            ms <= limit,
+            replica::step_at(m.steps, p.at_ms).map(StepFacts::label),
+            format!(
+                "the replica's replay lag peaked at {ms:.1} ms{} at {:.1} s",
+                p.peak_bytes
+                    .map(|b| format!(" ({} of WAL behind at most)", fmt_bytes(b)))
+                    .unwrap_or_default(),
+                p.at_ms / 1e3
+            ),
+        ),
+        None => (
+            0.0,
+            false,
+            None,
+            "no replica lag was sampled: rehearse with a replica ([postgres] replica = true \
+             or --replica)"
+                .to_string(),
+        ),
+    };
+    BudgetResult {
+        name: "max_replica_lag_ms".into(),
+        limit,
+        measured,
+        unit: "ms".into(),
+        passed,
+        step,
+        detail,
     }
 }
 

@@ -27,6 +27,13 @@ pub struct RunHeader {
     pub lock_precision_ms: f64,
     pub failure: Option<String>,
     pub end_ms: f64,
+    /// The server size asked for and how it was applied ("4 CPUs, 16GB:
+    /// container limits ..."); None without a size.
+    #[serde(default)]
+    pub size: Option<String>,
+    /// The streaming replica, described; None without one.
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -82,6 +89,22 @@ pub struct StepFacts {
     pub recovery: Recovery,
     /// From run.json `steps`; None when not set or not recorded.
     pub lock_timeout_ms: Option<f64>,
+    /// The replica's peak lag from this step's start until the next step
+    /// starts; None without a replica.
+    #[serde(default)]
+    pub replica_lag: Option<ReplicaLag>,
+}
+
+/// The peak of a replica's lag over a span of server.csv samples.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaLag {
+    /// Peak replay lag (pg_stat_replication.replay_lag) in ms; None when
+    /// Postgres gave no time figure in the span.
+    pub peak_ms: Option<f64>,
+    /// Peak WAL not yet replayed, in bytes.
+    pub peak_bytes: Option<u64>,
+    /// When the peak was sampled (of ms when there is one, else of bytes).
+    pub at_ms: f64,
 }
 
 impl StepFacts {

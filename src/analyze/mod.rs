@@ -15,6 +15,7 @@ mod facts;
 pub mod findings;
 pub mod latency;
 pub mod recovery;
+mod replica;
 mod steps;
 
 #[cfg(test)]
@@ -27,8 +28,8 @@ use serde::{Deserialize, Serialize};
 pub use apps::{error_class, sqlstate_class};
 pub use budget::{parse_budget_override, BudgetResult, BUDGET_KEYS};
 pub use facts::{
-    AppFacts, LockFact, PhaseFacts, Recovery, RecoveryState, RunHeader, Span, SqlstateCount,
-    StepFacts, WaitFact,
+    AppFacts, LockFact, PhaseFacts, Recovery, RecoveryState, ReplicaLag, RunHeader, Span,
+    SqlstateCount, StepFacts, WaitFact,
 };
 pub use findings::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thresholds};
 pub use latency::LatencyFacts;
@@ -54,6 +55,9 @@ pub struct Analysis {
     pub phases: Vec<PhaseFacts>,
     /// Requests and errors per app version over the whole run.
     pub apps: Vec<AppFacts>,
+    /// The replica's peak lag over the whole run; None without a replica.
+    #[serde(default)]
+    pub replica_lag: Option<ReplicaLag>,
     /// The budget that was checked (scenario merged with overrides).
     pub budget: Budget,
     pub budgets: Vec<BudgetResult>,
@@ -103,6 +107,8 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
     let migration = migration_span(&rec.statements);
     let wait_steps = steps::attribute_waits(rec);
     let mut steps = steps::step_facts(rec, &wait_steps);
+    replica::per_step(&rec.server, &mut steps, run.end_ms);
+    let replica_lag = replica::peak(rec.server.iter());
     let [before, during, after] = periods(rec, &steps);
     for st in &mut steps {
         st.recovery = recovery::recovery(rec, before.p99_ms, st.latency.end_ms);
@@ -118,6 +124,7 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
             run_end_ms: latency::run_end_ms(rec),
             rec,
             wait_steps: &wait_steps,
+            replica_lag,
         },
     );
     let findings = findings::find(rec, &steps, &apps, &wait_steps, &opts.thresholds);
@@ -130,6 +137,7 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         after,
         phases: phase_facts(rec),
         apps,
+        replica_lag,
         budget,
         budgets,
         findings,
@@ -196,6 +204,12 @@ fn header(rec: &RunRecord) -> RunHeader {
         lock_precision_ms: i.lock_precision_ms,
         failure: i.failure.clone(),
         end_ms: i.end_ms,
+        size: i.size.as_ref().map(|z| {
+            let asked = [z.cpus.map(|c| format!("{c} CPUs")), z.memory.clone()];
+            let asked: Vec<String> = asked.into_iter().flatten().collect();
+            format!("{}: {}", asked.join(", "), z.applied)
+        }),
+        replica: i.replica.clone(),
     }
 }
 

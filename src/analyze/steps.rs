@@ -283,6 +283,8 @@ fn one_step(
         },
         recovery: Recovery::default(),
         lock_timeout_ms,
+        // Set over the step's window by `replica::per_step`.
+        replica_lag: None,
         phase,
         step,
     }

@@ -46,6 +46,8 @@ pub(crate) fn info() -> RunInfo {
         wal_attribution: None,
         wal_unavailable: None,
         sizes_method: None,
+        size: None,
+        replica: None,
     }
 }
 

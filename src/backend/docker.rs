@@ -19,6 +19,9 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
+use super::docker_limits::engine_machine;
+pub use super::docker_limits::Limits;
+use super::docker_standby::{self, PrivateNetwork, StandbyPlan, HBA_SCRIPT};
 use super::tls::Tls;
 use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
@@ -31,10 +34,8 @@ const WORK_DB: &str = "pgrehearse";
 const SUPERUSER: &str = "postgres";
 const READY: &str = "database system is ready to accept connections";
 /// Container creation on a vfs storage driver copies the whole image.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
+pub(super) const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Docker's 64 MB /dev/shm is too small for parallel queries on real data.
-const SHM_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Set when the process was interrupted (Ctrl-C, SIGTERM): it has seconds to
 /// exit, and removing a container can take that long (the vfs storage
@@ -44,6 +45,11 @@ const SHM_BYTES: u64 = 512 * 1024 * 1024;
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 const INTERRUPTED_REMOVAL_WAIT: Duration = Duration::from_secs(2);
 
+/// Was the process interrupted? (Removals are then requested, not awaited.)
+pub(super) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// See [`INTERRUPTED`]: called by the signal handler.
 pub fn stop_waiting_for_removals() {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -52,7 +58,7 @@ pub fn stop_waiting_for_removals() {
 /// Remove a container; once interrupted, without waiting for the engine to
 /// finish. (If we stop waiting, `ContainerAsync`'s own drop asks again and
 /// gets a quick "removal already in progress".)
-async fn remove(container: Box<ContainerAsync<GenericImage>>) -> Result<()> {
+pub(super) async fn remove(container: Box<ContainerAsync<GenericImage>>) -> Result<()> {
     let id = container.id().to_string();
     let rm = container.rm();
     let done = if INTERRUPTED.load(Ordering::SeqCst) {
@@ -73,6 +79,10 @@ pub struct DockerPostgres {
     version_num: u32,
     /// `None` once removed. Boxed: it is large and `Backend` is an enum.
     container: Option<Box<ContainerAsync<GenericImage>>>,
+    /// The replica container, when one was asked for ...
+    standby: Option<Box<ContainerAsync<GenericImage>>>,
+    /// ... and the private network it shares with the primary.
+    network: Option<PrivateNetwork>,
     /// The server's stderr, copied to a file for the log observer.
     log_dir: tempfile::TempDir,
     log_task: tokio::task::AbortHandle,
@@ -87,22 +97,20 @@ impl DockerPostgres {
         };
         let (name, tag) = split_image(&image);
         let password = random_password();
-
-        let mut cmd = vec!["postgres".to_string()];
-        let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
-        // The published port only works with the server listening on 5432, everywhere.
-        let forced = [("listen_addresses", "*"), ("port", "5432")];
-        let settings = defaults
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .chain(opts.settings.iter().cloned())
-            .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        for (k, v) in settings {
-            cmd.push("-c".into());
-            cmd.push(format!("{k}={v}"));
+        if let Some(size) = &opts.size {
+            let servers = if opts.replica { 2 } else { 1 };
+            crate::sizing::ensure_fits(size, engine_machine().await, servers)?;
         }
-
+        let limits = Limits::of(opts.size.as_ref());
         let pid = std::process::id();
+        // Created first: the primary's pg_hba.conf names its subnet.
+        let network = match opts.replica {
+            true => {
+                Some(PrivateNetwork::create(format!("pgrehearse-{pid}-{}", short_random())).await?)
+            }
+            false => None,
+        };
+
         let container_name = format!("pgrehearse-{pid}-{}", short_random());
         let request = GenericImage::new(name, tag)
             .with_exposed_port(5432.tcp())
@@ -113,21 +121,23 @@ impl DockerPostgres {
             .with_env_var("POSTGRES_USER", SUPERUSER)
             .with_env_var("POSTGRES_PASSWORD", &password)
             .with_env_var("POSTGRES_DB", WORK_DB)
-            .with_cmd(cmd)
+            .with_cmd(postgres_command(&opts.settings))
             .with_label(PID_LABEL, pid.to_string())
             .with_container_name(&container_name)
-            .with_shm_size(SHM_BYTES)
+            .with_shm_size(limits.shm_bytes())
             .with_startup_timeout(STARTUP_TIMEOUT)
-            .with_host_config_modifier(publish_on_loopback);
+            .with_host_config_modifier(move |hc| {
+                publish_on_loopback(hc);
+                limits.apply(hc);
+            });
+        let request = match &network {
+            Some(net) => request.with_copy_to(HBA_SCRIPT, net.hba_script()),
+            None => request,
+        };
 
         // Until testcontainers hands the container back, nothing removes it:
         // the guard does, if the start fails, times out or is abandoned.
-        let mut created = CreatedGuard {
-            name: container_name,
-            armed: true,
-            pending: true,
-            since: chrono::Utc::now().timestamp() - 1,
-        };
+        let mut created = CreatedGuard::new(container_name);
         let started = request.start().await;
         // It returned: no creation is in flight any more.
         created.pending = false;
@@ -162,6 +172,8 @@ impl DockerPostgres {
             version: String::new(),
             version_num: 0,
             container: Some(Box::new(container)),
+            standby: None,
+            network,
             log_dir,
             log_task,
         };
@@ -179,7 +191,45 @@ impl DockerPostgres {
         crate::pg::require_supported(&version, num, &format!("the container from {image}"))?;
         this.version = version;
         this.version_num = num;
+        this.start_standby(&opts.settings, limits).await?;
         Ok(this)
+    }
+
+    /// With a private network (a replica was asked for): attach the primary
+    /// to it and start the replica there.
+    async fn start_standby(&mut self, settings: &[(String, String)], limits: Limits) -> Result<()> {
+        let (Some(net), Some(primary)) = (&self.network, &self.container) else {
+            return Ok(());
+        };
+        let primary_host = net.attach(primary.id()).await?;
+        let standby = docker_standby::start(StandbyPlan {
+            image: &self.image,
+            network: net,
+            primary_host,
+            primary: &self.conn,
+            settings,
+            limits,
+            container_name: format!(
+                "pgrehearse-{}-{}-replica",
+                std::process::id(),
+                short_random()
+            ),
+        })
+        .await?;
+        self.standby = Some(standby);
+        Ok(())
+    }
+
+    /// The streaming replica, described for run.json.
+    pub fn replica(&self) -> Option<String> {
+        let id = self.standby.as_ref()?.id();
+        Some(format!(
+            "docker PostgreSQL {} hot standby (container {}) on the private network {} \
+             (internal, nothing published), made with pg_basebackup of the primary",
+            self.version,
+            &id[..id.len().min(12)],
+            self.network.as_ref().map(|n| n.name()).unwrap_or_default()
+        ))
     }
 
     pub fn conn(&self) -> &ConnInfo {
@@ -210,18 +260,47 @@ impl DockerPostgres {
         )
     }
 
+    /// The replica first, then the network (detaching the primary), then
+    /// the primary; every step is tried, the first error is returned.
     pub async fn teardown(mut self) -> Result<()> {
         self.log_task.abort();
-        match self.container.take() {
+        let standby = match self.standby.take() {
             Some(c) => remove(c).await,
             None => Ok(()),
-        }
+        };
+        let network = match self.network.take() {
+            Some(n) => n.remove().await,
+            None => Ok(()),
+        };
+        let primary = match self.container.take() {
+            Some(c) => remove(c).await,
+            None => Ok(()),
+        };
+        standby.and(network).and(primary)
     }
 }
 
 impl Drop for DockerPostgres {
     fn drop(&mut self) {
         self.log_task.abort();
+        // The replica and the network, in that order, from a thread of
+        // their own (see below for the primary).
+        let standby = self.standby.take();
+        let network = self.network.take();
+        if standby.is_some() || network.is_some() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    if let Some(c) = standby {
+                        let _ = rt.block_on(remove(c));
+                    }
+                }
+                drop(network);
+            })
+            .join();
+        }
         let Some(container) = self.container.take() else {
             return;
         };
@@ -262,13 +341,25 @@ impl Drop for DockerPostgres {
 /// storage driver). So while a creation may be pending, wait for it — unless
 /// the engine's events show the container was already destroyed (the start
 /// got as far as testcontainers' own drop guard).
-struct CreatedGuard {
+pub(super) struct CreatedGuard {
     name: String,
-    armed: bool,
+    pub(super) armed: bool,
     /// `start` has not returned yet: a creation may be in flight.
-    pending: bool,
+    pub(super) pending: bool,
     /// When the start began (unix seconds), for the events query.
     since: i64,
+}
+
+impl CreatedGuard {
+    /// Armed, with a creation of container `name` about to be in flight.
+    pub(super) fn new(name: String) -> CreatedGuard {
+        CreatedGuard {
+            name,
+            armed: true,
+            pending: true,
+            since: chrono::Utc::now().timestamp() - 1,
+        }
+    }
 }
 
 /// How long an abandoned creation may take to produce its container: a
@@ -365,6 +456,15 @@ async fn was_destroyed(docker: &testcontainers::bollard::Docker, name: &str, sin
     matches!(first, Ok(Some(Ok(_))))
 }
 
+/// `postgres -c k=v ...`; the published port needs the server on 5432,
+/// listening everywhere in the container.
+fn postgres_command(settings: &[(String, String)]) -> Vec<String> {
+    let forced = [("listen_addresses", "*"), ("port", "5432")];
+    std::iter::once("postgres".to_string())
+        .chain(super::server_args(settings, &forced))
+        .collect()
+}
+
 /// Publish 5432 on 127.0.0.1 (a random port) instead of every interface.
 fn publish_on_loopback(hc: &mut HostConfig) {
     hc.publish_all_ports = Some(false);
@@ -378,7 +478,7 @@ fn publish_on_loopback(hc: &mut HostConfig) {
 }
 
 /// `registry:5000/team/pg:15` → (`registry:5000/team/pg`, `15`); no tag → `latest`.
-fn split_image(image: &str) -> (String, String) {
+pub(super) fn split_image(image: &str) -> (String, String) {
     let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
     match image[last_slash..].rfind(':') {
         Some(i) => (

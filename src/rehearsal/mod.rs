@@ -8,7 +8,8 @@
 //! 5. `reporting.rs` — the reports rendered, the summary printed, the exit
 //!    code.
 //!
-//! (`stage.rs` holds what they share.) Whatever happens (a failed step, a
+//! (`stage.rs` holds what they share; `crate::matrix` runs a batch of
+//! them.) Whatever happens (a failed step, a
 //! dead server, Ctrl-C), what was recorded is written (a partial report when
 //! a stage stopped early) and the server is torn down. Only provisioning and
 //! teardown see the server; the other stages take a [`Database`], so one
@@ -33,7 +34,6 @@ pub use stage::{Stopped, HARNESS_APP_NAME};
 
 use crate::error::{exit, Result};
 use crate::options::RunOptions;
-use crate::printer::{self, BatchLine};
 use crate::scenario::Scenario;
 use crate::signals::Signals;
 
@@ -63,43 +63,6 @@ impl Outcome {
             Err(e) => e.to_string(),
         }
     }
-}
-
-/// `pgrehearse run`: every scenario in turn, each on a server of its own.
-/// A failed scenario does not stop the others; a signal stops the batch.
-/// Returns the worst exit code (numerically the largest: 143 > 130 > 4 >
-/// 3 > 2 > 1 > 0). Errors are printed as they happen.
-pub async fn rehearse_batch(scenarios: &[Scenario], opts: &RunOptions) -> u8 {
-    let signals = Signals::install();
-    let mut code = exit::OK;
-    let mut lines = Vec::new();
-    for s in scenarios {
-        if signals.received() {
-            code = code.max(signals.error().exit_code());
-            lines.push(BatchLine {
-                scenario: s.name.clone(),
-                code: None,
-                outcome: format!("not run ({})", signals.name()),
-                run_dir: None,
-            });
-            continue;
-        }
-        let outcome = rehearse_one(s, opts, &signals).await;
-        if let Err(e) = &outcome.result {
-            printer::error(e, outcome.run_dir.as_deref());
-        }
-        code = code.max(outcome.exit_code());
-        lines.push(BatchLine {
-            scenario: s.name.clone(),
-            code: Some(outcome.exit_code()),
-            outcome: outcome.describe(),
-            run_dir: outcome.run_dir,
-        });
-    }
-    if scenarios.len() > 1 {
-        printer::batch(&lines, code);
-    }
-    code
 }
 
 /// Provision a server for `s`, rehearse in its work database, tear it down.
@@ -204,6 +167,16 @@ async fn stages(
             .await
             .map_err(|stopped| draft.abandon(stopped))?,
     };
+    // The lag measured is the rehearsal's own: the replica has replayed the
+    // seed (or the copy of a seeded template) first.
+    if db.replica.is_some() {
+        timed(
+            "replica catch-up",
+            seeding::replica_caught_up(&db.conn, signals),
+        )
+        .await
+        .map_err(|stopped| draft.abandon(stopped))?;
+    }
     let input = RunInputs {
         conn: &db.conn,
         server_log: db.server_log.clone(),

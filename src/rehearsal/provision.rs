@@ -6,8 +6,10 @@
 use crate::backend::{Backend, BackendKind, BackendOptions, ConnInfo, ServerLog};
 use crate::error::Result;
 use crate::options::ServerOptions;
+use crate::record::{DerivedInfo, SizeInfo};
 use crate::scenario::Scenario;
 use crate::signals::Signals;
+use crate::sizing::{derive, fmt_memory, ServerSize};
 
 /// What the rehearsals a server will host ask of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,10 @@ pub struct ServerNeeds {
     pub settings: Vec<(String, String)>,
     /// Sessions one rehearsal opens at once: app clients and scripts.
     pub sessions: usize,
+    /// The server's size (scenario, then `--cpus` / `--memory`).
+    pub size: Option<ServerSize>,
+    /// A streaming physical replica next to the primary.
+    pub replica: bool,
 }
 
 impl ServerNeeds {
@@ -30,15 +36,19 @@ impl ServerNeeds {
             settings: s.postgres.settings.clone(),
             sessions: s.workload.clients as usize * s.workload.apps().len().max(1)
                 + s.workload.scripts.len(),
+            size: s.postgres.size.clone(),
+            replica: s.postgres.replica,
         }
     }
 
-    /// Settings the measurements need, where we own the server. The
-    /// scenario's own settings win where both name one, but for
+    /// Where we own the server: the settings derived from its size, those
+    /// the measurements need, and the scenario's, which win over all but
     /// `shared_preload_libraries`, which keeps pg_stat_statements (each
     /// statement's own WAL) next to the scenario's libraries.
     fn harness_settings(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = vec![
+        let derived = self.size.iter().flat_map(derive);
+        let mut out: Vec<(String, String)> = derived.map(|d| (d.name, d.value)).collect();
+        out.extend([
             ("shared_preload_libraries".into(), PRELOAD.into()),
             ("log_lock_waits".into(), "on".into()),
             ("deadlock_timeout".into(), "10ms".into()),
@@ -48,7 +58,7 @@ impl ServerNeeds {
                 "max_connections".into(),
                 (self.sessions + 40).max(100).to_string(),
             ),
-        ];
+        ]);
         for (k, v) in &self.settings {
             let v = if k == "shared_preload_libraries" {
                 with_library(v, PRELOAD)
@@ -59,6 +69,42 @@ impl ServerNeeds {
             out.push((k.clone(), v));
         }
         out
+    }
+
+    /// How the size was applied on `backend`, for run.json.
+    fn size_info(&self, backend: BackendKind) -> Option<SizeInfo> {
+        let size = self.size.as_ref()?;
+        let owned = backend != BackendKind::Url;
+        let applied = match backend {
+            BackendKind::Url => {
+                "not applied: the url backend's server is not pgrehearse's (no limits, no settings)"
+            }
+            BackendKind::Local => {
+                "derived settings only: a local cluster shares this machine's CPUs and memory \
+                 (no limits)"
+            }
+            _ => "container limits (CPUs, memory without swap) and derived settings",
+        };
+        let derived = if owned { derive(size) } else { Vec::new() };
+        Some(SizeInfo {
+            cpus: size.cpus,
+            memory: size.memory.map(fmt_memory),
+            memory_bytes: size.memory,
+            applied: applied.to_string(),
+            derived: derived
+                .into_iter()
+                .map(|d| DerivedInfo {
+                    overridden_by: self
+                        .settings
+                        .iter()
+                        .find(|(k, _)| *k == d.name)
+                        .map(|(_, v)| v.clone()),
+                    name: d.name,
+                    value: d.value,
+                    rule: d.rule,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -80,6 +126,7 @@ fn with_library(list: &str, lib: &str) -> String {
 /// an existing one). Torn down by [`Server::teardown`], on every path.
 pub struct Server {
     backend: Backend,
+    size: Option<SizeInfo>,
 }
 
 /// The database one rehearsal runs in, and what the measurements may use
@@ -94,6 +141,10 @@ pub struct Database {
     pub backend: BackendKind,
     /// The target described without secrets, for run.json.
     pub target: String,
+    /// The server's size and what was derived from it, for run.json.
+    pub size: Option<SizeInfo>,
+    /// The streaming replica, described for run.json, when there is one.
+    pub replica: Option<String>,
 }
 
 impl Server {
@@ -105,17 +156,31 @@ impl Server {
         signals: &Signals,
     ) -> Result<Server> {
         let url = opts.backend == BackendKind::Url;
+        if url && needs.replica {
+            return Err(crate::Error::Usage(
+                "the url backend cannot start a replica: the server is not pgrehearse's".into(),
+            ));
+        }
         let backend_opts = BackendOptions {
             backend: opts.backend,
             image: opts.image.clone().or_else(|| needs.image.clone()),
             database_url: opts.database_url.clone(),
-            version: needs.version.clone(),
+            version: opts.version.clone().or_else(|| needs.version.clone()),
             settings: if url {
                 needs.settings.clone()
             } else {
                 needs.harness_settings()
             },
+            size: needs.size.clone(),
+            replica: needs.replica,
         };
+        if let (true, Some(s)) = (url, &needs.size) {
+            eprintln!(
+                "pgrehearse: warning: the server size ({}) is not applied: the url backend's \
+                 server is not pgrehearse's to limit or configure",
+                s.describe()
+            );
+        }
         let backend = if url {
             // Not raced against a signal: a CREATE DATABASE abandoned mid-way
             // still completes on the server, with nobody left to drop it. The
@@ -123,7 +188,12 @@ impl Server {
             // tear down.
             let backend = Backend::start(&backend_opts).await?;
             if signals.received() {
-                Server { backend }.teardown().await;
+                Server {
+                    backend,
+                    size: None,
+                }
+                .teardown()
+                .await;
                 return Err(signals.error());
             }
             backend
@@ -135,7 +205,9 @@ impl Server {
             }
         };
         tracing::info!("provisioned {}", backend.describe());
-        Ok(Server { backend })
+        // After the start: `auto` has become docker or local by now.
+        let size = needs.size_info(backend.kind());
+        Ok(Server { backend, size })
     }
 
     /// The database the backend created for work; nothing else uses it.
@@ -145,6 +217,8 @@ impl Server {
             server_log: self.backend.server_log(),
             backend: self.backend.kind(),
             target: self.backend.describe(),
+            size: self.size.clone(),
+            replica: self.backend.replica(),
         }
     }
 
@@ -171,6 +245,8 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             sessions: 4,
+            size: None,
+            replica: false,
         };
         let preload = |n: &ServerNeeds| {
             n.harness_settings()

@@ -63,6 +63,8 @@ impl Draft {
             wal_attribution: None,
             wal_unavailable: None,
             sizes_method: None,
+            size: db.size.clone(),
+            replica: db.replica.clone(),
         };
         Ok(Draft {
             dir: record::create_run_dir(&opts.out, &s.name)?,

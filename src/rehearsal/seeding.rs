@@ -1,9 +1,9 @@
 //! Stage 2, seed: the scenario's tables and rows in the rehearsal's database
 //! (`crate::seed` does the work), cancellable by a signal.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::stage::Stopped;
+use super::stage::{Stopped, HARNESS_APP_NAME};
 use crate::backend::ConnInfo;
 use crate::error::Error;
 use crate::scenario::Scenario;
@@ -49,5 +49,22 @@ pub async fn seed(
             error: e,
         }),
         Err(e) => Err(Stopped::failed(format!("seeding failed: {e}"))),
+    }
+}
+
+/// How long the replica may take to replay the seeded data.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
+
+/// Wait until the replica has replayed the seeded data: the lag the
+/// rehearsal measures must be its own traffic's and migration's.
+pub async fn replica_caught_up(conn: &ConnInfo, signals: &Signals) -> Result<(), Stopped> {
+    let failed = |e: Error| Stopped::failed(format!("the replica did not catch up: {e}"));
+    let admin = conn.session(HARNESS_APP_NAME).await.map_err(failed)?;
+    tokio::select! {
+        r = crate::backend::replica::wait_caught_up(&admin, CATCH_UP_LIMIT) => r.map_err(failed),
+        _ = signals.token.cancelled() => Err(Stopped {
+            why: "interrupted while the replica caught up with the seeded data".into(),
+            error: signals.error(),
+        }),
     }
 }

@@ -1,7 +1,9 @@
 //! How figures and facts read in the reports: durations, spans, rates,
 //! budget values, locks, waits, step outcomes.
 
-use crate::analyze::{BudgetResult, LockFact, Recovery, RecoveryState, StepFacts, WaitFact};
+use crate::analyze::{
+    fmt_bytes, BudgetResult, LockFact, Recovery, RecoveryState, ReplicaLag, StepFacts, WaitFact,
+};
 
 pub(crate) fn ms(v: f64) -> String {
     if v >= 10_000.0 {
@@ -166,5 +168,19 @@ pub(crate) fn growth(
             bytes_or_unknown(st, &format!("{field}_before"), before),
             bytes_or_unknown(st, &format!("{field}_after"), after)
         ),
+    }
+}
+
+/// "95.5 ms (7.6 MiB behind)", or "–" without a replica.
+pub(crate) fn replica_lag(l: &Option<ReplicaLag>) -> String {
+    let Some(l) = l else {
+        return "–".into();
+    };
+    let behind = l.peak_bytes.map(|b| format!("{} behind", fmt_bytes(b)));
+    match (l.peak_ms, behind) {
+        (Some(t), Some(b)) => format!("{} ({b})", ms(t)),
+        (Some(t), None) => ms(t),
+        (None, Some(b)) => b,
+        (None, None) => "–".into(),
     }
 }

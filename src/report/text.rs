@@ -1,7 +1,7 @@
 //! The plain text printed at the end of a run, and its one-line verdict
 //! for `-q`.
 
-use super::format::{breach, budget_value, lock, ms, opt_ms, recovery, span, wait};
+use super::format::{breach, budget_value, lock, ms, opt_ms, recovery, replica_lag, span, wait};
 use crate::analyze::{Analysis, BudgetResult, StepFacts};
 
 fn step_line(s: &StepFacts) -> String {
@@ -41,6 +41,12 @@ fn step_line(s: &StepFacts) -> String {
         s.latency.errors,
         recovery(&s.recovery)
     ));
+    if s.replica_lag.is_some() {
+        out.push_str(&format!(
+            "      replica lag peak: {}\n",
+            replica_lag(&s.replica_lag)
+        ));
+    }
     out
 }
 

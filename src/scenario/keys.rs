@@ -9,7 +9,7 @@ use serde::de::{self, Deserialize, Visitor};
 
 use super::model::{
     BackfillSection, BudgetSection, GenSpec, PhaseSection, PostgresSection, QuerySection,
-    ScenarioFile, ScriptSection, StepSection, TableSection, WorkloadSection,
+    ScenarioFile, ScriptSection, SizeSection, StepSection, TableSection, WorkloadSection,
 };
 
 /// An unknown key: byte span of the key, dotted path, message.
@@ -52,6 +52,7 @@ fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
 enum Shape {
     Root,
     Postgres,
+    Size,
     Table,
     Columns,
     Gen,
@@ -70,6 +71,7 @@ impl Shape {
         Some(match self {
             Shape::Root => fields_of::<ScenarioFile>(),
             Shape::Postgres => fields_of::<PostgresSection>(),
+            Shape::Size => fields_of::<SizeSection>(),
             Shape::Table => fields_of::<TableSection>(),
             Shape::Columns => return None,
             Shape::Gen => fields_of::<GenSpec>(),
@@ -87,6 +89,7 @@ impl Shape {
     fn child(self, key: &str) -> Option<Shape> {
         Some(match (self, key) {
             (Shape::Root, "postgres") => Shape::Postgres,
+            (Shape::Postgres, "size") => Shape::Size,
             (Shape::Root, "table") => Shape::Table,
             (Shape::Root, "workload") => Shape::Workload,
             (Shape::Root, "phase") => Shape::Phase,

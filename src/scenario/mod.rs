@@ -13,6 +13,7 @@ pub mod model;
 mod span;
 mod validate;
 mod validate_phases;
+mod validate_size;
 mod validate_workload;
 
 use std::path::PathBuf;
@@ -80,6 +81,11 @@ pub struct PostgresPlan {
     pub image: Option<String>,
     /// Server settings applied as `-c name=value` where we own the server.
     pub settings: Vec<(String, String)>,
+    /// CPUs and memory of the server (container limits, derived settings);
+    /// `--cpus` / `--memory` are applied over it when the plan is made.
+    pub size: Option<crate::sizing::ServerSize>,
+    /// A streaming physical replica next to the primary (`--replica` too).
+    pub replica: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -375,4 +381,7 @@ pub struct Budget {
     /// of the run breaches it).
     #[serde(default)]
     pub max_recovery_ms: Option<f64>,
+    /// Peak replay lag of the streaming replica (needs a replica).
+    #[serde(default)]
+    pub max_replica_lag_ms: Option<f64>,
 }

@@ -39,6 +39,17 @@ pub struct PostgresSection {
     pub version: Option<S<Value>>,
     pub image: Option<S<String>>,
     pub settings: Option<OrderedMap<S<Value>>>,
+    /// `{ cpus = 4, memory = "16GB" }`.
+    pub size: Option<SizeSection>,
+    /// Start a streaming physical replica next to the primary.
+    pub replica: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeSection {
+    pub cpus: Option<S<i64>>,
+    pub memory: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +218,7 @@ pub struct BudgetSection {
     pub max_duration_ms: Option<S<f64>>,
     pub max_invalid_indexes: Option<S<i64>>,
     pub max_recovery_ms: Option<S<f64>>,
+    pub max_replica_lag_ms: Option<S<f64>>,
 }
 
 /// SQL given as one string (split into statements later) or a list of strings.

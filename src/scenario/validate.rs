@@ -8,6 +8,7 @@ use super::diag::{item_name, sql_list, Diags, Names};
 use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
 use super::model::{self, S};
 use super::validate_phases::phases;
+use super::validate_size::size;
 use super::validate_workload::workload;
 use super::{Budget, ColumnPlan, PostgresPlan, Scenario, TablePlan, Variant};
 use crate::sql;
@@ -160,6 +161,8 @@ fn postgres(d: &mut Diags, p: Option<&model::PostgresSection>) -> PostgresPlan {
         version,
         image,
         settings,
+        size: p.size.as_ref().and_then(|s| size(d, s)),
+        replica: p.replica.as_ref().is_some_and(|r| *r.get_ref()),
     }
 }
 
@@ -452,6 +455,7 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
     let p99_ms = ms(&b.p99_ms, "p99_ms");
     let max_duration_ms = ms(&b.max_duration_ms, "max_duration_ms");
     let max_recovery_ms = ms(&b.max_recovery_ms, "max_recovery_ms");
+    let max_replica_lag_ms = ms(&b.max_replica_lag_ms, "max_replica_lag_ms");
     Budget {
         max_blocking_lock_ms,
         max_app_wait_ms,
@@ -472,6 +476,7 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
             .and_then(|v| d.int_in(v, "budget.max_invalid_indexes", 0, 1000))
             .map(|x| x as u64),
         max_recovery_ms,
+        max_replica_lag_ms,
     }
 }
 
