@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::backend::BackendKind;
 use crate::error::{exit, Error, Result};
 use crate::init::InitOptions;
-use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
+use crate::options::{OutputMode, RunOptions, SeedCommand, ServerOptions, SummaryFormat};
 use crate::rehearsal;
 use crate::scenario::{self, Overrides, Scenario};
 
@@ -68,6 +68,33 @@ pub enum Command {
         /// No progress on stderr, only errors.
         #[arg(short, long)]
         quiet: bool,
+    },
+    /// Seed an existing database with a scenario's tables and rows (staging
+    /// data; also how seeding is measured). No rehearsal, no scratch database.
+    Seed {
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+        /// The database to seed (its tables are created there).
+        #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Rows of the largest table (others scale with it): 250000, 250k, 2M.
+        #[arg(long)]
+        rows: Option<String>,
+        /// Multiply every table's row count.
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Seed for all generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Drop the scenario's tables first if the database has them.
+        #[arg(long)]
+        replace: bool,
+        /// No progress, only errors.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Log what seeding does on stderr.
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
     },
     /// Re-render the reports of a run directory from its CSVs and run.json.
     Report {
@@ -220,6 +247,7 @@ pub enum Plan {
         options: InitOptions,
         quiet: bool,
     },
+    Seed(Box<SeedCommand>),
 }
 
 /// Parse the process arguments and run. Returns the exit code.
@@ -330,6 +358,33 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                 quiet,
             })
         }
+        Command::Seed {
+            scenario,
+            database_url,
+            rows,
+            scale,
+            seed,
+            replace,
+            quiet,
+            verbose,
+        } => {
+            let mut loaded = load_all(&[scenario], &overrides(&rows, scale)?)?;
+            Ok(Plan::Seed(Box::new(SeedCommand {
+                scenario: loaded.remove(0),
+                database_url,
+                seed,
+                replace,
+                output: OutputMode {
+                    summary: if quiet {
+                        SummaryFormat::Verdict
+                    } else {
+                        SummaryFormat::Text
+                    },
+                    chatter: !quiet,
+                    verbose,
+                },
+            })))
+        }
         Command::Report {
             run_dir,
             json,
@@ -357,11 +412,11 @@ pub fn run(plan: Plan) -> Result<u8> {
         }
         Plan::Run { scenarios, options } => {
             init_logging(options.output.verbose);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::new)?;
-            Ok(runtime.block_on(rehearsal::rehearse_batch(&scenarios, &options)))
+            Ok(runtime()?.block_on(rehearsal::rehearse_batch(&scenarios, &options)))
+        }
+        Plan::Seed(cmd) => {
+            init_logging(cmd.output.verbose);
+            runtime()?.block_on(crate::seed::staging::seed_command(&cmd))
         }
         Plan::Report {
             run_dir,
@@ -395,6 +450,13 @@ fn init(options: &InitOptions, quiet: bool) -> Result<u8> {
         eprintln!("init: {} tables, {statements}", summary.tables);
     }
     Ok(exit::OK)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::new)?)
 }
 
 /// `-v` / `-vv`: pgrehearse's own events on stderr, with the time since

@@ -34,6 +34,20 @@ pub struct RunOptions {
     pub output: OutputMode,
 }
 
+/// `pgrehearse seed`: one scenario's data into an existing database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedCommand {
+    /// With --rows / --scale applied.
+    pub scenario: crate::scenario::Scenario,
+    /// The database to seed (a URL or a `key=value` connection string).
+    pub database_url: String,
+    pub seed: u64,
+    /// Drop the scenario's tables first when they exist.
+    pub replace: bool,
+    /// `chatter`: progress and the summary on stderr / stdout (off with -q).
+    pub output: OutputMode,
+}
+
 /// What goes on stdout after a rehearsal or a re-render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SummaryFormat {
