@@ -96,6 +96,11 @@ pub enum Command {
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
     },
+    /// The cache of kept servers and templates (`run --reuse`).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Re-render the reports of a run directory from its CSVs and run.json.
     Report {
         #[arg(value_name = "RUN_DIR")]
@@ -106,6 +111,18 @@ pub enum Command {
         /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
         #[arg(long = "budget", value_name = "KEY=VALUE")]
         budgets: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List kept servers and their templates: key, size, age, scenarios.
+    Ls,
+    /// Remove kept servers and templates: everything, or what was not used
+    /// for --older-than (e.g. 7d, 12h).
+    Clean {
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
     },
 }
 
@@ -136,6 +153,11 @@ pub struct RunArgs {
     /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
     #[arg(long = "budget", value_name = "KEY=VALUE")]
     pub budgets: Vec<String>,
+    /// Keep the local cluster or container and its seeded templates in the
+    /// cache between invocations ($XDG_CACHE_HOME/pgrehearse, else
+    /// ~/.cache/pgrehearse); see `pgrehearse cache`.
+    #[arg(long)]
+    pub reuse: bool,
     /// Print the machine-readable summary (summary.json) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -248,6 +270,10 @@ pub enum Plan {
         quiet: bool,
     },
     Seed(Box<SeedCommand>),
+    CacheLs,
+    CacheClean {
+        older_than: Option<std::time::Duration>,
+    },
 }
 
 /// Parse the process arguments and run. Returns the exit code.
@@ -304,11 +330,19 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                     "--backend url needs --database-url postgres://user@host:port/db".into(),
                 ));
             }
+            if backend == BackendKind::Url && args.reuse {
+                return Err(Error::Usage(
+                    "--reuse keeps servers pgrehearse starts (local, docker); the url backend \
+                     works in scratch databases it always drops"
+                        .into(),
+                ));
+            }
             let options = RunOptions {
                 server: ServerOptions {
                     backend,
                     image: args.image,
                     database_url: args.database_url,
+                    reuse: args.reuse,
                 },
                 out: args.out,
                 seed: args.seed,
@@ -385,6 +419,16 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                 },
             })))
         }
+        Command::Cache { action } => match action {
+            CacheAction::Ls => Ok(Plan::CacheLs),
+            CacheAction::Clean { older_than } => Ok(Plan::CacheClean {
+                older_than: older_than
+                    .as_deref()
+                    .map(crate::cache::parse_age)
+                    .transpose()
+                    .map_err(Error::Usage)?,
+            }),
+        },
         Command::Report {
             run_dir,
             json,
@@ -417,6 +461,10 @@ pub fn run(plan: Plan) -> Result<u8> {
         Plan::Seed(cmd) => {
             init_logging(cmd.output.verbose);
             runtime()?.block_on(crate::seed::staging::seed_command(&cmd))
+        }
+        Plan::CacheLs => crate::cache::commands::ls(),
+        Plan::CacheClean { older_than } => {
+            runtime()?.block_on(crate::cache::commands::clean(older_than))
         }
         Plan::Report {
             run_dir,

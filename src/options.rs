@@ -18,6 +18,9 @@ pub struct ServerOptions {
     pub image: Option<String>,
     /// An existing server (the url backend needs one).
     pub database_url: Option<String>,
+    /// Keep the local cluster or container and its templates in the cache
+    /// between invocations (`--reuse`; never for the url backend).
+    pub reuse: bool,
 }
 
 /// Everything a rehearsal needs besides its scenario.

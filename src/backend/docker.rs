@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, GenericImage, ImageExt, ReuseDirective};
 
 use super::tls::Tls;
 use super::{BackendOptions, ConnInfo, ServerLog};
@@ -27,6 +27,9 @@ pub const DEFAULT_IMAGE: &str = "postgres:17";
 /// Every container we start carries `pgrehearse.pid=<our pid>`, so leftovers
 /// can be traced to the process that made them.
 pub const PID_LABEL: &str = "pgrehearse.pid";
+/// Kept containers (`--reuse`) carry `pgrehearse.cache=<name>` instead: they
+/// outlive the process.
+pub const KEPT_LABEL: &str = "pgrehearse.cache";
 const WORK_DB: &str = "pgrehearse";
 const SUPERUSER: &str = "postgres";
 const READY: &str = "database system is ready to accept connections";
@@ -76,34 +79,44 @@ pub struct DockerPostgres {
     /// The server's stderr, copied to a file for the log observer.
     log_dir: tempfile::TempDir,
     log_task: tokio::task::AbortHandle,
+    /// Stopped, not removed, at teardown.
+    kept: bool,
+}
+
+/// A kept container (`--reuse`): its name, and the password its superuser
+/// was created with.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub name: String,
+    pub password: String,
 }
 
 impl DockerPostgres {
     pub async fn start(opts: &BackendOptions) -> Result<DockerPostgres> {
-        let image = match (&opts.image, &opts.version) {
-            (Some(i), _) => i.clone(),
-            (None, Some(v)) => format!("postgres:{v}"),
-            (None, None) => DEFAULT_IMAGE.to_string(),
-        };
-        let (name, tag) = split_image(&image);
-        let password = random_password();
+        Self::start_with(opts, None).await
+    }
 
-        let mut cmd = vec!["postgres".to_string()];
-        let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
-        // The published port only works with the server listening on 5432, everywhere.
-        let forced = [("listen_addresses", "*"), ("port", "5432")];
-        let settings = defaults
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .chain(opts.settings.iter().cloned())
-            .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        for (k, v) in settings {
-            cmd.push("-c".into());
-            cmd.push(format!("{k}={v}"));
-        }
+    /// The container called `kept.name`, started again if it is stopped, or
+    /// created (labelled [`KEPT_LABEL`], not with our pid) if it is gone.
+    /// Teardown stops it and leaves it in place.
+    pub async fn start_kept(opts: &BackendOptions, kept: &Kept) -> Result<DockerPostgres> {
+        Self::start_with(opts, Some(kept)).await
+    }
+
+    async fn start_with(opts: &BackendOptions, kept: Option<&Kept>) -> Result<DockerPostgres> {
+        let image = image_for(opts);
+        let (name, tag) = split_image(&image);
+        let password = kept.map_or_else(random_password, |k| k.password.clone());
+        let cmd = postgres_command(&opts.settings);
 
         let pid = std::process::id();
-        let container_name = format!("pgrehearse-{pid}-{}", short_random());
+        let (label, container_name) = match kept {
+            Some(k) => ((KEPT_LABEL, k.name.clone()), k.name.clone()),
+            None => (
+                (PID_LABEL, pid.to_string()),
+                format!("pgrehearse-{pid}-{}", short_random()),
+            ),
+        };
         let request = GenericImage::new(name, tag)
             .with_exposed_port(5432.tcp())
             // The official entrypoint's init-time server logs to stdout, the
@@ -114,11 +127,16 @@ impl DockerPostgres {
             .with_env_var("POSTGRES_PASSWORD", &password)
             .with_env_var("POSTGRES_DB", WORK_DB)
             .with_cmd(cmd)
-            .with_label(PID_LABEL, pid.to_string())
+            .with_label(label.0, label.1)
             .with_container_name(&container_name)
             .with_shm_size(SHM_BYTES)
             .with_startup_timeout(STARTUP_TIMEOUT)
-            .with_host_config_modifier(publish_on_loopback);
+            .with_host_config_modifier(publish_on_loopback)
+            .with_reuse(if kept.is_some() {
+                ReuseDirective::Always
+            } else {
+                ReuseDirective::Never
+            });
 
         // Until testcontainers hands the container back, nothing removes it:
         // the guard does, if the start fails, times out or is abandoned.
@@ -164,6 +182,7 @@ impl DockerPostgres {
             container: Some(Box::new(container)),
             log_dir,
             log_task,
+            kept: kept.is_some(),
         };
         let container = this.container.as_ref().expect("just set");
         this.conn.port = container
@@ -212,6 +231,14 @@ impl DockerPostgres {
     pub async fn teardown(mut self) -> Result<()> {
         self.log_task.abort();
         match self.container.take() {
+            Some(c) if self.kept => {
+                // Fast shutdown (SIGINT) so the next start needs no recovery;
+                // dropping a reused container leaves it in place.
+                let stopped = c.stop_with_timeout(Some(30)).await;
+                stopped.map_err(|e| {
+                    Error::Other(anyhow::anyhow!("could not stop container {}: {e}", c.id()))
+                })
+            }
             Some(c) => remove(c).await,
             None => Ok(()),
         }
@@ -362,6 +389,67 @@ async fn was_destroyed(docker: &testcontainers::bollard::Docker, name: &str, sin
     )
     .await;
     matches!(first, Ok(Some(Ok(_))))
+}
+
+/// The image `opts` asks for: --image / PGREHEARSE_IMAGE / the scenario's,
+/// else `postgres:<version>`, else [`DEFAULT_IMAGE`].
+pub fn image_for(opts: &BackendOptions) -> String {
+    match (&opts.image, &opts.version) {
+        (Some(i), _) => i.clone(),
+        (None, Some(v)) => format!("postgres:{v}"),
+        (None, None) => DEFAULT_IMAGE.to_string(),
+    }
+}
+
+/// What a container started for `opts` runs: its image and command line
+/// (a kept container is found again by this).
+pub fn identity(opts: &BackendOptions) -> String {
+    format!(
+        "{} {}",
+        image_for(opts),
+        postgres_command(&opts.settings).join(" ")
+    )
+}
+
+/// `postgres -c k=v ...`: our defaults, the caller's settings, then what the
+/// published port needs.
+fn postgres_command(settings: &[(String, String)]) -> Vec<String> {
+    let mut cmd = vec!["postgres".to_string()];
+    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
+    // The published port only works with the server listening on 5432, everywhere.
+    let forced = [("listen_addresses", "*"), ("port", "5432")];
+    let all = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(settings.iter().cloned())
+        .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    for (k, v) in all {
+        cmd.push("-c".into());
+        cmd.push(format!("{k}={v}"));
+    }
+    cmd
+}
+
+/// Remove the container called `name` (with its volumes) if there is one.
+pub async fn remove_named(name: &str) -> Result<()> {
+    use testcontainers::bollard::errors::Error as DockerError;
+    use testcontainers::bollard::query_parameters::RemoveContainerOptions;
+    let docker = testcontainers::bollard::Docker::connect_with_defaults()
+        .map_err(|e| Error::NoPostgres(format!("no Docker engine: {e}")))?;
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        link: false,
+    };
+    match docker.remove_container(name, Some(options)).await {
+        Ok(())
+        | Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(Error::Other(anyhow::anyhow!(
+            "could not remove container {name}: {e}"
+        ))),
+    }
 }
 
 /// Publish 5432 on 127.0.0.1 (a random port) instead of every interface.

@@ -6,6 +6,10 @@
 //! stop the postmaster and delete the dir. initdb and postgres refuse to run
 //! as root, so as root both run as the `postgres` user (through `setpriv`).
 //!
+//! A *kept* cluster (`--reuse`, the cache) lives in a directory the caller
+//! names instead: initdb only when it holds no cluster of this major yet,
+//! a fast shutdown (with its checkpoint) at teardown, and the directory stays.
+//!
 //! The postmaster is spawned directly (not through `pg_ctl`) so that its pid
 //! is our child's pid, the `-c` settings are passed as real argv entries (no
 //! shell quoting), and it sits in its own process group: a Ctrl-C aimed at
@@ -51,14 +55,38 @@ pub struct PgBin {
 
 impl LocalCluster {
     pub async fn start(opts: &BackendOptions) -> Result<LocalCluster> {
-        let bin = find_binaries(opts.version.as_deref())?;
-        let runner = Runner::for_current_user()?;
-        let password = random_password();
-
         let dir = tempfile::Builder::new()
             .prefix(TEMP_DIR_PREFIX)
             .tempdir()
             .map_err(|e| Error::NoPostgres(format!("cannot create a temp dir: {e}")))?;
+        Self::start_in(opts, ClusterDir::Temp(dir), &random_password()).await
+    }
+
+    /// A kept cluster in `dir` (created if missing) whose superuser has
+    /// `password`: started as it is when `dir/data` holds a cluster of the
+    /// wanted major, else initdb'ed there first (whatever was in `dir`
+    /// goes). Teardown leaves it stopped, in place. A cluster that does not
+    /// start is an error: the caller decides to wipe it and start over.
+    pub async fn start_kept(
+        opts: &BackendOptions,
+        dir: &Path,
+        password: &str,
+    ) -> Result<LocalCluster> {
+        std::fs::create_dir_all(dir)?;
+        // A postmaster left running by an invocation that was killed (we
+        // hold the cache's lock, so it is nobody's now): its data stay good,
+        // the next start recovers them.
+        kill_processes_in(dir);
+        Self::start_in(opts, ClusterDir::Kept(dir.to_path_buf()), password).await
+    }
+
+    async fn start_in(
+        opts: &BackendOptions,
+        dir: ClusterDir,
+        password: &str,
+    ) -> Result<LocalCluster> {
+        let bin = find_binaries(opts.version.as_deref())?;
+        let runner = Runner::for_current_user()?;
         let mut guard = ClusterGuard {
             postmaster: None,
             dir: Some(dir),
@@ -69,7 +97,14 @@ impl LocalCluster {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
         runner.give(&root)?;
 
-        initdb(&bin, &runner, &root, &password).await?;
+        let data = root.join("data");
+        let existing = std::fs::read_to_string(data.join("PG_VERSION")).ok();
+        if existing.as_deref().map(str::trim) != Some(bin.major.to_string().as_str()) {
+            if data.exists() {
+                std::fs::remove_dir_all(&data)?;
+            }
+            initdb(&bin, &runner, &root, password).await?;
+        }
 
         let log_path = root.join("server.log");
         let mut last_err = None;
@@ -79,7 +114,7 @@ impl LocalCluster {
                 host: "127.0.0.1".into(),
                 port,
                 user: SUPERUSER.into(),
-                password: Some(password.clone()),
+                password: Some(password.to_string()),
                 dbname: WORK_DB.into(),
                 tls: Tls::plaintext(),
             };
@@ -148,10 +183,26 @@ impl LocalCluster {
     }
 }
 
-/// Stops the postmaster and removes the temp dir when dropped.
+/// Where a cluster lives: a temp dir deleted at the end, or a kept one.
+enum ClusterDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl ClusterDir {
+    fn path(&self) -> &Path {
+        match self {
+            ClusterDir::Temp(d) => d.path(),
+            ClusterDir::Kept(p) => p,
+        }
+    }
+}
+
+/// Stops the postmaster and removes the temp dir when dropped (a kept dir
+/// stays, its cluster shut down cleanly).
 struct ClusterGuard {
     postmaster: Option<Child>,
-    dir: Option<tempfile::TempDir>,
+    dir: Option<ClusterDir>,
     runner: Runner,
 }
 
@@ -160,8 +211,10 @@ impl ClusterGuard {
         self.dir.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
     }
 
-    /// Immediate shutdown (SIGQUIT): the data is thrown away anyway, so a
-    /// shutdown checkpoint would only cost time. SIGKILL if it lingers.
+    /// Immediate shutdown (SIGQUIT) for a temp cluster: the data is thrown
+    /// away anyway, so a shutdown checkpoint would only cost time. Fast
+    /// shutdown (SIGINT) for a kept one, so the next start needs no crash
+    /// recovery. SIGKILL if it lingers.
     fn stop_postmaster(&mut self) {
         let Some(mut child) = self.postmaster.take() else {
             return;
@@ -169,7 +222,10 @@ impl ClusterGuard {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }
-        let _ = self.runner.signal(child.id(), "QUIT");
+        let kept = matches!(self.dir, Some(ClusterDir::Kept(_)));
+        let _ = self
+            .runner
+            .signal(child.id(), if kept { "INT" } else { "QUIT" });
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
@@ -183,7 +239,7 @@ impl ClusterGuard {
 
     fn cleanup(&mut self) -> Result<()> {
         self.stop_postmaster();
-        if let Some(dir) = self.dir.take() {
+        if let Some(ClusterDir::Temp(dir)) = self.dir.take() {
             let path = dir.path().to_path_buf();
             // A postmaster that was killed (not stopped) leaves its backends
             // running until they notice; an interrupted initdb leaves its
@@ -209,6 +265,18 @@ impl ClusterGuard {
             }
         }
         Ok(())
+    }
+}
+
+/// Remove a kept cluster's directory, stopping whatever still runs in it.
+pub fn wipe_kept(dir: &Path) -> Result<()> {
+    kill_processes_in(dir);
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Other(anyhow::anyhow!(
+            "could not remove the cluster dir {}: {e}",
+            dir.display()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -606,13 +674,20 @@ fn startup_error(status: std::process::ExitStatus, log: &str) -> Error {
     ))
 }
 
+/// The work database, unless a kept cluster has it already.
 async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
     let client = conn
         .connect_to("postgres", "pgrehearse/harness")
         .await
         .map_err(|e| Error::NoPostgres(format!("cannot connect to the local cluster: {e}")))?;
-    client
-        .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
-        .await?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&WORK_DB])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
+            .await?;
+    }
     Ok(crate::pg::server_version(&client).await?)
 }
