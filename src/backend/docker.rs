@@ -308,17 +308,7 @@ impl Drop for CreatedGuard {
             return;
         }
         let (name, pending, since) = (self.name.clone(), self.pending, self.since);
-        // Own thread and runtime: we may be inside or outside a runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(remove_created(name, pending, since));
-        })
-        .join();
+        super::block_on_own_thread(remove_created(name, pending, since));
     }
 }
 
@@ -418,14 +408,9 @@ fn postgres_command(settings: &[(String, String)]) -> Vec<String> {
     let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
     // The published port only works with the server listening on 5432, everywhere.
     let forced = [("listen_addresses", "*"), ("port", "5432")];
-    let all = defaults
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(settings.iter().cloned())
-        .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    for (k, v) in all {
+    for kv in super::server_settings(&defaults, settings, &forced) {
         cmd.push("-c".into());
-        cmd.push(format!("{k}={v}"));
+        cmd.push(kv);
     }
     cmd
 }

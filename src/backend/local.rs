@@ -599,13 +599,8 @@ fn spawn_postmaster(
     ];
     let mut cmd = runner.command(&bin.dir.join("postgres"));
     cmd.arg("-D").arg(root.join("data"));
-    let all = defaults
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(settings.iter().cloned())
-        .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    for (k, v) in all {
-        cmd.arg("-c").arg(format!("{k}={v}"));
+    for kv in super::server_settings(&defaults, settings, &forced) {
+        cmd.arg("-c").arg(kv);
     }
     cmd.current_dir(root)
         .env_remove("PGDATA")

@@ -329,3 +329,43 @@ async fn auto(opts: &BackendOptions) -> Result<Backend> {
         Err(e) => Err(e),
     }
 }
+
+/// The `-c` settings of a server we start: `defaults` first, the caller's
+/// `settings` over them, then `forced` (what the backend needs to reach and
+/// read the server), which nothing overrides: the last `-c` of a name wins.
+pub(crate) fn server_settings(
+    defaults: &[(&str, &str)],
+    settings: &[(String, String)],
+    forced: &[(&str, &str)],
+) -> Vec<String> {
+    let own = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    own(defaults)
+        .into_iter()
+        .chain(settings.iter().cloned())
+        .chain(own(forced))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+/// Run `f` to completion on a runtime of its own in a thread of its own,
+/// and wait for it: cleanup from a `Drop`, which may run inside or outside
+/// a runtime.
+pub(crate) fn block_on_own_thread<F>(f: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(f);
+    })
+    .join();
+}

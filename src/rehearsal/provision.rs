@@ -568,25 +568,16 @@ impl Drop for ScratchList {
             return;
         }
         let (conn, names) = (self.conn.clone(), std::mem::take(&mut self.names));
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                for name in names {
-                    let drop = template::drop_database(&conn, &name);
-                    if !matches!(
-                        tokio::time::timeout(Duration::from_secs(20), drop).await,
-                        Ok(Ok(()))
-                    ) {
-                        eprintln!("pgrehearse: warning: could not drop database {name}");
-                    }
+        crate::backend::block_on_own_thread(async move {
+            for name in names {
+                let drop = template::drop_database(&conn, &name);
+                if !matches!(
+                    tokio::time::timeout(Duration::from_secs(20), drop).await,
+                    Ok(Ok(()))
+                ) {
+                    eprintln!("pgrehearse: warning: could not drop database {name}");
                 }
-            });
-        })
-        .join();
+            }
+        });
     }
 }
