@@ -12,7 +12,7 @@ use crate::backend::BackendKind;
 use crate::error::{exit, Error, Result};
 use crate::init::InitOptions;
 use crate::matrix;
-use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
+use crate::options::{OutputMode, RunOptions, SeedCommand, ServerOptions, SummaryFormat};
 use crate::scenario::{self, Overrides, Scenario};
 use crate::sizing::{parse_memory, ServerSize, MAX_CPUS};
 use crate::sweep::SweepOptions;
@@ -88,6 +88,38 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Seed an existing database with a scenario's tables and rows (staging
+    /// data; also how seeding is measured). No rehearsal, no scratch database.
+    Seed {
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+        /// The database to seed (its tables are created there).
+        #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Rows of the largest table (others scale with it): 250000, 250k, 2M.
+        #[arg(long)]
+        rows: Option<String>,
+        /// Multiply every table's row count.
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Seed for all generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Drop the scenario's tables first if the database has them.
+        #[arg(long)]
+        replace: bool,
+        /// No progress, only errors.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Log what seeding does on stderr.
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
+    /// The cache of kept servers and templates (`run --reuse`).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Re-render the reports of a run directory from its CSVs and run.json.
     Report {
         #[arg(value_name = "RUN_DIR")]
@@ -98,6 +130,18 @@ pub enum Command {
         /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
         #[arg(long = "budget", value_name = "KEY=VALUE")]
         budgets: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List kept servers and their templates: key, size, age, scenarios.
+    Ls,
+    /// Remove kept servers and templates: everything, or what was not used
+    /// for --older-than (e.g. 7d, 12h).
+    Clean {
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
     },
 }
 
@@ -152,6 +196,11 @@ pub struct RunArgs {
     /// its replay lag (local and docker backends).
     #[arg(long)]
     pub replica: bool,
+    /// Keep the local cluster or container and its seeded templates in the
+    /// cache between invocations ($XDG_CACHE_HOME/pgrehearse, else
+    /// ~/.cache/pgrehearse); see `pgrehearse cache`.
+    #[arg(long)]
+    pub reuse: bool,
     /// Print the machine-readable summary (summary.json) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -283,6 +332,11 @@ pub enum Plan {
         options: InitOptions,
         quiet: bool,
     },
+    Seed(Box<SeedCommand>),
+    CacheLs,
+    CacheClean {
+        older_than: Option<std::time::Duration>,
+    },
 }
 
 /// Parse the process arguments and run. Returns the exit code.
@@ -370,6 +424,43 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                 quiet,
             })
         }
+        Command::Seed {
+            scenario,
+            database_url,
+            rows,
+            scale,
+            seed,
+            replace,
+            quiet,
+            verbose,
+        } => {
+            let mut loaded = load_all(&[scenario], &overrides(&rows, scale)?)?;
+            Ok(Plan::Seed(Box::new(SeedCommand {
+                scenario: loaded.remove(0),
+                database_url,
+                seed,
+                replace,
+                output: OutputMode {
+                    summary: if quiet {
+                        SummaryFormat::Verdict
+                    } else {
+                        SummaryFormat::Text
+                    },
+                    chatter: !quiet,
+                    verbose,
+                },
+            })))
+        }
+        Command::Cache { action } => match action {
+            CacheAction::Ls => Ok(Plan::CacheLs),
+            CacheAction::Clean { older_than } => Ok(Plan::CacheClean {
+                older_than: older_than
+                    .as_deref()
+                    .map(crate::cache::parse_age)
+                    .transpose()
+                    .map_err(Error::Usage)?,
+            }),
+        },
         Command::Report {
             run_dir,
             json,
@@ -397,19 +488,19 @@ pub fn run(plan: Plan) -> Result<u8> {
         }
         Plan::Run { scenarios, options } => {
             init_logging(options.output.verbose);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::new)?;
-            Ok(runtime.block_on(matrix::rehearse_all(&scenarios, &options)))
+            Ok(runtime()?.block_on(matrix::rehearse_all(&scenarios, &options)))
         }
         Plan::Sweep { scenarios, options } => {
             init_logging(options.run.output.verbose);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::new)?;
-            Ok(runtime.block_on(crate::sweep::sweep(&scenarios, &options)))
+            Ok(runtime()?.block_on(crate::sweep::sweep(&scenarios, &options)))
+        }
+        Plan::Seed(cmd) => {
+            init_logging(cmd.output.verbose);
+            runtime()?.block_on(crate::seed::staging::seed_command(&cmd))
+        }
+        Plan::CacheLs => crate::cache::commands::ls(),
+        Plan::CacheClean { older_than } => {
+            runtime()?.block_on(crate::cache::commands::clean(older_than))
         }
         Plan::Report {
             run_dir,
@@ -443,6 +534,13 @@ fn init(options: &InitOptions, quiet: bool) -> Result<u8> {
         eprintln!("init: {} tables, {statements}", summary.tables);
     }
     Ok(exit::OK)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::new)?)
 }
 
 /// `-v` / `-vv`: pgrehearse's own events on stderr, with the time since
@@ -512,6 +610,13 @@ fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<RunOptions> 
         .ok()
         .filter(|i| !i.trim().is_empty());
     let image_from_env = args.image.is_none() && image_env.is_some();
+    if backend == BackendKind::Url && args.reuse {
+        return Err(Error::Usage(
+            "--reuse keeps servers pgrehearse starts (local, docker); the url backend \
+             works in scratch databases it always drops"
+                .into(),
+        ));
+    }
     Ok(RunOptions {
         server: ServerOptions {
             backend,
@@ -519,6 +624,7 @@ fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<RunOptions> 
             database_url: args.database_url,
             version: None,
             image_from_env,
+            reuse: args.reuse,
         },
         versions,
         out: args.out,

@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod backend;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod error;

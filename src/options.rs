@@ -24,6 +24,9 @@ pub struct ServerOptions {
     /// `image` came from PGREHEARSE_IMAGE, not `--image`: with
     /// `--pg-version` such an image serves only the version its tag names.
     pub image_from_env: bool,
+    /// Keep the local cluster or container and its templates in the cache
+    /// between invocations (`--reuse`; never for the url backend).
+    pub reuse: bool,
 }
 
 /// Everything a rehearsal needs besides its scenario.
@@ -42,6 +45,20 @@ pub struct RunOptions {
     /// given (well-formed, no repeats); whether the machine has them is
     /// checked before anything runs. Empty: the scenario's version.
     pub versions: Vec<String>,
+}
+
+/// `pgrehearse seed`: one scenario's data into an existing database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedCommand {
+    /// With --rows / --scale applied.
+    pub scenario: crate::scenario::Scenario,
+    /// The database to seed (a URL or a `key=value` connection string).
+    pub database_url: String,
+    pub seed: u64,
+    /// Drop the scenario's tables first when they exist.
+    pub replace: bool,
+    /// `chatter`: progress and the summary on stderr / stdout (off with -q).
+    pub output: OutputMode,
 }
 
 /// What goes on stdout after a rehearsal or a re-render.

@@ -59,7 +59,11 @@ pub struct RunInfo {
     pub seed: u64,
     /// Rows per table after --rows / --scale.
     pub rows: Vec<(String, u64)>,
+    /// How long the rehearsal waited for its data: seeding and/or cloning.
     pub seed_ms: f64,
+    /// How the rehearsal's database got its data.
+    #[serde(default)]
+    pub database: Option<DataOrigin>,
     pub clients: u32,
     pub rate: Option<f64>,
     pub window_ms: f64,
@@ -122,6 +126,28 @@ pub struct DerivedInfo {
     pub rule: String,
     /// The scenario's `[postgres] settings` value that was applied instead.
     pub overridden_by: Option<String>,
+}
+
+/// How a rehearsal's database got its data (run.json `database`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataOrigin {
+    /// `seeded` (in the rehearsal's own database) or `cloned` (a copy of a
+    /// template).
+    pub how: String,
+    /// The template's key (hex sha256), when cloned.
+    pub template: Option<String>,
+    /// Where the template came from: `seeded` (by this rehearsal),
+    /// `earlier` (by an earlier rehearsal of the same invocation), `cache`
+    /// (kept by an earlier invocation, `--reuse`).
+    pub template_source: Option<String>,
+    /// Milliseconds spent seeding for this rehearsal (its database, or the
+    /// template it seeded); 0 when it seeded nothing.
+    pub seed_ms: f64,
+    /// Milliseconds cloning the template, when cloned.
+    pub clone_ms: Option<f64>,
+    /// The clone's CREATE DATABASE strategy: `file_copy`, `wal_log` or
+    /// `default`.
+    pub clone_strategy: Option<String>,
 }
 
 /// One executed step: its span, its settings and how it ended.

@@ -45,6 +45,7 @@ async fn provision(backend: BackendKind, image: Option<String>) -> Server {
         database_url: None,
         version: None,
         image_from_env: false,
+        reuse: false,
     };
     Server::provision(&opts, &needs, &Signals::default())
         .await

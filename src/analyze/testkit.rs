@@ -28,6 +28,7 @@ pub(crate) fn info() -> RunInfo {
         seed: 1,
         rows: vec![("orders".into(), 1000)],
         seed_ms: 1.0,
+        database: None,
         clients: 1,
         rate: None,
         window_ms: 100.0,

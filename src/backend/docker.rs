@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, GenericImage, ImageExt, ReuseDirective};
 
 use super::docker_limits::engine_machine;
 pub use super::docker_limits::Limits;
@@ -30,6 +30,9 @@ pub const DEFAULT_IMAGE: &str = "postgres:17";
 /// Every container we start carries `pgrehearse.pid=<our pid>`, so leftovers
 /// can be traced to the process that made them.
 pub const PID_LABEL: &str = "pgrehearse.pid";
+/// Kept containers (`--reuse`) carry `pgrehearse.cache=<name>` instead: they
+/// outlive the process.
+pub const KEPT_LABEL: &str = "pgrehearse.cache";
 const WORK_DB: &str = "pgrehearse";
 const SUPERUSER: &str = "postgres";
 const READY: &str = "database system is ready to accept connections";
@@ -86,17 +89,39 @@ pub struct DockerPostgres {
     /// The server's stderr, copied to a file for the log observer.
     log_dir: tempfile::TempDir,
     log_task: tokio::task::AbortHandle,
+    /// Stopped, not removed, at teardown.
+    kept: bool,
+}
+
+/// A kept container (`--reuse`): its name, and the password its superuser
+/// was created with.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub name: String,
+    pub password: String,
 }
 
 impl DockerPostgres {
     pub async fn start(opts: &BackendOptions) -> Result<DockerPostgres> {
-        let image = match (&opts.image, &opts.version) {
-            (Some(i), _) => i.clone(),
-            (None, Some(v)) => format!("postgres:{v}"),
-            (None, None) => DEFAULT_IMAGE.to_string(),
-        };
+        Self::start_with(opts, None).await
+    }
+
+    /// The container called `kept.name`, started again if it is stopped, or
+    /// created (labelled [`KEPT_LABEL`], not with our pid) if it is gone.
+    /// Teardown stops it and leaves it in place.
+    pub async fn start_kept(opts: &BackendOptions, kept: &Kept) -> Result<DockerPostgres> {
+        if opts.replica {
+            return Err(Error::Usage(
+                "--reuse keeps one server: it cannot keep a replica beside it".into(),
+            ));
+        }
+        Self::start_with(opts, Some(kept)).await
+    }
+
+    async fn start_with(opts: &BackendOptions, kept: Option<&Kept>) -> Result<DockerPostgres> {
+        let image = image_for(opts);
         let (name, tag) = split_image(&image);
-        let password = random_password();
+        let password = kept.map_or_else(random_password, |k| k.password.clone());
         if let Some(size) = &opts.size {
             let servers = if opts.replica { 2 } else { 1 };
             crate::sizing::ensure_fits(size, engine_machine().await, servers)?;
@@ -111,7 +136,13 @@ impl DockerPostgres {
             false => None,
         };
 
-        let container_name = format!("pgrehearse-{pid}-{}", short_random());
+        let (label, container_name) = match kept {
+            Some(k) => ((KEPT_LABEL, k.name.clone()), k.name.clone()),
+            None => (
+                (PID_LABEL, pid.to_string()),
+                format!("pgrehearse-{pid}-{}", short_random()),
+            ),
+        };
         let request = GenericImage::new(name, tag)
             .with_exposed_port(5432.tcp())
             // The official entrypoint's init-time server logs to stdout, the
@@ -122,13 +153,18 @@ impl DockerPostgres {
             .with_env_var("POSTGRES_PASSWORD", &password)
             .with_env_var("POSTGRES_DB", WORK_DB)
             .with_cmd(postgres_command(&opts.settings))
-            .with_label(PID_LABEL, pid.to_string())
+            .with_label(label.0, label.1)
             .with_container_name(&container_name)
             .with_shm_size(limits.shm_bytes())
             .with_startup_timeout(STARTUP_TIMEOUT)
             .with_host_config_modifier(move |hc| {
                 publish_on_loopback(hc);
                 limits.apply(hc);
+            })
+            .with_reuse(if kept.is_some() {
+                ReuseDirective::Always
+            } else {
+                ReuseDirective::Never
             });
         let request = match &network {
             Some(net) => request.with_copy_to(HBA_SCRIPT, net.hba_script()),
@@ -176,6 +212,7 @@ impl DockerPostgres {
             network,
             log_dir,
             log_task,
+            kept: kept.is_some(),
         };
         let container = this.container.as_ref().expect("just set");
         this.conn.port = container
@@ -273,6 +310,14 @@ impl DockerPostgres {
             None => Ok(()),
         };
         let primary = match self.container.take() {
+            Some(c) if self.kept => {
+                // Fast shutdown (SIGINT) so the next start needs no recovery;
+                // dropping a reused container leaves it in place.
+                let stopped = c.stop_with_timeout(Some(30)).await;
+                stopped.map_err(|e| {
+                    Error::Other(anyhow::anyhow!("could not stop container {}: {e}", c.id()))
+                })
+            }
             Some(c) => remove(c).await,
             None => Ok(()),
         };
@@ -454,6 +499,48 @@ async fn was_destroyed(docker: &testcontainers::bollard::Docker, name: &str, sin
     )
     .await;
     matches!(first, Ok(Some(Ok(_))))
+}
+
+/// The image `opts` asks for: --image / PGREHEARSE_IMAGE / the scenario's,
+/// else `postgres:<version>`, else [`DEFAULT_IMAGE`].
+pub fn image_for(opts: &BackendOptions) -> String {
+    match (&opts.image, &opts.version) {
+        (Some(i), _) => i.clone(),
+        (None, Some(v)) => format!("postgres:{v}"),
+        (None, None) => DEFAULT_IMAGE.to_string(),
+    }
+}
+
+/// What a container started for `opts` runs: its image and command line
+/// (a kept container is found again by this).
+pub fn identity(opts: &BackendOptions) -> String {
+    format!(
+        "{} {}",
+        image_for(opts),
+        postgres_command(&opts.settings).join(" ")
+    )
+}
+
+/// Remove the container called `name` (with its volumes) if there is one.
+pub async fn remove_named(name: &str) -> Result<()> {
+    use testcontainers::bollard::errors::Error as DockerError;
+    use testcontainers::bollard::query_parameters::RemoveContainerOptions;
+    let docker = testcontainers::bollard::Docker::connect_with_defaults()
+        .map_err(|e| Error::NoPostgres(format!("no Docker engine: {e}")))?;
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        link: false,
+    };
+    match docker.remove_container(name, Some(options)).await {
+        Ok(())
+        | Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(Error::Other(anyhow::anyhow!(
+            "could not remove container {name}: {e}"
+        ))),
+    }
 }
 
 /// `postgres -c k=v ...`; the published port needs the server on 5432,

@@ -48,17 +48,41 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     pub async fn start(opts: &BackendOptions) -> Result<LocalCluster> {
+        let dir = tempfile::Builder::new()
+            .prefix(TEMP_DIR_PREFIX)
+            .tempdir()
+            .map_err(|e| Error::NoPostgres(format!("cannot create a temp dir: {e}")))?;
+        Self::start_in(opts, ClusterDir::Temp(dir), &random_password()).await
+    }
+
+    /// A kept cluster in `dir` (created if missing) whose superuser has
+    /// `password`: started as it is when `dir/data` holds a cluster of the
+    /// wanted major, else initdb'ed there first (whatever was in `dir`
+    /// goes). Teardown leaves it stopped, in place. A cluster that does not
+    /// start is an error: the caller decides to wipe it and start over.
+    pub async fn start_kept(
+        opts: &BackendOptions,
+        dir: &Path,
+        password: &str,
+    ) -> Result<LocalCluster> {
+        std::fs::create_dir_all(dir)?;
+        // A postmaster left running by an invocation that was killed (we
+        // hold the cache's lock, so it is nobody's now): its data stay good,
+        // the next start recovers them.
+        kill_processes_in(dir);
+        Self::start_in(opts, ClusterDir::Kept(dir.to_path_buf()), password).await
+    }
+
+    async fn start_in(
+        opts: &BackendOptions,
+        dir: ClusterDir,
+        password: &str,
+    ) -> Result<LocalCluster> {
         if let Some(size) = &opts.size {
             crate::sizing::ensure_fits(size, Machine::this(), if opts.replica { 2 } else { 1 })?;
         }
         let bin = find_binaries(opts.version.as_deref())?;
         let runner = Runner::for_current_user()?;
-        let password = random_password();
-
-        let dir = tempfile::Builder::new()
-            .prefix(TEMP_DIR_PREFIX)
-            .tempdir()
-            .map_err(|e| Error::NoPostgres(format!("cannot create a temp dir: {e}")))?;
         let mut guard = ClusterGuard {
             postmaster: None,
             standby: None,
@@ -70,7 +94,14 @@ impl LocalCluster {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
         runner.give(&root)?;
 
-        initdb(&bin, &runner, &root, &password).await?;
+        let data = root.join("data");
+        let existing = std::fs::read_to_string(data.join("PG_VERSION")).ok();
+        if existing.as_deref().map(str::trim) != Some(bin.major.to_string().as_str()) {
+            if data.exists() {
+                std::fs::remove_dir_all(&data)?;
+            }
+            initdb(&bin, &runner, &root, password).await?;
+        }
 
         let log_path = root.join("server.log");
         let mut last_err = None;
@@ -80,7 +111,7 @@ impl LocalCluster {
                 host: "127.0.0.1".into(),
                 port,
                 user: SUPERUSER.into(),
-                password: Some(password.clone()),
+                password: Some(password.to_string()),
                 dbname: WORK_DB.into(),
                 tls: Tls::plaintext(),
             };
@@ -176,12 +207,28 @@ impl LocalCluster {
     }
 }
 
-/// Stops the postmasters and removes the temp dir when dropped.
+/// Where a cluster lives: a temp dir deleted at the end, or a kept one.
+pub(super) enum ClusterDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl ClusterDir {
+    fn path(&self) -> &Path {
+        match self {
+            ClusterDir::Temp(d) => d.path(),
+            ClusterDir::Kept(p) => p,
+        }
+    }
+}
+
+/// Stops the postmasters and removes the temp dir when dropped (a kept dir
+/// stays, its cluster shut down cleanly).
 pub(super) struct ClusterGuard {
     postmaster: Option<Child>,
     /// The replica's postmaster; its data directory is inside the temp dir.
     pub(super) standby: Option<Child>,
-    dir: Option<tempfile::TempDir>,
+    dir: Option<ClusterDir>,
     runner: Runner,
 }
 
@@ -192,13 +239,14 @@ impl ClusterGuard {
 
     /// The standby first: it would otherwise retry its primary until stopped.
     fn stop_postmaster(&mut self) {
-        stop(&self.runner, self.standby.take());
-        stop(&self.runner, self.postmaster.take());
+        let kept = matches!(self.dir, Some(ClusterDir::Kept(_)));
+        stop(&self.runner, self.standby.take(), false);
+        stop(&self.runner, self.postmaster.take(), kept);
     }
 
     fn cleanup(&mut self) -> Result<()> {
         self.stop_postmaster();
-        if let Some(dir) = self.dir.take() {
+        if let Some(ClusterDir::Temp(dir)) = self.dir.take() {
             let path = dir.path().to_path_buf();
             // A postmaster that was killed (not stopped) leaves its backends
             // running until they notice; an interrupted initdb leaves its
@@ -227,16 +275,18 @@ impl ClusterGuard {
     }
 }
 
-/// Immediate shutdown (SIGQUIT): the data is thrown away anyway, so a
-/// shutdown checkpoint would only cost time. SIGKILL if it lingers.
-fn stop(runner: &Runner, child: Option<Child>) {
+/// Immediate shutdown (SIGQUIT) for a temp cluster: the data is thrown
+/// away anyway, so a shutdown checkpoint would only cost time. Fast
+/// shutdown (SIGINT) for a kept one, so the next start needs no crash
+/// recovery. SIGKILL if it lingers.
+fn stop(runner: &Runner, child: Option<Child>, kept: bool) {
     let Some(mut child) = child else {
         return;
     };
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;
     }
-    let _ = runner.signal(child.id(), "QUIT");
+    let _ = runner.signal(child.id(), if kept { "INT" } else { "QUIT" });
     let deadline = Instant::now() + STOP_TIMEOUT;
     while Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
@@ -246,6 +296,18 @@ fn stop(runner: &Runner, child: Option<Child>) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Remove a kept cluster's directory, stopping whatever still runs in it.
+pub fn wipe_kept(dir: &Path) -> Result<()> {
+    kill_processes_in(dir);
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Other(anyhow::anyhow!(
+            "could not remove the cluster dir {}: {e}",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// SIGKILL every process whose working directory is inside `dir` (postgres
@@ -585,8 +647,14 @@ async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
         .map_err(|e| Error::NoPostgres(format!("cannot connect to the local cluster: {e}")))?;
     let (version, num) = crate::pg::server_version(&client).await?;
     crate::pg::require_supported(&version, num, "the local cluster")?;
-    client
-        .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
-        .await?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&WORK_DB])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
+            .await?;
+    }
     Ok((version, num))
 }

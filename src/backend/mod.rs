@@ -380,3 +380,22 @@ async fn auto(opts: &BackendOptions) -> Result<Backend> {
         Err(e) => Err(e),
     }
 }
+
+/// Run `f` to completion on a runtime of its own in a thread of its own,
+/// and wait for it: cleanup from a `Drop`, which may run inside or outside
+/// a runtime.
+pub(crate) fn block_on_own_thread<F>(f: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(f);
+    })
+    .join();
+}

@@ -168,7 +168,7 @@ async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Resu
 }
 
 /// `pgrehearse_20261122T020455_k3x9qa`: sortable, unique, a valid identifier.
-fn scratch_name() -> String {
+pub fn scratch_name() -> String {
     use rand::distributions::{Distribution, Uniform};
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();

@@ -78,6 +78,11 @@ pub async fn plan<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> crate::Re
 /// the worst exit code (numerically the largest: 143 > 130 > 4 > 3 > 2 > 1
 /// > 0). Errors are printed as they happen.
 pub async fn rehearse_all(scenarios: &[Scenario], opts: &RunOptions) -> u8 {
+    if opts.versions.is_empty() {
+        // One way each: servers shared by the scenarios that can share one,
+        // and each data set seeded once (`rehearsal` module docs).
+        return rehearsal::rehearse_batch(scenarios, opts).await;
+    }
     let signals = Signals::install();
     let rows = match plan(scenarios, opts).await {
         Ok(rows) => rows,

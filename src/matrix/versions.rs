@@ -147,6 +147,7 @@ mod tests {
             database_url: None,
             version: None,
             image_from_env: from_env,
+            reuse: false,
         }
     }
 

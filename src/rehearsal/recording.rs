@@ -50,6 +50,7 @@ impl Draft {
             seed: opts.seed,
             rows: s.tables.iter().map(|t| (t.name.clone(), t.rows)).collect(),
             seed_ms: 0.0,
+            database: None,
             clients: s.workload.clients,
             rate: s.workload.rate,
             window_ms: s.workload.window.as_secs_f64() * 1e3,

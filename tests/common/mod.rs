@@ -203,6 +203,23 @@ pub fn url_of(c: &ConnInfo) -> String {
     )
 }
 
+/// A local cluster of our own to point the url backend (or `seed`) at: the
+/// cluster, its connection, and a URL to its `postgres` database.
+pub async fn own_server(
+    settings: &[(&str, &str)],
+) -> (pgrehearse::backend::local::LocalCluster, ConnInfo, String) {
+    let server = pgrehearse::backend::local::LocalCluster::start(&BackendOptions::local(settings))
+        .await
+        .expect("a local cluster");
+    let sc = server.conn().clone();
+    let url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/postgres",
+        sc.password.clone().unwrap(),
+        sc.port
+    );
+    (server, sc, url)
+}
+
 /// A client on `dbname` of the server behind `conn`.
 pub async fn connect(conn: &ConnInfo, dbname: &str) -> tokio_postgres::Client {
     conn.connect_to(dbname, "pgrehearse-test")
