@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod backend;
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod error;
 pub mod health;
 pub mod holds;

@@ -258,7 +258,13 @@ pub struct RunRecord {
 /// `<out>/<scenario>/<UTC timestamp>/`, created; a numeric suffix avoids
 /// clobbering a run that started in the same second.
 pub fn create_run_dir(out: &Path, scenario: &str) -> Result<PathBuf> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    create_stamped_dir(out, scenario, "")
+}
+
+/// `<out>/<scenario>/<prefix><UTC timestamp>/`, created, beside the
+/// scenario's run directories (e.g. `versions-20260101T120000Z`).
+pub fn create_stamped_dir(out: &Path, scenario: &str, prefix: &str) -> Result<PathBuf> {
+    let stamp = format!("{prefix}{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     let base = out.join(sanitize(scenario));
     std::fs::create_dir_all(&base)?;
     let mut dir = base.join(&stamp);
