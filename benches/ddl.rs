@@ -331,6 +331,12 @@ const GROUPS: [(&str, fn(&Figures) -> f64); 3] = [
 ];
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries without `--bench`: a
+    // server and dozens of rehearsals are not for the test suite.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ddl bench: run it with `cargo bench --bench ddl`");
+        return;
+    }
     // Criterion draws its plots with plotters; with ab_glyph (pgrehearse's
     // charts need it) text needs a registered font: the bundled DejaVu.
     pgrehearse::report::charts::register_fonts();
