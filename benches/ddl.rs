@@ -323,8 +323,11 @@ impl Bench {
     }
 }
 
+/// Which of a rehearsal's figures a group reports.
+type Figure = fn(&Figures) -> f64;
+
 /// The groups: name and the figure each reports.
-const GROUPS: [(&str, fn(&Figures) -> f64); 3] = [
+const GROUPS: [(&str, Figure); 3] = [
     ("blocking_hold_ms", |f| f.hold),
     ("app_wait_ms", |f| f.wait),
     ("migration_ms", |f| f.migration),

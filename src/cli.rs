@@ -254,7 +254,7 @@ pub enum Plan {
         options: SweepOptions,
     },
     Compare {
-        sides: [Scenario; 2],
+        sides: Box<[Scenario; 2]>,
         options: RunOptions,
     },
     Report {
@@ -327,7 +327,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             let [a, b]: [Scenario; 2] = loaded.try_into().expect("two files, two scenarios");
             crate::compare::check_comparable(&a, &b)?;
             Ok(Plan::Compare {
-                sides: [a, b],
+                sides: Box::new([a, b]),
                 options,
             })
         }
@@ -411,7 +411,7 @@ pub fn run(plan: Plan) -> Result<u8> {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::new)?;
-            let [a, b] = &sides;
+            let [a, b] = &*sides;
             Ok(runtime.block_on(crate::compare::compare(a, b, &options)))
         }
         Plan::Report {
