@@ -38,6 +38,22 @@ pub enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
+    /// Rehearse two forms of a change (A.toml B.toml, or a pair's naive and
+    /// safe file) on one server, the same data and the same traffic; write
+    /// both run directories and a compare directory side by side.
+    Compare {
+        #[arg(value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
+        /// The pair whose naive and safe files to compare, found in
+        /// --scenarios-dir by their `pair` and `variant` keys.
+        #[arg(long)]
+        pair: Option<String>,
+        /// Where --pair looks.
+        #[arg(long, default_value = "scenarios")]
+        scenarios_dir: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
+    },
     /// Rehearse one scenario at several sizes (and rates), fit each figure
     /// against size and extrapolate: sweep.csv/.json/.md/.svg/.png in a
     /// sweep-<stamp>/ directory beside the runs.
@@ -323,6 +339,10 @@ pub enum Plan {
         scenarios: Vec<Scenario>,
         options: SweepOptions,
     },
+    Compare {
+        sides: Box<[Scenario; 2]>,
+        options: RunOptions,
+    },
     Report {
         run_dir: PathBuf,
         format: SummaryFormat,
@@ -391,6 +411,22 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             extrapolate,
             args,
         } => sweep_plan(scenario, rate, extrapolate, args),
+        Command::Compare {
+            scenarios,
+            pair,
+            scenarios_dir,
+            args,
+        } => {
+            let files = crate::compare::files(&scenarios, pair.as_deref(), &scenarios_dir)?;
+            let mut loaded = load_all(&files, &overrides(&args.rows, args.scale)?)?;
+            let options = run_options(args, &mut loaded)?;
+            let [a, b]: [Scenario; 2] = loaded.try_into().expect("two files, two scenarios");
+            crate::compare::check_comparable(&a, &b)?;
+            Ok(Plan::Compare {
+                sides: Box::new([a, b]),
+                options,
+            })
+        }
         Command::Init {
             database_url,
             tables,
@@ -501,6 +537,15 @@ pub fn run(plan: Plan) -> Result<u8> {
         Plan::CacheLs => crate::cache::commands::ls(),
         Plan::CacheClean { older_than } => {
             runtime()?.block_on(crate::cache::commands::clean(older_than))
+        }
+        Plan::Compare { sides, options } => {
+            init_logging(options.output.verbose);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::new)?;
+            let [a, b] = &*sides;
+            Ok(runtime.block_on(crate::compare::compare(a, b, &options)))
         }
         Plan::Report {
             run_dir,

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cache;
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod error;
 pub mod health;
 pub mod holds;

@@ -9,9 +9,9 @@
 //! nothing of runs.
 
 pub mod charts;
-mod format;
-mod html;
-mod markdown;
+pub(crate) mod format;
+pub(crate) mod html;
+pub(crate) mod markdown;
 pub mod rerender;
 mod run_view;
 mod summary;

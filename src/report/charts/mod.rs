@@ -5,9 +5,9 @@
 //! `frame` holds what every chart shares (data, axis, colours, shading,
 //! label placement), `legend` the side panel; each chart is one file.
 
-mod frame;
+pub(crate) mod frame;
 mod latency;
-mod legend;
+pub(crate) mod legend;
 mod lock_bars;
 mod locks;
 mod replica;

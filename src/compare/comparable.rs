@@ -1,0 +1,146 @@
+//! Whether two scenarios can be compared: the same server, the same tables
+//! with the same data, the same traffic. Only the migration (phases, steps)
+//! and the budget may differ; anything else would make the side-by-side
+//! measure the setup instead of the migration.
+
+use std::fmt::Debug;
+
+use crate::scenario::Scenario;
+
+/// Every difference between `a` and `b` that makes them not comparable, in
+/// words naming the field ("table orders: rows 200000 vs 1000"). Empty when
+/// they are comparable.
+pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differ = |what: String, x: &dyn Debug, y: &dyn Debug| {
+        let (x, y) = (format!("{x:?}"), format!("{y:?}"));
+        if x != y {
+            out.push(format!("{what}: {} vs {}", short(&x), short(&y)));
+        }
+    };
+    differ(
+        "[postgres] version".into(),
+        &a.postgres.version,
+        &b.postgres.version,
+    );
+    differ(
+        "[postgres] image".into(),
+        &a.postgres.image,
+        &b.postgres.image,
+    );
+    differ(
+        "[postgres] settings".into(),
+        &a.postgres.settings,
+        &b.postgres.settings,
+    );
+    differ(
+        "tables".into(),
+        &names(a.tables.iter().map(|t| &t.name)),
+        &names(b.tables.iter().map(|t| &t.name)),
+    );
+    for (ta, tb) in a.tables.iter().zip(&b.tables) {
+        if ta.name != tb.name {
+            continue;
+        }
+        let t = &ta.name;
+        differ(format!("table {t}: rows"), &ta.rows, &tb.rows);
+        differ(format!("table {t}: create"), &ta.create, &tb.create);
+        differ(
+            format!("table {t}: after_seed"),
+            &ta.after_seed,
+            &tb.after_seed,
+        );
+        differ(format!("table {t}: columns"), &ta.columns, &tb.columns);
+    }
+    differ("seed_sql".into(), &a.seed_sql, &b.seed_sql);
+    let (wa, wb) = (&a.workload, &b.workload);
+    differ("[workload] clients".into(), &wa.clients, &wb.clients);
+    differ("[workload] rate".into(), &wa.rate, &wb.rate);
+    differ("[workload] before".into(), &wa.before, &wb.before);
+    differ("[workload] after".into(), &wa.after, &wb.after);
+    differ("[workload] window".into(), &wa.window, &wb.window);
+    differ(
+        "[workload] query_timeout".into(),
+        &wa.query_timeout,
+        &wb.query_timeout,
+    );
+    differ(
+        "[workload] queries".into(),
+        &names(wa.queries.iter().map(|q| &q.name)),
+        &names(wb.queries.iter().map(|q| &q.name)),
+    );
+    for (qa, qb) in wa.queries.iter().zip(&wb.queries) {
+        if qa.name == qb.name {
+            let q = format!("[workload] query {}", qa.name);
+            differ(format!("{q}: weight"), &qa.weight, &qb.weight);
+            differ(format!("{q}: apps"), &qa.apps, &qb.apps);
+            differ(format!("{q}: sql"), &qa.sql, &qb.sql);
+            differ(format!("{q}: params"), &qa.params, &qb.params);
+        }
+    }
+    differ("[workload] scripts".into(), &wa.scripts, &wb.scripts);
+    out
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    it.map(String::as_str).collect()
+}
+
+/// A long value cut to what a terminal line holds.
+fn short(s: &str) -> String {
+    const MAX: usize = 120;
+    match s.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{self, Overrides};
+
+    fn load(name: &str) -> Scenario {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(name);
+        scenario::load(&path, &Overrides::default()).expect("the library loads")
+    }
+
+    #[test]
+    fn a_pair_of_the_library_is_comparable() {
+        let (a, b) = (
+            load("create-index-naive.toml"),
+            load("create-index-safe.toml"),
+        );
+        assert_eq!(differences(&a, &b), Vec::<String>::new());
+    }
+
+    #[test]
+    fn different_rows_and_workload_are_named() {
+        let a = load("create-index-naive.toml");
+        let mut b = load("create-index-safe.toml");
+        b.tables[0].rows += 1;
+        b.workload.clients += 1;
+        let d = differences(&a, &b);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].starts_with(&format!("table {}: rows", a.tables[0].name)),
+            "{d:?}"
+        );
+        assert!(d[1].starts_with("[workload] clients"), "{d:?}");
+    }
+
+    #[test]
+    fn other_tables_are_named() {
+        let a = load("create-index-naive.toml");
+        let mut b = a.clone();
+        b.tables[0].name = "other".into();
+        let d = differences(&a, &b);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(
+            d[0].starts_with("tables: ") && d[0].contains("vs [\"other\""),
+            "{d:?}"
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! The side-by-side of two run directories: per step and in total, the
+//! figures a reviewer weighs (strongest lock, longest blocking hold, worst
+//! app wait, app p99, errors by app version, duration, rewrite, WAL), and a
+//! verdict. Built only from what the run directories hold (run.json and the
+//! CSVs, through `crate::analyze`), like every other report, so a compare
+//! can be redone from the two directories alone.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::analyze::{self, latency, Analysis, LockFact, StepFacts};
+use crate::locks::LockMode;
+use crate::record::{Blocks, RunRecord};
+
+/// How one side's rehearsal ended, as the command saw it.
+#[derive(Debug, Clone)]
+pub struct SideRun {
+    pub scenario: String,
+    pub exit_code: u8,
+    /// "pass", "budget breached", or the error.
+    pub outcome: String,
+    pub run_dir: Option<PathBuf>,
+}
+
+/// What compare.json holds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Comparison {
+    /// The pair both files share, if they do.
+    pub pair: Option<String>,
+    /// A and B, in the order given.
+    pub sides: [Side; 2],
+    /// Every step of either side, in the order they ran (A's first).
+    pub steps: Vec<StepRow>,
+    pub verdict: Verdict,
+}
+
+/// One side: how it ended and its figures over the whole migration.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Side {
+    pub scenario: String,
+    pub variant: Option<String>,
+    pub exit_code: u8,
+    pub outcome: String,
+    /// The run directory, relative to the compare directory.
+    pub run_dir: Option<String>,
+    /// None without a readable run directory.
+    pub total: Option<Figures>,
+}
+
+/// One step and its figures on each side (None: the step is not there).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepRow {
+    pub phase: String,
+    pub step: String,
+    pub cells: [Option<Figures>; 2],
+}
+
+/// The figures compared, for a step or for the whole migration.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Figures {
+    /// e.g. "AccessExclusiveLock on orders".
+    pub strongest_lock: Option<String>,
+    /// The longest hold of a lock that blocks app reads or writes.
+    pub longest_blocking_hold_ms: Option<f64>,
+    /// Its mode and relation.
+    pub blocking_lock: Option<String>,
+    /// The longest lock wait of an app query.
+    pub worst_app_wait_ms: Option<f64>,
+    /// App p99 while the step (or the migration) ran.
+    pub p99_ms: Option<f64>,
+    /// App errors by app version while it ran.
+    pub errors_by_app: Vec<AppErrors>,
+    pub errors: u64,
+    pub duration_ms: f64,
+    /// None: unknown (a probe that failed; reports/README.md "unknown").
+    pub rewrote: Option<bool>,
+    /// The migration's own WAL; None where it could not be attributed.
+    pub wal_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AppErrors {
+    pub app: String,
+    pub errors: u64,
+}
+
+/// Which side did less harm, and by which figure.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Verdict {
+    /// The scenario that did less harm; None when no figure differs
+    /// materially or a side has no run directory.
+    pub better: Option<String>,
+    /// The figure that decided ("errors", "longest_blocking_hold_ms", ...).
+    pub decided_by: Option<String>,
+    /// One line for people.
+    pub line: String,
+}
+
+/// Build the comparison from the two sides' run directories; `base` is
+/// where compare.md goes (run directories are linked relative to it).
+pub fn build(pair: Option<String>, runs: [&SideRun; 2], base: &Path) -> Comparison {
+    let read = |r: &SideRun| -> Option<(RunRecord, Analysis)> {
+        let rec = RunRecord::read(r.run_dir.as_ref()?).ok()?;
+        let a = analyze::analyze(&rec);
+        Some((rec, a))
+    };
+    let read = [read(runs[0]), read(runs[1])];
+    let mut steps: Vec<StepRow> = Vec::new();
+    for (i, side) in read.iter().enumerate() {
+        let Some((rec, a)) = side else { continue };
+        for s in &a.steps {
+            let at = match steps
+                .iter()
+                .position(|r| r.phase == s.phase && r.step == s.step)
+            {
+                Some(at) => at,
+                None => {
+                    steps.push(StepRow {
+                        phase: s.phase.clone(),
+                        step: s.step.clone(),
+                        cells: [None, None],
+                    });
+                    steps.len() - 1
+                }
+            };
+            steps[at].cells[i] = Some(step_figures(rec, s));
+        }
+    }
+    let side = |i: usize| {
+        let r = runs[i];
+        Side {
+            scenario: r.scenario.clone(),
+            variant: read[i].as_ref().and_then(|(_, a)| a.run.variant.clone()),
+            exit_code: r.exit_code,
+            outcome: r.outcome.lines().next().unwrap_or_default().to_string(),
+            run_dir: r.run_dir.as_deref().map(|d| relative(base, d)),
+            total: read[i].as_ref().map(|(rec, a)| total_figures(rec, a)),
+        }
+    };
+    let sides = [side(0), side(1)];
+    let verdict = verdict(&sides);
+    Comparison {
+        pair,
+        sides,
+        steps,
+        verdict,
+    }
+}
+
+fn lock_name(l: &LockFact) -> String {
+    format!("{} on {}", l.mode, l.relation)
+}
+
+fn step_figures(rec: &RunRecord, s: &StepFacts) -> Figures {
+    Figures {
+        strongest_lock: s.strongest_lock.as_ref().map(lock_name),
+        longest_blocking_hold_ms: s.longest_blocking_lock.as_ref().map(|l| l.held_ms),
+        blocking_lock: s.longest_blocking_lock.as_ref().map(lock_name),
+        worst_app_wait_ms: s.worst_app_wait.as_ref().map(|w| w.wait_ms),
+        p99_ms: s.latency.p99_ms,
+        errors_by_app: errors_by_app(rec, s.start_ms, s.end_ms),
+        errors: s.latency.errors,
+        duration_ms: s.duration_ms,
+        rewrote: s.rewrote,
+        wal_bytes: s.wal_bytes,
+    }
+}
+
+/// The whole migration: the strongest of the steps' locks, the longest of
+/// their holds and waits, the app's p99 while the migration ran.
+fn total_figures(rec: &RunRecord, a: &Analysis) -> Figures {
+    let strongest = a
+        .steps
+        .iter()
+        .filter_map(|s| s.strongest_lock.as_ref())
+        .max_by_key(|l| LockMode::parse(&l.mode));
+    let blocking = a
+        .steps
+        .iter()
+        .filter_map(|s| s.longest_blocking_lock.as_ref())
+        .filter(|l| l.blocks != Blocks::None)
+        .max_by(|x, y| x.held_ms.total_cmp(&y.held_ms));
+    Figures {
+        strongest_lock: strongest.map(lock_name),
+        longest_blocking_hold_ms: blocking.map(|l| l.held_ms),
+        blocking_lock: blocking.map(lock_name),
+        worst_app_wait_ms: a
+            .steps
+            .iter()
+            .filter_map(|s| s.worst_app_wait.as_ref().map(|w| w.wait_ms))
+            .reduce(f64::max),
+        p99_ms: a.during.p99_ms,
+        // Over the whole run: an incompatibility that shows after the
+        // migration (an app reading a dropped column) is the migration's.
+        errors_by_app: errors_by_app(rec, f64::NEG_INFINITY, f64::INFINITY),
+        errors: a.apps.iter().map(|x| x.latency.errors).sum(),
+        duration_ms: a.migration.map_or(0.0, |m| m.duration_ms),
+        // Any rewrite is one; no rewrite only when every step is known.
+        rewrote: if a.steps.iter().any(|s| s.rewrote == Some(true)) {
+            Some(true)
+        } else {
+            let known = a.steps.iter().all(|s| s.rewrote.is_some());
+            known.then_some(false)
+        },
+        wal_bytes: a.steps.iter().map(|s| s.wal_bytes).sum(),
+    }
+}
+
+/// App errors per app version among the requests due in `[start, end)`
+/// (exact: the segments the migration marked); every app version that sent
+/// requests is listed, with 0 errors too.
+fn errors_by_app(rec: &RunRecord, start: f64, end: f64) -> Vec<AppErrors> {
+    let mut apps: Vec<&str> = rec
+        .histograms
+        .segments
+        .iter()
+        .map(|e| e.app.as_str())
+        .filter(|a| *a != "script")
+        .collect();
+    apps.sort_unstable();
+    apps.dedup();
+    apps.into_iter()
+        .map(|app| AppErrors {
+            app: app.to_string(),
+            errors: latency::merge(rec, start, end, |e| e.app == app).errors,
+        })
+        .collect()
+}
+
+/// `dir` as a link from `base`: both live under the same output directory,
+/// `base` two levels down (`<out>/<name>/compare-<stamp>`).
+fn relative(base: &Path, dir: &Path) -> String {
+    let (b, d) = (absolute(base), absolute(dir));
+    let common = b
+        .components()
+        .zip(d.components())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let ups = b.components().count() - common;
+    let mut out: Vec<String> = vec!["..".to_string(); ups];
+    out.extend(
+        d.components()
+            .skip(common)
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    out.join("/")
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// A difference this small is noise on a shared machine, not a verdict.
+pub const MATERIAL_MS: f64 = 10.0;
+pub const MATERIAL_RATIO: f64 = 1.5;
+
+/// The figures in the order they decide: errors first (a broken app is
+/// worse than a slow one), then the longest blocking hold, the worst app
+/// wait, the app p99 during the migration.
+fn verdict(sides: &[Side; 2]) -> Verdict {
+    let (Some(a), Some(b)) = (&sides[0].total, &sides[1].total) else {
+        return Verdict {
+            better: None,
+            decided_by: None,
+            line: "no verdict: a side has no run directory to compare".into(),
+        };
+    };
+    let ms = |v: Option<f64>| v.unwrap_or(0.0);
+    let figures: [(&str, f64, f64, bool); 4] = [
+        ("errors", a.errors as f64, b.errors as f64, true),
+        (
+            "longest_blocking_hold_ms",
+            ms(a.longest_blocking_hold_ms),
+            ms(b.longest_blocking_hold_ms),
+            false,
+        ),
+        (
+            "worst_app_wait_ms",
+            ms(a.worst_app_wait_ms),
+            ms(b.worst_app_wait_ms),
+            false,
+        ),
+        ("p99_ms", ms(a.p99_ms), ms(b.p99_ms), false),
+    ];
+    let material = |x: f64, y: f64, count: bool| {
+        let (lo, hi) = (x.min(y), x.max(y));
+        if count {
+            hi > lo
+        } else {
+            hi - lo >= MATERIAL_MS && hi >= lo * MATERIAL_RATIO
+        }
+    };
+    let decided = figures
+        .iter()
+        .find(|(_, x, y, count)| material(*x, *y, *count));
+    let [sa, sb] = sides;
+    let Some((key, x, y, _)) = decided else {
+        return Verdict {
+            better: None,
+            decided_by: None,
+            line: format!("no material difference: {}", facts_line(a, b)),
+        };
+    };
+    let (winner, w, l, loser) = if x < y {
+        (sa, a, b, sb)
+    } else {
+        (sb, b, a, sa)
+    };
+    let label = |s: &Side| match &s.variant {
+        Some(v) => format!("{v} ({})", s.scenario),
+        None => s.scenario.clone(),
+    };
+    Verdict {
+        better: Some(winner.scenario.clone()),
+        decided_by: Some(key.to_string()),
+        line: format!(
+            "{} did less harm than {}: {}",
+            label(winner),
+            loser.scenario,
+            facts_line(w, l)
+        ),
+    }
+}
+
+/// "longest blocking hold 3 ms vs 1 840 ms; ..." with `x` first.
+fn facts_line(x: &Figures, y: &Figures) -> String {
+    let ms = |v: Option<f64>| v.map_or("none".to_string(), fmt_ms);
+    format!(
+        "longest blocking hold {} vs {}; worst app wait {} vs {}; p99 during {} vs {}; errors {} vs {}",
+        ms(x.longest_blocking_hold_ms),
+        ms(y.longest_blocking_hold_ms),
+        ms(x.worst_app_wait_ms),
+        ms(y.worst_app_wait_ms),
+        ms(x.p99_ms),
+        ms(y.p99_ms),
+        x.errors,
+        y.errors
+    )
+}
+
+/// Milliseconds with a thin grouping space: "1 840 ms", "3 ms", "0.4 ms".
+pub fn fmt_ms(v: f64) -> String {
+    if v < 10.0 {
+        return format!("{v:.1} ms");
+    }
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    format!("{out} ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(name: &str, variant: &str, hold: f64, p99: f64, errors: u64) -> Side {
+        Side {
+            scenario: name.into(),
+            variant: Some(variant.into()),
+            exit_code: 0,
+            outcome: "pass".into(),
+            run_dir: None,
+            total: Some(Figures {
+                longest_blocking_hold_ms: Some(hold),
+                p99_ms: Some(p99),
+                errors,
+                ..Figures::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn the_smaller_blocking_hold_wins_and_the_line_puts_it_first() {
+        let v = verdict(&[
+            side("ci-naive", "naive", 1840.0, 1910.0, 0),
+            side("ci-safe", "safe", 3.0, 9.0, 0),
+        ]);
+        assert_eq!(v.better.as_deref(), Some("ci-safe"));
+        assert_eq!(v.decided_by.as_deref(), Some("longest_blocking_hold_ms"));
+        assert!(
+            v.line
+                .starts_with("safe (ci-safe) did less harm than ci-naive: longest blocking hold 3.0 ms vs 1 840 ms"),
+            "{}",
+            v.line
+        );
+    }
+
+    #[test]
+    fn errors_decide_before_locks() {
+        let v = verdict(&[
+            side("a", "naive", 5.0, 5.0, 40),
+            side("b", "safe", 500.0, 5.0, 0),
+        ]);
+        assert_eq!(v.better.as_deref(), Some("b"));
+        assert_eq!(v.decided_by.as_deref(), Some("errors"));
+    }
+
+    #[test]
+    fn noise_is_no_verdict() {
+        let v = verdict(&[
+            side("a", "naive", 12.0, 8.0, 0),
+            side("b", "safe", 15.0, 9.0, 0),
+        ]);
+        assert_eq!(v.better, None, "{}", v.line);
+    }
+
+    #[test]
+    fn links_go_up_to_the_common_directory() {
+        assert_eq!(
+            relative(
+                Path::new("/r/create-index/compare-1"),
+                Path::new("/r/create-index-safe/2")
+            ),
+            "../../create-index-safe/2"
+        );
+    }
+
+    #[test]
+    fn milliseconds_are_grouped() {
+        assert_eq!(fmt_ms(1840.2), "1 840 ms");
+        assert_eq!(fmt_ms(3.04), "3.0 ms");
+        assert_eq!(fmt_ms(1_234_567.0), "1 234 567 ms");
+    }
+}

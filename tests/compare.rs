@@ -1,0 +1,269 @@
+//! `pgrehearse compare`, driving the real binary against real Postgres
+//! (an ephemeral local cluster): a naive/safe pair side by side, and the
+//! bad input that must be refused before anything runs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn library(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+}
+
+struct Compared {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// `pgrehearse compare ARGS... --out OUT`, waited for.
+fn compare(args: &[&str], out: &Path) -> Compared {
+    let output = Command::new(common::bin())
+        .arg("compare")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env_remove("PGREHEARSE_BACKEND")
+        .env_remove("PGREHEARSE_DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pgrehearse");
+    Compared {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The only `compare-*` directory under `out/<name>/`.
+fn compare_dir(out: &Path, name: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out.join(name))
+        .unwrap_or_else(|e| panic!("{}/{name}: {e}", out.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("compare-"))
+        })
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn have_local_postgres() -> bool {
+    let found = pgrehearse::backend::local::find_binaries(None).is_ok();
+    if !found {
+        common::unavailable("Postgres binaries (for compare against a local cluster)");
+    }
+    found
+}
+
+/// The whole path on one pair: --pair finds both files, both run on one
+/// server and leave run directories, the compare directory reads them, the
+/// verdict favours the safe variant on its key figure (the longest
+/// blocking hold), and the exit code is the worse of the two: a budget
+/// only the naive variant breaches makes compare exit 1.
+#[test]
+fn a_naive_safe_pair_side_by_side() {
+    if !have_local_postgres() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = library("");
+    let ran = compare(
+        &[
+            "--pair",
+            "create-index",
+            "--scenarios-dir",
+            dir.to_str().unwrap(),
+            "--backend",
+            "local",
+            "--rows",
+            "50k",
+            "--budget",
+            "max_blocking_lock_ms=20",
+            "-q",
+        ],
+        out.path(),
+    );
+    assert_eq!(
+        ran.code, 1,
+        "the naive run breaches; stderr:\n{}",
+        ran.stderr
+    );
+
+    let cdir = compare_dir(out.path(), "create-index");
+    for f in [
+        "compare.md",
+        "compare.json",
+        "index.html",
+        "latency.svg",
+        "latency.png",
+        "locks.svg",
+        "locks.png",
+    ] {
+        assert!(cdir.join(f).is_file(), "{f} missing in {}", cdir.display());
+    }
+    let c: Value =
+        serde_json::from_str(&std::fs::read_to_string(cdir.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(c["pair"], "create-index");
+    let sides = c["sides"].as_array().unwrap();
+    assert_eq!(sides[0]["scenario"], "create-index-naive");
+    assert_eq!(sides[1]["scenario"], "create-index-safe");
+    assert_eq!(sides[0]["exit_code"], 1, "{c:#}");
+    assert_eq!(sides[1]["exit_code"], 0, "{c:#}");
+
+    // Both run directories exist, are linked from index.html, and hold the
+    // run each side's figures were read from.
+    let html = std::fs::read_to_string(cdir.join("index.html")).unwrap();
+    for s in sides {
+        let rel = s["run_dir"].as_str().expect("a run directory");
+        let run = cdir.join(rel);
+        assert!(run.join("summary.json").is_file(), "{}", run.display());
+        assert!(
+            html.contains(&format!("{rel}/index.html")),
+            "{rel} not linked"
+        );
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["run"]["scenario"], s["scenario"]);
+        // The same data and parameter seed on both sides.
+        assert_eq!(summary["run"]["seed"], 1);
+        let largest = summary["run"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t[1].as_u64())
+            .max();
+        assert_eq!(largest, Some(50_000), "--rows on both sides");
+    }
+
+    let naive_hold = sides[0]["total"]["longest_blocking_hold_ms"]
+        .as_f64()
+        .expect("CREATE INDEX holds SHARE on orders");
+    let safe_hold = sides[1]["total"]["longest_blocking_hold_ms"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(naive_hold > 20.0, "naive hold {naive_hold} ms");
+    assert!(safe_hold < naive_hold, "{safe_hold} vs {naive_hold}");
+    assert_eq!(c["verdict"]["better"], "create-index-safe", "{c:#}");
+    assert_eq!(
+        c["verdict"]["decided_by"], "longest_blocking_hold_ms",
+        "{c:#}"
+    );
+    let line = c["verdict"]["line"].as_str().unwrap();
+    assert!(
+        line.starts_with("safe (create-index-safe) did less harm"),
+        "{line}"
+    );
+    // -q: the verdict lines of the runs, then compare's.
+    assert!(ran.stdout.trim_end().ends_with(line), "{}", ran.stdout);
+
+    // The per-step table has each side's own step, and the other side has
+    // no such step.
+    let steps = c["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(names, ["create index", "create index concurrently"]);
+    assert!(steps[0]["cells"][1].is_null() && steps[1]["cells"][0].is_null());
+    let md = std::fs::read_to_string(cdir.join("compare.md")).unwrap();
+    assert!(md.contains(line), "{md}");
+    assert!(md.contains("| longest blocking hold |"), "{md}");
+}
+
+#[test]
+fn scenarios_of_other_patterns_are_refused_naming_the_difference() {
+    let out = tempfile::tempdir().unwrap();
+    let a = library("create-index-naive.toml");
+    let b = library("rename-column-naive.toml");
+    let ran = compare(&[a.to_str().unwrap(), b.to_str().unwrap()], out.path());
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("not comparable"), "{}", ran.stderr);
+    // Same tables, other traffic: rename-column's apps are v1 and v2.
+    assert!(
+        ran.stderr.contains("[workload] queries: "),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("[workload] query read_order: apps: [\"app\"] vs [\"v1\", \"v2\"]"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        std::fs::read_dir(out.path()).unwrap().next().is_none(),
+        "nothing runs"
+    );
+}
+
+#[test]
+fn scenarios_that_differ_in_workload_are_refused_naming_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(library("create-index-safe.toml")).unwrap();
+    let changed = one_more_client(&text);
+    assert_ne!(changed, text, "the fixture changed");
+    let b = tmp.path().join("b.toml");
+    std::fs::write(&b, changed).unwrap();
+    let a = library("create-index-naive.toml");
+    let ran = compare(&[a.to_str().unwrap(), b.to_str().unwrap()], tmp.path());
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("[workload] clients"), "{}", ran.stderr);
+}
+
+/// The scenario with one more client per app version.
+fn one_more_client(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.strip_prefix("clients = ") {
+            Some(rest) => {
+                let n: u64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+                format!("clients = {}", n + 1)
+            }
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_missing_file_is_exit_2_naming_it() {
+    let out = tempfile::tempdir().unwrap();
+    let a = library("create-index-naive.toml");
+    let ran = compare(&[a.to_str().unwrap(), "no/such/file.toml"], out.path());
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("no/such/file.toml"), "{}", ran.stderr);
+}
+
+#[test]
+fn bad_pair_arguments_are_exit_2() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = library("");
+    let dir = dir.to_str().unwrap();
+    let ran = compare(
+        &["--pair", "no-such-pair", "--scenarios-dir", dir],
+        out.path(),
+    );
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(ran.stderr.contains("no-such-pair"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("create-index"),
+        "lists the pairs: {}",
+        ran.stderr
+    );
+
+    let a = library("create-index-naive.toml");
+    let a = a.to_str().unwrap();
+    let ran = compare(&[a, a, "--pair", "create-index"], out.path());
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let ran = compare(&[a], out.path());
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("expected two scenario files"),
+        "{}",
+        ran.stderr
+    );
+}
