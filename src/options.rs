@@ -19,7 +19,7 @@ pub struct ServerOptions {
     /// An existing server (the url backend needs one).
     pub database_url: Option<String>,
     /// The major version to rehearse on, over the scenario's: one version
-    /// of `--pg-version`, set by [`crate::matrix`].
+    /// of `--pg-version`, set by the `matrix` module.
     pub version: Option<String>,
     /// `image` came from PGREHEARSE_IMAGE, not `--image`: with
     /// `--pg-version` such an image serves only the version its tag names.

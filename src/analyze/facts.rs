@@ -125,7 +125,7 @@ pub struct StepFootprint {
 }
 
 /// How long after a step ended the windowed p99 of every query and app
-/// came back within [`super::recovery::FACTOR`] × the p99 before the
+/// came back within `recovery::FACTOR` × the p99 before the
 /// migration (see `recovery.rs`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Recovery {

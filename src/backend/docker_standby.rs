@@ -22,7 +22,7 @@ use testcontainers::bollard::Docker;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use super::docker::{split_image, CreatedGuard, PID_LABEL};
+use super::container::{split_image, CreatedGuard, PID_LABEL};
 use super::docker_limits::Limits;
 use super::replica::{self, standby_settings};
 use super::ConnInfo;
@@ -34,7 +34,7 @@ pub const HBA_SCRIPT: &str = "/docker-entrypoint-initdb.d/pgrehearse-replication
 /// network; once interrupted, the process has seconds to exit: the engine
 /// completes a request it has received without us.
 fn remove_wait() -> Duration {
-    if super::docker::interrupted() {
+    if super::container::interrupted() {
         Duration::from_secs(2)
     } else {
         Duration::from_secs(30)
@@ -241,7 +241,7 @@ pub async fn start(plan: StandbyPlan<'_>) -> Result<Box<ContainerAsync<GenericIm
         .with_cmd(cmd)
         .with_label(PID_LABEL, std::process::id().to_string())
         .with_container_name(&plan.container_name)
-        .with_startup_timeout(super::docker::STARTUP_TIMEOUT)
+        .with_startup_timeout(super::container::STARTUP_TIMEOUT)
         .with_host_config_modifier(move |hc: &mut HostConfig| {
             // Nothing published: the replica is reachable from the private
             // network only.
@@ -270,7 +270,7 @@ pub async fn start(plan: StandbyPlan<'_>) -> Result<Box<ContainerAsync<GenericIm
     match streaming {
         Ok(()) => Ok(container),
         Err(e) => {
-            let _ = super::docker::remove(container).await;
+            let _ = super::container::remove(container).await;
             Err(e)
         }
     }

@@ -10,7 +10,8 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use super::local::{free_port, wait_ready, ClusterGuard, PgBin, Postmaster, Runner, StartFailure};
+use super::pg_bin::PgBin;
+use super::postmaster::{free_port, wait_ready, ClusterGuard, Postmaster, Runner, StartFailure};
 use super::replica::{self, standby_settings};
 use super::ConnInfo;
 use crate::error::{Error, Result};

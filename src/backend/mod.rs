@@ -7,6 +7,8 @@
 pub mod available;
 mod certs;
 #[cfg(feature = "docker")]
+mod container;
+#[cfg(feature = "docker")]
 pub mod docker;
 #[cfg(feature = "docker")]
 mod docker_limits;
@@ -15,6 +17,7 @@ mod docker_standby;
 pub mod local;
 mod local_standby;
 pub mod pg_bin;
+mod postmaster;
 pub mod replica;
 pub mod tls;
 mod tls_handshake;

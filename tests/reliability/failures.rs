@@ -60,9 +60,8 @@ fn migration_sql_error_is_recorded_reported_and_exits_4() {
 /// and leave nothing behind.
 fn kill_the_server_during(fixture_name: &str, step_sql: &str) {
     let mut r = Rehearsal::local(fixture_name);
-    let arrived = format!("statement: {step_sql}");
     r.wait_until("the long statement", Duration::from_secs(90), |tmp| {
-        server_log_has(tmp, &arrived)
+        server_logged_statement(tmp, step_sql)
     });
     let postmaster = postmaster_pid(r.tmp.path()).expect("the postmaster");
     send_signal(postmaster, "KILL");

@@ -341,6 +341,18 @@ pub fn server_log_has(tmp: &Path, needle: &str) -> bool {
         .is_some_and(|log| log.contains(needle))
 }
 
+/// Did the server under `tmp` log a statement containing `sql`? (The
+/// migration sends a step's SQL in one message with its clock reads, so the
+/// logged statement holds more than the step's SQL.)
+pub fn server_logged_statement(tmp: &Path, sql: &str) -> bool {
+    cluster_dir(tmp)
+        .and_then(|d| std::fs::read_to_string(d.join("server.log")).ok())
+        .is_some_and(|log| {
+            log.lines()
+                .any(|l| l.contains("statement: ") && l.contains(sql))
+        })
+}
+
 /// The postmaster of the cluster under `tmp`: the `postgres` process started
 /// with `-D` (initdb has a `-D` too, and "postgres" in its path).
 pub fn postmaster_pid(tmp: &Path) -> Option<u32> {

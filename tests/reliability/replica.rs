@@ -15,7 +15,7 @@ fn with_replica(fixture: &str) -> Rehearsal {
 #[test]
 fn sigint_during_the_migration_stops_primary_and_replica() {
     let mut r = with_replica("long-step.toml");
-    let sleep_sent = |tmp: &std::path::Path| server_log_has(tmp, "statement: SELECT pg_sleep(30)");
+    let sleep_sent = |tmp: &std::path::Path| server_logged_statement(tmp, "SELECT pg_sleep(30)");
     r.wait_until(
         "the 30 s sleep on the server",
         Duration::from_secs(120),

@@ -11,7 +11,7 @@ use crate::harness::*;
 #[test]
 fn sigint_during_the_migration_cancels_writes_the_report_and_exits_130() {
     let mut r = Rehearsal::local("long-step.toml");
-    let sleep_sent = |tmp: &std::path::Path| server_log_has(tmp, "statement: SELECT pg_sleep(30)");
+    let sleep_sent = |tmp: &std::path::Path| server_logged_statement(tmp, "SELECT pg_sleep(30)");
     r.wait_until(
         "the 30 s sleep on the server",
         Duration::from_secs(90),
@@ -95,7 +95,7 @@ fn a_signal_stops_the_whole_batch() {
         &["--backend", "local", "-q", &tiny_fixture()],
         &[],
     );
-    let sleep_sent = |tmp: &std::path::Path| server_log_has(tmp, "statement: SELECT pg_sleep(30)");
+    let sleep_sent = |tmp: &std::path::Path| server_logged_statement(tmp, "SELECT pg_sleep(30)");
     r.wait_until(
         "the 30 s sleep on the server",
         Duration::from_secs(90),

@@ -253,14 +253,14 @@ async fn url_backend_exits_3_clearly_on_refused_connection_and_bad_password() {
     server.teardown().await.unwrap();
 }
 
-/// Whether the run's session `app` is running a statement that starts with
+/// Whether the run's session `app` is running a statement that contains
 /// `query` (and, with `waiting`, waits for a lock), on the server behind
 /// `admin`. False when the server does not answer.
 async fn run_session_is(admin: &Client, app: &str, query: &str, waiting: bool) -> bool {
     admin
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $1 \
-             AND state = 'active' AND starts_with(query, $2) \
+             AND state = 'active' AND strpos(query, $2) > 0 \
              AND (NOT $3 OR wait_event_type = 'Lock'))",
             &[&app, &query, &waiting],
         )
