@@ -40,7 +40,7 @@ fn pgbench_shape(scale: u64) -> Scenario {
     let table = |name: &str, rows: u64, create: &str, pk: &str, columns| TablePlan {
         name: name.into(),
         rows,
-        create: create.into(),
+        create: Some(create.into()),
         after_seed: vec![format!("ALTER TABLE {name} ADD PRIMARY KEY ({pk})")],
         columns,
     };
@@ -96,9 +96,11 @@ fn pgbench_shape(scale: u64) -> Scenario {
         TablePlan {
             name: "pgbench_history".into(),
             rows: 0,
-            create: "CREATE TABLE pgbench_history (tid int, bid int, aid int, delta int, \
-                     mtime timestamp, filler char(22))"
-                .into(),
+            create: Some(
+                "CREATE TABLE pgbench_history (tid int, bid int, aid int, delta int, \
+                 mtime timestamp, filler char(22))"
+                    .into(),
+            ),
             after_seed: vec![],
             columns: vec![],
         },

@@ -195,6 +195,8 @@ mod tests {
             rewrote: false,
             seq_scans: 0,
             wal_bytes: 0,
+            file: String::new(),
+            line: None,
         }
     }
 

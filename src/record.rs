@@ -71,6 +71,41 @@ pub struct RunInfo {
     /// Indexes left invalid at the end (a failed CONCURRENTLY build).
     #[serde(default)]
     pub invalid_indexes: Vec<String>,
+    /// The scenario's `[migrations]`: what built the schema at setup (and
+    /// how long it took), what was rehearsed. Null without `[migrations]`.
+    #[serde(default)]
+    pub migrations: Option<MigrationsInfo>,
+}
+
+/// run.json `migrations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MigrationsInfo {
+    /// The directory, as resolved from the scenario file.
+    pub dir: String,
+    /// flyway | golang-migrate | dbmate | sqitch | prisma | plain
+    pub layout: String,
+    /// How the rehearsed files were chosen: `from 5`, `last 2`,
+    /// `since git origin/main`.
+    pub selection: String,
+    /// The files applied before seeding, in order.
+    pub setup: Vec<SetupFile>,
+    /// All of setup, not part of the rehearsal's clock.
+    pub setup_ms: f64,
+    /// sha256 of what the setup files make PostgreSQL do.
+    pub setup_digest: String,
+    /// The rehearsed files, in order: a step each.
+    pub rehearsed: Vec<String>,
+}
+
+/// One migration applied at setup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetupFile {
+    pub file: String,
+    pub statements: usize,
+    /// How long it took; null when it did not run.
+    pub ms: Option<f64>,
+    /// ok | error | not run
+    pub outcome: String,
 }
 
 /// One executed step: its span, its settings and how it ended.
@@ -89,6 +124,24 @@ pub struct StepInfo {
     pub backfill: bool,
     /// ok | error | lock_timeout | statement_timeout | cancelled
     pub outcome: String,
+    /// The SQL file the step ran (a rehearsed migration, or a step's
+    /// `file`); null for inline SQL and backfills.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A file step's segments in order, each run in one transaction or
+    /// statement by statement (`transaction` above is true when all are
+    /// transactions); empty for other steps.
+    #[serde(default)]
+    pub segments: Vec<SegmentInfo>,
+}
+
+/// One part of a file step that runs one way, as its tool runs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentInfo {
+    pub transaction: bool,
+    /// Why the tool runs it so ("contains CREATE INDEX CONCURRENTLY (line 3)").
+    pub reason: String,
+    pub statements: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,6 +171,13 @@ pub struct StatementRow {
     pub seq_scans: u64,
     /// Cluster WAL written while the statement ran (includes app traffic).
     pub wal_bytes: u64,
+    /// The file the statement is in (a migration, or a step's `file`),
+    /// as the scenario resolved it; empty for inline SQL and backfills.
+    #[serde(default)]
+    pub file: String,
+    /// The line of `file` where its code starts; empty without a file.
+    #[serde(default)]
+    pub line: Option<u64>,
 }
 
 /// What an app can no longer do while a lock is held, from the conflict matrix.
@@ -387,7 +447,9 @@ header!(
         "sqlstate",
         "rewrote",
         "seq_scans",
-        "wal_bytes"
+        "wal_bytes",
+        "file",
+        "line"
     ]
 );
 header!(

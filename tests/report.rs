@@ -559,6 +559,8 @@ fn a_long_backfill_renders_quickly() {
             rewrote: false,
             seq_scans: 0,
             wal_bytes: 200_000,
+            file: String::new(),
+            line: None,
         });
         rec.locks.push(LockRow {
             phase: "switch".into(),

@@ -556,6 +556,7 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     let rows = Overrides {
         rows: Some(40),
         scale: None,
+        ..Overrides::default()
     };
     let s = scenario::load(&good, &rows).unwrap();
     let counts: Vec<(&str, u64)> = s.tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
@@ -585,6 +586,7 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     let scale = Overrides {
         rows: None,
         scale: Some(2.5),
+        ..Overrides::default()
     };
     let s = scenario::load(&good, &scale).unwrap();
     let counts: Vec<u64> = s.tables.iter().map(|t| t.rows).collect();
@@ -592,12 +594,14 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
     let tiny = Overrides {
         rows: None,
         scale: Some(0.000_001),
+        ..Overrides::default()
     };
     let s = scenario::load(&good, &tiny).unwrap();
     assert!(s.tables.iter().all(|t| t.rows == 1));
     let absurd = Overrides {
         rows: Some(50_000_000_000),
         scale: None,
+        ..Overrides::default()
     };
     match scenario::load(&good, &absurd) {
         Err(Error::Scenario(v)) => {
@@ -615,7 +619,8 @@ fn rows_and_scale_overrides_keep_exact_counts_and_foreign_keys() {
             &good,
             &Overrides {
                 rows: Some(0),
-                scale: None
+                scale: None,
+                ..Overrides::default()
             }
         ),
         Err(Error::Usage(_))

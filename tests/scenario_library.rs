@@ -62,6 +62,9 @@ async fn run_step(
 ) -> Result<(), String> {
     let stmts: Vec<String> = match action {
         StepAction::Sql(stmts) => stmts.clone(),
+        // The library is inline SQL; a file's statements in order, should
+        // one come (tests/migrations_run.rs runs files the executor's way).
+        StepAction::File(f) => f.statements().map(|s| s.sql.clone()).collect(),
         // One UPDATE for the whole range: this test checks the SQL, the
         // executor's batching has its own tests.
         StepAction::Backfill(b) => vec![format!(
@@ -105,7 +108,7 @@ async fn library_scenarios_run_and_safe_variants_keep_live_apps_working() {
     for file in &files {
         let ov = Overrides {
             rows: Some(2_000),
-            scale: None,
+            ..Overrides::default()
         };
         let s = scenario::load(file, &ov).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let db = format!("pgr_lib_{}", s.name.replace('-', "_"));

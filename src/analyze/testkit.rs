@@ -42,6 +42,7 @@ pub(crate) fn info() -> RunInfo {
         end_ms: 4000.0,
         steps: vec![],
         invalid_indexes: vec![],
+        migrations: None,
     }
 }
 
@@ -88,6 +89,8 @@ pub(crate) fn stmt(step: &str, sql: &str, start: f64, end: f64) -> StatementRow 
         rewrote: false,
         seq_scans: 0,
         wal_bytes: 0,
+        file: String::new(),
+        line: None,
     }
 }
 
@@ -138,6 +141,8 @@ pub(crate) fn step_info(step: &str, lock_timeout_ms: Option<f64>) -> StepInfo {
         attempts: 1,
         backfill: false,
         outcome: "ok".into(),
+        file: None,
+        segments: Vec::new(),
     }
 }
 

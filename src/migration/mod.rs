@@ -23,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::ConnInfo;
 use crate::clock::Clock;
+use crate::migrations::{Execution, MigrationFile};
 use crate::observe::MigrationStatus;
-use crate::record::{PhaseSpan, StatementRow};
+use crate::record::{PhaseSpan, SegmentInfo, StatementRow};
 use crate::scenario::{PhasePlan, StepAction, StepPlan};
 
 mod backfill;
@@ -37,6 +38,29 @@ pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
 
 /// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
 const AFTER_ABORT_WAIT: Duration = Duration::from_secs(2);
+
+/// One statement to send, and where it is written (statements.csv `file`
+/// and `line`; none for a scenario's inline SQL and backfill batches).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outgoing<'a> {
+    /// What the session sends: a file's statement with the comments before
+    /// it, as its tool sends it.
+    sql: &'a str,
+    /// What statements.csv shows: from the first token that is not a
+    /// comment, which the analysis reads (`CREATE INDEX ...`).
+    code: &'a str,
+    at: Option<(&'a std::path::Path, usize)>,
+}
+
+impl<'a> Outgoing<'a> {
+    pub(super) fn inline(sql: &'a str) -> Self {
+        Outgoing {
+            sql,
+            code: sql,
+            at: None,
+        }
+    }
+}
 
 /// A lock key: (locktype, relation or locktype, mode).
 pub type LockKey = (String, String, String);
@@ -215,13 +239,17 @@ impl Executor {
             attempts: 0,
             backfill: matches!(step.action, StepAction::Backfill(_)),
             outcome: "ok".into(),
+            file: None,
+            segments: Vec::new(),
         };
+        let progress = format!("{} / {}", phase.name, step.name);
         let result = match &step.action {
             StepAction::Sql(stmts) => {
-                let progress = format!("{} / {}", phase.name, step.name);
-                self.run_with_retries(phase, step, stmts, step.transaction, &mut span, &progress)
+                let out: Vec<Outgoing> = stmts.iter().map(|s| Outgoing::inline(s)).collect();
+                self.run_with_retries(phase, step, &out, step.transaction, &mut span, &progress)
                     .await
             }
+            StepAction::File(file) => self.run_file(phase, step, file, &mut span, &progress).await,
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
         span.end_ms = self.ctx.clock.now_ms();
@@ -260,10 +288,68 @@ impl Executor {
                 step.retries + 1
             )),
             Err(Failure::Sql { sqlstate, message }) => Err(format!(
-                "phase `{}` step `{}`: {message} ({sqlstate})",
-                phase.name, step.name
+                "phase `{}` step `{}`: {}{message} ({sqlstate})",
+                phase.name,
+                step.name,
+                self.failed_at()
             )),
         }
+    }
+
+    /// `file:line: ` of the statement that just failed, when it is in a
+    /// file (a migration names where to fix it).
+    fn failed_at(&self) -> String {
+        match self.run.statements.last() {
+            Some(row) if row.outcome != "ok" && !row.file.is_empty() => match row.line {
+                Some(line) => format!("{}:{line}: ", row.file),
+                None => format!("{}: ", row.file),
+            },
+            _ => String::new(),
+        }
+    }
+
+    /// A file's segments in order, each the way its tool runs it (one
+    /// transaction, or statement by statement), each retried on its own
+    /// after a lock timeout: the segments before it are committed.
+    async fn run_file(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        file: &MigrationFile,
+        span: &mut StepSpan,
+        progress: &str,
+    ) -> Result<(), Failure> {
+        span.file = Some(file.path.display().to_string());
+        span.segments = file
+            .segments
+            .iter()
+            .map(|seg| SegmentInfo {
+                transaction: seg.execution == Execution::Transaction,
+                reason: seg.reason.clone(),
+                statements: seg.statements.len(),
+            })
+            .collect();
+        let many = file.segments.len() > 1;
+        for (k, seg) in file.segments.iter().enumerate() {
+            let out: Vec<Outgoing> = seg
+                .statements
+                .iter()
+                .map(|st| Outgoing {
+                    sql: &st.sql,
+                    code: st.code(),
+                    at: Some((&st.location.file, st.location.line)),
+                })
+                .collect();
+            let progress = if many {
+                format!("{progress} (part {} of {})", k + 1, file.segments.len())
+            } else {
+                progress.to_string()
+            };
+            let in_transaction = seg.execution == Execution::Transaction;
+            self.run_with_retries(phase, step, &out, in_transaction, span, &progress)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Sleep unless aborted; false when aborted.
@@ -283,7 +369,7 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        stmts: &[String],
+        stmts: &[Outgoing<'_>],
         in_transaction: bool,
         span: &mut StepSpan,
         progress: &str,
@@ -339,7 +425,7 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        stmts: &[String],
+        stmts: &[Outgoing<'_>],
         attempt: u32,
     ) -> Result<(), Failure> {
         let setup = format!("BEGIN; {}", Self::session_settings(step, true));
@@ -354,7 +440,7 @@ impl Executor {
         let mut result = Ok(());
         for sql in stmts {
             let (idx, after) = match self
-                .recorded(phase, step, sql, attempt, false, &before)
+                .recorded(phase, step, *sql, attempt, false, &before)
                 .await
             {
                 Ok(r) => r,
@@ -391,7 +477,7 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        sql: &str,
+        sql: Outgoing<'_>,
         attempt: u32,
         autocommit: bool,
         before: &Probe,
@@ -409,7 +495,7 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        stmts: &[String],
+        stmts: &[Outgoing<'_>],
         attempt: u32,
     ) -> Result<(), Failure> {
         self.simple(&Self::session_settings(step, false)).await?;
@@ -417,7 +503,7 @@ impl Executor {
         for sql in stmts {
             let before = self.probe().await.unwrap_or_default();
             if let Err(f) = self
-                .recorded(phase, step, sql, attempt, true, &before)
+                .recorded(phase, step, *sql, attempt, true, &before)
                 .await
             {
                 result = Err(f);
@@ -436,10 +522,11 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        sql: &str,
+        out: Outgoing<'_>,
         attempt: u32,
         autocommit: bool,
     ) -> (StatementRow, Result<(), Failure>) {
+        let sql = out.sql;
         let status = &self.ctx.status;
         status.autocommit.store(autocommit, Ordering::Relaxed);
         status.in_statement.store(true, Ordering::Relaxed);
@@ -483,7 +570,7 @@ impl Executor {
             phase: phase.name.clone(),
             step: step.name.clone(),
             attempt,
-            sql: sql.to_string(),
+            sql: out.code.to_string(),
             start_ms: crate::pg::round3(start),
             end_ms: crate::pg::round3(end),
             duration_ms: crate::pg::round3(end - start),
@@ -492,6 +579,11 @@ impl Executor {
             rewrote: false,
             seq_scans: 0,
             wal_bytes: 0,
+            file: out
+                .at
+                .map(|(f, _)| f.display().to_string())
+                .unwrap_or_default(),
+            line: out.at.map(|(_, l)| l as u64).filter(|l| *l > 0),
         };
         (row, result)
     }

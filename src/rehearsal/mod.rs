@@ -2,7 +2,9 @@
 //!
 //! 1. `provision.rs` — a [`Server`] from a backend, and the [`Database`] the
 //!    rehearsal runs in;
-//! 2. `seeding.rs` — the scenario's tables and rows in that database;
+//! 2. `setup.rs` — with `[migrations]`, the migrations before the rehearsed
+//!    ones build the schema; then `seeding.rs` — the scenario's tables and
+//!    rows in that database;
 //! 3. `run.rs` — traffic, the migration and the observers on one clock;
 //! 4. `recording.rs` — what was measured, written to the run directory;
 //! 5. `reporting.rs` — the reports rendered, the summary printed, the exit
@@ -20,6 +22,7 @@ mod recording;
 mod reporting;
 mod run;
 mod seeding;
+mod setup;
 mod stage;
 
 use std::future::Future;
@@ -29,6 +32,7 @@ use std::time::Instant;
 pub use provision::{Database, Server, ServerNeeds};
 pub use recording::{Draft, Recorded};
 pub use run::{Measured, RunInputs, SERVER_SAMPLE, WAIT_POLL};
+pub use setup::SETUP_APP_NAME;
 pub use stage::{Stopped, HARNESS_APP_NAME};
 
 use crate::error::{exit, Result};
@@ -103,7 +107,11 @@ pub async fn rehearse_batch(scenarios: &[Scenario], opts: &RunOptions) -> u8 {
 }
 
 /// Provision a server for `s`, rehearse in its work database, tear it down.
+/// A scenario whose `--since-git` found no new migration needs no server.
 pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) -> Outcome {
+    if s.nothing_to_rehearse() {
+        return nothing_to_rehearse(s);
+    }
     if opts.output.chatter {
         eprintln!(
             "pgrehearse: {} — provisioning Postgres ({:?} backend)",
@@ -128,6 +136,37 @@ pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) ->
     let outcome = rehearse(&server.work_database(), s, opts, signals).await;
     timed("teardown", server.teardown()).await;
     outcome
+}
+
+/// No migration was added since the `--since-git` revision: say so (also
+/// in GitHub's job summary), pass.
+fn nothing_to_rehearse(s: &Scenario) -> Outcome {
+    let since = match s.migrations.as_ref().map(|m| &m.selection) {
+        Some(crate::migrations::Selection::SinceGit(rev)) => format!(" since {rev}"),
+        _ => String::new(),
+    };
+    let dir = s
+        .migrations
+        .as_ref()
+        .map_or(String::new(), |m| format!(" in {}", m.dir.display()));
+    eprintln!(
+        "pgrehearse: {} — no migration added{since}{dir}: nothing to rehearse",
+        s.name
+    );
+    let summary = crate::report::RenderOptions::default().github_step_summary;
+    if let Some(path) = summary {
+        let md = format!(
+            "## pgrehearse: {}\n\nNo migration added{since}{dir}: nothing to rehearse.\n",
+            s.name
+        );
+        if let Err(e) = crate::report::append_step_summary(&path, &md) {
+            eprintln!("pgrehearse: cannot append to {}: {e}", path.display());
+        }
+    }
+    Outcome {
+        run_dir: None,
+        result: Ok(exit::OK),
+    }
 }
 
 /// Rehearse `s` in `db` (empty: it is seeded here), on a server someone
@@ -189,7 +228,7 @@ async fn rehearse_in(
     Outcome { run_dir, result }
 }
 
-/// Seed (unless done) → run → record → report, into `draft`.
+/// Setup and seed (unless done) → run → record → report, into `draft`.
 async fn stages(
     mut draft: Draft,
     db: &Database,
@@ -200,14 +239,26 @@ async fn stages(
 ) -> Result<u8> {
     draft.info.seed_ms = match seeded_ms {
         Some(ms) => ms,
-        None => seed_only(db, s, opts, signals)
-            .await
-            .map_err(|stopped| draft.abandon(stopped))?,
+        None => {
+            // The setup migrations build the schema the tables are seeded
+            // into. (`sweep` seeds once before this and refuses [migrations].)
+            if let (Some(m), Some(record)) = (&s.migrations, draft.info.migrations.as_mut()) {
+                let applied = setup::apply(&db.conn, m, record, signals);
+                timed("setup", applied)
+                    .await
+                    .map_err(|stopped| draft.abandon(stopped))?;
+            }
+            seed_only(db, s, opts, signals)
+                .await
+                .map_err(|stopped| draft.abandon(stopped))?
+        }
     };
+    let tables = run::observed_tables(&db.conn, s).await;
     let input = RunInputs {
         conn: &db.conn,
         server_log: db.server_log.clone(),
         scenario: s,
+        tables,
         seed: opts.seed,
         output: opts.output,
     };

@@ -63,6 +63,7 @@ impl Draft {
             end_ms: 0.0,
             steps: Vec::new(),
             invalid_indexes: Vec::new(),
+            migrations: s.migrations.as_ref().map(super::setup::info),
         };
         Ok(Draft {
             dir: record::create_run_dir(&opts.out, &s.name)?,

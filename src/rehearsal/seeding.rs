@@ -42,9 +42,17 @@ pub async fn seed(
             }
             Ok(started.elapsed().as_secs_f64() * 1e3)
         }
-        // A generator that does not fit its column is the scenario's fault
-        // (exit 2); a server that cannot be used is exit 3.
-        Err(e @ (Error::Scenario(_) | Error::NoPostgres(_))) => Err(Stopped {
+        // A generator that does not fit its column, a NOT NULL column no
+        // generator fills, is the scenario's fault (exit 2), located in it
+        // by field; a server that cannot be used is exit 3.
+        Err(Error::Scenario(errors)) => {
+            let e = Error::Scenario(crate::scenario::locate_fields(errors));
+            Err(Stopped {
+                why: format!("seeding failed: {e}"),
+                error: e,
+            })
+        }
+        Err(e @ Error::NoPostgres(_)) => Err(Stopped {
             why: format!("seeding failed: {e}"),
             error: e,
         }),

@@ -106,12 +106,18 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
     std::fs::write(dir.join(SUMMARY_MD), &md)?;
     std::fs::write(dir.join(INDEX_HTML), html::render(&doc))?;
     if let Some(path) = &opts.github_step_summary {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        f.write_all(md.as_bytes())?;
-        f.write_all(b"\n")?;
+        append_step_summary(path, &md)?;
     }
     Ok(summary)
+}
+
+/// Append Markdown to GitHub Actions' job summary (`$GITHUB_STEP_SUMMARY`).
+pub fn append_step_summary(path: &Path, md: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(md.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
 }

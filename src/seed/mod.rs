@@ -22,6 +22,7 @@ pub const SEED_APP_NAME: &str = "pgrehearse/seed";
 
 mod catalog;
 mod copy;
+mod schema;
 mod template;
 
 pub use template::{clone_database, drop_database};
@@ -137,6 +138,8 @@ pub async fn seed_with(
 ) -> Result<SeedReport> {
     let started = Instant::now();
     let client = conn.session(SEED_APP_NAME).await?;
+    let prepared = schema::prepare(&client, scenario).await?;
+    let scenario = &prepared.scenario;
     raise_maintenance_work_mem(&client).await?;
     let workers = opts.workers.unwrap_or_else(default_workers).clamp(1, 64);
     let total: u64 = scenario.tables.iter().map(|t| t.rows).sum();
@@ -144,7 +147,8 @@ pub async fn seed_with(
 
     let mut tables = Vec::with_capacity(scenario.tables.len());
     let mut names = Vec::with_capacity(scenario.tables.len());
-    for (index, table) in scenario.tables.iter().enumerate() {
+    for &index in &prepared.order {
+        let table = &scenario.tables[index];
         bar.set_message(table.name.clone());
         let (report, qualified) =
             load_table(&client, conn, scenario, index, opts, workers, &bar).await?;
@@ -325,18 +329,22 @@ async fn load_table(
 }
 
 /// BEGIN and the table's create SQL, left in the open transaction (so the
-/// load can be COPY FREEZE) unless the SQL refuses a transaction block.
+/// load can be COPY FREEZE) unless the SQL refuses a transaction block. A
+/// table without create SQL exists already (from the setup migrations).
 async fn create_table(client: &Client, table: &TablePlan) -> Result<()> {
     run_sql(client, "BEGIN", "BEGIN").await?;
+    let Some(create) = &table.create else {
+        return Ok(());
+    };
     let what = format!("table {}: create", table.name);
-    if let Err(e) = client.batch_execute(&table.create).await {
+    if let Err(e) = client.batch_execute(create).await {
         if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
             return Err(db_error(e, &what));
         }
         // Something in it refuses a transaction block (CONCURRENTLY, ...):
         // run it statement by statement; the table cannot be loaded frozen.
         run_sql(client, "ROLLBACK", "ROLLBACK").await?;
-        run_statements(client, &table.create, &what).await?;
+        run_statements(client, create, &what).await?;
         run_sql(client, "BEGIN", "BEGIN").await?;
     }
     Ok(())
