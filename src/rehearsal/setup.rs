@@ -122,8 +122,8 @@ async fn send(client: &Client, sql: &str) -> Result<(), String> {
         .map_err(|e| format!("{sql}: {}", crate::pg::error_text(&e)))
 }
 
-/// `file:line:column` of the statement, at the line the server's error
-/// position points to when it gives one.
+/// `file:line:column` of the statement, or of the character the server's
+/// error position points to when it gives one.
 fn at(st: &Statement, e: &tokio_postgres::Error) -> String {
     let loc = &st.location;
     let position = e.as_db_error().and_then(|db| match db.position() {
@@ -140,11 +140,14 @@ fn at(st: &Statement, e: &tokio_postgres::Error) -> String {
         .char_indices()
         .nth(pos.saturating_sub(1))
         .map_or(st.sql.len(), |(b, _)| b);
-    let line = if byte >= st.code_offset {
-        loc.line + st.sql[st.code_offset..byte].matches('\n').count()
-    } else {
-        loc.line
-            .saturating_sub(st.sql[byte..st.code_offset].matches('\n').count())
+    if byte < st.code_offset {
+        return loc.to_string();
+    }
+    let before = &st.sql[st.code_offset..byte];
+    let line = loc.line + before.matches('\n').count();
+    let column = match before.rfind('\n') {
+        Some(nl) => before[nl + 1..].chars().count() + 1,
+        None => loc.column + before.chars().count(),
     };
-    format!("{}:{line}", loc.file.display())
+    format!("{}:{line}:{column}", loc.file.display())
 }

@@ -111,7 +111,12 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
         Ok(scenario)
     } else {
         let mut errors = d.errors;
-        errors.sort_by_key(|e| (e.line, e.column));
+        // The scenario file's problems by position, then those in migration
+        // files in the order their tool reads them.
+        errors.sort_by_key(|e| match e.file == path {
+            true => (0, e.line, e.column),
+            false => (1, 0, 0),
+        });
         Err(Error::Scenario(errors))
     }
 }
