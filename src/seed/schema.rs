@@ -13,7 +13,7 @@
 
 use tokio_postgres::Client;
 
-use super::catalog::{bind_columns, describe, find_column, TableInfo};
+use super::catalog::{bind_columns, describe, find_column, server_constants, TableInfo};
 use super::db_error;
 use crate::error::{Error, Result};
 use crate::scenario::gen::PgType;
@@ -55,7 +55,17 @@ pub(super) async fn prepare(client: &Client, scenario: &Scenario) -> Result<Prep
     let keys = foreign_keys(client, &infos).await?;
     for (i, info) in &infos {
         add_fk_generators(&mut scenario, *i, info, &keys);
-        if let Err(Error::Scenario(p)) = bind_columns(&scenario, *i, info) {
+        // Constants of types the generators cannot write are checked by the
+        // server, as seeding will.
+        let constants = match server_constants(client, &scenario, *i, info).await {
+            Ok(c) => c,
+            Err(Error::Scenario(p)) => {
+                problems.extend(p);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(Error::Scenario(p)) = bind_columns(&scenario, *i, info, &constants) {
             problems.extend(p);
         }
     }
