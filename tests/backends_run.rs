@@ -75,18 +75,7 @@ async fn run_on_url_drops_its_scratch_database() {
         .await
         .unwrap();
     let c = server.conn().clone();
-    let url = format!(
-        "postgres://{}:{}@{}:{}/{}",
-        c.user,
-        c.password.clone().unwrap_or_default(),
-        if c.host.starts_with('/') {
-            "127.0.0.1".to_string()
-        } else {
-            c.host.clone()
-        },
-        c.port,
-        c.dbname
-    );
+    let url = common::url_of(&c);
     let before = common::scratch_databases(&c).await;
     let tmp = common::isolated_tmpdir();
     let dir = tmp.path().to_path_buf();

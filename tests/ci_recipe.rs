@@ -96,7 +96,14 @@ fn project(tmp: &Path, pending: &str) -> PathBuf {
     git(&dir, &["update-ref", "refs/remotes/origin/main", "HEAD"]);
     std::fs::write(&pending_path, pending).unwrap();
     git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-qm", "the pull request: an index on orders.account_id"]);
+    git(
+        &dir,
+        &[
+            "commit",
+            "-qm",
+            "the pull request: an index on orders.account_id",
+        ],
+    );
     dir
 }
 
@@ -194,7 +201,10 @@ async fn the_workflow_passes_a_safe_migration_and_fails_a_naive_one() {
             "{case}: every step ran and the rehearsal exited {want}: {codes:?}\nstderr:\n{}",
             last.stderr
         );
-        assert!(steps[..steps.len() - 1].iter().all(|s| s.code == 0), "{case}: {codes:?}");
+        assert!(
+            steps[..steps.len() - 1].iter().all(|s| s.code == 0),
+            "{case}: {codes:?}"
+        );
 
         let run_dir = only_run_dir(&dir);
         let rec: serde_json::Value =
@@ -202,7 +212,10 @@ async fn the_workflow_passes_a_safe_migration_and_fails_a_naive_one() {
                 .unwrap();
         let m = &rec["migrations"];
         assert_eq!(m["selection"], "since git origin/main", "{case}");
-        assert_eq!(m["rehearsed"], serde_json::json!(["V5__orders_account_index.sql"]));
+        assert_eq!(
+            m["rehearsed"],
+            serde_json::json!(["V5__orders_account_index.sql"])
+        );
         let setup: Vec<&str> = m["setup"]
             .as_array()
             .unwrap()
@@ -253,6 +266,9 @@ fn the_workflow_commands_are_found() {
         .all(|c| c.contains("--since-git \"origin/$BASE_REF\"")));
     assert!(commands[1].contains("--backend docker"));
     let env = workflow_env(&yaml);
-    assert!(env.contains(&("BASE_REF".to_string(), "main".to_string())), "{env:?}");
+    assert!(
+        env.contains(&("BASE_REF".to_string(), "main".to_string())),
+        "{env:?}"
+    );
     assert!(env.iter().any(|(k, _)| k == "PGREHEARSE_IMAGE"), "{env:?}");
 }

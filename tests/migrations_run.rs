@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pgrehearse::backend::{Backend, ConnInfo};
+use pgrehearse::backend::Backend;
 
 fn fixture_dir(layout: &str) -> PathBuf {
     common::fixture("migrations").join(layout)
@@ -58,21 +58,6 @@ params = [{{ gen = "fk", table = "accounts" }}]
     )
 }
 
-fn url_of(c: &ConnInfo) -> String {
-    format!(
-        "postgres://{}:{}@{}:{}/{}",
-        c.user,
-        c.password.clone().unwrap_or_default(),
-        if c.host.starts_with('/') {
-            "127.0.0.1".to_string()
-        } else {
-            c.host.clone()
-        },
-        c.port,
-        c.dbname
-    )
-}
-
 fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let headers = r.headers().unwrap().clone();
@@ -103,12 +88,18 @@ const LAYOUTS: &[(&str, &[&str], &str)] = &[
     ),
     (
         "golang-migrate",
-        &["10_order_status_index.up.sql", "11_orders_account_index.up.sql"],
+        &[
+            "10_order_status_index.up.sql",
+            "11_orders_account_index.up.sql",
+        ],
         "11_orders_account_index.up.sql",
     ),
     (
         "dbmate",
-        &["20240201_order_status_index.sql", "20240301000000_orders_account_index.sql"],
+        &[
+            "20240201_order_status_index.sql",
+            "20240301000000_orders_account_index.sql",
+        ],
         "20240301000000_orders_account_index.sql",
     ),
     (
@@ -126,7 +117,10 @@ const LAYOUTS: &[(&str, &[&str], &str)] = &[
     ),
     (
         "sqitch",
-        &["deploy/touch_updated_at.sql", "deploy/orders_account_index.sql"],
+        &[
+            "deploy/touch_updated_at.sql",
+            "deploy/orders_account_index.sql",
+        ],
         "deploy/orders_account_index.sql",
     ),
 ];
@@ -134,18 +128,18 @@ const LAYOUTS: &[(&str, &[&str], &str)] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn every_layout_rehearses_its_files_end_to_end() {
     let server = Backend::start(&common::test_options(&[])).await.unwrap();
-    let url = url_of(server.conn());
+    let url = common::url_of(server.conn());
     let tmp = common::isolated_tmpdir();
     for (layout, rehearsed, concurrently) in LAYOUTS {
         let path = tmp.path().join(format!("{layout}.toml"));
-        std::fs::write(
-            &path,
-            scenario(&fixture_dir(layout), "{ last = 2 }", ""),
-        )
-        .unwrap();
+        std::fs::write(&path, scenario(&fixture_dir(layout), "{ last = 2 }", "")).unwrap();
         let url = url.clone();
         let ran = tokio::task::spawn_blocking(move || {
-            common::run(&path, &["--backend", "url", "--database-url", &url, "-q"], &[])
+            common::run(
+                &path,
+                &["--backend", "url", "--database-url", &url, "-q"],
+                &[],
+            )
         })
         .await
         .unwrap();
@@ -160,7 +154,9 @@ async fn every_layout_rehearses_its_files_end_to_end() {
         let setup = m["setup"].as_array().unwrap();
         assert!(!setup.is_empty(), "{layout}");
         assert!(
-            setup.iter().all(|f| f["outcome"] == "ok" && f["ms"].is_number()),
+            setup
+                .iter()
+                .all(|f| f["outcome"] == "ok" && f["ms"].is_number()),
             "{layout}: {setup:?}"
         );
         assert_eq!(m["rehearsed"], serde_json::json!(rehearsed), "{layout}");
@@ -273,12 +269,19 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
 
     let (code, err) = check(&fixture_dir("bad/flyway-duplicate"), "{ last = 1 }", &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("V2__first.sql") && err.contains("V2.0__second.sql"), "{err}");
+    assert!(
+        err.contains("V2__first.sql") && err.contains("V2.0__second.sql"),
+        "{err}"
+    );
 
     let not_utf8 = t.join("not-utf8");
     std::fs::create_dir_all(&not_utf8).unwrap();
     std::fs::write(not_utf8.join("1_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
-    std::fs::write(not_utf8.join("2_b.sql"), b"COMMENT ON TABLE a IS '\xff\xfe';\n").unwrap();
+    std::fs::write(
+        not_utf8.join("2_b.sql"),
+        b"COMMENT ON TABLE a IS '\xff\xfe';\n",
+    )
+    .unwrap();
     let (code, err) = check(&not_utf8, "{ last = 1 }", &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("2_b.sql") && err.contains("UTF-8"), "{err}");
@@ -286,7 +289,9 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
     let (code, err) = check(&fixture_dir("bad/unterminated"), "{ last = 1 }", &[]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        regex::Regex::new(r"1_function\.sql:\d+:\d+").unwrap().is_match(&err),
+        regex::Regex::new(r"1_function\.sql:\d+:\d+")
+            .unwrap()
+            .is_match(&err),
         "file:line:column: {err}"
     );
 
@@ -340,7 +345,11 @@ fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() 
         "-- refers to a table nothing creates\n\nALTER TABLE nowhere\n    ADD COLUMN x int;\n",
     )
     .unwrap();
-    std::fs::write(dir.join("3_next.sql"), "ALTER TABLE accounts ADD COLUMN y int;\n").unwrap();
+    std::fs::write(
+        dir.join("3_next.sql"),
+        "ALTER TABLE accounts ADD COLUMN y int;\n",
+    )
+    .unwrap();
     let s = tmp.path().join("s.toml");
     std::fs::write(
         &s,
@@ -375,7 +384,11 @@ fn a_not_null_column_without_a_generator_is_a_located_error_after_setup() {
          email text NOT NULL, note text, plan text NOT NULL DEFAULT 'free');\n",
     )
     .unwrap();
-    std::fs::write(dir.join("2_next.sql"), "ALTER TABLE accounts ADD COLUMN y int;\n").unwrap();
+    std::fs::write(
+        dir.join("2_next.sql"),
+        "ALTER TABLE accounts ADD COLUMN y int;\n",
+    )
+    .unwrap();
     let s = tmp.path().join("s.toml");
     std::fs::write(
         &s,
@@ -391,5 +404,9 @@ fn a_not_null_column_without_a_generator_is_a_located_error_after_setup() {
         "{}",
         ran.stderr
     );
-    assert!(!ran.stderr.contains("note") && !ran.stderr.contains("plan ("), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("note") && !ran.stderr.contains("plan ("),
+        "{}",
+        ran.stderr
+    );
 }

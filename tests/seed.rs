@@ -34,14 +34,16 @@ fn shop() -> Scenario {
     let customers = TablePlan {
         name: "customers".into(),
         rows: CUSTOMERS,
-        create: Some("CREATE TYPE tier AS ENUM ('free', 'pro', 'team');
+        create: Some(
+            "CREATE TYPE tier AS ENUM ('free', 'pro', 'team');
                  CREATE TABLE customers (
                    id bigint PRIMARY KEY, name text NOT NULL, code varchar(20),
                    tier tier NOT NULL, active boolean, signup timestamptz NOT NULL,
                    ext_id uuid NOT NULL, props jsonb, score double precision,
                    small smallint, balance numeric(12, 2), region char(4),
                    created_by text DEFAULT current_user)"
-            .into()),
+                .into(),
+        ),
         after_seed: vec!["CREATE INDEX customers_signup ON customers (signup)".into()],
         columns: vec![
             col("id", Gen::Sequence { start: 1 }, 0.0),
@@ -98,12 +100,14 @@ fn shop() -> Scenario {
     let orders = TablePlan {
         name: "orders".into(),
         rows: ORDERS,
-        create: Some("CREATE TABLE orders (
+        create: Some(
+            "CREATE TABLE orders (
                    id bigserial PRIMARY KEY,
                    customer_id bigint NOT NULL REFERENCES customers (id),
                    total_cents integer NOT NULL, placed date NOT NULL,
                    status text NOT NULL, note text)"
-            .into()),
+                .into(),
+        ),
         after_seed: vec!["CREATE INDEX orders_customer ON orders (customer_id)".into()],
         columns: vec![
             col("id", Gen::Sequence { start: 1 }, 0.0),

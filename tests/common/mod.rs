@@ -104,6 +104,23 @@ impl Drop for Ran {
     }
 }
 
+/// A `postgres://` URL for `c` (TCP: a socket directory becomes
+/// 127.0.0.1), for `--backend url --database-url`.
+pub fn url_of(c: &ConnInfo) -> String {
+    format!(
+        "postgres://{}:{}@{}:{}/{}",
+        c.user,
+        c.password.clone().unwrap_or_default(),
+        if c.host.starts_with('/') {
+            "127.0.0.1".to_string()
+        } else {
+            c.host.clone()
+        },
+        c.port,
+        c.dbname
+    )
+}
+
 /// Options for a target: the url backend on PGREHEARSE_TEST_URL when set,
 /// else an ephemeral local cluster.
 pub fn test_options(settings: &[(&str, &str)]) -> BackendOptions {
