@@ -128,6 +128,7 @@ fn shares_follow_the_rows_override() {
     let ov = Overrides {
         rows: Some(5000),
         scale: None,
+        ..Overrides::default()
     };
     let s = load(
         r#"{ gen = "int", min = 1, max = 1000000, distinct = "10%" }"#,
@@ -149,6 +150,7 @@ fn shares_follow_the_rows_override() {
         &Overrides {
             rows: Some(3),
             scale: None,
+            ..Overrides::default()
         },
     )
     .unwrap();

@@ -185,7 +185,10 @@ fn phase_migrations(d: &mut Diags, m: &S<Value>, field: &str, rehearsed: Rehears
                         continue;
                     };
                     out.push(Entry::Step(
-                        placement::file_step(&files[index], files[index].name.clone()),
+                        Box::new(placement::file_step(
+                            &files[index],
+                            files[index].name.clone(),
+                        )),
                         Some(Placed {
                             index,
                             span: m.span(),
@@ -341,7 +344,7 @@ fn step(
         ),
         pause_after: d.duration(&ss.pause_after, &f("pause_after"), Duration::ZERO),
     };
-    Entry::Step(plan, placed)
+    Entry::Step(Box::new(plan), placed)
 }
 
 /// `file = "path.sql"`: any SQL file, relative to the scenario file, run as

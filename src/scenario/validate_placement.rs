@@ -32,7 +32,8 @@ pub(super) struct Placed {
 
 /// A phase's entry before `"*"` is expanded.
 pub(super) enum Entry {
-    Step(StepPlan, Option<Placed>),
+    // Boxed: a step plan is large, and `Rest` is not.
+    Step(Box<StepPlan>, Option<Placed>),
     /// `migrations = "*"`.
     Rest {
         span: Range<usize>,
@@ -192,11 +193,8 @@ pub(super) fn finish(
     for draft in drafts {
         let mut steps = Vec::new();
         for e in draft.entries {
-            let (new, at): (Vec<StepPlan>, Vec<(usize, Range<usize>, String)>) = match e {
-                Entry::Step(s, p) => (
-                    vec![s],
-                    p.map(|p| (p.index, p.span, p.field)).into_iter().collect(),
-                ),
+            let (new, at): (Vec<StepPlan>, Vec<Placed>) = match e {
+                Entry::Step(s, p) => (vec![*s], p.into_iter().collect()),
                 Entry::Rest { span, field } => (
                     unplaced
                         .iter()
@@ -204,11 +202,20 @@ pub(super) fn finish(
                         .collect(),
                     unplaced
                         .iter()
-                        .map(|&i| (i, span.clone(), field.clone()))
+                        .map(|&index| Placed {
+                            index,
+                            span: span.clone(),
+                            field: field.clone(),
+                        })
                         .collect(),
                 ),
             };
-            for (i, span, field) in at {
+            for Placed {
+                index: i,
+                span,
+                field,
+            } in at
+            {
                 if let Some((prev, prev_span)) = &last {
                     if i < *prev {
                         let line = d.line_of(prev_span.clone());
