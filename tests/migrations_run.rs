@@ -330,32 +330,46 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
     assert!(err.contains("no-such-rev"), "{err}");
 }
 
-#[test]
-fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() {
+/// A project in a temp dir: `files` in `db/` (plain layout) and s.toml, a
+/// scenario seeding `accounts` with `columns` (TOML lines) under a trivial
+/// workload. Returns the dir and the scenario's path.
+fn plain_project(files: &[(&str, &str)], columns: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = common::isolated_tmpdir();
     let dir = tmp.path().join("db");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("1_base.sql"),
-        "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL);\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("2_broken.sql"),
-        "-- refers to a table nothing creates\n\nALTER TABLE nowhere\n    ADD COLUMN x int;\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("3_next.sql"),
-        "ALTER TABLE accounts ADD COLUMN y int;\n",
-    )
-    .unwrap();
+    for (name, sql) in files {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
     let s = tmp.path().join("s.toml");
     std::fs::write(
         &s,
-        "name = \"broken\"\n[migrations]\ndir = \"db\"\n\n[[table]]\nname = \"accounts\"\nrows = 10\n[table.columns]\nemail = { gen = \"text\" }\n\n[workload]\nclients = 1\nrate = 10\nbefore = \"100ms\"\nafter = \"100ms\"\n[[workload.query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
+        format!(
+            "name = \"project\"\n[migrations]\ndir = \"db\"\n\n[[table]]\nname = \"accounts\"\n\
+             rows = 10\n{columns}\n[workload]\nclients = 1\nrate = 10\nbefore = \"100ms\"\n\
+             after = \"100ms\"\n[[workload.query]]\nname = \"q\"\nsql = \"SELECT 1\"\n"
+        ),
     )
     .unwrap();
+    (tmp, s)
+}
+
+#[test]
+fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() {
+    let (_tmp, s) = plain_project(
+        &[
+            (
+                "1_base.sql",
+                "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 email text NOT NULL);\n",
+            ),
+            (
+                "2_broken.sql",
+                "-- refers to a table nothing creates\n\nALTER TABLE nowhere\n    ADD COLUMN x int;\n",
+            ),
+            ("3_next.sql", "ALTER TABLE accounts ADD COLUMN y int;\n"),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(4);
     assert!(
@@ -375,26 +389,17 @@ fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() 
 
 #[test]
 fn a_not_null_column_without_a_generator_is_a_located_error_after_setup() {
-    let tmp = common::isolated_tmpdir();
-    let dir = tmp.path().join("db");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("1_base.sql"),
-        "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
-         email text NOT NULL, note text, plan text NOT NULL DEFAULT 'free');\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("2_next.sql"),
-        "ALTER TABLE accounts ADD COLUMN y int;\n",
-    )
-    .unwrap();
-    let s = tmp.path().join("s.toml");
-    std::fs::write(
-        &s,
-        "name = \"unfilled\"\n[migrations]\ndir = \"db\"\n\n[[table]]\nname = \"accounts\"\nrows = 10\n\n[workload]\nclients = 1\nrate = 10\nbefore = \"100ms\"\nafter = \"100ms\"\n[[workload.query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
-    )
-    .unwrap();
+    let (_tmp, s) = plain_project(
+        &[
+            (
+                "1_base.sql",
+                "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 email text NOT NULL, note text, plan text NOT NULL DEFAULT 'free');\n",
+            ),
+            ("2_next.sql", "ALTER TABLE accounts ADD COLUMN y int;\n"),
+        ],
+        "",
+    );
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(2);
     // At the [[table]] (line 5), naming the column; nothing about `note`
