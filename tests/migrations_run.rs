@@ -388,17 +388,17 @@ fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() 
 }
 
 #[test]
-fn a_not_null_column_without_a_generator_is_a_located_error_after_setup() {
+fn unfilled_columns_and_mistyped_generators_are_located_errors_after_setup() {
     let (_tmp, s) = plain_project(
         &[
             (
                 "1_base.sql",
                 "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
-                 email text NOT NULL, note text, plan text NOT NULL DEFAULT 'free');\n",
+                 email text NOT NULL, note text, plan text NOT NULL DEFAULT 'free', n int);\n",
             ),
             ("2_next.sql", "ALTER TABLE accounts ADD COLUMN y int;\n"),
         ],
-        "",
+        "[table.columns]\nn = { gen = \"uuid\" }\n",
     );
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(2);
@@ -414,4 +414,14 @@ fn a_not_null_column_without_a_generator_is_a_located_error_after_setup() {
         "{}",
         ran.stderr
     );
+    // A generator that cannot write its column's type, at its line, in the
+    // same report (before seeding: nothing was copied).
+    assert!(
+        regex::Regex::new(r"s\.toml:[1-9]\d*:\d+: table\[0\]\.columns\.n: accounts\.n \(integer\)")
+            .unwrap()
+            .is_match(&ran.stderr),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("while seeding"), "{}", ran.stderr);
 }

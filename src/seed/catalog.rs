@@ -282,7 +282,8 @@ pub(super) fn bind_columns(
             ));
             continue;
         };
-        match ColumnEncoder::new(name.clone(), stream, col.gen.sampler(), *ty) {
+        let enc = ColumnEncoder::new(name.clone(), stream, col.gen.sampler(), *ty);
+        match enc.and_then(|enc| enc.check().map(|()| enc)) {
             Ok(enc) => out.push(enc),
             Err(e) => problems.push(problem(
                 scenario,
