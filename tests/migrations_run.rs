@@ -425,3 +425,107 @@ fn unfilled_columns_and_mistyped_generators_are_located_errors_after_setup() {
     );
     assert!(!ran.stderr.contains("while seeding"), "{}", ran.stderr);
 }
+
+/// Phases place rehearsed files (`migrations = [...]`, `migration = ...`,
+/// `"*"`), mixed with inline SQL and a `file = ...` step; placing them out
+/// of the tool's order is a located error. `check` only: no server.
+#[test]
+fn phases_place_files_in_the_tools_order() {
+    let tmp = common::isolated_tmpdir();
+    let t = tmp.path();
+    std::fs::write(
+        t.join("extra.sql"),
+        "-- by hand\nANALYZE orders;\nANALYZE accounts;\n",
+    )
+    .unwrap();
+    let write = |first: &str, second: &str| {
+        let text = format!(
+            r#"name = "phases"
+[migrations]
+dir = "{dir}"
+rehearse = {{ from = "9" }}
+
+[[table]]
+name = "accounts"
+rows = 10
+[table.columns]
+email = {{ gen = "text" }}
+
+[workload]
+clients = 1
+rate = 20
+[[workload.query]]
+name = "v1"
+apps = ["v1"]
+sql = "SELECT 1"
+[[workload.query]]
+name = "v2"
+apps = ["v2"]
+sql = "SELECT 2"
+
+[[phase]]
+name = "expand"
+apps = ["v1"]
+migrations = ["{first}"]
+
+[[phase]]
+name = "index"
+[[phase.step]]
+migration = "{second}"
+lock_timeout = "2s"
+[[phase.step]]
+name = "by hand"
+file = "extra.sql"
+transaction = false
+
+[[phase]]
+name = "contract"
+apps = ["v2"]
+migrations = "*"
+"#,
+            dir = fixture_dir("golang-migrate").display()
+        );
+        let path = t.join("phases.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good = write("9_order_status.up.sql", "10_order_status_index.up.sql");
+    let out = Command::new(common::bin())
+        .arg("check")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |what: &str| {
+        plan.find(what)
+            .unwrap_or_else(|| panic!("{what} in:\n{plan}"))
+    };
+    assert!(at("1. expand") < at("step 9_order_status.up.sql"));
+    assert!(
+        at("2. index")
+            < at(
+                "step 10_order_status_index.up.sql (1 statement in a transaction, lock_timeout 2s)"
+            )
+    );
+    assert!(
+        at("step 10_order_status_index.up.sql") < at("step by hand (2 statements in autocommit)")
+    );
+    assert!(
+        at("3. contract") < at("step 11_orders_account_index.up.sql (1 statement in autocommit)")
+    );
+
+    let swapped = write("10_order_status_index.up.sql", "9_order_status.up.sql");
+    let (code, err) = pgrehearse(t, &["check", swapped.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("phases.toml:")
+            && err.contains("phase[1].step[0].migration: 9_order_status.up.sql runs after 10_order_status_index.up.sql"),
+        "{err}"
+    );
+}
