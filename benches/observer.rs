@@ -1,22 +1,23 @@
 //! Observer overhead: app throughput at 8 clients, closed loop, with and
-//! without the observers (wait poller every 5 ms + server sampler), on one
-//! local cluster, alternating runs so drift hits both sides alike.
+//! without the observers (wait poller, held-lock poller, server sampler), on
+//! one local cluster, in interleaved pairs so drift hits both sides alike.
 //!
-//! `cargo bench --bench observer` prints the median qps of each side and the
-//! ratio, and writes the raw runs to benches/results/observer.csv.
-//! Env: OBSERVER_BENCH_RUNS (default 5 per side), OBSERVER_BENCH_SECS (5).
+//! Two modes, each measured in every pair:
+//! - `steady`: no migration step runs, so the observers back off (the wait
+//!   poll every 5 × 5 ms, the server sample every second);
+//! - `step`: a step runs (`MigrationStatus::in_step`), so they poll at full
+//!   rate (the wait poll every 5 ms, the server sample every 250 ms).
+//!
+//! `cargo bench --bench observer` prints, per mode, the median qps of each
+//! side, the median of the per-pair ratios with/without and its bootstrap
+//! 95% interval, and writes the raw runs to
+//! benches/results/observer/<UTC time>.csv (see its README.md).
+//! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5).
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
-use pgrehearse::clock::{Clock, ServerClock};
-use pgrehearse::observe::{MigrationStatus, Observer, ObserverCtx};
-use pgrehearse::rehearsal::{SERVER_SAMPLE, WAIT_POLL};
 use pgrehearse::scenario::*;
-use pgrehearse::workload::{PidRegistry, Workload, WorkloadCtx};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
 const ROWS: u64 = 100_000;
 
@@ -73,81 +74,51 @@ fn scenario() -> Scenario {
 }
 
 /// Completed requests per second over `secs` of closed-loop traffic.
-async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, secs: f64) -> f64 {
-    let clock = Clock::start();
-    let stop = CancellationToken::new();
-    let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
-    let (tx, mut rx) = mpsc::channel(65_536);
-    let observer = if observe {
-        let admin = connect(conn).await;
-        let sc = ServerClock::measure(&admin, &clock).await.unwrap();
-        Some(
-            Observer::start(ObserverCtx {
-                conn: conn.clone(),
-                clock,
-                server_clock: sc,
-                pids: PidRegistry::default(),
-                migration: Arc::new(MigrationStatus::default()),
-                query_names: Default::default(),
-                tables: vec!["accounts".into()],
-                poll: WAIT_POLL,
-                sample: SERVER_SAMPLE,
-                server_log: None,
-                stop: stop.clone(),
-            })
-            .await
-            .unwrap(),
-        )
-    } else {
-        None
+async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, in_step: bool, secs: f64) -> f64 {
+    let observe = match (observe, in_step) {
+        (false, _) => common::Observe::Off,
+        (true, false) => common::Observe::Idle,
+        (true, true) => common::Observe::InStep,
     };
-    let w = Workload::start(WorkloadCtx {
-        conn: conn.clone(),
-        plan: s.workload.clone(),
-        clock,
-        seed: 1,
-        live: live_rx,
-        stop: stop.clone(),
-        abort: CancellationToken::new(),
-        samples: tx,
-        pids: PidRegistry::default(),
-    })
-    .await
-    .unwrap();
-    let counter = tokio::spawn(async move {
-        let mut n = 0u64;
-        let mut first = None;
-        let mut last = None;
-        while let Some(s) = rx.recv().await {
-            first.get_or_insert(s.done);
-            last = Some(s.done);
-            n += 1;
-        }
-        (n, first, last)
-    });
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    stop.cancel();
-    w.join().await;
-    if let Some(o) = observer {
-        o.finish().await.unwrap();
-    }
-    let (n, first, last) = counter.await.unwrap();
-    let span = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
-    n as f64 / span
+    common::drive(conn, &s.workload, &["accounts"], observe, secs)
+        .await
+        .qps
 }
 
-async fn connect(conn: &ConnInfo) -> tokio_postgres::Client {
-    conn.connect("pgrehearse-bench").await.unwrap()
-}
-
-fn median(v: &mut [f64]) -> f64 {
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
+
+/// Bootstrap 95% interval of the median of `ratios` (resampling the pairs,
+/// 10 000 times, seeded: the same runs give the same interval).
+fn bootstrap_95(ratios: &[f64]) -> (f64, f64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x0b5e_4e7e);
+    let mut medians: Vec<f64> = (0..10_000)
+        .map(|_| {
+            let sample: Vec<f64> = (0..ratios.len())
+                .map(|_| ratios[rng.gen_range(0..ratios.len())])
+                .collect();
+            median(&sample)
+        })
+        .collect();
+    medians.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| medians[((medians.len() - 1) as f64 * q).round() as usize];
+    (at(0.025), at(0.975))
+}
+
+const MODES: [(&str, bool); 2] = [("steady", false), ("step", true)];
 
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --all-targets` this
-    // runs once, briefly, as a smoke test of the bench itself.
+    // runs one short pair per mode, as a smoke test of the bench itself.
     let full = std::env::args().any(|a| a == "--bench");
     let env = |k: &str, d: f64| {
         std::env::var(k)
@@ -155,8 +126,8 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(d)
     };
-    let runs = if full {
-        env("OBSERVER_BENCH_RUNS", 5.0) as usize
+    let pairs = if full {
+        env("OBSERVER_BENCH_PAIRS", 10.0) as usize
     } else {
         1
     };
@@ -176,41 +147,53 @@ fn main() {
         let conn = target.conn().clone();
         let s = scenario();
         pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();
-        let mut with = Vec::new();
-        let mut without = Vec::new();
-        let mut csv = String::from("run,observers,qps\n");
+        // Per mode: qps with, without, and each pair's ratio.
+        let mut with = [Vec::new(), Vec::new()];
+        let mut without = [Vec::new(), Vec::new()];
+        let mut ratios = [Vec::new(), Vec::new()];
+        let mut csv = String::from("pair,mode,order,observers,secs,qps\n");
         // Warm-up, not counted.
-        measure(&conn, &s, false, 1.0).await;
-        for i in 0..runs {
-            // Alternate which side goes first.
-            for observe in if i % 2 == 0 {
-                [false, true]
-            } else {
-                [true, false]
-            } {
-                let qps = measure(&conn, &s, observe, secs).await;
-                csv.push_str(&format!("{i},{observe},{qps:.1}\n"));
-                eprintln!("run {i} observers={observe}: {qps:.0} qps");
-                if observe {
-                    with.push(qps)
+        measure(&conn, &s, false, false, 1.0).await;
+        for i in 0..pairs {
+            for (m, (mode, in_step)) in MODES.iter().enumerate() {
+                // Alternate which side goes first.
+                let order = if (i + m) % 2 == 0 {
+                    [false, true]
                 } else {
-                    without.push(qps)
+                    [true, false]
+                };
+                let mut pair = [0.0; 2];
+                for (k, observe) in order.into_iter().enumerate() {
+                    let qps = measure(&conn, &s, observe, *in_step, secs).await;
+                    csv.push_str(&format!("{i},{mode},{k},{observe},{secs},{qps:.1}\n"));
+                    eprintln!("pair {i} {mode} observers={observe}: {qps:.0} qps");
+                    pair[usize::from(observe)] = qps;
                 }
+                without[m].push(pair[0]);
+                with[m].push(pair[1]);
+                ratios[m].push(pair[1] / pair[0]);
             }
         }
-        let (mw, mo) = (median(&mut with), median(&mut without));
-        println!("median qps without observers: {mo:.0}");
-        println!("median qps with observers:    {mw:.0}");
-        println!(
-            "overhead: {:.2}% (ratio with/without = {:.4})",
-            (1.0 - mw / mo) * 100.0,
-            mw / mo
-        );
-        assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
+        for (m, (mode, _)) in MODES.iter().enumerate() {
+            let (mw, mo, mr) = (median(&with[m]), median(&without[m]), median(&ratios[m]));
+            let (lo, hi) = bootstrap_95(&ratios[m]);
+            println!(
+                "{mode}: median qps {mo:.0} without, {mw:.0} with observers; \
+                 median ratio {mr:.4} (95% bootstrap {lo:.4}..{hi:.4}): \
+                 overhead {:.2}% ({:.2}%..{:.2}%), {pairs} pairs of {secs} s",
+                (1.0 - mr) * 100.0,
+                (1.0 - hi) * 100.0,
+                (1.0 - lo) * 100.0,
+            );
+            assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
+        }
         if full {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+            let dir =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/observer");
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("observer.csv"), csv).unwrap();
+            let name = chrono::Utc::now().format("%Y%m%dT%H%M%SZ.csv").to_string();
+            std::fs::write(dir.join(&name), csv).unwrap();
+            println!("raw runs: benches/results/observer/{name}");
         }
         target.teardown().await.unwrap();
     });

@@ -4,15 +4,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::backend::BackendKind;
 use crate::error::{exit, Error, Result};
 use crate::init::InitOptions;
-use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
-use crate::rehearsal;
+use crate::matrix;
+use crate::options::{OutputMode, RunOptions, SeedCommand, ServerOptions, SummaryFormat};
 use crate::scenario::{self, Overrides, Scenario};
+use crate::sizing::{parse_memory, ServerSize, MAX_CPUS};
 use crate::sweep::SweepOptions;
 
 #[derive(Debug, Parser)]
@@ -89,6 +91,38 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Seed an existing database with a scenario's tables and rows (staging
+    /// data; also how seeding is measured). No rehearsal, no scratch database.
+    Seed {
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+        /// The database to seed (its tables are created there).
+        #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Rows of the largest table (others scale with it): 250000, 250k, 2M.
+        #[arg(long)]
+        rows: Option<String>,
+        /// Multiply every table's row count.
+        #[arg(long)]
+        scale: Option<f64>,
+        /// Seed for all generated data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Drop the scenario's tables first if the database has them.
+        #[arg(long)]
+        replace: bool,
+        /// No progress, only errors.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Log what seeding does on stderr.
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
+    /// The cache of kept servers and templates (`run --reuse`).
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Re-render the reports of a run directory from its CSVs and run.json.
     Report {
         #[arg(value_name = "RUN_DIR")]
@@ -102,15 +136,32 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List kept servers and their templates: key, size, age, scenarios.
+    Ls,
+    /// Remove kept servers and templates: everything, or what was not used
+    /// for --older-than (e.g. 7d, 12h).
+    Clean {
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+    },
+}
+
 /// Flags of the commands that rehearse.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Where Postgres comes from.
     #[arg(long, value_enum, default_value = "auto", env = "PGREHEARSE_BACKEND")]
     pub backend: BackendArg,
-    /// Container image for the docker backend.
-    #[arg(long, env = "PGREHEARSE_IMAGE")]
+    /// Container image for the docker backend [env: PGREHEARSE_IMAGE]; with
+    /// several --pg-version, only PGREHEARSE_IMAGE, for the version its tag names.
+    #[arg(long)]
     pub image: Option<String>,
+    /// Rehearse on each of these PostgreSQL major versions, one run directory
+    /// each and the results side by side: 15,17,18.
+    #[arg(long, value_name = "MAJORS")]
+    pub pg_version: Option<String>,
     /// An existing server (url backend); the password may also come from PGPASSWORD.
     #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -125,6 +176,13 @@ pub struct RunArgs {
     /// scenario's `rehearse`.
     #[arg(long, value_name = "REV")]
     pub since_git: Option<String>,
+    /// Traffic before the first step (e.g. 1s), instead of the scenario's
+    /// [workload] before; scripts keep their `at`.
+    #[arg(long, value_name = "DURATION")]
+    pub before: Option<String>,
+    /// Traffic after the last step, instead of the scenario's [workload] after.
+    #[arg(long, value_name = "DURATION")]
+    pub after: Option<String>,
     /// Where run directories go.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
@@ -134,6 +192,23 @@ pub struct RunArgs {
     /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
     #[arg(long = "budget", value_name = "KEY=VALUE")]
     pub budgets: Vec<String>,
+    /// CPUs of the server (a container's CPU limit; parallel workers are
+    /// derived from it); wins over the scenario's [postgres] size.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+    /// Memory of the server, e.g. 16GB (a container's memory limit;
+    /// shared_buffers and others are derived from it).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Start a streaming physical replica next to the primary and sample
+    /// its replay lag (local and docker backends).
+    #[arg(long)]
+    pub replica: bool,
+    /// Keep the local cluster or container and its seeded templates in the
+    /// cache between invocations ($XDG_CACHE_HOME/pgrehearse, else
+    /// ~/.cache/pgrehearse); see `pgrehearse cache`.
+    #[arg(long)]
+    pub reuse: bool,
     /// Print the machine-readable summary (summary.json) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -228,7 +303,15 @@ fn overrides(
         rows,
         scale,
         since_git: since_git.clone(),
+        ..Overrides::default()
     })
+}
+
+/// `--before` / `--after`: a duration such as `1s` or `500ms`.
+fn traffic_override(flag: &str, v: &Option<String>) -> Result<Option<Duration>> {
+    v.as_deref()
+        .map(|s| scenario::parse_duration(s).map_err(|e| Error::Usage(format!("{flag}: {e}"))))
+        .transpose()
 }
 
 /// Load every file; report the problems of all of them, not just the first.
@@ -268,6 +351,11 @@ pub enum Plan {
     Init {
         options: InitOptions,
         quiet: bool,
+    },
+    Seed(Box<SeedCommand>),
+    CacheLs,
+    CacheClean {
+        older_than: Option<std::time::Duration>,
     },
 }
 
@@ -309,7 +397,11 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             &overrides(&rows, scale, &since_git)?,
         )?)),
         Command::Run { scenarios, args } => {
-            let ov = overrides(&args.rows, args.scale, &args.since_git)?;
+            let ov = Overrides {
+                before: traffic_override("--before", &args.before)?,
+                after: traffic_override("--after", &args.after)?,
+                ..overrides(&args.rows, args.scale, &args.since_git)?
+            };
             let mut scenarios = load_all(&scenarios, &ov)?;
             let options = run_options(args, &mut scenarios)?;
             Ok(Plan::Run { scenarios, options })
@@ -353,6 +445,43 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                 quiet,
             })
         }
+        Command::Seed {
+            scenario,
+            database_url,
+            rows,
+            scale,
+            seed,
+            replace,
+            quiet,
+            verbose,
+        } => {
+            let mut loaded = load_all(&[scenario], &overrides(&rows, scale, &None)?)?;
+            Ok(Plan::Seed(Box::new(SeedCommand {
+                scenario: loaded.remove(0),
+                database_url,
+                seed,
+                replace,
+                output: OutputMode {
+                    summary: if quiet {
+                        SummaryFormat::Verdict
+                    } else {
+                        SummaryFormat::Text
+                    },
+                    chatter: !quiet,
+                    verbose,
+                },
+            })))
+        }
+        Command::Cache { action } => match action {
+            CacheAction::Ls => Ok(Plan::CacheLs),
+            CacheAction::Clean { older_than } => Ok(Plan::CacheClean {
+                older_than: older_than
+                    .as_deref()
+                    .map(crate::cache::parse_age)
+                    .transpose()
+                    .map_err(Error::Usage)?,
+            }),
+        },
         Command::Report {
             run_dir,
             json,
@@ -380,19 +509,19 @@ pub fn run(plan: Plan) -> Result<u8> {
         }
         Plan::Run { scenarios, options } => {
             init_logging(options.output.verbose);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::new)?;
-            Ok(runtime.block_on(rehearsal::rehearse_batch(&scenarios, &options)))
+            Ok(runtime()?.block_on(matrix::rehearse_all(&scenarios, &options)))
         }
         Plan::Sweep { scenarios, options } => {
             init_logging(options.run.output.verbose);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::new)?;
-            Ok(runtime.block_on(crate::sweep::sweep(&scenarios, &options)))
+            Ok(runtime()?.block_on(crate::sweep::sweep(&scenarios, &options)))
+        }
+        Plan::Seed(cmd) => {
+            init_logging(cmd.output.verbose);
+            runtime()?.block_on(crate::seed::staging::seed_command(&cmd))
+        }
+        Plan::CacheLs => crate::cache::commands::ls(),
+        Plan::CacheClean { older_than } => {
+            runtime()?.block_on(crate::cache::commands::clean(older_than))
         }
         Plan::Report {
             run_dir,
@@ -426,6 +555,13 @@ fn init(options: &InitOptions, quiet: bool) -> Result<u8> {
         eprintln!("init: {} tables, {statements}", summary.tables);
     }
     Ok(exit::OK)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::new)?)
 }
 
 /// `-v` / `-vv`: pgrehearse's own events on stderr, with the time since
@@ -467,12 +603,51 @@ fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<RunOptions> 
             "--backend url needs --database-url postgres://user@host:port/db".into(),
         ));
     }
+    apply_server_flags(&args, scenarios)?;
+    if backend == BackendKind::Url {
+        refuse_url_replica(&args, scenarios)?;
+    } else {
+        refuse_lag_budget_without_replica(scenarios)?;
+    }
+    let versions = match &args.pg_version {
+        Some(raw) => parse_versions(raw).map_err(Error::Usage)?,
+        None => Vec::new(),
+    };
+    if backend == BackendKind::Url && !versions.is_empty() {
+        return Err(Error::Usage(
+            "--pg-version picks the servers pgrehearse starts; the url backend rehearses \
+             on the server of --database-url, whatever its version"
+                .into(),
+        ));
+    }
+    if versions.len() > 1 && args.image.is_some() {
+        return Err(Error::Usage(format!(
+            "--image names one image, but --pg-version asks for {}: drop --image (each \
+             version runs on pgrehearse/postgres:<major>, or on local binaries)",
+            versions.join(", ")
+        )));
+    }
+    let image_env = std::env::var("PGREHEARSE_IMAGE")
+        .ok()
+        .filter(|i| !i.trim().is_empty());
+    let image_from_env = args.image.is_none() && image_env.is_some();
+    if backend == BackendKind::Url && args.reuse {
+        return Err(Error::Usage(
+            "--reuse keeps servers pgrehearse starts (local, docker); the url backend \
+             works in scratch databases it always drops"
+                .into(),
+        ));
+    }
     Ok(RunOptions {
         server: ServerOptions {
             backend,
-            image: args.image,
+            image: args.image.or(image_env),
             database_url: args.database_url,
+            version: None,
+            image_from_env,
+            reuse: args.reuse,
         },
+        versions,
         out: args.out,
         seed: args.seed,
         budgets,
@@ -506,6 +681,11 @@ fn sweep_plan(
             "--scale: sweep sizes come from --rows; --scale cannot be combined with it".into(),
         ));
     }
+    if args.pg_version.is_some() {
+        return Err(Error::Usage(
+            "--pg-version: sweep rehearses on one server; run it once per version".into(),
+        ));
+    }
     let mut sizes = parse_list("--rows", &rows, |s| parse_count("--rows", s))?;
     sizes.sort_unstable();
     let rates = match rate {
@@ -519,11 +699,15 @@ fn sweep_plan(
         .map(|e| parse_count("--extrapolate", &e))
         .transpose()
         .map_err(Error::Usage)?;
+    let before = traffic_override("--before", &args.before)?;
+    let after = traffic_override("--after", &args.after)?;
     let mut scenarios = Vec::new();
     for &n in &sizes {
         let ov = Overrides {
             rows: Some(n),
             scale: None,
+            before,
+            after,
             ..Overrides::default()
         };
         scenarios.extend(load_all(std::slice::from_ref(&scenario), &ov)?);
@@ -573,6 +757,38 @@ fn parse_list<T: PartialEq + std::fmt::Display>(
     Ok(out)
 }
 
+/// `--pg-version 15,17,18`, checked for form only (exit 2): items separated
+/// by commas, none empty or repeated, majors rather than minors. Whether
+/// pgrehearse knows a version and the machine has it is decided later
+/// (exit 3, with what is available).
+pub fn parse_versions(raw: &str) -> std::result::Result<Vec<String>, String> {
+    let bad = |why: String| {
+        format!(
+            "--pg-version: `{raw}`: {why}; expected major versions separated by commas, e.g. 15,17"
+        )
+    };
+    let mut out: Vec<String> = Vec::new();
+    for item in raw.split(',') {
+        let v = item.trim();
+        if v.is_empty() {
+            return Err(bad("an empty item".into()));
+        }
+        if !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+            return Err(bad(format!("`{v}` is not a version")));
+        }
+        if let Some((major, _)) = v.split_once('.').filter(|(m, _)| m.parse::<u32>().is_ok()) {
+            return Err(bad(format!(
+                "`{v}` is a minor version; give its major, {major}"
+            )));
+        }
+        if out.iter().any(|o| o == v) {
+            return Err(bad(format!("{v} is listed twice")));
+        }
+        out.push(v.to_string());
+    }
+    Ok(out)
+}
+
 /// A rate in queries/s: a positive number, `k` for thousands.
 fn parse_rate(s: &str) -> std::result::Result<f64, String> {
     let (num, mult) = match s.strip_suffix(['k', 'K']) {
@@ -584,6 +800,71 @@ fn parse_rate(s: &str) -> std::result::Result<f64, String> {
         _ => Err(format!(
             "--rate: `{s}` is not a rate in queries/s (examples: 200, 1.5k)"
         )),
+    }
+}
+
+/// `--cpus`, `--memory` and `--replica` over each scenario's `[postgres]`:
+/// the flags win, field by field.
+fn apply_server_flags(args: &RunArgs, scenarios: &mut [Scenario]) -> Result<()> {
+    if let Some(c) = args.cpus.filter(|c| !(1..=MAX_CPUS).contains(c)) {
+        return Err(Error::Usage(format!(
+            "--cpus: {c} is out of range; expected 1..={MAX_CPUS}"
+        )));
+    }
+    let flags = ServerSize {
+        cpus: args.cpus,
+        memory: args
+            .memory
+            .as_deref()
+            .map(parse_memory)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--memory: {e}")))?,
+        cpus_from: "--cpus".into(),
+        memory_from: "--memory".into(),
+    };
+    for s in scenarios {
+        if !flags.is_empty() {
+            let size = s.postgres.size.clone().unwrap_or_default();
+            s.postgres.size = Some(size.overlay(&flags));
+        }
+        s.postgres.replica |= args.replica;
+    }
+    Ok(())
+}
+
+/// The url backend's server is not ours: no replica can be started there.
+fn refuse_url_replica(args: &RunArgs, scenarios: &[Scenario]) -> Result<()> {
+    if args.replica {
+        return Err(Error::Usage(
+            "--replica: the url backend cannot start a replica (the server is not pgrehearse's);              use --backend local or docker, or drop --replica"
+                .into(),
+        ));
+    }
+    if let Some(s) = scenarios.iter().find(|s| s.postgres.replica) {
+        return Err(Error::Usage(format!(
+            "{}: [postgres] replica = true, but the url backend cannot start a replica (the \
+             server is not pgrehearse's); use --backend local or docker",
+            s.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A replica-lag budget on a server of ours without a replica could only
+/// fail: say so before anything runs. (A url server may have replicas of
+/// its own, which server.csv samples: allowed there.)
+/// (`--budget` is applied to each scenario's budget by now.)
+fn refuse_lag_budget_without_replica(scenarios: &[Scenario]) -> Result<()> {
+    match scenarios
+        .iter()
+        .find(|s| !s.postgres.replica && s.budget.max_replica_lag_ms.is_some())
+    {
+        Some(s) => Err(Error::Usage(format!(
+            "{}: the budget max_replica_lag_ms needs a replica to measure; set \
+             [postgres] replica = true or pass --replica",
+            s.path.display()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -599,6 +880,28 @@ fn parse_budgets(raw: &[String]) -> Result<Vec<(String, f64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_lists_are_checked_for_form_only() {
+        assert_eq!(parse_versions("15,17,18").unwrap(), ["15", "17", "18"]);
+        assert_eq!(parse_versions(" 15 , 17").unwrap(), ["15", "17"]);
+        // Known or not is decided against the machine (exit 3), not here.
+        assert_eq!(parse_versions("9,99,abc").unwrap(), ["9", "99", "abc"]);
+        for (bad, says) in [
+            ("", "an empty item"),
+            ("15,,17", "an empty item"),
+            ("15,", "an empty item"),
+            ("15;17", "`15;17` is not a version"),
+            ("15,15", "15 is listed twice"),
+            ("17.2", "give its major, 17"),
+        ] {
+            let e = parse_versions(bad).unwrap_err();
+            assert!(
+                e.starts_with("--pg-version: ") && e.contains(says),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn rows_accept_suffixes() {

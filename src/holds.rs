@@ -1,16 +1,28 @@
 //! Lock holds of the migration (locks.csv): the executor's own lock lists per
-//! transaction, refined by what the observer saw it wait for and by the
-//! server log's "acquired ... after X ms" lines.
+//! transaction (`probe` rows), the migration backend's locks polled while a
+//! statement ran outside a transaction (`poll` rows), refined by what the
+//! observer saw it wait for and by the server log's "acquired ... after X
+//! ms" lines; waits that never led to a grant (`wait` rows).
 //!
-//! - requested: when the statement that took the lock was sent, or — if the
-//!   migration had to wait — pg_locks.waitstart (server clock, µs precision).
-//! - granted: the statement's send time when there was no wait; after a wait,
+//! - requested: when the server began the statement that took the lock (its
+//!   clock read right before the statement, pipelined ahead of it; the send
+//!   time where that is unknown), or — if the migration had to wait —
+//!   pg_locks.waitstart (server clock, µs precision).
+//! - granted: when the server began the statement, when there was no wait; after a wait,
 //!   the log line's timestamp (ms precision) where we own the server, else the
-//!   first poll that no longer saw the wait (± half a poll interval).
-//! - released: when COMMIT/ROLLBACK returned (transactional steps), or when
-//!   the statement returned (outside a transaction).
-
-use std::collections::HashMap;
+//!   first poll that no longer saw the wait (± half a poll interval). A lock
+//!   first polled mid-statement: halfway between the poll that missed it and
+//!   the one that saw it.
+//! - released: the server's clock right after COMMIT/ROLLBACK (pipelined
+//!   behind it; when it returned, where that is unknown) for transactional
+//!   steps; outside a transaction, the server's clock right after the
+//!   statement (the probe behind it) — unless the poll saw the lock go
+//!   earlier: halfway between its last sighting and the poll that missed it.
+//!
+//! Relations are named as migration/catalog.rs settles them: a relation the
+//! step created or dropped is marked `(new)` / `(dropped)`; one nobody ever
+//! saw by name (a rewrite's transient heap, created and dropped inside the
+//! statement) has no row.
 
 use crate::locks::blocks_of;
 use crate::migration::{is_catalog, MigrationRun};
@@ -19,41 +31,35 @@ use crate::record::{LockRow, StatementRow};
 
 use crate::pg::round3;
 
-/// A log line matched to a lock: its relation name resolved from the oid.
-pub struct NamedAcquired<'a> {
-    pub line: &'a LogAcquired,
-    pub relation: String,
+/// A log line matched to a lock.
+struct NamedAcquired<'a> {
+    line: &'a LogAcquired,
 }
 
-pub fn lock_rows(
-    run: &MigrationRun,
-    obs: &Observations,
-    oid_names: &HashMap<u32, String>,
-) -> Vec<LockRow> {
+/// A lock to place: what the row says and which statement took it.
+struct Taken<'a> {
+    locktype: &'a str,
+    oid: Option<u32>,
+    seen: &'a str,
+    mode: &'a str,
+}
+
+pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
     let acquired: Vec<NamedAcquired> = obs
         .log_acquired
         .iter()
         .filter(|a| a.pid == run.pid)
-        .map(|a| NamedAcquired {
-            line: a,
-            relation: a
-                .relation_oid
-                .and_then(|o| oid_names.get(&o).cloned())
-                .unwrap_or_else(|| a.locktag.clone()),
-        })
+        .map(|line| NamedAcquired { line })
         .collect();
     let mut used_waits = vec![false; obs.migration_waits.len()];
     let mut rows = Vec::new();
 
-    let wait_for = |relation: &str,
-                    mode: &str,
-                    stmt: &StatementRow,
-                    used: &mut Vec<bool>|
-     -> Option<(f64, f64)> {
+    // The wait (and its grant) of the lock `t` took during `stmt`.
+    let wait_for = |t: &Taken, stmt: &StatementRow, used: &mut Vec<bool>| -> Option<(f64, f64)> {
         let (i, w) = obs.migration_waits.iter().enumerate().find(|(i, w)| {
             !used[*i]
-                && w.relation == relation
-                && w.mode == mode
+                && same_relation(w.oid, &w.relation, t.oid, t.seen)
+                && w.mode == t.mode
                 && w.start_ms >= stmt.start_ms - 5.0
                 && w.start_ms <= stmt.end_ms + 5.0
         })?;
@@ -61,8 +67,9 @@ pub fn lock_rows(
         let granted = acquired
             .iter()
             .find(|a| {
-                a.relation == relation
-                    && a.line.mode == mode
+                a.line.relation_oid.is_some()
+                    && a.line.relation_oid == t.oid
+                    && a.line.mode == t.mode
                     && a.line.at_ms >= w.start_ms - 5.0
                     && a.line.at_ms <= stmt.end_ms + 5.0
             })
@@ -70,47 +77,81 @@ pub fn lock_rows(
             .unwrap_or(w.end_ms);
         Some((w.start_ms, granted))
     };
+    let name = |phase: &str, step: &str, t: &Taken| -> Option<String> {
+        let n = run.relations.name(phase, step, t.oid, t.seen)?;
+        (!is_catalog(&n) && t.oid.is_none_or(|o| o >= 16384)).then_some(n)
+    };
 
     for txn in &run.txns {
-        for ((locktype, relation, mode), idx) in &txn.acquired {
+        for (k, idx) in &txn.acquired {
+            let t = Taken {
+                locktype: &k.locktype,
+                oid: k.oid,
+                seen: &k.name,
+                mode: &k.mode,
+            };
+            let Some(relation) = name(&txn.phase, &txn.step, &t) else {
+                continue;
+            };
             let stmt = &run.statements[*idx];
-            let (requested, granted) = wait_for(relation, mode, stmt, &mut used_waits)
-                .unwrap_or((stmt.start_ms, stmt.start_ms));
+            let (start, _) = server_span(run, *idx);
+            let (requested, granted) =
+                wait_for(&t, stmt, &mut used_waits).unwrap_or((start, start));
             rows.push(row(
                 &txn.phase,
                 &txn.step,
-                relation,
-                locktype,
-                mode,
+                &relation,
+                &t,
                 requested,
                 Some(granted),
                 Some(txn.released_ms),
+                "probe",
             ));
         }
     }
-    // Locks seen held while a statement ran outside a transaction.
+    // Locks polled while a statement ran outside a transaction.
     for h in &obs.migration_held {
-        if is_catalog(&h.relation) {
-            continue;
-        }
-        let Some(stmt) = run
+        let Some((idx, stmt)) = run
             .statements
             .iter()
-            .find(|s| h.first_ms >= s.start_ms - 1.0 && h.first_ms <= s.end_ms + 1.0)
+            .enumerate()
+            .find(|(_, s)| h.first_ms >= s.start_ms - 1.0 && h.first_ms <= s.end_ms + 1.0)
         else {
             continue;
         };
-        let (requested, granted) = wait_for(&h.relation, &h.mode, stmt, &mut used_waits)
-            .unwrap_or((stmt.start_ms, stmt.start_ms));
+        let (start, end) = server_span(run, idx);
+        let t = Taken {
+            locktype: &h.locktype,
+            oid: h.oid,
+            seen: &h.relation,
+            mode: &h.mode,
+        };
+        let Some(relation) = name(&stmt.phase, &stmt.step, &t) else {
+            continue;
+        };
+        // Taken mid-statement if a poll during the statement missed it first.
+        let polled_grant = h
+            .missed_before_ms
+            .filter(|m| *m > start)
+            .map(|m| ((m + h.first_ms) / 2.0).max(start));
+        let (requested, granted) = wait_for(&t, stmt, &mut used_waits).unwrap_or_else(|| {
+            let g = polled_grant.unwrap_or(start);
+            (g, g)
+        });
+        let released = h
+            .missed_after_ms
+            .filter(|m| *m < end)
+            .map(|m| ((h.last_ms + m) / 2.0).min(end))
+            .unwrap_or(end);
         rows.push(row(
             &stmt.phase,
             &stmt.step,
-            &h.relation,
-            &h.locktype,
-            &h.mode,
+            &relation,
+            &t,
             requested,
             Some(granted),
-            Some(stmt.end_ms),
+            Some(released),
+            "poll",
         ));
     }
     // Waits that never led to a grant: lock timeouts, cancelled attempts.
@@ -122,21 +163,39 @@ pub fn lock_rows(
         let (phase, step) = stmt
             .map(|s| (s.phase.as_str(), s.step.as_str()))
             .unwrap_or(("", ""));
-        rows.push(row(
-            phase,
-            step,
-            &w.relation,
-            &w.locktype,
-            &w.mode,
-            w.start_ms,
-            None,
-            None,
-        ));
-        let last = rows.last_mut().expect("just pushed");
-        last.wait_ms = round3(w.end_ms - w.start_ms);
+        let t = Taken {
+            locktype: &w.locktype,
+            oid: w.oid,
+            seen: &w.relation,
+            mode: &w.mode,
+        };
+        let relation = name(phase, step, &t).unwrap_or_else(|| w.relation.clone());
+        let mut r = row(phase, step, &relation, &t, w.start_ms, None, None, "wait");
+        r.wait_ms = round3(w.end_ms - w.start_ms);
+        rows.push(r);
     }
     rows.sort_by(|a, b| a.requested_ms.total_cmp(&b.requested_ms));
     rows
+}
+
+/// When statement `idx` ran: the server's own span where known, else the
+/// client's send and receipt.
+fn server_span(run: &MigrationRun, idx: usize) -> (f64, f64) {
+    match run.server_spans.get(idx).copied().flatten() {
+        Some(s) => (s.start_ms, s.end_ms),
+        None => {
+            let s = &run.statements[idx];
+            (s.start_ms, s.end_ms)
+        }
+    }
+}
+
+/// The same relation: by oid when both sides have one, else by name.
+fn same_relation(a_oid: Option<u32>, a_name: &str, b_oid: Option<u32>, b_name: &str) -> bool {
+    match (a_oid, b_oid) {
+        (Some(a), Some(b)) => a == b,
+        _ => a_name == b_name,
+    }
 }
 
 fn statement_at<'a>(stmts: &'a [StatementRow], w: &MigrationWait) -> Option<&'a StatementRow> {
@@ -150,36 +209,49 @@ fn row(
     phase: &str,
     step: &str,
     relation: &str,
-    locktype: &str,
-    mode: &str,
+    t: &Taken,
     requested: f64,
     granted: Option<f64>,
     released: Option<f64>,
+    source: &str,
 ) -> LockRow {
     let wait = granted.map(|g| (g - requested).max(0.0)).unwrap_or(0.0);
     let held = match (granted, released) {
         (Some(g), Some(r)) => (r - g).max(0.0),
         _ => 0.0,
     };
+    // A relation the step creates is seen by no other session before the
+    // step commits it: nobody waits for its locks.
+    let blocks = if relation.ends_with(" (new)") {
+        crate::record::Blocks::None
+    } else {
+        blocks_of(t.locktype, t.mode)
+    };
     LockRow {
         phase: phase.to_string(),
         step: step.to_string(),
         relation: relation.to_string(),
-        locktype: locktype.to_string(),
-        mode: mode.to_string(),
+        locktype: t.locktype.to_string(),
+        mode: t.mode.to_string(),
         requested_ms: round3(requested),
         granted_ms: granted.map(round3),
         released_ms: released.map(round3),
         wait_ms: round3(wait),
         held_ms: round3(held),
-        blocks: blocks_of(locktype, mode),
+        blocks,
+        source: source.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
-    use crate::migration::TxnLocks;
+    use crate::migration::{LockSeen, TxnLocks};
+    use crate::observe::HeldSighting;
+
+    const T: u32 = 16390;
 
     fn stmt(start: f64, end: f64, outcome: &str) -> StatementRow {
         StatementRow {
@@ -192,22 +264,30 @@ mod tests {
             duration_ms: end - start,
             outcome: outcome.into(),
             sqlstate: String::new(),
-            rewrote: false,
-            seq_scans: 0,
-            wal_bytes: 0,
+            rewrote: Some(false),
+            seq_scans: Some(0),
+            wal_bytes: Some(0),
+            cluster_wal_bytes: Some(0),
+            unknown: String::new(),
             file: String::new(),
             line: None,
         }
     }
 
-    fn key(mode: &str) -> (String, String, String) {
-        ("relation".into(), "t".into(), mode.into())
+    fn key(mode: &str) -> LockSeen {
+        LockSeen {
+            locktype: "relation".into(),
+            oid: Some(T),
+            name: "t".into(),
+            mode: mode.into(),
+        }
     }
 
     /// The migration waited for `mode` on t from `start_ms` to `end_ms`.
     fn wait(mode: &str, start_ms: f64, end_ms: f64) -> MigrationWait {
         MigrationWait {
             locktype: "relation".into(),
+            oid: Some(T),
             relation: "t".into(),
             mode: mode.into(),
             start_ms,
@@ -228,11 +308,12 @@ mod tests {
             pid: 7,
             ..Default::default()
         };
-        let rows = lock_rows(&run, &Observations::default(), &HashMap::new());
+        let rows = lock_rows(&run, &Observations::default());
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].held_ms, 1502.0);
         assert_eq!(rows[0].wait_ms, 0.0);
         assert_eq!(rows[0].blocks, crate::record::Blocks::ReadsWrites);
+        assert_eq!(rows[0].source, "probe");
     }
 
     #[test]
@@ -250,19 +331,18 @@ mod tests {
         };
         let mut obs = Observations::default();
         obs.migration_waits.push(wait("ShareLock", 100.5, 503.0));
-        let rows = lock_rows(&run, &obs, &HashMap::new());
+        let rows = lock_rows(&run, &obs);
         assert_eq!(rows[0].requested_ms, 100.5);
         assert_eq!(rows[0].granted_ms, Some(503.0));
         obs.log_acquired.push(LogAcquired {
             pid: 7,
             mode: "ShareLock".into(),
-            relation_oid: Some(42),
-            locktag: "relation 42 of database 5".into(),
+            relation_oid: Some(T),
+            locktag: format!("relation {T} of database 5"),
             at_ms: 500.0,
             after_ms: 399.5,
         });
-        let names = HashMap::from([(42u32, "t".to_string())]);
-        let rows = lock_rows(&run, &obs, &names);
+        let rows = lock_rows(&run, &obs);
         assert_eq!(rows[0].granted_ms, Some(500.0));
         assert_eq!(rows[0].held_ms, 200.0);
         assert_eq!(rows[0].wait_ms, 399.5);
@@ -278,10 +358,78 @@ mod tests {
         let mut obs = Observations::default();
         obs.migration_waits
             .push(wait("AccessExclusiveLock", 100.2, 200.1));
-        let rows = lock_rows(&run, &obs, &HashMap::new());
+        let rows = lock_rows(&run, &obs);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].granted_ms, None);
         assert!((rows[0].wait_ms - 99.9).abs() < 1e-6);
         assert_eq!(rows[0].held_ms, 0.0);
+        assert_eq!(rows[0].source, "wait");
+    }
+
+    #[test]
+    fn polled_locks_are_placed_between_the_polls_around_them() {
+        // CREATE INDEX CONCURRENTLY from 100 to 160: the table's lock seen
+        // from the first poll to the end, the new index's taken and dropped
+        // mid-statement.
+        let mut run = MigrationRun {
+            statements: vec![stmt(100.0, 160.0, "ok")],
+            pid: 7,
+            ..Default::default()
+        };
+        let before = HashMap::from([(T, "t".to_string())]);
+        let mut after = before.clone();
+        after.insert(16400, "t_idx".to_string());
+        run.relations.step("p", "s", &before, &after);
+        let sighting =
+            |oid, name: &str, mode: &str, polls: (Option<f64>, f64, f64, Option<f64>)| {
+                HeldSighting {
+                    locktype: "relation".into(),
+                    oid: Some(oid),
+                    relation: name.into(),
+                    mode: mode.into(),
+                    first_ms: polls.1,
+                    last_ms: polls.2,
+                    missed_before_ms: polls.0,
+                    missed_after_ms: polls.3,
+                }
+            };
+        let obs = Observations {
+            migration_held: vec![
+                sighting(
+                    T,
+                    "t",
+                    "ShareUpdateExclusiveLock",
+                    (Some(99.8), 100.4, 159.6, None),
+                ),
+                sighting(
+                    16400,
+                    "16400",
+                    "RowExclusiveLock",
+                    (Some(120.0), 121.0, 150.0, Some(151.0)),
+                ),
+                // Never named: a relation made and dropped inside the statement.
+                sighting(
+                    16401,
+                    "16401",
+                    "AccessExclusiveLock",
+                    (Some(130.0), 131.0, 131.0, Some(132.0)),
+                ),
+            ],
+            ..Default::default()
+        };
+        let rows = lock_rows(&run, &obs);
+        assert_eq!(rows.len(), 2, "{rows:#?}");
+        let sue = &rows[0];
+        assert_eq!(
+            (sue.granted_ms, sue.released_ms),
+            (Some(100.0), Some(160.0))
+        );
+        assert_eq!(sue.source, "poll");
+        let idx = &rows[1];
+        assert_eq!(idx.relation, "t_idx (new)");
+        assert_eq!(
+            (idx.granted_ms, idx.released_ms),
+            (Some(120.5), Some(150.5))
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod backend;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod error;
@@ -14,7 +15,9 @@ pub mod health;
 pub mod holds;
 pub mod init;
 pub mod latency;
+pub mod latency_hdr;
 pub mod locks;
+pub mod matrix;
 pub mod migration;
 pub mod migrations;
 pub mod observe;
@@ -28,6 +31,7 @@ pub mod report;
 pub mod scenario;
 pub mod seed;
 pub mod signals;
+pub mod sizing;
 pub mod sql;
 pub mod sweep;
 pub mod workload;

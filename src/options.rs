@@ -18,6 +18,15 @@ pub struct ServerOptions {
     pub image: Option<String>,
     /// An existing server (the url backend needs one).
     pub database_url: Option<String>,
+    /// The major version to rehearse on, over the scenario's: one version
+    /// of `--pg-version`, set by [`crate::matrix`].
+    pub version: Option<String>,
+    /// `image` came from PGREHEARSE_IMAGE, not `--image`: with
+    /// `--pg-version` such an image serves only the version its tag names.
+    pub image_from_env: bool,
+    /// Keep the local cluster or container and its templates in the cache
+    /// between invocations (`--reuse`; never for the url backend).
+    pub reuse: bool,
 }
 
 /// Everything a rehearsal needs besides its scenario.
@@ -31,6 +40,24 @@ pub struct RunOptions {
     /// Budget overrides (`KEY=VALUE`), checked by
     /// [`crate::analyze::parse_budget_override`].
     pub budgets: Vec<(String, f64)>,
+    pub output: OutputMode,
+    /// `--pg-version`: rehearse each scenario on each of these majors, as
+    /// given (well-formed, no repeats); whether the machine has them is
+    /// checked before anything runs. Empty: the scenario's version.
+    pub versions: Vec<String>,
+}
+
+/// `pgrehearse seed`: one scenario's data into an existing database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedCommand {
+    /// With --rows / --scale applied.
+    pub scenario: crate::scenario::Scenario,
+    /// The database to seed (a URL or a `key=value` connection string).
+    pub database_url: String,
+    pub seed: u64,
+    /// Drop the scenario's tables first when they exist.
+    pub replace: bool,
+    /// `chatter`: progress and the summary on stderr / stdout (off with -q).
     pub output: OutputMode,
 }
 

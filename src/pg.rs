@@ -7,6 +7,12 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `'text'` with embedded quotes doubled: a safe SQL string literal
+/// (standard_conforming_strings is on in every supported version).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// The text of a Postgres error for messages: the server's message with its
 /// SQLSTATE, detail and hint; for other errors the whole cause chain
 /// ("error connecting to server: Connection refused (os error 111)"), since
@@ -70,6 +76,25 @@ pub async fn server_version(
     Ok((version.to_string(), num as u32))
 }
 
+/// The oldest server pgrehearse measures: `pg_locks.waitstart` (when a
+/// lock wait began) is new in PostgreSQL 14, and every lock wait and hold is
+/// timed from it.
+pub const MIN_SERVER_VERSION_NUM: u32 = 140000;
+
+/// Refuse a server older than [`MIN_SERVER_VERSION_NUM`] before anything is
+/// created on it: "no usable Postgres" (exit 3), naming the version found,
+/// where, and what is needed.
+pub fn require_supported(version: &str, version_num: u32, target: &str) -> crate::Result<()> {
+    if version_num >= MIN_SERVER_VERSION_NUM {
+        return Ok(());
+    }
+    Err(crate::Error::NoPostgres(format!(
+        "{target} runs PostgreSQL {version} (server_version_num {version_num}): pgrehearse \
+         needs PostgreSQL 14 or newer, whose pg_locks.waitstart times every lock wait; \
+         rehearse on a server of version 14 or newer (a restored copy, or --backend local/docker)"
+    )))
+}
+
 /// Milliseconds (or any figure) to 3 decimals: what the CSVs and JSON keep.
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
@@ -85,9 +110,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn literals_are_quoted() {
+        assert_eq!(quote_literal("orders"), "'orders'");
+        assert_eq!(quote_literal("o'brien"), "'o''brien'");
+    }
+
+    #[test]
     fn identifiers_are_quoted() {
         assert_eq!(quote_ident("orders"), "\"orders\"");
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn servers_older_than_14_are_refused_by_name() {
+        assert!(require_supported("14.0", 140000, "x").is_ok());
+        assert!(require_supported("17.2", 170002, "x").is_ok());
+        let e = require_supported("13.16", 130016, "postgres://u@db:5432/app").unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::NO_POSTGRES);
+        let msg = e.to_string();
+        for want in [
+            "postgres://u@db:5432/app",
+            "13.16",
+            "14 or newer",
+            "waitstart",
+        ] {
+            assert!(msg.contains(want), "{msg}");
+        }
     }
 
     #[test]

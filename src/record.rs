@@ -5,11 +5,15 @@
 //!
 //! All times are milliseconds since run start on one monotonic clock.
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::latency_hdr::{Entry, HdrWriter, Histograms};
 
 pub const RUN_JSON: &str = "run.json";
 pub const STATEMENTS_CSV: &str = "statements.csv";
@@ -18,6 +22,9 @@ pub const WAITS_CSV: &str = "waits.csv";
 pub const LATENCY_CSV: &str = "latency.csv";
 pub const ERRORS_CSV: &str = "errors.csv";
 pub const SERVER_CSV: &str = "server.csv";
+pub const STEPS_CSV: &str = "steps.csv";
+pub const LATENCY_HDR: &str = "latency.hdr";
+pub const INFLIGHT_CSV: &str = "inflight.csv";
 
 /// Every file of the record: what even a partial run directory holds.
 pub const FILES: &[&str] = &[
@@ -28,6 +35,7 @@ pub const FILES: &[&str] = &[
     LATENCY_CSV,
     ERRORS_CSV,
     SERVER_CSV,
+    STEPS_CSV,
 ];
 
 /// run.json: what was rehearsed, where and how.
@@ -51,7 +59,11 @@ pub struct RunInfo {
     pub seed: u64,
     /// Rows per table after --rows / --scale.
     pub rows: Vec<(String, u64)>,
+    /// How long the rehearsal waited for its data: seeding and/or cloning.
     pub seed_ms: f64,
+    /// How the rehearsal's database got its data.
+    #[serde(default)]
+    pub database: Option<DataOrigin>,
     pub clients: u32,
     pub rate: Option<f64>,
     pub window_ms: f64,
@@ -71,6 +83,25 @@ pub struct RunInfo {
     /// Indexes left invalid at the end (a failed CONCURRENTLY build).
     #[serde(default)]
     pub invalid_indexes: Vec<String>,
+    /// Where statements.csv / steps.csv `wal_bytes` (the migration's own
+    /// WAL) come from, e.g. `pg_stat_statements 1.10 in schema pgrehearse`;
+    /// null when they could not be attributed (then `wal_unavailable` says why).
+    #[serde(default)]
+    pub wal_attribution: Option<String>,
+    /// Why the migration's own WAL is unknown in this run (the columns are
+    /// empty), e.g. a url target without pg_stat_statements.
+    #[serde(default)]
+    pub wal_unavailable: Option<String>,
+    /// How steps.csv's table and index bytes were read (and how precise they
+    /// are), or why they are unknown.
+    #[serde(default)]
+    pub sizes_method: Option<String>,
+    /// The server size asked for, how it was applied, what was derived.
+    #[serde(default)]
+    pub size: Option<SizeInfo>,
+    /// The streaming replica, described (None: there was none).
+    #[serde(default)]
+    pub replica: Option<String>,
     /// The scenario's `[migrations]`: what built the schema at setup (and
     /// how long it took), what was rehearsed. Null without `[migrations]`.
     #[serde(default)]
@@ -106,6 +137,52 @@ pub struct SetupFile {
     pub ms: Option<f64>,
     /// ok | error | not run
     pub outcome: String,
+}
+
+/// run.json `size`: the server size a rehearsal asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SizeInfo {
+    pub cpus: Option<u32>,
+    /// "16GB".
+    pub memory: Option<String>,
+    pub memory_bytes: Option<u64>,
+    /// How the size was applied on this backend, in words.
+    pub applied: String,
+    /// The settings derived from the size (empty where none were applied).
+    pub derived: Vec<DerivedInfo>,
+}
+
+/// One derived setting: its value, the rule, and the scenario's own value
+/// when that won.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DerivedInfo {
+    pub name: String,
+    pub value: String,
+    pub rule: String,
+    /// The scenario's `[postgres] settings` value that was applied instead.
+    pub overridden_by: Option<String>,
+}
+
+/// How a rehearsal's database got its data (run.json `database`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataOrigin {
+    /// `seeded` (in the rehearsal's own database) or `cloned` (a copy of a
+    /// template).
+    pub how: String,
+    /// The template's key (hex sha256), when cloned.
+    pub template: Option<String>,
+    /// Where the template came from: `seeded` (by this rehearsal),
+    /// `earlier` (by an earlier rehearsal of the same invocation), `cache`
+    /// (kept by an earlier invocation, `--reuse`).
+    pub template_source: Option<String>,
+    /// Milliseconds spent seeding for this rehearsal (its database, or the
+    /// template it seeded); 0 when it seeded nothing.
+    pub seed_ms: f64,
+    /// Milliseconds cloning the template, when cloned.
+    pub clone_ms: Option<f64>,
+    /// The clone's CREATE DATABASE strategy: `file_copy`, `wal_log` or
+    /// `default`.
+    pub clone_strategy: Option<String>,
 }
 
 /// One executed step: its span, its settings and how it ended.
@@ -166,11 +243,19 @@ pub struct StatementRow {
     pub outcome: String,
     pub sqlstate: String,
     /// Did the statement give a relation a new relfilenode (a rewrite)?
-    pub rewrote: bool,
-    /// Sequential scans the statement's transaction made (pg_stat_xact_*).
-    pub seq_scans: u64,
-    /// Cluster WAL written while the statement ran (includes app traffic).
-    pub wal_bytes: u64,
+    /// None (an empty cell): unknown, and `unknown` says why.
+    pub rewrote: Option<bool>,
+    /// Sequential scans of the scenario's tables the statement made
+    /// (pg_stat_get_xact_numscans, inside a transaction only).
+    pub seq_scans: Option<u64>,
+    /// WAL the statement itself wrote (pg_stat_statements), never app WAL.
+    pub wal_bytes: Option<u64>,
+    /// WAL the whole cluster wrote while the statement ran (app included).
+    #[serde(default)]
+    pub cluster_wal_bytes: Option<u64>,
+    /// Why a figure is empty: `field: reason`, `; `-separated.
+    #[serde(default)]
+    pub unknown: String,
     /// The file the statement is in (a migration, or a step's `file`),
     /// as the scenario resolved it; empty for inline SQL and backfills.
     #[serde(default)]
@@ -178,6 +263,98 @@ pub struct StatementRow {
     /// The line of `file` where its code starts; empty without a file.
     #[serde(default)]
     pub line: Option<u64>,
+}
+
+/// A figure summed over statements (every attempt): Err(why) when any
+/// statement's is unknown — a partial sum would understate it.
+pub fn sum_known<'a>(
+    rows: impl IntoIterator<Item = &'a StatementRow>,
+    field: &str,
+    get: impl Fn(&StatementRow) -> Option<u64>,
+) -> std::result::Result<u64, String> {
+    let mut total = 0u64;
+    for s in rows {
+        match get(s) {
+            Some(v) => total += v,
+            None => return Err(unknown_in(s, field)),
+        }
+    }
+    Ok(total)
+}
+
+/// Did any statement rewrite? Unknown when none did and one is unknown.
+pub fn any_rewrote<'a>(
+    rows: impl IntoIterator<Item = &'a StatementRow>,
+) -> std::result::Result<bool, String> {
+    let mut unknown = None;
+    for s in rows {
+        match s.rewrote {
+            Some(true) => return Ok(true),
+            Some(false) => {}
+            None => {
+                unknown.get_or_insert_with(|| unknown_in(s, "rewrote"));
+            }
+        }
+    }
+    unknown.map_or(Ok(false), Err)
+}
+
+/// "unknown for `ALTER TABLE ...`: why".
+fn unknown_in(s: &StatementRow, field: &str) -> String {
+    let flat = s.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let clipped = match flat.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    };
+    let why = Unknown::parse(&s.unknown);
+    format!(
+        "unknown for `{clipped}`: {}",
+        why.why(field).unwrap_or("not measured")
+    )
+}
+
+/// Why each unknown figure of a row is unknown: `field: reason; field: reason`
+/// in the record, one pair each here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unknown(pub Vec<(String, String)>);
+
+impl Unknown {
+    /// Say `field` is unknown because of `why` (the first reason wins).
+    pub fn add(&mut self, field: &str, why: impl Into<String>) {
+        if !self.0.iter().any(|(f, _)| f == field) {
+            self.0.push((field.to_string(), why.into()));
+        }
+    }
+
+    /// Why `field` is unknown, if it is.
+    pub fn why(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, w)| w.as_str())
+    }
+
+    /// Read the record's `field: reason; ...` text back.
+    pub fn parse(s: &str) -> Unknown {
+        Unknown(
+            s.split("; ")
+                .filter_map(|p| p.split_once(": "))
+                .map(|(f, w)| (f.trim().to_string(), w.trim().to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            // A reason must not break the list apart when read back.
+            .map(|(k, w)| format!("{k}: {}", w.replace("; ", ", ")))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
 }
 
 /// What an app can no longer do while a lock is held, from the conflict matrix.
@@ -217,6 +394,40 @@ pub struct LockRow {
     pub wait_ms: f64,
     pub held_ms: f64,
     pub blocks: Blocks,
+    /// Where the row comes from: `probe` (the migration session listed its
+    /// own locks after the statement, inside a transaction), `poll` (the
+    /// migration's backend polled every millisecond while a statement ran
+    /// outside a transaction), `wait` (only seen waiting, never granted).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// steps.csv: one executed step, with the footprint it left on the
+/// scenario's tables (summed over them), read at its boundaries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRow {
+    pub phase: String,
+    pub step: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// ok | error | lock_timeout | statement_timeout | cancelled
+    pub outcome: String,
+    /// A statement of the step rewrote a table.
+    pub rewrote: Option<bool>,
+    /// Heap + TOAST + free space and visibility maps, before / after.
+    pub table_bytes_before: Option<u64>,
+    pub table_bytes_after: Option<u64>,
+    /// Every index of the scenario's tables, before / after.
+    pub index_bytes_before: Option<u64>,
+    pub index_bytes_after: Option<u64>,
+    /// n_dead_tup summed over the scenario's tables after the step.
+    pub dead_tuples_after: Option<u64>,
+    /// The step's statements' own WAL (every attempt), as in statements.csv.
+    pub wal_bytes: Option<u64>,
+    /// WAL the cluster wrote while its statements ran (app included).
+    pub cluster_wal_bytes: Option<u64>,
+    /// Why a figure is empty: `field: reason`, `; `-separated.
+    pub unknown: String,
 }
 
 /// waits.csv: one lock wait of an app query.
@@ -278,6 +489,21 @@ pub struct LatencyRow {
     pub service_p99_us: u64,
 }
 
+/// inflight.csv: one app's connections at the end of one latency window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InflightRow {
+    pub window_start_ms: f64,
+    pub window_ms: f64,
+    pub app: String,
+    /// The app's connections.
+    pub connections: u32,
+    /// Connections executing a request at the window's end.
+    pub busy: u32,
+    /// Age at the window's end of the app's oldest request in flight
+    /// (queued or executing; from its intended start); empty when none was.
+    pub oldest_ms: Option<f64>,
+}
+
 /// errors.csv: one app error.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorRow {
@@ -300,6 +526,11 @@ pub struct ServerRow {
     pub table_bytes: u64,
     /// Empty when there is no replica.
     pub replica_lag_bytes: Option<u64>,
+    /// pg_stat_replication.replay_lag in ms (0 once the replica has
+    /// replayed all the primary wrote); empty without a replica, or while
+    /// Postgres has no figure yet.
+    #[serde(default)]
+    pub replica_lag_ms: Option<f64>,
     pub waiting_backends: u32,
 }
 
@@ -311,14 +542,78 @@ pub struct RunRecord {
     pub locks: Vec<LockRow>,
     pub waits: Vec<WaitRow>,
     pub latency: Vec<LatencyRow>,
+    /// latency.hdr: segment histograms and per-window figures.
+    pub histograms: Histograms,
+    pub inflight: Vec<InflightRow>,
     pub errors: Vec<ErrorRow>,
     pub server: Vec<ServerRow>,
+    pub steps: Vec<StepRow>,
+}
+
+/// The latency files, streamed into the run directory by the recorder as
+/// windows close (so a long run's rows are never all in memory):
+/// latency.csv, inflight.csv and latency.hdr.
+pub struct LatencyFiles {
+    latency: csv::Writer<File>,
+    inflight: csv::Writer<File>,
+    hdr: HdrWriter<BufWriter<File>>,
+}
+
+impl LatencyFiles {
+    /// Create the three files in `dir`, headers written; the run started at
+    /// `started` (latency.hdr's base time).
+    pub fn create(dir: &Path, started: SystemTime) -> Result<LatencyFiles> {
+        fn csv_with_header<T: HeaderOf>(path: &Path) -> Result<csv::Writer<File>> {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_path(path)
+                .map_err(anyhow::Error::new)?;
+            w.write_record(T::header()).map_err(anyhow::Error::new)?;
+            Ok(w)
+        }
+        Ok(LatencyFiles {
+            latency: csv_with_header::<LatencyRow>(&dir.join(LATENCY_CSV))?,
+            inflight: csv_with_header::<InflightRow>(&dir.join(INFLIGHT_CSV))?,
+            hdr: HdrWriter::new(
+                BufWriter::new(File::create(dir.join(LATENCY_HDR))?),
+                started,
+            )?,
+        })
+    }
+
+    pub fn latency_row(&mut self, r: &LatencyRow) -> Result<()> {
+        self.latency.serialize(r).map_err(anyhow::Error::new)?;
+        Ok(())
+    }
+
+    pub fn inflight_row(&mut self, r: &InflightRow) -> Result<()> {
+        self.inflight.serialize(r).map_err(anyhow::Error::new)?;
+        Ok(())
+    }
+
+    pub fn histogram(&mut self, e: &Entry) -> Result<()> {
+        Ok(self.hdr.write(e)?)
+    }
+
+    /// Flush everything to disk.
+    pub fn finish(mut self) -> Result<()> {
+        self.latency.flush()?;
+        self.inflight.flush()?;
+        self.hdr.flush()?;
+        Ok(())
+    }
 }
 
 /// `<out>/<scenario>/<UTC timestamp>/`, created; a numeric suffix avoids
 /// clobbering a run that started in the same second.
 pub fn create_run_dir(out: &Path, scenario: &str) -> Result<PathBuf> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    create_stamped_dir(out, scenario, "")
+}
+
+/// `<out>/<scenario>/<prefix><UTC timestamp>/`, created, beside the
+/// scenario's run directories (e.g. `versions-20260101T120000Z`).
+pub fn create_stamped_dir(out: &Path, scenario: &str, prefix: &str) -> Result<PathBuf> {
+    let stamp = format!("{prefix}{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     let base = out.join(sanitize(scenario));
     std::fs::create_dir_all(&base)?;
     let mut dir = base.join(&stamp);
@@ -365,7 +660,9 @@ pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
 
 impl RunRecord {
     /// Write run.json and every CSV into `dir`. Header rows are written even
-    /// for empty tables so readers can rely on the columns.
+    /// for empty tables so readers can rely on the columns. The latency
+    /// files the recorder streamed ([`LatencyFiles`]) are left as they are
+    /// when this record has no rows of its own for them.
     pub fn write(&self, dir: &Path) -> Result<()> {
         if let Some(info) = &self.info {
             let json = serde_json::to_string_pretty(info).map_err(anyhow::Error::new)?;
@@ -374,9 +671,21 @@ impl RunRecord {
         write_csv_with_header::<StatementRow>(&dir.join(STATEMENTS_CSV), &self.statements)?;
         write_csv_with_header::<LockRow>(&dir.join(LOCKS_CSV), &self.locks)?;
         write_csv_with_header::<WaitRow>(&dir.join(WAITS_CSV), &self.waits)?;
-        write_csv_with_header::<LatencyRow>(&dir.join(LATENCY_CSV), &self.latency)?;
+        for (file, empty) in [
+            (LATENCY_CSV, self.latency.is_empty()),
+            (INFLIGHT_CSV, self.inflight.is_empty()),
+        ] {
+            if empty && dir.join(file).exists() {
+                continue;
+            }
+            match file {
+                LATENCY_CSV => write_csv_with_header(&dir.join(file), &self.latency)?,
+                _ => write_csv_with_header(&dir.join(file), &self.inflight)?,
+            }
+        }
         write_csv_with_header::<ErrorRow>(&dir.join(ERRORS_CSV), &self.errors)?;
         write_csv_with_header::<ServerRow>(&dir.join(SERVER_CSV), &self.server)?;
+        write_csv_with_header::<StepRow>(&dir.join(STEPS_CSV), &self.steps)?;
         Ok(())
     }
 
@@ -398,14 +707,33 @@ impl RunRecord {
                 Ok(Vec::new())
             }
         }
+        let latency: Vec<LatencyRow> = opt(dir.join(LATENCY_CSV))?;
+        let hdr = dir.join(LATENCY_HDR);
+        let histograms = match File::open(&hdr) {
+            Ok(f) => crate::latency_hdr::load(std::io::BufReader::new(f))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", hdr.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && latency.is_empty() => {
+                Histograms::default()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(crate::error::Error::Usage(format!(
+                    "{}: missing, but {LATENCY_CSV} has rows: percentiles over a span are merged from its histograms (this run directory was written by an older pgrehearse; rehearse again)",
+                    hdr.display()
+                )))
+            }
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", hdr.display()).into()),
+        };
         Ok(RunRecord {
             info,
             statements: opt(dir.join(STATEMENTS_CSV))?,
             locks: opt(dir.join(LOCKS_CSV))?,
             waits: opt(dir.join(WAITS_CSV))?,
-            latency: opt(dir.join(LATENCY_CSV))?,
+            latency,
+            histograms,
+            inflight: opt(dir.join(INFLIGHT_CSV))?,
             errors: opt(dir.join(ERRORS_CSV))?,
             server: opt(dir.join(SERVER_CSV))?,
+            steps: opt(dir.join(STEPS_CSV))?,
         })
     }
 }
@@ -448,6 +776,8 @@ header!(
         "rewrote",
         "seq_scans",
         "wal_bytes",
+        "cluster_wal_bytes",
+        "unknown",
         "file",
         "line"
     ]
@@ -465,7 +795,27 @@ header!(
         "released_ms",
         "wait_ms",
         "held_ms",
-        "blocks"
+        "blocks",
+        "source"
+    ]
+);
+header!(
+    StepRow,
+    [
+        "phase",
+        "step",
+        "start_ms",
+        "end_ms",
+        "outcome",
+        "rewrote",
+        "table_bytes_before",
+        "table_bytes_after",
+        "index_bytes_before",
+        "index_bytes_after",
+        "dead_tuples_after",
+        "wal_bytes",
+        "cluster_wal_bytes",
+        "unknown"
     ]
 );
 header!(
@@ -502,6 +852,17 @@ header!(
 );
 header!(ErrorRow, ["t_ms", "query", "app", "sqlstate", "message"]);
 header!(
+    InflightRow,
+    [
+        "window_start_ms",
+        "window_ms",
+        "app",
+        "connections",
+        "busy",
+        "oldest_ms"
+    ]
+);
+header!(
     ServerRow,
     [
         "t_ms",
@@ -509,6 +870,67 @@ header!(
         "dead_tuples",
         "table_bytes",
         "replica_lag_bytes",
+        "replica_lag_ms",
         "waiting_backends"
     ]
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_reasons_read_back_as_written() {
+        let mut u = Unknown::default();
+        u.add("seq_scans", "counted only inside a transaction");
+        u.add("wal_bytes", "the probe failed: permission denied; hint: x");
+        u.add("seq_scans", "a second reason is not kept");
+        let text = u.to_string();
+        assert_eq!(
+            text,
+            "seq_scans: counted only inside a transaction; wal_bytes: the probe failed: permission denied, hint: x"
+        );
+        let back = Unknown::parse(&text);
+        assert_eq!(
+            back.why("seq_scans"),
+            Some("counted only inside a transaction")
+        );
+        assert_eq!(
+            back.why("wal_bytes"),
+            Some("the probe failed: permission denied, hint: x")
+        );
+        assert_eq!(back.why("rewrote"), None);
+        assert_eq!(Unknown::parse(""), Unknown::default());
+    }
+
+    #[test]
+    fn unknown_figures_are_empty_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = StatementRow {
+            phase: "p".into(),
+            step: "s".into(),
+            attempt: 1,
+            sql: "CREATE INDEX CONCURRENTLY i ON t (c)".into(),
+            start_ms: 1.0,
+            end_ms: 2.0,
+            duration_ms: 1.0,
+            outcome: "ok".into(),
+            sqlstate: String::new(),
+            rewrote: Some(false),
+            seq_scans: None,
+            wal_bytes: None,
+            cluster_wal_bytes: Some(4096),
+            unknown:
+                "seq_scans: counted only inside a transaction; wal_bytes: no pg_stat_statements"
+                    .into(),
+            file: String::new(),
+            line: None,
+        };
+        let path = dir.path().join(STATEMENTS_CSV);
+        write_csv(&path, std::slice::from_ref(&row)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(",ok,,false,,,4096,"), "{text}");
+        let back: Vec<StatementRow> = read_csv(&path).unwrap();
+        assert_eq!(back, [row]);
+    }
+}

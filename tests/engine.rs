@@ -30,11 +30,31 @@ fn ground_truth_hold_waits_and_stall() {
     assert_eq!(code, 0, "{}", dir.display());
     let ae = lock(&rec, "hold", "t", "AccessExclusiveLock")
         .expect("AccessExclusiveLock on t in locks.csv");
-    // ±25 ms is the bar; the measured error is reported in README.
+    // The hold spans the sleep (the server's own 1.5 s, longer on a loaded
+    // machine) and adds at most 25 ms of its own: LOCK's round trip, the
+    // probes, COMMIT. Its precision against an independent observer is
+    // tests/holds.rs's business.
+    let sleep = rec
+        .statements
+        .iter()
+        .find(|s| s.sql.contains("pg_sleep"))
+        .unwrap();
+    assert!(sleep.duration_ms >= 1500.0, "{sleep:?}");
+    // Granted before the sleep was sent; released (the server's clock after
+    // COMMIT) no sooner than the server's 1.5 s sleep could end. Not against
+    // the sleep's end_ms: that is when this process read the result, which
+    // a loaded machine delays past the server's release.
     assert!(
-        (ae.held_ms - 1500.0).abs() <= 25.0,
-        "held {} ms",
-        ae.held_ms
+        ae.granted_ms.unwrap() <= sleep.start_ms
+            && ae.released_ms.unwrap() >= sleep.start_ms + 1500.0
+            && ae.held_ms >= 1500.0,
+        "{ae:?} does not span {sleep:?}"
+    );
+    assert!(
+        ae.held_ms - sleep.duration_ms <= 25.0,
+        "held {} ms for a {} ms sleep",
+        ae.held_ms,
+        sleep.duration_ms
     );
     assert_eq!(ae.blocks.to_string(), "reads+writes");
     // App queries waited behind the migration, up to about the hold.
@@ -50,7 +70,15 @@ fn ground_truth_hold_waits_and_stall() {
         "longest wait {longest} ms"
     );
     assert!(mig.iter().all(|w| w.relation == "t"));
-    assert!(mig.iter().any(|w| w.query == "read") && mig.iter().any(|w| w.query == "write"));
+    // Readers and writers are apps of their own: both certainly queued.
+    assert!(
+        mig.iter().any(|w| w.query == "read" && w.app == "reader"),
+        "{mig:?}"
+    );
+    assert!(
+        mig.iter().any(|w| w.query == "write" && w.app == "writer"),
+        "{mig:?}"
+    );
     // The stall shows in latency.csv: some window's max ≥ 1 s.
     let worst = rec.latency.iter().map(|l| l.max_us).max().unwrap();
     assert!(worst >= 1_000_000, "max latency {worst} µs");
@@ -136,26 +164,64 @@ fn lock_facts_are_measured() {
     assert!(lock(&rec, "add foreign key", "parent", "ShareRowExclusiveLock").is_some());
     assert!(lock(&rec, "validate check", "parent", "ShareUpdateExclusiveLock").is_some());
     let stmt = |step: &str| rec.statements.iter().find(|s| s.step == step).unwrap();
-    assert!(
+    assert_eq!(
         stmt("volatile default").rewrote,
+        Some(true),
         "a volatile default rewrites"
     );
-    assert!(
-        !stmt("constant default").rewrote,
+    assert_eq!(
+        stmt("constant default").rewrote,
+        Some(false),
         "a constant default does not"
     );
-    assert!(stmt("int to bigint").rewrote, "int → bigint rewrites");
-    assert!(!stmt("create index").rewrote);
-    assert!(stmt("set not null").seq_scans >= 1, "SET NOT NULL scans");
+    assert_eq!(
+        stmt("int to bigint").rewrote,
+        Some(true),
+        "int → bigint rewrites"
+    );
+    assert_eq!(stmt("create index").rewrote, Some(false));
+    assert!(
+        stmt("set not null").seq_scans.unwrap() >= 1,
+        "SET NOT NULL scans"
+    );
     assert_eq!(
         stmt("set not null proven").seq_scans,
-        0,
+        Some(0),
         "a valid CHECK proves NOT NULL"
     );
-    assert!(stmt("validate check").seq_scans >= 1);
+    assert!(stmt("validate check").seq_scans.unwrap() >= 1);
     assert!(
-        stmt("volatile default").wal_bytes > 100_000,
+        stmt("volatile default").wal_bytes.unwrap() > 100_000,
         "a rewrite writes WAL"
+    );
+    // Outside a transaction scans cannot be counted: unknown, and why.
+    let cic = stmt("create index concurrently");
+    assert_eq!(cic.seq_scans, None);
+    assert!(
+        cic.unknown
+            .contains("seq_scans: counted only inside a transaction"),
+        "{}",
+        cic.unknown
+    );
+    // The new indexes are named, marked new.
+    assert!(
+        lock(
+            &rec,
+            "create index concurrently",
+            "parent_v2 (new)",
+            "ShareUpdateExclusiveLock"
+        )
+        .is_some()
+            || rec.locks.iter().any(|l| l.relation == "parent_v2 (new)"),
+        "{:#?}",
+        rec.locks
+    );
+    assert!(
+        rec.locks
+            .iter()
+            .all(|l| !l.relation.bytes().all(|b| b.is_ascii_digit())),
+        "{:#?}",
+        rec.locks
     );
 }
 
@@ -184,4 +250,89 @@ fn open_loop_charges_the_stall_to_every_queued_request() {
         .filter(|l| l.p50_us >= 100_000 && l.service_p50_us < 50_000)
         .count();
     assert!(svc_small >= 1);
+}
+
+/// SHARE blocks the writes and lets the reads through, but with two
+/// connections both soon wait on a write: the reads, scheduled open loop,
+/// wait for a connection as long as the hold. While nothing completes the
+/// oldest request's age climbs in inflight.csv; the finding names the pool
+/// with the reads as its victim; the backlog delays the recovery, which
+/// summary.json reports and `max_recovery_ms` budgets.
+#[test]
+fn pool_exhaustion_stall_and_recovery() {
+    let file = common::fixture("engine/pool-exhaustion.toml");
+    let ran = common::run(
+        &file,
+        &["--backend", "local", "-q", "--budget", "max_recovery_ms=1"],
+        &[],
+    );
+    let (dir, rec) = ran.record();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let step = &summary["steps"][0];
+    assert_eq!(step["step"], "share hold");
+    let (start, end) = (
+        step["latency"]["start_ms"].as_f64().unwrap(),
+        step["latency"]["end_ms"].as_f64().unwrap(),
+    );
+
+    // Every connection busy, and the oldest request's age rising through
+    // the hold, window after window, to about the hold's length.
+    let during: Vec<_> = rec
+        .inflight
+        .iter()
+        .filter(|r| r.window_start_ms >= start && r.window_start_ms + r.window_ms <= end)
+        .collect();
+    assert!(during.len() >= 10, "{} windows in the step", during.len());
+    assert!(during.iter().any(|r| r.busy == 2 && r.connections == 2));
+    let ages: Vec<f64> = during.iter().filter_map(|r| r.oldest_ms).collect();
+    let rising = ages.windows(2).filter(|p| p[1] > p[0]).count();
+    assert!(rising >= 8, "oldest ages {ages:?}");
+    let oldest = ages.iter().copied().fold(0.0, f64::max);
+    assert!(oldest >= 1000.0, "oldest in flight {oldest} ms");
+
+    // The reads had no lock wait of their own; the writes did.
+    assert!(rec.waits.iter().any(|w| w.query == "write"));
+    assert!(
+        rec.waits.iter().all(|w| w.query != "read"),
+        "{:?}",
+        rec.waits
+    );
+    let finding = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "pool_exhausted")
+        .unwrap_or_else(|| panic!("no pool_exhausted finding: {}", summary["findings"]));
+    assert_eq!(finding["step"], "share hold");
+    assert!(
+        finding["seen"].as_str().unwrap().contains("read"),
+        "{finding}"
+    );
+
+    // Recovery: the backlog's windows right after the hold are far above
+    // 1.5× the p99 before, so recovery takes time (or never comes).
+    let before_p99 = summary["before"]["p99_ms"].as_f64().unwrap();
+    let recovery = &step["recovery"];
+    let threshold = recovery["threshold_ms"].as_f64().unwrap();
+    assert!((threshold - 1.5 * before_p99).abs() < 0.01, "{recovery}");
+    match recovery["state"].as_str().unwrap() {
+        "recovered" => {
+            let ms = recovery["recovery_ms"].as_f64().unwrap();
+            assert!(ms > 0.0 && ms < 2000.0, "{recovery}");
+        }
+        "not_recovered" => assert!(recovery["recovery_ms"].is_null(), "{recovery}"),
+        other => panic!("recovery state {other}"),
+    }
+    let budget = summary["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "max_recovery_ms")
+        .expect("the max_recovery_ms budget");
+    assert_eq!(budget["passed"], false, "{budget}");
+    assert_eq!(budget["step"], "migrate / share hold", "{budget}");
+    ran.assert_code(1);
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("recovered after"), "{md}");
 }

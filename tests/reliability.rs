@@ -16,6 +16,8 @@ mod docker;
 mod exposure;
 #[path = "reliability/failures.rs"]
 mod failures;
+#[path = "reliability/replica.rs"]
+mod replica;
 #[path = "reliability/signals.rs"]
 mod signals;
 #[path = "reliability/url.rs"]

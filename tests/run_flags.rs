@@ -1,6 +1,7 @@
 //! The flags of `pgrehearse run` that users script against, through the
 //! real binary on a local cluster, with small data: `--json`, `--budget`,
-//! `--rows`, `--scale`, `--seed`, and exit code 1 on a breached budget.
+//! `--rows`, `--scale`, `--seed`, `--before` / `--after`, and exit code 1 on
+//! a breached budget.
 
 mod common;
 
@@ -121,4 +122,94 @@ fn the_same_seed_gives_the_same_data_another_seed_other_data() {
     let first = checksum("7");
     assert_eq!(first, checksum("7"), "same seed, same data");
     assert_ne!(first, checksum("8"), "another seed, other data");
+}
+
+/// `--before` / `--after` replace the scenario's traffic before the first
+/// step and after the last (the fixture says 500 ms each); a value that is
+/// not a duration is bad usage, refused before anything starts.
+#[test]
+fn before_and_after_replace_the_scenarios_traffic_around_the_migration() {
+    let ran = common::run(
+        &small(),
+        &[
+            "--backend",
+            "local",
+            "-q",
+            "--before",
+            "1.5s",
+            "--after",
+            "1200ms",
+        ],
+        &[],
+    );
+    ran.assert_code(0);
+    let (_, rec) = ran.record();
+    let info = rec.info.as_ref().unwrap();
+    let first = rec.statements.first().expect("the step ran");
+    let last = rec.statements.last().unwrap();
+    assert!(
+        first.start_ms >= 1500.0,
+        "the migration started at {} ms, before --before 1.5s",
+        first.start_ms
+    );
+    assert!(
+        info.end_ms - last.end_ms >= 1200.0,
+        "traffic ended {} ms after the migration, under --after 1200ms",
+        info.end_ms - last.end_ms
+    );
+
+    let bad = common::run(&small(), &["--backend", "local", "--before", "soon"], &[]);
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains("--before") && bad.stderr.contains("not a duration"),
+        "{}",
+        bad.stderr
+    );
+    assert!(common::run_dir_in(bad.out()).is_none(), "nothing ran");
+}
+
+/// A step with `expect_error` that fails with that SQLSTATE is rolled back
+/// and the migration goes on (step outcome `expected_error`, exit 0); one
+/// that succeeds fails the rehearsal (exit 4), since what it was there to
+/// show did not happen.
+#[test]
+fn expect_error_lets_the_expected_failure_pass_and_fails_a_success() {
+    let base = std::fs::read_to_string(small()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, step: &str| {
+        let text = base.replace(
+            "[[phase.step]]\nname = \"add column\"",
+            &format!("[[phase.step]]\nname = \"{name}\"\n{step}\n\n[[phase.step]]\nname = \"add column\""),
+        );
+        assert_ne!(text, base);
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let fails = write(
+        "times out",
+        "sql = \"SELECT pg_sleep(5)\"\nstatement_timeout = \"50ms\"\nexpect_error = \"57014\"",
+    );
+    let ran = common::run(&fails, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (_, rec) = ran.record();
+    let steps = &rec.info.as_ref().unwrap().steps;
+    let outcomes: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("times out", "expected_error"), ("add column", "ok")]
+    );
+    assert_eq!(rec.statements[0].sqlstate, "57014");
+
+    let succeeds = write("succeeds", "sql = \"SELECT 1\"\nexpect_error = \"57014\"");
+    let ran = common::run(&succeeds, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    assert!(
+        ran.stderr.contains("expected to fail with 57014"),
+        "{}",
+        ran.stderr
+    );
 }

@@ -312,6 +312,32 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "bad_size.toml",
+        &[
+            (
+                5,
+                17,
+                "postgres.size.cpus",
+                "0 is out of range; expected an integer in 1..=1024",
+            ),
+            (
+                5,
+                29,
+                "postgres.size.memory",
+                "`16 parsecs` has an unknown unit `parsecs`; expected an amount of memory like \"16GB\"",
+            ),
+        ],
+    ),
+    (
+        "size_unknown_key.toml",
+        &[(
+            5,
+            10,
+            "postgres.size.cpu",
+            "unknown field `cpu`, did you mean `cpus`? expected one of: cpus, memory",
+        )],
+    ),
+    (
         "bad_rate.toml",
         &[(14, 8, "workload.rate", "-5 is out of range")],
     ),
@@ -341,6 +367,30 @@ const CASES: &[(&str, &[Expect])] = &[
             "phase[0].step[0].sql",
             "cannot run inside a transaction block; set transaction = false",
         )],
+    ),
+    (
+        "expect_error.toml",
+        &[
+            (
+                24,
+                16,
+                "phase[0].step[0].expect_error",
+                "\"timeout\" is not a SQLSTATE (five digits or letters)",
+            ),
+            (
+                28,
+                16,
+                "phase[0].step[1].expect_error",
+                "a backfill step cannot expect an error",
+            ),
+            (32, 16, "phase[0].step[2].expect_error", "is an empty list"),
+            (
+                35,
+                23,
+                "budget.max_invalid_indexes",
+                "-1 is out of range; expected an integer in 0..=1000",
+            ),
+        ],
     ),
     (
         "missing_name.toml",

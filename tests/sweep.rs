@@ -148,6 +148,11 @@ fn malformed_lists_exit_2_naming_the_flag() {
         ),
         (&[][..], "--rows"),
         (&["--rows", "2k", "--scale", "2"][..], "--scale"),
+        // One server per sweep: a version matrix is run's.
+        (
+            &["--rows", "2k", "--pg-version", "15,17"][..],
+            "--pg-version",
+        ),
     ] {
         let (code, _, stderr, out) = sweep(args);
         assert_eq!(code, 2, "{args:?}: stderr:\n{stderr}");

@@ -6,41 +6,34 @@ use std::collections::BTreeMap;
 
 use super::facts::{AppFacts, SqlstateCount, StepFacts};
 use super::latency;
-use crate::record::{LatencyRow, RunRecord};
+use crate::record::RunRecord;
 
-/// Per app version: latency over the selected windows, and errors.csv rows
-/// within `[start, end)` grouped by SQLSTATE.
-pub(crate) fn app_facts(
-    rows: &[&LatencyRow],
-    rec: &RunRecord,
-    start: f64,
-    end: f64,
-) -> Vec<AppFacts> {
+/// Per app version: its latency over `[start, end)` (an open end:
+/// `f64::INFINITY`), and errors.csv rows within it grouped by SQLSTATE.
+pub(crate) fn app_facts(rec: &RunRecord, start: f64, end: f64) -> Vec<AppFacts> {
     let in_span = |t: f64| t >= start && t < end;
     let mut apps: Vec<String> = Vec::new();
-    for a in rows.iter().map(|r| &r.app).chain(
-        rec.errors
-            .iter()
-            .filter(|e| in_span(e.t_ms))
-            .map(|e| &e.app),
-    ) {
+    for a in rec
+        .histograms
+        .segments
+        .iter()
+        .filter(|e| latency::in_span(e, start, end))
+        .map(|e| &e.app)
+        .chain(
+            rec.errors
+                .iter()
+                .filter(|e| in_span(e.t_ms))
+                .map(|e| &e.app),
+        )
+    {
         if !apps.contains(a) {
             apps.push(a.clone());
         }
     }
-    // The span the latency figures cover: an open end is the end of the run.
-    let (s, e) = (
-        start.max(0.0),
-        if end.is_finite() {
-            end
-        } else {
-            rec.info.as_ref().map(|i| i.end_ms).unwrap_or(0.0)
-        },
-    );
     apps.iter()
         .map(|app| AppFacts {
             app: app.clone(),
-            latency: latency::facts(rows.iter().copied().filter(|r| &r.app == app), s, e),
+            latency: latency::facts(rec, start, end, Some(app)),
             errors_by_sqlstate: errors_by_sqlstate(rec, app, &in_span),
         })
         .collect()

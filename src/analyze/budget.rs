@@ -5,19 +5,24 @@
 use serde::{Deserialize, Serialize};
 
 use super::apps::{blame_step, error_class, SCHEMA_INCOMPATIBILITY};
-use super::facts::{Span, StepFacts};
+use super::facts::{RecoveryState, ReplicaLag, Span, StepFacts};
+use super::findings::fmt_bytes;
 use super::latency::LatencyFacts;
+use super::replica;
 use crate::record::{Blocks, RunRecord};
 use crate::scenario::Budget;
 
 /// Every budget key, in the order they are checked and reported.
-pub const BUDGET_KEYS: [&str; 6] = [
+pub const BUDGET_KEYS: [&str; 9] = [
     "max_blocking_lock_ms",
     "max_app_wait_ms",
     "p99_ms",
     "max_errors",
     "max_error_rate",
     "max_duration_ms",
+    "max_invalid_indexes",
+    "max_recovery_ms",
+    "max_replica_lag_ms",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,7 +30,7 @@ pub struct BudgetResult {
     pub name: String,
     pub limit: f64,
     pub measured: f64,
-    /// ms | errors | ratio
+    /// ms | errors | ratio | indexes
     pub unit: String,
     pub passed: bool,
     /// "phase / step" responsible for the measured value, when one is.
@@ -38,6 +43,7 @@ fn canonical_key(key: &str) -> Option<&'static str> {
     let k = key.trim().replace('-', "_");
     let k = match k.as_str() {
         "max_duration" => "max_duration_ms",
+        "max_recovery" => "max_recovery_ms",
         "p99" => "p99_ms",
         other => other,
     };
@@ -53,7 +59,8 @@ fn unknown_key(key: &str) -> String {
 
 /// Parse a `--budget key=value` flag. Millisecond keys take a plain number
 /// or a `ms`/`s` suffix (`2s` = 2000); `max_error_rate` takes a ratio or a
-/// percentage (`0.01`, `1%`); `max_errors` a whole number.
+/// percentage (`0.01`, `1%`); `max_errors` and `max_invalid_indexes` a
+/// whole number.
 pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
     let (key, value) = s
         .split_once('=')
@@ -105,6 +112,16 @@ impl Budget {
             }
             "max_error_rate" => self.max_error_rate = Some(value),
             "max_duration_ms" => self.max_duration_ms = Some(value),
+            "max_invalid_indexes" => {
+                if value < 0.0 || value.fract() != 0.0 {
+                    return Err(format!(
+                        "max_invalid_indexes must be a whole number, got {value}"
+                    ));
+                }
+                self.max_invalid_indexes = Some(value as u64)
+            }
+            "max_recovery_ms" => self.max_recovery_ms = Some(value),
+            "max_replica_lag_ms" => self.max_replica_lag_ms = Some(value),
             _ => unreachable!("canonical_key returns only BUDGET_KEYS"),
         }
         Ok(())
@@ -142,9 +159,13 @@ pub(crate) struct Measured<'a> {
     /// App traffic while the migration ran.
     pub during: &'a LatencyFacts,
     pub migration: Option<Span>,
+    /// When the run ended (recovery is looked for until then).
+    pub run_end_ms: f64,
     pub rec: &'a RunRecord,
     /// For each wait of waits.csv, the step it is charged to.
     pub wait_steps: &'a [Option<usize>],
+    /// The replica's peak lag over the run, if a replica was sampled.
+    pub replica_lag: Option<ReplicaLag>,
 }
 
 /// A measured value, the step responsible and what was measured, in words.
@@ -242,7 +263,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
         "ms",
         worst_step(steps, |s| s.latency.p99_ms.unwrap_or(0.0)).map(StepFacts::label),
         format!(
-            "app p99 {p99:.1} ms over {} requests while the migration ran (reconstructed from per-window percentiles)",
+            "app p99 {p99:.1} ms over {} requests while the migration ran",
             m.during.requests
         ),
     );
@@ -286,7 +307,125 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
         worst_step(steps, |s| s.duration_ms).map(StepFacts::label),
         format!("first statement start to last statement end: {dur:.1} ms"),
     );
+
+    // Indexes left INVALID when the run ended (pg_index.indisvalid false):
+    // a failed CREATE INDEX CONCURRENTLY nobody cleaned up.
+    let invalid: &[String] = rec.info.as_ref().map_or(&[], |i| &i.invalid_indexes);
+    push(
+        "max_invalid_indexes",
+        budget.max_invalid_indexes.map(|n| n as f64),
+        invalid.len() as f64,
+        "indexes",
+        None,
+        if invalid.is_empty() {
+            "no index left invalid at the end".into()
+        } else {
+            format!("left invalid at the end: {}", invalid.join(", "))
+        },
+    );
+    if let Some(limit) = budget.max_recovery_ms {
+        out.push(slowest_recovery(limit, steps, m.run_end_ms));
+    }
+    if let Some(limit) = budget.max_replica_lag_ms {
+        out.push(replica_lag(limit, m));
+    }
     out
+}
+
+/// The recovery bar in words.
+fn bar(threshold_ms: Option<f64>) -> String {
+    threshold_ms.map_or("?".into(), |t| format!("{t:.1}"))
+}
+
+/// `max_recovery_ms`: the step whose latency took longest to come back; a
+/// step not recovered by the end of the run breaches it, and without
+/// traffic before the migration it cannot be checked (a breach too: a gate
+/// that cannot look must not pass).
+fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetResult {
+    let result =
+        |measured: f64, passed: bool, step: Option<&StepFacts>, detail: String| BudgetResult {
+            name: "max_recovery_ms".into(),
+            limit,
+            measured,
+            unit: "ms".into(),
+            passed,
+            step: step.map(StepFacts::label),
+            detail,
+        };
+    if let Some(st) = steps
+        .iter()
+        .find(|s| s.recovery.state == RecoveryState::NotRecovered)
+    {
+        let since = crate::pg::round3((run_end_ms - st.latency.end_ms).max(0.0));
+        return result(
+            since,
+            false,
+            Some(st),
+            format!(
+                "app p99 not back within {} ms (1.5× the p99 before) by the end of the run, {since:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms)
+            ),
+        );
+    }
+    let slowest = steps
+        .iter()
+        .filter_map(|s| s.recovery.recovery_ms.map(|r| (s, r)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    match slowest {
+        Some((st, ms)) => result(
+            ms,
+            ms <= limit,
+            Some(st),
+            format!(
+                "app p99 back within {} ms (1.5× the p99 before) {ms:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms)
+            ),
+        ),
+        None if steps.is_empty() => result(0.0, true, None, "no step ran".into()),
+        None => result(
+            0.0,
+            false,
+            None,
+            "cannot be checked: no app traffic before the migration to compare with".into(),
+        ),
+    }
+}
+
+/// The replica's peak replay lag against `limit`. A run without replica
+/// samples cannot show the limit held: that is a breach that says why.
+fn replica_lag(limit: f64, m: &Measured<'_>) -> BudgetResult {
+    let peak = m.replica_lag.and_then(|p| Some((p.peak_ms?, p)));
+    let (measured, passed, step, detail) = match peak {
+        Some((ms, p)) => (
+            ms,
+            ms <= limit,
+            replica::step_at(m.steps, p.at_ms).map(StepFacts::label),
+            format!(
+                "the replica's replay lag peaked at {ms:.1} ms{} at {:.1} s",
+                p.peak_bytes
+                    .map(|b| format!(" ({} of WAL behind at most)", fmt_bytes(b)))
+                    .unwrap_or_default(),
+                p.at_ms / 1e3
+            ),
+        ),
+        None => (
+            0.0,
+            false,
+            None,
+            "no replica lag was sampled: rehearse with a replica ([postgres] replica = true \
+             or --replica)"
+                .to_string(),
+        ),
+    };
+    BudgetResult {
+        name: "max_replica_lag_ms".into(),
+        limit,
+        measured,
+        unit: "ms".into(),
+        passed,
+        step,
+        detail,
+    }
 }
 
 #[cfg(test)]
@@ -346,6 +485,9 @@ mod tests {
         b.apply("max_errors", 3.0).unwrap();
         assert_eq!(b.p99_ms, Some(50.0));
         assert_eq!(b.max_errors, Some(3));
+        b.apply("max-invalid-indexes", 0.0).unwrap();
+        assert_eq!(b.max_invalid_indexes, Some(0));
+        assert!(b.apply("max_invalid_indexes", 0.5).is_err());
         assert!(b
             .apply("nope", 1.0)
             .unwrap_err()

@@ -27,6 +27,13 @@ pub struct RunHeader {
     pub lock_precision_ms: f64,
     pub failure: Option<String>,
     pub end_ms: f64,
+    /// The server size asked for and how it was applied ("4 CPUs, 16GB:
+    /// container limits ..."); None without a size.
+    #[serde(default)]
+    pub size: Option<String>,
+    /// The streaming replica, described; None without one.
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -58,18 +65,46 @@ pub struct StepFacts {
     pub longest_blocking_lock: Option<LockFact>,
     /// Longest time the step waited to be granted a lock.
     pub lock_wait_ms: f64,
-    pub rewrote: bool,
-    pub seq_scans: u64,
-    /// Cluster WAL written while its statements ran (app traffic included).
-    pub wal_bytes: u64,
+    /// null when unknown (`unknown` says why), as every figure below.
+    pub rewrote: Option<bool>,
+    pub seq_scans: Option<u64>,
+    /// WAL its statements wrote themselves (pg_stat_statements).
+    pub wal_bytes: Option<u64>,
+    /// WAL the whole cluster wrote while its statements ran (app included).
+    pub cluster_wal_bytes: Option<u64>,
+    /// steps.csv: the scenario tables' bytes, index bytes before / after,
+    /// dead tuples after.
+    pub footprint: StepFootprint,
+    /// Why each null figure is unknown: figure → reason.
+    pub unknown: std::collections::BTreeMap<String, String>,
     /// App lock waits attributed to this step (cause migration or
     /// queued-behind-migration, overlapping its lock holds or statements).
     pub app_waits: usize,
     pub worst_app_wait: Option<WaitFact>,
-    /// App traffic while the step ran (first statement start to last end).
+    /// App traffic while the step ran: the requests that completed between
+    /// its start and its end as run.json records them (from before BEGIN
+    /// until COMMIT returned).
     pub latency: LatencyFacts,
+    /// How long after the step ended the app's latency came back.
+    pub recovery: Recovery,
     /// From run.json `steps`; None when not set or not recorded.
     pub lock_timeout_ms: Option<f64>,
+    /// The replica's peak lag from this step's start until the next step
+    /// starts; None without a replica.
+    #[serde(default)]
+    pub replica_lag: Option<ReplicaLag>,
+}
+
+/// The peak of a replica's lag over a span of server.csv samples.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaLag {
+    /// Peak replay lag (pg_stat_replication.replay_lag) in ms; None when
+    /// Postgres gave no time figure in the span.
+    pub peak_ms: Option<f64>,
+    /// Peak WAL not yet replayed, in bytes.
+    pub peak_bytes: Option<u64>,
+    /// When the peak was sampled (of ms when there is one, else of bytes).
+    pub at_ms: f64,
 }
 
 impl StepFacts {
@@ -77,6 +112,40 @@ impl StepFacts {
     pub fn label(&self) -> String {
         format!("{} / {}", self.phase, self.step)
     }
+}
+
+/// What steps.csv says of a step's tables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepFootprint {
+    pub table_bytes_before: Option<u64>,
+    pub table_bytes_after: Option<u64>,
+    pub index_bytes_before: Option<u64>,
+    pub index_bytes_after: Option<u64>,
+    pub dead_tuples_after: Option<u64>,
+}
+
+/// How long after a step ended the windowed p99 of every query and app
+/// came back within [`super::recovery::FACTOR`] × the p99 before the
+/// migration (see `recovery.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Recovery {
+    pub state: RecoveryState,
+    /// The bar: FACTOR × the app p99 before the migration, ms.
+    pub threshold_ms: Option<f64>,
+    /// From the step's end until the first window of the recovery began
+    /// (0 when latency never left the bar); None unless recovered.
+    pub recovery_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryState {
+    Recovered,
+    /// Still above the bar when the run ended.
+    NotRecovered,
+    /// No app traffic before the migration: nothing to come back to.
+    #[default]
+    NoBaseline,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

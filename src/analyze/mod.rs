@@ -14,10 +14,12 @@ pub mod budget;
 mod facts;
 pub mod findings;
 pub mod latency;
+pub mod recovery;
+mod replica;
 mod steps;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
@@ -26,13 +28,14 @@ use serde::{Deserialize, Serialize};
 pub use apps::{error_class, sqlstate_class};
 pub use budget::{parse_budget_override, BudgetResult, BUDGET_KEYS};
 pub use facts::{
-    AppFacts, LockFact, PhaseFacts, RunHeader, Span, SqlstateCount, StepFacts, WaitFact,
+    AppFacts, LockFact, PhaseFacts, Recovery, RecoveryState, ReplicaLag, RunHeader, Span,
+    SqlstateCount, StepFacts, WaitFact,
 };
 pub use findings::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thresholds};
 pub use latency::LatencyFacts;
 pub use steps::{created_by_any_step, normalize};
 
-use crate::record::{LatencyRow, RunRecord, StatementRow};
+use crate::record::{RunRecord, StatementRow};
 use crate::scenario::Budget;
 
 /// Everything the reports show, computed from a run directory alone.
@@ -43,14 +46,18 @@ pub struct Analysis {
     /// statement ran.
     pub migration: Option<Span>,
     pub steps: Vec<StepFacts>,
-    /// App traffic before the first statement, while the migration ran
-    /// (first start to last end), and after it.
+    /// App traffic before the first step started, while the steps ran
+    /// (first step start to last step end, as run.json records them), and
+    /// after: requests by completion time.
     pub before: LatencyFacts,
     pub during: LatencyFacts,
     pub after: LatencyFacts,
     pub phases: Vec<PhaseFacts>,
     /// Requests and errors per app version over the whole run.
     pub apps: Vec<AppFacts>,
+    /// The replica's peak lag over the whole run; None without a replica.
+    #[serde(default)]
+    pub replica_lag: Option<ReplicaLag>,
     /// The budget that was checked (scenario merged with overrides).
     pub budget: Budget,
     pub budgets: Vec<BudgetResult>,
@@ -99,10 +106,14 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
     let run = header(rec);
     let migration = migration_span(&rec.statements);
     let wait_steps = steps::attribute_waits(rec);
-    let steps = steps::step_facts(rec, &wait_steps);
-    let [before, during, after] = periods(rec, migration, run.end_ms);
-    let all: Vec<&LatencyRow> = rec.latency.iter().collect();
-    let apps = apps::app_facts(&all, rec, f64::NEG_INFINITY, f64::INFINITY);
+    let mut steps = steps::step_facts(rec, &wait_steps);
+    replica::per_step(&rec.server, &mut steps, run.end_ms);
+    let replica_lag = replica::peak(rec.server.iter());
+    let [before, during, after] = periods(rec, &steps);
+    for st in &mut steps {
+        st.recovery = recovery::recovery(rec, before.p99_ms, st.latency.end_ms);
+    }
+    let apps = apps::app_facts(rec, f64::NEG_INFINITY, f64::INFINITY);
 
     let budgets = budget::evaluate(
         &budget,
@@ -110,8 +121,10 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
             steps: &steps,
             during: &during,
             migration,
+            run_end_ms: latency::run_end_ms(rec),
             rec,
             wait_steps: &wait_steps,
+            replica_lag,
         },
     );
     let findings = findings::find(rec, &steps, &apps, &wait_steps, &opts.thresholds);
@@ -124,42 +137,30 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         after,
         phases: phase_facts(rec),
         apps,
+        replica_lag,
         budget,
         budgets,
         findings,
     })
 }
 
-/// App traffic before the first statement, while the migration ran and
-/// after it; without a migration, the whole run is "before".
-fn periods(rec: &RunRecord, migration: Option<Span>, end_ms: f64) -> [LatencyFacts; 3] {
-    let Some(m) = migration else {
+/// App traffic before the first step, while the steps ran and after
+/// them; without a step, the whole run is "before". Each is a union of
+/// latency segments (a step's span starts and ends at segment boundaries).
+fn periods(rec: &RunRecord, steps: &[StepFacts]) -> [LatencyFacts; 3] {
+    let first = steps.iter().map(|s| s.latency.start_ms).reduce(f64::min);
+    let last = steps.iter().map(|s| s.latency.end_ms).reduce(f64::max);
+    let (Some(first), Some(last)) = (first, last) else {
         return [
-            latency::facts(&rec.latency, 0.0, end_ms),
+            latency::facts(rec, 0.0, f64::INFINITY, None),
             LatencyFacts::default(),
             LatencyFacts::default(),
         ];
     };
     [
-        latency::facts(
-            rec.latency
-                .iter()
-                .filter(|r| r.window_start_ms + r.window_ms <= m.start_ms),
-            0.0,
-            m.start_ms,
-        ),
-        latency::facts(
-            rec.latency
-                .iter()
-                .filter(|r| latency::overlaps(r, m.start_ms, m.end_ms)),
-            m.start_ms,
-            m.end_ms,
-        ),
-        latency::facts(
-            rec.latency.iter().filter(|r| r.window_start_ms >= m.end_ms),
-            m.end_ms,
-            end_ms.max(m.end_ms),
-        ),
+        latency::facts(rec, 0.0, first, None),
+        latency::facts(rec, first, last, None),
+        latency::facts(rec, last, f64::INFINITY, None),
     ]
 }
 
@@ -168,34 +169,18 @@ fn phase_facts(rec: &RunRecord) -> Vec<PhaseFacts> {
     rec.info
         .iter()
         .flat_map(|i| i.phases.iter())
-        .map(|p| {
-            // Phases are adjacent: a window belongs to the phase its middle
-            // falls in, so no request is counted twice.
-            let rows: Vec<&LatencyRow> = rec
-                .latency
-                .iter()
-                .filter(|r| {
-                    let mid = r.window_start_ms + r.window_ms / 2.0;
-                    mid >= p.start_ms && mid < p.end_ms
-                })
-                .collect();
-            PhaseFacts {
-                name: p.name.clone(),
-                apps: p.apps.clone(),
-                latency: latency::facts(rows.iter().copied(), p.start_ms, p.end_ms),
-                by_app: apps::app_facts(&rows, rec, p.start_ms, p.end_ms),
-            }
+        .map(|p| PhaseFacts {
+            name: p.name.clone(),
+            apps: p.apps.clone(),
+            latency: latency::facts(rec, p.start_ms, p.end_ms, None),
+            by_app: apps::app_facts(rec, p.start_ms, p.end_ms),
         })
         .collect()
 }
 
 fn header(rec: &RunRecord) -> RunHeader {
     let Some(i) = &rec.info else {
-        let end = rec
-            .latency
-            .iter()
-            .map(|r| r.window_start_ms + r.window_ms)
-            .fold(0.0, f64::max);
+        let end = latency::run_end_ms(rec);
         return RunHeader {
             scenario: "unknown (no run.json)".into(),
             end_ms: end,
@@ -219,6 +204,12 @@ fn header(rec: &RunRecord) -> RunHeader {
         lock_precision_ms: i.lock_precision_ms,
         failure: i.failure.clone(),
         end_ms: i.end_ms,
+        size: i.size.as_ref().map(|z| {
+            let asked = [z.cpus.map(|c| format!("{c} CPUs")), z.memory.clone()];
+            let asked: Vec<String> = asked.into_iter().flatten().collect();
+            format!("{}: {}", asked.join(", "), z.applied)
+        }),
+        replica: i.replica.clone(),
     }
 }
 

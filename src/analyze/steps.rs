@@ -2,10 +2,12 @@
 //! time overlap with its lock holds and statements), its locks, and what the
 //! app saw while it ran.
 
-use super::facts::{LockFact, StepFacts, WaitFact};
+use super::facts::{LockFact, Recovery, StepFacts, StepFootprint, WaitFact};
 use super::latency;
 use crate::locks::LockMode;
-use crate::record::{Blocks, LockRow, RunRecord, StatementRow, WaitCause, WaitRow};
+use crate::record::{
+    any_rewrote, sum_known, Blocks, LockRow, RunRecord, StatementRow, Unknown, WaitCause, WaitRow,
+};
 
 /// The record as the analysis reads it: a lock on a relation that the step
 /// itself creates (the new index of CREATE INDEX, a new table) blocks
@@ -57,6 +59,11 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
     // snapshot: its catalog row is not committed (an index being built), so
     // no app session can see it either.
     if !relation.is_empty() && relation.chars().all(|c| c.is_ascii_digit()) {
+        return true;
+    }
+    // The recorder marks what the step created (`name (new)`, `name (new,
+    // dropped)`) from the catalog at the step's boundaries.
+    if relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)") {
         return true;
     }
     let rel = bare(relation);
@@ -204,6 +211,36 @@ fn one_step(
         .filter(|(_, s)| **s == Some(idx))
         .map(|(w, _)| w)
         .collect();
+    let mut unknown = std::collections::BTreeMap::new();
+    let mut known = |field: &str, r: Result<u64, String>| match r {
+        Ok(v) => Some(v),
+        Err(why) => {
+            unknown.insert(field.to_string(), why);
+            None
+        }
+    };
+    let seq_scans = known(
+        "seq_scans",
+        sum_known(stmts.iter().copied(), "seq_scans", |s| s.seq_scans),
+    );
+    let wal_bytes = known(
+        "wal_bytes",
+        sum_known(stmts.iter().copied(), "wal_bytes", |s| s.wal_bytes),
+    );
+    let cluster_wal_bytes = known(
+        "cluster_wal_bytes",
+        sum_known(stmts.iter().copied(), "cluster_wal_bytes", |s| {
+            s.cluster_wal_bytes
+        }),
+    );
+    let rewrote = match any_rewrote(stmts.iter().copied()) {
+        Ok(r) => Some(r),
+        Err(why) => {
+            unknown.insert("rewrote".into(), why);
+            None
+        }
+    };
+    let footprint = footprint(rec, &phase, &step, &mut unknown);
     let lock_timeout_ms = rec
         .info
         .iter()
@@ -229,25 +266,77 @@ fn one_step(
             .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
             .map(|l| LockFact::of(l)),
         lock_wait_ms: locks.iter().map(|l| l.wait_ms).fold(0.0, f64::max),
-        rewrote: stmts.iter().any(|s| s.rewrote),
-        seq_scans: stmts.iter().map(|s| s.seq_scans).sum(),
-        wal_bytes: stmts.iter().map(|s| s.wal_bytes).sum(),
+        rewrote,
+        seq_scans,
+        wal_bytes,
+        cluster_wal_bytes,
+        footprint,
+        unknown,
         app_waits: mine.len(),
         worst_app_wait: mine
             .iter()
             .max_by(|a, b| a.wait_ms.total_cmp(&b.wait_ms))
             .map(|w| WaitFact::of(w)),
-        latency: latency::facts(
-            rec.latency
-                .iter()
-                .filter(|r| latency::overlaps(r, start, end)),
-            start,
-            end,
-        ),
+        latency: {
+            let (a, b) = latency_span(rec, &phase, &step).unwrap_or((start, end));
+            latency::facts(rec, a, b, None)
+        },
+        recovery: Recovery::default(),
         lock_timeout_ms,
+        // Set over the step's window by `replica::per_step`.
+        replica_lag: None,
         phase,
         step,
     }
+}
+
+/// steps.csv's row of the step (a run recorded before steps.csv has none:
+/// every figure unknown, and said so).
+fn footprint(
+    rec: &RunRecord,
+    phase: &str,
+    step: &str,
+    unknown: &mut std::collections::BTreeMap<String, String>,
+) -> StepFootprint {
+    let Some(row) = rec
+        .steps
+        .iter()
+        .find(|s| s.phase == phase && s.step == step)
+    else {
+        return StepFootprint::default();
+    };
+    let why = Unknown::parse(&row.unknown);
+    for (field, v) in [
+        ("table_bytes_before", row.table_bytes_before),
+        ("table_bytes_after", row.table_bytes_after),
+        ("index_bytes_before", row.index_bytes_before),
+        ("index_bytes_after", row.index_bytes_after),
+        ("dead_tuples_after", row.dead_tuples_after),
+    ] {
+        if v.is_none() {
+            let w = why.why(field).unwrap_or("not measured").to_string();
+            unknown.insert(field.to_string(), w);
+        }
+    }
+    StepFootprint {
+        table_bytes_before: row.table_bytes_before,
+        table_bytes_after: row.table_bytes_after,
+        index_bytes_before: row.index_bytes_before,
+        index_bytes_after: row.index_bytes_after,
+        dead_tuples_after: row.dead_tuples_after,
+    }
+}
+
+/// The span the step's app latency covers: run.json's span of the step
+/// (from before its BEGIN until its COMMIT returned, as the executor marked
+/// it: a segment boundary at each end); None when run.json does not have
+/// it (the statements' span is used then).
+pub(crate) fn latency_span(rec: &RunRecord, phase: &str, step: &str) -> Option<(f64, f64)> {
+    rec.info
+        .iter()
+        .flat_map(|i| i.steps.iter())
+        .find(|s| s.phase == phase && s.step == step)
+        .map(|s| (s.start_ms, s.end_ms))
 }
 
 /// The final try of each statement: per SQL text, its rows at that text's

@@ -3,9 +3,10 @@
 //! finding's examples (a record that fires it, one that must not) are built
 //! from these.
 
+use crate::latency_hdr::{self, Entry, Span};
 use crate::record::{
-    ErrorRow, LatencyRow, LockRow, PhaseSpan, RunInfo, RunRecord, StatementRow, StepInfo,
-    WaitCause, WaitRow,
+    ErrorRow, InflightRow, LatencyRow, LockRow, PhaseSpan, RunInfo, RunRecord, StatementRow,
+    StepInfo, WaitCause, WaitRow,
 };
 use crate::scenario::Budget;
 
@@ -27,6 +28,7 @@ pub(crate) fn info() -> RunInfo {
         seed: 1,
         rows: vec![("orders".into(), 1000)],
         seed_ms: 1.0,
+        database: None,
         clients: 1,
         rate: None,
         window_ms: 100.0,
@@ -43,11 +45,21 @@ pub(crate) fn info() -> RunInfo {
         steps: vec![],
         invalid_indexes: vec![],
         migrations: None,
+        wal_attribution: None,
+        wal_unavailable: None,
+        sizes_method: None,
+        size: None,
+        replica: None,
     }
 }
 
-/// 40 windows of 100 ms, 10 requests each for app v1 and v2, no errors;
-/// one phase `p` from 1 s to 3 s.
+/// The latencies (µs, count) of each window's 10 requests per app in
+/// [`record`]: p50 1 ms, p99 and max 2 ms (exact in a histogram).
+pub(crate) const STEADY: [(u64, u64); 3] = [(1000, 5), (1500, 4), (2000, 1)];
+
+/// 40 windows of 100 ms, 10 requests each for app v1 and v2 (see
+/// [`STEADY`]), no errors; one phase `p` from 1 s to 3 s. Its latency.hdr
+/// segments follow run.json's phases and steps (see [`resegment`]).
 pub(crate) fn record() -> RunRecord {
     let mut r = RunRecord {
         info: Some(info()),
@@ -64,14 +76,128 @@ pub(crate) fn record() -> RunRecord {
                 errors: 0,
                 p50_us: 1000,
                 p95_us: 2000,
-                p99_us: 3000,
-                max_us: 4000,
+                p99_us: 2000,
+                max_us: 2000,
                 service_p50_us: 900,
-                service_p99_us: 2500,
+                service_p99_us: 1900,
             });
         }
     }
+    resegment(&mut r);
     r
+}
+
+/// A latency.hdr segment of `query` × `app` over `[from, to)` holding
+/// `values` (µs, count), `errors` of them failed; they also completed in
+/// it.
+pub(crate) fn segment_entry(
+    query: &str,
+    app: &str,
+    (from_ms, to_ms): (f64, f64),
+    values: &[(u64, u64)],
+    errors: u64,
+) -> Entry {
+    let mut hist = latency_hdr::histogram();
+    for (v, n) in values {
+        let _ = hist.record_n(*v, *n);
+    }
+    Entry {
+        span: Span::Segment {
+            errors,
+            completed: hist.len(),
+            completed_errors: errors,
+        },
+        query: query.into(),
+        app: app.into(),
+        from_ms,
+        to_ms,
+        hist,
+    }
+}
+
+/// Rebuild latency.hdr's segments of [`record`]'s steady traffic at
+/// run.json's phase and step bounds (each window's requests in the segment
+/// its start falls in: the tests put bounds at window edges).
+pub(crate) fn resegment(r: &mut RunRecord) {
+    let mut bounds: Vec<f64> = r
+        .info
+        .iter()
+        .flat_map(|i| {
+            i.phases
+                .iter()
+                .flat_map(|p| [p.start_ms, p.end_ms])
+                .chain(i.steps.iter().flat_map(|s| [s.start_ms, s.end_ms]))
+        })
+        .collect();
+    bounds.sort_by(f64::total_cmp);
+    bounds.dedup();
+    let end = r.info.as_ref().map_or(4000.0, |i| i.end_ms);
+    let mut edges = vec![0.0];
+    edges.extend(bounds);
+    edges.push(end);
+    r.histograms.segments.clear();
+    for seg in edges.windows(2) {
+        for app in ["v1", "v2"] {
+            let windows = r
+                .latency
+                .iter()
+                .filter(|l| l.app == app && l.query == "q")
+                .filter(|l| l.window_start_ms >= seg[0] && l.window_start_ms < seg[1])
+                .count() as u64;
+            if windows == 0 {
+                continue;
+            }
+            let values: Vec<(u64, u64)> = STEADY.iter().map(|(v, n)| (*v, n * windows)).collect();
+            r.histograms
+                .segments
+                .push(segment_entry("q", app, (seg[0], seg[1]), &values, 0));
+        }
+    }
+}
+
+/// Give step `step` its run.json span (as the executor marks it) and
+/// segment the traffic there.
+pub(crate) fn step_span(r: &mut RunRecord, step: &str, start_ms: f64, end_ms: f64) {
+    let info = r.info.as_mut().expect("record() has run.json");
+    info.steps.retain(|s| s.step != step);
+    info.steps.push(StepInfo {
+        start_ms,
+        end_ms,
+        ..step_info(step, None)
+    });
+    resegment(r);
+}
+
+/// inflight.csv: app `app` at the end of the window from `window_start`,
+/// `busy` of 8 connections, the oldest request in flight `oldest_ms` old.
+pub(crate) fn inflight_row(app: &str, window_start: f64, busy: u32, oldest_ms: f64) -> InflightRow {
+    InflightRow {
+        window_start_ms: window_start,
+        window_ms: 100.0,
+        app: app.into(),
+        connections: 8,
+        busy,
+        oldest_ms: Some(oldest_ms),
+    }
+}
+
+/// latency.csv: `query` × `app` in the window from `window_start`, 5
+/// requests, the slowest `max_us`.
+pub(crate) fn latency_row(query: &str, app: &str, window_start: f64, max_us: u64) -> LatencyRow {
+    LatencyRow {
+        window_start_ms: window_start,
+        window_ms: 100.0,
+        query: query.into(),
+        app: app.into(),
+        count: 5,
+        errors: 0,
+        p50_us: max_us / 2,
+        p95_us: max_us,
+        p99_us: max_us,
+        max_us,
+        service_p50_us: 500,
+        service_p99_us: 900,
+    }
 }
 
 /// A statement of step `step` in phase `p` that ended ok.
@@ -86,9 +212,11 @@ pub(crate) fn stmt(step: &str, sql: &str, start: f64, end: f64) -> StatementRow 
         duration_ms: end - start,
         outcome: "ok".into(),
         sqlstate: String::new(),
-        rewrote: false,
-        seq_scans: 0,
-        wal_bytes: 0,
+        rewrote: Some(false),
+        seq_scans: Some(0),
+        wal_bytes: Some(0),
+        cluster_wal_bytes: Some(0),
+        unknown: String::new(),
         file: String::new(),
         line: None,
     }
@@ -108,6 +236,7 @@ pub(crate) fn lock(step: &str, mode: &str, req: f64, granted: f64, released: f64
         wait_ms: granted - req,
         held_ms: released - granted,
         blocks: crate::locks::blocks_of("relation", mode),
+        source: "probe".into(),
     }
 }
 

@@ -2,25 +2,107 @@
 //! (every rule fires on its own example and stays quiet on the other).
 
 use super::findings::{EXAMPLES, RULES};
-use super::testkit::{broken_prepared_statements, lock, record, stmt, wait};
+use super::testkit::{broken_prepared_statements, lock, record, step_span, stmt, wait};
 use super::*;
 use crate::record::WaitCause;
 
 #[test]
-fn periods_split_at_the_migration_span() {
+fn periods_split_at_the_steps_spans() {
     let mut r = record();
-    r.statements.push(stmt("s", "SELECT 1", 1000.0, 2000.0));
+    r.statements.push(stmt("s", "SELECT 1", 1000.5, 1999.0));
+    // run.json's span of the step (BEGIN to COMMIT) is what latency uses.
+    step_span(&mut r, "s", 1000.0, 2000.0);
     let a = analyze(&r);
     let m = a.migration.unwrap();
     assert_eq!(
         (m.start_ms, m.end_ms, m.duration_ms),
-        (1000.0, 2000.0, 1000.0)
+        (1000.5, 1999.0, 998.5)
     );
     assert_eq!(a.before.requests, 10 * 2 * 10);
     assert_eq!(a.during.requests, 10 * 2 * 10);
     assert_eq!(a.after.requests, 20 * 2 * 10);
-    assert_eq!(a.during.p99_ms, Some(3.0));
+    assert_eq!((a.during.start_ms, a.during.end_ms), (1000.0, 2000.0));
+    assert_eq!(a.during.p99_ms, Some(2.0));
+    assert_eq!(a.during.p50_ms, Some(1.0));
     assert_eq!(a.during.qps, 200.0);
+    assert_eq!(a.steps[0].latency, a.during);
+    // The phase (1 s to 3 s) is the step's segment and the one after it.
+    assert_eq!(a.phases[0].latency.requests, 20 * 2 * 10);
+    assert_eq!(a.apps.iter().map(|x| x.latency.requests).sum::<u64>(), 800);
+}
+
+/// A server sample with the replica `bytes` / `ms` behind.
+fn lag(t_ms: f64, bytes: u64, ms: f64) -> crate::record::ServerRow {
+    crate::record::ServerRow {
+        t_ms,
+        wal_bytes: 0,
+        dead_tuples: 0,
+        table_bytes: 0,
+        replica_lag_bytes: Some(bytes),
+        replica_lag_ms: Some(ms),
+        waiting_backends: 0,
+    }
+}
+
+#[test]
+fn replica_lag_peaks_per_step_until_the_next_step_and_feeds_its_budget() {
+    let mut r = record();
+    r.statements
+        .push(stmt("a", "ALTER TABLE orders ADD c int", 1000.0, 1100.0));
+    r.statements
+        .push(stmt("b", "UPDATE orders SET c = 1", 1200.0, 1500.0));
+    r.statements.push(stmt("c", "SELECT 1", 2500.0, 2510.0));
+    r.server = vec![
+        lag(1050.0, 100, 2.0),
+        lag(1300.0, 8_000_000, 40.0),
+        // After `b` ended, before `c` started: still `b`'s lag.
+        lag(1800.0, 2_000_000, 95.5),
+        lag(2600.0, 0, 0.0),
+    ];
+    let opts = AnalyzeOptions {
+        budget_overrides: vec![("max_replica_lag_ms".into(), 50.0)],
+        ..Default::default()
+    };
+    let a = analyze_with(&r, &opts).unwrap();
+    let peaks: Vec<_> = a
+        .steps
+        .iter()
+        .map(|s| s.replica_lag.map(|l| (l.peak_ms, l.peak_bytes)))
+        .collect();
+    assert_eq!(
+        peaks,
+        [
+            Some((Some(2.0), Some(100))),
+            Some((Some(95.5), Some(8_000_000))),
+            Some((Some(0.0), Some(0))),
+        ]
+    );
+    assert_eq!(a.replica_lag.unwrap().peak_ms, Some(95.5));
+    let b = &a.budgets[0];
+    assert_eq!(b.name, "max_replica_lag_ms");
+    assert!(!b.passed);
+    assert_eq!((b.limit, b.measured), (50.0, 95.5));
+    assert_eq!(b.step.as_deref(), Some("p / b"));
+    assert!(b.detail.contains("95.5 ms"), "{}", b.detail);
+}
+
+#[test]
+fn a_replica_lag_budget_without_a_replica_is_a_breach_that_says_why() {
+    let mut r = record();
+    r.statements.push(stmt("a", "SELECT 1", 1000.0, 1100.0));
+    let opts = AnalyzeOptions {
+        budget_overrides: vec![("max_replica_lag_ms".into(), 1000.0)],
+        ..Default::default()
+    };
+    let a = analyze_with(&r, &opts).unwrap();
+    assert!(a.steps[0].replica_lag.is_none());
+    let b = &a.budgets[0];
+    assert!(!b.passed);
+    assert!(
+        b.detail.contains("no replica lag was sampled"),
+        "{}",
+        b.detail
+    );
 }
 
 #[test]

@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, GenericImage, ImageExt, ReuseDirective};
 
+use super::docker_limits::engine_machine;
+pub use super::docker_limits::Limits;
+use super::docker_standby::{self, PrivateNetwork, StandbyPlan, HBA_SCRIPT};
 use super::tls::Tls;
 use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
@@ -27,14 +30,15 @@ pub const DEFAULT_IMAGE: &str = "postgres:17";
 /// Every container we start carries `pgrehearse.pid=<our pid>`, so leftovers
 /// can be traced to the process that made them.
 pub const PID_LABEL: &str = "pgrehearse.pid";
+/// Kept containers (`--reuse`) carry `pgrehearse.cache=<name>` instead: they
+/// outlive the process.
+pub const KEPT_LABEL: &str = "pgrehearse.cache";
 const WORK_DB: &str = "pgrehearse";
 const SUPERUSER: &str = "postgres";
 const READY: &str = "database system is ready to accept connections";
 /// Container creation on a vfs storage driver copies the whole image.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
+pub(super) const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Docker's 64 MB /dev/shm is too small for parallel queries on real data.
-const SHM_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Set when the process was interrupted (Ctrl-C, SIGTERM): it has seconds to
 /// exit, and removing a container can take that long (the vfs storage
@@ -44,6 +48,11 @@ const SHM_BYTES: u64 = 512 * 1024 * 1024;
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 const INTERRUPTED_REMOVAL_WAIT: Duration = Duration::from_secs(2);
 
+/// Was the process interrupted? (Removals are then requested, not awaited.)
+pub(super) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// See [`INTERRUPTED`]: called by the signal handler.
 pub fn stop_waiting_for_removals() {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -52,7 +61,7 @@ pub fn stop_waiting_for_removals() {
 /// Remove a container; once interrupted, without waiting for the engine to
 /// finish. (If we stop waiting, `ContainerAsync`'s own drop asks again and
 /// gets a quick "removal already in progress".)
-async fn remove(container: Box<ContainerAsync<GenericImage>>) -> Result<()> {
+pub(super) async fn remove(container: Box<ContainerAsync<GenericImage>>) -> Result<()> {
     let id = container.id().to_string();
     let rm = container.rm();
     let done = if INTERRUPTED.load(Ordering::SeqCst) {
@@ -73,37 +82,67 @@ pub struct DockerPostgres {
     version_num: u32,
     /// `None` once removed. Boxed: it is large and `Backend` is an enum.
     container: Option<Box<ContainerAsync<GenericImage>>>,
+    /// The replica container, when one was asked for ...
+    standby: Option<Box<ContainerAsync<GenericImage>>>,
+    /// ... and the private network it shares with the primary.
+    network: Option<PrivateNetwork>,
     /// The server's stderr, copied to a file for the log observer.
     log_dir: tempfile::TempDir,
     log_task: tokio::task::AbortHandle,
+    /// Stopped, not removed, at teardown.
+    kept: bool,
+}
+
+/// A kept container (`--reuse`): its name, and the password its superuser
+/// was created with.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub name: String,
+    pub password: String,
 }
 
 impl DockerPostgres {
     pub async fn start(opts: &BackendOptions) -> Result<DockerPostgres> {
-        let image = match (&opts.image, &opts.version) {
-            (Some(i), _) => i.clone(),
-            (None, Some(v)) => format!("postgres:{v}"),
-            (None, None) => DEFAULT_IMAGE.to_string(),
-        };
-        let (name, tag) = split_image(&image);
-        let password = random_password();
+        Self::start_with(opts, None).await
+    }
 
-        let mut cmd = vec!["postgres".to_string()];
-        let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
-        // The published port only works with the server listening on 5432, everywhere.
-        let forced = [("listen_addresses", "*"), ("port", "5432")];
-        let settings = defaults
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .chain(opts.settings.iter().cloned())
-            .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        for (k, v) in settings {
-            cmd.push("-c".into());
-            cmd.push(format!("{k}={v}"));
+    /// The container called `kept.name`, started again if it is stopped, or
+    /// created (labelled [`KEPT_LABEL`], not with our pid) if it is gone.
+    /// Teardown stops it and leaves it in place.
+    pub async fn start_kept(opts: &BackendOptions, kept: &Kept) -> Result<DockerPostgres> {
+        if opts.replica {
+            return Err(Error::Usage(
+                "--reuse keeps one server: it cannot keep a replica beside it".into(),
+            ));
         }
+        Self::start_with(opts, Some(kept)).await
+    }
 
+    async fn start_with(opts: &BackendOptions, kept: Option<&Kept>) -> Result<DockerPostgres> {
+        let image = image_for(opts);
+        let (name, tag) = split_image(&image);
+        let password = kept.map_or_else(random_password, |k| k.password.clone());
+        if let Some(size) = &opts.size {
+            let servers = if opts.replica { 2 } else { 1 };
+            crate::sizing::ensure_fits(size, engine_machine().await, servers)?;
+        }
+        let limits = Limits::of(opts.size.as_ref());
         let pid = std::process::id();
-        let container_name = format!("pgrehearse-{pid}-{}", short_random());
+        // Created first: the primary's pg_hba.conf names its subnet.
+        let network = match opts.replica {
+            true => {
+                Some(PrivateNetwork::create(format!("pgrehearse-{pid}-{}", short_random())).await?)
+            }
+            false => None,
+        };
+
+        let (label, container_name) = match kept {
+            Some(k) => ((KEPT_LABEL, k.name.clone()), k.name.clone()),
+            None => (
+                (PID_LABEL, pid.to_string()),
+                format!("pgrehearse-{pid}-{}", short_random()),
+            ),
+        };
         let request = GenericImage::new(name, tag)
             .with_exposed_port(5432.tcp())
             // The official entrypoint's init-time server logs to stdout, the
@@ -113,21 +152,28 @@ impl DockerPostgres {
             .with_env_var("POSTGRES_USER", SUPERUSER)
             .with_env_var("POSTGRES_PASSWORD", &password)
             .with_env_var("POSTGRES_DB", WORK_DB)
-            .with_cmd(cmd)
-            .with_label(PID_LABEL, pid.to_string())
+            .with_cmd(postgres_command(&opts.settings))
+            .with_label(label.0, label.1)
             .with_container_name(&container_name)
-            .with_shm_size(SHM_BYTES)
+            .with_shm_size(limits.shm_bytes())
             .with_startup_timeout(STARTUP_TIMEOUT)
-            .with_host_config_modifier(publish_on_loopback);
+            .with_host_config_modifier(move |hc| {
+                publish_on_loopback(hc);
+                limits.apply(hc);
+            })
+            .with_reuse(if kept.is_some() {
+                ReuseDirective::Always
+            } else {
+                ReuseDirective::Never
+            });
+        let request = match &network {
+            Some(net) => request.with_copy_to(HBA_SCRIPT, net.hba_script()),
+            None => request,
+        };
 
         // Until testcontainers hands the container back, nothing removes it:
         // the guard does, if the start fails, times out or is abandoned.
-        let mut created = CreatedGuard {
-            name: container_name,
-            armed: true,
-            pending: true,
-            since: chrono::Utc::now().timestamp() - 1,
-        };
+        let mut created = CreatedGuard::new(container_name);
         let started = request.start().await;
         // It returned: no creation is in flight any more.
         created.pending = false;
@@ -162,8 +208,11 @@ impl DockerPostgres {
             version: String::new(),
             version_num: 0,
             container: Some(Box::new(container)),
+            standby: None,
+            network,
             log_dir,
             log_task,
+            kept: kept.is_some(),
         };
         let container = this.container.as_ref().expect("just set");
         this.conn.port = container
@@ -176,9 +225,48 @@ impl DockerPostgres {
                 "the container from {image} logged ready but refused connections: {e}"
             ))
         })?;
+        crate::pg::require_supported(&version, num, &format!("the container from {image}"))?;
         this.version = version;
         this.version_num = num;
+        this.start_standby(&opts.settings, limits).await?;
         Ok(this)
+    }
+
+    /// With a private network (a replica was asked for): attach the primary
+    /// to it and start the replica there.
+    async fn start_standby(&mut self, settings: &[(String, String)], limits: Limits) -> Result<()> {
+        let (Some(net), Some(primary)) = (&self.network, &self.container) else {
+            return Ok(());
+        };
+        let primary_host = net.attach(primary.id()).await?;
+        let standby = docker_standby::start(StandbyPlan {
+            image: &self.image,
+            network: net,
+            primary_host,
+            primary: &self.conn,
+            settings,
+            limits,
+            container_name: format!(
+                "pgrehearse-{}-{}-replica",
+                std::process::id(),
+                short_random()
+            ),
+        })
+        .await?;
+        self.standby = Some(standby);
+        Ok(())
+    }
+
+    /// The streaming replica, described for run.json.
+    pub fn replica(&self) -> Option<String> {
+        let id = self.standby.as_ref()?.id();
+        Some(format!(
+            "docker PostgreSQL {} hot standby (container {}) on the private network {} \
+             (internal, nothing published), made with pg_basebackup of the primary",
+            self.version,
+            &id[..id.len().min(12)],
+            self.network.as_ref().map(|n| n.name()).unwrap_or_default()
+        ))
     }
 
     pub fn conn(&self) -> &ConnInfo {
@@ -209,18 +297,55 @@ impl DockerPostgres {
         )
     }
 
+    /// The replica first, then the network (detaching the primary), then
+    /// the primary; every step is tried, the first error is returned.
     pub async fn teardown(mut self) -> Result<()> {
         self.log_task.abort();
-        match self.container.take() {
+        let standby = match self.standby.take() {
             Some(c) => remove(c).await,
             None => Ok(()),
-        }
+        };
+        let network = match self.network.take() {
+            Some(n) => n.remove().await,
+            None => Ok(()),
+        };
+        let primary = match self.container.take() {
+            Some(c) if self.kept => {
+                // Fast shutdown (SIGINT) so the next start needs no recovery;
+                // dropping a reused container leaves it in place.
+                let stopped = c.stop_with_timeout(Some(30)).await;
+                stopped.map_err(|e| {
+                    Error::Other(anyhow::anyhow!("could not stop container {}: {e}", c.id()))
+                })
+            }
+            Some(c) => remove(c).await,
+            None => Ok(()),
+        };
+        standby.and(network).and(primary)
     }
 }
 
 impl Drop for DockerPostgres {
     fn drop(&mut self) {
         self.log_task.abort();
+        // The replica and the network, in that order, from a thread of
+        // their own (see below for the primary).
+        let standby = self.standby.take();
+        let network = self.network.take();
+        if standby.is_some() || network.is_some() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    if let Some(c) = standby {
+                        let _ = rt.block_on(remove(c));
+                    }
+                }
+                drop(network);
+            })
+            .join();
+        }
         let Some(container) = self.container.take() else {
             return;
         };
@@ -261,13 +386,25 @@ impl Drop for DockerPostgres {
 /// storage driver). So while a creation may be pending, wait for it — unless
 /// the engine's events show the container was already destroyed (the start
 /// got as far as testcontainers' own drop guard).
-struct CreatedGuard {
+pub(super) struct CreatedGuard {
     name: String,
-    armed: bool,
+    pub(super) armed: bool,
     /// `start` has not returned yet: a creation may be in flight.
-    pending: bool,
+    pub(super) pending: bool,
     /// When the start began (unix seconds), for the events query.
     since: i64,
+}
+
+impl CreatedGuard {
+    /// Armed, with a creation of container `name` about to be in flight.
+    pub(super) fn new(name: String) -> CreatedGuard {
+        CreatedGuard {
+            name,
+            armed: true,
+            pending: true,
+            since: chrono::Utc::now().timestamp() - 1,
+        }
+    }
 }
 
 /// How long an abandoned creation may take to produce its container: a
@@ -364,6 +501,57 @@ async fn was_destroyed(docker: &testcontainers::bollard::Docker, name: &str, sin
     matches!(first, Ok(Some(Ok(_))))
 }
 
+/// The image `opts` asks for: --image / PGREHEARSE_IMAGE / the scenario's,
+/// else `postgres:<version>`, else [`DEFAULT_IMAGE`].
+pub fn image_for(opts: &BackendOptions) -> String {
+    match (&opts.image, &opts.version) {
+        (Some(i), _) => i.clone(),
+        (None, Some(v)) => format!("postgres:{v}"),
+        (None, None) => DEFAULT_IMAGE.to_string(),
+    }
+}
+
+/// What a container started for `opts` runs: its image and command line
+/// (a kept container is found again by this).
+pub fn identity(opts: &BackendOptions) -> String {
+    format!(
+        "{} {}",
+        image_for(opts),
+        postgres_command(&opts.settings).join(" ")
+    )
+}
+
+/// Remove the container called `name` (with its volumes) if there is one.
+pub async fn remove_named(name: &str) -> Result<()> {
+    use testcontainers::bollard::errors::Error as DockerError;
+    use testcontainers::bollard::query_parameters::RemoveContainerOptions;
+    let docker = testcontainers::bollard::Docker::connect_with_defaults()
+        .map_err(|e| Error::NoPostgres(format!("no Docker engine: {e}")))?;
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        link: false,
+    };
+    match docker.remove_container(name, Some(options)).await {
+        Ok(())
+        | Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(Error::Other(anyhow::anyhow!(
+            "could not remove container {name}: {e}"
+        ))),
+    }
+}
+
+/// `postgres -c k=v ...`; the published port needs the server on 5432,
+/// listening everywhere in the container.
+fn postgres_command(settings: &[(String, String)]) -> Vec<String> {
+    let forced = [("listen_addresses", "*"), ("port", "5432")];
+    std::iter::once("postgres".to_string())
+        .chain(super::server_args(settings, &forced))
+        .collect()
+}
+
 /// Publish 5432 on 127.0.0.1 (a random port) instead of every interface.
 fn publish_on_loopback(hc: &mut HostConfig) {
     hc.publish_all_ports = Some(false);
@@ -377,7 +565,7 @@ fn publish_on_loopback(hc: &mut HostConfig) {
 }
 
 /// `registry:5000/team/pg:15` → (`registry:5000/team/pg`, `15`); no tag → `latest`.
-fn split_image(image: &str) -> (String, String) {
+pub(super) fn split_image(image: &str) -> (String, String) {
     let last_slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
     match image[last_slash..].rfind(':') {
         Some(i) => (

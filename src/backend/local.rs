@@ -17,9 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::local_standby;
+pub use super::pg_bin::{find_binaries, PgBin};
 use super::tls::Tls;
 use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
+use crate::sizing::Machine;
 
 /// The database the harness works in; it is created by `start`.
 pub const WORK_DB: &str = "pgrehearse";
@@ -37,30 +40,52 @@ pub struct LocalCluster {
     bin: PgBin,
     version: String,
     version_num: u32,
+    /// The streaming replica, when one was asked for.
+    standby: Option<local_standby::Standby>,
     /// Owns the postmaster and the temp dir; stopping/deleting happens there.
     guard: ClusterGuard,
 }
 
-/// A directory holding initdb, pg_ctl and postgres, and the version it reports.
-#[derive(Debug, Clone)]
-pub struct PgBin {
-    pub dir: PathBuf,
-    /// Major version, e.g. 15.
-    pub major: u32,
-}
-
 impl LocalCluster {
     pub async fn start(opts: &BackendOptions) -> Result<LocalCluster> {
-        let bin = find_binaries(opts.version.as_deref())?;
-        let runner = Runner::for_current_user()?;
-        let password = random_password();
-
         let dir = tempfile::Builder::new()
             .prefix(TEMP_DIR_PREFIX)
             .tempdir()
             .map_err(|e| Error::NoPostgres(format!("cannot create a temp dir: {e}")))?;
+        Self::start_in(opts, ClusterDir::Temp(dir), &random_password()).await
+    }
+
+    /// A kept cluster in `dir` (created if missing) whose superuser has
+    /// `password`: started as it is when `dir/data` holds a cluster of the
+    /// wanted major, else initdb'ed there first (whatever was in `dir`
+    /// goes). Teardown leaves it stopped, in place. A cluster that does not
+    /// start is an error: the caller decides to wipe it and start over.
+    pub async fn start_kept(
+        opts: &BackendOptions,
+        dir: &Path,
+        password: &str,
+    ) -> Result<LocalCluster> {
+        std::fs::create_dir_all(dir)?;
+        // A postmaster left running by an invocation that was killed (we
+        // hold the cache's lock, so it is nobody's now): its data stay good,
+        // the next start recovers them.
+        kill_processes_in(dir);
+        Self::start_in(opts, ClusterDir::Kept(dir.to_path_buf()), password).await
+    }
+
+    async fn start_in(
+        opts: &BackendOptions,
+        dir: ClusterDir,
+        password: &str,
+    ) -> Result<LocalCluster> {
+        if let Some(size) = &opts.size {
+            crate::sizing::ensure_fits(size, Machine::this(), if opts.replica { 2 } else { 1 })?;
+        }
+        let bin = find_binaries(opts.version.as_deref())?;
+        let runner = Runner::for_current_user()?;
         let mut guard = ClusterGuard {
             postmaster: None,
+            standby: None,
             dir: Some(dir),
             runner: runner.clone(),
         };
@@ -69,7 +94,14 @@ impl LocalCluster {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
         runner.give(&root)?;
 
-        initdb(&bin, &runner, &root, &password).await?;
+        let data = root.join("data");
+        let existing = std::fs::read_to_string(data.join("PG_VERSION")).ok();
+        if existing.as_deref().map(str::trim) != Some(bin.major.to_string().as_str()) {
+            if data.exists() {
+                std::fs::remove_dir_all(&data)?;
+            }
+            initdb(&bin, &runner, &root, password).await?;
+        }
 
         let log_path = root.join("server.log");
         let mut last_err = None;
@@ -79,20 +111,36 @@ impl LocalCluster {
                 host: "127.0.0.1".into(),
                 port,
                 user: SUPERUSER.into(),
-                password: Some(password.clone()),
+                password: Some(password.to_string()),
                 dbname: WORK_DB.into(),
                 tls: Tls::plaintext(),
             };
-            let child = spawn_postmaster(&bin, &runner, &root, &log_path, port, &opts.settings)?;
-            guard.postmaster = Some(child);
-            match wait_ready(&mut guard, &conn, &log_path).await {
+            let server = Postmaster {
+                bin: &bin,
+                runner: &runner,
+                root: &root,
+                data: &root.join("data"),
+                log_path: &log_path,
+                port,
+            };
+            guard.postmaster = Some(server.spawn(&opts.settings)?);
+            match wait_ready(&mut guard.postmaster, &conn, &log_path).await {
                 Ok(()) => {
                     let (version, version_num) = create_work_db(&conn).await?;
+                    let standby = if opts.replica {
+                        Some(
+                            local_standby::start(&bin, &runner, &mut guard, &conn, &opts.settings)
+                                .await?,
+                        )
+                    } else {
+                        None
+                    };
                     return Ok(LocalCluster {
                         conn,
                         bin,
                         version,
                         version_num,
+                        standby,
                         guard,
                     });
                 }
@@ -130,6 +178,17 @@ impl LocalCluster {
         self.version_num
     }
 
+    /// The streaming replica, described for run.json.
+    pub fn replica(&self) -> Option<String> {
+        self.standby.as_ref().map(|s| {
+            format!(
+                "local PostgreSQL {} hot standby on 127.0.0.1:{} (pg_basebackup of the primary, \
+                 streaming over loopback)",
+                self.version, s.port
+            )
+        })
+    }
+
     /// The postmaster's pid (tests check it is gone after teardown).
     pub fn postmaster_pid(&self) -> Option<u32> {
         self.guard.postmaster.as_ref().map(|c| c.id())
@@ -148,42 +207,46 @@ impl LocalCluster {
     }
 }
 
-/// Stops the postmaster and removes the temp dir when dropped.
-struct ClusterGuard {
+/// Where a cluster lives: a temp dir deleted at the end, or a kept one.
+pub(super) enum ClusterDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl ClusterDir {
+    fn path(&self) -> &Path {
+        match self {
+            ClusterDir::Temp(d) => d.path(),
+            ClusterDir::Kept(p) => p,
+        }
+    }
+}
+
+/// Stops the postmasters and removes the temp dir when dropped (a kept dir
+/// stays, its cluster shut down cleanly).
+pub(super) struct ClusterGuard {
     postmaster: Option<Child>,
-    dir: Option<tempfile::TempDir>,
+    /// The replica's postmaster; its data directory is inside the temp dir.
+    pub(super) standby: Option<Child>,
+    dir: Option<ClusterDir>,
     runner: Runner,
 }
 
 impl ClusterGuard {
-    fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         self.dir.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
     }
 
-    /// Immediate shutdown (SIGQUIT): the data is thrown away anyway, so a
-    /// shutdown checkpoint would only cost time. SIGKILL if it lingers.
+    /// The standby first: it would otherwise retry its primary until stopped.
     fn stop_postmaster(&mut self) {
-        let Some(mut child) = self.postmaster.take() else {
-            return;
-        };
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = self.runner.signal(child.id(), "QUIT");
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        let kept = matches!(self.dir, Some(ClusterDir::Kept(_)));
+        stop(&self.runner, self.standby.take(), false);
+        stop(&self.runner, self.postmaster.take(), kept);
     }
 
     fn cleanup(&mut self) -> Result<()> {
         self.stop_postmaster();
-        if let Some(dir) = self.dir.take() {
+        if let Some(ClusterDir::Temp(dir)) = self.dir.take() {
             let path = dir.path().to_path_buf();
             // A postmaster that was killed (not stopped) leaves its backends
             // running until they notice; an interrupted initdb leaves its
@@ -209,6 +272,41 @@ impl ClusterGuard {
             }
         }
         Ok(())
+    }
+}
+
+/// Immediate shutdown (SIGQUIT) for a temp cluster: the data is thrown
+/// away anyway, so a shutdown checkpoint would only cost time. Fast
+/// shutdown (SIGINT) for a kept one, so the next start needs no crash
+/// recovery. SIGKILL if it lingers.
+fn stop(runner: &Runner, child: Option<Child>, kept: bool) {
+    let Some(mut child) = child else {
+        return;
+    };
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = runner.signal(child.id(), if kept { "INT" } else { "QUIT" });
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Remove a kept cluster's directory, stopping whatever still runs in it.
+pub fn wipe_kept(dir: &Path) -> Result<()> {
+    kill_processes_in(dir);
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Other(anyhow::anyhow!(
+            "could not remove the cluster dir {}: {e}",
+            dir.display()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -254,7 +352,7 @@ impl Drop for ClusterGuard {
 
 /// How to run the server binaries: directly, or as `postgres` when we are root.
 #[derive(Debug, Clone)]
-enum Runner {
+pub(super) enum Runner {
     Direct,
     AsPostgres { uid: u32, gid: u32 },
 }
@@ -284,7 +382,7 @@ impl Runner {
         Ok(Runner::AsPostgres { uid, gid })
     }
 
-    fn command(&self, program: &Path) -> Command {
+    pub(super) fn command(&self, program: &Path) -> Command {
         match self {
             Runner::Direct => Command::new(program),
             Runner::AsPostgres { .. } => {
@@ -332,118 +430,6 @@ fn lookup_user(name: &str) -> Option<(u32, u32)> {
     out.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
         (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-    })
-}
-
-/// Where the server binaries are: PGREHEARSE_PG_BIN, then `pg_config --bindir`
-/// and `initdb` on PATH, then Debian's /usr/lib/postgresql/<major>/bin
-/// (newest first). With `want` ("15", "17.2") only that major qualifies.
-pub fn find_binaries(want: Option<&str>) -> Result<PgBin> {
-    let want_major: Option<u32> = match want {
-        Some(v) => Some(
-            v.split('.')
-                .next()
-                .and_then(|m| m.trim().parse().ok())
-                .ok_or_else(|| Error::Usage(format!("bad Postgres version {v:?}")))?,
-        ),
-        None => None,
-    };
-    if let Ok(dir) = std::env::var("PGREHEARSE_PG_BIN") {
-        let dir = PathBuf::from(dir);
-        let bin = probe(&dir).ok_or_else(|| {
-            Error::NoPostgres(format!(
-                "PGREHEARSE_PG_BIN={} holds no working initdb and postgres",
-                dir.display()
-            ))
-        })?;
-        if let Some(m) = want_major.filter(|m| *m != bin.major) {
-            return Err(Error::NoPostgres(format!(
-                "PostgreSQL {m} was asked for, but PGREHEARSE_PG_BIN={} is version {}",
-                dir.display(),
-                bin.major
-            )));
-        }
-        return Ok(bin);
-    }
-
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Ok(pg_config) = which::which("pg_config") {
-        if let Ok(out) = Command::new(pg_config).arg("--bindir").output() {
-            if out.status.success() {
-                candidates.push(PathBuf::from(
-                    String::from_utf8_lossy(&out.stdout).trim().to_string(),
-                ));
-            }
-        }
-    }
-    if let Ok(initdb) = which::which("initdb") {
-        let initdb = std::fs::canonicalize(&initdb).unwrap_or(initdb);
-        if let Some(d) = initdb.parent() {
-            candidates.push(d.to_path_buf());
-        }
-    }
-    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let major = e.file_name().to_str()?.parse::<u32>().ok()?;
-            Some((major, e.path().join("bin")))
-        })
-        .collect();
-    debian.sort_by_key(|d| std::cmp::Reverse(d.0));
-    candidates.extend(debian.into_iter().map(|(_, p)| p));
-
-    let mut seen = Vec::new();
-    for dir in candidates {
-        if seen.contains(&dir) {
-            continue;
-        }
-        seen.push(dir.clone());
-        if let Some(bin) = probe(&dir) {
-            if want_major.is_none_or(|m| m == bin.major) {
-                return Ok(bin);
-            }
-        }
-    }
-    let looked: Vec<String> = seen.iter().map(|p| p.display().to_string()).collect();
-    Err(Error::NoPostgres(match want_major {
-        Some(m) => format!(
-            "no PostgreSQL {m} server binaries found (looked in: {}); install them \
-             (Debian: apt-get install postgresql-{m}) or set PGREHEARSE_PG_BIN",
-            if looked.is_empty() {
-                "nothing found".into()
-            } else {
-                looked.join(", ")
-            }
-        ),
-        None => "no PostgreSQL server binaries found (PGREHEARSE_PG_BIN, pg_config, PATH, \
-                 /usr/lib/postgresql/*/bin); install them (Debian: apt-get install postgresql) \
-                 or set PGREHEARSE_PG_BIN"
-            .into(),
-    }))
-}
-
-/// `dir` holds initdb and postgres; `postgres --version` tells the major.
-fn probe(dir: &Path) -> Option<PgBin> {
-    if !dir.join("initdb").is_file() {
-        return None;
-    }
-    let out = Command::new(dir.join("postgres"))
-        .arg("--version")
-        .output()
-        .ok()?;
-    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.split_whitespace().nth(2)?;
-    let major = version
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    Some(PgBin {
-        dir: dir.to_path_buf(),
-        major,
     })
 }
 
@@ -498,73 +484,123 @@ async fn initdb(bin: &PgBin, runner: &Runner, root: &Path, password: &str) -> Re
     Ok(())
 }
 
-fn free_port() -> Result<u16> {
+pub(super) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| Error::NoPostgres(format!("cannot bind a port on 127.0.0.1: {e}")))?;
     Ok(l.local_addr()?.port())
 }
 
-fn spawn_postmaster(
-    bin: &PgBin,
-    runner: &Runner,
-    root: &Path,
-    log_path: &Path,
-    port: u16,
-    settings: &[(String, String)],
-) -> Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)?;
-    let socket_dir = root.display().to_string();
-    // Defaults the harness's own settings may override ...
-    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
-    // ... and what makes the cluster private and its log ours, which nothing overrides.
-    let port_s = port.to_string();
-    let forced = [
-        ("listen_addresses", "127.0.0.1"),
-        ("port", port_s.as_str()),
-        ("unix_socket_directories", socket_dir.as_str()),
-        ("unix_socket_permissions", "0700"),
-        ("logging_collector", "off"),
-        ("log_destination", "stderr"),
-    ];
-    let mut cmd = runner.command(&bin.dir.join("postgres"));
-    cmd.arg("-D").arg(root.join("data"));
-    let all = defaults
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain(settings.iter().cloned())
-        .chain(forced.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    for (k, v) in all {
-        cmd.arg("-c").arg(format!("{k}={v}"));
+/// A `shared_preload_libraries` value without the libraries these binaries
+/// do not have (a server without its contrib package would not start);
+/// any other setting as it is.
+fn installed_libraries(bin: &PgBin, key: &str, value: &str) -> String {
+    if key != "shared_preload_libraries" {
+        return value.to_string();
     }
-    cmd.current_dir(root)
-        .env_remove("PGDATA")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0);
-    cmd.spawn()
-        .map_err(|e| Error::NoPostgres(format!("cannot start postgres: {e}")))
+    let Some(libdir) = pkglibdir(bin) else {
+        return value.to_string();
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|l| {
+            let l = l.trim_matches('\'');
+            // Only the harness's own library is dropped when missing: the
+            // scenario's are the user's business (the server says what is wrong).
+            l != "pg_stat_statements" || libdir.join(format!("{l}.so")).exists()
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-enum StartFailure {
+/// Where these binaries load libraries from: the directory holding
+/// plpgsql.so (every server has it) among pg_config's answer and the usual
+/// places next to the binaries.
+fn pkglibdir(bin: &PgBin) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(out) = Command::new(bin.dir.join("pg_config"))
+        .arg("--pkglibdir")
+        .output()
+    {
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !dir.is_empty() {
+            candidates.push(PathBuf::from(dir));
+        }
+    }
+    if let Some(prefix) = bin.dir.parent() {
+        for sub in ["lib", "lib/postgresql", "lib64/pgsql", "lib/pgsql"] {
+            candidates.push(prefix.join(sub));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("plpgsql.so").exists())
+}
+
+/// One postmaster to start: the primary, or the replica in its own data
+/// directory beside it.
+pub(super) struct Postmaster<'a> {
+    pub bin: &'a PgBin,
+    pub runner: &'a Runner,
+    /// The private temp dir: the working directory and the socket's.
+    pub root: &'a Path,
+    pub data: &'a Path,
+    pub log_path: &'a Path,
+    pub port: u16,
+}
+
+impl Postmaster<'_> {
+    pub(super) fn spawn(&self, settings: &[(String, String)]) -> Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path)?;
+        let socket_dir = self.root.display().to_string();
+        // What makes the cluster private and its log ours.
+        let port_s = self.port.to_string();
+        let forced = [
+            ("listen_addresses", "127.0.0.1"),
+            ("port", port_s.as_str()),
+            ("unix_socket_directories", socket_dir.as_str()),
+            ("unix_socket_permissions", "0700"),
+            ("logging_collector", "off"),
+            ("log_destination", "stderr"),
+        ];
+        let mut cmd = self.runner.command(&self.bin.dir.join("postgres"));
+        cmd.arg("-D").arg(self.data);
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.clone(), installed_libraries(self.bin, k, v)))
+            .collect();
+        cmd.args(super::server_args(&settings, &forced));
+        cmd.current_dir(self.root)
+            .env_remove("PGDATA")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
+        cmd.spawn()
+            .map_err(|e| Error::NoPostgres(format!("cannot start postgres: {e}")))
+    }
+}
+
+pub(super) enum StartFailure {
     PortTaken,
     Fatal(Error),
 }
 
-async fn wait_ready(
-    guard: &mut ClusterGuard,
+/// Wait until the server `postmaster` runs accepts connections (as `conn`).
+pub(super) async fn wait_ready(
+    postmaster: &mut Option<Child>,
     conn: &ConnInfo,
     log_path: &Path,
 ) -> std::result::Result<(), StartFailure> {
     let deadline = Instant::now() + START_TIMEOUT;
     let cfg = conn.config_for("postgres");
     loop {
-        if let Some(child) = guard.postmaster.as_mut() {
+        if let Some(child) = postmaster.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
-                guard.postmaster = None;
+                *postmaster = None;
                 let log = std::fs::read_to_string(log_path).unwrap_or_default();
                 if log.contains("could not bind") || log.contains("Address already in use") {
                     return Err(StartFailure::PortTaken);
@@ -591,9 +627,7 @@ async fn wait_ready(
 /// The postmaster exited during startup: a rejected setting is bad input
 /// (exit 2), anything else means no usable Postgres (exit 3).
 fn startup_error(status: std::process::ExitStatus, log: &str) -> Error {
-    let tail: Vec<&str> = log.lines().rev().take(8).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    let tail = tail.join("\n");
+    let tail = super::last_lines(log, 8);
     let bad_setting = [
         "invalid value for parameter",
         "unrecognized configuration parameter",
@@ -611,8 +645,16 @@ async fn create_work_db(conn: &ConnInfo) -> Result<(String, u32)> {
         .connect_to("postgres", "pgrehearse/harness")
         .await
         .map_err(|e| Error::NoPostgres(format!("cannot connect to the local cluster: {e}")))?;
-    client
-        .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
-        .await?;
-    Ok(crate::pg::server_version(&client).await?)
+    let (version, num) = crate::pg::server_version(&client).await?;
+    crate::pg::require_supported(&version, num, "the local cluster")?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&WORK_DB])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {WORK_DB}"))
+            .await?;
+    }
+    Ok((version, num))
 }

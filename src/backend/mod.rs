@@ -4,10 +4,18 @@
 //! Every backend hands out a *work database* that it created and that nothing
 //! else uses; `teardown` removes everything the backend started or created.
 
+pub mod available;
 mod certs;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "docker")]
+mod docker_limits;
+#[cfg(feature = "docker")]
+mod docker_standby;
 pub mod local;
+mod local_standby;
+pub mod pg_bin;
+pub mod replica;
 pub mod tls;
 mod tls_handshake;
 pub mod url;
@@ -173,6 +181,12 @@ pub struct BackendOptions {
     pub version: Option<String>,
     /// Scenario settings plus the harness's own, as `-c name=value`.
     pub settings: Vec<(String, String)>,
+    /// The server's size: container limits (docker), and a check that the
+    /// machine can give it (local, docker). The settings derived from it are
+    /// already in `settings`.
+    pub size: Option<crate::sizing::ServerSize>,
+    /// Start a streaming physical replica next to the primary.
+    pub replica: bool,
 }
 
 impl BackendOptions {
@@ -187,6 +201,8 @@ impl BackendOptions {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            size: None,
+            replica: false,
         }
     }
 
@@ -208,6 +224,31 @@ impl BackendOptions {
             ..BackendOptions::local(&[])
         }
     }
+}
+
+/// `-c name=value` arguments for a server we start, in the order that
+/// decides (the last of a name wins): defaults the settings may override
+/// (a parseable log line prefix, English messages), the settings, then what
+/// the backend `forced` (its port, its addresses), which nothing overrides.
+pub(crate) fn server_args(settings: &[(String, String)], forced: &[(&str, &str)]) -> Vec<String> {
+    let defaults = [("log_line_prefix", "%m [%p] "), ("lc_messages", "C")];
+    let owned = |kv: &[(&str, &str)]| -> Vec<(String, String)> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    owned(&defaults)
+        .into_iter()
+        .chain(settings.iter().cloned())
+        .chain(owned(forced))
+        .flat_map(|(k, v)| ["-c".to_string(), format!("{k}={v}")])
+        .collect()
+}
+
+/// The last `n` lines of a server's log, for an error that quotes it.
+pub(crate) fn last_lines(log: &str, n: usize) -> String {
+    let tail: Vec<&str> = log.lines().rev().take(n).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 /// A server log we can tail for `log_lock_waits` lines, where we own the server.
@@ -281,6 +322,16 @@ impl Backend {
         }
     }
 
+    /// The streaming replica, described for run.json, when one was started.
+    pub fn replica(&self) -> Option<String> {
+        match self {
+            Backend::Local(t) => t.replica(),
+            #[cfg(feature = "docker")]
+            Backend::Docker(t) => t.replica(),
+            Backend::Url(_) => None,
+        }
+    }
+
     /// Human description for run.json and progress output (no secrets).
     pub fn describe(&self) -> String {
         match self {
@@ -328,4 +379,23 @@ async fn auto(opts: &BackendOptions) -> Result<Backend> {
         ))),
         Err(e) => Err(e),
     }
+}
+
+/// Run `f` to completion on a runtime of its own in a thread of its own,
+/// and wait for it: cleanup from a `Drop`, which may run inside or outside
+/// a runtime.
+pub(crate) fn block_on_own_thread<F>(f: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(f);
+    })
+    .join();
 }

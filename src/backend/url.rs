@@ -44,9 +44,10 @@ impl UrlServer {
         // What secured the session, as the server saw it: run.json says so.
         let tls_note = server.tls.describe(&super::tls::observe(&admin).await);
         let (version, version_num) = crate::pg::server_version(&admin).await?;
+        let redacted = server.redacted_at(&admin_db);
+        crate::pg::require_supported(&version, version_num, &redacted)?;
 
         let name = scratch_name();
-        let redacted = server.redacted_at(&admin_db);
         admin
             .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .await
@@ -167,7 +168,7 @@ async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Resu
 }
 
 /// `pgrehearse_20261122T020455_k3x9qa`: sortable, unique, a valid identifier.
-fn scratch_name() -> String {
+pub fn scratch_name() -> String {
     use rand::distributions::{Distribution, Uniform};
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();

@@ -4,12 +4,14 @@
 //! timeouts, and batched backfills.
 //!
 //! Timing: every statement's send and completion are taken on the run clock.
-//! Inside a transaction the executor also *probes* its own session after each
-//! statement — the locks it now holds (pg_locks for its own pid), its
-//! sequential scans (pg_stat_xact_user_tables), the tables' relfilenodes (a
-//! new one means a rewrite) and the WAL position. A probe is one round trip
-//! (well under a millisecond on loopback); it runs while the locks are held,
-//! so it lengthens the hold by exactly what it measures.
+//! The executor also *probes* its own session after each statement (probe.rs)
+//! — the locks it now holds, its sequential scans, the tables' relfilenodes,
+//! the WAL position and pg_stat_statements' counters — pipelined behind the
+//! statement, and behind the last statement of a transaction goes its COMMIT:
+//! the probe adds its execution (a fraction of a millisecond) to the locks'
+//! hold, and no round trip. At each step's boundaries (catalog.rs) it reads
+//! the relations and the tables' sizes and dead tuples; at the end it
+//! attributes each statement's own WAL (wal.rs).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -22,17 +24,25 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ConnInfo;
-use crate::clock::Clock;
+use crate::clock::{Clock, ServerClock};
+use crate::latency::SegmentMarks;
 use crate::migrations::{Execution, MigrationFile};
 use crate::observe::MigrationStatus;
-use crate::record::{PhaseSpan, SegmentInfo, StatementRow};
+use crate::record::{PhaseSpan, SegmentInfo, StatementRow, StepRow};
 use crate::scenario::{PhasePlan, StepAction, StepPlan};
 
 mod backfill;
+mod catalog;
 mod probe;
+mod send;
+mod steps;
+mod wal;
 
-pub use probe::{is_catalog, parse_lsn};
-use probe::{is_transient, Probe};
+use catalog::Catalog;
+pub use catalog::{Footprint, RelationNames};
+pub use probe::{is_catalog, parse_lsn, LockSeen};
+use wal::PgssChange;
+pub use wal::{same_statement, WalSource};
 
 pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
 
@@ -62,18 +72,27 @@ impl<'a> Outgoing<'a> {
     }
 }
 
-/// A lock key: (locktype, relation or locktype, mode).
-pub type LockKey = (String, String, String);
-
 /// Locks one transaction acquired, statement by statement.
 #[derive(Debug, Clone)]
 pub struct TxnLocks {
     pub phase: String,
     pub step: String,
-    /// Index into `MigrationRun::statements` of each statement of the txn.
-    pub acquired: Vec<(LockKey, usize)>,
-    /// When COMMIT / ROLLBACK returned: every lock is released by then.
+    /// Each lock, with the index into `MigrationRun::statements` of the
+    /// statement after which the probe first saw it.
+    pub acquired: Vec<(LockSeen, usize)>,
+    /// When the transaction ended and released its locks: the server's
+    /// clock right after COMMIT / ROLLBACK (on the run clock), else when
+    /// it returned.
     pub released_ms: f64,
+}
+
+/// When the server ran a statement, on the run clock: its clock right
+/// before the statement (pipelined ahead of it) and during the probe right
+/// after it. Free of the client's own delays (a loaded machine).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServerSpan {
+    pub start_ms: f64,
+    pub end_ms: f64,
 }
 
 pub use crate::record::StepInfo as StepSpan;
@@ -81,9 +100,19 @@ pub use crate::record::StepInfo as StepSpan;
 #[derive(Debug, Default)]
 pub struct MigrationRun {
     pub statements: Vec<StatementRow>,
+    /// The server's span of each statement (same index), where known.
+    pub server_spans: Vec<Option<ServerSpan>>,
     pub txns: Vec<TxnLocks>,
     pub phases: Vec<PhaseSpan>,
     pub steps: Vec<StepSpan>,
+    /// steps.csv: each step's footprint, WAL and rewrite.
+    pub step_rows: Vec<StepRow>,
+    /// The names of the relations the steps locked (new, dropped).
+    pub relations: RelationNames,
+    /// How the migration's own WAL was attributed (run.json).
+    pub wal: WalSource,
+    /// How steps.csv's sizes were read, or why they are unknown (run.json).
+    pub sizes_method: Option<String>,
     /// What went wrong, when the migration did not finish.
     pub failure: Option<String>,
     /// The migration stopped because `abort` was cancelled (a signal, a dead
@@ -118,7 +147,13 @@ pub struct MigrationCtx {
     pub live: watch::Sender<Arc<Vec<u16>>>,
     pub abort: CancellationToken,
     pub current: Arc<CurrentStep>,
+    /// Phases and steps start and end here: the latency segments' bounds.
+    pub marks: Arc<SegmentMarks>,
     pub seed: u64,
+    /// Whether the migration's own WAL can be attributed (see wal.rs).
+    pub wal: WalSource,
+    /// Maps the server's clock onto the run clock.
+    pub server_clock: ServerClock,
 }
 
 enum Failure {
@@ -159,7 +194,17 @@ struct Executor {
     client: Client,
     ctx: MigrationCtx,
     run: MigrationRun,
-    probe: tokio_postgres::Statement,
+    /// The probe, or why there is none (it could not be prepared).
+    probe: Result<tokio_postgres::Statement, String>,
+    /// The server's clock (probe.rs), sent around statements.
+    server_now: Option<tokio_postgres::Statement>,
+    /// Step boundaries, or why they cannot be read.
+    catalog: Result<Catalog, String>,
+    /// Per step: the footprint at its start and end (steps.rs).
+    boundaries: Vec<steps::StepBoundaries>,
+    /// Per statement (index): the pg_stat_statements entries that moved
+    /// while it ran, attributed at the end (wal.rs).
+    pgss_changes: Vec<(usize, Vec<PgssChange>)>,
     rng: rand_chacha::ChaCha8Rng,
 }
 
@@ -167,26 +212,57 @@ struct Executor {
 /// recorded in `MigrationRun::failure` so the report can be written.
 pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
     let client = ctx.conn.connect(MIGRATION_APP_NAME).await?;
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await?
-        .get(0);
+    let row = client
+        .query_one(
+            "SELECT pg_backend_pid(), current_setting('server_version_num')::int",
+            &[],
+        )
+        .await?;
+    let (pid, version_num): (i32, i32) = (row.get(0), row.get(1));
     ctx.status.pid.store(pid, Ordering::Relaxed);
-    let probe = probe::prepare(&client).await?;
+    let probe = probe::prepare(&client, &ctx.tables, &ctx.wal)
+        .await
+        .map_err(|e| {
+            format!(
+                "the probe could not be prepared: {}",
+                crate::pg::error_text(&e)
+            )
+        });
+    let catalog = Catalog::prepare(&client, version_num as u32)
+        .await
+        .map_err(|e| {
+            format!(
+                "the sizes could not be prepared: {}",
+                crate::pg::error_text(&e)
+            )
+        });
+    let server_now = probe::prepare_clock(&client).await.ok();
     use rand::SeedableRng;
     let rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x6d69_6772);
     let mut ex = Executor {
         client,
-        ctx,
         run: MigrationRun {
             pid,
+            wal: ctx.wal.clone(),
+            sizes_method: Some(match &catalog {
+                Ok(c) => c.method.clone(),
+                Err(e) => e.clone(),
+            }),
             ..Default::default()
         },
+        ctx,
         probe,
+        server_now,
+        catalog,
+        boundaries: Vec::new(),
+        pgss_changes: Vec::new(),
         rng,
     };
     ex.run_phases().await;
     ex.ctx.status.in_statement.store(false, Ordering::Relaxed);
+    ex.ctx.status.in_step.store(false, Ordering::Relaxed);
+    ex.attribute_wal().await;
+    ex.run.step_rows = ex.step_rows();
     Ok(ex.run)
 }
 
@@ -202,7 +278,7 @@ impl Executor {
                 .collect();
             let _ = self.ctx.live.send(Arc::new(live));
             tracing::info!("phase {}: live apps {:?}", phase.name, phase.apps);
-            let start_ms = self.ctx.clock.now_ms();
+            let start_ms = self.mark();
             let mut failed = false;
             for step in &phase.steps {
                 if let Err(msg) = self.run_step(phase, step).await {
@@ -215,7 +291,7 @@ impl Executor {
                 name: phase.name.clone(),
                 apps: phase.apps.clone(),
                 start_ms,
-                end_ms: self.ctx.clock.now_ms(),
+                end_ms: self.mark(),
             });
             if failed {
                 break;
@@ -225,7 +301,8 @@ impl Executor {
     }
 
     async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
-        let start_ms = self.ctx.clock.now_ms();
+        let before = self.boundary().await;
+        let start_ms = self.mark();
         tracing::info!("step {} / {}: started", phase.name, step.name);
         let mut span = StepSpan {
             phase: phase.name.clone(),
@@ -242,6 +319,8 @@ impl Executor {
             file: None,
             segments: Vec::new(),
         };
+        self.ctx.status.in_step.store(true, Ordering::Relaxed);
+        self.ctx.status.step_started.notify_one();
         let progress = format!("{} / {}", phase.name, step.name);
         let result = match &step.action {
             StepAction::Sql(stmts) => {
@@ -252,14 +331,16 @@ impl Executor {
             StepAction::File(file) => self.run_file(phase, step, file, &mut span, &progress).await,
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
-        span.end_ms = self.ctx.clock.now_ms();
-        if let Err(f) = &result {
-            span.outcome = match f {
-                Failure::LockTimeout(_) => "lock_timeout".into(),
-                Failure::Sql { .. } => "error".into(),
-                Failure::Aborted => "cancelled".into(),
-            };
-        }
+        self.ctx.status.in_step.store(false, Ordering::Relaxed);
+        span.end_ms = self.mark();
+        let result = expected(step, result);
+        span.outcome = match &result {
+            Ok(Outcome::Succeeded) => "ok".into(),
+            Ok(Outcome::FailedAsExpected(_)) => "expected_error".into(),
+            Err(Failure::LockTimeout(_)) => "lock_timeout".into(),
+            Err(Failure::Sql { .. }) => "error".into(),
+            Err(Failure::Aborted) => "cancelled".into(),
+        };
         tracing::info!(
             "step {} / {}: {} after {:.1} ms, {} attempt(s)",
             phase.name,
@@ -268,9 +349,32 @@ impl Executor {
             span.end_ms - span.start_ms,
             span.attempts
         );
+        let after = if matches!(result, Err(Failure::Aborted)) {
+            steps::interrupted()
+        } else {
+            self.boundary().await
+        };
+        self.run
+            .relations
+            .step(&phase.name, &step.name, &before.relations, &after.relations);
+        self.boundaries
+            .push(steps::StepBoundaries::of(&before, &after));
         self.run.steps.push(span);
         match result {
-            Ok(()) => {
+            Ok(Outcome::Succeeded) if !step.expect_error.is_empty() => Err(format!(
+                "phase `{}` step `{}`: succeeded, but it was expected to fail with {}",
+                phase.name,
+                step.name,
+                step.expect_error.join(" or ")
+            )),
+            Ok(outcome) => {
+                if let Outcome::FailedAsExpected(sqlstate) = outcome {
+                    tracing::info!(
+                        "step {} / {}: failed with {sqlstate} as expected (rolled back); the migration goes on",
+                        phase.name,
+                        step.name
+                    );
+                }
                 if !step.pause_after.is_zero() && !self.sleep(step.pause_after).await {
                     self.run.aborted = true;
                     return Err("interrupted".into());
@@ -352,6 +456,13 @@ impl Executor {
         Ok(())
     }
 
+    /// Now, as the start or end of a phase or step: marked as a latency
+    /// segment boundary, so the app latency reported for the span is
+    /// exactly the requests that completed in it.
+    fn mark(&self) -> f64 {
+        self.ctx.marks.mark()
+    }
+
     /// Sleep unless aborted; false when aborted.
     async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
@@ -412,13 +523,9 @@ impl Executor {
 
     fn session_settings(step: &StepPlan, local: bool) -> String {
         let scope = if local { "SET LOCAL" } else { "SET" };
-        let mut s = String::new();
         let lt = step.lock_timeout.map(|d| d.as_millis()).unwrap_or(0);
         let st = step.statement_timeout.map(|d| d.as_millis()).unwrap_or(0);
-        s.push_str(&format!(
-            "{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};"
-        ));
-        s
+        format!("{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};")
     }
 
     async fn attempt_in_transaction(
@@ -429,66 +536,51 @@ impl Executor {
         attempt: u32,
     ) -> Result<(), Failure> {
         let setup = format!("BEGIN; {}", Self::session_settings(step, true));
-        self.simple(&setup).await?;
+        let mut before = self.setup(&setup, true).await?;
         let mut txn = TxnLocks {
             phase: phase.name.clone(),
             step: step.name.clone(),
             acquired: Vec::new(),
             released_ms: 0.0,
         };
-        let mut before = self.probe().await.unwrap_or_default();
         let mut result = Ok(());
-        for sql in stmts {
-            let (idx, after) = match self
-                .recorded(phase, step, *sql, attempt, false, &before)
-                .await
-            {
-                Ok(r) => r,
-                Err(f) => {
-                    result = Err(f);
-                    break;
-                }
-            };
-            for k in &after.locks {
-                if !txn.acquired.iter().any(|(a, _)| a == k)
-                    && !is_catalog(&k.1)
-                    && !is_transient(&k.1)
-                {
-                    txn.acquired.push((k.clone(), idx));
+        // When COMMIT (sent behind the last statement) returned.
+        let mut ended: Option<f64> = None;
+        for (i, sql) in stmts.iter().enumerate() {
+            let last = i + 1 == stmts.len();
+            let sent = self.send(phase, step, *sql, attempt, true, last).await;
+            let idx = self.record(&sent, &before, true);
+            if let Ok(p) = &sent.probe {
+                for k in &p.locks {
+                    if !txn.acquired.iter().any(|(a, _)| a.same(k)) && !is_catalog_lock(k) {
+                        txn.acquired.push((k.clone(), idx));
+                    }
                 }
             }
-            before = after;
+            if let Some((commit, at)) = sent.commit {
+                // A failed statement aborted the message before its COMMIT
+                // (the probe's undo fails first): ROLLBACK below ends it.
+                if sent.outcome.is_ok() {
+                    ended = Some(at);
+                    result = commit;
+                }
+            }
+            if let Err(f) = sent.outcome {
+                result = Err(f);
+                break;
+            }
+            before = sent.probe;
         }
-        let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let end = self.clean_up(end_sql, &result).await;
-        txn.released_ms = self.ctx.clock.now_ms();
+        if ended.is_none() {
+            let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let end = self.clean_up(end_sql, &result).await;
+            if result.is_ok() {
+                result = end;
+            }
+        }
+        txn.released_ms = ended.unwrap_or_else(|| self.ctx.clock.now_ms());
         self.run.txns.push(txn);
-        match (result, end) {
-            (Err(f), _) => Err(f),
-            (Ok(()), Err(f)) => Err(f),
-            (Ok(()), Ok(())) => Ok(()),
-        }
-    }
-
-    /// Send one statement, record its row, and probe the session after it
-    /// (rewrite, scans, WAL against `before`). Returns the row's index and
-    /// the new probe.
-    async fn recorded(
-        &mut self,
-        phase: &PhasePlan,
-        step: &StepPlan,
-        sql: Outgoing<'_>,
-        attempt: u32,
-        autocommit: bool,
-        before: &Probe,
-    ) -> Result<(usize, Probe), Failure> {
-        let (row, outcome) = self.execute(phase, step, sql, attempt, autocommit).await;
-        let idx = self.run.statements.len();
-        self.run.statements.push(row);
-        outcome?;
-        let after = self.probe().await.unwrap_or_default();
-        self.fill_probe_facts(idx, before, &after);
-        Ok((idx, after))
+        result
     }
 
     async fn attempt_autocommit(
@@ -498,94 +590,23 @@ impl Executor {
         stmts: &[Outgoing<'_>],
         attempt: u32,
     ) -> Result<(), Failure> {
-        self.simple(&Self::session_settings(step, false)).await?;
+        let mut before = self
+            .setup(&Self::session_settings(step, false), false)
+            .await?;
         let mut result = Ok(());
         for sql in stmts {
-            let before = self.probe().await.unwrap_or_default();
-            if let Err(f) = self
-                .recorded(phase, step, *sql, attempt, true, &before)
-                .await
-            {
+            let sent = self.send(phase, step, *sql, attempt, false, false).await;
+            self.record(&sent, &before, false);
+            if let Err(f) = sent.outcome {
                 result = Err(f);
                 break;
             }
+            before = sent.probe;
         }
         let reset = self
             .clean_up("RESET lock_timeout; RESET statement_timeout", &result)
             .await;
         result.and(reset)
-    }
-
-    /// Send one statement and time it. Never panics on SQL errors: they come
-    /// back as the outcome.
-    async fn execute(
-        &mut self,
-        phase: &PhasePlan,
-        step: &StepPlan,
-        out: Outgoing<'_>,
-        attempt: u32,
-        autocommit: bool,
-    ) -> (StatementRow, Result<(), Failure>) {
-        let sql = out.sql;
-        let status = &self.ctx.status;
-        status.autocommit.store(autocommit, Ordering::Relaxed);
-        status.in_statement.store(true, Ordering::Relaxed);
-        let cancel = self.client.cancel_token();
-        tracing::debug!(
-            "{} / {} (attempt {attempt}): sending {sql}",
-            phase.name,
-            step.name
-        );
-        let start = self.ctx.clock.now_ms();
-        let r = tokio::select! {
-            r = self.client.simple_query(sql) => Some(r),
-            _ = self.ctx.abort.cancelled() => None,
-        };
-        let end = self.ctx.clock.now_ms();
-        status.in_statement.store(false, Ordering::Relaxed);
-        let result = match r {
-            None => {
-                self.ctx.conn.cancel(&cancel).await;
-                Err(Failure::Aborted)
-            }
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(Failure::from_pg(&e)),
-        };
-        let (outcome, sqlstate) = match &result {
-            Ok(()) => ("ok", ""),
-            Err(f) => f.statement_outcome(),
-        };
-        tracing::debug!(
-            "{} / {}: {outcome}{} after {:.1} ms",
-            phase.name,
-            step.name,
-            if sqlstate.is_empty() {
-                String::new()
-            } else {
-                format!(" ({sqlstate})")
-            },
-            end - start
-        );
-        let row = StatementRow {
-            phase: phase.name.clone(),
-            step: step.name.clone(),
-            attempt,
-            sql: out.code.to_string(),
-            start_ms: crate::pg::round3(start),
-            end_ms: crate::pg::round3(end),
-            duration_ms: crate::pg::round3(end - start),
-            outcome: outcome.to_string(),
-            sqlstate: sqlstate.to_string(),
-            rewrote: false,
-            seq_scans: 0,
-            wal_bytes: 0,
-            file: out
-                .at
-                .map(|(f, _)| f.display().to_string())
-                .unwrap_or_default(),
-            line: out.at.map(|(_, l)| l as u64).filter(|l| *l > 0),
-        };
-        (row, result)
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), Failure> {
@@ -615,6 +636,36 @@ impl Executor {
             Ok(r) => r,
             Err(_) => Err(Failure::Aborted),
         }
+    }
+}
+
+/// A lock on a catalog relation (oids below 16384, or `pg_*` names): the
+/// probe's own, not the migration's.
+fn is_catalog_lock(l: &LockSeen) -> bool {
+    l.oid.is_some_and(|o| o < 16384) || is_catalog(&l.name)
+}
+
+/// How a step ended when the migration goes on after it.
+enum Outcome {
+    Succeeded,
+    /// It failed with a SQLSTATE its `expect_error` lists (the SQLSTATE).
+    FailedAsExpected(String),
+}
+
+/// A failure the step expects (`expect_error`) is no failure of the
+/// migration: its transaction was rolled back (or its autocommit statement
+/// undone), and the next step runs. A lock timeout counts once the step's
+/// retries are used up.
+fn expected(step: &StepPlan, result: Result<(), Failure>) -> Result<Outcome, Failure> {
+    match result {
+        Ok(()) => Ok(Outcome::Succeeded),
+        Err(Failure::LockTimeout(_)) if step.expects("55P03") => {
+            Ok(Outcome::FailedAsExpected("55P03".into()))
+        }
+        Err(Failure::Sql { sqlstate, .. }) if step.expects(&sqlstate) => {
+            Ok(Outcome::FailedAsExpected(sqlstate))
+        }
+        Err(f) => Err(f),
     }
 }
 

@@ -1,89 +1,139 @@
-//! The executor's probe of its own session after each statement inside a
-//! transaction: the locks it now holds, its sequential scans, the tables'
-//! relfilenodes (a new one means a rewrite) and the WAL position.
+//! The executor's probe of its own session after each statement: the locks
+//! it now holds, its sequential scans, the tables' relfilenodes (a new one
+//! means a rewrite), the WAL insert position and, where pg_stat_statements
+//! is there, a snapshot of its counters (see wal.rs).
+//!
+//! The probe is *pipelined* behind the statement (sent before the
+//! statement's result is back), so it adds no round trip to the locks'
+//! hold, only its own execution (a fraction of a millisecond). Inside a
+//! transaction it runs between `SAVEPOINT` and `ROLLBACK TO SAVEPOINT`: a
+//! probe that fails (a revoked function, a dropped extension) then leaves
+//! the migration's transaction as it was, and its figures are unknown.
 
 use std::collections::HashMap;
 
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
-use super::{Executor, LockKey};
+use super::wal::{PgssSnapshot, WalSource};
+
+/// A lock the session held: the relation's oid (None for other lock types),
+/// the name the session saw (an oid in digits when it could not see one),
+/// and the mode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LockSeen {
+    pub locktype: String,
+    pub oid: Option<u32>,
+    pub name: String,
+    pub mode: String,
+}
+
+impl LockSeen {
+    /// Same lock: same type, relation and mode (names may differ).
+    pub fn same(&self, other: &LockSeen) -> bool {
+        self.locktype == other.locktype && self.oid == other.oid && self.mode == other.mode
+    }
+}
 
 /// A session-side probe result.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Probe {
-    pub(super) wal_lsn: String,
+    pub(super) wal_lsn: Option<u64>,
     pub(super) seq_scans: i64,
     pub(super) relfilenodes: String,
-    pub(super) locks: Vec<LockKey>,
+    pub(super) locks: Vec<LockSeen>,
+    /// The server's clock during the probe (ms since the Unix epoch).
+    pub(super) server_ms: f64,
+    pub(super) pgss: Option<PgssSnapshot>,
 }
 
-/// Prepare the probe on the migration session.
-pub(super) async fn prepare(client: &Client) -> Result<Statement, tokio_postgres::Error> {
-    // One round trip, cheap functions only: the probe runs while the
-    // migration's locks are held, so every millisecond here is a millisecond
-    // of real blocking.
+/// Savepoint around the probe inside a transaction.
+pub(super) const SAVEPOINT: &str = "SAVEPOINT pgrehearse_probe";
+/// Undo the probe's subtransaction whether or not it failed (it changed
+/// nothing), so the migration's transaction goes on as it was.
+pub(super) const UNDO_SAVEPOINT: &str =
+    "ROLLBACK TO SAVEPOINT pgrehearse_probe; RELEASE SAVEPOINT pgrehearse_probe";
+
+/// Prepare the probe on the migration session for the scenario's `tables`.
+/// `wal` adds the pg_stat_statements snapshot when it is there.
+pub(super) async fn prepare(
+    client: &Client,
+    tables: &[String],
+    wal: &WalSource,
+) -> Result<Statement, tokio_postgres::Error> {
+    let pgss = match wal.pgss_function() {
+        Some(f) => format!(
+            ", ARRAY(SELECT queryid::text || ':' || calls::text || ':' || wal_bytes::text \
+               FROM {f}(false) WHERE toplevel \
+               AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+        ),
+        None => String::new(),
+    };
+    // Cheap functions only: the probe runs while the migration's locks are
+    // held, so its execution is real blocking. No parameter, so its plan is
+    // made once, not at every execution. Relations by oid: the name is
+    // settled at the step's end (a new or dropped one is marked).
+    let names: Vec<String> = tables.iter().map(|t| crate::pg::quote_literal(t)).collect();
+    let names = format!("ARRAY[{}]::text[]", names.join(", "));
     client
-        .prepare(
+        .prepare(&format!(
             "WITH t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
-                WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'm', 'p') \
+                WHERE c.relname = ANY({names}) AND c.relkind IN ('r', 'm', 'p') \
                 AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) \
              SELECT pg_current_wal_insert_lsn()::text, \
              (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
              (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') FROM t), \
-             ARRAY(SELECT locktype || '|' || coalesce(relation::regclass::text, locktype) || '|' || mode \
+             ARRAY(SELECT locktype || '|' || coalesce(relation::text, '') || '|' \
+                || coalesce(relation::regclass::text, locktype) || '|' || mode \
                 FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
-                AND locktype IN ('relation', 'transactionid'))",
-        )
+                AND locktype IN ('relation', 'transactionid')), \
+             (extract(epoch from clock_timestamp()) * 1000)::float8{pgss}"
+        ))
         .await
 }
 
-impl Executor {
-    pub(super) async fn probe(&mut self) -> Option<Probe> {
-        let r = self
-            .client
-            .query_one(&self.probe, &[&self.ctx.tables])
-            .await
-            .ok()?;
-        let locks: Vec<String> = r.get(3);
-        Some(Probe {
-            wal_lsn: r.get(0),
-            seq_scans: r.get(1),
-            relfilenodes: r.get(2),
-            locks: locks
-                .iter()
-                .filter_map(|l| {
-                    let mut it = l.splitn(3, '|');
-                    Some((
-                        it.next()?.to_string(),
-                        it.next()?.to_string(),
-                        it.next()?.to_string(),
-                    ))
-                })
-                .collect(),
-        })
+/// Read a probe's row.
+pub(super) fn parse(r: &Row) -> Probe {
+    let locks: Vec<String> = r.get(3);
+    let pgss: Option<Vec<String>> = if r.len() > 5 { r.get(5) } else { None };
+    Probe {
+        wal_lsn: parse_lsn(r.get(0)),
+        seq_scans: r.get(1),
+        relfilenodes: r.get(2),
+        locks: locks.iter().filter_map(|l| parse_lock(l)).collect(),
+        server_ms: r.get(4),
+        pgss: pgss.map(|v| PgssSnapshot::parse(&v)),
     }
+}
 
-    pub(super) fn fill_probe_facts(&mut self, idx: usize, before: &Probe, after: &Probe) {
-        let row = &mut self.run.statements[idx];
-        row.rewrote = rewrote(&before.relfilenodes, &after.relfilenodes);
-        row.seq_scans = (after.seq_scans - before.seq_scans).max(0) as u64;
-        row.wal_bytes = match (parse_lsn(&before.wal_lsn), parse_lsn(&after.wal_lsn)) {
-            (Some(b), Some(a)) => a.saturating_sub(b),
-            _ => 0,
-        };
-    }
+/// The server's clock now, ms since the Unix epoch: pipelined right before
+/// a statement and right after COMMIT, it says when the server began the
+/// statement and ended the transaction, without the client's delays.
+pub(super) async fn prepare_clock(client: &Client) -> Result<Statement, tokio_postgres::Error> {
+    client.prepare(CLOCK_SQL).await
+}
+
+/// The server's clock, ms since the Unix epoch.
+pub(super) const CLOCK_SQL: &str = "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8";
+
+/// `relation|16385|orders|AccessExclusiveLock`.
+fn parse_lock(l: &str) -> Option<LockSeen> {
+    let (head, mode) = l.rsplit_once('|')?;
+    let mut it = head.splitn(3, '|');
+    let locktype = it.next()?.to_string();
+    let oid = it.next()?.parse().ok();
+    let name = it.next()?.to_string();
+    let mode = mode.to_string();
+    Some(LockSeen {
+        locktype,
+        oid,
+        name,
+        mode,
+    })
 }
 
 /// Catalog relations the probe itself touches are not the migration's.
 pub fn is_catalog(relation: &str) -> bool {
     relation.starts_with("pg_") || relation.starts_with("information_schema.")
-}
-
-/// A relation that no longer exists when the probe looks (the transient heap
-/// of a rewrite) shows as a bare oid: it is part of the statement's work, not
-/// a lock anyone else could wait for.
-pub(super) fn is_transient(relation: &str) -> bool {
-    !relation.is_empty() && relation.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `16/B374D848` → a byte position.
@@ -93,7 +143,7 @@ pub fn parse_lsn(s: &str) -> Option<u64> {
 }
 
 /// Did any table get a new relfilenode? (`name:node,...` lists, sorted)
-fn rewrote(before: &str, after: &str) -> bool {
+pub(super) fn rewrote(before: &str, after: &str) -> bool {
     let parse = |s: &str| -> HashMap<String, String> {
         s.split(',')
             .filter_map(|p| p.rsplit_once(':'))
@@ -132,5 +182,18 @@ mod tests {
         assert!(is_catalog("pg_locks"));
         assert!(is_catalog("pg_class"));
         assert!(!is_catalog("orders"));
+    }
+
+    #[test]
+    fn lock_lines_carry_oid_name_and_mode() {
+        let l = parse_lock("relation|16385|public.orders|AccessExclusiveLock").unwrap();
+        assert_eq!(l.oid, Some(16385));
+        assert_eq!(l.name, "public.orders");
+        assert_eq!(l.mode, "AccessExclusiveLock");
+        let x = parse_lock("transactionid||transactionid|ExclusiveLock").unwrap();
+        assert_eq!((x.oid, x.name.as_str()), (None, "transactionid"));
+        // A name with a | in it keeps it (the mode is the last field).
+        let odd = parse_lock("relation|1|a|b|ShareLock").unwrap();
+        assert_eq!((odd.name.as_str(), odd.mode.as_str()), ("a|b", "ShareLock"));
     }
 }

@@ -1,7 +1,22 @@
-//! Server-wide samples every [`super::ObserverCtx::sample`] for server.csv:
+//! Server-wide samples every [`super::ObserverCtx::sample`] during steps
+//! (4× less often outside them) for server.csv:
 //! WAL written, dead tuples and size of the scenario's tables, backends
 //! waiting for a lock, replica lag.
+//!
+//! Replica lag is read on the primary (pg_stat_replication), the only place
+//! every backend can see it (a docker replica has no reachable port): in
+//! bytes, the primary's WAL position minus the standby's replay position;
+//! in time, `replay_lag` — how long ago the primary flushed the WAL the
+//! standby has just replayed, as the standby last reported (every second
+//! at least: our standbys set wal_receiver_status_interval = 1s). Postgres
+//! shows `replay_lag` NULL once an idle standby has caught up, and keeps
+//! the last figure for a while after it caught up, so a standby that has
+//! replayed everything the primary wrote counts as 0. The alternative,
+//! `now() - pg_last_xact_replay_timestamp()` on the standby, grows without
+//! bound while the primary commits nothing, and needs a session on the
+//! standby.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::ObserverCtx;
@@ -21,7 +36,10 @@ pub(super) async fn sample_server(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::int8, \
              (SELECT coalesce(sum(n_dead_tup), 0)::int8 FROM pg_stat_user_tables WHERE relname = ANY($2)), \
              (SELECT count(*)::int4 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()), \
-             (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 FROM pg_stat_replication)",
+             (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 FROM pg_stat_replication), \
+             (SELECT max(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 \
+                              ELSE extract(epoch FROM replay_lag) * 1000 END)::float8 \
+              FROM pg_stat_replication)",
         )
         .await?;
     // Sizing takes AccessShareLock on each table; with lock_timeout = 1ms it
@@ -31,12 +49,15 @@ pub(super) async fn sample_server(
         .await?;
     let mut rows = Vec::new();
     let mut last_size = 0u64;
-    let mut tick = tokio::time::interval(ctx.sample);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = tokio::time::Instant::now();
     loop {
+        // Every `sample` while a step runs, 4× less often otherwise.
+        let in_step = ctx.migration.in_step.load(Ordering::Relaxed);
+        next += if in_step { ctx.sample } else { ctx.sample * 4 };
+        next = next.max(tokio::time::Instant::now());
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(next) => {}
         }
         let t = ctx.clock.now_ms();
         let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {
@@ -54,12 +75,14 @@ pub(super) async fn sample_server(
             last_size = s.get::<_, i64>(0).max(0) as u64;
         }
         let lag: Option<i64> = r.get(3);
+        let lag_ms: Option<f64> = r.get(4);
         rows.push(ServerRow {
             t_ms: crate::pg::round3(t),
             wal_bytes: r.get::<_, i64>(0).max(0) as u64,
             dead_tuples: r.get::<_, i64>(1).max(0) as u64,
             table_bytes: last_size,
             replica_lag_bytes: lag.map(|l| l.max(0) as u64),
+            replica_lag_ms: lag_ms.map(|l| crate::pg::round3(l.max(0.0))),
             waiting_backends: r.get::<_, i32>(2).max(0) as u32,
         });
     }

@@ -1,10 +1,13 @@
 //! One rehearsal, in five stages, one file each:
 //!
-//! 1. `provision.rs` — a [`Server`] from a backend, and the [`Database`] the
-//!    rehearsal runs in;
-//! 2. `setup.rs` — with `[migrations]`, the migrations before the rehearsed
-//!    ones build the schema; then `seeding.rs` — the scenario's tables and
-//!    rows in that database;
+//! 1. `provision.rs` — a [`Server`] from a backend (or the cache, `kept.rs`),
+//!    and the [`Database`]s rehearsals run in; templates: seed once, clone
+//!    per rehearsal (its module docs show the API `compare` and `sweep`
+//!    build on);
+//! 2. `seeding.rs` — the rehearsal's database with its data: seeded in
+//!    place, or cloned from a template;
+//!    with `[migrations]`, `setup.rs` first applies the migrations before
+//!    the rehearsed ones in that database (the schema the data go into);
 //! 3. `run.rs` — traffic, the migration and the observers on one clock;
 //! 4. `recording.rs` — what was measured, written to the run directory;
 //! 5. `reporting.rs` — the reports rendered, the summary printed, the exit
@@ -13,10 +16,17 @@
 //! (`stage.rs` holds what they share.) Whatever happens (a failed step, a
 //! dead server, Ctrl-C), what was recorded is written (a partial report when
 //! a stage stopped early) and the server is torn down. Only provisioning and
-//! teardown see the server; the other stages take a [`Database`], so one
-//! server can host several rehearsals (a template database seeded once and
-//! cloned per rehearsal).
+//! teardown see the server; the later stages take a [`Database`].
+//!
+//! A batch (`run a.toml b.toml`) provisions one server per group of
+//! scenarios that ask for the same one (version, image, settings), runs the
+//! group's rehearsals one after the other on it, each in a database of its
+//! own, and seeds each distinct data set once: scenarios with the same data
+//! clone one template ([`DataPlan`]). Scenarios with `[migrations]` are
+//! always seeded in place, after their setup: a template would have to be
+//! built by the setup migrations and keyed by them.
 
+mod kept;
 mod provision;
 mod recording;
 mod reporting;
@@ -29,9 +39,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub use provision::{Database, Server, ServerNeeds};
+pub use provision::{Database, Server, ServerNeeds, Template, TemplateMade};
 pub use recording::{Draft, Recorded};
-pub use run::{Measured, RunInputs, SERVER_SAMPLE, WAIT_POLL};
+pub use run::{Measured, RunInputs, Traffic, TrafficCtx, SERVER_SAMPLE, WAIT_POLL};
+pub use seeding::DataPlan;
 pub use setup::SETUP_APP_NAME;
 pub use stage::{Stopped, HARNESS_APP_NAME};
 
@@ -59,7 +70,6 @@ impl Outcome {
         }
     }
 
-    /// "pass", "budget breached", or the error.
     pub fn describe(&self) -> String {
         match &self.result {
             Ok(exit::OK) => "pass".into(),
@@ -69,36 +79,43 @@ impl Outcome {
     }
 }
 
-/// `pgrehearse run`: every scenario in turn, each on a server of its own.
-/// A failed scenario does not stop the others; a signal stops the batch.
-/// Returns the worst exit code (numerically the largest: 143 > 130 > 4 >
-/// 3 > 2 > 1 > 0). Errors are printed as they happen.
+/// `pgrehearse run`: every scenario in turn, on a server per group of
+/// scenarios that can share one (module docs). A failed scenario does not
+/// stop the others; a signal stops the batch. Returns the worst exit code
+/// (numerically the largest: 143 > 130 > 4 > 3 > 2 > 1 > 0). Errors are
+/// printed as they happen; the recap lists the scenarios in the order given.
 pub async fn rehearse_batch(scenarios: &[Scenario], opts: &RunOptions) -> u8 {
     let signals = Signals::install();
-    let mut code = exit::OK;
-    let mut lines = Vec::new();
-    for s in scenarios {
-        if signals.received() {
-            code = code.max(signals.error().exit_code());
-            lines.push(BatchLine {
-                scenario: s.name.clone(),
-                code: None,
-                outcome: format!("not run ({})", signals.name()),
-                run_dir: None,
+    let mut lines: Vec<Option<BatchLine>> = (0..scenarios.len()).map(|_| None).collect();
+    for group in server_groups(scenarios) {
+        let members: Vec<&Scenario> = group.iter().map(|&i| &scenarios[i]).collect();
+        let outcomes = rehearse_group(&members, opts, &signals).await;
+        for (i, outcome) in group.into_iter().zip(outcomes) {
+            let s = &scenarios[i];
+            lines[i] = Some(match outcome {
+                Some(o) => BatchLine {
+                    scenario: s.name.clone(),
+                    code: Some(o.exit_code()),
+                    outcome: o.describe(),
+                    run_dir: o.run_dir,
+                },
+                None => BatchLine {
+                    scenario: s.name.clone(),
+                    code: None,
+                    outcome: format!("not run ({})", signals.name()),
+                    run_dir: None,
+                },
             });
-            continue;
         }
-        let outcome = rehearse_one(s, opts, &signals).await;
-        if let Err(e) = &outcome.result {
-            printer::error(e, outcome.run_dir.as_deref());
-        }
-        code = code.max(outcome.exit_code());
-        lines.push(BatchLine {
-            scenario: s.name.clone(),
-            code: Some(outcome.exit_code()),
-            outcome: outcome.describe(),
-            run_dir: outcome.run_dir,
-        });
+    }
+    let lines: Vec<BatchLine> = lines.into_iter().flatten().collect();
+    let mut code = lines
+        .iter()
+        .filter_map(|l| l.code)
+        .max()
+        .unwrap_or(exit::OK);
+    if lines.iter().any(|l| l.code.is_none()) {
+        code = code.max(signals.error().exit_code());
     }
     if scenarios.len() > 1 {
         printer::batch(&lines, code);
@@ -106,22 +123,142 @@ pub async fn rehearse_batch(scenarios: &[Scenario], opts: &RunOptions) -> u8 {
     code
 }
 
-/// Provision a server for `s`, rehearse in its work database, tear it down.
+/// Scenarios by the server they can share, each group in the order given,
+/// the groups in the order of their first scenario.
+fn server_groups(scenarios: &[Scenario]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(ServerNeeds, Vec<usize>)> = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        let needs = ServerNeeds::of(s);
+        match groups
+            .iter_mut()
+            .find(|(first, _)| first.shared_with(&needs).is_some())
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((needs, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
+}
+
+/// Rehearse `members` one after the other on one server (a new one if a
+/// rehearsal killed it). `None` for a scenario a signal kept from running.
+async fn rehearse_group(
+    members: &[&Scenario],
+    opts: &RunOptions,
+    signals: &Signals,
+) -> Vec<Option<Outcome>> {
+    let mut outcomes: Vec<Option<Outcome>> = Vec::new();
+    let Some(needs) = ServerNeeds::of_all(members) else {
+        return members.iter().map(|_| None).collect();
+    };
+    let plans = data_plans(members, opts);
+    let mut server: Option<Server> = None;
+    for (s, plan) in members.iter().zip(plans) {
+        if signals.received() {
+            outcomes.push(None);
+            continue;
+        }
+        if s.nothing_to_rehearse() {
+            outcomes.push(Some(nothing_to_rehearse(s)));
+            continue;
+        }
+        if let Some(sv) = server.take() {
+            if sv.healthy().await {
+                server = Some(sv);
+            } else {
+                tracing::info!("the server stopped answering: provisioning another");
+                timed("teardown", sv.teardown()).await;
+            }
+        }
+        if server.is_none() {
+            say_provisioning(s, opts);
+            match timed(
+                "provision",
+                Server::provision(&opts.server, &needs, signals),
+            )
+            .await
+            {
+                Ok(sv) => server = Some(sv),
+                Err(e) => {
+                    printer::error(&e, None);
+                    outcomes.push(Some(Outcome {
+                        run_dir: None,
+                        result: Err(e),
+                    }));
+                    continue;
+                }
+            }
+        }
+        let sv = server.as_ref().expect("provisioned above");
+        let outcome = rehearse_on(sv, s, plan, opts, signals).await;
+        if let Err(e) = &outcome.result {
+            printer::error(e, outcome.run_dir.as_deref());
+        }
+        outcomes.push(Some(outcome));
+    }
+    if let Some(sv) = server {
+        timed("teardown", sv.teardown()).await;
+    }
+    outcomes
+}
+
+/// A template for data that several rehearsals of the group share (or all
+/// data, when the cache keeps them); in place for data nobody else needs.
+fn data_plans(members: &[&Scenario], opts: &RunOptions) -> Vec<DataPlan> {
+    use crate::seed::template::KeyParts;
+    // The server version is the same for the whole group: leave it out.
+    let keys: Vec<_> = members
+        .iter()
+        .map(|s| KeyParts::of(s, opts.seed, 0).key())
+        .collect();
+    keys.iter()
+        .zip(members)
+        .map(|(k, s)| {
+            let shared = keys.iter().filter(|o| *o == k).count() > 1;
+            if s.migrations.is_some() {
+                // The setup migrations run in the rehearsal's own database
+                // before it is seeded (`seeding::obtain`); templates are not
+                // built through them (nor keyed by their digest) yet.
+                DataPlan::InPlace
+            } else if shared || opts.server.reuse {
+                DataPlan::Template
+            } else {
+                DataPlan::InPlace
+            }
+        })
+        .collect()
+}
+
+fn say_provisioning(s: &Scenario, opts: &RunOptions) {
+    if opts.output.chatter {
+        eprintln!(
+            "pgrehearse: {} — provisioning Postgres ({:?} backend{})",
+            s.name,
+            opts.server.backend,
+            if opts.server.reuse {
+                ", kept in the cache"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// Provision a server for `s` alone, rehearse on it, tear it down.
 /// A scenario whose `--since-git` found no new migration needs no server.
 pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) -> Outcome {
     if s.nothing_to_rehearse() {
         return nothing_to_rehearse(s);
     }
-    if opts.output.chatter {
-        eprintln!(
-            "pgrehearse: {} — provisioning Postgres ({:?} backend)",
-            s.name, opts.server.backend
-        );
-    }
-    let needs = ServerNeeds::of(s);
+    let plan = if opts.server.reuse && s.migrations.is_none() {
+        DataPlan::Template
+    } else {
+        DataPlan::InPlace
+    };
+    say_provisioning(s, opts);
     let server = match timed(
         "provision",
-        Server::provision(&opts.server, &needs, signals),
+        Server::provision(&opts.server, &ServerNeeds::of(s), signals),
     )
     .await
     {
@@ -133,7 +270,7 @@ pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) ->
             }
         }
     };
-    let outcome = rehearse(&server.work_database(), s, opts, signals).await;
+    let outcome = rehearse_on(&server, s, plan, opts, signals).await;
     timed("teardown", server.teardown()).await;
     outcome
 }
@@ -169,15 +306,58 @@ fn nothing_to_rehearse(s: &Scenario) -> Outcome {
     }
 }
 
-/// Rehearse `s` in `db` (empty: it is seeded here), on a server someone
-/// else provisioned and tears down.
-pub async fn rehearse(
-    db: &Database,
+/// Rehearse `s` on `server` (someone else provisions and tears it down):
+/// its database and data as `plan` says, then run, record, report. The
+/// database it got is dropped at the end.
+pub async fn rehearse_on(
+    server: &Server,
     s: &Scenario,
+    plan: DataPlan,
     opts: &RunOptions,
     signals: &Signals,
 ) -> Outcome {
-    rehearse_in(db, s, opts, signals, None).await
+    let draft = match Draft::open(&server.site(), s, opts).await {
+        Ok(d) => d,
+        Err(e) => {
+            return Outcome {
+                run_dir: None,
+                result: Err(e),
+            }
+        }
+    };
+    let run_dir = Some(draft.dir.clone());
+    tracing::info!("run directory {}", draft.dir.display());
+    let result = stages(draft, server, s, plan, opts, signals).await;
+    Outcome { run_dir, result }
+}
+
+/// Data → run → record → report, into `draft`.
+async fn stages(
+    mut draft: Draft,
+    server: &Server,
+    s: &Scenario,
+    plan: DataPlan,
+    opts: &RunOptions,
+    signals: &Signals,
+) -> Result<u8> {
+    // With [migrations], the setup migrations build the schema the tables
+    // are seeded into, in the rehearsal's database (run.json's `migrations`
+    // records each file). (`sweep` seeds once before this and refuses
+    // [migrations].)
+    let setup = s.migrations.as_ref().zip(draft.info.migrations.as_mut());
+    let data = seeding::obtain(server, s, plan, setup, opts, signals);
+    let obtained = timed("seed", data)
+        .await
+        .map_err(|stopped| draft.abandon(stopped))?;
+    draft.info.seed_ms = crate::pg::round3(obtained.ms);
+    draft.info.database = Some(obtained.origin);
+    draft.info.target = obtained.db.target.clone();
+    let db = obtained.db;
+    let result = measure(draft, &db, s, opts, signals).await;
+    if let Err(e) = db.discard().await {
+        tracing::info!("the rehearsal's database was not dropped: {e}");
+    }
+    result
 }
 
 /// Seed the empty database `db` for `s` and nothing else, so that several
@@ -189,12 +369,11 @@ pub async fn seed_only(
     opts: &RunOptions,
     signals: &Signals,
 ) -> std::result::Result<f64, Stopped> {
-    let seeded = seeding::seed(&db.conn, s, opts.seed, opts.output.progress(), signals);
-    timed("seed", seeded).await
+    timed("seed", seeding::seed_into(db, s, opts, signals)).await
 }
 
 /// Rehearse `s` in `db`, which already holds the data [`seed_only`] wrote
-/// for `s` (in `seed_ms`).
+/// for `s` (in `seed_ms`); the caller drops `db`.
 pub async fn rehearse_seeded(
     db: &Database,
     s: &Scenario,
@@ -202,18 +381,7 @@ pub async fn rehearse_seeded(
     signals: &Signals,
     seed_ms: f64,
 ) -> Outcome {
-    rehearse_in(db, s, opts, signals, Some(seed_ms)).await
-}
-
-/// Rehearse in `db`: seeded here when `seeded_ms` is None.
-async fn rehearse_in(
-    db: &Database,
-    s: &Scenario,
-    opts: &RunOptions,
-    signals: &Signals,
-    seeded_ms: Option<f64>,
-) -> Outcome {
-    let draft = match Draft::open(db, s, opts).await {
+    let mut draft = match Draft::open(db, s, opts).await {
         Ok(d) => d,
         Err(e) => {
             return Outcome {
@@ -222,43 +390,37 @@ async fn rehearse_in(
             }
         }
     };
+    draft.info.seed_ms = crate::pg::round3(seed_ms);
     let run_dir = Some(draft.dir.clone());
-    tracing::info!("run directory {}", draft.dir.display());
-    let result = stages(draft, db, s, opts, signals, seeded_ms).await;
+    let result = measure(draft, db, s, opts, signals).await;
     Outcome { run_dir, result }
 }
 
-/// Setup and seed (unless done) → run → record → report, into `draft`.
-async fn stages(
-    mut draft: Draft,
+/// Run → record → report in `db`, which holds the data.
+async fn measure(
+    draft: Draft,
     db: &Database,
     s: &Scenario,
     opts: &RunOptions,
     signals: &Signals,
-    seeded_ms: Option<f64>,
 ) -> Result<u8> {
-    draft.info.seed_ms = match seeded_ms {
-        Some(ms) => ms,
-        None => {
-            // The setup migrations build the schema the tables are seeded
-            // into. (`sweep` seeds once before this and refuses [migrations].)
-            if let (Some(m), Some(record)) = (&s.migrations, draft.info.migrations.as_mut()) {
-                let applied = setup::apply(&db.conn, m, record, signals);
-                timed("setup", applied)
-                    .await
-                    .map_err(|stopped| draft.abandon(stopped))?;
-            }
-            seed_only(db, s, opts, signals)
-                .await
-                .map_err(|stopped| draft.abandon(stopped))?
-        }
-    };
+    // The lag measured is the rehearsal's own: the replica has replayed the
+    // seed (or the copy of a seeded template) first.
+    if db.replica.is_some() {
+        timed(
+            "replica catch-up",
+            seeding::replica_caught_up(&db.conn, signals),
+        )
+        .await
+        .map_err(|stopped| draft.abandon(stopped))?;
+    }
     let tables = run::observed_tables(&db.conn, s).await;
     let input = RunInputs {
         conn: &db.conn,
         server_log: db.server_log.clone(),
         scenario: s,
         tables,
+        run_dir: &draft.dir,
         seed: opts.seed,
         output: opts.output,
     };

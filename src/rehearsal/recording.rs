@@ -3,11 +3,8 @@
 //! itself, opened before seeding as a [`Draft`], so that a rehearsal that
 //! stops at any stage still leaves a report saying why.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use tokio_postgres::Client;
 
 use super::provision::Database;
 use super::run::Measured;
@@ -20,7 +17,7 @@ use crate::options::RunOptions;
 use crate::record::{self, RunInfo, RunRecord};
 use crate::scenario::Scenario;
 
-/// How long the queries after the run (names of oids, invalid indexes) may
+/// How long the query after the run (invalid indexes) may
 /// take: a server that hangs (rather than dies) must not hold the report back.
 const LAST_QUERIES_WAIT: Duration = Duration::from_secs(5);
 
@@ -53,6 +50,7 @@ impl Draft {
             seed: opts.seed,
             rows: s.tables.iter().map(|t| (t.name.clone(), t.rows)).collect(),
             seed_ms: 0.0,
+            database: None,
             clients: s.workload.clients,
             rate: s.workload.rate,
             window_ms: s.workload.window.as_secs_f64() * 1e3,
@@ -64,6 +62,11 @@ impl Draft {
             steps: Vec::new(),
             invalid_indexes: Vec::new(),
             migrations: s.migrations.as_ref().map(super::setup::info),
+            wal_attribution: None,
+            wal_unavailable: None,
+            sizes_method: None,
+            size: db.size.clone(),
+            replica: db.replica.clone(),
         };
         Ok(Draft {
             dir: record::create_run_dir(&opts.out, &s.name)?,
@@ -113,15 +116,14 @@ pub struct Recorded {
     pub interrupted: bool,
 }
 
-/// Write everything `m` holds into the draft's run directory. `conn` names
-/// the relations of lock-wait log lines and lists invalid indexes.
+/// Write everything `m` holds into the draft's run directory. `conn` lists
+/// invalid indexes.
 pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Recorded> {
     warn_about_caps(&m);
-    let (oid_names, invalid_indexes) =
-        tokio::time::timeout(LAST_QUERIES_WAIT, last_queries(conn, &m.observations))
-            .await
-            .unwrap_or_default();
-    let locks = crate::holds::lock_rows(&m.migration, &m.observations, &oid_names);
+    let invalid_indexes = tokio::time::timeout(LAST_QUERIES_WAIT, invalid_indexes(conn))
+        .await
+        .unwrap_or_default();
+    let locks = crate::holds::lock_rows(&m.migration, &m.observations);
     let mut info = draft.info;
     info.started_at = m.started_at;
     info.phases = m.migration.phases;
@@ -130,6 +132,9 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
     info.end_ms = crate::pg::round3(m.end_ms);
     info.failure = m.migration.failure.clone();
     info.lock_precision_ms = lock_precision(&m.server_clock, &m.observations);
+    info.wal_attribution = m.migration.wal.attribution.clone();
+    info.wal_unavailable = m.migration.wal.unavailable.clone();
+    info.sizes_method = m.migration.sizes_method.clone();
     let mut server = m.observations.server;
     server.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     RunRecord {
@@ -137,9 +142,11 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
         statements: m.migration.statements,
         locks,
         waits: m.observations.waits,
-        latency: m.latency.rows,
+        // latency.csv, inflight.csv and latency.hdr were streamed there.
         errors: m.latency.errors,
         server,
+        steps: m.migration.step_rows,
+        ..Default::default()
     }
     .write(&draft.dir)?;
     Ok(Recorded {
@@ -153,7 +160,7 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
 fn warn_about_caps(m: &Measured) {
     if m.latency.errors_dropped > 0 {
         eprintln!(
-            "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv only",
+            "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv and latency.hdr only",
             crate::latency::MAX_ERROR_ROWS,
             m.latency.errors_dropped
         );
@@ -167,19 +174,12 @@ fn warn_about_caps(m: &Measured) {
     }
 }
 
-/// Names of the relations in log lines, and indexes a failed CONCURRENTLY
-/// build left behind; empty where the server does not answer.
-async fn last_queries(conn: &ConnInfo, obs: &Observations) -> (HashMap<u32, String>, Vec<String>) {
+/// Indexes a failed CONCURRENTLY build left behind; empty where the server
+/// does not answer.
+async fn invalid_indexes(conn: &ConnInfo) -> Vec<String> {
     let Ok(admin) = conn.session(HARNESS_APP_NAME).await else {
-        return Default::default();
+        return Vec::new();
     };
-    (
-        resolve_oids(&admin, obs).await,
-        invalid_indexes(&admin).await,
-    )
-}
-
-async fn invalid_indexes(admin: &Client) -> Vec<String> {
     match admin
         .query(
             "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1",
@@ -190,19 +190,6 @@ async fn invalid_indexes(admin: &Client) -> Vec<String> {
         Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
         Err(_) => Vec::new(),
     }
-}
-
-async fn resolve_oids(admin: &Client, obs: &Observations) -> HashMap<u32, String> {
-    let mut out = HashMap::new();
-    for oid in obs.log_acquired.iter().filter_map(|a| a.relation_oid) {
-        if let Ok(r) = admin
-            .query_one("SELECT $1::oid::regclass::text", &[&oid])
-            .await
-        {
-            out.insert(oid, r.get(0));
-        }
-    }
-    out
 }
 
 /// How precisely lock grant/release times are known: the clock mapping's

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,23 +20,23 @@ use crate::backend::{ConnInfo, ServerLog};
 use crate::clock::{Clock, ServerClock};
 use crate::error::Result;
 use crate::health::HealthWatch;
-use crate::latency::LatencyRecorder;
-use crate::migration::{self, MigrationCtx, MigrationRun};
+use crate::latency::{LatencyRecorder, Recorded, Registry, SegmentMarks};
+use crate::migration::{self, MigrationCtx, MigrationRun, WalSource};
 use crate::observe::{Observations, Observer, ObserverCtx};
 use crate::options::OutputMode;
 use crate::progress::{Live, Progress};
+use crate::record::LatencyFiles;
 use crate::scenario::Scenario;
 use crate::signals::Signals;
 use crate::workload::{PidRegistry, Workload, WorkloadCtx};
 
-/// How often the wait observer polls pg_stat_activity.
+/// How often the wait observer polls this database's backends while a step
+/// runs (it backs off to 5× that while nothing happens).
 pub const WAIT_POLL: Duration = Duration::from_millis(5);
-/// How often server.csv gets a sample.
+/// How often server.csv gets a sample while a step runs (4× less often
+/// otherwise).
 pub const SERVER_SAMPLE: Duration = Duration::from_millis(250);
 
-/// Bounded: a recorder that falls behind slows the clients down (which the
-/// open-loop schedule then charges as latency) instead of growing memory.
-const SAMPLE_QUEUE: usize = 65_536;
 /// In-flight queries get this long to finish at the end, then are cancelled.
 const DRAIN_WAIT: Duration = Duration::from_secs(3);
 
@@ -50,6 +50,8 @@ pub struct RunInputs<'a> {
     /// The tables whose rewrites, scans, dead tuples and size are watched
     /// ([`observed_tables`]).
     pub tables: Vec<String>,
+    /// The run directory: the latency recorder streams its files there.
+    pub run_dir: &'a std::path::Path,
     /// Seed of query parameters and retry jitter.
     pub seed: u64,
     pub output: OutputMode,
@@ -64,7 +66,8 @@ pub struct Measured {
     /// run stopped early, if it did.
     pub migration: MigrationRun,
     pub observations: Observations,
-    pub latency: LatencyRecorder,
+    /// What the latency recorder kept besides the files it streamed.
+    pub latency: Recorded,
     pub end_ms: f64,
     /// A signal stopped it.
     pub interrupted: bool,
@@ -77,13 +80,15 @@ struct Shared {
     abort: CancellationToken,
     pids: PidRegistry,
     live: Live,
+    /// Where steps and phases begin and end: the latency segments.
+    marks: Arc<SegmentMarks>,
 }
 
 /// Run traffic, migration and observers; see the module docs.
 pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, Stopped> {
     let s = input.scenario;
     let clock = Clock::start();
-    let server_clock = measure_server_clock(input.conn, &clock)
+    let (server_clock, wal) = measure_server_clock(input.conn, &clock)
         .await
         .map_err(|e| Stopped::failed(format!("the server clock could not be measured: {e}")))?;
     let sh = Shared {
@@ -93,13 +98,28 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         abort: signals.token.child_token(),
         pids: PidRegistry::default(),
         live: Live::default(),
+        marks: Arc::new(SegmentMarks::new(clock)),
     };
     let apps = AppVersions::of(s);
     let (live_tx, live_rx) = watch::channel(Arc::new(apps.first_live.clone()));
     let observer = start_observer(input, &sh, server_clock)
         .await
         .map_err(|e| Stopped::failed(format!("the observers could not start: {e}")))?;
-    let traffic = match Traffic::start(input, &sh, live_rx).await {
+    let traffic = Traffic::start(TrafficCtx {
+        conn: input.conn,
+        plan: &s.workload,
+        clock: sh.clock,
+        seed: input.seed,
+        live: live_rx,
+        stop: sh.stop.clone(),
+        abort: sh.abort.clone(),
+        pids: sh.pids.clone(),
+        marks: sh.marks.clone(),
+        stats: sh.live.stats.clone(),
+        run_dir: input.run_dir,
+    })
+    .await;
+    let traffic = match traffic {
         Ok(t) => t,
         Err(e) => {
             sh.stop.cancel();
@@ -113,7 +133,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
     let health = HealthWatch::start(input.conn.clone(), sh.abort.clone());
     let progress = Progress::start(&input.output, &sh.live);
 
-    let mut migration = drive(input, &sh, apps.index, live_tx).await;
+    let mut migration = drive(input, &sh, apps.index, live_tx, wal, server_clock).await;
 
     sh.live.current.set("stopping".into());
     sh.stop.cancel();
@@ -149,15 +169,23 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
     })
 }
 
-/// The offset between the server's clock and the run clock.
-async fn measure_server_clock(conn: &ConnInfo, clock: &Clock) -> Result<ServerClock> {
+/// The offset between the server's clock and the run clock, and whether
+/// the migration's own WAL can be attributed (pg_stat_statements, created in
+/// the work database where it is loaded).
+async fn measure_server_clock(conn: &ConnInfo, clock: &Clock) -> Result<(ServerClock, WalSource)> {
     let admin = conn.session(HARNESS_APP_NAME).await?;
     let sc = ServerClock::measure(&admin, clock).await?;
     tracing::debug!(
         "server clock mapped onto the run clock to ±{:.3} ms",
         sc.uncertainty_ms
     );
-    Ok(sc)
+    let wal = WalSource::prepare(&admin).await;
+    match (&wal.attribution, &wal.unavailable) {
+        (Some(a), _) => tracing::info!("the migration's own WAL: {a}"),
+        (_, Some(why)) => tracing::info!("the migration's own WAL is not measured: {why}"),
+        _ => {}
+    }
+    Ok((sc, wal))
 }
 
 /// Traffic before the first step, the migration, traffic after the last
@@ -168,6 +196,8 @@ async fn drive(
     sh: &Shared,
     app_index: HashMap<String, u16>,
     live: watch::Sender<Arc<Vec<u16>>>,
+    wal: WalSource,
+    server_clock: ServerClock,
 ) -> MigrationRun {
     let s = input.scenario;
     sh.live.current.set("before".into());
@@ -187,10 +217,14 @@ async fn drive(
             live,
             abort: sh.abort.clone(),
             current: sh.live.current.clone(),
+            marks: sh.marks.clone(),
             seed: input.seed,
+            wal: wal.clone(),
+            server_clock,
         };
         let run = migration::run(ctx).await.unwrap_or_else(|e| MigrationRun {
             failure: Some(format!("the migration session failed: {e}")),
+            wal,
             ..Default::default()
         });
         tracing::info!(
@@ -332,52 +366,86 @@ async fn start_observer(
     .await
 }
 
-/// The app clients and the recorder of their latencies.
-struct Traffic {
+/// What app traffic needs: the database, the workload, the run's clock and
+/// tokens, and where its latency goes.
+pub struct TrafficCtx<'a> {
+    pub conn: &'a ConnInfo,
+    pub plan: &'a crate::scenario::WorkloadPlan,
+    pub clock: Clock,
+    pub seed: u64,
+    pub live: watch::Receiver<Arc<Vec<u16>>>,
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+    pub pids: PidRegistry,
+    pub marks: Arc<SegmentMarks>,
+    pub stats: Arc<crate::latency::LiveStats>,
+    /// The latency recorder streams latency.csv, inflight.csv and
+    /// latency.hdr here.
+    pub run_dir: &'a std::path::Path,
+}
+
+/// The app clients and the recorder of their latencies (public for the
+/// benchmarks, which drive traffic without a migration).
+pub struct Traffic {
     workload: Workload,
-    recorder: JoinHandle<LatencyRecorder>,
+    recorder: JoinHandle<Result<Recorded>>,
+    finish: CancellationToken,
 }
 
 impl Traffic {
-    async fn start(
-        input: &RunInputs<'_>,
-        sh: &Shared,
-        live: watch::Receiver<Arc<Vec<u16>>>,
-    ) -> Result<Traffic> {
-        let plan = &input.scenario.workload;
-        let (samples, sample_rx) = mpsc::channel(SAMPLE_QUEUE);
-        let workload = Workload::start(WorkloadCtx {
-            conn: input.conn.clone(),
-            plan: plan.clone(),
-            clock: sh.clock,
-            seed: input.seed,
-            live,
-            stop: sh.stop.clone(),
-            abort: sh.abort.clone(),
-            samples,
-            pids: sh.pids.clone(),
-        })
-        .await?;
+    /// Start the recorder, connect every client, start sending.
+    pub async fn start(ctx: TrafficCtx<'_>) -> Result<Traffic> {
+        let recording = Registry::new(ctx.clock.start_instant());
+        let files = LatencyFiles::create(ctx.run_dir, ctx.clock.start_wall())?;
         let recorder = LatencyRecorder::new(
-            sh.clock,
-            plan.window.as_secs_f64() * 1e3,
-            workload.labels.clone(),
-            sh.live.stats.clone(),
+            ctx.plan.window,
+            crate::workload::labels(ctx.plan),
+            recording.clone(),
+            ctx.marks,
+            files,
+            ctx.stats,
         );
-        let recorder = tokio::spawn(recorder.run(sample_rx));
-        Ok(Traffic { workload, recorder })
+        let finish = CancellationToken::new();
+        let recorder = tokio::spawn(recorder.run(finish.clone()));
+        let workload = Workload::start(WorkloadCtx {
+            conn: ctx.conn.clone(),
+            plan: ctx.plan.clone(),
+            clock: ctx.clock,
+            seed: ctx.seed,
+            live: ctx.live,
+            stop: ctx.stop,
+            abort: ctx.abort,
+            recording,
+            pids: ctx.pids,
+        })
+        .await;
+        match workload {
+            Ok(workload) => Ok(Traffic {
+                workload,
+                recorder,
+                finish,
+            }),
+            Err(e) => {
+                finish.cancel();
+                let _ = recorder.await;
+                Err(e)
+            }
+        }
     }
 
     /// After `stop` was cancelled: let in-flight queries finish (cancelling
     /// them through `abort` after [`DRAIN_WAIT`]), then close every window.
-    async fn stop(self, abort: &CancellationToken) -> Result<LatencyRecorder> {
-        if tokio::time::timeout(DRAIN_WAIT, self.workload.join())
-            .await
-            .is_err()
-        {
+    pub async fn stop(self, abort: &CancellationToken) -> Result<Recorded> {
+        let join = self.workload.join();
+        tokio::pin!(join);
+        if tokio::time::timeout(DRAIN_WAIT, &mut join).await.is_err() {
             tracing::info!("traffic did not drain in {DRAIN_WAIT:?}: cancelling it");
             abort.cancel();
+            // Cancelled queries return at once; a connection that does not
+            // is left behind rather than holding the report back.
+            let _ = tokio::time::timeout(DRAIN_WAIT, &mut join).await;
         }
-        Ok(self.recorder.await.map_err(anyhow::Error::new)?)
+        self.finish.cancel();
+        self.recorder.await.map_err(anyhow::Error::new)?
     }
 }

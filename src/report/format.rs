@@ -1,7 +1,9 @@
 //! How figures and facts read in the reports: durations, spans, rates,
 //! budget values, locks, waits, step outcomes.
 
-use crate::analyze::{BudgetResult, LockFact, StepFacts, WaitFact};
+use crate::analyze::{
+    fmt_bytes, BudgetResult, LockFact, Recovery, RecoveryState, ReplicaLag, StepFacts, WaitFact,
+};
 
 pub(crate) fn ms(v: f64) -> String {
     if v >= 10_000.0 {
@@ -30,6 +32,15 @@ pub(crate) fn sql_list(sql: &[String]) -> String {
         v.push(format!("… (+{} more)", sql.len() - 3));
     }
     v.join("; ")
+}
+
+/// How long the app's latency took to come back after a step.
+pub(crate) fn recovery(r: &Recovery) -> String {
+    match r.state {
+        RecoveryState::Recovered => opt_ms(r.recovery_ms),
+        RecoveryState::NotRecovered => "not recovered by the end of the run".into(),
+        RecoveryState::NoBaseline => "– (no traffic before)".into(),
+    }
 }
 
 pub(crate) fn pct(r: f64) -> String {
@@ -108,13 +119,68 @@ pub(crate) fn waits(st: &StepFacts) -> String {
     }
 }
 
-/// Rewrite, scans and WAL in one cell.
+/// Rewrite, scans and the step's own WAL in one cell; what is unknown says
+/// so, and why.
 pub(crate) fn table_work(st: &StepFacts) -> String {
-    format!(
-        "{} · {} seq scan{} · {} WAL",
-        if st.rewrote { "rewrite" } else { "no rewrite" },
-        st.seq_scans,
-        if st.seq_scans == 1 { "" } else { "s" },
-        crate::analyze::fmt_bytes(st.wal_bytes)
-    )
+    let rewrite = match st.rewrote {
+        Some(true) => "rewrite".to_string(),
+        Some(false) => "no rewrite".to_string(),
+        None => format!("rewrite {}", unknown(st, "rewrote")),
+    };
+    let scans = match st.seq_scans {
+        Some(n) => format!("{n} seq scan{}", if n == 1 { "" } else { "s" }),
+        None => format!("seq scans {}", unknown(st, "seq_scans")),
+    };
+    let wal = match st.wal_bytes {
+        Some(b) => format!("{} WAL", crate::analyze::fmt_bytes(b)),
+        None => format!("WAL {}", unknown(st, "wal_bytes")),
+    };
+    format!("{rewrite} · {scans} · {wal}")
+}
+
+/// "unknown (why)" for a figure of the step.
+pub(crate) fn unknown(st: &StepFacts, field: &str) -> String {
+    match st.unknown.get(field) {
+        Some(why) => format!("unknown ({why})"),
+        None => "unknown".to_string(),
+    }
+}
+
+/// Bytes, or "unknown (why)".
+pub(crate) fn bytes_or_unknown(st: &StepFacts, field: &str, v: Option<u64>) -> String {
+    v.map(crate::analyze::fmt_bytes)
+        .unwrap_or_else(|| unknown(st, field))
+}
+
+/// "1.2 MiB → 2.4 MiB (+1.2 MiB)", or what is unknown and why.
+pub(crate) fn growth(
+    st: &StepFacts,
+    field: &str,
+    before: Option<u64>,
+    after: Option<u64>,
+) -> String {
+    let fmt = crate::analyze::fmt_bytes;
+    match (before, after) {
+        (Some(b), Some(a)) if a >= b => format!("{} → {} (+{})", fmt(b), fmt(a), fmt(a - b)),
+        (Some(b), Some(a)) => format!("{} → {} (−{})", fmt(b), fmt(a), fmt(b - a)),
+        _ => format!(
+            "{} → {}",
+            bytes_or_unknown(st, &format!("{field}_before"), before),
+            bytes_or_unknown(st, &format!("{field}_after"), after)
+        ),
+    }
+}
+
+/// "95.5 ms (7.6 MiB behind)", or "–" without a replica.
+pub(crate) fn replica_lag(l: &Option<ReplicaLag>) -> String {
+    let Some(l) = l else {
+        return "–".into();
+    };
+    let behind = l.peak_bytes.map(|b| format!("{} behind", fmt_bytes(b)));
+    match (l.peak_ms, behind) {
+        (Some(t), Some(b)) => format!("{} ({b})", ms(t)),
+        (Some(t), None) => ms(t),
+        (None, Some(b)) => b,
+        (None, None) => "–".into(),
+    }
 }

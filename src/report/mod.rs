@@ -111,7 +111,7 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Append Markdown to GitHub Actions' job summary (`$GITHUB_STEP_SUMMARY`).
+/// Append `md` to GitHub Actions' step summary file at `path`.
 pub fn append_step_summary(path: &Path, md: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)

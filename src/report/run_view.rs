@@ -4,8 +4,8 @@
 //! this document, formatted.
 
 use super::format::{
-    blocking, breach, budget_value, lock, ms, opt_ms, outcome, pct, span, sql_list, table_work,
-    waits,
+    blocking, breach, budget_value, bytes_or_unknown, growth, lock, ms, opt_ms, outcome, pct,
+    recovery, replica_lag, span, sql_list, table_work, unknown, waits,
 };
 use super::summary::Summary;
 use super::view::{
@@ -14,10 +14,11 @@ use super::view::{
 use crate::analyze::{Analysis, AppFacts, LatencyFacts, Severity};
 
 /// The charts a run report shows, with what to read in each.
-const CHARTS: [(&str, &str); 3] = [
-    ("latency", "App latency per query: p99 (thick), p50 (thin), max (dots) per window, log scale. Orange: a migration statement running. Red strip along the bottom: a lock that blocks the app held (outlined: the migration waiting for one, with app queries queued behind it)."),
+const CHARTS: [(&str, &str); 4] = [
+    ("latency", "App latency per query: p99 (thick), p50 (thin), max (dots) per window, log scale. Dashed, per app version: the age of its oldest request still in flight (queued or executing) at each window's end — it rises through a stall in which nothing completes; thick where every connection of the app was busy. Orange: a migration statement running. Red strip along the bottom: a lock that blocks the app held (outlined: the migration waiting for one, with app queries queued behind it)."),
     ("locks", "Locks the migration held, zoomed to the migration: a row per relation, a bar per span in the strongest mode held (weaker modes held with it are named in its label; outlined: waiting to be granted). Thin bars under a row: app queries waiting for a lock, coloured by cause."),
     ("throughput", "Successful requests per second (ok/s) by app version; below, failed requests per second, a lane per app version that had errors."),
+    ("replica", "The streaming replica's replay lag (ms, pg_stat_replication.replay_lag; 0 once it has replayed all the primary wrote) and the WAL it had not replayed yet (MiB), sampled every 250 ms; a dot marks each step's peak."),
 ];
 
 pub(crate) fn document(s: &Summary) -> Document {
@@ -123,6 +124,11 @@ fn lead(s: &Summary) -> Vec<Block> {
             _ => String::new(),
         }
     ))));
+    for (what, v) in [("Server size", &r.size), ("Replica", &r.replica)] {
+        if let Some(v) = v {
+            out.push(Block::Meta(plain(format!("{what}: {v}"))));
+        }
+    }
     if let Some(m) = a.migration {
         out.push(Block::Paragraph(vec![
             Inline::Plain("Migration ran ".into()),
@@ -138,6 +144,13 @@ fn lead(s: &Summary) -> Vec<Block> {
             Inline::Plain(" during, ".into()),
             strong(opt_ms(a.after.p99_ms)),
             Inline::Plain(" after.".into()),
+        ]));
+    }
+    if let Some(l) = a.replica_lag {
+        out.push(Block::Paragraph(vec![
+            Inline::Plain("The replica's replay lag peaked at ".into()),
+            strong(replica_lag(&Some(l))),
+            Inline::Plain(format!(" at {:.1} s.", l.at_ms / 1e3)),
         ]));
     }
     out
@@ -197,7 +210,9 @@ fn charts(s: &Summary) -> Section {
 
 fn steps(a: &Analysis) -> Section {
     let mut sec = Section::new("steps", "Steps");
-    let mut t = Table::new(&[
+    // The replica column only when a replica was sampled.
+    let replica = a.replica_lag.is_some();
+    let mut titles = vec![
         "phase / step",
         "duration>",
         "outcome",
@@ -206,11 +221,16 @@ fn steps(a: &Analysis) -> Section {
         "waited for lock>",
         "worst app wait",
         "app p99 while running>",
+        "recovered after>",
         "errors>",
         "table work",
-    ]);
+    ];
+    if replica {
+        titles.push("replica lag peak>");
+    }
+    let mut t = Table::new(&titles);
     for st in &a.steps {
-        t.row(vec![
+        let mut cells: Vec<Cell> = vec![
             Cell::from(st.label()).with_detail(vec![Inline::Code(sql_list(&st.sql))]),
             ms(st.duration_ms).into(),
             outcome(st).into(),
@@ -219,14 +239,55 @@ fn steps(a: &Analysis) -> Section {
             ms(st.lock_wait_ms).into(),
             waits(st).into(),
             opt_ms(st.latency.p99_ms).into(),
+            recovery(&st.recovery).into(),
             st.latency.errors.to_string().into(),
             table_work(st).into(),
-        ]);
+        ];
+        if replica {
+            cells.push(replica_lag(&st.replica_lag).into());
+        }
+        t.row(cells);
     }
     if !t.rows.is_empty() {
         sec.blocks.push(Block::Table(t));
+        sec.blocks.push(Block::Table(footprints(a)));
     }
     sec
+}
+
+/// What each step left on the scenario's tables (steps.csv): sizes before
+/// and after, dead tuples, its own WAL next to the cluster's.
+fn footprints(a: &Analysis) -> Table {
+    let mut t = Table::new(&[
+        "phase / step",
+        "table bytes",
+        "index bytes",
+        "dead tuples after>",
+        "own WAL>",
+        "cluster WAL>",
+        "rewrote",
+    ]);
+    for st in &a.steps {
+        let f = &st.footprint;
+        t.row(vec![
+            st.label().into(),
+            growth(st, "table_bytes", f.table_bytes_before, f.table_bytes_after).into(),
+            growth(st, "index_bytes", f.index_bytes_before, f.index_bytes_after).into(),
+            f.dead_tuples_after
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| unknown(st, "dead_tuples_after"))
+                .into(),
+            bytes_or_unknown(st, "wal_bytes", st.wal_bytes).into(),
+            bytes_or_unknown(st, "cluster_wal_bytes", st.cluster_wal_bytes).into(),
+            match st.rewrote {
+                Some(true) => "yes".to_string(),
+                Some(false) => "no".to_string(),
+                None => unknown(st, "rewrote"),
+            }
+            .into(),
+        ]);
+    }
+    t
 }
 
 /// The latency columns every period, phase and app table shares.

@@ -7,8 +7,8 @@ use super::text::{text_summary, verdict_line};
 use crate::analyze::Analysis;
 use crate::error::exit;
 
-/// How the percentiles over a span are obtained; shown in every report.
-pub const PERCENTILE_NOTE: &str = "Percentiles over a span (a step, a phase, before/during/after) are reconstructed from the per-window p50/p95/p99/max in latency.csv: each window's distribution is taken as piecewise linear through those points, windows are merged weighted by their request counts, and the quantile is read off the merged distribution. Exact for one window; a merged p99 always lies between the smallest and largest window p99. Max is exact.";
+/// What a span's figures count; shown in every report.
+pub const PERCENTILE_NOTE: &str = "A span's latency figures (requests, p50, p99, max, errors) are over the requests due in it (intended start; closed loop: when sent), so one that waited behind a step's lock counts in the step though it was answered after the COMMIT; its rates (ok/s, errors/s) count the requests that completed in it. Spans start and end where the migration marked them (run.json's phases and steps: a step from before its BEGIN until its COMMIT returned; during = first step start to last step end), and their figures are exact merges of latency.hdr's histograms (HdrHistogram, 3 significant digits). Recovery: how long after a step ended until the windowed p99 of every query was back within 1.5× the p99 before, for 3 windows in a row.";
 
 /// What the throughput and latency columns count; shown in every report.
 pub const THROUGHPUT_NOTE: &str = "Throughput counts successful requests only (ok/s); failed requests are counted apart (errors, errors/s). The requests column counts both. Latency percentiles are over every completed request, failed ones included, as latency.csv records them.";

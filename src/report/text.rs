@@ -1,7 +1,7 @@
 //! The plain text printed at the end of a run, and its one-line verdict
 //! for `-q`.
 
-use super::format::{breach, budget_value, lock, ms, opt_ms, span, wait};
+use super::format::{breach, budget_value, lock, ms, opt_ms, recovery, replica_lag, span, wait};
 use crate::analyze::{Analysis, BudgetResult, StepFacts};
 
 fn step_line(s: &StepFacts) -> String {
@@ -36,10 +36,17 @@ fn step_line(s: &StepFacts) -> String {
         }
     ));
     out.push_str(&format!(
-        "      app p99 {} while it ran · {} errors\n",
+        "      app p99 {} while it ran · {} errors · recovered after {}\n",
         opt_ms(s.latency.p99_ms),
-        s.latency.errors
+        s.latency.errors,
+        recovery(&s.recovery)
     ));
+    if s.replica_lag.is_some() {
+        out.push_str(&format!(
+            "      replica lag peak: {}\n",
+            replica_lag(&s.replica_lag)
+        ));
+    }
     out
 }
 

@@ -55,7 +55,12 @@ fn write_header(o: &mut String, s: &Scenario) -> std::fmt::Result {
     }
     writeln!(o, "  sha256 {}", s.hash)?;
     let pg = &s.postgres;
-    if pg.version.is_some() || pg.image.is_some() || !pg.settings.is_empty() {
+    if pg.version.is_some()
+        || pg.image.is_some()
+        || !pg.settings.is_empty()
+        || pg.size.is_some()
+        || pg.replica
+    {
         write!(o, "postgres")?;
         if let Some(v) = &pg.version {
             write!(o, " version {v}")?;
@@ -64,6 +69,20 @@ fn write_header(o: &mut String, s: &Scenario) -> std::fmt::Result {
             write!(o, " image {i}")?;
         }
         writeln!(o)?;
+        if let Some(size) = &pg.size {
+            writeln!(o, "  size {}", size.describe())?;
+            for d in crate::sizing::derive(size) {
+                let note = if pg.settings.iter().any(|(k, _)| *k == d.name) {
+                    " (the scenario's setting wins)"
+                } else {
+                    ""
+                };
+                writeln!(o, "    derived {} = {}{note}", d.name, d.value)?;
+            }
+        }
+        if pg.replica {
+            writeln!(o, "  a streaming physical replica")?;
+        }
         for (k, v) in &pg.settings {
             writeln!(o, "  {k} = {v}")?;
         }
@@ -224,6 +243,12 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
     if !st.pause_after.is_zero() {
         opts.push(format!("pause {} after", fmt_duration(st.pause_after)));
     }
+    if !st.expect_error.is_empty() {
+        opts.push(format!(
+            "expected to fail with {}",
+            st.expect_error.join(" or ")
+        ));
+    }
     writeln!(o, "     step {} ({})", st.name, opts.join(", "))?;
     match &st.action {
         StepAction::Sql(stmts) => {
@@ -274,11 +299,16 @@ fn write_budget(o: &mut String, b: &Budget) -> std::fmt::Result {
     ms("longest app lock wait", b.max_app_wait_ms);
     ms("app p99 during migration", b.p99_ms);
     ms("migration duration", b.max_duration_ms);
+    ms("recovery after a step", b.max_recovery_ms);
+    ms("replica lag", b.max_replica_lag_ms);
     if let Some(e) = b.max_errors {
         lines.push(format!("app errors <= {e}"));
     }
     if let Some(r) = b.max_error_rate {
         lines.push(format!("app error rate <= {}", trim_float(r)));
+    }
+    if let Some(n) = b.max_invalid_indexes {
+        lines.push(format!("invalid indexes at the end <= {n}"));
     }
     if lines.is_empty() {
         writeln!(o, "budget: none")?;

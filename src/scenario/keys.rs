@@ -9,8 +9,8 @@ use serde::de::{self, Deserialize, Visitor};
 
 use super::model::{
     BackfillSection, BudgetSection, GenSpec, MigrationsSection, PhaseSection, PostgresSection,
-    QuerySection, RehearseSection, ScenarioFile, ScriptSection, StepSection, TableSection,
-    WorkloadSection,
+    QuerySection, RehearseSection, ScenarioFile, ScriptSection, SizeSection, StepSection,
+    TableSection, WorkloadSection,
 };
 
 /// An unknown key: byte span of the key, dotted path, message.
@@ -55,6 +55,7 @@ enum Shape {
     Postgres,
     Migrations,
     Rehearse,
+    Size,
     Table,
     Columns,
     Gen,
@@ -75,6 +76,7 @@ impl Shape {
             Shape::Postgres => fields_of::<PostgresSection>(),
             Shape::Migrations => fields_of::<MigrationsSection>(),
             Shape::Rehearse => fields_of::<RehearseSection>(),
+            Shape::Size => fields_of::<SizeSection>(),
             Shape::Table => fields_of::<TableSection>(),
             Shape::Columns => return None,
             Shape::Gen => fields_of::<GenSpec>(),
@@ -94,6 +96,7 @@ impl Shape {
             (Shape::Root, "postgres") => Shape::Postgres,
             (Shape::Root, "migrations") => Shape::Migrations,
             (Shape::Migrations, "rehearse") => Shape::Rehearse,
+            (Shape::Postgres, "size") => Shape::Size,
             (Shape::Root, "table") => Shape::Table,
             (Shape::Root, "workload") => Shape::Workload,
             (Shape::Root, "phase") => Shape::Phase,

@@ -5,6 +5,7 @@
 //! reports every problem it finds, sorted by position.
 
 use std::path::Path;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -27,6 +28,11 @@ pub struct Overrides {
     pub scale: Option<f64>,
     /// --since-git REV: the `[migrations]` added since REV are rehearsed.
     pub since_git: Option<String>,
+    /// --before D: traffic before the first step, instead of the file's
+    /// `[workload] before` (scripts keep their `at`).
+    pub before: Option<Duration>,
+    /// --after D: traffic after the last step.
+    pub after: Option<Duration>,
 }
 
 /// Read and validate `path`. Every problem is an `Error::Scenario` located at
@@ -106,8 +112,14 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
         rows: ov,
         since_git: overrides.since_git.as_deref(),
     };
-    let scenario = validate(&mut d, &model, path, hash, &cli);
+    let mut scenario = validate(&mut d, &model, path, hash, &cli);
     if d.errors.is_empty() {
+        if let Some(before) = overrides.before {
+            scenario.workload.before = before;
+        }
+        if let Some(after) = overrides.after {
+            scenario.workload.after = after;
+        }
         Ok(scenario)
     } else {
         let mut errors = d.errors;

@@ -15,11 +15,13 @@ mod validate;
 mod validate_migrations;
 mod validate_phases;
 mod validate_placement;
+mod validate_size;
 mod validate_workload;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use diag::parse_duration;
 pub use load::{load, load_str, locate_fields, Overrides};
 
 use crate::migrations::{Ignored, Layout, MigrationFile};
@@ -123,6 +125,11 @@ pub struct PostgresPlan {
     pub image: Option<String>,
     /// Server settings applied as `-c name=value` where we own the server.
     pub settings: Vec<(String, String)>,
+    /// CPUs and memory of the server (container limits, derived settings);
+    /// `--cpus` / `--memory` are applied over it when the plan is made.
+    pub size: Option<crate::sizing::ServerSize>,
+    /// A streaming physical replica next to the primary (`--replica` too).
+    pub replica: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -369,6 +376,17 @@ pub struct StepPlan {
     pub retry_backoff: Duration,
     /// Pause after the step, traffic still running.
     pub pause_after: Duration,
+    /// SQLSTATEs the step is expected to fail with (`expect_error`); empty:
+    /// it must succeed. A step that fails with one of them is rolled back
+    /// and the migration goes on; one that succeeds fails the rehearsal.
+    pub expect_error: Vec<String>,
+}
+
+impl StepPlan {
+    /// Is a failure with `sqlstate` what this step expects?
+    pub fn expects(&self, sqlstate: &str) -> bool {
+        self.expect_error.iter().any(|c| c == sqlstate)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -409,4 +427,15 @@ pub struct Budget {
     pub max_error_rate: Option<f64>,
     /// Total migration duration.
     pub max_duration_ms: Option<f64>,
+    /// Indexes left INVALID at the end (a failed CREATE INDEX CONCURRENTLY).
+    #[serde(default)]
+    pub max_invalid_indexes: Option<u64>,
+    /// Longest time after a step ended until the app's p99 came back within
+    /// 1.5× its p99 before the migration (a step not recovered by the end
+    /// of the run breaches it).
+    #[serde(default)]
+    pub max_recovery_ms: Option<f64>,
+    /// Peak replay lag of the streaming replica (needs a replica).
+    #[serde(default)]
+    pub max_replica_lag_ms: Option<f64>,
 }

@@ -40,6 +40,17 @@ pub struct PostgresSection {
     pub version: Option<S<Value>>,
     pub image: Option<S<String>>,
     pub settings: Option<OrderedMap<S<Value>>>,
+    /// `{ cpus = 4, memory = "16GB" }`.
+    pub size: Option<SizeSection>,
+    /// Start a streaming physical replica next to the primary.
+    pub replica: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeSection {
+    pub cpus: Option<S<i64>>,
+    pub memory: Option<S<String>>,
 }
 
 /// `[migrations]`: a directory of the project's migration files.
@@ -214,6 +225,9 @@ pub struct StepSection {
     pub retries: Option<S<i64>>,
     pub retry_backoff: Option<S<String>>,
     pub pause_after: Option<S<String>>,
+    /// A SQLSTATE ("57014") or a list of them: the step is expected to fail
+    /// with one, and the migration goes on.
+    pub expect_error: Option<S<Value>>,
     pub backfill: Option<S<BackfillSection>>,
 }
 
@@ -238,6 +252,9 @@ pub struct BudgetSection {
     pub max_errors: Option<S<i64>>,
     pub max_error_rate: Option<S<f64>>,
     pub max_duration_ms: Option<S<f64>>,
+    pub max_invalid_indexes: Option<S<i64>>,
+    pub max_recovery_ms: Option<S<f64>>,
+    pub max_replica_lag_ms: Option<S<f64>>,
 }
 
 /// SQL given as one string (split into statements later) or a list of strings.

@@ -20,18 +20,28 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Where the top-level table `key` is written (its header, or its first key
-/// when only dotted headers such as `[postgres.settings]` create it); 0..0
-/// when absent. Sections are not kept with spans: toml gives none for a table
-/// that only dotted headers create.
-pub fn table_span(text: &str, key: &str) -> Range<usize> {
+/// Where the table at dotted `path` (`workload`, `postgres.size`) is written:
+/// its header or inline table, else its first key (when only dotted headers
+/// such as `[postgres.settings]` or dotted keys such as `size.cpus = 4`
+/// create it); 0..0 when absent. Sections are not kept with spans: toml
+/// gives none for a table that only dotted headers or keys create.
+pub fn table_span(text: &str, path: &str) -> Range<usize> {
     let Ok(doc) = toml_edit::ImDocument::parse(text) else {
         return 0..0;
     };
-    let Some((k, item)) = doc.as_table().get_key_value(key) else {
-        return 0..0;
-    };
-    item.span().or_else(|| k.span()).unwrap_or(0..0)
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut found = None;
+    for key in path.split('.') {
+        let Some((k, item)) = table.get_key_value(key) else {
+            return 0..0;
+        };
+        found = item.span().or_else(|| k.span());
+        match item.as_table_like() {
+            Some(t) => table = t,
+            None => break,
+        }
+    }
+    found.unwrap_or(0..0)
 }
 
 /// The most specific dotted path whose key or value span contains `offset`,
@@ -268,6 +278,16 @@ mod tests {
         assert_eq!(line_col(t, 5), (2, 2)); // after the 2-byte é
         assert_eq!(line_col(t, 4), (2, 1)); // inside é: clamped
         assert_eq!(line_col(t, 999), (3, 1));
+    }
+
+    #[test]
+    fn table_span_finds_nested_tables_however_written() {
+        let t = "[postgres]\nsize.cpus = 4\n[workload]\nclients = 1\n";
+        assert_eq!(&t[table_span(t, "postgres.size")], "size");
+        assert!(t[table_span(t, "workload")].starts_with("[workload]"));
+        let t = "[postgres]\nsize = {}\n";
+        assert_eq!(&t[table_span(t, "postgres.size")], "{}");
+        assert_eq!(table_span(t, "postgres.replica"), 0..0);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
 use super::model::{self, S};
 use super::validate_migrations::{migrations, Migrations};
 use super::validate_phases::phases;
+use super::validate_size::size;
 use super::validate_workload::workload;
 use super::{Budget, ColumnPlan, PostgresPlan, Scenario, TablePlan, Variant};
 use crate::sql;
@@ -182,6 +183,8 @@ fn postgres(d: &mut Diags, p: Option<&model::PostgresSection>) -> PostgresPlan {
         version,
         image,
         settings,
+        size: p.size.as_ref().and_then(|s| size(d, s)),
+        replica: p.replica.as_ref().is_some_and(|r| *r.get_ref()),
     }
 }
 
@@ -486,6 +489,8 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
     let max_app_wait_ms = ms(&b.max_app_wait_ms, "max_app_wait_ms");
     let p99_ms = ms(&b.p99_ms, "p99_ms");
     let max_duration_ms = ms(&b.max_duration_ms, "max_duration_ms");
+    let max_recovery_ms = ms(&b.max_recovery_ms, "max_recovery_ms");
+    let max_replica_lag_ms = ms(&b.max_replica_lag_ms, "max_replica_lag_ms");
     Budget {
         max_blocking_lock_ms,
         max_app_wait_ms,
@@ -500,6 +505,13 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
             .as_ref()
             .and_then(|v| d.float_in(v, "budget.max_error_rate", 0.0, 1.0)),
         max_duration_ms,
+        max_invalid_indexes: b
+            .max_invalid_indexes
+            .as_ref()
+            .and_then(|v| d.int_in(v, "budget.max_invalid_indexes", 0, 1000))
+            .map(|x| x as u64),
+        max_recovery_ms,
+        max_replica_lag_ms,
     }
 }
 

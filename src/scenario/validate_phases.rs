@@ -1,6 +1,6 @@
 //! Validating `[[phase]]` and `[[phase.step]]`: live apps, what a step runs
 //! (sql, backfill, a rehearsed migration, a `.sql` file), transaction mode,
-//! timeouts and retries. Where rehearsed migrations go is
+//! timeouts, retries and expected errors. Where rehearsed migrations go is
 //! `validate_placement.rs`.
 
 use std::ops::Range;
@@ -326,6 +326,18 @@ fn step(
         }
         _ => item_name(d, &ss.name, s.span(), &f("name"), names),
     };
+    let expect_error = match &ss.expect_error {
+        None => Vec::new(),
+        Some(_) if ss.backfill.is_some() => {
+            d.err(
+                ss.expect_error.as_ref().map_or(s.span(), |v| v.span()),
+                f("expect_error"),
+                "a backfill step cannot expect an error; put the statement that fails in a sql step",
+            );
+            Vec::new()
+        }
+        Some(v) => sqlstates(d, v, &f("expect_error")),
+    };
     let retries = match &ss.retries {
         Some(v) => d.int_in(v, &f("retries"), 0, 1000).unwrap_or(0) as u32,
         None => 0,
@@ -343,8 +355,49 @@ fn step(
             Duration::from_millis(100),
         ),
         pause_after: d.duration(&ss.pause_after, &f("pause_after"), Duration::ZERO),
+        expect_error,
     };
     Entry::Step(Box::new(plan), placed)
+}
+
+/// `expect_error`: one SQLSTATE or a non-empty list of them, each five
+/// digits or upper-case letters ("57014" query_canceled, which a
+/// statement_timeout raises; "23505" unique_violation; "55P03" lock_not_available).
+fn sqlstates(d: &mut Diags, v: &S<toml::Value>, field: &str) -> Vec<String> {
+    const EXPECTED: &str = "expected a SQLSTATE such as \"57014\" (statement_timeout) or \"23505\" (unique_violation), or a list of them";
+    let items: Vec<&toml::Value> = match v.get_ref() {
+        toml::Value::String(_) => vec![v.get_ref()],
+        toml::Value::Array(a) if !a.is_empty() => a.iter().collect(),
+        toml::Value::Array(_) => {
+            d.err(v.span(), field, format!("is an empty list; {EXPECTED}"));
+            return Vec::new();
+        }
+        other => {
+            d.err(
+                v.span(),
+                field,
+                format!("is a {}; {EXPECTED}", other.type_str()),
+            );
+            return Vec::new();
+        }
+    };
+    let mut codes = Vec::new();
+    for item in items {
+        let code = item.as_str().map(|c| c.trim().to_ascii_uppercase());
+        match code {
+            Some(c) if c.len() == 5 && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                if !codes.contains(&c) {
+                    codes.push(c);
+                }
+            }
+            _ => d.err(
+                v.span(),
+                field,
+                format!("{item} is not a SQLSTATE (five digits or letters); {EXPECTED}"),
+            ),
+        }
+    }
+    codes
 }
 
 /// `file = "path.sql"`: any SQL file, relative to the scenario file, run as

@@ -71,6 +71,7 @@ pub(super) fn file_step(file: &MigrationFile, name: String) -> StepPlan {
         retries: 0,
         retry_backoff: Duration::from_millis(100),
         pause_after: Duration::ZERO,
+        expect_error: Vec::new(),
     }
 }
 

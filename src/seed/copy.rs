@@ -27,6 +27,7 @@ pub fn trailer() -> Bytes {
 }
 
 /// One generated column bound to the type of its table column.
+#[derive(Clone)]
 pub struct ColumnEncoder {
     pub name: String,
     /// Position in the scenario's column list: names the RNG stream, so a
@@ -36,6 +37,9 @@ pub struct ColumnEncoder {
     pub ty: PgType,
     /// Length word + payload of a `constant` column, encoded once.
     pub fixed: Option<Bytes>,
+    /// `fixed` is the server's binary form of a constant only the server
+    /// can parse (`ty` says nothing about it then).
+    pub server_parsed: bool,
 }
 
 impl ColumnEncoder {
@@ -59,6 +63,7 @@ impl ColumnEncoder {
             sampler,
             ty,
             fixed,
+            server_parsed: false,
         })
     }
 
@@ -93,7 +98,31 @@ impl ColumnEncoder {
             // Never used to encode: every row takes `fixed`.
             ty: PgType::Text,
             fixed: Some(b.freeze()),
+            server_parsed: true,
         }
+    }
+
+    /// A constant column's value as an SQL literal that the server turns
+    /// into exactly the value this encoder sends: for text-like, integer
+    /// and boolean columns, whose binary input is their text input. None
+    /// for other types, for constants the server parsed (`fixed`) and for
+    /// generated values.
+    pub fn default_literal(&self) -> Option<String> {
+        if self.server_parsed {
+            return None;
+        }
+        let payload = self.fixed.as_ref()?.get(4..)?;
+        let text = match self.ty {
+            PgType::Text => std::str::from_utf8(payload).ok()?.to_string(),
+            PgType::Int2 => i16::from_be_bytes(payload.try_into().ok()?).to_string(),
+            PgType::Int4 => i32::from_be_bytes(payload.try_into().ok()?).to_string(),
+            PgType::Int8 => i64::from_be_bytes(payload.try_into().ok()?).to_string(),
+            PgType::Bool => (payload.first()? != &0).to_string(),
+            _ => return None,
+        };
+        // standard_conforming_strings is on (the default since 9.1): only
+        // quotes need doubling.
+        Some(format!("'{}'", text.replace('\'', "''")))
     }
 
     /// Rough bytes per value, to size chunk buffers once.
@@ -124,6 +153,11 @@ fn put_field(v: &Value, ty: PgType, out: &mut BytesMut) -> Result<(), ConvertErr
     let len = (out.len() - at - 4) as i32;
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
+}
+
+/// Rough bytes of one chunk of rows of `columns`.
+pub fn chunk_bytes_estimate(columns: &[ColumnEncoder]) -> usize {
+    (2 + columns.iter().map(ColumnEncoder::estimate).sum::<usize>()) * CHUNK_ROWS as usize
 }
 
 /// A conversion failure while encoding, with the column it happened in.

@@ -1,49 +1,62 @@
 //! Seeding: schema, deterministic rows over binary COPY, seed_sql, after_seed
-//! SQL, VACUUM (FREEZE, ANALYZE); and template databases to clone per run.
+//! SQL, statistics and frozen pages; and template databases (`template.rs`)
+//! that a seeded database becomes, to be cloned per rehearsal.
 //!
 //! Rows come in fixed chunks of [`CHUNK_ROWS`] whose values depend only on
 //! (seed, table, chunk, column), so any split of the key range gives the same
-//! data. Two ways to load a table:
+//! data. Two ways to load a table (`load.rs`):
 //!
 //! - **freeze** (the default when possible): the table's `create` SQL and a
 //!   `COPY ... (FREEZE)` run in one transaction on one connection while the
-//!   chunks are generated in parallel threads. Rows land already frozen, so
-//!   the final VACUUM (FREEZE) has nothing to rewrite. On a 2-core machine
-//!   this beats parallel loading by 1.7–2× end to end (benches/README.md): the
-//!   freeze pass after a non-frozen load rewrites and WAL-logs every page and
-//!   costs more than the whole COPY.
+//!   chunks are generated in parallel threads, a bounded number ahead of the
+//!   server (backpressure: the client's memory does not grow with the
+//!   table). Rows land already frozen and, on PostgreSQL 14+, every page is
+//!   marked all-visible and all-frozen in the visibility map, so no VACUUM
+//!   pass is needed: the last pass is an ANALYZE, and a VACUUM (FREEZE) only
+//!   for a table whose pages seed_sql or after_seed changed (pg_class
+//!   `relallvisible`, which ANALYZE refreshes from the visibility map, says
+//!   so). On a 2-core machine this beats parallel loading by 1.7–2× end to
+//!   end (benches/README.md): the freeze pass after a non-frozen load
+//!   rewrites and WAL-logs every page and costs more than the whole COPY.
 //! - **parallel**: N connections COPY disjoint, contiguous chunk ranges at
 //!   once. Used when FREEZE is impossible (the table already existed, is
 //!   partitioned, or its create SQL refuses a transaction block, such as
 //!   CREATE INDEX CONCURRENTLY) or when asked for with [`LoadMode::Parallel`].
+//!   Such tables get VACUUM (FREEZE, ANALYZE) at the end.
+//!
+//! Constant columns of a frozen load do not travel: they become the
+//! column's default for the length of the COPY (in the transaction that
+//! created the table, so nobody sees it), which saves their bytes on the
+//! wire and their parsing on the server (`load.rs`).
+//!
+//! The seeding session sets what bulk work wants, for itself only:
+//! `maintenance_work_mem` at least 256MB and `max_parallel_maintenance_workers`
+//! up to 4 (after_seed's primary keys and indexes build with parallel
+//! workers). Not `synchronous_commit = off`: a VACUUM right after an
+//! asynchronous commit cannot set the hint bits of its rows yet, and leaves
+//! their pages not all-visible.
 
 /// application_name of seeding sessions.
 pub const SEED_APP_NAME: &str = "pgrehearse/seed";
 
 mod catalog;
 mod copy;
+mod load;
 mod schema;
-mod template;
+pub mod staging;
+pub mod template;
 
 pub use template::{clone_database, drop_database};
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_util::{pin_mut, SinkExt, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::backend::ConnInfo;
-use crate::error::{Error, Result, ScenarioError};
-use crate::pg::quote_ident;
-use crate::scenario::gen::CHUNK_ROWS;
-use crate::scenario::{Scenario, TablePlan};
-use catalog::{bind_columns, describe, server_constants, sync_sequences};
-use copy::ColumnEncoder;
+use crate::error::{Error, Result};
+use crate::scenario::Scenario;
 
 /// How rows reach a table (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -101,8 +114,11 @@ pub struct SeedReport {
     pub load: Duration,
     /// Of which: seed_sql and every after_seed statement.
     pub sql: Duration,
-    /// Of which: VACUUM (FREEZE, ANALYZE).
+    /// Of which: the last pass, ANALYZE (and VACUUM (FREEZE) where needed).
     pub vacuum: Duration,
+    /// Tables that needed a VACUUM (FREEZE): not loaded frozen, or changed
+    /// by seed_sql / after_seed.
+    pub vacuumed: Vec<String>,
     pub bytes: u64,
 }
 
@@ -138,22 +154,30 @@ pub async fn seed_with(
 ) -> Result<SeedReport> {
     let started = Instant::now();
     let client = conn.session(SEED_APP_NAME).await?;
+    let version_num = prepare_session(&client).await?;
     let prepared = schema::prepare(&client, scenario).await?;
     let scenario = &prepared.scenario;
-    raise_maintenance_work_mem(&client).await?;
     let workers = opts.workers.unwrap_or_else(default_workers).clamp(1, 64);
     let total: u64 = scenario.tables.iter().map(|t| t.rows).sum();
     let bar = progress_bar(total, opts.progress);
 
     let mut tables = Vec::with_capacity(scenario.tables.len());
-    let mut names = Vec::with_capacity(scenario.tables.len());
+    let mut loaded = Vec::with_capacity(scenario.tables.len());
     for &index in &prepared.order {
         let table = &scenario.tables[index];
         bar.set_message(table.name.clone());
-        let (report, qualified) =
-            load_table(&client, conn, scenario, index, opts, workers, &bar).await?;
+        let ctx = load::LoadCtx {
+            client: &client,
+            conn,
+            scenario,
+            index,
+            opts,
+            workers,
+            bar: &bar,
+        };
+        let (report, qualified) = load::load_table(&ctx).await?;
+        loaded.push((qualified, report.load == LoadMode::Freeze));
         tables.push(report);
-        names.push(qualified);
     }
     bar.finish_and_clear();
     let load = started.elapsed();
@@ -172,14 +196,7 @@ pub async fn seed_with(
         }
     }
     let sql = started.elapsed() - load;
-    for name in &names {
-        run_sql(
-            &client,
-            &format!("VACUUM (FREEZE, ANALYZE) {name}"),
-            &format!("VACUUM of {name}"),
-        )
-        .await?;
-    }
+    let vacuumed = finish(&client, &loaded, version_num).await?;
     let bytes = tables.iter().map(|t| t.bytes).sum();
     let duration = started.elapsed();
     Ok(SeedReport {
@@ -188,28 +205,93 @@ pub async fn seed_with(
         load,
         sql,
         vacuum: duration - load - sql,
+        vacuumed,
         bytes,
     })
+}
+
+/// The last pass: statistics for every table, every tuple frozen and every
+/// page all-visible (so a rehearsal starts without hint-bit writes or an
+/// anti-wraparound vacuum). Tables loaded with COPY FREEZE on 14+ only need
+/// an ANALYZE, unless seed_sql or after_seed changed some of their pages
+/// (fewer all-visible pages than pages); the others get VACUUM (FREEZE,
+/// ANALYZE). Returns the tables that were vacuumed.
+async fn finish(
+    client: &Client,
+    loaded: &[(String, bool)],
+    version_num: u32,
+) -> Result<Vec<String>> {
+    // Before 14, COPY FREEZE froze the tuples but left the visibility map empty.
+    let all_visible_on_load = |frozen: bool| frozen && version_num >= 140_000;
+    let mut vacuumed = Vec::new();
+    let frozen: Vec<&str> = loaded
+        .iter()
+        .filter(|(_, frozen)| all_visible_on_load(*frozen))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !frozen.is_empty() {
+        run_sql(client, &format!("ANALYZE {}", frozen.join(", ")), "ANALYZE").await?;
+        for name in frozen {
+            let row = client
+                .query_one(
+                    "SELECT relpages, relallvisible FROM pg_class WHERE oid = $1::text::regclass",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| db_error(e, &format!("{name}: visibility")))?;
+            let (pages, visible): (i32, i32) = (row.get(0), row.get(1));
+            if visible < pages {
+                tracing::debug!("{name}: {visible} of {pages} pages all-visible: VACUUM (FREEZE)");
+                let sql = format!("VACUUM (FREEZE) {name}");
+                run_sql(client, &sql, &format!("VACUUM of {name}")).await?;
+                vacuumed.push(name.to_string());
+            }
+        }
+    }
+    for (name, _) in loaded.iter().filter(|(_, f)| !all_visible_on_load(*f)) {
+        let sql = format!("VACUUM (FREEZE, ANALYZE) {name}");
+        run_sql(client, &sql, &format!("VACUUM of {name}")).await?;
+        vacuumed.push(name.clone());
+    }
+    Ok(vacuumed)
 }
 
 /// after_seed usually builds indexes and keys: give the seeding session a
 /// sort big enough for millions of keys (never lowering a larger setting).
 const SEED_MAINTENANCE_WORK_MEM_KB: i64 = 256 * 1024;
+/// Parallel workers for after_seed's index builds, at most (the server's
+/// max_parallel_workers caps it further).
+const SEED_MAINTENANCE_WORKERS: i64 = 4;
 
-async fn raise_maintenance_work_mem(client: &Client) -> Result<()> {
-    let kb: i64 = client
-        .query_one(
-            "SELECT setting::int8 FROM pg_settings WHERE name = 'maintenance_work_mem'",
+/// Session settings for bulk work (module docs); returns server_version_num.
+async fn prepare_session(client: &Client) -> Result<u32> {
+    let rows = client
+        .query(
+            "SELECT name, setting::int8 FROM pg_settings WHERE name IN \
+             ('maintenance_work_mem', 'max_parallel_maintenance_workers', \
+              'max_parallel_workers', 'server_version_num')",
             &[],
         )
         .await
-        .map_err(|e| db_error(e, "reading maintenance_work_mem"))?
-        .get(0);
-    if kb < SEED_MAINTENANCE_WORK_MEM_KB {
-        let sql = format!("SET maintenance_work_mem = '{SEED_MAINTENANCE_WORK_MEM_KB}kB'");
-        run_sql(client, &sql, "raising maintenance_work_mem").await?;
+        .map_err(|e| db_error(e, "reading settings"))?;
+    let get = |name: &str| -> i64 {
+        rows.iter()
+            .find(|r| r.get::<_, &str>(0) == name)
+            .map(|r| r.get(1))
+            .unwrap_or(0)
+    };
+    let mut set = vec!["SET standard_conforming_strings = on".to_string()];
+    if get("maintenance_work_mem") < SEED_MAINTENANCE_WORK_MEM_KB {
+        set.push(format!(
+            "SET maintenance_work_mem = '{SEED_MAINTENANCE_WORK_MEM_KB}kB'"
+        ));
     }
-    Ok(())
+    let workers = SEED_MAINTENANCE_WORKERS.min(get("max_parallel_workers"));
+    if get("max_parallel_maintenance_workers") < workers {
+        set.push(format!("SET max_parallel_maintenance_workers = {workers}"));
+    }
+    run_sql(client, &set.join("; "), "session settings").await?;
+    Ok(get("server_version_num") as u32)
 }
 
 /// Available parallelism, at least 2 (one generates while one loads), at most 8.
@@ -230,221 +312,6 @@ fn progress_bar(total: u64, enabled: bool) -> ProgressBar {
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     ProgressBar::new(total).with_style(style)
-}
-
-/// Create, map generators onto columns, load. Returns the report and the
-/// table's quoted, qualified name.
-async fn load_table(
-    client: &Client,
-    conn: &ConnInfo,
-    scenario: &Scenario,
-    index: usize,
-    opts: &SeedOptions,
-    workers: usize,
-    bar: &ProgressBar,
-) -> Result<(TableReport, String)> {
-    let table = &scenario.tables[index];
-    let started = Instant::now();
-    create_table(client, table).await?;
-    let info = describe(client, scenario, index).await?;
-    let constants = server_constants(client, scenario, index, &info).await?;
-    let encoders = Arc::new(bind_columns(scenario, index, &info, &constants)?);
-    let mode = match opts.load {
-        LoadMode::Auto if info.freezable => LoadMode::Freeze,
-        LoadMode::Auto => LoadMode::Parallel,
-        LoadMode::Freeze if !info.freezable => {
-            return Err(Error::rehearsal(format!(
-                "table {}: COPY FREEZE needs a plain table created by its create SQL",
-                table.name
-            )))
-        }
-        m => m,
-    };
-    let chunks = table.rows.div_ceil(CHUNK_ROWS);
-    let list = encoders
-        .iter()
-        .map(|e| quote_ident(&e.name))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let job = CopyJob {
-        encoders: encoders.clone(),
-        seed: opts.seed,
-        table: index,
-        rows: table.rows,
-        what: table.name.clone(),
-        bar: bar.clone(),
-    };
-    let ctx = |e| db_error(e, &format!("table {}: COPY", table.name));
-    let (rows, bytes, connections) = if table.rows == 0 {
-        run_sql(client, "COMMIT", "COMMIT").await?;
-        (0, 0, 0)
-    } else if encoders.is_empty() {
-        // Nothing generated: rows of defaults only.
-        let sql = format!(
-            "INSERT INTO {} SELECT FROM generate_series(1, {})",
-            info.qualified, table.rows
-        );
-        let n = client.execute(&sql, &[]).await.map_err(ctx)?;
-        run_sql(client, "COMMIT", "COMMIT").await?;
-        bar.inc(n);
-        (n, 0, 1)
-    } else if mode == LoadMode::Freeze {
-        let sql = format!(
-            "COPY {} ({list}) FROM STDIN (FORMAT binary, FREEZE)",
-            info.qualified
-        );
-        let (n, b) = job.copy(client, &sql, 0..chunks, workers).await?;
-        run_sql(client, "COMMIT", "COMMIT").await?;
-        (n, b, 1)
-    } else {
-        run_sql(client, "COMMIT", "COMMIT").await?;
-        let sql = format!(
-            "COPY {} ({list}) FROM STDIN (FORMAT binary)",
-            info.qualified
-        );
-        job.copy_parallel(conn, &sql, chunks, workers).await?
-    };
-    if rows != table.rows {
-        return Err(Error::rehearsal(format!(
-            "table {}: loaded {rows} rows, wanted {}",
-            table.name, table.rows
-        )));
-    }
-    if rows > 0 {
-        sync_sequences(client, &info.qualified, &encoders).await?;
-    }
-    let report = TableReport {
-        name: table.name.clone(),
-        rows,
-        bytes,
-        load: if encoders.is_empty() {
-            LoadMode::Parallel
-        } else {
-            mode
-        },
-        connections,
-        duration: started.elapsed(),
-    };
-    Ok((report, info.qualified))
-}
-
-/// BEGIN and the table's create SQL, left in the open transaction (so the
-/// load can be COPY FREEZE) unless the SQL refuses a transaction block. A
-/// table without create SQL exists already (from the setup migrations).
-async fn create_table(client: &Client, table: &TablePlan) -> Result<()> {
-    run_sql(client, "BEGIN", "BEGIN").await?;
-    let Some(create) = &table.create else {
-        return Ok(());
-    };
-    let what = format!("table {}: create", table.name);
-    if let Err(e) = client.batch_execute(create).await {
-        if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
-            return Err(db_error(e, &what));
-        }
-        // Something in it refuses a transaction block (CONCURRENTLY, ...):
-        // run it statement by statement; the table cannot be loaded frozen.
-        run_sql(client, "ROLLBACK", "ROLLBACK").await?;
-        run_statements(client, create, &what).await?;
-        run_sql(client, "BEGIN", "BEGIN").await?;
-    }
-    Ok(())
-}
-
-/// Everything a COPY stream needs; cheap to clone into worker tasks.
-#[derive(Clone)]
-struct CopyJob {
-    encoders: Arc<Vec<ColumnEncoder>>,
-    seed: u64,
-    table: usize,
-    rows: u64,
-    what: String,
-    bar: ProgressBar,
-}
-
-/// Pieces handed to the connection: big enough to keep syscalls rare, small
-/// enough to keep the progress bar moving.
-const SEND_BYTES: usize = 1 << 20;
-
-impl CopyJob {
-    /// The chunks split over up to `workers` connections, one COPY stream
-    /// each, into an already committed table. Returns (rows, bytes,
-    /// connections used).
-    async fn copy_parallel(
-        &self,
-        conn: &ConnInfo,
-        sql: &str,
-        chunks: u64,
-        workers: usize,
-    ) -> Result<(u64, u64, usize)> {
-        let n_conn = workers.min(chunks as usize).max(1);
-        let mut tasks = tokio::task::JoinSet::new();
-        for w in 0..n_conn as u64 {
-            let range = (w * chunks / n_conn as u64)..((w + 1) * chunks / n_conn as u64);
-            let (job, sql, conn) = (self.clone(), sql.to_string(), conn.clone());
-            tasks.spawn(async move {
-                let c = conn.session(SEED_APP_NAME).await?;
-                job.copy(&c, &sql, range, 2).await
-            });
-        }
-        let (mut n, mut b) = (0, 0);
-        while let Some(res) = tasks.join_next().await {
-            let (rn, rb) = res.map_err(|e| Error::Other(anyhow::anyhow!("COPY worker: {e}")))??;
-            n += rn;
-            b += rb;
-        }
-        Ok((n, b, n_conn))
-    }
-
-    /// One COPY stream over `chunks`, generated `ahead` chunks in advance on
-    /// blocking threads, in order. Returns (rows the server stored, bytes).
-    async fn copy(
-        &self,
-        client: &Client,
-        sql: &str,
-        chunks: std::ops::Range<u64>,
-        ahead: usize,
-    ) -> Result<(u64, u64)> {
-        let ctx = |e| db_error(e, &format!("table {}: COPY", self.what));
-        let sink = client.copy_in::<_, Bytes>(sql).await.map_err(ctx)?;
-        pin_mut!(sink);
-        sink.feed(copy::header()).await.map_err(ctx)?;
-        let mut bytes = 0u64;
-        let mut encoded = futures_util::stream::iter(chunks)
-            .map(|chunk| {
-                let job = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    let buf =
-                        copy::encode_chunk(&job.encoders, job.seed, job.table, chunk, job.rows);
-                    (chunk, buf)
-                })
-            })
-            .buffered(ahead.max(1));
-        while let Some(done) = encoded.next().await {
-            let (chunk, buf) =
-                done.map_err(|e| Error::Other(anyhow::anyhow!("row generator: {e}")))?;
-            let mut buf = buf
-                .map_err(|e| {
-                    Error::Scenario(vec![ScenarioError {
-                        file: Default::default(),
-                        line: 0,
-                        column: 0,
-                        field: format!("table.{}.columns.{}", self.what, e.column),
-                        message: format!("{} (while seeding)", e.error),
-                    }])
-                })?
-                .freeze();
-            bytes += buf.len() as u64;
-            while !buf.is_empty() {
-                let piece = buf.split_to(buf.len().min(SEND_BYTES));
-                sink.feed(piece).await.map_err(ctx)?;
-            }
-            let first = chunk * CHUNK_ROWS;
-            self.bar.inc(self.rows.min(first + CHUNK_ROWS) - first);
-        }
-        sink.feed(copy::trailer()).await.map_err(ctx)?;
-        let rows = sink.as_mut().finish().await.map_err(ctx)?;
-        Ok((rows, bytes))
-    }
 }
 
 /// Statement by statement, each in its own implicit transaction, so that

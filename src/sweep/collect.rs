@@ -165,12 +165,15 @@ fn step_row(s: &Value, table_bytes: &[(f64, f64)]) -> StepRow {
     set("p99_during_ms", num(&s["latency"]["p99_ms"]));
     set("errors", num(&s["latency"]["errors"]));
     set("wal_bytes", num(&s["wal_bytes"]));
+    // steps.csv's sizes at the step's end (summary.json `footprint`); a run
+    // recorded before steps.csv: the first server.csv sample after it.
+    let footprint = &s["footprint"];
     set(
         "table_bytes",
-        end_ms.and_then(|t| sample_after(table_bytes, t)),
+        num(&footprint["table_bytes_after"])
+            .or_else(|| end_ms.and_then(|t| sample_after(table_bytes, t))),
     );
-    // Run directories do not record index sizes (yet): left empty.
-    set("index_bytes", None);
+    set("index_bytes", num(&footprint["index_bytes_after"]));
     set("replica_lag_peak_ms", num(&lag["peak_ms"]));
     set("replica_lag_peak_bytes", num(&lag["peak_bytes"]));
     StepRow {

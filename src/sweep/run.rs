@@ -297,9 +297,7 @@ impl SeededSize {
 
 /// `db`'s server and measurements, in database `name`.
 fn on(db: &Database, name: &str) -> Database {
-    let mut conn = db.conn.clone();
-    conn.dbname = name.to_string();
-    Database { conn, ..db.clone() }
+    db.in_database(name)
 }
 
 /// `<work db>_s<size>`: unique on a shared server (the url backend's work

@@ -39,21 +39,31 @@ pub struct Ran {
     /// The --out directory: removed when this is dropped, unless
     /// PGREHEARSE_KEEP_RUNS is set (then its path is printed).
     out: Option<tempfile::TempDir>,
+    /// The child's TMPDIR: a fresh one of its own unless `env` named one,
+    /// so that what it left there is its own.
+    tmp: PathBuf,
+    _own_tmp: tempfile::TempDir,
 }
 
-/// `pgrehearse run SCENARIO --out <a fresh temp dir> ARGS...`, with `env`
-/// added to the child's environment, waited for.
+/// `pgrehearse run SCENARIO --out <a fresh temp dir> ARGS...`, with a fresh
+/// TMPDIR and `env` added to the child's environment, waited for.
 pub fn run(scenario: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let out = tempfile::Builder::new()
         .prefix("pgrehearse-run-")
         .tempdir()
         .expect("temp dir");
+    let own_tmp = isolated_tmpdir();
+    let tmp = env
+        .iter()
+        .find(|(k, _)| *k == "TMPDIR")
+        .map_or(own_tmp.path().to_path_buf(), |(_, v)| PathBuf::from(v));
     let mut cmd = Command::new(bin());
     cmd.arg("run")
         .arg(scenario)
         .arg("--out")
         .arg(out.path())
         .args(args)
+        .env("TMPDIR", &tmp)
         .env_remove("PGREHEARSE_BACKEND")
         .env_remove("PGREHEARSE_DATABASE_URL")
         .stdin(std::process::Stdio::null())
@@ -71,6 +81,8 @@ pub fn run(scenario: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         out: Some(out),
+        tmp,
+        _own_tmp: own_tmp,
     }
 }
 
@@ -92,6 +104,20 @@ impl Ran {
     pub fn assert_code(&self, want: i32) {
         assert_eq!(self.code, want, "exit code; stderr:\n{}", self.stderr);
     }
+
+    /// What the run left in its TMPDIR and the Docker engine (see
+    /// [`left_behind`]).
+    pub fn left_behind(&self) -> Vec<String> {
+        left_behind(&self.tmp, self.pid)
+    }
+
+    /// Every entry of `<out>/<scenario>/`: run directories and side-by-side
+    /// directories, sorted.
+    pub fn dirs_of(&self, scenario: &str) -> Vec<PathBuf> {
+        let mut v = entries_in(&self.out().join(scenario));
+        v.sort();
+        v
+    }
 }
 
 impl Drop for Ran {
@@ -102,23 +128,6 @@ impl Drop for Ran {
             }
         }
     }
-}
-
-/// A `postgres://` URL for `c` (TCP: a socket directory becomes
-/// 127.0.0.1), for `--backend url --database-url`.
-pub fn url_of(c: &ConnInfo) -> String {
-    format!(
-        "postgres://{}:{}@{}:{}/{}",
-        c.user,
-        c.password.clone().unwrap_or_default(),
-        if c.host.starts_with('/') {
-            "127.0.0.1".to_string()
-        } else {
-            c.host.clone()
-        },
-        c.port,
-        c.dbname
-    )
 }
 
 /// Options for a target: the url backend on PGREHEARSE_TEST_URL when set,
@@ -175,6 +184,40 @@ impl TestServer {
             t.teardown().await.expect("teardown");
         }
     }
+}
+
+/// A `postgres://` URL with the password of the server behind `conn` (a
+/// test's own), over TCP: what `--database-url` takes.
+pub fn url_of(c: &ConnInfo) -> String {
+    let host = if c.host.starts_with('/') {
+        "127.0.0.1"
+    } else {
+        c.host.as_str()
+    };
+    format!(
+        "postgres://{}:{}@{host}:{}/{}",
+        c.user,
+        c.password.clone().unwrap_or_default(),
+        c.port,
+        c.dbname
+    )
+}
+
+/// A local cluster of our own to point the url backend (or `seed`) at: the
+/// cluster, its connection, and a URL to its `postgres` database.
+pub async fn own_server(
+    settings: &[(&str, &str)],
+) -> (pgrehearse::backend::local::LocalCluster, ConnInfo, String) {
+    let server = pgrehearse::backend::local::LocalCluster::start(&BackendOptions::local(settings))
+        .await
+        .expect("a local cluster");
+    let sc = server.conn().clone();
+    let url = format!(
+        "postgres://postgres:{}@127.0.0.1:{}/postgres",
+        sc.password.clone().unwrap(),
+        sc.port
+    );
+    (server, sc, url)
 }
 
 /// A client on `dbname` of the server behind `conn`.
@@ -250,21 +293,31 @@ pub fn containers_of_pid(pid: u32) -> Vec<String> {
     docker_ps(&format!("label=pgrehearse.pid={pid}"))
 }
 
+/// Docker networks that a pgrehearse process with this pid created (for a
+/// replica); labelled like its containers. Empty when no engine answers.
+pub fn networks_of_pid(pid: u32) -> Vec<String> {
+    docker_list(
+        &["network", "ls"],
+        "{{.ID}} {{.Name}}",
+        &format!("label=pgrehearse.pid={pid}"),
+    )
+}
+
 /// All containers started by pgrehearse, any process.
 pub fn pgrehearse_containers() -> Vec<String> {
     docker_ps("label=pgrehearse.pid")
 }
 
 fn docker_ps(filter: &str) -> Vec<String> {
+    docker_list(&["ps", "-a"], "{{.ID}} {{.Names}} {{.Status}}", filter)
+}
+
+/// `docker <what> --no-trunc --format <format> --filter <filter>`, a line
+/// per object.
+fn docker_list(what: &[&str], format: &str, filter: &str) -> Vec<String> {
     let Ok(out) = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Names}} {{.Status}}",
-        ])
-        .args(["--filter", filter])
+        .args(what)
+        .args(["--no-trunc", "--format", format, "--filter", filter])
         .output()
     else {
         return Vec::new();
@@ -292,7 +345,8 @@ pub async fn scratch_databases(conn: &ConnInfo) -> Vec<String> {
 }
 
 /// After a child `pgrehearse` (pid `pid`, TMPDIR `tmp`) exited: no cluster
-/// process, no temp dir, no container of its own. Returns what was left.
+/// process, no temp dir, no container or network of its own. Returns what
+/// was left.
 pub fn left_behind(tmp: &Path, pid: u32) -> Vec<String> {
     let mut left = postgres_processes_under(tmp);
     left.extend(
@@ -304,6 +358,11 @@ pub fn left_behind(tmp: &Path, pid: u32) -> Vec<String> {
         containers_of_pid(pid)
             .into_iter()
             .map(|c| format!("container {c}")),
+    );
+    left.extend(
+        networks_of_pid(pid)
+            .into_iter()
+            .map(|n| format!("network {n}")),
     );
     left
 }

@@ -13,7 +13,7 @@ static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Run `test` with the image on a blocking thread, one docker test at a
 /// time; None when there is no image or engine (see
 /// `common::docker_image_or_notice`).
-async fn on_docker<T: Send + 'static>(
+pub async fn on_docker<T: Send + 'static>(
     test: impl FnOnce(String) -> T + Send + 'static,
 ) -> Option<T> {
     let _one_at_a_time = DOCKER.lock().await;

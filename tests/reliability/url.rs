@@ -269,21 +269,6 @@ async fn run_session_is(admin: &Client, app: &str, query: &str, waiting: bool) -
         .unwrap_or(false)
 }
 
-/// A cluster of the test's own to point the url backend at: the server, how
-/// to reach it, and a URL with its password.
-async fn own_server(settings: &[(&str, &str)]) -> (LocalCluster, ConnInfo, String) {
-    let server = LocalCluster::start(&BackendOptions::local(settings))
-        .await
-        .expect("a local cluster");
-    let sc = server.conn().clone();
-    let url = format!(
-        "postgres://postgres:{}@127.0.0.1:{}/postgres",
-        sc.password.clone().unwrap(),
-        sc.port
-    );
-    (server, sc, url)
-}
-
 /// `pgrehearse run FIXTURE --backend url --database-url URL -q`.
 fn url_run(fixture: &str, url: &str) -> Rehearsal {
     Rehearsal::start(
@@ -295,7 +280,7 @@ fn url_run(fixture: &str, url: &str) -> Rehearsal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_database() {
-    let (server, sc, url) = own_server(&[("log_statement", "ddl")]).await;
+    let (server, sc, url) = common::own_server(&[("log_statement", "ddl")]).await;
     let admin = common::connect(&sc, "postgres").await;
     let handle = tokio::runtime::Handle::current();
     let run = tokio::task::spawn_blocking(move || {
@@ -349,7 +334,7 @@ async fn sigint_on_the_url_backend_cancels_queries_and_drops_the_scratch_databas
 /// transaction holds a lock that conflicts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_while_the_scratch_database_is_created_leaves_none() {
-    let (server, sc, url) = own_server(&[]).await;
+    let (server, sc, url) = common::own_server(&[]).await;
     let holder = common::connect(&sc, "postgres").await;
     holder
         .batch_execute("BEGIN; COMMENT ON DATABASE template1 IS 'held by a test'")
@@ -383,7 +368,7 @@ async fn sigint_while_the_scratch_database_is_created_leaves_none() {
 /// A signal while the scratch database is seeded drops it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_while_seeding_over_url_leaves_no_scratch_database() {
-    let (server, sc, url) = own_server(&[]).await;
+    let (server, sc, url) = common::own_server(&[]).await;
     let admin = common::connect(&sc, "postgres").await;
     let handle = tokio::runtime::Handle::current();
     let run = tokio::task::spawn_blocking(move || {

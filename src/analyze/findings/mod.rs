@@ -44,6 +44,7 @@ registry! {
     rewrite_under_access_exclusive,
     scan_under_access_exclusive,
     lock_queue,
+    pool_exhausted,
     no_lock_timeout,
     wal_volume,
     app_errors,

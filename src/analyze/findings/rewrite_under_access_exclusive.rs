@@ -19,7 +19,7 @@ pub const KIND: FindingKind = FindingKind::new("rewrite_under_access_exclusive")
 pub const RULE: Rule = Rule::step(KIND, check);
 
 fn rewrote(s: &StatementRow) -> Option<Work> {
-    s.rewrote.then(|| {
+    (s.rewrote == Some(true)).then(|| {
         (
             format!(
                 "rewrote the table (new relfilenode) in {:.1} ms",
@@ -46,7 +46,7 @@ pub(super) mod examples {
         let mut r = record();
         let sql = "ALTER TABLE orders ALTER COLUMN total TYPE bigint";
         step_holding(&mut r, "type", sql, (1000.0, 1500.0), "AccessExclusiveLock", 1000.5)
-            .rewrote = true;
+            .rewrote = Some(true);
         r
     }
 
@@ -55,7 +55,7 @@ pub(super) mod examples {
         let mut r = record();
         let sql = "UPDATE orders SET x = 1";
         let s = step_holding(&mut r, "other", sql, (2000.0, 2100.0), "AccessExclusiveLock", 0.0);
-        s.rewrote = true;
+        s.rewrote = Some(true);
         let l = r.locks.last_mut().expect("pushed");
         (l.requested_ms, l.granted_ms, l.released_ms) = (2500.0, Some(2500.5), Some(2502.0));
         r

@@ -20,11 +20,12 @@ pub const KIND: FindingKind = FindingKind::new("scan_under_access_exclusive");
 pub const RULE: Rule = Rule::step(KIND, check);
 
 fn scanned(s: &StatementRow) -> Option<Work> {
-    (s.seq_scans > 0 && !s.rewrote).then(|| {
+    let scans = s.seq_scans.unwrap_or(0);
+    (scans > 0 && s.rewrote != Some(true)).then(|| {
         (
             format!(
-                "made {} sequential scan(s) in {:.1} ms",
-                s.seq_scans, s.duration_ms
+                "made {scans} sequential scan(s) in {:.1} ms",
+                s.duration_ms
             ),
             "Full scan",
         )
@@ -47,7 +48,7 @@ pub(super) mod examples {
         let mut r = record();
         let sql = "ALTER TABLE orders ALTER COLUMN status SET NOT NULL";
         step_holding(&mut r, "nn", sql, (2000.0, 2300.0), "AccessExclusiveLock", 2000.5)
-            .seq_scans = 1;
+            .seq_scans = Some(1);
         r
     }
 
@@ -56,7 +57,7 @@ pub(super) mod examples {
         let mut r = record();
         let sql = "ALTER TABLE orders VALIDATE CONSTRAINT c";
         step_holding(&mut r, "validate", sql, (1000.0, 1500.0), "ShareUpdateExclusiveLock", 1000.5)
-            .seq_scans = 1;
+            .seq_scans = Some(1);
         r
     }
 
@@ -75,7 +76,7 @@ pub(super) mod examples {
         // can see that index, and the table scan happens under SHARE.
         let mut r = record();
         let sql = "CREATE INDEX idx_new ON orders (c)";
-        step_holding(&mut r, "idx", sql, (1000.0, 1600.0), "ShareLock", 1000.5).seq_scans = 1;
+        step_holding(&mut r, "idx", sql, (1000.0, 1600.0), "ShareLock", 1000.5).seq_scans = Some(1);
         r.locks.push(lock_on("idx_new", "idx", "AccessExclusiveLock", 1000.0, 1600.0));
         assert!(!analyze(&r).findings.iter().any(|f| f.kind == KIND));
     }

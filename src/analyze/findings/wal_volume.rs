@@ -1,10 +1,13 @@
 //! A step that wrote a lot of WAL: replicas and archiving have to carry it,
 //! and in production it grows with the table.
 //!
-//! - **Reads** statements.csv `wal_bytes` summed over the step (cluster-wide,
-//!   app writes included) and server.csv replica lag while it ran.
-//! - **Fires when** the step wrote at least the WAL threshold (16 MiB); info,
-//!   a warning from 1 GiB.
+//! - **Reads** statements.csv `wal_bytes` summed over the step — the WAL its
+//!   statements wrote themselves (pg_stat_statements), never the cluster's
+//!   (`cluster_wal_bytes`, app writes included) — and server.csv replica lag
+//!   while it ran.
+//! - **Fires when** the step's own WAL is known and at least the WAL
+//!   threshold (16 MiB); info, a warning from 1 GiB. Unknown WAL fires
+//!   nothing (the report says it is unknown, and why).
 //! - **Advises** for an UPDATE or a rewrite, its batched or non-rewriting
 //!   form; otherwise to expect the WAL times the size ratio in production and
 //!   check replica lag and archiving.
@@ -19,13 +22,13 @@ pub const RULE: Rule = Rule::step(KIND, check);
 
 fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
     let facts = st.facts;
-    if facts.wal_bytes < ev.th.wal_bytes {
+    let Some(wal_bytes) = facts.wal_bytes.filter(|w| *w >= ev.th.wal_bytes) else {
         return Vec::new();
-    }
+    };
     let secs = (facts.duration_ms / 1000.0).max(0.001);
     let rel = facts.strongest_lock.as_ref().map(|l| l.relation.clone());
     let sql = st.first_sql();
-    let safe = if sql.trim_start().to_ascii_uppercase().starts_with("UPDATE") || facts.rewrote {
+    let safe = if sql.trim_start().to_ascii_uppercase().starts_with("UPDATE") || facts.rewrote == Some(true) {
         patterns::for_statement(sql, rel.as_deref().unwrap_or("t"))
     } else {
         SafePattern {
@@ -40,21 +43,17 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         .filter(|s| s.t_ms >= facts.start_ms && s.t_ms <= facts.end_ms + 1000.0)
         .filter_map(|s| s.replica_lag_bytes)
         .max();
-    let severity = if facts.wal_bytes >= 1024 * 1024 * 1024 {
+    let severity = if wal_bytes >= 1024 * 1024 * 1024 {
         Severity::Warning
     } else {
         Severity::Info
     };
-    let title = format!(
-        "{} of WAL written by {}",
-        fmt_bytes(facts.wal_bytes),
-        facts.step
-    );
+    let title = format!("{} of WAL written by {}", fmt_bytes(wal_bytes), facts.step);
     let seen = format!(
-        "{} of WAL in {:.1} s ({}/s, cluster-wide while the step ran){}",
-        fmt_bytes(facts.wal_bytes),
+        "{} of WAL in {:.1} s ({}/s, written by the step's own statements){}",
+        fmt_bytes(wal_bytes),
         secs,
-        fmt_bytes((facts.wal_bytes as f64 / secs) as u64),
+        fmt_bytes((wal_bytes as f64 / secs) as u64),
         lag.map(|l| format!("; replica lag reached {}", fmt_bytes(l)))
             .unwrap_or_default()
     );
@@ -77,12 +76,14 @@ pub(super) mod examples {
             1000.0,
             3000.0,
         );
-        s.wal_bytes = 64 * 1024 * 1024;
+        s.wal_bytes = Some(64 * 1024 * 1024);
+        s.cluster_wal_bytes = Some(80 * 1024 * 1024);
         r.statements.push(s);
         r
     }
 
-    /// ADD COLUMN writes 4 KiB.
+    /// ADD COLUMN writes 4 KiB itself while app traffic makes the cluster
+    /// write 64 MiB: the app's WAL is not the step's.
     pub(in crate::analyze::findings) fn quiet() -> RunRecord {
         let mut r = record();
         let mut s = stmt(
@@ -91,9 +92,27 @@ pub(super) mod examples {
             3100.0,
             3101.0,
         );
-        s.wal_bytes = 4096;
+        s.wal_bytes = Some(4096);
+        s.cluster_wal_bytes = Some(64 * 1024 * 1024);
         r.statements.push(s);
         r
+    }
+
+    #[test]
+    fn unknown_wal_fires_nothing() {
+        let mut r = fires();
+        let s = r.statements.last_mut().unwrap();
+        s.wal_bytes = None;
+        s.unknown = "wal_bytes: pg_stat_statements is not loaded".into();
+        let a = analyze(&r);
+        assert!(a.findings.iter().all(|f| f.kind != KIND));
+        let step = &a.steps[0];
+        assert_eq!(step.wal_bytes, None);
+        assert!(
+            step.unknown["wal_bytes"].contains("pg_stat_statements is not loaded"),
+            "{:?}",
+            step.unknown
+        );
     }
 
     #[test]
@@ -105,7 +124,7 @@ pub(super) mod examples {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].step.as_deref(), Some("backfill"));
         assert!(
-            f[0].seen.contains("64.0 MiB of WAL in 2.0 s (32.0 MiB/s"),
+            f[0].seen.contains("64.0 MiB of WAL in 2.0 s (32.0 MiB/s, written by the step's own"),
             "{}",
             f[0].seen
         );

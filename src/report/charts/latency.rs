@@ -9,8 +9,8 @@ use super::frame::{
     ChartData, Lines, TimeChart, FONT, STATEMENT_ALPHA, STATEMENT_FILL,
 };
 use super::legend::{Legend, Mark};
-use crate::analyze::latency::merged_quantile;
-use crate::record::{Blocks, LatencyRow};
+use crate::latency_hdr::WindowFigures;
+use crate::record::Blocks;
 use plotters::coord::combinators::LogCoord;
 
 pub const SIZE: (u32, u32) = (1280, 640);
@@ -27,64 +27,97 @@ struct QuerySeries {
 }
 
 fn series(d: &ChartData<'_>) -> Vec<QuerySeries> {
-    let mut names: Vec<String> = Vec::new();
-    for r in &d.rec.latency {
-        if !names.contains(&r.query) {
-            names.push(r.query.clone());
+    let mut names: Vec<&str> = Vec::new();
+    for w in &d.rec.histograms.windows {
+        if let Some(q) = w.query.as_deref() {
+            if !names.contains(&q) {
+                names.push(q);
+            }
         }
     }
     names
         .into_iter()
-        .map(|name| {
-            // Windows of this query, apps merged.
-            let mut windows: Vec<(f64, f64, Vec<&LatencyRow>)> = Vec::new();
-            for r in d.rec.latency.iter().filter(|r| r.query == name) {
-                match windows.iter_mut().find(|w| w.0 == r.window_start_ms) {
-                    Some(w) => w.2.push(r),
-                    None => windows.push((r.window_start_ms, r.window_ms, vec![r])),
-                }
-            }
-            windows.sort_by(|a, b| a.0.total_cmp(&b.0));
-            QuerySeries {
-                name,
-                runs: runs(windows),
-            }
+        .map(|name| QuerySeries {
+            name: name.to_string(),
+            // Windows of this query, app versions merged (exactly).
+            runs: runs(
+                d.rec
+                    .histograms
+                    .windows
+                    .iter()
+                    .filter(|w| w.query.as_deref() == Some(name) && w.count > 0),
+            ),
         })
         .collect()
 }
 
 /// Points of consecutive windows with completions.
-fn runs(windows: Vec<(f64, f64, Vec<&LatencyRow>)>) -> Vec<Vec<(f64, f64, f64, f64)>> {
+fn runs<'a>(windows: impl Iterator<Item = &'a WindowFigures>) -> Vec<Vec<(f64, f64, f64, f64)>> {
     let mut runs: Vec<Vec<(f64, f64, f64, f64)>> = Vec::new();
     let mut last_end: Option<f64> = None;
-    for (ws, wms, rows) in windows {
-        let rows: Vec<&LatencyRow> = rows.into_iter().filter(|r| r.count > 0).collect();
-        if rows.is_empty() {
-            last_end = None;
-            continue;
-        }
-        let p50 = merged_quantile(&rows, 0.5).unwrap_or(0.0) / 1000.0;
-        let p99 = merged_quantile(&rows, 0.99).unwrap_or(0.0) / 1000.0;
-        let max = rows.iter().map(|r| r.max_us).max().unwrap_or(0) as f64 / 1000.0;
-        if !last_end.is_some_and(|e| ws - e < wms * 0.5) {
+    for w in windows {
+        let wms = w.to_ms - w.from_ms;
+        if !last_end.is_some_and(|e| w.from_ms - e < wms * 0.5) {
             runs.push(Vec::new());
         }
-        runs.last_mut()
-            .expect("pushed")
-            .push(((ws + wms / 2.0) / 1000.0, p50, p99, max));
-        last_end = Some(ws + wms);
+        let ms = |us: u64| us as f64 / 1000.0;
+        runs.last_mut().expect("pushed").push((
+            (w.from_ms + wms / 2.0) / 1000.0,
+            ms(w.p50_us),
+            ms(w.p99_us),
+            ms(w.max_us),
+        ));
+        last_end = Some(w.to_ms);
     }
     runs
 }
 
-/// The y range (ms) in decades around the smallest p50 and the largest max.
-fn y_range(qs: &[QuerySeries]) -> (f64, f64) {
+/// One app's oldest request in flight at each window's end: runs of
+/// (window end s, age ms, all connections busy).
+struct InflightSeries {
+    app: String,
+    runs: Vec<Vec<(f64, f64, bool)>>,
+}
+
+fn inflight(d: &ChartData<'_>) -> Vec<InflightSeries> {
+    let mut out: Vec<InflightSeries> = Vec::new();
+    for r in &d.rec.inflight {
+        let i = match out.iter().position(|s| s.app == r.app) {
+            Some(i) => i,
+            None => {
+                out.push(InflightSeries {
+                    app: r.app.clone(),
+                    runs: vec![Vec::new()],
+                });
+                out.len() - 1
+            }
+        };
+        let runs = &mut out[i].runs;
+        match r.oldest_ms.filter(|ms| *ms > 0.0) {
+            Some(age) => runs.last_mut().expect("one run").push((
+                (r.window_start_ms + r.window_ms) / 1000.0,
+                age,
+                r.connections > 0 && r.busy >= r.connections,
+            )),
+            None if runs.last().is_some_and(|l| !l.is_empty()) => runs.push(Vec::new()),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The y range (ms) in decades around the smallest p50 and the largest max
+/// (or in-flight age).
+fn y_range(qs: &[QuerySeries], fl: &[InflightSeries]) -> (f64, f64) {
     let pts = || qs.iter().flat_map(|q| q.runs.iter().flatten());
     let lo = pts()
         .map(|p| p.1)
         .filter(|v| *v > 0.0)
         .fold(f64::INFINITY, f64::min);
-    let hi = pts().map(|p| p.3).fold(0.0, f64::max);
+    let hi = pts()
+        .map(|p| p.3)
+        .chain(fl.iter().flat_map(|s| s.runs.iter().flatten()).map(|p| p.1))
+        .fold(0.0, f64::max);
     if lo.is_finite() && hi > 0.0 {
         (
             10f64.powf((lo * 0.8).log10().floor()).max(0.001),
@@ -110,7 +143,8 @@ pub(super) fn draw<DB: DrawingBackend>(
     );
     let (plot, side) = layout(root, &title)?;
     let qs = series(d);
-    let (y0, y1) = y_range(&qs);
+    let fl = inflight(d);
+    let (y0, y1) = y_range(&qs, &fl);
     let mut chart = ChartBuilder::on(&plot)
         .margin(16)
         .x_label_area_size(48)
@@ -135,6 +169,7 @@ pub(super) fn draw<DB: DrawingBackend>(
     header_labels(&chart, d, &[])?;
     let holds = draw_holds(&mut chart, d, y0)?;
     draw_queries(&mut chart, &qs, y0)?;
+    draw_inflight(&mut chart, &fl, y0)?;
 
     let mut legend = Legend::default();
     legend.heading("query");
@@ -147,11 +182,23 @@ pub(super) fn draw<DB: DrawingBackend>(
         .add(Mark::Line(grey, 2), "p99 (thick)")
         .add(Mark::Line(over_white(grey, 0.55), 1), "p50 (thin)")
         .add(Mark::Dot(grey), "max (dots)")
-        .heading("migration")
-        .add(
-            Mark::Fill(over_white(STATEMENT_FILL, STATEMENT_ALPHA + 0.2)),
-            "statement running",
+        .heading("in flight (window's end)");
+    for (i, s) in fl.iter().enumerate() {
+        legend.add(
+            Mark::Dashed(inflight_color(i), 2),
+            format!("{}: oldest request's age", s.app),
         );
+    }
+    if fl.iter().flat_map(|s| s.runs.iter().flatten()).any(|p| p.2) {
+        legend.add(
+            Mark::Line(inflight_color(0), 5),
+            "thick: every connection busy",
+        );
+    }
+    legend.heading("migration").add(
+        Mark::Fill(over_white(STATEMENT_FILL, STATEMENT_ALPHA + 0.2)),
+        "statement running",
+    );
     if holds.reads_writes {
         legend.add(
             Mark::Fill(READS_WRITES),
@@ -258,6 +305,47 @@ fn draw_holds<DB: DrawingBackend>(
             .map_err(err)?;
     }
     Ok(drawn)
+}
+
+/// Dark, so the age lines stand apart from the queries' colours.
+fn inflight_color(i: usize) -> RGBColor {
+    [
+        RGBColor(30, 30, 30),
+        RGBColor(120, 70, 0),
+        RGBColor(0, 80, 120),
+    ][i % 3]
+}
+
+/// Per app: the age of its oldest request in flight, dashed; thick where
+/// every connection of the app was busy (the pool exhausted). During a
+/// stall no request completes, so this is the line that rises through it.
+fn draw_inflight<DB: DrawingBackend>(
+    chart: &mut LatencyChart<'_, DB>,
+    fl: &[InflightSeries],
+    y0: f64,
+) -> anyhow::Result<()> {
+    for (i, s) in fl.iter().enumerate() {
+        let c = inflight_color(i);
+        for run in &s.runs {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    run.iter().map(|p| (p.0, p.1.max(y0))),
+                    6,
+                    4,
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?;
+            for pair in run.windows(2).filter(|p| p[0].2 && p[1].2) {
+                chart
+                    .draw_series(LineSeries::new(
+                        pair.iter().map(|p| (p.0, p.1.max(y0))),
+                        c.stroke_width(5),
+                    ))
+                    .map_err(err)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Per query: p99 thick, p50 thin and pale, max as dots, in its colour.

@@ -10,6 +10,8 @@ use super::frame::{err, Area, FONT};
 pub(crate) enum Mark {
     /// A line of this width.
     Line(RGBColor, u32),
+    /// A dashed line of this width.
+    Dashed(RGBColor, u32),
     Dot(RGBColor),
     /// A filled box.
     Fill(RGBColor),
@@ -85,6 +87,17 @@ fn draw_mark<DB: DrawingBackend>(area: &Area<'_, DB>, mark: Mark, y: i32) -> any
     let (x0, x1) = (8, 28);
     match mark {
         Mark::Line(c, w) => area.draw(&PathElement::new(vec![(x0, y), (x1, y)], c.stroke_width(w))),
+        Mark::Dashed(c, w) => area
+            .draw(&PathElement::new(
+                vec![(x0, y), (x0 + 7, y)],
+                c.stroke_width(w),
+            ))
+            .and_then(|_| {
+                area.draw(&PathElement::new(
+                    vec![(x1 - 7, y), (x1, y)],
+                    c.stroke_width(w),
+                ))
+            }),
         Mark::Dot(c) => area.draw(&Circle::new(((x0 + x1) / 2, y), 3, c.filled())),
         Mark::Fill(c) => area.draw(&Rectangle::new([(x0, y - 6), (x1, y + 6)], c.filled())),
         Mark::Outline(c) => area.draw(&Rectangle::new(

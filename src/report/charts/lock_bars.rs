@@ -153,6 +153,7 @@ mod tests {
             wait_ms: 0.0,
             held_ms: released - granted,
             blocks: Blocks::None,
+            source: "probe".into(),
         }
     }
 

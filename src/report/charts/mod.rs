@@ -10,6 +10,7 @@ mod latency;
 mod legend;
 mod lock_bars;
 mod locks;
+mod replica;
 mod throughput;
 
 use std::path::Path;
@@ -23,10 +24,12 @@ use frame::{err, ChartData, FONT};
 
 pub use latency::SIZE as LATENCY_SIZE;
 pub use locks::SIZE as LOCKS_SIZE;
+pub use replica::SIZE as REPLICA_SIZE;
 pub use throughput::SIZE as THROUGHPUT_SIZE;
 
-/// Chart base names; each is written as `.svg` and `.png`.
-pub const CHARTS: [&str; 3] = ["latency", "locks", "throughput"];
+/// Chart base names; each is written as `.svg` and `.png` (`replica` only
+/// when the run sampled a replica).
+pub const CHARTS: [&str; 4] = ["latency", "locks", "throughput", "replica"];
 
 pub fn register_fonts() {
     static ONCE: Once = Once::new();
@@ -37,8 +40,8 @@ pub fn register_fonts() {
     });
 }
 
-/// Write latency, locks and throughput charts as SVG and PNG into `dir`.
-/// Returns the file names written.
+/// Write latency, locks and throughput charts (and replica, with a replica)
+/// as SVG and PNG into `dir`. Returns the file names written.
 pub fn write_all(dir: &Path, rec: &RunRecord, a: &Analysis) -> anyhow::Result<Vec<String>> {
     register_fonts();
     let end_ms = rec
@@ -75,5 +78,8 @@ pub fn write_all(dir: &Path, rec: &RunRecord, a: &Analysis) -> anyhow::Result<Ve
     both!("latency", LATENCY_SIZE, latency::draw);
     both!("locks", LOCKS_SIZE, locks::draw);
     both!("throughput", THROUGHPUT_SIZE, throughput::draw);
+    if replica::sampled(&d) {
+        both!("replica", REPLICA_SIZE, replica::draw);
+    }
     Ok(files)
 }

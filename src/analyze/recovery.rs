@@ -1,0 +1,123 @@
+//! Recovery time: how long after a step ended the app's latency came back.
+//!
+//! The bar is [`FACTOR`] × the p99 of every query and app before the
+//! migration. Walking the windows that end after the step ended, the
+//! recovery begins with the first window that has requests and whose p99
+//! (every query and app merged, exactly) is within the bar, provided the
+//! [`SUSTAIN`] windows from it are all within it too (fewer when the run
+//! ends first), so that one lucky window in a backlog does not count. A
+//! window without completions is never within the bar: nothing came back.
+//! The recovery time is from the step's end to the start of that window
+//! (0 when it began before the step ended), known to a window.
+
+use super::facts::{Recovery, RecoveryState};
+use crate::latency_hdr::WindowFigures;
+use crate::pg::round3;
+use crate::record::RunRecord;
+
+/// Latency is back when its p99 is within this factor of the p99 before.
+pub const FACTOR: f64 = 1.5;
+
+/// Consecutive windows that must all be within the bar.
+pub const SUSTAIN: usize = 3;
+
+/// Recovery after a step that ended at `end_ms`, given the p99 before the
+/// migration.
+pub(crate) fn recovery(rec: &RunRecord, before_p99_ms: Option<f64>, end_ms: f64) -> Recovery {
+    let Some(before) = before_p99_ms else {
+        return Recovery::default();
+    };
+    let bar_us = before * FACTOR * 1000.0;
+    let windows: Vec<&WindowFigures> = rec
+        .histograms
+        .windows
+        .iter()
+        .filter(|w| w.query.is_none() && w.to_ms > end_ms)
+        .collect();
+    let within = |w: &WindowFigures| w.count > 0 && w.p99_us as f64 <= bar_us;
+    let start = (0..windows.len()).find(|&i| {
+        let run = &windows[i..windows.len().min(i + SUSTAIN)];
+        run.iter().all(|w| within(w))
+            && run
+                .windows(2)
+                .all(|p| (p[1].from_ms - p[0].to_ms).abs() < 0.001)
+    });
+    let threshold_ms = Some(round3(bar_us / 1000.0));
+    match start {
+        Some(i) => Recovery {
+            state: RecoveryState::Recovered,
+            threshold_ms,
+            recovery_ms: Some(round3((windows[i].from_ms - end_ms).max(0.0))),
+        },
+        None => Recovery {
+            state: RecoveryState::NotRecovered,
+            threshold_ms,
+            recovery_ms: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::testkit::record;
+
+    /// Windows of 100 ms from `from_ms` with these p99s (µs); 0 = no
+    /// completions (no window in latency.hdr).
+    fn with_windows(from_ms: f64, p99s: &[u64]) -> RunRecord {
+        let mut r = record();
+        r.histograms.windows = p99s
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p > 0)
+            .map(|(i, p)| WindowFigures {
+                from_ms: from_ms + i as f64 * 100.0,
+                to_ms: from_ms + (i + 1) as f64 * 100.0,
+                query: None,
+                count: 50,
+                p50_us: p / 2,
+                p99_us: *p,
+                max_us: *p,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn recovered_once_latency_stays_within_the_bar() {
+        // Step ends at 1050; a backlog drains; one lucky window at 1300.
+        let r = with_windows(
+            1000.0,
+            &[900_000, 0, 400_000, 2_000, 300_000, 2_900, 2_000, 1_000],
+        );
+        let rec = recovery(&r, Some(2.0), 1050.0);
+        assert_eq!(rec.state, RecoveryState::Recovered);
+        assert_eq!(rec.threshold_ms, Some(3.0));
+        assert_eq!(rec.recovery_ms, Some(450.0));
+    }
+
+    #[test]
+    fn no_slowdown_is_no_recovery_time() {
+        let r = with_windows(1000.0, &[2_000, 2_000, 2_000, 2_000]);
+        assert_eq!(recovery(&r, Some(2.0), 1050.0).recovery_ms, Some(0.0));
+    }
+
+    #[test]
+    fn still_slow_at_the_end_is_not_recovered() {
+        let r = with_windows(1000.0, &[900_000, 800_000, 2_000, 700_000]);
+        let rec = recovery(&r, Some(2.0), 1000.0);
+        assert_eq!(
+            (rec.state, rec.recovery_ms),
+            (RecoveryState::NotRecovered, None)
+        );
+        // The last windows of the run count even when fewer than SUSTAIN.
+        let r = with_windows(1000.0, &[900_000, 800_000, 2_000]);
+        assert_eq!(recovery(&r, Some(2.0), 1000.0).recovery_ms, Some(200.0));
+    }
+
+    #[test]
+    fn without_traffic_before_there_is_no_bar() {
+        let r = with_windows(1000.0, &[2_000]);
+        assert_eq!(recovery(&r, None, 1000.0).state, RecoveryState::NoBaseline);
+    }
+}

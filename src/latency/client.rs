@@ -1,0 +1,186 @@
+//! What each app connection (and script session) hands the recorder: the
+//! request it is executing now, and the requests it finished since the
+//! recorder last looked.
+//!
+//! No message per request: a client appends to its own buffer under a mutex
+//! that only it and the recorder take, each for a moment (the recorder
+//! swaps the buffer out every tick). A client never waits for the recorder
+//! and allocates nothing in the steady state.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::workload::AppError;
+
+/// One finished request, times in ns since the run started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Finished {
+    pub query: u16,
+    pub failed: bool,
+    /// Open loop: the scheduled start; closed loop: when it was issued.
+    pub intended_ns: u64,
+    pub sent_ns: u64,
+    pub done_ns: u64,
+}
+
+/// A request still executing, as the recorder saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Executing {
+    pub app: u16,
+    pub intended_ns: u64,
+    /// None when it was handed to the client but not sent yet.
+    pub sent_ns: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Buffer {
+    pub finished: Vec<Finished>,
+    /// The failed ones' errors: (done_ns, query, error).
+    pub errors: Vec<(u64, u16, AppError)>,
+}
+
+/// One client's log. Cheap to share: the client holds one, the registry
+/// another.
+#[derive(Debug)]
+pub struct ClientLog {
+    pub(crate) app: u16,
+    /// Counts towards its app's connections (scripts do not).
+    pub(crate) pooled: bool,
+    start: Instant,
+    buffer: Mutex<Buffer>,
+    /// The executing request's intended start and send time (ns since the
+    /// run started, +1 so that 0 means none). Set without the lock when a
+    /// request begins; cleared under it together with the push of the
+    /// finished request, so the recorder never sees a request in both
+    /// places or in neither.
+    intended: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl ClientLog {
+    fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.start).as_nanos() as u64
+    }
+
+    /// A request starts: it was due at `intended` (open loop: its scheduled
+    /// time, so the time it queued counts) and is sent now.
+    pub fn begin(&self, intended: Instant, sent: Instant) {
+        self.intended
+            .store(self.ns(intended) + 1, Ordering::Relaxed);
+        // Release: whoever sees the send time sees the intended start too.
+        self.sent.store(self.ns(sent) + 1, Ordering::Release);
+    }
+
+    /// Is a request in flight (begun, not ended)?
+    pub fn executing(&self) -> bool {
+        self.intended.load(Ordering::Relaxed) != 0
+    }
+
+    /// The request ended at `done`, with `error` when it failed.
+    pub fn end(
+        &self,
+        query: u16,
+        intended: Instant,
+        sent: Instant,
+        done: Instant,
+        error: Option<AppError>,
+    ) {
+        let f = Finished {
+            query,
+            failed: error.is_some(),
+            intended_ns: self.ns(intended),
+            sent_ns: self.ns(sent),
+            done_ns: self.ns(done),
+        };
+        let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        b.finished.push(f);
+        if let Some(e) = error {
+            b.errors.push((f.done_ns, query, e));
+        }
+        self.intended.store(0, Ordering::Relaxed);
+        self.sent.store(0, Ordering::Relaxed);
+    }
+
+    /// Swap the finished requests into `into` (emptied first, capacity kept
+    /// on both sides) and say what is executing now.
+    pub(crate) fn drain(&self, into: &mut Buffer) -> Option<Executing> {
+        into.finished.clear();
+        into.errors.clear();
+        let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut *b, into);
+        let sent = self.sent.load(Ordering::Acquire);
+        let intended = self.intended.load(Ordering::Relaxed);
+        drop(b);
+        (intended > 0).then(|| Executing {
+            app: self.app,
+            intended_ns: intended - 1,
+            sent_ns: (sent > 0).then(|| sent - 1),
+        })
+    }
+}
+
+/// Every client log of the run, for the recorder to drain. Clients register
+/// as they connect; a reconnecting client keeps its log.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    start: Instant,
+    logs: Arc<Mutex<Vec<Arc<ClientLog>>>>,
+}
+
+impl Registry {
+    pub fn new(start: Instant) -> Registry {
+        Registry {
+            start,
+            logs: Arc::default(),
+        }
+    }
+
+    /// A new log for a connection of app `app` (an index into the labels'
+    /// apps); `pooled` when it is one of the app's connections rather than
+    /// a script's session.
+    pub fn client(&self, app: u16, pooled: bool) -> Arc<ClientLog> {
+        let log = Arc::new(ClientLog {
+            app,
+            pooled,
+            start: self.start,
+            buffer: Mutex::default(),
+            intended: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+        });
+        self.logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(log.clone());
+        log
+    }
+
+    pub(crate) fn logs(&self) -> Vec<Arc<ClientLog>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_request_is_executing_or_finished_never_both() {
+        let t0 = Instant::now();
+        let reg = Registry::new(t0);
+        let log = reg.client(0, true);
+        let mut buf = Buffer::default();
+        assert!(log.drain(&mut buf).is_none());
+        let (i, s) = (t0 + Duration::from_millis(5), t0 + Duration::from_millis(7));
+        log.begin(i, s);
+        let ex = log.drain(&mut buf).expect("executing");
+        assert_eq!((ex.intended_ns, ex.sent_ns), (5_000_000, Some(7_000_000)));
+        assert!(buf.finished.is_empty());
+        log.end(3, i, s, t0 + Duration::from_millis(9), None);
+        assert!(log.drain(&mut buf).is_none());
+        assert_eq!(buf.finished.len(), 1);
+        assert_eq!(buf.finished[0].done_ns, 9_000_000);
+        assert_eq!(reg.logs().len(), 1);
+    }
+}

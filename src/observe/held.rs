@@ -1,0 +1,287 @@
+//! The migration's own locks while a statement runs outside a transaction
+//! (CREATE INDEX CONCURRENTLY, autocommit steps), where the executor cannot
+//! list them itself: one prepared `pg_locks WHERE pid = $1`, polled from the
+//! moment the statement is sent (the executor wakes us) every
+//! [`HELD_POLL`] until it returns. Idle otherwise.
+//!
+//! Inside a transaction (where the probe lists the locks) the same poll
+//! times the migration's lock waits instead, with `waitstart`: a wait too
+//! short for the 5 ms wait poller still moves the lock's grant.
+//!
+//! Each lock is kept with the polls around its sightings: the last poll
+//! before its first sighting that did not see it, and the first after its
+//! last sighting that did not — a lock taken or released mid-statement is
+//! then placed to half a poll interval (holds.rs). Every time is the
+//! server's clock around its read of pg_locks, mapped onto the run clock:
+//! this process being slow to send a poll or read its answer does not
+//! shift it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::{Client, Statement};
+
+use super::{MigrationWait, ObserverCtx};
+
+/// How often the migration's locks are listed while a statement runs
+/// outside a transaction.
+pub const HELD_POLL: Duration = Duration::from_millis(1);
+
+/// A lock seen held by the migration while a statement ran outside a
+/// transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldSighting {
+    pub locktype: String,
+    pub oid: Option<u32>,
+    /// The name the poller saw (digits when it could not see one).
+    pub relation: String,
+    pub mode: String,
+    pub first_ms: f64,
+    pub last_ms: f64,
+    /// The poll just before the first sighting, which did not see it.
+    pub missed_before_ms: Option<f64>,
+    /// The poll just after the last sighting, which did not see it (None:
+    /// held until the statement returned).
+    pub missed_after_ms: Option<f64>,
+}
+
+pub(super) struct Held {
+    ctx: Arc<ObserverCtx>,
+    client: Client,
+    query: Statement,
+    pub(super) sightings: Vec<HeldSighting>,
+    /// The migration's lock waits, seen every poll (see `follow_statement`).
+    pub(super) waits: Vec<MigrationWait>,
+    pub(super) polls: u64,
+    pub(super) lost: Option<String>,
+}
+
+type Key = (String, Option<u32>, String);
+
+impl Held {
+    /// Connect and start polling on a thread and runtime of its own: a
+    /// busy runtime (the app's clients, the recorder) must not delay its
+    /// 1 ms polls, whose gaps are its precision.
+    pub(super) async fn start(
+        ctx: Arc<ObserverCtx>,
+    ) -> crate::Result<std::thread::JoinHandle<Option<Held>>> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("pgrehearse-held-locks".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(crate::Error::from(anyhow::Error::new(e))));
+                        return None;
+                    }
+                };
+                rt.block_on(async move {
+                    let held = async {
+                        let client = ctx.conn.connect(super::OBSERVER_APP_NAME).await?;
+                        Held::prepare(ctx, client).await
+                    };
+                    match held.await {
+                        Ok(h) => {
+                            let _ = ready_tx.send(Ok(()));
+                            Some(h.run().await)
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            None
+                        }
+                    }
+                })
+            })
+            .map_err(anyhow::Error::new)?;
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(anyhow::anyhow!("the migration's lock poller did not start").into()),
+        }
+    }
+
+    async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
+        // The server's clock around the read of pg_locks: a sighting's time
+        // is the server's, free of this process's delays.
+        let query = client
+            .prepare(
+                "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
+                 ARRAY(SELECT locktype || '|' || relation::oid || '|' \
+                    || coalesce(relation::regclass::text, locktype) || '|' || mode \
+                    FROM pg_locks WHERE pid = $1 AND granted AND locktype = 'relation'), \
+                 (extract(epoch from clock_timestamp()) * 1000)::float8, \
+                 ARRAY(SELECT locktype || '|' || coalesce(relation::oid::text, '') || '|' \
+                    || coalesce(relation::regclass::text, locktype) || '|' || mode || '|' \
+                    || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') \
+                    FROM pg_locks WHERE pid = $1 AND NOT granted)",
+            )
+            .await?;
+        Ok(Held {
+            ctx,
+            client,
+            query,
+            sightings: Vec::new(),
+            waits: Vec::new(),
+            polls: 0,
+            lost: None,
+        })
+    }
+
+    pub(super) async fn run(mut self) -> Held {
+        loop {
+            tokio::select! {
+                _ = self.ctx.stop.cancelled() => break,
+                _ = self.ctx.migration.statement_sent.notified() => {}
+            }
+            if let Err(e) = self.follow_statement().await {
+                self.lost = Some(format!(
+                    "the migration's lock poller lost the server: {}",
+                    crate::pg::error_text(&e)
+                ));
+                break;
+            }
+        }
+        self
+    }
+
+    /// Poll while the statement that was just sent runs.
+    async fn follow_statement(&mut self) -> Result<(), tokio_postgres::Error> {
+        let mig = self.ctx.migration.clone();
+        let pid = mig.pid.load(Ordering::Relaxed);
+        // The statement followed: the next one may be sent before a poll
+        // notices this one ended.
+        let seq = mig.statement_seq.load(Ordering::Relaxed);
+        // Inside a transaction the probe lists what the statement took; the
+        // poll only times its waits (a wait too short for the wait poller
+        // still moves the grant), at full rate for the statement's first
+        // [`WAIT_WATCH`] (where a statement takes its locks), slower after.
+        let in_txn = !mig.autocommit.load(Ordering::Relaxed);
+        let mut open: HashMap<Key, HeldSighting> = HashMap::new();
+        let mut waiting: HashMap<Key, MigrationWait> = HashMap::new();
+        let mut previous: Option<f64> = None;
+        let started = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(HELD_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            let running = mig.in_statement.load(Ordering::Relaxed)
+                && mig.statement_seq.load(Ordering::Relaxed) == seq;
+            let row = self.client.query_one(&self.query, &[&pid]).await?;
+            let server_ms = (row.get::<_, f64>(0) + row.get::<_, f64>(2)) / 2.0;
+            let t = self.ctx.server_clock.to_run_ms(server_ms);
+            self.polls += 1;
+            self.follow_waits(&mut waiting, &row.get::<_, Vec<String>>(3), t, previous);
+            let locks: Vec<String> = if in_txn { Vec::new() } else { row.get(1) };
+            let mut seen: Vec<Key> = Vec::with_capacity(locks.len());
+            for l in &locks {
+                let Some((locktype, oid, name, mode)) = split_lock(l) else {
+                    continue;
+                };
+                let key: Key = (locktype.to_string(), oid, mode.to_string());
+                let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
+                    locktype: key.0.clone(),
+                    oid: key.1,
+                    relation: name.to_string(),
+                    mode: key.2.clone(),
+                    first_ms: t,
+                    last_ms: t,
+                    missed_before_ms: previous,
+                    missed_after_ms: None,
+                });
+                e.last_ms = t;
+                // A name seen once the relation became visible is better
+                // than its oid.
+                if !name.bytes().all(|b| b.is_ascii_digit()) {
+                    e.relation = name.to_string();
+                }
+                seen.push(key);
+            }
+            let gone: Vec<Key> = open.keys().filter(|k| !seen.contains(k)).cloned().collect();
+            for k in gone {
+                let mut s = open.remove(&k).expect("present");
+                s.missed_after_ms = Some(t);
+                self.sightings.push(s);
+            }
+            previous = Some(t);
+            if !running || self.ctx.stop.is_cancelled() {
+                break;
+            }
+            if in_txn && started.elapsed() > WAIT_WATCH {
+                tokio::time::sleep(WAIT_WATCH_AFTER).await;
+            } else {
+                tick.tick().await;
+            }
+        }
+        // Still held when the statement returned.
+        self.sightings.extend(open.into_values());
+        self.waits.extend(waiting.into_values());
+        Ok(())
+    }
+}
+
+impl Held {
+    /// Open, extend and close the migration's waits from one poll's
+    /// ungranted locks (`locktype|oid|name|mode|waitstart_ms`) at `t`; a
+    /// wait ends halfway between its last sighting and the poll without it.
+    fn follow_waits(
+        &mut self,
+        waiting: &mut HashMap<Key, MigrationWait>,
+        rows: &[String],
+        t: f64,
+        previous: Option<f64>,
+    ) {
+        let mut seen: Vec<Key> = Vec::new();
+        for l in rows {
+            let Some((head, start)) = l.rsplit_once('|') else {
+                continue;
+            };
+            let Some((locktype, oid, name, mode)) = split_lock(head) else {
+                continue;
+            };
+            let key: Key = (locktype.to_string(), oid, mode.to_string());
+            let start_ms = start
+                .parse::<f64>()
+                .ok()
+                .map(|ms| self.ctx.server_clock.to_run_ms(ms))
+                .unwrap_or_else(|| previous.map_or(t, |p| (p + t) / 2.0));
+            let w = waiting.entry(key.clone()).or_insert_with(|| MigrationWait {
+                locktype: locktype.to_string(),
+                oid,
+                relation: name.to_string(),
+                mode: mode.to_string(),
+                start_ms,
+                end_ms: t,
+            });
+            w.end_ms = t;
+            seen.push(key);
+        }
+        let gone: Vec<Key> = waiting
+            .keys()
+            .filter(|k| !seen.contains(k))
+            .cloned()
+            .collect();
+        for k in gone {
+            let mut w = waiting.remove(&k).expect("present");
+            w.end_ms = (w.end_ms + t) / 2.0;
+            self.waits.push(w);
+        }
+    }
+}
+
+/// How long into a statement inside a transaction its waits are polled
+/// every [`HELD_POLL`]; every [`WAIT_WATCH_AFTER`] after that.
+const WAIT_WATCH: Duration = Duration::from_millis(100);
+const WAIT_WATCH_AFTER: Duration = Duration::from_millis(10);
+
+/// `relation|16385|orders|ShareLock` → its parts (the name may hold `|`).
+fn split_lock(l: &str) -> Option<(&str, Option<u32>, &str, &str)> {
+    let (head, mode) = l.rsplit_once('|')?;
+    let mut it = head.splitn(3, '|');
+    Some((it.next()?, it.next()?.parse().ok(), it.next()?, mode))
+}

@@ -1,0 +1,443 @@
+//! App lock waits (waits.csv) and the migration's own waits: a cheap poll
+//! of this database's backends for one waiting on a lock — three
+//! per-backend figures over `pg_stat_get_backend_idset()`, no view, no
+//! query text — and, only while someone waits, their query texts, blocking
+//! pids and ungranted pg_locks rows (with `waitstart`). Every
+//! [`ObserverCtx::poll`] while a step runs or someone waits; backing off to
+//! 5× that while nothing happens (an app-on-app wait shorter than that,
+//! outside steps, can be missed).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio_postgres::{Client, Statement};
+
+use super::{MigrationWait, Observations, ObserverCtx, MAX_WAIT_ROWS};
+use crate::record::{WaitCause, WaitRow};
+use crate::workload::{PidOwner, SCRIPT_APP};
+
+/// Sessions of pgrehearse itself: never app waits.
+const OWN_APPS: [&str; 3] = [
+    "pgrehearse/observer",
+    "pgrehearse/health",
+    "pgrehearse/harness",
+];
+
+/// An app wait being watched.
+struct OpenWait {
+    pid: i32,
+    query: String,
+    app: String,
+    relation: String,
+    mode: String,
+    start_ms: f64,
+    last_seen_ms: f64,
+    blockers: BTreeSet<i32>,
+    queued_behind_migration: bool,
+    blocked_by_migration: bool,
+    seen_in_poll: u64,
+}
+
+struct OpenMigWait {
+    wait: MigrationWait,
+    seen_in_poll: u64,
+}
+
+pub(super) struct WaitPoller {
+    ctx: Arc<ObserverCtx>,
+    queries: Queries,
+    open: HashMap<(i32, String, String, i64), OpenWait>,
+    mig_open: HashMap<(String, String, String, i64), OpenMigWait>,
+    done: Vec<WaitRow>,
+    waits_dropped: u64,
+    mig_done: Vec<MigrationWait>,
+    polls: u64,
+    /// Why polling stopped early, if it did.
+    lost: Option<String>,
+    /// Polls at full rate and the time between them (the precision of a
+    /// wait's end).
+    busy_polls: u64,
+    busy_gap_ms: f64,
+}
+
+struct Queries {
+    /// Pids of this database's backends waiting for a lock.
+    waiting: Statement,
+    /// Their query text, application and blocking pids.
+    details: Statement,
+    /// Ungranted pg_locks rows.
+    ungranted: Statement,
+}
+
+struct Waiter {
+    pid: i32,
+    query: String,
+    blockers: Vec<i32>,
+}
+
+struct Ungranted {
+    pid: i32,
+    locktype: String,
+    oid: Option<u32>,
+    relation: String,
+    mode: String,
+    waitstart_ms: Option<f64>,
+}
+
+impl WaitPoller {
+    pub(super) async fn prepare(
+        ctx: Arc<ObserverCtx>,
+        client: &Client,
+    ) -> crate::Result<WaitPoller> {
+        let waiting = client
+            .prepare(
+                "SELECT pid FROM (SELECT pg_stat_get_backend_pid(b) AS pid, \
+                   pg_stat_get_backend_dbid(b) AS db, pg_stat_get_backend_wait_event_type(b) AS w \
+                   FROM pg_stat_get_backend_idset() b) s \
+                 WHERE w = 'Lock' AND db = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .await?;
+        let details = client
+            .prepare(
+                "SELECT pid, coalesce(query, ''), pg_blocking_pids(pid) FROM pg_stat_activity \
+                 WHERE pid = ANY($1) AND wait_event_type = 'Lock' AND NOT application_name = ANY($2)",
+            )
+            .await?;
+        let ungranted = client
+            .prepare(
+                "SELECT pid, locktype, relation::oid::int8, coalesce(relation::regclass::text, locktype), mode, \
+                 (extract(epoch from waitstart) * 1000)::float8 \
+                 FROM pg_locks WHERE NOT granted",
+            )
+            .await?;
+        Ok(WaitPoller {
+            ctx,
+            queries: Queries {
+                waiting,
+                details,
+                ungranted,
+            },
+            open: HashMap::new(),
+            mig_open: HashMap::new(),
+            done: Vec::new(),
+            waits_dropped: 0,
+            mig_done: Vec::new(),
+            polls: 0,
+            lost: None,
+            busy_polls: 0,
+            busy_gap_ms: 0.0,
+        })
+    }
+
+    /// Full rate while a step runs or someone waits; 5× slower otherwise.
+    fn busy(&self, waiting: bool) -> bool {
+        waiting
+            || !self.open.is_empty()
+            || !self.mig_open.is_empty()
+            || self.ctx.migration.in_step.load(Ordering::Relaxed)
+    }
+
+    pub(super) async fn run(mut self, client: Client) -> crate::Result<WaitPoller> {
+        let own: Vec<String> = OWN_APPS.iter().map(|s| s.to_string()).collect();
+        let mut poll_log = tracing::enabled!(tracing::Level::TRACE).then(PollLog::default);
+        let mut next = tokio::time::Instant::now();
+        let mut last_busy: Option<f64> = None;
+        let mut waiting = false;
+        loop {
+            let busy = self.busy(waiting);
+            next += if busy {
+                self.ctx.poll
+            } else {
+                self.ctx.poll * 5
+            };
+            // A late poll does not make the next ones early.
+            next = next.max(tokio::time::Instant::now());
+            tokio::select! {
+                _ = self.ctx.stop.cancelled() => break,
+                _ = tokio::time::sleep_until(next) => {}
+                // A step starting cuts a back-off short.
+                _ = self.ctx.migration.step_started.notified(), if !busy => {}
+            }
+            let t0 = self.ctx.clock.now_ms();
+            let mig_pid = self.ctx.migration.pid.load(Ordering::Relaxed);
+            let polled = self.poll_once(&client, &own).await;
+            // A dead server (or a lost connection) ends the polling, not the
+            // observations: what was seen until then is still reported.
+            let (waiters, ungranted) = match polled {
+                Ok(p) => p,
+                Err(e) => {
+                    self.lost = Some(format!(
+                        "the wait observer lost the server: {}",
+                        crate::pg::error_text(&e)
+                    ));
+                    break;
+                }
+            };
+            let t1 = self.ctx.clock.now_ms();
+            let t = (t0 + t1) / 2.0;
+            self.polls += 1;
+            if self.busy(waiting) {
+                if let Some(prev) = last_busy {
+                    self.busy_polls += 1;
+                    self.busy_gap_ms += t - prev;
+                }
+                last_busy = Some(t);
+            } else {
+                last_busy = None;
+            }
+            waiting = !waiters.is_empty();
+            self.ctx
+                .migration
+                .waiting_backends
+                .store(waiters.len() as u32, Ordering::Relaxed);
+            self.observe(t, mig_pid, &waiters, &ungranted);
+            if let Some(log) = &mut poll_log {
+                log.add(t0, t1, waiters.len(), self.open.len());
+            }
+        }
+        let end = self.ctx.clock.now_ms();
+        self.observe(end, 0, &[], &[]);
+        Ok(self)
+    }
+
+    /// One poll: the waiting pids; their details and the ungranted locks
+    /// only when there are some.
+    async fn poll_once(
+        &self,
+        client: &Client,
+        own: &[String],
+    ) -> Result<(Vec<Waiter>, Vec<Ungranted>), tokio_postgres::Error> {
+        let pids: Vec<i32> = client
+            .query(&self.queries.waiting, &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if pids.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&pids, &own];
+        let (details, ungranted) = tokio::join!(
+            client.query(&self.queries.details, &params),
+            client.query(&self.queries.ungranted, &[]),
+        );
+        let waiters = details?
+            .iter()
+            .map(|r| Waiter {
+                pid: r.get(0),
+                query: r.get(1),
+                blockers: r.get(2),
+            })
+            .collect();
+        let ungranted = ungranted?
+            .iter()
+            .map(|r| Ungranted {
+                pid: r.get(0),
+                locktype: r.get(1),
+                oid: r.get::<_, Option<i64>>(2).map(|o| o as u32),
+                relation: r.get(3),
+                mode: r.get(4),
+                waitstart_ms: r.get(5),
+            })
+            .collect();
+        Ok((waiters, ungranted))
+    }
+
+    fn observe(&mut self, t: f64, mig_pid: i32, waiters: &[Waiter], ungranted: &[Ungranted]) {
+        let poll = self.polls;
+        let migration_waiting = mig_pid != 0 && waiters.iter().any(|w| w.pid == mig_pid);
+        for w in waiters {
+            let Some(lock) = ungranted.iter().find(|u| u.pid == w.pid) else {
+                continue; // granted between the two queries
+            };
+            let start = lock
+                .waitstart_ms
+                .map(|ms| self.ctx.server_clock.to_run_ms(ms))
+                .unwrap_or(t);
+            let key_start = (start * 1000.0) as i64;
+            if w.pid == mig_pid {
+                let key = (
+                    lock.locktype.clone(),
+                    lock.relation.clone(),
+                    lock.mode.clone(),
+                    key_start,
+                );
+                let e = self.mig_open.entry(key).or_insert_with(|| OpenMigWait {
+                    wait: MigrationWait {
+                        locktype: lock.locktype.clone(),
+                        oid: lock.oid,
+                        relation: lock.relation.clone(),
+                        mode: lock.mode.clone(),
+                        start_ms: start,
+                        end_ms: t,
+                    },
+                    seen_in_poll: poll,
+                });
+                e.wait.end_ms = t;
+                e.seen_in_poll = poll;
+                continue;
+            }
+            let (query, app) = self.who(w.pid, &w.query);
+            let key = (w.pid, lock.relation.clone(), lock.mode.clone(), key_start);
+            let e = self.open.entry(key).or_insert_with(|| OpenWait {
+                pid: w.pid,
+                query,
+                app,
+                relation: lock.relation.clone(),
+                mode: lock.mode.clone(),
+                start_ms: start,
+                last_seen_ms: t,
+                blockers: BTreeSet::new(),
+                queued_behind_migration: false,
+                blocked_by_migration: false,
+                seen_in_poll: poll,
+            });
+            e.last_seen_ms = t;
+            e.seen_in_poll = poll;
+            e.blockers.extend(w.blockers.iter().copied());
+            if mig_pid != 0 && w.blockers.contains(&mig_pid) {
+                // pg_blocking_pids lists the migration both when it holds a
+                // conflicting lock and when it merely queues ahead of us.
+                if migration_waiting {
+                    e.queued_behind_migration = true;
+                } else {
+                    e.blocked_by_migration = true;
+                }
+            }
+        }
+        // Whatever was not seen this time has ended: halfway between the
+        // last sighting and now is the best estimate.
+        let gone: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, w)| w.seen_in_poll != poll)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            let w = self.open.remove(&k).expect("present");
+            if self.done.len() >= MAX_WAIT_ROWS {
+                self.waits_dropped += 1;
+                continue;
+            }
+            let end = (w.last_seen_ms + t) / 2.0;
+            let cause = if w.queued_behind_migration {
+                WaitCause::QueuedBehindMigration
+            } else if w.blocked_by_migration {
+                WaitCause::Migration
+            } else {
+                WaitCause::App
+            };
+            let blocked_by = w
+                .blockers
+                .iter()
+                .map(|p| {
+                    if *p == mig_pid || self.is_migration_pid(*p) {
+                        format!("m:{p}")
+                    } else {
+                        p.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.done.push(WaitRow {
+                query: w.query,
+                app: w.app,
+                pid: w.pid,
+                relation: w.relation,
+                mode: w.mode,
+                start_ms: crate::pg::round3(w.start_ms),
+                end_ms: crate::pg::round3(end),
+                wait_ms: crate::pg::round3((end - w.start_ms).max(0.0)),
+                blocked_by,
+                cause,
+            });
+        }
+        let gone: Vec<_> = self
+            .mig_open
+            .iter()
+            .filter(|(_, w)| w.seen_in_poll != poll)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            let mut w = self.mig_open.remove(&k).expect("present").wait;
+            w.end_ms = (w.end_ms + t) / 2.0;
+            self.mig_done.push(w);
+        }
+    }
+
+    fn is_migration_pid(&self, pid: i32) -> bool {
+        pid != 0 && pid == self.ctx.migration.pid.load(Ordering::Relaxed)
+    }
+
+    /// Which query and app a waiting pid belongs to.
+    fn who(&self, pid: i32, sql: &str) -> (String, String) {
+        match self.ctx.pids.get(pid) {
+            Some(PidOwner::Script(name)) => (name, SCRIPT_APP.to_string()),
+            Some(PidOwner::App(app)) => {
+                let q = self
+                    .ctx
+                    .query_names
+                    .get(sql.trim())
+                    .cloned()
+                    .unwrap_or_else(|| "(unknown)".into());
+                (q, app)
+            }
+            None => ("(other session)".into(), "other".into()),
+        }
+    }
+
+    pub(super) fn into_observations(self) -> Observations {
+        let mut waits = self.done;
+        waits.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms).then(a.pid.cmp(&b.pid)));
+        let mean_poll_ms = if self.busy_polls > 0 {
+            self.busy_gap_ms / self.busy_polls as f64
+        } else {
+            self.ctx.poll.as_secs_f64() * 1e3
+        };
+        Observations {
+            waits,
+            migration_waits: self.mig_done,
+            polls: self.polls,
+            waits_dropped: self.waits_dropped,
+            connection_lost: self.lost,
+            mean_poll_ms,
+            ..Observations::default()
+        }
+    }
+}
+
+/// `-vv`: the wait polls of each second summed up in one line (200 lines a
+/// second would bury everything else).
+#[derive(Default)]
+struct PollLog {
+    since_ms: f64,
+    polls: u32,
+    busy_ms: f64,
+    max_ms: f64,
+    max_waiters: usize,
+}
+
+impl PollLog {
+    fn add(&mut self, t0: f64, t1: f64, waiters: usize, open_waits: usize) {
+        self.polls += 1;
+        self.busy_ms += t1 - t0;
+        self.max_ms = self.max_ms.max(t1 - t0);
+        self.max_waiters = self.max_waiters.max(waiters);
+        if t1 - self.since_ms < 1000.0 {
+            return;
+        }
+        tracing::trace!(
+            "observer: {} polls in {:.0} ms (mean {:.2} ms, max {:.2} ms each), up to {} backends waiting, {open_waits} waits open",
+            self.polls,
+            t1 - self.since_ms,
+            self.busy_ms / f64::from(self.polls),
+            self.max_ms,
+            self.max_waiters
+        );
+        *self = PollLog {
+            since_ms: t1,
+            ..PollLog::default()
+        };
+    }
+}

@@ -1,0 +1,339 @@
+//! One app connection: it takes a request (from its app's open-loop queue,
+//! or the next of its own closed loop), sends it with freshly generated
+//! parameters, and hands the timing to the recorder.
+//!
+//! This is the hot path of the load driver, so per request it allocates
+//! nothing of its own and touches nothing another thread writes: parameters
+//! go into a reused buffer, the prepared statement is looked up by index,
+//! the result is read by `execute` (row count only, no row objects), the
+//! stop is an atomic flag, the hard stop is the thread's business (see
+//! `driver`), and the recorder takes finished requests from the
+//! connection's own buffer (see `latency::client`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
+use tokio_postgres::{CancelToken, Client, Statement};
+use tokio_util::sync::CancellationToken;
+
+use super::open_loop::{Claim, Schedule};
+use super::timer::Timer;
+use super::{
+    pick_weighted, query_mix, PidOwner, PidRegistry, QueryMix, WorkloadCtx, APP_NAME_PREFIX,
+    RECONNECT_BACKOFF_MAX,
+};
+use crate::backend::ConnInfo;
+use crate::latency::{AppError, ClientLog, Registry};
+use crate::scenario::gen::{Sampler, Value};
+use crate::scenario::{QueryPlan, WorkloadPlan};
+
+/// What every connection of the workload shares.
+pub(super) struct Shared {
+    conn: ConnInfo,
+    plan: WorkloadPlan,
+    /// Parameter samplers per query, built once (a zipf table is not free).
+    samplers: Vec<Vec<Sampler>>,
+    live: watch::Receiver<Arc<Vec<u16>>>,
+    pub stop: CancellationToken,
+    /// `stop` was cancelled: an atomic load per request, where the token
+    /// would take a lock every connection shares.
+    stopping: AtomicBool,
+    pub abort: CancellationToken,
+    recording: Registry,
+    pids: PidRegistry,
+    /// Open loop: waits for requests not yet due.
+    timer: Option<Timer>,
+}
+
+impl Shared {
+    pub fn new(ctx: &WorkloadCtx) -> std::io::Result<Shared> {
+        Ok(Shared {
+            timer: ctx.plan.rate.map(|_| Timer::start()).transpose()?,
+            conn: ctx.conn.clone(),
+            plan: ctx.plan.clone(),
+            samplers: ctx
+                .plan
+                .queries
+                .iter()
+                .map(|q| q.params.iter().map(|g| g.sampler()).collect())
+                .collect(),
+            live: ctx.live.clone(),
+            stop: ctx.stop.clone(),
+            stopping: AtomicBool::new(false),
+            abort: ctx.abort.clone(),
+            recording: ctx.recording.clone(),
+            pids: ctx.pids.clone(),
+        })
+    }
+
+    /// Wait for `stop` (or `abort`) and say so to every connection (see
+    /// `stopping`).
+    pub async fn watch_stop(self: Arc<Self>) {
+        tokio::select! {
+            _ = self.stop.cancelled() => {}
+            _ = self.abort.cancelled() => {}
+        }
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Cancel on the server what a connection is running; best effort.
+    pub async fn cancel(&self, slot: &CancelSlot) {
+        let token = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.conn.cancel(&token).await;
+    }
+
+    fn query(&self, qi: u16) -> &QueryPlan {
+        &self.plan.queries[qi as usize]
+    }
+}
+
+/// One connection to open: its app, its random stream, and in open loop
+/// the app's schedule it takes requests from.
+pub(super) struct ClientSpec {
+    pub app: u16,
+    pub app_name: String,
+    pub seed: u64,
+    pub schedule: Option<Arc<Schedule>>,
+}
+
+/// One app connection with its prepared statements.
+struct AppSession {
+    client: Client,
+    cancel: CancelToken,
+    /// By query index; prepared on first use.
+    statements: Vec<Option<Statement>>,
+}
+
+impl AppSession {
+    async fn connect(shared: &Shared, app: &str) -> crate::Result<AppSession> {
+        let mut cfg = shared.conn.config();
+        cfg.application_name(format!("{APP_NAME_PREFIX}{app}"));
+        if let Some(t) = shared.plan.query_timeout {
+            cfg.options(format!("-c statement_timeout={}", t.as_millis()));
+        }
+        let client = shared.conn.open(&cfg).await?;
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await?
+            .get(0);
+        shared.pids.insert(pid, PidOwner::App(app.to_string()));
+        // Statements are prepared on first use, not here: an app version
+        // may name columns that only exist once an earlier phase ran (the
+        // expand/contract pattern), exactly as a real deploy would.
+        Ok(AppSession {
+            cancel: client.cancel_token(),
+            client,
+            statements: vec![None; shared.plan.queries.len()],
+        })
+    }
+
+    /// Prepare on first use; forget the statement after an error that means
+    /// the schema moved under it, so the next use prepares again.
+    async fn run(
+        &mut self,
+        qi: u16,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let slot = &mut self.statements[qi as usize];
+        let stmt = match slot {
+            Some(s) => s,
+            None => slot.insert(self.client.prepare(sql).await?),
+        };
+        let r = self.client.execute_raw(stmt, params.iter()).await;
+        if let Err(e) = &r {
+            if e.as_db_error().is_some() {
+                // 0A000 cached plan must not change result type, 42703
+                // undefined column, 42P01 undefined table, 42804 datatype
+                // mismatch...: the statement may be stale. Preparing again
+                // is cheap and mirrors what drivers do.
+                self.statements[qi as usize] = None;
+            }
+        }
+        r
+    }
+}
+
+/// A connection's cancel key, for the hard stop (it changes when the
+/// connection is opened again).
+pub(super) type CancelSlot = Arc<Mutex<CancelToken>>;
+
+pub(super) struct ClientTask {
+    shared: Arc<Shared>,
+    app: u16,
+    app_name: String,
+    session: AppSession,
+    cancel: CancelSlot,
+    log: Arc<ClientLog>,
+    rng: ChaCha8Rng,
+    /// Reused for every request's parameters.
+    params: Vec<Value>,
+    mix: QueryMix,
+    schedule: Option<Arc<Schedule>>,
+}
+
+impl ClientTask {
+    /// Connect; the recorder learns of the connection once it is up.
+    pub async fn connect(spec: ClientSpec, shared: Arc<Shared>) -> crate::Result<ClientTask> {
+        let session = AppSession::connect(&shared, &spec.app_name).await?;
+        Ok(ClientTask {
+            log: shared.recording.client(spec.app, true),
+            mix: query_mix(&shared.plan, &spec.app_name),
+            app: spec.app,
+            app_name: spec.app_name,
+            cancel: Arc::new(Mutex::new(session.cancel.clone())),
+            session,
+            rng: ChaCha8Rng::seed_from_u64(spec.seed),
+            params: Vec::new(),
+            schedule: spec.schedule,
+            shared,
+        })
+    }
+
+    /// What the hard stop needs: is a request in flight, and its cancel key.
+    pub fn stopper(&self) -> (Arc<ClientLog>, CancelSlot) {
+        (self.log.clone(), self.cancel.clone())
+    }
+
+    /// Send requests until stopped. The hard stop (`abort`) is not watched
+    /// here but by the connection's thread (`driver`), which cancels the
+    /// in-flight queries on the server and drops the connections: a request
+    /// awaits only its result, no other future.
+    pub async fn run(mut self) {
+        match self.schedule.clone() {
+            Some(schedule) => self.open_loop(&schedule).await,
+            None => self.closed_loop().await,
+        }
+    }
+
+    /// Take the app's next request as soon as this connection is free, and
+    /// send it when it is due (at once when it already is).
+    async fn open_loop(&mut self, schedule: &Schedule) {
+        let shared = self.shared.clone();
+        let mut live = shared.live.clone();
+        schedule.apply(&live.borrow_and_update(), Instant::now());
+        loop {
+            if live.has_changed().unwrap_or(false) {
+                schedule.apply(&live.borrow_and_update(), Instant::now());
+            }
+            if shared.stopping() {
+                schedule.stop(Instant::now());
+            }
+            let due = match schedule.claim() {
+                Claim::Due(due) => due,
+                Claim::Stop => break,
+                Claim::Idle => {
+                    tokio::select! {
+                        _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
+                        r = live.changed() => if r.is_err() { break },
+                    }
+                    continue;
+                }
+            };
+            if let Some(timer) = shared.timer.as_ref().filter(|_| due > Instant::now()) {
+                tokio::select! {
+                    biased;
+                    _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
+                    _ = timer.sleep_until(due) => {}
+                }
+                if schedule.stopped_before(due) {
+                    break;
+                }
+            }
+            let Some(q) = pick_weighted(&self.mix, &mut self.rng) else {
+                break;
+            };
+            if !self.execute(q, due).await {
+                break;
+            }
+        }
+    }
+
+    /// Send the next request as soon as the last one finished, while the
+    /// app is live.
+    async fn closed_loop(&mut self) {
+        let shared = self.shared.clone();
+        let mut live = shared.live.clone();
+        let mut is_live = live.borrow_and_update().contains(&self.app);
+        loop {
+            // Atomic loads per request; the live list is read only when it
+            // changed.
+            if shared.stopping() {
+                break;
+            }
+            if live.has_changed().unwrap_or(false) {
+                is_live = live.borrow_and_update().contains(&self.app);
+            }
+            if !is_live {
+                tokio::select! {
+                    _ = shared.stop.cancelled() => break,
+                    r = live.changed() => if r.is_err() { break },
+                }
+                is_live = live.borrow_and_update().contains(&self.app);
+                continue;
+            }
+            let Some(q) = pick_weighted(&self.mix, &mut self.rng) else {
+                break;
+            };
+            if !self.execute(q, Instant::now()).await {
+                break;
+            }
+        }
+    }
+
+    /// Send one query and report it. False when the client must stop.
+    async fn execute(&mut self, qi: u16, intended: Instant) -> bool {
+        self.params.clear();
+        for g in &self.shared.samplers[qi as usize] {
+            let row = self.rng.gen();
+            self.params.push(g.sample(row, &mut self.rng));
+        }
+        let sent = Instant::now();
+        self.log.begin(intended, sent);
+        let sql = &self.shared.query(qi).sql;
+        let result = self.session.run(qi, sql, &self.params).await;
+        let done = Instant::now();
+        let lost =
+            result.as_ref().err().is_some_and(|e| e.is_closed()) || self.session.client.is_closed();
+        let error = result.as_ref().err().map(AppError::from_pg);
+        self.log.end(qi, intended, sent, done, error);
+        if lost {
+            return self.reconnect().await;
+        }
+        true
+    }
+
+    /// The server went away or dropped us: retry with backoff until it
+    /// answers again or we are told to stop.
+    async fn reconnect(&mut self) -> bool {
+        let mut backoff = Duration::from_millis(50);
+        let abort = &self.shared.abort;
+        loop {
+            if abort.is_cancelled() {
+                return false;
+            }
+            match AppSession::connect(&self.shared, &self.app_name).await {
+                Ok(s) => {
+                    *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = s.cancel.clone();
+                    self.session = s;
+                    return true;
+                }
+                Err(_) => {
+                    tokio::select! {
+                        _ = abort.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! A one-off session at a set time: each statement is reported as a request
+//! of the script (query label = script name, app = `script`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{PidOwner, PidRegistry, SCRIPT_NAME_PREFIX};
+use crate::backend::ConnInfo;
+use crate::clock::Clock;
+use crate::latency::{AppError, ClientLog};
+use crate::scenario::ScriptPlan;
+
+pub(super) struct ScriptTask {
+    pub script: ScriptPlan,
+    /// Its index among the recorder's queries.
+    pub index: u16,
+    pub conn: ConnInfo,
+    pub clock: Clock,
+    pub log: Arc<ClientLog>,
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+    pub pids: PidRegistry,
+}
+
+impl ScriptTask {
+    pub async fn run(self) {
+        let at = self.clock.instant_at(0.0) + self.script.at;
+        tokio::select! {
+            _ = self.stop.cancelled() => return,
+            _ = tokio::time::sleep_until(at.into()) => {}
+        }
+        let mut cfg = self.conn.config();
+        cfg.application_name(format!("{SCRIPT_NAME_PREFIX}{}", self.script.name));
+        let sent = Instant::now();
+        let client = match self.conn.open(&cfg).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.log.end(
+                    self.index,
+                    sent,
+                    sent,
+                    Instant::now(),
+                    Some(AppError::from_pg(&e)),
+                );
+                return;
+            }
+        };
+        if let Ok(row) = client.query_one("SELECT pg_backend_pid()", &[]).await {
+            self.pids
+                .insert(row.get(0), PidOwner::Script(self.script.name.clone()));
+        }
+        let cancel = client.cancel_token();
+        for sql in &self.script.sql {
+            let sent = Instant::now();
+            self.log.begin(sent, sent);
+            let r = tokio::select! {
+                r = client.simple_query(sql) => Some(r),
+                _ = self.abort.cancelled() => None,
+            };
+            let Some(r) = r else {
+                self.conn.cancel(&cancel).await;
+                return;
+            };
+            let err = r.err().map(|e| AppError::from_pg(&e));
+            self.log.end(self.index, sent, sent, Instant::now(), err);
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Lock holds against an independent witness: while the real binary
+//! rehearses on a server of this test (url backend), a session of the test
+//! lists the migration backend's locks every millisecond and keeps, for each
+//! lock, the polls around its first and last sighting. Every hold of
+//! locks.csv must lie within 2 ms of what the witness saw: its grant between
+//! the witness's last poll without it and its first with it, its release
+//! between the last poll with it and the first without it, 2 ms either side.
+//!
+//! The witness's times are the server's clock around each read of pg_locks
+//! (the server and the binary share this machine's clock), put on the run
+//! clock through run.json's `started_at` (to the microsecond). The witness
+//! being slow to poll (a loaded machine) widens its brackets; it never makes
+//! a right figure look wrong.
+//!
+//! Checked to 2 ms: every hold that blocks the app, and the CONCURRENTLY
+//! build's lock on its table. Locks the build takes and drops mid-statement
+//! on its new index are placed to the migration poller's own interval; their
+//! distance to the witness is printed, and they must be there, named.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
+use pgrehearse::record::{Blocks, LockRow};
+
+/// How far a hold may be from the witness's brackets.
+const TOLERANCE_MS: f64 = 2.0;
+/// Holds at least this long must have been seen by the witness.
+const MUST_SEE_MS: f64 = 20.0;
+
+/// One witness poll: sent and answered (ms since the Unix epoch), and the
+/// (relation oid, mode) pairs it saw held.
+struct Poll {
+    t0: f64,
+    t1: f64,
+    seen: Vec<(i64, String)>,
+}
+
+struct Witness {
+    polls: Vec<Poll>,
+    names: HashMap<i64, String>,
+}
+
+/// A stretch of consecutive polls that saw one lock.
+#[derive(Debug)]
+struct Sighting {
+    relation: String,
+    mode: String,
+    /// Grant: after `grant.0` (the last poll without it), before `grant.1`.
+    grant: (f64, f64),
+    /// Release: after `release.0` (the last poll with it), before `release.1`.
+    release: (f64, f64),
+    first_seen: f64,
+    last_seen: f64,
+}
+
+/// Poll the migration backend's locks every millisecond until it is gone.
+async fn witness(conn: ConnInfo, child_done: Arc<AtomicBool>) -> Witness {
+    let c = common::connect(&conn, &conn.dbname).await;
+    let find = c
+        .prepare(
+            "SELECT pid, datname::text FROM pg_stat_activity \
+             WHERE application_name = 'pgrehearse/migration'",
+        )
+        .await
+        .unwrap();
+    let (pid, datname): (i32, String) = loop {
+        assert!(
+            !child_done.load(Ordering::Relaxed),
+            "the rehearsal ended before its migration session was seen"
+        );
+        if let Some(r) = c.query_opt(&find, &[]).await.unwrap() {
+            break (r.get(0), r.get(1));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let locks = c
+        .prepare(
+            "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
+             ARRAY(SELECT relation::oid || '|' || mode FROM pg_locks \
+                WHERE pid = $1 AND granted AND locktype = 'relation'), \
+             (extract(epoch from clock_timestamp()) * 1000)::float8",
+        )
+        .await
+        .unwrap();
+    let alive = c
+        .prepare("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+        .await
+        .unwrap();
+    let mut polls = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for i in 0u64.. {
+        tick.tick().await;
+        let r = c.query_one(&locks, &[&pid]).await.unwrap();
+        let seen: Vec<String> = r.get(1);
+        polls.push(Poll {
+            t0: r.get(0),
+            t1: r.get(2),
+            seen: seen
+                .iter()
+                .filter_map(|l| l.split_once('|'))
+                .map(|(o, m)| (o.parse().unwrap(), m.to_string()))
+                .collect(),
+        });
+        if i % 50 == 0 && c.query_one(&alive, &[&pid]).await.unwrap().get::<_, i64>(0) == 0 {
+            break;
+        }
+    }
+    // Name the relations while the scratch database still exists (traffic
+    // runs on after the migration).
+    let mut oids: Vec<i64> = polls
+        .iter()
+        .flat_map(|p| p.seen.iter().map(|(o, _)| *o))
+        .collect();
+    oids.sort_unstable();
+    oids.dedup();
+    let scratch = common::connect(&conn, &datname).await;
+    let names = scratch
+        .query(
+            "SELECT oid::int8, oid::regclass::text FROM pg_class WHERE oid::int8 = ANY($1)",
+            &[&oids],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Witness { polls, names }
+}
+
+impl Witness {
+    /// Each lock's stretches of sightings, on the run clock.
+    fn sightings(&self, started_ms: f64) -> Vec<Sighting> {
+        let mut keys: Vec<(i64, String)> = self
+            .polls
+            .iter()
+            .flat_map(|p| p.seen.iter().cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let run = |t: f64| t - started_ms;
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(relation) = self.names.get(&key.0) else {
+                continue; // gone before the end: not a relation of the run's
+            };
+            let seen: Vec<bool> = self.polls.iter().map(|p| p.seen.contains(&key)).collect();
+            let mut i = 0;
+            while i < seen.len() {
+                if !seen[i] {
+                    i += 1;
+                    continue;
+                }
+                let first = i;
+                while i < seen.len() && seen[i] {
+                    i += 1;
+                }
+                let last = i - 1;
+                let p = &self.polls;
+                out.push(Sighting {
+                    relation: relation.clone(),
+                    mode: key.1.clone(),
+                    grant: (
+                        if first > 0 {
+                            run(p[first - 1].t0)
+                        } else {
+                            f64::NEG_INFINITY
+                        },
+                        run(p[first].t1),
+                    ),
+                    release: (
+                        run(p[last].t0),
+                        p.get(last + 1).map(|n| run(n.t1)).unwrap_or(f64::INFINITY),
+                    ),
+                    first_seen: run((p[first].t0 + p[first].t1) / 2.0),
+                    last_seen: run((p[last].t0 + p[last].t1) / 2.0),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// How far `x` is outside `[lo, hi]` (0 inside).
+fn outside(x: f64, (lo, hi): (f64, f64)) -> f64 {
+    (lo - x).max(x - hi).max(0.0)
+}
+
+/// A relation as locks.csv names it, without its `(new)` / `(dropped)` mark.
+fn bare(relation: &str) -> &str {
+    relation.split(" (").next().unwrap_or(relation)
+}
+
+fn overlap(l: &LockRow, s: &Sighting) -> f64 {
+    let (g, r) = (l.granted_ms.unwrap(), l.released_ms.unwrap());
+    (r.min(s.last_seen) - g.max(s.first_seen)).max(0.0)
+}
+
+#[test]
+fn holds_lie_within_2ms_of_an_independent_witness() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(Backend::start(&BackendOptions::local(&[(
+            "shared_preload_libraries",
+            "pg_stat_statements",
+        )])))
+        .expect("a local cluster");
+    let c = server.conn().clone();
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/{}",
+        c.user,
+        c.password.clone().unwrap_or_default(),
+        c.port,
+        c.dbname
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    // The witness on a thread and runtime of its own: nothing else of the
+    // test delays its polls.
+    let watcher = {
+        let (conn, done) = (c.clone(), done.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(witness(conn, done))
+        })
+    };
+    let ran = common::run(
+        &common::fixture("holds/witness.toml"),
+        &["--backend", "url", "--database-url", &url, "-q"],
+        &[],
+    );
+    done.store(true, Ordering::Relaxed);
+    ran.assert_code(0);
+    let seen = watcher.join().expect("the witness");
+    let (dir, rec) = ran.record();
+    // The new index is named, marked new, never an oid.
+    assert!(
+        rec.locks.iter().any(|l| l.relation == "t_id_v (new)"),
+        "{:#?}",
+        rec.locks
+    );
+    let info = rec.info.as_ref().unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(&info.started_at).unwrap();
+    let started_ms = started.timestamp_micros() as f64 / 1e3;
+    let sightings = seen.sightings(started_ms);
+
+    let mut grant_errors = Vec::new();
+    let mut release_errors = Vec::new();
+    let mut checked = 0;
+    // The holds checked to 2 ms: those that block the app, and the
+    // CONCURRENTLY build's lock on its table.
+    let strict = |l: &LockRow| {
+        l.blocks != Blocks::None || (l.step == "index concurrently" && l.relation == "t")
+    };
+    for l in rec
+        .locks
+        .iter()
+        .filter(|l| l.locktype == "relation" && l.granted_ms.is_some())
+    {
+        let best = sightings
+            .iter()
+            .filter(|s| s.relation == bare(&l.relation) && s.mode == l.mode)
+            .max_by(|a, b| overlap(l, a).total_cmp(&overlap(l, b)))
+            .filter(|s| overlap(l, s) > 0.0);
+        let Some(s) = best else {
+            // Missed for sure only if a witness poll lay wholly inside the
+            // hold (2 ms in from either end): a loaded machine can stall the
+            // witness itself for longer than a short hold.
+            let (g, r) = (l.granted_ms.unwrap(), l.released_ms.unwrap());
+            let polled_inside = seen.polls.iter().any(|p| {
+                p.t0 - started_ms >= g + TOLERANCE_MS && p.t1 - started_ms <= r - TOLERANCE_MS
+            });
+            assert!(
+                l.held_ms < MUST_SEE_MS || !polled_inside,
+                "{l:?} was never seen by the witness, which polled during it ({})",
+                dir.display()
+            );
+            continue;
+        };
+        let (g, r) = (l.granted_ms.unwrap(), l.released_ms.unwrap());
+        let (eg, er) = (outside(g, s.grant), outside(r, s.release));
+        eprintln!(
+            "{} {} {}: granted {g:.3} (witness {:.3}..{:.3}, first seen {:.3}), released {r:.3} (witness {:.3}..{:.3}, last seen {:.3}), source {}",
+            l.step, l.relation, l.mode, s.grant.0, s.grant.1, s.first_seen, s.release.0, s.release.1, s.last_seen, l.source
+        );
+        if !strict(l) {
+            eprintln!("  (mid-statement: {eg:.3} / {er:.3} ms outside the witness's brackets)");
+            continue;
+        }
+        assert!(
+            eg <= TOLERANCE_MS && er <= TOLERANCE_MS,
+            "{l:?} is {eg:.3} ms / {er:.3} ms off the witness's {s:?} ({})",
+            dir.display()
+        );
+        grant_errors.push(g - s.first_seen);
+        release_errors.push(r - s.last_seen);
+        checked += 1;
+    }
+    // Every lock the witness saw held for long is in locks.csv, named.
+    for s in sightings
+        .iter()
+        .filter(|s| s.last_seen - s.first_seen >= MUST_SEE_MS)
+    {
+        assert!(
+            rec.locks
+                .iter()
+                .any(|l| bare(&l.relation) == s.relation && l.mode == s.mode),
+            "the witness saw {s:?}, locks.csv has no row for it ({})",
+            dir.display()
+        );
+    }
+    let ae = rec
+        .locks
+        .iter()
+        .find(|l| l.step == "hold" && l.relation == "t" && l.mode == "AccessExclusiveLock")
+        .expect("the hold's AccessExclusiveLock");
+    assert_eq!(ae.source, "probe");
+    let sue = rec
+        .locks
+        .iter()
+        .find(|l| {
+            l.step == "index concurrently"
+                && l.relation == "t"
+                && l.mode == "ShareUpdateExclusiveLock"
+        })
+        .expect("CONCURRENTLY's ShareUpdateExclusiveLock");
+    assert_eq!(sue.source, "poll");
+    assert!(checked >= 2, "{checked} holds checked");
+    eprintln!(
+        "granted − witness's first sighting (ms): {grant_errors:.3?}; released − last sighting: {release_errors:.3?}"
+    );
+    rt.block_on(server.teardown()).unwrap();
+}
