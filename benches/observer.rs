@@ -39,7 +39,9 @@ fn scenario() -> Scenario {
     let accounts = TablePlan {
         name: "accounts".into(),
         rows: ROWS,
-        create: "CREATE TABLE accounts (aid bigint PRIMARY KEY, abalance int NOT NULL)".into(),
+        create: Some(
+            "CREATE TABLE accounts (aid bigint PRIMARY KEY, abalance int NOT NULL)".into(),
+        ),
         after_seed: vec![],
         columns: vec![
             ColumnPlan::new("aid", Gen::Sequence { start: 1 }),

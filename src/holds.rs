@@ -269,6 +269,8 @@ mod tests {
             wal_bytes: Some(0),
             cluster_wal_bytes: Some(0),
             unknown: String::new(),
+            file: String::new(),
+            line: None,
         }
     }
 

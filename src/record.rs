@@ -102,6 +102,41 @@ pub struct RunInfo {
     /// The streaming replica, described (None: there was none).
     #[serde(default)]
     pub replica: Option<String>,
+    /// The scenario's `[migrations]`: what built the schema at setup (and
+    /// how long it took), what was rehearsed. Null without `[migrations]`.
+    #[serde(default)]
+    pub migrations: Option<MigrationsInfo>,
+}
+
+/// run.json `migrations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MigrationsInfo {
+    /// The directory, as resolved from the scenario file.
+    pub dir: String,
+    /// flyway | golang-migrate | dbmate | sqitch | prisma | plain
+    pub layout: String,
+    /// How the rehearsed files were chosen: `from 5`, `last 2`,
+    /// `since git origin/main`.
+    pub selection: String,
+    /// The files applied before seeding, in order.
+    pub setup: Vec<SetupFile>,
+    /// All of setup, not part of the rehearsal's clock.
+    pub setup_ms: f64,
+    /// sha256 of what the setup files make PostgreSQL do.
+    pub setup_digest: String,
+    /// The rehearsed files, in order: a step each.
+    pub rehearsed: Vec<String>,
+}
+
+/// One migration applied at setup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetupFile {
+    pub file: String,
+    pub statements: usize,
+    /// How long it took; null when it did not run.
+    pub ms: Option<f64>,
+    /// ok | error | not run
+    pub outcome: String,
 }
 
 /// run.json `size`: the server size a rehearsal asked for.
@@ -166,6 +201,24 @@ pub struct StepInfo {
     pub backfill: bool,
     /// ok | error | lock_timeout | statement_timeout | cancelled
     pub outcome: String,
+    /// The SQL file the step ran (a rehearsed migration, or a step's
+    /// `file`); null for inline SQL and backfills.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A file step's segments in order, each run in one transaction or
+    /// statement by statement (`transaction` above is true when all are
+    /// transactions); empty for other steps.
+    #[serde(default)]
+    pub segments: Vec<SegmentInfo>,
+}
+
+/// One part of a file step that runs one way, as its tool runs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentInfo {
+    pub transaction: bool,
+    /// Why the tool runs it so ("contains CREATE INDEX CONCURRENTLY (line 3)").
+    pub reason: String,
+    pub statements: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -203,6 +256,13 @@ pub struct StatementRow {
     /// Why a figure is empty: `field: reason`, `; `-separated.
     #[serde(default)]
     pub unknown: String,
+    /// The file the statement is in (a migration, or a step's `file`),
+    /// as the scenario resolved it; empty for inline SQL and backfills.
+    #[serde(default)]
+    pub file: String,
+    /// The line of `file` where its code starts; empty without a file.
+    #[serde(default)]
+    pub line: Option<u64>,
 }
 
 /// A figure summed over statements (every attempt): Err(why) when any
@@ -717,7 +777,9 @@ header!(
         "seq_scans",
         "wal_bytes",
         "cluster_wal_bytes",
-        "unknown"
+        "unknown",
+        "file",
+        "line"
     ]
 );
 header!(
@@ -861,6 +923,8 @@ mod tests {
             unknown:
                 "seq_scans: counted only inside a transaction; wal_bytes: no pg_stat_statements"
                     .into(),
+            file: String::new(),
+            line: None,
         };
         let path = dir.path().join(STATEMENTS_CSV);
         write_csv(&path, std::slice::from_ref(&row)).unwrap();

@@ -471,10 +471,11 @@ fn since_git_rehearses_the_added_files_committed_or_not() {
     let plan = set.select(&Selection::SinceGit(head)).unwrap();
     assert_eq!(names(plan.rehearse), vec!["11_orders_account_index.up.sql"]);
 
-    // The directory as a scenario next to it names it.
+    // The directory as a scenario next to it names it (`..` resolved, so
+    // that messages and reports show the directory's own path).
     std::fs::create_dir(repo.path("scenarios")).unwrap();
     let spec = Spec::relative_to(&repo.path("scenarios/release.toml"), "../db");
-    assert_eq!(spec.dir, repo.path("scenarios/../db"));
+    assert_eq!(spec.dir, repo.path("db"));
     assert_eq!(migrations::load(&spec).unwrap().files.len(), 4);
 
     let outside = tempfile::tempdir().unwrap();

@@ -570,6 +570,8 @@ fn a_long_backfill_renders_quickly() {
             wal_bytes: Some(200_000),
             cluster_wal_bytes: Some(300_000),
             unknown: String::new(),
+            file: String::new(),
+            line: None,
         });
         rec.locks.push(LockRow {
             phase: "switch".into(),

@@ -226,12 +226,17 @@ const CASES: &[(&str, &[Expect])] = &[
             24,
             12,
             "phase[0].step[0].backfill",
-            "either sql or backfill, not both",
+            "a step runs one of sql, backfill, migration or file, and this one also has sql",
         )],
     ),
     (
         "step_neither.toml",
-        &[(21, 1, "phase[0].step[0]", "has neither sql nor backfill")],
+        &[(
+            21,
+            1,
+            "phase[0].step[0]",
+            "runs nothing; expected one of sql, backfill, migration",
+        )],
     ),
     (
         "unknown_app.toml",

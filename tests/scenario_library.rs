@@ -91,6 +91,9 @@ async fn run_statements(
 ) -> Result<(), (String, String)> {
     let stmts: Vec<String> = match action {
         StepAction::Sql(stmts) => stmts.clone(),
+        // The library is inline SQL; a file's statements in order, should
+        // one come (tests/migrations_run.rs runs files the executor's way).
+        StepAction::File(f) => f.statements().map(|s| s.sql.clone()).collect(),
         // One UPDATE for the whole range: this test checks the SQL, the
         // executor's batching has its own tests.
         StepAction::Backfill(b) => vec![format!(

@@ -44,6 +44,7 @@ pub(crate) fn info() -> RunInfo {
         end_ms: 4000.0,
         steps: vec![],
         invalid_indexes: vec![],
+        migrations: None,
         wal_attribution: None,
         wal_unavailable: None,
         sizes_method: None,
@@ -216,6 +217,8 @@ pub(crate) fn stmt(step: &str, sql: &str, start: f64, end: f64) -> StatementRow 
         wal_bytes: Some(0),
         cluster_wal_bytes: Some(0),
         unknown: String::new(),
+        file: String::new(),
+        line: None,
     }
 }
 
@@ -267,6 +270,8 @@ pub(crate) fn step_info(step: &str, lock_timeout_ms: Option<f64>) -> StepInfo {
         attempts: 1,
         backfill: false,
         outcome: "ok".into(),
+        file: None,
+        segments: Vec::new(),
     }
 }
 

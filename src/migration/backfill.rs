@@ -2,7 +2,7 @@
 //! (<where>)`, one transaction per batch, keyset-paged, each batch retried on
 //! a lock timeout like any step.
 
-use super::{Executor, Failure, StepSpan};
+use super::{Executor, Failure, Outgoing, StepSpan};
 use crate::scenario::{BackfillPlan, PhasePlan, StepPlan};
 
 impl Executor {
@@ -55,8 +55,15 @@ impl Executor {
                 "{} / {} (batch {batch_no}, key {to} of {max})",
                 phase.name, step.name
             );
-            self.run_with_retries(phase, step, &[sql], true, span, &progress)
-                .await?;
+            self.run_with_retries(
+                phase,
+                step,
+                &[Outgoing::inline(&sql)],
+                true,
+                span,
+                &progress,
+            )
+            .await?;
             from = to;
             if from < max && !b.pause.is_zero() && !self.sleep(b.pause).await {
                 return Err(Failure::Aborted);

@@ -26,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::ConnInfo;
 use crate::clock::{Clock, ServerClock};
 use crate::latency::SegmentMarks;
+use crate::migrations::{Execution, MigrationFile};
 use crate::observe::MigrationStatus;
-use crate::record::{PhaseSpan, StatementRow, StepRow};
+use crate::record::{PhaseSpan, SegmentInfo, StatementRow, StepRow};
 use crate::scenario::{PhasePlan, StepAction, StepPlan};
 
 mod backfill;
@@ -47,6 +48,29 @@ pub const MIGRATION_APP_NAME: &str = "pgrehearse/migration";
 
 /// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
 const AFTER_ABORT_WAIT: Duration = Duration::from_secs(2);
+
+/// One statement to send, and where it is written (statements.csv `file`
+/// and `line`; none for a scenario's inline SQL and backfill batches).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outgoing<'a> {
+    /// What the session sends: a file's statement with the comments before
+    /// it, as its tool sends it.
+    sql: &'a str,
+    /// What statements.csv shows: from the first token that is not a
+    /// comment, which the analysis reads (`CREATE INDEX ...`).
+    code: &'a str,
+    at: Option<(&'a std::path::Path, usize)>,
+}
+
+impl<'a> Outgoing<'a> {
+    pub(super) fn inline(sql: &'a str) -> Self {
+        Outgoing {
+            sql,
+            code: sql,
+            at: None,
+        }
+    }
+}
 
 /// Locks one transaction acquired, statement by statement.
 #[derive(Debug, Clone)]
@@ -292,15 +316,19 @@ impl Executor {
             attempts: 0,
             backfill: matches!(step.action, StepAction::Backfill(_)),
             outcome: "ok".into(),
+            file: None,
+            segments: Vec::new(),
         };
         self.ctx.status.in_step.store(true, Ordering::Relaxed);
         self.ctx.status.step_started.notify_one();
+        let progress = format!("{} / {}", phase.name, step.name);
         let result = match &step.action {
             StepAction::Sql(stmts) => {
-                let progress = format!("{} / {}", phase.name, step.name);
-                self.run_with_retries(phase, step, stmts, step.transaction, &mut span, &progress)
+                let out: Vec<Outgoing> = stmts.iter().map(|s| Outgoing::inline(s)).collect();
+                self.run_with_retries(phase, step, &out, step.transaction, &mut span, &progress)
                     .await
             }
+            StepAction::File(file) => self.run_file(phase, step, file, &mut span, &progress).await,
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
         self.ctx.status.in_step.store(false, Ordering::Relaxed);
@@ -364,10 +392,68 @@ impl Executor {
                 step.retries + 1
             )),
             Err(Failure::Sql { sqlstate, message }) => Err(format!(
-                "phase `{}` step `{}`: {message} ({sqlstate})",
-                phase.name, step.name
+                "phase `{}` step `{}`: {}{message} ({sqlstate})",
+                phase.name,
+                step.name,
+                self.failed_at()
             )),
         }
+    }
+
+    /// `file:line: ` of the statement that just failed, when it is in a
+    /// file (a migration names where to fix it).
+    fn failed_at(&self) -> String {
+        match self.run.statements.last() {
+            Some(row) if row.outcome != "ok" && !row.file.is_empty() => match row.line {
+                Some(line) => format!("{}:{line}: ", row.file),
+                None => format!("{}: ", row.file),
+            },
+            _ => String::new(),
+        }
+    }
+
+    /// A file's segments in order, each the way its tool runs it (one
+    /// transaction, or statement by statement), each retried on its own
+    /// after a lock timeout: the segments before it are committed.
+    async fn run_file(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        file: &MigrationFile,
+        span: &mut StepSpan,
+        progress: &str,
+    ) -> Result<(), Failure> {
+        span.file = Some(file.path.display().to_string());
+        span.segments = file
+            .segments
+            .iter()
+            .map(|seg| SegmentInfo {
+                transaction: seg.execution == Execution::Transaction,
+                reason: seg.reason.clone(),
+                statements: seg.statements.len(),
+            })
+            .collect();
+        let many = file.segments.len() > 1;
+        for (k, seg) in file.segments.iter().enumerate() {
+            let out: Vec<Outgoing> = seg
+                .statements
+                .iter()
+                .map(|st| Outgoing {
+                    sql: &st.sql,
+                    code: st.code(),
+                    at: Some((&st.location.file, st.location.line)),
+                })
+                .collect();
+            let progress = if many {
+                format!("{progress} (part {} of {})", k + 1, file.segments.len())
+            } else {
+                progress.to_string()
+            };
+            let in_transaction = seg.execution == Execution::Transaction;
+            self.run_with_retries(phase, step, &out, in_transaction, span, &progress)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Now, as the start or end of a phase or step: marked as a latency
@@ -394,7 +480,7 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        stmts: &[String],
+        stmts: &[Outgoing<'_>],
         in_transaction: bool,
         span: &mut StepSpan,
         progress: &str,
@@ -446,7 +532,7 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        stmts: &[String],
+        stmts: &[Outgoing<'_>],
         attempt: u32,
     ) -> Result<(), Failure> {
         let setup = format!("BEGIN; {}", Self::session_settings(step, true));
@@ -462,7 +548,7 @@ impl Executor {
         let mut ended: Option<f64> = None;
         for (i, sql) in stmts.iter().enumerate() {
             let last = i + 1 == stmts.len();
-            let sent = self.send(phase, step, sql, attempt, true, last).await;
+            let sent = self.send(phase, step, *sql, attempt, true, last).await;
             let idx = self.record(&sent, &before, true);
             if let Ok(p) = &sent.probe {
                 for k in &p.locks {
@@ -501,7 +587,7 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        stmts: &[String],
+        stmts: &[Outgoing<'_>],
         attempt: u32,
     ) -> Result<(), Failure> {
         let mut before = self
@@ -509,7 +595,7 @@ impl Executor {
             .await?;
         let mut result = Ok(());
         for sql in stmts {
-            let sent = self.send(phase, step, sql, attempt, false, false).await;
+            let sent = self.send(phase, step, *sql, attempt, false, false).await;
             self.record(&sent, &before, false);
             if let Err(f) = sent.outcome {
                 result = Err(f);

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::probe::{self, Probe, SAVEPOINT, UNDO_SAVEPOINT};
-use super::{Executor, Failure};
+use super::{Executor, Failure, Outgoing};
 use crate::record::{StatementRow, Unknown};
 use crate::scenario::{PhasePlan, StepPlan};
 
@@ -75,11 +75,12 @@ impl Executor {
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
-        sql: &str,
+        out: Outgoing<'_>,
         attempt: u32,
         in_txn: bool,
         commit: bool,
     ) -> Sent {
+        let sql = out.sql;
         let status = self.ctx.status.clone();
         status.autocommit.store(!in_txn, Ordering::Relaxed);
         status.in_statement.store(true, Ordering::Relaxed);
@@ -205,7 +206,7 @@ impl Executor {
             phase: phase.name.clone(),
             step: step.name.clone(),
             attempt,
-            sql: sql.to_string(),
+            sql: out.code.to_string(),
             start_ms: crate::pg::round3(start),
             end_ms: crate::pg::round3(end),
             duration_ms: crate::pg::round3(end - start),
@@ -216,6 +217,11 @@ impl Executor {
             wal_bytes: None,
             cluster_wal_bytes: None,
             unknown: String::new(),
+            file: out
+                .at
+                .map(|(f, _)| f.display().to_string())
+                .unwrap_or_default(),
+            line: out.at.map(|(_, l)| l as u64).filter(|l| *l > 0),
         };
         Sent {
             row,

@@ -180,6 +180,11 @@ pub use model::{
 };
 pub use select::{Plan, Selection};
 
+/// Whether PostgreSQL refuses a statement (its code, without leading
+/// comments) inside a transaction block, and as what: `Some("CREATE INDEX
+/// CONCURRENTLY")`.
+pub use classify::refused_in_transaction;
+
 /// The tool settings that change how files run (the scenario's
 /// `[migrations]` options).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -210,8 +215,7 @@ impl Spec {
     /// `dir` as a scenario file writes it: relative to the scenario file's
     /// directory (absolute stays absolute).
     pub fn relative_to(scenario_file: &Path, dir: impl AsRef<Path>) -> Self {
-        let base = scenario_file.parent().unwrap_or(Path::new(""));
-        Spec::new(base.join(dir))
+        Spec::new(relative_to(scenario_file, dir))
     }
 
     pub fn layout(mut self, layout: Layout) -> Self {
@@ -228,6 +232,71 @@ pub fn parse_layout(name: &str) -> Result<Layout, MigrationError> {
             format!("unknown layout \"{name}\"; known: {}", Layout::names()),
         )
     })
+}
+
+/// `path` as a scenario file writes it, relative to the scenario file's
+/// directory (absolute stays absolute), with `.` and `dir/..` removed so
+/// that messages and reports show `db/migration/V5__x.sql`, not
+/// `examples/shop/../shop/db/migration/V5__x.sql`. Lexical: a `..` after a
+/// symbolic link is resolved as if the link were a directory.
+pub fn relative_to(scenario_file: &Path, path: impl AsRef<Path>) -> PathBuf {
+    use std::path::Component;
+    let base = scenario_file.parent().unwrap_or(Path::new(""));
+    let joined = base.join(path);
+    let mut out: Vec<Component> = Vec::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            // `/..` is `/`.
+            Component::ParentDir if matches!(out.last(), Some(Component::RootDir)) => {}
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+/// One `.sql` file outside a migrations directory (a scenario step's `file
+/// = ...`), loaded as the plain layout loads a file: in one transaction
+/// unless it has its own transaction control or a statement PostgreSQL
+/// refuses in one. `transaction` forces it: `Some(true)` one transaction,
+/// `Some(false)` statement by statement (its own BEGIN ... COMMIT blocks
+/// stay transactions). Its `name` is the path as given.
+pub fn load_sql_file(
+    path: &Path,
+    transaction: Option<bool>,
+) -> Result<MigrationFile, MigrationError> {
+    plain::load_single(path, transaction)
+}
+
+/// sha256 (hex) of what `files` make PostgreSQL do: each file's name, and
+/// each segment's execution and statements, in order. Two setups with the
+/// same digest build the same schema (a key for template databases).
+pub fn digest<'a>(files: impl IntoIterator<Item = &'a MigrationFile>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.name.as_bytes());
+        h.update([0]);
+        for seg in &f.segments {
+            h.update(match seg.execution {
+                Execution::Transaction => b"T",
+                Execution::Autocommit => b"A",
+            });
+            for st in &seg.statements {
+                h.update((st.sql.len() as u64).to_le_bytes());
+                h.update(st.sql.as_bytes());
+            }
+        }
+        h.update([1]);
+    }
+    hex::encode(h.finalize())
 }
 
 /// Load and check the migrations of `spec`: every problem is reported at

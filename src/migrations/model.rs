@@ -129,7 +129,7 @@ pub enum Kind {
 
 /// One migration file (a Sqitch change's deploy script, a Prisma migration's
 /// migration.sql, a dbmate file's up sections).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationFile {
     pub path: PathBuf,
     /// Its path relative to the set's directory, `/`-separated: what reports
@@ -195,7 +195,7 @@ pub enum Execution {
 }
 
 /// Consecutive statements of a file that run the same way.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
     pub execution: Execution,
     /// Why the tool runs them this way, for `check` and the reports

@@ -53,7 +53,16 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 
 const SINGLE: &str = "a plain file runs in one transaction (as psql --single-transaction)";
 
-fn load_file(path: &Path, dir_path: &Path) -> Result<(Vec<Segment>, Vec<String>), MigrationError> {
+/// A plain file's segments. `transaction` is a scenario's `transaction =`
+/// on a `file = ...` step: `None` applies the plain rule, `Some(true)` runs
+/// the whole file in one transaction (refusing its own BEGIN/COMMIT and
+/// statements PostgreSQL refuses in one), `Some(false)` runs it as `psql
+/// --file` does.
+fn load_file(
+    path: &Path,
+    dir_path: &Path,
+    transaction: Option<bool>,
+) -> Result<(Vec<Segment>, Vec<String>), MigrationError> {
     let src = Source::read(path)?;
     let reader = Reader::Psql {
         include_base: dir_path.to_path_buf(),
@@ -62,10 +71,40 @@ fn load_file(path: &Path, dir_path: &Path) -> Result<(Vec<Segment>, Vec<String>)
     let control = statements.iter().find(|s| tx_control(s.code()).is_some());
     let refused = statements
         .iter()
-        .find_map(|s| refused_in_transaction(s.code()).map(|w| (w, s.location.line)));
-    let reason = match (control, refused) {
-        (None, None) if statements.is_empty() => return Ok((Vec::new(), Vec::new())),
-        (None, None) => {
+        .find_map(|s| refused_in_transaction(s.code()).map(|w| (w, s)));
+    if statements.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let reason = match (transaction, control, refused) {
+        (Some(true), Some(c), _) => {
+            return Err(MigrationError::at(
+                c.location.clone(),
+                "the file has its own transaction control, and transaction = true would run it                  inside another transaction: remove transaction = true from the step, or the                  file's BEGIN/COMMIT",
+            ))
+        }
+        (Some(true), None, Some((what, st))) => {
+            return Err(MigrationError::at(
+                st.location.clone(),
+                format!(
+                    "{what} cannot run inside a transaction block, and transaction = true runs the                      file in one: PostgreSQL would fail with 25001. Fix: transaction = false"
+                ),
+            ))
+        }
+        (Some(true), None, None) => {
+            return Ok((
+                vec![Segment {
+                    execution: Execution::Transaction,
+                    reason: "transaction = true in the scenario: the file runs in one transaction"
+                        .into(),
+                    statements,
+                }],
+                Vec::new(),
+            ))
+        }
+        (Some(false), _, _) => "transaction = false in the scenario: psql --file runs it statement \
+             by statement in autocommit"
+            .to_string(),
+        (None, None, None) => {
             return Ok((
                 vec![Segment {
                     execution: Execution::Transaction,
@@ -75,14 +114,15 @@ fn load_file(path: &Path, dir_path: &Path) -> Result<(Vec<Segment>, Vec<String>)
                 Vec::new(),
             ))
         }
-        (Some(c), _) => format!(
+        (None, Some(c), _) => format!(
             "the file has its own transaction control (line {}): psql --file runs it statement by \
              statement, outside its BEGIN ... COMMIT in autocommit",
             c.location.line
         ),
-        (None, Some((what, line))) => format!(
-            "it holds {what} (line {line}), which cannot run in a transaction: psql --file runs it \
-             statement by statement in autocommit"
+        (None, None, Some((what, st))) => format!(
+            "it holds {what} (line {}), which cannot run in a transaction: psql --file runs it \
+             statement by statement in autocommit",
+            st.location.line
         ),
     };
     let cx = Context {
@@ -90,6 +130,24 @@ fn load_file(path: &Path, dir_path: &Path) -> Result<(Vec<Segment>, Vec<String>)
         fix: "move it after the COMMIT",
     };
     segment::psql_style(statements, &reason, &cx)
+}
+
+/// One `.sql` file on its own (a scenario step's `file = ...`), run as the
+/// plain layout runs a file; `transaction` forces one way (see
+/// [`load_file`]). `\ir` includes are relative to the file's directory.
+pub fn load_single(
+    path: &Path,
+    transaction: Option<bool>,
+) -> Result<MigrationFile, MigrationError> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let (segments, notes) = load_file(path, base, transaction)?;
+    let name = path.display().to_string();
+    let version = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = MigrationFile::versioned(path.to_path_buf(), name, version, String::new(), segments);
+    Ok(MigrationFile { notes, ..file })
 }
 
 pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
@@ -101,7 +159,7 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
     let mut errors = Vec::new();
     let mut files = Vec::new();
     for e in entries {
-        match load_file(&e.path, dir_path) {
+        match load_file(&e.path, dir_path, None) {
             Ok((segments, notes)) => {
                 let version = e.name[..e.name.len() - 4].to_string();
                 let file =

@@ -6,6 +6,8 @@
 //!    build on);
 //! 2. `seeding.rs` — the rehearsal's database with its data: seeded in
 //!    place, or cloned from a template;
+//!    with `[migrations]`, `setup.rs` first applies the migrations before
+//!    the rehearsed ones in that database (the schema the data go into);
 //! 3. `run.rs` — traffic, the migration and the observers on one clock;
 //! 4. `recording.rs` — what was measured, written to the run directory;
 //! 5. `reporting.rs` — the reports rendered, the summary printed, the exit
@@ -20,7 +22,9 @@
 //! scenarios that ask for the same one (version, image, settings), runs the
 //! group's rehearsals one after the other on it, each in a database of its
 //! own, and seeds each distinct data set once: scenarios with the same data
-//! clone one template ([`DataPlan`]).
+//! clone one template ([`DataPlan`]). Scenarios with `[migrations]` are
+//! always seeded in place, after their setup: a template would have to be
+//! built by the setup migrations and keyed by them.
 
 mod kept;
 mod provision;
@@ -28,6 +32,7 @@ mod recording;
 mod reporting;
 mod run;
 mod seeding;
+mod setup;
 mod stage;
 
 use std::future::Future;
@@ -38,6 +43,7 @@ pub use provision::{Database, Server, ServerNeeds, Template, TemplateMade};
 pub use recording::{Draft, Recorded};
 pub use run::{Measured, RunInputs, Traffic, TrafficCtx, SERVER_SAMPLE, WAIT_POLL};
 pub use seeding::DataPlan;
+pub use setup::SETUP_APP_NAME;
 pub use stage::{Stopped, HARNESS_APP_NAME};
 
 use crate::error::{exit, Result};
@@ -152,6 +158,10 @@ async fn rehearse_group(
             outcomes.push(None);
             continue;
         }
+        if s.nothing_to_rehearse() {
+            outcomes.push(Some(nothing_to_rehearse(s)));
+            continue;
+        }
         if let Some(sv) = server.take() {
             if sv.healthy().await {
                 server = Some(sv);
@@ -202,9 +212,15 @@ fn data_plans(members: &[&Scenario], opts: &RunOptions) -> Vec<DataPlan> {
         .map(|s| KeyParts::of(s, opts.seed, 0).key())
         .collect();
     keys.iter()
-        .map(|k| {
+        .zip(members)
+        .map(|(k, s)| {
             let shared = keys.iter().filter(|o| *o == k).count() > 1;
-            if shared || opts.server.reuse {
+            if s.migrations.is_some() {
+                // The setup migrations run in the rehearsal's own database
+                // before it is seeded (`seeding::obtain`); templates are not
+                // built through them (nor keyed by their digest) yet.
+                DataPlan::InPlace
+            } else if shared || opts.server.reuse {
                 DataPlan::Template
             } else {
                 DataPlan::InPlace
@@ -229,8 +245,12 @@ fn say_provisioning(s: &Scenario, opts: &RunOptions) {
 }
 
 /// Provision a server for `s` alone, rehearse on it, tear it down.
+/// A scenario whose `--since-git` found no new migration needs no server.
 pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) -> Outcome {
-    let plan = if opts.server.reuse {
+    if s.nothing_to_rehearse() {
+        return nothing_to_rehearse(s);
+    }
+    let plan = if opts.server.reuse && s.migrations.is_none() {
         DataPlan::Template
     } else {
         DataPlan::InPlace
@@ -253,6 +273,37 @@ pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) ->
     let outcome = rehearse_on(&server, s, plan, opts, signals).await;
     timed("teardown", server.teardown()).await;
     outcome
+}
+
+/// No migration was added since the `--since-git` revision: say so (also
+/// in GitHub's job summary), pass.
+fn nothing_to_rehearse(s: &Scenario) -> Outcome {
+    let since = match s.migrations.as_ref().map(|m| &m.selection) {
+        Some(crate::migrations::Selection::SinceGit(rev)) => format!(" since {rev}"),
+        _ => String::new(),
+    };
+    let dir = s
+        .migrations
+        .as_ref()
+        .map_or(String::new(), |m| format!(" in {}", m.dir.display()));
+    eprintln!(
+        "pgrehearse: {} — no migration added{since}{dir}: nothing to rehearse",
+        s.name
+    );
+    let summary = crate::report::RenderOptions::default().github_step_summary;
+    if let Some(path) = summary {
+        let md = format!(
+            "## pgrehearse: {}\n\nNo migration added{since}{dir}: nothing to rehearse.\n",
+            s.name
+        );
+        if let Err(e) = crate::report::append_step_summary(&path, &md) {
+            eprintln!("pgrehearse: cannot append to {}: {e}", path.display());
+        }
+    }
+    Outcome {
+        run_dir: None,
+        result: Ok(exit::OK),
+    }
 }
 
 /// Rehearse `s` on `server` (someone else provisions and tears it down):
@@ -289,7 +340,12 @@ async fn stages(
     opts: &RunOptions,
     signals: &Signals,
 ) -> Result<u8> {
-    let data = seeding::obtain(server, s, plan, opts, signals);
+    // With [migrations], the setup migrations build the schema the tables
+    // are seeded into, in the rehearsal's database (run.json's `migrations`
+    // records each file). (`sweep` seeds once before this and refuses
+    // [migrations].)
+    let setup = s.migrations.as_ref().zip(draft.info.migrations.as_mut());
+    let data = seeding::obtain(server, s, plan, setup, opts, signals);
     let obtained = timed("seed", data)
         .await
         .map_err(|stopped| draft.abandon(stopped))?;
@@ -358,10 +414,12 @@ async fn measure(
         .await
         .map_err(|stopped| draft.abandon(stopped))?;
     }
+    let tables = run::observed_tables(&db.conn, s).await;
     let input = RunInputs {
         conn: &db.conn,
         server_log: db.server_log.clone(),
         scenario: s,
+        tables,
         run_dir: &draft.dir,
         seed: opts.seed,
         output: opts.output,

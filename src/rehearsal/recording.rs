@@ -61,6 +61,7 @@ impl Draft {
             end_ms: 0.0,
             steps: Vec::new(),
             invalid_indexes: Vec::new(),
+            migrations: s.migrations.as_ref().map(super::setup::info),
             wal_attribution: None,
             wal_unavailable: None,
             sizes_method: None,

@@ -47,6 +47,9 @@ pub struct RunInputs<'a> {
     /// The server's log, where we own the server.
     pub server_log: Option<ServerLog>,
     pub scenario: &'a Scenario,
+    /// The tables whose rewrites, scans, dead tuples and size are watched
+    /// ([`observed_tables`]).
+    pub tables: Vec<String>,
     /// The run directory: the latency recorder streams its files there.
     pub run_dir: &'a std::path::Path,
     /// Seed of query parameters and retry jitter.
@@ -207,7 +210,7 @@ async fn drive(
         let ctx = MigrationCtx {
             conn: input.conn.clone(),
             phases: s.phases.clone(),
-            tables: table_names(s),
+            tables: input.tables.clone(),
             clock: sh.clock,
             status: sh.live.status.clone(),
             app_index,
@@ -301,8 +304,39 @@ impl AppVersions {
     }
 }
 
-fn table_names(s: &Scenario) -> Vec<String> {
-    s.tables.iter().map(|t| t.name.clone()).collect()
+/// The tables whose rewrites, scans, dead tuples and size the run watches:
+/// the scenario's, and with `[migrations]` every table of the database
+/// once seeded (the schema is the migrations').
+pub async fn observed_tables(conn: &ConnInfo, s: &Scenario) -> Vec<String> {
+    let mut names: Vec<String> = s.tables.iter().map(|t| t.name.clone()).collect();
+    if s.migrations.is_none() {
+        return names;
+    }
+    let found = match conn.session(HARNESS_APP_NAME).await {
+        Ok(c) => c
+            .query(
+                "SELECT c.relname::text FROM pg_class c \
+                 WHERE c.relkind IN ('r', 'p', 'm') \
+                   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, \
+                       'information_schema'::regnamespace, 'pg_toast'::regnamespace) \
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    for n in found {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
 }
 
 async fn start_observer(
@@ -323,7 +357,7 @@ async fn start_observer(
             .iter()
             .map(|q| (q.sql.trim().to_string(), q.name.clone()))
             .collect(),
-        tables: table_names(input.scenario),
+        tables: input.tables.clone(),
         poll: WAIT_POLL,
         sample: SERVER_SAMPLE,
         server_log: input.server_log.clone(),

@@ -4,8 +4,10 @@ use std::fmt::Write;
 
 use super::diag::{fmt_duration, trim_float};
 use super::{
-    Budget, ColumnGen, Distinct, Gen, IntDist, Scale, Scenario, StepAction, StepPlan, WorkloadPlan,
+    Budget, ColumnGen, Distinct, Gen, IntDist, MigrationsPlan, Scale, Scenario, StepAction,
+    StepPlan, WorkloadPlan,
 };
+use crate::migrations::{Execution, MigrationFile, Selection};
 
 /// Render the validated plan: tables with rows and generators, workload,
 /// phases and steps with their statements and timeouts, budget.
@@ -17,9 +19,19 @@ pub fn describe(s: &Scenario) -> String {
 
 fn write_plan(o: &mut String, s: &Scenario) -> std::fmt::Result {
     write_header(o, s)?;
+    if let Some(m) = &s.migrations {
+        write_migrations(o, m)?;
+    }
     write_tables(o, s)?;
     write_workload(o, &s.workload)?;
-    writeln!(o, "phases")?;
+    if s.nothing_to_rehearse() {
+        writeln!(
+            o,
+            "phases: none — no migration is new, nothing to rehearse (run exits 0)"
+        )?;
+    } else {
+        writeln!(o, "phases")?;
+    }
     for (i, p) in s.phases.iter().enumerate() {
         writeln!(o, "  {}. {} — apps [{}]", i + 1, p.name, p.apps.join(", "))?;
         for st in &p.steps {
@@ -78,11 +90,75 @@ fn write_header(o: &mut String, s: &Scenario) -> std::fmt::Result {
     Ok(())
 }
 
+/// The directory, how files were chosen, what setup applies and what is
+/// rehearsed, and what the tool would not run.
+fn write_migrations(o: &mut String, m: &MigrationsPlan) -> std::fmt::Result {
+    let chosen = match &m.selection {
+        Selection::All => "every file".to_string(),
+        Selection::From(v) => format!("from version {v}"),
+        Selection::Last(0) => "none (last = 0): every file is setup".to_string(),
+        Selection::Last(n) => format!("the last {n}"),
+        Selection::SinceGit(rev) => format!("those added since git {rev}"),
+    };
+    writeln!(
+        o,
+        "migrations {} ({}), rehearsed: {chosen}",
+        m.dir.display(),
+        m.layout
+    )?;
+    writeln!(
+        o,
+        "  setup, applied before seeding and not timed: {} file(s)",
+        m.setup.len()
+    )?;
+    for f in &m.setup {
+        writeln!(o, "    {} — {}", f.name, file_shape(f))?;
+    }
+    writeln!(o, "  rehearsed: {} file(s), a step each", m.rehearse.len())?;
+    for f in &m.rehearse {
+        writeln!(o, "    {} — {}", f.name, file_shape(f))?;
+    }
+    for i in &m.ignored {
+        writeln!(
+            o,
+            "  not applied by {}: {} ({})",
+            m.layout.tool(),
+            i.path.display(),
+            i.reason
+        )?;
+    }
+    Ok(())
+}
+
+/// "2 statements in a transaction, then 1 in autocommit".
+fn file_shape(f: &MigrationFile) -> String {
+    let parts: Vec<String> = f
+        .segments
+        .iter()
+        .map(|s| {
+            let n = s.statements.len();
+            let how = match s.execution {
+                Execution::Transaction => "in a transaction",
+                Execution::Autocommit => "in autocommit",
+            };
+            format!("{n} statement{} {how}", if n == 1 { "" } else { "s" })
+        })
+        .collect();
+    if parts.is_empty() {
+        "no statements".into()
+    } else {
+        parts.join(", then ")
+    }
+}
+
 fn write_tables(o: &mut String, s: &Scenario) -> std::fmt::Result {
     writeln!(o, "tables")?;
     for t in &s.tables {
         writeln!(o, "  {} — {} rows", t.name, t.rows)?;
-        writeln!(o, "    {}", one_line(&t.create))?;
+        match &t.create {
+            Some(create) => writeln!(o, "    {}", one_line(create))?,
+            None => writeln!(o, "    (created by the setup migrations)")?,
+        }
         for c in &t.columns {
             writeln!(o, "    {:<16} {}", c.name, gen_text(&c.gen))?;
         }
@@ -138,6 +214,9 @@ fn write_workload(o: &mut String, w: &WorkloadPlan) -> std::fmt::Result {
 /// A step: how it runs (transaction, timeouts, retries, pause), then what.
 fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
     let mut opts = Vec::new();
+    if let StepAction::File(f) = &st.action {
+        opts.push(file_shape(f));
+    }
     if let StepAction::Sql(_) = st.action {
         opts.push(
             if st.transaction {
@@ -175,6 +254,18 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
         StepAction::Sql(stmts) => {
             for q in stmts {
                 writeln!(o, "       {}", one_line(q))?;
+            }
+        }
+        StepAction::File(f) => {
+            writeln!(o, "       {}", f.path.display())?;
+            for seg in &f.segments {
+                writeln!(o, "       {}:", seg.reason)?;
+                for q in &seg.statements {
+                    writeln!(o, "         {:>4}  {}", q.location.line, one_line(q.code()))?;
+                }
+            }
+            for n in &f.notes {
+                writeln!(o, "       note: {n}")?;
             }
         }
         StepAction::Backfill(b) => {

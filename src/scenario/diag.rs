@@ -152,11 +152,17 @@ impl Names {
     }
 
     fn add(&mut self, d: &mut Diags, name: &S<String>, field: &str) {
-        let n = name.get_ref().trim().to_string();
+        self.add_at(d, name.get_ref(), name.span(), field);
+    }
+
+    /// A name that is not written where `span` is (a default taken from
+    /// elsewhere, such as a step's file name).
+    pub fn add_at(&mut self, d: &mut Diags, name: &str, span: Range<usize>, field: &str) {
+        let n = name.trim().to_string();
         if let Some(first) = self.seen.get(&n) {
             let line = d.line_of(first.clone());
             d.err(
-                name.span(),
+                span,
                 field,
                 format!(
                     "duplicate {} name `{n}` (first defined on line {line}); names must be unique",
@@ -164,7 +170,7 @@ impl Names {
                 ),
             );
         } else {
-            self.seen.insert(n, name.span());
+            self.seen.insert(n, span);
         }
     }
 }

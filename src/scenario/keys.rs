@@ -8,8 +8,9 @@ use std::ops::Range;
 use serde::de::{self, Deserialize, Visitor};
 
 use super::model::{
-    BackfillSection, BudgetSection, GenSpec, PhaseSection, PostgresSection, QuerySection,
-    ScenarioFile, ScriptSection, SizeSection, StepSection, TableSection, WorkloadSection,
+    BackfillSection, BudgetSection, GenSpec, MigrationsSection, PhaseSection, PostgresSection,
+    QuerySection, RehearseSection, ScenarioFile, ScriptSection, SizeSection, StepSection,
+    TableSection, WorkloadSection,
 };
 
 /// An unknown key: byte span of the key, dotted path, message.
@@ -52,6 +53,8 @@ fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
 enum Shape {
     Root,
     Postgres,
+    Migrations,
+    Rehearse,
     Size,
     Table,
     Columns,
@@ -71,6 +74,8 @@ impl Shape {
         Some(match self {
             Shape::Root => fields_of::<ScenarioFile>(),
             Shape::Postgres => fields_of::<PostgresSection>(),
+            Shape::Migrations => fields_of::<MigrationsSection>(),
+            Shape::Rehearse => fields_of::<RehearseSection>(),
             Shape::Size => fields_of::<SizeSection>(),
             Shape::Table => fields_of::<TableSection>(),
             Shape::Columns => return None,
@@ -89,6 +94,8 @@ impl Shape {
     fn child(self, key: &str) -> Option<Shape> {
         Some(match (self, key) {
             (Shape::Root, "postgres") => Shape::Postgres,
+            (Shape::Root, "migrations") => Shape::Migrations,
+            (Shape::Migrations, "rehearse") => Shape::Rehearse,
             (Shape::Postgres, "size") => Shape::Size,
             (Shape::Root, "table") => Shape::Table,
             (Shape::Root, "workload") => Shape::Workload,
@@ -259,7 +266,7 @@ mod tests {
         assert!(fields_of::<TableSection>().contains(&"rows"));
         assert!(fields_of::<BackfillSection>().contains(&"where"));
         assert!(!fields_of::<BackfillSection>().contains(&"where_clause"));
-        assert_eq!(fields_of::<ScenarioFile>().len(), 10);
+        assert_eq!(fields_of::<ScenarioFile>().len(), 11);
     }
 
     #[test]

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use super::diag::Diags;
 use super::keys::unknown_keys;
 use super::model::ScenarioFile;
-use super::span::{line_col, path_at, path_near};
-use super::validate::{validate, RowOverrides};
+use super::span::{line_col, path_at, path_near, span_of_path};
+use super::validate::{validate, CommandLine, RowOverrides};
 use super::Scenario;
 use crate::error::{Error, Result, ScenarioError};
 
@@ -26,6 +26,8 @@ pub struct Overrides {
     pub rows: Option<u64>,
     /// --scale F: every table's rows × F.
     pub scale: Option<f64>,
+    /// --since-git REV: the `[migrations]` added since REV are rehearsed.
+    pub since_git: Option<String>,
     /// --before D: traffic before the first step, instead of the file's
     /// `[workload] before` (scripts keep their `at`).
     pub before: Option<Duration>,
@@ -106,7 +108,11 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
         ));
     }
     let mut d = Diags::new(path, text);
-    let mut scenario = validate(&mut d, &model, path, hash, &ov);
+    let cli = CommandLine {
+        rows: ov,
+        since_git: overrides.since_git.as_deref(),
+    };
+    let mut scenario = validate(&mut d, &model, path, hash, &cli);
     if d.errors.is_empty() {
         if let Some(before) = overrides.before {
             scenario.workload.before = before;
@@ -117,9 +123,41 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
         Ok(scenario)
     } else {
         let mut errors = d.errors;
-        errors.sort_by_key(|e| (e.line, e.column));
+        // The scenario file's problems by position, then those in migration
+        // files in the order their tool reads them.
+        errors.sort_by_key(|e| match e.file == path {
+            true => (0, e.line, e.column),
+            false => (1, 0, 0),
+        });
         Err(Error::Scenario(errors))
     }
+}
+
+/// Problems found after loading — against the live schema, once the
+/// setup migrations ran — name their field (`table[1].columns.total`) but
+/// no position: locate them in their scenario file, read again. Errors that
+/// have a position, or whose field is not in the file, stay as they are.
+pub fn locate_fields(errors: Vec<ScenarioError>) -> Vec<ScenarioError> {
+    let mut texts: Vec<(std::path::PathBuf, Option<String>)> = Vec::new();
+    errors
+        .into_iter()
+        .map(|mut e| {
+            if e.line != 0 || e.field.is_empty() {
+                return e;
+            }
+            if !texts.iter().any(|(p, _)| *p == e.file) {
+                texts.push((e.file.clone(), std::fs::read_to_string(&e.file).ok()));
+            }
+            let text = texts
+                .iter()
+                .find(|(p, _)| *p == e.file)
+                .and_then(|(_, t)| t.as_deref());
+            if let Some((text, span)) = text.and_then(|t| Some((t, span_of_path(t, &e.field)?))) {
+                (e.line, e.column) = line_col(text, span.start);
+            }
+            e
+        })
+        .collect()
 }
 
 fn check_overrides(o: &Overrides) -> Result<RowOverrides> {

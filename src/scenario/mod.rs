@@ -12,7 +12,9 @@ pub mod load;
 pub mod model;
 mod span;
 mod validate;
+mod validate_migrations;
 mod validate_phases;
+mod validate_placement;
 mod validate_size;
 mod validate_workload;
 
@@ -20,7 +22,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use diag::parse_duration;
-pub use load::{load, load_str, Overrides};
+pub use load::{load, load_str, locate_fields, Overrides};
+
+use crate::migrations::{Ignored, Layout, MigrationFile};
 
 /// A validated scenario: everything a rehearsal needs, no raw input left.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +47,48 @@ pub struct Scenario {
     pub workload: WorkloadPlan,
     pub phases: Vec<PhasePlan>,
     pub budget: Budget,
+    /// `[migrations]`: the project's own migration files. The `setup` ones
+    /// build the schema before seeding; the rehearsed ones are steps of
+    /// `phases` ([`StepAction::File`]).
+    pub migrations: Option<MigrationsPlan>,
+}
+
+/// The `[migrations]` of a scenario, loaded, checked and split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationsPlan {
+    /// The directory, resolved against the scenario file's directory.
+    pub dir: PathBuf,
+    pub layout: Layout,
+    /// How the rehearsed files were chosen (`rehearse`, or `--since-git`);
+    /// `Last(0)`: none, every file is setup.
+    pub selection: crate::migrations::Selection,
+    /// Applied before seeding, untimed, the tool's way, in order.
+    pub setup: Vec<MigrationFile>,
+    /// Rehearsed, in the tool's order; each is one step of `phases`.
+    pub rehearse: Vec<MigrationFile>,
+    /// Files of the directory the tool would not apply, and why.
+    pub ignored: Vec<Ignored>,
+}
+
+impl MigrationsPlan {
+    /// What the setup files make PostgreSQL do, as one sha256: equal
+    /// digests build equal schemas (a template database's key).
+    pub fn setup_digest(&self) -> String {
+        crate::migrations::digest(&self.setup)
+    }
 }
 
 impl Scenario {
+    /// `--since-git` found no migration added since the revision: there is
+    /// nothing to rehearse (`run` says so and exits 0).
+    pub fn nothing_to_rehearse(&self) -> bool {
+        self.phases.is_empty()
+            && self
+                .migrations
+                .as_ref()
+                .is_some_and(|m| m.rehearse.is_empty())
+    }
+
     /// A plan that only seeds `tables`: no traffic, no phases, no budget.
     /// For seeding from code (benchmarks, tests) without a file.
     pub fn seed_only(name: &str, tables: Vec<TablePlan>) -> Scenario {
@@ -62,6 +105,7 @@ impl Scenario {
             workload: WorkloadPlan::idle(),
             phases: Vec::new(),
             budget: Budget::default(),
+            migrations: None,
         }
     }
 }
@@ -93,9 +137,13 @@ pub struct TablePlan {
     pub name: String,
     /// Exact number of rows to generate (after --rows / --scale).
     pub rows: u64,
-    pub create: String,
+    /// The CREATE TABLE statement; `None` when the table comes from the
+    /// setup migrations (it must exist once they ran).
+    pub create: Option<String>,
     pub after_seed: Vec<String>,
-    /// Generated columns; a table column without a generator gets its default.
+    /// Generated columns; a table column without a generator gets its
+    /// default (or NULL; with `[migrations]`, a foreign key into a seeded
+    /// table gets an `fk` generator).
     pub columns: Vec<ColumnPlan>,
 }
 
@@ -317,7 +365,8 @@ pub struct StepPlan {
     pub name: String,
     pub action: StepAction,
     /// Run the statements in one transaction (default) or each on its own
-    /// (required for CONCURRENTLY).
+    /// (required for CONCURRENTLY). For a [`StepAction::File`]: whether
+    /// every segment is a transaction (what run.json says).
     pub transaction: bool,
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
@@ -342,8 +391,13 @@ impl StepPlan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepAction {
-    /// Statements, already split by [`crate::sql::split`].
+    /// Statements, already split by [`crate::sql::split`], run as the
+    /// step's `transaction` says.
     Sql(Vec<String>),
+    /// A SQL file — a rehearsed migration, or a step's `file = ...` — run
+    /// segment by segment, each the way its tool runs it; every statement
+    /// knows its file and line.
+    File(MigrationFile),
     Backfill(BackfillPlan),
 }
 

@@ -23,6 +23,7 @@ pub struct ScenarioFile {
     pub pair: Option<S<String>>,
     pub variant: Option<S<String>>,
     pub postgres: Option<PostgresSection>,
+    pub migrations: Option<MigrationsSection>,
     #[serde(default)]
     pub table: Vec<S<TableSection>>,
     pub seed_sql: Option<S<SqlText>>,
@@ -50,6 +51,34 @@ pub struct PostgresSection {
 pub struct SizeSection {
     pub cpus: Option<S<i64>>,
     pub memory: Option<S<String>>,
+}
+
+/// `[migrations]`: a directory of the project's migration files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsSection {
+    pub dir: Option<S<String>>,
+    pub layout: Option<S<String>>,
+    pub rehearse: Option<S<RehearseSection>>,
+    /// Flyway `mixed`.
+    pub mixed: Option<S<bool>>,
+    /// Flyway `executeInTransaction`.
+    pub execute_in_transaction: Option<S<bool>>,
+    /// Flyway `placeholderReplacement`.
+    pub placeholder_replacement: Option<S<bool>>,
+    /// Flyway `placeholders.*`.
+    pub placeholders: Option<S<OrderedMap<S<String>>>>,
+    /// golang-migrate `x-multi-statement`.
+    pub multi_statement: Option<S<bool>>,
+}
+
+/// `rehearse = { from = "5" }` or `{ last = 2 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RehearseSection {
+    /// A version: "1.10" or 5 (a float would lose "1.10").
+    pub from: Option<S<Value>>,
+    pub last: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +203,9 @@ pub struct ScriptSection {
 pub struct PhaseSection {
     pub name: Option<S<String>>,
     pub apps: Option<S<Vec<S<String>>>>,
+    /// Rehearsed migrations run by this phase: a list of names, or "*"
+    /// (those no other phase runs).
+    pub migrations: Option<S<Value>>,
     #[serde(default)]
     pub step: Vec<S<StepSection>>,
 }
@@ -183,6 +215,10 @@ pub struct PhaseSection {
 pub struct StepSection {
     pub name: Option<S<String>>,
     pub sql: Option<S<SqlText>>,
+    /// A rehearsed migration of `[migrations]`, by name.
+    pub migration: Option<S<String>>,
+    /// Any `.sql` file, relative to the scenario file.
+    pub file: Option<S<String>>,
     pub transaction: Option<S<bool>>,
     pub lock_timeout: Option<S<String>>,
     pub statement_timeout: Option<S<String>>,

@@ -139,6 +139,45 @@ fn visit_value(
     }
 }
 
+/// The span of the key (or `[[table]]` header) at a dotted path such as
+/// `table[1].columns.total`, in a document that parses as TOML: where a
+/// problem found after loading (against the live schema) is located.
+pub fn span_of_path(text: &str, path: &str) -> Option<Range<usize>> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let segments: Option<Vec<(&str, Option<usize>)>> = path
+        .split('.')
+        .map(|part| match part.split_once('[') {
+            Some((key, i)) => Some((key, Some(i.trim_end_matches(']').parse().ok()?))),
+            None => Some((part, None)),
+        })
+        .collect();
+    span_in(doc.as_table(), &segments?)
+}
+
+fn span_in(
+    table: &dyn toml_edit::TableLike,
+    path: &[(&str, Option<usize>)],
+) -> Option<Range<usize>> {
+    let ((key, index), rest) = path.split_first()?;
+    let (k, item) = table.get_key_value(key)?;
+    let here = k.span();
+    let deeper = match (item, index) {
+        (toml_edit::Item::ArrayOfTables(a), Some(i)) => {
+            let t = a.get(*i)?;
+            span_in(t, rest).or(t.span())
+        }
+        (toml_edit::Item::Value(toml_edit::Value::Array(a)), Some(i)) => {
+            let v = a.get(*i)?;
+            v.as_inline_table()
+                .and_then(|t| span_in(t, rest))
+                .or(v.span())
+        }
+        (item, None) => item.as_table_like().and_then(|t| span_in(t, rest)),
+        _ => None,
+    };
+    deeper.or(here)
+}
+
 /// A best-effort path for a syntax error, from the text alone: the last table
 /// header before `offset` (array-of-tables indices counted) plus the key of
 /// the line, or of the last key line when the error sits inside a multi-line

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::diag::{item_name, sql_list, Diags, Names};
 use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
 use super::model::{self, S};
+use super::validate_migrations::{migrations, Migrations};
 use super::validate_phases::phases;
 use super::validate_size::size;
 use super::validate_workload::workload;
@@ -25,13 +26,21 @@ pub struct RowOverrides {
     pub scale: Option<f64>,
 }
 
+/// Command-line settings validation takes into account.
+pub struct CommandLine<'a> {
+    pub rows: RowOverrides,
+    /// `--since-git REV`: rehearse the migrations added since REV.
+    pub since_git: Option<&'a str>,
+}
+
 pub fn validate(
     d: &mut Diags,
     f: &model::ScenarioFile,
     path: &Path,
     hash: String,
-    ov: &RowOverrides,
+    cli: &CommandLine,
 ) -> Scenario {
+    let ov = &cli.rows;
     let whole = 0..0;
     let name = match d.required(
         &f.name,
@@ -63,7 +72,8 @@ pub fn validate(
         }
     });
     let postgres = postgres(d, f.postgres.as_ref());
-    let tables = tables(d, &f.table, ov);
+    let migrations = migrations(d, f.migrations.as_ref(), path, cli.since_git);
+    let tables = tables(d, &f.table, ov, &migrations);
     let seed_sql = f
         .seed_sql
         .as_ref()
@@ -86,7 +96,15 @@ pub fn validate(
         })
         .collect();
     let workload = workload(d, f.workload.as_ref(), &targets);
-    let phases = phases(d, &f.phase, &workload.apps());
+    let mut phases = phases(d, &f.phase, &workload.apps(), path, &migrations);
+    if let Some(m) = migrations.plan() {
+        if m.rehearse.is_empty() && matches!(m.selection, crate::migrations::Selection::SinceGit(_))
+        {
+            // Nothing new since the revision: nothing to rehearse, inline
+            // steps included (they rehearse the pending change).
+            phases.clear();
+        }
+    }
     let budget = f.budget.as_ref().map(|b| budget(d, b)).unwrap_or_default();
     Scenario {
         path: path.to_path_buf(),
@@ -101,6 +119,10 @@ pub fn validate(
         workload,
         phases,
         budget,
+        migrations: match migrations {
+            Migrations::Loaded(m) => Some(m),
+            _ => None,
+        },
     }
 }
 
@@ -209,12 +231,13 @@ fn tables(
     d: &mut Diags,
     ts: &[S<model::TableSection>],
     ov: &RowOverrides,
+    migrations: &Migrations,
 ) -> Vec<(TablePlan, usize, bool)> {
     let heads = table_heads(d, ts, ov);
     let overridden = ov.rows.is_some() || ov.scale.is_some();
     (0..ts.len())
         .map(|i| {
-            let plan = table(d, ts, i, &heads, overridden);
+            let plan = table(d, ts, i, &heads, overridden, migrations.present());
             (plan, d.line_of(ts[i].span()), heads.rows_valid[i])
         })
         .collect()
@@ -275,12 +298,15 @@ fn row_count(d: &mut Diags, r: &S<i64>, field: &str) -> u64 {
 }
 
 /// Table `i`: its CREATE statement, after_seed and column generators.
+/// With `[migrations]` (`schema_from_files`), `create` is optional: the
+/// table is one the setup migrations create, seeded in foreign-key order.
 fn table(
     d: &mut Diags,
     ts: &[S<model::TableSection>],
     i: usize,
     heads: &TableHeads,
     overridden: bool,
+    schema_from_files: bool,
 ) -> TablePlan {
     let t = &ts[i];
     let tt = t.get_ref();
@@ -296,10 +322,16 @@ fn table(
         );
     }
     let create_field = format!("table[{i}].create");
-    const CREATE: &str = "the CREATE TABLE statement";
-    let create = match d.required(&tt.create, t.span(), &create_field, CREATE) {
-        Some(v) => d.nonempty(v, &create_field, CREATE).unwrap_or_default(),
-        None => String::new(),
+    const CREATE: &str =
+        "the CREATE TABLE statement (or a [migrations] section that creates the table)";
+    let create = match (&tt.create, schema_from_files) {
+        (None, true) => None,
+        _ => Some(
+            match d.required(&tt.create, t.span(), &create_field, CREATE) {
+                Some(v) => d.nonempty(v, &create_field, CREATE).unwrap_or_default(),
+                None => String::new(),
+            },
+        ),
     };
     let after_seed = tt
         .after_seed
@@ -318,11 +350,14 @@ fn table(
                 1
             },
             line: d.line_of(ts[j].span()),
-            usable: j < i,
+            // With the schema from migrations, seeding follows its foreign
+            // keys, not the file's order.
+            usable: j < i || (schema_from_files && j != i),
         })
         .collect();
-    let idents = identifiers(&create);
-    if let (Some(c), false) = (&tt.create, create.is_empty() || name.is_empty()) {
+    let create_sql = create.as_deref().unwrap_or("");
+    let idents = identifiers(create_sql);
+    if let (Some(c), false) = (&tt.create, create_sql.is_empty() || name.is_empty()) {
         if !mentions(&idents, name) {
             d.err(
                 c.span(),
@@ -331,7 +366,7 @@ fn table(
             );
         }
     }
-    let mut columns = columns(d, tt, i, &create, &idents, name, &targets);
+    let mut columns = columns(d, tt, i, create_sql, &idents, name, &targets);
     for c in &mut columns {
         super::gen_shape::resolve_share(&mut c.gen.kind, rows);
     }

@@ -1,27 +1,72 @@
-//! Validating `[[phase]]` and `[[phase.step]]`: live apps, sql or backfill,
-//! transaction mode, timeouts, retries and expected errors.
+//! Validating `[[phase]]` and `[[phase.step]]`: live apps, what a step runs
+//! (sql, backfill, a rehearsed migration, a `.sql` file), transaction mode,
+//! timeouts, retries and expected errors. Where rehearsed migrations go is
+//! `validate_placement.rs`.
 
+use std::ops::Range;
+use std::path::Path;
 use std::time::Duration;
+
+use toml::Value;
 
 use super::diag::{app_list, item_name, sql_list, Diags, Names};
 use super::model::{self, S};
+use super::validate_migrations::Migrations;
+use super::validate_placement::{self as placement, Entry, PhaseDraft, Placed, Rehearsed};
 use super::{BackfillPlan, PhasePlan, StepAction, StepPlan};
+use crate::migrations::{self, Selection};
 use crate::sql;
+
+/// Where a phase's steps may take their SQL from.
+struct Sources<'a> {
+    /// The scenario file: `file = ...` is relative to it.
+    scenario: &'a Path,
+    rehearsed: Rehearsed<'a>,
+}
 
 pub(super) fn phases(
     d: &mut Diags,
     ps: &[S<model::PhaseSection>],
     all_apps: &[String],
+    scenario: &Path,
+    migrations: &Migrations,
 ) -> Vec<PhasePlan> {
+    let rehearsed = match migrations {
+        Migrations::Absent => Rehearsed::NoSection,
+        Migrations::Broken => Rehearsed::Unchecked,
+        Migrations::Loaded(m) if m.rehearse.is_empty() => match m.selection {
+            Selection::SinceGit(_) => Rehearsed::Unchecked,
+            _ => Rehearsed::Files(&m.rehearse),
+        },
+        Migrations::Loaded(m) => Rehearsed::Files(&m.rehearse),
+    };
     if ps.is_empty() {
-        d.err(
-            0..0,
-            "phase",
-            "no phases; expected at least one [[phase]] with [[phase.step]] entries",
-        );
+        match (migrations, rehearsed) {
+            (Migrations::Loaded(m), Rehearsed::Files(files)) if !files.is_empty() => {
+                return vec![placement::default_phase(&m.rehearse, all_apps)]
+            }
+            (_, Rehearsed::Unchecked) => return Vec::new(),
+            (Migrations::Loaded(_), _) => d.err(
+                0..0,
+                "phase",
+                "no phases, and [migrations] rehearses no file (last = 0); expected at least one \
+                 [[phase]] with [[phase.step]] entries",
+            ),
+            _ => d.err(
+                0..0,
+                "phase",
+                "no phases; expected at least one [[phase]] with [[phase.step]] entries, or a \
+                 [migrations] section whose files are the steps",
+            ),
+        }
+        return Vec::new();
     }
+    let sources = Sources {
+        scenario,
+        rehearsed,
+    };
     let mut names = Names::new("phase");
-    let mut out = Vec::new();
+    let mut drafts = Vec::new();
     for (i, p) in ps.iter().enumerate() {
         let pp = p.get_ref();
         let name = item_name(
@@ -31,82 +76,255 @@ pub(super) fn phases(
             &format!("phase[{i}].name"),
             &mut names,
         );
-        let apps = match &pp.apps {
-            None => all_apps.to_vec(),
-            Some(v) => {
-                let list = app_list(d, v, &format!("phase[{i}].apps"));
-                for (k, a) in v.get_ref().iter().enumerate() {
-                    let a_name = a.get_ref().trim();
-                    if !a_name.is_empty() && !all_apps.iter().any(|x| x == a_name) {
-                        d.err(
-                            a.span(),
-                            format!("phase[{i}].apps[{k}]"),
-                            format!(
-                                "app `{a_name}` is not sent any query; expected one of: {}",
-                                all_apps.join(", ")
-                            ),
-                        );
-                    }
-                }
-                list
+        let apps = phase_apps(d, pp, i, all_apps);
+        let entries = match (&pp.migrations, pp.step.is_empty()) {
+            (Some(m), true) => phase_migrations(d, m, &format!("phase[{i}].migrations"), rehearsed),
+            (Some(m), false) => {
+                d.err(
+                    m.span(),
+                    format!("phase[{i}].migrations"),
+                    "a phase runs either migrations = [...] or [[phase.step]] entries, not both; \
+                     name a migration in a step instead: migration = \"V5__x.sql\"",
+                );
+                Vec::new()
+            }
+            (None, true) => {
+                d.err(
+                    p.span(),
+                    format!("phase[{i}].step"),
+                    "no steps; expected at least one [[phase.step]] (or migrations = [...])",
+                );
+                Vec::new()
+            }
+            (None, false) => {
+                let mut step_names = Names::new("step");
+                pp.step
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        step(
+                            d,
+                            s,
+                            &format!("phase[{i}].step[{j}]"),
+                            &mut step_names,
+                            &sources,
+                        )
+                    })
+                    .collect()
             }
         };
-        if pp.step.is_empty() {
-            d.err(
-                p.span(),
-                format!("phase[{i}].step"),
-                "no steps; expected at least one [[phase.step]]",
-            );
-        }
-        let mut step_names = Names::new("step");
-        let steps = pp
-            .step
-            .iter()
-            .enumerate()
-            .map(|(j, s)| step(d, s, &format!("phase[{i}].step[{j}]"), &mut step_names))
-            .collect();
-        out.push(PhasePlan { name, apps, steps });
+        drafts.push(PhaseDraft {
+            name,
+            apps,
+            entries,
+        });
     }
-    out
+    placement::finish(d, drafts, rehearsed, ps[0].span())
 }
 
-fn step(d: &mut Diags, s: &S<model::StepSection>, path: &str, names: &mut Names) -> StepPlan {
-    let ss = s.get_ref();
-    let f = |n: &str| format!("{path}.{n}");
-    let name = item_name(d, &ss.name, s.span(), &f("name"), names);
-    let transaction = ss.transaction.as_ref().is_none_or(|v| *v.get_ref());
-    let action = match (&ss.sql, &ss.backfill) {
-        (Some(_), Some(b)) => {
+fn phase_apps(
+    d: &mut Diags,
+    pp: &model::PhaseSection,
+    i: usize,
+    all_apps: &[String],
+) -> Vec<String> {
+    let Some(v) = &pp.apps else {
+        return all_apps.to_vec();
+    };
+    let list = app_list(d, v, &format!("phase[{i}].apps"));
+    for (k, a) in v.get_ref().iter().enumerate() {
+        let a_name = a.get_ref().trim();
+        if !a_name.is_empty() && !all_apps.iter().any(|x| x == a_name) {
             d.err(
-                b.span(),
-                f("backfill"),
-                "a step has either sql or backfill, not both; split it into two steps",
+                a.span(),
+                format!("phase[{i}].apps[{k}]"),
+                format!(
+                    "app `{a_name}` is not sent any query; expected one of: {}",
+                    all_apps.join(", ")
+                ),
             );
-            StepAction::Sql(Vec::new())
         }
-        (None, None) => {
-            d.err(
-                s.span(),
-                path,
-                "has neither sql nor backfill; expected one of them",
-            );
-            StepAction::Sql(Vec::new())
-        }
-        (Some(v), None) => {
-            let stmts = sql_list(d, v, &f("sql"));
-            if transaction {
-                if let Some(bad) = stmts.iter().find(|s| cannot_run_in_transaction(s)) {
-                    let first: String = bad.chars().take(60).collect();
+    }
+    list
+}
+
+/// `migrations = ["V5__a.sql", ...]` or `"*"`.
+fn phase_migrations(d: &mut Diags, m: &S<Value>, field: &str, rehearsed: Rehearsed) -> Vec<Entry> {
+    const EXPECTED: &str =
+        "expected a list of rehearsed migrations, e.g. [\"V5__add_column.sql\"], \
+                            or \"*\" (every rehearsed one no other phase runs)";
+    if let Rehearsed::NoSection = rehearsed {
+        d.err(
+            m.span(),
+            field,
+            "names migrations, and the scenario has no [migrations] section",
+        );
+        return Vec::new();
+    }
+    match m.get_ref() {
+        Value::String(s) if s.trim() == "*" => vec![Entry::Rest {
+            span: m.span(),
+            field: field.to_string(),
+        }],
+        Value::Array(items) if !items.is_empty() => {
+            // toml::Value keeps no spans inside: the list's span locates
+            // every name in it.
+            let mut out = Vec::new();
+            for (k, item) in items.iter().enumerate() {
+                let f = format!("{field}[{k}]");
+                let Value::String(name) = item else {
                     d.err(
-                        v.span(),
-                        f("sql"),
-                        format!("`{first}` cannot run inside a transaction block; set transaction = false on this step"),
+                        m.span(),
+                        &f,
+                        format!("`{item}` is not a file name; {EXPECTED}"),
                     );
+                    continue;
+                };
+                if let Some(index) = placement::resolve(d, rehearsed, name, m.span(), &f) {
+                    let Rehearsed::Files(files) = rehearsed else {
+                        continue;
+                    };
+                    out.push(Entry::Step(
+                        Box::new(placement::file_step(
+                            &files[index],
+                            files[index].name.clone(),
+                        )),
+                        Some(Placed {
+                            index,
+                            span: m.span(),
+                            field: f,
+                        }),
+                    ));
                 }
             }
-            StepAction::Sql(stmts)
+            out
         }
-        (None, Some(b)) => StepAction::Backfill(backfill(d, b, &f("backfill"))),
+        other => {
+            d.err(
+                m.span(),
+                field,
+                format!("`{other}` is not a list of migrations; {EXPECTED}"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// What a step runs: exactly one of these keys.
+fn what_it_runs(
+    d: &mut Diags,
+    ss: &model::StepSection,
+    span: Range<usize>,
+    path: &str,
+) -> Option<&'static str> {
+    let given: Vec<(&'static str, Range<usize>)> = [
+        ("sql", ss.sql.as_ref().map(S::span)),
+        ("backfill", ss.backfill.as_ref().map(S::span)),
+        ("migration", ss.migration.as_ref().map(S::span)),
+        ("file", ss.file.as_ref().map(S::span)),
+    ]
+    .into_iter()
+    .filter_map(|(k, s)| s.map(|s| (k, s)))
+    .collect();
+    match given.as_slice() {
+        [] => {
+            d.err(
+                span,
+                path,
+                "runs nothing; expected one of sql, backfill, migration (a rehearsed migration) or \
+                 file (a .sql file)",
+            );
+            None
+        }
+        [(only, _)] => Some(only),
+        [(first, _), (second, s2), ..] => {
+            d.err(
+                s2.clone(),
+                format!("{path}.{second}"),
+                format!("a step runs one of sql, backfill, migration or file, and this one also has {first}; split it into two steps"),
+            );
+            None
+        }
+    }
+}
+
+fn step(
+    d: &mut Diags,
+    s: &S<model::StepSection>,
+    path: &str,
+    names: &mut Names,
+    sources: &Sources,
+) -> Entry {
+    let ss = s.get_ref();
+    let f = |n: &str| format!("{path}.{n}");
+    let runs = what_it_runs(d, ss, s.span(), path);
+    let transaction = ss.transaction.as_ref().is_none_or(|v| *v.get_ref());
+    let mut placed = None;
+    let (action, file_transaction) = match runs {
+        Some("sql") => {
+            let v = ss.sql.as_ref().expect("checked");
+            let stmts = sql_list(d, v, &f("sql"));
+            if transaction {
+                check_transactional(d, &stmts, v.span(), &f("sql"));
+            }
+            (StepAction::Sql(stmts), None)
+        }
+        Some("backfill") => {
+            let b = ss.backfill.as_ref().expect("checked");
+            (StepAction::Backfill(backfill(d, b, &f("backfill"))), None)
+        }
+        Some("migration") => {
+            let m = ss.migration.as_ref().expect("checked");
+            if let Some(t) = &ss.transaction {
+                d.err(
+                    t.span(),
+                    f("transaction"),
+                    "a migration runs the way its tool runs it (check shows how); remove \
+                     transaction, or run the file with file = \"...\" to choose",
+                );
+            }
+            let index =
+                placement::resolve(d, sources.rehearsed, m.get_ref(), m.span(), &f("migration"));
+            match (index, sources.rehearsed) {
+                (Some(index), Rehearsed::Files(files)) => {
+                    placed = Some(Placed {
+                        index,
+                        span: m.span(),
+                        field: f("migration"),
+                    });
+                    let file = &files[index];
+                    (
+                        StepAction::File(file.clone()),
+                        Some(placement::file_step(file, String::new()).transaction),
+                    )
+                }
+                _ => (StepAction::Sql(Vec::new()), None),
+            }
+        }
+        Some("file") => {
+            let v = ss.file.as_ref().expect("checked");
+            match sql_file(
+                d,
+                v,
+                ss.transaction.as_ref().map(|t| *t.get_ref()),
+                &f("file"),
+                sources,
+            ) {
+                Some(file) => {
+                    let t = placement::file_step(&file, String::new()).transaction;
+                    (StepAction::File(file), Some(t))
+                }
+                None => (StepAction::Sql(Vec::new()), None),
+            }
+        }
+        _ => (StepAction::Sql(Vec::new()), None),
+    };
+    let name = match (&ss.name, &action) {
+        (None, StepAction::File(file)) => {
+            names.add_at(d, &file.name, s.span(), &f("name"));
+            file.name.clone()
+        }
+        _ => item_name(d, &ss.name, s.span(), &f("name"), names),
     };
     let expect_error = match &ss.expect_error {
         None => Vec::new(),
@@ -124,10 +342,10 @@ fn step(d: &mut Diags, s: &S<model::StepSection>, path: &str, names: &mut Names)
         Some(v) => d.int_in(v, &f("retries"), 0, 1000).unwrap_or(0) as u32,
         None => 0,
     };
-    StepPlan {
+    let plan = StepPlan {
         name,
         action,
-        transaction,
+        transaction: file_transaction.unwrap_or(transaction),
         lock_timeout: d.positive_duration(&ss.lock_timeout, &f("lock_timeout")),
         statement_timeout: d.positive_duration(&ss.statement_timeout, &f("statement_timeout")),
         retries,
@@ -138,7 +356,8 @@ fn step(d: &mut Diags, s: &S<model::StepSection>, path: &str, names: &mut Names)
         ),
         pause_after: d.duration(&ss.pause_after, &f("pause_after"), Duration::ZERO),
         expect_error,
-    }
+    };
+    Entry::Step(Box::new(plan), placed)
 }
 
 /// `expect_error`: one SQLSTATE or a non-empty list of them, each five
@@ -181,20 +400,72 @@ fn sqlstates(d: &mut Diags, v: &S<toml::Value>, field: &str) -> Vec<String> {
     codes
 }
 
-/// Statements Postgres refuses inside BEGIN ... COMMIT.
-fn cannot_run_in_transaction(stmt: &str) -> bool {
-    let words: Vec<String> = sql::tokens(stmt)
-        .into_iter()
-        .filter(|t| t.kind == sql::TokenKind::Word)
-        .map(|t| stmt[t.start..t.end].to_ascii_lowercase())
-        .collect();
-    match words.first().map(String::as_str) {
-        Some("vacuum") => true,
-        Some("create" | "drop" | "reindex" | "alter") => {
-            words.iter().any(|w| w == "concurrently")
-                || (words.len() >= 2 && matches!(words[1].as_str(), "database" | "tablespace"))
+/// `file = "path.sql"`: any SQL file, relative to the scenario file, run as
+/// the plain layout runs a file (or as `transaction` says).
+fn sql_file(
+    d: &mut Diags,
+    v: &S<String>,
+    transaction: Option<bool>,
+    field: &str,
+    sources: &Sources,
+) -> Option<crate::migrations::MigrationFile> {
+    let written = d.nonempty(v, field, "a .sql file, relative to the scenario file")?;
+    let path = migrations::relative_to(sources.scenario, &written);
+    if !path.is_file() {
+        let hint = match sources.rehearsed {
+            Rehearsed::Files(files) if files.iter().any(|f| f.name.ends_with(written.as_str())) => {
+                format!("; to run the rehearsed migration, write migration = \"{written}\"")
+            }
+            _ => String::new(),
+        };
+        d.err(
+            v.span(),
+            field,
+            format!(
+                "{} is not a file (file is relative to the scenario file){hint}",
+                path.display()
+            ),
+        );
+        return None;
+    }
+    match migrations::load_sql_file(&path, transaction) {
+        Ok(file) if file.segments.is_empty() => {
+            d.err(
+                v.span(),
+                field,
+                format!("{} has no SQL statements", path.display()),
+            );
+            None
         }
-        _ => false,
+        Ok(file) => Some(crate::migrations::MigrationFile {
+            name: written,
+            ..file
+        }),
+        Err(e) => {
+            d.errors
+                .push(e.to_scenario_error(sources.scenario, |_| (0, 0)));
+            None
+        }
+    }
+}
+
+/// With `transaction = true` (the default), a statement PostgreSQL refuses
+/// inside a transaction block is an error here, not at run time.
+fn check_transactional(d: &mut Diags, stmts: &[String], span: Range<usize>, field: &str) {
+    let refused = stmts.iter().find_map(|st| {
+        let code_start = sql::statement_spans(st)
+            .spans
+            .first()
+            .map_or(0, |s| s.code_start);
+        migrations::refused_in_transaction(&st[code_start..]).map(|what| (what, st))
+    });
+    if let Some((what, st)) = refused {
+        let first: String = st.chars().take(60).collect();
+        d.err(
+            span,
+            field,
+            format!("`{first}` ({what}) cannot run inside a transaction block; set transaction = false on this step"),
+        );
     }
 }
 
@@ -243,23 +514,5 @@ fn backfill(d: &mut Diags, b: &S<model::BackfillSection>, path: &str) -> Backfil
         pause: d.duration(&bb.pause, &f("pause"), Duration::ZERO),
         set,
         where_clause,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statements_that_need_autocommit() {
-        assert!(cannot_run_in_transaction(
-            "CREATE INDEX CONCURRENTLY i ON t (a)"
-        ));
-        assert!(cannot_run_in_transaction(
-            "create unique index concurrently i on t (a)"
-        ));
-        assert!(cannot_run_in_transaction("VACUUM t"));
-        assert!(!cannot_run_in_transaction("CREATE INDEX i ON t (a)"));
-        assert!(!cannot_run_in_transaction("SELECT 'concurrently'"));
     }
 }

@@ -14,13 +14,31 @@ use crate::pg::quote_ident;
 use crate::scenario::gen::PgType;
 use crate::scenario::{Gen, Scenario, TablePlan};
 
-/// What the catalog says about a freshly created table.
+/// What the catalog says about a table (freshly created, or created by the
+/// setup migrations).
 pub(super) struct TableInfo {
+    pub(super) oid: u32,
     pub(super) qualified: String,
     /// A plain table created in the current transaction: COPY FREEZE works.
     pub(super) freezable: bool,
-    /// name, resolved type (None = not writable by us), format_type, generated.
-    pub(super) columns: Vec<(String, Option<PgType>, String, bool)>,
+    pub(super) columns: Vec<ColumnInfo>,
+    /// A BEFORE INSERT row trigger may fill any column: NOT NULL columns
+    /// without a generator are not refused then.
+    pub(super) fills_on_insert: bool,
+}
+
+/// One column of a table, as the seeder needs it.
+pub(super) struct ColumnInfo {
+    pub(super) name: String,
+    /// The type generators write (None: not writable by us).
+    pub(super) ty: Option<PgType>,
+    /// format_type(): what messages show.
+    pub(super) type_name: String,
+    /// GENERATED ALWAYS AS (...) STORED: Postgres computes it.
+    pub(super) generated: bool,
+    pub(super) not_null: bool,
+    /// A DEFAULT or an identity: a row without a value for it still gets one.
+    pub(super) has_default: bool,
 }
 
 pub(super) async fn describe(
@@ -44,14 +62,17 @@ pub(super) async fn describe(
         .await
         .map_err(ctx)?;
     let Some(row) = row else {
+        let after = match table.create {
+            Some(_) => "after running its create SQL",
+            None => {
+                "after the setup migrations (a [[table]] without create names a table they create)"
+            }
+        };
         return Err(bad_table(
             scenario,
             index,
             "name",
-            format!(
-                "table {:?} does not exist after running its create SQL",
-                table.name
-            ),
+            format!("table {:?} does not exist {after}", table.name),
         ));
     };
     let oid: u32 = row.get(0);
@@ -60,7 +81,8 @@ pub(super) async fn describe(
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), \
-                    t.typtype::text, t.typname::text, t.typbasetype, a.attgenerated::text <> '' \
+                    t.typtype::text, t.typname::text, t.typbasetype, a.attgenerated::text <> '', \
+                    a.attnotnull, a.atthasdef OR a.attidentity::text <> '' \
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
              ORDER BY a.attnum",
@@ -92,12 +114,31 @@ pub(super) async fn describe(
         } else {
             PgType::from_oid(typid)
         };
-        columns.push((r.get(0), ty, r.get(2), r.get(6)));
+        columns.push(ColumnInfo {
+            name: r.get(0),
+            ty,
+            type_name: r.get(2),
+            generated: r.get(6),
+            not_null: r.get(7),
+            has_default: r.get(8),
+        });
     }
+    let fills_on_insert: bool = client
+        .query_one(
+            // tgtype bits: 1 row, 2 before, 4 insert.
+            "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal \
+                 AND tgtype & 7 = 7 AND tgenabled <> 'D')",
+            &[&oid],
+        )
+        .await
+        .map_err(ctx)?
+        .get(0);
     Ok(TableInfo {
+        oid,
         qualified: row.get(1),
         freezable: relkind == "r" && created_here,
         columns,
+        fills_on_insert,
     })
 }
 
@@ -119,7 +160,14 @@ pub(super) async fn server_constants(
         if col.gen.null_fraction > 0.0 {
             continue;
         }
-        let Some((name, None, type_name, false)) = find_column(info, &col.name) else {
+        let Some(ColumnInfo {
+            name,
+            ty: None,
+            type_name,
+            generated: false,
+            ..
+        }) = find_column(info, &col.name)
+        else {
             continue;
         };
         let sql = format!("SELECT $1::text::{type_name}");
@@ -167,19 +215,6 @@ impl<'a> postgres_types::FromSql<'a> for RawValue {
     }
 }
 
-/// The table column a scenario column names: exactly, or its one
-/// case-folded match.
-fn find_column<'i>(
-    info: &'i TableInfo,
-    name: &str,
-) -> Option<&'i (String, Option<PgType>, String, bool)> {
-    info.columns.iter().find(|c| c.0 == name).or_else(|| {
-        let lower = name.to_lowercase();
-        let mut m = info.columns.iter().filter(|c| c.0 == lower);
-        m.next().filter(|_| m.next().is_none())
-    })
-}
-
 /// Pair each scenario column with its table column, in scenario order;
 /// `constants` are the payloads [`server_constants`] converted.
 pub(super) fn bind_columns(
@@ -193,8 +228,8 @@ pub(super) fn bind_columns(
     let mut problems = Vec::new();
     for (stream, col) in table.columns.iter().enumerate() {
         let field = format!("table[{index}].columns.{}", col.name);
-        let Some((name, ty, type_name, generated)) = find_column(info, &col.name) else {
-            let have: Vec<&str> = info.columns.iter().map(|c| c.0.as_str()).collect();
+        let Some(found) = find_column(info, &col.name) else {
+            let have: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
             problems.push(problem(
                 scenario,
                 &field,
@@ -207,7 +242,13 @@ pub(super) fn bind_columns(
             ));
             continue;
         };
-        if *generated {
+        let ColumnInfo {
+            name,
+            ty,
+            type_name,
+            ..
+        } = found;
+        if found.generated {
             problems.push(problem(
                 scenario,
                 &field,
@@ -241,7 +282,8 @@ pub(super) fn bind_columns(
             ));
             continue;
         };
-        match ColumnEncoder::new(name.clone(), stream, col.gen.sampler(), *ty) {
+        let enc = ColumnEncoder::new(name.clone(), stream, col.gen.sampler(), *ty);
+        match enc.and_then(|enc| enc.check().map(|()| enc)) {
             Ok(enc) => out.push(enc),
             Err(e) => problems.push(problem(
                 scenario,
@@ -250,10 +292,73 @@ pub(super) fn bind_columns(
             )),
         }
     }
+    if table.rows > 0 && !info.fills_on_insert {
+        problems.extend(unfilled(scenario, index, info));
+    }
     if problems.is_empty() {
         Ok(out)
     } else {
         Err(Error::Scenario(problems))
+    }
+}
+
+/// The table's column `name`: as written, or folded to lower case as an
+/// unquoted identifier is, when that names exactly one.
+pub(super) fn find_column<'a>(info: &'a TableInfo, name: &str) -> Option<&'a ColumnInfo> {
+    info.columns.iter().find(|c| c.name == name).or_else(|| {
+        let lower = name.to_lowercase();
+        let mut m = info.columns.iter().filter(|c| c.name == lower);
+        m.next().filter(|_| m.next().is_none())
+    })
+}
+
+/// NOT NULL columns without a default that no generator fills: every row
+/// would fail. Located at the `[[table]]`, with a generator to add.
+fn unfilled(scenario: &Scenario, index: usize, info: &TableInfo) -> Vec<ScenarioError> {
+    let table = &scenario.tables[index];
+    info.columns
+        .iter()
+        .filter(|c| c.not_null && !c.has_default && !c.generated)
+        .filter(|c| {
+            !table
+                .columns
+                .iter()
+                .any(|g| find_column(info, &g.name).is_some_and(|f| f.name == c.name))
+        })
+        .map(|c| {
+            problem(
+                scenario,
+                &format!("table[{index}]"),
+                format!(
+                    "{}.{} ({}) is NOT NULL without a default, and no generator fills it: every \
+                     row would fail; add one under [table.columns], e.g. {} = {}",
+                    table.name,
+                    c.name,
+                    c.type_name,
+                    crate::pg::quote_ident(&c.name),
+                    example_generator(c.ty)
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A generator that fits a column of this type, for a message.
+fn example_generator(ty: Option<PgType>) -> &'static str {
+    match ty {
+        Some(PgType::Int2 | PgType::Int4 | PgType::Int8) => {
+            r#"{ gen = "int", min = 1, max = 1000 }"#
+        }
+        Some(PgType::Float4 | PgType::Float8 | PgType::Numeric) => {
+            r#"{ gen = "float", min = 0, max = 100 }"#
+        }
+        Some(PgType::Bool) => r#"{ gen = "bool" }"#,
+        Some(PgType::Timestamptz | PgType::Timestamp | PgType::Date) => {
+            r#"{ gen = "timestamp", from = "2024-01-01", to = "2026-01-01" }"#
+        }
+        Some(PgType::Uuid) => r#"{ gen = "uuid" }"#,
+        Some(PgType::Json | PgType::Jsonb) => r#"{ gen = "json" }"#,
+        Some(PgType::Text) | None => r#"{ gen = "text" }"#,
     }
 }
 

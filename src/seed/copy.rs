@@ -67,6 +67,23 @@ impl ColumnEncoder {
         })
     }
 
+    /// Encode a few of the generator's values as the column's type: a
+    /// generator that cannot write this type (a uuid into an integer column)
+    /// is refused before seeding starts, where its `[[table]]` can be named,
+    /// not halfway through a COPY. Values a type refuses only sometimes (an
+    /// int beyond smallint) can still fail while seeding.
+    pub fn check(&self) -> Result<(), ConvertError> {
+        if self.fixed.is_some() {
+            return Ok(());
+        }
+        let mut rng = chunk_rng(0, 0, 0, self.stream);
+        let mut b = BytesMut::new();
+        for row in 0..8 {
+            put_field(&self.sampler.sample(row, &mut rng), self.ty, &mut b)?;
+        }
+        Ok(())
+    }
+
     /// A column that takes the same value on every row, already in the
     /// server's binary format (a constant of a type only the server can
     /// parse, see `catalog::server_constants`).

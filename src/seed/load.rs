@@ -122,18 +122,22 @@ fn column_list(encoders: &[ColumnEncoder]) -> String {
 }
 
 /// BEGIN and the table's create SQL, left in the open transaction (so the
-/// load can be COPY FREEZE) unless the SQL refuses a transaction block.
+/// load can be COPY FREEZE) unless the SQL refuses a transaction block. A
+/// table without create SQL exists already (from the setup migrations).
 async fn create_table(client: &Client, table: &TablePlan) -> Result<()> {
     run_sql(client, "BEGIN", "BEGIN").await?;
+    let Some(create) = &table.create else {
+        return Ok(());
+    };
     let what = format!("table {}: create", table.name);
-    if let Err(e) = client.batch_execute(&table.create).await {
+    if let Err(e) = client.batch_execute(create).await {
         if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
             return Err(db_error(e, &what));
         }
         // Something in it refuses a transaction block (CONCURRENTLY, ...):
         // run it statement by statement; the table cannot be loaded frozen.
         run_sql(client, "ROLLBACK", "ROLLBACK").await?;
-        run_statements(client, &table.create, &what).await?;
+        run_statements(client, create, &what).await?;
         run_sql(client, "BEGIN", "BEGIN").await?;
     }
     Ok(())

@@ -42,6 +42,7 @@ pub const SEED_APP_NAME: &str = "pgrehearse/seed";
 mod catalog;
 mod copy;
 mod load;
+mod schema;
 pub mod staging;
 pub mod template;
 
@@ -154,13 +155,16 @@ pub async fn seed_with(
     let started = Instant::now();
     let client = conn.session(SEED_APP_NAME).await?;
     let version_num = prepare_session(&client).await?;
+    let prepared = schema::prepare(&client, scenario).await?;
+    let scenario = &prepared.scenario;
     let workers = opts.workers.unwrap_or_else(default_workers).clamp(1, 64);
     let total: u64 = scenario.tables.iter().map(|t| t.rows).sum();
     let bar = progress_bar(total, opts.progress);
 
     let mut tables = Vec::with_capacity(scenario.tables.len());
     let mut loaded = Vec::with_capacity(scenario.tables.len());
-    for (index, table) in scenario.tables.iter().enumerate() {
+    for &index in &prepared.order {
+        let table = &scenario.tables[index];
         bar.set_message(table.name.clone());
         let ctx = load::LoadCtx {
             client: &client,

@@ -62,6 +62,12 @@ impl KeyParts {
         for (i, sql) in s.seed_sql.iter().enumerate() {
             k.push(&format!("seed_sql[{i}]"), sql);
         }
+        // The schema the setup migrations build is part of the data (such
+        // scenarios are seeded in place for now, but a key must not say
+        // otherwise).
+        if let Some(m) = &s.migrations {
+            k.push("setup", &m.setup_digest());
+        }
         k
     }
 
@@ -303,7 +309,7 @@ mod tests {
             vec![TablePlan {
                 name: "t".into(),
                 rows,
-                create: "CREATE TABLE t (id int)".into(),
+                create: Some("CREATE TABLE t (id int)".into()),
                 after_seed: vec![],
                 columns: vec![ColumnPlan::new("id", Gen::Sequence { start })],
             }],

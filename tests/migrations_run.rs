@@ -1,0 +1,598 @@
+//! `[migrations]` end to end through the binary: every layout's fixture
+//! (tests/fixtures/migrations/<layout>/) builds its schema at setup, seeds
+//! tables the scenario names without `create`, and rehearses its last files
+//! as steps under a short workload, on one server (the url backend gives each
+//! run a scratch database). Then the bad inputs, each with its exit code and
+//! message.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pgrehearse::backend::Backend;
+
+fn fixture_dir(layout: &str) -> PathBuf {
+    common::fixture("migrations").join(layout)
+}
+
+/// A scenario rehearsing `rehearse` of `dir` with small tables (accounts and
+/// orders come from the migrations; only rows and the generators of the
+/// columns without a default are given) and a short read/write workload.
+/// orders has 20k rows so that CREATE INDEX CONCURRENTLY on it lasts longer
+/// than a scheduling delay of a loaded machine: outside a transaction its
+/// locks are only seen by the 1 ms poller, which missed a 300-row build.
+fn scenario(dir: &Path, rehearse: &str, extra: &str) -> String {
+    format!(
+        r#"name = "layout"
+[migrations]
+dir = "{dir}"
+rehearse = {rehearse}
+{extra}
+[[table]]
+name = "accounts"
+rows = 50
+[table.columns]
+email = {{ gen = "text", min_len = 12, max_len = 20 }}
+
+[[table]]
+name = "orders"
+rows = 20000
+[table.columns]
+total_cents = {{ gen = "int", min = 1, max = 1000 }}
+
+[workload]
+clients = 1
+rate = 50
+before = "200ms"
+after = "200ms"
+
+[[workload.query]]
+name = "read"
+sql = "SELECT * FROM orders WHERE id = $1"
+params = [{{ gen = "fk", table = "orders" }}]
+
+[[workload.query]]
+name = "write"
+sql = "INSERT INTO orders (account_id, total_cents) VALUES ($1, 5)"
+params = [{{ gen = "fk", table = "accounts" }}]
+"#,
+        dir = dir.display()
+    )
+}
+
+fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// What each layout's fixture rehearses with `last = 2`: the files, and the
+/// one whose CONCURRENTLY statement runs outside a transaction.
+const LAYOUTS: &[(&str, &[&str], &str)] = &[
+    (
+        "flyway",
+        &[
+            "V1.10__order_status_index.sql",
+            "release2/V2__orders_account_index.sql",
+            // Repeatables follow the versioned migrations.
+            "R__order_totals_view.sql",
+        ],
+        "release2/V2__orders_account_index.sql",
+    ),
+    (
+        "golang-migrate",
+        &[
+            "10_order_status_index.up.sql",
+            "11_orders_account_index.up.sql",
+        ],
+        "11_orders_account_index.up.sql",
+    ),
+    (
+        "dbmate",
+        &[
+            "20240201_order_status_index.sql",
+            "20240301000000_orders_account_index.sql",
+        ],
+        "20240301000000_orders_account_index.sql",
+    ),
+    (
+        "plain",
+        &["10_order_status_index.sql", "11_orders_account_index.sql"],
+        "11_orders_account_index.sql",
+    ),
+    (
+        "prisma",
+        &[
+            "20240201000000_add_order_status_index/migration.sql",
+            "20240301000000_orders_account_index/migration.sql",
+        ],
+        "20240301000000_orders_account_index/migration.sql",
+    ),
+    (
+        "sqitch",
+        &[
+            "deploy/touch_updated_at.sql",
+            "deploy/orders_account_index.sql",
+        ],
+        "deploy/orders_account_index.sql",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_layout_rehearses_its_files_end_to_end() {
+    let server = Backend::start(&common::test_options(&[])).await.unwrap();
+    let url = common::url_of(server.conn());
+    let tmp = common::isolated_tmpdir();
+    for (layout, rehearsed, concurrently) in LAYOUTS {
+        let path = tmp.path().join(format!("{layout}.toml"));
+        std::fs::write(&path, scenario(&fixture_dir(layout), "{ last = 2 }", "")).unwrap();
+        let url = url.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            common::run(
+                &path,
+                &["--backend", "url", "--database-url", &url, "-q"],
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+        ran.assert_code(0);
+        let (dir, rec) = ran.record();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+
+        // Setup: every earlier file applied, none timed as a step.
+        let m = &json["migrations"];
+        assert_eq!(m["layout"], *layout);
+        let setup = m["setup"].as_array().unwrap();
+        assert!(!setup.is_empty(), "{layout}");
+        assert!(
+            setup
+                .iter()
+                .all(|f| f["outcome"] == "ok" && f["ms"].is_number()),
+            "{layout}: {setup:?}"
+        );
+        assert_eq!(m["rehearsed"], serde_json::json!(rehearsed), "{layout}");
+
+        // One step per rehearsed file, named by it, in the tool's order;
+        // the CONCURRENTLY one outside a transaction.
+        let info = rec.info.as_ref().expect("run.json");
+        let steps: Vec<&str> = info.steps.iter().map(|s| s.step.as_str()).collect();
+        assert_eq!(&steps, rehearsed, "{layout}");
+        for s in json["steps"].as_array().unwrap() {
+            assert_eq!(s["outcome"], "ok", "{layout}: {s}");
+            let segments = s["segments"].as_array().unwrap();
+            let autocommit = segments.iter().any(|g| g["transaction"] == false);
+            assert_eq!(
+                autocommit,
+                s["step"] == *concurrently,
+                "{layout}: {} runs its CONCURRENTLY statement outside a transaction",
+                s["step"]
+            );
+        }
+
+        // statements.csv: every statement at its file:line. The CONCURRENTLY
+        // statement succeeding is Postgres agreeing on the boundaries: sent
+        // with another statement in one query, or in a transaction block, it
+        // would have been refused.
+        let statements = csv_rows(&dir.join("statements.csv"));
+        assert!(!statements.is_empty(), "{layout}");
+        for st in &statements {
+            assert_eq!(st["outcome"], "ok", "{layout}: {st:?}");
+            // The step's file, or one it includes (Sqitch's `\i`).
+            let file = Path::new(&st["file"]);
+            assert!(
+                file.ends_with(&st["step"]) || file.starts_with(fixture_dir(layout)),
+                "{layout}: {} is the step's file",
+                st["file"]
+            );
+            let line: usize = st["line"].parse().expect("a line number");
+            let text = std::fs::read_to_string(file).unwrap();
+            let at = text.lines().nth(line - 1).unwrap_or_default().trim();
+            let first = st["sql"]
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("--"))
+                .unwrap();
+            assert!(
+                at.starts_with(first) || first.starts_with(at),
+                "{layout}: {}:{line} is `{at}`, the statement starts `{first}`",
+                st["file"]
+            );
+        }
+        assert!(
+            statements
+                .iter()
+                .any(|s| s["step"] == *concurrently && s["sql"].contains("CONCURRENTLY")),
+            "{layout}"
+        );
+        let locks = csv_rows(&dir.join("locks.csv"));
+        assert!(
+            locks.iter().any(|l| l["step"] == *concurrently
+                && l["relation"] == "orders"
+                && l["mode"] == "ShareUpdateExclusiveLock"),
+            "{layout}: CREATE INDEX CONCURRENTLY holds ShareUpdateExclusiveLock on orders: {locks:?}"
+        );
+        // The seeded tables were filled, the rest by their defaults.
+        assert!(
+            info.rows.contains(&("orders".to_string(), 20_000)),
+            "{layout}: {:?}",
+            info.rows
+        );
+    }
+    server.teardown().await.unwrap();
+}
+
+/// Two scenarios with the same data in one batch would share a template;
+/// with `[migrations]` each is seeded in place after its own setup (a
+/// template is not built through the setup migrations), and both pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_seeds_migrations_scenarios_in_place_after_their_setup() {
+    let server = Backend::start(&common::test_options(&[])).await.unwrap();
+    let url = common::url_of(server.conn());
+    let tmp = common::isolated_tmpdir();
+    let text = scenario(&fixture_dir("flyway"), "{ last = 1 }", "");
+    let mut paths = Vec::new();
+    for twin in ["twin-a", "twin-b"] {
+        let path = tmp.path().join(format!("{twin}.toml"));
+        let named = text.replacen("name = \"layout\"", &format!("name = \"{twin}\""), 1);
+        std::fs::write(&path, named).unwrap();
+        paths.push(path);
+    }
+    let out = tmp.path().join("out");
+    let (code, stderr) = tokio::task::spawn_blocking({
+        let (paths, out, cwd) = (paths.clone(), out.clone(), tmp.path().to_path_buf());
+        move || {
+            let mut args = vec!["run".to_string()];
+            args.extend(paths.iter().map(|p| p.display().to_string()));
+            args.extend(
+                ["--backend", "url", "--database-url", &url, "-q", "--out"]
+                    .iter()
+                    .map(|a| a.to_string()),
+            );
+            args.push(out.display().to_string());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            pgrehearse(&cwd, &args)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    // Run directories, wherever under --out they are.
+    let mut runs: Vec<PathBuf> = Vec::new();
+    let mut dirs = vec![out.clone()];
+    while let Some(d) = dirs.pop() {
+        if d.join("run.json").is_file() {
+            runs.push(d);
+            continue;
+        }
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for dir in runs {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+        assert_eq!(json["database"]["how"], "seeded", "{}", dir.display());
+        let setup = json["migrations"]["setup"].as_array().unwrap();
+        assert!(
+            !setup.is_empty() && setup.iter().all(|f| f["outcome"] == "ok"),
+            "{setup:?}"
+        );
+    }
+    server.teardown().await.unwrap();
+}
+
+/// `pgrehearse ARGS` in `cwd`, waited for: (exit code, stderr).
+fn pgrehearse(cwd: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(common::bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("PGREHEARSE_BACKEND")
+        .env_remove("PGREHEARSE_DATABASE_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_scenario(dir: &Path, migrations: &Path, rehearse: &str) -> PathBuf {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, scenario(migrations, rehearse, "")).unwrap();
+    path
+}
+
+#[test]
+fn bad_migration_directories_are_located_errors_at_check_time() {
+    let tmp = common::isolated_tmpdir();
+    let t = tmp.path();
+    let check = |migrations: &Path, rehearse: &str, extra: &[&str]| {
+        let s = write_scenario(t, migrations, rehearse);
+        let mut args = vec!["check", s.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        pgrehearse(t, &args)
+    };
+
+    let missing = t.join("db/nowhere");
+    let (code, err) = check(&missing, "{ last = 1 }", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+
+    let (code, err) = check(&fixture_dir("bad/flyway-duplicate"), "{ last = 1 }", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("V2__first.sql") && err.contains("V2.0__second.sql"),
+        "{err}"
+    );
+
+    let not_utf8 = t.join("not-utf8");
+    std::fs::create_dir_all(&not_utf8).unwrap();
+    std::fs::write(not_utf8.join("1_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
+    std::fs::write(
+        not_utf8.join("2_b.sql"),
+        b"COMMENT ON TABLE a IS '\xff\xfe';\n",
+    )
+    .unwrap();
+    let (code, err) = check(&not_utf8, "{ last = 1 }", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("2_b.sql") && err.contains("UTF-8"), "{err}");
+
+    let (code, err) = check(&fixture_dir("bad/unterminated"), "{ last = 1 }", &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        regex::Regex::new(r"1_function\.sql:\d+:\d+")
+            .unwrap()
+            .is_match(&err),
+        "file:line:column: {err}"
+    );
+
+    // --since-git outside a git repository, and with a revision git does
+    // not know.
+    let outside = t.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("1_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
+    let (code, err) = check(&outside, "{ last = 1 }", &["--since-git", "main"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("git"), "{err}");
+    let repo = t.join("repo");
+    std::fs::create_dir_all(repo.join("db")).unwrap();
+    std::fs::write(repo.join("db/1_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "one"]);
+    let s = repo.join("s.toml");
+    std::fs::write(
+        &s,
+        "name = \"git\"\n[migrations]\ndir = \"db\"\n[[phase]]\nname = \"p\"\n[[phase.step]]\nname = \"x\"\nsql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+    let (code, err) = pgrehearse(&repo, &["check", "s.toml", "--since-git", "no-such-rev"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no-such-rev"), "{err}");
+}
+
+/// A project in a temp dir: `files` in `db/` (plain layout) and s.toml, a
+/// scenario seeding `accounts` with `columns` (TOML lines) under a trivial
+/// workload. Returns the dir and the scenario's path.
+fn plain_project(files: &[(&str, &str)], columns: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = common::isolated_tmpdir();
+    let dir = tmp.path().join("db");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, sql) in files {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
+    let s = tmp.path().join("s.toml");
+    std::fs::write(
+        &s,
+        format!(
+            "name = \"project\"\n[migrations]\ndir = \"db\"\n\n[[table]]\nname = \"accounts\"\n\
+             rows = 10\n{columns}\n[workload]\nclients = 1\nrate = 10\nbefore = \"100ms\"\n\
+             after = \"100ms\"\n[[workload.query]]\nname = \"q\"\nsql = \"SELECT 1\"\n"
+        ),
+    )
+    .unwrap();
+    (tmp, s)
+}
+
+#[test]
+fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() {
+    let (_tmp, s) = plain_project(
+        &[
+            (
+                "1_base.sql",
+                "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 email text NOT NULL);\n",
+            ),
+            (
+                "2_broken.sql",
+                "-- refers to a table nothing creates\n\nALTER TABLE nowhere\n    ADD COLUMN x int;\n",
+            ),
+            ("3_next.sql", "ALTER TABLE accounts ADD COLUMN y int;\n"),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    assert!(
+        ran.stderr.contains("2_broken.sql:3"),
+        "the file and the statement's line: {}",
+        ran.stderr
+    );
+    let (dir, _) = ran.record();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let setup = json["migrations"]["setup"].as_array().unwrap();
+    assert_eq!(setup[0]["outcome"], "ok");
+    assert_eq!(setup[1]["file"], "2_broken.sql");
+    assert_eq!(setup[1]["outcome"], "error");
+    assert!(json["failure"].as_str().unwrap().contains("2_broken.sql"));
+}
+
+#[test]
+fn unfilled_columns_and_mistyped_generators_are_located_errors_after_setup() {
+    let (_tmp, s) = plain_project(
+        &[
+            (
+                "1_base.sql",
+                "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 email text NOT NULL, note text, plan text NOT NULL DEFAULT 'free', n int);\n",
+            ),
+            ("2_next.sql", "ALTER TABLE accounts ADD COLUMN y int;\n"),
+        ],
+        "[table.columns]\nn = { gen = \"uuid\" }\n",
+    );
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(2);
+    // At the [[table]] (line 5), naming the column; nothing about `note`
+    // (nullable) or `plan` (a default).
+    assert!(
+        ran.stderr.contains("s.toml:5:") && ran.stderr.contains("email"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !ran.stderr.contains("note") && !ran.stderr.contains("plan ("),
+        "{}",
+        ran.stderr
+    );
+    // A generator that cannot write its column's type, at its line, in the
+    // same report (before seeding: nothing was copied).
+    assert!(
+        regex::Regex::new(r"s\.toml:[1-9]\d*:\d+: table\[0\]\.columns\.n: accounts\.n \(integer\)")
+            .unwrap()
+            .is_match(&ran.stderr),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("while seeding"), "{}", ran.stderr);
+}
+
+/// Phases place rehearsed files (`migrations = [...]`, `migration = ...`,
+/// `"*"`), mixed with inline SQL and a `file = ...` step; placing them out
+/// of the tool's order is a located error. `check` only: no server.
+#[test]
+fn phases_place_files_in_the_tools_order() {
+    let tmp = common::isolated_tmpdir();
+    let t = tmp.path();
+    std::fs::write(
+        t.join("extra.sql"),
+        "-- by hand\nANALYZE orders;\nANALYZE accounts;\n",
+    )
+    .unwrap();
+    let write = |first: &str, second: &str| {
+        let text = format!(
+            r#"name = "phases"
+[migrations]
+dir = "{dir}"
+rehearse = {{ from = "9" }}
+
+[[table]]
+name = "accounts"
+rows = 10
+[table.columns]
+email = {{ gen = "text" }}
+
+[workload]
+clients = 1
+rate = 20
+[[workload.query]]
+name = "v1"
+apps = ["v1"]
+sql = "SELECT 1"
+[[workload.query]]
+name = "v2"
+apps = ["v2"]
+sql = "SELECT 2"
+
+[[phase]]
+name = "expand"
+apps = ["v1"]
+migrations = ["{first}"]
+
+[[phase]]
+name = "index"
+[[phase.step]]
+migration = "{second}"
+lock_timeout = "2s"
+[[phase.step]]
+name = "by hand"
+file = "extra.sql"
+transaction = false
+
+[[phase]]
+name = "contract"
+apps = ["v2"]
+migrations = "*"
+"#,
+            dir = fixture_dir("golang-migrate").display()
+        );
+        let path = t.join("phases.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good = write("9_order_status.up.sql", "10_order_status_index.up.sql");
+    let out = Command::new(common::bin())
+        .arg("check")
+        .arg(&good)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |what: &str| {
+        plan.find(what)
+            .unwrap_or_else(|| panic!("{what} in:\n{plan}"))
+    };
+    assert!(at("1. expand") < at("step 9_order_status.up.sql"));
+    assert!(
+        at("2. index")
+            < at(
+                "step 10_order_status_index.up.sql (1 statement in a transaction, lock_timeout 2s)"
+            )
+    );
+    assert!(
+        at("step 10_order_status_index.up.sql") < at("step by hand (2 statements in autocommit)")
+    );
+    assert!(
+        at("3. contract") < at("step 11_orders_account_index.up.sql (1 statement in autocommit)")
+    );
+
+    let swapped = write("10_order_status_index.up.sql", "9_order_status.up.sql");
+    let (code, err) = pgrehearse(t, &["check", swapped.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("phases.toml:")
+            && err.contains("phase[1].step[0].migration: 9_order_status.up.sql runs after 10_order_status_index.up.sql"),
+        "{err}"
+    );
+}
