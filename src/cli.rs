@@ -288,6 +288,15 @@ pub fn parse_count(flag: &str, s: &str) -> std::result::Result<u64, String> {
     Ok(rows as u64)
 }
 
+/// What `run` and `compare` change in the scenarios they load.
+fn run_overrides(args: &RunArgs) -> Result<Overrides> {
+    Ok(Overrides {
+        before: traffic_override("--before", &args.before)?,
+        after: traffic_override("--after", &args.after)?,
+        ..overrides(&args.rows, args.scale, &args.since_git)?
+    })
+}
+
 fn overrides(
     rows: &Option<String>,
     scale: Option<f64>,
@@ -417,12 +426,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             &overrides(&rows, scale, &since_git)?,
         )?)),
         Command::Run { scenarios, args } => {
-            let ov = Overrides {
-                before: traffic_override("--before", &args.before)?,
-                after: traffic_override("--after", &args.after)?,
-                ..overrides(&args.rows, args.scale, &args.since_git)?
-            };
-            let mut scenarios = load_all(&scenarios, &ov)?;
+            let mut scenarios = load_all(&scenarios, &run_overrides(&args)?)?;
             let options = run_options(args, &mut scenarios)?;
             Ok(Plan::Run { scenarios, options })
         }
@@ -439,7 +443,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             args,
         } => {
             let files = crate::compare::files(&scenarios, pair.as_deref(), &scenarios_dir)?;
-            let mut loaded = load_all(&files, &overrides(&args.rows, args.scale)?)?;
+            let mut loaded = load_all(&files, &run_overrides(&args)?)?;
             let options = run_options(args, &mut loaded)?;
             let [a, b]: [Scenario; 2] = loaded.try_into().expect("two files, two scenarios");
             crate::compare::check_comparable(&a, &b)?;
