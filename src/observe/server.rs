@@ -49,16 +49,14 @@ pub(super) async fn sample_server(
         .await?;
     let mut rows = Vec::new();
     let mut last_size = 0u64;
-    let mut next = tokio::time::Instant::now();
+    let mut last = None;
     loop {
-        // Every `sample` while a step runs, 4× less often otherwise.
-        let in_step = ctx.migration.in_step.load(Ordering::Relaxed);
-        next += if in_step { ctx.sample } else { ctx.sample * 4 };
-        next = next.max(tokio::time::Instant::now());
-        tokio::select! {
-            _ = ctx.stop.cancelled() => break,
-            _ = tokio::time::sleep_until(next) => {}
+        if let Some(last) = last {
+            if !next_sample(&ctx, last).await {
+                break;
+            }
         }
+        last = Some(tokio::time::Instant::now());
         let t = ctx.clock.now_ms();
         let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {
             Ok(r) => r,
@@ -87,4 +85,28 @@ pub(super) async fn sample_server(
         });
     }
     Ok((rows, None))
+}
+
+/// Wait for the sample after the one taken at `last`: `sample` after it
+/// while a step runs, 4× that otherwise — but a step that starts meanwhile
+/// is sampled within `sample` of its start (a step shorter than the slow
+/// interval would otherwise go unseen). False once stopped.
+async fn next_sample(ctx: &ObserverCtx, last: tokio::time::Instant) -> bool {
+    let idle_until = last + ctx.sample * 4;
+    let mut wake = last;
+    loop {
+        let in_step = ctx.migration.in_step.load(Ordering::Relaxed);
+        if in_step && tokio::time::Instant::now() >= last + ctx.sample {
+            return true;
+        }
+        if tokio::time::Instant::now() >= idle_until {
+            return true;
+        }
+        // Look again a sample interval on (or when the idle wait ends).
+        wake = (wake + ctx.sample).min(idle_until).max(last + ctx.sample);
+        tokio::select! {
+            _ = ctx.stop.cancelled() => return false,
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    }
 }
