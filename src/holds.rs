@@ -44,6 +44,11 @@ struct Taken<'a> {
     mode: &'a str,
 }
 
+// Long (about 130 lines) on purpose: the three sources of rows — each
+// transaction's probed locks, the locks polled while a statement ran outside
+// a transaction, and waits that never led to a grant — share the wait
+// matching (`used_waits`, so one wait dates one grant) and the naming of
+// relations; apart, each would take all of that as arguments.
 pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
     let acquired: Vec<NamedAcquired> = obs
         .log_acquired
