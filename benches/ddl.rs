@@ -185,7 +185,7 @@ impl Bench {
                 .unwrap_or(1),
             ..ServerNeeds::of(first)
         };
-        let signals = Signals::install();
+        let signals = rt.block_on(async { Signals::install() });
         let server = rt
             .block_on(Server::provision(&opts.server, &needs, &signals))
             .expect("a local Postgres (PGREHEARSE_PG_BIN or /usr/lib/postgresql/*/bin)");
