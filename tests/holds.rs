@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
+use pgrehearse::migration::is_catalog;
 use pgrehearse::record::{Blocks, LockRow};
 
 /// How far a hold may be from the witness's brackets.
@@ -336,11 +337,20 @@ fn witnessed_run() -> Vec<String> {
         release_errors.push(r - s.last_seen);
         checked += 1;
     }
-    // Every lock the witness saw held for long is in locks.csv, named.
-    for s in sightings
-        .iter()
-        .filter(|s| s.last_seen - s.first_seen >= MUST_SEE_MS)
-    {
+    // Every lock the witness saw held for long while a step ran is in
+    // locks.csv, named. Not checked: system catalogs (every DDL takes row
+    // locks on pg_class and its kin, no app waits for them, and locks.csv
+    // leaves them out: reports/README.md), and whatever lies between steps,
+    // where the session reads the catalog for the step's boundary (relation
+    // names, sizes) — pgrehearse's own reads, not the migration's locks.
+    let in_a_step = |s: &Sighting| {
+        rec.steps
+            .iter()
+            .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
+    };
+    for s in sightings.iter().filter(|s| {
+        s.last_seen - s.first_seen >= MUST_SEE_MS && in_a_step(s) && !is_catalog(&s.relation)
+    }) {
         assert!(
             rec.locks
                 .iter()
