@@ -563,12 +563,14 @@ impl LatencyFiles {
     /// Create the three files in `dir`, headers written; the run started at
     /// `started` (latency.hdr's base time).
     pub fn create(dir: &Path, started: SystemTime) -> Result<LatencyFiles> {
-        fn csv_with_header<T: HeaderOf>(path: &Path) -> Result<csv::Writer<File>> {
+        fn csv_with_header<T: serde::de::DeserializeOwned>(
+            path: &Path,
+        ) -> Result<csv::Writer<File>> {
             let mut w = csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_path(path)
                 .map_err(anyhow::Error::new)?;
-            w.write_record(T::header()).map_err(anyhow::Error::new)?;
+            w.write_record(header::<T>()).map_err(anyhow::Error::new)?;
             Ok(w)
         }
         Ok(LatencyFiles {
@@ -740,140 +742,62 @@ impl RunRecord {
 
 /// csv's serializer only writes a header with the first row; an empty table
 /// still needs one. Column names come from the struct's field names.
-fn write_csv_with_header<T: Serialize + HeaderOf>(path: &Path, rows: &[T]) -> Result<()> {
+fn write_csv_with_header<T: Serialize + serde::de::DeserializeOwned>(
+    path: &Path,
+    rows: &[T],
+) -> Result<()> {
     if rows.is_empty() {
-        std::fs::write(path, T::header().join(",") + "\n")?;
+        std::fs::write(path, header::<T>().join(",") + "\n")?;
         Ok(())
     } else {
         write_csv(path, rows)
     }
 }
 
-pub trait HeaderOf {
-    fn header() -> &'static [&'static str];
-}
+/// A CSV file's columns: the field names a struct's `Deserialize` asks for: serde hands them to
+/// `deserialize_struct`, where this deserializer keeps them and stops. One
+/// list of columns (the struct), never a second to keep in step.
+fn header<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Deserializer, Visitor};
 
-macro_rules! header {
-    ($t:ty, [$($f:literal),* $(,)?]) => {
-        impl HeaderOf for $t {
-            fn header() -> &'static [&'static str] { &[$($f),*] }
+    struct Fields(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("field names read")
         }
-    };
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = Fields(None);
+    let _ = T::deserialize(&mut fields);
+    fields.0.unwrap_or(&[])
 }
-
-header!(
-    StatementRow,
-    [
-        "phase",
-        "step",
-        "attempt",
-        "sql",
-        "start_ms",
-        "end_ms",
-        "duration_ms",
-        "outcome",
-        "sqlstate",
-        "rewrote",
-        "seq_scans",
-        "wal_bytes",
-        "cluster_wal_bytes",
-        "unknown",
-        "file",
-        "line"
-    ]
-);
-header!(
-    LockRow,
-    [
-        "phase",
-        "step",
-        "relation",
-        "locktype",
-        "mode",
-        "requested_ms",
-        "granted_ms",
-        "released_ms",
-        "wait_ms",
-        "held_ms",
-        "blocks",
-        "source"
-    ]
-);
-header!(
-    StepRow,
-    [
-        "phase",
-        "step",
-        "start_ms",
-        "end_ms",
-        "outcome",
-        "rewrote",
-        "table_bytes_before",
-        "table_bytes_after",
-        "index_bytes_before",
-        "index_bytes_after",
-        "dead_tuples_after",
-        "wal_bytes",
-        "cluster_wal_bytes",
-        "unknown"
-    ]
-);
-header!(
-    WaitRow,
-    [
-        "query",
-        "app",
-        "pid",
-        "relation",
-        "mode",
-        "start_ms",
-        "end_ms",
-        "wait_ms",
-        "blocked_by",
-        "cause"
-    ]
-);
-header!(
-    LatencyRow,
-    [
-        "window_start_ms",
-        "window_ms",
-        "query",
-        "app",
-        "count",
-        "errors",
-        "p50_us",
-        "p95_us",
-        "p99_us",
-        "max_us",
-        "service_p50_us",
-        "service_p99_us"
-    ]
-);
-header!(ErrorRow, ["t_ms", "query", "app", "sqlstate", "message"]);
-header!(
-    InflightRow,
-    [
-        "window_start_ms",
-        "window_ms",
-        "app",
-        "connections",
-        "busy",
-        "oldest_ms"
-    ]
-);
-header!(
-    ServerRow,
-    [
-        "t_ms",
-        "wal_bytes",
-        "dead_tuples",
-        "table_bytes",
-        "replica_lag_bytes",
-        "replica_lag_ms",
-        "waiting_backends"
-    ]
-);
 
 #[cfg(test)]
 mod tests {
@@ -932,5 +856,18 @@ mod tests {
         assert!(text.contains(",ok,,false,,,4096,"), "{text}");
         let back: Vec<StatementRow> = read_csv(&path).unwrap();
         assert_eq!(back, [row]);
+        // An empty file has the header a row brings with it.
+        let first_line = text.lines().next().unwrap();
+        assert_eq!(header::<StatementRow>().join(","), first_line);
+        let empty = dir.path().join("empty.csv");
+        write_csv_with_header::<StatementRow>(&empty, &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&empty).unwrap(),
+            format!("{first_line}\n")
+        );
+        assert_eq!(
+            header::<ErrorRow>(),
+            ["t_ms", "query", "app", "sqlstate", "message"]
+        );
     }
 }
