@@ -1,0 +1,194 @@
+//! run.json: what was rehearsed, where and how (reports/README.md "run.json").
+
+use serde::{Deserialize, Serialize};
+
+/// run.json: what was rehearsed, where and how.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunInfo {
+    pub scenario: String,
+    pub scenario_file: String,
+    pub scenario_hash: String,
+    pub description: Option<String>,
+    pub pair: Option<String>,
+    pub variant: Option<String>,
+    pub tool_version: String,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub backend: String,
+    /// Redacted target description (never a password).
+    pub target: String,
+    pub postgres_version: String,
+    pub server_version_num: u32,
+    pub settings: Vec<(String, String)>,
+    pub seed: u64,
+    /// Rows per table after --rows / --scale.
+    pub rows: Vec<(String, u64)>,
+    /// How long the rehearsal waited for its data: seeding and/or cloning.
+    pub seed_ms: f64,
+    /// How the rehearsal's database got its data.
+    #[serde(default)]
+    pub database: Option<DataOrigin>,
+    pub clients: u32,
+    pub rate: Option<f64>,
+    pub window_ms: f64,
+    /// Phases in order with their live app versions and time span.
+    pub phases: Vec<PhaseSpan>,
+    /// Budget from the scenario merged with --budget flags.
+    pub budget: crate::scenario::Budget,
+    /// How precisely lock grant/release times are known (ms), as measured
+    /// (poll interval, clock offset uncertainty).
+    pub lock_precision_ms: f64,
+    /// Set when the rehearsal did not finish: what went wrong.
+    pub failure: Option<String>,
+    pub end_ms: f64,
+    /// Every step as executed, with its settings and outcome.
+    #[serde(default)]
+    pub steps: Vec<StepInfo>,
+    /// Indexes left invalid at the end (a failed CONCURRENTLY build).
+    #[serde(default)]
+    pub invalid_indexes: Vec<String>,
+    /// Where statements.csv / steps.csv `wal_bytes` (the migration's own
+    /// WAL) come from, e.g. `pg_stat_statements 1.10 in schema pgrehearse`;
+    /// null when they could not be attributed (then `wal_unavailable` says why).
+    #[serde(default)]
+    pub wal_attribution: Option<String>,
+    /// Why the migration's own WAL is unknown in this run (the columns are
+    /// empty), e.g. a url target without pg_stat_statements.
+    #[serde(default)]
+    pub wal_unavailable: Option<String>,
+    /// How steps.csv's table and index bytes were read (and how precise they
+    /// are), or why they are unknown.
+    #[serde(default)]
+    pub sizes_method: Option<String>,
+    /// The server size asked for, how it was applied, what was derived.
+    #[serde(default)]
+    pub size: Option<SizeInfo>,
+    /// The streaming replica, described (None: there was none).
+    #[serde(default)]
+    pub replica: Option<String>,
+    /// The scenario's `[migrations]`: what built the schema at setup (and
+    /// how long it took), what was rehearsed. Null without `[migrations]`.
+    #[serde(default)]
+    pub migrations: Option<MigrationsInfo>,
+}
+
+/// run.json `migrations`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MigrationsInfo {
+    /// The directory, as resolved from the scenario file.
+    pub dir: String,
+    /// flyway | golang-migrate | dbmate | sqitch | prisma | plain
+    pub layout: String,
+    /// How the rehearsed files were chosen: `from 5`, `last 2`,
+    /// `since git origin/main`.
+    pub selection: String,
+    /// The files applied before seeding, in order.
+    pub setup: Vec<SetupFile>,
+    /// All of setup, not part of the rehearsal's clock.
+    pub setup_ms: f64,
+    /// sha256 of what the setup files make PostgreSQL do.
+    pub setup_digest: String,
+    /// The rehearsed files, in order: a step each.
+    pub rehearsed: Vec<String>,
+}
+
+/// One migration applied at setup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SetupFile {
+    pub file: String,
+    pub statements: usize,
+    /// How long it took; null when it did not run.
+    pub ms: Option<f64>,
+    /// ok | error | not run
+    pub outcome: String,
+}
+
+/// run.json `size`: the server size a rehearsal asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SizeInfo {
+    pub cpus: Option<u32>,
+    /// "16GB".
+    pub memory: Option<String>,
+    pub memory_bytes: Option<u64>,
+    /// How the size was applied on this backend, in words.
+    pub applied: String,
+    /// The settings derived from the size (empty where none were applied).
+    pub derived: Vec<DerivedInfo>,
+}
+
+/// One derived setting: its value, the rule, and the scenario's own value
+/// when that won.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DerivedInfo {
+    pub name: String,
+    pub value: String,
+    pub rule: String,
+    /// The scenario's `[postgres] settings` value that was applied instead.
+    pub overridden_by: Option<String>,
+}
+
+/// How a rehearsal's database got its data (run.json `database`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataOrigin {
+    /// `seeded` (in the rehearsal's own database) or `cloned` (a copy of a
+    /// template).
+    pub how: String,
+    /// The template's key (hex sha256), when cloned.
+    pub template: Option<String>,
+    /// Where the template came from: `seeded` (by this rehearsal),
+    /// `earlier` (by an earlier rehearsal of the same invocation), `cache`
+    /// (kept by an earlier invocation, `--reuse`).
+    pub template_source: Option<String>,
+    /// Milliseconds spent seeding for this rehearsal (its database, or the
+    /// template it seeded); 0 when it seeded nothing.
+    pub seed_ms: f64,
+    /// Milliseconds cloning the template, when cloned.
+    pub clone_ms: Option<f64>,
+    /// The clone's CREATE DATABASE strategy: `file_copy`, `wal_log` or
+    /// `default`.
+    pub clone_strategy: Option<String>,
+}
+
+/// One executed step: its span, its settings and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepInfo {
+    pub phase: String,
+    pub step: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    pub transaction: bool,
+    pub lock_timeout_ms: Option<f64>,
+    pub statement_timeout_ms: Option<f64>,
+    pub retries: u32,
+    /// Attempts made (for a backfill: batches plus retries).
+    pub attempts: u32,
+    pub backfill: bool,
+    /// ok | error | lock_timeout | statement_timeout | cancelled
+    pub outcome: String,
+    /// The SQL file the step ran (a rehearsed migration, or a step's
+    /// `file`); null for inline SQL and backfills.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// A file step's segments in order, each run in one transaction or
+    /// statement by statement (`transaction` above is true when all are
+    /// transactions); empty for other steps.
+    #[serde(default)]
+    pub segments: Vec<SegmentInfo>,
+}
+
+/// One part of a file step that runs one way, as its tool runs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentInfo {
+    pub transaction: bool,
+    /// Why the tool runs it so ("contains CREATE INDEX CONCURRENTLY (line 3)").
+    pub reason: String,
+    pub statements: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhaseSpan {
+    pub name: String,
+    pub apps: Vec<String>,
+    pub start_ms: f64,
+    pub end_ms: f64,
+}

@@ -1,0 +1,309 @@
+//! One struct per CSV row of the run directory (reports/README.md), and
+//! the `unknown` column's reasons.
+
+use serde::{Deserialize, Serialize};
+
+/// statements.csv: one executed statement (each attempt of each statement).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatementRow {
+    pub phase: String,
+    pub step: String,
+    pub attempt: u32,
+    pub sql: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    pub duration_ms: f64,
+    /// ok | error | lock_timeout | statement_timeout | cancelled
+    pub outcome: String,
+    pub sqlstate: String,
+    /// Did the statement give a relation a new relfilenode (a rewrite)?
+    /// None (an empty cell): unknown, and `unknown` says why.
+    pub rewrote: Option<bool>,
+    /// Sequential scans of the scenario's tables the statement made
+    /// (pg_stat_get_xact_numscans, inside a transaction only).
+    pub seq_scans: Option<u64>,
+    /// WAL the statement itself wrote (pg_stat_statements), never app WAL.
+    pub wal_bytes: Option<u64>,
+    /// WAL the whole cluster wrote while the statement ran (app included).
+    #[serde(default)]
+    pub cluster_wal_bytes: Option<u64>,
+    /// Why a figure is empty: `field: reason`, `; `-separated.
+    #[serde(default)]
+    pub unknown: String,
+    /// The file the statement is in (a migration, or a step's `file`),
+    /// as the scenario resolved it; empty for inline SQL and backfills.
+    #[serde(default)]
+    pub file: String,
+    /// The line of `file` where its code starts; empty without a file.
+    #[serde(default)]
+    pub line: Option<u64>,
+}
+
+/// A figure summed over statements (every attempt): Err(why) when any
+/// statement's is unknown — a partial sum would understate it.
+pub fn sum_known<'a>(
+    rows: impl IntoIterator<Item = &'a StatementRow>,
+    field: &str,
+    get: impl Fn(&StatementRow) -> Option<u64>,
+) -> std::result::Result<u64, String> {
+    let mut total = 0u64;
+    for s in rows {
+        match get(s) {
+            Some(v) => total += v,
+            None => return Err(unknown_in(s, field)),
+        }
+    }
+    Ok(total)
+}
+
+/// Did any statement rewrite? Unknown when none did and one is unknown.
+pub fn any_rewrote<'a>(
+    rows: impl IntoIterator<Item = &'a StatementRow>,
+) -> std::result::Result<bool, String> {
+    let mut unknown = None;
+    for s in rows {
+        match s.rewrote {
+            Some(true) => return Ok(true),
+            Some(false) => {}
+            None => {
+                unknown.get_or_insert_with(|| unknown_in(s, "rewrote"));
+            }
+        }
+    }
+    unknown.map_or(Ok(false), Err)
+}
+
+/// "unknown for `ALTER TABLE ...`: why".
+fn unknown_in(s: &StatementRow, field: &str) -> String {
+    let flat = s.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let clipped = match flat.char_indices().nth(60) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    };
+    let why = Unknown::parse(&s.unknown);
+    format!(
+        "unknown for `{clipped}`: {}",
+        why.why(field).unwrap_or("not measured")
+    )
+}
+
+/// Why each unknown figure of a row is unknown: `field: reason; field: reason`
+/// in the record, one pair each here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unknown(pub Vec<(String, String)>);
+
+impl Unknown {
+    /// Say `field` is unknown because of `why` (the first reason wins).
+    pub fn add(&mut self, field: &str, why: impl Into<String>) {
+        if !self.0.iter().any(|(f, _)| f == field) {
+            self.0.push((field.to_string(), why.into()));
+        }
+    }
+
+    /// Why `field` is unknown, if it is.
+    pub fn why(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, w)| w.as_str())
+    }
+
+    /// Read the record's `field: reason; ...` text back.
+    pub fn parse(s: &str) -> Unknown {
+        Unknown(
+            s.split("; ")
+                .filter_map(|p| p.split_once(": "))
+                .map(|(f, w)| (f.trim().to_string(), w.trim().to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            // A reason must not break the list apart when read back.
+            .map(|(k, w)| format!("{k}: {}", w.replace("; ", ", ")))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// What an app can no longer do while a lock is held, from the conflict matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Blocks {
+    #[serde(rename = "none")]
+    None,
+    #[serde(rename = "writes")]
+    Writes,
+    #[serde(rename = "reads+writes")]
+    ReadsWrites,
+}
+
+impl std::fmt::Display for Blocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Blocks::None => "none",
+            Blocks::Writes => "writes",
+            Blocks::ReadsWrites => "reads+writes",
+        })
+    }
+}
+
+/// locks.csv: one lock the migration held.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockRow {
+    pub phase: String,
+    pub step: String,
+    pub relation: String,
+    /// relation | transactionid | virtualxid | object | ...
+    pub locktype: String,
+    /// AccessExclusiveLock, ShareLock, ...
+    pub mode: String,
+    pub requested_ms: f64,
+    pub granted_ms: Option<f64>,
+    pub released_ms: Option<f64>,
+    pub wait_ms: f64,
+    pub held_ms: f64,
+    pub blocks: Blocks,
+    /// Where the row comes from: `probe` (the migration session listed its
+    /// own locks after the statement, inside a transaction), `poll` (the
+    /// migration's backend polled every millisecond while a statement ran
+    /// outside a transaction), `wait` (only seen waiting, never granted).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// steps.csv: one executed step, with the footprint it left on the
+/// scenario's tables (summed over them), read at its boundaries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepRow {
+    pub phase: String,
+    pub step: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// ok | error | lock_timeout | statement_timeout | cancelled
+    pub outcome: String,
+    /// A statement of the step rewrote a table.
+    pub rewrote: Option<bool>,
+    /// Heap + TOAST + free space and visibility maps, before / after.
+    pub table_bytes_before: Option<u64>,
+    pub table_bytes_after: Option<u64>,
+    /// Every index of the scenario's tables, before / after.
+    pub index_bytes_before: Option<u64>,
+    pub index_bytes_after: Option<u64>,
+    /// n_dead_tup summed over the scenario's tables after the step.
+    pub dead_tuples_after: Option<u64>,
+    /// The step's statements' own WAL (every attempt), as in statements.csv.
+    pub wal_bytes: Option<u64>,
+    /// WAL the cluster wrote while its statements ran (app included).
+    pub cluster_wal_bytes: Option<u64>,
+    /// Why a figure is empty: `field: reason`, `; `-separated.
+    pub unknown: String,
+}
+
+/// waits.csv: one lock wait of an app query.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WaitRow {
+    pub query: String,
+    pub app: String,
+    pub pid: i32,
+    pub relation: String,
+    pub mode: String,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    pub wait_ms: f64,
+    /// Blocking pids, space-separated; the migration's pid is marked `m:PID`.
+    pub blocked_by: String,
+    pub cause: WaitCause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WaitCause {
+    /// The migration holds the conflicting lock.
+    #[serde(rename = "migration")]
+    Migration,
+    /// Stuck in the lock queue behind the migration's pending request.
+    #[serde(rename = "queued-behind-migration")]
+    QueuedBehindMigration,
+    /// Blocked by another app session.
+    #[serde(rename = "app")]
+    App,
+}
+
+impl std::fmt::Display for WaitCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WaitCause::Migration => "migration",
+            WaitCause::QueuedBehindMigration => "queued-behind-migration",
+            WaitCause::App => "app",
+        })
+    }
+}
+
+/// latency.csv: one time window × query × app.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LatencyRow {
+    pub window_start_ms: f64,
+    pub window_ms: f64,
+    pub query: String,
+    pub app: String,
+    /// Requests completed in the window (errors included).
+    pub count: u64,
+    pub errors: u64,
+    /// Latency = completion − intended start (open loop), microseconds.
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// Service time = completion − actual send, microseconds.
+    pub service_p50_us: u64,
+    pub service_p99_us: u64,
+}
+
+/// inflight.csv: one app's connections at the end of one latency window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InflightRow {
+    pub window_start_ms: f64,
+    pub window_ms: f64,
+    pub app: String,
+    /// The app's connections.
+    pub connections: u32,
+    /// Connections executing a request at the window's end.
+    pub busy: u32,
+    /// Age at the window's end of the app's oldest request in flight
+    /// (queued or executing; from its intended start); empty when none was.
+    pub oldest_ms: Option<f64>,
+}
+
+/// errors.csv: one app error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorRow {
+    pub t_ms: f64,
+    pub query: String,
+    pub app: String,
+    pub sqlstate: String,
+    pub message: String,
+}
+
+/// server.csv: one sample of server-wide figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerRow {
+    pub t_ms: f64,
+    /// WAL written since run start.
+    pub wal_bytes: u64,
+    /// n_dead_tup summed over the scenario's tables.
+    pub dead_tuples: u64,
+    /// pg_total_relation_size summed over the scenario's tables.
+    pub table_bytes: u64,
+    /// Empty when there is no replica.
+    pub replica_lag_bytes: Option<u64>,
+    /// pg_stat_replication.replay_lag in ms (0 once the replica has
+    /// replayed all the primary wrote); empty without a replica, or while
+    /// Postgres has no figure yet.
+    #[serde(default)]
+    pub replica_lag_ms: Option<f64>,
+    pub waiting_backends: u32,
+}
