@@ -1,0 +1,293 @@
+use super::*;
+
+fn cg(kind: Gen) -> ColumnGen {
+    ColumnGen {
+        kind,
+        null_fraction: 0.0,
+    }
+}
+
+fn draw(gen: &ColumnGen, seed: u64, n: u64) -> Vec<Value> {
+    let s = gen.sampler();
+    let mut rng = chunk_rng(seed, 0, 0, 0);
+    (0..n).map(|row| s.sample(row, &mut rng)).collect()
+}
+
+fn all_kinds() -> Vec<Gen> {
+    vec![
+        Gen::Sequence { start: 1 },
+        Gen::Int {
+            min: -5,
+            max: 5,
+            dist: IntDist::Uniform,
+            s: 1.0,
+        },
+        Gen::Int {
+            min: 10,
+            max: 1000,
+            dist: IntDist::Zipf,
+            s: 1.0,
+        },
+        Gen::Float { min: 1.5, max: 2.5 },
+        Gen::Text {
+            min_len: 3,
+            max_len: 17,
+        },
+        Gen::Words { min: 1, max: 4 },
+        Gen::Choice {
+            values: vec!["a".into(), "b".into(), "c".into()],
+            weights: vec![1, 5, 4],
+        },
+        Gen::Bool { p_true: 0.3 },
+        Gen::Timestamp {
+            from_us: 1_700_000_000_000_000,
+            to_us: 1_800_000_000_000_000,
+        },
+        Gen::Uuid,
+        Gen::Json { keys: 3 },
+        Gen::ForeignKey {
+            table: "p".into(),
+            rows: 42,
+        },
+        Gen::Constant { value: "x".into() },
+    ]
+}
+
+#[test]
+fn same_seed_same_values_other_seed_other_values() {
+    for kind in all_kinds() {
+        let g = cg(kind.clone());
+        assert_eq!(draw(&g, 7, 200), draw(&g, 7, 200), "{kind:?}");
+        let varies = !matches!(kind, Gen::Sequence { .. } | Gen::Constant { .. });
+        if varies {
+            assert_ne!(draw(&g, 7, 200), draw(&g, 8, 200), "{kind:?}");
+        }
+    }
+}
+
+#[test]
+fn chunk_streams_differ_by_table_chunk_and_column() {
+    let g = cg(Gen::Uuid);
+    let s = g.sampler();
+    let a = s.sample(0, &mut chunk_rng(1, 0, 0, 0));
+    assert_ne!(a, s.sample(0, &mut chunk_rng(1, 1, 0, 0)));
+    assert_ne!(a, s.sample(0, &mut chunk_rng(1, 0, 1, 0)));
+    assert_ne!(a, s.sample(0, &mut chunk_rng(1, 0, 0, 1)));
+    assert_eq!(a, s.sample(0, &mut chunk_rng(1, 0, 0, 0)));
+}
+
+#[test]
+fn ranges_are_respected() {
+    for v in draw(&cg(all_kinds()[1].clone()), 1, 5000) {
+        let Value::Int(i) = v else { panic!("{v:?}") };
+        assert!((-5..=5).contains(&i));
+    }
+    let zipf = draw(&cg(all_kinds()[2].clone()), 1, 5000);
+    assert!(zipf
+        .iter()
+        .all(|v| matches!(v, Value::Int(i) if (10..=1000).contains(i))));
+    for v in draw(&cg(all_kinds()[3].clone()), 1, 5000) {
+        let Value::Float(x) = v else { panic!("{v:?}") };
+        assert!((1.5..=2.5).contains(&x));
+    }
+    for v in draw(&cg(all_kinds()[4].clone()), 1, 5000) {
+        let Value::Text(t) = v else { panic!("{v:?}") };
+        assert!((3..=17).contains(&t.len()), "{t}");
+        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+    for v in draw(&cg(all_kinds()[5].clone()), 1, 2000) {
+        let Value::Text(t) = v else { panic!("{v:?}") };
+        let n = t.split(' ').count();
+        assert!((1..=4).contains(&n), "{t}");
+        assert!(t.split(' ').all(|w| WORDS.contains(&w)));
+    }
+    for v in draw(&cg(all_kinds()[8].clone()), 1, 5000) {
+        let Value::Timestamp(us) = v else {
+            panic!("{v:?}")
+        };
+        assert!((1_700_000_000_000_000..=1_800_000_000_000_000).contains(&us));
+    }
+    for v in draw(&cg(all_kinds()[11].clone()), 1, 5000) {
+        let Value::Int(i) = v else { panic!("{v:?}") };
+        assert!((1..=42).contains(&i));
+    }
+    let seq = draw(&cg(Gen::Sequence { start: 100 }), 1, 5);
+    assert_eq!(seq, (100..105).map(Value::Int).collect::<Vec<_>>());
+}
+
+#[test]
+fn choice_and_bool_follow_their_weights() {
+    let vals = draw(&cg(all_kinds()[6].clone()), 3, 100_000);
+    let share = |c: &str| {
+        vals.iter()
+            .filter(|v| matches!(v, Value::Text(t) if t == c))
+            .count() as f64
+            / vals.len() as f64
+    };
+    assert!((share("a") - 0.1).abs() < 0.01, "{}", share("a"));
+    assert!((share("b") - 0.5).abs() < 0.01, "{}", share("b"));
+    assert!((share("c") - 0.4).abs() < 0.01, "{}", share("c"));
+    let bools = draw(&cg(Gen::Bool { p_true: 0.3 }), 3, 100_000);
+    let t = bools.iter().filter(|v| **v == Value::Bool(true)).count() as f64 / 1e5;
+    assert!((t - 0.3).abs() < 0.01, "{t}");
+}
+
+#[test]
+fn null_fraction_is_honoured() {
+    for nf in [0.0, 0.1, 0.5, 1.0] {
+        let g = ColumnGen {
+            kind: Gen::Uuid,
+            null_fraction: nf,
+        };
+        let vals = draw(&g, 11, 100_000);
+        let nulls = vals.iter().filter(|v| **v == Value::Null).count() as f64 / 1e5;
+        assert!((nulls - nf).abs() < 0.01, "wanted {nf}, got {nulls}");
+    }
+}
+
+#[test]
+fn zipf_is_skewed_towards_min() {
+    let g = cg(Gen::Int {
+        min: 1,
+        max: 10_000,
+        dist: IntDist::Zipf,
+        s: 1.0,
+    });
+    let vals = draw(&g, 5, 100_000);
+    let count = |x: i64| vals.iter().filter(|v| **v == Value::Int(x)).count() as f64;
+    // P(rank k) ∝ 1/k: rank 1 about twice rank 2 and ten times rank 10.
+    let (c1, c2, c10) = (count(1), count(2), count(10));
+    assert!((c1 / c2 - 2.0).abs() < 0.3, "{c1} {c2}");
+    assert!((c1 / c10 - 10.0).abs() < 2.0, "{c1} {c10}");
+    // Harmonic number H(10000) ≈ 9.79: rank 1 holds about 10%.
+    assert!((c1 / 1e5 - 0.102).abs() < 0.01, "{c1}");
+    let uniform = draw(
+        &cg(Gen::Int {
+            min: 1,
+            max: 10_000,
+            dist: IntDist::Uniform,
+            s: 1.0,
+        }),
+        5,
+        100_000,
+    );
+    let u1 = uniform.iter().filter(|v| **v == Value::Int(1)).count();
+    assert!(u1 < 50, "{u1}");
+}
+
+#[test]
+fn zipf_over_the_whole_i64_range_does_not_panic() {
+    let g = cg(Gen::Int {
+        min: i64::MIN,
+        max: i64::MAX,
+        dist: IntDist::Zipf,
+        s: 1.2,
+    });
+    assert_eq!(draw(&g, 1, 100).len(), 100);
+}
+
+#[test]
+fn uuids_are_v4_and_json_parses() {
+    for v in draw(&cg(Gen::Uuid), 2, 100) {
+        let Value::Uuid(b) = v else { panic!() };
+        assert_eq!(uuid::Uuid::from_bytes(b).get_version_num(), 4);
+    }
+    for v in draw(&cg(Gen::Json { keys: 3 }), 2, 100) {
+        let Value::Json(s) = v else { panic!() };
+        let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(j.as_object().unwrap().len(), 3);
+    }
+}
+
+#[test]
+fn histograms_follow_their_buckets() {
+    // Half the values in [0, 10], half in [10, 1000].
+    let g = cg(Gen::Histogram {
+        scale: Scale::Int,
+        bounds: vec![0.0, 10.0, 1000.0],
+        distinct: None,
+    });
+    let vals = draw(&g, 4, 100_000);
+    let low = vals
+        .iter()
+        .filter(|v| matches!(v, Value::Int(i) if (0..=10).contains(i)))
+        .count() as f64;
+    assert!((low / 1e5 - 0.5).abs() < 0.01, "{low}");
+    assert!(vals
+        .iter()
+        .all(|v| matches!(v, Value::Int(i) if (0..=1000).contains(i))));
+    let t = cg(Gen::Histogram {
+        scale: Scale::Timestamp,
+        bounds: vec![1e15, 2e15],
+        distinct: None,
+    });
+    assert!(draw(&t, 4, 1000)
+        .iter()
+        .all(|v| matches!(v, Value::Timestamp(us) if (1_000_000_000_000_000..=2_000_000_000_000_000).contains(us))));
+}
+
+#[test]
+fn distinct_sets_hold_exactly_n_values() {
+    use std::collections::HashSet;
+    let kinds = [
+        Gen::Histogram {
+            scale: Scale::Int,
+            bounds: vec![0.0, 1e9],
+            distinct: Some(Distinct::Count(777)),
+        },
+        Gen::Histogram {
+            scale: Scale::Float,
+            bounds: vec![0.0, 1.0, 5.0],
+            distinct: Some(Distinct::Count(777)),
+        },
+        Gen::Histogram {
+            scale: Scale::Timestamp,
+            bounds: vec![1.7e15, 1.8e15],
+            distinct: Some(Distinct::Count(777)),
+        },
+        Gen::TextSet {
+            min_len: 2,
+            max_len: 9,
+            distinct: Distinct::Count(777),
+        },
+    ];
+    for kind in kinds {
+        let g = cg(kind.clone());
+        let vals: HashSet<String> = draw(&g, 1, 10_000).iter().map(|v| v.to_string()).collect();
+        assert_eq!(vals.len(), 777, "{kind:?}");
+        // As many rows as values: every row its own value.
+        let once: HashSet<String> = draw(&g, 1, 777).iter().map(|v| v.to_string()).collect();
+        assert_eq!(once.len(), 777, "{kind:?}");
+    }
+}
+
+#[test]
+fn choice_rest_mixes_listed_values_and_the_rest() {
+    let g = cg(Gen::ChoiceRest {
+        values: vec!["7".into(), "8".into()],
+        weights: vec![50, 30],
+        rest: Box::new(Gen::Histogram {
+            scale: Scale::Int,
+            bounds: vec![100.0, 200.0],
+            distinct: Some(Distinct::Count(10)),
+        }),
+        rest_weight: 20,
+    });
+    let vals = draw(&g, 2, 100_000);
+    let share = |f: &dyn Fn(&Value) -> bool| vals.iter().filter(|v| f(v)).count() as f64 / 1e5;
+    assert!((share(&|v| *v == Value::Text("7".into())) - 0.5).abs() < 0.01);
+    assert!((share(&|v| *v == Value::Text("8".into())) - 0.3).abs() < 0.01);
+    let rest = share(&|v| matches!(v, Value::Int(i) if (100..=200).contains(i)));
+    assert!((rest - 0.2).abs() < 0.01, "{rest}");
+}
+
+#[test]
+fn generate_matches_sampler() {
+    let g = cg(all_kinds()[2].clone());
+    let mut a = chunk_rng(9, 0, 0, 0);
+    let mut b = chunk_rng(9, 0, 0, 0);
+    let s = g.sampler();
+    for row in 0..100 {
+        assert_eq!(g.generate(row, &mut a), s.sample(row, &mut b));
+    }
+}
