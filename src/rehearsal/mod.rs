@@ -27,6 +27,7 @@
 //! built by the setup migrations and keyed by them.
 
 mod kept;
+mod needs;
 mod provision;
 mod recording;
 mod reporting;
@@ -39,7 +40,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub use provision::{Database, Server, ServerNeeds, Template, TemplateMade};
+pub use needs::ServerNeeds;
+pub use provision::{Database, Server, Template, TemplateMade};
 pub use recording::{Draft, Recorded};
 pub use run::{Measured, RunInputs, Traffic, TrafficCtx, SERVER_SAMPLE, WAIT_POLL};
 pub use seeding::DataPlan;
