@@ -6,7 +6,7 @@ use super::facts::{LockFact, Recovery, StepFacts, StepFootprint, WaitFact};
 use super::latency;
 use crate::locks::LockMode;
 use crate::record::{
-    any_rewrote, sum_known, Blocks, LockRow, RunRecord, StatementRow, Unknown, WaitCause, WaitRow,
+    Blocks, LockRow, RunRecord, StatementRow, StatementTotals, Unknown, WaitCause, WaitRow,
 };
 
 /// The record as the analysis reads it: a lock on a relation that the step
@@ -212,34 +212,9 @@ fn one_step(
         .map(|(w, _)| w)
         .collect();
     let mut unknown = std::collections::BTreeMap::new();
-    let mut known = |field: &str, r: Result<u64, String>| match r {
-        Ok(v) => Some(v),
-        Err(why) => {
-            unknown.insert(field.to_string(), why);
-            None
-        }
-    };
-    let seq_scans = known(
-        "seq_scans",
-        sum_known(stmts.iter().copied(), "seq_scans", |s| s.seq_scans),
-    );
-    let wal_bytes = known(
-        "wal_bytes",
-        sum_known(stmts.iter().copied(), "wal_bytes", |s| s.wal_bytes),
-    );
-    let cluster_wal_bytes = known(
-        "cluster_wal_bytes",
-        sum_known(stmts.iter().copied(), "cluster_wal_bytes", |s| {
-            s.cluster_wal_bytes
-        }),
-    );
-    let rewrote = match any_rewrote(stmts.iter().copied()) {
-        Ok(r) => Some(r),
-        Err(why) => {
-            unknown.insert("rewrote".into(), why);
-            None
-        }
-    };
+    let totals = StatementTotals::of(&stmts, |field, why| {
+        unknown.insert(field.to_string(), why);
+    });
     let footprint = footprint(rec, &phase, &step, &mut unknown);
     let lock_timeout_ms = rec
         .info
@@ -266,10 +241,10 @@ fn one_step(
             .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
             .map(|l| LockFact::of(l)),
         lock_wait_ms: locks.iter().map(|l| l.wait_ms).fold(0.0, f64::max),
-        rewrote,
-        seq_scans,
-        wal_bytes,
-        cluster_wal_bytes,
+        rewrote: totals.rewrote,
+        seq_scans: totals.seq_scans,
+        wal_bytes: totals.wal_bytes,
+        cluster_wal_bytes: totals.cluster_wal_bytes,
         footprint,
         unknown,
         app_waits: mine.len(),

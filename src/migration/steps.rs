@@ -3,7 +3,7 @@
 
 use super::catalog::{Boundary, Footprint};
 use super::Executor;
-use crate::record::{any_rewrote, sum_known, StatementRow, StepRow, Unknown};
+use crate::record::{StatementRow, StatementTotals, StepRow, Unknown};
 
 /// A step's footprint before and after it, or why unknown.
 #[derive(Debug, Clone, Default)]
@@ -59,30 +59,12 @@ impl Executor {
                     .filter(|s| s.phase == span.phase && s.step == span.step)
                     .collect();
                 let mut unknown = Unknown::default();
-                let mut known = |field: &str, r: Result<u64, String>| match r {
-                    Ok(v) => Some(v),
-                    Err(why) => {
+                // steps.csv has no seq_scans column: its reason is not kept.
+                let totals = StatementTotals::of(&stmts, |field, why| {
+                    if field != "seq_scans" {
                         unknown.add(field, why);
-                        None
                     }
-                };
-                let wal_bytes = known(
-                    "wal_bytes",
-                    sum_known(stmts.iter().copied(), "wal_bytes", |s| s.wal_bytes),
-                );
-                let cluster_wal_bytes = known(
-                    "cluster_wal_bytes",
-                    sum_known(stmts.iter().copied(), "cluster_wal_bytes", |s| {
-                        s.cluster_wal_bytes
-                    }),
-                );
-                let rewrote = match any_rewrote(stmts.iter().copied()) {
-                    Ok(r) => Some(r),
-                    Err(why) => {
-                        unknown.add("rewrote", why);
-                        None
-                    }
-                };
+                });
                 let side =
                     |f: &Option<Footprint>, why: &Option<String>, field: &str, u: &mut Unknown| {
                         if f.is_none() {
@@ -125,14 +107,14 @@ impl Executor {
                     start_ms: crate::pg::round3(span.start_ms),
                     end_ms: crate::pg::round3(span.end_ms),
                     outcome: span.outcome.clone(),
-                    rewrote,
+                    rewrote: totals.rewrote,
                     table_bytes_before: b.before.map(|f| f.table_bytes),
                     table_bytes_after: b.after.map(|f| f.table_bytes),
                     index_bytes_before: b.before.map(|f| f.index_bytes),
                     index_bytes_after: b.after.map(|f| f.index_bytes),
                     dead_tuples_after: b.after.map(|f| f.dead_tuples),
-                    wal_bytes,
-                    cluster_wal_bytes,
+                    wal_bytes: totals.wal_bytes,
+                    cluster_wal_bytes: totals.cluster_wal_bytes,
                     unknown: unknown.to_string(),
                 }
             })

@@ -39,12 +39,44 @@ pub struct StatementRow {
     pub line: Option<u64>,
 }
 
-/// A figure summed over statements (every attempt): Err(why) when any
-/// statement's is unknown — a partial sum would understate it.
-pub fn sum_known<'a>(
-    rows: impl IntoIterator<Item = &'a StatementRow>,
+/// A step's figures over its statements (every attempt): each known, or
+/// `None` with its reason handed to the caller's `unknown(field, why)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatementTotals {
+    pub seq_scans: Option<u64>,
+    pub wal_bytes: Option<u64>,
+    pub cluster_wal_bytes: Option<u64>,
+    pub rewrote: Option<bool>,
+}
+
+impl StatementTotals {
+    pub fn of(rows: &[&StatementRow], mut unknown: impl FnMut(&str, String)) -> StatementTotals {
+        let mut sum = |field: &str, get: fn(&StatementRow) -> Option<u64>| {
+            sum_known(rows, field, get)
+                .map_err(|why| unknown(field, why))
+                .ok()
+        };
+        let seq_scans = sum("seq_scans", |s| s.seq_scans);
+        let wal_bytes = sum("wal_bytes", |s| s.wal_bytes);
+        let cluster_wal_bytes = sum("cluster_wal_bytes", |s| s.cluster_wal_bytes);
+        let rewrote = any_rewrote(rows)
+            .map_err(|why| unknown("rewrote", why))
+            .ok();
+        StatementTotals {
+            seq_scans,
+            wal_bytes,
+            cluster_wal_bytes,
+            rewrote,
+        }
+    }
+}
+
+/// A figure summed over statements: Err(why) when any statement's is
+/// unknown — a partial sum would understate it.
+fn sum_known(
+    rows: &[&StatementRow],
     field: &str,
-    get: impl Fn(&StatementRow) -> Option<u64>,
+    get: fn(&StatementRow) -> Option<u64>,
 ) -> std::result::Result<u64, String> {
     let mut total = 0u64;
     for s in rows {
@@ -57,9 +89,7 @@ pub fn sum_known<'a>(
 }
 
 /// Did any statement rewrite? Unknown when none did and one is unknown.
-pub fn any_rewrote<'a>(
-    rows: impl IntoIterator<Item = &'a StatementRow>,
-) -> std::result::Result<bool, String> {
+fn any_rewrote(rows: &[&StatementRow]) -> std::result::Result<bool, String> {
     let mut unknown = None;
     for s in rows {
         match s.rewrote {
