@@ -1,7 +1,9 @@
 //! Seeding speed against `pgbench -i`, linear scaling, and template clones.
 //!
-//! `cargo bench --bench seed` runs three sections (benches/results/seed/
-//! README.md has the commands, the settings and the figures):
+//! `cargo bench --bench seed` runs the pgbench and templates sections; the
+//! linear one, which seeds 50M rows and takes minutes, runs when
+//! PGREHEARSE_BENCH_SECTIONS names it (benches/results/seed/README.md has
+//! the commands, the settings and the figures):
 //!
 //! - **pgbench**: `pgrehearse seed benches/pgbench-shape.toml --rows N` (the
 //!   real binary, as a process) against `pgbench -i -s N/100000 -I dtgvp`,
@@ -21,7 +23,7 @@
 //!
 //! Environment: PGREHEARSE_BENCH_RUNS (5), PGREHEARSE_BENCH_ROWS (2M),
 //! PGREHEARSE_BENCH_SERVERS (`untuned,tuned`), PGREHEARSE_BENCH_SECTIONS
-//! (`pgbench,linear,templates`), PGREHEARSE_BENCH_LINEAR_ROWS (`2M,50M`),
+//! (`pgbench,templates`; add `linear`), PGREHEARSE_BENCH_LINEAR_ROWS (`2M,50M`),
 //! PGREHEARSE_BENCH_LINEAR_RUNS (3), PGREHEARSE_BENCH_TEMPLATE_ROWS (1M).
 //! Needs `pgbench` and GNU `time` (/usr/bin/time).
 //!
@@ -431,7 +433,7 @@ async fn main() {
     }
     let runs: usize = env_or("PGREHEARSE_BENCH_RUNS", 5);
     let rows = rows_of(&std::env::var("PGREHEARSE_BENCH_ROWS").unwrap_or_else(|_| "2M".into()));
-    let sections = env_list("PGREHEARSE_BENCH_SECTIONS", "pgbench,linear,templates");
+    let sections = env_list("PGREHEARSE_BENCH_SECTIONS", "pgbench,templates");
     let mut csv = Csv::create();
     println!(
         "seed bench: {} CPUs, pgbench shape, {runs} runs + 1 warm-up; raw runs in {}",
