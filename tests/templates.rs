@@ -97,12 +97,10 @@ fn a_batch_seeds_each_data_set_once_and_clones_it() {
         let o = origin(later);
         assert_eq!(o.template_source.as_deref(), Some("earlier"), "{o:?}");
         assert_eq!(o.seed_ms, 0.0, "{o:?}");
-        assert!(
-            later.seed_ms < first.seed_ms,
-            "{} vs {}",
-            later.seed_ms,
-            first.seed_ms
-        );
+        // Its wait for data was the clone. (How much a clone saves over a
+        // seed is a benchmark's figure, `cargo bench --bench seed`: at 2 000
+        // rows the two are within a busy machine's noise.)
+        assert!(later.seed_ms >= o.clone_ms.unwrap(), "{later:?}");
     }
     assert!(
         run.stderr
