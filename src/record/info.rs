@@ -147,6 +147,10 @@ pub struct DataOrigin {
     /// The clone's CREATE DATABASE strategy: `file_copy`, `wal_log` or
     /// `default`.
     pub clone_strategy: Option<String>,
+    /// Milliseconds of the CHECKPOINT after this rehearsal's seeding (in
+    /// `seed_ms`): null when it seeded nothing or the role may not.
+    #[serde(default)]
+    pub checkpoint_ms: Option<f64>,
 }
 
 /// One executed step: its span, its settings and how it ended.

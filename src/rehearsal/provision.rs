@@ -333,7 +333,9 @@ impl Server {
             dbname: name.to_string(),
             ..conn.clone()
         };
-        let report = crate::seed::seed_with(&target, s, opts).await?;
+        let mut report = crate::seed::seed_with(&target, s, opts).await?;
+        // Once, here: every clone copies the files as they are on disk.
+        report.checkpoint = crate::seed::checkpoint_or_say(&target).await?;
         template::mark_complete(conn, name, key).await?;
         if self.lease.is_some() {
             // Complete and recorded in the cache: it stays.

@@ -89,14 +89,20 @@ pub async fn seed_into(
         progress: opts.output.progress(),
         ..SeedOptions::new(opts.seed)
     };
-    cancellable(seed_timed(db, s, &seed_opts), signals).await
+    let (ms, _) = cancellable(seed_timed(db, s, &seed_opts), signals).await?;
+    Ok(ms)
 }
 
-/// Seed `db`, logging each table. Returns how long it took, ms.
-async fn seed_timed(db: &Database, s: &Scenario, opts: &SeedOptions) -> Result<f64> {
-    let (report, ms) = timed(crate::seed::seed_with(&db.conn, s, opts)).await;
-    log_tables(&report?);
-    Ok(ms)
+/// Seed `db`, logging each table, and checkpoint. Returns how long it all
+/// took and the checkpoint's share (when the role may), ms.
+async fn seed_timed(db: &Database, s: &Scenario, opts: &SeedOptions) -> Result<(f64, Option<f64>)> {
+    let started = Instant::now();
+    log_tables(&crate::seed::seed_with(&db.conn, s, opts).await?);
+    let checkpoint = crate::seed::checkpoint_or_say(&db.conn).await?;
+    Ok((
+        started.elapsed().as_secs_f64() * 1e3,
+        checkpoint.map(|d| d.as_secs_f64() * 1e3),
+    ))
 }
 
 /// An empty database for the rehearsal, the setup migrations applied in it
@@ -116,7 +122,7 @@ async fn after_setup(
         Err(stopped) => Err(stopped),
     };
     match seeded {
-        Ok(seed_ms) => Ok((db, seeded_in_place(seed_ms))),
+        Ok((seed_ms, checkpoint_ms)) => Ok((db, seeded_in_place(seed_ms, checkpoint_ms))),
         Err(stopped) => {
             if let Err(e) = db.discard().await {
                 tracing::info!("the rehearsal's database was not dropped: {e}");
@@ -126,7 +132,7 @@ async fn after_setup(
     }
 }
 
-fn seeded_in_place(seed_ms: f64) -> DataOrigin {
+fn seeded_in_place(seed_ms: f64, checkpoint_ms: Option<f64>) -> DataOrigin {
     DataOrigin {
         how: "seeded".into(),
         template: None,
@@ -134,6 +140,7 @@ fn seeded_in_place(seed_ms: f64) -> DataOrigin {
         seed_ms: crate::pg::round3(seed_ms),
         clone_ms: None,
         clone_strategy: None,
+        checkpoint_ms: checkpoint_ms.map(crate::pg::round3),
     }
 }
 
@@ -176,8 +183,8 @@ async fn in_place(
     opts: &SeedOptions,
 ) -> Result<(Database, DataOrigin)> {
     let db = server.empty_database().await?;
-    let seed_ms = seed_timed(&db, s, opts).await?;
-    Ok((db, seeded_in_place(seed_ms)))
+    let (seed_ms, checkpoint_ms) = seed_timed(&db, s, opts).await?;
+    Ok((db, seeded_in_place(seed_ms, checkpoint_ms)))
 }
 
 async fn cloned(
@@ -187,12 +194,12 @@ async fn cloned(
 ) -> Result<(Database, DataOrigin)> {
     let (template, ensure_ms) = timed(server.ensure_template(s, opts)).await;
     let template = template?;
-    let seed_ms = match &template.made {
+    let (seed_ms, checkpoint) = match &template.made {
         TemplateMade::Seeded(report) => {
             log_tables(report);
-            ensure_ms
+            (ensure_ms, report.checkpoint)
         }
-        TemplateMade::Earlier | TemplateMade::Cache => 0.0,
+        TemplateMade::Earlier | TemplateMade::Cache => (0.0, None),
     };
     let (db, clone_ms) = timed(template.clone_into()).await;
     let db = db?;
@@ -209,6 +216,7 @@ async fn cloned(
         seed_ms: crate::pg::round3(seed_ms),
         clone_ms: Some(crate::pg::round3(clone_ms)),
         clone_strategy: Some(template.strategy().into()),
+        checkpoint_ms: checkpoint.map(|d| crate::pg::round3(d.as_secs_f64() * 1e3)),
     };
     Ok((db, origin))
 }

@@ -133,6 +133,9 @@ pub struct SeedReport {
     /// by seed_sql / after_seed.
     pub vacuumed: Vec<String>,
     pub bytes: u64,
+    /// The CHECKPOINT after it ([`checkpoint`]), where the caller asked
+    /// for one and the role may: a template is checkpointed once, when made.
+    pub checkpoint: Option<Duration>,
 }
 
 impl SeedReport {
@@ -221,6 +224,7 @@ pub async fn seed_with(
         vacuum: duration - load - sql,
         vacuumed,
         bytes,
+        checkpoint: None,
     })
 }
 
@@ -407,6 +411,37 @@ async fn run_statements(client: &Client, sql: &str, what: &str) -> Result<()> {
         run_sql(client, &stmt, what).await?;
     }
     Ok(())
+}
+
+/// CHECKPOINT once the data are in, before the rehearsal: production's
+/// data sit on disk long since, and so should the rehearsal's. Without it
+/// the checkpointer writes the seed's dirty pages in the background while
+/// the migration runs (I/O no production migration competes with), and a
+/// page the migration or the app changes first writes no full-page image
+/// to the WAL (it was written since the last checkpoint), so the WAL
+/// figures come out smaller than production's. Its time, or why it was not
+/// done: a role that is neither superuser nor in `pg_checkpoint` may not.
+pub async fn checkpoint(conn: &ConnInfo) -> Result<std::result::Result<Duration, String>> {
+    let started = Instant::now();
+    let client = conn.session(SEED_APP_NAME).await?;
+    match client.batch_execute("CHECKPOINT").await {
+        Ok(()) => Ok(Ok(started.elapsed())),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+            Ok(Err(crate::pg::error_text(&e)))
+        }
+        Err(e) => Err(db_error(e, "CHECKPOINT")),
+    }
+}
+
+/// [`checkpoint`], its refusal said in the log (the rehearsal runs on).
+pub async fn checkpoint_or_say(conn: &ConnInfo) -> Result<Option<Duration>> {
+    Ok(match checkpoint(conn).await? {
+        Ok(took) => Some(took),
+        Err(why) => {
+            tracing::info!("no CHECKPOINT after seeding: {why}");
+            None
+        }
+    })
 }
 
 async fn run_sql(client: &Client, sql: &str, what: &str) -> Result<()> {
