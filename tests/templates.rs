@@ -91,12 +91,15 @@ fn a_batch_seeds_each_data_set_once_and_clones_it() {
     assert_eq!(o.template_source.as_deref(), Some("seeded"), "{o:?}");
     assert!(o.seed_ms > 0.0 && o.clone_ms.unwrap() > 0.0, "{o:?}");
     assert_eq!(o.clone_strategy.as_deref(), Some("file_copy"), "{o:?}");
+    // The template was checkpointed once, when made (we are superuser).
+    assert!(o.checkpoint_ms.is_some_and(|c| c > 0.0), "{o:?}");
     // ... the others clone it without seeding, another scenario too.
     for later in [same, second] {
         assert_eq!(template_of(later), key);
         let o = origin(later);
         assert_eq!(o.template_source.as_deref(), Some("earlier"), "{o:?}");
         assert_eq!(o.seed_ms, 0.0, "{o:?}");
+        assert_eq!(o.checkpoint_ms, None, "{o:?}");
         // Its wait for data was the clone. (How much a clone saves over a
         // seed is a benchmark's figure, `cargo bench --bench seed`: at 2 000
         // rows the two are within a busy machine's noise.)
