@@ -54,9 +54,10 @@ pub enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Rehearse one scenario at several sizes (and rates), fit each figure
-    /// against size and extrapolate: sweep.csv/.json/.md/.svg/.png in a
-    /// sweep-<stamp>/ directory beside the runs.
+    /// Rehearse one scenario at several sizes (and rates, and with
+    /// --pg-version versions), fit each figure against size and
+    /// extrapolate: sweep.csv/.json/.md/.svg/.png in a sweep-<stamp>/
+    /// directory beside the runs.
     Sweep {
         #[arg(value_name = "SCENARIO")]
         scenario: PathBuf,
@@ -730,11 +731,6 @@ fn sweep_plan(
             "--scale: sweep sizes come from --rows; --scale cannot be combined with it".into(),
         ));
     }
-    if args.pg_version.is_some() {
-        return Err(Error::Usage(
-            "--pg-version: sweep rehearses on one server; run it once per version".into(),
-        ));
-    }
     let mut sizes = parse_list("--rows", &rows, |s| parse_count("--rows", s))?;
     sizes.sort_unstable();
     let rates = match rate {
@@ -748,27 +744,15 @@ fn sweep_plan(
         .map(|e| parse_count("--extrapolate", &e))
         .transpose()
         .map_err(Error::Usage)?;
-    let before = traffic_override("--before", &args.before)?;
-    let after = traffic_override("--after", &args.after)?;
+    // --rows is the sweep's list: each size is loaded as `run --rows N`.
+    let base = run_overrides(&args)?;
     let mut scenarios = Vec::new();
     for &n in &sizes {
         let ov = Overrides {
             rows: Some(n),
-            scale: None,
-            before,
-            after,
-            ..Overrides::default()
+            ..base.clone()
         };
         scenarios.extend(load_all(std::slice::from_ref(&scenario), &ov)?);
-    }
-    // A sweep seeds once per size and reuses the data: the setup migrations
-    // would have to run before that seeding, which is not built yet.
-    if scenarios.iter().any(|s| s.migrations.is_some()) {
-        return Err(Error::Usage(format!(
-            "sweep: {} has a [migrations] section, and sweep does not rehearse migration files \
-             yet; use run (with --rows) for each size",
-            scenario.display()
-        )));
     }
     let run = run_options(args, &mut scenarios)?;
     Ok(Plan::Sweep {

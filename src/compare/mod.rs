@@ -7,20 +7,22 @@
 //! budget, this file rehearses both (through `crate::rehearsal`, one run
 //! directory each), `table.rs` reads the two run directories back into the
 //! side-by-side and its verdict, `render.rs` writes compare.md,
-//! compare.json and index.html, `charts.rs` the two charts.
+//! compare.json and index.html, `charts.rs` the two charts. With
+//! `--pg-version`, all of that once per version (both sides of a version on
+//! one server of it), and `versions.rs` puts the verdicts side by side.
 //!
 //! Identical data: both rehearsals use the same `--seed`, and the
 //! generators are deterministic given the seed, so both databases get the
 //! same rows; the workload's parameters come from the same seed, so both
-//! get the same traffic schedule. Each rehearsal runs in a database of its
-//! own on one server ([`databases`]); once template databases land, B's
-//! database is a clone of A's seeded template instead (one call there).
+//! get the same traffic schedule. Both sides clone one template of the
+//! data on their server (`DataPlan::Template`): seeded once.
 
 pub mod charts;
 pub mod comparable;
 pub mod pair;
 pub mod render;
 pub mod table;
+pub mod versions;
 
 use std::path::PathBuf;
 
@@ -51,23 +53,92 @@ pub fn check_comparable(a: &Scenario, b: &Scenario) -> Result<()> {
 }
 
 /// Rehearse `a` then `b` on one server, write the compare directory, print
-/// the verdict. Returns the worse (numerically larger) of the two runs'
-/// exit codes, or the compare directory's failure.
+/// the verdict; with `--pg-version`, that once per version (each version
+/// checked against the machine before anything runs: exit 3 naming what
+/// is missing), then the verdicts side by side (`versions.rs`). Returns
+/// the worst (numerically largest) of the runs' exit codes, or a compare
+/// directory's failure.
 pub async fn compare(a: &Scenario, b: &Scenario, opts: &RunOptions) -> u8 {
     let signals = Signals::install();
-    let runs = rehearse_both([a, b], opts, &signals).await;
-    let mut code = runs.iter().map(|r| r.exit_code).fold(exit::OK, u8::max);
-    if runs.len() < 2 {
-        return code;
+    if opts.versions.is_empty() {
+        return compare_on([a, b], opts, None, &signals).await.exit_code;
     }
-    match render::publish(&opts.out, [a, b], [&runs[0], &runs[1]], opts.output) {
-        Ok(_) => {}
+    let variations = match crate::matrix::variations(a, opts).await {
+        Ok(v) => v,
         Err(e) => {
             printer::error(&e, None);
-            code = code.max(e.exit_code());
+            return e.exit_code();
         }
+    };
+    let mut each = opts.clone();
+    each.versions.clear();
+    if opts.output.summary == SummaryFormat::Json {
+        // versions.json is printed instead, once.
+        each.output.summary = SummaryFormat::Nothing;
+    }
+    let mut columns = Vec::new();
+    for v in &variations {
+        if signals.received() {
+            columns.push(versions::Column {
+                label: v.label.clone(),
+                exit_code: signals.error().exit_code(),
+                outcome: format!("not run ({})", signals.name()),
+                compare_dir: None,
+                comparison: None,
+            });
+            continue;
+        }
+        each.server = v.server.clone();
+        let once = compare_on([a, b], &each, Some(&v.label), &signals).await;
+        columns.push(versions::Column {
+            label: v.label.clone(),
+            ..once
+        });
+    }
+    let mut code = columns.iter().map(|c| c.exit_code).fold(exit::OK, u8::max);
+    if let Err(e) = versions::publish(&opts.out, [a, b], &columns, opts.output) {
+        printer::error(&e, None);
+        code = code.max(e.exit_code());
+    }
+    if signals.received() {
+        code = code.max(signals.error().exit_code());
     }
     code
+}
+
+/// One compare on one server (of `version`, when given): both rehearsals,
+/// the compare directory. Its column of the versions side by side.
+async fn compare_on(
+    sides: [&Scenario; 2],
+    opts: &RunOptions,
+    version: Option<&str>,
+    signals: &Signals,
+) -> versions::Column {
+    let runs = rehearse_both(sides, opts, version, signals).await;
+    let mut column = versions::Column {
+        label: version.unwrap_or_default().to_string(),
+        exit_code: runs.iter().map(|r| r.exit_code).fold(exit::OK, u8::max),
+        outcome: match runs.iter().find(|r| r.run_dir.is_none()) {
+            Some(r) => format!("{}: {}", r.scenario, r.outcome),
+            None => "compared".into(),
+        },
+        compare_dir: None,
+        comparison: None,
+    };
+    if runs.len() < 2 {
+        return column;
+    }
+    match render::publish(&opts.out, sides, [&runs[0], &runs[1]], version, opts.output) {
+        Ok((dir, c)) => {
+            column.compare_dir = Some(dir);
+            column.comparison = Some(c);
+        }
+        Err(e) => {
+            printer::error(&e, None);
+            column.exit_code = column.exit_code.max(e.exit_code());
+        }
+    }
+    column
 }
 
 /// Both rehearsals, each printing its own summary as `run` does (none with
@@ -77,6 +148,7 @@ pub async fn compare(a: &Scenario, b: &Scenario, opts: &RunOptions) -> u8 {
 async fn rehearse_both(
     sides: [&Scenario; 2],
     opts: &RunOptions,
+    version: Option<&str>,
     signals: &Signals,
 ) -> Vec<SideRun> {
     let mut each = opts.clone();
@@ -91,8 +163,11 @@ async fn rehearse_both(
     };
     if opts.output.chatter {
         eprintln!(
-            "pgrehearse: compare {} vs {} — provisioning Postgres ({:?} backend)",
-            sides[0].name, sides[1].name, opts.server.backend
+            "pgrehearse: compare {} vs {} — provisioning PostgreSQL{} ({:?} backend)",
+            sides[0].name,
+            sides[1].name,
+            version.map_or(String::new(), |v| format!(" {v}")),
+            opts.server.backend
         );
     }
     let mut needs = ServerNeeds::of(sides[0]);

@@ -22,43 +22,58 @@ pub const COMPARE_MD: &str = "compare.md";
 
 /// Build the comparison from the two run directories, write the compare
 /// directory, and print the verdict (or compare.json with `--json`).
+/// `version`: the `--pg-version` both sides ran on, which names the
+/// directory (`compare-pg17-<stamp>`) and the printed lines.
 pub fn publish(
     out: &Path,
     scenarios: [&Scenario; 2],
     runs: [&SideRun; 2],
+    version: Option<&str>,
     output: OutputMode,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, Comparison)> {
     let [a, b] = scenarios;
     let pair = a.pair.clone().filter(|p| b.pair.as_ref() == Some(p));
-    let name = pair
-        .clone()
-        .unwrap_or_else(|| format!("{}-vs-{}", a.name, b.name));
-    let dir = record::create_stamped_dir(out, &name, "compare-")?;
+    let name = directory_name(a, b);
+    let prefix = match version {
+        Some(v) => format!("compare-pg{v}-"),
+        None => "compare-".into(),
+    };
+    let dir = record::create_stamped_dir(out, &name, &prefix)?;
     let c = table::build(pair, runs, &dir);
     let json = serde_json::to_string_pretty(&c).map_err(anyhow::Error::new)?;
     std::fs::write(dir.join(COMPARE_JSON), format!("{json}\n"))?;
     let charts = super::charts::write_all(&dir, runs, &c)?;
-    let doc = document(&c, &charts);
+    let doc = document(&c, &charts, version);
     std::fs::write(dir.join(COMPARE_MD), crate::report::markdown::render(&doc))?;
     std::fs::write(
         dir.join(crate::report::INDEX_HTML),
         crate::report::html::render(&doc),
     )?;
+    let on = version.map_or(String::new(), |v| format!(" (PostgreSQL {v})"));
     match output.summary {
         SummaryFormat::Json => crate::printer::stdout(&format!("{json}\n"))?,
         SummaryFormat::Nothing => {}
         SummaryFormat::Verdict => crate::printer::stdout(&format!("{}\n", c.verdict.line))?,
         SummaryFormat::Text => crate::printer::stdout(&format!(
-            "compare: {}\ncompare report: {}\n",
+            "compare{on}: {}\ncompare report{on}: {}\n",
             c.verdict.line,
             dir.join(crate::report::INDEX_HTML).display()
         ))?,
     }
-    Ok(dir)
+    Ok((dir, c))
+}
+
+/// The folder under `--out` a compare of `a` and `b` writes into: their
+/// common pair, else `<A>-vs-<B>`.
+pub fn directory_name(a: &Scenario, b: &Scenario) -> String {
+    match (&a.pair, &b.pair) {
+        (Some(p), Some(q)) if p == q => p.clone(),
+        _ => format!("{}-vs-{}", a.name, b.name),
+    }
 }
 
 /// What compare.md and index.html say.
-fn document(c: &Comparison, charts: &[String]) -> Document {
+fn document(c: &Comparison, charts: &[String], version: Option<&str>) -> Document {
     let [a, b] = &c.sides;
     let tone = if c.verdict.better.is_some() {
         Tone::Pass
@@ -124,8 +139,9 @@ fn document(c: &Comparison, charts: &[String]) -> Document {
         }
     }
     sections.push(pics);
+    let on = version.map_or(String::new(), |v| format!(" on PostgreSQL {v}"));
     Document {
-        title: format!("pgrehearse compare: {} vs {}", a.scenario, b.scenario),
+        title: format!("pgrehearse compare: {} vs {}{on}", a.scenario, b.scenario),
         lead,
         sections,
         notes: vec![

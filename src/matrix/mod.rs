@@ -4,12 +4,11 @@
 //!
 //! Today the variations are PostgreSQL versions (`--pg-version`,
 //! `versions.rs`): a [`Variation`] is a label and the server to rehearse
-//! on. The parts are kept apart so that other axes plug in: `sweep` (rows ×
-//! rates × versions) would give [`Variation`] what it varies in the scenario
-//! (rows, rate), applied before [`rehearsal::rehearse_one`], and make one per
-//! combination; `compare` (A vs B × versions) puts two scenarios in a row.
-//! The loop here, the recap and the side-by-side table (`side_by_side.rs`,
-//! which reads only run directories) stay as they are.
+//! on. `run` rehearses each scenario once per variation here; `sweep` and
+//! `compare` take the variations ([`variations`]) and run their own loop on
+//! each one's server (a sweep's versions are a dimension of its fits; a
+//! compare per version, its verdicts side by side in `crate::compare`).
+//! The side-by-side table (`side_by_side.rs`) reads only run directories.
 
 pub mod side_by_side;
 pub mod versions;
@@ -71,6 +70,15 @@ pub async fn plan<'a>(scenarios: &'a [Scenario], opts: &RunOptions) -> crate::Re
         });
     }
     Ok(rows)
+}
+
+/// The ways `scenario` is rehearsed by a command that runs it several times
+/// on one server per way (`sweep`, `compare`): once on the server the
+/// command line says (label empty), or once per `--pg-version`, each checked
+/// against the machine first (exit 3 naming what is missing and why).
+pub async fn variations(scenario: &Scenario, opts: &RunOptions) -> crate::Result<Vec<Variation>> {
+    let mut rows = plan(std::slice::from_ref(scenario), opts).await?;
+    Ok(rows.remove(0).variations)
 }
 
 /// `pgrehearse run`: every cell in turn, each on a server of its own. A

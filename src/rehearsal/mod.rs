@@ -344,8 +344,7 @@ async fn stages(
 ) -> Result<u8> {
     // With [migrations], the setup migrations build the schema the tables
     // are seeded into, in the rehearsal's database (run.json's `migrations`
-    // records each file). (`sweep` seeds once before this and refuses
-    // [migrations].)
+    // records each file).
     let setup = s.migrations.as_ref().zip(draft.info.migrations.as_mut());
     let data = seeding::obtain(server, s, plan, setup, opts, signals);
     let obtained = timed("seed", data)
@@ -363,7 +362,7 @@ async fn stages(
 }
 
 /// Seed the empty database `db` for `s` and nothing else, so that several
-/// rehearsals can start from copies of it (`crate::sweep`). Returns how long
+/// rehearsals can start from copies of it (the ddl bench). Returns how long
 /// seeding took (ms), which their run.json records as `seed_ms`.
 pub async fn seed_only(
     db: &Database,

@@ -244,7 +244,7 @@ impl Server {
     }
 
     /// The backend's own work database, for a caller that manages databases
-    /// on the server itself (`crate::sweep`); no rehearsal gets it after.
+    /// on the server itself (the ddl bench); no rehearsal gets it after.
     pub fn work_database(&self) -> Database {
         self.work_db_used.store(true, Ordering::SeqCst);
         self.site()
@@ -434,7 +434,7 @@ impl Template {
 
 impl Database {
     /// The same server's database `name`, which the caller created and
-    /// drops (`crate::sweep`'s per-size databases and their copies).
+    /// drops (the ddl bench's seeded databases and their copies).
     pub fn in_database(&self, name: &str) -> Database {
         self.named(name, None)
     }

@@ -77,8 +77,8 @@ pub async fn obtain(
     Ok(Obtained { db, origin, ms })
 }
 
-/// Seed `s` into the empty database `db` (someone else's: `crate::sweep`
-/// seeds one per size and copies it per rate). Returns how long it took, ms.
+/// Seed `s` into the empty database `db` (someone else's: the ddl bench
+/// seeds one per pattern and copies it per iteration). Returns how long it took, ms.
 pub async fn seed_into(
     db: &Database,
     s: &Scenario,

@@ -1,5 +1,5 @@
 //! The sweep's answer: every figure of every step fitted against size at
-//! each rate (`fit.rs`), extrapolated to the target, and said in words —
+//! each version and rate (`fit.rs`), extrapolated to the target, and said in words —
 //! `sweep.json` for machines, `sweep.md` (a sentence, then tables) for the
 //! capacity review.
 
@@ -12,11 +12,13 @@ use super::fit::{self, Fit, NoFit, Prediction};
 use super::rate_label;
 use crate::error::Result;
 
-/// One figure of one step at one rate, fitted.
+/// One figure of one step at one version and rate, fitted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FigureFit {
     pub phase: String,
     pub step: String,
+    /// The `--pg-version` major; None without the flag.
+    pub version: Option<String>,
     pub rate: Option<f64>,
     /// Index into [`FIGURES`].
     pub figure: usize,
@@ -67,6 +69,8 @@ impl FigureFit {
 pub struct Answer {
     pub scenario: String,
     pub sizes: Vec<u64>,
+    /// The `--pg-version` majors in the order asked; `[None]` without.
+    pub versions: Vec<Option<String>>,
     pub rates: Vec<Option<f64>>,
     pub target: Option<u64>,
     pub fits: Vec<FigureFit>,
@@ -75,20 +79,21 @@ pub struct Answer {
 impl Answer {
     pub fn new(scenario: &str, measured: &[Measured], target: Option<u64>) -> Answer {
         let mut sizes: Vec<u64> = measured.iter().map(|m| m.cell.rows).collect();
+        sizes.sort_unstable();
         sizes.dedup();
-        let mut rates: Vec<Option<f64>> = Vec::new();
-        for m in measured {
-            if !rates.contains(&m.cell.rate) {
-                rates.push(m.cell.rate);
-            }
-        }
+        let versions = distinct(measured.iter().map(|m| m.cell.version.clone()));
+        let rates = distinct(measured.iter().map(|m| m.cell.rate));
+        let series: Vec<(Option<String>, Option<f64>)> = versions
+            .iter()
+            .flat_map(|v| rates.iter().map(move |r| (v.clone(), *r)))
+            .collect();
         let mut fits = Vec::new();
         for (phase, step) in collect::step_keys(measured) {
-            for &rate in &rates {
+            for (version, rate) in &series {
                 for figure in 0..FIGURES.len() {
                     let points: Vec<(f64, f64)> = measured
                         .iter()
-                        .filter(|m| m.cell.rate == rate)
+                        .filter(|m| &m.cell.version == version && m.cell.rate == *rate)
                         .filter_map(|m| {
                             let s = m
                                 .steps
@@ -109,7 +114,8 @@ impl Answer {
                     fits.push(FigureFit {
                         phase: phase.clone(),
                         step: step.clone(),
-                        rate,
+                        version: version.clone(),
+                        rate: *rate,
                         figure,
                         far: prediction.is_some()
                             && target.is_some_and(|n| fit::is_far(n as f64, largest)),
@@ -123,53 +129,71 @@ impl Answer {
         Answer {
             scenario: scenario.to_string(),
             sizes,
+            versions,
             rates,
             target,
             fits,
         }
     }
 
-    /// The fit of `figure` (a key of [`FIGURES`]) for a step at a rate.
+    /// The fit of `figure` (a key of [`FIGURES`]) for a step at a version
+    /// and rate.
     pub fn find(
         &self,
         phase: &str,
         step: &str,
+        version: Option<&str>,
         rate: Option<f64>,
         key: &str,
     ) -> Option<&FigureFit> {
         let i = collect::figure(key);
-        self.fits
-            .iter()
-            .find(|f| f.phase == phase && f.step == step && f.rate == rate && f.figure == i)
+        self.fits.iter().find(|f| {
+            f.phase == phase
+                && f.step == step
+                && f.version.as_deref() == version
+                && f.rate == rate
+                && f.figure == i
+        })
     }
 
-    /// One sentence per rate: the step that blocks the app longest (else
-    /// the longest step), at the target when there is one.
+    /// One sentence per version and rate: the step that blocks the app
+    /// longest (else the longest step), at the target when there is one.
     pub fn sentences(&self, measured: &[Measured]) -> Vec<String> {
         let mut out = Vec::new();
-        for &rate in &self.rates {
-            let at_rate = match self.rates.len() {
-                1 => String::new(),
-                _ => format!(" and {} queries/s", rate_label(rate)),
-            };
-            let worst = self.worst(rate, "blocking_hold_ms").map(|f| (f, true));
-            let Some((lead, blocks)) =
-                worst.or(self.worst(rate, "duration_ms").map(|f| (f, false)))
-            else {
-                out.push(format!(
-                    "{}{at_rate}: no step measured (see the runs' outcomes)",
-                    self.scenario
-                ));
-                continue;
-            };
-            out.push(self.sentence(lead, blocks, &at_rate, measured));
+        for version in &self.versions {
+            for &rate in &self.rates {
+                let on = match version {
+                    Some(v) => format!("on PostgreSQL {v}, "),
+                    None => String::new(),
+                };
+                let at_rate = match self.rates.len() {
+                    1 => String::new(),
+                    _ => format!(" and {} queries/s", rate_label(rate)),
+                };
+                let worst = self.worst(version, rate, "blocking_hold_ms");
+                let Some((lead, blocks)) = worst
+                    .map(|f| (f, true))
+                    .or(self.worst(version, rate, "duration_ms").map(|f| (f, false)))
+                else {
+                    let at_version = match version {
+                        Some(v) => format!(" on PostgreSQL {v}"),
+                        None => String::new(),
+                    };
+                    out.push(format!(
+                        "{}{at_version}{at_rate}: no step measured (see the runs' outcomes)",
+                        self.scenario
+                    ));
+                    continue;
+                };
+                out.push(on + &self.sentence(lead, blocks, &at_rate, measured));
+            }
         }
         out
     }
 
     /// The step whose `key` figure is largest at the target (or at the
-    /// largest measured size).
-    fn worst(&self, rate: Option<f64>, key: &str) -> Option<&FigureFit> {
+    /// largest measured size), at a version and rate.
+    fn worst(&self, version: &Option<String>, rate: Option<f64>, key: &str) -> Option<&FigureFit> {
         let i = collect::figure(key);
         let value = |f: &FigureFit| match &f.prediction {
             Some(p) => p.value,
@@ -177,7 +201,7 @@ impl Answer {
         };
         self.fits
             .iter()
-            .filter(|f| f.rate == rate && f.figure == i)
+            .filter(|f| &f.version == version && f.rate == rate && f.figure == i)
             .max_by(|a, b| value(a).total_cmp(&value(b)))
     }
 
@@ -191,7 +215,7 @@ impl Answer {
         let row = measured
             .iter()
             .rev()
-            .filter(|m| m.cell.rate == f.rate)
+            .filter(|m| m.cell.version == f.version && m.cell.rate == f.rate)
             .flat_map(|m| m.steps.iter())
             .find(|s| s.phase == f.phase && s.step == f.step);
         let what = row
@@ -258,6 +282,7 @@ impl Answer {
         let json = SweepJson {
             scenario: &self.scenario,
             sizes: &self.sizes,
+            pg_versions: self.versions.iter().flatten().cloned().collect(),
             rates: self.rates.iter().map(|r| rate_label(*r)).collect(),
             extrapolate: self.target,
             answer: self.sentences(measured),
@@ -266,6 +291,7 @@ impl Answer {
             cells: measured
                 .iter()
                 .map(|m| CellJson {
+                    pg_version: m.pg_version.as_deref(),
                     rows: m.cell.rows,
                     rate: m.cell.rate,
                     exit_code: m.cell.exit_code,
@@ -279,6 +305,7 @@ impl Answer {
                 .map(|f| FitJson {
                     phase: &f.phase,
                     step: &f.step,
+                    pg_version: f.version.as_deref(),
                     rate: f.rate,
                     figure: FIGURES[f.figure].key,
                     points: &f.points,
@@ -299,6 +326,10 @@ impl Answer {
         for s in self.sentences(measured) {
             md.push_str(&format!("- {s}\n"));
         }
+        let versions: Vec<&str> = self.versions.iter().flatten().map(String::as_str).collect();
+        if !versions.is_empty() {
+            md.push_str(&format!("\nPostgreSQL versions: {}.", versions.join(", ")));
+        }
         md.push_str(&format!(
             "\nSizes (rows of the largest table): {}. Rates: {}. Target: {}.\n\n",
             self.sizes
@@ -315,8 +346,8 @@ impl Answer {
                 .map(|n| count(n as f64))
                 .unwrap_or_else(|| "none".into())
         ));
-        md.push_str("## Fits\n\nEach figure against size at each rate: the better of a + b·n and a + b·n·ln n (least squares); the interval is a 95% prediction interval from the residuals.\n\n");
-        md.push_str("| step | figure | rate | measured | model | R² | at target | notes |\n|---|---|---|---|---|---|---|---|\n");
+        md.push_str("## Fits\n\nEach figure against size at each version and rate: the better of a + b·n and a + b·n·ln n (least squares); the interval is a 95% prediction interval from the residuals.\n\n");
+        md.push_str("| step | figure | version | rate | measured | model | R² | at target | notes |\n|---|---|---|---|---|---|---|---|---|\n");
         for f in &self.fits {
             let unit = FIGURES[f.figure].unit;
             let measured = f
@@ -342,18 +373,20 @@ impl Answer {
                 None => "—".into(),
             };
             md.push_str(&format!(
-                "| {} / {} | {} | {} | {measured} | {model} | {r2} | {at} | {} |\n",
+                "| {} / {} | {} | {} | {} | {measured} | {model} | {r2} | {at} | {} |\n",
                 f.phase,
                 f.step,
                 FIGURES[f.figure].title,
+                f.version.as_deref().unwrap_or("—"),
                 rate_label(f.rate),
                 f.caveats().join("; ")
             ));
         }
-        md.push_str("\n## Runs\n\n| rows | rate | exit | outcome | run directory |\n|---|---|---|---|---|\n");
+        md.push_str("\n## Runs\n\n| PostgreSQL | rows | rate | exit | outcome | run directory |\n|---|---|---|---|---|---|\n");
         for m in measured {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} |\n",
+                m.pg_version.as_deref().unwrap_or("—"),
                 m.cell.rows,
                 rate_label(m.cell.rate),
                 m.cell
@@ -372,6 +405,8 @@ impl Answer {
 struct SweepJson<'a> {
     scenario: &'a str,
     sizes: &'a [u64],
+    /// `--pg-version` as asked; empty without it.
+    pg_versions: Vec<String>,
     rates: Vec<String>,
     extrapolate: Option<u64>,
     answer: Vec<String>,
@@ -383,6 +418,7 @@ struct SweepJson<'a> {
 
 #[derive(Serialize)]
 struct CellJson<'a> {
+    pg_version: Option<&'a str>,
     rows: u64,
     rate: Option<f64>,
     exit_code: Option<u8>,
@@ -394,12 +430,24 @@ struct CellJson<'a> {
 struct FitJson<'a> {
     phase: &'a str,
     step: &'a str,
+    pg_version: Option<&'a str>,
     rate: Option<f64>,
     figure: &'static str,
     points: &'a [(f64, f64)],
     fit: Option<&'a Fit>,
     prediction: Option<&'a Prediction>,
     caveats: Vec<String>,
+}
+
+/// The distinct items, in the order first seen.
+fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// A statement on one line, at most 60 characters.

@@ -1,9 +1,11 @@
 //! sweep.svg / sweep.png: one panel per key figure (longest blocking hold,
 //! duration, WAL), size on a log axis, value on a log axis (the target is
 //! often 1000× the sizes measured: on linear axes the measured points would
-//! sit in one corner). Per step and rate: the measured points (dots), the
-//! fitted curve (a line, dashed beyond the largest measured size), and the
-//! extrapolated point (a cross) with its interval (a vertical bar).
+//! sit in one corner). Per step, version and rate (a colour each): the
+//! measured points (dots; with `--pg-version`, a marker shape per version:
+//! circle, triangle, diamond), the fitted curve (a line, dashed beyond the
+//! largest measured size), and the extrapolated point (a cross) with its
+//! interval (a vertical bar).
 
 use std::path::Path;
 
@@ -54,10 +56,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, answer: &Answer) -> R
     for (area, key) in panels.iter().zip(PANELS) {
         let i = collect::figure(key);
         let fits: Vec<&FigureFit> = answer.fits.iter().filter(|f| f.figure == i).collect();
-        panel(area, key, &fits, answer.target)?;
+        panel(area, key, &fits, &answer.versions, answer.target)?;
     }
     Ok(())
 }
+
+/// The diamond marker (a version's third shape), in pixels around a point.
+const DIAMOND: [(i32, i32); 4] = [(0, -6), (6, 0), (0, 6), (-6, 0)];
 
 /// The x and y ranges that hold every point, curve and interval (y > 0).
 fn ranges(fits: &[&FigureFit], target: Option<u64>) -> ((f64, f64), (f64, f64)) {
@@ -89,6 +94,7 @@ fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     key: &str,
     fits: &[&FigureFit],
+    versions: &[Option<String>],
     target: Option<u64>,
 ) -> Result<()> {
     let figure = FIGURES[collect::figure(key)];
@@ -115,13 +121,30 @@ fn panel<DB: DrawingBackend>(
     }
     for (c, f) in fits.iter().enumerate() {
         let color = Palette99::pick(c).to_rgba();
-        let label = format!("{} @ {}", f.step, rate_label(f.rate));
-        let dots = f.points.iter().filter(|p| p.1 > 0.0);
-        chart
-            .draw_series(dots.map(|&(x, y)| Circle::new((x, y), 5, color.filled())))
-            .map_err(err)?
-            .label(label)
-            .legend(move |(x, y)| Circle::new((x, y), 5, color.filled()));
+        let label = match &f.version {
+            Some(v) => format!("{} · PG {v} @ {}", f.step, rate_label(f.rate)),
+            None => format!("{} @ {}", f.step, rate_label(f.rate)),
+        };
+        let shape = versions.iter().position(|v| v == &f.version).unwrap_or(0) % 3;
+        // A circle, a triangle or a diamond: the version's shape.
+        let dots = f.points.iter().copied().filter(|p| p.1 > 0.0);
+        let style = color.filled();
+        let series = match shape {
+            0 => chart.draw_series(dots.map(|p| Circle::new(p, 5, style))),
+            1 => chart.draw_series(dots.map(|p| TriangleMarker::new(p, 6, style))),
+            _ => chart.draw_series(
+                dots.map(|p| EmptyElement::at(p) + Polygon::new(DIAMOND.to_vec(), style)),
+            ),
+        }
+        .map_err(err)?;
+        series.label(label);
+        match shape {
+            0 => series.legend(move |p| Circle::new(p, 5, style)),
+            1 => series.legend(move |p| TriangleMarker::new(p, 6, style)),
+            _ => {
+                series.legend(move |p| EmptyElement::at(p) + Polygon::new(DIAMOND.to_vec(), style))
+            }
+        };
         let Ok(fit) = &f.fit else { continue };
         let largest = f.points.last().map(|p| p.0).unwrap_or(x0);
         let end = f

@@ -116,6 +116,10 @@ impl StepRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
     pub cell: Cell,
+    /// The major version of the server it ran on (run.json's
+    /// `server_version_num`), else the `--pg-version` asked; None when
+    /// neither is known (no run directory, no flag).
+    pub pg_version: Option<String>,
     /// Its run directory relative to the sweep directory.
     pub run_dir: Option<String>,
     pub steps: Vec<StepRow>,
@@ -127,6 +131,11 @@ pub fn read_all(sweep_dir: &Path, cells: &[Cell]) -> Vec<Measured> {
         .iter()
         .map(|c| Measured {
             cell: c.clone(),
+            pg_version: c
+                .run_dir
+                .as_deref()
+                .and_then(server_major)
+                .or_else(|| c.version.clone()),
             run_dir: c
                 .run_dir
                 .as_ref()
@@ -134,6 +143,14 @@ pub fn read_all(sweep_dir: &Path, cells: &[Cell]) -> Vec<Measured> {
             steps: c.run_dir.as_deref().map(read_run).unwrap_or_default(),
         })
         .collect()
+}
+
+/// The major version run.json's `server_version_num` names ("17").
+fn server_major(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(crate::record::RUN_JSON)).ok()?;
+    let json: Value = serde_json::from_str(&text).ok()?;
+    let num = json["server_version_num"].as_u64().filter(|n| *n > 0)?;
+    Some((num / 10_000).to_string())
 }
 
 /// The steps of one run directory; empty when summary.json is missing or
@@ -232,21 +249,29 @@ pub fn step_keys(measured: &[Measured]) -> Vec<(String, String)> {
     keys
 }
 
-/// sweep.csv: `rows, rate, exit_code, outcome, run_dir`, then per step
-/// `<phase>/<step>:<figure>` for every figure.
+/// sweep.csv: `pg_version, rows, rate, exit_code, outcome, run_dir`, then
+/// per step `<phase>/<step>:<figure>` for every figure.
 pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
     let keys = step_keys(measured);
     let mut w = csv::Writer::from_path(path).map_err(anyhow::Error::new)?;
-    let mut header: Vec<String> = ["rows", "rate", "exit_code", "outcome", "run_dir"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut header: Vec<String> = [
+        "pg_version",
+        "rows",
+        "rate",
+        "exit_code",
+        "outcome",
+        "run_dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for (phase, step) in &keys {
         header.extend(FIGURES.iter().map(|f| format!("{phase}/{step}:{}", f.key)));
     }
     w.write_record(&header).map_err(anyhow::Error::new)?;
     for m in measured {
         let mut row = vec![
+            m.pg_version.clone().unwrap_or_default(),
             m.cell.rows.to_string(),
             m.cell.rate.map(|r| r.to_string()).unwrap_or_default(),
             m.cell.exit_code.map(|c| c.to_string()).unwrap_or_default(),

@@ -1,8 +1,8 @@
 //! `pgrehearse sweep`: one scenario rehearsed at every size × rate, then
 //! each figure fitted against size and extrapolated to a target size.
 //!
-//! One file per concern: `run.rs` rehearses the combinations (one server,
-//! one seed per size, a copy of it per rate), `collect.rs` reads the run
+//! One file per concern: `run.rs` rehearses the combinations (a server per
+//! version, a template per size, a clone of it per rate), `collect.rs` reads the run
 //! directories back into `sweep.csv`, `fit.rs` is the least-squares maths,
 //! `answer.rs` fits every figure and words the answer (`sweep.json`,
 //! `sweep.md`), `chart.rs` draws `sweep.svg`/`.png`. Like
@@ -19,10 +19,13 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::options::{RunOptions, SummaryFormat};
+use crate::rehearsal;
 use crate::scenario::Scenario;
+use crate::signals::Signals;
 
 /// A sweep, validated: the sizes, the rates, the target, and how each
-/// rehearsal runs.
+/// rehearsal runs (`run.versions`: the `--pg-version` majors, a dimension
+/// of the sweep like the rates).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepOptions {
     /// Rows of the largest table, ascending, no repeats (`--rows`).
@@ -37,6 +40,9 @@ pub struct SweepOptions {
 /// One combination of the sweep and how its rehearsal ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
+    /// The `--pg-version` major it ran on ("17"); None without the flag
+    /// (the one server of the scenario's or the backend's version).
+    pub version: Option<String>,
     pub rows: u64,
     pub rate: Option<f64>,
     /// None: not rehearsed (a signal stopped the sweep, or its size could
@@ -48,10 +54,15 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// `rows-2000-rate-400` (`rate-scenario` when the scenario's own): the
-    /// folder of its run directory inside the sweep directory.
+    /// `rows-2000-rate-400` (`rate-scenario` when the scenario's own;
+    /// `pg-17-rows-...` with `--pg-version`): the folder of its run
+    /// directory inside the sweep directory.
     pub fn label(&self) -> String {
-        format!("rows-{}-rate-{}", self.rows, rate_label(self.rate))
+        let version = match &self.version {
+            Some(v) => format!("pg-{v}-"),
+            None => String::new(),
+        };
+        format!("{version}rows-{}-rate-{}", self.rows, rate_label(self.rate))
     }
 }
 
@@ -65,9 +76,25 @@ pub fn rate_label(rate: Option<f64>) -> String {
 
 /// `pgrehearse sweep`: rehearse every combination, then write the sweep
 /// directory and print the answer. `scenarios` holds the scenario loaded at
-/// each size of `opts.sizes`, in the same order. Returns the worst exit
-/// code of the rehearsals (or of writing the sweep's files).
+/// each size of `opts.sizes`, in the same order. With `--pg-version`, every
+/// version is checked against the machine before anything runs (exit 3
+/// naming what is missing). Returns the worst exit code of the rehearsals
+/// (or of writing the sweep's files).
 pub async fn sweep(scenarios: &[Scenario], opts: &SweepOptions) -> u8 {
+    let signals = Signals::install();
+    if scenarios[0].nothing_to_rehearse() {
+        // `--since-git` found nothing new: said as `run` says it.
+        return rehearsal::rehearse_one(&scenarios[0], &opts.run, &signals)
+            .await
+            .exit_code();
+    }
+    let variations = match crate::matrix::variations(&scenarios[0], &opts.run).await {
+        Ok(v) => v,
+        Err(e) => {
+            crate::printer::error(&e, None);
+            return e.exit_code();
+        }
+    };
     let dir = match sweep_dir(&opts.run.out, &scenarios[0].name) {
         Ok(d) => d,
         Err(e) => {
@@ -75,7 +102,7 @@ pub async fn sweep(scenarios: &[Scenario], opts: &SweepOptions) -> u8 {
             return e.exit_code();
         }
     };
-    let (cells, mut code) = run::rehearse_all(scenarios, opts, &dir).await;
+    let (cells, mut code) = run::rehearse_all(scenarios, opts, &variations, &dir, &signals).await;
     match publish(&dir, &scenarios[0].name, &cells, opts) {
         Ok(text) => {
             let out = match opts.run.output.summary {

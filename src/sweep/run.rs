@@ -1,78 +1,131 @@
-//! Rehearsing a sweep's combinations: one server for the whole sweep; per
-//! size, one database seeded once ([`SeededSize::prepare`]), then one
-//! rehearsal per rate, each in a copy of it (CREATE DATABASE ... TEMPLATE),
-//! the last rate in the seeded database itself (nothing needs it after), so
-//! a sweep with one rate copies nothing. Every database made here is
-//! dropped on every path; the server is torn down at the end.
+//! Rehearsing a sweep's combinations: one server per version (one server
+//! without `--pg-version`), then per size every rate, each rehearsal
+//! through `crate::rehearsal` like `run`'s, its data as
+//! [`DataPlan`] says ([`data_plan`]):
+//!
+//! - from the template of the size's data: seeded by the size's first
+//!   rehearsal, cloned for each (`CREATE DATABASE ... TEMPLATE`), and with
+//!   `--reuse` kept in the cache, so that the next sweep of the same sizes
+//!   clones instead of seeding;
+//! - seeded in place when the size has one rate and nothing keeps its data
+//!   (a template would only cost a copy);
+//! - with `[migrations]`, each rehearsal's database gets the setup
+//!   migrations, then its seed, in place (as `run` does: templates are not
+//!   built through setup migrations).
+//!
+//! A size whose data could not be made is not tried again at its other
+//! rates. Every database made is dropped; each server is torn down.
 
 use std::path::Path;
 
-use crate::error::{exit, Error};
+use crate::error::exit;
+use crate::matrix::Variation;
 use crate::options::{RunOptions, SummaryFormat};
-use crate::rehearsal::{self, Database, Draft, Outcome, Server, ServerNeeds};
+use crate::rehearsal::{self, DataPlan, Outcome, Server, ServerNeeds};
 use crate::scenario::Scenario;
-use crate::seed::{clone_database, drop_database};
 use crate::signals::Signals;
 
 use super::{Cell, SweepOptions};
 
-/// Rehearse every size × rate of `opts` into `dir/<cell label>/`. Returns
-/// the cells in order (sizes outer, rates inner) and the worst exit code.
+/// Rehearse every version × size × rate of `opts` into `dir/<cell label>/`.
+/// Returns the cells in order (versions outer, then sizes, rates inner)
+/// and the worst exit code.
 pub async fn rehearse_all(
     scenarios: &[Scenario],
     opts: &SweepOptions,
+    variations: &[Variation],
     dir: &Path,
+    signals: &Signals,
 ) -> (Vec<Cell>, u8) {
-    let signals = Signals::install();
     let mut cells: Vec<Cell> = Vec::new();
-    let chatter = opts.run.output.chatter;
-    if chatter {
-        eprintln!(
-            "pgrehearse sweep: {} — {} sizes × {} rates, provisioning Postgres ({:?} backend)",
-            scenarios[0].name,
-            opts.sizes.len(),
-            opts.rates.len(),
-            opts.run.server.backend
-        );
-    }
-    let needs = ServerNeeds::of(&scenarios[0]);
-    let server = match Server::provision(&opts.run.server, &needs, &signals).await {
-        Ok(s) => s,
-        Err(e) => {
-            crate::printer::error(&e, None);
-            let why = format!("not run (no server: {e})");
-            for &rows in &opts.sizes {
-                cells.extend(opts.rates.iter().map(|&rate| not_run(rows, rate, &why)));
-            }
-            return (cells, e.exit_code());
-        }
-    };
+    let mut code = exit::OK;
     let mut progress = Progress {
         done: 0,
-        total: opts.sizes.len() * opts.rates.len(),
-        chatter,
+        total: variations.len() * opts.sizes.len() * opts.rates.len(),
+        chatter: opts.run.output.chatter,
     };
-    for (i, (s, &rows)) in scenarios.iter().zip(&opts.sizes).enumerate() {
+    let needs = ServerNeeds::of(&scenarios[0]);
+    for v in variations {
+        let version = (!v.label.is_empty()).then(|| v.label.clone());
+        let every = |why: &str| -> Vec<Cell> {
+            let mut out = Vec::new();
+            for &rows in &opts.sizes {
+                for &rate in &opts.rates {
+                    out.push(not_run(&version, rows, rate, why));
+                }
+            }
+            out
+        };
         if signals.received() {
-            let why = format!("not run ({})", signals.name());
-            cells.extend(opts.rates.iter().map(|&rate| not_run(rows, rate, &why)));
+            cells.extend(every(&format!("not run ({})", signals.name())));
             continue;
         }
-        let size = Size { index: i, rows, s };
-        cells.extend(
-            size.rehearse(&server, opts, dir, &signals, &mut progress)
-                .await,
-        );
+        say_provisioning(&scenarios[0], opts, v);
+        let server = match Server::provision(&v.server, &needs, signals).await {
+            Ok(s) => s,
+            Err(e) => {
+                crate::printer::error(&e, None);
+                code = code.max(e.exit_code());
+                cells.extend(every(&format!("not run (no server: {e})")));
+                continue;
+            }
+        };
+        let mut run = opts.run.clone();
+        run.server = v.server.clone();
+        run.versions.clear();
+        for (s, &rows) in scenarios.iter().zip(&opts.sizes) {
+            let size = Size {
+                version: version.clone(),
+                rows,
+                s,
+                plan: data_plan(s, opts),
+            };
+            cells.extend(
+                size.rehearse(&server, &opts.rates, &run, dir, signals, &mut progress)
+                    .await,
+            );
+        }
+        server.teardown().await;
     }
-    server.teardown().await;
-    let mut code = cells
-        .iter()
-        .filter_map(|c| c.exit_code)
-        .fold(exit::OK, u8::max);
+    code = cells.iter().filter_map(|c| c.exit_code).fold(code, u8::max);
     if signals.received() {
         code = code.max(signals.error().exit_code());
     }
     (cells, code)
+}
+
+/// Where a size's data come from (module docs): a template whenever more
+/// than one rehearsal uses them or `--reuse` keeps them.
+pub fn data_plan(s: &Scenario, opts: &SweepOptions) -> DataPlan {
+    // With [migrations] `rehearsal` seeds in place after the setup whatever
+    // the plan says; InPlace says so here too.
+    if s.migrations.is_none() && (opts.run.server.reuse || opts.rates.len() > 1) {
+        DataPlan::Template
+    } else {
+        DataPlan::InPlace
+    }
+}
+
+fn say_provisioning(s: &Scenario, opts: &SweepOptions, v: &Variation) {
+    if !opts.run.output.chatter {
+        return;
+    }
+    let version = match v.label.as_str() {
+        "" => String::new(),
+        l => format!(" {l}"),
+    };
+    eprintln!(
+        "pgrehearse sweep: {} — {} sizes × {} rates, provisioning PostgreSQL{version} ({:?} backend{})",
+        s.name,
+        opts.sizes.len(),
+        opts.rates.len(),
+        v.server.backend,
+        if v.server.reuse {
+            ", kept in the cache"
+        } else {
+            ""
+        }
+    );
 }
 
 /// "sweep [3/6] rows 8000, rate 400" on stderr, across the whole sweep.
@@ -83,21 +136,27 @@ struct Progress {
 }
 
 impl Progress {
-    fn next(&mut self, rows: u64, rate: Option<f64>) {
+    fn next(&mut self, cell: &Cell) {
         self.done += 1;
         if self.chatter {
+            let version = match &cell.version {
+                Some(v) => format!("PostgreSQL {v}, "),
+                None => String::new(),
+            };
             eprintln!(
-                "pgrehearse sweep [{}/{}]: rows {rows}, rate {}",
+                "pgrehearse sweep [{}/{}]: {version}rows {}, rate {}",
                 self.done,
                 self.total,
-                super::rate_label(rate)
+                cell.rows,
+                super::rate_label(cell.rate)
             );
         }
     }
 }
 
-fn not_run(rows: u64, rate: Option<f64>, why: &str) -> Cell {
+fn not_run(version: &Option<String>, rows: u64, rate: Option<f64>, why: &str) -> Cell {
     Cell {
+        version: version.clone(),
         rows,
         rate,
         exit_code: None,
@@ -106,92 +165,84 @@ fn not_run(rows: u64, rate: Option<f64>, why: &str) -> Cell {
     }
 }
 
-/// One size of the sweep: its scenario (already scaled to `rows`).
+/// One size of the sweep on one server: its scenario (already scaled to
+/// `rows`) and where its data come from.
 struct Size<'a> {
-    index: usize,
+    version: Option<String>,
     rows: u64,
     s: &'a Scenario,
+    plan: DataPlan,
 }
 
 impl Size<'_> {
-    /// Seed once, rehearse every rate; drop what was made.
+    /// Every rate of this size, one rehearsal each, until its data cannot
+    /// be made.
     async fn rehearse(
         &self,
         server: &Server,
-        opts: &SweepOptions,
+        rates: &[Option<f64>],
+        run: &RunOptions,
         dir: &Path,
         signals: &Signals,
         progress: &mut Progress,
     ) -> Vec<Cell> {
-        let work = server.work_database();
-        let seeded = SeededSize::prepare(&work, self, &opts.run, signals).await;
         let mut cells = Vec::new();
-        match seeded {
-            Err(e) => {
-                // The first rate carries the partial report (when a run
-                // directory could be made); the others were not rehearsed.
-                let first = opts.rates[0];
-                progress.next(self.rows, first);
-                let cell_opts = cell_options(&opts.run, dir, self.rows, first);
-                let outcome = match e {
-                    Prepared::Stopped(db, stopped) => {
-                        match Draft::open(&db, &with_rate(self.s, first), &cell_opts).await {
-                            Ok(draft) => Outcome {
-                                run_dir: Some(draft.dir.clone()),
-                                result: Err(draft.abandon(stopped)),
-                            },
-                            Err(_) => Outcome {
-                                run_dir: None,
-                                result: Err(stopped.error),
-                            },
-                        }
-                    }
-                    Prepared::Failed(error) => Outcome {
-                        run_dir: None,
-                        result: Err(error),
-                    },
-                };
-                cells.push(finish(self.rows, first, outcome));
-                let why = format!("not run (size {} could not be seeded)", self.rows);
-                cells.extend(opts.rates[1..].iter().map(|&r| not_run(self.rows, r, &why)));
+        let mut unseeded: Option<String> = None;
+        for &rate in rates {
+            if signals.received() {
+                let why = format!("not run ({})", signals.name());
+                cells.push(not_run(&self.version, self.rows, rate, &why));
+                continue;
             }
-            Ok(seeded) => {
-                for (j, &rate) in opts.rates.iter().enumerate() {
-                    if signals.received() {
-                        cells.push(not_run(
-                            self.rows,
-                            rate,
-                            &format!("not run ({})", signals.name()),
-                        ));
-                        continue;
-                    }
-                    progress.next(self.rows, rate);
-                    let last = j + 1 == opts.rates.len();
-                    let cell_opts = cell_options(&opts.run, dir, self.rows, rate);
-                    let outcome = seeded
-                        .rehearse(&with_rate(self.s, rate), &cell_opts, signals, j, last)
-                        .await;
-                    cells.push(finish(self.rows, rate, outcome));
-                }
-                seeded.drop_all(&work).await;
+            if let Some(why) = &unseeded {
+                cells.push(not_run(&self.version, self.rows, rate, why));
+                continue;
             }
+            let mut cell = not_run(&self.version, self.rows, rate, "");
+            progress.next(&cell);
+            let cell_opts = cell_options(run, dir, &cell);
+            let outcome = rehearsal::rehearse_on(
+                server,
+                &with_rate(self.s, rate),
+                self.plan,
+                &cell_opts,
+                signals,
+            )
+            .await;
+            if outcome.result.is_err() && !had_data(&outcome) {
+                unseeded = Some(format!(
+                    "not run (size {} could not be seeded: see rate {})",
+                    self.rows,
+                    super::rate_label(rate)
+                ));
+            }
+            finish(&mut cell, outcome);
+            cells.push(cell);
         }
         cells
     }
 }
 
-/// A cell from a rehearsal's outcome; its error printed as it happens.
-fn finish(rows: u64, rate: Option<f64>, outcome: Outcome) -> Cell {
+/// Whether the rehearsal got as far as having its data: its run.json
+/// records where they came from (`database`) only once they were there.
+fn had_data(outcome: &Outcome) -> bool {
+    let Some(dir) = &outcome.run_dir else {
+        return false;
+    };
+    std::fs::read_to_string(dir.join(crate::record::RUN_JSON))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|j| !j["database"].is_null())
+}
+
+/// `cell` with its rehearsal's outcome; the error printed as it happens.
+fn finish(cell: &mut Cell, outcome: Outcome) {
     if let Err(e) = &outcome.result {
         crate::printer::error(e, outcome.run_dir.as_deref());
     }
-    Cell {
-        rows,
-        rate,
-        exit_code: Some(outcome.exit_code()),
-        outcome: outcome.describe(),
-        run_dir: outcome.run_dir,
-    }
+    cell.exit_code = Some(outcome.exit_code());
+    cell.outcome = outcome.describe();
+    cell.run_dir = outcome.run_dir;
 }
 
 /// The scenario with its open-loop rate set (`None`: as the file says).
@@ -205,105 +256,9 @@ fn with_rate(s: &Scenario, rate: Option<f64>) -> Scenario {
 
 /// A rehearsal of the sweep writes into `<sweep dir>/<cell label>/` and
 /// prints nothing on stdout: the sweep prints its own answer.
-fn cell_options(run: &RunOptions, dir: &Path, rows: u64, rate: Option<f64>) -> RunOptions {
+fn cell_options(run: &RunOptions, dir: &Path, cell: &Cell) -> RunOptions {
     let mut o = run.clone();
-    o.out = dir.join(
-        Cell {
-            rows,
-            rate,
-            exit_code: None,
-            outcome: String::new(),
-            run_dir: None,
-        }
-        .label(),
-    );
+    o.out = dir.join(cell.label());
     o.output.summary = SummaryFormat::Nothing;
     o
-}
-
-/// Why a size could not be seeded: a stage that stopped (with the database
-/// it stopped in, for a partial report), or no database at all.
-enum Prepared {
-    Stopped(Box<Database>, rehearsal::Stopped),
-    Failed(Error),
-}
-
-/// A database seeded for one size, which every rate of that size starts
-/// from. The one call a template cache would replace: prepare → (a seeded
-/// database, how long seeding took).
-struct SeededSize {
-    db: Database,
-    seed_ms: f64,
-}
-
-impl SeededSize {
-    /// A fresh empty database on the server, seeded for `size`. Dropped
-    /// again if seeding fails.
-    async fn prepare(
-        work: &Database,
-        size: &Size<'_>,
-        run: &RunOptions,
-        signals: &Signals,
-    ) -> Result<SeededSize, Prepared> {
-        let name = database_name(&work.conn.dbname, size.index);
-        clone_database(&work.conn, "template0", &name)
-            .await
-            .map_err(Prepared::Failed)?;
-        let db = on(work, &name);
-        match rehearsal::seed_only(&db, size.s, run, signals).await {
-            Ok(seed_ms) => Ok(SeededSize { db, seed_ms }),
-            Err(stopped) => {
-                let _ = drop_database(&work.conn, &name).await;
-                Err(Prepared::Stopped(Box::new(work.clone()), stopped))
-            }
-        }
-    }
-
-    /// Rehearse `s` (rate `j` of this size) in a copy of the seeded
-    /// database, or in the seeded database itself when it is the `last`.
-    async fn rehearse(
-        &self,
-        s: &Scenario,
-        opts: &RunOptions,
-        signals: &Signals,
-        j: usize,
-        last: bool,
-    ) -> Outcome {
-        if last {
-            return rehearsal::rehearse_seeded(&self.db, s, opts, signals, self.seed_ms).await;
-        }
-        let copy = format!("{}_r{j}", self.db.conn.dbname);
-        if let Err(e) = clone_database(&self.db.conn, &self.db.conn.dbname, &copy).await {
-            return Outcome {
-                run_dir: None,
-                result: Err(e),
-            };
-        }
-        let db = on(&self.db, &copy);
-        let outcome = rehearsal::rehearse_seeded(&db, s, opts, signals, self.seed_ms).await;
-        if let Err(e) = drop_database(&self.db.conn, &copy).await {
-            eprintln!("pgrehearse sweep: {e}");
-        }
-        outcome
-    }
-
-    /// Drop the seeded database (each copy was dropped after its run).
-    async fn drop_all(self, work: &Database) {
-        if let Err(e) = drop_database(&work.conn, &self.db.conn.dbname).await {
-            eprintln!("pgrehearse sweep: {e}");
-        }
-    }
-}
-
-/// `db`'s server and measurements, in database `name`.
-fn on(db: &Database, name: &str) -> Database {
-    db.in_database(name)
-}
-
-/// `<work db>_s<size>`: unique on a shared server (the url backend's work
-/// database has a unique scratch name), within Postgres's 63 bytes.
-/// (A rate's copy adds `_r<rate>`.)
-fn database_name(work: &str, size: usize) -> String {
-    let base: String = work.chars().take(48).collect();
-    format!("{base}_s{size}")
 }
