@@ -1,7 +1,10 @@
 //! `pgrehearse sweep` through the real binary against real Postgres (a
 //! local cluster): three small sizes give three rows, fits with R² and an
 //! extrapolation, and a CREATE INDEX hold that grows with size; bad lists
-//! exit 2 naming the flag; one size runs and says it cannot fit.
+//! exit 2 naming the flag; one size runs and says it cannot fit; with
+//! `--reuse` a second sweep clones the sizes the first seeded; a scenario
+//! with `[migrations]` is set up and seeded per combination. (Versions:
+//! tests/versions.rs.)
 
 mod common;
 
@@ -12,21 +15,33 @@ use serde_json::Value;
 
 /// `pgrehearse sweep <fixture> --backend local --out <tmp> ARGS...`.
 fn sweep(args: &[&str]) -> (i32, String, String, tempfile::TempDir) {
+    sweep_of(&common::fixture("sweep/create-index.toml"), args, &[])
+}
+
+/// `pgrehearse sweep SCENARIO --backend local --out <tmp> ARGS...`, with
+/// `env` added.
+fn sweep_of(
+    scenario: &Path,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> (i32, String, String, tempfile::TempDir) {
     let out = tempfile::Builder::new()
         .prefix("pgrehearse-sweep-")
         .tempdir()
         .expect("temp dir");
-    let output = Command::new(common::bin())
-        .arg("sweep")
-        .arg(common::fixture("sweep/create-index.toml"))
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("sweep")
+        .arg(scenario)
         .args(["--backend", "local", "--out"])
         .arg(out.path())
         .args(args)
         .env_remove("PGREHEARSE_BACKEND")
         .env_remove("PGREHEARSE_DATABASE_URL")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run pgrehearse sweep");
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("run pgrehearse sweep");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -35,9 +50,14 @@ fn sweep(args: &[&str]) -> (i32, String, String, tempfile::TempDir) {
     )
 }
 
-/// The one `sweep-<stamp>` directory under `<out>/<scenario>/`.
+/// The one `sweep-<stamp>` directory under `<out>/sweep-create-index/`.
 fn sweep_dir(out: &Path) -> PathBuf {
-    let scenario = out.join("sweep-create-index");
+    sweep_dir_of(out, "sweep-create-index")
+}
+
+/// The one `sweep-<stamp>` directory under `<out>/<scenario>/`.
+fn sweep_dir_of(out: &Path, scenario: &str) -> PathBuf {
+    let scenario = out.join(scenario);
     std::fs::read_dir(&scenario)
         .expect("scenario dir")
         .map(|e| e.unwrap().path())
@@ -148,9 +168,8 @@ fn malformed_lists_exit_2_naming_the_flag() {
         ),
         (&[][..], "--rows"),
         (&["--rows", "2k", "--scale", "2"][..], "--scale"),
-        // One server per sweep: a version matrix is run's.
         (
-            &["--rows", "2k", "--pg-version", "15,17"][..],
+            &["--rows", "2k", "--pg-version", "15,,17"][..],
             "--pg-version",
         ),
     ] {
@@ -167,4 +186,163 @@ fn malformed_lists_exit_2_naming_the_flag() {
             "{args:?}"
         );
     }
+}
+
+/// The run.json of every combination, in sweep.csv's order.
+fn run_jsons(dir: &Path) -> Vec<Value> {
+    let mut csv = csv::Reader::from_path(dir.join("sweep.csv")).unwrap();
+    let col = csv.headers().unwrap().iter().position(|h| h == "run_dir");
+    csv.records()
+        .map(|r| {
+            let run = dir.join(&r.unwrap()[col.unwrap()]);
+            serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn reuse_keeps_the_seeded_sizes_for_the_next_sweep() {
+    let cache = common::isolated_tmpdir();
+    let env = [("XDG_CACHE_HOME", cache.path())];
+    let args = [
+        "--rows", "2k,4k", "--reuse", "--before", "300ms", "--after", "300ms", "-q",
+    ];
+    let sources = |out: &Path| -> Vec<(String, String, f64)> {
+        run_jsons(&sweep_dir(out))
+            .iter()
+            .map(|j| {
+                let d = &j["database"];
+                (
+                    d["how"].as_str().unwrap().to_string(),
+                    d["template_source"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    d["seed_ms"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (code, _, stderr, first) =
+        sweep_of(&common::fixture("sweep/create-index.toml"), &args, &env);
+    assert_eq!(code, 0, "{stderr}");
+    let seeded = sources(first.path());
+    assert_eq!(seeded.len(), 2);
+    for (how, source, seed_ms) in &seeded {
+        assert_eq!((how.as_str(), source.as_str()), ("cloned", "seeded"));
+        assert!(*seed_ms > 0.0);
+    }
+    // The second sweep seeds nothing: both sizes come from the cache.
+    let (code, _, stderr, second) =
+        sweep_of(&common::fixture("sweep/create-index.toml"), &args, &env);
+    assert_eq!(code, 0, "{stderr}");
+    for (how, source, seed_ms) in sources(second.path()) {
+        assert_eq!((how.as_str(), source.as_str()), ("cloned", "cache"));
+        assert_eq!(seed_ms, 0.0);
+    }
+    let clean = Command::new(common::bin())
+        .args(["cache", "clean"])
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap();
+    assert!(clean.status.success(), "{clean:?}");
+    assert_eq!(
+        common::postgres_processes_under(cache.path()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn several_rates_of_a_size_clone_one_template() {
+    let (code, _, stderr, out) = sweep(&[
+        "--rows", "2k", "--rate", "100,200", "--before", "300ms", "--after", "300ms", "-q",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let got: Vec<(String, String)> = run_jsons(&sweep_dir(out.path()))
+        .iter()
+        .map(|j| {
+            (
+                j["database"]["template_source"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                j["rate"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("seeded".into(), "100.0".into()),
+            ("earlier".into(), "200.0".into())
+        ]
+    );
+}
+
+#[test]
+fn a_migrations_scenario_is_set_up_and_seeded_per_combination() {
+    let tmp = common::isolated_tmpdir();
+    let flyway = common::fixture("migrations/flyway");
+    let scenario = tmp.path().join("layout.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "sweep-migrations"
+[migrations]
+dir = "{}"
+rehearse = {{ last = 1 }}
+
+[[table]]
+name = "accounts"
+rows = 50
+[table.columns]
+email = {{ gen = "text", min_len = 12, max_len = 20 }}
+
+[[table]]
+name = "orders"
+rows = 1000
+[table.columns]
+total_cents = {{ gen = "int", min = 1, max = 1000 }}
+
+[workload]
+clients = 1
+rate = 50
+before = "200ms"
+after = "200ms"
+
+[[workload.query]]
+name = "read"
+sql = "SELECT * FROM orders WHERE id = $1"
+params = [{{ gen = "fk", table = "orders" }}]
+"#,
+            flyway.display()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr, out) = sweep_of(&scenario, &["--rows", "1k,3k"], &[]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let runs = run_jsons(&sweep_dir_of(out.path(), "sweep-migrations"));
+    assert_eq!(runs.len(), 2);
+    let mut orders = Vec::new();
+    for j in &runs {
+        assert_eq!(j["database"]["how"], "seeded", "{j:#}");
+        let setup = j["migrations"]["setup"].as_array().unwrap();
+        assert!(
+            !setup.is_empty() && setup.iter().all(|f| f["outcome"] == "ok"),
+            "{setup:?}"
+        );
+        // The last versioned file (and flyway's repeatable ones after it).
+        assert_eq!(
+            j["migrations"]["rehearsed"][0], "release2/V2__orders_account_index.sql",
+            "{j:#}"
+        );
+        assert!(j["failure"].is_null(), "{j:#}");
+        let rows = j["rows"].as_array().unwrap();
+        orders.extend(
+            rows.iter()
+                .filter(|r| r[0] == "orders")
+                .map(|r| r[1].clone()),
+        );
+    }
+    assert_eq!(orders, [1000, 3000]);
 }

@@ -228,3 +228,238 @@ fn a_malformed_list_exits_2_naming_the_flag() {
         ran.stderr
     );
 }
+
+/// `pgrehearse ARGS --out <tmp>` (no TMPDIR of its own: these commands are
+/// checked through their directories): (exit code, stdout, stderr, out).
+fn pgrehearse(args: &[&str]) -> (i32, String, String, tempfile::TempDir) {
+    let out = tempfile::Builder::new()
+        .prefix("pgrehearse-versions-")
+        .tempdir()
+        .unwrap();
+    let o = Command::new(common::bin())
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .env_remove("PGREHEARSE_BACKEND")
+        .env_remove("PGREHEARSE_DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        out,
+    )
+}
+
+fn json_at(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The one directory under `dir` whose name starts with `prefix`.
+fn one_dir(dir: &std::path::Path, prefix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = common::entries_in(dir)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .collect();
+    assert_eq!(found.len(), 1, "{prefix}* in {}: {found:?}", dir.display());
+    found[0].clone()
+}
+
+#[test]
+fn a_sweep_on_fifteen_and_seventeen_fits_each_version() {
+    if !image_present(&offline_image(17)) {
+        common::unavailable("the image pgrehearse/postgres:17 (.ci/run builds it)");
+        return;
+    }
+    let fixture = common::fixture("sweep/create-index.toml");
+    let (code, stdout, stderr, out) = pgrehearse(&[
+        "sweep",
+        fixture.to_str().unwrap(),
+        "--rows",
+        "2k,4k",
+        "--pg-version",
+        "15,17",
+        "--extrapolate",
+        "100k",
+        "--before",
+        "300ms",
+        "--after",
+        "300ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let dir = one_dir(&out.path().join("sweep-create-index"), "sweep-");
+    // A row per version × size, the version in its own column, and each
+    // run on a server of that version.
+    let mut csv = csv::Reader::from_path(dir.join("sweep.csv")).unwrap();
+    let h = csv.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (&r[col("pg_version")], &r[col("rows")]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("15", "2000"),
+            ("15", "4000"),
+            ("17", "2000"),
+            ("17", "4000")
+        ]
+    );
+    for r in &rows {
+        let info = RunRecord::read(&dir.join(&r[col("run_dir")]))
+            .unwrap()
+            .info
+            .unwrap();
+        assert_eq!(
+            (info.server_version_num / 10_000).to_string(),
+            &r[col("pg_version")]
+        );
+    }
+    // Fits per version: each from that version's two sizes.
+    let json = json_at(&dir.join("sweep.json"));
+    assert_eq!(json["pg_versions"], serde_json::json!(["15", "17"]));
+    for v in ["15", "17"] {
+        let f = json["fits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["pg_version"] == v && f["figure"] == "duration_ms")
+            .unwrap_or_else(|| panic!("no fit for {v}"));
+        let sizes: Vec<f64> = f["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_f64().unwrap())
+            .collect();
+        assert_eq!(sizes, [2000.0, 4000.0], "{f}");
+        assert!(!f["fit"].is_null(), "{f}");
+    }
+    // The answer names each version.
+    let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
+    for v in ["15", "17"] {
+        let says = format!("on PostgreSQL {v}, at 100k rows");
+        assert!(
+            md.contains(&says) && stdout.contains(&says),
+            "{says}:\n{md}"
+        );
+    }
+    let svg = std::fs::read_to_string(dir.join("sweep.svg")).unwrap();
+    assert!(svg.contains("PG 15") && svg.contains("PG 17"), "the legend");
+}
+
+#[test]
+fn a_compare_on_fifteen_and_seventeen_puts_the_verdicts_side_by_side() {
+    if !image_present(&offline_image(17)) {
+        common::unavailable("the image pgrehearse/postgres:17 (.ci/run builds it)");
+        return;
+    }
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let (code, stdout, stderr, out) = pgrehearse(&[
+        "compare",
+        "--pair",
+        "create-index",
+        "--scenarios-dir",
+        scenarios.to_str().unwrap(),
+        "--rows",
+        "4000",
+        "--before",
+        "300ms",
+        "--after",
+        "300ms",
+        "--pg-version",
+        "15,17",
+        "--json",
+    ]);
+    // The naive side may breach its budget (1); nothing may fail.
+    assert!(code <= 1, "exit {code}: {stderr}");
+    let pair = out.path().join("create-index");
+    let side = one_dir(&pair, "compare-versions-");
+    let json = json_at(&side.join("versions.json"));
+    // --json prints versions.json, and nothing else.
+    let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("stdout is versions.json ({e}):\n{stdout}");
+    });
+    assert_eq!(printed, json);
+    let cols = json["columns"].as_array().unwrap();
+    assert_eq!(cols.len(), 2);
+    for (c, v) in cols.iter().zip(["15", "17"]) {
+        assert_eq!(c["label"], v);
+        assert!(
+            c["postgres_version"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{v}.")),
+            "{c}"
+        );
+        // Its own compare directory, both sides on that version.
+        let dir = side.join(c["compare_dir"].as_str().unwrap());
+        assert!(dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&format!("compare-pg{v}-")));
+        let compare = json_at(&dir.join("compare.json"));
+        assert_eq!(compare["verdict"], c["verdict"]);
+        for s in compare["sides"].as_array().unwrap() {
+            let run = dir.join(s["run_dir"].as_str().unwrap());
+            let info = RunRecord::read(&run).unwrap().info.unwrap();
+            assert_eq!((info.server_version_num / 10_000).to_string(), v);
+        }
+        assert!(
+            c["totals"][0].is_object() && c["totals"][1].is_object(),
+            "{c}"
+        );
+    }
+    let line = json["line"].as_str().unwrap();
+    let agree = json["agree"].as_bool().unwrap();
+    assert!(
+        line.contains("on every version (15, 17)") == agree,
+        "{line}"
+    );
+    let md = std::fs::read_to_string(side.join("versions.md")).unwrap();
+    assert!(md.contains("| | 15 | 17 |"), "{md}");
+    assert!(md.contains("A: longest blocking hold"), "{md}");
+}
+
+#[test]
+fn sweep_and_compare_refuse_an_unavailable_version_before_anything_runs() {
+    let m = a_missing_major().to_string();
+    let fixture = common::fixture("sweep/create-index.toml");
+    let tiny = tiny();
+    for args in [
+        vec![
+            "sweep",
+            fixture.to_str().unwrap(),
+            "--rows",
+            "2k",
+            "--pg-version",
+        ],
+        vec![
+            "compare",
+            tiny.to_str().unwrap(),
+            tiny.to_str().unwrap(),
+            "--pg-version",
+        ],
+    ] {
+        let list = format!("15,{m}");
+        let mut all = args.clone();
+        all.push(&list);
+        let (code, _, stderr, out) = pgrehearse(&all);
+        assert_eq!(code, 3, "{all:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{m}: no local binaries"))
+                && stderr.contains("Available on this machine: "),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(out.path()).unwrap().count(),
+            0,
+            "{all:?} wrote nothing"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Exact WAL per step (issue 9): steps.csv's `wal_bytes` is the migration's
+//! own WAL (pg_stat_statements), `cluster_wal_bytes` everything the cluster
+//! wrote meanwhile. On a local cluster under write traffic:
+//!
+//! - a rewrite (`ALTER COLUMN ... TYPE bigint`) writes at least the table
+//!   it leaves behind: every page of the new heap is WAL-logged;
+//! - an index-only step (a partial `CREATE INDEX CONCURRENTLY` matching a
+//!   handful of rows) writes a few pages, far below what the cluster wrote
+//!   while it waited ~1.5 s for a long app transaction, with the app's
+//!   UPDATEs (~1 kB rows, 400/s) going on.
+//!
+//! Either check fails if `wal_bytes` were the cluster-wide figure (the
+//! index step's would equal its cluster figure) or missing, or 0.
+
+mod common;
+
+use pgrehearse::record::StepRow;
+
+const SCENARIO: &str = r#"
+name = "exact-wal"
+description = "a rewrite's WAL against an index-only step's, under write traffic"
+
+[[table]]
+name = "accounts"
+rows = 20_000
+create = "CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL, flagged bool NOT NULL, note text NOT NULL)"
+[table.columns]
+id = { gen = "sequence" }
+balance = { gen = "int", min = 0, max = 1000 }
+flagged = { gen = "bool", p_true = 0.001 }
+note = { gen = "text", min_len = 100, max_len = 200 }
+
+[workload]
+clients = 4
+rate = 400
+before = "1s"
+after = "500ms"
+
+[[workload.query]]
+name = "rewrite_note"
+sql = "UPDATE accounts SET note = repeat(md5(random()::text), 30) WHERE id = $1"
+params = [{ gen = "fk", table = "accounts" }]
+
+# An app transaction that keeps a row lock on accounts for 2 s: CREATE
+# INDEX CONCURRENTLY waits for it to end while the UPDATEs go on.
+[[workload.script]]
+name = "long_transaction"
+at = "500ms"
+sql = ["BEGIN", "UPDATE accounts SET balance = balance WHERE id = 1", "SELECT pg_sleep(2)", "COMMIT"]
+
+[[phase]]
+name = "wal"
+
+[[phase.step]]
+name = "index only"
+sql = "CREATE INDEX CONCURRENTLY accounts_flagged_idx ON accounts (id) WHERE flagged"
+transaction = false
+
+[[phase.step]]
+name = "rewrite"
+sql = "ALTER TABLE accounts ALTER COLUMN balance TYPE bigint"
+"#;
+
+fn step<'a>(steps: &'a [StepRow], name: &str) -> &'a StepRow {
+    steps
+        .iter()
+        .find(|s| s.step == name)
+        .unwrap_or_else(|| panic!("no step {name}: {steps:#?}"))
+}
+
+#[test]
+fn a_rewrite_writes_its_table_and_an_index_only_step_far_less_than_the_cluster() {
+    let tmp = common::isolated_tmpdir();
+    let path = tmp.path().join("exact-wal.toml");
+    std::fs::write(&path, SCENARIO).unwrap();
+    let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    let info = rec.info.expect("run.json");
+    assert!(
+        info.wal_unavailable.is_none() && info.wal_attribution.is_some(),
+        "{:?} / {:?}",
+        info.wal_unavailable,
+        info.wal_attribution
+    );
+    let index = step(&rec.steps, "index only");
+    let rewrite = step(&rec.steps, "rewrite");
+    eprintln!("{}:\n{index:#?}\n{rewrite:#?}", dir.display());
+
+    // The rewrite: a new heap, every page of it in the WAL.
+    assert_eq!(rewrite.rewrote, Some(true));
+    let wal = rewrite.wal_bytes.expect("the rewrite's own WAL");
+    let table = rewrite.table_bytes_after.expect("the table after");
+    assert!(
+        wal >= table,
+        "the rewrite wrote {wal} B of WAL, less than the {table} B table it left"
+    );
+
+    // The index-only step: its own WAL is a few pages; the cluster's, app
+    // writes included, is far more.
+    assert_eq!(index.rewrote, Some(false));
+    let own = index.wal_bytes.expect("the index step's own WAL");
+    let cluster = index.cluster_wal_bytes.expect("the cluster's WAL");
+    assert!(own > 0, "building an index writes some WAL");
+    assert!(
+        own * 5 < cluster,
+        "the index step's own WAL ({own} B) should be far below the cluster's \
+         ({cluster} B) under write traffic"
+    );
+    // It waited for the long transaction, and the app wrote meanwhile.
+    assert!(
+        index.end_ms - index.start_ms > 1000.0,
+        "the index step waited: {index:?}"
+    );
+}
