@@ -160,14 +160,7 @@ impl Bench {
             }
         }
         let opts = RunOptions {
-            server: ServerOptions {
-                backend: BackendKind::Local,
-                image: None,
-                database_url: None,
-                version: None,
-                image_from_env: false,
-                reuse: false,
-            },
+            server: ServerOptions::of(BackendKind::Local),
             versions: Vec::new(),
             out: PathBuf::new(),
             seed: 1,

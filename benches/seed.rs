@@ -148,14 +148,7 @@ impl BenchServer {
             size: None,
             replica: false,
         };
-        let opts = ServerOptions {
-            backend: BackendKind::Local,
-            image: None,
-            database_url: None,
-            version: None,
-            image_from_env: false,
-            reuse: false,
-        };
+        let opts = ServerOptions::of(BackendKind::Local);
         let server = Server::provision(&opts, &needs, &Signals::default())
             .await
             .expect("a local cluster for the bench");

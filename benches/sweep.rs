@@ -209,14 +209,7 @@ async fn main() {
     let plan = Plan::from_env();
     let scenario = scenario::load(&plan.scenario, &Overrides::default())
         .unwrap_or_else(|e| panic!("{}: {e}", plan.scenario.display()));
-    let opts = ServerOptions {
-        backend: BackendKind::Local,
-        image: None,
-        database_url: None,
-        version: None,
-        image_from_env: false,
-        reuse: false,
-    };
+    let opts = ServerOptions::of(BackendKind::Local);
     let server = Server::provision(&opts, &ServerNeeds::of(&scenario), &Signals::default())
         .await
         .expect("a local cluster for the bench");

@@ -29,6 +29,21 @@ pub struct ServerOptions {
     pub reuse: bool,
 }
 
+impl ServerOptions {
+    /// A server of `backend` as the defaults have it: no image, URL or
+    /// version over the scenario's, nothing kept (benches, tests).
+    pub fn of(backend: BackendKind) -> ServerOptions {
+        ServerOptions {
+            backend,
+            image: None,
+            database_url: None,
+            version: None,
+            image_from_env: false,
+            reuse: false,
+        }
+    }
+}
+
 /// Everything a rehearsal needs besides its scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOptions {

@@ -281,44 +281,7 @@ fn several_rates_of_a_size_clone_one_template() {
 
 #[test]
 fn a_migrations_scenario_is_set_up_and_seeded_per_combination() {
-    let tmp = common::isolated_tmpdir();
-    let flyway = common::fixture("migrations/flyway");
-    let scenario = tmp.path().join("layout.toml");
-    std::fs::write(
-        &scenario,
-        format!(
-            r#"name = "sweep-migrations"
-[migrations]
-dir = "{}"
-rehearse = {{ last = 1 }}
-
-[[table]]
-name = "accounts"
-rows = 50
-[table.columns]
-email = {{ gen = "text", min_len = 12, max_len = 20 }}
-
-[[table]]
-name = "orders"
-rows = 1000
-[table.columns]
-total_cents = {{ gen = "int", min = 1, max = 1000 }}
-
-[workload]
-clients = 1
-rate = 50
-before = "200ms"
-after = "200ms"
-
-[[workload.query]]
-name = "read"
-sql = "SELECT * FROM orders WHERE id = $1"
-params = [{{ gen = "fk", table = "orders" }}]
-"#,
-            flyway.display()
-        ),
-    )
-    .unwrap();
+    let scenario = common::fixture("sweep/migrations.toml");
     let (code, stdout, stderr, out) = sweep_of(&scenario, &["--rows", "1k,3k"], &[]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     let runs = run_jsons(&sweep_dir_of(out.path(), "sweep-migrations"));
