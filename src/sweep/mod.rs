@@ -1,9 +1,10 @@
-//! `pgrehearse sweep`: one scenario rehearsed at every size × rate, then
-//! each figure fitted against size and extrapolated to a target size.
+//! `pgrehearse sweep`: one scenario rehearsed at every version × size ×
+//! rate, then each figure fitted against size (per version and rate) and
+//! extrapolated to a target size.
 //!
 //! One file per concern: `run.rs` rehearses the combinations (a server per
-//! version, a template per size, a clone of it per rate), `collect.rs` reads the run
-//! directories back into `sweep.csv`, `fit.rs` is the least-squares maths,
+//! version, each size's data made once, a rehearsal per rate), `collect.rs`
+//! reads the run directories back into `sweep.csv`, `fit.rs` is the least-squares maths,
 //! `answer.rs` fits every figure and words the answer (`sweep.json`,
 //! `sweep.md`), `chart.rs` draws `sweep.svg`/`.png`. Like
 //! `pgrehearse report`, everything after the rehearsals reads only run
