@@ -286,6 +286,16 @@ impl Executor {
         idx
     }
 
+    /// The statements from `first` on took locks no probe listed (`why`):
+    /// said in their `unknown`, since locks.csv has no row for them.
+    pub(super) fn locks_unknown(&mut self, first: usize, why: &str) {
+        for row in &mut self.run.statements[first..] {
+            let mut u = Unknown::parse(&row.unknown);
+            u.add("locks", format!("not in locks.csv: {why}"));
+            row.unknown = u.to_string();
+        }
+    }
+
     /// Why no statement's own WAL is known in this run.
     pub(super) fn wal_unknown(&self) -> String {
         match &self.ctx.wal.unavailable {
