@@ -45,6 +45,13 @@ pub struct HeldSighting {
     /// The poll just after the last sighting, which did not see it (None:
     /// held until the statement returned).
     pub missed_after_ms: Option<f64>,
+    /// When the backend began the statement it ran at the first sighting
+    /// (`pg_stat_activity.query_start`, read just before pg_locks): the
+    /// lock was taken no earlier. The server reads it as it takes the
+    /// statement's message off the socket, so, unlike the clock read sent
+    /// ahead of the statement, it is not early by however long the backend
+    /// waited for a CPU in between.
+    pub statement_start_ms: Option<f64>,
 }
 
 pub(super) struct Held {
@@ -108,10 +115,15 @@ impl Held {
 
     async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
         // The server's clock around the read of pg_locks: a sighting's time
-        // is the server's, free of this process's delays.
+        // is the server's, free of this process's delays. Before pg_locks
+        // (the columns are computed in order), when the backend began the
+        // statement it runs: a lock seen held was taken no earlier (see
+        // `HeldSighting::statement_start_ms`).
         let query = client
             .prepare(
                 "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
+                 (SELECT (extract(epoch from query_start) * 1000)::float8 \
+                    FROM pg_stat_get_activity($1)), \
                  ARRAY(SELECT locktype || '|' || relation::oid || '|' \
                     || coalesce(relation::regclass::text, locktype) || '|' || mode \
                     FROM pg_locks WHERE pid = $1 AND granted AND locktype = 'relation'), \
@@ -173,11 +185,14 @@ impl Held {
             let running = mig.in_statement.load(Ordering::Relaxed)
                 && mig.statement_seq.load(Ordering::Relaxed) == seq;
             let row = self.client.query_one(&self.query, &[&pid]).await?;
-            let server_ms = (row.get::<_, f64>(0) + row.get::<_, f64>(2)) / 2.0;
+            let server_ms = (row.get::<_, f64>(0) + row.get::<_, f64>(3)) / 2.0;
             let t = self.ctx.server_clock.to_run_ms(server_ms);
+            let statement_start = row
+                .get::<_, Option<f64>>(1)
+                .map(|ms| self.ctx.server_clock.to_run_ms(ms));
             self.polls += 1;
-            self.follow_waits(&mut waiting, &row.get::<_, Vec<String>>(3), t, previous);
-            let locks: Vec<String> = if in_txn { Vec::new() } else { row.get(1) };
+            self.follow_waits(&mut waiting, &row.get::<_, Vec<String>>(4), t, previous);
+            let locks: Vec<String> = if in_txn { Vec::new() } else { row.get(2) };
             let mut seen: Vec<Key> = Vec::with_capacity(locks.len());
             for l in &locks {
                 let Some((locktype, oid, name, mode)) = split_lock(l) else {
@@ -193,6 +208,7 @@ impl Held {
                     last_ms: t,
                     missed_before_ms: previous,
                     missed_after_ms: None,
+                    statement_start_ms: statement_start,
                 });
                 e.last_ms = t;
                 // A name seen once the relation became visible is better
