@@ -41,12 +41,16 @@ pub struct HeldSighting {
     /// The name the poller saw (digits when it could not see one).
     pub relation: String,
     pub mode: String,
+    /// The end of the first poll that saw it (the server's clock after its
+    /// read of pg_locks): held by then.
     pub first_ms: f64,
+    /// The start of the last poll that saw it: held at least until then.
     pub last_ms: f64,
-    /// The poll just before the first sighting, which did not see it.
+    /// The start of the poll just before the first sighting, which did not
+    /// see it: taken after that.
     pub missed_before_ms: Option<f64>,
-    /// The poll just after the last sighting, which did not see it (None:
-    /// held until the statement returned).
+    /// The end of the poll just after the last sighting, which did not see
+    /// it: released by then (None: held until the statement returned).
     pub missed_after_ms: Option<f64>,
     /// When the backend began the statement it ran at the first sighting
     /// (`pg_stat_activity.query_start`, read just before pg_locks): the
@@ -183,6 +187,7 @@ impl Held {
         let mut open: HashMap<Key, HeldSighting> = HashMap::new();
         let mut waiting: HashMap<Key, MigrationWait> = HashMap::new();
         let mut previous: Option<f64> = None;
+        let mut previous_start: Option<f64> = None;
         let mut seen_any = false;
         let started = tokio::time::Instant::now();
         let mut changed_at = started;
@@ -197,8 +202,12 @@ impl Held {
                 .client
                 .query_one(&self.query, &[&pid, &!in_txn, &want_start])
                 .await?;
-            let server_ms = (row.get::<_, f64>(0) + row.get::<_, f64>(3)) / 2.0;
-            let t = self.ctx.server_clock.to_run_ms(server_ms);
+            // The poll's bounds: its read of pg_locks lies between them (a
+            // poll the server was descheduled in is long; its midpoint can
+            // be on either side of a change it missed or saw).
+            let t0 = self.ctx.server_clock.to_run_ms(row.get(0));
+            let t1 = self.ctx.server_clock.to_run_ms(row.get(3));
+            let t = (t0 + t1) / 2.0;
             let statement_start = row
                 .get::<_, Option<f64>>(1)
                 .map(|ms| self.ctx.server_clock.to_run_ms(ms));
@@ -228,13 +237,13 @@ impl Held {
                     oid: key.1,
                     relation: name.to_string(),
                     mode: key.2.clone(),
-                    first_ms: t,
-                    last_ms: t,
-                    missed_before_ms: previous,
+                    first_ms: t1,
+                    last_ms: t0,
+                    missed_before_ms: previous_start,
                     missed_after_ms: None,
                     statement_start_ms: statement_start,
                 });
-                e.last_ms = t;
+                e.last_ms = t0;
                 // A name seen once the relation became visible is better
                 // than its oid.
                 if !name.bytes().all(|b| b.is_ascii_digit()) {
@@ -245,11 +254,12 @@ impl Held {
             let gone: Vec<Key> = open.keys().filter(|k| !seen.contains(k)).cloned().collect();
             for k in gone {
                 let mut s = open.remove(&k).expect("present");
-                s.missed_after_ms = Some(t);
+                s.missed_after_ms = Some(t1);
                 self.sightings.push(s);
                 changed = true;
             }
             previous = Some(t);
+            previous_start = Some(t0);
             if !running || self.ctx.stop.is_cancelled() {
                 break;
             }
