@@ -2,16 +2,19 @@
 //! without the observers (wait poller, held-lock poller, server sampler), on
 //! one local cluster, in interleaved pairs so drift hits both sides alike.
 //!
-//! Two modes, each measured in every pair:
+//! Three modes, each measured in every pair:
 //! - `steady`: no migration step runs, so the observers back off (the wait
 //!   poll every 5 × 5 ms, the server sample every second);
 //! - `step`: a step runs (`MigrationStatus::in_step`), so they poll at full
-//!   rate (the wait poll every 5 ms, the server sample every 250 ms).
+//!   rate (the wait poll every 5 ms, the server sample every 250 ms);
+//! - `statement`: a statement outside a transaction runs all along too (a
+//!   long CREATE INDEX CONCURRENTLY), so the held-lock poller polls.
 //!
 //! `cargo bench --bench observer` prints, per mode, the median qps of each
 //! side, the median of the per-pair ratios with/without and its bootstrap
-//! 95% interval, and writes the raw runs to
-//! benches/results/observer/<UTC time>.csv (see its README.md).
+//! 95% interval, the CPU per request here and in the server on each side,
+//! and writes the raw runs to benches/results/observer/<UTC time>.csv (see
+//! its README.md).
 //! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5).
 
 mod common;
@@ -73,28 +76,96 @@ fn scenario() -> Scenario {
     }
 }
 
-/// Completed requests per second over `secs` of closed-loop traffic.
-async fn measure(conn: &ConnInfo, s: &Scenario, observe: bool, in_step: bool, secs: f64) -> f64 {
-    let observe = match (observe, in_step) {
-        (false, _) => common::Observe::Off,
-        (true, false) => common::Observe::Idle,
-        (true, true) => common::Observe::InStep,
-    };
-    common::drive(conn, &s.workload, &["accounts"], observe, secs)
-        .await
-        .qps
+/// One run: completed requests per second over `secs` of closed-loop
+/// traffic, and the CPU it cost, µs per request, in this process (driver,
+/// recorder, observers' clients) and in the server (every backend and
+/// worker: the observers' queries included).
+struct Run {
+    qps: f64,
+    client_us: f64,
+    server_us: f64,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+async fn measure(
+    conn: &ConnInfo,
+    server: &Server,
+    s: &Scenario,
+    observe: bool,
+    mode: common::Observe,
+    secs: f64,
+) -> Run {
+    let observe = if observe { mode } else { common::Observe::Off };
+    let before = server.cpu();
+    let m = common::drive(conn, &s.workload, &["accounts"], observe, secs).await;
+    // The app's and observers' backends have exited: wait until the
+    // postmaster has reaped them (their CPU moves into its children's).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let server_cpu = server.cpu().saturating_sub(before);
+    Run {
+        qps: m.qps,
+        client_us: m.cpu_us_per_request,
+        server_us: server_cpu.as_secs_f64() * 1e6 / m.requests.max(1) as f64,
     }
 }
+
+/// The bench's local cluster, for its CPU time.
+struct Server {
+    postmaster: u32,
+}
+
+impl Server {
+    async fn find(conn: &ConnInfo) -> Server {
+        let c = conn.connect("pgrehearse-bench").await.unwrap();
+        let dir: String = c
+            .query_one("SELECT current_setting('data_directory')", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let pid = std::fs::read_to_string(std::path::Path::new(&dir).join("postmaster.pid"))
+            .expect("postmaster.pid of the local cluster");
+        Server {
+            postmaster: pid.lines().next().unwrap().trim().parse().unwrap(),
+        }
+    }
+
+    /// CPU time of the whole server so far: the postmaster, its live
+    /// children, and the children it has reaped.
+    fn cpu(&self) -> std::time::Duration {
+        let mut ticks = 0;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Some(f) = stat_fields(pid) else { continue };
+            // ppid is field 4; utime, stime 14, 15; cutime, cstime 16, 17.
+            let at = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+            if pid == self.postmaster {
+                ticks += at(14) + at(15) + at(16) + at(17);
+            } else if at(4) == u64::from(self.postmaster) {
+                ticks += at(14) + at(15);
+            }
+        }
+        // USER_HZ: 100 on Linux.
+        std::time::Duration::from_secs_f64(ticks as f64 / 100.0)
+    }
+}
+
+/// /proc/PID/stat's numeric fields from the third (state) on.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+use common::median;
 
 /// Bootstrap 95% interval of the median of `ratios` (resampling the pairs,
 /// 10 000 times, seeded: the same runs give the same interval).
@@ -114,7 +185,11 @@ fn bootstrap_95(ratios: &[f64]) -> (f64, f64) {
     (at(0.025), at(0.975))
 }
 
-const MODES: [(&str, bool); 2] = [("steady", false), ("step", true)];
+const MODES: [(&str, common::Observe); 3] = [
+    ("steady", common::Observe::Idle),
+    ("step", common::Observe::InStep),
+    ("statement", common::Observe::InStatement),
+];
 
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --all-targets` this
@@ -147,36 +222,49 @@ fn main() {
         let conn = target.conn().clone();
         let s = scenario();
         pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();
-        // Per mode: qps with, without, and each pair's ratio.
-        let mut with = [Vec::new(), Vec::new()];
-        let mut without = [Vec::new(), Vec::new()];
-        let mut ratios = [Vec::new(), Vec::new()];
-        let mut csv = String::from("pair,mode,order,observers,secs,qps\n");
+        let server = Server::find(&conn).await;
+        // Per mode and side (0 without, 1 with observers): the runs.
+        let mut runs: [[Vec<Run>; 2]; 3] = Default::default();
+        let mut csv =
+            String::from("pair,mode,order,observers,secs,qps,client_us_per_request,server_us_per_request\n");
         // Warm-up, not counted.
-        measure(&conn, &s, false, false, 1.0).await;
+        measure(&conn, &server, &s, false, common::Observe::Off, 1.0).await;
         for i in 0..pairs {
-            for (m, (mode, in_step)) in MODES.iter().enumerate() {
+            for (m, (mode, observed)) in MODES.iter().enumerate() {
                 // Alternate which side goes first.
                 let order = if (i + m) % 2 == 0 {
                     [false, true]
                 } else {
                     [true, false]
                 };
-                let mut pair = [0.0; 2];
                 for (k, observe) in order.into_iter().enumerate() {
-                    let qps = measure(&conn, &s, observe, *in_step, secs).await;
-                    csv.push_str(&format!("{i},{mode},{k},{observe},{secs},{qps:.1}\n"));
-                    eprintln!("pair {i} {mode} observers={observe}: {qps:.0} qps");
-                    pair[usize::from(observe)] = qps;
+                    let r = measure(&conn, &server, &s, observe, *observed, secs).await;
+                    csv.push_str(&format!(
+                        "{i},{mode},{k},{observe},{secs},{:.1},{:.2},{:.2}\n",
+                        r.qps, r.client_us, r.server_us
+                    ));
+                    eprintln!(
+                        "pair {i} {mode} observers={observe}: {:.0} qps, CPU per request {:.1} µs here + {:.1} µs in the server",
+                        r.qps, r.client_us, r.server_us
+                    );
+                    runs[m][usize::from(observe)].push(r);
                 }
-                without[m].push(pair[0]);
-                with[m].push(pair[1]);
-                ratios[m].push(pair[1] / pair[0]);
             }
         }
         for (m, (mode, _)) in MODES.iter().enumerate() {
-            let (mw, mo, mr) = (median(&with[m]), median(&without[m]), median(&ratios[m]));
-            let (lo, hi) = bootstrap_95(&ratios[m]);
+            let [without, with] = &runs[m];
+            let field = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).collect::<Vec<f64>>();
+            let ratios: Vec<f64> = with
+                .iter()
+                .zip(without)
+                .map(|(w, o)| w.qps / o.qps)
+                .collect();
+            let (mw, mo, mr) = (
+                median(&field(with, |r| r.qps)),
+                median(&field(without, |r| r.qps)),
+                median(&ratios),
+            );
+            let (lo, hi) = bootstrap_95(&ratios);
             println!(
                 "{mode}: median qps {mo:.0} without, {mw:.0} with observers; \
                  median ratio {mr:.4} (95% bootstrap {lo:.4}..{hi:.4}): \
@@ -184,6 +272,21 @@ fn main() {
                 (1.0 - mr) * 100.0,
                 (1.0 - hi) * 100.0,
                 (1.0 - lo) * 100.0,
+            );
+            // The cost in CPU, far less noisy than throughput on a shared
+            // machine: what the observers add per request, here and in the
+            // server, and as a share of all the CPU a request takes.
+            let cpu = |v: &[Run]| {
+                (
+                    median(&field(v, |r| r.client_us)),
+                    median(&field(v, |r| r.server_us)),
+                )
+            };
+            let ((cw, sw), (co, so)) = (cpu(with), cpu(without));
+            println!(
+                "{mode}: CPU per request {co:.1} + {so:.1} µs (here + server) without, \
+                 {cw:.1} + {sw:.1} µs with observers: {:+.1}% of it",
+                ((cw + sw) / (co + so) - 1.0) * 100.0
             );
             assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
         }

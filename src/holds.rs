@@ -134,7 +134,13 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
         let Some(relation) = name(&stmt.phase, &stmt.step, &t) else {
             continue;
         };
-        // Taken mid-statement if a poll during the statement missed it first.
+        // Taken no earlier than the backend began the statement (when the
+        // poller saw when that was), and mid-statement if a poll during the
+        // statement missed it first.
+        let start = h
+            .statement_start_ms
+            .filter(|s| *s > start && *s <= h.first_ms)
+            .unwrap_or(start);
         let polled_grant = h
             .missed_before_ms
             .filter(|m| *m > start)
@@ -396,6 +402,7 @@ mod tests {
                     last_ms: polls.2,
                     missed_before_ms: polls.0,
                     missed_after_ms: polls.3,
+                    statement_start_ms: None,
                 }
             };
         let obs = Observations {
@@ -436,5 +443,45 @@ mod tests {
             (idx.granted_ms, idx.released_ms),
             (Some(120.5), Some(150.5))
         );
+    }
+
+    #[test]
+    fn a_polled_lock_is_granted_no_earlier_than_the_backend_began_its_statement() {
+        // The clock read ahead of the statement says 100; the backend took
+        // the statement's message at 102.5 (it waited for a CPU), the
+        // poller saw the lock first at 103.
+        let run = MigrationRun {
+            statements: vec![stmt(100.0, 160.0, "ok")],
+            server_spans: vec![Some(crate::migration::ServerSpan {
+                start_ms: 100.0,
+                end_ms: 160.0,
+            })],
+            pid: 7,
+            ..Default::default()
+        };
+        let sighting = |statement_start_ms| HeldSighting {
+            locktype: "relation".into(),
+            oid: Some(T),
+            relation: "t".into(),
+            mode: "ShareUpdateExclusiveLock".into(),
+            first_ms: 103.0,
+            last_ms: 159.0,
+            missed_before_ms: Some(99.0),
+            missed_after_ms: None,
+            statement_start_ms,
+        };
+        let granted = |h| {
+            let obs = Observations {
+                migration_held: vec![h],
+                ..Default::default()
+            };
+            lock_rows(&run, &obs)[0].granted_ms
+        };
+        assert_eq!(granted(sighting(Some(102.5))), Some(102.5));
+        // Unknown, or not within the statement before the sighting: the
+        // clock read ahead of it.
+        assert_eq!(granted(sighting(None)), Some(100.0));
+        assert_eq!(granted(sighting(Some(98.0))), Some(100.0));
+        assert_eq!(granted(sighting(Some(104.0))), Some(100.0));
     }
 }

@@ -336,3 +336,132 @@ fn pool_exhaustion_stall_and_recovery() {
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(md.contains("recovered after"), "{md}");
 }
+
+/// A probe that fails (the migration drops pg_stat_statements, which the
+/// probe reads) leaves its statements' figures empty, never 0 or false,
+/// with the reason in statements.csv, steps.csv and the reports; the steps
+/// before and after it keep every figure.
+#[test]
+fn a_failed_probe_leaves_empty_cells_and_says_why() {
+    let ran = common::run(
+        &common::fixture("engine/probe-fails.toml"),
+        &["--backend", "local", "-q"],
+        &[],
+    );
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    let stmt = |step: &str, sql: &str| {
+        rec.statements
+            .iter()
+            .find(|s| s.step == step && s.sql.starts_with(sql))
+            .unwrap_or_else(|| panic!("no `{sql}` in {step}: {:#?}", rec.statements))
+    };
+    // The normal path: every figure there, no reason given.
+    for (step, sql) in [
+        ("add column", "ALTER TABLE"),
+        ("set not null", "ALTER TABLE"),
+    ] {
+        let s = stmt(step, sql);
+        assert_eq!(s.rewrote, Some(false), "{s:?}");
+        assert_eq!(s.seq_scans, Some(0), "{s:?}");
+        assert!(s.wal_bytes.is_some_and(|w| w > 0), "{s:?}");
+        assert!(s.cluster_wal_bytes.is_some_and(|w| w > 0), "{s:?}");
+        assert_eq!(s.unknown, "", "{s:?}");
+    }
+    // Every statement with a failed probe before or after it.
+    let failed = [
+        ("reinstall pg_stat_statements", "DROP EXTENSION"),
+        ("reinstall pg_stat_statements", "CREATE EXTENSION"),
+        ("drop pg_stat_statements", "DROP EXTENSION"),
+        ("index concurrently", "CREATE INDEX"),
+        ("create pg_stat_statements", "CREATE EXTENSION"),
+    ];
+    for (step, sql) in failed {
+        let s = stmt(step, sql);
+        assert_eq!(s.outcome, "ok", "{s:?}");
+        assert_eq!(
+            (s.rewrote, s.seq_scans, s.wal_bytes, s.cluster_wal_bytes),
+            (None, None, None, None),
+            "{s:?}"
+        );
+        let why = pgrehearse::record::Unknown::parse(&s.unknown);
+        for field in ["rewrote", "seq_scans", "wal_bytes", "cluster_wal_bytes"] {
+            let w = why.why(field).unwrap_or_default();
+            assert!(
+                w.starts_with("the probe failed: ") && w.contains("pg_stat_statements"),
+                "{field} of {s:?}"
+            );
+        }
+    }
+    // The DROP's locks, seen first by the probe after the CREATE, are dated
+    // from the DROP (a hold is never understated).
+    let drop = stmt("reinstall pg_stat_statements", "DROP EXTENSION");
+    let create = stmt("reinstall pg_stat_statements", "CREATE EXTENSION");
+    let view = lock(
+        &rec,
+        "reinstall pg_stat_statements",
+        "pgrehearse.pg_stat_statements (dropped)",
+        "AccessExclusiveLock",
+    )
+    .unwrap_or_else(|| panic!("{:#?}", rec.locks));
+    assert!(
+        view.granted_ms.unwrap() < create.start_ms && view.granted_ms.unwrap() >= drop.start_ms,
+        "{view:?} not dated from {drop:?}"
+    );
+    // A transaction's last probe failed: its locks are listed nowhere, and
+    // its row says so.
+    let lone = stmt("drop pg_stat_statements", "DROP EXTENSION");
+    assert!(
+        rec.locks
+            .iter()
+            .all(|l| l.step != "drop pg_stat_statements"),
+        "{:#?}",
+        rec.locks
+    );
+    let why = pgrehearse::record::Unknown::parse(&lone.unknown);
+    assert!(
+        why.why("locks")
+            .is_some_and(|w| w.starts_with("not in locks.csv: the probe failed")),
+        "{lone:?}"
+    );
+    // Outside a transaction the lock poller still lists the build's lock.
+    assert!(
+        lock(&rec, "index concurrently", "t", "ShareUpdateExclusiveLock").is_some(),
+        "{:#?}",
+        rec.locks
+    );
+    // steps.csv: empty sums, and why; the normal steps keep theirs.
+    for st in &rec.steps {
+        let normal = st.step == "add column" || st.step == "set not null";
+        assert_eq!(st.rewrote.is_some(), normal, "{st:?}");
+        assert_eq!(st.wal_bytes.is_some(), normal, "{st:?}");
+        assert_eq!(st.cluster_wal_bytes.is_some(), normal, "{st:?}");
+        assert_eq!(st.unknown.contains("the probe failed: "), !normal, "{st:?}");
+    }
+    // The reports say "unknown (why)", never 0 for it.
+    for report in ["summary.md", "index.html"] {
+        let text = std::fs::read_to_string(dir.join(report)).unwrap();
+        assert!(
+            text.contains("rewrite unknown (unknown for `DROP EXTENSION pg_stat_statements`: the probe failed: "),
+            "{report} ({})",
+            dir.display()
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let steps = summary["steps"].as_array().unwrap();
+    let cic = steps
+        .iter()
+        .find(|s| s["step"] == "index concurrently")
+        .unwrap();
+    assert!(
+        cic["wal_bytes"].is_null() && cic["rewrote"].is_null(),
+        "{cic}"
+    );
+    assert!(
+        cic["unknown"]["wal_bytes"]
+            .as_str()
+            .is_some_and(|w| w.contains("the probe failed: ")),
+        "{cic}"
+    );
+}

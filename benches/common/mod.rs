@@ -46,13 +46,22 @@ pub enum Observe {
     Off,
     Idle,
     InStep,
+    /// In a step, a statement running outside a transaction all along (a
+    /// long CREATE INDEX CONCURRENTLY): the held-lock poller polls too.
+    InStatement,
 }
 
-/// The migration's status as the observers see it: in a step or not.
-fn status(in_step: bool) -> MigrationStatus {
+/// The migration's status as the observers see it: in a step or not, in a
+/// statement outside a transaction or not (backend `pid`'s).
+fn status(observe: Observe, pid: i32) -> MigrationStatus {
+    use std::sync::atomic::Ordering::Relaxed;
     let st = MigrationStatus::default();
+    let in_statement = observe == Observe::InStatement;
     st.in_step
-        .store(in_step, std::sync::atomic::Ordering::Relaxed);
+        .store(in_statement || observe == Observe::InStep, Relaxed);
+    st.in_statement.store(in_statement, Relaxed);
+    st.autocommit.store(in_statement, Relaxed);
+    st.pid.store(pid, Relaxed);
     st
 }
 
@@ -67,21 +76,28 @@ pub async fn drive(
     let stop = CancellationToken::new();
     let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
     let dir = tempfile::tempdir().expect("a temporary run directory");
+    // Stands in for the migration's session (idle: its locks are polled).
+    let admin = conn
+        .connect("pgrehearse-bench")
+        .await
+        .expect("connect for the observers");
     let observer = if observe != Observe::Off {
-        let admin = conn
-            .connect("pgrehearse-bench")
-            .await
-            .expect("connect for the observers");
         let server_clock = ServerClock::measure(&admin, &clock)
             .await
             .expect("measure the server clock");
-        Some(
+        let pid: i32 = admin
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("the stand-in's pid")
+            .get(0);
+        let migration = Arc::new(status(observe, pid));
+        Some((
             Observer::start(ObserverCtx {
                 conn: conn.clone(),
                 clock,
                 server_clock,
                 pids: PidRegistry::default(),
-                migration: Arc::new(status(observe == Observe::InStep)),
+                migration: migration.clone(),
                 query_names: Default::default(),
                 tables: tables.iter().map(|t| t.to_string()).collect(),
                 poll: WAIT_POLL,
@@ -91,10 +107,17 @@ pub async fn drive(
             })
             .await
             .expect("start the observers"),
-        )
+            migration,
+        ))
     } else {
         None
     };
+    if let Some((_, migration)) = &observer {
+        if observe == Observe::InStatement {
+            // The statement is sent: the held-lock poller follows it.
+            migration.statement_sent.notify_one();
+        }
+    }
     let cpu = cpu_time(false);
     let traffic = Traffic::start(TrafficCtx {
         conn,
@@ -117,9 +140,10 @@ pub async fn drive(
         .stop(&CancellationToken::new())
         .await
         .expect("the recorder");
-    if let Some(o) = observer {
+    if let Some((o, _)) = observer {
         o.finish().await.expect("the observers");
     }
+    drop(admin);
     let cpu = cpu_time(false).saturating_sub(cpu);
     let first = recorded.first_done_ns.expect("requests completed");
     let span = (recorded.last_done_ns - first) as f64 / 1e9;

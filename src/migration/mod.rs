@@ -546,16 +546,28 @@ impl Executor {
         let mut result = Ok(());
         // When COMMIT (sent behind the last statement) returned.
         let mut ended: Option<f64> = None;
+        // The first statement since the last probe that worked: a lock a
+        // later probe sees first may have been taken from its start on.
+        let mut unprobed: Option<(usize, String)> = None;
         for (i, sql) in stmts.iter().enumerate() {
             let last = i + 1 == stmts.len();
             let sent = self.send(phase, step, *sql, attempt, true, last).await;
             let idx = self.record(&sent, &before, true);
-            if let Ok(p) = &sent.probe {
-                for k in &p.locks {
-                    if !txn.acquired.iter().any(|(a, _)| a.same(k)) && !is_catalog_lock(k) {
-                        txn.acquired.push((k.clone(), idx));
+            match &sent.probe {
+                Ok(p) => {
+                    // Dated from the earliest statement that may have taken
+                    // it: a hold is never understated.
+                    let taken_by = unprobed.take().map_or(idx, |(first, _)| first);
+                    for k in &p.locks {
+                        if !txn.acquired.iter().any(|(a, _)| a.same(k)) && !is_catalog_lock(k) {
+                            txn.acquired.push((k.clone(), taken_by));
+                        }
                     }
                 }
+                Err(why) if sent.outcome.is_ok() => {
+                    unprobed.get_or_insert_with(|| (idx, why.clone()));
+                }
+                Err(_) => {}
             }
             if let Some((commit, at)) = sent.commit {
                 // A failed statement aborted the message before its COMMIT
@@ -570,6 +582,11 @@ impl Executor {
                 break;
             }
             before = sent.probe;
+        }
+        if let Some((first, why)) = unprobed {
+            // No later probe listed what these statements took (COMMIT
+            // went out behind the last one, or the transaction failed).
+            self.locks_unknown(first, &why);
         }
         if ended.is_none() {
             let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };

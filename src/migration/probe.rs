@@ -41,7 +41,7 @@ pub(super) struct Probe {
     pub(super) seq_scans: i64,
     pub(super) relfilenodes: String,
     pub(super) locks: Vec<LockSeen>,
-    /// The server's clock during the probe (ms since the Unix epoch).
+    /// The server's clock as the probe began (ms since the Unix epoch).
     pub(super) server_ms: f64,
     pub(super) pgss: Option<PgssSnapshot>,
 }
@@ -71,7 +71,11 @@ pub(super) async fn prepare(
     // Cheap functions only: the probe runs while the migration's locks are
     // held, so its execution is real blocking. No parameter, so its plan is
     // made once, not at every execution. Relations by oid: the name is
-    // settled at the step's end (a new or dropped one is marked).
+    // settled at the step's end (a new or dropped one is marked). The
+    // server's clock comes first: the columns are computed in order (the
+    // subqueries when first needed), so it is read right as the probe
+    // starts, before its reads of pg_locks and pg_stat_statements (which
+    // take up to a millisecond) — the end of the statement before it.
     let names: Vec<String> = tables.iter().map(|t| crate::pg::quote_literal(t)).collect();
     let names = format!("ARRAY[{}]::text[]", names.join(", "));
     client
@@ -79,28 +83,28 @@ pub(super) async fn prepare(
             "WITH t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
                 WHERE c.relname = ANY({names}) AND c.relkind IN ('r', 'm', 'p') \
                 AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) \
-             SELECT pg_current_wal_insert_lsn()::text, \
+             SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
+             pg_current_wal_insert_lsn()::text, \
              (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
              (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') FROM t), \
              ARRAY(SELECT locktype || '|' || coalesce(relation::text, '') || '|' \
                 || coalesce(relation::regclass::text, locktype) || '|' || mode \
                 FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
-                AND locktype IN ('relation', 'transactionid')), \
-             (extract(epoch from clock_timestamp()) * 1000)::float8{pgss}"
+                AND locktype IN ('relation', 'transactionid')){pgss}"
         ))
         .await
 }
 
 /// Read a probe's row.
 pub(super) fn parse(r: &Row) -> Probe {
-    let locks: Vec<String> = r.get(3);
+    let locks: Vec<String> = r.get(4);
     let pgss: Option<Vec<String>> = if r.len() > 5 { r.get(5) } else { None };
     Probe {
-        wal_lsn: parse_lsn(r.get(0)),
-        seq_scans: r.get(1),
-        relfilenodes: r.get(2),
+        server_ms: r.get(0),
+        wal_lsn: parse_lsn(r.get(1)),
+        seq_scans: r.get(2),
+        relfilenodes: r.get(3),
         locks: locks.iter().filter_map(|l| parse_lock(l)).collect(),
-        server_ms: r.get(4),
         pgss: pgss.map(|v| PgssSnapshot::parse(&v)),
     }
 }

@@ -23,6 +23,16 @@ pub(super) struct Sent {
     pub(super) server_start: Option<f64>,
 }
 
+/// What `send` made of the answers to its messages.
+struct Settled {
+    outcome: Result<(), Failure>,
+    /// When the statement's answer came back (run clock).
+    end: f64,
+    probe: Result<Probe, String>,
+    commit: Option<(Result<(), Failure>, f64)>,
+    server_start: Option<f64>,
+}
+
 impl Executor {
     /// Send `sql` (the session settings, BEGIN) with a probe behind it:
     /// the state before a step's first statement.
@@ -71,6 +81,15 @@ impl Executor {
     /// Send one statement, the probe behind it (inside a savepoint in a
     /// transaction) and, when `commit`, COMMIT behind that: one round trip.
     /// Never panics on SQL errors: they come back as the outcome.
+    ///
+    /// Why this shape: each message is a future of its own (`clock_message`,
+    /// `statement_message`, `run_probe`, `savepoint`, `commit_message`), and
+    /// one `join!` polls them in the order they go on the wire — each writes
+    /// its message when first polled, so all are sent back to back before
+    /// any answer is read, and the server runs them with no round trip in
+    /// between (the locks' hold gains only the probe's execution). Reading
+    /// the answers is left to each future; `settle` turns them into the
+    /// statement's outcome and server times, `statement_row` into its row.
     pub(super) async fn send(
         &mut self,
         phase: &PhasePlan,
@@ -80,155 +99,161 @@ impl Executor {
         in_txn: bool,
         commit: bool,
     ) -> Sent {
-        let sql = out.sql;
-        let status = self.ctx.status.clone();
+        self.statement_starts(in_txn);
+        let cancel = self.client.cancel_token();
+        tracing::debug!(
+            "{} / {} (attempt {attempt}): sending {}",
+            phase.name,
+            step.name,
+            out.sql
+        );
+        let start = self.ctx.clock.now_ms();
+        let pipelined = async {
+            tokio::join!(
+                self.clock_message(!in_txn),
+                self.statement_message(out.sql, in_txn),
+                self.run_probe(),
+                savepoint(&self.client, in_txn && !commit, UNDO_SAVEPOINT),
+                self.commit_message(commit),
+            )
+        };
+        let answers = tokio::select! {
+            r = pipelined => Some(r),
+            _ = self.ctx.abort.cancelled() => None,
+        };
+        self.ctx.status.in_statement.store(false, Ordering::Relaxed);
+        let settled = match answers {
+            Some((server_start, statement, probe, _, commit)) => {
+                self.settle(in_txn, server_start, statement, probe, commit)
+            }
+            None => {
+                self.ctx.conn.cancel(&cancel).await;
+                Settled {
+                    outcome: Err(Failure::Aborted),
+                    end: self.ctx.clock.now_ms(),
+                    probe: Err("the rehearsal was interrupted during the statement".into()),
+                    commit: None,
+                    server_start: None,
+                }
+            }
+        };
+        let row = statement_row(phase, step, out, attempt, start, &settled);
+        Sent {
+            row,
+            outcome: settled.outcome,
+            probe: settled.probe,
+            commit: settled.commit,
+            server_start: settled.server_start,
+        }
+    }
+
+    /// Tell the observers a statement is sent: the held-lock poller follows
+    /// it from now (outside a transaction all its locks, inside one its
+    /// waits), so it starts at once.
+    fn statement_starts(&self, in_txn: bool) {
+        let status = &self.ctx.status;
         status.autocommit.store(!in_txn, Ordering::Relaxed);
         status.in_statement.store(true, Ordering::Relaxed);
         status.statement_seq.fetch_add(1, Ordering::Relaxed);
-        // The observer polls the session's locks while the statement runs
-        // (outside a transaction all of them, inside one its waits): start
-        // at once.
         status.statement_sent.notify_one();
-        let cancel = self.client.cancel_token();
-        tracing::debug!(
-            "{} / {} (attempt {attempt}): sending {sql}",
-            phase.name,
-            step.name
-        );
-        let clock = self.ctx.clock;
-        let client = &self.client;
-        let start = clock.now_ms();
-        // Inside a transaction the server's clock is read in the statement's
-        // own message, right before it: nothing is flushed to this process in
-        // between, so the server cannot be preempted by our wake-up there
-        // (a separate message was: up to tens of ms on a loaded machine).
-        // Outside one (CONCURRENTLY refuses a multi-statement message) it is
-        // a message of its own, pipelined ahead.
-        // The probe's savepoint goes in the same message, and the undo of
-        // the last probe in COMMIT's: every message boundary is a flush that
-        // wakes this process, and a chance for the backend — holding the
-        // locks — to be preempted by it (see README, Precision).
+    }
+
+    /// The server's clock as a message of its own, ahead of a statement
+    /// outside a transaction (CONCURRENTLY refuses a multi-statement
+    /// message); inside one it rides in the statement's message instead.
+    async fn clock_message(&self, wanted: bool) -> Option<f64> {
+        if wanted {
+            self.server_now().await
+        } else {
+            None
+        }
+    }
+
+    /// The statement's message, and when its answer came back (run clock).
+    ///
+    /// Inside a transaction the server's clock is read in the statement's
+    /// own message, right before it: nothing is flushed to this process in
+    /// between, so the server cannot be preempted by our wake-up there (a
+    /// separate message was: up to tens of ms on a loaded machine). The
+    /// probe's savepoint goes in the same message, and the undo of the last
+    /// probe in COMMIT's: every message boundary is a flush that wakes this
+    /// process, and a chance for the backend — holding the locks — to be
+    /// preempted by it (see README, Precision).
+    async fn statement_message(
+        &self,
+        sql: &str,
+        in_txn: bool,
+    ) -> (
+        Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
+        f64,
+    ) {
         let text = if in_txn {
             format!("{}; {sql}; {SAVEPOINT}", probe::CLOCK_SQL)
         } else {
             sql.to_string()
         };
-        let statement = async {
-            let r = client.simple_query(&text).await;
-            let end = clock.now_ms();
-            status.in_statement.store(false, Ordering::Relaxed);
-            (r, end)
+        let r = self.client.simple_query(&text).await;
+        let end = self.ctx.clock.now_ms();
+        self.ctx.status.in_statement.store(false, Ordering::Relaxed);
+        (r, end)
+    }
+
+    /// COMMIT (behind the last probe's undo) and the server's clock right
+    /// after it, in one message: the release, free of the delays of either
+    /// side. Its result, the server's clock (ms since the epoch) if read,
+    /// and when it returned (run clock).
+    async fn commit_message(
+        &self,
+        wanted: bool,
+    ) -> Option<(Result<(), Failure>, Option<f64>, f64)> {
+        if !wanted {
+            return None;
+        }
+        let r = self
+            .client
+            .simple_query(&format!("{UNDO_SAVEPOINT}; COMMIT; {}", probe::CLOCK_SQL))
+            .await;
+        let returned = self.ctx.clock.now_ms();
+        Some(match r {
+            Ok(msgs) => (Ok(()), first_clock(&msgs), returned),
+            Err(e) => (Err(Failure::from_pg(&e)), None, returned),
+        })
+    }
+
+    /// The answers of one pipelined statement, on the run clock.
+    fn settle(
+        &self,
+        in_txn: bool,
+        server_start: Option<f64>,
+        (r, end): (
+            Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
+            f64,
+        ),
+        probe: Result<Probe, String>,
+        commit: Option<(Result<(), Failure>, Option<f64>, f64)>,
+    ) -> Settled {
+        let server_clock = &self.ctx.server_clock;
+        let server_start = match &r {
+            Ok(msgs) if in_txn => first_clock(msgs),
+            _ => server_start,
         };
-        let server_start = async {
-            if in_txn {
-                None
-            } else {
-                self.server_now().await
-            }
-        };
-        // COMMIT and the server's clock right after it, in one message (see
-        // above): the release, free of the delays of either side.
-        let end_txn = async {
-            if commit {
-                let r = client
-                    .simple_query(&format!("{UNDO_SAVEPOINT}; COMMIT; {}", probe::CLOCK_SQL))
-                    .await;
-                let returned = clock.now_ms();
-                Some(match r {
-                    Ok(msgs) => (Ok(()), first_clock(&msgs), returned),
-                    Err(e) => (Err(Failure::from_pg(&e)), None, returned),
-                })
-            } else {
-                None
-            }
-        };
-        // Polled in this order, each sends its message at once: the server
-        // runs them back to back.
-        let pipelined = async {
-            tokio::join!(
-                server_start,
-                statement,
-                self.run_probe(),
-                savepoint(client, in_txn && !commit, UNDO_SAVEPOINT),
-                end_txn,
-            )
-        };
-        let r = tokio::select! {
-            r = pipelined => Some(r),
-            _ = self.ctx.abort.cancelled() => None,
-        };
-        status.in_statement.store(false, Ordering::Relaxed);
-        let (outcome, end, probe, commit, server_start) = match r {
-            None => {
-                self.ctx.conn.cancel(&cancel).await;
-                let end = clock.now_ms();
-                let why = "the rehearsal was interrupted during the statement".to_string();
-                (Err(Failure::Aborted), end, Err(why), None, None)
-            }
-            Some((server_start, (r, end), probe, _, commit)) => {
-                let server_start = match &r {
-                    Ok(msgs) if in_txn => first_clock(msgs),
-                    _ => server_start,
-                };
-                let server_start = server_start.map(|ms| self.ctx.server_clock.to_run_ms(ms));
-                let outcome = r.map(|_| ()).map_err(|e| Failure::from_pg(&e));
-                // The server's clock after COMMIT, else when it answered.
-                let commit = commit.map(|(c, ended, returned): (_, Option<f64>, f64)| {
-                    let ended = ended.map(|ms| self.ctx.server_clock.to_run_ms(ms));
-                    (c, ended.unwrap_or(returned))
-                });
-                (outcome, end, probe, commit, server_start)
-            }
-        };
-        let (label, sqlstate) = match &outcome {
-            Ok(()) => ("ok", ""),
-            Err(f) => f.statement_outcome(),
-        };
-        tracing::debug!(
-            "{} / {}: {label}{} after {:.1} ms",
-            phase.name,
-            step.name,
-            if sqlstate.is_empty() {
-                String::new()
-            } else {
-                format!(" ({sqlstate})")
-            },
-            end - start
-        );
+        let outcome = r.map(|_| ()).map_err(|e| Failure::from_pg(&e));
         // In an aborted transaction the probe could not run.
-        let probe = match (&outcome, in_txn) {
-            (Err(_), true) => {
-                Err("the statement failed, and its transaction with it, before the probe".into())
-            }
-            _ => probe,
+        let probe = if outcome.is_err() && in_txn {
+            Err("the statement failed, and its transaction with it, before the probe".into())
+        } else {
+            probe
         };
-        let row = StatementRow {
-            phase: phase.name.clone(),
-            step: step.name.clone(),
-            attempt,
-            sql: out.code.to_string(),
-            start_ms: crate::pg::round3(start),
-            end_ms: crate::pg::round3(end),
-            duration_ms: crate::pg::round3(end - start),
-            outcome: label.to_string(),
-            sqlstate: sqlstate.to_string(),
-            rewrote: None,
-            seq_scans: None,
-            wal_bytes: None,
-            cluster_wal_bytes: None,
-            unknown: String::new(),
-            file: out
-                .at
-                .map(|(f, _)| f.display().to_string())
-                .unwrap_or_default(),
-            line: out.at.map(|(_, l)| l as u64).filter(|l| *l > 0),
-        };
-        Sent {
-            row,
+        Settled {
             outcome,
+            end,
             probe,
-            commit,
-            server_start,
+            // The server's clock after COMMIT, else when it answered.
+            commit: commit.map(|(c, ended, returned)| {
+                let ended = ended.map(|ms| server_clock.to_run_ms(ms));
+                (c, ended.unwrap_or(returned))
+            }),
+            server_start: server_start.map(|ms| server_clock.to_run_ms(ms)),
         }
     }
 
@@ -286,12 +311,71 @@ impl Executor {
         idx
     }
 
+    /// The statements from `first` on took locks no probe listed (`why`):
+    /// said in their `unknown`, since locks.csv has no row for them.
+    pub(super) fn locks_unknown(&mut self, first: usize, why: &str) {
+        for row in &mut self.run.statements[first..] {
+            let mut u = Unknown::parse(&row.unknown);
+            u.add("locks", format!("not in locks.csv: {why}"));
+            row.unknown = u.to_string();
+        }
+    }
+
     /// Why no statement's own WAL is known in this run.
     pub(super) fn wal_unknown(&self) -> String {
         match &self.ctx.wal.unavailable {
             Some(why) => why.clone(),
             None => "pg_stat_statements could not be read".into(),
         }
+    }
+}
+
+/// The statement's row in statements.csv, its figures still empty (filled
+/// by `record` from the probes around it).
+fn statement_row(
+    phase: &PhasePlan,
+    step: &StepPlan,
+    out: Outgoing<'_>,
+    attempt: u32,
+    start: f64,
+    settled: &Settled,
+) -> StatementRow {
+    let end = settled.end;
+    let (label, sqlstate) = match &settled.outcome {
+        Ok(()) => ("ok", ""),
+        Err(f) => f.statement_outcome(),
+    };
+    tracing::debug!(
+        "{} / {}: {label}{} after {:.1} ms",
+        phase.name,
+        step.name,
+        if sqlstate.is_empty() {
+            String::new()
+        } else {
+            format!(" ({sqlstate})")
+        },
+        end - start
+    );
+    StatementRow {
+        phase: phase.name.clone(),
+        step: step.name.clone(),
+        attempt,
+        sql: out.code.to_string(),
+        start_ms: crate::pg::round3(start),
+        end_ms: crate::pg::round3(end),
+        duration_ms: crate::pg::round3(end - start),
+        outcome: label.to_string(),
+        sqlstate: sqlstate.to_string(),
+        rewrote: None,
+        seq_scans: None,
+        wal_bytes: None,
+        cluster_wal_bytes: None,
+        unknown: String::new(),
+        file: out
+            .at
+            .map(|(f, _)| f.display().to_string())
+            .unwrap_or_default(),
+        line: out.at.map(|(_, l)| l as u64).filter(|l| *l > 0),
     }
 }
 

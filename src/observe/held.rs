@@ -1,8 +1,10 @@
 //! The migration's own locks while a statement runs outside a transaction
 //! (CREATE INDEX CONCURRENTLY, autocommit steps), where the executor cannot
 //! list them itself: one prepared `pg_locks WHERE pid = $1`, polled from the
-//! moment the statement is sent (the executor wakes us) every
-//! [`HELD_POLL`] until it returns. Idle otherwise.
+//! moment the statement is sent (the executor wakes us) until it returns:
+//! every [`HELD_POLL`] for its first 100 ms and for 20 ms after its locks
+//! changed, every [`HELD_POLL_QUIET`] while they stay the same (see
+//! `FULL_RATE_FOR`). Idle otherwise.
 //!
 //! Inside a transaction (where the probe lists the locks) the same poll
 //! times the migration's lock waits instead, with `waitstart`: a wait too
@@ -21,6 +23,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
 use super::{MigrationWait, ObserverCtx};
@@ -38,13 +41,24 @@ pub struct HeldSighting {
     /// The name the poller saw (digits when it could not see one).
     pub relation: String,
     pub mode: String,
+    /// The end of the first poll that saw it (the server's clock after its
+    /// read of pg_locks): held by then.
     pub first_ms: f64,
+    /// The start of the last poll that saw it: held at least until then.
     pub last_ms: f64,
-    /// The poll just before the first sighting, which did not see it.
+    /// The start of the poll just before the first sighting, which did not
+    /// see it: taken after that.
     pub missed_before_ms: Option<f64>,
-    /// The poll just after the last sighting, which did not see it (None:
-    /// held until the statement returned).
+    /// The end of the poll just after the last sighting, which did not see
+    /// it: released by then (None: held until the statement returned).
     pub missed_after_ms: Option<f64>,
+    /// When the backend began the statement it ran at the first sighting
+    /// (`pg_stat_activity.query_start`, read just before pg_locks): the
+    /// lock was taken no earlier. The server reads it as it takes the
+    /// statement's message off the socket, so, unlike the clock read sent
+    /// ahead of the statement, it is not early by however long the backend
+    /// waited for a CPU in between.
+    pub statement_start_ms: Option<f64>,
 }
 
 pub(super) struct Held {
@@ -108,18 +122,26 @@ impl Held {
 
     async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
         // The server's clock around the read of pg_locks: a sighting's time
-        // is the server's, free of this process's delays.
+        // is the server's, free of this process's delays. Before pg_locks
+        // (the columns are computed in order), when the backend began the
+        // statement it runs, when `$3`: a lock seen held was taken no
+        // earlier (see `HeldSighting::statement_start_ms`). One read of
+        // pg_locks for both the locks held (relations, when `$2`: outside a
+        // transaction) and those waited for: each read snapshots the whole
+        // lock table, the bulk of a poll's cost on the server.
         let query = client
-            .prepare(
+            .prepare_typed(
                 "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
-                 ARRAY(SELECT locktype || '|' || relation::oid || '|' \
-                    || coalesce(relation::regclass::text, locktype) || '|' || mode \
-                    FROM pg_locks WHERE pid = $1 AND granted AND locktype = 'relation'), \
-                 (extract(epoch from clock_timestamp()) * 1000)::float8, \
-                 ARRAY(SELECT locktype || '|' || coalesce(relation::oid::text, '') || '|' \
+                 CASE WHEN $3 THEN (SELECT (extract(epoch from query_start) * 1000)::float8 \
+                    FROM pg_stat_get_activity($1)) END, \
+                 ARRAY(SELECT CASE WHEN granted THEN 'held' ELSE 'wait' END || '|' \
+                    || locktype || '|' || coalesce(relation::oid::text, '') || '|' \
                     || coalesce(relation::regclass::text, locktype) || '|' || mode || '|' \
                     || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') \
-                    FROM pg_locks WHERE pid = $1 AND NOT granted)",
+                    FROM pg_locks WHERE pid = $1 \
+                    AND (NOT granted OR ($2 AND locktype = 'relation'))), \
+                 (extract(epoch from clock_timestamp()) * 1000)::float8",
+                &[Type::INT4, Type::BOOL, Type::BOOL],
             )
             .await?;
         Ok(Held {
@@ -160,41 +182,68 @@ impl Held {
         // Inside a transaction the probe lists what the statement took; the
         // poll only times its waits (a wait too short for the wait poller
         // still moves the grant), at full rate for the statement's first
-        // [`WAIT_WATCH`] (where a statement takes its locks), slower after.
+        // [`FULL_RATE_FOR`] (where a statement takes its locks), slower after.
         let in_txn = !mig.autocommit.load(Ordering::Relaxed);
         let mut open: HashMap<Key, HeldSighting> = HashMap::new();
         let mut waiting: HashMap<Key, MigrationWait> = HashMap::new();
         let mut previous: Option<f64> = None;
+        let mut previous_start: Option<f64> = None;
+        let mut seen_any = false;
         let started = tokio::time::Instant::now();
-        let mut tick = tokio::time::interval(HELD_POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is immediate
+        let mut changed_at = started;
         loop {
+            let polled_at = tokio::time::Instant::now();
             let running = mig.in_statement.load(Ordering::Relaxed)
                 && mig.statement_seq.load(Ordering::Relaxed) == seq;
-            let row = self.client.query_one(&self.query, &[&pid]).await?;
-            let server_ms = (row.get::<_, f64>(0) + row.get::<_, f64>(2)) / 2.0;
-            let t = self.ctx.server_clock.to_run_ms(server_ms);
+            // When the backend began the statement: read until a lock of
+            // it is seen (each read snapshots every backend's status).
+            let want_start = !in_txn && !seen_any;
+            let row = self
+                .client
+                .query_one(&self.query, &[&pid, &!in_txn, &want_start])
+                .await?;
+            // The poll's bounds: its read of pg_locks lies between them (a
+            // poll the server was descheduled in is long; its midpoint can
+            // be on either side of a change it missed or saw).
+            let t0 = self.ctx.server_clock.to_run_ms(row.get(0));
+            let t1 = self.ctx.server_clock.to_run_ms(row.get(3));
+            let t = (t0 + t1) / 2.0;
+            let statement_start = row
+                .get::<_, Option<f64>>(1)
+                .map(|ms| self.ctx.server_clock.to_run_ms(ms));
             self.polls += 1;
-            self.follow_waits(&mut waiting, &row.get::<_, Vec<String>>(3), t, previous);
-            let locks: Vec<String> = if in_txn { Vec::new() } else { row.get(1) };
-            let mut seen: Vec<Key> = Vec::with_capacity(locks.len());
-            for l in &locks {
-                let Some((locktype, oid, name, mode)) = split_lock(l) else {
+            let rows: Vec<String> = row.get(2);
+            let kind = |k: &'static str| {
+                rows.iter()
+                    .filter_map(move |r| r.strip_prefix(k)?.strip_prefix('|'))
+            };
+            let waits: Vec<&str> = kind("wait").collect();
+            let waited = waiting.len();
+            self.follow_waits(&mut waiting, &waits, t, previous);
+            let mut changed = waiting.len() != waited || waits.len() != waited;
+            let mut seen: Vec<Key> = Vec::new();
+            for l in kind("held") {
+                // A held lock has no waitstart: drop its empty last field.
+                let Some((locktype, oid, name, mode)) =
+                    l.rsplit_once('|').and_then(|(head, _)| split_lock(head))
+                else {
                     continue;
                 };
+                seen_any = true;
                 let key: Key = (locktype.to_string(), oid, mode.to_string());
+                changed |= !open.contains_key(&key);
                 let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
                     locktype: key.0.clone(),
                     oid: key.1,
                     relation: name.to_string(),
                     mode: key.2.clone(),
-                    first_ms: t,
-                    last_ms: t,
-                    missed_before_ms: previous,
+                    first_ms: t1,
+                    last_ms: t0,
+                    missed_before_ms: previous_start,
                     missed_after_ms: None,
+                    statement_start_ms: statement_start,
                 });
-                e.last_ms = t;
+                e.last_ms = t0;
                 // A name seen once the relation became visible is better
                 // than its oid.
                 if !name.bytes().all(|b| b.is_ascii_digit()) {
@@ -205,18 +254,30 @@ impl Held {
             let gone: Vec<Key> = open.keys().filter(|k| !seen.contains(k)).cloned().collect();
             for k in gone {
                 let mut s = open.remove(&k).expect("present");
-                s.missed_after_ms = Some(t);
+                s.missed_after_ms = Some(t1);
                 self.sightings.push(s);
+                changed = true;
             }
             previous = Some(t);
+            previous_start = Some(t0);
             if !running || self.ctx.stop.is_cancelled() {
                 break;
             }
-            if in_txn && started.elapsed() > WAIT_WATCH {
-                tokio::time::sleep(WAIT_WATCH_AFTER).await;
-            } else {
-                tick.tick().await;
+            if changed {
+                changed_at = polled_at;
             }
+            let full_rate = started.elapsed() <= FULL_RATE_FOR;
+            let interval = if full_rate {
+                HELD_POLL
+            } else if in_txn {
+                WAIT_WATCH_AFTER
+            } else if changed_at.elapsed() <= FULL_RATE_AFTER_CHANGE {
+                HELD_POLL
+            } else {
+                HELD_POLL_QUIET
+            };
+            // A late poll does not make the next one early.
+            tokio::time::sleep_until(polled_at + interval).await;
         }
         // Still held when the statement returned.
         self.sightings.extend(open.into_values());
@@ -232,7 +293,7 @@ impl Held {
     fn follow_waits(
         &mut self,
         waiting: &mut HashMap<Key, MigrationWait>,
-        rows: &[String],
+        rows: &[&str],
         t: f64,
         previous: Option<f64>,
     ) {
@@ -274,9 +335,23 @@ impl Held {
     }
 }
 
-/// How long into a statement inside a transaction its waits are polled
-/// every [`HELD_POLL`]; every [`WAIT_WATCH_AFTER`] after that.
-const WAIT_WATCH: Duration = Duration::from_millis(100);
+/// How long into a statement its locks are polled every [`HELD_POLL`]
+/// (where a statement takes its locks, and the whole of a short one).
+/// After that, inside a transaction (only its waits are polled: the probe
+/// lists its locks) every [`WAIT_WATCH_AFTER`]; outside one every
+/// [`HELD_POLL`] for [`FULL_RATE_AFTER_CHANGE`] after the locks held or
+/// waited for changed, every [`HELD_POLL_QUIET`] while they stay the same.
+///
+/// Why back off: each poll reads pg_locks, which snapshots the whole lock
+/// table under every lock partition's lock — on a 2-core machine, polling
+/// it every millisecond through a long CREATE INDEX CONCURRENTLY cost the
+/// app about a fifth of its throughput (`cargo bench --bench observer`,
+/// mode `statement`). CONCURRENTLY changes its locks in bursts (the new
+/// index's, between its phases): a change brings the full rate back.
+const FULL_RATE_FOR: Duration = Duration::from_millis(100);
+const FULL_RATE_AFTER_CHANGE: Duration = Duration::from_millis(20);
+/// The held-lock poll's interval while a statement's locks stay the same.
+pub const HELD_POLL_QUIET: Duration = Duration::from_millis(4);
 const WAIT_WATCH_AFTER: Duration = Duration::from_millis(10);
 
 /// `relation|16385|orders|ShareLock` → its parts (the name may hold `|`).

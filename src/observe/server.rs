@@ -31,15 +31,24 @@ pub(super) async fn sample_server(
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
         .await?
         .get(0);
+    // The statistics functions themselves, not the views over them
+    // (pg_stat_user_tables, pg_stat_activity: every table's and backend's
+    // columns, joined), and pg_stat_replication read once: half the cost of
+    // a sample on the server.
     let stats = client
         .prepare(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::int8, \
-             (SELECT coalesce(sum(n_dead_tup), 0)::int8 FROM pg_stat_user_tables WHERE relname = ANY($2)), \
-             (SELECT count(*)::int4 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()), \
-             (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 FROM pg_stat_replication), \
-             (SELECT max(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 \
-                              ELSE extract(epoch FROM replay_lag) * 1000 END)::float8 \
-              FROM pg_stat_replication)",
+            "WITH r AS (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 AS bytes, \
+                 max(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 \
+                          ELSE extract(epoch FROM replay_lag) * 1000 END)::float8 AS ms \
+               FROM pg_stat_replication) \
+             SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::int8, \
+             (SELECT coalesce(sum(pg_stat_get_dead_tuples(c.oid)), 0)::int8 FROM pg_class c \
+                WHERE c.relname = ANY($2) AND c.relkind IN ('r', 'm', 'p') \
+                AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)), \
+             (SELECT count(*)::int4 FROM pg_stat_get_backend_idset() b \
+                WHERE pg_stat_get_backend_wait_event_type(b) = 'Lock' \
+                AND pg_stat_get_backend_dbid(b) = (SELECT oid FROM pg_database WHERE datname = current_database())), \
+             r.bytes, r.ms FROM r",
         )
         .await?;
     // Sizing takes AccessShareLock on each table; with lock_timeout = 1ms it
