@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod error;
+pub mod fields;
 pub mod health;
 pub mod holds;
 pub mod init;

@@ -259,49 +259,9 @@ fn write_csv_with_header<T: Serialize + DeserializeOwned>(path: &Path, rows: &[T
     }
 }
 
-/// A CSV file's columns: the field names a struct's `Deserialize` asks for: serde hands them to
-/// `deserialize_struct`, where this deserializer keeps them and stops. One
-/// list of columns (the struct), never a second to keep in step.
+/// A CSV file's columns: the row struct's field names.
 fn header<T: DeserializeOwned>() -> &'static [&'static str] {
-    use serde::de::{self, Deserializer, Visitor};
-
-    struct Fields(Option<&'static [&'static str]>);
-    #[derive(Debug)]
-    struct Stop;
-    impl std::fmt::Display for Stop {
-        fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("field names read")
-        }
-    }
-    impl std::error::Error for Stop {}
-    impl de::Error for Stop {
-        fn custom<M: std::fmt::Display>(_: M) -> Self {
-            Stop
-        }
-    }
-    impl<'de> Deserializer<'de> for &mut Fields {
-        type Error = Stop;
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
-            Err(Stop)
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Stop> {
-            self.0 = Some(fields);
-            Err(Stop)
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-    let mut fields = Fields(None);
-    let _ = T::deserialize(&mut fields);
-    fields.0.unwrap_or(&[])
+    crate::fields::field_names::<T>()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use serde::de::{self, Deserialize, Visitor};
+use crate::fields::field_names as fields_of;
 
 use super::model::{
     BackfillSection, BudgetSection, GenSpec, MigrationsSection, PhaseSection, PostgresSection,
@@ -18,34 +18,6 @@ pub struct UnknownKey {
     pub span: Range<usize>,
     pub field: String,
     pub message: String,
-}
-
-/// The field names serde's derive passes for a struct (its `FIELDS`).
-fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-    struct Capture(Option<&'static [&'static str]>);
-    impl<'de> de::Deserializer<'de> for &mut Capture {
-        type Error = de::value::Error;
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(de::Error::custom("capture only"))
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Self::Error> {
-            self.0 = Some(fields);
-            Err(de::Error::custom("capture only"))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-            bytes byte_buf option unit unit_struct newtype_struct seq tuple
-            tuple_struct map enum identifier ignored_any
-        }
-    }
-    let mut c = Capture(None);
-    let _ = T::deserialize(&mut c);
-    c.0.unwrap_or(&[])
 }
 
 /// What a table at some path may contain.
