@@ -7,7 +7,7 @@
 //! on. `run` rehearses each scenario once per variation here; `sweep` and
 //! `compare` take the variations ([`variations`]) and run their own loop on
 //! each one's server (a sweep's versions are a dimension of its fits; a
-//! compare per version, its verdicts side by side in `crate::compare`).
+//! compare per version, its verdicts side by side in the compare module).
 //! The side-by-side table (`side_by_side.rs`) reads only run directories.
 
 pub mod side_by_side;

@@ -320,8 +320,13 @@ impl WaitPoller {
                 }
             }
         }
-        // Whatever was not seen this time has ended: halfway between the
-        // last sighting and now is the best estimate.
+        self.close_unseen(t, mig_pid);
+    }
+
+    /// Whatever was not seen in this poll has ended: halfway between the
+    /// last sighting and now is the best estimate.
+    fn close_unseen(&mut self, t: f64, mig_pid: i32) {
+        let poll = self.polls;
         let gone: Vec<_> = self
             .open
             .iter()
