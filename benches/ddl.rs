@@ -24,9 +24,9 @@
 //!
 //! A figure of none (the safe variant holds no blocking lock) is recorded as
 //! 0.001 ms: criterion's warm-up loops until its measurement grows, so a
-//! value must be positive. A variant with none in every rehearsal is printed
-//! as such and not handed to criterion (a constant sample breaks its t-test
-//! plot against a saved baseline).
+//! value must be positive. A variant whose samples are all one value (none,
+//! mostly) is printed as such and not handed to criterion (a constant
+//! sample breaks its t-test plot against a saved baseline).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -299,15 +299,44 @@ impl Bench {
         }
     }
 
-    /// Every rehearsal queued for `group` had none of its figure: the
-    /// variant holds no such lock (or waits no such wait) at all. Criterion
-    /// cannot take that: a sample of one constant value, compared with a
-    /// saved baseline of the same, panics in its t-test plot.
-    fn always_none(&self, pattern: &str, variant: &str, group: usize) -> Option<usize> {
+    /// What to print instead of a criterion benchmark when the rehearsals
+    /// queued for `group` leave criterion a constant sample: the first is
+    /// its warm-up, the rest its samples (one rehearsal each), and a sample
+    /// of one value — typically none: the variant holds no such lock or
+    /// waits no such wait — panics in its t-test plot against a saved
+    /// baseline, and has no statistics to show anyway.
+    fn degenerate(&self, pattern: &str, variant: &str, group: usize) -> Option<String> {
         let pending = self.pending.lock().unwrap();
         let queue = pending.get(&format!("{group}:{pattern}-{variant}"))?;
         let figure = GROUPS[group].1;
-        (!queue.is_empty() && queue.iter().all(|f| figure(f) == NONE_MS)).then_some(queue.len())
+        let values: Vec<f64> = queue.iter().map(figure).collect();
+        let sampled = values.get(1..).filter(|v| !v.is_empty())?;
+        if sampled.iter().any(|v| *v != sampled[0]) {
+            return None;
+        }
+        let show = |v: f64| {
+            if v == NONE_MS {
+                "none".to_string()
+            } else {
+                format!("{v:.3} ms")
+            }
+        };
+        let others: Vec<String> = values
+            .iter()
+            .filter(|v| **v != sampled[0])
+            .map(|v| show(*v))
+            .collect();
+        Some(if others.is_empty() {
+            format!("{} in all {} rehearsals", show(sampled[0]), values.len())
+        } else {
+            format!(
+                "{} in {} of {} rehearsals, the other {}",
+                show(sampled[0]),
+                sampled.len(),
+                values.len(),
+                others.join(", ")
+            )
+        })
     }
 
     /// The figures of the next rehearsal for group `group`: one the first
@@ -371,8 +400,8 @@ fn main() {
         grp.sampling_mode(SamplingMode::Flat);
         for p in PATTERNS {
             for v in ["naive", "safe"] {
-                if let Some(n) = bench.always_none(p, v, g) {
-                    println!("{group}/{p}/{v}: none in all {n} rehearsals (no such lock or wait)");
+                if let Some(said) = bench.degenerate(p, v, g) {
+                    println!("{group}/{p}/{v}: {said} (a constant sample: no statistics)");
                     continue;
                 }
                 grp.bench_function(BenchmarkId::new(p, v), |b| {
