@@ -1,4 +1,4 @@
-//! A real streaming replica: a backfill of tens of thousands of rows under
+//! A real streaming replica: a backfill of 200 000 rows under
 //! traffic puts it behind, and server.csv shows it (bytes and replay lag in
 //! ms), on a local standby and on a replica container. The url backend
 //! refuses a replica. (Teardown on every exit path: tests/reliability/replica.rs.)
