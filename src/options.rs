@@ -1,4 +1,4 @@
-//! What a command asks for, already validated: plain structs that `cli.rs`
+//! What a command asks for, already validated: plain structs that `cli/`
 //! fills from the command line and the library takes. Nothing here knows
 //! clap, so a test, a bench or a new command builds them directly.
 //!
@@ -96,7 +96,7 @@ pub struct OutputMode {
     /// Status lines and the live progress display on stderr (off with `-q`).
     pub chatter: bool,
     /// `-v` count: 1 logs each stage, statement and retry on stderr, 2 adds
-    /// the observers' polls (see `cli.rs` for the subscriber).
+    /// the observers' polls (see `cli/mod.rs` for the subscriber).
     pub verbose: u8,
 }
 

@@ -33,7 +33,7 @@ use model::Source;
 
 pub use session::APP_NAME;
 
-/// What `init` is asked for, validated by cli.rs.
+/// What `init` is asked for, validated by cli/plan.rs.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     /// The source database (a `postgres://` URL or a conninfo string).

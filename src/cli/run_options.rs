@@ -1,0 +1,156 @@
+//! The options of the commands that rehearse (`run`, `compare`, `sweep`):
+//! `--budget` applied to each scenario, the backend, `--pg-version`,
+//! `--image`, `--reuse`, the output mode; `--cpus`, `--memory`, `--replica`
+//! over each scenario's `[postgres]`; and the combinations refused before
+//! anything runs.
+
+use crate::backend::BackendKind;
+use crate::error::{Error, Result};
+use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
+use crate::scenario::Scenario;
+use crate::sizing::{parse_memory, ServerSize, MAX_CPUS};
+
+use super::args::RunArgs;
+use super::parse::{parse_budgets, parse_versions};
+
+/// The options of a rehearsing command; every `--budget` applied to each
+/// scenario (the budget in force, which run.json records).
+pub(super) fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<RunOptions> {
+    let budgets = parse_budgets(&args.budgets)?;
+    for s in scenarios.iter_mut() {
+        for (key, value) in &budgets {
+            s.budget
+                .apply(key, *value)
+                .map_err(|e| Error::Usage(format!("--budget: {e}")))?;
+        }
+    }
+    let backend = BackendKind::from(args.backend);
+    if backend == BackendKind::Url && args.database_url.is_none() {
+        return Err(Error::Usage(
+            "--backend url needs --database-url postgres://user@host:port/db".into(),
+        ));
+    }
+    apply_server_flags(&args, scenarios)?;
+    if backend == BackendKind::Url {
+        refuse_url_replica(&args, scenarios)?;
+    } else {
+        refuse_lag_budget_without_replica(scenarios)?;
+    }
+    let versions = match &args.pg_version {
+        Some(raw) => parse_versions(raw).map_err(Error::Usage)?,
+        None => Vec::new(),
+    };
+    if backend == BackendKind::Url && !versions.is_empty() {
+        return Err(Error::Usage(
+            "--pg-version picks the servers pgrehearse starts; the url backend rehearses \
+             on the server of --database-url, whatever its version"
+                .into(),
+        ));
+    }
+    if versions.len() > 1 && args.image.is_some() {
+        return Err(Error::Usage(format!(
+            "--image names one image, but --pg-version asks for {}: drop --image (each \
+             version runs on pgrehearse/postgres:<major>, or on local binaries)",
+            versions.join(", ")
+        )));
+    }
+    let image_env = std::env::var("PGREHEARSE_IMAGE")
+        .ok()
+        .filter(|i| !i.trim().is_empty());
+    let image_from_env = args.image.is_none() && image_env.is_some();
+    if backend == BackendKind::Url && args.reuse {
+        return Err(Error::Usage(
+            "--reuse keeps servers pgrehearse starts (local, docker); the url backend \
+             works in scratch databases it always drops"
+                .into(),
+        ));
+    }
+    Ok(RunOptions {
+        server: ServerOptions {
+            backend,
+            image: args.image.or(image_env),
+            database_url: args.database_url,
+            version: None,
+            image_from_env,
+            reuse: args.reuse,
+        },
+        versions,
+        out: args.out,
+        seed: args.seed,
+        budgets,
+        output: OutputMode {
+            summary: match (args.json, args.quiet) {
+                (true, _) => SummaryFormat::Json,
+                (false, true) => SummaryFormat::Verdict,
+                (false, false) => SummaryFormat::Text,
+            },
+            chatter: !args.quiet,
+            verbose: args.verbose,
+        },
+    })
+}
+
+/// `--cpus`, `--memory` and `--replica` over each scenario's `[postgres]`:
+/// the flags win, field by field.
+fn apply_server_flags(args: &RunArgs, scenarios: &mut [Scenario]) -> Result<()> {
+    if let Some(c) = args.cpus.filter(|c| !(1..=MAX_CPUS).contains(c)) {
+        return Err(Error::Usage(format!(
+            "--cpus: {c} is out of range; expected 1..={MAX_CPUS}"
+        )));
+    }
+    let flags = ServerSize {
+        cpus: args.cpus,
+        memory: args
+            .memory
+            .as_deref()
+            .map(parse_memory)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--memory: {e}")))?,
+        cpus_from: "--cpus".into(),
+        memory_from: "--memory".into(),
+    };
+    for s in scenarios {
+        if !flags.is_empty() {
+            let size = s.postgres.size.clone().unwrap_or_default();
+            s.postgres.size = Some(size.overlay(&flags));
+        }
+        s.postgres.replica |= args.replica;
+    }
+    Ok(())
+}
+
+/// The url backend's server is not ours: no replica can be started there.
+fn refuse_url_replica(args: &RunArgs, scenarios: &[Scenario]) -> Result<()> {
+    if args.replica {
+        return Err(Error::Usage(
+            "--replica: the url backend cannot start a replica (the server is not pgrehearse's);              use --backend local or docker, or drop --replica"
+                .into(),
+        ));
+    }
+    if let Some(s) = scenarios.iter().find(|s| s.postgres.replica) {
+        return Err(Error::Usage(format!(
+            "{}: [postgres] replica = true, but the url backend cannot start a replica (the \
+             server is not pgrehearse's); use --backend local or docker",
+            s.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A replica-lag budget on a server of ours without a replica could only
+/// fail: say so before anything runs. (A url server may have replicas of
+/// its own, which server.csv samples: allowed there.)
+/// (`--budget` is applied to each scenario's budget by now.)
+fn refuse_lag_budget_without_replica(scenarios: &[Scenario]) -> Result<()> {
+    match scenarios
+        .iter()
+        .find(|s| !s.postgres.replica && s.budget.max_replica_lag_ms.is_some())
+    {
+        Some(s) => Err(Error::Usage(format!(
+            "{}: the budget max_replica_lag_ms needs a replica to measure; set \
+             [postgres] replica = true or pass --replica",
+            s.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
