@@ -2,7 +2,8 @@
 //! (<where>)`, one transaction per batch, keyset-paged, each batch retried on
 //! a lock timeout like any step.
 
-use super::{Executor, Failure, Outgoing, StepSpan};
+use super::failure::Failure;
+use super::{Executor, Outgoing, StepSpan};
 use crate::scenario::{BackfillPlan, PhasePlan, StepPlan};
 
 impl Executor {

@@ -5,8 +5,9 @@
 
 use std::sync::atomic::Ordering;
 
+use super::failure::Failure;
 use super::probe::{self, Probe, SAVEPOINT, UNDO_SAVEPOINT};
-use super::{Executor, Failure, Outgoing};
+use super::{Executor, Outgoing};
 use crate::record::{StatementRow, Unknown};
 use crate::scenario::{PhasePlan, StepPlan};
 

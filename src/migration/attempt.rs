@@ -1,0 +1,219 @@
+//! One attempt at a step's statements — in one transaction (the locks it
+//! acquires, statement by statement, until COMMIT or ROLLBACK) or each
+//! statement on its own — with the step's lock_timeout and
+//! statement_timeout set around it, and the retries after a lock timeout,
+//! with a jittered backoff.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::failure::Failure;
+use super::{is_catalog, Executor, LockSeen, Outgoing, StepSpan, TxnLocks};
+use crate::scenario::{PhasePlan, StepPlan};
+
+/// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
+const AFTER_ABORT_WAIT: Duration = Duration::from_secs(2);
+
+impl Executor {
+    /// Run `stmts` (in one transaction or each on its own) until they
+    /// succeed, fail for another reason, or lock timeouts have used up the
+    /// step's retries, with a jittered backoff between attempts. `progress`
+    /// is what the progress display shows. SQL steps and backfill batches
+    /// both retry through here.
+    pub(super) async fn run_with_retries(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        stmts: &[Outgoing<'_>],
+        in_transaction: bool,
+        span: &mut StepSpan,
+        progress: &str,
+    ) -> Result<(), Failure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            span.attempts += 1;
+            self.ctx.current.set(if attempt > 1 {
+                format!("{progress} (attempt {attempt})")
+            } else {
+                progress.to_string()
+            });
+            let r = if in_transaction {
+                self.attempt_in_transaction(phase, step, stmts, attempt)
+                    .await
+            } else {
+                self.attempt_autocommit(phase, step, stmts, attempt).await
+            };
+            match r {
+                Err(Failure::LockTimeout(_)) if attempt <= step.retries => {
+                    let wait = self.backoff(step, attempt);
+                    log_retry(phase, step, attempt, wait);
+                    if !self.sleep(wait).await {
+                        return Err(Failure::Aborted);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Exponential backoff with ±50% jitter so retries of several migrators
+    /// (or of app retries) don't synchronise; capped at 10 s.
+    fn backoff(&mut self, step: &StepPlan, attempt: u32) -> Duration {
+        let base = step.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
+        let jitter = self.rng.gen_range(0.5..1.5);
+        Duration::from_secs_f64((base * jitter).min(10.0))
+    }
+
+    fn session_settings(step: &StepPlan, local: bool) -> String {
+        let scope = if local { "SET LOCAL" } else { "SET" };
+        let lt = step.lock_timeout.map(|d| d.as_millis()).unwrap_or(0);
+        let st = step.statement_timeout.map(|d| d.as_millis()).unwrap_or(0);
+        format!("{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};")
+    }
+
+    async fn attempt_in_transaction(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        stmts: &[Outgoing<'_>],
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let setup = format!("BEGIN; {}", Self::session_settings(step, true));
+        let mut before = self.setup(&setup, true).await?;
+        let mut txn = TxnLocks {
+            phase: phase.name.clone(),
+            step: step.name.clone(),
+            acquired: Vec::new(),
+            released_ms: 0.0,
+        };
+        let mut result = Ok(());
+        // When COMMIT (sent behind the last statement) returned.
+        let mut ended: Option<f64> = None;
+        // The first statement since the last probe that worked: a lock a
+        // later probe sees first may have been taken from its start on.
+        let mut unprobed: Option<(usize, String)> = None;
+        for (i, sql) in stmts.iter().enumerate() {
+            let last = i + 1 == stmts.len();
+            let sent = self.send(phase, step, *sql, attempt, true, last).await;
+            let idx = self.record(&sent, &before, true);
+            match &sent.probe {
+                Ok(p) => {
+                    // Dated from the earliest statement that may have taken
+                    // it: a hold is never understated.
+                    let taken_by = unprobed.take().map_or(idx, |(first, _)| first);
+                    for k in &p.locks {
+                        if !txn.acquired.iter().any(|(a, _)| a.same(k)) && !is_catalog_lock(k) {
+                            txn.acquired.push((k.clone(), taken_by));
+                        }
+                    }
+                }
+                Err(why) if sent.outcome.is_ok() => {
+                    unprobed.get_or_insert_with(|| (idx, why.clone()));
+                }
+                Err(_) => {}
+            }
+            if let Some((commit, at)) = sent.commit {
+                // A failed statement aborted the message before its COMMIT
+                // (the probe's undo fails first): ROLLBACK below ends it.
+                if sent.outcome.is_ok() {
+                    ended = Some(at);
+                    result = commit;
+                }
+            }
+            if let Err(f) = sent.outcome {
+                result = Err(f);
+                break;
+            }
+            before = sent.probe;
+        }
+        if let Some((first, why)) = unprobed {
+            // No later probe listed what these statements took (COMMIT
+            // went out behind the last one, or the transaction failed).
+            self.locks_unknown(first, &why);
+        }
+        if ended.is_none() {
+            let end_sql = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let end = self.clean_up(end_sql, &result).await;
+            if result.is_ok() {
+                result = end;
+            }
+        }
+        txn.released_ms = ended.unwrap_or_else(|| self.ctx.clock.now_ms());
+        self.run.txns.push(txn);
+        result
+    }
+
+    async fn attempt_autocommit(
+        &mut self,
+        phase: &PhasePlan,
+        step: &StepPlan,
+        stmts: &[Outgoing<'_>],
+        attempt: u32,
+    ) -> Result<(), Failure> {
+        let mut before = self
+            .setup(&Self::session_settings(step, false), false)
+            .await?;
+        let mut result = Ok(());
+        for sql in stmts {
+            let sent = self.send(phase, step, *sql, attempt, false, false).await;
+            self.record(&sent, &before, false);
+            if let Err(f) = sent.outcome {
+                result = Err(f);
+                break;
+            }
+            before = sent.probe;
+        }
+        let reset = self
+            .clean_up("RESET lock_timeout; RESET statement_timeout", &result)
+            .await;
+        result.and(reset)
+    }
+
+    async fn simple(&mut self, sql: &str) -> Result<(), Failure> {
+        tracing::debug!("migration session: sending {sql}");
+        self.client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| Failure::from_pg(&e))
+    }
+
+    /// Close a transaction or reset the session after `result`: quickly
+    /// when the attempt was aborted (see `simple_after_abort`).
+    async fn clean_up(&mut self, sql: &str, result: &Result<(), Failure>) -> Result<(), Failure> {
+        if matches!(result, Err(Failure::Aborted)) {
+            self.simple_after_abort(sql).await
+        } else {
+            self.simple(sql).await
+        }
+    }
+
+    /// After an abort the cancelled statement may still be running: a
+    /// killed postmaster cannot forward the cancel request, and its orphaned
+    /// backend runs on. Whatever is sent now queues behind it, so give up
+    /// quickly instead of waiting forever.
+    async fn simple_after_abort(&mut self, sql: &str) -> Result<(), Failure> {
+        match tokio::time::timeout(AFTER_ABORT_WAIT, self.simple(sql)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Aborted),
+        }
+    }
+}
+
+/// A lock on a catalog relation (oids below 16384, or `pg_*` names): the
+/// probe's own, not the migration's.
+fn is_catalog_lock(l: &LockSeen) -> bool {
+    l.oid.is_some_and(|o| o < 16384) || is_catalog(&l.name)
+}
+
+/// `-v`: a lock timeout is retried after `wait` (backoff with jitter).
+fn log_retry(phase: &PhasePlan, step: &StepPlan, attempt: u32, wait: Duration) {
+    tracing::info!(
+        "{} / {}: lock timeout on attempt {attempt}; retry {attempt} of {} after a {:.0} ms backoff",
+        phase.name,
+        step.name,
+        step.retries,
+        wait.as_secs_f64() * 1e3
+    );
+}

@@ -1,0 +1,63 @@
+//! How a step fails: a lock timeout (retried), any other SQL error or a lost
+//! connection, or an abort; and which failures a step expects
+//! (`expect_error`), so that the migration goes on after them.
+
+use crate::scenario::StepPlan;
+
+pub(super) enum Failure {
+    /// 55P03: lock_timeout expired.
+    LockTimeout(String),
+    /// Any other SQL error, or a lost connection.
+    Sql {
+        sqlstate: String,
+        message: String,
+    },
+    Aborted,
+}
+
+impl Failure {
+    /// The one mapping of a Postgres error: 55P03 (lock_timeout expired) is
+    /// retried, anything else fails the step; a lost connection is 08006.
+    pub(super) fn from_pg(e: &tokio_postgres::Error) -> Failure {
+        let (sqlstate, message) = crate::pg::sqlstate_and_message(e);
+        if sqlstate == "55P03" {
+            Failure::LockTimeout(message)
+        } else {
+            Failure::Sql { sqlstate, message }
+        }
+    }
+
+    /// The statement's outcome and SQLSTATE in statements.csv.
+    pub(super) fn statement_outcome(&self) -> (&'static str, &str) {
+        match self {
+            Failure::LockTimeout(_) => ("lock_timeout", "55P03"),
+            Failure::Sql { sqlstate, .. } if sqlstate == "57014" => ("statement_timeout", sqlstate),
+            Failure::Sql { sqlstate, .. } => ("error", sqlstate),
+            Failure::Aborted => ("cancelled", ""),
+        }
+    }
+}
+
+/// How a step ended when the migration goes on after it.
+pub(super) enum Outcome {
+    Succeeded,
+    /// It failed with a SQLSTATE its `expect_error` lists (the SQLSTATE).
+    FailedAsExpected(String),
+}
+
+/// A failure the step expects (`expect_error`) is no failure of the
+/// migration: its transaction was rolled back (or its autocommit statement
+/// undone), and the next step runs. A lock timeout counts once the step's
+/// retries are used up.
+pub(super) fn expected(step: &StepPlan, result: Result<(), Failure>) -> Result<Outcome, Failure> {
+    match result {
+        Ok(()) => Ok(Outcome::Succeeded),
+        Err(Failure::LockTimeout(_)) if step.expects("55P03") => {
+            Ok(Outcome::FailedAsExpected("55P03".into()))
+        }
+        Err(Failure::Sql { sqlstate, .. }) if step.expects(&sqlstate) => {
+            Ok(Outcome::FailedAsExpected(sqlstate))
+        }
+        Err(f) => Err(f),
+    }
+}
