@@ -1,13 +1,15 @@
 //! Validating a generator spec (`{ gen = "int", min = 1, max = 100 }`) into a
 //! [`ColumnGen`]: which fields each kind allows and needs, ranges, dates,
-//! foreign keys.
+//! foreign keys; and a generated row's rough size. Reading the TOML values
+//! of the fields is gen_value.rs.
 
 use std::ops::Range;
 
-use toml::Value;
-
 use super::diag::Diags;
 use super::gen_shape;
+use super::gen_value::{
+    float_value, int_value, len_range, opt_small_int, scalar_text, span_of, timestamp,
+};
 use super::model::{GenSpec, S};
 use super::{ColumnGen, Gen, IntDist, Scale};
 
@@ -330,103 +332,6 @@ fn fk_gen(d: &mut Diags, s: &Spec, targets: &[FkTarget]) -> Option<Gen> {
     None
 }
 
-fn span_of<T>(v: &Option<S<T>>, fallback: Range<usize>) -> Range<usize> {
-    v.as_ref().map_or(fallback, |v| v.span())
-}
-
-fn int_value(
-    d: &mut Diags,
-    v: &Option<S<Value>>,
-    field: &str,
-    section: Range<usize>,
-) -> Option<i64> {
-    let v = d.required(v, section, field, "an integer")?;
-    integer(d, v, field)
-}
-
-/// An integer given as a TOML value (fields that take other types for other
-/// generators, such as `min`).
-fn integer(d: &mut Diags, v: &S<Value>, field: &str) -> Option<i64> {
-    match v.get_ref() {
-        Value::Integer(i) => Some(*i),
-        other => {
-            d.err(
-                v.span(),
-                field,
-                format!("expected an integer, found {}", other.type_str()),
-            );
-            None
-        }
-    }
-}
-
-fn float_value(
-    d: &mut Diags,
-    v: &Option<S<Value>>,
-    field: &str,
-    section: Range<usize>,
-) -> Option<f64> {
-    let v = d.required(v, section, field, "a number")?;
-    match v.get_ref() {
-        Value::Integer(i) => Some(*i as f64),
-        Value::Float(x) if x.is_finite() => Some(*x),
-        other => {
-            d.err(
-                v.span(),
-                field,
-                format!("expected a finite number, found {other}"),
-            );
-            None
-        }
-    }
-}
-
-/// An optional integer in 0..=hi given as a TOML Value. Outer None = invalid.
-fn opt_small_int(d: &mut Diags, v: &Option<S<Value>>, field: &str, hi: i64) -> Option<Option<u32>> {
-    let Some(v) = v else { return Some(None) };
-    let i = integer(d, v, field)?;
-    if !(0..=hi).contains(&i) {
-        d.err(
-            v.span(),
-            field,
-            format!("{i} is out of range; expected an integer in 0..={hi}"),
-        );
-        return None;
-    }
-    Some(Some(i as u32))
-}
-
-fn len_range(
-    d: &mut Diags,
-    lo: &Option<S<i64>>,
-    hi: &Option<S<i64>>,
-    lo_field: &str,
-    hi_field: &str,
-    default: (u32, u32),
-    limit: i64,
-) -> Option<(u32, u32)> {
-    let a = match lo {
-        Some(v) => d.int_in(v, lo_field, 0, limit).map(|x| x as u32),
-        None => Some(default.0),
-    };
-    let b = match hi {
-        Some(v) => d.int_in(v, hi_field, 0, limit).map(|x| x as u32),
-        // Only min_len given: the range is at least that long.
-        None => a.map(|a| a.max(default.1)),
-    };
-    let (a, b) = (a?, b?);
-    if a > b {
-        let span = hi.as_ref().map_or(0..0, |v| v.span());
-        d.err(
-            span,
-            hi_field,
-            format!("{hi_field} {b} is less than {lo_field} {a}"),
-        );
-        return None;
-    }
-    Some((a, b))
-}
-
 fn choice(d: &mut Diags, g: &GenSpec, section: Range<usize>, path: &str) -> Option<Gen> {
     let values_v = d.required(
         &g.values,
@@ -489,88 +394,6 @@ fn choice(d: &mut Diags, g: &GenSpec, section: Range<usize>, path: &str) -> Opti
     Some(Gen::Choice { values, weights })
 }
 
-/// A string, number or boolean as the text Postgres will be sent.
-pub fn scalar_text(d: &mut Diags, v: &S<Value>, field: &str) -> Option<String> {
-    match v.get_ref() {
-        Value::String(s) => Some(s.clone()),
-        Value::Integer(i) => Some(i.to_string()),
-        Value::Float(x) if x.is_finite() => Some(x.to_string()),
-        Value::Boolean(b) => Some(b.to_string()),
-        Value::Datetime(t) => Some(t.to_string()),
-        other => {
-            d.err(
-                v.span(),
-                field,
-                format!(
-                    "expected a string, number or boolean, found {}",
-                    other.type_str()
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn timestamp(
-    d: &mut Diags,
-    v: &Option<S<Value>>,
-    field: &str,
-    section: Range<usize>,
-) -> Option<i64> {
-    let v = d.required(
-        v,
-        section,
-        field,
-        "a date or timestamp, e.g. \"2024-01-01\" or \"2024-01-01T00:00:00Z\"",
-    )?;
-    let text = match v.get_ref() {
-        Value::String(s) => s.clone(),
-        Value::Datetime(t) => t.to_string(),
-        other => {
-            d.err(
-                v.span(),
-                field,
-                format!("expected a date or timestamp, found {}", other.type_str()),
-            );
-            return None;
-        }
-    };
-    match parse_timestamp_us(&text) {
-        Some(us) => Some(us),
-        None => {
-            d.err(
-                v.span(),
-                field,
-                format!("`{text}` is not a date or timestamp; expected \"YYYY-MM-DD\" or RFC 3339 like \"2024-01-01T00:00:00Z\""),
-            );
-            None
-        }
-    }
-}
-
-/// Microseconds since the Unix epoch; dates and offset-less times are UTC.
-pub fn parse_timestamp_us(s: &str) -> Option<i64> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime};
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_micros());
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc().timestamp_micros());
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_micros())
-}
-
 /// A rough on-disk size of one generated row (heap tuple, no indexes), for
 /// rejecting row counts no disk can hold.
 pub fn estimated_row_bytes(cols: &[super::ColumnPlan]) -> u64 {
@@ -598,19 +421,4 @@ pub fn estimated_row_bytes(cols: &[super::ColumnPlan]) -> u64 {
         .sum();
     // Tuple header + line pointer.
     28 + body
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(parse_timestamp_us("1970-01-02"), Some(86_400_000_000));
-        assert_eq!(parse_timestamp_us("1970-01-01T00:00:01Z"), Some(1_000_000));
-        assert_eq!(parse_timestamp_us("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_timestamp_us("1970-01-01 00:00:00.5"), Some(500_000));
-        assert_eq!(parse_timestamp_us("2024-13-01"), None);
-        assert_eq!(parse_timestamp_us("yesterday"), None);
-    }
 }

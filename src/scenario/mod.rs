@@ -7,6 +7,7 @@ mod diag;
 pub mod gen;
 mod gen_shape;
 mod gen_spec;
+mod gen_value;
 mod keys;
 pub mod load;
 pub mod model;

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::diag::{item_name, sql_list, Diags, Names};
-use super::gen_spec::{column_gen, estimated_row_bytes, scalar_text, FkTarget};
+use super::gen_spec::{column_gen, estimated_row_bytes, FkTarget};
+use super::gen_value::scalar_text;
 use super::model::{self, S};
 use super::validate_migrations::{migrations, Migrations};
 use super::validate_phases::phases;
