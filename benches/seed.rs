@@ -40,7 +40,7 @@ use pgrehearse::backend::{BackendKind, ConnInfo};
 use pgrehearse::options::ServerOptions;
 use pgrehearse::rehearsal::{Server, ServerNeeds};
 use pgrehearse::scenario::{self, Overrides, Scenario};
-use pgrehearse::seed::template::CloneStrategy;
+use pgrehearse::seed::template::{self, CloneStrategy};
 use pgrehearse::seed::SeedOptions;
 use pgrehearse::signals::Signals;
 
@@ -379,7 +379,24 @@ async fn templates_section(rows: u64, runs: usize, csv: &mut Csv) -> Vec<String>
         (CloneStrategy::WalLog, "wal_log"),
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); strategies.len()];
+    // The floor under any file copy: an empty database's clone (the fixed
+    // cost: ~300 catalog files created, copied, fsynced, two checkpoints)
+    // and the template's bytes at the disk's write speed.
+    let mut empty = Vec::new();
+    let size_mb = template_mb(&server, &template.key.database()).await;
     for run in 1..=runs {
+        let took = empty_clone(&server, run).await;
+        empty.push(took);
+        csv.add(&Sample {
+            section: "templates",
+            server: "tuned".into(),
+            rows,
+            run,
+            tool: "clone empty file_copy".into(),
+            seconds: took,
+            peak_rss_kb: None,
+            detail: String::new(),
+        });
         for (i, (strategy, name)) in strategies.iter().enumerate() {
             let t = template.clone().with_strategy(*strategy);
             let started = Instant::now();
@@ -404,7 +421,14 @@ async fn templates_section(rows: u64, runs: usize, csv: &mut Csv) -> Vec<String>
         }
     }
     server.server.teardown().await;
-    let mut lines = vec![format!("| seed (first rehearsal) | {seed:.2} s | 100 % |")];
+    let mut lines = vec![format!(
+        "| seed (first rehearsal), {size_mb:.0} MB | {seed:.2} s | 100 % |"
+    )];
+    let m = median(empty);
+    lines.push(format!(
+        "| clone of an empty database (template0), FILE_COPY: the fixed cost | {m:.3} s | {:.1} % |",
+        100.0 * m / seed
+    ));
     for ((_, name), xs) in strategies.iter().zip(times) {
         let m = median(xs);
         lines.push(format!(
@@ -414,6 +438,32 @@ async fn templates_section(rows: u64, runs: usize, csv: &mut Csv) -> Vec<String>
         ));
     }
     lines
+}
+
+/// The size of database `db` on the bench's server, MB.
+async fn template_mb(server: &BenchServer, db: &str) -> f64 {
+    let c = server.conn.session("pgrehearse-bench").await.unwrap();
+    let bytes: i64 = c
+        .query_one("SELECT pg_database_size($1)", &[&db])
+        .await
+        .unwrap()
+        .get(0);
+    bytes as f64 / 1e6
+}
+
+/// Clone template0 (FILE_COPY) and drop the clone: how long the clone took.
+async fn empty_clone(server: &BenchServer, run: usize) -> f64 {
+    let name = format!("pgrehearse_bench_empty_{run}");
+    let started = Instant::now();
+    template::clone_database_with(&server.conn, "template0", &name, CloneStrategy::FileCopy)
+        .await
+        .expect("clone template0");
+    let took = started.elapsed().as_secs_f64();
+    println!("  clone {run} of an empty database: {took:.3} s");
+    template::drop_database(&server.conn, &name)
+        .await
+        .expect("drop the empty clone");
+    took
 }
 
 #[tokio::main(flavor = "multi_thread")]
