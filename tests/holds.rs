@@ -12,6 +12,10 @@
 //! being slow to poll (a loaded machine) widens its brackets; it never makes
 //! a right figure look wrong.
 //!
+//! The witness names each relation as it sees it (and again at the end), so
+//! a relation renamed or dropped mid-step (REINDEX CONCURRENTLY's indexes)
+//! is matched by any name it had.
+//!
 //! Checked to 2 ms: every hold that blocks the app, and the CONCURRENTLY
 //! build's lock on its table. Locks the build takes and drops mid-statement
 //! on its new index are placed to the migration poller's own interval; their
@@ -48,13 +52,17 @@ struct Poll {
 
 struct Witness {
     polls: Vec<Poll>,
-    names: HashMap<i64, String>,
+    /// Every name each relation had while it was seen, and at the end: a
+    /// relation a step drops (REINDEX CONCURRENTLY's old index) or renames
+    /// is named as it was then.
+    names: HashMap<i64, Vec<String>>,
 }
 
 /// A stretch of consecutive polls that saw one lock.
 #[derive(Debug)]
 struct Sighting {
-    relation: String,
+    /// The relation's names (see `Witness::names`), the first seen first.
+    relation: Vec<String>,
     mode: String,
     /// Grant: after `grant.0` (the last poll without it), before `grant.1`.
     grant: (f64, f64),
@@ -67,32 +75,57 @@ struct Sighting {
 /// Poll the migration backend's locks every millisecond until it is gone.
 async fn witness(conn: ConnInfo, child_done: Arc<AtomicBool>) -> Witness {
     let c = common::connect(&conn, &conn.dbname).await;
-    let find = c
+    // The scratch database, from the app's sessions (up a second before the
+    // migration's): connecting to it takes longer than a poll, so it is done
+    // before the migration starts.
+    let datname: String = loop {
+        assert!(
+            !child_done.load(Ordering::Relaxed),
+            "the rehearsal ended before its app sessions were seen"
+        );
+        if let Some(r) = c
+            .query_opt(
+                "SELECT datname::text FROM pg_stat_activity \
+                 WHERE application_name LIKE 'pgrehearse/app/%' LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap()
+        {
+            break r.get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // Polled from the scratch database (pg_locks is the cluster's), where
+    // `regclass` names the run's relations as they are at that moment.
+    let scratch = common::connect(&conn, &datname).await;
+    let find = scratch
         .prepare(
-            "SELECT pid, datname::text FROM pg_stat_activity \
-             WHERE application_name = 'pgrehearse/migration'",
+            "SELECT pid FROM pg_stat_activity \
+             WHERE application_name = 'pgrehearse/migration' AND datname = current_database()",
         )
         .await
         .unwrap();
-    let (pid, datname): (i32, String) = loop {
+    let pid: i32 = loop {
         assert!(
             !child_done.load(Ordering::Relaxed),
             "the rehearsal ended before its migration session was seen"
         );
-        if let Some(r) = c.query_opt(&find, &[]).await.unwrap() {
-            break (r.get(0), r.get(1));
+        if let Some(r) = scratch.query_opt(&find, &[]).await.unwrap() {
+            break r.get(0);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
-    let locks = c
+    let locks = scratch
         .prepare(
             "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
-             ARRAY(SELECT relation::oid || '|' || mode FROM pg_locks \
-                WHERE pid = $1 AND granted AND locktype = 'relation'), \
+             ARRAY(SELECT relation::oid || '|' || relation::regclass::text || '|' || mode \
+                FROM pg_locks WHERE pid = $1 AND granted AND locktype = 'relation'), \
              (extract(epoch from clock_timestamp()) * 1000)::float8",
         )
         .await
         .unwrap();
+    let mut names: HashMap<i64, Vec<String>> = HashMap::new();
     let alive = c
         .prepare("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
         .await
@@ -102,40 +135,47 @@ async fn witness(conn: ConnInfo, child_done: Arc<AtomicBool>) -> Witness {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for i in 0u64.. {
         tick.tick().await;
-        let r = c.query_one(&locks, &[&pid]).await.unwrap();
-        let seen: Vec<String> = r.get(1);
+        let r = scratch.query_one(&locks, &[&pid]).await.unwrap();
+        let rows: Vec<String> = r.get(1);
+        let mut seen = Vec::new();
+        for l in &rows {
+            let (oid, rest) = l.split_once('|').unwrap();
+            let (name, mode) = rest.rsplit_once('|').unwrap();
+            let oid: i64 = oid.parse().unwrap();
+            // Digits: not visible to us yet (created, uncommitted).
+            let known = names.entry(oid).or_default();
+            if !name.bytes().all(|b| b.is_ascii_digit()) && !known.iter().any(|n| n == name) {
+                known.push(name.to_string());
+            }
+            seen.push((oid, mode.to_string()));
+        }
         polls.push(Poll {
             t0: r.get(0),
             t1: r.get(2),
-            seen: seen
-                .iter()
-                .filter_map(|l| l.split_once('|'))
-                .map(|(o, m)| (o.parse().unwrap(), m.to_string()))
-                .collect(),
+            seen,
         });
         if i % 50 == 0 && c.query_one(&alive, &[&pid]).await.unwrap().get::<_, i64>(0) == 0 {
             break;
         }
     }
-    // Name the relations while the scratch database still exists (traffic
-    // runs on after the migration).
-    let mut oids: Vec<i64> = polls
-        .iter()
-        .flat_map(|p| p.seen.iter().map(|(o, _)| *o))
-        .collect();
-    oids.sort_unstable();
-    oids.dedup();
-    let scratch = common::connect(&conn, &datname).await;
-    let names = scratch
+    // And as they are at the end, while the scratch database still exists
+    // (traffic runs on after the migration).
+    let oids: Vec<i64> = names.keys().copied().collect();
+    for r in scratch
         .query(
             "SELECT oid::int8, oid::regclass::text FROM pg_class WHERE oid::int8 = ANY($1)",
             &[&oids],
         )
         .await
         .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    {
+        let known = names.entry(r.get(0)).or_default();
+        let name: String = r.get(1);
+        if !known.contains(&name) {
+            known.push(name);
+        }
+    }
+    names.retain(|_, n| !n.is_empty());
     Witness { polls, names }
 }
 
@@ -153,7 +193,7 @@ impl Witness {
         let mut out = Vec::new();
         for key in keys {
             let Some(relation) = self.names.get(&key.0) else {
-                continue; // gone before the end: not a relation of the run's
+                continue; // never named: not a relation of the run's
             };
             let seen: Vec<bool> = self.polls.iter().map(|p| p.seen.contains(&key)).collect();
             let mut i = 0;
@@ -189,6 +229,13 @@ impl Witness {
             }
         }
         out
+    }
+}
+
+impl Sighting {
+    /// Had the relation this name while the witness looked?
+    fn named(&self, name: &str) -> bool {
+        self.relation.iter().any(|n| n == name)
     }
 }
 
@@ -294,7 +341,7 @@ fn witnessed_run() -> Vec<String> {
     {
         let best = sightings
             .iter()
-            .filter(|s| s.relation == bare(&l.relation) && s.mode == l.mode)
+            .filter(|s| s.named(bare(&l.relation)) && s.mode == l.mode)
             .max_by(|a, b| overlap(l, a).total_cmp(&overlap(l, b)))
             .filter(|s| overlap(l, s) > 0.0);
         let Some(s) = best else {
@@ -352,16 +399,42 @@ fn witnessed_run() -> Vec<String> {
             .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
     };
     for s in sightings.iter().filter(|s| {
-        s.last_seen - s.first_seen >= MUST_SEE_MS && in_a_step(s) && !is_catalog(&s.relation)
+        s.last_seen - s.first_seen >= MUST_SEE_MS && in_a_step(s) && !is_catalog(&s.relation[0])
     }) {
         assert!(
             rec.locks
                 .iter()
-                .any(|l| bare(&l.relation) == s.relation && l.mode == s.mode),
+                .any(|l| s.named(bare(&l.relation)) && l.mode == s.mode),
             "the witness saw {s:?}, locks.csv has no row for it ({})",
             dir.display()
         );
     }
+    // One row per hold: no two rows of a step for one lock overlap (the
+    // poll after a statement returned once opened the next statement's
+    // locks a second time).
+    for (i, a) in rec.locks.iter().enumerate() {
+        for b in &rec.locks[i + 1..] {
+            let same = a.step == b.step && a.relation == b.relation && a.mode == b.mode;
+            let (Some(ga), Some(ra), Some(gb), Some(rb)) =
+                (a.granted_ms, a.released_ms, b.granted_ms, b.released_ms)
+            else {
+                continue;
+            };
+            assert!(
+                !same || ra <= gb || rb <= ga,
+                "two rows for one hold: {a:?} and {b:?} ({})",
+                dir.display()
+            );
+        }
+    }
+    // The rebuild's indexes are named as the step left them.
+    assert!(
+        rec.locks
+            .iter()
+            .any(|l| l.step == "reindex concurrently" && l.relation == "t_id_v (dropped)"),
+        "{:#?}",
+        rec.locks
+    );
     let ae = rec
         .locks
         .iter()

@@ -218,9 +218,13 @@ impl Held {
                 rows.iter()
                     .filter_map(move |r| r.strip_prefix(k)?.strip_prefix('|'))
             };
+            // The poll after the statement returned only closes what it
+            // saw: the locks of the statement sent next, or of the probe
+            // behind this one, can already be in it.
+            let may_open = running;
             let waits: Vec<&str> = kind("wait").collect();
             let waited = waiting.len();
-            self.follow_waits(&mut waiting, &waits, t, previous);
+            self.follow_waits(&mut waiting, &waits, t, previous, may_open);
             let mut changed = waiting.len() != waited || waits.len() != waited;
             let mut seen: Vec<Key> = Vec::new();
             for l in kind("held") {
@@ -230,8 +234,11 @@ impl Held {
                 else {
                     continue;
                 };
-                seen_any = true;
                 let key: Key = (locktype.to_string(), oid, mode.to_string());
+                if !may_open && !open.contains_key(&key) {
+                    continue;
+                }
+                seen_any = true;
                 changed |= !open.contains_key(&key);
                 let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
                     locktype: key.0.clone(),
@@ -290,15 +297,17 @@ impl Held {
 }
 
 impl Held {
-    /// Open, extend and close the migration's waits from one poll's
-    /// ungranted locks (`locktype|oid|name|mode|waitstart_ms`) at `t`; a
-    /// wait ends halfway between its last sighting and the poll without it.
+    /// Open (when `may_open`), extend and close the migration's waits from
+    /// one poll's ungranted locks (`locktype|oid|name|mode|waitstart_ms`) at
+    /// `t`; a wait ends halfway between its last sighting and the poll
+    /// without it.
     fn follow_waits(
         &mut self,
         waiting: &mut HashMap<Key, MigrationWait>,
         rows: &[&str],
         t: f64,
         previous: Option<f64>,
+        may_open: bool,
     ) {
         let mut seen: Vec<Key> = Vec::new();
         for l in rows {
@@ -309,6 +318,9 @@ impl Held {
                 continue;
             };
             let key: Key = (locktype.to_string(), oid, mode.to_string());
+            if !may_open && !waiting.contains_key(&key) {
+                continue;
+            }
             let start_ms = start
                 .parse::<f64>()
                 .ok()
