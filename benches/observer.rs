@@ -8,7 +8,9 @@
 //! - `step`: a step runs (`MigrationStatus::in_step`), so they poll at full
 //!   rate (the wait poll every 5 ms, the server sample every 250 ms);
 //! - `statement`: a statement outside a transaction runs all along too (a
-//!   long CREATE INDEX CONCURRENTLY), so the held-lock poller polls.
+//!   long CREATE INDEX CONCURRENTLY), so the held-lock poller polls; the
+//!   migration's stand-in holds a ShareUpdateExclusiveLock on the table, as
+//!   the build would, on both sides of the pair.
 //!
 //! `cargo bench --bench observer` prints, per mode, the median qps of each
 //! side, the median of the per-pair ratios with/without and its bootstrap
@@ -95,8 +97,10 @@ async fn measure(
     secs: f64,
 ) -> Run {
     let observe = if observe { mode } else { common::Observe::Off };
+    // The statement's lock is there with or without observers.
+    let hold = mode == common::Observe::InStatement;
     let before = server.cpu();
-    let m = common::drive(conn, &s.workload, &["accounts"], observe, secs).await;
+    let m = common::drive_with(conn, &s.workload, &["accounts"], observe, secs, hold).await;
     // The app's and observers' backends have exited: wait until the
     // postmaster has reaped them (their CPU moves into its children's).
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

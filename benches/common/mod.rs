@@ -72,6 +72,23 @@ pub async fn drive(
     observe: Observe,
     secs: f64,
 ) -> Measured {
+    drive_with(conn, plan, tables, observe, secs, false).await
+}
+
+/// [`drive`], the migration's stand-in holding a ShareUpdateExclusiveLock
+/// on the first of `tables` all along when `hold` (as CREATE INDEX
+/// CONCURRENTLY holds one on its table; it blocks none of the app's reads
+/// and writes). Without a lock to see, the held-lock poller would keep
+/// reading every backend's status for the statement's start on each poll,
+/// which a real statement stops doing at its first lock.
+pub async fn drive_with(
+    conn: &ConnInfo,
+    plan: &WorkloadPlan,
+    tables: &[&str],
+    observe: Observe,
+    secs: f64,
+    hold: bool,
+) -> Measured {
     let clock = Clock::start();
     let stop = CancellationToken::new();
     let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
@@ -118,6 +135,15 @@ pub async fn drive(
             migration.statement_sent.notify_one();
         }
     }
+    if hold {
+        admin
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE",
+                tables[0]
+            ))
+            .await
+            .expect("the stand-in's lock");
+    }
     let cpu = cpu_time(false);
     let traffic = Traffic::start(TrafficCtx {
         conn,
@@ -143,8 +169,14 @@ pub async fn drive(
     if let Some((o, _)) = observer {
         o.finish().await.expect("the observers");
     }
-    drop(admin);
     let cpu = cpu_time(false).saturating_sub(cpu);
+    if hold {
+        admin
+            .batch_execute("ROLLBACK")
+            .await
+            .expect("end the stand-in's lock");
+    }
+    drop(admin);
     let first = recorded.first_done_ns.expect("requests completed");
     let span = (recorded.last_done_ns - first) as f64 / 1e9;
     let rec = RunRecord::read(dir.path()).expect("the recorded run directory");
