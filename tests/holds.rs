@@ -142,11 +142,7 @@ async fn witness(conn: ConnInfo, child_done: Arc<AtomicBool>) -> Witness {
             let (oid, rest) = l.split_once('|').unwrap();
             let (name, mode) = rest.rsplit_once('|').unwrap();
             let oid: i64 = oid.parse().unwrap();
-            // Digits: not visible to us yet (created, uncommitted).
-            let known = names.entry(oid).or_default();
-            if !name.bytes().all(|b| b.is_ascii_digit()) && !known.iter().any(|n| n == name) {
-                known.push(name.to_string());
-            }
+            remember(&mut names, oid, name);
             seen.push((oid, mode.to_string()));
         }
         polls.push(Poll {
@@ -169,14 +165,20 @@ async fn witness(conn: ConnInfo, child_done: Arc<AtomicBool>) -> Witness {
         .await
         .unwrap()
     {
-        let known = names.entry(r.get(0)).or_default();
-        let name: String = r.get(1);
-        if !known.contains(&name) {
-            known.push(name);
-        }
+        remember(&mut names, r.get(0), r.get(1));
     }
     names.retain(|_, n| !n.is_empty());
     Witness { polls, names }
+}
+
+/// Keep `name` among the names `oid` had (every oid seen gets an entry,
+/// named or not). Digits are no name: the relation was not visible to the
+/// witness yet (created, uncommitted).
+fn remember(names: &mut HashMap<i64, Vec<String>>, oid: i64, name: &str) {
+    let known = names.entry(oid).or_default();
+    if !name.bytes().all(|b| b.is_ascii_digit()) && !known.iter().any(|n| n == name) {
+        known.push(name.to_string());
+    }
 }
 
 impl Witness {
