@@ -484,7 +484,12 @@ async fn client_certificates_in_every_key_format() {
 /// `pgrehearse run tiny.toml --backend url --database-url URL`, HOME=`home`
 /// and no TLS variable in the environment but `vars`: (exit code, stderr,
 /// run.json if written).
-fn run_binary(home: &Path, url: &str, vars: &[(&str, String)]) -> (i32, String, Option<String>) {
+/// The exit code, stderr, and the run's run.json and summary.json.
+fn run_binary(
+    home: &Path,
+    url: &str,
+    vars: &[(&str, String)],
+) -> (i32, String, Option<(String, String)>) {
     let out = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(common::bin());
     cmd.arg("run")
@@ -506,7 +511,11 @@ fn run_binary(home: &Path, url: &str, vars: &[(&str, String)]) -> (i32, String, 
     let run_json = std::fs::read_dir(out.path().join("tiny"))
         .ok()
         .and_then(|mut d| d.next())
-        .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("run.json")).ok());
+        .and_then(|e| {
+            let dir = e.unwrap().path();
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+            Some((read("run.json")?, read("summary.json")?))
+        });
     (
         done.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&done.stderr).into_owned(),
@@ -519,7 +528,7 @@ async fn run_binary_async(
     home: &Path,
     url: String,
     vars: Vec<(&'static str, String)>,
-) -> (i32, String, Option<String>) {
+) -> (i32, String, Option<(String, String)>) {
     let home = home.to_path_buf();
     tokio::task::spawn_blocking(move || run_binary(&home, &url, &vars))
         .await
@@ -548,7 +557,8 @@ async fn a_run_over_verify_full_is_encrypted_end_to_end() {
     )
     .await;
     assert_eq!(code, 0, "{stderr}");
-    let run: serde_json::Value = serde_json::from_str(&run.unwrap()).unwrap();
+    let (run, summary) = run.unwrap();
+    let run: serde_json::Value = serde_json::from_str(&run).unwrap();
     let described = run["target"].as_str().unwrap();
     assert!(
         described.contains("@localhost:")
@@ -572,6 +582,17 @@ async fn a_run_over_verify_full_is_encrypted_end_to_end() {
         .filter(|l| !l.contains("SSL enabled"))
         .collect();
     assert!(plain.is_empty(), "sessions without TLS: {plain:?}");
+    // The app connections hand their TLS stream over to the load driver
+    // (backend::wire_stream); they must have been among them, and served.
+    assert!(
+        sessions.iter().any(|l| l.contains("pgrehearse/app/")),
+        "no app session: {sessions:?}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    for app in summary["apps"].as_array().unwrap() {
+        assert!(app["latency"]["requests"].as_u64().unwrap() > 0, "{app}");
+        assert_eq!(app["latency"]["errors"].as_u64(), Some(0), "{app}");
+    }
     server.teardown().await.unwrap();
 }
 

@@ -22,6 +22,7 @@ pub mod replica;
 pub mod tls;
 mod tls_handshake;
 pub mod url;
+pub mod wire_stream;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,23 @@ impl ConnInfo {
         cfg: &tokio_postgres::Config,
     ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
         self.tls.open(cfg).await
+    }
+
+    /// A session with `cfg` whose stream the caller reads and writes itself
+    /// (the load driver's app connections, see `wire_stream`).
+    pub async fn open_wire(
+        &self,
+        cfg: &tokio_postgres::Config,
+    ) -> std::result::Result<
+        (wire_stream::SessionStream, tokio_postgres::CancelToken),
+        wire_stream::OpenError,
+    > {
+        self.tls.open_wire(cfg).await
+    }
+
+    /// Cancel what a session from [`ConnInfo::open_wire`] runs; best effort.
+    pub async fn cancel_wire(&self, token: &tokio_postgres::CancelToken) {
+        self.tls.cancel_wire(&self.config(), token).await;
     }
 
     /// A client on `dbname`, named `app` in pg_stat_activity.

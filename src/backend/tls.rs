@@ -23,9 +23,11 @@ use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_postgres::config::{ChannelBinding, SslMode as WireMode, SslNegotiation};
+use tokio_postgres::CancelToken;
 
 use super::certs::{read_certs, read_key};
-use super::tls_handshake::{Check, HandshakeContext, RustlsConnect, ServerCheck};
+use super::tls_handshake::{Check, Handshake, HandshakeContext, RustlsConnect, ServerCheck};
+use super::wire_stream::{self, OpenError, SessionStream};
 use crate::error::{Error, Result};
 
 /// libpq's `sslmode`.
@@ -406,35 +408,73 @@ impl Tls {
         &self,
         cfg: &tokio_postgres::Config,
     ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let first = self.open_once(cfg).await;
-        let retry = match (&first, self.mode) {
-            _ if self.wire_off() => None,
-            (Err(e), SslMode::Allow) if e.as_db_error().is_some() => Some(WireMode::Require),
-            (Err(e), SslMode::Prefer) if super::tls_handshake::is_handshake_failure(e) => {
-                Some(WireMode::Disable)
-            }
-            _ => None,
-        };
-        match retry {
-            Some(wire) => {
-                if let Err(e) = &first {
-                    tracing::debug!(
-                        "sslmode={}: retrying {} after: {}",
-                        self.mode.as_str(),
-                        if wire == WireMode::Disable {
-                            "in plain text"
-                        } else {
-                            "with TLS"
-                        },
-                        crate::pg::error_text(e)
-                    );
-                }
-                let mut cfg = cfg.clone();
-                cfg.ssl_mode(wire);
-                self.open_once(&cfg).await
-            }
-            None => first,
+        match self.open_once(cfg).await {
+            Err(e) => match self.retry_after(&e) {
+                Some(wire) => self.open_once(&Tls::with_wire(cfg, wire)).await,
+                None => Err(e),
+            },
+            ok => ok,
         }
+    }
+
+    /// Like [`Tls::open`], but the session's stream is handed to the caller
+    /// (see `wire_stream`), with the key that cancels what it runs.
+    pub async fn open_wire(
+        &self,
+        cfg: &tokio_postgres::Config,
+    ) -> std::result::Result<(SessionStream, CancelToken), OpenError> {
+        match wire_stream::open(cfg, self.handshake(cfg)).await {
+            Err(OpenError::Session(e)) => match self.retry_after(&e) {
+                Some(wire) => {
+                    let cfg = Tls::with_wire(cfg, wire);
+                    wire_stream::open(&cfg, self.handshake(&cfg)).await
+                }
+                None => Err(OpenError::Session(e)),
+            },
+            r => r,
+        }
+    }
+
+    /// Cancel what a session from [`Tls::open_wire`] runs; best effort.
+    pub async fn cancel_wire(&self, cfg: &tokio_postgres::Config, token: &CancelToken) {
+        wire_stream::cancel(cfg, token, self.handshake(cfg)).await;
+    }
+
+    fn handshake(&self, cfg: &tokio_postgres::Config) -> Handshake {
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.as_str(),
+            _ => "",
+        };
+        self.connect.handshake(host)
+    }
+
+    /// `allow` and `prefer` retry as libpq does: allow with TLS when the
+    /// server refuses plain text, prefer in plain text when the TLS
+    /// handshake fails. The wire mode to retry with, after `e`.
+    fn retry_after(&self, e: &tokio_postgres::Error) -> Option<WireMode> {
+        let wire = match self.mode {
+            _ if self.wire_off() => return None,
+            SslMode::Allow if e.as_db_error().is_some() => WireMode::Require,
+            SslMode::Prefer if super::tls_handshake::is_handshake_failure(e) => WireMode::Disable,
+            _ => return None,
+        };
+        tracing::debug!(
+            "sslmode={}: retrying {} after: {}",
+            self.mode.as_str(),
+            if wire == WireMode::Disable {
+                "in plain text"
+            } else {
+                "with TLS"
+            },
+            crate::pg::error_text(e)
+        );
+        Some(wire)
+    }
+
+    fn with_wire(cfg: &tokio_postgres::Config, wire: WireMode) -> tokio_postgres::Config {
+        let mut cfg = cfg.clone();
+        cfg.ssl_mode(wire);
+        cfg
     }
 
     async fn open_once(

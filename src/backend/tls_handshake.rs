@@ -79,23 +79,30 @@ impl RustlsConnect {
 }
 
 impl MakeTlsConnect<Socket> for RustlsConnect {
-    type Stream = RustlsStream;
+    type Stream = RustlsStream<Socket>;
     type TlsConnect = Handshake;
     type Error = HandshakeError;
 
     fn make_tls_connect(&mut self, host: &str) -> Result<Handshake, HandshakeError> {
+        Ok(self.handshake(host))
+    }
+}
+
+impl RustlsConnect {
+    /// The handshake for one session with `host`.
+    pub fn handshake(&self, host: &str) -> Handshake {
         // A host that is neither a DNS name nor an address (`db_1`) can still
         // be encrypted to when the name is not checked (Tls::resolve refuses
         // verify-full for it): no SNI then.
         let name = ServerName::try_from(host.to_string()).unwrap_or(ServerName::IpAddress(
             std::net::Ipv4Addr::UNSPECIFIED.into(),
         ));
-        Ok(Handshake {
+        Handshake {
             config: self.config.clone(),
             name,
             host: host.to_string(),
             context: self.context.clone(),
-        })
+        }
     }
 }
 
@@ -108,12 +115,17 @@ pub struct Handshake {
     context: Arc<HandshakeContext>,
 }
 
-impl TlsConnect<Socket> for Handshake {
-    type Stream = RustlsStream;
+/// Over tokio-postgres' own socket, or over one the load driver keeps (see
+/// `wire_stream`).
+impl<S> TlsConnect<S> for Handshake
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
     type Error = HandshakeError;
-    type Future = Pin<Box<dyn Future<Output = Result<RustlsStream, HandshakeError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<RustlsStream<S>, HandshakeError>> + Send>>;
 
-    fn connect(self, socket: Socket) -> Self::Future {
+    fn connect(self, socket: S) -> Self::Future {
         Box::pin(async move {
             let config = self.config.ok_or_else(|| HandshakeError {
                 message: "TLS is off for this connection (sslmode=disable)".into(),
@@ -142,6 +154,12 @@ impl std::fmt::Display for HandshakeError {
 impl std::error::Error for HandshakeError {}
 
 impl HandshakeError {
+    pub fn new(message: impl Into<String>) -> HandshakeError {
+        HandshakeError {
+            message: message.into(),
+        }
+    }
+
     fn explain(e: &std::io::Error, host: &str, cx: &HandshakeContext) -> HandshakeError {
         let message = match rustls_error(e) {
             Some(rustls::Error::InvalidCertificate(c)) => certificate_problem(c, host, cx),
@@ -248,9 +266,9 @@ pub fn is_handshake_failure(e: &tokio_postgres::Error) -> bool {
 }
 
 /// A session's TLS stream.
-pub struct RustlsStream(tokio_rustls::client::TlsStream<Socket>);
+pub struct RustlsStream<S>(tokio_rustls::client::TlsStream<S>);
 
-impl AsyncRead for RustlsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -260,7 +278,7 @@ impl AsyncRead for RustlsStream {
     }
 }
 
-impl AsyncWrite for RustlsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -278,7 +296,7 @@ impl AsyncWrite for RustlsStream {
     }
 }
 
-impl TlsStream for RustlsStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for RustlsStream<S> {
     /// RFC 5929 `tls-server-end-point`: the hash of the server's certificate
     /// with the hash of its signature algorithm (SHA-256 for SHA-1 and MD5).
     fn channel_binding(&self) -> ChannelBinding {

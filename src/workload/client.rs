@@ -17,17 +17,18 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
-use tokio_postgres::{CancelToken, Client, Statement};
+use tokio_postgres::CancelToken;
 use tokio_util::sync::CancellationToken;
 
 use super::open_loop::{Claim, Schedule};
 use super::timer::Timer;
+use super::wire::WireSession;
 use super::{
     pick_weighted, query_mix, PidOwner, PidRegistry, QueryMix, WorkloadCtx, APP_NAME_PREFIX,
     RECONNECT_BACKOFF_MAX,
 };
 use crate::backend::ConnInfo;
-use crate::latency::{AppError, ClientLog, Registry};
+use crate::latency::{ClientLog, Registry};
 use crate::scenario::gen::{Sampler, Value};
 use crate::scenario::{QueryPlan, WorkloadPlan};
 
@@ -87,7 +88,7 @@ impl Shared {
     /// Cancel on the server what a connection is running; best effort.
     pub async fn cancel(&self, slot: &CancelSlot) {
         let token = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        self.conn.cancel(&token).await;
+        self.conn.cancel_wire(&token).await;
     }
 
     fn query(&self, qi: u16) -> &QueryPlan {
@@ -104,12 +105,10 @@ pub(super) struct ClientSpec {
     pub schedule: Option<Arc<Schedule>>,
 }
 
-/// One app connection with its prepared statements.
+/// One app connection, speaking the wire protocol itself (see `wire`).
 struct AppSession {
-    client: Client,
+    wire: WireSession,
     cancel: CancelToken,
-    /// By query index; prepared on first use.
-    statements: Vec<Option<Statement>>,
 }
 
 impl AppSession {
@@ -119,46 +118,21 @@ impl AppSession {
         if let Some(t) = shared.plan.query_timeout {
             cfg.options(format!("-c statement_timeout={}", t.as_millis()));
         }
-        let client = shared.conn.open(&cfg).await?;
-        let pid: i32 = client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await?
-            .get(0);
-        shared.pids.insert(pid, PidOwner::App(app.to_string()));
+        let (stream, cancel) = shared
+            .conn
+            .open_wire(&cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("app {app}: {e}"))?;
         // Statements are prepared on first use, not here: an app version
         // may name columns that only exist once an earlier phase ran (the
         // expand/contract pattern), exactly as a real deploy would.
-        Ok(AppSession {
-            cancel: client.cancel_token(),
-            client,
-            statements: vec![None; shared.plan.queries.len()],
-        })
-    }
-
-    /// Prepare on first use; forget the statement after an error that means
-    /// the schema moved under it, so the next use prepares again.
-    async fn run(
-        &mut self,
-        qi: u16,
-        sql: &str,
-        params: &[Value],
-    ) -> Result<u64, tokio_postgres::Error> {
-        let slot = &mut self.statements[qi as usize];
-        let stmt = match slot {
-            Some(s) => s,
-            None => slot.insert(self.client.prepare(sql).await?),
-        };
-        let r = self.client.execute_raw(stmt, params.iter()).await;
-        if let Err(e) = &r {
-            if e.as_db_error().is_some() {
-                // 0A000 cached plan must not change result type, 42703
-                // undefined column, 42P01 undefined table, 42804 datatype
-                // mismatch...: the statement may be stale. Preparing again
-                // is cheap and mirrors what drivers do.
-                self.statements[qi as usize] = None;
-            }
-        }
-        r
+        let mut wire = WireSession::new(stream, shared.plan.queries.len());
+        let pid = wire
+            .backend_pid()
+            .await
+            .map_err(|f| anyhow::anyhow!("app {app}: {}", f.error.message))?;
+        shared.pids.insert(pid, PidOwner::App(app.to_string()));
+        Ok(AppSession { wire, cancel })
     }
 }
 
@@ -299,11 +273,12 @@ impl ClientTask {
         let sent = Instant::now();
         self.log.begin(intended, sent);
         let sql = &self.shared.query(qi).sql;
-        let result = self.session.run(qi, sql, &self.params).await;
+        let result = self.session.wire.execute(qi, sql, &self.params).await;
         let done = Instant::now();
-        let lost =
-            result.as_ref().err().is_some_and(|e| e.is_closed()) || self.session.client.is_closed();
-        let error = result.as_ref().err().map(AppError::from_pg);
+        let (error, lost) = match result {
+            Ok(_) => (None, false),
+            Err(f) => (Some(f.error), f.lost),
+        };
         self.log.end(qi, intended, sent, done, error);
         if lost {
             return self.reconnect().await;

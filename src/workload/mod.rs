@@ -21,6 +21,7 @@ mod driver;
 mod open_loop;
 mod script;
 mod timer;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
