@@ -256,6 +256,18 @@ impl WireSession {
                 _ => {}
             }
             each(t, body);
+            if matches!(t, b'G' | b'W') {
+                // COPY FROM STDIN: the server now waits for data an app
+                // query cannot give. Refuse it. The Sync sent with the
+                // request was ignored in copy-in mode, so another follows:
+                // the server answers it with the error and ReadyForQuery.
+                let mut fail = BytesMut::new();
+                message(&mut fail, b'f', |m| {
+                    put_cstr(m, "pgrehearse app queries cannot send COPY data")
+                });
+                message(&mut fail, b'S', |_| {});
+                self.stream.write_all(&fail).await.map_err(Failure::lost)?;
+            }
         }
     }
 
