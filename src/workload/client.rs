@@ -46,14 +46,11 @@ pub(super) struct Shared {
     pub abort: CancellationToken,
     recording: Registry,
     pids: PidRegistry,
-    /// Open loop: waits for requests not yet due.
-    timer: Option<Timer>,
 }
 
 impl Shared {
-    pub fn new(ctx: &WorkloadCtx) -> std::io::Result<Shared> {
-        Ok(Shared {
-            timer: ctx.plan.rate.map(|_| Timer::start()).transpose()?,
+    pub fn new(ctx: &WorkloadCtx) -> Shared {
+        Shared {
             conn: ctx.conn.clone(),
             plan: ctx.plan.clone(),
             samplers: ctx
@@ -68,7 +65,7 @@ impl Shared {
             abort: ctx.abort.clone(),
             recording: ctx.recording.clone(),
             pids: ctx.pids.clone(),
-        })
+        }
     }
 
     /// Wait for `stop` (or `abort`) and say so to every connection (see
@@ -152,11 +149,17 @@ pub(super) struct ClientTask {
     params: Vec<Value>,
     mix: QueryMix,
     schedule: Option<Arc<Schedule>>,
+    /// Open loop: its thread's timer, for requests not yet due.
+    timer: Option<Timer>,
 }
 
 impl ClientTask {
     /// Connect; the recorder learns of the connection once it is up.
-    pub async fn connect(spec: ClientSpec, shared: Arc<Shared>) -> crate::Result<ClientTask> {
+    pub async fn connect(
+        spec: ClientSpec,
+        shared: Arc<Shared>,
+        timer: Option<Timer>,
+    ) -> crate::Result<ClientTask> {
         let session = AppSession::connect(&shared, &spec.app_name).await?;
         Ok(ClientTask {
             log: shared.recording.client(spec.app, true),
@@ -168,6 +171,7 @@ impl ClientTask {
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
             params: Vec::new(),
             schedule: spec.schedule,
+            timer,
             shared,
         })
     }
@@ -212,7 +216,7 @@ impl ClientTask {
                     continue;
                 }
             };
-            if let Some(timer) = shared.timer.as_ref().filter(|_| due > Instant::now()) {
+            if let Some(timer) = self.timer.as_ref().filter(|_| due > Instant::now()) {
                 tokio::select! {
                     biased;
                     _ = shared.stop.cancelled() => schedule.stop(Instant::now()),

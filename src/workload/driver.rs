@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::client::{ClientSpec, ClientTask, Shared};
+use super::timer::Timer;
 
 /// Threads for `connections` connections on this machine.
 pub(super) fn threads_for(connections: usize) -> usize {
@@ -106,9 +107,20 @@ async fn drive(
     ready: oneshot::Sender<crate::Result<()>>,
     go: watch::Receiver<bool>,
 ) {
+    // Open loop: one timer for this thread's connections (see `timer`).
+    let timer = match clients.iter().any(|c| c.schedule.is_some()) {
+        true => match Timer::start() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let _ = ready.send(Err(anyhow::Error::new(e).into()));
+                return;
+            }
+        },
+        false => None,
+    };
     let mut tasks = Vec::new();
     for spec in clients {
-        match ClientTask::connect(spec, shared.clone()).await {
+        match ClientTask::connect(spec, shared.clone(), timer.clone()).await {
             Ok(c) => tasks.push(c),
             Err(e) => {
                 let _ = ready.send(Err(e));

@@ -12,7 +12,8 @@
 //! latency, never as memory.
 //!
 //! The files: `driver` (the threads the connections run on), `client` (one
-//! connection: send, time, hand over to the recorder), `open_loop` (each
+//! connection: send, time, hand over to the recorder), `wire` (the
+//! protocol it speaks on its own socket), `open_loop` (each
 //! app's schedule), `timer` (waiting for a request's due time to tens of
 //! µs), `script` (the one-off sessions).
 
@@ -120,7 +121,7 @@ impl Workload {
     pub async fn start(ctx: WorkloadCtx) -> crate::Result<Workload> {
         let labels = labels(&ctx.plan);
         let app_count = labels.apps.len() - 1;
-        let shared = Arc::new(Shared::new(&ctx)?);
+        let shared = Arc::new(Shared::new(&ctx));
         let mut specs = Vec::new();
         for (ai, app) in labels.apps[..app_count].iter().enumerate() {
             let schedule = ctx.plan.rate.map(|r| Schedule::new(ai as u16, r));
