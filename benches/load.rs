@@ -74,6 +74,26 @@ fn select_only(accounts: i64, rate: Option<f64>) -> WorkloadPlan {
     }
 }
 
+/// One CSV row of a pgrehearse run: closed loop, or open at `rate`.
+fn our_row(
+    csv: &mut String,
+    pair: &str,
+    order: u32,
+    secs: u64,
+    rate: Option<f64>,
+    m: &common::Measured,
+) {
+    let (mode, rate) = match rate {
+        Some(r) => ("open", format!("{r:.0}")),
+        None => ("closed", String::new()),
+    };
+    let _ = writeln!(
+        csv,
+        "{pair},{order},pgrehearse,{mode},{secs},{rate},{:.1},,{:.3},{:.3},{:.2}",
+        m.qps, m.p50_ms, m.p99_ms, m.cpu_us_per_request
+    );
+}
+
 /// `pgbench -i -s SCALE` into the work database.
 fn pgbench_init(conn: &ConnInfo, scale: u64) {
     let out = common::pgbench(conn)
@@ -259,11 +279,7 @@ async fn main() {
                     "pair {pair}: pgrehearse {:>9.0} q/s (p50 {:.3} ms, p99 {:.3} ms; client CPU {:.1} µs per request)",
                     m.qps, m.p50_ms, m.p99_ms, m.cpu_us_per_request
                 );
-                let _ = writeln!(
-                    csv,
-                    "{pair},{order},pgrehearse,closed,{secs},,{:.1},,{:.3},{:.3},{:.2}",
-                    m.qps, m.p50_ms, m.p99_ms, m.cpu_us_per_request
-                );
+                our_row(&mut csv, &pair.to_string(), order, secs, None, &m);
                 ours.push(m.qps);
                 ours_cpu.push(m.cpu_us_per_request);
             }
@@ -298,16 +314,9 @@ async fn main() {
             open.p99_ms,
             open.cpu_us_per_request
         );
-        let _ = writeln!(
-            csv,
-            "open-{check},1,pgrehearse,closed,{secs},,{:.1},,{:.3},{:.3},{:.2}",
-            before.qps, before.p50_ms, before.p99_ms, before.cpu_us_per_request
-        );
-        let _ = writeln!(
-            csv,
-            "open-{check},2,pgrehearse,open,{secs},{rate:.0},{:.1},,{:.3},{:.3},{:.2}",
-            open.qps, open.p50_ms, open.p99_ms, open.cpu_us_per_request
-        );
+        let label = format!("open-{check}");
+        our_row(&mut csv, &label, 1, secs, None, &before);
+        our_row(&mut csv, &label, 2, secs, Some(rate), &open);
         achieved.push(open.qps / rate);
         open_cpu.push(open.cpu_us_per_request);
     }

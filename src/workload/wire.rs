@@ -105,28 +105,18 @@ impl WireSession {
             put_cstr(m, "SELECT pg_backend_pid()")
         });
         let mut pid = None;
-        self.stream
-            .write_all(&self.out)
-            .await
-            .map_err(Failure::lost)?;
-        let answer = self
-            .answer(|t, body| {
-                if t == b'D' {
-                    pid = first_text_column(body).and_then(|s| s.parse().ok());
-                }
-            })
-            .await?;
-        match (answer.error, pid) {
-            (Some(error), _) => Err(Failure {
-                error,
-                lost: answer.fatal,
-            }),
-            (None, Some(pid)) => Ok(pid),
-            (None, None) => Err(Failure::lost(io::Error::new(
+        self.round_trip(|t, body| {
+            if t == b'D' {
+                pid = first_text_column(body).and_then(|s| s.parse().ok());
+            }
+        })
+        .await?;
+        pid.ok_or_else(|| {
+            Failure::lost(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "no pid in the answer to pg_backend_pid()",
-            ))),
-        }
+            ))
+        })
     }
 
     /// Run query `qi` (`sql`) with `params`; the rows it returned or
@@ -152,27 +142,17 @@ impl WireSession {
             m.put_i32(0);
         });
         message(&mut self.out, b'S', |_| {});
-        self.stream
-            .write_all(&self.out)
-            .await
-            .map_err(Failure::lost)?;
-        let answer = self.answer(|_, _| {}).await?;
-        match answer.error {
-            None => Ok(answer.rows),
-            Some(error) => {
-                // 0A000 cached plan must not change result type, 42703
-                // undefined column, 42P01 undefined table...: the statement
-                // may be stale. Preparing again is cheap and mirrors what
-                // drivers do.
-                if let Some(stale) = self.statements[qi].take() {
-                    self.to_close.push(stale.name);
-                }
-                Err(Failure {
-                    error,
-                    lost: answer.fatal,
-                })
+        let answered = self.round_trip(|_, _| {}).await;
+        if answered.is_err() {
+            // 0A000 cached plan must not change result type, 42703
+            // undefined column, 42P01 undefined table...: the statement
+            // may be stale. Preparing again is cheap and mirrors what
+            // drivers do.
+            if let Some(stale) = self.statements[qi].take() {
+                self.to_close.push(stale.name);
             }
         }
+        answered.map(|a| a.rows)
     }
 
     async fn prepare(&mut self, sql: &str) -> Result<Prepared, Failure> {
@@ -195,17 +175,7 @@ impl WireSession {
             put_cstr(m, &name);
         });
         message(&mut self.out, b'S', |_| {});
-        self.stream
-            .write_all(&self.out)
-            .await
-            .map_err(Failure::lost)?;
-        let answer = self.answer(|_, _| {}).await?;
-        if let Some(error) = answer.error {
-            return Err(Failure {
-                error,
-                lost: answer.fatal,
-            });
-        }
+        let answer = self.round_trip(|_, _| {}).await?;
         let params = answer
             .param_oids
             .iter()
@@ -215,6 +185,23 @@ impl WireSession {
             })
             .collect();
         Ok(Prepared { name, params })
+    }
+
+    /// Send what `out` holds and read the answer; the server's error is a
+    /// failure.
+    async fn round_trip(&mut self, each: impl FnMut(u8, &[u8])) -> Result<Answer, Failure> {
+        self.stream
+            .write_all(&self.out)
+            .await
+            .map_err(Failure::lost)?;
+        let mut answer = self.answer(each).await?;
+        match answer.error.take() {
+            Some(error) => Err(Failure {
+                error,
+                lost: answer.fatal,
+            }),
+            None => Ok(answer),
+        }
     }
 
     /// Read messages up to ReadyForQuery; `each` sees every message's type
