@@ -61,21 +61,6 @@ params = [{{ gen = "fk", table = "accounts" }}]
     )
 }
 
-fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let headers = r.headers().unwrap().clone();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            headers
-                .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
 /// What each layout's fixture rehearses with `last = 2`: the files, and the
 /// one whose CONCURRENTLY statement runs outside a transaction.
 const LAYOUTS: &[(&str, &[&str], &str)] = &[
@@ -185,7 +170,7 @@ async fn every_layout_rehearses_its_files_end_to_end() {
         // statement succeeding is Postgres agreeing on the boundaries: sent
         // with another statement in one query, or in a transaction block, it
         // would have been refused.
-        let statements = csv_rows(&dir.join("statements.csv"));
+        let statements = common::csv_rows(&dir.join("statements.csv"));
         assert!(!statements.is_empty(), "{layout}");
         for st in &statements {
             assert_eq!(st["outcome"], "ok", "{layout}: {st:?}");
@@ -216,7 +201,7 @@ async fn every_layout_rehearses_its_files_end_to_end() {
                 .any(|s| s["step"] == *concurrently && s["sql"].contains("CONCURRENTLY")),
             "{layout}"
         );
-        let locks = csv_rows(&dir.join("locks.csv"));
+        let locks = common::csv_rows(&dir.join("locks.csv"));
         assert!(
             locks.iter().any(|l| l["step"] == *concurrently
                 && l["relation"] == "orders"

@@ -7,12 +7,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-fn rows(path: &std::path::Path) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    r.deserialize().map(|row| row.unwrap()).collect()
-}
+use common::csv_rows as rows;
 
 #[test]
 fn every_parameter_kind_is_sent_and_a_stale_statement_is_prepared_again() {
