@@ -3,9 +3,8 @@
 //! list them itself: one prepared `pg_locks WHERE pid = $1`, polled from the
 //! moment the statement is sent (the executor wakes us) until it returns:
 //! every [`HELD_POLL`] for its first 100 ms and for 20 ms after its locks
-//! changed, every [`HELD_POLL_QUIET`] while they stay the same, and every
-//! [`HELD_POLL_STILL`] once they have stayed the same for a second (see
-//! `FULL_RATE_FOR`). Idle otherwise.
+//! changed, then less often the longer they stay the same, up to every
+//! [`HELD_POLL_STILL`] (see `FULL_RATE_FOR`). Idle otherwise.
 //!
 //! Inside a transaction (where the probe lists the locks) the same poll
 //! times the migration's lock waits instead, with `waitstart`: a wait too
@@ -279,18 +278,7 @@ impl Held {
             if changed {
                 changed_at = polled_at;
             }
-            let full_rate = started.elapsed() <= FULL_RATE_FOR;
-            let interval = if full_rate {
-                HELD_POLL
-            } else if in_txn {
-                WAIT_WATCH_AFTER
-            } else if changed_at.elapsed() <= FULL_RATE_AFTER_CHANGE {
-                HELD_POLL
-            } else if changed_at.elapsed() <= QUIET_FOR {
-                HELD_POLL_QUIET
-            } else {
-                HELD_POLL_STILL
-            };
+            let interval = poll_interval(started.elapsed(), in_txn, changed_at.elapsed());
             // A late poll does not make the next one early.
             tokio::time::sleep_until(polled_at + interval).await;
         }
@@ -355,35 +343,50 @@ impl Held {
     }
 }
 
-/// How long into a statement its locks are polled every [`HELD_POLL`]
-/// (where a statement takes its locks, and the whole of a short one).
-/// After that, inside a transaction (only its waits are polled: the probe
+/// How long until the next poll, `into_statement` into a statement whose
+/// locks have stayed the same for `still`: every [`HELD_POLL`] for the
+/// statement's first [`FULL_RATE_FOR`] (where a statement takes its locks,
+/// and the whole of a short one). After that, inside a transaction (only its waits are polled: the probe
 /// lists its locks) every [`WAIT_WATCH_AFTER`]; outside one every
 /// [`HELD_POLL`] for [`FULL_RATE_AFTER_CHANGE`] after the locks held or
-/// waited for changed, every [`HELD_POLL_QUIET`] while they stay the same,
-/// every [`HELD_POLL_STILL`] once they have not changed for [`QUIET_FOR`].
+/// waited for changed, then at an interval of an eighth of how long they
+/// have stayed the same ([`STILL_SHARE`]: 4 ms after 32 ms of stillness),
+/// up to [`HELD_POLL_STILL`] (from 128 ms of stillness on).
 ///
 /// Why back off: each poll reads pg_locks, which snapshots the whole lock
-/// table under every lock partition's lock — on a 2-core machine, polling
-/// it every millisecond through a long CREATE INDEX CONCURRENTLY cost the
-/// app about a fifth of its throughput (`cargo bench --bench observer`,
-/// mode `statement`). CONCURRENTLY changes its locks in bursts (the new
-/// index's, between its phases): a change brings the full rate back.
-/// Polled every 4 ms all through a long build, it still cost the app
-/// 6.5 % of its throughput there (each read of pg_locks under load costs
-/// the server ~0.3 ms, far more than a read of the backends' status): a
-/// lock changed after a second of stillness is placed to ±8 ms instead of
-/// ±2 ms, for a quarter of those reads. The statement's own bounds (its
+/// table under every lock partition's lock and visits every backend's
+/// fast-path locks — on a 2-core machine, polling it every millisecond
+/// through a long CREATE INDEX CONCURRENTLY cost the app about a fifth of
+/// its throughput (`cargo bench --bench observer`, mode `statement`), and
+/// the cost of each read grows with the app's own rate. CONCURRENTLY
+/// changes its locks in bursts (the new index's, between its phases): a
+/// change brings the full rate back. A change after a stretch of
+/// stillness is placed to within a sixteenth of that stretch (±8 ms at
+/// most): the longer the locks stayed the same, the less likely they are
+/// to change at any given moment, so the polls go where changes are. (A
+/// fixed 4 ms for the first second cost about as many reads in that second
+/// as the next 4 s at 16 ms.) The statement's own bounds (its
 /// `query_start`, the probe after it) do not depend on the interval.
+fn poll_interval(into_statement: Duration, in_txn: bool, still: Duration) -> Duration {
+    if into_statement <= FULL_RATE_FOR {
+        HELD_POLL
+    } else if in_txn {
+        WAIT_WATCH_AFTER
+    } else if still <= FULL_RATE_AFTER_CHANGE {
+        HELD_POLL
+    } else {
+        (still / STILL_SHARE).clamp(HELD_POLL, HELD_POLL_STILL)
+    }
+}
+
 const FULL_RATE_FOR: Duration = Duration::from_millis(100);
 const FULL_RATE_AFTER_CHANGE: Duration = Duration::from_millis(20);
-/// The held-lock poll's interval while a statement's locks stay the same.
-pub const HELD_POLL_QUIET: Duration = Duration::from_millis(4);
-/// How long the locks must stay the same before [`HELD_POLL_STILL`].
-const QUIET_FOR: Duration = Duration::from_secs(1);
-/// The held-lock poll's interval once a statement's locks have stayed the
-/// same for [`QUIET_FOR`] (under the 20 ms a lock must last for the test
-/// witness to insist on seeing it: tests/holds.rs).
+/// The held-lock poll's interval is how long its locks have stayed the
+/// same, divided by this.
+const STILL_SHARE: u32 = 8;
+/// The held-lock poll's longest interval, once a statement's locks have
+/// stayed the same for 128 ms (under the 20 ms a lock must last for the
+/// test witness to insist on seeing it: tests/holds.rs).
 pub const HELD_POLL_STILL: Duration = Duration::from_millis(16);
 const WAIT_WATCH_AFTER: Duration = Duration::from_millis(10);
 
@@ -392,4 +395,26 @@ fn split_lock(l: &str) -> Option<(&str, Option<u32>, &str, &str)> {
     let (head, mode) = l.rsplit_once('|')?;
     let mut it = head.splitn(3, '|');
     Some((it.next()?, it.next()?.parse().ok(), it.next()?, mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_slows_as_the_locks_stay_the_same() {
+        let ms = Duration::from_millis;
+        // A statement's first 100 ms, inside a transaction or not: 1 ms.
+        assert_eq!(poll_interval(ms(50), false, ms(900)), ms(1));
+        assert_eq!(poll_interval(ms(50), true, ms(900)), ms(1));
+        // Inside a transaction after that: its waits, every 10 ms.
+        assert_eq!(poll_interval(ms(500), true, ms(0)), ms(10));
+        // Outside one: 1 ms for 20 ms after a change, then an eighth of
+        // the stillness, up to 16 ms.
+        assert_eq!(poll_interval(ms(500), false, ms(15)), ms(1));
+        assert_eq!(poll_interval(ms(500), false, ms(32)), ms(4));
+        assert_eq!(poll_interval(ms(500), false, ms(64)), ms(8));
+        assert_eq!(poll_interval(ms(500), false, ms(128)), ms(16));
+        assert_eq!(poll_interval(ms(60_000), false, ms(50_000)), ms(16));
+    }
 }

@@ -10,8 +10,8 @@
 //! some backend waits for a lock. The held-lock poll (one read of pg_locks
 //! per poll, the costliest query of all) runs only while a migration
 //! statement runs: outside a transaction every 1 ms at its start and after
-//! its locks change, every 4 ms while they stay the same, every 16 ms
-//! once they have not changed for a second; inside one (its
+//! its locks change, then at an eighth of how long they have stayed the
+//! same, up to every 16 ms; inside one (its
 //! waits only) every 1 ms for its first 100 ms, every 10 ms after. The
 //! server sampler (statistics functions, not the views over them) every
 //! 250 ms during steps, every second otherwise. benches/results/observer
@@ -35,7 +35,7 @@ mod log;
 mod server;
 mod waits;
 
-pub use held::{HeldSighting, HELD_POLL, HELD_POLL_QUIET, HELD_POLL_STILL};
+pub use held::{HeldSighting, HELD_POLL, HELD_POLL_STILL};
 pub use log::parse_acquired;
 
 pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
