@@ -86,6 +86,10 @@ struct Run {
     qps: f64,
     client_us: f64,
     server_us: f64,
+    /// Of `server_us`: the observers' own backends (their queries), read
+    /// over the middle of the run; the rest of what observers add to the
+    /// server is what their reads cost the app's backends.
+    observer_backends_us: f64,
 }
 
 async fn measure(
@@ -100,7 +104,10 @@ async fn measure(
     // The statement's lock is there with or without observers.
     let hold = mode == common::Observe::InStatement;
     let before = server.cpu();
-    let m = common::drive_with(conn, &s.workload, &["accounts"], observe, secs, hold).await;
+    let (m, observers_cpu) = tokio::join!(
+        common::drive_with(conn, &s.workload, &["accounts"], observe, secs, hold),
+        observer_backends_cpu(conn, secs),
+    );
     // The app's and observers' backends have exited: wait until the
     // postmaster has reaped them (their CPU moves into its children's).
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -109,7 +116,37 @@ async fn measure(
         qps: m.qps,
         client_us: m.cpu_us_per_request,
         server_us: server_cpu.as_secs_f64() * 1e6 / m.requests.max(1) as f64,
+        observer_backends_us: observers_cpu * 1e6 / m.qps.max(1.0),
     }
+}
+
+/// The CPU the observers' own backends use, seconds per second, over the
+/// middle of a run of `secs` (0 without observers: there are none). Their
+/// pids are looked up once they have connected, and their CPU read from
+/// /proc twice, before they exit.
+async fn observer_backends_cpu(conn: &ConnInfo, secs: f64) -> f64 {
+    let admin = conn.connect("pgrehearse-bench").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs_f64(secs * 0.2)).await;
+    let pids: Vec<i32> = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&pgrehearse::observe::OBSERVER_APP_NAME],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let ticks = || -> u64 {
+        pids.iter()
+            .filter_map(|&pid| stat_fields(pid as u32))
+            .map(|f| f[14 - 3] + f[15 - 3])
+            .sum()
+    };
+    let (t0, start) = (ticks(), std::time::Instant::now());
+    tokio::time::sleep(std::time::Duration::from_secs_f64(secs * 0.7)).await;
+    let used = ticks().saturating_sub(t0) as f64 / 100.0;
+    used / start.elapsed().as_secs_f64()
 }
 
 /// The bench's local cluster, for its CPU time.
@@ -229,8 +266,9 @@ fn main() {
         let server = Server::find(&conn).await;
         // Per mode and side (0 without, 1 with observers): the runs.
         let mut runs: [[Vec<Run>; 2]; 3] = Default::default();
-        let mut csv =
-            String::from("pair,mode,order,observers,secs,qps,client_us_per_request,server_us_per_request\n");
+        let mut csv = String::from(
+            "pair,mode,order,observers,secs,qps,client_us_per_request,server_us_per_request,observer_backends_us_per_request\n",
+        );
         // Warm-up, not counted.
         measure(&conn, &server, &s, false, common::Observe::Off, 1.0).await;
         for i in 0..pairs {
@@ -244,12 +282,12 @@ fn main() {
                 for (k, observe) in order.into_iter().enumerate() {
                     let r = measure(&conn, &server, &s, observe, *observed, secs).await;
                     csv.push_str(&format!(
-                        "{i},{mode},{k},{observe},{secs},{:.1},{:.2},{:.2}\n",
-                        r.qps, r.client_us, r.server_us
+                        "{i},{mode},{k},{observe},{secs},{:.1},{:.2},{:.2},{:.2}\n",
+                        r.qps, r.client_us, r.server_us, r.observer_backends_us
                     ));
                     eprintln!(
-                        "pair {i} {mode} observers={observe}: {:.0} qps, CPU per request {:.1} µs here + {:.1} µs in the server",
-                        r.qps, r.client_us, r.server_us
+                        "pair {i} {mode} observers={observe}: {:.0} qps, CPU per request {:.1} µs here + {:.1} µs in the server ({:.2} in the observers' backends)",
+                        r.qps, r.client_us, r.server_us, r.observer_backends_us
                     );
                     runs[m][usize::from(observe)].push(r);
                 }
@@ -287,10 +325,13 @@ fn main() {
                 )
             };
             let ((cw, sw), (co, so)) = (cpu(with), cpu(without));
+            let own = median(&field(with, |r| r.observer_backends_us));
             println!(
                 "{mode}: CPU per request {co:.1} + {so:.1} µs (here + server) without, \
-                 {cw:.1} + {sw:.1} µs with observers: {:+.1}% of it",
-                ((cw + sw) / (co + so) - 1.0) * 100.0
+                 {cw:.1} + {sw:.1} µs with observers: {:+.1}% of it; the observers' own \
+                 backends {own:.2} µs of the server's {:+.2}",
+                ((cw + sw) / (co + so) - 1.0) * 100.0,
+                sw - so
             );
             assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
         }
