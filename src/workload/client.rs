@@ -217,13 +217,33 @@ impl ClientTask {
                 }
             };
             if let Some(timer) = self.timer.as_ref().filter(|_| due > Instant::now()) {
-                tokio::select! {
-                    biased;
-                    _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
-                    _ = timer.sleep_until(due) => {}
+                // Waiting for the request's time, the app may be taken out
+                // of service (the next phase) or the run stopped.
+                let mut changes = true;
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
+                        r = live.changed(), if changes => {
+                            if r.is_err() {
+                                // No more changes can come: wait for the time.
+                                changes = false;
+                                continue;
+                            }
+                            schedule.apply(&live.borrow_and_update(), Instant::now());
+                            if schedule.sends(due) {
+                                continue;
+                            }
+                        }
+                        _ = timer.sleep_until(due) => {}
+                    }
+                    break;
                 }
                 if schedule.stopped_before(due) {
                     break;
+                }
+                if !schedule.sends(due) {
+                    continue;
                 }
             }
             let Some(q) = pick_weighted(&self.mix, &mut self.rng) else {

@@ -35,6 +35,10 @@ struct State {
     applied: Option<Vec<u16>>,
     /// Graceful stop: nothing due from then on is sent.
     stopped_at: Option<Instant>,
+    /// When the app was out of service (from, until; None: still out). A
+    /// request claimed while it was live but due in one of these is not
+    /// sent: an app taken out of service sends nothing new.
+    outages: Vec<(Instant, Option<Instant>)>,
 }
 
 /// What a connection gets when it asks for the next request.
@@ -80,7 +84,14 @@ impl Schedule {
         if let Some(last) = s.pieces.back_mut() {
             last.end.get_or_insert(now);
         }
-        if live.contains(&self.app) {
+        let is_live = live.contains(&self.app);
+        let out = s.outages.last().is_some_and(|(_, until)| until.is_none());
+        if !is_live && !out {
+            s.outages.push((now, None));
+        } else if let (true, Some((_, until))) = (is_live && out, s.outages.last_mut()) {
+            *until = Some(now);
+        }
+        if is_live {
             s.pieces.push_back(Piece {
                 next: now,
                 interval: Duration::from_secs_f64(live.len() as f64 / self.rate),
@@ -105,6 +116,19 @@ impl Schedule {
     /// due after it is not sent.)
     pub fn stopped_before(&self, due: Instant) -> bool {
         self.state().stopped_at.is_some_and(|s| s <= due)
+    }
+
+    /// Is a request due at `due` still to be sent: not stopped by then,
+    /// and the app not out of service then? (A connection claims its next
+    /// request ahead of time and waits for it; the live apps can change
+    /// meanwhile.)
+    pub fn sends(&self, due: Instant) -> bool {
+        let s = self.state();
+        s.stopped_at.is_none_or(|t| t > due)
+            && !s
+                .outages
+                .iter()
+                .any(|&(from, until)| from <= due && until.is_none_or(|u| due < u))
     }
 
     /// Claim the next request.
@@ -165,5 +189,31 @@ mod tests {
         assert_eq!(s.claim(), Claim::Stop);
         assert!(s.stopped_before(t0 + 9 * MS));
         assert!(!s.stopped_before(t0 + 7 * MS));
+    }
+
+    #[test]
+    fn a_request_claimed_ahead_is_not_sent_once_its_app_is_out_of_service() {
+        let t0 = Instant::now();
+        let s = Schedule::new(0, 100.0);
+        s.apply(&[0], t0);
+        // Claimed at t0, the second due at 10 ms: the connection waits.
+        assert_eq!(s.claim(), Claim::Due(t0));
+        assert_eq!(s.claim(), Claim::Due(t0 + 10 * MS));
+        // App 0 is taken out of service at 5 ms (the next phase runs only
+        // app 1): what was due before is still sent, what was due after is
+        // not.
+        s.apply(&[1], t0 + 5 * MS);
+        assert!(s.sends(t0 + 4 * MS));
+        assert!(!s.sends(t0 + 10 * MS));
+        assert_eq!(s.claim(), Claim::Idle);
+        // Back in service at 30 ms: due from then on is sent again, the
+        // outage between stays closed.
+        s.apply(&[0, 1], t0 + 30 * MS);
+        assert!(!s.sends(t0 + 29 * MS));
+        assert!(s.sends(t0 + 30 * MS));
+        assert_eq!(s.claim(), Claim::Due(t0 + 30 * MS));
+        // And nothing is sent that is due after a stop.
+        s.stop(t0 + 40 * MS);
+        assert!(!s.sends(t0 + 41 * MS));
     }
 }
