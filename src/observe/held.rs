@@ -346,8 +346,9 @@ impl Held {
 /// How long until the next poll, `into_statement` into a statement whose
 /// locks have stayed the same for `still`: every [`HELD_POLL`] for the
 /// statement's first [`FULL_RATE_FOR`] (where a statement takes its locks,
-/// and the whole of a short one). After that, inside a transaction (only its waits are polled: the probe
-/// lists its locks) every [`WAIT_WATCH_AFTER`]; outside one every
+/// and the whole of a short one). After that, inside a transaction (only
+/// its waits are polled: the probe lists its locks) every
+/// [`WAIT_WATCH_AFTER`]; outside one every
 /// [`HELD_POLL`] for [`FULL_RATE_AFTER_CHANGE`] after the locks held or
 /// waited for changed, then at an interval of an eighth of how long they
 /// have stayed the same ([`STILL_SHARE`]: 4 ms after 32 ms of stillness),

@@ -85,11 +85,11 @@ impl Schedule {
             last.end.get_or_insert(now);
         }
         let is_live = live.contains(&self.app);
-        let out = s.outages.last().is_some_and(|(_, until)| until.is_none());
-        if !is_live && !out {
-            s.outages.push((now, None));
-        } else if let (true, Some((_, until))) = (is_live && out, s.outages.last_mut()) {
-            *until = Some(now);
+        let outage = s.outages.last_mut().filter(|(_, until)| until.is_none());
+        match (is_live, outage) {
+            (true, Some((_, until))) => *until = Some(now),
+            (false, None) => s.outages.push((now, None)),
+            _ => {}
         }
         if is_live {
             s.pieces.push_back(Piece {
