@@ -309,6 +309,16 @@ fn pool_exhaustion_stall_and_recovery() {
         finding["seen"].as_str().unwrap().contains("read"),
         "{finding}"
     );
+    // The app kept up until the hold: its baseline was not overloaded.
+    assert!(
+        summary["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["kind"] != "overloaded_baseline"),
+        "{}",
+        summary["findings"]
+    );
 
     // Recovery: the backlog's windows right after the hold are far above
     // 1.5× the p99 before, so recovery takes time (or never comes).
@@ -335,6 +345,51 @@ fn pool_exhaustion_stall_and_recovery() {
     ran.assert_code(1);
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(md.contains("recovered after"), "{md}");
+}
+
+/// An app that cannot keep up before the migration (25 ms requests at
+/// 160/s on two connections) is named by the overloaded_baseline finding,
+/// with its backlog and what its connections serve; the pool-exhaustion
+/// fixture's app, which keeps up until its step, is not.
+#[test]
+fn an_overloaded_baseline_is_named() {
+    let ran = common::run(
+        &common::fixture("engine/overloaded-baseline.toml"),
+        &["--backend", "local", "-q"],
+        &[],
+    );
+    ran.assert_code(0);
+    let (dir, _) = ran.record();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let finding = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "overloaded_baseline")
+        .unwrap_or_else(|| panic!("no overloaded_baseline: {}", summary["findings"]));
+    assert_eq!(finding["severity"], "warning");
+    let seen = finding["seen"].as_str().unwrap();
+    for part in [
+        "all 2 connections of app were busy",
+        "due at 160/s",
+        "slowest query slow_read",
+    ] {
+        assert!(seen.contains(part), "{part}: {seen}");
+    }
+    // 2 connections of >= 25 ms requests serve at most 80/s.
+    let serve: f64 = seen
+        .split("2 connections serve about ")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no capacity in {seen}"));
+    assert!(serve > 20.0 && serve <= 80.0, "{seen}");
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        md.contains("could not keep up before the migration"),
+        "{md}"
+    );
 }
 
 /// A probe that fails (the migration drops pg_stat_statements, which the

@@ -309,3 +309,41 @@ fn a_migrations_scenario_is_set_up_and_seeded_per_combination() {
     }
     assert_eq!(orders, [1000, 3000]);
 }
+
+/// A rate the app cannot sustain is said to overload the baseline: its
+/// column in sweep.csv names the app, sweep.md's runs table and the answer
+/// warn that the p99 at that rate is queueing; a rate it sustains is "kept
+/// up". (25 ms requests on 2 connections serve at most 80/s.)
+#[test]
+fn a_rate_the_app_cannot_sustain_is_flagged() {
+    let (code, stdout, stderr, out) = sweep_of(
+        &common::fixture("engine/overloaded-baseline.toml"),
+        &["--rows", "500,1k", "--rate", "20,160"],
+        &[],
+    );
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    let dir = sweep_dir_of(out.path(), "overloaded-baseline");
+    let mut csv = csv::Reader::from_path(dir.join("sweep.csv")).unwrap();
+    let headers = csv.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for r in &rows {
+        let flagged = &r[col("overloaded_baseline")];
+        match &r[col("rate")] {
+            "20" => assert_eq!(flagged, "", "{r:?}"),
+            "160" => assert!(flagged.contains("App app could not keep up"), "{r:?}"),
+            other => panic!("rate {other}"),
+        }
+    }
+    let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
+    assert!(md.contains("| kept up |"), "{md}");
+    assert!(md.contains("**overloaded**: App app could not keep up"), "{md}");
+    let warning = "at 160 queries/s and 500, 1k rows the baseline was overloaded";
+    assert!(stdout.contains(warning), "{stdout}");
+    assert!(!stdout.contains("at 20 queries/s and 500"), "{stdout}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert!(cells.iter().all(|c| c["overloaded_baseline"].is_array()), "{json:#}");
+}

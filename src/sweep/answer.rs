@@ -185,7 +185,10 @@ impl Answer {
                     ));
                     continue;
                 };
-                out.push(on + &self.sentence(lead, blocks, &at_rate, measured));
+                out.push(on.clone() + &self.sentence(lead, blocks, &at_rate, measured));
+                if let Some(w) = overload_warning(version, rate, measured) {
+                    out.push(on + &w);
+                }
             }
         }
         out
@@ -297,6 +300,7 @@ impl Answer {
                     exit_code: m.cell.exit_code,
                     outcome: &m.cell.outcome,
                     run_dir: m.run_dir.as_deref(),
+                    overloaded_baseline: m.overloaded.as_deref(),
                 })
                 .collect(),
             fits: self
@@ -382,10 +386,15 @@ impl Answer {
                 f.caveats().join("; ")
             ));
         }
-        md.push_str("\n## Runs\n\n| PostgreSQL | rows | rate | exit | outcome | run directory |\n|---|---|---|---|---|---|\n");
+        md.push_str("\n## Runs\n\n| PostgreSQL | rows | rate | exit | outcome | baseline | run directory |\n|---|---|---|---|---|---|---|\n");
         for m in measured {
+            let baseline = match m.overloaded.as_deref() {
+                None => "—".to_string(),
+                Some([]) => "kept up".to_string(),
+                Some(titles) => format!("**overloaded**: {}", titles.join("; ")),
+            };
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {baseline} | {} |\n",
                 m.pg_version.as_deref().unwrap_or("—"),
                 m.cell.rows,
                 rate_label(m.cell.rate),
@@ -424,6 +433,9 @@ struct CellJson<'a> {
     exit_code: Option<u8>,
     outcome: &'a str,
     run_dir: Option<&'a str>,
+    /// The titles of the run's `overloaded_baseline` findings.
+    /// null: no summary.json to tell.
+    overloaded_baseline: Option<&'a [String]>,
 }
 
 #[derive(Serialize)]
@@ -437,6 +449,36 @@ struct FitJson<'a> {
     fit: Option<&'a Fit>,
     prediction: Option<&'a Prediction>,
     caveats: Vec<String>,
+}
+
+/// At one version and rate, the sizes at which an app could not keep up
+/// before the migration, said as a warning: the latency figures there
+/// (p99, recovery) are queueing, not the migration's; the lock figures
+/// still hold.
+fn overload_warning(
+    version: &Option<String>,
+    rate: Option<f64>,
+    measured: &[Measured],
+) -> Option<String> {
+    let cells: Vec<&Measured> = measured
+        .iter()
+        .filter(|m| {
+            &m.cell.version == version
+                && m.cell.rate == rate
+                && m.overloaded.as_ref().is_some_and(|o| !o.is_empty())
+        })
+        .collect();
+    let first = cells.first()?;
+    let sizes = cells
+        .iter()
+        .map(|m| count(m.cell.rows as f64))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "at {} queries/s and {sizes} rows the baseline was overloaded ({}): the app p99 there is queueing, not the migration's; the lock figures still hold",
+        rate_label(rate),
+        first.overloaded.as_deref().unwrap_or_default().join("; ")
+    ))
 }
 
 /// The distinct items, in the order first seen.

@@ -123,24 +123,38 @@ pub struct Measured {
     /// Its run directory relative to the sweep directory.
     pub run_dir: Option<String>,
     pub steps: Vec<StepRow>,
+    /// The titles of its `overloaded_baseline` findings: an app that could
+    /// not keep up before the migration, so its latency figures at this
+    /// rate are queueing, not the migration's. Empty when every app kept up;
+    /// None without a summary.json (the run stopped before it).
+    pub overloaded: Option<Vec<String>>,
 }
 
 /// Read every cell's run directory (none: no steps).
 pub fn read_all(sweep_dir: &Path, cells: &[Cell]) -> Vec<Measured> {
     cells
         .iter()
-        .map(|c| Measured {
-            cell: c.clone(),
-            pg_version: c
-                .run_dir
-                .as_deref()
-                .and_then(server_major)
-                .or_else(|| c.version.clone()),
-            run_dir: c
-                .run_dir
-                .as_ref()
-                .map(|d| d.strip_prefix(sweep_dir).unwrap_or(d).display().to_string()),
-            steps: c.run_dir.as_deref().map(read_run).unwrap_or_default(),
+        .map(|c| {
+            let summary = c.run_dir.as_deref().and_then(summary_json);
+            Measured {
+                cell: c.clone(),
+                pg_version: c
+                    .run_dir
+                    .as_deref()
+                    .and_then(server_major)
+                    .or_else(|| c.version.clone()),
+                run_dir: c
+                    .run_dir
+                    .as_ref()
+                    .map(|d| d.strip_prefix(sweep_dir).unwrap_or(d).display().to_string()),
+                steps: c
+                    .run_dir
+                    .as_deref()
+                    .zip(summary.as_ref())
+                    .map(|(d, s)| read_steps(d, s))
+                    .unwrap_or_default(),
+                overloaded: summary.as_ref().map(overloaded_apps),
+            }
         })
         .collect()
 }
@@ -153,15 +167,27 @@ fn server_major(dir: &Path) -> Option<String> {
     Some((num / 10_000).to_string())
 }
 
-/// The steps of one run directory; empty when summary.json is missing or
-/// unreadable (the run stopped before it was written).
-pub fn read_run(dir: &Path) -> Vec<StepRow> {
-    let Some(summary) = std::fs::read_to_string(dir.join("summary.json"))
+/// A run directory's summary.json; None when it is missing or unreadable
+/// (the run stopped before it was written): no steps, no findings.
+fn summary_json(dir: &Path) -> Option<Value> {
+    std::fs::read_to_string(dir.join("summary.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-    else {
-        return Vec::new();
-    };
+}
+
+/// The titles of summary.json's `overloaded_baseline` findings.
+fn overloaded_apps(summary: &Value) -> Vec<String> {
+    summary["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"] == crate::analyze::findings::overloaded_baseline::KIND.as_str())
+        .filter_map(|f| f["title"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The steps of one run directory, from its summary.json.
+fn read_steps(dir: &Path, summary: &Value) -> Vec<StepRow> {
     let table_bytes = server_samples(&dir.join("server.csv"));
     summary["steps"]
         .as_array()
@@ -249,8 +275,9 @@ pub fn step_keys(measured: &[Measured]) -> Vec<(String, String)> {
     keys
 }
 
-/// sweep.csv: `pg_version, rows, rate, exit_code, outcome, run_dir`, then
-/// per step `<phase>/<step>:<figure>` for every figure.
+/// sweep.csv: `pg_version, rows, rate, exit_code, outcome, run_dir,
+/// overloaded_baseline` (the apps that could not keep up before the
+/// migration, `;`-separated; empty when all did), then per step `<phase>/<step>:<figure>` for every figure.
 pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
     let keys = step_keys(measured);
     let mut w = csv::Writer::from_path(path).map_err(anyhow::Error::new)?;
@@ -261,6 +288,7 @@ pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
         "exit_code",
         "outcome",
         "run_dir",
+        "overloaded_baseline",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -277,6 +305,7 @@ pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
             m.cell.exit_code.map(|c| c.to_string()).unwrap_or_default(),
             m.cell.outcome.clone(),
             m.run_dir.clone().unwrap_or_default(),
+            m.overloaded.as_deref().unwrap_or_default().join("; "),
         ];
         for (phase, step) in &keys {
             let s = m

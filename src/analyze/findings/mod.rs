@@ -49,6 +49,7 @@ registry! {
     wal_volume,
     app_errors,
     invalid_index,
+    overloaded_baseline,
 }
 
 /// Run every rule over the analysed run; most severe first.
