@@ -208,6 +208,31 @@ async fn every_layout_rehearses_its_files_end_to_end() {
                 && l["mode"] == "ShareUpdateExclusiveLock"),
             "{layout}: CREATE INDEX CONCURRENTLY holds ShareUpdateExclusiveLock on orders: {locks:?}"
         );
+        // The non-concurrent CREATE INDEX blocks writes: without a
+        // lock_timeout that is a finding, but dbmate's file sets its own
+        // (`SET lock_timeout = '1500ms'`), which counts as the step's.
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        let blocking = rehearsed[0];
+        let step = summary["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == blocking)
+            .unwrap();
+        let unbounded = summary["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "no_lock_timeout" && f["step"] == blocking);
+        if *layout == "dbmate" {
+            assert_eq!(step["lock_timeout_ms"], 1500.0, "{layout}: {step}");
+            assert!(!unbounded, "{layout}: {}", summary["findings"]);
+        } else if step["longest_blocking_lock"].is_object() {
+            assert!(step["lock_timeout_ms"].is_null(), "{layout}: {step}");
+            assert!(unbounded, "{layout}: {}", summary["findings"]);
+        }
         // The seeded tables were filled, the rest by their defaults.
         assert!(
             info.rows.contains(&("orders".to_string(), 20_000)),

@@ -338,12 +338,18 @@ fn a_rate_the_app_cannot_sustain_is_flagged() {
     }
     let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
     assert!(md.contains("| kept up |"), "{md}");
-    assert!(md.contains("**overloaded**: App app could not keep up"), "{md}");
+    assert!(
+        md.contains("**overloaded**: App app could not keep up"),
+        "{md}"
+    );
     let warning = "at 160 queries/s and 500, 1k rows the baseline was overloaded";
     assert!(stdout.contains(warning), "{stdout}");
     assert!(!stdout.contains("at 20 queries/s and 500"), "{stdout}");
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
     let cells = json["cells"].as_array().unwrap();
-    assert!(cells.iter().all(|c| c["overloaded_baseline"].is_array()), "{json:#}");
+    assert!(
+        cells.iter().all(|c| c["overloaded_baseline"].is_array()),
+        "{json:#}"
+    );
 }

@@ -87,7 +87,9 @@ pub struct StepFacts {
     pub latency: LatencyFacts,
     /// How long after the step ended the app's latency came back.
     pub recovery: Recovery,
-    /// From run.json `steps`; None when not set or not recorded.
+    /// From run.json `steps` (the scenario's), else the one the step's own
+    /// SQL set before it asked for its blocking lock (`SET lock_timeout`,
+    /// `set_config`); None when neither set one.
     pub lock_timeout_ms: Option<f64>,
     /// The replica's peak lag from this step's start until the next step
     /// starts; None without a replica.

@@ -168,6 +168,19 @@ pub(crate) fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<S
         .collect()
 }
 
+/// The lock_timeout the step's own SQL set (`SET lock_timeout`,
+/// `set_config`), in effect when it asked for its blocking lock (else at its
+/// end): a migration file that sets its own timeout has one. Ms; None when
+/// it set none or turned it off.
+fn own_lock_timeout(last: &[&StatementRow], blocking: Option<&LockFact>) -> Option<f64> {
+    let asked = blocking.map_or(f64::INFINITY, |l| l.requested_ms);
+    last.iter()
+        .filter(|s| s.start_ms < asked && s.outcome == "ok")
+        .filter_map(|s| crate::sql::time_setting(&s.sql, "lock_timeout"))
+        .last()
+        .flatten()
+}
+
 fn one_step(
     rec: &RunRecord,
     wait_steps: &[Option<usize>],
@@ -216,12 +229,18 @@ fn one_step(
         unknown.insert(field.to_string(), why);
     });
     let footprint = footprint(rec, &phase, &step, &mut unknown);
+    let longest_blocking_lock = locks
+        .iter()
+        .filter(|l| l.blocks != Blocks::None)
+        .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
+        .map(|l| LockFact::of(l));
     let lock_timeout_ms = rec
         .info
         .iter()
         .flat_map(|i| i.steps.iter())
         .find(|s| s.phase == phase && s.step == step)
-        .and_then(|s| s.lock_timeout_ms);
+        .and_then(|s| s.lock_timeout_ms)
+        .or_else(|| own_lock_timeout(&last, longest_blocking_lock.as_ref()));
 
     StepFacts {
         statements: last.len(),
@@ -235,11 +254,7 @@ fn one_step(
             .unwrap_or_else(|| "ok".into()),
         sqlstate: bad.map(|s| s.sqlstate.clone()).unwrap_or_default(),
         strongest_lock: strongest_lock(rec, &phase, &step, &locks),
-        longest_blocking_lock: locks
-            .iter()
-            .filter(|l| l.blocks != Blocks::None)
-            .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
-            .map(|l| LockFact::of(l)),
+        longest_blocking_lock,
         lock_wait_ms: locks.iter().map(|l| l.wait_ms).fold(0.0, f64::max),
         rewrote: totals.rewrote,
         seq_scans: totals.seq_scans,

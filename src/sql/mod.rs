@@ -2,10 +2,14 @@
 //! quotes, comments, parentheses and `BEGIN ATOMIC ... END` bodies end
 //! statements. The tokenizer follows PostgreSQL's lexer (and psql's
 //! statement-boundary heuristic) closely enough that migration files split the
-//! way psql would split them. The tokenizer is in lex.rs; here: statements,
-//! their positions, `$n` placeholders, lines and columns.
+//! way psql would split them. The tokenizer is in lex.rs, what a `SET` of a
+//! time setting does in guc.rs; here: statements, their positions, `$n`
+//! placeholders, lines and columns.
 
+mod guc;
 mod lex;
+
+pub use guc::time_setting;
 
 use lex::lex;
 pub use lex::{tokens, Token, TokenKind, Unclosed, UnclosedKind};

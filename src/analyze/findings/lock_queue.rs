@@ -7,7 +7,8 @@
 //! - **Fires when** app queries waited in the lock queue behind the step's
 //!   pending request, once per relation; critical when the part of a wait
 //!   spent behind the pending request passed the blocking-lock threshold.
-//! - **Advises** a short lock_timeout on the step with retries and backoff,
+//! - **Advises** a short lock_timeout on the step with retries and backoff
+//!   (a shorter one when the step had one: it is the queue's length),
 //!   so a request that cannot be granted quickly gives up instead of queueing
 //!   every app query behind it.
 
@@ -80,7 +81,10 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         out.push(
             st.finding(KIND, severity, title, seen)
                 .on(Some(rel.clone()))
-                .instead(patterns::lock_timeout(st.first_sql())),
+                .instead(match st.facts.lock_timeout_ms {
+                    Some(ms) => patterns::shorter_lock_timeout(st.first_sql(), ms),
+                    None => patterns::lock_timeout(st.first_sql()),
+                }),
         );
     }
     out
@@ -130,8 +134,16 @@ pub(super) mod examples {
         for part in ["2 app queries", "294.0 ms", "waited 300.0 ms"] {
             assert!(f.seen.contains(part), "{}", f.seen);
         }
+        // The step had lock_timeout = 2s: that was the queue's bound, so
+        // the advice is a shorter one, not "set one".
         let sql = &f.safe_pattern.sql;
-        assert!(sql.contains("lock_timeout"), "{sql}");
+        assert!(sql.contains("SET lock_timeout = '500ms'"), "{sql}");
+        let advice = &f.safe_pattern.advice;
+        assert!(advice.contains("lock_timeout of 2000 ms"), "{advice}");
+        let mut none = fires();
+        none.info.as_mut().unwrap().steps = vec![step_info("col", None)];
+        let f = found(&none);
+        assert!(f.safe_pattern.advice.starts_with("Set a short lock_timeout"), "{f:?}");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! a long transaction it would wait without bound, and every app query on
 //! the table would queue behind it.
 //!
-//! - **Reads** the step's longest blocking lock, its lock_timeout in run.json
-//!   `steps` (or, when not recorded, a 55P03 / lock_timeout attempt proving
-//!   one was set).
+//! - **Reads** the step's longest blocking lock, its lock_timeout: the
+//!   scenario's (run.json `steps`), else a `SET lock_timeout` its own SQL
+//!   ran before asking for that lock, else a 55P03 / lock_timeout attempt
+//!   proving one was set.
 //! - **Fires when** the step held a lock that blocks app reads or writes and
 //!   had no lock_timeout; critical when it waited past the blocking-lock
 //!   threshold for the lock or app queries queued behind it.
@@ -22,14 +23,13 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
     let Some(bl) = &st.facts.longest_blocking_lock else {
         return Vec::new();
     };
-    let had_timeout = match st.info {
-        Some(i) => i.lock_timeout_ms.is_some(),
-        // Not recorded: a lock_timeout outcome proves one was set.
-        None => st
+    // The scenario's or the step's own `SET lock_timeout`; else a
+    // lock_timeout outcome proves one was set.
+    let had_timeout = st.facts.lock_timeout_ms.is_some()
+        || st
             .statements
             .iter()
-            .any(|s| s.outcome == "lock_timeout" || s.sqlstate == "55P03"),
-    };
+            .any(|s| s.outcome == "lock_timeout" || s.sqlstate == "55P03");
     if had_timeout {
         return Vec::new();
     }
@@ -57,7 +57,7 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
 #[cfg(test)]
 pub(super) mod examples {
     use super::KIND;
-    use crate::analyze::testkit::{record, step_holding, step_info};
+    use crate::analyze::testkit::{record, step_holding, step_info, stmt};
     use crate::analyze::{analyze, Severity};
     use crate::record::RunRecord;
 
@@ -105,6 +105,23 @@ pub(super) mod examples {
         r.statements[0].attempt = 2;
         r.statements.insert(0, first);
         assert!(!fired(&r));
+    }
+
+    #[test]
+    fn a_set_lock_timeout_in_the_step_itself_counts() {
+        // A migration file's own `SET lock_timeout` before the ALTER.
+        let with = |set: &str, at: f64| {
+            let mut r = add_column(None);
+            r.statements.insert(0, stmt("col", set, at, at + 0.2));
+            r
+        };
+        assert!(!fired(&with("SET lock_timeout = '1s'", 999.0)));
+        assert!(!fired(&with("SELECT set_config('lock_timeout', '500ms', true)", 999.0)));
+        let a = analyze(&with("SET LOCAL lock_timeout TO 750", 999.0));
+        assert_eq!(a.steps[0].lock_timeout_ms, Some(750.0));
+        // Turned off, or set only after the lock was asked for: none.
+        assert!(fired(&with("SET lock_timeout = 0", 999.0)));
+        assert!(fired(&with("SET lock_timeout = '1s'", 1005.0)));
     }
 
     #[test]

@@ -119,6 +119,17 @@ pub fn lock_timeout(sql: &str) -> SafePattern {
     )
 }
 
+/// For a step that has a lock_timeout (`ms`) and still let the app queue
+/// behind its pending request: the timeout is the queue's length, so it
+/// must be shorter than what the app tolerates.
+pub fn shorter_lock_timeout(sql: &str, ms: f64) -> SafePattern {
+    let shorter = (ms / 4.0).clamp(50.0, 500.0);
+    pattern(
+        &format!("The step's lock_timeout of {ms:.0} ms is how long app queries may queue behind its pending request: make it shorter than the app tolerates (a few hundred ms at most) and let retries with backoff and jitter find a moment when the lock is free."),
+        format!("SET lock_timeout = '{shorter:.0}ms';\n{};\n-- scenario: lock_timeout = \"{shorter:.0}ms\", retries = 10", one_line(sql.trim().trim_end_matches(';'), 160)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,133 @@
+//! Statements that set a session setting, read the way the server reads
+//! them: `SET [SESSION | LOCAL] name { = | TO } value`, `RESET name`,
+//! `RESET ALL`, `SELECT set_config('name', 'value', is_local)`. A migration
+//! file that sets its own `lock_timeout` this way has one, even though the
+//! scenario gives its step none.
+
+use super::{tokens, TokenKind};
+
+/// What a statement does to setting `name` (lowercase): None when it does
+/// not touch it; `Some(None)` when it turns it off (RESET, DEFAULT, 0);
+/// `Some(Some(ms))` when it sets a time in milliseconds.
+pub fn time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
+    let toks: Vec<(TokenKind, &str)> = tokens(sql)
+        .into_iter()
+        .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Comment))
+        .map(|t| (t.kind, &sql[t.start..t.end]))
+        .collect();
+    let word = |i: usize| {
+        toks.get(i)
+            .filter(|t| t.0 == TokenKind::Word)
+            .map(|t| t.1.to_ascii_lowercase())
+    };
+    match word(0).as_deref() {
+        Some("reset") => match word(1).as_deref() {
+            Some("all") => Some(None),
+            Some(n) if n == name => Some(None),
+            _ => None,
+        },
+        Some("set") => {
+            let mut i = 1;
+            if matches!(word(i).as_deref(), Some("session" | "local")) {
+                i += 1;
+            }
+            if word(i).as_deref() != Some(name) {
+                return None;
+            }
+            let is_to = word(i + 1).as_deref() == Some("to");
+            let is_eq = toks.get(i + 1).is_some_and(|t| t.1 == "=");
+            if !is_to && !is_eq {
+                return None;
+            }
+            let rest = toks.get(i + 2)?;
+            let value = sql[offset(sql, rest.1)..]
+                .trim()
+                .trim_end_matches(';')
+                .trim();
+            Some(time_value(value))
+        }
+        Some("select") if word(1).as_deref() == Some("set_config") => {
+            // set_config('lock_timeout', '1s', false): two string literals.
+            let strings: Vec<&str> = toks
+                .iter()
+                .filter(|t| t.0 == TokenKind::String)
+                .map(|t| t.1)
+                .collect();
+            let [n, v, ..] = strings.as_slice() else {
+                return None;
+            };
+            (unquote(n).eq_ignore_ascii_case(name)).then(|| time_value(v))
+        }
+        _ => None,
+    }
+}
+
+/// The byte offset of `part` (a slice of `whole`) in `whole`.
+fn offset(whole: &str, part: &str) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
+}
+
+fn unquote(s: &str) -> &str {
+    s.trim().trim_matches('\'')
+}
+
+/// A time setting's value in milliseconds (the server's default unit for
+/// lock_timeout and statement_timeout); None for DEFAULT, 0 or a value the
+/// server would refuse.
+fn time_value(raw: &str) -> Option<f64> {
+    let v = unquote(raw).trim();
+    if v.eq_ignore_ascii_case("default") {
+        return None;
+    }
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" => 1.0,
+        "us" => 1e-3,
+        "s" => 1e3,
+        "min" => 60e3,
+        "h" => 3600e3,
+        "d" => 86_400e3,
+        _ => return None,
+    };
+    Some(n * scale).filter(|ms| *ms > 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::time_setting;
+
+    #[test]
+    fn reads_the_forms_the_server_accepts() {
+        let lt = |sql: &str| time_setting(sql, "lock_timeout");
+        assert_eq!(lt("SET lock_timeout = '1s'"), Some(Some(1000.0)));
+        assert_eq!(lt("set local LOCK_TIMEOUT to 500"), Some(Some(500.0)));
+        assert_eq!(
+            lt("SET SESSION lock_timeout TO '2min';"),
+            Some(Some(120_000.0))
+        );
+        assert_eq!(
+            lt("-- keep it short\nSET lock_timeout = '250ms'"),
+            Some(Some(250.0))
+        );
+        assert_eq!(lt("SET lock_timeout = '1.5s'"), Some(Some(1500.0)));
+        assert_eq!(lt("SET lock_timeout = 0"), Some(None));
+        assert_eq!(lt("SET lock_timeout TO DEFAULT"), Some(None));
+        assert_eq!(lt("RESET lock_timeout"), Some(None));
+        assert_eq!(lt("RESET ALL"), Some(None));
+        assert_eq!(
+            lt("SELECT set_config('lock_timeout', '3s', true)"),
+            Some(Some(3000.0))
+        );
+        // Not lock_timeout, or not a setting at all.
+        assert_eq!(lt("SET statement_timeout = '1s'"), None);
+        assert_eq!(lt("RESET statement_timeout"), None);
+        assert_eq!(lt("SELECT set_config('search_path', 'x', false)"), None);
+        assert_eq!(lt("ALTER TABLE t ADD COLUMN lock_timeout int"), None);
+        assert_eq!(lt("UPDATE t SET lock_timeout = 5"), None);
+        assert_eq!(lt("SET lock_timeout = '5 parsecs'"), Some(None));
+    }
+}
