@@ -177,7 +177,7 @@ fn own_lock_timeout(last: &[&StatementRow], blocking: Option<&LockFact>) -> Opti
     last.iter()
         .filter(|s| s.start_ms < asked && s.outcome == "ok")
         .filter_map(|s| crate::sql::time_setting(&s.sql, "lock_timeout"))
-        .last()
+        .next_back()
         .flatten()
 }
 
