@@ -53,6 +53,9 @@ pub struct StepFacts {
     pub attempts: u32,
     /// The distinct statement texts, in order (at most the first 10).
     pub sql: Vec<String>,
+    /// From its first statement (or lock request) to its last statement's
+    /// result or its locks' release, whichever is later: a transactional
+    /// step's COMMIT, which flushes the WAL it wrote, is part of it.
     pub start_ms: f64,
     pub end_ms: f64,
     pub duration_ms: f64,

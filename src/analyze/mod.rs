@@ -35,7 +35,7 @@ pub use findings::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thres
 pub use latency::LatencyFacts;
 pub use steps::{created_by_any_step, normalize};
 
-use crate::record::{RunRecord, StatementRow};
+use crate::record::RunRecord;
 use crate::scenario::Budget;
 
 /// Everything the reports show, computed from a run directory alone.
@@ -104,9 +104,9 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         budget.apply(k, *v)?;
     }
     let run = header(rec);
-    let migration = migration_span(&rec.statements);
     let wait_steps = steps::attribute_waits(rec);
     let mut steps = steps::step_facts(rec, &wait_steps);
+    let migration = migration_span(&steps);
     replica::per_step(&rec.server, &mut steps, run.end_ms);
     let replica_lag = replica::peak(rec.server.iter());
     let [before, during, after] = periods(rec, &steps);
@@ -213,9 +213,11 @@ fn header(rec: &RunRecord) -> RunHeader {
     }
 }
 
-fn migration_span(st: &[StatementRow]) -> Option<Span> {
-    let start = st.iter().map(|s| s.start_ms).reduce(f64::min)?;
-    let end = st.iter().map(|s| s.end_ms).fold(start, f64::max);
+/// From the first step's start to the last one's end (its COMMIT
+/// included); None when no statement ran.
+fn migration_span(steps: &[StepFacts]) -> Option<Span> {
+    let start = steps.iter().map(|s| s.start_ms).reduce(f64::min)?;
+    let end = steps.iter().map(|s| s.end_ms).fold(start, f64::max);
     Some(Span {
         start_ms: start,
         end_ms: end,

@@ -215,7 +215,14 @@ fn one_step(
         .chain(locks.iter().map(|l| l.requested_ms))
         .reduce(f64::min)
         .unwrap_or(0.0);
-    let end = stmts.iter().map(|s| s.end_ms).fold(start, f64::max);
+    // Until its last statement returned or its locks were released,
+    // whichever is later: a transaction's COMMIT (which flushes the WAL the
+    // step wrote) is part of the step, as its holds are.
+    let end = stmts
+        .iter()
+        .map(|s| s.end_ms)
+        .chain(locks.iter().filter_map(|l| l.released_ms))
+        .fold(start, f64::max);
 
     let mine: Vec<&WaitRow> = rec
         .waits

@@ -31,6 +31,21 @@ fn periods_split_at_the_steps_spans() {
     assert_eq!(a.apps.iter().map(|x| x.latency.requests).sum::<u64>(), 800);
 }
 
+#[test]
+fn a_step_lasts_until_its_commit_released_its_locks() {
+    // The UPDATE's result came at 1900 ms; its COMMIT, flushing the WAL it
+    // wrote, released the lock at 1920 ms: the step (and the migration)
+    // lasted until then, as the hold did.
+    let mut r = record();
+    r.statements
+        .push(stmt("s", "UPDATE orders SET c = 1", 1000.0, 1900.0));
+    r.locks
+        .push(lock("s", "RowExclusiveLock", 1000.0, 1000.0, 1920.0));
+    let a = analyze(&r);
+    assert_eq!((a.steps[0].end_ms, a.steps[0].duration_ms), (1920.0, 920.0));
+    assert_eq!(a.migration.unwrap().duration_ms, 920.0);
+}
+
 /// A server sample with the replica `bytes` / `ms` behind.
 fn lag(t_ms: f64, bytes: u64, ms: f64) -> crate::record::ServerRow {
     crate::record::ServerRow {
