@@ -1,6 +1,7 @@
 //! Lock holds of the migration (locks.csv): the executor's own lock lists per
 //! transaction (`probe` rows), the migration backend's locks polled while a
-//! statement ran outside a transaction (`poll` rows), refined by what the
+//! statement ran outside a transaction, or inside one while a statement ran
+//! that then failed, with no probe after it (`poll` rows), refined by what the
 //! observer saw it wait for and by the server log's "acquired ... after X
 //! ms" lines; waits that never led to a grant (`wait` rows).
 //!
@@ -114,7 +115,9 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
             ));
         }
     }
-    // Locks polled while a statement ran outside a transaction.
+    // Locks polled while a statement ran outside a transaction, and inside
+    // one those of a statement that failed: no probe listed them, and the
+    // error released them (the transaction aborted there).
     for h in &obs.migration_held {
         let Some((idx, stmt)) = run
             .statements
@@ -124,6 +127,9 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
         else {
             continue;
         };
+        if h.in_txn && stmt.outcome == "ok" {
+            continue;
+        }
         let (start, end) = server_span(run, idx);
         let t = Taken {
             locktype: &h.locktype,
@@ -134,6 +140,19 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
         let Some(relation) = name(&stmt.phase, &stmt.step, &t) else {
             continue;
         };
+        // Held since an earlier statement of the transaction: its probe row
+        // already spans the failure.
+        let probed = |r: &LockRow| {
+            r.source == "probe"
+                && r.phase == stmt.phase
+                && r.step == stmt.step
+                && r.relation == relation
+                && r.mode == h.mode
+                && r.released_ms.is_some_and(|x| x >= start)
+        };
+        if h.in_txn && rows.iter().any(probed) {
+            continue;
+        }
         // Taken no earlier than the backend began the statement (when the
         // poller saw when that was), and mid-statement if a poll during the
         // statement missed it first.
@@ -328,6 +347,61 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_statement_in_a_transaction_held_what_the_poll_saw_until_its_error() {
+        // ALTER (ok, probed: ACCESS EXCLUSIVE) then CREATE UNIQUE INDEX,
+        // which failed at 400 (a duplicate key): no probe followed it. The
+        // poll saw its SHARE lock (and the ALTER's lock again); the error
+        // released it. A sighting during the ok statement adds nothing.
+        let run = MigrationRun {
+            statements: vec![stmt(100.0, 101.0, "ok"), stmt(102.0, 400.0, "error")],
+            txns: vec![TxnLocks {
+                phase: "p".into(),
+                step: "s".into(),
+                acquired: vec![(key("AccessExclusiveLock"), 0)],
+                released_ms: 401.0,
+            }],
+            pid: 7,
+            ..Default::default()
+        };
+        let seen = |mode: &str, first_ms: f64| HeldSighting {
+            locktype: "relation".into(),
+            oid: Some(T),
+            relation: "t".into(),
+            mode: mode.into(),
+            first_ms,
+            last_ms: first_ms + 50.0,
+            missed_before_ms: Some(first_ms - 1.0),
+            missed_after_ms: None,
+            statement_start_ms: None,
+            in_txn: true,
+        };
+        let obs = Observations {
+            migration_held: vec![
+                seen("RowExclusiveLock", 100.5),
+                seen("AccessExclusiveLock", 103.0),
+                seen("ShareLock", 103.0),
+            ],
+            ..Default::default()
+        };
+        let rows = lock_rows(&run, &obs);
+        let modes: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.mode.as_str(), r.source.as_str()))
+            .collect();
+        assert_eq!(
+            modes,
+            [("AccessExclusiveLock", "probe"), ("ShareLock", "poll")],
+            "{rows:#?}"
+        );
+        let share = &rows[1];
+        assert_eq!(
+            (share.granted_ms, share.released_ms),
+            (Some(102.0), Some(400.0))
+        );
+        assert_eq!(share.blocks, crate::record::Blocks::Writes);
+    }
+
+    #[test]
     fn a_wait_moves_the_grant_and_a_log_line_refines_it() {
         let run = MigrationRun {
             statements: vec![stmt(100.0, 600.0, "ok")],
@@ -403,6 +477,7 @@ mod tests {
                     missed_before_ms: polls.0,
                     missed_after_ms: polls.3,
                     statement_start_ms: None,
+                    in_txn: false,
                 }
             };
         let obs = Observations {
@@ -469,6 +544,7 @@ mod tests {
             missed_before_ms: Some(99.0),
             missed_after_ms: None,
             statement_start_ms,
+            in_txn: false,
         };
         let granted = |h| {
             let obs = Observations {

@@ -392,6 +392,56 @@ fn an_overloaded_baseline_is_named() {
     );
 }
 
+/// A statement that takes a lock and then fails inside a transaction has
+/// no probe after it, yet it blocked writes until its error: locks.csv
+/// shows the hold (from the poll), the app's waits agree with it, and the
+/// blocking-lock budget is breached.
+#[test]
+fn a_statement_that_fails_after_taking_a_lock_still_shows_its_hold() {
+    let ran = common::run(
+        &common::fixture("engine/failed-statement-holds.toml"),
+        &["--backend", "local", "-q"],
+        &[],
+    );
+    let (dir, rec) = ran.record();
+    ran.assert_code(1);
+    let failed = rec
+        .statements
+        .iter()
+        .find(|s| s.sql.starts_with("DO"))
+        .expect("the DO statement");
+    assert_eq!(failed.sqlstate, "P0001", "{failed:?}");
+    let share = lock(&rec, "lock then fail", "t", "ShareLock")
+        .unwrap_or_else(|| panic!("no ShareLock on t in {}: {:#?}", dir.display(), rec.locks));
+    assert_eq!(share.source, "poll");
+    assert_eq!(share.blocks.to_string(), "writes");
+    // Held from within the statement until its error, about the sleep.
+    assert!(share.held_ms >= 390.0, "{share:?}");
+    let released = share.released_ms.unwrap();
+    assert!(
+        released <= failed.end_ms + 5.0,
+        "{share:?} after {failed:?}"
+    );
+    assert!(
+        share.granted_ms.unwrap() >= failed.start_ms - 5.0,
+        "{share:?}"
+    );
+    // The writes that waited on it were released at its error.
+    let waits: Vec<_> = rec.waits.iter().filter(|w| w.query == "write").collect();
+    assert!(!waits.is_empty(), "no write waited");
+    assert!(
+        waits.iter().all(|w| (w.end_ms - released).abs() <= 10.0),
+        "{waits:?} vs release at {released}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["breached"],
+        serde_json::json!(["max_blocking_lock_ms"]),
+        "{summary}"
+    );
+}
+
 /// A probe that fails (the migration drops pg_stat_statements, which the
 /// probe reads) leaves its statements' figures empty, never 0 or false,
 /// with the reason in statements.csv, steps.csv and the reports; the steps

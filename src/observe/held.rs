@@ -8,7 +8,9 @@
 //!
 //! Inside a transaction (where the probe lists the locks) the same poll
 //! times the migration's lock waits instead, with `waitstart`: a wait too
-//! short for the 5 ms wait poller still moves the lock's grant.
+//! short for the 5 ms wait poller still moves the lock's grant. Its
+//! sightings of held locks there only name what a statement that failed
+//! held (no probe follows a failed statement; the error released them).
 //!
 //! Each lock is kept with the polls around its sightings: the last poll
 //! before its first sighting that did not see it, and the first after its
@@ -59,6 +61,9 @@ pub struct HeldSighting {
     /// ahead of the statement, it is not early by however long the backend
     /// waited for a CPU in between.
     pub statement_start_ms: Option<f64>,
+    /// Seen inside a transaction: the executor's probe lists these locks,
+    /// unless the statement failed before it (holds.rs uses them then).
+    pub in_txn: bool,
 }
 
 pub(super) struct Held {
@@ -124,24 +129,24 @@ impl Held {
         // The server's clock around the read of pg_locks: a sighting's time
         // is the server's, free of this process's delays. Before pg_locks
         // (the columns are computed in order), when the backend began the
-        // statement it runs, when `$3`: a lock seen held was taken no
+        // statement it runs, when `$2`: a lock seen held was taken no
         // earlier (see `HeldSighting::statement_start_ms`). One read of
-        // pg_locks for both the locks held (relations, when `$2`: outside a
-        // transaction) and those waited for: each read snapshots the whole
-        // lock table, the bulk of a poll's cost on the server.
+        // pg_locks for both the relation locks held and those waited for:
+        // each read snapshots the whole lock table, the bulk of a poll's
+        // cost on the server.
         let query = client
             .prepare_typed(
                 "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
-                 CASE WHEN $3 THEN (SELECT (extract(epoch from query_start) * 1000)::float8 \
+                 CASE WHEN $2 THEN (SELECT (extract(epoch from query_start) * 1000)::float8 \
                     FROM pg_stat_get_activity($1)) END, \
                  ARRAY(SELECT CASE WHEN granted THEN 'held' ELSE 'wait' END || '|' \
                     || locktype || '|' || coalesce(relation::oid::text, '') || '|' \
                     || coalesce(relation::regclass::text, locktype) || '|' || mode || '|' \
                     || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') \
                     FROM pg_locks WHERE pid = $1 \
-                    AND (NOT granted OR ($2 AND locktype = 'relation'))), \
+                    AND (NOT granted OR locktype = 'relation')), \
                  (extract(epoch from clock_timestamp()) * 1000)::float8",
-                &[Type::INT4, Type::BOOL, Type::BOOL],
+                &[Type::INT4, Type::BOOL],
             )
             .await?;
         Ok(Held {
@@ -180,9 +185,10 @@ impl Held {
         // notices this one ended.
         let seq = mig.statement_seq.load(Ordering::Relaxed);
         // Inside a transaction the probe lists what the statement took; the
-        // poll only times its waits (a wait too short for the wait poller
-        // still moves the grant), at full rate for the statement's first
-        // [`FULL_RATE_FOR`] (where a statement takes its locks), slower after.
+        // poll times its waits (a wait too short for the wait poller still
+        // moves the grant) and names what it held in case it fails, at full
+        // rate for the statement's first [`FULL_RATE_FOR`] (where a
+        // statement takes its locks), slower after.
         let in_txn = !mig.autocommit.load(Ordering::Relaxed);
         let mut open: HashMap<Key, HeldSighting> = HashMap::new();
         let mut waiting: HashMap<Key, MigrationWait> = HashMap::new();
@@ -205,7 +211,7 @@ impl Held {
             let want_start = !in_txn && !seen_any && started.elapsed() <= FULL_RATE_FOR;
             let row = self
                 .client
-                .query_one(&self.query, &[&pid, &!in_txn, &want_start])
+                .query_one(&self.query, &[&pid, &want_start])
                 .await?;
             // The poll's bounds: its read of pg_locks lies between them (a
             // poll the server was descheduled in is long; its midpoint can
@@ -243,7 +249,10 @@ impl Held {
                     continue;
                 }
                 seen_any = true;
-                changed |= !open.contains_key(&key);
+                // Inside a transaction the probe times the holds; a sighting
+                // only names what a statement that fails (no probe) held,
+                // and does not speed the polls up.
+                changed |= !in_txn && !open.contains_key(&key);
                 let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
                     locktype: key.0.clone(),
                     oid: key.1,
@@ -254,6 +263,7 @@ impl Held {
                     missed_before_ms: previous_start,
                     missed_after_ms: None,
                     statement_start_ms: statement_start,
+                    in_txn,
                 });
                 e.last_ms = t0;
                 // A name seen once the relation became visible is better
