@@ -47,11 +47,20 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// The SQLSTATE and message of an error: the server's, or `08006` and the
+/// The SQLSTATE and message (with its detail) of an error: the server's, or `08006` and the
 /// cause chain when the connection itself failed.
 pub fn sqlstate_and_message(e: &tokio_postgres::Error) -> (String, String) {
     match e.as_db_error() {
-        Some(db) => (db.code().code().to_string(), db.message().to_string()),
+        // The detail names what failed ("Key (email)=(a@x) is
+        // duplicated.", the row a constraint rejected): the part a reader
+        // of a failed migration needs.
+        Some(db) => (
+            db.code().code().to_string(),
+            match db.detail() {
+                Some(d) => format!("{}; {d}", db.message()),
+                None => db.message().to_string(),
+            },
+        ),
         None => (
             "08006".to_string(),
             format!("connection lost: {}", error_text(e)),
