@@ -338,7 +338,9 @@ fn bar(threshold_ms: Option<f64>) -> String {
 }
 
 /// `max_recovery_ms`: the step whose latency took longest to come back; a
-/// step not recovered by the end of the run breaches it, and without
+/// step not recovered by the end of the run breaches it, as does one still
+/// slow when the next step began longer than the limit after it ended
+/// (sooner, its backlog is the next step's); without
 /// traffic before the migration it cannot be checked (a breach too: a gate
 /// that cannot look must not pass).
 fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetResult {
@@ -352,6 +354,30 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             step: step.map(StepFacts::label),
             detail,
         };
+    // Still slow when the next step began, longer than the limit after it
+    // ended: over the limit, whatever came next.
+    let next_start = |st: &StepFacts| {
+        steps
+            .iter()
+            .map(|s| s.latency.start_ms)
+            .filter(|s| *s >= st.latency.end_ms)
+            .reduce(f64::min)
+    };
+    let overran = steps.iter().find_map(|st| {
+        let gap = next_start(st)? - st.latency.end_ms;
+        (st.recovery.state == RecoveryState::NextStepBegan && gap > limit).then_some((st, gap))
+    });
+    if let Some((st, gap)) = overran {
+        return result(
+            crate::pg::round3(gap),
+            false,
+            Some(st),
+            format!(
+                "app p99 not back within {} ms (1.5× the p99 before) when the next step began, {gap:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms)
+            ),
+        );
+    }
     if let Some(st) = steps
         .iter()
         .find(|s| s.recovery.state == RecoveryState::NotRecovered)

@@ -148,6 +148,9 @@ pub enum RecoveryState {
     Recovered,
     /// Still above the bar when the run ended.
     NotRecovered,
+    /// Still above the bar when the next step began: what follows is that
+    /// step's.
+    NextStepBegan,
     /// No app traffic before the migration: nothing to come back to.
     #[default]
     NoBaseline,

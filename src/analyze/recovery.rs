@@ -9,6 +9,12 @@
 //! window without completions is never within the bar: nothing came back.
 //! The recovery time is from the step's end to the start of that window
 //! (0 when it began before the step ended), known to a window.
+//!
+//! Only the windows that start before the next step does are the step's:
+//! what the next step does to the app is that step's, not a slow recovery
+//! of this one. A step still above the bar when the next one began has not
+//! recovered *before the next step* (its own state); the backlog it left is
+//! then part of the next step's figures.
 
 use super::facts::{Recovery, RecoveryState};
 use crate::latency_hdr::WindowFigures;
@@ -22,8 +28,13 @@ pub const FACTOR: f64 = 1.5;
 pub const SUSTAIN: usize = 3;
 
 /// Recovery after a step that ended at `end_ms`, given the p99 before the
-/// migration.
-pub(crate) fn recovery(rec: &RunRecord, before_p99_ms: Option<f64>, end_ms: f64) -> Recovery {
+/// migration, until the next step began (`next_ms`; None for the last).
+pub(crate) fn recovery(
+    rec: &RunRecord,
+    before_p99_ms: Option<f64>,
+    end_ms: f64,
+    next_ms: Option<f64>,
+) -> Recovery {
     let Some(before) = before_p99_ms else {
         return Recovery::default();
     };
@@ -33,6 +44,7 @@ pub(crate) fn recovery(rec: &RunRecord, before_p99_ms: Option<f64>, end_ms: f64)
         .windows
         .iter()
         .filter(|w| w.query.is_none() && w.to_ms > end_ms)
+        .filter(|w| next_ms.is_none_or(|n| w.from_ms < n))
         .collect();
     let within = |w: &WindowFigures| w.count > 0 && w.p99_us as f64 <= bar_us;
     let start = (0..windows.len()).find(|&i| {
@@ -50,7 +62,10 @@ pub(crate) fn recovery(rec: &RunRecord, before_p99_ms: Option<f64>, end_ms: f64)
             recovery_ms: Some(round3((windows[i].from_ms - end_ms).max(0.0))),
         },
         None => Recovery {
-            state: RecoveryState::NotRecovered,
+            state: match next_ms {
+                Some(_) => RecoveryState::NextStepBegan,
+                None => RecoveryState::NotRecovered,
+            },
             threshold_ms,
             recovery_ms: None,
         },
@@ -90,7 +105,7 @@ mod tests {
             1000.0,
             &[900_000, 0, 400_000, 2_000, 300_000, 2_900, 2_000, 1_000],
         );
-        let rec = recovery(&r, Some(2.0), 1050.0);
+        let rec = recovery(&r, Some(2.0), 1050.0, None);
         assert_eq!(rec.state, RecoveryState::Recovered);
         assert_eq!(rec.threshold_ms, Some(3.0));
         assert_eq!(rec.recovery_ms, Some(450.0));
@@ -99,25 +114,54 @@ mod tests {
     #[test]
     fn no_slowdown_is_no_recovery_time() {
         let r = with_windows(1000.0, &[2_000, 2_000, 2_000, 2_000]);
-        assert_eq!(recovery(&r, Some(2.0), 1050.0).recovery_ms, Some(0.0));
+        assert_eq!(recovery(&r, Some(2.0), 1050.0, None).recovery_ms, Some(0.0));
     }
 
     #[test]
     fn still_slow_at_the_end_is_not_recovered() {
         let r = with_windows(1000.0, &[900_000, 800_000, 2_000, 700_000]);
-        let rec = recovery(&r, Some(2.0), 1000.0);
+        let rec = recovery(&r, Some(2.0), 1000.0, None);
         assert_eq!(
             (rec.state, rec.recovery_ms),
             (RecoveryState::NotRecovered, None)
         );
         // The last windows of the run count even when fewer than SUSTAIN.
         let r = with_windows(1000.0, &[900_000, 800_000, 2_000]);
-        assert_eq!(recovery(&r, Some(2.0), 1000.0).recovery_ms, Some(200.0));
+        assert_eq!(
+            recovery(&r, Some(2.0), 1000.0, None).recovery_ms,
+            Some(200.0)
+        );
+    }
+
+    #[test]
+    fn the_next_steps_slowdown_is_not_this_steps_recovery() {
+        // A harmless step ends at 1000; the next one starts at 1100 and
+        // slows the app from 1100 on.
+        let r = with_windows(1000.0, &[2_000, 900_000, 800_000, 2_000, 2_000, 2_000]);
+        let rec = recovery(&r, Some(2.0), 1000.0, Some(1100.0));
+        assert_eq!(
+            (rec.state, rec.recovery_ms),
+            (RecoveryState::Recovered, Some(0.0))
+        );
+        // Still slow when the next step began: not this step's recovery
+        // time, and not "never".
+        let r = with_windows(1000.0, &[900_000, 800_000, 2_000, 2_000, 2_000]);
+        let rec = recovery(&r, Some(2.0), 1000.0, Some(1200.0));
+        assert_eq!(
+            (rec.state, rec.recovery_ms),
+            (RecoveryState::NextStepBegan, None)
+        );
+        // Without the bound, the later windows would have counted.
+        let rec = recovery(&r, Some(2.0), 1000.0, None);
+        assert_eq!(rec.recovery_ms, Some(200.0));
     }
 
     #[test]
     fn without_traffic_before_there_is_no_bar() {
         let r = with_windows(1000.0, &[2_000]);
-        assert_eq!(recovery(&r, None, 1000.0).state, RecoveryState::NoBaseline);
+        assert_eq!(
+            recovery(&r, None, 1000.0, None).state,
+            RecoveryState::NoBaseline
+        );
     }
 }

@@ -46,6 +46,70 @@ fn a_step_lasts_until_its_commit_released_its_locks() {
     assert_eq!(a.migration.unwrap().duration_ms, 920.0);
 }
 
+#[test]
+fn a_step_still_slow_when_the_next_began_breaches_recovery_only_past_the_limit() {
+    // Step a (1000–1010) leaves the app slow until step b (1300–1310)
+    // begins, and b's slowdown lasts to 1600; then the app is back.
+    let mut r = record();
+    for (step, from, to) in [("a", 1000.0, 1010.0), ("b", 1300.0, 1310.0)] {
+        r.statements.push(stmt(step, "SELECT 1", from, to));
+        step_span(&mut r, step, from, to);
+    }
+    r.histograms.windows = (10..40)
+        .map(|k| {
+            let p99_us = if (10..16).contains(&k) {
+                900_000
+            } else {
+                2_000
+            };
+            crate::latency_hdr::WindowFigures {
+                from_ms: k as f64 * 100.0,
+                to_ms: (k + 1) as f64 * 100.0,
+                query: None,
+                count: 20,
+                p50_us: 1_000,
+                p99_us,
+                max_us: p99_us,
+            }
+        })
+        .collect();
+    let mut recovery = |limit: f64| {
+        r.info.as_mut().unwrap().budget.max_recovery_ms = Some(limit);
+        let a = analyze(&r);
+        let st: Vec<_> = a
+            .steps
+            .iter()
+            .map(|s| (s.recovery.state, s.recovery.recovery_ms))
+            .collect();
+        assert_eq!(
+            st,
+            [
+                (RecoveryState::NextStepBegan, None),
+                (RecoveryState::Recovered, Some(290.0))
+            ]
+        );
+        a.budgets
+            .into_iter()
+            .find(|b| b.name == "max_recovery_ms")
+            .unwrap()
+    };
+    // 290 ms from a's end to b's start: over a 200 ms limit, a's breach.
+    let b = recovery(200.0);
+    assert!(!b.passed && b.step.as_deref() == Some("p / a"), "{b:?}");
+    assert!(
+        b.detail
+            .contains("when the next step began, 290.0 ms after"),
+        "{b:?}"
+    );
+    // Under a 300 ms limit, a is not known to have breached it; b's 290 ms
+    // recovery is the slowest.
+    let b = recovery(300.0);
+    assert!(
+        b.passed && b.step.as_deref() == Some("p / b") && b.measured == 290.0,
+        "{b:?}"
+    );
+}
+
 /// A server sample with the replica `bytes` / `ms` behind.
 fn lag(t_ms: f64, bytes: u64, ms: f64) -> crate::record::ServerRow {
     crate::record::ServerRow {

@@ -5,76 +5,144 @@
 //!   and the app waits charged to the step.
 //! - **Fires when** a lock that blocks app reads or writes was held longer
 //!   than the threshold (100 ms): once per relation and mode, for the longest
-//!   hold; critical when it blocks reads too or is held 10× the threshold.
+//!   hold, and once for holds taken and released together (a partitioned
+//!   table's parent and partitions, `LOCK a, b`), on the relation the
+//!   statement names; critical when it blocks reads too or is held 10× the
+//!   threshold.
 //! - **Advises** the safe form of the statement that took the lock (CREATE
 //!   INDEX CONCURRENTLY, NOT VALID then VALIDATE, a CHECK before SET NOT
-//!   NULL, expand/contract for a type change, ...).
+//!   NULL, expand/contract for a type change, ...); for an index on a
+//!   partitioned table, the per-partition build CONCURRENTLY can't do.
 
 use super::finding::{Finding, FindingKind, Severity};
 use super::patterns;
 use super::rule::{Evidence, Rule, StepEvidence};
-use crate::record::Blocks;
+use crate::record::{Blocks, LockRow};
 
 pub const KIND: FindingKind = FindingKind::new("blocking_lock");
 
 pub const RULE: Rule = Rule::step(KIND, check);
 
+/// Holds taken and released together count as one: a statement on a
+/// partitioned table locks the parent and every partition, `LOCK a, b`
+/// both tables. Within this much (ms) of each other.
+const TOGETHER_MS: f64 = 2.0;
+
 fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
     let th = ev.th.blocking_lock_ms;
-    let mut blocking: Vec<_> = st
+    let mut blocking: Vec<&LockRow> = st
         .locks
         .iter()
+        .copied()
         .filter(|l| l.blocks != Blocks::None && l.held_ms > th)
         .collect();
     blocking.sort_by(|x, y| y.held_ms.total_cmp(&x.held_ms));
     let mut seen_keys: Vec<(&str, &str)> = Vec::new();
     let mut out = Vec::new();
-    for l in blocking {
-        let k = (l.relation.as_str(), l.mode.as_str());
-        if seen_keys.contains(&k) {
+    for (i, l) in blocking.iter().enumerate() {
+        if seen_keys.contains(&(l.relation.as_str(), l.mode.as_str())) {
             continue;
         }
-        seen_keys.push(k);
-        let on_rel: Vec<_> = st.waits.iter().filter(|w| w.relation == l.relation).collect();
-        let worst = on_rel.iter().max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
-        let mut seen = format!(
-            "{} on {} held {:.1} ms, blocking app {} (threshold {:.0} ms)",
-            l.mode, l.relation, l.held_ms, l.blocks, th
-        );
-        match worst {
-            Some(w) => seen.push_str(&format!(
-                "; {} app queries waited on {}, worst {} ({}) {:.1} ms",
-                on_rel.len(),
-                l.relation,
-                w.query,
-                w.app,
-                w.wait_ms
-            )),
-            None => seen.push_str("; no app query happened to wait on it in this rehearsal"),
-        }
-        if st.facts.latency.errors > 0 {
-            seen.push_str(&format!(
-                "; {} app errors while the step ran",
-                st.facts.latency.errors
-            ));
-        }
-        let severity = if l.blocks == Blocks::ReadsWrites || l.held_ms >= 10.0 * th {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        };
-        let title = format!(
-            "{} blocked {} on {} for {:.0} ms",
-            l.mode, l.blocks, l.relation, l.held_ms
-        );
+        let group: Vec<&LockRow> = blocking[i..]
+            .iter()
+            .copied()
+            .filter(|o| {
+                !seen_keys.contains(&(o.relation.as_str(), o.mode.as_str()))
+                    && together(l, o)
+            })
+            .collect();
+        seen_keys.extend(group.iter().map(|o| (o.relation.as_str(), o.mode.as_str())));
         let statement = st.statement_at(l.granted_ms.unwrap_or(l.requested_ms));
-        out.push(
-            st.finding(KIND, severity, title, seen)
-                .on(Some(l.relation.clone()))
-                .instead(patterns::for_statement(&statement, &l.relation)),
-        );
+        out.push(one_hold(st, ev, &group, &statement));
     }
     out
+}
+
+/// Same mode, same effect on the app, taken and released together.
+fn together(a: &LockRow, b: &LockRow) -> bool {
+    let near = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => (x - y).abs() <= TOGETHER_MS,
+        _ => false,
+    };
+    a.mode == b.mode
+        && a.blocks == b.blocks
+        && near(a.granted_ms, b.granted_ms)
+        && near(a.released_ms, b.released_ms)
+}
+
+/// One finding for holds taken together, placed on the relation the
+/// statement names (a partitioned table's parent), else the longest hold.
+fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statement: &str) -> Finding {
+    let th = ev.th.blocking_lock_ms;
+    let named = crate::analyze::findings::patterns::names_relation;
+    let l = group
+        .iter()
+        .copied()
+        .find(|g| named(statement, &g.relation))
+        .unwrap_or(group[0]);
+    let others: Vec<&str> = group
+        .iter()
+        .filter(|g| g.relation != l.relation)
+        .map(|g| g.relation.as_str())
+        .collect();
+    let relations: Vec<&str> = std::iter::once(l.relation.as_str()).chain(others.iter().copied()).collect();
+    let on_rel: Vec<_> = st
+        .waits
+        .iter()
+        .filter(|w| relations.contains(&w.relation.as_str()))
+        .collect();
+    let worst = on_rel.iter().max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
+    let also = match others.len() {
+        0 => String::new(),
+        n => format!(" (and, taken and released with it, on {n} more: {})", others.join(", ")),
+    };
+    let mut seen = format!(
+        "{} on {}{also} held {:.1} ms, blocking app {} (threshold {:.0} ms)",
+        l.mode, l.relation, l.held_ms, l.blocks, th
+    );
+    match worst {
+        Some(w) => seen.push_str(&format!(
+            "; {} app queries waited on {}, worst {} ({}) {:.1} ms",
+            on_rel.len(),
+            distinct_relations(&on_rel),
+            w.query,
+            w.app,
+            w.wait_ms
+        )),
+        None => seen.push_str("; no app query happened to wait on it in this rehearsal"),
+    }
+    if st.facts.latency.errors > 0 {
+        seen.push_str(&format!(
+            "; {} app errors while the step ran",
+            st.facts.latency.errors
+        ));
+    }
+    let severity = if l.blocks == Blocks::ReadsWrites || l.held_ms >= 10.0 * th {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    let more = match others.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let title = format!(
+        "{} blocked {} on {}{more} for {:.0} ms",
+        l.mode, l.blocks, l.relation, l.held_ms
+    );
+    let advice = if others.is_empty() {
+        patterns::for_statement(statement, &l.relation)
+    } else {
+        patterns::for_partitioned(statement, &l.relation, &others)
+    };
+    st.finding(KIND, severity, title, seen)
+        .on(Some(l.relation.clone()))
+        .instead(advice)
+}
+
+/// The relations of these waits, each once, in order.
+fn distinct_relations(waits: &[&&crate::record::WaitRow]) -> String {
+    super::rule::distinct(waits.iter().map(|w| w.relation.clone())).join(", ")
 }
 
 #[cfg(test)]
@@ -134,6 +202,37 @@ pub(super) mod examples {
         let f = found(&r);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].relation.as_deref(), Some("orders"));
+    }
+
+    #[test]
+    fn a_partitioned_tables_holds_are_one_finding_with_the_per_partition_build() {
+        // CREATE INDEX on a partitioned table: SHARE on the parent and on
+        // both partitions, taken and released together.
+        let mut r = record();
+        let sql = "CREATE INDEX m_sensor ON m (sensor_id)";
+        step_holding(&mut r, "idx", sql, (1000.0, 1300.0), "ShareLock", 1001.0);
+        r.locks[0].relation = "m_2025".into();
+        for part in ["m", "m_2024"] {
+            r.locks.push(lock_on(part, "idx", "ShareLock", 1001.0, 1300.0));
+        }
+        // A hold at another time is its own finding.
+        r.locks.push(lock_on("orders", "idx", "ShareLock", 1001.0, 1200.0));
+        let f = found(&r);
+        assert_eq!(f.len(), 2, "{f:#?}");
+        let part = &f[0];
+        assert_eq!(part.relation.as_deref(), Some("m"), "the statement's table");
+        assert!(part.title.contains("on m and 2 more for 299 ms"), "{}", part.title);
+        assert!(part.seen.contains("on 2 more: m_2025, m_2024"), "{}", part.seen);
+        let sql = &part.safe_pattern.sql;
+        for line in [
+            "CREATE INDEX m_sensor ON ONLY m (sensor_id);",
+            "CREATE INDEX CONCURRENTLY m_2025_m_sensor ON m_2025 (sensor_id);",
+            "ALTER INDEX m_sensor ATTACH PARTITION m_2024_m_sensor;",
+        ] {
+            assert!(sql.contains(line), "{line}: {sql}");
+        }
+        assert_eq!(f[1].relation.as_deref(), Some("orders"));
+        assert!(f[1].safe_pattern.sql.contains("CREATE INDEX CONCURRENTLY m_sensor ON m"));
     }
 
     #[test]

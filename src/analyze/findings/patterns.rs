@@ -110,6 +110,75 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
     lock_timeout(s)
 }
 
+/// Whether `sql` names `relation` (as locks.csv spells it: `t`,
+/// `public.t`, `"User"`) as one of its identifiers.
+pub fn names_relation(sql: &str, relation: &str) -> bool {
+    let last = relation.rsplit('.').next().unwrap_or(relation);
+    crate::sql::tokens(sql).iter().any(|t| {
+        let text = &sql[t.start..t.end];
+        match t.kind {
+            crate::sql::TokenKind::Word => text.eq_ignore_ascii_case(last),
+            crate::sql::TokenKind::QuotedIdent => text == last,
+            _ => false,
+        }
+    })
+}
+
+/// The safe way for a statement that locked a partitioned table's parent
+/// and its partitions together. CREATE INDEX CONCURRENTLY refuses a
+/// partitioned table: the parent's index is made ON ONLY the parent
+/// (invalid, nothing built), each partition's built CONCURRENTLY and
+/// attached; the parent's index turns valid with the last one.
+pub fn for_partitioned(sql: &str, parent: &str, partitions: &[&str]) -> SafePattern {
+    let s = sql.trim().trim_end_matches(';');
+    let index = re(
+        r"(?is)^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:(\S+)\s+)?ON\s+(?:ONLY\s+)?(\S+)\s+(.*)$",
+    );
+    let Some(c) = index
+        .captures(s)
+        .filter(|_| !s.to_ascii_uppercase().contains("CONCURRENTLY"))
+    else {
+        return for_statement(sql, parent);
+    };
+    let unique = c.get(1).map_or("", |m| m.as_str());
+    let name = c.get(2).map_or_else(
+        || format!("{}_idx", bare(parent)),
+        |m| m.as_str().to_string(),
+    );
+    let (table, rest) = (&c[3], &c[4]);
+    let mut example = format!(
+        "-- the parent's index, building nothing (invalid until every partition has one):\nCREATE {unique}INDEX {name} ON ONLY {table} {rest};\n-- each partition, writes going on (a step each, transaction = false):\n"
+    );
+    for p in partitions.iter().take(3) {
+        let child: String = format!("{}_{}", bare(p), bare(&name))
+            .chars()
+            .take(63)
+            .collect();
+        example.push_str(&format!(
+            "CREATE {unique}INDEX CONCURRENTLY {child} ON {p} {rest};\nALTER INDEX {name} ATTACH PARTITION {child};\n"
+        ));
+    }
+    if partitions.len() > 3 {
+        example.push_str(&format!(
+            "-- ... and so for the other {} partitions\n",
+            partitions.len() - 3
+        ));
+    }
+    pattern(
+        "The index was built on the partitioned table and all its partitions at once, under SHARE on each: writes to every partition waited. CREATE INDEX CONCURRENTLY refuses a partitioned table, so build it per partition: create the parent's index ON ONLY the parent (no build; invalid), build each partition's index CONCURRENTLY and ATTACH it; the parent's index becomes valid when the last partition's is attached.",
+        example.trim_end().to_string(),
+    )
+}
+
+/// A relation's name without schema or quotes, for deriving names.
+fn bare(rel: &str) -> String {
+    rel.rsplit('.')
+        .next()
+        .unwrap_or(rel)
+        .trim_matches('"')
+        .to_string()
+}
+
 /// Bound the wait for the lock and retry: a pending request that cannot be
 /// granted quickly gives up instead of queueing the app behind it.
 pub fn lock_timeout(sql: &str) -> SafePattern {
