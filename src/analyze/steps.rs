@@ -236,11 +236,13 @@ fn one_step(
         unknown.insert(field.to_string(), why);
     });
     let footprint = footprint(rec, &phase, &step, &mut unknown);
+    let strongest_lock = strongest_lock(rec, &phase, &step, &locks, &sql);
     let longest_blocking_lock = locks
         .iter()
+        .copied()
         .filter(|l| l.blocks != Blocks::None)
         .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
-        .map(|l| LockFact::of(l));
+        .map(|l| LockFact::of(named_twin(l, &locks, &sql)));
     let lock_timeout_ms = rec
         .info
         .iter()
@@ -260,7 +262,7 @@ fn one_step(
             .map(|s| s.outcome.clone())
             .unwrap_or_else(|| "ok".into()),
         sqlstate: bad.map(|s| s.sqlstate.clone()).unwrap_or_default(),
-        strongest_lock: strongest_lock(rec, &phase, &step, &locks),
+        strongest_lock,
         longest_blocking_lock,
         lock_wait_ms: locks.iter().map(|l| l.wait_ms).fold(0.0, f64::max),
         rewrote: totals.rewrote,
@@ -361,6 +363,7 @@ fn strongest_lock(
     phase: &str,
     step: &str,
     locks: &[&LockRow],
+    sql: &[String],
 ) -> Option<LockFact> {
     let mut created: Vec<(&str, bool)> = Vec::new();
     for l in locks {
@@ -375,11 +378,41 @@ fn strongest_lock(
         .filter(|l| !is_created(&l.relation))
         .collect();
     let pool = if visible.is_empty() { locks } else { &visible };
-    pool.iter()
+    let best = pool
+        .iter()
         .filter(|l| l.locktype == "relation")
         .filter_map(|l| LockMode::parse(&l.mode).map(|m| (m, *l)))
         .max_by(|(ma, la), (mb, lb)| ma.cmp(mb).then(la.held_ms.total_cmp(&lb.held_ms)))
-        .map(|(_, l)| LockFact::of(l))
+        .map(|(_, l)| l)?;
+    Some(LockFact::of(named_twin(best, pool, sql)))
+}
+
+/// Of the holds taken and released with `best` in its mode (a partitioned
+/// table's parent and partitions), the one a statement of the step names
+/// (the parent), else `best` itself.
+fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &'a LockRow {
+    let near = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 2.0,
+        _ => a.is_none() && b.is_none(),
+    };
+    let named = |l: &LockRow| {
+        sql.iter()
+            .any(|s| crate::sql::names_relation(s, &l.relation))
+    };
+    if named(best) {
+        return best;
+    }
+    locks
+        .iter()
+        .copied()
+        .filter(|l| {
+            l.mode == best.mode
+                && l.blocks == best.blocks
+                && near(l.granted_ms, best.granted_ms)
+                && near(l.released_ms, best.released_ms)
+        })
+        .find(|l| named(l))
+        .unwrap_or(best)
 }
 
 #[cfg(test)]
@@ -391,6 +424,23 @@ mod tests {
     fn facts(r: &RunRecord) -> Vec<StepFacts> {
         let r = normalize(r);
         step_facts(&r, &attribute_waits(&r))
+    }
+
+    #[test]
+    fn a_partitioned_tables_locks_are_named_by_the_parent() {
+        // SHARE on two partitions and the parent, taken and released
+        // together; the statement names the parent.
+        let mut r = record();
+        let sql = "CREATE INDEX m_sensor ON m (sensor_id)";
+        step_holding(&mut r, "idx", sql, (1000.0, 1300.0), "ShareLock", 1001.0);
+        r.locks[0].relation = "m_2025".into();
+        for part in ["m_2024", "m"] {
+            r.locks
+                .push(lock_on(part, "idx", "ShareLock", 1001.0, 1300.0));
+        }
+        let f = &facts(&r)[0];
+        assert_eq!(f.strongest_lock.as_ref().unwrap().relation, "m");
+        assert_eq!(f.longest_blocking_lock.as_ref().unwrap().relation, "m");
     }
 
     #[test]

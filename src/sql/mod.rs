@@ -36,6 +36,20 @@ pub struct Statements {
     pub unclosed: Option<Unclosed>,
 }
 
+/// Whether `sql` names `relation` (as locks.csv spells it: `t`,
+/// `public.t`, `"User"`) as one of its identifiers.
+pub fn names_relation(sql: &str, relation: &str) -> bool {
+    let last = relation.rsplit('.').next().unwrap_or(relation);
+    tokens(sql).iter().any(|t| {
+        let text = &sql[t.start..t.end];
+        match t.kind {
+            TokenKind::Word => text.eq_ignore_ascii_case(last),
+            TokenKind::QuotedIdent => text == last,
+            _ => false,
+        }
+    })
+}
+
 /// Split `sql` into statements, trimmed, without the terminating `;`, empty
 /// statements (and comment-only ones) dropped.
 ///
@@ -219,6 +233,20 @@ impl LineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_a_relation_as_locks_csv_spells_it() {
+        let sql = r#"CREATE INDEX m_sensor ON public.m (sensor_id); UPDATE "User" SET x = 1"#;
+        assert!(names_relation(sql, "m"));
+        assert!(names_relation(sql, "public.m"));
+        assert!(names_relation(sql, "\"User\""));
+        assert!(!names_relation(sql, "m_2024"), "a prefix is not the name");
+        assert!(!names_relation(sql, "user"), "quoted names keep their case");
+        assert!(
+            !names_relation("SELECT 'm'", "m"),
+            "a string is not an identifier"
+        );
+    }
 
     #[test]
     fn splits_plain_statements() {

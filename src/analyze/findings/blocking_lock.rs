@@ -74,7 +74,7 @@ fn together(a: &LockRow, b: &LockRow) -> bool {
 /// statement names (a partitioned table's parent), else the longest hold.
 fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statement: &str) -> Finding {
     let th = ev.th.blocking_lock_ms;
-    let named = crate::analyze::findings::patterns::names_relation;
+    let named = crate::sql::names_relation;
     let l = group
         .iter()
         .copied()

@@ -110,20 +110,6 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
     lock_timeout(s)
 }
 
-/// Whether `sql` names `relation` (as locks.csv spells it: `t`,
-/// `public.t`, `"User"`) as one of its identifiers.
-pub fn names_relation(sql: &str, relation: &str) -> bool {
-    let last = relation.rsplit('.').next().unwrap_or(relation);
-    crate::sql::tokens(sql).iter().any(|t| {
-        let text = &sql[t.start..t.end];
-        match t.kind {
-            crate::sql::TokenKind::Word => text.eq_ignore_ascii_case(last),
-            crate::sql::TokenKind::QuotedIdent => text == last,
-            _ => false,
-        }
-    })
-}
-
 /// The safe way for a statement that locked a partitioned table's parent
 /// and its partitions together. CREATE INDEX CONCURRENTLY refuses a
 /// partitioned table: the parent's index is made ON ONLY the parent
