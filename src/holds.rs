@@ -103,6 +103,7 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
             let (start, _) = server_span(run, *idx);
             let (requested, granted) =
                 wait_for(&t, stmt, &mut used_waits).unwrap_or((start, start));
+            let released = released_at_error(run, obs, &t, start, txn.released_ms);
             rows.push(row(
                 &txn.phase,
                 &txn.step,
@@ -110,7 +111,7 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
                 &t,
                 requested,
                 Some(granted),
-                Some(txn.released_ms),
+                Some(released),
                 "probe",
             ));
         }
@@ -168,11 +169,14 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
             let g = polled_grant.unwrap_or(start);
             (g, g)
         });
-        let released = h
-            .missed_after_ms
-            .filter(|m| *m < end)
-            .map(|m| ((h.last_ms + m) / 2.0).min(end))
-            .unwrap_or(end);
+        let released = if h.in_txn {
+            at_error(h, end)
+        } else {
+            h.missed_after_ms
+                .filter(|m| *m < end)
+                .map(|m| ((h.last_ms + m) / 2.0).min(end))
+                .unwrap_or(end)
+        };
         rows.push(row(
             &stmt.phase,
             &stmt.step,
@@ -221,6 +225,44 @@ fn server_span(run: &MigrationRun, idx: usize) -> (f64, f64) {
 }
 
 /// The same relation: by oid when both sides have one, else by name.
+/// When a probed lock of a transaction went. A transaction that failed let
+/// go of its locks at the error, before its ROLLBACK returned: for a lock
+/// the poll saw during the failed statement, [`at_error`]. Otherwise, and
+/// for a transaction that committed, `ended`.
+fn released_at_error(
+    run: &MigrationRun,
+    obs: &Observations,
+    t: &Taken,
+    from: f64,
+    ended: f64,
+) -> f64 {
+    let failed_at = |at: f64| {
+        run.statements
+            .iter()
+            .find(|s| s.outcome != "ok" && at >= s.start_ms - 1.0 && at <= s.end_ms + 1.0)
+    };
+    obs.migration_held
+        .iter()
+        .filter(|h| {
+            h.in_txn && h.mode == t.mode && same_relation(h.oid, &h.relation, t.oid, t.seen)
+        })
+        .filter(|h| h.first_ms >= from && h.first_ms <= ended)
+        .filter_map(|h| failed_at(h.first_ms).map(|s| at_error(h, s.end_ms)))
+        .fold(ended, f64::min)
+}
+
+/// When a statement's error released a lock the poll saw during it (inside
+/// a transaction: the abort lets go of every lock): at the error, the very
+/// end of the statement. No server clock follows a failed statement, so
+/// the bound is when its error reached us (`error_ms`), or the first poll
+/// that no longer saw the lock if that came sooner; never before its last
+/// sighting.
+fn at_error(h: &crate::observe::HeldSighting, error_ms: f64) -> f64 {
+    h.missed_after_ms
+        .map_or(error_ms, |m| m.min(error_ms))
+        .max(h.last_ms)
+}
+
 fn same_relation(a_oid: Option<u32>, a_name: &str, b_oid: Option<u32>, b_name: &str) -> bool {
     match (a_oid, b_oid) {
         (Some(a), Some(b)) => a == b,
@@ -375,7 +417,7 @@ mod tests {
             statement_start_ms: None,
             in_txn: true,
         };
-        let obs = Observations {
+        let mut obs = Observations {
             migration_held: vec![
                 seen("RowExclusiveLock", 100.5),
                 seen("AccessExclusiveLock", 103.0),
@@ -399,6 +441,18 @@ mod tests {
             (Some(102.0), Some(400.0))
         );
         assert_eq!(share.blocks, crate::record::Blocks::Writes);
+        // The probed lock, seen during the failed statement too, went at
+        // the error (its end as we got it), not at the ROLLBACK (401).
+        assert_eq!(rows[0].released_ms, Some(400.0));
+        // The poll after the error saw both locks gone sooner (last
+        // sightings at 396, the poll without them ending at 398): released
+        // by 398.
+        for h in obs.migration_held.iter_mut().skip(1) {
+            (h.last_ms, h.missed_after_ms) = (396.0, Some(398.0));
+        }
+        let rows = lock_rows(&run, &obs);
+        let released: Vec<_> = rows.iter().map(|r| r.released_ms).collect();
+        assert_eq!(released, [Some(398.0), Some(398.0)], "{rows:#?}");
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! a relation renamed or dropped mid-step (REINDEX CONCURRENTLY's indexes)
 //! is matched by any name it had.
 //!
-//! Checked to 2 ms: every hold that blocks the app, and the CONCURRENTLY
+//! Checked to 2 ms: every hold that blocks the app (a step that fails after
+//! taking its locks too: the error releases them), and the CONCURRENTLY
 //! build's lock on its table. Locks the build takes and drops mid-statement
 //! on its new index are placed to the migration poller's own interval; their
 //! distance to the witness is printed, and they must be there, named.
@@ -453,7 +454,18 @@ fn witnessed_run() -> Vec<String> {
         })
         .expect("CONCURRENTLY's ShareUpdateExclusiveLock");
     assert_eq!(sue.source, "poll");
-    assert!(checked >= 2, "{checked} holds checked");
+    // The failed step: SHARE from the LOCK (probed), SHARE ROW EXCLUSIVE
+    // from the failed DO block (polled), both released at its error.
+    let failed = |mode: &str| {
+        rec.locks
+            .iter()
+            .find(|l| l.step == "hold then fail" && l.relation == "t" && l.mode == mode)
+            .unwrap_or_else(|| panic!("{mode} of the failed step: {:#?}", rec.locks))
+    };
+    assert_eq!(failed("ShareLock").source, "probe");
+    assert_eq!(failed("ShareRowExclusiveLock").source, "poll");
+    assert!(failed("ShareRowExclusiveLock").held_ms >= 390.0);
+    assert!(checked >= 4, "{checked} holds checked");
     eprintln!(
         "granted − witness's first sighting (ms): {grant_errors:.3?}; released − last sighting: {release_errors:.3?}"
     );
