@@ -267,3 +267,59 @@ fn bad_pair_arguments_are_exit_2() {
         ran.stderr
     );
 }
+
+/// A side whose app could not keep up before its migration is named in
+/// compare.json and the verdict line: its p99 is queueing, not its
+/// migration's. Both sides here run 25 ms requests at twice what two
+/// connections serve.
+#[test]
+fn an_overloaded_baseline_is_named_in_the_verdict() {
+    if !have_local_postgres() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/engine/overloaded-baseline.toml");
+    let text = std::fs::read_to_string(&a).unwrap();
+    let b = tmp.path().join("overloaded-other.toml");
+    let other = text
+        .replace(
+            "name = \"overloaded-baseline\"",
+            "name = \"overloaded-other\"",
+        )
+        .replace(
+            "ALTER TABLE t ADD COLUMN note text",
+            "ALTER TABLE t ADD COLUMN other text",
+        );
+    assert_ne!(other, text);
+    std::fs::write(&b, other).unwrap();
+    let out = tmp.path().join("out");
+    let ran = compare(
+        &[
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--backend",
+            "local",
+            "-q",
+        ],
+        &out,
+    );
+    assert_eq!(ran.code, 0, "stderr:\n{}", ran.stderr);
+    let cdir = compare_dir(&out, "overloaded-baseline-vs-overloaded-other");
+    let c: Value =
+        serde_json::from_str(&std::fs::read_to_string(cdir.join("compare.json")).unwrap()).unwrap();
+    for side in c["sides"].as_array().unwrap() {
+        let titles = side["overloaded_baseline"].as_array().unwrap();
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.as_str().unwrap().contains("could not keep up")),
+            "{side}"
+        );
+    }
+    let line = c["verdict"]["line"].as_str().unwrap();
+    assert!(
+        line.contains("but overloaded-other's baseline was overloaded"),
+        "{line}"
+    );
+}

@@ -41,12 +41,13 @@ name = "rewrite_note"
 sql = "UPDATE accounts SET note = repeat(md5(random()::text), 30) WHERE id = $1"
 params = [{ gen = "fk", table = "accounts" }]
 
-# An app transaction that keeps a row lock on accounts for 2 s: CREATE
-# INDEX CONCURRENTLY waits for it to end while the UPDATEs go on.
+# An app transaction that keeps a row lock on accounts for 3 s: CREATE
+# INDEX CONCURRENTLY waits for it to end while the UPDATEs go on (for at
+# least a second of it however long the migration takes to begin).
 [[workload.script]]
 name = "long_transaction"
 at = "500ms"
-sql = ["BEGIN", "UPDATE accounts SET balance = balance WHERE id = 1", "SELECT pg_sleep(2)", "COMMIT"]
+sql = ["BEGIN", "UPDATE accounts SET balance = balance WHERE id = 1", "SELECT pg_sleep(3)", "COMMIT"]
 
 [[phase]]
 name = "wal"

@@ -46,6 +46,9 @@ pub struct Side {
     pub run_dir: Option<String>,
     /// None without a readable run directory.
     pub total: Option<Figures>,
+    /// Its `overloaded_baseline` findings' titles: an app that could not
+    /// keep up before the migration, whose latency figures are queueing.
+    pub overloaded_baseline: Vec<String>,
 }
 
 /// One step and its figures on each side (None: the step is not there).
@@ -136,10 +139,23 @@ pub fn build(pair: Option<String>, runs: [&SideRun; 2], base: &Path) -> Comparis
             outcome: r.outcome.lines().next().unwrap_or_default().to_string(),
             run_dir: r.run_dir.as_deref().map(|d| relative(base, d)),
             total: read[i].as_ref().map(|(rec, a)| total_figures(rec, a)),
+            overloaded_baseline: read[i]
+                .iter()
+                .flat_map(|(_, a)| a.findings.iter())
+                .filter(|f| f.kind == analyze::findings::overloaded_baseline::KIND)
+                .map(|f| f.title.clone())
+                .collect(),
         }
     };
     let sides = [side(0), side(1)];
-    let verdict = verdict(&sides);
+    let mut verdict = verdict(&sides);
+    for s in sides.iter().filter(|s| !s.overloaded_baseline.is_empty()) {
+        verdict.line.push_str(&format!(
+            " — but {}'s baseline was overloaded ({}): its p99 is queueing, not its migration's",
+            s.scenario,
+            s.overloaded_baseline.join("; ")
+        ));
+    }
     Comparison {
         pair,
         sides,
@@ -367,6 +383,7 @@ mod tests {
             exit_code: 0,
             outcome: "pass".into(),
             run_dir: None,
+            overloaded_baseline: vec![],
             total: Some(Figures {
                 longest_blocking_hold_ms: Some(hold),
                 p99_ms: Some(p99),

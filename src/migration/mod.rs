@@ -179,7 +179,20 @@ struct Executor {
 
 /// Run every phase. Never returns an error for a failed step: the failure is
 /// recorded in `MigrationRun::failure` so the report can be written.
+/// The migration session, connected and its statements prepared, ready to
+/// run the phases: made while the traffic before the first step runs, so
+/// that the first step begins when that period ends (connecting and
+/// preparing take a few hundred ms).
+pub struct Prepared(Executor);
+
+/// Run the migration: [`prepare`], then [`execute`].
 pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
+    Ok(execute(prepare(ctx).await?).await)
+}
+
+/// Connect the migration session and prepare its probe, catalog reads and
+/// clock.
+pub async fn prepare(ctx: MigrationCtx) -> crate::Result<Prepared> {
     let client = ctx.conn.connect(MIGRATION_APP_NAME).await?;
     let row = client
         .query_one(
@@ -208,7 +221,7 @@ pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
     let server_now = probe::prepare_clock(&client).await.ok();
     use rand::SeedableRng;
     let rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x6d69_6772);
-    let mut ex = Executor {
+    Ok(Prepared(Executor {
         client,
         run: MigrationRun {
             pid,
@@ -226,11 +239,17 @@ pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
         boundaries: Vec::new(),
         pgss_changes: Vec::new(),
         rng,
-    };
+    }))
+}
+
+/// Run every phase on the prepared session; what happened, failures
+/// included.
+pub async fn execute(prepared: Prepared) -> MigrationRun {
+    let Prepared(mut ex) = prepared;
     ex.run_phases().await;
     ex.ctx.status.in_statement.store(false, Ordering::Relaxed);
     ex.ctx.status.in_step.store(false, Ordering::Relaxed);
     ex.attribute_wal().await;
     ex.run.step_rows = ex.step_rows();
-    Ok(ex.run)
+    ex.run
 }

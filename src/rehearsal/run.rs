@@ -200,33 +200,41 @@ async fn drive(
     server_clock: ServerClock,
 ) -> MigrationRun {
     let s = input.scenario;
+    let ctx = MigrationCtx {
+        conn: input.conn.clone(),
+        phases: s.phases.clone(),
+        tables: input.tables.clone(),
+        clock: sh.clock,
+        status: sh.live.status.clone(),
+        app_index,
+        live,
+        abort: sh.abort.clone(),
+        current: sh.live.current.clone(),
+        marks: sh.marks.clone(),
+        seed: input.seed,
+        wal: wal.clone(),
+        server_clock,
+    };
     sh.live.current.set("before".into());
-    timed_traffic("before the first step", &sh.abort, s.workload.before).await;
+    // The migration session connects and prepares while the traffic before
+    // runs: the first step then begins when that period ends.
+    let (prepared, ()) = tokio::join!(
+        migration::prepare(ctx),
+        timed_traffic("before the first step", &sh.abort, s.workload.before)
+    );
     let run = if sh.abort.is_cancelled() {
         MigrationRun::default()
     } else {
         let started = Instant::now();
         tracing::info!("migration: {} phase(s)", s.phases.len());
-        let ctx = MigrationCtx {
-            conn: input.conn.clone(),
-            phases: s.phases.clone(),
-            tables: input.tables.clone(),
-            clock: sh.clock,
-            status: sh.live.status.clone(),
-            app_index,
-            live,
-            abort: sh.abort.clone(),
-            current: sh.live.current.clone(),
-            marks: sh.marks.clone(),
-            seed: input.seed,
-            wal: wal.clone(),
-            server_clock,
+        let run = match prepared {
+            Ok(p) => migration::execute(p).await,
+            Err(e) => MigrationRun {
+                failure: Some(format!("the migration session failed: {e}")),
+                wal,
+                ..Default::default()
+            },
         };
-        let run = migration::run(ctx).await.unwrap_or_else(|e| MigrationRun {
-            failure: Some(format!("the migration session failed: {e}")),
-            wal,
-            ..Default::default()
-        });
         tracing::info!(
             "migration ended in {:.1} ms{}",
             started.elapsed().as_secs_f64() * 1e3,
