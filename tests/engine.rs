@@ -390,6 +390,20 @@ fn an_overloaded_baseline_is_named() {
         md.contains("could not keep up before the migration"),
         "{md}"
     );
+    // "Before" begins when the traffic did, which run.json records, and
+    // lasts about the 1.5 s asked (the migration session was ready).
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let began = run["traffic_started_ms"]
+        .as_f64()
+        .expect("traffic_started_ms");
+    assert!(began > 0.0, "{run}");
+    assert_eq!(summary["before"]["start_ms"].as_f64(), Some(began));
+    let before_ms = summary["before"]["end_ms"].as_f64().unwrap() - began;
+    assert!(
+        (1500.0..1900.0).contains(&before_ms),
+        "before lasted {before_ms} ms"
+    );
 }
 
 /// A statement that takes a lock and then fails inside a transaction has

@@ -164,8 +164,16 @@ fn periods(rec: &RunRecord, steps: &[StepFacts]) -> [LatencyFacts; 3] {
             LatencyFacts::default(),
         ];
     };
+    // Before: from when the traffic began (no request was due earlier).
+    let began = rec
+        .info
+        .as_ref()
+        .and_then(|i| i.traffic_started_ms)
+        .unwrap_or(0.0)
+        .min(first);
+    let before = latency::figures(&latency::merge(rec, 0.0, first, |_| true), began, first);
     [
-        latency::facts(rec, 0.0, first, None),
+        before,
         latency::facts(rec, first, last, None),
         latency::facts(rec, last, f64::INFINITY, None),
     ]

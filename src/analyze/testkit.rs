@@ -32,6 +32,7 @@ pub(crate) fn info() -> RunInfo {
         clients: 1,
         rate: None,
         window_ms: 100.0,
+        traffic_started_ms: None,
         phases: vec![PhaseSpan {
             name: "p".into(),
             apps: vec!["v1".into(), "v2".into()],

@@ -32,6 +32,22 @@ fn periods_split_at_the_steps_spans() {
 }
 
 #[test]
+fn before_runs_from_when_the_traffic_began() {
+    // Traffic began at 500 ms (its connections took that long): the 10
+    // windows' requests before the step at 1000 ms were due in 500 ms, not
+    // in a second.
+    let mut r = record();
+    r.statements.push(stmt("s", "SELECT 1", 1000.0, 1010.0));
+    step_span(&mut r, "s", 1000.0, 1010.0);
+    let without = analyze(&r).before;
+    r.info.as_mut().unwrap().traffic_started_ms = Some(500.0);
+    let with = analyze(&r).before;
+    assert_eq!((without.start_ms, with.start_ms), (0.0, 500.0));
+    assert_eq!(with.requests, without.requests);
+    assert_eq!(with.qps, 2.0 * without.qps);
+}
+
+#[test]
 fn a_step_lasts_until_its_commit_released_its_locks() {
     // The UPDATE's result came at 1900 ms; its COMMIT, flushing the WAL it
     // wrote, released the lock at 1920 ms: the step (and the migration)

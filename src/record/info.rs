@@ -31,6 +31,11 @@ pub struct RunInfo {
     pub clients: u32,
     pub rate: Option<f64>,
     pub window_ms: f64,
+    /// When the app traffic began (its connections open, the schedule
+    /// started): the "before" period starts here, not at 0. Absent from
+    /// run directories of earlier versions.
+    #[serde(default)]
+    pub traffic_started_ms: Option<f64>,
     /// Phases in order with their live app versions and time span.
     pub phases: Vec<PhaseSpan>,
     /// Budget from the scenario merged with --budget flags.

@@ -54,6 +54,7 @@ impl Draft {
             clients: s.workload.clients,
             rate: s.workload.rate,
             window_ms: s.workload.window.as_secs_f64() * 1e3,
+            traffic_started_ms: None,
             phases: Vec::new(),
             budget: s.budget.clone(),
             lock_precision_ms: 0.0,
@@ -130,6 +131,7 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
     info.steps = m.migration.steps;
     info.invalid_indexes = invalid_indexes;
     info.end_ms = crate::pg::round3(m.end_ms);
+    info.traffic_started_ms = m.traffic_started_ms.map(crate::pg::round3);
     info.failure = m.migration.failure.clone();
     info.lock_precision_ms = lock_precision(&m.server_clock, &m.observations);
     info.wal_attribution = m.migration.wal.attribution.clone();

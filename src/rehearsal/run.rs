@@ -68,6 +68,8 @@ pub struct Measured {
     pub observations: Observations,
     /// What the latency recorder kept besides the files it streamed.
     pub latency: Recorded,
+    /// When the app traffic began (connected, scheduled).
+    pub traffic_started_ms: Option<f64>,
     pub end_ms: f64,
     /// A signal stopped it.
     pub interrupted: bool,
@@ -130,6 +132,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
             )));
         }
     };
+    let traffic_started_ms = Some(clock.now_ms());
     let health = HealthWatch::start(input.conn.clone(), sh.abort.clone());
     let progress = Progress::start(&input.output, &sh.live);
 
@@ -164,6 +167,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         migration,
         observations,
         latency: latency.map_err(|e| Stopped::failed(format!("latency recorder: {e}")))?,
+        traffic_started_ms,
         end_ms,
         interrupted: signals.received(),
     })
