@@ -391,10 +391,6 @@ fn strongest_lock(
 /// table's parent and partitions), the one a statement of the step names
 /// (the parent), else `best` itself.
 fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &'a LockRow {
-    let near = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => (a - b).abs() <= 2.0,
-        _ => a.is_none() && b.is_none(),
-    };
     let named = |l: &LockRow| {
         sql.iter()
             .any(|s| crate::sql::names_relation(s, &l.relation))
@@ -405,20 +401,31 @@ fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &
     locks
         .iter()
         .copied()
-        .filter(|l| {
-            l.mode == best.mode
-                && l.blocks == best.blocks
-                && near(l.granted_ms, best.granted_ms)
-                && near(l.released_ms, best.released_ms)
-        })
+        .filter(|l| held_together(l, best))
         .find(|l| named(l))
         .unwrap_or(best)
+}
+
+/// Two holds that are one: the same mode and effect on the app, taken and
+/// released within 2 ms of each other — a statement on a partitioned table
+/// locks the parent and every partition, `LOCK a, b` both tables.
+pub(crate) fn held_together(a: &LockRow, b: &LockRow) -> bool {
+    let near = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => (x - y).abs() <= 2.0,
+        (x, y) => x.is_none() && y.is_none(),
+    };
+    a.mode == b.mode
+        && a.blocks == b.blocks
+        && near(a.granted_ms, b.granted_ms)
+        && near(a.released_ms, b.released_ms)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::testkit::{lock, lock_on, record, step_holding, stmt, wait};
+    use crate::analyze::testkit::{
+        lock, lock_on, partitioned_index, record, step_holding, stmt, wait,
+    };
 
     /// The step facts as the analysis computes them (after normalizing).
     fn facts(r: &RunRecord) -> Vec<StepFacts> {
@@ -431,13 +438,7 @@ mod tests {
         // SHARE on two partitions and the parent, taken and released
         // together; the statement names the parent.
         let mut r = record();
-        let sql = "CREATE INDEX m_sensor ON m (sensor_id)";
-        step_holding(&mut r, "idx", sql, (1000.0, 1300.0), "ShareLock", 1001.0);
-        r.locks[0].relation = "m_2025".into();
-        for part in ["m_2024", "m"] {
-            r.locks
-                .push(lock_on(part, "idx", "ShareLock", 1001.0, 1300.0));
-        }
+        partitioned_index(&mut r);
         let f = &facts(&r)[0];
         assert_eq!(f.strongest_lock.as_ref().unwrap().relation, "m");
         assert_eq!(f.longest_blocking_lock.as_ref().unwrap().relation, "m");

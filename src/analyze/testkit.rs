@@ -309,6 +309,19 @@ pub(crate) fn step_holding<'r>(
     r.statements.last_mut().expect("pushed")
 }
 
+/// CREATE INDEX on partitioned table m (step `idx`, 1000–1300 ms): SHARE on
+/// its partitions m_2025 and m_2024 and on m itself, taken at 1001 and
+/// released at 1300 together.
+pub(crate) fn partitioned_index(r: &mut RunRecord) {
+    let sql = "CREATE INDEX m_sensor ON m (sensor_id)";
+    step_holding(r, "idx", sql, (1000.0, 1300.0), "ShareLock", 1001.0);
+    r.locks.last_mut().expect("pushed").relation = "m_2025".into();
+    for rel in ["m_2024", "m"] {
+        r.locks
+            .push(lock_on(rel, "idx", "ShareLock", 1001.0, 1300.0));
+    }
+}
+
 /// ADD COLUMN note (step `col`, 1000–1020 ms) breaks the apps' prepared
 /// `SELECT *` ("cached plan must not change result type", 0A000): v1 gets
 /// four errors from 1030 ms on, v2 one at 2050 ms, during a later ANALYZE.

@@ -17,16 +17,12 @@
 use super::finding::{Finding, FindingKind, Severity};
 use super::patterns;
 use super::rule::{Evidence, Rule, StepEvidence};
+use crate::analyze::steps::held_together;
 use crate::record::{Blocks, LockRow};
 
 pub const KIND: FindingKind = FindingKind::new("blocking_lock");
 
 pub const RULE: Rule = Rule::step(KIND, check);
-
-/// Holds taken and released together count as one: a statement on a
-/// partitioned table locks the parent and every partition, `LOCK a, b`
-/// both tables. Within this much (ms) of each other.
-const TOGETHER_MS: f64 = 2.0;
 
 fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
     let th = ev.th.blocking_lock_ms;
@@ -48,7 +44,7 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
             .copied()
             .filter(|o| {
                 !seen_keys.contains(&(o.relation.as_str(), o.mode.as_str()))
-                    && together(l, o)
+                    && held_together(l, o)
             })
             .collect();
         seen_keys.extend(group.iter().map(|o| (o.relation.as_str(), o.mode.as_str())));
@@ -56,18 +52,6 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         out.push(one_hold(st, ev, &group, &statement));
     }
     out
-}
-
-/// Same mode, same effect on the app, taken and released together.
-fn together(a: &LockRow, b: &LockRow) -> bool {
-    let near = |x: Option<f64>, y: Option<f64>| match (x, y) {
-        (Some(x), Some(y)) => (x - y).abs() <= TOGETHER_MS,
-        _ => false,
-    };
-    a.mode == b.mode
-        && a.blocks == b.blocks
-        && near(a.granted_ms, b.granted_ms)
-        && near(a.released_ms, b.released_ms)
 }
 
 /// One finding for holds taken together, placed on the relation the
@@ -148,7 +132,7 @@ fn distinct_relations(waits: &[&&crate::record::WaitRow]) -> String {
 #[cfg(test)]
 pub(super) mod examples {
     use super::KIND;
-    use crate::analyze::testkit::{lock_on, record, step_holding, wait};
+    use crate::analyze::testkit::{lock_on, partitioned_index, record, step_holding, wait};
     use crate::analyze::{analyze, Finding};
     use crate::record::{RunRecord, WaitCause};
 
@@ -209,12 +193,7 @@ pub(super) mod examples {
         // CREATE INDEX on a partitioned table: SHARE on the parent and on
         // both partitions, taken and released together.
         let mut r = record();
-        let sql = "CREATE INDEX m_sensor ON m (sensor_id)";
-        step_holding(&mut r, "idx", sql, (1000.0, 1300.0), "ShareLock", 1001.0);
-        r.locks[0].relation = "m_2025".into();
-        for part in ["m", "m_2024"] {
-            r.locks.push(lock_on(part, "idx", "ShareLock", 1001.0, 1300.0));
-        }
+        partitioned_index(&mut r);
         // A hold at another time is its own finding.
         r.locks.push(lock_on("orders", "idx", "ShareLock", 1001.0, 1200.0));
         let f = found(&r);
