@@ -39,10 +39,22 @@ pub(super) fn check(
             ae.held_ms
         );
         let title = format!("{lead} under ACCESS EXCLUSIVE on {}", ae.relation);
+        // Taken by an earlier statement of the transaction: the work ran
+        // under a lock it did not need itself (VALIDATE right after its
+        // ADD ... NOT VALID, in one migration file).
+        let earlier = ae
+            .granted_ms
+            .filter(|g| *g < s.start_ms - 0.5)
+            .map(|g| st.statement_at(g))
+            .filter(|e| *e != s.sql);
+        let advice = match &earlier {
+            Some(e) => patterns::split_transaction(e, &s.sql, &ae.relation),
+            None => patterns::for_statement(&s.sql, &ae.relation),
+        };
         return vec![st
             .finding(kind, severity, title, seen)
             .on(Some(ae.relation.clone()))
-            .instead(patterns::for_statement(&s.sql, &ae.relation))];
+            .instead(advice)];
     }
     Vec::new()
 }

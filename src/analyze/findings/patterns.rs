@@ -165,6 +165,26 @@ fn bare(rel: &str) -> String {
         .to_string()
 }
 
+/// Work that ran under an ACCESS EXCLUSIVE lock an earlier statement of its
+/// transaction took (`earlier`): commit that first and run `sql` in a
+/// transaction of its own, where it takes only the lock it needs.
+pub fn split_transaction(earlier: &str, sql: &str, relation: &str) -> SafePattern {
+    let validate = re(r"(?i)\bVALIDATE\s+CONSTRAINT\b").is_match(sql);
+    let own_lock = if validate {
+        "VALIDATE CONSTRAINT takes only SHARE UPDATE EXCLUSIVE, so reads and writes go on while it scans"
+    } else {
+        "it takes only the lock it needs itself"
+    };
+    pattern(
+        &format!("`{}` ran in the same transaction as `{}`, which took ACCESS EXCLUSIVE on {relation}: the scan ran under that lock until COMMIT. Commit the first statement on its own (under a short lock_timeout), then run this one in a separate transaction, where {own_lock}. In migration files that means two files: Flyway, golang-migrate, dbmate and Prisma run each file in one transaction.", one_line(sql, 80), one_line(earlier, 80)),
+        format!(
+            "-- one migration (its own transaction):\nSET lock_timeout = '2s';\n{};\n-- the next migration (a transaction of its own):\n{};",
+            one_line(earlier.trim().trim_end_matches(';'), 160),
+            one_line(sql.trim().trim_end_matches(';'), 160)
+        ),
+    )
+}
+
 /// Bound the wait for the lock and retry: a pending request that cannot be
 /// granted quickly gives up instead of queueing the app behind it.
 pub fn lock_timeout(sql: &str) -> SafePattern {

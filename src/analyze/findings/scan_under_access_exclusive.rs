@@ -8,7 +8,9 @@
 //!   past the blocking-lock threshold.
 //! - **Advises** prove the condition under a weaker lock first: a CHECK or
 //!   foreign key added NOT VALID and validated in its own step (SHARE UPDATE
-//!   EXCLUSIVE), then SET NOT NULL skips its scan.
+//!   EXCLUSIVE), then SET NOT NULL skips its scan. When an earlier statement
+//!   of the transaction took the ACCESS EXCLUSIVE (a VALIDATE right after
+//!   its NOT VALID add, in one migration file), splitting the transaction.
 
 use super::access_exclusive::{self, Work};
 use super::finding::{Finding, FindingKind};
@@ -40,7 +42,7 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
 pub(super) mod examples {
     use super::KIND;
     use crate::analyze::analyze;
-    use crate::analyze::testkit::{lock_on, record, step_holding};
+    use crate::analyze::testkit::{lock_on, record, step_holding, stmt};
     use crate::record::RunRecord;
 
     /// SET NOT NULL scans orders under ACCESS EXCLUSIVE.
@@ -68,6 +70,28 @@ pub(super) mod examples {
         assert_eq!(f.step.as_deref(), Some("nn"));
         let sql = &f.safe_pattern.sql;
         assert!(sql.contains("CHECK (status IS NOT NULL) NOT VALID"), "{sql}");
+    }
+
+    #[test]
+    fn a_validate_in_the_transaction_of_its_not_valid_add_is_told_to_split() {
+        // One migration file: ADD CONSTRAINT ... NOT VALID takes ACCESS
+        // EXCLUSIVE at 1000; VALIDATE then scans under it until COMMIT.
+        let mut r = record();
+        let add = "ALTER TABLE orders ADD CONSTRAINT c CHECK (total > 0) NOT VALID";
+        step_holding(&mut r, "v2", add, (1000.0, 1002.0), "AccessExclusiveLock", 1000.0);
+        r.locks[0].released_ms = Some(1300.0);
+        let validate = "ALTER TABLE orders VALIDATE CONSTRAINT c";
+        let mut v = stmt("v2", validate, 1003.0, 1299.0);
+        v.seq_scans = Some(1);
+        r.statements.push(v);
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("scan");
+        let advice = &f.safe_pattern.advice;
+        assert!(advice.contains("same transaction as `ALTER TABLE orders ADD CONSTRAINT c"), "{advice}");
+        assert!(advice.contains("takes only SHARE UPDATE EXCLUSIVE"), "{advice}");
+        let sql = &f.safe_pattern.sql;
+        let (first, second) = sql.split_once("-- the next migration").expect(sql);
+        assert!(first.contains("NOT VALID;") && second.contains("VALIDATE CONSTRAINT c;"), "{sql}");
     }
 
     #[test]
