@@ -12,7 +12,7 @@
 
 mod access_exclusive;
 mod finding;
-mod patterns;
+pub mod patterns;
 mod rule;
 
 pub use finding::{fmt_bytes, Finding, FindingKind, SafePattern, Severity, Thresholds};

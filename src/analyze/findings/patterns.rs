@@ -101,6 +101,9 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
             format!("UPDATE {relation} SET ... WHERE id > $1 AND id <= $2; -- 10k rows per batch, pause 20ms"),
         );
     }
+    if let Some(p) = online_form(s) {
+        return p;
+    }
     if up.starts_with("VACUUM FULL") || up.starts_with("CLUSTER") {
         return pattern(
             "VACUUM FULL and CLUSTER rewrite the table under ACCESS EXCLUSIVE. Use pg_repack (or pg_squeeze), which rebuilds online.",
@@ -108,6 +111,44 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
         );
     }
     lock_timeout(s)
+}
+
+/// Statements that have an online form of their own: the same command,
+/// CONCURRENTLY (or with the proof its scan needs made beforehand).
+fn online_form(s: &str) -> Option<SafePattern> {
+    let up = s.to_ascii_uppercase();
+    if up.contains("CONCURRENTLY") {
+        return None;
+    }
+    let refresh = re(r"(?i)^\s*REFRESH\s+MATERIALIZED\s+VIEW\s+");
+    if refresh.is_match(s) {
+        return Some(pattern(
+            "REFRESH MATERIALIZED VIEW holds ACCESS EXCLUSIVE on the view while it recomputes it: every read of the view waits. REFRESH ... CONCURRENTLY takes EXCLUSIVE, which lets reads go on; it needs a unique index on the view (made once, CONCURRENTLY).",
+            refresh.replace(s, "REFRESH MATERIALIZED VIEW CONCURRENTLY ").to_string() + ";",
+        ));
+    }
+    let reindex = re(r"(?i)^\s*REINDEX\s+(INDEX|TABLE)\s+");
+    if reindex.is_match(s) {
+        return Some(pattern(
+            "REINDEX blocks writes to the table (and reads that would use the index) for the whole rebuild. REINDEX ... CONCURRENTLY (PostgreSQL 12+) builds the new index beside the old and swaps them under a brief lock; run it in a step with transaction = false.",
+            reindex.replace(s, "REINDEX ${1} CONCURRENTLY ").to_string() + ";",
+        ));
+    }
+    let drop_index = re(r"(?i)^\s*DROP\s+INDEX\s+");
+    if drop_index.is_match(s) {
+        return Some(pattern(
+            "DROP INDEX takes ACCESS EXCLUSIVE on the index's table: brief, but it waits behind any running query on the table, and every query queues behind it. DROP INDEX CONCURRENTLY waits for them without blocking anyone; run it in a step with transaction = false.",
+            drop_index.replace(s, "DROP INDEX CONCURRENTLY ").to_string() + ";",
+        ));
+    }
+    let detach = re(r"(?i)\bDETACH\s+PARTITION\s+(\S+)\s*$");
+    if detach.is_match(s) && !up.contains("FINALIZE") {
+        return Some(pattern(
+            "DETACH PARTITION takes ACCESS EXCLUSIVE on the parent: every query on the partitioned table waits. DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+) takes SHARE UPDATE EXCLUSIVE; run it in a step with transaction = false.",
+            detach.replace(s, "DETACH PARTITION ${1} CONCURRENTLY").to_string() + ";",
+        ));
+    }
+    None
 }
 
 /// The safe way for a statement that locked a partitioned table's parent
@@ -208,6 +249,34 @@ pub fn shorter_lock_timeout(sql: &str, ms: f64) -> SafePattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_with_an_online_form_get_it() {
+        for (bad, good) in [
+            (
+                "REFRESH MATERIALIZED VIEW totals",
+                "REFRESH MATERIALIZED VIEW CONCURRENTLY totals;",
+            ),
+            (
+                "REINDEX INDEX orders_pkey;",
+                "REINDEX INDEX CONCURRENTLY orders_pkey;",
+            ),
+            ("reindex table orders", "REINDEX table CONCURRENTLY orders;"),
+            (
+                "DROP INDEX IF EXISTS orders_status_idx",
+                "DROP INDEX CONCURRENTLY IF EXISTS orders_status_idx;",
+            ),
+            (
+                "ALTER TABLE events DETACH PARTITION events_2024",
+                "ALTER TABLE events DETACH PARTITION events_2024 CONCURRENTLY;",
+            ),
+        ] {
+            assert_eq!(for_statement(bad, "orders").sql, good, "{bad}");
+        }
+        // Already online, or nothing to make online: no such advice.
+        assert!(online_form("REINDEX INDEX CONCURRENTLY i").is_none());
+        assert!(online_form("ALTER TABLE e DETACH PARTITION p FINALIZE").is_none());
+    }
 
     #[test]
     fn create_index_becomes_concurrently() {

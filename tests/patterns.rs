@@ -1,0 +1,105 @@
+//! The findings' advice, run: for each statement with an online form of its
+//! own (REFRESH MATERIALIZED VIEW, REINDEX, DROP INDEX, DETACH PARTITION),
+//! the SQL the finding advises runs on a real server beside an app query on
+//! the same relation, which gets through; and the bad form (REINDEX, held
+//! in a transaction) blocks that app's write. As eugene pairs each hint's
+//! bad.sql with its good.sql.
+
+mod common;
+
+use pgrehearse::analyze::findings::patterns;
+use pgrehearse::backend::{Backend, BackendOptions};
+
+const SETUP: &str = "
+CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL);
+INSERT INTO orders SELECT g, 'new' FROM generate_series(1, 20000) g;
+CREATE INDEX orders_status_idx ON orders (status);
+CREATE MATERIALIZED VIEW totals AS SELECT status, count(*) AS n FROM orders GROUP BY status;
+CREATE UNIQUE INDEX totals_status ON totals (status);
+CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+";
+
+/// (the statement, the relation it blocks, a query of the app on it)
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "REFRESH MATERIALIZED VIEW totals",
+        "totals",
+        "SELECT n FROM totals WHERE status = 'new'",
+    ),
+    (
+        "REINDEX INDEX orders_status_idx",
+        "orders",
+        "UPDATE orders SET status = 'paid' WHERE id = 7",
+    ),
+    (
+        "DROP INDEX orders_status_idx",
+        "orders",
+        "SELECT status FROM orders WHERE id = 7",
+    ),
+    (
+        "ALTER TABLE events DETACH PARTITION events_2024",
+        "events",
+        "SELECT count(*) FROM events_2025",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn advised_online_forms_run_and_let_the_app_through() {
+    let server = Backend::start(&BackendOptions::local(&[])).await.unwrap();
+    let conn = server.conn().clone();
+    let db = common::connect(&conn, &conn.dbname).await;
+    db.batch_execute(SETUP).await.unwrap();
+    for (bad, relation, app_query) in CASES {
+        let advice = patterns::for_statement(bad, relation);
+        let good: Vec<String> = advice
+            .sql
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        assert!(!good.is_empty(), "{bad}: no SQL in {advice:?}");
+        for sql in &good {
+            assert!(sql.contains("CONCURRENTLY"), "{bad}: advised {sql}");
+            // The app's query gets through while the advised statement's
+            // session sits between its phases: run it with the app query
+            // concurrently, the app under a short lock_timeout.
+            let app = common::connect(&conn, &conn.dbname).await;
+            app.batch_execute("SET lock_timeout = '2s'").await.unwrap();
+            let (ran, served) = tokio::join!(db.batch_execute(sql), app.batch_execute(app_query));
+            ran.unwrap_or_else(|e| panic!("{bad}: advised `{sql}` failed: {e}"));
+            served.unwrap_or_else(|e| panic!("{bad}: the app's `{app_query}` beside `{sql}`: {e}"));
+        }
+    }
+    // The bad form, in a transaction held open, blocks the same app query.
+    let app = common::connect(&conn, &conn.dbname).await;
+    app.batch_execute("SET lock_timeout = '200ms'")
+        .await
+        .unwrap();
+    db.batch_execute("CREATE INDEX orders_status_idx ON orders (status)")
+        .await
+        .unwrap();
+    db.batch_execute("BEGIN; REINDEX INDEX orders_status_idx")
+        .await
+        .unwrap();
+    let blocked = app
+        .batch_execute("UPDATE orders SET status = 'paid' WHERE id = 7")
+        .await;
+    assert!(
+        blocked
+            .as_ref()
+            .err()
+            .and_then(|e| e.code())
+            .map(|c| c.code())
+            == Some("55P03"),
+        "REINDEX without CONCURRENTLY should block writes: {blocked:?}"
+    );
+    db.batch_execute("ROLLBACK").await.unwrap();
+    server.teardown().await.unwrap();
+}
