@@ -267,8 +267,7 @@ fn pool_exhaustion_stall_and_recovery() {
         &[],
     );
     let (dir, rec) = ran.record();
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = common::json(&dir.join("summary.json"));
     let step = &summary["steps"][0];
     assert_eq!(step["step"], "share hold");
     let (start, end) = (
@@ -360,8 +359,7 @@ fn an_overloaded_baseline_is_named() {
     );
     ran.assert_code(0);
     let (dir, _) = ran.record();
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = common::json(&dir.join("summary.json"));
     let finding = summary["findings"]
         .as_array()
         .unwrap()
@@ -392,8 +390,7 @@ fn an_overloaded_baseline_is_named() {
     );
     // "Before" begins when the traffic did, which run.json records, and
     // lasts about the 1.5 s asked (the migration session was ready).
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let run = common::json(&dir.join("run.json"));
     let began = run["traffic_started_ms"]
         .as_f64()
         .expect("traffic_started_ms");
@@ -440,15 +437,15 @@ fn a_statement_that_fails_after_taking_a_lock_still_shows_its_hold() {
         share.granted_ms.unwrap() >= failed.start_ms - 5.0,
         "{share:?}"
     );
-    // The writes that waited on it were released at its error.
+    // The writes that waited on it were released at its error: to the wait
+    // poll's resolution (5 ms, later when parallel tests load the machine).
     let waits: Vec<_> = rec.waits.iter().filter(|w| w.query == "write").collect();
     assert!(!waits.is_empty(), "no write waited");
     assert!(
-        waits.iter().all(|w| (w.end_ms - released).abs() <= 10.0),
+        waits.iter().all(|w| (w.end_ms - released).abs() <= 30.0),
         "{waits:?} vs release at {released}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = common::json(&dir.join("summary.json"));
     assert_eq!(
         summary["breached"],
         serde_json::json!(["max_blocking_lock_ms"]),
@@ -566,8 +563,7 @@ fn a_failed_probe_leaves_empty_cells_and_says_why() {
             dir.display()
         );
     }
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = common::json(&dir.join("summary.json"));
     let steps = summary["steps"].as_array().unwrap();
     let cic = steps
         .iter()

@@ -405,6 +405,12 @@ pub async fn docker_image_or_notice() -> Option<String> {
     None
 }
 
+/// A JSON file of a run directory (summary.json, run.json, ...), parsed.
+pub fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A CSV file of a run directory: each row by its column names.
 pub fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();

@@ -113,42 +113,41 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
     lock_timeout(s)
 }
 
-/// Statements that have an online form of their own: the same command,
-/// CONCURRENTLY (or with the proof its scan needs made beforehand).
+/// Statements that have an online form of their own: (the statement, as a
+/// regex; its online form, as the replacement; why).
+const ONLINE: &[(&str, &str, &str)] = &[
+    (
+        r"(?i)^\s*REFRESH\s+MATERIALIZED\s+VIEW\s+",
+        "REFRESH MATERIALIZED VIEW CONCURRENTLY ",
+        "REFRESH MATERIALIZED VIEW holds ACCESS EXCLUSIVE on the view while it recomputes it: every read of the view waits. REFRESH ... CONCURRENTLY takes EXCLUSIVE, which lets reads go on; it needs a unique index on the view (made once, CONCURRENTLY).",
+    ),
+    (
+        r"(?i)^\s*REINDEX\s+(INDEX|TABLE)\s+",
+        "REINDEX ${1} CONCURRENTLY ",
+        "REINDEX blocks writes to the table (and reads that would use the index) for the whole rebuild. REINDEX ... CONCURRENTLY (PostgreSQL 12+) builds the new index beside the old and swaps them under a brief lock; run it in a step with transaction = false.",
+    ),
+    (
+        r"(?i)^\s*DROP\s+INDEX\s+",
+        "DROP INDEX CONCURRENTLY ",
+        "DROP INDEX takes ACCESS EXCLUSIVE on the index's table: brief, but it waits behind any running query on the table, and every query queues behind it. DROP INDEX CONCURRENTLY waits for them without blocking anyone; run it in a step with transaction = false.",
+    ),
+    (
+        r"(?i)\bDETACH\s+PARTITION\s+(\S+)\s*$",
+        "DETACH PARTITION ${1} CONCURRENTLY",
+        "DETACH PARTITION takes ACCESS EXCLUSIVE on the parent: every query on the partitioned table waits. DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+) takes SHARE UPDATE EXCLUSIVE; run it in a step with transaction = false.",
+    ),
+];
+
+/// The online form of a statement that has one (see [`ONLINE`]).
 fn online_form(s: &str) -> Option<SafePattern> {
-    let up = s.to_ascii_uppercase();
-    if up.contains("CONCURRENTLY") {
+    if s.to_ascii_uppercase().contains("CONCURRENTLY") {
         return None;
     }
-    let refresh = re(r"(?i)^\s*REFRESH\s+MATERIALIZED\s+VIEW\s+");
-    if refresh.is_match(s) {
-        return Some(pattern(
-            "REFRESH MATERIALIZED VIEW holds ACCESS EXCLUSIVE on the view while it recomputes it: every read of the view waits. REFRESH ... CONCURRENTLY takes EXCLUSIVE, which lets reads go on; it needs a unique index on the view (made once, CONCURRENTLY).",
-            refresh.replace(s, "REFRESH MATERIALIZED VIEW CONCURRENTLY ").to_string() + ";",
-        ));
-    }
-    let reindex = re(r"(?i)^\s*REINDEX\s+(INDEX|TABLE)\s+");
-    if reindex.is_match(s) {
-        return Some(pattern(
-            "REINDEX blocks writes to the table (and reads that would use the index) for the whole rebuild. REINDEX ... CONCURRENTLY (PostgreSQL 12+) builds the new index beside the old and swaps them under a brief lock; run it in a step with transaction = false.",
-            reindex.replace(s, "REINDEX ${1} CONCURRENTLY ").to_string() + ";",
-        ));
-    }
-    let drop_index = re(r"(?i)^\s*DROP\s+INDEX\s+");
-    if drop_index.is_match(s) {
-        return Some(pattern(
-            "DROP INDEX takes ACCESS EXCLUSIVE on the index's table: brief, but it waits behind any running query on the table, and every query queues behind it. DROP INDEX CONCURRENTLY waits for them without blocking anyone; run it in a step with transaction = false.",
-            drop_index.replace(s, "DROP INDEX CONCURRENTLY ").to_string() + ";",
-        ));
-    }
-    let detach = re(r"(?i)\bDETACH\s+PARTITION\s+(\S+)\s*$");
-    if detach.is_match(s) && !up.contains("FINALIZE") {
-        return Some(pattern(
-            "DETACH PARTITION takes ACCESS EXCLUSIVE on the parent: every query on the partitioned table waits. DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+) takes SHARE UPDATE EXCLUSIVE; run it in a step with transaction = false.",
-            detach.replace(s, "DETACH PARTITION ${1} CONCURRENTLY").to_string() + ";",
-        ));
-    }
-    None
+    ONLINE.iter().find_map(|(statement, online, why)| {
+        let r = re(statement);
+        r.is_match(s)
+            .then(|| pattern(why, r.replace(s, *online).to_string() + ";"))
+    })
 }
 
 /// The safe way for a statement that locked a partitioned table's parent
