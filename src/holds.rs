@@ -45,32 +45,55 @@ struct Taken<'a> {
     mode: &'a str,
 }
 
-// Long (about 130 lines) on purpose: the three sources of rows — each
-// transaction's probed locks, the locks polled while a statement ran outside
-// a transaction, and waits that never led to a grant — share the wait
-// matching (`used_waits`, so one wait dates one grant) and the naming of
-// relations; apart, each would take all of that as arguments.
+/// Every lock row of the migration, by when it was requested: each
+/// transaction's probed locks, the polled ones, and waits that never led to
+/// a grant.
 pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
-    let acquired: Vec<NamedAcquired> = obs
-        .log_acquired
-        .iter()
-        .filter(|a| a.pid == run.pid)
-        .map(|line| NamedAcquired { line })
-        .collect();
-    let mut used_waits = vec![false; obs.migration_waits.len()];
-    let mut rows = Vec::new();
+    let mut placer = Placer {
+        run,
+        obs,
+        acquired: obs
+            .log_acquired
+            .iter()
+            .filter(|a| a.pid == run.pid)
+            .map(|line| NamedAcquired { line })
+            .collect(),
+        used_waits: vec![false; obs.migration_waits.len()],
+        rows: Vec::new(),
+    };
+    placer.probed();
+    placer.polled();
+    placer.ungranted();
+    let mut rows = placer.rows;
+    rows.sort_by(|a, b| a.requested_ms.total_cmp(&b.requested_ms));
+    rows
+}
 
-    // The wait (and its grant) of the lock `t` took during `stmt`.
-    let wait_for = |t: &Taken, stmt: &StatementRow, used: &mut Vec<bool>| -> Option<(f64, f64)> {
-        let (i, w) = obs.migration_waits.iter().enumerate().find(|(i, w)| {
+/// What the three sources of rows share: the wait matching (`used_waits`,
+/// so one wait dates one grant), the log lines, the naming of relations,
+/// and the rows so far.
+struct Placer<'a> {
+    run: &'a MigrationRun,
+    obs: &'a Observations,
+    acquired: Vec<NamedAcquired<'a>>,
+    used_waits: Vec<bool>,
+    rows: Vec<LockRow>,
+}
+
+impl Placer<'_> {
+    /// The wait (and its grant) of the lock `t` took during `stmt`.
+    fn wait_for(&mut self, t: &Taken, stmt: &StatementRow) -> Option<(f64, f64)> {
+        let used = &self.used_waits;
+        let (i, w) = self.obs.migration_waits.iter().enumerate().find(|(i, w)| {
             !used[*i]
                 && same_relation(w.oid, &w.relation, t.oid, t.seen)
                 && w.mode == t.mode
                 && w.start_ms >= stmt.start_ms - 5.0
                 && w.start_ms <= stmt.end_ms + 5.0
         })?;
-        used[i] = true;
-        let granted = acquired
+        self.used_waits[i] = true;
+        let granted = self
+            .acquired
             .iter()
             .find(|a| {
                 a.line.relation_oid.is_some()
@@ -82,134 +105,148 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
             .map(|a| a.line.at_ms.max(w.start_ms))
             .unwrap_or(w.end_ms);
         Some((w.start_ms, granted))
-    };
-    let name = |phase: &str, step: &str, t: &Taken| -> Option<String> {
-        let n = run.relations.name(phase, step, t.oid, t.seen)?;
-        (!is_catalog(&n) && t.oid.is_none_or(|o| o >= 16384)).then_some(n)
-    };
+    }
 
-    for txn in &run.txns {
-        for (k, idx) in &txn.acquired {
-            let t = Taken {
-                locktype: &k.locktype,
-                oid: k.oid,
-                seen: &k.name,
-                mode: &k.mode,
-            };
-            let Some(relation) = name(&txn.phase, &txn.step, &t) else {
+    /// The relation's name as the step left it; None for a catalog or a
+    /// relation nobody saw by name.
+    fn name(&self, phase: &str, step: &str, t: &Taken) -> Option<String> {
+        let n = self.run.relations.name(phase, step, t.oid, t.seen)?;
+        (!is_catalog(&n) && t.oid.is_none_or(|o| o >= 16384)).then_some(n)
+    }
+
+    /// Each transaction's locks, as its probes listed them.
+    fn probed(&mut self) {
+        let (run, obs) = (self.run, self.obs);
+        for txn in &run.txns {
+            for (k, idx) in &txn.acquired {
+                let t = Taken {
+                    locktype: &k.locktype,
+                    oid: k.oid,
+                    seen: &k.name,
+                    mode: &k.mode,
+                };
+                let Some(relation) = self.name(&txn.phase, &txn.step, &t) else {
+                    continue;
+                };
+                let stmt = &run.statements[*idx];
+                let (start, _) = server_span(run, *idx);
+                let (requested, granted) = self.wait_for(&t, stmt).unwrap_or((start, start));
+                let released = released_at_error(run, obs, &t, start, txn.released_ms);
+                self.rows.push(row(
+                    &txn.phase,
+                    &txn.step,
+                    &relation,
+                    &t,
+                    requested,
+                    Some(granted),
+                    Some(released),
+                    "probe",
+                ));
+            }
+        }
+    }
+
+    /// Locks polled while a statement ran outside a transaction, and inside
+    /// one those of a statement that failed: no probe listed them, and the
+    /// error released them (the transaction aborted there).
+    fn polled(&mut self) {
+        let run = self.run;
+        for h in &self.obs.migration_held {
+            let Some((idx, stmt)) = run
+                .statements
+                .iter()
+                .enumerate()
+                .find(|(_, s)| h.first_ms >= s.start_ms - 1.0 && h.first_ms <= s.end_ms + 1.0)
+            else {
                 continue;
             };
-            let stmt = &run.statements[*idx];
-            let (start, _) = server_span(run, *idx);
-            let (requested, granted) =
-                wait_for(&t, stmt, &mut used_waits).unwrap_or((start, start));
-            let released = released_at_error(run, obs, &t, start, txn.released_ms);
-            rows.push(row(
-                &txn.phase,
-                &txn.step,
+            if h.in_txn && stmt.outcome == "ok" {
+                continue;
+            }
+            let (start, end) = server_span(run, idx);
+            let t = Taken {
+                locktype: &h.locktype,
+                oid: h.oid,
+                seen: &h.relation,
+                mode: &h.mode,
+            };
+            let Some(relation) = self.name(&stmt.phase, &stmt.step, &t) else {
+                continue;
+            };
+            // Held since an earlier statement of the transaction: its probe
+            // row already spans the failure.
+            let probed = |r: &LockRow| {
+                r.source == "probe"
+                    && r.phase == stmt.phase
+                    && r.step == stmt.step
+                    && r.relation == relation
+                    && r.mode == h.mode
+                    && r.released_ms.is_some_and(|x| x >= start)
+            };
+            if h.in_txn && self.rows.iter().any(probed) {
+                continue;
+            }
+            // Taken no earlier than the backend began the statement (when
+            // the poller saw when that was), and mid-statement if a poll
+            // during the statement missed it first.
+            let start = h
+                .statement_start_ms
+                .filter(|s| *s > start && *s <= h.first_ms)
+                .unwrap_or(start);
+            let polled_grant = h
+                .missed_before_ms
+                .filter(|m| *m > start)
+                .map(|m| ((m + h.first_ms) / 2.0).max(start));
+            let (requested, granted) = self.wait_for(&t, stmt).unwrap_or_else(|| {
+                let g = polled_grant.unwrap_or(start);
+                (g, g)
+            });
+            let released = if h.in_txn {
+                at_error(h, end)
+            } else {
+                h.missed_after_ms
+                    .filter(|m| *m < end)
+                    .map(|m| ((h.last_ms + m) / 2.0).min(end))
+                    .unwrap_or(end)
+            };
+            self.rows.push(row(
+                &stmt.phase,
+                &stmt.step,
                 &relation,
                 &t,
                 requested,
                 Some(granted),
                 Some(released),
-                "probe",
+                "poll",
             ));
         }
     }
-    // Locks polled while a statement ran outside a transaction, and inside
-    // one those of a statement that failed: no probe listed them, and the
-    // error released them (the transaction aborted there).
-    for h in &obs.migration_held {
-        let Some((idx, stmt)) = run
-            .statements
-            .iter()
-            .enumerate()
-            .find(|(_, s)| h.first_ms >= s.start_ms - 1.0 && h.first_ms <= s.end_ms + 1.0)
-        else {
-            continue;
-        };
-        if h.in_txn && stmt.outcome == "ok" {
-            continue;
+
+    /// Waits that never led to a grant: lock timeouts, cancelled attempts.
+    fn ungranted(&mut self) {
+        let run = self.run;
+        for (i, w) in self.obs.migration_waits.iter().enumerate() {
+            if self.used_waits[i] {
+                continue;
+            }
+            let stmt = statement_at(&run.statements, w);
+            let (phase, step) = stmt
+                .map(|s| (s.phase.as_str(), s.step.as_str()))
+                .unwrap_or(("", ""));
+            let t = Taken {
+                locktype: &w.locktype,
+                oid: w.oid,
+                seen: &w.relation,
+                mode: &w.mode,
+            };
+            let relation = self
+                .name(phase, step, &t)
+                .unwrap_or_else(|| w.relation.clone());
+            let mut r = row(phase, step, &relation, &t, w.start_ms, None, None, "wait");
+            r.wait_ms = round3(w.end_ms - w.start_ms);
+            self.rows.push(r);
         }
-        let (start, end) = server_span(run, idx);
-        let t = Taken {
-            locktype: &h.locktype,
-            oid: h.oid,
-            seen: &h.relation,
-            mode: &h.mode,
-        };
-        let Some(relation) = name(&stmt.phase, &stmt.step, &t) else {
-            continue;
-        };
-        // Held since an earlier statement of the transaction: its probe row
-        // already spans the failure.
-        let probed = |r: &LockRow| {
-            r.source == "probe"
-                && r.phase == stmt.phase
-                && r.step == stmt.step
-                && r.relation == relation
-                && r.mode == h.mode
-                && r.released_ms.is_some_and(|x| x >= start)
-        };
-        if h.in_txn && rows.iter().any(probed) {
-            continue;
-        }
-        // Taken no earlier than the backend began the statement (when the
-        // poller saw when that was), and mid-statement if a poll during the
-        // statement missed it first.
-        let start = h
-            .statement_start_ms
-            .filter(|s| *s > start && *s <= h.first_ms)
-            .unwrap_or(start);
-        let polled_grant = h
-            .missed_before_ms
-            .filter(|m| *m > start)
-            .map(|m| ((m + h.first_ms) / 2.0).max(start));
-        let (requested, granted) = wait_for(&t, stmt, &mut used_waits).unwrap_or_else(|| {
-            let g = polled_grant.unwrap_or(start);
-            (g, g)
-        });
-        let released = if h.in_txn {
-            at_error(h, end)
-        } else {
-            h.missed_after_ms
-                .filter(|m| *m < end)
-                .map(|m| ((h.last_ms + m) / 2.0).min(end))
-                .unwrap_or(end)
-        };
-        rows.push(row(
-            &stmt.phase,
-            &stmt.step,
-            &relation,
-            &t,
-            requested,
-            Some(granted),
-            Some(released),
-            "poll",
-        ));
     }
-    // Waits that never led to a grant: lock timeouts, cancelled attempts.
-    for (i, w) in obs.migration_waits.iter().enumerate() {
-        if used_waits[i] {
-            continue;
-        }
-        let stmt = statement_at(&run.statements, w);
-        let (phase, step) = stmt
-            .map(|s| (s.phase.as_str(), s.step.as_str()))
-            .unwrap_or(("", ""));
-        let t = Taken {
-            locktype: &w.locktype,
-            oid: w.oid,
-            seen: &w.relation,
-            mode: &w.mode,
-        };
-        let relation = name(phase, step, &t).unwrap_or_else(|| w.relation.clone());
-        let mut r = row(phase, step, &relation, &t, w.start_ms, None, None, "wait");
-        r.wait_ms = round3(w.end_ms - w.start_ms);
-        rows.push(r);
-    }
-    rows.sort_by(|a, b| a.requested_ms.total_cmp(&b.requested_ms));
-    rows
 }
 
 /// When statement `idx` ran: the server's own span where known, else the
