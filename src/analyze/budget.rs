@@ -356,15 +356,8 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
         };
     // Still slow when the next step began, longer than the limit after it
     // ended: over the limit, whatever came next.
-    let next_start = |st: &StepFacts| {
-        steps
-            .iter()
-            .map(|s| s.latency.start_ms)
-            .filter(|s| *s >= st.latency.end_ms)
-            .reduce(f64::min)
-    };
     let overran = steps.iter().find_map(|st| {
-        let gap = next_start(st)? - st.latency.end_ms;
+        let gap = super::recovery::next_step_start(steps, st.latency.end_ms)? - st.latency.end_ms;
         (st.recovery.state == RecoveryState::NextStepBegan && gap > limit).then_some((st, gap))
     });
     if let Some((st, gap)) = overran {

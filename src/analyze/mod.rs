@@ -110,15 +110,12 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
     replica::per_step(&rec.server, &mut steps, run.end_ms);
     let replica_lag = replica::peak(rec.server.iter());
     let [before, during, after] = periods(rec, &steps);
-    let starts: Vec<f64> = steps.iter().map(|s| s.latency.start_ms).collect();
-    for st in &mut steps {
-        let end = st.latency.end_ms;
-        let next = starts
-            .iter()
-            .copied()
-            .filter(|s| *s >= end)
-            .reduce(f64::min);
-        st.recovery = recovery::recovery(rec, before.p99_ms, end, next);
+    let next: Vec<Option<f64>> = steps
+        .iter()
+        .map(|s| recovery::next_step_start(&steps, s.latency.end_ms))
+        .collect();
+    for (st, next) in steps.iter_mut().zip(next) {
+        st.recovery = recovery::recovery(rec, before.p99_ms, st.latency.end_ms, next);
     }
     let apps = apps::app_facts(rec, f64::NEG_INFINITY, f64::INFINITY);
 

@@ -16,7 +16,7 @@
 //! recovered *before the next step* (its own state); the backlog it left is
 //! then part of the next step's figures.
 
-use super::facts::{Recovery, RecoveryState};
+use super::facts::{Recovery, RecoveryState, StepFacts};
 use crate::latency_hdr::WindowFigures;
 use crate::pg::round3;
 use crate::record::RunRecord;
@@ -26,6 +26,16 @@ pub const FACTOR: f64 = 1.5;
 
 /// Consecutive windows that must all be within the bar.
 pub const SUSTAIN: usize = 3;
+
+/// When the next step after one that ended at `end_ms` began (the earliest
+/// step start at or after it); None after the last step.
+pub(crate) fn next_step_start(steps: &[StepFacts], end_ms: f64) -> Option<f64> {
+    steps
+        .iter()
+        .map(|s| s.latency.start_ms)
+        .filter(|s| *s >= end_ms)
+        .reduce(f64::min)
+}
 
 /// Recovery after a step that ended at `end_ms`, given the p99 before the
 /// migration, until the next step began (`next_ms`; None for the last).

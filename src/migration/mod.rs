@@ -185,11 +185,6 @@ struct Executor {
 /// preparing take a few hundred ms).
 pub struct Prepared(Executor);
 
-/// Run the migration: [`prepare`], then [`execute`].
-pub async fn run(ctx: MigrationCtx) -> crate::Result<MigrationRun> {
-    Ok(execute(prepare(ctx).await?).await)
-}
-
 /// Connect the migration session and prepare its probe, catalog reads and
 /// clock.
 pub async fn prepare(ctx: MigrationCtx) -> crate::Result<Prepared> {

@@ -10,6 +10,12 @@ use super::{tokens, TokenKind};
 /// not touch it; `Some(None)` when it turns it off (RESET, DEFAULT, 0);
 /// `Some(Some(ms))` when it sets a time in milliseconds.
 pub fn time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
+    // Most statements name neither: skip tokenizing them (a backfill step
+    // has thousands).
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains(name) && !lower.contains("reset") {
+        return None;
+    }
     let toks: Vec<(TokenKind, &str)> = tokens(sql)
         .into_iter()
         .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Comment))
