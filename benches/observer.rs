@@ -90,6 +90,8 @@ struct Run {
     /// over the middle of the run; the rest of what observers add to the
     /// server is what their reads cost the app's backends.
     observer_backends_us: f64,
+    /// Wait polls, wait ticks skipped, held-lock polls.
+    polls: [u64; 3],
 }
 
 async fn measure(
@@ -117,6 +119,7 @@ async fn measure(
         client_us: m.cpu_us_per_request,
         server_us: server_cpu.as_secs_f64() * 1e6 / m.requests.max(1) as f64,
         observer_backends_us: observers_cpu * 1e6 / m.qps.max(1.0),
+        polls: m.polls,
     }
 }
 
@@ -286,8 +289,8 @@ fn main() {
                         r.qps, r.client_us, r.server_us, r.observer_backends_us
                     ));
                     eprintln!(
-                        "pair {i} {mode} observers={observe}: {:.0} qps, CPU per request {:.1} µs here + {:.1} µs in the server ({:.2} in the observers' backends)",
-                        r.qps, r.client_us, r.server_us, r.observer_backends_us
+                        "pair {i} {mode} observers={observe}: {:.0} qps, CPU per request {:.1} µs here + {:.1} µs in the server ({:.2} in the observers' backends); wait polls {} ({} ticks skipped), held-lock polls {}",
+                        r.qps, r.client_us, r.server_us, r.observer_backends_us, r.polls[0], r.polls[1], r.polls[2]
                     );
                     runs[m][usize::from(observe)].push(r);
                 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use pgrehearse::analyze::latency::facts;
 use pgrehearse::backend::ConnInfo;
 use pgrehearse::clock::{Clock, ServerClock};
-use pgrehearse::latency::SegmentMarks;
+use pgrehearse::latency::{Registry, SegmentMarks};
 use pgrehearse::observe::{MigrationStatus, Observer, ObserverCtx};
 use pgrehearse::record::RunRecord;
 use pgrehearse::rehearsal::{Traffic, TrafficCtx, SERVER_SAMPLE, WAIT_POLL};
@@ -34,6 +34,10 @@ pub struct Measured {
     /// Over every request (latency.hdr, exact).
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The observers' reads of the server: wait polls, the wait poller's
+    /// ticks that skipped the read (no request old enough to be waiting),
+    /// held-lock polls.
+    pub polls: [u64; 3],
 }
 
 /// Run `plan`'s traffic (app version index 0 live) for `secs`, the observers
@@ -91,6 +95,7 @@ pub async fn drive_with(
 ) -> Measured {
     let clock = Clock::start();
     let stop = CancellationToken::new();
+    let requests = Registry::new(clock.start_instant());
     let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
     let dir = tempfile::tempdir().expect("a temporary run directory");
     // Stands in for the migration's session (idle: its locks are polled).
@@ -115,6 +120,7 @@ pub async fn drive_with(
                 server_clock,
                 pids: PidRegistry::default(),
                 migration: migration.clone(),
+                requests: requests.clone(),
                 query_names: Default::default(),
                 tables: tables.iter().map(|t| t.to_string()).collect(),
                 poll: WAIT_POLL,
@@ -156,6 +162,7 @@ pub async fn drive_with(
         pids: PidRegistry::default(),
         marks: Arc::new(SegmentMarks::new(clock)),
         stats: Arc::default(),
+        requests,
         run_dir: dir.path(),
     })
     .await
@@ -166,9 +173,13 @@ pub async fn drive_with(
         .stop(&CancellationToken::new())
         .await
         .expect("the recorder");
-    if let Some((o, _)) = observer {
-        o.finish().await.expect("the observers");
-    }
+    let polls = match observer {
+        Some((o, _)) => {
+            let obs = o.finish().await.expect("the observers");
+            [obs.polls, obs.polls_skipped, obs.held_polls]
+        }
+        None => [0; 3],
+    };
     let cpu = cpu_time(false).saturating_sub(cpu);
     if hold {
         admin
@@ -187,6 +198,7 @@ pub async fn drive_with(
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / recorded.requests.max(1) as f64,
         p50_ms: all.p50_ms.unwrap_or(0.0),
         p99_ms: all.p99_ms.unwrap_or(0.0),
+        polls,
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::workload::AppError;
 
@@ -75,6 +75,13 @@ impl ClientLog {
     /// Is a request in flight (begun, not ended)?
     pub fn executing(&self) -> bool {
         self.intended.load(Ordering::Relaxed) != 0
+    }
+
+    /// Was the request in flight sent before `cutoff_ns` (ns since the run
+    /// started)? False when none is.
+    fn sent_before(&self, cutoff_ns: u64) -> bool {
+        let sent = self.sent.load(Ordering::Relaxed);
+        sent != 0 && sent - 1 < cutoff_ns
     }
 
     /// The request ended at `done`, with `error` when it failed.
@@ -155,6 +162,23 @@ impl Registry {
         log
     }
 
+    /// Has a request (of an app connection or a script session) been on
+    /// the server for longer than `age`? Lock-free per connection: what
+    /// the wait poller asks before each poll (a request waiting for a lock
+    /// is one of them).
+    pub fn any_executing_longer_than(&self, age: Duration) -> bool {
+        let now = Instant::now().saturating_duration_since(self.start);
+        let Some(cutoff) = now.checked_sub(age) else {
+            return false;
+        };
+        let cutoff_ns = cutoff.as_nanos() as u64;
+        self.logs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|l| l.sent_before(cutoff_ns))
+    }
+
     pub(crate) fn logs(&self) -> Vec<Arc<ClientLog>> {
         self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -163,7 +187,6 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_request_is_executing_or_finished_never_both() {
@@ -182,5 +205,20 @@ mod tests {
         assert_eq!(buf.finished.len(), 1);
         assert_eq!(buf.finished[0].done_ns, 9_000_000);
         assert_eq!(reg.logs().len(), 1);
+    }
+
+    #[test]
+    fn a_request_on_the_server_too_long_is_noticed() {
+        let t0 = Instant::now();
+        let reg = Registry::new(t0);
+        let log = reg.client(0, true);
+        assert!(!reg.any_executing_longer_than(Duration::ZERO));
+        let sent = Instant::now();
+        log.begin(sent, sent);
+        assert!(!reg.any_executing_longer_than(Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(reg.any_executing_longer_than(Duration::from_millis(2)));
+        log.end(0, sent, sent, Instant::now(), None);
+        assert!(!reg.any_executing_longer_than(Duration::ZERO));
     }
 }

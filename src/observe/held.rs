@@ -288,7 +288,12 @@ impl Held {
             if changed {
                 changed_at = polled_at;
             }
-            let interval = poll_interval(started.elapsed(), in_txn, changed_at.elapsed());
+            let interval = poll_interval(
+                started.elapsed(),
+                in_txn,
+                !waiting.is_empty(),
+                changed_at.elapsed(),
+            );
             // A late poll does not make the next one early.
             tokio::time::sleep_until(polled_at + interval).await;
         }
@@ -358,7 +363,7 @@ impl Held {
 /// statement's first [`FULL_RATE_FOR`] (where a statement takes its locks,
 /// and the whole of a short one). After that, inside a transaction (only
 /// its waits are polled: the probe lists its locks) every
-/// [`WAIT_WATCH_AFTER`]; outside one every
+/// [`WAIT_WATCH_AFTER`], [`WAIT_WATCH_WAITING`] while it waits; outside one every
 /// [`HELD_POLL`] for [`FULL_RATE_AFTER_CHANGE`] after the locks held or
 /// waited for changed, then at an interval of an eighth of how long they
 /// have stayed the same ([`STILL_SHARE`]: 4 ms after 32 ms of stillness),
@@ -378,9 +383,16 @@ impl Held {
 /// fixed 4 ms for the first second cost about as many reads in that second
 /// as the next 4 s at 16 ms.) The statement's own bounds (its
 /// `query_start`, the probe after it) do not depend on the interval.
-fn poll_interval(into_statement: Duration, in_txn: bool, still: Duration) -> Duration {
+fn poll_interval(
+    into_statement: Duration,
+    in_txn: bool,
+    waiting: bool,
+    still: Duration,
+) -> Duration {
     if into_statement <= FULL_RATE_FOR {
         HELD_POLL
+    } else if in_txn && waiting {
+        WAIT_WATCH_WAITING
     } else if in_txn {
         WAIT_WATCH_AFTER
     } else if still <= FULL_RATE_AFTER_CHANGE {
@@ -400,6 +412,11 @@ const STILL_SHARE: u32 = 8;
 /// test witness to insist on seeing it: tests/holds.rs).
 pub const HELD_POLL_STILL: Duration = Duration::from_millis(16);
 const WAIT_WATCH_AFTER: Duration = Duration::from_millis(10);
+/// Inside a transaction while the migration waits for a lock: the wait
+/// poller's rate in a step, which no longer reads the server unless an app
+/// request is old enough to be waiting (waits.rs), so the end of a wait
+/// nobody queues behind is this poll's to time.
+const WAIT_WATCH_WAITING: Duration = Duration::from_millis(5);
 
 /// `relation|16385|orders|ShareLock` → its parts (the name may hold `|`).
 fn split_lock(l: &str) -> Option<(&str, Option<u32>, &str, &str)> {
@@ -416,16 +433,18 @@ mod tests {
     fn the_poll_slows_as_the_locks_stay_the_same() {
         let ms = Duration::from_millis;
         // A statement's first 100 ms, inside a transaction or not: 1 ms.
-        assert_eq!(poll_interval(ms(50), false, ms(900)), ms(1));
-        assert_eq!(poll_interval(ms(50), true, ms(900)), ms(1));
-        // Inside a transaction after that: its waits, every 10 ms.
-        assert_eq!(poll_interval(ms(500), true, ms(0)), ms(10));
+        assert_eq!(poll_interval(ms(50), false, false, ms(900)), ms(1));
+        assert_eq!(poll_interval(ms(50), true, false, ms(900)), ms(1));
+        // Inside a transaction after that: its waits, every 10 ms (5 ms
+        // while it waits).
+        assert_eq!(poll_interval(ms(500), true, false, ms(0)), ms(10));
+        assert_eq!(poll_interval(ms(500), true, true, ms(0)), ms(5));
         // Outside one: 1 ms for 20 ms after a change, then an eighth of
         // the stillness, up to 16 ms.
-        assert_eq!(poll_interval(ms(500), false, ms(15)), ms(1));
-        assert_eq!(poll_interval(ms(500), false, ms(32)), ms(4));
-        assert_eq!(poll_interval(ms(500), false, ms(64)), ms(8));
-        assert_eq!(poll_interval(ms(500), false, ms(128)), ms(16));
-        assert_eq!(poll_interval(ms(60_000), false, ms(50_000)), ms(16));
+        assert_eq!(poll_interval(ms(500), false, false, ms(15)), ms(1));
+        assert_eq!(poll_interval(ms(500), false, false, ms(32)), ms(4));
+        assert_eq!(poll_interval(ms(500), false, false, ms(64)), ms(8));
+        assert_eq!(poll_interval(ms(500), false, false, ms(128)), ms(16));
+        assert_eq!(poll_interval(ms(60_000), false, false, ms(50_000)), ms(16));
     }
 }

@@ -37,6 +37,7 @@ mod waits;
 
 pub use held::{HeldSighting, HELD_POLL, HELD_POLL_STILL};
 pub use log::parse_acquired;
+pub use waits::SUSPECT_AFTER;
 
 pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
 
@@ -101,6 +102,9 @@ pub struct Observations {
     pub log_acquired: Vec<LogAcquired>,
     pub server: Vec<ServerRow>,
     pub polls: u64,
+    /// The wait poller's ticks that did not read the server: no request had
+    /// been there long enough to be waiting (waits.rs).
+    pub polls_skipped: u64,
     /// Polls of the migration's own locks (outside transactions).
     pub held_polls: u64,
     /// Waits not kept because waits.csv reached [`MAX_WAIT_ROWS`].
@@ -119,6 +123,9 @@ pub struct ObserverCtx {
     pub server_clock: ServerClock,
     pub pids: PidRegistry,
     pub migration: Arc<MigrationStatus>,
+    /// The app connections' and script sessions' requests in flight: the
+    /// wait poller reads the server only while one has been there a while.
+    pub requests: crate::latency::Registry,
     /// Exact SQL text → workload query name.
     pub query_names: HashMap<String, String>,
     pub tables: Vec<String>,

@@ -2,10 +2,20 @@
 //! of this database's backends for one waiting on a lock — three
 //! per-backend figures over `pg_stat_get_backend_idset()`, no view, no
 //! query text — and, only while someone waits, their query texts, blocking
-//! pids and ungranted pg_locks rows (with `waitstart`). Every
-//! [`ObserverCtx::poll`] while a step runs or someone waits; backing off to
-//! 5× that while nothing happens (an app-on-app wait shorter than that,
-//! outside steps, can be missed).
+//! pids and ungranted pg_locks rows (with `waitstart`).
+//!
+//! It ticks every [`ObserverCtx::poll`] while a step runs or someone waits,
+//! 5× that otherwise, and reads the server at a tick only when someone may
+//! be waiting: a wait seen at the last poll is still open, or a request of
+//! the app (or of a script) has been on the server for over
+//! [`SUSPECT_AFTER`] — a request waiting for a lock is one. Otherwise the
+//! poll would find nobody: at tens of thousands of requests a second each
+//! takes well under that, and a read of every backend's status 200 times a
+//! second was most of what the observers cost the app during a step
+//! (benches/results/observer). A wait's start is `waitstart`, exact
+//! whenever it is seen; a wait that ends within [`SUSPECT_AFTER`] of the
+//! tick after its start is missed. The migration's own waits are the
+//! held-lock poller's (held.rs), which polls whenever a statement runs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -16,6 +26,10 @@ use tokio_postgres::{Client, Statement};
 use super::{MigrationWait, Observations, ObserverCtx, MAX_WAIT_ROWS};
 use crate::record::{WaitCause, WaitRow};
 use crate::workload::{PidOwner, SCRIPT_APP};
+
+/// How long a request must have been on the server before the next tick
+/// reads the server for waits.
+pub const SUSPECT_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Sessions of pgrehearse itself: never app waits.
 const OWN_APPS: [&str; 3] = [
@@ -61,6 +75,8 @@ pub(super) struct WaitPoller {
     /// wait's end).
     busy_polls: u64,
     busy_gap_ms: f64,
+    /// Ticks without a poll: nobody could have been waiting.
+    ticks_skipped: u64,
 }
 
 struct Queries {
@@ -141,15 +157,25 @@ impl WaitPoller {
             lost: None,
             busy_polls: 0,
             busy_gap_ms: 0.0,
+            ticks_skipped: 0,
         })
     }
 
-    /// Full rate while a step runs or someone waits; 5× slower otherwise.
+    /// Someone waits: a wait seen at the last poll is still open.
+    fn waits_open(&self, waiting: bool) -> bool {
+        waiting || !self.open.is_empty() || !self.mig_open.is_empty()
+    }
+
+    /// Ticks at full rate while a step runs or someone waits; 5× slower
+    /// otherwise.
     fn busy(&self, waiting: bool) -> bool {
-        waiting
-            || !self.open.is_empty()
-            || !self.mig_open.is_empty()
-            || self.ctx.migration.in_step.load(Ordering::Relaxed)
+        self.waits_open(waiting) || self.ctx.migration.in_step.load(Ordering::Relaxed)
+    }
+
+    /// Is this tick's poll worth its cost: someone waits, or a request has
+    /// been on the server long enough to be waiting for a lock?
+    fn worth_polling(&self, waiting: bool) -> bool {
+        self.waits_open(waiting) || self.ctx.requests.any_executing_longer_than(SUSPECT_AFTER)
     }
 
     pub(super) async fn run(mut self, client: Client) -> crate::Result<WaitPoller> {
@@ -172,6 +198,12 @@ impl WaitPoller {
                 _ = tokio::time::sleep_until(next) => {}
                 // A step starting cuts a back-off short.
                 _ = self.ctx.migration.step_started.notified(), if !busy => {}
+            }
+            if !self.worth_polling(waiting) {
+                self.ticks_skipped += 1;
+                // The gap to the next poll is not a wait's precision.
+                last_busy = None;
+                continue;
             }
             let t0 = self.ctx.clock.now_ms();
             let mig_pid = self.ctx.migration.pid.load(Ordering::Relaxed);
@@ -418,6 +450,7 @@ impl WaitPoller {
             waits,
             migration_waits: self.mig_done,
             polls: self.polls,
+            polls_skipped: self.ticks_skipped,
             waits_dropped: self.waits_dropped,
             connection_lost: self.lost,
             mean_poll_ms,

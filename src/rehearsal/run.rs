@@ -84,6 +84,9 @@ struct Shared {
     live: Live,
     /// Where steps and phases begin and end: the latency segments.
     marks: Arc<SegmentMarks>,
+    /// The requests in flight and finished: the clients write, the
+    /// recorder and the wait poller read.
+    requests: Registry,
 }
 
 /// Run traffic, migration and observers; see the module docs.
@@ -101,6 +104,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         pids: PidRegistry::default(),
         live: Live::default(),
         marks: Arc::new(SegmentMarks::new(clock)),
+        requests: Registry::new(clock.start_instant()),
     };
     let apps = AppVersions::of(s);
     let (live_tx, live_rx) = watch::channel(Arc::new(apps.first_live.clone()));
@@ -118,6 +122,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         pids: sh.pids.clone(),
         marks: sh.marks.clone(),
         stats: sh.live.stats.clone(),
+        requests: sh.requests.clone(),
         run_dir: input.run_dir,
     })
     .await;
@@ -156,8 +161,10 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         .or_else(|| observations.connection_lost.clone());
     explain_stop(&mut migration, signals, failure);
     tracing::debug!(
-        "observer: {} polls, mean interval {:.2} ms, {} app waits",
+        "observer: {} polls ({} ticks skipped: no request on the server for over {:?}), mean interval {:.2} ms, {} app waits",
         observations.polls,
+        observations.polls_skipped,
+        crate::observe::SUSPECT_AFTER,
         observations.mean_poll_ms,
         observations.waits.len()
     );
@@ -362,6 +369,7 @@ async fn start_observer(
         server_clock,
         pids: sh.pids.clone(),
         migration: sh.live.status.clone(),
+        requests: sh.requests.clone(),
         query_names: input
             .scenario
             .workload
@@ -391,6 +399,9 @@ pub struct TrafficCtx<'a> {
     pub pids: PidRegistry,
     pub marks: Arc<SegmentMarks>,
     pub stats: Arc<crate::latency::LiveStats>,
+    /// Where the clients log their requests (from [`Registry::new`] on the
+    /// run's clock).
+    pub requests: Registry,
     /// The latency recorder streams latency.csv, inflight.csv and
     /// latency.hdr here.
     pub run_dir: &'a std::path::Path,
@@ -407,7 +418,7 @@ pub struct Traffic {
 impl Traffic {
     /// Start the recorder, connect every client, start sending.
     pub async fn start(ctx: TrafficCtx<'_>) -> Result<Traffic> {
-        let recording = Registry::new(ctx.clock.start_instant());
+        let recording = ctx.requests;
         let files = LatencyFiles::create(ctx.run_dir, ctx.clock.start_wall())?;
         let recorder = LatencyRecorder::new(
             ctx.plan.window,
