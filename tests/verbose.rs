@@ -63,4 +63,10 @@ fn vv_adds_the_observer_polls_summed_up_per_second() {
     // not one per 5 ms poll.
     assert!(!polls.is_empty(), "no poll summaries:\n{stderr}");
     assert!(polls.len() <= 10, "{} poll lines:\n{stderr}", polls.len());
+    // A second with no request on the server long enough to wait skips its
+    // polls; the line says so rather than going missing.
+    assert!(
+        polls.iter().all(|l| l.contains("ticks skipped")),
+        "{stderr}"
+    );
 }

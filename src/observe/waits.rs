@@ -203,6 +203,9 @@ impl WaitPoller {
                 self.ticks_skipped += 1;
                 // The gap to the next poll is not a wait's precision.
                 last_busy = None;
+                if let Some(log) = &mut poll_log {
+                    log.skip(self.ctx.clock.now_ms());
+                }
                 continue;
             }
             let t0 = self.ctx.clock.now_ms();
@@ -460,14 +463,17 @@ impl WaitPoller {
 }
 
 /// `-vv`: the wait polls of each second summed up in one line (200 lines a
-/// second would bury everything else).
+/// second would bury everything else). Skipped ticks count too, so a quiet
+/// second still gets its line.
 #[derive(Default)]
 struct PollLog {
     since_ms: f64,
     polls: u32,
+    skipped: u32,
     busy_ms: f64,
     max_ms: f64,
     max_waiters: usize,
+    open_waits: usize,
 }
 
 impl PollLog {
@@ -476,19 +482,32 @@ impl PollLog {
         self.busy_ms += t1 - t0;
         self.max_ms = self.max_ms.max(t1 - t0);
         self.max_waiters = self.max_waiters.max(waiters);
-        if t1 - self.since_ms < 1000.0 {
+        self.open_waits = open_waits;
+        self.flush_after_a_second(t1);
+    }
+
+    fn skip(&mut self, now_ms: f64) {
+        self.skipped += 1;
+        self.flush_after_a_second(now_ms);
+    }
+
+    fn flush_after_a_second(&mut self, now_ms: f64) {
+        if now_ms - self.since_ms < 1000.0 {
             return;
         }
         tracing::trace!(
-            "observer: {} polls in {:.0} ms (mean {:.2} ms, max {:.2} ms each), up to {} backends waiting, {open_waits} waits open",
+            "observer: {} polls in {:.0} ms ({} ticks skipped: no request on the server for over {:?}; mean {:.2} ms, max {:.2} ms each), up to {} backends waiting, {} waits open",
             self.polls,
-            t1 - self.since_ms,
-            self.busy_ms / f64::from(self.polls),
+            now_ms - self.since_ms,
+            self.skipped,
+            SUSPECT_AFTER,
+            if self.polls > 0 { self.busy_ms / f64::from(self.polls) } else { 0.0 },
             self.max_ms,
-            self.max_waiters
+            self.max_waiters,
+            self.open_waits
         );
         *self = PollLog {
-            since_ms: t1,
+            since_ms: now_ms,
             ..PollLog::default()
         };
     }
