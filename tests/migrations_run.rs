@@ -606,3 +606,48 @@ migrations = "*"
         "{err}"
     );
 }
+
+/// An autocommit `ALTER TABLE ... ADD COLUMN` (the CONCURRENTLY build makes
+/// the file run outside a transaction) takes its AccessExclusiveLock for well
+/// under a millisecond, shorter than any poll. It runs as its own transaction
+/// (which means the same for one such statement), so the probe lists the
+/// locks before the commit releases them.
+#[test]
+fn sub_millisecond_autocommit_locks_are_listed_by_the_probe() {
+    let (_tmp, s) = plain_project(
+        &[
+            (
+                "1_base.sql",
+                "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 email text NOT NULL);\n",
+            ),
+            (
+                "2_note.sql",
+                "ALTER TABLE accounts ADD COLUMN note text;\n\
+                 ALTER TABLE accounts ALTER COLUMN email SET STATISTICS 500;\n\
+                 CREATE INDEX CONCURRENTLY accounts_email ON accounts (email);\n",
+            ),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (dir, _) = ran.record();
+    let locks = common::csv_rows(&dir.join("locks.csv"));
+    for mode in ["AccessExclusiveLock", "ShareUpdateExclusiveLock"] {
+        assert!(
+            locks.iter().any(|l| l["relation"] == "accounts"
+                && l["mode"] == mode
+                && l["source"] == "probe"),
+            "{mode} on accounts: {locks:?}"
+        );
+    }
+    // In their own transaction the ALTERs' table scans are known; the
+    // CONCURRENTLY build's are not.
+    let statements = common::csv_rows(&dir.join("statements.csv"));
+    assert_eq!(statements.len(), 3, "{statements:?}");
+    for st in &statements[..2] {
+        assert_eq!(st["seq_scans"], "0", "{st:?}");
+    }
+    assert_eq!(statements[2]["seq_scans"], "", "{:?}", statements[2]);
+}

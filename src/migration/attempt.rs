@@ -9,7 +9,9 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::failure::Failure;
+use super::probe::Probe;
 use super::{is_catalog, Executor, LockSeen, Outgoing, StepSpan, TxnLocks};
+use crate::migrations::same_in_own_transaction;
 use crate::scenario::{PhasePlan, StepPlan};
 
 /// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
@@ -40,8 +42,10 @@ impl Executor {
                 progress.to_string()
             });
             let r = if in_transaction {
-                self.attempt_in_transaction(phase, step, stmts, attempt)
+                let setup = format!("BEGIN; {}", Self::session_settings(step, true));
+                self.attempt_in_transaction(phase, step, stmts, attempt, &setup)
                     .await
+                    .map(|_| ())
             } else {
                 self.attempt_autocommit(phase, step, stmts, attempt).await
             };
@@ -73,15 +77,17 @@ impl Executor {
         format!("{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};")
     }
 
+    /// Run `stmts` in one transaction that `setup` begins; the last probe
+    /// taken in it when it committed.
     async fn attempt_in_transaction(
         &mut self,
         phase: &PhasePlan,
         step: &StepPlan,
         stmts: &[Outgoing<'_>],
         attempt: u32,
-    ) -> Result<(), Failure> {
-        let setup = format!("BEGIN; {}", Self::session_settings(step, true));
-        let mut before = self.setup(&setup, true).await?;
+        setup: &str,
+    ) -> Result<Result<Probe, String>, Failure> {
+        let mut before = self.setup(setup, true).await?;
         let mut txn = TxnLocks {
             phase: phase.name.clone(),
             step: step.name.clone(),
@@ -142,7 +148,7 @@ impl Executor {
         }
         txn.released_ms = ended.unwrap_or_else(|| self.ctx.clock.now_ms());
         self.run.txns.push(txn);
-        result
+        result.map(|()| before)
     }
 
     async fn attempt_autocommit(
@@ -157,6 +163,29 @@ impl Executor {
             .await?;
         let mut result = Ok(());
         for sql in stmts {
+            if same_in_own_transaction(sql.code) {
+                // The same run as in autocommit, but the probe lists the
+                // statement's locks before COMMIT releases them: a poll can
+                // miss a statement shorter than its interval. No settings:
+                // the session's (the step's, the file's own SET) apply.
+                match self
+                    .attempt_in_transaction(
+                        phase,
+                        step,
+                        std::slice::from_ref(sql),
+                        attempt,
+                        "BEGIN",
+                    )
+                    .await
+                {
+                    Ok(probe) => before = probe,
+                    Err(f) => {
+                        result = Err(f);
+                        break;
+                    }
+                }
+                continue;
+            }
             let sent = self.send(phase, step, *sql, attempt, false, false).await;
             self.record(&sent, &before, false);
             if let Err(f) = sent.outcome {

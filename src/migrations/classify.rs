@@ -130,6 +130,46 @@ pub fn flyway_non_transactional(code: &str) -> bool {
         || starts(&w, &["DISCARD", "ALL"])
 }
 
+/// Does an autocommit statement mean exactly the same run as a transaction
+/// of its own (`BEGIN; statement; COMMIT`)? PostgreSQL runs a lone
+/// statement in an implicit transaction anyway; an explicit one lets the
+/// executor's probe list its locks before COMMIT releases them, where a
+/// poll can miss a statement shorter than its interval (an `ADD COLUMN`
+/// holds ACCESS EXCLUSIVE for well under a millisecond). Only DDL and DML,
+/// one statement, nothing PostgreSQL refuses in a block: transaction
+/// control, `SET` (whose `LOCAL` form would take effect), `LOCK` (an error
+/// outside a block), `DO` and `CALL` (which may commit themselves) and
+/// anything unknown keep running as sent.
+pub fn same_in_own_transaction(code: &str) -> bool {
+    if refused_in_transaction(code).is_some() || copy_from_stdin(code) {
+        return false;
+    }
+    if crate::sql::split(code).len() != 1 {
+        return false;
+    }
+    let w = words(code, true);
+    matches!(
+        w.first().map(String::as_str),
+        Some(
+            "ALTER"
+                | "CREATE"
+                | "DROP"
+                | "COMMENT"
+                | "GRANT"
+                | "REVOKE"
+                | "TRUNCATE"
+                | "UPDATE"
+                | "INSERT"
+                | "DELETE"
+                | "MERGE"
+                | "ANALYZE"
+                | "CLUSTER"
+                | "REINDEX"
+                | "REFRESH"
+        )
+    )
+}
+
 /// A transaction-control statement of a script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxControl {
@@ -315,5 +355,48 @@ mod tests {
         assert!(copy_from_stdin("copy t from STDIN with (format csv)"));
         assert!(!copy_from_stdin("COPY t FROM '/tmp/x.csv'"));
         assert!(!copy_from_stdin("COPY (SELECT 1) TO STDOUT"));
+    }
+
+    #[test]
+    fn which_autocommit_statements_run_as_their_own_transaction() {
+        let own = [
+            "ALTER TABLE orders ADD COLUMN note text",
+            "-- why\nalter table orders alter column id set statistics 500",
+            "CREATE INDEX orders_customer ON orders (customer_id)",
+            "DROP TABLE old_orders",
+            "COMMENT ON COLUMN orders.note IS 'free text'",
+            "UPDATE orders SET note = '' WHERE id < 100",
+            "TRUNCATE audit",
+            "ANALYZE orders",
+            "REINDEX TABLE orders",
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY totals",
+        ];
+        for sql in own {
+            assert!(same_in_own_transaction(sql), "{sql}");
+        }
+        let not = [
+            "CREATE INDEX CONCURRENTLY orders_customer ON orders (customer_id)",
+            "DROP INDEX CONCURRENTLY orders_customer",
+            "VACUUM orders",
+            "REINDEX (CONCURRENTLY) TABLE orders",
+            "ALTER SYSTEM SET work_mem = '64MB'",
+            "ALTER TABLE p DETACH PARTITION p1 CONCURRENTLY",
+            "CLUSTER",
+            "CREATE DATABASE other",
+            "COPY orders FROM stdin",
+            // Session state, transaction control and blocks keep their meaning
+            // only where the file put them.
+            "SET lock_timeout = '1s'",
+            "LOCK TABLE orders IN SHARE MODE",
+            "BEGIN",
+            "COMMIT",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "CALL backfill()",
+            "SELECT pg_sleep(1)",
+            "ALTER TABLE a ADD COLUMN x int; ALTER TABLE b ADD COLUMN y int",
+        ];
+        for sql in not {
+            assert!(!same_in_own_transaction(sql), "{sql}");
+        }
     }
 }
