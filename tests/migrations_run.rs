@@ -430,15 +430,19 @@ fn plain_project(files: &[(&str, &str)], columns: &str) -> (tempfile::TempDir, P
     (tmp, s)
 }
 
+/// The first file of a plain project: the accounts table `plain_project`
+/// seeds.
+const BASE_ACCOUNTS: (&str, &str) = (
+    "1_base.sql",
+    "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+     email text NOT NULL);\n",
+);
+
 #[test]
 fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() {
     let (_tmp, s) = plain_project(
         &[
-            (
-                "1_base.sql",
-                "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
-                 email text NOT NULL);\n",
-            ),
+            BASE_ACCOUNTS,
             (
                 "2_broken.sql",
                 "-- refers to a table nothing creates\n\nALTER TABLE nowhere\n    ADD COLUMN x int;\n",
@@ -616,11 +620,7 @@ migrations = "*"
 fn sub_millisecond_autocommit_locks_are_listed_by_the_probe() {
     let (_tmp, s) = plain_project(
         &[
-            (
-                "1_base.sql",
-                "CREATE TABLE accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
-                 email text NOT NULL);\n",
-            ),
+            BASE_ACCOUNTS,
             (
                 "2_note.sql",
                 "ALTER TABLE accounts ADD COLUMN note text;\n\
