@@ -282,7 +282,7 @@ impl Bench {
             .iter()
             .filter_map(|st| st.longest_blocking_lock.as_ref())
             .filter(|l| l.blocks != Blocks::None)
-            .map(|l| l.held_ms)
+            .filter_map(|l| l.held_ms)
             .fold(NONE_MS, f64::max);
         let wait = a
             .steps

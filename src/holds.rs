@@ -346,7 +346,7 @@ fn row(
         granted_ms: granted.map(round3),
         released_ms: released.map(round3),
         wait_ms: round3(wait),
-        held_ms: round3(held),
+        held_ms: granted.map(|_| round3(held)),
         blocks,
         source: source.to_string(),
     }
@@ -419,7 +419,7 @@ mod tests {
         };
         let rows = lock_rows(&run, &Observations::default());
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].held_ms, 1502.0);
+        assert_eq!(rows[0].held_ms, Some(1502.0));
         assert_eq!(rows[0].wait_ms, 0.0);
         assert_eq!(rows[0].blocks, crate::record::Blocks::ReadsWrites);
         assert_eq!(rows[0].source, "probe");
@@ -520,7 +520,7 @@ mod tests {
         });
         let rows = lock_rows(&run, &obs);
         assert_eq!(rows[0].granted_ms, Some(500.0));
-        assert_eq!(rows[0].held_ms, 200.0);
+        assert_eq!(rows[0].held_ms, Some(200.0));
         assert_eq!(rows[0].wait_ms, 399.5);
     }
 
@@ -538,7 +538,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].granted_ms, None);
         assert!((rows[0].wait_ms - 99.9).abs() < 1e-6);
-        assert_eq!(rows[0].held_ms, 0.0);
+        assert_eq!(rows[0].held_ms, None, "never granted: not a hold of 0 ms");
         assert_eq!(rows[0].source, "wait");
     }
 

@@ -101,7 +101,10 @@ fn fixture_findings_are_the_measured_ones() {
     let idx = &a.steps[1];
     assert_eq!(idx.step, "create index");
     assert_eq!(idx.strongest_lock.as_ref().unwrap().mode, "ShareLock");
-    assert_eq!(idx.longest_blocking_lock.as_ref().unwrap().held_ms, 1199.2);
+    assert_eq!(
+        idx.longest_blocking_lock.as_ref().unwrap().held_ms,
+        Some(1199.2)
+    );
     assert_eq!(idx.worst_app_wait.as_ref().unwrap().wait_ms, 1150.0);
     assert_eq!(idx.app_waits, 13);
     // Of the two failed writes, one was due before the step started.
@@ -583,7 +586,7 @@ fn a_long_backfill_renders_quickly() {
             granted_ms: Some(start),
             released_ms: Some(start + 2.0),
             wait_ms: 0.0,
-            held_ms: 2.0,
+            held_ms: Some(2.0),
             blocks: Blocks::None,
             source: "probe".into(),
         });

@@ -177,14 +177,15 @@ fn longest_blocking_hold(rec: &RunRecord) -> Measurement {
         .locks
         .iter()
         .filter(|l| l.blocks != Blocks::None)
-        .max_by(|x, y| x.held_ms.total_cmp(&y.held_ms));
+        .filter_map(|l| l.held_ms.map(|h| (h, l)))
+        .max_by(|(x, _), (y, _)| x.total_cmp(y));
     match lock {
-        Some(l) => (
-            l.held_ms,
+        Some((held, l)) => (
+            held,
             Some(format!("{} / {}", l.phase, l.step)),
             format!(
-                "{} on {} held {:.1} ms (blocks {})",
-                l.mode, l.relation, l.held_ms, l.blocks
+                "{} on {} held {held:.1} ms (blocks {})",
+                l.mode, l.relation, l.blocks
             ),
         ),
         None => (0.0, None, "no lock that blocks the app was held".into()),

@@ -165,7 +165,8 @@ pub struct LockFact {
     pub granted_ms: Option<f64>,
     pub released_ms: Option<f64>,
     pub wait_ms: f64,
-    pub held_ms: f64,
+    /// None for a lock waited for and never granted.
+    pub held_ms: Option<f64>,
 }
 
 impl LockFact {

@@ -122,8 +122,8 @@ fn step_intervals(rec: &RunRecord, phase: &str, step: &str) -> Vec<(f64, f64)> {
     {
         let end = l
             .released_ms
-            .or(l.granted_ms.map(|g| g + l.held_ms))
-            .unwrap_or(l.requested_ms + l.wait_ms + l.held_ms);
+            .or(l.granted_ms.zip(l.held_ms).map(|(g, h)| g + h))
+            .unwrap_or(l.requested_ms + l.wait_ms);
         v.push((l.requested_ms, end));
     }
     v
@@ -240,8 +240,12 @@ fn one_step(
     let longest_blocking_lock = locks
         .iter()
         .copied()
-        .filter(|l| l.blocks != Blocks::None)
-        .max_by(|a, b| a.held_ms.total_cmp(&b.held_ms))
+        .filter(|l| l.blocks != Blocks::None && l.held_ms.is_some())
+        .max_by(|a, b| {
+            a.held_ms
+                .unwrap_or(0.0)
+                .total_cmp(&b.held_ms.unwrap_or(0.0))
+        })
         .map(|l| LockFact::of(named_twin(l, &locks, &sql)));
     let lock_timeout_ms = rec
         .info
@@ -382,7 +386,17 @@ fn strongest_lock(
         .iter()
         .filter(|l| l.locktype == "relation")
         .filter_map(|l| LockMode::parse(&l.mode).map(|m| (m, *l)))
-        .max_by(|(ma, la), (mb, lb)| ma.cmp(mb).then(la.held_ms.total_cmp(&lb.held_ms)))
+        // Held beats waited for and never granted; then the strongest mode,
+        // then the longest hold.
+        .max_by(|(ma, la), (mb, lb)| {
+            (la.held_ms.is_some(), ma)
+                .cmp(&(lb.held_ms.is_some(), mb))
+                .then(
+                    la.held_ms
+                        .unwrap_or(0.0)
+                        .total_cmp(&lb.held_ms.unwrap_or(0.0)),
+                )
+        })
         .map(|(_, l)| l)?;
     Some(LockFact::of(named_twin(best, pool, sql)))
 }
@@ -463,7 +477,52 @@ mod tests {
             s[0].strongest_lock.as_ref().unwrap().mode,
             "AccessExclusiveLock"
         );
-        assert_eq!(s[1].longest_blocking_lock.as_ref().unwrap().held_ms, 800.0);
+        assert_eq!(
+            s[1].longest_blocking_lock.as_ref().unwrap().held_ms,
+            Some(800.0)
+        );
+    }
+
+    #[test]
+    fn a_lock_never_granted_is_no_hold() {
+        // Waited 100 ms for ACCESS EXCLUSIVE, then lock_timeout; the ROW
+        // EXCLUSIVE of an earlier statement was held.
+        let mut r = record();
+        r.statements.push(stmt(
+            "a",
+            "ALTER TABLE orders ADD COLUMN x int",
+            1000.0,
+            1100.0,
+        ));
+        r.locks
+            .push(lock("a", "RowExclusiveLock", 990.0, 990.0, 1100.0));
+        let mut never = lock("a", "AccessExclusiveLock", 1000.0, 1000.0, 1100.0);
+        never.granted_ms = None;
+        never.released_ms = None;
+        never.wait_ms = 100.0;
+        never.held_ms = None;
+        never.source = "wait".into();
+        r.locks.push(never);
+        let f = &facts(&r)[0];
+        assert!(
+            f.longest_blocking_lock.is_none(),
+            "{:?}",
+            f.longest_blocking_lock
+        );
+        let strongest = f.strongest_lock.as_ref().unwrap();
+        assert_eq!(
+            strongest.mode, "RowExclusiveLock",
+            "held beats never granted"
+        );
+        // Alone, the lock waited for is the strongest, and says so.
+        r.locks.remove(0);
+        let f = &facts(&r)[0];
+        let strongest = f.strongest_lock.clone();
+        assert_eq!(strongest.as_ref().unwrap().held_ms, None);
+        assert_eq!(
+            crate::report::format::lock(&strongest),
+            "AccessExclusiveLock on orders waited 100.0 ms, never granted"
+        );
     }
 
     #[test]

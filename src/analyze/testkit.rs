@@ -235,7 +235,7 @@ pub(crate) fn lock(step: &str, mode: &str, req: f64, granted: f64, released: f64
         granted_ms: Some(granted),
         released_ms: Some(released),
         wait_ms: granted - req,
-        held_ms: released - granted,
+        held_ms: Some(released - granted),
         blocks: crate::locks::blocks_of("relation", mode),
         source: "probe".into(),
     }

@@ -178,7 +178,7 @@ fn holds(d: &Sides) -> Vec<Hold> {
             out.push((
                 i,
                 format!("{side} · {}: {mode} on {}", l.step, l.relation),
-                l.held_ms,
+                l.held_ms.unwrap_or(0.0),
             ));
         }
     }

@@ -171,7 +171,7 @@ fn lock_name(l: &LockFact) -> String {
 fn step_figures(rec: &RunRecord, s: &StepFacts) -> Figures {
     Figures {
         strongest_lock: s.strongest_lock.as_ref().map(lock_name),
-        longest_blocking_hold_ms: s.longest_blocking_lock.as_ref().map(|l| l.held_ms),
+        longest_blocking_hold_ms: s.longest_blocking_lock.as_ref().and_then(|l| l.held_ms),
         blocking_lock: s.longest_blocking_lock.as_ref().map(lock_name),
         worst_app_wait_ms: s.worst_app_wait.as_ref().map(|w| w.wait_ms),
         p99_ms: s.latency.p99_ms,
@@ -195,11 +195,15 @@ fn total_figures(rec: &RunRecord, a: &Analysis) -> Figures {
         .steps
         .iter()
         .filter_map(|s| s.longest_blocking_lock.as_ref())
-        .filter(|l| l.blocks != Blocks::None)
-        .max_by(|x, y| x.held_ms.total_cmp(&y.held_ms));
+        .filter(|l| l.blocks != Blocks::None && l.held_ms.is_some())
+        .max_by(|x, y| {
+            x.held_ms
+                .unwrap_or(0.0)
+                .total_cmp(&y.held_ms.unwrap_or(0.0))
+        });
     Figures {
         strongest_lock: strongest.map(lock_name),
-        longest_blocking_hold_ms: blocking.map(|l| l.held_ms),
+        longest_blocking_hold_ms: blocking.and_then(|l| l.held_ms),
         blocking_lock: blocking.map(lock_name),
         worst_app_wait_ms: a
             .steps

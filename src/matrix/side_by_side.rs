@@ -90,7 +90,7 @@ impl StepFigures {
         StepFigures {
             outcome: s.outcome.clone(),
             duration_ms: s.duration_ms,
-            longest_blocking_hold_ms: s.longest_blocking_lock.as_ref().map(|l| l.held_ms),
+            longest_blocking_hold_ms: s.longest_blocking_lock.as_ref().and_then(|l| l.held_ms),
             worst_app_wait_ms: s.worst_app_wait.as_ref().map(|w| w.wait_ms),
             p99_ms: s.latency.p99_ms,
             errors: s.latency.errors,

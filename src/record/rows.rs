@@ -196,7 +196,8 @@ pub struct LockRow {
     pub granted_ms: Option<f64>,
     pub released_ms: Option<f64>,
     pub wait_ms: f64,
-    pub held_ms: f64,
+    /// Empty for a lock never granted (`source` `wait`).
+    pub held_ms: Option<f64>,
     pub blocks: Blocks,
     /// Where the row comes from: `probe` (the migration session listed its
     /// own locks after the statement, inside a transaction), `poll` (the

@@ -71,8 +71,16 @@ pub(crate) fn breach(b: &BudgetResult, report: bool) -> String {
 
 pub(crate) fn lock(l: &Option<LockFact>) -> String {
     match l {
-        Some(l) => format!("{} on {} held {}", l.mode, l.relation, ms(l.held_ms)),
+        Some(l) => format!("{} on {} {}", l.mode, l.relation, held(l)),
         None => "–".into(),
+    }
+}
+
+/// "held 12.0 ms", or "waited 100.1 ms, never granted".
+fn held(l: &LockFact) -> String {
+    match l.held_ms {
+        Some(h) => format!("held {}", ms(h)),
+        None => format!("waited {}, never granted", ms(l.wait_ms)),
     }
 }
 
@@ -104,7 +112,8 @@ pub(crate) fn blocking(st: &StepFacts) -> String {
                 "{} on {} {} (blocks {})",
                 l.mode,
                 l.relation,
-                ms(l.held_ms),
+                // Only a lock that was granted is a blocking hold.
+                l.held_ms.map_or_else(|| "–".into(), ms),
                 l.blocks
             )
         })

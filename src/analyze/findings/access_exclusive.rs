@@ -27,7 +27,8 @@ pub(super) fn check(
         let Some(ae) = held_during(&st.locks, s) else {
             continue;
         };
-        let severity = if ae.held_ms > ev.th.blocking_lock_ms {
+        let held = ae.held_ms.unwrap_or(0.0);
+        let severity = if held > ev.th.blocking_lock_ms {
             Severity::Critical
         } else {
             Severity::Warning
@@ -36,7 +37,7 @@ pub(super) fn check(
             "`{}` {what} while holding AccessExclusiveLock on {} for {:.1} ms (reads and writes blocked); the time grows with the table",
             one_line(&s.sql, 80),
             ae.relation,
-            ae.held_ms
+            held
         );
         let title = format!("{lead} under ACCESS EXCLUSIVE on {}", ae.relation);
         // Taken by an earlier statement of the transaction: the work ran

@@ -30,9 +30,9 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         .locks
         .iter()
         .copied()
-        .filter(|l| l.blocks != Blocks::None && l.held_ms > th)
+        .filter(|l| l.blocks != Blocks::None && l.held_ms.is_some_and(|h| h > th))
         .collect();
-    blocking.sort_by(|x, y| y.held_ms.total_cmp(&x.held_ms));
+    blocking.sort_by(|x, y| held(y).total_cmp(&held(x)));
     let mut seen_keys: Vec<(&str, &str)> = Vec::new();
     let mut out = Vec::new();
     for (i, l) in blocking.iter().enumerate() {
@@ -82,7 +82,11 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
     };
     let mut seen = format!(
         "{} on {}{also} held {:.1} ms, blocking app {} (threshold {:.0} ms)",
-        l.mode, l.relation, l.held_ms, l.blocks, th
+        l.mode,
+        l.relation,
+        held(l),
+        l.blocks,
+        th
     );
     match worst {
         Some(w) => seen.push_str(&format!(
@@ -101,7 +105,7 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
             st.facts.latency.errors
         ));
     }
-    let severity = if l.blocks == Blocks::ReadsWrites || l.held_ms >= 10.0 * th {
+    let severity = if l.blocks == Blocks::ReadsWrites || held(l) >= 10.0 * th {
         Severity::Critical
     } else {
         Severity::Warning
@@ -112,7 +116,10 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
     };
     let title = format!(
         "{} blocked {} on {}{more} for {:.0} ms",
-        l.mode, l.blocks, l.relation, l.held_ms
+        l.mode,
+        l.blocks,
+        l.relation,
+        held(l)
     );
     let advice = if others.is_empty() {
         patterns::for_statement(statement, &l.relation)
@@ -127,6 +134,11 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
 /// The relations of these waits, each once, in order.
 fn distinct_relations(waits: &[&&crate::record::WaitRow]) -> String {
     super::rule::distinct(waits.iter().map(|w| w.relation.clone())).join(", ")
+}
+
+/// How long a lock this finding looks at was held: only granted ones are.
+fn held(l: &LockRow) -> f64 {
+    l.held_ms.unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -267,12 +267,13 @@ fn draw_holds<DB: DrawingBackend>(
         .rec
         .locks
         .iter()
-        .filter(|l| l.blocks != Blocks::None)
+        .filter(|l| l.blocks != Blocks::None && l.granted_ms.is_some())
         .collect();
-    blocking.sort_by(|a, b| b.held_ms.total_cmp(&a.held_ms));
+    let held = |l: &crate::record::LockRow| l.held_ms.unwrap_or(0.0);
+    blocking.sort_by(|a, b| held(b).total_cmp(&held(a)));
     for (rank, l) in blocking.into_iter().enumerate() {
         let Some(g) = l.granted_ms else { continue };
-        let r = l.released_ms.unwrap_or(g + l.held_ms);
+        let r = l.released_ms.unwrap_or(g + held(l));
         let color = if l.blocks == Blocks::ReadsWrites {
             drawn.reads_writes = true;
             READS_WRITES
@@ -292,7 +293,10 @@ fn draw_holds<DB: DrawingBackend>(
         }
         let text = format!(
             "{} on {}: {:.0} ms, blocks {}",
-            l.mode, l.relation, l.held_ms, l.blocks
+            l.mode,
+            l.relation,
+            held(l),
+            l.blocks
         );
         let a = a.min(d.end_s - text_px(&text) / px_per_s).max(0.0);
         let level = lines.place(a * px_per_s, a * px_per_s + text_px(&text));

@@ -64,7 +64,7 @@ fn strength(mode: &str) -> Option<LockMode> {
 /// When a lock was granted and released (s); None if never granted.
 fn held(l: &LockRow) -> Option<(f64, f64)> {
     let g = l.granted_ms?;
-    let r = l.released_ms.unwrap_or(g + l.held_ms).max(g);
+    let r = l.released_ms.unwrap_or(g + l.held_ms.unwrap_or(0.0)).max(g);
     Some((g / 1000.0, r / 1000.0))
 }
 
@@ -151,7 +151,7 @@ mod tests {
             granted_ms: Some(granted),
             released_ms: Some(released),
             wait_ms: 0.0,
-            held_ms: released - granted,
+            held_ms: Some(released - granted),
             blocks: Blocks::None,
             source: "probe".into(),
         }
