@@ -118,9 +118,10 @@
 //! with inline data is refused.
 //!
 //! A lone statement sent as one query (golang-migrate, Prisma, dbmate) is
-//! its own transaction: it is a one-statement `Transaction` segment, which
-//! takes and holds the same locks, unless PostgreSQL refuses it in a
-//! transaction block (then `Autocommit`).
+//! its own transaction: DDL or DML is a one-statement `Transaction`
+//! segment, which takes and holds the same locks; anything PostgreSQL
+//! refuses in a transaction block, or runs differently there (a `DO` or
+//! `CALL` that commits inside), is `Autocommit`.
 //!
 //! # Selection
 //!

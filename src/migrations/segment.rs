@@ -13,7 +13,7 @@
 //! Each refuses what PostgreSQL would refuse in that mode, at the statement,
 //! with the layout's fix.
 
-use super::classify::{refused_in_transaction, tx_control, TxControl};
+use super::classify::{refused_in_transaction, same_in_own_transaction, tx_control, TxControl};
 use super::error::MigrationError;
 use super::model::{Execution, Location, Segment, Statement};
 
@@ -164,9 +164,19 @@ pub fn one_query(
                     Execution::Autocommit,
                     format!("{implicit_reason}; a lone {what} runs outside any transaction block"),
                 ),
-                None => (
+                None if same_in_own_transaction(only.code()) => (
                     Execution::Transaction,
                     format!("{implicit_reason}; a lone statement runs in its own transaction"),
+                ),
+                // DO and CALL may COMMIT inside, which PostgreSQL allows
+                // only outside a transaction block; SET, LOCK, ANALYZE, ...
+                // run as sent too.
+                None => (
+                    Execution::Autocommit,
+                    format!(
+                        "{implicit_reason}; a lone statement runs outside a transaction block \
+                         (a DO or CALL may commit inside)"
+                    ),
                 ),
             };
             return Ok(vec![Segment {
@@ -383,6 +393,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(segs[0].execution, Transaction);
+        // A procedure or DO block may COMMIT, which a transaction block
+        // forbids (2D000): alone in the query, it runs outside one.
+        for code in ["CALL backfill()", "DO $$ BEGIN COMMIT; END $$"] {
+            let segs = one_query(stmts(&[code]), "sent as one query", &CX).unwrap();
+            assert_eq!(segs[0].execution, Autocommit, "{code}");
+        }
         let segs = one_query(
             stmts(&[
                 "CREATE TABLE a (x int)",
