@@ -60,13 +60,30 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
             .collect(),
         used_waits: vec![false; obs.migration_waits.len()],
         rows: Vec::new(),
+        units: Vec::new(),
     };
     placer.probed();
     placer.polled();
     placer.ungranted();
+    placer.visible_after_commit();
     let mut rows = placer.rows;
     rows.sort_by(|a, b| a.requested_ms.total_cmp(&b.requested_ms));
     rows
+}
+
+/// What took a lock: a transaction (its index in `txns`), a statement run
+/// outside one (its index in `statements`), or nothing (a wait never
+/// granted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Txn(usize),
+    Statement(usize),
+    None,
+}
+
+/// Is `relation` marked as created by its step (`(new)`, `(new, dropped)`)?
+fn created_mark(relation: &str) -> bool {
+    relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)")
 }
 
 /// What the three sources of rows share: the wait matching (`used_waits`,
@@ -78,6 +95,8 @@ struct Placer<'a> {
     acquired: Vec<NamedAcquired<'a>>,
     used_waits: Vec<bool>,
     rows: Vec<LockRow>,
+    /// What took each row's lock, by index.
+    units: Vec<Unit>,
 }
 
 impl Placer<'_> {
@@ -117,7 +136,7 @@ impl Placer<'_> {
     /// Each transaction's locks, as its probes listed them.
     fn probed(&mut self) {
         let (run, obs) = (self.run, self.obs);
-        for txn in &run.txns {
+        for (ti, txn) in run.txns.iter().enumerate() {
             for (k, idx) in &txn.acquired {
                 let t = Taken {
                     locktype: &k.locktype,
@@ -142,6 +161,7 @@ impl Placer<'_> {
                     Some(released),
                     "probe",
                 ));
+                self.units.push(Unit::Txn(ti));
             }
         }
     }
@@ -219,6 +239,7 @@ impl Placer<'_> {
                 Some(released),
                 "poll",
             ));
+            self.units.push(Unit::Statement(idx));
         }
     }
 
@@ -245,6 +266,44 @@ impl Placer<'_> {
             let mut r = row(phase, step, &relation, &t, w.start_ms, None, None, "wait");
             r.wait_ms = round3(w.end_ms - w.start_ms);
             self.rows.push(r);
+            self.units.push(Unit::None);
+        }
+    }
+
+    /// A relation the step created blocks nobody while the transaction
+    /// (or the statement outside one) that created it is open: no other
+    /// session can see it. Once that has committed it can: a later
+    /// transaction of the step (a file's second `BEGIN ... COMMIT`, the next
+    /// autocommit statement) that locks it conflicts like on any table. The
+    /// creator is whatever took the step's first lock on it; a wait for a
+    /// lock on it means some other session already had it open.
+    fn visible_after_commit(&mut self) {
+        let rows = &self.rows;
+        let creator = |r: &LockRow| {
+            rows.iter()
+                .zip(&self.units)
+                .filter(|(o, u)| {
+                    **u != Unit::None
+                        && o.phase == r.phase
+                        && o.step == r.step
+                        && o.relation == r.relation
+                })
+                .min_by(|(a, _), (b, _)| {
+                    let at = |l: &LockRow| l.granted_ms.unwrap_or(l.requested_ms);
+                    at(a).total_cmp(&at(b))
+                })
+                .map(|(_, u)| *u)
+        };
+        let visible: Vec<usize> = (0..rows.len())
+            .filter(|&i| {
+                // A wait means another session holds the relation: it sees it.
+                created_mark(&rows[i].relation)
+                    && (self.units[i] == Unit::None || creator(&rows[i]) != Some(self.units[i]))
+            })
+            .collect();
+        for i in visible {
+            let r = &mut self.rows[i];
+            r.blocks = blocks_of(&r.locktype, &r.mode);
         }
     }
 }
@@ -331,7 +390,7 @@ fn row(
     };
     // A relation the step creates is seen by no other session before the
     // step commits it: nobody waits for its locks.
-    let blocks = if relation.ends_with(" (new)") {
+    let blocks = if created_mark(relation) {
         crate::record::Blocks::None
     } else {
         blocks_of(t.locktype, t.mode)
@@ -540,6 +599,45 @@ mod tests {
         assert!((rows[0].wait_ms - 99.9).abs() < 1e-6);
         assert_eq!(rows[0].held_ms, None, "never granted: not a hold of 0 ms");
         assert_eq!(rows[0].source, "wait");
+    }
+
+    #[test]
+    fn a_relation_the_step_created_blocks_once_its_creation_committed() {
+        // One file: CREATE TABLE audit (its own transaction), then
+        // BEGIN; LOCK audit; ... COMMIT. The second transaction's lock is
+        // on a table every session can see by then.
+        const AUDIT: u32 = 16500;
+        let lock_on_audit = |mode: &str| LockSeen {
+            locktype: "relation".into(),
+            oid: Some(AUDIT),
+            name: "audit".into(),
+            mode: mode.into(),
+        };
+        let txn = |acquired: Vec<(LockSeen, usize)>, released_ms: f64| TxnLocks {
+            phase: "p".into(),
+            step: "s".into(),
+            acquired,
+            released_ms,
+        };
+        let mut run = MigrationRun {
+            statements: vec![stmt(100.0, 101.0, "ok"), stmt(110.0, 111.0, "ok")],
+            txns: vec![
+                txn(vec![(lock_on_audit("AccessExclusiveLock"), 0)], 102.0),
+                txn(vec![(lock_on_audit("AccessExclusiveLock"), 1)], 500.0),
+            ],
+            pid: 7,
+            ..Default::default()
+        };
+        let before = HashMap::from([(T, "t".to_string())]);
+        let mut after = before.clone();
+        after.insert(AUDIT, "audit".to_string());
+        run.relations.step("p", "s", &before, &after);
+        let rows = lock_rows(&run, &Observations::default());
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(rows.iter().all(|r| r.relation == "audit (new)"), "{rows:?}");
+        use crate::record::Blocks;
+        assert_eq!(rows[0].blocks, Blocks::None, "nobody sees it before commit");
+        assert_eq!(rows[1].blocks, Blocks::ReadsWrites, "{:?}", rows[1]);
     }
 
     #[test]

@@ -102,6 +102,15 @@ impl LockMode {
     }
 }
 
+/// A relation's name without the mark its step gave it in locks.csv
+/// (`audit (new)` → `audit`): app waits name it as the app saw it.
+pub fn unmarked(relation: &str) -> &str {
+    [" (new, dropped)", " (new)", " (dropped)"]
+        .iter()
+        .find_map(|m| relation.strip_suffix(m))
+        .unwrap_or(relation)
+}
+
 /// What a pg_locks row blocks: relation locks by the matrix; other lock types
 /// (transactionid, virtualxid, object, advisory) block nothing the app does
 /// by themselves.
@@ -117,6 +126,14 @@ pub fn blocks_of(locktype: &str, mode: &str) -> Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relation_unmarked_is_its_name() {
+        assert_eq!(unmarked("audit (new)"), "audit");
+        assert_eq!(unmarked("public.t_idx (new, dropped)"), "public.t_idx");
+        assert_eq!(unmarked("old (dropped)"), "old");
+        assert_eq!(unmarked("orders"), "orders");
+    }
 
     #[test]
     fn matrix_is_symmetric() {

@@ -12,15 +12,42 @@ use crate::record::{
 /// The record as the analysis reads it: a lock on a relation that the step
 /// itself creates (the new index of CREATE INDEX, a new table) blocks
 /// nobody — no other session can see the relation before commit — so its
-/// `blocks` is set to none. Idempotent.
+/// `blocks` is set to none. Unless the lock was granted after the creation
+/// committed — after the release of the step's first lock on it, which the
+/// creating transaction took (a file's second transaction, the next
+/// autocommit statement): then everyone sees the relation. Idempotent.
 pub fn normalize(rec: &RunRecord) -> RunRecord {
     let mut out = rec.clone();
     for l in &mut out.locks {
-        if l.blocks != Blocks::None && created_by_step(rec, &l.phase, &l.step, &l.relation) {
+        if l.blocks != Blocks::None
+            && created_by_step(rec, &l.phase, &l.step, &l.relation)
+            && !after_creation_committed(rec, l)
+        {
             l.blocks = Blocks::None;
         }
     }
     out
+}
+
+/// Was `l` granted once the relation's creation had committed: at or after
+/// the release of the step's earliest-granted lock on it?
+fn after_creation_committed(rec: &RunRecord, l: &LockRow) -> bool {
+    let first = rec
+        .locks
+        .iter()
+        .filter(|o| o.phase == l.phase && o.step == l.step && o.relation == l.relation)
+        .filter_map(|o| o.granted_ms.map(|g| (g, o)))
+        .min_by(|(a, _), (b, _)| a.total_cmp(b))
+        .map(|(_, o)| o);
+    match (first.and_then(|f| f.released_ms), l.granted_ms) {
+        (Some(created), Some(granted)) => granted >= created,
+        _ => false,
+    }
+}
+
+/// Marked by the recorder as created by its step.
+fn marked_new(relation: &str) -> bool {
+    relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)")
 }
 
 /// Does any step create `relation`? (See [`created_by_step`].)
@@ -63,7 +90,7 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
     }
     // The recorder marks what the step created (`name (new)`, `name (new,
     // dropped)`) from the catalog at the step's boundaries.
-    if relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)") {
+    if marked_new(relation) {
         return true;
     }
     let rel = bare(relation);
@@ -379,7 +406,9 @@ fn strongest_lock(
     let visible: Vec<&LockRow> = locks
         .iter()
         .copied()
-        .filter(|l| !is_created(&l.relation))
+        // Created by the step, but taken after its creation committed:
+        // others see it (the recorder says so by its `blocks`).
+        .filter(|l| l.blocks != Blocks::None || !is_created(&l.relation))
         .collect();
     let pool = if visible.is_empty() { locks } else { &visible };
     let best = pool
@@ -481,6 +510,21 @@ mod tests {
             s[1].longest_blocking_lock.as_ref().unwrap().held_ms,
             Some(800.0)
         );
+    }
+
+    #[test]
+    fn a_new_relation_blocks_once_its_creation_committed() {
+        // CREATE TABLE audit in one transaction, LOCK audit in the next.
+        let mut r = record();
+        let mut create = lock("a", "AccessExclusiveLock", 100.0, 100.0, 102.0);
+        create.relation = "audit (new)".into();
+        let mut lock_later = lock("a", "AccessExclusiveLock", 110.0, 110.0, 500.0);
+        lock_later.relation = "audit (new)".into();
+        r.locks.extend([create, lock_later]);
+        let n = normalize(&r);
+        assert_eq!(n.locks[0].blocks, Blocks::None);
+        assert_eq!(n.locks[1].blocks, Blocks::ReadsWrites);
+        assert_eq!(normalize(&n).locks, n.locks, "idempotent");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::table::{fmt_ms, Comparison, SideRun};
-use crate::analyze::created_by_any_step;
+use crate::analyze::normalize;
 use crate::record::{Blocks, RunRecord};
 use crate::report::charts::frame::{err, layout, series_color, style_mesh, FONT};
 use crate::report::charts::legend::{Legend, Mark};
@@ -40,7 +40,12 @@ type Hold = (usize, String, f64);
 /// without a run directory is left out of the charts, not an error.
 pub fn write_all(dir: &Path, runs: [&SideRun; 2], c: &Comparison) -> anyhow::Result<Vec<String>> {
     register_fonts();
-    let read = |r: &SideRun| r.run_dir.as_ref().and_then(|d| RunRecord::read(d).ok());
+    let read = |r: &SideRun| {
+        r.run_dir
+            .as_ref()
+            .and_then(|d| RunRecord::read(d).ok())
+            .map(|r| normalize(&r))
+    };
     let d = Sides {
         names: [c.sides[0].scenario.clone(), c.sides[1].scenario.clone()],
         recs: [read(runs[0]), read(runs[1])],
@@ -167,10 +172,7 @@ fn holds(d: &Sides) -> Vec<Hold> {
     for (i, rec) in d.recs.iter().enumerate() {
         let Some(rec) = rec else { continue };
         for l in &rec.locks {
-            if l.blocks == Blocks::None
-                || l.granted_ms.is_none()
-                || created_by_any_step(rec, &l.relation)
-            {
+            if l.blocks == Blocks::None || l.granted_ms.is_none() {
                 continue;
             }
             let side = ["A", "B"][i];

@@ -18,6 +18,7 @@ use super::finding::{Finding, FindingKind, Severity};
 use super::patterns;
 use super::rule::{Evidence, Rule, StepEvidence};
 use crate::analyze::steps::held_together;
+use crate::locks::unmarked;
 use crate::record::{Blocks, LockRow};
 
 pub const KIND: FindingKind = FindingKind::new("blocking_lock");
@@ -73,7 +74,7 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
     let on_rel: Vec<_> = st
         .waits
         .iter()
-        .filter(|w| relations.contains(&w.relation.as_str()))
+        .filter(|w| relations.iter().any(|r| unmarked(r) == w.relation))
         .collect();
     let worst = on_rel.iter().max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
     let also = match others.len() {

@@ -15,6 +15,7 @@
 use super::finding::{Finding, FindingKind, Severity};
 use super::patterns;
 use super::rule::{distinct, Evidence, Rule, StepEvidence};
+use crate::locks::unmarked;
 use crate::record::{LockRow, WaitRow};
 
 pub const KIND: FindingKind = FindingKind::new("lock_queue");
@@ -27,7 +28,7 @@ pub const RULE: Rule = Rule::step(KIND, check);
 fn pending_part(locks: &[&LockRow], rel: &str, w: &WaitRow) -> f64 {
     let granted = locks
         .iter()
-        .filter(|l| l.relation == rel && l.requested_ms <= w.start_ms)
+        .filter(|l| unmarked(&l.relation) == rel && l.requested_ms <= w.start_ms)
         .filter_map(|l| l.granted_ms)
         .filter(|g| *g >= w.start_ms)
         .fold(f64::INFINITY, f64::min);
@@ -52,7 +53,7 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         let pending = st
             .locks
             .iter()
-            .filter(|l| l.relation == rel)
+            .filter(|l| unmarked(&l.relation) == rel)
             .max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
         let mut seen = format!(
             "{} app queries ({}) queued for up to {:.1} ms behind the step's pending lock request on {rel}",
