@@ -29,6 +29,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
 use super::{MigrationWait, ObserverCtx};
+use crate::locks::blocks_of;
+use crate::record::Blocks;
 
 /// How often the migration's locks are listed while a statement runs
 /// outside a transaction.
@@ -288,10 +290,15 @@ impl Held {
             if changed {
                 changed_at = polled_at;
             }
+            // Holding (outside a transaction) or waiting for a lock the app
+            // queues behind: its end is what the app feels.
+            let blocks = |k: &Key| blocks_of(&k.0, &k.2) != Blocks::None;
+            let blocking = waiting.keys().any(blocks) || (!in_txn && open.keys().any(blocks));
             let interval = poll_interval(
                 started.elapsed(),
                 in_txn,
                 !waiting.is_empty(),
+                blocking,
                 changed_at.elapsed(),
             );
             // A late poll does not make the next one early.
@@ -367,7 +374,12 @@ impl Held {
 /// [`HELD_POLL`] for [`FULL_RATE_AFTER_CHANGE`] after the locks held or
 /// waited for changed, then at an interval of an eighth of how long they
 /// have stayed the same ([`STILL_SHARE`]: 4 ms after 32 ms of stillness),
-/// up to [`HELD_POLL_STILL`] (from 128 ms of stillness on).
+/// up to [`HELD_POLL_STILL`] (from 128 ms of stillness on). Except while
+/// it holds outside a transaction, or waits for anywhere, a lock that
+/// blocks app reads or writes (`blocking`: a VACUUM FULL, a REINDEX, an
+/// ALTER queued behind a long read): every [`HELD_POLL`], however still,
+/// since the end of that hold or wait is what the queued app feels, and its
+/// queries on that table are not running to pay for the reads.
 ///
 /// Why back off: each poll reads pg_locks, which snapshots the whole lock
 /// table under every lock partition's lock and visits every backend's
@@ -387,9 +399,10 @@ fn poll_interval(
     into_statement: Duration,
     in_txn: bool,
     waiting: bool,
+    blocking: bool,
     still: Duration,
 ) -> Duration {
-    if into_statement <= FULL_RATE_FOR {
+    if into_statement <= FULL_RATE_FOR || blocking {
         HELD_POLL
     } else if in_txn && waiting {
         WAIT_WATCH_WAITING
@@ -433,18 +446,28 @@ mod tests {
     fn the_poll_slows_as_the_locks_stay_the_same() {
         let ms = Duration::from_millis;
         // A statement's first 100 ms, inside a transaction or not: 1 ms.
-        assert_eq!(poll_interval(ms(50), false, false, ms(900)), ms(1));
-        assert_eq!(poll_interval(ms(50), true, false, ms(900)), ms(1));
+        assert_eq!(poll_interval(ms(50), false, false, false, ms(900)), ms(1));
+        assert_eq!(poll_interval(ms(50), true, false, false, ms(900)), ms(1));
         // Inside a transaction after that: its waits, every 10 ms (5 ms
         // while it waits).
-        assert_eq!(poll_interval(ms(500), true, false, ms(0)), ms(10));
-        assert_eq!(poll_interval(ms(500), true, true, ms(0)), ms(5));
+        assert_eq!(poll_interval(ms(500), true, false, false, ms(0)), ms(10));
+        assert_eq!(poll_interval(ms(500), true, true, false, ms(0)), ms(5));
         // Outside one: 1 ms for 20 ms after a change, then an eighth of
         // the stillness, up to 16 ms.
-        assert_eq!(poll_interval(ms(500), false, false, ms(15)), ms(1));
-        assert_eq!(poll_interval(ms(500), false, false, ms(32)), ms(4));
-        assert_eq!(poll_interval(ms(500), false, false, ms(64)), ms(8));
-        assert_eq!(poll_interval(ms(500), false, false, ms(128)), ms(16));
-        assert_eq!(poll_interval(ms(60_000), false, false, ms(50_000)), ms(16));
+        assert_eq!(poll_interval(ms(500), false, false, false, ms(15)), ms(1));
+        assert_eq!(poll_interval(ms(500), false, false, false, ms(32)), ms(4));
+        assert_eq!(poll_interval(ms(500), false, false, false, ms(64)), ms(8));
+        assert_eq!(poll_interval(ms(500), false, false, false, ms(128)), ms(16));
+        assert_eq!(
+            poll_interval(ms(60_000), false, false, false, ms(50_000)),
+            ms(16)
+        );
+        // Holding a lock the app queues behind, outside a transaction, or
+        // waiting for one anywhere: every millisecond, however still.
+        assert_eq!(
+            poll_interval(ms(60_000), false, false, true, ms(50_000)),
+            ms(1)
+        );
+        assert_eq!(poll_interval(ms(500), true, true, true, ms(400)), ms(1));
     }
 }
