@@ -123,7 +123,8 @@ fn apply_server_flags(args: &RunArgs, scenarios: &mut [Scenario]) -> Result<()> 
 fn refuse_url_replica(args: &RunArgs, scenarios: &[Scenario]) -> Result<()> {
     if args.replica {
         return Err(Error::Usage(
-            "--replica: the url backend cannot start a replica (the server is not pgrehearse's);              use --backend local or docker, or drop --replica"
+            "--replica: the url backend cannot start a replica (the server is not pgrehearse's); \
+             use --backend local or docker, or drop --replica"
                 .into(),
         ));
     }

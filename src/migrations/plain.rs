@@ -79,14 +79,17 @@ fn load_file(
         (Some(true), Some(c), _) => {
             return Err(MigrationError::at(
                 c.location.clone(),
-                "the file has its own transaction control, and transaction = true would run it                  inside another transaction: remove transaction = true from the step, or the                  file's BEGIN/COMMIT",
+                "the file has its own transaction control, and transaction = true would run it \
+                 inside another transaction: remove transaction = true from the step, or the \
+                 file's BEGIN/COMMIT",
             ))
         }
         (Some(true), None, Some((what, st))) => {
             return Err(MigrationError::at(
                 st.location.clone(),
                 format!(
-                    "{what} cannot run inside a transaction block, and transaction = true runs the                      file in one: PostgreSQL would fail with 25001. Fix: transaction = false"
+                    "{what} cannot run inside a transaction block, and transaction = true runs \
+                     the file in one: PostgreSQL would fail with 25001. Fix: transaction = false"
                 ),
             ))
         }
@@ -101,9 +104,11 @@ fn load_file(
                 Vec::new(),
             ))
         }
-        (Some(false), _, _) => "transaction = false in the scenario: psql --file runs it statement \
+        (Some(false), _, _) => {
+            "transaction = false in the scenario: psql --file runs it statement \
              by statement in autocommit"
-            .to_string(),
+                .to_string()
+        }
         (None, None, None) => {
             return Ok((
                 vec![Segment {
@@ -186,5 +191,28 @@ mod tests {
             names,
             vec!["01_a.sql", "1_a.sql", "2_b.sql", "10_c.sql", "a9.sql", "a10.sql", "b.sql"]
         );
+    }
+
+    #[test]
+    fn transaction_true_refuses_a_file_that_cannot_run_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sql, want) in [
+            (
+                "BEGIN;\nALTER TABLE a ADD x int;\nCOMMIT;\n",
+                "the file has its own transaction control, and transaction = true would run \
+                 it inside another transaction",
+            ),
+            (
+                "CREATE INDEX CONCURRENTLY i ON a (x);\n",
+                "CREATE INDEX CONCURRENTLY cannot run inside a transaction block, and \
+                 transaction = true runs the file in one",
+            ),
+        ] {
+            let path = dir.path().join("fix.sql");
+            std::fs::write(&path, sql).unwrap();
+            let e = load_file(&path, dir.path(), Some(true)).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+            assert!(!e.to_string().contains("  "), "a run of spaces: {e}");
+        }
     }
 }
