@@ -651,3 +651,48 @@ fn sub_millisecond_autocommit_locks_are_listed_by_the_probe() {
     }
     assert_eq!(statements[2]["seq_scans"], "", "{:?}", statements[2]);
 }
+
+/// A file whose ALTER gives up after its own lock_timeout behind a long
+/// read: exit 4 naming the file and line, like any other failure; the lock
+/// it waited for and never got has no hold (held_ms empty, not 0).
+#[test]
+fn a_lock_timeout_names_the_file_and_line_and_holds_nothing() {
+    let (tmp, s) = plain_project(
+        &[
+            BASE_ACCOUNTS,
+            (
+                "2_lockto.sql",
+                "SET lock_timeout = '100ms';\nALTER TABLE accounts ADD COLUMN frozen bool;\n",
+            ),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    // The long read: ACCESS SHARE on accounts from 50 ms for 1.5 s, across
+    // the step (which starts after the 100 ms before the migration).
+    let mut scenario = std::fs::read_to_string(&s).unwrap();
+    scenario.push_str(
+        "\n[[workload.script]]\nname = \"long_read\"\nat = \"50ms\"\nsql = [\"BEGIN\", \
+         \"SELECT count(*) FROM accounts\", \"SELECT pg_sleep(1.5)\", \"COMMIT\"]\n",
+    );
+    std::fs::write(&s, scenario).unwrap();
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    assert!(
+        ran.stderr
+            .contains("2_lockto.sql:2: lock timeout after 1 attempt(s)"),
+        "{}",
+        ran.stderr
+    );
+    let (dir, _) = ran.record();
+    let locks = common::csv_rows(&dir.join("locks.csv"));
+    let never = locks
+        .iter()
+        .find(|l| l["mode"] == "AccessExclusiveLock" && l["relation"] == "accounts")
+        .unwrap_or_else(|| panic!("the lock waited for: {locks:?}"));
+    assert_eq!(never["source"], "wait", "{never:?}");
+    assert_eq!(never["granted_ms"], "", "{never:?}");
+    assert_eq!(never["held_ms"], "", "{never:?}");
+    let wait: f64 = never["wait_ms"].parse().unwrap();
+    assert!((90.0..400.0).contains(&wait), "{never:?}");
+    drop(tmp);
+}

@@ -134,9 +134,10 @@ impl Executor {
                 Err("interrupted".into())
             }
             Err(Failure::LockTimeout(m)) => Err(format!(
-                "phase `{}` step `{}`: lock timeout after {} attempt(s): {m} (55P03)",
+                "phase `{}` step `{}`: {}lock timeout after {} attempt(s): {m} (55P03)",
                 phase.name,
                 step.name,
+                self.failed_at(),
                 step.retries + 1
             )),
             Err(Failure::Sql { sqlstate, message }) => Err(format!(
