@@ -71,6 +71,45 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
     rows
 }
 
+/// A DDL or maintenance statement outside a transaction with no row in
+/// locks.csv: the poll saw none of its locks (it was over between two
+/// polls). Said in its `unknown`, not left to look like a statement that
+/// takes none.
+pub fn note_unseen(run: &mut MigrationRun, rows: &[LockRow]) {
+    const TAKES_LOCKS: &[&str] = &[
+        "ALTER", "CREATE", "DROP", "REINDEX", "VACUUM", "CLUSTER", "REFRESH", "ANALYZE",
+        "TRUNCATE", "COMMENT",
+    ];
+    for &idx in &run.outside_txn {
+        let Some(st) = run.statements.get_mut(idx) else {
+            continue;
+        };
+        let first = crate::migrations::first_word(&st.sql).unwrap_or_default();
+        if !TAKES_LOCKS.contains(&first.as_str()) {
+            continue;
+        }
+        let seen = rows.iter().any(|l| {
+            l.phase == st.phase
+                && l.step == st.step
+                && l.granted_ms.unwrap_or(l.requested_ms) >= st.start_ms - 1.0
+                && l.granted_ms.unwrap_or(l.requested_ms) <= st.end_ms + 1.0
+        });
+        if !seen {
+            let mut u = crate::record::Unknown::parse(&st.unknown);
+            u.add(
+                "locks",
+                format!(
+                    "not in locks.csv: the lock poll saw no lock of this statement outside a \
+                     transaction ({:.1} ms): it was over between two polls, or took none (an IF \
+                     EXISTS of nothing)",
+                    st.duration_ms
+                ),
+            );
+            st.unknown = u.to_string();
+        }
+    }
+}
+
 /// What took a lock: a transaction (its index in `txns`), a statement run
 /// outside one (its index in `statements`), or nothing (a wait never
 /// granted).
@@ -599,6 +638,47 @@ mod tests {
         assert!((rows[0].wait_ms - 99.9).abs() < 1e-6);
         assert_eq!(rows[0].held_ms, None, "never granted: not a hold of 0 ms");
         assert_eq!(rows[0].source, "wait");
+    }
+
+    #[test]
+    fn ddl_outside_a_transaction_with_no_lock_seen_says_so() {
+        let mut drop_index = stmt(100.0, 102.0, "ok");
+        drop_index.sql = "DROP INDEX CONCURRENTLY t_idx".into();
+        let mut set = stmt(103.0, 103.2, "ok");
+        set.sql = "SET lock_timeout = '1s'".into();
+        let mut run = MigrationRun {
+            statements: vec![drop_index, set],
+            outside_txn: vec![0, 1],
+            ..Default::default()
+        };
+        note_unseen(&mut run, &[]);
+        assert!(
+            run.statements[0]
+                .unknown
+                .starts_with("locks: not in locks.csv"),
+            "{:?}",
+            run.statements[0]
+        );
+        assert_eq!(run.statements[1].unknown, "", "SET takes no lock");
+        // Seen: nothing to say.
+        run.statements[0].unknown.clear();
+        let seen = row(
+            "p",
+            "s",
+            "t",
+            &Taken {
+                locktype: "relation",
+                oid: Some(T),
+                seen: "t",
+                mode: "ShareUpdateExclusiveLock",
+            },
+            100.5,
+            Some(100.5),
+            Some(101.5),
+            "poll",
+        );
+        note_unseen(&mut run, &[seen]);
+        assert_eq!(run.statements[0].unknown, "");
     }
 
     #[test]

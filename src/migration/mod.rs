@@ -105,6 +105,9 @@ pub struct MigrationRun {
     pub statements: Vec<StatementRow>,
     /// The server's span of each statement (same index), where known.
     pub server_spans: Vec<Option<ServerSpan>>,
+    /// The statements run outside a transaction (indexes): only the
+    /// held-lock poll saw their locks.
+    pub outside_txn: Vec<usize>,
     pub txns: Vec<TxnLocks>,
     pub phases: Vec<PhaseSpan>,
     pub steps: Vec<StepSpan>,

@@ -11,6 +11,10 @@ use super::{Executor, Outgoing};
 use crate::record::{StatementRow, Unknown};
 use crate::scenario::{PhasePlan, StepPlan};
 
+/// How long a statement outside a transaction waits for the held-lock
+/// poller to follow it (see `poller_armed`).
+const ARM_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// What came back for one statement.
 pub(super) struct Sent {
     pub(super) row: StatementRow,
@@ -101,6 +105,9 @@ impl Executor {
         commit: bool,
     ) -> Sent {
         self.statement_starts(in_txn);
+        if !in_txn {
+            self.poller_armed().await;
+        }
         let cancel = self.client.cancel_token();
         tracing::debug!(
             "{} / {} (attempt {attempt}): sending {}",
@@ -157,6 +164,26 @@ impl Executor {
         status.in_statement.store(true, Ordering::Relaxed);
         status.statement_seq.fetch_add(1, Ordering::Relaxed);
         status.statement_sent.notify_one();
+    }
+
+    /// Wait (at most [`ARM_WAIT`]) until the held-lock poller follows the
+    /// statement about to be sent outside a transaction. Its thread has to
+    /// wake, and its first poll to reach the server: on a loaded machine
+    /// that took longer than a 2 ms DROP INDEX CONCURRENTLY, whose locks
+    /// then went unseen.
+    async fn poller_armed(&self) {
+        let status = &self.ctx.status;
+        let seq = status.statement_seq.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + ARM_WAIT;
+        while status.armed_seq.load(Ordering::Relaxed) < seq {
+            if tokio::time::timeout_at(deadline, status.poller_armed.notified())
+                .await
+                .is_err()
+            {
+                tracing::debug!("the lock poller did not follow within {ARM_WAIT:?}; sending");
+                return;
+            }
+        }
     }
 
     /// The server's clock as a message of its own, ahead of a statement
@@ -269,6 +296,9 @@ impl Executor {
         let mut row = sent.row.clone();
         let after = &sent.probe;
         let idx = self.run.statements.len();
+        if !in_txn {
+            self.run.outside_txn.push(idx);
+        }
         let end = after
             .as_ref()
             .ok()

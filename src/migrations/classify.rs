@@ -6,6 +6,11 @@
 
 use crate::sql::{self, TokenKind};
 
+/// The statement's first word, uppercased, past comments (`ALTER`).
+pub fn first_word(code: &str) -> Option<String> {
+    words(code, true).into_iter().next()
+}
+
 /// The unquoted words of `code`, uppercased; `top_level` keeps only those
 /// outside parentheses.
 fn words(code: &str, top_level: bool) -> Vec<String> {

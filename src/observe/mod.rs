@@ -64,6 +64,11 @@ pub struct MigrationStatus {
     pub statement_sent: tokio::sync::Notify,
     /// Counts the statements sent outside a transaction: which one runs.
     pub statement_seq: AtomicU64,
+    /// The `statement_seq` the held-lock poller follows, set as it starts
+    /// to (`poller_armed` wakes whoever waits for it): a statement outside
+    /// a transaction is sent once its first poll is on the way.
+    pub armed_seq: AtomicU64,
+    pub poller_armed: tokio::sync::Notify,
     /// Backends seen waiting for a lock at the last poll (progress display).
     pub waiting_backends: AtomicU32,
 }

@@ -125,6 +125,8 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
         .await
         .unwrap_or_default();
     let locks = crate::holds::lock_rows(&m.migration, &m.observations);
+    let mut m = m;
+    crate::holds::note_unseen(&mut m.migration, &locks);
     let mut info = draft.info;
     info.started_at = m.started_at;
     info.phases = m.migration.phases;
