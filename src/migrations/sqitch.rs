@@ -51,6 +51,16 @@ pub fn project_paths(dir: &Path) -> (PathBuf, PathBuf) {
 /// Parse the plan of the project in `dir`.
 pub fn read_plan(dir: &Path) -> Result<(PathBuf, Plan), MigrationError> {
     let (top, plan_path) = project_paths(dir);
+    if !plan_path.is_file() {
+        return Err(MigrationError::at(
+            Location::file(&plan_path),
+            format!(
+                "no {PLAN_FILE}: a Sqitch project has one (is `layout = \"sqitch\"` the tool \
+                 of {}? leave `layout` out to detect it)",
+                dir.display()
+            ),
+        ));
+    }
     let src = Source::read(&plan_path)?;
     Ok((top, sqitch_plan::parse(&plan_path, &src.text)?))
 }

@@ -46,7 +46,7 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
             0,
             0,
             String::new(),
-            format!("cannot read scenario file {}: {e}", path.display()),
+            format!("cannot read the scenario file: {e}"),
         )),
     }
 }
