@@ -187,9 +187,39 @@ impl Placer<'_> {
                     continue;
                 };
                 let stmt = &run.statements[*idx];
-                let (start, _) = server_span(run, *idx);
-                let (requested, granted) = self.wait_for(&t, stmt).unwrap_or((start, start));
-                let released = released_at_error(run, obs, &t, start, txn.released_ms);
+                let (start, end) = server_span(run, *idx);
+                let sightings = in_txn_sightings(obs, &t, start, txn.released_ms);
+                let first = sightings
+                    .clone()
+                    .min_by(|a, b| a.first_ms.total_cmp(&b.first_ms));
+                let gone = sightings
+                    .filter(|h| h.missed_after_ms.is_some())
+                    .max_by(|a, b| a.last_ms.total_cmp(&b.last_ms));
+                let (requested, granted) = self.wait_for(&t, stmt).unwrap_or_else(|| {
+                    // Taken mid-statement (ALTER COLUMN TYPE's index locks at
+                    // its end): between the poll that missed it and the one
+                    // that saw it.
+                    let g = first
+                        .and_then(|h| Some((h.missed_before_ms?, h.first_ms)))
+                        .filter(|(m, _)| *m > start)
+                        .map_or(start, |(m, f)| ((m + f) / 2.0).clamp(start, end));
+                    (start, g)
+                });
+                // The statement returned once it had the lock.
+                let granted = granted.min(end.max(requested));
+                let at_error = released_at_error(run, obs, &t, start, txn.released_ms);
+                // Released inside COMMIT, which goes on past the release
+                // (a rewrite's old files are unlinked after the locks go):
+                // between the last poll that saw it and the one that missed
+                // it, when the poll saw it go.
+                let released = if at_error < txn.released_ms {
+                    at_error
+                } else {
+                    gone.and_then(|h| Some((h.last_ms, h.missed_after_ms?)))
+                        .map(|(l, m)| (l + m) / 2.0)
+                        .filter(|r| *r >= granted && *r < txn.released_ms)
+                        .unwrap_or(txn.released_ms)
+                };
                 self.rows.push(row(
                     &txn.phase,
                     &txn.step,
@@ -347,6 +377,25 @@ impl Placer<'_> {
     }
 }
 
+/// The held-lock poll's sightings, inside a transaction, of the lock `t`
+/// taken no earlier than `start` and held until `released` at the latest
+/// (one per statement it followed while the lock was held).
+fn in_txn_sightings<'a>(
+    obs: &'a Observations,
+    t: &'a Taken,
+    start: f64,
+    released: f64,
+) -> impl Iterator<Item = &'a crate::observe::HeldSighting> + Clone {
+    obs.migration_held.iter().filter(move |h| {
+        h.in_txn
+            && h.locktype == t.locktype
+            && h.mode == t.mode
+            && same_relation(h.oid, &h.relation, t.oid, t.seen)
+            && h.first_ms >= start - 1.0
+            && h.last_ms <= released + 1.0
+    })
+}
+
 /// When statement `idx` ran: the server's own span where known, else the
 /// client's send and receipt.
 fn server_span(run: &MigrationRun, idx: usize) -> (f64, f64) {
@@ -422,6 +471,9 @@ fn row(
     released: Option<f64>,
     source: &str,
 ) -> LockRow {
+    // A grant placed by polls (a wait seen ending late on a loaded machine)
+    // is no later than the release the statement's end bounds.
+    let granted = granted.map(|g| released.map_or(g, |r| g.min(r)));
     let wait = granted.map(|g| (g - requested).max(0.0)).unwrap_or(0.0);
     let held = match (granted, released) {
         (Some(g), Some(r)) => (r - g).max(0.0),
@@ -638,6 +690,50 @@ mod tests {
         assert!((rows[0].wait_ms - 99.9).abs() < 1e-6);
         assert_eq!(rows[0].held_ms, None, "never granted: not a hold of 0 ms");
         assert_eq!(rows[0].source, "wait");
+    }
+
+    #[test]
+    fn the_poll_places_a_probed_lock_taken_mid_statement_and_released_inside_commit() {
+        // ALTER COLUMN TYPE from 100 to 300 takes SHARE near its end (the
+        // poll missed it at 250, saw it at 252); COMMIT returns at 320,
+        // but the poll saw the lock gone by 306 (last seen at 304): the
+        // old files are unlinked after the locks go.
+        let run = MigrationRun {
+            statements: vec![stmt(100.0, 300.0, "ok")],
+            txns: vec![TxnLocks {
+                phase: "p".into(),
+                step: "s".into(),
+                acquired: vec![(key("ShareLock"), 0)],
+                released_ms: 320.0,
+            }],
+            pid: 7,
+            ..Default::default()
+        };
+        let sighting = |first, last, before, after| HeldSighting {
+            locktype: "relation".into(),
+            oid: Some(T),
+            relation: "t".into(),
+            mode: "ShareLock".into(),
+            first_ms: first,
+            last_ms: last,
+            missed_before_ms: before,
+            missed_after_ms: after,
+            statement_start_ms: None,
+            in_txn: true,
+        };
+        let obs = Observations {
+            migration_held: vec![sighting(252.0, 304.0, Some(250.0), Some(306.0))],
+            ..Default::default()
+        };
+        let rows = lock_rows(&run, &obs);
+        assert_eq!(rows[0].granted_ms, Some(251.0), "{rows:?}");
+        assert_eq!(rows[0].released_ms, Some(305.0), "{rows:?}");
+        // Without the poll's sightings: the statement's start and COMMIT.
+        let rows = lock_rows(&run, &Observations::default());
+        assert_eq!(
+            (rows[0].granted_ms, rows[0].released_ms),
+            (Some(100.0), Some(320.0))
+        );
     }
 
     #[test]

@@ -108,6 +108,7 @@ impl Executor {
         if !in_txn {
             self.poller_armed().await;
         }
+        self.ctx.status.committing.store(commit, Ordering::Relaxed);
         let cancel = self.client.cancel_token();
         tracing::debug!(
             "{} / {} (attempt {attempt}): sending {}",
@@ -130,6 +131,7 @@ impl Executor {
             _ = self.ctx.abort.cancelled() => None,
         };
         self.ctx.status.in_statement.store(false, Ordering::Relaxed);
+        self.ctx.status.committing.store(false, Ordering::Relaxed);
         let settled = match answers {
             Some((server_start, statement, probe, _, commit)) => {
                 self.settle(in_txn, server_start, statement, probe, commit)

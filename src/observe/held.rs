@@ -292,10 +292,12 @@ impl Held {
             if changed {
                 changed_at = polled_at;
             }
-            // Holding (outside a transaction) or waiting for a lock the app
-            // queues behind: its end is what the app feels.
+            // Holding (outside a transaction, or into the COMMIT that
+            // releases it) or waiting for a lock the app queues behind: its
+            // end is what the app feels.
             let blocks = |k: &Key| blocks_of(&k.0, &k.2) != Blocks::None;
-            let blocking = waiting.keys().any(blocks) || (!in_txn && open.keys().any(blocks));
+            let releasing = !in_txn || mig.committing.load(Ordering::Relaxed);
+            let blocking = waiting.keys().any(blocks) || (releasing && open.keys().any(blocks));
             // Until a statement outside a transaction shows its first lock,
             // back to back for its first EAGER_FOR: a DROP INDEX
             // CONCURRENTLY of a small index is over in 2 ms.
