@@ -733,3 +733,29 @@ fn the_plan_of_the_good_fixture_is_what_the_file_says() {
         }
     );
 }
+
+/// A value of the wrong kind where a table belongs names what belongs
+/// there, in the scenario's words, not a Rust type.
+#[test]
+fn a_string_where_a_table_belongs_says_which_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "name = \"x\"\n[migrations]\ndir = \"db\"\nrehearse = \"all\"\n",
+            "4:12: migrations.rehearse: invalid type: string \"all\", expected a table: \
+             { from = \"<version>\" } or { last = <count> }",
+        ),
+        (
+            "name = \"x\"\nworkload = 5\n",
+            "2:12: workload: invalid type: integer `5`, expected a [workload] table",
+        ),
+    ];
+    for (toml, want) in cases {
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, toml).unwrap();
+        let (code, _, stderr) = check(&[&path]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(!stderr.contains("struct"), "{stderr}");
+    }
+}

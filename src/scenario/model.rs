@@ -16,7 +16,10 @@ use toml::Value;
 pub type S<T> = Spanned<T>;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a scenario: a TOML table of name, [[table]], [workload], ..."
+)]
 pub struct ScenarioFile {
     pub name: Option<S<String>>,
     pub description: Option<S<String>>,
@@ -34,7 +37,7 @@ pub struct ScenarioFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [postgres] table")]
 pub struct PostgresSection {
     /// "17" or 17.
     pub version: Option<S<Value>>,
@@ -47,7 +50,7 @@ pub struct PostgresSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a size table")]
 pub struct SizeSection {
     pub cpus: Option<S<i64>>,
     pub memory: Option<S<String>>,
@@ -55,7 +58,7 @@ pub struct SizeSection {
 
 /// `[migrations]`: a directory of the project's migration files.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [migrations] table")]
 pub struct MigrationsSection {
     pub dir: Option<S<String>>,
     pub layout: Option<S<String>>,
@@ -74,7 +77,10 @@ pub struct MigrationsSection {
 
 /// `rehearse = { from = "5" }` or `{ last = 2 }`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table: { from = \"<version>\" } or { last = <count> }"
+)]
 pub struct RehearseSection {
     /// A version: "1.10" or 5 (a float would lose "1.10").
     pub from: Option<S<Value>>,
@@ -82,7 +88,7 @@ pub struct RehearseSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [[table]] entry")]
 pub struct TableSection {
     pub name: Option<S<String>>,
     pub rows: Option<S<i64>>,
@@ -94,7 +100,10 @@ pub struct TableSection {
 /// A generator spec: one flat struct so every field keeps its own span; the
 /// validator checks which fields each `gen` kind allows and needs.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a generator table, e.g. { gen = \"int\", min = 1, max = 100 }"
+)]
 pub struct GenSpec {
     pub gen: Option<S<String>>,
     pub min: Option<S<Value>>,
@@ -166,7 +175,7 @@ impl GenSpec {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [workload] table")]
 pub struct WorkloadSection {
     pub clients: Option<S<i64>>,
     pub rate: Option<S<f64>>,
@@ -181,7 +190,7 @@ pub struct WorkloadSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [[workload.query]] entry")]
 pub struct QuerySection {
     pub name: Option<S<String>>,
     pub weight: Option<S<i64>>,
@@ -191,7 +200,7 @@ pub struct QuerySection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [[workload.script]] entry")]
 pub struct ScriptSection {
     pub name: Option<S<String>>,
     pub at: Option<S<String>>,
@@ -199,7 +208,7 @@ pub struct ScriptSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [[phase]] entry")]
 pub struct PhaseSection {
     pub name: Option<S<String>>,
     pub apps: Option<S<Vec<S<String>>>>,
@@ -211,7 +220,7 @@ pub struct PhaseSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [[phase.step]] entry")]
 pub struct StepSection {
     pub name: Option<S<String>>,
     pub sql: Option<S<SqlText>>,
@@ -232,7 +241,7 @@ pub struct StepSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a backfill table")]
 pub struct BackfillSection {
     pub table: Option<S<String>>,
     pub key: Option<S<String>>,
@@ -244,7 +253,7 @@ pub struct BackfillSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [budget] table")]
 pub struct BudgetSection {
     pub max_blocking_lock_ms: Option<S<f64>>,
     pub max_app_wait_ms: Option<S<f64>>,
