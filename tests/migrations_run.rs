@@ -363,6 +363,27 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("2_b.sql") && err.contains("UTF-8"), "{err}");
 
+    // Another tool's directory: nothing matches the layout's names, and
+    // the error says which files were skipped and why.
+    let s = t.join("other-layout.toml");
+    std::fs::write(
+        &s,
+        scenario(
+            &fixture_dir("flyway"),
+            "{ last = 1 }",
+            "layout = \"golang-migrate\"",
+        ),
+    )
+    .unwrap();
+    let (code, err) = pgrehearse(t, &["check", s.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("has only 0 migrations")
+            && err.contains("do not follow golang-migrate's naming")
+            && err.contains("leave it out to detect it"),
+        "{err}"
+    );
+
     let (code, err) = check(&fixture_dir("bad/unterminated"), "{ last = 1 }", &[]);
     assert_eq!(code, 2, "{err}");
     assert!(

@@ -36,6 +36,22 @@ pub struct Plan<'a> {
 }
 
 impl MigrationSet {
+    /// With no migration found: the files the layout skipped, the first
+    /// with its reason — most likely another tool's directory.
+    fn skipped_note(&self) -> String {
+        match (self.files.is_empty(), self.ignored.first()) {
+            (true, Some(first)) => format!(
+                "; {} file(s) there do not follow {}'s naming, e.g. {}: {} (is `layout` \
+                 right? leave it out to detect it)",
+                self.ignored.len(),
+                self.layout,
+                first.path.display(),
+                first.reason
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// Split this set for a rehearsal. Flyway repeatables: with `From` and
     /// `Last` every repeatable is rehearsed after the versioned migrations
     /// (Flyway reapplies those that changed, and without history all are
@@ -55,8 +71,9 @@ impl MigrationSet {
                     return Err(MigrationError::setting(
                         Setting::Last,
                         format!(
-                            "last = {n}, but {} has only {count} migrations",
-                            self.dir.display()
+                            "last = {n}, but {} has only {count} migrations{}",
+                            self.dir.display(),
+                            self.skipped_note()
                         ),
                     ));
                 }
@@ -181,7 +198,8 @@ impl MigrationSet {
                 .last()
                 .map_or("none".to_string(), |f| f.version.clone());
             bad(format!(
-                "no migration at or after version \"{from}\" (the last one is {last})"
+                "no migration at or after version \"{from}\" (the last one is {last}){}",
+                self.skipped_note()
             ))
         })
     }
