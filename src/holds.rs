@@ -203,7 +203,8 @@ impl Placer<'_> {
                         .and_then(|h| Some((h.missed_before_ms?, h.first_ms)))
                         .filter(|(m, _)| *m > start)
                         .map_or(start, |(m, f)| ((m + f) / 2.0).clamp(start, end));
-                    (start, g)
+                    // No wait: requested when granted.
+                    (g, g)
                 });
                 // The statement returned once it had the lock.
                 let granted = granted.min(end.max(requested));
@@ -727,6 +728,8 @@ mod tests {
         };
         let rows = lock_rows(&run, &obs);
         assert_eq!(rows[0].granted_ms, Some(251.0), "{rows:?}");
+        assert_eq!(rows[0].requested_ms, 251.0, "no wait: {rows:?}");
+        assert_eq!(rows[0].wait_ms, 0.0, "{rows:?}");
         assert_eq!(rows[0].released_ms, Some(305.0), "{rows:?}");
         // Without the poll's sightings: the statement's start and COMMIT.
         let rows = lock_rows(&run, &Observations::default());

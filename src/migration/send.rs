@@ -224,7 +224,12 @@ impl Executor {
         };
         let r = self.client.simple_query(&text).await;
         let end = self.ctx.clock.now_ms();
-        self.ctx.status.in_statement.store(false, Ordering::Relaxed);
+        // Outside a transaction the statement's end is its locks' end.
+        // Inside one the poll goes on through the probe and the COMMIT
+        // pipelined behind it, which releases them (`send` stops it).
+        if !in_txn {
+            self.ctx.status.in_statement.store(false, Ordering::Relaxed);
+        }
         (r, end)
     }
 
