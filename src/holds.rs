@@ -543,6 +543,26 @@ mod tests {
         }
     }
 
+    /// A run of `statements` in one transaction that took `acquired` and
+    /// ended at `released_ms`.
+    fn one_txn(
+        statements: Vec<StatementRow>,
+        acquired: Vec<(LockSeen, usize)>,
+        released_ms: f64,
+    ) -> MigrationRun {
+        MigrationRun {
+            statements,
+            txns: vec![TxnLocks {
+                phase: "p".into(),
+                step: "s".into(),
+                acquired,
+                released_ms,
+            }],
+            pid: 7,
+            ..Default::default()
+        }
+    }
+
     /// The migration waited for `mode` on t from `start_ms` to `end_ms`.
     fn wait(mode: &str, start_ms: f64, end_ms: f64) -> MigrationWait {
         MigrationWait {
@@ -557,17 +577,11 @@ mod tests {
 
     #[test]
     fn uncontended_lock_is_held_from_send_to_commit() {
-        let run = MigrationRun {
-            statements: vec![stmt(100.0, 101.0, "ok"), stmt(101.5, 1601.5, "ok")],
-            txns: vec![TxnLocks {
-                phase: "p".into(),
-                step: "s".into(),
-                acquired: vec![(key("AccessExclusiveLock"), 0)],
-                released_ms: 1602.0,
-            }],
-            pid: 7,
-            ..Default::default()
-        };
+        let run = one_txn(
+            vec![stmt(100.0, 101.0, "ok"), stmt(101.5, 1601.5, "ok")],
+            vec![(key("AccessExclusiveLock"), 0)],
+            1602.0,
+        );
         let rows = lock_rows(&run, &Observations::default());
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].held_ms, Some(1502.0));
@@ -582,17 +596,11 @@ mod tests {
         // which failed at 400 (a duplicate key): no probe followed it. The
         // poll saw its SHARE lock (and the ALTER's lock again); the error
         // released it. A sighting during the ok statement adds nothing.
-        let run = MigrationRun {
-            statements: vec![stmt(100.0, 101.0, "ok"), stmt(102.0, 400.0, "error")],
-            txns: vec![TxnLocks {
-                phase: "p".into(),
-                step: "s".into(),
-                acquired: vec![(key("AccessExclusiveLock"), 0)],
-                released_ms: 401.0,
-            }],
-            pid: 7,
-            ..Default::default()
-        };
+        let run = one_txn(
+            vec![stmt(100.0, 101.0, "ok"), stmt(102.0, 400.0, "error")],
+            vec![(key("AccessExclusiveLock"), 0)],
+            401.0,
+        );
         let seen = |mode: &str, first_ms: f64| HeldSighting {
             locktype: "relation".into(),
             oid: Some(T),
@@ -645,17 +653,11 @@ mod tests {
 
     #[test]
     fn a_wait_moves_the_grant_and_a_log_line_refines_it() {
-        let run = MigrationRun {
-            statements: vec![stmt(100.0, 600.0, "ok")],
-            txns: vec![TxnLocks {
-                phase: "p".into(),
-                step: "s".into(),
-                acquired: vec![(key("ShareLock"), 0)],
-                released_ms: 700.0,
-            }],
-            pid: 7,
-            ..Default::default()
-        };
+        let run = one_txn(
+            vec![stmt(100.0, 600.0, "ok")],
+            vec![(key("ShareLock"), 0)],
+            700.0,
+        );
         let mut obs = Observations::default();
         obs.migration_waits.push(wait("ShareLock", 100.5, 503.0));
         let rows = lock_rows(&run, &obs);
@@ -699,17 +701,11 @@ mod tests {
         // poll missed it at 250, saw it at 252); COMMIT returns at 320,
         // but the poll saw the lock gone by 306 (last seen at 304): the
         // old files are unlinked after the locks go.
-        let run = MigrationRun {
-            statements: vec![stmt(100.0, 300.0, "ok")],
-            txns: vec![TxnLocks {
-                phase: "p".into(),
-                step: "s".into(),
-                acquired: vec![(key("ShareLock"), 0)],
-                released_ms: 320.0,
-            }],
-            pid: 7,
-            ..Default::default()
-        };
+        let run = one_txn(
+            vec![stmt(100.0, 300.0, "ok")],
+            vec![(key("ShareLock"), 0)],
+            320.0,
+        );
         let sighting = |first, last, before, after| HeldSighting {
             locktype: "relation".into(),
             oid: Some(T),
