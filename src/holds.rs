@@ -176,6 +176,10 @@ impl Placer<'_> {
     fn probed(&mut self) {
         let (run, obs) = (self.run, self.obs);
         for (ti, txn) in run.txns.iter().enumerate() {
+            // Rows released at COMMIT's clock for want of a sighting (a
+            // transactionid lock, which the poll does not read).
+            let mut at_commit: Vec<usize> = Vec::new();
+            let mut seen_going: Option<f64> = None;
             for (k, idx) in &txn.acquired {
                 let t = Taken {
                     locktype: &k.locktype,
@@ -216,10 +220,20 @@ impl Placer<'_> {
                 let released = if at_error < txn.released_ms {
                     at_error
                 } else {
-                    gone.and_then(|h| Some((h.last_ms, h.missed_after_ms?)))
+                    match gone
+                        .and_then(|h| Some((h.last_ms, h.missed_after_ms?)))
                         .map(|(l, m)| (l + m) / 2.0)
                         .filter(|r| *r >= granted && *r < txn.released_ms)
-                        .unwrap_or(txn.released_ms)
+                    {
+                        Some(r) => {
+                            seen_going = Some(seen_going.map_or(r, |s| s.min(r)));
+                            r
+                        }
+                        None => {
+                            at_commit.push(self.rows.len());
+                            txn.released_ms
+                        }
+                    }
                 };
                 self.rows.push(row(
                     &txn.phase,
@@ -232,6 +246,17 @@ impl Placer<'_> {
                     "probe",
                 ));
                 self.units.push(Unit::Txn(ti));
+            }
+            // COMMIT releases all of a transaction's locks at once: where
+            // the poll saw some go, the others went then too.
+            if let Some(r) = seen_going {
+                for i in at_commit {
+                    let row = &mut self.rows[i];
+                    if row.granted_ms.is_some_and(|g| g <= r) {
+                        row.released_ms = Some(round3(r));
+                        row.held_ms = row.granted_ms.map(|g| round3(r - g));
+                    }
+                }
             }
         }
     }
@@ -722,13 +747,34 @@ mod tests {
             migration_held: vec![sighting(252.0, 304.0, Some(250.0), Some(306.0))],
             ..Default::default()
         };
+        let mut run = run;
+        run.txns[0].acquired.push((
+            LockSeen {
+                locktype: "transactionid".into(),
+                oid: None,
+                name: String::new(),
+                mode: "ExclusiveLock".into(),
+            },
+            0,
+        ));
         let rows = lock_rows(&run, &obs);
+        // The transaction's id went with the table's lock: COMMIT releases
+        // them together, and the poll does not read transactionid locks.
+        let xid = rows.iter().find(|r| r.locktype == "transactionid").unwrap();
+        assert_eq!(xid.released_ms, Some(305.0), "{rows:?}");
+        let rows: Vec<LockRow> = rows
+            .into_iter()
+            .filter(|r| r.locktype == "relation")
+            .collect();
         assert_eq!(rows[0].granted_ms, Some(251.0), "{rows:?}");
         assert_eq!(rows[0].requested_ms, 251.0, "no wait: {rows:?}");
         assert_eq!(rows[0].wait_ms, 0.0, "{rows:?}");
         assert_eq!(rows[0].released_ms, Some(305.0), "{rows:?}");
         // Without the poll's sightings: the statement's start and COMMIT.
-        let rows = lock_rows(&run, &Observations::default());
+        let rows: Vec<LockRow> = lock_rows(&run, &Observations::default())
+            .into_iter()
+            .filter(|r| r.locktype == "relation")
+            .collect();
         assert_eq!(
             (rows[0].granted_ms, rows[0].released_ms),
             (Some(100.0), Some(320.0))
