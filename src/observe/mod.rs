@@ -68,8 +68,8 @@ pub struct MigrationStatus {
     /// to (`poller_armed` wakes whoever waits for it): a statement outside
     /// a transaction is sent once its first poll is on the way.
     pub armed_seq: AtomicU64,
-    /// The statement in flight goes with its transaction's COMMIT: the
-    /// locks it holds are released in it.
+    /// The last statement of a transaction has returned and the COMMIT
+    /// pipelined behind it runs: the locks are released in it.
     pub committing: AtomicBool,
     pub poller_armed: tokio::sync::Notify,
     /// Backends seen waiting for a lock at the last poll (progress display).
