@@ -119,7 +119,7 @@ impl Executor {
         let pipelined = async {
             tokio::join!(
                 self.clock_message(!in_txn),
-                self.statement_message(out.sql, in_txn, commit),
+                self.statement_message(out.sql, in_txn),
                 self.run_probe(),
                 savepoint(&self.client, in_txn && !commit, UNDO_SAVEPOINT),
                 self.commit_message(commit),
@@ -130,7 +130,6 @@ impl Executor {
             _ = self.ctx.abort.cancelled() => None,
         };
         self.ctx.status.in_statement.store(false, Ordering::Relaxed);
-        self.ctx.status.committing.store(false, Ordering::Relaxed);
         let settled = match answers {
             Some((server_start, statement, probe, _, commit)) => {
                 self.settle(in_txn, server_start, statement, probe, commit)
@@ -212,7 +211,6 @@ impl Executor {
         &self,
         sql: &str,
         in_txn: bool,
-        commit: bool,
     ) -> (
         Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
         f64,
@@ -230,10 +228,6 @@ impl Executor {
         if !in_txn {
             self.ctx.status.in_statement.store(false, Ordering::Relaxed);
         }
-        // From here the server runs the probe and the COMMIT that releases
-        // the locks: the poll times that closely (not the statement, whose
-        // CPU it would compete for).
-        self.ctx.status.committing.store(commit, Ordering::Relaxed);
         (r, end)
     }
 

@@ -292,12 +292,13 @@ impl Held {
             if changed {
                 changed_at = polled_at;
             }
-            // Holding (outside a transaction, or into the COMMIT that
-            // releases it) or waiting for a lock the app queues behind: its
-            // end is what the app feels.
+            // Holding or waiting for a lock the app queues behind: when it
+            // is released (inside a transaction: in the COMMIT, which the
+            // poll follows), and when the statement takes more of them
+            // (ALTER COLUMN TYPE's index locks at its end), is what the app
+            // feels.
             let blocks = |k: &Key| blocks_of(&k.0, &k.2) != Blocks::None;
-            let releasing = !in_txn || mig.committing.load(Ordering::Relaxed);
-            let blocking = waiting.keys().any(blocks) || (releasing && open.keys().any(blocks));
+            let blocking = waiting.keys().any(blocks) || open.keys().any(blocks);
             // Until a statement outside a transaction shows its first lock,
             // back to back for its first EAGER_FOR: a DROP INDEX
             // CONCURRENTLY of a small index is over in 2 ms.
@@ -386,11 +387,12 @@ impl Held {
 /// waited for changed, then at an interval of an eighth of how long they
 /// have stayed the same ([`STILL_SHARE`]: 4 ms after 32 ms of stillness),
 /// up to [`HELD_POLL_STILL`] (from 128 ms of stillness on). Except while
-/// it holds outside a transaction, or waits for anywhere, a lock that
-/// blocks app reads or writes (`blocking`: a VACUUM FULL, a REINDEX, an
-/// ALTER queued behind a long read): every [`HELD_POLL`], however still,
-/// since the end of that hold or wait is what the queued app feels, and its
-/// queries on that table are not running to pay for the reads.
+/// it holds or waits for, in a transaction or not, a lock that blocks app
+/// reads or writes (`blocking`: a VACUUM FULL, a REINDEX, an ALTER queued
+/// behind a long read, an ALTER COLUMN TYPE through its COMMIT): every
+/// [`HELD_POLL`], however still, since the end of that hold or wait is what
+/// the queued app feels, and its queries on that table are not running to
+/// pay for the reads.
 ///
 /// Why back off: each poll reads pg_locks, which snapshots the whole lock
 /// table under every lock partition's lock and visits every backend's

@@ -68,9 +68,6 @@ pub struct MigrationStatus {
     /// to (`poller_armed` wakes whoever waits for it): a statement outside
     /// a transaction is sent once its first poll is on the way.
     pub armed_seq: AtomicU64,
-    /// The last statement of a transaction has returned and the COMMIT
-    /// pipelined behind it runs: the locks are released in it.
-    pub committing: AtomicBool,
     pub poller_armed: tokio::sync::Notify,
     /// Backends seen waiting for a lock at the last poll (progress display).
     pub waiting_backends: AtomicU32,
