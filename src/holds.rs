@@ -25,7 +25,7 @@
 //! saw by name (a rewrite's transient heap, created and dropped inside the
 //! statement) has no row.
 
-use crate::locks::blocks_of;
+use crate::locks::{blocks_of, marked_new};
 use crate::migration::{is_catalog, MigrationRun};
 use crate::observe::{LogAcquired, MigrationWait, Observations};
 use crate::record::{LockRow, StatementRow};
@@ -118,11 +118,6 @@ enum Unit {
     Txn(usize),
     Statement(usize),
     None,
-}
-
-/// Is `relation` marked as created by its step (`(new)`, `(new, dropped)`)?
-fn created_mark(relation: &str) -> bool {
-    relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)")
 }
 
 /// What the three sources of rows share: the wait matching (`used_waits`,
@@ -392,7 +387,7 @@ impl Placer<'_> {
         let visible: Vec<usize> = (0..rows.len())
             .filter(|&i| {
                 // A wait means another session holds the relation: it sees it.
-                created_mark(&rows[i].relation)
+                marked_new(&rows[i].relation)
                     && (self.units[i] == Unit::None || creator(&rows[i]) != Some(self.units[i]))
             })
             .collect();
@@ -507,7 +502,7 @@ fn row(
     };
     // A relation the step creates is seen by no other session before the
     // step commits it: nobody waits for its locks.
-    let blocks = if created_mark(relation) {
+    let blocks = if marked_new(relation) {
         crate::record::Blocks::None
     } else {
         blocks_of(t.locktype, t.mode)

@@ -102,6 +102,12 @@ impl LockMode {
     }
 }
 
+/// Is `relation` marked in locks.csv as created by its step (`(new)`,
+/// `(new, dropped)`)?
+pub fn marked_new(relation: &str) -> bool {
+    relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)")
+}
+
 /// A relation's name without the mark its step gave it in locks.csv
 /// (`audit (new)` → `audit`): app waits name it as the app saw it.
 pub fn unmarked(relation: &str) -> &str {

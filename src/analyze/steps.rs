@@ -45,11 +45,6 @@ fn after_creation_committed(rec: &RunRecord, l: &LockRow) -> bool {
     }
 }
 
-/// Marked by the recorder as created by its step.
-fn marked_new(relation: &str) -> bool {
-    relation.ends_with(" (new)") || relation.ends_with(" (new, dropped)")
-}
-
 /// Does any step create `relation`? (See [`created_by_step`].)
 pub fn created_by_any_step(rec: &RunRecord, relation: &str) -> bool {
     let mut steps: Vec<(&str, &str)> = Vec::new();
@@ -90,7 +85,7 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
     }
     // The recorder marks what the step created (`name (new)`, `name (new,
     // dropped)`) from the catalog at the step's boundaries.
-    if marked_new(relation) {
+    if crate::locks::marked_new(relation) {
         return true;
     }
     let rel = bare(relation);
