@@ -53,6 +53,11 @@ pub struct StepFacts {
     pub attempts: u32,
     /// The distinct statement texts, in order (at most the first 10).
     pub sql: Vec<String>,
+    /// How many distinct texts the step ran, listed in `sql` or not (a
+    /// backfill's batches differ in their bounds). Absent from summaries
+    /// written before it was added: `sql`'s length then.
+    #[serde(default)]
+    pub sql_distinct: usize,
     /// From its first statement (or lock request) to its last statement's
     /// result or its locks' release, whichever is later: a transactional
     /// step's COMMIT, which flushes the WAL it wrote, is part of it.

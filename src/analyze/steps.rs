@@ -225,12 +225,18 @@ fn one_step(
     let bad = last.iter().find(|s| s.outcome != "ok");
     // The first MAX_SQL distinct texts: a backfill writes one statement per
     // batch, and `statements` keeps the count.
-    let mut sql: Vec<String> = Vec::new();
+    let mut distinct: Vec<&str> = Vec::new();
     for s in &last {
-        if sql.len() < MAX_SQL && !sql.contains(&s.sql) {
-            sql.push(s.sql.clone());
+        if !distinct.contains(&s.sql.as_str()) {
+            distinct.push(&s.sql);
         }
     }
+    let sql_distinct = distinct.len();
+    let sql: Vec<String> = distinct
+        .into_iter()
+        .take(MAX_SQL)
+        .map(String::from)
+        .collect();
     let start = stmts
         .iter()
         .map(|s| s.start_ms)
@@ -281,6 +287,7 @@ fn one_step(
         statements: last.len(),
         attempts,
         sql,
+        sql_distinct,
         start_ms: start,
         end_ms: end,
         duration_ms: crate::pg::round3(end - start),
@@ -602,6 +609,19 @@ mod tests {
             (2, 2, "ok")
         );
         assert_eq!(st.sql, ["SET x", "ALTER TABLE orders ADD COLUMN y int"]);
+    }
+
+    #[test]
+    fn a_backfill_lists_ten_texts_and_counts_them_all() {
+        let mut r = record();
+        for i in 0..12 {
+            let sql = format!("UPDATE orders SET c = 0 WHERE id BETWEEN {i}000 AND {i}999");
+            let t = 1000.0 + f64::from(i) * 10.0;
+            r.statements.push(stmt("fill", &sql, t, t + 5.0));
+        }
+        let st = &facts(&r)[0];
+        assert_eq!((st.sql.len(), st.sql_distinct, st.statements), (10, 12, 12));
+        assert!(crate::report::format::sql_list(&st.sql, st.sql_distinct).ends_with("… (+9 more)"));
     }
 
     #[test]

@@ -22,14 +22,15 @@ pub(crate) fn span(a: f64, b: f64) -> String {
 }
 
 /// A step's statements for a table cell: the first three, then a count.
-pub(crate) fn sql_list(sql: &[String]) -> String {
+pub(crate) fn sql_list(sql: &[String], distinct: usize) -> String {
     let mut v: Vec<String> = sql
         .iter()
         .take(3)
         .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    if sql.len() > 3 {
-        v.push(format!("… (+{} more)", sql.len() - 3));
+    let total = distinct.max(sql.len());
+    if total > 3 {
+        v.push(format!("… (+{} more)", total - 3));
     }
     v.join("; ")
 }

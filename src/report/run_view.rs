@@ -231,7 +231,8 @@ fn steps(a: &Analysis) -> Section {
     let mut t = Table::new(&titles);
     for st in &a.steps {
         let mut cells: Vec<Cell> = vec![
-            Cell::from(st.label()).with_detail(vec![Inline::Code(sql_list(&st.sql))]),
+            Cell::from(st.label())
+                .with_detail(vec![Inline::Code(sql_list(&st.sql, st.sql_distinct))]),
             ms(st.duration_ms).into(),
             outcome(st).into(),
             lock(&st.strongest_lock).into(),
