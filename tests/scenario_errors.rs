@@ -759,3 +759,29 @@ fn a_string_where_a_table_belongs_says_which_table() {
         assert!(!stderr.contains("struct"), "{stderr}");
     }
 }
+
+/// `last = 0` with no phase of the scenario's own leaves nothing to
+/// rehearse: the error points at the 0.
+#[test]
+fn last_zero_without_phases_points_at_the_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("db")).unwrap();
+    std::fs::write(
+        dir.path().join("db/V1__t.sql"),
+        "CREATE TABLE t (id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\n[migrations]\ndir = \"db\"\nrehearse = { last = 0 }\n\n\
+         [[table]]\nname = \"t\"\nrows = 10\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(&[&path]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("s.toml:4:21: migrations.rehearse.last: 0 rehearses no file"),
+        "{stderr}"
+    );
+}

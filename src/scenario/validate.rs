@@ -97,7 +97,15 @@ pub fn validate(
         })
         .collect();
     let workload = workload(d, f.workload.as_ref(), &targets);
-    let mut phases = phases(d, &f.phase, &workload.apps(), path, &migrations);
+    // Where `last = 0` is written: the error for a scenario it leaves
+    // without a step points there.
+    let last_span = f
+        .migrations
+        .as_ref()
+        .and_then(|m| m.rehearse.as_ref())
+        .and_then(|r| r.get_ref().last.as_ref())
+        .map(|l| l.span());
+    let mut phases = phases(d, &f.phase, &workload.apps(), path, &migrations, last_span);
     if let Some(m) = migrations.plan() {
         if m.rehearse.is_empty() && matches!(m.selection, crate::migrations::Selection::SinceGit(_))
         {

@@ -30,6 +30,7 @@ pub(super) fn phases(
     all_apps: &[String],
     scenario: &Path,
     migrations: &Migrations,
+    last_span: Option<std::ops::Range<usize>>,
 ) -> Vec<PhasePlan> {
     let rehearsed = match migrations {
         Migrations::Absent => Rehearsed::NoSection,
@@ -47,10 +48,11 @@ pub(super) fn phases(
             }
             (_, Rehearsed::Unchecked) => return Vec::new(),
             (Migrations::Loaded(_), _) => d.err(
-                0..0,
-                "phase",
-                "no phases, and [migrations] rehearses no file (last = 0); expected at least one \
-                 [[phase]] with [[phase.step]] entries",
+                last_span.unwrap_or(0..0),
+                "migrations.rehearse.last",
+                "0 rehearses no file, and the scenario has no [[phase]] of its own: nothing \
+                 to rehearse; expected last = 1 or more, or [[phase]] entries with \
+                 [[phase.step]]s",
             ),
             _ => d.err(
                 0..0,
