@@ -545,6 +545,55 @@ fn report_command_exit_codes_and_json() {
     );
 }
 
+/// A rehearsal that did not finish is INCOMPLETE, never PASS, however its
+/// budgets look over the part that ran; `report` of it exits as the run
+/// did: 4 failed, 130 interrupted.
+#[test]
+fn a_run_that_did_not_finish_is_incomplete_not_pass() {
+    let bin = env!("CARGO_BIN_EXE_pgrehearse");
+    for (failure, code) in [
+        (
+            "phase `p` step `s2`: syntax error at or near \"INDEXX\" (42601)",
+            4,
+        ),
+        ("interrupted by SIGINT (step `p / s2` was cancelled)", 130),
+    ] {
+        let t = copy_fixture();
+        let mut rec = RunRecord::read(t.path()).unwrap();
+        rec.info.as_mut().unwrap().failure = Some(failure.into());
+        rec.write(t.path()).unwrap();
+        let out = Command::new(bin)
+            .arg("report")
+            .arg(t.path())
+            .args([
+                "--budget",
+                "max_blocking_lock_ms=5s",
+                "--budget",
+                "max_app_wait_ms=5s",
+            ])
+            .args(["--budget", "p99_ms=5s", "--budget", "max_errors=10"])
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{stdout}");
+        assert!(
+            stdout.starts_with("create-index-naive: INCOMPLETE (the rehearsal did not finish; 0 of 4 budgets breached over the part that ran)"),
+            "{stdout}"
+        );
+        let s: Summary =
+            serde_json::from_str(&std::fs::read_to_string(t.path().join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(s.verdict, "incomplete");
+        assert!(!s.verdict_passed());
+        assert!(s
+            .verdict_line()
+            .starts_with(&format!("create-index-naive: INCOMPLETE — {failure}")));
+        let md = std::fs::read_to_string(t.path().join("summary.md")).unwrap();
+        assert!(md.contains("INCOMPLETE") && !md.contains("PASS"), "{md}");
+    }
+}
+
 /// A long backfill (hundreds of batches, each a statement with its own locks,
 /// and app waits) renders quickly and keeps the summary small.
 #[test]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::analyze::{self, latency, Analysis, LockFact, StepFacts};
+use crate::error::exit;
 use crate::locks::LockMode;
 use crate::record::{Blocks, RunRecord};
 
@@ -279,6 +280,26 @@ pub const MATERIAL_RATIO: f64 = 1.5;
 /// worse than a slow one), then the longest blocking hold, the worst app
 /// wait, the app p99 during the migration.
 fn verdict(sides: &[Side; 2]) -> Verdict {
+    // A side whose rehearsal did not finish (a failed migration, an
+    // interruption; exit 1 is a breached budget, which finished) did less
+    // harm only by doing less: no winner.
+    let unfinished: Vec<String> = sides
+        .iter()
+        .filter(|s| s.exit_code > exit::BUDGET_BREACHED)
+        .map(|s| {
+            format!(
+                "{} did not finish (exit {}: {})",
+                s.scenario, s.exit_code, s.outcome
+            )
+        })
+        .collect();
+    if !unfinished.is_empty() {
+        return Verdict {
+            better: None,
+            decided_by: None,
+            line: format!("no verdict: {}", unfinished.join("; ")),
+        };
+    }
     let (Some(a), Some(b)) = (&sides[0].total, &sides[1].total) else {
         return Verdict {
             better: None,
@@ -421,6 +442,24 @@ mod tests {
         ]);
         assert_eq!(v.better.as_deref(), Some("b"));
         assert_eq!(v.decided_by.as_deref(), Some("errors"));
+    }
+
+    #[test]
+    fn a_side_that_did_not_finish_wins_nothing() {
+        let mut safe = side("m-safe", "safe", 0.0, 5.0, 0);
+        safe.exit_code = 4;
+        safe.outcome = "phase `p` step `detach`: cannot detach partitions concurrently when a default partition exists (55000)".into();
+        let v = verdict(&[side("m-naive", "naive", 664.0, 700.0, 0), safe]);
+        assert_eq!((v.better, v.decided_by), (None, None));
+        assert_eq!(
+            v.line,
+            "no verdict: m-safe did not finish (exit 4: phase `p` step `detach`: cannot detach partitions concurrently when a default partition exists (55000))"
+        );
+        // A breached budget is a finished run: it still compares.
+        let mut naive = side("m-naive", "naive", 664.0, 700.0, 0);
+        naive.exit_code = 1;
+        let v = verdict(&[naive, side("m-safe", "safe", 1.0, 5.0, 0)]);
+        assert_eq!(v.better.as_deref(), Some("m-safe"));
     }
 
     #[test]

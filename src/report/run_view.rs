@@ -46,6 +46,27 @@ pub(crate) fn document(s: &Summary) -> Document {
 /// "Verdict: FAIL — 2 of 4 budgets breached: ...", naming each breach.
 fn verdict(s: &Summary) -> (Tone, Text) {
     let a = &s.analysis;
+    if a.run.failure.is_some() {
+        let parts: Vec<String> = a.breached().map(|b| breach(b, true)).collect();
+        return (
+            Tone::Fail,
+            vec![
+                Inline::Strong(vec![
+                    Inline::Plain("Verdict: ".into()),
+                    Inline::Badge(Tone::Fail, "INCOMPLETE".into()),
+                ]),
+                Inline::Plain(if parts.is_empty() {
+                    " — the rehearsal did not finish; its budgets below are over the part that ran"
+                        .into()
+                } else {
+                    format!(
+                        " — the rehearsal did not finish; breached over the part that ran: {}",
+                        parts.join("; ")
+                    )
+                }),
+            ],
+        );
+    }
     if a.budgets.is_empty() {
         return (
             Tone::Neutral,
@@ -63,7 +84,11 @@ fn verdict(s: &Summary) -> (Tone, Text) {
                     Inline::Plain("Verdict: ".into()),
                     Inline::Badge(Tone::Pass, "PASS".into()),
                 ]),
-                Inline::Plain(format!(" — all {} budgets held", a.budgets.len())),
+                Inline::Plain(if a.budgets.len() == 1 {
+                    " — the budget held".into()
+                } else {
+                    format!(" — all {} budgets held", a.budgets.len())
+                }),
             ],
         );
     }

@@ -17,7 +17,10 @@ pub const THROUGHPUT_NOTE: &str = "Throughput counts successful requests only (o
 /// per-step facts, per-phase latency and errors, findings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
-    /// "pass" when every checked budget held, else "fail".
+    /// "incomplete" when the rehearsal did not finish (run.json's
+    /// `failure`: its budgets are over the part that ran, and a limit that
+    /// held there says nothing of the rest); else "pass" when every checked
+    /// budget held, "fail" when one was breached.
     pub verdict: String,
     /// Names of the breached budgets.
     pub breached: Vec<String>,
@@ -32,7 +35,14 @@ pub struct Summary {
 impl Summary {
     pub fn from_analysis(analysis: Analysis, files: Vec<String>) -> Summary {
         Summary {
-            verdict: if analysis.passed() { "pass" } else { "fail" }.to_string(),
+            verdict: if analysis.run.failure.is_some() {
+                "incomplete"
+            } else if analysis.passed() {
+                "pass"
+            } else {
+                "fail"
+            }
+            .to_string(),
             breached: analysis.breached().map(|b| b.name.clone()).collect(),
             notes: {
                 let mut n = vec![PERCENTILE_NOTE.to_string(), THROUGHPUT_NOTE.to_string()];
@@ -49,16 +59,19 @@ impl Summary {
         }
     }
 
+    /// The rehearsal finished and every budget held.
     pub fn verdict_passed(&self) -> bool {
-        self.breached.is_empty()
+        self.breached.is_empty() && self.analysis.run.failure.is_none()
     }
 
-    /// 0 when every budget held, 1 when one was breached.
+    /// 0 when every budget held, 1 when one was breached; for a rehearsal
+    /// that did not finish, the code it ended with: 130/143 interrupted, 4
+    /// failed (so `pgrehearse report` of its directory gates as it did).
     pub fn exit_code(&self) -> u8 {
-        if self.verdict_passed() {
-            exit::OK
-        } else {
-            exit::BUDGET_BREACHED
+        match &self.analysis.run.failure {
+            Some(f) => failure_exit_code(f),
+            None if self.verdict_passed() => exit::OK,
+            None => exit::BUDGET_BREACHED,
         }
     }
 
@@ -75,5 +88,17 @@ impl Summary {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("summary serializes") + "\n"
+    }
+}
+
+/// The exit code of a rehearsal that stopped with `failure` (run.json):
+/// an interruption names its signal (`interrupted by SIGINT ...`).
+pub fn failure_exit_code(failure: &str) -> u8 {
+    if failure.starts_with("interrupted by SIGINT") {
+        exit::SIGINT
+    } else if failure.starts_with("interrupted by SIGTERM") {
+        exit::SIGTERM
+    } else {
+        exit::REHEARSAL_FAILED
     }
 }

@@ -2,7 +2,7 @@
 //! for `-q`.
 
 use super::format::{breach, budget_value, lock, ms, opt_ms, recovery, replica_lag, span, wait};
-use crate::analyze::{Analysis, BudgetResult, StepFacts};
+use crate::analyze::{Analysis, BudgetResult, RecoveryState, StepFacts};
 
 fn step_line(s: &StepFacts) -> String {
     let mut out = format!(
@@ -36,10 +36,13 @@ fn step_line(s: &StepFacts) -> String {
         }
     ));
     out.push_str(&format!(
-        "      app p99 {} while it ran · {} errors · recovered after {}\n",
+        "      app p99 {} while it ran · {} errors · {}\n",
         opt_ms(s.latency.p99_ms),
         s.latency.errors,
-        recovery(&s.recovery)
+        match s.recovery.state {
+            RecoveryState::Recovered => format!("recovered after {}", recovery(&s.recovery)),
+            _ => format!("recovery: {}", recovery(&s.recovery)),
+        }
     ));
     if s.replica_lag.is_some() {
         out.push_str(&format!(
@@ -50,16 +53,28 @@ fn step_line(s: &StepFacts) -> String {
     out
 }
 
+/// "1 budget held", "3 budgets held".
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The verdict on one line, naming each breached budget.
 pub fn verdict_line(a: &Analysis) -> String {
     let breached: Vec<String> = a.breached().map(|b| breach(b, false)).collect();
-    if a.budgets.is_empty() {
+    if let Some(f) = &a.run.failure {
+        let also = if breached.is_empty() {
+            String::new()
+        } else {
+            format!("; breached over the part that ran: {}", breached.join("; "))
+        };
+        format!("{}: INCOMPLETE — {f}{also}", a.run.scenario)
+    } else if a.budgets.is_empty() {
         format!("{}: no budget checked", a.run.scenario)
     } else if breached.is_empty() {
         format!(
-            "{}: PASS ({} budgets held)",
+            "{}: PASS ({})",
             a.run.scenario,
-            a.budgets.len()
+            plural(a.budgets.len(), "budget held", "budgets held")
         )
     } else {
         format!("{}: FAIL — {}", a.run.scenario, breached.join("; "))
@@ -73,10 +88,16 @@ pub fn text_summary(a: &Analysis) -> String {
     out.push_str(&format!(
         "{}: {}\n",
         a.run.scenario,
-        if a.budgets.is_empty() {
+        if a.run.failure.is_some() {
+            format!(
+                "INCOMPLETE (the rehearsal did not finish; {} of {} budgets breached over the part that ran)",
+                breached.len(),
+                a.budgets.len()
+            )
+        } else if a.budgets.is_empty() {
             "no budget checked".to_string()
         } else if breached.is_empty() {
-            format!("PASS ({} budgets held)", a.budgets.len())
+            format!("PASS ({})", plural(a.budgets.len(), "budget held", "budgets held"))
         } else {
             format!(
                 "FAIL ({} of {} budgets breached)",
