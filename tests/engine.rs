@@ -119,6 +119,31 @@ fn lock_queue_is_attributed_to_the_migration() {
     assert!(queued.iter().map(|w| w.wait_ms).fold(0.0, f64::max) > 1000.0);
 }
 
+/// pg_blocking_pids names the migration whether it holds the lock an app
+/// query waits for or only queues ahead of it: while it waits for `t`,
+/// readers of `a` wait behind the lock it holds on a, not in a queue.
+#[test]
+fn a_wait_behind_a_held_lock_is_not_queued_while_the_migration_waits_elsewhere() {
+    let (code, rec, dir) = rehearse("held-while-queued.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let of = |q: &'static str| rec.waits.iter().filter(move |w| w.query == q);
+    assert!(
+        of("read_a").any(|w| w.wait_ms > 300.0),
+        "readers of a waited behind its lock: {:?}",
+        rec.waits
+    );
+    assert!(
+        of("read_a").all(|w| w.cause == WaitCause::Migration),
+        "{:?}",
+        rec.waits
+    );
+    assert!(
+        of("read_t").any(|w| w.cause == WaitCause::QueuedBehindMigration && w.wait_ms > 300.0),
+        "readers of t queued behind the ALTER's request: {:?}",
+        rec.waits
+    );
+}
+
 #[test]
 fn lock_timeout_retries_bound_the_app_waits() {
     let (code, rec, dir) = rehearse("lock-queue-timeout.toml", &[]);

@@ -196,8 +196,13 @@ impl WaitPoller {
             tokio::select! {
                 _ = self.ctx.stop.cancelled() => break,
                 _ = tokio::time::sleep_until(next) => {}
-                // A step starting cuts a back-off short.
-                _ = self.ctx.migration.step_started.notified(), if !busy => {}
+                // A step starting cuts a back-off short, and the ticks of
+                // the step count from now: left on the back-off's
+                // deadline, the next one would come up to 5 ticks late,
+                // and a short wait at the step's start go unseen.
+                _ = self.ctx.migration.step_started.notified(), if !busy => {
+                    next = tokio::time::Instant::now();
+                }
             }
             if !self.worth_polling(waiting) {
                 self.ticks_skipped += 1;
@@ -295,7 +300,18 @@ impl WaitPoller {
 
     fn observe(&mut self, t: f64, mig_pid: i32, waiters: &[Waiter], ungranted: &[Ungranted]) {
         let poll = self.polls;
-        let migration_waiting = mig_pid != 0 && waiters.iter().any(|w| w.pid == mig_pid);
+        // The relations the migration waits for a lock on: an app query
+        // waiting on one of them may queue behind that request.
+        let migration_waits_on: Vec<Option<u32>> =
+            if mig_pid != 0 && waiters.iter().any(|w| w.pid == mig_pid) {
+                ungranted
+                    .iter()
+                    .filter(|u| u.pid == mig_pid && u.locktype == "relation")
+                    .map(|u| u.oid)
+                    .collect()
+            } else {
+                Vec::new()
+            };
         for w in waiters {
             let Some(lock) = ungranted.iter().find(|u| u.pid == w.pid) else {
                 continue; // granted between the two queries
@@ -347,8 +363,12 @@ impl WaitPoller {
             e.blockers.extend(w.blockers.iter().copied());
             if mig_pid != 0 && w.blockers.contains(&mig_pid) {
                 // pg_blocking_pids lists the migration both when it holds a
-                // conflicting lock and when it merely queues ahead of us.
-                if migration_waiting {
+                // conflicting lock and when it merely queues ahead of us on
+                // the lock we wait for. Queued: it waits for a lock on the
+                // relation we wait for. A wait on another relation, or on
+                // its transaction (a row it locked), is behind what it
+                // holds, even while it waits for something else.
+                if lock.locktype == "relation" && migration_waits_on.contains(&lock.oid) {
                     e.queued_behind_migration = true;
                 } else {
                     e.blocked_by_migration = true;
