@@ -173,7 +173,7 @@ impl Placer<'_> {
         for (ti, txn) in run.txns.iter().enumerate() {
             // Rows released at COMMIT's clock for want of a sighting (a
             // transactionid lock, which the poll does not read).
-            let mut at_commit: Vec<usize> = Vec::new();
+            let mut at_commit: Vec<(usize, Option<f64>)> = Vec::new();
             let mut seen_going: Option<f64> = None;
             for (k, idx) in &txn.acquired {
                 let t = Taken {
@@ -191,6 +191,7 @@ impl Placer<'_> {
                 let first = sightings
                     .clone()
                     .min_by(|a, b| a.first_ms.total_cmp(&b.first_ms));
+                let last_seen = sightings.clone().map(|h| h.last_ms).reduce(f64::max);
                 let gone = sightings
                     .filter(|h| h.missed_after_ms.is_some())
                     .max_by(|a, b| a.last_ms.total_cmp(&b.last_ms));
@@ -225,7 +226,7 @@ impl Placer<'_> {
                             r
                         }
                         None => {
-                            at_commit.push(self.rows.len());
+                            at_commit.push((self.rows.len(), last_seen));
                             txn.released_ms
                         }
                     }
@@ -242,14 +243,22 @@ impl Placer<'_> {
                 ));
                 self.units.push(Unit::Txn(ti));
             }
-            // COMMIT releases all of a transaction's locks at once: where
-            // the poll saw some go, the others went then too.
+            // COMMIT releases all of a transaction's locks together: where
+            // the poll saw some go, the others went then too — unless the
+            // poll saw one still held after that (a backend descheduled
+            // between two lock partitions releases them milliseconds
+            // apart): it went after its last sighting, before COMMIT
+            // returned.
             if let Some(r) = seen_going {
-                for i in at_commit {
+                for (i, last_seen) in at_commit {
                     let row = &mut self.rows[i];
-                    if row.granted_ms.is_some_and(|g| g <= r) {
-                        row.released_ms = Some(round3(r));
-                        row.held_ms = row.granted_ms.map(|g| round3(r - g));
+                    let released = match last_seen {
+                        Some(l) if l > r => (l + txn.released_ms.max(l)) / 2.0,
+                        _ => r,
+                    };
+                    if row.granted_ms.is_some_and(|g| g <= released) {
+                        row.released_ms = Some(round3(released));
+                        row.held_ms = row.granted_ms.map(|g| round3(released - g));
                     }
                 }
             }
@@ -774,6 +783,50 @@ mod tests {
             (rows[0].granted_ms, rows[0].released_ms),
             (Some(100.0), Some(320.0))
         );
+    }
+
+    #[test]
+    fn a_lock_seen_after_another_went_is_not_released_with_it() {
+        // ADD FOREIGN KEY: COMMIT (returning at 312) released `child` (seen
+        // gone at 306, last seen at 304) but `parent` three milliseconds
+        // later: the poll still saw it at 309, then stopped with COMMIT.
+        let parent = LockSeen {
+            oid: Some(T + 1),
+            name: "parent".into(),
+            ..key("ShareRowExclusiveLock")
+        };
+        let run = one_txn(
+            vec![stmt(100.0, 300.0, "ok")],
+            vec![(key("ShareRowExclusiveLock"), 0), (parent, 0)],
+            312.0,
+        );
+        let sighting = |oid, name: &str, last, after| HeldSighting {
+            locktype: "relation".into(),
+            oid: Some(oid),
+            relation: name.into(),
+            mode: "ShareRowExclusiveLock".into(),
+            first_ms: 101.0,
+            last_ms: last,
+            missed_before_ms: Some(100.5),
+            missed_after_ms: after,
+            statement_start_ms: None,
+            in_txn: true,
+        };
+        let obs = Observations {
+            migration_held: vec![
+                sighting(T, "t", 304.0, Some(306.0)),
+                sighting(T + 1, "parent", 309.0, None),
+            ],
+            ..Default::default()
+        };
+        let rows = lock_rows(&run, &obs);
+        let released = |name: &str| {
+            rows.iter()
+                .find(|r| r.relation == name)
+                .and_then(|r| r.released_ms)
+        };
+        assert_eq!(released("t"), Some(305.0), "{rows:?}");
+        assert_eq!(released("parent"), Some(310.5), "{rows:?}");
     }
 
     #[test]
