@@ -415,6 +415,16 @@ async fn measure(
         .await
         .map_err(|stopped| draft.abandon(stopped))?;
     }
+    // The app's queries run on this schema from the first request on: one
+    // that cannot is the scenario's mistake, found before any traffic.
+    let live: Vec<String> = s.phases.first().map(|p| p.apps.clone()).unwrap_or_default();
+    let checked = crate::workload::check_queries(&db.conn, &s.workload, &live, &s.path);
+    timed("check queries", checked).await.map_err(|e| {
+        draft.abandon(Stopped {
+            why: format!("the workload's queries do not fit the schema: {e}"),
+            error: e,
+        })
+    })?;
     let tables = run::observed_tables(&db.conn, s).await;
     let input = RunInputs {
         conn: &db.conn,

@@ -11,12 +11,14 @@
 //! pool would; the intended times stay fixed, so backpressure shows up as
 //! latency, never as memory.
 //!
-//! The files: `driver` (the threads the connections run on), `client` (one
+//! The files: `check` (the queries prepared on the seeded schema before
+//! any traffic), `driver` (the threads the connections run on), `client` (one
 //! connection: send, time, hand over to the recorder), `wire` (the
 //! protocol it speaks on its own socket), `open_loop` (each
 //! app's schedule), `timer` (waiting for a request's due time to tens of
 //! µs), `script` (the one-off sessions).
 
+mod check;
 mod client;
 mod driver;
 mod open_loop;
@@ -37,6 +39,7 @@ use crate::clock::Clock;
 use crate::latency::Registry;
 pub use crate::latency::{AppError, Labels, SCRIPT_APP};
 use crate::scenario::WorkloadPlan;
+pub use check::check_queries;
 use client::{ClientSpec, Shared};
 use driver::Drivers;
 use open_loop::Schedule;

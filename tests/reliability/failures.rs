@@ -54,6 +54,38 @@ fn migration_sql_error_is_recorded_reported_and_exits_4() {
     run.assert_nothing_left();
 }
 
+/// Queries that cannot run on the seeded schema are the scenario's mistake:
+/// exit 2 before any traffic, each named at its place in the file, a
+/// partial report saying why, nothing left behind.
+#[test]
+fn queries_that_do_not_fit_the_schema_exit_2_before_any_traffic() {
+    let run = Rehearsal::local("query-mistakes.toml").finish(Duration::from_secs(120));
+    run.assert_code(2);
+    let file = fixture("query-mistakes.toml");
+    let at =
+        |line: usize, col: usize, rest: &str| format!("{}:{line}:{col}: {rest}", file.display());
+    for want in [
+        at(25, 1, "workload.query[0].sql: query `read`: cannot run on the schema as seeded: relation \"tt\" does not exist (42P01)"),
+        at(32, 11, "workload.query[1].params[0]: query `by_value`: $1 is a int4 for the server, and its generator's values do not fit"),
+    ] {
+        assert!(run.stderr.contains(&want), "want {want}\nstderr:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("read_new"), "{}", run.stderr);
+    let (dir, rec) = run.record();
+    let failure = rec.info.as_ref().and_then(|i| i.failure.clone()).unwrap();
+    assert!(
+        failure.starts_with("the workload's queries do not fit the schema"),
+        "{failure}"
+    );
+    assert_eq!(
+        rec.latency.iter().map(|l| l.count).sum::<u64>(),
+        0,
+        "no traffic ran"
+    );
+    assert!(dir.join("run.json").is_file());
+    run.assert_nothing_left();
+}
+
 /// SIGKILL the postmaster once the server has the long statement
 /// `step_sql` (its log shows it arrive; it runs for far longer than the
 /// test): the run must notice within seconds, write what it recorded, exit 4
