@@ -238,7 +238,7 @@ fn tight_budget_fails_naming_limit_measured_and_step() {
     let b = &s.analysis.budgets[0];
     assert_eq!(
         (b.name.as_str(), b.limit, b.measured),
-        ("max_blocking_lock_ms", 100.0, 1199.2)
+        ("max_blocking_lock_ms", 100.0, Some(1199.2))
     );
     assert_eq!(b.step.as_deref(), Some("expand / create index"));
     let md = std::fs::read_to_string(t.path().join("summary.md")).unwrap();

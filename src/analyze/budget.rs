@@ -29,7 +29,10 @@ pub const BUDGET_KEYS: [&str; 9] = [
 pub struct BudgetResult {
     pub name: String,
     pub limit: f64,
-    pub measured: f64,
+    /// None: it could not be measured (no replica sampled, no traffic
+    /// before the migration to compare recovery with, no request while it
+    /// ran); `detail` says why and `passed` whether the gate holds anyway.
+    pub measured: Option<f64>,
     /// ms | errors | ratio | indexes
     pub unit: String,
     pub passed: bool,
@@ -217,9 +220,10 @@ fn longest_app_wait(m: &Measured<'_>) -> Measurement {
 pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     let (steps, rec) = (m.steps, m.rec);
     let mut out = Vec::new();
+    // A figure not measured (None) holds: nothing was there to exceed it.
     let mut push = |name: &str,
                     limit: Option<f64>,
-                    measured: f64,
+                    measured: Option<f64>,
                     unit: &str,
                     step: Option<String>,
                     detail: String| {
@@ -229,7 +233,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
                 limit,
                 measured,
                 unit: unit.to_string(),
-                passed: measured <= limit,
+                passed: measured.is_none_or(|m| m <= limit),
                 step,
                 detail,
             });
@@ -240,7 +244,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     push(
         "max_blocking_lock_ms",
         budget.max_blocking_lock_ms,
-        held,
+        Some(held),
         "ms",
         step,
         detail,
@@ -249,24 +253,26 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     push(
         "max_app_wait_ms",
         budget.max_app_wait_ms,
-        waited,
+        Some(waited),
         "ms",
         step,
         detail,
     );
 
     // p99 while the migration ran; the step with the worst p99 is blamed.
-    let p99 = m.during.p99_ms.unwrap_or(0.0);
     push(
         "p99_ms",
         budget.p99_ms,
-        p99,
+        m.during.p99_ms,
         "ms",
         worst_step(steps, |s| s.latency.p99_ms.unwrap_or(0.0)).map(StepFacts::label),
-        format!(
-            "app p99 {p99:.1} ms over {} requests while the migration ran",
-            m.during.requests
-        ),
+        match m.during.p99_ms {
+            Some(p99) => format!(
+                "app p99 {p99:.1} ms over {} requests while the migration ran",
+                m.during.requests
+            ),
+            None => "no app request was sent while the migration ran".into(),
+        },
     );
 
     // All app errors of the run. errors.csv holds one row per error; the
@@ -279,7 +285,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     push(
         "max_errors",
         budget.max_errors.map(|e| e as f64),
-        errors as f64,
+        Some(errors as f64),
         "errors",
         blamed
             .clone()
@@ -290,7 +296,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     push(
         "max_error_rate",
         budget.max_error_rate,
-        m.during.error_rate,
+        Some(m.during.error_rate),
         "ratio",
         blamed.or_else(|| worst_step(steps, |s| s.latency.error_rate).map(StepFacts::label)),
         format!(
@@ -303,7 +309,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     push(
         "max_duration_ms",
         budget.max_duration_ms,
-        dur,
+        Some(dur),
         "ms",
         worst_step(steps, |s| s.duration_ms).map(StepFacts::label),
         format!("first statement start to last statement end: {dur:.1} ms"),
@@ -315,7 +321,7 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     push(
         "max_invalid_indexes",
         budget.max_invalid_indexes.map(|n| n as f64),
-        invalid.len() as f64,
+        Some(invalid.len() as f64),
         "indexes",
         None,
         if invalid.is_empty() {
@@ -345,8 +351,8 @@ fn bar(threshold_ms: Option<f64>) -> String {
 /// traffic before the migration it cannot be checked (a breach too: a gate
 /// that cannot look must not pass).
 fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetResult {
-    let result =
-        |measured: f64, passed: bool, step: Option<&StepFacts>, detail: String| BudgetResult {
+    let result = |measured: Option<f64>, passed: bool, step: Option<&StepFacts>, detail: String| {
+        BudgetResult {
             name: "max_recovery_ms".into(),
             limit,
             measured,
@@ -354,7 +360,8 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             passed,
             step: step.map(StepFacts::label),
             detail,
-        };
+        }
+    };
     // Still slow when the next step began, longer than the limit after it
     // ended: over the limit, whatever came next.
     let overran = steps.iter().find_map(|st| {
@@ -363,7 +370,7 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
     });
     if let Some((st, gap)) = overran {
         return result(
-            crate::pg::round3(gap),
+            Some(crate::pg::round3(gap)),
             false,
             Some(st),
             format!(
@@ -378,7 +385,7 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
     {
         let since = crate::pg::round3((run_end_ms - st.latency.end_ms).max(0.0));
         return result(
-            since,
+            Some(since),
             false,
             Some(st),
             format!(
@@ -393,7 +400,7 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
         .max_by(|a, b| a.1.total_cmp(&b.1));
     match slowest {
         Some((st, ms)) => result(
-            ms,
+            Some(ms),
             ms <= limit,
             Some(st),
             format!(
@@ -401,9 +408,9 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
                 bar(st.recovery.threshold_ms)
             ),
         ),
-        None if steps.is_empty() => result(0.0, true, None, "no step ran".into()),
+        None if steps.is_empty() => result(None, true, None, "no step ran".into()),
         None => result(
-            0.0,
+            None,
             false,
             None,
             "cannot be checked: no app traffic before the migration to compare with".into(),
@@ -417,7 +424,7 @@ fn replica_lag(limit: f64, m: &Measured<'_>) -> BudgetResult {
     let peak = m.replica_lag.and_then(|p| Some((p.peak_ms?, p)));
     let (measured, passed, step, detail) = match peak {
         Some((ms, p)) => (
-            ms,
+            Some(ms),
             ms <= limit,
             replica::step_at(m.steps, p.at_ms).map(StepFacts::label),
             format!(
@@ -429,7 +436,7 @@ fn replica_lag(limit: f64, m: &Measured<'_>) -> BudgetResult {
             ),
         ),
         None => (
-            0.0,
+            None,
             false,
             None,
             "no replica lag was sampled: rehearse with a replica ([postgres] replica = true \

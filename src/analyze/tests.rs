@@ -121,7 +121,7 @@ fn a_step_still_slow_when_the_next_began_breaches_recovery_only_past_the_limit()
     // recovery is the slowest.
     let b = recovery(300.0);
     assert!(
-        b.passed && b.step.as_deref() == Some("p / b") && b.measured == 290.0,
+        b.passed && b.step.as_deref() == Some("p / b") && b.measured == Some(290.0),
         "{b:?}"
     );
 }
@@ -176,7 +176,7 @@ fn replica_lag_peaks_per_step_until_the_next_step_and_feeds_its_budget() {
     let b = &a.budgets[0];
     assert_eq!(b.name, "max_replica_lag_ms");
     assert!(!b.passed);
-    assert_eq!((b.limit, b.measured), (50.0, 95.5));
+    assert_eq!((b.limit, b.measured), (50.0, Some(95.5)));
     assert_eq!(b.step.as_deref(), Some("p / b"));
     assert!(b.detail.contains("95.5 ms"), "{}", b.detail);
 }
@@ -193,6 +193,11 @@ fn a_replica_lag_budget_without_a_replica_is_a_breach_that_says_why() {
     assert!(a.steps[0].replica_lag.is_none());
     let b = &a.budgets[0];
     assert!(!b.passed);
+    assert_eq!(b.measured, None, "not measured, not 0");
+    assert_eq!(
+        crate::report::format::breach(b, false),
+        "max_replica_lag_ms not measured against 1000.0 ms"
+    );
     assert!(
         b.detail.contains("no replica lag was sampled"),
         "{}",
@@ -219,7 +224,7 @@ fn budgets_name_limit_measured_and_step() {
     let b: Vec<_> = a.breached().collect();
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].name, "max_blocking_lock_ms");
-    assert_eq!((b[0].limit, b[0].measured), (500.0, 800.0));
+    assert_eq!((b[0].limit, b[0].measured), (500.0, Some(800.0)));
     assert_eq!(b[0].step.as_deref(), Some("p / b"));
     let w = a
         .budgets
@@ -227,7 +232,7 @@ fn budgets_name_limit_measured_and_step() {
         .find(|x| x.name == "max_app_wait_ms")
         .unwrap();
     assert!(w.passed);
-    assert_eq!(w.measured, 650.0);
+    assert_eq!(w.measured, Some(650.0));
     assert_eq!(w.step.as_deref(), Some("p / b"));
     let bad = AnalyzeOptions {
         budget_overrides: vec![("nope".into(), 1.0)],
@@ -242,7 +247,7 @@ fn error_budget_blames_the_step_that_changed_the_schema() {
     r.info.as_mut().unwrap().budget.max_errors = Some(0);
     let a = analyze(&r);
     let b = a.budgets.iter().find(|b| b.name == "max_errors").unwrap();
-    assert_eq!((b.measured, b.step.as_deref()), (5.0, Some("p / col")));
+    assert_eq!((b.measured, b.step.as_deref()), (Some(5.0), Some("p / col")));
     // Errors are counted per app version, by SQLSTATE.
     let count = |app: &str| {
         let facts = a.apps.iter().find(|x| x.app == app).unwrap();

@@ -49,6 +49,12 @@ pub(crate) fn pct(r: f64) -> String {
     format!("{:.2}%", r * 100.0)
 }
 
+/// A budget's measured figure: "not measured" when it could not be.
+pub(crate) fn budget_measured(b: &BudgetResult) -> String {
+    b.measured
+        .map_or("not measured".into(), |v| budget_value(b, v))
+}
+
 pub(crate) fn budget_value(b: &BudgetResult, v: f64) -> String {
     match b.unit.as_str() {
         "ms" => ms(v),
@@ -61,10 +67,11 @@ pub(crate) fn budget_value(b: &BudgetResult, v: f64) -> String {
 /// create index)" in a line of text, or "p99_ms (limit 250.0 ms, measured
 /// 1017.7 ms, step expand / create index)" in a report.
 pub(crate) fn breach(b: &BudgetResult, report: bool) -> String {
-    let (limit, measured) = (budget_value(b, b.limit), budget_value(b, b.measured));
+    let (limit, measured) = (budget_value(b, b.limit), budget_measured(b));
+    let over = if b.measured.is_some() { ">" } else { "against" };
     match (report, &b.step) {
-        (false, Some(s)) => format!("{} {measured} > {limit} ({s})", b.name),
-        (false, None) => format!("{} {measured} > {limit}", b.name),
+        (false, Some(s)) => format!("{} {measured} {over} {limit} ({s})", b.name),
+        (false, None) => format!("{} {measured} {over} {limit}", b.name),
         (true, Some(s)) => format!("{} (limit {limit}, measured {measured}, step {s})", b.name),
         (true, None) => format!("{} (limit {limit}, measured {measured})", b.name),
     }

@@ -4,8 +4,8 @@
 //! this document, formatted.
 
 use super::format::{
-    blocking, breach, budget_value, bytes_or_unknown, growth, lock, ms, opt_ms, outcome, pct,
-    recovery, replica_lag, span, sql_list, table_work, unknown, waits,
+    blocking, breach, budget_measured, budget_value, bytes_or_unknown, growth, lock, ms, opt_ms,
+    outcome, pct, recovery, replica_lag, span, sql_list, table_work, unknown, waits,
 };
 use super::summary::Summary;
 use super::view::{
@@ -208,7 +208,7 @@ fn budgets(a: &Analysis) -> Section {
         t.row(vec![
             vec![Inline::Code(b.name.clone())].into(),
             budget_value(b, b.limit).into(),
-            budget_value(b, b.measured).into(),
+            budget_measured(b).into(),
             result.into(),
             b.step.as_deref().unwrap_or("–").into(),
             b.detail.clone().into(),

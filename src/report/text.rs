@@ -1,7 +1,9 @@
 //! The plain text printed at the end of a run, and its one-line verdict
 //! for `-q`.
 
-use super::format::{breach, budget_value, lock, ms, opt_ms, recovery, replica_lag, span, wait};
+use super::format::{
+    breach, budget_measured, budget_value, lock, ms, opt_ms, recovery, replica_lag, span, wait,
+};
 use crate::analyze::{Analysis, BudgetResult, RecoveryState, StepFacts};
 
 fn step_line(s: &StepFacts) -> String {
@@ -135,8 +137,12 @@ pub fn text_summary(a: &Analysis) -> String {
             "budget {}: {} {} {} limit {}{}\n",
             b.name,
             if b.passed { "ok  " } else { "FAIL" },
-            budget_value(b, b.measured),
-            if b.passed { "<=" } else { ">" },
+            budget_measured(b),
+            match (b.measured, b.passed) {
+                (None, _) => "against",
+                (Some(_), true) => "<=",
+                (Some(_), false) => ">",
+            },
             budget_value(b, b.limit),
             b.step
                 .as_ref()
