@@ -319,6 +319,23 @@ fn not_a_run_directory_is_bad_usage() {
     assert!(e.to_string().contains("not a run directory"), "{e}");
     let e = render(&t.path().join("missing"), &opts(&[])).unwrap_err();
     assert_eq!(e.exit_code(), 2, "{e}");
+    // A file cut short or edited by hand: exit 2, naming it and its line.
+    let t = copy_fixture();
+    let locks = t.path().join("locks.csv");
+    let text = std::fs::read_to_string(&locks).unwrap();
+    std::fs::write(&locks, format!("{text}expand,create index,short row\n")).unwrap();
+    let e = render(t.path(), &opts(&[])).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    let said = e.to_string();
+    assert!(
+        said.contains("not a readable run directory") && said.contains("locks.csv"),
+        "{said}"
+    );
+    let t = copy_fixture();
+    std::fs::write(t.path().join("run.json"), "{\"scenario\": ").unwrap();
+    let e = render(t.path(), &opts(&[])).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.to_string().contains("run.json"), "{e}");
 }
 
 #[test]

@@ -247,7 +247,10 @@ fn error_budget_blames_the_step_that_changed_the_schema() {
     r.info.as_mut().unwrap().budget.max_errors = Some(0);
     let a = analyze(&r);
     let b = a.budgets.iter().find(|b| b.name == "max_errors").unwrap();
-    assert_eq!((b.measured, b.step.as_deref()), (Some(5.0), Some("p / col")));
+    assert_eq!(
+        (b.measured, b.step.as_deref()),
+        (Some(5.0), Some("p / col"))
+    );
     // Errors are counted per app version, by SQLSTATE.
     let count = |app: &str| {
         let facts = a.apps.iter().find(|x| x.app == app).unwrap();

@@ -75,7 +75,15 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
             dir.display()
         )));
     }
-    let rec = crate::analyze::normalize(&RunRecord::read(dir)?);
+    // A file of it that does not parse (truncated, edited by hand) is a bad
+    // directory handed to us (exit 2), named with its line by the reader.
+    let read = RunRecord::read(dir).map_err(|e| {
+        Error::Usage(format!(
+            "{}: not a readable run directory: {e}",
+            dir.display()
+        ))
+    })?;
+    let rec = crate::analyze::normalize(&read);
     if rec.info.is_none() && rec.statements.is_empty() && rec.latency.is_empty() {
         return Err(Error::Usage(format!(
             "{}: no run.json and no CSVs: not a run directory",
