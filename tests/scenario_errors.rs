@@ -785,3 +785,56 @@ fn last_zero_without_phases_points_at_the_zero() {
         "{stderr}"
     );
 }
+
+/// What leaving a zero duration out means, per field; a Postgres version
+/// pgrehearse does not rehearse on is refused by `check`, not at run time.
+#[test]
+fn zero_window_and_unknown_version_say_what_is_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "name = \"x\"\n[[table]]\nname = \"t\"\nrows = 10\n\
+                create = \"CREATE TABLE t (id int)\"\n[table.columns]\nid = { gen = \"sequence\" }\n";
+    let cases = [
+        (
+            "[workload]\nwindow = \"0ms\"\n",
+            "workload.window: must be greater than zero; omit it for the default, 100ms",
+        ),
+        (
+            "[postgres]\nversion = \"99\"\n",
+            "postgres.version: PostgreSQL 99 is not one pgrehearse rehearses on; expected a major version from 14 to 18",
+        ),
+        (
+            "[postgres]\nversion = 12\n",
+            "postgres.version: `12` is not a Postgres major version pgrehearse rehearses on; expected one from 14 to 18",
+        ),
+    ];
+    for (extra, want) in cases {
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let (code, _, stderr) = check(&[&path]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(want), "want {want}\n{stderr}");
+    }
+}
+
+/// A quote never closed in inline SQL is found by `check`, as it is in a
+/// migration file.
+#[test]
+fn an_unclosed_quote_in_inline_sql_is_found_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        "name = \"x\"\n[[table]]\nname = \"t\"\nrows = 10\n\
+         create = \"CREATE TABLE t (id int)\"\n[table.columns]\nid = { gen = \"sequence\" }\n\
+         [[phase]]\nname = \"p\"\n[[phase.step]]\nname = \"s\"\nsql = \"SELECT 'abc\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(&[&path]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "s.toml:12:7: phase[0].step[0].sql: a quoted string opened at `'abc` is never closed"
+        ),
+        "{stderr}"
+    );
+}

@@ -173,6 +173,11 @@ async fn cancellable<T>(
             why: format!("seeding failed: {e}"),
             error: e,
         },
+        // The seeder's own errors begin "seeding: ": said once.
+        Error::Rehearsal { message, .. } => Stopped::failed(format!(
+            "seeding failed: {}",
+            message.strip_prefix("seeding: ").unwrap_or(&message)
+        )),
         e => Stopped::failed(format!("seeding failed: {e}")),
     })
 }

@@ -122,14 +122,20 @@ impl<'a> Diags<'a> {
 
     /// Like `opt_duration`, but zero is rejected (a timeout of 0 disables it
     /// in Postgres, which is never what a rehearsal means).
-    pub fn positive_duration(&mut self, v: &Option<S<String>>, field: &str) -> Option<Duration> {
+    /// `omitted` says what leaving it out means ("no limit").
+    pub fn positive_duration(
+        &mut self,
+        v: &Option<S<String>>,
+        field: &str,
+        omitted: &str,
+    ) -> Option<Duration> {
         let d = self.opt_duration(v, field)?;
         if d.is_zero() {
             let span = v.as_ref().map(|v| v.span()).unwrap_or(0..0);
             self.err(
                 span,
                 field,
-                "must be greater than zero; omit it for no limit",
+                format!("must be greater than zero; omit it for {omitted}"),
             );
             return None;
         }
@@ -197,10 +203,29 @@ pub fn item_name(
 
 /// SQL text (a string or a list of strings) split into statements.
 pub fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
-    let out: Vec<String> = match v.get_ref() {
-        SqlText::One(s) => sql::split(s),
-        SqlText::Many(list) => list.iter().flat_map(|s| sql::split(s.get_ref())).collect(),
+    let texts: Vec<(&str, std::ops::Range<usize>)> = match v.get_ref() {
+        SqlText::One(s) => vec![(s.as_str(), v.span())],
+        SqlText::Many(list) => list
+            .iter()
+            .map(|s| (s.get_ref().as_str(), s.span()))
+            .collect(),
     };
+    // A quote or comment never closed swallows the rest of the text: the
+    // server would say only "syntax error at end of input", mid-run.
+    for (text, span) in &texts {
+        if let Some(u) = sql::statement_spans(text).unclosed {
+            d.err(
+                span.clone(),
+                field,
+                format!(
+                    "a {} opened at `{}` is never closed",
+                    u.kind.describe(),
+                    text[u.start..].chars().take(20).collect::<String>()
+                ),
+            );
+        }
+    }
+    let out: Vec<String> = texts.iter().flat_map(|(s, _)| sql::split(s)).collect();
     if out.is_empty() {
         d.err(
             v.span(),

@@ -139,14 +139,37 @@ fn postgres(d: &mut Diags, p: Option<&model::PostgresSection>) -> PostgresPlan {
     let Some(p) = p else {
         return PostgresPlan::default();
     };
+    let supported = crate::backend::available::SUPPORTED;
+    let major = |s: &str| s.split('.').next().and_then(|m| m.parse::<u32>().ok());
     let version = p.version.as_ref().and_then(|v| match v.get_ref() {
-        toml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        toml::Value::Integer(i) if (9..=99).contains(i) => Some(i.to_string()),
+        toml::Value::String(s) if major(s.trim()).is_some_and(|m| supported.contains(&m)) => {
+            Some(s.trim().to_string())
+        }
+        toml::Value::Integer(i) if supported.contains(&(*i as u32)) => Some(i.to_string()),
+        toml::Value::String(s) if major(s.trim()).is_some() => {
+            d.err(
+                v.span(),
+                "postgres.version",
+                format!(
+                    "PostgreSQL {} is not one pgrehearse rehearses on; expected a major version \
+                     from {} to {}",
+                    s.trim(),
+                    supported.start(),
+                    supported.end()
+                ),
+            );
+            None
+        }
         other => {
             d.err(
                 v.span(),
                 "postgres.version",
-                format!("`{other}` is not a Postgres major version; expected e.g. \"17\""),
+                format!(
+                    "`{other}` is not a Postgres major version pgrehearse rehearses on; \
+                     expected one from {} to {}, e.g. \"17\"",
+                    supported.start(),
+                    supported.end()
+                ),
             );
             None
         }

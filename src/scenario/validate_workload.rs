@@ -42,9 +42,9 @@ pub(super) fn workload(
     let before = d.duration(&w.before, "workload.before", Duration::from_secs(2));
     let after = d.duration(&w.after, "workload.after", Duration::from_secs(2));
     let window = d
-        .positive_duration(&w.window, "workload.window")
+        .positive_duration(&w.window, "workload.window", "the default, 100ms")
         .unwrap_or(Duration::from_millis(100));
-    let query_timeout = d.positive_duration(&w.query_timeout, "workload.query_timeout");
+    let query_timeout = d.positive_duration(&w.query_timeout, "workload.query_timeout", "no limit");
     if w.query.is_empty() {
         d.err(
             super::span::table_span(d.text, "workload"),
