@@ -122,7 +122,13 @@ impl<W: Write> HdrWriter<W> {
 
     /// Append one histogram (empty ones are skipped: no line says nothing).
     pub fn write(&mut self, e: &Entry) -> std::io::Result<()> {
-        if e.hist.is_empty() {
+        // A segment no request was due in can still have some complete in
+        // it (a backlog draining when a lock goes): its line carries them.
+        let carries = match e.span {
+            Span::Segment { completed, .. } => completed > 0,
+            Span::Window => false,
+        };
+        if e.hist.is_empty() && !carries {
             return Ok(());
         }
         let tag = e.tag();

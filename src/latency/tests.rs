@@ -389,3 +389,24 @@ fn a_request_stuck_behind_a_step_is_the_steps_though_it_completed_after() {
     assert_eq!((after.requests, after.completed), (1, 2));
     assert_eq!(after.max_ms, Some(1.0));
 }
+
+/// A segment nobody was due in (the 3 ms between a step's end and its
+/// phase's) where the backlog the step held back completed: its
+/// completions are in latency.hdr and every span's count.
+#[test]
+fn completions_in_a_segment_nobody_was_due_in_are_kept() {
+    let r = replay();
+    let c = r.registry.client(V1, true);
+    r.marks.mark_at(1000.0);
+    r.marks.mark_at(2000.0);
+    r.marks.mark_at(2003.0);
+    // Due during the step, answered as its lock went, before the phase end.
+    r.request(&c, READ, (1500.0, 1500.0, 2001.0));
+    r.request(&c, READ, (1600.0, 1600.0, 2001.5));
+    r.request(&c, READ, (2500.0, 2500.0, 2501.0));
+    let (_dir, _out, rec) = r.finish();
+    let gap = facts(&rec, 2000.0, 2003.0, None);
+    assert_eq!((gap.requests, gap.completed), (0, 2), "{gap:?}");
+    let run = facts(&rec, 0.0, f64::INFINITY, None);
+    assert_eq!((run.requests, run.completed), (3, 3), "{run:?}");
+}
