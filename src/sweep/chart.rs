@@ -12,9 +12,10 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::answer::{count, human, Answer, FigureFit};
+use super::answer::{Answer, FigureFit};
 use super::collect::{self, Measured, FIGURES};
 use super::rate_label;
+use super::render::{count, human};
 use crate::error::Result;
 
 /// The figures drawn, one panel each.

@@ -5,8 +5,8 @@
 //! One file per concern: `run.rs` rehearses the combinations (a server per
 //! version, each size's data made once, a rehearsal per rate), `collect.rs`
 //! reads the run directories back into `sweep.csv`, `fit.rs` is the least-squares maths,
-//! `answer.rs` fits every figure and words the answer (`sweep.json`,
-//! `sweep.md`), `chart.rs` draws `sweep.svg`/`.png`. Like
+//! `answer.rs` fits every figure and words the answer, `render.rs` writes
+//! it (`sweep.json`, `sweep.md`), `chart.rs` draws `sweep.svg`/`.png`. Like
 //! `pgrehearse report`, everything after the rehearsals reads only run
 //! directories.
 
@@ -14,7 +14,10 @@ pub mod answer;
 pub mod chart;
 pub mod collect;
 pub mod fit;
+pub mod render;
 pub mod run;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
