@@ -97,6 +97,8 @@ fn three_sizes_fit_and_extrapolate_and_the_hold_grows() {
     for r in &rows {
         assert!(dir.join(&r[col("run_dir")]).join("summary.json").is_file());
         assert_eq!(&r[col("outcome")], "pass");
+        // No --rate: the scenario's own, carried as a number.
+        assert_eq!(&r[col("rate")], "200");
         // No replica ran: its columns are empty, not 0.
         assert_eq!(&r[col("index/create index:replica_lag_peak_ms")], "");
     }
@@ -108,6 +110,7 @@ fn three_sizes_fit_and_extrapolate_and_the_hold_grows() {
     // A fit with R², an extrapolation to 400M with its interval.
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(json["rates"], serde_json::json!([200.0]));
     let f = fit(&json, "blocking_hold_ms");
     assert_eq!(f["points"].as_array().unwrap().len(), 3);
     let r2 = f["fit"]["r2"].as_f64().expect("R²");

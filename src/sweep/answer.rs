@@ -14,6 +14,7 @@ pub struct FigureFit {
     pub step: String,
     /// The `--pg-version` major; None without the flag.
     pub version: Option<String>,
+    /// The rate it ran at (the scenario's own without `--rate`).
     pub rate: Option<f64>,
     /// Index into [`FIGURES`].
     pub figure: usize,
@@ -66,6 +67,8 @@ pub struct Answer {
     pub sizes: Vec<u64>,
     /// The `--pg-version` majors in the order asked; `[None]` without.
     pub versions: Vec<Option<String>>,
+    /// The rates run at, in the order asked (the scenario's own without
+    /// `--rate`; `[None]` for a closed-loop scenario).
     pub rates: Vec<Option<f64>>,
     pub target: Option<u64>,
     pub fits: Vec<FigureFit>,
@@ -77,7 +80,7 @@ impl Answer {
         sizes.sort_unstable();
         sizes.dedup();
         let versions = distinct(measured.iter().map(|m| m.cell.version.clone()));
-        let rates = distinct(measured.iter().map(|m| m.cell.rate));
+        let rates = distinct(measured.iter().map(|m| m.rate));
         let series: Vec<(Option<String>, Option<f64>)> = versions
             .iter()
             .flat_map(|v| rates.iter().map(move |r| (v.clone(), *r)))
@@ -88,7 +91,7 @@ impl Answer {
                 for figure in 0..FIGURES.len() {
                     let points: Vec<(f64, f64)> = measured
                         .iter()
-                        .filter(|m| &m.cell.version == version && m.cell.rate == *rate)
+                        .filter(|m| &m.cell.version == version && m.rate == *rate)
                         .filter_map(|m| {
                             let s = m
                                 .steps
@@ -213,7 +216,7 @@ impl Answer {
         let row = measured
             .iter()
             .rev()
-            .filter(|m| m.cell.version == f.version && m.cell.rate == f.rate)
+            .filter(|m| m.cell.version == f.version && m.rate == f.rate)
             .flat_map(|m| m.steps.iter())
             .find(|s| s.phase == f.phase && s.step == f.step);
         let what = row
@@ -289,7 +292,7 @@ fn overload_warning(
         .iter()
         .filter(|m| {
             &m.cell.version == version
-                && m.cell.rate == rate
+                && m.rate == rate
                 && m.overloaded.as_ref().is_some_and(|o| !o.is_empty())
         })
         .collect();

@@ -116,6 +116,9 @@ impl StepRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
     pub cell: Cell,
+    /// The open-loop rate it ran at: `--rate`'s, else the scenario's own
+    /// (None: a closed-loop scenario without `--rate`).
+    pub rate: Option<f64>,
     /// The major version of the server it ran on (run.json's
     /// `server_version_num`), else the `--pg-version` asked; None when
     /// neither is known (no run directory, no flag).
@@ -130,14 +133,16 @@ pub struct Measured {
     pub overloaded: Option<Vec<String>>,
 }
 
-/// Read every cell's run directory (none: no steps).
-pub fn read_all(sweep_dir: &Path, cells: &[Cell]) -> Vec<Measured> {
+/// Read every cell's run directory (none: no steps). `own_rate`: the
+/// scenario's rate, which a cell without `--rate` ran at.
+pub fn read_all(sweep_dir: &Path, cells: &[Cell], own_rate: Option<f64>) -> Vec<Measured> {
     cells
         .iter()
         .map(|c| {
             let summary = c.run_dir.as_deref().and_then(summary_json);
             Measured {
                 cell: c.clone(),
+                rate: c.rate.or(own_rate),
                 pg_version: c
                     .run_dir
                     .as_deref()
@@ -275,7 +280,8 @@ pub fn step_keys(measured: &[Measured]) -> Vec<(String, String)> {
     keys
 }
 
-/// sweep.csv: `pg_version, rows, rate, exit_code, outcome, run_dir,
+/// sweep.csv: `pg_version, rows, rate` (the rate it ran at, the
+/// scenario's own included), `exit_code, outcome, run_dir,
 /// overloaded_baseline` (the apps that could not keep up before the
 /// migration, `;`-separated; empty when all did), then per step `<phase>/<step>:<figure>` for every figure.
 pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
@@ -301,7 +307,7 @@ pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
         let mut row = vec![
             m.pg_version.clone().unwrap_or_default(),
             m.cell.rows.to_string(),
-            m.cell.rate.map(|r| r.to_string()).unwrap_or_default(),
+            m.rate.map(|r| r.to_string()).unwrap_or_default(),
             m.cell.exit_code.map(|c| c.to_string()).unwrap_or_default(),
             m.cell.outcome.clone(),
             m.run_dir.clone().unwrap_or_default(),

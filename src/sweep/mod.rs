@@ -107,7 +107,8 @@ pub async fn sweep(scenarios: &[Scenario], opts: &SweepOptions) -> u8 {
         }
     };
     let (cells, mut code) = run::rehearse_all(scenarios, opts, &variations, &dir, &signals).await;
-    match publish(&dir, &scenarios[0].name, &cells, opts) {
+    let own_rate = scenarios[0].workload.rate;
+    match publish(&dir, &scenarios[0].name, &cells, own_rate, opts) {
         Ok(text) => {
             let out = match opts.run.output.summary {
                 SummaryFormat::Json => {
@@ -129,10 +130,17 @@ pub async fn sweep(scenarios: &[Scenario], opts: &SweepOptions) -> u8 {
 }
 
 /// Read the run directories, fit, and write sweep.csv / .json / .md / .svg
-/// / .png into `dir`. Returns the text to print: the answer and where the
-/// sweep directory is.
-pub fn publish(dir: &Path, scenario: &str, cells: &[Cell], opts: &SweepOptions) -> Result<String> {
-    let measured = collect::read_all(dir, cells);
+/// / .png into `dir`. `own_rate`: the scenario's rate, which the cells
+/// without `--rate` ran at (the reports carry it as a number). Returns the
+/// text to print: the answer and where the sweep directory is.
+pub fn publish(
+    dir: &Path,
+    scenario: &str,
+    cells: &[Cell],
+    own_rate: Option<f64>,
+    opts: &SweepOptions,
+) -> Result<String> {
+    let measured = collect::read_all(dir, cells, own_rate);
     collect::write_csv(&dir.join("sweep.csv"), &measured)?;
     let answer = answer::Answer::new(scenario, &measured, opts.extrapolate);
     answer.write_json(&dir.join("sweep.json"), &measured)?;

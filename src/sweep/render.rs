@@ -19,7 +19,7 @@ impl Answer {
             scenario: &self.scenario,
             sizes: &self.sizes,
             pg_versions: self.versions.iter().flatten().cloned().collect(),
-            rates: self.rates.iter().map(|r| rate_label(*r)).collect(),
+            rates: self.rates.clone(),
             extrapolate: self.target,
             answer: self.sentences(measured),
             poor_r2_below: fit::POOR_R2,
@@ -29,7 +29,7 @@ impl Answer {
                 .map(|m| CellJson {
                     pg_version: m.pg_version.as_deref(),
                     rows: m.cell.rows,
-                    rate: m.cell.rate,
+                    rate: m.rate,
                     exit_code: m.cell.exit_code,
                     outcome: &m.cell.outcome,
                     run_dir: m.run_dir.as_deref(),
@@ -130,7 +130,7 @@ impl Answer {
                 "| {} | {} | {} | {} | {} | {baseline} | {} |\n",
                 m.pg_version.as_deref().unwrap_or("—"),
                 m.cell.rows,
-                rate_label(m.cell.rate),
+                rate_label(m.rate),
                 m.cell
                     .exit_code
                     .map(|c| c.to_string())
@@ -149,7 +149,9 @@ struct SweepJson<'a> {
     sizes: &'a [u64],
     /// `--pg-version` as asked; empty without it.
     pg_versions: Vec<String>,
-    rates: Vec<String>,
+    /// Queries/s, as numbers (the cells' and fits' `rate`); null: a
+    /// closed-loop scenario without `--rate`.
+    rates: Vec<Option<f64>>,
     extrapolate: Option<u64>,
     answer: Vec<String>,
     poor_r2_below: f64,
