@@ -1,6 +1,7 @@
 //! The sweep's answer written out: `sweep.json` for machines, `sweep.md`
 //! (the sentences, then the fits and the runs as tables) for the capacity
-//! review, and how both put figures in words.
+//! review, and how both put figures in words (sizes in MiB, as the run
+//! summaries do).
 
 use std::path::Path;
 
@@ -207,7 +208,8 @@ pub fn count(n: f64) -> String {
     format!("{}{suffix}", s.trim_end_matches(".0"))
 }
 
-/// A figure with its unit, rounded for people: 38 min, 2.4 s, 84 ms, 1.2 GB.
+/// A figure with its unit, rounded for people: 38 min, 2.4 s, 84 ms; bytes
+/// in binary units as the run summaries print them (1.1 GiB, 24.0 MiB).
 pub fn human(v: f64, unit: Unit) -> String {
     match unit {
         Unit::Ms => match v {
@@ -216,12 +218,7 @@ pub fn human(v: f64, unit: Unit) -> String {
             v if v >= 1_000.0 => format!("{:.1} s", v / 1_000.0),
             v => format!("{v:.0} ms"),
         },
-        Unit::Bytes => match v {
-            v if v >= 1e9 => format!("{:.1} GB", v / 1e9),
-            v if v >= 1e6 => format!("{:.1} MB", v / 1e6),
-            v if v >= 1e3 => format!("{:.0} kB", v / 1e3),
-            v => format!("{v:.0} B"),
-        },
+        Unit::Bytes => crate::analyze::fmt_bytes(v.max(0.0).round() as u64),
         Unit::Count => format!("{v:.0}"),
     }
 }

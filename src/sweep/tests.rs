@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::answer::Answer;
-use super::collect::{self, Measured, Unit};
+use super::collect::{self, Measured, StepRow, Unit, FIGURES};
 use super::render::{count, human, shorten};
 use super::Cell;
 
@@ -24,6 +24,21 @@ fn cell(rows: u64, rate: Option<f64>, exit: u8, outcome: &str) -> Measured {
         run_dir: None,
         steps: Vec::new(),
         overloaded: Some(Vec::new()),
+    }
+}
+
+/// A step with the figures given (the others absent).
+fn step(name: &str, figures: &[(&str, f64)]) -> StepRow {
+    let mut values = vec![None; FIGURES.len()];
+    for (key, v) in figures {
+        values[collect::figure(key)] = Some(*v);
+    }
+    StepRow {
+        phase: "migrate".into(),
+        step: name.into(),
+        values,
+        blocking: Some(("docs".into(), "reads+writes".into())),
+        sql: Some(format!("ALTER TABLE docs -- {name}")),
     }
 }
 
@@ -88,6 +103,7 @@ fn the_scenarios_own_rate_is_carried_and_rates_are_numbers() {
     );
 }
 
+/// Sizes in binary units, as the run summaries print them.
 #[test]
 fn people_units() {
     assert_eq!(count(400e6), "400M");
@@ -95,9 +111,26 @@ fn people_units() {
     assert_eq!(count(32_000.0), "32k");
     assert_eq!(human(38.0 * 60_000.0, Unit::Ms), "38 min");
     assert_eq!(human(2_400.0, Unit::Ms), "2.4 s");
-    assert_eq!(human(1.2e9, Unit::Bytes), "1.2 GB");
+    assert_eq!(human(25_165_824.0, Unit::Bytes), "24.0 MiB");
+    assert_eq!(
+        human(1.2e9, Unit::Bytes),
+        crate::analyze::fmt_bytes(1_200_000_000)
+    );
+    assert_eq!(human(1.2e9, Unit::Bytes), "1.1 GiB");
+    assert_eq!(human(512.0, Unit::Bytes), "512 B");
     assert_eq!(
         shorten("CREATE INDEX\n  i ON t (c)"),
         "CREATE INDEX i ON t (c)"
     );
+    let measured: Vec<Measured> = [1_000, 2_000]
+        .into_iter()
+        .map(|n| {
+            let mut m = cell(n, None, 0, "pass");
+            m.steps = vec![step("w", &[("wal_bytes", n as f64 * 16_384.0)])];
+            m
+        })
+        .collect();
+    let md = Answer::new("x", &measured, None).markdown(&measured);
+    assert!(md.contains("1k: 15.6 MiB, 2k: 31.2 MiB"), "{md}");
+    assert!(!md.contains(" MB"), "{md}");
 }
