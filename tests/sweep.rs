@@ -3,8 +3,9 @@
 //! extrapolation, and a CREATE INDEX hold that grows with size; bad lists
 //! exit 2 naming the flag; one size runs and says it cannot fit; with
 //! `--reuse` a second sweep clones the sizes the first seeded; a scenario
-//! with `[migrations]` is set up and seeded per combination. (Versions:
-//! tests/versions.rs.)
+//! with `[migrations]` is set up and seeded per combination; a migration
+//! that fails at every size exits 4 and says so instead of extrapolating.
+//! (Versions: tests/versions.rs.)
 
 mod common;
 
@@ -99,6 +100,7 @@ fn three_sizes_fit_and_extrapolate_and_the_hold_grows() {
         assert_eq!(&r[col("outcome")], "pass");
         // No --rate: the scenario's own, carried as a number.
         assert_eq!(&r[col("rate")], "200");
+        assert_eq!(&r[col("index/create index:outcome")], "ok");
         // No replica ran: its columns are empty, not 0.
         assert_eq!(&r[col("index/create index:replica_lag_peak_ms")], "");
     }
@@ -355,4 +357,43 @@ fn a_rate_the_app_cannot_sustain_is_flagged() {
         cells.iter().all(|c| c["overloaded_baseline"].is_array()),
         "{json:#}"
     );
+}
+
+/// Every rehearsal fails at its second step (a type that does not exist):
+/// exit 4, the answer names the failure instead of a capacity figure, the
+/// failed step is not fitted and nothing is extrapolated.
+#[test]
+fn a_migration_that_fails_at_every_size_is_said_to_fail() {
+    let (code, stdout, stderr, out) = sweep_of(
+        &common::fixture("sweep/bad-sql.toml"),
+        &["--rows", "500,1k", "--extrapolate", "1M", "-q"],
+        &[],
+    );
+    assert_eq!(code, 4, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("sweep-bad-sql: no rehearsal succeeded"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("at 500, 1k rows: exit 4, "), "{stdout}");
+    assert!(stdout.contains("nosuchtype"), "{stdout}");
+    assert!(!stdout.contains("would"), "{stdout}");
+    let dir = sweep_dir_of(out.path(), "sweep-bad-sql");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    let fits = json["fits"].as_array().unwrap();
+    assert!(fits.iter().all(|f| f["step"] != "bad type"), "{json:#}");
+    assert!(fits.iter().any(|f| f["step"] == "index body"), "{json:#}");
+    assert!(fits.iter().all(|f| f["prediction"].is_null()), "{json:#}");
+    let cells = json["cells"].as_array().unwrap();
+    assert!(cells.iter().all(|c| c["exit_code"] == 4), "{json:#}");
+    let mut csv = csv::Reader::from_path(dir.join("sweep.csv")).unwrap();
+    let col = csv
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "migrate/bad type:outcome")
+        .unwrap();
+    for r in csv.records() {
+        assert_eq!(&r.unwrap()[col], "error");
+    }
 }

@@ -1,6 +1,14 @@
 //! The sweep's answer: every figure of every step fitted against size at
 //! each version and rate (`fit.rs`), extrapolated to the target, and said
 //! in words. `render.rs` writes it out (`sweep.json`, `sweep.md`).
+//!
+//! Only what was measured to the end is fitted: a step's figures from a
+//! run where that step did not complete (it failed, timed out, was
+//! cancelled) are left out and named in the fit's caveats, while the steps
+//! that completed before it still count. A version and rate at which no
+//! rehearsal succeeded gets no capacity answer at all — the migration does
+//! not get through there — only which runs failed and why; its fits are
+//! kept (what was measured) but not extrapolated.
 
 use super::collect::{self, Measured, FIGURES};
 use super::fit::{self, Fit, NoFit, Prediction};
@@ -18,11 +26,16 @@ pub struct FigureFit {
     pub rate: Option<f64>,
     /// Index into [`FIGURES`].
     pub figure: usize,
-    /// (rows, value) measured, ascending by rows.
+    /// (rows, value) measured where the step completed, ascending by rows.
     pub points: Vec<(f64, f64)>,
+    /// (rows, the step's outcome) where it ran but did not complete: not
+    /// fitted.
+    pub not_fitted: Vec<(u64, String)>,
     pub fit: std::result::Result<Fit, NoFit>,
     /// At the target, when there is one and a fit.
     pub prediction: Option<Prediction>,
+    /// No rehearsal of its version and rate succeeded: not extrapolated.
+    pub no_success: bool,
     /// The target is more than 100× the largest measured size.
     pub far: bool,
 }
@@ -31,20 +44,29 @@ impl FigureFit {
     /// What a reader must be told about this fit, in words.
     pub fn caveats(&self) -> Vec<String> {
         let mut out = Vec::new();
-        match &self.fit {
-            Err(e) => out.push(e.to_string()),
-            Ok(f) => {
-                if f.is_poor() {
-                    out.push(format!(
-                        "poor fit (R² {:.2} < {}): the figure does not follow size",
-                        f.r2,
-                        fit::POOR_R2
-                    ));
-                }
-                if f.points == 2 {
-                    out.push("no interval with two points".into());
-                }
+        if let Err(e) = &self.fit {
+            out.push(e.to_string());
+        }
+        for (outcome, sizes) in group(self.not_fitted.iter().map(|(n, o)| (o.clone(), *n))) {
+            out.push(format!(
+                "the step did not complete at {} rows ({outcome}): not fitted there",
+                sizes_text(&sizes)
+            ));
+        }
+        if let Ok(f) = &self.fit {
+            if f.is_poor() {
+                out.push(format!(
+                    "poor fit (R² {:.2} < {}): the figure does not follow size",
+                    f.r2,
+                    fit::POOR_R2
+                ));
             }
+            if f.points == 2 {
+                out.push("no interval with two points".into());
+            }
+        }
+        if self.no_success {
+            out.push("no rehearsal at this version and rate succeeded: not extrapolated".into());
         }
         if self.far {
             let largest = self.points.last().map(|p| p.0).unwrap_or(0.0);
@@ -57,6 +79,11 @@ impl FigureFit {
             ));
         }
         out
+    }
+
+    /// The extrapolated value, when there is one.
+    pub fn value(&self) -> Option<f64> {
+        self.prediction.as_ref().map(|p| p.value)
     }
 }
 
@@ -81,46 +108,14 @@ impl Answer {
         sizes.dedup();
         let versions = distinct(measured.iter().map(|m| m.cell.version.clone()));
         let rates = distinct(measured.iter().map(|m| m.rate));
-        let series: Vec<(Option<String>, Option<f64>)> = versions
-            .iter()
-            .flat_map(|v| rates.iter().map(move |r| (v.clone(), *r)))
-            .collect();
         let mut fits = Vec::new();
         for (phase, step) in collect::step_keys(measured) {
-            for (version, rate) in &series {
-                for figure in 0..FIGURES.len() {
-                    let points: Vec<(f64, f64)> = measured
-                        .iter()
-                        .filter(|m| &m.cell.version == version && m.rate == *rate)
-                        .filter_map(|m| {
-                            let s = m
-                                .steps
-                                .iter()
-                                .find(|s| s.phase == phase && s.step == step)?;
-                            Some((m.cell.rows as f64, s.values[figure]?))
-                        })
-                        .collect();
-                    if points.is_empty() {
-                        continue;
+            for version in &versions {
+                for &rate in &rates {
+                    let series = series_of(measured, version, rate);
+                    for figure in 0..FIGURES.len() {
+                        fits.extend(fit_figure(&series, &phase, &step, figure, target));
                     }
-                    let fitted = fit::best_fit(&points);
-                    let largest = points.last().map(|p| p.0).unwrap_or(0.0);
-                    let prediction = match (&fitted, target) {
-                        (Ok(f), Some(n)) => Some(f.predict(n as f64)),
-                        _ => None,
-                    };
-                    fits.push(FigureFit {
-                        phase: phase.clone(),
-                        step: step.clone(),
-                        version: version.clone(),
-                        rate: *rate,
-                        figure,
-                        far: prediction.is_some()
-                            && target.is_some_and(|n| fit::is_far(n as f64, largest)),
-                        points,
-                        fit: fitted,
-                        prediction,
-                    });
                 }
             }
         }
@@ -154,40 +149,75 @@ impl Answer {
         })
     }
 
-    /// One sentence per version and rate: the step that blocks the app
-    /// longest (else the longest step), at the target when there is one.
+    /// Per version and rate: the step that blocks the app longest (else
+    /// the longest step), at the target when there is one; then the runs
+    /// that did not succeed, and an overloaded baseline. When no run there
+    /// succeeded, only that.
     pub fn sentences(&self, measured: &[Measured]) -> Vec<String> {
         let mut out = Vec::new();
         for version in &self.versions {
             for &rate in &self.rates {
-                let on = match version {
-                    Some(v) => format!("on PostgreSQL {v}, "),
-                    None => String::new(),
-                };
-                let at_rate = match self.rates.len() {
-                    1 => String::new(),
-                    _ => format!(" and {} queries/s", rate_label(rate)),
-                };
-                let worst = self.worst(version, rate, "blocking_hold_ms");
-                let Some((lead, blocks)) = worst
-                    .map(|f| (f, true))
-                    .or(self.worst(version, rate, "duration_ms").map(|f| (f, false)))
-                else {
-                    let at_version = match version {
-                        Some(v) => format!(" on PostgreSQL {v}"),
-                        None => String::new(),
-                    };
-                    out.push(format!(
-                        "{}{at_version}{at_rate}: no step measured (see the runs' outcomes)",
-                        self.scenario
-                    ));
-                    continue;
-                };
-                out.push(on.clone() + &self.sentence(lead, blocks, &at_rate, measured));
-                if let Some(w) = overload_warning(version, rate, measured) {
-                    out.push(on + &w);
-                }
+                out.extend(self.series_sentences(version, rate, measured));
             }
+        }
+        out
+    }
+
+    fn series_sentences(
+        &self,
+        version: &Option<String>,
+        rate: Option<f64>,
+        measured: &[Measured],
+    ) -> Vec<String> {
+        let on = match version {
+            Some(v) => format!("on PostgreSQL {v}, "),
+            None => String::new(),
+        };
+        let at_rate = match self.rates.len() {
+            1 => String::new(),
+            _ => format!(" and {} queries/s", rate_label(rate)),
+        };
+        // "sweep-x on PostgreSQL 17 at 200 queries/s": whom a sentence
+        // without a step is about.
+        let whom = format!(
+            "{}{}{}",
+            self.scenario,
+            version
+                .as_ref()
+                .map(|v| format!(" on PostgreSQL {v}"))
+                .unwrap_or_default(),
+            match self.rates.len() {
+                1 => String::new(),
+                _ => format!(" at {} queries/s", rate_label(rate)),
+            }
+        );
+        let series = series_of(measured, version, rate);
+        let failed: Vec<&Measured> = series.iter().copied().filter(|m| !m.succeeded()).collect();
+        if !series.is_empty() && failed.len() == series.len() {
+            return vec![format!(
+                "{whom}: no rehearsal succeeded, so there is no capacity answer and nothing is extrapolated — {}",
+                failures(&failed)
+            )];
+        }
+        let mut out = Vec::new();
+        let worst = self.worst(version, rate, "blocking_hold_ms");
+        match worst
+            .map(|f| (f, true))
+            .or(self.worst(version, rate, "duration_ms").map(|f| (f, false)))
+        {
+            Some((lead, blocks)) => {
+                out.push(on.clone() + &self.sentence(lead, blocks, &at_rate, measured))
+            }
+            None => out.push(format!("{whom}: no step measured (see the runs' outcomes)")),
+        }
+        if !failed.is_empty() {
+            out.push(format!(
+                "{on}not every rehearsal succeeded; a step that did not complete is not fitted at that size — {}",
+                failures(&failed)
+            ));
+        }
+        if let Some(w) = overload_warning(version, rate, measured) {
+            out.push(on + &w);
         }
         out
     }
@@ -196,10 +226,7 @@ impl Answer {
     /// largest measured size), at a version and rate.
     fn worst(&self, version: &Option<String>, rate: Option<f64>, key: &str) -> Option<&FigureFit> {
         let i = collect::figure(key);
-        let value = |f: &FigureFit| match &f.prediction {
-            Some(p) => p.value,
-            None => f.points.last().map(|p| p.1).unwrap_or(0.0),
-        };
+        let value = |f: &FigureFit| f.value().or(f.points.last().map(|p| p.1)).unwrap_or(0.0);
         self.fits
             .iter()
             .filter(|f| &f.version == version && f.rate == rate && f.figure == i)
@@ -218,7 +245,7 @@ impl Answer {
             .rev()
             .filter(|m| m.cell.version == f.version && m.rate == f.rate)
             .flat_map(|m| m.steps.iter())
-            .find(|s| s.phase == f.phase && s.step == f.step);
+            .find(|s| s.phase == f.phase && s.step == f.step && s.completed());
         let what = row
             .and_then(|r| r.sql.clone())
             .map(|sql| format!("`{}`", shorten(&sql)))
@@ -279,6 +306,113 @@ impl Answer {
     }
 }
 
+/// The cells of one version and rate, in the sweep's order (sizes
+/// ascending).
+fn series_of<'a>(
+    measured: &'a [Measured],
+    version: &Option<String>,
+    rate: Option<f64>,
+) -> Vec<&'a Measured> {
+    measured
+        .iter()
+        .filter(|m| &m.cell.version == version && m.rate == rate)
+        .collect()
+}
+
+/// One figure of one step fitted over a series: the sizes where the step
+/// completed, extrapolated to `target` unless no rehearsal of the series
+/// succeeded. None when no completed run has the figure.
+fn fit_figure(
+    series: &[&Measured],
+    phase: &str,
+    step: &str,
+    figure: usize,
+    target: Option<u64>,
+) -> Option<FigureFit> {
+    let mut points = Vec::new();
+    let mut not_fitted = Vec::new();
+    for m in series {
+        let Some(s) = m.steps.iter().find(|s| s.phase == phase && s.step == step) else {
+            continue;
+        };
+        if !s.completed() {
+            not_fitted.push((m.cell.rows, s.outcome.clone()));
+        } else if let Some(v) = s.values[figure] {
+            points.push((m.cell.rows as f64, v));
+        }
+    }
+    let first = series.first()?;
+    if points.is_empty() {
+        return None;
+    }
+    let no_success = !series.iter().any(|m| m.succeeded());
+    let fitted = fit::best_fit(&points);
+    let largest = points.last().map(|p| p.0).unwrap_or(0.0);
+    let prediction = match (&fitted, target) {
+        (Ok(f), Some(n)) if !no_success => Some(f.predict(n as f64)),
+        _ => None,
+    };
+    let far = prediction.is_some() && target.is_some_and(|n| fit::is_far(n as f64, largest));
+    Some(FigureFit {
+        phase: phase.to_string(),
+        step: step.to_string(),
+        version: first.cell.version.clone(),
+        rate: first.rate,
+        figure,
+        points,
+        not_fitted,
+        fit: fitted,
+        prediction,
+        no_success,
+        far,
+    })
+}
+
+/// The runs that did not succeed, grouped by how they ended: "at 500, 1k
+/// rows: exit 4, <outcome>; at 2k rows: not run (SIGINT)".
+fn failures(failed: &[&Measured]) -> String {
+    let how = |m: &Measured| match m.cell.exit_code {
+        Some(code) => format!("exit {code}, {}", one_line(&m.cell.outcome)),
+        None => one_line(&m.cell.outcome),
+    };
+    group(failed.iter().map(|m| (how(m), m.cell.rows)))
+        .into_iter()
+        .map(|(how, sizes)| format!("at {} rows: {how}", sizes_text(&sizes)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An outcome on one line, at most 200 characters: an error's text can
+/// carry a hint and a statement over several lines.
+fn one_line(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &one[..i]),
+        None => one,
+    }
+}
+
+/// (key, size) pairs grouped by key, keys in the order first seen.
+fn group(items: impl Iterator<Item = (String, u64)>) -> Vec<(String, Vec<u64>)> {
+    let mut out: Vec<(String, Vec<u64>)> = Vec::new();
+    for (key, n) in items {
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, sizes)) => sizes.push(n),
+            None => out.push((key, vec![n])),
+        }
+    }
+    out
+}
+
+/// "500, 1k".
+fn sizes_text(sizes: &[u64]) -> String {
+    sizes
+        .iter()
+        .map(|&n| count(n as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// At one version and rate, the sizes at which an app could not keep up
 /// before the migration, said as a warning: the latency figures there
 /// (p99, recovery) are queueing, not the migration's; the lock figures
@@ -288,13 +422,9 @@ fn overload_warning(
     rate: Option<f64>,
     measured: &[Measured],
 ) -> Option<String> {
-    let cells: Vec<&Measured> = measured
-        .iter()
-        .filter(|m| {
-            &m.cell.version == version
-                && m.rate == rate
-                && m.overloaded.as_ref().is_some_and(|o| !o.is_empty())
-        })
+    let cells: Vec<&Measured> = series_of(measured, version, rate)
+        .into_iter()
+        .filter(|m| m.overloaded.as_ref().is_some_and(|o| !o.is_empty()))
         .collect();
     let first = cells.first()?;
     let sizes = cells

@@ -1,15 +1,18 @@
 //! The sweep's figures, read back from its run directories (summary.json
-//! per step, server.csv for table sizes), and `sweep.csv`: one row per
-//! combination, per step a column per figure. A figure a run does not have
-//! (no blocking lock, no replica, a step that did not run, a run that
-//! failed before it) is empty, never 0.
+//! per step, run.json for each step's outcome and the server's version,
+//! server.csv for table sizes), and `sweep.csv`: one row per combination,
+//! per step its outcome and a column per figure. A figure a run does not
+//! have (no blocking lock, no replica, a step that did not run, a run that
+//! failed before it) is empty, never 0. A step that ran but did not
+//! complete keeps its figures here (they are what was measured); the fits
+//! leave them out ([`StepRow::completed`]).
 
 use std::path::Path;
 
 use serde_json::Value;
 
 use super::Cell;
-use crate::error::Result;
+use crate::error::{exit, Result};
 
 /// What a figure counts, for formatting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,12 +106,26 @@ pub struct StepRow {
     pub blocking: Option<(String, String)>,
     /// The step's first statement.
     pub sql: Option<String>,
+    /// How it ended: run.json's `outcome` (`ok`, `error`, `lock_timeout`,
+    /// `statement_timeout`, `cancelled`, `expected_error`), else
+    /// summary.json's.
+    pub outcome: String,
 }
 
 impl StepRow {
     /// "phase / step", as budgets and findings name it.
     pub fn label(&self) -> String {
         format!("{} / {}", self.phase, self.step)
+    }
+
+    /// Whether the step ran to its end, so that its figures are the
+    /// migration's at this size: `ok`, or `expected_error` (it failed as
+    /// the scenario says it should and the migration went on — that
+    /// failure is what is rehearsed). A step that failed, timed out or was
+    /// cancelled stopped part way: its duration and holds are of a
+    /// migration that did not happen, and are not fitted.
+    pub fn completed(&self) -> bool {
+        matches!(self.outcome.as_str(), "ok" | "expected_error")
     }
 }
 
@@ -133,19 +150,34 @@ pub struct Measured {
     pub overloaded: Option<Vec<String>>,
 }
 
+impl Measured {
+    /// Whether its rehearsal reached a verdict (pass or budget breached).
+    /// A failed one (exit 2–4, a signal) or one not run did not: the
+    /// answer names it and its unfinished steps are not fitted.
+    pub fn succeeded(&self) -> bool {
+        matches!(self.cell.exit_code, Some(exit::OK | exit::BUDGET_BREACHED))
+    }
+}
+
 /// Read every cell's run directory (none: no steps). `own_rate`: the
 /// scenario's rate, which a cell without `--rate` ran at.
 pub fn read_all(sweep_dir: &Path, cells: &[Cell], own_rate: Option<f64>) -> Vec<Measured> {
     cells
         .iter()
         .map(|c| {
-            let summary = c.run_dir.as_deref().and_then(summary_json);
+            let summary = c
+                .run_dir
+                .as_deref()
+                .and_then(|d| json_file(&d.join("summary.json")));
+            let run = c
+                .run_dir
+                .as_deref()
+                .and_then(|d| json_file(&d.join(crate::record::RUN_JSON)));
             Measured {
                 cell: c.clone(),
                 rate: c.rate.or(own_rate),
-                pg_version: c
-                    .run_dir
-                    .as_deref()
+                pg_version: run
+                    .as_ref()
                     .and_then(server_major)
                     .or_else(|| c.version.clone()),
                 run_dir: c
@@ -156,7 +188,7 @@ pub fn read_all(sweep_dir: &Path, cells: &[Cell], own_rate: Option<f64>) -> Vec<
                     .run_dir
                     .as_deref()
                     .zip(summary.as_ref())
-                    .map(|(d, s)| read_steps(d, s))
+                    .map(|(d, s)| read_steps(d, s, run.as_ref()))
                     .unwrap_or_default(),
                 overloaded: summary.as_ref().map(overloaded_apps),
             }
@@ -165,17 +197,16 @@ pub fn read_all(sweep_dir: &Path, cells: &[Cell], own_rate: Option<f64>) -> Vec<
 }
 
 /// The major version run.json's `server_version_num` names ("17").
-fn server_major(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(crate::record::RUN_JSON)).ok()?;
-    let json: Value = serde_json::from_str(&text).ok()?;
-    let num = json["server_version_num"].as_u64().filter(|n| *n > 0)?;
+fn server_major(run: &Value) -> Option<String> {
+    let num = run["server_version_num"].as_u64().filter(|n| *n > 0)?;
     Some((num / 10_000).to_string())
 }
 
-/// A run directory's summary.json; None when it is missing or unreadable
-/// (the run stopped before it was written): no steps, no findings.
-fn summary_json(dir: &Path) -> Option<Value> {
-    std::fs::read_to_string(dir.join("summary.json"))
+/// A run directory's summary.json or run.json; None when it is missing or
+/// unreadable (the run stopped before it was written): for summary.json,
+/// no steps, no findings.
+fn json_file(path: &Path) -> Option<Value> {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
 }
@@ -191,12 +222,33 @@ fn overloaded_apps(summary: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The steps of one run directory, from its summary.json.
-fn read_steps(dir: &Path, summary: &Value) -> Vec<StepRow> {
+/// The steps of one run directory, from its summary.json; each step's
+/// outcome from run.json, which tells `expected_error` from `error`
+/// (summary.json's is the statements' and says `error` for both).
+fn read_steps(dir: &Path, summary: &Value, run: Option<&Value>) -> Vec<StepRow> {
     let table_bytes = server_samples(&dir.join("server.csv"));
+    let outcome = |row: &StepRow| {
+        run.and_then(|r| r["steps"].as_array())
+            .into_iter()
+            .flatten()
+            .find(|s| s["phase"] == row.phase.as_str() && s["step"] == row.step.as_str())
+            .and_then(|s| s["outcome"].as_str())
+            .map(str::to_string)
+    };
     summary["steps"]
         .as_array()
-        .map(|steps| steps.iter().map(|s| step_row(s, &table_bytes)).collect())
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|s| {
+                    let mut row = step_row(s, &table_bytes);
+                    if let Some(o) = outcome(&row) {
+                        row.outcome = o;
+                    }
+                    row
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -235,6 +287,7 @@ fn step_row(s: &Value, table_bytes: &[(f64, f64)]) -> StepRow {
             )
         }),
         sql: s["sql"][0].as_str().map(str::to_string),
+        outcome: s["outcome"].as_str().unwrap_or_default().to_string(),
     }
 }
 
@@ -283,7 +336,8 @@ pub fn step_keys(measured: &[Measured]) -> Vec<(String, String)> {
 /// sweep.csv: `pg_version, rows, rate` (the rate it ran at, the
 /// scenario's own included), `exit_code, outcome, run_dir,
 /// overloaded_baseline` (the apps that could not keep up before the
-/// migration, `;`-separated; empty when all did), then per step `<phase>/<step>:<figure>` for every figure.
+/// migration, `;`-separated; empty when all did), then per step
+/// `<phase>/<step>:outcome` and `<phase>/<step>:<figure>` for every figure.
 pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
     let keys = step_keys(measured);
     let mut w = csv::Writer::from_path(path).map_err(anyhow::Error::new)?;
@@ -300,6 +354,7 @@ pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
     .map(|s| s.to_string())
     .collect();
     for (phase, step) in &keys {
+        header.push(format!("{phase}/{step}:outcome"));
         header.extend(FIGURES.iter().map(|f| format!("{phase}/{step}:{}", f.key)));
     }
     w.write_record(&header).map_err(anyhow::Error::new)?;
@@ -318,6 +373,7 @@ pub fn write_csv(path: &Path, measured: &[Measured]) -> Result<()> {
                 .steps
                 .iter()
                 .find(|s| &s.phase == phase && &s.step == step);
+            row.push(s.map(|s| s.outcome.clone()).unwrap_or_default());
             row.extend((0..FIGURES.len()).map(|i| {
                 s.and_then(|s| s.values[i])
                     .map(|v| crate::pg::round3(v).to_string())

@@ -83,7 +83,8 @@ pub fn rate_label(rate: Option<f64>) -> String {
 /// each size of `opts.sizes`, in the same order. With `--pg-version`, every
 /// version is checked against the machine before anything runs (exit 3
 /// naming what is missing). Returns the worst exit code of the rehearsals
-/// (or of writing the sweep's files).
+/// (or of writing the sweep's files): a combination whose rehearsal failed
+/// makes it 4 (or its own code) even though the others' fits are written.
 pub async fn sweep(scenarios: &[Scenario], opts: &SweepOptions) -> u8 {
     let signals = Signals::install();
     if scenarios[0].nothing_to_rehearse() {

@@ -47,6 +47,14 @@ impl Answer {
                     rate: f.rate,
                     figure: FIGURES[f.figure].key,
                     points: &f.points,
+                    not_fitted: f
+                        .not_fitted
+                        .iter()
+                        .map(|(rows, outcome)| NotFittedJson {
+                            rows: *rows,
+                            outcome,
+                        })
+                        .collect(),
                     fit: f.fit.as_ref().ok(),
                     prediction: f.prediction.as_ref(),
                     caveats: f.caveats(),
@@ -84,7 +92,7 @@ impl Answer {
                 .map(|n| count(n as f64))
                 .unwrap_or_else(|| "none".into())
         ));
-        md.push_str("## Fits\n\nEach figure against size at each version and rate: the better of a + b·n and a + b·n·ln n (least squares); the interval is a 95% prediction interval from the residuals.\n\n");
+        md.push_str("## Fits\n\nEach figure against size at each version and rate: the better of a + b·n and a + b·n·ln n (least squares) over the sizes where the step completed; the interval is a 95% prediction interval from the residuals.\n\n");
         md.push_str("| step | figure | version | rate | measured | model | R² | at target | notes |\n|---|---|---|---|---|---|---|---|---|\n");
         for f in &self.fits {
             let unit = FIGURES[f.figure].unit;
@@ -99,15 +107,7 @@ impl Answer {
                 Err(_) => ("—".into(), "—".into()),
             };
             let at = match &f.prediction {
-                Some(p) => match (p.low, p.high) {
-                    (Some(lo), Some(hi)) => format!(
-                        "{} ({}–{})",
-                        human(p.value.max(0.0), unit),
-                        human(lo.max(0.0), unit),
-                        human(hi, unit)
-                    ),
-                    _ => human(p.value.max(0.0), unit),
-                },
+                Some(p) => at_target(p, unit),
                 None => "—".into(),
             };
             md.push_str(&format!(
@@ -120,28 +120,47 @@ impl Answer {
                 f.caveats().join("; ")
             ));
         }
-        md.push_str("\n## Runs\n\n| PostgreSQL | rows | rate | exit | outcome | baseline | run directory |\n|---|---|---|---|---|---|---|\n");
-        for m in measured {
-            let baseline = match m.overloaded.as_deref() {
-                None => "—".to_string(),
-                Some([]) => "kept up".to_string(),
-                Some(titles) => format!("**overloaded**: {}", titles.join("; ")),
-            };
-            md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {baseline} | {} |\n",
-                m.pg_version.as_deref().unwrap_or("—"),
-                m.cell.rows,
-                rate_label(m.rate),
-                m.cell
-                    .exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or("—".into()),
-                m.cell.outcome,
-                m.run_dir.as_deref().unwrap_or("—")
-            ));
-        }
+        md.push_str(&runs_table(measured));
         md
     }
+}
+
+/// The fits table's "at target" cell: the value with its interval.
+fn at_target(p: &Prediction, unit: Unit) -> String {
+    match (p.low, p.high) {
+        (Some(lo), Some(hi)) => format!(
+            "{} ({}–{})",
+            human(p.value.max(0.0), unit),
+            human(lo.max(0.0), unit),
+            human(hi, unit)
+        ),
+        _ => human(p.value.max(0.0), unit),
+    }
+}
+
+/// sweep.md's runs table: every combination, how it ended.
+fn runs_table(measured: &[Measured]) -> String {
+    let mut md = String::from("\n## Runs\n\n| PostgreSQL | rows | rate | exit | outcome | baseline | run directory |\n|---|---|---|---|---|---|---|\n");
+    for m in measured {
+        let baseline = match m.overloaded.as_deref() {
+            None => "—".to_string(),
+            Some([]) => "kept up".to_string(),
+            Some(titles) => format!("**overloaded**: {}", titles.join("; ")),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {baseline} | {} |\n",
+            m.pg_version.as_deref().unwrap_or("—"),
+            m.cell.rows,
+            rate_label(m.rate),
+            m.cell
+                .exit_code
+                .map(|c| c.to_string())
+                .unwrap_or("—".into()),
+            m.cell.outcome,
+            m.run_dir.as_deref().unwrap_or("—")
+        ));
+    }
+    md
 }
 
 #[derive(Serialize)]
@@ -182,9 +201,17 @@ struct FitJson<'a> {
     rate: Option<f64>,
     figure: &'static str,
     points: &'a [(f64, f64)],
+    not_fitted: Vec<NotFittedJson<'a>>,
     fit: Option<&'a Fit>,
     prediction: Option<&'a Prediction>,
     caveats: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct NotFittedJson<'a> {
+    rows: u64,
+    /// The step's outcome there (`error`, `lock_timeout`, ...).
+    outcome: &'a str,
 }
 
 /// A statement on one line, at most 60 characters.

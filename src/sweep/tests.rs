@@ -8,8 +8,24 @@ use super::collect::{self, Measured, StepRow, Unit, FIGURES};
 use super::render::{count, human, shorten};
 use super::Cell;
 
+/// A step with `outcome` and the figures given (the others absent).
+fn step(name: &str, outcome: &str, figures: &[(&str, f64)]) -> StepRow {
+    let mut values = vec![None; FIGURES.len()];
+    for (key, v) in figures {
+        values[collect::figure(key)] = Some(*v);
+    }
+    StepRow {
+        phase: "migrate".into(),
+        step: name.into(),
+        values,
+        blocking: Some(("docs".into(), "reads+writes".into())),
+        sql: Some(format!("ALTER TABLE docs -- {name}")),
+        outcome: outcome.into(),
+    }
+}
+
 /// A combination at `rows` and `rate` that ended with `exit` / `outcome`.
-fn cell(rows: u64, rate: Option<f64>, exit: u8, outcome: &str) -> Measured {
+fn cell(rows: u64, rate: Option<f64>, exit: u8, outcome: &str, steps: Vec<StepRow>) -> Measured {
     Measured {
         cell: Cell {
             version: None,
@@ -22,24 +38,13 @@ fn cell(rows: u64, rate: Option<f64>, exit: u8, outcome: &str) -> Measured {
         rate,
         pg_version: None,
         run_dir: None,
-        steps: Vec::new(),
+        steps,
         overloaded: Some(Vec::new()),
     }
 }
 
-/// A step with the figures given (the others absent).
-fn step(name: &str, figures: &[(&str, f64)]) -> StepRow {
-    let mut values = vec![None; FIGURES.len()];
-    for (key, v) in figures {
-        values[collect::figure(key)] = Some(*v);
-    }
-    StepRow {
-        phase: "migrate".into(),
-        step: name.into(),
-        values,
-        blocking: Some(("docs".into(), "reads+writes".into())),
-        sql: Some(format!("ALTER TABLE docs -- {name}")),
-    }
+fn hold(ms: f64) -> Vec<(&'static str, f64)> {
+    vec![("blocking_hold_ms", ms), ("duration_ms", ms + 10.0)]
 }
 
 /// sweep.json of `answer`, read back.
@@ -48,6 +53,147 @@ fn json_of(answer: &Answer, measured: &[Measured]) -> Value {
     let path = dir.path().join("sweep.json");
     answer.write_json(&path, measured).unwrap();
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// QA's `bad_sql.toml --rows 500,1000`: every rehearsal exits 4 at its
+/// second step. The failed step is not fitted; the step before it is, but
+/// nothing is extrapolated and the answer says why instead.
+#[test]
+fn when_no_rehearsal_succeeded_the_answer_says_so_and_extrapolates_nothing() {
+    let why = "migrate / bad failed: ERROR:  type \"nosuchtype\" does not exist (42704)";
+    let measured: Vec<Measured> = [500, 1_000]
+        .into_iter()
+        .map(|n| {
+            let steps = vec![
+                step("good", "ok", &hold(n as f64 / 10.0)),
+                step("bad", "error", &hold(2.0)),
+            ];
+            cell(n, Some(100.0), 4, why, steps)
+        })
+        .collect();
+    let answer = Answer::new("bad-sql", &measured, Some(1_000_000));
+    let sentences = answer.sentences(&measured);
+    assert_eq!(sentences.len(), 1, "{sentences:?}");
+    let s = &sentences[0];
+    assert!(s.starts_with("bad-sql: no rehearsal succeeded"), "{s}");
+    assert!(s.contains("nothing is extrapolated"), "{s}");
+    // On one line: the error's double space and line breaks collapse.
+    assert!(
+        s.contains("at 500, 1k rows: exit 4, migrate / bad failed: ERROR: type \"nosuchtype\" does not exist (42704)"),
+        "{s}"
+    );
+    assert!(!s.contains("would"), "{s}");
+    // The failed step: no fit at all. The completed one: fitted, not
+    // extrapolated.
+    assert!(answer.fits.iter().all(|f| f.step != "bad"));
+    let good = answer
+        .find("migrate", "good", None, Some(100.0), "blocking_hold_ms")
+        .unwrap();
+    assert!(good.fit.is_ok() && good.prediction.is_none(), "{good:?}");
+    assert!(good
+        .caveats()
+        .contains(&"no rehearsal at this version and rate succeeded: not extrapolated".into()));
+    let json = json_of(&answer, &measured);
+    assert!(json["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["prediction"].is_null()));
+    assert!(answer
+        .markdown(&measured)
+        .contains("| 4 | migrate / bad failed"));
+}
+
+/// One size of three failed at its second step (a lock timeout): that
+/// step is fitted over the other two and says where it did not complete;
+/// the first step keeps all three sizes; the answer names the failed run.
+#[test]
+fn a_step_that_did_not_complete_is_left_out_of_its_fit_and_named() {
+    let measured = vec![
+        cell(
+            1_000,
+            None,
+            0,
+            "pass",
+            vec![step("a", "ok", &hold(10.0)), step("b", "ok", &hold(20.0))],
+        ),
+        cell(
+            2_000,
+            None,
+            0,
+            "pass",
+            vec![step("a", "ok", &hold(20.0)), step("b", "ok", &hold(40.0))],
+        ),
+        cell(
+            4_000,
+            None,
+            4,
+            "migrate / b: lock timeout",
+            vec![
+                step("a", "ok", &hold(40.0)),
+                step("b", "lock_timeout", &hold(5.0)),
+            ],
+        ),
+    ];
+    let answer = Answer::new("x", &measured, Some(100_000));
+    let b = answer
+        .find("migrate", "b", None, None, "blocking_hold_ms")
+        .unwrap();
+    assert_eq!(b.points, [(1e3, 20.0), (2e3, 40.0)]);
+    assert_eq!(b.not_fitted, [(4_000, "lock_timeout".to_string())]);
+    assert!(b.caveats()[0]
+        .contains("the step did not complete at 4k rows (lock_timeout): not fitted there"));
+    let a = answer
+        .find("migrate", "a", None, None, "blocking_hold_ms")
+        .unwrap();
+    assert_eq!(a.points.len(), 3);
+    let sentences = answer.sentences(&measured);
+    assert!(sentences[0].contains("would block"), "{sentences:?}");
+    assert!(
+        sentences[0].contains("lock_timeout"),
+        "the lead's caveat: {sentences:?}"
+    );
+    assert!(
+        sentences[1].contains("not every rehearsal succeeded")
+            && sentences[1].contains("at 4k rows: exit 4, migrate / b: lock timeout"),
+        "{sentences:?}"
+    );
+    let json = json_of(&answer, &measured);
+    let b = json["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["step"] == "b" && f["figure"] == "blocking_hold_ms")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        b["not_fitted"],
+        serde_json::json!([{"rows": 4000, "outcome": "lock_timeout"}])
+    );
+}
+
+/// A step that failed as the scenario expects (`expected_error`) is what
+/// it rehearses: fitted.
+#[test]
+fn an_expected_error_step_is_fitted() {
+    let measured: Vec<Measured> = [1_000, 2_000]
+        .into_iter()
+        .map(|n| {
+            cell(
+                n,
+                None,
+                0,
+                "pass",
+                vec![step("e", "expected_error", &hold(n as f64))],
+            )
+        })
+        .collect();
+    let answer = Answer::new("x", &measured, None);
+    let f = answer
+        .find("migrate", "e", None, None, "blocking_hold_ms")
+        .unwrap();
+    assert_eq!(f.points.len(), 2);
+    assert!(f.not_fitted.is_empty());
 }
 
 /// Without `--rate` the cells ran at the scenario's own rate: sweep.csv
@@ -90,8 +236,8 @@ fn the_scenarios_own_rate_is_carried_and_rates_are_numbers() {
 
     // --rate 50,100: numbers, not ["50","100"].
     let measured = vec![
-        cell(1_000, Some(50.0), 0, "pass"),
-        cell(1_000, Some(100.0), 0, "pass"),
+        cell(1_000, Some(50.0), 0, "pass", vec![]),
+        cell(1_000, Some(100.0), 0, "pass", vec![]),
     ];
     let json = json_of(&Answer::new("x", &measured, None), &measured);
     assert_eq!(json["rates"], serde_json::json!([50.0, 100.0]));
@@ -101,6 +247,30 @@ fn the_scenarios_own_rate_is_carried_and_rates_are_numbers() {
         json_of(&Answer::new("x", &closed, None), &closed)["rates"],
         serde_json::json!([null])
     );
+}
+
+/// sweep.csv: each step's outcome beside its figures.
+#[test]
+fn sweep_csv_has_each_steps_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let measured = vec![
+        cell(1_000, None, 0, "pass", vec![step("a", "ok", &hold(1.0))]),
+        cell(2_000, None, 4, "boom", vec![step("a", "error", &hold(1.0))]),
+    ];
+    let path = dir.path().join("sweep.csv");
+    collect::write_csv(&path, &measured).unwrap();
+    let mut r = csv::Reader::from_path(&path).unwrap();
+    let col = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "migrate/a:outcome")
+        .unwrap();
+    let got: Vec<String> = r
+        .records()
+        .map(|rec| rec.unwrap()[col].to_string())
+        .collect();
+    assert_eq!(got, ["ok", "error"]);
 }
 
 /// Sizes in binary units, as the run summaries print them.
@@ -125,9 +295,13 @@ fn people_units() {
     let measured: Vec<Measured> = [1_000, 2_000]
         .into_iter()
         .map(|n| {
-            let mut m = cell(n, None, 0, "pass");
-            m.steps = vec![step("w", &[("wal_bytes", n as f64 * 16_384.0)])];
-            m
+            cell(
+                n,
+                None,
+                0,
+                "pass",
+                vec![step("w", "ok", &[("wal_bytes", n as f64 * 16_384.0)])],
+            )
         })
         .collect();
     let md = Answer::new("x", &measured, None).markdown(&measured);
