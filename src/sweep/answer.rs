@@ -32,7 +32,8 @@ pub struct FigureFit {
     /// fitted.
     pub not_fitted: Vec<(u64, String)>,
     pub fit: std::result::Result<Fit, NoFit>,
-    /// At the target, when there is one and a fit.
+    /// At the target, when there is one and a fit (its `value` None when
+    /// the fit cannot give one: `not_extrapolated`).
     pub prediction: Option<Prediction>,
     /// No rehearsal of its version and rate succeeded: not extrapolated.
     pub no_success: bool,
@@ -68,6 +69,14 @@ impl FigureFit {
         if self.no_success {
             out.push("no rehearsal at this version and rate succeeded: not extrapolated".into());
         }
+        if let Some(p) = &self.prediction {
+            if let Some(why) = p.not_extrapolated {
+                out.push(why.to_string());
+            }
+            if p.low_clamped {
+                out.push("the 95% interval reaches below 0: its low end is clamped at 0 (the scatter is large against the value)".into());
+            }
+        }
         if self.far {
             let largest = self.points.last().map(|p| p.0).unwrap_or(0.0);
             let target = self.prediction.as_ref().map(|p| p.n).unwrap_or(0.0);
@@ -83,7 +92,7 @@ impl FigureFit {
 
     /// The extrapolated value, when there is one.
     pub fn value(&self) -> Option<f64> {
-        self.prediction.as_ref().map(|p| p.value)
+        self.prediction.as_ref().and_then(|p| p.value)
     }
 }
 
@@ -222,8 +231,8 @@ impl Answer {
         out
     }
 
-    /// The step whose `key` figure is largest at the target (or at the
-    /// largest measured size), at a version and rate.
+    /// The step whose `key` figure is largest at the target (or, without
+    /// a value there, at the largest measured size), at a version and rate.
     fn worst(&self, version: &Option<String>, rate: Option<f64>, key: &str) -> Option<&FigureFit> {
         let i = collect::figure(key);
         let value = |f: &FigureFit| f.value().or(f.points.last().map(|p| p.1)).unwrap_or(0.0);
@@ -255,26 +264,29 @@ impl Answer {
             _ => "run for".to_string(),
         };
         let unit = FIGURES[f.figure].unit;
-        let mut s = match (&f.fit, &f.prediction, self.target) {
-            (Ok(fit), Some(p), Some(n)) => {
+        let mut s = match (&f.fit, f.prediction.as_ref(), f.value(), self.target) {
+            (Ok(fit), Some(p), Some(value), Some(n)) => {
                 let interval = match (p.low, p.high) {
-                    (Some(lo), Some(hi)) => format!(
-                        "95% interval {}–{}; ",
-                        human(lo.max(0.0), unit),
-                        human(hi, unit)
-                    ),
+                    (Some(_), Some(hi)) if p.low_clamped => {
+                        format!("95% interval up to {}; ", human(hi, unit))
+                    }
+                    (Some(lo), Some(hi)) => {
+                        format!("95% interval {}–{}; ", human(lo, unit), human(hi, unit))
+                    }
                     _ => String::new(),
                 };
                 format!(
                     "at {} rows{at_rate} {what} would {verb} about {} ({interval}R² {:.2}, {} sizes, {})",
                     count(n as f64),
-                    human(p.value.max(0.0), unit),
+                    human(value, unit),
                     fit.r2,
                     fit.points,
                     fit.model.formula()
                 )
             }
             _ => {
+                // No value at the target: what was measured at the
+                // largest size, in the past tense.
                 let (n, v) = f.points.last().copied().unwrap_or_default();
                 let past = verb
                     .replacen("block", "blocked", 1)
@@ -349,10 +361,11 @@ fn fit_figure(
     let fitted = fit::best_fit(&points);
     let largest = points.last().map(|p| p.0).unwrap_or(0.0);
     let prediction = match (&fitted, target) {
-        (Ok(f), Some(n)) if !no_success => Some(f.predict(n as f64)),
+        (Ok(f), Some(n)) if !no_success => Some(f.predict_non_negative(n as f64)),
         _ => None,
     };
-    let far = prediction.is_some() && target.is_some_and(|n| fit::is_far(n as f64, largest));
+    let far = prediction.as_ref().is_some_and(|p| p.value.is_some())
+        && target.is_some_and(|n| fit::is_far(n as f64, largest));
     Some(FigureFit {
         phase: phase.to_string(),
         step: step.to_string(),

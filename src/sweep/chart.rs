@@ -78,7 +78,7 @@ fn ranges(fits: &[&FigureFit], target: Option<u64>) -> ((f64, f64), (f64, f64)) 
         .collect();
     for f in fits {
         if let Some(p) = &f.prediction {
-            ys.extend([Some(p.value), p.low, p.high].into_iter().flatten());
+            ys.extend([p.value, p.low, p.high].into_iter().flatten());
         }
     }
     let pos = |v: &f64| *v > 0.0 && v.is_finite();
@@ -148,9 +148,12 @@ fn panel<DB: DrawingBackend>(
         };
         let Ok(fit) = &f.fit else { continue };
         let largest = f.points.last().map(|p| p.0).unwrap_or(x0);
+        // Dashed out to the target only when there is a value there: a
+        // fit that falls with size is not drawn beyond what was measured.
         let end = f
             .prediction
             .as_ref()
+            .filter(|p| p.value.is_some())
             .map(|p| p.n)
             .unwrap_or(largest)
             .max(largest);
@@ -179,9 +182,9 @@ fn panel<DB: DrawingBackend>(
                 .map_err(err)?;
         }
         if let Some(p) = &f.prediction {
-            if p.value > 0.0 {
+            if let Some(value) = p.value.filter(|v| *v > 0.0) {
                 chart
-                    .draw_series([Cross::new((p.n, p.value), 7, color.stroke_width(3))])
+                    .draw_series([Cross::new((p.n, value), 7, color.stroke_width(3))])
                     .map_err(err)?;
             }
             if let (Some(lo), Some(hi)) = (p.low, p.high) {

@@ -8,6 +8,14 @@
 //! points the line passes through both and there is nothing left to
 //! estimate the scatter from: no interval.
 //!
+//! Every figure a sweep fits (durations, bytes, counts) cannot be negative,
+//! so [`Fit::predict_non_negative`] refuses a value rather than print a
+//! clamped one: a fit that falls with size (noise between too few sizes —
+//! a migration does not get cheaper on a bigger table) or that reaches 0
+//! or below at the target gives no value, only the reason. Its interval's
+//! low end is clamped at 0 and said to be (the scatter is large against
+//! the value there); the high end is kept.
+//!
 //! Pure maths, no I/O: everything else of the sweep uses it.
 
 use serde::Serialize;
@@ -64,16 +72,54 @@ pub struct Fit {
     mean_x: f64,
     #[serde(skip)]
     sxx: f64,
+    /// max x(n) − min x(n): how far the fit's slope is measured across.
+    #[serde(skip)]
+    x_span: f64,
+    /// The largest |y| measured: what "falls" and "reaches 0" are judged
+    /// against (a series of zeros is predicted 0, not refused).
+    #[serde(skip)]
+    y_max: f64,
 }
 
 /// A prediction at a target size.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
     pub n: f64,
-    pub value: f64,
-    /// The 95% prediction interval; None with two points.
+    /// None: not extrapolated (`not_extrapolated` says why).
+    pub value: Option<f64>,
+    /// The 95% prediction interval; None with two points or no value.
     pub low: Option<f64>,
     pub high: Option<f64>,
+    /// `low` was below 0 and is 0 here: the figure cannot be negative.
+    pub low_clamped: bool,
+    pub not_extrapolated: Option<NoValue>,
+}
+
+/// Why a fit gives no value at the target for a figure that cannot be
+/// negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoValue {
+    /// The slope is negative: the figure fell as the table grew.
+    FallsWithSize,
+    /// The fitted value at the target is 0 or below while some measured
+    /// value is not (a target below the sizes measured).
+    NotPositive,
+}
+
+impl std::fmt::Display for NoValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoValue::FallsWithSize => write!(
+                f,
+                "falls with size in these runs (noise or too few sizes); not extrapolated"
+            ),
+            NoValue::NotPositive => write!(
+                f,
+                "the fit reaches 0 or below at the target, which this figure cannot; not extrapolated"
+            ),
+        }
+    }
 }
 
 /// Why there is no fit.
@@ -135,6 +181,8 @@ pub fn fit_model(model: Model, points: &[(f64, f64)]) -> Result<Fit, NoFit> {
         (1.0 - ss_res / ss_tot).clamp(0.0, 1.0)
     };
     let residual_se = (k > 2).then(|| (ss_res / (k - 2) as f64).sqrt());
+    let x_span =
+        xs.iter().copied().fold(f64::MIN, f64::max) - xs.iter().copied().fold(f64::MAX, f64::min);
     Ok(Fit {
         model,
         a,
@@ -144,6 +192,8 @@ pub fn fit_model(model: Model, points: &[(f64, f64)]) -> Result<Fit, NoFit> {
         residual_se,
         mean_x,
         sxx,
+        x_span,
+        y_max: ys.iter().map(|y| y.abs()).fold(0.0, f64::max),
     })
 }
 
@@ -163,7 +213,8 @@ impl Fit {
         self.a + self.b * self.model.x(n)
     }
 
-    /// The fitted value at `n` with its 95% prediction interval.
+    /// The fitted value at `n` with its 95% prediction interval, as the
+    /// maths give them (negative if the line goes there).
     pub fn predict(&self, n: f64) -> Prediction {
         let x = self.model.x(n);
         let value = self.a + self.b * x;
@@ -174,10 +225,49 @@ impl Fit {
         });
         Prediction {
             n,
-            value,
+            value: Some(value),
             low: half.map(|h| value - h),
             high: half.map(|h| value + h),
+            low_clamped: false,
+            not_extrapolated: None,
         }
+    }
+
+    /// The prediction for a figure that cannot be negative (module docs):
+    /// no value when the fit falls with size or reaches 0 or below at `n`
+    /// (unless every measured value is 0: a figure that stays 0 is
+    /// predicted 0); otherwise the interval's low end at 0 at least.
+    pub fn predict_non_negative(&self, n: f64) -> Prediction {
+        let mut p = self.predict(n);
+        let value = p.value.unwrap_or_default();
+        let refused = if self.falls() {
+            Some(NoValue::FallsWithSize)
+        } else if value <= 0.0 && self.y_max > 0.0 {
+            Some(NoValue::NotPositive)
+        } else {
+            None
+        };
+        if refused.is_some() {
+            return Prediction {
+                n,
+                value: None,
+                low: None,
+                high: None,
+                low_clamped: false,
+                not_extrapolated: refused,
+            };
+        }
+        if let Some(lo) = p.low.filter(|lo| *lo < 0.0) {
+            p.low = Some(lo.max(0.0));
+            p.low_clamped = true;
+        }
+        p
+    }
+
+    /// Whether the fitted figure falls as the size grows, by more than
+    /// rounding (a constant series can get a slope of ±1e-17).
+    pub fn falls(&self) -> bool {
+        self.b < 0.0 && -self.b * self.x_span > self.y_max * 1e-9
     }
 
     pub fn is_poor(&self) -> bool {
@@ -231,9 +321,9 @@ mod tests {
         assert!(close(f.b, 0.25, 1e-9), "{f:?}");
         assert!(close(f.r2, 1.0, 1e-12));
         let p = f.predict(1e6);
-        assert!(close(p.value, 5.0 + 0.25e6, 1e-9));
+        assert!(close(p.value.unwrap(), 5.0 + 0.25e6, 1e-9));
         // No scatter: the interval collapses onto the value.
-        assert!(close(p.low.unwrap(), p.value, 1e-6), "{p:?}");
+        assert!(close(p.low.unwrap(), p.value.unwrap(), 1e-6), "{p:?}");
     }
 
     #[test]
@@ -290,7 +380,7 @@ mod tests {
         assert_eq!(f.model, Model::Linear, "a tie keeps linear");
         assert!(f.residual_se.is_none());
         let p = f.predict(1e4);
-        assert!(close(p.value, 10.0 + 0.02 * 9e3, 1e-9));
+        assert!(close(p.value.unwrap(), 10.0 + 0.02 * 9e3, 1e-9));
         assert!(p.low.is_none() && p.high.is_none());
         assert_eq!(best_fit(&[(1e3, 10.0)]), Err(NoFit::OnePoint));
         assert_eq!(best_fit(&[(1e3, 10.0), (1e3, 12.0)]), Err(NoFit::OnePoint));
@@ -323,6 +413,70 @@ mod tests {
     fn constant_figures_fit_with_r2_one() {
         let f = best_fit(&[(1e3, 7.0), (1e4, 7.0), (1e5, 7.0)]).unwrap();
         assert!(close(f.r2, 1.0, 1e-12));
-        assert!(close(f.predict(1e8).value, 7.0, 1e-9));
+        assert!(close(f.predict(1e8).value.unwrap(), 7.0, 1e-9));
+    }
+
+    /// QA's repro: 3.01 s at 10k, 2.78 s at 20k (noise) extrapolated to
+    /// 10M gave −221757 ms, printed as "about 0 ms".
+    #[test]
+    fn a_figure_that_falls_with_size_is_not_extrapolated() {
+        let f = best_fit(&[(10e3, 3010.0), (20e3, 2780.0)]).unwrap();
+        assert!(f.falls());
+        let raw = f.predict(10e6);
+        assert!(raw.value.unwrap() < -200_000.0, "{raw:?}");
+        let p = f.predict_non_negative(10e6);
+        assert_eq!(p.value, None);
+        assert_eq!((p.low, p.high), (None, None));
+        assert_eq!(p.not_extrapolated, Some(NoValue::FallsWithSize));
+        assert_eq!(
+            NoValue::FallsWithSize.to_string(),
+            "falls with size in these runs (noise or too few sizes); not extrapolated"
+        );
+        // Even when the line is still above 0 at the target: the slope
+        // itself is the noise.
+        let p = f.predict_non_negative(21e3);
+        assert_eq!(p.value, None, "{p:?}");
+        let json = serde_json::to_value(&p).unwrap();
+        assert!(json["value"].is_null(), "{json}");
+        assert_eq!(json["not_extrapolated"], "falls_with_size");
+    }
+
+    #[test]
+    fn a_value_at_or_below_zero_is_refused_but_a_series_of_zeros_is_zero() {
+        // Rising, but a target below the sizes measured crosses 0.
+        let f = best_fit(&[(10e3, 10.0), (20e3, 110.0), (30e3, 205.0)]).unwrap();
+        assert!(!f.falls());
+        let p = f.predict_non_negative(1e3);
+        assert_eq!(p.value, None, "{p:?}");
+        assert_eq!(p.not_extrapolated, Some(NoValue::NotPositive));
+        // No app error at any size: 0 at the target is the answer.
+        let zeros = best_fit(&[(1e3, 0.0), (2e3, 0.0), (4e3, 0.0)]).unwrap();
+        let p = zeros.predict_non_negative(1e9);
+        assert_eq!(p.value, Some(0.0), "{p:?}");
+        assert_eq!(p.not_extrapolated, None);
+        // A constant of a value that does not sum exactly (0.1 × 3) has a
+        // rounding slope; it does not "fall".
+        let flat = best_fit(&[(1e3, 0.1), (2e3, 0.1), (4e3, 0.1)]).unwrap();
+        assert!(!flat.falls(), "{flat:?}");
+        assert!(flat.predict_non_negative(1e9).value.is_some());
+    }
+
+    #[test]
+    fn a_low_end_below_zero_is_clamped_and_said_so() {
+        // Rising with much scatter: the interval reaches below 0.
+        let pts = [(1e3, 5.0), (2e3, 60.0), (3e3, 20.0), (4e3, 80.0)];
+        let f = fit_model(Model::Linear, &pts).unwrap();
+        assert!(!f.falls());
+        let raw = f.predict(5e3);
+        assert!(raw.low.unwrap() < 0.0, "{raw:?}");
+        let p = f.predict_non_negative(5e3);
+        assert_eq!(p.low, Some(0.0));
+        assert!(p.low_clamped);
+        assert_eq!(p.high, raw.high);
+        assert_eq!(p.value, raw.value);
+        // A tight fit keeps its own low end.
+        let tight = best_fit(&[(1e3, 10.0), (2e3, 20.5), (3e3, 29.0), (4e3, 40.2)]).unwrap();
+        let p = tight.predict_non_negative(1e4);
+        assert!(!p.low_clamped && p.low.unwrap() > 0.0, "{p:?}");
     }
 }

@@ -125,16 +125,24 @@ impl Answer {
     }
 }
 
-/// The fits table's "at target" cell: the value with its interval.
+/// The fits table's "at target" cell: the value with its interval ("up
+/// to" when its low end was clamped at 0), or why there is none. Never a
+/// clamped value.
 fn at_target(p: &Prediction, unit: Unit) -> String {
+    let Some(v) = p.value else {
+        return "not extrapolated".into();
+    };
     match (p.low, p.high) {
+        (Some(_), Some(hi)) if p.low_clamped => {
+            format!("{} (up to {})", human(v, unit), human(hi, unit))
+        }
         (Some(lo), Some(hi)) => format!(
             "{} ({}–{})",
-            human(p.value.max(0.0), unit),
-            human(lo.max(0.0), unit),
+            human(v, unit),
+            human(lo, unit),
             human(hi, unit)
         ),
-        _ => human(p.value.max(0.0), unit),
+        _ => human(v, unit),
     }
 }
 
@@ -237,6 +245,8 @@ pub fn count(n: f64) -> String {
 
 /// A figure with its unit, rounded for people: 38 min, 2.4 s, 84 ms; bytes
 /// in binary units as the run summaries print them (1.1 GiB, 24.0 MiB).
+/// Callers pass values that cannot be negative (predictions are refused
+/// below 0, interval ends clamped); bytes below 0 would read 0 B.
 pub fn human(v: f64, unit: Unit) -> String {
     match unit {
         Unit::Ms => match v {

@@ -1,5 +1,6 @@
 //! The sweep's answer from hand-made measurements (no server): what is
-//! fitted, what the sentences, sweep.json, sweep.csv and sweep.md say.
+//! fitted, what is refused, what the sentences, sweep.json, sweep.csv and
+//! sweep.md say about it.
 
 use serde_json::Value;
 
@@ -53,6 +54,112 @@ fn json_of(answer: &Answer, measured: &[Measured]) -> Value {
     let path = dir.path().join("sweep.json");
     answer.write_json(&path, measured).unwrap();
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// QA's repro: `--rows 10k,20k --rate 50,100 --extrapolate 10M`, where at
+/// 50/s noise made 20k faster than 10k. Printed "about 0 ms" with
+/// prediction.value −221757 before.
+#[test]
+fn a_hold_that_falls_with_size_is_not_extrapolated_nor_called_harmless() {
+    let measured = vec![
+        cell(
+            10_000,
+            Some(50.0),
+            1,
+            "budget breached",
+            vec![step("rewrite", "ok", &hold(3010.0))],
+        ),
+        cell(
+            10_000,
+            Some(100.0),
+            1,
+            "budget breached",
+            vec![step("rewrite", "ok", &hold(3000.0))],
+        ),
+        cell(
+            20_000,
+            Some(50.0),
+            1,
+            "budget breached",
+            vec![step("rewrite", "ok", &hold(2780.0))],
+        ),
+        cell(
+            20_000,
+            Some(100.0),
+            1,
+            "budget breached",
+            vec![step("rewrite", "ok", &hold(6100.0))],
+        ),
+    ];
+    let answer = Answer::new("docs-naive", &measured, Some(10_000_000));
+    let sentences = answer.sentences(&measured);
+    let at_50 = &sentences[0];
+    assert!(!at_50.contains("0 ms"), "{at_50}");
+    assert!(!at_50.contains("would"), "{at_50}");
+    assert!(
+        at_50.contains("at 20k rows and 50 queries/s `ALTER TABLE docs -- rewrite` blocked reads+writes on docs for 2.8 s"),
+        "{at_50}"
+    );
+    assert!(
+        at_50.contains("falls with size in these runs (noise or too few sizes); not extrapolated"),
+        "{at_50}"
+    );
+    // The rate at which it grew is extrapolated as before.
+    assert!(
+        sentences[1].contains("at 10M rows and 100 queries/s"),
+        "{sentences:?}"
+    );
+    assert!(sentences[1].contains("would block reads+writes on docs for about"));
+
+    let json = json_of(&answer, &measured);
+    let fit = json["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rate"] == 50.0 && f["figure"] == "blocking_hold_ms")
+        .unwrap();
+    let p = &fit["prediction"];
+    assert!(p["value"].is_null(), "{p}");
+    assert!(p["low"].is_null() && p["high"].is_null(), "{p}");
+    assert_eq!(p["not_extrapolated"], "falls_with_size");
+    assert_eq!(p["n"], 1e7);
+    assert!(
+        fit["caveats"].to_string().contains("falls with size"),
+        "{fit}"
+    );
+
+    let md = answer.markdown(&measured);
+    assert!(!md.contains("0 ms"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.contains("| longest blocking hold | — | 50 |"))
+        .unwrap();
+    assert!(row.contains("| not extrapolated |"), "{row}");
+}
+
+/// A low end below 0 is shown as "up to" the high end, never as 0, and
+/// said to be clamped.
+#[test]
+fn a_clamped_low_end_reads_up_to() {
+    let measured: Vec<Measured> = [(1_000, 5.0), (2_000, 60.0), (3_000, 20.0), (4_000, 80.0)]
+        .into_iter()
+        .map(|(n, ms)| cell(n, Some(200.0), 0, "pass", vec![step("s", "ok", &hold(ms))]))
+        .collect();
+    let answer = Answer::new("x", &measured, Some(5_000));
+    let f = answer
+        .find("migrate", "s", None, Some(200.0), "blocking_hold_ms")
+        .unwrap();
+    let p = f.prediction.as_ref().unwrap();
+    assert!(p.low_clamped && p.low == Some(0.0), "{p:?}");
+    let s = &answer.sentences(&measured)[0];
+    assert!(s.contains("(95% interval up to "), "{s}");
+    assert!(s.contains("its low end is clamped at 0"), "{s}");
+    let md = answer.markdown(&measured);
+    assert!(md.contains(" (up to "), "{md}");
+    assert_eq!(
+        json_of(&answer, &measured)["fits"][0]["prediction"]["low"],
+        0.0
+    );
 }
 
 /// QA's `bad_sql.toml --rows 500,1000`: every rehearsal exits 4 at its
