@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::record::RunRecord;
 
 pub use summary::{Summary, PERCENTILE_NOTE, THROUGHPUT_NOTE};
+pub(crate) use text::plural;
 pub use text::text_summary;
 
 pub const SUMMARY_JSON: &str = "summary.json";

@@ -115,10 +115,10 @@ fn say_provisioning(s: &Scenario, opts: &SweepOptions, v: &Variation) {
         l => format!(" {l}"),
     };
     eprintln!(
-        "pgrehearse sweep: {} — {} sizes × {} rates, provisioning PostgreSQL{version} ({:?} backend{})",
+        "pgrehearse sweep: {} — {} × {}, provisioning PostgreSQL{version} ({:?} backend{})",
         s.name,
-        opts.sizes.len(),
-        opts.rates.len(),
+        crate::report::plural(opts.sizes.len(), "size", "sizes"),
+        crate::report::plural(opts.rates.len(), "rate", "rates"),
         v.server.backend,
         if v.server.reuse {
             ", kept in the cache"
