@@ -137,6 +137,12 @@ fn a_wait_behind_a_held_lock_is_not_queued_while_the_migration_waits_elsewhere()
         "{:?}",
         rec.waits
     );
+    // Table locks, all of them: waits.csv says so.
+    assert!(
+        rec.waits.iter().all(|w| w.locktype == "relation"),
+        "{:?}",
+        rec.waits
+    );
     assert!(
         of("read_t").any(|w| w.cause == WaitCause::QueuedBehindMigration && w.wait_ms > 300.0),
         "readers of t queued behind the ALTER's request: {:?}",

@@ -208,8 +208,12 @@ fn longest_app_wait(m: &Measured<'_>) -> Measurement {
             w.wait_ms,
             s.map(|i| m.steps[i].label()),
             format!(
-                "{} ({}) waited {:.1} ms for {} on {} (cause: {})",
-                w.query, w.app, w.wait_ms, w.mode, w.relation, w.cause
+                "{} ({}) waited {:.1} ms for {} (cause: {})",
+                w.query,
+                w.app,
+                w.wait_ms,
+                w.lock(),
+                w.cause
             ),
         ),
         None => (0.0, None, "no app query waited for a lock".into()),

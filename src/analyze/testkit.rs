@@ -254,6 +254,7 @@ pub(crate) fn wait(start: f64, end: f64, cause: WaitCause) -> WaitRow {
         wait_ms: end - start,
         blocked_by: "m:1".into(),
         cause,
+        locktype: "relation".into(),
     }
 }
 

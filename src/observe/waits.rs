@@ -43,6 +43,7 @@ struct OpenWait {
     pid: i32,
     query: String,
     app: String,
+    locktype: String,
     relation: String,
     mode: String,
     start_ms: f64,
@@ -349,6 +350,7 @@ impl WaitPoller {
                 pid: w.pid,
                 query,
                 app,
+                locktype: lock.locktype.clone(),
                 relation: lock.relation.clone(),
                 mode: lock.mode.clone(),
                 start_ms: start,
@@ -425,6 +427,7 @@ impl WaitPoller {
                 wait_ms: crate::pg::round3((end - w.start_ms).max(0.0)),
                 blocked_by,
                 cause,
+                locktype: w.locktype,
             });
         }
         let gone: Vec<_> = self

@@ -249,6 +249,26 @@ pub struct WaitRow {
     /// Blocking pids, space-separated; the migration's pid is marked `m:PID`.
     pub blocked_by: String,
     pub cause: WaitCause,
+    /// pg_locks' locktype of the lock waited for: `relation`, or `tuple`
+    /// and `transactionid` for a row another transaction locked (their
+    /// `relation` is the table the row is in). Empty in run directories
+    /// written before it was recorded.
+    #[serde(default)]
+    pub locktype: String,
+}
+
+impl WaitRow {
+    /// "ExclusiveLock on t", "ShareLock on a row of t (transactionid)".
+    pub fn lock(&self) -> String {
+        match self.locktype.as_str() {
+            "" | "relation" => format!("{} on {}", self.mode, self.relation),
+            "tuple" | "transactionid" => format!(
+                "{} on a row of {} ({})",
+                self.mode, self.relation, self.locktype
+            ),
+            other => format!("{} on {} ({other})", self.mode, self.relation),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,4 +357,31 @@ pub struct ServerRow {
     #[serde(default)]
     pub replica_lag_ms: Option<f64>,
     pub waiting_backends: u32,
+}
+
+#[cfg(test)]
+mod wait_row_tests {
+    use super::*;
+
+    #[test]
+    fn a_row_lock_wait_says_it_is_a_row_not_the_table() {
+        let mut w = WaitRow {
+            query: "pay".into(),
+            app: "v1".into(),
+            pid: 7,
+            relation: "orders".into(),
+            mode: "ShareLock".into(),
+            start_ms: 1.0,
+            end_ms: 2.0,
+            wait_ms: 1.0,
+            blocked_by: "m:9".into(),
+            cause: WaitCause::Migration,
+            locktype: "transactionid".into(),
+        };
+        assert_eq!(w.lock(), "ShareLock on a row of orders (transactionid)");
+        w.locktype = "relation".into();
+        assert_eq!(w.lock(), "ShareLock on orders");
+        w.locktype = String::new();
+        assert_eq!(w.lock(), "ShareLock on orders", "written before locktype");
+    }
 }
