@@ -286,15 +286,29 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     let errors = (rec.errors.len() as u64).max(window_errors);
     // Blame the step behind the largest class of errors (see blame_step).
     let blamed = error_blame(steps, rec);
+    // Errors that began before the migration did are the app's own (a
+    // query that fails anyway): no step is to blame for them.
+    let first_error = rec.errors.iter().map(|e| e.t_ms).reduce(f64::min);
+    let before_migration = match (first_error, m.migration) {
+        (Some(t), Some(mig)) => t < mig.start_ms,
+        (Some(_), None) => true,
+        _ => false,
+    };
     push(
         "max_errors",
         budget.max_errors.map(|e| e as f64),
         Some(errors as f64),
         "errors",
-        blamed
-            .clone()
-            .or_else(|| worst_step(steps, |s| s.latency.errors as f64).map(StepFacts::label)),
-        format!("{errors} app errors over the whole run"),
+        blamed.clone().or_else(|| {
+            (!before_migration)
+                .then(|| worst_step(steps, |s| s.latency.errors as f64).map(StepFacts::label))
+                .flatten()
+        }),
+        if before_migration && blamed.is_none() {
+            format!("{errors} app errors over the whole run, the first before the migration began")
+        } else {
+            format!("{errors} app errors over the whole run")
+        },
     );
 
     push(

@@ -242,6 +242,30 @@ fn budgets_name_limit_measured_and_step() {
 }
 
 #[test]
+fn errors_that_began_before_the_migration_blame_no_step() {
+    // The app fails before (500), during (1010) and after (3000) the
+    // migration: a query that fails anyway, not the step's doing.
+    let mut r = super::testkit::one_statement(
+        "col",
+        "ALTER TABLE orders ADD COLUMN note text",
+        1000.0,
+        1020.0,
+    );
+    for t in [500.0, 600.0, 1010.0, 3000.0, 3100.0] {
+        r.errors.push(super::testkit::error(t, "v1", "42703"));
+    }
+    r.info.as_mut().unwrap().budget.max_errors = Some(0);
+    let a = analyze(&r);
+    let b = a.budgets.iter().find(|b| b.name == "max_errors").unwrap();
+    assert_eq!((b.measured, b.step.as_deref()), (Some(5.0), None), "{b:?}");
+    assert!(
+        b.detail.ends_with("the first before the migration began"),
+        "{}",
+        b.detail
+    );
+}
+
+#[test]
 fn error_budget_blames_the_step_that_changed_the_schema() {
     let mut r = broken_prepared_statements();
     r.info.as_mut().unwrap().budget.max_errors = Some(0);
