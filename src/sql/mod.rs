@@ -3,12 +3,14 @@
 //! statements. The tokenizer follows PostgreSQL's lexer (and psql's
 //! statement-boundary heuristic) closely enough that migration files split the
 //! way psql would split them. The tokenizer is in lex.rs, what a `SET` of a
-//! time setting does in guc.rs; here: statements, their positions, `$n`
-//! placeholders, lines and columns.
+//! time setting does in guc.rs, what `CREATE` statements make in created.rs;
+//! here: statements, their positions, `$n` placeholders, lines and columns.
 
+mod created;
 mod guc;
 mod lex;
 
+pub use created::{created_objects, Created, CreatedKind};
 pub use guc::time_setting;
 
 use lex::lex;
