@@ -13,7 +13,9 @@ use tokio_postgres::Client;
 
 use super::catalog::{bind_columns, describe, server_constants, sync_sequences};
 use super::copy::{self, ColumnEncoder};
-use super::{db_error, run_sql, run_statements, LoadMode, SeedOptions, TableReport, SEED_APP_NAME};
+use super::{
+    db_error, run_sql, run_statements, tx_error, LoadMode, SeedOptions, TableReport, SEED_APP_NAME,
+};
 use crate::backend::ConnInfo;
 use crate::error::{Error, Result, ScenarioError};
 use crate::pg::quote_ident;
@@ -39,19 +41,21 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
     let (client, scenario, index, opts) = (cx.client, cx.scenario, cx.index, cx.opts);
     let table = &scenario.tables[index];
     let started = Instant::now();
-    create_table(client, table).await?;
+    let one = opts.one_transaction.is_some();
+    create_table(client, table, one).await?;
     let info = describe(client, scenario, index).await?;
     let constants = server_constants(client, scenario, index, &info).await?;
     let encoders = Arc::new(bind_columns(scenario, index, &info, &constants)?);
     let mode = match opts.load {
         LoadMode::Auto if info.freezable => LoadMode::Freeze,
-        LoadMode::Auto => LoadMode::Parallel,
         LoadMode::Freeze if !info.freezable => {
             return Err(Error::rehearsal(format!(
                 "table {}: COPY FREEZE needs a plain table created by its create SQL",
                 table.name
             )))
         }
+        LoadMode::Auto | LoadMode::Parallel if one => LoadMode::Single,
+        LoadMode::Auto => LoadMode::Parallel,
         m => m,
     };
     let job = CopyJob {
@@ -63,7 +67,7 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
         bar: cx.bar.clone(),
     };
     let (rows, bytes, connections) = if table.rows == 0 {
-        run_sql(client, "COMMIT", "COMMIT").await?;
+        end_table(client, one).await?;
         (0, 0, 0)
     } else if encoders.is_empty() {
         // Nothing generated: rows of defaults only.
@@ -73,12 +77,22 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
         );
         let ctx = |e| db_error(e, &format!("table {}: INSERT", table.name));
         let n = client.execute(&sql, &[]).await.map_err(ctx)?;
-        run_sql(client, "COMMIT", "COMMIT").await?;
+        end_table(client, one).await?;
         cx.bar.inc(n);
         (n, 0, 1)
     } else if mode == LoadMode::Freeze {
         let (n, b) = job.copy_frozen(client, &info.qualified, cx.workers).await?;
-        run_sql(client, "COMMIT", "COMMIT").await?;
+        end_table(client, one).await?;
+        (n, b, 1)
+    } else if mode == LoadMode::Single {
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            info.qualified,
+            column_list(&encoders)
+        );
+        let chunks = table.rows.div_ceil(CHUNK_ROWS);
+        let (n, b) = job.copy(client, &sql, 0..chunks, cx.workers).await?;
+        end_table(client, one).await?;
         (n, b, 1)
     } else {
         run_sql(client, "COMMIT", "COMMIT").await?;
@@ -102,15 +116,24 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
         name: table.name.clone(),
         rows,
         bytes,
-        load: if encoders.is_empty() {
-            LoadMode::Parallel
-        } else {
-            mode
+        load: match encoders.is_empty() {
+            true if one => LoadMode::Single,
+            true => LoadMode::Parallel,
+            false => mode,
         },
         connections,
         duration: started.elapsed(),
     };
     Ok((report, info.qualified))
+}
+
+/// COMMIT the table's own transaction; in one transaction for the whole
+/// seed (`one`) there is none to end.
+async fn end_table(client: &Client, one: bool) -> Result<()> {
+    match one {
+        true => Ok(()),
+        false => run_sql(client, "COMMIT", "COMMIT").await,
+    }
 }
 
 fn column_list(encoders: &[ColumnEncoder]) -> String {
@@ -124,20 +147,27 @@ fn column_list(encoders: &[ColumnEncoder]) -> String {
 /// BEGIN and the table's create SQL, left in the open transaction (so the
 /// load can be COPY FREEZE) unless the SQL refuses a transaction block. A
 /// table without create SQL exists already (from the setup migrations).
-async fn create_table(client: &Client, table: &TablePlan) -> Result<()> {
-    run_sql(client, "BEGIN", "BEGIN").await?;
+/// In one transaction for the whole seed (`one`) there is no BEGIN of its
+/// own, and SQL that refuses a transaction block is refused.
+async fn create_table(client: &Client, table: &TablePlan, one: bool) -> Result<()> {
+    if !one {
+        run_sql(client, "BEGIN", "BEGIN").await?;
+    }
     let Some(create) = &table.create else {
         return Ok(());
     };
     let what = format!("table {}: create", table.name);
     if let Err(e) = client.batch_execute(create).await {
+        if one {
+            return Err(tx_error(e, &what));
+        }
         if e.code() != Some(&SqlState::ACTIVE_SQL_TRANSACTION) {
             return Err(db_error(e, &what));
         }
         // Something in it refuses a transaction block (CONCURRENTLY, ...):
         // run it statement by statement; the table cannot be loaded frozen.
         run_sql(client, "ROLLBACK", "ROLLBACK").await?;
-        run_statements(client, create, &what).await?;
+        run_statements(client, create, &what, false).await?;
         run_sql(client, "BEGIN", "BEGIN").await?;
     }
     Ok(())

@@ -4,7 +4,7 @@
 //!
 //! Rows come in fixed chunks of [`CHUNK_ROWS`] whose values depend only on
 //! (seed, table, chunk, column), so any split of the key range gives the same
-//! data. Two ways to load a table (`load.rs`):
+//! data. Three ways to load a table (`load.rs`):
 //!
 //! - **freeze** (the default when possible): the table's `create` SQL and a
 //!   `COPY ... (FREEZE)` run in one transaction on one connection while the
@@ -23,6 +23,11 @@
 //!   partitioned, or its create SQL refuses a transaction block, such as
 //!   CREATE INDEX CONCURRENTLY) or when asked for with [`LoadMode::Parallel`].
 //!   Such tables get VACUUM (FREEZE, ANALYZE) at the end.
+//! - **single**: in [`OneTransaction`] (`pgrehearse seed`: the whole seed is
+//!   one transaction), a table FREEZE cannot load gets one COPY on the
+//!   seeding session, inside that transaction: other connections cannot
+//!   see a table before it commits, so they cannot share the load. VACUUM
+//!   (FREEZE, ANALYZE) at the end, as for parallel.
 //!
 //! Constant columns of a frozen load do not travel: they become the
 //! column's default for the length of the COPY (in the transaction that
@@ -56,6 +61,7 @@ mod catalog;
 mod copy;
 mod last_pass;
 mod load;
+mod replace;
 mod schema;
 pub mod staging;
 pub mod template;
@@ -76,10 +82,27 @@ use crate::scenario::Scenario;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadMode {
-    /// Freeze when the table was created by its `create` SQL, else parallel.
+    /// Freeze when the table was created by its `create` SQL, else
+    /// parallel (single in [`OneTransaction`]).
     Auto,
     Freeze,
     Parallel,
+    /// One COPY on the seeding session, in its transaction, not frozen:
+    /// what [`OneTransaction`] does with a table FREEZE cannot load (a
+    /// partitioned one), since other connections cannot see a table before
+    /// it commits.
+    Single,
+}
+
+/// `pgrehearse seed` (staging.rs): every create, load, seed_sql and
+/// after_seed statement in one transaction on the seeding session, these
+/// drops first, committed only when all of it succeeded: a failure, or the
+/// seed dropped half-way, changes nothing. A statement that refuses a
+/// transaction block is refused (exit 2) rather than run outside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OneTransaction {
+    /// `--replace`'s drops, before anything else.
+    pub drops: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +114,9 @@ pub struct SeedOptions {
     /// available parallelism, at least 2, at most 8.
     pub workers: Option<usize>,
     pub load: LoadMode,
+    /// None: a transaction per table, committed before parallel loads and
+    /// before seed_sql (rehearsals: their database is theirs alone).
+    pub one_transaction: Option<OneTransaction>,
 }
 
 impl SeedOptions {
@@ -100,6 +126,7 @@ impl SeedOptions {
             progress: false,
             workers: None,
             load: LoadMode::Auto,
+            one_transaction: None,
         }
     }
 }
@@ -169,11 +196,43 @@ pub async fn seed_with(
     scenario: &Scenario,
     opts: &SeedOptions,
 ) -> Result<SeedReport> {
+    load(conn, scenario, opts).await?.finish().await
+}
+
+/// What [`load`] leaves for [`Loaded::finish`]: the seeding session and the
+/// figures so far.
+pub struct Loaded {
+    client: Client,
+    version_num: u32,
+    tables: Vec<TableReport>,
+    /// Each table's qualified name, and whether it was loaded frozen.
+    loaded: Vec<(String, bool)>,
+    started: Instant,
+    load: Duration,
+    sql: Duration,
+}
+
+/// Everything up to the last pass: the tables created and filled, seed_sql
+/// and after_seed run, all of it committed. With
+/// [`SeedOptions::one_transaction`] it is one transaction, committed right
+/// before this returns Ok: an error, or this future dropped (the session
+/// ends with it), rolls all of it back.
+pub async fn load(conn: &ConnInfo, scenario: &Scenario, opts: &SeedOptions) -> Result<Loaded> {
     let started = Instant::now();
     let client = conn.session(SEED_APP_NAME).await?;
     let version_num = prepare_session(&client).await?;
     let prepared = schema::prepare(&client, scenario).await?;
     let scenario = &prepared.scenario;
+    let one = opts.one_transaction.is_some();
+    if let Some(tx) = &opts.one_transaction {
+        run_sql(&client, "BEGIN", "BEGIN").await?;
+        for sql in &tx.drops {
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| drop_error(e, sql))?;
+        }
+    }
     let workers = opts.workers.unwrap_or_else(default_workers).clamp(1, 64);
     let total: u64 = scenario.tables.iter().map(|t| t.rows).sum();
     let bar = progress_bar(total, opts.progress);
@@ -200,33 +259,47 @@ pub async fn seed_with(
     let load = started.elapsed();
 
     for (i, sql) in scenario.seed_sql.iter().enumerate() {
-        run_statements(&client, sql, &format!("seed_sql[{i}]")).await?;
+        run_statements(&client, sql, &format!("seed_sql[{i}]"), one).await?;
     }
     for table in &scenario.tables {
         for (i, sql) in table.after_seed.iter().enumerate() {
-            run_statements(
-                &client,
-                sql,
-                &format!("table {}: after_seed[{i}]", table.name),
-            )
-            .await?;
+            let what = format!("table {}: after_seed[{i}]", table.name);
+            run_statements(&client, sql, &what, one).await?;
         }
     }
+    if one {
+        run_sql(&client, "COMMIT", "COMMIT").await?;
+    }
     let sql = started.elapsed() - load;
-    let vacuumed = last_pass::last_pass(&client, &loaded, version_num).await?;
-    flush_wal(&client).await?;
-    let bytes = tables.iter().map(|t| t.bytes).sum();
-    let duration = started.elapsed();
-    Ok(SeedReport {
+    Ok(Loaded {
+        client,
+        version_num,
         tables,
-        duration,
+        loaded,
+        started,
         load,
         sql,
-        vacuum: duration - load - sql,
-        vacuumed,
-        bytes,
-        checkpoint: None,
     })
+}
+
+impl Loaded {
+    /// The last pass (last_pass.rs), and the session's WAL flushed.
+    pub async fn finish(self) -> Result<SeedReport> {
+        let vacuumed = last_pass::last_pass(&self.client, &self.loaded, self.version_num).await?;
+        flush_wal(&self.client).await?;
+        let bytes = self.tables.iter().map(|t| t.bytes).sum();
+        let duration = self.started.elapsed();
+        Ok(SeedReport {
+            tables: self.tables,
+            duration,
+            load: self.load,
+            sql: self.sql,
+            vacuum: duration - self.load - self.sql,
+            vacuumed,
+            bytes,
+            checkpoint: None,
+        })
+    }
 }
 
 /// Wait until everything the session committed asynchronously is on disk:
@@ -306,13 +379,78 @@ fn progress_bar(total: u64, enabled: bool) -> ProgressBar {
     ProgressBar::new(total).with_style(style)
 }
 
-/// Statement by statement, each in its own implicit transaction, so that
-/// CONCURRENTLY and other transaction-refusing commands work in a list.
-async fn run_statements(client: &Client, sql: &str, what: &str) -> Result<()> {
+/// Statement by statement: outside a transaction each in its own implicit
+/// one, so that CONCURRENTLY and other transaction-refusing commands work in
+/// a list; inside [`OneTransaction`] (`in_one`) errors as [`tx_error`].
+async fn run_statements(client: &Client, sql: &str, what: &str, in_one: bool) -> Result<()> {
     for stmt in crate::sql::split(sql) {
-        run_sql(client, &stmt, what).await?;
+        match client.batch_execute(&stmt).await {
+            Ok(()) => {}
+            Err(e) if in_one => return Err(tx_error(e, what)),
+            Err(e) => return Err(db_error(e, what)),
+        }
     }
     Ok(())
+}
+
+/// An error inside [`OneTransaction`] that says the scenario does not fit
+/// the database, not that seeding failed: exit 2 (the transaction rolls
+/// back, so nothing was changed). Others as [`db_error`].
+fn tx_error(e: tokio_postgres::Error, what: &str) -> Error {
+    use tokio_postgres::error::SqlState as S;
+    let duplicates = [
+        S::DUPLICATE_OBJECT,
+        S::DUPLICATE_FUNCTION,
+        S::DUPLICATE_TABLE,
+        S::DUPLICATE_SCHEMA,
+    ];
+    let advice = match e.code() {
+        Some(c) if *c == S::ACTIVE_SQL_TRANSACTION => {
+            "`pgrehearse seed` runs every create, seed_sql and after_seed statement in one \
+             transaction, so that a failure changes nothing: write it without CONCURRENTLY \
+             (nobody sees the tables before the seed commits) and leave VACUUM to the seed"
+        }
+        Some(c) if duplicates.contains(c) => {
+            "the database has it already: --replace drops what the scenario's SQL creates \
+             (tables, views, sequences, types, domains, functions, procedures, schemas, \
+             extensions) before creating it again; drop anything else yourself"
+        }
+        _ => return db_error(e, what),
+    };
+    Error::Usage(format!(
+        "seeding: {what}: {}: {advice}; nothing was changed",
+        crate::pg::error_text(&e)
+    ))
+}
+
+/// A `--replace` drop the database refuses: something outside the
+/// scenario depends on what it drops (2BP01; no CASCADE, the detail names
+/// it), or holds a name the scenario creates as another kind of object
+/// (42809). Exit 2: nothing was changed.
+fn drop_error(e: tokio_postgres::Error, sql: &str) -> Error {
+    use tokio_postgres::error::SqlState as S;
+    let Some(db) = e.as_db_error() else {
+        return db_error(e, &format!("--replace: {sql}"));
+    };
+    let advice = match db.code() {
+        c if *c == S::DEPENDENT_OBJECTS_STILL_EXIST => {
+            "--replace drops without CASCADE: drop or change what depends on it yourself"
+        }
+        c if *c == S::WRONG_OBJECT_TYPE => {
+            "the scenario creates an object of another kind by that name: drop or rename the \
+             database's yourself"
+        }
+        _ => return db_error(e, &format!("--replace: {sql}")),
+    };
+    let detail = db
+        .detail()
+        .map(|d| format!("; {}", d.replace('\n', "; ")))
+        .unwrap_or_default();
+    Error::Usage(format!(
+        "--replace refused: {sql}: {} ({}){detail}: {advice}; nothing was changed",
+        db.message(),
+        db.code().code()
+    ))
 }
 
 /// CHECKPOINT once the data are in, before the rehearsal: production's

@@ -2,27 +2,38 @@
 //! data, or measuring seeding), with no scratch database around it.
 //!
 //! - A database that already has any of the scenario's tables is refused
-//!   (exit 2, naming them) unless `--replace`, which drops them first (one
-//!   `DROP TABLE`, no CASCADE: a view of yours on them stops it).
+//!   (exit 2, naming them) unless `--replace`, which drops them and what
+//!   the scenario's SQL creates besides (types, domains, sequences,
+//!   functions, views: replace.rs says which and why), without CASCADE.
+//! - All of it is one transaction ([`OneTransaction`]): --replace's drops,
+//!   every create, every load, seed_sql and after_seed, committed only when
+//!   all succeeded. So a seed that fails or is interrupted (SIGINT/SIGTERM:
+//!   exit 130/143) or killed before that commit changes nothing, and a
+//!   --replace never loses the tables it was to replace: the drop and the
+//!   new tables become visible together. COPY FREEZE still works: every
+//!   table is created in that transaction. While it runs, the tables it
+//!   drops stay locked (ACCESS EXCLUSIVE): sessions that use them wait for
+//!   the commit, then see the new ones.
+//! - Only the last pass (ANALYZE, VACUUM (FREEZE) where needed; VACUUM
+//!   refuses a transaction block) comes after the commit. A failure or an
+//!   interruption there drops what the seed made (exit 4 for a failure),
+//!   the same drops as --replace's.
 //! - A table is complete only when its COMMENT ends with the marker
 //!   [`COMPLETE_MARKER`] (`pgrehearse seed: complete — N rows, seed S, <UTC
 //!   time>`, after the create SQL's own comment if it set one), written
-//!   after everything (load, seed_sql, after_seed, ANALYZE) finished. Each table is created and loaded in one
-//!   transaction where it can be (COPY FREEZE); a seed that fails or is
-//!   interrupted (SIGINT/SIGTERM: exit 130/143) drops the tables it created
-//!   before it exits (exit 4 for a failure). Killed outright, it may leave a
-//!   table behind, but never one that carries the marker.
+//!   after everything (load, seed_sql, after_seed, ANALYZE) finished. Killed
+//!   outright during the last pass, it may leave tables behind, but never
+//!   one that carries the marker.
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use super::{db_error, seed_with, SeedOptions, SeedReport, SEED_APP_NAME};
+use super::{db_error, replace, OneTransaction, SeedOptions, SeedReport, SEED_APP_NAME};
 use crate::backend::url::parse_database_url;
 use crate::backend::ConnInfo;
 use crate::error::{exit, Error, Result};
 use crate::options::SeedCommand;
-use crate::pg::quote_ident;
 use crate::scenario::Scenario;
 use crate::signals::Signals;
 
@@ -36,31 +47,38 @@ pub async fn seed_command(cmd: &SeedCommand) -> Result<u8> {
     let s = &cmd.scenario;
     let admin = conn.session(SEED_APP_NAME).await?;
     let existing = existing_tables(&admin, s).await?;
-    if !existing.is_empty() {
-        if !cmd.replace {
+    let drops = match cmd.replace {
+        true => replace_drops(s, &existing)?,
+        false if existing.is_empty() => Vec::new(),
+        false => {
+            let names: Vec<&str> = existing.iter().map(|(name, _)| name.as_str()).collect();
             return Err(Error::Usage(format!(
                 "{} already has the table(s) {} of scenario {}: pass --replace to drop and \
                  recreate them",
                 conn.redacted(),
-                existing.join(", "),
+                names.join(", "),
                 s.name
             )));
         }
-        let sql = format!("DROP TABLE IF EXISTS {}", existing.join(", "));
-        admin
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| failed(db_error(e, "--replace: dropping the tables")))?;
-    }
+    };
     let opts = SeedOptions {
         progress: cmd.output.progress(),
+        one_transaction: Some(OneTransaction { drops }),
         ..SeedOptions::new(cmd.seed)
     };
-    let seeded = tokio::select! {
-        r = seed_with(&conn, s, &opts) => r,
+    // Until this returns Ok nothing is committed: an error, or the signal
+    // (which drops the seeding session with the future), rolls all of it
+    // back, --replace's drops included, so there is nothing to clean up.
+    let loaded = tokio::select! {
+        r = super::load(&conn, s, &opts) => r,
+        _ = signals.token.cancelled() => Err(signals.error()),
+    }
+    .map_err(failed)?;
+    let finished = tokio::select! {
+        r = loaded.finish() => r,
         _ = signals.token.cancelled() => Err(signals.error()),
     };
-    let marked = match seeded {
+    let marked = match finished {
         Ok(report) => mark_complete(&admin, s, &report, cmd.seed)
             .await
             .map(|()| report),
@@ -80,6 +98,27 @@ pub async fn seed_command(cmd: &SeedCommand) -> Result<u8> {
     }
 }
 
+/// --replace's drops (replace.rs). A table the scenario does not create
+/// (no create SQL: the setup migrations' schema) is not the seed's to drop:
+/// refused (exit 2).
+fn replace_drops(s: &Scenario, existing: &[(String, bool)]) -> Result<Vec<String>> {
+    let not_ours: Vec<&str> = existing
+        .iter()
+        .filter(|(_, created)| !created)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !not_ours.is_empty() {
+        return Err(Error::Usage(format!(
+            "--replace: the table(s) {} of scenario {} have no create SQL, so the seed could not \
+             create them again: drop or empty them yourself",
+            not_ours.join(", "),
+            s.name
+        )));
+    }
+    let names: Vec<String> = existing.iter().map(|(name, _)| name.clone()).collect();
+    Ok(replace::drops(s, &names))
+}
+
 /// A seeding error is a failed seed here, not a failed rehearsal (exit 4
 /// either way).
 fn failed(e: Error) -> Error {
@@ -89,8 +128,9 @@ fn failed(e: Error) -> Error {
     }
 }
 
-/// The scenario's tables that exist in the database, as qualified names.
-async fn existing_tables(client: &Client, s: &Scenario) -> Result<Vec<String>> {
+/// The scenario's tables that exist in the database, as qualified names,
+/// each with whether the scenario creates it (has create SQL).
+async fn existing_tables(client: &Client, s: &Scenario) -> Result<Vec<(String, bool)>> {
     let mut found = Vec::new();
     for t in &s.tables {
         let row = client
@@ -101,7 +141,7 @@ async fn existing_tables(client: &Client, s: &Scenario) -> Result<Vec<String>> {
             .await
             .map_err(|e| db_error(e, &format!("looking up table {}", t.name)))?;
         if let Some(name) = row.get::<_, Option<String>>(0) {
-            found.push(name);
+            found.push((name, t.create.is_some()));
         }
     }
     Ok(found)
@@ -146,19 +186,26 @@ async fn mark_complete(
         .map_err(|e| db_error(e, "marking the tables complete"))
 }
 
-/// After a failed or interrupted seed: drop the scenario's tables (all of
-/// them are ours: none existed, or --replace dropped them), on a session
-/// of its own, waiting at most a few seconds for locks. Best effort.
+/// After a seed that failed or was interrupted once committed (in its last
+/// pass, or marking the tables): drop what it made, as --replace would, on
+/// a session of its own, waiting at most a few seconds for locks. All of
+/// it is the seed's: the tables did not exist before it or --replace
+/// dropped them, and what replace.rs drops besides is only what a CREATE
+/// without IF NOT EXISTS made, which the commit proves was new. Best effort.
 async fn drop_incomplete(conn: &ConnInfo, s: &Scenario) {
-    let names: Vec<String> = s.tables.iter().map(|t| quote_ident(&t.name)).collect();
     let cleanup = async {
         let c = conn.session(SEED_APP_NAME).await?;
-        c.batch_execute(&format!(
-            "SET lock_timeout = '10s'; DROP TABLE IF EXISTS {}",
-            names.join(", ")
-        ))
-        .await
-        .map_err(|e| db_error(e, "dropping the incomplete tables"))
+        let ours: Vec<String> = existing_tables(&c, s)
+            .await?
+            .into_iter()
+            .filter(|(_, created)| *created)
+            .map(|(name, _)| name)
+            .collect();
+        let mut sql = vec!["SET lock_timeout = '10s'".to_string()];
+        sql.extend(replace::drops(s, &ours));
+        c.batch_execute(&sql.join(";\n"))
+            .await
+            .map_err(|e| db_error(e, "dropping the incomplete tables"))
     };
     match tokio::time::timeout(Duration::from_secs(20), cleanup).await {
         Ok(Ok(())) => {}
