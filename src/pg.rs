@@ -104,6 +104,33 @@ pub fn require_supported(version: &str, version_num: u32, target: &str) -> crate
     )))
 }
 
+/// The opening of a query over the scenario's tables' storage, as
+/// `WITH RECURSIVE` CTEs, `names` being SQL for a text[] of table names
+/// (`$1`): `tree`, the tables named (plain, partitioned, materialized views
+/// outside the system schemas) and everything in a partitioned one's
+/// partition tree; `tabs` (oid, reltoastrelid), the relations of it that
+/// hold rows — plain tables and materialized views, a partitioned table by
+/// its leaves — each once (a partition also named, as with `[migrations]`'
+/// every table, is counted once). A partitioned table has no storage of its
+/// own: its size is its leaves' (their TOAST and indexes are found from
+/// them, as a plain table's). The tree is read from pg_inherits, a catalog
+/// read that takes no lock (pg_partition_tree locks every partition, and
+/// sizes must never queue behind the migration's locks). Append more CTEs
+/// with `, name AS (...)`, or the query's SELECT.
+pub fn scenario_storage_ctes(names: &str) -> String {
+    format!(
+        "WITH RECURSIVE tree(oid, relkind) AS ( \
+            SELECT c.oid, c.relkind FROM pg_class c \
+            WHERE c.relname = ANY({names}) AND c.relkind IN ('r', 'm', 'p') \
+              AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) \
+            UNION SELECT c.oid, c.relkind FROM tree t \
+              JOIN pg_inherits i ON i.inhparent = t.oid JOIN pg_class c ON c.oid = i.inhrelid \
+            WHERE t.relkind = 'p'), \
+         tabs AS (SELECT c.oid, c.reltoastrelid FROM pg_class c \
+            WHERE c.oid IN (SELECT oid FROM tree WHERE relkind IN ('r', 'm'))) "
+    )
+}
+
 /// Milliseconds (or any figure) to 3 decimals: what the CSVs and JSON keep.
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0

@@ -49,15 +49,19 @@ pub(super) struct Catalog {
     pub(super) method: String,
 }
 
-/// The scenario tables, their TOAST tables and indexes: `kind` is `table`
-/// for what pg_table_size counts, `index` for pg_indexes_size.
-const RELS: &str = "WITH tabs AS (SELECT c.oid, c.reltoastrelid FROM pg_class c \
-        WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'm', 'p') \
-        AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)), \
-     rels AS (SELECT oid, 'table' AS kind FROM tabs \
-        UNION ALL SELECT reltoastrelid, 'table' FROM tabs WHERE reltoastrelid <> 0 \
-        UNION ALL SELECT i.indexrelid, 'table' FROM tabs t JOIN pg_index i ON i.indrelid = t.reltoastrelid \
-        UNION ALL SELECT i.indexrelid, 'index' FROM tabs t JOIN pg_index i ON i.indrelid = t.oid)";
+/// The scenario tables (a partitioned one by its partitions:
+/// [`crate::pg::scenario_storage_ctes`]), their TOAST tables and indexes:
+/// `kind` is `table` for what pg_table_size counts, `index` for
+/// pg_indexes_size.
+fn rels() -> String {
+    format!(
+        "{}, rels AS (SELECT oid, 'table' AS kind FROM tabs \
+            UNION ALL SELECT reltoastrelid, 'table' FROM tabs WHERE reltoastrelid <> 0 \
+            UNION ALL SELECT i.indexrelid, 'table' FROM tabs t JOIN pg_index i ON i.indrelid = t.reltoastrelid \
+            UNION ALL SELECT i.indexrelid, 'index' FROM tabs t JOIN pg_index i ON i.indrelid = t.oid)",
+        crate::pg::scenario_storage_ctes("$1")
+    )
+}
 
 impl Catalog {
     pub(super) async fn prepare(
@@ -79,11 +83,12 @@ impl Catalog {
             .await?
             .get(0);
         let dead = "(SELECT coalesce(sum(pg_stat_get_dead_tuples(oid)), 0)::int8 FROM tabs)";
+        let rels = rels();
         let sizes = if by_files {
             // A main fork continues in `path.1`, `path.2` ... once a segment
             // is full; the free space and visibility maps are `_fsm`, `_vm`.
             format!(
-                "{RELS}, files AS (SELECT kind, pg_relation_filepath(oid) AS path FROM rels), \
+                "{rels}, files AS (SELECT kind, pg_relation_filepath(oid) AS path FROM rels), \
                  seg AS (SELECT pg_size_bytes(current_setting('segment_size')) AS seg_bytes) \
                  SELECT coalesce(sum(b) FILTER (WHERE kind = 'table'), 0)::int8, \
                         coalesce(sum(b) FILTER (WHERE kind = 'index'), 0)::int8, {dead} \
@@ -98,7 +103,7 @@ impl Catalog {
             )
         } else {
             format!(
-                "{RELS} SELECT coalesce(sum(pg_relation_size(oid, 'main') + pg_relation_size(oid, 'fsm') \
+                "{rels} SELECT coalesce(sum(pg_relation_size(oid, 'main') + pg_relation_size(oid, 'fsm') \
                     + pg_relation_size(oid, 'vm')) FILTER (WHERE kind = 'table'), 0)::int8, \
                  coalesce(sum(pg_relation_size(oid, 'main') + pg_relation_size(oid, 'fsm') \
                     + pg_relation_size(oid, 'vm')) FILTER (WHERE kind = 'index'), 0)::int8, {dead} FROM rels"

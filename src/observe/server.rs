@@ -35,26 +35,30 @@ pub(super) async fn sample_server(
     // (pg_stat_user_tables, pg_stat_activity: every table's and backend's
     // columns, joined), and pg_stat_replication read once: half the cost of
     // a sample on the server.
+    // Dead tuples and sizes of the scenario's tables: a partitioned one's
+    // are its partitions' (pg::scenario_storage_ctes).
     let stats = client
-        .prepare(
-            "WITH r AS (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 AS bytes, \
+        .prepare(&format!(
+            "{}, r AS (SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8 AS bytes, \
                  max(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 \
                           ELSE extract(epoch FROM replay_lag) * 1000 END)::float8 AS ms \
                FROM pg_stat_replication) \
              SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::int8, \
-             (SELECT coalesce(sum(pg_stat_get_dead_tuples(c.oid)), 0)::int8 FROM pg_class c \
-                WHERE c.relname = ANY($2) AND c.relkind IN ('r', 'm', 'p') \
-                AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)), \
+             (SELECT coalesce(sum(pg_stat_get_dead_tuples(oid)), 0)::int8 FROM tabs), \
              (SELECT count(*)::int4 FROM pg_stat_get_backend_idset() b \
                 WHERE pg_stat_get_backend_wait_event_type(b) = 'Lock' \
                 AND pg_stat_get_backend_dbid(b) = (SELECT oid FROM pg_database WHERE datname = current_database())), \
              r.bytes, r.ms FROM r",
-        )
+            crate::pg::scenario_storage_ctes("$2")
+        ))
         .await?;
     // Sizing takes AccessShareLock on each table; with lock_timeout = 1ms it
     // gives up instead of queueing behind the migration (the last size is kept).
     let sizes = client
-        .prepare("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c WHERE c.relname = ANY($1) AND c.relkind = 'r'")
+        .prepare(&format!(
+            "{} SELECT coalesce(sum(pg_total_relation_size(oid)), 0)::int8 FROM tabs",
+            crate::pg::scenario_storage_ctes("$1")
+        ))
         .await?;
     let mut rows = Vec::new();
     let mut last_size = 0u64;

@@ -219,13 +219,16 @@ pub struct StepRow {
     pub outcome: String,
     /// A statement of the step rewrote a table.
     pub rewrote: Option<bool>,
-    /// Heap + TOAST + free space and visibility maps, before / after.
+    /// Heap + TOAST + free space and visibility maps, before / after (a
+    /// partitioned table's: its partitions').
     pub table_bytes_before: Option<u64>,
     pub table_bytes_after: Option<u64>,
-    /// Every index of the scenario's tables, before / after.
+    /// Every index of the scenario's tables (a partitioned table's
+    /// partitions' included), before / after.
     pub index_bytes_before: Option<u64>,
     pub index_bytes_after: Option<u64>,
-    /// n_dead_tup summed over the scenario's tables after the step.
+    /// n_dead_tup summed over the scenario's tables (a partitioned one's
+    /// partitions) after the step.
     pub dead_tuples_after: Option<u64>,
     /// The step's statements' own WAL (every attempt), as in statements.csv.
     pub wal_bytes: Option<u64>,
@@ -345,9 +348,11 @@ pub struct ServerRow {
     pub t_ms: f64,
     /// WAL written since run start.
     pub wal_bytes: u64,
-    /// n_dead_tup summed over the scenario's tables.
+    /// n_dead_tup summed over the scenario's tables (a partitioned one's
+    /// partitions).
     pub dead_tuples: u64,
-    /// pg_total_relation_size summed over the scenario's tables.
+    /// pg_total_relation_size summed over the scenario's tables and
+    /// materialized views (a partitioned table's partitions).
     pub table_bytes: u64,
     /// Empty when there is no replica.
     pub replica_lag_bytes: Option<u64>,

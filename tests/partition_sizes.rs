@@ -1,0 +1,114 @@
+//! A partitioned table's size is its partitions': steps.csv `table_bytes_*`
+//! and `index_bytes_*` and server.csv `table_bytes` count every leaf of its
+//! partition tree (heap, TOAST, free space and visibility maps; their
+//! indexes), not the parent's own storage, which is none. A rehearsal on a
+//! local cluster of a range-partitioned `metrics` (4 partitions, one of them
+//! hash-partitioned again, 30 000 rows) and a 200-row `devices`: before the
+//! fix the figures were devices' alone (32 kB of table, 16 kB of index).
+
+mod common;
+
+const SCENARIO: &str = r#"
+name = "partition-sizes"
+description = "a partitioned table beside a small plain one"
+
+[[table]]
+name = "devices"
+rows = 200
+create = "CREATE TABLE devices (id int PRIMARY KEY, name text NOT NULL)"
+[table.columns]
+id = { gen = "sequence" }
+name = { gen = "text", min_len = 8, max_len = 8 }
+
+[[table]]
+name = "metrics"
+rows = 30_000
+create = """
+CREATE TABLE metrics (
+    id bigint NOT NULL,
+    device_id int NOT NULL,
+    ts timestamptz NOT NULL,
+    v float8 NOT NULL,
+    PRIMARY KEY (id, ts)
+) PARTITION BY RANGE (ts);
+CREATE TABLE metrics_q1 PARTITION OF metrics FOR VALUES FROM ('2025-01-01') TO ('2025-04-01');
+CREATE TABLE metrics_q2 PARTITION OF metrics FOR VALUES FROM ('2025-04-01') TO ('2025-07-01');
+CREATE TABLE metrics_q3 PARTITION OF metrics FOR VALUES FROM ('2025-07-01') TO ('2025-10-01')
+    PARTITION BY HASH (id);
+CREATE TABLE metrics_q3a PARTITION OF metrics_q3 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE metrics_q3b PARTITION OF metrics_q3 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE TABLE metrics_q4 PARTITION OF metrics FOR VALUES FROM ('2025-10-01') TO ('2026-01-01')
+"""
+[table.columns]
+id = { gen = "sequence" }
+device_id = { gen = "int", min = 1, max = 200 }
+ts = { gen = "timestamp", from = "2025-01-01", to = "2025-12-31" }
+v = { gen = "float", min = 0, max = 100 }
+
+[workload]
+clients = 1
+rate = 20
+before = "500ms"
+after = "500ms"
+
+[[workload.query]]
+name = "read"
+sql = "SELECT name FROM devices WHERE id = $1"
+params = [{ gen = "fk", table = "devices" }]
+
+[[phase]]
+name = "p"
+
+[[phase.step]]
+name = "comment"
+sql = "COMMENT ON TABLE devices IS 'sized'"
+"#;
+
+/// Lower bounds from the rows alone: a heap tuple of metrics is at least
+/// 24 B of header + 32 B of data + a 4 B line pointer; a primary-key entry
+/// (id, ts) at least 8 B of header + 16 B + 4 B. Devices' share is 32 kB
+/// of table and 16 kB of index.
+const METRICS_ROWS: u64 = 30_000;
+const MIN_TABLE_BYTES: u64 = METRICS_ROWS * 60;
+const MIN_INDEX_BYTES: u64 = METRICS_ROWS * 28;
+
+#[test]
+fn a_partitioned_tables_size_is_its_partitions() {
+    let tmp = common::isolated_tmpdir();
+    let path = tmp.path().join("partition-sizes.toml");
+    std::fs::write(&path, SCENARIO).unwrap();
+    let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    let step = rec.steps.first().expect("the step's row");
+    eprintln!("{}:\n{step:#?}", dir.display());
+
+    let table = step.table_bytes_before.expect("table bytes before");
+    let index = step.index_bytes_before.expect("index bytes before");
+    assert!(
+        table >= MIN_TABLE_BYTES,
+        "table_bytes_before {table} B: less than metrics' rows alone ({MIN_TABLE_BYTES} B)"
+    );
+    assert!(
+        index >= MIN_INDEX_BYTES,
+        "index_bytes_before {index} B: less than metrics' keys alone ({MIN_INDEX_BYTES} B)"
+    );
+    // Nothing the step or the reads do changes a size.
+    assert_eq!(step.table_bytes_after, Some(table));
+    assert_eq!(step.index_bytes_after, Some(index));
+
+    // server.csv: pg_total_relation_size, table and indexes together, over
+    // the same relations: the same bytes.
+    let sampled = rec
+        .server
+        .iter()
+        .map(|s| s.table_bytes)
+        .max()
+        .expect("server samples");
+    assert_eq!(
+        sampled,
+        table + index,
+        "server.csv table_bytes against steps.csv's table + index bytes: {:#?}",
+        rec.server
+    );
+}
