@@ -161,28 +161,40 @@ async fn wait_for_copy(db: &tokio_postgres::Client, child: &mut std::process::Ch
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_seed_leaves_no_table_that_looks_complete() {
-    let (server, db, url) = staging().await;
-    let big = common::fixture("reliability/big-seed.toml");
+/// `pgrehearse seed SCENARIO ARGS` sent `signal` once its COPY runs.
+async fn seed_signalled_in_copy(
+    db: &tokio_postgres::Client,
+    url: &str,
+    scenario: &str,
+    args: &[&str],
+    signal: &str,
+) -> Output {
     let mut child = Command::new(common::bin())
         .arg("seed")
-        .arg(&big)
-        .args(["--database-url", &url, "-q"])
+        .arg(scenario)
+        .args(["--database-url", url, "-q"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_copy(&db, &mut child).await;
+    wait_for_copy(db, &mut child).await;
     let status = Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
+        .args(["-s", signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_seed_leaves_no_table_that_looks_complete() {
+    let (server, db, url) = staging().await;
+    let big = common::fixture("reliability/big-seed.toml");
+    let out = seed_signalled_in_copy(&db, &url, big.to_str().unwrap(), &[], "INT").await;
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     // No table at all (the load's transaction rolled back), so none that
     // carries the marker.
@@ -368,24 +380,7 @@ async fn an_interrupted_replace_keeps_the_tables_it_was_replacing() {
     let big = big.to_str().unwrap();
     let out = seed(&url, &[big, "--rows", "1000", "-q"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let mut child = Command::new(common::bin())
-        .arg("seed")
-        .arg(big)
-        .args(["--database-url", &url, "--replace", "-q"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_copy(&db, &mut child).await;
-    let status = Command::new("kill")
-        .args(["-s", "TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = seed_signalled_in_copy(&db, &url, big, &["--replace"], "TERM").await;
     assert_eq!(out.status.code(), Some(143), "{}", text(&out));
     // The drop was rolled back with the load: the old table is whole.
     assert_eq!(count(&db, "big").await, 1000, "{}", text(&out));

@@ -324,18 +324,7 @@ fn the_scenarios_own_rate_is_carried_and_rates_are_numbers() {
     assert!(measured.iter().all(|m| m.rate == Some(200.0)));
     let csv_path = dir.path().join("sweep.csv");
     collect::write_csv(&csv_path, &measured).unwrap();
-    let mut r = csv::Reader::from_path(&csv_path).unwrap();
-    let col = r
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "rate")
-        .unwrap();
-    let rates: Vec<String> = r
-        .records()
-        .map(|rec| rec.unwrap()[col].to_string())
-        .collect();
-    assert_eq!(rates, ["200", "200"]);
+    assert_eq!(csv_column(&csv_path, "rate"), ["200", "200"]);
     let answer = Answer::new("x", &measured, None);
     let json = json_of(&answer, &measured);
     assert_eq!(json["rates"], serde_json::json!([200.0]));
@@ -366,18 +355,16 @@ fn sweep_csv_has_each_steps_outcome() {
     ];
     let path = dir.path().join("sweep.csv");
     collect::write_csv(&path, &measured).unwrap();
-    let mut r = csv::Reader::from_path(&path).unwrap();
-    let col = r
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "migrate/a:outcome")
-        .unwrap();
-    let got: Vec<String> = r
-        .records()
+    assert_eq!(csv_column(&path, "migrate/a:outcome"), ["ok", "error"]);
+}
+
+/// The cells of column `name` of the CSV at `path`, top to bottom.
+fn csv_column(path: &std::path::Path, name: &str) -> Vec<String> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let col = r.headers().unwrap().iter().position(|h| h == name).unwrap();
+    r.records()
         .map(|rec| rec.unwrap()[col].to_string())
-        .collect();
-    assert_eq!(got, ["ok", "error"]);
+        .collect()
 }
 
 /// Sizes in binary units, as the run summaries print them.
