@@ -5,6 +5,8 @@
 //! local cluster of a range-partitioned `metrics` (4 partitions, one of them
 //! hash-partitioned again, 30 000 rows) and a 200-row `devices`: before the
 //! fix the figures were devices' alone (32 kB of table, 16 kB of index).
+//! The statement probe reads the partitions too: a rewrite of a partitioned
+//! table is `rewrote`, its scans are counted.
 
 mod common;
 
@@ -110,5 +112,62 @@ fn a_partitioned_tables_size_is_its_partitions() {
         table + index,
         "server.csv table_bytes against steps.csv's table + index bytes: {:#?}",
         rec.server
+    );
+}
+
+const PROBED: &str = r#"
+name = "partition-probe"
+
+[[table]]
+name = "m"
+rows = 2_000
+create = """
+CREATE TABLE m (id bigint NOT NULL, v int NOT NULL) PARTITION BY RANGE (id);
+CREATE TABLE m_low PARTITION OF m FOR VALUES FROM (0) TO (1001);
+CREATE TABLE m_high PARTITION OF m FOR VALUES FROM (1001) TO (3000)
+"""
+[table.columns]
+id = { gen = "sequence" }
+v = { gen = "int", min = 0, max = 1000 }
+
+[workload]
+clients = 1
+rate = 20
+before = "300ms"
+after = "300ms"
+
+[[workload.query]]
+name = "read"
+sql = "SELECT v FROM m WHERE id = $1"
+params = [{ gen = "fk", table = "m" }]
+
+[[phase]]
+name = "p"
+
+[[phase.step]]
+name = "retype"
+sql = "ALTER TABLE m ALTER COLUMN v TYPE bigint"
+
+[[phase.step]]
+name = "check"
+sql = "ALTER TABLE m ADD CONSTRAINT v_pos CHECK (v >= 0)"
+"#;
+
+#[test]
+fn a_partitioned_tables_rewrite_and_scans_are_its_partitions() {
+    let tmp = common::isolated_tmpdir();
+    let path = tmp.path().join("partition-probe.toml");
+    std::fs::write(&path, PROBED).unwrap();
+    let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (_dir, rec) = ran.record();
+    let stmt = |step: &str| rec.statements.iter().find(|s| s.step == step).unwrap();
+    assert_eq!(stmt("retype").rewrote, Some(true), "{:#?}", rec.statements);
+    assert_eq!(stmt("check").rewrote, Some(false), "{:#?}", rec.statements);
+    // The CHECK scans each partition.
+    assert!(
+        stmt("check").seq_scans.unwrap_or(0) >= 2,
+        "{:#?}",
+        rec.statements
     );
 }

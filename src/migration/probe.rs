@@ -76,13 +76,15 @@ pub(super) async fn prepare(
     // subqueries when first needed), so it is read right as the probe
     // starts, before its reads of pg_locks and pg_stat_statements (which
     // take up to a millisecond) — the end of the statement before it.
+    // A partitioned table is its partitions: their relfilenodes change in
+    // a rewrite and their scans count (the parent has neither).
     let names: Vec<String> = tables.iter().map(|t| crate::pg::quote_literal(t)).collect();
     let names = format!("ARRAY[{}]::text[]", names.join(", "));
+    let tree = crate::pg::scenario_storage_ctes(&names);
     client
         .prepare(&format!(
-            "WITH t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
-                WHERE c.relname = ANY({names}) AND c.relkind IN ('r', 'm', 'p') \
-                AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) \
+            "{tree}, t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
+                WHERE c.oid IN (SELECT oid FROM tree WHERE relkind IN ('r', 'm'))) \
              SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
              pg_current_wal_insert_lsn()::text, \
              (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
