@@ -838,3 +838,49 @@ fn an_unclosed_quote_in_inline_sql_is_found_by_check() {
         "{stderr}"
     );
 }
+
+/// A negative number on the command line is a bad value of its flag, said
+/// as such, not clap's "unexpected argument" with a `-- -5` tip.
+#[test]
+fn negative_numbers_on_the_command_line_are_bad_values() {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good/tiny.toml");
+    for (command, flag, value, says) in [
+        (
+            "check",
+            "--rows",
+            "-5",
+            "--rows: `-5` must be a whole number of rows",
+        ),
+        (
+            "check",
+            "--scale",
+            "-2",
+            "--scale: -2 must be a positive number",
+        ),
+        (
+            "run",
+            "--seed",
+            "-1",
+            "invalid value '-1' for '--seed <SEED>'",
+        ),
+        (
+            "run",
+            "--before",
+            "-1s",
+            "--before: `-1s` is not a duration",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+            .arg(command)
+            .arg(&tiny)
+            .args([flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(says) && !stderr.contains("-- -"),
+            "{stderr}"
+        );
+    }
+}

@@ -53,10 +53,10 @@ pub enum Command {
         #[arg(value_name = "SCENARIO")]
         scenario: PathBuf,
         /// Open-loop rates in queries/s, comma-separated (default: the scenario's).
-        #[arg(long, value_name = "RATE,...")]
+        #[arg(allow_hyphen_values = true, long, value_name = "RATE,...")]
         rate: Option<String>,
         /// The size (rows of the largest table) to extrapolate to: 400M.
-        #[arg(long, value_name = "ROWS")]
+        #[arg(allow_hyphen_values = true, long, value_name = "ROWS")]
         extrapolate: Option<String>,
         /// --rows is a comma-separated list of sizes: 100k,400k,1.6M.
         #[command(flatten)]
@@ -67,9 +67,9 @@ pub enum Command {
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
         /// --rows / --scale are applied so the plan shows the real row counts.
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rows: Option<String>,
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         scale: Option<f64>,
         /// Rehearse the [migrations] files added since this git revision.
         #[arg(long, value_name = "REV")]
@@ -108,13 +108,13 @@ pub enum Command {
         #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
         database_url: String,
         /// Rows of the largest table (others scale with it): 250000, 250k, 2M.
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         rows: Option<String>,
         /// Multiply every table's row count.
-        #[arg(long)]
+        #[arg(allow_hyphen_values = true, long)]
         scale: Option<f64>,
         /// Seed for all generated data.
-        #[arg(long, default_value_t = 1)]
+        #[arg(allow_hyphen_values = true, long, default_value_t = 1)]
         seed: u64,
         /// Drop the scenario's tables first if the database has them.
         #[arg(long)]
@@ -174,10 +174,10 @@ pub struct RunArgs {
     #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Rows of the largest table (others scale with it): 250000, 250k, 2M.
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, long)]
     pub rows: Option<String>,
     /// Multiply every table's row count.
-    #[arg(long)]
+    #[arg(allow_hyphen_values = true, long)]
     pub scale: Option<f64>,
     /// Rehearse the [migrations] files added since this git revision (e.g.
     /// origin/main): the pull request's pending migrations. Overrides the
@@ -186,16 +186,16 @@ pub struct RunArgs {
     pub since_git: Option<String>,
     /// Traffic before the first step (e.g. 1s), instead of the scenario's
     /// [workload] before; scripts keep their `at`.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION")]
     pub before: Option<String>,
     /// Traffic after the last step, instead of the scenario's [workload] after.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(allow_hyphen_values = true, long, value_name = "DURATION")]
     pub after: Option<String>,
     /// Where run directories go.
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
     /// Seed for all generated data and parameters.
-    #[arg(long, default_value_t = 1)]
+    #[arg(allow_hyphen_values = true, long, default_value_t = 1)]
     pub seed: u64,
     /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
     #[arg(long = "budget", value_name = "KEY=VALUE")]
