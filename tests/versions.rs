@@ -339,13 +339,20 @@ fn a_sweep_on_fifteen_and_seventeen_fits_each_version() {
         assert_eq!(sizes, [2000.0, 4000.0], "{f}");
         assert!(!f["fit"].is_null(), "{f}");
     }
-    // The answer names each version.
+    // The answer names each version: at the target, or — where noise at
+    // these tiny sizes made the larger one faster — at the largest size
+    // measured, not extrapolated.
     let md = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
     for v in ["15", "17"] {
-        let says = format!("on PostgreSQL {v}, at 100k rows");
+        let says = format!("on PostgreSQL {v}, at ");
+        let line = md
+            .lines()
+            .find(|l| l.contains(&says))
+            .unwrap_or_else(|| panic!("{says}:\n{md}"));
+        assert!(stdout.contains(&says), "{says}:\n{stdout}");
         assert!(
-            md.contains(&says) && stdout.contains(&says),
-            "{says}:\n{md}"
+            line.contains(&format!("{says}100k rows")) || line.contains("not extrapolated"),
+            "{line}"
         );
     }
     let svg = std::fs::read_to_string(dir.join("sweep.svg")).unwrap();
