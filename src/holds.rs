@@ -572,6 +572,23 @@ mod tests {
         }
     }
 
+    /// The poll saw `mode` on t inside a transaction from `first_ms` to
+    /// `last_ms` (the polls around it unset: tests set what they need).
+    fn seen_in_txn(mode: &str, first_ms: f64, last_ms: f64) -> HeldSighting {
+        HeldSighting {
+            locktype: "relation".into(),
+            oid: Some(T),
+            relation: "t".into(),
+            mode: mode.into(),
+            first_ms,
+            last_ms,
+            missed_before_ms: None,
+            missed_after_ms: None,
+            statement_start_ms: None,
+            in_txn: true,
+        }
+    }
+
     /// A run of `statements` in one transaction that took `acquired` and
     /// ended at `released_ms`.
     fn one_txn(
@@ -631,16 +648,8 @@ mod tests {
             401.0,
         );
         let seen = |mode: &str, first_ms: f64| HeldSighting {
-            locktype: "relation".into(),
-            oid: Some(T),
-            relation: "t".into(),
-            mode: mode.into(),
-            first_ms,
-            last_ms: first_ms + 50.0,
             missed_before_ms: Some(first_ms - 1.0),
-            missed_after_ms: None,
-            statement_start_ms: None,
-            in_txn: true,
+            ..seen_in_txn(mode, first_ms, first_ms + 50.0)
         };
         let mut obs = Observations {
             migration_held: vec![
@@ -736,16 +745,9 @@ mod tests {
             320.0,
         );
         let sighting = |first, last, before, after| HeldSighting {
-            locktype: "relation".into(),
-            oid: Some(T),
-            relation: "t".into(),
-            mode: "ShareLock".into(),
-            first_ms: first,
-            last_ms: last,
             missed_before_ms: before,
             missed_after_ms: after,
-            statement_start_ms: None,
-            in_txn: true,
+            ..seen_in_txn("ShareLock", first, last)
         };
         let obs = Observations {
             migration_held: vec![sighting(252.0, 304.0, Some(250.0), Some(306.0))],
@@ -801,16 +803,11 @@ mod tests {
             312.0,
         );
         let sighting = |oid, name: &str, last, after| HeldSighting {
-            locktype: "relation".into(),
             oid: Some(oid),
             relation: name.into(),
-            mode: "ShareRowExclusiveLock".into(),
-            first_ms: 101.0,
-            last_ms: last,
             missed_before_ms: Some(100.5),
             missed_after_ms: after,
-            statement_start_ms: None,
-            in_txn: true,
+            ..seen_in_txn("ShareRowExclusiveLock", 101.0, last)
         };
         let obs = Observations {
             migration_held: vec![
