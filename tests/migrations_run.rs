@@ -688,13 +688,18 @@ fn a_lock_timeout_names_the_file_and_line_and_holds_nothing() {
         ],
         "[table.columns]\nemail = { gen = \"text\" }\n",
     );
-    // The long read: ACCESS SHARE on accounts from 50 ms for 1.5 s, across
-    // the step (which starts after the 100 ms before the migration).
-    let mut scenario = std::fs::read_to_string(&s).unwrap();
-    scenario.push_str(
-        "\n[[workload.script]]\nname = \"long_read\"\nat = \"50ms\"\nsql = [\"BEGIN\", \
-         \"SELECT count(*) FROM accounts\", \"SELECT pg_sleep(1.5)\", \"COMMIT\"]\n",
+    // The long read: ACCESS SHARE on accounts from the start of traffic for
+    // 2.5 s, across the step. The step starts after a 700 ms "before" phase,
+    // so a script connection slow to open on a loaded CI machine (seen: the
+    // 50 ms of a 100 ms phase were not enough) still has its lock first.
+    let scenario = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("before = \"100ms\"", "before = \"700ms\"");
+    let scenario = format!(
+        "{scenario}\n[[workload.script]]\nname = \"long_read\"\nat = \"0ms\"\nsql = [\"BEGIN\", \
+         \"SELECT count(*) FROM accounts\", \"SELECT pg_sleep(2.5)\", \"COMMIT\"]\n",
     );
+    assert!(scenario.contains("before = \"700ms\""), "{scenario}");
     std::fs::write(&s, scenario).unwrap();
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(4);
