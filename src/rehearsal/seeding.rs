@@ -152,10 +152,7 @@ async fn cancellable<T>(
     let done = tokio::select! {
         r = work => r,
         _ = signals.token.cancelled() => {
-            return Err(Stopped {
-                why: "interrupted while seeding".into(),
-                error: signals.error(),
-            });
+            return Err(Stopped::interrupted(signals, "while seeding"));
         }
     };
     done.map_err(|e| match e {
@@ -285,9 +282,9 @@ pub async fn replica_caught_up(conn: &ConnInfo, signals: &Signals) -> Result<(),
     let admin = conn.session(HARNESS_APP_NAME).await.map_err(failed)?;
     tokio::select! {
         r = crate::backend::replica::wait_caught_up(&admin, CATCH_UP_LIMIT) => r.map_err(failed),
-        _ = signals.token.cancelled() => Err(Stopped {
-            why: "interrupted while the replica caught up with the seeded data".into(),
-            error: signals.error(),
-        }),
+        _ = signals.token.cancelled() => Err(Stopped::interrupted(
+            signals,
+            "while the replica caught up with the seeded data",
+        )),
     }
 }

@@ -63,10 +63,10 @@ pub async fn apply(
         let applied = tokio::select! {
             r = apply_file(&client, file) => r,
             _ = signals.token.cancelled() => {
-                return Err(Stopped {
-                    why: format!("interrupted during setup, while applying {}", file.name),
-                    error: signals.error(),
-                });
+                return Err(Stopped::interrupted(
+                    signals,
+                    &format!("during setup, while applying {}", file.name),
+                ));
             }
         };
         rec.ms = Some(crate::pg::round3(t.elapsed().as_secs_f64() * 1e3));

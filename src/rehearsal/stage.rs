@@ -23,4 +23,14 @@ impl Stopped {
             why,
         }
     }
+
+    /// Stopped by SIGINT/SIGTERM `while` doing something: the failure names
+    /// the signal first (`interrupted by SIGTERM while seeding`), which is
+    /// how `report` of the run directory exits as the run did (130/143).
+    pub fn interrupted(signals: &crate::signals::Signals, while_: &str) -> Stopped {
+        Stopped {
+            why: format!("interrupted by {} {while_}", signals.name()),
+            error: signals.error(),
+        }
+    }
 }

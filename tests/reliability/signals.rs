@@ -59,9 +59,24 @@ fn sigterm_during_seeding_exits_143_and_tears_down() {
     let run = interrupted(r, 143);
     let (dir, rec) = run.record();
     let info = rec.info.as_ref().unwrap();
-    assert_eq!(info.failure.as_deref(), Some("interrupted while seeding"));
+    assert_eq!(
+        info.failure.as_deref(),
+        Some("interrupted by SIGTERM while seeding")
+    );
     assert!(rec.statements.is_empty(), "no migration statement ran");
-    run.assert_report_written(&dir, "interrupted while seeding");
+    run.assert_report_written(&dir, "interrupted by SIGTERM while seeding");
+    // Re-rendered later, the run exits as it did.
+    let report = std::process::Command::new(crate::common::bin())
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        report.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
 }
 
 #[test]

@@ -384,7 +384,10 @@ async fn sigint_while_seeding_over_url_leaves_no_scratch_database() {
     .unwrap();
     let (_, rec) = run.record();
     let failure = rec.info.and_then(|i| i.failure);
-    assert_eq!(failure.as_deref(), Some("interrupted while seeding"));
+    assert_eq!(
+        failure.as_deref(),
+        Some("interrupted by SIGINT while seeding")
+    );
     assert_eq!(common::scratch_databases(&sc).await, Vec::<String>::new());
     server.teardown().await.unwrap();
 }
