@@ -1,0 +1,204 @@
+use super::*;
+use crate::analyze::testkit::{lock, lock_on, partitioned_index, record, step_holding, stmt, wait};
+
+/// The step facts as the analysis computes them (after normalizing).
+fn facts(r: &RunRecord) -> Vec<StepFacts> {
+    let r = normalize(r);
+    step_facts(&r, &attribute_waits(&r))
+}
+
+#[test]
+fn a_partitioned_tables_locks_are_named_by_the_parent() {
+    // SHARE on two partitions and the parent, taken and released
+    // together; the statement names the parent.
+    let mut r = record();
+    partitioned_index(&mut r);
+    let f = &facts(&r)[0];
+    assert_eq!(f.strongest_lock.as_ref().unwrap().relation, "m");
+    assert_eq!(f.longest_blocking_lock.as_ref().unwrap().relation, "m");
+}
+
+#[test]
+fn waits_go_to_the_step_they_overlap_most() {
+    let mut r = record();
+    r.statements.push(stmt("a", "LOCK orders", 1000.0, 1200.0));
+    r.locks
+        .push(lock("a", "AccessExclusiveLock", 1000.0, 1000.0, 1200.0));
+    r.statements
+        .push(stmt("b", "CREATE INDEX i ON orders (c)", 1200.0, 2000.0));
+    r.locks.push(lock("b", "ShareLock", 1200.0, 1200.0, 2000.0));
+    r.waits.push(wait(1150.0, 1900.0, WaitCause::Migration));
+    r.waits.push(wait(1100.0, 1180.0, WaitCause::Migration));
+    let s = facts(&r);
+    assert_eq!(s[0].app_waits, 1);
+    assert_eq!(s[1].app_waits, 1);
+    assert_eq!(s[1].worst_app_wait.as_ref().unwrap().wait_ms, 750.0);
+    assert_eq!(
+        s[0].strongest_lock.as_ref().unwrap().mode,
+        "AccessExclusiveLock"
+    );
+    assert_eq!(
+        s[1].longest_blocking_lock.as_ref().unwrap().held_ms,
+        Some(800.0)
+    );
+}
+
+#[test]
+fn a_new_relation_blocks_once_its_creation_committed() {
+    // CREATE TABLE audit in one transaction, LOCK audit in the next.
+    let mut r = record();
+    let mut create = lock("a", "AccessExclusiveLock", 100.0, 100.0, 102.0);
+    create.relation = "audit (new)".into();
+    let mut lock_later = lock("a", "AccessExclusiveLock", 110.0, 110.0, 500.0);
+    lock_later.relation = "audit (new)".into();
+    r.locks.extend([create, lock_later]);
+    let n = normalize(&r);
+    assert_eq!(n.locks[0].blocks, Blocks::None);
+    assert_eq!(n.locks[1].blocks, Blocks::ReadsWrites);
+    assert_eq!(normalize(&n).locks, n.locks, "idempotent");
+}
+
+#[test]
+fn a_lock_never_granted_is_no_hold() {
+    // Waited 100 ms for ACCESS EXCLUSIVE, then lock_timeout; the ROW
+    // EXCLUSIVE of an earlier statement was held.
+    let mut r = record();
+    r.statements.push(stmt(
+        "a",
+        "ALTER TABLE orders ADD COLUMN x int",
+        1000.0,
+        1100.0,
+    ));
+    r.locks
+        .push(lock("a", "RowExclusiveLock", 990.0, 990.0, 1100.0));
+    let mut never = lock("a", "AccessExclusiveLock", 1000.0, 1000.0, 1100.0);
+    never.granted_ms = None;
+    never.released_ms = None;
+    never.wait_ms = 100.0;
+    never.held_ms = None;
+    never.source = "wait".into();
+    r.locks.push(never);
+    let f = &facts(&r)[0];
+    assert!(
+        f.longest_blocking_lock.is_none(),
+        "{:?}",
+        f.longest_blocking_lock
+    );
+    let strongest = f.strongest_lock.as_ref().unwrap();
+    assert_eq!(
+        strongest.mode, "RowExclusiveLock",
+        "held beats never granted"
+    );
+    // Alone, the lock waited for is the strongest, and says so.
+    r.locks.remove(0);
+    let f = &facts(&r)[0];
+    let strongest = f.strongest_lock.clone();
+    assert_eq!(strongest.as_ref().unwrap().held_ms, None);
+    assert_eq!(
+        crate::report::format::lock(&strongest),
+        "AccessExclusiveLock on orders waited 100.0 ms, never granted"
+    );
+}
+
+#[test]
+fn app_vs_app_waits_are_charged_to_no_step() {
+    let mut r = record();
+    let sql = "ALTER TABLE orders ADD COLUMN x int";
+    step_holding(
+        &mut r,
+        "col",
+        sql,
+        (1000.0, 1004.0),
+        "AccessExclusiveLock",
+        1000.5,
+    );
+    r.waits.push(wait(1001.0, 1004.0, WaitCause::Migration));
+    r.waits
+        .push(wait(1002.0, 1004.0, WaitCause::QueuedBehindMigration));
+    r.waits.push(wait(3000.0, 3050.0, WaitCause::App));
+    assert_eq!(attribute_waits(&r), [Some(0), Some(0), None]);
+    assert_eq!(facts(&r)[0].app_waits, 2);
+}
+
+#[test]
+fn a_single_statement_retry_counts_once() {
+    // transaction = false: statement 2 timed out once and succeeded on retry.
+    let mut r = record();
+    r.statements.push(stmt("s", "SET x", 1000.0, 1001.0));
+    let mut t = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1001.0, 1101.0);
+    t.outcome = "lock_timeout".into();
+    t.sqlstate = "55P03".into();
+    r.statements.push(t);
+    let mut ok = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1200.0, 1201.0);
+    ok.attempt = 2;
+    r.statements.push(ok);
+    let st = &facts(&r)[0];
+    assert_eq!(
+        (st.statements, st.attempts, st.outcome.as_str()),
+        (2, 2, "ok")
+    );
+    assert_eq!(st.sql, ["SET x", "ALTER TABLE orders ADD COLUMN y int"]);
+}
+
+#[test]
+fn a_backfill_lists_ten_texts_and_counts_them_all() {
+    let mut r = record();
+    for i in 0..12 {
+        let sql = format!("UPDATE orders SET c = 0 WHERE id BETWEEN {i}000 AND {i}999");
+        let t = 1000.0 + f64::from(i) * 10.0;
+        r.statements.push(stmt("fill", &sql, t, t + 5.0));
+    }
+    let st = &facts(&r)[0];
+    assert_eq!((st.sql.len(), st.sql_distinct, st.statements), (10, 12, 12));
+    assert!(crate::report::format::sql_list(&st.sql, st.sql_distinct).ends_with("… (+9 more)"));
+}
+
+#[test]
+fn locks_on_relations_the_step_creates_block_nobody() {
+    let mut r = record();
+    let sql = "CREATE INDEX idx_new ON orders (c)";
+    step_holding(&mut r, "idx", sql, (1000.0, 1800.0), "ShareLock", 1001.0);
+    r.locks.push(lock_on(
+        "public.idx_new",
+        "idx",
+        "AccessExclusiveLock",
+        1001.0,
+        1800.0,
+    ));
+    assert!(created_by_any_step(&r, "public.idx_new"));
+    assert!(!created_by_any_step(&r, "orders"));
+    let st = &facts(&r)[0];
+    let blocking = st.longest_blocking_lock.as_ref().unwrap();
+    assert_eq!(blocking.relation, "orders");
+    // The strongest lock reported is the one others feel.
+    assert_eq!(st.strongest_lock.as_ref().unwrap().relation, "orders");
+}
+
+#[test]
+fn a_relation_known_only_by_oid_blocks_nobody() {
+    // CREATE INDEX CONCURRENTLY: the index being built shows up in
+    // pg_locks under an OID the observer cannot name.
+    let mut r = record();
+    let sql = "CREATE INDEX CONCURRENTLY i ON orders (c)";
+    step_holding(
+        &mut r,
+        "cic",
+        sql,
+        (1000.0, 2000.0),
+        "ShareUpdateExclusiveLock",
+        1000.5,
+    );
+    r.locks.push(lock_on(
+        "18171",
+        "cic",
+        "AccessExclusiveLock",
+        1000.0,
+        2000.0,
+    ));
+    let st = &facts(&r)[0];
+    assert!(st.longest_blocking_lock.is_none());
+    assert_eq!(
+        st.strongest_lock.as_ref().unwrap().mode,
+        "ShareUpdateExclusiveLock"
+    );
+}

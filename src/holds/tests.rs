@@ -1,0 +1,479 @@
+use std::collections::HashMap;
+
+use super::*;
+use crate::migration::{LockSeen, TxnLocks};
+use crate::observe::HeldSighting;
+
+const T: u32 = 16390;
+
+fn stmt(start: f64, end: f64, outcome: &str) -> StatementRow {
+    StatementRow {
+        phase: "p".into(),
+        step: "s".into(),
+        attempt: 1,
+        sql: "LOCK t".into(),
+        start_ms: start,
+        end_ms: end,
+        duration_ms: end - start,
+        outcome: outcome.into(),
+        sqlstate: String::new(),
+        rewrote: Some(false),
+        seq_scans: Some(0),
+        wal_bytes: Some(0),
+        cluster_wal_bytes: Some(0),
+        unknown: String::new(),
+        file: String::new(),
+        line: None,
+    }
+}
+
+fn key(mode: &str) -> LockSeen {
+    LockSeen {
+        locktype: "relation".into(),
+        oid: Some(T),
+        name: "t".into(),
+        mode: mode.into(),
+    }
+}
+
+/// The poll saw `mode` on t inside a transaction from `first_ms` to
+/// `last_ms` (the polls around it unset: tests set what they need).
+fn seen_in_txn(mode: &str, first_ms: f64, last_ms: f64) -> HeldSighting {
+    HeldSighting {
+        locktype: "relation".into(),
+        oid: Some(T),
+        relation: "t".into(),
+        mode: mode.into(),
+        first_ms,
+        last_ms,
+        missed_before_ms: None,
+        missed_after_ms: None,
+        statement_start_ms: None,
+        in_txn: true,
+    }
+}
+
+/// A run of `statements` in one transaction that took `acquired` and
+/// ended at `released_ms`.
+fn one_txn(
+    statements: Vec<StatementRow>,
+    acquired: Vec<(LockSeen, usize)>,
+    released_ms: f64,
+) -> MigrationRun {
+    MigrationRun {
+        statements,
+        txns: vec![TxnLocks {
+            phase: "p".into(),
+            step: "s".into(),
+            acquired,
+            released_ms,
+        }],
+        pid: 7,
+        ..Default::default()
+    }
+}
+
+/// The migration waited for `mode` on t from `start_ms` to `end_ms`.
+fn wait(mode: &str, start_ms: f64, end_ms: f64) -> MigrationWait {
+    MigrationWait {
+        locktype: "relation".into(),
+        oid: Some(T),
+        relation: "t".into(),
+        mode: mode.into(),
+        start_ms,
+        end_ms,
+    }
+}
+
+#[test]
+fn uncontended_lock_is_held_from_send_to_commit() {
+    let run = one_txn(
+        vec![stmt(100.0, 101.0, "ok"), stmt(101.5, 1601.5, "ok")],
+        vec![(key("AccessExclusiveLock"), 0)],
+        1602.0,
+    );
+    let rows = lock_rows(&run, &Observations::default());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].held_ms, Some(1502.0));
+    assert_eq!(rows[0].wait_ms, 0.0);
+    assert_eq!(rows[0].blocks, crate::record::Blocks::ReadsWrites);
+    assert_eq!(rows[0].source, "probe");
+}
+
+#[test]
+fn a_failed_statement_in_a_transaction_held_what_the_poll_saw_until_its_error() {
+    // ALTER (ok, probed: ACCESS EXCLUSIVE) then CREATE UNIQUE INDEX,
+    // which failed at 400 (a duplicate key): no probe followed it. The
+    // poll saw its SHARE lock (and the ALTER's lock again); the error
+    // released it. A sighting during the ok statement adds nothing.
+    let run = one_txn(
+        vec![stmt(100.0, 101.0, "ok"), stmt(102.0, 400.0, "error")],
+        vec![(key("AccessExclusiveLock"), 0)],
+        401.0,
+    );
+    let seen = |mode: &str, first_ms: f64| HeldSighting {
+        missed_before_ms: Some(first_ms - 1.0),
+        ..seen_in_txn(mode, first_ms, first_ms + 50.0)
+    };
+    let mut obs = Observations {
+        migration_held: vec![
+            seen("RowExclusiveLock", 100.5),
+            seen("AccessExclusiveLock", 103.0),
+            seen("ShareLock", 103.0),
+        ],
+        ..Default::default()
+    };
+    let rows = lock_rows(&run, &obs);
+    let modes: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.mode.as_str(), r.source.as_str()))
+        .collect();
+    assert_eq!(
+        modes,
+        [("AccessExclusiveLock", "probe"), ("ShareLock", "poll")],
+        "{rows:#?}"
+    );
+    let share = &rows[1];
+    assert_eq!(
+        (share.granted_ms, share.released_ms),
+        (Some(102.0), Some(400.0))
+    );
+    assert_eq!(share.blocks, crate::record::Blocks::Writes);
+    // The probed lock, seen during the failed statement too, went at
+    // the error (its end as we got it), not at the ROLLBACK (401).
+    assert_eq!(rows[0].released_ms, Some(400.0));
+    // The poll after the error saw both locks gone sooner (last
+    // sightings at 396, the poll without them ending at 398): released
+    // by 398.
+    for h in obs.migration_held.iter_mut().skip(1) {
+        (h.last_ms, h.missed_after_ms) = (396.0, Some(398.0));
+    }
+    let rows = lock_rows(&run, &obs);
+    let released: Vec<_> = rows.iter().map(|r| r.released_ms).collect();
+    assert_eq!(released, [Some(398.0), Some(398.0)], "{rows:#?}");
+}
+
+#[test]
+fn a_wait_moves_the_grant_and_a_log_line_refines_it() {
+    let run = one_txn(
+        vec![stmt(100.0, 600.0, "ok")],
+        vec![(key("ShareLock"), 0)],
+        700.0,
+    );
+    let mut obs = Observations::default();
+    obs.migration_waits.push(wait("ShareLock", 100.5, 503.0));
+    let rows = lock_rows(&run, &obs);
+    assert_eq!(rows[0].requested_ms, 100.5);
+    assert_eq!(rows[0].granted_ms, Some(503.0));
+    obs.log_acquired.push(LogAcquired {
+        pid: 7,
+        mode: "ShareLock".into(),
+        relation_oid: Some(T),
+        locktag: format!("relation {T} of database 5"),
+        at_ms: 500.0,
+        after_ms: 399.5,
+    });
+    let rows = lock_rows(&run, &obs);
+    assert_eq!(rows[0].granted_ms, Some(500.0));
+    assert_eq!(rows[0].held_ms, Some(200.0));
+    assert_eq!(rows[0].wait_ms, 399.5);
+}
+
+#[test]
+fn a_wait_that_timed_out_is_a_request_without_grant() {
+    let run = MigrationRun {
+        statements: vec![stmt(100.0, 200.0, "lock_timeout")],
+        pid: 7,
+        ..Default::default()
+    };
+    let mut obs = Observations::default();
+    obs.migration_waits
+        .push(wait("AccessExclusiveLock", 100.2, 200.1));
+    let rows = lock_rows(&run, &obs);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].granted_ms, None);
+    assert!((rows[0].wait_ms - 99.9).abs() < 1e-6);
+    assert_eq!(rows[0].held_ms, None, "never granted: not a hold of 0 ms");
+    assert_eq!(rows[0].source, "wait");
+}
+
+#[test]
+fn the_poll_places_a_probed_lock_taken_mid_statement_and_released_inside_commit() {
+    // ALTER COLUMN TYPE from 100 to 300 takes SHARE near its end (the
+    // poll missed it at 250, saw it at 252); COMMIT returns at 320,
+    // but the poll saw the lock gone by 306 (last seen at 304): the
+    // old files are unlinked after the locks go.
+    let run = one_txn(
+        vec![stmt(100.0, 300.0, "ok")],
+        vec![(key("ShareLock"), 0)],
+        320.0,
+    );
+    let sighting = |first, last, before, after| HeldSighting {
+        missed_before_ms: before,
+        missed_after_ms: after,
+        ..seen_in_txn("ShareLock", first, last)
+    };
+    let obs = Observations {
+        migration_held: vec![sighting(252.0, 304.0, Some(250.0), Some(306.0))],
+        ..Default::default()
+    };
+    let mut run = run;
+    run.txns[0].acquired.push((
+        LockSeen {
+            locktype: "transactionid".into(),
+            oid: None,
+            name: String::new(),
+            mode: "ExclusiveLock".into(),
+        },
+        0,
+    ));
+    let rows = lock_rows(&run, &obs);
+    // The transaction's id went with the table's lock: COMMIT releases
+    // them together, and the poll does not read transactionid locks.
+    let xid = rows.iter().find(|r| r.locktype == "transactionid").unwrap();
+    assert_eq!(xid.released_ms, Some(305.0), "{rows:?}");
+    let rows: Vec<LockRow> = rows
+        .into_iter()
+        .filter(|r| r.locktype == "relation")
+        .collect();
+    assert_eq!(rows[0].granted_ms, Some(251.0), "{rows:?}");
+    assert_eq!(rows[0].requested_ms, 251.0, "no wait: {rows:?}");
+    assert_eq!(rows[0].wait_ms, 0.0, "{rows:?}");
+    assert_eq!(rows[0].released_ms, Some(305.0), "{rows:?}");
+    // Without the poll's sightings: the statement's start and COMMIT.
+    let rows: Vec<LockRow> = lock_rows(&run, &Observations::default())
+        .into_iter()
+        .filter(|r| r.locktype == "relation")
+        .collect();
+    assert_eq!(
+        (rows[0].granted_ms, rows[0].released_ms),
+        (Some(100.0), Some(320.0))
+    );
+}
+
+#[test]
+fn a_lock_seen_after_another_went_is_not_released_with_it() {
+    // ADD FOREIGN KEY: COMMIT (returning at 312) released `child` (seen
+    // gone at 306, last seen at 304) but `parent` three milliseconds
+    // later: the poll still saw it at 309, then stopped with COMMIT.
+    let parent = LockSeen {
+        oid: Some(T + 1),
+        name: "parent".into(),
+        ..key("ShareRowExclusiveLock")
+    };
+    let run = one_txn(
+        vec![stmt(100.0, 300.0, "ok")],
+        vec![(key("ShareRowExclusiveLock"), 0), (parent, 0)],
+        312.0,
+    );
+    let sighting = |oid, name: &str, last, after| HeldSighting {
+        oid: Some(oid),
+        relation: name.into(),
+        missed_before_ms: Some(100.5),
+        missed_after_ms: after,
+        ..seen_in_txn("ShareRowExclusiveLock", 101.0, last)
+    };
+    let obs = Observations {
+        migration_held: vec![
+            sighting(T, "t", 304.0, Some(306.0)),
+            sighting(T + 1, "parent", 309.0, None),
+        ],
+        ..Default::default()
+    };
+    let rows = lock_rows(&run, &obs);
+    let released = |name: &str| {
+        rows.iter()
+            .find(|r| r.relation == name)
+            .and_then(|r| r.released_ms)
+    };
+    assert_eq!(released("t"), Some(305.0), "{rows:?}");
+    assert_eq!(released("parent"), Some(310.5), "{rows:?}");
+}
+
+#[test]
+fn ddl_outside_a_transaction_with_no_lock_seen_says_so() {
+    let mut drop_index = stmt(100.0, 102.0, "ok");
+    drop_index.sql = "DROP INDEX CONCURRENTLY t_idx".into();
+    let mut set = stmt(103.0, 103.2, "ok");
+    set.sql = "SET lock_timeout = '1s'".into();
+    let mut run = MigrationRun {
+        statements: vec![drop_index, set],
+        outside_txn: vec![0, 1],
+        ..Default::default()
+    };
+    note_unseen(&mut run, &[]);
+    assert!(
+        run.statements[0]
+            .unknown
+            .starts_with("locks: not in locks.csv"),
+        "{:?}",
+        run.statements[0]
+    );
+    assert_eq!(run.statements[1].unknown, "", "SET takes no lock");
+    // Seen: nothing to say.
+    run.statements[0].unknown.clear();
+    let seen = row(
+        "p",
+        "s",
+        "t",
+        &Taken {
+            locktype: "relation",
+            oid: Some(T),
+            seen: "t",
+            mode: "ShareUpdateExclusiveLock",
+        },
+        100.5,
+        Some(100.5),
+        Some(101.5),
+        "poll",
+    );
+    note_unseen(&mut run, &[seen]);
+    assert_eq!(run.statements[0].unknown, "");
+}
+
+#[test]
+fn a_relation_the_step_created_blocks_once_its_creation_committed() {
+    // One file: CREATE TABLE audit (its own transaction), then
+    // BEGIN; LOCK audit; ... COMMIT. The second transaction's lock is
+    // on a table every session can see by then.
+    const AUDIT: u32 = 16500;
+    let lock_on_audit = |mode: &str| LockSeen {
+        locktype: "relation".into(),
+        oid: Some(AUDIT),
+        name: "audit".into(),
+        mode: mode.into(),
+    };
+    let txn = |acquired: Vec<(LockSeen, usize)>, released_ms: f64| TxnLocks {
+        phase: "p".into(),
+        step: "s".into(),
+        acquired,
+        released_ms,
+    };
+    let mut run = MigrationRun {
+        statements: vec![stmt(100.0, 101.0, "ok"), stmt(110.0, 111.0, "ok")],
+        txns: vec![
+            txn(vec![(lock_on_audit("AccessExclusiveLock"), 0)], 102.0),
+            txn(vec![(lock_on_audit("AccessExclusiveLock"), 1)], 500.0),
+        ],
+        pid: 7,
+        ..Default::default()
+    };
+    let before = HashMap::from([(T, "t".to_string())]);
+    let mut after = before.clone();
+    after.insert(AUDIT, "audit".to_string());
+    run.relations.step("p", "s", &before, &after);
+    let rows = lock_rows(&run, &Observations::default());
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.relation == "audit (new)"), "{rows:?}");
+    use crate::record::Blocks;
+    assert_eq!(rows[0].blocks, Blocks::None, "nobody sees it before commit");
+    assert_eq!(rows[1].blocks, Blocks::ReadsWrites, "{:?}", rows[1]);
+}
+
+#[test]
+fn polled_locks_are_placed_between_the_polls_around_them() {
+    // CREATE INDEX CONCURRENTLY from 100 to 160: the table's lock seen
+    // from the first poll to the end, the new index's taken and dropped
+    // mid-statement.
+    let mut run = MigrationRun {
+        statements: vec![stmt(100.0, 160.0, "ok")],
+        pid: 7,
+        ..Default::default()
+    };
+    let before = HashMap::from([(T, "t".to_string())]);
+    let mut after = before.clone();
+    after.insert(16400, "t_idx".to_string());
+    run.relations.step("p", "s", &before, &after);
+    let sighting =
+        |oid, name: &str, mode: &str, polls: (Option<f64>, f64, f64, Option<f64>)| HeldSighting {
+            locktype: "relation".into(),
+            oid: Some(oid),
+            relation: name.into(),
+            mode: mode.into(),
+            first_ms: polls.1,
+            last_ms: polls.2,
+            missed_before_ms: polls.0,
+            missed_after_ms: polls.3,
+            statement_start_ms: None,
+            in_txn: false,
+        };
+    let obs = Observations {
+        migration_held: vec![
+            sighting(
+                T,
+                "t",
+                "ShareUpdateExclusiveLock",
+                (Some(99.8), 100.4, 159.6, None),
+            ),
+            sighting(
+                16400,
+                "16400",
+                "RowExclusiveLock",
+                (Some(120.0), 121.0, 150.0, Some(151.0)),
+            ),
+            // Never named: a relation made and dropped inside the statement.
+            sighting(
+                16401,
+                "16401",
+                "AccessExclusiveLock",
+                (Some(130.0), 131.0, 131.0, Some(132.0)),
+            ),
+        ],
+        ..Default::default()
+    };
+    let rows = lock_rows(&run, &obs);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let sue = &rows[0];
+    assert_eq!(
+        (sue.granted_ms, sue.released_ms),
+        (Some(100.0), Some(160.0))
+    );
+    assert_eq!(sue.source, "poll");
+    let idx = &rows[1];
+    assert_eq!(idx.relation, "t_idx (new)");
+    assert_eq!(
+        (idx.granted_ms, idx.released_ms),
+        (Some(120.5), Some(150.5))
+    );
+}
+
+#[test]
+fn a_polled_lock_is_granted_no_earlier_than_the_backend_began_its_statement() {
+    // The clock read ahead of the statement says 100; the backend took
+    // the statement's message at 102.5 (it waited for a CPU), the
+    // poller saw the lock first at 103.
+    let run = MigrationRun {
+        statements: vec![stmt(100.0, 160.0, "ok")],
+        server_spans: vec![Some(crate::migration::ServerSpan {
+            start_ms: 100.0,
+            end_ms: 160.0,
+        })],
+        pid: 7,
+        ..Default::default()
+    };
+    let sighting = |statement_start_ms| HeldSighting {
+        locktype: "relation".into(),
+        oid: Some(T),
+        relation: "t".into(),
+        mode: "ShareUpdateExclusiveLock".into(),
+        first_ms: 103.0,
+        last_ms: 159.0,
+        missed_before_ms: Some(99.0),
+        missed_after_ms: None,
+        statement_start_ms,
+        in_txn: false,
+    };
+    let granted = |h| {
+        let obs = Observations {
+            migration_held: vec![h],
+            ..Default::default()
+        };
+        lock_rows(&run, &obs)[0].granted_ms
+    };
+    assert_eq!(granted(sighting(Some(102.5))), Some(102.5));
+    // Unknown, or not within the statement before the sighting: the
+    // clock read ahead of it.
+    assert_eq!(granted(sighting(None)), Some(100.0));
+    assert_eq!(granted(sighting(Some(98.0))), Some(100.0));
+    assert_eq!(granted(sighting(Some(104.0))), Some(100.0));
+}
