@@ -6,24 +6,11 @@ use crate::observe::HeldSighting;
 
 const T: u32 = 16390;
 
+/// A statement of step `s` (`LOCK t`) with the given outcome.
 fn stmt(start: f64, end: f64, outcome: &str) -> StatementRow {
     StatementRow {
-        phase: "p".into(),
-        step: "s".into(),
-        attempt: 1,
-        sql: "LOCK t".into(),
-        start_ms: start,
-        end_ms: end,
-        duration_ms: end - start,
         outcome: outcome.into(),
-        sqlstate: String::new(),
-        rewrote: Some(false),
-        seq_scans: Some(0),
-        wal_bytes: Some(0),
-        cluster_wal_bytes: Some(0),
-        unknown: String::new(),
-        file: String::new(),
-        line: None,
+        ..crate::analyze::testkit::stmt("s", "LOCK t", start, end)
     }
 }
 
