@@ -611,3 +611,47 @@ fn a_failed_probe_leaves_empty_cells_and_says_why() {
         "{cic}"
     );
 }
+
+/// An app version live only from a later phase sends, in an open loop too,
+/// from that phase on; the one taken out of service stops.
+#[test]
+fn an_app_version_live_from_a_later_phase_sends_in_an_open_loop() {
+    let (code, rec, dir) = rehearse("versions-open-loop.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let info = rec.info.as_ref().unwrap();
+    let contract = info
+        .steps
+        .iter()
+        .find(|s| s.step == "wait_v2")
+        .expect("step wait_v2");
+    let sent = |app: &str| -> Vec<&pgrehearse::record::LatencyRow> {
+        rec.latency
+            .iter()
+            .filter(|l| l.app == app && l.count > 0)
+            .collect()
+    };
+    let (v1, v2) = (sent("v1"), sent("v2"));
+    let count =
+        |rows: &[&pgrehearse::record::LatencyRow]| rows.iter().map(|l| l.count).sum::<u64>();
+    // 100/s for ~1 s of the phase and the 0.6 s after it.
+    assert!(count(&v2) >= 50, "v2 sent {} requests: {v2:?}", count(&v2));
+    assert!(count(&v1) >= 50, "v1 sent {} requests", count(&v1));
+    // v2 only from its phase on (a window may start before it), v1 not
+    // after its phase (one window's slack: completions of requests sent
+    // before the switch).
+    let first_v2 = v2
+        .iter()
+        .map(|l| l.window_start_ms + l.window_ms)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        first_v2 >= contract.start_ms,
+        "{first_v2} < {}",
+        contract.start_ms
+    );
+    let last_v1 = v1.iter().map(|l| l.window_start_ms).fold(0.0, f64::max);
+    assert!(
+        last_v1 <= contract.start_ms + 100.0,
+        "{last_v1} vs {}",
+        contract.start_ms
+    );
+}

@@ -211,7 +211,13 @@ impl ClientTask {
                 Claim::Idle => {
                     tokio::select! {
                         _ = shared.stop.cancelled() => schedule.stop(Instant::now()),
-                        r = live.changed() => if r.is_err() { break },
+                        // `changed` marks the change seen: apply it here, or
+                        // `has_changed` above never fires and an app that
+                        // goes live in a later phase never sends.
+                        r = live.changed() => match r {
+                            Ok(()) => schedule.apply(&live.borrow_and_update(), Instant::now()),
+                            Err(_) => break,
+                        },
                     }
                     continue;
                 }
