@@ -655,3 +655,23 @@ fn an_app_version_live_from_a_later_phase_sends_in_an_open_loop() {
         contract.start_ms
     );
 }
+
+/// A table called pg_jobs is the migration's: its ACCESS EXCLUSIVE hold is
+/// in locks.csv, blocks the app, and its rewrite is seen.
+#[test]
+fn a_table_named_like_a_catalog_keeps_its_locks() {
+    let (code, rec, dir) = rehearse(
+        "pg-prefixed-table.toml",
+        &["--budget", "max_blocking_lock_ms=100"],
+    );
+    assert_eq!(code, 1, "the hold breaches the budget: {}", dir.display());
+    let ae = lock(&rec, "rewrite", "pg_jobs", "AccessExclusiveLock")
+        .unwrap_or_else(|| panic!("AccessExclusiveLock on pg_jobs: {:?}", rec.locks));
+    assert!(ae.held_ms.unwrap() >= 300.0, "{ae:?}");
+    let alter = rec
+        .statements
+        .iter()
+        .find(|s| s.sql.starts_with("ALTER"))
+        .unwrap();
+    assert_eq!(alter.rewrote, Some(true), "{alter:?}");
+}

@@ -62,6 +62,7 @@ struct Witness {
 /// A stretch of consecutive polls that saw one lock.
 #[derive(Debug)]
 struct Sighting {
+    oid: u32,
     /// The relation's names (see `Witness::names`), the first seen first.
     relation: Vec<String>,
     mode: String,
@@ -212,6 +213,7 @@ impl Witness {
                 let last = i - 1;
                 let p = &self.polls;
                 out.push(Sighting {
+                    oid: key.0 as u32,
                     relation: relation.clone(),
                     mode: key.1.clone(),
                     grant: (
@@ -402,7 +404,7 @@ fn witnessed_run() -> Vec<String> {
             .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
     };
     for s in sightings.iter().filter(|s| {
-        s.last_seen - s.first_seen >= MUST_SEE_MS && in_a_step(s) && !is_catalog(&s.relation[0])
+        s.last_seen - s.first_seen >= MUST_SEE_MS && in_a_step(s) && !is_catalog(Some(s.oid), &s.relation[0])
     }) {
         assert!(
             rec.locks

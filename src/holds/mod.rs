@@ -164,7 +164,7 @@ impl Placer<'_> {
     /// relation nobody saw by name.
     fn name(&self, phase: &str, step: &str, t: &Taken) -> Option<String> {
         let n = self.run.relations.name(phase, step, t.oid, t.seen)?;
-        (!is_catalog(&n) && t.oid.is_none_or(|o| o >= 16384)).then_some(n)
+        (!is_catalog(t.oid, &n)).then_some(n)
     }
 
     /// Each transaction's locks, as its probes listed them.

@@ -230,10 +230,10 @@ impl Executor {
     }
 }
 
-/// A lock on a catalog relation (oids below 16384, or `pg_*` names): the
+/// A lock on a catalog relation (oids below 16384, or a system schema): the
 /// probe's own, not the migration's.
 fn is_catalog_lock(l: &LockSeen) -> bool {
-    l.oid.is_some_and(|o| o < 16384) || is_catalog(&l.name)
+    is_catalog(l.oid, &l.name)
 }
 
 /// `-v`: a lock timeout is retried after `wait` (backoff with jitter).

@@ -137,9 +137,20 @@ fn parse_lock(l: &str) -> Option<LockSeen> {
     })
 }
 
-/// Catalog relations the probe itself touches are not the migration's.
-pub fn is_catalog(relation: &str) -> bool {
-    relation.starts_with("pg_") || relation.starts_with("information_schema.")
+/// The oids PostgreSQL's own catalogs, their indexes and information_schema
+/// have (`FirstNormalObjectId`): everything initdb made.
+const FIRST_NORMAL_OID: u32 = 16384;
+
+/// A relation of the system (the catalogs the probe itself touches, TOAST
+/// tables), not the migration's: by oid where known, else by a schema the
+/// name is qualified with. Never by a `pg_` prefix alone: `pg_jobs` is a
+/// user's table like any other (its name shows unqualified, as the
+/// catalogs' do).
+pub fn is_catalog(oid: Option<u32>, relation: &str) -> bool {
+    oid.is_some_and(|o| o < FIRST_NORMAL_OID)
+        || ["pg_catalog.", "pg_toast.", "information_schema."]
+            .iter()
+            .any(|schema| relation.starts_with(schema))
 }
 
 /// `16/B374D848` → a byte position.
@@ -185,9 +196,12 @@ mod tests {
 
     #[test]
     fn catalog_relations_are_filtered() {
-        assert!(is_catalog("pg_locks"));
-        assert!(is_catalog("pg_class"));
-        assert!(!is_catalog("orders"));
+        assert!(is_catalog(Some(1259), "pg_class"));
+        assert!(is_catalog(Some(30000), "pg_toast.pg_toast_16390"));
+        assert!(is_catalog(None, "information_schema.tables"));
+        assert!(!is_catalog(Some(16390), "orders"));
+        // A user's table whose name starts with pg_.
+        assert!(!is_catalog(Some(16400), "pg_jobs"));
     }
 
     #[test]
