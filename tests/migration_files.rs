@@ -68,7 +68,7 @@ type Expected = (
 
 #[test]
 fn each_layout_loads_in_its_tools_order_with_its_tools_transactions() {
-    let cases: [Expected; 6] = [
+    let cases: [Expected; 7] = [
         (
             "flyway",
             Layout::Flyway,
@@ -132,6 +132,18 @@ fn each_layout_loads_in_its_tools_order_with_its_tools_transactions() {
                 vec![(T, 1)],
                 vec![(T, 1), (A, 1)],
             ],
+        ),
+        (
+            "goose",
+            Layout::Goose,
+            // Version order; the Go migration is not applied.
+            &[
+                "00001_accounts_and_orders.sql",
+                "00009_order_status.sql",
+                "00010_order_status_index.sql",
+                "00011_orders_account_index.sql",
+            ],
+            vec![vec![(T, 6)], vec![(T, 2)], vec![(T, 1)], vec![(A, 1)]],
         ),
         (
             "prisma",
@@ -667,7 +679,7 @@ fn every_check_time_error_names_its_file_and_line_and_the_fix() {
     );
 
     let e = migrations::parse_layout("liquibase").unwrap_err();
-    assert_eq!(e.to_string(), "migrations.layout: unknown layout \"liquibase\"; known: flyway, golang-migrate, dbmate, sqitch, prisma, plain");
+    assert_eq!(e.to_string(), "migrations.layout: unknown layout \"liquibase\"; known: flyway, golang-migrate, dbmate, goose, sqitch, prisma, plain");
 }
 
 #[test]

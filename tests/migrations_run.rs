@@ -91,6 +91,14 @@ const LAYOUTS: &[(&str, &[&str], &str)] = &[
         "20240301000000_orders_account_index.sql",
     ),
     (
+        "goose",
+        &[
+            "00010_order_status_index.sql",
+            "00011_orders_account_index.sql",
+        ],
+        "00011_orders_account_index.sql",
+    ),
+    (
         "plain",
         &["10_order_status_index.sql", "11_orders_account_index.sql"],
         "11_orders_account_index.sql",

@@ -1,7 +1,8 @@
 //! Which tool a directory belongs to, from what is in it: sqitch.plan
 //! (Sqitch), migration_lock.toml or `<name>/migration.sql` (Prisma),
 //! `V1__x.sql` / `R__x.sql` (Flyway), `1_x.up.sql` (golang-migrate),
-//! `<digits>...sql` with a `-- migrate:up` line (dbmate); other `.sql` files
+//! `<digits>...sql` with a `-- migrate:up` line (dbmate), `<version>_x.sql`
+//! with a `-- +goose Up` line (goose); other `.sql` files
 //! are plain. Signs of two tools at once are an error that says which.
 
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 use super::dir;
 use super::error::{MigrationError, Setting};
 use super::model::Layout;
-use super::{dbmate, flyway, golang_migrate, prisma, sqitch};
+use super::{dbmate, flyway, golang_migrate, goose, prisma, sqitch};
 
 /// The signs of each tool found in `dir`: (layout, the file that shows it).
 fn evidence(dir_path: &Path) -> Result<Vec<(Layout, String)>, MigrationError> {
@@ -44,6 +45,12 @@ fn evidence(dir_path: &Path) -> Result<Vec<(Layout, String)>, MigrationError> {
             && std::fs::read_to_string(&e.path).is_ok_and(|t| dbmate::has_up_directive(&t))
         {
             note(&mut found, Layout::Dbmate, &e.name);
+        }
+        if !e.is_dir
+            && goose::is_migration_name(&e.name)
+            && std::fs::read_to_string(&e.path).is_ok_and(|t| goose::has_up_annotation(&t))
+        {
+            note(&mut found, Layout::Goose, &e.name);
         }
     }
     // Flyway finds migrations in subdirectories too; a Sqitch project's

@@ -1,4 +1,4 @@
-//! Users' own migration files — Flyway, golang-migrate, dbmate, Sqitch,
+//! Users' own migration files — Flyway, golang-migrate, dbmate, goose, Sqitch,
 //! Prisma, or plain ordered `.sql` files — loaded the way their tool would
 //! apply them: in the tool's order, each file split into located statements,
 //! each run inside a transaction or outside one exactly as the tool would.
@@ -93,6 +93,14 @@
 //!   as one query, so several statements there still share an implicit
 //!   transaction and CONCURRENTLY must be alone in its section (dbmate issues
 //!   #126, #182, #285).
+//! - **goose**: `<version>_<name>.sql`, version order (an integer above 0;
+//!   `goose up` refuses other `.sql` names and duplicate versions). The up
+//!   section (`-- +goose Up` to `-- +goose Down`) is cut into pieces at each
+//!   line whose last word ends in `;`, or around a `StatementBegin` /
+//!   `StatementEnd` block; each piece is one query, all of them in one
+//!   transaction unless `-- +goose NO TRANSACTION`. Go migrations are listed
+//!   as not applied; `ENVSUB ON` substitution is refused where it would
+//!   change a line.
 //! - **Sqitch**: sqitch.plan order (dependencies are checked, never used to
 //!   reorder; a change listed again after a tag is reworked, its earlier
 //!   script being `deploy/<change>@<tag>.sql`), `deploy/<change>.sql`, run
@@ -127,7 +135,7 @@
 //!
 //! - `From(v)`: the first migration in the tool's order whose version is at
 //!   or after `v`, compared the tool's way (Flyway numerically, golang-
-//!   migrate as a number, dbmate as a string, Prisma by directory name,
+//!   migrate and goose as a number, dbmate as a string, Prisma by directory name,
 //!   plain naturally, Sqitch as a change spec), and every one after it. `v`
 //!   need not name an existing file; none at or after it is an error.
 //! - `Last(n)`: the last `n` migrations (Flyway repeatables not counted).
@@ -160,6 +168,7 @@ mod error;
 mod flyway;
 mod git;
 mod golang_migrate;
+mod goose;
 mod model;
 mod plain;
 mod prisma;
@@ -313,6 +322,7 @@ pub fn load(spec: &Spec) -> Result<MigrationSet, MigrationErrors> {
         Layout::Flyway => flyway::load(dir, &spec.options.flyway),
         Layout::GolangMigrate => golang_migrate::load(dir, &spec.options.golang_migrate),
         Layout::Dbmate => dbmate::load(dir),
+        Layout::Goose => goose::load(dir),
         Layout::Sqitch => sqitch::load(dir),
         Layout::Prisma => prisma::load(dir),
         Layout::Plain => plain::load(dir),

@@ -15,16 +15,18 @@ pub enum Layout {
     Flyway,
     GolangMigrate,
     Dbmate,
+    Goose,
     Sqitch,
     Prisma,
     Plain,
 }
 
 impl Layout {
-    pub const ALL: [Layout; 6] = [
+    pub const ALL: [Layout; 7] = [
         Layout::Flyway,
         Layout::GolangMigrate,
         Layout::Dbmate,
+        Layout::Goose,
         Layout::Sqitch,
         Layout::Prisma,
         Layout::Plain,
@@ -36,6 +38,7 @@ impl Layout {
             Layout::Flyway => "flyway",
             Layout::GolangMigrate => "golang-migrate",
             Layout::Dbmate => "dbmate",
+            Layout::Goose => "goose",
             Layout::Sqitch => "sqitch",
             Layout::Prisma => "prisma",
             Layout::Plain => "plain",
@@ -48,6 +51,7 @@ impl Layout {
             Layout::Flyway => "Flyway",
             Layout::GolangMigrate => "golang-migrate",
             Layout::Dbmate => "dbmate",
+            Layout::Goose => "goose",
             Layout::Sqitch => "Sqitch",
             Layout::Prisma => "Prisma Migrate",
             Layout::Plain => "psql",

@@ -185,6 +185,12 @@ impl MigrationSet {
                 })?;
                 Box::new(move |f| f.version.parse::<u64>().is_ok_and(|fv| fv >= v))
             }
+            Layout::Goose => {
+                let v: i64 = from
+                    .parse()
+                    .map_err(|_| bad(format!("\"{from}\" is not a goose version (a number)")))?;
+                Box::new(move |f| f.version.parse::<i64>().is_ok_and(|fv| fv >= v))
+            }
             // dbmate compares versions as strings.
             Layout::Dbmate => Box::new(|f| f.version.as_str() >= from),
             // Prisma orders by directory name.
@@ -239,6 +245,7 @@ fn out_of_order(
         Layout::Flyway => "Flyway refuses to migrate (\"Detected resolved migration not applied to database\") unless outOfOrder is set",
         Layout::GolangMigrate => "golang-migrate never applies it: it only moves up from the database's current version",
         Layout::Dbmate => "dbmate applies it after the newer ones (and refuses in --strict mode)",
+        Layout::Goose => "goose refuses to migrate (\"found 1 missing migrations\") unless run with -allow-missing, which applies it after the newer ones",
         Layout::Sqitch => "Sqitch finds the plan no longer matches the deployed changes",
         Layout::Prisma => "Prisma applies it after the newer ones already deployed",
         Layout::Plain => "it would run after the newer ones already applied",

@@ -82,7 +82,7 @@ pub struct RunInfo {
 pub struct MigrationsInfo {
     /// The directory, as resolved from the scenario file.
     pub dir: String,
-    /// flyway | golang-migrate | dbmate | sqitch | prisma | plain
+    /// flyway | golang-migrate | dbmate | goose | sqitch | prisma | plain
     pub layout: String,
     /// How the rehearsed files were chosen: `from 5`, `last 2`,
     /// `since git origin/main`.
