@@ -404,7 +404,9 @@ fn witnessed_run() -> Vec<String> {
             .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
     };
     for s in sightings.iter().filter(|s| {
-        s.last_seen - s.first_seen >= MUST_SEE_MS && in_a_step(s) && !is_catalog(Some(s.oid), &s.relation[0])
+        s.last_seen - s.first_seen >= MUST_SEE_MS
+            && in_a_step(s)
+            && !is_catalog(Some(s.oid), &s.relation[0])
     }) {
         assert!(
             rec.locks
