@@ -105,9 +105,11 @@ pub fn require_supported(version: &str, version_num: u32, target: &str) -> crate
 }
 
 /// The opening of a query over the scenario's tables' storage, as
-/// `WITH RECURSIVE` CTEs, `names` being SQL for a text[] of table names
-/// (`$1`): `tree`, the tables named (plain, partitioned, materialized views
-/// outside the system schemas) and everything in a partitioned one's
+/// `WITH RECURSIVE` CTEs, `oids` being SQL for an oid[] of the tables
+/// ([`table_oids`]; `$1`): by oid, not by name, so that a table of the same
+/// name in another schema is not taken for it, and a renamed one is still
+/// followed. `tree`, those tables (plain, partitioned, materialized views)
+/// and everything in a partitioned one's
 /// partition tree; `tabs` (oid, reltoastrelid), the relations of it that
 /// hold rows — plain tables and materialized views, a partitioned table by
 /// its leaves — each once (a partition also named, as with `[migrations]`'
@@ -117,18 +119,45 @@ pub fn require_supported(version: &str, version_num: u32, target: &str) -> crate
 /// read that takes no lock (pg_partition_tree locks every partition, and
 /// sizes must never queue behind the migration's locks). Append more CTEs
 /// with `, name AS (...)`, or the query's SELECT.
-pub fn scenario_storage_ctes(names: &str) -> String {
+pub fn scenario_storage_ctes(oids: &str) -> String {
     format!(
         "WITH RECURSIVE tree(oid, relkind) AS ( \
             SELECT c.oid, c.relkind FROM pg_class c \
-            WHERE c.relname = ANY({names}) AND c.relkind IN ('r', 'm', 'p') \
-              AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) \
+            WHERE c.oid = ANY({oids}) AND c.relkind IN ('r', 'm', 'p') \
             UNION SELECT c.oid, c.relkind FROM tree t \
               JOIN pg_inherits i ON i.inhparent = t.oid JOIN pg_class c ON c.oid = i.inhrelid \
             WHERE t.relkind = 'p'), \
          tabs AS (SELECT c.oid, c.reltoastrelid FROM pg_class c \
             WHERE c.oid IN (SELECT oid FROM tree WHERE relkind IN ('r', 'm'))) "
     )
+}
+
+/// The oids of the tables a scenario names, as seeding resolved them: the
+/// name as one identifier first (`Order Items`), then as SQL
+/// (`inv.items`, `Orders` folding to orders), on the search path. A name
+/// that resolves to nothing (or cannot be resolved) is left out.
+pub async fn table_oids(client: &tokio_postgres::Client, names: &[String]) -> Vec<u32> {
+    let mut oids = Vec::new();
+    for name in names {
+        let row = client
+            .query_one(
+                "SELECT coalesce(to_regclass(quote_ident($1)), to_regclass($1))::oid",
+                &[name],
+            )
+            .await;
+        if let Ok(Some(oid)) = row.map(|r| r.get::<_, Option<u32>>(0)) {
+            if !oids.contains(&oid) {
+                oids.push(oid);
+            }
+        }
+    }
+    oids
+}
+
+/// An oid[] literal for SQL: `'{16390,16400}'::oid[]`.
+pub fn oid_array(oids: &[u32]) -> String {
+    let list: Vec<String> = oids.iter().map(u32::to_string).collect();
+    format!("'{{{}}}'::oid[]", list.join(","))
 }
 
 /// Milliseconds (or any figure) to 3 decimals: what the CSVs and JSON keep.

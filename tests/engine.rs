@@ -675,3 +675,59 @@ fn a_table_named_like_a_catalog_keeps_its_locks() {
         .unwrap();
     assert_eq!(alter.rewrote, Some(true), "{alter:?}");
 }
+
+/// Rewrites, sizes and lock names follow the scenario's tables themselves:
+/// a same-named table in another schema is not one of them, a renamed one
+/// still is (and goes by its new name), a schema-qualified one is found.
+#[test]
+fn scenario_tables_are_followed_by_identity_not_by_name() {
+    let (code, rec, dir) = rehearse("table-identity.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let step = |name: &str| {
+        rec.steps
+            .iter()
+            .find(|s| s.step == name)
+            .unwrap_or_else(|| panic!("step {name}: {:?}", rec.steps))
+    };
+    assert_eq!(
+        step("copy_elsewhere").rewrote,
+        Some(false),
+        "{:?}",
+        step("copy_elsewhere")
+    );
+    assert_eq!(
+        step("rewrite_copy").rewrote,
+        Some(false),
+        "{:?}",
+        step("rewrite_copy")
+    );
+    let copy = step("copy_elsewhere");
+    assert_eq!(copy.table_bytes_after, copy.table_bytes_before, "{copy:?}");
+    let rename = step("rename");
+    assert_eq!(
+        rename.table_bytes_after, rename.table_bytes_before,
+        "{rename:?}"
+    );
+    assert_eq!(
+        step("rewrite_renamed").rewrote,
+        Some(true),
+        "{:?}",
+        step("rewrite_renamed")
+    );
+    assert_eq!(
+        step("rewrite_items").rewrote,
+        Some(true),
+        "{:?}",
+        step("rewrite_items")
+    );
+    assert!(
+        lock(&rec, "rewrite_renamed", "orders_v2", "AccessExclusiveLock").is_some(),
+        "{:?}",
+        rec.locks
+    );
+    assert!(
+        lock(&rec, "rewrite_items", "inv.items", "AccessExclusiveLock").is_some(),
+        "{:?}",
+        rec.locks
+    );
+}

@@ -122,7 +122,11 @@ pub async fn drive_with(
                 migration: migration.clone(),
                 requests: requests.clone(),
                 query_names: Default::default(),
-                tables: tables.iter().map(|t| t.to_string()).collect(),
+                tables: pgrehearse::pg::table_oids(
+                    &admin,
+                    &tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                )
+                .await,
                 poll: WAIT_POLL,
                 sample: SERVER_SAMPLE,
                 server_log: None,

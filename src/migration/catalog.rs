@@ -134,7 +134,7 @@ impl Catalog {
     }
 
     /// Read a boundary on `client` (which holds no lock now).
-    pub(super) async fn read(&self, client: &Client, tables: &[String]) -> Boundary {
+    pub(super) async fn read(&self, client: &Client, tables: &[u32]) -> Boundary {
         match tokio::time::timeout(BOUNDARY_WAIT, self.read_now(client, tables)).await {
             Ok(b) => b,
             Err(_) => Boundary {
@@ -146,7 +146,7 @@ impl Catalog {
         }
     }
 
-    async fn read_now(&self, client: &Client, tables: &[String]) -> Boundary {
+    async fn read_now(&self, client: &Client, tables: &[u32]) -> Boundary {
         let flush = async {
             if self.can_flush {
                 // Flushed before the result of this returns: the next query
@@ -208,9 +208,12 @@ impl Catalog {
 
 /// Names of the relations the migration locked, settled per step: the name
 /// a relation had at the step's start, or — created by the step — at its
-/// end, marked `(new)`; dropped by the step, marked `(dropped)`.
+/// end, marked `(new)`; dropped by the step, marked `(dropped)`. A table a
+/// step renamed goes by its new name from the next step on.
 #[derive(Debug, Clone, Default)]
 pub struct RelationNames {
+    /// The first name each relation was seen with: for one a step's own
+    /// readings do not have.
     names: HashMap<u32, String>,
     steps: Vec<StepRelations>,
 }
@@ -221,6 +224,8 @@ struct StepRelations {
     step: String,
     created: Vec<u32>,
     dropped: Vec<u32>,
+    /// The name at the step's start, else at its end.
+    names: HashMap<u32, String>,
     /// Both boundaries were read: what is in neither was made and dropped
     /// inside the step.
     read: bool,
@@ -256,11 +261,14 @@ impl RelationNames {
                     .collect(),
             )
         };
+        let mut names = after.clone();
+        names.extend(before.iter().map(|(o, n)| (*o, n.clone())));
         self.steps.push(StepRelations {
             phase: phase.to_string(),
             step: step.to_string(),
             created,
             dropped,
+            names,
             read,
         });
     }
@@ -274,15 +282,18 @@ impl RelationNames {
             return Some(seen.to_string());
         };
         let bare = !seen.is_empty() && seen.bytes().all(|b| b.is_ascii_digit());
-        let base = match self.names.get(&oid) {
-            Some(n) => n.clone(),
-            None if !bare => seen.to_string(),
-            None => return None,
-        };
         let st = self
             .steps
             .iter()
             .find(|s| s.phase == phase && s.step == step);
+        let base = match st
+            .and_then(|s| s.names.get(&oid))
+            .or_else(|| self.names.get(&oid))
+        {
+            Some(n) => n.clone(),
+            None if !bare => seen.to_string(),
+            None => return None,
+        };
         let mark = match st {
             Some(s) if s.created.contains(&oid) => " (new)",
             Some(s) if s.dropped.contains(&oid) => " (dropped)",
@@ -335,6 +346,42 @@ mod tests {
         assert_eq!(
             names.name("p", "later", Some(12), "12").as_deref(),
             Some("orders_new_idx")
+        );
+    }
+
+    #[test]
+    fn a_renamed_table_goes_by_its_new_name_after_the_rename() {
+        let mut names = RelationNames::default();
+        names.step(
+            "p",
+            "rename",
+            &map(&[(10, "orders")]),
+            &map(&[(10, "orders_v2"), (20, "orders")]),
+        );
+        names.step(
+            "p",
+            "alter",
+            &map(&[(10, "orders_v2"), (20, "orders")]),
+            &map(&[(10, "orders_v2"), (20, "orders")]),
+        );
+        // In the renaming step: its name at the start; the view that took
+        // the old name is new.
+        assert_eq!(
+            names.name("p", "rename", Some(10), "orders").as_deref(),
+            Some("orders")
+        );
+        assert_eq!(
+            names.name("p", "rename", Some(20), "orders").as_deref(),
+            Some("orders (new)")
+        );
+        // After it: the new name, and the old name is the view's.
+        assert_eq!(
+            names.name("p", "alter", Some(10), "orders_v2").as_deref(),
+            Some("orders_v2")
+        );
+        assert_eq!(
+            names.name("p", "alter", Some(20), "orders").as_deref(),
+            Some("orders")
         );
     }
 }

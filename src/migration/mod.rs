@@ -145,7 +145,7 @@ impl CurrentStep {
 pub struct MigrationCtx {
     pub conn: ConnInfo,
     pub phases: Vec<PhasePlan>,
-    pub tables: Vec<String>,
+    pub tables: Vec<u32>,
     pub clock: Clock,
     pub status: Arc<MigrationStatus>,
     /// App name → index, for switching live apps per phase.

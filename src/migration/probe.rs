@@ -57,7 +57,7 @@ pub(super) const UNDO_SAVEPOINT: &str =
 /// `wal` adds the pg_stat_statements snapshot when it is there.
 pub(super) async fn prepare(
     client: &Client,
-    tables: &[String],
+    tables: &[u32],
     wal: &WalSource,
 ) -> Result<Statement, tokio_postgres::Error> {
     let pgss = match wal.pgss_function() {
@@ -78,17 +78,15 @@ pub(super) async fn prepare(
     // take up to a millisecond) — the end of the statement before it.
     // A partitioned table is its partitions: their relfilenodes change in
     // a rewrite and their scans count (the parent has neither).
-    let names: Vec<String> = tables.iter().map(|t| crate::pg::quote_literal(t)).collect();
-    let names = format!("ARRAY[{}]::text[]", names.join(", "));
-    let tree = crate::pg::scenario_storage_ctes(&names);
+    let tree = crate::pg::scenario_storage_ctes(&crate::pg::oid_array(tables));
     client
         .prepare(&format!(
-            "{tree}, t AS (SELECT c.oid, c.relname, c.relfilenode FROM pg_class c \
+            "{tree}, t AS (SELECT c.oid, c.relfilenode FROM pg_class c \
                 WHERE c.oid IN (SELECT oid FROM tree WHERE relkind IN ('r', 'm'))) \
              SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
              pg_current_wal_insert_lsn()::text, \
              (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
-             (SELECT coalesce(string_agg(relname || ':' || relfilenode, ',' ORDER BY relname), '') FROM t), \
+             (SELECT coalesce(string_agg(oid::text || ':' || relfilenode, ',' ORDER BY oid), '') FROM t), \
              ARRAY(SELECT locktype || '|' || coalesce(relation::text, '') || '|' \
                 || coalesce(relation::regclass::text, locktype) || '|' || mode \
                 FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
@@ -159,7 +157,7 @@ pub fn parse_lsn(s: &str) -> Option<u64> {
     Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
 
-/// Did any table get a new relfilenode? (`name:node,...` lists, sorted)
+/// Did any table get a new relfilenode? (`oid:node,...` lists, sorted)
 pub(super) fn rewrote(before: &str, after: &str) -> bool {
     let parse = |s: &str| -> HashMap<String, String> {
         s.split(',')

@@ -133,7 +133,8 @@ pub struct ObserverCtx {
     pub requests: crate::latency::Registry,
     /// Exact SQL text → workload query name.
     pub query_names: HashMap<String, String>,
-    pub tables: Vec<String>,
+    /// The scenario's tables, by oid.
+    pub tables: Vec<u32>,
     /// The wait poll's interval during steps (it backs off to 5× outside).
     pub poll: Duration,
     /// The server sample's interval during steps (4× outside).

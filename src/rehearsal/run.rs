@@ -47,9 +47,9 @@ pub struct RunInputs<'a> {
     /// The server's log, where we own the server.
     pub server_log: Option<ServerLog>,
     pub scenario: &'a Scenario,
-    /// The tables whose rewrites, scans, dead tuples and size are watched
-    /// ([`observed_tables`]).
-    pub tables: Vec<String>,
+    /// The tables whose rewrites, scans, dead tuples and size are watched,
+    /// by oid ([`observed_tables`]).
+    pub tables: Vec<u32>,
     /// The run directory: the latency recorder streams its files there.
     pub run_dir: &'a std::path::Path,
     /// Seed of query parameters and retry jitter.
@@ -323,39 +323,37 @@ impl AppVersions {
     }
 }
 
-/// The tables whose rewrites, scans, dead tuples and size the run watches:
-/// the scenario's, and with `[migrations]` every table of the database
-/// once seeded (the schema is the migrations').
-pub async fn observed_tables(conn: &ConnInfo, s: &Scenario) -> Vec<String> {
-    let mut names: Vec<String> = s.tables.iter().map(|t| t.name.clone()).collect();
-    if s.migrations.is_none() {
-        return names;
-    }
-    let found = match conn.session(HARNESS_APP_NAME).await {
-        Ok(c) => c
-            .query(
-                "SELECT c.relname::text FROM pg_class c \
-                 WHERE c.relkind IN ('r', 'p', 'm') \
-                   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, \
-                       'information_schema'::regnamespace, 'pg_toast'::regnamespace) \
-                 ORDER BY 1",
-                &[],
-            )
-            .await
-            .map(|rows| {
-                rows.iter()
-                    .map(|r| r.get::<_, String>(0))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
+/// The tables whose rewrites, scans, dead tuples and size the run watches,
+/// by oid (followed through renames): the scenario's, and with
+/// `[migrations]` every table of the database once seeded (the schema is
+/// the migrations').
+pub async fn observed_tables(conn: &ConnInfo, s: &Scenario) -> Vec<u32> {
+    let Ok(c) = conn.session(HARNESS_APP_NAME).await else {
+        return Vec::new();
     };
-    for n in found {
-        if !names.contains(&n) {
-            names.push(n);
+    let names: Vec<String> = s.tables.iter().map(|t| t.name.clone()).collect();
+    let mut oids = crate::pg::table_oids(&c, &names).await;
+    if s.migrations.is_none() {
+        return oids;
+    }
+    let found: Vec<u32> = c
+        .query(
+            "SELECT c.oid FROM pg_class c \
+             WHERE c.relkind IN ('r', 'p', 'm') \
+               AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, \
+                   'information_schema'::regnamespace, 'pg_toast'::regnamespace) \
+             ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get::<_, u32>(0)).collect())
+        .unwrap_or_default();
+    for oid in found {
+        if !oids.contains(&oid) {
+            oids.push(oid);
         }
     }
-    names
+    oids
 }
 
 async fn start_observer(
