@@ -17,6 +17,7 @@ pub mod latency;
 pub mod recovery;
 mod replica;
 mod steps;
+pub(crate) use steps::latency_span;
 
 #[cfg(test)]
 pub(crate) mod testkit;

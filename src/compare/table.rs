@@ -176,7 +176,14 @@ fn step_figures(rec: &RunRecord, s: &StepFacts) -> Figures {
         blocking_lock: s.longest_blocking_lock.as_ref().map(lock_name),
         worst_app_wait_ms: s.worst_app_wait.as_ref().map(|w| w.wait_ms),
         p99_ms: s.latency.p99_ms,
-        errors_by_app: errors_by_app(rec, s.start_ms, s.end_ms),
+        // Over the span the step's latency covers (its segment, from before
+        // its BEGIN), as `errors` is: the first statement's start would
+        // leave the step's own segment out.
+        errors_by_app: {
+            let (from, to) = crate::analyze::latency_span(rec, &s.phase, &s.step)
+                .unwrap_or((s.start_ms, s.end_ms));
+            errors_by_app(rec, from, to)
+        },
         errors: s.latency.errors,
         duration_ms: s.duration_ms,
         rewrote: s.rewrote,
@@ -480,6 +487,35 @@ mod tests {
             ),
             "../../create-index-safe/2"
         );
+    }
+
+    /// A step's errors by app version count its whole segment, from before
+    /// its BEGIN, as its `errors` do: not from its first statement on.
+    #[test]
+    fn a_steps_errors_by_app_are_over_its_own_segment() {
+        use crate::analyze::testkit::{record, segment_entry, step_holding, step_span};
+        let mut r = record();
+        step_holding(
+            &mut r,
+            "s",
+            "ALTER TABLE orders ADD x int",
+            (1000.0, 1500.0),
+            "AccessExclusiveLock",
+            1000.5,
+        );
+        step_span(&mut r, "s", 990.0, 1510.0);
+        r.histograms
+            .segments
+            .retain(|e| !(e.app == "v1" && e.from_ms == 990.0));
+        r.histograms
+            .segments
+            .push(segment_entry("q", "v1", (990.0, 1510.0), &[(1000, 50)], 4));
+        let a = crate::analyze::analyze(&r);
+        let step = a.steps.iter().find(|s| s.step == "s").expect("step s");
+        let f = step_figures(&r, step);
+        assert_eq!(f.errors, 4, "{f:?}");
+        let v1 = f.errors_by_app.iter().find(|e| e.app == "v1").expect("v1");
+        assert_eq!(v1.errors, 4, "{f:?}");
     }
 
     #[test]
