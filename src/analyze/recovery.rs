@@ -4,11 +4,17 @@
 //! migration. Walking the windows that end after the step ended, the
 //! recovery begins with the first window that has requests and whose p99
 //! (every query and app merged, exactly) is within the bar, provided the
-//! [`SUSTAIN`] windows from it are all within it too (fewer when the run
-//! ends first), so that one lucky window in a backlog does not count. A
-//! window without completions is never within the bar: nothing came back.
-//! The recovery time is from the step's end to the start of that window
-//! (0 when it began before the step ended), known to a window.
+//! [`SUSTAIN`] windows with requests from it are all within it too (fewer
+//! when the run ends first), so that one lucky window in a backlog does not
+//! count. A window without completions (none in latency.hdr) is never
+//! within the bar when a request was stuck in flight (inflight.csv: its
+//! oldest request older than the bar at the window's end): nothing came
+//! back. At a low rate most windows have no request at all: such an idle
+//! window neither breaks the run nor delays the recovery, which begins
+//! where the idle stretch before that first window began. The recovery time
+//! is from the step's end to there (0 when it began before the step ended),
+//! known to a window. A run directory without inflight.csv counts every
+//! gap as a stall, as before it had one.
 //!
 //! Only the windows that start before the next step does are the step's:
 //! what the next step does to the app is that step's, not a slow recovery
@@ -57,20 +63,44 @@ pub(crate) fn recovery(
         .filter(|w| next_ms.is_none_or(|n| w.from_ms < n))
         .collect();
     let within = |w: &WindowFigures| w.count > 0 && w.p99_us as f64 <= bar_us;
+    // Between `from` and `to` (no completion there): the end of the last
+    // window at whose end a request was stuck; None when none was.
+    let stuck_until = |from: f64, to: f64| -> Option<f64> {
+        if to - from < 0.001 {
+            return None;
+        }
+        if rec.inflight.is_empty() {
+            return Some(to);
+        }
+        rec.inflight
+            .iter()
+            .filter(|r| {
+                r.window_start_ms + r.window_ms > from + 0.001
+                    && r.window_start_ms < to - 0.001
+                    && r.oldest_ms.is_some_and(|o| o * 1000.0 > bar_us)
+            })
+            .map(|r| (r.window_start_ms + r.window_ms).min(to))
+            .reduce(f64::max)
+    };
     let start = (0..windows.len()).find(|&i| {
         let run = &windows[i..windows.len().min(i + SUSTAIN)];
         run.iter().all(|w| within(w))
             && run
                 .windows(2)
-                .all(|p| (p[1].from_ms - p[0].to_ms).abs() < 0.001)
+                .all(|p| stuck_until(p[0].to_ms, p[1].from_ms).is_none())
     });
     let threshold_ms = Some(round3(bar_us / 1000.0));
     match start {
-        Some(i) => Recovery {
-            state: RecoveryState::Recovered,
-            threshold_ms,
-            recovery_ms: Some(round3((windows[i].from_ms - end_ms).max(0.0))),
-        },
+        Some(i) => {
+            // Back from where the idle stretch before it began.
+            let prev_end = if i == 0 { end_ms } else { windows[i - 1].to_ms };
+            let from = stuck_until(prev_end, windows[i].from_ms).unwrap_or(prev_end);
+            Recovery {
+                state: RecoveryState::Recovered,
+                threshold_ms,
+                recovery_ms: Some(round3((from - end_ms).max(0.0))),
+            }
+        }
         None => Recovery {
             state: match next_ms {
                 Some(_) => RecoveryState::NextStepBegan,
@@ -164,6 +194,49 @@ mod tests {
         // Without the bound, the later windows would have counted.
         let rec = recovery(&r, Some(2.0), 1000.0, None);
         assert_eq!(rec.recovery_ms, Some(200.0));
+    }
+
+    /// inflight.csv rows of one app: at the end of each 100 ms window from
+    /// `from_ms`, its oldest request in flight (None: none in flight).
+    fn with_inflight(r: &mut RunRecord, from_ms: f64, oldest: &[Option<f64>]) {
+        r.inflight = oldest
+            .iter()
+            .enumerate()
+            .map(|(i, o)| crate::record::InflightRow {
+                window_start_ms: from_ms + i as f64 * 100.0,
+                window_ms: 100.0,
+                app: "v1".into(),
+                connections: 2,
+                busy: u32::from(o.is_some()),
+                oldest_ms: *o,
+            })
+            .collect();
+    }
+
+    #[test]
+    fn at_a_low_rate_idle_windows_are_no_slowdown() {
+        // One request a second, each fast: most windows have none.
+        let p99s: Vec<u64> = (0..40)
+            .map(|i| if i % 10 == 5 { 1_000 } else { 0 })
+            .collect();
+        let mut r = with_windows(1000.0, &p99s);
+        with_inflight(&mut r, 1000.0, &[None; 40]);
+        let rec = recovery(&r, Some(2.0), 1000.0, None);
+        assert_eq!(
+            (rec.state, rec.recovery_ms),
+            (RecoveryState::Recovered, Some(0.0))
+        );
+        // The same windows while a request was stuck for the first 1.2 s:
+        // back once it was not.
+        let stuck: Vec<Option<f64>> = (0..40)
+            .map(|i| (i < 12).then_some(100.0 * (i + 1) as f64))
+            .collect();
+        with_inflight(&mut r, 1000.0, &stuck);
+        let rec = recovery(&r, Some(2.0), 1000.0, None);
+        assert_eq!(
+            (rec.state, rec.recovery_ms),
+            (RecoveryState::Recovered, Some(1200.0))
+        );
     }
 
     #[test]
