@@ -220,6 +220,16 @@ fn longest_app_wait(m: &Measured<'_>) -> Measurement {
     }
 }
 
+/// The age of the oldest app request in flight at the end of a window
+/// within `[start, end]` (inflight.csv), if any was.
+fn oldest_in_flight(rec: &RunRecord, start: f64, end: f64) -> Option<f64> {
+    rec.inflight
+        .iter()
+        .filter(|r| r.window_start_ms + r.window_ms > start && r.window_start_ms < end)
+        .filter_map(|r| r.oldest_ms)
+        .reduce(f64::max)
+}
+
 /// Check every limit the budget sets; a limit not set is not reported.
 pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     let (steps, rec) = (m.steps, m.rec);
@@ -264,18 +274,29 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
     );
 
     // p99 while the migration ran; the step with the worst p99 is blamed.
+    // With none completed, a request stuck in flight all the while (an
+    // overloaded app's backlog, a stall) is no "not measured": its age is
+    // a floor under the p99 those requests will have.
+    let stuck = match (m.during.p99_ms, m.migration) {
+        (None, Some(mig)) => oldest_in_flight(rec, mig.start_ms, mig.end_ms),
+        _ => None,
+    };
     push(
         "p99_ms",
         budget.p99_ms,
-        m.during.p99_ms,
+        m.during.p99_ms.or(stuck),
         "ms",
         worst_step(steps, |s| s.latency.p99_ms.unwrap_or(0.0)).map(StepFacts::label),
-        match m.during.p99_ms {
-            Some(p99) => format!(
+        match (m.during.p99_ms, stuck) {
+            (Some(p99), _) => format!(
                 "app p99 {p99:.1} ms over {} requests while the migration ran",
                 m.during.requests
             ),
-            None => "no app request was sent while the migration ran".into(),
+            (None, Some(age)) => format!(
+                "no app request completed while the migration ran, one was in flight for \
+                 {age:.1} ms: at least that"
+            ),
+            (None, None) => "no app request was sent while the migration ran".into(),
         },
     );
 
@@ -311,10 +332,11 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
         },
     );
 
+    // 0 errors of 0 requests is no rate.
     push(
         "max_error_rate",
         budget.max_error_rate,
-        Some(m.during.error_rate),
+        (m.during.requests > 0).then_some(m.during.error_rate),
         "ratio",
         blamed.or_else(|| worst_step(steps, |s| s.latency.error_rate).map(StepFacts::label)),
         format!(

@@ -205,6 +205,47 @@ fn a_replica_lag_budget_without_a_replica_is_a_breach_that_says_why() {
     );
 }
 
+/// No request completed while the migration ran: a p99 budget holds when
+/// none was in flight either, and is breached by the age of one stuck in
+/// flight (an overloaded app's backlog); 0 errors of 0 requests is no rate.
+#[test]
+fn a_p99_budget_with_requests_stuck_in_flight_is_not_unmeasured() {
+    let mut r = record();
+    r.statements
+        .push(stmt("a", "LOCK TABLE orders", 1000.0, 1500.0));
+    let opts = AnalyzeOptions {
+        budget_overrides: vec![("p99_ms".into(), 50.0), ("max_error_rate".into(), 0.01)],
+        ..Default::default()
+    };
+    let budget = |a: &super::Analysis, name: &str| {
+        a.budgets.iter().find(|b| b.name == name).unwrap().clone()
+    };
+    let a = analyze_with(&r, &opts).unwrap();
+    assert_eq!(a.during.requests, 0, "{:?}", a.during);
+    let p99 = budget(&a, "p99_ms");
+    assert_eq!((p99.measured, p99.passed), (None, true), "{p99:?}");
+    let rate = budget(&a, "max_error_rate");
+    assert_eq!((rate.measured, rate.passed), (None, true), "{rate:?}");
+    r.inflight = (0..5)
+        .map(|i| {
+            super::testkit::inflight_row(
+                "v1",
+                1000.0 + 100.0 * i as f64,
+                8,
+                900.0 + 100.0 * i as f64,
+            )
+        })
+        .collect();
+    let a = analyze_with(&r, &opts).unwrap();
+    let p99 = budget(&a, "p99_ms");
+    assert_eq!((p99.measured, p99.passed), (Some(1300.0), false), "{p99:?}");
+    assert!(
+        p99.detail.contains("in flight for 1300.0 ms"),
+        "{}",
+        p99.detail
+    );
+}
+
 #[test]
 fn budgets_name_limit_measured_and_step() {
     let mut r = record();
