@@ -768,6 +768,27 @@ fn flyway_placeholders_are_substituted_and_positions_stay_in_the_file() {
     );
     assert_eq!((st[2].location.line, st[2].location.column), (4, 1));
     assert_eq!(st[2].sql, "-- app\nSELECT 1");
+    // A built-in Flyway fills from its connection: no claim that Flyway
+    // would fail, and the scenario's value is taken.
+    std::fs::write(
+        dir.path().join("V2__own.sql"),
+        "ALTER TABLE accounts_with_a_long_name OWNER TO ${flyway:user};\n",
+    )
+    .unwrap();
+    let e = migrations::load(&spec).unwrap_err().to_string();
+    assert!(
+        e.contains("V2__own.sql:1:48: Flyway fills the built-in ${flyway:user} with the user it connects as"),
+        "{e}"
+    );
+    spec.options
+        .flyway
+        .placeholders
+        .insert("flyway:user".into(), "app_owner".into());
+    let set = migrations::load(&spec).unwrap();
+    assert_eq!(
+        set.files[1].statements().next().unwrap().sql,
+        "ALTER TABLE accounts_with_a_long_name OWNER TO app_owner"
+    );
     // Replacement off: the text stays as written.
     spec.options.flyway.placeholder_replacement = false;
     let set = migrations::load(&spec).unwrap();

@@ -417,6 +417,15 @@ impl ScriptConf {
     }
 }
 
+/// Flyway's built-in placeholders it fills from its connection and run.
+const FLYWAY_SETS: [(&str, &str); 5] = [
+    ("flyway:user", "the user it connects as"),
+    ("flyway:database", "the database it connects to"),
+    ("flyway:timestamp", "the time it runs"),
+    ("flyway:workingDirectory", "its working directory"),
+    ("flyway:environment", "the environment it runs in"),
+];
+
 /// Replace every `${name}` (names case-insensitive) the way Flyway's
 /// placeholder reader does, before parsing: in strings and comments too.
 fn substitute_placeholders(
@@ -450,18 +459,28 @@ fn substitute_placeholders(
         };
         let name = &text[p + 2..close];
         let Some(value) = values.get(&name.to_lowercase()) else {
-            let kind = if name.starts_with("flyway:") {
-                "built-in"
-            } else {
-                "placeholder"
-            };
-            return Err(MigrationError::at(
-                src.location(p),
-                format!(
-                    "Flyway would fail: no value for the {kind} ${{{name}}}; give it in the \
-                     scenario's Flyway placeholders, or turn placeholder replacement off"
+            let message = match FLYWAY_SETS
+                .iter()
+                .find(|(n, _)| name.eq_ignore_ascii_case(n))
+            {
+                // Flyway fills these from its connection and run: the
+                // rehearsal cannot know what production's would be.
+                Some((_, what)) => format!(
+                    "Flyway fills the built-in ${{{name}}} with {what}, which pgrehearse cannot \
+                     know for production: give its value in the scenario's Flyway placeholders \
+                     (`placeholders = {{ \"{name}\" = \"...\" }}`)"
                 ),
-            ));
+                None => format!(
+                    "Flyway would fail: no value for the {} ${{{name}}}; give it in the \
+                     scenario's Flyway placeholders, or turn placeholder replacement off",
+                    if name.starts_with("flyway:") {
+                        "built-in"
+                    } else {
+                        "placeholder"
+                    }
+                ),
+            };
+            return Err(MigrationError::at(src.location(p), message));
         };
         out.push_str(&text[i..p]);
         runs.push(Run {
