@@ -249,7 +249,11 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
             st.expect_error.join(" or ")
         ));
     }
-    writeln!(o, "     step {} ({})", st.name, opts.join(", "))?;
+    if opts.is_empty() {
+        writeln!(o, "     step {}", st.name)?;
+    } else {
+        writeln!(o, "     step {} ({})", st.name, opts.join(", "))?;
+    }
     match &st.action {
         StepAction::Sql(stmts) => {
             for q in stmts {
@@ -261,7 +265,19 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
             for seg in &f.segments {
                 writeln!(o, "       {}:", seg.reason)?;
                 for q in &seg.statements {
-                    writeln!(o, "         {:>4}  {}", q.location.line, one_line(q.code()))?;
+                    // A statement of a file the step's file includes (`\i`)
+                    // names that file: its line is there.
+                    let elsewhere = if q.location.file == f.path {
+                        String::new()
+                    } else {
+                        format!(" ({})", q.location.file.display())
+                    };
+                    writeln!(
+                        o,
+                        "         {:>4}  {}{elsewhere}",
+                        q.location.line,
+                        one_line(q.code())
+                    )?;
                 }
             }
             for n in &f.notes {
