@@ -25,10 +25,10 @@
 //! saw by name (a rewrite's transient heap, created and dropped inside the
 //! statement) has no row.
 
-use crate::locks::{blocks_of, marked_new};
+use crate::locks::{blocks_of, marked_new, unmarked, LockMode};
 use crate::migration::{is_catalog, MigrationRun};
 use crate::observe::{LogAcquired, MigrationWait, Observations};
-use crate::record::{LockRow, StatementRow};
+use crate::record::{LockRow, StatementRow, WaitCause, WaitRow};
 
 use crate::pg::round3;
 
@@ -69,6 +69,41 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
     let mut rows = placer.rows;
     rows.sort_by(|a, b| a.requested_ms.total_cmp(&b.requested_ms));
     rows
+}
+
+/// How far an app wait's end, placed halfway between two wait polls (5 ms
+/// apart), may lie before the release of the migration lock it waited
+/// behind and still be that wait: the release is the finer figure.
+const WAIT_END_SLACK_MS: f64 = 6.0;
+
+/// An app that waited for a lock the migration held got it no earlier than
+/// the migration let go: end such a wait (waits.csv) no earlier than that
+/// lock's release (locks.csv), where the wait poll's halfway estimate put
+/// it up to a poll interval before.
+pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
+    for w in waits.iter_mut() {
+        if w.cause != WaitCause::Migration || !matches!(w.locktype.as_str(), "" | "relation") {
+            continue;
+        }
+        let Some(wanted) = LockMode::parse(&w.mode) else {
+            continue;
+        };
+        let release = locks
+            .iter()
+            .filter(|l| unmarked(&l.relation) == unmarked(&w.relation))
+            .filter(|l| LockMode::parse(&l.mode).is_some_and(|m| m.conflicts_with(wanted)))
+            .filter(|l| {
+                l.granted_ms
+                    .is_some_and(|g| g <= w.start_ms + WAIT_END_SLACK_MS)
+            })
+            .filter_map(|l| l.released_ms)
+            .filter(|r| *r > w.end_ms && *r - w.end_ms <= WAIT_END_SLACK_MS)
+            .reduce(f64::max);
+        if let Some(r) = release {
+            w.end_ms = r;
+            w.wait_ms = round3(r - w.start_ms);
+        }
+    }
 }
 
 /// A DDL or maintenance statement outside a transaction with no row in

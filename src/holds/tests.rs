@@ -464,3 +464,32 @@ fn a_polled_lock_is_granted_no_earlier_than_the_backend_began_its_statement() {
     assert_eq!(granted(sighting(Some(98.0))), Some(100.0));
     assert_eq!(granted(sighting(Some(104.0))), Some(100.0));
 }
+
+/// A wait behind the migration's lock ends no earlier than its release;
+/// one far before it (another wait), one behind an app, and one behind a
+/// lock that does not conflict keep their poll-placed ends.
+#[test]
+fn a_wait_behind_the_migration_ends_at_the_release_it_waited_for() {
+    use crate::analyze::testkit::{lock, wait};
+    let locks = vec![
+        lock("s", "AccessExclusiveLock", 1000.0, 1000.0, 1500.0),
+        lock("s", "ShareUpdateExclusiveLock", 1000.0, 1000.0, 1800.0),
+    ];
+    let mut waits = vec![
+        wait(1100.0, 1497.5, WaitCause::Migration),
+        wait(1100.0, 1480.0, WaitCause::Migration),
+        wait(1100.0, 1497.5, WaitCause::App),
+        wait(1600.0, 1797.0, WaitCause::Migration),
+    ];
+    align_waits(&mut waits, &locks);
+    let ends: Vec<(f64, f64)> = waits.iter().map(|w| (w.end_ms, w.wait_ms)).collect();
+    assert_eq!(
+        ends,
+        [
+            (1500.0, 400.0),
+            (1480.0, 380.0),
+            (1497.5, 397.5),
+            (1797.0, 197.0)
+        ]
+    );
+}

@@ -126,6 +126,7 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
         .unwrap_or_default();
     let locks = crate::holds::lock_rows(&m.migration, &m.observations);
     let mut m = m;
+    crate::holds::align_waits(&mut m.observations.waits, &locks);
     crate::holds::note_unseen(&mut m.migration, &locks);
     let mut info = draft.info;
     info.started_at = m.started_at;
