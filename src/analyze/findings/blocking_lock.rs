@@ -45,7 +45,7 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
             .copied()
             .filter(|o| {
                 !seen_keys.contains(&(o.relation.as_str(), o.mode.as_str()))
-                    && held_together(l, o)
+                    && (held_together(l, o) || within(st, o, l))
             })
             .collect();
         seen_keys.extend(group.iter().map(|o| (o.relation.as_str(), o.mode.as_str())));
@@ -55,15 +55,44 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
     out
 }
 
+/// Is `inner` held within `outer`'s hold (2 ms either way), blocking no
+/// more than it does, on the same relation or — taken by the same
+/// statement — on one of its indexes (named after it, as PostgreSQL names
+/// them: `orders_pkey`, `orders_status_idx`)? Then it blocked nothing
+/// `outer` did not already: the indexes a rewrite rebuilds under its
+/// table's ACCESS EXCLUSIVE, the ShareLock taken on the table for one of
+/// them. One finding, not one per lock, and an app wait is not charged to a
+/// weaker lock it was not behind.
+fn within(st: &StepEvidence<'_>, inner: &LockRow, outer: &LockRow) -> bool {
+    let (Some(ig), Some(ir), Some(og), Some(or)) = (
+        inner.granted_ms,
+        inner.released_ms,
+        outer.granted_ms,
+        outer.released_ms,
+    ) else {
+        return false;
+    };
+    let (i, o) = (unmarked(&inner.relation), unmarked(&outer.relation));
+    let its_own = i == o
+        || (i.starts_with(&format!("{o}_")) && st.statement_at(ig) == st.statement_at(og));
+    its_own && ig >= og - 2.0 && ir <= or + 2.0 && inner.blocks <= outer.blocks
+}
+
 /// One finding for holds taken together, placed on the relation the
 /// statement names (a partitioned table's parent), else the longest hold.
 fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statement: &str) -> Finding {
     let th = ev.th.blocking_lock_ms;
     let named = crate::sql::names_relation;
+    // Of those the statement names, the one taken first: the table before
+    // the index CLUSTER names, the parent before its partitions.
     let l = group
         .iter()
         .copied()
-        .find(|g| named(statement, &g.relation))
+        .filter(|g| named(statement, &g.relation))
+        .min_by(|a, b| {
+            let g = |l: &LockRow| l.granted_ms.unwrap_or(f64::INFINITY);
+            g(a).total_cmp(&g(b))
+        })
         .unwrap_or(group[0]);
     let others: Vec<&str> = group
         .iter()
@@ -79,7 +108,7 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
     let worst = on_rel.iter().max_by(|x, y| x.wait_ms.total_cmp(&y.wait_ms));
     let also = match others.len() {
         0 => String::new(),
-        n => format!(" (and, taken and released with it, on {n} more: {})", others.join(", ")),
+        n => format!(" (and, within the same hold, on {n} more: {})", others.join(", ")),
     };
     let mut seen = format!(
         "{} on {}{also} held {:.1} ms, blocking app {} (threshold {:.0} ms)",
@@ -188,6 +217,36 @@ pub(super) mod examples {
         assert!(f.seen.contains(worst), "{}", f.seen);
         let sql = &f.safe_pattern.sql;
         assert!(sql.contains("CONCURRENTLY"), "{sql}");
+    }
+
+    #[test]
+    fn the_locks_a_rewrite_takes_under_its_tables_lock_are_one_finding() {
+        // ALTER COLUMN TYPE: ACCESS EXCLUSIVE on orders for the whole
+        // statement, then on each index it rebuilds and a ShareLock on
+        // orders for the build; the app waits behind the table's lock.
+        let mut r = record();
+        let sql = "ALTER TABLE orders ALTER COLUMN c TYPE bigint";
+        step_holding(&mut r, "type", sql, (1000.0, 1500.0), "AccessExclusiveLock", 1000.5);
+        for (rel, mode) in [
+            ("orders_pkey", "AccessExclusiveLock"),
+            ("orders_c_idx", "AccessExclusiveLock"),
+            ("orders", "ShareLock"),
+        ] {
+            r.locks.push(lock_on(rel, "type", mode, 1200.0, 1499.0));
+        }
+        r.waits.push(wait(1010.0, 1500.0, WaitCause::Migration));
+        let f = found(&r);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].relation.as_deref(), Some("orders"));
+        assert!(f[0].title.starts_with("AccessExclusiveLock blocked reads+writes on orders and 2 more"), "{}", f[0].title);
+        assert!(f[0].seen.contains("on 2 more: orders_pkey, orders_c_idx"), "{}", f[0].seen);
+        assert!(f[0].seen.contains("worst update_order (v1) 490.0 ms"), "{}", f[0].seen);
+        // An index of another table, locked within that hold by another
+        // statement, is its own finding.
+        let mut r2 = r.clone();
+        r2.statements.push(crate::analyze::testkit::stmt("type", "ALTER INDEX x", 1300.0, 1310.0));
+        r2.locks.push(lock_on("orders2_pkey", "type", "AccessExclusiveLock", 1300.0, 1499.0));
+        assert_eq!(found(&r2).len(), 2, "{:#?}", found(&r2));
     }
 
     #[test]

@@ -433,21 +433,24 @@ fn strongest_lock(
 }
 
 /// Of the holds taken and released with `best` in its mode (a partitioned
-/// table's parent and partitions), the one a statement of the step names
-/// (the parent), else `best` itself.
+/// table's parent and partitions, a table and the index CLUSTER or DROP
+/// TABLE locks with it), the one a statement of the step names, taken
+/// first (the parent, the table: the index's lock comes after), else `best`
+/// itself.
 fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &'a LockRow {
     let named = |l: &LockRow| {
         sql.iter()
             .any(|s| crate::sql::names_relation(s, &l.relation))
     };
-    if named(best) {
-        return best;
-    }
     locks
         .iter()
         .copied()
-        .filter(|l| held_together(l, best))
-        .find(|l| named(l))
+        .filter(|l| std::ptr::eq(*l, best) || held_together(l, best))
+        .filter(|l| named(l))
+        .min_by(|a, b| {
+            let g = |l: &LockRow| l.granted_ms.unwrap_or(f64::INFINITY);
+            g(a).total_cmp(&g(b))
+        })
         .unwrap_or(best)
 }
 

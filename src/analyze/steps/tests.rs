@@ -202,3 +202,36 @@ fn a_relation_known_only_by_oid_blocks_nobody() {
         "ShareUpdateExclusiveLock"
     );
 }
+
+#[test]
+fn a_table_and_its_index_locked_together_are_named_by_the_table() {
+    // CLUSTER locks the table, then the index it names; the index's hold
+    // ends a hair later.
+    let mut r = record();
+    r.statements.push(stmt(
+        "cluster",
+        "CLUSTER customers USING customers_pkey",
+        1000.0,
+        1500.0,
+    ));
+    r.locks.push(lock_on(
+        "customers",
+        "cluster",
+        "AccessExclusiveLock",
+        1000.2,
+        1500.0,
+    ));
+    r.locks.push(lock_on(
+        "customers_pkey",
+        "cluster",
+        "AccessExclusiveLock",
+        1000.9,
+        1501.5,
+    ));
+    let f = &facts(&r)[0];
+    assert_eq!(f.strongest_lock.as_ref().unwrap().relation, "customers");
+    assert_eq!(
+        f.longest_blocking_lock.as_ref().unwrap().relation,
+        "customers"
+    );
+}
