@@ -103,3 +103,61 @@ async fn advised_online_forms_run_and_let_the_app_through() {
     db.batch_execute("ROLLBACK").await.unwrap();
     server.teardown().await.unwrap();
 }
+
+/// ATTACH PARTITION's advice, run: with the advised CHECK validated first,
+/// the attach makes no scan of the table it attaches; without it, one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attach_after_the_advised_check_skips_its_scan() {
+    let server = Backend::start(&BackendOptions::local(&[])).await.unwrap();
+    let conn = server.conn().clone();
+    let db = common::connect(&conn, &conn.dbname).await;
+    db.batch_execute(
+        "CREATE TABLE events (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+         CREATE TABLE events_2026 (id bigint, at date NOT NULL);
+         INSERT INTO events_2026 SELECT g, '2026-03-01' FROM generate_series(1, 5000) g;
+         CREATE TABLE events_2027 (LIKE events_2026);
+         INSERT INTO events_2027 SELECT g, '2027-03-01' FROM generate_series(1, 5000) g;",
+    )
+    .await
+    .unwrap();
+    // What the attach scans: the difference inside its transaction (the
+    // counter also holds earlier transactions' scans not yet flushed).
+    let scans_of_attach = |part: &'static str, year: u32| {
+        let db = &db;
+        async move {
+            let count = format!("SELECT pg_stat_get_xact_numscans('{part}'::regclass)");
+            db.batch_execute("BEGIN").await.unwrap();
+            let before: i64 = db.query_one(&count, &[]).await.unwrap().get(0);
+            db.batch_execute(&format!(
+                "ALTER TABLE events ATTACH PARTITION {part} FOR VALUES FROM ('{year}-01-01') TO ('{}-01-01')",
+                year + 1
+            ))
+            .await
+            .unwrap();
+            let after: i64 = db.query_one(&count, &[]).await.unwrap().get(0);
+            db.batch_execute("COMMIT").await.unwrap();
+            after - before
+        }
+    };
+    let attach = "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')";
+    let advice = patterns::for_statement(attach, "events_2026");
+    for sql in advice
+        .sql
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.contains("ATTACH") && !l.contains("DROP"))
+    {
+        db.batch_execute(&sql.replace("key", "at")).await.unwrap();
+    }
+    assert_eq!(
+        scans_of_attach("events_2026", 2026).await,
+        0,
+        "{}",
+        advice.sql
+    );
+    assert_eq!(
+        scans_of_attach("events_2027", 2027).await,
+        1,
+        "the bad form scans"
+    );
+    server.teardown().await.unwrap();
+}

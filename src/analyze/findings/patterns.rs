@@ -39,6 +39,9 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
             format!("{conc};"),
         );
     }
+    if let Some(p) = attach_partition(s) {
+        return p;
+    }
     if up.contains("FOREIGN KEY") || (up.contains("ADD CONSTRAINT") && up.contains("REFERENCES")) {
         let name = re(r"(?i)ADD\s+CONSTRAINT\s+(\S+)")
             .captures(s)
@@ -111,6 +114,35 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
         );
     }
     lock_timeout(s)
+}
+
+/// ATTACH PARTITION scans the table it attaches, under ACCESS EXCLUSIVE on
+/// it, to prove every row fits the bounds — unless a valid CHECK constraint
+/// already proves it. Validating such a CHECK first takes SHARE UPDATE
+/// EXCLUSIVE only. The partition key is the parent's, not in the statement:
+/// `key` stands for it.
+fn attach_partition(s: &str) -> Option<SafePattern> {
+    let c = re(r"(?is)^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?(\S+)\s+ATTACH\s+PARTITION\s+(\S+)\s+FOR\s+VALUES\s+(.*)$")
+        .captures(s)?;
+    let (part, bounds) = (&c[2], c[3].trim());
+    let check = if let Some(b) = re(r"(?is)^FROM\s*\((.*?)\)\s*TO\s*\((.*?)\)$").captures(bounds) {
+        format!(
+            "key IS NOT NULL AND key >= {} AND key < {}",
+            b[1].trim(),
+            b[2].trim()
+        )
+    } else if let Some(b) = re(r"(?is)^IN\s*\((.*)\)$").captures(bounds) {
+        format!("key IS NOT NULL AND key IN ({})", b[1].trim())
+    } else {
+        "key fits the bounds".to_string()
+    };
+    let name = format!("{}_bounds", bare(part));
+    Some(pattern(
+        "ATTACH PARTITION scans the whole table it attaches under ACCESS EXCLUSIVE on it, to prove its rows fit the partition's bounds, unless a valid CHECK constraint proves it already. Add that CHECK NOT VALID (a brief lock), VALIDATE it in its own step (SHARE UPDATE EXCLUSIVE: reads and writes go on), then attach: PostgreSQL skips the scan. `key` is the partition key.",
+        format!(
+            "ALTER TABLE {part} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID;\n-- next step:\nALTER TABLE {part} VALIDATE CONSTRAINT {name};\n-- next step:\n{s};\nALTER TABLE {part} DROP CONSTRAINT {name};"
+        ),
+    ))
 }
 
 /// Statements that have an online form of their own: (the statement, as a
@@ -275,6 +307,35 @@ mod tests {
         // Already online, or nothing to make online: no such advice.
         assert!(online_form("REINDEX INDEX CONCURRENTLY i").is_none());
         assert!(online_form("ALTER TABLE e DETACH PARTITION p FINALIZE").is_none());
+    }
+
+    #[test]
+    fn attach_partition_goes_through_a_validated_check() {
+        let p = for_statement(
+            "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+            "events_2026",
+        );
+        assert!(p.advice.contains("skips the scan"), "{}", p.advice);
+        assert!(
+            p.sql.starts_with("ALTER TABLE events_2026 ADD CONSTRAINT events_2026_bounds CHECK (key IS NOT NULL AND key >= '2026-01-01' AND key < '2027-01-01') NOT VALID;"),
+            "{}",
+            p.sql
+        );
+        assert!(
+            p.sql.contains("VALIDATE CONSTRAINT events_2026_bounds"),
+            "{}",
+            p.sql
+        );
+        let p = for_statement(
+            "ALTER TABLE m ATTACH PARTITION m_eu FOR VALUES IN ('de', 'fr')",
+            "m_eu",
+        );
+        assert!(
+            p.sql
+                .contains("CHECK (key IS NOT NULL AND key IN ('de', 'fr')) NOT VALID"),
+            "{}",
+            p.sql
+        );
     }
 
     #[test]
