@@ -17,7 +17,7 @@
 use super::finding::{Finding, FindingKind, Severity};
 use super::patterns;
 use super::rule::{Evidence, Rule, StepEvidence};
-use crate::analyze::steps::held_together;
+use crate::analyze::steps::{first_granted, held_together};
 use crate::locks::unmarked;
 use crate::record::{Blocks, LockRow};
 
@@ -89,10 +89,7 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
         .iter()
         .copied()
         .filter(|g| named(statement, &g.relation))
-        .min_by(|a, b| {
-            let g = |l: &LockRow| l.granted_ms.unwrap_or(f64::INFINITY);
-            g(a).total_cmp(&g(b))
-        })
+        .reduce(first_granted)
         .unwrap_or(group[0]);
     let others: Vec<&str> = group
         .iter()

@@ -447,11 +447,19 @@ fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &
         .copied()
         .filter(|l| std::ptr::eq(*l, best) || held_together(l, best))
         .filter(|l| named(l))
-        .min_by(|a, b| {
-            let g = |l: &LockRow| l.granted_ms.unwrap_or(f64::INFINITY);
-            g(a).total_cmp(&g(b))
-        })
+        .reduce(first_granted)
         .unwrap_or(best)
+}
+
+/// Of two holds, the one granted first (a tie keeps `a`): the table before
+/// the index locked with it, the parent before its partitions.
+pub(crate) fn first_granted<'a>(a: &'a LockRow, b: &'a LockRow) -> &'a LockRow {
+    let g = |l: &LockRow| l.granted_ms.unwrap_or(f64::INFINITY);
+    if g(b) < g(a) {
+        b
+    } else {
+        a
+    }
 }
 
 /// Two holds that are one: the same mode and effect on the app, taken and
