@@ -731,3 +731,24 @@ fn scenario_tables_are_followed_by_identity_not_by_name() {
         rec.locks
     );
 }
+
+/// A wait for a row the migration changed is a wait for its transaction
+/// id; waits.csv still names the table the row is in.
+#[test]
+fn a_wait_for_a_row_names_its_table() {
+    let (_, rec, dir) = rehearse("row-wait.toml", &[]);
+    let rows: Vec<_> = rec
+        .waits
+        .iter()
+        .filter(|w| w.locktype == "transactionid" || w.locktype == "tuple")
+        .collect();
+    assert!(
+        !rows.is_empty(),
+        "row waits in {}: {:?}",
+        dir.display(),
+        rec.waits
+    );
+    for w in rows {
+        assert_eq!(w.relation, "t", "{w:?}");
+    }
+}

@@ -94,7 +94,7 @@ fn p99_series(rec: &RunRecord) -> Vec<(f64, f64)> {
         .into_iter()
         .map(|(from, to, p99_ms)| {
             let mid = (from + to) / 2.0;
-            ((mid - zero) / 1000.0, (p99_ms / 1000.0).max(0.001))
+            ((mid - zero) / 1000.0, p99_ms.max(0.001))
         })
         .collect()
 }
@@ -241,4 +241,26 @@ fn locks<DB: DrawingBackend>(root: &Area<'_, DB>, d: &Sides, bars: &[Hold]) -> a
         legend.note("neither side held a lock that blocks the app");
     }
     legend.draw(&side)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency_hdr::WindowFigures;
+
+    /// The latency chart's axis is in ms: a 131 ms p99 is drawn at 131.
+    #[test]
+    fn p99_points_are_in_milliseconds() {
+        let mut rec = RunRecord::default();
+        rec.histograms.windows.push(WindowFigures {
+            from_ms: 0.0,
+            to_ms: 100.0,
+            query: None,
+            count: 10,
+            p50_us: 1_000,
+            p99_us: 131_000,
+            max_us: 131_000,
+        });
+        assert_eq!(p99_series(&rec), vec![(0.05, 131.0)]);
+    }
 }

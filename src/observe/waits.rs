@@ -136,9 +136,20 @@ impl WaitPoller {
             .await?;
         let ungranted = client
             .prepare(
-                "SELECT pid, locktype, relation::oid::int8, coalesce(relation::regclass::text, locktype), mode, \
-                 (extract(epoch from waitstart) * 1000)::float8 \
-                 FROM pg_locks WHERE NOT granted",
+                // A wait for a row another transaction changed is a wait for
+                // that transaction's id, with no relation: the table is the
+                // one the waiter holds the row's tuple lock on, else the
+                // one it is changing (its RowExclusiveLock on a table).
+                "WITH l AS MATERIALIZED (SELECT * FROM pg_locks), \
+                 w AS (SELECT l.pid, l.locktype, l.mode, l.waitstart, coalesce(l.relation, \
+                     (SELECT t.relation FROM l t WHERE t.pid = l.pid AND t.granted \
+                        AND t.locktype = 'tuple' LIMIT 1), \
+                     (SELECT min(t.relation) FROM l t JOIN pg_class c ON c.oid = t.relation \
+                        WHERE t.pid = l.pid AND t.granted AND t.locktype = 'relation' \
+                        AND t.mode = 'RowExclusiveLock' AND c.relkind IN ('r', 'p'))) AS relation \
+                   FROM l WHERE NOT l.granted) \
+                 SELECT pid, locktype, relation::oid::int8, coalesce(relation::regclass::text, locktype), mode, \
+                 (extract(epoch from waitstart) * 1000)::float8 FROM w",
             )
             .await?;
         Ok(WaitPoller {
