@@ -212,4 +212,18 @@ fn expect_error_lets_the_expected_failure_pass_and_fails_a_success() {
         "{}",
         ran.stderr
     );
+
+    // Not expected: the step ends as its statement did, in run.json too.
+    let slow = write(
+        "slow",
+        "sql = \"SELECT pg_sleep(5)\"\nstatement_timeout = \"50ms\"",
+    );
+    let ran = common::run(&slow, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    let (_, rec) = ran.record();
+    assert_eq!(
+        rec.info.as_ref().unwrap().steps[0].outcome,
+        "statement_timeout"
+    );
+    assert_eq!(rec.statements[0].outcome, "statement_timeout");
 }

@@ -85,9 +85,8 @@ impl Executor {
         span.outcome = match &result {
             Ok(Outcome::Succeeded) => "ok".into(),
             Ok(Outcome::FailedAsExpected(_)) => "expected_error".into(),
-            Err(Failure::LockTimeout(_)) => "lock_timeout".into(),
-            Err(Failure::Sql { .. }) => "error".into(),
-            Err(Failure::Aborted) => "cancelled".into(),
+            // As its failing statement's in statements.csv.
+            Err(f) => f.statement_outcome().0.into(),
         };
         tracing::info!(
             "step {} / {}: {} after {:.1} ms, {} attempt(s)",
