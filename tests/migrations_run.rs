@@ -730,3 +730,41 @@ fn a_lock_timeout_names_the_file_and_line_and_holds_nothing() {
     assert!((90.0..400.0).contains(&wait), "{never:?}");
     drop(tmp);
 }
+
+/// The tool's history table exists, as the tool made it before its first
+/// migration: a real project's migration that alters it (harbor's
+/// golang-migrate files do) applies at setup.
+#[test]
+fn a_migration_that_alters_the_tools_history_table_applies() {
+    let tmp = common::isolated_tmpdir();
+    let dir = tmp.path().join("db");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, sql) in [
+        ("1_base.up.sql", BASE_ACCOUNTS.1),
+        (
+            "2_history.up.sql",
+            "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS data_version int;\n",
+        ),
+        (
+            "3_note.up.sql",
+            "ALTER TABLE accounts ADD COLUMN note text;\n",
+        ),
+    ] {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
+    let s = tmp.path().join("s.toml");
+    std::fs::write(
+        &s,
+        "name = \"history\"\n[migrations]\ndir = \"db\"\n\n[[table]]\nname = \"accounts\"\n\
+         rows = 10\n[table.columns]\nemail = { gen = \"text\" }\n[workload]\nclients = 1\n\
+         rate = 10\nbefore = \"100ms\"\nafter = \"100ms\"\n[[workload.query]]\nname = \"q\"\n\
+         sql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (_, rec) = ran.record();
+    let info = rec.info.as_ref().unwrap();
+    assert_eq!(info.steps.len(), 1, "{:?}", info.steps);
+    assert_eq!(info.steps[0].step, "3_note.up.sql");
+}

@@ -57,6 +57,17 @@ pub async fn apply(
         why: format!("setup: {e}"),
         error: e,
     })?;
+    // The tool made its history table before its first migration; real
+    // migrations alter or read it (a column added to schema_migrations).
+    if let Some(ddl) = m.layout.history_table() {
+        client.batch_execute(ddl).await.map_err(|e| {
+            Stopped::failed(format!(
+                "setup: creating {}'s history table: {}",
+                m.layout.tool(),
+                crate::pg::error_text(&e)
+            ))
+        })?;
+    }
     let started = Instant::now();
     for (file, rec) in m.setup.iter().zip(record.setup.iter_mut()) {
         let t = Instant::now();
