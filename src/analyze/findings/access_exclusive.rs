@@ -13,19 +13,32 @@ use crate::record::{Blocks, LockRow, StatementRow};
 pub(super) type Work = (String, &'static str);
 
 /// One finding per step for the first statement whose `work` is Some while
-/// an ACCESS EXCLUSIVE lock of the step was held.
+/// an ACCESS EXCLUSIVE lock of the step was held (on the relation it names,
+/// where it names one), counting the others that did likewise.
 pub(super) fn check(
     st: &StepEvidence<'_>,
     ev: &Evidence<'_>,
     kind: FindingKind,
     work: fn(&StatementRow) -> Option<Work>,
 ) -> Vec<Finding> {
-    for s in &st.statements {
-        let Some((what, lead)) = work(s) else {
-            continue;
-        };
-        let Some(ae) = held_during(&st.locks, s) else {
-            continue;
+    // Every statement of the step that did such work under such a lock:
+    // the finding is about the first, and says how many more there were.
+    let doing: Vec<(&StatementRow, Work, &LockRow)> = st
+        .statements
+        .iter()
+        .filter_map(|s| {
+            let w = work(s)?;
+            Some((*s, w, held_during(&st.locks, s)?))
+        })
+        .collect();
+    if let Some((s, (what, lead), ae)) = doing.first() {
+        let (s, lead, ae) = (*s, *lead, *ae);
+        let what = match doing.len() - 1 {
+            0 => what.clone(),
+            n => format!(
+                "{what} (as did {} of this step)",
+                crate::report::plural(n, "other statement", "other statements")
+            ),
         };
         let held = ae.held_ms.unwrap_or(0.0);
         let severity = if held > ev.th.blocking_lock_ms {
@@ -60,10 +73,22 @@ pub(super) fn check(
     Vec::new()
 }
 
+/// The relations a statement names come first: of the step's ACCESS
+/// EXCLUSIVE holds during it, the one on the table it works on, not the
+/// first one the transaction took.
+fn named_first<'a>(locks: &[&'a LockRow], s: &StatementRow) -> Vec<&'a LockRow> {
+    let (mut named, others): (Vec<&LockRow>, Vec<&LockRow>) = locks
+        .iter()
+        .copied()
+        .partition(|l| crate::sql::names_relation(&s.sql, crate::locks::unmarked(&l.relation)));
+    named.extend(others);
+    named
+}
+
 /// The step's ACCESS EXCLUSIVE lock on a relation others can see, held
 /// while the statement ran.
 fn held_during<'a>(locks: &[&'a LockRow], s: &StatementRow) -> Option<&'a LockRow> {
-    locks.iter().copied().find(|l| {
+    named_first(locks, s).into_iter().find(|l| {
         LockMode::parse(&l.mode) == Some(LockMode::AccessExclusive)
             && l.locktype == "relation"
             // Not a relation the step itself creates (normalized to block

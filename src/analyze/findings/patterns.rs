@@ -82,7 +82,7 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
             ),
         );
     }
-    if up.contains("ADD COLUMN") && up.contains("DEFAULT") {
+    if up.contains("ADD COLUMN") && volatile_default(&up) {
         return pattern(
             "A volatile default rewrites the table. Add the column without a default, set the default for new rows, then backfill existing rows in batches.",
             format!(
@@ -114,6 +114,26 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
         );
     }
     lock_timeout(s)
+}
+
+/// Does an ADD COLUMN's DEFAULT call a volatile function? Since PostgreSQL
+/// 11 a constant or stable default (`'local'`, `now()`) is stored once and
+/// rewrites nothing; a volatile one is computed per row, by a rewrite.
+fn volatile_default(up: &str) -> bool {
+    const VOLATILE: &[&str] = &[
+        "RANDOM(",
+        "GEN_RANDOM_UUID(",
+        "UUID_GENERATE_V",
+        "CLOCK_TIMESTAMP(",
+        "TIMEOFDAY(",
+        "NEXTVAL(",
+        "UUIDV7(",
+        "UUIDV4(",
+    ];
+    up.split_once("DEFAULT").is_some_and(|(_, rest)| {
+        let rest: String = rest.chars().filter(|c| !c.is_whitespace()).collect();
+        VOLATILE.iter().any(|f| rest.contains(f))
+    })
 }
 
 /// ATTACH PARTITION scans the table it attaches, under ACCESS EXCLUSIVE on
@@ -336,6 +356,26 @@ mod tests {
             "{}",
             p.sql
         );
+    }
+
+    #[test]
+    fn only_a_volatile_default_is_called_a_rewrite() {
+        let volatile = for_statement(
+            "ALTER TABLE t ADD COLUMN id uuid DEFAULT gen_random_uuid ()",
+            "t",
+        );
+        assert!(
+            volatile.advice.starts_with("A volatile default"),
+            "{}",
+            volatile.advice
+        );
+        for constant in [
+            "ALTER TABLE t ADD COLUMN kind text NOT NULL DEFAULT 'local'",
+            "ALTER TABLE t ADD COLUMN at timestamptz DEFAULT now()",
+        ] {
+            let p = for_statement(constant, "t");
+            assert!(!p.advice.contains("volatile"), "{constant}: {}", p.advice);
+        }
     }
 
     #[test]

@@ -64,6 +64,30 @@ pub(super) mod examples {
         r
     }
 
+    /// In a transaction that first locked another table, the finding names
+    /// the table the rewriting statement names, and counts the others.
+    #[test]
+    fn names_the_rewritten_table_and_counts_the_other_rewrites() {
+        use crate::analyze::testkit::{lock_on, stmt};
+        let mut r = record();
+        let first = "ALTER TABLE accessory ADD COLUMN x int";
+        step_holding(&mut r, "many", first, (1000.0, 1001.0), "AccessExclusiveLock", 1000.5);
+        r.locks.last_mut().unwrap().relation = "accessory".into();
+        r.locks.last_mut().unwrap().released_ms = Some(1900.0);
+        r.locks.last_mut().unwrap().held_ms = Some(899.5);
+        for (i, t) in ["robot", "blob"].iter().enumerate() {
+            let at = 1100.0 + 300.0 * i as f64;
+            let mut s = stmt("many", &format!("ALTER TABLE {t} ALTER COLUMN c TYPE bigint"), at, at + 200.0);
+            s.rewrote = Some(true);
+            r.statements.push(s);
+            r.locks.push(lock_on(t, "many", "AccessExclusiveLock", at + 0.5, 1900.0));
+        }
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("rewrite");
+        assert_eq!(f.relation.as_deref(), Some("robot"), "{f:?}");
+        assert!(f.seen.contains("as did 1 other statement of this step"), "{}", f.seen);
+    }
+
     #[test]
     fn a_truncate_is_no_rewrite() {
         let mut r = fires();
