@@ -27,6 +27,11 @@ struct Window {
 /// Per app, its windows sorted by time.
 fn per_app(d: &ChartData<'_>) -> Vec<(String, Vec<Window>)> {
     let mut apps: Vec<(String, Vec<Window>)> = Vec::new();
+    // Traffic began and ended inside a window: a rate is over the part of
+    // the window that had traffic, or the first and last windows drop.
+    let info = d.rec.info.as_ref();
+    let from = info.and_then(|i| i.traffic_started_ms).unwrap_or(0.0);
+    let to = info.map_or(f64::INFINITY, |i| i.end_ms).max(from);
     for r in &d.rec.latency {
         let i = match apps.iter().position(|(a, _)| *a == r.app) {
             Some(i) => i,
@@ -36,9 +41,12 @@ fn per_app(d: &ChartData<'_>) -> Vec<(String, Vec<Window>)> {
             }
         };
         let (start, width) = (r.window_start_ms / 1000.0, r.window_ms / 1000.0);
+        let lived = (r.window_start_ms + r.window_ms).min(to) - r.window_start_ms.max(from);
+        // At least a tenth of the window: a sliver would make a spike.
+        let per = (lived / 1000.0).clamp(width / 10.0, width);
         let (ok, errors) = (
-            r.count.saturating_sub(r.errors) as f64 / width,
-            r.errors as f64 / width,
+            r.count.saturating_sub(r.errors) as f64 / per,
+            r.errors as f64 / per,
         );
         let v = &mut apps[i].1;
         match v.iter_mut().find(|p| p.start == start) {
@@ -244,4 +252,34 @@ fn draw_errors<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Traffic from 1250 ms to 1840 ms at 400/s: the first and last windows
+    /// rate over the part of them that had traffic, not their whole 100 ms.
+    #[test]
+    fn partial_windows_at_the_ends_are_no_drops() {
+        let mut rec = crate::analyze::testkit::record();
+        rec.latency.clear();
+        for (start, count) in [(1200.0, 20), (1300.0, 40), (1800.0, 16)] {
+            let mut row = crate::analyze::testkit::latency_row("q", "v1", start, 1000);
+            row.count = count;
+            rec.latency.push(row);
+        }
+        let info = rec.info.as_mut().unwrap();
+        info.traffic_started_ms = Some(1250.0);
+        info.end_ms = 1840.0;
+        let a = crate::analyze::analyze(&rec);
+        let d = ChartData {
+            rec: &rec,
+            a: &a,
+            end_s: 1.84,
+        };
+        let apps = per_app(&d);
+        let rates: Vec<f64> = apps[0].1.iter().map(|w| w.ok.round()).collect();
+        assert_eq!(rates, [400.0, 400.0, 400.0]);
+    }
 }
