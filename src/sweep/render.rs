@@ -251,8 +251,11 @@ pub fn human(v: f64, unit: Unit) -> String {
     match unit {
         Unit::Ms => match v {
             v if v >= 3_600_000.0 => format!("{:.1} h", v / 3_600_000.0),
-            v if v >= 60_000.0 => format!("{:.0} min", v / 60_000.0),
+            v if v >= 600_000.0 => format!("{:.0} min", v / 60_000.0),
+            v if v >= 60_000.0 => format!("{:.1} min", v / 60_000.0),
             v if v >= 1_000.0 => format!("{:.1} s", v / 1_000.0),
+            // A sub-millisecond figure is not 0.
+            v if v > 0.0 && v < 10.0 => format!("{v:.2} ms"),
             v => format!("{v:.0} ms"),
         },
         Unit::Bytes => crate::analyze::fmt_bytes(v.max(0.0).round() as u64),

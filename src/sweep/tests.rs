@@ -375,6 +375,10 @@ fn people_units() {
     assert_eq!(count(32_000.0), "32k");
     assert_eq!(human(38.0 * 60_000.0, Unit::Ms), "38 min");
     assert_eq!(human(2_400.0, Unit::Ms), "2.4 s");
+    // Not rounded into a different figure: 89 s is not "1 min", 0.35 ms not 0.
+    assert_eq!(human(89_000.0, Unit::Ms), "1.5 min");
+    assert_eq!(human(0.35, Unit::Ms), "0.35 ms");
+    assert_eq!(human(0.0, Unit::Ms), "0 ms");
     assert_eq!(human(25_165_824.0, Unit::Bytes), "24.0 MiB");
     assert_eq!(
         human(1.2e9, Unit::Bytes),
