@@ -54,19 +54,40 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, answer: &Answer) -> R
         )
         .map_err(err)?;
     let panels = body.split_evenly((PANELS.len(), 1));
+    // One colour per step × version × rate in every panel.
+    let mut series: Vec<Series> = Vec::new();
+    for f in &answer.fits {
+        let key = series_of(f);
+        if !series.contains(&key) {
+            series.push(key);
+        }
+    }
     for (area, key) in panels.iter().zip(PANELS) {
         let i = collect::figure(key);
         let fits: Vec<&FigureFit> = answer.fits.iter().filter(|f| f.figure == i).collect();
-        panel(area, key, &fits, &answer.versions, answer.target)?;
+        panel(area, key, &fits, &series, &answer.versions, answer.target)?;
     }
     Ok(())
+}
+
+/// What a colour stands for: a step, at a version and a rate.
+type Series = (String, String, Option<String>, Option<u64>);
+
+fn series_of(f: &FigureFit) -> Series {
+    (
+        f.phase.clone(),
+        f.step.clone(),
+        f.version.clone(),
+        f.rate.map(f64::to_bits),
+    )
 }
 
 /// The diamond marker (a version's third shape), in pixels around a point.
 const DIAMOND: [(i32, i32); 4] = [(0, -6), (6, 0), (0, 6), (-6, 0)];
 
 /// The x and y ranges that hold every point, curve and interval (y > 0).
-fn ranges(fits: &[&FigureFit], target: Option<u64>) -> ((f64, f64), (f64, f64)) {
+/// None when nothing is above 0: no run measured any.
+fn ranges(fits: &[&FigureFit], target: Option<u64>) -> Option<((f64, f64), (f64, f64))> {
     let mut xs: Vec<f64> = fits
         .iter()
         .flat_map(|f| f.points.iter().map(|p| p.0))
@@ -86,20 +107,34 @@ fn ranges(fits: &[&FigureFit], target: Option<u64>) -> ((f64, f64), (f64, f64)) 
     let hi = |v: &[f64]| v.iter().copied().filter(pos).fold(0.0, f64::max);
     let (x0, x1, y0, y1) = (lo(&xs), hi(&xs), lo(&ys), hi(&ys));
     if !x0.is_finite() || !y0.is_finite() {
-        return ((1.0, 10.0), (1.0, 10.0));
+        return None;
     }
-    ((x0 / 1.5, x1 * 1.5), (y0 / 2.0, y1 * 2.0))
+    Some(((x0 / 1.5, x1 * 1.5), (y0 / 2.0, y1 * 2.0)))
 }
 
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     key: &str,
     fits: &[&FigureFit],
+    series: &[Series],
     versions: &[Option<String>],
     target: Option<u64>,
 ) -> Result<()> {
     let figure = FIGURES[collect::figure(key)];
-    let ((x0, x1), (y0, y1)) = ranges(fits, target);
+    let Some(((x0, x1), (y0, y1))) = ranges(fits, target) else {
+        // No axes made up for nothing: say so.
+        let inner = area.margin(8, 8, 8, 8);
+        let inner = inner.titled(figure.title, (FONT, 17)).map_err(err)?;
+        let (w, h) = inner.dim_in_pixel();
+        inner
+            .draw(&Text::new(
+                "none in any rehearsal of the sweep: nothing to fit",
+                (w as i32 / 2 - 180, h as i32 / 2),
+                (FONT, 15).into_font().color(&RGBColor(110, 110, 110)),
+            ))
+            .map_err(err)?;
+        return Ok(());
+    };
     let mut chart = ChartBuilder::on(&area.margin(8, 8, 8, 8))
         .caption(figure.title, (FONT, 17))
         .x_label_area_size(36)
@@ -120,7 +155,8 @@ fn panel<DB: DrawingBackend>(
     if fits.is_empty() {
         return Ok(());
     }
-    for (c, f) in fits.iter().enumerate() {
+    for f in fits {
+        let c = series.iter().position(|k| *k == series_of(f)).unwrap_or(0);
         let color = Palette99::pick(c).to_rgba();
         let label = match &f.version {
             Some(v) => format!("{} · PG {v} @ {}", f.step, rate_label(f.rate)),
@@ -207,4 +243,15 @@ fn panel<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_figure_no_run_measured_has_no_made_up_axes() {
+        assert_eq!(ranges(&[], None), None);
+        assert_eq!(ranges(&[], Some(1_000_000)), None);
+    }
 }
