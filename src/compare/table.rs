@@ -113,22 +113,14 @@ pub fn build(pair: Option<String>, runs: [&SideRun; 2], base: &Path) -> Comparis
     let mut steps: Vec<StepRow> = Vec::new();
     for (i, side) in read.iter().enumerate() {
         let Some((rec, a)) = side else { continue };
+        // Each side's steps stay in its own order: a step matches a row of
+        // the same name only after the row of this side's step before it;
+        // else it gets a row of its own there.
+        let mut next = 0;
         for s in &a.steps {
-            let at = match steps
-                .iter()
-                .position(|r| r.phase == s.phase && r.step == s.step)
-            {
-                Some(at) => at,
-                None => {
-                    steps.push(StepRow {
-                        phase: s.phase.clone(),
-                        step: s.step.clone(),
-                        cells: [None, None],
-                    });
-                    steps.len() - 1
-                }
-            };
+            let at = place(&mut steps, i, &s.phase, &s.step, next);
             steps[at].cells[i] = Some(step_figures(rec, s));
+            next = at + 1;
         }
     }
     let side = |i: usize| {
@@ -162,6 +154,30 @@ pub fn build(pair: Option<String>, runs: [&SideRun; 2], base: &Path) -> Comparis
         sides,
         steps,
         verdict,
+    }
+}
+
+/// The row of side `i`'s step `phase / step`, whose previous step's row
+/// is just before `next`: the first row of that name from `next` on that
+/// this side has not filled, else a new row at `next`.
+fn place(steps: &mut Vec<StepRow>, i: usize, phase: &str, step: &str, next: usize) -> usize {
+    let found = steps
+        .iter()
+        .skip(next)
+        .position(|r| r.phase == phase && r.step == step && r.cells[i].is_none());
+    match found {
+        Some(k) => next + k,
+        None => {
+            steps.insert(
+                next,
+                StepRow {
+                    phase: phase.to_string(),
+                    step: step.to_string(),
+                    cells: [None, None],
+                },
+            );
+            next
+        }
     }
 }
 
@@ -516,6 +532,44 @@ mod tests {
         assert_eq!(f.errors, 4, "{f:?}");
         let v1 = f.errors_by_app.iter().find(|e| e.app == "v1").expect("v1");
         assert_eq!(v1.errors, 4, "{f:?}");
+    }
+
+    /// Each side's steps in its own order: B's `contract / drop` matching a
+    /// row of A's does not pull it before B's earlier steps.
+    #[test]
+    fn rows_keep_each_sides_order() {
+        let mut steps = Vec::new();
+        let fill = |steps: &mut Vec<StepRow>, i: usize, names: &[(&str, &str)]| {
+            let mut next = 0;
+            for (p, s) in names {
+                let at = place(steps, i, p, s, next);
+                steps[at].cells[i] = Some(Figures::default());
+                next = at + 1;
+            }
+        };
+        fill(&mut steps, 0, &[("migrate", "drop"), ("migrate", "vacuum")]);
+        fill(
+            &mut steps,
+            1,
+            &[
+                ("migrate", "expand"),
+                ("migrate", "backfill"),
+                ("migrate", "drop"),
+            ],
+        );
+        let order: Vec<(&str, bool, bool)> = steps
+            .iter()
+            .map(|r| (r.step.as_str(), r.cells[0].is_some(), r.cells[1].is_some()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("expand", false, true),
+                ("backfill", false, true),
+                ("drop", true, true),
+                ("vacuum", true, false)
+            ]
+        );
     }
 
     #[test]
