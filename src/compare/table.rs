@@ -116,9 +116,14 @@ pub fn build(pair: Option<String>, runs: [&SideRun; 2], base: &Path) -> Comparis
         // Each side's steps stay in its own order: a step matches a row of
         // the same name only after the row of this side's step before it;
         // else it gets a row of its own there.
+        let names: Vec<(&str, &str)> = a
+            .steps
+            .iter()
+            .map(|s| (s.phase.as_str(), s.step.as_str()))
+            .collect();
         let mut next = 0;
-        for s in &a.steps {
-            let at = place(&mut steps, i, &s.phase, &s.step, next);
+        for (k, s) in a.steps.iter().enumerate() {
+            let at = place(&mut steps, i, &names[k..], next);
             steps[at].cells[i] = Some(step_figures(rec, s));
             next = at + 1;
         }
@@ -157,28 +162,35 @@ pub fn build(pair: Option<String>, runs: [&SideRun; 2], base: &Path) -> Comparis
     }
 }
 
-/// The row of side `i`'s step `phase / step`, whose previous step's row
+/// The row of side `i`'s step `steps_left[0]`, whose previous step's row
 /// is just before `next`: the first row of that name from `next` on that
-/// this side has not filled, else a new row at `next`.
-fn place(steps: &mut Vec<StepRow>, i: usize, phase: &str, step: &str, next: usize) -> usize {
-    let found = steps
+/// this side has not filled; else a new row, before the first row a later
+/// step of this side will fill (or last).
+fn place(steps: &mut Vec<StepRow>, i: usize, steps_left: &[(&str, &str)], next: usize) -> usize {
+    let free =
+        |r: &StepRow, (p, s): &(&str, &str)| r.phase == *p && r.step == *s && r.cells[i].is_none();
+    let (phase, step) = steps_left[0];
+    if let Some(k) = steps
         .iter()
         .skip(next)
-        .position(|r| r.phase == phase && r.step == step && r.cells[i].is_none());
-    match found {
-        Some(k) => next + k,
-        None => {
-            steps.insert(
-                next,
-                StepRow {
-                    phase: phase.to_string(),
-                    step: step.to_string(),
-                    cells: [None, None],
-                },
-            );
-            next
-        }
+        .position(|r| free(r, &steps_left[0]))
+    {
+        return next + k;
     }
+    let at = steps
+        .iter()
+        .skip(next)
+        .position(|r| steps_left[1..].iter().any(|n| free(r, n)))
+        .map_or(steps.len(), |k| next + k);
+    steps.insert(
+        at,
+        StepRow {
+            phase: phase.to_string(),
+            step: step.to_string(),
+            cells: [None, None],
+        },
+    );
+    at
 }
 
 fn lock_name(l: &LockFact) -> String {
@@ -541,8 +553,8 @@ mod tests {
         let mut steps = Vec::new();
         let fill = |steps: &mut Vec<StepRow>, i: usize, names: &[(&str, &str)]| {
             let mut next = 0;
-            for (p, s) in names {
-                let at = place(steps, i, p, s, next);
+            for k in 0..names.len() {
+                let at = place(steps, i, &names[k..], next);
                 steps[at].cells[i] = Some(Figures::default());
                 next = at + 1;
             }
