@@ -234,7 +234,11 @@ fn locks<DB: DrawingBackend>(root: &Area<'_, DB>, d: &Sides, bars: &[Hold]) -> a
         let count = bars.iter().filter(|b| b.0 == i).count();
         legend.add(
             Mark::Fill(series_color(i)),
-            format!("{label}: {} ({count} blocking holds)", d.names[i]),
+            format!(
+                "{label}: {} ({})",
+                d.names[i],
+                crate::report::plural(count, "blocking hold", "blocking holds")
+            ),
         );
     }
     if bars.is_empty() {

@@ -220,8 +220,13 @@ impl Answer {
             None => out.push(format!("{whom}: no step measured (see the runs' outcomes)")),
         }
         if !failed.is_empty() {
+            // With several rates, say which one these failures are of.
+            let rate_part = match self.rates.len() {
+                1 => String::new(),
+                _ => format!("at {} queries/s, ", rate_label(rate)),
+            };
             out.push(format!(
-                "{on}not every rehearsal succeeded; a step that did not complete is not fitted at that size — {}",
+                "{on}{rate_part}not every rehearsal succeeded; a step that did not complete is not fitted at that size — {}",
                 failures(&failed)
             ));
         }
