@@ -163,12 +163,20 @@ fn statements_at_depth(
             Reader::Server(l) => l.tool(),
             Reader::Psql { .. } => "psql",
         };
+        let what = match reader {
+            // goose reads the mark as part of its first line: not an
+            // annotation, so the file "must start with '-- +goose Up'".
+            Reader::Server(Layout::Goose) => "goose reads as part of the first line and refuses \
+                                              the file (\"must start with '-- +goose Up' \
+                                              annotation\")"
+                .to_string(),
+            _ => format!(
+                "{tool} sends to PostgreSQL as part of the first statement (a syntax error)"
+            ),
+        };
         return Err(MigrationError::at(
             Location::new(&src.path, 1, 1),
-            format!(
-                "the file starts with a UTF-8 byte order mark, which {tool} sends to PostgreSQL as \
-                 part of the first statement (a syntax error); save it without the BOM"
-            ),
+            format!("the file starts with a UTF-8 byte order mark, which {what}; save it without the BOM"),
         ));
     }
     let metas = meta_commands(&src.text, range.clone());

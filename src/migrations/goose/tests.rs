@@ -212,3 +212,9 @@ fn go_migrations_are_listed_as_not_applied_and_bad_names_refused() {
     assert!(e.contains("notes.sql: not a goose migration name"), "{e}");
     assert!(e.contains("version 10 is the same as"), "{e}");
 }
+
+#[test]
+fn a_byte_order_mark_is_refused_as_goose_refuses_it() {
+    let e = segments("\u{feff}-- +goose Up\nSELECT 1;\n").unwrap_err();
+    assert!(e.starts_with("00002_x.sql:1:1: the file starts with a UTF-8 byte order mark, which goose reads as part of the first line"), "{e}");
+}
