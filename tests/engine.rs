@@ -620,10 +620,10 @@ fn an_app_version_live_from_a_later_phase_sends_in_an_open_loop() {
     assert_eq!(code, 0, "{}", dir.display());
     let info = rec.info.as_ref().unwrap();
     let contract = info
-        .steps
+        .phases
         .iter()
-        .find(|s| s.step == "wait_v2")
-        .expect("step wait_v2");
+        .find(|p| p.name == "contract")
+        .expect("phase contract");
     let sent = |app: &str| -> Vec<&pgrehearse::record::LatencyRow> {
         rec.latency
             .iter()
@@ -637,7 +637,7 @@ fn an_app_version_live_from_a_later_phase_sends_in_an_open_loop() {
     assert!(count(&v2) >= 50, "v2 sent {} requests: {v2:?}", count(&v2));
     assert!(count(&v1) >= 50, "v1 sent {} requests", count(&v1));
     // v2 only from its phase on (a window may start before it), v1 not
-    // after its phase (one window's slack: completions of requests sent
+    // after its phase (slack for completions of requests sent
     // before the switch).
     let first_v2 = v2
         .iter()
@@ -650,7 +650,7 @@ fn an_app_version_live_from_a_later_phase_sends_in_an_open_loop() {
     );
     let last_v1 = v1.iter().map(|l| l.window_start_ms).fold(0.0, f64::max);
     assert!(
-        last_v1 <= contract.start_ms + 100.0,
+        last_v1 <= contract.start_ms + 300.0,
         "{last_v1} vs {}",
         contract.start_ms
     );
