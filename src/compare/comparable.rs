@@ -15,7 +15,12 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
     let mut differ = |what: String, x: &dyn Debug, y: &dyn Debug| {
         let (x, y) = (format!("{x:?}"), format!("{y:?}"));
         if x != y {
-            out.push(format!("{what}: {} vs {}", short(&x), short(&y)));
+            let from = around_difference(&x, &y);
+            out.push(format!(
+                "{what}: {} vs {}",
+                short(&x, from),
+                short(&y, from)
+            ));
         }
     };
     differ(
@@ -86,12 +91,25 @@ fn names<'a>(it: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
     it.map(String::as_str).collect()
 }
 
-/// A long value cut to what a terminal line holds.
-fn short(s: &str) -> String {
-    const MAX: usize = 120;
-    match s.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_string(),
+/// How many characters of a value a message shows.
+const SHOWN: usize = 120;
+
+/// Where to start showing two long values so that where they first differ
+/// is in view: a little before it (in characters), 0 when it is near the
+/// start anyway.
+fn around_difference(x: &str, y: &str) -> usize {
+    let first = x.chars().zip(y.chars()).take_while(|(a, b)| a == b).count();
+    first.saturating_sub(SHOWN / 3)
+}
+
+/// A long value from character `from` on, cut to what a terminal line
+/// holds, `…` where it was cut.
+fn short(s: &str, from: usize) -> String {
+    let tail: String = s.chars().skip(from).collect();
+    let head = if from > 0 { "…" } else { "" };
+    match tail.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{head}{}…", &tail[..at]),
+        None => format!("{head}{tail}"),
     }
 }
 
@@ -129,6 +147,16 @@ mod tests {
             "{d:?}"
         );
         assert!(d[1].starts_with("[workload] clients"), "{d:?}");
+    }
+
+    #[test]
+    fn a_long_difference_is_shown_where_the_values_differ() {
+        let a = format!("{}max: 100 }}", "x".repeat(300));
+        let b = format!("{}max: 500 }}", "x".repeat(300));
+        let from = around_difference(&a, &b);
+        assert!(short(&a, from).contains("max: 100"), "{}", short(&a, from));
+        assert!(short(&b, from).starts_with('…'));
+        assert_eq!(short("rows", 0), "rows");
     }
 
     #[test]
