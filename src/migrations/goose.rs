@@ -149,119 +149,150 @@ struct UpPieces {
 const DOCS: &str = "see goose's SQL migration annotations";
 
 /// The up pieces of a file, cut as goose's SQL parser cuts them, with its
-/// errors located.
+/// errors located: a line is an annotation (a state change) or SQL (goose's
+/// buffer, cut into pieces).
 fn up_pieces(src: &Source) -> Result<UpPieces, MigrationError> {
-    let text = &src.text;
-    let at = |offset: usize, msg: String| MigrationError::at(src.location(offset), msg);
-    let mut state = State::Start;
-    let mut transaction = true;
-    let mut envsub = false;
-    // goose's buffer, as the range of the lines written to it.
-    let mut buf: Option<Range<usize>> = None;
-    let mut block_start = 0;
-    let mut pieces = Vec::new();
+    let mut p = Parser::new(src);
     let mut offset = 0;
-    let unfinished = |buf: &Option<Range<usize>>| {
-        buf.as_ref()
-            .filter(|r| !text[r.start..r.end].trim().is_empty())
-            .map(|r| {
-                at(
-                    r.start,
-                    "this statement does not end with a line ending in `;`: goose would fail \
-                     (\"missing semicolon?\"); end its last line with `;`, or wrap it in \
-                     `-- +goose StatementBegin` / `-- +goose StatementEnd`"
-                        .into(),
-                )
-            })
-    };
-    for raw in text.split_inclusive('\n') {
+    for raw in src.text.split_inclusive('\n') {
         let start = offset;
         offset += raw.len();
         let line = raw.trim_end_matches('\n').trim_end_matches('\r');
-        let end = start + line.len();
-        if state == State::Start && line.trim().is_empty() {
+        if p.state == State::Start && line.trim().is_empty() {
             continue;
         }
         if let Some(a) = annotation(line) {
-            let a = a.map_err(|m| at(start, m))?;
-            match a {
-                Annotation::Up => {
-                    if state != State::Start {
-                        return Err(at(
-                            start,
-                            format!("a second `-- +goose Up`: goose allows one per file ({DOCS})"),
-                        ));
-                    }
-                    state = State::Up;
-                    continue;
-                }
-                Annotation::Down => {
-                    if !matches!(state, State::Up | State::UpBlockEnd) {
-                        return Err(at(
-                            start,
-                            format!(
-                                "`-- +goose Down` where goose expects it only after the up \
-                                 section's `-- +goose Up` ({DOCS})"
-                            ),
-                        ));
-                    }
-                    if let Some(e) = unfinished(&buf) {
-                        return Err(e);
-                    }
-                    buf = None;
-                    state = State::Down;
-                    continue;
-                }
-                Annotation::StatementBegin => {
-                    state = match state {
-                        State::Up | State::UpBlockEnd => State::UpBlock,
-                        State::Down | State::DownBlockEnd => State::DownBlock,
-                        _ => {
-                            return Err(at(
-                                start,
-                                format!(
-                                    "`-- +goose StatementBegin` must follow `-- +goose Up` or \
-                                     `-- +goose Down`, outside another block ({DOCS})"
-                                ),
-                            ))
-                        }
-                    };
-                    block_start = start;
-                    continue;
-                }
-                Annotation::StatementEnd => {
-                    state =
-                        match state {
-                            State::UpBlock => State::UpBlockEnd,
-                            State::DownBlock => State::DownBlockEnd,
-                            _ => return Err(at(
-                                start,
-                                "`-- +goose StatementEnd` without a `-- +goose StatementBegin` \
-                                 before it"
-                                    .into(),
-                            )),
-                        };
-                    // Not skipped: goose goes on below with this line, which
-                    // ends the block's piece.
-                }
-                Annotation::NoTransaction => {
-                    transaction = false;
-                    continue;
-                }
-                Annotation::EnvsubOn | Annotation::EnvsubOff => {
-                    envsub = a == Annotation::EnvsubOn;
-                    continue;
-                }
+            let a = a.map_err(|m| p.at(start, m))?;
+            if !p.annotation(a, start)? {
+                continue;
             }
         }
+        p.sql_line(line, start)?;
+    }
+    p.finish()
+}
+
+/// goose's SQL parser as it walks a file's lines.
+struct Parser<'a> {
+    src: &'a Source,
+    state: State,
+    transaction: bool,
+    envsub: bool,
+    /// goose's buffer, as the range of the lines written to it.
+    buf: Option<Range<usize>>,
+    /// Where the open StatementBegin block began.
+    block_start: usize,
+    pieces: Vec<(Range<usize>, bool)>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(src: &'a Source) -> Self {
+        Parser {
+            src,
+            state: State::Start,
+            transaction: true,
+            envsub: false,
+            buf: None,
+            block_start: 0,
+            pieces: Vec::new(),
+        }
+    }
+
+    fn at(&self, offset: usize, msg: String) -> MigrationError {
+        MigrationError::at(self.src.location(offset), msg)
+    }
+
+    /// A statement left in the buffer without its closing `;` line.
+    fn unfinished(&self) -> Result<(), MigrationError> {
+        match &self.buf {
+            Some(r) if !self.src.text[r.start..r.end].trim().is_empty() => Err(self.at(
+                r.start,
+                "this statement does not end with a line ending in `;`: goose would fail \
+                 (\"missing semicolon?\"); end its last line with `;`, or wrap it in \
+                 `-- +goose StatementBegin` / `-- +goose StatementEnd`"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Apply an annotation at `start`. True when goose goes on with the
+    /// line as SQL (StatementEnd: it ends the block's piece).
+    fn annotation(&mut self, a: Annotation, start: usize) -> Result<bool, MigrationError> {
+        match a {
+            Annotation::Up => {
+                if self.state != State::Start {
+                    return Err(self.at(
+                        start,
+                        format!("a second `-- +goose Up`: goose allows one per file ({DOCS})"),
+                    ));
+                }
+                self.state = State::Up;
+            }
+            Annotation::Down => {
+                if !matches!(self.state, State::Up | State::UpBlockEnd) {
+                    return Err(self.at(
+                        start,
+                        format!(
+                            "`-- +goose Down` where goose expects it only after the up \
+                             section's `-- +goose Up` ({DOCS})"
+                        ),
+                    ));
+                }
+                self.unfinished()?;
+                self.buf = None;
+                self.state = State::Down;
+            }
+            Annotation::StatementBegin => {
+                self.state = match self.state {
+                    State::Up | State::UpBlockEnd => State::UpBlock,
+                    State::Down | State::DownBlockEnd => State::DownBlock,
+                    _ => {
+                        return Err(self.at(
+                            start,
+                            format!(
+                                "`-- +goose StatementBegin` must follow `-- +goose Up` or \
+                                 `-- +goose Down`, outside another block ({DOCS})"
+                            ),
+                        ))
+                    }
+                };
+                self.block_start = start;
+            }
+            Annotation::StatementEnd => {
+                self.state = match self.state {
+                    State::UpBlock => State::UpBlockEnd,
+                    State::DownBlock => State::DownBlockEnd,
+                    _ => {
+                        return Err(self.at(
+                            start,
+                            "`-- +goose StatementEnd` without a `-- +goose StatementBegin` \
+                             before it"
+                                .into(),
+                        ))
+                    }
+                };
+                return Ok(true);
+            }
+            Annotation::NoTransaction => self.transaction = false,
+            Annotation::EnvsubOn | Annotation::EnvsubOff => {
+                self.envsub = a == Annotation::EnvsubOn;
+            }
+        }
+        Ok(false)
+    }
+
+    /// A line of SQL (or the StatementEnd line) from `start`: into the
+    /// buffer, and the buffer out as a piece where goose cuts one.
+    fn sql_line(&mut self, line: &str, start: usize) -> Result<(), MigrationError> {
         // Comments and empty lines before a piece are dropped (goose tests
         // `line == ""`: a line of blanks is kept).
-        if buf.is_none() && (line.trim_start().starts_with("--") || line.is_empty()) {
-            continue;
+        if self.buf.is_none() && (line.trim_start().starts_with("--") || line.is_empty()) {
+            return Ok(());
         }
-        if !matches!(state, State::UpBlockEnd | State::DownBlockEnd) {
-            if envsub && line.contains('$') && !state.is_down() {
-                return Err(at(
+        if !matches!(self.state, State::UpBlockEnd | State::DownBlockEnd) {
+            if self.envsub && line.contains('$') && !self.state.is_down() {
+                return Err(self.at(
                     start,
                     "goose substitutes environment variables in this line (`-- +goose ENVSUB \
                      ON`), which pgrehearse does not do: rehearse the file with the values \
@@ -269,11 +300,12 @@ fn up_pieces(src: &Source) -> Result<UpPieces, MigrationError> {
                         .into(),
                 ));
             }
-            buf = Some(buf.map_or(start..end, |r| r.start..end));
+            let end = start + line.len();
+            self.buf = Some(self.buf.take().map_or(start..end, |r| r.start..end));
         }
-        match state {
+        match self.state {
             State::Start => {
-                return Err(at(
+                return Err(self.at(
                     start,
                     format!(
                         "a statement before `-- +goose Up`: goose refuses the file (\"must start \
@@ -281,50 +313,51 @@ fn up_pieces(src: &Source) -> Result<UpPieces, MigrationError> {
                     ),
                 ))
             }
-            s if s.is_down() => {
-                buf = None;
-                continue;
-            }
+            s if s.is_down() => self.buf = None,
             State::Up if ends_with_semicolon(line) => {
-                pieces.push((buf.take().expect("a line was written"), false));
+                let piece = self.buf.take().expect("a line was written");
+                self.pieces.push((piece, false));
             }
             State::UpBlockEnd => {
                 // goose sends the block, even an empty one (a no-op).
-                if let Some(r) = buf.take() {
-                    pieces.push((r, true));
+                if let Some(r) = self.buf.take() {
+                    self.pieces.push((r, true));
                 }
-                state = State::Up;
+                self.state = State::Up;
             }
             _ => {}
         }
+        Ok(())
     }
-    match state {
-        State::Start => {
-            return Err(MigrationError::at(
-                Location::file(&src.path),
-                format!(
-                    "no `-- +goose Up` annotation: goose refuses the file (\"must start with \
-                     '-- +goose Up' annotation\"; {DOCS})"
-                ),
-            ))
+
+    /// The end of the file: goose's checks of what is left open.
+    fn finish(self) -> Result<UpPieces, MigrationError> {
+        match self.state {
+            State::Start => {
+                return Err(MigrationError::at(
+                    Location::file(&self.src.path),
+                    format!(
+                        "no `-- +goose Up` annotation: goose refuses the file (\"must start with \
+                         '-- +goose Up' annotation\"; {DOCS})"
+                    ),
+                ))
+            }
+            State::UpBlock | State::DownBlock => {
+                return Err(self.at(
+                    self.block_start,
+                    "`-- +goose StatementBegin` without its `-- +goose StatementEnd`: goose \
+                     refuses the file"
+                        .into(),
+                ))
+            }
+            _ => {}
         }
-        State::UpBlock | State::DownBlock => {
-            return Err(at(
-                block_start,
-                "`-- +goose StatementBegin` without its `-- +goose StatementEnd`: goose refuses \
-                 the file"
-                    .into(),
-            ))
-        }
-        _ => {}
+        self.unfinished()?;
+        Ok(UpPieces {
+            pieces: self.pieces,
+            transaction: self.transaction,
+        })
     }
-    if let Some(e) = unfinished(&buf) {
-        return Err(e);
-    }
-    Ok(UpPieces {
-        pieces,
-        transaction,
-    })
 }
 
 const FIX_IN_TRANSACTION: &str = "add `-- +goose NO TRANSACTION` to this migration and keep \
