@@ -65,6 +65,14 @@ pub(crate) fn recovery(
     let within = |w: &WindowFigures| w.count > 0 && w.p99_us as f64 <= bar_us;
     // Between `from` and `to` (no completion there): the end of the last
     // window at whose end a request was stuck; None when none was.
+    // The windows (start, end) at whose end a request was stuck past the
+    // bar, once: the walk below asks about many gaps.
+    let stuck: Vec<(f64, f64)> = rec
+        .inflight
+        .iter()
+        .filter(|r| r.oldest_ms.is_some_and(|o| o * 1000.0 > bar_us))
+        .map(|r| (r.window_start_ms, r.window_start_ms + r.window_ms))
+        .collect();
     let stuck_until = |from: f64, to: f64| -> Option<f64> {
         if to - from < 0.001 {
             return None;
@@ -72,14 +80,10 @@ pub(crate) fn recovery(
         if rec.inflight.is_empty() {
             return Some(to);
         }
-        rec.inflight
+        stuck
             .iter()
-            .filter(|r| {
-                r.window_start_ms + r.window_ms > from + 0.001
-                    && r.window_start_ms < to - 0.001
-                    && r.oldest_ms.is_some_and(|o| o * 1000.0 > bar_us)
-            })
-            .map(|r| (r.window_start_ms + r.window_ms).min(to))
+            .filter(|(s, e)| *e > from + 0.001 && *s < to - 0.001)
+            .map(|(_, e)| e.min(to))
             .reduce(f64::max)
     };
     let start = (0..windows.len()).find(|&i| {
