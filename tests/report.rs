@@ -655,6 +655,7 @@ fn a_long_backfill_renders_quickly() {
             held_ms: Some(2.0),
             blocks: Blocks::None,
             source: "probe".into(),
+            table: String::new(),
         });
     }
     let t = tempfile::tempdir().unwrap();

@@ -14,6 +14,7 @@
 
 mod common;
 
+use pgrehearse::analyze::{analyze_with, AnalyzeOptions, Thresholds};
 use pgrehearse::record::StepRow;
 
 const SCENARIO: &str = r#"
@@ -24,6 +25,9 @@ description = "a rewrite's WAL against an index-only step's, under write traffic
 name = "accounts"
 rows = 20_000
 create = "CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL, flagged bool NOT NULL, note text NOT NULL)"
+# An index with a name of its own: the rewrite rebuilds it under the
+# table's lock.
+after_seed = ["CREATE INDEX by_balance ON accounts (balance)"]
 [table.columns]
 id = { gen = "sequence" }
 balance = { gen = "int", min = 0, max = 1000 }
@@ -77,7 +81,7 @@ fn a_rewrite_writes_its_table_and_an_index_only_step_far_less_than_the_cluster()
     let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
     ran.assert_code(0);
     let (dir, rec) = ran.record();
-    let info = rec.info.expect("run.json");
+    let info = rec.info.clone().expect("run.json");
     assert!(
         info.wal_unavailable.is_none() && info.wal_attribution.is_some(),
         "{:?} / {:?}",
@@ -95,6 +99,46 @@ fn a_rewrite_writes_its_table_and_an_index_only_step_far_less_than_the_cluster()
     assert!(
         wal >= table,
         "the rewrite wrote {wal} B of WAL, less than the {table} B table it left"
+    );
+
+    // The rebuilt indexes are named with their table in locks.csv (the
+    // index on the retyped column is dropped and made anew), and their
+    // locks go with the table's hold: one finding, not one each.
+    for index in ["by_balance (dropped)", "by_balance (new)", "accounts_pkey"] {
+        let lock = rec
+            .locks
+            .iter()
+            .find(|l| l.step == "rewrite" && l.relation == index)
+            .unwrap_or_else(|| panic!("no lock on {index}: {:#?}", rec.locks));
+        assert_eq!(lock.table, "accounts", "{lock:?}");
+    }
+    assert!(
+        rec.locks
+            .iter()
+            .all(|l| l.relation != "accounts" || l.table.is_empty()),
+        "a table has no table: {:#?}",
+        rec.locks
+    );
+    // However short the rewrite was here, with any hold counted.
+    let opts = AnalyzeOptions {
+        thresholds: Thresholds {
+            blocking_lock_ms: 0.0,
+            ..Thresholds::default()
+        },
+        ..AnalyzeOptions::default()
+    };
+    let analysis = analyze_with(&rec, &opts).unwrap();
+    let blocking: Vec<_> = analysis
+        .findings
+        .iter()
+        .filter(|f| f.kind.as_str() == "blocking_lock" && f.step.as_deref() == Some("rewrite"))
+        .collect();
+    assert_eq!(blocking.len(), 1, "{blocking:#?}");
+    assert_eq!(blocking[0].relation.as_deref(), Some("accounts"));
+    assert!(
+        blocking[0].seen.contains("by_balance"),
+        "{}",
+        blocking[0].seen
     );
 
     // The index-only step: its own WAL is a few pages; the cluster's, app

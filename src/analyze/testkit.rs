@@ -238,6 +238,7 @@ pub(crate) fn lock(step: &str, mode: &str, req: f64, granted: f64, released: f64
         held_ms: Some(released - granted),
         blocks: crate::locks::blocks_of("relation", mode),
         source: "probe".into(),
+        table: String::new(),
     }
 }
 

@@ -266,10 +266,11 @@ impl Placer<'_> {
                         }
                     }
                 };
+                let table = self.run.relations.table_of(&txn.phase, &txn.step, t.oid);
                 self.rows.push(row(
                     &txn.phase,
                     &txn.step,
-                    &relation,
+                    (&relation, &table),
                     &t,
                     requested,
                     Some(granted),
@@ -363,10 +364,11 @@ impl Placer<'_> {
                     .map(|m| ((h.last_ms + m) / 2.0).min(end))
                     .unwrap_or(end)
             };
+            let table = self.run.relations.table_of(&stmt.phase, &stmt.step, t.oid);
             self.rows.push(row(
                 &stmt.phase,
                 &stmt.step,
-                &relation,
+                (&relation, &table),
                 &t,
                 requested,
                 Some(granted),
@@ -397,7 +399,17 @@ impl Placer<'_> {
             let relation = self
                 .name(phase, step, &t)
                 .unwrap_or_else(|| w.relation.clone());
-            let mut r = row(phase, step, &relation, &t, w.start_ms, None, None, "wait");
+            let table = self.run.relations.table_of(phase, step, t.oid);
+            let mut r = row(
+                phase,
+                step,
+                (&relation, &table),
+                &t,
+                w.start_ms,
+                None,
+                None,
+                "wait",
+            );
             r.wait_ms = round3(w.end_ms - w.start_ms);
             self.rows.push(r);
             self.units.push(Unit::None);
@@ -526,10 +538,11 @@ fn statement_at<'a>(stmts: &'a [StatementRow], w: &MigrationWait) -> Option<&'a 
 }
 
 #[allow(clippy::too_many_arguments)]
+/// `(relation, table)`: the relation's name, and an index's table.
 fn row(
     phase: &str,
     step: &str,
-    relation: &str,
+    (relation, table): (&str, &str),
     t: &Taken,
     requested: f64,
     granted: Option<f64>,
@@ -564,6 +577,7 @@ fn row(
         held_ms: granted.map(|_| round3(held)),
         blocks,
         source: source.to_string(),
+        table: table.to_string(),
     }
 }
 

@@ -302,7 +302,7 @@ fn ddl_outside_a_transaction_with_no_lock_seen_says_so() {
     let seen = row(
         "p",
         "s",
-        "t",
+        ("t", ""),
         &Taken {
             locktype: "relation",
             oid: Some(T),

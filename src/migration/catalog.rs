@@ -34,6 +34,8 @@ pub struct Footprint {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Boundary {
     pub(super) relations: HashMap<u32, String>,
+    /// Each index's table, by oid.
+    pub(super) index_tables: HashMap<u32, u32>,
     pub(super) footprint: Option<Footprint>,
     pub(super) unknown: Option<String>,
 }
@@ -70,8 +72,9 @@ impl Catalog {
     ) -> Result<Catalog, tokio_postgres::Error> {
         let relations = client
             .prepare(
-                "SELECT coalesce(array_agg(c.oid::int8), '{}'), coalesce(array_agg(c.oid::regclass::text), '{}') \
-                 FROM pg_class c WHERE c.relnamespace NOT IN \
+                "SELECT coalesce(array_agg(c.oid::int8), '{}'), coalesce(array_agg(c.oid::regclass::text), '{}'), \
+                    coalesce(array_agg(coalesce(i.indrelid, 0)::int8), '{}') \
+                 FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relnamespace NOT IN \
                  ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)",
             )
             .await?;
@@ -176,17 +179,26 @@ impl Catalog {
         };
         // Pipelined, in this order.
         let (_, rels, _, sizes, _) = tokio::join!(flush, rels, set, sizes, reset);
-        let relations = match rels {
+        let (relations, index_tables) = match rels {
             Ok(r) => {
                 let oids: Vec<i64> = r.get(0);
                 let names: Vec<String> = r.get(1);
-                oids.into_iter().map(|o| o as u32).zip(names).collect()
+                let tables: Vec<i64> = r.get(2);
+                let index_tables = oids
+                    .iter()
+                    .zip(&tables)
+                    .filter(|(_, t)| **t != 0)
+                    .map(|(o, t)| (*o as u32, *t as u32))
+                    .collect();
+                let relations = oids.into_iter().map(|o| o as u32).zip(names).collect();
+                (relations, index_tables)
             }
-            Err(_) => HashMap::new(),
+            Err(_) => (HashMap::new(), HashMap::new()),
         };
         match sizes {
             Ok(r) => Boundary {
                 relations,
+                index_tables,
                 footprint: Some(Footprint {
                     table_bytes: r.get::<_, i64>(0).max(0) as u64,
                     index_bytes: r.get::<_, i64>(1).max(0) as u64,
@@ -196,6 +208,7 @@ impl Catalog {
             },
             Err(e) => Boundary {
                 relations,
+                index_tables,
                 footprint: None,
                 unknown: Some(format!(
                     "the sizes could not be read: {}",
@@ -215,6 +228,9 @@ pub struct RelationNames {
     /// The first name each relation was seen with: for one a step's own
     /// readings do not have.
     names: HashMap<u32, String>,
+    /// Each index the migration could lock, with its table: an index keeps
+    /// its table for life.
+    index_tables: HashMap<u32, u32>,
     steps: Vec<StepRelations>,
 }
 
@@ -271,6 +287,21 @@ impl RelationNames {
             names,
             read,
         });
+    }
+
+    /// Remember which table each index belongs to.
+    pub fn index_tables(&mut self, index_tables: &HashMap<u32, u32>) {
+        self.index_tables.extend(index_tables);
+    }
+
+    /// For an index locked during `phase / step`: its table's name there,
+    /// without a `(new)`/`(dropped)` mark (the table an index is on, which
+    /// a lock on the index is held for); empty for anything else.
+    pub fn table_of(&self, phase: &str, step: &str, oid: Option<u32>) -> String {
+        oid.and_then(|o| self.index_tables.get(&o))
+            .and_then(|t| self.name(phase, step, Some(*t), ""))
+            .map(|n| crate::locks::unmarked(&n).to_string())
+            .unwrap_or_default()
     }
 
     /// The name to report for relation `oid`, locked during `phase / step`,

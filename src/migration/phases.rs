@@ -104,6 +104,8 @@ impl Executor {
         self.run
             .relations
             .step(&phase.name, &step.name, &before.relations, &after.relations);
+        self.run.relations.index_tables(&before.index_tables);
+        self.run.relations.index_tables(&after.index_tables);
         self.boundaries
             .push(steps::StepBoundaries::of(&before, &after));
         self.run.steps.push(span);

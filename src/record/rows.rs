@@ -205,6 +205,10 @@ pub struct LockRow {
     /// outside a transaction), `wait` (only seen waiting, never granted).
     #[serde(default)]
     pub source: String,
+    /// For a lock on an index: the table the index is on (empty otherwise,
+    /// and in run directories written before this column).
+    #[serde(default)]
+    pub table: String,
 }
 
 /// steps.csv: one executed step, with the footprint it left on the

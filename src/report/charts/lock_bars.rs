@@ -154,6 +154,7 @@ mod tests {
             held_ms: Some(released - granted),
             blocks: Blocks::None,
             source: "probe".into(),
+            table: String::new(),
         }
     }
 
