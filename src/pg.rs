@@ -49,6 +49,15 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
 
 /// The SQLSTATE and message (with its detail) of an error: the server's, or `08006` and the
 /// cause chain when the connection itself failed.
+/// The server's error position: the character (from 1) of the text sent
+/// that the error points to, when it gives one.
+pub fn error_position(e: &tokio_postgres::Error) -> Option<usize> {
+    match e.as_db_error()?.position()? {
+        tokio_postgres::error::ErrorPosition::Original(p) => Some(*p as usize),
+        tokio_postgres::error::ErrorPosition::Internal { .. } => None,
+    }
+}
+
 pub fn sqlstate_and_message(e: &tokio_postgres::Error) -> (String, String) {
     match e.as_db_error() {
         // The detail names what failed ("Key (email)=(a@x) is

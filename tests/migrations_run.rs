@@ -467,6 +467,30 @@ const BASE_ACCOUNTS: (&str, &str) = (
      email text NOT NULL);\n",
 );
 
+/// A rehearsed file's statement that fails where the server points: the
+/// error names the file, line and column of that character.
+#[test]
+fn a_rehearsed_statement_that_fails_names_its_file_line_and_column() {
+    let (_tmp, s) = plain_project(
+        &[
+            BASE_ACCOUNTS,
+            (
+                "2_typo.sql",
+                "-- a type nobody made\nALTER TABLE accounts\n    ADD COLUMN x int,\n    ADD COLUMN y nosuchtype;\n",
+            ),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    assert!(
+        ran.stderr
+            .contains("2_typo.sql:4:18: type \"nosuchtype\" does not exist"),
+        "the file, line and column of `nosuchtype`: {}",
+        ran.stderr
+    );
+}
+
 #[test]
 fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() {
     let (_tmp, s) = plain_project(

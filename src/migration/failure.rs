@@ -11,6 +11,10 @@ pub(super) enum Failure {
     Sql {
         sqlstate: String,
         message: String,
+        /// The server's error position in the text sent (characters from 1).
+        position: Option<usize>,
+        /// `file:line:column` it points to, for a file's statement.
+        at: Option<String>,
     },
     Aborted,
 }
@@ -23,7 +27,12 @@ impl Failure {
         if sqlstate == "55P03" {
             Failure::LockTimeout(message)
         } else {
-            Failure::Sql { sqlstate, message }
+            Failure::Sql {
+                sqlstate,
+                message,
+                position: crate::pg::error_position(e),
+                at: None,
+            }
         }
     }
 

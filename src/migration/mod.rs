@@ -62,7 +62,8 @@ pub(super) struct Outgoing<'a> {
     /// What statements.csv shows: from the first token that is not a
     /// comment, which the analysis reads (`CREATE INDEX ...`).
     code: &'a str,
-    at: Option<(&'a std::path::Path, usize)>,
+    /// The file's statement it is.
+    at: Option<&'a crate::migrations::Statement>,
 }
 
 impl<'a> Outgoing<'a> {

@@ -141,11 +141,16 @@ impl Executor {
                 self.failed_at(),
                 step.retries + 1
             )),
-            Err(Failure::Sql { sqlstate, message }) => Err(format!(
+            Err(Failure::Sql {
+                sqlstate,
+                message,
+                at,
+                ..
+            }) => Err(format!(
                 "phase `{}` step `{}`: {}{message} ({sqlstate})",
                 phase.name,
                 step.name,
-                self.failed_at()
+                at.map_or_else(|| self.failed_at(), |at| format!("{at}: "))
             )),
         }
     }
@@ -191,7 +196,7 @@ impl Executor {
                 .map(|st| Outgoing {
                     sql: &st.sql,
                     code: st.code(),
-                    at: Some((&st.location.file, st.location.line)),
+                    at: Some(st),
                 })
                 .collect();
             let progress = if many {

@@ -145,6 +145,10 @@ impl Executor {
                 }
             }
         };
+        let mut settled = settled;
+        if let (Err(Failure::Sql { position, at, .. }), Some(st)) = (&mut settled.outcome, out.at) {
+            *at = Some(st.location_at(*position).to_string());
+        }
         let row = statement_row(phase, step, out, attempt, start, &settled);
         Sent {
             row,
@@ -216,7 +220,7 @@ impl Executor {
         f64,
     ) {
         let text = if in_txn {
-            format!("{}; {sql}; {SAVEPOINT}", probe::CLOCK_SQL)
+            format!("{}{sql}; {SAVEPOINT}", statement_prefix())
         } else {
             sql.to_string()
         };
@@ -270,7 +274,20 @@ impl Executor {
             Ok(msgs) if in_txn => first_clock(msgs),
             _ => server_start,
         };
-        let outcome = r.map(|_| ()).map_err(|e| Failure::from_pg(&e));
+        let outcome = r.map(|_| ()).map_err(|e| {
+            let mut f = Failure::from_pg(&e);
+            // Inside a transaction the statement follows the clock read in
+            // its message: the position counts that too.
+            if let Failure::Sql {
+                position: Some(p), ..
+            } = &mut f
+            {
+                if in_txn {
+                    *p = p.saturating_sub(statement_prefix().chars().count());
+                }
+            }
+            f
+        });
         // In an aborted transaction the probe could not run.
         let probe = if outcome.is_err() && in_txn {
             Err("the statement failed, and its transaction with it, before the probe".into())
@@ -409,10 +426,16 @@ fn statement_row(
         unknown: String::new(),
         file: out
             .at
-            .map(|(f, _)| f.display().to_string())
+            .map(|st| st.location.file.display().to_string())
             .unwrap_or_default(),
-        line: out.at.map(|(_, l)| l as u64).filter(|l| *l > 0),
+        line: out.at.map(|st| st.location.line as u64).filter(|l| *l > 0),
     }
+}
+
+/// What goes ahead of a statement in its message inside a transaction: the
+/// server's clock (see `statement_message`).
+fn statement_prefix() -> String {
+    format!("{}; ", probe::CLOCK_SQL)
 }
 
 /// `sql` (a savepoint command) inside a transaction, nothing outside; its

@@ -263,4 +263,30 @@ impl Statement {
     pub fn code(&self) -> &str {
         &self.sql[self.code_offset..]
     }
+
+    /// Where in its file the character at `position` of the statement's
+    /// text is (counted in characters from 1, as the server's error
+    /// position counts them in the text it was sent); the statement's own
+    /// location without one, or for a position in the comments before it.
+    pub fn location_at(&self, position: Option<usize>) -> Location {
+        let loc = &self.location;
+        let Some(pos) = position else {
+            return loc.clone();
+        };
+        let byte = self
+            .sql
+            .char_indices()
+            .nth(pos.saturating_sub(1))
+            .map_or(self.sql.len(), |(b, _)| b);
+        if byte < self.code_offset {
+            return loc.clone();
+        }
+        let before = &self.sql[self.code_offset..byte];
+        let line = loc.line + before.matches('\n').count();
+        let column = match before.rfind('\n') {
+            Some(nl) => before[nl + 1..].chars().count() + 1,
+            None => loc.column + before.chars().count(),
+        };
+        Location::new(&loc.file, line, column)
+    }
 }

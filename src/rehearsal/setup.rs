@@ -136,29 +136,5 @@ async fn send(client: &Client, sql: &str) -> Result<(), String> {
 /// `file:line:column` of the statement, or of the character the server's
 /// error position points to when it gives one.
 fn at(st: &Statement, e: &tokio_postgres::Error) -> String {
-    let loc = &st.location;
-    let position = e.as_db_error().and_then(|db| match db.position() {
-        Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
-        _ => None,
-    });
-    let Some(pos) = position else {
-        return loc.to_string();
-    };
-    // The position counts characters from 1 in the text sent; the
-    // statement's location is where its code starts.
-    let byte = st
-        .sql
-        .char_indices()
-        .nth(pos.saturating_sub(1))
-        .map_or(st.sql.len(), |(b, _)| b);
-    if byte < st.code_offset {
-        return loc.to_string();
-    }
-    let before = &st.sql[st.code_offset..byte];
-    let line = loc.line + before.matches('\n').count();
-    let column = match before.rfind('\n') {
-        Some(nl) => before[nl + 1..].chars().count() + 1,
-        None => loc.column + before.chars().count(),
-    };
-    format!("{}:{line}:{column}", loc.file.display())
+    st.location_at(crate::pg::error_position(e)).to_string()
 }
