@@ -365,7 +365,7 @@ impl Placer<'_> {
                     .unwrap_or(end)
             };
             let table = self.run.relations.table_of(&stmt.phase, &stmt.step, t.oid);
-            self.rows.push(row(
+            let mut r = row(
                 &stmt.phase,
                 &stmt.step,
                 (&relation, &table),
@@ -374,7 +374,11 @@ impl Placer<'_> {
                 Some(granted),
                 Some(released),
                 "poll",
-            ));
+            );
+            if drops_dead_index(&stmt.sql, &relation) {
+                r.blocks = crate::record::Blocks::None;
+            }
+            self.rows.push(r);
             self.units.push(Unit::Statement(idx));
         }
     }
@@ -537,8 +541,21 @@ fn statement_at<'a>(stmts: &'a [StatementRow], w: &MigrationWait) -> Option<&'a 
         .find(|s| w.start_ms >= s.start_ms - 5.0 && w.start_ms <= s.end_ms + 5.0)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// DROP INDEX CONCURRENTLY and REINDEX CONCURRENTLY lock the index they
+/// drop ACCESS EXCLUSIVE at their very end, once it is dead (`indislive`
+/// false, after waiting out every transaction that could use it): no query
+/// plans with it or opens it for its writes any more, so nobody waits for
+/// that lock.
+fn drops_dead_index(sql: &str, relation: &str) -> bool {
+    relation.ends_with(" (dropped)")
+        && matches!(
+            crate::migrations::refused_in_transaction(sql),
+            Some("DROP INDEX CONCURRENTLY" | "REINDEX CONCURRENTLY")
+        )
+}
+
 /// `(relation, table)`: the relation's name, and an index's table.
+#[allow(clippy::too_many_arguments)]
 fn row(
     phase: &str,
     step: &str,

@@ -493,3 +493,19 @@ fn a_wait_behind_the_migration_ends_at_the_release_it_waited_for() {
         ]
     );
 }
+
+#[test]
+fn the_dead_index_a_concurrent_drop_locks_blocks_nobody() {
+    let dic = "DROP INDEX CONCURRENTLY orders_status_idx";
+    assert!(drops_dead_index(dic, "orders_status_idx (dropped)"));
+    assert!(drops_dead_index(
+        "REINDEX INDEX CONCURRENTLY orders_status_idx",
+        "orders_status_idx (dropped)"
+    ));
+    // Its table, and an index a plain DROP INDEX drops, are live.
+    assert!(!drops_dead_index(dic, "orders"));
+    assert!(!drops_dead_index(
+        "DROP INDEX orders_status_idx",
+        "orders_status_idx (dropped)"
+    ));
+}

@@ -75,12 +75,14 @@ pub(super) fn check(
 
 /// The relations a statement names come first: of the step's ACCESS
 /// EXCLUSIVE holds during it, the one on the table it works on, not the
-/// first one the transaction took.
+/// first one the transaction took — and of those, a table before an index
+/// (`CLUSTER orders USING orders_created_idx` names both).
 fn named_first<'a>(locks: &[&'a LockRow], s: &StatementRow) -> Vec<&'a LockRow> {
     let (mut named, others): (Vec<&LockRow>, Vec<&LockRow>) = locks
         .iter()
         .copied()
         .partition(|l| crate::sql::names_relation(&s.sql, crate::locks::unmarked(&l.relation)));
+    named.sort_by_key(|l| crate::analyze::steps::is_index(l));
     named.extend(others);
     named
 }

@@ -269,10 +269,15 @@ fn one_step(
         .iter()
         .copied()
         .filter(|l| l.blocks != Blocks::None && l.held_ms.is_some())
+        // The longest; of holds as long, the one that blocks more, in the
+        // stronger mode, on the table rather than its index.
         .max_by(|a, b| {
             a.held_ms
                 .unwrap_or(0.0)
                 .total_cmp(&b.held_ms.unwrap_or(0.0))
+                .then(a.blocks.cmp(&b.blocks))
+                .then(LockMode::parse(&a.mode).cmp(&LockMode::parse(&b.mode)))
+                .then(is_index(b).cmp(&is_index(a)))
         })
         .map(|l| LockFact::of(named_twin(l, &locks, &sql)));
     let lock_timeout_ms = rec
@@ -427,6 +432,7 @@ fn strongest_lock(
                         .unwrap_or(0.0)
                         .total_cmp(&lb.held_ms.unwrap_or(0.0)),
                 )
+                .then(is_index(lb).cmp(&is_index(la)))
         })
         .map(|(_, l)| l)?;
     Some(LockFact::of(named_twin(best, pool, sql)))
@@ -451,15 +457,22 @@ fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &
         .unwrap_or(best)
 }
 
-/// Of two holds, the one granted first (a tie keeps `a`): the table before
-/// the index locked with it, the parent before its partitions.
+/// Of two holds, the one granted first (a tie keeps `a`, unless `a` is on
+/// an index and `b` is not): the table before the index locked with it, the
+/// parent before its partitions.
 pub(crate) fn first_granted<'a>(a: &'a LockRow, b: &'a LockRow) -> &'a LockRow {
     let g = |l: &LockRow| l.granted_ms.unwrap_or(f64::INFINITY);
-    if g(b) < g(a) {
+    if g(b) < g(a) || (g(b) == g(a) && is_index(a) && !is_index(b)) {
         b
     } else {
         a
     }
+}
+
+/// A lock on an index (locks.csv `table`): of holds alike, its table's is
+/// the one to name.
+pub(crate) fn is_index(l: &LockRow) -> bool {
+    !l.table.is_empty()
 }
 
 /// Two holds that are one: the same mode and effect on the app, taken and

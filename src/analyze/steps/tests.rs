@@ -235,3 +235,40 @@ fn a_table_and_its_index_locked_together_are_named_by_the_table() {
         "customers"
     );
 }
+
+/// CLUSTER and DROP TABLE lock a table and its index in the same mode for
+/// the same time: the table is the one named, whatever the rows' order.
+#[test]
+fn of_holds_alike_the_table_is_named_not_its_index() {
+    for index_first in [true, false] {
+        let mut r = record();
+        let sql = "CLUSTER orders USING idx_amount";
+        step_holding(
+            &mut r,
+            "cluster",
+            sql,
+            (1000.0, 1500.0),
+            "AccessExclusiveLock",
+            1000.5,
+        );
+        let mut idx = lock_on(
+            "idx_amount",
+            "cluster",
+            "AccessExclusiveLock",
+            1000.5,
+            1500.0,
+        );
+        idx.table = "orders".into();
+        if index_first {
+            r.locks.insert(0, idx);
+        } else {
+            r.locks.push(idx);
+        }
+        let steps = step_facts(&r, &attribute_waits(&r));
+        let s = steps.iter().find(|s| s.step == "cluster").unwrap();
+        let strongest = s.strongest_lock.as_ref().unwrap();
+        let longest = s.longest_blocking_lock.as_ref().unwrap();
+        assert_eq!(strongest.relation, "orders", "index first: {index_first}");
+        assert_eq!(longest.relation, "orders", "index first: {index_first}");
+    }
+}
