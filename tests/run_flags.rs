@@ -203,6 +203,15 @@ fn expect_error_lets_the_expected_failure_pass_and_fails_a_success() {
         [("times out", "expected_error"), ("add column", "ok")]
     );
     assert_eq!(rec.statements[0].sqlstate, "57014");
+    // The report says so too, not "error".
+    let (dir, _) = ran.record();
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(md.contains("failed as expected (57014)"), "{md}");
+    let summary = common::json(&dir.join("summary.json"));
+    assert_eq!(
+        summary["steps"][0]["outcome"], "expected_error",
+        "{summary}"
+    );
 
     let succeeds = write("succeeds", "sql = \"SELECT 1\"\nexpect_error = \"57014\"");
     let ran = common::run(&succeeds, &["--backend", "local", "-q"], &[]);

@@ -99,9 +99,12 @@ pub(crate) fn wait(w: &Option<WaitFact>) -> String {
     }
 }
 
-/// "ok", "ok after 2 attempts", "lock_timeout (55P03) after 3 attempts".
+/// "ok", "ok after 2 attempts", "lock_timeout (55P03) after 3 attempts",
+/// "failed as expected (23505)".
 pub(crate) fn outcome(st: &StepFacts) -> String {
-    let mut o = if st.sqlstate.is_empty() {
+    let mut o = if st.outcome == "expected_error" {
+        format!("failed as expected ({})", st.sqlstate)
+    } else if st.sqlstate.is_empty() {
         st.outcome.clone()
     } else {
         format!("{} ({})", st.outcome, st.sqlstate)

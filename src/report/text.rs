@@ -8,15 +8,10 @@ use crate::analyze::{Analysis, BudgetResult, RecoveryState, StepFacts};
 
 fn step_line(s: &StepFacts) -> String {
     let mut out = format!(
-        "  {} — {} · {}{}\n",
+        "  {} — {} · {}\n",
         s.label(),
         ms(s.duration_ms),
-        s.outcome,
-        if s.attempts > 1 {
-            format!(" after {} attempts", s.attempts)
-        } else {
-            String::new()
-        }
+        super::format::outcome(s)
     );
     out.push_str(&format!(
         "      strongest lock: {}\n",

@@ -296,9 +296,14 @@ fn one_step(
         start_ms: start,
         end_ms: end,
         duration_ms: crate::pg::round3(end - start),
-        outcome: bad
-            .map(|s| s.outcome.clone())
-            .unwrap_or_else(|| "ok".into()),
+        outcome: match bad {
+            // The step failed as the scenario expects: steps.csv says so.
+            Some(_) if step_outcome(rec, &phase, &step) == Some("expected_error") => {
+                "expected_error".into()
+            }
+            Some(s) => s.outcome.clone(),
+            None => "ok".into(),
+        },
         sqlstate: bad.map(|s| s.sqlstate.clone()).unwrap_or_default(),
         strongest_lock,
         longest_blocking_lock,
@@ -455,6 +460,14 @@ fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &
         .filter(|l| named(l))
         .reduce(first_granted)
         .unwrap_or(best)
+}
+
+/// The step's outcome in steps.csv.
+fn step_outcome<'a>(rec: &'a RunRecord, phase: &str, step: &str) -> Option<&'a str> {
+    rec.steps
+        .iter()
+        .find(|s| s.phase == phase && s.step == step)
+        .map(|s| s.outcome.as_str())
 }
 
 /// Of two holds, the one granted first (a tie keeps `a`, unless `a` is on
