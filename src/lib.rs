@@ -16,6 +16,7 @@ pub mod fields;
 pub mod health;
 pub mod holds;
 pub mod init;
+pub mod input;
 pub mod latency;
 pub mod latency_hdr;
 pub mod locks;

@@ -236,3 +236,27 @@ fn expect_error_lets_the_expected_failure_pass_and_fails_a_success() {
     );
     assert_eq!(rec.statements[0].outcome, "statement_timeout");
 }
+
+/// An --out pgrehearse cannot write in is said at once, exit 2, before any
+/// server starts.
+#[test]
+fn an_unusable_out_is_a_usage_error_before_anything_starts() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .args([
+            "run",
+            small().to_str().unwrap(),
+            "--backend",
+            "local",
+            "--out",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--out /dev/null: not a directory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("server"), "nothing started: {stderr}");
+}

@@ -393,6 +393,30 @@ const CASES: &[(&str, &[Expect])] = &[
         ],
     ),
     (
+        "pg_limits.toml",
+        &[
+            (
+                11,
+                42,
+                "table[0].columns.f.max",
+                "max - min overflows a double",
+            ),
+            (
+                15,
+                17,
+                "workload.query_timeout",
+                "must be at least 1ms",
+            ),
+            (26, 16, "phase[0].step[0].lock_timeout", "must be at least 1ms"),
+            (
+                27,
+                21,
+                "phase[0].step[0].statement_timeout",
+                "must be at most 2147483647 ms",
+            ),
+        ],
+    ),
+    (
         "missing_name.toml",
         &[(1, 1, "name", "missing; expected a scenario name")],
     ),
@@ -536,6 +560,10 @@ fn a_directory_is_not_a_scenario_file() {
         stderr.contains(": cannot read the scenario file: "),
         "{stderr}"
     );
+    // A device is refused before a byte is read: /dev/zero never ends.
+    let (code, _, stderr) = check(&[Path::new("/dev/zero")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
 }
 
 #[test]

@@ -65,6 +65,7 @@ pub(super) fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<R
                 .into(),
         ));
     }
+    usable_out(&args.out)?;
     Ok(RunOptions {
         server: ServerOptions {
             backend,
@@ -88,6 +89,20 @@ pub(super) fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<R
             verbose: args.verbose,
         },
     })
+}
+
+/// `--out` must be a directory pgrehearse can write in: said before any
+/// server starts, not after.
+fn usable_out(out: &std::path::Path) -> Result<()> {
+    let bad = |why: String| Error::Usage(format!("--out {}: {why}", out.display()));
+    if out.exists() && !out.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| bad(format!("cannot create it: {e}")))?;
+    let probe = out.join(format!(".pgrehearse-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| bad(format!("cannot write in it: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// `--cpus`, `--memory` and `--replica` over each scenario's `[postgres]`:

@@ -45,14 +45,43 @@ pub struct Run {
 /// How includes of `\i` / `\ir` nest at most (a loop would never end).
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// A NUL byte cannot be sent to PostgreSQL at all; a carriage return that
+/// ends a line on its own (old Mac line endings) ends a `--` comment for
+/// PostgreSQL but not a line for the migration tools that read lines, so
+/// what runs would depend on who reads it. Both are errors at their place.
+fn refuse_nul_and_bare_cr(path: &Path, text: &str) -> Result<(), MigrationError> {
+    let bare_cr = text
+        .match_indices('\r')
+        .map(|(i, _)| i)
+        .find(|i| text.as_bytes().get(i + 1) != Some(&b'\n'));
+    let (at, why) = match (text.find('\0'), bare_cr) {
+        (Some(n), _) => (n, "a NUL byte, which PostgreSQL cannot be sent"),
+        (None, Some(r)) => (
+            r,
+            "a line ends in a bare carriage return (CR, old Mac line endings); \
+             convert the file to LF or CRLF line endings",
+        ),
+        (None, None) => return Ok(()),
+    };
+    let (line, column) = LineIndex::new(text).line_col(text, at);
+    Err(MigrationError::at(
+        Location::new(path, line, column),
+        why.to_string(),
+    ))
+}
+
 impl Source {
     /// Read `path`; not UTF-8 is an error at the first bad byte.
     pub fn read(path: &Path) -> Result<Source, MigrationError> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            MigrationError::at(Location::file(path), format!("cannot read the file: {e}"))
-        })?;
+        let bytes =
+            crate::input::read_bounded(path, crate::input::MIGRATION_LIMIT).map_err(|e| {
+                MigrationError::at(Location::file(path), format!("cannot read the file: {e}"))
+            })?;
         match String::from_utf8(bytes) {
-            Ok(text) => Ok(Source::new(path, text)),
+            Ok(text) => {
+                refuse_nul_and_bare_cr(path, &text)?;
+                Ok(Source::new(path, text))
+            }
             Err(e) => {
                 let good = e.utf8_error().valid_up_to();
                 let bytes = e.into_bytes();
@@ -396,6 +425,24 @@ mod tests {
 
     fn src(text: &str) -> Source {
         Source::new(Path::new("m.sql"), text.to_string())
+    }
+
+    #[test]
+    fn a_nul_byte_or_a_bare_carriage_return_is_an_error_at_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            Source::read(&p).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert_eq!(read("crlf.sql", "SELECT 1;\r\nSELECT 2;\r\n"), Ok(()));
+        let cr = read("cr.sql", "SELECT 1; -- one\rSELECT 2;\r").unwrap_err();
+        assert!(
+            cr.contains("cr.sql:1:17") && cr.contains("carriage return"),
+            "{cr}"
+        );
+        let nul = read("nul.sql", "SELECT 1;\nSELECT\0 2;\n").unwrap_err();
+        assert!(nul.contains("nul.sql:2:7") && nul.contains("NUL"), "{nul}");
     }
 
     fn psql() -> Reader {

@@ -138,7 +138,8 @@ pub fn create_stamped_dir(out: &Path, scenario: &str, prefix: &str) -> Result<Pa
 
 /// `name` as a folder name: anything but `[A-Za-z0-9._-]` becomes `_`.
 pub fn sanitize(name: &str) -> String {
-    name.chars()
+    let mut s: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
                 c
@@ -146,8 +147,22 @@ pub fn sanitize(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        // A file name has at most 255 bytes; a stamp and a version go
+        // below or beside it.
+        .take(MAX_NAME)
+        .collect();
+    // `.` and `..` would be this directory or its parent.
+    if s.bytes().all(|b| b == b'.') {
+        s = s.replace('.', "_");
+    }
+    if s.is_empty() {
+        s.push('_');
+    }
+    s
 }
+
+/// The longest directory name a scenario's name becomes.
+const MAX_NAME: usize = 120;
 
 pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(anyhow::Error::new)?;
@@ -267,6 +282,16 @@ fn header<T: DeserializeOwned>() -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_stays_one_directory_of_a_sane_length() {
+        assert_eq!(sanitize("orders/v2 é"), "orders_v2__");
+        assert_eq!(sanitize(".."), "__");
+        assert_eq!(sanitize("."), "_");
+        assert_eq!(sanitize(""), "_");
+        assert_eq!(sanitize("a..b"), "a..b");
+        assert_eq!(sanitize(&"x".repeat(300)).len(), MAX_NAME);
+    }
 
     #[test]
     fn unknown_reasons_read_back_as_written() {

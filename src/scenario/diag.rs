@@ -141,6 +141,40 @@ impl<'a> Diags<'a> {
         }
         Some(d)
     }
+
+    /// A timeout PostgreSQL is given in whole milliseconds (lock_timeout,
+    /// statement_timeout): from 1 ms (less would be sent as 0, which
+    /// disables it) to INT_MAX ms (about 596 hours; more is refused by the
+    /// server mid-run).
+    pub fn pg_timeout(
+        &mut self,
+        v: &Option<S<String>>,
+        field: &str,
+        omitted: &str,
+    ) -> Option<Duration> {
+        let d = self.positive_duration(v, field, omitted)?;
+        let span = v.as_ref().map(|v| v.span()).unwrap_or(0..0);
+        if d < Duration::from_millis(1) {
+            self.err(
+                span,
+                field,
+                "must be at least 1ms: PostgreSQL counts this timeout in whole milliseconds, and 0 disables it".to_string(),
+            );
+            return None;
+        }
+        if d.as_millis() > i32::MAX as u128 {
+            self.err(
+                span,
+                field,
+                format!(
+                    "must be at most {} ms (about 596 hours): PostgreSQL refuses more",
+                    i32::MAX
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
 }
 
 /// Remember the first span of each name; report later duplicates.

@@ -97,6 +97,13 @@ pub fn column_gen(
             let max = float_value(d, &s.g.max, &s.field("max"), s.span.clone());
             let (min, max) = (min?, max?);
             check_min_max(d, &s, min, max);
+            if !(max - min).is_finite() {
+                d.err(
+                    span_of(&s.g.max, s.span.clone()),
+                    s.field("max"),
+                    format!("max - min overflows a double ({max:e} - {min:e}); narrow the range"),
+                );
+            }
             Gen::Float { min, max }
         }
         "text" => {

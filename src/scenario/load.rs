@@ -39,7 +39,7 @@ pub struct Overrides {
 /// file:line:column with the field named; a file that cannot be read is one
 /// at line 0, column 0.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Scenario> {
-    match std::fs::read(path) {
+    match crate::input::read_bounded(path, crate::input::SCENARIO_LIMIT) {
         Ok(bytes) => load_str(path, &bytes, overrides),
         Err(e) => Err(one_error(
             path,

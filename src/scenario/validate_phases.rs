@@ -348,12 +348,8 @@ fn step(
         name,
         action,
         transaction: file_transaction.unwrap_or(transaction),
-        lock_timeout: d.positive_duration(&ss.lock_timeout, &f("lock_timeout"), "no limit"),
-        statement_timeout: d.positive_duration(
-            &ss.statement_timeout,
-            &f("statement_timeout"),
-            "no limit",
-        ),
+        lock_timeout: d.pg_timeout(&ss.lock_timeout, &f("lock_timeout"), "no limit"),
+        statement_timeout: d.pg_timeout(&ss.statement_timeout, &f("statement_timeout"), "no limit"),
         retries,
         retry_backoff: d.duration(
             &ss.retry_backoff,

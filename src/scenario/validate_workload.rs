@@ -44,7 +44,7 @@ pub(super) fn workload(
     let window = d
         .positive_duration(&w.window, "workload.window", "the default, 100ms")
         .unwrap_or(Duration::from_millis(100));
-    let query_timeout = d.positive_duration(&w.query_timeout, "workload.query_timeout", "no limit");
+    let query_timeout = d.pg_timeout(&w.query_timeout, "workload.query_timeout", "no limit");
     if w.query.is_empty() {
         d.err(
             super::span::table_span(d.text, "workload"),

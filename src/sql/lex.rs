@@ -108,7 +108,7 @@ pub(super) fn lex(sql: &str) -> (Vec<Token>, Option<Unclosed>) {
                 TokenKind::Whitespace
             }
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < n && b[i] != b'\n' {
+                while i < n && !matches!(b[i], b'\n' | b'\r') {
                     i += 1;
                 }
                 TokenKind::Comment

@@ -237,6 +237,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_carriage_return_ends_a_line_comment_as_in_postgresql() {
+        let sql = "ALTER TABLE a ADD x int; -- x\rALTER TABLE a ADD y int";
+        assert_eq!(
+            split(sql),
+            ["ALTER TABLE a ADD x int", "-- x\rALTER TABLE a ADD y int"]
+        );
+        assert_eq!(split("-- only\rSELECT 1"), ["-- only\rSELECT 1"]);
+    }
+
+    #[test]
     fn names_a_relation_as_locks_csv_spells_it() {
         let sql = r#"CREATE INDEX m_sensor ON public.m (sensor_id); UPDATE "User" SET x = 1"#;
         assert!(names_relation(sql, "m"));

@@ -243,7 +243,8 @@ impl Sampler {
             }
             Gen::Float { min, max } => {
                 let (lo, hi) = (min.min(*max), min.max(*max));
-                if lo.is_finite() && hi.is_finite() && lo < hi {
+                // `Uniform` panics when the span itself overflows.
+                if lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite() {
                     Kind::Float(Uniform::new_inclusive(lo, hi))
                 } else {
                     Kind::FloatConst(if lo.is_finite() { lo } else { 0.0 })
