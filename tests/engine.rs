@@ -752,3 +752,37 @@ fn a_wait_for_a_row_names_its_table() {
         assert_eq!(w.relation, "t", "{w:?}");
     }
 }
+
+/// An index a step creates and then drops, statement by statement: the
+/// DROP's ACCESS EXCLUSIVE lock on it has a row of its own, named though
+/// the index was gone from the catalog when the probe listed it.
+#[test]
+fn a_relation_created_then_dropped_in_one_step_has_the_drops_lock() {
+    let (code, rec, dir) = rehearse("created-then-dropped.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let rows: Vec<&LockRow> = rec
+        .locks
+        .iter()
+        .filter(|l| l.relation == "scratch_idx (new, dropped)" && l.mode == "AccessExclusiveLock")
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the CREATE's and the DROP's: {:#?}",
+        rec.locks
+    );
+    let drop = rec
+        .statements
+        .iter()
+        .find(|s| s.sql.starts_with("DROP"))
+        .unwrap();
+    assert!(
+        rows.iter()
+            .any(|l| l.granted_ms.unwrap() >= drop.start_ms - 1.0),
+        "{rows:#?} {drop:?}"
+    );
+    assert!(rec
+        .locks
+        .iter()
+        .all(|l| !l.relation.bytes().all(|b| b.is_ascii_digit())));
+}

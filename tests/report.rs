@@ -701,3 +701,39 @@ fn report_to_a_closed_pipe_keeps_its_exit_code() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
+
+/// A run directory missing a file every run writes, or with one emptied,
+/// is damaged: `report` says which, exit 2, instead of reading it as "no
+/// locks" and passing a run that failed.
+#[test]
+fn a_damaged_run_directory_is_refused_naming_the_file() {
+    let report = |dir: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+            .arg("report")
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let t = copy_fixture();
+    let (code, err) = report(t.path());
+    assert!(matches!(code, Some(0 | 1)), "the fixture renders: {err}");
+    for (file, damage) in [
+        ("locks.csv", "missing"),
+        ("waits.csv", "empty"),
+        ("latency.hdr", "empty"),
+    ] {
+        let t = copy_fixture();
+        let p = t.path().join(file);
+        match damage {
+            "missing" => std::fs::remove_file(&p).unwrap(),
+            _ => std::fs::write(&p, "").unwrap(),
+        }
+        let (code, err) = report(t.path());
+        assert_eq!(code, Some(2), "{file} {damage}: {err}");
+        assert!(err.contains(file), "{file} {damage}: {err}");
+    }
+}

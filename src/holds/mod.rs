@@ -25,6 +25,8 @@
 //! saw by name (a rewrite's transient heap, created and dropped inside the
 //! statement) has no row.
 
+use std::collections::HashMap;
+
 use crate::locks::{blocks_of, marked_new, unmarked, LockMode};
 use crate::migration::{is_catalog, MigrationRun};
 use crate::observe::{LogAcquired, MigrationWait, Observations};
@@ -61,6 +63,7 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
         used_waits: vec![false; obs.migration_waits.len()],
         rows: Vec::new(),
         units: Vec::new(),
+        seen_names: seen_names(run, obs),
     };
     placer.probed();
     placer.polled();
@@ -166,6 +169,30 @@ struct Placer<'a> {
     rows: Vec<LockRow>,
     /// What took each row's lock, by index.
     units: Vec<Unit>,
+    /// The names the migration's probes and the poll saw relations by.
+    seen_names: HashMap<u32, String>,
+}
+
+/// Every name a probe or the poll saw a relation by: a relation a step
+/// created and later dropped is seen by name while it exists, and only by
+/// its oid once the DROP has it (its catalog row is gone), in a reading
+/// neither step boundary has.
+fn seen_names(run: &MigrationRun, obs: &Observations) -> HashMap<u32, String> {
+    let named = |n: &str| !n.is_empty() && !n.bytes().all(|b| b.is_ascii_digit());
+    let probed = run
+        .txns
+        .iter()
+        .flat_map(|t| t.acquired.iter())
+        .filter_map(|(k, _)| Some((k.oid?, k.name.as_str())));
+    let polled = obs
+        .migration_held
+        .iter()
+        .filter_map(|h| Some((h.oid?, h.relation.as_str())));
+    let mut names = HashMap::new();
+    for (oid, name) in probed.chain(polled).filter(|(_, n)| named(n)) {
+        names.entry(oid).or_insert_with(|| name.to_string());
+    }
+    names
 }
 
 impl Placer<'_> {
@@ -198,7 +225,11 @@ impl Placer<'_> {
     /// The relation's name as the step left it; None for a catalog or a
     /// relation nobody saw by name.
     fn name(&self, phase: &str, step: &str, t: &Taken) -> Option<String> {
-        let n = self.run.relations.name(phase, step, t.oid, t.seen)?;
+        let seen = match t.oid.and_then(|o| self.seen_names.get(&o)) {
+            Some(n) if t.seen.bytes().all(|b| b.is_ascii_digit()) => n.as_str(),
+            _ => t.seen,
+        };
+        let n = self.run.relations.name(phase, step, t.oid, seen)?;
         (!is_catalog(t.oid, &n)).then_some(n)
     }
 
@@ -246,14 +277,14 @@ impl Placer<'_> {
                 let at_error = released_at_error(run, obs, &t, start, txn.released_ms);
                 // Released inside COMMIT, which goes on past the release
                 // (a rewrite's old files are unlinked after the locks go):
-                // between the last poll that saw it and the one that missed
-                // it, when the poll saw it go.
+                // when the poll saw it go, between the last poll that saw it
+                // and the one that missed it.
                 let released = if at_error < txn.released_ms {
                     at_error
                 } else {
                     match gone
                         .and_then(|h| Some((h.last_ms, h.missed_after_ms?)))
-                        .map(|(l, m)| (l + m) / 2.0)
+                        .map(|(l, m)| seen_released(l, m, txn.released_ms))
                         .filter(|r| *r >= granted && *r < txn.released_ms)
                     {
                         Some(r) => {
@@ -540,6 +571,25 @@ fn statement_at<'a>(stmts: &'a [StatementRow], w: &MigrationWait) -> Option<&'a 
         .iter()
         .find(|s| w.start_ms >= s.start_ms - 5.0 && w.start_ms <= s.end_ms + 5.0)
 }
+
+/// When a transaction's lock went, seen held by a poll ending at `last`
+/// and gone from the one ending at `missed`, its COMMIT's clock read right
+/// after it at `commit`. Between close polls (1 ms while the transaction
+/// holds a lock the app queues behind, as a rewrite's is): halfway. Between
+/// polls far apart (every 10 ms otherwise), halfway could be 5 ms off
+/// either way, and the truth is most likely late in the gap: COMMIT lets
+/// the locks go after its WAL flush, at its end — so the gap's end, or the
+/// COMMIT's clock if that came first.
+fn seen_released(last: f64, missed: f64, commit: f64) -> f64 {
+    if missed - last <= CLOSE_POLLS_MS {
+        (last + missed) / 2.0
+    } else {
+        missed.min(commit)
+    }
+}
+
+/// Polls this close place a release halfway between them.
+const CLOSE_POLLS_MS: f64 = 3.0;
 
 /// DROP INDEX CONCURRENTLY and REINDEX CONCURRENTLY lock the index they
 /// drop ACCESS EXCLUSIVE at their very end, once it is dead (`indislive`

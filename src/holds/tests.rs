@@ -509,3 +509,14 @@ fn the_dead_index_a_concurrent_drop_locks_blocks_nobody() {
         "orders_status_idx (dropped)"
     ));
 }
+
+#[test]
+fn a_commit_release_between_far_polls_is_placed_at_the_gaps_end() {
+    // Polls 1 ms apart: halfway.
+    assert_eq!(seen_released(100.0, 101.0, 105.0), 100.5);
+    // 10 ms apart (a transaction holding nothing the app queues behind):
+    // COMMIT lets go at its end, so the end of the gap...
+    assert_eq!(seen_released(100.0, 110.0, 112.0), 110.0);
+    // ... or the COMMIT's clock, when that came first.
+    assert_eq!(seen_released(100.0, 110.0, 108.0), 108.0);
+}

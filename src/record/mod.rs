@@ -214,7 +214,12 @@ impl RunRecord {
         Ok(())
     }
 
-    /// Read a run directory back. Missing CSVs read as empty (a partial run).
+    /// Read a run directory back. Every run that wrote run.json wrote its
+    /// CSVs with it (header rows for empty tables), so one missing or
+    /// without a header is an error, not "nothing happened" — `report`
+    /// would pass a run that failed. Files added in later versions
+    /// (inflight.csv, server.csv) read as empty when missing; without
+    /// run.json (a run stopped before it) every CSV may be missing.
     pub fn read(dir: &Path) -> Result<RunRecord> {
         let info_path = dir.join(RUN_JSON);
         let info = match std::fs::read_to_string(&info_path) {
@@ -225,14 +230,28 @@ impl RunRecord {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        fn opt<T: DeserializeOwned>(p: PathBuf) -> Result<Vec<T>> {
-            if p.exists() {
-                read_csv(&p)
-            } else {
-                Ok(Vec::new())
+        let complete = info.is_some();
+        let opt = |name: &str| -> Result<Option<PathBuf>> {
+            let p = dir.join(name);
+            match std::fs::metadata(&p) {
+                Ok(m) if m.len() == 0 => Err(crate::error::Error::Usage(format!(
+                    "{}: empty (not even a header row): the run directory is damaged",
+                    p.display()
+                ))),
+                Ok(_) => Ok(Some(p)),
+                Err(_) if complete && ![INFLIGHT_CSV, SERVER_CSV].contains(&name) => {
+                    Err(crate::error::Error::Usage(format!(
+                        "{}: missing from a run directory with {RUN_JSON}: it is damaged (every run writes it)",
+                        p.display()
+                    )))
+                }
+                Err(_) => Ok(None),
             }
+        };
+        fn rows<T: DeserializeOwned>(p: Option<PathBuf>) -> Result<Vec<T>> {
+            p.map_or(Ok(Vec::new()), |p| read_csv(&p))
         }
-        let latency: Vec<LatencyRow> = opt(dir.join(LATENCY_CSV))?;
+        let latency: Vec<LatencyRow> = rows(opt(LATENCY_CSV)?)?;
         let hdr = dir.join(LATENCY_HDR);
         let histograms = match File::open(&hdr) {
             Ok(f) => crate::latency_hdr::load(std::io::BufReader::new(f))
@@ -248,17 +267,23 @@ impl RunRecord {
             }
             Err(e) => return Err(anyhow::anyhow!("{}: {e}", hdr.display()).into()),
         };
+        if histograms.segments.is_empty() && latency.iter().any(|l| l.count > 0) {
+            return Err(crate::error::Error::Usage(format!(
+                "{}: holds no histogram, but {LATENCY_CSV} counts requests: the run directory is damaged",
+                hdr.display()
+            )));
+        }
         Ok(RunRecord {
             info,
-            statements: opt(dir.join(STATEMENTS_CSV))?,
-            locks: opt(dir.join(LOCKS_CSV))?,
-            waits: opt(dir.join(WAITS_CSV))?,
+            statements: rows(opt(STATEMENTS_CSV)?)?,
+            locks: rows(opt(LOCKS_CSV)?)?,
+            waits: rows(opt(WAITS_CSV)?)?,
             latency,
             histograms,
-            inflight: opt(dir.join(INFLIGHT_CSV))?,
-            errors: opt(dir.join(ERRORS_CSV))?,
-            server: opt(dir.join(SERVER_CSV))?,
-            steps: opt(dir.join(STEPS_CSV))?,
+            inflight: rows(opt(INFLIGHT_CSV)?)?,
+            errors: rows(opt(ERRORS_CSV)?)?,
+            server: rows(opt(SERVER_CSV)?)?,
+            steps: rows(opt(STEPS_CSV)?)?,
         })
     }
 }

@@ -48,7 +48,7 @@ impl Summary {
                 let mut n = vec![PERCENTILE_NOTE.to_string(), THROUGHPUT_NOTE.to_string()];
                 if analysis.run.lock_precision_ms > 0.0 {
                     n.push(format!(
-                        "Lock grant and release times are known to ±{} ms (as measured: poll interval and clock offset).",
+                        "The server's clock maps onto the run's to ±{} ms (measured); lock grants and releases are placed from it to within about 2 ms (README, Precision of lock holds), or half the poll interval for a lock a long statement outside a transaction changed mid-way (locks.csv source poll).",
                         analysis.run.lock_precision_ms
                     ));
                 }
