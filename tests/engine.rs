@@ -736,7 +736,9 @@ fn scenario_tables_are_followed_by_identity_not_by_name() {
 /// id; waits.csv still names the table the row is in.
 #[test]
 fn a_wait_for_a_row_names_its_table() {
-    let (_, rec, dir) = rehearse("row-wait.toml", &[]);
+    let file = common::fixture("engine/row-wait.toml");
+    let ran = common::run(&file, &["--backend", "local", "-q"], &[]);
+    let (dir, rec) = ran.record();
     let rows: Vec<_> = rec
         .waits
         .iter()
@@ -751,6 +753,16 @@ fn a_wait_for_a_row_names_its_table() {
     for w in rows {
         assert_eq!(w.relation, "t", "{w:?}");
     }
+    // No table lock blocked those writes, yet a finding says what did.
+    let summary = common::json(&dir.join("summary.json"));
+    let finding = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "row_lock_waits")
+        .unwrap_or_else(|| panic!("no row_lock_waits finding: {}", summary["findings"]));
+    assert_eq!(finding["relation"], "t", "{finding}");
+    assert_eq!(finding["step"], "hold_rows", "{finding}");
 }
 
 /// An index a step creates and then drops, statement by statement: the

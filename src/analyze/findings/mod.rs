@@ -44,6 +44,7 @@ registry! {
     rewrite_under_access_exclusive,
     scan_under_access_exclusive,
     lock_queue,
+    row_lock_waits,
     pool_exhausted,
     no_lock_timeout,
     wal_volume,

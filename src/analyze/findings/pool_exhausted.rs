@@ -168,7 +168,7 @@ fn slow_without_waits(
 fn advice(app: &str) -> SafePattern {
     SafePattern {
         advice: format!(
-            "The slow queries took no lock: they waited for one of {app}'s connections, all held by queries stuck behind the migration's lock. Keep a blocked query from pinning a connection: give the app's sessions a lock_timeout (or statement_timeout) so a write stuck behind a migration lock fails fast and frees its connection, keep reads and writes in separate pools, and run the step in its non-blocking form (see the blocking-lock finding)."
+            "The slow queries took no lock: they waited for one of {app}'s connections, all held by queries stuck behind the migration's lock. Keep a blocked query from pinning a connection: give the app's sessions a lock_timeout (or statement_timeout) so a write stuck behind a migration lock fails fast and frees its connection, keep reads and writes in separate pools, and run the step in its non-blocking form (see the step's other findings: the lock or the rows the app waited for)."
         ),
         sql: "-- the app's role: a query stuck behind a lock gives up after 2 s\nALTER ROLE app_user SET lock_timeout = '2s';\n-- or per transaction, in the app's write paths:\nSET LOCAL lock_timeout = '2s';".into(),
     }
