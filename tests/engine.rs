@@ -798,3 +798,28 @@ fn a_relation_created_then_dropped_in_one_step_has_the_drops_lock() {
         .iter()
         .all(|l| !l.relation.bytes().all(|b| b.is_ascii_digit())));
 }
+
+/// REFRESH ... CONCURRENTLY's EXCLUSIVE lock on a materialized view stops
+/// only writes, which nothing makes to a materialized view: it blocks
+/// nobody, and no finding calls it blocking.
+#[test]
+fn a_concurrent_refresh_of_a_materialized_view_blocks_nobody() {
+    let file = common::fixture("engine/matview-refresh.toml");
+    let ran = common::run(&file, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    let excl = rec
+        .locks
+        .iter()
+        .find(|l| l.relation == "t_totals" && l.mode == "ExclusiveLock")
+        .unwrap_or_else(|| panic!("no ExclusiveLock on t_totals: {:#?}", rec.locks));
+    assert_eq!(excl.blocks.to_string(), "none", "{excl:?}");
+    let summary = common::json(&dir.join("summary.json"));
+    let on_view: Vec<_> = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["relation"] == "t_totals" && f["severity"] != "info")
+        .collect();
+    assert!(on_view.is_empty(), "{on_view:#?}");
+}

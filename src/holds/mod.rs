@@ -233,6 +233,19 @@ impl Placer<'_> {
         (!is_catalog(t.oid, &n)).then_some(n)
     }
 
+    /// The row just pushed is `t`'s, taken by `unit`. A lock on a
+    /// materialized view that only stops writes stops nothing the app does:
+    /// nothing writes a materialized view (REFRESH ... CONCURRENTLY's
+    /// EXCLUSIVE lets its readers go on).
+    fn last_is(&mut self, t: &Taken, unit: Unit) {
+        if let Some(r) = self.rows.last_mut() {
+            if r.blocks == crate::record::Blocks::Writes && self.run.relations.is_matview(t.oid) {
+                r.blocks = crate::record::Blocks::None;
+            }
+        }
+        self.units.push(unit);
+    }
+
     /// Each transaction's locks, as its probes listed them.
     fn probed(&mut self) {
         let (run, obs) = (self.run, self.obs);
@@ -308,7 +321,7 @@ impl Placer<'_> {
                     Some(released),
                     "probe",
                 ));
-                self.units.push(Unit::Txn(ti));
+                self.last_is(&t, Unit::Txn(ti));
             }
             // COMMIT releases all of a transaction's locks together: where
             // the poll saw some go, the others went then too — unless the
@@ -410,7 +423,7 @@ impl Placer<'_> {
                 r.blocks = crate::record::Blocks::None;
             }
             self.rows.push(r);
-            self.units.push(Unit::Statement(idx));
+            self.last_is(&t, Unit::Statement(idx));
         }
     }
 
@@ -447,7 +460,7 @@ impl Placer<'_> {
             );
             r.wait_ms = round3(w.end_ms - w.start_ms);
             self.rows.push(r);
-            self.units.push(Unit::None);
+            self.last_is(&t, Unit::None);
         }
     }
 

@@ -36,6 +36,8 @@ pub(super) struct Boundary {
     pub(super) relations: HashMap<u32, String>,
     /// Each index's table, by oid.
     pub(super) index_tables: HashMap<u32, u32>,
+    /// The materialized views.
+    pub(super) matviews: Vec<u32>,
     pub(super) footprint: Option<Footprint>,
     pub(super) unknown: Option<String>,
 }
@@ -73,7 +75,8 @@ impl Catalog {
         let relations = client
             .prepare(
                 "SELECT coalesce(array_agg(c.oid::int8), '{}'), coalesce(array_agg(c.oid::regclass::text), '{}'), \
-                    coalesce(array_agg(coalesce(i.indrelid, 0)::int8), '{}') \
+                    coalesce(array_agg(coalesce(i.indrelid, 0)::int8), '{}'), \
+                    coalesce(array_agg(c.oid::int8) FILTER (WHERE c.relkind = 'm'), '{}') \
                  FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relnamespace NOT IN \
                  ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)",
             )
@@ -179,7 +182,7 @@ impl Catalog {
         };
         // Pipelined, in this order.
         let (_, rels, _, sizes, _) = tokio::join!(flush, rels, set, sizes, reset);
-        let (relations, index_tables) = match rels {
+        let (relations, index_tables, matviews) = match rels {
             Ok(r) => {
                 let oids: Vec<i64> = r.get(0);
                 let names: Vec<String> = r.get(1);
@@ -191,14 +194,20 @@ impl Catalog {
                     .map(|(o, t)| (*o as u32, *t as u32))
                     .collect();
                 let relations = oids.into_iter().map(|o| o as u32).zip(names).collect();
-                (relations, index_tables)
+                let matviews: Vec<i64> = r.get(3);
+                (
+                    relations,
+                    index_tables,
+                    matviews.into_iter().map(|o| o as u32).collect(),
+                )
             }
-            Err(_) => (HashMap::new(), HashMap::new()),
+            Err(_) => (HashMap::new(), HashMap::new(), Vec::new()),
         };
         match sizes {
             Ok(r) => Boundary {
                 relations,
                 index_tables,
+                matviews,
                 footprint: Some(Footprint {
                     table_bytes: r.get::<_, i64>(0).max(0) as u64,
                     index_bytes: r.get::<_, i64>(1).max(0) as u64,
@@ -209,6 +218,7 @@ impl Catalog {
             Err(e) => Boundary {
                 relations,
                 index_tables,
+                matviews,
                 footprint: None,
                 unknown: Some(format!(
                     "the sizes could not be read: {}",
@@ -231,6 +241,8 @@ pub struct RelationNames {
     /// Each index the migration could lock, with its table: an index keeps
     /// its table for life.
     index_tables: HashMap<u32, u32>,
+    /// The materialized views: the app can read them, never write them.
+    matviews: std::collections::HashSet<u32>,
     steps: Vec<StepRelations>,
 }
 
@@ -289,9 +301,16 @@ impl RelationNames {
         });
     }
 
-    /// Remember which table each index belongs to.
-    pub fn index_tables(&mut self, index_tables: &HashMap<u32, u32>) {
+    /// Remember which table each index belongs to, and which relations are
+    /// materialized views.
+    pub fn kinds(&mut self, index_tables: &HashMap<u32, u32>, matviews: &[u32]) {
         self.index_tables.extend(index_tables);
+        self.matviews.extend(matviews);
+    }
+
+    /// A materialized view: nothing the app does writes it.
+    pub fn is_matview(&self, oid: Option<u32>) -> bool {
+        oid.is_some_and(|o| self.matviews.contains(&o))
     }
 
     /// For an index locked during `phase / step`: its table's name there,

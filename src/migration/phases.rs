@@ -104,8 +104,12 @@ impl Executor {
         self.run
             .relations
             .step(&phase.name, &step.name, &before.relations, &after.relations);
-        self.run.relations.index_tables(&before.index_tables);
-        self.run.relations.index_tables(&after.index_tables);
+        self.run
+            .relations
+            .kinds(&before.index_tables, &before.matviews);
+        self.run
+            .relations
+            .kinds(&after.index_tables, &after.matviews);
         self.boundaries
             .push(steps::StepBoundaries::of(&before, &after));
         self.run.steps.push(span);
