@@ -37,8 +37,9 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
             .map(|s| s.sql.trim().trim_end_matches(';').to_string())
             .unwrap_or_else(|| format!("CREATE INDEX CONCURRENTLY {name} ON t (col)"));
         let seen = format!(
-            "index {name} is INVALID after the run{ended}: it is updated on every write but never used by queries, and a retry of the same CREATE INDEX fails because the name exists"
+            "index {name} is INVALID after the run{ended}: queries never use it, writes keep it up to date once its build got that far (pg_index.indisready), and a retry of the same CREATE INDEX fails because the name exists"
         );
+        let duplicates = stmt.is_some_and(|s| s.sqlstate == "23505");
         out.push(
             Finding::new(
                 KIND,
@@ -48,13 +49,33 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
             )
             .at(st.map(|s| s.phase.clone()), st.map(|s| s.step.clone()))
             .on(Some(name.clone()))
-            .instead(SafePattern {
-                advice: "Drop the invalid index CONCURRENTLY before retrying the build, and make the step idempotent (check pg_index.indisvalid).".into(),
-                sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {name};\n{create};"),
+            .instead(if duplicates {
+                unique_retry(name, &create)
+            } else {
+                SafePattern {
+                    advice: "Drop the invalid index CONCURRENTLY before retrying the build, and make the step idempotent (check pg_index.indisvalid).".into(),
+                    sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {name};\n{create};"),
+                }
             }),
         );
     }
     out
+}
+
+/// A unique build that failed on duplicate keys fails again on the same
+/// data: find and resolve the duplicates first, then drop and rebuild.
+fn unique_retry(name: &str, create: &str) -> SafePattern {
+    let on = regex::Regex::new(r"(?is)\bON\s+(?:ONLY\s+)?(\S+?)\s*(?:USING\s+\w+\s*)?\((.*)\)")
+        .expect("a valid pattern")
+        .captures(create)
+        .map(|c| (c[1].to_string(), c[2].trim().to_string()));
+    let (table, cols) = on.unwrap_or_else(|| ("t".into(), "col".into()));
+    SafePattern {
+        advice: "The build failed on duplicate keys, and a retry fails again until they are gone: find them, merge or delete them (and stop the app from writing new ones, e.g. a NOT VALID check or the app's own guard), then drop the invalid index CONCURRENTLY and build it again.".into(),
+        sql: format!(
+            "SELECT {cols}, count(*) FROM {table} GROUP BY {cols} HAVING count(*) > 1;\n-- resolve those rows, then:\nDROP INDEX CONCURRENTLY IF EXISTS {name};\n{create};"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +111,26 @@ pub(super) mod examples {
         let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
         assert_eq!(f.step.as_deref(), Some("idx"));
         assert!(f.seen.contains("ended error 23505"), "{}", f.seen);
+        // It failed on duplicates: find them first, then drop and rebuild.
+        assert!(
+            f.safe_pattern.sql.starts_with(
+                "SELECT c, count(*) FROM orders GROUP BY c HAVING count(*) > 1;"
+            ),
+            "{}",
+            f.safe_pattern.sql
+        );
+        assert!(
+            f.safe_pattern
+                .sql
+                .contains("DROP INDEX CONCURRENTLY IF EXISTS idx_u;\nCREATE UNIQUE INDEX CONCURRENTLY idx_u ON orders (c);"),
+            "{}",
+            f.safe_pattern.sql
+        );
+        // Failed otherwise (a cancel): drop and retry.
+        let mut r = fires();
+        r.statements[0].sqlstate = "57014".into();
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
         assert!(
             f.safe_pattern
                 .sql
