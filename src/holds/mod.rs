@@ -79,13 +79,14 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
 /// behind and still be that wait: the release is the finer figure.
 const WAIT_END_SLACK_MS: f64 = 6.0;
 
-/// An app that waited for a lock the migration held got it no earlier than
-/// the migration let go: end such a wait (waits.csv) no earlier than that
+/// An app that waited for a lock the migration held — or had asked for
+/// before it, queued behind that request — got it no earlier than the
+/// migration let go: end such a wait (waits.csv) no earlier than that
 /// lock's release (locks.csv), where the wait poll's halfway estimate put
 /// it up to a poll interval before.
 pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
     for w in waits.iter_mut() {
-        if w.cause != WaitCause::Migration || !matches!(w.locktype.as_str(), "" | "relation") {
+        if w.cause == WaitCause::App || !matches!(w.locktype.as_str(), "" | "relation") {
             continue;
         }
         let Some(wanted) = LockMode::parse(&w.mode) else {
@@ -95,10 +96,8 @@ pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
             .iter()
             .filter(|l| unmarked(&l.relation) == unmarked(&w.relation))
             .filter(|l| LockMode::parse(&l.mode).is_some_and(|m| m.conflicts_with(wanted)))
-            .filter(|l| {
-                l.granted_ms
-                    .is_some_and(|g| g <= w.start_ms + WAIT_END_SLACK_MS)
-            })
+            // Held, or asked for, when the wait began.
+            .filter(|l| l.granted_ms.is_some() && l.requested_ms <= w.start_ms + WAIT_END_SLACK_MS)
             .filter_map(|l| l.released_ms)
             .filter(|r| *r > w.end_ms && *r - w.end_ms <= WAIT_END_SLACK_MS)
             .reduce(f64::max);
@@ -427,7 +426,8 @@ impl Placer<'_> {
         }
     }
 
-    /// Waits that never led to a grant: lock timeouts, cancelled attempts.
+    /// Waits that never led to a grant: lock timeouts, cancelled attempts
+    /// (and waits for another transaction to end, got and let go at once).
     fn ungranted(&mut self) {
         let run = self.run;
         for (i, w) in self.obs.migration_waits.iter().enumerate() {
@@ -448,14 +448,20 @@ impl Placer<'_> {
                 .name(phase, step, &t)
                 .unwrap_or_else(|| w.relation.clone());
             let table = self.run.relations.table_of(phase, step, t.oid);
+            // A wait for another transaction to end (CONCURRENTLY's waits
+            // for older snapshots) that its statement got past: the lock is
+            // taken as that transaction ends and let go at once.
+            let got = matches!(w.locktype.as_str(), "virtualxid" | "transactionid")
+                && stmt.is_some_and(|s| s.outcome == "ok" && w.end_ms <= s.end_ms + 5.0);
+            let at = got.then_some(w.end_ms);
             let mut r = row(
                 phase,
                 step,
                 (&relation, &table),
                 &t,
                 w.start_ms,
-                None,
-                None,
+                at,
+                at,
                 "wait",
             );
             r.wait_ms = round3(w.end_ms - w.start_ms);

@@ -184,6 +184,42 @@ fn a_wait_that_timed_out_is_a_request_without_grant() {
     assert_eq!(rows[0].source, "wait");
 }
 
+/// CONCURRENTLY waits for older transactions to end (a virtualxid lock):
+/// the statement went on, so the lock was got at the wait's end and let
+/// go at once — not "never granted".
+#[test]
+fn a_wait_for_another_transaction_that_ended_was_got() {
+    let mut vxid = wait("ShareLock", 120.0, 180.0);
+    vxid.locktype = "virtualxid".into();
+    vxid.oid = None;
+    vxid.relation = "virtualxid".into();
+    let rows = |outcome: &str| {
+        let run = MigrationRun {
+            statements: vec![stmt(100.0, 200.0, outcome)],
+            pid: 7,
+            ..Default::default()
+        };
+        let obs = Observations {
+            migration_waits: vec![vxid.clone()],
+            ..Default::default()
+        };
+        lock_rows(&run, &obs)
+    };
+    let ok = rows("ok");
+    assert_eq!(ok.len(), 1);
+    assert_eq!(
+        (ok[0].granted_ms, ok[0].released_ms),
+        (Some(180.0), Some(180.0))
+    );
+    assert_eq!((ok[0].wait_ms, ok[0].held_ms), (60.0, Some(0.0)));
+    // Cancelled while it waited: never got.
+    let cancelled = rows("cancelled");
+    assert_eq!(
+        (cancelled[0].granted_ms, cancelled[0].held_ms),
+        (None, None)
+    );
+}
+
 #[test]
 fn the_poll_places_a_probed_lock_taken_mid_statement_and_released_inside_commit() {
     // ALTER COLUMN TYPE from 100 to 300 takes SHARE near its end (the
@@ -492,6 +528,12 @@ fn a_wait_behind_the_migration_ends_at_the_release_it_waited_for() {
             (1797.0, 197.0)
         ]
     );
+    // Queued behind the migration's pending request (asked for at 1000,
+    // granted at 1300 after its own wait): it ends at that lock's release.
+    let pending = vec![lock("s", "AccessExclusiveLock", 1000.0, 1300.0, 1500.0)];
+    let mut queued = vec![wait(1100.0, 1496.0, WaitCause::QueuedBehindMigration)];
+    align_waits(&mut queued, &pending);
+    assert_eq!((queued[0].end_ms, queued[0].wait_ms), (1500.0, 400.0));
 }
 
 #[test]
