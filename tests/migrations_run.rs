@@ -792,3 +792,56 @@ fn a_migration_that_alters_the_tools_history_table_applies() {
     assert_eq!(info.steps.len(), 1, "{:?}", info.steps);
     assert_eq!(info.steps[0].step, "3_note.up.sql");
 }
+
+/// A text foreign key is not filled unasked; the error names the `fk`
+/// generator, and with it the child's keys are the parent's `sequence`
+/// keys, as text.
+#[test]
+fn a_text_foreign_key_without_a_generator_is_named_with_the_fk_generator() {
+    let tmp = common::isolated_tmpdir();
+    let dir = tmp.path().join("db");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("1_base.sql"),
+        "CREATE TABLE parent (id text PRIMARY KEY);\n\
+         CREATE TABLE child (id bigint PRIMARY KEY, parent_id text NOT NULL REFERENCES parent (id));\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("2_note.sql"),
+        "ALTER TABLE child ADD COLUMN note text;\n",
+    )
+    .unwrap();
+    let scenario = |child_columns: &str| {
+        let s = tmp.path().join("s.toml");
+        std::fs::write(
+            &s,
+            format!(
+                "name = \"textfk\"\n[migrations]\ndir = \"db\"\n\n\
+                 [[table]]\nname = \"parent\"\nrows = 50\n[table.columns]\nid = {{ gen = \"sequence\" }}\n\n\
+                 [[table]]\nname = \"child\"\nrows = 200\n[table.columns]\nid = {{ gen = \"sequence\" }}\n{child_columns}\n\
+                 [workload]\nclients = 1\nrate = 10\nbefore = \"100ms\"\nafter = \"100ms\"\n\
+                 [[workload.query]]\nname = \"q\"\nsql = \"SELECT 1\"\n"
+            ),
+        )
+        .unwrap();
+        s
+    };
+    let ran = common::run(&scenario(""), &["--backend", "local", "-q"], &[]);
+    ran.assert_code(2);
+    assert!(
+        ran.stderr
+            .contains(r#""parent_id" = { gen = "fk", table = "parent" }"#)
+            || ran
+                .stderr
+                .contains(r#"parent_id = { gen = "fk", table = "parent" }"#),
+        "{}",
+        ran.stderr
+    );
+    let ran = common::run(
+        &scenario("parent_id = { gen = \"fk\", table = \"parent\" }"),
+        &["--backend", "local", "-q"],
+        &[],
+    );
+    ran.assert_code(0);
+}

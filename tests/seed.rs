@@ -459,6 +459,24 @@ async fn bad_columns_are_scenario_errors_naming_table_and_column() {
         assert!(problems[0].field.contains("columns."), "{msg}");
         assert!(msg.contains(&name), "{msg}");
     }
+    // A value the type refuses only past some row (a sequence beyond
+    // smallint) is found while seeding, named by its table's index (so it
+    // is located in the file) and column.
+    let mut big = table(
+        "e",
+        "CREATE TABLE e (n smallint)",
+        vec![col("n", Gen::Sequence { start: 32_760 }, 0.0)],
+    );
+    big.rows = 100;
+    let err = seed::seed(server.conn(), &scenario(vec![big], vec![]), 1, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let Error::Scenario(problems) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(problems[0].field, "table[0].columns.n", "{err}");
+    assert!(problems[0].message.contains("e.n: "), "{err}");
     server.teardown().await;
 }
 

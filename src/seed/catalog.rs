@@ -39,6 +39,8 @@ pub(super) struct ColumnInfo {
     pub(super) not_null: bool,
     /// A DEFAULT or an identity: a row without a value for it still gets one.
     pub(super) has_default: bool,
+    /// The seeded table its single-column foreign key references.
+    pub(super) references: Option<String>,
 }
 
 pub(super) async fn describe(
@@ -121,6 +123,7 @@ pub(super) async fn describe(
             generated: r.get(6),
             not_null: r.get(7),
             has_default: r.get(8),
+            references: None,
         });
     }
     let fills_on_insert: bool = client
@@ -336,7 +339,15 @@ fn unfilled(scenario: &Scenario, index: usize, info: &TableInfo) -> Vec<Scenario
                     c.name,
                     c.type_name,
                     crate::pg::quote_ident(&c.name),
-                    example_generator(c.ty)
+                    match &c.references {
+                        // Only integer keys get it unasked: `fk` writes the
+                        // keys 1..=rows, which a `sequence` key of the
+                        // parent holds as text too.
+                        Some(t) => format!(
+                            r#"{{ gen = "fk", table = "{t}" }} (a foreign key of {t}: it draws 1..=rows, the keys {t}'s `sequence` writes)"#
+                        ),
+                        None => example_generator(c.ty).to_string(),
+                    }
                 ),
             )
         })

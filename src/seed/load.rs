@@ -64,6 +64,7 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
         table: index,
         rows: table.rows,
         what: table.name.clone(),
+        scenario_path: scenario.path.clone(),
         bar: cx.bar.clone(),
     };
     let (rows, bytes, connections) = if table.rows == 0 {
@@ -181,6 +182,8 @@ struct CopyJob {
     table: usize,
     rows: u64,
     what: String,
+    /// Where a value the column refuses is located (by its field).
+    scenario_path: std::path::PathBuf,
     bar: ProgressBar,
 }
 
@@ -337,11 +340,14 @@ impl CopyJob {
             let mut buf = buf
                 .map_err(|e| {
                     Error::Scenario(vec![ScenarioError {
-                        file: Default::default(),
+                        file: self.scenario_path.clone(),
                         line: 0,
                         column: 0,
-                        field: format!("table.{}.columns.{}", self.what, e.column),
-                        message: format!("{} (while seeding)", e.error),
+                        field: format!("table[{}].columns.{}", self.table, e.column),
+                        message: format!(
+                            "{}.{}: {} (while seeding: the generator wrote a value the column's type refuses; narrow its range)",
+                            self.what, e.column, e.error
+                        ),
                     }])
                 })?
                 .freeze();

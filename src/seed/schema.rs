@@ -53,6 +53,14 @@ pub(super) async fn prepare(client: &Client, scenario: &Scenario) -> Result<Prep
         }
     }
     let keys = foreign_keys(client, &infos).await?;
+    for (i, info) in infos.iter_mut() {
+        for k in keys.iter().filter(|k| k.from == *i && k.to != *i) {
+            let to = scenario.tables[k.to].name.clone();
+            if let Some(c) = info.columns.iter_mut().find(|c| c.name == k.column) {
+                c.references = Some(to);
+            }
+        }
+    }
     for (i, info) in &infos {
         add_fk_generators(&mut scenario, *i, info, &keys);
         // Constants of types the generators cannot write are checked by the
