@@ -845,3 +845,27 @@ fn a_text_foreign_key_without_a_generator_is_named_with_the_fk_generator() {
     );
     ran.assert_code(0);
 }
+
+/// A table the scenario gives `create` for, which the setup migrations
+/// already made: a located error at that `create`, exit 2 — not a server
+/// error mid-run.
+#[test]
+fn a_create_for_a_table_the_migrations_make_is_located() {
+    let (_tmp, s) = plain_project(
+        &[
+            BASE_ACCOUNTS,
+            ("2_next.sql", "ALTER TABLE accounts ADD COLUMN y int;\n"),
+        ],
+        "create = \"CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL)\"\n\
+         [table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(2);
+    assert!(
+        regex::Regex::new(r"s\.toml:\d+:\d+: table\[0\]\.create: table accounts exists already: the setup migrations already create it")
+            .unwrap()
+            .is_match(&ran.stderr),
+        "{}",
+        ran.stderr
+    );
+}

@@ -20,7 +20,7 @@ use crate::backend::ConnInfo;
 use crate::error::{Error, Result, ScenarioError};
 use crate::pg::quote_ident;
 use crate::scenario::gen::CHUNK_ROWS;
-use crate::scenario::{Scenario, TablePlan};
+use crate::scenario::Scenario;
 
 /// What loading table `index` of `scenario` needs.
 pub(super) struct LoadCtx<'a> {
@@ -42,7 +42,7 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
     let table = &scenario.tables[index];
     let started = Instant::now();
     let one = opts.one_transaction.is_some();
-    create_table(client, table, one).await?;
+    create_table(client, scenario, index, one).await?;
     let info = describe(client, scenario, index).await?;
     let constants = server_constants(client, scenario, index, &info).await?;
     let encoders = Arc::new(bind_columns(scenario, index, &info, &constants)?);
@@ -150,7 +150,8 @@ fn column_list(encoders: &[ColumnEncoder]) -> String {
 /// table without create SQL exists already (from the setup migrations).
 /// In one transaction for the whole seed (`one`) there is no BEGIN of its
 /// own, and SQL that refuses a transaction block is refused.
-async fn create_table(client: &Client, table: &TablePlan, one: bool) -> Result<()> {
+async fn create_table(client: &Client, scenario: &Scenario, index: usize, one: bool) -> Result<()> {
+    let table = &scenario.tables[index];
     if !one {
         run_sql(client, "BEGIN", "BEGIN").await?;
     }
@@ -159,6 +160,9 @@ async fn create_table(client: &Client, table: &TablePlan, one: bool) -> Result<(
     };
     let what = format!("table {}: create", table.name);
     if let Err(e) = client.batch_execute(create).await {
+        if e.code() == Some(&SqlState::DUPLICATE_TABLE) {
+            return Err(exists_already(scenario, index));
+        }
         if one {
             return Err(tx_error(e, &what));
         }
@@ -172,6 +176,25 @@ async fn create_table(client: &Client, table: &TablePlan, one: bool) -> Result<(
         run_sql(client, "BEGIN", "BEGIN").await?;
     }
     Ok(())
+}
+
+/// A `create` of a table that exists already — the setup migrations (or
+/// `seed --replace`'s absence) made it — is the scenario's mistake: located
+/// at its `create`, with what to do (exit 2), not a server error (exit 4).
+fn exists_already(scenario: &Scenario, index: usize) -> Error {
+    let table = &scenario.tables[index];
+    let why = if scenario.migrations.is_some() {
+        "the setup migrations already create it: leave `create` out, and the table is seeded as they made it"
+    } else {
+        "it exists already in the database: leave `create` out to seed it as it is, or drop it first (`seed --replace`)"
+    };
+    Error::Scenario(vec![ScenarioError {
+        file: scenario.path.clone(),
+        line: 0,
+        column: 0,
+        field: format!("table[{index}].create"),
+        message: format!("table {} exists already: {why}", table.name),
+    }])
 }
 
 /// Everything a COPY stream needs; cheap to clone into worker tasks.
