@@ -196,7 +196,7 @@ fn a_replica_lag_budget_without_a_replica_is_refused() {
     ran.assert_code(2);
     assert!(
         ran.stderr
-            .contains("the budget max_replica_lag_ms needs a replica to measure"),
+            .contains("budget.max_replica_lag_ms: needs a replica to measure"),
         "{}",
         ran.stderr
     );

@@ -260,3 +260,33 @@ fn an_unusable_out_is_a_usage_error_before_anything_starts() {
     );
     assert!(!stderr.contains("server"), "nothing started: {stderr}");
 }
+
+/// Flags the local backend does not use are refused, not ignored.
+#[test]
+fn server_flags_the_local_backend_does_not_use_are_refused() {
+    for (flag, value) in [
+        ("--database-url", "postgres://nobody@127.0.0.1:1/x"),
+        ("--image", "nosuch:0"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+            .args([
+                "run",
+                small().to_str().unwrap(),
+                "--backend",
+                "local",
+                flag,
+                value,
+            ])
+            .arg("--out")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} is not used by --backend local")),
+            "{stderr}"
+        );
+    }
+}

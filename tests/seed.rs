@@ -444,6 +444,17 @@ async fn bad_columns_are_scenario_errors_naming_table_and_column() {
             ),
             "int2",
         ),
+        (
+            table(
+                "g",
+                "CREATE TABLE g (id int)",
+                vec![
+                    col("id", Gen::Sequence { start: 1 }, 0.0),
+                    col("ID", Gen::Sequence { start: 1 }, 0.0),
+                ],
+            ),
+            "g.id already has a generator, under `id`",
+        ),
     ];
     for (t, want) in cases {
         let name = t.name.clone();

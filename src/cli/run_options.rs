@@ -30,6 +30,21 @@ pub(super) fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<R
             "--backend url needs --database-url postgres://user@host:port/db".into(),
         ));
     }
+    if backend == BackendKind::Local {
+        // Flags that pick a server the local backend does not use: said,
+        // not silently ignored.
+        for (flag, given) in [
+            ("--database-url", args.database_url.is_some()),
+            ("--image", args.image.is_some()),
+        ] {
+            if given {
+                return Err(Error::Usage(format!(
+                    "{flag} is not used by --backend local (a cluster from the local binaries); drop it, or pick --backend {}",
+                    if flag == "--image" { "docker" } else { "url" }
+                )));
+            }
+        }
+    }
     apply_server_flags(&args, scenarios)?;
     if backend == BackendKind::Url {
         refuse_url_replica(&args, scenarios)?;
@@ -162,11 +177,17 @@ fn refuse_lag_budget_without_replica(scenarios: &[Scenario]) -> Result<()> {
         .iter()
         .find(|s| !s.postgres.replica && s.budget.max_replica_lag_ms.is_some())
     {
-        Some(s) => Err(Error::Usage(format!(
-            "{}: the budget max_replica_lag_ms needs a replica to measure; set \
-             [postgres] replica = true or pass --replica",
-            s.path.display()
-        ))),
+        Some(s) => Err(Error::Scenario(crate::scenario::locate_fields(vec![
+            crate::error::ScenarioError {
+                file: s.path.clone(),
+                line: 0,
+                column: 0,
+                field: "budget.max_replica_lag_ms".into(),
+                message:
+                    "needs a replica to measure; set [postgres] replica = true or pass --replica"
+                        .into(),
+            },
+        ]))),
         None => Ok(()),
     }
 }

@@ -251,6 +251,22 @@ pub(super) fn bind_columns(
             type_name,
             ..
         } = found;
+        // `id` and `ID` (an unquoted identifier folds to lower case) are
+        // one column: COPY refuses to be given it twice.
+        if let Some(other) = table.columns[..stream]
+            .iter()
+            .find(|o| find_column(info, &o.name).is_some_and(|c| c.name == *name))
+        {
+            problems.push(problem(
+                scenario,
+                &field,
+                format!(
+                    "{}.{name} already has a generator, under `{}`: give each column one",
+                    table.name, other.name
+                ),
+            ));
+            continue;
+        }
         if found.generated {
             problems.push(problem(
                 scenario,
