@@ -323,3 +323,20 @@ fn an_overloaded_baseline_is_named_in_the_verdict() {
         "{line}"
     );
 }
+
+/// A scenario compared with itself has no verdict to give: refused, exit 2,
+/// before anything starts.
+#[test]
+fn a_scenario_compared_with_itself_is_refused() {
+    let s =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/create-index-naive.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .arg("compare")
+        .arg(&s)
+        .arg(&s)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("with itself"), "{stderr}");
+}

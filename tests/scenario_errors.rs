@@ -347,7 +347,7 @@ const CASES: &[(&str, &[Expect])] = &[
             14,
             10,
             "workload.before",
-            "`5 seconds` has no unit; expected a duration like",
+            "`5 seconds` has an unknown unit `seconds`; expected a duration like",
         )],
     ),
     (

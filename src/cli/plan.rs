@@ -78,6 +78,16 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             args,
         } => {
             let files = crate::compare::files(&scenarios, pair.as_deref(), &scenarios_dir)?;
+            if let [a, b] = files.as_slice() {
+                let same = |p: &std::path::PathBuf| std::fs::canonicalize(p).ok();
+                if same(a).is_some() && same(a) == same(b) {
+                    return Err(Error::Usage(format!(
+                        "compare {} with itself: both sides would rehearse the same migration, and \
+                         any difference is run-to-run noise; `run` it twice to see that noise",
+                        a.display()
+                    )));
+                }
+            }
             let mut loaded = load_all(&files, &run_overrides(&args)?)?;
             let options = run_options(args, &mut loaded)?;
             let [a, b]: [Scenario; 2] = loaded.try_into().expect("two files, two scenarios");

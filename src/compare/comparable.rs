@@ -13,7 +13,7 @@ use crate::scenario::Scenario;
 pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
     let mut out = Vec::new();
     let mut differ = |what: String, x: &dyn Debug, y: &dyn Debug| {
-        let (x, y) = (format!("{x:?}"), format!("{y:?}"));
+        let (x, y) = (readable(format!("{x:?}")), readable(format!("{y:?}")));
         if x != y {
             let from = around_difference(&x, &y);
             out.push(format!(
@@ -87,6 +87,25 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
     out
 }
 
+/// A value's debug text as a person reads it: `Some("15")` is `15`, `None`
+/// is `not set`, `[("max_wal_size", "1GB")]` is `[max_wal_size = 1GB]`.
+fn readable(debug: String) -> String {
+    let mut s = debug.as_str();
+    if s == "None" {
+        return "not set".into();
+    }
+    if let Some(inner) = s.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')) {
+        s = inner;
+    }
+    let pairs = regex::Regex::new(r#"\("((?:[^"\\]|\\.)*)", "((?:[^"\\]|\\.)*)"\)"#)
+        .expect("a valid pattern");
+    let s = pairs.replace_all(s, "$1 = $2");
+    match s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if !inner.contains('"') => inner.to_string(),
+        _ => s.into_owned(),
+    }
+}
+
 fn names<'a>(it: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
     it.map(String::as_str).collect()
 }
@@ -157,6 +176,22 @@ mod tests {
         assert!(short(&a, from).contains("max: 100"), "{}", short(&a, from));
         assert!(short(&b, from).starts_with('…'));
         assert_eq!(short("rows", 0), "rows");
+    }
+
+    #[test]
+    fn values_read_as_written_not_as_rust_debug_text() {
+        assert_eq!(readable("None".into()), "not set");
+        assert_eq!(readable("Some(\"15\")".into()), "15");
+        assert_eq!(readable("Some(200.0)".into()), "200.0");
+        assert_eq!(
+            readable("[(\"max_wal_size\", \"1GB\"), (\"work_mem\", \"4MB\")]".into()),
+            "[max_wal_size = 1GB, work_mem = 4MB]"
+        );
+        let a = load("create-index-naive.toml");
+        let mut b = a.clone();
+        b.postgres.version = Some("15".into());
+        let d = differences(&a, &b);
+        assert_eq!(d, ["[postgres] version: not set vs 15"]);
     }
 
     #[test]

@@ -312,6 +312,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         let (num, after) = rest.split_at(num_len);
+        // "5 s" reads as "5s"; "5 parsecs" then names its unknown unit.
+        let after = after.trim_start();
         let unit_len = after
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(after.len());
