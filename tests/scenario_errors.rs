@@ -393,6 +393,15 @@ const CASES: &[(&str, &[Expect])] = &[
         ],
     ),
     (
+        "distinct_range.toml",
+        &[(
+            10,
+            50,
+            "table[0].columns.v.distinct",
+            "100 distinct integers do not fit in 1..=10",
+        )],
+    ),
+    (
         "pg_limits.toml",
         &[
             (

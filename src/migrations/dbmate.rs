@@ -94,6 +94,13 @@ fn up_sections(src: &Source) -> Result<Vec<(Range<usize>, bool)>, MigrationError
             .filter(|d| !d.up && d.start > up.start && d.start < end)
             .collect();
         match downs.as_slice() {
+            [] if i + 1 < ups.len() => {
+                return Err(MigrationError::at(
+                    at(ups[i + 1].start),
+                    "a second '-- migrate:up' before the first one's '-- migrate:down': a dbmate \
+                     migration has one up block, then its down block",
+                ))
+            }
             [] => {
                 return Err(MigrationError::at(
                     at(up.start),
@@ -246,6 +253,10 @@ mod tests {
             (
                 "-- migrate:down\n-- migrate:up\n-- migrate:down\n",
                 "1_x.sql:1:1: dbmate requires '-- migrate:up' to appear before",
+            ),
+            (
+                "-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;\n-- migrate:down\n",
+                "1_x.sql:3:1: a second '-- migrate:up' before the first one's '-- migrate:down'",
             ),
             (
                 "-- migrate:up\n-- migrate:down\n-- migrate:down\n",

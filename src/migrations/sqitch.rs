@@ -55,8 +55,8 @@ pub fn read_plan(dir: &Path) -> Result<(PathBuf, Plan), MigrationError> {
         return Err(MigrationError::at(
             Location::file(&plan_path),
             format!(
-                "no {PLAN_FILE}: a Sqitch project has one (is `layout = \"sqitch\"` the tool \
-                 of {}? leave `layout` out to detect it)",
+                "not found: every Sqitch project has a {PLAN_FILE}; if {} is not a Sqitch \
+                 project, fix `layout = \"sqitch\"` or leave `layout` out to detect the tool",
                 dir.display()
             ),
         ));

@@ -10,6 +10,12 @@ use crate::record::RUN_JSON;
 /// Re-render `run_dir` with `budgets` overrides and print its summary; the
 /// exit code is the verdict's (0 pass, 1 a budget breached).
 pub fn rerender(run_dir: &Path, format: SummaryFormat, budgets: &[(String, f64)]) -> Result<u8> {
+    if !run_dir.exists() {
+        return Err(Error::Usage(format!(
+            "{}: no such directory",
+            run_dir.display()
+        )));
+    }
     if !run_dir.join(RUN_JSON).exists() {
         return Err(Error::Usage(format!(
             "{}: not a run directory (no {RUN_JSON})",

@@ -90,6 +90,19 @@ pub(super) fn histogram(
         Some(v) => Some(distinct(d, v, &f("distinct"))?),
         None => None,
     };
+    // Integers: `distinct` values must fit in the range.
+    if let (Scale::Int, Some(Distinct::Count(n)), Some(v)) = (scale, distinct, &g.distinct) {
+        let (lo, hi) = (bounds[0], bounds[bounds.len() - 1]);
+        let room = hi - lo + 1.0;
+        if (n as f64) > room {
+            d.err(
+                v.span(),
+                f("distinct"),
+                format!("{n} distinct integers do not fit in {lo}..={hi} (at most {room}); lower distinct or widen the range"),
+            );
+            return None;
+        }
+    }
     Some(Gen::Histogram {
         scale,
         bounds,
