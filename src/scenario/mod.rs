@@ -22,7 +22,7 @@ mod validate_workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use diag::parse_duration;
+pub use diag::{fmt_duration, parse_duration};
 pub use load::{load, load_str, locate_fields, Overrides};
 
 use crate::migrations::{Ignored, Layout, MigrationFile};

@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::answer::{Answer, FigureFit};
-use super::collect::{self, Measured, FIGURES};
+use super::collect::{self, Measured, Unit, FIGURES};
 use super::rate_label;
 use super::render::{count, human};
 use crate::error::Result;
@@ -112,6 +112,19 @@ fn ranges(fits: &[&FigureFit], target: Option<u64>) -> Option<((f64, f64), (f64,
     Some(((x0 / 1.5, x1 * 1.5), (y0 / 2.0, y1 * 2.0)))
 }
 
+/// The log axis's ticks are the powers of this: bytes at powers of 4 (1 KiB,
+/// 4 KiB, ... 1 MiB: labels that read as written, not 97.7 KiB), and a
+/// range of less than two decades at powers of 2, so it has ticks at all.
+fn tick_base(unit: Unit, lo: f64, hi: f64) -> f64 {
+    if hi / lo < 100.0 {
+        2.0
+    } else if unit == Unit::Bytes {
+        4.0
+    } else {
+        10.0
+    }
+}
+
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     key: &str,
@@ -139,7 +152,10 @@ fn panel<DB: DrawingBackend>(
         .caption(figure.title, (FONT, 17))
         .x_label_area_size(36)
         .y_label_area_size(80)
-        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .build_cartesian_2d(
+            (x0..x1).log_scale(),
+            (y0..y1).log_scale().base(tick_base(figure.unit, y0, y1)),
+        )
         .map_err(err)?;
     let ylabel = |v: &f64| human(*v, figure.unit);
     chart
@@ -253,5 +269,13 @@ mod tests {
     fn a_figure_no_run_measured_has_no_made_up_axes() {
         assert_eq!(ranges(&[], None), None);
         assert_eq!(ranges(&[], Some(1_000_000)), None);
+    }
+
+    #[test]
+    fn byte_axes_tick_at_binary_sizes_and_a_narrow_range_still_ticks() {
+        assert_eq!(tick_base(Unit::Bytes, 1e3, 1e7), 4.0);
+        assert_eq!(tick_base(Unit::Ms, 1.0, 1e4), 10.0);
+        // Less than two decades: powers of 2, or there may be no tick.
+        assert_eq!(tick_base(Unit::Ms, 400.0, 3000.0), 2.0);
     }
 }

@@ -28,7 +28,17 @@ impl ScriptTask {
     pub async fn run(self) {
         let at = self.clock.instant_at(0.0) + self.script.at;
         tokio::select! {
-            _ = self.stop.cancelled() => return,
+            _ = self.stop.cancelled() => {
+                // Said, not silently skipped: its `at` was later than the
+                // traffic lasted.
+                eprintln!(
+                    "pgrehearse: script `{}` (at {}) never ran: the traffic ended at {} ms, before its time",
+                    self.script.name,
+                    crate::scenario::fmt_duration(self.script.at),
+                    self.clock.now_ms().round()
+                );
+                return;
+            }
             _ = tokio::time::sleep_until(at.into()) => {}
         }
         let mut cfg = self.conn.config();
