@@ -402,6 +402,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "minor_version.toml",
+        &[(
+            26,
+            11,
+            "postgres.version",
+            "`15.2` is a minor version; give its major, \"15\"",
+        )],
+    ),
+    (
         "pg_limits.toml",
         &[
             (
@@ -920,4 +929,20 @@ fn negative_numbers_on_the_command_line_are_bad_values() {
             "{stderr}"
         );
     }
+}
+
+/// `max_error_rate` takes a percentage in the file as `--budget` does.
+#[test]
+fn an_error_rate_is_a_ratio_or_a_percentage() {
+    let path = fixture("good", "tiny.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let with = |v: &str| text.replace("max_error_rate = 0.05", &format!("max_error_rate = {v}"));
+    let load = |t: String| scenario::load_str(&path, t.as_bytes(), &Overrides::default());
+    let s = load(with("\"5%\"")).expect("a percentage");
+    assert_eq!(s.budget.max_error_rate, Some(0.05));
+    let Err(Error::Scenario(e)) = load(with("\"150%\"")) else {
+        panic!("150% is refused")
+    };
+    assert_eq!(e[0].field, "budget.max_error_rate", "{e:?}");
+    assert!(e[0].message.contains("a percentage"), "{e:?}");
 }

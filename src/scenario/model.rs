@@ -259,7 +259,8 @@ pub struct BudgetSection {
     pub max_app_wait_ms: Option<S<f64>>,
     pub p99_ms: Option<S<f64>>,
     pub max_errors: Option<S<i64>>,
-    pub max_error_rate: Option<S<f64>>,
+    /// A ratio (0.01) or a percentage ("1%"), as `--budget` takes it.
+    pub max_error_rate: Option<S<Value>>,
     pub max_duration_ms: Option<S<f64>>,
     pub max_invalid_indexes: Option<S<i64>>,
     pub max_recovery_ms: Option<S<f64>>,

@@ -142,6 +142,19 @@ fn postgres(d: &mut Diags, p: Option<&model::PostgresSection>) -> PostgresPlan {
     let supported = crate::backend::available::SUPPORTED;
     let major = |s: &str| s.split('.').next().and_then(|m| m.parse::<u32>().ok());
     let version = p.version.as_ref().and_then(|v| match v.get_ref() {
+        // As --pg-version: a server is picked by its major version.
+        toml::Value::String(s) if s.trim().contains('.') && major(s.trim()).is_some() => {
+            d.err(
+                v.span(),
+                "postgres.version",
+                format!(
+                    "`{}` is a minor version; give its major, \"{}\"",
+                    s.trim(),
+                    major(s.trim()).unwrap_or_default()
+                ),
+            );
+            None
+        }
         toml::Value::String(s) if major(s.trim()).is_some_and(|m| supported.contains(&m)) => {
             Some(s.trim().to_string())
         }
@@ -532,10 +545,7 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
             .as_ref()
             .and_then(|v| d.int_in(v, "budget.max_errors", 0, i64::MAX))
             .map(|x| x as u64),
-        max_error_rate: b
-            .max_error_rate
-            .as_ref()
-            .and_then(|v| d.float_in(v, "budget.max_error_rate", 0.0, 1.0)),
+        max_error_rate: b.max_error_rate.as_ref().and_then(|v| error_rate(d, v)),
         max_duration_ms,
         max_invalid_indexes: b
             .max_invalid_indexes
@@ -544,6 +554,36 @@ fn budget(d: &mut Diags, b: &model::BudgetSection) -> Budget {
             .map(|x| x as u64),
         max_recovery_ms,
         max_replica_lag_ms,
+    }
+}
+
+/// `max_error_rate`: a ratio in 0..=1, or a percentage such as "1%", as
+/// `--budget max_error_rate=1%` takes it.
+fn error_rate(d: &mut Diags, v: &S<toml::Value>) -> Option<f64> {
+    const FIELD: &str = "budget.max_error_rate";
+    let ratio = match v.get_ref() {
+        toml::Value::Float(x) => Some(*x),
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::String(s) => s
+            .trim()
+            .strip_suffix('%')
+            .and_then(|p| p.trim().parse::<f64>().ok())
+            .map(|p| p / 100.0),
+        _ => None,
+    };
+    match ratio {
+        Some(r) if r.is_finite() && (0.0..=1.0).contains(&r) => Some(r),
+        _ => {
+            d.err(
+                v.span(),
+                FIELD,
+                format!(
+                    "`{}` is not an error rate; expected a ratio in 0..=1 (0.01) or a percentage (\"1%\")",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
     }
 }
 
