@@ -70,7 +70,14 @@ pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
         .ok_or_else(|| format!("`{s}`: expected key=value, e.g. p99_ms=50"))?;
     let key = canonical_key(key).ok_or_else(|| unknown_key(key.trim()))?;
     let v = value.trim();
-    let bad = || format!("{key}: `{v}` is not a valid value");
+    let expected = if key.ends_with("_ms") {
+        "milliseconds, e.g. 250, 250ms or 2s"
+    } else if key == "max_error_rate" {
+        "a ratio in 0..=1 or a percentage, e.g. 0.01 or 1%"
+    } else {
+        "a whole number, e.g. 0"
+    };
+    let bad = || format!("{key}: `{v}` is not a valid value; expected {expected}");
     let n = if key.ends_with("_ms") {
         if let Some(x) = v.strip_suffix("ms") {
             x.trim().parse::<f64>().map_err(|_| bad())?

@@ -202,7 +202,7 @@ pub struct RunArgs {
     pub budgets: Vec<String>,
     /// CPUs of the server (a container's CPU limit; parallel workers are
     /// derived from it); wins over the scenario's [postgres] size.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sizing::MAX_CPUS)))]
     pub cpus: Option<u32>,
     /// Memory of the server, e.g. 16GB (a container's memory limit;
     /// shared_buffers and others are derived from it).

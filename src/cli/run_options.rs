@@ -8,7 +8,7 @@ use crate::backend::BackendKind;
 use crate::error::{Error, Result};
 use crate::options::{OutputMode, RunOptions, ServerOptions, SummaryFormat};
 use crate::scenario::Scenario;
-use crate::sizing::{parse_memory, ServerSize, MAX_CPUS};
+use crate::sizing::{parse_memory, ServerSize};
 
 use super::args::RunArgs;
 use super::parse::{parse_budgets, parse_versions};
@@ -123,11 +123,7 @@ fn usable_out(out: &std::path::Path) -> Result<()> {
 /// `--cpus`, `--memory` and `--replica` over each scenario's `[postgres]`:
 /// the flags win, field by field.
 fn apply_server_flags(args: &RunArgs, scenarios: &mut [Scenario]) -> Result<()> {
-    if let Some(c) = args.cpus.filter(|c| !(1..=MAX_CPUS).contains(c)) {
-        return Err(Error::Usage(format!(
-            "--cpus: {c} is out of range; expected 1..={MAX_CPUS}"
-        )));
-    }
+    // --cpus is in 1..=MAX_CPUS: its parser says so.
     let flags = ServerSize {
         cpus: args.cpus,
         memory: args

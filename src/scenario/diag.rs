@@ -355,6 +355,10 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 pub fn trim_float(x: f64) -> String {
+    // Very large or very small: scientific, not 300 digits or a false 0.
+    if x != 0.0 && !(1e-3..1e15).contains(&x.abs()) {
+        return format!("{x:e}");
+    }
     let s = format!("{x:.3}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
@@ -363,6 +367,15 @@ pub fn trim_float(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_reads_as_written_however_large_or_small() {
+        assert_eq!(trim_float(200.0), "200");
+        assert_eq!(trim_float(0.25), "0.25");
+        assert_eq!(trim_float(1e300), "1e300");
+        assert_eq!(trim_float(0.0001), "1e-4");
+        assert_eq!(trim_float(0.0), "0");
+    }
 
     #[test]
     fn durations() {
