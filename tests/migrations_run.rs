@@ -386,7 +386,7 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
     let (code, err) = pgrehearse(t, &["check", s.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("has only 0 migrations")
+        err.contains("migrations.layout: no golang-migrate migrations in")
             && err.contains("do not follow golang-migrate's naming")
             && err.contains("leave it out to detect it"),
         "{err}"

@@ -59,6 +59,24 @@ impl MigrationSet {
     /// rehearsed and the others end the setup. `SinceGit` with nothing new
     /// gives an empty `rehearse`.
     pub fn select(&self, selection: &Selection) -> Result<Plan<'_>, MigrationError> {
+        // None at all: about the directory (or the layout that skipped its
+        // files), not the selection.
+        if self.ordered().next().is_none() && !matches!(selection, Selection::SinceGit(_)) {
+            let setting = if self.ignored.is_empty() {
+                Setting::Dir
+            } else {
+                Setting::Layout
+            };
+            return Err(MigrationError::setting(
+                setting,
+                format!(
+                    "no {} migrations in {}{}",
+                    self.layout,
+                    self.dir.display(),
+                    self.skipped_note()
+                ),
+            ));
+        }
         match selection {
             Selection::All => Ok(self.split_at(0)),
             Selection::Last(0) => Err(MigrationError::setting(
