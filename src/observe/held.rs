@@ -146,7 +146,7 @@ impl Held {
                     || coalesce(relation::regclass::text, locktype) || '|' || mode || '|' \
                     || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') \
                     FROM pg_locks WHERE pid = $1 \
-                    AND (NOT granted OR locktype = 'relation')), \
+                    AND (NOT granted OR locktype IN ('relation', 'transactionid'))), \
                  (extract(epoch from clock_timestamp()) * 1000)::float8",
                 &[Type::INT4, Type::BOOL],
             )
