@@ -237,23 +237,24 @@ fn expect_error_lets_the_expected_failure_pass_and_fails_a_success() {
     assert_eq!(rec.statements[0].outcome, "statement_timeout");
 }
 
+/// `pgrehearse run <small> --backend local ARGS`, which must be refused
+/// with exit 2 before anything starts; its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .args(["run", small().to_str().unwrap(), "--backend", "local"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    stderr
+}
+
 /// An --out pgrehearse cannot write in is said at once, exit 2, before any
 /// server starts.
 #[test]
 fn an_unusable_out_is_a_usage_error_before_anything_starts() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
-        .args([
-            "run",
-            small().to_str().unwrap(),
-            "--backend",
-            "local",
-            "--out",
-            "/dev/null",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused(&["--out", "/dev/null"]);
     assert!(
         stderr.contains("--out /dev/null: not a directory"),
         "{stderr}"
@@ -269,21 +270,7 @@ fn server_flags_the_local_backend_does_not_use_are_refused() {
         ("--image", "nosuch:0"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
-            .args([
-                "run",
-                small().to_str().unwrap(),
-                "--backend",
-                "local",
-                flag,
-                value,
-            ])
-            .arg("--out")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        let stderr = refused(&[flag, value, "--out", dir.path().to_str().unwrap()]);
         assert!(
             stderr.contains(&format!("{flag} is not used by --backend local")),
             "{stderr}"
