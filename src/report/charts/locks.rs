@@ -96,7 +96,8 @@ impl Rows {
     }
 
     fn label(&self, i: usize) -> String {
-        if self.fresh[i] {
+        // locks.csv marks most new relations itself.
+        if self.fresh[i] && !crate::locks::marked_new(&self.names[i]) {
             format!("{} (new)", self.names[i])
         } else {
             self.names[i].clone()
