@@ -172,9 +172,22 @@ pub struct LockFact {
     pub wait_ms: f64,
     /// None for a lock waited for and never granted.
     pub held_ms: Option<f64>,
+    /// For a lock on an index: its table (locks.csv `table`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub table: String,
 }
 
 impl LockFact {
+    /// What the app queues on behind this lock: an index's table, else the
+    /// relation itself.
+    pub fn queued_on(&self) -> &str {
+        if self.table.is_empty() {
+            &self.relation
+        } else {
+            &self.table
+        }
+    }
+
     pub(crate) fn of(l: &LockRow) -> LockFact {
         LockFact {
             relation: l.relation.clone(),
@@ -185,6 +198,7 @@ impl LockFact {
             released_ms: l.released_ms,
             wait_ms: l.wait_ms,
             held_ms: l.held_ms,
+            table: l.table.clone(),
         }
     }
 }

@@ -46,7 +46,11 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
     let title = format!("Blocking step without lock_timeout: {}", st.facts.step);
     let seen = format!(
         "the step took {} on {} (blocks {}) {how}; it waited {:.1} ms for the lock here, but behind a long transaction it would wait without bound while every app query on {} queues behind it",
-        bl.mode, bl.relation, bl.blocks, st.facts.lock_wait_ms, bl.relation
+        bl.mode,
+        bl.relation,
+        bl.blocks,
+        st.facts.lock_wait_ms,
+        bl.queued_on()
     );
     vec![st
         .finding(KIND, severity, title, seen)
