@@ -27,8 +27,24 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
     };
     let secs = (facts.duration_ms / 1000.0).max(0.001);
     let rel = facts.strongest_lock.as_ref().map(|l| l.relation.clone());
-    let sql = st.first_sql();
-    let safe = if sql.trim_start().to_ascii_uppercase().starts_with("UPDATE") || facts.rewrote == Some(true) {
+    // The advice is about the statement that wrote the WAL: the rewrite, or
+    // the one that wrote the most.
+    let heaviest = st
+        .statements
+        .iter()
+        .filter(|s| s.rewrote == Some(true))
+        .chain(st.statements.iter())
+        .max_by_key(|s| (s.rewrote == Some(true), s.wal_bytes.unwrap_or(0)));
+    let sql = heaviest.map_or(st.first_sql(), |s| s.sql.as_str());
+    // One statement text run many times: batches already.
+    let batched = facts.statements > 1 && facts.sql.len() == 1;
+    let update = sql.trim_start().to_ascii_uppercase().starts_with("UPDATE");
+    let safe = if batched {
+        SafePattern {
+            advice: "The step already runs in batches; its WAL is the change itself. Spread it: pause between batches (longer where replicas lag), and run it off-peak; expect this WAL times the size ratio in production.".into(),
+            sql: "-- between batches, e.g.\nSELECT pg_sleep(0.05);".into(),
+        }
+    } else if update || heaviest.is_some_and(|s| s.rewrote == Some(true)) {
         patterns::for_statement(sql, rel.as_deref().unwrap_or("t"))
     } else {
         SafePattern {
@@ -96,6 +112,36 @@ pub(super) mod examples {
         s.cluster_wal_bytes = Some(64 * 1024 * 1024);
         r.statements.push(s);
         r
+    }
+
+    #[test]
+    fn advises_on_the_statement_that_wrote_it_and_not_batches_to_a_batched_step() {
+        // An index build, then a rewrite that wrote the WAL.
+        let mut r = record();
+        let mut idx = stmt("both", "CREATE INDEX t_v ON orders (v)", 1000.0, 1100.0);
+        idx.wal_bytes = Some(1 << 20);
+        let mut alter = stmt("both", "ALTER TABLE orders ALTER COLUMN v TYPE bigint", 1100.0, 3000.0);
+        alter.wal_bytes = Some(60 << 20);
+        alter.rewrote = Some(true);
+        r.statements.extend([idx, alter]);
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
+        assert!(f.safe_pattern.advice.contains("expand/contract"), "{}", f.safe_pattern.advice);
+        // A backfill: one UPDATE, batch after batch.
+        let mut r = record();
+        for k in 0..4 {
+            let mut s = stmt(
+                "backfill",
+                "UPDATE orders SET s2 = s WHERE id > $1 AND id <= $2",
+                1000.0 + 500.0 * k as f64,
+                1400.0 + 500.0 * k as f64,
+            );
+            s.wal_bytes = Some(16 << 20);
+            r.statements.push(s);
+        }
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
+        assert!(f.safe_pattern.advice.contains("already runs in batches"), "{}", f.safe_pattern.advice);
     }
 
     #[test]
