@@ -229,9 +229,10 @@ fn parse(
 }
 
 /// latency.hdr as the analysis reads it: the segments' histograms (a few
-/// per step) and, per window, the figures of every query together and of
-/// each query (app versions merged), computed while reading, so a long
-/// run's windows are never all decoded at once.
+/// per step) and, per window, the figures of the app's queries together
+/// (scripts left out: a one-off session's `pg_sleep` is not the app being
+/// slow) and of each query or script (app versions merged), computed while
+/// reading, so a long run's windows are never all decoded at once.
 #[derive(Debug, Clone, Default)]
 pub struct Histograms {
     /// In the order written (by segment, then query × app).
@@ -244,7 +245,7 @@ pub struct Histograms {
 pub struct WindowFigures {
     pub from_ms: f64,
     pub to_ms: f64,
-    /// None: every query and app of the window together.
+    /// None: every query of every app version together, scripts left out.
     pub query: Option<String>,
     pub count: u64,
     pub p50_us: u64,
@@ -266,7 +267,7 @@ impl WindowFigures {
     }
 }
 
-/// The window being read: its span, every query together, each query.
+/// The window being read: its span, the app's queries together, each query.
 struct OpenWindow {
     from_ms: f64,
     to_ms: f64,
@@ -277,7 +278,9 @@ struct OpenWindow {
 impl OpenWindow {
     fn add(&mut self, e: Entry) {
         // Our histograms grow: adding never fails.
-        let _ = self.all.add(&e.hist);
+        if e.app != crate::latency::SCRIPT_APP {
+            let _ = self.all.add(&e.hist);
+        }
         match self.by_query.iter_mut().find(|(q, _)| *q == e.query) {
             Some((_, h)) => {
                 let _ = h.add(&e.hist);
@@ -410,6 +413,24 @@ mod tests {
             })
             .collect();
         assert_eq!(intervals, ["window;query=q;app=v1"]);
+    }
+
+    #[test]
+    fn a_windows_app_figures_leave_scripts_out_and_a_scripts_own_keep_them() {
+        let mut buf = Vec::new();
+        let mut w = HdrWriter::new(&mut buf, SystemTime::UNIX_EPOCH).unwrap();
+        w.write(&entry(Span::Window, "read", 100.0, 200.0, &[1000, 2000]))
+            .unwrap();
+        let mut report = entry(Span::Window, "report", 100.0, 200.0, &[4_000_000]);
+        report.app = crate::latency::SCRIPT_APP.into();
+        w.write(&report).unwrap();
+        w.flush().unwrap();
+        let h = load(buf.as_slice()).unwrap();
+        let of = |q: Option<&str>| h.windows.iter().find(|w| w.query.as_deref() == q).unwrap();
+        assert_eq!(of(None).count, 2);
+        assert!(of(None).max_us < 3000, "{:?}", of(None));
+        assert_eq!(of(Some("report")).count, 1);
+        assert!(of(Some("report")).max_us >= 3_990_000);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The two charts of a compare directory, drawn like a run's charts (the
 //! same plotters setup, bundled fonts, layout, colours and legend panel):
 //!
-//! - `latency`: the app's p99 per window of A and B overlaid, on a time
-//!   axis whose zero is each side's first statement, so the migrations
-//!   line up;
+//! - `latency`: the app's p99 per window (scripts left out) of A and B
+//!   overlaid, on a time axis whose zero is each side's first statement,
+//!   so the migrations line up;
 //! - `locks`: every hold of a lock that blocks app reads or writes, of A
 //!   and B, as bars, longest first.
 //!
@@ -81,7 +81,7 @@ fn p99_series(rec: &RunRecord) -> Vec<(f64, f64)> {
         .map(|s| s.start_ms)
         .reduce(f64::min)
         .unwrap_or(0.0);
-    // Exact per window: latency.hdr's figures of every query and app together.
+    // Exact per window: latency.hdr's figures of the app's queries together.
     let mut windows: Vec<(f64, f64, f64)> = rec
         .histograms
         .windows
