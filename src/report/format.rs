@@ -55,6 +55,25 @@ pub(crate) fn budget_measured(b: &BudgetResult) -> String {
         .map_or("not measured".into(), |v| budget_value(b, v))
 }
 
+/// A budget's result in a word: "fail" when breached; "n/a" when a run that
+/// did not finish measured nothing for it (it did not hold: it never came
+/// up); else "ok".
+pub(crate) fn budget_result(b: &BudgetResult, finished: bool) -> &'static str {
+    match (b.passed, b.measured, finished) {
+        (false, _, _) => "fail",
+        (true, None, false) => "n/a",
+        (true, _, _) => "ok",
+    }
+}
+
+/// [`budget_measured`], saying why of a run that did not finish.
+pub(crate) fn budget_measured_in(b: &BudgetResult, finished: bool) -> String {
+    match (b.measured, finished) {
+        (None, false) => "not measured: the run did not finish".into(),
+        _ => budget_measured(b),
+    }
+}
+
 pub(crate) fn budget_value(b: &BudgetResult, v: f64) -> String {
     match b.unit.as_str() {
         "ms" => ms(v),
@@ -203,5 +222,34 @@ pub(crate) fn replica_lag(l: &Option<ReplicaLag>) -> String {
         (Some(t), None) => ms(t),
         (None, Some(b)) => b,
         (None, None) => "–".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_a_run_that_did_not_finish_never_measured_is_na_not_ok() {
+        let b = |measured: Option<f64>, passed: bool| BudgetResult {
+            name: "p99_ms".into(),
+            limit: 250.0,
+            measured,
+            unit: "ms".into(),
+            passed,
+            step: None,
+            detail: String::new(),
+        };
+        assert_eq!(budget_result(&b(None, true), false), "n/a");
+        assert_eq!(
+            budget_measured_in(&b(None, true), false),
+            "not measured: the run did not finish"
+        );
+        // A finished run's unmeasured figure holds, as the analysis decided.
+        assert_eq!(budget_result(&b(None, true), true), "ok");
+        assert_eq!(budget_measured_in(&b(None, true), true), "not measured");
+        assert_eq!(budget_result(&b(Some(10.0), true), false), "ok");
+        assert_eq!(budget_result(&b(Some(300.0), false), false), "fail");
+        assert_eq!(budget_result(&b(None, false), true), "fail");
     }
 }

@@ -4,8 +4,9 @@
 //! this document, formatted.
 
 use super::format::{
-    blocking, breach, budget_measured, budget_value, bytes_or_unknown, growth, lock, ms, opt_ms,
-    outcome, pct, recovery, replica_lag, span, sql_list, table_work, unknown, waits,
+    blocking, breach, budget_measured_in, budget_result, budget_value, bytes_or_unknown, growth,
+    lock, ms, opt_ms, outcome, pct, recovery, replica_lag, span, sql_list, table_work, unknown,
+    waits,
 };
 use super::summary::Summary;
 use super::view::{
@@ -196,8 +197,11 @@ fn budgets(a: &Analysis) -> Section {
         "step",
         "measured as",
     ]);
+    let finished = a.run.failure.is_none();
     for b in &a.budgets {
-        let result = if b.passed {
+        let result = if budget_result(b, finished) == "n/a" {
+            vec![Inline::Badge(Tone::Neutral, "n/a".into())]
+        } else if b.passed {
             vec![Inline::Badge(Tone::Pass, "pass".into())]
         } else {
             vec![Inline::Strong(vec![Inline::Badge(
@@ -208,7 +212,7 @@ fn budgets(a: &Analysis) -> Section {
         t.row(vec![
             vec![Inline::Code(b.name.clone())].into(),
             budget_value(b, b.limit).into(),
-            budget_measured(b).into(),
+            budget_measured_in(b, finished).into(),
             result.into(),
             b.step.as_deref().unwrap_or("–").into(),
             b.detail.clone().into(),

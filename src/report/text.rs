@@ -2,7 +2,8 @@
 //! for `-q`.
 
 use super::format::{
-    breach, budget_measured, budget_value, lock, ms, opt_ms, recovery, replica_lag, span, wait,
+    breach, budget_measured_in, budget_result, budget_value, lock, ms, opt_ms, recovery,
+    replica_lag, span, wait,
 };
 use crate::analyze::{Analysis, BudgetResult, RecoveryState, StepFacts};
 
@@ -127,12 +128,16 @@ pub fn text_summary(a: &Analysis) -> String {
     for s in &a.steps {
         out.push_str(&step_line(s));
     }
+    let finished = a.run.failure.is_none();
     for b in &a.budgets {
         out.push_str(&format!(
-            "budget {}: {} {} {} limit {}{}\n",
+            "budget {}: {:<4} {} {} limit {}{}\n",
             b.name,
-            if b.passed { "ok  " } else { "FAIL" },
-            budget_measured(b),
+            match budget_result(b, finished) {
+                "fail" => "FAIL",
+                r => r,
+            },
+            budget_measured_in(b, finished),
             match (b.measured, b.passed) {
                 (None, _) => "against",
                 (Some(_), true) => "<=",
