@@ -135,7 +135,9 @@ fn fifteen_and_seventeen_give_a_run_each_and_a_side_by_side() {
     assert!(md.contains("longest blocking lock hold"), "{md}");
     // The step summary gets each run's summary, then the side by side.
     let gh = std::fs::read_to_string(step_summary.path()).unwrap();
-    assert_eq!(gh.matches("# pgrehearse: tiny").count(), 2, "{gh}");
+    // Each run's heading says which version it is.
+    assert_eq!(gh.matches("# pgrehearse: tiny @ 15\n").count(), 1, "{gh}");
+    assert_eq!(gh.matches("# pgrehearse: tiny @ 17\n").count(), 1, "{gh}");
     assert!(gh.trim_end().ends_with(md.trim_end()), "{gh}");
 }
 

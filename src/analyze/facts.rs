@@ -12,6 +12,9 @@ use crate::record::{Blocks, LockRow, WaitCause, WaitRow};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunHeader {
     pub scenario: String,
+    /// run.json's `pg_version_cell`: the `--pg-version` of this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_version_cell: Option<String>,
     pub description: Option<String>,
     pub pair: Option<String>,
     pub variant: Option<String>,
@@ -34,6 +37,17 @@ pub struct RunHeader {
     /// The streaming replica, described; None without one.
     #[serde(default)]
     pub replica: Option<String>,
+}
+
+impl RunHeader {
+    /// The scenario, and the `--pg-version` it ran on when it was one of
+    /// several ("orders @ 17"), as the batch lines name it.
+    pub fn name(&self) -> String {
+        match &self.pg_version_cell {
+            Some(v) => format!("{} @ {v}", self.scenario),
+            None => self.scenario.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]

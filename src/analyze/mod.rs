@@ -202,6 +202,7 @@ fn header(rec: &RunRecord) -> RunHeader {
     };
     RunHeader {
         scenario: i.scenario.clone(),
+        pg_version_cell: i.pg_version_cell.clone(),
         description: i.description.clone(),
         pair: i.pair.clone(),
         variant: i.variant.clone(),

@@ -51,6 +51,7 @@ pub(crate) fn info() -> RunInfo {
         sizes_method: None,
         size: None,
         replica: None,
+        pg_version_cell: None,
     }
 }
 

@@ -71,6 +71,11 @@ pub struct RunInfo {
     /// The streaming replica, described (None: there was none).
     #[serde(default)]
     pub replica: Option<String>,
+    /// The `--pg-version` this run was one of (the major, as given): the
+    /// summaries name it beside the scenario, so each version's verdict
+    /// says which it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_version_cell: Option<String>,
     /// The scenario's `[migrations]`: what built the schema at setup (and
     /// how long it took), what was rehearsed. Null without `[migrations]`.
     #[serde(default)]

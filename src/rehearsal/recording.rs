@@ -68,6 +68,7 @@ impl Draft {
             sizes_method: None,
             size: db.size.clone(),
             replica: db.replica.clone(),
+            pg_version_cell: opts.server.version.clone(),
         };
         Ok(Draft {
             dir: record::create_run_dir(&opts.out, &s.name)?,

@@ -25,7 +25,7 @@ const CHARTS: [(&str, &str); 4] = [
 pub(crate) fn document(s: &Summary) -> Document {
     let a = &s.analysis;
     Document {
-        title: format!("pgrehearse: {}", a.run.scenario),
+        title: format!("pgrehearse: {}", a.run.name()),
         lead: lead(s),
         sections: vec![
             budgets(a),

@@ -65,17 +65,17 @@ pub fn verdict_line(a: &Analysis) -> String {
         } else {
             format!("; breached over the part that ran: {}", breached.join("; "))
         };
-        format!("{}: INCOMPLETE — {f}{also}", a.run.scenario)
+        format!("{}: INCOMPLETE — {f}{also}", a.run.name())
     } else if a.budgets.is_empty() {
-        format!("{}: no budget checked", a.run.scenario)
+        format!("{}: no budget checked", a.run.name())
     } else if breached.is_empty() {
         format!(
             "{}: PASS ({})",
-            a.run.scenario,
+            a.run.name(),
             plural(a.budgets.len(), "budget held", "budgets held")
         )
     } else {
-        format!("{}: FAIL — {}", a.run.scenario, breached.join("; "))
+        format!("{}: FAIL — {}", a.run.name(), breached.join("; "))
     }
 }
 
@@ -85,7 +85,7 @@ pub fn text_summary(a: &Analysis) -> String {
     let breached: Vec<&BudgetResult> = a.breached().collect();
     out.push_str(&format!(
         "{}: {}\n",
-        a.run.scenario,
+        a.run.name(),
         if a.run.failure.is_some() {
             format!(
                 "INCOMPLETE (the rehearsal did not finish; {} of {} budgets breached over the part that ran)",
