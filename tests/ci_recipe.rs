@@ -3,7 +3,7 @@
 //! of examples/flyway-shop/ in a git repository where the pending migration
 //! is the commit under test and `origin/main` the base branch. The safe
 //! migration passes; the naive one breaches the budget (exit 1), and the job
-//! summary and run directory say so. Commands are read from the YAML so the
+//! summary and run directory say so, and that it edited a released migration. Commands are read from the YAML so the
 //! recipe and this test cannot drift.
 #![cfg(feature = "docker")]
 
@@ -14,6 +14,8 @@ use std::process::Command;
 
 const WORKFLOW: &str = "examples/github-actions.yml";
 const PENDING: &str = "db/migration/V5__orders_account_index.sql";
+/// A released migration the naive pull request also edits.
+const EDITED: &str = "db/migration/V4__touch_updated_at.sql";
 const NAIVE: &str = "-- Pending, the naive way: blocks every write to orders while it builds.\n\
                      CREATE INDEX orders_account_id_idx ON orders (account_id);\n";
 
@@ -85,7 +87,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 /// The example project with its history on `origin/main` and the pending
 /// migration (`pending` as its text) committed on top.
-fn project(tmp: &Path, pending: &str) -> PathBuf {
+fn project(tmp: &Path, pending: &str, edit_merged: bool) -> PathBuf {
     let dir = tmp.join("shop");
     copy_dir(&repo_root().join("examples/flyway-shop"), &dir);
     let pending_path = dir.join(PENDING);
@@ -95,6 +97,12 @@ fn project(tmp: &Path, pending: &str) -> PathBuf {
     git(&dir, &["commit", "-qm", "releases 1 to 4"]);
     git(&dir, &["update-ref", "refs/remotes/origin/main", "HEAD"]);
     std::fs::write(&pending_path, pending).unwrap();
+    if edit_merged {
+        // A change to a migration production already ran: warned about.
+        let merged = dir.join(EDITED);
+        let text = std::fs::read_to_string(&merged).unwrap();
+        std::fs::write(&merged, format!("{text}-- edited after the release\n")).unwrap();
+    }
     git(&dir, &["add", "-A"]);
     git(
         &dir,
@@ -186,7 +194,7 @@ async fn the_workflow_passes_a_safe_migration_and_fails_a_naive_one() {
     ] {
         let case_dir = tmp.path().join(case);
         std::fs::create_dir_all(&case_dir).unwrap();
-        let dir = project(&case_dir, &pending);
+        let dir = project(&case_dir, &pending, case == "naive");
         let summary = case_dir.join("step-summary.md");
         let image = image.clone();
         let (steps, dir, summary) = tokio::task::spawn_blocking(move || {
@@ -240,6 +248,19 @@ async fn the_workflow_passes_a_safe_migration_and_fails_a_naive_one() {
             .unwrap()
             .iter()
             .all(|f| f["outcome"] == "ok"));
+        let edited_file = EDITED.rsplit('/').next().unwrap();
+        let run = &steps[steps.len() - 1];
+        if case == "naive" {
+            assert_eq!(m["edited"], serde_json::json!([edited_file]), "{case}");
+            assert!(
+                run.stderr
+                    .contains(&format!("{edited_file} was already merged at origin/main")),
+                "{}",
+                run.stderr
+            );
+        } else {
+            assert!(m.get("edited").is_none(), "{case}: {m}");
+        }
 
         let summary = std::fs::read_to_string(&summary).expect("the job summary was written");
         let verdict = if want == 0 { "PASS" } else { "FAIL" };
@@ -251,6 +272,10 @@ async fn the_workflow_passes_a_safe_migration_and_fails_a_naive_one() {
             assert!(
                 summary.contains("max_blocking_lock_ms"),
                 "the breached budget is named:\n{summary}"
+            );
+            assert!(
+                summary.contains(&format!("Merged migration edited: {edited_file}")),
+                "the edited migration is named:\n{summary}"
             );
         }
     }

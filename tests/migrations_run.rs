@@ -434,6 +434,35 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
     let (code, err) = pgrehearse(&repo, &["check", "s.toml", "--since-git", "no-such-rev"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no-such-rev"), "{err}");
+
+    // A merged migration edited since the revision, beside a new one: the
+    // new one is rehearsed, the edit is warned about, not passed over.
+    git(&["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    std::fs::write(repo.join("db/1_a.sql"), "CREATE TABLE a (id bigint);\n").unwrap();
+    std::fs::write(repo.join("db/2_b.sql"), "CREATE TABLE b (id int);\n").unwrap();
+    std::fs::write(
+        repo.join("ok.toml"),
+        "name = \"git\"\n[migrations]\ndir = \"db\"\n[[table]]\nname = \"a\"\nrows = 10\n\
+         [workload]\nclients = 1\nrate = 10\n[[workload.query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["check", "ok.toml", "--since-git", "origin/main"])
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("rehearsed: 1 file(s)") && stdout.contains("    2_b.sql"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "warning: 1_a.sql was already merged at origin/main and has been edited since"
+        ),
+        "{stdout}"
+    );
 }
 
 /// A project in a temp dir: `files` in `db/` (plain layout) and s.toml, a

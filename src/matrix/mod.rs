@@ -91,6 +91,7 @@ pub async fn rehearse_all(scenarios: &[Scenario], opts: &RunOptions) -> u8 {
         // and each data set seeded once (`rehearsal` module docs).
         return rehearsal::rehearse_batch(scenarios, opts).await;
     }
+    scenarios.iter().for_each(rehearsal::warn_edited);
     let signals = Signals::install();
     let rows = match plan(scenarios, opts).await {
         Ok(rows) => rows,

@@ -188,7 +188,7 @@ pub use golang_migrate::GolangMigrateOptions;
 pub use model::{
     Execution, Ignored, Kind, Layout, Location, MigrationFile, MigrationSet, Segment, Statement,
 };
-pub use select::{Plan, Selection};
+pub use select::{edited_warning, Plan, Selection};
 
 /// Whether PostgreSQL refuses a statement (its code, without leading
 /// comments) inside a transaction block, and as what: `Some("CREATE INDEX

@@ -33,6 +33,10 @@ pub enum Selection {
 pub struct Plan<'a> {
     pub setup: Vec<&'a MigrationFile>,
     pub rehearse: Vec<&'a MigrationFile>,
+    /// `SinceGit`: setup migrations (already merged at the revision) whose
+    /// file changed since. The databases that applied one will not run the
+    /// edit; the rehearsal applies it at setup, untimed.
+    pub edited: Vec<&'a MigrationFile>,
 }
 
 impl MigrationSet {
@@ -153,9 +157,19 @@ impl MigrationSet {
                 .map(|(f, _)| f)
                 .collect()
         };
+        let edited = self
+            .files
+            .iter()
+            .zip(&rehearsed)
+            .filter(|(f, r)| {
+                !**r && f.kind != Kind::Repeatable && changes.modified.contains(&f.name)
+            })
+            .map(|(f, _)| f)
+            .collect();
         Ok(Plan {
             setup: pick(false),
             rehearse: pick(true),
+            edited,
         })
     }
 
@@ -174,6 +188,7 @@ impl MigrationSet {
         Plan {
             setup: ordered[..n].to_vec(),
             rehearse,
+            edited: Vec::new(),
         }
     }
 
@@ -276,5 +291,24 @@ fn out_of_order(
              in this rehearsal. Fix: give it a version after the latest applied one",
             new.name, older.name, older.name
         ),
+    )
+}
+
+/// What happens to `name`, merged at `rev` and edited since, where it was
+/// applied already: the sentence the rehearsal warns with (stderr, the
+/// GitHub job summary, the `edited_migration` finding).
+pub fn edited_warning(layout: Layout, name: &str, rev: &str) -> String {
+    let consequence = match layout {
+        Layout::Flyway => "Flyway's validate fails on its changed checksum (\"Migration checksum mismatch\") and migrate refuses to run",
+        Layout::Sqitch => "Sqitch does not deploy it again (a rework, `sqitch rework`, is how a change is changed)",
+        Layout::Prisma => "prisma migrate deploy does not apply it again (and `migrate dev` asks to reset the database: \"was modified after it was applied\")",
+        Layout::GolangMigrate | Layout::Dbmate | Layout::Goose | Layout::Plain => {
+            "the tool does not run it again: the edit never reaches them"
+        }
+    };
+    format!(
+        "{name} was already merged at {rev} and has been edited since: on the databases that \
+         applied it, {consequence}. It was applied at setup as it is now, untimed. Put the \
+         change in a new migration and restore this file"
     )
 }

@@ -100,6 +100,11 @@ pub struct MigrationsInfo {
     pub setup_digest: String,
     /// The rehearsed files, in order: a step each.
     pub rehearsed: Vec<String>,
+    /// `--since-git`: migrations already merged at the revision whose file
+    /// changed since (applied at setup as they are now; databases that ran
+    /// them before will not run the edit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edited: Vec<String>,
 }
 
 /// One migration applied at setup.

@@ -87,6 +87,7 @@ impl Outcome {
 /// (numerically the largest: 143 > 130 > 4 > 3 > 2 > 1 > 0). Errors are
 /// printed as they happen; the recap lists the scenarios in the order given.
 pub async fn rehearse_batch(scenarios: &[Scenario], opts: &RunOptions) -> u8 {
+    scenarios.iter().for_each(warn_edited);
     let signals = Signals::install();
     let mut lines: Vec<Option<BatchLine>> = (0..scenarios.len()).map(|_| None).collect();
     for group in server_groups(scenarios) {
@@ -275,6 +276,40 @@ pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) ->
     let outcome = rehearse_on(&server, s, plan, opts, signals).await;
     timed("teardown", server.teardown()).await;
     outcome
+}
+
+/// `--since-git` found merged migrations edited since: say so before
+/// anything runs, on stderr and in GitHub's job summary (the report's
+/// `edited_migration` finding says it again), even with nothing new.
+pub fn warn_edited(s: &Scenario) {
+    let Some(m) = &s.migrations else { return };
+    let crate::migrations::Selection::SinceGit(rev) = &m.selection else {
+        return;
+    };
+    let lines: Vec<String> = m
+        .edited
+        .iter()
+        .map(|name| crate::migrations::edited_warning(m.layout, name, rev))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    for l in &lines {
+        eprintln!("pgrehearse: warning: {}: {l}", s.name);
+    }
+    if let Some(path) = crate::report::RenderOptions::default().github_step_summary {
+        let md = format!(
+            "## pgrehearse: {}\n\n{}\n",
+            s.name,
+            lines
+                .iter()
+                .map(|l| format!("> **Warning:** {l}.\n"))
+                .collect::<String>()
+        );
+        if let Err(e) = crate::report::append_step_summary(&path, &md) {
+            eprintln!("pgrehearse: cannot append to {}: {e}", path.display());
+        }
+    }
 }
 
 /// No migration was added since the `--since-git` revision: say so (also

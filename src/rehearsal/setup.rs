@@ -42,6 +42,7 @@ pub fn info(m: &MigrationsPlan) -> MigrationsInfo {
         setup_ms: 0.0,
         setup_digest: m.setup_digest(),
         rehearsed: m.rehearse.iter().map(|f| f.name.clone()).collect(),
+        edited: m.edited.clone(),
     }
 }
 

@@ -118,6 +118,15 @@ fn write_migrations(o: &mut String, m: &MigrationsPlan) -> std::fmt::Result {
     for f in &m.rehearse {
         writeln!(o, "    {} — {}", f.name, file_shape(f))?;
     }
+    if let Selection::SinceGit(rev) = &m.selection {
+        for name in &m.edited {
+            writeln!(
+                o,
+                "  warning: {}",
+                crate::migrations::edited_warning(m.layout, name, rev)
+            )?;
+        }
+    }
     for i in &m.ignored {
         writeln!(
             o,

@@ -69,6 +69,8 @@ pub struct MigrationsPlan {
     pub rehearse: Vec<MigrationFile>,
     /// Files of the directory the tool would not apply, and why.
     pub ignored: Vec<Ignored>,
+    /// `--since-git`: setup files (merged at the revision) edited since.
+    pub edited: Vec<String>,
 }
 
 impl MigrationsPlan {

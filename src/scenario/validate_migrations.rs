@@ -115,6 +115,7 @@ pub(super) fn migrations(
         Selection::Last(0) => Ok(migrations::Plan {
             setup: set.files.iter().collect(),
             rehearse: Vec::new(),
+            edited: Vec::new(),
         }),
         s => set.select(s),
     };
@@ -125,6 +126,7 @@ pub(super) fn migrations(
             selection: selection.clone(),
             setup: plan.setup.into_iter().cloned().collect(),
             rehearse: plan.rehearse.into_iter().cloned().collect(),
+            edited: plan.edited.iter().map(|f| f.name.clone()).collect(),
             ignored: set.ignored.clone(),
         }),
         Err(e) => {

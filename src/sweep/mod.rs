@@ -86,6 +86,7 @@ pub fn rate_label(rate: Option<f64>) -> String {
 /// (or of writing the sweep's files): a combination whose rehearsal failed
 /// makes it 4 (or its own code) even though the others' fits are written.
 pub async fn sweep(scenarios: &[Scenario], opts: &SweepOptions) -> u8 {
+    rehearsal::warn_edited(&scenarios[0]);
     let signals = Signals::install();
     if scenarios[0].nothing_to_rehearse() {
         // `--since-git` found nothing new: said as `run` says it.

@@ -51,6 +51,7 @@ registry! {
     app_errors,
     invalid_index,
     overloaded_baseline,
+    edited_migration,
 }
 
 /// Run every rule over the analysed run; most severe first.
