@@ -425,3 +425,46 @@ async fn reuse_keeps_a_container_and_cache_clean_removes_it() {
     tokio::task::block_in_place(|| cache.clean());
     assert!(!exists(&container), "{container} removed");
 }
+
+/// As root the kept cluster runs as `postgres`: a cache that user cannot
+/// reach is said plainly up front, the run goes on without it, and no entry
+/// is left for `cache ls` to list.
+#[test]
+fn reuse_as_root_with_a_cache_postgres_cannot_reach_runs_without_it_and_keeps_nothing() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        common::unavailable("root (only then does the cluster run as `postgres`)");
+        return;
+    }
+    let cache = CacheDir::new();
+    let private = cache.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let xdg = private.join("cache");
+    let ran = common::run(
+        &tpl("small.toml"),
+        &["--backend", "local", "--reuse", "-q"],
+        &[("XDG_CACHE_HOME", arg(&xdg))],
+    );
+    ran.assert_code(4);
+    assert!(
+        ran.stderr
+            .contains("--reuse cannot keep a local cluster in")
+            && ran
+                .stderr
+                .contains(&format!("{} is not searchable by it", private.display()))
+            && ran.stderr.contains("XDG_CACHE_HOME"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("rebuilding it"), "{}", ran.stderr);
+    assert_eq!(
+        origin(&the_run(&ran)).template_source.as_deref(),
+        Some("seeded"),
+        "it ran, without the cache"
+    );
+    assert_eq!(
+        common::entries_in(&xdg.join("pgrehearse/servers")),
+        Vec::<PathBuf>::new()
+    );
+}

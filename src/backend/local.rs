@@ -54,6 +54,19 @@ impl LocalCluster {
         Self::start_in(opts, ClusterDir::Temp(dir), &random_password()).await
     }
 
+    /// Why a cluster in `dir` could not run here, when it could not: as
+    /// root it runs as `postgres`, which must be able to reach `dir`.
+    pub fn unusable_dir(dir: &Path) -> Option<String> {
+        let runner = Runner::for_current_user().ok()?;
+        let blocked = runner.unreachable_on_the_way_to(dir)?;
+        Some(format!(
+            "as root the cluster runs as the `postgres` user (initdb refuses root), which cannot \
+             reach {}: {} is not searchable by it",
+            dir.display(),
+            blocked.display()
+        ))
+    }
+
     /// A kept cluster in `dir` (created if missing) whose superuser has
     /// `password`: started as it is when `dir/data` holds a cluster of the
     /// wanted major, else initdb'ed there first (whatever was in `dir`
@@ -89,6 +102,18 @@ impl LocalCluster {
             runner: runner.clone(),
         };
         let root = guard.root().to_path_buf();
+        if let Some(blocked) = runner.unreachable_on_the_way_to(&root) {
+            let hint = match guard.dir {
+                Some(ClusterDir::Kept(_)) => "set XDG_CACHE_HOME to a directory it can reach",
+                _ => "set TMPDIR to a directory it can reach",
+            };
+            return Err(Error::NoPostgres(format!(
+                "the cluster runs as the `postgres` user (initdb refuses root), which cannot \
+                 reach {}: {} is not searchable by it ({hint})",
+                root.display(),
+                blocked.display()
+            )));
+        }
         // Private: the socket and the password file live here.
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
         runner.give(&root)?;

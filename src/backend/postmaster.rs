@@ -215,6 +215,33 @@ impl Runner {
         }
     }
 
+    /// The first directory on the way to `dir` (`dir` itself excluded: it
+    /// is given to the server's user) that the server's user cannot search,
+    /// when it runs as `postgres`: initdb and the postmaster would fail
+    /// there with "Permission denied". Judged by the mode bits against the
+    /// user and its primary group (`setpriv --init-groups` may add groups:
+    /// then this says nothing and initdb's own error still does).
+    pub(super) fn unreachable_on_the_way_to(&self, dir: &Path) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let Runner::AsPostgres { uid, gid } = self else {
+            return None;
+        };
+        let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).collect();
+        ancestors.reverse();
+        ancestors.into_iter().find_map(|a| {
+            let m = std::fs::metadata(a).ok()?;
+            let mode = m.mode();
+            let searchable = if m.uid() == *uid {
+                mode & 0o100 != 0
+            } else if m.gid() == *gid {
+                mode & 0o010 != 0
+            } else {
+                mode & 0o001 != 0
+            };
+            (!searchable).then(|| a.to_path_buf())
+        })
+    }
+
     /// Make `path` owned by the user the server runs as.
     pub(super) fn give(&self, path: &Path) -> Result<()> {
         if let Runner::AsPostgres { uid, gid } = self {

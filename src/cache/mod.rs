@@ -37,7 +37,8 @@ use crate::error::{Error, Result};
 pub use lock::EntryLock;
 pub use manifest::{now, Manifest, TemplateEntry};
 
-const SERVERS: &str = "servers";
+/// The directory of the server entries, under the cache root.
+pub const SERVERS: &str = "servers";
 /// A local entry's cluster directory (data/, server.log, socket).
 pub const CLUSTER_DIR: &str = "cluster";
 const LOCK_FILE: &str = "lock";

@@ -43,6 +43,19 @@ pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<Ke
         _ => return Ok(None),
     };
     let entry = cache::entry_name(kind_name, &what);
+    if kind == BackendKind::Local {
+        // Said before an entry is made: none is left behind to list.
+        let dir = cache.root().join(cache::SERVERS).join(&entry);
+        if let Some(why) = LocalCluster::unusable_dir(&dir) {
+            eprintln!(
+                "pgrehearse: warning: --reuse cannot keep a local cluster in {}: {why}; running \
+                 without the cache (set XDG_CACHE_HOME to a directory the `postgres` user can \
+                 reach, e.g. /var/cache)",
+                cache.root().display()
+            );
+            return Ok(None);
+        }
+    }
     let lease = {
         let (cache, entry, what) = (cache.clone(), entry.clone(), what.clone());
         let take = tokio::task::spawn_blocking(move || {
@@ -71,6 +84,8 @@ pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<Ke
                 lease.dir.display()
             );
             let _ = local::wipe_kept(&lease.cluster_dir());
+            // Nothing kept: no entry for `cache ls` to list.
+            let _ = std::fs::remove_dir_all(&lease.dir);
             Ok(None)
         }
         Err(e) => Err(e),
