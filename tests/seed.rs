@@ -488,6 +488,52 @@ async fn bad_columns_are_scenario_errors_naming_table_and_column() {
     };
     assert_eq!(problems[0].field, "table[0].columns.n", "{err}");
     assert!(problems[0].message.contains("e.n: "), "{err}");
+    // Rows the table's own rules refuse (a CHECK, a UNIQUE, NOT NULL):
+    // located at the column the server or the constraint's name gives.
+    for (name, create, gen, want) in [
+        (
+            "ck",
+            "CREATE TABLE ck (amount int CHECK (amount > 0))",
+            Gen::Sequence { start: -5 },
+            "violates check constraint \"ck_amount_check\" (23514)",
+        ),
+        (
+            "uq",
+            "CREATE TABLE uq (code int UNIQUE)",
+            Gen::Sequence { start: 1 },
+            "(23505)",
+        ),
+    ] {
+        let col_name = if name == "ck" { "amount" } else { "code" };
+        let mut t = table(name, create, vec![col(col_name, gen, 0.0)]);
+        t.rows = 50;
+        if name == "uq" {
+            // Two values for 50 rows: duplicates.
+            t.columns[0].gen.kind = Gen::Int {
+                min: 1,
+                max: 2,
+                dist: IntDist::Uniform,
+                s: 1.0,
+            };
+        }
+        let err = seed::seed(server.conn(), &scenario(vec![t], vec![]), 1, false)
+            .await
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{name}: {err}");
+        let Error::Scenario(problems) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            problems[0].field,
+            format!("table[0].columns.{col_name}"),
+            "{err}"
+        );
+        assert!(problems[0].message.contains(want), "{err}");
+        assert!(
+            problems[0].message.contains("make the generators fit them"),
+            "{err}"
+        );
+    }
     server.teardown().await;
 }
 

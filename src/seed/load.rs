@@ -342,7 +342,10 @@ impl CopyJob {
         chunks: std::ops::Range<u64>,
         ahead: usize,
     ) -> Result<(u64, u64)> {
-        let ctx = |e| db_error(e, &format!("table {}: COPY", self.what));
+        let ctx = |e: tokio_postgres::Error| {
+            self.refused(&e)
+                .unwrap_or_else(|| db_error(e, &format!("table {}: COPY", self.what)))
+        };
         let sink = client.copy_in::<_, Bytes>(sql).await.map_err(ctx)?;
         pin_mut!(sink);
         sink.feed(copy::header()).await.map_err(ctx)?;
@@ -385,6 +388,61 @@ impl CopyJob {
         sink.feed(copy::trailer()).await.map_err(ctx)?;
         let rows = sink.as_mut().finish().await.map_err(ctx)?;
         Ok((rows, bytes))
+    }
+
+    /// A generated row the table refuses — a CHECK, NOT NULL, unique or
+    /// foreign key it breaks (class 23), a value its type refuses on the
+    /// server (class 22) — is the scenario's mistake, not the server's:
+    /// located at the column when the server names it (its error's column,
+    /// or COPY's context "column c"), else at the table's columns (exit 2).
+    fn refused(&self, e: &tokio_postgres::Error) -> Option<Error> {
+        let db = e.as_db_error()?;
+        let code = db.code().code();
+        if !(code.starts_with("23") || code.starts_with("22")) {
+            return None;
+        }
+        // PostgreSQL names a one-column constraint `<table>_<column>_check`
+        // (`_key`, `_fkey`): a generated column named so is the one.
+        let named_in = |constraint: &str| {
+            let base = self.what.rsplit('.').next().unwrap_or(&self.what);
+            let middle = constraint.strip_prefix(base)?.strip_prefix('_')?;
+            let middle = ["_check", "_fkey", "_key"]
+                .iter()
+                .find_map(|s| middle.strip_suffix(s))?;
+            self.encoders
+                .iter()
+                .find(|c| c.name == middle)
+                .map(|c| c.name.clone())
+        };
+        let column = db
+            .column()
+            .map(str::to_string)
+            .or_else(|| {
+                let context = db.where_()?;
+                let (_, rest) = context.split_once(", column ")?;
+                Some(rest.split(':').next()?.trim().to_string())
+            })
+            .or_else(|| named_in(db.constraint()?));
+        let field = match &column {
+            Some(c) => format!("table[{}].columns.{c}", self.table),
+            None => format!("table[{}].columns", self.table),
+        };
+        let detail = db.detail().map(|d| format!("; {d}")).unwrap_or_default();
+        let rule = db
+            .constraint()
+            .map(|c| format!(" (constraint {c})"))
+            .unwrap_or_default();
+        Some(Error::Scenario(vec![ScenarioError {
+            file: self.scenario_path.clone(),
+            line: 0,
+            column: 0,
+            field,
+            message: format!(
+                "{}: {} ({code}){detail} — while seeding: the generated rows break the table's rules{rule}; make the generators fit them (a narrower range, a choice, null_fraction = 0, unique, fk) or leave the column out to take its default",
+                self.what,
+                db.message()
+            ),
+        }]))
     }
 
     /// How many chunks fit in [`AHEAD_BYTES`].
