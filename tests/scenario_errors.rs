@@ -435,6 +435,24 @@ const CASES: &[(&str, &[Expect])] = &[
         ],
     ),
     (
+        "setting_nan.toml",
+        &[(
+            26,
+            25,
+            "postgres.settings.work_mem",
+            "NaN is not a value Postgres takes",
+        )],
+    ),
+    (
+        "huge_integer.toml",
+        &[(
+            6,
+            8,
+            "table[0].rows",
+            "the number is too large: a TOML integer is at most 9223372036854775807",
+        )],
+    ),
+    (
         "missing_name.toml",
         &[(1, 1, "name", "missing; expected a scenario name")],
     ),

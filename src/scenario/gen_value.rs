@@ -120,6 +120,16 @@ pub fn scalar_text(d: &mut Diags, v: &S<Value>, field: &str) -> Option<String> {
         Value::Float(x) if x.is_finite() => Some(x.to_string()),
         Value::Boolean(b) => Some(b.to_string()),
         Value::Datetime(t) => Some(t.to_string()),
+        Value::Float(x) => {
+            d.err(
+                v.span(),
+                field,
+                format!(
+                    "{x} is not a value Postgres takes: give a finite number, or quote it as text"
+                ),
+            );
+            None
+        }
         other => {
             d.err(
                 v.span(),

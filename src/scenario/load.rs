@@ -210,7 +210,10 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
             .replace("expected i64", "expected an integer")
             .replace("expected f64", "expected a number")
             .replace("expected a boolean", "expected true or false");
-        if syntax {
+        if m.contains("number too large to fit in target type") {
+            // TOML's integers are 64-bit signed: a valid-looking number.
+            "the number is too large: a TOML integer is at most 9223372036854775807".to_string()
+        } else if syntax {
             format!("TOML syntax error: {m}")
         } else {
             m
