@@ -444,6 +444,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "nul_escape.toml",
+        &[(
+            23,
+            7,
+            "phase[0].step[0].sql",
+            "a NUL character (\\u0000) in a string",
+        )],
+    ),
+    (
         "huge_integer.toml",
         &[(
             6,

@@ -93,6 +93,21 @@ pub fn load_str(path: &Path, bytes: &[u8], overrides: &Overrides) -> Result<Scen
             }
             return Err(Error::Scenario(d.errors));
         }
+        // A `\u0000` escape: Postgres text cannot hold it, and the server
+        // would refuse the statement or the value only mid-run.
+        let nuls = nul_strings(doc.as_item());
+        if !nuls.is_empty() {
+            let mut d = Diags::new(path, text);
+            for span in nuls {
+                let field = path_at(text, span.start);
+                d.err(
+                    span,
+                    field,
+                    "a NUL character (\\u0000) in a string: Postgres text cannot hold one",
+                );
+            }
+            return Err(Error::Scenario(d.errors));
+        }
     }
     let model: ScenarioFile = match toml::from_str(text) {
         Ok(m) => m,
@@ -175,6 +190,32 @@ fn check_overrides(o: &Overrides) -> Result<RowOverrides> {
         rows: o.rows,
         scale: o.scale,
     })
+}
+
+/// The spans of the string values holding a NUL, anywhere in the document.
+fn nul_strings(root: &toml_edit::Item) -> Vec<std::ops::Range<usize>> {
+    use toml_edit::{Item, Value};
+    fn value(v: &Value, out: &mut Vec<std::ops::Range<usize>>) {
+        match v {
+            Value::String(s) if s.value().contains('\0') => out.extend(s.span()),
+            Value::Array(a) => a.iter().for_each(|v| value(v, out)),
+            Value::InlineTable(t) => t.iter().for_each(|(_, v)| value(v, out)),
+            _ => {}
+        }
+    }
+    fn item(i: &Item, out: &mut Vec<std::ops::Range<usize>>) {
+        match i {
+            Item::Value(v) => value(v, out),
+            Item::Table(t) => t.iter().for_each(|(_, i)| item(i, out)),
+            Item::ArrayOfTables(a) => a
+                .iter()
+                .for_each(|t| t.iter().for_each(|(_, i)| item(i, out))),
+            Item::None => {}
+        }
+    }
+    let mut out = Vec::new();
+    item(root, &mut out);
+    out
 }
 
 /// Only whitespace and comments.
