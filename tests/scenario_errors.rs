@@ -453,6 +453,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "retries_without_timeout.toml",
+        &[(
+            24,
+            11,
+            "phase[0].step[0].retries",
+            "retries = 3 never retry: a step is retried only after a lock timeout (55P03)",
+        )],
+    ),
+    (
         "huge_integer.toml",
         &[(
             6,
@@ -972,4 +981,28 @@ fn an_error_rate_is_a_ratio_or_a_percentage() {
     };
     assert_eq!(e[0].field, "budget.max_error_rate", "{e:?}");
     assert!(e[0].message.contains("a percentage"), "{e:?}");
+}
+
+/// Retries need something that can time out a lock: the step's
+/// lock_timeout, its own `SET lock_timeout` or NOWAIT, or the server's
+/// lock_timeout setting; without any they are refused.
+#[test]
+fn retries_count_only_where_a_lock_can_time_out() {
+    let path = fixture("bad", "retries_without_timeout.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let load = |t: String| scenario::load_str(&path, t.as_bytes(), &Overrides::default());
+    let step = "sql = \"ALTER TABLE t ADD COLUMN w int\"";
+    for ok in [
+        text.replace(step, "sql = [\"SET LOCAL lock_timeout = '1s'\", \"ALTER TABLE t ADD COLUMN w int\"]"),
+        text.replace(step, "sql = [\"LOCK TABLE t IN ACCESS EXCLUSIVE MODE NOWAIT\", \"ALTER TABLE t ADD COLUMN w int\"]"),
+        format!("{text}\n[postgres]\nsettings = {{ lock_timeout = \"2s\" }}\n"),
+    ] {
+        load(ok.clone()).unwrap_or_else(|e| panic!("{e}\n{ok}"));
+    }
+    // A lock_timeout of 0 is none.
+    let off = format!("{text}\n[postgres]\nsettings = {{ lock_timeout = 0 }}\n");
+    let Err(Error::Scenario(e)) = load(off) else {
+        panic!("lock_timeout = 0 times nothing out")
+    };
+    assert_eq!(e[0].field, "phase[0].step[0].retries");
 }

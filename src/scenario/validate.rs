@@ -105,7 +105,19 @@ pub fn validate(
         .and_then(|m| m.rehearse.as_ref())
         .and_then(|r| r.get_ref().last.as_ref())
         .map(|l| l.span());
-    let mut phases = phases(d, &f.phase, &workload.apps(), path, &migrations, last_span);
+    let server_lock_timeout = postgres
+        .settings
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("lock_timeout") && v.trim() != "0");
+    let mut phases = phases(
+        d,
+        &f.phase,
+        &workload.apps(),
+        path,
+        &migrations,
+        last_span,
+        server_lock_timeout,
+    );
     if let Some(m) = migrations.plan() {
         if m.rehearse.is_empty() && matches!(m.selection, crate::migrations::Selection::SinceGit(_))
         {

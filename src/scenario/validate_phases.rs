@@ -22,6 +22,8 @@ struct Sources<'a> {
     /// The scenario file: `file = ...` is relative to it.
     scenario: &'a Path,
     rehearsed: Rehearsed<'a>,
+    /// `[postgres] settings` sets lock_timeout for every session.
+    server_lock_timeout: bool,
 }
 
 pub(super) fn phases(
@@ -31,6 +33,7 @@ pub(super) fn phases(
     scenario: &Path,
     migrations: &Migrations,
     last_span: Option<std::ops::Range<usize>>,
+    server_lock_timeout: bool,
 ) -> Vec<PhasePlan> {
     let rehearsed = match migrations {
         Migrations::Absent => Rehearsed::NoSection,
@@ -66,6 +69,7 @@ pub(super) fn phases(
     let sources = Sources {
         scenario,
         rehearsed,
+        server_lock_timeout,
     };
     let mut names = Names::new("phase");
     let mut drafts = Vec::new();
@@ -359,7 +363,38 @@ fn step(
         pause_after: d.duration(&ss.pause_after, &f("pause_after"), Duration::ZERO),
         expect_error,
     };
+    if let Some(v) = &ss.retries {
+        let can_time_out = plan.lock_timeout.is_some()
+            || sources.server_lock_timeout
+            || can_give_up_a_lock(&plan.action);
+        if plan.retries > 0 && !can_time_out {
+            d.err(
+                v.span(),
+                f("retries"),
+                format!(
+                    "retries = {} never retry: a step is retried only after a lock timeout \
+                     (55P03), and this one has no lock_timeout (its SQL sets none and uses no \
+                     NOWAIT); give it lock_timeout = \"2s\", or leave retries out",
+                    plan.retries
+                ),
+            );
+        }
+    }
     Entry::Step(Box::new(plan), placed)
+}
+
+/// Whether the step's own SQL can end in 55P03: it sets a lock_timeout
+/// (`SET lock_timeout`, `set_config`) or asks for a lock NOWAIT.
+fn can_give_up_a_lock(action: &StepAction) -> bool {
+    let gives_up = |sql: &str| {
+        matches!(crate::sql::time_setting(sql, "lock_timeout"), Some(Some(_)))
+            || sql.to_ascii_lowercase().contains("nowait")
+    };
+    match action {
+        StepAction::Sql(stmts) => stmts.iter().any(|s| gives_up(s)),
+        StepAction::File(file) => file.statements().any(|s| gives_up(&s.sql)),
+        StepAction::Backfill(_) => false,
+    }
 }
 
 /// `expect_error`: one SQLSTATE or a non-empty list of them, each five
