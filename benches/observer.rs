@@ -17,7 +17,8 @@
 //! 95% interval, the CPU per request here and in the server on each side,
 //! and writes the raw runs to benches/results/observer/<UTC time>.csv (see
 //! its README.md).
-//! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5).
+//! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5),
+//! OBSERVER_BENCH_MODES (comma-separated, default all three).
 
 mod common;
 
@@ -269,6 +270,10 @@ fn main() {
         let server = Server::find(&conn).await;
         // Per mode and side (0 without, 1 with observers): the runs.
         let mut runs: [[Vec<Run>; 2]; 3] = Default::default();
+        let wanted: Vec<String> = std::env::var("OBSERVER_BENCH_MODES")
+            .map(|v| v.split(',').map(|m| m.trim().to_string()).collect())
+            .unwrap_or_default();
+        let measured = |mode: &str| wanted.is_empty() || wanted.iter().any(|w| w == mode);
         let mut csv = String::from(
             "pair,mode,order,observers,secs,qps,client_us_per_request,server_us_per_request,observer_backends_us_per_request\n",
         );
@@ -276,6 +281,9 @@ fn main() {
         measure(&conn, &server, &s, false, common::Observe::Off, 1.0).await;
         for i in 0..pairs {
             for (m, (mode, observed)) in MODES.iter().enumerate() {
+                if !measured(mode) {
+                    continue;
+                }
                 // Alternate which side goes first.
                 let order = if (i + m) % 2 == 0 {
                     [false, true]
@@ -297,6 +305,9 @@ fn main() {
             }
         }
         for (m, (mode, _)) in MODES.iter().enumerate() {
+            if !measured(mode) {
+                continue;
+            }
             let [without, with] = &runs[m];
             let field = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).collect::<Vec<f64>>();
             let ratios: Vec<f64> = with
