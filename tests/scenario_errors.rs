@@ -915,7 +915,24 @@ fn an_unclosed_quote_in_inline_sql_is_found_by_check() {
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains(
-            "s.toml:12:7: phase[0].step[0].sql: a quoted string opened at `'abc` is never closed"
+            "s.toml:12:15: phase[0].step[0].sql: a quoted string opened at `'abc` is never closed"
+        ),
+        "{stderr}"
+    );
+    // In a multi-line string: at the quote's own line and column.
+    std::fs::write(
+        &path,
+        "name = \"x\"\n[[table]]\nname = \"t\"\nrows = 10\n\
+         create = \"CREATE TABLE t (id int)\"\n[table.columns]\nid = { gen = \"sequence\" }\n\
+         [[phase]]\nname = \"p\"\n[[phase.step]]\nname = \"s\"\nsql = '''\nSELECT 1;\n\
+         UPDATE t SET id = 2\n  WHERE id = 'x;\n'''\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(&[&path]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "s.toml:15:14: phase[0].step[0].sql: a quoted string opened at `'x;` is never closed"
         ),
         "{stderr}"
     );

@@ -248,13 +248,18 @@ pub fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
     // server would say only "syntax error at end of input", mid-run.
     for (text, span) in &texts {
         if let Some(u) = sql::statement_spans(text).unclosed {
+            let at = offset_in_source(d.text, span, text, u.start).unwrap_or(span.start);
             d.err(
-                span.clone(),
+                at..span.end,
                 field,
                 format!(
                     "a {} opened at `{}` is never closed",
                     u.kind.describe(),
-                    text[u.start..].chars().take(20).collect::<String>()
+                    text[u.start..]
+                        .chars()
+                        .take_while(|c| *c != '\n')
+                        .take(20)
+                        .collect::<String>()
                 ),
             );
         }
@@ -268,6 +273,29 @@ pub fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
         );
     }
     out
+}
+
+/// Where byte `at` of a TOML string's value lies in the file, for a value
+/// written as it reads: a literal string (`'...'`, `'''...'''`) or a basic
+/// one without escapes (a multi-line one's first newline is not part of
+/// it). None when escapes make the two differ.
+fn offset_in_source(source: &str, span: &Range<usize>, value: &str, at: usize) -> Option<usize> {
+    let raw = source.get(span.clone())?;
+    let quote = ["'''", "\"\"\"", "'", "\""]
+        .into_iter()
+        .find(|q| raw.starts_with(q) && raw.ends_with(q) && raw.len() >= 2 * q.len())?;
+    let mut body = &raw[quote.len()..raw.len() - quote.len()];
+    let mut start = span.start + quote.len();
+    if quote.len() == 3 {
+        for nl in ["\r\n", "\n"] {
+            if let Some(rest) = body.strip_prefix(nl) {
+                body = rest;
+                start += nl.len();
+                break;
+            }
+        }
+    }
+    (body == value).then_some(start + at)
 }
 
 pub fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String> {
