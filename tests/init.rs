@@ -4,6 +4,8 @@
 //! compared with the source's.
 
 mod common;
+#[path = "init_cases/shapes.rs"]
+mod shapes;
 
 use std::collections::BTreeMap;
 use std::path::Path;
