@@ -6,6 +6,8 @@
 mod common;
 #[path = "init_cases/shapes.rs"]
 mod shapes;
+#[path = "init_cases/workload.rs"]
+mod workload;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -336,12 +338,15 @@ async fn init_only_reads_in_one_read_only_transaction_and_a_reader_role_suffices
             .await
             .unwrap();
     }
-    c.execute(
-        "UPDATE orders SET status = $1 WHERE id = $2",
-        &[&"paid", &1i64],
-    )
-    .await
-    .unwrap();
+    // Twice: a statement called once is a one-off, not the app's traffic.
+    for id in 1..=2i64 {
+        c.execute(
+            "UPDATE orders SET status = $1 WHERE id = $2",
+            &[&"paid", &id],
+        )
+        .await
+        .unwrap();
+    }
     c.batch_execute(
         "CREATE ROLE reader LOGIN PASSWORD 'reader-pw'; \
          GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader; \

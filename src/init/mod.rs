@@ -18,6 +18,7 @@ mod distinct;
 mod distribution;
 mod histogram;
 mod keys;
+mod literals;
 pub mod model;
 mod order;
 mod params;
@@ -213,6 +214,19 @@ fn header(source: &Source, include_values: bool) -> Vec<String> {
              are schema, and copied as such."
                 .into(),
         );
+    }
+    let one_offs = source.statements.as_ref().and_then(|st| {
+        st.skipped
+            .iter()
+            .find(|(why, _)| why == statements::ONE_OFF)
+            .map(|(_, n)| *n)
+    });
+    if let Some(n) = one_offs {
+        h.push(format!(
+            "Left out of the workload: {n} statement(s) on these tables that pg_stat_statements \
+             saw {}. The comments above [workload] say what else was skipped and why.",
+            statements::ONE_OFF
+        ));
     }
     h.push(
         "Each generator's comment says which figures it reproduces. Table rows scale with --rows \

@@ -198,7 +198,14 @@ pub enum TypeKind {
 /// One pg_stat_statements entry.
 #[derive(Debug, Clone)]
 pub struct Statement {
+    /// The text proposed: pg_stat_statements' with typed literals of a
+    /// parameter (`interval $1`) written as casts (`$1::interval`).
     pub query: String,
+    /// pg_stat_statements' text when `query` differs from it.
+    pub original: Option<String>,
+    /// (`$n`'s n, value, type): parameters of a typed literal whose type
+    /// no generator writes, passed as text; they get this constant.
+    pub constants: Vec<(u32, &'static str, String)>,
     pub calls: i64,
     /// Parameter types as the server described them; None when it could
     /// not be prepared (why).
