@@ -4,6 +4,8 @@
 //! compared with the source's.
 
 mod common;
+#[path = "init_cases/keys.rs"]
+mod keys;
 #[path = "init_cases/shapes.rs"]
 mod shapes;
 #[path = "init_cases/workload.rs"]
