@@ -26,6 +26,7 @@ mod session;
 mod spec;
 mod statements;
 mod stats;
+mod unique;
 mod workload;
 mod write;
 
