@@ -5,7 +5,8 @@
 //! unique key of the table gets at least one column that never repeats, or
 //! is deduplicated before it is built.
 
-use super::distribution::{figures, foreign_key, generator, kind_of, Input, Kind};
+use super::distribution::{figures, generator, kind_of, Input, Kind};
+use super::fk::foreign_key;
 use super::keys::{primary_key, sequence_fits, unique_alone, unique_keys, Keys};
 use super::model::{Column, Table};
 use super::order::Order;

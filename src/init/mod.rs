@@ -5,10 +5,11 @@
 //! workload reproduce them.
 //!
 //! Data flows one way:
-//! session.rs (catalog.rs, stats.rs, statements.rs) → a [`model::Source`] →
-//! order.rs (creation order, cycles) and keys.rs → columns.rs (generators,
-//! distribution.rs turns pg_stats into them) → ddl.rs (create, after_seed) →
-//! workload.rs → write.rs (TOML with comments).
+//! session.rs (catalog.rs, stats.rs, statements.rs with literals.rs) → a
+//! [`model::Source`] → order.rs (creation order, cycles) and keys.rs →
+//! columns.rs (generators: distribution.rs and fk.rs turn pg_stats into
+//! them, unique.rs keeps unique keys unique) → ddl.rs (create, after_seed)
+//! → workload.rs → write.rs (TOML with comments).
 
 mod catalog;
 mod columns;
@@ -16,6 +17,7 @@ mod ddl;
 mod depends;
 mod distinct;
 mod distribution;
+mod fk;
 mod histogram;
 mod keys;
 mod literals;
