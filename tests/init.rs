@@ -10,6 +10,8 @@ mod keys;
 mod shapes;
 #[path = "init_cases/support.rs"]
 mod support;
+#[path = "init_cases/views.rs"]
+mod views;
 #[path = "init_cases/workload.rs"]
 mod workload;
 

@@ -29,6 +29,7 @@ mod spec;
 mod statements;
 mod stats;
 mod unique;
+mod views;
 mod workload;
 mod write;
 
@@ -86,17 +87,25 @@ pub fn render(source: &Source, include_values: bool) -> Result<String> {
         .map(|i| columns::generators(&cx, i))
         .collect();
     let prelude = ddl::prelude(source);
+    let views = views::written(source);
     let mut o = String::new();
-    write::header(&mut o, &header(source, include_values));
+    write::header(&mut o, &header(source, include_values, &views));
     let _ = std::fmt::Write::write_fmt(
         &mut o,
         format_args!(
-            "name = {}\ndescription = {}\n\n[postgres]\n# The source's major version: rehearse on the same.\nversion = \"{}\"\n",
+            "name = {}\ndescription = {}\n",
             write::string(&source.database),
             write::string(&format!(
                 "The tables of {} (schema {}) with the shape of their data, from pgrehearse init",
                 source.database, source.schema
             )),
+        ),
+    );
+    write::seed_sql(&mut o, &views.sql);
+    let _ = std::fmt::Write::write_fmt(
+        &mut o,
+        format_args!(
+            "\n[postgres]\n# The source's major version: rehearse on the same.\nversion = \"{}\"\n",
             source.version_num / 10000
         ),
     );
@@ -181,7 +190,7 @@ fn row_counts(source: &Source, keys: &keys::Keys) -> (Vec<u64>, Vec<String>) {
     (rows, notes)
 }
 
-fn header(source: &Source, include_values: bool) -> Vec<String> {
+fn header(source: &Source, include_values: bool, views: &views::Written) -> Vec<String> {
     let mut h = vec![format!(
         "Written by `pgrehearse init` from database {} (PostgreSQL {}.{}), schema {}.",
         source.database,
@@ -217,6 +226,16 @@ fn header(source: &Source, include_values: bool) -> Vec<String> {
              are schema, and copied as such."
                 .into(),
         );
+    }
+    if !views.names.is_empty() {
+        h.push(format!(
+            "Views ({}) are created in seed_sql, once the tables are loaded, a view after the \
+             views it reads.",
+            views.names.join(", ")
+        ));
+    }
+    if !views.left_out.is_empty() {
+        h.push(format!("Views left out: {}.", views.left_out.join("; ")));
     }
     let one_offs = source.statements.as_ref().and_then(|st| {
         st.skipped

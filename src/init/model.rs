@@ -33,6 +33,27 @@ pub struct Source {
     pub relations: Vec<String>,
     /// pg_stat_statements' top statements; None when it is not installed.
     pub statements: Option<Statements>,
+    /// The views and materialized views of the schema, by name.
+    pub views: Vec<View>,
+}
+
+/// A view or materialized view.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub oid: u32,
+    pub name: String,
+    pub sql_name: String,
+    pub materialized: bool,
+    /// pg_get_viewdef, without its `;`.
+    pub def: String,
+    /// `security_barrier=true`, `check_option=local`, ...
+    pub options: Vec<String>,
+    /// The relations it reads (oids), and their names.
+    pub reads: Vec<u32>,
+    pub reads_names: Vec<String>,
+    /// Functions it calls outside pg_catalog: `f(args)`, followed by the
+    /// extension's name for an extension's.
+    pub functions: Vec<String>,
 }
 
 /// What pg_stat_statements held.

@@ -62,7 +62,14 @@ pub async fn read(client: &Client, source: &Source, loaded: bool) -> Result<Opti
         .query(&sql, &[])
         .await
         .map_err(|e| read_error(e, "pg_stat_statements"))?;
-    let tables: Vec<&str> = source.tables.iter().map(|t| t.name.as_str()).collect();
+    // The views written are the scenario's too.
+    let views = super::views::written(source).names;
+    let tables: Vec<&str> = source
+        .tables
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(views.iter().map(String::as_str))
+        .collect();
     let mut top = Vec::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     for r in rows {
