@@ -7,12 +7,11 @@ use super::distribution::{facts, Facts, Input, WEIGHT_SCALE};
 use super::spec::{Spec, Val};
 
 /// A foreign key: its parent's keys (1..rows, which the parent's
-/// `sequence` fills). The most common keys (those facts() keeps: notably
-/// more common than the others, or all of them when pg_stats lists every
-/// key) go to keys 1..k, the hottest parents, with their frequencies; the
-/// others come from as many different parents among keys k+1.. as the
-/// source's column references. `fk` draws integer keys, so a uuid key gets
-/// the uuid its parent's `sequence` wrote.
+/// `sequence` fills). The keys referenced notably more often than the keys
+/// after them ([`hot_keys`]) go to keys 1..k, the hottest parents, with
+/// their frequencies; the others come from as many different parents among
+/// keys k+1.. as the source's column references. `fk` draws integer keys,
+/// so a uuid key gets the uuid its parent's `sequence` wrote.
 pub fn foreign_key(input: &Input, parent: &str, parent_rows: u64, deferred: bool) -> Spec {
     let f = facts(input);
     let mut spec = Spec::new("fk").with("table", Val::Str(parent.to_string()));

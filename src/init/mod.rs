@@ -149,11 +149,20 @@ pub fn render(source: &Source, include_values: bool) -> Result<String> {
     if let Err(e) =
         crate::scenario::load_str("init.toml".as_ref(), o.as_bytes(), &Default::default())
     {
-        return Err(Error::Other(anyhow::anyhow!(
-            "init wrote a scenario that does not validate (a bug in pgrehearse; please report it):\n{e}\n--- the scenario ---\n{o}"
-        )));
+        return Err(Error::Other(anyhow::anyhow!(invalid(&o, &e.to_string()))));
     }
     Ok(o)
+}
+
+/// What init says when its own scenario does not validate: what failed,
+/// the scenario (whose lines the errors point at), and what failed again
+/// after it, where a long scenario leaves the terminal.
+fn invalid(scenario: &str, errors: &str) -> String {
+    format!(
+        "init wrote a scenario that does not validate (a bug in pgrehearse; please report it):\n\
+         {errors}\n--- the scenario (init.toml) ---\n{scenario}--- end of the scenario ---\n\
+         init wrote no scenario: the one above does not validate:\n{errors}"
+    )
 }
 
 /// Rows per table (by index), with a note on where the figure came from.
@@ -256,4 +265,17 @@ fn header(source: &Source, include_values: bool, views: &views::Written) -> Vec<
             .into(),
     );
     h
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_invalid_scenario_is_named_before_and_after_its_text() {
+        let errors = "init.toml:3:1: table[0].columns.v.distinct: 60 distinct integers do not fit";
+        let long: String = (0..500).map(|i| format!("# line {i}\n")).collect();
+        let m = super::invalid(&long, errors);
+        assert!(m.starts_with("init wrote a scenario that does not validate"));
+        assert!(m.ends_with(&format!("does not validate:\n{errors}")), "{m}");
+        assert!(m.contains(&long));
+    }
 }
