@@ -87,12 +87,28 @@ fn shaped_specs_validate_into_generators() {
         gen_of(
             r#"{ gen = "fk", table = "t", deferred = true, weights = [5, 3], rest_weight = 2 }"#
         ),
-        Gen::ChoiceRest {
-            values: vec!["1".into(), "2".into()],
+        // The rest draws the other keys only.
+        Gen::WeightedKeys {
             weights: vec![5, 3],
-            rest: Box::new(Gen::ForeignKey {
-                table: "t".into(),
-                rows: 1000,
+            rest: Box::new(Gen::Int {
+                min: 3,
+                max: 1000,
+                dist: pgrehearse::scenario::IntDist::Uniform,
+                s: 1.0,
+            }),
+            rest_weight: 2,
+        }
+    );
+    assert_eq!(
+        gen_of(
+            r#"{ gen = "fk", table = "t", deferred = true, weights = [5], rest_weight = 2, distinct = 30 }"#
+        ),
+        Gen::WeightedKeys {
+            weights: vec![5],
+            rest: Box::new(Gen::Histogram {
+                scale: Scale::Int,
+                bounds: vec![2.0, 1000.0],
+                distinct: Some(Distinct::Count(30)),
             }),
             rest_weight: 2,
         }
@@ -156,7 +172,8 @@ fn shares_follow_the_rows_override() {
     .unwrap();
     assert!(matches!(
         &s2.tables[0].columns[0].gen.kind,
-        Gen::ChoiceRest { values, .. } if values.len() == 3
+        Gen::WeightedKeys { weights, rest, .. }
+            if weights.len() == 3 && matches!(**rest, Gen::ForeignKey { rows: 3, .. })
     ));
     // A deferred fk may point at its own table.
     assert!(matches!(
@@ -242,7 +259,7 @@ fn bad_shapes_are_located_errors() {
         (
             r#"{ gen = "fk", table = "t", deferred = true, rest_weight = 3 }"#,
             uuid,
-            "columns.c.rest_weight: rest_weight weighs all keys",
+            "columns.c.rest_weight: rest_weight weighs the other keys",
         ),
         (
             r#"{ gen = "fk", table = "t", deferred = true, weights = [1] }"#,

@@ -5,11 +5,13 @@
 //! unique key of the table gets at least one column that never repeats, or
 //! is deduplicated before it is built.
 
-use super::distribution::{figures, foreign_key, generator, kind_of, Input, Kind};
+use super::distribution::{figures, generator, kind_of, Input, Kind};
+use super::fk::foreign_key;
 use super::keys::{primary_key, sequence_fits, unique_alone, unique_keys, Keys};
 use super::model::{Column, Table};
 use super::order::Order;
 use super::spec::{Spec, Val};
+use super::unique::{coprime_counts, make_unique, set_of, Set};
 use crate::sql::{tokens, TokenKind};
 
 /// One column as written: its generator (None: its default or NULL fills
@@ -22,9 +24,9 @@ pub struct ColumnOut {
 
 pub struct TableGens {
     pub columns: Vec<ColumnOut>,
-    /// Unique keys no column can make unique (every column a foreign key):
-    /// duplicates are deleted before the key is built, in after_seed.
-    pub dedupe: Vec<String>,
+    /// Unique keys whose rows may repeat (name, why): duplicates are
+    /// deleted before the key is built, in after_seed.
+    pub dedupe: Vec<(String, String)>,
 }
 
 /// What every table's generators are decided against.
@@ -51,33 +53,98 @@ pub fn generators(cx: &Context, ti: usize) -> TableGens {
         if unique {
             continue;
         }
-        let upgraded = key.columns.iter().any(|n| {
-            let Some(i) = t.columns.iter().position(|c| c.num == *n) else {
-                return false;
+        if key.columns.len() > 1 {
+            // Only the combination must be unique: each column keeps its
+            // values, from sets sized so combinations do not repeat. Beyond
+            // these rows (--rows) they may: duplicates are deleted then.
+            let why = if combine(cx, ti, &key.columns, &mut columns, &key.name) {
+                "its columns' value sets are sized so that their combinations do not repeat \
+                 at these rows; beyond them (--rows), duplicates are deleted before"
+            } else {
+                "its columns' generators cannot keep their combinations apart, so duplicates \
+                 are deleted before"
             };
-            if cx.keys.fk_of(t, *n).is_some() || columns[i].spec.is_none() {
-                return false;
-            }
-            match make_unique(columns[i].spec.take().unwrap_or_else(|| Spec::new("")), &t.columns[i]) {
-                Ok(spec) => {
-                    columns[i].spec = Some(spec);
-                    columns[i].notes.push(format!(
-                        "never repeats, for the unique key {}: its own distribution would repeat values",
-                        key.name
-                    ));
-                    true
-                }
-                Err(spec) => {
-                    columns[i].spec = Some(spec);
-                    false
-                }
-            }
-        });
-        if !upgraded {
-            dedupe.push(key.name);
+            dedupe.push((key.name, why.to_string()));
+            continue;
         }
+        let n = key.columns[0];
+        let Some(i) = t.columns.iter().position(|c| c.num == n) else {
+            continue;
+        };
+        // A foreign key keeps drawing its parent's keys.
+        let spec = match &columns[i].spec {
+            Some(spec) if cx.keys.fk_of(t, n).is_none() => Some(spec.clone()),
+            _ => None,
+        };
+        match spec.map(|spec| make_unique(spec, &t.columns[i], cx.rows[ti])) {
+            Some(Ok(spec)) => {
+                columns[i].spec = Some(spec);
+                columns[i].notes.push(format!(
+                    "never repeats, for the unique key {}: its own distribution would repeat values",
+                    key.name
+                ));
+                continue;
+            }
+            Some(Err((_, why))) => columns[i]
+                .notes
+                .push(format!("cannot be made unique: {why}")),
+            None => {}
+        }
+        dedupe.push((
+            key.name,
+            "its column's generator may repeat values, so duplicates are deleted before".into(),
+        ));
     }
     TableGens { columns, dedupe }
+}
+
+/// Give the columns of a several-column key fixed sets of pairwise coprime
+/// sizes whose product reaches the table's rows (unique.rs says why that
+/// keeps combinations apart). False, changing nothing, when they cannot.
+fn combine(cx: &Context, ti: usize, key: &[i16], columns: &mut [ColumnOut], name: &str) -> bool {
+    let t = &cx.tables[ti];
+    let rows = cx.rows[ti];
+    let mut sets = Vec::new();
+    for n in key {
+        let Some(i) = t.columns.iter().position(|c| c.num == *n) else {
+            continue;
+        };
+        let parent_rows = cx.keys.fk_of(t, *n).map(|(_, p)| cx.rows[p]);
+        let set = columns[i]
+            .spec
+            .as_ref()
+            .and_then(|s| set_of(s, &t.columns[i], rows, parent_rows));
+        if let Some(set) = set {
+            sets.push((i, set));
+        }
+    }
+    let only: Vec<Set> = sets.iter().map(|(_, s)| s.clone()).collect();
+    let Some(counts) = coprime_counts(&only, rows) else {
+        return false;
+    };
+    let sizes: Vec<String> = sets
+        .iter()
+        .zip(&counts)
+        .map(|((i, _), n)| format!("{} {n}", t.columns[*i].name))
+        .collect();
+    for ((i, set), n) in sets.into_iter().zip(counts) {
+        let nulls = match columns[i]
+            .spec
+            .as_ref()
+            .and_then(|s| s.get("null_fraction"))
+        {
+            Some(Val::Float(x)) => *x,
+            _ => 0.0,
+        };
+        let spec = set.shape.with("distinct", Val::Int(n as i64)).nulls(nulls);
+        columns[i].spec = Some(spec);
+        columns[i].notes.push(format!(
+            "a set of {n} values, for the key {name}: sets of coprime sizes ({}) never repeat \
+             a combination, where each column's own distribution would",
+            sizes.join(", ")
+        ));
+    }
+    true
 }
 
 fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
@@ -155,65 +222,16 @@ fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
         return out(spec, notes);
     };
     if unique_alone(t, c.num) && !spec.unique() {
-        return match make_unique(spec, c) {
+        return match make_unique(spec, c, cx.rows[ti]) {
             Ok(spec) => {
                 notes.push("unique: every row its own value".into());
                 out(Some(spec), notes)
             }
-            Err(spec) => out(Some(spec), notes),
+            // generators() says why, with the key.
+            Err((spec, _)) => out(Some(spec), notes),
         };
     }
     out(Some(spec), notes)
-}
-
-/// The same generator made to never repeat a value; Err gives it back when
-/// its kind cannot.
-fn make_unique(spec: Spec, c: &Column) -> Result<Spec, Spec> {
-    let nulls = match spec.get("null_fraction") {
-        Some(Val::Float(x)) => *x,
-        _ => 0.0,
-    };
-    // Of a choice, the rest carries the shape.
-    let shape = match (spec.kind(), &spec.rest) {
-        ("choice", Some(rest)) => (**rest).clone(),
-        _ => spec.clone(),
-    };
-    let all = Val::Str("100%".into());
-    let made = match kind_of(&c.base) {
-        Kind::Int | Kind::Numeric { .. } => {
-            let start = c
-                .stats
-                .as_ref()
-                .and_then(|s| s.histogram.first().or(s.mcv.first()))
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(1);
-            Spec::new("sequence").with("start", Val::Int(start))
-        }
-        Kind::Uuid => Spec::new("uuid"),
-        Kind::Text { limit } if shape.kind() == "text" => {
-            let mut s = shape.with("distinct", all);
-            // Enough characters for any --rows.
-            let lo = match s.get("min_len") {
-                Some(Val::Int(n)) => *n,
-                _ => 0,
-            };
-            let lo = lo.max(6).min(i64::from(limit.unwrap_or(u32::MAX)));
-            s.set("min_len", Val::Int(lo));
-            if matches!(s.get("max_len"), Some(Val::Int(n)) if *n < lo) {
-                s.set("max_len", Val::Int(lo));
-            }
-            s
-        }
-        Kind::Float | Kind::Timestamp | Kind::Date
-            if matches!(shape.kind(), "float" | "timestamp" | "int") =>
-        {
-            shape.with("distinct", all)
-        }
-        _ => return Err(spec),
-    };
-    let mut made = made;
-    made.remove("null_fraction");
-    Ok(made.nulls(nulls))
 }
 
 /// A column of a type no generator writes: its default, NULL where it may

@@ -24,8 +24,8 @@ enum Place {
     After(&'static str),
     /// In after_seed, NOT VALID.
     NotValid(&'static str),
-    /// Deduplicate, then add it in after_seed.
-    Dedupe,
+    /// Deduplicate, then add it in after_seed (why).
+    Dedupe(String),
     Skip(&'static str),
 }
 
@@ -66,11 +66,8 @@ pub fn table_sql(
                 ));
                 after.push(format!("{add} NOT VALID"));
             }
-            Place::Dedupe => {
-                notes.push(format!(
-                    "{}: its columns are all foreign keys drawn independently, so duplicates are deleted before it is added",
-                    c.name
-                ));
+            Place::Dedupe(why) => {
+                notes.push(format!("{}: {why} it is added", c.name));
                 after.push(dedupe_sql(t, &c.columns));
                 after.push(add);
             }
@@ -82,11 +79,8 @@ pub fn table_sql(
             notes.push(format!("index {} is not written: it is invalid in the source (a failed CREATE INDEX CONCURRENTLY?)", i.name));
             continue;
         }
-        if gens.dedupe.contains(&i.name) {
-            notes.push(format!(
-                "unique index {}: its columns are all foreign keys drawn independently, so duplicates are deleted before it is built",
-                i.name
-            ));
+        if let Some((_, why)) = gens.dedupe.iter().find(|(n, _)| *n == i.name) {
+            notes.push(format!("unique index {}: {why} it is built", i.name));
             after.push(dedupe_sql(t, &i.columns));
         }
         after.push(i.def.clone());
@@ -134,8 +128,9 @@ fn place(t: &Table, c: &Constraint, gens: &TableGens, keys: &Keys, order: &Order
     if c.def.ends_with(" NOT VALID") {
         return Place::After("it is NOT VALID in the source");
     }
+    let dedupe = gens.dedupe.iter().find(|(n, _)| *n == c.name);
     match c.kind {
-        'p' | 'u' if gens.dedupe.contains(&c.name) => Place::Dedupe,
+        'p' | 'u' if dedupe.is_some() => Place::Dedupe(dedupe.map(|d| d.1.clone()).unwrap_or_default()),
         'p' | 'u' => Place::Inline,
         'f' if order.is_deferred(t, &c.name) => {
             if c.ref_table == Some(t.oid) {

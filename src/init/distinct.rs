@@ -57,8 +57,17 @@ pub fn setting(t: &Target, bounds: &[f64], unit: Option<f64>) -> Option<Val> {
         };
         capacity(n) * covered
     };
+    // The generator cannot hold more values than its range has units (an
+    // integer range of 49 integers holds 49 values, whatever share of the
+    // rows reaches it): check refuses more, and more would merge anyway.
+    let room = match unit {
+        Some(u) if bounds.len() >= 2 => {
+            ((bounds[bounds.len() - 1] - bounds[0]) / u + 1e-9).floor() + 1.0
+        }
+        _ => f64::INFINITY,
+    };
     // realized() grows with n up to n = rows: bisect on a log scale.
-    let (mut lo, mut hi) = (1.0f64, rows.max(1.0));
+    let (mut lo, mut hi) = (1.0f64, rows.min(room).max(1.0));
     if realized(hi) <= target {
         lo = hi;
     } else {
@@ -74,8 +83,9 @@ pub fn setting(t: &Target, bounds: &[f64], unit: Option<f64>) -> Option<Val> {
             }
         }
     }
-    let n = lo.round().max(1.0);
-    Some(if t.scales {
+    let n = lo.round().clamp(1.0, room.max(1.0));
+    // A set as large as the range stays that large at any --rows.
+    Some(if t.scales && n < room {
         if n >= rows {
             Val::Str("100%".into())
         } else {
@@ -134,8 +144,28 @@ mod tests {
             Some(Val::Str("25%".into()))
         );
         assert_eq!(
-            setting(&target(10_000.0, 1.0, true), &[0.0, 1e3], Some(1.0)),
+            setting(&target(10_000.0, 1.0, true), &[0.0, 1e5], Some(1.0)),
             Some(Val::Str("100%".into()))
+        );
+        // Never more values than the integers of the range, even when
+        // few rows reach the generator (a tenth here); a count then, since
+        // the range does not grow with the rows.
+        assert_eq!(
+            setting(&target(49.0, 0.1, false), &[2.0, 50.0], Some(1.0)),
+            Some(Val::Int(49))
+        );
+        assert_eq!(
+            setting(&target(49.0, 0.1, true), &[2.0, 3.0, 50.0], Some(1.0)),
+            Some(Val::Int(49))
+        );
+        // Days: as many as the range has.
+        assert_eq!(
+            setting(
+                &target(40.0, 0.2, false),
+                &[0.0, 9.0 * 86_400e6],
+                Some(86_400e6)
+            ),
+            Some(Val::Int(10))
         );
         // Continuous values that never repeat need no set.
         assert_eq!(

@@ -12,7 +12,7 @@ use super::spec::{round_to, Spec, Val};
 use crate::scenario::gen::encode::parse_timestamp;
 
 /// Weights are frequencies in millionths.
-const WEIGHT_SCALE: f64 = 1e6;
+pub(super) const WEIGHT_SCALE: f64 = 1e6;
 /// A most common value is written as one when it is at least this many
 /// times as frequent as the average other value.
 const NOTABLY_COMMON: f64 = 5.0;
@@ -77,26 +77,26 @@ pub struct Input<'a> {
 }
 
 /// The figures of pg_stats one generator rests on.
-struct Facts<'a> {
-    stats: Option<&'a ColumnStats>,
+pub(super) struct Facts<'a> {
+    pub(super) stats: Option<&'a ColumnStats>,
     /// Share of NULL rows.
-    nulls: f64,
+    pub(super) nulls: f64,
     /// (value, share of all rows), most common first.
-    common: Vec<(String, f64)>,
+    pub(super) common: Vec<(String, f64)>,
     /// Share of rows that are neither NULL nor a common value.
-    rest_share: f64,
+    pub(super) rest_share: f64,
     /// Distinct non-NULL values, when pg_stats knows.
-    distinct: Option<f64>,
+    pub(super) distinct: Option<f64>,
     /// pg_stats says the count grows with the table (n_distinct < 0).
-    scales: bool,
-    rows: f64,
+    pub(super) scales: bool,
+    pub(super) rows: f64,
     /// Common values left to the rest (not notably more common), with
     /// their shares.
-    dropped: Vec<(String, f64)>,
+    pub(super) dropped: Vec<(String, f64)>,
 }
 
 impl Facts<'_> {
-    fn target(&self, values: f64, share: f64) -> Target {
+    pub(super) fn target(&self, values: f64, share: f64) -> Target {
         Target {
             values,
             rows: self.rows,
@@ -106,7 +106,7 @@ impl Facts<'_> {
     }
 }
 
-fn facts<'a>(input: &Input<'a>) -> Facts<'a> {
+pub(super) fn facts<'a>(input: &Input<'a>) -> Facts<'a> {
     let rows = input.rows as f64;
     let stats = input.column.stats.as_ref();
     let nulls = match stats {
@@ -200,51 +200,6 @@ pub fn generator(input: &Input) -> (Option<Spec>, Vec<String>) {
         Kind::Other => return (None, notes),
     };
     (spec.map(|s| s.nulls(f.nulls)), notes)
-}
-
-/// A foreign key: its parent's keys (1..rows, which the parent's
-/// `sequence` fills). Keys referenced notably more often than the others go
-/// to keys 1..k, the hottest parents, with their frequencies; the others
-/// come from as many different parents as the source's column references.
-pub fn foreign_key(input: &Input, parent: &str, parent_rows: u64, deferred: bool) -> Spec {
-    let f = facts(input);
-    let mut spec = Spec::new("fk").with("table", Val::Str(parent.to_string()));
-    if deferred {
-        spec.set("deferred", Val::Bool(true));
-    }
-    // Hot keys: at least twice as often referenced as the average key.
-    let average = f.distinct.map_or(0.0, |d| (1.0 - f.nulls) / d.max(1.0));
-    let hot: Vec<f64> = f
-        .common
-        .iter()
-        .map(|c| c.1)
-        .take_while(|p| *p >= 2.0 * average)
-        .take(parent_rows as usize)
-        .collect();
-    let hot_share: f64 = hot.iter().sum();
-    let (target, share) = (
-        f.distinct.map(|d| (d - hot.len() as f64).max(1.0)),
-        (1.0 - f.nulls - hot_share).max(0.0),
-    );
-    // Fewer parents than the table has: the set is needed.
-    if let Some(t) = target.filter(|t| *t < 0.8 * parent_rows as f64) {
-        let bounds = [1.0, parent_rows as f64];
-        if let Some(d) = distinct::setting(&f.target(t, share), &bounds, Some(1.0)) {
-            spec.set("distinct", d);
-        }
-    }
-    if !hot.is_empty() {
-        let weights = hot
-            .iter()
-            .map(|p| Val::Int(((p * WEIGHT_SCALE).round() as i64).max(1)))
-            .collect();
-        spec.set("weights", Val::List(weights));
-        spec.set(
-            "rest_weight",
-            Val::Int((share * WEIGHT_SCALE).round() as i64),
-        );
-    }
-    spec.nulls(f.nulls)
 }
 
 /// Numbers, timestamps and dates: the common values plus the histogram.

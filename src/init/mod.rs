@@ -5,10 +5,11 @@
 //! workload reproduce them.
 //!
 //! Data flows one way:
-//! session.rs (catalog.rs, stats.rs, statements.rs) → a [`model::Source`] →
-//! order.rs (creation order, cycles) and keys.rs → columns.rs (generators,
-//! distribution.rs turns pg_stats into them) → ddl.rs (create, after_seed) →
-//! workload.rs → write.rs (TOML with comments).
+//! session.rs (catalog.rs, stats.rs, statements.rs with literals.rs) → a
+//! [`model::Source`] → order.rs (creation order, cycles) and keys.rs →
+//! columns.rs (generators: distribution.rs and fk.rs turn pg_stats into
+//! them, unique.rs keeps unique keys unique) → ddl.rs (create, after_seed)
+//! → workload.rs → write.rs (TOML with comments).
 
 mod catalog;
 mod columns;
@@ -16,8 +17,10 @@ mod ddl;
 mod depends;
 mod distinct;
 mod distribution;
+mod fk;
 mod histogram;
 mod keys;
+mod literals;
 pub mod model;
 mod order;
 mod params;
@@ -25,6 +28,8 @@ mod session;
 mod spec;
 mod statements;
 mod stats;
+mod unique;
+mod views;
 mod workload;
 mod write;
 
@@ -82,17 +87,25 @@ pub fn render(source: &Source, include_values: bool) -> Result<String> {
         .map(|i| columns::generators(&cx, i))
         .collect();
     let prelude = ddl::prelude(source);
+    let views = views::written(source);
     let mut o = String::new();
-    write::header(&mut o, &header(source, include_values));
+    write::header(&mut o, &header(source, include_values, &views));
     let _ = std::fmt::Write::write_fmt(
         &mut o,
         format_args!(
-            "name = {}\ndescription = {}\n\n[postgres]\n# The source's major version: rehearse on the same.\nversion = \"{}\"\n",
+            "name = {}\ndescription = {}\n",
             write::string(&source.database),
             write::string(&format!(
                 "The tables of {} (schema {}) with the shape of their data, from pgrehearse init",
                 source.database, source.schema
             )),
+        ),
+    );
+    write::seed_sql(&mut o, &views.sql);
+    let _ = std::fmt::Write::write_fmt(
+        &mut o,
+        format_args!(
+            "\n[postgres]\n# The source's major version: rehearse on the same.\nversion = \"{}\"\n",
             source.version_num / 10000
         ),
     );
@@ -136,11 +149,20 @@ pub fn render(source: &Source, include_values: bool) -> Result<String> {
     if let Err(e) =
         crate::scenario::load_str("init.toml".as_ref(), o.as_bytes(), &Default::default())
     {
-        return Err(Error::Other(anyhow::anyhow!(
-            "init wrote a scenario that does not validate (a bug in pgrehearse; please report it):\n{e}\n--- the scenario ---\n{o}"
-        )));
+        return Err(Error::Other(anyhow::anyhow!(invalid(&o, &e.to_string()))));
     }
     Ok(o)
+}
+
+/// What init says when its own scenario does not validate: what failed,
+/// the scenario (whose lines the errors point at), and what failed again
+/// after it, where a long scenario leaves the terminal.
+fn invalid(scenario: &str, errors: &str) -> String {
+    format!(
+        "init wrote a scenario that does not validate (a bug in pgrehearse; please report it):\n\
+         {errors}\n--- the scenario (init.toml) ---\n{scenario}--- end of the scenario ---\n\
+         init wrote no scenario: the one above does not validate:\n{errors}"
+    )
 }
 
 /// Rows per table (by index), with a note on where the figure came from.
@@ -177,7 +199,7 @@ fn row_counts(source: &Source, keys: &keys::Keys) -> (Vec<u64>, Vec<String>) {
     (rows, notes)
 }
 
-fn header(source: &Source, include_values: bool) -> Vec<String> {
+fn header(source: &Source, include_values: bool, views: &views::Written) -> Vec<String> {
     let mut h = vec![format!(
         "Written by `pgrehearse init` from database {} (PostgreSQL {}.{}), schema {}.",
         source.database,
@@ -214,10 +236,46 @@ fn header(source: &Source, include_values: bool) -> Vec<String> {
                 .into(),
         );
     }
+    if !views.names.is_empty() {
+        h.push(format!(
+            "Views ({}) are created in seed_sql, once the tables are loaded, a view after the \
+             views it reads.",
+            views.names.join(", ")
+        ));
+    }
+    if !views.left_out.is_empty() {
+        h.push(format!("Views left out: {}.", views.left_out.join("; ")));
+    }
+    let one_offs = source.statements.as_ref().and_then(|st| {
+        st.skipped
+            .iter()
+            .find(|(why, _)| why == statements::ONE_OFF)
+            .map(|(_, n)| *n)
+    });
+    if let Some(n) = one_offs {
+        h.push(format!(
+            "Left out of the workload: {n} statement(s) on these tables that pg_stat_statements \
+             saw {}. The comments above [workload] say what else was skipped and why.",
+            statements::ONE_OFF
+        ));
+    }
     h.push(
         "Each generator's comment says which figures it reproduces. Table rows scale with --rows \
          and --scale; `distinct` given as a share of rows scales with them."
             .into(),
     );
     h
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_invalid_scenario_is_named_before_and_after_its_text() {
+        let errors = "init.toml:3:1: table[0].columns.v.distinct: 60 distinct integers do not fit";
+        let long: String = (0..500).map(|i| format!("# line {i}\n")).collect();
+        let m = super::invalid(&long, errors);
+        assert!(m.starts_with("init wrote a scenario that does not validate"));
+        assert!(m.ends_with(&format!("does not validate:\n{errors}")), "{m}");
+        assert!(m.contains(&long));
+    }
 }

@@ -33,6 +33,27 @@ pub struct Source {
     pub relations: Vec<String>,
     /// pg_stat_statements' top statements; None when it is not installed.
     pub statements: Option<Statements>,
+    /// The views and materialized views of the schema, by name.
+    pub views: Vec<View>,
+}
+
+/// A view or materialized view.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub oid: u32,
+    pub name: String,
+    pub sql_name: String,
+    pub materialized: bool,
+    /// pg_get_viewdef, without its `;`.
+    pub def: String,
+    /// `security_barrier=true`, `check_option=local`, ...
+    pub options: Vec<String>,
+    /// The relations it reads (oids), and their names.
+    pub reads: Vec<u32>,
+    pub reads_names: Vec<String>,
+    /// Functions it calls outside pg_catalog: `f(args)`, followed by the
+    /// extension's name for an extension's.
+    pub functions: Vec<String>,
 }
 
 /// What pg_stat_statements held.
@@ -198,7 +219,14 @@ pub enum TypeKind {
 /// One pg_stat_statements entry.
 #[derive(Debug, Clone)]
 pub struct Statement {
+    /// The text proposed: pg_stat_statements' with typed literals of a
+    /// parameter (`interval $1`) written as casts (`$1::interval`).
     pub query: String,
+    /// pg_stat_statements' text when `query` differs from it.
+    pub original: Option<String>,
+    /// (`$n`'s n, value, type): parameters of a typed literal whose type
+    /// no generator writes, passed as text; they get this constant.
+    pub constants: Vec<(u32, &'static str, String)>,
     pub calls: i64,
     /// Parameter types as the server described them; None when it could
     /// not be prepared (why).

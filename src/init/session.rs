@@ -11,7 +11,7 @@
 use tokio_postgres::Client;
 
 use super::model::{Source, Table};
-use super::{catalog, depends, statements, stats, InitOptions};
+use super::{catalog, depends, statements, stats, views, InitOptions};
 use crate::backend::url::parse_database_url;
 use crate::error::{Error, Result};
 
@@ -105,6 +105,7 @@ async fn read_in_transaction(client: &Client, opts: &InitOptions) -> Result<Sour
     source.extensions = extensions;
     source.functions = depends.functions;
     source.tables = tables;
+    source.views = views::read(client, &opts.schema).await?;
     source.statements = statements::read(client, &source, pgss_loaded).await?;
     Ok(source)
 }

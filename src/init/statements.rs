@@ -7,6 +7,7 @@ use tokio_postgres::Client;
 
 use std::collections::BTreeMap;
 
+use super::literals::typed_parameters;
 use super::model::{ParamType, Source, Statement, Statements};
 use super::session::read_error;
 use crate::error::Result;
@@ -17,6 +18,9 @@ use crate::sql::{tokens, TokenKind};
 pub const MAX_STATEMENTS: usize = 10;
 /// Entries read from pg_stat_statements, most called first.
 const MAX_READ: i64 = 500;
+/// Why a statement called once is not proposed (also in the header).
+pub const ONE_OFF: &str =
+    "called only once (a one-off such as a manual query or a script's), not app traffic";
 
 /// The top app statements, or None when pg_stat_statements is not there
 /// (not installed in this database, or not loaded by the server).
@@ -58,13 +62,27 @@ pub async fn read(client: &Client, source: &Source, loaded: bool) -> Result<Opti
         .query(&sql, &[])
         .await
         .map_err(|e| read_error(e, "pg_stat_statements"))?;
-    let tables: Vec<&str> = source.tables.iter().map(|t| t.name.as_str()).collect();
+    // The views written are the scenario's too.
+    let views = super::views::written(source).names;
+    let tables: Vec<&str> = source
+        .tables
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(views.iter().map(String::as_str))
+        .collect();
     let mut top = Vec::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     for r in rows {
         let query: String = r.get(0);
+        let calls: i64 = r.get(1);
         if let Err(why) = app_statement(&query, &source.relations, &tables) {
             *skipped.entry(why).or_default() += 1;
+            continue;
+        }
+        // Run once since the statistics were reset: a manual query, a
+        // migration's or a script's, not traffic the app keeps sending.
+        if calls <= 1 {
+            *skipped.entry(ONE_OFF.into()).or_default() += 1;
             continue;
         }
         if top.len() == MAX_STATEMENTS {
@@ -73,10 +91,16 @@ pub async fn read(client: &Client, source: &Source, loaded: bool) -> Result<Opti
                 .or_default() += 1;
             continue;
         }
+        let (query, original, constants) = match typed_parameters(&query) {
+            Some(m) => (m.sql, Some(query), m.constants),
+            None => (query, None, Vec::new()),
+        };
         let params = describe(client, &query).await?;
         top.push(Statement {
             query,
-            calls: r.get(1),
+            original,
+            constants,
+            calls,
             params,
         });
     }
@@ -88,8 +112,8 @@ pub async fn read(client: &Client, source: &Source, loaded: bool) -> Result<Opti
 
 /// The parameter types of `query`, from the server's description of it. A
 /// statement the server cannot prepare (pg_stat_statements' normalized text
-/// is not always valid SQL: `interval $1`) is rolled back to a savepoint so
-/// the transaction goes on.
+/// is not always valid SQL; literals.rs mends the typed literals) is rolled
+/// back to a savepoint so the transaction goes on.
 async fn describe(client: &Client, query: &str) -> Result<Result<Vec<ParamType>, String>> {
     client
         .batch_execute("SAVEPOINT pgrehearse_describe")

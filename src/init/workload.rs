@@ -91,8 +91,24 @@ fn query(s: &Statement, total: i64, w: &Written, source: &Source) -> Result<Quer
         s.calls,
         super::spec::round_to(s.calls as f64 * 100.0 / total as f64, 1)
     )];
+    if let Some(original) = &s.original {
+        notes.push(format!(
+            "pg_stat_statements' text `{}` does not parse (a typed literal takes a string, not \
+             a parameter): written with casts",
+            short(original)
+        ));
+    }
     for (i, ty) in types.iter().enumerate() {
-        let (spec, note) = param(&targets[i], ty, w, source);
+        let literal = s.constants.iter().find(|c| c.0 as usize == i + 1);
+        let (spec, note) = match literal {
+            Some((_, value, ty)) => (
+                Spec::new("constant").with("value", Val::Str(value.to_string())),
+                format!(
+                    "a literal of type {ty}: its value is not in pg_stat_statements; {value:?} assumed"
+                ),
+            ),
+            None => param(&targets[i], ty, w, source),
+        };
         notes.push(format!("${}: {note}", i + 1));
         params.push(spec);
     }

@@ -46,6 +46,19 @@ pub fn comment(o: &mut String, text: &str, indent: &str) {
     let _ = writeln!(o, "{indent}# {line}");
 }
 
+/// The views, created once the tables are loaded: `seed_sql` before the
+/// first table (TOML puts a file's own keys before its tables).
+pub fn seed_sql(o: &mut String, sql: &[String]) {
+    if sql.is_empty() {
+        return;
+    }
+    o.push_str("# The source's views: created after the tables are loaded.\nseed_sql = [\n");
+    for s in sql {
+        let _ = writeln!(o, "    {},", sql_block(s));
+    }
+    o.push_str("]\n");
+}
+
 pub fn table(o: &mut String, t: &TableOut) {
     o.push_str("\n[[table]]\n");
     for n in &t.notes {

@@ -413,6 +413,22 @@ pub fn gen_text(g: &ColumnGen) -> String {
             "text length {min_len}..={max_len}{}",
             distinct_text(Some(distinct))
         ),
+        Gen::WeightedKeys {
+            weights,
+            rest,
+            rest_weight,
+        } => {
+            let keys: Vec<String> = weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| format!("{}:{w}", i + 1))
+                .collect();
+            let rest = gen_text(&ColumnGen {
+                kind: (**rest).clone(),
+                null_fraction: 0.0,
+            });
+            format!("keys [{}], else ({rest}):{rest_weight}", keys.join(", "))
+        }
         Gen::ChoiceRest {
             values,
             weights,

@@ -11,7 +11,7 @@ use toml::Value;
 use super::diag::Diags;
 use super::gen::encode::parse_timestamp;
 use super::model::{GenSpec, S};
-use super::{ColumnGen, Distinct, Gen, Scale};
+use super::{ColumnGen, Distinct, Gen, IntDist, Scale};
 
 /// More buckets than this is not a histogram anyone wrote by hand or that
 /// pg_stats holds (its statistics target tops out at 10000).
@@ -140,10 +140,11 @@ pub(super) fn text_set(
 }
 
 /// `fk` with `distinct` (keys from a fixed set spread evenly over the
-/// parent's 1..=rows, so the column references that many parents) and/or
+/// parent's keys, so the column references that many parents) and/or
 /// `weights` (the first keys, the hottest parents, drawn with these weights,
-/// every key with `rest_weight`). `rows` is the parent's after --rows /
-/// --scale: a parent scaled below the weighted keys keeps the ones it has.
+/// every other key with `rest_weight`). `rows` is the parent's after --rows /
+/// --scale: a parent scaled below the weighted keys keeps the ones it has,
+/// and its rest draws from all of them.
 pub(super) fn foreign_key(
     d: &mut Diags,
     g: &GenSpec,
@@ -153,15 +154,26 @@ pub(super) fn foreign_key(
     rows: u64,
 ) -> Option<Gen> {
     let f = |name: &str| format!("{path}.{name}");
-    let keys = match &g.distinct {
-        Some(v) => Gen::Histogram {
+    let set = match &g.distinct {
+        Some(v) => Some(distinct(d, v, &f("distinct"))?),
+        None => None,
+    };
+    // Keys first..=rows: all of them, or those after the weighted ones.
+    let keys = |first: u64| match set {
+        Some(n) => Gen::Histogram {
             scale: Scale::Int,
-            bounds: vec![1.0, rows as f64],
-            distinct: Some(distinct(d, v, &f("distinct"))?),
+            bounds: vec![first as f64, rows as f64],
+            distinct: Some(n),
         },
-        None => Gen::ForeignKey {
+        None if first == 1 => Gen::ForeignKey {
             table: table.to_string(),
             rows,
+        },
+        None => Gen::Int {
+            min: first as i64,
+            max: rows as i64,
+            dist: IntDist::Uniform,
+            s: 1.0,
         },
     };
     let Some(w) = &g.weights else {
@@ -169,11 +181,11 @@ pub(super) fn foreign_key(
             d.err(
                 r.span(),
                 f("rest_weight"),
-                "rest_weight weighs all keys against `weights` (the first keys'); give weights too",
+                "rest_weight weighs the other keys against `weights` (the first keys'); give weights too",
             );
             return None;
         }
-        return Some(keys);
+        return Some(keys(1));
     };
     if w.get_ref().is_empty() {
         d.err(
@@ -192,7 +204,7 @@ pub(super) fn foreign_key(
         &g.rest_weight,
         section,
         &f("rest_weight"),
-        "the weight of drawing any key, against `weights`, e.g. rest_weight = 50",
+        "the weight of drawing any other key, against `weights`, e.g. rest_weight = 50",
     )?;
     let rest_weight = d.int_in(r, &f("rest_weight"), 0, i64::from(u32::MAX))? as u32;
     let total = weights.iter().map(|&x| u64::from(x)).sum::<u64>() + u64::from(rest_weight);
@@ -205,10 +217,11 @@ pub(super) fn foreign_key(
         return None;
     }
     weights.truncate(rows.min(weights.len() as u64) as usize);
-    Some(Gen::ChoiceRest {
-        values: (1..=weights.len()).map(|k| k.to_string()).collect(),
+    let k = weights.len() as u64;
+    let rest = if rows > k { keys(k + 1) } else { keys(1) };
+    Some(Gen::WeightedKeys {
         weights,
-        rest: Box::new(keys),
+        rest: Box::new(rest),
         rest_weight,
     })
 }
@@ -373,7 +386,7 @@ pub(super) fn resolve_share(gen: &mut Gen, rows: u64) {
             distinct: Some(n), ..
         } => resolve(n),
         Gen::TextSet { distinct, .. } => resolve(distinct),
-        Gen::ChoiceRest { rest, .. } => resolve_share(rest, rows),
+        Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => resolve_share(rest, rows),
         _ => {}
     }
 }
@@ -389,7 +402,7 @@ pub(super) fn has_share(gen: &Gen) -> bool {
             distinct: Distinct::Share(_),
             ..
         } => true,
-        Gen::ChoiceRest { rest, .. } => has_share(rest),
+        Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => has_share(rest),
         _ => false,
     }
 }

@@ -407,9 +407,11 @@ pub fn estimated_row_bytes(cols: &[super::ColumnPlan]) -> u64 {
     let body: u64 = cols
         .iter()
         .map(|c| match &c.gen.kind {
-            Gen::Sequence { .. } | Gen::Int { .. } | Gen::Float { .. } | Gen::ForeignKey { .. } => {
-                8
-            }
+            Gen::Sequence { .. }
+            | Gen::Int { .. }
+            | Gen::Float { .. }
+            | Gen::ForeignKey { .. }
+            | Gen::WeightedKeys { .. } => 8,
             Gen::Timestamp { .. } | Gen::Histogram { .. } => 8,
             Gen::Bool { .. } => 1,
             Gen::Uuid => 16,

@@ -258,6 +258,15 @@ pub enum Gen {
         max_len: u32,
         distinct: Distinct,
     },
+    /// `fk` with `weights`: key `i + 1` with `weights[i]` (the hottest
+    /// parents), or, with weight `rest_weight`, a key of `rest` (the other
+    /// keys). Keys are integers, so a uuid key becomes the uuid `sequence`
+    /// gives the same integer.
+    WeightedKeys {
+        weights: Vec<u32>,
+        rest: Box<Gen>,
+        rest_weight: u32,
+    },
     /// `choice` with a `rest`: one of `values` by `weights`, or, with weight
     /// `rest_weight`, a value of the `rest` generator (the most common values
     /// of a column plus the rest of its distribution).

@@ -197,6 +197,12 @@ enum Kind {
         /// None (a share no table resolved): a fresh index per row.
         set: Option<ValueIndex>,
     },
+    /// Key `i + 1` for i < keys, else a key of `rest`.
+    WeightedKeys {
+        keys: usize,
+        index: WeightedIndex<u32>,
+        rest: Box<Sampler>,
+    },
     /// `values[i]` for i < values.len(), else a value of `rest`.
     ChoiceRest {
         values: Vec<String>,
@@ -325,6 +331,25 @@ impl Sampler {
                     set: value_set(Some(*distinct)),
                 }
             }
+            Gen::WeightedKeys {
+                weights,
+                rest,
+                rest_weight,
+            } => {
+                let w: Vec<u32> = weights.iter().copied().chain([*rest_weight]).collect();
+                let rest = Box::new(Sampler::new(&ColumnGen {
+                    kind: (**rest).clone(),
+                    null_fraction: 0.0,
+                }));
+                match WeightedIndex::new(&w) {
+                    Ok(index) => Kind::WeightedKeys {
+                        keys: weights.len(),
+                        index,
+                        rest,
+                    },
+                    Err(_) => Kind::NoParent,
+                }
+            }
             Gen::ChoiceRest {
                 values,
                 weights,
@@ -435,6 +460,10 @@ impl Sampler {
                 };
                 Value::Text(text_value(i, *min_len, *max_len))
             }
+            Kind::WeightedKeys { keys, index, rest } => match index.sample(rng) {
+                i if i < *keys => Value::Int(i as i64 + 1),
+                _ => rest.sample(row, rng),
+            },
             Kind::ChoiceRest {
                 values,
                 index,

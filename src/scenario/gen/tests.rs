@@ -282,6 +282,30 @@ fn choice_rest_mixes_listed_values_and_the_rest() {
 }
 
 #[test]
+fn weighted_keys_are_integers_and_the_rest_draws_the_other_keys() {
+    // What `fk` with weights = [60, 20], rest_weight = 20 over 10 keys is.
+    let g = cg(Gen::WeightedKeys {
+        weights: vec![60, 20],
+        rest: Box::new(Gen::Int {
+            min: 3,
+            max: 10,
+            dist: IntDist::Uniform,
+            s: 1.0,
+        }),
+        rest_weight: 20,
+    });
+    let vals = draw(&g, 2, 100_000);
+    let share = |k: i64| vals.iter().filter(|v| **v == Value::Int(k)).count() as f64 / 1e5;
+    // Integers, so a uuid key gets the uuid `sequence` gave its parent.
+    assert!(vals.iter().all(|v| matches!(v, Value::Int(1..=10))));
+    assert!((share(1) - 0.6).abs() < 0.01, "{}", share(1));
+    assert!((share(2) - 0.2).abs() < 0.01, "{}", share(2));
+    for k in 3..=10 {
+        assert!((share(k) - 0.025).abs() < 0.005, "{k}: {}", share(k));
+    }
+}
+
+#[test]
 fn generate_matches_sampler() {
     let g = cg(all_kinds()[2].clone());
     let mut a = chunk_rng(9, 0, 0, 0);

@@ -1,0 +1,72 @@
+//! Foreign keys with skew: the hottest parents keep their shares in the
+//! copy, whatever the key's type and however few parents there are.
+
+use super::{init, seeded, source_url, source_with};
+
+/// The shares of the most referenced keys of `table.column`, most first.
+async fn top_shares(c: &tokio_postgres::Client, table: &str, column: &str) -> Vec<f64> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT (count(*)::float8 / sum(count(*)) OVER ())::float8 FROM {table} \
+                 GROUP BY {column} ORDER BY 1 DESC LIMIT 5"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+fn close(got: &[f64], want: &[f64], by: f64) -> bool {
+    got.len() == want.len() && got.iter().zip(want).all(|(g, w)| (g - w).abs() <= by)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_skewed_foreign_key_to_a_uuid_key_seeds_with_its_skew() {
+    // 60% of the children reference one parent, 20% another, the rest
+    // spread over 197 more.
+    let server = source_with(
+        "CREATE TABLE parent (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), n int NOT NULL);
+         INSERT INTO parent (n) SELECT i FROM generate_series(1, 200) i;
+         CREATE TABLE child (id int PRIMARY KEY, parent_id uuid NOT NULL REFERENCES parent (id));
+         INSERT INTO child SELECT i, p.id FROM generate_series(1, 5000) i
+             JOIN parent p ON p.n = CASE WHEN i % 10 < 6 THEN 1 WHEN i % 10 < 8 THEN 2
+                                         ELSE 3 + i % 197 END;
+         ANALYZE;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    let source = server.client().await;
+    let want = top_shares(&source, "child", "parent_id").await;
+    let c = seeded(server.conn(), &text).await;
+    let got = top_shares(&c, "child", "parent_id").await;
+    assert!(
+        close(&got[..2], &want[..2], 0.02),
+        "{got:?} vs {want:?}\n{text}"
+    );
+    server.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skew_to_a_small_parent_is_kept_key_by_key() {
+    // Ten teams, all in pg_stats' common values: 40%, 20%, 10%, and 30%
+    // over the other seven.
+    let server = source_with(
+        "CREATE TABLE team (id int PRIMARY KEY);
+         INSERT INTO team SELECT generate_series(1, 10);
+         CREATE TABLE player (id int PRIMARY KEY, team_id int NOT NULL REFERENCES team (id));
+         INSERT INTO player SELECT i, CASE WHEN i % 100 < 40 THEN 1 WHEN i % 100 < 60 THEN 2
+                                           WHEN i % 100 < 70 THEN 3 ELSE 4 + i % 7 END
+         FROM generate_series(1, 7000) i;
+         ANALYZE;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    let source = server.client().await;
+    let want = top_shares(&source, "player", "team_id").await;
+    let c = seeded(server.conn(), &text).await;
+    let got = top_shares(&c, "player", "team_id").await;
+    assert!(close(&got, &want, 0.015), "{got:?} vs {want:?}\n{text}");
+    server.teardown().await;
+}

@@ -1,0 +1,124 @@
+//! Column shapes init must keep within what its generators can hold: a
+//! `distinct` no larger than the integers of its range, unique keys that
+//! stay unique and inside their type.
+
+use super::{init, seeded, source_url, source_with};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn distinct_never_exceeds_the_integers_of_the_range() {
+    // 600 rows: value 1 in 540 of them, the other 60 spread over 2..=50
+    // (49 values). pg_stats says 50 distinct values, 1 most common: the
+    // rest's 49 values reach only a tenth of the rows, so the set that
+    // would cover them all is larger than the 49 integers of 2..=50.
+    let server = source_with(
+        "CREATE TABLE t (id int PRIMARY KEY, v smallint NOT NULL, w int NOT NULL);
+         INSERT INTO t SELECT i,
+             CASE WHEN i <= 540 THEN 1 ELSE 2 + (i * 3) % 49 END,
+             CASE WHEN i <= 540 THEN 7 ELSE 100 + (i * 3) % 49 END
+         FROM generate_series(1, 600) i;
+         ANALYZE t;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    let c = seeded(server.conn(), &text).await;
+    let row = c
+        .query_one(
+            "SELECT count(DISTINCT v), min(v), max(v), count(DISTINCT w) FROM t",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (v, lo, hi, w): (i64, i16, i16, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert!((1..=50).contains(&lo) && hi <= 50, "{lo}..{hi}\n{text}");
+    assert!(v > 20 && v <= 50 && w > 20 && w <= 50, "{v} {w}\n{text}");
+    server.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_composite_key_keeps_its_columns_values_and_never_repeats() {
+    // Every order has 1 to 8 lines: (order_id, line_no) is unique, but
+    // neither column is.
+    let server = source_with(
+        "CREATE TABLE orders (id int PRIMARY KEY);
+         INSERT INTO orders SELECT generate_series(1, 2000);
+         CREATE TABLE lines (
+             order_id int NOT NULL REFERENCES orders (id),
+             line_no smallint NOT NULL,
+             qty int NOT NULL,
+             PRIMARY KEY (order_id, line_no)
+         );
+         INSERT INTO lines SELECT o, l, 1 + (o * l) % 5
+         FROM generate_series(1, 2000) o, generate_series(1, 8) l WHERE l <= 1 + (o * 7) % 8;
+         ANALYZE;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    let source = server.client().await;
+    let want: i64 = source
+        .query_one("SELECT count(*) FROM lines", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let c = seeded(server.conn(), &text).await;
+    let row = c
+        .query_one(
+            "SELECT count(*), count(DISTINCT line_no), min(line_no), max(line_no), \
+                    count(DISTINCT order_id), \
+                    (SELECT count(*) FROM pg_constraint WHERE conname = 'lines_pkey') \
+             FROM lines",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, lines, lo, hi, orders, pk): (i64, i64, i16, i16, i64, i64) = (
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(4),
+        row.get(5),
+    );
+    // No row lost to deduplication, the key built, line numbers 1..=8.
+    assert_eq!((rows, pk), (want, 1), "{text}");
+    assert!(
+        lines <= 8 && lo >= 1 && hi <= 8,
+        "{lines} {lo}..{hi}\n{text}"
+    );
+    assert!(orders > 1000, "{orders}\n{text}");
+    server.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unique_smallint_stays_within_smallint() {
+    // Analyzed at 1000 rows of 31000..=31999, then 2000 more rows: its
+    // statistics put 3000 keys from 31000, past 32767.
+    let server = source_with(
+        "CREATE TABLE codes (id int PRIMARY KEY, code smallint NOT NULL UNIQUE);
+         INSERT INTO codes SELECT i, 30999 + i FROM generate_series(1, 1000) i;
+         ANALYZE codes;
+         INSERT INTO codes SELECT i, -i FROM generate_series(1001, 3000) i;",
+    )
+    .await;
+    // reltuples 3000, pg_stats still the first 1000 rows'.
+    server
+        .client()
+        .await
+        .batch_execute("VACUUM codes")
+        .await
+        .unwrap();
+    let text = init(&source_url(&server), &[]);
+    assert!(text.contains("rows = 3000"), "{text}");
+    let c = seeded(server.conn(), &text).await;
+    let n: i64 = c
+        .query_one("SELECT count(DISTINCT code) FROM codes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3000, "{text}");
+    // The last of 3000 keys from 29768 is 32767.
+    assert!(
+        text.contains("code = { gen = \"sequence\", start = 29768 }"),
+        "{text}"
+    );
+    server.teardown().await;
+}
