@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pgrehearse::backend::available::{offline_image, SUPPORTED};
@@ -439,7 +439,13 @@ fn a_compare_on_fifteen_and_seventeen_puts_the_verdicts_side_by_side() {
 fn sweep_and_compare_refuse_an_unavailable_version_before_anything_runs() {
     let m = a_missing_major().to_string();
     let fixture = common::fixture("sweep/create-index.toml");
-    let tiny = tiny();
+    // Two sides that differ (a scenario compared with itself is refused
+    // first): nothing of them runs.
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let (naive, safe) = (
+        library.join("create-index-naive.toml"),
+        library.join("create-index-safe.toml"),
+    );
     for args in [
         vec![
             "sweep",
@@ -450,8 +456,8 @@ fn sweep_and_compare_refuse_an_unavailable_version_before_anything_runs() {
         ],
         vec![
             "compare",
-            tiny.to_str().unwrap(),
-            tiny.to_str().unwrap(),
+            naive.to_str().unwrap(),
+            safe.to_str().unwrap(),
             "--pg-version",
         ],
     ] {

@@ -148,7 +148,8 @@ pub struct StepFootprint {
     pub dead_tuples_after: Option<u64>,
 }
 
-/// How long after a step ended the windowed p99 of every query and app
+/// How long after a step ended the windowed p99 of the app (every query
+/// and app version; scripts left out)
 /// came back within `recovery::FACTOR` × the p99 before the
 /// migration (see `recovery.rs`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
