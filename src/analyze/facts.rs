@@ -149,9 +149,8 @@ pub struct StepFootprint {
 }
 
 /// How long after a step ended the windowed p99 of the app (every query
-/// and app version; scripts left out)
-/// came back within `recovery::FACTOR` × the p99 before the
-/// migration (see `recovery.rs`).
+/// and app version; scripts left out) came back within `recovery::FACTOR`
+/// × the p99 before the migration (see `recovery.rs`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Recovery {
     pub state: RecoveryState,

@@ -3,8 +3,9 @@
 //! The bar is [`FACTOR`] × the p99 of every query and app before the
 //! migration. Walking the windows that end after the step ended, the
 //! recovery begins with the first window that has requests and whose p99
-//! (every query and app version merged, exactly; scripts left out) is within the bar, provided the
-//! [`SUSTAIN`] windows with requests from it are all within it too (fewer
+//! (every query and app version merged, exactly; scripts left out) is
+//! within the bar, provided the [`SUSTAIN`] windows with requests from it
+//! are all within it too (fewer
 //! when the run ends first), so that one lucky window in a backlog does not
 //! count. A window without completions (none in latency.hdr) is never
 //! within the bar when a request was stuck in flight (inflight.csv: its
