@@ -336,6 +336,30 @@ fn not_a_run_directory_is_bad_usage() {
     let e = render(t.path(), &opts(&[])).unwrap_err();
     assert_eq!(e.exit_code(), 2, "{e}");
     assert!(e.to_string().contains("run.json"), "{e}");
+    // A field of the wrong kind is named by its path, in JSON's words.
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("run.json")).unwrap())
+            .unwrap();
+    info["steps"][1]["outcome"] = serde_json::json!(3);
+    std::fs::write(t.path().join("run.json"), info.to_string()).unwrap();
+    let said = render(t.path(), &opts(&[])).unwrap_err().to_string();
+    assert!(
+        said.contains(
+            "run.json: field `steps[1].outcome`: invalid type: integer `3`, expected a string"
+        ),
+        "{said}"
+    );
+    for (json, says) in [
+        ("[]", "not a JSON object"),
+        (
+            "{\"scenario\": []}",
+            "field `scenario`: invalid type: array, expected a string",
+        ),
+    ] {
+        std::fs::write(t.path().join("run.json"), json).unwrap();
+        let said = render(t.path(), &opts(&[])).unwrap_err().to_string();
+        assert!(said.contains(says) && !said.contains("struct"), "{said}");
+    }
 }
 
 #[test]

@@ -223,10 +223,9 @@ impl RunRecord {
     pub fn read(dir: &Path) -> Result<RunRecord> {
         let info_path = dir.join(RUN_JSON);
         let info = match std::fs::read_to_string(&info_path) {
-            Ok(s) => Some(
-                serde_json::from_str(&s)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", info_path.display()))?,
-            ),
+            Ok(s) => {
+                Some(read_info(&s).map_err(|e| anyhow::anyhow!("{}: {e}", info_path.display()))?)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
@@ -385,4 +384,33 @@ mod tests {
             ["t_ms", "query", "app", "sqlstate", "message"]
         );
     }
+}
+
+/// run.json parsed, a problem named by its field (`steps[2].outcome`) and
+/// in JSON's words: "expected an object", not a Rust type's name.
+fn read_info(text: &str) -> std::result::Result<RunInfo, String> {
+    if !text.trim_start().starts_with('{') {
+        return Err("not a JSON object, as every run.json is".into());
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = regex::Regex::new(r"expected struct \w+( with \d+ elements?)?")
+            .map(|re| {
+                re.replace_all(&inner.to_string(), "expected an object")
+                    .into_owned()
+            })
+            .unwrap_or_else(|_| inner.to_string());
+        let message = message
+            .replace("expected a sequence", "expected an array")
+            .replace("invalid type: sequence", "invalid type: array")
+            .replace("invalid type: map", "invalid type: object")
+            .replace("expected a map", "expected an object");
+        if path == "." {
+            message
+        } else {
+            format!("field `{path}`: {message}")
+        }
+    })
 }
