@@ -303,6 +303,35 @@ fn header<T: DeserializeOwned>() -> &'static [&'static str] {
     crate::fields::field_names::<T>()
 }
 
+/// run.json parsed, a problem named by its field (`steps[2].outcome`) and
+/// in JSON's words: "expected an object", not a Rust type's name.
+fn read_info(text: &str) -> std::result::Result<RunInfo, String> {
+    if !text.trim_start().starts_with('{') {
+        return Err("not a JSON object, as every run.json is".into());
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = regex::Regex::new(r"expected struct \w+( with \d+ elements?)?")
+            .map(|re| {
+                re.replace_all(&inner.to_string(), "expected an object")
+                    .into_owned()
+            })
+            .unwrap_or_else(|_| inner.to_string());
+        let message = message
+            .replace("expected a sequence", "expected an array")
+            .replace("invalid type: sequence", "invalid type: array")
+            .replace("invalid type: map", "invalid type: object")
+            .replace("expected a map", "expected an object");
+        if path == "." {
+            message
+        } else {
+            format!("field `{path}`: {message}")
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,33 +413,4 @@ mod tests {
             ["t_ms", "query", "app", "sqlstate", "message"]
         );
     }
-}
-
-/// run.json parsed, a problem named by its field (`steps[2].outcome`) and
-/// in JSON's words: "expected an object", not a Rust type's name.
-fn read_info(text: &str) -> std::result::Result<RunInfo, String> {
-    if !text.trim_start().starts_with('{') {
-        return Err("not a JSON object, as every run.json is".into());
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = regex::Regex::new(r"expected struct \w+( with \d+ elements?)?")
-            .map(|re| {
-                re.replace_all(&inner.to_string(), "expected an object")
-                    .into_owned()
-            })
-            .unwrap_or_else(|_| inner.to_string());
-        let message = message
-            .replace("expected a sequence", "expected an array")
-            .replace("invalid type: sequence", "invalid type: array")
-            .replace("invalid type: map", "invalid type: object")
-            .replace("expected a map", "expected an object");
-        if path == "." {
-            message
-        } else {
-            format!("field `{path}`: {message}")
-        }
-    })
 }
