@@ -28,6 +28,16 @@ fn lock<'a>(rec: &'a RunRecord, step: &str, relation: &str, mode: &str) -> Optio
 fn ground_truth_hold_waits_and_stall() {
     let (code, rec, dir) = rehearse("ground-truth.toml", &[]);
     assert_eq!(code, 0, "{}", dir.display());
+    // The table's key, for the advice's batches (run.json primary_keys).
+    assert_eq!(
+        rec.info
+            .as_ref()
+            .unwrap()
+            .primary_keys
+            .get("t")
+            .map(String::as_str),
+        Some("id")
+    );
     let ae = lock(&rec, "hold", "t", "AccessExclusiveLock")
         .expect("AccessExclusiveLock on t in locks.csv");
     // The hold spans the sleep (the server's own 1.5 s, longer on a loaded

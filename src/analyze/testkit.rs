@@ -45,6 +45,7 @@ pub(crate) fn info() -> RunInfo {
         end_ms: 4000.0,
         steps: vec![],
         invalid_indexes: vec![],
+        primary_keys: Default::default(),
         migrations: None,
         wal_attribution: None,
         wal_unavailable: None,

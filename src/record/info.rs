@@ -52,6 +52,11 @@ pub struct RunInfo {
     /// Indexes left invalid at the end (a failed CONCURRENTLY build).
     #[serde(default)]
     pub invalid_indexes: Vec<String>,
+    /// Each table's primary key, when it is one column, at the end of the
+    /// run (named as locks.csv names the table): the advice batches by it
+    /// rather than by a guessed `id`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub primary_keys: std::collections::BTreeMap<String, String>,
     /// Where statements.csv / steps.csv `wal_bytes` (the migration's own
     /// WAL) come from, e.g. `pg_stat_statements 1.10 in schema pgrehearse`;
     /// null when they could not be attributed (then `wal_unavailable` says why).

@@ -62,6 +62,7 @@ impl Draft {
             end_ms: 0.0,
             steps: Vec::new(),
             invalid_indexes: Vec::new(),
+            primary_keys: Default::default(),
             migrations: s.migrations.as_ref().map(super::setup::info),
             wal_attribution: None,
             wal_unavailable: None,
@@ -122,7 +123,7 @@ pub struct Recorded {
 /// invalid indexes.
 pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Recorded> {
     warn_about_caps(&m);
-    let invalid_indexes = tokio::time::timeout(LAST_QUERIES_WAIT, invalid_indexes(conn))
+    let last = tokio::time::timeout(LAST_QUERIES_WAIT, last_look(conn))
         .await
         .unwrap_or_default();
     let locks = crate::holds::lock_rows(&m.migration, &m.observations);
@@ -133,7 +134,8 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
     info.started_at = m.started_at;
     info.phases = m.migration.phases;
     info.steps = m.migration.steps;
-    info.invalid_indexes = invalid_indexes;
+    info.invalid_indexes = last.invalid_indexes;
+    info.primary_keys = last.primary_keys;
     info.end_ms = crate::pg::round3(m.end_ms);
     info.traffic_started_ms = m.traffic_started_ms.map(crate::pg::round3);
     info.failure = m.migration.failure.clone();
@@ -180,21 +182,52 @@ fn warn_about_caps(m: &Measured) {
     }
 }
 
-/// Indexes a failed CONCURRENTLY build left behind; empty where the server
-/// does not answer.
-async fn invalid_indexes(conn: &ConnInfo) -> Vec<String> {
+/// What the run left, read once it ended; empty where the server does not
+/// answer.
+#[derive(Default)]
+struct LastLook {
+    /// Indexes a failed CONCURRENTLY build left behind.
+    invalid_indexes: Vec<String>,
+    /// Single-column primary keys, by table (run.json `primary_keys`).
+    primary_keys: std::collections::BTreeMap<String, String>,
+}
+
+async fn last_look(conn: &ConnInfo) -> LastLook {
     let Ok(admin) = conn.session(HARNESS_APP_NAME).await else {
-        return Vec::new();
+        return LastLook::default();
     };
-    match admin
-        .query(
-            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1",
-            &[],
-        )
-        .await
-    {
-        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
-        Err(_) => Vec::new(),
+    let column = |sql: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .query(sql, &[])
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1)))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let invalid = column(
+        "SELECT indexrelid::regclass::text, NULL::text FROM pg_index WHERE NOT indisvalid ORDER BY 1",
+    )
+    .await;
+    let keys = column(
+        "SELECT i.indrelid::regclass::text, a.attname::text FROM pg_index i \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+         JOIN pg_class c ON c.oid = i.indrelid \
+         WHERE i.indisprimary AND i.indnkeyatts = 1 AND c.relnamespace NOT IN \
+           ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)",
+    )
+    .await;
+    LastLook {
+        invalid_indexes: invalid.into_iter().map(|(name, _)| name).collect(),
+        primary_keys: keys
+            .into_iter()
+            .filter_map(|(table, key)| Some((table, key?)))
+            .collect(),
     }
 }
 

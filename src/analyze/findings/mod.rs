@@ -83,6 +83,17 @@ pub(crate) fn find(
             out.extend(check(&ev));
         }
     }
+    if let Some(keys) = rec.info.as_ref().map(|i| &i.primary_keys) {
+        for f in &mut out {
+            let key = f
+                .relation
+                .as_deref()
+                .and_then(|r| keys.get(crate::locks::unmarked(r)));
+            if let Some(key) = key {
+                f.safe_pattern.sql = patterns::batched_by(&f.safe_pattern.sql, key);
+            }
+        }
+    }
     // Most severe first; within a severity, in the order found (stable).
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out

@@ -27,6 +27,42 @@ pub(crate) fn one_line(sql: &str, max: usize) -> String {
     }
 }
 
+/// The batches of the advice, `WHERE id > $1 AND id <= $2`, over the
+/// table's own key (`key`, a column name as the catalog spells it).
+pub fn batched_by(sql: &str, key: &str) -> String {
+    // Quoted only where it must be: `aid`, but `"Order ID"`.
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let key = if plain {
+        key.to_string()
+    } else {
+        crate::pg::quote_ident(key)
+    };
+    sql.replace(
+        "WHERE id > $1 AND id <= $2",
+        &format!("WHERE {key} > $1 AND {key} <= $2"),
+    )
+}
+
+#[cfg(test)]
+#[test]
+fn batches_go_by_the_key_quoted_only_where_it_must_be() {
+    let sql = "UPDATE t SET c = 1 WHERE id > $1 AND id <= $2;";
+    assert_eq!(
+        batched_by(sql, "aid"),
+        "UPDATE t SET c = 1 WHERE aid > $1 AND aid <= $2;"
+    );
+    assert_eq!(
+        batched_by(sql, "Order ID"),
+        "UPDATE t SET c = 1 WHERE \"Order ID\" > $1 AND \"Order ID\" <= $2;"
+    );
+}
+
 /// The safe way to run `sql` without holding a lock that blocks the app.
 pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
     let s = sql.trim().trim_end_matches(';');

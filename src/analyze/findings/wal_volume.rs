@@ -80,7 +80,7 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
 pub(super) mod examples {
     use super::KIND;
     use crate::analyze::analyze;
-    use crate::analyze::testkit::{record, stmt};
+    use crate::analyze::testkit::{lock_on, record, stmt};
     use crate::record::RunRecord;
 
     /// A batch UPDATE writes 64 MiB of WAL in 2 s.
@@ -124,9 +124,25 @@ pub(super) mod examples {
         alter.wal_bytes = Some(60 << 20);
         alter.rewrote = Some(true);
         r.statements.extend([idx, alter]);
+        r.locks
+            .push(lock_on("orders", "both", "AccessExclusiveLock", 1100.0, 3000.0));
         let a = analyze(&r);
         let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
         assert!(f.safe_pattern.advice.contains("expand/contract"), "{}", f.safe_pattern.advice);
+        assert!(f.safe_pattern.sql.contains("WHERE id > $1 AND id <= $2"), "{}", f.safe_pattern.sql);
+        // The batches go by the table's own key where the run read it.
+        r.info
+            .as_mut()
+            .unwrap()
+            .primary_keys
+            .insert("orders".into(), "order_id".into());
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
+        assert!(
+            f.safe_pattern.sql.contains("WHERE order_id > $1 AND order_id <= $2"),
+            "{}",
+            f.safe_pattern.sql
+        );
         // A backfill: one UPDATE, batch after batch.
         let mut r = record();
         for k in 0..4 {
