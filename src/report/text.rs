@@ -2,8 +2,8 @@
 //! for `-q`.
 
 use super::format::{
-    breach, budget_measured_in, budget_result, budget_value, lock, ms, opt_ms, recovery,
-    replica_lag, span, wait,
+    breach, budget_measured, budget_measured_in, budget_result, budget_value, lock, ms, opt_ms,
+    recovery, replica_lag, span, wait,
 };
 use crate::analyze::{Analysis, BudgetResult, RecoveryState, StepFacts};
 
@@ -131,17 +131,18 @@ pub fn text_summary(a: &Analysis) -> String {
     let finished = a.run.failure.is_none();
     for b in &a.budgets {
         out.push_str(&format!(
-            "budget {}: {:<4} {} {} limit {}{}\n",
+            "budget {}: {:<4} {} limit {}{}\n",
             b.name,
             match budget_result(b, finished) {
                 "fail" => "FAIL",
                 r => r,
             },
-            budget_measured_in(b, finished),
-            match (b.measured, b.passed) {
-                (None, _) => "against",
-                (Some(_), true) => "<=",
-                (Some(_), false) => ">",
+            // "5.0 ms <=", "not measured: the run did not finish;"
+            match (b.measured, b.passed, finished) {
+                (None, true, false) => format!("{};", budget_measured_in(b, finished)),
+                (None, _, _) => format!("{} against", budget_measured(b)),
+                (Some(_), true, _) => format!("{} <=", budget_measured(b)),
+                (Some(_), false, _) => format!("{} >", budget_measured(b)),
             },
             budget_value(b, b.limit),
             b.step
@@ -162,4 +163,27 @@ pub fn text_summary(a: &Analysis) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::analyze;
+    use crate::analyze::testkit::record;
+
+    /// A run stopped before its migration: p99 was never measured, and the
+    /// line says so instead of "ok".
+    #[test]
+    fn a_budget_an_unfinished_run_never_measured_reads_na() {
+        let mut r = record();
+        let info = r.info.as_mut().unwrap();
+        info.budget.p99_ms = Some(500.0);
+        info.failure = Some("interrupted by SIGINT while seeding".into());
+        let text = super::text_summary(&analyze(&r));
+        assert!(
+            text.contains(
+                "budget p99_ms: n/a  not measured: the run did not finish; limit 500.0 ms\n"
+            ),
+            "{text}"
+        );
+    }
 }
