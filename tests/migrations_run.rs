@@ -691,6 +691,17 @@ migrations = "*"
             && err.contains("phase[1].step[0].migration: 9_order_status.up.sql runs after 10_order_status_index.up.sql"),
         "{err}"
     );
+
+    // A step naming a file that is not rehearsed: said at its `migration`,
+    // and only there (its name is the file's, not "missing").
+    let unknown = write("9_order_status.up.sql", "1_init.up.sql");
+    let (code, err) = pgrehearse(t, &["check", unknown.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("phase[1].step[0].migration: no rehearsed migration is named `1_init.up.sql`"),
+        "{err}"
+    );
+    assert!(!err.contains("phase[1].step[0].name"), "{err}");
 }
 
 /// An autocommit `ALTER TABLE ... ADD COLUMN` (the CONCURRENTLY build makes

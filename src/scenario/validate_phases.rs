@@ -330,6 +330,13 @@ fn step(
             names.add_at(d, &file.name, s.span(), &f("name"));
             file.name.clone()
         }
+        // A `migration` that was not found is said at `migration`; its
+        // name is the file's, not missing too.
+        (None, _) if ss.migration.is_some() => ss
+            .migration
+            .as_ref()
+            .map(|m| m.get_ref().clone())
+            .unwrap_or_default(),
         _ => item_name(d, &ss.name, s.span(), &f("name"), names),
     };
     let expect_error = match &ss.expect_error {
