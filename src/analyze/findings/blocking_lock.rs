@@ -130,8 +130,21 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
         0 => String::new(),
         n => format!(" (and, within the same hold, on {n} more: {})", others.join(", ")),
     };
+    // The hold as the app felt it: the longest of the group (a partition
+    // can be let go milliseconds after its parent), which the budget's
+    // max_blocking_lock_ms also measures.
+    let longest = group
+        .iter()
+        .copied()
+        .max_by(|a, b| held(a).total_cmp(&held(b)))
+        .unwrap_or(l);
+    let longest_note = if held(longest) > held(l) + 0.05 {
+        format!(" ({:.1} ms on {}, the longest)", held(longest), longest.relation)
+    } else {
+        String::new()
+    };
     let mut seen = format!(
-        "{} on {}{also} held {:.1} ms, blocking app {} (threshold {:.0} ms)",
+        "{} on {}{also} held {:.1} ms{longest_note}, blocking app {} (threshold {:.0} ms)",
         l.mode,
         l.relation,
         held(l),
@@ -155,7 +168,7 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
             st.facts.latency.errors
         ));
     }
-    let severity = if l.blocks == Blocks::ReadsWrites || held(l) >= 10.0 * th {
+    let severity = if l.blocks == Blocks::ReadsWrites || held(longest) >= 10.0 * th {
         Severity::Critical
     } else {
         Severity::Warning
@@ -169,7 +182,7 @@ fn one_hold(st: &StepEvidence<'_>, ev: &Evidence<'_>, group: &[&LockRow], statem
         l.mode,
         l.blocks,
         l.relation,
-        held(l)
+        held(longest)
     );
     let advice = if others.is_empty() {
         patterns::for_statement(statement, &l.relation)
@@ -328,6 +341,21 @@ pub(super) mod examples {
         }
         assert_eq!(f[1].relation.as_deref(), Some("orders"));
         assert!(f[1].safe_pattern.sql.contains("CREATE INDEX CONCURRENTLY m_sensor ON m"));
+
+        // A partition let go 4 ms after its parent: the finding's figure
+        // is the longest hold, as the budget's is, and says where.
+        let mut r = record();
+        partitioned_index(&mut r);
+        let late = r.locks.iter_mut().find(|l| l.relation == "m_2024").unwrap();
+        late.released_ms = Some(1304.0);
+        late.held_ms = Some(303.0);
+        let f = found(&r);
+        assert!(f[0].title.contains("on m and 2 more for 303 ms"), "{}", f[0].title);
+        assert!(
+            f[0].seen.contains("held 299.0 ms (303.0 ms on m_2024, the longest)"),
+            "{}",
+            f[0].seen
+        );
     }
 
     #[test]
