@@ -55,21 +55,24 @@ pub(crate) fn budget_measured(b: &BudgetResult) -> String {
         .map_or("not measured".into(), |v| budget_value(b, v))
 }
 
-/// A budget's result in a word: "fail" when breached; "n/a" when a run that
-/// did not finish measured nothing for it (it did not hold: it never came
-/// up); else "ok".
+/// A budget's result in a word: "fail" when breached (over the part that
+/// ran, if the run did not finish: that stands); "n/a" when it held in a
+/// run that did not finish (what did not run could still breach it); else
+/// "ok".
 pub(crate) fn budget_result(b: &BudgetResult, finished: bool) -> &'static str {
-    match (b.passed, b.measured, finished) {
-        (false, _, _) => "fail",
-        (true, None, false) => "n/a",
-        (true, _, _) => "ok",
+    match (b.passed, finished) {
+        (false, _) => "fail",
+        (true, false) => "n/a",
+        (true, true) => "ok",
     }
 }
 
-/// [`budget_measured`], saying why of a run that did not finish.
+/// [`budget_measured`], of a run that did not finish: "12.0 ms so far",
+/// or "not measured: the run did not finish".
 pub(crate) fn budget_measured_in(b: &BudgetResult, finished: bool) -> String {
     match (b.measured, finished) {
         (None, false) => "not measured: the run did not finish".into(),
+        (Some(_), false) if b.passed => format!("{} so far", budget_measured(b)),
         _ => budget_measured(b),
     }
 }
@@ -230,7 +233,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_budget_a_run_that_did_not_finish_never_measured_is_na_not_ok() {
+    fn a_budget_that_held_in_a_run_that_did_not_finish_is_na_not_ok() {
         let b = |measured: Option<f64>, passed: bool| BudgetResult {
             name: "p99_ms".into(),
             limit: 250.0,
@@ -248,7 +251,13 @@ mod tests {
         // A finished run's unmeasured figure holds, as the analysis decided.
         assert_eq!(budget_result(&b(None, true), true), "ok");
         assert_eq!(budget_measured_in(&b(None, true), true), "not measured");
-        assert_eq!(budget_result(&b(Some(10.0), true), false), "ok");
+        // Held over the part that ran: not decided.
+        assert_eq!(budget_result(&b(Some(10.0), true), false), "n/a");
+        assert_eq!(
+            budget_measured_in(&b(Some(10.0), true), false),
+            "10.0 ms so far"
+        );
+        assert_eq!(budget_result(&b(Some(10.0), true), true), "ok");
         assert_eq!(budget_result(&b(Some(300.0), false), false), "fail");
         assert_eq!(budget_result(&b(None, false), true), "fail");
     }

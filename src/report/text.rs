@@ -139,7 +139,7 @@ pub fn text_summary(a: &Analysis) -> String {
             },
             // "5.0 ms <=", "not measured: the run did not finish;"
             match (b.measured, b.passed, finished) {
-                (None, true, false) => format!("{};", budget_measured_in(b, finished)),
+                (_, true, false) => format!("{};", budget_measured_in(b, finished)),
                 (None, _, _) => format!("{} against", budget_measured(b)),
                 (Some(_), true, _) => format!("{} <=", budget_measured(b)),
                 (Some(_), false, _) => format!("{} >", budget_measured(b)),
@@ -177,12 +177,18 @@ mod tests {
         let mut r = record();
         let info = r.info.as_mut().unwrap();
         info.budget.p99_ms = Some(500.0);
+        info.budget.max_errors = Some(10);
         info.failure = Some("interrupted by SIGINT while seeding".into());
         let text = super::text_summary(&analyze(&r));
         assert!(
             text.contains(
                 "budget p99_ms: n/a  not measured: the run did not finish; limit 500.0 ms\n"
             ),
+            "{text}"
+        );
+        // Held so far is not held: the rest could still breach it.
+        assert!(
+            text.contains("budget max_errors: n/a  0 so far; limit 10\n"),
             "{text}"
         );
     }
