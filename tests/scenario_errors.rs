@@ -458,7 +458,7 @@ const CASES: &[(&str, &[Expect])] = &[
             24,
             11,
             "phase[0].step[0].retries",
-            "retries = 3 never retry: a step is retried only after a lock timeout (55P03)",
+            "retries = 3 would never happen: a step is retried only after a lock timeout (55P03)",
         )],
     ),
     (

@@ -302,13 +302,16 @@ pub fn edited_warning(layout: Layout, name: &str, rev: &str) -> String {
         Layout::Flyway => "Flyway's validate fails on its changed checksum (\"Migration checksum mismatch\") and migrate refuses to run",
         Layout::Sqitch => "Sqitch does not deploy it again (a rework, `sqitch rework`, is how a change is changed)",
         Layout::Prisma => "prisma migrate deploy does not apply it again (and `migrate dev` asks to reset the database: \"was modified after it was applied\")",
-        Layout::GolangMigrate | Layout::Dbmate | Layout::Goose | Layout::Plain => {
+        Layout::GolangMigrate | Layout::Dbmate | Layout::Goose => {
             "the tool does not run it again: the edit never reaches them"
+        }
+        Layout::Plain => {
+            "a file already applied is not applied again: the edit never reaches them"
         }
     };
     format!(
         "{name} was already merged at {rev} and has been edited since: on the databases that \
-         applied it, {consequence}. It was applied at setup as it is now, untimed. Put the \
-         change in a new migration and restore this file"
+         applied it, {consequence}. The rehearsal applies it at setup as it is now, untimed. \
+         Put the change in a new migration and restore this file."
     )
 }

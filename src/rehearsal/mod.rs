@@ -303,7 +303,7 @@ pub fn warn_edited(s: &Scenario) {
             s.name,
             lines
                 .iter()
-                .map(|l| format!("> **Warning:** {l}.\n"))
+                .map(|l| format!("> **Warning:** {l}\n"))
                 .collect::<String>()
         );
         if let Err(e) = crate::report::append_step_summary(&path, &md) {

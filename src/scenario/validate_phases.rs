@@ -379,9 +379,10 @@ fn step(
                 v.span(),
                 f("retries"),
                 format!(
-                    "retries = {} never retry: a step is retried only after a lock timeout \
-                     (55P03), and this one has no lock_timeout (its SQL sets none and uses no \
-                     NOWAIT); give it lock_timeout = \"2s\", or leave retries out",
+                    "retries = {} would never happen: a step is retried only after a lock \
+                     timeout (55P03), and nothing can time out this one's locks (no \
+                     lock_timeout, none set by its SQL, no NOWAIT); give it lock_timeout = \
+                     \"2s\", or leave retries out",
                     plan.retries
                 ),
             );

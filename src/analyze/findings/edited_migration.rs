@@ -36,7 +36,10 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
                 advice: format!(
                     "Restore {name} as it was at {rev} and put the change in a new migration after the latest one; this rehearsal then times it as a step."
                 ),
-                sql: format!("-- git checkout {rev} -- {name}\n-- then, in a new migration file:\nALTER TABLE ... ;"),
+                sql: format!(
+                    "-- git -C {} checkout {rev} -- {name}\n-- then, in a new migration file:\nALTER TABLE ... ;",
+                    m.dir
+                ),
             })
         })
         .collect()

@@ -83,15 +83,17 @@ pub(crate) fn find(
             out.extend(check(&ev));
         }
     }
+    // The batches go by the table's key where the run read it; a table the
+    // run read without a one-column key gets a placeholder, not `id`.
     if let Some(keys) = rec.info.as_ref().map(|i| &i.primary_keys) {
-        for f in &mut out {
-            let key = f
-                .relation
-                .as_deref()
-                .and_then(|r| keys.get(crate::locks::unmarked(r)));
-            if let Some(key) = key {
-                f.safe_pattern.sql = patterns::batched_by(&f.safe_pattern.sql, key);
-            }
+        for f in out.iter_mut().filter(|_| !keys.is_empty()) {
+            let Some(rel) = f.relation.as_deref() else {
+                continue;
+            };
+            let key = keys
+                .get(crate::locks::unmarked(rel))
+                .map_or("key_col", String::as_str);
+            f.safe_pattern.sql = patterns::batched_by(&f.safe_pattern.sql, key);
         }
     }
     // Most severe first; within a severity, in the order found (stable).

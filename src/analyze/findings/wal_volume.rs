@@ -143,6 +143,17 @@ pub(super) mod examples {
             "{}",
             f.safe_pattern.sql
         );
+        // Keys read, none of one column for this table: a placeholder.
+        let keys = &mut r.info.as_mut().unwrap().primary_keys;
+        keys.clear();
+        keys.insert("customers".into(), "id".into());
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("finding");
+        assert!(
+            f.safe_pattern.sql.contains("WHERE key_col > $1 AND key_col <= $2"),
+            "{}",
+            f.safe_pattern.sql
+        );
         // A backfill: one UPDATE, batch after batch.
         let mut r = record();
         for k in 0..4 {
