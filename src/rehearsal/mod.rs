@@ -238,11 +238,8 @@ fn say_provisioning(s: &Scenario, opts: &RunOptions) {
             "pgrehearse: {} — provisioning Postgres ({:?} backend{})",
             s.name,
             opts.server.backend,
-            if opts.server.reuse {
-                ", kept in the cache"
-            } else {
-                ""
-            }
+            // Asked for, not promised: kept.rs says when it cannot be.
+            if opts.server.reuse { ", --reuse" } else { "" }
         );
     }
 }
