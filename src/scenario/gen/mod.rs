@@ -218,6 +218,155 @@ fn value_set(d: Option<Distinct>) -> Option<ValueIndex> {
     }
 }
 
+/// A plan generator compiled (see [`Sampler::new`]).
+fn kind_of(g: &Gen) -> Kind {
+    match g {
+        Gen::Sequence { start } => Kind::Sequence { start: *start },
+        Gen::Int { min, max, dist, s } => int_kind(*min, *max, *dist, *s),
+        Gen::Float { min, max } => {
+            let (lo, hi) = (min.min(*max), min.max(*max));
+            // `Uniform` panics when the span itself overflows.
+            if lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite() {
+                Kind::Float(Uniform::new_inclusive(lo, hi))
+            } else {
+                Kind::FloatConst(if lo.is_finite() { lo } else { 0.0 })
+            }
+        }
+        Gen::Text { min_len, max_len } => {
+            let (lo, hi) = ordered(*min_len, *max_len);
+            Kind::Text {
+                len: Uniform::new_inclusive(lo, hi),
+            }
+        }
+        Gen::Words { min, max } => {
+            let (lo, hi) = ordered(*min, *max);
+            Kind::Words {
+                count: Uniform::new_inclusive(lo, hi),
+            }
+        }
+        Gen::Choice { values, weights } => {
+            let w: Vec<u32> = (0..values.len())
+                .map(|i| weights.get(i).copied().unwrap_or(1))
+                .collect();
+            match WeightedIndex::new(&w) {
+                Ok(index) => Kind::Choice {
+                    values: values.clone(),
+                    index,
+                },
+                // No values or all-zero weights: nothing to choose from.
+                Err(_) => Kind::NoParent,
+            }
+        }
+        Gen::Bool { p_true } => Kind::Bool(
+            Bernoulli::new(if p_true.is_finite() {
+                p_true.clamp(0.0, 1.0)
+            } else {
+                0.5
+            })
+            .expect("clamped probability"),
+        ),
+        Gen::Timestamp { from_us, to_us } => {
+            let (lo, hi) = ordered(*from_us, *to_us);
+            Kind::Timestamp(Uniform::new_inclusive(lo, hi))
+        }
+        Gen::Uuid => Kind::Uuid,
+        Gen::Json { keys } => Kind::Json { keys: *keys },
+        Gen::ForeignKey { rows, .. } => {
+            if *rows == 0 {
+                Kind::NoParent
+            } else {
+                Kind::Uniform(Uniform::new_inclusive(
+                    1,
+                    (*rows).min(i64::MAX as u64) as i64,
+                ))
+            }
+        }
+        Gen::Constant { value } => Kind::Constant(value.clone()),
+        Gen::Histogram {
+            scale,
+            bounds,
+            distinct,
+        } => Kind::Histogram {
+            scale: *scale,
+            bounds: if bounds.is_empty() {
+                vec![0.0]
+            } else {
+                bounds.clone()
+            },
+            set: value_set(*distinct),
+        },
+        Gen::TextSet {
+            min_len,
+            max_len,
+            distinct,
+        } => {
+            let (lo, hi) = ordered(*min_len, *max_len);
+            Kind::TextSet {
+                min_len: lo,
+                max_len: hi,
+                set: value_set(Some(*distinct)),
+            }
+        }
+        Gen::WeightedKeys {
+            weights,
+            rest,
+            rest_weight,
+        } => match WeightedIndex::new(weights.iter().copied().chain([*rest_weight])) {
+            Ok(index) => Kind::WeightedKeys {
+                keys: weights.len(),
+                index,
+                rest: rest_sampler(rest),
+            },
+            Err(_) => Kind::NoParent,
+        },
+        Gen::ChoiceRest {
+            values,
+            weights,
+            rest,
+            rest_weight,
+        } => {
+            let w = (0..values.len())
+                .map(|i| weights.get(i).copied().unwrap_or(1))
+                .chain([*rest_weight]);
+            match WeightedIndex::new(w) {
+                Ok(index) => Kind::ChoiceRest {
+                    values: values.clone(),
+                    index,
+                    rest: rest_sampler(rest),
+                },
+                Err(_) => Kind::NoParent,
+            }
+        }
+    }
+}
+
+/// `int`: uniform, or Zipf over the range (min the hottest).
+fn int_kind(min: i64, max: i64, dist: IntDist, s: f64) -> Kind {
+    let (lo, hi) = ordered(min, max);
+    match dist {
+        IntDist::Uniform => Kind::Uniform(Uniform::new_inclusive(lo, hi)),
+        IntDist::Zipf => {
+            // Span can be 2^64 for the full i64 range: saturate.
+            let n = (hi as i128 - lo as i128 + 1).min(u64::MAX as i128) as u64;
+            let s = if s.is_finite() && s >= 0.0 { s } else { 1.0 };
+            Kind::Zipf {
+                min: lo,
+                n,
+                zipf: Zipf::new(n, s).expect("n >= 1 and s >= 0"),
+            }
+        }
+    }
+}
+
+/// The generator a weighted choice falls back to for its rest (never NULL:
+/// the column's null_fraction is drawn before).
+fn rest_sampler(rest: &Gen) -> Box<Sampler> {
+    Box::new(Sampler::new(&ColumnGen {
+        kind: rest.clone(),
+        null_fraction: 0.0,
+    }))
+}
+
 impl Sampler {
     /// Compile a plan generator. Bad parameters (which validation rejects
     /// before we get here) are normalised rather than panicking: ranges are
@@ -229,152 +378,10 @@ impl Sampler {
         } else {
             None
         };
-        let kind = match &gen.kind {
-            Gen::Sequence { start } => Kind::Sequence { start: *start },
-            Gen::Int { min, max, dist, s } => {
-                let (lo, hi) = ordered(*min, *max);
-                match dist {
-                    IntDist::Uniform => Kind::Uniform(Uniform::new_inclusive(lo, hi)),
-                    IntDist::Zipf => {
-                        // Span can be 2^64 for the full i64 range: saturate.
-                        let n = (hi as i128 - lo as i128 + 1).min(u64::MAX as i128) as u64;
-                        let s = if s.is_finite() && *s >= 0.0 { *s } else { 1.0 };
-                        Kind::Zipf {
-                            min: lo,
-                            n,
-                            zipf: Zipf::new(n, s).expect("n >= 1 and s >= 0"),
-                        }
-                    }
-                }
-            }
-            Gen::Float { min, max } => {
-                let (lo, hi) = (min.min(*max), min.max(*max));
-                // `Uniform` panics when the span itself overflows.
-                if lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite() {
-                    Kind::Float(Uniform::new_inclusive(lo, hi))
-                } else {
-                    Kind::FloatConst(if lo.is_finite() { lo } else { 0.0 })
-                }
-            }
-            Gen::Text { min_len, max_len } => {
-                let (lo, hi) = ordered(*min_len, *max_len);
-                Kind::Text {
-                    len: Uniform::new_inclusive(lo, hi),
-                }
-            }
-            Gen::Words { min, max } => {
-                let (lo, hi) = ordered(*min, *max);
-                Kind::Words {
-                    count: Uniform::new_inclusive(lo, hi),
-                }
-            }
-            Gen::Choice { values, weights } => {
-                let w: Vec<u32> = (0..values.len())
-                    .map(|i| weights.get(i).copied().unwrap_or(1))
-                    .collect();
-                match WeightedIndex::new(&w) {
-                    Ok(index) => Kind::Choice {
-                        values: values.clone(),
-                        index,
-                    },
-                    // No values or all-zero weights: nothing to choose from.
-                    Err(_) => Kind::NoParent,
-                }
-            }
-            Gen::Bool { p_true } => Kind::Bool(
-                Bernoulli::new(if p_true.is_finite() {
-                    p_true.clamp(0.0, 1.0)
-                } else {
-                    0.5
-                })
-                .expect("clamped probability"),
-            ),
-            Gen::Timestamp { from_us, to_us } => {
-                let (lo, hi) = ordered(*from_us, *to_us);
-                Kind::Timestamp(Uniform::new_inclusive(lo, hi))
-            }
-            Gen::Uuid => Kind::Uuid,
-            Gen::Json { keys } => Kind::Json { keys: *keys },
-            Gen::ForeignKey { rows, .. } => {
-                if *rows == 0 {
-                    Kind::NoParent
-                } else {
-                    Kind::Uniform(Uniform::new_inclusive(
-                        1,
-                        (*rows).min(i64::MAX as u64) as i64,
-                    ))
-                }
-            }
-            Gen::Constant { value } => Kind::Constant(value.clone()),
-            Gen::Histogram {
-                scale,
-                bounds,
-                distinct,
-            } => Kind::Histogram {
-                scale: *scale,
-                bounds: if bounds.is_empty() {
-                    vec![0.0]
-                } else {
-                    bounds.clone()
-                },
-                set: value_set(*distinct),
-            },
-            Gen::TextSet {
-                min_len,
-                max_len,
-                distinct,
-            } => {
-                let (lo, hi) = ordered(*min_len, *max_len);
-                Kind::TextSet {
-                    min_len: lo,
-                    max_len: hi,
-                    set: value_set(Some(*distinct)),
-                }
-            }
-            Gen::WeightedKeys {
-                weights,
-                rest,
-                rest_weight,
-            } => {
-                let w: Vec<u32> = weights.iter().copied().chain([*rest_weight]).collect();
-                let rest = Box::new(Sampler::new(&ColumnGen {
-                    kind: (**rest).clone(),
-                    null_fraction: 0.0,
-                }));
-                match WeightedIndex::new(&w) {
-                    Ok(index) => Kind::WeightedKeys {
-                        keys: weights.len(),
-                        index,
-                        rest,
-                    },
-                    Err(_) => Kind::NoParent,
-                }
-            }
-            Gen::ChoiceRest {
-                values,
-                weights,
-                rest,
-                rest_weight,
-            } => {
-                let w: Vec<u32> = (0..values.len())
-                    .map(|i| weights.get(i).copied().unwrap_or(1))
-                    .chain([*rest_weight])
-                    .collect();
-                let rest = Box::new(Sampler::new(&ColumnGen {
-                    kind: (**rest).clone(),
-                    null_fraction: 0.0,
-                }));
-                match WeightedIndex::new(&w) {
-                    Ok(index) => Kind::ChoiceRest {
-                        values: values.clone(),
-                        index,
-                        rest,
-                    },
-                    Err(_) => Kind::NoParent,
-                }
-            }
-        };
-        Sampler { null, kind }
+        Sampler {
+            null,
+            kind: kind_of(&gen.kind),
+        }
     }
 
     /// The value for 0-based `row`. `row` only matters to `sequence`; every
