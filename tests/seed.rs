@@ -488,34 +488,78 @@ async fn bad_columns_are_scenario_errors_naming_table_and_column() {
     };
     assert_eq!(problems[0].field, "table[0].columns.n", "{err}");
     assert!(problems[0].message.contains("e.n: "), "{err}");
-    // Rows the table's own rules refuse (a CHECK, a UNIQUE, NOT NULL):
-    // located at the column the server or the constraint's name gives.
-    for (name, create, gen, want) in [
+    // Rows the table's own rules refuse (a CHECK, a UNIQUE, a key, named
+    // by PostgreSQL or by the user, on the column or the table, or a
+    // unique index): located at the first generated column of the rule,
+    // found in the catalog by the rule's name.
+    let two = || Gen::Int {
+        min: 1,
+        max: 2,
+        dist: IntDist::Uniform,
+        s: 1.0,
+    };
+    let seq = |start| Gen::Sequence { start };
+    let constant = |v: &str| Gen::Constant { value: v.into() };
+    let cases: Vec<(&str, &str, Vec<ColumnPlan>, &str, &str)> = vec![
         (
             "ck",
             "CREATE TABLE ck (amount int CHECK (amount > 0))",
-            Gen::Sequence { start: -5 },
+            vec![col("amount", seq(-5), 0.0)],
+            "amount",
             "violates check constraint \"ck_amount_check\" (23514)",
         ),
         (
             "uq",
             "CREATE TABLE uq (code int UNIQUE)",
-            Gen::Sequence { start: 1 },
+            vec![col("code", two(), 0.0)],
+            "code",
             "(23505)",
         ),
-    ] {
-        let col_name = if name == "ck" { "amount" } else { "code" };
-        let mut t = table(name, create, vec![col(col_name, gen, 0.0)]);
+        (
+            "named",
+            "CREATE TABLE named (id int, price int CONSTRAINT positive CHECK (price > 0))",
+            vec![col("id", seq(1), 0.0), col("price", seq(-5), 0.0)],
+            "price",
+            "(constraint positive, on price)",
+        ),
+        (
+            "tlevel",
+            "CREATE TABLE tlevel (id int, lo int, hi int, CHECK (lo < hi))",
+            vec![
+                col("id", seq(1), 0.0),
+                col("lo", seq(10), 0.0),
+                col("hi", seq(1), 0.0),
+            ],
+            "lo",
+            "on lo, hi)",
+        ),
+        (
+            "pk",
+            "CREATE TABLE pk (note text, id int PRIMARY KEY)",
+            vec![col("note", constant("x"), 0.0), col("id", two(), 0.0)],
+            "id",
+            "(constraint pk_pkey, on id)",
+        ),
+        (
+            "ix",
+            "CREATE TABLE ix (id int, code int); CREATE UNIQUE INDEX ix_code ON ix (code)",
+            vec![col("id", seq(1), 0.0), col("code", two(), 0.0)],
+            "code",
+            "(constraint ix_code, on code)",
+        ),
+        (
+            // A constant column becomes a default for a frozen load and
+            // does not travel: still the one located.
+            "konst",
+            "CREATE TABLE konst (id int, qty int CHECK (qty >= 0))",
+            vec![col("id", seq(1), 0.0), col("qty", constant("-1"), 0.0)],
+            "qty",
+            "(constraint konst_qty_check, on qty)",
+        ),
+    ];
+    for (name, create, cols, col_name, want) in cases {
+        let mut t = table(name, create, cols);
         t.rows = 50;
-        if name == "uq" {
-            // Two values for 50 rows: duplicates.
-            t.columns[0].gen.kind = Gen::Int {
-                min: 1,
-                max: 2,
-                dist: IntDist::Uniform,
-                s: 1.0,
-            };
-        }
         let err = seed::seed(server.conn(), &scenario(vec![t], vec![]), 1, false)
             .await
             .unwrap_err();
@@ -528,7 +572,7 @@ async fn bad_columns_are_scenario_errors_naming_table_and_column() {
             format!("table[0].columns.{col_name}"),
             "{err}"
         );
-        assert!(problems[0].message.contains(want), "{err}");
+        assert!(problems[0].message.contains(want), "{name}: {err}");
         assert!(
             problems[0].message.contains("make the generators fit them"),
             "{err}"

@@ -25,6 +25,10 @@ pub(super) struct TableInfo {
     /// A BEFORE INSERT row trigger may fill any column: NOT NULL columns
     /// without a generator are not refused then.
     pub(super) fills_on_insert: bool,
+    /// The table's rules by name — constraints and unique indexes — with
+    /// the columns each covers: a row the server refuses names only the
+    /// rule (`positive`, `t_pkey`), and the seeder locates it at a column.
+    pub(super) rules: Vec<(String, Vec<String>)>,
 }
 
 /// One column of a table, as the seeder needs it.
@@ -136,12 +140,26 @@ pub(super) async fn describe(
         .await
         .map_err(ctx)?
         .get(0);
+    let rules = client
+        .query(
+            // Constraints (CHECK, UNIQUE, PRIMARY KEY, FOREIGN KEY,
+            // EXCLUDE) and unique indexes made without one; columns in
+            // the rule's own order.
+            "SELECT c.conname::text, ARRAY(SELECT a.attname::text FROM unnest(c.conkey)                  WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = c.conrelid                  AND a.attnum = k.n ORDER BY k.o)              FROM pg_constraint c WHERE c.conrelid = $1              UNION ALL              SELECT (SELECT relname::text FROM pg_class WHERE oid = i.indexrelid), ARRAY(SELECT a.attname::text                  FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o)                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n                  ORDER BY k.o)              FROM pg_index i WHERE i.indrelid = $1 AND i.indisunique                  AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+            &[&oid],
+        )
+        .await
+        .map_err(ctx)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     Ok(TableInfo {
         oid,
         qualified: row.get(1),
         freezable: relkind == "r" && created_here,
         columns,
         fills_on_insert,
+        rules,
     })
 }
 

@@ -65,6 +65,8 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
         rows: table.rows,
         what: table.name.clone(),
         scenario_path: scenario.path.clone(),
+        generated: Arc::new(encoders.iter().map(|e| e.name.clone()).collect()),
+        rules: Arc::new(info.rules.clone()),
         bar: cx.bar.clone(),
     };
     let (rows, bytes, connections) = if table.rows == 0 {
@@ -207,6 +209,11 @@ struct CopyJob {
     what: String,
     /// Where a value the column refuses is located (by its field).
     scenario_path: std::path::PathBuf,
+    /// Every generated column (a freeze load sends fewer: see
+    /// `copy_frozen`), and the table's rules with their columns, to locate
+    /// a refused row at a column.
+    generated: Arc<Vec<String>>,
+    rules: Arc<Vec<(String, Vec<String>)>>,
     bar: ProgressBar,
 }
 
@@ -401,19 +408,14 @@ impl CopyJob {
         if !(code.starts_with("23") || code.starts_with("22")) {
             return None;
         }
-        // PostgreSQL names a one-column constraint `<table>_<column>_check`
-        // (`_key`, `_fkey`): a generated column named so is the one.
-        let named_in = |constraint: &str| {
-            let base = self.what.rsplit('.').next().unwrap_or(&self.what);
-            let middle = constraint.strip_prefix(base)?.strip_prefix('_')?;
-            let middle = ["_check", "_fkey", "_key"]
-                .iter()
-                .find_map(|s| middle.strip_suffix(s))?;
-            self.encoders
-                .iter()
-                .find(|c| c.name == middle)
-                .map(|c| c.name.clone())
-        };
+        // The column the server names (NOT NULL), or COPY's context
+        // ("column c": a type's refusal), or the first generated column of
+        // the rule it breaks (a CHECK, key or foreign key, by its name).
+        let rule_columns = db
+            .constraint()
+            .and_then(|name| self.rules.iter().find(|(n, _)| n == name))
+            .map(|(_, cols)| cols.as_slice())
+            .unwrap_or_default();
         let column = db
             .column()
             .map(str::to_string)
@@ -422,16 +424,22 @@ impl CopyJob {
                 let (_, rest) = context.split_once(", column ")?;
                 Some(rest.split(':').next()?.trim().to_string())
             })
-            .or_else(|| named_in(db.constraint()?));
+            .or_else(|| {
+                rule_columns
+                    .iter()
+                    .find(|c| self.generated.contains(c))
+                    .cloned()
+            });
         let field = match &column {
             Some(c) => format!("table[{}].columns.{c}", self.table),
             None => format!("table[{}].columns", self.table),
         };
         let detail = db.detail().map(|d| format!("; {d}")).unwrap_or_default();
-        let rule = db
-            .constraint()
-            .map(|c| format!(" (constraint {c})"))
-            .unwrap_or_default();
+        let rule = match (db.constraint(), rule_columns) {
+            (Some(c), []) => format!(" (constraint {c})"),
+            (Some(c), cols) => format!(" (constraint {c}, on {})", cols.join(", ")),
+            (None, _) => String::new(),
+        };
         Some(Error::Scenario(vec![ScenarioError {
             file: self.scenario_path.clone(),
             line: 0,
