@@ -471,6 +471,25 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "huge_integer_inline.toml",
+        &[(
+            10,
+            35,
+            "table[0].columns.v.max",
+            "the number is too large: a TOML integer is at most 9223372036854775807",
+        )],
+    ),
+    (
+        // Located at the quote, through the string's escaped quotes.
+        "unclosed_quote_escaped.toml",
+        &[(
+            23,
+            52,
+            "phase[0].step[0].sql",
+            "a quoted string opened at `'oops` is never closed",
+        )],
+    ),
+    (
         "missing_name.toml",
         &[(1, 1, "name", "missing; expected a scenario name")],
     ),
@@ -478,7 +497,7 @@ const CASES: &[(&str, &[Expect])] = &[
     ("comments_only.toml", &[(1, 1, "", "the file is empty")]),
     (
         "truncated.toml",
-        &[(17, 31, "workload.query[0].params", "TOML syntax error")],
+        &[(17, 31, "workload.query[0].params[0]", "TOML syntax error")],
     ),
     (
         "not_utf8.toml",

@@ -275,10 +275,10 @@ pub fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
     out
 }
 
-/// Where byte `at` of a TOML string's value lies in the file, for a value
-/// written as it reads: a literal string (`'...'`, `'''...'''`) or a basic
-/// one without escapes (a multi-line one's first newline is not part of
-/// it). None when escapes make the two differ.
+/// Where byte `at` of a TOML string's value lies in the file: the string's
+/// source is decoded again (escapes, a multi-line string's first newline
+/// and its line-ending backslashes), keeping where each value byte came
+/// from. None when the source does not decode to `value`.
 fn offset_in_source(source: &str, span: &Range<usize>, value: &str, at: usize) -> Option<usize> {
     let raw = source.get(span.clone())?;
     let quote = ["'''", "\"\"\"", "'", "\""]
@@ -295,7 +295,57 @@ fn offset_in_source(source: &str, span: &Range<usize>, value: &str, at: usize) -
             }
         }
     }
-    (body == value).then_some(start + at)
+    let from = match quote.starts_with('"') {
+        true => decode_basic(body)?,
+        false => (0..body.len()).collect(),
+    };
+    (from.len() == value.len()).then_some(())?;
+    Some(start + *from.get(at)?)
+}
+
+/// For each byte of a TOML basic string's value, the offset in `body` (the
+/// text between the quotes) it was decoded from; None on a bad escape.
+fn decode_basic(body: &str) -> Option<Vec<usize>> {
+    let bytes = body.as_bytes();
+    let mut from = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            from.push(i);
+            i += 1;
+            continue;
+        }
+        let escape = *bytes.get(i + 1)?;
+        let decoded = match escape {
+            b'b' | b't' | b'n' | b'f' | b'r' | b'"' | b'\\' | b'e' => {
+                from.push(i);
+                i += 2;
+                continue;
+            }
+            b'u' | b'U' => {
+                let len = if escape == b'u' { 4 } else { 8 };
+                let hex = body.get(i + 2..i + 2 + len)?;
+                let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+                (c.len_utf8(), 2 + len)
+            }
+            b'x' => {
+                let c = char::from_u32(u32::from_str_radix(body.get(i + 2..i + 4)?, 16).ok()?)?;
+                (c.len_utf8(), 4)
+            }
+            // A line-ending backslash (multi-line strings): it and the
+            // whitespace and newlines after it are not in the value.
+            _ => {
+                let rest = &body[i + 1..];
+                let skipped = rest.len() - rest.trim_start().len();
+                rest[..skipped].contains('\n').then_some(())?;
+                i += 1 + skipped;
+                continue;
+            }
+        };
+        from.extend(std::iter::repeat_n(i, decoded.0));
+        i += decoded.1;
+    }
+    Some(from)
 }
 
 pub fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String> {
@@ -403,6 +453,43 @@ mod tests {
         assert_eq!(trim_float(1e300), "1e300");
         assert_eq!(trim_float(0.0001), "1e-4");
         assert_eq!(trim_float(0.0), "0");
+    }
+
+    #[test]
+    fn a_value_byte_is_found_in_the_source_through_escapes() {
+        let check = |source: &str, value: &str, needle: &str| {
+            let span = source.find('=').unwrap() + 2..source.len();
+            let at = value.find(needle).unwrap();
+            let found = offset_in_source(source, &span, value, at).expect(source);
+            assert!(source[found..].starts_with(needle), "{source}: at {found}");
+        };
+        check(
+            r#"sql = "SELECT 1 WHERE a = 'x""#,
+            "SELECT 1 WHERE a = 'x",
+            "'x",
+        );
+        check(
+            r#"sql = "SELECT \"Col\" FROM t WHERE a = 'x""#,
+            "SELECT \"Col\" FROM t WHERE a = 'x",
+            "'x",
+        );
+        check(
+            r#"sql = "SELECT '\u00e9t\u00E9', \t'x""#,
+            "SELECT 'été', \t'x",
+            "'x",
+        );
+        check(
+            "sql = \"\"\"\nSELECT 1, \\\n    'x\"\"\"",
+            "SELECT 1, 'x",
+            "'x",
+        );
+        check("sql = '''\nSELECT \\n 'x'''", "SELECT \\n 'x", "'x");
+        // A source that does not decode to the value is not guessed at.
+        let source = r#"sql = "SELECT 'x""#;
+        assert_eq!(
+            offset_in_source(source, &(6..source.len()), "SELECT 'y2", 7),
+            None
+        );
     }
 
     #[test]

@@ -213,6 +213,16 @@ pub fn path_near(text: &str, offset: usize) -> String {
             let k = k.trim();
             if is_key(k) {
                 last_key = Some(unquote_key(k));
+                if is_error_line {
+                    // Inside an inline table or array on this line: the
+                    // key (or element) the error is in, not its parent.
+                    let value_start = line_start + (line.len() - line.trim_start().len());
+                    let value_start = value_start + t.len() - rest.len();
+                    let upto = off.saturating_sub(value_start).min(rest.len());
+                    if let Some(inner) = rest.get(..upto).map(inline_path) {
+                        last_key = last_key.map(|k| k + &inner);
+                    }
+                }
                 for delim in ["\"\"\"", "'''"] {
                     if rest.matches(delim).count() % 2 == 1 {
                         in_multiline = Some(delim);
@@ -228,6 +238,66 @@ pub fn path_near(text: &str, offset: usize) -> String {
         Some(k) => join(&table, &k),
         None => table,
     }
+}
+
+/// The path inside a value's text up to the error (`{ a = 1, b = [1, {
+/// c = ` → `.b[1].c`), following inline tables and arrays, skipping
+/// strings.
+fn inline_path(value: &str) -> String {
+    // Per open bracket: an inline table's current key, or an array's index.
+    enum Level {
+        Table(Option<String>),
+        Array(usize),
+    }
+    let mut levels: Vec<Level> = Vec::new();
+    let mut token = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    if d == c && !escaped {
+                        break;
+                    }
+                    escaped = c == '"' && d == '\\' && !escaped;
+                }
+                token.clear();
+            }
+            '{' => levels.push(Level::Table(None)),
+            '[' => levels.push(Level::Array(0)),
+            '}' | ']' => {
+                levels.pop();
+            }
+            '=' => {
+                if let Some(Level::Table(key)) = levels.last_mut() {
+                    *key = Some(unquote_key(token.trim()));
+                }
+                token.clear();
+            }
+            ',' => {
+                match levels.last_mut() {
+                    Some(Level::Array(i)) => *i += 1,
+                    Some(Level::Table(key)) => *key = None,
+                    None => {}
+                }
+                token.clear();
+            }
+            _ => token.push(c),
+        }
+    }
+    let mut out = String::new();
+    for level in &levels {
+        match level {
+            Level::Table(Some(k)) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Level::Table(None) => break,
+            Level::Array(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
 }
 
 fn is_key(k: &str) -> bool {
@@ -297,6 +367,22 @@ mod tests {
         assert_eq!(path_at(t, off), "table[1].columns.id.mx");
         let off = t.find("\"b\"").unwrap();
         assert_eq!(path_at(t, off), "table[1].name");
+    }
+
+    #[test]
+    fn path_near_descends_into_inline_tables_and_arrays() {
+        let t = "[[table]]\n[table.columns]\nid = { gen = \"int\", min = 1, max = 99x }\n";
+        assert_eq!(
+            path_near(t, t.find("99x").unwrap()),
+            "table[0].columns.id.max"
+        );
+        let t = "[[q]]\nparams = [{ gen = \"a, b\" }, { gen = \"int\", max = 9x }]\n";
+        assert_eq!(path_near(t, t.find("9x").unwrap()), "q[0].params[1].max");
+        let t = "x = { a = 1, b = { c = [1, 2x] } }\n";
+        assert_eq!(path_near(t, t.find("2x").unwrap()), "x.b.c[1]");
+        // Before any inner key: the outer key.
+        let t = "x = { 5 }\n";
+        assert_eq!(path_near(t, t.find('5').unwrap()), "x");
     }
 
     #[test]
