@@ -349,6 +349,39 @@ fn not_a_run_directory_is_bad_usage() {
         ),
         "{said}"
     );
+    // Values no run writes, which would size the report's windows.
+    for (field, value, says) in [
+        (
+            "window_ms",
+            serde_json::json!(0),
+            "field `window_ms`: 0 is not a window length",
+        ),
+        (
+            "end_ms",
+            serde_json::json!(1e300),
+            "field `end_ms`: 1e300 is not a time of a run",
+        ),
+        (
+            "end_ms",
+            serde_json::json!(-5.0),
+            "field `end_ms`: -5 is not a time of a run",
+        ),
+    ] {
+        let mut damaged = info.clone();
+        damaged["steps"][1]["outcome"] = serde_json::json!("ok");
+        damaged[field] = value;
+        std::fs::write(t.path().join("run.json"), damaged.to_string()).unwrap();
+        let e = render(t.path(), &opts(&[])).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let mut damaged = info.clone();
+    damaged["steps"][1]["outcome"] = serde_json::json!("ok");
+    let end = damaged["steps"][0]["end_ms"].clone();
+    damaged["steps"][0]["start_ms"] = serde_json::json!(end.as_f64().unwrap() + 1.0);
+    std::fs::write(t.path().join("run.json"), damaged.to_string()).unwrap();
+    let said = render(t.path(), &opts(&[])).unwrap_err().to_string();
+    assert!(said.contains("field `steps[0]`: it ends"), "{said}");
     for (json, says) in [
         ("[]", "not a JSON object"),
         (

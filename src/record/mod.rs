@@ -310,7 +310,7 @@ fn read_info(text: &str) -> std::result::Result<RunInfo, String> {
         return Err("not a JSON object, as every run.json is".into());
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let info: RunInfo = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = regex::Regex::new(r"expected struct \w+( with \d+ elements?)?")
@@ -329,7 +329,70 @@ fn read_info(text: &str) -> std::result::Result<RunInfo, String> {
         } else {
             format!("field `{path}`: {message}")
         }
-    })
+    })?;
+    check_times(&info)?;
+    Ok(info)
+}
+
+/// A number as a message shows it: 1e300 as written, not as 301 digits.
+fn shown(v: f64) -> String {
+    match v.abs() >= 1e15 {
+        true => format!("{v:e}"),
+        false => v.to_string(),
+    }
+}
+
+/// The longest span a run.json time may give: a year, in ms. Far past any
+/// rehearsal, and it keeps a damaged value (1e300) from sizing the windows
+/// the report walks.
+const MAX_RUN_MS: f64 = 365.0 * 24.0 * 3600.0 * 1000.0;
+
+/// Times a real run writes: finite, not negative, within [`MAX_RUN_MS`],
+/// a window longer than zero, and every span in order. A damaged run.json
+/// is named by its field, as a type error is.
+fn check_times(info: &RunInfo) -> std::result::Result<(), String> {
+    let time = |field: &str, v: f64| match v.is_finite() && (0.0..=MAX_RUN_MS).contains(&v) {
+        true => Ok(()),
+        false => Err(format!(
+            "field `{field}`: {} is not a time of a run (expected ms from 0 to {MAX_RUN_MS})",
+            shown(v)
+        )),
+    };
+    let span = |field: &str, start: f64, end: f64| {
+        time(&format!("{field}.start_ms"), start)?;
+        time(&format!("{field}.end_ms"), end)?;
+        match start <= end {
+            true => Ok(()),
+            false => Err(format!(
+                "field `{field}`: it ends ({end} ms) before it starts ({start} ms)"
+            )),
+        }
+    };
+    time("end_ms", info.end_ms)?;
+    time("seed_ms", info.seed_ms)?;
+    time("lock_precision_ms", info.lock_precision_ms)?;
+    if let Some(t) = info.traffic_started_ms {
+        time("traffic_started_ms", t)?;
+    }
+    if !(info.window_ms.is_finite() && info.window_ms > 0.0 && info.window_ms <= 3_600_000.0) {
+        return Err(format!(
+            "field `window_ms`: {} is not a window length (expected more than 0 ms, at most an hour)",
+            shown(info.window_ms)
+        ));
+    }
+    if let Some(rate) = info.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(format!(
+            "field `rate`: {} is not a rate (expected requests per second above 0)",
+            shown(rate)
+        ));
+    }
+    for (i, p) in info.phases.iter().enumerate() {
+        span(&format!("phases[{i}]"), p.start_ms, p.end_ms)?;
+    }
+    for (i, s) in info.steps.iter().enumerate() {
+        span(&format!("steps[{i}]"), s.start_ms, s.end_ms)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
