@@ -909,3 +909,95 @@ fn a_create_for_a_table_the_migrations_make_is_located() {
         ran.stderr
     );
 }
+
+/// `--since-git`, Flyway: a repeatable edited since the revision replaces
+/// the version production has, which ends the setup. An edit Flyway would
+/// fail to apply there (renaming a view's column) fails the rehearsal; a
+/// compatible one replaces the existing view (its lock is not on a new
+/// relation).
+#[test]
+fn an_edited_repeatable_is_rehearsed_over_its_merged_version() {
+    let tmp = common::isolated_tmpdir();
+    let repo = tmp.path();
+    std::fs::create_dir_all(repo.join("db")).unwrap();
+    std::fs::write(repo.join("db/V1__accounts.sql"), BASE_ACCOUNTS.1).unwrap();
+    let view = repo.join("db/R__account_emails.sql");
+    std::fs::write(
+        &view,
+        "CREATE OR REPLACE VIEW account_emails AS SELECT id, email FROM accounts;\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(repo)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "released"]);
+    let s = repo.join("s.toml");
+    std::fs::write(
+        &s,
+        "name = \"repeatable\"\n[migrations]\ndir = \"db\"\n\n[[table]]\nname = \"accounts\"\n\
+         rows = 10\n[table.columns]\nemail = { gen = \"text\" }\n[workload]\nclients = 1\n\
+         rate = 10\nbefore = \"100ms\"\nafter = \"100ms\"\n[[workload.query]]\nname = \"q\"\n\
+         sql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+
+    // Renaming a column of an existing view: what production would get.
+    std::fs::write(
+        &view,
+        "CREATE OR REPLACE VIEW account_emails AS SELECT id, email AS address FROM accounts;\n",
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args(["check", "s.toml", "--since-git", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("R__account_emails.sql@HEAD") && stdout.contains("rehearsed: 1 file(s)"),
+        "the merged version ends the setup:\n{stdout}"
+    );
+    let ran = common::run(
+        &s,
+        &["--backend", "local", "-q", "--since-git", "HEAD"],
+        &[],
+    );
+    ran.assert_code(4);
+    assert!(
+        ran.stderr.contains("cannot change name of view column"),
+        "{}",
+        ran.stderr
+    );
+
+    // A compatible edit (a column added at the end) replaces the view.
+    std::fs::write(
+        &view,
+        "CREATE OR REPLACE VIEW account_emails AS SELECT id, email, lower(email) AS folded \
+         FROM accounts;\n",
+    )
+    .unwrap();
+    let ran = common::run(
+        &s,
+        &["--backend", "local", "-q", "--since-git", "HEAD"],
+        &[],
+    );
+    ran.assert_code(0);
+    let (dir, _) = ran.record();
+    let locks = common::csv_rows(&dir.join("locks.csv"));
+    assert!(
+        locks
+            .iter()
+            .any(|l| l["relation"] == "account_emails" && l["mode"] == "AccessExclusiveLock"),
+        "the existing view is locked to be replaced, not created: {locks:?}"
+    );
+}

@@ -258,13 +258,47 @@ fn order(named: &mut Vec<Named>, ignored: &mut Vec<Ignored>, errors: &mut Vec<Mi
 }
 
 fn load_file(n: Named, options: &FlywayOptions) -> Result<MigrationFile, MigrationError> {
+    let src = Source::read(&n.path)?;
+    load_source(n, src, options)
+}
+
+/// A repeatable as it was at git revision `rev` (its text then, `text`),
+/// loaded as Flyway applied it: named and located `<name>@<rev>`; its
+/// `.conf` is read as it is now.
+pub(super) fn repeatable_at(
+    file: &MigrationFile,
+    text: String,
+    rev: &str,
+    options: &FlywayOptions,
+) -> Result<MigrationFile, MigrationError> {
+    let name = format!("{}@{rev}", file.name);
+    let shown = PathBuf::from(format!("{}@{rev}", file.path.display()));
+    let n = Named {
+        path: file.path.clone(),
+        name,
+        kind: Kind::Repeatable,
+        version: None,
+        version_text: String::new(),
+        description: file.description.clone(),
+    };
+    load_source(n, Source::new(&shown, text), options)
+}
+
+fn load_source(
+    n: Named,
+    mut src: Source,
+    options: &FlywayOptions,
+) -> Result<MigrationFile, MigrationError> {
     let conf = ScriptConf::read(&n.path)?;
-    let mut src = Source::read(&n.path)?;
     if conf
         .placeholder_replacement
         .unwrap_or(options.placeholder_replacement)
     {
-        let file_name = n.name.rsplit('/').next().unwrap_or(&n.name);
+        let file_name = n
+            .path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or(&n.name);
         src = substitute_placeholders(src, file_name, &options.placeholders)?;
     }
     let statements = script::statements(&src, 0..src.text.len(), &Reader::Server(Layout::Flyway))?;

@@ -149,7 +149,9 @@
 //!   and the tool would refuse, skip or reorder the new one.
 //! - Flyway repeatables: rehearsed after the versioned ones with `From` and
 //!   `Last` (without history every one counts as changed); with `SinceGit`
-//!   only the added or modified ones, the others ending the setup.
+//!   only the added or modified ones, the others ending the setup, and a
+//!   modified one's text at the revision too (`R__x.sql@REV`: production
+//!   applied it, and the rehearsal replaces it as Flyway will).
 //!
 //! Whether a statement can run in a transaction block is decided on its
 //! words, as PostgreSQL 12+ decides it (`PreventInTransactionBlock`):

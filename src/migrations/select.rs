@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::error::{MigrationError, Setting};
-use super::flyway::Version;
+use super::flyway::{self, FlywayOptions, Version};
 use super::git::{self, GitChanges};
 use super::model::{Kind, Layout, Location, MigrationFile, MigrationSet};
 use super::plain::natural_cmp;
@@ -37,6 +37,26 @@ pub struct Plan<'a> {
     /// file changed since. The databases that applied one will not run the
     /// edit; the rehearsal applies it at setup, untimed.
     pub edited: Vec<&'a MigrationFile>,
+}
+
+impl Plan<'_> {
+    /// The setup as it runs, owned, with `previous` (earlier versions of
+    /// repeatables, [`MigrationSet::previous_repeatables`]) among its
+    /// repeatables: Flyway applies those after every versioned migration,
+    /// by description.
+    pub fn setup_with(&self, previous: Vec<MigrationFile>) -> Vec<MigrationFile> {
+        let mut setup: Vec<MigrationFile> = self.setup.iter().map(|f| (*f).clone()).collect();
+        setup.extend(previous);
+        // Stable: the versioned ones keep their order, before every
+        // repeatable.
+        setup.sort_by(
+            |a, b| match (a.kind == Kind::Repeatable, b.kind == Kind::Repeatable) {
+                (true, true) => a.description.cmp(&b.description),
+                (x, y) => x.cmp(&y),
+            },
+        );
+        setup
+    }
 }
 
 impl MigrationSet {
@@ -171,6 +191,27 @@ impl MigrationSet {
             rehearse: pick(true),
             edited,
         })
+    }
+
+    /// `SinceGit`, Flyway: a repeatable rehearsed because it was modified
+    /// since `rev` had its text at `rev` applied wherever `rev` was
+    /// deployed; Flyway reapplies it because its checksum changed. Those
+    /// earlier versions, to end the setup (so the rehearsal replaces the
+    /// view or function as production will, rather than creating it).
+    /// Repeatables added since `rev` have none.
+    pub fn previous_repeatables(
+        &self,
+        plan: &Plan<'_>,
+        rev: &str,
+        options: &FlywayOptions,
+    ) -> Result<Vec<MigrationFile>, MigrationError> {
+        let mut previous = Vec::new();
+        for f in plan.rehearse.iter().filter(|f| f.kind == Kind::Repeatable) {
+            if let Some(text) = git::file_at(&self.dir, rev, &f.name)? {
+                previous.push(flyway::repeatable_at(f, text, rev, options)?);
+            }
+        }
+        Ok(previous)
     }
 
     /// The migrations that have a place in the version order (all but

@@ -119,12 +119,20 @@ pub(super) fn migrations(
         }),
         s => set.select(s),
     };
-    match plan {
-        Ok(plan) => Migrations::Loaded(MigrationsPlan {
+    // --since-git: a Flyway repeatable changed since the revision is
+    // rehearsed over its version at the revision, which production has.
+    let previous = match (&plan, &selection, set.layout) {
+        (Ok(plan), Selection::SinceGit(rev), Layout::Flyway) => {
+            set.previous_repeatables(plan, rev, &spec.options.flyway)
+        }
+        _ => Ok(Vec::new()),
+    };
+    match plan.and_then(|plan| Ok((previous?, plan))) {
+        Ok((previous, plan)) => Migrations::Loaded(MigrationsPlan {
             dir: set.dir.clone(),
             layout: set.layout,
             selection: selection.clone(),
-            setup: plan.setup.into_iter().cloned().collect(),
+            setup: plan.setup_with(previous),
             rehearse: plan.rehearse.into_iter().cloned().collect(),
             edited: plan.edited.iter().map(|f| f.name.clone()).collect(),
             ignored: set.ignored.clone(),
