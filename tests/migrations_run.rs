@@ -330,6 +330,18 @@ fn pgrehearse(cwd: &Path, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// git in `dir`, with an identity for commits; it must succeed.
+fn git_in(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
 fn write_scenario(dir: &Path, migrations: &Path, rehearse: &str) -> PathBuf {
     let path = dir.join("scenario.toml");
     std::fs::write(&path, scenario(migrations, rehearse, "")).unwrap();
@@ -412,16 +424,7 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
     let repo = t.join("repo");
     std::fs::create_dir_all(repo.join("db")).unwrap();
     std::fs::write(repo.join("db/1_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(&repo)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| git_in(&repo, args);
     git(&["init", "-q"]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "one"]);
@@ -927,16 +930,7 @@ fn an_edited_repeatable_is_rehearsed_over_its_merged_version() {
         "CREATE OR REPLACE VIEW account_emails AS SELECT id, email FROM accounts;\n",
     )
     .unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(repo)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| git_in(repo, args);
     git(&["init", "-q"]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "released"]);
@@ -999,5 +993,53 @@ fn an_edited_repeatable_is_rehearsed_over_its_merged_version() {
             .iter()
             .any(|l| l["relation"] == "account_emails" && l["mode"] == "AccessExclusiveLock"),
         "the existing view is locked to be replaced, not created: {locks:?}"
+    );
+}
+
+/// A `DO` block and a `CALL` of a procedure that cannot commit run as a
+/// transaction of their own, so the probe lists the ACCESS EXCLUSIVE lock
+/// they take for well under a millisecond (a poll can miss it); a `CALL`
+/// of a procedure that commits still runs as sent (inside a block it would
+/// fail with 2D000).
+#[test]
+fn do_blocks_and_calls_that_cannot_commit_have_their_locks_probed() {
+    let (_tmp, s) = plain_project(
+        &[
+            BASE_ACCOUNTS,
+            (
+                "2_procedures.sql",
+                "CREATE TABLE notes (id int);\n\
+                 CREATE PROCEDURE add_note_column() LANGUAGE plpgsql AS $$\n\
+                 BEGIN ALTER TABLE notes ADD COLUMN body text; END $$;\n\
+                 CREATE PROCEDURE add_and_commit() LANGUAGE plpgsql AS $$\n\
+                 BEGIN ALTER TABLE notes ADD COLUMN extra int; COMMIT; END $$;\n",
+            ),
+            (
+                "3_blocks.sql",
+                "DO $$ BEGIN ALTER TABLE accounts ADD COLUMN flag int; END $$;\n\
+                 CALL add_note_column();\n\
+                 CALL add_and_commit();\n\
+                 CREATE INDEX CONCURRENTLY accounts_flag ON accounts (flag);\n",
+            ),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (dir, _) = ran.record();
+    let locks = common::csv_rows(&dir.join("locks.csv"));
+    for table in ["accounts", "notes"] {
+        assert!(
+            locks.iter().any(|l| l["relation"] == table
+                && l["mode"] == "AccessExclusiveLock"
+                && l["source"] == "probe"),
+            "{table}'s ACCESS EXCLUSIVE, probed: {locks:?}"
+        );
+    }
+    let statements = common::csv_rows(&dir.join("statements.csv"));
+    assert_eq!(statements.len(), 4, "{statements:?}");
+    assert!(
+        statements.iter().all(|s| s["outcome"] == "ok"),
+        "{statements:?}"
     );
 }

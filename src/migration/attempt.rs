@@ -163,7 +163,7 @@ impl Executor {
             .await?;
         let mut result = Ok(());
         for sql in stmts {
-            if same_in_own_transaction(sql.code) {
+            if same_in_own_transaction(sql.code) || self.call_cannot_commit(sql.code).await {
                 // The same run as in autocommit, but the probe lists the
                 // statement's locks before COMMIT releases them: a poll can
                 // miss a statement shorter than its interval. No settings:
@@ -200,6 +200,31 @@ impl Executor {
         result.and(reset)
     }
 
+    /// A `CALL` whose procedure cannot end a transaction runs the same in
+    /// a transaction of its own (`same_in_own_transaction`): every
+    /// procedure of that name (any overload; in its schema if the call
+    /// names one) is PL/pgSQL or SQL and says no COMMIT, ROLLBACK or CALL.
+    /// Read from the catalog just before the statement; any doubt (none
+    /// found, the read fails) keeps it as sent.
+    async fn call_cannot_commit(&mut self, code: &str) -> bool {
+        let Some((schema, name)) = called_procedure(code) else {
+            return false;
+        };
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) > 0 AND coalesce(bool_and(l.lanname IN ('plpgsql', 'sql') \
+                     AND pg_get_functiondef(p.oid) !~* '\\m(commit|rollback|call)\\M'), false) \
+                 FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang \
+                 WHERE p.prokind = 'p' AND p.proname = $1 \
+                   AND ($2::text IS NULL OR p.pronamespace = \
+                        (SELECT oid FROM pg_namespace WHERE nspname = $2))",
+                &[&name, &schema],
+            )
+            .await;
+        row.map(|r| r.get::<_, bool>(0)).unwrap_or(false)
+    }
+
     async fn simple(&mut self, sql: &str) -> Result<(), Failure> {
         tracing::debug!("migration session: sending {sql}");
         self.client
@@ -227,6 +252,38 @@ impl Executor {
             Ok(r) => r,
             Err(_) => Err(Failure::Aborted),
         }
+    }
+}
+
+/// `CALL [schema.]name(...)`: the procedure's schema (if named) and name,
+/// as the catalog spells them (unquoted names folded to lower case).
+fn called_procedure(code: &str) -> Option<(Option<String>, String)> {
+    use crate::sql::TokenKind;
+    let tokens: Vec<_> = crate::sql::tokens(code)
+        .into_iter()
+        .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Comment))
+        .collect();
+    let text = |i: usize| &code[tokens[i].start..tokens[i].end];
+    if tokens.first()?.kind != TokenKind::Word || !text(0).eq_ignore_ascii_case("CALL") {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for (i, t) in tokens.iter().enumerate().skip(1) {
+        match t.kind {
+            TokenKind::Word => parts.push(text(i).to_lowercase()),
+            TokenKind::QuotedIdent => {
+                let quoted = text(i);
+                parts.push(quoted[1..quoted.len() - 1].replace("\"\"", "\""));
+            }
+            TokenKind::Other if text(i) == "." => {}
+            TokenKind::OpenParen => break,
+            _ => return None,
+        }
+    }
+    match parts.as_slice() {
+        [name] => Some((None, name.clone())),
+        [schema, name] => Some((Some(schema.clone()), name.clone())),
+        _ => None,
     }
 }
 

@@ -143,8 +143,10 @@ pub fn flyway_non_transactional(code: &str) -> bool {
 /// holds ACCESS EXCLUSIVE for well under a millisecond). Only DDL and DML,
 /// one statement, nothing PostgreSQL refuses in a block: transaction
 /// control, `SET` (whose `LOCAL` form would take effect), `LOCK` (an error
-/// outside a block), `DO` and `CALL` (which may commit themselves) and
-/// anything unknown keep running as sent. So do those whose run depends on
+/// outside a block), `CALL` (a procedure may commit), a `DO` that could
+/// commit (its text says COMMIT, ROLLBACK or CALL, or another language) and
+/// anything unknown keep running as sent; a PL/pgSQL `DO` that cannot end
+/// a transaction runs in its own, its locks probed. So do those whose run depends on
 /// being outside a block in ways the text does not show: `ANALYZE` of
 /// several tables (or all) commits after each table outside one, `REINDEX`
 /// and `CLUSTER` of a partitioned table are refused inside one, and `ALTER
@@ -160,6 +162,9 @@ pub fn same_in_own_transaction(code: &str) -> bool {
     let w = words(code, true);
     if w.iter().take(2).any(|x| x == "SUBSCRIPTION") {
         return false;
+    }
+    if w.first().is_some_and(|x| x == "DO") {
+        return do_without_transaction_control(code);
     }
     matches!(
         w.first().map(String::as_str),
@@ -178,6 +183,36 @@ pub fn same_in_own_transaction(code: &str) -> bool {
                 | "REFRESH"
         )
     )
+}
+
+/// A `DO` block in PL/pgSQL (the default) that cannot end a transaction:
+/// no COMMIT, ROLLBACK or CALL (a procedure may commit) as a word anywhere
+/// in it, strings included (`EXECUTE 'COMMIT'`). PostgreSQL runs it the
+/// same inside a transaction block; one that commits fails there (2D000),
+/// so it keeps running as sent.
+fn do_without_transaction_control(code: &str) -> bool {
+    // DO [LANGUAGE lang] body: the body is a string, so the only words
+    // are DO, LANGUAGE and the language's name.
+    let mut tokens = sql::tokens(code)
+        .into_iter()
+        .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Comment));
+    let language = tokens
+        .find(|t| {
+            t.kind == TokenKind::Word && code[t.start..t.end].eq_ignore_ascii_case("LANGUAGE")
+        })
+        .and_then(|_| tokens.next())
+        .map(|t| {
+            code[t.start..t.end]
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_string()
+        });
+    if language.is_some_and(|l| !l.eq_ignore_ascii_case("plpgsql")) {
+        return false;
+    }
+    static ENDS_TRANSACTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b(commit|rollback|call)\b").expect("a valid regex")
+    });
+    !ENDS_TRANSACTION.is_match(code)
 }
 
 /// A transaction-control statement of a script.
@@ -378,6 +413,9 @@ mod tests {
             "UPDATE orders SET note = '' WHERE id < 100",
             "TRUNCATE audit",
             "REFRESH MATERIALIZED VIEW CONCURRENTLY totals",
+            "DO $$ BEGIN ALTER TABLE items ADD COLUMN c1 int; END $$",
+            "do language plpgsql $body$ begin perform 1; end $body$",
+            "DO 'BEGIN PERFORM committed_total(); END' LANGUAGE 'plpgsql'",
         ];
         for sql in own {
             assert!(same_in_own_transaction(sql), "{sql}");
@@ -404,8 +442,12 @@ mod tests {
             "LOCK TABLE orders IN SHARE MODE",
             "BEGIN",
             "COMMIT",
-            "DO $$ BEGIN PERFORM 1; END $$",
             "CALL backfill()",
+            // A DO that may end its transaction: refused inside a block.
+            "DO $$ BEGIN UPDATE t SET x = 1; COMMIT; END $$",
+            "DO $$ BEGIN EXECUTE 'ROLLBACK'; END $$",
+            "DO $$ BEGIN CALL backfill(); END $$",
+            "DO LANGUAGE plpython3u $$ plpy.commit() $$",
             "SELECT pg_sleep(1)",
             "ALTER TABLE a ADD COLUMN x int; ALTER TABLE b ADD COLUMN y int",
         ];

@@ -168,9 +168,9 @@ pub fn one_query(
                     Execution::Transaction,
                     format!("{implicit_reason}; a lone statement runs in its own transaction"),
                 ),
-                // DO and CALL may COMMIT inside, which PostgreSQL allows
-                // only outside a transaction block; SET, LOCK, ANALYZE, ...
-                // run as sent too.
+                // A CALL, or a DO that may COMMIT inside, which PostgreSQL
+                // allows only outside a transaction block; SET, LOCK,
+                // ANALYZE, ... run as sent too.
                 None => (
                     Execution::Autocommit,
                     format!(
