@@ -115,7 +115,7 @@ pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
 pub fn note_unseen(run: &mut MigrationRun, rows: &[LockRow]) {
     const TAKES_LOCKS: &[&str] = &[
         "ALTER", "CREATE", "DROP", "REINDEX", "VACUUM", "CLUSTER", "REFRESH", "ANALYZE",
-        "TRUNCATE", "COMMENT",
+        "TRUNCATE", "COMMENT", "UPDATE", "INSERT", "DELETE", "MERGE", "DO", "CALL",
     ];
     for &idx in &run.outside_txn {
         let Some(st) = run.statements.get_mut(idx) else {
@@ -138,7 +138,7 @@ pub fn note_unseen(run: &mut MigrationRun, rows: &[LockRow]) {
                 format!(
                     "not in locks.csv: the lock poll saw no lock of this statement outside a \
                      transaction ({:.1} ms): it was over between two polls, or took none (an IF \
-                     EXISTS of nothing)",
+                     EXISTS of nothing, a DO or CALL that changed nothing)",
                     st.duration_ms
                 ),
             );

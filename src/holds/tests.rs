@@ -319,12 +319,20 @@ fn ddl_outside_a_transaction_with_no_lock_seen_says_so() {
     drop_index.sql = "DROP INDEX CONCURRENTLY t_idx".into();
     let mut set = stmt(103.0, 103.2, "ok");
     set.sql = "SET lock_timeout = '1s'".into();
+    // A DO that commits inside runs outside a transaction, polled only.
+    let mut committing = stmt(104.0, 104.5, "ok");
+    committing.sql = "DO $$ BEGIN ALTER TABLE t ADD COLUMN c int; COMMIT; END $$".into();
     let mut run = MigrationRun {
-        statements: vec![drop_index, set],
-        outside_txn: vec![0, 1],
+        statements: vec![drop_index, set, committing],
+        outside_txn: vec![0, 1, 2],
         ..Default::default()
     };
     note_unseen(&mut run, &[]);
+    assert!(
+        run.statements[2].unknown.contains("a DO or CALL"),
+        "{:?}",
+        run.statements[2]
+    );
     assert!(
         run.statements[0]
             .unknown
