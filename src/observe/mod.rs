@@ -222,5 +222,60 @@ fn merge_waits(waits: &mut Vec<MigrationWait>, fine: Vec<MigrationWait>) {
         })
     });
     waits.extend(fine);
-    waits.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    waits.sort_by(|a, b| {
+        a.start_ms
+            .total_cmp(&b.start_ms)
+            .then_with(|| (&a.locktype, a.oid, &a.mode).cmp(&(&b.locktype, b.oid, &b.mode)))
+    });
+    // The lock poller follows one statement at a time: a wait that goes on
+    // across two follows (the statement's and the probe's behind it) is
+    // seen twice, with the same waitstart (µs, from pg_locks). One wait:
+    // it ended when the later sighting did.
+    waits.dedup_by(|later, earlier| {
+        let same = later.locktype == earlier.locktype
+            && later.oid == earlier.oid
+            && later.mode == earlier.mode
+            && (later.start_ms - earlier.start_ms).abs() < 0.001;
+        if same {
+            earlier.end_ms = earlier.end_ms.max(later.end_ms);
+        }
+        same
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(mode: &str, start_ms: f64, end_ms: f64) -> MigrationWait {
+        MigrationWait {
+            locktype: "relation".into(),
+            oid: Some(16_400),
+            relation: "items".into(),
+            mode: mode.into(),
+            start_ms,
+            end_ms,
+        }
+    }
+
+    #[test]
+    fn one_wait_seen_by_two_follows_is_one_wait() {
+        let mut coarse = vec![wait("AccessExclusiveLock", 1281.9, 1286.5)];
+        let fine = vec![
+            wait("AccessExclusiveLock", 1281.95, 1282.304),
+            wait("ShareLock", 1281.95, 1283.0),
+            wait("AccessExclusiveLock", 1281.95, 1285.99),
+            // A retry after a lock timeout waits anew: another waitstart.
+            wait("AccessExclusiveLock", 1300.0, 1301.0),
+        ];
+        merge_waits(&mut coarse, fine);
+        assert_eq!(
+            coarse,
+            vec![
+                wait("AccessExclusiveLock", 1281.95, 1285.99),
+                wait("ShareLock", 1281.95, 1283.0),
+                wait("AccessExclusiveLock", 1300.0, 1301.0),
+            ]
+        );
+    }
 }
