@@ -453,7 +453,12 @@ impl Placer<'_> {
             // taken as that transaction ends and let go at once.
             let got = matches!(w.locktype.as_str(), "virtualxid" | "transactionid")
                 && stmt.is_some_and(|s| s.outcome == "ok" && w.end_ms <= s.end_ms + 5.0);
-            let at = got.then_some(w.end_ms);
+            // Not after its statement returned: a poll's midpoint can be.
+            let end_ms = match stmt {
+                Some(s) if got => w.end_ms.min(s.end_ms).max(w.start_ms),
+                _ => w.end_ms,
+            };
+            let at = got.then_some(end_ms);
             let mut r = row(
                 phase,
                 step,
@@ -464,7 +469,7 @@ impl Placer<'_> {
                 at,
                 "wait",
             );
-            r.wait_ms = round3(w.end_ms - w.start_ms);
+            r.wait_ms = round3(end_ms - w.start_ms);
             self.rows.push(r);
             self.last_is(&t, Unit::None);
         }

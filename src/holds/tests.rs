@@ -189,31 +189,43 @@ fn a_wait_that_timed_out_is_a_request_without_grant() {
 /// go at once — not "never granted".
 #[test]
 fn a_wait_for_another_transaction_that_ended_was_got() {
-    let mut vxid = wait("ShareLock", 120.0, 180.0);
-    vxid.locktype = "virtualxid".into();
-    vxid.oid = None;
-    vxid.relation = "virtualxid".into();
-    let rows = |outcome: &str| {
+    let vxid = |end_ms: f64| {
+        let mut w = wait("ShareLock", 120.0, end_ms);
+        w.locktype = "virtualxid".into();
+        w.oid = None;
+        w.relation = "virtualxid".into();
+        w
+    };
+    let rows = |outcome: &str, w: MigrationWait| {
         let run = MigrationRun {
             statements: vec![stmt(100.0, 200.0, outcome)],
             pid: 7,
             ..Default::default()
         };
         let obs = Observations {
-            migration_waits: vec![vxid.clone()],
+            migration_waits: vec![w],
             ..Default::default()
         };
         lock_rows(&run, &obs)
     };
-    let ok = rows("ok");
+    let ok = rows("ok", vxid(180.0));
     assert_eq!(ok.len(), 1);
     assert_eq!(
         (ok[0].granted_ms, ok[0].released_ms),
         (Some(180.0), Some(180.0))
     );
     assert_eq!((ok[0].wait_ms, ok[0].held_ms), (60.0, Some(0.0)));
+    // A wait last seen by a poll after its statement returned (its end is
+    // halfway to the poll that missed it): got when the statement went on,
+    // not after it returned.
+    let late = rows("ok", vxid(203.0));
+    assert_eq!(
+        (late[0].granted_ms, late[0].wait_ms),
+        (Some(200.0), 80.0),
+        "{late:?}"
+    );
     // Cancelled while it waited: never got.
-    let cancelled = rows("cancelled");
+    let cancelled = rows("cancelled", vxid(180.0));
     assert_eq!(
         (cancelled[0].granted_ms, cancelled[0].held_ms),
         (None, None)
