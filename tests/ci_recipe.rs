@@ -71,20 +71,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The example project with its history on `origin/main` and the pending
 /// migration (`pending` as its text) committed on top.
 fn project(tmp: &Path, pending: &str, edit_merged: bool) -> PathBuf {
@@ -92,10 +78,10 @@ fn project(tmp: &Path, pending: &str, edit_merged: bool) -> PathBuf {
     copy_dir(&repo_root().join("examples/flyway-shop"), &dir);
     let pending_path = dir.join(PENDING);
     std::fs::remove_file(&pending_path).unwrap();
-    git(&dir, &["init", "-q", "-b", "feature"]);
-    git(&dir, &["add", "-A"]);
-    git(&dir, &["commit", "-qm", "releases 1 to 4"]);
-    git(&dir, &["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    common::git(&dir, &["init", "-q", "-b", "feature"]);
+    common::git(&dir, &["add", "-A"]);
+    common::git(&dir, &["commit", "-qm", "releases 1 to 4"]);
+    common::git(&dir, &["update-ref", "refs/remotes/origin/main", "HEAD"]);
     std::fs::write(&pending_path, pending).unwrap();
     if edit_merged {
         // A change to a migration production already ran: warned about.
@@ -103,8 +89,8 @@ fn project(tmp: &Path, pending: &str, edit_merged: bool) -> PathBuf {
         let text = std::fs::read_to_string(&merged).unwrap();
         std::fs::write(&merged, format!("{text}-- edited after the release\n")).unwrap();
     }
-    git(&dir, &["add", "-A"]);
-    git(
+    common::git(&dir, &["add", "-A"]);
+    common::git(
         &dir,
         &[
             "commit",

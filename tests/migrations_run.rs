@@ -330,18 +330,6 @@ fn pgrehearse(cwd: &Path, args: &[&str]) -> (i32, String) {
     )
 }
 
-/// git in `dir`, with an identity for commits; it must succeed.
-fn git_in(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
 fn write_scenario(dir: &Path, migrations: &Path, rehearse: &str) -> PathBuf {
     let path = dir.join("scenario.toml");
     std::fs::write(&path, scenario(migrations, rehearse, "")).unwrap();
@@ -424,7 +412,7 @@ fn bad_migration_directories_are_located_errors_at_check_time() {
     let repo = t.join("repo");
     std::fs::create_dir_all(repo.join("db")).unwrap();
     std::fs::write(repo.join("db/1_a.sql"), "CREATE TABLE a (id int);\n").unwrap();
-    let git = |args: &[&str]| git_in(&repo, args);
+    let git = |args: &[&str]| common::git(&repo, args);
     git(&["init", "-q"]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "one"]);
@@ -930,7 +918,7 @@ fn an_edited_repeatable_is_rehearsed_over_its_merged_version() {
         "CREATE OR REPLACE VIEW account_emails AS SELECT id, email FROM accounts;\n",
     )
     .unwrap();
-    let git = |args: &[&str]| git_in(repo, args);
+    let git = |args: &[&str]| common::git(repo, args);
     git(&["init", "-q"]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "released"]);

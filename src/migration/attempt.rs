@@ -11,7 +11,7 @@ use rand::Rng;
 use super::failure::Failure;
 use super::probe::Probe;
 use super::{is_catalog, Executor, LockSeen, Outgoing, StepSpan, TxnLocks};
-use crate::migrations::same_in_own_transaction;
+use crate::migrations::{called_procedure, may_end_transaction, same_in_own_transaction};
 use crate::scenario::{PhasePlan, StepPlan};
 
 /// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
@@ -210,19 +210,22 @@ impl Executor {
         let Some((schema, name)) = called_procedure(code) else {
             return false;
         };
-        let row = self
+        let rows = self
             .client
-            .query_one(
-                "SELECT count(*) > 0 AND coalesce(bool_and(l.lanname IN ('plpgsql', 'sql') \
-                     AND pg_get_functiondef(p.oid) !~* '\\m(commit|rollback|call)\\M'), false) \
+            .query(
+                "SELECT l.lanname IN ('plpgsql', 'sql'), pg_get_functiondef(p.oid) \
                  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang \
                  WHERE p.prokind = 'p' AND p.proname = $1 \
                    AND ($2::text IS NULL OR p.pronamespace = \
                         (SELECT oid FROM pg_namespace WHERE nspname = $2))",
                 &[&name, &schema],
             )
-            .await;
-        row.map(|r| r.get::<_, bool>(0)).unwrap_or(false)
+            .await
+            .unwrap_or_default();
+        !rows.is_empty()
+            && rows
+                .iter()
+                .all(|r| r.get::<_, bool>(0) && !may_end_transaction(r.get(1)))
     }
 
     async fn simple(&mut self, sql: &str) -> Result<(), Failure> {
@@ -252,38 +255,6 @@ impl Executor {
             Ok(r) => r,
             Err(_) => Err(Failure::Aborted),
         }
-    }
-}
-
-/// `CALL [schema.]name(...)`: the procedure's schema (if named) and name,
-/// as the catalog spells them (unquoted names folded to lower case).
-fn called_procedure(code: &str) -> Option<(Option<String>, String)> {
-    use crate::sql::TokenKind;
-    let tokens: Vec<_> = crate::sql::tokens(code)
-        .into_iter()
-        .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Comment))
-        .collect();
-    let text = |i: usize| &code[tokens[i].start..tokens[i].end];
-    if tokens.first()?.kind != TokenKind::Word || !text(0).eq_ignore_ascii_case("CALL") {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for (i, t) in tokens.iter().enumerate().skip(1) {
-        match t.kind {
-            TokenKind::Word => parts.push(text(i).to_lowercase()),
-            TokenKind::QuotedIdent => {
-                let quoted = text(i);
-                parts.push(quoted[1..quoted.len() - 1].replace("\"\"", "\""));
-            }
-            TokenKind::Other if text(i) == "." => {}
-            TokenKind::OpenParen => break,
-            _ => return None,
-        }
-    }
-    match parts.as_slice() {
-        [name] => Some((None, name.clone())),
-        [schema, name] => Some((Some(schema.clone()), name.clone())),
-        _ => None,
     }
 }
 

@@ -209,10 +209,49 @@ fn do_without_transaction_control(code: &str) -> bool {
     if language.is_some_and(|l| !l.eq_ignore_ascii_case("plpgsql")) {
         return false;
     }
+    !may_end_transaction(code)
+}
+
+/// Could code holding this text (a DO block, a procedure's definition) end
+/// its transaction? COMMIT, ROLLBACK or CALL (a procedure may commit) as a
+/// word anywhere in it, strings included (`EXECUTE 'COMMIT'`): a cautious
+/// answer, which only costs the probe.
+pub fn may_end_transaction(text: &str) -> bool {
     static ENDS_TRANSACTION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r"(?i)\b(commit|rollback|call)\b").expect("a valid regex")
     });
-    !ENDS_TRANSACTION.is_match(code)
+    ENDS_TRANSACTION.is_match(text)
+}
+
+/// `CALL [schema.]name(...)`: the procedure's schema (if named) and name,
+/// as the catalog spells them (unquoted names folded to lower case).
+pub fn called_procedure(code: &str) -> Option<(Option<String>, String)> {
+    let tokens: Vec<_> = sql::tokens(code)
+        .into_iter()
+        .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Comment))
+        .collect();
+    let text = |i: usize| &code[tokens[i].start..tokens[i].end];
+    if tokens.first()?.kind != TokenKind::Word || !text(0).eq_ignore_ascii_case("CALL") {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for (i, t) in tokens.iter().enumerate().skip(1) {
+        match t.kind {
+            TokenKind::Word => parts.push(text(i).to_lowercase()),
+            TokenKind::QuotedIdent => {
+                let quoted = text(i);
+                parts.push(quoted[1..quoted.len() - 1].replace("\"\"", "\""));
+            }
+            TokenKind::Other if text(i) == "." => {}
+            TokenKind::OpenParen => break,
+            _ => return None,
+        }
+    }
+    match parts.as_slice() {
+        [name] => Some((None, name.clone())),
+        [schema, name] => Some((Some(schema.clone()), name.clone())),
+        _ => None,
+    }
 }
 
 /// A transaction-control statement of a script.
@@ -400,6 +439,27 @@ mod tests {
         assert!(copy_from_stdin("copy t from STDIN with (format csv)"));
         assert!(!copy_from_stdin("COPY t FROM '/tmp/x.csv'"));
         assert!(!copy_from_stdin("COPY (SELECT 1) TO STDOUT"));
+    }
+
+    #[test]
+    fn a_call_names_its_procedure_as_the_catalog_spells_it() {
+        let named = |sql: &str| called_procedure(sql);
+        assert_eq!(
+            named("CALL Backfill(1000)"),
+            Some((None, "backfill".into()))
+        );
+        assert_eq!(
+            named("call app.\"Move \"\"Rows\"\"\"()"),
+            Some((Some("app".into()), "Move \"Rows\"".into()))
+        );
+        assert_eq!(
+            named("-- why\nCALL s . p ()"),
+            Some((Some("s".into()), "p".into()))
+        );
+        assert_eq!(named("SELECT p()"), None);
+        assert_eq!(named("CALL a.b.c()"), None);
+        assert!(may_end_transaction("BEGIN UPDATE t SET x = 1; Commit; END"));
+        assert!(!may_end_transaction("BEGIN PERFORM committed_total(); END"));
     }
 
     #[test]

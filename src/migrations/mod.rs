@@ -195,7 +195,10 @@ pub use select::{edited_warning, Plan, Selection};
 /// Whether PostgreSQL refuses a statement (its code, without leading
 /// comments) inside a transaction block, and as what: `Some("CREATE INDEX
 /// CONCURRENTLY")`.
-pub use classify::{first_word, refused_in_transaction, same_in_own_transaction};
+pub use classify::{
+    called_procedure, first_word, may_end_transaction, refused_in_transaction,
+    same_in_own_transaction,
+};
 
 /// The tool settings that change how files run (the scenario's
 /// `[migrations]` options).
