@@ -18,7 +18,8 @@
 //!
 //! Checked to 2 ms: every hold that blocks the app (a step that fails after
 //! taking its locks too: the error releases them), and the CONCURRENTLY
-//! build's lock on its table. Locks the build takes and drops mid-statement
+//! builds' lock on their table, one of them let go as the older snapshot it
+//! waited out ended. Locks the build takes and drops mid-statement
 //! on its new index are placed to the migration poller's own interval; their
 //! distance to the witness is printed, and they must be there, named.
 
@@ -335,9 +336,11 @@ fn witnessed_run() -> Vec<String> {
     let mut release_errors = Vec::new();
     let mut checked = 0;
     // The holds checked to 2 ms: those that block the app, and the
-    // CONCURRENTLY build's lock on its table.
+    // CONCURRENTLY builds' lock on their table (the first one let go of it
+    // as the older snapshot it waited out ended).
     let strict = |l: &LockRow| {
-        l.blocks != Blocks::None || (l.step == "index concurrently" && l.relation == "t")
+        l.blocks != Blocks::None
+            || (l.step.starts_with("index ") && l.relation == "t" && l.source == "poll")
     };
     for l in rec
         .locks
@@ -458,6 +461,16 @@ fn witnessed_run() -> Vec<String> {
         })
         .expect("CONCURRENTLY's ShareUpdateExclusiveLock");
     assert_eq!(sue.source, "poll");
+    // The first build waited for the script's snapshot (taken ~1 s before
+    // the step, ended ~0.5 s into it): a wait for its virtual transaction,
+    // got.
+    assert!(
+        rec.locks.iter().any(|l| l.step == "index behind a snapshot"
+            && l.locktype == "virtualxid"
+            && l.granted_ms.is_some_and(|g| g - l.requested_ms >= 100.0)),
+        "no wait for the older snapshot: {:#?}",
+        rec.locks
+    );
     // The failed step: SHARE from the LOCK (probed), SHARE ROW EXCLUSIVE
     // from the failed DO block (polled), both released at its error.
     let failed = |mode: &str| {

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 
 use crate::locks::{blocks_of, marked_new, unmarked, LockMode};
 use crate::migration::{is_catalog, MigrationRun};
-use crate::observe::{LogAcquired, MigrationWait, Observations};
+use crate::observe::{LogAcquired, Observations};
 use crate::record::{LockRow, StatementRow, WaitCause, WaitRow};
 
 use crate::pg::round3;
@@ -350,14 +350,10 @@ impl Placer<'_> {
     fn polled(&mut self) {
         let run = self.run;
         for h in &self.obs.migration_held {
-            let Some((idx, stmt)) = run
-                .statements
-                .iter()
-                .enumerate()
-                .find(|(_, s)| h.first_ms >= s.start_ms - 1.0 && h.first_ms <= s.end_ms + 1.0)
-            else {
+            let Some(idx) = statement_near(&run.statements, h.first_ms, 1.0) else {
                 continue;
             };
+            let stmt = &run.statements[idx];
             if h.in_txn && stmt.outcome == "ok" {
                 continue;
             }
@@ -434,7 +430,7 @@ impl Placer<'_> {
             if self.used_waits[i] {
                 continue;
             }
-            let stmt = statement_at(&run.statements, w);
+            let stmt = statement_near(&run.statements, w.start_ms, 5.0).map(|i| &run.statements[i]);
             let (phase, step) = stmt
                 .map(|s| (s.phase.as_str(), s.step.as_str()))
                 .unwrap_or(("", ""));
@@ -557,9 +553,9 @@ fn released_at_error(
     ended: f64,
 ) -> f64 {
     let failed_at = |at: f64| {
-        run.statements
-            .iter()
-            .find(|s| s.outcome != "ok" && at >= s.start_ms - 1.0 && at <= s.end_ms + 1.0)
+        statement_near(&run.statements, at, 1.0)
+            .map(|i| &run.statements[i])
+            .filter(|s| s.outcome != "ok")
     };
     obs.migration_held
         .iter()
@@ -590,10 +586,22 @@ fn same_relation(a_oid: Option<u32>, a_name: &str, b_oid: Option<u32>, b_name: &
     }
 }
 
-fn statement_at<'a>(stmts: &'a [StatementRow], w: &MigrationWait) -> Option<&'a StatementRow> {
+/// The statement a lock seen (or waited for) at `at` belongs to: the one
+/// running then, else the nearest within `slack` ms (the poll's clock and
+/// the statement's are read on two sides of a socket). Not simply the
+/// first within the slack: inside a transaction the next statement is sent
+/// a fraction of a millisecond after the last returned, and a lock of the
+/// later one would go to the earlier (a failed DO block's lock, given to
+/// the LOCK before it, which succeeded, was left out of locks.csv).
+fn statement_near(stmts: &[StatementRow], at: f64, slack: f64) -> Option<usize> {
+    let distance = |s: &StatementRow| (s.start_ms - at).max(at - s.end_ms).max(0.0);
     stmts
         .iter()
-        .find(|s| w.start_ms >= s.start_ms - 5.0 && w.start_ms <= s.end_ms + 5.0)
+        .enumerate()
+        .map(|(i, s)| (i, distance(s)))
+        .filter(|(_, d)| *d <= slack)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
 }
 
 /// When a transaction's lock went, seen held by a poll ending at `last`

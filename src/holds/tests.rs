@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::migration::{LockSeen, TxnLocks};
-use crate::observe::HeldSighting;
+use crate::observe::{HeldSighting, MigrationWait};
 
 const T: u32 = 16390;
 
@@ -138,6 +138,43 @@ fn a_failed_statement_in_a_transaction_held_what_the_poll_saw_until_its_error() 
     let rows = lock_rows(&run, &obs);
     let released: Vec<_> = rows.iter().map(|r| r.released_ms).collect();
     assert_eq!(released, [Some(398.0), Some(398.0)], "{rows:#?}");
+}
+
+/// The next statement of a transaction is sent a fraction of a
+/// millisecond after the last returned: a lock first seen just inside it
+/// is its lock, though the one before ended less than the clocks' slack
+/// (1 ms) earlier. (Given to the earlier statement, which succeeded, the
+/// failed DO block's lock had no row at all.)
+#[test]
+fn a_lock_seen_just_after_a_statement_is_the_next_ones() {
+    let run = one_txn(
+        vec![stmt(3294.3, 3295.4, "ok"), stmt(3295.6, 3396.4, "error")],
+        vec![(key("ShareLock"), 0)],
+        3397.0,
+    );
+    let obs = Observations {
+        migration_held: vec![
+            seen_in_txn("ShareLock", 3296.3, 3395.0),
+            seen_in_txn("ShareRowExclusiveLock", 3296.3, 3395.0),
+        ],
+        ..Default::default()
+    };
+    let rows = lock_rows(&run, &obs);
+    let sre: Vec<_> = rows
+        .iter()
+        .filter(|r| r.mode == "ShareRowExclusiveLock")
+        .collect();
+    assert_eq!(sre.len(), 1, "{rows:#?}");
+    assert_eq!(sre[0].source, "poll");
+    assert_eq!(
+        (sre[0].granted_ms, sre[0].released_ms),
+        (Some(3295.6), Some(3396.4))
+    );
+    // Between two statements, 0.2 ms from one and 0.6 ms from the other:
+    // the nearer.
+    assert_eq!(statement_near(&run.statements, 3295.45, 1.0), Some(0));
+    assert_eq!(statement_near(&run.statements, 3295.55, 1.0), Some(1));
+    assert_eq!(statement_near(&run.statements, 3398.0, 1.0), None);
 }
 
 #[test]
