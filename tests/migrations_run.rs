@@ -511,6 +511,56 @@ fn a_rehearsed_statement_that_fails_names_its_file_line_and_column() {
     );
 }
 
+/// Statements that end in a `--` comment, with their `;` on the next line
+/// or none at all (the file's last): valid SQL for PostgreSQL, psql and
+/// every migration tool. The probe's savepoint, sent right behind each
+/// statement inside a transaction, once went into that comment (exit 4,
+/// "savepoint does not exist").
+#[test]
+fn statements_ending_in_a_line_comment_rehearse() {
+    let (_tmp, s) = plain_project(
+        &[
+            BASE_ACCOUNTS,
+            (
+                "2_commented.sql",
+                "BEGIN;\nALTER TABLE accounts ADD COLUMN a int -- JIRA-1\n;\n\
+                 UPDATE accounts SET a = 1 -- every row\n;\nCOMMIT;\n\
+                 CREATE INDEX accounts_a ON accounts (a) -- for the reports",
+            ),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    let sql: Vec<(&str, &str)> = rec
+        .statements
+        .iter()
+        .map(|s| (s.sql.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        sql,
+        [
+            ("ALTER TABLE accounts ADD COLUMN a int -- JIRA-1", "ok"),
+            ("UPDATE accounts SET a = 1 -- every row", "ok"),
+            (
+                "CREATE INDEX accounts_a ON accounts (a) -- for the reports",
+                "ok"
+            ),
+        ],
+        "{}",
+        dir.display()
+    );
+    // Each statement's probe ran: the index build's SHARE lock is listed.
+    assert!(
+        rec.locks
+            .iter()
+            .any(|l| l.relation == "accounts" && l.mode == "ShareLock" && l.source == "probe"),
+        "{:#?}",
+        rec.locks
+    );
+}
+
 #[test]
 fn a_setup_migration_that_fails_exits_4_naming_the_file_with_a_partial_report() {
     let (_tmp, s) = plain_project(

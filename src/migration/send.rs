@@ -220,7 +220,9 @@ impl Executor {
         f64,
     ) {
         let text = if in_txn {
-            format!("{}{sql}; {SAVEPOINT}", statement_prefix())
+            // On a line of its own: a statement may end in a `--` comment
+            // (the splitter keeps it), which would swallow the savepoint.
+            format!("{}{sql}\n; {SAVEPOINT}", statement_prefix())
         } else {
             sql.to_string()
         };
