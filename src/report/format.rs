@@ -21,12 +21,15 @@ pub(crate) fn span(a: f64, b: f64) -> String {
     format!("{:.2}–{:.2} s", a / 1000.0, b / 1000.0)
 }
 
+/// A statement listed in a summary table, at most this many characters.
+const MAX_SQL_CHARS: usize = 200;
+
 /// A step's statements for a table cell: the first three, then a count.
 pub(crate) fn sql_list(sql: &[String], distinct: usize) -> String {
     let mut v: Vec<String> = sql
         .iter()
         .take(3)
-        .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|q| crate::sql::one_line(q, MAX_SQL_CHARS))
         .collect();
     let total = distinct.max(sql.len());
     if total > 3 {

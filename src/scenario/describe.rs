@@ -348,13 +348,7 @@ fn write_budget(o: &mut String, b: &Budget) -> std::fmt::Result {
 
 /// SQL on one line, shortened for a plan listing.
 fn one_line(sql: &str) -> String {
-    let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.chars().count() > 160 {
-        let cut: String = s.chars().take(157).collect();
-        format!("{cut}...")
-    } else {
-        s
-    }
+    crate::sql::one_line(sql, 160)
 }
 
 pub fn gen_text(g: &ColumnGen) -> String {

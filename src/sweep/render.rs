@@ -224,11 +224,7 @@ struct NotFittedJson<'a> {
 
 /// A statement on one line, at most 60 characters.
 pub fn shorten(sql: &str) -> String {
-    let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one.char_indices().nth(60) {
-        Some((i, _)) => format!("{}…", &one[..i]),
-        None => one,
-    }
+    crate::sql::one_line(sql, 60)
 }
 
 /// A row count as people say it: 400M, 1.6M, 32k, 950.

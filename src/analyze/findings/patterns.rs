@@ -17,15 +17,7 @@ fn pattern(advice: &str, sql: String) -> SafePattern {
     }
 }
 
-/// The statement on one line; past `max` characters cut, ending in "...".
-pub(crate) fn one_line(sql: &str, max: usize) -> String {
-    let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.chars().count() > max {
-        s.chars().take(max.saturating_sub(3)).collect::<String>() + "..."
-    } else {
-        s
-    }
-}
+pub(crate) use crate::sql::one_line;
 
 /// The batches of the advice, `WHERE id > $1 AND id <= $2`, over the
 /// table's own key (`key`, a column name as the catalog spells it).

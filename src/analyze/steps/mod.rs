@@ -106,7 +106,9 @@ pub(crate) fn created_by_step(rec: &RunRecord, phase: &str, step: &str, relation
 /// How many distinct statement texts a step lists.
 pub const MAX_SQL: usize = 10;
 
-/// Steps in the order they first ran: (phase, step).
+/// Steps in the order they first ran: (phase, step). A step that ran no
+/// statement (a migration file of comments only) is one too: steps.csv
+/// has it.
 pub(crate) fn step_keys(rec: &RunRecord) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut order: Vec<(f64, (String, String))> = rec
@@ -117,6 +119,11 @@ pub(crate) fn step_keys(rec: &RunRecord) -> Vec<(String, String)> {
             rec.locks
                 .iter()
                 .map(|l| (l.requested_ms, (l.phase.clone(), l.step.clone()))),
+        )
+        .chain(
+            rec.steps
+                .iter()
+                .map(|s| (s.start_ms, (s.phase.clone(), s.step.clone()))),
         )
         .collect();
     order.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -232,17 +239,19 @@ fn one_step(
         }
     }
     let sql_distinct = distinct.len();
-    let sql: Vec<String> = distinct
-        .into_iter()
-        .take(MAX_SQL)
-        .map(String::from)
-        .collect();
+    let sql: Vec<String> = distinct.into_iter().take(MAX_SQL).map(clipped).collect();
+    // A step that ran nothing spans its steps.csv row.
+    let (row_start, row_end) = rec
+        .steps
+        .iter()
+        .find(|r| r.phase == phase && r.step == step)
+        .map_or((0.0, 0.0), |r| (r.start_ms, r.end_ms));
     let start = stmts
         .iter()
         .map(|s| s.start_ms)
         .chain(locks.iter().map(|l| l.requested_ms))
         .reduce(f64::min)
-        .unwrap_or(0.0);
+        .unwrap_or(row_start);
     // Until its last statement returned or its locks were released,
     // whichever is later: a transaction's COMMIT (which flushes the WAL the
     // step wrote) is part of the step, as its holds are.
@@ -250,7 +259,8 @@ fn one_step(
         .iter()
         .map(|s| s.end_ms)
         .chain(locks.iter().filter_map(|l| l.released_ms))
-        .fold(start, f64::max);
+        .reduce(f64::max)
+        .map_or(row_end.max(start), |e| e.max(start));
 
     let mine: Vec<&WaitRow> = rec
         .waits
@@ -501,6 +511,24 @@ pub(crate) fn held_together(a: &LockRow, b: &LockRow) -> bool {
         && near(a.granted_ms, b.granted_ms)
         && near(a.released_ms, b.released_ms)
 }
+
+/// A statement as summaries keep it: whole up to [`MAX_SQL_CHARS`], else
+/// its start and how long it was. A 6 MB `INSERT ... VALUES` of reference
+/// data in summary.md would cost GitHub's step summary (1 MiB at most, or
+/// none of it is shown); statements.csv keeps every statement whole.
+fn clipped(sql: &str) -> String {
+    match sql.char_indices().nth(MAX_SQL_CHARS) {
+        None => sql.to_string(),
+        Some((cut, _)) => format!(
+            "{}… ({} characters in all: statements.csv has it whole)",
+            &sql[..cut],
+            sql.chars().count()
+        ),
+    }
+}
+
+/// Characters of a statement a summary keeps.
+const MAX_SQL_CHARS: usize = 2000;
 
 #[cfg(test)]
 mod tests;

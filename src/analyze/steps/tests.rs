@@ -153,6 +153,68 @@ fn a_backfill_lists_ten_texts_and_counts_them_all() {
     assert!(crate::report::format::sql_list(&st.sql, st.sql_distinct).ends_with("… (+9 more)"));
 }
 
+/// A 6 MB `INSERT ... VALUES` of reference data: summaries keep its start
+/// and its length (statements.csv keeps it whole), and a table cell 200
+/// characters of it.
+#[test]
+fn a_huge_statement_is_clipped_in_the_summary() {
+    let mut r = record();
+    let values: Vec<String> = (0..200_000).map(|i| format!("({i}, 'x')")).collect();
+    let sql = format!("INSERT INTO ref VALUES {}", values.join(", "));
+    r.statements.push(stmt("load", &sql, 1000.0, 1500.0));
+    let st = &facts(&r)[0];
+    assert!(st.sql[0].starts_with("INSERT INTO ref VALUES (0, 'x'), (1, 'x')"));
+    assert!(st.sql[0].chars().count() < 2100, "{}", st.sql[0].len());
+    assert!(
+        st.sql[0].ends_with(&format!(
+            "… ({} characters in all: statements.csv has it whole)",
+            sql.len()
+        )),
+        "{}",
+        &st.sql[0][1900..]
+    );
+    let cell = crate::report::format::sql_list(&st.sql, st.sql_distinct);
+    assert_eq!(cell.chars().count(), 200, "{cell}");
+    assert!(cell.ends_with("..."), "{cell}");
+}
+
+/// A migration file of comments only runs no statement: steps.csv has its
+/// row, and so must the summary, between the steps around it.
+#[test]
+fn a_step_that_ran_no_statement_is_listed() {
+    let mut r = record();
+    r.statements.push(stmt("a", "SELECT 1", 1000.0, 1001.0));
+    r.statements.push(stmt("c", "SELECT 2", 1100.0, 1101.0));
+    r.steps.push(crate::record::StepRow {
+        phase: "p".into(),
+        step: "b".into(),
+        start_ms: 1050.0,
+        end_ms: 1050.5,
+        outcome: "ok".into(),
+        rewrote: None,
+        table_bytes_before: None,
+        table_bytes_after: None,
+        index_bytes_before: None,
+        index_bytes_after: None,
+        dead_tuples_after: None,
+        wal_bytes: None,
+        cluster_wal_bytes: None,
+        unknown: String::new(),
+    });
+    let s = facts(&r);
+    let names: Vec<&str> = s.iter().map(|f| f.step.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(
+        (
+            s[1].statements,
+            s[1].outcome.as_str(),
+            s[1].start_ms,
+            s[1].end_ms
+        ),
+        (0, "ok", 1050.0, 1050.5)
+    );
+}
+
 #[test]
 fn locks_on_relations_the_step_creates_block_nobody() {
     let mut r = record();
