@@ -316,12 +316,14 @@ fn load_source(
             &mut first_tx
         };
         slot.get_or_insert(st);
-        if let (Some(tx), Some(ntx), None, false, true) = (
+        // Only `mixed` and a script's own executeInTransaction lift the
+        // rule (Flyway's ParserSqlScript); flyway.executeInTransaction=false
+        // does not: it is read later, when the file runs.
+        if let (Some(tx), Some(ntx), None, false) = (
             first_tx,
             first_non_tx,
             conf.execute_in_transaction,
             options.mixed,
-            options.execute_in_transaction,
         ) {
             let what =
                 refused_in_transaction(ntx.code()).unwrap_or("a non-transactional statement");
@@ -600,6 +602,37 @@ mod tests {
         assert_eq!(names, vec!["B2__base.sql", "V3__c.sql"]);
         assert_eq!(set.ignored.len(), 3);
         assert!(set.ignored.iter().all(|i| i.reason.contains("baseline")));
+    }
+
+    /// flyway.executeInTransaction=false does not lift the rule against a
+    /// file mixing transactional and non-transactional statements; mixed
+    /// does.
+    #[test]
+    fn execute_in_transaction_off_still_refuses_a_mixed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("V1__a.sql"),
+            "ALTER TABLE t ADD COLUMN c int;\nVACUUM t;\n",
+        )
+        .unwrap();
+        let options = FlywayOptions {
+            execute_in_transaction: false,
+            ..FlywayOptions::default()
+        };
+        let err = load(dir.path(), &options).unwrap_err().to_string();
+        assert!(
+            err.contains("Flyway refuses a migration that mixes"),
+            "{err}"
+        );
+        let mixed = FlywayOptions {
+            mixed: true,
+            ..options
+        };
+        let set = load(dir.path(), &mixed).unwrap();
+        assert_eq!(
+            set.files[0].single_execution(),
+            Some(super::super::model::Execution::Autocommit)
+        );
     }
 
     #[test]
