@@ -326,8 +326,8 @@ fn small_rows(pair: &str) -> &'static str {
         // The rewrite with a volatile default: 292 ms at 100k, 444 at 200k.
         "add-column-default" => "200000",
         // The one UPDATE's row locks make writers wait about as long as it
-        // runs: 1139 ms at 200k.
-        "backfill" => "200000",
+        // runs: 222 ms at 100k in a full-suite run, 730-1139 ms at 200k.
+        "backfill" => "300000",
         _ => "100000",
     }
 }
