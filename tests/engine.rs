@@ -75,9 +75,13 @@ fn ground_truth_hold_waits_and_stall() {
         .collect();
     assert!(!mig.is_empty(), "no waits caused by the migration");
     let longest = mig.iter().map(|w| w.wait_ms).fold(0.0, f64::max);
+    // Against the hold, not a fixed 1.6 s: the longest wait was 2-4 ms
+    // under a 1502-1507 ms hold, and a loaded machine stretches the hold
+    // (the 1.6 s ceiling was under 100 ms away); at 400 q/s some query
+    // queues within the hold's first 300 ms.
     assert!(
-        longest > 1200.0 && longest < 1600.0,
-        "longest wait {longest} ms"
+        longest > held - 300.0 && longest <= held + 25.0,
+        "longest wait {longest} ms, hold {held} ms"
     );
     assert!(mig.iter().all(|w| w.relation == "t"));
     // Readers and writers are apps of their own: both certainly queued.
