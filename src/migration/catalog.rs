@@ -257,6 +257,9 @@ struct StepRelations {
     /// Both boundaries were read: what is in neither was made and dropped
     /// inside the step.
     read: bool,
+    /// Only the start was read (the step's session died with it): what is
+    /// not in that reading was made by the step.
+    before_only: Option<std::collections::HashSet<u32>>,
 }
 
 impl RelationNames {
@@ -289,6 +292,8 @@ impl RelationNames {
                     .collect(),
             )
         };
+        let before_only =
+            (!before.is_empty() && after.is_empty()).then(|| before.keys().copied().collect());
         let mut names = after.clone();
         names.extend(before.iter().map(|(o, n)| (*o, n.clone())));
         self.steps.push(StepRelations {
@@ -298,6 +303,7 @@ impl RelationNames {
             dropped,
             names,
             read,
+            before_only,
         });
     }
 
@@ -349,6 +355,10 @@ impl RelationNames {
             Some(s) if s.dropped.contains(&oid) => " (dropped)",
             // Seen by name but in neither reading: made and dropped in the step.
             Some(s) if s.read && !self.names.contains_key(&oid) => " (new, dropped)",
+            // The end went unread (a failure took the session): whether it
+            // outlived the step is unknown, but nobody could wait for it
+            // before the step made it.
+            Some(s) if s.before_only.as_ref().is_some_and(|b| !b.contains(&oid)) => " (new)",
             _ => "",
         };
         Some(format!("{base}{mark}"))
@@ -396,6 +406,22 @@ mod tests {
         assert_eq!(
             names.name("p", "later", Some(12), "12").as_deref(),
             Some("orders_new_idx")
+        );
+    }
+
+    #[test]
+    fn without_the_end_reading_what_the_start_lacks_is_new() {
+        let mut names = RelationNames::default();
+        // The step's session was terminated: its end could not be read.
+        names.step("p", "dies", &map(&[(10, "orders")]), &HashMap::new());
+        let n = |oid, seen| names.name("p", "dies", Some(oid), seen);
+        assert_eq!(n(10, "orders").as_deref(), Some("orders"));
+        assert_eq!(n(21, "scratch_pkey").as_deref(), Some("scratch_pkey (new)"));
+        // Neither side read: nothing can be said.
+        names.step("p", "blind", &HashMap::new(), &HashMap::new());
+        assert_eq!(
+            names.name("p", "blind", Some(22), "other").as_deref(),
+            Some("other")
         );
     }
 
