@@ -211,14 +211,10 @@ impl Executor {
     /// probe in COMMIT's: every message boundary is a flush that wakes this
     /// process, and a chance for the backend — holding the locks — to be
     /// preempted by it (see README, Precision).
-    async fn statement_message(
-        &self,
-        sql: &str,
-        in_txn: bool,
-    ) -> (
-        Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
-        f64,
-    ) {
+    /// Also the server's clock read ahead of the statement in its message,
+    /// inside a transaction — kept when the statement fails, since then no
+    /// probe follows and it is the only server time of the statement's start.
+    async fn statement_message(&self, sql: &str, in_txn: bool) -> StatementAnswer {
         let text = if in_txn {
             // On a line of its own: a statement may end in a `--` comment
             // (the splitter keeps it), which would swallow the savepoint.
@@ -226,7 +222,19 @@ impl Executor {
         } else {
             sql.to_string()
         };
-        let r = self.client.simple_query(&text).await;
+        let mut clock = None;
+        let r = async {
+            let mut messages = Vec::new();
+            let mut stream = std::pin::pin!(self.client.simple_query_raw(&text).await?);
+            while let Some(m) = futures_util::TryStreamExt::try_next(&mut stream).await? {
+                if clock.is_none() && in_txn {
+                    clock = first_clock(std::slice::from_ref(&m));
+                }
+                messages.push(m);
+            }
+            Ok(messages)
+        }
+        .await;
         let end = self.ctx.clock.now_ms();
         // Outside a transaction the statement's end is its locks' end.
         // Inside one the poll goes on through the probe and the COMMIT
@@ -234,7 +242,7 @@ impl Executor {
         if !in_txn {
             self.ctx.status.in_statement.store(false, Ordering::Relaxed);
         }
-        (r, end)
+        (r, end, clock)
     }
 
     /// COMMIT (behind the last probe's undo) and the server's clock right
@@ -264,18 +272,12 @@ impl Executor {
         &self,
         in_txn: bool,
         server_start: Option<f64>,
-        (r, end): (
-            Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
-            f64,
-        ),
+        (r, end, clock): StatementAnswer,
         probe: Result<Probe, String>,
         commit: Option<(Result<(), Failure>, Option<f64>, f64)>,
     ) -> Settled {
         let server_clock = &self.ctx.server_clock;
-        let server_start = match &r {
-            Ok(msgs) if in_txn => first_clock(msgs),
-            _ => server_start,
-        };
+        let server_start = if in_txn { clock } else { server_start };
         let outcome = r.map(|_| ()).map_err(|e| {
             let mut f = Failure::from_pg(&e);
             // Inside a transaction the statement follows the clock read in
@@ -329,6 +331,13 @@ impl Executor {
             .map(|p| self.ctx.server_clock.to_run_ms(p.server_ms));
         self.run.server_spans.push(match (sent.server_start, end) {
             (Some(start_ms), Some(end_ms)) => Some(super::ServerSpan { start_ms, end_ms }),
+            // No probe after it (a statement that failed in a transaction):
+            // its start on the server's clock still bounds its locks better
+            // than when it was sent, its end is when it returned.
+            (Some(start_ms), None) => Some(super::ServerSpan {
+                start_ms,
+                end_ms: row.end_ms.max(start_ms),
+            }),
             _ => None,
         });
         let mut unknown = Unknown::default();
@@ -433,6 +442,14 @@ fn statement_row(
         line: out.at.map(|st| st.location.line as u64).filter(|l| *l > 0),
     }
 }
+
+/// A statement's answer: its messages or error, when it returned (run
+/// clock), and the server's clock read ahead of it (see `statement_message`).
+type StatementAnswer = (
+    Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
+    f64,
+    Option<f64>,
+);
 
 /// What goes ahead of a statement in its message inside a transaction: the
 /// server's clock (see `statement_message`).
