@@ -256,51 +256,17 @@ impl Held {
             let waits: Vec<&str> = kind("wait").collect();
             let waited = waiting.len();
             self.follow_waits(&mut waiting, &waits, t, previous, may_open);
-            let mut changed = waiting.len() != waited || waits.len() != waited;
-            let mut seen: Vec<Key> = Vec::new();
-            for l in kind("held") {
-                // A held lock has no waitstart: drop its empty last field.
-                let Some((locktype, oid, name, mode)) =
-                    l.rsplit_once('|').and_then(|(head, _)| split_lock(head))
-                else {
-                    continue;
-                };
-                let key: Key = (locktype.to_string(), oid, mode.to_string());
-                if !may_open && !open.contains_key(&key) {
-                    continue;
-                }
-                seen_any = true;
-                // Inside a transaction the probe times the holds; a sighting
-                // only names what a statement that fails (no probe) held,
-                // and does not speed the polls up.
-                changed |= !in_txn && !open.contains_key(&key);
-                let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
-                    locktype: key.0.clone(),
-                    oid: key.1,
-                    relation: name.to_string(),
-                    mode: key.2.clone(),
-                    first_ms: t1,
-                    last_ms: t0,
-                    missed_before_ms: previous_start,
-                    missed_after_ms: None,
-                    statement_start_ms: statement_start,
-                    in_txn,
-                });
-                e.last_ms = t0;
-                // A name seen once the relation became visible is better
-                // than its oid.
-                if !name.bytes().all(|b| b.is_ascii_digit()) {
-                    e.relation = name.to_string();
-                }
-                seen.push(key);
-            }
-            let gone: Vec<Key> = open.keys().filter(|k| !seen.contains(k)).cloned().collect();
-            for k in gone {
-                let mut s = open.remove(&k).expect("present");
-                s.missed_after_ms = Some(t1);
-                self.sightings.push(s);
-                changed = true;
-            }
+            let poll = HeldPoll {
+                t0,
+                t1,
+                previous_start,
+                statement_start,
+                may_open,
+                in_txn,
+            };
+            let (seen, held_changed) = poll.follow(&mut open, kind("held"), &mut self.sightings);
+            seen_any |= seen;
+            let changed = held_changed || waiting.len() != waited || waits.len() != waited;
             previous = Some(t);
             previous_start = Some(t0);
             if !running || self.ctx.stop.is_cancelled() {
@@ -359,6 +325,81 @@ impl Held {
         self.sightings.extend(open.into_values());
         self.waits.extend(waiting.into_values());
         Ok(())
+    }
+}
+
+/// One poll's reading of the held locks, and what it can say of them.
+struct HeldPoll {
+    /// The server's clock around its read of pg_locks.
+    t0: f64,
+    t1: f64,
+    /// The start of the poll before (it did not see a lock first seen now).
+    previous_start: Option<f64>,
+    /// The backend's `query_start`, when read.
+    statement_start: Option<f64>,
+    /// Whether a lock first seen now is the statement's (see `next_sent`).
+    may_open: bool,
+    in_txn: bool,
+}
+
+impl HeldPoll {
+    /// Follow the open sightings with this poll's held locks (`held`, the
+    /// rows without their kind): extend those still seen, open new ones
+    /// (when it may), and close into `closed` those no longer seen.
+    /// Returns (a lock of the statement was seen, the locks changed in a
+    /// way that should speed the polls up).
+    fn follow<'a>(
+        &self,
+        open: &mut HashMap<Key, HeldSighting>,
+        held: impl Iterator<Item = &'a str>,
+        closed: &mut Vec<HeldSighting>,
+    ) -> (bool, bool) {
+        let (mut seen_any, mut changed) = (false, false);
+        let mut seen: Vec<Key> = Vec::new();
+        for l in held {
+            // A held lock has no waitstart: drop its empty last field.
+            let Some((locktype, oid, name, mode)) =
+                l.rsplit_once('|').and_then(|(head, _)| split_lock(head))
+            else {
+                continue;
+            };
+            let key: Key = (locktype.to_string(), oid, mode.to_string());
+            if !self.may_open && !open.contains_key(&key) {
+                continue;
+            }
+            seen_any = true;
+            // Inside a transaction the probe times the holds; a sighting
+            // only names what a statement that fails (no probe) held, and
+            // does not speed the polls up.
+            changed |= !self.in_txn && !open.contains_key(&key);
+            let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
+                locktype: key.0.clone(),
+                oid: key.1,
+                relation: name.to_string(),
+                mode: key.2.clone(),
+                first_ms: self.t1,
+                last_ms: self.t0,
+                missed_before_ms: self.previous_start,
+                missed_after_ms: None,
+                statement_start_ms: self.statement_start,
+                in_txn: self.in_txn,
+            });
+            e.last_ms = self.t0;
+            // A name seen once the relation became visible is better than
+            // its oid.
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                e.relation = name.to_string();
+            }
+            seen.push(key);
+        }
+        let gone: Vec<Key> = open.keys().filter(|k| !seen.contains(k)).cloned().collect();
+        for k in gone {
+            let mut s = open.remove(&k).expect("present");
+            s.missed_after_ms = Some(self.t1);
+            closed.push(s);
+            changed = true;
+        }
+        (seen_any, changed)
     }
 }
 
