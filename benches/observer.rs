@@ -91,6 +91,8 @@ struct Run {
     /// over the middle of the run; the rest of what observers add to the
     /// server is what their reads cost the app's backends.
     observer_backends_us: f64,
+    /// The observers' backends and this process's threads, CPU s/s.
+    own: OwnCpu,
     /// Wait polls, wait ticks skipped, held-lock polls.
     polls: [u64; 3],
 }
@@ -107,9 +109,9 @@ async fn measure(
     // The statement's lock is there with or without observers.
     let hold = mode == common::Observe::InStatement;
     let before = server.cpu();
-    let (m, observers_cpu) = tokio::join!(
+    let (m, own) = tokio::join!(
         common::drive_with(conn, &s.workload, &["accounts"], observe, secs, hold),
-        observer_backends_cpu(conn, secs),
+        own_cpu(conn, secs),
     );
     // The app's and observers' backends have exited: wait until the
     // postmaster has reaped them (their CPU moves into its children's).
@@ -119,16 +121,31 @@ async fn measure(
         qps: m.qps,
         client_us: m.cpu_us_per_request,
         server_us: server_cpu.as_secs_f64() * 1e6 / m.requests.max(1) as f64,
-        observer_backends_us: observers_cpu * 1e6 / m.qps.max(1.0),
+        observer_backends_us: own.backends * 1e6 / m.qps.max(1.0),
+        own,
         polls: m.polls,
     }
 }
 
-/// The CPU the observers' own backends use, seconds per second, over the
-/// middle of a run of `secs` (0 without observers: there are none). Their
-/// pids are looked up once they have connected, and their CPU read from
-/// /proc twice, before they exit.
-async fn observer_backends_cpu(conn: &ConnInfo, secs: f64) -> f64 {
+/// CPU used over the middle of a run, seconds per second.
+#[derive(Default)]
+struct OwnCpu {
+    /// The observers' own backends (0 without observers: there are none).
+    backends: f64,
+    /// This process's lock poller thread (`pgrehearse-held-locks`).
+    held_thread: f64,
+    /// This process's threads other than the app's and the lock poller's:
+    /// the runtime the recorder, the wait poller and the server sampler
+    /// share. With observers less without is the wait poller's and the
+    /// sampler's client side.
+    other_threads: f64,
+}
+
+/// The CPU the observers' own backends, and this process's threads by
+/// kind, use over the middle of a run of `secs`. The backends' pids are
+/// looked up once they have connected, and every CPU read from /proc twice,
+/// before they exit.
+async fn own_cpu(conn: &ConnInfo, secs: f64) -> OwnCpu {
     let admin = conn.connect("pgrehearse-bench").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_secs_f64(secs * 0.2)).await;
     let pids: Vec<i32> = admin
@@ -141,16 +158,39 @@ async fn observer_backends_cpu(conn: &ConnInfo, secs: f64) -> f64 {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let ticks = || -> u64 {
-        pids.iter()
-            .filter_map(|&pid| stat_fields(pid as u32))
+    let read = || -> [u64; 3] {
+        let backends = pids
+            .iter()
+            .filter_map(|&pid| stat_fields(&format!("/proc/{pid}/stat")))
             .map(|f| f[14 - 3] + f[15 - 3])
-            .sum()
+            .sum();
+        let (mut held, mut other) = (0, 0);
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let dir = task.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let Some(f) = stat_fields(&dir.join("stat").to_string_lossy()) else {
+                continue;
+            };
+            let ticks = f[14 - 3] + f[15 - 3];
+            // Thread names are cut to 15 bytes: "pgrehearse-held", "pgrehearse-app-".
+            match comm.trim() {
+                c if c.starts_with("pgrehearse-held") => held += ticks,
+                c if c.starts_with("pgrehearse-app") => {}
+                _ => other += ticks,
+            }
+        }
+        [backends, held, other]
     };
-    let (t0, start) = (ticks(), std::time::Instant::now());
+    let (t0, start) = (read(), std::time::Instant::now());
     tokio::time::sleep(std::time::Duration::from_secs_f64(secs * 0.7)).await;
-    let used = ticks().saturating_sub(t0) as f64 / 100.0;
-    used / start.elapsed().as_secs_f64()
+    let t1 = read();
+    let per_s =
+        |k: usize| t1[k].saturating_sub(t0[k]) as f64 / 100.0 / start.elapsed().as_secs_f64();
+    OwnCpu {
+        backends: per_s(0),
+        held_thread: per_s(1),
+        other_threads: per_s(2),
+    }
 }
 
 /// The bench's local cluster, for its CPU time.
@@ -185,7 +225,9 @@ impl Server {
             else {
                 continue;
             };
-            let Some(f) = stat_fields(pid) else { continue };
+            let Some(f) = stat_fields(&format!("/proc/{pid}/stat")) else {
+                continue;
+            };
             // ppid is field 4; utime, stime 14, 15; cutime, cstime 16, 17.
             let at = |n: usize| f.get(n - 3).copied().unwrap_or(0);
             if pid == self.postmaster {
@@ -199,9 +241,9 @@ impl Server {
     }
 }
 
-/// /proc/PID/stat's numeric fields from the third (state) on.
-fn stat_fields(pid: u32) -> Option<Vec<u64>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// A /proc stat file's numeric fields from the third (state) on.
+fn stat_fields(path: &str) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(path).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
     Some(
         rest.split_whitespace()
@@ -275,7 +317,7 @@ fn main() {
             .unwrap_or_default();
         let measured = |mode: &str| wanted.is_empty() || wanted.iter().any(|w| w == mode);
         let mut csv = String::from(
-            "pair,mode,order,observers,secs,qps,client_us_per_request,server_us_per_request,observer_backends_us_per_request\n",
+            "pair,mode,order,observers,secs,qps,client_us_per_request,server_us_per_request,observer_backends_us_per_request,observer_backends_cpu,held_thread_cpu,other_threads_cpu\n",
         );
         // Warm-up, not counted.
         measure(&conn, &server, &s, false, common::Observe::Off, 1.0).await;
@@ -293,8 +335,14 @@ fn main() {
                 for (k, observe) in order.into_iter().enumerate() {
                     let r = measure(&conn, &server, &s, observe, *observed, secs).await;
                     csv.push_str(&format!(
-                        "{i},{mode},{k},{observe},{secs},{:.1},{:.2},{:.2},{:.2}\n",
-                        r.qps, r.client_us, r.server_us, r.observer_backends_us
+                        "{i},{mode},{k},{observe},{secs},{:.1},{:.2},{:.2},{:.2},{:.4},{:.4},{:.4}\n",
+                        r.qps,
+                        r.client_us,
+                        r.server_us,
+                        r.observer_backends_us,
+                        r.own.backends,
+                        r.own.held_thread,
+                        r.own.other_threads
                     ));
                     eprintln!(
                         "pair {i} {mode} observers={observe}: {:.0} qps, CPU per request {:.1} µs here + {:.1} µs in the server ({:.2} in the observers' backends); wait polls {} ({} ticks skipped), held-lock polls {}",
@@ -346,6 +394,38 @@ fn main() {
                  backends {own:.2} µs of the server's {:+.2}",
                 ((cw + sw) / (co + so) - 1.0) * 100.0,
                 sw - so
+            );
+            // What the observers themselves run, as a share of the
+            // machine: their backends, the lock poller's thread, and what
+            // the rest of this process (the wait poller's and the sampler's
+            // client side) uses more than without them. Measured apart
+            // from the throughput, so far less noisy; it leaves out what
+            // they cost others indirectly (caches, the lock table's locks).
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let own_of = |v: &[Run], f: fn(&OwnCpu) -> f64| {
+                v.iter().map(|r| f(&r.own)).collect::<Vec<f64>>()
+            };
+            let extra_other: Vec<f64> = with
+                .iter()
+                .zip(without)
+                .map(|(w, o)| w.own.other_threads - o.own.other_threads)
+                .collect();
+            let shares: Vec<f64> = with
+                .iter()
+                .zip(&extra_other)
+                .map(|(w, x)| (w.own.backends + w.own.held_thread + x) / cores)
+                .collect();
+            let (slo, shi) = bootstrap_95(&shares);
+            println!(
+                "{mode}: the observers' own CPU {:.2}% of the machine's {cores} cores \
+                 (95% bootstrap {:.2}%..{:.2}%): backends {:.1} ms/s, lock poller \
+                 thread {:.1} ms/s, other threads {:+.1} ms/s over the runs without",
+                median(&shares) * 100.0,
+                slo * 100.0,
+                shi * 100.0,
+                median(&own_of(with, |c| c.backends)) * 1e3,
+                median(&own_of(with, |c| c.held_thread)) * 1e3,
+                median(&extra_other) * 1e3,
             );
             assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
         }
