@@ -208,7 +208,7 @@ impl Held {
         mig.armed_seq.store(seq, Ordering::Relaxed);
         mig.poller_armed.notify_one();
         let mut open: HashMap<Key, HeldSighting> = HashMap::new();
-        let mut waiting: HashMap<Key, MigrationWait> = HashMap::new();
+        let mut waiting: HashMap<Key, FollowedWait> = HashMap::new();
         let mut previous: Option<f64> = None;
         let mut previous_start: Option<f64> = None;
         let mut seen_any = false;
@@ -315,7 +315,7 @@ impl Held {
                     h.last_ms = h.last_ms.max(at);
                 }
                 for w in waiting.values_mut() {
-                    w.end_ms = w.end_ms.max(at);
+                    w.wait.end_ms = w.wait.end_ms.max(at);
                 }
                 previous = Some(at);
                 previous_start = Some(at);
@@ -323,7 +323,7 @@ impl Held {
         }
         // Still held when the statement returned.
         self.sightings.extend(open.into_values());
-        self.waits.extend(waiting.into_values());
+        self.waits.extend(waiting.into_values().map(|w| w.wait));
         Ok(())
     }
 }
@@ -448,13 +448,14 @@ impl Held {
     /// without it.
     fn follow_waits(
         &mut self,
-        waiting: &mut HashMap<Key, MigrationWait>,
+        waiting: &mut HashMap<Key, FollowedWait>,
         rows: &[&str],
         t: f64,
         previous: Option<f64>,
         may_open: bool,
     ) {
         let mut seen: Vec<Key> = Vec::new();
+        let mut over: Vec<MigrationWait> = Vec::new();
         for l in rows {
             let Some((head, start)) = l.rsplit_once('|') else {
                 continue;
@@ -463,23 +464,46 @@ impl Held {
                 continue;
             };
             let key: Key = (locktype.to_string(), oid, mode.to_string());
+            let waitstart = start
+                .parse::<f64>()
+                .ok()
+                .map(|ms| self.ctx.server_clock.to_run_ms(ms));
+            // Another waitstart for the same lock is another wait (a retry
+            // after a lock timeout waits anew): the one followed is over,
+            // by the time the new one began at the latest.
+            if let Some(new_start) = waitstart {
+                if waiting
+                    .get(&key)
+                    .and_then(|w| w.waitstart)
+                    .is_some_and(|s| (s - new_start).abs() >= 0.001)
+                {
+                    let mut w = waiting.remove(&key).expect("present").wait;
+                    w.end_ms = w.end_ms.min(new_start);
+                    over.push(w);
+                }
+            }
             if !may_open && !waiting.contains_key(&key) {
                 continue;
             }
-            let start_ms = start
-                .parse::<f64>()
-                .ok()
-                .map(|ms| self.ctx.server_clock.to_run_ms(ms))
-                .unwrap_or_else(|| previous.map_or(t, |p| (p + t) / 2.0));
-            let w = waiting.entry(key.clone()).or_insert_with(|| MigrationWait {
-                locktype: locktype.to_string(),
-                oid,
-                relation: name.to_string(),
-                mode: mode.to_string(),
-                start_ms,
-                end_ms: t,
+            let start_ms = waitstart.unwrap_or_else(|| previous.map_or(t, |p| (p + t) / 2.0));
+            let w = waiting.entry(key.clone()).or_insert_with(|| FollowedWait {
+                wait: MigrationWait {
+                    locktype: locktype.to_string(),
+                    oid,
+                    relation: name.to_string(),
+                    mode: mode.to_string(),
+                    start_ms,
+                    end_ms: t,
+                },
+                waitstart,
             });
-            w.end_ms = t;
+            // First seen before the server had dated it (its waitstart is
+            // set as it goes to sleep): the server's date is the better one.
+            if w.waitstart.is_none() && waitstart.is_some() {
+                w.waitstart = waitstart;
+                w.wait.start_ms = start_ms;
+            }
+            w.wait.end_ms = t;
             seen.push(key);
         }
         let gone: Vec<Key> = waiting
@@ -493,10 +517,10 @@ impl Held {
         let next_start = waiting
             .iter()
             .filter(|(k, _)| !gone.contains(k))
-            .map(|(_, w)| w.start_ms)
+            .map(|(_, w)| w.wait.start_ms)
             .fold(f64::INFINITY, f64::min);
         for k in gone {
-            let mut w = waiting.remove(&k).expect("present");
+            let mut w = waiting.remove(&k).expect("present").wait;
             let end = (w.end_ms + t) / 2.0;
             w.end_ms = if next_start > w.start_ms {
                 end.min(next_start)
@@ -505,7 +529,16 @@ impl Held {
             };
             self.waits.push(w);
         }
+        self.waits.extend(over);
     }
+}
+
+/// A wait of the migration being followed, with the server's date for it
+/// (`pg_locks.waitstart`) once known: it tells one wait from the next on
+/// the same lock.
+struct FollowedWait {
+    wait: MigrationWait,
+    waitstart: Option<f64>,
 }
 
 /// How long until the next poll, `into_statement` into a statement whose

@@ -51,12 +51,74 @@ struct OpenWait {
     blockers: BTreeSet<i32>,
     queued_behind_migration: bool,
     blocked_by_migration: bool,
-    seen_in_poll: u64,
 }
 
-struct OpenMigWait {
-    wait: MigrationWait,
-    seen_in_poll: u64,
+/// Waits being watched from poll to poll, each under a key that names one
+/// wait (its waitstart, to the µs, is part of it). A wait one poll does not
+/// see is closed only if the next one does not see it either: a waiting
+/// backend is woken now and then (its deadlock check at
+/// `deadlock_timeout`, a release on the lock it waits for) and shows no
+/// wait event until it sleeps again, so a poll can miss a wait that goes
+/// on — one wait, not two rows with the same start.
+struct Watch<K, V> {
+    /// Each wait, with the poll that last saw it.
+    open: HashMap<K, (V, u64)>,
+    /// Missed by the last poll, which looked at this time.
+    missed: HashMap<K, (V, f64)>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Watch<K, V> {
+    fn new() -> Self {
+        Watch {
+            open: HashMap::new(),
+            missed: HashMap::new(),
+        }
+    }
+
+    /// Poll `poll` sees the wait `key` (a new one made by `new`).
+    fn see(&mut self, key: K, poll: u64, new: impl FnOnce() -> V) -> &mut V {
+        let missed = self.missed.remove(&key).map(|(v, _)| v);
+        let e = self
+            .open
+            .entry(key)
+            .or_insert_with(|| (missed.unwrap_or_else(new), poll));
+        e.1 = poll;
+        &mut e.0
+    }
+
+    /// Poll `poll`, made at `t`, is over: the waits it missed after the one
+    /// before missed them too are returned, each with when it was first
+    /// missed; those it missed first wait for the next poll.
+    fn end_poll(&mut self, poll: u64, t: f64) -> Vec<(V, f64)> {
+        let over = self.missed.drain().map(|(_, v)| v).collect();
+        let unseen: Vec<K> = self
+            .open
+            .iter()
+            .filter(|(_, (_, p))| *p != poll)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in unseen {
+            let (v, _) = self.open.remove(&k).expect("present");
+            self.missed.insert(k, (v, t));
+        }
+        over
+    }
+
+    /// Polling is over at `t`: every wait still watched, with when it was
+    /// last looked for.
+    fn finish(&mut self, t: f64) -> Vec<(V, f64)> {
+        let mut over: Vec<(V, f64)> = self.missed.drain().map(|(_, v)| v).collect();
+        over.extend(self.open.drain().map(|(_, (v, _))| (v, t)));
+        over
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.missed.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.open.len()
+    }
 }
 
 pub(super) struct WaitPoller {
@@ -64,8 +126,8 @@ pub(super) struct WaitPoller {
     /// The oid of the rehearsal's database.
     database: u32,
     queries: Queries,
-    open: HashMap<(i32, String, String, i64), OpenWait>,
-    mig_open: HashMap<(String, String, String, i64), OpenMigWait>,
+    open: Watch<(i32, String, String, i64), OpenWait>,
+    mig_open: Watch<(String, String, String, i64), MigrationWait>,
     done: Vec<WaitRow>,
     waits_dropped: u64,
     mig_done: Vec<MigrationWait>,
@@ -160,8 +222,8 @@ impl WaitPoller {
                 details,
                 ungranted,
             },
-            open: HashMap::new(),
-            mig_open: HashMap::new(),
+            open: Watch::new(),
+            mig_open: Watch::new(),
             done: Vec::new(),
             waits_dropped: 0,
             mig_done: Vec::new(),
@@ -263,7 +325,8 @@ impl WaitPoller {
             }
         }
         let end = self.ctx.clock.now_ms();
-        self.observe(end, 0, &[], &[]);
+        let (over, mig_over) = (self.open.finish(end), self.mig_open.finish(end));
+        self.close(over, mig_over, 0);
         Ok(self)
     }
 
@@ -340,24 +403,20 @@ impl WaitPoller {
                     lock.mode.clone(),
                     key_start,
                 );
-                let e = self.mig_open.entry(key).or_insert_with(|| OpenMigWait {
-                    wait: MigrationWait {
-                        locktype: lock.locktype.clone(),
-                        oid: lock.oid,
-                        relation: lock.relation.clone(),
-                        mode: lock.mode.clone(),
-                        start_ms: start,
-                        end_ms: t,
-                    },
-                    seen_in_poll: poll,
+                let e = self.mig_open.see(key, poll, || MigrationWait {
+                    locktype: lock.locktype.clone(),
+                    oid: lock.oid,
+                    relation: lock.relation.clone(),
+                    mode: lock.mode.clone(),
+                    start_ms: start,
+                    end_ms: t,
                 });
-                e.wait.end_ms = t;
-                e.seen_in_poll = poll;
+                e.end_ms = t;
                 continue;
             }
             let (query, app) = self.who(w.pid, &w.query);
             let key = (w.pid, lock.relation.clone(), lock.mode.clone(), key_start);
-            let e = self.open.entry(key).or_insert_with(|| OpenWait {
+            let e = self.open.see(key, poll, || OpenWait {
                 pid: w.pid,
                 query,
                 app,
@@ -369,10 +428,8 @@ impl WaitPoller {
                 blockers: BTreeSet::new(),
                 queued_behind_migration: false,
                 blocked_by_migration: false,
-                seen_in_poll: poll,
             });
             e.last_seen_ms = t;
-            e.seen_in_poll = poll;
             e.blockers.extend(w.blockers.iter().copied());
             if mig_pid != 0 && w.blockers.contains(&mig_pid) {
                 // pg_blocking_pids lists the migration both when it holds a
@@ -388,21 +445,21 @@ impl WaitPoller {
                 }
             }
         }
-        self.close_unseen(t, mig_pid);
+        let over = self.open.end_poll(poll, t);
+        let mig_over = self.mig_open.end_poll(poll, t);
+        self.close(over, mig_over, mig_pid);
     }
 
-    /// Whatever was not seen in this poll has ended: halfway between the
-    /// last sighting and now is the best estimate.
-    fn close_unseen(&mut self, t: f64, mig_pid: i32) {
-        let poll = self.polls;
-        let gone: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, w)| w.seen_in_poll != poll)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in gone {
-            let w = self.open.remove(&k).expect("present");
+    /// Waits that are over, each with the time of the poll that first
+    /// missed it: halfway between the last sighting and that poll is the
+    /// best estimate of its end.
+    fn close(
+        &mut self,
+        over: Vec<(OpenWait, f64)>,
+        mig_over: Vec<(MigrationWait, f64)>,
+        mig_pid: i32,
+    ) {
+        for (w, t) in over {
             if self.done.len() >= MAX_WAIT_ROWS {
                 self.waits_dropped += 1;
                 continue;
@@ -441,14 +498,7 @@ impl WaitPoller {
                 locktype: w.locktype,
             });
         }
-        let gone: Vec<_> = self
-            .mig_open
-            .iter()
-            .filter(|(_, w)| w.seen_in_poll != poll)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in gone {
-            let mut w = self.mig_open.remove(&k).expect("present").wait;
+        for (mut w, t) in mig_over {
             w.end_ms = (w.end_ms + t) / 2.0;
             self.mig_done.push(w);
         }
@@ -544,5 +594,49 @@ impl PollLog {
             since_ms: now_ms,
             ..PollLog::default()
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Watch;
+
+    #[test]
+    fn a_wait_one_poll_missed_is_still_one_wait() {
+        let mut watch: Watch<(i32, i64), f64> = Watch::new();
+        // Polls 1 and 2 see the wait that began at 100.000 ms.
+        watch.see((7, 100_000), 1, || 100.0);
+        assert!(watch.end_poll(1, 101.0).is_empty());
+        watch.see((7, 100_000), 2, || panic!("the same wait"));
+        assert!(watch.end_poll(2, 106.0).is_empty());
+        // Poll 3 misses it (the backend was awake between two sleeps)...
+        assert!(watch.end_poll(3, 111.0).is_empty());
+        assert!(!watch.is_empty(), "still watched");
+        // ...poll 4 sees it again: the same wait, not a new one.
+        watch.see((7, 100_000), 4, || panic!("the same wait, reopened"));
+        assert!(watch.end_poll(4, 116.0).is_empty());
+        // Missed by polls 5 and 6: over since poll 5 looked.
+        assert!(watch.end_poll(5, 121.0).is_empty());
+        assert_eq!(watch.end_poll(6, 126.0), vec![(100.0, 121.0)]);
+        assert!(watch.is_empty());
+    }
+
+    #[test]
+    fn another_waitstart_is_another_wait() {
+        let mut watch: Watch<(i32, i64), f64> = Watch::new();
+        watch.see((7, 100_000), 1, || 100.0);
+        assert!(watch.end_poll(1, 101.0).is_empty());
+        // The same backend waits anew (another waitstart) at poll 2.
+        let mut made = false;
+        watch.see((7, 103_000), 2, || {
+            made = true;
+            103.0
+        });
+        assert!(made);
+        assert!(watch.end_poll(2, 106.0).is_empty());
+        watch.see((7, 103_000), 3, || panic!("the second wait goes on"));
+        assert_eq!(watch.end_poll(3, 111.0), vec![(100.0, 106.0)]);
+        // Polling ends with the second one still open.
+        assert_eq!(watch.finish(115.0), vec![(103.0, 115.0)]);
     }
 }
