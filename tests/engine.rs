@@ -83,7 +83,7 @@ fn ground_truth_hold_waits_and_stall() {
         longest > held - 300.0 && longest <= held + 25.0,
         "longest wait {longest} ms, hold {held} ms"
     );
-    assert!(mig.iter().all(|w| w.relation == "t"));
+    assert!(mig.iter().all(|w| w.relation == "t"), "{mig:?}");
     // Readers and writers are apps of their own: both certainly queued.
     assert!(
         mig.iter().any(|w| w.query == "read" && w.app == "reader"),

@@ -552,19 +552,29 @@ fn released_at_error(
     from: f64,
     ended: f64,
 ) -> f64 {
-    let failed_at = |at: f64| {
-        statement_near(&run.statements, at, 1.0)
-            .map(|i| &run.statements[i])
-            .filter(|s| s.outcome != "ok")
+    // The statement of this transaction that failed: its error let go of
+    // every lock of the transaction, whether a poll saw them during it or not.
+    let Some(failed) = (0..run.statements.len()).find(|&i| {
+        let (start, _) = server_span(run, i);
+        run.statements[i].outcome != "ok" && start >= from && start <= ended
+    }) else {
+        return ended;
     };
+    let (failed_start, _) = server_span(run, failed);
+    let error_ms = run.statements[failed].end_ms;
     obs.migration_held
         .iter()
         .filter(|h| {
             h.in_txn && h.mode == t.mode && same_relation(h.oid, &h.relation, t.oid, t.seen)
         })
         .filter(|h| h.first_ms >= from && h.first_ms <= ended)
-        .filter_map(|h| failed_at(h.first_ms).map(|s| at_error(h, s.end_ms)))
-        .fold(ended, f64::min)
+        .filter(|h| statement_near(&run.statements, h.first_ms, 1.0) == Some(failed))
+        .map(|h| at_error(h, error_ms))
+        .fold(error_ms, f64::min)
+        // Not before the failing statement began: a poll's clock and the
+        // statements' are read on two sides of a socket.
+        .max(failed_start)
+        .min(ended)
 }
 
 /// When a statement's error released a lock the poll saw during it (inside

@@ -140,6 +140,39 @@ fn a_failed_statement_in_a_transaction_held_what_the_poll_saw_until_its_error() 
     assert_eq!(released, [Some(398.0), Some(398.0)], "{rows:#?}");
 }
 
+/// A transaction's failed statement let go of its locks at its error even
+/// when no poll saw them during it (a `SELECT 1/0` over in microseconds),
+/// and not before it began (a poll's clock, read across a socket, put the
+/// release of the lock on `t` 0.5 ms before the failing statement was sent).
+#[test]
+fn a_transaction_lets_go_at_its_error_and_not_before_it() {
+    let run = one_txn(
+        vec![
+            stmt(100.0, 101.0, "ok"),
+            stmt(101.2, 104.0, "ok"),
+            stmt(104.5, 105.0, "error"),
+        ],
+        vec![(key("AccessExclusiveLock"), 0)],
+        106.0,
+    );
+    // No sighting at all: released at the error as we got it, not at the
+    // ROLLBACK.
+    let rows = lock_rows(&run, &Observations::default());
+    assert_eq!(rows[0].released_ms, Some(105.0), "{rows:#?}");
+    // A poll near the failing statement whose "gone" is earlier than the
+    // statement's start: not before the start.
+    let obs = Observations {
+        migration_held: vec![HeldSighting {
+            missed_before_ms: Some(100.2),
+            missed_after_ms: Some(104.1),
+            ..seen_in_txn("AccessExclusiveLock", 104.4, 104.4)
+        }],
+        ..Default::default()
+    };
+    let rows = lock_rows(&run, &obs);
+    assert_eq!(rows[0].released_ms, Some(104.5), "{rows:#?}");
+}
+
 /// The next statement of a transaction is sent a fraction of a
 /// millisecond after the last returned: a lock first seen just inside it
 /// is its lock, though the one before ended less than the clocks' slack
