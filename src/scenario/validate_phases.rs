@@ -421,7 +421,15 @@ fn sqlstates(d: &mut Diags, v: &S<toml::Value>, field: &str) -> Vec<String> {
             d.err(
                 v.span(),
                 field,
-                format!("is a {}; {EXPECTED}", other.type_str()),
+                format!(
+                    "is {} {}; {EXPECTED}",
+                    if other.type_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    },
+                    other.type_str()
+                ),
             );
             return Vec::new();
         }
