@@ -346,3 +346,94 @@ fn a_scenario_compared_with_itself_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("with itself"), "{stderr}");
 }
+
+/// A scenario with `[migrations]` in `dir/db<side>` (a flyway directory of
+/// `files`) and `postgres` (TOML lines of `[postgres]`), written to
+/// `dir/<side>.toml`.
+fn migrations_side(dir: &Path, side: &str, postgres: &str, files: &[(&str, &str)]) -> PathBuf {
+    let db = dir.join(format!("db{side}"));
+    std::fs::create_dir_all(&db).unwrap();
+    for (name, sql) in files {
+        std::fs::write(db.join(name), sql).unwrap();
+    }
+    let s = dir.join(format!("{side}.toml"));
+    std::fs::write(
+        &s,
+        format!(
+            "name = \"cm{side}\"\n[postgres]\n{postgres}\n[migrations]\ndir = \"db{side}\"\n\
+             layout = \"flyway\"\n[[table]]\nname = \"t\"\nrows = 10\n[workload]\nclients = 1\n\
+             rate = 10\n[[workload.query]]\nname = \"r\"\nsql = \"SELECT 1\"\n"
+        ),
+    )
+    .unwrap();
+    s
+}
+
+const INIT: (&str, &str) = (
+    "V1__init.sql",
+    "CREATE TABLE t (id bigint PRIMARY KEY, v text);\n",
+);
+
+/// Two files that differ in their server's size or replica, or in the
+/// migrations that build their schema, are refused before anything runs,
+/// naming the field or the files.
+#[test]
+fn scenarios_that_differ_in_server_size_replica_or_setup_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let refused = |a: &Path, b: &Path| -> String {
+        let ran = compare(&[a.to_str().unwrap(), b.to_str().unwrap()], &out);
+        assert_eq!(ran.code, 2, "{}", ran.stderr);
+        assert!(ran.stderr.contains("not comparable"), "{}", ran.stderr);
+        assert!(
+            std::fs::read_dir(&out).map_or(true, |mut d| d.next().is_none()),
+            "nothing runs: {}",
+            ran.stdout
+        );
+        ran.stderr
+    };
+    let idx = ("V2__idx.sql", "CREATE INDEX t_v ON t (v);\n");
+    let a = migrations_side(
+        tmp.path(),
+        "A",
+        "size = { cpus = 1, memory = \"512MB\" }\nreplica = true",
+        &[INIT, idx],
+    );
+    let b = migrations_side(tmp.path(), "B", "", &[INIT, idx]);
+    let err = refused(&a, &b);
+    assert!(
+        err.contains("[postgres] size: 1 CPU, 512MB vs not set"),
+        "{err}"
+    );
+    assert!(err.contains("[postgres] replica: true vs false"), "{err}");
+
+    // The same server; A's setup has a file more, and another V1.
+    let a = migrations_side(
+        tmp.path(),
+        "A2",
+        "",
+        &[
+            (
+                "V1__init.sql",
+                "CREATE TABLE t (id bigint PRIMARY KEY, v text, w int);\n",
+            ),
+            ("V1_5__extra.sql", "CREATE TABLE extra (id int);\n"),
+            idx,
+        ],
+    );
+    let err = refused(&a, &b);
+    assert!(
+        err.contains("setup migration V1_5__extra.sql: applied by A only"),
+        "{err}"
+    );
+    assert!(
+        err.contains("setup migration V1__init.sql: differs (")
+            && err.contains("dbA2/V1__init.sql vs ")
+            && err.contains("dbB/V1__init.sql)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("V2__idx"),
+        "the rehearsed files may differ: {err}"
+    );
+}

@@ -1081,3 +1081,152 @@ fn do_blocks_and_calls_that_cannot_commit_have_their_locks_probed() {
         "{statements:?}"
     );
 }
+
+/// A Flyway project in a git repository at `repo`: `files` in `db/`,
+/// committed (HEAD is the revision), and s.toml seeding `t`.
+fn flyway_repo(repo: &Path, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(repo.join("db")).unwrap();
+    for (name, sql) in files {
+        std::fs::write(repo.join("db").join(name), sql).unwrap();
+    }
+    let s = repo.join("s.toml");
+    std::fs::write(
+        &s,
+        "name = \"merged\"\n[migrations]\ndir = \"db\"\n[[table]]\nname = \"t\"\nrows = 5\n\
+         [workload]\nclients = 1\nrate = 10\nbefore = \"100ms\"\nafter = \"100ms\"\n\
+         [[workload.query]]\nname = \"q\"\nsql = \"SELECT 1\"\n",
+    )
+    .unwrap();
+    common::git(repo, &["init", "-q"]);
+    common::git(repo, &["add", "-A"]);
+    common::git(repo, &["commit", "-qm", "released"]);
+    s
+}
+
+/// `pgrehearse check s.toml --since-git HEAD` in `repo`: exit code, stdout.
+fn check_since_head(repo: &Path) -> (Option<i32>, String) {
+    let out = Command::new(common::bin())
+        .args(["check", "s.toml", "--since-git", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), format!("{stdout}{stderr}"))
+}
+
+/// `--since-git`: a merged migration renamed since and one deleted since
+/// are set up as they were at the revision (production has them: the new
+/// migration needs the deleted one's column), the renamed file is not
+/// rehearsed as new, and both are warned about, each for what it is.
+#[test]
+fn merged_migrations_renamed_or_deleted_since_are_set_up_as_merged() {
+    let tmp = common::isolated_tmpdir();
+    let repo = tmp.path();
+    let s = flyway_repo(
+        repo,
+        &[
+            (
+                "V1__init.sql",
+                "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);\n",
+            ),
+            ("V2__a.sql", "ALTER TABLE t ADD COLUMN a int;\n"),
+            ("V3__b.sql", "ALTER TABLE t ADD COLUMN b int;\n"),
+        ],
+    );
+    common::git(repo, &["mv", "db/V2__a.sql", "db/V2__add_a.sql"]);
+    common::git(repo, &["rm", "-q", "db/V3__b.sql"]);
+    std::fs::write(
+        repo.join("db/V4__c.sql"),
+        "ALTER TABLE t ADD COLUMN c int;\nUPDATE t SET c = a + b;\n",
+    )
+    .unwrap();
+    let (code, out) = check_since_head(repo);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("    V2__a.sql@HEAD")
+            && out.contains("    V3__b.sql@HEAD")
+            && out.contains("rehearsed: 1 file(s)")
+            && out.contains("    V4__c.sql"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: V2__a.sql was already merged at HEAD and has been renamed (its SQL unchanged) since, to V2__add_a.sql")
+            && out.contains("Migration description mismatch"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: V3__b.sql was already merged at HEAD and has been deleted")
+            && out.contains("not resolved locally"),
+        "{out}"
+    );
+
+    let ran = common::run(
+        &s,
+        &["--backend", "local", "-q", "--since-git", "HEAD"],
+        &[],
+    );
+    ran.assert_code(0);
+    let (dir, _) = ran.record();
+    let run = common::json(&dir.join("run.json"));
+    let m = &run["migrations"];
+    assert_eq!(m["rehearsed"], serde_json::json!(["V4__c.sql"]), "{m}");
+    assert_eq!(
+        m["edited"],
+        serde_json::json!(["V2__a.sql", "V3__b.sql"]),
+        "{m}"
+    );
+    assert_eq!(
+        m["changes"],
+        serde_json::json!([
+            { "file": "V2__a.sql", "kind": "renamed", "renamed_to": "V2__add_a.sql", "content_changed": false },
+            { "file": "V3__b.sql", "kind": "deleted" }
+        ]),
+        "{m}"
+    );
+}
+
+/// `--since-git`: a merged migration and a repeatable whose files only
+/// changed line endings (and gained a BOM) hold the same SQL: no edit to
+/// warn about, no repeatable to rehearse.
+#[test]
+fn line_endings_and_a_bom_are_not_an_edit() {
+    let tmp = common::isolated_tmpdir();
+    let repo = tmp.path();
+    flyway_repo(
+        repo,
+        &[
+            (
+                "V1__init.sql",
+                "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);\n",
+            ),
+            ("V2__a.sql", "ALTER TABLE t\n  ADD COLUMN a int;\n"),
+            (
+                "R__tv.sql",
+                "CREATE OR REPLACE VIEW tv AS SELECT id FROM t;\n",
+            ),
+        ],
+    );
+    std::fs::write(
+        repo.join("db/V2__a.sql"),
+        "\u{feff}ALTER TABLE t\r\n  ADD COLUMN a int;\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("db/R__tv.sql"),
+        "CREATE OR REPLACE VIEW tv AS SELECT id FROM t;\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("db/V3__b.sql"),
+        "ALTER TABLE t ADD COLUMN b int;\n",
+    )
+    .unwrap();
+    let (code, out) = check_since_head(repo);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("warning:"), "{out}");
+    assert!(
+        out.contains("rehearsed: 1 file(s)") && out.contains("    R__tv.sql —"),
+        "the repeatable ends the setup, unchanged:\n{out}"
+    );
+}

@@ -38,6 +38,32 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
         &a.postgres.settings,
         &b.postgres.settings,
     );
+    // Where a size came from (which file, which line) is no difference.
+    let size = |s: &Scenario| {
+        s.postgres
+            .size
+            .as_ref()
+            .filter(|z| !z.is_empty())
+            .map(|z| z.describe())
+    };
+    differ("[postgres] size".into(), &size(a), &size(b));
+    differ(
+        "[postgres] replica".into(),
+        &a.postgres.replica,
+        &b.postgres.replica,
+    );
+    out.extend(setup_differences(a, b));
+    let mut differ = |what: String, x: &dyn Debug, y: &dyn Debug| {
+        let (x, y) = (readable(format!("{x:?}")), readable(format!("{y:?}")));
+        if x != y {
+            let from = around_difference(&x, &y);
+            out.push(format!(
+                "{what}: {} vs {}",
+                short(&x, from),
+                short(&y, from)
+            ));
+        }
+    };
     differ(
         "tables".into(),
         &names(a.tables.iter().map(|t| &t.name)),
@@ -84,6 +110,69 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
         }
     }
     differ("[workload] scripts".into(), &wa.scripts, &wb.scripts);
+    out
+}
+
+/// The setup migrations of both (what builds the schema before seeding):
+/// a file only one side applies, or one both apply that makes PostgreSQL
+/// do something else (compared as run.json's `setup_digest` is).
+fn setup_differences(a: &Scenario, b: &Scenario) -> Vec<String> {
+    use crate::migrations::{digest, MigrationFile};
+    let setup = |s: &Scenario| -> Vec<MigrationFile> {
+        s.migrations
+            .as_ref()
+            .map(|m| m.setup.clone())
+            .unwrap_or_default()
+    };
+    let (sa, sb) = (setup(a), setup(b));
+    let mut out = Vec::new();
+    if let (Some(ma), Some(mb)) = (&a.migrations, &b.migrations) {
+        if ma.layout != mb.layout && !(sa.is_empty() && sb.is_empty()) {
+            out.push(format!(
+                "[migrations] layout (the setup's history table): {} vs {}",
+                ma.layout, mb.layout
+            ));
+        }
+    }
+    let find = |files: &[MigrationFile], name: &str| files.iter().position(|f| f.name == name);
+    for f in &sa {
+        match find(&sb, &f.name) {
+            None => out.push(format!(
+                "setup migration {}: applied by A only ({})",
+                f.name,
+                f.path.display()
+            )),
+            Some(j) if digest([f]) != digest([&sb[j]]) => out.push(format!(
+                "setup migration {}: differs ({} vs {})",
+                f.name,
+                f.path.display(),
+                sb[j].path.display()
+            )),
+            Some(_) => {}
+        }
+    }
+    for f in &sb {
+        if find(&sa, &f.name).is_none() {
+            out.push(format!(
+                "setup migration {}: applied by B only ({})",
+                f.name,
+                f.path.display()
+            ));
+        }
+    }
+    let common = |x: &[MigrationFile], y: &[MigrationFile]| -> Vec<String> {
+        x.iter()
+            .filter(|f| find(y, &f.name).is_some())
+            .map(|f| f.name.clone())
+            .collect()
+    };
+    if out.is_empty() && common(&sa, &sb) != common(&sb, &sa) {
+        out.push(format!(
+            "setup migrations: applied in another order ({} vs {})",
+            common(&sa, &sb).join(", "),
+            common(&sb, &sa).join(", ")
+        ));
+    }
     out
 }
 

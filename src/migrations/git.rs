@@ -1,7 +1,8 @@
 //! What git says changed in a migrations directory since a revision: the
-//! files added (and, for Flyway repeatables, modified) between that revision
-//! and the working tree, untracked files included (a migration written but
-//! not yet committed is part of the change being rehearsed).
+//! files added, modified and deleted between that revision and the working
+//! tree, untracked files included (a migration written but not yet
+//! committed is part of the change being rehearsed). A file whose SQL is
+//! the same but for its line endings or a leading BOM is not modified.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,10 +14,36 @@ use super::error::{MigrationError, Setting};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitChanges {
     pub rev: String,
-    /// Added since `rev` (renames count as added: `--no-renames`), plus
-    /// untracked files that are not ignored.
+    /// Added since `rev` (a rename's new name counts as added:
+    /// `--no-renames`), plus untracked files that are not ignored.
     pub added: BTreeSet<String>,
+    /// Changed since `rev`, in more than line endings or a leading BOM.
     pub modified: BTreeSet<String>,
+    /// Gone since `rev` (a rename's old name counts as deleted).
+    pub deleted: BTreeSet<String>,
+}
+
+/// `text` as every tool reads its SQL: without a leading UTF-8 BOM, lines
+/// ending in `\n` (not `\r\n` or `\r`). Flyway's checksum is computed
+/// line by line the same way, so two files equal after this have the same
+/// checksum.
+pub fn normalized(text: &[u8]) -> Vec<u8> {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'\r' => {
+                out.push(b'\n');
+                if text.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, MigrationError> {
@@ -96,7 +123,10 @@ pub fn changes_since(dir: &Path, rev: &str) -> Result<GitChanges, MigrationError
         if let [status, path] = pair {
             match status.as_str() {
                 "A" => changes.added.insert(path.clone()),
-                "M" | "T" => changes.modified.insert(path.clone()),
+                "M" | "T" if !same_sql_as_at(dir, rev, path)? => {
+                    changes.modified.insert(path.clone())
+                }
+                "D" => changes.deleted.insert(path.clone()),
                 _ => false,
             };
         }
@@ -116,6 +146,67 @@ pub fn changes_since(dir: &Path, rev: &str) -> Result<GitChanges, MigrationError
     Ok(changes)
 }
 
+/// Whether `relative` (to `dir`), changed since `rev` by git's account,
+/// holds the same SQL as then: only its line endings or a leading BOM
+/// changed.
+fn same_sql_as_at(dir: &Path, rev: &str, relative: &str) -> Result<bool, MigrationError> {
+    let Ok(now) = std::fs::read(dir.join(relative)) else {
+        return Ok(false);
+    };
+    let then = git(dir, &["show", &format!("{rev}:./{relative}")])?;
+    Ok(normalized(&now) == normalized(&then))
+}
+
+/// The migrations directory `dir` as it was at `rev`, written out into a
+/// temporary directory (`git archive` of its tree); `None` when it did not
+/// exist then.
+pub fn tree_at(dir: &Path, rev: &str) -> Result<Option<tempfile::TempDir>, MigrationError> {
+    verify(dir, rev)?;
+    let spec = format!("{rev}:./");
+    let Ok(tree) = git(dir, &["rev-parse", "--verify", "--quiet", &spec]) else {
+        return Ok(None);
+    };
+    let tree = String::from_utf8_lossy(&tree).trim().to_string();
+    // `git archive` run in a subdirectory archives only what is under it:
+    // run it at the top, on the tree's id.
+    let top = git(dir, &["rev-parse", "--show-toplevel"])?;
+    let top = String::from_utf8_lossy(&top).trim().to_string();
+    let tar = git(Path::new(&top), &["archive", "--format=tar", &tree])?;
+    let failed = |e: String| {
+        MigrationError::setting(
+            Setting::SinceGit,
+            format!("cannot write out {} as it was at {rev}: {e}", dir.display()),
+        )
+    };
+    let out = tempfile::Builder::new()
+        .prefix("pgrehearse-at-rev-")
+        .tempdir()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut child = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(out.path())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("cannot run tar: {e}")))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(&tar).map_err(|e| failed(e.to_string()))?;
+    }
+    let done = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !done.status.success() {
+        return Err(failed(format!(
+            "tar: {}",
+            String::from_utf8_lossy(&done.stderr).trim()
+        )));
+    }
+    Ok(Some(out))
+}
+
 /// The content of `relative` (to `dir`) at `rev`; `None` when it did not
 /// exist then.
 pub fn file_at(dir: &Path, rev: &str, relative: &str) -> Result<Option<String>, MigrationError> {
@@ -126,4 +217,20 @@ pub fn file_at(dir: &Path, rev: &str, relative: &str) -> Result<Option<String>, 
     }
     let bytes = git(dir, &["show", &object])?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalized;
+
+    #[test]
+    fn line_endings_and_a_bom_are_not_the_sql() {
+        let lf = normalized(b"ALTER TABLE t ADD a int;\nSELECT 1;\n");
+        assert_eq!(normalized(b"ALTER TABLE t ADD a int;\r\nSELECT 1;\r\n"), lf);
+        assert_eq!(
+            normalized(b"\xEF\xBB\xBFALTER TABLE t ADD a int;\rSELECT 1;\n"),
+            lf
+        );
+        assert_ne!(normalized(b"ALTER TABLE t ADD a bigint;\nSELECT 1;\n"), lf);
+    }
 }

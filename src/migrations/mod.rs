@@ -190,7 +190,7 @@ pub use golang_migrate::GolangMigrateOptions;
 pub use model::{
     Execution, Ignored, Kind, Layout, Location, MigrationFile, MigrationSet, Segment, Statement,
 };
-pub use select::{edited_warning, Plan, Selection};
+pub use select::{edited_warning, Change, MergedChange, Plan, Selection};
 
 /// Whether PostgreSQL refuses a statement (its code, without leading
 /// comments) inside a transaction block, and as what: `Some("CREATE INDEX
@@ -323,7 +323,7 @@ pub fn load(spec: &Spec) -> Result<MigrationSet, MigrationErrors> {
         Some(l) => l,
         None => detect(dir)?,
     };
-    match layout {
+    let mut set = match layout {
         Layout::Flyway => flyway::load(dir, &spec.options.flyway),
         Layout::GolangMigrate => golang_migrate::load(dir, &spec.options.golang_migrate),
         Layout::Dbmate => dbmate::load(dir),
@@ -331,5 +331,7 @@ pub fn load(spec: &Spec) -> Result<MigrationSet, MigrationErrors> {
         Layout::Sqitch => sqitch::load(dir),
         Layout::Prisma => prisma::load(dir),
         Layout::Plain => plain::load(dir),
-    }
+    }?;
+    set.options = spec.options.clone();
+    Ok(set)
 }

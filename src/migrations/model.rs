@@ -125,6 +125,9 @@ pub struct MigrationSet {
     /// Flyway undo and callback scripts, names the tool does not match), with
     /// the reason: shown by `check` so nothing is silently skipped.
     pub ignored: Vec<Ignored>,
+    /// The tool settings it was loaded with (to load it again as it was at
+    /// a git revision).
+    pub options: super::Options,
 }
 
 impl MigrationSet {
@@ -144,6 +147,7 @@ impl MigrationSet {
             dir: dir.to_path_buf(),
             files,
             ignored,
+            options: super::Options::default(),
         })
     }
 }

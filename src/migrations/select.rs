@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use super::error::{MigrationError, Setting};
 use super::flyway::{self, FlywayOptions, Version};
@@ -27,16 +28,57 @@ pub enum Selection {
     SinceGit(String),
 }
 
+/// How a migration merged at the `--since-git` revision changed since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Its file was edited (in more than line endings or a BOM); the
+    /// setup applies it as it is now.
+    Edited,
+    /// Its file has another name now (`to`), one the tool takes for the
+    /// same migration (the same version; for a Flyway repeatable, the same
+    /// description); the setup applies it as it was at the revision.
+    Renamed { to: String, content_changed: bool },
+    /// Its file is gone (or has a name the tool takes for another
+    /// migration, which is then new); the setup applies it as it was at
+    /// the revision.
+    Deleted,
+}
+
+impl Change {
+    /// run.json's `kind`: edited | renamed | deleted.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Edited => "edited",
+            Change::Renamed { .. } => "renamed",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+/// A migration merged at the `--since-git` revision (named as it was
+/// then) whose file changed since in a way production will not follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedChange {
+    pub name: String,
+    pub change: Change,
+}
+
 /// The split: `setup` builds the schema (untimed), then `rehearse` runs as
 /// steps, one per file. Both in the order they run.
 #[derive(Debug, Clone)]
 pub struct Plan<'a> {
+    pub layout: Layout,
     pub setup: Vec<&'a MigrationFile>,
     pub rehearse: Vec<&'a MigrationFile>,
     /// `SinceGit`: setup migrations (already merged at the revision) whose
-    /// file changed since. The databases that applied one will not run the
-    /// edit; the rehearsal applies it at setup, untimed.
-    pub edited: Vec<&'a MigrationFile>,
+    /// file changed since, renamed or deleted. The databases that applied
+    /// one will not run the edit; the rehearsal applies an edited one at
+    /// setup as it is now, a renamed or deleted one as it was.
+    pub edited: Vec<MergedChange>,
+    /// `SinceGit`: the migrations renamed or deleted since the revision,
+    /// as they were then (named and located `<name>@<rev>`): production
+    /// has them, so [`Plan::setup_with`] puts them in the setup.
+    pub at_rev: Vec<MigrationFile>,
 }
 
 impl Plan<'_> {
@@ -46,6 +88,21 @@ impl Plan<'_> {
     /// by description.
     pub fn setup_with(&self, previous: Vec<MigrationFile>) -> Vec<MigrationFile> {
         let mut setup: Vec<MigrationFile> = self.setup.iter().map(|f| (*f).clone()).collect();
+        // The migrations as they were at the revision, each before the
+        // first setup file the tool orders after it.
+        for f in &self.at_rev {
+            let at = match f.kind {
+                Kind::Repeatable => setup.len(),
+                _ => setup
+                    .iter()
+                    .position(|s| {
+                        s.kind == Kind::Repeatable
+                            || tool_cmp(self.layout, s, f) == Ordering::Greater
+                    })
+                    .unwrap_or(setup.len()),
+            };
+            setup.insert(at, f.clone());
+        }
         setup.extend(previous);
         // Stable: the versioned ones keep their order, before every
         // repeatable.
@@ -133,26 +190,124 @@ impl MigrationSet {
                     }
                     _ => None,
                 };
-                self.select_changes(&changes, old_plan.as_ref().map(Option::as_deref))
+                let gone = match self.layout {
+                    // Sqitch goes by its plan, not by files.
+                    Layout::Sqitch => Vec::new(),
+                    _ if changes.deleted.is_empty() => Vec::new(),
+                    _ => self.gone_since(&changes, rev)?,
+                };
+                self.select_changes(&changes, old_plan.as_ref().map(Option::as_deref), gone)
             }
         }
+    }
+
+    /// `SinceGit`: the migrations of the directory as it was at `rev` whose
+    /// file git says was deleted since (a rename's old name among them),
+    /// loaded as the tool loaded them then, each with its text (normalized,
+    /// [`git::normalized`]). Named and located `<name>@<rev>`.
+    fn gone_since(
+        &self,
+        changes: &GitChanges,
+        rev: &str,
+    ) -> Result<Vec<(MigrationFile, Vec<u8>)>, MigrationError> {
+        let Some(tree) = git::tree_at(&self.dir, rev)? else {
+            return Ok(Vec::new());
+        };
+        let spec = super::Spec {
+            dir: tree.path().to_path_buf(),
+            layout: Some(self.layout),
+            options: self.options.clone(),
+        };
+        let then = super::load(&spec).map_err(|e| {
+            MigrationError::setting(
+                Setting::SinceGit,
+                format!(
+                    "{} as it was at {rev} does not load (needed to set up the migrations                      deleted or renamed since as production has them): {}",
+                    self.dir.display(),
+                    e.0.first().map_or(String::new(), |e| e.to_string())
+                ),
+            )
+        })?;
+        let relocate = |p: &Path| -> PathBuf {
+            match p.strip_prefix(tree.path()) {
+                Ok(rel) => PathBuf::from(format!("{}@{rev}", self.dir.join(rel).display())),
+                Err(_) => p.to_path_buf(),
+            }
+        };
+        let mut gone = Vec::new();
+        for mut f in then.files {
+            if !changes.deleted.contains(&f.name) {
+                continue;
+            }
+            let text = std::fs::read(&f.path).unwrap_or_default();
+            f.path = relocate(&f.path);
+            f.name = format!("{}@{rev}", f.name);
+            for seg in &mut f.segments {
+                for st in &mut seg.statements {
+                    st.location.file = relocate(&st.location.file);
+                }
+            }
+            gone.push((f, git::normalized(&text)));
+        }
+        Ok(gone)
     }
 
     /// [`Selection::SinceGit`] once git has answered: `old_plan` is
     /// sqitch.plan at the revision (Sqitch only; `Some(None)` when it did not
     /// exist).
+    /// `gone`: the migrations deleted since (as they were then, named
+    /// `<name>@<rev>`, with their normalized text).
     pub fn select_changes(
         &self,
         changes: &GitChanges,
         old_plan: Option<Option<&str>>,
+        gone: Vec<(MigrationFile, Vec<u8>)>,
     ) -> Result<Plan<'_>, MigrationError> {
+        // A file added since that the tool takes for a merged one deleted
+        // since (its new name keeps the version): that one, renamed.
+        let suffix = format!("@{}", changes.rev);
+        let mut renamed: Vec<bool> = vec![false; self.files.len()];
+        let mut gone_changes = Vec::new();
+        let mut at_rev = Vec::new();
+        for (old, text) in gone {
+            let name = old
+                .name
+                .strip_suffix(&suffix)
+                .unwrap_or(&old.name)
+                .to_string();
+            let pair = self.files.iter().enumerate().position(|(i, f)| {
+                !renamed[i]
+                    && changes.added.contains(&f.name)
+                    && same_migration(self.layout, &old, f)
+            });
+            let change = match pair {
+                Some(i) => {
+                    renamed[i] = true;
+                    let now = &self.files[i];
+                    let content_changed =
+                        std::fs::read(&now.path).map_or(true, |t| git::normalized(&t) != text);
+                    (!harmless_rename(self.layout, &old, now, content_changed)).then(|| {
+                        Change::Renamed {
+                            to: now.name.clone(),
+                            content_changed,
+                        }
+                    })
+                }
+                None => Some(Change::Deleted),
+            };
+            if let Some(change) = change {
+                gone_changes.push(MergedChange { name, change });
+            }
+            at_rev.push(old);
+        }
         let rehearsed: Vec<bool> = match (self.layout, old_plan) {
             (Layout::Sqitch, Some(old)) => self.new_sqitch_changes(old)?,
             _ => self
                 .files
                 .iter()
-                .map(|f| {
-                    changes.added.contains(&f.name)
+                .zip(&renamed)
+                .map(|(f, renamed)| {
+                    (changes.added.contains(&f.name) && !renamed)
                         || (f.kind == Kind::Repeatable && changes.modified.contains(&f.name))
                 })
                 .collect(),
@@ -173,23 +328,30 @@ impl MigrationSet {
             self.files
                 .iter()
                 .zip(&rehearsed)
-                .filter(|(_, r)| **r == want)
-                .map(|(f, _)| f)
+                .zip(&renamed)
+                .filter(|((_, r), renamed)| **r == want && !**renamed)
+                .map(|((f, _), _)| f)
                 .collect()
         };
-        let edited = self
+        let mut edited: Vec<MergedChange> = self
             .files
             .iter()
             .zip(&rehearsed)
             .filter(|(f, r)| {
                 !**r && f.kind != Kind::Repeatable && changes.modified.contains(&f.name)
             })
-            .map(|(f, _)| f)
+            .map(|(f, _)| MergedChange {
+                name: f.name.clone(),
+                change: Change::Edited,
+            })
             .collect();
+        edited.extend(gone_changes);
         Ok(Plan {
+            layout: self.layout,
             setup: pick(false),
             rehearse: pick(true),
             edited,
+            at_rev,
         })
     }
 
@@ -227,9 +389,11 @@ impl MigrationSet {
         let mut rehearse = ordered[n..].to_vec();
         rehearse.extend(self.files.iter().filter(|f| f.kind == Kind::Repeatable));
         Plan {
+            layout: self.layout,
             setup: ordered[..n].to_vec(),
             rehearse,
             edited: Vec::new(),
+            at_rev: Vec::new(),
         }
     }
 
@@ -308,6 +472,74 @@ impl MigrationSet {
     }
 }
 
+/// Whether the tool takes `now` (a file added since the revision) for
+/// `then` (a migration merged at it, deleted since): what its history
+/// knows a migration by is the same. Flyway: the version (a repeatable:
+/// its description); golang-migrate, goose, dbmate: the version. Prisma
+/// and plain files go by the name, so a rename is another migration.
+fn same_migration(layout: Layout, then: &MigrationFile, now: &MigrationFile) -> bool {
+    match layout {
+        Layout::Flyway => {
+            then.kind == now.kind
+                && match then.kind {
+                    Kind::Repeatable => then.description == now.description,
+                    _ => {
+                        Version::parse(&then.version).is_some()
+                            && Version::parse(&then.version) == Version::parse(&now.version)
+                    }
+                }
+        }
+        Layout::GolangMigrate => {
+            then.version.parse::<u64>().ok().is_some()
+                && then.version.parse::<u64>().ok() == now.version.parse::<u64>().ok()
+        }
+        Layout::Goose => {
+            then.version.parse::<i64>().ok().is_some()
+                && then.version.parse::<i64>().ok() == now.version.parse::<i64>().ok()
+        }
+        Layout::Dbmate => then.version == now.version,
+        Layout::Sqitch | Layout::Prisma | Layout::Plain => false,
+    }
+}
+
+/// A rename the tool does not notice: the same SQL under a name that keeps
+/// what its history records. golang-migrate, goose and dbmate record only
+/// the version; Flyway also validates the description (and the
+/// checksum), so only a move to another directory keeps both.
+fn harmless_rename(
+    layout: Layout,
+    then: &MigrationFile,
+    now: &MigrationFile,
+    content_changed: bool,
+) -> bool {
+    !content_changed
+        && match layout {
+            Layout::Flyway => then.description == now.description,
+            _ => true,
+        }
+}
+
+/// The tool's order of two versioned migrations (of one set).
+fn tool_cmp(layout: Layout, a: &MigrationFile, b: &MigrationFile) -> Ordering {
+    match layout {
+        Layout::Flyway => Version::parse(&a.version).cmp(&Version::parse(&b.version)),
+        Layout::GolangMigrate => a
+            .version
+            .parse::<u64>()
+            .ok()
+            .cmp(&b.version.parse::<u64>().ok()),
+        Layout::Goose => a
+            .version
+            .parse::<i64>()
+            .ok()
+            .cmp(&b.version.parse::<i64>().ok()),
+        Layout::Dbmate => a.version.cmp(&b.version),
+        Layout::Prisma => a.name.cmp(&b.name),
+        Layout::Plain => natural_cmp(&a.version, &b.version),
+        Layout::Sqitch => Ordering::Equal,
+    }
+}
+
 /// A migration added since `rev` that sorts before one that is not new.
 fn out_of_order(
     layout: Layout,
@@ -335,12 +567,14 @@ fn out_of_order(
     )
 }
 
-/// What happens to `name`, merged at `rev` and edited since, where it was
-/// applied already: the sentence the rehearsal warns with (stderr, the
-/// GitHub job summary, the `edited_migration` finding).
-pub fn edited_warning(layout: Layout, name: &str, rev: &str) -> String {
-    let consequence = match layout {
-        Layout::Flyway => "Flyway's validate fails on its changed checksum (\"Migration checksum mismatch\") and migrate refuses to run",
+/// What happens to a migration merged at `rev` and edited, renamed or
+/// deleted since, where it was applied already: the sentence the
+/// rehearsal warns with (stderr, the GitHub job summary, the
+/// `edited_migration` finding).
+pub fn edited_warning(layout: Layout, c: &MergedChange, rev: &str) -> String {
+    let name = &c.name;
+    let not_again = match layout {
+        Layout::Flyway => "",
         Layout::Sqitch => "Sqitch does not deploy it again (a rework, `sqitch rework`, is how a change is changed)",
         Layout::Prisma => "prisma migrate deploy does not apply it again (and `migrate dev` asks to reset the database: \"was modified after it was applied\")",
         Layout::GolangMigrate | Layout::Dbmate | Layout::Goose => {
@@ -350,9 +584,62 @@ pub fn edited_warning(layout: Layout, name: &str, rev: &str) -> String {
             "a file already applied is not applied again: the edit never reaches them"
         }
     };
-    format!(
-        "{name} was already merged at {rev} and has been edited since: on the databases that \
-         applied it, {consequence}. The rehearsal applies it at setup as it is now, untimed. \
-         Put the change in a new migration and restore this file."
-    )
+    match &c.change {
+        Change::Edited => {
+            let consequence = match layout {
+                Layout::Flyway => "Flyway's validate fails on its changed checksum (\"Migration checksum mismatch\") and migrate refuses to run",
+                _ => not_again,
+            };
+            format!(
+                "{name} was already merged at {rev} and has been edited since: on the databases \
+                 that applied it, {consequence}. The rehearsal applies it at setup as it is now, \
+                 untimed. Put the change in a new migration and restore this file."
+            )
+        }
+        Change::Renamed {
+            to,
+            content_changed,
+        } => {
+            let consequence = match (layout, content_changed) {
+                (Layout::Flyway, false) => "Flyway's validate fails on its changed description (\"Migration description mismatch\") and migrate refuses to run".to_string(),
+                (Layout::Flyway, true) => "Flyway's validate fails on its changed checksum (\"Migration checksum mismatch\") and migrate refuses to run".to_string(),
+                // Only a rename keeping the version pairs the two files:
+                // these tools then see nothing but the edit.
+                (_, _) => format!("the tool takes it for the migration it applied (the version is the same) and {}", not_again.strip_prefix("the tool ").unwrap_or(not_again)),
+            };
+            let what = if *content_changed {
+                "renamed and edited"
+            } else {
+                "renamed (its SQL unchanged)"
+            };
+            format!(
+                "{name} was already merged at {rev} and has been {what} since, to {to}: on the \
+                 databases that applied it, {consequence}. The rehearsal sets it up as it was at \
+                 {rev}, untimed, and does not rehearse {to}. Restore the file{} and put any \
+                 change in a new migration.",
+                if layout == Layout::Flyway && !content_changed {
+                    "'s name"
+                } else {
+                    ""
+                }
+            )
+        }
+        Change::Deleted => {
+            let consequence = match layout {
+                Layout::Flyway => "Flyway's validate fails on a migration applied but not found (\"Detected applied migration not resolved locally\") and migrate refuses to run",
+                Layout::Prisma => "prisma migrate deploy does not undo it (and `migrate dev` finds a migration applied but missing locally, and asks to reset the database)",
+                Layout::GolangMigrate => "golang-migrate does not undo it (and where it was the last one applied, fails to find that version's file)",
+                Layout::Sqitch | Layout::Dbmate | Layout::Goose | Layout::Plain => {
+                    "nothing undoes it"
+                }
+            };
+            format!(
+                "{name} was already merged at {rev} and has been deleted (or renamed to another \
+                 version) since: on the databases that applied it, {consequence}, while a \
+                 database built from these files would not have it. The rehearsal sets it up as \
+                 it was at {rev}, untimed, as production has it. Restore the file; undoing a \
+                 migration takes a new one."
+            )
+        }
+    }
 }

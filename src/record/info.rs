@@ -110,6 +110,62 @@ pub struct MigrationsInfo {
     /// them before will not run the edit).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edited: Vec<String>,
+    /// How each file of `edited` changed, in the same order (absent from
+    /// runs made before it was recorded: each one then was edited).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<EditedInfo>,
+}
+
+/// run.json `migrations.changes[]`: how a migration merged at the
+/// `--since-git` revision changed since.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EditedInfo {
+    /// Its name at the revision.
+    pub file: String,
+    /// edited | renamed | deleted
+    pub kind: String,
+    /// renamed: its name now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_to: Option<String>,
+    /// renamed: whether its SQL changed too (line endings and a BOM aside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_changed: Option<bool>,
+}
+
+impl EditedInfo {
+    pub fn of(c: &crate::migrations::MergedChange) -> Self {
+        use crate::migrations::Change;
+        let (renamed_to, content_changed) = match &c.change {
+            Change::Renamed {
+                to,
+                content_changed,
+            } => (Some(to.clone()), Some(*content_changed)),
+            _ => (None, None),
+        };
+        EditedInfo {
+            file: c.name.clone(),
+            kind: c.change.kind().into(),
+            renamed_to,
+            content_changed,
+        }
+    }
+
+    /// The change it records; an unknown kind reads as an edit.
+    pub fn change(&self) -> crate::migrations::MergedChange {
+        use crate::migrations::{Change, MergedChange};
+        let change = match (self.kind.as_str(), &self.renamed_to) {
+            ("renamed", Some(to)) => Change::Renamed {
+                to: to.clone(),
+                content_changed: self.content_changed.unwrap_or(true),
+            },
+            ("deleted", _) => Change::Deleted,
+            _ => Change::Edited,
+        };
+        MergedChange {
+            name: self.file.clone(),
+            change,
+        }
+    }
 }
 
 /// One migration applied at setup.

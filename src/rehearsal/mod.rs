@@ -286,7 +286,7 @@ pub fn warn_edited(s: &Scenario) {
     let lines: Vec<String> = m
         .edited
         .iter()
-        .map(|name| crate::migrations::edited_warning(m.layout, name, rev))
+        .map(|c| crate::migrations::edited_warning(m.layout, c, rev))
         .collect();
     if lines.is_empty() {
         return;

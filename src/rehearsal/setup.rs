@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use super::stage::Stopped;
 use crate::backend::ConnInfo;
 use crate::migrations::{Execution, MigrationFile, Selection, Statement};
-use crate::record::{MigrationsInfo, SetupFile};
+use crate::record::{EditedInfo, MigrationsInfo, SetupFile};
 use crate::scenario::MigrationsPlan;
 use crate::signals::Signals;
 
@@ -42,7 +42,8 @@ pub fn info(m: &MigrationsPlan) -> MigrationsInfo {
         setup_ms: 0.0,
         setup_digest: m.setup_digest(),
         rehearsed: m.rehearse.iter().map(|f| f.name.clone()).collect(),
-        edited: m.edited.clone(),
+        edited: m.edited.iter().map(|c| c.name.clone()).collect(),
+        changes: m.edited.iter().map(EditedInfo::of).collect(),
     }
 }
 

@@ -119,11 +119,11 @@ fn write_migrations(o: &mut String, m: &MigrationsPlan) -> std::fmt::Result {
         writeln!(o, "    {} — {}", f.name, file_shape(f))?;
     }
     if let Selection::SinceGit(rev) = &m.selection {
-        for name in &m.edited {
+        for c in &m.edited {
             writeln!(
                 o,
                 "  warning: {}",
-                crate::migrations::edited_warning(m.layout, name, rev)
+                crate::migrations::edited_warning(m.layout, c, rev)
             )?;
         }
     }

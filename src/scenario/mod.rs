@@ -69,8 +69,9 @@ pub struct MigrationsPlan {
     pub rehearse: Vec<MigrationFile>,
     /// Files of the directory the tool would not apply, and why.
     pub ignored: Vec<Ignored>,
-    /// `--since-git`: setup files (merged at the revision) edited since.
-    pub edited: Vec<String>,
+    /// `--since-git`: setup files (merged at the revision) edited, renamed
+    /// or deleted since.
+    pub edited: Vec<crate::migrations::MergedChange>,
 }
 
 impl MigrationsPlan {

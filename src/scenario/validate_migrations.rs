@@ -113,9 +113,11 @@ pub(super) fn migrations(
     let plan = match &selection {
         // Everything builds the schema; only inline steps are rehearsed.
         Selection::Last(0) => Ok(migrations::Plan {
+            layout: set.layout,
             setup: set.files.iter().collect(),
             rehearse: Vec::new(),
             edited: Vec::new(),
+            at_rev: Vec::new(),
         }),
         s => set.select(s),
     };
@@ -134,7 +136,7 @@ pub(super) fn migrations(
             selection: selection.clone(),
             setup: plan.setup_with(previous),
             rehearse: plan.rehearse.into_iter().cloned().collect(),
-            edited: plan.edited.iter().map(|f| f.name.clone()).collect(),
+            edited: plan.edited,
             ignored: set.ignored.clone(),
         }),
         Err(e) => {

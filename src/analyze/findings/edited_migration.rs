@@ -1,17 +1,20 @@
-//! A migration merged before the `--since-git` revision was edited since:
-//! production already ran the old version and will not run the edit (or,
-//! with Flyway, will refuse to migrate at all), so the rehearsal's schema is
-//! not the one production will have.
+//! A migration merged before the `--since-git` revision was edited,
+//! renamed or deleted since: production already ran the old version and
+//! will not run the edit nor undo it (or, with Flyway, will refuse to
+//! migrate at all), so a database built from the files is not the one
+//! production has.
 //!
-//! - **Reads** run.json `migrations.edited` (the files `git diff` calls
-//!   modified that were not new), its layout and its selection.
+//! - **Reads** run.json `migrations.edited` (the files merged at the
+//!   revision that `git diff` calls modified or deleted, a rename's old
+//!   name among them), `migrations.changes` (how each changed; absent in
+//!   older runs: edited), its layout and its selection.
 //! - **Fires when** any such file is there; once per file, warning.
 //! - **Advises** restoring the file and putting the change in a new
 //!   migration, which is then rehearsed.
 
 use super::finding::{Finding, FindingKind, SafePattern, Severity};
 use super::rule::{Evidence, Rule};
-use crate::migrations::{edited_warning, Layout};
+use crate::migrations::{edited_warning, Change, Layout, MergedChange};
 
 pub const KIND: FindingKind = FindingKind::new("edited_migration");
 
@@ -25,16 +28,32 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
     let layout = Layout::from_name(&m.layout).unwrap_or(Layout::Plain);
     m.edited
         .iter()
-        .map(|name| {
+        .enumerate()
+        .map(|(i, name)| {
+            let c = match m.changes.get(i) {
+                Some(info) if info.file == *name => info.change(),
+                _ => MergedChange {
+                    name: name.clone(),
+                    change: Change::Edited,
+                },
+            };
+            let (how, restore) = match &c.change {
+                Change::Edited => ("edited", format!("Restore {name} as it was at {rev}")),
+                Change::Renamed { to, .. } => (
+                    "renamed",
+                    format!("Rename {to} back to {name}, as it was at {rev},"),
+                ),
+                Change::Deleted => ("deleted", format!("Restore {name} as it was at {rev}")),
+            };
             Finding::new(
                 KIND,
                 Severity::Warning,
-                format!("Merged migration edited: {name}"),
-                edited_warning(layout, name, rev),
+                format!("Merged migration {how}: {name}"),
+                edited_warning(layout, &c, rev),
             )
             .instead(SafePattern {
                 advice: format!(
-                    "Restore {name} as it was at {rev} and put the change in a new migration after the latest one; this rehearsal then times it as a step."
+                    "{restore} and put the change in a new migration after the latest one; this rehearsal then times it as a step."
                 ),
                 sql: format!(
                     "-- git -C {} checkout {rev} -- {name}\n-- then, in a new migration file:\nALTER TABLE ... ;",
@@ -72,6 +91,7 @@ pub(super) mod examples {
             setup_digest: String::new(),
             rehearsed: vec!["V2__index.sql".into()],
             edited: Vec::new(),
+            changes: Vec::new(),
         });
         r
     }
@@ -84,5 +104,36 @@ pub(super) mod examples {
         assert!(f.seen.contains("already merged at origin/main"), "{}", f.seen);
         assert!(f.seen.contains("checksum mismatch"), "{}", f.seen);
         assert!(f.safe_pattern.advice.contains("new migration"), "{}", f.safe_pattern.advice);
+    }
+
+    #[test]
+    fn a_rename_and_a_deletion_are_named_as_such() {
+        use crate::migrations::{Change, MergedChange};
+        use crate::record::EditedInfo;
+        let mut r = quiet();
+        let m = r.info.as_mut().unwrap().migrations.as_mut().unwrap();
+        for c in [
+            MergedChange {
+                name: "V1__a.sql".into(),
+                change: Change::Renamed {
+                    to: "V1__add_a.sql".into(),
+                    content_changed: false,
+                },
+            },
+            MergedChange {
+                name: "V1_5__b.sql".into(),
+                change: Change::Deleted,
+            },
+        ] {
+            m.edited.push(c.name.clone());
+            m.changes.push(EditedInfo::of(&c));
+        }
+        let a = analyze(&r);
+        let f: Vec<_> = a.findings.iter().filter(|f| f.kind == KIND).collect();
+        assert_eq!(f[0].title, "Merged migration renamed: V1__a.sql");
+        assert!(f[0].seen.contains("description mismatch"), "{}", f[0].seen);
+        assert!(f[0].safe_pattern.advice.contains("Rename V1__add_a.sql back"));
+        assert_eq!(f[1].title, "Merged migration deleted: V1_5__b.sql");
+        assert!(f[1].seen.contains("not resolved locally"), "{}", f[1].seen);
     }
 }
