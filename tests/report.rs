@@ -344,9 +344,10 @@ fn not_a_run_directory_is_bad_usage() {
     std::fs::write(t.path().join("run.json"), info.to_string()).unwrap();
     let said = render(t.path(), &opts(&[])).unwrap_err().to_string();
     assert!(
-        said.contains(
-            "run.json: field `steps[1].outcome`: invalid type: integer `3`, expected a string"
-        ),
+        said.contains("run.json:1:")
+            && said.contains(
+                ": field `steps[1].outcome`: invalid type: number `3`, expected a string"
+            ),
         "{said}"
     );
     // Values no run writes, which would size the report's windows.
@@ -793,4 +794,264 @@ fn a_damaged_run_directory_is_refused_naming_the_file() {
         assert_eq!(code, Some(2), "{file} {damage}: {err}");
         assert!(err.contains(file), "{file} {damage}: {err}");
     }
+}
+
+/// `pgrehearse report DIR` of a copy of the fixture damaged by `damage`:
+/// its exit code and stderr.
+fn report_damaged(damage: impl FnOnce(&Path)) -> (Option<i32>, String) {
+    let t = copy_fixture();
+    damage(t.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .arg("report")
+        .arg(t.path())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Rewrite the run.json of `dir` through `edit`, as one line (as QA's
+/// hand-edited copies were).
+fn edit_run_json(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let p = dir.join("run.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    edit(v.as_object_mut().unwrap());
+    std::fs::write(&p, v.to_string()).unwrap();
+}
+
+/// Replace `from` by `to` in the file `name` of `dir` (once, and it is there).
+fn edit_file(dir: &Path, name: &str, from: &str, to: &str) {
+    let p = dir.join(name);
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{name} has no {from:?}");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
+/// No message of `report` names a Rust type: the reader of a run directory
+/// knows JSON and CSV, not the structs behind them.
+fn assert_no_rust_type(said: &str) {
+    for word in said.split(|c: char| !c.is_ascii_alphanumeric() && c != '_') {
+        assert!(
+            !["f32", "f64", "u32", "u64", "i32", "i64", "usize", "String", "Vec", "Option"]
+                .contains(&word),
+            "names the Rust type {word}: {said}"
+        );
+    }
+    assert!(!said.contains("struct "), "{said}");
+}
+
+/// A failed run whose run.json lost its `failure` key read as a run that
+/// finished, and passed (QA: exit 0, PASS, for a division by zero). Every
+/// key a run writes must be there.
+#[test]
+fn run_json_without_its_failure_key_is_refused() {
+    let (code, err) = report_damaged(|d| {
+        edit_run_json(d, |j| {
+            j["steps"][1]["outcome"] = "error".into();
+            j.remove("failure");
+        })
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("run.json:1:")
+            && err.contains("key `failure` is missing: every run writes it"),
+        "{err}"
+    );
+    // Even on a run whose steps all went well: the key is part of the file.
+    let (code, err) = report_damaged(|d| edit_run_json(d, |j| drop(j.remove("failure"))));
+    assert_eq!(code, Some(2), "{err}");
+    // A key nested in a step, and a budget's, the same.
+    let (code, err) = report_damaged(|d| {
+        edit_run_json(d, |j| {
+            j["steps"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("lock_timeout_ms");
+        })
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("key `steps[0].lock_timeout_ms` is missing"),
+        "{err}"
+    );
+    let (code, err) = report_damaged(|d| {
+        edit_run_json(d, |j| {
+            j["budget"].as_object_mut().unwrap().remove("max_errors");
+        })
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("key `budget.max_errors` is missing"), "{err}");
+    // The keys reports/README.md documents as added later stay optional:
+    // the fixture has no traffic_started_ms, primary_keys or pg_version_cell.
+    let (code, err) = report_damaged(|_| {});
+    assert!(matches!(code, Some(0 | 1)), "{err}");
+}
+
+/// `failure: null` on a run whose step failed: what a finished run cannot
+/// hold, named by both fields, in run.json, steps.csv or statements.csv.
+#[test]
+fn null_failure_on_a_failed_run_is_refused_naming_both_fields() {
+    let (code, err) = report_damaged(|d| {
+        edit_run_json(d, |j| {
+            j["steps"][1]["outcome"] = "error".into();
+            j["failure"] = serde_json::Value::Null;
+        })
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("run.json: field `steps[1].outcome` is `error`")
+            && err.contains("but its field `failure` is null"),
+        "{err}"
+    );
+    let (code, err) = report_damaged(|d| {
+        edit_file(
+            d,
+            "steps.csv",
+            "expand,add column,2000.0,2154.0,ok,",
+            "expand,add column,2000.0,2154.0,lock_timeout,",
+        )
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("steps.csv:2: column `outcome` is `lock_timeout`")
+            && err.contains("but run.json field `failure` is null"),
+        "{err}"
+    );
+    let (code, err) =
+        report_damaged(|d| edit_file(d, "statements.csv", ",81.5,ok,,", ",81.5,error,22012,"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("statements.csv:4: column `outcome` of the last statement of step switch / analyze is `error`")
+            && err.contains("but run.json field `failure` is null"),
+        "{err}"
+    );
+    // With its failure recorded, the same run reads: incomplete, exit 4.
+    let (code, err) = report_damaged(|d| {
+        edit_run_json(d, |j| {
+            j["steps"][1]["outcome"] = "error".into();
+            j["failure"] = "phase `expand` step `create index`: division by zero".into();
+        })
+    });
+    assert_eq!(code, Some(4), "{err}");
+}
+
+/// run.json without `steps` read as a run with none (QA: accepted).
+#[test]
+fn run_json_without_steps_is_refused() {
+    let (code, err) = report_damaged(|d| edit_run_json(d, |j| drop(j.remove("steps"))));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("key `steps` is missing"), "{err}");
+}
+
+/// A window that starts before the run did (or at no time at all) is no
+/// window a run writes: refused, naming file, line and column.
+#[test]
+fn a_window_start_that_is_no_time_is_refused() {
+    for bad in ["-100", "inf", "NaN"] {
+        let (code, err) = report_damaged(|d| {
+            edit_file(
+                d,
+                "latency.csv",
+                "\n0.0,100.0,read_order,v1,",
+                &format!("\n{bad},100.0,read_order,v1,"),
+            )
+        });
+        assert_eq!(code, Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("latency.csv:2: column `window_start_ms`: ")
+                && err.contains("is not a time of a run"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+/// A value of the wrong kind in run.json: where (line and column), which
+/// field, what was expected, in JSON's words.
+#[test]
+fn run_json_type_error_names_line_field_and_what_was_expected() {
+    let (code, err) =
+        report_damaged(|d| edit_run_json(d, |j| drop(j.insert("end_ms".into(), "soon".into()))));
+    assert_eq!(code, Some(2), "{err}");
+    let at = regex::Regex::new(
+        r"run\.json:1:\d+: field `end_ms`: invalid type: string \x22soon\x22, expected a number",
+    )
+    .unwrap();
+    assert!(at.is_match(&err), "{err}");
+    assert_no_rust_type(&err);
+    let (code, err) = report_damaged(|d| {
+        edit_run_json(d, |j| {
+            drop(j.insert("server_version_num".into(), (-1).into()))
+        })
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("field `server_version_num`: invalid value: number `-1`, expected a whole number from 0 to 4294967295"), "{err}");
+    assert_no_rust_type(&err);
+}
+
+/// A CSV cell that is not its column's kind: the line, the column by its
+/// header's name, what is there and what was expected (QA: "field 9:
+/// invalid float literal").
+#[test]
+fn csv_cell_error_names_line_column_and_what_was_expected() {
+    let (code, err) = report_damaged(|d| {
+        edit_file(
+            d,
+            "locks.csv",
+            ",150.0,4.0,reads+writes,",
+            ",150.0,abc,reads+writes,",
+        )
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("locks.csv:2: column `held_ms`: `abc`, expected a number"),
+        "{err}"
+    );
+    assert!(!err.contains("field 9") && !err.contains("byte"), "{err}");
+    assert_no_rust_type(&err);
+    let (code, err) =
+        report_damaged(|d| edit_file(d, "locks.csv", ",4.0,reads+writes,", ",4.0,sometimes,"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("locks.csv:2: column `blocks`: unknown variant `sometimes`, expected one of"),
+        "{err}"
+    );
+    let (code, err) = report_damaged(|d| {
+        edit_file(
+            d,
+            "statements.csv",
+            "expand,add column,1,",
+            "expand,add column,-1,",
+        )
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "statements.csv:2: column `attempt`: `-1`, expected a whole number, 0 or more"
+        ),
+        "{err}"
+    );
+    assert_no_rust_type(&err);
+}
+
+/// run.json cut short: the line and column where it ends, never a field
+/// `?` (QA: "field `?`: EOF while parsing").
+#[test]
+fn truncated_run_json_names_line_and_column() {
+    let (code, err) = report_damaged(|d| {
+        let p = d.join("run.json");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().take(5).collect();
+        std::fs::write(&p, lines.join("\n")).unwrap();
+    });
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("run.json:5:")
+            && err.contains("the file ends inside a JSON value: it is cut short"),
+        "{err}"
+    );
+    assert!(!err.contains('?') && !err.contains("EOF"), "{err}");
 }

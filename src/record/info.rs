@@ -1,6 +1,54 @@
 //! run.json: what was rehearsed, where and how (reports/README.md "run.json").
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A key every run writes, even when its value is null: serde reads a
+/// missing `Option` as None and a `#[serde(default)]` list as empty, and a
+/// run.json with its `failure` deleted would read as a run that finished.
+/// With this the key must be there (null is still None); only the keys
+/// reports/README.md documents as added later stay optional.
+pub(crate) fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    T::deserialize(d)
+}
+
+/// A time of the run (ms since its start) as a run writes one: checked as
+/// it is read, so a damaged value is named at its line and column.
+fn time_ms<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    super::check_time(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+/// [`time_ms`], or null.
+fn opt_time_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Option::<f64>::deserialize(d)?
+        .map(super::check_time)
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
+/// The latency window's length: more than 0 ms, at most an hour.
+fn window_len<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    match v.is_finite() && v > 0.0 && v <= 3_600_000.0 {
+        true => Ok(v),
+        false => Err(serde::de::Error::custom(format!(
+            "{} is not a window length (expected more than 0 ms, at most an hour)",
+            super::shown(v)
+        ))),
+    }
+}
+
+/// The open loop's rate, or null for a closed loop; never 0 or below.
+fn opt_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        Some(r) if !(r.is_finite() && r > 0.0) => Err(serde::de::Error::custom(format!(
+            "{} is not a rate (expected requests per second above 0, or null)",
+            super::shown(r)
+        ))),
+        r => Ok(r),
+    }
+}
 
 /// run.json: what was rehearsed, where and how.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -8,8 +56,11 @@ pub struct RunInfo {
     pub scenario: String,
     pub scenario_file: String,
     pub scenario_hash: String,
+    #[serde(deserialize_with = "required")]
     pub description: Option<String>,
+    #[serde(deserialize_with = "required")]
     pub pair: Option<String>,
+    #[serde(deserialize_with = "required")]
     pub variant: Option<String>,
     pub tool_version: String,
     /// UTC, RFC 3339.
@@ -24,17 +75,20 @@ pub struct RunInfo {
     /// Rows per table after --rows / --scale.
     pub rows: Vec<(String, u64)>,
     /// How long the rehearsal waited for its data: seeding and/or cloning.
+    #[serde(deserialize_with = "time_ms")]
     pub seed_ms: f64,
     /// How the rehearsal's database got its data.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub database: Option<DataOrigin>,
     pub clients: u32,
+    #[serde(deserialize_with = "opt_rate")]
     pub rate: Option<f64>,
+    #[serde(deserialize_with = "window_len")]
     pub window_ms: f64,
     /// When the app traffic began (its connections open, the schedule
     /// started): the "before" period starts here, not at 0. Absent from
     /// run directories of earlier versions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_time_ms")]
     pub traffic_started_ms: Option<f64>,
     /// Phases in order with their live app versions and time span.
     pub phases: Vec<PhaseSpan>,
@@ -42,15 +96,18 @@ pub struct RunInfo {
     pub budget: crate::scenario::Budget,
     /// How precisely lock grant/release times are known (ms), as measured
     /// (poll interval, clock offset uncertainty).
+    #[serde(deserialize_with = "time_ms")]
     pub lock_precision_ms: f64,
     /// Set when the rehearsal did not finish: what went wrong.
+    #[serde(deserialize_with = "required")]
     pub failure: Option<String>,
+    #[serde(deserialize_with = "time_ms")]
     pub end_ms: f64,
     /// Every step as executed, with its settings and outcome.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub steps: Vec<StepInfo>,
     /// Indexes left invalid at the end (a failed CONCURRENTLY build).
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub invalid_indexes: Vec<String>,
     /// Each table's primary key, when it is one column, at the end of the
     /// run (named as locks.csv names the table): the advice batches by it
@@ -60,21 +117,21 @@ pub struct RunInfo {
     /// Where statements.csv / steps.csv `wal_bytes` (the migration's own
     /// WAL) come from, e.g. `pg_stat_statements 1.10 in schema pgrehearse`;
     /// null when they could not be attributed (then `wal_unavailable` says why).
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub wal_attribution: Option<String>,
     /// Why the migration's own WAL is unknown in this run (the columns are
     /// empty), e.g. a url target without pg_stat_statements.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub wal_unavailable: Option<String>,
     /// How steps.csv's table and index bytes were read (and how precise they
     /// are), or why they are unknown.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub sizes_method: Option<String>,
     /// The server size asked for, how it was applied, what was derived.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub size: Option<SizeInfo>,
     /// The streaming replica, described (None: there was none).
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub replica: Option<String>,
     /// The `--pg-version` this run was one of (the major, as given): the
     /// summaries name it beside the scenario, so each version's verdict
@@ -83,7 +140,7 @@ pub struct RunInfo {
     pub pg_version_cell: Option<String>,
     /// The scenario's `[migrations]`: what built the schema at setup (and
     /// how long it took), what was rehearsed. Null without `[migrations]`.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub migrations: Option<MigrationsInfo>,
 }
 
@@ -174,6 +231,7 @@ pub struct SetupFile {
     pub file: String,
     pub statements: usize,
     /// How long it took; null when it did not run.
+    #[serde(deserialize_with = "required")]
     pub ms: Option<f64>,
     /// ok | error | not run
     pub outcome: String,
@@ -182,9 +240,12 @@ pub struct SetupFile {
 /// run.json `size`: the server size a rehearsal asked for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SizeInfo {
+    #[serde(deserialize_with = "required")]
     pub cpus: Option<u32>,
     /// "16GB".
+    #[serde(deserialize_with = "required")]
     pub memory: Option<String>,
+    #[serde(deserialize_with = "required")]
     pub memory_bytes: Option<u64>,
     /// How the size was applied on this backend, in words.
     pub applied: String,
@@ -200,6 +261,7 @@ pub struct DerivedInfo {
     pub value: String,
     pub rule: String,
     /// The scenario's `[postgres] settings` value that was applied instead.
+    #[serde(deserialize_with = "required")]
     pub overridden_by: Option<String>,
 }
 
@@ -210,22 +272,26 @@ pub struct DataOrigin {
     /// template).
     pub how: String,
     /// The template's key (hex sha256), when cloned.
+    #[serde(deserialize_with = "required")]
     pub template: Option<String>,
     /// Where the template came from: `seeded` (by this rehearsal),
     /// `earlier` (by an earlier rehearsal of the same invocation), `cache`
     /// (kept by an earlier invocation, `--reuse`).
+    #[serde(deserialize_with = "required")]
     pub template_source: Option<String>,
     /// Milliseconds spent seeding for this rehearsal (its database, or the
     /// template it seeded); 0 when it seeded nothing.
     pub seed_ms: f64,
     /// Milliseconds cloning the template, when cloned.
+    #[serde(deserialize_with = "required")]
     pub clone_ms: Option<f64>,
     /// The clone's CREATE DATABASE strategy: `file_copy`, `wal_log` or
     /// `default`.
+    #[serde(deserialize_with = "required")]
     pub clone_strategy: Option<String>,
     /// Milliseconds of the CHECKPOINT after this rehearsal's seeding (in
     /// `seed_ms`): null when it seeded nothing or the role may not.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub checkpoint_ms: Option<f64>,
 }
 
@@ -234,10 +300,14 @@ pub struct DataOrigin {
 pub struct StepInfo {
     pub phase: String,
     pub step: String,
+    #[serde(deserialize_with = "time_ms")]
     pub start_ms: f64,
+    #[serde(deserialize_with = "time_ms")]
     pub end_ms: f64,
     pub transaction: bool,
+    #[serde(deserialize_with = "required")]
     pub lock_timeout_ms: Option<f64>,
+    #[serde(deserialize_with = "required")]
     pub statement_timeout_ms: Option<f64>,
     pub retries: u32,
     /// Attempts made (for a backfill: batches plus retries).
@@ -247,12 +317,12 @@ pub struct StepInfo {
     pub outcome: String,
     /// The SQL file the step ran (a rehearsed migration, or a step's
     /// `file`); null for inline SQL and backfills.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub file: Option<String>,
     /// A file step's segments in order, each run in one transaction or
     /// statement by statement (`transaction` above is true when all are
     /// transactions); empty for other steps.
-    #[serde(default)]
+    #[serde(deserialize_with = "required")]
     pub segments: Vec<SegmentInfo>,
 }
 
@@ -269,6 +339,8 @@ pub struct SegmentInfo {
 pub struct PhaseSpan {
     pub name: String,
     pub apps: Vec<String>,
+    #[serde(deserialize_with = "time_ms")]
     pub start_ms: f64,
+    #[serde(deserialize_with = "time_ms")]
     pub end_ms: f64,
 }

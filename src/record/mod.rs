@@ -174,13 +174,154 @@ pub fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
 }
 
 pub fn read_csv<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let mut r = csv::Reader::from_path(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Ok(read_csv_lines(path)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// [`read_csv`], each row with the line it starts on. A problem is named
+/// `file:line: column `name`: what is there, and what was expected`.
+pub fn read_csv_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<(u64, T)>> {
+    let name = path.display();
+    let mut r =
+        csv::Reader::from_path(path).map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
+    let headers = r
+        .headers()
+        .map_err(|e| anyhow::anyhow!("{name}{}", csv_problem(&e, None)))?
+        .clone();
     let mut rows = Vec::new();
-    for row in r.deserialize() {
-        rows.push(row.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+    let mut record = csv::StringRecord::new();
+    loop {
+        match r.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                return Err(anyhow::anyhow!("{name}{}", csv_problem(&e, Some(&headers))).into())
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        let row = record
+            .deserialize::<T>(Some(&headers))
+            .map_err(|e| match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => {
+                    anyhow::anyhow!("{name}:{line}: {}", cell_problem(err, &headers, &record))
+                }
+                _ => anyhow::anyhow!("{name}{}", csv_problem(&e, Some(&headers))),
+            })?;
+        rows.push((line, row));
     }
     Ok(rows)
+}
+
+/// A CSV error other than a cell's value, as `:line: what` (the file's
+/// name goes before it).
+fn csv_problem(e: &csv::Error, headers: Option<&csv::StringRecord>) -> String {
+    let at = |pos: &Option<csv::Position>| {
+        pos.as_ref()
+            .map_or(String::new(), |p| format!(":{}", p.line()))
+    };
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => format!(
+            "{}: {len} cells, but the header has {expected_len} columns{}",
+            at(pos),
+            headers.map_or(String::new(), |h| format!(
+                " ({})",
+                h.iter().collect::<Vec<_>>().join(", ")
+            ))
+        ),
+        csv::ErrorKind::Utf8 { pos, err } => format!(
+            "{}: {}: not UTF-8 text",
+            at(pos),
+            headers
+                .and_then(|h| h.get(err.field()))
+                .map_or_else(|| "the header".to_string(), |c| format!("column `{c}`"))
+        ),
+        csv::ErrorKind::Io(err) => format!(": cannot read it: {err}"),
+        _ => format!(": not CSV as a run writes it: {e}"),
+    }
+}
+
+/// A cell (or the row) that does not read as its column's kind: the column
+/// by its header name, what is in it, and what was expected — never a Rust
+/// type's name.
+fn cell_problem(
+    e: &csv::DeserializeError,
+    headers: &csv::StringRecord,
+    row: &csv::StringRecord,
+) -> String {
+    use csv::DeserializeErrorKind as K;
+    // A value serde names (`unknown variant `sometimes``) without its
+    // column: the cell that holds it.
+    let holding = |said: &str| {
+        let value = regex::Regex::new(r"`([^`]+)`")
+            .ok()?
+            .captures(said)
+            .map(|c| c[1].to_string())?;
+        row.iter().position(|cell| cell == value)
+    };
+    let said = plain_words(&e.to_string());
+    let Some(i) = e.field().map(|i| i as usize).or_else(|| holding(&said)) else {
+        return match regex::Regex::new(r"missing field `(\w+)`")
+            .ok()
+            .and_then(|re| re.captures(&said).map(|c| c[1].to_string()))
+        {
+            Some(col) => format!(
+                "the header has no column `{col}` (every run writes it): the run directory is damaged"
+            ),
+            None => said,
+        };
+    };
+    let column = headers.get(i).unwrap_or("?");
+    let value = row.get(i).unwrap_or("");
+    let expected = match e.kind() {
+        K::ParseFloat(_) => "a number".to_string(),
+        K::ParseInt(_) if value.trim_start().starts_with('-') => {
+            "a whole number, 0 or more".to_string()
+        }
+        K::ParseInt(_) => "a whole number".to_string(),
+        K::ParseBool(_) => "`true` or `false`".to_string(),
+        K::UnexpectedEndOfRow => return format!("column `{column}`: the row ends before it"),
+        K::InvalidUtf8(_) => return format!("column `{column}`: not UTF-8 text"),
+        K::Message(m) | K::Unsupported(m) => {
+            return format!("column `{column}`: {}", plain_words(m))
+        }
+    };
+    match value.is_empty() {
+        true => format!("column `{column}`: empty, expected {expected}"),
+        false => format!("column `{column}`: `{value}`, expected {expected}"),
+    }
+}
+
+/// serde's words for a value's kind in JSON's and a reader's: "an object",
+/// "a number", "a whole number", never a Rust type's name (f64, u64,
+/// struct RunInfo, Option).
+pub(crate) fn plain_words(message: &str) -> String {
+    let mut m = message.to_string();
+    for (pattern, plain) in [
+        (r"struct \w+( with \d+ elements?)?", "an object"),
+        (r"a tuple of size (\d+)", "an array of $1"),
+        (r"\bf(32|64)\b", "a number"),
+        (r"\bu8\b", "a whole number from 0 to 255"),
+        (r"\bu16\b", "a whole number from 0 to 65535"),
+        (r"\bu32\b", "a whole number from 0 to 4294967295"),
+        (r"\b(u64|u128|usize)\b", "a whole number, 0 or more"),
+        (r"\b(i8|i16|i32|i64|i128|isize)\b", "a whole number"),
+        (r"\bfloating point `", "number `"),
+        (r"\binteger `", "number `"),
+        (r"\bexpected option\b", "expected a value or null"),
+        (r"\bunit value\b", "null"),
+        (r"\b(String|Vec|Option|BTreeMap|HashMap)\b", "a value"),
+    ] {
+        if let Ok(re) = regex::Regex::new(pattern) {
+            m = re.replace_all(&m, plain).into_owned();
+        }
+    }
+    m.replace("expected a sequence", "expected an array")
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: map", "invalid type: object")
+        .replace("expected a map", "expected an object")
 }
 
 impl RunRecord {
@@ -224,7 +365,7 @@ impl RunRecord {
         let info_path = dir.join(RUN_JSON);
         let info = match std::fs::read_to_string(&info_path) {
             Ok(s) => {
-                Some(read_info(&s).map_err(|e| anyhow::anyhow!("{}: {e}", info_path.display()))?)
+                Some(read_info(&s).map_err(|e| anyhow::anyhow!("{}{e}", info_path.display()))?)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
@@ -250,7 +391,35 @@ impl RunRecord {
         fn rows<T: DeserializeOwned>(p: Option<PathBuf>) -> Result<Vec<T>> {
             p.map_or(Ok(Vec::new()), |p| read_csv(&p))
         }
-        let latency: Vec<LatencyRow> = rows(opt(LATENCY_CSV)?)?;
+        fn lines<T: DeserializeOwned>(p: &Option<PathBuf>) -> Result<Vec<(u64, T)>> {
+            p.as_ref().map_or(Ok(Vec::new()), |p| read_csv_lines(p))
+        }
+        let latency_path = opt(LATENCY_CSV)?;
+        let latency: Vec<(u64, LatencyRow)> = lines(&latency_path)?;
+        if let Some(p) = &latency_path {
+            check_windows(
+                p,
+                latency
+                    .iter()
+                    .map(|(l, r)| (*l, r.window_start_ms, r.window_ms)),
+            )?;
+        }
+        let latency: Vec<LatencyRow> = latency.into_iter().map(|(_, r)| r).collect();
+        let inflight_path = opt(INFLIGHT_CSV)?;
+        let inflight: Vec<(u64, InflightRow)> = lines(&inflight_path)?;
+        if let Some(p) = &inflight_path {
+            check_windows(
+                p,
+                inflight
+                    .iter()
+                    .map(|(l, r)| (*l, r.window_start_ms, r.window_ms)),
+            )?;
+        }
+        let statements: Vec<(u64, StatementRow)> = lines(&opt(STATEMENTS_CSV)?)?;
+        let steps: Vec<(u64, StepRow)> = lines(&opt(STEPS_CSV)?)?;
+        if let Some(info) = &info {
+            check_failure(dir, info, &steps, &statements)?;
+        }
         let hdr = dir.join(LATENCY_HDR);
         let histograms = match File::open(&hdr) {
             Ok(f) => crate::latency_hdr::load(std::io::BufReader::new(f))
@@ -274,15 +443,15 @@ impl RunRecord {
         }
         Ok(RunRecord {
             info,
-            statements: rows(opt(STATEMENTS_CSV)?)?,
+            statements: statements.into_iter().map(|(_, r)| r).collect(),
             locks: rows(opt(LOCKS_CSV)?)?,
             waits: rows(opt(WAITS_CSV)?)?,
             latency,
             histograms,
-            inflight: rows(opt(INFLIGHT_CSV)?)?,
+            inflight: inflight.into_iter().map(|(_, r)| r).collect(),
             errors: rows(opt(ERRORS_CSV)?)?,
             server: rows(opt(SERVER_CSV)?)?,
-            steps: rows(opt(STEPS_CSV)?)?,
+            steps: steps.into_iter().map(|(_, r)| r).collect(),
         })
     }
 }
@@ -303,35 +472,67 @@ fn header<T: DeserializeOwned>() -> &'static [&'static str] {
     crate::fields::field_names::<T>()
 }
 
-/// run.json parsed, a problem named by its field (`steps[2].outcome`) and
-/// in JSON's words: "expected an object", not a Rust type's name.
+/// run.json parsed, a problem named `run.json:line:column: field `steps[2].outcome`:`
+/// and in JSON's words: "expected an object", "a number", not a Rust
+/// type's name.
 fn read_info(text: &str) -> std::result::Result<RunInfo, String> {
     if !text.trim_start().starts_with('{') {
-        return Err("not a JSON object, as every run.json is".into());
+        return Err(": not a JSON object, as every run.json is".into());
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let info: RunInfo = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = regex::Regex::new(r"expected struct \w+( with \d+ elements?)?")
-            .map(|re| {
-                re.replace_all(&inner.to_string(), "expected an object")
-                    .into_owned()
-            })
-            .unwrap_or_else(|_| inner.to_string());
-        let message = message
-            .replace("expected a sequence", "expected an array")
-            .replace("invalid type: sequence", "invalid type: array")
-            .replace("invalid type: map", "invalid type: object")
-            .replace("expected a map", "expected an object");
-        if path == "." {
-            message
-        } else {
-            format!("field `{path}`: {message}")
-        }
+        json_problem(&path, e.into_inner())
     })?;
-    check_times(&info)?;
+    de.end().map_err(|e| json_problem(".", e))?;
+    check_spans(&info)?;
     Ok(info)
+}
+
+/// A serde_json error as `:line:column: field `path`: what` (the file's
+/// name goes before it).
+fn json_problem(path: &str, inner: serde_json::Error) -> String {
+    let at = match inner.line() {
+        0 => String::new(),
+        line => format!(":{line}:{}", inner.column()),
+    };
+    // serde_json's own " at line 5 column 119", said once, up front.
+    let said = inner.to_string();
+    let said = regex::Regex::new(r" at line \d+ column \d+$")
+        .map(|re| re.replace(&said, "").into_owned())
+        .unwrap_or(said);
+    let field = match path {
+        "." | "?" | "" => None,
+        p => Some(p),
+    };
+    let missing = regex::Regex::new(r"^missing field `(\w+)`$")
+        .ok()
+        .and_then(|re| re.captures(&said).map(|c| c[1].to_string()));
+    match (inner.classify(), missing) {
+        (serde_json::error::Category::Eof, _) => {
+            format!("{at}: the file ends inside a JSON value: it is cut short")
+        }
+        // serde_json says so of an array longer than expected, too.
+        (serde_json::error::Category::Syntax, _)
+            if said == "trailing characters" && field.is_some() =>
+        {
+            format!(
+                "{at}: field `{}`: more elements than expected",
+                field.unwrap_or_default()
+            )
+        }
+        (serde_json::error::Category::Syntax, _) => format!("{at}: not valid JSON: {said}"),
+        (_, Some(key)) => {
+            let key = field.map_or(key.clone(), |f| format!("{f}.{key}"));
+            format!(
+                "{at}: key `{key}` is missing: every run writes it, so the run directory is damaged"
+            )
+        }
+        _ => match field {
+            Some(f) => format!("{at}: field `{f}`: {}", plain_words(&said)),
+            None => format!("{at}: {}", plain_words(&said)),
+        },
+    }
 }
 
 /// A number as a message shows it: 1e300 as written, not as 301 digits.
@@ -347,50 +548,139 @@ fn shown(v: f64) -> String {
 /// the report walks.
 const MAX_RUN_MS: f64 = 365.0 * 24.0 * 3600.0 * 1000.0;
 
-/// Times a real run writes: finite, not negative, within [`MAX_RUN_MS`],
-/// a window longer than zero, and every span in order. A damaged run.json
-/// is named by its field, as a type error is.
-fn check_times(info: &RunInfo) -> std::result::Result<(), String> {
-    let time = |field: &str, v: f64| match v.is_finite() && (0.0..=MAX_RUN_MS).contains(&v) {
-        true => Ok(()),
+/// A time a real run writes: finite, not negative, within [`MAX_RUN_MS`].
+/// run.json's times are checked as they are read (so named at their line);
+/// the CSVs' window starts by [`check_windows`].
+fn check_time(v: f64) -> std::result::Result<f64, String> {
+    match v.is_finite() && (0.0..=MAX_RUN_MS).contains(&v) {
+        true => Ok(v),
         false => Err(format!(
-            "field `{field}`: {} is not a time of a run (expected ms from 0 to {MAX_RUN_MS})",
+            "{} is not a time of a run (expected ms from 0 to {MAX_RUN_MS})",
             shown(v)
         )),
+    }
+}
+
+/// Every span in order (each time was checked as it was read).
+fn check_spans(info: &RunInfo) -> std::result::Result<(), String> {
+    let span = |field: &str, start: f64, end: f64| match start <= end {
+        true => Ok(()),
+        false => Err(format!(
+            ": field `{field}`: it ends ({end} ms) before it starts ({start} ms)"
+        )),
     };
-    let span = |field: &str, start: f64, end: f64| {
-        time(&format!("{field}.start_ms"), start)?;
-        time(&format!("{field}.end_ms"), end)?;
-        match start <= end {
-            true => Ok(()),
-            false => Err(format!(
-                "field `{field}`: it ends ({end} ms) before it starts ({start} ms)"
-            )),
-        }
-    };
-    time("end_ms", info.end_ms)?;
-    time("seed_ms", info.seed_ms)?;
-    time("lock_precision_ms", info.lock_precision_ms)?;
-    if let Some(t) = info.traffic_started_ms {
-        time("traffic_started_ms", t)?;
-    }
-    if !(info.window_ms.is_finite() && info.window_ms > 0.0 && info.window_ms <= 3_600_000.0) {
-        return Err(format!(
-            "field `window_ms`: {} is not a window length (expected more than 0 ms, at most an hour)",
-            shown(info.window_ms)
-        ));
-    }
-    if let Some(rate) = info.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
-        return Err(format!(
-            "field `rate`: {} is not a rate (expected requests per second above 0)",
-            shown(rate)
-        ));
-    }
     for (i, p) in info.phases.iter().enumerate() {
         span(&format!("phases[{i}]"), p.start_ms, p.end_ms)?;
     }
     for (i, s) in info.steps.iter().enumerate() {
         span(&format!("steps[{i}]"), s.start_ms, s.end_ms)?;
+    }
+    Ok(())
+}
+
+/// latency.csv's and inflight.csv's windows as a run writes them: a start
+/// that is a time of the run, a length above 0. A negative start would
+/// put requests before the run began, outside every span the report sums.
+fn check_windows<'a>(path: &Path, rows: impl Iterator<Item = (u64, f64, f64)> + 'a) -> Result<()> {
+    for (line, start, len) in rows {
+        if let Err(why) = check_time(start) {
+            return Err(crate::error::Error::Usage(format!(
+                "{}:{line}: column `window_start_ms`: {why}: the run directory is damaged",
+                path.display()
+            )));
+        }
+        if !(len.is_finite() && len > 0.0 && len <= 3_600_000.0) {
+            return Err(crate::error::Error::Usage(format!(
+                "{}:{line}: column `window_ms`: {} is not a window length (expected more than 0 ms, at most an hour): the run directory is damaged",
+                path.display(),
+                shown(len)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What a run that finished cannot hold: a step that failed (not `ok`,
+/// not `expected_error`), or a step whose last statement failed, with
+/// run.json's `failure` null. Every run whose step fails records why in
+/// `failure` (an interrupted or aborted one too), so this is a run.json
+/// edited by hand, or damaged — read as it stands it would pass a run
+/// that failed.
+fn check_failure(
+    dir: &Path,
+    info: &RunInfo,
+    steps: &[(u64, StepRow)],
+    statements: &[(u64, StatementRow)],
+) -> Result<()> {
+    if info.failure.is_some() {
+        return Ok(());
+    }
+    let failed = |outcome: &str| !matches!(outcome, "ok" | "expected_error");
+    let damaged = |what: String, failure: &str| {
+        Err(crate::error::Error::Usage(format!(
+            "{what}, but {failure} `failure` is null (a run whose step failed says why there): the run directory is damaged"
+        )))
+    };
+    if let Some((i, s)) = info
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| failed(&s.outcome))
+    {
+        return damaged(
+            format!(
+                "{}: field `steps[{i}].outcome` is `{}` (step {} / {})",
+                dir.join(RUN_JSON).display(),
+                s.outcome,
+                s.phase,
+                s.step
+            ),
+            "its field",
+        );
+    }
+    if let Some((line, s)) = steps.iter().find(|(_, s)| failed(&s.outcome)) {
+        return damaged(
+            format!(
+                "{}:{line}: column `outcome` is `{}` (step {} / {})",
+                dir.join(STEPS_CSV).display(),
+                s.outcome,
+                s.phase,
+                s.step
+            ),
+            "run.json field",
+        );
+    }
+    // A statement may fail and the step go on (a lock timeout retried, an
+    // expected error): the step's last one says how it ended.
+    let mut last: Vec<&(u64, StatementRow)> = Vec::new();
+    for row in statements {
+        match last
+            .iter_mut()
+            .find(|l| l.1.phase == row.1.phase && l.1.step == row.1.step)
+        {
+            Some(l) => *l = row,
+            None => last.push(row),
+        }
+    }
+    let expected = |s: &StatementRow| {
+        info.steps
+            .iter()
+            .any(|i| i.phase == s.phase && i.step == s.step && i.outcome == "expected_error")
+    };
+    if let Some((line, s)) = last
+        .into_iter()
+        .find(|(_, s)| s.outcome != "ok" && !expected(s))
+    {
+        return damaged(
+            format!(
+                "{}:{line}: column `outcome` of the last statement of step {} / {} is `{}`",
+                dir.join(STATEMENTS_CSV).display(),
+                s.phase,
+                s.step,
+                s.outcome
+            ),
+            "run.json field",
+        );
     }
     Ok(())
 }

@@ -427,28 +427,36 @@ pub struct BackfillPlan {
 }
 
 /// Limits that fail the run (exit 1) when breached. None = not checked.
+/// run.json has every key (null: not checked): a key deleted from it is a
+/// damaged directory, not a budget that went unchecked.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Budget {
     /// Longest hold of a migration lock that blocks app reads or writes.
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_blocking_lock_ms: Option<f64>,
     /// Longest lock wait of any app query.
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_app_wait_ms: Option<f64>,
     /// App p99 latency while the migration runs.
+    #[serde(deserialize_with = "crate::record::required")]
     pub p99_ms: Option<f64>,
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_errors: Option<u64>,
     /// Errors / requests while the migration runs, 0.0..=1.0.
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_error_rate: Option<f64>,
     /// Total migration duration.
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_duration_ms: Option<f64>,
     /// Indexes left INVALID at the end (a failed CREATE INDEX CONCURRENTLY).
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_invalid_indexes: Option<u64>,
     /// Longest time after a step ended until the app's p99 came back within
     /// 1.5× its p99 before the migration (a step not recovered by the end
     /// of the run breaches it).
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_recovery_ms: Option<f64>,
     /// Peak replay lag of the streaming replica (needs a replica).
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::record::required")]
     pub max_replica_lag_ms: Option<f64>,
 }
