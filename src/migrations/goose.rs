@@ -230,6 +230,15 @@ impl<'a> Parser<'a> {
                 self.state = State::Up;
             }
             Annotation::Down => {
+                if self.state == State::UpBlock {
+                    return Err(self.at(
+                        self.block_start,
+                        format!(
+                            "`-- +goose StatementBegin` without its `-- +goose StatementEnd` \
+                             before `-- +goose Down`: close the block ({DOCS})"
+                        ),
+                    ));
+                }
                 if !matches!(self.state, State::Up | State::UpBlockEnd) {
                     return Err(self.at(
                         start,

@@ -165,6 +165,11 @@ fn goose_parse_errors_are_located() {
             "1_x.sql:2:1: `-- +goose StatementBegin` without its `-- +goose StatementEnd`",
         ),
         (
+            "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n-- +goose Down\n",
+            "1_x.sql:2:1: `-- +goose StatementBegin` without its `-- +goose StatementEnd` \
+             before `-- +goose Down`",
+        ),
+        (
             "-- +goose Up\n-- +goose StatementEnd\n",
             "1_x.sql:2:1: `-- +goose StatementEnd` without",
         ),
