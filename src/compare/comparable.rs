@@ -52,18 +52,6 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
         &a.postgres.replica,
         &b.postgres.replica,
     );
-    out.extend(setup_differences(a, b));
-    let mut differ = |what: String, x: &dyn Debug, y: &dyn Debug| {
-        let (x, y) = (readable(format!("{x:?}")), readable(format!("{y:?}")));
-        if x != y {
-            let from = around_difference(&x, &y);
-            out.push(format!(
-                "{what}: {} vs {}",
-                short(&x, from),
-                short(&y, from)
-            ));
-        }
-    };
     differ(
         "tables".into(),
         &names(a.tables.iter().map(|t| &t.name)),
@@ -110,6 +98,7 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
         }
     }
     differ("[workload] scripts".into(), &wa.scripts, &wb.scripts);
+    out.extend(setup_differences(a, b));
     out
 }
 

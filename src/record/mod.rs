@@ -394,27 +394,29 @@ impl RunRecord {
         fn lines<T: DeserializeOwned>(p: &Option<PathBuf>) -> Result<Vec<(u64, T)>> {
             p.as_ref().map_or(Ok(Vec::new()), |p| read_csv_lines(p))
         }
-        let latency_path = opt(LATENCY_CSV)?;
-        let latency: Vec<(u64, LatencyRow)> = lines(&latency_path)?;
-        if let Some(p) = &latency_path {
-            check_windows(
-                p,
-                latency
-                    .iter()
-                    .map(|(l, r)| (*l, r.window_start_ms, r.window_ms)),
-            )?;
+        // Windows no run writes (a negative start, a zero length) are refused.
+        fn windows<T: DeserializeOwned>(
+            p: Option<PathBuf>,
+            window: fn(&T) -> (f64, f64),
+        ) -> Result<Vec<T>> {
+            let rows: Vec<(u64, T)> = lines(&p)?;
+            if let Some(p) = &p {
+                check_windows(
+                    p,
+                    rows.iter().map(|(l, r)| {
+                        let (start, len) = window(r);
+                        (*l, start, len)
+                    }),
+                )?;
+            }
+            Ok(rows.into_iter().map(|(_, r)| r).collect())
         }
-        let latency: Vec<LatencyRow> = latency.into_iter().map(|(_, r)| r).collect();
-        let inflight_path = opt(INFLIGHT_CSV)?;
-        let inflight: Vec<(u64, InflightRow)> = lines(&inflight_path)?;
-        if let Some(p) = &inflight_path {
-            check_windows(
-                p,
-                inflight
-                    .iter()
-                    .map(|(l, r)| (*l, r.window_start_ms, r.window_ms)),
-            )?;
-        }
+        let latency: Vec<LatencyRow> = windows(opt(LATENCY_CSV)?, |r: &LatencyRow| {
+            (r.window_start_ms, r.window_ms)
+        })?;
+        let inflight: Vec<InflightRow> = windows(opt(INFLIGHT_CSV)?, |r: &InflightRow| {
+            (r.window_start_ms, r.window_ms)
+        })?;
         let statements: Vec<(u64, StatementRow)> = lines(&opt(STATEMENTS_CSV)?)?;
         let steps: Vec<(u64, StepRow)> = lines(&opt(STEPS_CSV)?)?;
         if let Some(info) = &info {
@@ -448,7 +450,7 @@ impl RunRecord {
             waits: rows(opt(WAITS_CSV)?)?,
             latency,
             histograms,
-            inflight: inflight.into_iter().map(|(_, r)| r).collect(),
+            inflight,
             errors: rows(opt(ERRORS_CSV)?)?,
             server: rows(opt(SERVER_CSV)?)?,
             steps: steps.into_iter().map(|(_, r)| r).collect(),
