@@ -820,3 +820,32 @@ fn errors_map_onto_scenario_errors() {
         .to_string()
         .starts_with(&format!("{}:3:1: Flyway refuses", mapped[0].file.display())));
 }
+
+/// A DO block that says COMMIT, in a file the tool runs in a transaction,
+/// fails with 2D000 in production as in the rehearsal: `check` says so
+/// before anything runs. One the tool runs outside a transaction (a
+/// golang-migrate file holding only it) gets no note.
+#[test]
+fn a_do_block_that_commits_inside_the_files_transaction_is_noted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("V1__batches.sql"),
+        "CREATE TABLE t (id int);\n\
+         DO $$ BEGIN\n  UPDATE t SET id = id;\n  COMMIT;\nEND $$;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("V2__plain.sql"),
+        "DO $$ BEGIN PERFORM 1; END $$;\n",
+    )
+    .unwrap();
+    let set = load(dir);
+    assert_eq!(set.files[0].notes.len(), 1, "{:?}", set.files[0].notes);
+    assert!(
+        set.files[0].notes[0].starts_with("the DO block at line 2 says COMMIT or ROLLBACK"),
+        "{:?}",
+        set.files[0].notes
+    );
+    assert!(set.files[1].notes.is_empty(), "{:?}", set.files[1].notes);
+}

@@ -223,6 +223,31 @@ pub fn may_end_transaction(text: &str) -> bool {
     ENDS_TRANSACTION.is_match(text)
 }
 
+/// A note per DO block of `file` that says COMMIT or ROLLBACK while the
+/// tool runs it inside a transaction: if that runs, PostgreSQL stops it
+/// with 2D000 (invalid transaction termination), in the rehearsal as in
+/// production. Said at `check`, before anything runs.
+pub fn commits_in_a_transaction(file: &super::MigrationFile) -> Vec<String> {
+    static COMMITS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b(commit|rollback)\b").expect("a valid regex")
+    });
+    file.segments
+        .iter()
+        .filter(|s| s.execution == super::Execution::Transaction)
+        .flat_map(|s| &s.statements)
+        .filter(|st| first_word(st.code()).as_deref() == Some("DO") && COMMITS.is_match(st.code()))
+        .map(|st| {
+            format!(
+                "the DO block at line {} says COMMIT or ROLLBACK, and the file runs in a \
+                 transaction: if that runs, PostgreSQL stops it with 2D000 (invalid \
+                 transaction termination), in production as here; run the file outside a \
+                 transaction to let it commit",
+                st.location.line
+            )
+        })
+        .collect()
+}
+
 /// `CALL [schema.]name(...)`: the procedure's schema (if named) and name,
 /// as the catalog spells them (unquoted names folded to lower case).
 pub fn called_procedure(code: &str) -> Option<(Option<String>, String)> {
