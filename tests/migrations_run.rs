@@ -1186,6 +1186,58 @@ fn merged_migrations_renamed_or_deleted_since_are_set_up_as_merged() {
     );
 }
 
+/// `--since-git`: a merged migration edited since is set up as it was at
+/// the revision, as production has it: the new V3 uses the column only
+/// the merged V2 makes (the edit makes another), so it runs only on that
+/// schema. The edit is warned about, and run.json says how it was set up.
+#[test]
+fn a_merged_migration_edited_since_is_set_up_as_merged() {
+    let tmp = common::isolated_tmpdir();
+    let repo = tmp.path();
+    let s = flyway_repo(
+        repo,
+        &[
+            (
+                "V1__init.sql",
+                "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY);\n",
+            ),
+            ("V2__a.sql", "ALTER TABLE t ADD COLUMN a int;\n"),
+        ],
+    );
+    std::fs::write(
+        repo.join("db/V2__a.sql"),
+        "ALTER TABLE t ADD COLUMN z int;\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("db/V3__b.sql"), "UPDATE t SET a = 1;\n").unwrap();
+    let (code, out) = check_since_head(repo);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("    V2__a.sql@HEAD") && out.contains("    V3__b.sql"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: V2__a.sql was already merged at HEAD and has been edited since")
+            && out.contains("as it was at HEAD, untimed, as production has it"),
+        "{out}"
+    );
+    let ran = common::run(
+        &s,
+        &["--backend", "local", "-q", "--since-git", "HEAD"],
+        &[],
+    );
+    ran.assert_code(0);
+    let (dir, _) = ran.record();
+    let run = common::json(&dir.join("run.json"));
+    let m = &run["migrations"];
+    assert_eq!(m["rehearsed"], serde_json::json!(["V3__b.sql"]), "{m}");
+    assert_eq!(
+        m["changes"],
+        serde_json::json!([{ "file": "V2__a.sql", "kind": "edited", "as_it_was": true }]),
+        "{m}"
+    );
+}
+
 /// `--since-git`: a merged migration and a repeatable whose files only
 /// changed line endings (and gained a BOM) hold the same SQL: no edit to
 /// warn about, no repeatable to rehearse.

@@ -32,8 +32,10 @@ pub enum Selection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Its file was edited (in more than line endings or a BOM); the
-    /// setup applies it as it is now.
-    Edited,
+    /// setup applies it as it was at the revision (`as_it_was`), or as it
+    /// is now where that version could not be had (Sqitch; a tree that no
+    /// longer loads).
+    Edited { as_it_was: bool },
     /// Its file has another name now (`to`), one the tool takes for the
     /// same migration (the same version; for a Flyway repeatable, the same
     /// description); the setup applies it as it was at the revision.
@@ -48,11 +50,20 @@ impl Change {
     /// run.json's `kind`: edited | renamed | deleted.
     pub fn kind(&self) -> &'static str {
         match self {
-            Change::Edited => "edited",
+            Change::Edited { .. } => "edited",
             Change::Renamed { .. } => "renamed",
             Change::Deleted => "deleted",
         }
     }
+}
+
+/// The migrations as they were at the `--since-git` revision that the
+/// setup needs: those deleted since (with their normalized text, to tell a
+/// rename from an edit) and those edited since, by their name now.
+#[derive(Default)]
+struct Then {
+    gone: Vec<(MigrationFile, Vec<u8>)>,
+    edited: HashMap<String, MigrationFile>,
 }
 
 /// A migration merged at the `--since-git` revision (named as it was
@@ -72,11 +83,10 @@ pub struct Plan<'a> {
     pub rehearse: Vec<&'a MigrationFile>,
     /// `SinceGit`: setup migrations (already merged at the revision) whose
     /// file changed since, renamed or deleted. The databases that applied
-    /// one will not run the edit; the rehearsal applies an edited one at
-    /// setup as it is now, a renamed or deleted one as it was.
+    /// one will not run the edit; the rehearsal sets each up as it was.
     pub edited: Vec<MergedChange>,
-    /// `SinceGit`: the migrations renamed or deleted since the revision,
-    /// as they were then (named and located `<name>@<rev>`): production
+    /// `SinceGit`: the migrations edited, renamed or deleted since the
+    /// revision, as they were then (named and located `<name>@<rev>`): production
     /// has them, so [`Plan::setup_with`] puts them in the setup.
     pub at_rev: Vec<MigrationFile>,
 }
@@ -190,56 +200,64 @@ impl MigrationSet {
                     }
                     _ => None,
                 };
-                let gone = match self.layout {
+                let then = match self.layout {
                     // Sqitch goes by its plan, not by files.
-                    Layout::Sqitch => Vec::new(),
-                    _ if changes.deleted.is_empty() => Vec::new(),
-                    _ => self.gone_since(&changes, rev)?,
+                    Layout::Sqitch => Then::default(),
+                    _ if changes.deleted.is_empty() && changes.modified.is_empty() => {
+                        Then::default()
+                    }
+                    _ => self.then(&changes, rev)?,
                 };
-                self.select_changes(&changes, old_plan.as_ref().map(Option::as_deref), gone)
+                self.select_changes(&changes, old_plan.as_ref().map(Option::as_deref), then)
             }
         }
     }
 
     /// `SinceGit`: the migrations of the directory as it was at `rev` whose
-    /// file git says was deleted since (a rename's old name among them),
-    /// loaded as the tool loaded them then, each with its text (normalized,
-    /// [`git::normalized`]). Named and located `<name>@<rev>`.
-    fn gone_since(
-        &self,
-        changes: &GitChanges,
-        rev: &str,
-    ) -> Result<Vec<(MigrationFile, Vec<u8>)>, MigrationError> {
+    /// file git says was deleted (a rename's old name among them) or
+    /// edited since, loaded as the tool loaded them then, each with its
+    /// text (normalized, [`git::normalized`]). Named and located
+    /// `<name>@<rev>`. A tree that does not load is an error only where a
+    /// file was deleted: an edited one can still be set up as it is now.
+    fn then(&self, changes: &GitChanges, rev: &str) -> Result<Then, MigrationError> {
         let Some(tree) = git::tree_at(&self.dir, rev)? else {
-            return Ok(Vec::new());
+            return Ok(Then::default());
         };
         let spec = super::Spec {
             dir: tree.path().to_path_buf(),
             layout: Some(self.layout),
             options: self.options.clone(),
         };
-        let then = super::load(&spec).map_err(|e| {
-            MigrationError::setting(
-                Setting::SinceGit,
-                format!(
-                    "{} as it was at {rev} does not load (needed to set up the migrations                      deleted or renamed since as production has them): {}",
-                    self.dir.display(),
-                    e.0.first().map_or(String::new(), |e| e.to_string())
-                ),
-            )
-        })?;
+        let then = match super::load(&spec) {
+            Ok(then) => then,
+            Err(_) if changes.deleted.is_empty() => return Ok(Then::default()),
+            Err(e) => {
+                return Err(MigrationError::setting(
+                    Setting::SinceGit,
+                    format!(
+                        "{} as it was at {rev} does not load (needed to set up the migrations \
+                         deleted or renamed since as production has them): {}",
+                        self.dir.display(),
+                        e.0.first().map_or(String::new(), |e| e.to_string())
+                    ),
+                ))
+            }
+        };
         let relocate = |p: &Path| -> PathBuf {
             match p.strip_prefix(tree.path()) {
                 Ok(rel) => PathBuf::from(format!("{}@{rev}", self.dir.join(rel).display())),
                 Err(_) => p.to_path_buf(),
             }
         };
-        let mut gone = Vec::new();
+        let mut out = Then::default();
         for mut f in then.files {
-            if !changes.deleted.contains(&f.name) {
+            let deleted = changes.deleted.contains(&f.name);
+            let edited = f.kind != Kind::Repeatable && changes.modified.contains(&f.name);
+            if !deleted && !edited {
                 continue;
             }
             let text = std::fs::read(&f.path).unwrap_or_default();
+            let now_name = f.name.clone();
             f.path = relocate(&f.path);
             f.name = format!("{}@{rev}", f.name);
             for seg in &mut f.segments {
@@ -247,22 +265,29 @@ impl MigrationSet {
                     st.location.file = relocate(&st.location.file);
                 }
             }
-            gone.push((f, git::normalized(&text)));
+            if deleted {
+                out.gone.push((f, git::normalized(&text)));
+            } else {
+                out.edited.insert(now_name, f);
+            }
         }
-        Ok(gone)
+        Ok(out)
     }
 
     /// [`Selection::SinceGit`] once git has answered: `old_plan` is
     /// sqitch.plan at the revision (Sqitch only; `Some(None)` when it did not
     /// exist).
-    /// `gone`: the migrations deleted since (as they were then, named
-    /// `<name>@<rev>`, with their normalized text).
-    pub fn select_changes(
+    /// `then`: the migrations deleted or edited since, as they were then.
+    fn select_changes(
         &self,
         changes: &GitChanges,
         old_plan: Option<Option<&str>>,
-        gone: Vec<(MigrationFile, Vec<u8>)>,
+        then: Then,
     ) -> Result<Plan<'_>, MigrationError> {
+        let Then {
+            gone,
+            edited: mut edited_then,
+        } = then;
         // A file added since that the tool takes for a merged one deleted
         // since (its new name keeps the version): that one, renamed.
         let suffix = format!("@{}", changes.rev);
@@ -324,27 +349,33 @@ impl MigrationSet {
                 return Err(out_of_order(self.layout, new, older, &changes.rev));
             }
         }
+        let mut edited: Vec<MergedChange> = Vec::new();
+        // An edited one is set up as it was at the revision, as production
+        // has it, where that version could be loaded.
+        let mut replaced: Vec<bool> = vec![false; self.files.len()];
+        for (i, f) in self.files.iter().enumerate() {
+            if rehearsed[i] || f.kind == Kind::Repeatable || !changes.modified.contains(&f.name) {
+                continue;
+            }
+            edited.push(MergedChange {
+                name: f.name.clone(),
+                change: Change::Edited {
+                    as_it_was: edited_then.contains_key(&f.name),
+                },
+            });
+            if let Some(then) = edited_then.remove(&f.name) {
+                replaced[i] = true;
+                at_rev.push(then);
+            }
+        }
         let pick = |want: bool| -> Vec<&MigrationFile> {
             self.files
                 .iter()
-                .zip(&rehearsed)
-                .zip(&renamed)
-                .filter(|((_, r), renamed)| **r == want && !**renamed)
-                .map(|((f, _), _)| f)
+                .enumerate()
+                .filter(|(i, _)| rehearsed[*i] == want && !renamed[*i] && !replaced[*i])
+                .map(|(_, f)| f)
                 .collect()
         };
-        let mut edited: Vec<MergedChange> = self
-            .files
-            .iter()
-            .zip(&rehearsed)
-            .filter(|(f, r)| {
-                !**r && f.kind != Kind::Repeatable && changes.modified.contains(&f.name)
-            })
-            .map(|(f, _)| MergedChange {
-                name: f.name.clone(),
-                change: Change::Edited,
-            })
-            .collect();
         edited.extend(gone_changes);
         Ok(Plan {
             layout: self.layout,
@@ -585,15 +616,20 @@ pub fn edited_warning(layout: Layout, c: &MergedChange, rev: &str) -> String {
         }
     };
     match &c.change {
-        Change::Edited => {
+        Change::Edited { as_it_was } => {
             let consequence = match layout {
                 Layout::Flyway => "Flyway's validate fails on its changed checksum (\"Migration checksum mismatch\") and migrate refuses to run",
                 _ => not_again,
             };
+            let setup = if *as_it_was {
+                format!("as it was at {rev}, untimed, as production has it")
+            } else {
+                "as it is now, untimed (its version at the revision could not be loaded)".into()
+            };
             format!(
                 "{name} was already merged at {rev} and has been edited since: on the databases \
-                 that applied it, {consequence}. The rehearsal applies it at setup as it is now, \
-                 untimed. Put the change in a new migration and restore this file."
+                 that applied it, {consequence}. The rehearsal applies it at setup {setup}. Put \
+                 the change in a new migration and restore this file."
             )
         }
         Change::Renamed {

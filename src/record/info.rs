@@ -187,6 +187,11 @@ pub struct EditedInfo {
     /// renamed: whether its SQL changed too (line endings and a BOM aside).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_changed: Option<bool>,
+    /// edited: whether the setup applied it as it was at the revision
+    /// (absent from runs made before: they applied it as it was then, in
+    /// the file, so false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_it_was: Option<bool>,
 }
 
 impl EditedInfo {
@@ -204,6 +209,10 @@ impl EditedInfo {
             kind: c.change.kind().into(),
             renamed_to,
             content_changed,
+            as_it_was: match c.change {
+                Change::Edited { as_it_was } => Some(as_it_was),
+                _ => None,
+            },
         }
     }
 
@@ -216,7 +225,9 @@ impl EditedInfo {
                 content_changed: self.content_changed.unwrap_or(true),
             },
             ("deleted", _) => Change::Deleted,
-            _ => Change::Edited,
+            _ => Change::Edited {
+                as_it_was: self.as_it_was.unwrap_or(false),
+            },
         };
         MergedChange {
             name: self.file.clone(),

@@ -34,11 +34,11 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
                 Some(info) if info.file == *name => info.change(),
                 _ => MergedChange {
                     name: name.clone(),
-                    change: Change::Edited,
+                    change: Change::Edited { as_it_was: false },
                 },
             };
             let (how, restore) = match &c.change {
-                Change::Edited => ("edited", format!("Restore {name} as it was at {rev}")),
+                Change::Edited { .. } => ("edited", format!("Restore {name} as it was at {rev}")),
                 Change::Renamed { to, .. } => (
                     "renamed",
                     format!("Rename {to} back to {name}, as it was at {rev},"),
