@@ -177,6 +177,7 @@ mod prisma;
 mod script;
 mod segment;
 mod select;
+mod since_git;
 mod sqitch;
 mod sqitch_plan;
 
@@ -190,7 +191,8 @@ pub use golang_migrate::GolangMigrateOptions;
 pub use model::{
     Execution, Ignored, Kind, Layout, Location, MigrationFile, MigrationSet, Segment, Statement,
 };
-pub use select::{edited_warning, Change, MergedChange, Plan, Selection};
+pub use select::{Plan, Selection};
+pub use since_git::{edited_warning, Change, MergedChange};
 
 /// Whether PostgreSQL refuses a statement (its code, without leading
 /// comments) inside a transaction block, and as what: `Some("CREATE INDEX
