@@ -999,11 +999,7 @@ fn an_edited_repeatable_is_rehearsed_over_its_merged_version() {
         stdout.contains("R__account_emails.sql@HEAD") && stdout.contains("rehearsed: 1 file(s)"),
         "the merged version ends the setup:\n{stdout}"
     );
-    let ran = common::run(
-        &s,
-        &["--backend", "local", "-q", "--since-git", "HEAD"],
-        &[],
-    );
+    let ran = run_since_head(&s);
     ran.assert_code(4);
     assert!(
         ran.stderr.contains("cannot change name of view column"),
@@ -1018,11 +1014,7 @@ fn an_edited_repeatable_is_rehearsed_over_its_merged_version() {
          FROM accounts;\n",
     )
     .unwrap();
-    let ran = common::run(
-        &s,
-        &["--backend", "local", "-q", "--since-git", "HEAD"],
-        &[],
-    );
+    let ran = run_since_head(&s);
     ran.assert_code(0);
     let (dir, _) = ran.record();
     let locks = common::csv_rows(&dir.join("locks.csv"));
@@ -1104,6 +1096,11 @@ fn flyway_repo(repo: &Path, files: &[(&str, &str)]) -> PathBuf {
 }
 
 /// `pgrehearse check s.toml --since-git HEAD` in `repo`: exit code, stdout.
+/// `run` of scenario `s` on a local server, rehearsing what changed since HEAD.
+fn run_since_head(s: &Path) -> common::Ran {
+    common::run(s, &["--backend", "local", "-q", "--since-git", "HEAD"], &[])
+}
+
 fn check_since_head(repo: &Path) -> (Option<i32>, String) {
     let out = Command::new(common::bin())
         .args(["check", "s.toml", "--since-git", "HEAD"])
@@ -1161,11 +1158,7 @@ fn merged_migrations_renamed_or_deleted_since_are_set_up_as_merged() {
         "{out}"
     );
 
-    let ran = common::run(
-        &s,
-        &["--backend", "local", "-q", "--since-git", "HEAD"],
-        &[],
-    );
+    let ran = run_since_head(&s);
     ran.assert_code(0);
     let (dir, _) = ran.record();
     let run = common::json(&dir.join("run.json"));
@@ -1221,11 +1214,7 @@ fn a_merged_migration_edited_since_is_set_up_as_merged() {
             && out.contains("as it was at HEAD, untimed, as production has it"),
         "{out}"
     );
-    let ran = common::run(
-        &s,
-        &["--backend", "local", "-q", "--since-git", "HEAD"],
-        &[],
-    );
+    let ran = run_since_head(&s);
     ran.assert_code(0);
     let (dir, _) = ran.record();
     let run = common::json(&dir.join("run.json"));
