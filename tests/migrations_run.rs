@@ -1101,6 +1101,14 @@ fn run_since_head(s: &Path) -> common::Ran {
     common::run(s, &["--backend", "local", "-q", "--since-git", "HEAD"], &[])
 }
 
+/// run.json `migrations` of a passing [`run_since_head`].
+fn migrations_since_head(s: &Path) -> serde_json::Value {
+    let ran = run_since_head(s);
+    ran.assert_code(0);
+    let (dir, _) = ran.record();
+    common::json(&dir.join("run.json"))["migrations"].clone()
+}
+
 fn check_since_head(repo: &Path) -> (Option<i32>, String) {
     let out = Command::new(common::bin())
         .args(["check", "s.toml", "--since-git", "HEAD"])
@@ -1158,11 +1166,7 @@ fn merged_migrations_renamed_or_deleted_since_are_set_up_as_merged() {
         "{out}"
     );
 
-    let ran = run_since_head(&s);
-    ran.assert_code(0);
-    let (dir, _) = ran.record();
-    let run = common::json(&dir.join("run.json"));
-    let m = &run["migrations"];
+    let m = &migrations_since_head(&s);
     assert_eq!(m["rehearsed"], serde_json::json!(["V4__c.sql"]), "{m}");
     assert_eq!(
         m["edited"],
@@ -1214,11 +1218,7 @@ fn a_merged_migration_edited_since_is_set_up_as_merged() {
             && out.contains("as it was at HEAD, untimed, as production has it"),
         "{out}"
     );
-    let ran = run_since_head(&s);
-    ran.assert_code(0);
-    let (dir, _) = ran.record();
-    let run = common::json(&dir.join("run.json"));
-    let m = &run["migrations"];
+    let m = &migrations_since_head(&s);
     assert_eq!(m["rehearsed"], serde_json::json!(["V3__b.sql"]), "{m}");
     assert_eq!(
         m["changes"],

@@ -75,7 +75,16 @@ impl MigrationSet {
         let then = match self.layout {
             // Sqitch goes by its plan, not by files.
             Layout::Sqitch => Then::default(),
-            _ if changes.deleted.is_empty() && changes.modified.is_empty() => Then::default(),
+            // A repeatable's earlier text is read on its own
+            // (`previous_repeatables`): no tree at the revision for it.
+            _ if changes.deleted.is_empty()
+                && !self
+                    .files
+                    .iter()
+                    .any(|f| f.kind != Kind::Repeatable && changes.modified.contains(&f.name)) =>
+            {
+                Then::default()
+            }
             _ => self.then(&changes, rev)?,
         };
         self.select_changes(&changes, old_plan.as_ref().map(Option::as_deref), then)
