@@ -25,14 +25,21 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pgrehearse::backend::{Backend, BackendOptions, ConnInfo};
 use pgrehearse::migration::is_catalog;
-use pgrehearse::record::{Blocks, LockRow};
+use pgrehearse::record::{Blocks, LockRow, RunRecord};
+
+/// One witnessed rehearsal at a time: each one's precision is the claim,
+/// and two on a 2-core machine would share its cores.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ALONE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// How far a hold may be from the witness's brackets.
 const TOLERANCE_MS: f64 = 2.0;
@@ -58,6 +65,8 @@ struct Witness {
     /// relation a step drops (REINDEX CONCURRENTLY's old index) or renames
     /// is named as it was then.
     names: HashMap<i64, Vec<String>>,
+    /// The relations that existed before the migration began.
+    existing: HashSet<i64>,
 }
 
 /// A stretch of consecutive polls that saw one lock.
@@ -119,6 +128,15 @@ async fn witness(conn: ConnInfo, child_done: Arc<AtomicBool>) -> Witness {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
+    // The relations there before the migration began: those a step
+    // creates block nobody (no other session can see them yet).
+    let existing: HashSet<i64> = scratch
+        .query("SELECT oid::int8 FROM pg_class", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let locks = scratch
         .prepare(
             "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
@@ -171,7 +189,11 @@ async fn witness(conn: ConnInfo, child_done: Arc<AtomicBool>) -> Witness {
         remember(&mut names, r.get(0), r.get(1));
     }
     names.retain(|_, n| !n.is_empty());
-    Witness { polls, names }
+    Witness {
+        polls,
+        names,
+        existing,
+    }
 }
 
 /// Keep `name` among the names `oid` had (every oid seen gets an entry,
@@ -268,6 +290,7 @@ fn overlap(l: &LockRow, s: &Sighting) -> f64 {
 /// a run holds in every run.)
 #[test]
 fn holds_lie_within_2ms_of_an_independent_witness() {
+    let _alone = alone();
     let (mut good, mut bad) = (0, Vec::new());
     while good < 2 && bad.len() < 2 {
         let violations = witnessed_run();
@@ -280,9 +303,22 @@ fn holds_lie_within_2ms_of_an_independent_witness() {
     assert!(good >= 2, "two of three runs missed 2 ms: {bad:#?}");
 }
 
-/// One run of the fixture watched by the witness; the holds it found more
-/// than 2 ms off the witness.
-fn witnessed_run() -> Vec<String> {
+/// A rehearsal of a fixture, watched by the witness.
+struct Witnessed {
+    rt: tokio::runtime::Runtime,
+    server: Backend,
+    dir: std::path::PathBuf,
+    rec: RunRecord,
+    /// Keeps the run directory.
+    _ran: common::Ran,
+    seen: Witness,
+    /// run.json's `started_at`, ms since the Unix epoch.
+    started_ms: f64,
+}
+
+/// Rehearse `fixture` against a local cluster of its own while the witness
+/// polls the migration's locks.
+fn witness_rehearsal(fixture: &str) -> Witnessed {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt
         .block_on(Backend::start(&BackendOptions::local(&[(
@@ -312,7 +348,7 @@ fn witnessed_run() -> Vec<String> {
         })
     };
     let ran = common::run(
-        &common::fixture("holds/witness.toml"),
+        &common::fixture(fixture),
         &["--backend", "url", "--database-url", &url, "-q"],
         &[],
     );
@@ -320,15 +356,37 @@ fn witnessed_run() -> Vec<String> {
     ran.assert_code(0);
     let seen = watcher.join().expect("the witness");
     let (dir, rec) = ran.record();
+    let info = rec.info.as_ref().unwrap();
+    let started = chrono::DateTime::parse_from_rfc3339(&info.started_at).unwrap();
+    let started_ms = started.timestamp_micros() as f64 / 1e3;
+    Witnessed {
+        rt,
+        server,
+        dir,
+        rec,
+        _ran: ran,
+        seen,
+        started_ms,
+    }
+}
+
+impl Witnessed {
+    fn teardown(self) {
+        self.rt.block_on(self.server.teardown()).unwrap();
+    }
+}
+
+/// One run of the fixture watched by the witness; the holds it found more
+/// than 2 ms off the witness.
+fn witnessed_run() -> Vec<String> {
+    let w = witness_rehearsal("holds/witness.toml");
+    let (dir, rec, seen, started_ms) = (&w.dir, &w.rec, &w.seen, w.started_ms);
     // The new index is named, marked new, never an oid.
     assert!(
         rec.locks.iter().any(|l| l.relation == "t_id_v (new)"),
         "{:#?}",
         rec.locks
     );
-    let info = rec.info.as_ref().unwrap();
-    let started = chrono::DateTime::parse_from_rfc3339(&info.started_at).unwrap();
-    let started_ms = started.timestamp_micros() as f64 / 1e3;
     let sightings = seen.sightings(started_ms);
 
     let mut violations = Vec::new();
@@ -486,6 +544,76 @@ fn witnessed_run() -> Vec<String> {
     eprintln!(
         "granted − witness's first sighting (ms): {grant_errors:.3?}; released − last sighting: {release_errors:.3?}"
     );
-    rt.block_on(server.teardown()).unwrap();
+    w.teardown();
     violations
+}
+
+/// The ACCESS EXCLUSIVE locks of tails.toml's steps, as locks.csv names
+/// them: DROP INDEX CONCURRENTLY's on its index, REINDEX CONCURRENTLY's on
+/// the old index (u_pkey when the step began), DETACH CONCURRENTLY's on the
+/// partition.
+const FINAL_LOCKS: [(&str, &str); 3] = [
+    ("drop index concurrently", "u_v (dropped)"),
+    ("reindex concurrently", "u_pkey (dropped)"),
+    ("detach concurrently", "p_high"),
+];
+
+/// The ACCESS EXCLUSIVE lock DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY
+/// and DETACH PARTITION CONCURRENTLY take at their very end, on a relation
+/// the app reads, for a millisecond or less (tails.toml): no poll can be
+/// sure to see one, and a 1 ms poll saw fewer than half of them (the
+/// witness below sees about 40 %). Over four rehearsals, at least 5 of the
+/// 12 have a row in locks.csv (measured: 75 %; 23 % before the poll went
+/// back to back after each change of the statement's transaction). The
+/// witness's sightings are compared and printed.
+#[test]
+fn brief_final_access_exclusive_locks_are_caught() {
+    let _alone = alone();
+    const RUNS: usize = 4;
+    let (mut caught, mut witnessed, mut witnessed_caught) = (0, 0, 0);
+    for _ in 0..RUNS {
+        let w = witness_rehearsal("holds/tails.toml");
+        for (step, relation) in FINAL_LOCKS {
+            let row = w.rec.locks.iter().find(|l| {
+                l.step == step
+                    && l.relation == relation
+                    && l.mode == "AccessExclusiveLock"
+                    && l.granted_ms.is_some()
+            });
+            eprintln!("{step}: {row:?}");
+            caught += usize::from(row.is_some());
+        }
+        let sightings = w.seen.sightings(w.started_ms);
+        let in_a_step = |s: &Sighting| {
+            w.rec
+                .steps
+                .iter()
+                .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
+        };
+        for s in sightings.iter().filter(|s| {
+            s.mode == "AccessExclusiveLock"
+                && in_a_step(s)
+                && w.seen.existing.contains(&i64::from(s.oid))
+                && !is_catalog(Some(s.oid), &s.relation[0])
+        }) {
+            witnessed += 1;
+            let ours = w
+                .rec
+                .locks
+                .iter()
+                .find(|l| s.named(bare(&l.relation)) && l.mode == s.mode);
+            witnessed_caught += usize::from(ours.is_some());
+            eprintln!("the witness saw {s:?}; locks.csv: {ours:?}");
+        }
+        w.teardown();
+    }
+    eprintln!(
+        "final ACCESS EXCLUSIVE locks with a row: {caught} of {}; of those the witness saw: {witnessed_caught} of {witnessed}",
+        RUNS * FINAL_LOCKS.len()
+    );
+    assert!(
+        caught >= 5,
+        "only {caught} of {} final ACCESS EXCLUSIVE locks have a row",
+        RUNS * FINAL_LOCKS.len()
+    );
 }

@@ -2,8 +2,10 @@
 //! (CREATE INDEX CONCURRENTLY, autocommit steps), where the executor cannot
 //! list them itself: one prepared `pg_locks WHERE pid = $1`, polled from the
 //! moment the statement is sent (the executor wakes us) until it returns:
-//! every [`HELD_POLL`] for its first 100 ms and for 20 ms after its locks
-//! changed, then less often the longer they stay the same, up to every
+//! back to back for its first 10 ms and for 10 ms after its locks, its
+//! waits or its internal transaction changed (`back_to_back`), every
+//! [`HELD_POLL`] for its first 100 ms and for 20 ms after such a change,
+//! then less often the longer they stay the same, up to every
 //! [`HELD_POLL_STILL`] (see `FULL_RATE_FOR`); between those polls, while
 //! it waits for a lock, its wait event every [`HELD_POLL`] (`watch_wait`).
 //! Idle otherwise.
@@ -140,18 +142,24 @@ impl Held {
         // earlier (see `HeldSighting::statement_start_ms`). One read of
         // pg_locks for both the relation locks held and those waited for:
         // each read snapshots the whole lock table, the bulk of a poll's
-        // cost on the server.
+        // cost on the server. With them the backend's own virtual
+        // transaction: a statement outside a transaction that moves on to
+        // its next internal transaction (CONCURRENTLY's phases) is about to
+        // take that transaction's locks.
         let query = client
             .prepare_typed(
                 "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
                  CASE WHEN $2 THEN (SELECT (extract(epoch from query_start) * 1000)::float8 \
                     FROM pg_stat_get_activity($1)) END, \
-                 ARRAY(SELECT CASE WHEN granted THEN 'held' ELSE 'wait' END || '|' \
+                 ARRAY(SELECT CASE WHEN locktype = 'virtualxid' AND granted \
+                    THEN 'vxid|' || virtualxid \
+                    ELSE CASE WHEN granted THEN 'held' ELSE 'wait' END || '|' \
                     || locktype || '|' || coalesce(relation::oid::text, '') || '|' \
                     || coalesce(relation::regclass::text, locktype) || '|' || mode || '|' \
-                    || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') \
+                    || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') END \
                     FROM pg_locks WHERE pid = $1 \
-                    AND (NOT granted OR locktype IN ('relation', 'transactionid'))), \
+                    AND (NOT granted OR locktype IN ('relation', 'transactionid') \
+                    OR (locktype = 'virtualxid' AND virtualxid = virtualtransaction))), \
                  (extract(epoch from clock_timestamp()) * 1000)::float8",
                 &[Type::INT4, Type::BOOL],
             )
@@ -211,9 +219,13 @@ impl Held {
         let mut waiting: HashMap<Key, FollowedWait> = HashMap::new();
         let mut previous: Option<f64> = None;
         let mut previous_start: Option<f64> = None;
+        let mut previous_vxid: Option<String> = None;
         let mut seen_any = false;
         let started = tokio::time::Instant::now();
         let mut changed_at = started;
+        // How long the poll has run back to back (see `EAGER_SHARE`).
+        let mut eager_spent = Duration::ZERO;
+        let mut eager_since: Option<tokio::time::Instant> = None;
         loop {
             let polled_at = tokio::time::Instant::now();
             let running = mig.in_statement.load(Ordering::Relaxed)
@@ -266,7 +278,17 @@ impl Held {
             };
             let (seen, held_changed) = poll.follow(&mut open, kind("held"), &mut self.sightings);
             seen_any |= seen;
-            let changed = held_changed || waiting.len() != waited || waits.len() != waited;
+            // Another internal transaction of the statement (DROP INDEX
+            // CONCURRENTLY's third, which takes the index in ACCESS
+            // EXCLUSIVE for a millisecond or two before it returns).
+            let vxid = kind("vxid").next().map(str::to_string);
+            let moved_on =
+                !in_txn && vxid.is_some() && previous_vxid.is_some() && vxid != previous_vxid;
+            if vxid.is_some() {
+                previous_vxid = vxid;
+            }
+            let changed =
+                held_changed || moved_on || waiting.len() != waited || waits.len() != waited;
             previous = Some(t);
             previous_start = Some(t0);
             if !running || self.ctx.stop.is_cancelled() {
@@ -282,22 +304,37 @@ impl Held {
             // feels.
             let blocks = |k: &Key| blocks_of(&k.0, &k.2) != Blocks::None;
             let blocking = waiting.keys().any(blocks) || open.keys().any(blocks);
-            // Until a statement outside a transaction shows its first lock,
-            // back to back for its first EAGER_FOR: a DROP INDEX
-            // CONCURRENTLY of a small index is over in 2 ms.
-            let interval = if !in_txn && !seen_any && started.elapsed() < EAGER_FOR {
-                Duration::ZERO
-            } else {
-                poll_interval(
-                    started.elapsed(),
-                    in_txn,
-                    !waiting.is_empty(),
-                    blocking,
-                    changed_at.elapsed(),
-                )
-            };
+            // Outside a transaction, back to back for EAGER_FOR after the
+            // statement began and after its locks, its waits or its
+            // internal transaction changed: what comes right after such a
+            // change can be over in a millisecond (a DROP INDEX
+            // CONCURRENTLY of a small index is over in 2 ms; the ACCESS
+            // EXCLUSIVE it, REINDEX and DETACH CONCURRENTLY take at their
+            // end, once their last wait is over, lasts 1–3 ms), shorter
+            // than a 1 ms interval plus a poll.
+            if let Some(since) = eager_since.take() {
+                eager_spent += since.elapsed();
+            }
+            let interval =
+                if !in_txn && back_to_back(changed_at.elapsed(), started.elapsed(), eager_spent) {
+                    eager_since = Some(tokio::time::Instant::now());
+                    Duration::ZERO
+                } else {
+                    poll_interval(
+                        started.elapsed(),
+                        in_txn,
+                        !waiting.is_empty(),
+                        blocking,
+                        changed_at.elapsed(),
+                    )
+                };
             // A late poll does not make the next one early.
             let next = polled_at + interval;
+            // Not through the timer, whose wheel turns in whole
+            // milliseconds: a sleep until now can last one.
+            if interval.is_zero() {
+                continue;
+            }
             if waiting.is_empty() || interval <= HELD_POLL {
                 tokio::time::sleep_until(next).await;
                 continue;
@@ -541,6 +578,15 @@ struct FollowedWait {
     waitstart: Option<f64>,
 }
 
+/// Whether the next poll of a statement outside a transaction follows at
+/// once: for [`EAGER_FOR`] after its locks, waits or internal transaction
+/// last changed (`since_change`; its start counts), unless the poll has
+/// already run back to back (`spent`) for more than [`EAGER_FOR`] plus a
+/// [`EAGER_SHARE`]th of the statement's time so far.
+fn back_to_back(since_change: Duration, into_statement: Duration, spent: Duration) -> bool {
+    since_change < EAGER_FOR && spent < EAGER_FOR + into_statement / EAGER_SHARE
+}
+
 /// How long until the next poll, `into_statement` into a statement whose
 /// locks have stayed the same for `still`: every [`HELD_POLL`] for the
 /// statement's first [`FULL_RATE_FOR`] (where a statement takes its locks,
@@ -594,8 +640,13 @@ fn poll_interval(
 
 const FULL_RATE_FOR: Duration = Duration::from_millis(100);
 /// How long the poll runs back to back into a statement outside a
-/// transaction that has shown no lock yet.
+/// transaction, and after its locks, waits or internal transaction changed.
 const EAGER_FOR: Duration = Duration::from_millis(10);
+/// Back to back, the poll keeps a core about a third busy (this process
+/// and the backend it reads through): past its first [`EAGER_FOR`], at most
+/// this share of a statement's time is polled so (a procedure that commits
+/// every few milliseconds changes its transaction all along).
+const EAGER_SHARE: u32 = 4;
 const FULL_RATE_AFTER_CHANGE: Duration = Duration::from_millis(20);
 /// The held-lock poll's interval is how long its locks have stayed the
 /// same, divided by this.
@@ -621,6 +672,21 @@ fn split_lock(l: &str) -> Option<(&str, Option<u32>, &str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_change_the_poll_runs_back_to_back_for_a_while() {
+        let ms = Duration::from_millis;
+        // The statement's start, and a change late in it (another internal
+        // transaction: the final one of DROP INDEX CONCURRENTLY).
+        assert!(back_to_back(ms(0), ms(0), ms(0)));
+        assert!(back_to_back(ms(3), ms(2_000), ms(40)));
+        // Not 10 ms after the change.
+        assert!(!back_to_back(ms(10), ms(2_000), ms(40)));
+        // Not when it has taken a quarter of the statement: a procedure
+        // that commits every few milliseconds.
+        assert!(!back_to_back(ms(1), ms(400), ms(111)));
+        assert!(back_to_back(ms(1), ms(400), ms(109)));
+    }
 
     #[test]
     fn the_poll_slows_as_the_locks_stay_the_same() {
