@@ -837,3 +837,41 @@ fn a_concurrent_refresh_of_a_materialized_view_blocks_nobody() {
         .collect();
     assert!(on_view.is_empty(), "{on_view:#?}");
 }
+
+/// A schema error is charged to the step that changed what the failing
+/// query reads (run.json `queries` holds the workload's SQL), not to a
+/// later step that replaced a view nobody reads.
+#[test]
+fn a_schema_error_is_charged_to_the_step_that_changed_what_it_reads() {
+    let ran = common::run(
+        &common::fixture("engine/schema-blame.toml"),
+        &["--backend", "local", "-q"],
+        &[],
+    );
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    let error = rec
+        .errors
+        .iter()
+        .find(|e| e.query == "monthly report")
+        .unwrap_or_else(|| panic!("the report did not fail: {:?}", rec.errors));
+    assert_eq!(error.sqlstate, "42703");
+    let view = rec.steps.iter().find(|s| s.step == "view").unwrap();
+    assert!(error.t_ms > view.start_ms, "{error:?} before {view:?}");
+    let info = rec.info.as_ref().unwrap();
+    assert!(
+        info.queries
+            .iter()
+            .any(|q| q.name == "monthly report" && q.sql == "SELECT sum(total) FROM orders"),
+        "{:?}",
+        info.queries
+    );
+    let summary = common::json(&dir.join("summary.json"));
+    let finding = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "app_errors")
+        .unwrap_or_else(|| panic!("no app_errors finding: {}", summary["findings"]));
+    assert_eq!(finding["step"], "rename", "{finding}");
+}

@@ -72,22 +72,64 @@ fn errors_by_sqlstate(
 }
 
 /// The step to blame for app errors whose first one came at `first_ms`: the
-/// step running, or last started, then. For a schema incompatibility the
-/// last step before it that changed the shape of a table or view (an
-/// ANALYZE or an index build cannot break a query's columns).
-pub(crate) fn blame_step(steps: &[StepFacts], first_ms: f64, schema: bool) -> Option<&StepFacts> {
+/// step running, or last started, then. For a schema incompatibility of
+/// `queries` (errors.csv's names) the last step before it that changed the
+/// shape of a relation those queries read (run.json `queries` holds their
+/// SQL; the relations a step changed are those it held in ACCESS EXCLUSIVE,
+/// which every change of a table's or view's shape takes), else the last
+/// step that changed the shape of any table or view (an ANALYZE or an index
+/// build cannot break a query's columns; a view the app never reads cannot
+/// break it either).
+pub(crate) fn blame_step<'a>(
+    rec: &RunRecord,
+    steps: &'a [StepFacts],
+    first_ms: f64,
+    schema: Option<&[String]>,
+) -> Option<&'a StepFacts> {
     let latest = |pred: &dyn Fn(&StepFacts) -> bool| {
         steps
             .iter()
             .filter(|s| s.start_ms <= first_ms && pred(s))
             .max_by(|x, y| x.start_ms.total_cmp(&y.start_ms))
     };
-    if schema {
-        if let Some(s) = latest(&|s| s.sql.iter().any(|q| changes_shape(q))) {
+    if let Some(queries) = schema {
+        let shape = |s: &StepFacts| s.sql.iter().any(|q| changes_shape(q));
+        let sql: Vec<&str> = rec
+            .info
+            .iter()
+            .flat_map(|i| i.queries.iter())
+            .filter(|q| queries.contains(&q.name))
+            .map(|q| q.sql.as_str())
+            .collect();
+        let reads_what_it_changed = |s: &StepFacts| {
+            rec.locks.iter().any(|l| {
+                l.phase == s.phase
+                    && l.step == s.step
+                    && l.mode == "AccessExclusiveLock"
+                    && sql.iter().any(|q| mentions(q, &l.relation))
+            })
+        };
+        if let Some(s) = latest(&|s| shape(s) && reads_what_it_changed(s)) {
+            return Some(s);
+        }
+        if let Some(s) = latest(&shape) {
             return Some(s);
         }
     }
     latest(&|_| true)
+}
+
+/// Does `sql` name `relation` (as locks.csv names it: maybe schema-qualified,
+/// quoted, marked `(new)` or `(dropped)`) as a whole identifier, in any case?
+fn mentions(sql: &str, relation: &str) -> bool {
+    let bare = relation.split(" (").next().unwrap_or(relation);
+    let name = bare.rsplit('.').next().unwrap_or(bare).trim_matches('"');
+    if name.is_empty() {
+        return false;
+    }
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    sql.split(|c: char| !ident(c))
+        .any(|word| word.eq_ignore_ascii_case(name))
 }
 
 /// Does the statement change what queries see (columns, tables, views, types)?

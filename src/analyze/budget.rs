@@ -148,19 +148,27 @@ fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&S
 
 /// The step blamed for the largest class of app errors, by its first error.
 fn error_blame(steps: &[StepFacts], rec: &RunRecord) -> Option<String> {
-    let mut classes: Vec<(&'static str, usize, f64)> = Vec::new();
+    // Per class: how many, the first, and the queries that got them.
+    let mut classes: Vec<(&'static str, usize, f64, Vec<String>)> = Vec::new();
     for e in &rec.errors {
         let c = error_class(&e.sqlstate, &e.message);
-        match classes.iter_mut().find(|x| x.0 == c) {
-            Some(x) => {
-                x.1 += 1;
-                x.2 = x.2.min(e.t_ms);
+        let i = match classes.iter().position(|x| x.0 == c) {
+            Some(i) => i,
+            None => {
+                classes.push((c, 0, e.t_ms, Vec::new()));
+                classes.len() - 1
             }
-            None => classes.push((c, 1, e.t_ms)),
+        };
+        let x = &mut classes[i];
+        x.1 += 1;
+        x.2 = x.2.min(e.t_ms);
+        if !x.3.contains(&e.query) {
+            x.3.push(e.query.clone());
         }
     }
-    let (class, _, first) = classes.into_iter().max_by_key(|x| x.1)?;
-    blame_step(steps, first, class == SCHEMA_INCOMPATIBILITY).map(StepFacts::label)
+    let (class, _, first, queries) = classes.into_iter().max_by_key(|x| x.1)?;
+    let schema = class == SCHEMA_INCOMPATIBILITY;
+    blame_step(rec, steps, first, schema.then_some(&queries[..])).map(StepFacts::label)
 }
 
 /// What the budgets are checked against.

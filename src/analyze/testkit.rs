@@ -53,6 +53,7 @@ pub(crate) fn info() -> RunInfo {
         size: None,
         replica: None,
         pg_version_cell: None,
+        queries: Vec::new(),
     }
 }
 

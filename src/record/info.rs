@@ -142,6 +142,35 @@ pub struct RunInfo {
     /// how long it took), what was rehearsed. Null without `[migrations]`.
     #[serde(deserialize_with = "required")]
     pub migrations: Option<MigrationsInfo>,
+    /// The workload's queries and scripts with their SQL, as errors.csv's
+    /// `query` names them: which relations an app's failing query reads
+    /// decides which step its schema errors are charged to (absent from
+    /// runs made before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QueryInfo>,
+}
+
+/// run.json `queries[]`: one query (or script) of the workload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueryInfo {
+    pub name: String,
+    /// A script's statements, joined by `;\n`.
+    pub sql: String,
+}
+
+impl QueryInfo {
+    /// The workload's queries, then its scripts.
+    pub fn of(w: &crate::scenario::WorkloadPlan) -> Vec<QueryInfo> {
+        let queries = w.queries.iter().map(|q| QueryInfo {
+            name: q.name.clone(),
+            sql: q.sql.clone(),
+        });
+        let scripts = w.scripts.iter().map(|s| QueryInfo {
+            name: s.name.clone(),
+            sql: s.sql.join(";\n"),
+        });
+        queries.chain(scripts).collect()
+    }
 }
 
 /// run.json `migrations`.

@@ -70,6 +70,7 @@ impl Draft {
             size: db.size.clone(),
             replica: db.replica.clone(),
             pg_version_cell: opts.server.version.clone(),
+            queries: crate::record::QueryInfo::of(&s.workload),
         };
         Ok(Draft {
             dir: record::create_run_dir(&opts.out, &s.name)?,

@@ -52,7 +52,8 @@ fn one_class(ev: &Evidence<'_>, app: &AppFacts, class: &str) -> Finding {
     // came: a lock timeout falls inside the step, a schema error right after
     // the step that changed the schema.
     let schema = class == SCHEMA_INCOMPATIBILITY;
-    let step = blame_step(ev.steps, first, schema);
+    let failing: Vec<String> = codes.iter().flat_map(|c| c.queries.clone()).collect();
+    let step = blame_step(ev.rec, ev.steps, first, schema.then_some(&failing[..]));
     let phase = ev
         .rec
         .info
@@ -173,6 +174,48 @@ pub(super) mod examples {
         assert!(f[0].seen.contains("42703"), "{}", f[0].seen);
         assert_eq!(f[0].phase.as_deref(), Some("p"));
         assert!(f[0].safe_pattern.advice.contains("Expand/contract"));
+    }
+
+    /// The column change, then a view the app never reads replaced just
+    /// before the app's first error: the error is the column change's.
+    #[test]
+    fn a_schema_error_is_charged_to_the_step_that_changed_what_the_query_reads() {
+        use crate::analyze::testkit::{lock, lock_on, stmt};
+        use crate::record::QueryInfo;
+        let mut r = fires();
+        r.statements.push(stmt(
+            "view",
+            "CREATE OR REPLACE VIEW daily_totals AS SELECT 1 AS n",
+            1400.0,
+            1410.0,
+        ));
+        r.locks
+            .push(lock("drop", "AccessExclusiveLock", 1000.0, 1000.0, 1010.0));
+        r.locks.push(lock_on(
+            "daily_totals",
+            "view",
+            "AccessExclusiveLock",
+            1400.0,
+            1410.0,
+        ));
+        let step_of = |r: &RunRecord| {
+            analyze(r)
+                .findings
+                .into_iter()
+                .find(|f| f.kind == KIND)
+                .and_then(|f| f.step)
+        };
+        // Without the workload's SQL (a run.json from before it was
+        // recorded): the last step that changed any shape.
+        assert_eq!(step_of(&r).as_deref(), Some("view"));
+        r.info.as_mut().unwrap().queries = vec![QueryInfo {
+            name: "read_order".into(),
+            sql: "SELECT id, note FROM Orders WHERE id = $1".into(),
+        }];
+        assert_eq!(step_of(&r).as_deref(), Some("drop"));
+        // A query that reads the view is the view's.
+        r.info.as_mut().unwrap().queries[0].sql = "SELECT n FROM public.daily_totals".into();
+        assert_eq!(step_of(&r).as_deref(), Some("view"));
     }
 
     #[test]
