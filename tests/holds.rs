@@ -561,11 +561,11 @@ const FINAL_LOCKS: [(&str, &str); 3] = [
 /// The ACCESS EXCLUSIVE lock DROP INDEX CONCURRENTLY, REINDEX CONCURRENTLY
 /// and DETACH PARTITION CONCURRENTLY take at their very end, on a relation
 /// the app reads, for a millisecond or less (tails.toml): no poll can be
-/// sure to see one, and a 1 ms poll saw fewer than half of them (the
-/// witness below sees about 40 %). Over four rehearsals, at least 5 of the
-/// 12 have a row in locks.csv (measured: 75 %; 23 % before the poll went
-/// back to back after each change of the statement's transaction). The
-/// witness's sightings are compared and printed.
+/// sure to see one (the witness below, polling every 1 ms, sees about 60
+/// %). Over four rehearsals, at least 5 of the 12 have a row in locks.csv
+/// (measured: 30 of 36; 14 of 24 before the poll went back to back after
+/// each change of the statement's transaction, README "Precision of lock
+/// holds"). The witness's sightings are compared and printed.
 #[test]
 fn brief_final_access_exclusive_locks_are_caught() {
     let _alone = alone();
