@@ -310,7 +310,7 @@ impl Held {
             // change can be over in a millisecond (a DROP INDEX
             // CONCURRENTLY of a small index is over in 2 ms; the ACCESS
             // EXCLUSIVE it, REINDEX and DETACH CONCURRENTLY take at their
-            // end, once their last wait is over, lasts 1–3 ms), shorter
+            // end, once their last wait is over, lasts 0.2–3 ms), shorter
             // than a 1 ms interval plus a poll.
             if let Some(since) = eager_since.take() {
                 eager_spent += since.elapsed();

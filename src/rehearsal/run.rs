@@ -161,12 +161,13 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         .or_else(|| observations.connection_lost.clone());
     explain_stop(&mut migration, signals, failure);
     tracing::debug!(
-        "observer: {} polls ({} ticks skipped: no request on the server for over {:?}), mean interval {:.2} ms, {} app waits",
+        "observer: {} polls ({} ticks skipped: no request on the server for over {:?}), mean interval {:.2} ms, {} app waits; the migration's locks polled {} times",
         observations.polls,
         observations.polls_skipped,
         crate::observe::SUSPECT_AFTER,
         observations.mean_poll_ms,
-        observations.waits.len()
+        observations.waits.len(),
+        observations.held_polls
     );
     Ok(Measured {
         started_at: clock.started_at(),
