@@ -563,7 +563,7 @@ const FINAL_LOCKS: [(&str, &str); 3] = [
 /// the app reads, for a millisecond or less (tails.toml): no poll can be
 /// sure to see one (the witness below, polling every 1 ms, sees about 60
 /// %). Over four rehearsals, at least 5 of the 12 have a row in locks.csv
-/// (measured: 30 of 36; 14 of 24 before the poll went back to back after
+/// (measured: 29 of 36; 14 of 24 before the poll went back to back after
 /// each change of the statement's transaction, README "Precision of lock
 /// holds"). The witness's sightings are compared and printed.
 #[test]
