@@ -371,6 +371,14 @@ fn witness_rehearsal(fixture: &str) -> Witnessed {
 }
 
 impl Witnessed {
+    /// Did the witness see `s` while a step ran?
+    fn in_a_step(&self, s: &Sighting) -> bool {
+        self.rec
+            .steps
+            .iter()
+            .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
+    }
+
     fn teardown(self) {
         self.rt.block_on(self.server.teardown()).unwrap();
     }
@@ -459,14 +467,9 @@ fn witnessed_run() -> Vec<String> {
     // leaves them out: reports/README.md), and whatever lies between steps,
     // where the session reads the catalog for the step's boundary (relation
     // names, sizes) — pgrehearse's own reads, not the migration's locks.
-    let in_a_step = |s: &Sighting| {
-        rec.steps
-            .iter()
-            .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
-    };
     for s in sightings.iter().filter(|s| {
         s.last_seen - s.first_seen >= MUST_SEE_MS
-            && in_a_step(s)
+            && w.in_a_step(s)
             && !is_catalog(Some(s.oid), &s.relation[0])
     }) {
         assert!(
@@ -584,15 +587,9 @@ fn brief_final_access_exclusive_locks_are_caught() {
             caught += usize::from(row.is_some());
         }
         let sightings = w.seen.sightings(w.started_ms);
-        let in_a_step = |s: &Sighting| {
-            w.rec
-                .steps
-                .iter()
-                .any(|st| s.first_seen <= st.end_ms && s.last_seen >= st.start_ms)
-        };
         for s in sightings.iter().filter(|s| {
             s.mode == "AccessExclusiveLock"
-                && in_a_step(s)
+                && w.in_a_step(s)
                 && w.seen.existing.contains(&i64::from(s.oid))
                 && !is_catalog(Some(s.oid), &s.relation[0])
         }) {
