@@ -644,10 +644,11 @@ const FULL_RATE_FOR: Duration = Duration::from_millis(100);
 const EAGER_FOR: Duration = Duration::from_millis(10);
 /// Back to back, the poll reads pg_locks some 7 000 times a second (a
 /// poll every ~0.13 ms on a 2-core machine under load), busy on both this
-/// process's side and its backend's: a statement has this much of it (a short DROP INDEX CONCURRENTLY wants
-/// three bursts: its start and its next two transactions), and beyond it
-/// an [`EAGER_SHARE`]th of its time (a procedure that commits every few
-/// milliseconds changes its transaction all along).
+/// process's side and its backend's: a statement has this much of it (a
+/// short DROP INDEX CONCURRENTLY wants three bursts: its start and its next
+/// two transactions), and beyond it an [`EAGER_SHARE`]th of its time (a
+/// procedure that commits every few milliseconds changes its transaction
+/// all along).
 const EAGER_BUDGET: Duration = Duration::from_millis(30);
 const EAGER_SHARE: u32 = 16;
 const FULL_RATE_AFTER_CHANGE: Duration = Duration::from_millis(20);
