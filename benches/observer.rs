@@ -2,7 +2,7 @@
 //! without the observers (wait poller, held-lock poller, server sampler), on
 //! one local cluster, in interleaved pairs so drift hits both sides alike.
 //!
-//! Three modes, each measured in every pair:
+//! Four modes, each measured in every pair:
 //! - `steady`: no migration step runs, so the observers back off (the wait
 //!   poll every 5 × 5 ms, the server sample every second);
 //! - `step`: a step runs (`MigrationStatus::in_step`), so they poll at full
@@ -10,7 +10,11 @@
 //! - `statement`: a statement outside a transaction runs all along too (a
 //!   long CREATE INDEX CONCURRENTLY), so the held-lock poller polls; the
 //!   migration's stand-in holds a ShareUpdateExclusiveLock on the table, as
-//!   the build would, on both sides of the pair.
+//!   the build would, on both sides of the pair;
+//! - `transaction`: a statement inside a transaction runs all along (a long
+//!   UPDATE), so the held-lock poller times its waits (every 1 ms for its
+//!   first 100 ms, every 10 ms after); the stand-in holds a RowExclusiveLock
+//!   on the table on both sides.
 //!
 //! `cargo bench --bench observer` prints, per mode, the median qps of each
 //! side, the median of the per-pair ratios with/without and its bootstrap
@@ -18,7 +22,7 @@
 //! and writes the raw runs to benches/results/observer/<UTC time>.csv (see
 //! its README.md).
 //! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5),
-//! OBSERVER_BENCH_MODES (comma-separated, default all three).
+//! OBSERVER_BENCH_MODES (comma-separated, default all four).
 
 mod common;
 
@@ -107,7 +111,11 @@ async fn measure(
 ) -> Run {
     let observe = if observe { mode } else { common::Observe::Off };
     // The statement's lock is there with or without observers.
-    let hold = mode == common::Observe::InStatement;
+    let hold = match mode {
+        common::Observe::InStatement => Some("SHARE UPDATE EXCLUSIVE"),
+        common::Observe::InTransaction => Some("ROW EXCLUSIVE"),
+        _ => None,
+    };
     let before = server.cpu();
     let (m, own) = tokio::join!(
         common::drive_with(conn, &s.workload, &["accounts"], observe, secs, hold),
@@ -272,10 +280,11 @@ fn bootstrap_95(ratios: &[f64]) -> (f64, f64) {
     (at(0.025), at(0.975))
 }
 
-const MODES: [(&str, common::Observe); 3] = [
+const MODES: [(&str, common::Observe); 4] = [
     ("steady", common::Observe::Idle),
     ("step", common::Observe::InStep),
     ("statement", common::Observe::InStatement),
+    ("transaction", common::Observe::InTransaction),
 ];
 
 fn main() {
@@ -311,7 +320,7 @@ fn main() {
         pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();
         let server = Server::find(&conn).await;
         // Per mode and side (0 without, 1 with observers): the runs.
-        let mut runs: [[Vec<Run>; 2]; 3] = Default::default();
+        let mut runs: [[Vec<Run>; 2]; MODES.len()] = Default::default();
         let wanted: Vec<String> = std::env::var("OBSERVER_BENCH_MODES")
             .map(|v| v.split(',').map(|m| m.trim().to_string()).collect())
             .unwrap_or_default();

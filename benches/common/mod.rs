@@ -53,6 +53,10 @@ pub enum Observe {
     /// In a step, a statement running outside a transaction all along (a
     /// long CREATE INDEX CONCURRENTLY): the held-lock poller polls too.
     InStatement,
+    /// In a step, a statement running inside a transaction all along (a
+    /// long UPDATE): the held-lock poller times its waits (every 10 ms
+    /// after its first 100 ms).
+    InTransaction,
 }
 
 /// The migration's status as the observers see it: in a step or not, in a
@@ -60,11 +64,12 @@ pub enum Observe {
 fn status(observe: Observe, pid: i32) -> MigrationStatus {
     use std::sync::atomic::Ordering::Relaxed;
     let st = MigrationStatus::default();
-    let in_statement = observe == Observe::InStatement;
+    let in_statement = matches!(observe, Observe::InStatement | Observe::InTransaction);
     st.in_step
         .store(in_statement || observe == Observe::InStep, Relaxed);
     st.in_statement.store(in_statement, Relaxed);
-    st.autocommit.store(in_statement, Relaxed);
+    st.autocommit
+        .store(observe == Observe::InStatement, Relaxed);
     st.pid.store(pid, Relaxed);
     st
 }
@@ -76,22 +81,22 @@ pub async fn drive(
     observe: Observe,
     secs: f64,
 ) -> Measured {
-    drive_with(conn, plan, tables, observe, secs, false).await
+    drive_with(conn, plan, tables, observe, secs, None).await
 }
 
-/// [`drive`], the migration's stand-in holding a ShareUpdateExclusiveLock
-/// on the first of `tables` all along when `hold` (as CREATE INDEX
-/// CONCURRENTLY holds one on its table; it blocks none of the app's reads
-/// and writes). Without a lock to see, the held-lock poller would keep
-/// reading every backend's status for the statement's start on each poll,
-/// which a real statement stops doing at its first lock.
+/// [`drive`], the migration's stand-in holding a lock in mode `hold` on the
+/// first of `tables` all along (SHARE UPDATE EXCLUSIVE as CREATE INDEX
+/// CONCURRENTLY holds on its table, ROW EXCLUSIVE as an UPDATE does; neither
+/// blocks the app's reads and writes). Without a lock to see, the held-lock
+/// poller would keep reading every backend's status for the statement's
+/// start on each poll, which a real statement stops doing at its first lock.
 pub async fn drive_with(
     conn: &ConnInfo,
     plan: &WorkloadPlan,
     tables: &[&str],
     observe: Observe,
     secs: f64,
-    hold: bool,
+    hold: Option<&str>,
 ) -> Measured {
     let clock = Clock::start();
     let stop = CancellationToken::new();
@@ -140,17 +145,14 @@ pub async fn drive_with(
         None
     };
     if let Some((_, migration)) = &observer {
-        if observe == Observe::InStatement {
+        if matches!(observe, Observe::InStatement | Observe::InTransaction) {
             // The statement is sent: the held-lock poller follows it.
             migration.statement_sent.notify_one();
         }
     }
-    if hold {
+    if let Some(mode) = hold {
         admin
-            .batch_execute(&format!(
-                "BEGIN; LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE",
-                tables[0]
-            ))
+            .batch_execute(&format!("BEGIN; LOCK TABLE {} IN {mode} MODE", tables[0]))
             .await
             .expect("the stand-in's lock");
     }
@@ -185,7 +187,7 @@ pub async fn drive_with(
         None => [0; 3],
     };
     let cpu = cpu_time(false).saturating_sub(cpu);
-    if hold {
+    if hold.is_some() {
         admin
             .batch_execute("ROLLBACK")
             .await
