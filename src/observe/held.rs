@@ -221,11 +221,7 @@ impl Held {
         let mut previous_start: Option<f64> = None;
         let mut previous_vxid: Option<String> = None;
         let mut seen_any = false;
-        let started = tokio::time::Instant::now();
-        let mut changed_at = started;
-        // How long the poll has run back to back (see `EAGER_BUDGET`).
-        let mut eager_spent = Duration::ZERO;
-        let mut eager_since: Option<tokio::time::Instant> = None;
+        let mut pace = Pace::new(in_txn);
         loop {
             let polled_at = tokio::time::Instant::now();
             let running = mig.in_statement.load(Ordering::Relaxed)
@@ -237,22 +233,9 @@ impl Held {
             // (A statement that takes no relation lock would otherwise pay
             // for the read on every poll: 2 points of the app's throughput
             // in `cargo bench --bench observer`.)
-            let want_start = !in_txn && !seen_any && started.elapsed() <= FULL_RATE_FOR;
-            let row = self
-                .client
-                .query_one(&self.query, &[&pid, &want_start])
-                .await?;
-            // The poll's bounds: its read of pg_locks lies between them (a
-            // poll the server was descheduled in is long; its midpoint can
-            // be on either side of a change it missed or saw).
-            let t0 = self.ctx.server_clock.to_run_ms(row.get(0));
-            let t1 = self.ctx.server_clock.to_run_ms(row.get(3));
+            let want_start = !in_txn && !seen_any && pace.started.elapsed() <= FULL_RATE_FOR;
+            let (t0, t1, statement_start, rows) = self.poll(pid, want_start).await?;
             let t = (t0 + t1) / 2.0;
-            let statement_start = row
-                .get::<_, Option<f64>>(1)
-                .map(|ms| self.ctx.server_clock.to_run_ms(ms));
-            self.polls += 1;
-            let rows: Vec<String> = row.get(2);
             let kind = |k: &'static str| {
                 rows.iter()
                     .filter_map(move |r| r.strip_prefix(k)?.strip_prefix('|'))
@@ -294,9 +277,6 @@ impl Held {
             if !running || self.ctx.stop.is_cancelled() {
                 break;
             }
-            if changed {
-                changed_at = polled_at;
-            }
             // Holding or waiting for a lock the app queues behind: when it
             // is released (inside a transaction: in the COMMIT, which the
             // poll follows), and when the statement takes more of them
@@ -304,30 +284,7 @@ impl Held {
             // feels.
             let blocks = |k: &Key| blocks_of(&k.0, &k.2) != Blocks::None;
             let blocking = waiting.keys().any(blocks) || open.keys().any(blocks);
-            // Outside a transaction, back to back for EAGER_FOR after the
-            // statement began and after its locks, its waits or its
-            // internal transaction changed: what comes right after such a
-            // change can be over in a millisecond (a DROP INDEX
-            // CONCURRENTLY of a small index is over in 2 ms; the ACCESS
-            // EXCLUSIVE it, REINDEX and DETACH CONCURRENTLY take at their
-            // end, once their last wait is over, lasts 0.2–3 ms), shorter
-            // than a 1 ms interval plus a poll.
-            if let Some(since) = eager_since.take() {
-                eager_spent += since.elapsed();
-            }
-            let interval =
-                if !in_txn && back_to_back(changed_at.elapsed(), started.elapsed(), eager_spent) {
-                    eager_since = Some(tokio::time::Instant::now());
-                    Duration::ZERO
-                } else {
-                    poll_interval(
-                        started.elapsed(),
-                        in_txn,
-                        !waiting.is_empty(),
-                        blocking,
-                        changed_at.elapsed(),
-                    )
-                };
+            let interval = pace.after(polled_at, changed, !waiting.is_empty(), blocking);
             // A late poll does not make the next one early.
             let next = polled_at + interval;
             // Not through the timer, whose wheel turns in whole
@@ -362,6 +319,92 @@ impl Held {
         self.sightings.extend(open.into_values());
         self.waits.extend(waiting.into_values().map(|w| w.wait));
         Ok(())
+    }
+}
+
+impl Held {
+    /// One read of the migration backend's locks: the server's clock
+    /// around it on the run clock (its read of pg_locks lies between them;
+    /// a poll the server was descheduled in is long, and its midpoint can
+    /// be on either side of a change it missed or saw), the backend's
+    /// `query_start` when `want_start`, and the rows.
+    async fn poll(
+        &mut self,
+        pid: i32,
+        want_start: bool,
+    ) -> Result<(f64, f64, Option<f64>, Vec<String>), tokio_postgres::Error> {
+        let row = self
+            .client
+            .query_one(&self.query, &[&pid, &want_start])
+            .await?;
+        self.polls += 1;
+        let clock = &self.ctx.server_clock;
+        Ok((
+            clock.to_run_ms(row.get(0)),
+            clock.to_run_ms(row.get(3)),
+            row.get::<_, Option<f64>>(1).map(|ms| clock.to_run_ms(ms)),
+            row.get(2),
+        ))
+    }
+}
+
+/// When the next poll of one statement goes out.
+struct Pace {
+    in_txn: bool,
+    started: tokio::time::Instant,
+    /// The last poll whose locks, waits or internal transaction changed
+    /// (the statement's start at first).
+    changed_at: tokio::time::Instant,
+    /// How long the poll has run back to back (see `EAGER_BUDGET`), and
+    /// since when it does so now.
+    eager_spent: Duration,
+    eager_since: Option<tokio::time::Instant>,
+}
+
+impl Pace {
+    fn new(in_txn: bool) -> Pace {
+        let started = tokio::time::Instant::now();
+        Pace {
+            in_txn,
+            started,
+            changed_at: started,
+            eager_spent: Duration::ZERO,
+            eager_since: None,
+        }
+    }
+
+    /// How long after the poll sent at `polled_at` the next one goes: what
+    /// that poll found (`changed`, the statement `waiting` for a lock, a
+    /// lock it holds or waits for `blocking` the app) decides.
+    ///
+    /// Outside a transaction, back to back for EAGER_FOR after the
+    /// statement began and after its locks, its waits or its internal
+    /// transaction changed: what comes right after such a change can be
+    /// over in a millisecond (a DROP INDEX CONCURRENTLY of a small index is
+    /// over in 2 ms; the ACCESS EXCLUSIVE it, REINDEX and DETACH
+    /// CONCURRENTLY take at their end, once their last wait is over, lasts
+    /// 0.2–3 ms), shorter than a 1 ms interval plus a poll. Otherwise
+    /// `poll_interval`.
+    fn after(
+        &mut self,
+        polled_at: tokio::time::Instant,
+        changed: bool,
+        waiting: bool,
+        blocking: bool,
+    ) -> Duration {
+        if changed {
+            self.changed_at = polled_at;
+        }
+        if let Some(since) = self.eager_since.take() {
+            self.eager_spent += since.elapsed();
+        }
+        let (into, still) = (self.started.elapsed(), self.changed_at.elapsed());
+        if !self.in_txn && back_to_back(still, into, self.eager_spent) {
+            self.eager_since = Some(tokio::time::Instant::now());
+            Duration::ZERO
+        } else {
+            poll_interval(into, self.in_txn, waiting, blocking, still)
+        }
     }
 }
 
