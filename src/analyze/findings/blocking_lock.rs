@@ -33,7 +33,9 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         .copied()
         .filter(|l| l.blocks != Blocks::None && l.held_ms.is_some_and(|h| h > th))
         .collect();
-    blocking.sort_by(|x, y| held(y).total_cmp(&held(x)));
+    // Longest first; of holds as long, the one that blocks more (a table's
+    // ACCESS EXCLUSIVE and SHARE over one span), whatever locks.csv's order.
+    blocking.sort_by(|x, y| held(y).total_cmp(&held(x)).then(y.blocks.cmp(&x.blocks)));
     let mut seen_keys: Vec<(&str, &str)> = Vec::new();
     let mut out = Vec::new();
     for (i, l) in blocking.iter().enumerate() {
@@ -280,6 +282,28 @@ pub(super) mod examples {
         r2.statements.push(crate::analyze::testkit::stmt("type", "ALTER INDEX x", 1300.0, 1310.0));
         r2.locks.push(lock_on("orders2_pkey", "type", "AccessExclusiveLock", 1300.0, 1499.0));
         assert_eq!(found(&r2).len(), 2, "{:#?}", found(&r2));
+    }
+
+    #[test]
+    fn of_two_modes_held_over_one_span_the_stronger_is_named() {
+        // ALTER COLUMN TYPE holds SHARE and ACCESS EXCLUSIVE on its table
+        // from the same poll to the same COMMIT; locks.csv lists them in
+        // either order, and the finding is the same.
+        let sql = "ALTER TABLE orders ALTER COLUMN c TYPE bigint";
+        for share_first in [true, false] {
+            let mut r = record();
+            step_holding(&mut r, "type", sql, (1000.0, 1500.0), "AccessExclusiveLock", 1000.5);
+            let mut share = r.locks.last().unwrap().clone();
+            share.mode = "ShareLock".into();
+            share.blocks = crate::record::Blocks::Writes;
+            let at = if share_first { r.locks.len() - 1 } else { r.locks.len() };
+            r.locks.insert(at, share);
+            r.waits.push(wait(1010.0, 1500.0, WaitCause::Migration));
+            let f = found(&r);
+            assert_eq!(f.len(), 1, "{f:#?}");
+            assert!(f[0].title.starts_with("AccessExclusiveLock blocked reads+writes on orders"), "{}", f[0].title);
+            assert_eq!(f[0].severity, crate::analyze::Severity::Critical);
+        }
     }
 
     #[test]

@@ -485,7 +485,11 @@ fn step_outcome<'a>(rec: &'a RunRecord, phase: &str, step: &str) -> Option<&'a s
 /// parent before its partitions.
 pub(crate) fn first_granted<'a>(a: &'a LockRow, b: &'a LockRow) -> &'a LockRow {
     let g = |l: &LockRow| l.granted_ms.unwrap_or(f64::INFINITY);
-    if g(b) < g(a) || (g(b) == g(a) && is_index(a) && !is_index(b)) {
+    // Of two granted at once: the table's before its index's, then the mode
+    // that blocks more (ALTER COLUMN TYPE holds ACCESS EXCLUSIVE and SHARE
+    // on its table over the same span, in no set order in locks.csv).
+    let rank = |l: &LockRow| (is_index(l), std::cmp::Reverse(l.blocks));
+    if g(b) < g(a) || (g(b) == g(a) && rank(b) < rank(a)) {
         b
     } else {
         a
