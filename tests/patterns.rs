@@ -161,3 +161,89 @@ async fn an_attach_after_the_advised_check_skips_its_scan() {
     );
     server.teardown().await.unwrap();
 }
+
+/// The advice's SQL is built from the statement's own names: it must run
+/// as written where those are schema-qualified, quoted, mixed-case or
+/// reserved words, as PostgreSQL renders them in locks.csv.
+#[tokio::test(flavor = "multi_thread")]
+async fn advised_sql_runs_as_written_on_qualified_and_quoted_names() {
+    let server = Backend::start(&BackendOptions::local(&[])).await.unwrap();
+    let conn = server.conn().clone();
+    let db = common::connect(&conn, &conn.dbname).await;
+    db.batch_execute(
+        r#"CREATE SCHEMA app;
+         CREATE TABLE app.customers (id bigint PRIMARY KEY);
+         INSERT INTO app.customers SELECT g FROM generate_series(1, 1000) g;
+         CREATE TABLE app.orders (id bigint NOT NULL, note text, "order" int);
+         INSERT INTO app.orders SELECT g, 'n' || g, g FROM generate_series(1, 1000) g;
+         CREATE SCHEMA "App Data";
+         CREATE TABLE "App Data"."Order Items" (id bigint NOT NULL, "Note" text);
+         INSERT INTO "App Data"."Order Items" SELECT g, 'N' || g FROM generate_series(1, 1000) g;
+         CREATE TABLE "App Data"."Events" (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+         CREATE TABLE "App Data"."Events 2026" PARTITION OF "App Data"."Events"
+             FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');"#,
+    )
+    .await
+    .unwrap();
+    let (orders, items) = ("app.orders", r#""App Data"."Order Items""#);
+    let cases = [
+        (
+            "ALTER TABLE app.orders ADD CONSTRAINT orders_note_uq UNIQUE (note, id)",
+            orders,
+        ),
+        ("ALTER TABLE app.orders ADD PRIMARY KEY (id)", orders),
+        (
+            r#"ALTER TABLE app.orders ADD CONSTRAINT "Positive" CHECK ("order" > 0)"#,
+            orders,
+        ),
+        (
+            r#"ALTER TABLE app.orders ADD CONSTRAINT "Cust FK" FOREIGN KEY ("order") REFERENCES app.customers (id)"#,
+            orders,
+        ),
+        (
+            r#"ALTER TABLE app.orders ALTER COLUMN "order" SET NOT NULL"#,
+            orders,
+        ),
+        (
+            r#"ALTER TABLE "App Data"."Order Items" ALTER COLUMN "Note" SET NOT NULL"#,
+            items,
+        ),
+        (
+            r#"ALTER TABLE "App Data"."Order Items" ADD CONSTRAINT "Note uq" UNIQUE ("Note", id)"#,
+            items,
+        ),
+        (
+            r#"ALTER TABLE "App Data"."Order Items" ADD COLUMN "Made At" timestamptz DEFAULT clock_timestamp() NOT NULL"#,
+            items,
+        ),
+    ];
+    let mut advised: Vec<(String, String)> = cases
+        .iter()
+        .map(|(bad, rel)| (bad.to_string(), patterns::for_statement(bad, rel).sql))
+        .collect();
+    let index = r#"CREATE INDEX "By Day" ON "App Data"."Events" (at)"#;
+    let per_partition = patterns::for_partitioned(
+        index,
+        r#""App Data"."Events""#,
+        &[r#""App Data"."Events 2026""#],
+    );
+    advised.push((index.to_string(), per_partition.sql));
+    for (bad, sql) in &advised {
+        // One statement a line; the batches' bounds made concrete.
+        for line in sql.lines().filter(|l| !l.trim_start().starts_with("--")) {
+            let statement = line
+                .split("; --")
+                .next()
+                .unwrap()
+                .replace("$1", "0")
+                .replace("$2", "1000000");
+            if let Err(e) = db.batch_execute(&statement).await {
+                panic!(
+                    "advice for `{bad}`:\n{sql}\n`{statement}` failed: {}",
+                    pgrehearse::pg::error_text(&e)
+                );
+            }
+        }
+    }
+    server.teardown().await.unwrap();
+}

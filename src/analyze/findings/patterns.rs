@@ -23,18 +23,7 @@ pub(crate) use crate::sql::one_line;
 /// table's own key (`key`, a column name as the catalog spells it).
 pub fn batched_by(sql: &str, key: &str) -> String {
     // Quoted only where it must be: `aid`, but `"Order ID"`.
-    let plain = key
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    let key = if plain {
-        key.to_string()
-    } else {
-        crate::pg::quote_ident(key)
-    };
+    let key = as_identifier(key);
     sql.replace(
         "WHERE id > $1 AND id <= $2",
         &format!("WHERE {key} > $1 AND {key} <= $2"),
@@ -71,32 +60,30 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
         return p;
     }
     if up.contains("FOREIGN KEY") || (up.contains("ADD CONSTRAINT") && up.contains("REFERENCES")) {
-        let name = re(r"(?i)ADD\s+CONSTRAINT\s+(\S+)")
-            .captures(s)
-            .map(|c| c[1].to_string())
-            .unwrap_or_else(|| "fk_name".into());
+        let name = constraint_name(s).unwrap_or_else(|| "fk_name".into());
         return pattern(
             "Add the foreign key NOT VALID (a brief lock, no scan), then VALIDATE CONSTRAINT in a separate step: validation takes SHARE UPDATE EXCLUSIVE on the table and ROW SHARE on the referenced one, so writes continue.",
             format!("{s} NOT VALID;\n-- next step:\nALTER TABLE {relation} VALIDATE CONSTRAINT {name};"),
         );
     }
     if up.contains("SET NOT NULL") {
-        let col = re(r"(?i)ALTER\s+COLUMN\s+(\S+)\s+SET\s+NOT\s+NULL")
-            .captures(s)
-            .map(|c| c[1].to_string())
-            .unwrap_or_else(|| "col".into());
+        let col = re(&format!(
+            r"(?i)ALTER\s+COLUMN\s+{}\s+SET\s+NOT\s+NULL",
+            ident()
+        ))
+        .captures(s)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| "col".into());
+        let check = derived(&col, "_not_null");
         return pattern(
             "Prove the column has no NULLs with a CHECK constraint added NOT VALID and validated separately; SET NOT NULL then skips its full-table scan under ACCESS EXCLUSIVE (PostgreSQL 12+).",
             format!(
-                "ALTER TABLE {relation} ADD CONSTRAINT {col}_not_null CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {relation} VALIDATE CONSTRAINT {col}_not_null;\nALTER TABLE {relation} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {relation} DROP CONSTRAINT {col}_not_null;"
+                "ALTER TABLE {relation} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {relation} VALIDATE CONSTRAINT {check};\nALTER TABLE {relation} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {relation} DROP CONSTRAINT {check};"
             ),
         );
     }
     if up.contains("CHECK") && up.contains("ADD") && !up.contains("NOT VALID") {
-        let name = re(r"(?i)ADD\s+CONSTRAINT\s+(\S+)")
-            .captures(s)
-            .map(|c| c[1].to_string())
-            .unwrap_or_else(|| "check_name".into());
+        let name = constraint_name(s).unwrap_or_else(|| "check_name".into());
         return pattern(
             "Add the CHECK constraint NOT VALID, then VALIDATE CONSTRAINT in a separate step (SHARE UPDATE EXCLUSIVE: reads and writes continue).",
             format!("{s} NOT VALID;\n-- next step:\nALTER TABLE {relation} VALIDATE CONSTRAINT {name};"),
@@ -113,17 +100,13 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
     if up.contains("ADD COLUMN") && volatile_default(&up) {
         return pattern(
             "A volatile default rewrites the table. Add the column without a default, set the default for new rows, then backfill existing rows in batches.",
-            format!(
-                "ALTER TABLE {relation} ADD COLUMN col type;\nALTER TABLE {relation} ALTER COLUMN col SET DEFAULT expr;\nUPDATE {relation} SET col = expr WHERE id > $1 AND id <= $2; -- in batches"
-            ),
+            volatile_default_backfill(s, relation),
         );
     }
     if up.contains("PRIMARY KEY") || (up.contains("ADD CONSTRAINT") && up.contains("UNIQUE")) {
         return pattern(
             "Build the unique index CONCURRENTLY first, then attach it as the constraint (a brief lock, no scan).",
-            format!(
-                "CREATE UNIQUE INDEX CONCURRENTLY {relation}_key_idx ON {relation} (col);\nALTER TABLE {relation} ADD CONSTRAINT {relation}_key UNIQUE USING INDEX {relation}_key_idx;"
-            ),
+            key_from_index(s, relation),
         );
     }
     if up.starts_with("UPDATE") || up.starts_with("DELETE") {
@@ -142,6 +125,58 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
         );
     }
     lock_timeout(s)
+}
+
+/// The name an `ADD CONSTRAINT name ...` gives, as written.
+fn constraint_name(s: &str) -> Option<String> {
+    re(&format!(r"(?i)ADD\s+CONSTRAINT\s+{}", ident()))
+        .captures(s)
+        .map(|c| c[1].to_string())
+}
+
+/// A UNIQUE or PRIMARY KEY constraint added from an index built
+/// CONCURRENTLY: the statement's own constraint name and columns where it
+/// gives them.
+fn key_from_index(s: &str, relation: &str) -> String {
+    let primary = re(r"(?i)\bPRIMARY\s+KEY\b").is_match(s);
+    let (kind, suffix) = if primary {
+        ("PRIMARY KEY", "_pkey")
+    } else {
+        ("UNIQUE", "_key")
+    };
+    let columns = re(r"(?is)\b(?:UNIQUE|PRIMARY\s+KEY)\s*\(([^)]*)\)")
+        .captures(s)
+        .map_or_else(|| "col".to_string(), |c| c[1].trim().to_string());
+    let name = constraint_name(s).unwrap_or_else(|| derived(relation, suffix));
+    let index = derived(&name, "_idx");
+    format!(
+        "CREATE UNIQUE INDEX CONCURRENTLY {index} ON {relation} ({columns});\nALTER TABLE {relation} ADD CONSTRAINT {name} {kind} USING INDEX {index};"
+    )
+}
+
+/// ADD COLUMN with a volatile default, as three steps: the column without
+/// it, the default for new rows, existing rows in batches. The column, its
+/// type and default are the statement's where it spells them plainly.
+fn volatile_default_backfill(s: &str, relation: &str) -> String {
+    let parts = re(&format!(
+        r"(?is)ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?{}\s+(.+?)\s+DEFAULT\s+(.+?)(\s+NOT\s+NULL)?\s*$",
+        ident()
+    ))
+    .captures(s);
+    let (col, ty, default) = match &parts {
+        Some(c) => (c[1].to_string(), c[2].to_string(), c[3].to_string()),
+        None => ("col".into(), "type".into(), "expr".into()),
+    };
+    let mut sql = format!(
+        "ALTER TABLE {relation} ADD COLUMN {col} {ty};\nALTER TABLE {relation} ALTER COLUMN {col} SET DEFAULT {default};\nUPDATE {relation} SET {col} = {default} WHERE id > $1 AND id <= $2 AND {col} IS NULL; -- in batches"
+    );
+    if parts.as_ref().is_some_and(|c| c.get(4).is_some()) {
+        sql.push_str(&format!(
+            "\n-- then NOT NULL through a validated CHECK (see SET NOT NULL):\nALTER TABLE {relation} ADD CONSTRAINT {} CHECK ({col} IS NOT NULL) NOT VALID;",
+            derived(&col, "_not_null")
+        ));
+    }
+    sql
 }
 
 /// Does an ADD COLUMN's DEFAULT call a volatile function? Since PostgreSQL
@@ -170,8 +205,12 @@ fn volatile_default(up: &str) -> bool {
 /// EXCLUSIVE only. The partition key is the parent's, not in the statement:
 /// `key` stands for it.
 fn attach_partition(s: &str) -> Option<SafePattern> {
-    let c = re(r"(?is)^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?(\S+)\s+ATTACH\s+PARTITION\s+(\S+)\s+FOR\s+VALUES\s+(.*)$")
-        .captures(s)?;
+    let c = re(&format!(
+        r"(?is)^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s+{}\s+FOR\s+VALUES\s+(.*)$",
+        qualified(),
+        qualified()
+    ))
+    .captures(s)?;
     let (part, bounds) = (&c[2], c[3].trim());
     let check = if let Some(b) = re(r"(?is)^FROM\s*\((.*?)\)\s*TO\s*\((.*?)\)$").captures(bounds) {
         format!(
@@ -184,7 +223,7 @@ fn attach_partition(s: &str) -> Option<SafePattern> {
     } else {
         "key fits the bounds".to_string()
     };
-    let name = format!("{}_bounds", bare(part));
+    let name = derived(part, "_bounds");
     Some(pattern(
         "ATTACH PARTITION scans the whole table it attaches under ACCESS EXCLUSIVE on it, to prove its rows fit the partition's bounds, unless a valid CHECK constraint proves it already. Add that CHECK NOT VALID (a brief lock), VALIDATE it in its own step (SHARE UPDATE EXCLUSIVE: reads and writes go on), then attach: PostgreSQL skips the scan. `key` is the partition key.",
         format!(
@@ -237,9 +276,11 @@ fn online_form(s: &str) -> Option<SafePattern> {
 /// attached; the parent's index turns valid with the last one.
 pub fn for_partitioned(sql: &str, parent: &str, partitions: &[&str]) -> SafePattern {
     let s = sql.trim().trim_end_matches(';');
-    let index = re(
-        r"(?is)^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:(\S+)\s+)?ON\s+(?:ONLY\s+)?(\S+)\s+(.*)$",
-    );
+    let index = re(&format!(
+        r"(?is)^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:{}\s+)?ON\s+(?:ONLY\s+)?{}\s*(.*)$",
+        ident(),
+        qualified()
+    ));
     let Some(c) = index
         .captures(s)
         .filter(|_| !s.to_ascii_uppercase().contains("CONCURRENTLY"))
@@ -247,21 +288,19 @@ pub fn for_partitioned(sql: &str, parent: &str, partitions: &[&str]) -> SafePatt
         return for_statement(sql, parent);
     };
     let unique = c.get(1).map_or("", |m| m.as_str());
-    let name = c.get(2).map_or_else(
-        || format!("{}_idx", bare(parent)),
-        |m| m.as_str().to_string(),
-    );
+    let name = c
+        .get(2)
+        .map_or_else(|| derived(parent, "_idx"), |m| m.as_str().to_string());
     let (table, rest) = (&c[3], &c[4]);
     let mut example = format!(
         "-- the parent's index, building nothing (invalid until every partition has one):\nCREATE {unique}INDEX {name} ON ONLY {table} {rest};\n-- each partition, writes going on (a step each, transaction = false):\n"
     );
     for p in partitions.iter().take(3) {
-        let child: String = format!("{}_{}", bare(p), bare(&name))
-            .chars()
-            .take(63)
-            .collect();
+        let child = derived(p, &format!("_{}", bare(&name)));
         example.push_str(&format!(
-            "CREATE {unique}INDEX CONCURRENTLY {child} ON {p} {rest};\nALTER INDEX {name} ATTACH PARTITION {child};\n"
+            "CREATE {unique}INDEX CONCURRENTLY {child} ON {p} {rest};\nALTER INDEX {} ATTACH PARTITION {};\n",
+            beside(table, &name),
+            beside(p, &child)
         ));
     }
     if partitions.len() > 3 {
@@ -276,13 +315,190 @@ pub fn for_partitioned(sql: &str, parent: &str, partitions: &[&str]) -> SafePatt
     )
 }
 
-/// A relation's name without schema or quotes, for deriving names.
-fn bare(rel: &str) -> String {
-    rel.rsplit('.')
+/// A relation's or column's name without schema or quotes, for deriving
+/// names: `"App Data"."Order Items"` gives `Order Items`.
+fn bare(ident: &str) -> String {
+    parts(ident).pop().unwrap_or_default()
+}
+
+/// The parts of a name, schema first, unquoted.
+fn parts(ident: &str) -> Vec<String> {
+    let (mut parts, mut part, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = ident.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                part.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut part)),
+            c => part.push(c),
+        }
+    }
+    parts.push(part);
+    parts
+}
+
+/// `name` (an identifier as SQL spells it) in `relation`'s schema, where
+/// the relation names one: an index lives in its table's schema, which
+/// need not be on the search_path.
+fn beside(relation: &str, name: &str) -> String {
+    let mut p = parts(relation);
+    p.pop();
+    match p.pop() {
+        Some(schema) => format!("{}.{name}", as_identifier(&schema)),
+        None => name.to_string(),
+    }
+}
+
+/// A name made from `ident`'s (see [`bare`]) and `suffix`, as PostgreSQL
+/// takes it in CREATE INDEX, ADD CONSTRAINT and USING INDEX: unqualified
+/// (an index or constraint lives in its table's schema), quoted where it
+/// must be, at most 63 bytes (what PostgreSQL would keep of it).
+fn derived(ident: &str, suffix: &str) -> String {
+    let mut name = format!("{}{suffix}", bare(ident));
+    while name.len() > 63 {
+        name.pop();
+    }
+    as_identifier(&name)
+}
+
+/// `name` as SQL spells it: as is where it is a plain lower-case
+/// identifier, else quoted.
+pub(crate) fn as_identifier(name: &str) -> String {
+    let plain = name
+        .chars()
         .next()
-        .unwrap_or(rel)
-        .trim_matches('"')
-        .to_string()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain && !RESERVED.contains(&name) {
+        name.to_string()
+    } else {
+        crate::pg::quote_ident(name)
+    }
+}
+
+/// PostgreSQL's reserved key words (and those only a function or type may
+/// be named): a column named one must be quoted.
+const RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "binary",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "natural",
+    "not",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "right",
+    "select",
+    "session_user",
+    "similar",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
+/// One part of a name as written in a statement: quoted (spaces, dots and
+/// all) or not.
+const PART: &str = r#"(?:"(?:[^"]|"")+"|[^\s(),;."]+)"#;
+
+/// A regex group capturing a name of one part (a column, a constraint).
+fn ident() -> String {
+    format!("({PART})")
+}
+
+/// A regex group capturing a name that may be schema-qualified.
+fn qualified() -> String {
+    format!(r"({PART}(?:\.{PART})*)")
 }
 
 /// Work that ran under an ACCESS EXCLUSIVE lock an earlier statement of its
@@ -436,6 +652,38 @@ mod tests {
             "{}",
             p.sql
         );
+    }
+
+    #[test]
+    fn derived_names_are_unqualified_and_quoted_where_they_must_be() {
+        let p = for_statement(
+            r#"ALTER TABLE "App Data"."Order Items" ALTER COLUMN "Note" SET NOT NULL"#,
+            r#""App Data"."Order Items""#,
+        );
+        assert!(
+            p.sql
+                .contains(r#"ADD CONSTRAINT "Note_not_null" CHECK ("Note" IS NOT NULL)"#),
+            "{}",
+            p.sql
+        );
+        let p = for_statement(
+            "ALTER TABLE app.orders ADD CONSTRAINT orders_note_uq UNIQUE (note, id)",
+            "app.orders",
+        );
+        assert_eq!(
+            p.sql,
+            "CREATE UNIQUE INDEX CONCURRENTLY orders_note_uq_idx ON app.orders (note, id);\nALTER TABLE app.orders ADD CONSTRAINT orders_note_uq UNIQUE USING INDEX orders_note_uq_idx;"
+        );
+        let p = for_statement("ALTER TABLE orders ADD PRIMARY KEY (id)", "orders");
+        assert!(
+            p.sql
+                .contains("ADD CONSTRAINT orders_pkey PRIMARY KEY USING INDEX orders_pkey_idx"),
+            "{}",
+            p.sql
+        );
+        assert_eq!(bare(r#""a.b"."c""d""#), r#"c"d"#);
+        assert_eq!(as_identifier("order"), r#""order""#);
+        assert_eq!(as_identifier("order_id"), "order_id");
     }
 
     #[test]
