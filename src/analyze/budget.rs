@@ -197,16 +197,39 @@ fn longest_blocking_hold(rec: &RunRecord) -> Measurement {
         .filter(|l| l.blocks != Blocks::None)
         .filter_map(|l| l.held_ms.map(|h| (h, l)))
         .max_by(|(x, _), (y, _)| x.total_cmp(y));
+    // Statements whose locks nothing listed: the figure may understate.
+    let unlisted: Vec<String> = rec
+        .statements
+        .iter()
+        .filter(|s| {
+            crate::record::Unknown::parse(&s.unknown)
+                .why("locks")
+                .is_some()
+        })
+        .map(|s| format!("{} / {}", s.phase, s.step))
+        .collect();
+    let caveat = match unlisted.first() {
+        None => String::new(),
+        Some(first) => format!(
+            "; the locks of {} statement(s) are unknown (first in {first}: statements.csv `unknown`)",
+            unlisted.len()
+        ),
+    };
     match lock {
         Some((held, l)) => (
             held,
             Some(format!("{} / {}", l.phase, l.step)),
             format!(
-                "{} on {} held {held:.1} ms (blocks {})",
+                "{} on {} held {held:.1} ms (blocks {}){caveat}",
                 l.mode, l.relation, l.blocks
             ),
         ),
-        None => (0.0, None, "no lock that blocks the app was held".into()),
+        None if caveat.is_empty() => (0.0, None, "no lock that blocks the app was held".into()),
+        None => (
+            0.0,
+            None,
+            format!("no lock that blocks the app was seen{caveat}"),
+        ),
     }
 }
 

@@ -108,16 +108,26 @@ pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
     }
 }
 
-/// A DDL or maintenance statement outside a transaction with no row in
-/// locks.csv: the poll saw none of its locks (it was over between two
-/// polls). Said in its `unknown`, not left to look like a statement that
-/// takes none.
+/// A DDL or maintenance statement with no row in locks.csv where only the
+/// lock poll could have listed its locks — outside a transaction, or inside
+/// one but failing before the probe behind it ran — and the poll saw none
+/// (it was over between two polls). Said in its `unknown`, not left to look
+/// like a statement that takes none (a budget would pass it).
 pub fn note_unseen(run: &mut MigrationRun, rows: &[LockRow]) {
     const TAKES_LOCKS: &[&str] = &[
         "ALTER", "CREATE", "DROP", "REINDEX", "VACUUM", "CLUSTER", "REFRESH", "ANALYZE",
-        "TRUNCATE", "COMMENT", "UPDATE", "INSERT", "DELETE", "MERGE", "DO", "CALL",
+        "TRUNCATE", "COMMENT", "UPDATE", "INSERT", "DELETE", "MERGE", "DO", "CALL", "LOCK",
     ];
-    for &idx in &run.outside_txn {
+    let failed_in_txn = (0..run.statements.len())
+        .filter(|i| !run.outside_txn.contains(i) && !run.statements[*i].sqlstate.is_empty());
+    let unprobed: Vec<usize> = run
+        .outside_txn
+        .iter()
+        .copied()
+        .chain(failed_in_txn)
+        .collect();
+    for idx in unprobed {
+        let in_txn = !run.outside_txn.contains(&idx);
         let Some(st) = run.statements.get_mut(idx) else {
             continue;
         };
@@ -131,19 +141,27 @@ pub fn note_unseen(run: &mut MigrationRun, rows: &[LockRow]) {
                 && l.granted_ms.unwrap_or(l.requested_ms) >= st.start_ms - 1.0
                 && l.granted_ms.unwrap_or(l.requested_ms) <= st.end_ms + 1.0
         });
-        if !seen {
-            let mut u = crate::record::Unknown::parse(&st.unknown);
-            u.add(
-                "locks",
-                format!(
-                    "not in locks.csv: the lock poll saw no lock of this statement outside a \
-                     transaction ({:.1} ms): it was over between two polls, or took none (an IF \
-                     EXISTS of nothing, a DO or CALL that changed nothing)",
-                    st.duration_ms
-                ),
-            );
-            st.unknown = u.to_string();
+        if seen {
+            continue;
         }
+        let why = if in_txn {
+            format!(
+                "not in locks.csv: the statement failed ({}) after {:.1} ms, before the probe \
+                 behind it could list its locks, and the lock poll saw none taken while it ran: \
+                 it was over between two polls, or failed before taking any",
+                st.sqlstate, st.duration_ms
+            )
+        } else {
+            format!(
+                "not in locks.csv: the lock poll saw no lock of this statement outside a \
+                 transaction ({:.1} ms): it was over between two polls, or took none (an IF \
+                 EXISTS of nothing, a DO or CALL that changed nothing)",
+                st.duration_ms
+            )
+        };
+        let mut u = crate::record::Unknown::parse(&st.unknown);
+        u.add("locks", why);
+        st.unknown = u.to_string();
     }
 }
 

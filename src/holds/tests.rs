@@ -445,6 +445,49 @@ fn ddl_outside_a_transaction_with_no_lock_seen_says_so() {
 }
 
 #[test]
+fn a_statement_failing_in_a_transaction_unseen_by_the_poll_has_its_locks_unknown() {
+    // ALTER TABLE ... ADD COLUMN of a column that exists: ACCESS EXCLUSIVE
+    // taken, 42701 a millisecond later, no probe behind it. Beside it, a
+    // statement that succeeded (its probe listed its locks) and one that
+    // failed after a poll saw its lock.
+    let mut failed = stmt(100.0, 101.0, "failed as expected");
+    failed.sql = "ALTER TABLE t ADD COLUMN id int".into();
+    failed.sqlstate = "42701".into();
+    let mut ok = stmt(102.0, 103.0, "ok");
+    ok.sql = "ALTER TABLE t ADD COLUMN x int".into();
+    let mut polled = stmt(104.0, 110.0, "failed");
+    polled.sql = "ALTER TABLE t ADD CONSTRAINT c CHECK (x > 0)".into();
+    polled.sqlstate = "23514".into();
+    let mut run = MigrationRun {
+        statements: vec![failed, ok, polled],
+        ..Default::default()
+    };
+    let seen = row(
+        "p",
+        "s",
+        ("t", ""),
+        &Taken {
+            locktype: "relation",
+            oid: Some(T),
+            seen: "t",
+            mode: "AccessExclusiveLock",
+        },
+        104.0,
+        Some(104.0),
+        Some(110.5),
+        "poll",
+    );
+    note_unseen(&mut run, &[seen]);
+    let u = &run.statements[0].unknown;
+    assert!(
+        u.starts_with("locks: not in locks.csv: the statement failed (42701)"),
+        "{u}"
+    );
+    assert_eq!(run.statements[1].unknown, "", "its probe listed its locks");
+    assert_eq!(run.statements[2].unknown, "", "the poll saw its lock");
+}
+
+#[test]
 fn a_relation_the_step_created_blocks_once_its_creation_committed() {
     // One file: CREATE TABLE audit (its own transaction), then
     // BEGIN; LOCK audit; ... COMMIT. The second transaction's lock is

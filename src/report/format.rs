@@ -140,7 +140,19 @@ pub(crate) fn outcome(st: &StepFacts) -> String {
     o
 }
 
+/// The step's strongest lock; "unknown" where none was seen and a
+/// statement's locks went unlisted.
+pub(crate) fn strongest(st: &StepFacts) -> String {
+    match (&st.strongest_lock, st.unknown.get("locks")) {
+        (None, Some(_)) => "unknown".into(),
+        (l, _) => lock(l),
+    }
+}
+
 pub(crate) fn blocking(st: &StepFacts) -> String {
+    if st.longest_blocking_lock.is_none() && st.unknown.contains_key("locks") {
+        return unknown(st, "locks");
+    }
     st.longest_blocking_lock
         .as_ref()
         .map(|l| {

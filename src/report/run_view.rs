@@ -5,8 +5,8 @@
 
 use super::format::{
     blocking, breach, budget_measured_in, budget_result, budget_value, bytes_or_unknown, growth,
-    lock, ms, opt_ms, outcome, pct, recovery, replica_lag, span, sql_list, table_work, unknown,
-    waits,
+    ms, opt_ms, outcome, pct, recovery, replica_lag, span, sql_list, strongest, table_work,
+    unknown, waits,
 };
 use super::summary::Summary;
 use super::view::{
@@ -264,7 +264,7 @@ fn steps(a: &Analysis) -> Section {
                 .with_detail(vec![Inline::Code(sql_list(&st.sql, st.sql_distinct))]),
             ms(st.duration_ms).into(),
             outcome(st).into(),
-            lock(&st.strongest_lock).into(),
+            strongest(st).into(),
             blocking(st).into(),
             ms(st.lock_wait_ms).into(),
             waits(st).into(),

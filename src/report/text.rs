@@ -16,8 +16,11 @@ fn step_line(s: &StepFacts) -> String {
     );
     out.push_str(&format!(
         "      strongest lock: {}\n",
-        lock(&s.strongest_lock)
+        super::format::strongest(s)
     ));
+    if let (None, Some(why)) = (&s.strongest_lock, s.unknown.get("locks")) {
+        out.push_str(&format!("      locks: unknown: {why}\n"));
+    }
     if s.longest_blocking_lock.is_some() && s.longest_blocking_lock != s.strongest_lock {
         out.push_str(&format!(
             "      longest blocking: {}\n",

@@ -273,6 +273,15 @@ fn one_step(
     let totals = StatementTotals::of(&stmts, |field, why| {
         unknown.insert(field.to_string(), why);
     });
+    // A statement whose locks nothing listed (it failed before its probe,
+    // or ran outside a transaction between two polls): the step's locks
+    // are unknown in part, not "none".
+    if let Some(why) = stmts
+        .iter()
+        .find_map(|s| Unknown::parse(&s.unknown).why("locks").map(str::to_string))
+    {
+        unknown.insert("locks".to_string(), why);
+    }
     let footprint = footprint(rec, &phase, &step, &mut unknown);
     let strongest_lock = strongest_lock(rec, &phase, &step, &locks, &sql);
     let longest_blocking_lock = locks
