@@ -45,11 +45,27 @@ fn inline(i: &Inline) -> String {
     match i {
         Inline::Plain(s) => s.clone(),
         Inline::Strong(t) => format!("**{}**", text(t)),
-        // A backtick would end the code span early.
-        Inline::Code(s) => format!("`{}`", s.replace('`', "'")),
+        Inline::Code(s) => code_span(s),
         Inline::Link { text, href } => format!("[{text}]({href})"),
         Inline::Badge(tone, s) => format!("{}{s}", icon(*tone)),
     }
+}
+
+/// `s` as one code span, shown as it is: on one line (a blank line in a
+/// function body would end the paragraph, and the span with it, leaving
+/// the rest to render as Markdown and HTML), fenced by one backtick more
+/// than the longest run of them inside (CommonMark), padded where it
+/// starts or ends with one.
+fn code_span(s: &str) -> String {
+    let flat = s.replace("\r\n", " ").replace(['\r', '\n'], " ");
+    let longest = flat.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if flat.starts_with('`') || flat.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{flat}{pad}{fence}")
 }
 
 fn block(o: &mut String, b: &Block) {
@@ -141,17 +157,33 @@ fn callout(o: &mut String, c: &Callout) {
 
 #[cfg(test)]
 mod tests {
+    use super::code_span;
     use crate::report::view::sample::compare_like;
 
     #[test]
     fn grouped_columns_details_charts_and_badges() {
         let md = super::render(&compare_like());
         assert!(md.starts_with("# pgrehearse compare: naive vs safe\n\n**✅ B is safer**: longest blocking hold 1199 ms → 0 ms\n\n## Steps\n\n"), "{md}");
-        assert!(md.contains("| step | A p99 | B p99 |\n|---|---:|---:|\n| create index | 1017.7 ms | 4.1 ms |\n\n- **create index**: `CREATE INDEX 'i'`\n"), "{md}");
+        assert!(md.contains("| step | A p99 | B p99 |\n|---|---:|---:|\n| create index | 1017.7 ms | 4.1 ms |\n\n- **create index**: `` CREATE INDEX `i` ``\n"), "{md}");
         assert!(
             md.contains("**locks** ([PNG](locks.png) · [SVG](locks.svg)): A | B <overlaid>"),
             "{md}"
         );
         assert!(md.ends_with("---\n\n_a note_\n"), "{md}");
+    }
+
+    #[test]
+    fn code_spans_hold_any_sql_whole() {
+        // A blank line inside a function body, backticks, a closing tag.
+        let sql = "CREATE FUNCTION g() RETURNS int AS $$\nBEGIN\n\n  RETURN 1; -- ``x``\nEND $$; COMMENT ON TABLE t IS '</code>'";
+        let span = code_span(sql);
+        assert!(!span.contains('\n'), "{span}");
+        assert!(
+            span.starts_with("```CREATE") && span.ends_with("'</code>'```"),
+            "{span}"
+        );
+        assert!(span.contains("-- ``x``"), "{span}");
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("plain"), "`plain`");
     }
 }
