@@ -1095,7 +1095,6 @@ fn flyway_repo(repo: &Path, files: &[(&str, &str)]) -> PathBuf {
     s
 }
 
-/// `pgrehearse check s.toml --since-git HEAD` in `repo`: exit code, stdout.
 /// `run` of scenario `s` on a local server, rehearsing what changed since HEAD.
 fn run_since_head(s: &Path) -> common::Ran {
     common::run(s, &["--backend", "local", "-q", "--since-git", "HEAD"], &[])
@@ -1109,6 +1108,8 @@ fn migrations_since_head(s: &Path) -> serde_json::Value {
     common::json(&dir.join("run.json"))["migrations"].clone()
 }
 
+/// `pgrehearse check s.toml --since-git HEAD` in `repo`: exit code, and
+/// stdout then stderr.
 fn check_since_head(repo: &Path) -> (Option<i32>, String) {
     let out = Command::new(common::bin())
         .args(["check", "s.toml", "--since-git", "HEAD"])
@@ -1148,6 +1149,19 @@ fn merged_migrations_renamed_or_deleted_since_are_set_up_as_merged() {
     .unwrap();
     let (code, out) = check_since_head(repo);
     assert_eq!(code, Some(0), "{out}");
+    // The warnings go to stderr too, as `run`'s do (a CI log shows them).
+    let stderr = Command::new(common::bin())
+        .args(["check", "s.toml", "--since-git", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .unwrap()
+        .stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(
+        stderr.contains("pgrehearse: warning: ")
+            && stderr.contains("V2__a.sql was already merged at HEAD"),
+        "{stderr}"
+    );
     assert!(
         out.contains("    V2__a.sql@HEAD")
             && out.contains("    V3__b.sql@HEAD")
@@ -1209,6 +1223,19 @@ fn a_merged_migration_edited_since_is_set_up_as_merged() {
     std::fs::write(repo.join("db/V3__b.sql"), "UPDATE t SET a = 1;\n").unwrap();
     let (code, out) = check_since_head(repo);
     assert_eq!(code, Some(0), "{out}");
+    // The warnings go to stderr too, as `run`'s do (a CI log shows them).
+    let stderr = Command::new(common::bin())
+        .args(["check", "s.toml", "--since-git", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .unwrap()
+        .stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(
+        stderr.contains("pgrehearse: warning: ")
+            && stderr.contains("V2__a.sql was already merged at HEAD"),
+        "{stderr}"
+    );
     assert!(
         out.contains("    V2__a.sql@HEAD") && out.contains("    V3__b.sql"),
         "{out}"

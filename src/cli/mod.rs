@@ -54,6 +54,7 @@ pub fn run(plan: Plan) -> Result<u8> {
     match plan {
         Plan::Check(scenarios) => {
             for s in scenarios {
+                crate::rehearsal::edited_on_stderr(&s);
                 crate::printer::stdout(&(scenario::load::describe(&s) + "\n"))?;
             }
             Ok(exit::OK)

@@ -275,24 +275,34 @@ pub async fn rehearse_one(s: &Scenario, opts: &RunOptions, signals: &Signals) ->
     outcome
 }
 
-/// `--since-git` found merged migrations edited since: say so before
-/// anything runs, on stderr and in GitHub's job summary (the report's
-/// `edited_migration` finding says it again), even with nothing new.
-pub fn warn_edited(s: &Scenario) {
-    let Some(m) = &s.migrations else { return };
+/// `--since-git` found merged migrations edited since: each said on
+/// stderr (`check` does this; `run` also writes the job summary). The
+/// warnings said.
+pub fn edited_on_stderr(s: &Scenario) -> Vec<String> {
+    let Some(m) = &s.migrations else {
+        return Vec::new();
+    };
     let crate::migrations::Selection::SinceGit(rev) = &m.selection else {
-        return;
+        return Vec::new();
     };
     let lines: Vec<String> = m
         .edited
         .iter()
         .map(|c| crate::migrations::edited_warning(m.layout, c, rev))
         .collect();
-    if lines.is_empty() {
-        return;
-    }
     for l in &lines {
         eprintln!("pgrehearse: warning: {}: {l}", s.name);
+    }
+    lines
+}
+
+/// `--since-git` found merged migrations edited since: say so before
+/// anything runs, on stderr and in GitHub's job summary (the report's
+/// `edited_migration` finding says it again), even with nothing new.
+pub fn warn_edited(s: &Scenario) {
+    let lines = edited_on_stderr(s);
+    if lines.is_empty() {
+        return;
     }
     if let Some(path) = crate::report::RenderOptions::default().github_step_summary {
         let md = format!(
