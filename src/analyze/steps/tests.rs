@@ -341,13 +341,22 @@ fn of_holds_alike_the_table_is_named_not_its_index() {
 #[test]
 fn a_step_whose_locks_went_unlisted_says_unknown_not_none() {
     let mut r = record();
-    let mut failed = stmt("dup", "ALTER TABLE orders ADD COLUMN id int", 1000.0, 1001.4);
+    let mut failed = stmt(
+        "dup",
+        "ALTER TABLE orders ADD COLUMN id int",
+        1000.0,
+        1001.4,
+    );
     failed.sqlstate = "42701".into();
     failed.unknown = "locks: not in locks.csv: the statement failed (42701) after 1.4 ms".into();
     r.statements.push(failed);
     let st = &facts(&r)[0];
     assert!(st.longest_blocking_lock.is_none());
-    assert!(st.unknown["locks"].starts_with("not in locks.csv"), "{:?}", st.unknown);
+    assert!(
+        st.unknown["locks"].starts_with("not in locks.csv"),
+        "{:?}",
+        st.unknown
+    );
     assert_eq!(crate::report::format::strongest(st), "unknown");
     let cell = crate::report::format::blocking(st);
     assert!(cell.starts_with("unknown (not in locks.csv"), "{cell}");
