@@ -734,6 +734,40 @@ fn not_utf8_and_script_configuration() {
     assert!(set.files[0].segments[0].reason.starts_with("mixed = true"));
 }
 
+/// The server's error position is in the text it was sent, placeholders
+/// substituted: it is placed in the file as written, whatever the values'
+/// lengths and lines.
+#[test]
+fn a_server_error_position_after_a_placeholder_is_placed_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V1__p.sql"),
+        "ALTER TABLE ${tbl}\n  ADD COLUMN ${cols},\n  ADD COLUMN d int NOT NUL;\n",
+    )
+    .unwrap();
+    let mut spec = Spec::new(dir.path());
+    let values = [
+        ("tbl", "orders"),
+        ("cols", "a int,\n  ADD COLUMN b int,\n  ADD COLUMN c int"),
+    ];
+    for (k, v) in values {
+        spec.options.flyway.placeholders.insert(k.into(), v.into());
+    }
+    let set = migrations::load(&spec).unwrap();
+    let st = set.files[0].statements().next().unwrap().clone();
+    // The server counts characters from 1.
+    let at = |needle: &str| {
+        let byte = st.sql.find(needle).unwrap();
+        let loc = st.location_at(Some(st.sql[..byte].chars().count() + 1));
+        (loc.line, loc.column)
+    };
+    assert_eq!(at("NUL"), (3, 24), "after both placeholders");
+    assert_eq!(at("b int"), (2, 14), "inside a value: the placeholder");
+    assert_eq!(at("orders"), (1, 13));
+    assert_eq!(at("ALTER"), (1, 1));
+    assert_eq!(at("ADD COLUMN a"), (2, 3), "between them");
+}
+
 #[test]
 fn flyway_placeholders_are_substituted_and_positions_stay_in_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -260,6 +260,20 @@ pub struct Statement {
     pub location: Location,
     /// Byte offset in `sql` where the code starts.
     pub code_offset: usize,
+    /// Where `sql`'s stretches come from when placeholders were substituted
+    /// in it (empty when it is the file's own text): a stretch from
+    /// `at` (a byte offset in `sql`) on starts at `from` in the file and is
+    /// copied from it, or is a placeholder's value (every byte of it at the
+    /// placeholder).
+    pub origins: Vec<StatementOrigin>,
+}
+
+/// See [`Statement::origins`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementOrigin {
+    pub at: usize,
+    pub from: Location,
+    pub substituted: bool,
 }
 
 impl Statement {
@@ -285,7 +299,14 @@ impl Statement {
         if byte < self.code_offset {
             return loc.clone();
         }
-        let before = &self.sql[self.code_offset..byte];
+        // From the start of the code, or of the stretch of the file the
+        // byte was copied from: what lies between is the file's own text.
+        let (from, loc) = match self.origins.iter().rev().find(|o| o.at <= byte) {
+            Some(o) if o.substituted => return o.from.clone(),
+            Some(o) if o.at > self.code_offset => (o.at, &o.from),
+            _ => (self.code_offset, loc),
+        };
+        let before = &self.sql[from..byte];
         let line = loc.line + before.matches('\n').count();
         let column = match before.rfind('\n') {
             Some(nl) => before[nl + 1..].chars().count() + 1,

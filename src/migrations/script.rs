@@ -147,6 +147,31 @@ impl Source {
         }
     }
 
+    /// Where the stretches of `range` of the text come from, relative to
+    /// its start (see [`Statement::origins`]); none when no placeholder
+    /// was substituted.
+    pub fn origins(&self, range: Range<usize>) -> Vec<super::model::StatementOrigin> {
+        let Some(o) = &self.origin else {
+            return Vec::new();
+        };
+        let first = o
+            .runs
+            .partition_point(|r| r.at <= range.start)
+            .saturating_sub(1);
+        o.runs[first..]
+            .iter()
+            .take_while(|r| r.at < range.end)
+            .map(|r| {
+                let at = r.at.max(range.start);
+                super::model::StatementOrigin {
+                    at: at - range.start,
+                    from: self.location(at),
+                    substituted: r.substituted,
+                }
+            })
+            .collect()
+    }
+
     pub fn location(&self, offset: usize) -> Location {
         let (line, column) = self.line_col(offset);
         Location::new(&self.path, line, column)
@@ -240,6 +265,7 @@ fn statements_at_depth(
             sql: src.text[start..end].to_string(),
             location: src.location(code_start),
             code_offset: code_start - start,
+            origins: src.origins(start..end),
         };
         if classify::copy_from_stdin(stmt.code()) {
             return Err(MigrationError::at(

@@ -283,6 +283,7 @@ mod tests {
                 sql: s.to_string(),
                 location: Location::new(Path::new("f.sql"), i + 1, 1),
                 code_offset: 0,
+                origins: Vec::new(),
             })
             .collect()
     }
