@@ -743,6 +743,22 @@ migrations = "*"
         "{err}"
     );
     assert!(!err.contains("phase[1].step[0].name"), "{err}");
+
+    // A phase with both migrations = "*" and steps: that error alone, not a
+    // follow-on "no phase runs it" telling the user to add what is there.
+    let both = t.join("both.toml");
+    let text = std::fs::read_to_string(&good).unwrap().replace(
+        "migrations = \"*\"",
+        "migrations = \"*\"\n[[phase.step]]\nname = \"extra\"\nsql = \"SELECT 1\"",
+    );
+    std::fs::write(&both, text).unwrap();
+    let (code, err) = pgrehearse(t, &["check", both.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("phase[2].migrations: a phase runs either"),
+        "{err}"
+    );
+    assert!(!err.contains("no phase runs it"), "{err}");
 }
 
 /// An autocommit `ALTER TABLE ... ADD COLUMN` (the CONCURRENTLY build makes

@@ -92,7 +92,9 @@ pub(super) fn phases(
                     "a phase runs either migrations = [...] or [[phase.step]] entries, not both; \
                      name a migration in a step instead: migration = \"V5__x.sql\"",
                 );
-                Vec::new()
+                // Its migrations still count as placed: no follow-on "no
+                // phase runs it" for the files they name.
+                phase_migrations(d, m, &format!("phase[{i}].migrations"), rehearsed)
             }
             (None, true) => {
                 d.err(
