@@ -110,12 +110,7 @@ async fn measure(
     secs: f64,
 ) -> Run {
     let observe = if observe { mode } else { common::Observe::Off };
-    // The statement's lock is there with or without observers.
-    let hold = match mode {
-        common::Observe::InStatement => Some("SHARE UPDATE EXCLUSIVE"),
-        common::Observe::InTransaction => Some("ROW EXCLUSIVE"),
-        _ => None,
-    };
+    let hold = stand_in_hold(mode);
     let before = server.cpu();
     let (m, own) = tokio::join!(
         common::drive_with(conn, &s.workload, &["accounts"], observe, secs, hold),
@@ -133,6 +128,84 @@ async fn measure(
         own,
         polls: m.polls,
     }
+}
+
+/// The lock the migration's stand-in holds on the table in `mode`, with or
+/// without observers: what the statement it stands for would hold.
+fn stand_in_hold(mode: common::Observe) -> Option<&'static str> {
+    match mode {
+        common::Observe::InStatement => Some("SHARE UPDATE EXCLUSIVE"),
+        common::Observe::InTransaction => Some("ROW EXCLUSIVE"),
+        _ => None,
+    }
+}
+
+/// The sliced measure of one mode ([`common::drive_sliced`]): one run of
+/// `pairs` pairs of adjacent slices; prints the median of the pairs'
+/// ratios with its bootstrap interval, appends the slices to `csv`.
+async fn sliced(
+    conn: &ConnInfo,
+    s: &Scenario,
+    mode: &str,
+    observe: common::Observe,
+    pairs: usize,
+    slice_secs: f64,
+    csv: &mut String,
+) {
+    let (slices, polls) = common::drive_sliced(
+        conn,
+        &s.workload,
+        &["accounts"],
+        observe,
+        stand_in_hold(observe),
+        pairs,
+        slice_secs,
+    )
+    .await;
+    for c in &slices {
+        csv.push_str(&format!(
+            "{mode},{},{},{},{:.1},{:.1},{:.1},{},{:.1}\n",
+            c.pair,
+            c.order,
+            c.observed,
+            c.from_ms,
+            c.counted_from_ms,
+            c.to_ms,
+            c.requests,
+            c.qps()
+        ));
+    }
+    let side = |observed: bool| -> Vec<f64> {
+        slices
+            .iter()
+            .filter(|c| c.observed == observed)
+            .map(|c| c.qps())
+            .collect()
+    };
+    let (with, without) = (side(true), side(false));
+    // Slices are pushed pair by pair, so both sides are in pair order.
+    let ratios: Vec<f64> = with.iter().zip(&without).map(|(w, o)| w / o).collect();
+    let (lo, hi) = bootstrap_95(&ratios);
+    let mr = median(&ratios);
+    println!(
+        "{mode}, sliced: median qps {:.0} without, {:.0} with observers; median ratio \
+         {mr:.4} (95% bootstrap {lo:.4}..{hi:.4}): overhead {:.2}% ({:.2}%..{:.2}%), \
+         {pairs} pairs of adjacent {slice_secs} s slices in one run, each counted \
+         after its first quarter; wait polls {} \
+         ({} ticks skipped), held-lock polls {}",
+        median(&without),
+        median(&with),
+        (1.0 - mr) * 100.0,
+        (1.0 - hi) * 100.0,
+        (1.0 - lo) * 100.0,
+        polls[0],
+        polls[1],
+        polls[2],
+    );
+    assert!(
+        ratios.iter().all(|r| r.is_finite()),
+        "a slice without traffic"
+    );
 }
 
 /// CPU used over the middle of a run, seconds per second.
@@ -280,6 +353,83 @@ fn bootstrap_95(ratios: &[f64]) -> (f64, f64) {
     (at(0.025), at(0.975))
 }
 
+/// The whole-run pairs of one mode: throughput with and without observers,
+/// the CPU per request, and the observers' own CPU.
+fn summarize_pairs(mode: &str, runs: &[Vec<Run>; 2], secs: f64) {
+    let pairs = runs[0].len();
+    let [without, with] = runs;
+    let field = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).collect::<Vec<f64>>();
+    let ratios: Vec<f64> = with
+        .iter()
+        .zip(without)
+        .map(|(w, o)| w.qps / o.qps)
+        .collect();
+    let (mw, mo, mr) = (
+        median(&field(with, |r| r.qps)),
+        median(&field(without, |r| r.qps)),
+        median(&ratios),
+    );
+    let (lo, hi) = bootstrap_95(&ratios);
+    println!(
+        "{mode}: median qps {mo:.0} without, {mw:.0} with observers; \
+         median ratio {mr:.4} (95% bootstrap {lo:.4}..{hi:.4}): \
+         overhead {:.2}% ({:.2}%..{:.2}%), {pairs} pairs of {secs} s",
+        (1.0 - mr) * 100.0,
+        (1.0 - hi) * 100.0,
+        (1.0 - lo) * 100.0,
+    );
+    // The cost in CPU, far less noisy than throughput on a shared
+    // machine: what the observers add per request, here and in the
+    // server, and as a share of all the CPU a request takes.
+    let cpu = |v: &[Run]| {
+        (
+            median(&field(v, |r| r.client_us)),
+            median(&field(v, |r| r.server_us)),
+        )
+    };
+    let ((cw, sw), (co, so)) = (cpu(with), cpu(without));
+    let own = median(&field(with, |r| r.observer_backends_us));
+    println!(
+        "{mode}: CPU per request {co:.1} + {so:.1} µs (here + server) without, \
+         {cw:.1} + {sw:.1} µs with observers: {:+.1}% of it; the observers' own \
+         backends {own:.2} µs of the server's {:+.2}",
+        ((cw + sw) / (co + so) - 1.0) * 100.0,
+        sw - so
+    );
+    // What the observers themselves run, as a share of the
+    // machine: their backends, the lock poller's thread, and what
+    // the rest of this process (the wait poller's and the sampler's
+    // client side) uses more than without them. Measured apart
+    // from the throughput, so far less noisy; it leaves out what
+    // they cost others indirectly (caches, the lock table's locks).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let own_of =
+        |v: &[Run], f: fn(&OwnCpu) -> f64| v.iter().map(|r| f(&r.own)).collect::<Vec<f64>>();
+    let extra_other: Vec<f64> = with
+        .iter()
+        .zip(without)
+        .map(|(w, o)| w.own.other_threads - o.own.other_threads)
+        .collect();
+    let shares: Vec<f64> = with
+        .iter()
+        .zip(&extra_other)
+        .map(|(w, x)| (w.own.backends + w.own.held_thread + x) / cores)
+        .collect();
+    let (slo, shi) = bootstrap_95(&shares);
+    println!(
+        "{mode}: the observers' own CPU {:.2}% of the machine's {cores} cores \
+         (95% bootstrap {:.2}%..{:.2}%): backends {:.1} ms/s, lock poller \
+         thread {:.1} ms/s, other threads {:+.1} ms/s over the runs without",
+        median(&shares) * 100.0,
+        slo * 100.0,
+        shi * 100.0,
+        median(&own_of(with, |c| c.backends)) * 1e3,
+        median(&own_of(with, |c| c.held_thread)) * 1e3,
+        median(&extra_other) * 1e3,
+    );
+    assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
+}
+
 const MODES: [(&str, common::Observe); 4] = [
     ("steady", common::Observe::Idle),
     ("step", common::Observe::InStep),
@@ -306,6 +456,14 @@ fn main() {
         env("OBSERVER_BENCH_SECS", 5.0)
     } else {
         1.0
+    };
+    let (slice_pairs, slice_secs) = if full {
+        (
+            env("OBSERVER_BENCH_SLICE_PAIRS", 40.0) as usize,
+            env("OBSERVER_BENCH_SLICE_SECS", 2.0),
+        )
+    } else {
+        (2, 0.5)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -362,81 +520,16 @@ fn main() {
             }
         }
         for (m, (mode, _)) in MODES.iter().enumerate() {
-            if !measured(mode) {
-                continue;
+            if measured(mode) && pairs > 0 {
+                summarize_pairs(mode, &runs[m], secs);
             }
-            let [without, with] = &runs[m];
-            let field = |v: &[Run], f: fn(&Run) -> f64| v.iter().map(f).collect::<Vec<f64>>();
-            let ratios: Vec<f64> = with
-                .iter()
-                .zip(without)
-                .map(|(w, o)| w.qps / o.qps)
-                .collect();
-            let (mw, mo, mr) = (
-                median(&field(with, |r| r.qps)),
-                median(&field(without, |r| r.qps)),
-                median(&ratios),
-            );
-            let (lo, hi) = bootstrap_95(&ratios);
-            println!(
-                "{mode}: median qps {mo:.0} without, {mw:.0} with observers; \
-                 median ratio {mr:.4} (95% bootstrap {lo:.4}..{hi:.4}): \
-                 overhead {:.2}% ({:.2}%..{:.2}%), {pairs} pairs of {secs} s",
-                (1.0 - mr) * 100.0,
-                (1.0 - hi) * 100.0,
-                (1.0 - lo) * 100.0,
-            );
-            // The cost in CPU, far less noisy than throughput on a shared
-            // machine: what the observers add per request, here and in the
-            // server, and as a share of all the CPU a request takes.
-            let cpu = |v: &[Run]| {
-                (
-                    median(&field(v, |r| r.client_us)),
-                    median(&field(v, |r| r.server_us)),
-                )
-            };
-            let ((cw, sw), (co, so)) = (cpu(with), cpu(without));
-            let own = median(&field(with, |r| r.observer_backends_us));
-            println!(
-                "{mode}: CPU per request {co:.1} + {so:.1} µs (here + server) without, \
-                 {cw:.1} + {sw:.1} µs with observers: {:+.1}% of it; the observers' own \
-                 backends {own:.2} µs of the server's {:+.2}",
-                ((cw + sw) / (co + so) - 1.0) * 100.0,
-                sw - so
-            );
-            // What the observers themselves run, as a share of the
-            // machine: their backends, the lock poller's thread, and what
-            // the rest of this process (the wait poller's and the sampler's
-            // client side) uses more than without them. Measured apart
-            // from the throughput, so far less noisy; it leaves out what
-            // they cost others indirectly (caches, the lock table's locks).
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-            let own_of = |v: &[Run], f: fn(&OwnCpu) -> f64| {
-                v.iter().map(|r| f(&r.own)).collect::<Vec<f64>>()
-            };
-            let extra_other: Vec<f64> = with
-                .iter()
-                .zip(without)
-                .map(|(w, o)| w.own.other_threads - o.own.other_threads)
-                .collect();
-            let shares: Vec<f64> = with
-                .iter()
-                .zip(&extra_other)
-                .map(|(w, x)| (w.own.backends + w.own.held_thread + x) / cores)
-                .collect();
-            let (slo, shi) = bootstrap_95(&shares);
-            println!(
-                "{mode}: the observers' own CPU {:.2}% of the machine's {cores} cores \
-                 (95% bootstrap {:.2}%..{:.2}%): backends {:.1} ms/s, lock poller \
-                 thread {:.1} ms/s, other threads {:+.1} ms/s over the runs without",
-                median(&shares) * 100.0,
-                slo * 100.0,
-                shi * 100.0,
-                median(&own_of(with, |c| c.backends)) * 1e3,
-                median(&own_of(with, |c| c.held_thread)) * 1e3,
-                median(&extra_other) * 1e3,
-            );
-            assert!(mw > 0.0 && mo > 0.0, "no traffic measured");
+        }
+        let mut slices_csv =
+            String::from("mode,pair,order,observers,from_ms,counted_from_ms,to_ms,requests,qps\n");
+        for (mode, observed) in MODES {
+            if measured(mode) && slice_pairs > 0 {
+                sliced(&conn, &s, mode, observed, slice_pairs, slice_secs, &mut slices_csv).await;
+            }
         }
         if full {
             let dir =
@@ -445,6 +538,11 @@ fn main() {
             let name = chrono::Utc::now().format("%Y%m%dT%H%M%SZ.csv").to_string();
             std::fs::write(dir.join(&name), csv).unwrap();
             println!("raw runs: benches/results/observer/{name}");
+            if slice_pairs > 0 {
+                let name = name.replace(".csv", "-slices.csv");
+                std::fs::write(dir.join(&name), slices_csv).unwrap();
+                println!("raw slices: benches/results/observer/{name}");
+            }
         }
         target.teardown().await.unwrap();
     });

@@ -40,9 +40,6 @@ pub struct Measured {
     pub polls: [u64; 3],
 }
 
-/// Run `plan`'s traffic (app version index 0 live) for `secs`, the observers
-/// polling as in a rehearsal when `observe`; the recorder writes its files
-/// into a temporary run directory as it would in a rehearsal.
 /// Whether observers run beside the traffic, and what they think the
 /// migration is doing (they poll faster while a step runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +71,9 @@ fn status(observe: Observe, pid: i32) -> MigrationStatus {
     st
 }
 
+/// Run `plan`'s traffic (app version index 0 live) for `secs`, the observers
+/// polling as in a rehearsal when `observe`; the recorder writes its files
+/// into a temporary run directory as it would in a rehearsal.
 pub async fn drive(
     conn: &ConnInfo,
     plan: &WorkloadPlan,
@@ -101,7 +101,6 @@ pub async fn drive_with(
     let clock = Clock::start();
     let stop = CancellationToken::new();
     let requests = Registry::new(clock.start_instant());
-    let (_live_tx, live_rx) = watch::channel(Arc::new(vec![0u16]));
     let dir = tempfile::tempdir().expect("a temporary run directory");
     // Stands in for the migration's session (idle: its locks are polled).
     let admin = conn
@@ -109,70 +108,16 @@ pub async fn drive_with(
         .await
         .expect("connect for the observers");
     let observer = if observe != Observe::Off {
-        let server_clock = ServerClock::measure(&admin, &clock)
-            .await
-            .expect("measure the server clock");
-        let pid: i32 = admin
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .expect("the stand-in's pid")
-            .get(0);
-        let migration = Arc::new(status(observe, pid));
-        Some((
-            Observer::start(ObserverCtx {
-                conn: conn.clone(),
-                clock,
-                server_clock,
-                pids: PidRegistry::default(),
-                migration: migration.clone(),
-                requests: requests.clone(),
-                query_names: Default::default(),
-                tables: pgrehearse::pg::table_oids(
-                    &admin,
-                    &tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-                )
-                .await,
-                poll: WAIT_POLL,
-                sample: SERVER_SAMPLE,
-                server_log: None,
-                stop: stop.clone(),
-            })
-            .await
-            .expect("start the observers"),
-            migration,
-        ))
+        let ctx = ObserverSetup::read(&admin, conn, clock, tables, &requests).await;
+        Some(ctx.start(observe, stop.clone()).await)
     } else {
         None
     };
-    if let Some((_, migration)) = &observer {
-        if matches!(observe, Observe::InStatement | Observe::InTransaction) {
-            // The statement is sent: the held-lock poller follows it.
-            migration.statement_sent.notify_one();
-        }
-    }
     if let Some(mode) = hold {
-        admin
-            .batch_execute(&format!("BEGIN; LOCK TABLE {} IN {mode} MODE", tables[0]))
-            .await
-            .expect("the stand-in's lock");
+        stand_in_lock(&admin, tables[0], mode).await;
     }
     let cpu = cpu_time(false);
-    let traffic = Traffic::start(TrafficCtx {
-        conn,
-        plan,
-        clock,
-        seed: 1,
-        live: live_rx,
-        stop: stop.clone(),
-        abort: CancellationToken::new(),
-        pids: PidRegistry::default(),
-        marks: Arc::new(SegmentMarks::new(clock)),
-        stats: Arc::default(),
-        requests,
-        run_dir: dir.path(),
-    })
-    .await
-    .expect("start the traffic");
+    let (traffic, _live) = start_traffic(conn, plan, clock, &stop, &requests, dir.path()).await;
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.cancel();
     let recorded = traffic
@@ -206,6 +151,247 @@ pub async fn drive_with(
         p99_ms: all.p99_ms.unwrap_or(0.0),
         polls,
     }
+}
+
+/// One slice of a [`drive_sliced`] run.
+#[derive(Debug, Clone, Copy)]
+pub struct Slice {
+    pub pair: usize,
+    /// 0 if it ran first in its pair.
+    pub order: usize,
+    pub observed: bool,
+    /// Its span on the run's clock, whole latency windows.
+    pub from_ms: f64,
+    pub to_ms: f64,
+    /// Its requests are counted from here on (whole windows too): its
+    /// first quarter holds the observers' start or the previous slice's
+    /// observers' finish.
+    pub counted_from_ms: f64,
+    /// Requests completed from `counted_from_ms` to `to_ms`.
+    pub requests: u64,
+}
+
+impl Slice {
+    pub fn qps(&self) -> f64 {
+        self.requests as f64 * 1e3 / (self.to_ms - self.counted_from_ms)
+    }
+}
+
+/// One long run of `plan`'s traffic with the observers started and stopped
+/// every `slice_secs` (rounded to whole latency windows, so that every
+/// completed request is counted in the slice it completed in): `pairs`
+/// pairs of adjacent slices, one with and one without observers, the order
+/// alternating from pair to pair (without-with, with-without, ...) so a
+/// steady drift of the machine's speed cancels. The two sides of a pair
+/// are a second apart, not the several seconds of [`drive_with`]'s runs,
+/// so more of the machine's drift, which scatters those by ±5–10 %, is the
+/// same for both. This measures the observers' steady cost: each slice's
+/// first quarter is left uncounted, on both sides, because a slice with
+/// observers starts them (their connections, the lock poller's first
+/// back-to-back polls), which a rehearsal does once per run or statement,
+/// and the slice after it waits for them to finish. The stand-in holds `hold` on the first of `tables` all along, on both
+/// sides. Also returns the observers' polls, as [`Measured::polls`].
+pub async fn drive_sliced(
+    conn: &ConnInfo,
+    plan: &WorkloadPlan,
+    tables: &[&str],
+    observe: Observe,
+    hold: Option<&str>,
+    pairs: usize,
+    slice_secs: f64,
+) -> (Vec<Slice>, [u64; 3]) {
+    let clock = Clock::start();
+    let stop = CancellationToken::new();
+    let requests = Registry::new(clock.start_instant());
+    let dir = tempfile::tempdir().expect("a temporary run directory");
+    let admin = conn
+        .connect("pgrehearse-bench")
+        .await
+        .expect("connect for the observers");
+    let setup = ObserverSetup::read(&admin, conn, clock, tables, &requests).await;
+    if let Some(mode) = hold {
+        stand_in_lock(&admin, tables[0], mode).await;
+    }
+    let (traffic, _live) = start_traffic(conn, plan, clock, &stop, &requests, dir.path()).await;
+    let window_ms = plan.window.as_secs_f64() * 1e3;
+    let slice_ms = (slice_secs * 1e3 / window_ms).round().max(2.0) * window_ms;
+    let skip_ms = (slice_ms / 4.0 / window_ms).ceil() * window_ms;
+    // Half a second of traffic first, uncounted: every client connected.
+    let first_ms = ((clock.now_ms() + 500.0) / window_ms).ceil() * window_ms;
+    let until = |ms: f64| {
+        tokio::time::sleep_until((clock.start_instant() + Duration::from_secs_f64(ms / 1e3)).into())
+    };
+    let mut slices = Vec::with_capacity(pairs * 2);
+    let mut polls = [0; 3];
+    for i in 0..pairs * 2 {
+        let (pair, order) = (i / 2, i % 2);
+        // Pairs 0, 2, 4, ... go without observers first.
+        let observed = (order == 1) == (pair % 2 == 0);
+        let from_ms = first_ms + i as f64 * slice_ms;
+        let to_ms = from_ms + slice_ms;
+        until(from_ms).await;
+        let observer = if observed {
+            let token = CancellationToken::new();
+            Some((setup.start(observe, token.clone()).await, token))
+        } else {
+            None
+        };
+        until(to_ms).await;
+        if let Some(((observer, _), token)) = observer {
+            token.cancel();
+            let obs = observer.finish().await.expect("the observers");
+            for (sum, n) in polls
+                .iter_mut()
+                .zip([obs.polls, obs.polls_skipped, obs.held_polls])
+            {
+                *sum += n;
+            }
+        }
+        slices.push(Slice {
+            pair,
+            order,
+            observed,
+            from_ms,
+            to_ms,
+            counted_from_ms: from_ms + skip_ms,
+            requests: 0,
+        });
+    }
+    stop.cancel();
+    traffic
+        .stop(&CancellationToken::new())
+        .await
+        .expect("the recorder");
+    if hold.is_some() {
+        admin
+            .batch_execute("ROLLBACK")
+            .await
+            .expect("end the stand-in's lock");
+    }
+    let rec = RunRecord::read(dir.path()).expect("the recorded run directory");
+    // Window starts are whole multiples of the window, as are the slices'
+    // bounds: half a window's slack only absorbs their rounding to µs.
+    for row in &rec.latency {
+        let at = row.window_start_ms + window_ms / 2.0;
+        if let Some(slice) = slices
+            .iter_mut()
+            .find(|s| s.counted_from_ms <= at && at < s.to_ms)
+        {
+            slice.requests += row.count;
+        }
+    }
+    (slices, polls)
+}
+
+/// What the observers need to know of the run, read once: the server's
+/// clock, the migration stand-in's pid, the watched tables' oids.
+struct ObserverSetup {
+    conn: ConnInfo,
+    clock: Clock,
+    server_clock: ServerClock,
+    pid: i32,
+    tables: Vec<u32>,
+    requests: Registry,
+}
+
+impl ObserverSetup {
+    /// `admin` is the migration's stand-in.
+    async fn read(
+        admin: &tokio_postgres::Client,
+        conn: &ConnInfo,
+        clock: Clock,
+        tables: &[&str],
+        requests: &Registry,
+    ) -> ObserverSetup {
+        let server_clock = ServerClock::measure(admin, &clock)
+            .await
+            .expect("measure the server clock");
+        let pid: i32 = admin
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("the stand-in's pid")
+            .get(0);
+        let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+        ObserverSetup {
+            conn: conn.clone(),
+            clock,
+            server_clock,
+            pid,
+            tables: pgrehearse::pg::table_oids(admin, &names).await,
+            requests: requests.clone(),
+        }
+    }
+
+    /// Start the observers as a rehearsal does, seeing the migration as
+    /// `observe` says, until `stop`.
+    async fn start(
+        &self,
+        observe: Observe,
+        stop: CancellationToken,
+    ) -> (Observer, Arc<MigrationStatus>) {
+        let migration = Arc::new(status(observe, self.pid));
+        let observer = Observer::start(ObserverCtx {
+            conn: self.conn.clone(),
+            clock: self.clock,
+            server_clock: self.server_clock,
+            pids: PidRegistry::default(),
+            migration: migration.clone(),
+            requests: self.requests.clone(),
+            query_names: Default::default(),
+            tables: self.tables.clone(),
+            poll: WAIT_POLL,
+            sample: SERVER_SAMPLE,
+            server_log: None,
+            stop,
+        })
+        .await
+        .expect("start the observers");
+        if matches!(observe, Observe::InStatement | Observe::InTransaction) {
+            // The statement is sent: the held-lock poller follows it.
+            migration.statement_sent.notify_one();
+        }
+        (observer, migration)
+    }
+}
+
+/// The app's traffic and its recorder, app version 0 live, until `stop`;
+/// keep the sender that says which version is live (dropped, it would tell
+/// the clients the run ended).
+async fn start_traffic(
+    conn: &ConnInfo,
+    plan: &WorkloadPlan,
+    clock: Clock,
+    stop: &CancellationToken,
+    requests: &Registry,
+    run_dir: &std::path::Path,
+) -> (Traffic, watch::Sender<Arc<Vec<u16>>>) {
+    let (live_tx, live) = watch::channel(Arc::new(vec![0u16]));
+    let traffic = Traffic::start(TrafficCtx {
+        conn,
+        plan,
+        clock,
+        seed: 1,
+        live,
+        stop: stop.clone(),
+        abort: CancellationToken::new(),
+        pids: PidRegistry::default(),
+        marks: Arc::new(SegmentMarks::new(clock)),
+        stats: Arc::default(),
+        requests: requests.clone(),
+        run_dir,
+    })
+    .await
+    .expect("start the traffic");
+    (traffic, live_tx)
+}
+
+/// The migration's stand-in takes a lock in mode `hold` on `table`, in a
+/// transaction it keeps open.
+async fn stand_in_lock(admin: &tokio_postgres::Client, table: &str, hold: &str) {
+    admin
+        .batch_execute(&format!("BEGIN; LOCK TABLE {table} IN {hold} MODE"))
+        .await
+        .expect("the stand-in's lock");
 }
 
 /// CPU time (user + system) of this process (all its threads), or of its
