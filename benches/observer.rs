@@ -21,8 +21,14 @@
 //! 95% interval, the CPU per request here and in the server on each side,
 //! and writes the raw runs to benches/results/observer/<UTC time>.csv (see
 //! its README.md).
+//! Then, per mode, the sliced measure ([`common::drive_sliced`]): one run
+//! with the observers started and stopped every slice, the median of the
+//! adjacent pairs' ratios and its bootstrap interval; raw slices to
+//! <UTC time>-slices.csv.
 //! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5),
-//! OBSERVER_BENCH_MODES (comma-separated, default all four).
+//! OBSERVER_BENCH_MODES (comma-separated, default all four),
+//! OBSERVER_BENCH_SLICE_PAIRS (40), OBSERVER_BENCH_SLICE_SECS (2),
+//! OBSERVER_BENCH_AA (set: an A/A sliced run first, starting nothing).
 
 mod common;
 
@@ -526,6 +532,10 @@ fn main() {
         }
         let mut slices_csv =
             String::from("mode,pair,order,observers,from_ms,counted_from_ms,to_ms,requests,qps\n");
+        if std::env::var("OBSERVER_BENCH_AA").is_ok() {
+            let off = common::Observe::Off;
+            sliced(&conn, &s, "none (A/A)", off, slice_pairs, slice_secs, &mut slices_csv).await;
+        }
         for (mode, observed) in MODES {
             if measured(mode) && slice_pairs > 0 {
                 sliced(&conn, &s, mode, observed, slice_pairs, slice_secs, &mut slices_csv).await;

@@ -230,7 +230,9 @@ pub async fn drive_sliced(
         let from_ms = first_ms + i as f64 * slice_ms;
         let to_ms = from_ms + slice_ms;
         until(from_ms).await;
-        let observer = if observed {
+        // Observe::Off: an A/A run, nothing started on either side, to
+        // show what the method itself reads into a difference.
+        let observer = if observed && observe != Observe::Off {
             let token = CancellationToken::new();
             Some((setup.start(observe, token.clone()).await, token))
         } else {
