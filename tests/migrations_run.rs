@@ -1004,11 +1004,7 @@ fn an_edited_repeatable_is_rehearsed_over_its_merged_version() {
         "CREATE OR REPLACE VIEW account_emails AS SELECT id, email AS address FROM accounts;\n",
     )
     .unwrap();
-    let out = Command::new(common::bin())
-        .args(["check", "s.toml", "--since-git", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .unwrap();
+    let out = check_since_head_output(repo);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -1124,14 +1120,18 @@ fn migrations_since_head(s: &Path) -> serde_json::Value {
     common::json(&dir.join("run.json"))["migrations"].clone()
 }
 
-/// `pgrehearse check s.toml --since-git HEAD` in `repo`: exit code, and
-/// stdout then stderr.
-fn check_since_head(repo: &Path) -> (Option<i32>, String) {
-    let out = Command::new(common::bin())
+fn check_since_head_output(repo: &Path) -> std::process::Output {
+    Command::new(common::bin())
         .args(["check", "s.toml", "--since-git", "HEAD"])
         .current_dir(repo)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `pgrehearse check s.toml --since-git HEAD` in `repo`: exit code, and
+/// stdout then stderr.
+fn check_since_head(repo: &Path) -> (Option<i32>, String) {
+    let out = check_since_head_output(repo);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     (out.status.code(), format!("{stdout}{stderr}"))
@@ -1166,12 +1166,7 @@ fn merged_migrations_renamed_or_deleted_since_are_set_up_as_merged() {
     let (code, out) = check_since_head(repo);
     assert_eq!(code, Some(0), "{out}");
     // The warnings go to stderr too, as `run`'s do (a CI log shows them).
-    let stderr = Command::new(common::bin())
-        .args(["check", "s.toml", "--since-git", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .unwrap()
-        .stderr;
+    let stderr = check_since_head_output(repo).stderr;
     let stderr = String::from_utf8_lossy(&stderr);
     assert!(
         stderr.contains("pgrehearse: warning: ")
@@ -1240,12 +1235,7 @@ fn a_merged_migration_edited_since_is_set_up_as_merged() {
     let (code, out) = check_since_head(repo);
     assert_eq!(code, Some(0), "{out}");
     // The warnings go to stderr too, as `run`'s do (a CI log shows them).
-    let stderr = Command::new(common::bin())
-        .args(["check", "s.toml", "--since-git", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .unwrap()
-        .stderr;
+    let stderr = check_since_head_output(repo).stderr;
     let stderr = String::from_utf8_lossy(&stderr);
     assert!(
         stderr.contains("pgrehearse: warning: ")

@@ -98,15 +98,13 @@ pub async fn drive_with(
     secs: f64,
     hold: Option<&str>,
 ) -> Measured {
-    let clock = Clock::start();
-    let stop = CancellationToken::new();
-    let requests = Registry::new(clock.start_instant());
-    let dir = tempfile::tempdir().expect("a temporary run directory");
-    // Stands in for the migration's session (idle: its locks are polled).
-    let admin = conn
-        .connect("pgrehearse-bench")
-        .await
-        .expect("connect for the observers");
+    let Rig {
+        clock,
+        stop,
+        requests,
+        dir,
+        admin,
+    } = Rig::new(conn).await;
     let observer = if observe != Observe::Off {
         let ctx = ObserverSetup::read(&admin, conn, clock, tables, &requests).await;
         Some(ctx.start(observe, stop.clone()).await)
@@ -200,14 +198,13 @@ pub async fn drive_sliced(
     pairs: usize,
     slice_secs: f64,
 ) -> (Vec<Slice>, [u64; 3]) {
-    let clock = Clock::start();
-    let stop = CancellationToken::new();
-    let requests = Registry::new(clock.start_instant());
-    let dir = tempfile::tempdir().expect("a temporary run directory");
-    let admin = conn
-        .connect("pgrehearse-bench")
-        .await
-        .expect("connect for the observers");
+    let Rig {
+        clock,
+        stop,
+        requests,
+        dir,
+        admin,
+    } = Rig::new(conn).await;
     let setup = ObserverSetup::read(&admin, conn, clock, tables, &requests).await;
     if let Some(mode) = hold {
         stand_in_lock(&admin, tables[0], mode).await;
@@ -283,6 +280,34 @@ pub async fn drive_sliced(
         }
     }
     (slices, polls)
+}
+
+/// What a bench run of traffic starts from: its clock, the token that
+/// stops it, the registry its requests are logged in, a run directory for
+/// the recorder, and the migration's stand-in session (idle: its locks are
+/// polled).
+struct Rig {
+    clock: Clock,
+    stop: CancellationToken,
+    requests: Registry,
+    dir: tempfile::TempDir,
+    admin: tokio_postgres::Client,
+}
+
+impl Rig {
+    async fn new(conn: &ConnInfo) -> Rig {
+        let clock = Clock::start();
+        Rig {
+            clock,
+            stop: CancellationToken::new(),
+            requests: Registry::new(clock.start_instant()),
+            dir: tempfile::tempdir().expect("a temporary run directory"),
+            admin: conn
+                .connect("pgrehearse-bench")
+                .await
+                .expect("connect for the observers"),
+        }
+    }
 }
 
 /// What the observers need to know of the run, read once: the server's
