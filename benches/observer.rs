@@ -13,7 +13,8 @@
 //!   the build would, on both sides of the pair;
 //! - `transaction`: a statement inside a transaction runs all along (a long
 //!   UPDATE), so the held-lock poller times its waits (every 1 ms for its
-//!   first 100 ms, every 10 ms after); the stand-in holds a RowExclusiveLock
+//!   first 100 ms, then backing off to every 16 ms; every 10 ms until
+//!   2026-12-05); the stand-in holds a RowExclusiveLock
 //!   on the table on both sides.
 //!
 //! `cargo bench --bench observer` prints, per mode, the median qps of each
@@ -27,7 +28,7 @@
 //! <UTC time>-slices.csv.
 //! Env: OBSERVER_BENCH_PAIRS (default 10), OBSERVER_BENCH_SECS (5),
 //! OBSERVER_BENCH_MODES (comma-separated, default all four),
-//! OBSERVER_BENCH_SLICE_PAIRS (40), OBSERVER_BENCH_SLICE_SECS (2),
+//! OBSERVER_BENCH_SLICE_PAIRS (40), OBSERVER_BENCH_SLICE_SECS (4),
 //! OBSERVER_BENCH_AA (set: an A/A sliced run first, starting nothing).
 
 mod common;
@@ -466,7 +467,7 @@ fn main() {
     let (slice_pairs, slice_secs) = if full {
         (
             env("OBSERVER_BENCH_SLICE_PAIRS", 40.0) as usize,
-            env("OBSERVER_BENCH_SLICE_SECS", 2.0),
+            env("OBSERVER_BENCH_SLICE_SECS", 4.0),
         )
     } else {
         (2, 0.5)

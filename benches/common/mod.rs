@@ -51,8 +51,8 @@ pub enum Observe {
     /// long CREATE INDEX CONCURRENTLY): the held-lock poller polls too.
     InStatement,
     /// In a step, a statement running inside a transaction all along (a
-    /// long UPDATE): the held-lock poller times its waits (every 10 ms
-    /// after its first 100 ms).
+    /// long UPDATE): the held-lock poller times its waits (backing off to
+    /// every 16 ms after its first 100 ms).
     InTransaction,
 }
 
