@@ -817,19 +817,7 @@ fn a_lock_timeout_names_the_file_and_line_and_holds_nothing() {
         ],
         "[table.columns]\nemail = { gen = \"text\" }\n",
     );
-    // The long read: ACCESS SHARE on accounts from the start of traffic for
-    // 2.5 s, across the step. The step starts after a 700 ms "before" phase,
-    // so a script connection slow to open on a loaded CI machine (seen: the
-    // 50 ms of a 100 ms phase were not enough) still has its lock first.
-    let scenario = std::fs::read_to_string(&s)
-        .unwrap()
-        .replace("before = \"100ms\"", "before = \"700ms\"");
-    let scenario = format!(
-        "{scenario}\n[[workload.script]]\nname = \"long_read\"\nat = \"0ms\"\nsql = [\"BEGIN\", \
-         \"SELECT count(*) FROM accounts\", \"SELECT pg_sleep(2.5)\", \"COMMIT\"]\n",
-    );
-    assert!(scenario.contains("before = \"700ms\""), "{scenario}");
-    std::fs::write(&s, scenario).unwrap();
+    with_long_read(&s, "");
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(4);
     assert!(
@@ -850,6 +838,118 @@ fn a_lock_timeout_names_the_file_and_line_and_holds_nothing() {
     let wait: f64 = never["wait_ms"].parse().unwrap();
     assert!((90.0..400.0).contains(&wait), "{never:?}");
     drop(tmp);
+}
+
+/// Add to the scenario at `s` a long read: ACCESS SHARE on accounts from
+/// the start of traffic for 2.5 s, across the steps; and `migrations`
+/// (TOML lines) to its `[migrations]`. The first step starts after a 700 ms
+/// "before" phase, so a script connection slow to open on a loaded CI
+/// machine (seen: the 50 ms of a 100 ms phase were not enough) still has
+/// its lock first.
+fn with_long_read(s: &Path, migrations: &str) {
+    let scenario = std::fs::read_to_string(s)
+        .unwrap()
+        .replace("before = \"100ms\"", "before = \"700ms\"")
+        .replace("dir = \"db\"\n", &format!("dir = \"db\"\n{migrations}"));
+    let scenario = format!(
+        "{scenario}\n[[workload.script]]\nname = \"long_read\"\nat = \"0ms\"\nsql = [\"BEGIN\", \
+         \"SELECT count(*) FROM accounts\", \"SELECT pg_sleep(2.5)\", \"COMMIT\"]\n",
+    );
+    assert!(scenario.contains("before = \"700ms\""), "{scenario}");
+    std::fs::write(s, scenario).unwrap();
+}
+
+/// A `SET lock_timeout` a file makes at session level holds where it
+/// holds in production: through the file's own later transaction (psql
+/// runs a file in one session), and, where the tool runs every file on one
+/// connection (Flyway), into the next file — but not where psql runs each
+/// file in a session of its own (plain). The ALTER behind the long read
+/// gives up after 100 ms under it, and waits out the read without it.
+#[test]
+fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
+    let timeout = "SET lock_timeout = '100ms';\n";
+    let alter = "ALTER TABLE accounts ADD COLUMN frozen bool;\n";
+    let columns = "[table.columns]\nemail = { gen = \"text\" }\n";
+    let step = |ran: &common::Ran, name: &str| {
+        let (_, rec) = ran.record();
+        let info = rec.info.expect("run.json");
+        info.steps
+            .into_iter()
+            .find(|s| s.step == name)
+            .unwrap_or_else(|| panic!("step {name} in run.json"))
+    };
+
+    // Within one file, into its own BEGIN ... COMMIT: the transaction once
+    // ran under the step's (no) lock_timeout.
+    let (_tmp, s) = plain_project(
+        &[
+            BASE_ACCOUNTS,
+            ("2_alter.sql", &format!("{timeout}BEGIN;\n{alter}COMMIT;\n")),
+        ],
+        columns,
+    );
+    with_long_read(&s, "");
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    assert!(
+        ran.stderr
+            .contains("2_alter.sql:3: lock timeout after 1 attempt(s)"),
+        "{}",
+        ran.stderr
+    );
+
+    // Flyway: one connection for every file, so into the next file.
+    let (_tmp, s) = plain_project(
+        &[
+            ("V1__base.sql", BASE_ACCOUNTS.1),
+            (
+                "V2__timeout.sql",
+                &format!("{timeout}CREATE TABLE notes (id int);\n"),
+            ),
+            ("V3__alter.sql", alter),
+        ],
+        columns,
+    );
+    with_long_read(&s, "layout = \"flyway\"\nrehearse = { from = \"2\" }\n");
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    assert!(
+        ran.stderr
+            .contains("V3__alter.sql:1: lock timeout after 1 attempt(s)"),
+        "{}",
+        ran.stderr
+    );
+    let v3 = step(&ran, "V3__alter.sql");
+    assert_eq!(v3.lock_timeout_ms, Some(100.0), "{v3:?}");
+    assert_eq!(
+        v3.timeouts_from.as_deref(),
+        Some("V2__timeout.sql"),
+        "{v3:?}"
+    );
+
+    // Plain files: psql per file, so the next file runs without it and
+    // waits the read out.
+    let (_tmp, s) = plain_project(
+        &[
+            BASE_ACCOUNTS,
+            (
+                "2_timeout.sql",
+                &format!("{timeout}CREATE TABLE notes (id int);\n"),
+            ),
+            ("3_alter.sql", alter),
+        ],
+        columns,
+    );
+    with_long_read(&s, "rehearse = { last = 2 }\n");
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let alter_step = step(&ran, "3_alter.sql");
+    assert_eq!(alter_step.lock_timeout_ms, None, "{alter_step:?}");
+    assert_eq!(alter_step.timeouts_from, None, "{alter_step:?}");
+    assert!(
+        alter_step.end_ms - alter_step.start_ms > 1_000.0,
+        "it waited out the read: {alter_step:?}"
+    );
 }
 
 /// The tool's history table exists, as the tool made it before its first

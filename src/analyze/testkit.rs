@@ -272,6 +272,7 @@ pub(crate) fn step_info(step: &str, lock_timeout_ms: Option<f64>) -> StepInfo {
         transaction: true,
         lock_timeout_ms,
         statement_timeout_ms: None,
+        timeouts_from: None,
         retries: 0,
         attempts: 1,
         backfill: false,

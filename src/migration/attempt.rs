@@ -12,7 +12,7 @@ use super::failure::Failure;
 use super::probe::Probe;
 use super::{is_catalog, Executor, LockSeen, Outgoing, StepSpan, TxnLocks};
 use crate::migrations::{called_procedure, may_end_transaction, same_in_own_transaction};
-use crate::scenario::{PhasePlan, StepPlan};
+use crate::scenario::{PhasePlan, StepAction, StepPlan};
 
 /// How long ROLLBACK / RESET may take after an abort (see `simple_after_abort`).
 const AFTER_ABORT_WAIT: Duration = Duration::from_secs(2);
@@ -42,10 +42,20 @@ impl Executor {
                 progress.to_string()
             });
             let r = if in_transaction {
-                let setup = format!("BEGIN; {}", Self::session_settings(step, true));
-                self.attempt_in_transaction(phase, step, stmts, attempt, &setup)
+                // A file's: at session level, read back after COMMIT
+                // (session.rs).
+                let local = file_name(step).is_none();
+                let setup = format!("BEGIN; {}", self.session_settings(step, local));
+                match self
+                    .attempt_in_transaction(phase, step, stmts, attempt, &setup)
                     .await
-                    .map(|_| ())
+                {
+                    Ok(_) => match file_name(step) {
+                        Some(file) => self.read_file_session(step, file).await,
+                        None => Ok(()),
+                    },
+                    Err(f) => Err(f),
+                }
             } else {
                 self.attempt_autocommit(phase, step, stmts, attempt).await
             };
@@ -68,13 +78,6 @@ impl Executor {
         let base = step.retry_backoff.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
         let jitter = self.rng.gen_range(0.5..1.5);
         Duration::from_secs_f64((base * jitter).min(10.0))
-    }
-
-    fn session_settings(step: &StepPlan, local: bool) -> String {
-        let scope = if local { "SET LOCAL" } else { "SET" };
-        let lt = step.lock_timeout.map(|d| d.as_millis()).unwrap_or(0);
-        let st = step.statement_timeout.map(|d| d.as_millis()).unwrap_or(0);
-        format!("{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};")
     }
 
     /// Run `stmts` in one transaction that `setup` begins; the last probe
@@ -159,7 +162,7 @@ impl Executor {
         attempt: u32,
     ) -> Result<(), Failure> {
         let mut before = self
-            .setup(&Self::session_settings(step, false), false)
+            .setup(&self.session_settings(step, false), false)
             .await?;
         let mut result = Ok(());
         for sql in stmts {
@@ -194,9 +197,13 @@ impl Executor {
             }
             before = sent.probe;
         }
-        let reset = self
-            .clean_up("RESET lock_timeout; RESET statement_timeout", &result)
-            .await;
+        let reset = match file_name(step) {
+            Some(file) if result.is_ok() => self.read_file_session(step, file).await,
+            _ => {
+                self.clean_up("RESET lock_timeout; RESET statement_timeout", &result)
+                    .await
+            }
+        };
         result.and(reset)
     }
 
@@ -262,6 +269,14 @@ impl Executor {
 /// probe's own, not the migration's.
 fn is_catalog_lock(l: &LockSeen) -> bool {
     is_catalog(l.oid, &l.name)
+}
+
+/// The name of the file `step` runs, if it runs one.
+fn file_name(step: &StepPlan) -> Option<&str> {
+    match &step.action {
+        StepAction::File(f) => Some(&f.name),
+        _ => None,
+    }
 }
 
 /// `-v`: a lock timeout is retried after `wait` (backoff with jitter).

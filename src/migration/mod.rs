@@ -17,7 +17,8 @@
 //! which prepares the session and runs it. phases.rs runs the phases and
 //! steps in order, attempt.rs each attempt at a step's statements and the
 //! retries, failure.rs says how a step fails, send.rs sends one statement,
-//! backfill.rs runs a backfill's batches, steps.rs makes steps.csv.
+//! backfill.rs runs a backfill's batches, session.rs keeps the timeouts
+//! migration files set for the files after them, steps.rs makes steps.csv.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -41,6 +42,7 @@ mod failure;
 mod phases;
 mod probe;
 mod send;
+mod session;
 mod steps;
 mod wal;
 
@@ -179,6 +181,12 @@ struct Executor {
     /// while it ran, attributed at the end (wal.rs).
     pgss_changes: Vec<(usize, Vec<PgssChange>)>,
     rng: rand_chacha::ChaCha8Rng,
+    /// What migration files' own session-level `SET`s left in effect for
+    /// the step that runs now (session.rs).
+    session: session::FileTimeouts,
+    /// What the tool's one connection carries out of the last of its
+    /// files that ran, and in which phase.
+    tool_session: Option<(String, session::FileTimeouts)>,
 }
 
 /// Run every phase. Never returns an error for a failed step: the failure is
@@ -238,6 +246,8 @@ pub async fn prepare(ctx: MigrationCtx) -> crate::Result<Prepared> {
         boundaries: Vec::new(),
         pgss_changes: Vec::new(),
         rng,
+        session: Default::default(),
+        tool_session: None,
     }))
 }
 

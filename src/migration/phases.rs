@@ -52,14 +52,17 @@ impl Executor {
         let before = self.boundary().await;
         let start_ms = self.mark();
         tracing::info!("step {} / {}: started", phase.name, step.name);
+        self.enter_session(phase, step);
+        let (lock_timeout_ms, statement_timeout_ms, timeouts_from) = self.starting_timeouts(step);
         let mut span = StepSpan {
             phase: phase.name.clone(),
             step: step.name.clone(),
             start_ms,
             end_ms: start_ms,
             transaction: step.transaction,
-            lock_timeout_ms: step.lock_timeout.map(|d| d.as_secs_f64() * 1e3),
-            statement_timeout_ms: step.statement_timeout.map(|d| d.as_secs_f64() * 1e3),
+            lock_timeout_ms,
+            statement_timeout_ms,
+            timeouts_from,
             retries: step.retries,
             attempts: 0,
             backfill: matches!(step.action, StepAction::Backfill(_)),
@@ -80,6 +83,7 @@ impl Executor {
             StepAction::Backfill(b) => self.run_backfill(phase, step, b, &mut span).await,
         };
         self.ctx.status.in_step.store(false, Ordering::Relaxed);
+        self.leave_session(phase, step);
         span.end_ms = self.mark();
         let result = expected(step, result);
         span.outcome = match &result {

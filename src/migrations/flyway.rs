@@ -397,6 +397,7 @@ fn load_source(
         kind: n.kind,
         segments,
         notes,
+        shares_session: false,
     })
 }
 

@@ -95,6 +95,18 @@ impl Layout {
         }
     }
 
+    /// Whether the tool runs the pending files one after the other on one
+    /// connection, so that a `SET` a file makes at session level (a
+    /// `lock_timeout`, a `statement_timeout`) goes on into the files after
+    /// it: Flyway (flyway/flyway#1250), golang-migrate and Prisma Migrate
+    /// hold one connection; goose and dbmate run each file through Go's
+    /// connection pool, which hands their one idle connection back each
+    /// time. psql, which runs Sqitch's and plain files, opens a session per
+    /// file.
+    pub fn shares_session(self) -> bool {
+        !matches!(self, Layout::Sqitch | Layout::Plain)
+    }
+
     /// The layout named `name`, or `None`.
     pub fn from_name(name: &str) -> Option<Layout> {
         Layout::ALL.into_iter().find(|l| l.name() == name)
@@ -142,6 +154,13 @@ impl MigrationSet {
         if !errors.is_empty() {
             return Err(MigrationErrors(errors));
         }
+        let files = files
+            .into_iter()
+            .map(|f| MigrationFile {
+                shares_session: layout.shares_session(),
+                ..f
+            })
+            .collect();
         Ok(MigrationSet {
             layout,
             dir: dir.to_path_buf(),
@@ -191,6 +210,11 @@ pub struct MigrationFile {
     pub segments: Vec<Segment>,
     /// Facts worth a line in `check` that are not errors.
     pub notes: Vec<String>,
+    /// Run on the session the tool ran the file before it on
+    /// ([`Layout::shares_session`]): a `SET` it makes at session level goes
+    /// on into the next such file of its phase. False for a step's own
+    /// `file`, which runs as psql would run it.
+    pub shares_session: bool,
 }
 
 impl MigrationFile {
@@ -210,6 +234,7 @@ impl MigrationFile {
             kind: Kind::Versioned,
             segments,
             notes: Vec::new(),
+            shares_session: false,
         }
     }
 

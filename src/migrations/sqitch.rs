@@ -131,6 +131,7 @@ pub fn load(dir: &Path) -> Result<MigrationSet, MigrationErrors> {
             kind: Kind::Versioned,
             segments,
             notes,
+            shares_session: false,
         });
     }
     let ignored = unplanned_scripts(&top, &files);

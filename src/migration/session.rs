@@ -1,0 +1,238 @@
+//! The migration session's `lock_timeout` and `statement_timeout` as its
+//! migration files leave them. A file that says `SET lock_timeout = '2s'`
+//! at session level runs its later statements under it, in its later
+//! segments too (its `BEGIN ... COMMIT`, then its `CREATE INDEX
+//! CONCURRENTLY`: psql keeps one session per file); and where the tool runs
+//! every file on one connection (`MigrationFile::shares_session`: Flyway,
+//! golang-migrate, goose, dbmate, Prisma) the files after it in its phase
+//! run under it as well, as they would in production.
+//!
+//! How the file's own `SET`s are known: each attempt at a file's segment
+//! sets the session's timeouts at session level (a transaction's `SET`
+//! after its `BEGIN` is rolled back with it), and after it succeeds the
+//! session's values are read back (pg_settings, in ms) and reset: a value
+//! that differs from what was set is the file's doing — a `SET`, a
+//! `set_config(..., false)`, a `RESET`, or one inside a `DO` block alike;
+//! a `SET LOCAL` ends with its transaction and leaves nothing.
+//!
+//! What runs under what, for each timeout: a value the step's own file set
+//! in an earlier segment; else the scenario's for the step; else a value
+//! carried from an earlier file on the tool's connection; else none (0).
+
+use std::time::Duration;
+
+use tokio_postgres::SimpleQueryMessage;
+
+use super::failure::Failure;
+use super::Executor;
+use crate::scenario::{PhasePlan, StepAction, StepPlan};
+
+/// Reads the session's two timeouts (ms) and resets them, in one round trip.
+const READ_AND_RESET: &str =
+    "SELECT (SELECT setting FROM pg_settings WHERE name = 'lock_timeout'), \
+     (SELECT setting FROM pg_settings WHERE name = 'statement_timeout'); \
+     RESET lock_timeout; RESET statement_timeout";
+
+/// A timeout a migration file set at session level.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FileSet {
+    /// Milliseconds; 0 turned it off.
+    pub ms: u64,
+    /// The file's name as reports show it.
+    pub file: String,
+    /// Set by the file the step runs now (else carried from an earlier
+    /// one): it wins over the scenario's value for the step.
+    pub this_step: bool,
+}
+
+/// What migration files' own `SET`s have left in effect.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct FileTimeouts {
+    pub lock_timeout: Option<FileSet>,
+    pub statement_timeout: Option<FileSet>,
+}
+
+impl FileTimeouts {
+    /// The same values, carried into the next file: none of them its own.
+    fn carried(&self) -> FileTimeouts {
+        let carry = |s: &Option<FileSet>| {
+            s.clone().map(|s| FileSet {
+                this_step: false,
+                ..s
+            })
+        };
+        FileTimeouts {
+            lock_timeout: carry(&self.lock_timeout),
+            statement_timeout: carry(&self.statement_timeout),
+        }
+    }
+}
+
+/// The lock_timeout and statement_timeout (ms, 0: none) a step's statements
+/// run under (see the module's comment for the order).
+pub(super) fn effective(step: &StepPlan, files: &FileTimeouts) -> (u64, u64) {
+    let pick = |file: &Option<FileSet>, scenario: Option<Duration>| match (file, scenario) {
+        (Some(f), _) if f.this_step => f.ms,
+        (_, Some(d)) => d.as_millis() as u64,
+        (Some(f), None) => f.ms,
+        (None, None) => 0,
+    };
+    (
+        pick(&files.lock_timeout, step.lock_timeout),
+        pick(&files.statement_timeout, step.statement_timeout),
+    )
+}
+
+impl Executor {
+    /// At a step's start: what the files before it left in effect for it —
+    /// the tool's connection's, when it runs the tool's next file in the
+    /// same phase; nothing otherwise (a step's own `file` runs as psql
+    /// would, in a session of its own; inline SQL and backfills are not
+    /// the tool's). Sets the step's recorded timeouts to what it begins
+    /// under, and names the file a carried one comes from.
+    pub(super) fn enter_session(&mut self, phase: &PhasePlan, step: &StepPlan) {
+        self.session = match (&step.action, &self.tool_session) {
+            (StepAction::File(f), Some((p, carried))) if f.shares_session && *p == phase.name => {
+                carried.carried()
+            }
+            _ => FileTimeouts::default(),
+        };
+    }
+
+    /// At a step's end: what the tool's connection carries into its next
+    /// file, when the step ran one of the tool's files.
+    pub(super) fn leave_session(&mut self, phase: &PhasePlan, step: &StepPlan) {
+        if matches!(&step.action, StepAction::File(f) if f.shares_session) {
+            self.tool_session = Some((phase.name.clone(), self.session.clone()));
+        }
+    }
+
+    /// The session-level `SET`s that give `step`'s statements their
+    /// timeouts (`SET LOCAL` for an inline or backfill step in a
+    /// transaction, which COMMIT and ROLLBACK end without a round trip).
+    pub(super) fn session_settings(&self, step: &StepPlan, local: bool) -> String {
+        let scope = if local { "SET LOCAL" } else { "SET" };
+        let (lt, st) = effective(step, &self.session);
+        format!("{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};")
+    }
+
+    /// After an attempt at a segment of `file` succeeded: read back the
+    /// session's timeouts, keep any the file changed as its own, and reset
+    /// them (the next attempt sets them again).
+    pub(super) async fn read_file_session(
+        &mut self,
+        step: &StepPlan,
+        file: &str,
+    ) -> Result<(), Failure> {
+        let (lt, st) = effective(step, &self.session);
+        tracing::debug!("migration session: sending {READ_AND_RESET}");
+        let messages = self
+            .client
+            .simple_query(READ_AND_RESET)
+            .await
+            .map_err(|e| Failure::from_pg(&e))?;
+        let Some(row) = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let ms = |i: usize| row.get(i).and_then(|v| v.parse::<u64>().ok());
+        let note = |slot: &mut Option<FileSet>, now: Option<u64>, set: u64| {
+            if let Some(now) = now.filter(|&now| now != set) {
+                *slot = Some(FileSet {
+                    ms: now,
+                    file: file.to_string(),
+                    this_step: true,
+                });
+            }
+        };
+        note(&mut self.session.lock_timeout, ms(0), lt);
+        note(&mut self.session.statement_timeout, ms(1), st);
+        Ok(())
+    }
+
+    /// The step's recorded lock_timeout and statement_timeout (ms, None:
+    /// none) as it begins, and the earlier file(s) a carried one comes from.
+    pub(super) fn starting_timeouts(
+        &self,
+        step: &StepPlan,
+    ) -> (Option<f64>, Option<f64>, Option<String>) {
+        let (lt, st) = effective(step, &self.session);
+        let ms = |v: u64| (v > 0).then_some(v as f64);
+        let mut from: Vec<&str> = Vec::new();
+        for (set, scenario) in [
+            (&self.session.lock_timeout, step.lock_timeout),
+            (&self.session.statement_timeout, step.statement_timeout),
+        ] {
+            if let (Some(f), None) = (set, scenario) {
+                if !from.contains(&f.file.as_str()) {
+                    from.push(&f.file);
+                }
+            }
+        }
+        (ms(lt), ms(st), (!from.is_empty()).then(|| from.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(lock_timeout: Option<u64>) -> StepPlan {
+        StepPlan {
+            name: "s".into(),
+            action: StepAction::Sql(Vec::new()),
+            transaction: true,
+            lock_timeout: lock_timeout.map(Duration::from_millis),
+            statement_timeout: None,
+            retries: 0,
+            retry_backoff: Duration::from_millis(100),
+            pause_after: Duration::ZERO,
+            expect_error: Vec::new(),
+        }
+    }
+
+    fn set(ms: u64, this_step: bool) -> Option<FileSet> {
+        Some(FileSet {
+            ms,
+            file: "V5__a.sql".into(),
+            this_step,
+        })
+    }
+
+    #[test]
+    fn the_files_own_set_wins_then_the_scenarios_then_a_carried_one() {
+        let files = |lt| FileTimeouts {
+            lock_timeout: lt,
+            statement_timeout: None,
+        };
+        // Nothing set anywhere: none.
+        assert_eq!(effective(&step(None), &files(None)), (0, 0));
+        // The scenario's.
+        assert_eq!(effective(&step(Some(500)), &files(None)), (500, 0));
+        // Carried from an earlier file: under the scenario's, over none.
+        assert_eq!(
+            effective(&step(None), &files(set(2_000, false))),
+            (2_000, 0)
+        );
+        assert_eq!(
+            effective(&step(Some(500)), &files(set(2_000, false))),
+            (500, 0)
+        );
+        // Set by the step's own file in an earlier segment: over the
+        // scenario's, even to turn it off.
+        assert_eq!(
+            effective(&step(Some(500)), &files(set(2_000, true))),
+            (2_000, 0)
+        );
+        assert_eq!(effective(&step(Some(500)), &files(set(0, true))), (0, 0));
+        // Carried on, a file's own value is no longer the step's own.
+        let carried = files(set(2_000, true)).carried();
+        assert_eq!(
+            carried.lock_timeout.as_ref().map(|s| s.this_step),
+            Some(false)
+        );
+        assert_eq!(effective(&step(Some(500)), &carried), (500, 0));
+    }
+}
