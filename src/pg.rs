@@ -113,6 +113,41 @@ pub fn require_supported(version: &str, version_num: u32, target: &str) -> crate
     )))
 }
 
+/// Which tables sizes count, besides the ones watched by oid from the start
+/// (followed through renames): the tables that bear the scenario's names
+/// now, and with `[migrations]` every table there is now. A table swap's
+/// new table (created, filled, renamed to the old one's name) then counts
+/// once it has the name — from its creation, with `[migrations]`, where a
+/// copy's growth is what a capacity review asks about — and the old one
+/// until it is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct SizedTables {
+    pub names: Vec<String>,
+    pub every_table: bool,
+}
+
+impl SizedTables {
+    /// An `oid[]` expression over three parameters — `$oids` (oid[], the
+    /// tables watched by oid), `$names` (text[], [`SizedTables::names`]),
+    /// `$every` (bool, [`SizedTables::every_table`]) — for
+    /// [`scenario_storage_ctes`]. A name is resolved as
+    /// [`table_oids`] resolves it (as one identifier, then as SQL), the
+    /// second only when it parses as `[schema.]name`: `to_regclass` raises
+    /// on bad syntax, and one bad name must not lose the whole read.
+    pub fn oids_sql(oids: usize, names: usize, every: usize) -> String {
+        format!(
+            "ARRAY(SELECT unnest(${oids}::oid[]) \
+               UNION SELECT CASE WHEN to_regclass(quote_ident(n)) IS NOT NULL \
+                    THEN to_regclass(quote_ident(n)) \
+                    WHEN n ~ '^(\"([^\"]|\"\")+\"|[[:alpha:]_][[:alnum:]_$]*)(\\.(\"([^\"]|\"\")+\"|[[:alpha:]_][[:alnum:]_$]*))?$' \
+                    THEN to_regclass(n) END::oid FROM unnest(${names}::text[]) n \
+               UNION SELECT c.oid FROM pg_class c WHERE ${every} AND c.relkind IN ('r', 'p', 'm') \
+                 AND c.relpersistence <> 't' AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, \
+                     'information_schema'::regnamespace, 'pg_toast'::regnamespace))"
+        )
+    }
+}
+
 /// The opening of a query over the scenario's tables' storage, as
 /// `WITH RECURSIVE` CTEs, `oids` being SQL for an oid[] of the tables
 /// ([`table_oids`]; `$1`): by oid, not by name, so that a table of the same

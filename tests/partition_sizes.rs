@@ -6,7 +6,8 @@
 //! hash-partitioned again, 30 000 rows) and a 200-row `devices`: before the
 //! fix the figures were devices' alone (32 kB of table, 16 kB of index).
 //! The statement probe reads the partitions too: a rewrite of a partitioned
-//! table is `rewrote`, its scans are counted.
+//! table is `rewrote`, its scans are counted. And a table swapped in under
+//! a scenario table's name is sized under it.
 
 mod common;
 
@@ -170,4 +171,83 @@ fn a_partitioned_tables_rewrite_and_scans_are_its_partitions() {
         "{:#?}",
         rec.statements
     );
+}
+
+const SWAPPED: &str = r#"
+name = "table-swap"
+
+[[table]]
+name = "orders"
+rows = 20_000
+create = "CREATE TABLE orders (id bigint PRIMARY KEY, total int NOT NULL, note text NOT NULL)"
+[table.columns]
+id = { gen = "sequence" }
+total = { gen = "int", min = 1, max = 1000 }
+note = { gen = "text", min_len = 20, max_len = 40 }
+
+[workload]
+clients = 1
+rate = 20
+before = "300ms"
+after = "300ms"
+
+[[workload.query]]
+name = "read"
+sql = "SELECT total FROM orders WHERE id = 1"
+
+[[phase]]
+name = "p"
+
+[[phase.step]]
+name = "copy"
+sql = "CREATE TABLE orders_new (LIKE orders INCLUDING ALL); INSERT INTO orders_new SELECT * FROM orders"
+
+[[phase.step]]
+name = "swap"
+sql = "ALTER TABLE orders RENAME TO orders_old; ALTER TABLE orders_new RENAME TO orders"
+
+[[phase.step]]
+name = "drop"
+sql = "DROP TABLE orders_old"
+"#;
+
+/// A table swap (copy into a new table, rename it to the old one's name,
+/// drop the old one): sizes follow the old table by oid until it is
+/// dropped, and count the new one once it has the scenario's name. Before,
+/// only the old table's oid was sized, and after the drop steps.csv said 0
+/// bytes for a table of 20 000 rows.
+#[test]
+fn a_swapped_in_table_is_sized_under_its_name() {
+    let tmp = common::isolated_tmpdir();
+    let path = tmp.path().join("table-swap.toml");
+    std::fs::write(&path, SWAPPED).unwrap();
+    let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (_dir, rec) = ran.record();
+    let step = |name: &str| {
+        rec.steps
+            .iter()
+            .find(|s| s.step == name)
+            .unwrap_or_else(|| panic!("{name}: {:#?}", rec.steps))
+    };
+    let bytes = |b: Option<u64>| b.expect("sized") as f64;
+    let one = bytes(step("copy").table_bytes_before);
+    assert!(one > 1e6, "20 000 rows of orders: {one} B");
+    // The copy is not yet named orders: one table.
+    assert_eq!(step("copy").table_bytes_after, Some(one as u64));
+    // Renamed: the old one (followed by oid) and the new one (by name).
+    let both = bytes(step("swap").table_bytes_after);
+    assert!(
+        (1.7..2.3).contains(&(both / one)),
+        "two copies after the swap: {both} B against {one} B"
+    );
+    // Dropped: the new one alone, about the old one's size (its heap as
+    // large; no visibility map yet).
+    let new = bytes(step("drop").table_bytes_after);
+    assert!(
+        (0.85..1.15).contains(&(new / one)),
+        "the new table after the drop: {new} B against {one} B"
+    );
+    let index = bytes(step("drop").index_bytes_after);
+    assert!(index > 0.0, "its primary key: {:#?}", step("drop"));
 }

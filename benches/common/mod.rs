@@ -366,6 +366,7 @@ impl ObserverSetup {
             requests: self.requests.clone(),
             query_names: Default::default(),
             tables: self.tables.clone(),
+            sized: Default::default(),
             poll: WAIT_POLL,
             sample: SERVER_SAMPLE,
             server_log: None,

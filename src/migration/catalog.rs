@@ -63,7 +63,7 @@ fn rels() -> String {
             UNION ALL SELECT reltoastrelid, 'table' FROM tabs WHERE reltoastrelid <> 0 \
             UNION ALL SELECT i.indexrelid, 'table' FROM tabs t JOIN pg_index i ON i.indrelid = t.reltoastrelid \
             UNION ALL SELECT i.indexrelid, 'index' FROM tabs t JOIN pg_index i ON i.indrelid = t.oid)",
-        crate::pg::scenario_storage_ctes("$1")
+        crate::pg::scenario_storage_ctes(&crate::pg::SizedTables::oids_sql(1, 2, 3))
     )
 }
 
@@ -140,8 +140,13 @@ impl Catalog {
     }
 
     /// Read a boundary on `client` (which holds no lock now).
-    pub(super) async fn read(&self, client: &Client, tables: &[u32]) -> Boundary {
-        match tokio::time::timeout(BOUNDARY_WAIT, self.read_now(client, tables)).await {
+    pub(super) async fn read(
+        &self,
+        client: &Client,
+        tables: &[u32],
+        sized: &crate::pg::SizedTables,
+    ) -> Boundary {
+        match tokio::time::timeout(BOUNDARY_WAIT, self.read_now(client, tables, sized)).await {
             Ok(b) => b,
             Err(_) => Boundary {
                 unknown: Some(format!(
@@ -152,7 +157,12 @@ impl Catalog {
         }
     }
 
-    async fn read_now(&self, client: &Client, tables: &[u32]) -> Boundary {
+    async fn read_now(
+        &self,
+        client: &Client,
+        tables: &[u32],
+        sized: &crate::pg::SizedTables,
+    ) -> Boundary {
         let flush = async {
             if self.can_flush {
                 // Flushed before the result of this returns: the next query
@@ -173,7 +183,8 @@ impl Catalog {
                 let _ = client.batch_execute(set).await;
             }
         };
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&tables];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&tables, &sized.names, &sized.every_table];
         let sizes = client.query_one(&self.sizes, &params);
         let reset = async {
             if !reset.is_empty() {

@@ -149,6 +149,9 @@ pub struct MigrationCtx {
     pub conn: ConnInfo,
     pub phases: Vec<PhasePlan>,
     pub tables: Vec<u32>,
+    /// What steps.csv sizes besides `tables` (their names now, every
+    /// table with `[migrations]`).
+    pub sized: crate::pg::SizedTables,
     pub clock: Clock,
     pub status: Arc<MigrationStatus>,
     /// App name → index, for switching live apps per phase.

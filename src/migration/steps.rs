@@ -37,7 +37,10 @@ impl Executor {
     /// The relations and footprint now (the session holds no lock).
     pub(super) async fn boundary(&self) -> Boundary {
         match &self.catalog {
-            Ok(c) => c.read(&self.client, &self.ctx.tables).await,
+            Ok(c) => {
+                c.read(&self.client, &self.ctx.tables, &self.ctx.sized)
+                    .await
+            }
             Err(why) => Boundary {
                 unknown: Some(why.clone()),
                 ..Boundary::default()

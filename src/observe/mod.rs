@@ -135,6 +135,9 @@ pub struct ObserverCtx {
     pub query_names: HashMap<String, String>,
     /// The scenario's tables, by oid.
     pub tables: Vec<u32>,
+    /// What server.csv sizes besides `tables` (their names now, every
+    /// table with `[migrations]`).
+    pub sized: crate::pg::SizedTables,
     /// The wait poll's interval during steps (it backs off to 5× outside).
     pub poll: Duration,
     /// The server sample's interval during steps (4× outside).

@@ -49,7 +49,7 @@ pub(super) async fn sample_server(
                 WHERE pg_stat_get_backend_wait_event_type(b) = 'Lock' \
                 AND pg_stat_get_backend_dbid(b) = (SELECT oid FROM pg_database WHERE datname = current_database())), \
              r.bytes, r.ms FROM r",
-            crate::pg::scenario_storage_ctes("$2")
+            crate::pg::scenario_storage_ctes(&crate::pg::SizedTables::oids_sql(2, 3, 4))
         ))
         .await?;
     // Sizing takes AccessShareLock on each table; with lock_timeout = 1ms it
@@ -57,7 +57,7 @@ pub(super) async fn sample_server(
     let sizes = client
         .prepare(&format!(
             "{} SELECT coalesce(sum(pg_total_relation_size(oid)), 0)::int8 FROM tabs",
-            crate::pg::scenario_storage_ctes("$1")
+            crate::pg::scenario_storage_ctes(&crate::pg::SizedTables::oids_sql(1, 2, 3))
         ))
         .await?;
     let mut rows = Vec::new();
@@ -71,7 +71,11 @@ pub(super) async fn sample_server(
         }
         last = Some(tokio::time::Instant::now());
         let t = ctx.clock.now_ms();
-        let r = match client.query_one(&stats, &[&start_lsn, &ctx.tables]).await {
+        let (names, every) = (&ctx.sized.names, &ctx.sized.every_table);
+        let r = match client
+            .query_one(&stats, &[&start_lsn, &ctx.tables, names, every])
+            .await
+        {
             Ok(r) => r,
             // Keep the samples taken so far.
             Err(e) => {
@@ -82,7 +86,7 @@ pub(super) async fn sample_server(
                 return Ok((rows, Some(lost)));
             }
         };
-        if let Ok(s) = client.query_one(&sizes, &[&ctx.tables]).await {
+        if let Ok(s) = client.query_one(&sizes, &[&ctx.tables, names, every]).await {
             last_size = s.get::<_, i64>(0).max(0) as u64;
         }
         let lag: Option<i64> = r.get(3);

@@ -216,6 +216,7 @@ async fn drive(
         conn: input.conn.clone(),
         phases: s.phases.clone(),
         tables: input.tables.clone(),
+        sized: sized_tables(input.scenario),
         clock: sh.clock,
         status: sh.live.status.clone(),
         app_index,
@@ -324,6 +325,15 @@ impl AppVersions {
     }
 }
 
+/// What sizes count besides the tables watched by oid: the tables now
+/// bearing the scenario's names, and with `[migrations]` every table.
+fn sized_tables(s: &Scenario) -> crate::pg::SizedTables {
+    crate::pg::SizedTables {
+        names: s.tables.iter().map(|t| t.name.clone()).collect(),
+        every_table: s.migrations.is_some(),
+    }
+}
+
 /// The tables whose rewrites, scans, dead tuples and size the run watches,
 /// by oid (followed through renames): the scenario's, and with
 /// `[migrations]` every table of the database once seeded (the schema is
@@ -377,6 +387,7 @@ async fn start_observer(
             .map(|q| (q.sql.trim().to_string(), q.name.clone()))
             .collect(),
         tables: input.tables.clone(),
+        sized: sized_tables(input.scenario),
         poll: WAIT_POLL,
         sample: SERVER_SAMPLE,
         server_log: input.server_log.clone(),
