@@ -165,18 +165,18 @@ fn write_tables(o: &mut String, s: &Scenario) -> std::fmt::Result {
     for t in &s.tables {
         writeln!(o, "  {} — {} rows", t.name, t.rows)?;
         match &t.create {
-            Some(create) => writeln!(o, "    {}", one_line(create))?,
+            Some(create) => writeln!(o, "    {}", one_line(create, 4))?,
             None => writeln!(o, "    (created by the setup migrations)")?,
         }
         for c in &t.columns {
             writeln!(o, "    {:<16} {}", c.name, gen_text(&c.gen))?;
         }
         for a in &t.after_seed {
-            writeln!(o, "    after seed: {}", one_line(a))?;
+            writeln!(o, "    after seed: {}", one_line(a, 16))?;
         }
     }
     for q in &s.seed_sql {
-        writeln!(o, "  seed sql: {}", one_line(q))?;
+        writeln!(o, "  seed sql: {}", one_line(q, 12))?;
     }
     Ok(())
 }
@@ -206,7 +206,7 @@ fn write_workload(o: &mut String, w: &WorkloadPlan) -> std::fmt::Result {
             100.0 * f64::from(q.weight) / f64::from(total),
             q.apps.join(", ")
         )?;
-        writeln!(o, "    {}", one_line(&q.sql))?;
+        writeln!(o, "    {}", one_line(&q.sql, 4))?;
         for (i, p) in q.params.iter().enumerate() {
             writeln!(o, "    ${} {}", i + 1, gen_text(p))?;
         }
@@ -214,7 +214,7 @@ fn write_workload(o: &mut String, w: &WorkloadPlan) -> std::fmt::Result {
     for sc in &w.scripts {
         writeln!(o, "  script {} at {}", sc.name, fmt_duration(sc.at))?;
         for q in &sc.sql {
-            writeln!(o, "    {}", one_line(q))?;
+            writeln!(o, "    {}", one_line(q, 4))?;
         }
     }
     Ok(())
@@ -266,7 +266,7 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
     match &st.action {
         StepAction::Sql(stmts) => {
             for q in stmts {
-                writeln!(o, "       {}", one_line(q))?;
+                writeln!(o, "       {}", one_line(q, 7))?;
             }
         }
         StepAction::File(f) => {
@@ -285,7 +285,7 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
                         o,
                         "         {:>4}  {}{elsewhere}",
                         q.location.line,
-                        one_line(q.code())
+                        one_line(q.code(), 15)
                     )?;
                 }
             }
@@ -347,8 +347,23 @@ fn write_budget(o: &mut String, b: &Budget) -> std::fmt::Result {
 }
 
 /// SQL on one line, shortened for a plan listing.
-fn one_line(sql: &str) -> String {
-    crate::sql::one_line(sql, 160)
+/// `sql` on one line, comments and runs of whitespace made one space —
+/// but for a string that spans lines (a function's dollar-quoted body),
+/// which keeps its lines: each line after the first is indented to
+/// `column`, where the first began, so the plan's outline holds.
+fn one_line(sql: &str, column: usize) -> String {
+    let text = crate::sql::one_line(sql, 160);
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            if !line.trim().is_empty() {
+                out.push_str(&" ".repeat(column));
+            }
+        }
+        out.push_str(if i > 0 && line.trim().is_empty() { "" } else { line });
+    }
+    out
 }
 
 pub fn gen_text(g: &ColumnGen) -> String {
@@ -461,4 +476,20 @@ fn ts(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us).map_or(us.to_string(), |t| {
         t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_body_that_spans_lines_keeps_the_plans_outline() {
+        let sql = "CREATE FUNCTION f() RETURNS int\n  LANGUAGE plpgsql AS $$\nBEGIN\n\n  RETURN 1;\nEND\n$$";
+        assert_eq!(
+            one_line(sql, 6),
+            "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\n      BEGIN\n\n        RETURN 1;\n      END\n      $$"
+        );
+        // Whitespace and comments outside strings still make one line.
+        assert_eq!(one_line("SELECT 1\n  -- why\n  , 2", 6), "SELECT 1 , 2");
+    }
 }
