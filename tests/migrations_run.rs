@@ -511,6 +511,47 @@ fn a_rehearsed_statement_that_fails_names_its_file_line_and_column() {
     );
 }
 
+/// An inline `sql` step's statement that fails is placed in the scenario
+/// file the same way: its line and column there, through a multi-line
+/// string's opening newline, a second statement in the same string, and
+/// the escapes of a basic string (`\n`, `\"`) before the failing token.
+#[test]
+fn an_inline_statement_that_fails_names_the_scenarios_line_and_column() {
+    let (tmp, s) = plain_project(
+        &[BASE_ACCOUNTS],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    // The file is set up; the step is the only one.
+    let scenario = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("dir = \"db\"\n", "dir = \"db\"\nrehearse = { last = 0 }\n");
+    let steps = [
+        // Line 2 of the string is the scenario's line after `sql = """`.
+        "sql = \"\"\"\nSELECT 1;\nALTER TABLE accounts\n    ADD COLUMN y nosuchtype\"\"\"",
+        // Escapes: `\n` is one byte of SQL from two of TOML, `\"` too.
+        "sql = \"SELECT '\\\"';\\nSELECT nosuchcol FROM accounts\"",
+    ];
+    for (k, step) in steps.iter().enumerate() {
+        let text =
+            format!("{scenario}\n[[phase]]\nname = \"p\"\n[[phase.step]]\nname = \"s\"\n{step}\n");
+        std::fs::write(&s, &text).unwrap();
+        // Where the failing token is in the scenario's text.
+        let token = if k == 0 { "nosuchtype" } else { "nosuchcol" };
+        let offset = text.find(token).unwrap();
+        let line = text[..offset].matches('\n').count() + 1;
+        let column = offset - text[..offset].rfind('\n').unwrap();
+        let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+        ran.assert_code(4);
+        let want = format!("s.toml:{line}:{column}: ");
+        assert!(
+            ran.stderr.contains(&want),
+            "{want} for `{token}` in:\n{text}\n{}",
+            ran.stderr
+        );
+    }
+    drop(tmp);
+}
+
 /// Statements that end in a `--` comment, with their `;` on the next line
 /// or none at all (the file's last): valid SQL for PostgreSQL, psql and
 /// every migration tool. The probe's savepoint, sent right behind each

@@ -66,6 +66,10 @@ pub(super) struct Outgoing<'a> {
     code: &'a str,
     /// The file's statement it is.
     at: Option<&'a crate::migrations::Statement>,
+    /// Where an inline statement is written in the scenario file: only to
+    /// place a server error (statements.csv's `file` and `line` are a
+    /// migration file's).
+    written: Option<&'a crate::migrations::Statement>,
 }
 
 impl<'a> Outgoing<'a> {
@@ -74,6 +78,7 @@ impl<'a> Outgoing<'a> {
             sql,
             code: sql,
             at: None,
+            written: None,
         }
     }
 }

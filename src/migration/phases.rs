@@ -75,7 +75,14 @@ impl Executor {
         let progress = format!("{} / {}", phase.name, step.name);
         let result = match &step.action {
             StepAction::Sql(stmts) => {
-                let out: Vec<Outgoing> = stmts.iter().map(|s| Outgoing::inline(s)).collect();
+                // Where each is written, when the scenario's text gave it.
+                let written = |i: usize| step.sql_at.get(i).filter(|w| w.sql == stmts[i]);
+                let out: Vec<Outgoing> = (0..stmts.len())
+                    .map(|i| Outgoing {
+                        written: written(i),
+                        ..Outgoing::inline(&stmts[i])
+                    })
+                    .collect();
                 self.run_with_retries(phase, step, &out, step.transaction, &mut span, &progress)
                     .await
             }
@@ -205,6 +212,7 @@ impl Executor {
                     sql: &st.sql,
                     code: st.code(),
                     at: Some(st),
+                    written: None,
                 })
                 .collect();
             let progress = if many {

@@ -146,7 +146,9 @@ impl Executor {
             }
         };
         let mut settled = settled;
-        if let (Err(Failure::Sql { position, at, .. }), Some(st)) = (&mut settled.outcome, out.at) {
+        if let (Err(Failure::Sql { position, at, .. }), Some(st)) =
+            (&mut settled.outcome, out.at.or(out.written))
+        {
             *at = Some(st.location_at(*position).to_string());
         }
         let row = statement_row(phase, step, out, attempt, start, &settled);

@@ -190,6 +190,7 @@ mod tests {
             retry_backoff: Duration::from_millis(100),
             pause_after: Duration::ZERO,
             expect_error: Vec::new(),
+            sql_at: Vec::new(),
         }
     }
 

@@ -361,7 +361,11 @@ fn one_line(sql: &str, column: usize) -> String {
                 out.push_str(&" ".repeat(column));
             }
         }
-        out.push_str(if i > 0 && line.trim().is_empty() { "" } else { line });
+        out.push_str(if i > 0 && line.trim().is_empty() {
+            ""
+        } else {
+            line
+        });
     }
     out
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::model::{SqlText, S};
 use super::span::line_col;
 use crate::error::ScenarioError;
+use crate::migrations::{Location, Statement, StatementOrigin};
 use crate::sql;
 
 /// Every problem found in one file, located by byte span.
@@ -235,15 +236,72 @@ pub fn item_name(
     }
 }
 
-/// SQL text (a string or a list of strings) split into statements.
-pub fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
-    let texts: Vec<(&str, std::ops::Range<usize>)> = match v.get_ref() {
+/// Each string of SQL text (a string or a list of strings) with its span.
+fn sql_texts(v: &S<SqlText>) -> Vec<(&str, Range<usize>)> {
+    match v.get_ref() {
         SqlText::One(s) => vec![(s.as_str(), v.span())],
         SqlText::Many(list) => list
             .iter()
             .map(|s| (s.get_ref().as_str(), s.span()))
             .collect(),
-    };
+    }
+}
+
+/// [`sql_list`]'s statements, each with where it is written in the
+/// scenario file, so that a server error's position in one is placed at
+/// its line and column there: each stretch of a statement copied as it is
+/// from the file (escapes such as `\n` and a multi-line string's opening
+/// newline break the stretches) knows where it starts. A statement whose
+/// string does not decode again to its text is placed at its string.
+pub fn sql_located(d: &Diags, v: &S<SqlText>) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for (text, span) in sql_texts(v) {
+        let at = |offset: usize| {
+            let (line, column) = line_col(d.text, offset);
+            Location::new(d.file, line, column)
+        };
+        for s in sql::statement_spans(text).spans {
+            let sql = &text[s.start..s.end];
+            let source: Option<Vec<usize>> = (s.start..s.end)
+                .map(|i| offset_in_source(d.text, &span, text, i))
+                .collect();
+            let Some(source) = source else {
+                out.push(Statement {
+                    sql: sql.to_string(),
+                    location: at(span.start),
+                    code_offset: s.code_start - s.start,
+                    origins: vec![StatementOrigin {
+                        at: 0,
+                        from: at(span.start),
+                        substituted: true,
+                    }],
+                });
+                continue;
+            };
+            // A new stretch wherever the next byte is not the next one in
+            // the file.
+            let origins = (0..source.len())
+                .filter(|&i| i == 0 || source[i] != source[i - 1] + 1)
+                .map(|i| StatementOrigin {
+                    at: i,
+                    from: at(source[i]),
+                    substituted: false,
+                })
+                .collect();
+            out.push(Statement {
+                sql: sql.to_string(),
+                location: at(source[s.code_start - s.start]),
+                code_offset: s.code_start - s.start,
+                origins,
+            });
+        }
+    }
+    out
+}
+
+/// SQL text (a string or a list of strings) split into statements.
+pub fn sql_list(d: &mut Diags, v: &S<SqlText>, field: &str) -> Vec<String> {
+    let texts = sql_texts(v);
     // A quote or comment never closed swallows the rest of the text: the
     // server would say only "syntax error at end of input", mid-run.
     for (text, span) in &texts {

@@ -393,6 +393,11 @@ pub struct StepPlan {
     /// it must succeed. A step that fails with one of them is rolled back
     /// and the migration goes on; one that succeeds fails the rehearsal.
     pub expect_error: Vec<String>,
+    /// An inline `sql` step's statements (as [`StepAction::Sql`] has them)
+    /// with where each is written in the scenario file: a server error in
+    /// one names `scenario.toml:line:column`. Empty for other steps, and
+    /// for a scenario built in code.
+    pub sql_at: Vec<crate::migrations::Statement>,
 }
 
 impl StepPlan {

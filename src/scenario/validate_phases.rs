@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::diag::{app_list, item_name, sql_list, Diags, Names};
+use super::diag::{app_list, item_name, sql_list, sql_located, Diags, Names};
 use super::model::{self, S};
 use super::validate_migrations::Migrations;
 use super::validate_placement::{self as placement, Entry, PhaseDraft, Placed, Rehearsed};
@@ -268,10 +268,12 @@ fn step(
     let runs = what_it_runs(d, ss, s.span(), path);
     let transaction = ss.transaction.as_ref().is_none_or(|v| *v.get_ref());
     let mut placed = None;
+    let mut sql_at = Vec::new();
     let (action, file_transaction) = match runs {
         Some("sql") => {
             let v = ss.sql.as_ref().expect("checked");
             let stmts = sql_list(d, v, &f("sql"));
+            sql_at = sql_located(d, v);
             if transaction {
                 check_transactional(d, &stmts, v.span(), &f("sql"));
             }
@@ -371,6 +373,7 @@ fn step(
         ),
         pause_after: d.duration(&ss.pause_after, &f("pause_after"), Duration::ZERO),
         expect_error,
+        sql_at,
     };
     if let Some(v) = &ss.retries {
         let can_time_out = plan.lock_timeout.is_some()

@@ -72,6 +72,7 @@ pub(super) fn file_step(file: &MigrationFile, name: String) -> StepPlan {
         retry_backoff: Duration::from_millis(100),
         pause_after: Duration::ZERO,
         expect_error: Vec::new(),
+        sql_at: Vec::new(),
     }
 }
 
