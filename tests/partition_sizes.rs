@@ -83,6 +83,15 @@ fn a_partitioned_tables_size_is_its_partitions() {
     let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
     ran.assert_code(0);
     let (dir, rec) = ran.record();
+    // The ATTACH advice's CHECK names it (run.json `partition_keys`): the
+    // range key, and the sub-partitioned quarter's hash key not at all.
+    let keys = &rec.info.as_ref().expect("run.json").partition_keys;
+    assert_eq!(
+        keys.get("metrics").map(String::as_str),
+        Some("ts"),
+        "{keys:?}"
+    );
+    assert_eq!(keys.get("metrics_q3"), None, "{keys:?}");
     let step = rec.steps.first().expect("the step's row");
     eprintln!("{}:\n{step:#?}", dir.display());
 

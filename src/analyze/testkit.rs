@@ -46,6 +46,7 @@ pub(crate) fn info() -> RunInfo {
         steps: vec![],
         invalid_indexes: vec![],
         primary_keys: Default::default(),
+        partition_keys: Default::default(),
         migrations: None,
         wal_attribution: None,
         wal_unavailable: None,

@@ -114,6 +114,12 @@ pub struct RunInfo {
     /// rather than by a guessed `id`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub primary_keys: std::collections::BTreeMap<String, String>,
+    /// Each partitioned table's partition key, when it is one column (range
+    /// or list partitioning), at the end of the run (named as locks.csv
+    /// names the table): the ATTACH PARTITION advice's CHECK constraint
+    /// names it rather than a placeholder.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub partition_keys: std::collections::BTreeMap<String, String>,
     /// Where statements.csv / steps.csv `wal_bytes` (the migration's own
     /// WAL) come from, e.g. `pg_stat_statements 1.10 in schema pgrehearse`;
     /// null when they could not be attributed (then `wal_unavailable` says why).

@@ -63,6 +63,7 @@ impl Draft {
             steps: Vec::new(),
             invalid_indexes: Vec::new(),
             primary_keys: Default::default(),
+            partition_keys: Default::default(),
             migrations: s.migrations.as_ref().map(super::setup::info),
             wal_attribution: None,
             wal_unavailable: None,
@@ -137,6 +138,7 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
     info.steps = m.migration.steps;
     info.invalid_indexes = last.invalid_indexes;
     info.primary_keys = last.primary_keys;
+    info.partition_keys = last.partition_keys;
     info.end_ms = crate::pg::round3(m.end_ms);
     info.traffic_started_ms = m.traffic_started_ms.map(crate::pg::round3);
     info.failure = m.migration.failure.clone();
@@ -191,6 +193,9 @@ struct LastLook {
     invalid_indexes: Vec<String>,
     /// Single-column primary keys, by table (run.json `primary_keys`).
     primary_keys: std::collections::BTreeMap<String, String>,
+    /// One-column range and list partition keys, by table (run.json
+    /// `partition_keys`).
+    partition_keys: std::collections::BTreeMap<String, String>,
 }
 
 async fn last_look(conn: &ConnInfo) -> LastLook {
@@ -223,12 +228,21 @@ async fn last_look(conn: &ConnInfo) -> LastLook {
            ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)",
     )
     .await;
+    let partition_keys = column(
+        "SELECT p.partrelid::regclass::text, a.attname::text FROM pg_partitioned_table p \
+         JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0] \
+         WHERE p.partnatts = 1 AND p.partstrat IN ('r', 'l')",
+    )
+    .await;
+    let by_table = |rows: Vec<(String, Option<String>)>| {
+        rows.into_iter()
+            .filter_map(|(table, key)| Some((table, key?)))
+            .collect()
+    };
     LastLook {
         invalid_indexes: invalid.into_iter().map(|(name, _)| name).collect(),
-        primary_keys: keys
-            .into_iter()
-            .filter_map(|(table, key)| Some((table, key?)))
-            .collect(),
+        primary_keys: by_table(keys),
+        partition_keys: by_table(partition_keys),
     }
 }
 

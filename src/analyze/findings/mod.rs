@@ -96,6 +96,13 @@ pub(crate) fn find(
             f.safe_pattern.sql = patterns::batched_by(&f.safe_pattern.sql, key);
         }
     }
+    // ATTACH PARTITION's CHECK names the parent's partition key where the
+    // run read it.
+    if let Some(keys) = rec.info.as_ref().map(|i| &i.partition_keys) {
+        for f in out.iter_mut().filter(|_| !keys.is_empty()) {
+            patterns::name_partition_key(&mut f.safe_pattern, keys);
+        }
+    }
     // Most severe first; within a severity, in the order found (stable).
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out

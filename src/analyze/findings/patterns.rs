@@ -232,6 +232,82 @@ fn attach_partition(s: &str) -> Option<SafePattern> {
     ))
 }
 
+/// The ATTACH PARTITION advice with the parent's partition key where the
+/// run read it (`keys`: run.json `partition_keys`, by table as locks.csv
+/// names it), not the placeholder `key`: its SQL then runs as written.
+pub fn name_partition_key(p: &mut SafePattern, keys: &std::collections::BTreeMap<String, String>) {
+    let Some(c) = re(&format!(
+        r"(?is)ALTER\s+TABLE\s+(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s",
+        qualified()
+    ))
+    .captures(&p.sql) else {
+        return;
+    };
+    let written = c[1].to_string();
+    let parent = folded(&written);
+    let Some(key) = keys
+        .iter()
+        .find(|(table, _)| same_relation(&folded(table), &parent))
+        .map(|(_, k)| as_identifier(k))
+    else {
+        return;
+    };
+    if !p.sql.contains("(key IS NOT NULL AND key ") {
+        return;
+    }
+    p.sql = p
+        .sql
+        .replace(
+            "(key IS NOT NULL AND key ",
+            &format!("({key} IS NOT NULL AND {key} "),
+        )
+        .replace(" AND key < ", &format!(" AND {key} < "));
+    p.advice = p.advice.replace(
+        "`key` is the partition key.",
+        &format!("`{key}` is {written}'s partition key."),
+    );
+}
+
+/// A relation's name as the server resolves it: its parts, unquoted, the
+/// unquoted ones folded to lower case.
+fn folded(ident: &str) -> Vec<String> {
+    let (mut out, mut part, mut quoted, mut was_quoted) = (Vec::new(), String::new(), false, false);
+    let mut chars = ident.trim().chars().peekable();
+    let mut push = |part: &mut String, was_quoted: bool| {
+        let p = std::mem::take(part);
+        out.push(if was_quoted { p } else { p.to_lowercase() });
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                part.push('"');
+            }
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '.' if !quoted => {
+                push(&mut part, was_quoted);
+                was_quoted = false;
+            }
+            c => part.push(c),
+        }
+    }
+    push(&mut part, was_quoted);
+    out
+}
+
+/// Whether two folded names are one relation: the same name, and the same
+/// schema where both give one.
+fn same_relation(a: &[String], b: &[String]) -> bool {
+    a.last() == b.last()
+        && match (a.len(), b.len()) {
+            (2, 2) => a[0] == b[0],
+            _ => true,
+        }
+}
+
 /// Statements that have an online form of their own: (the statement, as a
 /// regex; its online form, as the replacement; why).
 const ONLINE: &[(&str, &str, &str)] = &[
@@ -600,6 +676,57 @@ mod tests {
             "{}",
             p.sql
         );
+    }
+
+    #[test]
+    fn attach_partition_names_the_key_the_run_read() {
+        let keys: std::collections::BTreeMap<String, String> = [
+            ("app.events".to_string(), "created_at".to_string()),
+            ("\"Regions\"".to_string(), "Country Code".to_string()),
+        ]
+        .into();
+        let mut p = for_statement(
+            "ALTER TABLE App.Events ATTACH PARTITION app.events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+            "app.events_2026",
+        );
+        name_partition_key(&mut p, &keys);
+        assert!(
+            p.sql.contains("CHECK (created_at IS NOT NULL AND created_at >= '2026-01-01' AND created_at < '2027-01-01') NOT VALID"),
+            "{}",
+            p.sql
+        );
+        assert!(
+            p.advice
+                .contains("`created_at` is App.Events's partition key"),
+            "{}",
+            p.advice
+        );
+        let mut p = for_statement(
+            "ALTER TABLE \"Regions\" ATTACH PARTITION eu FOR VALUES IN ('de', 'fr')",
+            "eu",
+        );
+        name_partition_key(&mut p, &keys);
+        assert!(
+            p.sql.contains(
+                "CHECK (\"Country Code\" IS NOT NULL AND \"Country Code\" IN ('de', 'fr'))"
+            ),
+            "{}",
+            p.sql
+        );
+        // A parent the run did not read keeps the placeholder; so does
+        // another table of the same name in another schema.
+        for parent in ["regions", "other.events"] {
+            let mut p = for_statement(
+                &format!("ALTER TABLE {parent} ATTACH PARTITION x FOR VALUES IN (1)"),
+                "x",
+            );
+            name_partition_key(&mut p, &keys);
+            assert!(
+                p.sql.contains("CHECK (key IS NOT NULL AND key IN (1))"),
+                "{}",
+                p.sql
+            );
+        }
     }
 
     #[test]
