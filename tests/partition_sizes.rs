@@ -75,13 +75,20 @@ const METRICS_ROWS: u64 = 30_000;
 const MIN_TABLE_BYTES: u64 = METRICS_ROWS * 60;
 const MIN_INDEX_BYTES: u64 = METRICS_ROWS * 28;
 
-#[test]
-fn a_partitioned_tables_size_is_its_partitions() {
+/// Rehearse `scenario` (written to `file`) on a local cluster: it must
+/// succeed.
+fn rehearse(file: &str, scenario: &str) -> common::Ran {
     let tmp = common::isolated_tmpdir();
-    let path = tmp.path().join("partition-sizes.toml");
-    std::fs::write(&path, SCENARIO).unwrap();
+    let path = tmp.path().join(file);
+    std::fs::write(&path, scenario).unwrap();
     let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
     ran.assert_code(0);
+    ran
+}
+
+#[test]
+fn a_partitioned_tables_size_is_its_partitions() {
+    let ran = rehearse("partition-sizes.toml", SCENARIO);
     let (dir, rec) = ran.record();
     // The ATTACH advice's CHECK names it (run.json `partition_keys`): the
     // range key, and the sub-partitioned quarter's hash key not at all.
@@ -165,11 +172,7 @@ sql = "ALTER TABLE m ADD CONSTRAINT v_pos CHECK (v >= 0)"
 
 #[test]
 fn a_partitioned_tables_rewrite_and_scans_are_its_partitions() {
-    let tmp = common::isolated_tmpdir();
-    let path = tmp.path().join("partition-probe.toml");
-    std::fs::write(&path, PROBED).unwrap();
-    let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
-    ran.assert_code(0);
+    let ran = rehearse("partition-probe.toml", PROBED);
     let (_dir, rec) = ran.record();
     let stmt = |step: &str| rec.statements.iter().find(|s| s.step == step).unwrap();
     assert_eq!(stmt("retype").rewrote, Some(true), "{:#?}", rec.statements);
@@ -227,11 +230,7 @@ sql = "DROP TABLE orders_old"
 /// bytes for a table of 20 000 rows.
 #[test]
 fn a_swapped_in_table_is_sized_under_its_name() {
-    let tmp = common::isolated_tmpdir();
-    let path = tmp.path().join("table-swap.toml");
-    std::fs::write(&path, SWAPPED).unwrap();
-    let ran = common::run(&path, &["--backend", "local", "-q"], &[]);
-    ran.assert_code(0);
+    let ran = rehearse("table-swap.toml", SWAPPED);
     let (_dir, rec) = ran.record();
     let step = |name: &str| {
         rec.steps

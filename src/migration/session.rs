@@ -181,16 +181,8 @@ mod tests {
 
     fn step(lock_timeout: Option<u64>) -> StepPlan {
         StepPlan {
-            name: "s".into(),
-            action: StepAction::Sql(Vec::new()),
-            transaction: true,
             lock_timeout: lock_timeout.map(Duration::from_millis),
-            statement_timeout: None,
-            retries: 0,
-            retry_backoff: Duration::from_millis(100),
-            pause_after: Duration::ZERO,
-            expect_error: Vec::new(),
-            sql_at: Vec::new(),
+            ..StepPlan::plain("s".into(), StepAction::Sql(Vec::new()), true)
         }
     }
 

@@ -401,6 +401,23 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
+    /// A step with no options of its own: no timeouts, no retries (100 ms
+    /// backoff if it had some), no pause after, no expected error.
+    pub fn plain(name: String, action: StepAction, transaction: bool) -> StepPlan {
+        StepPlan {
+            name,
+            action,
+            transaction,
+            lock_timeout: None,
+            statement_timeout: None,
+            retries: 0,
+            retry_backoff: Duration::from_millis(100),
+            pause_after: Duration::ZERO,
+            expect_error: Vec::new(),
+            sql_at: Vec::new(),
+        }
+    }
+
     /// Is a failure with `sqlstate` what this step expects?
     pub fn expects(&self, sqlstate: &str) -> bool {
         self.expect_error.iter().any(|c| c == sqlstate)

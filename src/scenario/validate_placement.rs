@@ -6,7 +6,6 @@
 //! tool's order: the order production will apply them in.
 
 use std::ops::Range;
-use std::time::Duration;
 
 use super::diag::Diags;
 use super::{PhasePlan, StepAction, StepPlan};
@@ -59,21 +58,11 @@ pub(super) fn default_phase(files: &[MigrationFile], apps: &[String]) -> PhasePl
 
 /// A step that runs `file` with no options of its own.
 pub(super) fn file_step(file: &MigrationFile, name: String) -> StepPlan {
-    StepPlan {
-        name,
-        transaction: file
-            .segments
-            .iter()
-            .all(|s| s.execution == Execution::Transaction),
-        action: StepAction::File(file.clone()),
-        lock_timeout: None,
-        statement_timeout: None,
-        retries: 0,
-        retry_backoff: Duration::from_millis(100),
-        pause_after: Duration::ZERO,
-        expect_error: Vec::new(),
-        sql_at: Vec::new(),
-    }
+    let transaction = file
+        .segments
+        .iter()
+        .all(|s| s.execution == Execution::Transaction);
+    StepPlan::plain(name, StepAction::File(file.clone()), transaction)
 }
 
 /// The index of the rehearsed file `name` names: its name (`V5__a.sql`,
