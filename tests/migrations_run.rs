@@ -952,6 +952,19 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
         columns,
     );
     with_long_read(&s, "layout = \"flyway\"\nrehearse = { from = \"2\" }\n");
+    // `check` says so ahead of the run.
+    let carried = "note: leaves lock_timeout 100 ms at session level";
+    let plan = |s: &Path| {
+        let out = Command::new(common::bin())
+            .args(["check", "s.toml"])
+            .current_dir(s.parent().unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let flyway_plan = plan(&s);
+    assert!(flyway_plan.contains(carried), "{flyway_plan}");
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(4);
     assert!(
@@ -982,6 +995,9 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
         columns,
     );
     with_long_read(&s, "rehearse = { last = 2 }\n");
+    let plain_plan = plan(&s);
+    assert!(plain_plan.contains("3_alter.sql"), "{plain_plan}");
+    assert!(!plain_plan.contains(carried), "{plain_plan}");
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(0);
     let alter_step = step(&ran, "3_alter.sql");

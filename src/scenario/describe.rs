@@ -292,6 +292,11 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
             for n in &f.notes {
                 writeln!(o, "       note: {n}")?;
             }
+            if f.shares_session {
+                for n in carried_settings(f) {
+                    writeln!(o, "       note: {n}")?;
+                }
+            }
         }
         StepAction::Backfill(b) => {
             let cond = b
@@ -347,6 +352,27 @@ fn write_budget(o: &mut String, b: &Budget) -> std::fmt::Result {
 }
 
 /// SQL on one line, shortened for a plan listing.
+/// What a file of a tool that runs every file on one connection leaves set
+/// at session level for the files after it in its phase (the last
+/// `SET lock_timeout` / `statement_timeout` it makes there; the rehearsal
+/// reads the session's values back, this only says so ahead of it).
+fn carried_settings(f: &crate::migrations::MigrationFile) -> Vec<String> {
+    ["lock_timeout", "statement_timeout"]
+        .into_iter()
+        .filter_map(|name| {
+            let last = f
+                .statements()
+                .filter_map(|s| crate::sql::session_time_setting(&s.sql, name))
+                .last()?;
+            let value = last.map_or("off".to_string(), |ms| format!("{} ms", trim_float(ms)));
+            Some(format!(
+                "leaves {name} {value} at session level: its tool runs the next files of this \
+                 phase on the same connection, under it"
+            ))
+        })
+        .collect()
+}
+
 /// `sql` on one line, comments and runs of whitespace made one space —
 /// but for a string that spans lines (a function's dollar-quoted body),
 /// which keeps its lines: each line after the first is indented to

@@ -68,6 +68,24 @@ pub fn time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
     }
 }
 
+/// [`time_setting`] for what outlives the transaction it runs in: None for
+/// `SET LOCAL` and `set_config(..., true)`, which end with it.
+pub fn session_time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
+    let setting = time_setting(sql, name)?;
+    let words: Vec<String> = tokens(sql)
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Word)
+        .map(|t| sql[t.start..t.end].to_ascii_lowercase())
+        .collect();
+    let local = match words.first().map(String::as_str) {
+        Some("set") => words.get(1).is_some_and(|w| w == "local"),
+        // set_config(name, value, is_local): its last word.
+        Some("select") => words.last().is_some_and(|w| w == "true"),
+        _ => false,
+    };
+    (!local).then_some(setting)
+}
+
 /// The byte offset of `part` (a slice of `whole`) in `whole`.
 fn offset(whole: &str, part: &str) -> usize {
     part.as_ptr() as usize - whole.as_ptr() as usize
@@ -104,7 +122,22 @@ fn time_value(raw: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::time_setting;
+    use super::{session_time_setting, time_setting};
+
+    #[test]
+    fn what_outlives_its_transaction() {
+        let lt = |sql: &str| session_time_setting(sql, "lock_timeout");
+        assert_eq!(lt("SET lock_timeout = '1s'"), Some(Some(1000.0)));
+        assert_eq!(lt("SET SESSION lock_timeout TO 500"), Some(Some(500.0)));
+        assert_eq!(lt("RESET lock_timeout"), Some(None));
+        assert_eq!(
+            lt("SELECT set_config('lock_timeout', '3s', false)"),
+            Some(Some(3000.0))
+        );
+        assert_eq!(lt("SET LOCAL lock_timeout = '1s'"), None);
+        assert_eq!(lt("SELECT set_config('lock_timeout', '3s', true)"), None);
+        assert_eq!(lt("SET statement_timeout = '1s'"), None);
+    }
 
     #[test]
     fn reads_the_forms_the_server_accepts() {

@@ -11,7 +11,7 @@ mod guc;
 mod lex;
 
 pub use created::{created_objects, Created, CreatedKind};
-pub use guc::time_setting;
+pub use guc::{session_time_setting, time_setting};
 
 use lex::lex;
 pub use lex::{tokens, Token, TokenKind, Unclosed, UnclosedKind};
