@@ -281,11 +281,13 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
                     } else {
                         format!(" ({})", q.location.file.display())
                     };
+                    // The text's lines go under its first, past the number.
+                    let line = format!("{:>4}", q.location.line);
+                    let column = 9 + line.len() + 2;
                     writeln!(
                         o,
-                        "         {:>4}  {}{elsewhere}",
-                        q.location.line,
-                        one_line(q.code(), 15)
+                        "         {line}  {}{elsewhere}",
+                        one_line(q.code(), column)
                     )?;
                 }
             }
@@ -302,12 +304,12 @@ fn write_step(o: &mut String, st: &StepPlan) -> std::fmt::Result {
             let cond = b
                 .where_clause
                 .as_ref()
-                .map_or(String::new(), |w| format!(" AND ({w})"));
+                .map_or(String::new(), |w| format!(" AND ({})", one_line(w, 17)));
             writeln!(
                 o,
                 "       backfill: UPDATE {} SET {} WHERE {} > lo AND {} <= lo + {}{cond}; pause {} between batches",
                 b.table,
-                b.set,
+                one_line(&b.set, 17),
                 b.key,
                 b.key,
                 b.batch,
@@ -410,7 +412,11 @@ pub fn gen_text(g: &ColumnGen) -> String {
             let items: Vec<String> = values
                 .iter()
                 .zip(weights)
-                .map(|(v, w)| format!("{v}:{w}"))
+                // A value with a line break or tab, escaped: one line.
+                .map(|(v, w)| match v.contains(char::is_control) {
+                    true => format!("{v:?}:{w}"),
+                    false => format!("{v}:{w}"),
+                })
                 .collect();
             format!("choice [{}]", items.join(", "))
         }
