@@ -981,6 +981,26 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
         "{v3:?}"
     );
 
+    // The same where the scenario gives V2's step the very value its file
+    // sets: the file's SET still holds on into V3 (the session's value
+    // read back equals what the step was given; the SET is the file's).
+    // V3's retries are accepted: its lock can time out, under V2's value.
+    let phases =
+        "\n[[phase]]\nname = \"migrate\"\n[[phase.step]]\nmigration = \"V2__timeout.sql\"\n\
+                  lock_timeout = \"100ms\"\n[[phase.step]]\nmigration = \"V3__alter.sql\"\n\
+                  retries = 1\n";
+    let text = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(&s, format!("{text}{phases}")).unwrap();
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    let v3 = step(&ran, "V3__alter.sql");
+    assert_eq!(
+        v3.timeouts_from.as_deref(),
+        Some("V2__timeout.sql"),
+        "{v3:?}"
+    );
+    assert_eq!(v3.attempts, 2, "{v3:?}");
+
     // Plain files: psql per file, so the next file runs without it and
     // waits the read out.
     let (_tmp, s) = plain_project(
@@ -1006,6 +1026,27 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
     assert!(
         alter_step.end_ms - alter_step.start_ms > 1_000.0,
         "it waited out the read: {alter_step:?}"
+    );
+
+    // With nothing set anywhere, the session's own default: the server's
+    // lock_timeout, as the tool's connection would have it (the steps once
+    // ran with none).
+    let text = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(
+        &s,
+        format!("{text}\n[postgres]\nsettings = {{ lock_timeout = \"100ms\" }}\n"),
+    )
+    .unwrap();
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(4);
+    let alter_step = step(&ran, "3_alter.sql");
+    assert_eq!(alter_step.lock_timeout_ms, Some(100.0), "{alter_step:?}");
+    assert!(
+        alter_step
+            .timeouts_from
+            .as_deref()
+            .is_some_and(|f| f.starts_with("the session's default")),
+        "{alter_step:?}"
     );
 }
 

@@ -51,7 +51,7 @@ impl Executor {
                     .await
                 {
                     Ok(_) => match file_name(step) {
-                        Some(file) => self.read_file_session(step, file).await,
+                        Some(file) => self.read_file_session(step, file, stmts).await,
                         None => Ok(()),
                     },
                     Err(f) => Err(f),
@@ -197,8 +197,13 @@ impl Executor {
             }
             before = sent.probe;
         }
+        // What the file's statements set before one failed holds on too
+        // (a step that expected the failure goes on under it): the
+        // statements before it are done.
         let reset = match file_name(step) {
-            Some(file) if result.is_ok() => self.read_file_session(step, file).await,
+            Some(file) if !matches!(result, Err(Failure::Aborted)) => {
+                self.read_file_session(step, file, stmts).await
+            }
             _ => {
                 self.clean_up("RESET lock_timeout; RESET statement_timeout", &result)
                     .await

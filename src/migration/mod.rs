@@ -195,6 +195,9 @@ struct Executor {
     /// What the tool's one connection carries out of the last of its
     /// files that ran, and in which phase.
     tool_session: Option<(String, session::FileTimeouts)>,
+    /// The session's own lock_timeout and statement_timeout as it
+    /// connected (ms): a role's, a database's or the server's.
+    session_defaults: (u64, u64),
 }
 
 /// Run every phase. Never returns an error for a failed step: the failure is
@@ -234,6 +237,7 @@ pub async fn prepare(ctx: MigrationCtx) -> crate::Result<Prepared> {
             )
         });
     let server_now = probe::prepare_clock(&client).await.ok();
+    let session_defaults = session::defaults(&client).await;
     use rand::SeedableRng;
     let rng = rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x6d69_6772);
     Ok(Prepared(Executor {
@@ -256,6 +260,7 @@ pub async fn prepare(ctx: MigrationCtx) -> crate::Result<Prepared> {
         rng,
         session: Default::default(),
         tool_session: None,
+        session_defaults,
     }))
 }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::failure::Failure;
-use super::Executor;
+use super::{Executor, Outgoing};
 use crate::scenario::{PhasePlan, StepAction, StepPlan};
 
 /// Reads the session's two timeouts (ms) and resets them, in one round trip.
@@ -69,18 +69,43 @@ impl FileTimeouts {
 }
 
 /// The lock_timeout and statement_timeout (ms, 0: none) a step's statements
-/// run under (see the module's comment for the order).
-pub(super) fn effective(step: &StepPlan, files: &FileTimeouts) -> (u64, u64) {
-    let pick = |file: &Option<FileSet>, scenario: Option<Duration>| match (file, scenario) {
-        (Some(f), _) if f.this_step => f.ms,
-        (_, Some(d)) => d.as_millis() as u64,
-        (Some(f), None) => f.ms,
-        (None, None) => 0,
-    };
+/// run under (see the module's comment for the order), the session's own
+/// defaults (`defaults`: a role's, a database's or the server's, as any
+/// connection of the tool gets them) last.
+pub(super) fn effective(step: &StepPlan, files: &FileTimeouts, defaults: (u64, u64)) -> (u64, u64) {
+    let pick =
+        |file: &Option<FileSet>, scenario: Option<Duration>, default: u64| match (file, scenario) {
+            (Some(f), _) if f.this_step => f.ms,
+            (_, Some(d)) => d.as_millis() as u64,
+            (Some(f), None) => f.ms,
+            (None, None) => default,
+        };
     (
-        pick(&files.lock_timeout, step.lock_timeout),
-        pick(&files.statement_timeout, step.statement_timeout),
+        pick(&files.lock_timeout, step.lock_timeout, defaults.0),
+        pick(&files.statement_timeout, step.statement_timeout, defaults.1),
     )
+}
+
+/// Where a step's timeout comes from when it is the session's default.
+pub(super) const SESSION_DEFAULT: &str =
+    "the session's default (a role's, database's or server's setting)";
+
+/// The session's lock_timeout and statement_timeout (ms) as it connected.
+pub(super) async fn defaults(client: &tokio_postgres::Client) -> (u64, u64) {
+    let read = client
+        .query_one(
+            "SELECT (SELECT setting::int8 FROM pg_settings WHERE name = 'lock_timeout'), \
+                    (SELECT setting::int8 FROM pg_settings WHERE name = 'statement_timeout')",
+            &[],
+        )
+        .await;
+    match read {
+        Ok(r) => (
+            r.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
+            r.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64,
+        ),
+        Err(_) => (0, 0),
+    }
 }
 
 impl Executor {
@@ -112,19 +137,28 @@ impl Executor {
     /// transaction, which COMMIT and ROLLBACK end without a round trip).
     pub(super) fn session_settings(&self, step: &StepPlan, local: bool) -> String {
         let scope = if local { "SET LOCAL" } else { "SET" };
-        let (lt, st) = effective(step, &self.session);
+        let (lt, st) = effective(step, &self.session, self.session_defaults);
         format!("{scope} lock_timeout = {lt}; {scope} statement_timeout = {st};")
     }
 
-    /// After an attempt at a segment of `file` succeeded: read back the
-    /// session's timeouts, keep any the file changed as its own, and reset
-    /// them (the next attempt sets them again).
+    /// After an attempt at `stmts`, a segment of `file`, succeeded: read
+    /// back the session's timeouts, keep as the file's own any it changed
+    /// or set (a `SET` to the value it already had is the file's too: it
+    /// holds on when the scenario's for the step does not), and reset them
+    /// (the next attempt sets them again).
     pub(super) async fn read_file_session(
         &mut self,
         step: &StepPlan,
         file: &str,
+        stmts: &[Outgoing<'_>],
     ) -> Result<(), Failure> {
-        let (lt, st) = effective(step, &self.session);
+        let (lt, st) = effective(step, &self.session, self.session_defaults);
+        let sets = |name: &str| {
+            stmts
+                .iter()
+                .any(|o| crate::sql::session_time_setting(o.sql, name).is_some())
+        };
+        let (sets_lt, sets_st) = (sets("lock_timeout"), sets("statement_timeout"));
         tracing::debug!("migration session: sending {READ_AND_RESET}");
         let messages = self
             .client
@@ -138,8 +172,8 @@ impl Executor {
             return Ok(());
         };
         let ms = |i: usize| row.get(i).and_then(|v| v.parse::<u64>().ok());
-        let note = |slot: &mut Option<FileSet>, now: Option<u64>, set: u64| {
-            if let Some(now) = now.filter(|&now| now != set) {
+        let note = |slot: &mut Option<FileSet>, now: Option<u64>, set: u64, sets: bool| {
+            if let Some(now) = now.filter(|&now| now != set || sets) {
                 *slot = Some(FileSet {
                     ms: now,
                     file: file.to_string(),
@@ -147,8 +181,8 @@ impl Executor {
                 });
             }
         };
-        note(&mut self.session.lock_timeout, ms(0), lt);
-        note(&mut self.session.statement_timeout, ms(1), st);
+        note(&mut self.session.lock_timeout, ms(0), lt, sets_lt);
+        note(&mut self.session.statement_timeout, ms(1), st, sets_st);
         Ok(())
     }
 
@@ -158,17 +192,30 @@ impl Executor {
         &self,
         step: &StepPlan,
     ) -> (Option<f64>, Option<f64>, Option<String>) {
-        let (lt, st) = effective(step, &self.session);
+        let (lt, st) = effective(step, &self.session, self.session_defaults);
         let ms = |v: u64| (v > 0).then_some(v as f64);
         let mut from: Vec<&str> = Vec::new();
-        for (set, scenario) in [
-            (&self.session.lock_timeout, step.lock_timeout),
-            (&self.session.statement_timeout, step.statement_timeout),
+        for (set, scenario, default) in [
+            (
+                &self.session.lock_timeout,
+                step.lock_timeout,
+                self.session_defaults.0,
+            ),
+            (
+                &self.session.statement_timeout,
+                step.statement_timeout,
+                self.session_defaults.1,
+            ),
         ] {
-            if let (Some(f), None) = (set, scenario) {
-                if !from.contains(&f.file.as_str()) {
-                    from.push(&f.file);
-                }
+            // Only a timeout in effect has a source (a file that turned
+            // it off leaves none).
+            let source = match (set, scenario) {
+                (Some(f), None) if f.ms > 0 => Some(f.file.as_str()),
+                (None, None) if default > 0 => Some(SESSION_DEFAULT),
+                _ => None,
+            };
+            if let Some(s) = source.filter(|s| !from.contains(s)) {
+                from.push(s);
             }
         }
         (ms(lt), ms(st), (!from.is_empty()).then(|| from.join(", ")))
@@ -200,32 +247,40 @@ mod tests {
             lock_timeout: lt,
             statement_timeout: None,
         };
-        // Nothing set anywhere: none.
-        assert_eq!(effective(&step(None), &files(None)), (0, 0));
+        // Nothing set anywhere: none, or the session's own default.
+        assert_eq!(effective(&step(None), &files(None), (0, 0)), (0, 0));
+        assert_eq!(effective(&step(None), &files(None), (100, 0)), (100, 0));
+        assert_eq!(
+            effective(&step(None), &files(set(0, false)), (100, 0)),
+            (0, 0)
+        );
         // The scenario's.
-        assert_eq!(effective(&step(Some(500)), &files(None)), (500, 0));
+        assert_eq!(effective(&step(Some(500)), &files(None), (0, 0)), (500, 0));
         // Carried from an earlier file: under the scenario's, over none.
         assert_eq!(
-            effective(&step(None), &files(set(2_000, false))),
+            effective(&step(None), &files(set(2_000, false)), (0, 0)),
             (2_000, 0)
         );
         assert_eq!(
-            effective(&step(Some(500)), &files(set(2_000, false))),
+            effective(&step(Some(500)), &files(set(2_000, false)), (0, 0)),
             (500, 0)
         );
         // Set by the step's own file in an earlier segment: over the
         // scenario's, even to turn it off.
         assert_eq!(
-            effective(&step(Some(500)), &files(set(2_000, true))),
+            effective(&step(Some(500)), &files(set(2_000, true)), (0, 0)),
             (2_000, 0)
         );
-        assert_eq!(effective(&step(Some(500)), &files(set(0, true))), (0, 0));
+        assert_eq!(
+            effective(&step(Some(500)), &files(set(0, true)), (0, 0)),
+            (0, 0)
+        );
         // Carried on, a file's own value is no longer the step's own.
         let carried = files(set(2_000, true)).carried();
         assert_eq!(
             carried.lock_timeout.as_ref().map(|s| s.this_step),
             Some(false)
         );
-        assert_eq!(effective(&step(Some(500)), &carried), (500, 0));
+        assert_eq!(effective(&step(Some(500)), &carried, (0, 0)), (500, 0));
     }
 }

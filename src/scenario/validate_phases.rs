@@ -269,6 +269,9 @@ fn step(
     let transaction = ss.transaction.as_ref().is_none_or(|v| *v.get_ref());
     let mut placed = None;
     let mut sql_at = Vec::new();
+    // An earlier file on the tool's one connection leaves a lock_timeout
+    // this step may run under (session.rs).
+    let mut carried_lock_timeout = false;
     let (action, file_transaction) = match runs {
         Some("sql") => {
             let v = ss.sql.as_ref().expect("checked");
@@ -303,6 +306,15 @@ fn step(
                         field: f("migration"),
                     });
                     let file = &files[index];
+                    carried_lock_timeout = file.shares_session
+                        && files[..index].iter().any(|f| {
+                            f.statements().any(|s| {
+                                matches!(
+                                    crate::sql::session_time_setting(&s.sql, "lock_timeout"),
+                                    Some(Some(_))
+                                )
+                            })
+                        });
                     (
                         StepAction::File(file.clone()),
                         Some(placement::file_step(file, String::new()).transaction),
@@ -378,6 +390,7 @@ fn step(
     if let Some(v) = &ss.retries {
         let can_time_out = plan.lock_timeout.is_some()
             || sources.server_lock_timeout
+            || carried_lock_timeout
             || can_give_up_a_lock(&plan.action);
         if plan.retries > 0 && !can_time_out {
             d.err(
@@ -386,7 +399,8 @@ fn step(
                 format!(
                     "retries = {} would never happen: a step is retried only after a lock \
                      timeout (55P03), and nothing can time out this one's locks (no \
-                     lock_timeout, none set by its SQL, no NOWAIT); give it lock_timeout = \
+                     lock_timeout, none set by its SQL or left by an earlier file on its \
+                     tool's connection, no NOWAIT); give it lock_timeout = \
                      \"2s\", or leave retries out",
                     plan.retries
                 ),

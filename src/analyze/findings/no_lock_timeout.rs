@@ -129,6 +129,23 @@ pub(super) mod examples {
     }
 
     #[test]
+    fn the_steps_own_set_wins_over_what_it_began_under() {
+        // Began under 5 s (the scenario's, or carried from an earlier
+        // file), then its own SQL turned it off, or shortened it, before
+        // the ALTER asked for its lock: that is what the lock waited under.
+        let with = |set: &str| {
+            let mut r = add_column(Some(5000.0));
+            r.statements.insert(0, stmt("col", set, 999.0, 999.2));
+            r
+        };
+        assert!(fired(&with("SET lock_timeout = 0")));
+        assert!(fired(&with("RESET lock_timeout")));
+        let a = analyze(&with("SET lock_timeout = '100ms'"));
+        assert_eq!(a.steps[0].lock_timeout_ms, Some(100.0));
+        assert!(!fired(&with("SET statement_timeout = 0")));
+    }
+
+    #[test]
     fn a_lock_that_blocks_nobody_needs_none() {
         let mut r = record();
         let sql = "ALTER TABLE orders VALIDATE CONSTRAINT c";

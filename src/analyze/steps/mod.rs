@@ -198,16 +198,15 @@ pub(crate) fn step_facts(rec: &RunRecord, wait_steps: &[Option<usize>]) -> Vec<S
 }
 
 /// The lock_timeout the step's own SQL set (`SET lock_timeout`,
-/// `set_config`), in effect when it asked for its blocking lock (else at its
-/// end): a migration file that sets its own timeout has one. Ms; None when
-/// it set none or turned it off.
-fn own_lock_timeout(last: &[&StatementRow], blocking: Option<&LockFact>) -> Option<f64> {
+/// `set_config`, `RESET`), in effect when it asked for its blocking lock
+/// (else at its end): a migration file that sets its own timeout has one.
+/// None when its SQL touched none; `Some(None)` when it turned it off.
+fn own_lock_timeout(last: &[&StatementRow], blocking: Option<&LockFact>) -> Option<Option<f64>> {
     let asked = blocking.map_or(f64::INFINITY, |l| l.requested_ms);
     last.iter()
         .filter(|s| s.start_ms < asked && s.outcome == "ok")
         .filter_map(|s| crate::sql::time_setting(&s.sql, "lock_timeout"))
         .next_back()
-        .flatten()
 }
 
 fn one_step(
@@ -299,13 +298,17 @@ fn one_step(
                 .then(is_index(b).cmp(&is_index(a)))
         })
         .map(|l| LockFact::of(named_twin(l, &locks, &sql)));
-    let lock_timeout_ms = rec
+    // What the step's own SQL set before it asked for the lock wins over
+    // what it began under (the scenario's, one carried from an earlier
+    // file, the session's default), as on the server.
+    let began_under = rec
         .info
         .iter()
         .flat_map(|i| i.steps.iter())
         .find(|s| s.phase == phase && s.step == step)
-        .and_then(|s| s.lock_timeout_ms)
-        .or_else(|| own_lock_timeout(&last, longest_blocking_lock.as_ref()));
+        .and_then(|s| s.lock_timeout_ms);
+    let lock_timeout_ms =
+        own_lock_timeout(&last, longest_blocking_lock.as_ref()).unwrap_or(began_under);
 
     StepFacts {
         statements: last.len(),
