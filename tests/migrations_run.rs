@@ -980,6 +980,13 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
         Some("V2__timeout.sql"),
         "{v3:?}"
     );
+    // The report says whose timeout it was.
+    let (dir, _) = ran.record();
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("lock_timeout (55P03), under a timeout from V2__timeout.sql"),
+        "{summary}"
+    );
 
     // The same where the scenario gives V2's step the very value its file
     // sets: the file's SET still holds on into V3 (the session's value

@@ -109,10 +109,16 @@ pub struct StepFacts {
     pub latency: LatencyFacts,
     /// How long after the step ended the app's latency came back.
     pub recovery: Recovery,
-    /// From run.json `steps` (the scenario's), else the one the step's own
-    /// SQL set before it asked for its blocking lock (`SET lock_timeout`,
-    /// `set_config`); None when neither set one.
+    /// The one in effect when the step asked for its blocking lock: the
+    /// last its own SQL set before then (`SET lock_timeout`, `set_config`,
+    /// `RESET`), else the one it began under (run.json `steps`); None when
+    /// none was.
     pub lock_timeout_ms: Option<f64>,
+    /// Where the timeouts the step began under came from when not from the
+    /// scenario (run.json `steps` `timeouts_from`: an earlier file, the
+    /// session's default); None otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts_from: Option<String>,
     /// The replica's peak lag from this step's start until the next step
     /// starts; None without a replica.
     #[serde(default)]

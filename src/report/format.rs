@@ -137,6 +137,14 @@ pub(crate) fn outcome(st: &StepFacts) -> String {
     if st.attempts > 1 {
         o.push_str(&format!(" after {} attempts", st.attempts));
     }
+    // A timeout the step did not set itself: say whose it was.
+    if let Some(from) = st
+        .timeouts_from
+        .as_ref()
+        .filter(|_| matches!(st.outcome.as_str(), "lock_timeout" | "statement_timeout"))
+    {
+        o.push_str(&format!(", under a timeout from {from}"));
+    }
     o
 }
 

@@ -301,12 +301,13 @@ fn one_step(
     // What the step's own SQL set before it asked for the lock wins over
     // what it began under (the scenario's, one carried from an earlier
     // file, the session's default), as on the server.
-    let began_under = rec
+    let info = rec
         .info
         .iter()
         .flat_map(|i| i.steps.iter())
-        .find(|s| s.phase == phase && s.step == step)
-        .and_then(|s| s.lock_timeout_ms);
+        .find(|s| s.phase == phase && s.step == step);
+    let began_under = info.and_then(|s| s.lock_timeout_ms);
+    let timeouts_from = info.and_then(|s| s.timeouts_from.clone());
     let lock_timeout_ms =
         own_lock_timeout(&last, longest_blocking_lock.as_ref()).unwrap_or(began_under);
 
@@ -347,6 +348,7 @@ fn one_step(
         },
         recovery: Recovery::default(),
         lock_timeout_ms,
+        timeouts_from,
         // Set over the step's window by `replica::per_step`.
         replica_lag: None,
         phase,
