@@ -271,31 +271,7 @@ pub fn name_partition_key(p: &mut SafePattern, keys: &std::collections::BTreeMap
 /// A relation's name as the server resolves it: its parts, unquoted, the
 /// unquoted ones folded to lower case.
 fn folded(ident: &str) -> Vec<String> {
-    let (mut out, mut part, mut quoted, mut was_quoted) = (Vec::new(), String::new(), false, false);
-    let mut chars = ident.trim().chars().peekable();
-    let mut push = |part: &mut String, was_quoted: bool| {
-        let p = std::mem::take(part);
-        out.push(if was_quoted { p } else { p.to_lowercase() });
-    };
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                part.push('"');
-            }
-            '"' => {
-                quoted = !quoted;
-                was_quoted = true;
-            }
-            '.' if !quoted => {
-                push(&mut part, was_quoted);
-                was_quoted = false;
-            }
-            c => part.push(c),
-        }
-    }
-    push(&mut part, was_quoted);
-    out
+    split_name(ident, true)
 }
 
 /// Whether two folded names are one relation: the same name, and the same
@@ -399,7 +375,21 @@ fn bare(ident: &str) -> String {
 
 /// The parts of a name, schema first, unquoted.
 fn parts(ident: &str) -> Vec<String> {
-    let (mut parts, mut part, mut quoted) = (Vec::new(), String::new(), false);
+    split_name(ident, false)
+}
+
+/// The parts of a name, schema first, unquoted; with `fold`, the parts
+/// that were not quoted in lower case, as the server reads them.
+fn split_name(ident: &str, fold: bool) -> Vec<String> {
+    let (mut out, mut part, mut quoted, mut was_quoted) = (Vec::new(), String::new(), false, false);
+    let mut push = |part: &mut String, was_quoted: bool| {
+        let p = std::mem::take(part);
+        out.push(if fold && !was_quoted {
+            p.to_lowercase()
+        } else {
+            p
+        });
+    };
     let mut chars = ident.trim().chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -407,13 +397,19 @@ fn parts(ident: &str) -> Vec<String> {
                 chars.next();
                 part.push('"');
             }
-            '"' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut part)),
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '.' if !quoted => {
+                push(&mut part, was_quoted);
+                was_quoted = false;
+            }
             c => part.push(c),
         }
     }
-    parts.push(part);
-    parts
+    push(&mut part, was_quoted);
+    out
 }
 
 /// `name` (an identifier as SQL spells it) in `relation`'s schema, where
