@@ -530,13 +530,19 @@ fn an_inline_statement_that_fails_names_the_scenarios_line_and_column() {
         "sql = \"\"\"\nSELECT 1;\nALTER TABLE accounts\n    ADD COLUMN y nosuchtype\"\"\"",
         // Escapes: `\n` is one byte of SQL from two of TOML, `\"` too.
         "sql = \"SELECT '\\\"';\\nSELECT nosuchcol FROM accounts\"",
+        // A literal multi-line string in a file with CRLF line endings
+        // (the parser gives its value LF).
+        "sql = '''\nSELECT 1;\nALTER TABLE accounts\n    ADD COLUMN y nosuchtype'''",
     ];
     for (k, step) in steps.iter().enumerate() {
-        let text =
+        let mut text =
             format!("{scenario}\n[[phase]]\nname = \"p\"\n[[phase.step]]\nname = \"s\"\n{step}\n");
+        if k == 2 {
+            text = text.replace('\n', "\r\n");
+        }
         std::fs::write(&s, &text).unwrap();
         // Where the failing token is in the scenario's text.
-        let token = if k == 0 { "nosuchtype" } else { "nosuchcol" };
+        let token = if k == 1 { "nosuchcol" } else { "nosuchtype" };
         let offset = text.find(token).unwrap();
         let line = text[..offset].matches('\n').count() + 1;
         let column = offset - text[..offset].rfind('\n').unwrap();
