@@ -213,13 +213,27 @@ fn attach_partition(s: &str) -> Option<SafePattern> {
     .captures(s)?;
     let (part, bounds) = (&c[2], c[3].trim());
     let check = if let Some(b) = re(r"(?is)^FROM\s*\((.*?)\)\s*TO\s*\((.*?)\)$").captures(bounds) {
-        format!(
-            "key IS NOT NULL AND key >= {} AND key < {}",
-            b[1].trim(),
-            b[2].trim()
-        )
+        // An unbounded side (MINVALUE, MAXVALUE) has no comparison.
+        let mut check = "key IS NOT NULL".to_string();
+        let (lo, hi) = (b[1].trim(), b[2].trim());
+        if !lo.eq_ignore_ascii_case("MINVALUE") {
+            check.push_str(&format!(" AND key >= {lo}"));
+        }
+        if !hi.eq_ignore_ascii_case("MAXVALUE") {
+            check.push_str(&format!(" AND key < {hi}"));
+        }
+        check
     } else if let Some(b) = re(r"(?is)^IN\s*\((.*)\)$").captures(bounds) {
-        format!("key IS NOT NULL AND key IN ({})", b[1].trim())
+        // A list with NULL takes the NULL rows too (the partition
+        // constraint PostgreSQL derives is `key IS NULL OR key IN (...)`).
+        let items = list_items(&b[1]);
+        let (nulls, values): (Vec<&str>, Vec<&str>) =
+            items.iter().partition(|v| v.eq_ignore_ascii_case("NULL"));
+        match (nulls.is_empty(), values.is_empty()) {
+            (true, _) => format!("key IS NOT NULL AND key IN ({})", values.join(", ")),
+            (false, true) => "key IS NULL".to_string(),
+            (false, false) => format!("(key IS NULL OR key IN ({}))", values.join(", ")),
+        }
     } else {
         "key fits the bounds".to_string()
     };
@@ -230,6 +244,29 @@ fn attach_partition(s: &str) -> Option<SafePattern> {
             "ALTER TABLE {part} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID;\n-- next step:\nALTER TABLE {part} VALIDATE CONSTRAINT {name};\n-- next step:\n{s};\nALTER TABLE {part} DROP CONSTRAINT {name};"
         ),
     ))
+}
+
+/// The items of a list of SQL values (`'de', 'fr', NULL`), trimmed: split
+/// at the commas outside quotes and parentheses.
+fn list_items(list: &str) -> Vec<&str> {
+    let (mut items, mut start, mut depth, mut quote) = (Vec::new(), 0, 0i32, None);
+    for (i, c) in list.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                items.push(list[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(list[start..].trim());
+    items.retain(|s| !s.is_empty());
+    items
 }
 
 /// The ATTACH PARTITION advice with the parent's partition key where the
@@ -245,23 +282,25 @@ pub fn name_partition_key(p: &mut SafePattern, keys: &std::collections::BTreeMap
     };
     let written = c[1].to_string();
     let parent = folded(&written);
-    let Some(key) = keys
-        .iter()
-        .find(|(table, _)| same_relation(&folded(table), &parent))
-        .map(|(_, k)| as_identifier(k))
+    let named = |exact: bool| {
+        keys.iter()
+            .find(|(table, _)| same_relation(&folded(table), &parent, exact))
+            .map(|(_, k)| as_identifier(k))
+    };
+    let Some(key) = named(true).or_else(|| named(false)) else {
+        return;
+    };
+    // The CHECK the pattern made, its placeholder a word of its own.
+    let Some(check) = p
+        .sql
+        .split_once("CHECK (")
+        .and_then(|(_, rest)| rest.split_once(") NOT VALID"))
+        .map(|(c, _)| c.to_string())
     else {
         return;
     };
-    if !p.sql.contains("(key IS NOT NULL AND key ") {
-        return;
-    }
-    p.sql = p
-        .sql
-        .replace(
-            "(key IS NOT NULL AND key ",
-            &format!("({key} IS NOT NULL AND {key} "),
-        )
-        .replace(" AND key < ", &format!(" AND {key} < "));
+    let keyed = re(r"\bkey\b").replace_all(&check, regex::NoExpand(&key));
+    p.sql = p.sql.replacen(&check, &keyed, 1);
     p.advice = p.advice.replace(
         "`key` is the partition key.",
         &format!("`{key}` is {written}'s partition key."),
@@ -274,14 +313,13 @@ fn folded(ident: &str) -> Vec<String> {
     split_name(ident, true)
 }
 
-/// Whether two folded names are one relation: the same name, and the same
-/// schema where both give one.
-fn same_relation(a: &[String], b: &[String]) -> bool {
-    a.last() == b.last()
-        && match (a.len(), b.len()) {
-            (2, 2) => a[0] == b[0],
-            _ => true,
-        }
+/// Whether a table as run.json names it (`table`: schema-qualified only
+/// when its schema is not on the search path) is the one a statement names
+/// (`written`): `exact`, the same parts; else also a qualified name
+/// written for a table named without its schema (its schema is on the
+/// path). An unqualified name never means another schema's table.
+fn same_relation(table: &[String], written: &[String], exact: bool) -> bool {
+    table == written || (!exact && table.len() == 1 && written.len() == 2 && table[0] == written[1])
 }
 
 /// Statements that have an online form of their own: (the statement, as a
@@ -675,6 +713,42 @@ mod tests {
     }
 
     #[test]
+    fn attach_partition_checks_what_the_partition_takes() {
+        let check = |bounds: &str| {
+            let p = for_statement(
+                &format!("ALTER TABLE m ATTACH PARTITION p FOR VALUES {bounds}"),
+                "p",
+            );
+            let c = p
+                .sql
+                .split_once("CHECK (")
+                .unwrap()
+                .1
+                .split_once(") NOT VALID")
+                .unwrap()
+                .0
+                .to_string();
+            c
+        };
+        // An unbounded side has no comparison.
+        assert_eq!(
+            check("FROM (MINVALUE) TO (100)"),
+            "key IS NOT NULL AND key < 100"
+        );
+        assert_eq!(
+            check("FROM (5) TO (maxvalue)"),
+            "key IS NOT NULL AND key >= 5"
+        );
+        // A list with NULL takes the NULL rows.
+        assert_eq!(
+            check("IN (NULL, 'de', 'a,b')"),
+            "(key IS NULL OR key IN ('de', 'a,b'))"
+        );
+        assert_eq!(check("IN (null)"), "key IS NULL");
+        assert_eq!(check("IN ('de')"), "key IS NOT NULL AND key IN ('de')");
+    }
+
+    #[test]
     fn attach_partition_names_the_key_the_run_read() {
         let keys: std::collections::BTreeMap<String, String> = [
             ("app.events".to_string(), "created_at".to_string()),
@@ -709,6 +783,30 @@ mod tests {
             "{}",
             p.sql
         );
+        // An unqualified name is the table on the search path (run.json
+        // names it unqualified), not another schema's of the same name.
+        let both: std::collections::BTreeMap<String, String> = [
+            ("app.events".to_string(), "region".to_string()),
+            ("events".to_string(), "at".to_string()),
+        ]
+        .into();
+        for (parent, key) in [
+            ("events", "at"),
+            ("public.events", "at"),
+            ("app.events", "region"),
+        ] {
+            let mut p = for_statement(
+                &format!("ALTER TABLE {parent} ATTACH PARTITION x FOR VALUES IN (1)"),
+                "x",
+            );
+            name_partition_key(&mut p, &both);
+            assert!(
+                p.sql
+                    .contains(&format!("CHECK ({key} IS NOT NULL AND {key} IN (1))")),
+                "{parent}: {}",
+                p.sql
+            );
+        }
         // A parent the run did not read keeps the placeholder; so does
         // another table of the same name in another schema.
         for parent in ["regions", "other.events"] {
