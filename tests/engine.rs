@@ -875,3 +875,24 @@ fn a_schema_error_is_charged_to_the_step_that_changed_what_it_reads() {
         .unwrap_or_else(|| panic!("no app_errors finding: {}", summary["findings"]));
     assert_eq!(finding["step"], "rename", "{finding}");
 }
+
+/// A server statement_timeout (here 40 ms) binds what it binds in
+/// production — the migration's statements, which run under the session's
+/// default when the scenario gives none — and not the tool's own sessions:
+/// seeding 200 000 rows and building their key took longer than that and
+/// were once cancelled (57014, exit 4, "seeding failed").
+#[test]
+fn a_server_statement_timeout_binds_the_steps_not_the_seeding() {
+    let (code, rec, dir) = rehearse("server-timeouts.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let info = rec.info.as_ref().expect("run.json");
+    assert!(
+        info.seed_ms > 40.0,
+        "seeding outlasted the timeout: {} ms",
+        info.seed_ms
+    );
+    let step = |name: &str| info.steps.iter().find(|s| s.step == name).unwrap();
+    assert_eq!(step("quick").outcome, "ok");
+    assert_eq!(step("slow").outcome, "expected_error");
+    assert_eq!(step("slow").statement_timeout_ms, Some(40.0));
+}

@@ -43,6 +43,11 @@ pub struct ConnInfo {
     pub tls: tls::Tls,
 }
 
+/// The startup options of the tool's own sessions (see
+/// [`ConnInfo::connect_to`]).
+const TOOL_SESSION_OPTIONS: &str =
+    "-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0";
+
 impl ConnInfo {
     /// A tokio-postgres config for `dbname` on this server.
     pub fn config_for(&self, dbname: &str) -> tokio_postgres::Config {
@@ -92,7 +97,13 @@ impl ConnInfo {
         self.tls.cancel_wire(&self.config(), token).await;
     }
 
-    /// A client on `dbname`, named `app` in pg_stat_activity.
+    /// A client on `dbname`, named `app` in pg_stat_activity. The tool's
+    /// own sessions (provisioning, setup, seeding, the catalog reads, the
+    /// observers) run free of a role's, database's or server's
+    /// statement_timeout, lock_timeout and idle_in_transaction timeout:
+    /// those are for the app and the migration (a 2 s statement_timeout
+    /// must not cancel the COPY of a large table). The migration session
+    /// keeps them: they are what its steps run under (session.rs).
     pub async fn connect_to(
         &self,
         dbname: &str,
@@ -100,6 +111,9 @@ impl ConnInfo {
     ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
         let mut cfg = self.config_for(dbname);
         cfg.application_name(app);
+        if app != crate::migration::MIGRATION_APP_NAME {
+            cfg.options(TOOL_SESSION_OPTIONS);
+        }
         self.open(&cfg).await
     }
 
