@@ -982,7 +982,7 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
     let v3 = step(&ran, "V3__alter.sql");
     assert_eq!(v3.lock_timeout_ms, Some(100.0), "{v3:?}");
     assert_eq!(
-        v3.timeouts_from.as_deref(),
+        v3.lock_timeout_from.as_deref(),
         Some("V2__timeout.sql"),
         "{v3:?}"
     );
@@ -1008,7 +1008,7 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
     ran.assert_code(4);
     let v3 = step(&ran, "V3__alter.sql");
     assert_eq!(
-        v3.timeouts_from.as_deref(),
+        v3.lock_timeout_from.as_deref(),
         Some("V2__timeout.sql"),
         "{v3:?}"
     );
@@ -1035,7 +1035,7 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
     ran.assert_code(0);
     let alter_step = step(&ran, "3_alter.sql");
     assert_eq!(alter_step.lock_timeout_ms, None, "{alter_step:?}");
-    assert_eq!(alter_step.timeouts_from, None, "{alter_step:?}");
+    assert_eq!(alter_step.lock_timeout_from, None, "{alter_step:?}");
     assert!(
         alter_step.end_ms - alter_step.start_ms > 1_000.0,
         "it waited out the read: {alter_step:?}"
@@ -1056,7 +1056,7 @@ fn a_files_session_set_holds_through_its_file_and_on_the_tools_connection() {
     assert_eq!(alter_step.lock_timeout_ms, Some(100.0), "{alter_step:?}");
     assert!(
         alter_step
-            .timeouts_from
+            .lock_timeout_from
             .as_deref()
             .is_some_and(|f| f.starts_with("the session's default")),
         "{alter_step:?}"

@@ -114,11 +114,14 @@ pub struct StepFacts {
     /// `RESET`), else the one it began under (run.json `steps`); None when
     /// none was.
     pub lock_timeout_ms: Option<f64>,
-    /// Where the timeouts the step began under came from when not from the
-    /// scenario (run.json `steps` `timeouts_from`: an earlier file, the
+    /// Where the lock_timeout and statement_timeout the step began under
+    /// came from when not from the scenario (run.json `steps`
+    /// `lock_timeout_from`, `statement_timeout_from`: an earlier file, the
     /// session's default); None otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeouts_from: Option<String>,
+    pub lock_timeout_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeout_from: Option<String>,
     /// The replica's peak lag from this step's start until the next step
     /// starts; None without a replica.
     #[serde(default)]

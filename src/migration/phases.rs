@@ -53,7 +53,8 @@ impl Executor {
         let start_ms = self.mark();
         tracing::info!("step {} / {}: started", phase.name, step.name);
         self.enter_session(phase, step);
-        let (lock_timeout_ms, statement_timeout_ms, timeouts_from) = self.starting_timeouts(step);
+        let [(lock_timeout_ms, lock_timeout_from), (statement_timeout_ms, statement_timeout_from)] =
+            self.starting_timeouts(step);
         let mut span = StepSpan {
             phase: phase.name.clone(),
             step: step.name.clone(),
@@ -62,7 +63,8 @@ impl Executor {
             transaction: step.transaction,
             lock_timeout_ms,
             statement_timeout_ms,
-            timeouts_from,
+            lock_timeout_from,
+            statement_timeout_from,
             retries: step.retries,
             attempts: 0,
             backfill: matches!(step.action, StepAction::Backfill(_)),

@@ -186,39 +186,35 @@ impl Executor {
         Ok(())
     }
 
-    /// The step's recorded lock_timeout and statement_timeout (ms, None:
-    /// none) as it begins, and the earlier file(s) a carried one comes from.
-    pub(super) fn starting_timeouts(
-        &self,
-        step: &StepPlan,
-    ) -> (Option<f64>, Option<f64>, Option<String>) {
+    /// The step's recorded lock_timeout and statement_timeout as it begins
+    /// (ms, None: none), each with where it came from when not from the
+    /// scenario (an earlier file, the session's default).
+    pub(super) fn starting_timeouts(&self, step: &StepPlan) -> [(Option<f64>, Option<String>); 2] {
         let (lt, st) = effective(step, &self.session, self.session_defaults);
-        let ms = |v: u64| (v > 0).then_some(v as f64);
-        let mut from: Vec<&str> = Vec::new();
-        for (set, scenario, default) in [
-            (
+        let one = |ms: u64, set: &Option<FileSet>, scenario: Option<Duration>, default: u64| {
+            // Only a timeout in effect has a source (a file that turned it
+            // off leaves none).
+            let from = match (set, scenario) {
+                (Some(f), None) if f.ms > 0 => Some(f.file.clone()),
+                (None, None) if default > 0 => Some(SESSION_DEFAULT.to_string()),
+                _ => None,
+            };
+            ((ms > 0).then_some(ms as f64), from)
+        };
+        [
+            one(
+                lt,
                 &self.session.lock_timeout,
                 step.lock_timeout,
                 self.session_defaults.0,
             ),
-            (
+            one(
+                st,
                 &self.session.statement_timeout,
                 step.statement_timeout,
                 self.session_defaults.1,
             ),
-        ] {
-            // Only a timeout in effect has a source (a file that turned
-            // it off leaves none).
-            let source = match (set, scenario) {
-                (Some(f), None) if f.ms > 0 => Some(f.file.as_str()),
-                (None, None) if default > 0 => Some(SESSION_DEFAULT),
-                _ => None,
-            };
-            if let Some(s) = source.filter(|s| !from.contains(s)) {
-                from.push(s);
-            }
-        }
-        (ms(lt), ms(st), (!from.is_empty()).then(|| from.join(", ")))
+        ]
     }
 }
 

@@ -355,13 +355,17 @@ pub struct StepInfo {
     pub lock_timeout_ms: Option<f64>,
     #[serde(deserialize_with = "required")]
     pub statement_timeout_ms: Option<f64>,
-    /// The earlier migration file(s) whose session-level `SET` left the
-    /// lock_timeout or statement_timeout above in effect as the step began
-    /// (its tool runs every file on one connection); null when they are
-    /// the scenario's, or none. Absent in run directories of earlier
-    /// versions.
+    /// Where the lock_timeout above came from when not from the scenario:
+    /// the earlier migration file whose session-level `SET` left it in
+    /// effect (its tool runs every file on one connection), or the
+    /// session's own default (a role's, database's or server's setting);
+    /// null when it is the scenario's, or none. Absent in run directories
+    /// of earlier versions.
     #[serde(default)]
-    pub timeouts_from: Option<String>,
+    pub lock_timeout_from: Option<String>,
+    /// The same for the statement_timeout above.
+    #[serde(default)]
+    pub statement_timeout_from: Option<String>,
     pub retries: u32,
     /// Attempts made (for a backfill: batches plus retries).
     pub attempts: u32,

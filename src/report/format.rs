@@ -138,11 +138,12 @@ pub(crate) fn outcome(st: &StepFacts) -> String {
         o.push_str(&format!(" after {} attempts", st.attempts));
     }
     // A timeout the step did not set itself: say whose it was.
-    if let Some(from) = st
-        .timeouts_from
-        .as_ref()
-        .filter(|_| matches!(st.outcome.as_str(), "lock_timeout" | "statement_timeout"))
-    {
+    let from = match st.outcome.as_str() {
+        "lock_timeout" => st.lock_timeout_from.as_ref(),
+        "statement_timeout" => st.statement_timeout_from.as_ref(),
+        _ => None,
+    };
+    if let Some(from) = from {
         o.push_str(&format!(", under a timeout from {from}"));
     }
     o

@@ -307,7 +307,8 @@ fn one_step(
         .flat_map(|i| i.steps.iter())
         .find(|s| s.phase == phase && s.step == step);
     let began_under = info.and_then(|s| s.lock_timeout_ms);
-    let timeouts_from = info.and_then(|s| s.timeouts_from.clone());
+    let lock_timeout_from = info.and_then(|s| s.lock_timeout_from.clone());
+    let statement_timeout_from = info.and_then(|s| s.statement_timeout_from.clone());
     let lock_timeout_ms =
         own_lock_timeout(&last, longest_blocking_lock.as_ref()).unwrap_or(began_under);
 
@@ -348,7 +349,8 @@ fn one_step(
         },
         recovery: Recovery::default(),
         lock_timeout_ms,
-        timeouts_from,
+        lock_timeout_from,
+        statement_timeout_from,
         // Set over the step's window by `replica::per_step`.
         replica_lag: None,
         phase,
