@@ -369,6 +369,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "rollback_in_transaction.toml",
+        &[(
+            23,
+            7,
+            "phase[0].step[0].sql",
+            "`ROLLBACK` would end the step's own transaction",
+        )],
+    ),
+    (
         "expect_error.toml",
         &[
             (

@@ -534,10 +534,41 @@ fn check_transactional(d: &mut Diags, stmts: &[String], span: Range<usize>, fiel
     if let Some((what, st)) = refused {
         let first: String = st.chars().take(60).collect();
         d.err(
-            span,
+            span.clone(),
             field,
             format!("`{first}` ({what}) cannot run inside a transaction block; set transaction = false on this step"),
         );
+    }
+    // The step's transaction is the tool's: a statement that begins or
+    // ends one would end it under the probes that follow.
+    if let Some(st) = stmts.iter().find(|st| controls_transaction(st)) {
+        let first: String = st.chars().take(60).collect();
+        d.err(
+            span,
+            field,
+            format!(
+                "`{first}` would end the step's own transaction: a step with transaction = true \
+                 runs in one transaction that commits at its end (or is rolled back when it \
+                 expects its error); remove it, or put the statements in steps of their own"
+            ),
+        );
+    }
+}
+
+/// BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK (not to a savepoint),
+/// ABORT: a statement that begins or ends a transaction.
+fn controls_transaction(st: &str) -> bool {
+    let words: Vec<String> = sql::tokens(st)
+        .into_iter()
+        .filter(|t| t.kind == sql::TokenKind::Word)
+        .take(2)
+        .map(|t| st[t.start..t.end].to_ascii_lowercase())
+        .collect();
+    match words.first().map(String::as_str) {
+        Some("begin" | "commit" | "end" | "abort") => true,
+        Some("rollback") => words.get(1).is_none_or(|w| w != "to"),
+        Some("start") => words.get(1).is_some_and(|w| w == "transaction"),
+        _ => false,
     }
 }
 

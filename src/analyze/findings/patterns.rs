@@ -206,7 +206,7 @@ fn volatile_default(up: &str) -> bool {
 /// `key` stands for it.
 fn attach_partition(s: &str) -> Option<SafePattern> {
     let c = re(&format!(
-        r"(?is)^\s*ALTER\s+TABLE\s+(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s+{}\s+FOR\s+VALUES\s+(.*)$",
+        r"(?is)^\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s+{}\s+FOR\s+VALUES\s+(.*)$",
         qualified(),
         qualified()
     ))
@@ -274,7 +274,7 @@ fn list_items(list: &str) -> Vec<&str> {
 /// names it), not the placeholder `key`: its SQL then runs as written.
 pub fn name_partition_key(p: &mut SafePattern, keys: &std::collections::BTreeMap<String, String>) {
     let Some(c) = re(&format!(
-        r"(?is)ALTER\s+TABLE\s+(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s",
+        r"(?is)ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s",
         qualified()
     ))
     .captures(&p.sql) else {
@@ -730,6 +730,17 @@ mod tests {
                 .to_string();
             c
         };
+        // IF EXISTS, a common migration form, too.
+        let p = for_statement(
+            "ALTER TABLE IF EXISTS m ATTACH PARTITION p FOR VALUES IN (1)",
+            "p",
+        );
+        assert!(
+            p.sql
+                .contains("CHECK (key IS NOT NULL AND key IN (1)) NOT VALID"),
+            "{}",
+            p.sql
+        );
         // An unbounded side has no comparison.
         assert_eq!(
             check("FROM (MINVALUE) TO (100)"),
