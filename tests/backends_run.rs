@@ -76,6 +76,17 @@ async fn run_on_url_drops_its_scratch_database() {
         .unwrap();
     let c = server.conn().clone();
     let url = common::url_of(&c);
+    // A setting of the URL's database, as production has it: the scratch
+    // database gets it too, and the steps with no lock_timeout of their
+    // own run under it.
+    common::connect(&c, &c.dbname)
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET lock_timeout = '45s'",
+            pgrehearse::pg::quote_ident(&c.dbname)
+        ))
+        .await
+        .unwrap();
     let before = common::scratch_databases(&c).await;
     let tmp = common::isolated_tmpdir();
     let dir = tmp.path().to_path_buf();
@@ -85,6 +96,21 @@ async fn run_on_url_drops_its_scratch_database() {
     .await
     .unwrap();
     assert_clean_rehearsal(tmp.path(), pid, code, &rec, "url");
+    let steps = &rec.info.as_ref().unwrap().steps;
+    let defaulted: Vec<_> = steps
+        .iter()
+        .filter(|s| s.lock_timeout_from.is_some())
+        .collect();
+    assert!(!defaulted.is_empty(), "{steps:#?}");
+    for s in defaulted {
+        assert_eq!(s.lock_timeout_ms, Some(45_000.0), "{s:?}");
+        assert!(
+            s.lock_timeout_from
+                .as_deref()
+                .is_some_and(|f| f.starts_with("the session's default")),
+            "{s:?}"
+        );
+    }
     assert_eq!(
         common::scratch_databases(&c).await,
         before,
