@@ -61,7 +61,7 @@ impl UrlServer {
                     server.password.as_deref(),
                 ))
             })?;
-        let copied = copy_database_settings(&admin, &name).await;
+        let copied = crate::pg::copy_database_settings(&admin, &admin_db, &name).await;
         if let Err(e) = &copied {
             eprintln!(
                 "warning: the settings of {admin_db} (ALTER DATABASE ... SET) could not be \
@@ -144,65 +144,6 @@ impl Drop for UrlServer {
                 self.conn.dbname
             );
         }
-    }
-}
-
-/// Give the scratch database `name` the settings of the database the
-/// session is on (`ALTER DATABASE ... SET`, and `ALTER ROLE ... IN
-/// DATABASE ... SET`): the migration and the app connect to that database
-/// in production, and its lock_timeout, statement_timeout or search_path
-/// are theirs.
-async fn copy_database_settings(
-    admin: &tokio_postgres::Client,
-    name: &str,
-) -> std::result::Result<(), tokio_postgres::Error> {
-    let rows = admin
-        .query(
-            "SELECT r.rolname::text, s.setconfig FROM pg_db_role_setting s \
-             LEFT JOIN pg_roles r ON r.oid = s.setrole \
-             WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[],
-        )
-        .await?;
-    for row in rows {
-        let role: Option<String> = row.get(0);
-        let settings: Vec<String> = row.get::<_, Option<Vec<String>>>(1).unwrap_or_default();
-        let target = match &role {
-            Some(r) => format!("ROLE {} IN DATABASE {}", quote_ident(r), quote_ident(name)),
-            None => format!("DATABASE {}", quote_ident(name)),
-        };
-        for setting in settings {
-            let Some((key, value)) = setting.split_once('=') else {
-                continue;
-            };
-            admin
-                .batch_execute(&format!(
-                    "ALTER {target} SET {} TO {}",
-                    quote_ident(key),
-                    setting_value(key, value)
-                ))
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// A setting's stored value as ALTER ... SET takes it: a list setting
-/// (search_path and the like, stored as written: `app, "$user"`) as is, any
-/// other as one quoted literal.
-fn setting_value(key: &str, value: &str) -> String {
-    const LISTS: [&str; 6] = [
-        "search_path",
-        "temp_tablespaces",
-        "session_preload_libraries",
-        "local_preload_libraries",
-        "shared_preload_libraries",
-        "unix_socket_directories",
-    ];
-    if LISTS.contains(&key.to_ascii_lowercase().as_str()) {
-        value.to_string()
-    } else {
-        crate::pg::quote_literal(value)
     }
 }
 

@@ -195,7 +195,18 @@ pub async fn clone_database_with(
             .await
             .map_err(|e| db_error(e, "ending sessions on the template"))?;
         match admin.batch_execute(&create).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                // The settings of the database the clone stands in for (the
+                // url backend's scratch database has the URL's).
+                if let Err(e) = crate::pg::copy_database_settings(&admin, &conn.dbname, to).await {
+                    tracing::warn!(
+                        "the settings of {} could not be given to the clone {to}: {}",
+                        conn.dbname,
+                        crate::pg::error_text(&e)
+                    );
+                }
+                return Ok(());
+            }
             Err(e) if attempt < 100 && e.code() == Some(&SqlState::OBJECT_IN_USE) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
