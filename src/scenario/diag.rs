@@ -356,21 +356,20 @@ fn offset_in_source(source: &str, span: &Range<usize>, value: &str, at: usize) -
     // A multi-line string's CRLF line endings may reach the value as LF
     // (the parser normalizes them): try the body as written, then so.
     let multiline = quote.len() == 3;
-    let decode = |crlf_as_lf: bool| match quote.starts_with('"') {
-        true => decode_basic(body, crlf_as_lf),
-        false => Some(literal(body, crlf_as_lf)),
-    };
+    let decoded = |crlf_as_lf: bool| decode(body, quote.starts_with('"'), crlf_as_lf);
     let from = [false, true]
         .into_iter()
         .filter(|&lf| !lf || (multiline && body.contains("\r\n")))
-        .filter_map(decode)
+        .filter_map(decoded)
         .find(|from| from.len() == value.len())?;
     Some(start + *from.get(at)?)
 }
 
-/// For each byte of a TOML literal string's value, its offset in `body`;
-/// with `crlf_as_lf`, a CRLF is the one LF byte of the value.
-fn literal(body: &str, crlf_as_lf: bool) -> Vec<usize> {
+/// For each byte of a TOML string's value, the offset in `body` (the text
+/// between the quotes) it was decoded from: a basic string's (`escapes`)
+/// escapes decoded, None on a bad one; a literal string's bytes as they
+/// are. With `crlf_as_lf`, a CRLF is the one LF byte of the value.
+fn decode(body: &str, escapes: bool, crlf_as_lf: bool) -> Option<Vec<usize>> {
     let bytes = body.as_bytes();
     let mut from = Vec::with_capacity(body.len());
     let mut i = 0;
@@ -378,24 +377,7 @@ fn literal(body: &str, crlf_as_lf: bool) -> Vec<usize> {
         if crlf_as_lf && bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
             i += 1;
         }
-        from.push(i);
-        i += 1;
-    }
-    from
-}
-
-/// For each byte of a TOML basic string's value, the offset in `body` (the
-/// text between the quotes) it was decoded from; None on a bad escape. With
-/// `crlf_as_lf`, a CRLF is the one LF byte of the value.
-fn decode_basic(body: &str, crlf_as_lf: bool) -> Option<Vec<usize>> {
-    let bytes = body.as_bytes();
-    let mut from = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if crlf_as_lf && bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            i += 1;
-        }
-        if bytes[i] != b'\\' {
+        if !escapes || bytes[i] != b'\\' {
             from.push(i);
             i += 1;
             continue;
