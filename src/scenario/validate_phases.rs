@@ -288,40 +288,9 @@ fn step(
         }
         Some("migration") => {
             let m = ss.migration.as_ref().expect("checked");
-            if let Some(t) = &ss.transaction {
-                d.err(
-                    t.span(),
-                    f("transaction"),
-                    "a migration runs the way its tool runs it (check shows how); remove \
-                     transaction, or run the file with file = \"...\" to choose",
-                );
-            }
-            let index =
-                placement::resolve(d, sources.rehearsed, m.get_ref(), m.span(), &f("migration"));
-            match (index, sources.rehearsed) {
-                (Some(index), Rehearsed::Files(files)) => {
-                    placed = Some(Placed {
-                        index,
-                        span: m.span(),
-                        field: f("migration"),
-                    });
-                    let file = &files[index];
-                    carried_lock_timeout = file.shares_session
-                        && files[..index].iter().any(|f| {
-                            f.statements().any(|s| {
-                                matches!(
-                                    crate::sql::session_time_setting(&s.sql, "lock_timeout"),
-                                    Some(Some(_))
-                                )
-                            })
-                        });
-                    (
-                        StepAction::File(file.clone()),
-                        Some(placement::file_step(file, String::new()).transaction),
-                    )
-                }
-                _ => (StepAction::Sql(Vec::new()), None),
-            }
+            let (action, t, p, carried) = migration_step(d, ss, m, path, sources);
+            (placed, carried_lock_timeout) = (p, carried);
+            (action, t)
         }
         Some("file") => {
             let v = ss.file.as_ref().expect("checked");
@@ -408,6 +377,54 @@ fn step(
         }
     }
     Entry::Step(Box::new(plan), placed)
+}
+
+/// A `migration = "..."` step: the rehearsed file it names (and where it
+/// is placed), whether its segments are all transactions, and whether an
+/// earlier file on its tool's one connection leaves it a lock_timeout
+/// (session.rs).
+fn migration_step(
+    d: &mut Diags,
+    ss: &model::StepSection,
+    m: &S<String>,
+    path: &str,
+    sources: &Sources,
+) -> (StepAction, Option<bool>, Option<Placed>, bool) {
+    let f = |n: &str| format!("{path}.{n}");
+    if let Some(t) = &ss.transaction {
+        d.err(
+            t.span(),
+            f("transaction"),
+            "a migration runs the way its tool runs it (check shows how); remove \
+             transaction, or run the file with file = \"...\" to choose",
+        );
+    }
+    let index = placement::resolve(d, sources.rehearsed, m.get_ref(), m.span(), &f("migration"));
+    let (Some(index), Rehearsed::Files(files)) = (index, sources.rehearsed) else {
+        return (StepAction::Sql(Vec::new()), None, None, false);
+    };
+    let placed = Placed {
+        index,
+        span: m.span(),
+        field: f("migration"),
+    };
+    let file = &files[index];
+    let carried = file.shares_session
+        && files[..index].iter().any(|f| {
+            f.statements().any(|s| {
+                matches!(
+                    crate::sql::session_time_setting(&s.sql, "lock_timeout"),
+                    Some(Some(_))
+                )
+            })
+        });
+    let transaction = placement::file_step(file, String::new()).transaction;
+    (
+        StepAction::File(file.clone()),
+        Some(transaction),
+        Some(placed),
+        carried,
+    )
 }
 
 /// Whether the step's own SQL can end in 55P03: it sets a lock_timeout
