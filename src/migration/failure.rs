@@ -36,6 +36,26 @@ impl Failure {
         }
     }
 
+    /// A statement cut off at its end (`ALTER TABLE t ADD COLUMN`) runs out
+    /// inside a transaction into the `;` and savepoint sent behind it, and
+    /// the server says "syntax error at or near \";\"" about a token the
+    /// user never wrote. Say what it says of the statement on its own.
+    pub(super) fn at_end_of(&mut self, sql: &str) {
+        let end = sql.chars().count();
+        if let Failure::Sql {
+            sqlstate,
+            message,
+            position,
+            ..
+        } = self
+        {
+            if sqlstate == "42601" && position.is_some_and(|p| p > end) {
+                *message = "syntax error at end of input".into();
+                *position = Some(end + 1);
+            }
+        }
+    }
+
     /// The statement's outcome and SQLSTATE in statements.csv.
     pub(super) fn statement_outcome(&self) -> (&'static str, &str) {
         match self {
@@ -68,5 +88,45 @@ pub(super) fn expected(step: &StepPlan, result: Result<(), Failure>) -> Result<O
             Ok(Outcome::FailedAsExpected(sqlstate))
         }
         Err(f) => Err(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    fn syntax_error(message: &str, position: usize) -> Failure {
+        Failure::Sql {
+            sqlstate: "42601".into(),
+            message: message.into(),
+            position: Some(position),
+            at: None,
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_past_the_statement_is_at_its_end() {
+        let sql = "ALTER TABLE é ADD COLUMN";
+        let mut f = syntax_error("syntax error at or near \";\"", sql.chars().count() + 2);
+        f.at_end_of(sql);
+        let Failure::Sql {
+            message, position, ..
+        } = f
+        else {
+            unreachable!()
+        };
+        assert_eq!(message, "syntax error at end of input");
+        assert_eq!(position, Some(25));
+        // One inside the statement is the server's own.
+        let mut f = syntax_error("syntax error at or near \"ADD\"", 16);
+        f.at_end_of(sql);
+        let Failure::Sql {
+            message, position, ..
+        } = f
+        else {
+            unreachable!()
+        };
+        assert_eq!(message, "syntax error at or near \"ADD\"");
+        assert_eq!(position, Some(16));
     }
 }

@@ -146,6 +146,9 @@ impl Executor {
             }
         };
         let mut settled = settled;
+        if let (true, Err(f)) = (in_txn, &mut settled.outcome) {
+            f.at_end_of(out.sql);
+        }
         if let (Err(Failure::Sql { position, at, .. }), Some(st)) =
             (&mut settled.outcome, out.at.or(out.written))
         {
