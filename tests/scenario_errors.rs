@@ -378,6 +378,23 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "name_control_chars.toml",
+        &[
+            (
+                15,
+                8,
+                "workload.query[0].name",
+                "\"q\\tread\" holds a line break, tab or other control character; expected a query name on one line",
+            ),
+            (
+                22,
+                8,
+                "phase[0].step[0].name",
+                "\"first line\\nsecond line\" holds a line break",
+            ),
+        ],
+    ),
+    (
         "expect_error.toml",
         &[
             (

@@ -378,9 +378,10 @@ fn carried_settings(f: &crate::migrations::MigrationFile) -> Vec<String> {
 /// `sql` on one line, comments and runs of whitespace made one space —
 /// but for a string that spans lines (a function's dollar-quoted body),
 /// which keeps its lines: each line after the first is indented to
-/// `column`, where the first began, so the plan's outline holds.
+/// `column`, where the first began, so the plan's outline holds (its tabs
+/// made four spaces, which the indent is counted in).
 fn one_line(sql: &str, column: usize) -> String {
-    let text = crate::sql::one_line(sql, 160);
+    let text = crate::sql::one_line(sql, 160).replace('\t', "    ");
     let mut out = String::new();
     for (i, line) in text.lines().enumerate() {
         if i > 0 {
@@ -527,5 +528,10 @@ mod tests {
         );
         // Whitespace and comments outside strings still make one line.
         assert_eq!(one_line("SELECT 1\n  -- why\n  , 2", 6), "SELECT 1 , 2");
+        // A body indented with tabs is indented with spaces, as the plan is.
+        assert_eq!(
+            one_line("DO $$\nBEGIN\n\tPERFORM 1;\nEND $$", 2),
+            "DO $$\n  BEGIN\n      PERFORM 1;\n  END $$"
+        );
     }
 }

@@ -75,6 +75,24 @@ impl<'a> Diags<'a> {
         }
     }
 
+    /// A name: not empty, and on one line, as it labels rows of the CSVs,
+    /// Markdown tables, chart legends and the lines of `check`'s plan.
+    pub fn name(&mut self, v: &S<String>, field: &str, what: &str) -> Option<String> {
+        let n = self.nonempty(v, field, what)?;
+        if n.contains(char::is_control) {
+            self.err(
+                v.span(),
+                field,
+                format!(
+                    "{n:?} holds a line break, tab or other control character; expected {what} \
+                     on one line (it labels report rows and plan lines)"
+                ),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
     /// An integer in `lo..=hi`.
     pub fn int_in(&mut self, v: &S<i64>, field: &str, lo: i64, hi: i64) -> Option<i64> {
         let x = *v.get_ref();
@@ -226,7 +244,7 @@ pub fn item_name(
 ) -> String {
     match d.required(v, section, field, &format!("a {} name", names.kind)) {
         Some(v) => {
-            let n = d.nonempty(v, field, &format!("a {} name", names.kind));
+            let n = d.name(v, field, &format!("a {} name", names.kind));
             if n.is_some() {
                 names.add(d, v, field);
             }
@@ -425,7 +443,7 @@ pub fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String
     }
     let mut out: Vec<String> = Vec::new();
     for (k, a) in v.get_ref().iter().enumerate() {
-        if let Some(a) = d.nonempty(a, &format!("{field}[{k}]"), "an app version name") {
+        if let Some(a) = d.name(a, &format!("{field}[{k}]"), "an app version name") {
             if !out.contains(&a) {
                 out.push(a);
             }

@@ -49,7 +49,7 @@ pub fn validate(
         "name",
         "a scenario name, e.g. name = \"create-index-naive\"",
     ) {
-        Some(v) => d.nonempty(v, "name", "a scenario name").unwrap_or_default(),
+        Some(v) => d.name(v, "name", "a scenario name").unwrap_or_default(),
         None => String::new(),
     };
     let description = f
@@ -59,7 +59,7 @@ pub fn validate(
     let pair = f
         .pair
         .as_ref()
-        .and_then(|v| d.nonempty(v, "pair", "the name naive/safe files share"));
+        .and_then(|v| d.name(v, "pair", "the name naive/safe files share"));
     let variant = f.variant.as_ref().and_then(|v| match v.get_ref().as_str() {
         "naive" => Some(Variant::Naive),
         "safe" => Some(Variant::Safe),
