@@ -3,7 +3,7 @@
 //! partition tree (heap, TOAST, free space and visibility maps; their
 //! indexes), not the parent's own storage, which is none. A rehearsal on a
 //! local cluster of a range-partitioned `metrics` (4 partitions, one of them
-//! hash-partitioned again, 30 000 rows) and a 200-row `devices`: before the
+//! hash-partitioned again, and an empty DEFAULT one; 30 000 rows) and a 200-row `devices`: before the
 //! fix the figures were devices' alone (32 kB of table, 16 kB of index).
 //! The statement probe reads the partitions too: a rewrite of a partitioned
 //! table is `rewrote`, its scans are counted. And a table swapped in under
@@ -40,7 +40,8 @@ CREATE TABLE metrics_q3 PARTITION OF metrics FOR VALUES FROM ('2025-07-01') TO (
     PARTITION BY HASH (id);
 CREATE TABLE metrics_q3a PARTITION OF metrics_q3 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
 CREATE TABLE metrics_q3b PARTITION OF metrics_q3 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
-CREATE TABLE metrics_q4 PARTITION OF metrics FOR VALUES FROM ('2025-10-01') TO ('2026-01-01')
+CREATE TABLE metrics_q4 PARTITION OF metrics FOR VALUES FROM ('2025-10-01') TO ('2026-01-01');
+CREATE TABLE metrics_rest PARTITION OF metrics DEFAULT
 """
 [table.columns]
 id = { gen = "sequence" }
@@ -90,15 +91,25 @@ fn rehearse(file: &str, scenario: &str) -> common::Ran {
 fn a_partitioned_tables_size_is_its_partitions() {
     let ran = rehearse("partition-sizes.toml", SCENARIO);
     let (dir, rec) = ran.record();
-    // The ATTACH advice's CHECK names it (run.json `partition_keys`): the
-    // range key, and the sub-partitioned quarter's hash key not at all.
+    // The ATTACH advice's CHECK names them (run.json `partition_keys`): the
+    // range key, and the sub-partitioned quarter's hash key.
     let keys = &rec.info.as_ref().expect("run.json").partition_keys;
     assert_eq!(
-        keys.get("metrics").map(String::as_str),
-        Some("ts"),
+        keys.get("metrics"),
+        Some(&vec!["ts".to_string()]),
         "{keys:?}"
     );
-    assert_eq!(keys.get("metrics_q3"), None, "{keys:?}");
+    assert_eq!(
+        keys.get("metrics_q3"),
+        Some(&vec!["id".to_string()]),
+        "{keys:?}"
+    );
+    // And its DEFAULT partition, which an ATTACH scans (run.json
+    // `default_partitions`).
+    assert_eq!(
+        rec.info.as_ref().unwrap().default_partitions,
+        [("metrics".to_string(), "metrics_rest".to_string())].into(),
+    );
     let step = rec.steps.first().expect("the step's row");
     eprintln!("{}:\n{step:#?}", dir.display());
 

@@ -104,10 +104,12 @@ async fn advised_online_forms_run_and_let_the_app_through() {
     server.teardown().await.unwrap();
 }
 
-/// ATTACH PARTITION's advice, run: with the advised CHECK validated first,
-/// the attach makes no scan of the table it attaches; without it, one. For
-/// a range, one unbounded below, and a list that takes NULL (whose rows a
-/// `key IS NOT NULL` check would refuse).
+/// ATTACH PARTITION's advice, run: with the advised CHECKs validated first,
+/// the attach makes no scan of the table it attaches, nor of the parent's
+/// DEFAULT partition; without them, one of each. For a range, one unbounded
+/// below, a list that takes NULL (whose rows a `key IS NOT NULL` check
+/// would refuse), a range over two columns, a hash partition, and a parent
+/// with a DEFAULT partition.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_attach_after_the_advised_check_skips_its_scan() {
     let server = Backend::start(&BackendOptions::local(&[])).await.unwrap();
@@ -124,37 +126,69 @@ async fn an_attach_after_the_advised_check_skips_its_scan() {
          CREATE TABLE regions (id bigint, country text) PARTITION BY LIST (country);
          CREATE TABLE regions_de (id bigint, country text);
          INSERT INTO regions_de SELECT g, CASE WHEN g % 2 = 0 THEN 'de' END
-           FROM generate_series(1, 5000) g;",
+           FROM generate_series(1, 5000) g;
+         CREATE TABLE readings (site int NOT NULL, day int NOT NULL, v int)
+           PARTITION BY RANGE (site, day);
+         CREATE TABLE readings_a (LIKE readings);
+         INSERT INTO readings_a SELECT 1 + g % 2, g % 300, g FROM generate_series(1, 5000) g;
+         CREATE TABLE hashed (id bigint NOT NULL, v int) PARTITION BY HASH (id);
+         CREATE TABLE hashed_1 PARTITION OF hashed FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+         CREATE TABLE hashed_0 (LIKE hashed);
+         INSERT INTO hashed_0 SELECT g, g FROM generate_series(1, 20000) g
+           WHERE satisfies_hash_partition('hashed'::regclass, 2, 0, g::bigint);
+         CREATE TABLE logs (id bigint, at date NOT NULL) PARTITION BY RANGE (at);
+         CREATE TABLE logs_other PARTITION OF logs DEFAULT;
+         INSERT INTO logs SELECT g, '2020-01-01' FROM generate_series(1, 5000) g;
+         CREATE TABLE logs_2026 (LIKE logs);
+         INSERT INTO logs_2026 SELECT g, '2026-03-01' FROM generate_series(1, 5000) g;
+         CREATE TABLE logs_2027 (LIKE logs);",
     )
     .await
     .unwrap();
     // What an attach scans: the difference inside its transaction (the
     // counter also holds earlier transactions' scans not yet flushed).
+    // The scans of the partition and of the parent's DEFAULT partition.
     let scans_of = |part: &'static str, attach: String| {
         let db = &db;
         async move {
-            let count = format!("SELECT pg_stat_get_xact_numscans('{part}'::regclass)");
+            let count = format!(
+                "SELECT pg_stat_get_xact_numscans('{part}'::regclass), \
+                        pg_stat_get_xact_numscans('logs_other'::regclass)"
+            );
             db.batch_execute("BEGIN").await.unwrap();
-            let before: i64 = db.query_one(&count, &[]).await.unwrap().get(0);
+            let before = db.query_one(&count, &[]).await.unwrap();
             db.batch_execute(&attach).await.unwrap();
-            let after: i64 = db.query_one(&count, &[]).await.unwrap().get(0);
+            let after = db.query_one(&count, &[]).await.unwrap();
             db.batch_execute("COMMIT").await.unwrap();
-            after - before
+            let diff = |i: usize| after.get::<_, i64>(i) - before.get::<_, i64>(i);
+            (diff(0), diff(1))
         }
     };
-    // The keys as run.json `partition_keys` has them.
+    // What run.json `partition_keys` and `default_partitions` hold.
+    let column = |c: &[&str]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let keys = [
-        ("events".to_string(), "at".to_string()),
-        ("regions".to_string(), "country".to_string()),
+        ("events".to_string(), column(&["at"])),
+        ("regions".to_string(), column(&["country"])),
+        ("readings".to_string(), column(&["site", "day"])),
+        ("hashed".to_string(), column(&["id"])),
+        ("logs".to_string(), column(&["at"])),
     ]
     .into();
+    let defaults = [("logs".to_string(), "logs_other".to_string())].into();
+    let known = patterns::Partitioning {
+        keys: &keys,
+        defaults: &defaults,
+    };
     for (part, attach) in [
         ("events_2026", "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"),
         ("events_old", "ALTER TABLE events ATTACH PARTITION events_old FOR VALUES FROM (MINVALUE) TO ('2026-01-01')"),
         ("regions_de", "ALTER TABLE regions ATTACH PARTITION regions_de FOR VALUES IN (NULL, 'de')"),
+        ("readings_a", "ALTER TABLE readings ATTACH PARTITION readings_a FOR VALUES FROM (1, 0) TO (2, 300)"),
+        ("hashed_0", "ALTER TABLE hashed ATTACH PARTITION hashed_0 FOR VALUES WITH (MODULUS 2, REMAINDER 0)"),
+        ("logs_2026", "ALTER TABLE logs ATTACH PARTITION logs_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')"),
     ] {
         let mut advice = patterns::for_statement(attach, part);
-        patterns::name_partition_key(&mut advice, &keys);
+        patterns::with_partitioning(&mut advice, known);
         for sql in advice
             .sql
             .lines()
@@ -164,13 +198,24 @@ async fn an_attach_after_the_advised_check_skips_its_scan() {
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}\n{}", advice.sql));
         }
-        assert_eq!(scans_of(part, attach.to_string()).await, 0, "{}", advice.sql);
+        assert_eq!(
+            scans_of(part, attach.to_string()).await,
+            (0, 0),
+            "{}",
+            advice.sql
+        );
     }
     let bad = "ALTER TABLE events ATTACH PARTITION events_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')";
     assert_eq!(
         scans_of("events_2027", bad.to_string()).await,
-        1,
+        (1, 0),
         "the bad form scans"
+    );
+    let bad = "ALTER TABLE logs ATTACH PARTITION logs_2027 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')";
+    assert_eq!(
+        scans_of("logs_2027", bad.to_string()).await,
+        (1, 1),
+        "the bad form scans the DEFAULT partition too"
     );
     server.teardown().await.unwrap();
 }

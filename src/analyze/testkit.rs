@@ -47,6 +47,7 @@ pub(crate) fn info() -> RunInfo {
         invalid_indexes: vec![],
         primary_keys: Default::default(),
         partition_keys: Default::default(),
+        default_partitions: Default::default(),
         migrations: None,
         wal_attribution: None,
         wal_unavailable: None,

@@ -13,6 +13,27 @@ pub(crate) fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(d)
 }
 
+/// `partition_keys`: a list of columns by table, or (runs recorded before
+/// keys of several columns) one column.
+fn columns_by_table<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Columns {
+        One(String),
+        Many(Vec<String>),
+    }
+    let by_table = std::collections::BTreeMap::<String, Columns>::deserialize(d)?;
+    Ok(by_table
+        .into_iter()
+        .map(|(table, c)| match c {
+            Columns::One(c) => (table, vec![c]),
+            Columns::Many(c) => (table, c),
+        })
+        .collect())
+}
+
 /// A time of the run (ms since its start) as a run writes one: checked as
 /// it is read, so a damaged value is named at its line and column.
 fn time_ms<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -114,12 +135,22 @@ pub struct RunInfo {
     /// rather than by a guessed `id`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub primary_keys: std::collections::BTreeMap<String, String>,
-    /// Each partitioned table's partition key, when it is one column (range
-    /// or list partitioning), at the end of the run (named as locks.csv
-    /// names the table): the ATTACH PARTITION advice's CHECK constraint
-    /// names it rather than a placeholder.
+    /// Each partitioned table's partition key columns, in order, when they
+    /// are columns (not expressions), at the end of the run (named as
+    /// locks.csv names the table): the ATTACH PARTITION advice's CHECK
+    /// constraint names them rather than a placeholder. Runs recorded before
+    /// it took several wrote one column as a string.
+    #[serde(
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty",
+        deserialize_with = "columns_by_table"
+    )]
+    pub partition_keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Each partitioned table's DEFAULT partition, where it has one, at the
+    /// end of the run (both named as locks.csv names them): the ATTACH
+    /// advice gives it a CHECK too.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub partition_keys: std::collections::BTreeMap<String, String>,
+    pub default_partitions: std::collections::BTreeMap<String, String>,
     /// Where statements.csv / steps.csv `wal_bytes` (the migration's own
     /// WAL) come from, e.g. `pg_stat_statements 1.10 in schema pgrehearse`;
     /// null when they could not be attributed (then `wal_unavailable` says why).

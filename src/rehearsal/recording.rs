@@ -64,6 +64,7 @@ impl Draft {
             invalid_indexes: Vec::new(),
             primary_keys: Default::default(),
             partition_keys: Default::default(),
+            default_partitions: Default::default(),
             migrations: s.migrations.as_ref().map(super::setup::info),
             wal_attribution: None,
             wal_unavailable: None,
@@ -139,6 +140,7 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
     info.invalid_indexes = last.invalid_indexes;
     info.primary_keys = last.primary_keys;
     info.partition_keys = last.partition_keys;
+    info.default_partitions = last.default_partitions;
     info.end_ms = crate::pg::round3(m.end_ms);
     info.traffic_started_ms = m.traffic_started_ms.map(crate::pg::round3);
     info.failure = m.migration.failure.clone();
@@ -193,9 +195,10 @@ struct LastLook {
     invalid_indexes: Vec<String>,
     /// Single-column primary keys, by table (run.json `primary_keys`).
     primary_keys: std::collections::BTreeMap<String, String>,
-    /// One-column range and list partition keys, by table (run.json
-    /// `partition_keys`).
-    partition_keys: std::collections::BTreeMap<String, String>,
+    /// Partition key columns, by table (run.json `partition_keys`).
+    partition_keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// DEFAULT partitions, by table (run.json `default_partitions`).
+    default_partitions: std::collections::BTreeMap<String, String>,
 }
 
 async fn last_look(conn: &ConnInfo) -> LastLook {
@@ -228,10 +231,18 @@ async fn last_look(conn: &ConnInfo) -> LastLook {
            ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, 'pg_toast'::regnamespace)",
     )
     .await;
+    // The columns as a JSON array: a name may hold any character.
     let partition_keys = column(
-        "SELECT p.partrelid::regclass::text, a.attname::text FROM pg_partitioned_table p \
-         JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0] \
-         WHERE p.partnatts = 1 AND p.partstrat IN ('r', 'l')",
+        "SELECT p.partrelid::regclass::text, \
+           (SELECT json_agg(a.attname::text ORDER BY k.n)::text \
+              FROM unnest(p.partattrs::int2[]) WITH ORDINALITY k(attnum, n) \
+              JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = k.attnum) \
+         FROM pg_partitioned_table p WHERE NOT 0 = ANY (p.partattrs::int2[])",
+    )
+    .await;
+    let default_partitions = column(
+        "SELECT partrelid::regclass::text, partdefid::regclass::text \
+         FROM pg_partitioned_table WHERE partdefid <> 0",
     )
     .await;
     let by_table = |rows: Vec<(String, Option<String>)>| {
@@ -242,7 +253,11 @@ async fn last_look(conn: &ConnInfo) -> LastLook {
     LastLook {
         invalid_indexes: invalid.into_iter().map(|(name, _)| name).collect(),
         primary_keys: by_table(keys),
-        partition_keys: by_table(partition_keys),
+        partition_keys: by_table(partition_keys)
+            .into_iter()
+            .filter_map(|(table, json)| Some((table, serde_json::from_str(&json).ok()?)))
+            .collect(),
+        default_partitions: by_table(default_partitions),
     }
 }
 

@@ -98,9 +98,13 @@ pub(crate) fn find(
     }
     // ATTACH PARTITION's CHECK names the parent's partition key where the
     // run read it.
-    if let Some(keys) = rec.info.as_ref().map(|i| &i.partition_keys) {
-        for f in out.iter_mut().filter(|_| !keys.is_empty()) {
-            patterns::name_partition_key(&mut f.safe_pattern, keys);
+    if let Some(info) = rec.info.as_ref().filter(|i| !i.partition_keys.is_empty()) {
+        let known = patterns::Partitioning {
+            keys: &info.partition_keys,
+            defaults: &info.default_partitions,
+        };
+        for f in out.iter_mut() {
+            patterns::with_partitioning(&mut f.safe_pattern, known);
         }
     }
     // Most severe first; within a severity, in the order found (stable).

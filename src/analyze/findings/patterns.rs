@@ -4,7 +4,11 @@
 
 use regex::Regex;
 
+pub use attach::{with_partitioning, Partitioning};
+
 use super::finding::SafePattern;
+
+mod attach;
 
 fn re(p: &str) -> Regex {
     Regex::new(p).expect("static regex")
@@ -56,7 +60,7 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
             format!("{conc};"),
         );
     }
-    if let Some(p) = attach_partition(s) {
+    if let Some(p) = attach::advice(s, None) {
         return p;
     }
     if up.contains("FOREIGN KEY") || (up.contains("ADD CONSTRAINT") && up.contains("REFERENCES")) {
@@ -197,129 +201,6 @@ fn volatile_default(up: &str) -> bool {
         let rest: String = rest.chars().filter(|c| !c.is_whitespace()).collect();
         VOLATILE.iter().any(|f| rest.contains(f))
     })
-}
-
-/// ATTACH PARTITION scans the table it attaches, under ACCESS EXCLUSIVE on
-/// it, to prove every row fits the bounds — unless a valid CHECK constraint
-/// already proves it. Validating such a CHECK first takes SHARE UPDATE
-/// EXCLUSIVE only. The partition key is the parent's, not in the statement:
-/// `key` stands for it.
-fn attach_partition(s: &str) -> Option<SafePattern> {
-    let c = re(&format!(
-        r"(?is)^\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s+{}\s+FOR\s+VALUES\s+(.*)$",
-        qualified(),
-        qualified()
-    ))
-    .captures(s)?;
-    let (part, bounds) = (&c[2], c[3].trim());
-    let check = if let Some(b) = re(r"(?is)^FROM\s*\((.*?)\)\s*TO\s*\((.*?)\)$").captures(bounds) {
-        // An unbounded side (MINVALUE, MAXVALUE) has no comparison.
-        let mut check = "key IS NOT NULL".to_string();
-        let (lo, hi) = (b[1].trim(), b[2].trim());
-        if !lo.eq_ignore_ascii_case("MINVALUE") {
-            check.push_str(&format!(" AND key >= {lo}"));
-        }
-        if !hi.eq_ignore_ascii_case("MAXVALUE") {
-            check.push_str(&format!(" AND key < {hi}"));
-        }
-        check
-    } else if let Some(b) = re(r"(?is)^IN\s*\((.*)\)$").captures(bounds) {
-        // A list with NULL takes the NULL rows too (the partition
-        // constraint PostgreSQL derives is `key IS NULL OR key IN (...)`).
-        let items = list_items(&b[1]);
-        let (nulls, values): (Vec<&str>, Vec<&str>) =
-            items.iter().partition(|v| v.eq_ignore_ascii_case("NULL"));
-        match (nulls.is_empty(), values.is_empty()) {
-            (true, _) => format!("key IS NOT NULL AND key IN ({})", values.join(", ")),
-            (false, true) => "key IS NULL".to_string(),
-            (false, false) => format!("(key IS NULL OR key IN ({}))", values.join(", ")),
-        }
-    } else {
-        "key fits the bounds".to_string()
-    };
-    let name = derived(part, "_bounds");
-    Some(pattern(
-        "ATTACH PARTITION scans the whole table it attaches under ACCESS EXCLUSIVE on it, to prove its rows fit the partition's bounds, unless a valid CHECK constraint proves it already. Add that CHECK NOT VALID (a brief lock), VALIDATE it in its own step (SHARE UPDATE EXCLUSIVE: reads and writes go on), then attach: PostgreSQL skips the scan. `key` is the partition key.",
-        format!(
-            "ALTER TABLE {part} ADD CONSTRAINT {name} CHECK ({check}) NOT VALID;\n-- next step:\nALTER TABLE {part} VALIDATE CONSTRAINT {name};\n-- next step:\n{s};\nALTER TABLE {part} DROP CONSTRAINT {name};"
-        ),
-    ))
-}
-
-/// The items of a list of SQL values (`'de', 'fr', NULL`), trimmed: split
-/// at the commas outside quotes and parentheses.
-fn list_items(list: &str) -> Vec<&str> {
-    let (mut items, mut start, mut depth, mut quote) = (Vec::new(), 0, 0i32, None);
-    for (i, c) in list.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '(') => depth += 1,
-            (None, ')') => depth -= 1,
-            (None, ',') if depth == 0 => {
-                items.push(list[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    items.push(list[start..].trim());
-    items.retain(|s| !s.is_empty());
-    items
-}
-
-/// The ATTACH PARTITION advice with the parent's partition key where the
-/// run read it (`keys`: run.json `partition_keys`, by table as locks.csv
-/// names it), not the placeholder `key`: its SQL then runs as written.
-pub fn name_partition_key(p: &mut SafePattern, keys: &std::collections::BTreeMap<String, String>) {
-    let Some(c) = re(&format!(
-        r"(?is)ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?{}\s+ATTACH\s+PARTITION\s",
-        qualified()
-    ))
-    .captures(&p.sql) else {
-        return;
-    };
-    let written = c[1].to_string();
-    let parent = folded(&written);
-    let named = |exact: bool| {
-        keys.iter()
-            .find(|(table, _)| same_relation(&folded(table), &parent, exact))
-            .map(|(_, k)| as_identifier(k))
-    };
-    let Some(key) = named(true).or_else(|| named(false)) else {
-        return;
-    };
-    // The CHECK the pattern made, its placeholder a word of its own.
-    let Some(check) = p
-        .sql
-        .split_once("CHECK (")
-        .and_then(|(_, rest)| rest.split_once(") NOT VALID"))
-        .map(|(c, _)| c.to_string())
-    else {
-        return;
-    };
-    let keyed = re(r"\bkey\b").replace_all(&check, regex::NoExpand(&key));
-    p.sql = p.sql.replacen(&check, &keyed, 1);
-    p.advice = p.advice.replace(
-        "`key` is the partition key.",
-        &format!("`{key}` is {written}'s partition key."),
-    );
-}
-
-/// A relation's name as the server resolves it: its parts, unquoted, the
-/// unquoted ones folded to lower case.
-fn folded(ident: &str) -> Vec<String> {
-    split_name(ident, true)
-}
-
-/// Whether a table as run.json names it (`table`: schema-qualified only
-/// when its schema is not on the search path) is the one a statement names
-/// (`written`): `exact`, the same parts; else also a qualified name
-/// written for a table named without its schema (its schema is on the
-/// path). An unqualified name never means another schema's table.
-fn same_relation(table: &[String], written: &[String], exact: bool) -> bool {
-    table == written || (!exact && table.len() == 1 && written.len() == 2 && table[0] == written[1])
 }
 
 /// Statements that have an online form of their own: (the statement, as a
@@ -681,157 +562,6 @@ mod tests {
         // Already online, or nothing to make online: no such advice.
         assert!(online_form("REINDEX INDEX CONCURRENTLY i").is_none());
         assert!(online_form("ALTER TABLE e DETACH PARTITION p FINALIZE").is_none());
-    }
-
-    #[test]
-    fn attach_partition_goes_through_a_validated_check() {
-        let p = for_statement(
-            "ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
-            "events_2026",
-        );
-        assert!(p.advice.contains("skips the scan"), "{}", p.advice);
-        assert!(
-            p.sql.starts_with("ALTER TABLE events_2026 ADD CONSTRAINT events_2026_bounds CHECK (key IS NOT NULL AND key >= '2026-01-01' AND key < '2027-01-01') NOT VALID;"),
-            "{}",
-            p.sql
-        );
-        assert!(
-            p.sql.contains("VALIDATE CONSTRAINT events_2026_bounds"),
-            "{}",
-            p.sql
-        );
-        let p = for_statement(
-            "ALTER TABLE m ATTACH PARTITION m_eu FOR VALUES IN ('de', 'fr')",
-            "m_eu",
-        );
-        assert!(
-            p.sql
-                .contains("CHECK (key IS NOT NULL AND key IN ('de', 'fr')) NOT VALID"),
-            "{}",
-            p.sql
-        );
-    }
-
-    #[test]
-    fn attach_partition_checks_what_the_partition_takes() {
-        let check = |bounds: &str| {
-            let p = for_statement(
-                &format!("ALTER TABLE m ATTACH PARTITION p FOR VALUES {bounds}"),
-                "p",
-            );
-            let c = p
-                .sql
-                .split_once("CHECK (")
-                .unwrap()
-                .1
-                .split_once(") NOT VALID")
-                .unwrap()
-                .0
-                .to_string();
-            c
-        };
-        // IF EXISTS, a common migration form, too.
-        let p = for_statement(
-            "ALTER TABLE IF EXISTS m ATTACH PARTITION p FOR VALUES IN (1)",
-            "p",
-        );
-        assert!(
-            p.sql
-                .contains("CHECK (key IS NOT NULL AND key IN (1)) NOT VALID"),
-            "{}",
-            p.sql
-        );
-        // An unbounded side has no comparison.
-        assert_eq!(
-            check("FROM (MINVALUE) TO (100)"),
-            "key IS NOT NULL AND key < 100"
-        );
-        assert_eq!(
-            check("FROM (5) TO (maxvalue)"),
-            "key IS NOT NULL AND key >= 5"
-        );
-        // A list with NULL takes the NULL rows.
-        assert_eq!(
-            check("IN (NULL, 'de', 'a,b')"),
-            "(key IS NULL OR key IN ('de', 'a,b'))"
-        );
-        assert_eq!(check("IN (null)"), "key IS NULL");
-        assert_eq!(check("IN ('de')"), "key IS NOT NULL AND key IN ('de')");
-    }
-
-    #[test]
-    fn attach_partition_names_the_key_the_run_read() {
-        let keys: std::collections::BTreeMap<String, String> = [
-            ("app.events".to_string(), "created_at".to_string()),
-            ("\"Regions\"".to_string(), "Country Code".to_string()),
-        ]
-        .into();
-        let mut p = for_statement(
-            "ALTER TABLE App.Events ATTACH PARTITION app.events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
-            "app.events_2026",
-        );
-        name_partition_key(&mut p, &keys);
-        assert!(
-            p.sql.contains("CHECK (created_at IS NOT NULL AND created_at >= '2026-01-01' AND created_at < '2027-01-01') NOT VALID"),
-            "{}",
-            p.sql
-        );
-        assert!(
-            p.advice
-                .contains("`created_at` is App.Events's partition key"),
-            "{}",
-            p.advice
-        );
-        let mut p = for_statement(
-            "ALTER TABLE \"Regions\" ATTACH PARTITION eu FOR VALUES IN ('de', 'fr')",
-            "eu",
-        );
-        name_partition_key(&mut p, &keys);
-        assert!(
-            p.sql.contains(
-                "CHECK (\"Country Code\" IS NOT NULL AND \"Country Code\" IN ('de', 'fr'))"
-            ),
-            "{}",
-            p.sql
-        );
-        // An unqualified name is the table on the search path (run.json
-        // names it unqualified), not another schema's of the same name.
-        let both: std::collections::BTreeMap<String, String> = [
-            ("app.events".to_string(), "region".to_string()),
-            ("events".to_string(), "at".to_string()),
-        ]
-        .into();
-        for (parent, key) in [
-            ("events", "at"),
-            ("public.events", "at"),
-            ("app.events", "region"),
-        ] {
-            let mut p = for_statement(
-                &format!("ALTER TABLE {parent} ATTACH PARTITION x FOR VALUES IN (1)"),
-                "x",
-            );
-            name_partition_key(&mut p, &both);
-            assert!(
-                p.sql
-                    .contains(&format!("CHECK ({key} IS NOT NULL AND {key} IN (1))")),
-                "{parent}: {}",
-                p.sql
-            );
-        }
-        // A parent the run did not read keeps the placeholder; so does
-        // another table of the same name in another schema.
-        for parent in ["regions", "other.events"] {
-            let mut p = for_statement(
-                &format!("ALTER TABLE {parent} ATTACH PARTITION x FOR VALUES IN (1)"),
-                "x",
-            );
-            name_partition_key(&mut p, &keys);
-            assert!(
-                p.sql.contains("CHECK (key IS NOT NULL AND key IN (1))"),
-                "{}",
-                p.sql
-            );
-        }
     }
 
     #[test]
