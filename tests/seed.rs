@@ -702,3 +702,55 @@ async fn create_sql_that_refuses_a_transaction_block_still_loads() {
     drop(c);
     server.teardown().await;
 }
+
+/// A sequence the seeded key columns draw from by their DEFAULT, not owned
+/// by them (one shared by two tables, as `init` writes it from a schema that
+/// has one), is moved past the keys of every table seeded: an app's INSERT
+/// gets a key none of them holds. Before, only serial and identity
+/// sequences moved, and a shared one stayed at 1 (23505 on the first
+/// INSERT). A text column whose default draws from it is left be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_sequence_moves_past_the_keys_of_every_table() {
+    let server = common::test_server().await;
+    let c = server.client().await;
+    let table = |name: &str, rows: u64, create: &str| TablePlan {
+        name: name.into(),
+        rows,
+        create: Some(create.into()),
+        after_seed: vec![],
+        columns: vec![
+            col("id", Gen::Sequence { start: 1 }, 0.0),
+            col("code", Gen::Uuid, 0.0),
+        ],
+    };
+    let plan = scenario(
+        vec![
+            table(
+                "people",
+                300,
+                "CREATE SEQUENCE party_seq;
+                 CREATE TABLE people (id bigint PRIMARY KEY DEFAULT nextval('party_seq'),
+                                      code text DEFAULT 'P' || nextval('party_seq'))",
+            ),
+            // Seeded after, with fewer keys: the sequence must not go back.
+            table(
+                "firms",
+                100,
+                "CREATE TABLE firms (id int PRIMARY KEY DEFAULT nextval('party_seq'),
+                                     code text DEFAULT 'F' || nextval('party_seq'))",
+            ),
+        ],
+        vec![],
+    );
+    seed::seed(server.conn(), &plan, 5, false).await.unwrap();
+    c.batch_execute("INSERT INTO people DEFAULT VALUES; INSERT INTO firms DEFAULT VALUES")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar_i64(&c, "SELECT max(id)::int8 FROM firms").await,
+        303,
+        "after people's 300 keys (each INSERT draws two: id and code)"
+    );
+    drop(c);
+    server.teardown().await;
+}

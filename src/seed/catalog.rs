@@ -426,30 +426,50 @@ fn bad_table(scenario: &Scenario, index: usize, field: &str, message: String) ->
     )])
 }
 
-/// serial / identity columns we filled: move their sequences past the data so
-/// the workload's INSERTs do not collide with seeded keys.
+/// Integer columns we filled that draw from a sequence — serial and identity
+/// columns, and any whose DEFAULT calls nextval() on one, which may be shared
+/// with other tables —: move each sequence past the data, never back (a
+/// table seeded earlier may have moved it further), so the workload's
+/// INSERTs do not collide with seeded keys.
 pub(super) async fn sync_sequences(
     client: &Client,
     table: &str,
     encoders: &[ColumnEncoder],
 ) -> Result<()> {
-    for e in encoders {
-        let seq: Option<String> = client
-            .query_one("SELECT pg_get_serial_sequence($1, $2)", &[&table, &e.name])
-            .await
-            .map_err(|err| db_error(err, &format!("{table}: sequence lookup")))?
-            .get(0);
-        if let Some(seq) = seq {
-            let sql = format!(
-                "SELECT setval($1::text::regclass, m) FROM (SELECT max({})::bigint AS m FROM {table}) s \
-                 WHERE m IS NOT NULL",
-                quote_ident(&e.name)
-            );
-            client
-                .execute(&sql, &[&seq])
-                .await
-                .map_err(|err| db_error(err, &format!("{table}: setval of {seq}")))?;
+    let drawn: Vec<(String, String)> = client
+        .query(
+            "SELECT a.attname::text, s.seq FROM pg_attribute a CROSS JOIN LATERAL ( \
+               SELECT pg_get_serial_sequence($1, a.attname) AS seq \
+               UNION \
+               SELECT d.refobjid::regclass::text FROM pg_attrdef ad \
+                 JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid \
+                   AND d.refclassid = 'pg_class'::regclass \
+                 JOIN pg_class c ON c.oid = d.refobjid AND c.relkind = 'S' \
+               WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum) s \
+             WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+               AND s.seq IS NOT NULL \
+               AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype)",
+            &[&table],
+        )
+        .await
+        .map_err(|err| db_error(err, &format!("{table}: sequence lookup")))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (column, seq) in drawn {
+        if !encoders.iter().any(|e| e.name == column) {
+            continue;
         }
+        let sql = format!(
+            "SELECT setval($1::text::regclass, \
+               greatest(m, coalesce(pg_sequence_last_value($1::text::regclass), m))) \
+             FROM (SELECT max({})::bigint AS m FROM {table}) s WHERE m IS NOT NULL",
+            quote_ident(&column)
+        );
+        client
+            .execute(&sql, &[&seq])
+            .await
+            .map_err(|err| db_error(err, &format!("{table}: setval of {seq}")))?;
     }
     Ok(())
 }
