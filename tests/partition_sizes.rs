@@ -19,6 +19,8 @@ description = "a partitioned table beside a small plain one"
 name = "devices"
 rows = 200
 create = "CREATE TABLE devices (id int PRIMARY KEY, name text NOT NULL)"
+# run.json `rows` says what is left: 190.
+after_seed = ["DELETE FROM devices WHERE id % 20 = 0"]
 [table.columns]
 id = { gen = "sequence" }
 name = { gen = "text", min_len = 8, max_len = 8 }
@@ -103,6 +105,13 @@ fn a_partitioned_tables_size_is_its_partitions() {
         keys.get("metrics_q3"),
         Some(&vec!["id".to_string()]),
         "{keys:?}"
+    );
+    // run.json `rows`: what after_seed's DELETE left, not the rows asked for.
+    let rows = &rec.info.as_ref().unwrap().rows;
+    assert!(
+        rows.contains(&("devices".to_string(), 190))
+            && rows.contains(&("metrics".to_string(), 30_000)),
+        "{rows:?}"
     );
     // And its DEFAULT partition, which an ATTACH scans (run.json
     // `default_partitions`).

@@ -127,6 +127,14 @@ fn combine(cx: &Context, ti: usize, key: &[i16], columns: &mut [ColumnOut], name
         .zip(&counts)
         .map(|((i, _), n)| format!("{} {n}", t.columns[*i].name))
         .collect();
+    let combinations: u128 = counts.iter().map(|n| u128::from(*n)).product();
+    let short = match u128::from(rows).checked_sub(combinations) {
+        Some(d) if d > 0 => format!(
+            "; they hold {combinations} combinations for {rows} rows, so the last {d} are \
+             deleted as duplicates"
+        ),
+        _ => String::new(),
+    };
     for ((i, set), n) in sets.into_iter().zip(counts) {
         let nulls = match columns[i]
             .spec
@@ -140,7 +148,7 @@ fn combine(cx: &Context, ti: usize, key: &[i16], columns: &mut [ColumnOut], name
         columns[i].spec = Some(spec);
         columns[i].notes.push(format!(
             "a set of {n} values, for the key {name}: sets of coprime sizes ({}) never repeat \
-             a combination, where each column's own distribution would",
+             a combination, where each column's own distribution would{short}",
             sizes.join(", ")
         ));
     }

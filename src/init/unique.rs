@@ -119,6 +119,9 @@ pub struct Set {
     pub room: f64,
     /// Distinct values the source has (n_distinct as a count).
     pub wanted: f64,
+    /// A count that would repeat a value: an fk set of one less than its
+    /// parent's keys (see [`set_of`]).
+    pub never: Option<u64>,
 }
 
 /// The set form of a key column's generator, when it has one: a choice's
@@ -181,9 +184,21 @@ pub fn set_of(spec: &Spec, c: &Column, rows: u64, parent_rows: Option<u64>) -> O
         }
     }
     let span = || Some(num(shape.get(hi_key))? - num(shape.get(lo_key))?);
+    // fk's set is its parent's keys 1..=R: value i of N is key
+    // round(1 + (i + 0.5)(R - 1) / N). For N = R each lies within half a key
+    // of key i + 1, and for N <= R - 2 they are more than a key apart: a
+    // different key for every i. N = R - 1 puts them exactly a key apart on
+    // the halves, where rounding pairs some: never that count.
+    if shape.kind() == "fk" {
+        let parent = parent_rows?.max(1);
+        return Some(Set {
+            room: parent as f64,
+            wanted: wanted(c, rows),
+            never: (parent > 1).then(|| parent - 1),
+            shape,
+        });
+    }
     let units = match (shape.kind(), kind_of(&c.base)) {
-        // fk's range is its parent's keys 1..=rows.
-        ("fk", _) => parent_rows?.saturating_sub(1) as f64,
         ("int", _) => span()?,
         ("timestamp", Kind::Date) => span()? / 86_400e6,
         ("timestamp", _) => span()?,
@@ -198,19 +213,23 @@ pub fn set_of(spec: &Spec, c: &Column, rows: u64, parent_rows: Option<u64>) -> O
         _ => return None,
     };
     let room = units.floor() - 1.0;
-    let wanted = c
-        .stats
+    Some(Set {
+        room: room.max(1.0),
+        wanted: wanted(c, rows),
+        never: None,
+        shape,
+    })
+}
+
+/// The distinct values the source has, as a count for `rows` rows.
+fn wanted(c: &Column, rows: u64) -> f64 {
+    c.stats
         .as_ref()
         .map_or(rows as f64, |s| match s.n_distinct {
             n if n > 0.0 => n,
             n if n < 0.0 => -n * rows as f64,
             _ => rows as f64,
-        });
-    Some(Set {
-        shape,
-        room: room.max(1.0),
-        wanted,
-    })
+        })
 }
 
 /// Pairwise coprime counts, one per set (in their order), each within its
@@ -225,7 +244,7 @@ pub fn coprime_counts(sets: &[Set], rows: u64) -> Option<Vec<u64>> {
             continue;
         }
         let mut n = s.wanted.clamp(1.0, s.room).round() as u64;
-        while n > 1 && gcd(n as u128, product) != 1 {
+        while n > 1 && (gcd(n as u128, product) != 1 || s.never == Some(n)) {
             n -= 1;
         }
         counts[i] = n;
@@ -236,10 +255,21 @@ pub fn coprime_counts(sets: &[Set], rows: u64) -> Option<Vec<u64>> {
     let wanted = need.max(sets[last].wanted.clamp(1.0, sets[last].room).round() as u128);
     // The coprime count nearest what the source has, down to what the rows
     // need, else up to the room.
+    let fits = |n: &u128| gcd(*n, product) == 1 && sets[last].never.map(u128::from) != Some(*n);
     let n = (need..=wanted.min(room))
         .rev()
         .chain(wanted + 1..=room)
-        .find(|n| gcd(*n, product) == 1)?;
+        .find(fits)
+        // None covers the rows (2 lines to each of 1000 orders: 1000 and 2
+        // share a factor): the largest that fits, if its combinations
+        // reach 99 % of them — the rest are deleted as duplicates, fewer
+        // than each column's own distribution would repeat.
+        .or_else(|| {
+            (1..=room.min(need))
+                .rev()
+                .find(fits)
+                .filter(|n| n * product * 100 >= u128::from(rows) * 99)
+        })?;
     counts[last] = n as u64;
     Some(counts)
 }
@@ -296,6 +326,7 @@ mod tests {
             shape: Spec::new("int"),
             room,
             wanted,
+            never: None,
         }
     }
 
@@ -311,5 +342,18 @@ mod tests {
         );
         // Rooms too small for the rows: none.
         assert_eq!(coprime_counts(&[set(3.0, 3.0), set(10.0, 10.0)], 100), None);
+        // Two lines to each of 1000 orders: 1000 shares a factor with 2,
+        // and an fk set of 999 of 1000 keys repeats one (`never`); 997
+        // orders hold 1994 of the 2000 rows (the 6 others are deleted).
+        let orders = Set {
+            never: Some(999),
+            ..set(1000.0, 1000.0)
+        };
+        assert_eq!(
+            coprime_counts(&[set(2.0, 2.0), orders.clone()], 2000),
+            Some(vec![2, 997])
+        );
+        // Short by more than 1 %: none.
+        assert_eq!(coprime_counts(&[set(2.0, 2.0), orders], 2030), None);
     }
 }

@@ -162,7 +162,7 @@
 //! COMMIT/ROLLBACK PREPARED. Where the tool would run one inside a
 //! transaction, loading fails at that statement with the layout's fix.
 
-mod classify;
+pub(crate) mod classify;
 mod dbmate;
 mod detect;
 mod dir;

@@ -396,11 +396,35 @@ async fn stages(
     draft.info.database = Some(obtained.origin);
     draft.info.target = obtained.db.target.clone();
     let db = obtained.db;
+    rows_as_seeded(&mut draft, &db, s).await;
     let result = measure(draft, &db, s, opts, signals).await;
     if let Err(e) = db.discard().await {
         tracing::info!("the rehearsal's database was not dropped: {e}");
     }
     result
+}
+
+/// run.json `rows`: what the tables hold, where seed_sql or after_seed may
+/// have added or deleted rows (init's removal of duplicate keys), however
+/// the data was obtained (seeded, cloned, kept). Unread, the rows asked for.
+async fn rows_as_seeded(draft: &mut Draft, db: &Database, s: &Scenario) {
+    if !crate::seed::rows_may_change(s) {
+        return;
+    }
+    let counted = match db.conn.session(HARNESS_APP_NAME).await {
+        Ok(c) => crate::seed::rows_now(&c, s).await,
+        Err(e) => Err(e),
+    };
+    match counted {
+        Ok(counted) => {
+            for (name, rows) in counted {
+                if let Some(r) = draft.info.rows.iter_mut().find(|(n, _)| *n == name) {
+                    r.1 = rows;
+                }
+            }
+        }
+        Err(e) => tracing::info!("the tables' rows were not counted: {e}"),
+    }
 }
 
 /// Seed the empty database `db` for `s` and nothing else, so that several

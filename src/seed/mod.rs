@@ -267,6 +267,20 @@ pub async fn load(conn: &ConnInfo, scenario: &Scenario, opts: &SeedOptions) -> R
             run_statements(&client, sql, &what, one).await?;
         }
     }
+    // What the tables hold now, where seed_sql or after_seed may have added
+    // or deleted rows (init's removal of duplicate keys): the report, the
+    // completion marker and run.json say that, not the rows asked for.
+    for (name, rows) in rows_now(&client, scenario).await? {
+        if let Some(t) = tables.iter_mut().find(|t| t.name == name) {
+            if t.rows != rows {
+                tracing::warn!(
+                    "table {name}: {rows} rows after seed_sql and after_seed ({} loaded)",
+                    t.rows
+                );
+            }
+            t.rows = rows;
+        }
+    }
     if one {
         run_sql(&client, "COMMIT", "COMMIT").await?;
     }
@@ -300,6 +314,52 @@ impl Loaded {
             checkpoint: None,
         })
     }
+}
+
+/// Whether seed_sql or an after_seed statement may add or delete rows (its
+/// first word DELETE, INSERT, TRUNCATE, MERGE, COPY, or WITH, which may hold
+/// either): then the tables' rows are counted after them.
+pub fn rows_may_change(scenario: &Scenario) -> bool {
+    scenario
+        .seed_sql
+        .iter()
+        .chain(scenario.tables.iter().flat_map(|t| &t.after_seed))
+        .flat_map(|sql| crate::sql::split(sql))
+        .filter_map(|st| crate::migrations::classify::first_word(&st))
+        .any(|w| {
+            matches!(
+                w.as_str(),
+                "DELETE" | "INSERT" | "TRUNCATE" | "MERGE" | "COPY" | "WITH"
+            )
+        })
+}
+
+/// Each scenario table's rows, counted, where [`rows_may_change`]; else none.
+pub async fn rows_now(client: &Client, scenario: &Scenario) -> Result<Vec<(String, u64)>> {
+    if !rows_may_change(scenario) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(scenario.tables.len());
+    for t in &scenario.tables {
+        let what = format!("table {}: counting its rows", t.name);
+        let row = client
+            .query_one(
+                "SELECT coalesce(to_regclass(quote_ident($1)), to_regclass($1))::text",
+                &[&t.name],
+            )
+            .await
+            .map_err(|e| db_error(e, &what))?;
+        let Some(table) = row.get::<_, Option<String>>(0) else {
+            continue;
+        };
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .map_err(|e| db_error(e, &what))?
+            .get(0);
+        out.push((t.name.clone(), n.max(0) as u64));
+    }
+    Ok(out)
 }
 
 /// Wait until everything the session committed asynchronously is on disk:

@@ -2,7 +2,7 @@
 //! `distinct` no larger than the integers of its range, unique keys that
 //! stay unique and inside their type.
 
-use super::{init, seeded, source_url, source_with};
+use super::{common, init, seeded, source_url, source_with};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn distinct_never_exceeds_the_integers_of_the_range() {
@@ -85,6 +85,51 @@ async fn a_composite_key_keeps_its_columns_values_and_never_repeats() {
         "{lines} {lo}..{hi}\n{text}"
     );
     assert!(orders > 1000, "{orders}\n{text}");
+    server.teardown().await;
+}
+
+/// Exactly two lines to each of 1000 orders: sets of 1000 orders and 2 line
+/// numbers share a factor, so no coprime pair covers the 2000 rows; 997
+/// orders hold 1994 of them, and the 6 others are deleted as duplicates
+/// (before, with 998 orders at most and no near cover, 715 were). The seed's
+/// report and its completion marker say what the table holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_of_two_lines_to_every_order_keeps_its_rows() {
+    let server = source_with(
+        "CREATE TABLE orders (id int PRIMARY KEY);
+         INSERT INTO orders SELECT generate_series(1, 1000);
+         CREATE TABLE lines (
+             order_id int NOT NULL REFERENCES orders (id),
+             line_no int NOT NULL,
+             PRIMARY KEY (order_id, line_no)
+         );
+         INSERT INTO lines SELECT o, l FROM generate_series(1, 1000) o, generate_series(1, 2) l;
+         ANALYZE;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    assert!(
+        text.contains("so the last 6 are deleted as duplicates"),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = super::check(dir.path(), &text);
+    let admin = server.client().await;
+    admin.batch_execute("CREATE DATABASE copy").await.unwrap();
+    let conn = pgrehearse::backend::ConnInfo {
+        dbname: "copy".into(),
+        ..server.conn().clone()
+    };
+    let s = pgrehearse::scenario::load(&path, &Default::default()).unwrap();
+    let report = pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();
+    let c = common::connect(&conn, "copy").await;
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM lines", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1994, "{text}");
+    assert_eq!(report.rows("lines"), Some(1994));
     server.teardown().await;
 }
 

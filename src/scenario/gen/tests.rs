@@ -261,6 +261,42 @@ fn distinct_sets_hold_exactly_n_values() {
     }
 }
 
+/// An `fk` with `distinct` draws from its parent's keys 1..=R: N different
+/// ones for N = R (every key) and N <= R - 2 — not N = R - 1, whose points
+/// fall one key apart on the halves, where rounding pairs some (init's
+/// key combinations count on this; unique.rs `set_of`).
+#[test]
+fn an_fk_set_of_as_many_values_as_parent_keys_holds_every_key() {
+    use std::collections::HashSet;
+    for (parent, n) in [
+        (1u64, 1u64),
+        (2, 2),
+        (3, 3),
+        (7, 5),
+        (1000, 1000),
+        (1000, 998),
+        (4099, 4099),
+    ] {
+        let g = cg(Gen::Histogram {
+            scale: Scale::Int,
+            bounds: vec![1.0, parent as f64],
+            distinct: Some(Distinct::Count(n)),
+        });
+        let vals: HashSet<i64> = draw(&g, 1, n)
+            .iter()
+            .map(|v| match v {
+                Value::Int(k) => *k,
+                v => panic!("{v:?}"),
+            })
+            .collect();
+        assert_eq!(vals.len() as u64, n, "{n} of {parent} keys");
+        assert!(
+            vals.iter().all(|k| (1..=parent as i64).contains(k)),
+            "{vals:?}"
+        );
+    }
+}
+
 #[test]
 fn choice_rest_mixes_listed_values_and_the_rest() {
     let g = cg(Gen::ChoiceRest {
