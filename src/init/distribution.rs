@@ -317,8 +317,12 @@ fn text(input: &Input, f: &Facts, notes: &mut Vec<String>) -> Spec {
     } else {
         f.rest_share
     };
-    // Short text holds few values (62 a character): a set keeps them apart.
-    let room = [0.0, 62f64.powi(lo.min(12) as i32)];
+    // Short text holds few values (62 a character): a set keeps them apart,
+    // of texts long enough for the values wanted (5000 names of 2 to 6
+    // characters need 3; a room of 2 held 3844, a fixed count short of them).
+    let wanted_len = target.map_or(0, |t| t.max(1.0).log(62.0).ceil() as u32);
+    let room_len = lo.max(wanted_len).min(limit.unwrap_or(u32::MAX)).min(12);
+    let room = [0.0, 62f64.powi(room_len as i32)];
     let setting = target.and_then(|t| distinct::setting(&f.target(t, share), &room, Some(1.0)));
     // Enough characters to tell the values apart (62 per position).
     let count = match &setting {
