@@ -74,6 +74,9 @@ pub enum Command {
         /// Rehearse the [migrations] files added since this git revision.
         #[arg(long, value_name = "REV")]
         since_git: Option<String>,
+        /// No plan on stdout: only problems (stderr) and the exit code.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Write a scenario for a live database: its tables, the shape of their
     /// data (from pg_stats) and its busiest statements (from
@@ -138,6 +141,9 @@ pub enum Command {
         /// Print summary.json on stdout.
         #[arg(long)]
         json: bool,
+        /// Only the verdict line on stdout, as `run -q` prints it.
+        #[arg(short, long, conflicts_with = "json")]
+        quiet: bool,
         /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
         #[arg(long = "budget", value_name = "KEY=VALUE")]
         budgets: Vec<String>,

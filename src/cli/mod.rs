@@ -52,10 +52,12 @@ pub fn main() -> ExitCode {
 /// Carry out a plan; Ok carries the exit code.
 pub fn run(plan: Plan) -> Result<u8> {
     match plan {
-        Plan::Check(scenarios) => {
-            for s in scenarios {
-                crate::rehearsal::edited_on_stderr(&s);
-                crate::printer::stdout(&(scenario::load::describe(&s) + "\n"))?;
+        Plan::Check { scenarios, quiet } => {
+            for s in &scenarios {
+                crate::rehearsal::edited_on_stderr(s);
+                if !quiet {
+                    crate::printer::stdout(&(scenario::load::describe(s) + "\n"))?;
+                }
             }
             Ok(exit::OK)
         }

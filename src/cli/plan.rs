@@ -18,7 +18,7 @@ use super::run_options::run_options;
 
 /// A command line, validated: what to do, with plain library options.
 pub enum Plan {
-    Check(Vec<Scenario>),
+    Check { scenarios: Vec<Scenario>, quiet: bool },
     Run {
         scenarios: Vec<Scenario>,
         options: RunOptions,
@@ -56,10 +56,11 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             rows,
             scale,
             since_git,
-        } => Ok(Plan::Check(load_all(
-            &scenarios,
-            &overrides(&rows, scale, &since_git)?,
-        )?)),
+            quiet,
+        } => Ok(Plan::Check {
+            scenarios: load_all(&scenarios, &overrides(&rows, scale, &since_git)?)?,
+            quiet,
+        }),
         Command::Run { scenarios, args } => {
             let mut scenarios = load_all(&scenarios, &run_overrides(&args)?)?;
             let options = run_options(args, &mut scenarios)?;
@@ -144,13 +145,14 @@ pub fn plan(cli: Cli) -> Result<Plan> {
         Command::Report {
             run_dir,
             json,
+            quiet,
             budgets,
         } => Ok(Plan::Report {
             run_dir,
-            format: if json {
-                SummaryFormat::Json
-            } else {
-                SummaryFormat::Text
+            format: match (json, quiet) {
+                (true, _) => SummaryFormat::Json,
+                (false, true) => SummaryFormat::Verdict,
+                (false, false) => SummaryFormat::Text,
             },
             budgets: parse_budgets(&budgets)?,
         }),
