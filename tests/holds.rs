@@ -614,3 +614,40 @@ fn brief_final_access_exclusive_locks_are_caught() {
         RUNS * FINAL_LOCKS.len()
     );
 }
+
+/// A lock let go before COMMIT — by a PL/pgSQL exception block's rolled
+/// back subtransaction, or a ROLLBACK TO SAVEPOINT — is in locks.csv with
+/// its own release, not missing (no probe after the statement lists it)
+/// and not held to COMMIT 250 ms later. Its 50 ms under 350 q/s: the app's
+/// reads of t queue behind it.
+#[test]
+fn locks_let_go_before_commit_are_held_as_long_as_they_were() {
+    let _alone = alone();
+    let ran = common::run(
+        &common::fixture("holds/subxact.toml"),
+        &["--backend", "local", "-q"],
+        &[],
+    );
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    for step in ["exception block", "savepoint rollback"] {
+        let hold = rec
+            .locks
+            .iter()
+            .find(|l| l.step == step && l.relation == "t" && l.mode == "AccessExclusiveLock")
+            .unwrap_or_else(|| panic!("{step}: no row for t in {}", dir.display()));
+        let held = hold.held_ms.expect("held_ms");
+        assert!(
+            (45.0..120.0).contains(&held),
+            "{step}: t held {held} ms, for 50 ({hold:?}, {})",
+            dir.display()
+        );
+    }
+    // The savepoint's outer lock is held to COMMIT.
+    let u = rec
+        .locks
+        .iter()
+        .find(|l| l.relation == "u" && l.mode == "ShareLock")
+        .expect("u's ShareLock");
+    assert!(u.held_ms.is_some_and(|h| h >= 290.0), "{u:?}");
+}

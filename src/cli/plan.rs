@@ -18,7 +18,10 @@ use super::run_options::run_options;
 
 /// A command line, validated: what to do, with plain library options.
 pub enum Plan {
-    Check { scenarios: Vec<Scenario>, quiet: bool },
+    Check {
+        scenarios: Vec<Scenario>,
+        quiet: bool,
+    },
     Run {
         scenarios: Vec<Scenario>,
         options: RunOptions,

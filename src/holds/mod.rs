@@ -19,6 +19,11 @@
 //!   steps; outside a transaction, the server's clock right after the
 //!   statement (the probe behind it) — unless the poll saw the lock go
 //!   earlier: halfway between its last sighting and the poll that missed it.
+//!   Inside a transaction, a lock a later statement's probe no longer lists
+//!   (a ROLLBACK TO SAVEPOINT let it go) went during that statement: where
+//!   the poll saw it go, else halfway through it. One taken and let go
+//!   within a statement (a PL/pgSQL exception block's subtransaction) no
+//!   probe lists: its row is the poll's.
 //!
 //! Relations are named as migration/catalog.rs settles them: a relation the
 //! step created or dropped is marked `(new)` / `(dropped)`; one nobody ever
@@ -305,12 +310,26 @@ impl Placer<'_> {
                 // The statement returned once it had the lock.
                 let granted = granted.min(end.max(requested));
                 let at_error = released_at_error(run, obs, &t, start, txn.released_ms);
+                // Let go during a later statement, before COMMIT (a
+                // savepoint rolled back): the probe after it no longer
+                // listed it. Between the poll's last sighting (or that
+                // statement's start) and the poll that missed it (or its end).
+                let let_go = txn.gone.iter().find(|(g, _)| g.same(k)).map(|(_, gi)| {
+                    let (gs, ge) = server_span(run, *gi);
+                    let lo = last_seen.map_or(gs, |l| l.max(gs)).min(ge);
+                    let hi = gone
+                        .and_then(|h| h.missed_after_ms)
+                        .map_or(ge, |m| m.clamp(lo, ge));
+                    ((lo + hi) / 2.0).max(granted)
+                });
                 // Released inside COMMIT, which goes on past the release
                 // (a rewrite's old files are unlinked after the locks go):
                 // when the poll saw it go, between the last poll that saw it
                 // and the one that missed it.
                 let released = if at_error < txn.released_ms {
                     at_error
+                } else if let Some(r) = let_go {
+                    r
                 } else {
                     match gone
                         .and_then(|h| Some((h.last_ms, h.missed_after_ms?)))
@@ -372,9 +391,6 @@ impl Placer<'_> {
                 continue;
             };
             let stmt = &run.statements[idx];
-            if h.in_txn && stmt.outcome == "ok" {
-                continue;
-            }
             let (start, end) = server_span(run, idx);
             let t = Taken {
                 locktype: &h.locktype,
@@ -385,8 +401,11 @@ impl Placer<'_> {
             let Some(relation) = self.name(&stmt.phase, &stmt.step, &t) else {
                 continue;
             };
-            // Held since an earlier statement of the transaction: its probe
-            // row already spans the failure.
+            // Inside a transaction, a lock the probe after the statement
+            // listed (or one after an earlier statement did) has its probe
+            // row; one taken and let go within the statement (a PL/pgSQL
+            // exception block rolls its subtransaction back) only the poll
+            // saw. So has one a failing statement held.
             let probed = |r: &LockRow| {
                 r.source == "probe"
                     && r.phase == stmt.phase
@@ -396,6 +415,10 @@ impl Placer<'_> {
                     && r.released_ms.is_some_and(|x| x >= start)
             };
             if h.in_txn && self.rows.iter().any(probed) {
+                continue;
+            }
+            // Of an ok statement, only a lock seen going before its end.
+            if h.in_txn && stmt.outcome == "ok" && h.last_ms > end + 1.0 {
                 continue;
             }
             // Taken no earlier than the backend began the statement (when
@@ -413,7 +436,7 @@ impl Placer<'_> {
                 let g = polled_grant.unwrap_or(start);
                 (g, g)
             });
-            let released = if h.in_txn {
+            let released = if h.in_txn && stmt.outcome != "ok" {
                 at_error(h, end)
             } else {
                 h.missed_after_ms

@@ -53,6 +53,7 @@ fn one_txn(
             phase: "p".into(),
             step: "s".into(),
             acquired,
+            gone: Vec::new(),
             released_ms,
         }],
         pid: 7,
@@ -503,6 +504,7 @@ fn a_relation_the_step_created_blocks_once_its_creation_committed() {
         phase: "p".into(),
         step: "s".into(),
         acquired,
+        gone: Vec::new(),
         released_ms,
     };
     let mut run = MigrationRun {
@@ -694,4 +696,62 @@ fn a_commit_release_between_far_polls_is_placed_at_the_gaps_end() {
     assert_eq!(seen_released(100.0, 110.0, 112.0), 110.0);
     // ... or the COMMIT's clock, when that came first.
     assert_eq!(seen_released(100.0, 110.0, 108.0), 108.0);
+}
+
+/// Locks let go before COMMIT inside a transaction. A savepoint rolled back
+/// by the third statement: the probe after it no longer lists the lock the
+/// second took, and the poll saw it go between 160 and 161 — released
+/// then, not at COMMIT (600). And a lock taken and let go within one ok
+/// statement (a PL/pgSQL exception block), which no probe lists: the poll's
+/// row, released where the poll saw it go.
+#[test]
+fn locks_let_go_before_commit_are_released_where_they_went() {
+    let mut run = one_txn(
+        vec![
+            stmt(100.0, 101.0, "ok"),
+            stmt(102.0, 150.0, "ok"),
+            stmt(150.5, 200.0, "ok"),
+            stmt(201.0, 500.0, "ok"),
+        ],
+        vec![(key("AccessExclusiveLock"), 1)],
+        600.0,
+    );
+    run.txns[0].gone = vec![(key("AccessExclusiveLock"), 2)];
+    let obs = Observations {
+        migration_held: vec![
+            HeldSighting {
+                missed_after_ms: Some(161.0),
+                ..seen_in_txn("AccessExclusiveLock", 103.0, 160.0)
+            },
+            HeldSighting {
+                missed_before_ms: Some(209.0),
+                missed_after_ms: Some(261.0),
+                ..seen_in_txn("ShareLock", 210.0, 260.0)
+            },
+        ],
+        ..Default::default()
+    };
+    let rows = lock_rows(&run, &obs);
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.mode.as_str(),
+                r.source.as_str(),
+                r.granted_ms,
+                r.released_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("AccessExclusiveLock", "probe", Some(102.0), Some(160.5)),
+            ("ShareLock", "poll", Some(209.5), Some(260.5)),
+        ],
+        "{rows:#?}"
+    );
+    // No sighting of its going: somewhere in the statement that let it go.
+    let rows = lock_rows(&run, &Observations::default());
+    assert_eq!(rows[0].released_ms, Some(175.25), "{rows:#?}");
 }

@@ -95,6 +95,7 @@ impl Executor {
             phase: phase.name.clone(),
             step: step.name.clone(),
             acquired: Vec::new(),
+            gone: Vec::new(),
             released_ms: 0.0,
         };
         let mut result = Ok(());
@@ -115,6 +116,16 @@ impl Executor {
                     for k in &p.locks {
                         if !txn.acquired.iter().any(|(a, _)| a.same(k)) && !is_catalog_lock(k) {
                             txn.acquired.push((k.clone(), taken_by));
+                        }
+                    }
+                    // Let go before COMMIT (a savepoint rolled back): gone
+                    // after this statement. Taken again later: held through
+                    // (a hold is never understated).
+                    txn.gone.retain(|(g, _)| !p.locks.iter().any(|k| g.same(k)));
+                    for (a, _) in &txn.acquired {
+                        let listed = p.locks.iter().any(|k| a.same(k));
+                        if !listed && !txn.gone.iter().any(|(g, _)| g.same(a)) {
+                            txn.gone.push((a.clone(), idx));
                         }
                     }
                 }

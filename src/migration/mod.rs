@@ -91,6 +91,10 @@ pub struct TxnLocks {
     /// Each lock, with the index into `MigrationRun::statements` of the
     /// statement after which the probe first saw it.
     pub acquired: Vec<(LockSeen, usize)>,
+    /// Locks of `acquired` a later probe no longer listed, with the index of
+    /// the statement after which it did not (a ROLLBACK TO SAVEPOINT, or a
+    /// PL/pgSQL exception block, released them before COMMIT).
+    pub gone: Vec<(LockSeen, usize)>,
     /// When the transaction ended and released its locks: the server's
     /// clock right after COMMIT / ROLLBACK (on the run clock), else when
     /// it returned.
