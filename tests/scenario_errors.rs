@@ -378,6 +378,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "begin_in_autocommit.toml",
+        &[(
+            23,
+            7,
+            "phase[0].step[0].sql",
+            "`BEGIN`: a step with transaction = false runs each statement on its own, so a transaction block written in it would not hold",
+        )],
+    ),
+    (
         "name_control_chars.toml",
         &[
             (

@@ -279,6 +279,8 @@ fn step(
             sql_at = sql_located(d, v);
             if transaction {
                 check_transactional(d, &stmts, v.span(), &f("sql"));
+            } else {
+                check_autocommit(d, &stmts, v.span(), &f("sql"));
             }
             (StepAction::Sql(stmts), None)
         }
@@ -567,6 +569,28 @@ fn check_transactional(d: &mut Diags, stmts: &[String], span: Range<usize>, fiel
                 "`{first}` would end the step's own transaction: a step with transaction = true \
                  runs in one transaction that commits at its end (or is rolled back when it \
                  expects its error); remove it, or put the statements in steps of their own"
+            ),
+        );
+    }
+}
+
+/// A `transaction = false` step runs each statement on its own — in a
+/// transaction of the tool's where PostgreSQL allows one, for its probe —
+/// so a BEGIN ... COMMIT of its own would not be the transaction written:
+/// its statements would commit one by one, its locks go early (QA: a 110 ms
+/// hold measured as 3 ms). A SQL file runs its own blocks as psql does.
+fn check_autocommit(d: &mut Diags, stmts: &[String], span: Range<usize>, field: &str) {
+    if let Some(st) = stmts.iter().find(|st| controls_transaction(st)) {
+        let first: String = st.chars().take(60).collect();
+        d.err(
+            span,
+            field,
+            format!(
+                "`{first}`: a step with transaction = false runs each statement on its own, so \
+                 a transaction block written in it would not hold; run the block as a step \
+                 with transaction = true (without BEGIN/COMMIT), or put the SQL in a file \
+                 (`file = \"...\"`, transaction = false), which runs its own BEGIN ... COMMIT \
+                 blocks as psql does"
             ),
         );
     }
