@@ -23,7 +23,7 @@ pub(super) fn check(
 ) -> Vec<Finding> {
     // Every statement of the step that did such work under such a lock:
     // the finding is about the first, and says how many more there were.
-    let doing: Vec<(&StatementRow, Work, &LockRow)> = st
+    let mut doing: Vec<(&StatementRow, Work, &LockRow)> = st
         .statements
         .iter()
         .filter_map(|s| {
@@ -31,6 +31,13 @@ pub(super) fn check(
             Some((*s, w, held_during(&st.locks, s)?))
         })
         .collect();
+    // The one that worked on the relation it held ACCESS EXCLUSIVE on leads
+    // (SET NOT NULL on t), before one that only ran while an earlier
+    // statement's lock on another relation was held (CREATE INDEX on u,
+    // after ALTER TABLE t in the same transaction).
+    doing.sort_by_key(|(s, _, ae)| {
+        !crate::sql::names_relation(&s.sql, crate::locks::unmarked(&ae.relation))
+    });
     if let Some((s, (what, lead), ae)) = doing.first() {
         let (s, lead, ae) = (*s, *lead, *ae);
         let what = match doing.len() - 1 {

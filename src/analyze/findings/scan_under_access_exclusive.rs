@@ -95,6 +95,26 @@ pub(super) mod examples {
     }
 
     #[test]
+    fn the_statement_that_scanned_the_locked_table_leads() {
+        // One transaction: ALTER TABLE t takes ACCESS EXCLUSIVE at 1000;
+        // CREATE INDEX then scans u under it, and SET NOT NULL scans t.
+        let mut r = record();
+        let add = "ALTER TABLE t ADD COLUMN y int";
+        step_holding(&mut r, "multi", add, (1000.0, 1001.0), "AccessExclusiveLock", 1000.0);
+        r.locks[0].relation = "t".into();
+        r.locks[0].released_ms = Some(1500.0);
+        let mut index = stmt("multi", "CREATE INDEX u_w ON u (w)", 1002.0, 1200.0);
+        index.seq_scans = Some(1);
+        let mut nn = stmt("multi", "ALTER TABLE t ALTER COLUMN note SET NOT NULL", 1201.0, 1400.0);
+        nn.seq_scans = Some(1);
+        r.statements.extend([index, nn]);
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("scan");
+        assert!(f.seen.starts_with("`ALTER TABLE t ALTER COLUMN note SET NOT NULL`"), "{}", f.seen);
+        assert!(f.seen.contains("as did 1 other statement"), "{}", f.seen);
+    }
+
+    #[test]
     fn access_exclusive_on_the_index_being_built_is_not_one() {
         // CREATE INDEX holds ACCESS EXCLUSIVE on the index it builds; nobody
         // can see that index, and the table scan happens under SHARE.
