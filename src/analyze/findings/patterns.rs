@@ -128,6 +128,19 @@ pub fn for_statement(sql: &str, relation: &str) -> SafePattern {
             format!("pg_repack --table={relation} --no-superuser-check"),
         );
     }
+    if re(r"(?is)\bSET\s+TABLESPACE\b").is_match(s) && up.starts_with("ALTER TABLE") {
+        return pattern(
+            "SET TABLESPACE copies the table, block by block, under ACCESS EXCLUSIVE: reads and writes wait for the whole copy, and no lock_timeout shortens it. PostgreSQL has no online form; pg_repack moves a table (and its indexes) to another tablespace online.",
+            format!("pg_repack --table={relation} --tablespace=<new tablespace> --moveidx --no-superuser-check"),
+        );
+    }
+    if re(r"(?is)\bADD\s+(CONSTRAINT\s+\S+\s+)?EXCLUDE\b").is_match(s) {
+        return pattern(
+            "ADD CONSTRAINT ... EXCLUDE builds its index and checks every row under ACCESS EXCLUSIVE: reads and writes wait for all of it, and no lock_timeout shortens it. PostgreSQL has no NOT VALID or USING INDEX for an exclusion constraint. Add it while the table is small, in a maintenance window, or on a new table that takes over: create it with the constraint, copy the rows in batches (a trigger copying writes meanwhile), then swap the names in one brief transaction.",
+            format!("CREATE TABLE {relation}_new (LIKE {relation} INCLUDING ALL, {});\n-- trigger to copy writes, then in batches:\nINSERT INTO {relation}_new SELECT * FROM {relation} WHERE id > $1 AND id <= $2;\n-- one brief transaction:\nALTER TABLE {relation} RENAME TO {relation}_old;\nALTER TABLE {relation}_new RENAME TO {relation};",
+                re(r"(?is)^.*?\bADD\s+").replace(s, "")),
+        );
+    }
     lock_timeout(s)
 }
 
@@ -516,8 +529,8 @@ pub fn split_transaction(earlier: &str, sql: &str, relation: &str) -> SafePatter
 /// granted quickly gives up instead of queueing the app behind it.
 pub fn lock_timeout(sql: &str) -> SafePattern {
     pattern(
-        "Set a short lock_timeout on the step (and retries with backoff), so a lock request that cannot be granted quickly gives up instead of making every app query on the table queue behind it; keep the transaction short.",
-        format!("SET lock_timeout = '2s';\n{};\n-- scenario: lock_timeout = \"2s\", retries = 5", one_line(sql.trim().trim_end_matches(';'), 160)),
+        "Set a short lock_timeout on the step (a few hundred ms at most) and retries with backoff, so a lock request that cannot be granted quickly gives up instead of making every app query on the table queue behind it; keep the transaction short. It bounds the queue before the lock, not the work done while holding it.",
+        format!("SET lock_timeout = '500ms';\n{};\n-- scenario: lock_timeout = \"500ms\", retries = 10", one_line(sql.trim().trim_end_matches(';'), 160)),
     )
 }
 
@@ -651,6 +664,37 @@ mod tests {
     #[test]
     fn unknown_statements_get_lock_timeout() {
         let p = for_statement("ALTER TABLE orders RENAME COLUMN a TO b", "orders");
-        assert!(p.sql.starts_with("SET lock_timeout"), "{}", p.sql);
+        assert!(p.sql.starts_with("SET lock_timeout = '500ms'"), "{}", p.sql);
+    }
+
+    /// Work under ACCESS EXCLUSIVE with no online form in core: the advice
+    /// says so, rather than a lock_timeout that cannot shorten the hold.
+    #[test]
+    fn work_without_an_online_form_says_how_to_avoid_it() {
+        let p = for_statement("ALTER TABLE orders SET TABLESPACE fast", "orders");
+        assert!(
+            p.advice.contains("no lock_timeout shortens it"),
+            "{}",
+            p.advice
+        );
+        assert!(
+            p.sql.starts_with("pg_repack --table=orders --tablespace="),
+            "{}",
+            p.sql
+        );
+        let p = for_statement(
+            "ALTER TABLE bookings ADD CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&)",
+            "bookings",
+        );
+        assert!(
+            p.advice.contains("no NOT VALID or USING INDEX"),
+            "{}",
+            p.advice
+        );
+        assert!(
+            p.sql.starts_with("CREATE TABLE bookings_new (LIKE bookings INCLUDING ALL, CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&));"),
+            "{}",
+            p.sql
+        );
     }
 }
