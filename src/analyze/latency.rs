@@ -117,10 +117,19 @@ pub fn run_end_ms(rec: &RunRecord) -> f64 {
     })
 }
 
+/// Is the segment the app's (any version's), not a script's? A script's
+/// one-off session (a long transaction, a `pg_sleep(4)`) is an actor of the
+/// scenario, not the app: its latency and errors are not the app's.
+pub fn of_the_app(e: &Entry) -> bool {
+    e.app != crate::latency::SCRIPT_APP
+}
+
 /// Figures over the requests that completed in `[start, end)` (an open end:
-/// `f64::INFINITY`), of every app or only of `app`.
+/// `f64::INFINITY`), of the app (every version, no script) or only of `app`.
 pub fn facts(rec: &RunRecord, start: f64, end: f64, app: Option<&str>) -> LatencyFacts {
-    let m = merge(rec, start, end, |e| app.is_none_or(|a| e.app == a));
+    let m = merge(rec, start, end, |e| {
+        app.map_or(of_the_app(e), |a| e.app == a)
+    });
     let end_ms = if end.is_finite() {
         end
     } else {

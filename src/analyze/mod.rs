@@ -169,7 +169,11 @@ fn periods(rec: &RunRecord, steps: &[StepFacts]) -> [LatencyFacts; 3] {
         .and_then(|i| i.traffic_started_ms)
         .unwrap_or(0.0)
         .min(first);
-    let before = latency::figures(&latency::merge(rec, 0.0, first, |_| true), began, first);
+    let before = latency::figures(
+        &latency::merge(rec, 0.0, first, latency::of_the_app),
+        began,
+        first,
+    );
     [
         before,
         latency::facts(rec, first, last, None),

@@ -116,8 +116,11 @@ fn errors_are_counted_and_kept_scripts_under_their_own_app() {
         ("script", "report")
     );
     assert_eq!(rec.latency.iter().map(|l| l.errors).sum::<u64>(), 3);
+    // The app's figures leave the script out; its own are its app's.
     let f = facts(&rec, 0.0, f64::INFINITY, None);
-    assert_eq!((f.requests, f.errors), (3, 3));
+    assert_eq!((f.requests, f.errors), (2, 2));
+    let f = facts(&rec, 0.0, f64::INFINITY, Some("script"));
+    assert_eq!((f.requests, f.errors), (1, 1));
     // Scripts are no connection of the app pool.
     assert!(rec
         .inflight
