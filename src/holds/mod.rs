@@ -86,9 +86,9 @@ const WAIT_END_SLACK_MS: f64 = 6.0;
 
 /// An app that waited for a lock the migration held — or had asked for
 /// before it, queued behind that request — got it no earlier than the
-/// migration let go: end such a wait (waits.csv) no earlier than that
-/// lock's release (locks.csv), where the wait poll's halfway estimate put
-/// it up to a poll interval before.
+/// migration let go (or gave the request up, at a lock_timeout): end such a
+/// wait (waits.csv) no earlier than that lock's release (locks.csv), where
+/// the wait poll's halfway estimate put it up to a poll interval before.
 pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
     for w in waits.iter_mut() {
         if w.cause == WaitCause::App || !matches!(w.locktype.as_str(), "" | "relation") {
@@ -102,8 +102,13 @@ pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
             .filter(|l| unmarked(&l.relation) == unmarked(&w.relation))
             .filter(|l| LockMode::parse(&l.mode).is_some_and(|m| m.conflicts_with(wanted)))
             // Held, or asked for, when the wait began.
-            .filter(|l| l.granted_ms.is_some() && l.requested_ms <= w.start_ms + WAIT_END_SLACK_MS)
-            .filter_map(|l| l.released_ms)
+            .filter(|l| l.requested_ms <= w.start_ms + WAIT_END_SLACK_MS)
+            // Let go; or, never granted (a lock_timeout), given up: a wait
+            // queued behind the request went on at least that long.
+            .filter_map(|l| match l.granted_ms {
+                Some(_) => l.released_ms,
+                None => Some(l.requested_ms + l.wait_ms),
+            })
             .filter(|r| *r > w.end_ms && *r - w.end_ms <= WAIT_END_SLACK_MS)
             .reduce(f64::max);
         if let Some(r) = release {

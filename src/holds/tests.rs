@@ -669,6 +669,13 @@ fn a_wait_behind_the_migration_ends_at_the_release_it_waited_for() {
     let mut queued = vec![wait(1100.0, 1496.0, WaitCause::QueuedBehindMigration)];
     align_waits(&mut queued, &pending);
     assert_eq!((queued[0].end_ms, queued[0].wait_ms), (1500.0, 400.0));
+    // Queued behind a request that was never granted (its lock_timeout
+    // fired at 1500): it ends no earlier than the migration gave it up.
+    let mut given_up = lock("s", "AccessExclusiveLock", 1000.0, 1000.0, 1500.0);
+    (given_up.granted_ms, given_up.released_ms, given_up.wait_ms) = (None, None, 500.0);
+    let mut queued = vec![wait(1100.0, 1498.8, WaitCause::QueuedBehindMigration)];
+    align_waits(&mut queued, &[given_up]);
+    assert_eq!((queued[0].end_ms, queued[0].wait_ms), (1500.0, 400.0));
 }
 
 #[test]
