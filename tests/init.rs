@@ -309,6 +309,49 @@ async fn columns_of_types_no_generator_writes_get_a_comment_and_still_seed() {
     server.teardown().await;
 }
 
+/// A default, a check and an index that call the schema's own SQL and
+/// PL/pgSQL functions: init writes the functions before the first table, so
+/// the scenario seeds (it failed with "function gen_code() does not exist"),
+/// and the default runs. One calling another function: its body is not
+/// checked when written (the other is not written), only when called.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_functions_defaults_and_checks_call_are_written() {
+    let server = source_with(
+        "CREATE FUNCTION gen_code() RETURNS text LANGUAGE sql AS $$ SELECT 'C-' || md5(random()::text) $$;
+         CREATE FUNCTION is_small(n int) RETURNS bool IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN RETURN n < 1000000; END $$;
+         CREATE FUNCTION lower_code(c text) RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT lower(c) $$;
+         CREATE TABLE items (
+             id int PRIMARY KEY,
+             code text NOT NULL DEFAULT gen_code(),
+             n int CHECK (is_small(n))
+         );
+         CREATE INDEX items_code ON items (lower_code(code));
+         INSERT INTO items (id, n) SELECT i, i FROM generate_series(1, 500) i;
+         ANALYZE;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    assert_contains_all(
+        &text,
+        &[
+            "CREATE OR REPLACE FUNCTION gen_code()",
+            "CREATE OR REPLACE FUNCTION is_small(n integer)",
+            "CREATE OR REPLACE FUNCTION lower_code(c text)",
+        ],
+    );
+    let c = seeded(server.conn(), &text).await;
+    c.batch_execute("INSERT INTO items (id, n) VALUES (100000, 5)")
+        .await
+        .unwrap();
+    let code: String = c
+        .query_one("SELECT code FROM items WHERE id = 100000", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(code.starts_with("C-"), "{code}");
+    server.teardown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cycle_of_foreign_keys_is_closed_after_seeding() {
     let server = source_with(
@@ -552,7 +595,8 @@ async fn another_schema_with_types_extensions_functions_and_triggers() {
         "CREATE TYPE public.pair AS (a integer, b text);",
         "CREATE TYPE public.floatrange AS RANGE (subtype = double precision);",
         "FOREIGN KEY (region_id) REFERENCES regions(id)",
-        "functions that are not written: positive(integer)",
+        "positive(integer). Functions they call in turn are not.",
+        "CREATE OR REPLACE FUNCTION positive(x integer)",
         "its triggers are not written (nor their functions): users_touch",
         "mood = { gen = \"choice\", values = [\"up\", \"down\"]",
         // A LIST partition key keeps its values: they are in the bounds.

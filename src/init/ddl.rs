@@ -315,10 +315,29 @@ pub fn prelude(source: &Source) -> Prelude {
     for s in &source.sequences {
         sql.push(format!("CREATE SEQUENCE IF NOT EXISTS {s}"));
     }
+    if !source.function_defs.is_empty() {
+        // As the source has them; what they call in turn is not written,
+        // and their bodies are checked when called, not now (nor are the
+        // tables they read there yet).
+        sql.push("SET check_function_bodies = off".to_string());
+        sql.extend(source.function_defs.iter().map(|(def, _)| def.clone()));
+        sql.push("RESET check_function_bodies".to_string());
+        let names: Vec<&str> = source
+            .function_defs
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .collect();
+        notes.push(format!(
+            "Functions the defaults, checks or indexes call are written as the source has \
+             them: {}. Functions they call in turn are not.",
+            names.join(", ")
+        ));
+    }
     if !source.functions.is_empty() {
         notes.push(format!(
-            "Defaults, checks or indexes call functions that are not written: {}. Create them \
-             before the first table.",
+            "Defaults, checks or indexes call functions that are not written (another \
+             language than SQL or PL/pgSQL, or another schema): {}. Create them before the \
+             first table.",
             source.functions.join(", ")
         ));
     }

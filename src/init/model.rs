@@ -26,6 +26,9 @@ pub struct Source {
     pub extensions: Vec<String>,
     /// User functions the tables call (not written): `f(integer)`.
     pub functions: Vec<String>,
+    /// User functions the tables call, written before the first table:
+    /// (`CREATE OR REPLACE FUNCTION ...`, `f(integer)`).
+    pub function_defs: Vec<(String, String)>,
     /// Schemas other than the source's that types live in (created).
     pub type_schemas: Vec<String>,
     /// The source's relation names of this schema (tables, views, ...): a

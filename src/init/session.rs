@@ -90,7 +90,7 @@ async fn read_in_transaction(client: &Client, opts: &InitOptions) -> Result<Sour
     let (mut tables, added) = fk_closure(client, in_schema, picked).await?;
     catalog::fill(client, &mut tables).await?;
     let types = catalog::types(client, &mut tables).await?;
-    let depends = depends::read(client, &mut tables).await?;
+    let depends = depends::read(client, &mut tables, &opts.schema).await?;
     stats::fill(client, &mut tables).await?;
     source.relations = catalog::relation_names(client, &opts.schema).await?;
     source.sequences = shared_sequences(&tables);
@@ -104,6 +104,7 @@ async fn read_in_transaction(client: &Client, opts: &InitOptions) -> Result<Sour
     extensions.dedup();
     source.extensions = extensions;
     source.functions = depends.functions;
+    source.function_defs = depends.function_defs;
     source.tables = tables;
     source.views = views::read(client, &opts.schema).await?;
     source.statements = statements::read(client, &source, pgss_loaded).await?;
