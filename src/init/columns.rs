@@ -53,6 +53,9 @@ pub fn generators(cx: &Context, ti: usize) -> TableGens {
         if unique {
             continue;
         }
+        if key.columns.len() > 1 && unique_by_one(cx, ti, &key.columns, &mut columns, &key.name) {
+            continue;
+        }
         if key.columns.len() > 1 {
             // Only the combination must be unique: each column keeps its
             // values, from sets sized so combinations do not repeat. Beyond
@@ -96,6 +99,49 @@ pub fn generators(cx: &Context, ti: usize) -> TableGens {
         ));
     }
     TableGens { columns, dedupe }
+}
+
+/// A key of several columns one of which is unique by itself in the source
+/// (pg_stats' n_distinct within 5 % of the rows; a foreign key aside: it
+/// draws its parent's keys): that column never repeats, at any --rows, and
+/// the others keep their own distributions — a customer's skew in
+/// (customer_id, placed_at) stays, where sets sized for the combination
+/// spread it evenly and do not follow --rows. False, changing nothing, when
+/// none is or none can be made so.
+fn unique_by_one(
+    cx: &Context,
+    ti: usize,
+    key: &[i16],
+    columns: &mut [ColumnOut],
+    name: &str,
+) -> bool {
+    let t = &cx.tables[ti];
+    let rows = cx.rows[ti];
+    for n in key {
+        let Some(i) = t.columns.iter().position(|c| c.num == *n) else {
+            continue;
+        };
+        let c = &t.columns[i];
+        let distinct = c.stats.as_ref().map_or(0.0, |s| match s.n_distinct {
+            d if d < 0.0 => -d,
+            d => d / (rows.max(1) as f64),
+        });
+        if distinct < 0.95 || cx.keys.fk_of(t, *n).is_some() {
+            continue;
+        }
+        let Some(spec) = columns[i].spec.clone() else {
+            continue;
+        };
+        if let Ok(spec) = make_unique(spec, c, rows) {
+            columns[i].spec = Some(spec);
+            columns[i].notes.push(format!(
+                "never repeats, for the key {name}: unique by itself in the source, so the \
+                 key's other columns keep their own distributions"
+            ));
+            return true;
+        }
+    }
+    false
 }
 
 /// Give the columns of a several-column key fixed sets of pairwise coprime
