@@ -175,6 +175,10 @@ fn readable(debug: String) -> String {
     if let Some(inner) = s.strip_prefix("Some(").and_then(|r| r.strip_suffix(')')) {
         s = inner;
     }
+    // A whole number as the file writes it: 50, not 50.0.
+    if let Some(whole) = s.strip_suffix(".0").filter(|w| w.parse::<i64>().is_ok()) {
+        return whole.to_string();
+    }
     let pairs = regex::Regex::new(r#"\("((?:[^"\\]|\\.)*)", "((?:[^"\\]|\\.)*)"\)"#)
         .expect("a valid pattern");
     let s = pairs.replace_all(s, "$1 = $2");
@@ -260,7 +264,9 @@ mod tests {
     fn values_read_as_written_not_as_rust_debug_text() {
         assert_eq!(readable("None".into()), "not set");
         assert_eq!(readable("Some(\"15\")".into()), "15");
-        assert_eq!(readable("Some(200.0)".into()), "200.0");
+        // A rate of 50 reads 50, as the file says it; 50.5 as it is.
+        assert_eq!(readable("Some(200.0)".into()), "200");
+        assert_eq!(readable("Some(200.5)".into()), "200.5");
         assert_eq!(
             readable("[(\"max_wal_size\", \"1GB\"), (\"work_mem\", \"4MB\")]".into()),
             "[max_wal_size = 1GB, work_mem = 4MB]"
