@@ -277,3 +277,20 @@ fn server_flags_the_local_backend_does_not_use_are_refused() {
         );
     }
 }
+
+/// A run that stops before it writes anything — no PostgreSQL 99 to start,
+/// exit 3 — leaves no empty `--out` behind (checking that it can write
+/// there made it).
+#[test]
+fn a_run_that_never_starts_leaves_no_empty_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("reports").join("ci");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .args(["run", small().to_str().unwrap(), "--backend", "local"])
+        .args(["--pg-version", "99", "-q", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(!dir.path().join("reports").exists(), "{stderr}");
+}

@@ -107,17 +107,27 @@ pub(super) fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<R
 }
 
 /// `--out` must be a directory pgrehearse can write in: said before any
-/// server starts, not after.
+/// server starts, not after. The directories made to find out are removed
+/// again (the run makes them when it writes there): a run that stops
+/// before it, at a server that will not start, leaves no empty `reports/`.
 fn usable_out(out: &std::path::Path) -> Result<()> {
     let bad = |why: String| Error::Usage(format!("--out {}: {why}", out.display()));
     if out.exists() && !out.is_dir() {
         return Err(bad("not a directory".into()));
     }
+    let made: Vec<&std::path::Path> = out
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
     std::fs::create_dir_all(out).map_err(|e| bad(format!("cannot create it: {e}")))?;
     let probe = out.join(format!(".pgrehearse-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| bad(format!("cannot write in it: {e}")))?;
+    let written = std::fs::write(&probe, b"").map_err(|e| bad(format!("cannot write in it: {e}")));
     let _ = std::fs::remove_file(&probe);
-    Ok(())
+    // Innermost first; remove_dir leaves any that is not empty.
+    for d in made {
+        let _ = std::fs::remove_dir(d);
+    }
+    written
 }
 
 /// `--cpus`, `--memory` and `--replica` over each scenario's `[postgres]`:
