@@ -62,7 +62,7 @@ pub fn generators(cx: &Context, ti: usize) -> TableGens {
             // these rows (--rows) they may: duplicates are deleted then.
             let why = if combine(cx, ti, &key.columns, &mut columns, &key.name) {
                 "its columns' value sets are sized so that their combinations do not repeat \
-                 at these rows; beyond them (--rows), duplicates are deleted before"
+                 (where a set is a share of rows, at any --rows); any that do are deleted before"
             } else {
                 "its columns' generators cannot keep their combinations apart, so duplicates \
                  are deleted before"
@@ -181,7 +181,8 @@ fn combine(cx: &Context, ti: usize, key: &[i16], columns: &mut [ColumnOut], name
         ),
         _ => String::new(),
     };
-    for ((i, set), n) in sets.into_iter().zip(counts) {
+    let grows = growing_set(&sets, &counts, rows);
+    for (k, ((i, set), n)) in sets.into_iter().zip(counts).enumerate() {
         let nulls = match columns[i]
             .spec
             .as_ref()
@@ -190,15 +191,48 @@ fn combine(cx: &Context, ti: usize, key: &[i16], columns: &mut [ColumnOut], name
             Some(Val::Float(x)) => *x,
             _ => 0.0,
         };
-        let spec = set.shape.with("distinct", Val::Int(n as i64)).nulls(nulls);
+        let (distinct, follows) = match grows {
+            // Its share of rows, moved to a count coprime with the others
+            // when the rows are known (gen_shape.rs resolve_shares): the
+            // combinations follow --rows.
+            Some(g) if g == k && short.is_empty() => (
+                Val::Str(format!("{}%", share_percent(n, rows))),
+                ", a share of the rows that follows --rows",
+            ),
+            _ => (Val::Int(n as i64), ""),
+        };
+        let spec = set.shape.with("distinct", distinct).nulls(nulls);
         columns[i].spec = Some(spec);
         columns[i].notes.push(format!(
-            "a set of {n} values, for the key {name}: sets of coprime sizes ({}) never repeat \
-             a combination, where each column's own distribution would{short}",
+            "a set of {n} values{follows}, for the key {name}: sets of coprime sizes ({}) never \
+             repeat a combination, where each column's own distribution would{short}",
             sizes.join(", ")
         ));
     }
     true
+}
+
+/// Which of a key's sets may be written as a share of rows: the largest,
+/// larger than every other (a share moves up to a count coprime with the
+/// fixed ones when the rows are known), of a generator whose room grows with
+/// the rows (a foreign key's parent) or far exceeds them (timestamps,
+/// floats, long text). None keeps every count fixed.
+fn growing_set(sets: &[(usize, Set)], counts: &[u64], rows: u64) -> Option<usize> {
+    let (k, n) = counts.iter().copied().enumerate().max_by_key(|(_, n)| *n)?;
+    let alone = counts.iter().enumerate().all(|(j, m)| j == k || *m < n);
+    let set = &sets[k].1;
+    let room = set.shape.kind() == "fk" || set.room >= 100.0 * rows as f64;
+    (alone && room && rows > 0).then_some(k)
+}
+
+/// `n` of `rows` as a percentage that resolves back to at least `n` rows.
+fn share_percent(n: u64, rows: u64) -> f64 {
+    let exact = n as f64 / rows as f64 * 100.0;
+    let mut p = (exact * 1e6).ceil() / 1e6;
+    while (p / 100.0 * rows as f64).round() < n as f64 {
+        p += 1e-6;
+    }
+    p
 }
 
 fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {

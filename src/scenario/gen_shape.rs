@@ -374,11 +374,47 @@ fn point(d: &mut Diags, v: &S<Value>, field: &str, scale: Scale) -> Option<f64> 
     got
 }
 
-/// A `distinct` share becomes a count of the table's rows (at least 1).
-pub(super) fn resolve_share(gen: &mut Gen, rows: u64) {
+/// Each column's `distinct` share becomes a count of the table's rows (at
+/// least 1), moved up to the nearest count that shares no factor with the
+/// table's fixed counts: row r takes value `r mod n` of each set, so sets of
+/// coprime sizes keep every combination of their values apart for as many
+/// rows as the product of the sizes — a key (order_id, line_no) of a share
+/// of orders and 8 line numbers stays unique at any --rows (a count of 2000
+/// orders would repeat every 8000 rows there). A few values more than the
+/// share says, at most; none for a set of a value per row.
+pub(super) fn resolve_shares(columns: &mut [super::ColumnPlan], rows: u64) {
+    let fixed: Vec<u64> = columns
+        .iter()
+        .filter_map(|c| match set_size(&c.gen.kind) {
+            Some(Distinct::Count(n)) if n > 1 => Some(n),
+            _ => None,
+        })
+        .collect();
+    for c in columns {
+        resolve_share(&mut c.gen.kind, rows, &fixed);
+    }
+}
+
+/// The `distinct` of a generator's own value set.
+fn set_size(gen: &Gen) -> Option<Distinct> {
+    match gen {
+        Gen::Histogram { distinct, .. } => *distinct,
+        Gen::TextSet { distinct, .. } => Some(*distinct),
+        Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => set_size(rest),
+        _ => None,
+    }
+}
+
+fn resolve_share(gen: &mut Gen, rows: u64, fixed: &[u64]) {
     let resolve = |n: &mut Distinct| {
         if let Distinct::Share(p) = *n {
-            *n = Distinct::Count(((p * rows as f64).round() as u64).clamp(1, MAX_DISTINCT));
+            let mut count = ((p * rows as f64).round() as u64).clamp(1, MAX_DISTINCT);
+            // A set of a value per row repeats nothing: left as it is (a
+            // range may hold no more values than that).
+            while count < rows && fixed.iter().any(|f| gcd(count, *f) != 1) {
+                count += 1;
+            }
+            *n = Distinct::Count(count);
         }
     };
     match gen {
@@ -386,9 +422,18 @@ pub(super) fn resolve_share(gen: &mut Gen, rows: u64) {
             distinct: Some(n), ..
         } => resolve(n),
         Gen::TextSet { distinct, .. } => resolve(distinct),
-        Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => resolve_share(rest, rows),
+        Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => {
+            resolve_share(rest, rows, fixed)
+        }
         _ => {}
     }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Whether a generator has a share of rows that no table resolves.
@@ -404,5 +449,50 @@ pub(super) fn has_share(gen: &Gen) -> bool {
         } => true,
         Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => has_share(rest),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::resolve_shares;
+    use crate::scenario::{ColumnPlan, Distinct, Gen, Scale};
+
+    fn set(distinct: Distinct) -> ColumnPlan {
+        ColumnPlan::new(
+            "c",
+            Gen::Histogram {
+                scale: Scale::Int,
+                bounds: vec![1.0, 1e9],
+                distinct: Some(distinct),
+            },
+        )
+    }
+
+    fn counts(columns: &[ColumnPlan]) -> Vec<u64> {
+        columns
+            .iter()
+            .map(|c| match &c.gen.kind {
+                Gen::Histogram {
+                    distinct: Some(Distinct::Count(n)),
+                    ..
+                } => *n,
+                g => panic!("{g:?}"),
+            })
+            .collect()
+    }
+
+    /// A share moves up to the nearest count coprime with the table's fixed
+    /// counts (8 line numbers: an odd count of orders), so their
+    /// combinations never repeat at any rows; one of a value per row stays.
+    #[test]
+    fn a_share_resolves_coprime_with_the_fixed_counts() {
+        for (rows, want) in [(9000, 1125), (90_000, 11_251), (1_000_000, 125_001)] {
+            let mut columns = vec![set(Distinct::Count(8)), set(Distinct::Share(0.125))];
+            resolve_shares(&mut columns, rows);
+            assert_eq!(counts(&columns), [8, want], "{rows} rows");
+        }
+        let mut columns = vec![set(Distinct::Count(8)), set(Distinct::Share(1.0))];
+        resolve_shares(&mut columns, 1000);
+        assert_eq!(counts(&columns), [8, 1000]);
     }
 }

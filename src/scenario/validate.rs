@@ -424,9 +424,7 @@ fn table(
         }
     }
     let mut columns = columns(d, tt, i, create_sql, &idents, name, &targets);
-    for c in &mut columns {
-        super::gen_shape::resolve_share(&mut c.gen.kind, rows);
-    }
+    super::gen_shape::resolve_shares(&mut columns, rows);
     if rows > 0 && rows <= MAX_ROWS {
         let bytes = u128::from(estimated_row_bytes(&columns)) * u128::from(rows);
         if bytes > u128::from(MAX_TABLE_BYTES) {

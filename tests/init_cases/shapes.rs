@@ -88,6 +88,56 @@ async fn a_composite_key_keeps_its_columns_values_and_never_repeats() {
     server.teardown().await;
 }
 
+/// The key of 1 to 8 lines per order at five times the rows (--rows): its
+/// order set is a share of the rows, resolved coprime with the 8 line
+/// numbers, so no combination repeats and no row is deleted. Before, fixed
+/// set sizes held the source's combinations only: most of the rows went as
+/// duplicates.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_composite_key_holds_at_five_times_the_rows() {
+    let server = source_with(
+        "CREATE TABLE orders (id int PRIMARY KEY);
+         INSERT INTO orders SELECT generate_series(1, 2000);
+         CREATE TABLE lines (
+             order_id int NOT NULL REFERENCES orders (id),
+             line_no smallint NOT NULL,
+             PRIMARY KEY (order_id, line_no)
+         );
+         INSERT INTO lines SELECT o, l
+         FROM generate_series(1, 2000) o, generate_series(1, 8) l WHERE l <= 1 + (o * 7) % 8;
+         ANALYZE;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    assert!(
+        text.contains("a share of the rows that follows --rows"),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = super::check(dir.path(), &text);
+    let admin = server.client().await;
+    admin.batch_execute("CREATE DATABASE big").await.unwrap();
+    let conn = pgrehearse::backend::ConnInfo {
+        dbname: "big".into(),
+        ..server.conn().clone()
+    };
+    let over = pgrehearse::scenario::Overrides {
+        scale: Some(5.0),
+        ..Default::default()
+    };
+    let s = pgrehearse::scenario::load(&path, &over).unwrap();
+    let want = s.tables.iter().find(|t| t.name == "lines").unwrap().rows;
+    pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();
+    let c = common::connect(&conn, "big").await;
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM lines", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows as u64, want, "{text}");
+    server.teardown().await;
+}
+
 /// Exactly two lines to each of 1000 orders: sets of 1000 orders and 2 line
 /// numbers share a factor, so no coprime pair covers the 2000 rows; 997
 /// orders hold 1994 of them, and the 6 others are deleted as duplicates
