@@ -104,29 +104,33 @@ mod tests {
         }
     }
 
+    /// The message and position `sql` is said to fail at.
+    fn said(sql: &str, message: &str, position: usize) -> (String, Option<usize>) {
+        let mut f = syntax_error(message, position);
+        f.at_end_of(sql);
+        match f {
+            Failure::Sql {
+                message, position, ..
+            } => (message, position),
+            _ => unreachable!(),
+        }
+    }
+
     #[test]
     fn a_syntax_error_past_the_statement_is_at_its_end() {
         let sql = "ALTER TABLE é ADD COLUMN";
-        let mut f = syntax_error("syntax error at or near \";\"", sql.chars().count() + 2);
-        f.at_end_of(sql);
-        let Failure::Sql {
-            message, position, ..
-        } = f
-        else {
-            unreachable!()
-        };
-        assert_eq!(message, "syntax error at end of input");
-        assert_eq!(position, Some(25));
+        assert_eq!(
+            said(
+                sql,
+                "syntax error at or near \";\"",
+                sql.chars().count() + 2
+            ),
+            ("syntax error at end of input".into(), Some(25))
+        );
         // One inside the statement is the server's own.
-        let mut f = syntax_error("syntax error at or near \"ADD\"", 16);
-        f.at_end_of(sql);
-        let Failure::Sql {
-            message, position, ..
-        } = f
-        else {
-            unreachable!()
-        };
-        assert_eq!(message, "syntax error at or near \"ADD\"");
-        assert_eq!(position, Some(16));
+        assert_eq!(
+            said(sql, "syntax error at or near \"ADD\"", 16),
+            ("syntax error at or near \"ADD\"".into(), Some(16))
+        );
     }
 }

@@ -560,18 +560,15 @@ fn check_transactional(d: &mut Diags, stmts: &[String], span: Range<usize>, fiel
     }
     // The step's transaction is the tool's: a statement that begins or
     // ends one would end it under the probes that follow.
-    if let Some(st) = stmts.iter().find(|st| controls_transaction(st)) {
-        let first: String = st.chars().take(60).collect();
-        d.err(
-            span,
-            field,
-            format!(
-                "`{first}` would end the step's own transaction: a step with transaction = true \
-                 runs in one transaction that commits at its end (or is rolled back when it \
-                 expects its error); remove it, or put the statements in steps of their own"
-            ),
-        );
-    }
+    refuse_control(
+        d,
+        stmts,
+        span,
+        field,
+        " would end the step's own transaction: a step with transaction = true runs in one \
+         transaction that commits at its end (or is rolled back when it expects its error); \
+         remove it, or put the statements in steps of their own",
+    );
 }
 
 /// A `transaction = false` step runs each statement on its own — in a
@@ -580,19 +577,24 @@ fn check_transactional(d: &mut Diags, stmts: &[String], span: Range<usize>, fiel
 /// its statements would commit one by one, its locks go early (QA: a 110 ms
 /// hold measured as 3 ms). A SQL file runs its own blocks as psql does.
 fn check_autocommit(d: &mut Diags, stmts: &[String], span: Range<usize>, field: &str) {
+    refuse_control(
+        d,
+        stmts,
+        span,
+        field,
+        ": a step with transaction = false runs each statement on its own, so a transaction \
+         block written in it would not hold; run the block as a step with transaction = true \
+         (without BEGIN/COMMIT), or put the SQL in a file (`file = \"...\"`, transaction = \
+         false), which runs its own BEGIN ... COMMIT blocks as psql does",
+    );
+}
+
+/// The step's first statement that begins or ends a transaction, refused:
+/// its first characters, then `why`.
+fn refuse_control(d: &mut Diags, stmts: &[String], span: Range<usize>, field: &str, why: &str) {
     if let Some(st) = stmts.iter().find(|st| controls_transaction(st)) {
         let first: String = st.chars().take(60).collect();
-        d.err(
-            span,
-            field,
-            format!(
-                "`{first}`: a step with transaction = false runs each statement on its own, so \
-                 a transaction block written in it would not hold; run the block as a step \
-                 with transaction = true (without BEGIN/COMMIT), or put the SQL in a file \
-                 (`file = \"...\"`, transaction = false), which runs its own BEGIN ... COMMIT \
-                 blocks as psql does"
-            ),
-        );
+        d.err(span, field, format!("`{first}`{why}"));
     }
 }
 

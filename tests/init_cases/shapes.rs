@@ -2,7 +2,7 @@
 //! `distinct` no larger than the integers of its range, unique keys that
 //! stay unique and inside their type.
 
-use super::{common, init, seeded, source_url, source_with};
+use super::{common, init, seed_scaled, seeded, source_url, source_with};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn distinct_never_exceeds_the_integers_of_the_range() {
@@ -115,19 +115,12 @@ async fn a_composite_key_holds_at_five_times_the_rows() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = super::check(dir.path(), &text);
-    let admin = server.client().await;
-    admin.batch_execute("CREATE DATABASE big").await.unwrap();
-    let conn = pgrehearse::backend::ConnInfo {
-        dbname: "big".into(),
-        ..server.conn().clone()
-    };
     let over = pgrehearse::scenario::Overrides {
         scale: Some(5.0),
         ..Default::default()
     };
-    let s = pgrehearse::scenario::load(&path, &over).unwrap();
-    let want = s.tables.iter().find(|t| t.name == "lines").unwrap().rows;
-    pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();
+    let (conn, _, asked) = seed_scaled(server.conn(), &path, "big", &over).await;
+    let want = asked.iter().find(|(t, _)| t == "lines").unwrap().1;
     let c = common::connect(&conn, "big").await;
     let rows: i64 = c
         .query_one("SELECT count(*) FROM lines", &[])
@@ -164,14 +157,7 @@ async fn a_key_of_two_lines_to_every_order_keeps_its_rows() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = super::check(dir.path(), &text);
-    let admin = server.client().await;
-    admin.batch_execute("CREATE DATABASE copy").await.unwrap();
-    let conn = pgrehearse::backend::ConnInfo {
-        dbname: "copy".into(),
-        ..server.conn().clone()
-    };
-    let s = pgrehearse::scenario::load(&path, &Default::default()).unwrap();
-    let report = pgrehearse::seed::seed(&conn, &s, 1, false).await.unwrap();
+    let (conn, report, _) = seed_scaled(server.conn(), &path, "copy", &Default::default()).await;
     let c = common::connect(&conn, "copy").await;
     let rows: i64 = c
         .query_one("SELECT count(*) FROM lines", &[])

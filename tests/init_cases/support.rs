@@ -99,20 +99,34 @@ pub(super) fn check(dir: &Path, text: &str) -> std::path::PathBuf {
 /// Seed `scenario_path` into a fresh database `dbname` of the server
 /// behind `conn`.
 pub(super) async fn seed_copy(conn: &ConnInfo, scenario_path: &Path, dbname: &str) -> ConnInfo {
+    seed_scaled(conn, scenario_path, dbname, &Overrides::default())
+        .await
+        .0
+}
+
+/// [`seed_copy`] with `--rows`/`--scale` overrides; also the seed's report
+/// and the rows each table was asked for.
+pub(super) async fn seed_scaled(
+    conn: &ConnInfo,
+    scenario_path: &Path,
+    dbname: &str,
+    over: &Overrides,
+) -> (ConnInfo, pgrehearse::seed::SeedReport, Vec<(String, u64)>) {
     let admin = common::connect(conn, &conn.dbname).await;
     admin
         .batch_execute(&format!("CREATE DATABASE {dbname}"))
         .await
         .unwrap();
-    let s = scenario::load(scenario_path, &Overrides::default()).expect("load");
+    let s = scenario::load(scenario_path, over).expect("load");
     let conn = ConnInfo {
         dbname: dbname.into(),
         ..conn.clone()
     };
-    pgrehearse::seed::seed(&conn, &s, 1, false)
+    let report = pgrehearse::seed::seed(&conn, &s, 1, false)
         .await
         .expect("seed the scenario");
-    conn
+    let asked = s.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
+    (conn, report, asked)
 }
 
 /// A column's figures in pg_stats.
