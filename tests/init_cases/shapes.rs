@@ -34,24 +34,24 @@ async fn distinct_never_exceeds_the_integers_of_the_range() {
     server.teardown().await;
 }
 
+/// 2000 orders of 1 to 8 lines each: (order_id, line_no) is unique, but
+/// neither column is.
+const ORDER_LINES: &str = "
+CREATE TABLE orders (id int PRIMARY KEY);
+INSERT INTO orders SELECT generate_series(1, 2000);
+CREATE TABLE lines (
+    order_id int NOT NULL REFERENCES orders (id),
+    line_no smallint NOT NULL,
+    qty int NOT NULL,
+    PRIMARY KEY (order_id, line_no)
+);
+INSERT INTO lines SELECT o, l, 1 + (o * l) % 5
+FROM generate_series(1, 2000) o, generate_series(1, 8) l WHERE l <= 1 + (o * 7) % 8;
+ANALYZE;";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_composite_key_keeps_its_columns_values_and_never_repeats() {
-    // Every order has 1 to 8 lines: (order_id, line_no) is unique, but
-    // neither column is.
-    let server = source_with(
-        "CREATE TABLE orders (id int PRIMARY KEY);
-         INSERT INTO orders SELECT generate_series(1, 2000);
-         CREATE TABLE lines (
-             order_id int NOT NULL REFERENCES orders (id),
-             line_no smallint NOT NULL,
-             qty int NOT NULL,
-             PRIMARY KEY (order_id, line_no)
-         );
-         INSERT INTO lines SELECT o, l, 1 + (o * l) % 5
-         FROM generate_series(1, 2000) o, generate_series(1, 8) l WHERE l <= 1 + (o * 7) % 8;
-         ANALYZE;",
-    )
-    .await;
+    let server = source_with(ORDER_LINES).await;
     let text = init(&source_url(&server), &[]);
     let source = server.client().await;
     let want: i64 = source
@@ -95,19 +95,7 @@ async fn a_composite_key_keeps_its_columns_values_and_never_repeats() {
 /// duplicates.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_composite_key_holds_at_five_times_the_rows() {
-    let server = source_with(
-        "CREATE TABLE orders (id int PRIMARY KEY);
-         INSERT INTO orders SELECT generate_series(1, 2000);
-         CREATE TABLE lines (
-             order_id int NOT NULL REFERENCES orders (id),
-             line_no smallint NOT NULL,
-             PRIMARY KEY (order_id, line_no)
-         );
-         INSERT INTO lines SELECT o, l
-         FROM generate_series(1, 2000) o, generate_series(1, 8) l WHERE l <= 1 + (o * 7) % 8;
-         ANALYZE;",
-    )
-    .await;
+    let server = source_with(ORDER_LINES).await;
     let text = init(&source_url(&server), &[]);
     assert!(
         text.contains("a share of the rows that follows --rows"),
