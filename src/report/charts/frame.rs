@@ -135,7 +135,8 @@ pub(crate) fn layout<'a, DB: DrawingBackend>(
 
 /// Seconds with as many decimals as the tick spacing needs.
 pub(crate) fn fmt_seconds(v: &f64) -> String {
-    let r = (v * 1000.0).round() / 1000.0;
+    // `+ 0.0` makes -0 (a tick a hair left of t = 0) plain 0.
+    let r = (v * 1000.0).round() / 1000.0 + 0.0;
     if (r - r.round()).abs() < 1e-9 {
         format!("{r:.0}")
     } else if (r * 10.0 - (r * 10.0).round()).abs() < 1e-9 {
@@ -292,5 +293,8 @@ mod tests {
         assert_eq!(fmt_seconds(&3.5), "3.5");
         assert_eq!(fmt_seconds(&3.25), "3.25");
         assert_eq!(fmt_seconds(&3.0125), "3.013");
+        // A tick a hair left of zero is 0, not -0.
+        assert_eq!(fmt_seconds(&-0.0001), "0");
+        assert_eq!(fmt_seconds(&-0.0), "0");
     }
 }
