@@ -103,11 +103,12 @@ pub fn generators(cx: &Context, ti: usize) -> TableGens {
 
 /// A key of several columns one of which is unique by itself in the source
 /// (pg_stats' n_distinct within 5 % of the rows; a foreign key aside: it
-/// draws its parent's keys): that column never repeats, at any --rows, and
-/// the others keep their own distributions — a customer's skew in
-/// (customer_id, placed_at) stays, where sets sized for the combination
-/// spread it evenly and do not follow --rows. False, changing nothing, when
-/// none is or none can be made so.
+/// draws its parent's keys), or one of which has a hot value (5 % of the
+/// rows or more) beside a column that can be made unique: that column never
+/// repeats, at any --rows, and the others keep their own distributions — a
+/// customer's skew in (customer_id, placed_at), a tenant's in (tenant_id,
+/// id), stays, where sets sized for the combination spread it evenly and do
+/// not follow --rows. False, changing nothing, when neither holds.
 fn unique_by_one(
     cx: &Context,
     ti: usize,
@@ -117,31 +118,68 @@ fn unique_by_one(
 ) -> bool {
     let t = &cx.tables[ti];
     let rows = cx.rows[ti];
+    // (column index, its distinct share, its most common value's share),
+    // of the key's columns a foreign key does not fill.
+    let mut own: Vec<(usize, f64)> = Vec::new();
+    let mut hottest: Option<(usize, f64)> = None;
     for n in key {
         let Some(i) = t.columns.iter().position(|c| c.num == *n) else {
             continue;
         };
-        let c = &t.columns[i];
-        let distinct = c.stats.as_ref().map_or(0.0, |s| match s.n_distinct {
-            d if d < 0.0 => -d,
-            d => d / (rows.max(1) as f64),
-        });
-        if distinct < 0.95 || cx.keys.fk_of(t, *n).is_some() {
-            continue;
+        let stats = t.columns[i].stats.as_ref();
+        let top = stats.and_then(|s| s.mcf.first().copied()).unwrap_or(0.0);
+        if hottest.is_none_or(|(_, h)| top > h) {
+            hottest = Some((i, top));
         }
-        let Some(spec) = columns[i].spec.clone() else {
-            continue;
-        };
-        if let Ok(spec) = make_unique(spec, c, rows) {
-            columns[i].spec = Some(spec);
-            columns[i].notes.push(format!(
-                "never repeats, for the key {name}: unique by itself in the source, so the \
-                 key's other columns keep their own distributions"
-            ));
-            return true;
+        if cx.keys.fk_of(t, *n).is_none() {
+            let distinct = stats.map_or(0.0, |s| match s.n_distinct {
+                d if d < 0.0 => -d,
+                d => d / (rows.max(1) as f64),
+            });
+            own.push((i, distinct));
         }
     }
-    false
+    own.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut made = |i: usize, why: String| match columns[i].spec.clone() {
+        Some(spec) => match make_unique(spec, &t.columns[i], rows) {
+            Ok(spec) => {
+                columns[i].spec = Some(spec);
+                columns[i].notes.push(why);
+                true
+            }
+            Err(_) => false,
+        },
+        None => false,
+    };
+    // Unique by itself in the source.
+    if let Some((i, _)) = own.first().filter(|(_, d)| *d >= 0.95) {
+        return made(
+            *i,
+            format!(
+                "never repeats, for the key {name}: unique by itself in the source, so the \
+                 key's other columns keep their own distributions"
+            ),
+        );
+    }
+    // A column with a hot value (a tenant with 15 % of the rows): sets
+    // sized for the combination would spread it evenly. The most distinct
+    // of the others never repeats instead (a tenant's own ids become one
+    // sequence), and the hot one keeps its skew.
+    let Some((hot, share)) = hottest.filter(|(_, s)| *s >= 0.05) else {
+        return false;
+    };
+    let hot_name = &t.columns[hot].name;
+    own.iter().filter(|(i, _)| *i != hot).any(|(i, _)| {
+        made(
+            *i,
+            format!(
+                "never repeats, for the key {name}: {hot_name}'s most common value holds {:.0} % \
+                 of the rows, a skew sets sized for the combination would spread evenly, so \
+                 this column is unique instead (its values are not the source's)",
+                share * 100.0
+            ),
+        )
+    })
 }
 
 /// Give the columns of a several-column key fixed sets of pairwise coprime
