@@ -282,6 +282,40 @@ fn budgets_name_limit_measured_and_step() {
     assert!(analyze_with(&r, &bad).unwrap_err().contains("known keys"));
 }
 
+/// max_app_wait_ms counts the waits the migration caused — blocked by it,
+/// queued behind it, or behind an app session that was waiting for it —
+/// not one another app session caused on its own (a script's LOCK during a
+/// step that blocks nobody: QA's exit 1 for a harmless migration).
+#[test]
+fn the_wait_budget_counts_what_the_migration_caused() {
+    let mut r = record();
+    r.statements
+        .push(stmt("b", "SELECT pg_sleep(2)", 1200.0, 3200.0));
+    let mut by_app = wait(1300.0, 2283.0, WaitCause::App);
+    by_app.blocked_by = "42".into();
+    r.waits.push(by_app);
+    let opts = AnalyzeOptions {
+        budget_overrides: vec![("max_app_wait_ms".into(), 250.0)],
+        ..Default::default()
+    };
+    let measured = |r: &RunRecord| {
+        let a = analyze_with(r, &opts).unwrap();
+        let w = a
+            .budgets
+            .iter()
+            .find(|x| x.name == "max_app_wait_ms")
+            .unwrap();
+        (w.passed, w.measured)
+    };
+    assert_eq!(measured(&r), (true, Some(0.0)));
+    // Pid 42 was itself waiting for the migration then: a chain.
+    let mut blocker = wait(1250.0, 2300.0, WaitCause::Migration);
+    blocker.pid = 42;
+    blocker.wait_ms = 40.0;
+    r.waits.push(blocker);
+    assert_eq!(measured(&r), (false, Some(983.0)));
+}
+
 #[test]
 fn errors_that_began_before_the_migration_blame_no_step() {
     // The app fails before (500), during (1010) and after (3000) the
