@@ -8,8 +8,9 @@
 //!   and its oldest request in flight), latency.csv (each query × app's
 //!   max latency per window) and the app lock waits charged to the step.
 //! - **Fires when**, while the step ran, every connection of an app was
-//!   busy for longer than the blocking-lock threshold (100 ms) and a query
-//!   of that app with *no lock wait of its own* was as slow as the
+//!   busy for longer than the blocking-lock threshold (100 ms), some of them
+//!   on lock waits the step caused, and a query
+//!   of that app with *no lock wait of its own* (whoever held the lock) was as slow as the
 //!   exhaustion (its max latency at least the threshold and half the time
 //!   the pool was full): it waited for a connection, not for a lock. Once
 //!   per step and app; critical when that query waited 10× the threshold.
@@ -82,8 +83,17 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         // Requests stuck in the full pool complete when it drains: look a
         // little past its end.
         let until = to + 2.0 * last.window_ms;
+        // The pool was the step's doing only if its connections were stuck
+        // on waits the step caused (another session's lock, a script's,
+        // exhausts a pool too, and is no finding of the migration's).
         let waited: Vec<&WaitRow> = st.waits.iter().copied().filter(|w| w.app == app).collect();
-        let victims = slow_without_waits(&ev.rec.latency, &app, &waited, (from - first.window_ms, until))
+        if waited.is_empty() {
+            continue;
+        }
+        // A query that waited for any lock, whoever held it, waited for
+        // that, not for a connection.
+        let any_wait: Vec<&WaitRow> = ev.rec.waits.iter().filter(|w| w.app == app).collect();
+        let victims = slow_without_waits(&ev.rec.latency, &app, &any_wait, (from - first.window_ms, until))
             .into_iter()
             .filter(|(_, max_ms)| *max_ms >= th && *max_ms >= full_ms / 2.0)
             .collect::<Vec<_>>();
@@ -227,6 +237,17 @@ pub(super) mod examples {
             assert!(f.seen.contains(part), "{}", f.seen);
         }
         assert!(f.safe_pattern.sql.contains("lock_timeout"));
+    }
+
+    /// The pool full of waits another session caused (a script's LOCK):
+    /// not the step's doing, no finding of it.
+    #[test]
+    fn a_pool_another_session_exhausted_is_not_the_steps() {
+        let mut r = fires();
+        for w in &mut r.waits {
+            (w.cause, w.blocked_by) = (WaitCause::App, "42".into());
+        }
+        assert!(analyze(&r).findings.iter().all(|f| f.kind != KIND));
     }
 
     #[test]
