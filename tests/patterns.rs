@@ -274,6 +274,13 @@ async fn advised_sql_runs_as_written_on_qualified_and_quoted_names() {
             r#"ALTER TABLE "App Data"."Order Items" ADD COLUMN "Made At" timestamptz DEFAULT clock_timestamp() NOT NULL"#,
             items,
         ),
+        // NOT NULL before DEFAULT, the usual spelling: the column is added
+        // nullable, backfilled, then made NOT NULL (QA: the advice added it
+        // NOT NULL without a default, which fails on rows that exist).
+        (
+            "ALTER TABLE app.orders ADD COLUMN public_id uuid NOT NULL DEFAULT gen_random_uuid()",
+            orders,
+        ),
     ];
     let mut advised: Vec<(String, String)> = cases
         .iter()

@@ -175,22 +175,35 @@ fn key_from_index(s: &str, relation: &str) -> String {
 /// it, the default for new rows, existing rows in batches. The column, its
 /// type and default are the statement's where it spells them plainly.
 fn volatile_default_backfill(s: &str, relation: &str) -> String {
+    // NOT NULL may come before DEFAULT or after it (`uuid NOT NULL DEFAULT
+    // gen_random_uuid()` is the usual spelling): taken out first, so that
+    // neither the type nor the default swallows it.
     let parts = re(&format!(
-        r"(?is)ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?{}\s+(.+?)\s+DEFAULT\s+(.+?)(\s+NOT\s+NULL)?\s*$",
+        r"(?is)ADD\s+COLUMN\s+(?:IF\s+NOT\s+EXISTS\s+)?{}\s+(.+?)\s*$",
         ident()
     ))
-    .captures(s);
-    let (col, ty, default) = match &parts {
-        Some(c) => (c[1].to_string(), c[2].to_string(), c[3].to_string()),
-        None => ("col".into(), "type".into(), "expr".into()),
-    };
+    .captures(s)
+    .and_then(|c| {
+        let rest = c[2].to_string();
+        let not_null = re(r"(?i)\bNOT\s+NULL\b").is_match(&rest);
+        let rest = re(r"(?i)\s*\bNOT\s+NULL\b").replace_all(&rest, "");
+        let d = re(r"(?is)^(.+?)\s+DEFAULT\s+(.+?)\s*$").captures(&rest)?;
+        Some((
+            c[1].to_string(),
+            d[1].to_string(),
+            d[2].to_string(),
+            not_null,
+        ))
+    });
+    let (col, ty, default, not_null) =
+        parts.unwrap_or_else(|| ("col".into(), "type".into(), "expr".into(), false));
     let mut sql = format!(
         "ALTER TABLE {relation} ADD COLUMN {col} {ty};\nALTER TABLE {relation} ALTER COLUMN {col} SET DEFAULT {default};\nUPDATE {relation} SET {col} = {default} WHERE id > $1 AND id <= $2 AND {col} IS NULL; -- in batches"
     );
-    if parts.as_ref().is_some_and(|c| c.get(4).is_some()) {
+    if not_null {
+        let check = derived(&col, "_not_null");
         sql.push_str(&format!(
-            "\n-- then NOT NULL through a validated CHECK (see SET NOT NULL):\nALTER TABLE {relation} ADD CONSTRAINT {} CHECK ({col} IS NOT NULL) NOT VALID;",
-            derived(&col, "_not_null")
+            "\n-- then NOT NULL through a validated CHECK (SET NOT NULL then skips its scan):\nALTER TABLE {relation} ADD CONSTRAINT {check} CHECK ({col} IS NOT NULL) NOT VALID;\nALTER TABLE {relation} VALIDATE CONSTRAINT {check};\nALTER TABLE {relation} ALTER COLUMN {col} SET NOT NULL;\nALTER TABLE {relation} DROP CONSTRAINT {check};"
         ));
     }
     sql
