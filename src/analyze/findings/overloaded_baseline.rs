@@ -89,6 +89,18 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
         if backlog.rows.is_empty() || !backlog.grew(ev.th.blocking_lock_ms) {
             continue;
         }
+        // A backlog behind a lock (another session's, a script's) is a
+        // stall, not a rate the connections cannot serve: waits.csv says so.
+        let from = backlog.traffic_start_ms();
+        let stalled = ev.rec.waits.iter().any(|w| {
+            w.app == backlog.app
+                && w.end_ms > from
+                && w.start_ms < start
+                && w.wait_ms >= ev.th.blocking_lock_ms
+        });
+        if stalled {
+            continue;
+        }
         out.push(finding(&backlog, &ev.rec.latency, rate, start));
     }
     out
@@ -159,13 +171,20 @@ fn slowest_query(rows: &[&LatencyRow]) -> Option<(String, f64)> {
 }
 
 fn advice(capacity: Option<f64>, rate: f64, connections: u32) -> SafePattern {
+    // 70 % of what the connections serve; where that is above the rate
+    // (service times understate a backlog's cause), 70 % of the rate.
     let sustainable = capacity
         .map(|c| format!("{:.0}", (c * 0.7).min(rate * 0.7).max(1.0)))
         .unwrap_or_else(|| "<lower>".into());
+    let why = match capacity {
+        Some(c) if c * 0.7 < rate * 0.7 => "about 70 % of what the connections serve",
+        Some(_) => "70 % of the rate: the connections' service time alone would serve it",
+        None => "below what the connections serve",
+    };
     SafePattern {
         advice: "Rehearse from a baseline the app sustains: a production app this far behind is down already, with or without the migration. Lower the scenario's rate below what the app's connections serve, give it more connections (clients), or give its slow query the index it needs (the schema the rehearsal starts from should be production's); then rehearse again. EXPLAIN (ANALYZE, BUFFERS) of the slowest query shows where its time goes.".into(),
         sql: format!(
-            "-- in the scenario (TOML):\n-- [workload]\n-- rate = {sustainable}      # about 70 % of what the connections serve\n-- clients = {}",
+            "-- in the scenario (TOML):\n-- [workload]\n-- rate = {sustainable}      # {why}\n-- clients = {}",
             connections * 2
         ),
     }
@@ -228,6 +247,17 @@ pub(super) mod examples {
             assert!(f.seen.contains(part), "{part}: {}", f.seen);
         }
         assert!(f.safe_pattern.sql.contains("rate = 112"), "{}", f.safe_pattern.sql);
+    }
+
+    /// The same backlog behind a lock (a script's, 700 ms): a stall, not a
+    /// rate the connections cannot serve (QA: called "overload").
+    #[test]
+    fn a_backlog_behind_a_lock_is_no_overload() {
+        let mut r = fires();
+        let mut w = crate::analyze::testkit::wait(250.0, 950.0, crate::record::WaitCause::App);
+        w.app = "v1".into();
+        r.waits.push(w);
+        assert!(analyze(&r).findings.iter().all(|f| f.kind != KIND));
     }
 
     #[test]
