@@ -115,8 +115,16 @@ fn one_class(ev: &Evidence<'_>, app: &AppFacts, class: &str) -> Finding {
 fn advice(codes: &[&SqlstateCount], schema: bool, step: Option<&StepFacts>) -> SafePattern {
     if codes.iter().any(|c| c.sqlstate == "0A000") {
         return SafePattern {
-            advice: "A schema change invalidated the app's prepared statements (\"cached plan must not change result type\"): a prepared SELECT * or RETURNING * changes its result type when a column is added or dropped. Name the columns the app reads instead of *, and make the app (or its pool) re-prepare and retry on 0A000; ship that app version before the migration.".into(),
-            sql: "-- instead of\nSELECT * FROM t WHERE id = $1;\n-- prepare\nSELECT id, customer_id, status, total_cents FROM t WHERE id = $1;".into(),
+            advice: "A schema change invalidated the app's prepared statements (\"cached plan must not change result type\"): a statement's result type changed under it — a SELECT * or RETURNING * when a column is added or dropped, or any statement that reads a column whose type changed. Name the columns the app reads instead of *; change a column's type by expand/contract (a new column, backfilled, the app switched to it, the old one dropped), not in place; and make the app (or its pool) re-prepare and retry on 0A000. Ship that app version before the migration.".into(),
+            sql: "-- instead of\nSELECT * FROM t WHERE id = $1;\n-- name the columns it reads\nSELECT id, col_a, col_b FROM t WHERE id = $1;\n-- a column whose type changes: a new one beside it (expand/contract)\nALTER TABLE t ADD COLUMN col_b_new new_type;\n-- backfill in batches, switch the app to col_b_new, then:\nALTER TABLE t DROP COLUMN col_b;".into(),
+        };
+    }
+    // A table the app reads no longer there (renamed, moved): a view under
+    // the old name keeps the old app working until it is gone.
+    if codes.iter().any(|c| c.sqlstate == "42P01") {
+        return SafePattern {
+            advice: "Expand/contract for a table: rename it and leave a view under the old name in the same transaction (a simple view is updatable: the old app's reads and writes go through), ship the app that uses the new name, and drop the view once no live version reads the old one.".into(),
+            sql: "BEGIN;\nALTER TABLE old_name RENAME TO new_name;\nCREATE VIEW old_name AS SELECT * FROM new_name;\nCOMMIT;\n-- after the old app is gone:\nDROP VIEW old_name;".into(),
         };
     }
     if schema {
@@ -174,6 +182,17 @@ pub(super) mod examples {
         assert!(f[0].seen.contains("42703"), "{}", f[0].seen);
         assert_eq!(f[0].phase.as_deref(), Some("p"));
         assert!(f[0].safe_pattern.advice.contains("Expand/contract"));
+    }
+
+    /// A renamed table (42P01): a view under the old name, not column
+    /// advice on a placeholder table (QA).
+    #[test]
+    fn a_table_gone_from_under_the_app_is_advised_a_view() {
+        let mut r = one_statement("rename", "ALTER TABLE orders RENAME TO purchases", 1000.0, 1010.0);
+        r.errors.push(error(1500.0, "v1", "42P01"));
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("errors");
+        assert!(f.safe_pattern.sql.contains("CREATE VIEW old_name AS SELECT * FROM new_name"), "{}", f.safe_pattern.sql);
     }
 
     /// The column change, then a view the app never reads replaced just

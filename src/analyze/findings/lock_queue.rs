@@ -6,7 +6,8 @@
 //!   migration`, and the step's lock requests and grants.
 //! - **Fires when** app queries waited in the lock queue behind the step's
 //!   pending request, once per relation; critical when the part of a wait
-//!   spent behind the pending request passed the blocking-lock threshold.
+//!   spent behind the pending request passed the blocking-lock threshold,
+//!   unless the step's own lock_timeout bounded it (the safe form working).
 //! - **Advises** a short lock_timeout on the step with retries and backoff
 //!   (a shorter one when the step had one: it is the queue's length),
 //!   so a request that cannot be granted quickly gives up instead of queueing
@@ -73,18 +74,26 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
                 p.mode, p.wait_ms
             ));
         }
-        let severity = if worst > ev.th.blocking_lock_ms {
+        // A queue the step's own lock_timeout cut short (give or take the
+        // timer's overshoot) is the safe form working: no critical.
+        let bounded = st
+            .facts
+            .lock_timeout_ms
+            .is_some_and(|lt| worst <= lt * 1.1 + 5.0);
+        let severity = if worst > ev.th.blocking_lock_ms && !bounded {
             Severity::Critical
         } else {
             Severity::Warning
         };
+        // The statement whose request the queue formed behind.
+        let sql = pending.map_or_else(|| st.first_sql().to_string(), |p| st.statement_at(p.requested_ms));
         let title = format!("Lock queue on {rel} behind a pending migration lock");
         out.push(
             st.finding(KIND, severity, title, seen)
                 .on(Some(rel.clone()))
                 .instead(match st.facts.lock_timeout_ms {
-                    Some(ms) => patterns::shorter_lock_timeout(st.first_sql(), ms),
-                    None => patterns::lock_timeout(st.first_sql()),
+                    Some(ms) => patterns::shorter_lock_timeout(&sql, ms),
+                    None => patterns::lock_timeout(&sql),
                 }),
         );
     }
@@ -145,6 +154,18 @@ pub(super) mod examples {
         none.info.as_mut().unwrap().steps = vec![step_info("col", None)];
         let f = found(&none);
         assert!(f.safe_pattern.advice.starts_with("Set a short lock_timeout"), "{f:?}");
+    }
+
+    /// A queue of 294 ms is critical; cut short at the step's own 300 ms
+    /// lock_timeout (the safe form working, give or take the timer), a
+    /// warning (QA: critical at 100.27 ms under a 100 ms lock_timeout).
+    #[test]
+    fn a_queue_the_steps_lock_timeout_bounded_is_no_critical() {
+        let mut r = fires();
+        r.info.as_mut().unwrap().steps = vec![step_info("col", None)];
+        assert_eq!(found(&r).severity, Severity::Critical);
+        r.info.as_mut().unwrap().steps = vec![step_info("col", Some(300.0))];
+        assert_eq!(found(&r).severity, Severity::Warning);
     }
 
     #[test]

@@ -542,8 +542,8 @@ pub fn split_transaction(earlier: &str, sql: &str, relation: &str) -> SafePatter
 /// granted quickly gives up instead of queueing the app behind it.
 pub fn lock_timeout(sql: &str) -> SafePattern {
     pattern(
-        "Set a short lock_timeout on the step (a few hundred ms at most) and retries with backoff, so a lock request that cannot be granted quickly gives up instead of making every app query on the table queue behind it; keep the transaction short. It bounds the queue before the lock, not the work done while holding it.",
-        format!("SET lock_timeout = '500ms';\n{};\n-- scenario: lock_timeout = \"500ms\", retries = 10", one_line(sql.trim().trim_end_matches(';'), 160)),
+        "Set a short lock_timeout on the step (100 ms: below what the app tolerates waiting) and retries with backoff, so a lock request that cannot be granted quickly gives up instead of making every app query on the table queue behind it; keep the transaction short. It bounds the queue before the lock, not the work done while holding it.",
+        format!("SET lock_timeout = '100ms';\n{};\n-- scenario: lock_timeout = \"100ms\", retries = 10", one_line(sql.trim().trim_end_matches(';'), 160)),
     )
 }
 
@@ -677,7 +677,7 @@ mod tests {
     #[test]
     fn unknown_statements_get_lock_timeout() {
         let p = for_statement("ALTER TABLE orders RENAME COLUMN a TO b", "orders");
-        assert!(p.sql.starts_with("SET lock_timeout = '500ms'"), "{}", p.sql);
+        assert!(p.sql.starts_with("SET lock_timeout = '100ms'"), "{}", p.sql);
     }
 
     /// Work under ACCESS EXCLUSIVE with no online form in core: the advice
