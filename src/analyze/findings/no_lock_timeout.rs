@@ -49,7 +49,8 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         bl.mode,
         bl.relation,
         bl.blocks,
-        st.facts.lock_wait_ms,
+        // That lock's own wait: the step's may be another relation's.
+        bl.wait_ms,
         bl.queued_on()
     );
     vec![st
