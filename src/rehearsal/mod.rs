@@ -396,7 +396,7 @@ async fn stages(
     draft.info.database = Some(obtained.origin);
     draft.info.target = obtained.db.target.clone();
     let db = obtained.db;
-    rows_as_seeded(&mut draft, &db, s).await;
+    rows_as_seeded(&mut draft, &db, s, opts.output.chatter).await;
     let result = measure(draft, &db, s, opts, signals).await;
     if let Err(e) = db.discard().await {
         tracing::info!("the rehearsal's database was not dropped: {e}");
@@ -407,7 +407,7 @@ async fn stages(
 /// run.json `rows`: what the tables hold, where seed_sql or after_seed may
 /// have added or deleted rows (init's removal of duplicate keys), however
 /// the data was obtained (seeded, cloned, kept). Unread, the rows asked for.
-async fn rows_as_seeded(draft: &mut Draft, db: &Database, s: &Scenario) {
+async fn rows_as_seeded(draft: &mut Draft, db: &Database, s: &Scenario, say: bool) {
     if !crate::seed::rows_may_change(s) {
         return;
     }
@@ -419,6 +419,13 @@ async fn rows_as_seeded(draft: &mut Draft, db: &Database, s: &Scenario) {
         Ok(counted) => {
             for (name, rows) in counted {
                 if let Some(r) = draft.info.rows.iter_mut().find(|(n, _)| *n == name) {
+                    if r.1 != rows && say {
+                        eprintln!(
+                            "pgrehearse: table {name} holds {rows} rows, not the {} asked for: \
+                             seed_sql or after_seed changed them (run.json rows says {rows})",
+                            r.1
+                        );
+                    }
                     r.1 = rows;
                 }
             }

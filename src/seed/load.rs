@@ -118,6 +118,7 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
     let report = TableReport {
         name: table.name.clone(),
         rows,
+        loaded: rows,
         bytes,
         load: match encoders.is_empty() {
             true if one => LoadMode::Single,

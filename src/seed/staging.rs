@@ -29,7 +29,9 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use super::{db_error, replace, OneTransaction, SeedOptions, SeedReport, SEED_APP_NAME};
+use super::{
+    db_error, replace, OneTransaction, SeedOptions, SeedReport, TableReport, SEED_APP_NAME,
+};
 use crate::backend::url::parse_database_url;
 use crate::backend::ConnInfo;
 use crate::error::{exit, Error, Result};
@@ -233,13 +235,32 @@ fn summary(conn: &ConnInfo, r: &SeedReport) -> String {
     let width = r.tables.iter().map(|t| t.name.len()).max().unwrap_or(0);
     for t in &r.tables {
         out.push_str(&format!(
-            "  {:width$}  {:>12} rows  {:>9.1} MB of COPY  {} load  {}\n",
+            "  {:width$}  {:>12} rows  {:>9.1} MB of COPY  {} load  {}{}\n",
             t.name,
             t.rows,
             t.bytes as f64 / 1e6,
             format!("{:?}", t.load).to_lowercase(),
-            secs(t.duration)
+            secs(t.duration),
+            changed(t)
         ));
     }
     out
+}
+
+/// ", not the N loaded: ..." where seed_sql or after_seed added or deleted
+/// rows (init's removal of duplicate keys), said where the rows are.
+pub fn changed(t: &TableReport) -> String {
+    match t.rows.cmp(&t.loaded) {
+        std::cmp::Ordering::Equal => String::new(),
+        _ => format!(
+            "  ({} loaded: seed_sql or after_seed {} {})",
+            t.loaded,
+            if t.rows < t.loaded {
+                "deleted"
+            } else {
+                "added"
+            },
+            t.rows.abs_diff(t.loaded)
+        ),
+    }
 }

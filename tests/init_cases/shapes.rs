@@ -154,6 +154,12 @@ async fn a_key_of_two_lines_to_every_order_keeps_its_rows() {
         .get(0);
     assert_eq!(rows, 1994, "{text}");
     assert_eq!(report.rows("lines"), Some(1994));
+    // And the seed's summary line says so, without -v.
+    let lines = report.tables.iter().find(|t| t.name == "lines").unwrap();
+    assert_eq!(
+        pgrehearse::seed::staging::changed(lines),
+        "  (2000 loaded: seed_sql or after_seed deleted 6)"
+    );
     server.teardown().await;
 }
 
