@@ -422,8 +422,13 @@ impl Placer<'_> {
             if h.in_txn && self.rows.iter().any(probed) {
                 continue;
             }
-            // Of an ok statement, only a lock seen going before its end.
-            if h.in_txn && stmt.outcome == "ok" && h.last_ms > end + 1.0 {
+            // Of an ok statement, only a lock a poll saw gone before its end
+            // (one the probe could not list, when it failed, may be held to
+            // COMMIT: its locks are unknown, and the row says so).
+            if h.in_txn
+                && stmt.outcome == "ok"
+                && !h.missed_after_ms.is_some_and(|m| m <= end + 1.0)
+            {
                 continue;
             }
             // Taken no earlier than the backend began the statement (when
