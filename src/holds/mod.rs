@@ -425,9 +425,11 @@ impl Placer<'_> {
             // Of an ok statement, only a lock a poll saw gone before its end
             // (one the probe could not list, when it failed, may be held to
             // COMMIT: its locks are unknown, and the row says so).
+            // And first seen while it ran: the probe's own locks, seen just
+            // after, are none of the migration's.
             if h.in_txn
                 && stmt.outcome == "ok"
-                && !h.missed_after_ms.is_some_and(|m| m <= end + 1.0)
+                && (h.first_ms > end || !h.missed_after_ms.is_some_and(|m| m <= end + 1.0))
             {
                 continue;
             }
