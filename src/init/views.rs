@@ -38,7 +38,10 @@ pub async fn read(client: &Client, schema: &str) -> Result<Vec<View>> {
                           WHERE r.ev_class = c.oid AND d.refclassid = 'pg_proc'::regclass \
                             AND p.pronamespace <> 'pg_catalog'::regnamespace ORDER BY 1) \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = $1 AND c.relkind IN ('v', 'm') ORDER BY c.relname",
+             WHERE n.nspname = $1 AND c.relkind IN ('v', 'm') \
+               AND NOT EXISTS (SELECT FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+                               AND x.objid = c.oid AND x.deptype = 'e') \
+             ORDER BY c.relname",
             &[&schema],
         )
         .await
