@@ -431,6 +431,9 @@ impl LatencyRecorder {
             }
         }
         self.files.finish()?;
+        // In time order: requests are recorded as their connections hand
+        // them over, which is not quite the order they ended in.
+        self.out.errors.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         if self.out.late > 0 {
             tracing::info!(
                 "latency: {} request(s) reached the recorder after their window had closed; counted in the next open window",

@@ -128,6 +128,25 @@ fn errors_are_counted_and_kept_scripts_under_their_own_app() {
         .all(|i| i.app == "v1" && i.connections == 1));
 }
 
+/// errors.csv is in time order, whichever connection handed its error over
+/// first (QA: 2270.8 before 2265.8).
+#[test]
+fn errors_are_kept_in_time_order() {
+    let r = replay();
+    let (a, b) = (r.registry.client(V1, true), r.registry.client(V1, true));
+    let err = || {
+        Some(AppError {
+            sqlstate: "57014".into(),
+            message: "canceled".into(),
+        })
+    };
+    a.end(READ, r.at(10.0), r.at(10.0), r.at(30.0), err());
+    b.end(READ, r.at(10.0), r.at(10.0), r.at(20.0), err());
+    let (_dir, out, _rec) = r.finish();
+    let t: Vec<f64> = out.errors.iter().map(|e| e.t_ms).collect();
+    assert!(t.len() == 2 && t[0] < t[1], "{t:?}");
+}
+
 #[test]
 fn a_stall_shows_while_nothing_completes() {
     let mut r = replay();
