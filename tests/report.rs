@@ -562,6 +562,15 @@ fn report_command_exit_codes_and_json() {
             .output()
             .unwrap()
     };
+    // A lag budget on a run of our own server without a replica could only
+    // fail: refused, exit 2, as `run` refuses it.
+    let lag = run(&["--budget", "max_replica_lag_ms=100"]);
+    assert_eq!(lag.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&lag.stderr).contains("had no replica to measure its lag on"),
+        "{}",
+        String::from_utf8_lossy(&lag.stderr)
+    );
     let tight = run(&["--budget", "max_blocking_lock_ms=100"]);
     assert_eq!(
         tight.status.code(),

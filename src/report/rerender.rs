@@ -22,10 +22,32 @@ pub fn rerender(run_dir: &Path, format: SummaryFormat, budgets: &[(String, f64)]
             run_dir.display(),
         )));
     }
+    refuse_lag_budget_without_replica(run_dir, budgets)?;
     let summary = super::render(
         run_dir,
         &super::RenderOptions::with_budgets(budgets.to_vec()),
     )?;
     crate::printer::summary(format, run_dir, &summary)?;
     Ok(summary.exit_code())
+}
+
+/// `--budget max_replica_lag_ms` on a run of a server of ours that had no
+/// replica could only fail: refused, exit 2, as `run` refuses it. (A url
+/// server may have replicas of its own, which server.csv samples.)
+fn refuse_lag_budget_without_replica(run_dir: &Path, budgets: &[(String, f64)]) -> Result<()> {
+    if !budgets.iter().any(|(k, _)| k == "max_replica_lag_ms") {
+        return Ok(());
+    }
+    let info: serde_json::Value = std::fs::read_to_string(run_dir.join(RUN_JSON))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let ours = info["backend"].as_str().is_some_and(|b| b != "url");
+    if ours && info["replica"].is_null() {
+        return Err(Error::Usage(format!(
+            "--budget max_replica_lag_ms: {} had no replica to measure its lag on",
+            run_dir.display()
+        )));
+    }
+    Ok(())
 }
