@@ -411,7 +411,7 @@ fn resolve_share(gen: &mut Gen, rows: u64, fixed: &[u64]) {
             let mut count = ((p * rows as f64).round() as u64).clamp(1, MAX_DISTINCT);
             // A set of a value per row repeats nothing: left as it is (a
             // range may hold no more values than that).
-            while count < rows && fixed.iter().any(|f| gcd(count, *f) != 1) {
+            while count < rows && fixed.iter().any(|f| super::gen::shape::gcd(count, *f) != 1) {
                 count += 1;
             }
             *n = Distinct::Count(count);
@@ -427,13 +427,6 @@ fn resolve_share(gen: &mut Gen, rows: u64, fixed: &[u64]) {
         }
         _ => {}
     }
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 /// Whether a generator has a share of rows that no table resolves.

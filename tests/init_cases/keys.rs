@@ -1,7 +1,7 @@
 //! Foreign keys with skew: the hottest parents keep their shares in the
 //! copy, whatever the key's type and however few parents there are.
 
-use super::{init, seeded, source_url, source_with};
+use super::{count, init, seeded, source_url, source_with};
 
 /// The shares of the most referenced keys of `table.column`, most first.
 async fn top_shares(c: &tokio_postgres::Client, table: &str, column: &str) -> Vec<f64> {
@@ -106,11 +106,7 @@ async fn a_key_with_a_column_unique_by_itself_keeps_the_others_skew() {
         close(&got[..1], &want[..1], 0.03),
         "{got:?} vs {want:?}\n{text}"
     );
-    let rows: i64 = c
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = count(&c, "orders").await;
     assert_eq!(rows, 8000);
     server.teardown().await;
 }
@@ -145,11 +141,7 @@ async fn a_tenants_skew_survives_its_composite_key() {
         close(&got[..1], &want[..1], 0.03),
         "{got:?} vs {want:?}\n{text}"
     );
-    let rows: i64 = c
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = count(&c, "users").await;
     assert_eq!(rows, 10_000, "{text}");
     server.teardown().await;
 }

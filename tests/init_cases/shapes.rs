@@ -2,7 +2,7 @@
 //! `distinct` no larger than the integers of its range, unique keys that
 //! stay unique and inside their type.
 
-use super::{common, init, seed_scaled, seeded, source_url, source_with};
+use super::{common, count, init, seed_scaled, seeded, source_url, source_with};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn distinct_never_exceeds_the_integers_of_the_range() {
@@ -54,11 +54,7 @@ async fn a_composite_key_keeps_its_columns_values_and_never_repeats() {
     let server = source_with(ORDER_LINES).await;
     let text = init(&source_url(&server), &[]);
     let source = server.client().await;
-    let want: i64 = source
-        .query_one("SELECT count(*) FROM lines", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let want = count(&source, "lines").await;
     let c = seeded(server.conn(), &text).await;
     let row = c
         .query_one(
@@ -110,11 +106,7 @@ async fn a_composite_key_holds_at_five_times_the_rows() {
     let (conn, _, asked) = seed_scaled(server.conn(), &path, "big", &over).await;
     let want = asked.iter().find(|(t, _)| t == "lines").unwrap().1;
     let c = common::connect(&conn, "big").await;
-    let rows: i64 = c
-        .query_one("SELECT count(*) FROM lines", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = count(&c, "lines").await;
     assert_eq!(rows as u64, want, "{text}");
     server.teardown().await;
 }
@@ -147,11 +139,7 @@ async fn a_key_of_two_lines_to_every_order_keeps_its_rows() {
     let path = super::check(dir.path(), &text);
     let (conn, report, _) = seed_scaled(server.conn(), &path, "copy", &Default::default()).await;
     let c = common::connect(&conn, "copy").await;
-    let rows: i64 = c
-        .query_one("SELECT count(*) FROM lines", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = count(&c, "lines").await;
     assert_eq!(rows, 1994, "{text}");
     assert_eq!(report.rows("lines"), Some(1994));
     // And the seed's summary line says so, without -v.

@@ -220,3 +220,11 @@ pub(super) fn without_skips(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// `SELECT count(*) FROM table`.
+pub(super) async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}

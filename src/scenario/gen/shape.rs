@@ -41,7 +41,9 @@ impl ValueIndex {
     }
 }
 
-fn gcd(mut a: u64, mut b: u64) -> u64 {
+/// Greatest common divisor: sets of coprime sizes (gcd 1) keep their
+/// combinations apart.
+pub(crate) fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
