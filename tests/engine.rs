@@ -896,3 +896,22 @@ fn a_server_statement_timeout_binds_the_steps_not_the_seeding() {
     assert_eq!(step("slow").outcome, "expected_error");
     assert_eq!(step("slow").statement_timeout_ms, Some(40.0));
 }
+
+#[test]
+fn a_key_of_several_columns_names_rows_its_parent_has() {
+    // The seed's COPY checks the foreign key in the CREATE: a run at all
+    // means every (tenant_id, account_id) names an account. The step checks
+    // the tenant's skew came along; the query divides by zero for a pair of
+    // parameters that names no account.
+    let (code, rec, dir) = rehearse("composite-fk.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let requests: u64 = rec.latency.iter().map(|l| l.count).sum();
+    assert!(requests > 100, "{requests} requests: {}", dir.display());
+    assert!(
+        rec.errors.is_empty(),
+        "{} app errors, the first {:?}: {}",
+        rec.errors.len(),
+        rec.errors.first(),
+        dir.display()
+    );
+}

@@ -378,6 +378,49 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "fk_column_unknown.toml",
+        &[(
+            17,
+            56,
+            "table[1].columns.tenant_id.column",
+            "table `accounts` has no generator for column `tenant` to copy; it generates: tenant_id, id",
+        )],
+    ),
+    (
+        "fk_column_draws_differ.toml",
+        &[
+            (
+                18,
+                14,
+                "table[1].columns.account_id",
+                "draws its parent row unlike table[1].columns.tenant_id",
+            ),
+            (
+                25,
+                69,
+                "workload.query[0].params[1]",
+                "draws its parent row unlike workload.query[0].params[0]",
+            ),
+        ],
+    ),
+    (
+        "fk_column_circle.toml",
+        &[
+            (
+                10,
+                41,
+                "table[0].columns.x.column",
+                "copies b.y, which copies back into it",
+            ),
+            (
+                18,
+                41,
+                "table[1].columns.y.column",
+                "copies a.x, which copies back into it",
+            ),
+        ],
+    ),
+    (
         "begin_in_autocommit.toml",
         &[(
             23,

@@ -8,7 +8,7 @@
 use super::distribution::{figures, generator, kind_of, Input, Kind};
 use super::fk::foreign_key;
 use super::keys::{primary_key, sequence_fits, unique_alone, unique_keys, Keys};
-use super::model::{Column, Table};
+use super::model::{Column, Constraint, Table};
 use super::order::Order;
 use super::spec::{Spec, Val};
 use super::unique::{coprime_counts, make_unique, set_of, Set};
@@ -76,7 +76,7 @@ pub fn generators(cx: &Context, ti: usize) -> TableGens {
         };
         // A foreign key keeps drawing its parent's keys.
         let spec = match &columns[i].spec {
-            Some(spec) if cx.keys.fk_of(t, n).is_none() => Some(spec.clone()),
+            Some(spec) if !cx.keys.filled_by_parent(t, n) => Some(spec.clone()),
             _ => None,
         };
         match spec.map(|spec| make_unique(spec, &t.columns[i], cx.rows[ti])) {
@@ -131,7 +131,7 @@ fn unique_by_one(
         if hottest.is_none_or(|(_, h)| top > h) {
             hottest = Some((i, top));
         }
-        if cx.keys.fk_of(t, *n).is_none() {
+        if !cx.keys.filled_by_parent(t, *n) {
             let distinct = stats.map_or(0.0, |s| match s.n_distinct {
                 d if d < 0.0 => -d,
                 d => d / (rows.max(1) as f64),
@@ -193,6 +193,11 @@ fn combine(cx: &Context, ti: usize, key: &[i16], columns: &mut [ColumnOut], name
         let Some(i) = t.columns.iter().position(|c| c.num == *n) else {
             continue;
         };
+        // A column copying its parent row's value draws that row with
+        // the other columns of its foreign key: no set of its own.
+        if cx.keys.copy_of(t, *n).is_some() {
+            continue;
+        }
         let parent_rows = cx.keys.fk_of(t, *n).map(|(_, p)| cx.rows[p]);
         let set = columns[i]
             .spec
@@ -273,6 +278,52 @@ fn share_percent(n: u64, rows: u64) -> f64 {
     p
 }
 
+/// Column `c`'s part of the foreign key `fk` of several columns into table
+/// `p`: its parent column's value in a drawn parent row. Every column of the
+/// key draws the row alike, as the column referencing the parent's most
+/// distinct column is spread over its parents (a tenant's accounts: by
+/// account, not by tenant), NULL only where every column may be.
+fn copied_key(cx: &Context, ti: usize, fk: &Constraint, p: usize, c: &Column) -> Spec {
+    let (t, parent) = (&cx.tables[ti], &cx.tables[p]);
+    let distinct = |r: &i16| {
+        parent
+            .column(*r)
+            .and_then(|pc| pc.stats.as_ref())
+            .map_or(0.0, |s| match s.n_distinct {
+                d if d < 0.0 => -d * cx.rows[p].max(1) as f64,
+                d => d,
+            })
+    };
+    let lead = fk
+        .columns
+        .iter()
+        .zip(&fk.ref_columns)
+        .max_by(|a, b| distinct(a.1).total_cmp(&distinct(b.1)))
+        .and_then(|(n, _)| t.column(*n))
+        .unwrap_or(c);
+    let input = Input {
+        column: lead,
+        kind: kind_of(&lead.base),
+        rows: cx.rows[ti],
+        include_values: false,
+        allowed: None,
+    };
+    let deferred = cx.order.is_deferred(t, &fk.name);
+    let mut spec = foreign_key(&input, &parent.name, cx.rows[p], deferred);
+    if fk
+        .columns
+        .iter()
+        .any(|n| t.column(*n).is_some_and(|x| x.not_null))
+    {
+        spec.remove("null_fraction");
+    }
+    let at = fk.columns.iter().position(|n| *n == c.num).unwrap_or(0);
+    let parent_column = parent
+        .column(fk.ref_columns[at])
+        .map_or("", |x| x.name.as_str());
+    spec.with("column", Val::Str(parent_column.to_string()))
+}
+
 fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
     let t = &cx.tables[ti];
     let mut notes = Vec::new();
@@ -292,6 +343,10 @@ fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
         Some(s) if !c.not_null => s.null_frac,
         _ => 0.0,
     };
+    if let Some((fk, p)) = cx.keys.copy_of(t, c.num) {
+        notes.push(figures(c));
+        return out(Some(copied_key(cx, ti, fk, p, c)), notes);
+    }
     if let Some((fk, p)) = cx.keys.fk_of(t, c.num) {
         let parent = &cx.tables[p].name;
         notes.push(figures(c));

@@ -30,14 +30,17 @@ enum Place {
 }
 
 /// `tables`: all the tables written (a foreign key names its parent
-/// unqualified, as the rehearsal database has it).
+/// unqualified, as the rehearsal database has it), `all_gens` their
+/// generators; `t` is `tables[ti]`.
 pub fn table_sql(
     t: &Table,
     tables: &[Table],
-    gens: &TableGens,
+    all_gens: &[TableGens],
+    ti: usize,
     keys: &Keys,
     order: &Order,
 ) -> TableSql {
+    let gens = &all_gens[ti];
     let name = &t.sql_name;
     let mut lines: Vec<String> = t.columns.iter().map(column_sql).collect();
     let mut after = Vec::new();
@@ -53,7 +56,13 @@ pub fn table_sql(
         };
         let c = &Constraint { def, ..c.clone() };
         let add = format!("ALTER TABLE {name} ADD CONSTRAINT {} {}", c.name, c.def);
-        match place(t, c, gens, keys, order) {
+        // A parent deleting rows of repeated keys after its load leaves a
+        // few copied references without a row.
+        let parent_dedupes = tables
+            .iter()
+            .position(|p| Some(p.oid) == c.ref_table)
+            .is_some_and(|p| !all_gens[p].dedupe.is_empty());
+        match place(t, c, gens, keys, order, parent_dedupes) {
             Place::Inline => lines.push(format!("CONSTRAINT {} {}", c.name, c.def)),
             Place::After(why) => {
                 notes.push(format!("{} is added in after_seed: {why}", c.name));
@@ -124,7 +133,14 @@ pub fn table_sql(
     }
 }
 
-fn place(t: &Table, c: &Constraint, gens: &TableGens, keys: &Keys, order: &Order) -> Place {
+fn place(
+    t: &Table,
+    c: &Constraint,
+    gens: &TableGens,
+    keys: &Keys,
+    order: &Order,
+    parent_dedupes: bool,
+) -> Place {
     if c.def.ends_with(" NOT VALID") {
         return Place::After("it is NOT VALID in the source");
     }
@@ -139,8 +155,11 @@ fn place(t: &Table, c: &Constraint, gens: &TableGens, keys: &Keys, order: &Order
                 Place::After("the foreign keys form a cycle; this one is added once every table is loaded")
             }
         }
+        'f' if keys.is_copied(t, c) && parent_dedupes => Place::NotValid(
+            "its columns copy a drawn row of its parent, which deletes rows of repeated keys after seeding, so a few rows reference none",
+        ),
         'f' if keys.is_generated(t, c) => Place::Inline,
-        'f' => Place::NotValid("the generators cannot draw keys that match its parent's (several columns, or a key type they cannot fill)"),
+        'f' => Place::NotValid("the generators cannot draw keys that match its parent's (a key type they cannot fill, a column in two keys, or its parent's own columns)"),
         'c' if check_holds(t, c) => Place::Inline,
         'c' => Place::NotValid("it relates columns (or shapes text) that are generated independently"),
         'x' => Place::Skip("generated rows would conflict under it"),

@@ -12,6 +12,10 @@ pub struct Keys {
     /// (table oid, constraint name) → index of the parent table: single-
     /// column foreign keys whose values `fk` generates.
     pub generated: BTreeMap<(u32, String), usize>,
+    /// (table oid, constraint name) → index of the parent table: foreign
+    /// keys of several columns, each of which copies its parent column's
+    /// value in one drawn parent row (`fk` with `column`).
+    pub copied: BTreeMap<(u32, String), usize>,
     /// (table oid, column number) of columns such foreign keys reference.
     pub referenced: BTreeSet<(u32, i16)>,
 }
@@ -27,20 +31,54 @@ pub fn sequence_fits(kind: Kind) -> bool {
 
 pub fn keys(tables: &[Table]) -> Keys {
     let mut generated = BTreeMap::new();
+    let mut copied = BTreeMap::new();
     let mut referenced = BTreeSet::new();
     for t in tables {
+        // A column fills one foreign key: the first that takes it.
+        let mut taken: BTreeSet<i16> = BTreeSet::new();
         for c in t.constraints.iter().filter(|c| c.kind == 'f') {
-            let Some(p) = generatable_fk(tables, t, c) else {
+            if c.columns.iter().any(|n| taken.contains(n)) {
                 continue;
-            };
-            generated.insert((t.oid, c.name.clone()), p);
-            referenced.insert((tables[p].oid, c.ref_columns[0]));
+            }
+            if let Some(p) = generatable_fk(tables, t, c) {
+                generated.insert((t.oid, c.name.clone()), p);
+                referenced.insert((tables[p].oid, c.ref_columns[0]));
+            } else if let Some(p) = copyable_fk(tables, t, c) {
+                copied.insert((t.oid, c.name.clone()), p);
+            } else {
+                continue;
+            }
+            taken.extend(c.columns.iter().copied());
         }
     }
     Keys {
         generated,
+        copied,
         referenced,
     }
+}
+
+/// The parent's index when the columns of this foreign key of several
+/// columns can copy their parent's: each parent column is one a generator
+/// fills (not a generated column), of the kind of its child column.
+fn copyable_fk(tables: &[Table], t: &Table, c: &Constraint) -> Option<usize> {
+    if c.columns.len() < 2 || c.columns.len() != c.ref_columns.len() {
+        return None;
+    }
+    let p = tables.iter().position(|x| Some(x.oid) == c.ref_table)?;
+    // A key into its own table would copy its own columns.
+    if tables[p].oid == t.oid {
+        return None;
+    }
+    let fits = c.columns.iter().zip(&c.ref_columns).all(|(n, r)| {
+        match (t.column(*n), tables[p].column(*r)) {
+            (Some(child), Some(parent)) => {
+                parent.generated.is_none() && kind_of(&child.base) == kind_of(&parent.base)
+            }
+            _ => false,
+        }
+    });
+    fits.then_some(p)
 }
 
 /// The parent's index when `fk` can fill this foreign key.
@@ -74,7 +112,26 @@ impl Keys {
     }
 
     pub fn is_generated(&self, t: &Table, c: &Constraint) -> bool {
-        self.generated.contains_key(&(t.oid, c.name.clone()))
+        self.generated.contains_key(&(t.oid, c.name.clone())) || self.is_copied(t, c)
+    }
+
+    pub fn is_copied(&self, t: &Table, c: &Constraint) -> bool {
+        self.copied.contains_key(&(t.oid, c.name.clone()))
+    }
+
+    /// The foreign key of several columns that column `num` of `t` copies
+    /// its value for, with its parent's index.
+    pub fn copy_of<'t>(&self, t: &'t Table, num: i16) -> Option<(&'t Constraint, usize)> {
+        t.constraints
+            .iter()
+            .filter(|c| c.kind == 'f' && c.columns.contains(&num))
+            .find_map(|c| self.copied.get(&(t.oid, c.name.clone())).map(|p| (c, *p)))
+    }
+
+    /// Whether a foreign key fills column `num` of `t` with its parent's
+    /// keys (drawn, or copied from a drawn row).
+    pub fn filled_by_parent(&self, t: &Table, num: i16) -> bool {
+        self.fk_of(t, num).is_some() || self.copy_of(t, num).is_some()
     }
 }
 

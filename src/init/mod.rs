@@ -111,7 +111,7 @@ pub fn render(source: &Source, include_values: bool) -> Result<String> {
     );
     for (pos, &ti) in order.tables.iter().enumerate() {
         let t = &source.tables[ti];
-        let sql = ddl::table_sql(t, &source.tables, &gens[ti], &keys, &order);
+        let sql = ddl::table_sql(t, &source.tables, &gens, ti, &keys, &order);
         let mut notes = vec![format!("{}.{}: {}", t.schema, t.name, row_notes[ti])];
         let mut create = sql.create;
         let mut after_seed = sql.after_seed;
@@ -188,7 +188,7 @@ fn row_counts(source: &Source, keys: &keys::Keys) -> (Vec<u64>, Vec<String>) {
     }
     // A table that foreign keys of loaded rows reference needs a key to
     // reference.
-    for ((child, _), &p) in &keys.generated {
+    for ((child, _), &p) in keys.generated.iter().chain(&keys.copied) {
         let c = source.tables.iter().position(|t| t.oid == *child);
         if c.is_some_and(|c| rows[c] > 0) && rows[p] == 0 {
             rows[p] = 1;

@@ -98,16 +98,18 @@ fn query(s: &Statement, total: i64, w: &Written, source: &Source) -> Result<Quer
             short(original)
         ));
     }
+    let lookups = key_lookups(&targets, w);
     for (i, ty) in types.iter().enumerate() {
         let literal = s.constants.iter().find(|c| c.0 as usize == i + 1);
-        let (spec, note) = match literal {
-            Some((_, value, ty)) => (
+        let (spec, note) = match (literal, &lookups[i]) {
+            (None, Some(lookup)) => lookup.clone(),
+            (Some((_, value, ty)), _) => (
                 Spec::new("constant").with("value", Val::Str(value.to_string())),
                 format!(
                     "a literal of type {ty}: its value is not in pg_stat_statements; {value:?} assumed"
                 ),
             ),
-            None => param(&targets[i], ty, w, source),
+            (None, None) => param(&targets[i], ty, w, source),
         };
         notes.push(format!("${}: {note}", i + 1));
         params.push(spec);
@@ -126,6 +128,69 @@ fn query(s: &Statement, total: i64, w: &Written, source: &Source) -> Result<Quer
         params,
         notes,
     })
+}
+
+/// Parameters that together give every column of a unique key of several
+/// columns (`WHERE tenant_id = $1 AND id = $2`) look up one row: each takes
+/// its column's value in one drawn row of the table (`fk` with `column`),
+/// so the pair names a row that exists, where values drawn column by column
+/// would name almost none.
+fn key_lookups(targets: &[Target], w: &Written) -> Vec<Option<(Spec, String)>> {
+    let mut out = vec![None; targets.len()];
+    for (ti, t) in w.tables.iter().enumerate() {
+        let params: Vec<(usize, &str)> = targets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, tg)| match tg {
+                Target::Column {
+                    table,
+                    column,
+                    insert: false,
+                } if *table == ti => Some((i, column.as_str())),
+                _ => None,
+            })
+            .collect();
+        let generated = |name: &str| {
+            w.gens[ti]
+                .columns
+                .iter()
+                .any(|c| c.name == name && c.spec.is_some())
+        };
+        let key = super::keys::unique_keys(t).into_iter().find(|k| {
+            k.columns.len() > 1
+                && k.columns.iter().all(|n| {
+                    t.column(*n).is_some_and(|c| {
+                        generated(&c.name) && params.iter().any(|(_, p)| *p == c.name)
+                    })
+                })
+        });
+        let Some(key) = key.filter(|_| w.rows[ti] > 0) else {
+            continue;
+        };
+        let in_key = |name: &str| {
+            key.columns
+                .iter()
+                .any(|n| t.column(*n).is_some_and(|c| c.name == name))
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, column) in params {
+            // A column given twice (a range) is left to its own values.
+            if !in_key(column) || seen.contains(&column) {
+                continue;
+            }
+            seen.push(column);
+            out[i] = Some((
+                Spec::new("fk")
+                    .with("table", Val::Str(t.name.clone()))
+                    .with("column", Val::Str(column.to_string())),
+                format!(
+                    "{}.{column} of one row of {}, drawn with the other columns of its key {}: together they name a row",
+                    t.name, t.name, key.name
+                ),
+            ));
+        }
+    }
+    out
 }
 
 fn param(target: &Target, ty: &ParamType, w: &Written, source: &Source) -> (Spec, String) {

@@ -493,6 +493,25 @@ pub fn gen_text(g: &ColumnGen) -> String {
             });
             format!("{listed}, else ({}):{rest_weight}", part((**rest).clone()))
         }
+        Gen::ParentColumn {
+            table,
+            column,
+            draw,
+            ..
+        } => {
+            let draw = gen_text(&ColumnGen {
+                kind: (**draw).clone(),
+                null_fraction: 0.0,
+            });
+            format!("{table}.{column} of the row drawn by ({draw})")
+        }
+        Gen::Addressed { inner, .. } => {
+            // Its NULLs are the inner generator's, said once below.
+            gen_text(&ColumnGen {
+                kind: (**inner).clone(),
+                null_fraction: 0.0,
+            })
+        }
     };
     if g.null_fraction > 0.0 {
         format!("{base}, {}% null", trim_float(g.null_fraction * 100.0))

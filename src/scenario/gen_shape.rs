@@ -401,6 +401,7 @@ fn set_size(gen: &Gen) -> Option<Distinct> {
         Gen::Histogram { distinct, .. } => *distinct,
         Gen::TextSet { distinct, .. } => Some(*distinct),
         Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => set_size(rest),
+        Gen::ParentColumn { draw: inner, .. } | Gen::Addressed { inner, .. } => set_size(inner),
         _ => None,
     }
 }
@@ -425,6 +426,9 @@ fn resolve_share(gen: &mut Gen, rows: u64, fixed: &[u64]) {
         Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => {
             resolve_share(rest, rows, fixed)
         }
+        Gen::ParentColumn { draw: inner, .. } | Gen::Addressed { inner, .. } => {
+            resolve_share(inner, rows, fixed)
+        }
         _ => {}
     }
 }
@@ -441,6 +445,7 @@ pub(super) fn has_share(gen: &Gen) -> bool {
             ..
         } => true,
         Gen::ChoiceRest { rest, .. } | Gen::WeightedKeys { rest, .. } => has_share(rest),
+        Gen::ParentColumn { draw: inner, .. } | Gen::Addressed { inner, .. } => has_share(inner),
         _ => false,
     }
 }

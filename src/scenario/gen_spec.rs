@@ -40,7 +40,14 @@ fn allowed(kind: &str) -> &'static [&'static str] {
         "bool" => &["p_true", "p"],
         "timestamp" => &["from", "to", "bounds", "distinct"],
         "json" => &["keys"],
-        "fk" => &["table", "deferred", "distinct", "weights", "rest_weight"],
+        "fk" => &[
+            "table",
+            "column",
+            "deferred",
+            "distinct",
+            "weights",
+            "rest_weight",
+        ],
         "constant" => &["value"],
         _ => &[],
     }
@@ -333,7 +340,21 @@ fn fk_gen(d: &mut Diags, s: &Spec, targets: &[FkTarget]) -> Option<Gen> {
         Some(x) if x.rows == 0 => {
             format!("table `{name}` has no generated rows, so there is no key to reference")
         }
-        Some(x) => return gen_shape::foreign_key(d, s.g, s.span.clone(), s.path, &x.name, x.rows),
+        Some(x) => {
+            let draw = gen_shape::foreign_key(d, s.g, s.span.clone(), s.path, &x.name, x.rows)?;
+            let Some(column) = &s.g.column else {
+                return Some(draw);
+            };
+            // The parent's generator is linked in once every table is
+            // known (gen_link.rs).
+            let column = d.nonempty(column, &s.field("column"), "a column of the parent table")?;
+            return Some(Gen::ParentColumn {
+                table: x.name.clone(),
+                column,
+                draw: Box::new(draw),
+                parent: None,
+            });
+        }
     };
     d.err(t.span(), field, problem);
     None
@@ -404,30 +425,32 @@ fn choice(d: &mut Diags, g: &GenSpec, section: Range<usize>, path: &str) -> Opti
 /// A rough on-disk size of one generated row (heap tuple, no indexes), for
 /// rejecting row counts no disk can hold.
 pub fn estimated_row_bytes(cols: &[super::ColumnPlan]) -> u64 {
-    let body: u64 = cols
-        .iter()
-        .map(|c| match &c.gen.kind {
-            Gen::Sequence { .. }
-            | Gen::Int { .. }
-            | Gen::Float { .. }
-            | Gen::ForeignKey { .. }
-            | Gen::WeightedKeys { .. } => 8,
-            Gen::Timestamp { .. } | Gen::Histogram { .. } => 8,
-            Gen::Bool { .. } => 1,
-            Gen::Uuid => 16,
-            Gen::Text { min_len, max_len }
-            | Gen::TextSet {
-                min_len, max_len, ..
-            } => 1 + (u64::from(*min_len) + u64::from(*max_len)) / 2,
-            Gen::Words { min, max } => 1 + 7 * (u64::from(*min) + u64::from(*max)) / 2,
-            // The rest of a choice is usually no wider than its values.
-            Gen::Choice { values, .. } | Gen::ChoiceRest { values, .. } => {
-                1 + values.iter().map(|v| v.len() as u64).max().unwrap_or(0)
-            }
-            Gen::Json { keys } => 2 + 16 * u64::from(*keys),
-            Gen::Constant { value } => 1 + value.len() as u64,
-        })
-        .sum();
     // Tuple header + line pointer.
-    28 + body
+    28 + cols.iter().map(|c| value_bytes(&c.gen.kind)).sum::<u64>()
+}
+
+fn value_bytes(g: &Gen) -> u64 {
+    match g {
+        Gen::Sequence { .. }
+        | Gen::Int { .. }
+        | Gen::Float { .. }
+        | Gen::ForeignKey { .. }
+        | Gen::WeightedKeys { .. } => 8,
+        Gen::Timestamp { .. } | Gen::Histogram { .. } => 8,
+        Gen::Bool { .. } => 1,
+        Gen::Uuid => 16,
+        Gen::Text { min_len, max_len }
+        | Gen::TextSet {
+            min_len, max_len, ..
+        } => 1 + (u64::from(*min_len) + u64::from(*max_len)) / 2,
+        Gen::Words { min, max } => 1 + 7 * (u64::from(*min) + u64::from(*max)) / 2,
+        // The rest of a choice is usually no wider than its values.
+        Gen::Choice { values, .. } | Gen::ChoiceRest { values, .. } => {
+            1 + values.iter().map(|v| v.len() as u64).max().unwrap_or(0)
+        }
+        Gen::Json { keys } => 2 + 16 * u64::from(*keys),
+        Gen::Constant { value } => 1 + value.len() as u64,
+        Gen::ParentColumn { parent, .. } => parent.as_ref().map_or(8, |p| value_bytes(&p.kind)),
+        Gen::Addressed { inner, .. } => value_bytes(inner),
+    }
 }

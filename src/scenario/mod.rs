@@ -5,6 +5,7 @@
 mod describe;
 mod diag;
 pub mod gen;
+mod gen_link;
 mod gen_shape;
 mod gen_spec;
 mod gen_value;
@@ -277,6 +278,47 @@ pub enum Gen {
         rest: Box<Gen>,
         rest_weight: u32,
     },
+    /// `fk` with `column`: the value column `column` of table `table` holds
+    /// in the parent row `draw` picks (a key 1..=rows, as `fk` draws it).
+    /// The columns of a key of several columns each take theirs from one
+    /// drawn row (they share a [`Gen::Addressed`] key), so together they
+    /// name a row the parent has. `parent` is that column's generator,
+    /// addressed, once the scenario is linked (gen_link.rs).
+    ParentColumn {
+        table: String,
+        column: String,
+        draw: Box<Gen>,
+        parent: Option<Box<ColumnGen>>,
+    },
+    /// `inner` (its NULLs included) drawn for row r from a random stream of
+    /// its own, keyed by (seed, `key`, r), not from the chunk's stream: so
+    /// the value of any row can be computed on its own, by another table
+    /// that references it, or by every column of a key that must agree on
+    /// one drawn parent row.
+    Addressed {
+        key: RowKey,
+        inner: Box<Gen>,
+    },
+}
+
+impl Gen {
+    /// The table whose keys this generator draws, where it names one.
+    pub fn references(&self) -> Option<&str> {
+        match self {
+            Gen::ForeignKey { table, .. } | Gen::ParentColumn { table, .. } => Some(table),
+            Gen::Addressed { inner, .. } => inner.references(),
+            _ => None,
+        }
+    }
+}
+
+/// Which values an [`Gen::Addressed`] generator draws: a table (by its
+/// place in the scenario, or a query's, offset past the tables) and a
+/// column (its place among the table's generators).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowKey {
+    pub table: usize,
+    pub stream: usize,
 }
 
 /// What a [`Gen::Histogram`] yields.

@@ -133,6 +133,9 @@ pub struct GenSpec {
     /// `fk`: the constraint is added after seeding, so the table may be a
     /// later one or this one.
     pub deferred: Option<S<bool>>,
+    /// `fk`: the parent's value of this column in the row referenced (a
+    /// key of several columns), instead of the parent's key number.
+    pub column: Option<S<String>>,
 }
 
 impl GenSpec {
@@ -168,7 +171,8 @@ impl GenSpec {
             distinct,
             rest,
             rest_weight,
-            deferred
+            deferred,
+            column
         );
         v
     }

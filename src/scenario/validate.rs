@@ -96,7 +96,10 @@ pub fn validate(
             usable: true,
         })
         .collect();
-    let workload = workload(d, f.workload.as_ref(), &targets);
+    let mut workload = workload(d, f.workload.as_ref(), &targets);
+    let mut tables: Vec<TablePlan> = tables.into_iter().map(|(t, _, _)| t).collect();
+    let query_specs = f.workload.as_ref().map_or(&[][..], |w| &w.query[..]);
+    super::gen_link::link(d, &mut tables, &f.table, &mut workload.queries, query_specs);
     // Where `last = 0` is written: the error for a scenario it leaves
     // without a step points there.
     let last_span = f
@@ -135,7 +138,7 @@ pub fn validate(
         variant,
         hash,
         postgres,
-        tables: tables.into_iter().map(|(t, _, _)| t).collect(),
+        tables,
         seed_sql,
         workload,
         phases,

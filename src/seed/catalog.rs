@@ -237,12 +237,15 @@ impl<'a> postgres_types::FromSql<'a> for RawValue {
 }
 
 /// Pair each scenario column with its table column, in scenario order;
-/// `constants` are the payloads [`server_constants`] converted.
+/// `constants` are the payloads [`server_constants`] converted; `seed` the
+/// run's, which a column copying a parent's (`fk` with `column`) computes
+/// the parent's values with.
 pub(super) fn bind_columns(
     scenario: &Scenario,
     index: usize,
     info: &TableInfo,
     constants: &HashMap<String, Bytes>,
+    seed: u64,
 ) -> Result<Vec<ColumnEncoder>> {
     let table = &scenario.tables[index];
     let mut out = Vec::with_capacity(table.columns.len());
@@ -301,7 +304,7 @@ pub(super) fn bind_columns(
                 out.push(ColumnEncoder::fixed(
                     name.clone(),
                     stream,
-                    col.gen.sampler(),
+                    col.gen.sampler().seeded(seed),
                     payload,
                 ));
                 continue;
@@ -319,7 +322,7 @@ pub(super) fn bind_columns(
             ));
             continue;
         };
-        let enc = ColumnEncoder::new(name.clone(), stream, col.gen.sampler(), *ty);
+        let enc = ColumnEncoder::new(name.clone(), stream, col.gen.sampler().seeded(seed), *ty);
         match enc.and_then(|enc| enc.check().map(|()| enc)) {
             Ok(enc) => out.push(enc),
             Err(e) => problems.push(problem(

@@ -45,7 +45,7 @@ pub(super) async fn load_table(cx: &LoadCtx<'_>) -> Result<(TableReport, String)
     create_table(client, scenario, index, one).await?;
     let info = describe(client, scenario, index).await?;
     let constants = server_constants(client, scenario, index, &info).await?;
-    let encoders = Arc::new(bind_columns(scenario, index, &info, &constants)?);
+    let encoders = Arc::new(bind_columns(scenario, index, &info, &constants, opts.seed)?);
     let mode = match opts.load {
         LoadMode::Auto if info.freezable => LoadMode::Freeze,
         LoadMode::Freeze if !info.freezable => {

@@ -73,7 +73,7 @@ pub(super) async fn prepare(client: &Client, scenario: &Scenario) -> Result<Prep
             }
             Err(e) => return Err(e),
         };
-        if let Err(Error::Scenario(p)) = bind_columns(&scenario, *i, info, &constants) {
+        if let Err(Error::Scenario(p)) = bind_columns(&scenario, *i, info, &constants, 0) {
             problems.extend(p);
         }
     }
@@ -158,8 +158,8 @@ fn load_order(scenario: &Scenario, keys: &[ForeignKey]) -> Vec<usize> {
     }
     for (i, t) in scenario.tables.iter().enumerate() {
         for c in &t.columns {
-            if let Gen::ForeignKey { table, .. } = &c.gen.kind {
-                if let Some(j) = scenario.tables.iter().position(|x| &x.name == table) {
+            if let Some(table) = c.gen.kind.references() {
+                if let Some(j) = scenario.tables.iter().position(|x| x.name == table) {
                     if j != i {
                         before[i].push(j);
                     }

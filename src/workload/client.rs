@@ -30,7 +30,7 @@ use super::{
 use crate::backend::ConnInfo;
 use crate::latency::{ClientLog, Registry};
 use crate::scenario::gen::{Sampler, Value};
-use crate::scenario::{QueryPlan, WorkloadPlan};
+use crate::scenario::{ColumnGen, Gen, QueryPlan, WorkloadPlan};
 
 /// What every connection of the workload shares.
 pub(super) struct Shared {
@@ -38,6 +38,10 @@ pub(super) struct Shared {
     plan: WorkloadPlan,
     /// Parameter samplers per query, built once (a zipf table is not free).
     samplers: Vec<Vec<Sampler>>,
+    /// Per query, per parameter: the parameter whose row number it takes.
+    /// Parameters that copy columns of one parent row (`fk` with `column`)
+    /// share one, so they name the same row; the others draw their own.
+    row_of: Vec<Vec<usize>>,
     live: watch::Receiver<Arc<Vec<u16>>>,
     pub stop: CancellationToken,
     /// `stop` was cancelled: an atomic load per request, where the token
@@ -57,7 +61,18 @@ impl Shared {
                 .plan
                 .queries
                 .iter()
-                .map(|q| q.params.iter().map(|g| g.sampler()).collect())
+                .map(|q| {
+                    q.params
+                        .iter()
+                        .map(|g| g.sampler().seeded(ctx.seed))
+                        .collect()
+                })
+                .collect(),
+            row_of: ctx
+                .plan
+                .queries
+                .iter()
+                .map(|q| shared_rows(&q.params))
                 .collect(),
             live: ctx.live.clone(),
             stop: ctx.stop.clone(),
@@ -147,6 +162,8 @@ pub(super) struct ClientTask {
     rng: ChaCha8Rng,
     /// Reused for every request's parameters.
     params: Vec<Value>,
+    /// The row numbers `params` were drawn for.
+    rows: Vec<u64>,
     mix: QueryMix,
     schedule: Option<Arc<Schedule>>,
     /// Open loop: its thread's timer, for requests not yet due.
@@ -170,6 +187,7 @@ impl ClientTask {
             session,
             rng: ChaCha8Rng::seed_from_u64(spec.seed),
             params: Vec::new(),
+            rows: Vec::new(),
             schedule: spec.schedule,
             timer,
             shared,
@@ -296,8 +314,14 @@ impl ClientTask {
     /// Send one query and report it. False when the client must stop.
     async fn execute(&mut self, qi: u16, intended: Instant) -> bool {
         self.params.clear();
-        for g in &self.shared.samplers[qi as usize] {
-            let row = self.rng.gen();
+        self.rows.clear();
+        let q = qi as usize;
+        for (g, &of) in self.shared.samplers[q].iter().zip(&self.shared.row_of[q]) {
+            let row = match self.rows.get(of) {
+                Some(&row) => row,
+                None => self.rng.gen(),
+            };
+            self.rows.push(row);
             self.params.push(g.sample(row, &mut self.rng));
         }
         let sent = Instant::now();
@@ -341,4 +365,21 @@ impl ClientTask {
             }
         }
     }
+}
+
+/// For each parameter, the first parameter drawn from the same addressed
+/// stream (see `Shared::row_of`), or itself.
+fn shared_rows(params: &[ColumnGen]) -> Vec<usize> {
+    let key = |g: &ColumnGen| match &g.kind {
+        Gen::Addressed { key, .. } => Some(*key),
+        _ => None,
+    };
+    params
+        .iter()
+        .enumerate()
+        .map(|(n, g)| match key(g) {
+            Some(k) => params.iter().position(|o| key(o) == Some(k)).unwrap_or(n),
+            None => n,
+        })
+        .collect()
 }

@@ -15,11 +15,11 @@ pub mod encode;
 pub mod shape;
 
 use rand::distributions::{Bernoulli, Distribution, Uniform, WeightedIndex};
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Zipf;
 
-use super::{ColumnGen, Distinct, Gen, IntDist, Scale};
+use super::{ColumnGen, Distinct, Gen, IntDist, RowKey, Scale};
 use shape::{inverse_cdf, text_value, ValueIndex};
 
 pub use encode::{ConvertError, PgType};
@@ -72,6 +72,42 @@ pub fn chunk_rng(seed: u64, table: usize, chunk: u64, column: usize) -> ChaCha8R
     let mut rng = ChaCha8Rng::seed_from_u64(key);
     rng.set_stream(column as u64);
     rng
+}
+
+/// The random stream of one row of an addressed column ([`Gen::Addressed`]):
+/// splitmix64 from the mixed (seed, table, column, row). Cheap to start,
+/// so a row's value can be drawn on its own wherever it is needed.
+struct RowRng(u64);
+
+impl RowRng {
+    fn new(seed: u64, key: RowKey, row: u64) -> RowRng {
+        let place = ((key.table as u64) << 32) ^ key.stream as u64;
+        RowRng(mix64(mix64(mix64(seed ^ 0xadd7_e55e) ^ place) ^ row))
+    }
+}
+
+impl RngCore for RowRng {
+    fn next_u64(&mut self) -> u64 {
+        let out = mix64(self.0);
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        out
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for part in dest.chunks_mut(8) {
+            let x = self.next_u64().to_le_bytes();
+            part.copy_from_slice(&x[..part.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
 }
 
 /// Words for the `words` generator: short, common, ASCII.
@@ -209,6 +245,18 @@ enum Kind {
         index: WeightedIndex<u32>,
         rest: Box<Sampler>,
     },
+    /// `parent`'s value in row `k - 1`, k the key `draw` gives.
+    ParentColumn {
+        draw: Box<Sampler>,
+        parent: Box<Sampler>,
+    },
+    /// `inner` drawn from the row's own stream ([`RowRng`]).
+    Addressed {
+        key: RowKey,
+        /// Set by [`Sampler::seeded`].
+        seed: u64,
+        inner: Box<Sampler>,
+    },
 }
 
 fn value_set(d: Option<Distinct>) -> Option<ValueIndex> {
@@ -319,6 +367,19 @@ fn kind_of(g: &Gen) -> Kind {
             },
             Err(_) => Kind::NoParent,
         },
+        Gen::ParentColumn { draw, parent, .. } => match parent {
+            Some(parent) => Kind::ParentColumn {
+                draw: rest_sampler(draw),
+                parent: Box::new(Sampler::new(parent)),
+            },
+            // Not linked (validation refused the scenario): no row.
+            None => Kind::NoParent,
+        },
+        Gen::Addressed { key, inner } => Kind::Addressed {
+            key: *key,
+            seed: 0,
+            inner: rest_sampler(inner),
+        },
         Gen::ChoiceRest {
             values,
             weights,
@@ -372,6 +433,22 @@ impl Sampler {
     /// before we get here) are normalised rather than panicking: ranges are
     /// ordered, probabilities clamped.
     pub fn new(gen: &ColumnGen) -> Sampler {
+        if let Gen::Addressed { key, inner } = &gen.kind {
+            // The NULLs too come from the row's own stream: the columns of
+            // a key of several columns are NULL together.
+            let inner = Sampler::new(&ColumnGen {
+                kind: (**inner).clone(),
+                null_fraction: gen.null_fraction,
+            });
+            return Sampler {
+                null: None,
+                kind: Kind::Addressed {
+                    key: *key,
+                    seed: 0,
+                    inner: Box::new(inner),
+                },
+            };
+        }
         let nf = gen.null_fraction;
         let null = if nf > 0.0 && nf.is_finite() {
             Some(Bernoulli::new(nf.min(1.0)).expect("clamped probability"))
@@ -384,8 +461,31 @@ impl Sampler {
         }
     }
 
-    /// The value for 0-based `row`. `row` only matters to `sequence`; every
-    /// other generator draws from `rng`.
+    /// This sampler with `seed` for its addressed parts: the run's seed, as
+    /// the rows are seeded with, so a reference computes the very values
+    /// its parent row was given.
+    pub fn seeded(mut self, seed: u64) -> Sampler {
+        self.set_seed(seed);
+        self
+    }
+
+    fn set_seed(&mut self, to: u64) {
+        match &mut self.kind {
+            Kind::Addressed { seed, inner, .. } => {
+                *seed = to;
+                inner.set_seed(to);
+            }
+            Kind::ParentColumn { draw, parent } => {
+                draw.set_seed(to);
+                parent.set_seed(to);
+            }
+            Kind::WeightedKeys { rest, .. } | Kind::ChoiceRest { rest, .. } => rest.set_seed(to),
+            _ => {}
+        }
+    }
+
+    /// The value for 0-based `row`. `row` matters to `sequence`, value
+    /// sets and addressed generators; the others draw from `rng`.
     #[inline]
     pub fn sample<R: Rng + ?Sized>(&self, row: u64, rng: &mut R) -> Value {
         if let Some(null) = &self.null {
@@ -479,6 +579,13 @@ impl Sampler {
                 Some(v) => Value::Text(v.clone()),
                 None => rest.sample(row, rng),
             },
+            Kind::ParentColumn { draw, parent } => match draw.sample(row, rng) {
+                Value::Int(k) if k >= 1 => parent.sample(k as u64 - 1, rng),
+                _ => Value::Null,
+            },
+            Kind::Addressed { key, seed, inner } => {
+                inner.sample(row, &mut RowRng::new(*seed, *key, row))
+            }
         }
     }
 

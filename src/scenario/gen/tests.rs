@@ -351,3 +351,55 @@ fn generate_matches_sampler() {
         assert_eq!(g.generate(row, &mut a), s.sample(row, &mut b));
     }
 }
+
+#[test]
+fn an_addressed_value_depends_on_its_row_and_seed_alone() {
+    use crate::scenario::RowKey;
+    let parent = ColumnGen {
+        kind: Gen::Addressed {
+            key: RowKey {
+                table: 1,
+                stream: 2,
+            },
+            inner: Box::new(Gen::Int {
+                min: 1,
+                max: 1_000_000_000,
+                dist: IntDist::Uniform,
+                s: 1.0,
+            }),
+        },
+        null_fraction: 0.1,
+    };
+    let s = parent.sampler().seeded(7);
+    let (mut a, mut b) = (chunk_rng(0, 0, 0, 0), chunk_rng(9, 9, 9, 9));
+    for row in 0..200 {
+        assert_eq!(s.sample(row, &mut a), s.sample(row, &mut b));
+    }
+    let nulls = (0..1000)
+        .filter(|r| s.sample(*r, &mut a) == Value::Null)
+        .count();
+    assert!((60..140).contains(&nulls), "{nulls} NULLs of 1000");
+    let other = parent.sampler().seeded(8);
+    assert!((0..20).any(|r| s.sample(r, &mut a) != other.sample(r, &mut a)));
+    // A copy takes the parent's value in the row its key names: key k is
+    // row k - 1.
+    let copy = ColumnGen {
+        kind: Gen::ParentColumn {
+            table: "p".into(),
+            column: "c".into(),
+            draw: Box::new(Gen::ForeignKey {
+                table: "p".into(),
+                rows: 50,
+            }),
+            parent: Some(Box::new(parent.clone())),
+        },
+        null_fraction: 0.0,
+    }
+    .sampler()
+    .seeded(7);
+    let parent_values: Vec<Value> = (0..50).map(|r| s.sample(r, &mut a)).collect();
+    for _ in 0..200 {
+        let v = copy.sample(0, &mut a);
+        assert!(parent_values.contains(&v), "{v:?} is no parent row's");
+    }
+}
