@@ -378,6 +378,24 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "backfill_where_escapes.toml",
+        &[(
+            23,
+            73,
+            "phase[0].step[0].backfill.where",
+            "the `)` at byte 5 closes a parenthesis it did not open: it goes into the UPDATE of each batch as one clause",
+        )],
+    ),
+    (
+        "window_tiny.toml",
+        &[(
+            14,
+            10,
+            "workload.window",
+            "100ns is out of range; expected from 1ms to 60s",
+        )],
+    ),
+    (
         "fk_column_unknown.toml",
         &[(
             17,

@@ -111,7 +111,7 @@ pub fn validate(
     let server_lock_timeout = postgres
         .settings
         .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("lock_timeout") && v.trim() != "0");
+        .any(|(k, v)| k.eq_ignore_ascii_case("lock_timeout") && timeout_on(v));
     let mut phases = phases(
         d,
         &f.phase,
@@ -600,9 +600,31 @@ fn error_rate(d: &mut Diags, v: &S<toml::Value>) -> Option<f64> {
     }
 }
 
+/// Whether a server setting's value turns a timeout on: its number (before
+/// a unit, "100ms", "2s") is above zero. "0", "0s", "00" turn it off, as
+/// does a value with no number, which the server would refuse anyway.
+fn timeout_on(value: &str) -> bool {
+    let v = value.trim();
+    let number: String = v
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-' || *c == '+')
+        .collect();
+    number.parse::<f64>().is_ok_and(|x| x > 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_timeout_in_any_unit_is_off() {
+        for off in ["0", "0s", "0ms", "00", " 0 ", "false", "banana", "-1"] {
+            assert!(!timeout_on(off), "{off}");
+        }
+        for on in ["1", "100ms", "2s", "0.5s", "1min"] {
+            assert!(timeout_on(on), "{on}");
+        }
+    }
 
     #[test]
     fn rows_override_scales_largest_to_n() {

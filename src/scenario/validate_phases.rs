@@ -649,6 +649,21 @@ fn backfill(d: &mut Diags, b: &S<model::BackfillSection>, path: &str) -> Backfil
         .where_clause
         .as_ref()
         .and_then(|v| d.nonempty(v, &f("where"), "a condition, or omit it"));
+    // Both are pasted into the UPDATE of each batch: each must stay the
+    // clause it stands for, or every batch could update the whole table.
+    for (v, field) in [(&bb.set, "set"), (&bb.where_clause, "where")] {
+        if let Some(problem) = v
+            .as_ref()
+            .and_then(|v| crate::sql::fragment_problem(v.get_ref()))
+        {
+            let span = v.as_ref().map_or(b.span(), |v| v.span());
+            d.err(
+                span,
+                f(field),
+                format!("{problem}: it goes into the UPDATE of each batch as one clause"),
+            );
+        }
+    }
     let batch = match &bb.batch {
         Some(v) => d.int_in(v, &f("batch"), 1, 10_000_000).unwrap_or(1000) as u64,
         None => 1000,

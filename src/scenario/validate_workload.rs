@@ -43,6 +43,22 @@ pub(super) fn workload(
     let after = d.duration(&w.after, "workload.after", Duration::from_secs(2));
     let window = d
         .positive_duration(&w.window, "workload.window", "the default, 100ms")
+        .and_then(|x| {
+            // Every window is a row per query and app in latency.csv and
+            // inflight.csv: a microsecond window is millions of them a
+            // second; one longer than a minute averages a step away.
+            let (lo, hi) = (Duration::from_millis(1), Duration::from_secs(60));
+            if (lo..=hi).contains(&x) {
+                return Some(x);
+            }
+            let span = w.window.as_ref().map_or(0..0, |v| v.span());
+            d.err(
+                span,
+                "workload.window",
+                format!("{x:?} is out of range; expected from 1ms to 60s (the default is 100ms)"),
+            );
+            None
+        })
         .unwrap_or(Duration::from_millis(100));
     let query_timeout = d.pg_timeout(&w.query_timeout, "workload.query_timeout", "no limit");
     if w.query.is_empty() {

@@ -95,6 +95,46 @@ pub fn split(sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// What keeps `fragment` (an expression or a SET list pasted into a
+/// statement we build, such as a backfill's UPDATE) from staying one part
+/// of that statement: a quote or comment never closed, a `;`, a
+/// parenthesis it closes without opening or opens without closing, a `--`
+/// comment (it would swallow what follows it). None when it is whole.
+pub fn fragment_problem(fragment: &str) -> Option<String> {
+    let (toks, unclosed) = lex(fragment);
+    if let Some(u) = unclosed {
+        let at: String = fragment[u.start..].chars().take(20).collect();
+        return Some(format!(
+            "a {} opened at `{at}` is never closed",
+            u.kind.describe()
+        ));
+    }
+    let mut depth = 0usize;
+    for t in &toks {
+        let text = &fragment[t.start..t.end];
+        match t.kind {
+            TokenKind::Semicolon => {
+                return Some("a `;` would end the statement it is part of".into())
+            }
+            TokenKind::OpenParen => depth += 1,
+            TokenKind::CloseParen if depth == 0 => {
+                return Some(format!(
+                    "the `)` at byte {} closes a parenthesis it did not open",
+                    t.start
+                ))
+            }
+            TokenKind::CloseParen => depth -= 1,
+            TokenKind::Comment if text.starts_with("--") => {
+                return Some(
+                    "a `--` comment would swallow the rest of the statement; use /* ... */".into(),
+                )
+            }
+            _ => {}
+        }
+    }
+    (depth > 0).then(|| "opens a parenthesis it does not close".to_string())
+}
+
 /// [`split`] with positions: each statement's byte range and where its code
 /// starts, plus the construct that never closed, if any.
 pub fn statement_spans(sql: &str) -> Statements {
@@ -264,6 +304,24 @@ impl LineIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fragment_stays_one_clause() {
+        for whole in ["v = 0", "x IS NULL AND (y > 2 OR z)", "s = 'a;b)'", "x /* -- */ = 1"] {
+            assert_eq!(fragment_problem(whole), None, "{whole}");
+        }
+        for (broken, why) in [
+            ("v > 5) OR (true", "closes a parenthesis"),
+            ("(v > 5", "does not close"),
+            ("x = 0 WHERE false; DELETE FROM t", "`;`"),
+            ("x IS NULL --", "`--` comment"),
+            ("s = 'open", "never closed"),
+            ("s = $$x", "never closed"),
+        ] {
+            let got = fragment_problem(broken).unwrap_or_default();
+            assert!(got.contains(why), "{broken}: {got}");
+        }
+    }
 
     #[test]
     fn a_carriage_return_ends_a_line_comment_as_in_postgresql() {
