@@ -488,7 +488,38 @@ fn read_info(text: &str) -> std::result::Result<RunInfo, String> {
     })?;
     de.end().map_err(|e| json_problem(".", e))?;
     check_spans(&info)?;
+    check_budget(&info.budget)?;
     Ok(info)
+}
+
+/// Budget limits as a scenario can set them (validation refuses others):
+/// a damaged limit is the directory's fault, exit 2, not a breach.
+fn check_budget(b: &crate::scenario::Budget) -> std::result::Result<(), String> {
+    let limits = [
+        ("max_blocking_lock_ms", b.max_blocking_lock_ms),
+        ("max_app_wait_ms", b.max_app_wait_ms),
+        ("p99_ms", b.p99_ms),
+        ("max_error_rate", b.max_error_rate),
+        ("max_duration_ms", b.max_duration_ms),
+        ("max_recovery_ms", b.max_recovery_ms),
+        ("max_replica_lag_ms", b.max_replica_lag_ms),
+    ];
+    for (name, v) in limits {
+        let Some(v) = v else { continue };
+        let most = if name == "max_error_rate" {
+            1.0
+        } else {
+            MAX_RUN_MS
+        };
+        if !(v.is_finite() && (0.0..=most).contains(&v)) {
+            return Err(format!(
+                ": field `budget.{name}`: {} is not a limit a scenario can set (expected 0 to {}): the run directory is damaged",
+                shown(v),
+                shown(most)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A serde_json error as `:line:column: field `path`: what` (the file's
@@ -558,6 +589,36 @@ fn check_time(v: f64) -> std::result::Result<f64, String> {
         true => Ok(v),
         false => Err(format!(
             "{} is not a time of a run (expected ms from 0 to {MAX_RUN_MS})",
+            shown(v)
+        )),
+    }
+}
+
+/// A CSV's time or duration in ms: finite and within [`MAX_RUN_MS`] either
+/// way. A damaged `inf` or `1e308` would size the windows and ticks the
+/// report walks; it is named at its line and column instead.
+pub(crate) fn bounded_ms<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<f64, D::Error> {
+    let v = <f64 as serde::Deserialize>::deserialize(d)?;
+    check_bounded(v).map_err(serde::de::Error::custom)
+}
+
+/// [`bounded_ms`], or an empty cell.
+pub(crate) fn opt_bounded_ms<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<f64>, D::Error> {
+    <Option<f64> as serde::Deserialize>::deserialize(d)?
+        .map(check_bounded)
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
+fn check_bounded(v: f64) -> std::result::Result<f64, String> {
+    match v.is_finite() && v.abs() <= MAX_RUN_MS {
+        true => Ok(v),
+        false => Err(format!(
+            "{} is not a time of a run (expected ms within {MAX_RUN_MS})",
             shown(v)
         )),
     }

@@ -10,8 +10,11 @@ pub struct StatementRow {
     pub step: String,
     pub attempt: u32,
     pub sql: String,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub start_ms: f64,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub end_ms: f64,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub duration_ms: f64,
     /// ok | error | lock_timeout | statement_timeout | cancelled
     pub outcome: String,
@@ -192,11 +195,16 @@ pub struct LockRow {
     pub locktype: String,
     /// AccessExclusiveLock, ShareLock, ...
     pub mode: String,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub requested_ms: f64,
+    #[serde(deserialize_with = "super::opt_bounded_ms")]
     pub granted_ms: Option<f64>,
+    #[serde(deserialize_with = "super::opt_bounded_ms")]
     pub released_ms: Option<f64>,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub wait_ms: f64,
     /// Empty for a lock never granted (`source` `wait`).
+    #[serde(deserialize_with = "super::opt_bounded_ms")]
     pub held_ms: Option<f64>,
     pub blocks: Blocks,
     /// Where the row comes from: `probe` (the migration session listed its
@@ -217,7 +225,9 @@ pub struct LockRow {
 pub struct StepRow {
     pub phase: String,
     pub step: String,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub start_ms: f64,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub end_ms: f64,
     /// ok | error | lock_timeout | statement_timeout | cancelled
     pub outcome: String,
@@ -250,8 +260,11 @@ pub struct WaitRow {
     pub pid: i32,
     pub relation: String,
     pub mode: String,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub start_ms: f64,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub end_ms: f64,
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub wait_ms: f64,
     /// Blocking pids, space-separated; the migration's pid is marked `m:PID`.
     pub blocked_by: String,
@@ -333,12 +346,14 @@ pub struct InflightRow {
     pub busy: u32,
     /// Age at the window's end of the app's oldest request in flight
     /// (queued or executing; from its intended start); empty when none was.
+    #[serde(deserialize_with = "super::opt_bounded_ms")]
     pub oldest_ms: Option<f64>,
 }
 
 /// errors.csv: one app error.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ErrorRow {
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub t_ms: f64,
     pub query: String,
     pub app: String,
@@ -349,6 +364,7 @@ pub struct ErrorRow {
 /// server.csv: one sample of server-wide figures.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServerRow {
+    #[serde(deserialize_with = "super::bounded_ms")]
     pub t_ms: f64,
     /// WAL written since run start.
     pub wal_bytes: u64,
@@ -364,6 +380,7 @@ pub struct ServerRow {
     /// replayed all the primary wrote); empty without a replica, or while
     /// Postgres has no figure yet.
     #[serde(default)]
+    #[serde(deserialize_with = "super::opt_bounded_ms")]
     pub replica_lag_ms: Option<f64>,
     pub waiting_backends: u32,
 }
