@@ -317,6 +317,45 @@ fn the_wait_budget_counts_what_the_migration_caused() {
 }
 
 #[test]
+fn a_scripts_own_wait_is_not_the_apps_but_the_app_waiting_behind_it_is() {
+    // A script waits 1050 ms for the migration's lock; an app query waits
+    // 983 ms for the script's row meanwhile (a chain). The budget and the
+    // step count the app's wait, not the script's (QA: the script's was
+    // the "worst app wait", the app's went to no step).
+    let mut r = record();
+    r.statements
+        .push(stmt("b", "SELECT pg_sleep(2)", 1200.0, 3200.0));
+    r.locks.push(super::testkit::lock(
+        "b",
+        "AccessExclusiveLock",
+        1200.0,
+        1200.0,
+        3200.0,
+    ));
+    let mut script = wait(1250.0, 2300.0, WaitCause::Migration);
+    (script.pid, script.app, script.query) =
+        (42, crate::latency::SCRIPT_APP.into(), "chain".into());
+    let mut app = wait(1300.0, 2283.0, WaitCause::App);
+    app.blocked_by = "42".into();
+    r.waits.extend([script, app]);
+    let opts = AnalyzeOptions {
+        budget_overrides: vec![("max_app_wait_ms".into(), 250.0)],
+        ..Default::default()
+    };
+    let a = analyze_with(&r, &opts).unwrap();
+    let b = a
+        .budgets
+        .iter()
+        .find(|x| x.name == "max_app_wait_ms")
+        .unwrap();
+    assert_eq!(b.measured, Some(983.0), "{b:?}");
+    assert_eq!(b.step.as_deref(), Some("p / b"), "{b:?}");
+    let st = &a.steps[0];
+    assert_eq!(st.app_waits, 1, "{st:?}");
+    assert_eq!(st.worst_app_wait.as_ref().unwrap().query, "update_order");
+}
+
+#[test]
 fn errors_that_began_before_the_migration_blame_no_step() {
     // The app fails before (500), during (1010) and after (3000) the
     // migration: a query that fails anyway, not the step's doing.

@@ -160,8 +160,29 @@ fn step_intervals(rec: &RunRecord, phase: &str, step: &str) -> Vec<(f64, f64)> {
 
 /// For each wait in waits.csv, the index into [`step_keys`] of the step it is
 /// charged to: the caused-by-migration wait overlapping that step's lock
-/// holds or statements the most. App-vs-app waits are charged to no step.
+/// holds or statements the most; an app query waiting for a session that
+/// waited for the migration then (a chain) goes with that session's wait.
+/// Other app-vs-app waits, and scripts' waits (scripts are not the app), are
+/// charged to no step.
 pub(crate) fn attribute_waits(rec: &RunRecord) -> Vec<Option<usize>> {
+    let direct = direct_steps(rec);
+    rec.waits
+        .iter()
+        .zip(&direct)
+        .map(|(w, d)| {
+            if w.app == crate::latency::SCRIPT_APP {
+                None
+            } else if w.cause != WaitCause::App {
+                *d
+            } else {
+                crate::analyze::budget::chain_blocker(w, &rec.waits).and_then(|x| direct[x])
+            }
+        })
+        .collect()
+}
+
+/// The step each wait the migration caused directly overlaps the most.
+fn direct_steps(rec: &RunRecord) -> Vec<Option<usize>> {
     let keys = step_keys(rec);
     let intervals: Vec<Vec<(f64, f64)>> = keys
         .iter()
