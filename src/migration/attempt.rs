@@ -33,9 +33,15 @@ impl Executor {
         progress: &str,
     ) -> Result<(), Failure> {
         let mut attempt = 0;
+        // The step's attempts: its first, and one more per retry, over all
+        // its segments (a file's) and batches (a backfill's), each of which
+        // comes through here.
+        span.attempts = span.attempts.max(1);
         loop {
             attempt += 1;
-            span.attempts += 1;
+            if attempt > 1 {
+                span.attempts += 1;
+            }
             self.ctx.current.set(if attempt > 1 {
                 format!("{progress} (attempt {attempt})")
             } else {
