@@ -734,6 +734,44 @@ fn not_utf8_and_script_configuration() {
     assert!(set.files[0].segments[0].reason.starts_with("mixed = true"));
 }
 
+/// A migration whose file name is not UTF-8 was dropped without a word, and
+/// the file before it rehearsed in its place (QA); a plain file holding
+/// another tool's down section ran it right after its up statements.
+#[test]
+fn unnamed_files_and_down_sections_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("V1__init.sql"), "CREATE TABLE t (id int);\n").unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"V2__caf\xe9.sql");
+    std::fs::write(dir.path().join(odd), "ALTER TABLE t ADD a int;\n").unwrap();
+    let e = migrations::load(&Spec::new(dir.path())).unwrap_err().to_string();
+    assert!(e.contains("has a name that is not UTF-8") && e.contains("rename it"), "{e}");
+    // Other files with such names (not SQL) are none of the tools' business.
+    std::fs::remove_file(dir.path().join(odd)).unwrap();
+    std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"notes\xe9.txt")), "x").unwrap();
+    assert_eq!(load(dir.path()).files.len(), 1);
+
+    for (marker, tool) in [
+        ("-- +migrate Down", "sql-migrate's"),
+        ("-- +goose Down", "goose's"),
+        ("-- migrate:down", "dbmate's"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("001_add.sql"),
+            format!("ALTER TABLE t ADD note text;\n\n{marker}\nALTER TABLE t DROP note;\n"),
+        )
+        .unwrap();
+        let mut spec = Spec::new(dir.path());
+        spec.layout = Some(migrations::Layout::Plain);
+        let e = errors(&spec).join("\n");
+        assert!(
+            e.contains("001_add.sql:3:1:") && e.contains(&format!("starts {tool} down section")),
+            "{e}"
+        );
+    }
+}
+
 /// The server's error position is in the text it was sent, placeholders
 /// substituted: it is placed in the file as written, whatever the values'
 /// lengths and lines.

@@ -36,20 +36,32 @@ pub fn require(dir: &Path) -> Result<(), MigrationError> {
     }
 }
 
-/// The entries of `dir`, sorted by name (byte order). Names that are not
-/// UTF-8 are skipped: no tool's naming scheme can match them.
+/// The entries of `dir`, sorted by name (byte order). A `.sql` file or a
+/// directory whose name is not UTF-8 is refused: the tools run it (psql and
+/// Flyway take any name), and it cannot be ordered or named here; other
+/// such names are skipped.
 pub fn entries(dir: &Path) -> Result<Vec<Entry>, MigrationError> {
     let read = std::fs::read_dir(dir).map_err(|e| {
         MigrationError::setting(Setting::Dir, format!("cannot list {}: {e}", dir.display()))
     })?;
     let mut out = Vec::new();
     for entry in read.flatten() {
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
         let path = entry.path();
         // Follow symlinks, like the tools do.
         let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        let name = match entry.file_name().into_string() {
+            Ok(name) => name,
+            Err(raw) if is_dir || raw.to_string_lossy().ends_with(".sql") => {
+                return Err(MigrationError::setting(
+                    Setting::Dir,
+                    format!(
+                        "{} has a name that is not UTF-8: the migration tools would run it, but                          it cannot be ordered among the others or named in a report; rename it",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(_) => continue,
+        };
         out.push(Entry { name, path, is_dir });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -82,8 +94,13 @@ pub fn duplicate(first: &Path, second: &Path, what: &str, tool: &str) -> Migrati
     MigrationError::at(
         Location::file(second),
         format!(
-            "{what} as {}: {tool} refuses two migrations with one version; renumber one of them",
-            first.display()
+            "{what} as {}: {tool} refuses two migrations with one {}",
+            first.display(),
+            if what.starts_with("repeatable") {
+                "description; rename one of them"
+            } else {
+                "version; renumber one of them"
+            }
         ),
     )
 }

@@ -53,6 +53,46 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 
 const SINGLE: &str = "a plain file runs in one transaction (as psql --single-transaction)";
 
+/// A file with another tool's down section (sql-migrate's `-- +migrate
+/// Down`, goose's, dbmate's) is not a plain SQL file: psql would run its
+/// down statements right after its up ones, undoing the migration. Refused
+/// at the marker, rather than rehearsing that.
+fn refuse_down_sections(src: &Source) -> Result<(), MigrationError> {
+    let mut offset = 0;
+    for line in src.text.split_inclusive('\n') {
+        let words: Vec<String> = line
+            .trim()
+            .strip_prefix("--")
+            .map(|rest| {
+                rest.split_whitespace()
+                    .map(str::to_ascii_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tool = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["+migrate", "down", ..] => Some("sql-migrate's"),
+            ["+goose", "down", ..] => Some("goose's"),
+            ["migrate:down", ..] => Some("dbmate's"),
+            _ => None,
+        };
+        if let Some(tool) = tool {
+            let at = offset + (line.len() - line.trim_start().len());
+            return Err(MigrationError::at(
+                src.location(at),
+                format!(
+                    "`{}` starts {tool} down section, which psql would run right after the up \
+                     statements, undoing them: this is not a plain SQL file. Set `layout` to the \
+                     tool's (goose and dbmate are read; for sql-migrate, split the up and down \
+                     statements into files of their own)",
+                    line.trim()
+                ),
+            ));
+        }
+        offset += line.len();
+    }
+    Ok(())
+}
+
 /// A plain file's segments. `transaction` is a scenario's `transaction =`
 /// on a `file = ...` step: `None` applies the plain rule, `Some(true)` runs
 /// the whole file in one transaction (refusing its own BEGIN/COMMIT and
@@ -64,6 +104,7 @@ fn load_file(
     transaction: Option<bool>,
 ) -> Result<(Vec<Segment>, Vec<String>), MigrationError> {
     let src = Source::read(path)?;
+    refuse_down_sections(&src)?;
     let reader = Reader::Psql {
         include_base: dir_path.to_path_buf(),
     };
