@@ -487,6 +487,36 @@ const BASE_ACCOUNTS: (&str, &str) = (
      email text NOT NULL);\n",
 );
 
+/// psql runs each plain (or Sqitch) file in a session of its own: what one
+/// file SETs does not reach the next, at setup or rehearsed. QA: pg_dump's
+/// `set_config('search_path', '', false)` in a structure file made the next
+/// file's `ALTER TABLE accounts` fail (42P01), and a rehearsed file's
+/// search_path put the next file's table in the wrong schema.
+#[test]
+fn each_plain_file_starts_a_session_of_its_own() {
+    let (tmp, s) = plain_project(
+        &[
+            (
+                "1_structure.sql",
+                "SELECT pg_catalog.set_config('search_path', '', false);\n\
+                 CREATE TABLE public.accounts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 email text NOT NULL);\nCREATE SCHEMA s2;\n",
+            ),
+            ("2_note.sql", "ALTER TABLE accounts ADD COLUMN note text;\n"),
+            ("3_path.sql", "SET search_path = s2, public;\nCREATE TABLE t2 (id int);\n"),
+            ("4_t3.sql", "CREATE TABLE t3 (id int);\n"),
+            ("5_check.sql", "SELECT 'public.t3'::regclass;\n"),
+        ],
+        "[table.columns]\nemail = { gen = \"text\" }\n",
+    );
+    let text = std::fs::read_to_string(&s).unwrap();
+    std::fs::write(&s, text.replace("dir = \"db\"\n", "dir = \"db\"\nrehearse = { last = 3 }\n"))
+        .unwrap();
+    let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    drop(tmp);
+}
+
 /// A rehearsed file's statement that fails where the server points: the
 /// error names the file, line and column of that character.
 #[test]

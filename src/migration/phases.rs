@@ -49,6 +49,7 @@ impl Executor {
     }
 
     async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
+        self.fresh_session(phase, step).await;
         let before = self.boundary().await;
         let start_ms = self.mark();
         tracing::info!("step {} / {}: started", phase.name, step.name);

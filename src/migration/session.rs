@@ -124,6 +124,29 @@ impl Executor {
         };
     }
 
+    /// Before a step that does not go on in the tool's session (a Sqitch
+    /// or plain file, which psql runs in a session of its own; the
+    /// scenario's own SQL; a tool's file in another phase): the session as
+    /// a new one starts, whatever earlier steps `SET` in it (a search_path,
+    /// a role, temporary tables). Outside the step's timing.
+    pub(super) async fn fresh_session(&mut self, phase: &PhasePlan, step: &StepPlan) {
+        let goes_on = matches!(
+            (&step.action, &self.tool_session),
+            (StepAction::File(f), Some((p, _))) if f.shares_session && *p == phase.name
+        );
+        if goes_on || self.run.steps.is_empty() {
+            return;
+        }
+        if let Err(e) = self.client.batch_execute(crate::migrations::FRESH_SESSION).await {
+            tracing::warn!(
+                "resetting the migration session before step {} / {}: {}",
+                phase.name,
+                step.name,
+                crate::pg::error_text(&e)
+            );
+        }
+    }
+
     /// At a step's end: what the tool's connection carries into its next
     /// file, when the step ran one of the tool's files.
     pub(super) fn leave_session(&mut self, phase: &PhasePlan, step: &StepPlan) {

@@ -190,7 +190,7 @@ pub use git::GitChanges;
 pub use golang_migrate::GolangMigrateOptions;
 pub use model::{
     Execution, Ignored, Kind, Layout, Location, MigrationFile, MigrationSet, Segment, Statement,
-    StatementOrigin,
+    StatementOrigin, FRESH_SESSION,
 };
 pub use select::{Plan, Selection};
 pub use since_git::{edited_warning, Change, MergedChange};

@@ -106,7 +106,19 @@ impl Layout {
     pub fn shares_session(self) -> bool {
         !matches!(self, Layout::Sqitch | Layout::Plain)
     }
+}
 
+/// What a new session starts without, for a session that goes on to stand
+/// for one: settings back to the session's defaults (`search_path`, ...),
+/// the role and authorization the tool logged in as, no temporary tables
+/// or cached sequence values, no advisory locks, cursors or LISTENs. psql
+/// runs each Sqitch or plain file in a session of its own, so what one file
+/// `SET`s does not reach the next; nor does a file's reach the scenario's
+/// own SQL. (DISCARD ALL would also drop the tool's prepared statements.)
+pub const FRESH_SESSION: &str = "RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; \
+    DISCARD TEMP; DISCARD SEQUENCES; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()";
+
+impl Layout {
     /// The layout named `name`, or `None`.
     pub fn from_name(name: &str) -> Option<Layout> {
         Layout::ALL.into_iter().find(|l| l.name() == name)

@@ -71,10 +71,13 @@ pub async fn apply(
         })?;
     }
     let started = Instant::now();
-    for (file, rec) in m.setup.iter().zip(record.setup.iter_mut()) {
+    for (i, (file, rec)) in m.setup.iter().zip(record.setup.iter_mut()).enumerate() {
         let t = Instant::now();
+        // psql gives each Sqitch or plain file a session of its own: what
+        // one SETs (pg_dump's search_path = '') does not reach the next.
+        let fresh = i > 0 && !m.layout.shares_session();
         let applied = tokio::select! {
-            r = apply_file(&client, file) => r,
+            r = apply_fresh(&client, file, fresh) => r,
             _ = signals.token.cancelled() => {
                 return Err(Stopped::interrupted(
                     signals,
@@ -104,6 +107,14 @@ pub async fn apply(
         }
     }
     Ok(())
+}
+
+/// [`apply_file`], in a session as new (`fresh`) as psql would open.
+async fn apply_fresh(client: &Client, file: &MigrationFile, fresh: bool) -> Result<(), String> {
+    if fresh {
+        send(client, crate::migrations::FRESH_SESSION).await?;
+    }
+    apply_file(client, file).await
 }
 
 /// One file's segments; the error names the statement's file:line.
