@@ -984,10 +984,30 @@ fn a_window_start_that_is_no_time_is_refused() {
 #[test]
 fn a_time_column_that_is_no_time_is_refused() {
     let cases = [
-        ("locks.csv", ",2000.0,2150.0,2154.0,150.0,", ",2000.0,2150.0,inf,150.0,", 2),
-        ("statements.csv", ",2000.0,2154.0,154.0,ok,", ",2000.0,1e308,154.0,ok,", 2),
-        ("inflight.csv", "\n0.0,100.0,v1,8,0,\n", "\n0.0,100.0,v1,8,0,inf\n", 2),
-        ("errors.csv", "\n3454.1,update_order", "\n-1e308,update_order", 2),
+        (
+            "locks.csv",
+            ",2000.0,2150.0,2154.0,150.0,",
+            ",2000.0,2150.0,inf,150.0,",
+            2,
+        ),
+        (
+            "statements.csv",
+            ",2000.0,2154.0,154.0,ok,",
+            ",2000.0,1e308,154.0,ok,",
+            2,
+        ),
+        (
+            "inflight.csv",
+            "\n0.0,100.0,v1,8,0,\n",
+            "\n0.0,100.0,v1,8,0,inf\n",
+            2,
+        ),
+        (
+            "errors.csv",
+            "\n3454.1,update_order",
+            "\n-1e308,update_order",
+            2,
+        ),
     ];
     for (file, from, to, line) in cases {
         let (code, err) = report_damaged(|d| edit_file(d, file, from, to));
@@ -999,9 +1019,12 @@ fn a_time_column_that_is_no_time_is_refused() {
     }
     // A budget no scenario can set is a damaged file too, not a breach.
     let (code, err) =
-        report_damaged(|d| edit_run_json(d, |j| drop(j["budget"]["max_app_wait_ms"] = (-1).into())));
+        report_damaged(|d| edit_run_json(d, |j| j["budget"]["max_app_wait_ms"] = (-1).into()));
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("field `budget.max_app_wait_ms`: -1 is not a limit"), "{err}");
+    assert!(
+        err.contains("field `budget.max_app_wait_ms`: -1 is not a limit"),
+        "{err}"
+    );
 }
 
 /// A value of the wrong kind in run.json: where (line and column), which
