@@ -734,6 +734,41 @@ fn not_utf8_and_script_configuration() {
     assert!(set.files[0].segments[0].reason.starts_with("mixed = true"));
 }
 
+/// A Flyway baseline (`B2__`) takes the place of V1 and V2 on an empty
+/// database only. A rehearsal of later versions stands for a database
+/// migrated before the baseline existed: it rehearses V2 and V3 after V1,
+/// never the baseline (QA: `last = 2` rehearsed B2 and V3 on an empty
+/// setup); one from V3 sets up the baseline.
+#[test]
+fn a_flyway_baseline_is_set_up_never_rehearsed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sql) in [
+        ("V1__init.sql", "CREATE TABLE items (id int);\n"),
+        ("V2__a.sql", "ALTER TABLE items ADD COLUMN a int;\n"),
+        ("B2__baseline.sql", "CREATE TABLE items (id int, a int);\n"),
+        ("V3__b.sql", "ALTER TABLE items ADD COLUMN b int;\n"),
+    ] {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    let set = load(dir.path());
+    let split = |sel: Selection| {
+        let plan = set.select(&sel).unwrap();
+        (names(plan.setup), names(plan.rehearse))
+    };
+    let both = (vec!["V1__init.sql"], vec!["V2__a.sql", "V3__b.sql"]);
+    assert_eq!(split(Selection::Last(2)), both);
+    assert_eq!(split(Selection::From("2".into())), both);
+    assert_eq!(
+        split(Selection::From("3".into())),
+        (vec!["B2__baseline.sql"], vec!["V3__b.sql"])
+    );
+    // An empty database: what Flyway applies there.
+    assert_eq!(
+        split(Selection::All),
+        (vec![], vec!["B2__baseline.sql", "V3__b.sql"])
+    );
+}
+
 /// A migration whose file name is not UTF-8 was dropped without a word, and
 /// the file before it rehearsed in its place (QA); a plain file holding
 /// another tool's down section ran it right after its up statements.
@@ -741,14 +776,28 @@ fn not_utf8_and_script_configuration() {
 fn unnamed_files_and_down_sections_are_refused() {
     use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("V1__init.sql"), "CREATE TABLE t (id int);\n").unwrap();
+    std::fs::write(
+        dir.path().join("V1__init.sql"),
+        "CREATE TABLE t (id int);\n",
+    )
+    .unwrap();
     let odd = std::ffi::OsStr::from_bytes(b"V2__caf\xe9.sql");
     std::fs::write(dir.path().join(odd), "ALTER TABLE t ADD a int;\n").unwrap();
-    let e = migrations::load(&Spec::new(dir.path())).unwrap_err().to_string();
-    assert!(e.contains("has a name that is not UTF-8") && e.contains("rename it"), "{e}");
+    let e = migrations::load(&Spec::new(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("has a name that is not UTF-8") && e.contains("rename it"),
+        "{e}"
+    );
     // Other files with such names (not SQL) are none of the tools' business.
     std::fs::remove_file(dir.path().join(odd)).unwrap();
-    std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"notes\xe9.txt")), "x").unwrap();
+    std::fs::write(
+        dir.path()
+            .join(std::ffi::OsStr::from_bytes(b"notes\xe9.txt")),
+        "x",
+    )
+    .unwrap();
     assert_eq!(load(dir.path()).files.len(), 1);
 
     for (marker, tool) in [

@@ -192,7 +192,7 @@ pub fn load(dir_path: &Path, options: &FlywayOptions) -> Result<MigrationSet, Mi
             Err(_) => {}
         }
     }
-    order(&mut named, &mut ignored, &mut errors);
+    let replaced = order(&mut named, &mut ignored, &mut errors);
     let mut files = Vec::new();
     for n in named {
         match load_file(n, options) {
@@ -200,13 +200,33 @@ pub fn load(dir_path: &Path, options: &FlywayOptions) -> Result<MigrationSet, Mi
             Err(e) => errors.push(e),
         }
     }
-    MigrationSet::checked(Layout::Flyway, dir_path, files, ignored, errors)
+    let mut replaced_files = Vec::new();
+    for n in replaced {
+        match load_file(n, options) {
+            Ok(f) => replaced_files.push(f),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut set = MigrationSet::checked(Layout::Flyway, dir_path, files, ignored, errors)?;
+    set.replaced = replaced_files
+        .into_iter()
+        .map(|f| MigrationFile {
+            shares_session: Layout::Flyway.shares_session(),
+            ..f
+        })
+        .collect();
+    Ok(set)
 }
 
 /// Flyway's order on an empty database: the latest baseline (replacing the
 /// versioned migrations up to its version), the versioned ones after it by
 /// version, then the repeatables by description. Duplicates are errors.
-fn order(named: &mut Vec<Named>, ignored: &mut Vec<Ignored>, errors: &mut Vec<MigrationError>) {
+/// Returns the versioned migrations the baseline replaced.
+fn order(
+    named: &mut Vec<Named>,
+    ignored: &mut Vec<Ignored>,
+    errors: &mut Vec<MigrationError>,
+) -> Vec<Named> {
     named.sort_by(|a, b| match (&a.version, &b.version) {
         (Some(x), Some(y)) => x
             .cmp(y)
@@ -237,24 +257,32 @@ fn order(named: &mut Vec<Named>, ignored: &mut Vec<Ignored>, errors: &mut Vec<Mi
         .filter(|n| n.kind == Kind::Baseline)
         .filter_map(|n| n.version.clone())
         .max();
-    if let Some(b) = baseline {
-        named.retain(|n| {
-            let superseded = match (&n.version, n.kind) {
-                (Some(v), Kind::Versioned) => *v <= b,
-                (Some(v), Kind::Baseline) => *v < b,
-                _ => false,
-            };
-            if superseded {
-                ignored.push(Ignored {
-                    path: n.path.clone(),
-                    reason: "on an empty database Flyway applies the latest baseline migration \
-                             instead of this one"
-                        .into(),
-                });
-            }
-            !superseded
+    let Some(b) = baseline else {
+        return Vec::new();
+    };
+    let mut replaced = Vec::new();
+    for n in std::mem::take(named) {
+        let superseded = match (&n.version, n.kind) {
+            (Some(v), Kind::Versioned) => *v <= b,
+            (Some(v), Kind::Baseline) => *v < b,
+            _ => false,
+        };
+        if !superseded {
+            named.push(n);
+            continue;
+        }
+        ignored.push(Ignored {
+            path: n.path.clone(),
+            reason: "on an empty database Flyway applies the latest baseline migration instead \
+                     of this one (a database migrated before the baseline ran it: `from` and \
+                     `last` count it)"
+                .into(),
         });
+        if n.kind == Kind::Versioned {
+            replaced.push(n);
+        }
     }
+    replaced
 }
 
 fn load_file(n: Named, options: &FlywayOptions) -> Result<MigrationFile, MigrationError> {

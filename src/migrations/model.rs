@@ -152,6 +152,11 @@ pub struct MigrationSet {
     /// The tool settings it was loaded with (to load it again as it was at
     /// a git revision).
     pub options: super::Options,
+    /// Flyway: the versioned migrations a baseline (`B<version>__`) takes
+    /// the place of on an empty database. A database migrated before the
+    /// baseline existed ran them, so a rehearsal of later versions
+    /// (`from`, `last`) rehearses them too where they come after its setup.
+    pub replaced: Vec<MigrationFile>,
 }
 
 impl MigrationSet {
@@ -179,6 +184,7 @@ impl MigrationSet {
             files,
             ignored,
             options: super::Options::default(),
+            replaced: Vec::new(),
         })
     }
 }

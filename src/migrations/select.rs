@@ -120,6 +120,10 @@ impl MigrationSet {
                 ),
             ));
         }
+        if !self.replaced.is_empty() && matches!(selection, Selection::From(_) | Selection::Last(_))
+        {
+            return self.select_past_baseline(selection);
+        }
         match selection {
             Selection::All => Ok(self.split_at(0)),
             Selection::Last(0) => Err(MigrationError::setting(
@@ -143,6 +147,86 @@ impl MigrationSet {
             Selection::From(v) => Ok(self.split_at(self.index_reaching(v)?)),
             Selection::SinceGit(rev) => self.select_since_git(rev),
         }
+    }
+
+    /// Flyway, with a baseline that replaces versioned migrations on an
+    /// empty database: a rehearsal of later versions stands for a database
+    /// migrated version by version, which runs every versioned migration at
+    /// or after `from` (or the last N) — those the baseline replaced too —
+    /// and never a baseline. The setup builds what that database had: the
+    /// latest baseline before the first rehearsed version and the versioned
+    /// ones after it, else the versioned ones before.
+    fn select_past_baseline(&self, selection: &Selection) -> Result<Plan<'_>, MigrationError> {
+        let flyway = |a: &&MigrationFile, b: &&MigrationFile| tool_cmp(Layout::Flyway, a, b);
+        let mut versioned: Vec<&MigrationFile> = self
+            .replaced
+            .iter()
+            .chain(self.files.iter().filter(|f| f.kind == Kind::Versioned))
+            .collect();
+        versioned.sort_by(flyway);
+        let k = match selection {
+            Selection::Last(0) => {
+                return Err(MigrationError::setting(
+                    Setting::Last,
+                    "last must be at least 1",
+                ))
+            }
+            Selection::Last(n) if *n > versioned.len() => {
+                return Err(MigrationError::setting(
+                    Setting::Last,
+                    format!(
+                        "last = {n}, but {} has only {} versioned migrations",
+                        self.dir.display(),
+                        versioned.len()
+                    ),
+                ))
+            }
+            Selection::Last(n) => versioned.len() - n,
+            Selection::From(from) => {
+                let v = Version::parse(from).ok_or_else(|| {
+                    MigrationError::setting(
+                        Setting::From,
+                        format!("\"{from}\" is not a Flyway version (like 5 or 1.10)"),
+                    )
+                })?;
+                versioned
+                    .iter()
+                    .position(|f| Version::parse(&f.version).is_some_and(|fv| fv >= v))
+                    .ok_or_else(|| {
+                        MigrationError::setting(
+                            Setting::From,
+                            format!("no versioned migration at or after version \"{from}\""),
+                        )
+                    })?
+            }
+            _ => unreachable!("only from and last"),
+        };
+        let first = versioned[k];
+        let baseline = self
+            .files
+            .iter()
+            .filter(|f| f.kind == Kind::Baseline)
+            .rfind(|b| tool_cmp(Layout::Flyway, b, first) == Ordering::Less);
+        let setup: Vec<&MigrationFile> = match baseline {
+            Some(b) => std::iter::once(b)
+                .chain(
+                    versioned[..k]
+                        .iter()
+                        .copied()
+                        .filter(|f| tool_cmp(Layout::Flyway, f, b) == Ordering::Greater),
+                )
+                .collect(),
+            None => versioned[..k].to_vec(),
+        };
+        let mut rehearse = versioned[k..].to_vec();
+        rehearse.extend(self.files.iter().filter(|f| f.kind == Kind::Repeatable));
+        Ok(Plan {
+            layout: self.layout,
+            setup,
+            rehearse,
+            edited: Vec::new(),
+            at_rev: Vec::new(),
+        })
     }
 
     /// The migrations that have a place in the version order (all but

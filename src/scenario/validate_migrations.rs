@@ -130,15 +130,37 @@ pub(super) fn migrations(
         _ => Ok(Vec::new()),
     };
     match plan.and_then(|plan| Ok((previous?, plan))) {
-        Ok((previous, plan)) => Migrations::Loaded(MigrationsPlan {
-            dir: set.dir.clone(),
-            layout: set.layout,
-            selection: selection.clone(),
-            setup: plan.setup_with(previous),
-            rehearse: plan.rehearse.into_iter().cloned().collect(),
-            edited: plan.edited,
-            ignored: set.ignored.clone(),
-        }),
+        Ok((previous, plan)) => {
+            let setup = plan.setup_with(previous);
+            let rehearse: Vec<_> = plan.rehearse.into_iter().cloned().collect();
+            // A file a baseline replaces on an empty database is applied
+            // after all where the rehearsal stands for a database migrated
+            // before the baseline (select.rs).
+            let applied = |p: &std::path::Path| setup.iter().chain(&rehearse).any(|f| f.path == p);
+            let mut ignored: Vec<_> = set
+                .ignored
+                .iter()
+                .filter(|i| !applied(&i.path))
+                .cloned()
+                .collect();
+            ignored.extend(set.files.iter().filter(|f| !applied(&f.path)).map(|f| {
+                crate::migrations::Ignored {
+                    path: f.path.clone(),
+                    reason: "a baseline: Flyway applies it to an empty database only, and this \
+                             rehearsal stands for a database migrated version by version"
+                        .into(),
+                }
+            }));
+            Migrations::Loaded(MigrationsPlan {
+                dir: set.dir.clone(),
+                layout: set.layout,
+                selection: selection.clone(),
+                setup,
+                rehearse,
+                edited: plan.edited,
+                ignored,
+            })
+        }
         Err(e) => {
             report(d, section, span, path, &MigrationErrors(vec![e]));
             Migrations::Broken
