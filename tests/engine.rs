@@ -915,3 +915,20 @@ fn a_key_of_several_columns_names_rows_its_parent_has() {
         dir.display()
     );
 }
+
+#[test]
+fn queries_of_one_text_are_told_apart_in_waits() {
+    // QA: every wait was labelled with the last query of the text, and a
+    // false pool_exhausted finding followed from it.
+    let (code, rec, dir) = rehearse("same-text.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let waited = |q: &str| rec.waits.iter().filter(|w| w.query == q).count();
+    assert!(
+        waited("hot") > 0 && waited("cold") > 0,
+        "hot {} cold {} of {} waits: {}",
+        waited("hot"),
+        waited("cold"),
+        rec.waits.len(),
+        dir.display()
+    );
+}

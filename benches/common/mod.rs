@@ -365,6 +365,7 @@ impl ObserverSetup {
             migration: migration.clone(),
             requests: self.requests.clone(),
             query_names: Default::default(),
+            query_list: Vec::new(),
             tables: self.tables.clone(),
             sized: Default::default(),
             poll: WAIT_POLL,

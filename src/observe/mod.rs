@@ -133,6 +133,9 @@ pub struct ObserverCtx {
     pub requests: crate::latency::Registry,
     /// Exact SQL text → workload query name.
     pub query_names: HashMap<String, String>,
+    /// The workload's query names, in the plan's order (an app
+    /// connection's current query is an index into it).
+    pub query_list: Vec<String>,
     /// The scenario's tables, by oid.
     pub tables: Vec<u32>,
     /// What server.csv sizes besides `tables` (their names now, every

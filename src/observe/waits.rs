@@ -512,11 +512,13 @@ impl WaitPoller {
     fn who(&self, pid: i32, sql: &str) -> (String, String) {
         match self.ctx.pids.get(pid) {
             Some(PidOwner::Script(name)) => (name, SCRIPT_APP.to_string()),
-            Some(PidOwner::App(app)) => {
-                let q = self
-                    .ctx
-                    .query_names
-                    .get(sql.trim())
+            Some(PidOwner::App(app, current)) => {
+                // The query the connection has in flight: two queries of
+                // one text are told apart by it, not by the text.
+                let q = current
+                    .get()
+                    .and_then(|i| self.ctx.query_list.get(i))
+                    .or_else(|| self.ctx.query_names.get(sql.trim()))
                     .cloned()
                     .unwrap_or_else(|| "(unknown)".into());
                 (q, app)

@@ -386,6 +386,13 @@ async fn start_observer(
             .iter()
             .map(|q| (q.sql.trim().to_string(), q.name.clone()))
             .collect(),
+        query_list: input
+            .scenario
+            .workload
+            .queries
+            .iter()
+            .map(|q| q.name.clone())
+            .collect(),
         tables: input.tables.clone(),
         sized: sized_tables(input.scenario),
         poll: WAIT_POLL,

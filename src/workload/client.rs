@@ -24,8 +24,8 @@ use super::open_loop::{Claim, Schedule};
 use super::timer::Timer;
 use super::wire::WireSession;
 use super::{
-    pick_weighted, query_mix, PidOwner, PidRegistry, QueryMix, WorkloadCtx, APP_NAME_PREFIX,
-    RECONNECT_BACKOFF_MAX,
+    pick_weighted, query_mix, CurrentQuery, PidOwner, PidRegistry, QueryMix, WorkloadCtx,
+    APP_NAME_PREFIX, RECONNECT_BACKOFF_MAX,
 };
 use crate::backend::ConnInfo;
 use crate::latency::{ClientLog, Registry};
@@ -124,7 +124,13 @@ struct AppSession {
 }
 
 impl AppSession {
-    async fn connect(shared: &Shared, app: &str) -> crate::Result<AppSession> {
+    /// `current`: the connection's query slot, which its new backend pid
+    /// is registered with.
+    async fn connect(
+        shared: &Shared,
+        app: &str,
+        current: &CurrentQuery,
+    ) -> crate::Result<AppSession> {
         let mut cfg = shared.conn.config();
         cfg.application_name(format!("{APP_NAME_PREFIX}{app}"));
         if let Some(t) = shared.plan.query_timeout {
@@ -143,7 +149,9 @@ impl AppSession {
             .backend_pid()
             .await
             .map_err(|f| anyhow::anyhow!("app {app}: {}", f.error.message))?;
-        shared.pids.insert(pid, PidOwner::App(app.to_string()));
+        shared
+            .pids
+            .insert(pid, PidOwner::App(app.to_string(), current.clone()));
         Ok(AppSession { wire, cancel })
     }
 }
@@ -157,6 +165,8 @@ pub(super) struct ClientTask {
     app: u16,
     app_name: String,
     session: AppSession,
+    /// The query this connection sends now, for the wait observer.
+    current: CurrentQuery,
     cancel: CancelSlot,
     log: Arc<ClientLog>,
     rng: ChaCha8Rng,
@@ -177,8 +187,10 @@ impl ClientTask {
         shared: Arc<Shared>,
         timer: Option<Timer>,
     ) -> crate::Result<ClientTask> {
-        let session = AppSession::connect(&shared, &spec.app_name).await?;
+        let current = CurrentQuery::new();
+        let session = AppSession::connect(&shared, &spec.app_name, &current).await?;
         Ok(ClientTask {
+            current,
             log: shared.recording.client(spec.app, true),
             mix: query_mix(&shared.plan, &spec.app_name),
             app: spec.app,
@@ -324,6 +336,7 @@ impl ClientTask {
             self.rows.push(row);
             self.params.push(g.sample(row, &mut self.rng));
         }
+        self.current.set(qi);
         let sent = Instant::now();
         self.log.begin(intended, sent);
         let sql = &self.shared.query(qi).sql;
@@ -349,7 +362,7 @@ impl ClientTask {
             if abort.is_cancelled() {
                 return false;
             }
-            match AppSession::connect(&self.shared, &self.app_name).await {
+            match AppSession::connect(&self.shared, &self.app_name, &self.current).await {
                 Ok(s) => {
                     *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = s.cancel.clone();
                     self.session = s;

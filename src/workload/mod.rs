@@ -56,8 +56,43 @@ pub struct PidRegistry(Arc<Mutex<HashMap<i32, PidOwner>>>);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PidOwner {
-    App(String),
+    /// An app version's connection, and the query it sends now.
+    App(String, CurrentQuery),
     Script(String),
+}
+
+/// The query an app connection has in flight (its index in the plan's
+/// queries), or had last: what a lock wait of its backend was waiting in.
+/// Queries whose SQL is the same text (hot and cold ids of one statement)
+/// cannot be told apart by the server's `query`; the connection knows.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentQuery(Arc<std::sync::atomic::AtomicU32>);
+
+impl CurrentQuery {
+    const NONE: u32 = u32::MAX;
+
+    pub fn new() -> CurrentQuery {
+        CurrentQuery(Arc::new(std::sync::atomic::AtomicU32::new(Self::NONE)))
+    }
+
+    pub fn set(&self, query: u16) {
+        self.0
+            .store(u32::from(query), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<usize> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            Self::NONE => None,
+            q => Some(q as usize),
+        }
+    }
+}
+
+/// One connection's slot is itself, whatever it holds.
+impl PartialEq for CurrentQuery {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl PidRegistry {
