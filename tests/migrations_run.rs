@@ -503,15 +503,21 @@ fn each_plain_file_starts_a_session_of_its_own() {
                  email text NOT NULL);\nCREATE SCHEMA s2;\n",
             ),
             ("2_note.sql", "ALTER TABLE accounts ADD COLUMN note text;\n"),
-            ("3_path.sql", "SET search_path = s2, public;\nCREATE TABLE t2 (id int);\n"),
+            (
+                "3_path.sql",
+                "SET search_path = s2, public;\nCREATE TABLE t2 (id int);\n",
+            ),
             ("4_t3.sql", "CREATE TABLE t3 (id int);\n"),
             ("5_check.sql", "SELECT 'public.t3'::regclass;\n"),
         ],
         "[table.columns]\nemail = { gen = \"text\" }\n",
     );
     let text = std::fs::read_to_string(&s).unwrap();
-    std::fs::write(&s, text.replace("dir = \"db\"\n", "dir = \"db\"\nrehearse = { last = 3 }\n"))
-        .unwrap();
+    std::fs::write(
+        &s,
+        text.replace("dir = \"db\"\n", "dir = \"db\"\nrehearse = { last = 3 }\n"),
+    )
+    .unwrap();
     let ran = common::run(&s, &["--backend", "local", "-q"], &[]);
     ran.assert_code(0);
     drop(tmp);

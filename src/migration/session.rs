@@ -137,7 +137,11 @@ impl Executor {
         if goes_on || self.run.steps.is_empty() {
             return;
         }
-        if let Err(e) = self.client.batch_execute(crate::migrations::FRESH_SESSION).await {
+        if let Err(e) = self
+            .client
+            .batch_execute(crate::migrations::FRESH_SESSION)
+            .await
+        {
             tracing::warn!(
                 "resetting the migration session before step {} / {}: {}",
                 phase.name,

@@ -307,7 +307,12 @@ mod tests {
 
     #[test]
     fn a_fragment_stays_one_clause() {
-        for whole in ["v = 0", "x IS NULL AND (y > 2 OR z)", "s = 'a;b)'", "x /* -- */ = 1"] {
+        for whole in [
+            "v = 0",
+            "x IS NULL AND (y > 2 OR z)",
+            "s = 'a;b)'",
+            "x /* -- */ = 1",
+        ] {
             assert_eq!(fragment_problem(whole), None, "{whole}");
         }
         for (broken, why) in [
