@@ -148,6 +148,16 @@ impl SizedTables {
     }
 }
 
+/// A pg_locks row's name, as locks.csv and waits.csv give it: its
+/// relation; `advisory <key>` for an advisory lock (the bigint key of
+/// `pg_advisory_lock(bigint)`, or `k1,k2` of the two-int form), which apps
+/// take on their own keys and wait for as they wait for a table; else its
+/// locktype.
+pub const LOCK_NAME_SQL: &str =
+    "coalesce(relation::regclass::text, CASE WHEN locktype = 'advisory' \
+    THEN 'advisory ' || CASE WHEN objsubid = 1 THEN ((classid::int8 << 32) | objid::int8)::text \
+    ELSE classid::text || ',' || objid::text END ELSE locktype END)";
+
 /// The opening of a query over the scenario's tables' storage, as
 /// `WITH RECURSIVE` CTEs, `oids` being SQL for an oid[] of the tables
 /// ([`table_oids`]; `$1`): by oid, not by name, so that a table of the same

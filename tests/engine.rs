@@ -932,3 +932,28 @@ fn queries_of_one_text_are_told_apart_in_waits() {
         dir.display()
     );
 }
+
+#[test]
+fn an_advisory_lock_the_app_waits_for_is_a_blocking_hold() {
+    // QA: locks.csv had no row for it, and the summary said no lock
+    // blocked the app while 12 queries waited ~0.5 s on it.
+    let (code, rec, dir) = rehearse("advisory.toml", &["--budget", "max_blocking_lock_ms=100"]);
+    assert_eq!(code, 1, "the hold breaches the budget: {}", dir.display());
+    let held = rec
+        .locks
+        .iter()
+        .find(|l| l.locktype == "advisory")
+        .unwrap_or_else(|| panic!("no advisory lock in locks.csv: {}", dir.display()));
+    assert_eq!(
+        (held.relation.as_str(), held.mode.as_str()),
+        ("advisory 42", "ExclusiveLock")
+    );
+    assert_eq!(held.blocks, pgrehearse::record::Blocks::Sessions);
+    assert!(held.held_ms.is_some_and(|h| h >= 500.0), "{held:?}");
+    let waits: Vec<_> = rec.waits.iter().filter(|w| w.query == "take_job").collect();
+    assert!(!waits.is_empty(), "{}", dir.display());
+    assert!(
+        waits.iter().all(|w| w.relation == "advisory 42"),
+        "{waits:?}"
+    );
+}

@@ -678,6 +678,28 @@ fn a_wait_behind_the_migration_ends_at_the_release_it_waited_for() {
     assert_eq!((queued[0].end_ms, queued[0].wait_ms), (1500.0, 400.0));
 }
 
+/// A wait for a row the migration's transaction updated ends at that
+/// transaction's COMMIT: the release of its locks (QA: row waits ended 1–4
+/// ms before it, where relation waits were aligned).
+#[test]
+fn a_row_wait_behind_the_migration_ends_at_its_commit() {
+    use crate::analyze::testkit::{lock, wait};
+    let locks = vec![lock("s", "RowExclusiveLock", 1000.0, 1000.0, 1622.5)];
+    let row = |end: f64, cause: WaitCause| {
+        let mut w = wait(1100.0, end, cause);
+        (w.locktype, w.mode) = ("transactionid".into(), "ShareLock".into());
+        w
+    };
+    let mut waits = vec![
+        row(1618.4, WaitCause::Migration),
+        row(1618.4, WaitCause::App),
+        row(1600.0, WaitCause::Migration),
+    ];
+    align_waits(&mut waits, &locks);
+    let ends: Vec<f64> = waits.iter().map(|w| w.end_ms).collect();
+    assert_eq!(ends, [1622.5, 1618.4, 1600.0]);
+}
+
 #[test]
 fn the_dead_index_a_concurrent_drop_locks_blocks_nobody() {
     let dic = "DROP INDEX CONCURRENTLY orders_status_idx";

@@ -28,9 +28,14 @@ pub struct LockSeen {
 }
 
 impl LockSeen {
-    /// Same lock: same type, relation and mode (names may differ).
+    /// Same lock: same type, relation and mode (a relation's name may
+    /// differ, after a rename); a lock with no relation (an advisory
+    /// lock's key) by its name.
     pub fn same(&self, other: &LockSeen) -> bool {
-        self.locktype == other.locktype && self.oid == other.oid && self.mode == other.mode
+        self.locktype == other.locktype
+            && self.oid == other.oid
+            && self.mode == other.mode
+            && (self.oid.is_some() || self.name == other.name)
     }
 }
 
@@ -79,6 +84,7 @@ pub(super) async fn prepare(
     // A partitioned table is its partitions: their relfilenodes change in
     // a rewrite and their scans count (the parent has neither).
     let tree = crate::pg::scenario_storage_ctes(&crate::pg::oid_array(tables));
+    let name = crate::pg::LOCK_NAME_SQL;
     client
         .prepare(&format!(
             "{tree}, t AS (SELECT c.oid, c.relfilenode FROM pg_class c \
@@ -88,9 +94,9 @@ pub(super) async fn prepare(
              (SELECT coalesce(sum(pg_stat_get_xact_numscans(oid)), 0)::int8 FROM t), \
              (SELECT coalesce(string_agg(oid::text || ':' || relfilenode, ',' ORDER BY oid), '') FROM t), \
              ARRAY(SELECT locktype || '|' || coalesce(relation::text, '') || '|' \
-                || coalesce(relation::regclass::text, locktype) || '|' || mode \
+                || {name} || '|' || mode \
                 FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
-                AND locktype IN ('relation', 'transactionid')){pgss}"
+                AND locktype IN ('relation', 'transactionid', 'advisory')){pgss}"
         ))
         .await
 }

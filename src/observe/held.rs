@@ -86,7 +86,18 @@ pub(super) struct Held {
     pub(super) lost: Option<String>,
 }
 
+/// A lock followed from poll to poll: (locktype, relation, mode), the
+/// locktype standing for a lock with no relation by its name (an advisory
+/// lock's key: `advisory 42`), so that two of them are two locks.
 type Key = (String, Option<u32>, String);
+
+fn key_of(locktype: &str, oid: Option<u32>, name: &str, mode: &str) -> Key {
+    let kind = match (oid, locktype) {
+        (None, "advisory") => name,
+        _ => locktype,
+    };
+    (kind.to_string(), oid, mode.to_string())
+}
 
 impl Held {
     /// Connect and start polling on a thread and runtime of its own: a
@@ -148,19 +159,22 @@ impl Held {
         // take that transaction's locks.
         let query = client
             .prepare_typed(
-                "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
+                &format!(
+                    "SELECT (extract(epoch from clock_timestamp()) * 1000)::float8, \
                  CASE WHEN $2 THEN (SELECT (extract(epoch from query_start) * 1000)::float8 \
                     FROM pg_stat_get_activity($1)) END, \
                  ARRAY(SELECT CASE WHEN locktype = 'virtualxid' AND granted \
                     THEN 'vxid|' || virtualxid \
                     ELSE CASE WHEN granted THEN 'held' ELSE 'wait' END || '|' \
                     || locktype || '|' || coalesce(relation::oid::text, '') || '|' \
-                    || coalesce(relation::regclass::text, locktype) || '|' || mode || '|' \
+                    || {} || '|' || mode || '|' \
                     || coalesce((extract(epoch from waitstart) * 1000)::float8::text, '') END \
                     FROM pg_locks WHERE pid = $1 \
-                    AND (NOT granted OR locktype IN ('relation', 'transactionid') \
+                    AND (NOT granted OR locktype IN ('relation', 'transactionid', 'advisory') \
                     OR (locktype = 'virtualxid' AND virtualxid = virtualtransaction))), \
                  (extract(epoch from clock_timestamp()) * 1000)::float8",
+                    crate::pg::LOCK_NAME_SQL
+                ),
                 &[Type::INT4, Type::BOOL],
             )
             .await?;
@@ -443,7 +457,7 @@ impl HeldPoll {
             else {
                 continue;
             };
-            let key: Key = (locktype.to_string(), oid, mode.to_string());
+            let key = key_of(locktype, oid, name, mode);
             if !self.may_open && !open.contains_key(&key) {
                 continue;
             }
@@ -453,7 +467,7 @@ impl HeldPoll {
             // does not speed the polls up.
             changed |= !self.in_txn && !open.contains_key(&key);
             let e = open.entry(key.clone()).or_insert_with(|| HeldSighting {
-                locktype: key.0.clone(),
+                locktype: locktype.to_string(),
                 oid: key.1,
                 relation: name.to_string(),
                 mode: key.2.clone(),
@@ -543,7 +557,7 @@ impl Held {
             let Some((locktype, oid, name, mode)) = split_lock(head) else {
                 continue;
             };
-            let key: Key = (locktype.to_string(), oid, mode.to_string());
+            let key = key_of(locktype, oid, name, mode);
             let waitstart = start
                 .parse::<f64>()
                 .ok()

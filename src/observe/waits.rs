@@ -198,20 +198,25 @@ impl WaitPoller {
             .await?;
         let ungranted = client
             .prepare(
-                // A wait for a row another transaction changed is a wait for
+                // An advisory lock is named by its key, never a table. A
+                // wait for a row another transaction changed is a wait for
                 // that transaction's id, with no relation: the table is the
                 // one the waiter holds the row's tuple lock on, else the
                 // one it is changing (its RowExclusiveLock on a table).
-                "WITH l AS MATERIALIZED (SELECT * FROM pg_locks), \
-                 w AS (SELECT l.pid, l.locktype, l.mode, l.waitstart, coalesce(l.relation, \
+                &format!(
+                    "WITH l AS MATERIALIZED (SELECT * FROM pg_locks), \
+                 w AS (SELECT l.pid, l.locktype, l.mode, l.waitstart, l.classid, l.objid, \
+                     l.objsubid, CASE WHEN l.locktype = 'advisory' THEN NULL ELSE coalesce(l.relation, \
                      (SELECT t.relation FROM l t WHERE t.pid = l.pid AND t.granted \
                         AND t.locktype = 'tuple' LIMIT 1), \
                      (SELECT min(t.relation) FROM l t JOIN pg_class c ON c.oid = t.relation \
                         WHERE t.pid = l.pid AND t.granted AND t.locktype = 'relation' \
-                        AND t.mode = 'RowExclusiveLock' AND c.relkind IN ('r', 'p'))) AS relation \
+                        AND t.mode = 'RowExclusiveLock' AND c.relkind IN ('r', 'p'))) END AS relation \
                    FROM l WHERE NOT l.granted) \
-                 SELECT pid, locktype, relation::oid::int8, coalesce(relation::regclass::text, locktype), mode, \
+                 SELECT pid, locktype, relation::oid::int8, {}, mode, \
                  (extract(epoch from waitstart) * 1000)::float8 FROM w",
+                    crate::pg::LOCK_NAME_SQL
+                ),
             )
             .await?;
         Ok(WaitPoller {

@@ -164,11 +164,16 @@ impl std::fmt::Display for Unknown {
     }
 }
 
-/// What an app can no longer do while a lock is held, from the conflict matrix.
+/// What an app can no longer do while a lock is held, from the conflict
+/// matrix; for a lock of no table (an advisory lock), from what the app
+/// was seen to wait for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 pub enum Blocks {
     #[serde(rename = "none")]
     None,
+    /// An advisory lock app sessions waited for: they take the same key.
+    #[serde(rename = "sessions")]
+    Sessions,
     #[serde(rename = "writes")]
     Writes,
     #[serde(rename = "reads+writes")]
@@ -179,6 +184,7 @@ impl std::fmt::Display for Blocks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Blocks::None => "none",
+            Blocks::Sessions => "sessions",
             Blocks::Writes => "writes",
             Blocks::ReadsWrites => "reads+writes",
         })
