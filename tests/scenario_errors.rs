@@ -454,7 +454,13 @@ const CASES: &[(&str, &[Expect])] = &[
                 15,
                 8,
                 "workload.query[0].name",
-                "\"q\\tread\" holds a line break, tab or other control character; expected a query name on one line",
+                "\"q\\tread\" holds a line break, tab, or other control or invisible character; expected a query name on one line",
+            ),
+            (
+                20,
+                8,
+                "phase[0].name",
+                "\"p\\u{2028}q\" holds a line break, tab, or other control or invisible character",
             ),
             (
                 22,

@@ -13,6 +13,18 @@ use crate::error::ScenarioError;
 use crate::migrations::{Location, Statement, StatementOrigin};
 use crate::sql;
 
+/// A character that breaks a name's line or hides in it: a control
+/// character, a Unicode line or paragraph separator, a zero-width or
+/// direction-changing mark, a byte order mark.
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
 /// Every problem found in one file, located by byte span.
 pub struct Diags<'a> {
     pub text: &'a str,
@@ -79,13 +91,13 @@ impl<'a> Diags<'a> {
     /// Markdown tables, chart legends and the lines of `check`'s plan.
     pub fn name(&mut self, v: &S<String>, field: &str, what: &str) -> Option<String> {
         let n = self.nonempty(v, field, what)?;
-        if n.contains(char::is_control) {
+        if n.contains(unprintable) {
             self.err(
                 v.span(),
                 field,
                 format!(
-                    "{n:?} holds a line break, tab or other control character; expected {what} \
-                     on one line (it labels report rows and plan lines)"
+                    "{n:?} holds a line break, tab, or other control or invisible character; \
+                     expected {what} on one line (it labels report rows and plan lines)"
                 ),
             );
             return None;

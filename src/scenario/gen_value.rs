@@ -102,10 +102,16 @@ pub(super) fn len_range(
     let (a, b) = (a?, b?);
     if a > b {
         let span = hi.as_ref().map_or(0..0, |v| v.span());
+        let short = |f: &str| f.rsplit('.').next().unwrap_or(f).to_string();
+        let (hi_name, lo_name) = (short(hi_field), short(lo_field));
+        let default = match lo {
+            None => format!(" (the default; give {lo_name} to go lower)"),
+            Some(_) => String::new(),
+        };
         d.err(
             span,
             hi_field,
-            format!("{hi_field} {b} is less than {lo_field} {a}"),
+            format!("{hi_name} {b} is less than {lo_name} {a}{default}"),
         );
         return None;
     }
