@@ -734,6 +734,44 @@ fn not_utf8_and_script_configuration() {
     assert!(set.files[0].segments[0].reason.starts_with("mixed = true"));
 }
 
+/// Sqitch runs psql from the project's directory, where sqitch.conf is:
+/// a deploy script's `\i` is relative to it, not to top_dir (QA: with
+/// top_dir = sql, `\i sql/lib/common.sql` was looked for in sql/sql/lib).
+#[test]
+fn a_sqitch_include_is_relative_to_the_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("sql/deploy")).unwrap();
+    std::fs::create_dir_all(root.join("sql/lib")).unwrap();
+    std::fs::write(
+        root.join("sqitch.conf"),
+        "[core]\n\tengine = pg\n\ttop_dir = sql\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("sql/sqitch.plan"),
+        "%syntax-version=1.0.0\n%project=p\n\nnote 2024-01-01T00:00:00Z A <a@b.c> # note\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("sql/deploy/note.sql"),
+        "BEGIN;\n\\i sql/lib/common.sql\nCOMMIT;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("sql/lib/common.sql"),
+        "CREATE TABLE t (id int);\n",
+    )
+    .unwrap();
+    let set = load(root);
+    let sql: Vec<&str> = set.files[0].segments[0]
+        .statements
+        .iter()
+        .map(|s| s.sql.as_str())
+        .collect();
+    assert!(sql.iter().any(|s| s.contains("CREATE TABLE t")), "{sql:?}");
+}
+
 /// A Flyway baseline (`B2__`) takes the place of V1 and V2 on an empty
 /// database only. A rehearsal of later versions stands for a database
 /// migrated before the baseline existed: it rehearses V2 and V3 after V1,

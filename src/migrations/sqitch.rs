@@ -88,8 +88,10 @@ pub fn load(dir: &Path) -> Result<MigrationSet, MigrationErrors> {
     let (_, plan_path) = project_paths(dir);
     let mut errors = Vec::new();
     let mut files = Vec::new();
+    // Sqitch runs psql from the project's directory (where sqitch.conf
+    // is), not its top_dir: `\i` paths are relative to it.
     let reader = Reader::Psql {
-        include_base: top.clone(),
+        include_base: dir.to_path_buf(),
     };
     let cx = Context {
         tool: "psql",
