@@ -396,6 +396,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "fk_key_without_column.toml",
+        &[(
+            17,
+            44,
+            "workload.query[0].params[0].key",
+            "names the foreign key a copied column is part of: it needs `column`",
+        )],
+    ),
+    (
         "fk_column_unknown.toml",
         &[(
             17,

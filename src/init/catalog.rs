@@ -69,7 +69,8 @@ pub async fn fk_edges(client: &Client, oids: &[u32]) -> Result<Vec<(u32, u32)>> 
     let rows = client
         .query(
             "SELECT conrelid, confrelid FROM pg_constraint \
-             WHERE contype = 'f' AND conrelid = ANY($1) ORDER BY conrelid, confrelid",
+             WHERE contype = 'f' AND conparentid = 0 AND conrelid = ANY($1) \
+             ORDER BY conrelid, confrelid",
             &[&oids],
         )
         .await
@@ -171,6 +172,7 @@ async fn constraints(client: &Client, oids: &[u32]) -> Result<HashMap<u32, Vec<C
                     coalesce(k.confkey, '{}') \
              FROM pg_constraint k \
              WHERE k.conrelid = ANY($1) AND k.contype IN ('p', 'u', 'c', 'f', 'x') \
+                AND k.conparentid = 0 \
              ORDER BY k.conrelid, k.conname",
             &[&oids],
         )

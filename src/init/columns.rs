@@ -279,37 +279,61 @@ fn share_percent(n: u64, rows: u64) -> f64 {
 }
 
 /// Column `c`'s part of the foreign key `fk` of several columns into table
-/// `p`: its parent column's value in a drawn parent row. Every column of the
-/// key draws the row alike, as the column referencing the parent's most
-/// distinct column is spread over its parents (a tenant's accounts: by
-/// account, not by tenant), NULL only where every column may be.
-fn copied_key(cx: &Context, ti: usize, fk: &Constraint, p: usize, c: &Column) -> Spec {
+/// `p`: its parent column's value in a drawn parent row, and its comment.
+/// Every column of the key draws the row alike. Where a parent column is
+/// unique by itself in the source (an account's global id), the column
+/// referencing it tells how the references spread over the parents (a
+/// tenant's accounts: by account, not by tenant), hot ones and all; where
+/// none is (ids counted per tenant, line numbers per order), a value of any
+/// one column is shared by many parent rows, so its statistics say nothing
+/// of a row's share: the rows are drawn evenly. NULL only where every
+/// column may be. A table with two such keys into one parent names each
+/// (`key`): they draw their rows apart.
+fn copied_key(cx: &Context, ti: usize, fk: &Constraint, p: usize, c: &Column) -> (Spec, String) {
     let (t, parent) = (&cx.tables[ti], &cx.tables[p]);
-    let distinct = |r: &i16| {
+    let unique_share = |r: &i16| {
         parent
             .column(*r)
             .and_then(|pc| pc.stats.as_ref())
             .map_or(0.0, |s| match s.n_distinct {
-                d if d < 0.0 => -d * cx.rows[p].max(1) as f64,
-                d => d,
+                d if d < 0.0 => -d,
+                d => d / cx.rows[p].max(1) as f64,
             })
     };
     let lead = fk
         .columns
         .iter()
         .zip(&fk.ref_columns)
-        .max_by(|a, b| distinct(a.1).total_cmp(&distinct(b.1)))
-        .and_then(|(n, _)| t.column(*n))
-        .unwrap_or(c);
-    let input = Input {
-        column: lead,
-        kind: kind_of(&lead.base),
-        rows: cx.rows[ti],
-        include_values: false,
-        allowed: None,
-    };
+        .filter(|(_, r)| unique_alone(parent, **r) || unique_share(r) >= 0.95)
+        .max_by(|a, b| unique_share(a.1).total_cmp(&unique_share(b.1)))
+        .and_then(|(n, _)| t.column(*n));
     let deferred = cx.order.is_deferred(t, &fk.name);
-    let mut spec = foreign_key(&input, &parent.name, cx.rows[p], deferred);
+    let mut spec = match lead {
+        Some(lead) => {
+            let input = Input {
+                column: lead,
+                kind: kind_of(&lead.base),
+                rows: cx.rows[ti],
+                include_values: false,
+                allowed: None,
+            };
+            foreign_key(&input, &parent.name, cx.rows[p], deferred)
+        }
+        None => {
+            let nulls = fk
+                .columns
+                .iter()
+                .filter_map(|n| t.column(*n).and_then(|x| x.stats.as_ref()))
+                .map(|s| s.null_frac)
+                .fold(0.0, f64::max);
+            let spec = Spec::new("fk").with("table", Val::Str(parent.name.clone()));
+            let spec = match deferred {
+                true => spec.with("deferred", Val::Bool(true)),
+                false => spec,
+            };
+            spec.nulls(nulls)
+        }
+    };
     if fk
         .columns
         .iter()
@@ -321,7 +345,34 @@ fn copied_key(cx: &Context, ti: usize, fk: &Constraint, p: usize, c: &Column) ->
     let parent_column = parent
         .column(fk.ref_columns[at])
         .map_or("", |x| x.name.as_str());
-    spec.with("column", Val::Str(parent_column.to_string()))
+    let mut spec = spec.with("column", Val::Str(parent_column.to_string()));
+    let others: Vec<&str> = fk
+        .columns
+        .iter()
+        .filter(|n| **n != c.num)
+        .filter_map(|n| t.column(*n).map(|x| x.name.as_str()))
+        .collect();
+    let mut note = format!(
+        "{}.{parent_column} of one row of {} drawn with {} for the foreign key {}{}",
+        parent.name,
+        parent.name,
+        others.join(", "),
+        fk.name,
+        match lead {
+            Some(l) => format!(", spread as {} is in the source", l.name),
+            None => ", drawn evenly: no column of the key is unique in the parent by itself".into(),
+        }
+    );
+    let keys_into_parent = t
+        .constraints
+        .iter()
+        .filter(|k| cx.keys.is_copied(t, k) && k.ref_table == fk.ref_table)
+        .count();
+    if keys_into_parent > 1 {
+        spec = spec.with("key", Val::Str(fk.name.clone()));
+        note.push_str("; its own row, apart from the other foreign keys into it");
+    }
+    (spec, note)
 }
 
 fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
@@ -345,7 +396,9 @@ fn column(cx: &Context, ti: usize, c: &Column) -> ColumnOut {
     };
     if let Some((fk, p)) = cx.keys.copy_of(t, c.num) {
         notes.push(figures(c));
-        return out(Some(copied_key(cx, ti, fk, p, c)), notes);
+        let (spec, note) = copied_key(cx, ti, fk, p, c);
+        notes.push(note);
+        return out(Some(spec), notes);
     }
     if let Some((fk, p)) = cx.keys.fk_of(t, c.num) {
         let parent = &cx.tables[p].name;

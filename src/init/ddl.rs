@@ -26,6 +26,9 @@ enum Place {
     NotValid(&'static str),
     /// Deduplicate, then add it in after_seed (why).
     Dedupe(String),
+    /// Delete the rows that reference no parent row, then add it in
+    /// after_seed (why).
+    Orphans(&'static str),
     Skip(&'static str),
 }
 
@@ -78,6 +81,16 @@ pub fn table_sql(
             Place::Dedupe(why) => {
                 notes.push(format!("{}: {why} it is added", c.name));
                 after.push(dedupe_sql(t, &c.columns));
+                after.push(add);
+            }
+            Place::Orphans(why) => {
+                notes.push(format!(
+                    "{} is added in after_seed: {why} it is added",
+                    c.name
+                ));
+                if let Some(p) = parent {
+                    after.push(orphans_sql(t, p, c));
+                }
                 after.push(add);
             }
             Place::Skip(why) => notes.push(format!("{} ({}) is not written: {why}", c.name, c.def)),
@@ -148,6 +161,12 @@ fn place(
     match c.kind {
         'p' | 'u' if dedupe.is_some() => Place::Dedupe(dedupe.map(|d| d.1.clone()).unwrap_or_default()),
         'p' | 'u' => Place::Inline,
+        // A key the generators cannot fill (a self-reference of several
+        // columns: its columns would copy themselves) is NOT VALID wherever
+        // it goes.
+        'f' if order.is_deferred(t, &c.name) && !keys.is_generated(t, c) => Place::NotValid(
+            "its columns would have to copy a row of their own table, which the generators cannot draw",
+        ),
         'f' if order.is_deferred(t, &c.name) => {
             if c.ref_table == Some(t.oid) {
                 Place::After("it references its own table")
@@ -155,8 +174,8 @@ fn place(
                 Place::After("the foreign keys form a cycle; this one is added once every table is loaded")
             }
         }
-        'f' if keys.is_copied(t, c) && parent_dedupes => Place::NotValid(
-            "its columns copy a drawn row of its parent, which deletes rows of repeated keys after seeding, so a few rows reference none",
+        'f' if keys.is_copied(t, c) && parent_dedupes => Place::Orphans(
+            "its columns copy a drawn row of its parent, which deletes rows of repeated keys after its load (only at --rows its key's value sets cannot keep apart): the rows naming one are deleted before",
         ),
         'f' if keys.is_generated(t, c) => Place::Inline,
         'f' => Place::NotValid("the generators cannot draw keys that match its parent's (a key type they cannot fill, a column in two keys, or its parent's own columns)"),
@@ -220,6 +239,35 @@ fn column_sql(c: &Column) -> String {
         s.push_str(&format!(" DEFAULT {d}"));
     }
     s
+}
+
+/// Delete the rows of `t` whose foreign key `c` into `p` names no row of
+/// `p` (a key with a NULL in it names none and is kept, as MATCH SIMPLE
+/// keeps it).
+fn orphans_sql(t: &Table, p: &Table, c: &Constraint) -> String {
+    let name = |table: &Table, n: &i16| {
+        table
+            .column(*n)
+            .map_or(String::new(), |x| x.sql_name.clone())
+    };
+    let matches: Vec<String> = c
+        .columns
+        .iter()
+        .zip(&c.ref_columns)
+        .map(|(a, b)| format!("p.{} = c.{}", name(p, b), name(t, a)))
+        .collect();
+    let present: Vec<String> = c
+        .columns
+        .iter()
+        .map(|a| format!("c.{} IS NOT NULL", name(t, a)))
+        .collect();
+    format!(
+        "DELETE FROM {} c WHERE {} AND NOT EXISTS (SELECT FROM {} p WHERE {})",
+        t.sql_name,
+        present.join(" AND "),
+        p.sql_name,
+        matches.join(" AND ")
+    )
 }
 
 /// Delete all but one row of each set of equal keys.

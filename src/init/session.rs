@@ -158,7 +158,11 @@ async fn fk_closure(
     let mut chosen: Vec<Table> = Vec::new();
     let mut added = Vec::new();
     let mut frontier = picked.clone();
+    // Every oid looked for once: one that names no table to read (a
+    // partition, which its parent brings) must not be looked for again.
+    let mut tried: Vec<u32> = Vec::new();
     while !frontier.is_empty() {
+        tried.extend(&frontier);
         let mut elsewhere = Vec::new();
         for oid in &frontier {
             if chosen.iter().any(|t| t.oid == *oid) {
@@ -181,7 +185,7 @@ async fn fk_closure(
             .await?
             .into_iter()
             .map(|(_, parent)| parent)
-            .filter(|p| !oids.contains(p))
+            .filter(|p| !oids.contains(p) && !tried.contains(p))
             .collect();
         frontier.sort_unstable();
         frontier.dedup();

@@ -496,6 +496,7 @@ pub fn gen_text(g: &ColumnGen) -> String {
         Gen::ParentColumn {
             table,
             column,
+            key,
             draw,
             ..
         } => {
@@ -503,7 +504,10 @@ pub fn gen_text(g: &ColumnGen) -> String {
                 kind: (**draw).clone(),
                 null_fraction: 0.0,
             });
-            format!("{table}.{column} of the row drawn by ({draw})")
+            let key = key
+                .as_ref()
+                .map_or(String::new(), |k| format!(" for key {k}"));
+            format!("{table}.{column} of the row drawn by ({draw}){key}")
         }
         Gen::Addressed { inner, .. } => {
             // Its NULLs are the inner generator's, said once below.

@@ -30,6 +30,8 @@ struct Ref {
     stream: usize,
     /// The parent column: (table index, its place among the generators).
     parent: (usize, usize),
+    /// The foreign key it is part of, if named.
+    key: Option<String>,
     path: String,
     span: Range<usize>,
     /// Where its `column` is written.
@@ -102,7 +104,10 @@ fn find(
     spec: &S<GenSpec>,
     path: String,
 ) -> Option<Ref> {
-    let Gen::ParentColumn { table, column, .. } = &g.kind else {
+    let Gen::ParentColumn {
+        table, column, key, ..
+    } = &g.kind
+    else {
         return None;
     };
     let span = spec
@@ -136,6 +141,7 @@ fn find(
         owner,
         stream,
         parent: (j, s),
+        key: key.clone(),
         path,
         span: spec.span(),
         column_span: span,
@@ -156,12 +162,16 @@ fn gen_at<'a>(
 }
 
 /// The columns (or parameters) of one owner that copy columns of one parent
-/// table draw one parent row: each is drawn from the stream of the first of
-/// them, so they must draw alike.
+/// table, for one foreign key (`key`, or none named), draw one parent row:
+/// each is drawn from the stream of the first of them, so they must draw
+/// alike.
 fn group(d: &mut Diags, tables: &mut [TablePlan], queries: &mut [QueryPlan], refs: &[Ref]) {
-    let mut groups: BTreeMap<(usize, usize), Vec<&Ref>> = BTreeMap::new();
+    let mut groups: BTreeMap<(usize, usize, Option<&str>), Vec<&Ref>> = BTreeMap::new();
     for r in refs {
-        groups.entry((r.owner, r.parent.0)).or_default().push(r);
+        groups
+            .entry((r.owner, r.parent.0, r.key.as_deref()))
+            .or_default()
+            .push(r);
     }
     for members in groups.values() {
         let lead = members[0];
@@ -176,7 +186,7 @@ fn group(d: &mut Diags, tables: &mut [TablePlan], queries: &mut [QueryPlan], ref
                     r.span.clone(),
                     r.path.clone(),
                     format!(
-                        "draws its parent row unlike {}: what copies columns of one table takes them from one drawn row, so they need the same distinct, weights, rest_weight and null_fraction",
+                        "draws its parent row unlike {}: what copies columns of one table for one foreign key takes them from one drawn row, so they need the same distinct, weights, rest_weight and null_fraction (or a `key` each, for two foreign keys into that table)",
                         lead.path
                     ),
                 );

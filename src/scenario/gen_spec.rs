@@ -43,6 +43,7 @@ fn allowed(kind: &str) -> &'static [&'static str] {
         "fk" => &[
             "table",
             "column",
+            "key",
             "deferred",
             "distinct",
             "weights",
@@ -343,7 +344,18 @@ fn fk_gen(d: &mut Diags, s: &Spec, targets: &[FkTarget]) -> Option<Gen> {
         Some(x) => {
             let draw = gen_shape::foreign_key(d, s.g, s.span.clone(), s.path, &x.name, x.rows)?;
             let Some(column) = &s.g.column else {
+                if let Some(k) = &s.g.key {
+                    d.err(
+                        k.span(),
+                        s.field("key"),
+                        "names the foreign key a copied column is part of: it needs `column`",
+                    );
+                }
                 return Some(draw);
+            };
+            let key = match &s.g.key {
+                Some(k) => Some(d.name(k, &s.field("key"), "the name of the foreign key")?),
+                None => None,
             };
             // The parent's generator is linked in once every table is
             // known (gen_link.rs).
@@ -351,6 +363,7 @@ fn fk_gen(d: &mut Diags, s: &Spec, targets: &[FkTarget]) -> Option<Gen> {
             return Some(Gen::ParentColumn {
                 table: x.name.clone(),
                 column,
+                key,
                 draw: Box::new(draw),
                 parent: None,
             });

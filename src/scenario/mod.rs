@@ -282,11 +282,15 @@ pub enum Gen {
     /// in the parent row `draw` picks (a key 1..=rows, as `fk` draws it).
     /// The columns of a key of several columns each take theirs from one
     /// drawn row (they share a [`Gen::Addressed`] key), so together they
-    /// name a row the parent has. `parent` is that column's generator,
+    /// name a row the parent has; a table with two keys into one parent
+    /// names each (`key`). `parent` is that column's generator,
     /// addressed, once the scenario is linked (gen_link.rs).
     ParentColumn {
         table: String,
         column: String,
+        /// The foreign key it is part of (`key`): the copies of one parent
+        /// table with the same key (or none) draw one row together.
+        key: Option<String>,
         draw: Box<Gen>,
         parent: Option<Box<ColumnGen>>,
     },

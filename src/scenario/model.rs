@@ -136,6 +136,9 @@ pub struct GenSpec {
     /// `fk`: the parent's value of this column in the row referenced (a
     /// key of several columns), instead of the parent's key number.
     pub column: Option<S<String>>,
+    /// `fk` with `column`: the foreign key it is part of, where a table has
+    /// two into one parent (from / to): each draws its own row.
+    pub key: Option<S<String>>,
 }
 
 impl GenSpec {
@@ -172,7 +175,8 @@ impl GenSpec {
             rest,
             rest_weight,
             deferred,
-            column
+            column,
+            key
         );
         v
     }

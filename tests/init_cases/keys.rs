@@ -211,3 +211,96 @@ async fn a_key_of_two_columns_copies_one_parent_row() {
     );
     server.teardown().await.unwrap();
 }
+
+/// Foreign keys of several columns that copying cannot simply fill, each as
+/// QA found it: two keys into one parent (from / to accounts) named apart,
+/// so a transfer does not go from an account to itself; a self-reference,
+/// NOT VALID (its columns would copy themselves), where it was added VALID
+/// and failed the seed; a parent that deletes repeated keys after its load,
+/// whose orphans are deleted before the key is added VALID; and a foreign
+/// key into a partitioned table, on which init looped for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_that_copying_cannot_simply_fill() {
+    let server = source_with(
+        "CREATE TABLE accounts (tenant_id int NOT NULL, id int NOT NULL, PRIMARY KEY (tenant_id, id));
+         INSERT INTO accounts SELECT t, i FROM generate_series(1, 20) t, generate_series(1, 100) i;
+         CREATE TABLE transfers (id bigint PRIMARY KEY,
+             from_tenant int NOT NULL, from_account int NOT NULL,
+             to_tenant int NOT NULL, to_account int NOT NULL,
+             FOREIGN KEY (from_tenant, from_account) REFERENCES accounts (tenant_id, id),
+             FOREIGN KEY (to_tenant, to_account) REFERENCES accounts (tenant_id, id));
+         INSERT INTO transfers SELECT g, 1 + g % 20, 1 + (g * 7) % 100, 1 + (g * 3) % 20,
+             1 + (g * 11) % 100 FROM generate_series(1, 6000) g;
+         CREATE TABLE folders (tenant_id int NOT NULL, id int NOT NULL, parent_id int,
+             PRIMARY KEY (tenant_id, id),
+             FOREIGN KEY (tenant_id, parent_id) REFERENCES folders (tenant_id, id));
+         INSERT INTO folders SELECT t, i, CASE WHEN i > 1 THEN i / 2 END
+             FROM generate_series(1, 10) t, generate_series(1, 100) i;
+         CREATE TABLE orders (id int PRIMARY KEY);
+         INSERT INTO orders SELECT generate_series(1, 2000);
+         CREATE TABLE order_lines (order_id int NOT NULL REFERENCES orders, line_no int NOT NULL,
+             PRIMARY KEY (order_id, line_no));
+         INSERT INTO order_lines SELECT o, l FROM generate_series(1, 2000) o,
+             generate_series(1, 1 + o % 5) l;
+         CREATE TABLE shipments (id int PRIMARY KEY, order_id int NOT NULL, line_no int NOT NULL,
+             FOREIGN KEY (order_id, line_no) REFERENCES order_lines);
+         INSERT INTO shipments SELECT row_number() OVER (), order_id, line_no FROM order_lines
+             WHERE (order_id + line_no) % 3 > 0;
+         CREATE TABLE events (id bigint PRIMARY KEY) PARTITION BY HASH (id);
+         CREATE TABLE events_0 PARTITION OF events FOR VALUES WITH (modulus 2, remainder 0);
+         CREATE TABLE events_1 PARTITION OF events FOR VALUES WITH (modulus 2, remainder 1);
+         INSERT INTO events SELECT generate_series(1, 500);
+         CREATE TABLE event_tags (event_id bigint NOT NULL REFERENCES events (id), tag int);
+         INSERT INTO event_tags SELECT id, id % 7 FROM events;
+         ANALYZE;",
+    )
+    .await;
+    let text = init(&source_url(&server), &[]);
+    super::assert_contains_all(
+        &text,
+        &[
+            "key = \"transfers_from_tenant_from_account_fkey\"",
+            "key = \"transfers_to_tenant_to_account_fkey\"",
+            "folders_tenant_id_parent_id_fkey is added NOT VALID",
+            "DELETE FROM shipments c WHERE",
+        ],
+    );
+    let c = seeded(server.conn(), &text).await;
+    let same: f64 = c
+        .query_one(
+            "SELECT avg((from_tenant = to_tenant AND from_account = to_account)::int)::float8 \
+             FROM transfers",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        same < 0.05,
+        "{same} of the transfers go to their own account\n{text}"
+    );
+    let valid: Vec<(String, bool)> = c
+        .query(
+            "SELECT conname::text, convalidated FROM pg_constraint WHERE contype = 'f' \
+             AND conparentid = 0 ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (name, want) in [
+        ("transfers_from_tenant_from_account_fkey", true),
+        ("transfers_to_tenant_to_account_fkey", true),
+        ("folders_tenant_id_parent_id_fkey", false),
+        ("shipments_order_id_line_no_fkey", true),
+        ("event_tags_event_id_fkey", true),
+    ] {
+        assert!(
+            valid.contains(&(name.to_string(), want)),
+            "{name} validated {want}: {valid:?}\n{text}"
+        );
+    }
+    server.teardown().await;
+}

@@ -36,12 +36,43 @@ pub(super) fn source_url(server: &TestServer) -> String {
     url(c, &c.dbname, &c.user, c.password.as_deref())
 }
 
+/// `pgrehearse ARGS`, waited for two minutes at most: a command that
+/// never ends (QA: init looped on a foreign key into a partitioned table)
+/// fails its test instead of hanging the run.
 pub(super) fn pgrehearse(args: &[&str]) -> Output {
-    Command::new(common::bin())
+    use std::io::Read;
+    let mut child = Command::new(common::bin())
         .args(args)
         .env_remove("PGREHEARSE_DATABASE_URL")
-        .output()
-        .expect("run pgrehearse")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pgrehearse");
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = read(Box::new(child.stdout.take().expect("stdout")));
+    let err = read(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for pgrehearse") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pgrehearse {args:?} still running after 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
 }
 
 /// `init` on the server's work database; its stdout when it exits 0.

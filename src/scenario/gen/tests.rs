@@ -387,6 +387,7 @@ fn an_addressed_value_depends_on_its_row_and_seed_alone() {
         kind: Gen::ParentColumn {
             table: "p".into(),
             column: "c".into(),
+            key: None,
             draw: Box::new(Gen::ForeignKey {
                 table: "p".into(),
                 rows: 50,
