@@ -165,6 +165,9 @@ async fn every_layout_rehearses_its_files_end_to_end() {
         for s in json["steps"].as_array().unwrap() {
             assert_eq!(s["outcome"], "ok", "{layout}: {s}");
             let segments = s["segments"].as_array().unwrap();
+            // No lock timeout, no retry: one attempt, however many
+            // segments the file runs as (QA: two segments read as two).
+            assert_eq!(s["attempts"], 1, "{layout}: {s}");
             let autocommit = segments.iter().any(|g| g["transaction"] == false);
             assert_eq!(
                 autocommit,
