@@ -957,3 +957,36 @@ fn an_advisory_lock_the_app_waits_for_is_a_blocking_hold() {
         "{waits:?}"
     );
 }
+
+#[test]
+fn a_wait_behind_another_sessions_lock_is_not_the_migrations() {
+    // QA: writes held back by a script's SHARE lock were charged to the
+    // migration (queued-behind-migration) for the whole wait, and failed
+    // max_app_wait_ms, where the migration's part was about 10 ms.
+    let (code, rec, dir) = rehearse("queued-behind-a-script.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+    let long = |q: &str| {
+        rec.waits
+            .iter()
+            .filter(|w| w.query == q && w.wait_ms > 200.0)
+            .collect::<Vec<_>>()
+    };
+    let (writes, reads) = (long("write"), long("read"));
+    // Writes that began once the migration's request was queued: blocked
+    // by both, the script's SHARE most of the time.
+    assert!(
+        writes.iter().any(|w| w.blocked_by.contains("m:")) && !reads.is_empty(),
+        "{}",
+        dir.display()
+    );
+    assert!(
+        writes.iter().all(|w| w.cause == WaitCause::App),
+        "{writes:?}"
+    );
+    assert!(
+        reads
+            .iter()
+            .all(|w| w.cause == WaitCause::QueuedBehindMigration),
+        "{reads:?}"
+    );
+}

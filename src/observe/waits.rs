@@ -51,6 +51,14 @@ struct OpenWait {
     blockers: BTreeSet<i32>,
     queued_behind_migration: bool,
     blocked_by_migration: bool,
+    /// Until when its time was shared out below.
+    shared_to_ms: f64,
+    /// How long a session other than the migration held a lock it
+    /// conflicted with (a blocker not itself waiting holds one), and how
+    /// long only the migration blocked it: a wait behind another's lock
+    /// that the migration's queued request joins late is that session's.
+    other_ms: f64,
+    migration_ms: f64,
 }
 
 /// Waits being watched from poll to poll, each under a key that names one
@@ -433,9 +441,20 @@ impl WaitPoller {
                 blockers: BTreeSet::new(),
                 queued_behind_migration: false,
                 blocked_by_migration: false,
+                shared_to_ms: start,
+                other_ms: 0.0,
+                migration_ms: 0.0,
             });
             e.last_seen_ms = t;
             e.blockers.extend(w.blockers.iter().copied());
+            let since = (t - e.shared_to_ms).max(0.0);
+            e.shared_to_ms = t;
+            let holder = |b: &i32| *b != mig_pid && !waiters.iter().any(|x| x.pid == *b);
+            if w.blockers.iter().any(holder) {
+                e.other_ms += since;
+            } else if mig_pid != 0 && w.blockers.contains(&mig_pid) {
+                e.migration_ms += since;
+            }
             if mig_pid != 0 && w.blockers.contains(&mig_pid) {
                 // pg_blocking_pids lists the migration both when it holds a
                 // conflicting lock and when it merely queues ahead of us on
@@ -470,7 +489,12 @@ impl WaitPoller {
                 continue;
             }
             let end = (w.last_seen_ms + t) / 2.0;
-            let cause = if w.queued_behind_migration {
+            let cause = if w.other_ms > w.migration_ms {
+                // Another session's lock held it back most of the time:
+                // it would have waited without the migration (a script's
+                // SHARE lock, with the migration's request queued behind).
+                WaitCause::App
+            } else if w.queued_behind_migration {
                 WaitCause::QueuedBehindMigration
             } else if w.blocked_by_migration {
                 WaitCause::Migration
