@@ -990,3 +990,11 @@ fn a_wait_behind_another_sessions_lock_is_not_the_migrations() {
         "{reads:?}"
     );
 }
+
+#[test]
+fn a_session_advisory_lock_outlives_its_step() {
+    // QA: the session reset between steps released it, and the last
+    // step's unlock found nothing to unlock.
+    let (code, _, dir) = rehearse("session-advisory.toml", &[]);
+    assert_eq!(code, 0, "{}", dir.display());
+}

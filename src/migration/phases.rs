@@ -49,7 +49,6 @@ impl Executor {
     }
 
     async fn run_step(&mut self, phase: &PhasePlan, step: &StepPlan) -> Result<(), String> {
-        self.fresh_session(phase, step).await;
         let before = self.boundary().await;
         let start_ms = self.mark();
         tracing::info!("step {} / {}: started", phase.name, step.name);
@@ -126,6 +125,7 @@ impl Executor {
             .kinds(&after.index_tables, &after.matviews);
         self.boundaries
             .push(steps::StepBoundaries::of(&before, &after));
+        self.end_file_session(step).await;
         self.run.steps.push(span);
         match result {
             Ok(Outcome::Succeeded) if !step.expect_error.is_empty() => Err(format!(

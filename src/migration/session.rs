@@ -124,17 +124,17 @@ impl Executor {
         };
     }
 
-    /// Before a step that does not go on in the tool's session (a Sqitch
-    /// or plain file, which psql runs in a session of its own; the
-    /// scenario's own SQL; a tool's file in another phase): the session as
-    /// a new one starts, whatever earlier steps `SET` in it (a search_path,
-    /// a role, temporary tables). Outside the step's timing.
-    pub(super) async fn fresh_session(&mut self, phase: &PhasePlan, step: &StepPlan) {
-        let goes_on = matches!(
-            (&step.action, &self.tool_session),
-            (StepAction::File(f), Some((p, _))) if f.shares_session && *p == phase.name
-        );
-        if goes_on || self.run.steps.is_empty() {
+    /// After a step that ran a file as psql runs it (a Sqitch or plain
+    /// file, a `file = ...` step), in a session of its own that ends with
+    /// it: what the file `SET` (a search_path, a role), its temporary tables
+    /// and the advisory locks it took at session level go with that session,
+    /// and reach neither the next file nor the scenario's own SQL. The
+    /// tool's connection is reset to what a new session starts with. Not
+    /// around other steps: the scenario's own steps share one session, as
+    /// a migration holding a session-level advisory lock from its first
+    /// step to its last needs. Outside the step's timing.
+    pub(super) async fn end_file_session(&mut self, step: &StepPlan) {
+        if !matches!(&step.action, StepAction::File(f) if !f.shares_session) {
             return;
         }
         if let Err(e) = self
@@ -143,8 +143,7 @@ impl Executor {
             .await
         {
             tracing::warn!(
-                "resetting the migration session before step {} / {}: {}",
-                phase.name,
+                "resetting the migration session after step {}: {}",
                 step.name,
                 crate::pg::error_text(&e)
             );
