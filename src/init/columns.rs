@@ -320,27 +320,32 @@ fn copied_key(cx: &Context, ti: usize, fk: &Constraint, p: usize, c: &Column) ->
             foreign_key(&input, &parent.name, cx.rows[p], deferred)
         }
         None => {
-            let nulls = fk
-                .columns
-                .iter()
-                .filter_map(|n| t.column(*n).and_then(|x| x.stats.as_ref()))
-                .map(|s| s.null_frac)
-                .fold(0.0, f64::max);
             let spec = Spec::new("fk").with("table", Val::Str(parent.name.clone()));
-            let spec = match deferred {
+            match deferred {
                 true => spec.with("deferred", Val::Bool(true)),
                 false => spec,
-            };
-            spec.nulls(nulls)
+            }
         }
     };
-    if fk
-        .columns
-        .iter()
-        .any(|n| t.column(*n).is_some_and(|x| x.not_null))
-    {
-        spec.remove("null_fraction");
-    }
+    // MATCH SIMPLE (the default) leaves a key with any NULL column
+    // unchecked: each column keeps its own share of NULLs (the copies draw
+    // one NULL number, so fewer nest in more). MATCH FULL wants all or
+    // none: they share the largest, none where a column is NOT NULL.
+    let nulls_of = |x: &Column| match (&x.stats, x.not_null) {
+        (Some(st), false) => st.null_frac,
+        _ => 0.0,
+    };
+    let own = if fk.def.contains("MATCH FULL") {
+        let key_columns = || fk.columns.iter().filter_map(|n| t.column(*n));
+        match key_columns().any(|x| x.not_null) {
+            true => 0.0,
+            false => key_columns().map(nulls_of).fold(0.0, f64::max),
+        }
+    } else {
+        nulls_of(c)
+    };
+    spec.remove("null_fraction");
+    let spec = spec.nulls(own);
     let at = fk.columns.iter().position(|n| *n == c.num).unwrap_or(0);
     let parent_column = parent
         .column(fk.ref_columns[at])

@@ -177,16 +177,17 @@ fn group(d: &mut Diags, tables: &mut [TablePlan], queries: &mut [QueryPlan], ref
         let lead = members[0];
         let lead_gen = gen_at(tables, queries, lead.owner, lead.stream).clone();
         let lead_draw = draw_of(&lead_gen);
+        // Their NULLs may differ (MATCH SIMPLE takes a key with any NULL
+        // column as unchecked): each draws the same NULL number first,
+        // so fewer NULLs nest in more.
         for r in members {
             let g = gen_at(tables, queries, r.owner, r.stream);
-            if r.stream != lead.stream
-                && (draw_of(g) != lead_draw || g.null_fraction != lead_gen.null_fraction)
-            {
+            if r.stream != lead.stream && draw_of(g) != lead_draw {
                 d.err(
                     r.span.clone(),
                     r.path.clone(),
                     format!(
-                        "draws its parent row unlike {}: what copies columns of one table for one foreign key takes them from one drawn row, so they need the same distinct, weights, rest_weight and null_fraction (or a `key` each, for two foreign keys into that table)",
+                        "draws its parent row unlike {}: what copies columns of one table for one foreign key takes them from one drawn row, so they need the same distinct, weights and rest_weight (or a `key` each, for two foreign keys into that table)",
                         lead.path
                     ),
                 );

@@ -435,7 +435,8 @@ impl Sampler {
     pub fn new(gen: &ColumnGen) -> Sampler {
         if let Gen::Addressed { key, inner } = &gen.kind {
             // The NULLs too come from the row's own stream: the columns of
-            // a key of several columns are NULL together.
+            // a key of several columns are NULL together, as far as their
+            // shares of NULLs allow.
             let inner = Sampler::new(&ColumnGen {
                 kind: (**inner).clone(),
                 null_fraction: gen.null_fraction,
@@ -452,6 +453,12 @@ impl Sampler {
         let nf = gen.null_fraction;
         let null = if nf > 0.0 && nf.is_finite() {
             Some(Bernoulli::new(nf.min(1.0)).expect("clamped probability"))
+        } else if matches!(gen.kind, Gen::ParentColumn { .. }) {
+            // Every copy of one drawn row takes its NULL draw first, with
+            // or without NULLs of its own, so all of them then draw the
+            // same row; the one draw makes their NULLs nest (a column
+            // with fewer is NULL only where the others are too).
+            Some(Bernoulli::new(0.0).expect("a probability"))
         } else {
             None
         };

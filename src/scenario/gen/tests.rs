@@ -404,3 +404,67 @@ fn an_addressed_value_depends_on_its_row_and_seed_alone() {
         assert!(parent_values.contains(&v), "{v:?} is no parent row's");
     }
 }
+
+#[test]
+fn copies_of_one_row_agree_whatever_their_nulls() {
+    use crate::scenario::RowKey;
+    let addressed = |stream: usize, inner: Gen, null_fraction: f64| ColumnGen {
+        kind: Gen::Addressed {
+            key: RowKey { table: 1, stream },
+            inner: Box::new(inner),
+        },
+        null_fraction,
+    };
+    // The parent: a random column and a sequence (key k is row k - 1).
+    let value = addressed(
+        0,
+        Gen::Int {
+            min: 1,
+            max: 1_000_000_000,
+            dist: IntDist::Uniform,
+            s: 1.0,
+        },
+        0.0,
+    );
+    let id = addressed(1, Gen::Sequence { start: 1 }, 0.0);
+    // Two copies of one drawn row (one key: stream 0 of table 2), NULL
+    // 30 % and never.
+    let copy = |parent: &ColumnGen, null_fraction: f64| {
+        let inner = Gen::ParentColumn {
+            table: "p".into(),
+            column: "c".into(),
+            key: None,
+            draw: Box::new(Gen::ForeignKey {
+                table: "p".into(),
+                rows: 50,
+            }),
+            parent: Some(Box::new(parent.clone())),
+        };
+        ColumnGen {
+            kind: Gen::Addressed {
+                key: RowKey {
+                    table: 2,
+                    stream: 0,
+                },
+                inner: Box::new(inner),
+            },
+            null_fraction,
+        }
+        .sampler()
+        .seeded(5)
+    };
+    let (a, b) = (copy(&value, 0.3), copy(&id, 0.0));
+    let parent_value = value.sampler().seeded(5);
+    let mut rng = chunk_rng(0, 0, 0, 0);
+    let mut nulls = 0;
+    for row in 0..1000 {
+        let Value::Int(k) = b.sample(row, &mut rng) else {
+            panic!("the copy without NULLs gave one at row {row}");
+        };
+        match a.sample(row, &mut rng) {
+            Value::Null => nulls += 1,
+            v => assert_eq!(v, parent_value.sample(k as u64 - 1, &mut rng), "row {row}"),
+        }
+    }
+    assert!((200..400).contains(&nulls), "{nulls} NULLs of 1000");
+}
