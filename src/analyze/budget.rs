@@ -274,21 +274,33 @@ pub(crate) fn migration_caused(w: &WaitRow, waits: &[WaitRow]) -> bool {
     w.cause != WaitCause::App || chain_blocker(w, waits).is_some()
 }
 
-/// The wait (its index in `waits`) of a session blocking `w` that was itself
-/// waiting for the migration meanwhile, if any: B waits for A's row, A for
-/// the migration's table.
+/// The wait (its index in `waits`) the migration caused directly at the
+/// head of a chain of sessions blocking `w`, if any: B waits for A's row,
+/// A for the migration's table — or C behind B behind A (a hot row's queue
+/// behind a session that waits for the migration).
 pub(crate) fn chain_blocker(w: &WaitRow, waits: &[WaitRow]) -> Option<usize> {
+    chain_from(w, waits, 8)
+}
+
+/// [`chain_blocker`], following at most `links` more sessions.
+fn chain_from(w: &WaitRow, waits: &[WaitRow], links: usize) -> Option<usize> {
     let blockers: Vec<i32> = w
         .blocked_by
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect();
-    waits.iter().position(|x| {
-        x.cause != WaitCause::App
-            && blockers.contains(&x.pid)
-            && x.start_ms < w.end_ms
-            && x.end_ms > w.start_ms
-    })
+    let meanwhile =
+        |x: &WaitRow| blockers.contains(&x.pid) && x.start_ms < w.end_ms && x.end_ms > w.start_ms;
+    let direct = waits
+        .iter()
+        .position(|x| x.cause != WaitCause::App && meanwhile(x));
+    if direct.is_some() || links == 0 {
+        return direct;
+    }
+    waits
+        .iter()
+        .filter(|x| x.cause == WaitCause::App && x.pid != w.pid && meanwhile(x))
+        .find_map(|x| chain_from(x, waits, links - 1))
 }
 
 /// The age of the oldest app request in flight at the end of a window

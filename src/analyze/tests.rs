@@ -353,6 +353,13 @@ fn a_scripts_own_wait_is_not_the_apps_but_the_app_waiting_behind_it_is() {
     let st = &a.steps[0];
     assert_eq!(st.app_waits, 1, "{st:?}");
     assert_eq!(st.worst_app_wait.as_ref().unwrap().query, "update_order");
+    // A second app query queued on the same row behind the first (a chain
+    // of two links): the step's too.
+    let mut behind = wait(1400.0, 2290.0, WaitCause::App);
+    (behind.pid, behind.blocked_by) = (9, "7".into());
+    r.waits.push(behind);
+    let a = analyze_with(&r, &opts).unwrap();
+    assert_eq!(a.steps[0].app_waits, 2, "{:?}", a.steps[0]);
 }
 
 #[test]
