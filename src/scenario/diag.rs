@@ -488,8 +488,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err(format!("empty duration; {EXPECTED}"));
     }
+    if t.contains('_') {
+        return Err(format!(
+            "`{s}`: a duration's digits cannot be grouped with `_` (write `{}`); {EXPECTED}",
+            t.replace('_', "")
+        ));
+    }
     let mut total = 0.0f64;
     let mut rest = t;
+    // Each part's unit smaller than the one before: "1h30m", never
+    // "30m1h" or "1s1s".
+    let mut last_rank = usize::MAX;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -505,15 +514,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             Ok(v) if !num.is_empty() => v,
             _ => return Err(format!("`{s}` is not a duration; {EXPECTED}")),
         };
-        let secs_per_unit = match unit {
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
+        let (secs_per_unit, rank) = match unit {
+            "us" | "µs" => (1e-6, 0),
+            "ms" => (1e-3, 1),
+            "s" => (1.0, 2),
+            "m" | "min" => (60.0, 3),
+            "h" => (3600.0, 4),
             "" => return Err(format!("`{s}` has no unit; {EXPECTED}")),
             _ => return Err(format!("`{s}` has an unknown unit `{unit}`; {EXPECTED}")),
         };
+        if rank >= last_rank {
+            return Err(format!(
+                "`{s}` repeats a unit or gives a larger one after a smaller; write each unit once, \
+                 largest first (\"1h30m\"); {EXPECTED}"
+            ));
+        }
+        last_rank = rank;
         total += value * secs_per_unit;
         rest = after.trim_start();
     }
@@ -616,9 +632,18 @@ mod tests {
             "1e400s",
             "99999999h",
             "5s5",
+            "1s1s1s",
+            "30m1h",
+            "1_000ms",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        assert!(parse_duration("1_000ms")
+            .unwrap_err()
+            .contains("cannot be grouped with `_` (write `1000ms`)"));
+        assert!(parse_duration("30m1h")
+            .unwrap_err()
+            .contains("largest first"));
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(fmt_duration(Duration::from_millis(100)), "100ms");
     }
