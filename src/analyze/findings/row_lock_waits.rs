@@ -52,8 +52,10 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
             worst.app,
             worst.wait_ms
         );
+        // Writes wait for changed rows; so do reads that lock rows (FOR
+        // SHARE / FOR UPDATE), whose wait has the same shape.
         let title = format!(
-            "App writes waited {:.0} ms for rows of {table} the migration held",
+            "App queries waited {:.0} ms for rows of {table} the migration held",
             worst.wait_ms
         );
         out.push(
