@@ -69,7 +69,14 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
             &ta.after_seed,
             &tb.after_seed,
         );
-        differ(format!("table {t}: columns"), &ta.columns, &tb.columns);
+        // Generators as `check` prints them, not as Rust's Debug does.
+        let columns = |t: &crate::scenario::TablePlan| -> Vec<String> {
+            t.columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, crate::scenario::gen_text(&c.gen)))
+                .collect()
+        };
+        differ(format!("table {t}: columns"), &columns(ta), &columns(tb));
     }
     differ("seed_sql".into(), &a.seed_sql, &b.seed_sql);
     let (wa, wb) = (&a.workload, &b.workload);
@@ -94,7 +101,10 @@ pub fn differences(a: &Scenario, b: &Scenario) -> Vec<String> {
             differ(format!("{q}: weight"), &qa.weight, &qb.weight);
             differ(format!("{q}: apps"), &qa.apps, &qb.apps);
             differ(format!("{q}: sql"), &qa.sql, &qb.sql);
-            differ(format!("{q}: params"), &qa.params, &qb.params);
+            let params = |q: &crate::scenario::QueryPlan| -> Vec<String> {
+                q.params.iter().map(crate::scenario::gen_text).collect()
+            };
+            differ(format!("{q}: params"), &params(qa), &params(qb));
         }
     }
     differ("[workload] scripts".into(), &wa.scripts, &wb.scripts);

@@ -71,10 +71,16 @@ pub fn build(sides: [&Scenario; 2], columns: &[Column]) -> Versions {
         .collect::<Vec<_>>()
         .join(", ");
     let agree = !winners.is_empty() && winners.iter().all(|w| w.is_some() && *w == winners[0]);
+    let per_version = if facts.len() == 1 {
+        "the verdict"
+    } else {
+        "the verdict is not the same on every version"
+    };
     let line = match winners.first() {
+        Some(Some(w)) if agree && facts.len() == 1 => format!("{w} did less harm ({labels})"),
         Some(Some(w)) if agree => format!("{w} did less harm on every version ({labels})"),
         _ => format!(
-            "the verdict is not the same on every version: {}",
+            "{per_version}: {}",
             facts
                 .iter()
                 .map(|f| {

@@ -3,6 +3,7 @@
 //! (`gen`). Everything downstream consumes only the validated plan below.
 
 mod describe;
+pub use describe::gen_text;
 mod diag;
 pub mod gen;
 mod gen_link;
