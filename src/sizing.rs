@@ -300,8 +300,8 @@ impl Machine {
         } else {
             Err(format!(
                 "the server size is larger than {}: {}. A rehearsal on a server the machine \
-                 cannot give measures swapping, not the migration: ask for at most {} CPUs \
-                 and {}, or rehearse on a bigger machine",
+                 cannot give measures contention (CPUs shared, memory swapped), not the \
+                 migration: ask for at most {} CPUs and {}, or rehearse on a bigger machine",
                 self.name,
                 problems.join("; "),
                 self.cpus,

@@ -239,7 +239,14 @@ fn a_size_larger_than_the_machine_is_refused_before_anything_starts() {
 #[test]
 fn bad_size_flags_exit_2_naming_the_flag() {
     for (args, says) in [
-        (vec!["--cpus", "0"], "0 is not in 1..=1024"),
+        (
+            vec!["--cpus", "0"],
+            "expected a whole number of CPUs from 1 to 1024",
+        ),
+        (
+            vec!["--cpus", "1.5"],
+            "expected a whole number of CPUs from 1 to 1024",
+        ),
         (vec!["--cpus", "many"], "--cpus"),
         (
             vec!["--memory", "lots"],

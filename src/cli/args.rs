@@ -58,7 +58,6 @@ pub enum Command {
         /// The size (rows of the largest table) to extrapolate to: 400M.
         #[arg(allow_hyphen_values = true, long, value_name = "ROWS")]
         extrapolate: Option<String>,
-        /// --rows is a comma-separated list of sizes: 100k,400k,1.6M.
         #[command(flatten)]
         args: RunArgs,
     },
@@ -179,10 +178,12 @@ pub struct RunArgs {
     /// An existing server (url backend); the password may also come from PGPASSWORD.
     #[arg(long, env = "PGREHEARSE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Rows of the largest table (others scale with it): 250000, 250k, 2M.
+    /// Rows of the largest table (others scale with it): 250000, 250k, 2M;
+    /// for sweep, a comma-separated list of sizes: 100k,400k,1.6M.
     #[arg(allow_hyphen_values = true, long)]
     pub rows: Option<String>,
-    /// Multiply every table's row count.
+    /// Multiply every table's row count (not with sweep: its sizes are
+    /// --rows).
     #[arg(allow_hyphen_values = true, long)]
     pub scale: Option<f64>,
     /// Rehearse the [migrations] files added since this git revision (e.g.
@@ -208,7 +209,7 @@ pub struct RunArgs {
     pub budgets: Vec<String>,
     /// CPUs of the server (a container's CPU limit; parallel workers are
     /// derived from it); wins over the scenario's [postgres] size.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sizing::MAX_CPUS)))]
+    #[arg(long, value_name = "N", value_parser = cpus)]
     pub cpus: Option<u32>,
     /// Memory of the server, e.g. 16GB (a container's memory limit;
     /// shared_buffers and others are derived from it).
@@ -257,5 +258,14 @@ impl From<BackendArg> for BackendKind {
             BackendArg::Local => BackendKind::Local,
             BackendArg::Url => BackendKind::Url,
         }
+    }
+}
+
+/// `--cpus`: a whole number of CPUs, as a container limit takes them here.
+fn cpus(v: &str) -> Result<u32, String> {
+    let most = crate::sizing::MAX_CPUS;
+    match v.trim().parse::<u32>() {
+        Ok(n) if (1..=most).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number of CPUs from 1 to {most}")),
     }
 }
