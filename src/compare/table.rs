@@ -81,6 +81,9 @@ pub struct Figures {
     pub rewrote: Option<bool>,
     /// The migration's own WAL; None where it could not be attributed.
     pub wal_bytes: Option<u64>,
+    /// Indexes left INVALID at the end (run.json `invalid_indexes`): over
+    /// the whole migration only, None for a step.
+    pub invalid_indexes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -216,6 +219,7 @@ fn step_figures(rec: &RunRecord, s: &StepFacts) -> Figures {
         duration_ms: s.duration_ms,
         rewrote: s.rewrote,
         wal_bytes: s.wal_bytes,
+        invalid_indexes: None,
     }
 }
 
@@ -260,6 +264,7 @@ fn total_figures(rec: &RunRecord, a: &Analysis) -> Figures {
             known.then_some(false)
         },
         wal_bytes: a.steps.iter().map(|s| s.wal_bytes).sum(),
+        invalid_indexes: rec.info.as_ref().map(|i| i.invalid_indexes.len() as u64),
     }
 }
 
@@ -343,8 +348,12 @@ fn verdict(sides: &[Side; 2]) -> Verdict {
         };
     };
     let ms = |v: Option<f64>| v.unwrap_or(0.0);
-    let figures: [(&str, f64, f64, bool); 4] = [
+    let invalid = |f: &Figures| f.invalid_indexes.unwrap_or(0) as f64;
+    let figures: [(&str, f64, f64, bool); 5] = [
         ("errors", a.errors as f64, b.errors as f64, true),
+        // An index a failed CONCURRENTLY build left INVALID slows every
+        // write and must be dropped by hand: harm, whatever the timings.
+        ("invalid_indexes", invalid(a), invalid(b), true),
         (
             "longest_blocking_hold_ms",
             ms(a.longest_blocking_hold_ms),
@@ -399,11 +408,20 @@ fn verdict(sides: &[Side; 2]) -> Verdict {
     }
 }
 
-/// "longest blocking hold 3 ms vs 1 840 ms; ..." with `x` first.
+/// "longest blocking hold 3 ms vs 1 840 ms; ..." with `x` first; indexes
+/// left INVALID where either side left one.
 fn facts_line(x: &Figures, y: &Figures) -> String {
     let ms = |v: Option<f64>| v.map_or("none".to_string(), fmt_ms);
+    let (xi, yi) = (
+        x.invalid_indexes.unwrap_or(0),
+        y.invalid_indexes.unwrap_or(0),
+    );
+    let invalid = match xi + yi {
+        0 => String::new(),
+        _ => format!("; indexes left INVALID {xi} vs {yi}"),
+    };
     format!(
-        "longest blocking hold {} vs {}; worst app wait {} vs {}; p99 during {} vs {}; errors {} vs {}",
+        "longest blocking hold {} vs {}; worst app wait {} vs {}; p99 during {} vs {}; errors {} vs {}{invalid}",
         ms(x.longest_blocking_hold_ms),
         ms(y.longest_blocking_hold_ms),
         ms(x.worst_app_wait_ms),
@@ -451,6 +469,25 @@ mod tests {
                 ..Figures::default()
             }),
         }
+    }
+
+    #[test]
+    fn an_index_left_invalid_is_harm_whatever_the_timings() {
+        // invalid-index: the naive build fails and leaves its index INVALID,
+        // with timings like the safe one's (QA: "no material difference").
+        let mut naive = side("ii-naive", "naive", 3.0, 9.0, 0);
+        if let Some(t) = naive.total.as_mut() {
+            t.invalid_indexes = Some(1);
+        }
+        let safe = side("ii-safe", "safe", 3.0, 9.0, 0);
+        let v = verdict(&[naive, safe]);
+        assert_eq!(v.better.as_deref(), Some("ii-safe"));
+        assert_eq!(v.decided_by.as_deref(), Some("invalid_indexes"));
+        assert!(
+            v.line.ends_with("indexes left INVALID 0 vs 1"),
+            "{}",
+            v.line
+        );
     }
 
     #[test]
