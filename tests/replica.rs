@@ -194,6 +194,25 @@ fn a_replica_lag_budget_without_a_replica_is_refused() {
         &[],
     );
     ran.assert_code(2);
+    // Named where it was set: the flag (QA: it pointed at the file's
+    // [budget] line), or the scenario's [budget].
+    assert!(
+        ran.stderr
+            .contains("--budget max_replica_lag_ms needs a replica to measure"),
+        "{}",
+        ran.stderr
+    );
+    let in_file = tmp.path().join("in-file.toml");
+    std::fs::write(
+        &in_file,
+        format!(
+            "{}\n[budget]\nmax_replica_lag_ms = 60_000\n",
+            std::fs::read_to_string(&scenario).unwrap()
+        ),
+    )
+    .unwrap();
+    let ran = common::run(&in_file, &["--backend", "local"], &[]);
+    ran.assert_code(2);
     assert!(
         ran.stderr
             .contains("budget.max_replica_lag_ms: needs a replica to measure"),

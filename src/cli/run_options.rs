@@ -49,7 +49,8 @@ pub(super) fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<R
     if backend == BackendKind::Url {
         refuse_url_replica(&args, scenarios)?;
     } else {
-        refuse_lag_budget_without_replica(scenarios)?;
+        let from_flag = budgets.iter().any(|(k, _)| k == "max_replica_lag_ms");
+        refuse_lag_budget_without_replica(scenarios, from_flag)?;
     }
     let versions = match &args.pg_version {
         Some(raw) => parse_versions(raw).map_err(Error::Usage)?,
@@ -178,11 +179,18 @@ fn refuse_url_replica(args: &RunArgs, scenarios: &[Scenario]) -> Result<()> {
 /// fail: say so before anything runs. (A url server may have replicas of
 /// its own, which server.csv samples: allowed there.)
 /// (`--budget` is applied to each scenario's budget by now.)
-fn refuse_lag_budget_without_replica(scenarios: &[Scenario]) -> Result<()> {
+/// `from_flag`: `--budget max_replica_lag_ms=...` set it, which is then
+/// the place to name, not the scenario's `[budget]`.
+fn refuse_lag_budget_without_replica(scenarios: &[Scenario], from_flag: bool) -> Result<()> {
     match scenarios
         .iter()
         .find(|s| !s.postgres.replica && s.budget.max_replica_lag_ms.is_some())
     {
+        Some(s) if from_flag => Err(Error::Usage(format!(
+            "--budget max_replica_lag_ms needs a replica to measure, and {} has none: pass \
+             --replica, or set [postgres] replica = true",
+            s.path.display()
+        ))),
         Some(s) => Err(Error::Scenario(crate::scenario::locate_fields(vec![
             crate::error::ScenarioError {
                 file: s.path.clone(),
