@@ -383,21 +383,7 @@ fn an_addressed_value_depends_on_its_row_and_seed_alone() {
     assert!((0..20).any(|r| s.sample(r, &mut a) != other.sample(r, &mut a)));
     // A copy takes the parent's value in the row its key names: key k is
     // row k - 1.
-    let copy = ColumnGen {
-        kind: Gen::ParentColumn {
-            table: "p".into(),
-            column: "c".into(),
-            key: None,
-            draw: Box::new(Gen::ForeignKey {
-                table: "p".into(),
-                rows: 50,
-            }),
-            parent: Some(Box::new(parent.clone())),
-        },
-        null_fraction: 0.0,
-    }
-    .sampler()
-    .seeded(7);
+    let copy = cg(copy_of(&parent)).sampler().seeded(7);
     let parent_values: Vec<Value> = (0..50).map(|r| s.sample(r, &mut a)).collect();
     for _ in 0..200 {
         let v = copy.sample(0, &mut a);
@@ -430,16 +416,7 @@ fn copies_of_one_row_agree_whatever_their_nulls() {
     // Two copies of one drawn row (one key: stream 0 of table 2), NULL
     // 30 % and never.
     let copy = |parent: &ColumnGen, null_fraction: f64| {
-        let inner = Gen::ParentColumn {
-            table: "p".into(),
-            column: "c".into(),
-            key: None,
-            draw: Box::new(Gen::ForeignKey {
-                table: "p".into(),
-                rows: 50,
-            }),
-            parent: Some(Box::new(parent.clone())),
-        };
+        let inner = copy_of(parent);
         ColumnGen {
             kind: Gen::Addressed {
                 key: RowKey {
@@ -467,4 +444,18 @@ fn copies_of_one_row_agree_whatever_their_nulls() {
         }
     }
     assert!((200..400).contains(&nulls), "{nulls} NULLs of 1000");
+}
+
+/// A column copying `parent`'s value in the row a key 1..=50 names.
+fn copy_of(parent: &ColumnGen) -> Gen {
+    Gen::ParentColumn {
+        table: "p".into(),
+        column: "c".into(),
+        key: None,
+        draw: Box::new(Gen::ForeignKey {
+            table: "p".into(),
+            rows: 50,
+        }),
+        parent: Some(Box::new(parent.clone())),
+    }
 }
