@@ -138,12 +138,21 @@ pub fn align_waits(waits: &mut [WaitRow], locks: &[LockRow]) {
                 Some(_) => l.released_ms,
                 None => Some(l.requested_ms + l.wait_ms),
             })
-            .filter(|r| *r > w.end_ms && *r - w.end_ms <= WAIT_END_SLACK_MS)
-            .reduce(f64::max);
-        if let Some(r) = release {
-            w.end_ms = r;
-            w.wait_ms = round3(r - w.start_ms);
-        }
+            .collect::<Vec<f64>>();
+        end_no_earlier_than(w, release);
+    }
+}
+
+/// End `w` at the latest of `releases` that lies after its poll-placed end
+/// by no more than the slack: the finer figure of when it could go on.
+fn end_no_earlier_than(w: &mut WaitRow, releases: Vec<f64>) {
+    let release = releases
+        .into_iter()
+        .filter(|r| *r > w.end_ms && *r - w.end_ms <= WAIT_END_SLACK_MS)
+        .reduce(f64::max);
+    if let Some(r) = release {
+        w.end_ms = r;
+        w.wait_ms = round3(r - w.start_ms);
     }
 }
 
@@ -164,12 +173,8 @@ fn align_row_wait(w: &mut WaitRow, locks: &[LockRow]) {
                 .is_some_and(|g| g <= w.start_ms + WAIT_END_SLACK_MS)
         })
         .filter_map(|l| l.released_ms)
-        .filter(|r| *r > w.end_ms && *r - w.end_ms <= WAIT_END_SLACK_MS)
-        .reduce(f64::max);
-    if let Some(r) = release {
-        w.end_ms = r;
-        w.wait_ms = round3(r - w.start_ms);
-    }
+        .collect();
+    end_no_earlier_than(w, release);
 }
 
 /// A DDL or maintenance statement with no row in locks.csv where only the

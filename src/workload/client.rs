@@ -41,7 +41,9 @@ pub(super) struct Shared {
     /// Per query, per parameter: the parameter whose row number it takes.
     /// Parameters that copy columns of one parent row (`fk` with `column`)
     /// share one, so they name the same row; the others draw their own.
-    row_of: Vec<Vec<usize>>,
+    /// None for a query where none share (the usual case: no bookkeeping
+    /// on its requests).
+    row_of: Vec<Option<Vec<usize>>>,
     live: watch::Receiver<Arc<Vec<u16>>>,
     pub stop: CancellationToken,
     /// `stop` was cancelled: an atomic load per request, where the token
@@ -326,15 +328,25 @@ impl ClientTask {
     /// Send one query and report it. False when the client must stop.
     async fn execute(&mut self, qi: u16, intended: Instant) -> bool {
         self.params.clear();
-        self.rows.clear();
         let q = qi as usize;
-        for (g, &of) in self.shared.samplers[q].iter().zip(&self.shared.row_of[q]) {
-            let row = match self.rows.get(of) {
-                Some(&row) => row,
-                None => self.rng.gen(),
-            };
-            self.rows.push(row);
-            self.params.push(g.sample(row, &mut self.rng));
+        match &self.shared.row_of[q] {
+            None => {
+                for g in &self.shared.samplers[q] {
+                    let row = self.rng.gen();
+                    self.params.push(g.sample(row, &mut self.rng));
+                }
+            }
+            Some(row_of) => {
+                self.rows.clear();
+                for (g, &of) in self.shared.samplers[q].iter().zip(row_of) {
+                    let row = match self.rows.get(of) {
+                        Some(&row) => row,
+                        None => self.rng.gen(),
+                    };
+                    self.rows.push(row);
+                    self.params.push(g.sample(row, &mut self.rng));
+                }
+            }
         }
         self.current.set(qi);
         let sent = Instant::now();
@@ -381,18 +393,20 @@ impl ClientTask {
 }
 
 /// For each parameter, the first parameter drawn from the same addressed
-/// stream (see `Shared::row_of`), or itself.
-fn shared_rows(params: &[ColumnGen]) -> Vec<usize> {
+/// stream (see `Shared::row_of`), or itself; None where every parameter is
+/// its own.
+fn shared_rows(params: &[ColumnGen]) -> Option<Vec<usize>> {
     let key = |g: &ColumnGen| match &g.kind {
         Gen::Addressed { key, .. } => Some(*key),
         _ => None,
     };
-    params
+    let of: Vec<usize> = params
         .iter()
         .enumerate()
         .map(|(n, g)| match key(g) {
             Some(k) => params.iter().position(|o| key(o) == Some(k)).unwrap_or(n),
             None => n,
         })
-        .collect()
+        .collect();
+    of.iter().enumerate().any(|(n, o)| *o != n).then_some(of)
 }
