@@ -203,6 +203,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "placeholder_huge.toml",
+        &[(
+            17,
+            10,
+            "workload.query[0].params",
+            "uses placeholders $1, a $n past $65535 (PostgreSQL's limit) but params has 2",
+        )],
+    ),
+    (
         "placeholder_quoted.toml",
         &[(
             17,

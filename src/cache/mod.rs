@@ -91,14 +91,6 @@ impl Cache {
         Cache { root: root.into() }
     }
 
-    /// The default cache directory, created if needed. `Err` says why it
-    /// cannot be used (no HOME, not writable, ...).
-    pub fn open_default() -> std::result::Result<Cache, String> {
-        let root =
-            default_root().ok_or("neither XDG_CACHE_HOME nor HOME is set to an absolute path")?;
-        Cache::open(&root)
-    }
-
     /// The cache at `root`, created if needed; `Err` says why it cannot be
     /// used.
     pub fn open(root: &Path) -> std::result::Result<Cache, String> {

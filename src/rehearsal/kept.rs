@@ -21,12 +21,12 @@ pub struct KeptServer {
 /// answers, else a local cluster). `Ok(None)` when the cache cannot be used
 /// here: the caller runs without it (this says why on stderr).
 pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<KeptServer>> {
-    let cache = match Cache::open_default() {
-        Ok(c) => c,
-        Err(why) => {
-            eprintln!("pgrehearse: warning: {why}: running without the cache (--reuse ignored)");
-            return Ok(None);
-        }
+    let without_cache = |why: &str| {
+        eprintln!("pgrehearse: warning: {why}: running without the cache (--reuse ignored)");
+    };
+    let Some(root) = cache::default_root() else {
+        without_cache("neither XDG_CACHE_HOME nor HOME is set to an absolute path");
+        return Ok(None);
     };
     let kind = match opts.backend {
         BackendKind::Auto if docker_answers().await => BackendKind::Docker,
@@ -44,18 +44,25 @@ pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<Ke
     };
     let entry = cache::entry_name(kind_name, &what);
     if kind == BackendKind::Local {
-        // Said before an entry is made: none is left behind to list.
-        let dir = cache.root().join(cache::SERVERS).join(&entry);
+        // Said before the cache directory is made: nothing is left behind.
+        let dir = root.join(cache::SERVERS).join(&entry);
         if let Some(why) = LocalCluster::unusable_dir(&dir) {
             eprintln!(
                 "pgrehearse: warning: --reuse cannot keep a local cluster in {}: {why}; running \
                  without the cache (set XDG_CACHE_HOME to a directory the `postgres` user can \
                  reach, e.g. /var/cache)",
-                cache.root().display()
+                root.display()
             );
             return Ok(None);
         }
     }
+    let cache = match Cache::open(&root) {
+        Ok(c) => c,
+        Err(why) => {
+            without_cache(&why);
+            return Ok(None);
+        }
+    };
     let lease = {
         let (cache, entry, what) = (cache.clone(), entry.clone(), what.clone());
         let take = tokio::task::spawn_blocking(move || {

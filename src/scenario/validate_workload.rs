@@ -185,7 +185,15 @@ fn query(
         let uses = if used.is_empty() {
             "no placeholders".to_string()
         } else {
-            let l: Vec<String> = used.iter().map(|n| format!("${n}")).collect();
+            // The lexer saturates a number too large for u32; PostgreSQL
+            // itself stops at $65535, so print what the user can act on.
+            let l: Vec<String> = used
+                .iter()
+                .map(|&n| match n {
+                    0..=65535 => format!("${n}"),
+                    _ => "a $n past $65535 (PostgreSQL's limit)".to_string(),
+                })
+                .collect();
             format!("placeholders {}", l.join(", "))
         };
         let wanted = match specs.len() {
