@@ -1,4 +1,4 @@
-//! Budgets: the scenario's [budget] merged with `--budget key=value`, checked
+//! Budgets: the scenario's `[budget]` merged with `--budget key=value`, checked
 //! against measured values. A breach names the limit, the measured value and
 //! the step responsible.
 

@@ -30,7 +30,7 @@ pub(super) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// See [`INTERRUPTED`]: called by the signal handler.
+/// See `INTERRUPTED`: called by the signal handler.
 pub fn stop_waiting_for_removals() {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }

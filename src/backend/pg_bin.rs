@@ -1,6 +1,6 @@
 //! Where a local cluster's server binaries are, and which majors this
 //! machine has: PGREHEARSE_PG_BIN, `pg_config --bindir`, `initdb` on PATH,
-//! Debian's /usr/lib/postgresql/<major>/bin.
+//! Debian's `/usr/lib/postgresql/<major>/bin`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +16,7 @@ pub struct PgBin {
 }
 
 /// Where the server binaries are: PGREHEARSE_PG_BIN, then `pg_config --bindir`
-/// and `initdb` on PATH, then Debian's /usr/lib/postgresql/<major>/bin
+/// and `initdb` on PATH, then Debian's `/usr/lib/postgresql/<major>/bin`
 /// (newest first). With `want` ("15", "17.2") only that major qualifies.
 pub fn find_binaries(want: Option<&str>) -> Result<PgBin> {
     let want_major: Option<u32> = match want {

@@ -6,7 +6,7 @@
 //!
 //! Opening the session stays tokio-postgres' work (`connect_raw`): TLS
 //! negotiation, authentication (SCRAM with channel binding, md5, password)
-//! and the startup parameters. It runs over a [`Handoff`], a stream shared
+//! and the startup parameters. It runs over a `Handoff`, a stream shared
 //! with us; once the session is ready we take the stream back and drop
 //! tokio-postgres' client and connection without polling them again, so
 //! they never read or write it. The server has nothing more to say after

@@ -15,7 +15,7 @@
 //!   completion − send.
 //! - Clients hand their finished requests over in `client` buffers; the
 //!   recorder drains them every [`TICK`], so no message is sent per request.
-//! - A window closes [`GRACE`] after its end: its rows and histograms are
+//! - A window closes `GRACE` after its end: its rows and histograms are
 //!   written and its memory freed, so memory stays flat however long the
 //!   run (what grows is the files). Segment histograms live until the end:
 //!   there are a few per step.

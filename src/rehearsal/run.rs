@@ -48,7 +48,7 @@ pub struct RunInputs<'a> {
     pub server_log: Option<ServerLog>,
     pub scenario: &'a Scenario,
     /// The tables whose rewrites, scans, dead tuples and size are watched,
-    /// by oid ([`observed_tables`]).
+    /// by oid (`observed_tables`).
     pub tables: Vec<u32>,
     /// The run directory: the latency recorder streams its files there.
     pub run_dir: &'a std::path::Path,
@@ -474,7 +474,7 @@ impl Traffic {
     }
 
     /// After `stop` was cancelled: let in-flight queries finish (cancelling
-    /// them through `abort` after [`DRAIN_WAIT`]), then close every window.
+    /// them through `abort` after `DRAIN_WAIT`), then close every window.
     pub async fn stop(self, abort: &CancellationToken) -> Result<Recorded> {
         let join = self.workload.join();
         tokio::pin!(join);

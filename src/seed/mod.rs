@@ -2,7 +2,7 @@
 //! SQL, statistics and frozen pages; and template databases (`template.rs`)
 //! that a seeded database becomes, to be cloned per rehearsal.
 //!
-//! Rows come in fixed chunks of [`CHUNK_ROWS`] whose values depend only on
+//! Rows come in fixed chunks of [`CHUNK_ROWS`](crate::scenario::gen::CHUNK_ROWS) whose values depend only on
 //! (seed, table, chunk, column), so any split of the key range gives the same
 //! data. Three ways to load a table (`load.rs`):
 //!

@@ -45,7 +45,7 @@ fn after_creation_committed(rec: &RunRecord, l: &LockRow) -> bool {
     }
 }
 
-/// Does any step create `relation`? (See [`created_by_step`].)
+/// Does any step create `relation`? (See `created_by_step`.)
 pub fn created_by_any_step(rec: &RunRecord, relation: &str) -> bool {
     let mut steps: Vec<(&str, &str)> = Vec::new();
     for l in rec.locks.iter().filter(|l| l.relation == relation) {
