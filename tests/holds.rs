@@ -643,6 +643,30 @@ fn locks_let_go_before_commit_are_held_as_long_as_they_were() {
             dir.display()
         );
     }
+    // Each hold of t, in order, for as long as it was held: never merged
+    // with the next, never dated by another's wait, never missing.
+    for (step, sleeps) in [
+        ("exception at the end", &[100.0][..]),
+        ("savepoint relock", &[50.0, 50.0][..]),
+        ("procedure commits", &[100.0, 30.0, 30.0][..]),
+    ] {
+        let held: Vec<f64> = rec
+            .locks
+            .iter()
+            .filter(|l| l.step == step && l.relation == "t" && l.mode == "AccessExclusiveLock")
+            .map(|l| l.held_ms.expect("held_ms"))
+            .collect();
+        let right = held.len() == sleeps.len()
+            && held
+                .iter()
+                .zip(sleeps)
+                .all(|(h, s)| *h >= s - 5.0 && *h < s + 40.0);
+        assert!(
+            right,
+            "{step}: t held {held:?} ms, for {sleeps:?} ({})",
+            dir.display()
+        );
+    }
     // The savepoint's outer lock is held to COMMIT.
     let u = rec
         .locks

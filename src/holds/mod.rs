@@ -23,7 +23,10 @@
 //!   (a ROLLBACK TO SAVEPOINT let it go) went during that statement: where
 //!   the poll saw it go, else halfway through it. One taken and let go
 //!   within a statement (a PL/pgSQL exception block's subtransaction) no
-//!   probe lists: its row is the poll's.
+//!   probe lists: its row is the poll's. A lock let go and taken again
+//!   (after a savepoint, in each batch of a procedure that commits) has a
+//!   row for each hold, and a wait dates only the hold that began as it
+//!   ended.
 //!
 //! Relations are named as migration/catalog.rs settles them: a relation the
 //! step created or dropped is marked `(new)` / `(dropped)`; one nobody ever
@@ -34,7 +37,7 @@ use std::collections::HashMap;
 
 use crate::locks::{blocks_of, marked_new, unmarked, LockMode};
 use crate::migration::{is_catalog, MigrationRun};
-use crate::observe::{LogAcquired, Observations};
+use crate::observe::{LogAcquired, MigrationWait, Observations};
 use crate::record::{LockRow, StatementRow, WaitCause, WaitRow};
 
 use crate::pg::round3;
@@ -282,16 +285,47 @@ fn seen_names(run: &MigrationRun, obs: &Observations) -> HashMap<u32, String> {
 }
 
 impl Placer<'_> {
-    /// The wait (and its grant) of the lock `t` took during `stmt`.
-    fn wait_for(&mut self, t: &Taken, stmt: &StatementRow) -> Option<(f64, f64)> {
+    /// The wait (and its grant) of the lock `t` took during `stmt`. With
+    /// `seen`, the poll's first sighting of this hold: the wait that ended
+    /// between the poll that missed the lock and the one that saw it. A
+    /// statement that takes one lock again and again (a procedure that
+    /// commits between batches, a DO block retrying through its exception
+    /// handler, a `lock_timeout` loop) waits before some of its holds and
+    /// not others: any wait of the statement would date a hold by another
+    /// hold's wait.
+    fn wait_for(
+        &mut self,
+        t: &Taken,
+        stmt: &StatementRow,
+        seen: Option<&crate::observe::HeldSighting>,
+    ) -> Option<(f64, f64)> {
         let used = &self.used_waits;
-        let (i, w) = self.obs.migration_waits.iter().enumerate().find(|(i, w)| {
-            !used[*i]
-                && same_relation(w.oid, &w.relation, t.oid, t.seen)
-                && w.mode == t.mode
-                && w.start_ms >= stmt.start_ms - 5.0
-                && w.start_ms <= stmt.end_ms + 5.0
-        })?;
+        let before_sighting = |w: &MigrationWait| {
+            seen.is_none_or(|h| {
+                w.start_ms <= h.first_ms + WAIT_END_SLACK_MS
+                    && w.end_ms <= h.first_ms + WAIT_END_SLACK_MS
+                    && h.missed_before_ms
+                        .is_none_or(|m| w.end_ms >= m - WAIT_END_SLACK_MS)
+            })
+        };
+        let (i, w) = self
+            .obs
+            .migration_waits
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| {
+                !used[*i]
+                    && same_relation(w.oid, &w.relation, t.oid, t.seen)
+                    && w.mode == t.mode
+                    && w.start_ms >= stmt.start_ms - 5.0
+                    && w.start_ms <= stmt.end_ms + 5.0
+                    && before_sighting(w)
+            })
+            // Of several, the one that ended last before the sighting.
+            .reduce(|a, b| match seen.is_some() && b.1.end_ms > a.1.end_ms {
+                true => b,
+                false => a,
+            })?;
         self.used_waits[i] = true;
         let granted = self
             .acquired
@@ -340,7 +374,7 @@ impl Placer<'_> {
             // transactionid lock, which the poll does not read).
             let mut at_commit: Vec<(usize, Option<f64>)> = Vec::new();
             let mut seen_going: Option<f64> = None;
-            for (k, idx) in &txn.acquired {
+            for (ai, (k, idx)) in txn.acquired.iter().enumerate() {
                 let t = Taken {
                     locktype: &k.locktype,
                     oid: k.oid,
@@ -352,7 +386,12 @@ impl Placer<'_> {
                 };
                 let stmt = &run.statements[*idx];
                 let (start, end) = server_span(run, *idx);
-                let sightings = in_txn_sightings(obs, &t, start, txn.released_ms);
+                // Let go before COMMIT after statement `gone_at` (a
+                // savepoint rolled back), perhaps to be taken again: this
+                // hold's sightings end with that statement.
+                let gone_at = txn.gone.iter().find(|(g, _)| *g == ai).map(|(_, gi)| *gi);
+                let until = gone_at.map_or(txn.released_ms, |gi| server_span(run, gi).1);
+                let sightings = in_txn_sightings(obs, &t, start, until);
                 let first = sightings
                     .clone()
                     .min_by(|a, b| a.first_ms.total_cmp(&b.first_ms));
@@ -360,7 +399,7 @@ impl Placer<'_> {
                 let gone = sightings
                     .filter(|h| h.missed_after_ms.is_some())
                     .max_by(|a, b| a.last_ms.total_cmp(&b.last_ms));
-                let (requested, granted) = self.wait_for(&t, stmt).unwrap_or_else(|| {
+                let (requested, granted) = self.wait_for(&t, stmt, first).unwrap_or_else(|| {
                     // Taken mid-statement (ALTER COLUMN TYPE's index locks at
                     // its end): between the poll that missed it and the one
                     // that saw it.
@@ -378,8 +417,8 @@ impl Placer<'_> {
                 // savepoint rolled back): the probe after it no longer
                 // listed it. Between the poll's last sighting (or that
                 // statement's start) and the poll that missed it (or its end).
-                let let_go = txn.gone.iter().find(|(g, _)| g.same(k)).map(|(_, gi)| {
-                    let (gs, ge) = server_span(run, *gi);
+                let let_go = gone_at.map(|gi| {
+                    let (gs, ge) = server_span(run, gi);
                     let lo = last_seen.map_or(gs, |l| l.max(gs)).min(ge);
                     let hi = gone
                         .and_then(|h| h.missed_after_ms)
@@ -450,7 +489,7 @@ impl Placer<'_> {
     /// error released them (the transaction aborted there).
     fn polled(&mut self) {
         let run = self.run;
-        for h in &self.obs.migration_held {
+        for h in &sightings_by_transaction(run, self.obs) {
             let Some(idx) = statement_near(&run.statements, h.first_ms, 1.0) else {
                 continue;
             };
@@ -481,15 +520,19 @@ impl Placer<'_> {
             if h.in_txn && self.rows.iter().any(probed) {
                 continue;
             }
-            // Of an ok statement, only a lock a poll saw gone before its end
-            // (one the probe could not list, when it failed, may be held to
-            // COMMIT: its locks are unknown, and the row says so).
-            // And first seen while it ran: the probe's own locks, seen just
-            // after, are none of the migration's.
-            if h.in_txn
-                && stmt.outcome == "ok"
-                && (h.first_ms > end || !h.missed_after_ms.is_some_and(|m| m <= end + 1.0))
-            {
+            // Of an ok statement, only a lock first seen while it ran: the
+            // probe's own locks, seen just after, are none of the
+            // migration's. One the probe behind it did not list was let go
+            // before the statement ended (an exception block rolled back
+            // its subtransaction), though the poll may not have seen it go
+            // yet. Where that probe failed, one not seen gone by the end may
+            // be held to COMMIT: its locks are unknown, and the row says so.
+            let probed_after = crate::record::Unknown::parse(&stmt.unknown)
+                .why("locks")
+                .is_none();
+            let gone_by_end = h.missed_after_ms.is_some_and(|m| m <= end + 1.0)
+                || (probed_after && h.last_ms <= end + 1.0);
+            if h.in_txn && stmt.outcome == "ok" && (h.first_ms > end || !gone_by_end) {
                 continue;
             }
             // Taken no earlier than the backend began the statement (when
@@ -503,12 +546,17 @@ impl Placer<'_> {
                 .missed_before_ms
                 .filter(|m| *m > start)
                 .map(|m| ((m + h.first_ms) / 2.0).max(start));
-            let (requested, granted) = self.wait_for(&t, stmt).unwrap_or_else(|| {
+            let (requested, granted) = self.wait_for(&t, stmt, Some(h)).unwrap_or_else(|| {
                 let g = polled_grant.unwrap_or(start);
                 (g, g)
             });
             let released = if h.in_txn && stmt.outcome != "ok" {
                 at_error(h, end)
+            } else if h.in_txn {
+                // Let go inside the statement: after the last sighting, by
+                // the poll that missed it or the statement's end.
+                let by = h.missed_after_ms.map_or(end, |m| m.min(end));
+                ((h.last_ms + by) / 2.0).max(h.last_ms)
             } else {
                 h.missed_after_ms
                     .filter(|m| *m < end)
@@ -638,6 +686,51 @@ fn in_txn_sightings<'a>(
             && h.first_ms >= start - 1.0
             && h.last_ms <= released + 1.0
     })
+}
+
+/// The poll's sightings, those of a CALL or DO block outside a transaction
+/// split where it moved on to another transaction (a COMMIT inside it): a
+/// lock seen on both sides of that was let go and taken again, if too
+/// briefly for a poll to miss it (QA: a procedure's 200 ms and 30 ms holds
+/// of one table, 1.5 ms apart, made one hold of 232 ms). Not those of the
+/// server's own statements that run several transactions (VACUUM, the
+/// CONCURRENTLY forms): they keep their table's lock for the session across
+/// them. Nor an advisory lock, which may be the session's too.
+fn sightings_by_transaction(
+    run: &MigrationRun,
+    obs: &Observations,
+) -> Vec<crate::observe::HeldSighting> {
+    let mut out = Vec::new();
+    for h in &obs.migration_held {
+        let user_transactions = statement_near(&run.statements, h.first_ms, 1.0).is_some_and(|i| {
+            let first = crate::migrations::first_word(&run.statements[i].sql);
+            matches!(first.as_deref(), Some("CALL" | "DO"))
+        });
+        if h.in_txn || h.locktype == "advisory" || !user_transactions {
+            out.push(h.clone());
+            continue;
+        }
+        let mut rest = h.clone();
+        let mut changes: Vec<_> = obs
+            .migration_txn_changes
+            .iter()
+            // Seen in a poll before the change and in one after it.
+            .filter(|c| h.first_ms < c.after_ms && h.last_ms > c.before_ms)
+            .collect();
+        changes.sort_by(|a, b| a.before_ms.total_cmp(&b.before_ms));
+        for c in changes {
+            out.push(crate::observe::HeldSighting {
+                last_ms: c.before_ms,
+                missed_after_ms: Some(c.after_ms),
+                ..rest.clone()
+            });
+            rest.first_ms = c.after_ms;
+            rest.missed_before_ms = Some(c.before_ms);
+            rest.statement_start_ms = None;
+        }
+        out.push(rest);
+    }
+    out
 }
 
 /// When statement `idx` ran: the server's own span where known, else the

@@ -119,19 +119,21 @@ impl Executor {
                     // Dated from the earliest statement that may have taken
                     // it: a hold is never understated.
                     let taken_by = unprobed.take().map_or(idx, |(first, _)| first);
-                    for k in &p.locks {
-                        if !txn.acquired.iter().any(|(a, _)| a.same(k)) && !is_catalog_lock(k) {
-                            txn.acquired.push((k.clone(), taken_by));
+                    // Let go before COMMIT (a savepoint rolled back): gone
+                    // after this statement. Taken again later: a hold of
+                    // its own, from the statement whose probe lists it again.
+                    let open: Vec<usize> = (0..txn.acquired.len())
+                        .filter(|a| !txn.gone.iter().any(|(g, _)| g == a))
+                        .collect();
+                    for a in &open {
+                        if !p.locks.iter().any(|k| txn.acquired[*a].0.same(k)) {
+                            txn.gone.push((*a, idx));
                         }
                     }
-                    // Let go before COMMIT (a savepoint rolled back): gone
-                    // after this statement. Taken again later: held through
-                    // (a hold is never understated).
-                    txn.gone.retain(|(g, _)| !p.locks.iter().any(|k| g.same(k)));
-                    for (a, _) in &txn.acquired {
-                        let listed = p.locks.iter().any(|k| a.same(k));
-                        if !listed && !txn.gone.iter().any(|(g, _)| g.same(a)) {
-                            txn.gone.push((a.clone(), idx));
+                    for k in &p.locks {
+                        let held = open.iter().any(|a| txn.acquired[*a].0.same(k));
+                        if !held && !is_catalog_lock(k) {
+                            txn.acquired.push((k.clone(), taken_by));
                         }
                     }
                 }

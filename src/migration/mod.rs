@@ -88,13 +88,15 @@ impl<'a> Outgoing<'a> {
 pub struct TxnLocks {
     pub phase: String,
     pub step: String,
-    /// Each lock, with the index into `MigrationRun::statements` of the
-    /// statement after which the probe first saw it.
+    /// Each hold of a lock, with the index into `MigrationRun::statements`
+    /// of the statement after which the probe first saw it. A lock let go
+    /// and taken again in the transaction has a hold for each time.
     pub acquired: Vec<(LockSeen, usize)>,
-    /// Locks of `acquired` a later probe no longer listed, with the index of
-    /// the statement after which it did not (a ROLLBACK TO SAVEPOINT, or a
-    /// PL/pgSQL exception block, released them before COMMIT).
-    pub gone: Vec<(LockSeen, usize)>,
+    /// Holds of `acquired` (their index there) a later probe no longer
+    /// listed, with the index of the statement after which it did not (a
+    /// ROLLBACK TO SAVEPOINT, or a PL/pgSQL exception block, released them
+    /// before COMMIT).
+    pub gone: Vec<(usize, usize)>,
     /// When the transaction ended and released its locks: the server's
     /// clock right after COMMIT / ROLLBACK (on the run clock), else when
     /// it returned.

@@ -72,6 +72,17 @@ pub struct HeldSighting {
     pub in_txn: bool,
 }
 
+/// The migration's backend, running a statement outside a transaction, was
+/// in one transaction at the poll that started at `before_ms` and in
+/// another by the end of the next, `after_ms` (a procedure or DO block that
+/// commits, a statement's internal transactions): a transaction's locks
+/// went with it in between, however briefly, even those seen on both sides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TxnChange {
+    pub before_ms: f64,
+    pub after_ms: f64,
+}
+
 pub(super) struct Held {
     ctx: Arc<ObserverCtx>,
     client: Client,
@@ -80,6 +91,9 @@ pub(super) struct Held {
     /// backend status array alone (see `watch_wait`).
     wait_event: Statement,
     pub(super) sightings: Vec<HeldSighting>,
+    /// Where a statement outside a transaction moved on to another
+    /// transaction (see [`TxnChange`]).
+    pub(super) txn_changes: Vec<TxnChange>,
     /// The migration's lock waits, seen every poll (see `follow_statement`).
     pub(super) waits: Vec<MigrationWait>,
     pub(super) polls: u64,
@@ -191,6 +205,7 @@ impl Held {
             query,
             wait_event,
             sightings: Vec::new(),
+            txn_changes: Vec::new(),
             waits: Vec::new(),
             polls: 0,
             lost: None,
@@ -281,6 +296,14 @@ impl Held {
             let vxid = kind("vxid").next().map(str::to_string);
             let moved_on =
                 !in_txn && vxid.is_some() && previous_vxid.is_some() && vxid != previous_vxid;
+            if moved_on {
+                if let Some(before_ms) = previous_start {
+                    self.txn_changes.push(TxnChange {
+                        before_ms,
+                        after_ms: t1,
+                    });
+                }
+            }
             if vxid.is_some() {
                 previous_vxid = vxid;
             }

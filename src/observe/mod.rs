@@ -35,7 +35,7 @@ mod log;
 mod server;
 mod waits;
 
-pub use held::{HeldSighting, HELD_POLL, HELD_POLL_STILL};
+pub use held::{HeldSighting, TxnChange, HELD_POLL, HELD_POLL_STILL};
 pub use log::parse_acquired;
 pub use waits::SUSPECT_AFTER;
 
@@ -104,6 +104,7 @@ pub struct Observations {
     pub waits: Vec<WaitRow>,
     pub migration_waits: Vec<MigrationWait>,
     pub migration_held: Vec<HeldSighting>,
+    pub migration_txn_changes: Vec<TxnChange>,
     pub log_acquired: Vec<LogAcquired>,
     pub server: Vec<ServerRow>,
     pub polls: u64,
@@ -205,6 +206,7 @@ impl Observer {
         };
         let mut obs = poller.into_observations();
         obs.migration_held = held.sightings;
+        obs.migration_txn_changes = held.txn_changes;
         merge_waits(&mut obs.migration_waits, held.waits);
         obs.held_polls = held.polls;
         obs.server = server;
