@@ -290,7 +290,11 @@ fn one_step(
         .map(|(w, _)| w)
         .collect();
     let mut unknown = std::collections::BTreeMap::new();
-    let totals = StatementTotals::of(&stmts, |field, why| {
+    // Of the tries that ran last: an attempt given up (a lock_timeout, then
+    // retried) ran nothing the step keeps; its figures, unknown for want of
+    // a probe, would leave the step's unknown too (QA: "rewrite unknown,
+    // WAL unknown" for every step that had to retry).
+    let totals = StatementTotals::of(&last, |field, why| {
         unknown.insert(field.to_string(), why);
     });
     // A statement whose locks nothing listed (it failed before its probe,

@@ -128,9 +128,13 @@ fn a_single_statement_retry_counts_once() {
     let mut t = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1001.0, 1101.0);
     t.outcome = "lock_timeout".into();
     t.sqlstate = "55P03".into();
+    // Given up waiting: no probe behind it, so its figures are unknown.
+    (t.rewrote, t.seq_scans, t.wal_bytes, t.cluster_wal_bytes) = (None, None, None, None);
+    t.unknown = "rewrote: the statement failed; wal_bytes: the statement failed".into();
     r.statements.push(t);
     let mut ok = stmt("s", "ALTER TABLE orders ADD COLUMN y int", 1200.0, 1201.0);
     ok.attempt = 2;
+    ok.wal_bytes = Some(3355);
     r.statements.push(ok);
     let st = &facts(&r)[0];
     assert_eq!(
@@ -138,6 +142,10 @@ fn a_single_statement_retry_counts_once() {
         (2, 2, "ok")
     );
     assert_eq!(st.sql, ["SET x", "ALTER TABLE orders ADD COLUMN y int"]);
+    // The step's figures are the attempt's that ran (QA: "rewrite
+    // unknown, WAL unknown" wherever a retry happened).
+    assert_eq!((st.rewrote, st.wal_bytes), (Some(false), Some(3355)));
+    assert!(st.unknown.is_empty(), "{:?}", st.unknown);
 }
 
 #[test]
