@@ -278,6 +278,39 @@ fn server_flags_the_local_backend_does_not_use_are_refused() {
     }
 }
 
+/// A --database-url with no backend picked is the url backend's server
+/// (QA: it was ignored, and the run went to an ephemeral local cluster);
+/// --backend docker refuses it.
+#[test]
+fn a_database_url_picks_the_url_backend_and_docker_refuses_it() {
+    let url = "postgres://nobody@127.0.0.1:1/x";
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .args([
+            "run",
+            small().to_str().unwrap(),
+            "--database-url",
+            url,
+            "-q",
+        ])
+        .env_remove("PGREHEARSE_BACKEND")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "cannot connect to it: {stderr}");
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .args(["run", small().to_str().unwrap(), "--backend", "docker"])
+        .args(["--database-url", url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--database-url is not used by --backend docker"),
+        "{stderr}"
+    );
+}
+
 /// A run that stops before it writes anything — no PostgreSQL 99 to start,
 /// exit 3 — leaves no empty `--out` behind (checking that it can write
 /// there made it).

@@ -24,25 +24,37 @@ pub(super) fn run_options(args: RunArgs, scenarios: &mut [Scenario]) -> Result<R
                 .map_err(|e| Error::Usage(format!("--budget: {e}")))?;
         }
     }
-    let backend = BackendKind::from(args.backend);
+    // A --database-url names the server: with no backend picked, it is
+    // the url backend's (QA: it used to be ignored, and the rehearsal ran
+    // on an ephemeral local cluster instead).
+    let backend = match BackendKind::from(args.backend) {
+        BackendKind::Auto if args.database_url.is_some() => BackendKind::Url,
+        b => b,
+    };
     if backend == BackendKind::Url && args.database_url.is_none() {
         return Err(Error::Usage(
             "--backend url needs --database-url postgres://user@host:port/db".into(),
         ));
     }
-    if backend == BackendKind::Local {
-        // Flags that pick a server the local backend does not use: said,
-        // not silently ignored.
-        for (flag, given) in [
-            ("--database-url", args.database_url.is_some()),
-            ("--image", args.image.is_some()),
-        ] {
-            if given {
-                return Err(Error::Usage(format!(
-                    "{flag} is not used by --backend local (a cluster from the local binaries); drop it, or pick --backend {}",
-                    if flag == "--image" { "docker" } else { "url" }
-                )));
-            }
+    // Flags that pick a server the backend does not use: said, not
+    // silently ignored.
+    let unused: &[(&str, bool, &str)] = match backend {
+        BackendKind::Local => &[
+            ("--database-url", args.database_url.is_some(), "url"),
+            ("--image", args.image.is_some(), "docker"),
+        ],
+        BackendKind::Docker => &[("--database-url", args.database_url.is_some(), "url")],
+        _ => &[],
+    };
+    for (flag, given, other) in unused {
+        if *given {
+            let what = match backend {
+                BackendKind::Local => "--backend local (a cluster from the local binaries)",
+                _ => "--backend docker (a container it starts)",
+            };
+            return Err(Error::Usage(format!(
+                "{flag} is not used by {what}; drop it, or pick --backend {other}"
+            )));
         }
     }
     apply_server_flags(&args, scenarios)?;
