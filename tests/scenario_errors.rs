@@ -203,6 +203,15 @@ const CASES: &[(&str, &[Expect])] = &[
         )],
     ),
     (
+        "app_reserved.toml",
+        &[(
+            17,
+            15,
+            "workload.query[0].apps[1]",
+            "`other` is reserved: the reports label scripts' and other sessions'",
+        )],
+    ),
+    (
         "placeholder_huge.toml",
         &[(
             17,

@@ -236,12 +236,13 @@ fn longest_blocking_hold(rec: &RunRecord) -> Measurement {
 /// The longest lock wait of an app query that the migration caused.
 fn longest_app_wait(m: &Measured<'_>) -> Measurement {
     let waits = &m.rec.waits;
-    // Scripts are not the app: their own waits are not counted, though an
-    // app query waiting behind a script that waited for the migration is.
+    // Scripts and other sessions are not the app: their own waits are not
+    // counted, though an app query waiting behind one that waited for the
+    // migration is.
     let wait = waits
         .iter()
         .zip(m.wait_steps)
-        .filter(|(w, _)| w.app != crate::latency::SCRIPT_APP && migration_caused(w, waits))
+        .filter(|(w, _)| crate::latency::is_the_apps(&w.app) && migration_caused(w, waits))
         .max_by(|x, y| x.0.wait_ms.total_cmp(&y.0.wait_ms));
     match wait {
         Some((w, s)) => (

@@ -62,6 +62,17 @@ pub const GRACE_MS: f64 = 100.0;
 /// The app label scripts report under.
 pub const SCRIPT_APP: &str = "script";
 
+/// The app of a lock wait of a session that is none of the rehearsal's (a
+/// monitoring agent, a DBA's job connected to the scratch database):
+/// waits.csv lists it, for the chains it is part of, but it is not the app.
+pub const OTHER_APP: &str = "other";
+
+/// Is a wait of `app` one of the app's (any version's)? Not a script's,
+/// not another session's.
+pub fn is_the_apps(app: &str) -> bool {
+    app != SCRIPT_APP && app != OTHER_APP
+}
+
 /// Names behind the indices the recorder keeps: queries (the scripts come
 /// after the workload's queries) and app versions (`script` last).
 #[derive(Debug, Clone)]

@@ -552,7 +552,7 @@ impl WaitPoller {
                     .unwrap_or_else(|| "(unknown)".into());
                 (q, app)
             }
-            None => ("(other session)".into(), "other".into()),
+            None => ("(other session)".into(), crate::latency::OTHER_APP.into()),
         }
     }
 

@@ -464,6 +464,18 @@ pub fn app_list(d: &mut Diags, v: &S<Vec<S<String>>>, field: &str) -> Vec<String
     let mut out: Vec<String> = Vec::new();
     for (k, a) in v.get_ref().iter().enumerate() {
         if let Some(a) = d.name(a, &format!("{field}[{k}]"), "an app version name") {
+            if !crate::latency::is_the_apps(&a) {
+                d.err(
+                    v.get_ref()[k].span(),
+                    format!("{field}[{k}]"),
+                    format!(
+                        "`{a}` is reserved: the reports label scripts' and other sessions' \
+                         requests and waits `{}` and `{}`; name the app version otherwise",
+                        crate::latency::SCRIPT_APP,
+                        crate::latency::OTHER_APP
+                    ),
+                );
+            }
             if !out.contains(&a) {
                 out.push(a);
             }

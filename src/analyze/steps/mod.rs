@@ -162,15 +162,15 @@ fn step_intervals(rec: &RunRecord, phase: &str, step: &str) -> Vec<(f64, f64)> {
 /// charged to: the caused-by-migration wait overlapping that step's lock
 /// holds or statements the most; an app query waiting for a session that
 /// waited for the migration then (a chain) goes with that session's wait.
-/// Other app-vs-app waits, and scripts' waits (scripts are not the app), are
-/// charged to no step.
+/// Other app-vs-app waits, and scripts' and other sessions' waits (they are
+/// not the app), are charged to no step.
 pub(crate) fn attribute_waits(rec: &RunRecord) -> Vec<Option<usize>> {
     let direct = direct_steps(rec);
     rec.waits
         .iter()
         .zip(&direct)
         .map(|(w, d)| {
-            if w.app == crate::latency::SCRIPT_APP {
+            if !crate::latency::is_the_apps(&w.app) {
                 None
             } else if w.cause != WaitCause::App {
                 *d

@@ -120,6 +120,31 @@ fn app_vs_app_waits_are_charged_to_no_step() {
     assert_eq!(facts(&r)[0].app_waits, 2);
 }
 
+/// QA: a DBA's `ANALYZE` every 50 ms in the scratch database waited a
+/// second behind the safe build's lock; that session is not the app, and
+/// its wait made the safe side's worst app wait 1 002 ms.
+#[test]
+fn another_sessions_wait_is_not_the_apps() {
+    let mut r = record();
+    let sql = "CREATE INDEX CONCURRENTLY orders_x ON orders (x)";
+    step_holding(
+        &mut r,
+        "idx",
+        sql,
+        (1000.0, 2004.0),
+        "ShareUpdateExclusiveLock",
+        1000.5,
+    );
+    let mut other = wait(1001.0, 2003.0, WaitCause::Migration);
+    other.app = crate::latency::OTHER_APP.into();
+    r.waits.push(other);
+    r.waits.push(wait(1002.0, 1004.0, WaitCause::Migration));
+    assert_eq!(attribute_waits(&r), [None, Some(0)]);
+    let st = &facts(&r)[0];
+    assert_eq!(st.app_waits, 1);
+    assert_eq!(st.worst_app_wait.as_ref().map(|w| w.wait_ms), Some(2.0));
+}
+
 #[test]
 fn a_single_statement_retry_counts_once() {
     // transaction = false: statement 2 timed out once and succeeded on retry.
