@@ -52,6 +52,7 @@ pub fn time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
                 .trim();
             Some(time_value(value))
         }
+        Some("do") => in_do_block(&toks, name).map(|(v, _)| v),
         Some("select") if word(1).as_deref() == Some("set_config") => {
             // set_config('lock_timeout', '1s', false): two string literals.
             let strings: Vec<&str> = toks
@@ -72,6 +73,9 @@ pub fn time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
 /// `SET LOCAL` and `set_config(..., true)`, which end with it.
 pub fn session_time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
     let setting = time_setting(sql, name)?;
+    if let Some((_, local)) = do_block_setting(sql, name) {
+        return (!local).then_some(setting);
+    }
     let words: Vec<String> = tokens(sql)
         .into_iter()
         .filter(|t| t.kind == TokenKind::Word)
@@ -84,6 +88,62 @@ pub fn session_time_setting(sql: &str, name: &str) -> Option<Option<f64>> {
         _ => false,
     };
     (!local).then_some(setting)
+}
+
+/// A DO block's body setting `name` (QA: a retry loop's
+/// `set_config('lock_timeout', '100ms', true)` was read as no lock_timeout
+/// at all, and a `no_lock_timeout` finding said the step would wait without
+/// bound): the first `SET [LOCAL|SESSION] name = / TO value` or
+/// `set_config('name', 'value', is_local)` in its body, as (the time, set
+/// only for the transaction).
+fn do_block_setting(sql: &str, name: &str) -> Option<(Option<f64>, bool)> {
+    let toks: Vec<(TokenKind, &str)> = tokens(sql)
+        .into_iter()
+        .filter(|t| !matches!(t.kind, TokenKind::Whitespace | TokenKind::Comment))
+        .map(|t| (t.kind, &sql[t.start..t.end]))
+        .collect();
+    let first = toks.first().filter(|t| t.0 == TokenKind::Word)?;
+    if !first.1.eq_ignore_ascii_case("do") {
+        return None;
+    }
+    in_do_block(&toks, name)
+}
+
+fn in_do_block(toks: &[(TokenKind, &str)], name: &str) -> Option<(Option<f64>, bool)> {
+    static SETS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?is)\bset\s+(local\s+|session\s+)?([a-z_]+)\s*(?:=|\bto\b)\s*('[^']*'|[0-9.]+[a-z]*)|\bset_config\s*\(\s*'([a-z_]+)'\s*,\s*'([^']*)'\s*,\s*(true|false)",
+        )
+        .expect("a valid regex")
+    });
+    let body = toks.iter().find_map(|t| match t.0 {
+        TokenKind::DollarString => {
+            let open = t.1[1..].find('$')? + 2;
+            Some(t.1.get(open..t.1.len().checked_sub(open)?)?.to_string())
+        }
+        TokenKind::String => Some(t.1.trim_matches('\'').replace("''", "'")),
+        _ => None,
+    })?;
+    SETS.captures_iter(&body).find_map(|c| {
+        if c.get(2)
+            .is_some_and(|n| n.as_str().eq_ignore_ascii_case(name))
+        {
+            let local = c
+                .get(1)
+                .is_some_and(|l| l.as_str().trim().eq_ignore_ascii_case("local"));
+            Some((time_value(c.get(3)?.as_str()), local))
+        } else if c
+            .get(4)
+            .is_some_and(|n| n.as_str().eq_ignore_ascii_case(name))
+        {
+            let local = c
+                .get(6)
+                .is_some_and(|l| l.as_str().eq_ignore_ascii_case("true"));
+            Some((time_value(c.get(5)?.as_str()), local))
+        } else {
+            None
+        }
+    })
 }
 
 /// The byte offset of `part` (a slice of `whole`) in `whole`.
@@ -137,6 +197,20 @@ mod tests {
         assert_eq!(lt("SET LOCAL lock_timeout = '1s'"), None);
         assert_eq!(lt("SELECT set_config('lock_timeout', '3s', true)"), None);
         assert_eq!(lt("SET statement_timeout = '1s'"), None);
+        // A DO block's: what it sets for the transaction only, and what
+        // outlives it.
+        let local = "DO $$ BEGIN PERFORM set_config('lock_timeout', '100ms', true); \
+                     LOCK TABLE t; END $$";
+        assert_eq!(time_setting(local, "lock_timeout"), Some(Some(100.0)));
+        assert_eq!(lt(local), None);
+        let session = "DO $body$ BEGIN SET lock_timeout TO '2s'; LOCK TABLE t; END $body$";
+        assert_eq!(lt(session), Some(Some(2000.0)));
+        let set_local = "DO 'BEGIN SET LOCAL lock_timeout = ''50ms''; END'";
+        assert_eq!(time_setting(set_local, "lock_timeout"), Some(Some(50.0)));
+        assert_eq!(
+            time_setting("DO $$ BEGIN LOCK TABLE t; END $$", "lock_timeout"),
+            None
+        );
     }
 
     #[test]
