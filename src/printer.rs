@@ -5,6 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
+/// `eprintln!` that cannot panic: with stderr closed (`pgrehearse run ...
+/// 2>&1 | head -1`), `eprintln!` panics on the broken pipe, and a rehearsal
+/// stopped there leaves its scratch database or cluster behind (QA: exit
+/// 101). What it says is lost then; the run goes on to its teardown.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use crate::error::{Error, Result};
 use crate::options::SummaryFormat;
 use crate::report::Summary;
@@ -39,7 +51,7 @@ pub fn stdout(text: &str) -> Result<()> {
 
 /// An error on stderr, and where its partial report is when one was written.
 pub fn error(e: &Error, run_dir: Option<&Path>) {
-    eprintln!("pgrehearse: {e}");
+    crate::say!("pgrehearse: {e}");
     let dir = match e {
         Error::Rehearsal {
             report_dir: Some(d),
@@ -48,7 +60,7 @@ pub fn error(e: &Error, run_dir: Option<&Path>) {
         _ => run_dir,
     };
     if let Some(d) = dir {
-        eprintln!("pgrehearse: partial report in {}", d.display());
+        crate::say!("pgrehearse: partial report in {}", d.display());
     }
 }
 
@@ -66,7 +78,7 @@ pub struct BatchLine {
 /// The recap of a batch on stderr: one line per scenario, and the exit code.
 pub fn batch(lines: &[BatchLine], code: u8) {
     let width = lines.iter().map(|l| l.scenario.len()).max().unwrap_or(0);
-    eprintln!(
+    crate::say!(
         "pgrehearse: {} scenarios, exit code {code} (the worst of them)",
         lines.len()
     );
@@ -82,6 +94,6 @@ pub fn batch(lines: &[BatchLine], code: u8) {
             .unwrap_or_else(|| "(no run directory)".into());
         // The error may span lines (scenario problems): its first says enough.
         let outcome = l.outcome.lines().next().unwrap_or_default();
-        eprintln!("  {:<width$}  {code}  {dir}  {outcome}", l.scenario);
+        crate::say!("  {:<width$}  {code}  {dir}  {outcome}", l.scenario);
     }
 }

@@ -319,7 +319,7 @@ pub fn ensure_fits(size: &ServerSize, machine: Option<Machine>, servers: u32) ->
         return Ok(());
     };
     for w in machine.check(size, servers).map_err(crate::Error::Usage)? {
-        eprintln!("pgrehearse: warning: {w}");
+        crate::say!("pgrehearse: warning: {w}");
     }
     Ok(())
 }

@@ -311,6 +311,24 @@ fn a_database_url_picks_the_url_backend_and_docker_refuses_it() {
     );
 }
 
+/// With stdout and stderr closed (`pgrehearse ... 2>&1 | head -1`), what
+/// pgrehearse would say is lost, not a panic: exit 2 here, not 101 (QA: a
+/// run stopped by that panic could leave its scratch database behind).
+#[test]
+fn closed_output_pipes_are_not_a_panic() {
+    use std::process::Stdio;
+    let bad = common::fixture("bad/placeholder_gap.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+        .args(["check", bad.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+}
+
 /// A run that stops before it writes anything — no PostgreSQL 99 to start,
 /// exit 3 — leaves no empty `--out` behind (checking that it can write
 /// there made it).

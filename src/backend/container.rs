@@ -132,7 +132,7 @@ async fn remove_created(name: String, pending: bool, since: i64) {
             return;
         }
         if Instant::now() > deadline {
-            eprintln!(
+            crate::say!(
                 "pgrehearse: warning: the Docker engine was still creating container {name} \
                  when we gave up waiting; if it appears, remove it with `docker rm -f {name}`"
             );

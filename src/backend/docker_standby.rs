@@ -158,7 +158,7 @@ impl Drop for PrivateNetwork {
                 .build()
             {
                 if let Err(e) = rt.block_on(remove_network(&name)) {
-                    eprintln!("pgrehearse: teardown: {e}");
+                    crate::say!("pgrehearse: teardown: {e}");
                 }
             }
         })

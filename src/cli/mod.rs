@@ -102,7 +102,7 @@ fn init(options: &InitOptions, quiet: bool) -> Result<u8> {
         .build()
         .map_err(anyhow::Error::new)?;
     if !quiet {
-        eprintln!(
+        crate::say!(
             "init: reading {} (schema {}, read-only)",
             crate::backend::url::redact_url(&options.database_url),
             options.schema
@@ -115,7 +115,7 @@ fn init(options: &InitOptions, quiet: bool) -> Result<u8> {
             Some(n) => format!("{n} statements from pg_stat_statements"),
             None => "no pg_stat_statements: an example workload".to_string(),
         };
-        eprintln!("init: {} tables, {statements}", summary.tables);
+        crate::say!("init: {} tables, {statements}", summary.tables);
     }
     Ok(exit::OK)
 }

@@ -162,7 +162,7 @@ async fn rehearse_both(
         run_dir: None,
     };
     if opts.output.chatter {
-        eprintln!(
+        crate::say!(
             "pgrehearse: compare {} vs {} — provisioning PostgreSQL{} ({:?} backend)",
             sides[0].name,
             sides[1].name,

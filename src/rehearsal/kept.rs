@@ -22,7 +22,7 @@ pub struct KeptServer {
 /// here: the caller runs without it (this says why on stderr).
 pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<KeptServer>> {
     let without_cache = |why: &str| {
-        eprintln!("pgrehearse: warning: {why}: running without the cache (--reuse ignored)");
+        crate::say!("pgrehearse: warning: {why}: running without the cache (--reuse ignored)");
     };
     let Some(root) = cache::default_root() else {
         without_cache("neither XDG_CACHE_HOME nor HOME is set to an absolute path");
@@ -47,7 +47,7 @@ pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<Ke
         // Said before the cache directory is made: nothing is left behind.
         let dir = root.join(cache::SERVERS).join(&entry);
         if let Some(why) = LocalCluster::unusable_dir(&dir) {
-            eprintln!(
+            crate::say!(
                 "pgrehearse: warning: --reuse cannot keep a local cluster in {}: {why}; running \
                  without the cache (set XDG_CACHE_HOME to a directory the `postgres` user can \
                  reach, e.g. /var/cache)",
@@ -67,7 +67,7 @@ pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<Ke
         let (cache, entry, what) = (cache.clone(), entry.clone(), what.clone());
         let take = tokio::task::spawn_blocking(move || {
             cache.lease(&entry, kind_name, &what, |msg| {
-                eprintln!("pgrehearse: {msg}")
+                crate::say!("pgrehearse: {msg}")
             })
         });
         tokio::select! {
@@ -84,7 +84,7 @@ pub async fn start(opts: &BackendOptions, signals: &Signals) -> Result<Option<Ke
         Ok(backend) => Ok(Some(KeptServer { backend, lease })),
         // A kept cluster as root needs a directory `postgres` can reach.
         Err(Error::NoPostgres(why)) if kind == BackendKind::Local => {
-            eprintln!(
+            crate::say!(
                 "pgrehearse: warning: no cluster could be kept in {} ({why}): running without \
                  the cache (as root, set XDG_CACHE_HOME to a directory the `postgres` user can \
                  reach)",
@@ -120,7 +120,7 @@ async fn start_in(
 ) -> Result<Backend> {
     if let (None, Some(why)) = (&lease.manifest, &lease.rebuilt) {
         if lease.dir.join(cache::manifest::MANIFEST_FILE).exists() {
-            eprintln!(
+            crate::say!(
                 "pgrehearse: the cache entry {} is rebuilt: {why}",
                 lease.dir.display()
             );
@@ -147,7 +147,7 @@ async fn start_in(
             // A setting the server refuses is the scenario's fault, not the cache's.
             Err(e @ Error::Usage(_)) => return Err(e),
             Err(e) if attempt == 0 => {
-                eprintln!(
+                crate::say!(
                     "pgrehearse: the cached server in {} does not start ({e}): rebuilding it",
                     lease.dir.display()
                 );

@@ -234,7 +234,7 @@ fn data_plans(members: &[&Scenario], opts: &RunOptions) -> Vec<DataPlan> {
 
 fn say_provisioning(s: &Scenario, opts: &RunOptions) {
     if opts.output.chatter {
-        eprintln!(
+        crate::say!(
             "pgrehearse: {} — provisioning Postgres ({:?} backend{})",
             s.name,
             opts.server.backend,
@@ -291,7 +291,7 @@ pub fn edited_on_stderr(s: &Scenario) -> Vec<String> {
         .map(|c| crate::migrations::edited_warning(m.layout, c, rev))
         .collect();
     for l in &lines {
-        eprintln!("pgrehearse: warning: {}: {l}", s.name);
+        crate::say!("pgrehearse: warning: {}: {l}", s.name);
     }
     lines
 }
@@ -314,7 +314,7 @@ pub fn warn_edited(s: &Scenario) {
                 .collect::<String>()
         );
         if let Err(e) = crate::report::append_step_summary(&path, &md) {
-            eprintln!("pgrehearse: cannot append to {}: {e}", path.display());
+            crate::say!("pgrehearse: cannot append to {}: {e}", path.display());
         }
     }
 }
@@ -330,7 +330,7 @@ fn nothing_to_rehearse(s: &Scenario) -> Outcome {
         .migrations
         .as_ref()
         .map_or(String::new(), |m| format!(" in {}", m.dir.display()));
-    eprintln!(
+    crate::say!(
         "pgrehearse: {} — no migration added{since}{dir}: nothing to rehearse",
         s.name
     );
@@ -341,7 +341,7 @@ fn nothing_to_rehearse(s: &Scenario) -> Outcome {
             s.name
         );
         if let Err(e) = crate::report::append_step_summary(&path, &md) {
-            eprintln!("pgrehearse: cannot append to {}: {e}", path.display());
+            crate::say!("pgrehearse: cannot append to {}: {e}", path.display());
         }
     }
     Outcome {
@@ -420,7 +420,7 @@ async fn rows_as_seeded(draft: &mut Draft, db: &Database, s: &Scenario, say: boo
             for (name, rows) in counted {
                 if let Some(r) = draft.info.rows.iter_mut().find(|(n, _)| *n == name) {
                     if r.1 != rows && say {
-                        eprintln!(
+                        crate::say!(
                             "pgrehearse: table {name} holds {rows} rows, not the {} asked for: \
                              seed_sql or after_seed changed them (run.json rows says {rows})",
                             r.1

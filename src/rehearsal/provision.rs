@@ -157,7 +157,7 @@ impl Server {
             replica: needs.replica,
         };
         if let (true, Some(s)) = (url, &needs.size) {
-            eprintln!(
+            crate::say!(
                 "pgrehearse: warning: the server size ({}) is not applied: the url backend's \
                  server is not pgrehearse's to limit or configure",
                 s.describe()
@@ -381,13 +381,13 @@ impl Server {
             if let Some(mut m) = lease.manifest.clone() {
                 m.last_used = crate::cache::now();
                 if let Err(e) = lease.save(m) {
-                    eprintln!("pgrehearse: teardown: {e}");
+                    crate::say!("pgrehearse: teardown: {e}");
                 }
             }
         }
         let Server { backend, lease, .. } = self;
         if let Err(e) = backend.teardown().await {
-            eprintln!("pgrehearse: teardown: {e}");
+            crate::say!("pgrehearse: teardown: {e}");
         }
         // The cache entry is unlocked once its server is down.
         drop(lease);
@@ -532,7 +532,7 @@ impl Scratch {
         let (conn, names) = self.take();
         for name in names {
             if let Err(e) = template::drop_database(&conn, &name).await {
-                eprintln!("pgrehearse: teardown: {e}");
+                crate::say!("pgrehearse: teardown: {e}");
             }
         }
     }
@@ -551,7 +551,7 @@ impl Drop for ScratchList {
                     tokio::time::timeout(Duration::from_secs(20), drop).await,
                     Ok(Ok(()))
                 ) {
-                    eprintln!("pgrehearse: warning: could not drop database {name}");
+                    crate::say!("pgrehearse: warning: could not drop database {name}");
                 }
             }
         });

@@ -172,14 +172,14 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
 /// Caps that keep a long run's memory bounded: say when one was hit.
 fn warn_about_caps(m: &Measured) {
     if m.latency.errors_dropped > 0 {
-        eprintln!(
+        crate::say!(
             "pgrehearse: warning: errors.csv keeps the first {} app errors; {} more are counted in latency.csv and latency.hdr only",
             crate::latency::MAX_ERROR_ROWS,
             m.latency.errors_dropped
         );
     }
     if m.observations.waits_dropped > 0 {
-        eprintln!(
+        crate::say!(
             "pgrehearse: warning: waits.csv keeps the first {} lock waits; {} more were not recorded",
             crate::observe::MAX_WAIT_ROWS,
             m.observations.waits_dropped

@@ -72,7 +72,7 @@ pub async fn obtain(
     };
     let ms = (started.elapsed().as_secs_f64() * 1e3 - setup_ms).max(0.0);
     if opts.output.chatter {
-        eprintln!("pgrehearse: {} — {}", s.name, describe(&origin, ms));
+        crate::say!("pgrehearse: {} — {}", s.name, describe(&origin, ms));
     }
     Ok(Obtained { db, origin, ms })
 }

@@ -211,9 +211,9 @@ async fn drop_incomplete(conn: &ConnInfo, s: &Scenario) {
     };
     match tokio::time::timeout(Duration::from_secs(20), cleanup).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => eprintln!("pgrehearse: warning: {e}"),
+        Ok(Err(e)) => crate::say!("pgrehearse: warning: {e}"),
         Err(_) => {
-            eprintln!("pgrehearse: warning: the incomplete tables could not be dropped in time")
+            crate::say!("pgrehearse: warning: the incomplete tables could not be dropped in time")
         }
     }
 }

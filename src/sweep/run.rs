@@ -114,7 +114,7 @@ fn say_provisioning(s: &Scenario, opts: &SweepOptions, v: &Variation) {
         "" => String::new(),
         l => format!(" {l}"),
     };
-    eprintln!(
+    crate::say!(
         "pgrehearse sweep: {} — {} × {}, provisioning PostgreSQL{version} ({:?} backend{})",
         s.name,
         crate::report::plural(opts.sizes.len(), "size", "sizes"),
@@ -143,7 +143,7 @@ impl Progress {
                 Some(v) => format!("PostgreSQL {v}, "),
                 None => String::new(),
             };
-            eprintln!(
+            crate::say!(
                 "pgrehearse sweep [{}/{}]: {version}rows {}, rate {}",
                 self.done,
                 self.total,

@@ -31,7 +31,7 @@ impl ScriptTask {
             _ = self.stop.cancelled() => {
                 // Said, not silently skipped: its `at` was later than the
                 // traffic lasted.
-                eprintln!(
+                crate::say!(
                     "pgrehearse: script `{}` (at {}) never ran: the traffic ended at {} ms, before its time",
                     self.script.name,
                     crate::scenario::fmt_duration(self.script.at),
