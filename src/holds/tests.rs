@@ -674,8 +674,13 @@ fn a_wait_behind_the_migration_ends_at_the_release_it_waited_for() {
     let mut given_up = lock("s", "AccessExclusiveLock", 1000.0, 1000.0, 1500.0);
     (given_up.granted_ms, given_up.released_ms, given_up.wait_ms) = (None, None, 500.0);
     let mut queued = vec![wait(1100.0, 1498.8, WaitCause::QueuedBehindMigration)];
-    align_waits(&mut queued, &[given_up]);
+    align_waits(&mut queued, &[given_up.clone()]);
     assert_eq!((queued[0].end_ms, queued[0].wait_ms), (1500.0, 400.0));
+    // That sum rounded as every time is (QA: 1187.4869999999999).
+    (given_up.requested_ms, given_up.wait_ms) = (1087.387, 100.1);
+    let mut queued = vec![wait(1090.0, 1186.0, WaitCause::QueuedBehindMigration)];
+    align_waits(&mut queued, &[given_up]);
+    assert_eq!(queued[0].end_ms.to_string(), "1187.487");
 }
 
 /// A wait for a row the migration's transaction updated ends at that
