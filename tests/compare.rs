@@ -30,6 +30,7 @@ fn compare(args: &[&str], out: &Path) -> Compared {
         .arg(out)
         .env_remove("PGREHEARSE_BACKEND")
         .env_remove("PGREHEARSE_DATABASE_URL")
+        .env("GITHUB_STEP_SUMMARY", out.join("step-summary.md"))
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run pgrehearse");
@@ -179,6 +180,10 @@ fn a_naive_safe_pair_side_by_side() {
     let md = std::fs::read_to_string(cdir.join("compare.md")).unwrap();
     assert!(md.contains(line), "{md}");
     assert!(md.contains("| longest blocking hold |"), "{md}");
+    // GitHub Actions' job summary gets both runs' summaries, then the
+    // verdict (QA: the verdict was missing).
+    let job = std::fs::read_to_string(out.path().join("step-summary.md")).unwrap();
+    assert!(job.trim_end().ends_with(md.trim_end()), "{job}");
 }
 
 #[test]

@@ -44,7 +44,13 @@ pub fn publish(
     std::fs::write(dir.join(COMPARE_JSON), format!("{json}\n"))?;
     let charts = super::charts::write_all(&dir, runs, &c)?;
     let doc = document(&c, &charts, version);
-    std::fs::write(dir.join(COMPARE_MD), crate::report::markdown::render(&doc))?;
+    let md = crate::report::markdown::render(&doc);
+    std::fs::write(dir.join(COMPARE_MD), &md)?;
+    // After both sides' summaries, like them: GitHub Actions' step summary
+    // (QA: a CI job's summary showed both runs but not the verdict).
+    if let Some(path) = crate::report::RenderOptions::default().github_step_summary {
+        crate::report::append_step_summary(&path, &md)?;
+    }
     std::fs::write(
         dir.join(crate::report::INDEX_HTML),
         crate::report::html::render(&doc),
