@@ -75,12 +75,14 @@ pub struct BatchLine {
     pub run_dir: Option<PathBuf>,
 }
 
-/// The recap of a batch on stderr: one line per scenario, and the exit code.
+/// The recap of a batch on stderr: one line per rehearsal (a scenario, or
+/// a scenario on one of several versions), and the exit code.
 pub fn batch(lines: &[BatchLine], code: u8) {
     let width = lines.iter().map(|l| l.scenario.len()).max().unwrap_or(0);
+    let n = lines.len();
     crate::say!(
-        "pgrehearse: {} scenarios, exit code {code} (the worst of them)",
-        lines.len()
+        "pgrehearse: {n} rehearsal{}, exit code {code} (the worst of them)",
+        if n == 1 { "" } else { "s" }
     );
     for l in lines {
         let code = l
