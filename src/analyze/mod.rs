@@ -228,6 +228,7 @@ fn header(rec: &RunRecord) -> RunHeader {
             format!("{}: {}", asked.join(", "), z.applied)
         }),
         replica: i.replica.clone(),
+        warnings: i.warnings.clone(),
     }
 }
 
