@@ -250,3 +250,23 @@ async fn scenario_settings_reach_every_session_and_the_rest_are_said() {
     }
     server.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_template1_is_said_as_such_not_as_createdb() {
+    let (server, sc, _) = common::own_server(&[]).await;
+    let url = owned_database(&sc, "owner_b", "db_b", "").await;
+    // Someone stays connected to template1, which CREATE DATABASE copies.
+    let _held = common::connect(&sc, "template1").await;
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = finish(start_run(&url, out.path()));
+    assert_eq!(code, 3, "{stderr}");
+    for want in [
+        "cannot create the scratch database",
+        "\"template1\" is being accessed by other users (55006)",
+        "have them disconnect from template1",
+    ] {
+        assert!(stderr.contains(want), "{want}\n{stderr}");
+    }
+    assert!(!stderr.contains("CREATEDB"), "{stderr}");
+    server.teardown().await.unwrap();
+}
