@@ -270,3 +270,49 @@ async fn a_busy_template1_is_said_as_such_not_as_createdb() {
     assert!(!stderr.contains("CREATEDB"), "{stderr}");
     server.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_role_measures_wal_where_pg_stat_statements_answers_it() {
+    let (server, sc, _) =
+        common::own_server(&[("shared_preload_libraries", "pg_stat_statements")]).await;
+    let url = owned_database(&sc, "owner_w", "db_w", "").await;
+    // Not in template1 yet: the role (no superuser, no pg_read_all_settings)
+    // cannot create it; the reason is a sentence, said once.
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = finish(start_run(&url, out.path()));
+    assert_eq!(code, 0, "{stderr}");
+    let rec = record_in(out.path());
+    let why = rec.info.as_ref().unwrap().wal_unavailable.clone().unwrap();
+    assert!(
+        why.contains("this role could not create it") && why.contains("template1"),
+        "{why}"
+    );
+    assert!(!why.contains("shared_preload_libraries\""), "{why}");
+    for st in &rec.statements {
+        assert!(st.wal_bytes.is_none());
+        assert!(!st.unknown.contains(&why), "{}", st.unknown);
+    }
+    // As the QA setup has it: created in template1, so the scratch
+    // database has it; the plain role reads it, and each statement's WAL
+    // is measured.
+    common::connect(&sc, "template1")
+        .await
+        .batch_execute("CREATE EXTENSION pg_stat_statements")
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = finish(start_run(&url, out.path()));
+    assert_eq!(code, 0, "{stderr}");
+    let rec = record_in(out.path());
+    let info = rec.info.as_ref().unwrap();
+    assert_eq!(info.wal_unavailable, None);
+    assert!(info.wal_attribution.is_some());
+    assert!(
+        rec.statements
+            .iter()
+            .any(|s| s.wal_bytes.is_some_and(|b| b > 0)),
+        "{:#?}",
+        rec.statements
+    );
+    server.teardown().await.unwrap();
+}

@@ -229,6 +229,7 @@ fn header(rec: &RunRecord) -> RunHeader {
         }),
         replica: i.replica.clone(),
         warnings: i.warnings.clone(),
+        wal_unavailable: i.wal_unavailable.clone(),
     }
 }
 

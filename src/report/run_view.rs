@@ -155,6 +155,11 @@ fn lead(s: &Summary) -> Vec<Block> {
             out.push(Block::Meta(plain(format!("{what}: {v}"))));
         }
     }
+    if let Some(why) = &r.wal_unavailable {
+        out.push(Block::Meta(plain(format!(
+            "Each statement's own WAL is not measured in this run: {why}"
+        ))));
+    }
     // A setting the rehearsal ran without, another version: a reader of
     // the verdict must see them beside it.
     for w in &r.warnings {
