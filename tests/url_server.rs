@@ -316,3 +316,80 @@ async fn a_plain_role_measures_wal_where_pg_stat_statements_answers_it() {
     );
     server.teardown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_connection_limit_too_low_is_refused_before_seeding() {
+    let (server, sc, _) = common::own_server(&[]).await;
+    // tiny.toml holds 2 clients × 2 app versions, 1 script and 5 sessions
+    // of the harness: 10 at once.
+    let url = owned_database(
+        &sc,
+        "owner_l",
+        "db_l",
+        "ALTER ROLE owner_l CONNECTION LIMIT 9",
+    )
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = finish(start_run(&url, out.path()));
+    assert_eq!(code, 3, "{stderr}");
+    for want in [
+        "needs 10 connections at once",
+        "role owner_l may open only 9 more (CONNECTION LIMIT 9",
+    ] {
+        assert!(stderr.contains(want), "{want}\n{stderr}");
+    }
+    let info = record_in(out.path()).info.unwrap();
+    assert!(info.failure.unwrap().contains("CONNECTION LIMIT 9"));
+    assert_eq!(info.database, None, "refused before seeding");
+    // Exactly enough is enough.
+    common::connect(&sc, "postgres")
+        .await
+        .batch_execute("ALTER ROLE owner_l CONNECTION LIMIT 10")
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = finish(start_run(&url, out.path()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(common::scratch_databases(&sc).await.is_empty());
+    server.teardown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_that_cannot_connect_mid_run_fails_the_run() {
+    let (server, sc, _) = common::own_server(&[]).await;
+    let url = owned_database(&sc, "owner_m", "db_m", "").await;
+    // The first step closes the database to new sessions of the owner; a
+    // script due after it cannot connect.
+    let close = "DO $$BEGIN EXECUTE format('ALTER DATABASE %I CONNECTION LIMIT 0', \
+                 current_database()); END$$";
+    let tiny = std::fs::read_to_string(common::fixture("good/tiny.toml")).unwrap();
+    // Traffic runs 500 ms before the first step and 2 s after the last
+    // (the steps take well under a second): 1.5 s is after the close.
+    let scenario = tiny.replace("after = \"500ms\"", "after = \"2s\"").replace(
+        "[[phase]]\nname = \"expand\"\napps = [\"v1\"]\n",
+        &format!(
+            "[[workload.script]]\nname = \"late\"\nat = \"1500ms\"\nsql = [\"SELECT 1\"]\n\n\
+             [[phase]]\nname = \"expand\"\napps = [\"v1\"]\n\
+             [[phase.step]]\nname = \"close\"\nsql = \"{close}\"\n"
+        ),
+    );
+    assert!(scenario.contains("name = \"late\""));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny-late.toml");
+    std::fs::write(&file, scenario).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = finish(start_scenario(&file, &url, out.path()));
+    assert_eq!(code, 4, "{stderr}");
+    let want = "script `late` could not connect at 1.5s: too many connections for database";
+    assert!(
+        stderr.contains(want) && stderr.contains("(53300)"),
+        "{stderr}"
+    );
+    let run_dir = common::run_dir_in(out.path()).unwrap();
+    let info = record_in(out.path()).info.unwrap();
+    assert!(info.failure.unwrap().contains(want));
+    let errors = common::csv_rows(&run_dir.join("errors.csv"));
+    assert!(errors.iter().all(|e| e["query"] != "late"), "{errors:?}");
+    assert!(common::scratch_databases(&sc).await.is_empty());
+    server.teardown().await.unwrap();
+}
