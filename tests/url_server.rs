@@ -93,7 +93,8 @@ async fn another_roles_setting_does_not_cost_the_databases_lock_timeout() {
         "owner_s",
         "db_s",
         "ALTER ROLE other_app IN DATABASE db_s SET statement_timeout = '2s'; \
-         ALTER DATABASE db_s SET lock_timeout = '45s'",
+         ALTER DATABASE db_s SET lock_timeout = '45s'; \
+         ALTER DATABASE db_s SET deadlock_timeout = '50ms'",
     )
     .await;
     let out = tempfile::tempdir().unwrap();
@@ -118,6 +119,17 @@ async fn another_roles_setting_does_not_cost_the_databases_lock_timeout() {
     };
     assert!(said(&stderr), "{stderr}");
     assert!(info.warnings.iter().any(|w| said(w)), "{:?}", info.warnings);
+    let run_dir = common::run_dir_in(out.path()).unwrap();
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    assert!(said(&summary), "{summary}");
+    // A database-wide setting that decides lock waits, which only a
+    // superuser may set, is lost loudly.
+    assert!(
+        stderr.contains(
+            "pgrehearse: WARNING: the database-wide setting deadlock_timeout = 50ms of db_s"
+        ) && stderr.contains("verdict may not be production's"),
+        "{stderr}"
+    );
     assert!(common::scratch_databases(&sc).await.is_empty());
     server.teardown().await.unwrap();
 }
