@@ -87,8 +87,12 @@ impl Error {
 }
 
 impl From<tokio_postgres::Error> for Error {
+    /// tokio-postgres' own Display of a server error is the bare "db error":
+    /// the message is the server's with its SQLSTATE (`pg::error_text`),
+    /// the error itself kept as the source.
     fn from(e: tokio_postgres::Error) -> Self {
-        Error::Other(anyhow::Error::new(e))
+        let text = crate::pg::error_text(&e);
+        Error::Other(anyhow::Error::new(e).context(text))
     }
 }
 

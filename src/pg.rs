@@ -224,67 +224,6 @@ pub fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
-/// Give database `name` the settings of database `from` (`ALTER DATABASE
-/// ... SET`, and `ALTER ROLE ... IN DATABASE ... SET`): the url backend's
-/// scratch database those of the URL's database, which the migration and
-/// the app connect to in production (its lock_timeout, statement_timeout
-/// or search_path are theirs), and a clone those of the database it
-/// stands in for. CREATE DATABASE copies none.
-pub async fn copy_database_settings(
-    admin: &tokio_postgres::Client,
-    from: &str,
-    name: &str,
-) -> std::result::Result<(), tokio_postgres::Error> {
-    let rows = admin
-        .query(
-            "SELECT r.rolname::text, s.setconfig FROM pg_db_role_setting s \
-             LEFT JOIN pg_roles r ON r.oid = s.setrole \
-             WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1)",
-            &[&from],
-        )
-        .await?;
-    for row in rows {
-        let role: Option<String> = row.get(0);
-        let settings: Vec<String> = row.get::<_, Option<Vec<String>>>(1).unwrap_or_default();
-        let target = match &role {
-            Some(r) => format!("ROLE {} IN DATABASE {}", quote_ident(r), quote_ident(name)),
-            None => format!("DATABASE {}", quote_ident(name)),
-        };
-        for setting in settings {
-            let Some((key, value)) = setting.split_once('=') else {
-                continue;
-            };
-            admin
-                .batch_execute(&format!(
-                    "ALTER {target} SET {} TO {}",
-                    quote_ident(key),
-                    setting_value(key, value)
-                ))
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// A setting's stored value as ALTER ... SET takes it: a list setting
-/// (search_path and the like, stored as written: `app, "$user"`) as is, any
-/// other as one quoted literal.
-fn setting_value(key: &str, value: &str) -> String {
-    const LISTS: [&str; 6] = [
-        "search_path",
-        "temp_tablespaces",
-        "session_preload_libraries",
-        "local_preload_libraries",
-        "shared_preload_libraries",
-        "unix_socket_directories",
-    ];
-    if LISTS.contains(&key.to_ascii_lowercase().as_str()) {
-        value.to_string()
-    } else {
-        quote_literal(value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -407,6 +407,7 @@ async fn start_traffic(
         marks: Arc::new(SegmentMarks::new(clock)),
         stats: Arc::default(),
         requests: requests.clone(),
+        lost: Default::default(),
         run_dir,
     })
     .await

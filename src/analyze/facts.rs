@@ -37,6 +37,12 @@ pub struct RunHeader {
     /// The streaming replica, described; None without one.
     #[serde(default)]
     pub replica: Option<String>,
+    /// run.json's `wal_unavailable`: why no statement's own WAL is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_unavailable: Option<String>,
+    /// run.json's `warnings`: what differs from what was asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl RunHeader {

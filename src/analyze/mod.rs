@@ -228,6 +228,8 @@ fn header(rec: &RunRecord) -> RunHeader {
             format!("{}: {}", asked.join(", "), z.applied)
         }),
         replica: i.replica.clone(),
+        warnings: i.warnings.clone(),
+        wal_unavailable: i.wal_unavailable.clone(),
     }
 }
 

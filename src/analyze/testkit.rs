@@ -56,6 +56,7 @@ pub(crate) fn info() -> RunInfo {
         replica: None,
         pg_version_cell: None,
         queries: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 

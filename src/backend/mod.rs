@@ -8,6 +8,7 @@ pub mod available;
 mod certs;
 #[cfg(feature = "docker")]
 mod container;
+pub mod db_settings;
 #[cfg(feature = "docker")]
 pub mod docker;
 #[cfg(feature = "docker")]
@@ -19,6 +20,7 @@ mod local_standby;
 pub mod pg_bin;
 mod postmaster;
 pub mod replica;
+pub mod scratch_db;
 pub mod tls;
 mod tls_handshake;
 pub mod url;
@@ -364,6 +366,25 @@ impl Backend {
             #[cfg(feature = "docker")]
             Backend::Docker(t) => t.replica(),
             Backend::Url(_) => None,
+        }
+    }
+
+    /// What differs from what the rehearsals asked for or from the
+    /// database they stand in for (the url backend's settings not copied
+    /// or not applied, another version): run.json `warnings`.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            Backend::Url(t) => t.warnings().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The scenario settings in force, where the backend applies only some
+    /// (url); None where the server was started with all of them.
+    pub fn settings_in_force(&self) -> Option<Vec<(String, String)>> {
+        match self {
+            Backend::Url(t) => Some(t.settings_in_force().to_vec()),
+            _ => None,
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! The server is not ours: the only things this backend creates or drops are
 //! one database named `pgrehearse_<UTC timestamp>_<random>`, created at
-//! start and dropped (`WITH (FORCE)` on 13+) at teardown — or, if teardown
+//! start (other roles' CONNECT revoked) and dropped (`WITH (FORCE)`) at teardown — or, if teardown
 //! never ran, from `Drop` on a separate thread with its own runtime.
 //! The URL's password (or PGPASSWORD) never appears in a message.
 
@@ -14,7 +14,6 @@ use percent_encoding::percent_decode_str;
 use super::tls::{Tls, TlsParams};
 use super::{BackendOptions, ConnInfo, ServerLog};
 use crate::error::{Error, Result};
-use crate::pg::quote_ident;
 
 /// Prefix of the scratch databases (tests look for leftovers by it).
 pub const SCRATCH_PREFIX: &str = "pgrehearse_";
@@ -28,6 +27,9 @@ pub struct UrlServer {
     version_num: u32,
     /// How the sessions are secured (see `Tls::describe`).
     tls_note: String,
+    /// Said on stderr at start; run.json `warnings`.
+    warnings: Vec<String>,
+    settings_in_force: Vec<(String, String)>,
     dropped: bool,
 }
 
@@ -48,27 +50,16 @@ impl UrlServer {
         crate::pg::require_supported(&version, version_num, &redacted)?;
 
         let name = scratch_name();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
+        let password = server.password.clone();
+        super::scratch_db::create(&admin, &name)
             .await
-            .map_err(|e| {
+            .map_err(|why| {
                 Error::NoPostgres(scrub(
-                    &format!(
-                        "cannot create the scratch database {name} on {redacted} \
-                         (the role needs CREATEDB): {}",
-                        crate::pg::error_text(&e)
-                    ),
-                    server.password.as_deref(),
+                    &format!("cannot create the scratch database {name} on {redacted}: {why}"),
+                    password.as_deref(),
                 ))
             })?;
-        let copied = crate::pg::copy_database_settings(&admin, &admin_db, &name).await;
-        if let Err(e) = &copied {
-            eprintln!(
-                "warning: the settings of {admin_db} (ALTER DATABASE ... SET) could not be \
-                 given to the scratch database {name}: {}; its sessions run without them",
-                crate::pg::error_text(e)
-            );
-        }
+        let prepared = super::db_settings::prepare(&admin, &admin_db, &name, opts, &version).await;
         Ok(UrlServer {
             conn: ConnInfo {
                 dbname: name,
@@ -78,8 +69,21 @@ impl UrlServer {
             version,
             version_num,
             tls_note,
+            warnings: prepared.warnings,
+            settings_in_force: prepared.settings_in_force,
             dropped: false,
         })
+    }
+
+    /// What the rehearsals on this server should know that differs from
+    /// what they asked for or from production's database: for run.json.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The scenario's settings that are in force in the scratch database.
+    pub fn settings_in_force(&self) -> &[(String, String)] {
+        &self.settings_in_force
     }
 
     pub fn conn(&self) -> &ConnInfo {
@@ -106,7 +110,7 @@ impl UrlServer {
 
     pub async fn teardown(mut self) -> Result<()> {
         self.dropped = true;
-        drop_scratch(&self.conn, &self.admin_db, self.version_num).await
+        drop_scratch(&self.conn, &self.admin_db).await
     }
 }
 
@@ -121,18 +125,12 @@ impl Drop for UrlServer {
         self.dropped = true;
         let conn = self.conn.clone();
         let admin_db = self.admin_db.clone();
-        let version_num = self.version_num;
         let worker = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                match tokio::time::timeout(
-                    DROP_TIMEOUT,
-                    drop_scratch(&conn, &admin_db, version_num),
-                )
-                .await
-                {
+                match tokio::time::timeout(DROP_TIMEOUT, drop_scratch(&conn, &admin_db)).await {
                     Ok(r) => r,
                     Err(_) => Err(Error::NoPostgres("timed out".into())),
                 }
@@ -147,7 +145,7 @@ impl Drop for UrlServer {
     }
 }
 
-async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Result<()> {
+async fn drop_scratch(conn: &ConnInfo, admin_db: &str) -> Result<()> {
     let admin = conn
         .connect_to(admin_db, "pgrehearse/harness")
         .await
@@ -155,24 +153,9 @@ async fn drop_scratch(conn: &ConnInfo, admin_db: &str, version_num: u32) -> Resu
             let doing = format!(" to drop the scratch database {}", conn.dbname);
             conn.cannot_connect(admin_db, &doing, &e)
         })?;
-    let name = quote_ident(&conn.dbname);
-    if version_num >= 130000 {
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await?;
-    } else {
-        admin
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&conn.dbname],
-            )
-            .await?;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .await?;
-    }
-    Ok(())
+    super::scratch_db::drop_database(&admin, &conn.dbname)
+        .await
+        .map_err(|e| Error::Other(anyhow::anyhow!(e)))
 }
 
 /// `pgrehearse_20261122T020455_k3x9qa`: sortable, unique, a valid identifier.

@@ -390,10 +390,12 @@ impl Executor {
         }
     }
 
-    /// Why no statement's own WAL is known in this run.
+    /// Why no statement's own WAL is known in this run: a pointer to the
+    /// one sentence run.json `wal_unavailable` (and the report's header)
+    /// gives, rather than that sentence in every cell.
     pub(super) fn wal_unknown(&self) -> String {
         match &self.ctx.wal.unavailable {
-            Some(why) => why.clone(),
+            Some(_) => "not measured in this run (run.json wal_unavailable says why)".into(),
             None => "pg_stat_statements could not be read".into(),
         }
     }

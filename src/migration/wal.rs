@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use super::Executor;
@@ -63,25 +64,29 @@ impl WalSource {
 
 async fn find_or_create(client: &Client) -> Result<WalSource, String> {
     let text = |e: tokio_postgres::Error| crate::pg::error_text(&e);
+    // Settings any role may read (shared_preload_libraries is not one: it
+    // needs pg_read_all_settings, so whether the library is loaded is
+    // decided by reading pg_stat_statements itself, below).
     let settings = client
         .query_one(
-            "SELECT current_setting('shared_preload_libraries'), \
-             coalesce(current_setting('pg_stat_statements.track_utility', true), ''), \
+            "SELECT coalesce(current_setting('pg_stat_statements.track_utility', true), ''), \
              current_setting('compute_query_id')",
             &[],
         )
         .await
         .map_err(text)?;
-    let (preload, track_utility, query_id): (String, String, String) =
-        (settings.get(0), settings.get(1), settings.get(2));
-    if !preload.split(',').any(|l| l.trim() == "pg_stat_statements") {
-        return Err(format!(
-            "pg_stat_statements is not loaded by the server (shared_preload_libraries = '{preload}'): \
-             add it there to measure each statement's own WAL"
-        ));
-    }
+    let (track_utility, query_id): (String, String) = (settings.get(0), settings.get(1));
     if query_id == "off" {
         return Err("compute_query_id is off, so pg_stat_statements records nothing".into());
+    }
+    // Where the role may see it (pg_settings hides it otherwise), a
+    // library not loaded is said as plainly as it is.
+    if let Some(preload) = visible_preload(client).await {
+        if !preload.split(',').any(|l| l.trim() == "pg_stat_statements") {
+            return Err(not_loaded(&format!(
+                " (shared_preload_libraries = '{preload}')"
+            )));
+        }
     }
     let found = find(client).await.map_err(text)?;
     let (schema, version) = match found {
@@ -95,7 +100,9 @@ async fn find_or_create(client: &Client) -> Result<WalSource, String> {
                 .await
                 .map_err(|e| {
                     format!(
-                        "the extension pg_stat_statements is not in the work database and could not be created: {}",
+                        "the extension pg_stat_statements is not in the rehearsal's database and \
+                         this role could not create it ({}); a superuser can create it in \
+                         template1, which every new database copies",
                         text(e)
                     )
                 })?;
@@ -109,7 +116,14 @@ async fn find_or_create(client: &Client) -> Result<WalSource, String> {
     client
         .query_one(&format!("SELECT count(*) FROM {function}(false)"), &[])
         .await
-        .map_err(|e| format!("pg_stat_statements does not answer: {}", text(e)))?;
+        .map_err(|e| match e.code() {
+            // "pg_stat_statements must be loaded via shared_preload_libraries"
+            Some(&SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE) => not_loaded(""),
+            _ => format!(
+                "pg_stat_statements cannot be read by this role: {}",
+                text(e)
+            ),
+        })?;
     let utility = if track_utility == "off" {
         " (pg_stat_statements.track_utility is off: DDL statements stay unknown)"
     } else {
@@ -122,6 +136,27 @@ async fn find_or_create(client: &Client) -> Result<WalSource, String> {
         )),
         unavailable: None,
     })
+}
+
+/// shared_preload_libraries where the role may read it (superusers,
+/// pg_read_all_settings): pg_settings shows no row otherwise.
+async fn visible_preload(client: &Client) -> Option<String> {
+    client
+        .query_opt(
+            "SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get(0))
+}
+
+fn not_loaded(detail: &str) -> String {
+    format!(
+        "pg_stat_statements is not loaded by the server{detail}: add it to \
+         shared_preload_libraries to measure each statement's own WAL"
+    )
 }
 
 async fn find(client: &Client) -> Result<Option<(String, String)>, tokio_postgres::Error> {

@@ -185,6 +185,11 @@ pub struct RunInfo {
     /// runs made before it was recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queries: Vec<QueryInfo>,
+    /// What differs from what the scenario asked for or from the database
+    /// rehearsed for, as said on stderr at start: a url server's settings
+    /// that were not copied or applied, another PostgreSQL version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// run.json `queries[]`: one query (or script) of the workload.

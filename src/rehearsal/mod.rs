@@ -26,6 +26,7 @@
 //! always seeded in place, after their setup: a template would have to be
 //! built by the setup migrations and keyed by them.
 
+mod capacity;
 mod kept;
 mod needs;
 mod provision;
@@ -387,6 +388,9 @@ async fn stages(
     // With [migrations], the setup migrations build the schema the tables
     // are seeded into, in the rehearsal's database (run.json's `migrations`
     // records each file).
+    capacity::check(&server.site().conn, s)
+        .await
+        .map_err(|e| draft.abandon(Stopped::from(e)))?;
     let setup = s.migrations.as_ref().zip(draft.info.migrations.as_mut());
     let data = seeding::obtain(server, s, plan, setup, opts, signals);
     let obtained = timed("seed", data)
@@ -466,7 +470,10 @@ pub async fn rehearse_seeded(
     };
     draft.info.seed_ms = crate::pg::round3(seed_ms);
     let run_dir = Some(draft.dir.clone());
-    let result = measure(draft, db, s, opts, signals).await;
+    let result = match capacity::check(&db.conn, s).await {
+        Ok(()) => measure(draft, db, s, opts, signals).await,
+        Err(e) => Err(draft.abandon(Stopped::from(e))),
+    };
     Outcome { run_dir, result }
 }
 

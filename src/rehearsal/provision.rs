@@ -87,6 +87,11 @@ pub struct Database {
     pub size: Option<SizeInfo>,
     /// The streaming replica, described for run.json, when there is one.
     pub replica: Option<String>,
+    /// What differs from what the rehearsal asked for (run.json `warnings`).
+    pub warnings: Vec<String>,
+    /// The scenario settings in force where the backend could apply only
+    /// some (url); None: all of them.
+    pub settings_in_force: Option<Vec<(String, String)>>,
     /// Set for a database the server created for it (not the backend's own).
     scratch: Option<Scratch>,
 }
@@ -239,6 +244,8 @@ impl Server {
             target: self.backend.describe(),
             size: self.size.clone(),
             replica: self.backend.replica(),
+            warnings: self.backend.warnings(),
+            settings_in_force: self.backend.settings_in_force(),
             scratch: None,
         }
     }

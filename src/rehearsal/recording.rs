@@ -46,7 +46,17 @@ impl Draft {
             target: db.target.clone(),
             postgres_version,
             server_version_num,
-            settings: s.postgres.settings.clone(),
+            // Only what was in force: a url server takes some at most.
+            settings: match &db.settings_in_force {
+                Some(applied) => s
+                    .postgres
+                    .settings
+                    .iter()
+                    .filter(|kv| applied.contains(kv))
+                    .cloned()
+                    .collect(),
+                None => s.postgres.settings.clone(),
+            },
             seed: opts.seed,
             rows: s.tables.iter().map(|t| (t.name.clone(), t.rows)).collect(),
             seed_ms: 0.0,
@@ -73,6 +83,7 @@ impl Draft {
             replica: db.replica.clone(),
             pg_version_cell: opts.server.version.clone(),
             queries: crate::record::QueryInfo::of(&s.workload),
+            warnings: db.warnings.clone(),
         };
         Ok(Draft {
             dir: record::create_run_dir(&opts.out, &s.name)?,

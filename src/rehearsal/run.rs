@@ -28,7 +28,7 @@ use crate::progress::{Live, Progress};
 use crate::record::LatencyFiles;
 use crate::scenario::Scenario;
 use crate::signals::Signals;
-use crate::workload::{PidRegistry, Workload, WorkloadCtx};
+use crate::workload::{PidRegistry, SessionLost, Workload, WorkloadCtx};
 
 /// How often the wait observer polls this database's backends while a step
 /// runs (it backs off to 5× that while nothing happens).
@@ -107,6 +107,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         requests: Registry::new(clock.start_instant()),
     };
     let apps = AppVersions::of(s);
+    let lost = SessionLost::default();
     let (live_tx, live_rx) = watch::channel(Arc::new(apps.first_live.clone()));
     let observer = start_observer(input, &sh, server_clock)
         .await
@@ -123,6 +124,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         marks: sh.marks.clone(),
         stats: sh.live.stats.clone(),
         requests: sh.requests.clone(),
+        lost: lost.clone(),
         run_dir: input.run_dir,
     })
     .await;
@@ -157,6 +159,7 @@ pub async fn run(input: &RunInputs<'_>, signals: &Signals) -> Result<Measured, S
         Err(e) => (Observations::default(), Some(format!("observer: {e}"))),
     };
     let failure = died
+        .or_else(|| lost.take())
         .or(observer_failed)
         .or_else(|| observations.connection_lost.clone());
     explain_stop(&mut migration, signals, failure);
@@ -419,6 +422,8 @@ pub struct TrafficCtx<'a> {
     /// Where the clients log their requests (from [`Registry::new`] on the
     /// run's clock).
     pub requests: Registry,
+    /// Set when a session of the workload cannot connect mid-run.
+    pub lost: SessionLost,
     /// The latency recorder streams latency.csv, inflight.csv and
     /// latency.hdr here.
     pub run_dir: &'a std::path::Path,
@@ -457,6 +462,7 @@ impl Traffic {
             abort: ctx.abort,
             recording,
             pids: ctx.pids,
+            lost: ctx.lost,
         })
         .await;
         match workload {

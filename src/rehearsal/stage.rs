@@ -15,6 +15,16 @@ pub struct Stopped {
     pub error: Error,
 }
 
+impl From<Error> for Stopped {
+    /// Stopped by `error`, which says why (and keeps its exit code).
+    fn from(error: Error) -> Stopped {
+        Stopped {
+            why: error.to_string(),
+            error,
+        }
+    }
+}
+
 impl Stopped {
     /// A failed rehearsal (exit 4) whose failure and error say `why`.
     pub fn failed(why: String) -> Stopped {

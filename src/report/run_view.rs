@@ -155,6 +155,19 @@ fn lead(s: &Summary) -> Vec<Block> {
             out.push(Block::Meta(plain(format!("{what}: {v}"))));
         }
     }
+    if let Some(why) = &r.wal_unavailable {
+        out.push(Block::Meta(plain(format!(
+            "Each statement's own WAL is not measured in this run: {why}"
+        ))));
+    }
+    // A setting the rehearsal ran without, another version: a reader of
+    // the verdict must see them beside it.
+    for w in &r.warnings {
+        out.push(Block::Banner(
+            Tone::Warning,
+            vec![strong("Warning:"), Inline::Plain(format!(" {w}"))],
+        ));
+    }
     if let Some(m) = a.migration {
         out.push(Block::Paragraph(vec![
             Inline::Plain("Migration ran ".into()),

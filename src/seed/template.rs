@@ -186,24 +186,36 @@ pub async fn clone_database_with(
     );
     // Terminated backends take a moment to exit: retry "being accessed".
     for attempt in 0.. {
+        // Only the sessions our role may end (all, for a superuser): one of
+        // another role cannot get in (its CONNECT is revoked) unless it is a
+        // superuser's, and trying to end that would fail the whole clone.
         admin
             .execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                 WHERE datname = $1 AND pid <> pg_backend_pid() \
+                   AND pg_has_role(current_user, usesysid, 'MEMBER')",
                 &[&from],
             )
             .await
             .map_err(|e| db_error(e, "ending sessions on the template"))?;
         match admin.batch_execute(&create).await {
             Ok(()) => {
+                crate::backend::scratch_db::keep_others_out(&admin, to)
+                    .await
+                    .map_err(|e| Error::rehearsal(format!("seeding: {e}")))?;
                 // The settings of the database the clone stands in for (the
                 // url backend's scratch database has the URL's).
-                if let Err(e) = crate::pg::copy_database_settings(&admin, &conn.dbname, to).await {
-                    tracing::warn!(
-                        "the settings of {} could not be given to the clone {to}: {}",
+                match crate::backend::db_settings::copy(&admin, &conn.dbname, to).await {
+                    Ok(not_copied) => {
+                        for w in not_copied {
+                            tracing::warn!("{}", w.text);
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        "the settings of {} could not be read for the clone {to}: {}",
                         conn.dbname,
                         crate::pg::error_text(&e)
-                    );
+                    ),
                 }
                 return Ok(());
             }
@@ -223,19 +235,20 @@ pub async fn create_database(conn: &ConnInfo, name: &str) -> Result<()> {
     admin
         .batch_execute(&format!("CREATE DATABASE {}", quote_ident(name)))
         .await
-        .map_err(|e| db_error(e, &format!("creating database {name}")))
+        .map_err(|e| db_error(e, &format!("creating database {name}")))?;
+    crate::backend::scratch_db::keep_others_out(&admin, name)
+        .await
+        .map_err(|e| Error::rehearsal(format!("seeding: {e}")))
 }
 
-/// Drop `name` (ending its sessions first); no error when it does not exist.
+/// Drop `name` (ending its sessions first); no error when it does not
+/// exist. Sessions our role may not end make it retry for a few seconds,
+/// then fail naming them (see `backend::scratch_db`).
 pub async fn drop_database(conn: &ConnInfo, name: &str) -> Result<()> {
     let admin = admin_client(conn, &[name]).await?;
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(name)
-        ))
+    crate::backend::scratch_db::drop_database(&admin, name)
         .await
-        .map_err(|e| db_error(e, &format!("dropping database {name}")))
+        .map_err(|e| Error::Other(anyhow::anyhow!(e)))
 }
 
 /// Mark `name` a complete template of `key` (see the module docs).

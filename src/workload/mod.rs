@@ -49,6 +49,25 @@ use open_loop::Schedule;
 pub const APP_NAME_PREFIX: &str = "pgrehearse/app/";
 pub const SCRIPT_NAME_PREFIX: &str = "pgrehearse/script/";
 
+/// A session of the rehearsal that could not connect mid-run (a script at
+/// its time): the rehearsal without it would be another scenario, so the
+/// run stops (`abort`) and fails with this, the first such reason.
+#[derive(Debug, Clone, Default)]
+pub struct SessionLost(Arc<Mutex<Option<String>>>);
+
+impl SessionLost {
+    /// Keep `why` unless a session was lost before.
+    pub fn set(&self, why: String) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(why);
+        }
+    }
+
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
 /// Which app or script owns a server pid: filled as sessions connect, read
 /// by the observer to attribute lock waits.
 #[derive(Debug, Clone, Default)]
@@ -125,6 +144,8 @@ pub struct WorkloadCtx {
     /// Where every connection hands its finished requests to the recorder.
     pub recording: Registry,
     pub pids: PidRegistry,
+    /// Set (and `abort` cancelled) when a script cannot connect.
+    pub lost: SessionLost,
 }
 
 /// The app versions and queries of a workload, as the recorder numbers
@@ -186,6 +207,7 @@ impl Workload {
                 stop: ctx.stop.clone(),
                 abort: ctx.abort.clone(),
                 pids: ctx.pids.clone(),
+                lost: ctx.lost.clone(),
             };
             tasks.spawn(s.run());
         }

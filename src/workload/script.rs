@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{PidOwner, PidRegistry, SCRIPT_NAME_PREFIX};
+use super::{PidOwner, PidRegistry, SessionLost, SCRIPT_NAME_PREFIX};
 use crate::backend::ConnInfo;
 use crate::clock::Clock;
 use crate::latency::{AppError, ClientLog};
@@ -22,6 +22,7 @@ pub(super) struct ScriptTask {
     pub stop: CancellationToken,
     pub abort: CancellationToken,
     pub pids: PidRegistry,
+    pub lost: SessionLost,
 }
 
 impl ScriptTask {
@@ -43,17 +44,20 @@ impl ScriptTask {
         }
         let mut cfg = self.conn.config();
         cfg.application_name(format!("{SCRIPT_NAME_PREFIX}{}", self.script.name));
-        let sent = Instant::now();
         let client = match self.conn.open(&cfg).await {
             Ok(c) => c,
             Err(e) => {
-                self.log.end(
-                    self.index,
-                    sent,
-                    sent,
-                    Instant::now(),
-                    Some(AppError::from_pg(&e)),
-                );
+                // Not an app error: the rehearsal would go on without the
+                // session the scenario is about (a long reader, say) and
+                // report another scenario. It stops, saying why.
+                self.lost.set(format!(
+                    "script `{}` could not connect at {}: {}; the rehearsal without it \
+                     would not be the scenario's",
+                    self.script.name,
+                    crate::scenario::fmt_duration(self.script.at),
+                    crate::pg::error_text(&e)
+                ));
+                self.abort.cancel();
                 return;
             }
         };
