@@ -9,6 +9,7 @@ use super::facts::{RecoveryState, ReplicaLag, Span, StepFacts};
 use super::findings::fmt_bytes;
 use super::latency::LatencyFacts;
 use super::replica;
+use crate::latency::SCRIPT_APP;
 use crate::record::{Blocks, RunRecord, WaitCause, WaitRow};
 use crate::scenario::Budget;
 
@@ -150,7 +151,7 @@ fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&S
 fn error_blame(steps: &[StepFacts], rec: &RunRecord) -> Option<String> {
     // Per class: how many, the first, and the queries that got them.
     let mut classes: Vec<(&'static str, usize, f64, Vec<String>)> = Vec::new();
-    for e in &rec.errors {
+    for e in rec.errors.iter().filter(|e| e.app != SCRIPT_APP) {
         let c = error_class(&e.sqlstate, &e.message);
         let i = match classes.iter().position(|x| x.0 == c) {
             Some(i) => i,
@@ -241,7 +242,7 @@ fn longest_app_wait(m: &Measured<'_>) -> Measurement {
     let wait = waits
         .iter()
         .zip(m.wait_steps)
-        .filter(|(w, _)| w.app != crate::latency::SCRIPT_APP && migration_caused(w, waits))
+        .filter(|(w, _)| w.app != SCRIPT_APP && migration_caused(w, waits))
         .max_by(|x, y| x.0.wait_ms.total_cmp(&y.0.wait_ms));
     match wait {
         Some((w, s)) => (
@@ -385,14 +386,27 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
 
     // All app errors of the run. errors.csv holds one row per error; the
     // latency windows count them too — take the larger in case one source
-    // was capped.
-    let window_errors: u64 = rec.latency.iter().map(|r| r.errors).sum();
-    let errors = (rec.errors.len() as u64).max(window_errors);
+    // was capped. Scripts are not the app (their one-off sessions are
+    // actors of the scenario): their errors are reported as theirs, under
+    // app `script`, and not counted here.
+    let window_errors: u64 = rec
+        .latency
+        .iter()
+        .filter(|r| r.app != SCRIPT_APP)
+        .map(|r| r.errors)
+        .sum();
+    let csv_errors = rec.errors.iter().filter(|e| e.app != SCRIPT_APP).count() as u64;
+    let errors = csv_errors.max(window_errors);
     // Blame the step behind the largest class of errors (see blame_step).
     let blamed = error_blame(steps, rec);
     // Errors that began before the migration did are the app's own (a
     // query that fails anyway): no step is to blame for them.
-    let first_error = rec.errors.iter().map(|e| e.t_ms).reduce(f64::min);
+    let first_error = rec
+        .errors
+        .iter()
+        .filter(|e| e.app != SCRIPT_APP)
+        .map(|e| e.t_ms)
+        .reduce(f64::min);
     let before_migration = match (first_error, m.migration) {
         (Some(t), Some(mig)) => t < mig.start_ms,
         (Some(_), None) => true,

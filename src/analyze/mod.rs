@@ -74,6 +74,19 @@ impl Analysis {
     pub fn breached(&self) -> impl Iterator<Item = &BudgetResult> {
         self.budgets.iter().filter(|b| !b.passed)
     }
+
+    /// The app's errors over the whole run (requests due in it that
+    /// failed), every app version's: a script's are not the app's (its
+    /// one-off sessions are actors of the scenario), so they stay under
+    /// `script` in [`Analysis::apps`] and are not counted here, as the
+    /// budgets do not count them.
+    pub fn app_errors(&self) -> u64 {
+        self.apps
+            .iter()
+            .filter(|x| x.app != crate::latency::SCRIPT_APP)
+            .map(|x| x.latency.errors)
+            .sum()
+    }
 }
 
 /// How the analysis is tuned: the budget overrides from `--budget` and the

@@ -362,6 +362,48 @@ fn a_scripts_own_wait_is_not_the_apps_but_the_app_waiting_behind_it_is() {
     assert_eq!(a.steps[0].app_waits, 2, "{:?}", a.steps[0]);
 }
 
+/// A `[[workload.script]]` session's error (its last statement fails) is
+/// the script's, not the app's: the error budgets and the run's app error
+/// total do not count it (QA: `max_errors 1 > 0` for a scripted actor's
+/// `SELECT 1/0`, and compare's total 1 beside errors by app 0).
+#[test]
+fn a_scripts_errors_are_not_the_apps() {
+    let mut r = super::testkit::one_statement(
+        "col",
+        "ALTER TABLE orders ADD COLUMN note text",
+        1000.0,
+        1020.0,
+    );
+    step_span(&mut r, "col", 1000.0, 1100.0);
+    let script = crate::latency::SCRIPT_APP;
+    let mut e = super::testkit::error(1050.0, script, "22012");
+    e.query = "nightly_job".into();
+    r.errors.push(e);
+    let mut row = super::testkit::latency_row("nightly_job", script, 1000.0, 3000);
+    (row.count, row.errors) = (1, 1);
+    r.latency.push(row);
+    r.histograms.segments.push(super::testkit::segment_entry(
+        "nightly_job",
+        script,
+        (1000.0, 1100.0),
+        &[(3000, 1)],
+        1,
+    ));
+    let budget = &mut r.info.as_mut().unwrap().budget;
+    (budget.max_errors, budget.max_error_rate) = (Some(0), Some(0.0));
+    let a = analyze(&r);
+    for name in ["max_errors", "max_error_rate"] {
+        let b = a.budgets.iter().find(|b| b.name == name).unwrap();
+        assert!(b.passed, "{b:?}");
+        assert_eq!((b.measured, b.step.as_deref()), (Some(0.0), None), "{b:?}");
+    }
+    assert_eq!(a.app_errors(), 0);
+    // Still reported, as the script's.
+    let s = a.apps.iter().find(|x| x.app == script).unwrap();
+    assert_eq!(s.latency.errors, 1);
+    assert_eq!(s.errors_by_sqlstate[0].sqlstate, "22012");
+}
+
 #[test]
 fn errors_that_began_before_the_migration_blame_no_step() {
     // The app fails before (500), during (1010) and after (3000) the

@@ -254,7 +254,7 @@ fn total_figures(rec: &RunRecord, a: &Analysis) -> Figures {
         // Over the whole run: an incompatibility that shows after the
         // migration (an app reading a dropped column) is the migration's.
         errors_by_app: errors_by_app(rec, f64::NEG_INFINITY, f64::INFINITY),
-        errors: a.apps.iter().map(|x| x.latency.errors).sum(),
+        errors: a.app_errors(),
         duration_ms: a.migration.map_or(0.0, |m| m.duration_ms),
         // Any rewrite is one; no rewrite only when every step is known.
         rewrote: if a.steps.iter().any(|s| s.rewrote == Some(true)) {
