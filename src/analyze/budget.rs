@@ -4,10 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::apps::{blame_step, error_class, SCHEMA_INCOMPATIBILITY};
 use super::facts::{RecoveryState, ReplicaLag, Span, StepFacts};
 use super::findings::fmt_bytes;
-use super::latency::LatencyFacts;
+use super::latency::{self, LatencyFacts};
 use super::replica;
 use crate::latency::SCRIPT_APP;
 use crate::record::{Blocks, RunRecord, WaitCause, WaitRow};
@@ -147,29 +146,109 @@ fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&S
         .max_by(|a, b| key(a).total_cmp(&key(b)))
 }
 
-/// The step blamed for the largest class of app errors, by its first error.
-fn error_blame(steps: &[StepFacts], rec: &RunRecord) -> Option<String> {
-    // Per class: how many, the first, and the queries that got them.
-    let mut classes: Vec<(&'static str, usize, f64, Vec<String>)> = Vec::new();
-    for e in rec.errors.iter().filter(|e| e.app != SCRIPT_APP) {
-        let c = error_class(&e.sqlstate, &e.message);
-        let i = match classes.iter().position(|x| x.0 == c) {
-            Some(i) => i,
-            None => {
-                classes.push((c, 0, e.t_ms, Vec::new()));
-                classes.len() - 1
+/// A span the reports show app errors over: before the migration, a step,
+/// between two steps, after the migration.
+struct ErrorSpan {
+    /// What the budget line's step column says: the step's label, "between
+    /// A and B", "after the migration"; None before it (no step to blame).
+    label: Option<String>,
+    /// In words, for the detail: "while expand / add col ran".
+    when: String,
+    /// The app's errors among the requests due in it.
+    errors: u64,
+    /// Within the migration (a step or between two): what the error rate
+    /// is over.
+    during: bool,
+}
+
+/// Where the app's errors were, by the span attribution every report
+/// uses: a request's error counts in the span it was due in (latency.hdr's
+/// segments, exact, scripts left out). A run directory whose segments
+/// count no error while errors.csv has the app's (a hand-made record) is
+/// read from errors.csv, each row where it was due (else completed).
+fn error_spans(steps: &[StepFacts], rec: &RunRecord) -> Vec<ErrorSpan> {
+    let mut order: Vec<&StepFacts> = steps.iter().collect();
+    order.sort_by(|a, b| a.latency.start_ms.total_cmp(&b.latency.start_ms));
+    let mut spans: Vec<(f64, f64, Option<String>, String, bool)> = Vec::new();
+    let Some(first) = order.first() else {
+        return Vec::new();
+    };
+    spans.push((
+        f64::NEG_INFINITY,
+        first.latency.start_ms,
+        None,
+        "before the migration began".into(),
+        false,
+    ));
+    for (i, st) in order.iter().enumerate() {
+        spans.push((
+            st.latency.start_ms,
+            st.latency.end_ms,
+            Some(st.label()),
+            format!("while {} ran", st.label()),
+            true,
+        ));
+        let next = order.get(i + 1).map(|n| n.latency.start_ms);
+        match next {
+            Some(n) if n > st.latency.end_ms => {
+                let between = format!("between {} and {}", st.label(), order[i + 1].label());
+                spans.push((st.latency.end_ms, n, Some(between.clone()), between, true));
             }
-        };
-        let x = &mut classes[i];
-        x.1 += 1;
-        x.2 = x.2.min(e.t_ms);
-        if !x.3.contains(&e.query) {
-            x.3.push(e.query.clone());
+            Some(_) => {}
+            None => spans.push((
+                st.latency.end_ms,
+                f64::INFINITY,
+                Some("after the migration".into()),
+                format!("after the migration (after {})", st.label()),
+                false,
+            )),
         }
     }
-    let (class, _, first, queries) = classes.into_iter().max_by_key(|x| x.1)?;
-    let schema = class == SCHEMA_INCOMPATIBILITY;
-    blame_step(rec, steps, first, schema.then_some(&queries[..])).map(StepFacts::label)
+    let from_segments: Vec<u64> = spans
+        .iter()
+        .map(|(a, b, ..)| latency::merge(rec, *a, *b, latency::of_the_app).errors)
+        .collect();
+    let counts = if from_segments.iter().any(|n| *n > 0) {
+        from_segments
+    } else {
+        spans
+            .iter()
+            .map(|(a, b, ..)| {
+                rec.errors
+                    .iter()
+                    .filter(|e| e.app != SCRIPT_APP)
+                    .map(|e| e.due_ms.unwrap_or(e.t_ms))
+                    .filter(|t| *t >= *a && *t < *b)
+                    .count() as u64
+            })
+            .collect()
+    };
+    spans
+        .into_iter()
+        .zip(counts)
+        .map(|((_, _, label, when, during), errors)| ErrorSpan {
+            label,
+            when,
+            errors,
+            during,
+        })
+        .collect()
+}
+
+/// The span with the most errors (the earliest of equals), among those
+/// `keep` selects; None when none had one.
+fn most_errors(spans: &[ErrorSpan], keep: impl Fn(&ErrorSpan) -> bool) -> Option<&ErrorSpan> {
+    spans
+        .iter()
+        .filter(|s| keep(s) && s.errors > 0)
+        .reduce(|best, s| if s.errors > best.errors { s } else { best })
+}
+
+/// ", most (97) due after the migration (after contract / drop memo)".
+fn where_most(s: Option<&ErrorSpan>) -> String {
+    s.map_or(String::new(), |s| {
+        format!(", most ({}) due {}", s.errors, s.when)
+    })
 }
 
 /// What the budgets are checked against.
@@ -397,48 +476,36 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
         .sum();
     let csv_errors = rec.errors.iter().filter(|e| e.app != SCRIPT_APP).count() as u64;
     let errors = csv_errors.max(window_errors);
-    // Blame the step behind the largest class of errors (see blame_step).
-    let blamed = error_blame(steps, rec);
-    // Errors that began before the migration did are the app's own (a
-    // query that fails anyway): no step is to blame for them.
-    let first_error = rec
-        .errors
-        .iter()
-        .filter(|e| e.app != SCRIPT_APP)
-        .map(|e| e.t_ms)
-        .reduce(f64::min);
-    let before_migration = match (first_error, m.migration) {
-        (Some(t), Some(mig)) => t < mig.start_ms,
-        (Some(_), None) => true,
-        _ => false,
-    };
+    // Charged to the span where most of them were: a step (or between two,
+    // or after the migration), as the reports' tables count them. Most
+    // errors before the migration began are the app's own (a query that
+    // fails anyway): no step is to blame.
+    let spans = error_spans(steps, rec);
+    let most = most_errors(&spans, |_| true);
     push(
         "max_errors",
         budget.max_errors.map(|e| e as f64),
         Some(errors as f64),
         "errors",
-        blamed.clone().or_else(|| {
-            (!before_migration)
-                .then(|| worst_step(steps, |s| s.latency.errors as f64).map(StepFacts::label))
-                .flatten()
-        }),
-        if before_migration && blamed.is_none() {
-            format!("{errors} app errors over the whole run, the first before the migration began")
-        } else {
-            format!("{errors} app errors over the whole run")
-        },
+        most.and_then(|s| s.label.clone()),
+        format!("{errors} app errors over the whole run{}", where_most(most)),
     );
 
-    // 0 errors of 0 requests is no rate.
+    // 0 errors of 0 requests is no rate. Over the requests due while the
+    // migration ran: charged to the step (or between two) with most of
+    // those errors.
+    let most = most_errors(&spans, |s| s.during);
     push(
         "max_error_rate",
         budget.max_error_rate,
         (m.during.requests > 0).then_some(m.during.error_rate),
         "ratio",
-        blamed.or_else(|| worst_step(steps, |s| s.latency.error_rate).map(StepFacts::label)),
+        most.and_then(|s| s.label.clone()),
         format!(
-            "{} errors / {} requests while the migration ran",
-            m.during.errors, m.during.requests
+            "{} errors / {} requests while the migration ran{}",
+            m.during.errors,
+            m.during.requests,
+            where_most(most)
         ),
     );
 

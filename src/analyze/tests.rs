@@ -422,23 +422,106 @@ fn errors_that_began_before_the_migration_blame_no_step() {
     let b = a.budgets.iter().find(|b| b.name == "max_errors").unwrap();
     assert_eq!((b.measured, b.step.as_deref()), (Some(5.0), None), "{b:?}");
     assert!(
-        b.detail.ends_with("the first before the migration began"),
+        b.detail
+            .ends_with("5 app errors over the whole run, most (2) due before the migration began"),
         "{}",
         b.detail
     );
 }
 
+/// The error budgets are charged to the span where the errors were, by
+/// the span attribution the reports use (a request's error counts where it
+/// was due): QA's run charged 143 errors to the step behind the first of
+/// its largest class, `add col` (6 of them), while 93 came after the
+/// migration and 40 of the 47 while it ran came during `alter type`.
 #[test]
-fn error_budget_blames_the_step_that_changed_the_schema() {
-    let mut r = broken_prepared_statements();
-    r.info.as_mut().unwrap().budget.max_errors = Some(0);
+fn error_budgets_are_charged_where_the_errors_were() {
+    let mut r = record();
+    for (step, sql, start, end) in [
+        (
+            "add col",
+            "ALTER TABLE orders ADD COLUMN memo text",
+            1000.0,
+            1100.0,
+        ),
+        (
+            "alter type",
+            "ALTER TABLE orders ALTER COLUMN n TYPE bigint",
+            1500.0,
+            2000.0,
+        ),
+        (
+            "drop memo",
+            "ALTER TABLE orders DROP COLUMN memo",
+            2500.0,
+            2600.0,
+        ),
+    ] {
+        r.statements.push(stmt(step, sql, start + 1.0, end - 1.0));
+        step_span(&mut r, step, start, end);
+    }
+    // Failed requests by when they were due (latency.hdr), and errors.csv.
+    let seg = super::testkit::segment_entry;
+    for (app, span, n) in [
+        ("v1", (1000.0, 1100.0), 6),
+        ("v1", (1500.0, 2000.0), 40),
+        ("v2", (2600.0, 4000.0), 93),
+    ] {
+        r.histograms
+            .segments
+            .push(seg("refund", app, span, &[(1000, n)], n));
+    }
+    let error = super::testkit::error;
+    let at = |from: f64, n: u64, app: &str, code: &str| {
+        (0..n)
+            .map(|k| error(from + k as f64, app, code))
+            .collect::<Vec<_>>()
+    };
+    r.errors.extend(at(1050.0, 6, "v1", "42703"));
+    r.errors.extend(at(1600.0, 40, "v1", "57014"));
+    r.errors.extend(at(2700.0, 93, "v2", "42703"));
+    let budget = &mut r.info.as_mut().unwrap().budget;
+    (budget.max_errors, budget.max_error_rate) = (Some(0), Some(0.0));
     let a = analyze(&r);
-    let b = a.budgets.iter().find(|b| b.name == "max_errors").unwrap();
+    let b = |name: &str| a.budgets.iter().find(|b| b.name == name).unwrap();
+    let errors = b("max_errors");
     assert_eq!(
-        (b.measured, b.step.as_deref()),
-        (Some(5.0), Some("p / col"))
+        (errors.measured, errors.step.as_deref()),
+        (Some(139.0), Some("after the migration")),
+        "{errors:?}"
     );
-    // Errors are counted per app version, by SQLSTATE.
+    assert_eq!(
+        errors.detail,
+        "139 app errors over the whole run, most (93) due after the migration (after p / drop memo)"
+    );
+    let rate = b("max_error_rate");
+    assert_eq!(rate.step.as_deref(), Some("p / alter type"), "{rate:?}");
+    assert!(
+        rate.detail
+            .ends_with(", most (40) due while p / alter type ran"),
+        "{}",
+        rate.detail
+    );
+    // Between two steps is a span of its own.
+    r.histograms
+        .segments
+        .push(seg("refund", "v2", (2000.0, 2500.0), &[(1000, 50)], 50));
+    let a = analyze(&r);
+    let rate = a
+        .budgets
+        .iter()
+        .find(|b| b.name == "max_error_rate")
+        .unwrap();
+    assert_eq!(
+        rate.step.as_deref(),
+        Some("between p / alter type and p / drop memo"),
+        "{rate:?}"
+    );
+}
+
+#[test]
+fn errors_are_counted_per_app_version_by_sqlstate() {
+    let a = analyze(&broken_prepared_statements());
     let count = |app: &str| {
         let facts = a.apps.iter().find(|x| x.app == app).unwrap();
         facts

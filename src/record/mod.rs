@@ -826,7 +826,7 @@ mod tests {
         );
         assert_eq!(
             header::<ErrorRow>(),
-            ["t_ms", "query", "app", "sqlstate", "message"]
+            ["t_ms", "query", "app", "sqlstate", "message", "due_ms"]
         );
     }
 }

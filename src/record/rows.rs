@@ -365,6 +365,12 @@ pub struct ErrorRow {
     pub app: String,
     pub sqlstate: String,
     pub message: String,
+    /// When the failed request was due (its intended start; the send in
+    /// closed loop): the span its error counts in, as latency.hdr's
+    /// segments count it. None in run directories written before it was
+    /// recorded (the column is absent there).
+    #[serde(default)]
+    pub due_ms: Option<f64>,
 }
 
 /// server.csv: one sample of server-wide figures.
