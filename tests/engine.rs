@@ -874,6 +874,24 @@ fn a_schema_error_is_charged_to_the_step_that_changed_what_it_reads() {
         .find(|f| f["kind"] == "app_errors")
         .unwrap_or_else(|| panic!("no app_errors finding: {}", summary["findings"]));
     assert_eq!(finding["step"], "rename", "{finding}");
+    // errors.csv says when each failed request was due, and every span's
+    // errors are the same requests as its errors by SQLSTATE (both by
+    // due time: QA saw a phase with 1 error and no SQLSTATE for it).
+    for e in &rec.errors {
+        let due = e.due_ms.unwrap_or_else(|| panic!("no due_ms: {e:?}"));
+        assert!(due <= e.t_ms, "{e:?}");
+    }
+    for phase in summary["phases"].as_array().unwrap() {
+        for app in phase["by_app"].as_array().unwrap() {
+            let by_code: u64 = app["errors_by_sqlstate"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["count"].as_u64().unwrap())
+                .sum();
+            assert_eq!(app["latency"]["errors"].as_u64(), Some(by_code), "{phase}");
+        }
+    }
 }
 
 /// A server statement_timeout (here 40 ms) binds what it binds in

@@ -217,7 +217,7 @@ fn error_spans(steps: &[StepFacts], rec: &RunRecord) -> Vec<ErrorSpan> {
                 rec.errors
                     .iter()
                     .filter(|e| e.app != SCRIPT_APP)
-                    .map(|e| e.due_ms.unwrap_or(e.t_ms))
+                    .map(|e| e.due())
                     .filter(|t| *t >= *a && *t < *b)
                     .count() as u64
             })

@@ -519,6 +519,35 @@ fn error_budgets_are_charged_where_the_errors_were() {
     );
 }
 
+/// A phase's (or step's) errors and their SQLSTATEs are the same requests:
+/// those due in it (QA: `phase contract | v2 | 3 | 0 | 1` error and no
+/// SQLSTATE, a 42703 due in the phase recorded 0.7 ms after it ended).
+#[test]
+fn a_spans_errors_and_their_sqlstates_are_the_requests_due_in_it() {
+    let mut r = record();
+    // Phase p runs 1000–3000: an error due at 2999.5, answered at 3000.2.
+    r.histograms.segments.push(super::testkit::segment_entry(
+        "read_order",
+        "v2",
+        (1000.0, 3000.0),
+        &[(700, 1)],
+        1,
+    ));
+    let mut e = super::testkit::error(3000.2, "v2", "42703");
+    e.due_ms = Some(2999.5);
+    r.errors.push(e);
+    let a = analyze(&r);
+    let v2 = |p: &PhaseFacts| p.by_app.iter().find(|x| x.app == "v2").cloned().unwrap();
+    let during = v2(&a.phases[0]);
+    let by_code: u64 = during.errors_by_sqlstate.iter().map(|c| c.count).sum();
+    assert_eq!((during.latency.errors, by_code), (1, 1), "{during:?}");
+    assert_eq!(during.errors_by_sqlstate[0].sqlstate, "42703");
+    // Nothing of it in the span after the phase.
+    let after = super::apps::app_facts(&r, 3000.0, f64::INFINITY);
+    let v2_after = after.iter().find(|x| x.app == "v2").unwrap();
+    assert!(v2_after.errors_by_sqlstate.is_empty(), "{v2_after:?}");
+}
+
 #[test]
 fn errors_are_counted_per_app_version_by_sqlstate() {
     let a = analyze(&broken_prepared_statements());

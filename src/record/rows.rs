@@ -373,6 +373,15 @@ pub struct ErrorRow {
     pub due_ms: Option<f64>,
 }
 
+impl ErrorRow {
+    /// When the failed request was due: the span its error counts in (as
+    /// latency.hdr's segments count it); when it completed in a run
+    /// directory written before `due_ms` was recorded.
+    pub fn due(&self) -> f64 {
+        self.due_ms.unwrap_or(self.t_ms)
+    }
+}
+
 /// server.csv: one sample of server-wide figures.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServerRow {
