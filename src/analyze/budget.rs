@@ -578,8 +578,9 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             false,
             Some(st),
             format!(
-                "app p99 not back within {} ms (1.5× the p99 before) when the next step began, {gap:.1} ms after the step ended",
-                bar(st.recovery.threshold_ms)
+                "app p99 not back within {} ms ({}) when the next step began, {gap:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms),
+                super::recovery::BAR_WORDS
             ),
         );
     }
@@ -593,8 +594,9 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             false,
             Some(st),
             format!(
-                "app p99 not back within {} ms (1.5× the p99 before) by the end of the run, {since:.1} ms after the step ended",
-                bar(st.recovery.threshold_ms)
+                "app p99 not back within {} ms ({}) by the end of the run, {since:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms),
+                super::recovery::BAR_WORDS
             ),
         );
     }
@@ -608,8 +610,9 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             ms <= limit,
             Some(st),
             format!(
-                "app p99 back within {} ms (1.5× the p99 before) {ms:.1} ms after the step ended",
-                bar(st.recovery.threshold_ms)
+                "app p99 back within {} ms ({}) {ms:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms),
+                super::recovery::BAR_WORDS
             ),
         ),
         None if steps.is_empty() => result(None, true, None, "no step ran".into()),

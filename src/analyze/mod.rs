@@ -39,6 +39,12 @@ pub use steps::{created_by_any_step, normalize};
 use crate::record::RunRecord;
 use crate::scenario::Budget;
 
+/// A latency difference smaller than this is noise on a shared machine (a
+/// request descheduled for a few ms), not the migration's doing: compare
+/// calls no verdict on it, and a step's recovery bar is never closer than
+/// this above the p99 before.
+pub const NOISE_MS: f64 = 10.0;
+
 /// Everything the reports show, computed from a run directory alone.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Analysis {

@@ -312,8 +312,9 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// A difference this small is noise on a shared machine, not a verdict.
-pub const MATERIAL_MS: f64 = 10.0;
+/// A difference this small is noise on a shared machine, not a verdict
+/// (the analysis's one figure for it: recovery uses it too).
+pub const MATERIAL_MS: f64 = crate::analyze::NOISE_MS;
 pub const MATERIAL_RATIO: f64 = 1.5;
 
 /// The figures in the order they decide: errors first (a broken app is
