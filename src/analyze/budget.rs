@@ -106,7 +106,65 @@ pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
     Ok((key.to_string(), n))
 }
 
+/// A limit `pgrehearse report --budget` set other than the run's
+/// (run.json's budget, which the run was judged by and which stays as it
+/// was): every verdict rendered with it says so, with the run's limit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetOverride {
+    pub name: String,
+    /// The limit this verdict was judged by.
+    pub limit: f64,
+    /// run.json's limit; None when the run had none for this key.
+    pub run_limit: Option<f64>,
+    /// ms | errors | ratio | indexes
+    pub unit: String,
+}
+
+/// The limits of `judged` that differ from the run's own (`run`, run.json's
+/// budget): what `--budget` changed. `run`'s own `--budget`s are in run.json
+/// already, so a run's verdict lists none.
+pub(crate) fn overridden(run: &Budget, judged: &Budget) -> Vec<BudgetOverride> {
+    BUDGET_KEYS
+        .iter()
+        .filter_map(|k| {
+            let (was, now) = (run.limit(k), judged.limit(k)?);
+            (was != Some(now)).then(|| BudgetOverride {
+                name: k.to_string(),
+                limit: now,
+                run_limit: was,
+                unit: unit_of(k).to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The unit of a budget key's limit, as [`BudgetResult::unit`] says it.
+fn unit_of(key: &str) -> &'static str {
+    match key {
+        "max_errors" => "errors",
+        "max_error_rate" => "ratio",
+        "max_invalid_indexes" => "indexes",
+        _ => "ms",
+    }
+}
+
 impl Budget {
+    /// One limit by key (see [`BUDGET_KEYS`]); None when not set.
+    pub fn limit(&self, key: &str) -> Option<f64> {
+        match canonical_key(key)? {
+            "max_blocking_lock_ms" => self.max_blocking_lock_ms,
+            "max_app_wait_ms" => self.max_app_wait_ms,
+            "p99_ms" => self.p99_ms,
+            "max_errors" => self.max_errors.map(|n| n as f64),
+            "max_error_rate" => self.max_error_rate,
+            "max_duration_ms" => self.max_duration_ms,
+            "max_invalid_indexes" => self.max_invalid_indexes.map(|n| n as f64),
+            "max_recovery_ms" => self.max_recovery_ms,
+            "max_replica_lag_ms" => self.max_replica_lag_ms,
+            _ => None,
+        }
+    }
+
     /// Set one limit by key (see [`BUDGET_KEYS`]).
     pub fn apply(&mut self, key: &str, value: f64) -> Result<(), String> {
         let key = canonical_key(key).ok_or_else(|| unknown_key(key))?;

@@ -27,7 +27,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use apps::{error_class, sqlstate_class};
-pub use budget::{parse_budget_override, BudgetResult, BUDGET_KEYS};
+pub use budget::{parse_budget_override, BudgetOverride, BudgetResult, BUDGET_KEYS};
 pub use facts::{
     AppFacts, LockFact, PhaseFacts, Recovery, RecoveryState, ReplicaLag, RunHeader, Span,
     SqlstateCount, StepFacts, WaitFact,
@@ -67,6 +67,11 @@ pub struct Analysis {
     pub replica_lag: Option<ReplicaLag>,
     /// The budget that was checked (scenario merged with overrides).
     pub budget: Budget,
+    /// The limits `pgrehearse report --budget` set other than run.json's
+    /// (empty, and absent from summary.json, when the verdict is the
+    /// run's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<BudgetOverride>,
     pub budgets: Vec<BudgetResult>,
     pub findings: Vec<Finding>,
 }
@@ -120,9 +125,11 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         .as_ref()
         .map(|i| i.budget.clone())
         .unwrap_or_default();
+    let run_budget = budget.clone();
     for (k, v) in &opts.budget_overrides {
         budget.apply(k, *v)?;
     }
+    let overridden = budget::overridden(&run_budget, &budget);
     let run = header(rec);
     let wait_steps = steps::attribute_waits(rec);
     let mut steps = steps::step_facts(rec, &wait_steps);
@@ -163,6 +170,7 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         apps,
         replica_lag,
         budget,
+        overridden,
         budgets,
         findings,
     })

@@ -147,9 +147,16 @@ pub enum Command {
         /// Only the verdict line on stdout, as `run -q` prints it.
         #[arg(short, long, conflicts_with = "json")]
         quiet: bool,
-        /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
+        /// Judge the run against another limit: KEY=VALUE (e.g. p99_ms=50);
+        /// repeatable. A what-if: the run directory's reports stay as the
+        /// run judged them; the verdict is printed (and its exit code
+        /// returned), and written only with --out.
         #[arg(long = "budget", value_name = "KEY=VALUE")]
         budgets: Vec<String>,
+        /// Write summary.json, summary.md, index.html and the charts into
+        /// DIR (created) instead of the run directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 

@@ -38,6 +38,7 @@ pub enum Plan {
         run_dir: PathBuf,
         format: SummaryFormat,
         budgets: Vec<(String, f64)>,
+        out: Option<PathBuf>,
     },
     Init {
         options: InitOptions,
@@ -150,6 +151,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             json,
             quiet,
             budgets,
+            out,
         } => Ok(Plan::Report {
             run_dir,
             format: match (json, quiet) {
@@ -158,6 +160,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                 (false, false) => SummaryFormat::Text,
             },
             budgets: parse_budgets(&budgets)?,
+            out,
         }),
     }
 }
