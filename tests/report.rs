@@ -896,6 +896,49 @@ fn a_damaged_run_directory_is_refused_naming_the_file() {
     }
 }
 
+/// latency.hdr cut short at a line boundary (a run killed while writing
+/// its segment lines, an artifact truncated) is damaged, exit 2: read as
+/// it is, the spans it no longer covers had no traffic (QA: the fixture's
+/// p99_ms FAIL became a PASS, "during" 0 requests).
+#[test]
+fn a_latency_hdr_cut_short_at_a_line_is_refused() {
+    for keep in [1, 7, 20] {
+        let (code, err) = report_damaged(|dir| {
+            let p = dir.join("latency.hdr");
+            let text = std::fs::read_to_string(&p).unwrap();
+            let mut segments = 0;
+            let cut: String = text
+                .lines()
+                .take_while(|l| {
+                    segments += usize::from(l.starts_with("Tag=segment"));
+                    segments <= keep
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert!(cut.len() < text.len());
+            std::fs::write(&p, cut).unwrap();
+        });
+        assert_eq!(code, Some(2), "{keep} segment lines kept: {err}");
+        assert!(
+            err.contains("latency.hdr: its segments hold")
+                && err.contains("latency.csv")
+                && err.contains("cut short"),
+            "{err}"
+        );
+    }
+    // A segment line of the middle gone: the same.
+    let (code, err) = report_damaged(|dir| {
+        let p = dir.join("latency.hdr");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let gone = text
+            .lines()
+            .find(|l| l.contains("from_ms=2000.000;"))
+            .unwrap();
+        std::fs::write(&p, text.replacen(&format!("{gone}\n"), "", 1)).unwrap();
+    });
+    assert_eq!(code, Some(2), "{err}");
+}
+
 /// `pgrehearse report DIR` of a copy of the fixture damaged by `damage`:
 /// its exit code and stderr.
 fn report_damaged(damage: impl FnOnce(&Path)) -> (Option<i32>, String) {
