@@ -80,6 +80,11 @@ pub enum Command {
         /// No plan on stdout: only problems (stderr) and the exit code.
         #[arg(short, long)]
         quiet: bool,
+        /// The backend `run` will use: a budget that needs a replica is
+        /// refused for a server of pgrehearse's without one, as `run`
+        /// refuses it, but not for url (its server may have replicas).
+        #[arg(long, value_enum, default_value = "auto", env = "PGREHEARSE_BACKEND")]
+        backend: BackendArg,
     },
     /// Write a scenario for a live database: its tables, the shape of their
     /// data (from pg_stats) and its busiest statements (from

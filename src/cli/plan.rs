@@ -61,10 +61,16 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             scale,
             since_git,
             quiet,
-        } => Ok(Plan::Check {
-            scenarios: load_all(&scenarios, &overrides(&rows, scale, &since_git)?)?,
-            quiet,
-        }),
+            backend,
+        } => {
+            let scenarios = load_all(&scenarios, &overrides(&rows, scale, &since_git)?)?;
+            // What `run` refuses before anything runs, `check` refuses too
+            // (CI runs check first to name every problem of a scenario).
+            if crate::backend::BackendKind::from(backend) != crate::backend::BackendKind::Url {
+                super::run_options::refuse_lag_budget_without_replica(&scenarios, false)?;
+            }
+            Ok(Plan::Check { scenarios, quiet })
+        }
         Command::Run { scenarios, args } => {
             let mut scenarios = load_all(&scenarios, &run_overrides(&args)?)?;
             let options = run_options(args, &mut scenarios)?;
