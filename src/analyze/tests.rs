@@ -126,6 +126,60 @@ fn a_step_still_slow_when_the_next_began_breaches_recovery_only_past_the_limit()
     );
 }
 
+/// A step still slow when the run ended, sooner after it than the limit:
+/// no recovery time was measured, and none is shown as a breach "under"
+/// its limit (QA: `max_recovery_ms: FAIL 19.6 ms > limit 2000.0 ms` for a
+/// run cut short 19.6 ms after its step). A finished run cannot show the
+/// limit held (a breach, not measured); one that did not finish leaves it
+/// open; past the limit it is a breach measured either way.
+#[test]
+fn a_step_not_recovered_when_the_run_ended_sooner_than_the_limit_is_not_measured() {
+    let mut r = record();
+    r.statements.push(stmt("s", "SELECT 1", 3900.0, 3980.4));
+    step_span(&mut r, "s", 3900.0, 3980.4);
+    r.histograms.windows = vec![crate::latency_hdr::WindowFigures {
+        from_ms: 3900.0,
+        to_ms: 4000.0,
+        query: None,
+        count: 20,
+        p50_us: 1_000,
+        p99_us: 900_000,
+        max_us: 900_000,
+    }];
+    let mut recovery = |limit: f64, failure: Option<&str>| {
+        let info = r.info.as_mut().unwrap();
+        info.budget.max_recovery_ms = Some(limit);
+        info.failure = failure.map(str::to_string);
+        let a = analyze(&r);
+        assert_eq!(a.steps[0].recovery.state, RecoveryState::NotRecovered);
+        let b = a
+            .budgets
+            .iter()
+            .find(|b| b.name == "max_recovery_ms")
+            .unwrap()
+            .clone();
+        (b, crate::report::text_summary(&a))
+    };
+    let (b, text) = recovery(2000.0, None);
+    assert_eq!((b.passed, b.measured), (false, None), "{b:?}");
+    assert!(
+        b.detail
+            .contains("19.6 ms after the step ended: too soon to tell"),
+        "{b:?}"
+    );
+    assert!(!text.contains("19.6 ms >"), "{text}");
+    let (b, text) = recovery(2000.0, Some("the server stopped answering"));
+    assert_eq!((b.passed, b.measured), (true, None), "{b:?}");
+    assert!(
+        text.contains("budget max_recovery_ms: n/a  not measured: the run did not finish"),
+        "{text}"
+    );
+    for failure in [None, Some("the server stopped answering")] {
+        let (b, _) = recovery(10.0, failure);
+        assert_eq!((b.passed, b.measured), (false, Some(19.6)), "{b:?}");
+    }
+}
+
 /// A server sample with the replica `bytes` / `ms` behind.
 fn lag(t_ms: f64, bytes: u64, ms: f64) -> crate::record::ServerRow {
     crate::record::ServerRow {
