@@ -1018,3 +1018,53 @@ fn a_session_advisory_lock_outlives_its_step() {
     let (code, _, dir) = rehearse("session-advisory.toml", &[]);
     assert_eq!(code, 0, "{}", dir.display());
 }
+
+/// A step that terminates every other backend of the rehearsal's database
+/// (`pg_terminate_backend` of all but its own) kills the app's connections
+/// and pgrehearse's own sessions — health check, wait observer, server
+/// sampler, lock poller — while the server lives on. Each reconnects: the
+/// rehearsal goes on (QA: exit 4 "the server stopped answering" on the
+/// health session's first failure), and the next step is observed as any
+/// other.
+#[test]
+fn a_step_that_terminates_other_backends_does_not_end_the_rehearsal() {
+    let file = common::fixture("engine/terminate-backends.toml");
+    let ran = common::run(&file, &["--backend", "local", "-v"], &[]);
+    assert!(!ran.stderr.contains("stopped answering"), "{}", ran.stderr);
+    ran.assert_code(0);
+    let (_, rec) = ran.record();
+    let info = rec.info.as_ref().unwrap();
+    assert_eq!(info.failure, None);
+    // It did terminate sessions: the app's got 57P01 and reconnected.
+    assert!(
+        rec.errors.iter().any(|e| e.sqlstate == "57P01"),
+        "{:?}",
+        rec.errors
+    );
+    // Every session of ours was terminated and came back (`-v`).
+    for who in [
+        "health: the health session was lost",
+        "the wait observer: its session was lost",
+        "the server sampler: its session was lost",
+        "the migration's lock poller: its session was lost",
+    ] {
+        assert!(ran.stderr.contains(who), "no {who:?}: {}", ran.stderr);
+    }
+    // The observers went on: the next step's locks (outside a transaction:
+    // the lock poller's) and server samples after it.
+    let index = info.steps.iter().find(|s| s.step == "index").unwrap();
+    assert!(
+        rec.locks
+            .iter()
+            .any(|l| l.step == "index" && l.source == "poll" && l.relation == "orders"),
+        "{:#?}",
+        rec.locks
+    );
+    assert!(
+        rec.server.iter().any(|s| s.t_ms > index.end_ms),
+        "no server sample after {}: {:?}",
+        index.end_ms,
+        rec.server
+    );
+    assert_eq!(info.steps.iter().filter(|s| s.outcome == "ok").count(), 2);
+}

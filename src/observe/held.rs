@@ -160,6 +160,23 @@ impl Held {
     }
 
     async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
+        let (query, wait_event) = Self::statements(&client).await?;
+        Ok(Held {
+            ctx,
+            client,
+            query,
+            wait_event,
+            sightings: Vec::new(),
+            txn_changes: Vec::new(),
+            waits: Vec::new(),
+            polls: 0,
+            lost: None,
+        })
+    }
+
+    /// The poll's statements, prepared on `client`: its read of pg_locks and
+    /// of the backend's wait event.
+    async fn statements(client: &Client) -> Result<(Statement, Statement), tokio_postgres::Error> {
         // The server's clock around the read of pg_locks: a sighting's time
         // is the server's, free of this process's delays. Before pg_locks
         // (the columns are computed in order), when the backend began the
@@ -199,17 +216,28 @@ impl Held {
                 &[Type::INT4],
             )
             .await?;
-        Ok(Held {
-            ctx,
-            client,
-            query,
-            wait_event,
-            sightings: Vec::new(),
-            txn_changes: Vec::new(),
-            waits: Vec::new(),
-            polls: 0,
-            lost: None,
-        })
+        Ok((query, wait_event))
+    }
+
+    /// A fresh session in place of one that was lost (a step terminated
+    /// it), with the statements prepared on it; false when the server takes
+    /// none. The statement it was following has no more polls: its locks
+    /// come from its probe, or are unknown as when a poll misses them.
+    async fn reconnect(&mut self, lost: &tokio_postgres::Error) -> bool {
+        if !super::session_lost(&self.client, lost) {
+            return false;
+        }
+        let Some(fresh) = super::reconnect(&self.ctx, "the migration's lock poller", lost).await
+        else {
+            return false;
+        };
+        match Self::statements(&fresh).await {
+            Ok((query, wait_event)) => {
+                (self.client, self.query, self.wait_event) = (fresh, query, wait_event);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub(super) async fn run(mut self) -> Held {
@@ -218,7 +246,19 @@ impl Held {
                 _ = self.ctx.stop.cancelled() => break,
                 _ = self.ctx.migration.statement_sent.notified() => {}
             }
-            if let Err(e) = self.follow_statement().await {
+            // A session lost mid-statement (the statement itself may be
+            // what terminated it) follows the rest of the statement on a
+            // fresh one, if it still runs; a few times at most.
+            let mut followed = self.follow_statement().await;
+            for _ in 0..3 {
+                match &followed {
+                    Err(e) if self.reconnect(e).await => {
+                        followed = self.follow_statement().await;
+                    }
+                    _ => break,
+                }
+            }
+            if let Err(e) = followed {
                 self.lost = Some(format!(
                     "the migration's lock poller lost the server: {}",
                     crate::pg::error_text(&e)
