@@ -452,6 +452,8 @@ fn a_scripts_errors_are_not_the_apps() {
         assert_eq!((b.measured, b.step.as_deref()), (Some(0.0), None), "{b:?}");
     }
     assert_eq!(a.app_errors(), 0);
+    let text = crate::report::text_summary(&a);
+    assert!(text.contains("· errors 0 (0 during)"), "{text}");
     // Still reported, as the script's.
     let s = a.apps.iter().find(|x| x.app == script).unwrap();
     assert_eq!(s.latency.errors, 1);

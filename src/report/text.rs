@@ -134,10 +134,8 @@ pub fn text_summary(a: &Analysis) -> String {
         opt_ms(a.before.p99_ms),
         opt_ms(a.during.p99_ms),
         opt_ms(a.after.p99_ms),
-        a.apps
-            .iter()
-            .map(|x| x.errors_by_sqlstate.iter().map(|c| c.count).sum::<u64>())
-            .sum::<u64>(),
+        // The app's errors (a script's are its own, as for the budgets).
+        a.app_errors(),
         a.during.errors
     ));
     for s in &a.steps {
