@@ -36,6 +36,10 @@ use super::{MigrationWait, ObserverCtx};
 use crate::locks::blocks_of;
 use crate::record::Blocks;
 
+/// How often an idle lock poller looks whether its session is still open
+/// (no round trip: the client's own state).
+const IDLE_CHECK: Duration = Duration::from_millis(20);
+
 /// How often the migration's locks are listed while a statement runs
 /// outside a transaction.
 pub const HELD_POLL: Duration = Duration::from_millis(1);
@@ -224,10 +228,13 @@ impl Held {
     /// none. The statement it was following has no more polls: its locks
     /// come from its probe, or are unknown as when a poll misses them.
     async fn reconnect(&mut self, lost: &tokio_postgres::Error) -> bool {
-        if !super::session_lost(&self.client, lost) {
-            return false;
-        }
-        let Some(fresh) = super::reconnect(&self.ctx, "the migration's lock poller", lost).await
+        super::session_lost(&self.client, lost)
+            && self.replace_session(&crate::pg::error_text(lost)).await
+    }
+
+    /// [`Held::reconnect`], for a session lost for the reason `why`.
+    async fn replace_session(&mut self, why: &str) -> bool {
+        let Some(fresh) = super::reconnect(&self.ctx, "the migration's lock poller", why).await
         else {
             return false;
         };
@@ -245,6 +252,20 @@ impl Held {
             tokio::select! {
                 _ = self.ctx.stop.cancelled() => break,
                 _ = self.ctx.migration.statement_sent.notified() => {}
+                // Idle, its session terminated (by a step that terminates
+                // other backends): a fresh one at once, not when the next
+                // statement is sent — that statement's first polls, where
+                // a short one takes its locks, would go to the reconnect.
+                _ = tokio::time::sleep(IDLE_CHECK), if !self.client.is_closed() => continue,
+                _ = std::future::ready(()), if self.client.is_closed() => {
+                    if self.replace_session("connection closed").await {
+                        continue;
+                    }
+                    self.lost = Some(
+                        "the migration's lock poller lost the server: connection closed".into(),
+                    );
+                    break;
+                }
             }
             // A session lost mid-statement (the statement itself may be
             // what terminated it) follows the rest of the statement on a

@@ -65,16 +65,13 @@ pub(crate) fn session_lost(client: &tokio_postgres::Client, e: &tokio_postgres::
 pub(crate) async fn reconnect(
     ctx: &ObserverCtx,
     who: &str,
-    lost: &tokio_postgres::Error,
+    lost: &str,
 ) -> Option<tokio_postgres::Client> {
     let fresh =
         tokio::time::timeout(Duration::from_secs(2), ctx.conn.connect(OBSERVER_APP_NAME)).await;
     match fresh {
         Ok(Ok(c)) => {
-            tracing::info!(
-                "{who}: its session was lost ({}); reconnected",
-                crate::pg::error_text(lost)
-            );
+            tracing::info!("{who}: its session was lost ({lost}); reconnected");
             Some(c)
         }
         _ => None,

@@ -52,10 +52,13 @@ pub(super) async fn sample_server(
             // Its session terminated by a step while the server lives:
             // sampled again on a fresh one from the next sample.
             Err(e) if super::session_lost(&client, &e) => {
-                let fresh = match super::reconnect(&ctx, "the server sampler", &e).await {
-                    Some(c) => c,
-                    None => return Ok((rows, Some(lost(&e)))),
-                };
+                let fresh =
+                    match super::reconnect(&ctx, "the server sampler", &crate::pg::error_text(&e))
+                        .await
+                    {
+                        Some(c) => c,
+                        None => return Ok((rows, Some(lost(&e)))),
+                    };
                 match fresh_statements(&fresh).await {
                     Ok((s, z)) => (client, stats, sizes) = (fresh, s, z),
                     Err(_) => return Ok((rows, Some(lost(&e)))),

@@ -260,7 +260,12 @@ impl WaitPoller {
     /// A fresh session in place of one that was lost, with the poll's
     /// statements prepared on it; false when the server takes none.
     async fn reconnect(&mut self, client: &mut Client, lost: &tokio_postgres::Error) -> bool {
-        let Some(fresh) = super::reconnect(&self.ctx, "the wait observer", lost).await else {
+        self.reopen(client, &crate::pg::error_text(lost)).await
+    }
+
+    /// [`WaitPoller::reconnect`], for a session lost for the reason `why`.
+    async fn reopen(&mut self, client: &mut Client, why: &str) -> bool {
+        let Some(fresh) = super::reconnect(&self.ctx, "the wait observer", why).await else {
             return false;
         };
         match Self::queries(&fresh).await {
@@ -315,6 +320,13 @@ impl WaitPoller {
                 _ = self.ctx.migration.step_started.notified(), if !busy => {
                     next = tokio::time::Instant::now();
                 }
+            }
+            // Its session terminated (by a step that terminates other
+            // backends) while no poll was due: a fresh one now, so the next
+            // poll that matters is not the one spent finding out.
+            if client.is_closed() && !self.reopen(&mut client, "connection closed").await {
+                self.lost = Some("the wait observer lost the server: connection closed".into());
+                break;
             }
             if !self.worth_polling(waiting) {
                 self.ticks_skipped += 1;
