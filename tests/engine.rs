@@ -365,11 +365,13 @@ fn pool_exhaustion_stall_and_recovery() {
     );
 
     // Recovery: the backlog's windows right after the hold are far above
-    // 1.5× the p99 before, so recovery takes time (or never comes).
+    // the bar — 1.5× the p99 before, at least 10 ms above it (less is
+    // noise) —, so recovery takes time (or never comes).
     let before_p99 = summary["before"]["p99_ms"].as_f64().unwrap();
     let recovery = &step["recovery"];
     let threshold = recovery["threshold_ms"].as_f64().unwrap();
-    assert!((threshold - 1.5 * before_p99).abs() < 0.01, "{recovery}");
+    let bar = (1.5 * before_p99).max(before_p99 + 10.0);
+    assert!((threshold - bar).abs() < 0.01, "{recovery}");
     match recovery["state"].as_str().unwrap() {
         "recovered" => {
             let ms = recovery["recovery_ms"].as_f64().unwrap();
@@ -843,9 +845,12 @@ fn a_concurrent_refresh_of_a_materialized_view_blocks_nobody() {
 /// later step that replaced a view nobody reads.
 #[test]
 fn a_schema_error_is_charged_to_the_step_that_changed_what_it_reads() {
+    // The failing query is a script's, not the app's: the error budget
+    // does not count it (QA: `max_errors 1 > 0`, exit 1, for a scripted
+    // actor's error), though the finding reports it as the script's.
     let ran = common::run(
         &common::fixture("engine/schema-blame.toml"),
-        &["--backend", "local", "-q"],
+        &["--backend", "local", "-q", "--budget", "max_errors=0"],
         &[],
     );
     ran.assert_code(0);
@@ -874,6 +879,35 @@ fn a_schema_error_is_charged_to_the_step_that_changed_what_it_reads() {
         .find(|f| f["kind"] == "app_errors")
         .unwrap_or_else(|| panic!("no app_errors finding: {}", summary["findings"]));
     assert_eq!(finding["step"], "rename", "{finding}");
+    let budget = summary["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "max_errors")
+        .unwrap();
+    assert_eq!(
+        (&budget["measured"], &budget["passed"]),
+        (&0.0.into(), &true.into()),
+        "{budget}"
+    );
+    // errors.csv says when each failed request was due, and every span's
+    // errors are the same requests as its errors by SQLSTATE (both by
+    // due time: QA saw a phase with 1 error and no SQLSTATE for it).
+    for e in &rec.errors {
+        let due = e.due_ms.unwrap_or_else(|| panic!("no due_ms: {e:?}"));
+        assert!(due <= e.t_ms, "{e:?}");
+    }
+    for phase in summary["phases"].as_array().unwrap() {
+        for app in phase["by_app"].as_array().unwrap() {
+            let by_code: u64 = app["errors_by_sqlstate"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["count"].as_u64().unwrap())
+                .sum();
+            assert_eq!(app["latency"]["errors"].as_u64(), Some(by_code), "{phase}");
+        }
+    }
 }
 
 /// A server statement_timeout (here 40 ms) binds what it binds in
@@ -997,4 +1031,54 @@ fn a_session_advisory_lock_outlives_its_step() {
     // step's unlock found nothing to unlock.
     let (code, _, dir) = rehearse("session-advisory.toml", &[]);
     assert_eq!(code, 0, "{}", dir.display());
+}
+
+/// A step that terminates every other backend of the rehearsal's database
+/// (`pg_terminate_backend` of all but its own) kills the app's connections
+/// and pgrehearse's own sessions — health check, wait observer, server
+/// sampler, lock poller — while the server lives on. Each reconnects: the
+/// rehearsal goes on (QA: exit 4 "the server stopped answering" on the
+/// health session's first failure), and the next step is observed as any
+/// other.
+#[test]
+fn a_step_that_terminates_other_backends_does_not_end_the_rehearsal() {
+    let file = common::fixture("engine/terminate-backends.toml");
+    let ran = common::run(&file, &["--backend", "local", "-v"], &[]);
+    assert!(!ran.stderr.contains("stopped answering"), "{}", ran.stderr);
+    ran.assert_code(0);
+    let (_, rec) = ran.record();
+    let info = rec.info.as_ref().unwrap();
+    assert_eq!(info.failure, None);
+    // It did terminate sessions: the app's got 57P01 and reconnected.
+    assert!(
+        rec.errors.iter().any(|e| e.sqlstate == "57P01"),
+        "{:?}",
+        rec.errors
+    );
+    // Every session of ours was terminated and came back (`-v`).
+    for who in [
+        "health: the health session was lost",
+        "the wait observer: its session was lost",
+        "the server sampler: its session was lost",
+        "the migration's lock poller: its session was lost",
+    ] {
+        assert!(ran.stderr.contains(who), "no {who:?}: {}", ran.stderr);
+    }
+    // The observers went on: the next step's locks (outside a transaction:
+    // the lock poller's) and server samples after it.
+    let index = info.steps.iter().find(|s| s.step == "index").unwrap();
+    assert!(
+        rec.locks
+            .iter()
+            .any(|l| l.step == "index" && l.source == "poll" && l.relation == "orders"),
+        "{:#?}",
+        rec.locks
+    );
+    assert!(
+        rec.server.iter().any(|s| s.t_ms > index.end_ms),
+        "no server sample after {}: {:?}",
+        index.end_ms,
+        rec.server
+    );
+    assert_eq!(info.steps.iter().filter(|s| s.outcome == "ok").count(), 2);
 }

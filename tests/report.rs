@@ -42,6 +42,7 @@ fn opts(budget: &[&str]) -> RenderOptions {
         },
         charts: true,
         github_step_summary: None,
+        out: None,
     }
 }
 
@@ -521,22 +522,34 @@ fn verdict_line_and_text_for_the_cli() {
         "p99_ms=5s",
         "max_errors=5",
     ]);
+    // Limits other than run.json's are named, with the run's; one the
+    // same as the run's (max_blocking_lock_ms 500) is not an override.
+    let overridden = " [limits overridden by `pgrehearse report --budget`, not the run's (run.json keeps its own): max_app_wait_ms 5000.0 ms (the run's: 500.0 ms); p99_ms 5000.0 ms (the run's: 250.0 ms); max_errors 5 (the run's: 0)]";
     assert_eq!(
         s.verdict_line(),
-        "create-index-naive: FAIL — max_blocking_lock_ms 1199.2 ms > 500.0 ms (expand / create index)"
+        format!("create-index-naive: FAIL — max_blocking_lock_ms 1199.2 ms > 500.0 ms (expand / create index){overridden}")
     );
-    assert!(s
-        .text()
-        .starts_with("create-index-naive: FAIL (1 of 4 budgets breached)\n"));
+    assert!(s.text().starts_with(&format!(
+        "create-index-naive: FAIL (1 of 4 budgets breached)\n{}\n",
+        &overridden[2..overridden.len() - 1]
+    )));
     let (_t, s) = render_fixture(&[
         "max_blocking_lock_ms=5s",
         "max_app_wait_ms=5s",
         "p99_ms=5s",
         "max_errors=5",
     ]);
+    assert!(
+        s.verdict_line()
+            .starts_with("create-index-naive: PASS (4 budgets held) [limits overridden"),
+        "{}",
+        s.verdict_line()
+    );
+    // The run's own budget: its verdict, nothing overridden.
+    let (_t, s) = render_fixture(&[]);
     assert_eq!(
         s.verdict_line(),
-        "create-index-naive: PASS (4 budgets held)"
+        "create-index-naive: FAIL — max_blocking_lock_ms 1199.2 ms > 500.0 ms (expand / create index); max_app_wait_ms 1150.0 ms > 500.0 ms (expand / create index); p99_ms 1089.5 ms > 250.0 ms (expand / create index); max_errors 2 > 0 (between expand / add column and expand / create index)"
     );
     assert_eq!(
         RenderOptions::with_budgets(vec![("p99_ms".into(), 5.0)])
@@ -571,6 +584,13 @@ fn report_command_exit_codes_and_json() {
         "{}",
         String::from_utf8_lossy(&lag.stderr)
     );
+    // Rendered as the run judged it first: the CI artifact.
+    assert_eq!(run(&[]).status.code(), Some(1));
+    let artifact = |f: &str| std::fs::read(t.path().join(f)).unwrap();
+    let kept: Vec<Vec<u8>> = ["summary.json", "summary.md", "index.html", "run.json"]
+        .iter()
+        .map(|f| artifact(f))
+        .collect();
     let tight = run(&["--budget", "max_blocking_lock_ms=100"]);
     assert_eq!(
         tight.status.code(),
@@ -585,6 +605,45 @@ fn report_command_exit_codes_and_json() {
         ),
         "{out}"
     );
+    // A what-if says so, with the run's own limit, and writes nothing.
+    assert!(
+        out.contains("limits overridden by `pgrehearse report --budget`, not the run's (run.json keeps its own): max_blocking_lock_ms 100.0 ms (the run's: 500.0 ms)"),
+        "{out}"
+    );
+    assert!(out.contains("report: not written"), "{out}");
+
+    // QA: a --budget that turns the FAIL into a PASS replaced the run's
+    // summary.md, summary.json and index.html, silently.
+    let loosen = [
+        "--budget",
+        "max_blocking_lock_ms=5s",
+        "--budget",
+        "max_app_wait_ms=5s",
+        "--budget",
+        "p99_ms=5s",
+        "--budget",
+        "max_errors=10",
+    ];
+    let quiet = run(&[&["-q"][..], &loosen].concat());
+    assert_eq!(quiet.status.code(), Some(0));
+    let line = String::from_utf8_lossy(&quiet.stdout);
+    assert!(
+        line.starts_with("create-index-naive: PASS (4 budgets held) [limits overridden by `pgrehearse report --budget`"),
+        "{line}"
+    );
+    for (f, before) in ["summary.json", "summary.md", "index.html", "run.json"]
+        .iter()
+        .zip(&kept)
+    {
+        assert!(
+            artifact(f) == *before,
+            "{f} was rewritten by a what-if --budget"
+        );
+    }
+    // With --out the what-if's reports go there, each verdict saying so.
+    let what_if = t.path().join("what-if");
+    let written = run(&[&["--out", what_if.to_str().unwrap()][..], &loosen].concat());
+    assert_eq!(written.status.code(), Some(0));
     for f in [
         "summary.json",
         "summary.md",
@@ -593,7 +652,35 @@ fn report_command_exit_codes_and_json() {
         "locks.png",
         "throughput.svg",
     ] {
-        assert!(t.path().join(f).is_file(), "{f} not rendered");
+        assert!(what_if.join(f).is_file(), "{f} not rendered");
+    }
+    for f in ["summary.md", "index.html"] {
+        let text = std::fs::read_to_string(what_if.join(f)).unwrap();
+        assert!(
+            text.contains("Not the run&#39;s verdict:") || text.contains("Not the run's verdict:"),
+            "{f}: {text}"
+        );
+        assert!(
+            text.contains("p99_ms 5000.0 ms (the run&#39;s: 250.0 ms)")
+                || text.contains("p99_ms 5000.0 ms (the run's: 250.0 ms)"),
+            "{f}: {text}"
+        );
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(what_if.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["verdict"], "pass");
+    assert_eq!(
+        s["overridden"][0]["name"], "max_blocking_lock_ms",
+        "{}",
+        s["overridden"]
+    );
+    assert_eq!(s["overridden"][0]["run_limit"], 500.0);
+    for (f, before) in ["summary.json", "summary.md", "index.html", "run.json"]
+        .iter()
+        .zip(&kept)
+    {
+        assert!(artifact(f) == *before, "{f} was rewritten by --out");
     }
 
     let loose = run(&[
@@ -616,9 +703,9 @@ fn report_command_exit_codes_and_json() {
     let printed: Summary = serde_json::from_slice(&loose.stdout).unwrap();
     assert_eq!(printed.verdict, "pass");
     let written: Summary =
-        serde_json::from_str(&std::fs::read_to_string(t.path().join("summary.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(what_if.join("summary.json")).unwrap())
             .unwrap();
-    assert_eq!(printed, written);
+    assert_eq!(printed.analysis, written.analysis);
 
     let bad = run(&["--budget", "p98_ms=5"]);
     assert_eq!(bad.status.code(), Some(2));
@@ -656,6 +743,10 @@ fn a_run_that_did_not_finish_is_incomplete_not_pass() {
                 "max_app_wait_ms=5s",
             ])
             .args(["--budget", "p99_ms=5s", "--budget", "max_errors=10"])
+            // Written where it is read below: a what-if --budget writes
+            // only with --out.
+            .arg("--out")
+            .arg(t.path())
             .env_remove("GITHUB_STEP_SUMMARY")
             .output()
             .unwrap();
@@ -803,6 +894,49 @@ fn a_damaged_run_directory_is_refused_naming_the_file() {
         assert_eq!(code, Some(2), "{file} {damage}: {err}");
         assert!(err.contains(file), "{file} {damage}: {err}");
     }
+}
+
+/// latency.hdr cut short at a line boundary (a run killed while writing
+/// its segment lines, an artifact truncated) is damaged, exit 2: read as
+/// it is, the spans it no longer covers had no traffic (QA: the fixture's
+/// p99_ms FAIL became a PASS, "during" 0 requests).
+#[test]
+fn a_latency_hdr_cut_short_at_a_line_is_refused() {
+    for keep in [1, 7, 20] {
+        let (code, err) = report_damaged(|dir| {
+            let p = dir.join("latency.hdr");
+            let text = std::fs::read_to_string(&p).unwrap();
+            let mut segments = 0;
+            let cut: String = text
+                .lines()
+                .take_while(|l| {
+                    segments += usize::from(l.starts_with("Tag=segment"));
+                    segments <= keep
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert!(cut.len() < text.len());
+            std::fs::write(&p, cut).unwrap();
+        });
+        assert_eq!(code, Some(2), "{keep} segment lines kept: {err}");
+        assert!(
+            err.contains("latency.hdr: its segments hold")
+                && err.contains("latency.csv")
+                && err.contains("cut short"),
+            "{err}"
+        );
+    }
+    // A segment line of the middle gone: the same.
+    let (code, err) = report_damaged(|dir| {
+        let p = dir.join("latency.hdr");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let gone = text
+            .lines()
+            .find(|l| l.contains("from_ms=2000.000;"))
+            .unwrap();
+        std::fs::write(&p, text.replacen(&format!("{gone}\n"), "", 1)).unwrap();
+    });
+    assert_eq!(code, Some(2), "{err}");
 }
 
 /// `pgrehearse report DIR` of a copy of the fixture damaged by `damage`:

@@ -1171,3 +1171,57 @@ fn retries_count_only_where_a_lock_can_time_out() {
     };
     assert_eq!(e[0].field, "phase[0].step[0].retries");
 }
+
+/// A replica-lag budget without a replica is refused by `check` as by
+/// `run` — exit 2 at the budget's file:line:col, before any server — so a
+/// CI job's `check` names it (QA: `check` passed it, `run` exited 2). The
+/// url backend's server may have replicas of its own: allowed there, as
+/// `run --backend url` allows it.
+#[test]
+fn check_refuses_a_replica_lag_budget_without_a_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("good", "tiny.toml")).unwrap();
+    let budget = "max_error_rate = 0.05";
+    let path = dir.path().join("lag.toml");
+    std::fs::write(
+        &path,
+        text.replace(budget, &format!("{budget}\nmax_replica_lag_ms = 100")),
+    )
+    .unwrap();
+    let line = text.lines().position(|l| l == budget).unwrap() + 2;
+    let check_with = |backend: &str, path: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgrehearse"))
+            .args(["check", "-q", "--backend", backend])
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check_with("auto", &path);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}:1: budget.max_replica_lag_ms: needs a replica to measure",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    let (code, stderr) = check_with("url", &path);
+    assert_eq!(code, Some(0), "{stderr}");
+    // With a replica it is measured.
+    let with_replica = dir.path().join("with-replica.toml");
+    std::fs::write(
+        &with_replica,
+        std::fs::read_to_string(&path).unwrap().replacen(
+            "[postgres]\n",
+            "[postgres]\nreplica = true\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = check_with("local", &with_replica);
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -9,7 +9,11 @@ use super::latency;
 use crate::record::RunRecord;
 
 /// Per app version: its latency over `[start, end)` (an open end:
-/// `f64::INFINITY`), and errors.csv rows within it grouped by SQLSTATE.
+/// `f64::INFINITY`), and errors.csv rows within it grouped by SQLSTATE —
+/// the rows whose request was *due* in it, as the latency figures' errors
+/// count them, so a table's errors and their SQLSTATEs are the same
+/// requests (by completion, an error due at a span's end and answered
+/// just after it went to the next span's breakdown).
 pub(crate) fn app_facts(rec: &RunRecord, start: f64, end: f64) -> Vec<AppFacts> {
     let in_span = |t: f64| t >= start && t < end;
     let mut apps: Vec<String> = Vec::new();
@@ -22,7 +26,7 @@ pub(crate) fn app_facts(rec: &RunRecord, start: f64, end: f64) -> Vec<AppFacts> 
         .chain(
             rec.errors
                 .iter()
-                .filter(|e| in_span(e.t_ms))
+                .filter(|e| in_span(e.due()))
                 .map(|e| &e.app),
         )
     {
@@ -39,8 +43,8 @@ pub(crate) fn app_facts(rec: &RunRecord, start: f64, end: f64) -> Vec<AppFacts> 
         .collect()
 }
 
-/// errors.csv rows of `app` in the span, grouped by SQLSTATE, most frequent
-/// first.
+/// errors.csv rows of `app` due in the span, grouped by SQLSTATE, most
+/// frequent first.
 fn errors_by_sqlstate(
     rec: &RunRecord,
     app: &str,
@@ -50,7 +54,7 @@ fn errors_by_sqlstate(
     for e in rec
         .errors
         .iter()
-        .filter(|e| e.app == app && in_span(e.t_ms))
+        .filter(|e| e.app == app && in_span(e.due()))
     {
         let c = by
             .entry(e.sqlstate.clone())

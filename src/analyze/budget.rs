@@ -4,11 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::apps::{blame_step, error_class, SCHEMA_INCOMPATIBILITY};
 use super::facts::{RecoveryState, ReplicaLag, Span, StepFacts};
 use super::findings::fmt_bytes;
-use super::latency::LatencyFacts;
+use super::latency::{self, LatencyFacts};
 use super::replica;
+use crate::latency::SCRIPT_APP;
 use crate::record::{Blocks, RunRecord, WaitCause, WaitRow};
 use crate::scenario::Budget;
 
@@ -106,7 +106,65 @@ pub fn parse_budget_override(s: &str) -> Result<(String, f64), String> {
     Ok((key.to_string(), n))
 }
 
+/// A limit `pgrehearse report --budget` set other than the run's
+/// (run.json's budget, which the run was judged by and which stays as it
+/// was): every verdict rendered with it says so, with the run's limit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BudgetOverride {
+    pub name: String,
+    /// The limit this verdict was judged by.
+    pub limit: f64,
+    /// run.json's limit; None when the run had none for this key.
+    pub run_limit: Option<f64>,
+    /// ms | errors | ratio | indexes
+    pub unit: String,
+}
+
+/// The limits of `judged` that differ from the run's own (`run`, run.json's
+/// budget): what `--budget` changed. `run`'s own `--budget`s are in run.json
+/// already, so a run's verdict lists none.
+pub(crate) fn overridden(run: &Budget, judged: &Budget) -> Vec<BudgetOverride> {
+    BUDGET_KEYS
+        .iter()
+        .filter_map(|k| {
+            let (was, now) = (run.limit(k), judged.limit(k)?);
+            (was != Some(now)).then(|| BudgetOverride {
+                name: k.to_string(),
+                limit: now,
+                run_limit: was,
+                unit: unit_of(k).to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The unit of a budget key's limit, as [`BudgetResult::unit`] says it.
+fn unit_of(key: &str) -> &'static str {
+    match key {
+        "max_errors" => "errors",
+        "max_error_rate" => "ratio",
+        "max_invalid_indexes" => "indexes",
+        _ => "ms",
+    }
+}
+
 impl Budget {
+    /// One limit by key (see [`BUDGET_KEYS`]); None when not set.
+    pub fn limit(&self, key: &str) -> Option<f64> {
+        match canonical_key(key)? {
+            "max_blocking_lock_ms" => self.max_blocking_lock_ms,
+            "max_app_wait_ms" => self.max_app_wait_ms,
+            "p99_ms" => self.p99_ms,
+            "max_errors" => self.max_errors.map(|n| n as f64),
+            "max_error_rate" => self.max_error_rate,
+            "max_duration_ms" => self.max_duration_ms,
+            "max_invalid_indexes" => self.max_invalid_indexes.map(|n| n as f64),
+            "max_recovery_ms" => self.max_recovery_ms,
+            "max_replica_lag_ms" => self.max_replica_lag_ms,
+            _ => None,
+        }
+    }
+
     /// Set one limit by key (see [`BUDGET_KEYS`]).
     pub fn apply(&mut self, key: &str, value: f64) -> Result<(), String> {
         let key = canonical_key(key).ok_or_else(|| unknown_key(key))?;
@@ -146,29 +204,109 @@ fn worst_step(steps: &[StepFacts], key: impl Fn(&StepFacts) -> f64) -> Option<&S
         .max_by(|a, b| key(a).total_cmp(&key(b)))
 }
 
-/// The step blamed for the largest class of app errors, by its first error.
-fn error_blame(steps: &[StepFacts], rec: &RunRecord) -> Option<String> {
-    // Per class: how many, the first, and the queries that got them.
-    let mut classes: Vec<(&'static str, usize, f64, Vec<String>)> = Vec::new();
-    for e in &rec.errors {
-        let c = error_class(&e.sqlstate, &e.message);
-        let i = match classes.iter().position(|x| x.0 == c) {
-            Some(i) => i,
-            None => {
-                classes.push((c, 0, e.t_ms, Vec::new()));
-                classes.len() - 1
+/// A span the reports show app errors over: before the migration, a step,
+/// between two steps, after the migration.
+struct ErrorSpan {
+    /// What the budget line's step column says: the step's label, "between
+    /// A and B", "after the migration"; None before it (no step to blame).
+    label: Option<String>,
+    /// In words, for the detail: "while expand / add col ran".
+    when: String,
+    /// The app's errors among the requests due in it.
+    errors: u64,
+    /// Within the migration (a step or between two): what the error rate
+    /// is over.
+    during: bool,
+}
+
+/// Where the app's errors were, by the span attribution every report
+/// uses: a request's error counts in the span it was due in (latency.hdr's
+/// segments, exact, scripts left out). A run directory whose segments
+/// count no error while errors.csv has the app's (a hand-made record) is
+/// read from errors.csv, each row where it was due (else completed).
+fn error_spans(steps: &[StepFacts], rec: &RunRecord) -> Vec<ErrorSpan> {
+    let mut order: Vec<&StepFacts> = steps.iter().collect();
+    order.sort_by(|a, b| a.latency.start_ms.total_cmp(&b.latency.start_ms));
+    let mut spans: Vec<(f64, f64, Option<String>, String, bool)> = Vec::new();
+    let Some(first) = order.first() else {
+        return Vec::new();
+    };
+    spans.push((
+        f64::NEG_INFINITY,
+        first.latency.start_ms,
+        None,
+        "before the migration began".into(),
+        false,
+    ));
+    for (i, st) in order.iter().enumerate() {
+        spans.push((
+            st.latency.start_ms,
+            st.latency.end_ms,
+            Some(st.label()),
+            format!("while {} ran", st.label()),
+            true,
+        ));
+        let next = order.get(i + 1).map(|n| n.latency.start_ms);
+        match next {
+            Some(n) if n > st.latency.end_ms => {
+                let between = format!("between {} and {}", st.label(), order[i + 1].label());
+                spans.push((st.latency.end_ms, n, Some(between.clone()), between, true));
             }
-        };
-        let x = &mut classes[i];
-        x.1 += 1;
-        x.2 = x.2.min(e.t_ms);
-        if !x.3.contains(&e.query) {
-            x.3.push(e.query.clone());
+            Some(_) => {}
+            None => spans.push((
+                st.latency.end_ms,
+                f64::INFINITY,
+                Some("after the migration".into()),
+                format!("after the migration (after {})", st.label()),
+                false,
+            )),
         }
     }
-    let (class, _, first, queries) = classes.into_iter().max_by_key(|x| x.1)?;
-    let schema = class == SCHEMA_INCOMPATIBILITY;
-    blame_step(rec, steps, first, schema.then_some(&queries[..])).map(StepFacts::label)
+    let from_segments: Vec<u64> = spans
+        .iter()
+        .map(|(a, b, ..)| latency::merge(rec, *a, *b, latency::of_the_app).errors)
+        .collect();
+    let counts = if from_segments.iter().any(|n| *n > 0) {
+        from_segments
+    } else {
+        spans
+            .iter()
+            .map(|(a, b, ..)| {
+                rec.errors
+                    .iter()
+                    .filter(|e| e.app != SCRIPT_APP)
+                    .map(|e| e.due())
+                    .filter(|t| *t >= *a && *t < *b)
+                    .count() as u64
+            })
+            .collect()
+    };
+    spans
+        .into_iter()
+        .zip(counts)
+        .map(|((_, _, label, when, during), errors)| ErrorSpan {
+            label,
+            when,
+            errors,
+            during,
+        })
+        .collect()
+}
+
+/// The span with the most errors (the earliest of equals), among those
+/// `keep` selects; None when none had one.
+fn most_errors(spans: &[ErrorSpan], keep: impl Fn(&ErrorSpan) -> bool) -> Option<&ErrorSpan> {
+    spans
+        .iter()
+        .filter(|s| keep(s) && s.errors > 0)
+        .reduce(|best, s| if s.errors > best.errors { s } else { best })
+}
+
+/// ", most (97) due after the migration (after contract / drop memo)".
+fn where_most(s: Option<&ErrorSpan>) -> String {
+    s.map_or(String::new(), |s| {
+        format!(", most ({}) due {}", s.errors, s.when)
+    })
 }
 
 /// What the budgets are checked against.
@@ -386,46 +524,47 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
 
     // All app errors of the run. errors.csv holds one row per error; the
     // latency windows count them too — take the larger in case one source
-    // was capped.
-    let window_errors: u64 = rec.latency.iter().map(|r| r.errors).sum();
-    let errors = (rec.errors.len() as u64).max(window_errors);
-    // Blame the step behind the largest class of errors (see blame_step).
-    let blamed = error_blame(steps, rec);
-    // Errors that began before the migration did are the app's own (a
-    // query that fails anyway): no step is to blame for them.
-    let first_error = rec.errors.iter().map(|e| e.t_ms).reduce(f64::min);
-    let before_migration = match (first_error, m.migration) {
-        (Some(t), Some(mig)) => t < mig.start_ms,
-        (Some(_), None) => true,
-        _ => false,
-    };
+    // was capped. Scripts are not the app (their one-off sessions are
+    // actors of the scenario): their errors are reported as theirs, under
+    // app `script`, and not counted here.
+    let window_errors: u64 = rec
+        .latency
+        .iter()
+        .filter(|r| r.app != SCRIPT_APP)
+        .map(|r| r.errors)
+        .sum();
+    let csv_errors = rec.errors.iter().filter(|e| e.app != SCRIPT_APP).count() as u64;
+    let errors = csv_errors.max(window_errors);
+    // Charged to the span where most of them were: a step (or between two,
+    // or after the migration), as the reports' tables count them. Most
+    // errors before the migration began are the app's own (a query that
+    // fails anyway): no step is to blame.
+    let spans = error_spans(steps, rec);
+    let most = most_errors(&spans, |_| true);
     push(
         "max_errors",
         budget.max_errors.map(|e| e as f64),
         Some(errors as f64),
         "errors",
-        blamed.clone().or_else(|| {
-            (!before_migration)
-                .then(|| worst_step(steps, |s| s.latency.errors as f64).map(StepFacts::label))
-                .flatten()
-        }),
-        if before_migration && blamed.is_none() {
-            format!("{errors} app errors over the whole run, the first before the migration began")
-        } else {
-            format!("{errors} app errors over the whole run")
-        },
+        most.and_then(|s| s.label.clone()),
+        format!("{errors} app errors over the whole run{}", where_most(most)),
     );
 
-    // 0 errors of 0 requests is no rate.
+    // 0 errors of 0 requests is no rate. Over the requests due while the
+    // migration ran: charged to the step (or between two) with most of
+    // those errors.
+    let most = most_errors(&spans, |s| s.during);
     push(
         "max_error_rate",
         budget.max_error_rate,
         (m.during.requests > 0).then_some(m.during.error_rate),
         "ratio",
-        blamed.or_else(|| worst_step(steps, |s| s.latency.error_rate).map(StepFacts::label)),
+        most.and_then(|s| s.label.clone()),
         format!(
-            "{} errors / {} requests while the migration ran",
-            m.during.errors, m.during.requests
+            "{} errors / {} requests while the migration ran{}",
+            m.during.errors,
+            m.during.requests,
+            where_most(most)
         ),
     );
 
@@ -455,7 +594,8 @@ pub(crate) fn evaluate(budget: &Budget, m: &Measured<'_>) -> Vec<BudgetResult> {
         },
     );
     if let Some(limit) = budget.max_recovery_ms {
-        out.push(slowest_recovery(limit, steps, m.run_end_ms));
+        let finished = rec.info.as_ref().is_none_or(|i| i.failure.is_none());
+        out.push(slowest_recovery(limit, steps, m.run_end_ms, finished));
     }
     if let Some(limit) = budget.max_replica_lag_ms {
         out.push(replica_lag(limit, m));
@@ -474,7 +614,19 @@ fn bar(threshold_ms: Option<f64>) -> String {
 /// (sooner, its backlog is the next step's); without
 /// traffic before the migration it cannot be checked (a breach too: a gate
 /// that cannot look must not pass).
-fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetResult {
+///
+/// A step not recovered when the run ended less than the limit after it
+/// ended has no recovery time to measure (the run did not last long enough
+/// to tell): not measured — never "19.6 ms > 2000 ms", a breach with a
+/// figure under its limit (QA: a run cut short 19.6 ms after its step). A
+/// finished run that cannot show the limit held breaches it, saying why;
+/// one that did not finish leaves it open (n/a in the reports).
+fn slowest_recovery(
+    limit: f64,
+    steps: &[StepFacts],
+    run_end_ms: f64,
+    finished: bool,
+) -> BudgetResult {
     let result = |measured: Option<f64>, passed: bool, step: Option<&StepFacts>, detail: String| {
         BudgetResult {
             name: "max_recovery_ms".into(),
@@ -498,8 +650,9 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             false,
             Some(st),
             format!(
-                "app p99 not back within {} ms (1.5× the p99 before) when the next step began, {gap:.1} ms after the step ended",
-                bar(st.recovery.threshold_ms)
+                "app p99 not back within {} ms ({}) when the next step began, {gap:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms),
+                super::recovery::BAR_WORDS
             ),
         );
     }
@@ -508,13 +661,31 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
         .find(|s| s.recovery.state == RecoveryState::NotRecovered)
     {
         let since = crate::pg::round3((run_end_ms - st.latency.end_ms).max(0.0));
+        if since <= limit {
+            let why = if finished {
+                "the run ended"
+            } else {
+                "the run stopped (it did not finish)"
+            };
+            return result(
+                None,
+                !finished,
+                Some(st),
+                format!(
+                    "app p99 not back within {} ms ({}) when {why}, {since:.1} ms after the step ended: too soon to tell whether it comes back within the limit",
+                    bar(st.recovery.threshold_ms),
+                    super::recovery::BAR_WORDS
+                ),
+            );
+        }
         return result(
             Some(since),
             false,
             Some(st),
             format!(
-                "app p99 not back within {} ms (1.5× the p99 before) by the end of the run, {since:.1} ms after the step ended",
-                bar(st.recovery.threshold_ms)
+                "app p99 not back within {} ms ({}) by the end of the run, {since:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms),
+                super::recovery::BAR_WORDS
             ),
         );
     }
@@ -528,8 +699,9 @@ fn slowest_recovery(limit: f64, steps: &[StepFacts], run_end_ms: f64) -> BudgetR
             ms <= limit,
             Some(st),
             format!(
-                "app p99 back within {} ms (1.5× the p99 before) {ms:.1} ms after the step ended",
-                bar(st.recovery.threshold_ms)
+                "app p99 back within {} ms ({}) {ms:.1} ms after the step ended",
+                bar(st.recovery.threshold_ms),
+                super::recovery::BAR_WORDS
             ),
         ),
         None if steps.is_empty() => result(None, true, None, "no step ran".into()),

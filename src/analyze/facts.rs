@@ -164,12 +164,14 @@ pub struct StepFootprint {
 }
 
 /// How long after a step ended the windowed p99 of the app (every query
-/// and app version; scripts left out) came back within `recovery::FACTOR`
-/// × the p99 before the migration (see `recovery.rs`).
+/// and app version; scripts left out) came back within the bar:
+/// `recovery::FACTOR` × the p99 before the migration, at least
+/// `NOISE_MS` above it (see `recovery.rs`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Recovery {
     pub state: RecoveryState,
-    /// The bar: FACTOR × the app p99 before the migration, ms.
+    /// The bar, ms: FACTOR × the app p99 before the migration, at least
+    /// NOISE_MS above it.
     pub threshold_ms: Option<f64>,
     /// From the step's end until the first window of the recovery began
     /// (0 when latency never left the bar); None unless recovered.

@@ -27,7 +27,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use apps::{error_class, sqlstate_class};
-pub use budget::{parse_budget_override, BudgetResult, BUDGET_KEYS};
+pub use budget::{parse_budget_override, BudgetOverride, BudgetResult, BUDGET_KEYS};
 pub use facts::{
     AppFacts, LockFact, PhaseFacts, Recovery, RecoveryState, ReplicaLag, RunHeader, Span,
     SqlstateCount, StepFacts, WaitFact,
@@ -38,6 +38,12 @@ pub use steps::{created_by_any_step, normalize};
 
 use crate::record::RunRecord;
 use crate::scenario::Budget;
+
+/// A latency difference smaller than this is noise on a shared machine (a
+/// request descheduled for a few ms), not the migration's doing: compare
+/// calls no verdict on it, and a step's recovery bar is never closer than
+/// this above the p99 before.
+pub const NOISE_MS: f64 = 10.0;
 
 /// Everything the reports show, computed from a run directory alone.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -61,6 +67,11 @@ pub struct Analysis {
     pub replica_lag: Option<ReplicaLag>,
     /// The budget that was checked (scenario merged with overrides).
     pub budget: Budget,
+    /// The limits `pgrehearse report --budget` set other than run.json's
+    /// (empty, and absent from summary.json, when the verdict is the
+    /// run's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<BudgetOverride>,
     pub budgets: Vec<BudgetResult>,
     pub findings: Vec<Finding>,
 }
@@ -73,6 +84,19 @@ impl Analysis {
 
     pub fn breached(&self) -> impl Iterator<Item = &BudgetResult> {
         self.budgets.iter().filter(|b| !b.passed)
+    }
+
+    /// The app's errors over the whole run (requests due in it that
+    /// failed), every app version's: a script's are not the app's (its
+    /// one-off sessions are actors of the scenario), so they stay under
+    /// `script` in [`Analysis::apps`] and are not counted here, as the
+    /// budgets do not count them.
+    pub fn app_errors(&self) -> u64 {
+        self.apps
+            .iter()
+            .filter(|x| x.app != crate::latency::SCRIPT_APP)
+            .map(|x| x.latency.errors)
+            .sum()
     }
 }
 
@@ -101,9 +125,11 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         .as_ref()
         .map(|i| i.budget.clone())
         .unwrap_or_default();
+    let run_budget = budget.clone();
     for (k, v) in &opts.budget_overrides {
         budget.apply(k, *v)?;
     }
+    let overridden = budget::overridden(&run_budget, &budget);
     let run = header(rec);
     let wait_steps = steps::attribute_waits(rec);
     let mut steps = steps::step_facts(rec, &wait_steps);
@@ -144,6 +170,7 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         apps,
         replica_lag,
         budget,
+        overridden,
         budgets,
         findings,
     })

@@ -294,6 +294,7 @@ pub(crate) fn error(t: f64, app: &str, code: &str) -> ErrorRow {
         app: app.into(),
         sqlstate: code.into(),
         message: "column \"note\" does not exist".into(),
+        due_ms: None,
     }
 }
 

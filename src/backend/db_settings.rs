@@ -240,7 +240,7 @@ pub async fn prepare(
     }
     for (decisive, text) in &said {
         let level = if *decisive { "WARNING" } else { "warning" };
-        eprintln!("pgrehearse: {level}: {text}");
+        crate::say!("pgrehearse: {level}: {text}");
     }
     Prepared {
         warnings: said.into_iter().map(|(_, t)| t).collect(),

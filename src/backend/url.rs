@@ -137,7 +137,7 @@ impl Drop for UrlServer {
             })
         });
         if let Ok(Err(e)) = worker.join() {
-            eprintln!(
+            crate::say!(
                 "warning: could not drop the scratch database {}: {e}",
                 self.conn.dbname
             );

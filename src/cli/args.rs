@@ -80,6 +80,11 @@ pub enum Command {
         /// No plan on stdout: only problems (stderr) and the exit code.
         #[arg(short, long)]
         quiet: bool,
+        /// The backend `run` will use: a budget that needs a replica is
+        /// refused for a server of pgrehearse's without one, as `run`
+        /// refuses it, but not for url (its server may have replicas).
+        #[arg(long, value_enum, default_value = "auto", env = "PGREHEARSE_BACKEND")]
+        backend: BackendArg,
     },
     /// Write a scenario for a live database: its tables, the shape of their
     /// data (from pg_stats) and its busiest statements (from
@@ -147,9 +152,16 @@ pub enum Command {
         /// Only the verdict line on stdout, as `run -q` prints it.
         #[arg(short, long, conflicts_with = "json")]
         quiet: bool,
-        /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
+        /// Judge the run against another limit: KEY=VALUE (e.g. p99_ms=50);
+        /// repeatable. A what-if: the run directory's reports stay as the
+        /// run judged them; the verdict is printed (and its exit code
+        /// returned), and written only with --out.
         #[arg(long = "budget", value_name = "KEY=VALUE")]
         budgets: Vec<String>,
+        /// Write summary.json, summary.md, index.html and the charts into
+        /// DIR (created) instead of the run directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 

@@ -90,7 +90,8 @@ pub fn run(plan: Plan) -> Result<u8> {
             run_dir,
             format,
             budgets,
-        } => crate::report::rerender::rerender(&run_dir, format, &budgets),
+            out,
+        } => crate::report::rerender::rerender(&run_dir, format, &budgets, out.as_deref()),
         Plan::Init { options, quiet } => init(&options, quiet),
     }
 }

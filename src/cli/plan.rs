@@ -38,6 +38,7 @@ pub enum Plan {
         run_dir: PathBuf,
         format: SummaryFormat,
         budgets: Vec<(String, f64)>,
+        out: Option<PathBuf>,
     },
     Init {
         options: InitOptions,
@@ -60,10 +61,16 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             scale,
             since_git,
             quiet,
-        } => Ok(Plan::Check {
-            scenarios: load_all(&scenarios, &overrides(&rows, scale, &since_git)?)?,
-            quiet,
-        }),
+            backend,
+        } => {
+            let scenarios = load_all(&scenarios, &overrides(&rows, scale, &since_git)?)?;
+            // What `run` refuses before anything runs, `check` refuses too
+            // (CI runs check first to name every problem of a scenario).
+            if crate::backend::BackendKind::from(backend) != crate::backend::BackendKind::Url {
+                super::run_options::refuse_lag_budget_without_replica(&scenarios, false)?;
+            }
+            Ok(Plan::Check { scenarios, quiet })
+        }
         Command::Run { scenarios, args } => {
             let mut scenarios = load_all(&scenarios, &run_overrides(&args)?)?;
             let options = run_options(args, &mut scenarios)?;
@@ -150,6 +157,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
             json,
             quiet,
             budgets,
+            out,
         } => Ok(Plan::Report {
             run_dir,
             format: match (json, quiet) {
@@ -158,6 +166,7 @@ pub fn plan(cli: Cli) -> Result<Plan> {
                 (false, false) => SummaryFormat::Text,
             },
             budgets: parse_budgets(&budgets)?,
+            out,
         }),
     }
 }

@@ -193,27 +193,36 @@ fn refuse_url_replica(args: &RunArgs, scenarios: &[Scenario]) -> Result<()> {
 /// (`--budget` is applied to each scenario's budget by now.)
 /// `from_flag`: `--budget max_replica_lag_ms=...` set it, which is then
 /// the place to name, not the scenario's `[budget]`.
-fn refuse_lag_budget_without_replica(scenarios: &[Scenario], from_flag: bool) -> Result<()> {
-    match scenarios
+/// `check` refuses the same scenarios (`from_flag` false), every one of
+/// them named at once.
+pub(super) fn refuse_lag_budget_without_replica(
+    scenarios: &[Scenario],
+    from_flag: bool,
+) -> Result<()> {
+    let without: Vec<&Scenario> = scenarios
         .iter()
-        .find(|s| !s.postgres.replica && s.budget.max_replica_lag_ms.is_some())
-    {
+        .filter(|s| !s.postgres.replica && s.budget.max_replica_lag_ms.is_some())
+        .collect();
+    match without.first() {
         Some(s) if from_flag => Err(Error::Usage(format!(
             "--budget max_replica_lag_ms needs a replica to measure, and {} has none: pass \
              --replica, or set [postgres] replica = true",
             s.path.display()
         ))),
-        Some(s) => Err(Error::Scenario(crate::scenario::locate_fields(vec![
-            crate::error::ScenarioError {
-                file: s.path.clone(),
-                line: 0,
-                column: 0,
-                field: "budget.max_replica_lag_ms".into(),
-                message:
-                    "needs a replica to measure; set [postgres] replica = true or pass --replica"
-                        .into(),
-            },
-        ]))),
+        Some(_) => Err(Error::Scenario(crate::scenario::locate_fields(
+            without
+                .iter()
+                .map(|s| crate::error::ScenarioError {
+                    file: s.path.clone(),
+                    line: 0,
+                    column: 0,
+                    field: "budget.max_replica_lag_ms".into(),
+                    message:
+                        "needs a replica to measure; set [postgres] replica = true or pass --replica"
+                            .into(),
+                })
+                .collect(),
+        ))),
         None => Ok(()),
     }
 }

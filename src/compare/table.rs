@@ -270,12 +270,7 @@ fn total_figures(rec: &RunRecord, a: &Analysis) -> Figures {
         // migration (an app reading a dropped column) is the migration's.
         errors_by_app: errors_by_app(rec, f64::NEG_INFINITY, f64::INFINITY),
         // The app's: a script that errs is part of the scenario's setup.
-        errors: a
-            .apps
-            .iter()
-            .filter(|x| x.app != crate::latency::SCRIPT_APP)
-            .map(|x| x.latency.errors)
-            .sum(),
+        errors: a.app_errors(),
         errors_above_baseline: excess.0,
         baseline_errors_expected: excess.1,
         duration_ms: a.migration.map_or(0.0, |m| m.duration_ms),
@@ -369,8 +364,9 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// A difference this small is noise on a shared machine, not a verdict.
-pub const MATERIAL_MS: f64 = 10.0;
+/// A difference this small is noise on a shared machine, not a verdict
+/// (the analysis's one figure for it: recovery uses it too).
+pub const MATERIAL_MS: f64 = crate::analyze::NOISE_MS;
 pub const MATERIAL_RATIO: f64 = 1.5;
 
 /// The figures in the order they decide: errors first (a broken app is

@@ -36,8 +36,8 @@ pub(crate) struct Executing {
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
     pub finished: Vec<Finished>,
-    /// The failed ones' errors: (done_ns, query, error).
-    pub errors: Vec<(u64, u16, AppError)>,
+    /// The failed ones' errors: (done_ns, intended_ns, query, error).
+    pub errors: Vec<(u64, u64, u16, AppError)>,
 }
 
 /// One client's log. Cheap to share: the client holds one, the registry
@@ -103,7 +103,7 @@ impl ClientLog {
         let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
         b.finished.push(f);
         if let Some(e) = error {
-            b.errors.push((f.done_ns, query, e));
+            b.errors.push((f.done_ns, f.intended_ns, query, e));
         }
         self.intended.store(0, Ordering::Relaxed);
         self.sent.store(0, Ordering::Relaxed);

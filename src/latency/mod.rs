@@ -252,8 +252,8 @@ impl LatencyRecorder {
             for f in &buf.finished {
                 self.add(log.app, log.pooled, f);
             }
-            for (done_ns, query, e) in &buf.errors {
-                self.add_error(log.app, *done_ns, *query, e);
+            for (done_ns, intended_ns, query, e) in &buf.errors {
+                self.add_error(log.app, (*intended_ns, *done_ns), *query, e);
             }
         }
         self.drained = drained;
@@ -340,7 +340,14 @@ impl LatencyRecorder {
         &mut self.segments[i]
     }
 
-    fn add_error(&mut self, app: u16, done_ns: u64, query: u16, e: &AppError) {
+    /// A failed request, due at `intended_ns` and done at `done_ns`.
+    fn add_error(
+        &mut self,
+        app: u16,
+        (intended_ns, done_ns): (u64, u64),
+        query: u16,
+        e: &AppError,
+    ) {
         self.live.errors.fetch_add(1, Ordering::Relaxed);
         if self.out.errors.len() >= MAX_ERROR_ROWS {
             self.out.errors_dropped += 1;
@@ -352,6 +359,7 @@ impl LatencyRecorder {
             app: label(&self.labels.apps, app),
             sqlstate: e.sqlstate.clone(),
             message: e.message.clone(),
+            due_ms: Some(round3(intended_ns as f64 / 1e6)),
         });
     }
 

@@ -158,9 +158,7 @@ fn column_facts(c: &Column, a: Option<&Analysis>) -> ColumnFacts {
         backend: a.map(|a| a.run.backend.clone()).unwrap_or_default(),
         migration_ms: a.and_then(|a| a.migration).map(|m| m.duration_ms),
         p99_during_ms: a.and_then(|a| a.during.p99_ms),
-        errors: a
-            .map(|a| a.apps.iter().map(|x| x.latency.errors).sum())
-            .unwrap_or(0),
+        errors: a.map(|a| a.app_errors()).unwrap_or(0),
     }
 }
 

@@ -36,6 +36,10 @@ use super::{MigrationWait, ObserverCtx};
 use crate::locks::blocks_of;
 use crate::record::Blocks;
 
+/// How often an idle lock poller looks whether its session is still open
+/// (no round trip: the client's own state).
+const IDLE_CHECK: Duration = Duration::from_millis(20);
+
 /// How often the migration's locks are listed while a statement runs
 /// outside a transaction.
 pub const HELD_POLL: Duration = Duration::from_millis(1);
@@ -160,6 +164,23 @@ impl Held {
     }
 
     async fn prepare(ctx: Arc<ObserverCtx>, client: Client) -> crate::Result<Held> {
+        let (query, wait_event) = Self::statements(&client).await?;
+        Ok(Held {
+            ctx,
+            client,
+            query,
+            wait_event,
+            sightings: Vec::new(),
+            txn_changes: Vec::new(),
+            waits: Vec::new(),
+            polls: 0,
+            lost: None,
+        })
+    }
+
+    /// The poll's statements, prepared on `client`: its read of pg_locks and
+    /// of the backend's wait event.
+    async fn statements(client: &Client) -> Result<(Statement, Statement), tokio_postgres::Error> {
         // The server's clock around the read of pg_locks: a sighting's time
         // is the server's, free of this process's delays. Before pg_locks
         // (the columns are computed in order), when the backend began the
@@ -199,17 +220,31 @@ impl Held {
                 &[Type::INT4],
             )
             .await?;
-        Ok(Held {
-            ctx,
-            client,
-            query,
-            wait_event,
-            sightings: Vec::new(),
-            txn_changes: Vec::new(),
-            waits: Vec::new(),
-            polls: 0,
-            lost: None,
-        })
+        Ok((query, wait_event))
+    }
+
+    /// A fresh session in place of one that was lost (a step terminated
+    /// it), with the statements prepared on it; false when the server takes
+    /// none. The statement it was following has no more polls: its locks
+    /// come from its probe, or are unknown as when a poll misses them.
+    async fn reconnect(&mut self, lost: &tokio_postgres::Error) -> bool {
+        super::session_lost(&self.client, lost)
+            && self.replace_session(&crate::pg::error_text(lost)).await
+    }
+
+    /// [`Held::reconnect`], for a session lost for the reason `why`.
+    async fn replace_session(&mut self, why: &str) -> bool {
+        let Some(fresh) = super::reconnect(&self.ctx, "the migration's lock poller", why).await
+        else {
+            return false;
+        };
+        match Self::statements(&fresh).await {
+            Ok((query, wait_event)) => {
+                (self.client, self.query, self.wait_event) = (fresh, query, wait_event);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub(super) async fn run(mut self) -> Held {
@@ -217,8 +252,34 @@ impl Held {
             tokio::select! {
                 _ = self.ctx.stop.cancelled() => break,
                 _ = self.ctx.migration.statement_sent.notified() => {}
+                // Idle, its session terminated (by a step that terminates
+                // other backends): a fresh one at once, not when the next
+                // statement is sent — that statement's first polls, where
+                // a short one takes its locks, would go to the reconnect.
+                _ = tokio::time::sleep(IDLE_CHECK), if !self.client.is_closed() => continue,
+                _ = std::future::ready(()), if self.client.is_closed() => {
+                    if self.replace_session("connection closed").await {
+                        continue;
+                    }
+                    self.lost = Some(
+                        "the migration's lock poller lost the server: connection closed".into(),
+                    );
+                    break;
+                }
             }
-            if let Err(e) = self.follow_statement().await {
+            // A session lost mid-statement (the statement itself may be
+            // what terminated it) follows the rest of the statement on a
+            // fresh one, if it still runs; a few times at most.
+            let mut followed = self.follow_statement().await;
+            for _ in 0..3 {
+                match &followed {
+                    Err(e) if self.reconnect(e).await => {
+                        followed = self.follow_statement().await;
+                    }
+                    _ => break,
+                }
+            }
+            if let Err(e) = followed {
                 self.lost = Some(format!(
                     "the migration's lock poller lost the server: {}",
                     crate::pg::error_text(&e)

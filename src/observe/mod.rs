@@ -46,6 +46,38 @@ pub const OBSERVER_APP_NAME: &str = "pgrehearse/observer";
 /// bound. Waits past the cap are counted in `Observations::waits_dropped`.
 pub const MAX_WAIT_ROWS: usize = 100_000;
 
+/// Did `e` end the session itself (terminated by an administrator
+/// command, the connection closed), rather than fail one query?
+pub(crate) fn session_lost(client: &tokio_postgres::Client, e: &tokio_postgres::Error) -> bool {
+    client.is_closed()
+        || e.is_closed()
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("57P")
+        })
+}
+
+/// A fresh session for an observer whose session was lost (`lost`), if
+/// the server still takes one within 2 s: a step may terminate other
+/// backends (`pg_terminate_backend` of every session but its own), the
+/// tool's among them, while the server lives on. None: the server is gone,
+/// and the observer's loss stands (the health watch says so too).
+pub(crate) async fn reconnect(
+    ctx: &ObserverCtx,
+    who: &str,
+    lost: &str,
+) -> Option<tokio_postgres::Client> {
+    let fresh =
+        tokio::time::timeout(Duration::from_secs(2), ctx.conn.connect(OBSERVER_APP_NAME)).await;
+    match fresh {
+        Ok(Ok(c)) => {
+            tracing::info!("{who}: its session was lost ({lost}); reconnected");
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
 /// What the migration session is doing, shared with the observer.
 #[derive(Debug, Default)]
 pub struct MigrationStatus {

@@ -24,13 +24,88 @@ use crate::record::ServerRow;
 
 /// Server-wide samples for server.csv.
 pub(super) async fn sample_server(
-    client: tokio_postgres::Client,
+    mut client: tokio_postgres::Client,
     ctx: Arc<ObserverCtx>,
 ) -> crate::Result<(Vec<ServerRow>, Option<String>)> {
     let start_lsn: String = client
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
         .await?
         .get(0);
+    let (mut stats, mut sizes) = statements(&client).await?;
+    let mut rows = Vec::new();
+    let mut last_size = 0u64;
+    let mut last = None;
+    loop {
+        if let Some(last) = last {
+            if !next_sample(&ctx, last).await {
+                break;
+            }
+        }
+        last = Some(tokio::time::Instant::now());
+        let t = ctx.clock.now_ms();
+        let (names, every) = (&ctx.sized.names, &ctx.sized.every_table);
+        let r = match client
+            .query_one(&stats, &[&start_lsn, &ctx.tables, names, every])
+            .await
+        {
+            Ok(r) => r,
+            // Its session terminated by a step while the server lives:
+            // sampled again on a fresh one from the next sample.
+            Err(e) if super::session_lost(&client, &e) => {
+                let fresh =
+                    match super::reconnect(&ctx, "the server sampler", &crate::pg::error_text(&e))
+                        .await
+                    {
+                        Some(c) => c,
+                        None => return Ok((rows, Some(lost(&e)))),
+                    };
+                match fresh_statements(&fresh).await {
+                    Ok((s, z)) => (client, stats, sizes) = (fresh, s, z),
+                    Err(_) => return Ok((rows, Some(lost(&e)))),
+                }
+                continue;
+            }
+            // Keep the samples taken so far.
+            Err(e) => return Ok((rows, Some(lost(&e)))),
+        };
+        if let Ok(s) = client.query_one(&sizes, &[&ctx.tables, names, every]).await {
+            last_size = s.get::<_, i64>(0).max(0) as u64;
+        }
+        let lag: Option<i64> = r.get(3);
+        let lag_ms: Option<f64> = r.get(4);
+        rows.push(ServerRow {
+            t_ms: crate::pg::round3(t),
+            wal_bytes: r.get::<_, i64>(0).max(0) as u64,
+            dead_tuples: r.get::<_, i64>(1).max(0) as u64,
+            table_bytes: last_size,
+            replica_lag_bytes: lag.map(|l| l.max(0) as u64),
+            replica_lag_ms: lag_ms.map(|l| crate::pg::round3(l.max(0.0))),
+            waiting_backends: r.get::<_, i32>(2).max(0) as u32,
+        });
+    }
+    Ok((rows, None))
+}
+
+fn lost(e: &tokio_postgres::Error) -> String {
+    format!(
+        "the server sampler lost the server: {}",
+        crate::pg::error_text(e)
+    )
+}
+
+/// A fresh session's settings and statements: like the first, it must
+/// never queue behind a migration lock.
+async fn fresh_statements(
+    client: &tokio_postgres::Client,
+) -> Result<(tokio_postgres::Statement, tokio_postgres::Statement), tokio_postgres::Error> {
+    client.batch_execute("SET lock_timeout = '1ms'").await?;
+    statements(client).await
+}
+
+/// The sample's statements: the server's figures, and the tables' sizes.
+async fn statements(
+    client: &tokio_postgres::Client,
+) -> Result<(tokio_postgres::Statement, tokio_postgres::Statement), tokio_postgres::Error> {
     // The statistics functions themselves, not the views over them
     // (pg_stat_user_tables, pg_stat_activity: every table's and backend's
     // columns, joined), and pg_stat_replication read once: half the cost of
@@ -60,48 +135,7 @@ pub(super) async fn sample_server(
             crate::pg::scenario_storage_ctes(&crate::pg::SizedTables::oids_sql(1, 2, 3))
         ))
         .await?;
-    let mut rows = Vec::new();
-    let mut last_size = 0u64;
-    let mut last = None;
-    loop {
-        if let Some(last) = last {
-            if !next_sample(&ctx, last).await {
-                break;
-            }
-        }
-        last = Some(tokio::time::Instant::now());
-        let t = ctx.clock.now_ms();
-        let (names, every) = (&ctx.sized.names, &ctx.sized.every_table);
-        let r = match client
-            .query_one(&stats, &[&start_lsn, &ctx.tables, names, every])
-            .await
-        {
-            Ok(r) => r,
-            // Keep the samples taken so far.
-            Err(e) => {
-                let lost = format!(
-                    "the server sampler lost the server: {}",
-                    crate::pg::error_text(&e)
-                );
-                return Ok((rows, Some(lost)));
-            }
-        };
-        if let Ok(s) = client.query_one(&sizes, &[&ctx.tables, names, every]).await {
-            last_size = s.get::<_, i64>(0).max(0) as u64;
-        }
-        let lag: Option<i64> = r.get(3);
-        let lag_ms: Option<f64> = r.get(4);
-        rows.push(ServerRow {
-            t_ms: crate::pg::round3(t),
-            wal_bytes: r.get::<_, i64>(0).max(0) as u64,
-            dead_tuples: r.get::<_, i64>(1).max(0) as u64,
-            table_bytes: last_size,
-            replica_lag_bytes: lag.map(|l| l.max(0) as u64),
-            replica_lag_ms: lag_ms.map(|l| crate::pg::round3(l.max(0.0))),
-            waiting_backends: r.get::<_, i32>(2).max(0) as u32,
-        });
-    }
-    Ok((rows, None))
+    Ok((stats, sizes))
 }
 
 /// Wait for the sample after the one taken at `last`: `sample` after it

@@ -179,6 +179,26 @@ impl WaitPoller {
         ctx: Arc<ObserverCtx>,
         client: &Client,
     ) -> crate::Result<WaitPoller> {
+        let (database, queries) = Self::queries(client).await?;
+        Ok(WaitPoller {
+            ctx,
+            database,
+            queries,
+            open: Watch::new(),
+            mig_open: Watch::new(),
+            done: Vec::new(),
+            waits_dropped: 0,
+            mig_done: Vec::new(),
+            polls: 0,
+            lost: None,
+            busy_polls: 0,
+            busy_gap_ms: 0.0,
+            ticks_skipped: 0,
+        })
+    }
+
+    /// The database's oid and the poll's statements, prepared on `client`.
+    async fn queries(client: &Client) -> Result<(u32, Queries), tokio_postgres::Error> {
         // This database's backends are this rehearsal's: it works in a
         // scratch database of its own. Its oid is read once: a lookup of
         // pg_database in every poll cost a third of the poll.
@@ -227,25 +247,35 @@ impl WaitPoller {
                 ),
             )
             .await?;
-        Ok(WaitPoller {
-            ctx,
+        Ok((
             database,
-            queries: Queries {
+            Queries {
                 waiting,
                 details,
                 ungranted,
             },
-            open: Watch::new(),
-            mig_open: Watch::new(),
-            done: Vec::new(),
-            waits_dropped: 0,
-            mig_done: Vec::new(),
-            polls: 0,
-            lost: None,
-            busy_polls: 0,
-            busy_gap_ms: 0.0,
-            ticks_skipped: 0,
-        })
+        ))
+    }
+
+    /// A fresh session in place of one that was lost, with the poll's
+    /// statements prepared on it; false when the server takes none.
+    async fn reconnect(&mut self, client: &mut Client, lost: &tokio_postgres::Error) -> bool {
+        self.reopen(client, &crate::pg::error_text(lost)).await
+    }
+
+    /// [`WaitPoller::reconnect`], for a session lost for the reason `why`.
+    async fn reopen(&mut self, client: &mut Client, why: &str) -> bool {
+        let Some(fresh) = super::reconnect(&self.ctx, "the wait observer", why).await else {
+            return false;
+        };
+        match Self::queries(&fresh).await {
+            Ok((_, queries)) => {
+                self.queries = queries;
+                *client = fresh;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Someone waits: a wait seen at the last poll is still open.
@@ -265,7 +295,7 @@ impl WaitPoller {
         self.waits_open(waiting) || self.ctx.requests.any_executing_longer_than(SUSPECT_AFTER)
     }
 
-    pub(super) async fn run(mut self, client: Client) -> crate::Result<WaitPoller> {
+    pub(super) async fn run(mut self, mut client: Client) -> crate::Result<WaitPoller> {
         let own: Vec<String> = OWN_APPS.iter().map(|s| s.to_string()).collect();
         let mut poll_log = tracing::enabled!(tracing::Level::TRACE).then(PollLog::default);
         let mut next = tokio::time::Instant::now();
@@ -291,6 +321,13 @@ impl WaitPoller {
                     next = tokio::time::Instant::now();
                 }
             }
+            // Its session terminated (by a step that terminates other
+            // backends) while no poll was due: a fresh one now, so the next
+            // poll that matters is not the one spent finding out.
+            if client.is_closed() && !self.reopen(&mut client, "connection closed").await {
+                self.lost = Some("the wait observer lost the server: connection closed".into());
+                break;
+            }
             if !self.worth_polling(waiting) {
                 self.ticks_skipped += 1;
                 // The gap to the next poll is not a wait's precision.
@@ -307,6 +344,14 @@ impl WaitPoller {
             // observations: what was seen until then is still reported.
             let (waiters, ungranted) = match polled {
                 Ok(p) => p,
+                // Its session terminated (by a step) while the server
+                // lives: polled again on a fresh one from the next tick.
+                Err(e)
+                    if super::session_lost(&client, &e)
+                        && self.reconnect(&mut client, &e).await =>
+                {
+                    continue
+                }
                 Err(e) => {
                     self.lost = Some(format!(
                         "the wait observer lost the server: {}",

@@ -443,6 +443,7 @@ impl RunRecord {
                 hdr.display()
             )));
         }
+        check_segments(&hdr, &latency, &histograms)?;
         Ok(RunRecord {
             info,
             statements: statements.into_iter().map(|(_, r)| r).collect(),
@@ -669,6 +670,37 @@ fn check_windows<'a>(path: &Path, rows: impl Iterator<Item = (u64, f64, f64)> + 
 /// `failure` (an interrupted or aborted one too), so this is a run.json
 /// edited by hand, or damaged — read as it stands it would pass a run
 /// that failed.
+/// latency.hdr's segments against latency.csv: every request is in both —
+/// in latency.csv's window and in the segment it completed in (counted
+/// there as `completed`), and in the histogram of the segment it was due
+/// in — so per query × app the three totals are equal. A segment line
+/// missing (the file cut short at a line boundary, by a run killed while
+/// it wrote them or a truncated artifact) makes them differ: read as it
+/// is, the spans it covered would have had no traffic, and a run that
+/// failed its p99 would pass.
+fn check_segments(hdr: &Path, latency: &[LatencyRow], h: &Histograms) -> Result<()> {
+    use std::collections::BTreeMap;
+    // (in latency.csv, completed per segments, due per segments)
+    let mut totals: BTreeMap<(&str, &str), [u64; 3]> = BTreeMap::new();
+    for r in latency {
+        totals.entry((&r.query, &r.app)).or_default()[0] += r.count;
+    }
+    for e in &h.segments {
+        if let crate::latency_hdr::Span::Segment { completed, .. } = e.span {
+            let t = totals.entry((&e.query, &e.app)).or_default();
+            t[1] += completed;
+            t[2] += e.hist.len();
+        }
+    }
+    match totals.iter().find(|(_, [csv, done, due])| csv != done || done != due) {
+        None => Ok(()),
+        Some(((query, app), [csv, done, due])) => Err(crate::error::Error::Usage(format!(
+            "{}: its segments hold {due} requests of query `{query}` app `{app}` by when they were due and {done} by when they completed, {LATENCY_CSV} {csv}: a segment is missing (the file is cut short) or the run directory is otherwise damaged",
+            hdr.display()
+        ))),
+    }
+}
+
 fn check_failure(
     dir: &Path,
     info: &RunInfo,
@@ -826,7 +858,7 @@ mod tests {
         );
         assert_eq!(
             header::<ErrorRow>(),
-            ["t_ms", "query", "app", "sqlstate", "message"]
+            ["t_ms", "query", "app", "sqlstate", "message", "due_ms"]
         );
     }
 }

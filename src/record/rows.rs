@@ -365,6 +365,21 @@ pub struct ErrorRow {
     pub app: String,
     pub sqlstate: String,
     pub message: String,
+    /// When the failed request was due (its intended start; the send in
+    /// closed loop): the span its error counts in, as latency.hdr's
+    /// segments count it. None in run directories written before it was
+    /// recorded (the column is absent there).
+    #[serde(default)]
+    pub due_ms: Option<f64>,
+}
+
+impl ErrorRow {
+    /// When the failed request was due: the span its error counts in (as
+    /// latency.hdr's segments count it); when it completed in a run
+    /// directory written before `due_ms` was recorded.
+    pub fn due(&self) -> f64 {
+        self.due_ms.unwrap_or(self.t_ms)
+    }
 }
 
 /// server.csv: one sample of server-wide figures.

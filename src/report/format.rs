@@ -2,7 +2,8 @@
 //! budget values, locks, waits, step outcomes.
 
 use crate::analyze::{
-    fmt_bytes, BudgetResult, LockFact, Recovery, RecoveryState, ReplicaLag, StepFacts, WaitFact,
+    fmt_bytes, BudgetOverride, BudgetResult, LockFact, Recovery, RecoveryState, ReplicaLag,
+    StepFacts, WaitFact,
 };
 
 pub(crate) fn ms(v: f64) -> String {
@@ -46,6 +47,34 @@ pub(crate) fn recovery(r: &Recovery) -> String {
         RecoveryState::NextStepBegan => "not before the next step began".into(),
         RecoveryState::NoBaseline => "– (no traffic before)".into(),
     }
+}
+
+/// A verdict judged by limits `report --budget` set, in words: "limits
+/// overridden by `pgrehearse report --budget`, not the run's (run.json
+/// keeps its own): p99_ms 1000.0 ms (the run's: 80.0 ms); max_errors 5
+/// (the run had none)". Empty for the run's own verdict.
+pub(crate) fn overridden(o: &[BudgetOverride]) -> String {
+    if o.is_empty() {
+        return String::new();
+    }
+    let value = |unit: &str, v: f64| match unit {
+        "ms" => ms(v),
+        "ratio" => pct(v),
+        _ => format!("{v:.0}"),
+    };
+    let each: Vec<String> = o
+        .iter()
+        .map(|b| {
+            let was = b.run_limit.map_or("the run had none".to_string(), |r| {
+                format!("the run's: {}", value(&b.unit, r))
+            });
+            format!("{} {} ({was})", b.name, value(&b.unit, b.limit))
+        })
+        .collect();
+    format!(
+        "limits overridden by `pgrehearse report --budget`, not the run's (run.json keeps its own): {}",
+        each.join("; ")
+    )
 }
 
 pub(crate) fn pct(r: f64) -> String {

@@ -42,6 +42,9 @@ pub struct RenderOptions {
     /// Append summary.md here (GitHub Actions' step summary). The default
     /// takes it from $GITHUB_STEP_SUMMARY.
     pub github_step_summary: Option<PathBuf>,
+    /// Write the reports here (created) rather than into the run
+    /// directory (`report --out`).
+    pub out: Option<PathBuf>,
 }
 
 impl Default for RenderOptions {
@@ -52,6 +55,7 @@ impl Default for RenderOptions {
             github_step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
+            out: None,
         }
     }
 }
@@ -67,9 +71,58 @@ impl RenderOptions {
 }
 
 /// Read the run directory, analyze it and write summary.json, summary.md,
-/// index.html and the charts into it. Appends summary.md to the GitHub step
-/// summary when one is configured.
+/// index.html and the charts into it (into `opts.out` when set). Appends
+/// summary.md to the GitHub step summary when one is configured.
 pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
+    let (rec, analysis) = read_and_analyze(dir, opts)?;
+    let target = opts.out.as_deref().unwrap_or(dir);
+    std::fs::create_dir_all(target)
+        .map_err(|e| Error::Usage(format!("--out {}: cannot create it: {e}", target.display())))?;
+    if opts.charts {
+        charts::write_all(target, &rec, &analysis)?;
+    }
+    // Listed before writing so the summary names itself and its siblings.
+    let summary = Summary::from_analysis(analysis, listing(target)?);
+
+    std::fs::write(target.join(SUMMARY_JSON), summary.to_json())?;
+    let doc = run_view::document(&summary);
+    let md = markdown::render(&doc);
+    std::fs::write(target.join(SUMMARY_MD), &md)?;
+    std::fs::write(target.join(INDEX_HTML), html::render(&doc))?;
+    if let Some(path) = &opts.github_step_summary {
+        append_step_summary(path, &md)?;
+    }
+    Ok(summary)
+}
+
+/// The run directory's summary without writing a file: what `report
+/// --budget` prints when it leaves the run's reports as they are.
+pub fn judge(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
+    let (_, analysis) = read_and_analyze(dir, opts)?;
+    Ok(Summary::from_analysis(analysis, listing(dir)?))
+}
+
+/// The files of `dir` and the summaries written beside them, sorted.
+fn listing(dir: &Path) -> Result<Vec<String>> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    for f in [SUMMARY_JSON, SUMMARY_MD, INDEX_HTML] {
+        if !files.iter().any(|x| x == f) {
+            files.push(f.to_string());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Read, check and analyze a run directory.
+fn read_and_analyze(
+    dir: &Path,
+    opts: &RenderOptions,
+) -> Result<(RunRecord, crate::analyze::Analysis)> {
     if !dir.is_dir() {
         return Err(Error::Usage(format!(
             "{}: not a run directory",
@@ -92,32 +145,7 @@ pub fn render(dir: &Path, opts: &RenderOptions) -> Result<Summary> {
         )));
     }
     let analysis = analyze_with(&rec, &opts.analyze).map_err(Error::Usage)?;
-    if opts.charts {
-        charts::write_all(dir, &rec, &analysis)?;
-    }
-    // Listed before writing so the summary names itself and its siblings.
-    let mut files: Vec<String> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    for f in [SUMMARY_JSON, SUMMARY_MD, INDEX_HTML] {
-        if !files.iter().any(|x| x == f) {
-            files.push(f.to_string());
-        }
-    }
-    files.sort();
-    let summary = Summary::from_analysis(analysis, files);
-
-    std::fs::write(dir.join(SUMMARY_JSON), summary.to_json())?;
-    let doc = run_view::document(&summary);
-    let md = markdown::render(&doc);
-    std::fs::write(dir.join(SUMMARY_MD), &md)?;
-    std::fs::write(dir.join(INDEX_HTML), html::render(&doc))?;
-    if let Some(path) = &opts.github_step_summary {
-        append_step_summary(path, &md)?;
-    }
-    Ok(summary)
+    Ok((rec, analysis))
 }
 
 /// Append `md` to GitHub Actions' step summary file at `path`.

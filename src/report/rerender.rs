@@ -7,9 +7,20 @@ use crate::error::{Error, Result};
 use crate::options::SummaryFormat;
 use crate::record::RUN_JSON;
 
-/// Re-render `run_dir` with `budgets` overrides and print its summary; the
+/// Re-render `run_dir` (into `out` when given) and print its summary; the
 /// exit code is the verdict's (0 pass, 1 a budget breached).
-pub fn rerender(run_dir: &Path, format: SummaryFormat, budgets: &[(String, f64)]) -> Result<u8> {
+///
+/// With `budgets` (`--budget`) it is a what-if, and the run directory's
+/// reports — a CI job's artifact, judged by run.json's budget — are not
+/// replaced: without `out` nothing is written, the verdict is printed
+/// (and returned); with `out` the reports go there, and every verdict in
+/// them says which limits were overridden and what the run's were.
+pub fn rerender(
+    run_dir: &Path,
+    format: SummaryFormat,
+    budgets: &[(String, f64)],
+    out: Option<&Path>,
+) -> Result<u8> {
     if !run_dir.exists() {
         return Err(Error::Usage(format!(
             "{}: no such directory",
@@ -23,11 +34,22 @@ pub fn rerender(run_dir: &Path, format: SummaryFormat, budgets: &[(String, f64)]
         )));
     }
     refuse_lag_budget_without_replica(run_dir, budgets)?;
-    let summary = super::render(
-        run_dir,
-        &super::RenderOptions::with_budgets(budgets.to_vec()),
-    )?;
-    crate::printer::summary(format, run_dir, &summary)?;
+    let mut opts = super::RenderOptions::with_budgets(budgets.to_vec());
+    opts.out = out.map(Path::to_path_buf);
+    if budgets.is_empty() || out.is_some() {
+        let summary = super::render(run_dir, &opts)?;
+        crate::printer::summary(format, out.unwrap_or(run_dir), &summary)?;
+        return Ok(summary.exit_code());
+    }
+    let summary = super::judge(run_dir, &opts)?;
+    match format {
+        SummaryFormat::Text => crate::printer::stdout(&format!(
+            "{}report: not written (a what-if --budget leaves {} as the run judged it; --out DIR writes this one)\n",
+            summary.text(),
+            run_dir.join(super::INDEX_HTML).display()
+        ))?,
+        _ => crate::printer::summary(format, run_dir, &summary)?,
+    }
     Ok(summary.exit_code())
 }
 

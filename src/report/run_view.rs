@@ -117,6 +117,16 @@ fn lead(s: &Summary) -> Vec<Block> {
     let r = &a.run;
     let (tone, v) = verdict(s);
     let mut out = vec![Block::Banner(tone, v)];
+    // A what-if verdict says so where the verdict is, never silently.
+    if !a.overridden.is_empty() {
+        out.push(Block::Banner(
+            Tone::Warning,
+            vec![
+                strong("Not the run's verdict:"),
+                Inline::Plain(format!(" {}.", super::format::overridden(&a.overridden))),
+            ],
+        ));
+    }
     if let Some(f) = &r.failure {
         out.push(Block::Banner(
             Tone::Fail,

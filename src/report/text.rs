@@ -59,8 +59,17 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The verdict on one line, naming each breached budget.
+/// The verdict on one line, naming each breached budget, and the limits
+/// `report --budget` overrode when it did.
 pub fn verdict_line(a: &Analysis) -> String {
+    let line = run_verdict_line(a);
+    match super::format::overridden(&a.overridden) {
+        o if o.is_empty() => line,
+        o => format!("{line} [{o}]"),
+    }
+}
+
+fn run_verdict_line(a: &Analysis) -> String {
     let breached: Vec<String> = a.breached().map(|b| breach(b, false)).collect();
     if let Some(f) = &a.run.failure {
         let also = if breached.is_empty() {
@@ -107,6 +116,9 @@ pub fn text_summary(a: &Analysis) -> String {
             )
         }
     ));
+    if !a.overridden.is_empty() {
+        out.push_str(&format!("{}\n", super::format::overridden(&a.overridden)));
+    }
     if let Some(f) = &a.run.failure {
         out.push_str(&format!("rehearsal failed: {f}\n"));
     }
@@ -122,10 +134,8 @@ pub fn text_summary(a: &Analysis) -> String {
         opt_ms(a.before.p99_ms),
         opt_ms(a.during.p99_ms),
         opt_ms(a.after.p99_ms),
-        a.apps
-            .iter()
-            .map(|x| x.errors_by_sqlstate.iter().map(|c| c.count).sum::<u64>())
-            .sum::<u64>(),
+        // The app's errors (a script's are its own, as for the budgets).
+        a.app_errors(),
         a.during.errors
     ));
     for s in &a.steps {

@@ -521,7 +521,7 @@ pub struct Budget {
     #[serde(deserialize_with = "crate::record::required")]
     pub max_invalid_indexes: Option<u64>,
     /// Longest time after a step ended until the app's p99 came back within
-    /// 1.5× its p99 before the migration (a step not recovered by the end
+    /// 1.5× its p99 before the migration, at least 10 ms above it (a step not recovered by the end
     /// of the run breaches it).
     #[serde(deserialize_with = "crate::record::required")]
     pub max_recovery_ms: Option<f64>,
