@@ -5,7 +5,7 @@
 //! again at once on a fresh one: a step may terminate other backends
 //! (`pg_terminate_backend` of every session but its own, a "kill the
 //! blockers" step gone broad), the health session among them, while the
-//! server lives on. Only [`MISSES`] failures in a row of a fresh session —
+//! server lives on. Only `MISSES` failures in a row of a fresh session —
 //! it cannot connect, or does not answer — end the rehearsal.
 
 use std::time::Duration;

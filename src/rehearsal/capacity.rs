@@ -75,61 +75,44 @@ struct Limits {
 }
 
 async fn read_limits(c: &Client) -> std::result::Result<Limits, tokio_postgres::Error> {
+    // Reserved for superusers, and on 16+ (reserved_connections) for who
+    // is not a member of pg_use_reserved_connections.
+    const RESERVED_16: &str = "current_setting('superuser_reserved_connections')::int8 \
+        + CASE WHEN pg_has_role(current_user, 'pg_use_reserved_connections', 'MEMBER') \
+               THEN 0 \
+               ELSE coalesce(current_setting('reserved_connections', true), '0')::int8 END";
+    const RESERVED_15: &str = "current_setting('superuser_reserved_connections')::int8";
+    match read_limits_with(c, RESERVED_16).await {
+        // pg_use_reserved_connections exists from 16 on; before, ask without it.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
+            read_limits_with(c, RESERVED_15).await
+        }
+        r => r,
+    }
+}
+
+async fn read_limits_with(
+    c: &Client,
+    reserved: &str,
+) -> std::result::Result<Limits, tokio_postgres::Error> {
     // Every figure here is readable by any role: the counts come from
     // pg_stat_activity's rows (other roles' columns are hidden, not their
     // rows), the settings are not superuser-only.
-    let row = c
-        .query_one(
-            "SELECT current_user::text, r.rolconnlimit::int8, \
-               (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = current_user \
-                  AND a.datname IS DISTINCT FROM current_database()), \
-               current_database()::text, d.datconnlimit::int8, \
-               (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database() \
-                  AND a.pid <> pg_backend_pid()), \
-               current_setting('max_connections')::int8, \
-               CASE WHEN r.rolsuper THEN 0 ELSE \
-                 current_setting('superuser_reserved_connections')::int8 \
-                 + CASE WHEN pg_has_role(current_user, 'pg_use_reserved_connections', 'MEMBER') \
-                        THEN 0 \
-                        ELSE coalesce(current_setting('reserved_connections', true), '0')::int8 \
-                   END END, \
-               (SELECT count(*) FROM pg_stat_activity a WHERE a.backend_type = 'client backend' \
-                  AND a.pid <> pg_backend_pid()) \
-             FROM pg_roles r, pg_database d \
-             WHERE r.rolname = current_user AND d.datname = current_database()",
-            &[],
-        )
-        .await;
-    // pg_use_reserved_connections exists from 16 on; before, ask without it.
-    let row = match row {
-        Ok(r) => r,
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_OBJECT) => {
-            return read_limits_before_16(c).await
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(limits_of(&row))
-}
-
-async fn read_limits_before_16(c: &Client) -> std::result::Result<Limits, tokio_postgres::Error> {
-    let row = c
-        .query_one(
-            "SELECT current_user::text, r.rolconnlimit::int8, \
-               (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = current_user \
-                  AND a.datname IS DISTINCT FROM current_database()), \
-               current_database()::text, d.datconnlimit::int8, \
-               (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database() \
-                  AND a.pid <> pg_backend_pid()), \
-               current_setting('max_connections')::int8, \
-               CASE WHEN r.rolsuper THEN 0 \
-                    ELSE current_setting('superuser_reserved_connections')::int8 END, \
-               (SELECT count(*) FROM pg_stat_activity a WHERE a.backend_type = 'client backend' \
-                  AND a.pid <> pg_backend_pid()) \
-             FROM pg_roles r, pg_database d \
-             WHERE r.rolname = current_user AND d.datname = current_database()",
-            &[],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT current_user::text, r.rolconnlimit::int8, \
+           (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = current_user \
+              AND a.datname IS DISTINCT FROM current_database()), \
+           current_database()::text, d.datconnlimit::int8, \
+           (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = current_database() \
+              AND a.pid <> pg_backend_pid()), \
+           current_setting('max_connections')::int8, \
+           CASE WHEN r.rolsuper THEN 0 ELSE {reserved} END, \
+           (SELECT count(*) FROM pg_stat_activity a WHERE a.backend_type = 'client backend' \
+              AND a.pid <> pg_backend_pid()) \
+         FROM pg_roles r, pg_database d \
+         WHERE r.rolname = current_user AND d.datname = current_database()"
+    );
+    let row = c.query_one(&sql, &[]).await?;
     Ok(limits_of(&row))
 }
 
