@@ -161,6 +161,9 @@ async fn url_backend_touches_only_its_scratch_database_and_leaks_no_password() {
         outside,
         vec![
             format!("db=postgres CREATE DATABASE \"{scratch}\""),
+            // Other roles kept out of it (a monitoring agent's session
+            // would stop its drop).
+            format!("db=postgres REVOKE CONNECT, TEMPORARY ON DATABASE \"{scratch}\" FROM PUBLIC"),
             format!("db=postgres DROP DATABASE IF EXISTS \"{scratch}\" WITH (FORCE)"),
         ],
         "changes outside the scratch database"
