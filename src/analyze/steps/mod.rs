@@ -260,27 +260,7 @@ fn one_step(
     }
     let sql_distinct = distinct.len();
     let sql: Vec<String> = distinct.into_iter().take(MAX_SQL).map(clipped).collect();
-    // A step that ran nothing spans its steps.csv row.
-    let (row_start, row_end) = rec
-        .steps
-        .iter()
-        .find(|r| r.phase == phase && r.step == step)
-        .map_or((0.0, 0.0), |r| (r.start_ms, r.end_ms));
-    let start = stmts
-        .iter()
-        .map(|s| s.start_ms)
-        .chain(locks.iter().map(|l| l.requested_ms))
-        .reduce(f64::min)
-        .unwrap_or(row_start);
-    // Until its last statement returned or its locks were released,
-    // whichever is later: a transaction's COMMIT (which flushes the WAL the
-    // step wrote) is part of the step, as its holds are.
-    let end = stmts
-        .iter()
-        .map(|s| s.end_ms)
-        .chain(locks.iter().filter_map(|l| l.released_ms))
-        .reduce(f64::max)
-        .map_or(row_end.max(start), |e| e.max(start));
+    let (start, end) = step_span(rec, &phase, &step, &stmts, &locks);
 
     let mine: Vec<&WaitRow> = rec
         .waits
@@ -308,21 +288,7 @@ fn one_step(
     }
     let footprint = footprint(rec, &phase, &step, &mut unknown);
     let strongest_lock = strongest_lock(rec, &phase, &step, &locks, &sql);
-    let longest_blocking_lock = locks
-        .iter()
-        .copied()
-        .filter(|l| l.blocks != Blocks::None && l.held_ms.is_some())
-        // The longest; of holds as long, the one that blocks more, in the
-        // stronger mode, on the table rather than its index.
-        .max_by(|a, b| {
-            a.held_ms
-                .unwrap_or(0.0)
-                .total_cmp(&b.held_ms.unwrap_or(0.0))
-                .then(a.blocks.cmp(&b.blocks))
-                .then(LockMode::parse(&a.mode).cmp(&LockMode::parse(&b.mode)))
-                .then(is_index(b).cmp(&is_index(a)))
-        })
-        .map(|l| LockFact::of(named_twin(l, &locks, &sql)));
+    let longest_blocking_lock = longest_blocking(&locks, &sql);
     // What the step's own SQL set before it asked for the lock wins over
     // what it began under (the scenario's, one carried from an earlier
     // file, the session's default), as on the server.
@@ -381,6 +347,57 @@ fn one_step(
         phase,
         step,
     }
+}
+
+/// When the step ran: from its first statement or lock request to its last
+/// statement's return or lock's release, whichever is later — a
+/// transaction's COMMIT (which flushes the WAL the step wrote) is part of
+/// the step, as its holds are. A step that ran nothing spans its steps.csv
+/// row.
+fn step_span(
+    rec: &RunRecord,
+    phase: &str,
+    step: &str,
+    stmts: &[&StatementRow],
+    locks: &[&LockRow],
+) -> (f64, f64) {
+    let (row_start, row_end) = rec
+        .steps
+        .iter()
+        .find(|r| r.phase == phase && r.step == step)
+        .map_or((0.0, 0.0), |r| (r.start_ms, r.end_ms));
+    let start = stmts
+        .iter()
+        .map(|s| s.start_ms)
+        .chain(locks.iter().map(|l| l.requested_ms))
+        .reduce(f64::min)
+        .unwrap_or(row_start);
+    let end = stmts
+        .iter()
+        .map(|s| s.end_ms)
+        .chain(locks.iter().filter_map(|l| l.released_ms))
+        .reduce(f64::max)
+        .map_or(row_end.max(start), |e| e.max(start));
+    (start, end)
+}
+
+/// The longest hold of a lock that blocks the app; of holds as long, the
+/// one that blocks more, in the stronger mode, on the table rather than its
+/// index.
+fn longest_blocking(locks: &[&LockRow], sql: &[String]) -> Option<LockFact> {
+    locks
+        .iter()
+        .copied()
+        .filter(|l| l.blocks != Blocks::None && l.held_ms.is_some())
+        .max_by(|a, b| {
+            a.held_ms
+                .unwrap_or(0.0)
+                .total_cmp(&b.held_ms.unwrap_or(0.0))
+                .then(a.blocks.cmp(&b.blocks))
+                .then(LockMode::parse(&a.mode).cmp(&LockMode::parse(&b.mode)))
+                .then(is_index(b).cmp(&is_index(a)))
+        })
+        .map(|l| LockFact::of(named_twin(l, locks, sql)))
 }
 
 /// steps.csv's row of the step (a run recorded before steps.csv has none:
