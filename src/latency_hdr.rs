@@ -14,6 +14,9 @@
 //!   the run between two consecutive boundaries the migration marked (a
 //!   phase or step starting or ending), E of them failed; and, counted
 //!   apart, the C requests that *completed* in `[F, T)`, CE of them failed.
+//!   A run stopped hard adds `;unfinished=U`: U of the requests due were
+//!   still in flight (or due and unsent) at the stop; the histogram holds
+//!   their age at the stop, a lower bound of their latency.
 //!   Every span the reports show (before, during, after, a step, a phase)
 //!   is a union of segments, so its figures are an exact merge.
 //!
@@ -59,12 +62,14 @@ pub enum Span {
     /// A latency window.
     Window,
     /// A segment between two marked boundaries: its histogram holds the
-    /// requests due in it, `errors` of them failed; `completed` requests
+    /// requests due in it, `errors` of them failed and `unfinished` of them
+    /// cut off by a hard stop (their age then); `completed` requests
     /// completed in it, `completed_errors` of them failed.
     Segment {
         errors: u64,
         completed: u64,
         completed_errors: u64,
+        unfinished: u64,
     },
 }
 
@@ -91,10 +96,19 @@ impl Entry {
                 errors,
                 completed,
                 completed_errors,
-            } => format!(
-                "segment;query={q};app={a};from_ms={:.3};to_ms={:.3};errors={errors};completed={completed};completed_errors={completed_errors}",
-                self.from_ms, self.to_ms
-            ),
+                unfinished,
+            } => {
+                let mut tag = format!(
+                    "segment;query={q};app={a};from_ms={:.3};to_ms={:.3};errors={errors};completed={completed};completed_errors={completed_errors}",
+                    self.from_ms, self.to_ms
+                );
+                // Only a run stopped hard has any: other runs' files stay
+                // as they were.
+                if unfinished > 0 {
+                    tag.push_str(&format!(";unfinished={unfinished}"));
+                }
+                tag
+            }
         }
     }
 }
@@ -112,7 +126,7 @@ impl<W: Write> HdrWriter<W> {
         IntervalLogWriterBuilder::new()
             .add_comment("[Histogram log format version 1.3]")
             .add_comment("pgrehearse latency histograms: values in microseconds (completion - intended start)")
-            .add_comment("tags: window;query=Q;app=A  |  segment;query=Q;app=A;from_ms=F;to_ms=T;errors=E;completed=C;completed_errors=CE (see reports/README.md)")
+            .add_comment("tags: window;query=Q;app=A  |  segment;query=Q;app=A;from_ms=F;to_ms=T;errors=E;completed=C;completed_errors=CE[;unfinished=U] (see reports/README.md)")
             .with_start_time(started)
             .with_base_time(started)
             .begin_log_with(&mut out, &mut ser)?;
@@ -179,9 +193,14 @@ fn parse(
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| format!("histogram does not decode: {e}"))?;
     let tag = h.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
-    let mut parts = tag.split(';');
+    let mut parts = tag.split(';').peekable();
     let kind = parts.next().unwrap_or("");
+    // `name=` and what follows; the optional ones (`unfinished`) are read
+    // when they come next, as 0 when they do not.
     let mut field = |name: &str| -> Result<String, String> {
+        if name == "unfinished" && parts.peek().is_none() {
+            return Ok("0".into());
+        }
         let v = parts
             .next()
             .and_then(|p| p.strip_prefix(name))
@@ -209,10 +228,15 @@ fn parse(
                     .parse::<u64>()
                     .map_err(|_| format!("tag `{tag}`: {name} is not a count"))
             };
+            let errors = count("errors")?;
+            let completed = count("completed")?;
+            let completed_errors = count("completed_errors")?;
+            let unfinished = count("unfinished")?;
             let span = Span::Segment {
-                errors: count("errors")?,
-                completed: count("completed")?,
-                completed_errors: count("completed_errors")?,
+                errors,
+                completed,
+                completed_errors,
+                unfinished,
             };
             (span, from_ms, to_ms)
         }
@@ -364,14 +388,29 @@ mod tests {
                 errors: 2,
                 completed: 3,
                 completed_errors: 1,
+                unfinished: 0,
             },
             "q",
             2000.123,
             2154.456,
             &[1000, 2000],
         );
+        // A run stopped hard: requests due and cut off, none completed.
+        let cut = entry(
+            Span::Segment {
+                errors: 0,
+                completed: 0,
+                completed_errors: 0,
+                unfinished: 2,
+            },
+            "q",
+            2154.456,
+            2900.0,
+            &[500_000, 700_000],
+        );
         w.write(&win).unwrap();
         w.write(&seg).unwrap();
+        w.write(&cut).unwrap();
         w.write(&entry(Span::Window, "empty", 0.0, 100.0, &[]))
             .unwrap();
         w.flush().unwrap();
@@ -384,7 +423,12 @@ mod tests {
 
         let mut got = Vec::new();
         read(buf.as_slice(), |e| got.push(e)).unwrap();
-        assert_eq!(got.len(), 2, "the empty histogram is not written");
+        assert_eq!(got.len(), 3, "the empty histogram is not written");
+        assert!(
+            text.contains(";completed_errors=1,")
+                && text.contains(";completed_errors=0;unfinished=2,"),
+            "unfinished is written only when there are some: {text}"
+        );
         assert_eq!(got[0].query, "read, order; 100%");
         assert_eq!((got[0].from_ms, got[0].to_ms), (1200.0, 1300.0));
         assert_eq!(got[0].hist, win.hist);
@@ -393,11 +437,14 @@ mod tests {
             Span::Segment {
                 errors: 2,
                 completed: 3,
-                completed_errors: 1
+                completed_errors: 1,
+                unfinished: 0,
             }
         );
         assert_eq!((got[1].from_ms, got[1].to_ms), (2000.123, 2154.456));
         assert_eq!(got[1].hist.len(), 2);
+        assert_eq!(got[2].span, cut.span);
+        assert_eq!(got[2].hist, cut.hist);
     }
 
     #[test]

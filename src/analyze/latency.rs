@@ -35,6 +35,11 @@ pub struct LatencyFacts {
     pub requests: u64,
     /// Of those, the ones that failed.
     pub errors: u64,
+    /// Of those, the ones still in flight (or due and unsent) when the run
+    /// was stopped hard, an interrupted run's: in the percentiles with their
+    /// age at the stop, a lower bound of what they would have taken.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unfinished: u64,
     /// errors / requests, 0 when there were no requests.
     pub error_rate: f64,
     /// Requests that completed in the span (errors included): the rates'.
@@ -57,6 +62,10 @@ pub struct LatencyFacts {
     pub max_ms: Option<f64>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Tolerance when matching segment bounds against run.json's spans (both
 /// are the same numbers, rounded to the µs).
 const EPS_MS: f64 = 0.000_5;
@@ -74,6 +83,7 @@ pub struct Merged {
     pub errors: u64,
     pub completed: u64,
     pub completed_errors: u64,
+    pub unfinished: u64,
 }
 
 /// The segments within `[start, end)` that `keep` selects, merged.
@@ -83,6 +93,7 @@ pub fn merge(rec: &RunRecord, start: f64, end: f64, keep: impl Fn(&Entry) -> boo
         errors: 0,
         completed: 0,
         completed_errors: 0,
+        unfinished: 0,
     };
     for e in rec
         .histograms
@@ -96,11 +107,13 @@ pub fn merge(rec: &RunRecord, start: f64, end: f64, keep: impl Fn(&Entry) -> boo
             errors,
             completed,
             completed_errors,
+            unfinished,
         } = e.span
         {
             m.errors += errors;
             m.completed += completed;
             m.completed_errors += completed_errors;
+            m.unfinished += unfinished;
         }
     }
     m
@@ -156,6 +169,7 @@ pub fn figures(m: &Merged, start: f64, end: f64) -> LatencyFacts {
         end_ms: round3(end),
         requests,
         errors,
+        unfinished: m.unfinished,
         error_rate: if requests > 0 {
             round6(errors as f64 / requests as f64)
         } else {

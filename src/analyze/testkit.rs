@@ -113,6 +113,7 @@ pub(crate) fn segment_entry(
             errors,
             completed: hist.len(),
             completed_errors: errors,
+            unfinished: 0,
         },
         query: query.into(),
         app: app.into(),

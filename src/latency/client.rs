@@ -7,7 +7,7 @@
 //! swaps the buffer out every tick). A client never waits for the recorder
 //! and allocates nothing in the steady state.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,10 @@ use crate::workload::AppError;
 pub(crate) struct Finished {
     pub query: u16,
     pub failed: bool,
+    /// Still in flight (or due and not yet sent) when the run was stopped
+    /// hard: `done_ns` is the stop, so its latency is its age then, a lower
+    /// bound. It did not complete.
+    pub unfinished: bool,
     /// Open loop: the scheduled start; closed loop: when it was issued.
     pub intended_ns: u64,
     pub sent_ns: u64,
@@ -33,11 +37,26 @@ pub(crate) struct Executing {
     pub sent_ns: Option<u64>,
 }
 
+/// Requests an app's schedule had due that no connection had taken when
+/// the run was stopped hard: `count` of them, the first due at
+/// `first_due_ns`, one every `interval_ns`, none after `done_ns` (the
+/// stop); each one's query drawn from `mix` (query, weight).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Unclaimed {
+    pub first_due_ns: u64,
+    pub interval_ns: u64,
+    pub count: u64,
+    pub done_ns: u64,
+    pub mix: Vec<(u16, u32)>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
     pub finished: Vec<Finished>,
     /// The failed ones' errors: (done_ns, intended_ns, query, error).
     pub errors: Vec<(u64, u64, u16, AppError)>,
+    /// Left due and unsent by a hard stop (at most one per app).
+    pub unclaimed: Vec<Unclaimed>,
 }
 
 /// One client's log. Cheap to share: the client holds one, the registry
@@ -56,6 +75,8 @@ pub struct ClientLog {
     /// places or in neither.
     intended: AtomicU64,
     sent: AtomicU64,
+    /// The executing request's query, for the hard stop (`abandon`).
+    query: AtomicU32,
 }
 
 impl ClientLog {
@@ -65,7 +86,8 @@ impl ClientLog {
 
     /// A request starts: it was due at `intended` (open loop: its scheduled
     /// time, so the time it queued counts) and is sent now.
-    pub fn begin(&self, intended: Instant, sent: Instant) {
+    pub fn begin(&self, query: u16, intended: Instant, sent: Instant) {
+        self.query.store(u32::from(query), Ordering::Relaxed);
         self.intended
             .store(self.ns(intended) + 1, Ordering::Relaxed);
         // Release: whoever sees the send time sees the intended start too.
@@ -96,6 +118,7 @@ impl ClientLog {
         let f = Finished {
             query,
             failed: error.is_some(),
+            unfinished: false,
             intended_ns: self.ns(intended),
             sent_ns: self.ns(sent),
             done_ns: self.ns(done),
@@ -109,11 +132,62 @@ impl ClientLog {
         self.sent.store(0, Ordering::Relaxed);
     }
 
+    /// The hard stop, at `at`: the request in flight, if one is, never
+    /// completes; it is recorded as unfinished, with its age at the stop.
+    /// Called on the connection's own thread while its task is suspended,
+    /// so the request cannot end meanwhile.
+    pub fn abandon(&self, at: Instant) {
+        let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        let intended = self.intended.load(Ordering::Relaxed);
+        if intended == 0 {
+            return;
+        }
+        let sent = self.sent.load(Ordering::Relaxed);
+        let done_ns = self.ns(at).max(intended - 1);
+        b.finished.push(Finished {
+            query: self.query.load(Ordering::Relaxed) as u16,
+            failed: false,
+            unfinished: true,
+            intended_ns: intended - 1,
+            sent_ns: if sent == 0 { done_ns } else { sent - 1 },
+            done_ns,
+        });
+        self.intended.store(0, Ordering::Relaxed);
+        self.sent.store(0, Ordering::Relaxed);
+    }
+
+    /// The hard stop, at `at`: requests of this connection's app that fell
+    /// due and no connection had taken yet (an open-loop backlog): `count`
+    /// of them, the first due at `first`, one every `interval`, their
+    /// queries those of `mix` (query, weight). Recorded as unfinished,
+    /// never sent; the recorder expands them, so a long backlog costs no
+    /// memory here either.
+    pub fn abandon_unclaimed(
+        &self,
+        (first, interval, count): (Instant, Duration, u64),
+        mix: &[(u16, u32)],
+        at: Instant,
+    ) {
+        if count == 0 || mix.is_empty() {
+            return;
+        }
+        let done_ns = self.ns(at);
+        let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        b.unclaimed.push(Unclaimed {
+            first_due_ns: self.ns(first).min(done_ns),
+            interval_ns: interval.as_nanos() as u64,
+            count,
+            done_ns,
+            mix: mix.to_vec(),
+        });
+    }
+
     /// Swap the finished requests into `into` (emptied first, capacity kept
     /// on both sides) and say what is executing now.
     pub(crate) fn drain(&self, into: &mut Buffer) -> Option<Executing> {
         into.finished.clear();
         into.errors.clear();
+        into.unclaimed.clear();
         let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::swap(&mut *b, into);
         let sent = self.sent.load(Ordering::Acquire);
@@ -154,6 +228,7 @@ impl Registry {
             buffer: Mutex::default(),
             intended: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            query: AtomicU32::new(0),
         });
         self.logs
             .lock()
@@ -196,7 +271,7 @@ mod tests {
         let mut buf = Buffer::default();
         assert!(log.drain(&mut buf).is_none());
         let (i, s) = (t0 + Duration::from_millis(5), t0 + Duration::from_millis(7));
-        log.begin(i, s);
+        log.begin(3, i, s);
         let ex = log.drain(&mut buf).expect("executing");
         assert_eq!((ex.intended_ns, ex.sent_ns), (5_000_000, Some(7_000_000)));
         assert!(buf.finished.is_empty());
@@ -214,11 +289,54 @@ mod tests {
         let log = reg.client(0, true);
         assert!(!reg.any_executing_longer_than(Duration::ZERO));
         let sent = Instant::now();
-        log.begin(sent, sent);
+        log.begin(0, sent, sent);
         assert!(!reg.any_executing_longer_than(Duration::from_secs(60)));
         std::thread::sleep(Duration::from_millis(3));
         assert!(reg.any_executing_longer_than(Duration::from_millis(2)));
         log.end(0, sent, sent, Instant::now(), None);
         assert!(!reg.any_executing_longer_than(Duration::ZERO));
+    }
+
+    #[test]
+    fn the_hard_stop_records_what_was_in_flight_and_due_as_unfinished() {
+        let t0 = Instant::now();
+        let reg = Registry::new(t0);
+        let log = reg.client(0, true);
+        let ms = Duration::from_millis;
+        let stop = t0 + ms(900);
+        // Nothing in flight: nothing recorded.
+        log.abandon(stop);
+        let mut buf = Buffer::default();
+        assert!(log.drain(&mut buf).is_none());
+        assert!(buf.finished.is_empty());
+        log.begin(2, t0 + ms(100), t0 + ms(101));
+        log.abandon(stop);
+        log.abandon_unclaimed((t0 + ms(300), ms(100), 7), &[(1, 1), (2, 1)], stop);
+        assert!(log.drain(&mut buf).is_none(), "no longer executing");
+        assert_eq!(
+            buf.unclaimed,
+            [Unclaimed {
+                first_due_ns: 300_000_000,
+                interval_ns: 100_000_000,
+                count: 7,
+                done_ns: 900_000_000,
+                mix: vec![(1, 1), (2, 1)],
+            }]
+        );
+        let got: Vec<_> = buf
+            .finished
+            .iter()
+            .map(|f| {
+                (
+                    f.query,
+                    f.unfinished,
+                    f.failed,
+                    f.intended_ns / 1_000_000,
+                    f.sent_ns / 1_000_000,
+                    f.done_ns / 1_000_000,
+                )
+            })
+            .collect();
+        assert_eq!(got, [(2, true, false, 100, 101, 900)]);
     }
 }

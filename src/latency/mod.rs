@@ -41,7 +41,7 @@ use crate::error::Result;
 use crate::latency_hdr::{self, Entry, Span};
 use crate::pg::round3;
 use crate::record::{ErrorRow, LatencyFiles};
-use client::{Buffer, Executing, Finished};
+use client::{Buffer, Executing, Finished, Unclaimed};
 pub use client::{ClientLog, Registry};
 pub use segments::SegmentMarks;
 use window::Window;
@@ -140,6 +140,9 @@ struct SegmentAgg {
     /// The requests that completed in the segment, and how many failed.
     completed: u64,
     completed_errors: u64,
+    /// Of the requests due, those a hard stop cut off (in `latency` with
+    /// their age at the stop).
+    unfinished: u64,
 }
 
 /// What the recorder kept besides the streamed files.
@@ -255,6 +258,9 @@ impl LatencyRecorder {
             for (done_ns, intended_ns, query, e) in &buf.errors {
                 self.add_error(log.app, (*intended_ns, *done_ns), *query, e);
             }
+            for u in &buf.unclaimed {
+                self.add_unclaimed(log.app, log.pooled, u);
+            }
         }
         self.drained = drained;
         upto
@@ -275,6 +281,13 @@ impl LatencyRecorder {
     }
 
     fn add(&mut self, app: u16, pooled: bool, f: &Finished) {
+        if f.unfinished {
+            self.add_unfinished(app, f.query, f.intended_ns, f.done_ns);
+            if pooled {
+                self.in_flight_until_done(app, f);
+            }
+            return;
+        }
         let lat_us = f.done_ns.saturating_sub(f.intended_ns) / 1_000;
         let svc_us = f.done_ns.saturating_sub(f.sent_ns) / 1_000;
         let mut w = f.done_ns / self.window_ns;
@@ -302,6 +315,42 @@ impl LatencyRecorder {
         self.live.completed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A request due at `due_ns` that a hard stop at `stop_ns` cut off: its
+    /// age then goes to its segment's latencies (a lower bound of what it
+    /// would have taken), counted as unfinished; it completed nowhere, so
+    /// no window and no throughput counts it.
+    fn add_unfinished(&mut self, app: u16, query: u16, due_ns: u64, stop_ns: u64) {
+        let pair = self.pair(query, app);
+        let seg = segments::segment_of(&self.bounds, due_ns as f64 / 1e6);
+        let agg = self.segment_agg(seg, pair);
+        latency_hdr::record(&mut agg.latency, stop_ns.saturating_sub(due_ns) / 1_000);
+        agg.unfinished += 1;
+    }
+
+    /// An app's backlog that a hard stop left unsent: each request with its
+    /// query drawn from the app's mix (seeded by the backlog, so the same
+    /// record reads the same), and the oldest in flight until the stop.
+    fn add_unclaimed(&mut self, app: u16, pooled: bool, u: &Unclaimed) {
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(u.first_due_ns);
+        for k in 0..u.count {
+            let due_ns = (u.first_due_ns + k * u.interval_ns).min(u.done_ns);
+            if let Some(q) = crate::workload::pick_weighted(&u.mix, &mut rng) {
+                self.add_unfinished(app, q, due_ns, u.done_ns);
+            }
+        }
+        if pooled && u.count > 0 {
+            let oldest = Finished {
+                query: 0,
+                failed: false,
+                unfinished: true,
+                intended_ns: u.first_due_ns,
+                sent_ns: u.done_ns,
+                done_ns: u.done_ns,
+            };
+            self.in_flight_until_done(app, &oldest);
+        }
+    }
+
     /// The finished request was in flight at the end of every window from
     /// its intended start (busy from its send) until it completed: tell the
     /// windows still open. Those already closed counted it as executing.
@@ -325,6 +374,7 @@ impl LatencyRecorder {
             errors: 0,
             completed: 0,
             completed_errors: 0,
+            unfinished: 0,
         })
     }
 
@@ -440,6 +490,7 @@ impl LatencyRecorder {
                         errors: agg.errors,
                         completed: agg.completed,
                         completed_errors: agg.completed_errors,
+                        unfinished: agg.unfinished,
                     },
                     query: label(&self.labels.queries, q as u16),
                     app: label(&self.labels.apps, a as u16),

@@ -157,7 +157,7 @@ fn a_stall_shows_while_nothing_completes() {
         r.request(&b, READ, (t, t, t + 1.0));
     }
     // a is stuck from 1000 ms.
-    a.begin(r.at(1000.0), r.at(1000.0));
+    a.begin(READ, r.at(1000.0), r.at(1000.0));
     r.rec.collect();
     r.rec.close_before(1300.0).unwrap();
     // b took a request due at 1150 that waited until 1500 to be sent.
@@ -431,4 +431,60 @@ fn completions_in_a_segment_nobody_was_due_in_are_kept() {
     assert_eq!((gap.requests, gap.completed), (0, 2), "{gap:?}");
     let run = facts(&rec, 0.0, f64::INFINITY, None);
     assert_eq!((run.requests, run.completed), (3, 3), "{run:?}");
+}
+
+/// A run stopped hard in a stall (Ctrl-C while a step blocks the app): the
+/// requests in flight and the backlog nobody sent never complete. They
+/// count in the segment they were due in, with their age at the stop, so
+/// the step's p99 is the stall's, not that of the few quick requests that
+/// got through; none of them is throughput.
+#[test]
+fn a_hard_stop_counts_the_requests_it_cut_off() {
+    let r = replay();
+    let (a, b) = (r.registry.client(V1, true), r.registry.client(V1, true));
+    r.marks.mark_at(1000.0);
+    for k in 0..50 {
+        let t = k as f64 * 20.0;
+        r.request(&b, READ, (t, t, t + 1.0));
+    }
+    // The step blocks from 1000 ms: a is stuck in a write, b got two quick
+    // reads through, then stuck too; 100/s fell due unsent from 1050 ms.
+    a.begin(1, r.at(1000.0), r.at(1000.0));
+    r.request(&b, READ, (1000.0, 1000.0, 1000.5));
+    r.request(&b, READ, (1010.0, 1010.0, 1010.5));
+    b.begin(1, r.at(1020.0), r.at(1020.0));
+    let stop = r.at(1700.0);
+    a.abandon(stop);
+    b.abandon(stop);
+    b.abandon_unclaimed(
+        (r.at(1050.0), Duration::from_millis(10), 65),
+        &[(READ, 1), (1, 1)],
+        stop,
+    );
+    let (_dir, out, rec) = r.finish();
+    assert_eq!(
+        out.requests, 52,
+        "only the completed are requests handed over"
+    );
+    let step = facts(&rec, 1000.0, f64::INFINITY, None);
+    assert_eq!((step.requests, step.unfinished), (69, 67), "{step:?}");
+    assert_eq!(step.completed, 2, "{step:?}");
+    assert!(
+        near((step.max_ms.unwrap() * 1e3) as u64, 700_000.0),
+        "{step:?}"
+    );
+    // 67 of 69 were cut off, aged 700 ms down to 10: the p99 is the
+    // oldest's, the p50 about 360 ms — not the 0.5 ms of what completed.
+    assert!(step.p99_ms.unwrap() >= 680.0, "{step:?}");
+    assert!((300.0..400.0).contains(&step.p50_ms.unwrap()), "{step:?}");
+    let before = facts(&rec, 0.0, 1000.0, None);
+    assert_eq!((before.requests, before.unfinished), (50, 0));
+    // The stall stays visible to the stop: two connections busy, the
+    // oldest request 600 ms old at the last window's end before it.
+    let last = rec
+        .inflight
+        .iter()
+        .find(|i| i.window_start_ms + i.window_ms == 1600.0)
+        .unwrap();
+    assert_eq!((last.busy, last.oldest_ms), (2, Some(600.0)), "{last:?}");
 }

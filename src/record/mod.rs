@@ -664,16 +664,11 @@ fn check_windows<'a>(path: &Path, rows: impl Iterator<Item = (u64, f64, f64)> + 
     Ok(())
 }
 
-/// What a run that finished cannot hold: a step that failed (not `ok`,
-/// not `expected_error`), or a step whose last statement failed, with
-/// run.json's `failure` null. Every run whose step fails records why in
-/// `failure` (an interrupted or aborted one too), so this is a run.json
-/// edited by hand, or damaged — read as it stands it would pass a run
-/// that failed.
 /// latency.hdr's segments against latency.csv: every request is in both —
 /// in latency.csv's window and in the segment it completed in (counted
 /// there as `completed`), and in the histogram of the segment it was due
-/// in — so per query × app the three totals are equal. A segment line
+/// in, unless a hard stop cut it off (`unfinished`: due, never
+/// completed) — so per query × app the three totals are equal. A segment line
 /// missing (the file cut short at a line boundary, by a run killed while
 /// it wrote them or a truncated artifact) makes them differ: read as it
 /// is, the spans it covered would have had no traffic, and a run that
@@ -686,10 +681,16 @@ fn check_segments(hdr: &Path, latency: &[LatencyRow], h: &Histograms) -> Result<
         totals.entry((&r.query, &r.app)).or_default()[0] += r.count;
     }
     for e in &h.segments {
-        if let crate::latency_hdr::Span::Segment { completed, .. } = e.span {
+        if let crate::latency_hdr::Span::Segment {
+            completed,
+            unfinished,
+            ..
+        } = e.span
+        {
             let t = totals.entry((&e.query, &e.app)).or_default();
             t[1] += completed;
-            t[2] += e.hist.len();
+            // Requests a hard stop cut off are due but never completed.
+            t[2] += e.hist.len().saturating_sub(unfinished);
         }
     }
     match totals.iter().find(|(_, [csv, done, due])| csv != done || done != due) {
@@ -701,6 +702,12 @@ fn check_segments(hdr: &Path, latency: &[LatencyRow], h: &Histograms) -> Result<
     }
 }
 
+/// What a run that finished cannot hold: a step that failed (not `ok`,
+/// not `expected_error`), or a step whose last statement failed, with
+/// run.json's `failure` null. Every run whose step fails records why in
+/// `failure` (an interrupted or aborted one too), so this is a run.json
+/// edited by hand, or damaged — read as it stands it would pass a run
+/// that failed.
 fn check_failure(
     dir: &Path,
     info: &RunInfo,

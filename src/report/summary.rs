@@ -32,6 +32,23 @@ pub struct Summary {
     pub files: Vec<String>,
 }
 
+/// Requests a hard stop cut off, over the whole run (before, during and
+/// after partition it).
+pub fn unfinished(a: &Analysis) -> u64 {
+    a.before.unfinished + a.during.unfinished + a.after.unfinished
+}
+
+/// What the figures make of requests a hard stop cut off, if it cut any.
+fn unfinished_note(a: &Analysis) -> Option<String> {
+    let n = unfinished(a);
+    (n > 0).then(|| {
+        format!(
+            "{n} app request(s) ({} due during the migration) were still in flight, or due and not yet sent, when the run was stopped: they never completed, so they count in the latency figures of the span they were due in with their age at the stop, a lower bound of what they would have taken, and in no rate.",
+            a.during.unfinished
+        )
+    })
+}
+
 impl Summary {
     pub fn from_analysis(analysis: Analysis, files: Vec<String>) -> Summary {
         Summary {
@@ -46,6 +63,9 @@ impl Summary {
             breached: analysis.breached().map(|b| b.name.clone()).collect(),
             notes: {
                 let mut n = vec![PERCENTILE_NOTE.to_string(), THROUGHPUT_NOTE.to_string()];
+                if let Some(note) = unfinished_note(&analysis) {
+                    n.push(note);
+                }
                 if analysis.run.lock_precision_ms > 0.0 {
                     n.push(format!(
                         "The server's clock maps onto the run's to ±{} ms (measured); lock grants and releases are placed from it to within about 2 ms (README, Precision of lock holds), or half the poll interval for a lock a long statement outside a transaction changed mid-way (locks.csv source poll).",

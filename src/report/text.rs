@@ -129,8 +129,12 @@ pub fn text_summary(a: &Analysis) -> String {
             span(m.start_ms, m.end_ms)
         ));
     }
+    let unfinished = match super::summary::unfinished(a) {
+        0 => String::new(),
+        n => format!(" · {n} unfinished at the stop (counted with their age then)"),
+    };
     out.push_str(&format!(
-        "app p99 before {} · during {} · after {} · errors {} ({} during)\n",
+        "app p99 before {} · during {} · after {} · errors {} ({} during){unfinished}\n",
         opt_ms(a.before.p99_ms),
         opt_ms(a.during.p99_ms),
         opt_ms(a.after.p99_ms),

@@ -162,6 +162,16 @@ impl AppSession {
 /// connection is opened again).
 pub(super) type CancelSlot = Arc<Mutex<CancelToken>>;
 
+/// A connection as the hard stop sees it: its request in flight (`log`),
+/// the key that cancels it on the server, and its app's schedule and query
+/// mix (for the requests due that nobody sent).
+pub(super) struct Stopper {
+    pub log: Arc<ClientLog>,
+    pub cancel: CancelSlot,
+    pub schedule: Option<Arc<Schedule>>,
+    pub mix: QueryMix,
+}
+
 pub(super) struct ClientTask {
     shared: Arc<Shared>,
     app: u16,
@@ -208,9 +218,14 @@ impl ClientTask {
         })
     }
 
-    /// What the hard stop needs: is a request in flight, and its cancel key.
-    pub fn stopper(&self) -> (Arc<ClientLog>, CancelSlot) {
-        (self.log.clone(), self.cancel.clone())
+    /// What the hard stop needs of this connection once its task is gone.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            log: self.log.clone(),
+            cancel: self.cancel.clone(),
+            schedule: self.schedule.clone(),
+            mix: self.mix.clone(),
+        }
     }
 
     /// Send requests until stopped. The hard stop (`abort`) is not watched
@@ -350,7 +365,7 @@ impl ClientTask {
         }
         self.current.set(qi);
         let sent = Instant::now();
-        self.log.begin(intended, sent);
+        self.log.begin(qi, intended, sent);
         let sql = &self.shared.query(qi).sql;
         let result = self.session.wire.execute(qi, sql, &self.params).await;
         let done = Instant::now();

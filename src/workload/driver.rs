@@ -147,11 +147,22 @@ async fn drive(
     // await), then cancel on the server what they were running. Nothing
     // else runs on this thread between the look at which connections are
     // busy and the abort, so no request starts unseen in between.
+    // The requests in flight, and those due that nobody sent, never
+    // complete: they are recorded with their age at the stop.
+    let at = std::time::Instant::now();
     let busy: Vec<_> = stoppers
         .iter()
-        .filter(|(log, _)| log.executing())
-        .map(|(_, slot)| slot)
+        .filter(|s| s.log.executing())
+        .map(|s| &s.cancel)
         .collect();
+    for s in &stoppers {
+        s.log.abandon(at);
+        if let Some(schedule) = &s.schedule {
+            for run in schedule.take_unclaimed(at) {
+                s.log.abandon_unclaimed(run, &s.mix, at);
+            }
+        }
+    }
     set.abort_all();
     futures_util::future::join_all(busy.into_iter().map(|slot| shared.cancel(slot))).await;
     while set.join_next().await.is_some() {}

@@ -247,7 +247,7 @@ fn query_mix(plan: &WorkloadPlan, app: &str) -> QueryMix {
         .collect()
 }
 
-fn pick_weighted(mix: &[(u16, u32)], rng: &mut impl rand::Rng) -> Option<u16> {
+pub(crate) fn pick_weighted(mix: &[(u16, u32)], rng: &mut impl rand::Rng) -> Option<u16> {
     let total: u64 = mix.iter().map(|(_, w)| *w as u64).sum();
     if total == 0 {
         return None;

@@ -41,6 +41,17 @@ struct State {
     outages: Vec<(Instant, Option<Instant>)>,
 }
 
+impl State {
+    fn stop(&mut self, now: Instant) {
+        if self.stopped_at.is_none() {
+            self.stopped_at = Some(now);
+            if let Some(last) = self.pieces.back_mut() {
+                last.end.get_or_insert(now);
+            }
+        }
+    }
+}
+
 /// What a connection gets when it asks for the next request.
 #[derive(Debug, PartialEq)]
 pub(super) enum Claim {
@@ -103,13 +114,7 @@ impl Schedule {
 
     /// Graceful stop at `now`: requests already due are still sent.
     pub fn stop(&self, now: Instant) {
-        let mut s = self.state();
-        if s.stopped_at.is_none() {
-            s.stopped_at = Some(now);
-            if let Some(last) = s.pieces.back_mut() {
-                last.end.get_or_insert(now);
-            }
-        }
+        self.state().stop(now);
     }
 
     /// Was the stop before `due`? (A request claimed before the stop but
@@ -129,6 +134,29 @@ impl Schedule {
                 .outages
                 .iter()
                 .any(|&(from, until)| from <= due && until.is_none_or(|u| due < u))
+    }
+
+    /// The hard stop at `at`: stop, and take the requests due by then that
+    /// no connection claimed, as runs (first due, interval, count), so the
+    /// first thread to stop counts them and the others find none. A piece
+    /// never reaches into an outage (it ends when its app goes out of
+    /// service), so each of them would have been sent.
+    pub fn take_unclaimed(&self, at: Instant) -> Vec<(Instant, Duration, u64)> {
+        let mut s = self.state();
+        s.stop(at);
+        let mut runs = Vec::new();
+        for p in s.pieces.iter_mut() {
+            let end = p.end.map_or(at, |e| e.min(at));
+            if p.next >= end || p.interval.is_zero() {
+                continue;
+            }
+            // Due at next + k·interval < end.
+            let span = (end - p.next).as_nanos();
+            let count = span.div_ceil(p.interval.as_nanos()) as u64;
+            runs.push((p.next, p.interval, count));
+            p.next = end;
+        }
+        runs
     }
 
     /// Claim the next request.
@@ -174,6 +202,33 @@ mod tests {
         s.apply(&[1], t0 + 11 * MS);
         let due: Vec<Claim> = (0..4).map(|_| s.claim()).collect();
         assert_eq!(due, [6, 8, 10, 11].map(|ms| Claim::Due(t0 + ms * MS)));
+    }
+
+    #[test]
+    fn a_hard_stop_takes_the_unclaimed_backlog_once() {
+        let t0 = Instant::now();
+        let s = Schedule::new(0, 100.0);
+        s.apply(&[0], t0);
+        assert_eq!(s.claim(), Claim::Due(t0));
+        // Due at 10, 20, ... 90 ms, and 100 ms is the stop itself: nine.
+        assert_eq!(
+            s.take_unclaimed(t0 + 100 * MS),
+            [(t0 + 10 * MS, 10 * MS, 9)]
+        );
+        assert!(s.take_unclaimed(t0 + 100 * MS).is_empty(), "taken once");
+        assert_eq!(s.claim(), Claim::Stop);
+        // An app out of service from 30 ms, back at 60: nothing due while
+        // it was out.
+        let s = Schedule::new(0, 100.0);
+        s.apply(&[0], t0);
+        s.apply(&[], t0 + 25 * MS);
+        s.apply(&[0], t0 + 60 * MS);
+        let runs = s.take_unclaimed(t0 + 85 * MS);
+        assert_eq!(
+            runs,
+            [(t0, 10 * MS, 3), (t0 + 60 * MS, 10 * MS, 3)],
+            "0, 10, 20 ms and 60, 70, 80 ms"
+        );
     }
 
     #[test]

@@ -43,6 +43,69 @@ fn sigint_during_the_migration_cancels_writes_the_report_and_exits_130() {
     assert!(run.stderr.contains("SIGINT"), "{}", run.stderr);
 }
 
+/// Interrupted while a step blocks the app: the requests stuck behind the
+/// lock and those that fell due unsent never complete, yet they are the
+/// stall. The partial report counts them with their age at the stop, so
+/// "during" says the app waited about as long as the stall lasted — not
+/// the p99 of the few requests that got through before the lock.
+#[test]
+fn sigint_in_a_stall_counts_the_requests_it_cut_off() {
+    let mut r = Rehearsal::local("stalled-step.toml");
+    let sleep_sent = |tmp: &std::path::Path| server_logged_statement(tmp, "SELECT pg_sleep(30)");
+    r.wait_until(
+        "the lock and sleep on the server",
+        Duration::from_secs(90),
+        sleep_sent,
+    );
+    // Every request due from the lock on waits: let a second of them fall
+    // due.
+    std::thread::sleep(Duration::from_millis(1000));
+    r.signal_in_stage("INT", "the sleep", Duration::from_secs(5), |r| {
+        sleep_sent(r.tmp.path())
+    });
+    let run = interrupted(r, 130);
+    let (dir, _) = run.record();
+    run.assert_report_written(&dir, "were still in flight, or due and not yet sent");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let during = &summary["during"];
+    let unfinished = during["unfinished"].as_u64().unwrap_or(0);
+    // 200/s for about a second: the two connections' requests and the
+    // backlog behind them.
+    assert!(unfinished >= 100, "{during}");
+    assert!(
+        during["requests"].as_u64().unwrap() >= unfinished,
+        "{during}"
+    );
+    let p99 = during["p99_ms"].as_f64().unwrap();
+    assert!(
+        p99 >= 800.0,
+        "the stall's p99, not the quick requests': {during}"
+    );
+    // Re-rendered from the files, the same figures and exit code: the
+    // unfinished requests are due in latency.hdr but completed nowhere.
+    let again = dir.join("again");
+    let report = std::process::Command::new(crate::common::bin())
+        .arg("report")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert_eq!(
+        report.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(text.contains("unfinished at the stop"), "{text}");
+    let rerendered: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(again.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(rerendered["during"], summary["during"]);
+}
+
 #[test]
 fn sigterm_during_seeding_exits_143_and_tears_down() {
     let mut r = Rehearsal::local("big-seed.toml");
