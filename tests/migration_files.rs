@@ -842,6 +842,8 @@ fn unnamed_files_and_down_sections_are_refused() {
         ("-- +migrate Down", "sql-migrate's"),
         ("-- +goose Down", "goose's"),
         ("-- migrate:down", "dbmate's"),
+        ("-- Down Migration", "node-pg-migrate's"),
+        ("-- !Downs", "Play evolutions'"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -857,6 +859,73 @@ fn unnamed_files_and_down_sections_are_refused() {
             "{e}"
         );
     }
+}
+
+/// A sqlx project read as plain ran each `.down.sql` before its `.up.sql`
+/// (QA: natural order puts "down" first), exit 0; its files in a
+/// subdirectory were skipped without a word; a file name with a line break
+/// broke the plan's layout.
+#[test]
+fn plain_refuses_down_files_and_names_what_it_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, sql) in [
+        (
+            "20240101000000_init.up.sql",
+            "CREATE TABLE t (id int);
+",
+        ),
+        (
+            "20240101000000_init.down.sql",
+            "DROP TABLE t;
+",
+        ),
+        (
+            "20240102000000_b.up.sql",
+            "ALTER TABLE t ADD b int;
+",
+        ),
+        (
+            "20240102000000_b.down.sql",
+            "ALTER TABLE t DROP b;
+",
+        ),
+    ] {
+        std::fs::write(dir.path().join(name), sql).unwrap();
+    }
+    let mut spec = Spec::new(dir.path());
+    spec.layout = Some(migrations::Layout::Plain);
+    let e = errors(&spec).join("\n");
+    assert!(
+        e.contains("named as a down migration (20240101000000_init.down.sql and 1 more)")
+            && e.contains("layout = \"golang-migrate\""),
+        "{e}"
+    );
+    // As golang-migrate (which it is detected as), the pairs are read.
+    spec.layout = Some(migrations::Layout::GolangMigrate);
+    assert_eq!(migrations::load(&spec).unwrap().files.len(), 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("001_a.sql"), "CREATE TABLE t (id int);\n").unwrap();
+    std::fs::create_dir(dir.path().join("later")).unwrap();
+    std::fs::write(
+        dir.path().join("later/002_b.sql"),
+        "ALTER TABLE t ADD b int;\n",
+    )
+    .unwrap();
+    let mut spec = Spec::new(dir.path());
+    spec.layout = Some(migrations::Layout::Plain);
+    let set = migrations::load(&spec).unwrap();
+    assert_eq!(set.files.len(), 1);
+    assert_eq!(set.ignored.len(), 1, "{:?}", set.ignored);
+    assert!(set.ignored[0].path.ends_with("later/002_b.sql"));
+    assert!(set.ignored[0].reason.contains("in a subdirectory"));
+
+    std::fs::write(dir.path().join("003_new\nline.sql"), "SELECT 1;\n").unwrap();
+    let e = migrations::load(&spec).unwrap_err().to_string();
+    assert!(
+        e.contains("a line break or another control character in its name"),
+        "{e}"
+    );
 }
 
 /// The server's error position is in the text it was sent, placeholders

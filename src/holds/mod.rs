@@ -404,9 +404,15 @@ impl Placer<'_> {
                 let (requested, granted) = self.wait_for(&t, stmt, first).unwrap_or_else(|| {
                     // Taken mid-statement (ALTER COLUMN TYPE's index locks at
                     // its end): between the poll that missed it and the one
-                    // that saw it.
-                    let g = first
-                        .and_then(|h| Some((h.missed_before_ms?, h.first_ms)))
+                    // that saw it; never seen, between the statement's last
+                    // poll (which did not list it) and its end — DROP TABLE
+                    // takes its index only once its wait for the table is
+                    // over, and returns before a poll sees it.
+                    let missed = match first {
+                        Some(h) => h.missed_before_ms.map(|m| (m, h.first_ms)),
+                        None => last_poll(obs, start, end).map(|m| (m, end)),
+                    };
+                    let g = missed
                         .filter(|(m, _)| *m > start)
                         .map_or(start, |(m, f)| ((m + f) / 2.0).clamp(start, end));
                     // No wait: requested when granted.
@@ -674,6 +680,17 @@ impl Placer<'_> {
 /// The held-lock poll's sightings, inside a transaction, of the lock `t`
 /// taken no earlier than `start` and held until `released` at the latest
 /// (one per statement it followed while the lock was held).
+/// The start of the last read of the migration's locks made while the
+/// statement of server span `[start, end]` ran (or of the last look that
+/// saw it still waiting), if the poller followed it.
+fn last_poll(obs: &Observations, start: f64, end: f64) -> Option<f64> {
+    obs.migration_statement_polls
+        .iter()
+        .filter(|p| p.first_ms >= start - 1.0 && p.last_ms <= end + 1.0)
+        .map(|p| p.last_ms.min(end))
+        .reduce(f64::max)
+}
+
 fn in_txn_sightings<'a>(
     obs: &'a Observations,
     t: &'a Taken,

@@ -237,6 +237,44 @@ fn a_wait_moves_the_grant_and_a_log_line_refines_it() {
     assert_eq!(rows[0].wait_ms, 399.5);
 }
 
+/// DROP TABLE behind a reader: it waits 260 ms for the table, and only then
+/// takes its index, for the 2 ms before it returns; no poll saw the index
+/// lock (QA: it came out held 265 ms from the statement's start, a false
+/// FAIL that turned on whether a poll caught it). The polls during the wait
+/// did not list it: it was taken after the last of them.
+#[test]
+fn a_lock_no_poll_saw_is_taken_after_the_statements_last_poll() {
+    const PKEY: u32 = 16395;
+    let pkey = LockSeen {
+        oid: Some(PKEY),
+        name: "t_pkey".into(),
+        ..key("AccessExclusiveLock")
+    };
+    let run = one_txn(
+        vec![stmt(1043.0, 1307.5, "ok")],
+        vec![(key("AccessExclusiveLock"), 0), (pkey, 0)],
+        1309.0,
+    );
+    let mut obs = Observations::default();
+    obs.migration_waits
+        .push(wait("AccessExclusiveLock", 1043.2, 1305.0));
+    let row =
+        |rows: &[LockRow], rel: &str| rows.iter().find(|r| r.relation == rel).cloned().unwrap();
+    // Without the polls' times: from the statement's start, as before.
+    let rows = lock_rows(&run, &obs);
+    assert_eq!(row(&rows, "t_pkey").granted_ms, Some(1043.0));
+    obs.migration_statement_polls
+        .push(crate::observe::StatementPolls {
+            first_ms: 1043.4,
+            last_ms: 1305.5,
+        });
+    let rows = lock_rows(&run, &obs);
+    assert_eq!(row(&rows, "t").granted_ms, Some(1305.0));
+    let p = row(&rows, "t_pkey");
+    assert_eq!(p.granted_ms, Some(1306.5), "{p:?}");
+    assert_eq!(p.held_ms, Some(2.5), "{p:?}");
+}
+
 #[test]
 fn a_wait_that_timed_out_is_a_request_without_grant() {
     let run = MigrationRun {

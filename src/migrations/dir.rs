@@ -55,13 +55,27 @@ pub fn entries(dir: &Path) -> Result<Vec<Entry>, MigrationError> {
                 return Err(MigrationError::setting(
                     Setting::Dir,
                     format!(
-                        "{} has a name that is not UTF-8: the migration tools would run it, but                          it cannot be ordered among the others or named in a report; rename it",
+                        "{} has a name that is not UTF-8: the migration tools would run it, but \
+                         it cannot be ordered among the others or named in a report; rename it",
                         path.display()
                     ),
                 ))
             }
             Err(_) => continue,
         };
+        // Its name becomes a step's, one line of every report.
+        if name.chars().any(char::is_control)
+            && (is_dir || name.to_ascii_lowercase().ends_with(".sql"))
+        {
+            return Err(MigrationError::setting(
+                Setting::Dir,
+                format!(
+                    "{:?} has a tab, a line break or another control character in its name: it \
+                     would name a step of the reports, where a name is one line; rename it",
+                    path.display().to_string()
+                ),
+            ));
+        }
         out.push(Entry { name, path, is_dir });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

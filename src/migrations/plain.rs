@@ -72,7 +72,13 @@ fn refuse_down_sections(src: &Source) -> Result<(), MigrationError> {
         let tool = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
             ["+migrate", "down", ..] => Some("sql-migrate's"),
             ["+goose", "down", ..] => Some("goose's"),
+            ["+micrate", "down", ..] => Some("micrate's"),
             ["migrate:down", ..] => Some("dbmate's"),
+            // node-pg-migrate's SQL migrations: the whole comment, not a
+            // sentence that starts with the words.
+            ["down", "migration"] => Some("node-pg-migrate's"),
+            // Play's evolutions (`# --- !Downs` in .sql files).
+            ["!downs"] | ["-", "!downs"] => Some("Play evolutions'"),
             _ => None,
         };
         if let Some(tool) = tool {
@@ -82,7 +88,7 @@ fn refuse_down_sections(src: &Source) -> Result<(), MigrationError> {
                 format!(
                     "`{}` starts {tool} down section, which psql would run right after the up \
                      statements, undoing them: this is not a plain SQL file. Set `layout` to the \
-                     tool's (goose and dbmate are read; for sql-migrate, split the up and down \
+                     tool's (goose and dbmate are read; for the others, split the up and down \
                      statements into files of their own)",
                     line.trim()
                 ),
@@ -196,15 +202,71 @@ pub fn load_single(
     Ok(MigrationFile { notes, ..file })
 }
 
+/// A name that says its file undoes another (`x.down.sql`, sqlx's and
+/// golang-migrate's; `x_down.sql`, `x.undo.sql`): plain runs every `.sql`
+/// file in order, so it would run the undo too — before its up file, which
+/// sorts after it.
+fn down_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        ".down.sql",
+        "_down.sql",
+        "-down.sql",
+        ".undo.sql",
+        "_undo.sql",
+    ]
+    .iter()
+    .any(|end| lower.ends_with(end))
+}
+
 pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
-    let mut entries: Vec<dir::Entry> = dir::entries(dir_path)?
-        .into_iter()
+    let all = dir::entries(dir_path)?;
+    let mut entries: Vec<&dir::Entry> = all
+        .iter()
         .filter(|e| !e.is_dir && e.name.to_ascii_lowercase().ends_with(".sql"))
         .collect();
     entries.sort_by(|a, b| natural_cmp(&a.name, &b.name));
     let mut errors = Vec::new();
+    let downs: Vec<&str> = entries
+        .iter()
+        .filter(|e| down_file(&e.name))
+        .map(|e| e.name.as_str())
+        .collect();
+    if let Some(first) = downs.first() {
+        errors.push(MigrationError::setting(
+            super::Setting::Dir,
+            format!(
+                "{} holds {} named as a down migration ({first}{}): the plain layout runs every \
+                 .sql file of the directory in order, so it would run them too, each before its \
+                 up file. For N_name.up.sql / N_name.down.sql pairs (golang-migrate's, sqlx's) \
+                 set layout = \"golang-migrate\"; otherwise move the down files out of the \
+                 directory",
+                dir_path.display(),
+                if downs.len() == 1 { "a file" } else { "files" },
+                if downs.len() > 1 {
+                    format!(" and {} more", downs.len() - 1)
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    // SQL in a subdirectory: plain reads the directory's own files only.
+    let mut ignored = Vec::new();
+    for d in all.iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
+        for f in dir::walk(&d.path).unwrap_or_default() {
+            if !f.is_dir && f.name.to_ascii_lowercase().ends_with(".sql") {
+                ignored.push(super::Ignored {
+                    path: f.path.clone(),
+                    reason: "in a subdirectory: the plain layout runs the .sql files of the \
+                             directory itself only"
+                        .into(),
+                });
+            }
+        }
+    }
     let mut files = Vec::new();
-    for e in entries {
+    for e in entries.into_iter().cloned() {
         match load_file(&e.path, dir_path, None) {
             Ok((segments, notes)) => {
                 let version = e.name[..e.name.len() - 4].to_string();
@@ -215,7 +277,7 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
             Err(err) => errors.push(err),
         }
     }
-    MigrationSet::checked(Layout::Plain, dir_path, files, Vec::new(), errors)
+    MigrationSet::checked(Layout::Plain, dir_path, files, ignored, errors)
 }
 
 #[cfg(test)]

@@ -76,6 +76,17 @@ pub struct HeldSighting {
     pub in_txn: bool,
 }
 
+/// The polls of one statement the poller followed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatementPolls {
+    /// The start (server clock, on the run clock) of the first and of the
+    /// last read of pg_locks made while the statement ran — or of the last
+    /// look that saw it still waiting for a lock. A lock the statement
+    /// holds at its end that no poll listed was taken after `last_ms`.
+    pub first_ms: f64,
+    pub last_ms: f64,
+}
+
 /// The migration's backend, running a statement outside a transaction, was
 /// in one transaction at the poll that started at `before_ms` and in
 /// another by the end of the next, `after_ms` (a procedure or DO block that
@@ -98,6 +109,8 @@ pub(super) struct Held {
     /// Where a statement outside a transaction moved on to another
     /// transaction (see [`TxnChange`]).
     pub(super) txn_changes: Vec<TxnChange>,
+    /// Per statement followed, when its polls ran.
+    pub(super) statement_polls: Vec<StatementPolls>,
     /// The migration's lock waits, seen every poll (see `follow_statement`).
     pub(super) waits: Vec<MigrationWait>,
     pub(super) polls: u64,
@@ -172,6 +185,7 @@ impl Held {
             wait_event,
             sightings: Vec::new(),
             txn_changes: Vec::new(),
+            statement_polls: Vec::new(),
             waits: Vec::new(),
             polls: 0,
             lost: None,
@@ -311,6 +325,7 @@ impl Held {
         let mut previous_start: Option<f64> = None;
         let mut previous_vxid: Option<String> = None;
         let mut seen_any = false;
+        let mut polled: Option<StatementPolls> = None;
         let mut pace = Pace::new(in_txn);
         loop {
             let polled_at = tokio::time::Instant::now();
@@ -338,6 +353,13 @@ impl Held {
             // may have come after that send.
             let next_sent = mig.statement_seq.load(Ordering::Relaxed) != seq;
             let may_open = running && !next_sent;
+            if may_open {
+                let p = polled.get_or_insert(StatementPolls {
+                    first_ms: t0,
+                    last_ms: t0,
+                });
+                p.last_ms = t0;
+            }
             let waits: Vec<&str> = kind("wait").collect();
             let waited = waiting.len();
             self.follow_waits(&mut waiting, &waits, t, previous, may_open);
@@ -411,8 +433,12 @@ impl Held {
                 }
                 previous = Some(at);
                 previous_start = Some(at);
+                if let Some(p) = polled.as_mut() {
+                    p.last_ms = p.last_ms.max(at);
+                }
             }
         }
+        self.statement_polls.extend(polled);
         // Still held when the statement returned.
         self.sightings.extend(open.into_values());
         self.waits.extend(waiting.into_values().map(|w| w.wait));

@@ -35,7 +35,7 @@ mod log;
 mod server;
 mod waits;
 
-pub use held::{HeldSighting, TxnChange, HELD_POLL, HELD_POLL_STILL};
+pub use held::{HeldSighting, StatementPolls, TxnChange, HELD_POLL, HELD_POLL_STILL};
 pub use log::parse_acquired;
 pub use waits::SUSPECT_AFTER;
 
@@ -137,6 +137,8 @@ pub struct Observations {
     pub migration_waits: Vec<MigrationWait>,
     pub migration_held: Vec<HeldSighting>,
     pub migration_txn_changes: Vec<TxnChange>,
+    /// When the lock poller read the migration's locks, per statement.
+    pub migration_statement_polls: Vec<StatementPolls>,
     pub log_acquired: Vec<LogAcquired>,
     pub server: Vec<ServerRow>,
     pub polls: u64,
@@ -239,6 +241,7 @@ impl Observer {
         let mut obs = poller.into_observations();
         obs.migration_held = held.sightings;
         obs.migration_txn_changes = held.txn_changes;
+        obs.migration_statement_polls = held.statement_polls;
         merge_waits(&mut obs.migration_waits, held.waits);
         obs.held_polls = held.polls;
         obs.server = server;

@@ -146,9 +146,7 @@ pub(super) fn migrations(
             ignored.extend(set.files.iter().filter(|f| !applied(&f.path)).map(|f| {
                 crate::migrations::Ignored {
                     path: f.path.clone(),
-                    reason: "a baseline: Flyway applies it to an empty database only, and this \
-                             rehearsal stands for a database migrated version by version"
-                        .into(),
+                    reason: not_applied_reason(f, &plan.edited, set.layout, &selection),
                 }
             }));
             Migrations::Loaded(MigrationsPlan {
@@ -164,6 +162,48 @@ pub(super) fn migrations(
         Err(e) => {
             report(d, section, span, path, &MigrationErrors(vec![e]));
             Migrations::Broken
+        }
+    }
+}
+
+/// Why a file of the directory is neither set up nor rehearsed as it is:
+/// changed since the `--since-git` revision after it was merged (the setup
+/// applies it as it was then), or a Flyway baseline.
+fn not_applied_reason(
+    f: &crate::migrations::MigrationFile,
+    edited: &[crate::migrations::MergedChange],
+    layout: crate::migrations::Layout,
+    selection: &Selection,
+) -> String {
+    use crate::migrations::Change;
+    let rev = match selection {
+        Selection::SinceGit(rev) => rev.as_str(),
+        _ => "",
+    };
+    for m in edited {
+        match &m.change {
+            Change::Edited { .. } if m.name == f.name => {
+                return format!(
+                    "edited since {rev}, where it was already merged: databases that applied it \
+                     will not run the edit, so the setup applies it as it was at {rev}"
+                )
+            }
+            Change::Renamed { to, .. } if *to == f.name => {
+                return format!(
+                    "{} renamed since {rev}, where it was already merged: the setup applies it \
+                     as it was at {rev}",
+                    m.name
+                )
+            }
+            _ => {}
+        }
+    }
+    match layout {
+        crate::migrations::Layout::Flyway => "a baseline: Flyway applies it to an empty database \
+             only, and this rehearsal stands for a database migrated version by version"
+            .into(),
+        _ => {
+            format!("changed since {rev} after it was merged: the setup applies it as it was then")
         }
     }
 }
