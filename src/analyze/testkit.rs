@@ -45,6 +45,7 @@ pub(crate) fn info() -> RunInfo {
         end_ms: 4000.0,
         steps: vec![],
         invalid_indexes: vec![],
+        unattached_indexes: vec![],
         primary_keys: Default::default(),
         partition_keys: Default::default(),
         default_partitions: Default::default(),

@@ -130,6 +130,11 @@ pub struct RunInfo {
     /// Indexes left invalid at the end (a failed CONCURRENTLY build).
     #[serde(deserialize_with = "required")]
     pub invalid_indexes: Vec<String>,
+    /// Partitioned tables' own indexes still invalid at the end: made `ON
+    /// ONLY` the parent, and not yet attached on every partition (they have
+    /// no storage and no build to fail; not in `invalid_indexes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unattached_indexes: Vec<String>,
     /// Each table's primary key, when it is one column, at the end of the
     /// run (named as locks.csv names the table): the advice batches by it
     /// rather than by a guessed `id`.

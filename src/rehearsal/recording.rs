@@ -72,6 +72,7 @@ impl Draft {
             end_ms: 0.0,
             steps: Vec::new(),
             invalid_indexes: Vec::new(),
+            unattached_indexes: Vec::new(),
             primary_keys: Default::default(),
             partition_keys: Default::default(),
             default_partitions: Default::default(),
@@ -149,6 +150,7 @@ pub async fn record(draft: Draft, conn: &ConnInfo, m: Measured) -> Result<Record
     info.phases = m.migration.phases;
     info.steps = m.migration.steps;
     info.invalid_indexes = last.invalid_indexes;
+    info.unattached_indexes = last.unattached_indexes;
     info.primary_keys = last.primary_keys;
     info.partition_keys = last.partition_keys;
     info.default_partitions = last.default_partitions;
@@ -204,6 +206,8 @@ fn warn_about_caps(m: &Measured) {
 struct LastLook {
     /// Indexes a failed CONCURRENTLY build left behind.
     invalid_indexes: Vec<String>,
+    /// Partitioned indexes not attached on every partition yet.
+    unattached_indexes: Vec<String>,
     /// Single-column primary keys, by table (run.json `primary_keys`).
     primary_keys: std::collections::BTreeMap<String, String>,
     /// Partition key columns, by table (run.json `partition_keys`).
@@ -231,7 +235,8 @@ async fn last_look(conn: &ConnInfo) -> LastLook {
         }
     };
     let invalid = column(
-        "SELECT indexrelid::regclass::text, NULL::text FROM pg_index WHERE NOT indisvalid ORDER BY 1",
+        "SELECT i.indexrelid::regclass::text, nullif(c.relkind, 'i')::text FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid ORDER BY 1",
     )
     .await;
     let keys = column(
@@ -261,8 +266,14 @@ async fn last_look(conn: &ConnInfo) -> LastLook {
             .filter_map(|(table, key)| Some((table, key?)))
             .collect()
     };
+    // relkind 'I': a partitioned table's own index, which is valid once
+    // every partition's index is attached to it.
+    let (unattached, invalid): (Vec<_>, Vec<_>) = invalid
+        .into_iter()
+        .partition(|(_, kind)| kind.as_deref() == Some("I"));
     LastLook {
         invalid_indexes: invalid.into_iter().map(|(name, _)| name).collect(),
+        unattached_indexes: unattached.into_iter().map(|(name, _)| name).collect(),
         primary_keys: by_table(keys),
         partition_keys: by_table(partition_keys)
             .into_iter()

@@ -50,6 +50,7 @@ registry! {
     wal_volume,
     app_errors,
     invalid_index,
+    unattached_index,
     overloaded_baseline,
     edited_migration,
 }
