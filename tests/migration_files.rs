@@ -507,6 +507,51 @@ fn since_git_rehearses_the_added_files_committed_or_not() {
     );
 }
 
+/// A branch behind main (a push build, a local run): main gained a
+/// migration after the branch forked. What the branch changed is its own
+/// (QA: main's new file read as one the branch deleted, "Restore the
+/// file"); main's is set up as main has it, and said as merged after the
+/// fork.
+#[test]
+fn since_git_goes_by_where_the_branch_forked() {
+    let repo = Repo::new();
+    repo.copy("golang-migrate", &["1_accounts_and_orders.up.sql"]);
+    repo.commit();
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.copy("golang-migrate", &["10_order_status_index.up.sql"]);
+    repo.commit();
+    repo.git(&["checkout", "-q", "main"]);
+    repo.copy("golang-migrate", &["9_order_status.up.sql"]);
+    repo.commit();
+    repo.git(&["checkout", "-q", "feature"]);
+    let set = load(&repo.path("db"));
+    let plan = set.select(&Selection::SinceGit("main".into())).unwrap();
+    assert_eq!(
+        names(plan.rehearse.clone()),
+        vec!["10_order_status_index.up.sql"]
+    );
+    let changes: Vec<_> = plan
+        .edited
+        .iter()
+        .map(|c| (c.name.as_str(), c.change.kind()))
+        .collect();
+    assert_eq!(changes, [("9_order_status.up.sql", "merged_after_fork")]);
+    let setup: Vec<String> = plan
+        .setup_with(Vec::new())
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    assert!(
+        setup.iter().any(|n| n == "9_order_status.up.sql@main"),
+        "main's migration is set up as main has it: {setup:?}"
+    );
+    let says = migrations::edited_warning(set.layout, &plan.edited[0], "main");
+    assert!(
+        says.contains("after this branch forked") && says.contains("Rebase"),
+        "{says}"
+    );
+}
+
 #[test]
 fn since_git_for_flyway_repeatables_and_sqitch_plans() {
     // Flyway: a modified repeatable is rehearsed again; an unchanged one

@@ -19,8 +19,12 @@ pub struct GitChanges {
     pub added: BTreeSet<String>,
     /// Changed since `rev`, in more than line endings or a leading BOM.
     pub modified: BTreeSet<String>,
-    /// Gone since `rev` (a rename's old name counts as deleted).
+    /// Gone since `rev` (a rename's old name counts as deleted), and the
+    /// ones in `merged_after_fork`.
     pub deleted: BTreeSet<String>,
+    /// Added on `rev` after this branch forked from it, which the branch
+    /// does not have: production has them, a rebase would bring them.
+    pub merged_after_fork: BTreeSet<String>,
 }
 
 /// `text` as every tool reads its SQL: without a leading UTF-8 BOM, lines
@@ -101,34 +105,31 @@ fn nul_separated(bytes: &[u8]) -> Vec<String> {
 
 pub fn changes_since(dir: &Path, rev: &str) -> Result<GitChanges, MigrationError> {
     verify(dir, rev)?;
-    let status = git(
-        dir,
-        &[
-            "diff",
-            "--name-status",
-            "--no-renames",
-            "--relative",
-            "-z",
-            rev,
-            "--",
-            ".",
-        ],
-    )?;
+    // What this branch changed: against where it forked from `rev`, not
+    // `rev`'s tip, which may have moved on since (a push build, a local run
+    // on a branch behind main). Without a common history at hand (a
+    // shallow clone), against `rev` itself.
+    let base = fork_point(dir, rev).unwrap_or_else(|| rev.to_string());
     let mut changes = GitChanges {
         rev: rev.to_string(),
         ..GitChanges::default()
     };
-    let fields = nul_separated(&status);
-    for pair in fields.chunks(2) {
-        if let [status, path] = pair {
-            match status.as_str() {
-                "A" => changes.added.insert(path.clone()),
-                "M" | "T" if !same_sql_as_at(dir, rev, path)? => {
-                    changes.modified.insert(path.clone())
-                }
-                "D" => changes.deleted.insert(path.clone()),
-                _ => false,
-            };
+    for (status, path) in name_status(dir, &[&base])? {
+        match status.as_str() {
+            "A" => changes.added.insert(path),
+            "M" | "T" if !same_sql_as_at(dir, &base, &path)? => changes.modified.insert(path),
+            "D" => changes.deleted.insert(path),
+            _ => false,
+        };
+    }
+    // Merged into `rev` after the fork: missing here, present in
+    // production; set up as `rev` has them, like a file deleted.
+    if base != rev {
+        for (status, path) in name_status(dir, &[&base, rev])? {
+            if status == "A" && !changes.added.contains(&path) {
+                changes.deleted.insert(path.clone());
+                changes.merged_after_fork.insert(path);
+            }
         }
     }
     let untracked = git(
@@ -144,6 +145,30 @@ pub fn changes_since(dir: &Path, rev: &str) -> Result<GitChanges, MigrationError
     )?;
     changes.added.extend(nul_separated(&untracked));
     Ok(changes)
+}
+
+/// `git diff --name-status` of the directory against `revs` (one: the
+/// working tree against it; two: between them), as (status, path relative
+/// to `dir`).
+fn name_status(dir: &Path, revs: &[&str]) -> Result<Vec<(String, String)>, MigrationError> {
+    let mut args = vec!["diff", "--name-status", "--no-renames", "--relative", "-z"];
+    args.extend_from_slice(revs);
+    args.extend_from_slice(&["--", "."]);
+    let out = git(dir, &args)?;
+    Ok(nul_separated(&out)
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [status, path] => Some((status.clone(), path.clone())),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Where HEAD forked from `rev` (`git merge-base`), when git can tell.
+fn fork_point(dir: &Path, rev: &str) -> Option<String> {
+    let out = git(dir, &["merge-base", rev, "HEAD"]).ok()?;
+    let sha = String::from_utf8_lossy(&out).trim().to_string();
+    (!sha.is_empty()).then_some(sha)
 }
 
 /// Whether `relative` (to `dir`), changed since `rev` by git's account,

@@ -28,6 +28,10 @@ pub enum Change {
     /// migration, which is then new); the setup applies it as it was at
     /// the revision.
     Deleted,
+    /// Merged into the revision after this branch forked from it: the
+    /// branch does not have its file, production has it; the setup applies
+    /// it as the revision has it.
+    MergedAfterFork,
 }
 
 impl Change {
@@ -37,6 +41,7 @@ impl Change {
             Change::Edited { .. } => "edited",
             Change::Renamed { .. } => "renamed",
             Change::Deleted => "deleted",
+            Change::MergedAfterFork => "merged_after_fork",
         }
     }
 }
@@ -182,7 +187,9 @@ impl MigrationSet {
                     && changes.added.contains(&f.name)
                     && same_migration(self.layout, &old, f)
             });
-            let change = match pair {
+            let after_fork = changes.merged_after_fork.contains(&name);
+            let change = match pair.filter(|_| !after_fork) {
+                None if after_fork => Some(Change::MergedAfterFork),
                 Some(i) => {
                     renamed[i] = true;
                     let now = &self.files[i];
@@ -434,5 +441,11 @@ pub fn edited_warning(layout: Layout, c: &MergedChange, rev: &str) -> String {
                  migration takes a new one."
             )
         }
+        Change::MergedAfterFork => format!(
+            "{name} was merged into {rev} after this branch forked from it, and this branch does \
+             not have it: production does. The rehearsal sets it up as {rev} has it, untimed, \
+             before the branch's new migrations. Rebase (or merge {rev}) to rehearse the branch \
+             as it will land."
+        ),
     }
 }

@@ -301,6 +301,7 @@ impl EditedInfo {
                 content_changed: self.content_changed.unwrap_or(true),
             },
             ("deleted", _) => Change::Deleted,
+            ("merged_after_fork", _) => Change::MergedAfterFork,
             _ => Change::Edited {
                 as_it_was: self.as_it_was.unwrap_or(false),
             },

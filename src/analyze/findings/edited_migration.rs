@@ -44,6 +44,20 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
                     format!("Rename {to} back to {name}, as it was at {rev},"),
                 ),
                 Change::Deleted => ("deleted", format!("Restore {name} as it was at {rev}")),
+                Change::MergedAfterFork => {
+                    return Finding::new(
+                        KIND,
+                        Severity::Info,
+                        format!("Migration merged into {rev} after this branch forked: {name}"),
+                        edited_warning(layout, &c, rev),
+                    )
+                    .instead(SafePattern {
+                        advice: format!(
+                            "Rebase the branch on {rev} (or merge it in), so that the rehearsal runs what will land."
+                        ),
+                        sql: format!("-- git fetch && git rebase {rev}"),
+                    })
+                }
             };
             Finding::new(
                 KIND,
