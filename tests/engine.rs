@@ -1023,6 +1023,13 @@ fn a_wait_behind_another_sessions_lock_is_not_the_migrations() {
             .all(|w| w.cause == WaitCause::QueuedBehindMigration),
         "{reads:?}"
     );
+    // The migration's own wait says who held it up.
+    let mine = rec
+        .locks
+        .iter()
+        .find(|l| l.mode == "AccessExclusiveLock" && l.wait_ms > 200.0)
+        .unwrap_or_else(|| panic!("the migration's wait: {:#?}", rec.locks));
+    assert_eq!(mine.blocked_by, "script report", "{mine:?}");
 }
 
 #[test]
@@ -1115,5 +1122,33 @@ fn an_on_only_index_not_attached_everywhere_is_unattached_not_invalid() {
     assert!(
         !kinds.iter().any(|(k, _)| *k == "invalid_index"),
         "{kinds:?}"
+    );
+}
+
+/// The migration waits for a row a script holds: one row in locks.csv for
+/// the wait, named by the row's table and by who held it up (QA: two rows,
+/// one named `transactionid`, and nothing said the script was in the way).
+#[test]
+fn the_migrations_wait_names_who_held_it_up() {
+    let file = common::fixture("engine/migration-row-wait.toml");
+    let ran = common::run(&file, &["--backend", "local", "-q"], &[]);
+    ran.assert_code(0);
+    let (dir, rec) = ran.record();
+    let waits: Vec<_> = rec
+        .locks
+        .iter()
+        .filter(|l| l.locktype == "transactionid" && l.mode == "ShareLock")
+        .collect();
+    assert_eq!(waits.len(), 1, "{waits:#?}");
+    let w = waits[0];
+    assert_eq!(w.relation, "t", "{w:?}");
+    assert!(w.wait_ms > 200.0, "{w:?}");
+    assert_eq!(w.blocked_by, "script row_locker", "{w:?}");
+    let summary = common::json(&dir.join("summary.json"));
+    assert_eq!(
+        summary["steps"][0]["lock_wait_behind"],
+        serde_json::json!(["script row_locker"]),
+        "{}",
+        summary["steps"][0]
     );
 }

@@ -814,6 +814,7 @@ fn a_long_backfill_renders_quickly() {
             blocks: Blocks::None,
             source: "probe".into(),
             table: String::new(),
+            blocked_by: String::new(),
         });
     }
     let t = tempfile::tempdir().unwrap();

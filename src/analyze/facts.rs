@@ -93,6 +93,11 @@ pub struct StepFacts {
     pub longest_blocking_lock: Option<LockFact>,
     /// Longest time the step waited to be granted a lock.
     pub lock_wait_ms: f64,
+    /// Who held up that longest wait (locks.csv `blocked_by`: `app
+    /// VERSION`, `script NAME`, `another session (pid N)`); empty when it
+    /// did not wait or no poll saw who.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lock_wait_behind: Vec<String>,
     /// null when unknown (`unknown` says why), as every figure below.
     pub rewrote: Option<bool>,
     pub seq_scans: Option<u64>,

@@ -247,6 +247,7 @@ pub(crate) fn lock(step: &str, mode: &str, req: f64, granted: f64, released: f64
         blocks: crate::locks::blocks_of("relation", mode),
         source: "probe".into(),
         table: String::new(),
+        blocked_by: String::new(),
     }
 }
 

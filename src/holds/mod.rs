@@ -79,8 +79,25 @@ pub fn lock_rows(run: &MigrationRun, obs: &Observations) -> Vec<LockRow> {
     placer.visible_after_commit();
     let mut rows = placer.rows;
     sessions_blocked(&mut rows, &obs.waits);
+    waited_behind(&mut rows, &obs.migration_waits);
     rows.sort_by(|a, b| a.requested_ms.total_cmp(&b.requested_ms));
     rows
+}
+
+/// Who held up each lock the migration waited for: the blockers of its
+/// wait (the one that began when the row's request did).
+fn waited_behind(rows: &mut [LockRow], waits: &[MigrationWait]) {
+    for r in rows.iter_mut().filter(|r| r.wait_ms > 0.0) {
+        let w = waits.iter().find(|w| {
+            w.mode == r.mode
+                && w.locktype == r.locktype
+                && (w.start_ms - r.requested_ms).abs() <= 1.0
+                && !w.blockers.is_empty()
+        });
+        if let Some(w) = w {
+            r.blocked_by = w.blockers.join("; ");
+        }
+    }
 }
 
 /// An advisory lock blocks what takes its key: nothing the conflict matrix
@@ -512,6 +529,13 @@ impl Placer<'_> {
             let Some(relation) = self.name(&stmt.phase, &stmt.step, &t) else {
                 continue;
             };
+            // A ShareLock on another transaction's id is how a backend
+            // waits for that transaction to end (a row it changed): taken
+            // as it ends and let go at once. The wait is the row
+            // (`ungranted`), named by the row's table.
+            if h.locktype == "transactionid" && h.mode == "ShareLock" {
+                continue;
+            }
             // Inside a transaction, a lock the probe after the statement
             // listed (or one after an earlier statement did) has its probe
             // row; one taken and let go within the statement (a PL/pgSQL
@@ -911,6 +935,7 @@ fn row(
         blocks,
         source: source.to_string(),
         table: table.to_string(),
+        blocked_by: String::new(),
     }
 }
 

@@ -70,6 +70,7 @@ fn wait(mode: &str, start_ms: f64, end_ms: f64) -> MigrationWait {
         mode: mode.into(),
         start_ms,
         end_ms,
+        blockers: Vec::new(),
     }
 }
 

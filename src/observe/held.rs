@@ -698,6 +698,7 @@ impl Held {
                     mode: mode.to_string(),
                     start_ms,
                     end_ms: t,
+                    blockers: Vec::new(),
                 },
                 waitstart,
             });

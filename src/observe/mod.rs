@@ -117,6 +117,13 @@ pub struct MigrationWait {
     pub start_ms: f64,
     /// When it stopped waiting (granted or gave up), to poll precision.
     pub end_ms: f64,
+    /// Who held it up, as the wait poller saw (pg_blocking_pids): `app
+    /// VERSION` (`the app` for the default one), `script NAME`, `another
+    /// session (pid N)`; those seen in a good part of the wait, most seen
+    /// first (see `waits::main_blockers`). Empty
+    /// when no poll saw it blocked by anyone (too short, or the lock
+    /// poller's alone).
+    pub blockers: Vec<String>,
 }
 
 /// "process N acquired MODE on TAG after X ms" from the server log.
@@ -254,16 +261,33 @@ impl Observer {
 /// The migration's waits of the lock poller (every 1 ms while a statement
 /// runs) replace those of the wait poller (every 5 ms) for the same lock and
 /// time: one wait, one row, the finer timing.
-fn merge_waits(waits: &mut Vec<MigrationWait>, fine: Vec<MigrationWait>) {
-    waits.retain(|w| {
-        !fine.iter().any(|f| {
-            f.locktype == w.locktype
-                && f.oid == w.oid
-                && f.mode == w.mode
-                && f.start_ms <= w.end_ms + 1.0
-                && w.start_ms <= f.end_ms + 1.0
-        })
-    });
+fn merge_waits(waits: &mut Vec<MigrationWait>, mut fine: Vec<MigrationWait>) {
+    // One wait seen by both: the same lock (a wait for another
+    // transaction's end whatever table each names it by), over the same
+    // time. The fine one keeps its timing and takes the coarse one's
+    // blockers, and its table where it names none.
+    let same = |f: &MigrationWait, w: &MigrationWait| {
+        f.locktype == w.locktype
+            && (f.oid == w.oid || f.locktype == "transactionid")
+            && f.mode == w.mode
+            && f.start_ms <= w.end_ms + 1.0
+            && w.start_ms <= f.end_ms + 1.0
+    };
+    for f in fine.iter_mut() {
+        let coarse: Vec<&MigrationWait> = waits.iter().filter(|w| same(f, w)).collect();
+        for w in coarse {
+            for b in &w.blockers {
+                if !f.blockers.contains(b) {
+                    f.blockers.push(b.clone());
+                }
+            }
+            if f.oid.is_none() && w.oid.is_some() {
+                f.oid = w.oid;
+                f.relation = w.relation.clone();
+            }
+        }
+    }
+    waits.retain(|w| !fine.iter().any(|f| same(f, w)));
     waits.extend(fine);
     waits.sort_by(|a, b| {
         a.start_ms
@@ -281,6 +305,11 @@ fn merge_waits(waits: &mut Vec<MigrationWait>, fine: Vec<MigrationWait>) {
             && (later.start_ms - earlier.start_ms).abs() < 0.001;
         if same {
             earlier.end_ms = earlier.end_ms.max(later.end_ms);
+            for b in later.blockers.drain(..) {
+                if !earlier.blockers.contains(&b) {
+                    earlier.blockers.push(b);
+                }
+            }
         }
         same
     });
@@ -298,6 +327,7 @@ mod tests {
             mode: mode.into(),
             start_ms,
             end_ms,
+            blockers: Vec::new(),
         }
     }
 

@@ -461,6 +461,22 @@ impl WaitPoller {
                     lock.mode.clone(),
                     key_start,
                 );
+                // Those holding what it waits for; the sessions queued
+                // ahead of it (waiting themselves, for the same holders)
+                // only when no holder is seen.
+                let holds = |b: &i32| !waiters.iter().any(|x| x.pid == *b);
+                let blockers: Vec<String> = if w.blockers.iter().any(holds) {
+                    w.blockers
+                        .iter()
+                        .filter(|b| holds(b))
+                        .map(|b| self.blocker(*b))
+                        .collect()
+                } else {
+                    w.blockers
+                        .iter()
+                        .map(|b| format!("{} (queued ahead)", self.blocker(*b)))
+                        .collect()
+                };
                 let e = self.mig_open.see(key, poll, || MigrationWait {
                     locktype: lock.locktype.clone(),
                     oid: lock.oid,
@@ -468,8 +484,12 @@ impl WaitPoller {
                     mode: lock.mode.clone(),
                     start_ms: start,
                     end_ms: t,
+                    blockers: Vec::new(),
                 });
                 e.end_ms = t;
+                // One entry per poll: `close` keeps those that held it up
+                // for a good part of the wait.
+                e.blockers.extend(blockers);
                 continue;
             }
             let (query, app) = self.who(w.pid, &w.query);
@@ -574,6 +594,7 @@ impl WaitPoller {
         }
         for (mut w, t) in mig_over {
             w.end_ms = (w.end_ms + t) / 2.0;
+            w.blockers = main_blockers(std::mem::take(&mut w.blockers));
             self.mig_done.push(w);
         }
     }
@@ -583,6 +604,16 @@ impl WaitPoller {
     }
 
     /// Which query and app a waiting pid belongs to.
+    /// Who a session holding up the migration is, in words.
+    fn blocker(&self, pid: i32) -> String {
+        match self.ctx.pids.get(pid) {
+            Some(PidOwner::Script(name)) => format!("script {name}"),
+            Some(PidOwner::App(app, _)) if app == "app" => "the app".into(),
+            Some(PidOwner::App(app, _)) => format!("app {app}"),
+            None => format!("another session (pid {pid})"),
+        }
+    }
+
     fn who(&self, pid: i32, sql: &str) -> (String, String) {
         match self.ctx.pids.get(pid) {
             Some(PidOwner::Script(name)) => (name, SCRIPT_APP.to_string()),
@@ -671,6 +702,23 @@ impl PollLog {
             ..PollLog::default()
         };
     }
+}
+
+/// Of the sessions seen holding up a wait, one name per poll that saw it,
+/// those seen in at least a quarter of the polls that saw the most-seen
+/// one, most-seen first: the app's writes that ran for a moment as a
+/// script's lock went are not named beside the script that held it all
+/// along.
+fn main_blockers(per_poll: Vec<String>) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for b in per_poll {
+        *counts.entry(b).or_default() += 1;
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    let mut kept: Vec<(String, usize)> =
+        counts.into_iter().filter(|(_, n)| n * 4 >= most).collect();
+    kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    kept.into_iter().map(|(b, _)| b).collect()
 }
 
 #[cfg(test)]

@@ -223,6 +223,12 @@ pub struct LockRow {
     /// and in run directories written before this column).
     #[serde(default)]
     pub table: String,
+    /// For a lock the migration waited for: who held it up, as the wait
+    /// poller saw (`app VERSION`, `script NAME`, `another session (pid
+    /// N)`, joined by `; `); empty when it did not wait, no poll saw it
+    /// blocked, and in run directories written before this column.
+    #[serde(default)]
+    pub blocked_by: String,
 }
 
 /// steps.csv: one executed step, with the footprint it left on the

@@ -289,7 +289,15 @@ fn steps(a: &Analysis) -> Section {
             outcome(st).into(),
             strongest(st).into(),
             blocking(st).into(),
-            ms(st.lock_wait_ms).into(),
+            match st.lock_wait_behind.is_empty() {
+                true => ms(st.lock_wait_ms),
+                false => format!(
+                    "{} (behind {})",
+                    ms(st.lock_wait_ms),
+                    st.lock_wait_behind.join(", ")
+                ),
+            }
+            .into(),
             waits(st).into(),
             opt_ms(st.latency.p99_ms).into(),
             recovery(&st.recovery).into(),

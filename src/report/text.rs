@@ -27,6 +27,13 @@ fn step_line(s: &StepFacts) -> String {
             lock(&s.longest_blocking_lock)
         ));
     }
+    if !s.lock_wait_behind.is_empty() {
+        out.push_str(&format!(
+            "      the migration waited {} for a lock, behind {}\n",
+            ms(s.lock_wait_ms),
+            s.lock_wait_behind.join(", ")
+        ));
+    }
     out.push_str(&format!(
         "      worst app wait: {}{}\n",
         wait(&s.worst_app_wait),

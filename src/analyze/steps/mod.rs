@@ -323,6 +323,18 @@ fn one_step(
         strongest_lock,
         longest_blocking_lock,
         lock_wait_ms: locks.iter().map(|l| l.wait_ms).fold(0.0, f64::max),
+        lock_wait_behind: locks
+            .iter()
+            .filter(|l| l.wait_ms > 0.0)
+            .max_by(|a, b| a.wait_ms.total_cmp(&b.wait_ms))
+            .map(|l| {
+                l.blocked_by
+                    .split("; ")
+                    .filter(|b| !b.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
         rewrote: totals.rewrote,
         seq_scans: totals.seq_scans,
         wal_bytes: totals.wal_bytes,

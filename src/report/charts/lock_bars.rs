@@ -167,6 +167,7 @@ mod tests {
             blocks: Blocks::None,
             source: "probe".into(),
             table: String::new(),
+            blocked_by: String::new(),
         }
     }
 
