@@ -4,6 +4,11 @@
 //! Data flows one way, one module per box:
 //! scenario → backend → seed → rehearsal (workload + migration + observe) →
 //! record → analyze → report.
+//!
+//! As a library: [`rehearse`] a [`scenario::Scenario`] (loaded with
+//! [`scenario::load()`] or [`scenario::load_str`]) and assert on the
+//! [`Rehearsal`] it returns — [`library`]'s docs show a whole test. The
+//! command line is the same code ([`cli`]).
 
 pub mod analyze;
 pub mod backend;
@@ -19,6 +24,7 @@ pub mod init;
 pub mod input;
 pub mod latency;
 pub mod latency_hdr;
+pub mod library;
 pub mod locks;
 pub mod matrix;
 pub mod migration;
@@ -39,4 +45,8 @@ pub mod sql;
 pub mod sweep;
 pub mod workload;
 
+pub use analyze::{Analysis, StepFacts};
 pub use error::{Error, Result};
+pub use library::{rehearse, rehearse_until, Rehearsal};
+pub use options::RunOptions;
+pub use record::Blocks;

@@ -44,6 +44,10 @@ impl ServerOptions {
     }
 }
 
+/// The seed of generated data and query parameters when none is given
+/// (`--seed`'s default).
+pub const DEFAULT_SEED: u64 = 1;
+
 /// Everything a rehearsal needs besides its scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOptions {

@@ -14,6 +14,8 @@ use crate::error::Error;
 pub struct Signals {
     pub token: CancellationToken,
     which: Arc<AtomicI32>,
+    /// The token is the caller's (a library user's stop), not a signal's.
+    caller: bool,
 }
 
 impl Signals {
@@ -47,14 +49,29 @@ impl Signals {
         s
     }
 
+    /// A stop the caller controls, no signal handler installed (a library
+    /// user's: Ctrl-C stays the process's): cancelling `token` stops the
+    /// rehearsal as a SIGINT would, said as "the caller's stop", exit 130.
+    pub fn stopped_by(token: CancellationToken) -> Signals {
+        Signals {
+            token,
+            which: Arc::default(),
+            caller: true,
+        }
+    }
+
     /// A signal arrived.
     pub fn received(&self) -> bool {
         self.token.is_cancelled()
     }
 
-    /// "SIGINT" or "SIGTERM" (SIGINT until one arrived).
+    /// "SIGINT" or "SIGTERM" (SIGINT until one arrived); "the caller's
+    /// stop" for [`Signals::stopped_by`].
     pub fn name(&self) -> &'static str {
-        signal_name(self.which.load(Ordering::SeqCst))
+        match self.which.load(Ordering::SeqCst) {
+            0 if self.caller => "the caller's stop",
+            n => signal_name(n),
+        }
     }
 
     /// The error a rehearsal ends with once a signal arrived (exit 130/143).

@@ -125,7 +125,7 @@ pub enum Command {
         #[arg(allow_hyphen_values = true, long)]
         scale: Option<f64>,
         /// Seed for all generated data.
-        #[arg(allow_hyphen_values = true, long, default_value_t = 1)]
+        #[arg(allow_hyphen_values = true, long, default_value_t = crate::options::DEFAULT_SEED)]
         seed: u64,
         /// Drop the scenario's tables first if the database has them.
         #[arg(long)]
@@ -218,7 +218,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "reports")]
     pub out: PathBuf,
     /// Seed for all generated data and parameters.
-    #[arg(allow_hyphen_values = true, long, default_value_t = 1)]
+    #[arg(allow_hyphen_values = true, long, default_value_t = crate::options::DEFAULT_SEED)]
     pub seed: u64,
     /// Override a budget: KEY=VALUE (e.g. p99_ms=50); repeatable.
     #[arg(long = "budget", value_name = "KEY=VALUE")]

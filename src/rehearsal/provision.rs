@@ -7,20 +7,8 @@
 //!
 //! Anything that rehearses the same data several times (a batch, `compare`,
 //! `sweep`, the benches) seeds it once into a template and clones that per
-//! rehearsal:
-//!
-//! ```ignore
-//! let needs = ServerNeeds::of_all(&[&naive, &safe]);
-//! let server = Server::provision(&opts.server, &needs, &signals).await?;
-//! // Seeds on the first call for this data, returns the same template after.
-//! let template = server.ensure_template(&naive, &SeedOptions::new(seed)).await?;
-//! for s in [&naive, &safe] {
-//!     let db = template.clone_into().await?; // CREATE DATABASE ... TEMPLATE
-//!     // ... rehearse `s` in `db` (rehearsal::rehearse_in) ...
-//!     db.discard().await?; // drop it now; teardown would too
-//! }
-//! server.teardown().await; // drops what it created, stops what it started
-//! ```
+//! rehearsal; the crate's `library` module docs show the calls, in an
+//! example the doc tests compile.
 //!
 //! - Two scenarios share a template when their data are the same: same
 //!   tables, generators, rows, seed_sql and seed on the same server version

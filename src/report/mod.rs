@@ -27,7 +27,7 @@ use crate::record::RunRecord;
 
 pub use summary::{Summary, PERCENTILE_NOTE, THROUGHPUT_NOTE};
 pub(crate) use text::plural;
-pub use text::text_summary;
+pub use text::{text_summary, verdict_line};
 
 pub const SUMMARY_JSON: &str = "summary.json";
 pub const SUMMARY_MD: &str = "summary.md";

@@ -112,9 +112,12 @@ impl Summary {
 }
 
 /// The exit code of a rehearsal that stopped with `failure` (run.json):
-/// an interruption names its signal (`interrupted by SIGINT ...`).
+/// an interruption names its signal (`interrupted by SIGINT ...`), or the
+/// library caller's stop, which counts as a SIGINT.
 pub fn failure_exit_code(failure: &str) -> u8 {
-    if failure.starts_with("interrupted by SIGINT") {
+    if failure.starts_with("interrupted by SIGINT")
+        || failure.starts_with("interrupted by the caller's stop")
+    {
         exit::SIGINT
     } else if failure.starts_with("interrupted by SIGTERM") {
         exit::SIGTERM
