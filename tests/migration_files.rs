@@ -1122,3 +1122,44 @@ fn a_do_block_that_commits_inside_the_files_transaction_is_noted() {
     );
     assert!(set.files[1].notes.is_empty(), "{:?}", set.files[1].notes);
 }
+
+/// dbmate finds `-- migrate:up` by line: a byte order mark before it hides
+/// it (dbmate refuses the file), one before a first comment goes nowhere
+/// (dbmate runs the file). QA: both were refused, the first with a reason
+/// dbmate never gets to.
+#[test]
+fn a_dbmate_files_byte_order_mark_matters_only_before_its_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("20240101000000_a.sql");
+    std::fs::write(
+        &path,
+        "\u{feff}-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\nDROP TABLE t;\n",
+    )
+    .unwrap();
+    let mut spec = Spec::new(dir.path());
+    spec.layout = Some(migrations::Layout::Dbmate);
+    let e = errors(&spec).join("\n");
+    assert!(e.contains("does not see the `-- migrate:up` there"), "{e}");
+    std::fs::write(
+        &path,
+        "\u{feff}-- the accounts table\n-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\n",
+    )
+    .unwrap();
+    assert_eq!(migrations::load(&spec).unwrap().files.len(), 1);
+}
+
+/// A layout detected from the names, with no migration of it there: the
+/// error says it was detected (QA: "leave it out to detect it", when it
+/// had been left out).
+#[test]
+fn a_detected_layout_with_nothing_to_apply_says_it_was_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("0002_add.down.sql"), "DROP TABLE t;\n").unwrap();
+    let set = migrations::load(&Spec::new(dir.path())).unwrap();
+    assert!(set.detected && set.files.is_empty());
+    let e = set.select(&Selection::Last(1)).unwrap_err().to_string();
+    assert!(
+        e.contains("the layout was detected from the names there"),
+        "{e}"
+    );
+}

@@ -197,6 +197,7 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
             Err(err) => errors.push(err),
         }
     }
+    ignored.extend(dir::nested_sql(dir_path, "dbmate")?);
     MigrationSet::checked(Layout::Dbmate, dir_path, files, ignored, errors)
 }
 

@@ -82,6 +82,30 @@ pub fn entries(dir: &Path) -> Result<Vec<Entry>, MigrationError> {
     Ok(out)
 }
 
+/// The `.sql` files in `dir`'s subdirectories (hidden ones skipped), for
+/// a tool that reads the directory's own files only (golang-migrate,
+/// dbmate, goose, plain): said as not applied, never skipped in silence —
+/// a pull request that adds one there adds a migration nobody runs.
+pub fn nested_sql(dir: &Path, tool: &str) -> Result<Vec<super::Ignored>, MigrationError> {
+    let mut out = Vec::new();
+    for d in entries(dir)?
+        .into_iter()
+        .filter(|e| e.is_dir && !e.name.starts_with('.'))
+    {
+        for f in walk(&d.path)? {
+            if !f.is_dir && f.name.to_ascii_lowercase().ends_with(".sql") {
+                out.push(super::Ignored {
+                    path: f.path,
+                    reason: format!(
+                        "in a subdirectory: {tool} runs the .sql files of the directory itself only"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Every file under `dir`, recursively (hidden directories skipped), sorted
 /// by relative path.
 pub fn walk(dir: &Path) -> Result<Vec<Entry>, MigrationError> {

@@ -93,6 +93,7 @@ pub fn load(
             Err(e) => errors.push(e),
         }
     }
+    ignored.extend(dir::nested_sql(dir_path, "golang-migrate")?);
     MigrationSet::checked(Layout::GolangMigrate, dir_path, files, ignored, errors)
 }
 

@@ -481,6 +481,7 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
             Err(err) => errors.push(err),
         }
     }
+    ignored.extend(dir::nested_sql(dir_path, "goose")?);
     MigrationSet::checked(Layout::Goose, dir_path, files, ignored, errors)
 }
 

@@ -336,6 +336,7 @@ pub fn load(spec: &Spec) -> Result<MigrationSet, MigrationErrors> {
         Layout::Plain => plain::load(dir),
     }?;
     set.options = spec.options.clone();
+    set.detected = spec.layout.is_none();
     for f in &mut set.files {
         let notes = classify::commits_in_a_transaction(f);
         f.notes.extend(notes);

@@ -157,6 +157,8 @@ pub struct MigrationSet {
     /// baseline existed ran them, so a rehearsal of later versions
     /// (`from`, `last`) rehearses them too where they come after its setup.
     pub replaced: Vec<MigrationFile>,
+    /// The layout was detected, not given (`layout` left out).
+    pub detected: bool,
 }
 
 impl MigrationSet {
@@ -185,6 +187,7 @@ impl MigrationSet {
             ignored,
             options: super::Options::default(),
             replaced: Vec::new(),
+            detected: false,
         })
     }
 }

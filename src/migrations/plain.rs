@@ -251,20 +251,7 @@ pub fn load(dir_path: &Path) -> Result<MigrationSet, MigrationErrors> {
             ),
         ));
     }
-    // SQL in a subdirectory: plain reads the directory's own files only.
-    let mut ignored = Vec::new();
-    for d in all.iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
-        for f in dir::walk(&d.path).unwrap_or_default() {
-            if !f.is_dir && f.name.to_ascii_lowercase().ends_with(".sql") {
-                ignored.push(super::Ignored {
-                    path: f.path.clone(),
-                    reason: "in a subdirectory: the plain layout runs the .sql files of the \
-                             directory itself only"
-                        .into(),
-                });
-            }
-        }
-    }
+    let ignored = dir::nested_sql(dir_path, "the plain layout")?;
     let mut files = Vec::new();
     for e in entries.into_iter().cloned() {
         match load_file(&e.path, dir_path, None) {

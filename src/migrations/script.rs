@@ -212,7 +212,15 @@ fn statements_at_depth(
     reader: &Reader,
     depth: usize,
 ) -> Result<Vec<Statement>, MigrationError> {
-    if src.bom && !matches!(reader, Reader::Server(Layout::Flyway)) {
+    // dbmate finds its `-- migrate:up` by line and sends what follows it:
+    // a mark before a first line of something else goes nowhere.
+    let dbmate_skips_it = matches!(reader, Reader::Server(Layout::Dbmate))
+        && !src
+            .text
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim_start().starts_with("-- migrate:up"));
+    if src.bom && !matches!(reader, Reader::Server(Layout::Flyway)) && !dbmate_skips_it {
         let tool = match reader {
             Reader::Server(l) => l.tool(),
             Reader::Psql { .. } => "psql",
@@ -223,6 +231,14 @@ fn statements_at_depth(
             Reader::Server(Layout::Goose) => "goose reads as part of the first line and refuses \
                                               the file (\"must start with '-- +goose Up' \
                                               annotation\")"
+                .to_string(),
+            // Its first line is the marker: with the mark before it, dbmate
+            // does not see it.
+            Reader::Server(Layout::Dbmate) => "dbmate reads as part of the first line, so it \
+                                               does not see the `-- migrate:up` there and \
+                                               refuses the file (\"dbmate requires each \
+                                               migration to define an up block with '-- \
+                                               migrate:up'\")"
                 .to_string(),
             _ => format!(
                 "{tool} sends to PostgreSQL as part of the first statement (a syntax error)"
@@ -607,8 +623,22 @@ mod tests {
                 .len(),
             1
         );
-        let e = statements(&s, 0..s.text.len(), &Reader::Server(Layout::Dbmate)).unwrap_err();
+        let e = statements(&s, 0..s.text.len(), &Reader::Server(Layout::Goose)).unwrap_err();
         assert!(e.message.contains("byte order mark"), "{e}");
+        // dbmate sends only what follows its marker: a mark before the
+        // marker's own line hides it, one before other text goes nowhere.
+        let marked = src("\u{feff}-- migrate:up\nSELECT 1;");
+        let e = statements(
+            &marked,
+            0..marked.text.len(),
+            &Reader::Server(Layout::Dbmate),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("does not see the `-- migrate:up`"),
+            "{e}"
+        );
+        assert!(statements(&s, 0..s.text.len(), &Reader::Server(Layout::Dbmate)).is_ok());
     }
 
     #[test]

@@ -84,12 +84,16 @@ impl MigrationSet {
     fn skipped_note(&self) -> String {
         match (self.files.is_empty(), self.ignored.first()) {
             (true, Some(first)) => format!(
-                "; {} file(s) there do not follow {}'s naming, e.g. {}: {} (is `layout` \
-                 right? leave it out to detect it)",
+                "; {} file(s) there do not follow {}'s naming, e.g. {}: {} ({})",
                 self.ignored.len(),
                 self.layout,
                 first.path.display(),
-                first.reason
+                first.reason,
+                if self.detected {
+                    "the layout was detected from the names there: set `layout` to the tool's"
+                } else {
+                    "is `layout` right? leave it out to detect it"
+                }
             ),
             _ => String::new(),
         }

@@ -306,14 +306,12 @@ pub fn warn_edited(s: &Scenario) {
         return;
     }
     if let Some(path) = crate::report::RenderOptions::default().github_step_summary {
-        let md = format!(
-            "## pgrehearse: {}\n\n{}\n",
-            s.name,
-            lines
-                .iter()
-                .map(|l| format!("> **Warning:** {l}\n"))
-                .collect::<String>()
-        );
+        // No heading of its own: the summary (or the "nothing to
+        // rehearse" line) that follows has one.
+        let md = lines
+            .iter()
+            .map(|l| format!("> **Warning ({}):** {l}\n", s.name))
+            .collect::<String>();
         if let Err(e) = crate::report::append_step_summary(&path, &md) {
             crate::say!("pgrehearse: cannot append to {}: {e}", path.display());
         }
@@ -331,14 +329,31 @@ fn nothing_to_rehearse(s: &Scenario) -> Outcome {
         .migrations
         .as_ref()
         .map_or(String::new(), |m| format!(" in {}", m.dir.display()));
+    // SQL the tool never runs, in a subdirectory: a migration added there
+    // would be skipped in silence.
+    let nested: Vec<String> = s
+        .migrations
+        .iter()
+        .flat_map(|m| &m.ignored)
+        .filter(|i| i.reason.starts_with("in a subdirectory"))
+        .map(|i| i.path.display().to_string())
+        .collect();
+    let unread = match nested.as_slice() {
+        [] => String::new(),
+        [one] => format!(" ({one} is in a subdirectory, which the tool does not read)"),
+        [first, rest @ ..] => format!(
+            " ({first} and {} more .sql files are in subdirectories, which the tool does not read)",
+            rest.len()
+        ),
+    };
     crate::say!(
-        "pgrehearse: {} — no migration added{since}{dir}: nothing to rehearse",
+        "pgrehearse: {} — no migration added{since}{dir}: nothing to rehearse{unread}",
         s.name
     );
     let summary = crate::report::RenderOptions::default().github_step_summary;
     if let Some(path) = summary {
         let md = format!(
-            "## pgrehearse: {}\n\nNo migration added{since}{dir}: nothing to rehearse.\n",
+            "## pgrehearse: {}\n\nNo migration added{since}{dir}: nothing to rehearse{unread}.\n",
             s.name
         );
         if let Err(e) = crate::report::append_step_summary(&path, &md) {
