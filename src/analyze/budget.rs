@@ -656,10 +656,12 @@ fn slowest_recovery(
             ),
         );
     }
-    if let Some(st) = steps
-        .iter()
-        .find(|s| s.recovery.state == RecoveryState::NotRecovered)
-    {
+    if let Some(st) = steps.iter().find(|s| {
+        matches!(
+            s.recovery.state,
+            RecoveryState::NotRecovered | RecoveryState::RunStopped
+        )
+    }) {
         let since = crate::pg::round3((run_end_ms - st.latency.end_ms).max(0.0));
         if since <= limit {
             let why = if finished {

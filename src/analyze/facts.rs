@@ -189,6 +189,10 @@ pub enum RecoveryState {
     Recovered,
     /// Still above the bar when the run ended.
     NotRecovered,
+    /// Not back within the bar (or no traffic after it) when a run that
+    /// did not finish stopped: a failed step skips the traffic after, an
+    /// interrupted run has none. Nothing says it would not have come back.
+    RunStopped,
     /// Still above the bar when the next step began: what follows is that
     /// step's.
     NextStepBegan,

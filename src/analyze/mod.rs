@@ -141,8 +141,12 @@ pub fn analyze_with(rec: &RunRecord, opts: &AnalyzeOptions) -> Result<Analysis, 
         .iter()
         .map(|s| recovery::next_step_start(&steps, s.latency.end_ms))
         .collect();
+    let stopped = rec.info.as_ref().is_some_and(|i| i.failure.is_some());
     for (st, next) in steps.iter_mut().zip(next) {
         st.recovery = recovery::recovery(rec, before.p99_ms, st.latency.end_ms, next);
+        if stopped && st.recovery.state == RecoveryState::NotRecovered {
+            st.recovery.state = RecoveryState::RunStopped;
+        }
     }
     let apps = apps::app_facts(rec, f64::NEG_INFINITY, f64::INFINITY);
 

@@ -151,7 +151,12 @@ fn a_step_not_recovered_when_the_run_ended_sooner_than_the_limit_is_not_measured
         info.budget.max_recovery_ms = Some(limit);
         info.failure = failure.map(str::to_string);
         let a = analyze(&r);
-        assert_eq!(a.steps[0].recovery.state, RecoveryState::NotRecovered);
+        // A run that did not finish stopped before the step could recover.
+        let state = match failure {
+            None => RecoveryState::NotRecovered,
+            Some(_) => RecoveryState::RunStopped,
+        };
+        assert_eq!(a.steps[0].recovery.state, state);
         let b = a
             .budgets
             .iter()
@@ -172,6 +177,10 @@ fn a_step_not_recovered_when_the_run_ended_sooner_than_the_limit_is_not_measured
     assert_eq!((b.passed, b.measured), (true, None), "{b:?}");
     assert!(
         text.contains("budget max_recovery_ms: n/a  not measured: the run did not finish"),
+        "{text}"
+    );
+    assert!(
+        text.contains("recovery: not measured: the run stopped first"),
         "{text}"
     );
     for failure in [None, Some("the server stopped answering")] {

@@ -44,6 +44,7 @@ pub(crate) fn recovery(r: &Recovery) -> String {
     match r.state {
         RecoveryState::Recovered => opt_ms(r.recovery_ms),
         RecoveryState::NotRecovered => "not recovered by the end of the run".into(),
+        RecoveryState::RunStopped => "not measured: the run stopped first".into(),
         RecoveryState::NextStepBegan => "not before the next step began".into(),
         RecoveryState::NoBaseline => "– (no traffic before)".into(),
     }
