@@ -1152,3 +1152,28 @@ fn the_migrations_wait_names_who_held_it_up() {
         summary["steps"][0]
     );
 }
+
+/// ATTACH PARTITION of a table whose CHECK proves its bounds, into a parent
+/// with a DEFAULT partition: the scan is of the DEFAULT partition, and the
+/// finding says so (QA: it named the new partition, and advised the CHECK
+/// it already had).
+#[test]
+fn an_attach_names_the_partition_it_scanned() {
+    let file = common::fixture("engine/attach-scans-default.toml");
+    let ran = common::run(&file, &["--backend", "local", "-q"], &[]);
+    let (dir, rec) = ran.record();
+    let attach = rec
+        .statements
+        .iter()
+        .find(|s| s.sql.contains("ATTACH"))
+        .unwrap();
+    assert_eq!(attach.scanned, "events_default", "{attach:?}");
+    let summary = common::json(&dir.join("summary.json"));
+    let scan = summary["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "scan_under_access_exclusive")
+        .unwrap_or_else(|| panic!("no scan finding: {}", summary["findings"]));
+    assert_eq!(scan["relation"], "events_default", "{scan}");
+}

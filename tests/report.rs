@@ -794,6 +794,7 @@ fn a_long_backfill_renders_quickly() {
             sqlstate: String::new(),
             rewrote: Some(false),
             seq_scans: Some(0),
+            scanned: String::new(),
             wal_bytes: Some(200_000),
             cluster_wal_bytes: Some(300_000),
             unknown: String::new(),

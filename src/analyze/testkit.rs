@@ -223,6 +223,7 @@ pub(crate) fn stmt(step: &str, sql: &str, start: f64, end: f64) -> StatementRow 
         sqlstate: String::new(),
         rewrote: Some(false),
         seq_scans: Some(0),
+        scanned: String::new(),
         wal_bytes: Some(0),
         cluster_wal_bytes: Some(0),
         unknown: String::new(),

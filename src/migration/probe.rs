@@ -44,6 +44,9 @@ impl LockSeen {
 pub(super) struct Probe {
     pub(super) wal_lsn: Option<u64>,
     pub(super) seq_scans: i64,
+    /// Sequential scans so far in this transaction, per relation scanned
+    /// (by name).
+    pub(super) scans: Vec<(String, i64)>,
     pub(super) relfilenodes: String,
     pub(super) locks: Vec<LockSeen>,
     /// The server's clock as the probe began (ms since the Unix epoch).
@@ -96,19 +99,49 @@ pub(super) async fn prepare(
              ARRAY(SELECT locktype || '|' || coalesce(relation::text, '') || '|' \
                 || {name} || '|' || mode \
                 FROM pg_locks WHERE pid = pg_backend_pid() AND granted \
-                AND locktype IN ('relation', 'transactionid', 'advisory')){pgss}"
+                AND locktype IN ('relation', 'transactionid', 'advisory')), \
+             ARRAY(SELECT oid::regclass::text || '|' || pg_stat_get_xact_numscans(oid) \
+                FROM t WHERE pg_stat_get_xact_numscans(oid) > 0){pgss}"
         ))
         .await
+}
+
+/// The relations scanned between two probes, most scanned first (by
+/// name; ties by name).
+pub(super) fn scanned(before: &Probe, after: &Probe) -> Vec<String> {
+    let mut out: Vec<(&str, i64)> = after
+        .scans
+        .iter()
+        .map(|(name, n)| {
+            let was = before
+                .scans
+                .iter()
+                .find(|(b, _)| b == name)
+                .map_or(0, |(_, n)| *n);
+            (name.as_str(), n - was)
+        })
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    out.into_iter().map(|(n, _)| n.to_string()).collect()
 }
 
 /// Read a probe's row.
 pub(super) fn parse(r: &Row) -> Probe {
     let locks: Vec<String> = r.get(4);
-    let pgss: Option<Vec<String>> = if r.len() > 5 { r.get(5) } else { None };
+    let scans: Vec<String> = r.get(5);
+    let pgss: Option<Vec<String>> = if r.len() > 6 { r.get(6) } else { None };
     Probe {
         server_ms: r.get(0),
         wal_lsn: parse_lsn(r.get(1)),
         seq_scans: r.get(2),
+        scans: scans
+            .iter()
+            .filter_map(|s| {
+                let (name, n) = s.rsplit_once('|')?;
+                Some((name.to_string(), n.parse().ok()?))
+            })
+            .collect(),
         relfilenodes: r.get(3),
         locks: locks.iter().filter_map(|l| parse_lock(l)).collect(),
         pgss: pgss.map(|v| PgssSnapshot::parse(&v)),

@@ -358,6 +358,7 @@ impl Executor {
                 }
                 if in_txn {
                     row.seq_scans = Some((a.seq_scans - b.seq_scans).max(0) as u64);
+                    row.scanned = probe::scanned(b, a).join("; ");
                 } else {
                     unknown.add(
                         "seq_scans",
@@ -439,6 +440,7 @@ fn statement_row(
         sqlstate: sqlstate.to_string(),
         rewrote: None,
         seq_scans: None,
+        scanned: String::new(),
         wal_bytes: None,
         cluster_wal_bytes: None,
         unknown: String::new(),

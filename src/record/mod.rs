@@ -873,6 +873,7 @@ mod tests {
             sqlstate: String::new(),
             rewrote: Some(false),
             seq_scans: None,
+            scanned: String::new(),
             wal_bytes: None,
             cluster_wal_bytes: Some(4096),
             unknown:

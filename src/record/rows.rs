@@ -40,6 +40,11 @@ pub struct StatementRow {
     /// The line of `file` where its code starts; empty without a file.
     #[serde(default)]
     pub line: Option<u64>,
+    /// The relations those scans were of (`; `-separated, most scanned
+    /// first); empty with no scan, where unknown, and in run directories
+    /// written before this column.
+    #[serde(default)]
+    pub scanned: String,
 }
 
 /// A step's figures over its statements (every attempt): each known, or

@@ -84,13 +84,22 @@ pub(super) fn check(
 /// EXCLUSIVE holds during it, the one on the table it works on, not the
 /// first one the transaction took — and of those, a table before an index
 /// (`CLUSTER orders USING orders_created_idx` names both).
+///
+/// Where the statement's scans are known by relation, the one it scanned
+/// leads: ATTACH PARTITION holds ACCESS EXCLUSIVE on the partition and on
+/// the parent's DEFAULT partition, and scans only the one whose CHECK does
+/// not already prove the bounds (QA: a partition with a valid CHECK was
+/// blamed for the DEFAULT partition's scan, and advised the CHECK it had).
 fn named_first<'a>(locks: &[&'a LockRow], s: &StatementRow) -> Vec<&'a LockRow> {
+    let scanned: Vec<&str> = s.scanned.split("; ").filter(|n| !n.is_empty()).collect();
     let (mut named, others): (Vec<&LockRow>, Vec<&LockRow>) = locks
         .iter()
         .copied()
         .partition(|l| crate::sql::names_relation(&s.sql, crate::locks::unmarked(&l.relation)));
     named.sort_by_key(|l| crate::analyze::steps::is_index(l));
     named.extend(others);
+    // Stable: the order above within each.
+    named.sort_by_key(|l| !scanned.contains(&crate::locks::unmarked(&l.relation)));
     named
 }
 

@@ -24,9 +24,13 @@ pub const RULE: Rule = Rule::step(KIND, check);
 fn scanned(s: &StatementRow) -> Option<Work> {
     let scans = s.seq_scans.unwrap_or(0);
     (scans > 0 && s.rewrote != Some(true)).then(|| {
+        let of = match s.scanned.as_str() {
+            "" => String::new(),
+            names => format!(" of {names}"),
+        };
         (
             format!(
-                "made {scans} sequential scan(s) in {:.1} ms",
+                "made {scans} sequential scan(s){of} in {:.1} ms",
                 s.duration_ms
             ),
             "Full scan",
@@ -61,6 +65,25 @@ pub(super) mod examples {
         step_holding(&mut r, "validate", sql, (1000.0, 1500.0), "ShareUpdateExclusiveLock", 1000.5)
             .seq_scans = Some(1);
         r
+    }
+
+    /// ATTACH PARTITION holds ACCESS EXCLUSIVE on the partition and on the
+    /// DEFAULT partition, and scanned only the DEFAULT one (the partition's
+    /// own CHECK proved its bounds): the finding is about that one.
+    #[test]
+    fn names_the_relation_it_scanned_among_those_held() {
+        let mut r = record();
+        let sql = "ALTER TABLE events ATTACH PARTITION events_q1 FOR VALUES FROM (1) TO (2)";
+        let st = step_holding(&mut r, "attach", sql, (2000.0, 2100.0), "AccessExclusiveLock", 2000.5);
+        st.seq_scans = Some(1);
+        st.scanned = "events_default".into();
+        r.locks.last_mut().expect("pushed").relation = "events_q1".into();
+        r.locks
+            .push(lock_on("events_default", "attach", "AccessExclusiveLock", 2000.6, 2100.0));
+        let a = analyze(&r);
+        let f = a.findings.iter().find(|f| f.kind == KIND).expect("scan");
+        assert_eq!(f.relation.as_deref(), Some("events_default"), "{f:?}");
+        assert!(f.seen.contains("1 sequential scan(s) of events_default"), "{}", f.seen);
     }
 
     #[test]
