@@ -67,7 +67,10 @@
 //! - Several rehearsals may run at once in one process (parallel tests):
 //!   each gets its own server, ports and run directory.
 //! - A bad scenario is [`crate::Error::Scenario`] naming file, line, column
-//!   and field, as `pgrehearse check` says it.
+//!   and field, as `pgrehearse check` says it. A scenario built in code
+//!   (its plan's fields are public) is not checked as thoroughly: `rehearse`
+//!   refuses phases whose app versions no query sends
+//!   ([`Scenario::check_apps`]), which would otherwise run without traffic.
 //!
 //! # Seed once, rehearse many
 //!
@@ -233,6 +236,10 @@ pub async fn rehearse_until(
     opts: &RunOptions,
     stop: CancellationToken,
 ) -> Result<Rehearsal> {
+    // A file's scenario was checked as it loaded; one built in code was not.
+    scenario
+        .check_apps()
+        .map_err(|why| Error::Usage(format!("scenario {}: {why}", scenario.name)))?;
     let signals = Signals::stopped_by(stop);
     let outcome = crate::rehearsal::rehearse_one(scenario, opts, &signals).await;
     let exit_code = outcome.exit_code();

@@ -124,3 +124,21 @@ async fn a_callers_stop_ends_it_with_a_partial_report() {
     );
     assert!(r.run_dir.join("summary.md").is_file());
 }
+
+/// A scenario built in code whose phase makes live an app version no query
+/// sends would rehearse without traffic and pass every budget (QA): refused.
+#[tokio::test]
+async fn a_scenario_built_in_code_with_a_phase_of_no_traffic_is_refused() {
+    let mut s = load();
+    s.phases[0].apps = vec!["web".into()];
+    let out = tempfile::tempdir().unwrap();
+    let e = rehearse(&s, &RunOptions::local(out.path()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(
+        e.to_string()
+            .contains("makes app version `web` live, which no workload query sends"),
+        "{e}"
+    );
+}

@@ -309,7 +309,7 @@ impl AppVersions {
     fn of(s: &Scenario) -> AppVersions {
         let mut apps = s.workload.apps();
         if apps.is_empty() {
-            apps = vec!["app".to_string()];
+            apps = vec![crate::scenario::DEFAULT_APP.to_string()];
         }
         let index: HashMap<String, u16> = apps
             .iter()

@@ -84,7 +84,41 @@ impl MigrationsPlan {
     }
 }
 
+/// The app version of a workload whose queries name none.
+pub const DEFAULT_APP: &str = "app";
+
 impl Scenario {
+    /// What loading a file checks of the app versions, for a scenario built
+    /// in code: every query is sent by some version, and every phase makes
+    /// live versions that send queries — a typo there would leave a phase
+    /// without traffic, and every budget passing on nothing.
+    pub fn check_apps(&self) -> std::result::Result<(), String> {
+        if let Some(q) = self.workload.queries.iter().find(|q| q.apps.is_empty()) {
+            return Err(format!(
+                "workload query `{}` names no app version (a file's get `{DEFAULT_APP}`)",
+                q.name
+            ));
+        }
+        let apps = self.workload.apps();
+        if apps.is_empty() {
+            return Ok(());
+        }
+        for p in &self.phases {
+            if p.apps.is_empty() {
+                return Err(format!("phase `{}` makes no app version live", p.name));
+            }
+            if let Some(a) = p.apps.iter().find(|a| !apps.contains(a)) {
+                return Err(format!(
+                    "phase `{}` makes app version `{a}` live, which no workload query sends \
+                     (the queries' versions: {})",
+                    p.name,
+                    apps.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `--since-git` found no migration added since the revision: there is
     /// nothing to rehearse (`run` says so and exits 0).
     pub fn nothing_to_rehearse(&self) -> bool {

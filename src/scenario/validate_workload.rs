@@ -79,7 +79,7 @@ pub(super) fn workload(
         }
     }
     if named_apps.is_empty() {
-        named_apps.push("app".to_string());
+        named_apps.push(crate::scenario::DEFAULT_APP.to_string());
     }
     let mut names = Names::new("query");
     let mut queries = Vec::new();
