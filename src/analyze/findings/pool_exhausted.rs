@@ -96,6 +96,7 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         let victims = slow_without_waits(&ev.rec.latency, &app, &any_wait, (from - first.window_ms, until))
             .into_iter()
             .filter(|(_, max_ms)| *max_ms >= th && *max_ms >= full_ms / 2.0)
+            .filter(|(q, _)| !would_have_waited(st, ev, q))
             .collect::<Vec<_>>();
         let Some(&(ref worst, worst_ms)) = victims.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
             continue;
@@ -145,6 +146,57 @@ fn check(st: &StepEvidence<'_>, ev: &Evidence<'_>) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// Would `query` have waited for the step's lock anyway, had it got a
+/// connection: it names a relation the step held in a mode that conflicts
+/// with the lock its statement takes (a read's ACCESS SHARE, a write's
+/// ROW EXCLUSIVE). Under an ACCESS EXCLUSIVE lock every query of the table
+/// stalls for the lock: a query that found no free connection was no
+/// victim of the pool (QA: pool exhaustion named in a plain lock stall).
+/// Unknown SQL (no run.json `queries`, a statement of another kind) is no
+/// proof: the query stays a victim.
+fn would_have_waited(st: &StepEvidence<'_>, ev: &Evidence<'_>, query: &str) -> bool {
+    let Some(sql) = ev
+        .rec
+        .info
+        .as_ref()
+        .and_then(|i| i.queries.iter().find(|q| q.name == query))
+        .map(|q| q.sql.as_str())
+    else {
+        return false;
+    };
+    let Some(takes) = statement_lock(sql) else {
+        return false;
+    };
+    st.locks.iter().any(|l| {
+        l.blocks != crate::record::Blocks::None
+            && crate::locks::LockMode::parse(&l.mode).is_some_and(|held| held.conflicts_with(takes))
+            && crate::sql::names_relation(sql, crate::locks::unmarked(&l.relation))
+    })
+}
+
+/// The table lock a plain app statement takes on what it names.
+fn statement_lock(sql: &str) -> Option<crate::locks::LockMode> {
+    use crate::locks::LockMode;
+    let lower = sql.trim_start().to_ascii_lowercase();
+    let first = lower.split_whitespace().next()?;
+    match first {
+        "insert" | "update" | "delete" | "merge" => Some(LockMode::RowExclusive),
+        "select" | "with" | "table" | "values" => {
+            let locking = [" for update", " for no key update", " for share", " for key share"];
+            if locking.iter().any(|f| lower.contains(f)) {
+                Some(LockMode::RowShare)
+            } else if first == "with"
+                && [" insert ", " update ", " delete "].iter().any(|w| lower.contains(w))
+            {
+                Some(LockMode::RowExclusive)
+            } else {
+                Some(LockMode::AccessShare)
+            }
+        }
+        _ => None,
+    }
 }
 
 /// Queries of `app` that completed in `(from, until]`-overlapping windows
@@ -256,5 +308,40 @@ pub(super) mod examples {
         r.latency.retain(|l| l.query != "read_order");
         r.latency.push(latency_row("read_order", "v1", 1600.0, 2_000));
         assert!(analyze(&r).findings.iter().all(|f| f.kind != KIND));
+    }
+
+    /// Under ACCESS EXCLUSIVE every query of orders stalls for the lock:
+    /// a read that found no free connection would have waited anyway, and
+    /// the stall is the lock's, not the pool's (QA). Under SHARE the same
+    /// read is the pool's victim; a query of another table is one either
+    /// way.
+    #[test]
+    fn a_query_the_lock_would_have_stopped_is_no_victim_of_the_pool() {
+        use crate::record::QueryInfo;
+        let with_queries = |mode: &str, read_sql: &str| {
+            let mut r = fires();
+            r.locks[0].mode = mode.into();
+            r.locks[0].blocks = crate::locks::blocks_of("relation", mode);
+            r.info.as_mut().unwrap().queries = vec![
+                QueryInfo {
+                    name: "read_order".into(),
+                    sql: read_sql.into(),
+                },
+                QueryInfo {
+                    name: "update_order".into(),
+                    sql: "UPDATE orders SET status = $2 WHERE id = $1".into(),
+                },
+            ];
+            analyze(&r).findings.iter().any(|f| f.kind == KIND)
+        };
+        let read = "SELECT status FROM orders WHERE id = $1";
+        assert!(!with_queries("AccessExclusiveLock", read));
+        assert!(with_queries("ShareLock", read));
+        assert!(with_queries("AccessExclusiveLock", "SELECT name FROM customers WHERE id = $1"));
+        // A locking read takes ROW SHARE: SHARE lets it through, EXCLUSIVE
+        // does not.
+        let locking = "SELECT status FROM orders WHERE id = $1 FOR UPDATE";
+        assert!(with_queries("ShareLock", locking));
+        assert!(!with_queries("ExclusiveLock", locking));
     }
 }
