@@ -221,10 +221,13 @@ impl RunOptions {
 }
 
 /// Rehearse `scenario` as `opts` say and return what was measured. Fails
-/// (with the error `pgrehearse run` would print, and its exit code) only
-/// where no run directory was written: a server that could not be
-/// provisioned, data that could not be seeded before the run began. A
-/// rehearsal that failed midway is a [`Rehearsal`] with exit code 4.
+/// (with the error `pgrehearse run` would print, and its exit code) where
+/// no run directory was written — a server that could not be provisioned,
+/// data that could not be seeded —, for a scenario built in code that
+/// [`Scenario::check_apps`] refuses, one with nothing to rehearse
+/// (`--since-git` found no new migration), and a run directory that does
+/// not read back. A rehearsal that failed midway is a [`Rehearsal`] with
+/// exit code 4.
 pub async fn rehearse(scenario: &Scenario, opts: &RunOptions) -> Result<Rehearsal> {
     rehearse_until(scenario, opts, CancellationToken::new()).await
 }

@@ -1177,3 +1177,21 @@ fn an_attach_names_the_partition_it_scanned() {
         .unwrap_or_else(|| panic!("no scan finding: {}", summary["findings"]));
     assert_eq!(scan["relation"], "events_default", "{scan}");
 }
+
+/// The step waits for row 1's tuple lock, held by an app update that is
+/// itself waiting for a script's lock on the row: both hold it up, the
+/// app update is no mere "queued ahead" (QA), and the script is named.
+#[test]
+fn a_wait_behind_a_chain_names_the_session_at_its_root() {
+    let file = common::fixture("engine/row-wait-chain.toml");
+    let ran = common::run(&file, &["--backend", "local", "-q"], &[]);
+    let (_dir, rec) = ran.record();
+    let w = rec
+        .locks
+        .iter()
+        .filter(|l| l.step == "update row 1" && l.wait_ms > 100.0)
+        .max_by(|a, b| a.wait_ms.total_cmp(&b.wait_ms))
+        .unwrap_or_else(|| panic!("the step's wait: {:#?}", rec.locks));
+    assert!(w.blocked_by.contains("script holder"), "{w:?}");
+    assert!(!w.blocked_by.contains("queued ahead"), "{w:?}");
+}

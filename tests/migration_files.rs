@@ -550,6 +550,30 @@ fn since_git_goes_by_where_the_branch_forked() {
         says.contains("after this branch forked") && says.contains("Rebase"),
         "{says}"
     );
+
+    // main renames a migration both have after the fork: the branch's copy
+    // under its old name is set up, once (QA: both were, and the run
+    // failed on "already exists").
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&[
+        "mv",
+        "db/1_accounts_and_orders.up.sql",
+        "db/1_accounts.up.sql",
+    ]);
+    repo.commit();
+    repo.git(&["checkout", "-q", "feature"]);
+    let set = load(&repo.path("db"));
+    let plan = set.select(&Selection::SinceGit("main".into())).unwrap();
+    let setup: Vec<String> = plan
+        .setup_with(Vec::new())
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    assert_eq!(
+        setup.iter().filter(|n| n.starts_with("1_")).count(),
+        1,
+        "{setup:?}"
+    );
 }
 
 #[test]

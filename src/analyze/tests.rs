@@ -672,3 +672,46 @@ fn the_registry_is_complete_and_documented() {
         );
     }
 }
+
+/// The server died as a step began: steps.csv and run.json say it failed,
+/// and no statement of it ran. Not "ok", and nothing it did is "no
+/// rewrite, no WAL" (QA).
+#[test]
+fn a_step_that_failed_before_any_statement_is_not_ok() {
+    let mut r = record();
+    super::testkit::step_span(&mut r, "block", 1000.0, 1000.0);
+    r.steps.push(crate::record::StepRow {
+        phase: "p".into(),
+        step: "block".into(),
+        start_ms: 1000.0,
+        end_ms: 1000.0,
+        outcome: "error".into(),
+        rewrote: None,
+        table_bytes_before: None,
+        table_bytes_after: None,
+        index_bytes_before: None,
+        index_bytes_after: None,
+        dead_tuples_after: None,
+        wal_bytes: None,
+        cluster_wal_bytes: None,
+        unknown: String::new(),
+    });
+    let info = r.info.as_mut().unwrap();
+    info.failure = Some("the server stopped answering".into());
+    for s in info.steps.iter_mut().filter(|s| s.step == "block") {
+        s.outcome = "error".into();
+        s.attempts = 0;
+    }
+    let a = analyze(&r);
+    let st = a
+        .steps
+        .iter()
+        .find(|s| s.step == "block")
+        .expect("the step");
+    assert_eq!(st.outcome, "error", "{st:?}");
+    assert_eq!((st.rewrote, st.wal_bytes), (None, None), "{st:?}");
+    assert_eq!(
+        st.unknown.get("rewrote").map(String::as_str),
+        Some("no statement of the step ran")
+    );
+}

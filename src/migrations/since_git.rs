@@ -188,6 +188,17 @@ impl MigrationSet {
                     && same_migration(self.layout, &old, f)
             });
             let after_fork = changes.merged_after_fork.contains(&name);
+            // Renamed on the revision after the fork (a new name, the same
+            // version): this branch has it under its old name, set up
+            // already. Once is enough (QA: set up twice, and the run failed
+            // on "already exists").
+            if after_fork
+                && self.files.iter().any(|f| {
+                    !changes.added.contains(&f.name) && same_migration(self.layout, &old, f)
+                })
+            {
+                continue;
+            }
             let change = match pair.filter(|_| !after_fork) {
                 None if after_fork => Some(Change::MergedAfterFork),
                 Some(i) => {

@@ -462,15 +462,33 @@ impl WaitPoller {
                     key_start,
                 );
                 // Those holding what it waits for; the sessions queued
-                // ahead of it (waiting themselves, for the same holders)
-                // only when no holder is seen.
-                let holds = |b: &i32| !waiters.iter().any(|x| x.pid == *b);
+                // ahead of it on the same lock (waiting for the same
+                // holders) only when no holder is seen. A blocker waiting
+                // for another lock holds what the migration wants (an app
+                // update's tuple lock, itself waiting for a script's row):
+                // a holder, and so is whoever holds it up in turn.
+                let queued = |b: &i32| {
+                    ungranted.iter().any(|u| {
+                        u.pid == *b
+                            && u.locktype == lock.locktype
+                            && u.oid == lock.oid
+                            && u.relation == lock.relation
+                    })
+                };
+                let holds = |b: &i32| !queued(b);
                 let blockers: Vec<String> = if w.blockers.iter().any(holds) {
-                    w.blockers
-                        .iter()
-                        .filter(|b| holds(b))
-                        .map(|b| self.blocker(*b))
-                        .collect()
+                    let mut names: Vec<String> = Vec::new();
+                    for b in w.blockers.iter().filter(|b| holds(b)) {
+                        names.push(self.blocker(*b));
+                        let behind = waiters.iter().find(|x| x.pid == *b);
+                        for root in behind.iter().flat_map(|x| x.blockers.iter()) {
+                            if *root != mig_pid && !waiters.iter().any(|x| x.pid == *root) {
+                                names.push(self.blocker(*root));
+                            }
+                        }
+                    }
+                    names.dedup();
+                    names
                 } else {
                     w.blockers
                         .iter()
@@ -606,6 +624,11 @@ impl WaitPoller {
     /// Which query and app a waiting pid belongs to.
     /// Who a session holding up the migration is, in words.
     fn blocker(&self, pid: i32) -> String {
+        // pg_blocking_pids says 0 for a prepared transaction (PREPARE
+        // TRANSACTION): no session holds its locks any more.
+        if pid == 0 {
+            return "a prepared transaction".into();
+        }
         match self.ctx.pids.get(pid) {
             Some(PidOwner::Script(name)) => format!("script {name}"),
             Some(PidOwner::App(app, _)) if app == "app" => "the app".into(),

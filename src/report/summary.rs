@@ -43,7 +43,7 @@ fn unfinished_note(a: &Analysis) -> Option<String> {
     let n = unfinished(a);
     (n > 0).then(|| {
         format!(
-            "{n} app request(s) ({} due during the migration) were still in flight, or due and not yet sent, when the run was stopped: they never completed, so they count in the latency figures of the span they were due in with their age at the stop, a lower bound of what they would have taken, and in no rate.",
+            "Besides the completed requests, {n} app request(s) were unfinished ({} due during the migration): still in flight, or due and not yet sent, when the run was stopped (interrupted, or the traffic cancelled after the drain wait). They count in the latency figures of the span they were due in with their age at the stop, a lower bound of what they would have taken, and in no rate.",
             a.during.unfinished
         )
     })

@@ -31,7 +31,7 @@ fn step_line(s: &StepFacts) -> String {
         out.push_str(&format!(
             "      the migration waited {} for a lock, behind {}\n",
             ms(s.lock_wait_ms),
-            s.lock_wait_behind.join(", ")
+            s.lock_wait_behind.join("; ")
         ));
     }
     out.push_str(&format!(

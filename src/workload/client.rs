@@ -170,6 +170,9 @@ pub(super) struct Stopper {
     pub cancel: CancelSlot,
     pub schedule: Option<Arc<Schedule>>,
     pub mix: QueryMix,
+    /// Its session is gone and it is connecting again (the server died or
+    /// dropped it).
+    pub lost: Arc<AtomicBool>,
 }
 
 pub(super) struct ClientTask {
@@ -190,6 +193,8 @@ pub(super) struct ClientTask {
     schedule: Option<Arc<Schedule>>,
     /// Open loop: its thread's timer, for requests not yet due.
     timer: Option<Timer>,
+    /// Set while it connects again (see [`Stopper::lost`]).
+    lost: Arc<AtomicBool>,
 }
 
 impl ClientTask {
@@ -215,6 +220,7 @@ impl ClientTask {
             schedule: spec.schedule,
             timer,
             shared,
+            lost: Arc::default(),
         })
     }
 
@@ -225,6 +231,7 @@ impl ClientTask {
             cancel: self.cancel.clone(),
             schedule: self.schedule.clone(),
             mix: self.mix.clone(),
+            lost: self.lost.clone(),
         }
     }
 
@@ -385,6 +392,7 @@ impl ClientTask {
     async fn reconnect(&mut self) -> bool {
         let mut backoff = Duration::from_millis(50);
         let abort = &self.shared.abort;
+        self.lost.store(true, Ordering::Relaxed);
         loop {
             if abort.is_cancelled() {
                 return false;
@@ -393,6 +401,7 @@ impl ClientTask {
                 Ok(s) => {
                     *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = s.cancel.clone();
                     self.session = s;
+                    self.lost.store(false, Ordering::Relaxed);
                     return true;
                 }
                 Err(_) => {

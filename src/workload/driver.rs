@@ -155,10 +155,25 @@ async fn drive(
         .filter(|s| s.log.executing())
         .map(|s| &s.cancel)
         .collect();
+    // Not the backlog of an app whose connections were lost (the server
+    // died): nothing could have sent it, and its age would run on to when
+    // the health check gave up — it is no measure of the app's latency.
+    let lost = |schedule: &Arc<super::open_loop::Schedule>| {
+        stoppers.iter().any(|o| {
+            o.lost.load(std::sync::atomic::Ordering::Relaxed)
+                && o.schedule
+                    .as_ref()
+                    .is_some_and(|x| Arc::ptr_eq(x, schedule))
+        })
+    };
     for s in &stoppers {
         s.log.abandon(at);
         if let Some(schedule) = &s.schedule {
-            for run in schedule.take_unclaimed(at) {
+            let runs = schedule.take_unclaimed(at);
+            if lost(schedule) {
+                continue;
+            }
+            for run in runs {
                 s.log.abandon_unclaimed(run, &s.mix, at);
             }
         }

@@ -65,7 +65,7 @@ fn sigint_in_a_stall_counts_the_requests_it_cut_off() {
     });
     let run = interrupted(r, 130);
     let (dir, _) = run.record();
-    run.assert_report_written(&dir, "were still in flight, or due and not yet sent");
+    run.assert_report_written(&dir, "were unfinished");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     let during = &summary["during"];

@@ -3,8 +3,9 @@
 //! holding its writes for the whole build) and not yet attached on every
 //! partition. Not a failed build: it has no storage and nothing to drop.
 //! But until each partition's index is attached the parent's index is not
-//! valid, a unique one enforces nothing across partitions, and a partition
-//! attached or created later does not get an index from it.
+//! valid: a partition without its index attached has no index for it (a
+//! unique one is not enforced there). A partition created or attached
+//! later does get one (PostgreSQL builds and attaches it then).
 //!
 //! - **Reads** run.json `unattached_indexes` (pg_index.indisvalid false on
 //!   a partitioned index, relkind `I`) and the statement that named it.
@@ -33,7 +34,7 @@ fn check(ev: &Evidence<'_>) -> Vec<Finding> {
                 Severity::Warning,
                 format!("Partitioned index {name} not attached on every partition"),
                 format!(
-                    "index {name} of a partitioned table is still INVALID when the run ended: it was made ON ONLY the parent and some partition's index is not attached to it yet. Until they all are, it is not valid, a unique one enforces nothing across partitions, and a partition attached later gets no index from it"
+                    "index {name} of a partitioned table is still INVALID when the run ended: it was made ON ONLY the parent and some partition's index is not attached to it yet. Until they all are, it is not valid, and a partition without its index attached has no such index (a unique one is not enforced there)"
                 ),
             )
             .at(st.map(|s| s.phase.clone()), st.map(|s| s.step.clone()))

@@ -274,9 +274,25 @@ fn one_step(
     // retried) ran nothing the step keeps; its figures, unknown for want of
     // a probe, would leave the step's unknown too (QA: "rewrite unknown,
     // WAL unknown" for every step that had to retry).
-    let totals = StatementTotals::of(&last, |field, why| {
+    let mut totals = StatementTotals::of(&last, |field, why| {
         unknown.insert(field.to_string(), why);
     });
+    // No statement of it ran (the server died as it began): nothing it did
+    // is known, not "no rewrite, no WAL".
+    if last.is_empty() {
+        totals = StatementTotals {
+            seq_scans: None,
+            wal_bytes: None,
+            cluster_wal_bytes: None,
+            rewrote: None,
+        };
+        for field in ["rewrote", "seq_scans", "wal_bytes", "cluster_wal_bytes"] {
+            unknown.insert(
+                field.to_string(),
+                "no statement of the step ran".to_string(),
+            );
+        }
+    }
     // A statement whose locks nothing listed (it failed before its probe,
     // or ran outside a transaction between two polls): the step's locks
     // are unknown in part, not "none".
@@ -317,7 +333,13 @@ fn one_step(
                 "expected_error".into()
             }
             Some(s) => s.outcome.clone(),
-            None => "ok".into(),
+            // No statement failed, yet steps.csv says the step did not end
+            // well: it failed before any statement ran (a server that died
+            // as it began it).
+            None => match step_outcome(rec, &phase, &step) {
+                Some(o) if o != "ok" => o.to_string(),
+                _ => "ok".into(),
+            },
         },
         sqlstate: bad.map(|s| s.sqlstate.clone()).unwrap_or_default(),
         strongest_lock,
@@ -548,6 +570,13 @@ fn step_outcome<'a>(rec: &'a RunRecord, phase: &str, step: &str) -> Option<&'a s
         .iter()
         .find(|s| s.phase == phase && s.step == step)
         .map(|s| s.outcome.as_str())
+        .or_else(|| {
+            rec.info
+                .iter()
+                .flat_map(|i| i.steps.iter())
+                .find(|s| s.phase == phase && s.step == step)
+                .map(|s| s.outcome.as_str())
+        })
 }
 
 /// Of two holds, the one granted first (a tie keeps `a`, unless `a` is on
