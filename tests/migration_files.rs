@@ -574,6 +574,46 @@ fn since_git_goes_by_where_the_branch_forked() {
         1,
         "{setup:?}"
     );
+
+    // main moves past the branch's new version after the fork: production
+    // applies 11 first and golang-migrate never applies the branch's 10.
+    repo.git(&["checkout", "-q", "main"]);
+    repo.copy("golang-migrate", &["11_orders_account_index.up.sql"]);
+    repo.commit();
+    repo.git(&["checkout", "-q", "feature"]);
+    let set = load(&repo.path("db"));
+    let e = set.select(&Selection::SinceGit("main".into())).unwrap_err();
+    assert!(
+        e.message
+            .contains("main gained 11_orders_account_index.up.sql after the branch forked")
+            && e.message.contains("give it a version after"),
+        "{e}"
+    );
+
+    // Both add a file of one name, with different SQL: production has
+    // main's (QA: neither set up nor said).
+    let repo = Repo::new();
+    repo.copy("golang-migrate", &["1_accounts_and_orders.up.sql"]);
+    repo.commit();
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    std::fs::write(
+        repo.path("db/2_x.up.sql"),
+        "ALTER TABLE orders ADD a int;\n",
+    )
+    .unwrap();
+    repo.commit();
+    repo.git(&["checkout", "-q", "main"]);
+    std::fs::write(
+        repo.path("db/2_x.up.sql"),
+        "ALTER TABLE orders ADD b int;\n",
+    )
+    .unwrap();
+    repo.commit();
+    repo.git(&["checkout", "-q", "feature"]);
+    let e = load(&repo.path("db"))
+        .select(&Selection::SinceGit("main".into()))
+        .unwrap_err();
+    assert!(e.message.contains("with the same version"), "{e}");
 }
 
 #[test]

@@ -126,7 +126,10 @@ pub fn changes_since(dir: &Path, rev: &str) -> Result<GitChanges, MigrationError
     // production; set up as `rev` has them, like a file deleted.
     if base != rev {
         for (status, path) in name_status(dir, &[&base, rev])? {
-            if status == "A" && !changes.added.contains(&path) {
+            // The branch added a file of that name too: the same one (it
+            // merged the revision in) is no news; another is a collision.
+            let ours = changes.added.contains(&path);
+            if status == "A" && (!ours || !same_sql_as_at(dir, rev, &path)?) {
                 changes.deleted.insert(path.clone());
                 changes.merged_after_fork.insert(path);
             }

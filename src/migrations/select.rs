@@ -307,7 +307,7 @@ impl MigrationSet {
 }
 
 /// The tool's order of two versioned migrations (of one set).
-fn tool_cmp(layout: Layout, a: &MigrationFile, b: &MigrationFile) -> Ordering {
+pub(super) fn tool_cmp(layout: Layout, a: &MigrationFile, b: &MigrationFile) -> Ordering {
     match layout {
         Layout::Flyway => Version::parse(&a.version).cmp(&Version::parse(&b.version)),
         Layout::GolangMigrate => a

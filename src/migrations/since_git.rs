@@ -176,6 +176,8 @@ impl MigrationSet {
         let mut renamed: Vec<bool> = vec![false; self.files.len()];
         let mut gone_changes = Vec::new();
         let mut at_rev = Vec::new();
+        // Of `at_rev`, the versioned migrations merged after the fork.
+        let mut after_fork_at: Vec<usize> = Vec::new();
         for (old, text) in gone {
             let name = old
                 .name
@@ -218,6 +220,9 @@ impl MigrationSet {
             if let Some(change) = change {
                 gone_changes.push(MergedChange { name, change });
             }
+            if after_fork && old.kind != Kind::Repeatable {
+                after_fork_at.push(at_rev.len());
+            }
             at_rev.push(old);
         }
         let rehearsed: Vec<bool> = match (self.layout, old_plan) {
@@ -239,9 +244,21 @@ impl MigrationSet {
             .filter(|(_, f)| f.kind != Kind::Repeatable)
             .collect();
         if let Some(first) = ordered.iter().position(|(i, _)| rehearsed[*i]) {
+            let new = ordered[first].1;
             if let Some((_, older)) = ordered[first..].iter().find(|(i, _)| !rehearsed[*i]) {
-                let new = ordered[first].1;
                 return Err(out_of_order(self.layout, new, older, &changes.rev));
+            }
+            // The revision moved on past the branch's new version after the
+            // fork: production has that one first, so the tool treats the
+            // branch's as out of order — a rebase alone does not mend it,
+            // the branch's migration needs a newer version (QA: rehearsed
+            // after it, with an info finding advising a rebase).
+            let passed = after_fork_at
+                .iter()
+                .map(|&k| &at_rev[k])
+                .find(|m| super::select::tool_cmp(self.layout, m, new) != std::cmp::Ordering::Less);
+            if let Some(merged) = passed {
+                return Err(past_the_branch(self.layout, new, merged, &changes.rev));
             }
         }
         let mut edited: Vec<MergedChange> = Vec::new();
@@ -371,6 +388,36 @@ fn harmless_rename(
             Layout::Flyway => then.description == now.description,
             _ => true,
         }
+}
+
+/// A migration the revision gained after this branch forked has a version
+/// at or past one the branch adds: the branch's must be renumbered.
+fn past_the_branch(
+    layout: Layout,
+    new: &MigrationFile,
+    merged: &MigrationFile,
+    rev: &str,
+) -> MigrationError {
+    let same = super::select::tool_cmp(layout, merged, new) == std::cmp::Ordering::Equal;
+    let merged_name = merged
+        .name
+        .strip_suffix(&format!("@{rev}"))
+        .unwrap_or(&merged.name);
+    MigrationError::at(
+        super::Location::file(&new.path),
+        format!(
+            "{} is new on this branch, but {rev} gained {merged_name} after the branch forked, \
+             {}: production applies that one first, and {} treats this one as out of order. \
+             Rebase on {rev} and give it a version after {merged_name}",
+            new.name,
+            if same {
+                "with the same version"
+            } else {
+                "with a later version"
+            },
+            layout.tool()
+        ),
+    )
 }
 
 /// What happens to a migration merged at `rev` and edited, renamed or
