@@ -177,6 +177,31 @@ pub(crate) fn step_span(r: &mut RunRecord, step: &str, start_ms: f64, end_ms: f6
     resegment(r);
 }
 
+/// steps.csv: step `step` of phase `p` from `start_ms` to `end_ms`, ended
+/// `outcome`, every figure empty.
+pub(crate) fn step_row(
+    step: &str,
+    (start_ms, end_ms): (f64, f64),
+    outcome: &str,
+) -> crate::record::StepRow {
+    crate::record::StepRow {
+        phase: "p".into(),
+        step: step.into(),
+        start_ms,
+        end_ms,
+        outcome: outcome.into(),
+        rewrote: None,
+        table_bytes_before: None,
+        table_bytes_after: None,
+        index_bytes_before: None,
+        index_bytes_after: None,
+        dead_tuples_after: None,
+        wal_bytes: None,
+        cluster_wal_bytes: None,
+        unknown: String::new(),
+    }
+}
+
 /// inflight.csv: app `app` at the end of the window from `window_start`,
 /// `busy` of 8 connections, the oldest request in flight `oldest_ms` old.
 pub(crate) fn inflight_row(app: &str, window_start: f64, busy: u32, oldest_ms: f64) -> InflightRow {

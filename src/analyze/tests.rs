@@ -680,22 +680,8 @@ fn the_registry_is_complete_and_documented() {
 fn a_step_that_failed_before_any_statement_is_not_ok() {
     let mut r = record();
     super::testkit::step_span(&mut r, "block", 1000.0, 1000.0);
-    r.steps.push(crate::record::StepRow {
-        phase: "p".into(),
-        step: "block".into(),
-        start_ms: 1000.0,
-        end_ms: 1000.0,
-        outcome: "error".into(),
-        rewrote: None,
-        table_bytes_before: None,
-        table_bytes_after: None,
-        index_bytes_before: None,
-        index_bytes_after: None,
-        dead_tuples_after: None,
-        wal_bytes: None,
-        cluster_wal_bytes: None,
-        unknown: String::new(),
-    });
+    r.steps
+        .push(super::testkit::step_row("block", (1000.0, 1000.0), "error"));
     let info = r.info.as_mut().unwrap();
     info.failure = Some("the server stopped answering".into());
     for s in info.steps.iter_mut().filter(|s| s.step == "block") {

@@ -461,40 +461,7 @@ impl WaitPoller {
                     lock.mode.clone(),
                     key_start,
                 );
-                // Those holding what it waits for; the sessions queued
-                // ahead of it on the same lock (waiting for the same
-                // holders) only when no holder is seen. A blocker waiting
-                // for another lock holds what the migration wants (an app
-                // update's tuple lock, itself waiting for a script's row):
-                // a holder, and so is whoever holds it up in turn.
-                let queued = |b: &i32| {
-                    ungranted.iter().any(|u| {
-                        u.pid == *b
-                            && u.locktype == lock.locktype
-                            && u.oid == lock.oid
-                            && u.relation == lock.relation
-                    })
-                };
-                let holds = |b: &i32| !queued(b);
-                let blockers: Vec<String> = if w.blockers.iter().any(holds) {
-                    let mut names: Vec<String> = Vec::new();
-                    for b in w.blockers.iter().filter(|b| holds(b)) {
-                        names.push(self.blocker(*b));
-                        let behind = waiters.iter().find(|x| x.pid == *b);
-                        for root in behind.iter().flat_map(|x| x.blockers.iter()) {
-                            if *root != mig_pid && !waiters.iter().any(|x| x.pid == *root) {
-                                names.push(self.blocker(*root));
-                            }
-                        }
-                    }
-                    names.dedup();
-                    names
-                } else {
-                    w.blockers
-                        .iter()
-                        .map(|b| format!("{} (queued ahead)", self.blocker(*b)))
-                        .collect()
-                };
+                let blockers = self.migration_blockers(w, lock, waiters, ungranted, mig_pid);
                 let e = self.mig_open.see(key, poll, || MigrationWait {
                     locktype: lock.locktype.clone(),
                     oid: lock.oid,
@@ -622,6 +589,50 @@ impl WaitPoller {
     }
 
     /// Which query and app a waiting pid belongs to.
+    /// Who holds up the migration's wait `w` for `lock` at this poll, in
+    /// words (`main_blockers` keeps those seen in a good part of the wait).
+    /// Those holding what it waits for; the sessions queued ahead of it on
+    /// the same lock (waiting for the same holders) only when no holder is
+    /// seen. A blocker waiting for another lock holds what the migration
+    /// wants (an app update's tuple lock, itself waiting for a script's
+    /// row): a holder, and so is whoever holds it up in turn.
+    fn migration_blockers(
+        &self,
+        w: &Waiter,
+        lock: &Ungranted,
+        waiters: &[Waiter],
+        ungranted: &[Ungranted],
+        mig_pid: i32,
+    ) -> Vec<String> {
+        let queued = |b: &i32| {
+            ungranted.iter().any(|u| {
+                u.pid == *b
+                    && u.locktype == lock.locktype
+                    && u.oid == lock.oid
+                    && u.relation == lock.relation
+            })
+        };
+        if !w.blockers.iter().any(|b| !queued(b)) {
+            return w
+                .blockers
+                .iter()
+                .map(|b| format!("{} (queued ahead)", self.blocker(*b)))
+                .collect();
+        }
+        let mut names: Vec<String> = Vec::new();
+        for b in w.blockers.iter().filter(|b| !queued(b)) {
+            names.push(self.blocker(*b));
+            let behind = waiters.iter().find(|x| x.pid == *b);
+            for root in behind.iter().flat_map(|x| x.blockers.iter()) {
+                if *root != mig_pid && !waiters.iter().any(|x| x.pid == *root) {
+                    names.push(self.blocker(*root));
+                }
+            }
+        }
+        names.dedup();
+        names
+    }
+
     /// Who a session holding up the migration is, in words.
     fn blocker(&self, pid: i32) -> String {
         // pg_blocking_pids says 0 for a prepared transaction (PREPARE

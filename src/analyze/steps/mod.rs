@@ -274,25 +274,7 @@ fn one_step(
     // retried) ran nothing the step keeps; its figures, unknown for want of
     // a probe, would leave the step's unknown too (QA: "rewrite unknown,
     // WAL unknown" for every step that had to retry).
-    let mut totals = StatementTotals::of(&last, |field, why| {
-        unknown.insert(field.to_string(), why);
-    });
-    // No statement of it ran (the server died as it began): nothing it did
-    // is known, not "no rewrite, no WAL".
-    if last.is_empty() {
-        totals = StatementTotals {
-            seq_scans: None,
-            wal_bytes: None,
-            cluster_wal_bytes: None,
-            rewrote: None,
-        };
-        for field in ["rewrote", "seq_scans", "wal_bytes", "cluster_wal_bytes"] {
-            unknown.insert(
-                field.to_string(),
-                "no statement of the step ran".to_string(),
-            );
-        }
-    }
+    let totals = totals_of(&last, &mut unknown);
     // A statement whose locks nothing listed (it failed before its probe,
     // or ran outside a transaction between two polls): the step's locks
     // are unknown in part, not "none".
@@ -565,6 +547,32 @@ fn named_twin<'a>(best: &'a LockRow, locks: &[&'a LockRow], sql: &[String]) -> &
 }
 
 /// The step's outcome in steps.csv.
+/// The figures of the tries that ran last, their reasons for any unknown
+/// in `unknown`. No statement of the step ran (the server died as it
+/// began): nothing it did is known — not "no rewrite, no WAL".
+fn totals_of(
+    last: &[&StatementRow],
+    unknown: &mut std::collections::BTreeMap<String, String>,
+) -> StatementTotals {
+    if last.is_empty() {
+        for field in ["rewrote", "seq_scans", "wal_bytes", "cluster_wal_bytes"] {
+            unknown.insert(
+                field.to_string(),
+                "no statement of the step ran".to_string(),
+            );
+        }
+        return StatementTotals {
+            seq_scans: None,
+            wal_bytes: None,
+            cluster_wal_bytes: None,
+            rewrote: None,
+        };
+    }
+    StatementTotals::of(last, |field, why| {
+        unknown.insert(field.to_string(), why);
+    })
+}
+
 fn step_outcome<'a>(rec: &'a RunRecord, phase: &str, step: &str) -> Option<&'a str> {
     rec.steps
         .iter()

@@ -218,22 +218,11 @@ fn a_step_that_ran_no_statement_is_listed() {
     let mut r = record();
     r.statements.push(stmt("a", "SELECT 1", 1000.0, 1001.0));
     r.statements.push(stmt("c", "SELECT 2", 1100.0, 1101.0));
-    r.steps.push(crate::record::StepRow {
-        phase: "p".into(),
-        step: "b".into(),
-        start_ms: 1050.0,
-        end_ms: 1050.5,
-        outcome: "ok".into(),
-        rewrote: None,
-        table_bytes_before: None,
-        table_bytes_after: None,
-        index_bytes_before: None,
-        index_bytes_after: None,
-        dead_tuples_after: None,
-        wal_bytes: None,
-        cluster_wal_bytes: None,
-        unknown: String::new(),
-    });
+    r.steps.push(crate::analyze::testkit::step_row(
+        "b",
+        (1050.0, 1050.5),
+        "ok",
+    ));
     let s = facts(&r);
     let names: Vec<&str> = s.iter().map(|f| f.step.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
