@@ -7,7 +7,7 @@
 //! swaps the buffer out every tick). A client never waits for the recorder
 //! and allocates nothing in the steady state.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,8 +75,6 @@ pub struct ClientLog {
     /// places or in neither.
     intended: AtomicU64,
     sent: AtomicU64,
-    /// The executing request's query, for the hard stop (`abandon`).
-    query: AtomicU32,
 }
 
 impl ClientLog {
@@ -86,8 +84,7 @@ impl ClientLog {
 
     /// A request starts: it was due at `intended` (open loop: its scheduled
     /// time, so the time it queued counts) and is sent now.
-    pub fn begin(&self, query: u16, intended: Instant, sent: Instant) {
-        self.query.store(u32::from(query), Ordering::Relaxed);
+    pub fn begin(&self, intended: Instant, sent: Instant) {
         self.intended
             .store(self.ns(intended) + 1, Ordering::Relaxed);
         // Release: whoever sees the send time sees the intended start too.
@@ -132,11 +129,12 @@ impl ClientLog {
         self.sent.store(0, Ordering::Relaxed);
     }
 
-    /// The hard stop, at `at`: the request in flight, if one is, never
-    /// completes; it is recorded as unfinished, with its age at the stop.
-    /// Called on the connection's own thread while its task is suspended,
-    /// so the request cannot end meanwhile.
-    pub fn abandon(&self, at: Instant) {
+    /// The hard stop, at `at`: the request in flight, if one is (of
+    /// `query`, which the connection knows: it tells the wait observer),
+    /// never completes; it is recorded as unfinished, with its age at the
+    /// stop. Called on the connection's own thread while its task is
+    /// suspended, so the request cannot end meanwhile.
+    pub fn abandon(&self, query: u16, at: Instant) {
         let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());
         let intended = self.intended.load(Ordering::Relaxed);
         if intended == 0 {
@@ -145,7 +143,7 @@ impl ClientLog {
         let sent = self.sent.load(Ordering::Relaxed);
         let done_ns = self.ns(at).max(intended - 1);
         b.finished.push(Finished {
-            query: self.query.load(Ordering::Relaxed) as u16,
+            query,
             failed: false,
             unfinished: true,
             intended_ns: intended - 1,
@@ -228,7 +226,6 @@ impl Registry {
             buffer: Mutex::default(),
             intended: AtomicU64::new(0),
             sent: AtomicU64::new(0),
-            query: AtomicU32::new(0),
         });
         self.logs
             .lock()
@@ -271,7 +268,7 @@ mod tests {
         let mut buf = Buffer::default();
         assert!(log.drain(&mut buf).is_none());
         let (i, s) = (t0 + Duration::from_millis(5), t0 + Duration::from_millis(7));
-        log.begin(3, i, s);
+        log.begin(i, s);
         let ex = log.drain(&mut buf).expect("executing");
         assert_eq!((ex.intended_ns, ex.sent_ns), (5_000_000, Some(7_000_000)));
         assert!(buf.finished.is_empty());
@@ -289,7 +286,7 @@ mod tests {
         let log = reg.client(0, true);
         assert!(!reg.any_executing_longer_than(Duration::ZERO));
         let sent = Instant::now();
-        log.begin(0, sent, sent);
+        log.begin(sent, sent);
         assert!(!reg.any_executing_longer_than(Duration::from_secs(60)));
         std::thread::sleep(Duration::from_millis(3));
         assert!(reg.any_executing_longer_than(Duration::from_millis(2)));
@@ -305,12 +302,12 @@ mod tests {
         let ms = Duration::from_millis;
         let stop = t0 + ms(900);
         // Nothing in flight: nothing recorded.
-        log.abandon(stop);
+        log.abandon(2, stop);
         let mut buf = Buffer::default();
         assert!(log.drain(&mut buf).is_none());
         assert!(buf.finished.is_empty());
-        log.begin(2, t0 + ms(100), t0 + ms(101));
-        log.abandon(stop);
+        log.begin(t0 + ms(100), t0 + ms(101));
+        log.abandon(2, stop);
         log.abandon_unclaimed((t0 + ms(300), ms(100), 7), &[(1, 1), (2, 1)], stop);
         assert!(log.drain(&mut buf).is_none(), "no longer executing");
         assert_eq!(

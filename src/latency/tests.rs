@@ -157,7 +157,7 @@ fn a_stall_shows_while_nothing_completes() {
         r.request(&b, READ, (t, t, t + 1.0));
     }
     // a is stuck from 1000 ms.
-    a.begin(READ, r.at(1000.0), r.at(1000.0));
+    a.begin(r.at(1000.0), r.at(1000.0));
     r.rec.collect();
     r.rec.close_before(1300.0).unwrap();
     // b took a request due at 1150 that waited until 1500 to be sent.
@@ -449,13 +449,13 @@ fn a_hard_stop_counts_the_requests_it_cut_off() {
     }
     // The step blocks from 1000 ms: a is stuck in a write, b got two quick
     // reads through, then stuck too; 100/s fell due unsent from 1050 ms.
-    a.begin(1, r.at(1000.0), r.at(1000.0));
+    a.begin(r.at(1000.0), r.at(1000.0));
     r.request(&b, READ, (1000.0, 1000.0, 1000.5));
     r.request(&b, READ, (1010.0, 1010.0, 1010.5));
-    b.begin(1, r.at(1020.0), r.at(1020.0));
+    b.begin(r.at(1020.0), r.at(1020.0));
     let stop = r.at(1700.0);
-    a.abandon(stop);
-    b.abandon(stop);
+    a.abandon(1, stop);
+    b.abandon(1, stop);
     b.abandon_unclaimed(
         (r.at(1050.0), Duration::from_millis(10), 65),
         &[(READ, 1), (1, 1)],

@@ -162,11 +162,14 @@ impl AppSession {
 /// connection is opened again).
 pub(super) type CancelSlot = Arc<Mutex<CancelToken>>;
 
-/// A connection as the hard stop sees it: its request in flight (`log`),
-/// the key that cancels it on the server, and its app's schedule and query
-/// mix (for the requests due that nobody sent).
+/// A connection as the hard stop sees it: its request in flight (`log`,
+/// and `current`, its query), the key that cancels it on the server, and
+/// its app's schedule and query mix (for the requests due that nobody
+/// sent).
 pub(super) struct Stopper {
     pub log: Arc<ClientLog>,
+    /// The query it sends now (or last), as the wait observer reads it.
+    pub current: CurrentQuery,
     pub cancel: CancelSlot,
     pub schedule: Option<Arc<Schedule>>,
     pub mix: QueryMix,
@@ -228,6 +231,7 @@ impl ClientTask {
     pub fn stopper(&self) -> Stopper {
         Stopper {
             log: self.log.clone(),
+            current: self.current.clone(),
             cancel: self.cancel.clone(),
             schedule: self.schedule.clone(),
             mix: self.mix.clone(),
@@ -372,7 +376,7 @@ impl ClientTask {
         }
         self.current.set(qi);
         let sent = Instant::now();
-        self.log.begin(qi, intended, sent);
+        self.log.begin(intended, sent);
         let sql = &self.shared.query(qi).sql;
         let result = self.session.wire.execute(qi, sql, &self.params).await;
         let done = Instant::now();

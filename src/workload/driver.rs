@@ -167,7 +167,9 @@ async fn drive(
         })
     };
     for s in &stoppers {
-        s.log.abandon(at);
+        if let Some(q) = s.current.get() {
+            s.log.abandon(q as u16, at);
+        }
         if let Some(schedule) = &s.schedule {
             let runs = schedule.take_unclaimed(at);
             if lost(schedule) {

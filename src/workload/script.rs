@@ -68,13 +68,13 @@ impl ScriptTask {
         let cancel = client.cancel_token();
         for sql in &self.script.sql {
             let sent = Instant::now();
-            self.log.begin(self.index, sent, sent);
+            self.log.begin(sent, sent);
             let r = tokio::select! {
                 r = client.simple_query(sql) => Some(r),
                 _ = self.abort.cancelled() => None,
             };
             let Some(r) = r else {
-                self.log.abandon(Instant::now());
+                self.log.abandon(self.index, Instant::now());
                 self.conn.cancel(&cancel).await;
                 return;
             };
